@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is needed, builds (warnings are errors) and runs
+# every CPU test with CTest. GPU tests skip themselves when no GPU is present; they run in
+# scripts/gpu-check.sh on the GPU machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PRESET="${INFERD_PRESET:-ci}"
+scripts/setup.sh
+scripts/fetch-test-data.sh
+cmake --preset "$PRESET"
+cmake --build --preset "$PRESET" -j "$(nproc)"
+ctest --preset "$PRESET" -j "$(nproc)" --timeout 900

@@ -1,0 +1,45 @@
+// A small fork-join pool for data-parallel kernels: `parallel_for` splits [0, n) into one
+// contiguous range per worker and blocks until all are done. The calling thread takes part.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace inferd {
+
+class ThreadPool {
+ public:
+  // num_threads <= 0: one per hardware thread.
+  explicit ThreadPool(int num_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return int(workers_.size()) + 1; }
+
+  // fn(begin, end, thread_index). Ranges are aligned to `grain` (the last may be shorter).
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+                    int64_t grain = 1);
+
+  // The process-wide pool used by the CPU backend.
+  static ThreadPool& global();
+  static void set_global_threads(int n);
+
+ private:
+  void worker_loop(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  const std::function<void(int64_t, int64_t, int)>* task_ = nullptr;
+  int64_t n_ = 0, chunk_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace inferd
