@@ -1,0 +1,55 @@
+#include "tokenizer/streaming_detokenizer.h"
+
+namespace inferd {
+
+namespace {
+// True when `s` ends with the UTF-8 encoding of U+FFFD (EF BF BD).
+bool ends_with_replacement(const std::string& s) {
+  return s.size() >= 3 && static_cast<unsigned char>(s[s.size() - 3]) == 0xEF &&
+         static_cast<unsigned char>(s[s.size() - 2]) == 0xBF &&
+         static_cast<unsigned char>(s[s.size() - 1]) == 0xBD;
+}
+constexpr size_t kContextTokens = 5;
+}  // namespace
+
+StreamingDetokenizer::StreamingDetokenizer(const TextDecoder& decoder, bool skip_special_tokens,
+                                           std::span<const int32_t> context)
+    : decoder_(&decoder), skip_special_(skip_special_tokens) {
+  const size_t keep = context.size() < kContextTokens ? context.size() : kContextTokens;
+  ids_.assign(context.end() - std::ptrdiff_t(keep), context.end());
+  prefix_offset_ = 0;
+  read_offset_ = ids_.size();
+}
+
+std::string StreamingDetokenizer::push(int32_t id) {
+  ids_.push_back(id);
+  std::span<const int32_t> all(ids_);
+  const std::string prefix_text =
+      decoder_->decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_);
+  const std::string new_text = decoder_->decode(all.subspan(prefix_offset_), skip_special_);
+  if (new_text.size() > prefix_text.size() && !ends_with_replacement(new_text) &&
+      new_text.compare(0, prefix_text.size(), prefix_text) == 0) {
+    std::string out = new_text.substr(prefix_text.size());
+    prefix_offset_ = read_offset_;
+    read_offset_ = ids_.size();
+    return out;
+  }
+  return {};
+}
+
+std::string StreamingDetokenizer::finish() {
+  if (read_offset_ >= ids_.size()) return {};
+  std::span<const int32_t> all(ids_);
+  const std::string prefix_text =
+      decoder_->decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_);
+  const std::string new_text = decoder_->decode(all.subspan(prefix_offset_), skip_special_);
+  read_offset_ = ids_.size();
+  prefix_offset_ = read_offset_;
+  if (new_text.size() >= prefix_text.size() &&
+      new_text.compare(0, prefix_text.size(), prefix_text) == 0) {
+    return new_text.substr(prefix_text.size());
+  }
+  return new_text;  // decoder re-spelled the prefix; best effort
+}
+
+}  // namespace inferd

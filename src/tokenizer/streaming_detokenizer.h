@@ -1,0 +1,41 @@
+// Incremental detokenization of one sequence's generated ids.
+//
+// Text is emitted as soon as it is final: decoding a window that starts a few tokens back (so
+// decoders that treat the first token specially, such as Metaspace's leading space, see context)
+// and holding text back while it ends in U+FFFD (a UTF-8 character split across tokens). The
+// concatenation of everything `push` and `finish` return equals the full decode of the ids.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tokenizer/text_decoder.h"
+
+namespace inferd {
+
+class StreamingDetokenizer {
+ public:
+  // `context` are ids that precede the generated ones (for example the prompt's last few
+  // tokens); they are never emitted, only used so the first generated token decodes in context.
+  StreamingDetokenizer(const TextDecoder& decoder, bool skip_special_tokens,
+                       std::span<const int32_t> context = {});
+
+  // Adds one id; returns the text that became final (often empty or one token's worth).
+  std::string push(int32_t id);
+  // At the end of the sequence: returns whatever is still held back (an incomplete character
+  // comes out as U+FFFD, as the full decode shows it).
+  std::string finish();
+
+  const std::vector<int32_t>& ids() const { return ids_; }
+
+ private:
+  const TextDecoder* decoder_;
+  bool skip_special_;
+  std::vector<int32_t> ids_;  // context + generated
+  size_t prefix_offset_ = 0;  // start of the decode window
+  size_t read_offset_ = 0;    // ids before this have been emitted
+};
+
+}  // namespace inferd
