@@ -1,2 +1,32 @@
+// The `inferd` binary.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
-int main() { return 0; }
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/logging.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"inferd: an LLM inference server (OpenAI-compatible API) for GPUs and CPUs"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  inferd::init_logging(log_level);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+      ->capture_default_str()
+      ->each([](const std::string& s) { inferd::init_logging(s); });
+  app.set_version_flag("--version", "inferd 0.1.0");
+  inferd::cli::register_run(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const inferd::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

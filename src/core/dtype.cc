@@ -6,13 +6,20 @@ namespace inferd {
 
 std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::kF32: return "float32";
-    case DType::kBF16: return "bfloat16";
-    case DType::kF16: return "float16";
-    case DType::kI32: return "int32";
-    case DType::kI64: return "int64";
-    case DType::kU8: return "uint8";
-    case DType::kI8: return "int8";
+    case DType::kF32:
+      return "float32";
+    case DType::kBF16:
+      return "bfloat16";
+    case DType::kF16:
+      return "float16";
+    case DType::kI32:
+      return "int32";
+    case DType::kI64:
+      return "int64";
+    case DType::kU8:
+      return "uint8";
+    case DType::kI8:
+      return "int8";
   }
   return "?";
 }
@@ -53,7 +60,7 @@ uint16_t f32_to_f16(float f) {
   const uint32_t u = std::bit_cast<uint32_t>(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t absu = u & 0x7fffffffu;
-  if (absu > 0x7f800000u) return uint16_t(sign | 0x7e00u);  // NaN
+  if (absu > 0x7f800000u) return uint16_t(sign | 0x7e00u);   // NaN
   if (absu >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // overflow -> inf (rounds up)
   if (absu < 0x38800000u) {                                  // subnormal or zero in half
     if (absu < 0x33000000u) return uint16_t(sign);           // < half of smallest subnormal

@@ -4,20 +4,11 @@
 
 #include <fmt/format.h>
 
-#include <stdexcept>
 #include <string>
 
+#include "core/error_types.h"
+
 namespace inferd {
-
-class Error : public std::runtime_error {
- public:
-  explicit Error(const std::string& msg) : std::runtime_error(msg) {}
-};
-
-class InternalError : public std::logic_error {
- public:
-  explicit InternalError(const std::string& msg) : std::logic_error(msg) {}
-};
 
 template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
@@ -30,8 +21,8 @@ template <typename... Args>
 }  // namespace inferd
 
 // Internal invariant: fails loudly with file, line and the condition.
-#define INFERD_CHECK(cond, ...)                                                       \
-  do {                                                                                \
-    if (!(cond)) [[unlikely]]                                                         \
+#define INFERD_CHECK(cond, ...)                                                          \
+  do {                                                                                   \
+    if (!(cond)) [[unlikely]]                                                            \
       ::inferd::internal_failure(__FILE__, __LINE__, #cond, ::fmt::format(__VA_ARGS__)); \
   } while (0)

@@ -58,6 +58,15 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
   return t;
 }
 
+Tensor Tensor::slice_cols(int64_t begin, int64_t end) const {
+  INFERD_CHECK(ndim_ == 2 && begin >= 0 && begin <= end && end <= shape_[1],
+               "bad column slice [{}, {}) of {}", begin, end, shape_str());
+  Tensor t = *this;
+  t.shape_[1] = end - begin;
+  t.data_ = static_cast<char*>(data_) + begin * strides_[1] * int64_t(dtype_size(dtype_));
+  return t;
+}
+
 Tensor Tensor::view(std::initializer_list<int64_t> shape) const {
   INFERD_CHECK(is_contiguous(), "view of a non-contiguous tensor {}", shape_str());
   Tensor t(data_, dtype_, std::span<const int64_t>(shape.begin(), shape.size()), device_, holder_);

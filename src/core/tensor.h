@@ -53,6 +53,8 @@ class Tensor {
 
   // Rows [begin, end) of dimension 0 (a view).
   Tensor slice_rows(int64_t begin, int64_t end) const;
+  // Columns [begin, end) of a 2-D tensor (a strided view).
+  Tensor slice_cols(int64_t begin, int64_t end) const;
   // Same memory, new contiguous shape with the same number of elements.
   Tensor view(std::initializer_list<int64_t> shape) const;
 

@@ -1,41 +1,4 @@
-// The flat batch one forward pass consumes: prefill chunks and decode tokens of many sequences.
-//
-// Tokens of sequence s occupy rows [seqs[s].q_start, seqs[s].q_start + seqs[s].q_len) of
-// token_ids/positions. Their keys/values are written to the paged KV cache at the slots given by
-// the sequence's block table: position p lives in block block_tables[off + p / block_size] at
-// offset p % block_size. Attention for a new token at position p sees positions [0, p] of its own
-// sequence (causal); positions before the new tokens must already be in the cache (prefix-cache
-// hits, earlier chunks, earlier decode steps).
+// The flat batch type lives with the backend interface (the lowest layer that uses it).
 #pragma once
 
-#include <cstdint>
-#include <vector>
-
-namespace inferd {
-
-struct SeqBatchInfo {
-  int32_t q_start = 0;             // first row of this sequence in the flat batch
-  int32_t q_len = 0;               // number of new tokens of this sequence in this step
-  int32_t kv_len = 0;              // context length after this step (cached + new tokens)
-  int32_t block_table_offset = 0;  // index into ForwardBatch::block_tables
-  int32_t num_blocks = 0;          // blocks in this sequence's table (>= ceil(kv_len / bs))
-};
-
-struct ForwardBatch {
-  std::vector<int32_t> token_ids;     // [T]
-  std::vector<int32_t> positions;     // [T]; for seq s row j: kv_len - q_len + j
-  std::vector<SeqBatchInfo> seqs;     // [S]
-  std::vector<int32_t> block_tables;  // concatenated block tables
-  std::vector<int32_t> logit_rows;    // rows whose logits are wanted, in output order
-
-  void clear() {
-    token_ids.clear();
-    positions.clear();
-    seqs.clear();
-    block_tables.clear();
-    logit_rows.clear();
-  }
-  int32_t num_tokens() const { return int32_t(token_ids.size()); }
-};
-
-}  // namespace inferd
+#include "backend/forward_batch.h"

@@ -1,0 +1,106 @@
+// The backend interface: the kernels the decoder's forward pass is written against, once, for
+// every device. Tensors passed in live on the backend's device. Activations are fp32 on the CPU
+// backend and bf16 on CUDA; the backend says which through activation_dtype().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/forward_batch.h"
+#include "core/tensor.h"
+
+namespace inferd {
+
+// A linear layer y = x W^T (+ b). W may be stored as several row blocks ("parts": q/k/v or
+// gate/up) that together form [out_features, in_features]; the CUDA backend concatenates them at
+// load, the CPU backend reads them in place from the mmap'd file.
+struct Linear {
+  std::vector<Tensor> parts;  // each [rows_i, in_features], on the backend's device
+  Tensor bias;                // [out_features] fp32, or undefined
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+};
+
+struct RopeTable {
+  Tensor inv_freq;  // [head_dim / 2] fp32 on the device
+  int64_t head_dim = 0;
+};
+
+// Batch metadata prepared on the device once per step (see model/forward_batch.h).
+struct DeviceBatch {
+  int32_t num_tokens = 0;
+  int32_t num_seqs = 0;
+  int32_t num_logit_rows = 0;
+  int32_t max_q_len = 0;
+  int32_t max_kv_len = 0;
+  const int32_t* token_ids = nullptr;     // [T]
+  const int32_t* positions = nullptr;     // [T]
+  const int32_t* slot_mapping = nullptr;  // [T] KV slot (block * block_size + offset)
+  const int32_t* seq_q_start = nullptr;   // [S + 1] (prefix sums of q_len)
+  const int32_t* seq_kv_len = nullptr;    // [S]
+  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq] padded
+  int32_t max_blocks_per_seq = 0;
+  const int32_t* logit_rows = nullptr;  // [R]
+};
+
+// One layer's paged KV cache: [num_blocks, block_size, num_kv_heads, head_dim] each.
+struct KvLayer {
+  Tensor k, v;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+  virtual DType activation_dtype() const = 0;
+
+  // ---- placement (start-up only) --------------------------------------------------------
+  virtual Tensor alloc(DType dtype, std::span<const int64_t> shape) = 0;
+  Tensor alloc(DType dtype, std::initializer_list<int64_t> shape) {
+    return alloc(dtype, std::span<const int64_t>(shape.begin(), shape.size()));
+  }
+  // Takes host tensors (mmap views or owned) and returns them placed for this backend.
+  virtual Linear make_linear(std::vector<Tensor> host_parts, const Tensor& host_bias) = 0;
+  // Norm weights, embeddings: any float dtype in, backend's preferred storage out.
+  virtual Tensor make_param(const Tensor& host) = 0;
+
+  // ---- per-step batch ---------------------------------------------------------------------
+  // Copies the metadata to the device (one copy). Valid until the next prepare_batch.
+  virtual const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size) = 0;
+
+  // ---- kernels --------------------------------------------------------------------------
+  // out[t] = table[ids[t]]
+  virtual void embedding(const Tensor& table, const DeviceBatch& b, Tensor out) = 0;
+  // out = rms_norm(x) * w
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor out) = 0;
+  // residual += x; out = rms_norm(residual) * w
+  virtual void add_rms_norm(Tensor residual, const Tensor& x, const Tensor& w, float eps,
+                            Tensor out) = 0;
+  // In place: each head_dim-sized vector of x ([T, heads * head_dim]) normalised by w [head_dim].
+  virtual void head_rms_norm(Tensor x, int64_t head_dim, const Tensor& w, float eps) = 0;
+  // out [T, out_features] = x [T, in_features] W^T + b
+  virtual void linear(const Tensor& x, const Linear& w, Tensor out) = 0;
+  // Rotary embedding in place on the q and k parts of qkv [T, (nh + 2 nkv) * hd] (rotate-half).
+  virtual void rope(Tensor qkv, int64_t num_heads, int64_t num_kv_heads, const RopeTable& rope,
+                    const DeviceBatch& b) = 0;
+  // out [T, F] = silu(gate_up[:, :F]) * gate_up[:, F:]
+  virtual void silu_mul(const Tensor& gate_up, Tensor out) = 0;
+  // Writes the k and v parts of qkv to the cache at the batch's slots.
+  virtual void write_kv(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads, KvLayer& kv,
+                        const DeviceBatch& b) = 0;
+  // Causal paged attention: out [T, nh * hd] from the q part of qkv and the cache.
+  virtual void attention(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads,
+                         const KvLayer& kv, float scale, int64_t sliding_window,
+                         const DeviceBatch& b, Tensor out) = 0;
+  // out [R, H] = x[logit_rows]
+  virtual void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) = 0;
+  // Copies a device tensor to host memory (fp32 conversion if needed) and waits for it.
+  virtual void copy_to_host_f32(const Tensor& x, float* dst) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads);
+
+}  // namespace inferd

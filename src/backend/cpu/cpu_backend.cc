@@ -1,0 +1,303 @@
+// The CPU backend: the reference. fp32 activations and KV cache; weights stay in their stored
+// dtype (bf16/f16/f32) and are read in place from the mmap'd files.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
+#include "core/thread_pool.h"
+
+namespace inferd {
+
+namespace {
+
+float* fp(const Tensor& t) {
+  return t.data_as<float>();
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) : pool_(threads), k_(cpu::kernels()) {}
+
+  Device device() const override { return Device::kCPU; }
+  std::string name() const override {
+    return fmt::format("cpu ({}, {} threads)", k_.isa, pool_.num_threads());
+  }
+  DType activation_dtype() const override { return DType::kF32; }
+
+  Tensor alloc(DType dtype, std::span<const int64_t> shape) override {
+    return Tensor::empty_host(dtype, shape);
+  }
+
+  Linear make_linear(std::vector<Tensor> parts, const Tensor& bias) override {
+    Linear l;
+    INFERD_CHECK(!parts.empty(), "linear without weights");
+    l.in_features = parts[0].size(1);
+    for (auto& p : parts) {
+      INFERD_CHECK(p.ndim() == 2 && p.size(1) == l.in_features && p.is_contiguous(),
+                   "bad linear part {}", p.shape_str());
+      l.out_features += p.size(0);
+    }
+    l.parts = std::move(parts);
+    if (bias.defined()) l.bias = to_f32(bias);
+    return l;
+  }
+
+  Tensor make_param(const Tensor& host) override {
+    // Embedding tables stay in their dtype (rows are converted on gather); small params -> f32.
+    if (host.ndim() == 2) return host;
+    return to_f32(host);
+  }
+
+  const DeviceBatch& prepare_batch(const ForwardBatch& fb, int32_t block_size) override {
+    const int32_t T = fb.num_tokens();
+    const int32_t S = int32_t(fb.seqs.size());
+    slots_.resize(size_t(T));
+    q_start_.resize(size_t(S) + 1);
+    kv_len_.resize(size_t(S));
+    int32_t max_blocks = 1, max_q = 0, max_kv = 0;
+    for (const auto& s : fb.seqs) max_blocks = std::max(max_blocks, s.num_blocks);
+    tables_.assign(size_t(S) * size_t(max_blocks), 0);
+    for (int32_t i = 0; i < S; ++i) {
+      const SeqBatchInfo& s = fb.seqs[size_t(i)];
+      INFERD_CHECK(s.kv_len >= s.q_len && s.num_blocks * block_size >= s.kv_len,
+                   "seq {}: kv_len {} q_len {} blocks {}", i, s.kv_len, s.q_len, s.num_blocks);
+      q_start_[size_t(i)] = s.q_start;
+      kv_len_[size_t(i)] = s.kv_len;
+      max_q = std::max(max_q, s.q_len);
+      max_kv = std::max(max_kv, s.kv_len);
+      const int32_t* bt = fb.block_tables.data() + s.block_table_offset;
+      std::copy(bt, bt + s.num_blocks, tables_.begin() + std::ptrdiff_t(i) * max_blocks);
+      for (int32_t j = 0; j < s.q_len; ++j) {
+        const int32_t row = s.q_start + j;
+        const int32_t pos = fb.positions[size_t(row)];
+        INFERD_CHECK(pos >= 0 && pos < s.kv_len, "position {} outside kv_len {}", pos, s.kv_len);
+        slots_[size_t(row)] = bt[pos / block_size] * block_size + pos % block_size;
+      }
+    }
+    q_start_[size_t(S)] = S ? fb.seqs.back().q_start + fb.seqs.back().q_len : 0;
+    b_ = DeviceBatch{};
+    b_.num_tokens = T;
+    b_.num_seqs = S;
+    b_.num_logit_rows = int32_t(fb.logit_rows.size());
+    b_.max_q_len = max_q;
+    b_.max_kv_len = max_kv;
+    b_.token_ids = fb.token_ids.data();
+    b_.positions = fb.positions.data();
+    b_.slot_mapping = slots_.data();
+    b_.seq_q_start = q_start_.data();
+    b_.seq_kv_len = kv_len_.data();
+    b_.block_tables = tables_.data();
+    b_.max_blocks_per_seq = max_blocks;
+    b_.logit_rows = fb.logit_rows.data();
+    block_size_ = block_size;
+    return b_;
+  }
+
+  void embedding(const Tensor& table, const DeviceBatch& b, Tensor out) override {
+    const int64_t H = table.size(1);
+    const size_t es = dtype_size(table.dtype());
+    for (int32_t t = 0; t < b.num_tokens; ++t) {
+      const int32_t id = b.token_ids[t];
+      INFERD_CHECK(id >= 0 && id < table.size(0), "token id {} outside vocab {}", id,
+                   table.size(0));
+      k_.to_f32(static_cast<const char*>(table.data()) + size_t(id) * size_t(H) * es, table.dtype(),
+                fp(out) + int64_t(t) * H, H);
+    }
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor out) override {
+    const int64_t T = x.size(0), H = x.size(1);
+    pool_.parallel_for(T, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) norm_row(fp(x) + t * H, fp(w), eps, H, fp(out) + t * H);
+    });
+  }
+
+  void add_rms_norm(Tensor residual, const Tensor& x, const Tensor& w, float eps,
+                    Tensor out) override {
+    const int64_t T = x.size(0), H = x.size(1);
+    pool_.parallel_for(T, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) {
+        float* r = fp(residual) + t * H;
+        const float* xi = fp(x) + t * H;
+        for (int64_t i = 0; i < H; ++i) r[i] += xi[i];
+        norm_row(r, fp(w), eps, H, fp(out) + t * H);
+      }
+    });
+  }
+
+  void head_rms_norm(Tensor x, int64_t head_dim, const Tensor& w, float eps) override {
+    // x may be a strided view into qkv rows: [T, heads*hd] with row stride x.stride(0).
+    const int64_t T = x.size(0), heads = x.size(1) / head_dim, ld = x.stride(0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = fp(x) + t * ld + h * head_dim;
+        norm_row(v, fp(w), eps, head_dim, v);
+      }
+  }
+
+  void linear(const Tensor& x, const Linear& w, Tensor out) override {
+    const int64_t T = x.size(0), K = w.in_features;
+    INFERD_CHECK(x.size(1) == K && out.size(1) == w.out_features && out.size(0) == T,
+                 "linear shapes x {} W [{}, {}] out {}", x.shape_str(), w.out_features, K,
+                 out.shape_str());
+    const float* bias = w.bias.defined() ? fp(w.bias) : nullptr;
+    const int64_t N = w.out_features;
+    // Parallel over output rows; a task never straddles two parts.
+    pool_.parallel_for(
+        N,
+        [&](int64_t n0, int64_t n1, int) {
+          int64_t base = 0;
+          for (const Tensor& p : w.parts) {
+            const int64_t rows = p.size(0);
+            const int64_t a = std::max(n0, base), e = std::min(n1, base + rows);
+            if (a < e) {
+              k_.gemm(fp(x), T, K, p.data(), p.dtype(), bias ? bias + base : nullptr, a - base,
+                      e - base, fp(out) + base, out.stride(0));
+            }
+            base += rows;
+          }
+        },
+        16);
+  }
+
+  void rope(Tensor qkv, int64_t nh, int64_t nkv, const RopeTable& rope,
+            const DeviceBatch& b) override {
+    const int64_t hd = rope.head_dim, half = hd / 2, ld = qkv.stride(0);
+    const float* inv = fp(rope.inv_freq);
+    std::vector<float> cs(static_cast<size_t>(hd));
+    for (int32_t t = 0; t < b.num_tokens; ++t) {
+      const float pos = float(b.positions[t]);
+      for (int64_t i = 0; i < half; ++i) {
+        const float ang = pos * inv[i];  // fp32 product, as transformers computes it
+        cs[size_t(i)] = float(std::cos(double(ang)));
+        cs[size_t(half + i)] = float(std::sin(double(ang)));
+      }
+      float* row = fp(qkv) + int64_t(t) * ld;
+      for (int64_t h = 0; h < nh + nkv; ++h) {
+        float* v = row + h * hd;
+        for (int64_t i = 0; i < half; ++i) {
+          const float c = cs[size_t(i)], s = cs[size_t(half + i)];
+          const float x1 = v[i], x2 = v[i + half];
+          v[i] = x1 * c - x2 * s;
+          v[i + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  }
+
+  void silu_mul(const Tensor& gu, Tensor out) override {
+    const int64_t T = out.size(0), F = out.size(1);
+    pool_.parallel_for(
+        T * F,
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) {
+            const int64_t t = i / F, f = i % F;
+            const float g = fp(gu)[t * 2 * F + f], u = fp(gu)[t * 2 * F + F + f];
+            fp(out)[t * F + f] = g / (1.0f + std::exp(-g)) * u;
+          }
+        },
+        256);
+  }
+
+  void write_kv(const Tensor& qkv, int64_t nh, int64_t nkv, KvLayer& kv,
+                const DeviceBatch& b) override {
+    const int64_t hd = kv.k.size(3), ld = qkv.stride(0), kvs = nkv * hd;
+    for (int32_t t = 0; t < b.num_tokens; ++t) {
+      const float* row = fp(qkv) + int64_t(t) * ld;
+      const int64_t slot = b.slot_mapping[t];
+      std::memcpy(fp(kv.k) + slot * kvs, row + nh * hd, size_t(kvs) * 4);
+      std::memcpy(fp(kv.v) + slot * kvs, row + (nh + nkv) * hd, size_t(kvs) * 4);
+    }
+  }
+
+  void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,
+                 int64_t window, const DeviceBatch& b, Tensor out) override {
+    const int64_t hd = kv.k.size(3), ld = qkv.stride(0), kvs = nkv * hd, G = nh / nkv;
+    const int64_t bs = block_size_;
+    // One task per (sequence token, kv head).
+    std::vector<int32_t> token_seq(static_cast<size_t>(b.num_tokens));
+    for (int32_t s = 0; s < b.num_seqs; ++s)
+      for (int32_t r = b.seq_q_start[s]; r < b.seq_q_start[s + 1]; ++r) token_seq[size_t(r)] = s;
+    pool_.parallel_for(int64_t(b.num_tokens) * nkv, [&](int64_t t0, int64_t t1, int) {
+      thread_local std::vector<float> scores;
+      thread_local std::vector<float> acc;
+      for (int64_t task = t0; task < t1; ++task) {
+        const int32_t t = int32_t(task / nkv);
+        const int64_t h = task % nkv;
+        const int32_t s = token_seq[size_t(t)];
+        const int32_t pos = b.positions[t];
+        const int32_t* table = b.block_tables + int64_t(s) * b.max_blocks_per_seq;
+        const int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+        const int64_t n = pos - first + 1;
+        scores.resize(size_t(n * G));
+        acc.resize(size_t(hd));
+        for (int64_t g = 0; g < G; ++g) {
+          const float* q = fp(qkv) + int64_t(t) * ld + (h * G + g) * hd;
+          float* sc = scores.data() + g * n;
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < n; ++j) {
+            const int64_t p = first + j;
+            const int64_t slot = int64_t(table[p / bs]) * bs + p % bs;
+            sc[j] = k_.dot(q, fp(kv.k) + slot * kvs + h * hd, hd) * scale;
+            mx = std::max(mx, sc[j]);
+          }
+          double sum = 0.0;
+          for (int64_t j = 0; j < n; ++j) {
+            sc[j] = std::exp(sc[j] - mx);
+            sum += sc[j];
+          }
+          const float inv = float(1.0 / sum);
+          std::fill(acc.begin(), acc.end(), 0.f);
+          for (int64_t j = 0; j < n; ++j) {
+            const int64_t p = first + j;
+            const int64_t slot = int64_t(table[p / bs]) * bs + p % bs;
+            k_.axpy(sc[j] * inv, fp(kv.v) + slot * kvs + h * hd, acc.data(), hd);
+          }
+          std::memcpy(fp(out) + int64_t(t) * out.stride(0) + (h * G + g) * hd, acc.data(),
+                      size_t(hd) * 4);
+        }
+      }
+    });
+  }
+
+  void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) override {
+    const int64_t H = x.size(1);
+    for (int32_t r = 0; r < b.num_logit_rows; ++r)
+      std::memcpy(fp(out) + int64_t(r) * H, fp(x) + int64_t(b.logit_rows[r]) * H, size_t(H) * 4);
+  }
+
+  void copy_to_host_f32(const Tensor& x, float* dst) override {
+    std::memcpy(dst, x.data(), x.nbytes());
+  }
+
+ private:
+  Tensor to_f32(const Tensor& t) {
+    Tensor o = Tensor::empty_host(DType::kF32, t.shape());
+    k_.to_f32(t.data(), t.dtype(), fp(o), t.numel());
+    return o;
+  }
+  // HF RMSNorm: x * rsqrt(mean(x^2) + eps) in fp32, then * weight.
+  static void norm_row(const float* x, const float* w, float eps, int64_t H, float* out) {
+    float ss = 0.f;
+    for (int64_t i = 0; i < H; ++i) ss += x[i] * x[i];
+    const float r = 1.0f / std::sqrt(ss / float(H) + eps);
+    for (int64_t i = 0; i < H; ++i) out[i] = w[i] * (x[i] * r);
+  }
+
+  ThreadPool pool_;
+  const cpu::Kernels& k_;
+  std::vector<int32_t> slots_, q_start_, kv_len_, tables_;
+  DeviceBatch b_;
+  int32_t block_size_ = 16;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads) {
+  return std::make_unique<CpuBackend>(num_threads);
+}
+
+}  // namespace inferd

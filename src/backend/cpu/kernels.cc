@@ -1,0 +1,43 @@
+#include "backend/cpu/kernels.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace inferd::cpu {
+
+namespace generic {
+const Kernels& get_kernels();
+}
+namespace avx2 {
+const Kernels& get_kernels();
+}
+namespace avx512 {
+const Kernels& get_kernels();
+}
+
+const Kernels* kernels_for(const char* isa) {
+  __builtin_cpu_init();
+  const bool has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl");
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  if (std::strcmp(isa, "generic") == 0) return &generic::get_kernels();
+  if (std::strcmp(isa, "avx2") == 0) return has2 ? &avx2::get_kernels() : nullptr;
+  if (std::strcmp(isa, "avx512") == 0) return has512 ? &avx512::get_kernels() : nullptr;
+  return nullptr;
+}
+
+const Kernels& kernels() {
+  // INFERD_CPU_ISA=generic|avx2|avx512 forces a path (for tests and comparisons).
+  static const Kernels& k = [&]() -> const Kernels& {
+    if (const char* force = std::getenv("INFERD_CPU_ISA")) {
+      if (const Kernels* f = kernels_for(force)) return *f;
+    }
+    for (const char* isa : {"avx512", "avx2"})
+      if (const Kernels* f = kernels_for(isa)) return *f;
+    return generic::get_kernels();
+  }();
+  return k;
+}
+
+}  // namespace inferd::cpu

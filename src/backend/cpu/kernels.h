@@ -1,0 +1,31 @@
+// CPU kernels, compiled once per instruction set (generic x86-64, AVX2+FMA+F16C, AVX-512) from
+// kernels_impl.inc; `cpu_kernels()` picks the best the running CPU supports.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace inferd::cpu {
+
+struct Kernels {
+  const char* isa;
+  // out[t * ldo + n] = sum_k x[t * K + k] * W[n * K + k] (+ bias[n]) for t < T, n in [n0, n1).
+  // W is `wtype` (f32, bf16 or f16), row-major [N, K]. Each element is computed by the same
+  // sequence of operations whatever T is, so results do not depend on the batch.
+  void (*gemm)(const float* x, int64_t T, int64_t K, const void* W, DType wtype, const float* bias,
+               int64_t n0, int64_t n1, float* out, int64_t ldo);
+  // dot product of two fp32 vectors (fixed summation order).
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // y += a * x
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // Converts n elements of `src` (f32/bf16/f16) to fp32.
+  void (*to_f32)(const void* src, DType t, float* dst, int64_t n);
+};
+
+const Kernels& kernels();
+// The kernels of one instruction set ("generic", "avx2", "avx512"), or nullptr when this CPU
+// lacks it.
+const Kernels* kernels_for(const char* isa);
+
+}  // namespace inferd::cpu

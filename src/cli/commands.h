@@ -1,0 +1,33 @@
+// Subcommands of the `inferd` binary; each file registers its own.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "model/decoder.h"
+
+namespace inferd::cli {
+
+// Flags shared by every command that loads a model (names follow vLLM's).
+struct ModelFlags {
+  std::string model;
+  std::string load_format = "auto";
+  std::string dtype = "auto";
+  int32_t max_model_len = 0;
+  int32_t block_size = 16;
+  int32_t num_kv_blocks = 0;
+  double kv_cache_memory_gib = 1.0;
+  int32_t max_num_batched_tokens = 2048;
+  uint64_t seed = 0;
+  int threads = 0;
+
+  void add_to(CLI::App* app);
+  ModelOptions options() const;
+  std::unique_ptr<DecoderModel> load() const;
+};
+
+void register_run(CLI::App& app);
+
+}  // namespace inferd::cli

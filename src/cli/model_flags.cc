@@ -1,0 +1,64 @@
+#include <thread>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "core/thread_pool.h"
+
+namespace inferd::cli {
+
+void ModelFlags::add_to(CLI::App* app) {
+  app->add_option("model", model,
+                  "Model directory (Hugging Face layout: config.json, *.safetensors)")
+      ->required();
+  app->add_option("--load-format", load_format,
+                  "auto|safetensors|dummy (dummy: seeded random weights from config.json alone)")
+      ->capture_default_str();
+  app->add_option("--dtype", dtype,
+                  "Weight dtype for dummy weights: auto (bfloat16), bfloat16, float16, float32. "
+                  "Loaded weights keep their stored dtype on the CPU")
+      ->capture_default_str();
+  app->add_option("--max-model-len", max_model_len,
+                  "Longest context (prompt + output); 0 = the model's max_position_embeddings")
+      ->capture_default_str();
+  app->add_option("--block-size", block_size, "Tokens per KV-cache block")->capture_default_str();
+  app->add_option("--num-kv-blocks", num_kv_blocks,
+                  "KV-cache blocks (overrides --kv-cache-memory; 0 = derive)")
+      ->capture_default_str();
+  app->add_option("--kv-cache-memory", kv_cache_memory_gib, "KV-cache size on the CPU, in GiB")
+      ->capture_default_str();
+  app->add_option("--max-num-batched-tokens", max_num_batched_tokens,
+                  "Most tokens in one forward step (prefill chunk size)")
+      ->capture_default_str();
+  app->add_option("--seed", seed, "Seed for dummy weights and sampling")->capture_default_str();
+  app->add_option("--threads", threads, "CPU threads (0 = one per core)")->capture_default_str();
+}
+
+ModelOptions ModelFlags::options() const {
+  ModelOptions o;
+  o.load_format = parse_load_format(load_format);
+  o.dummy_seed = seed;
+  o.dummy_dtype = dtype == "auto" ? DType::kBF16 : parse_dtype(dtype);
+  o.block_size = block_size;
+  o.num_kv_blocks = num_kv_blocks;
+  if (kv_cache_memory_gib <= 0)
+    fail("--kv-cache-memory must be positive, got {}", kv_cache_memory_gib);
+  o.kv_cache_bytes = int64_t(kv_cache_memory_gib * double(1ll << 30));
+  o.max_num_batched_tokens = max_num_batched_tokens;
+  o.max_model_len = max_model_len;
+  return o;
+}
+
+std::unique_ptr<DecoderModel> ModelFlags::load() const {
+  if (threads < 0) fail("--threads must be >= 0, got {}", threads);
+  const int n = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  ThreadPool::set_global_threads(n);
+  auto m = std::make_unique<DecoderModel>(model, options(), make_cpu_backend(n));
+  const auto& c = m->config();
+  LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",
+           c.architecture, c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size,
+           m->backend().name());
+  return m;
+}
+
+}  // namespace inferd::cli

@@ -1,0 +1,278 @@
+#include "model/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/logging.h"
+#include "core/rng.h"
+#include "core/thread_pool.h"
+#include "model/safetensors.h"
+
+namespace inferd {
+
+namespace {
+constexpr int64_t kMaxLogitRowsPerPass = 128;
+
+uint64_t hash_name(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Seeded random host tensor: uniform with standard deviation `stddev` (or all `fill` values).
+Tensor random_tensor(const std::string& name, uint64_t seed, DType dtype,
+                     std::initializer_list<int64_t> shape, float stddev, float fill = 0.f) {
+  Tensor t = Tensor::empty_host(dtype, shape);
+  const int64_t n = t.numel();
+  const float a = stddev * std::sqrt(3.0f);
+  const uint64_t base = seed ^ hash_name(name);
+  constexpr int64_t kChunk = 1 << 16;
+  ThreadPool::global().parallel_for((n + kChunk - 1) / kChunk, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t c = c0; c < c1; ++c) {
+      Rng rng(base + uint64_t(c) * 0x9e3779b97f4a7c15ull);
+      const int64_t e = std::min(n, (c + 1) * kChunk);
+      for (int64_t i = c * kChunk; i < e; ++i) {
+        const float v = stddev == 0.f ? fill : float((rng.uniform() * 2.0 - 1.0) * a);
+        switch (dtype) {
+          case DType::kF32:
+            t.data_as<float>()[i] = v;
+            break;
+          case DType::kBF16:
+            t.data_as<uint16_t>()[i] = f32_to_bf16(v);
+            break;
+          case DType::kF16:
+            t.data_as<uint16_t>()[i] = f32_to_f16(v);
+            break;
+          default:
+            INFERD_CHECK(false, "dummy dtype");
+        }
+      }
+    }
+  });
+  return t;
+}
+
+}  // namespace
+
+LoadFormat parse_load_format(const std::string& s) {
+  if (s == "auto") return LoadFormat::kAuto;
+  if (s == "safetensors") return LoadFormat::kSafetensors;
+  if (s == "dummy") return LoadFormat::kDummy;
+  fail("unsupported --load-format '{}': expected auto, safetensors or dummy", s);
+}
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  const int64_t half = c.head_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    // transformers: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), in fp32.
+    const float expo = float(2 * i) / float(c.head_dim);
+    inv[size_t(i)] = 1.0f / std::pow(float(c.rope_theta), expo);
+  }
+  if (c.rope_scaling == RopeScaling::kLinear) {
+    for (auto& f : inv) f = f / float(c.rope_factor);
+  } else if (c.rope_scaling == RopeScaling::kLlama3) {
+    const float factor = float(c.rope_factor);
+    const float lo = float(c.rope_low_freq_factor), hi = float(c.rope_high_freq_factor);
+    const float old_len = float(c.rope_original_max_position);
+    const float low_wavelen = old_len / lo, high_wavelen = old_len / hi;
+    constexpr float kPi = 3.14159265358979323846f;
+    for (auto& f : inv) {
+      const float wavelen = 2.0f * kPi / f;
+      float scaled = wavelen > low_wavelen ? f / factor : f;
+      const float smooth = (old_len / wavelen - lo) / (hi - lo);
+      const float smoothed = (1.0f - smooth) * scaled / factor + smooth * scaled;
+      const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+      f = medium ? smoothed : scaled;
+    }
+  }
+  return inv;
+}
+
+DecoderModel::DecoderModel(const std::string& model_dir, const ModelOptions& opts,
+                           std::unique_ptr<Backend> backend)
+    : cfg_(load_model_config(model_dir)), opts_(opts), backend_(std::move(backend)) {
+  if (opts_.block_size <= 0 || opts_.block_size > 1024)
+    fail("--block-size {} is out of range: expected 1..1024", opts_.block_size);
+  if (opts_.max_num_batched_tokens <= 0)
+    fail("--max-num-batched-tokens must be positive, got {}", opts_.max_num_batched_tokens);
+  max_model_len_ = opts_.max_model_len > 0
+                       ? opts_.max_model_len
+                       : int32_t(std::min<int64_t>(cfg_.max_position_embeddings, 1 << 30));
+  load_weights(model_dir);
+  allocate_runtime();
+}
+
+DecoderModel::~DecoderModel() = default;
+
+void DecoderModel::load_weights(const std::string& dir) {
+  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size, V = cfg_.vocab_size;
+  const int64_t hd = cfg_.head_dim, qs = cfg_.q_size(), kvs = cfg_.kv_size();
+  Backend& be = *backend_;
+  const bool dummy = opts_.load_format == LoadFormat::kDummy;
+  std::unique_ptr<SafetensorsIndex> st;
+  if (!dummy) st = std::make_unique<SafetensorsIndex>(SafetensorsIndex::open_dir(dir));
+
+  auto get = [&](const std::string& name, std::initializer_list<int64_t> shape,
+                 bool is_norm = false) -> Tensor {
+    if (dummy) {
+      return random_tensor(name, opts_.dummy_seed, is_norm ? DType::kF32 : opts_.dummy_dtype, shape,
+                           is_norm ? 0.f : 0.02f, is_norm ? 1.f : 0.f);
+    }
+    return st->get_float(name, std::span<const int64_t>(shape.begin(), shape.size()));
+  };
+  auto opt_bias = [&](const std::string& name, int64_t n, bool present) -> Tensor {
+    if (!present) return Tensor();
+    if (dummy) return random_tensor(name, opts_.dummy_seed, DType::kF32, {n}, 0.02f);
+    return st->get_float(name, std::initializer_list<int64_t>{n});
+  };
+  auto cat_bias = [&](std::vector<Tensor> parts) -> Tensor {
+    if (!parts[0].defined()) return Tensor();
+    int64_t n = 0;
+    for (auto& p : parts) n += p.numel();
+    Tensor out = Tensor::empty_host(DType::kF32, {n});
+    int64_t off = 0;
+    for (auto& p : parts) {
+      for (int64_t i = 0; i < p.numel(); ++i) {
+        float v = p.dtype() == DType::kF32    ? p.data_as<float>()[i]
+                  : p.dtype() == DType::kBF16 ? bf16_to_f32(p.data_as<uint16_t>()[i])
+                                              : f16_to_f32(p.data_as<uint16_t>()[i]);
+        out.data_as<float>()[off + i] = v;
+      }
+      off += p.numel();
+    }
+    return out;
+  };
+
+  embed_ = be.make_param(get("model.embed_tokens.weight", {V, H}));
+  final_norm_ = be.make_param(get("model.norm.weight", {H}, true));
+  if (cfg_.tie_word_embeddings) {
+    lm_head_ = be.make_linear(
+        {dummy ? embed_
+               : st->get_float("model.embed_tokens.weight", std::initializer_list<int64_t>{V, H})},
+        Tensor());
+  } else {
+    lm_head_ = be.make_linear({get("lm_head.weight", {V, H})}, Tensor());
+  }
+  layers_.resize(size_t(cfg_.num_layers));
+  for (int64_t i = 0; i < cfg_.num_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    Layer& L = layers_[size_t(i)];
+    L.input_norm = be.make_param(get(p + "input_layernorm.weight", {H}, true));
+    L.post_norm = be.make_param(get(p + "post_attention_layernorm.weight", {H}, true));
+    if (cfg_.qk_norm) {
+      L.q_norm = be.make_param(get(p + "self_attn.q_norm.weight", {hd}, true));
+      L.k_norm = be.make_param(get(p + "self_attn.k_norm.weight", {hd}, true));
+    }
+    L.qkv = be.make_linear(
+        {get(p + "self_attn.q_proj.weight", {qs, H}), get(p + "self_attn.k_proj.weight", {kvs, H}),
+         get(p + "self_attn.v_proj.weight", {kvs, H})},
+        cat_bias({opt_bias(p + "self_attn.q_proj.bias", qs, cfg_.qkv_bias),
+                  opt_bias(p + "self_attn.k_proj.bias", kvs, cfg_.qkv_bias),
+                  opt_bias(p + "self_attn.v_proj.bias", kvs, cfg_.qkv_bias)}));
+    L.o = be.make_linear({get(p + "self_attn.o_proj.weight", {H, qs})},
+                         cat_bias({opt_bias(p + "self_attn.o_proj.bias", H, cfg_.o_bias)}));
+    L.gate_up = be.make_linear(
+        {get(p + "mlp.gate_proj.weight", {F, H}), get(p + "mlp.up_proj.weight", {F, H})}, Tensor());
+    L.down = be.make_linear({get(p + "mlp.down_proj.weight", {H, F})}, Tensor());
+  }
+  std::vector<float> inv = rope_inv_freq(cfg_);
+  Tensor inv_host(inv.data(), DType::kF32, {int64_t(inv.size())});
+  rope_.inv_freq = be.make_param(inv_host);
+  if (rope_.inv_freq.data() == inv_host.data()) {  // backend kept the view: own a copy
+    Tensor own = Tensor::empty_host(DType::kF32, {int64_t(inv.size())});
+    std::copy(inv.begin(), inv.end(), own.data_as<float>());
+    rope_.inv_freq = own;
+  }
+  rope_.head_dim = hd;
+}
+
+void DecoderModel::allocate_runtime() {
+  Backend& be = *backend_;
+  const int64_t T = opts_.max_num_batched_tokens;
+  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size;
+  const int64_t nkv = cfg_.num_kv_heads, hd = cfg_.head_dim;
+  const DType act = be.activation_dtype();
+  x_ = be.alloc(act, {T, H});
+  residual_ = be.alloc(act, {T, H});
+  h_ = be.alloc(act, {T, H});
+  qkv_ = be.alloc(act, {T, cfg_.q_size() + 2 * cfg_.kv_size()});
+  attn_ = be.alloc(act, {T, cfg_.q_size()});
+  gate_up_ = be.alloc(act, {T, 2 * F});
+  act_ = be.alloc(act, {T, F});
+  logits_in_ = be.alloc(act, {kMaxLogitRowsPerPass, H});
+  if (be.device() != Device::kCPU) logits_ = be.alloc(act, {kMaxLogitRowsPerPass, cfg_.vocab_size});
+
+  const int64_t bytes_per_block =
+      2 * cfg_.num_layers * int64_t(opts_.block_size) * nkv * hd * int64_t(dtype_size(act));
+  num_blocks_ = opts_.num_kv_blocks > 0
+                    ? opts_.num_kv_blocks
+                    : int32_t(std::max<int64_t>(1, opts_.kv_cache_bytes / bytes_per_block));
+  for (auto& L : layers_) {
+    L.kv.k = be.alloc(act, {num_blocks_, opts_.block_size, nkv, hd});
+    L.kv.v = be.alloc(act, {num_blocks_, opts_.block_size, nkv, hd});
+  }
+  LOG_DEBUG("KV pool: {} blocks of {} tokens ({} MiB)", num_blocks_, opts_.block_size,
+            bytes_per_block * num_blocks_ >> 20);
+}
+
+void DecoderModel::forward(const ForwardBatch& fb, float* logits) {
+  const int32_t T = fb.num_tokens();
+  INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
+               opts_.max_num_batched_tokens);
+  Backend& be = *backend_;
+  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
+  const float eps = float(cfg_.rms_norm_eps);
+  const int64_t nh = cfg_.num_heads, nkv = cfg_.num_kv_heads, hd = cfg_.head_dim;
+  const float scale = 1.0f / std::sqrt(float(hd));
+
+  Tensor x = x_.slice_rows(0, T), residual = residual_.slice_rows(0, T), h = h_.slice_rows(0, T);
+  Tensor qkv = qkv_.slice_rows(0, T), attn = attn_.slice_rows(0, T);
+  Tensor gate_up = gate_up_.slice_rows(0, T), act = act_.slice_rows(0, T);
+
+  be.embedding(embed_, b, residual);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& L = layers_[i];
+    if (i == 0) {
+      be.rms_norm(residual, L.input_norm, eps, h);
+    } else {
+      be.add_rms_norm(residual, x, L.input_norm, eps, h);
+    }
+    be.linear(h, L.qkv, qkv);
+    if (cfg_.qk_norm) {
+      be.head_rms_norm(qkv.slice_cols(0, nh * hd), hd, L.q_norm, eps);
+      be.head_rms_norm(qkv.slice_cols(nh * hd, (nh + nkv) * hd), hd, L.k_norm, eps);
+    }
+    be.rope(qkv, nh, nkv, rope_, b);
+    be.write_kv(qkv, nh, nkv, L.kv, b);
+    be.attention(qkv, nh, nkv, L.kv, scale, cfg_.sliding_window, b, attn);
+    be.linear(attn, L.o, x);
+    be.add_rms_norm(residual, x, L.post_norm, eps, h);
+    be.linear(h, L.gate_up, gate_up);
+    be.silu_mul(gate_up, act);
+    be.linear(act, L.down, x);
+  }
+  // Final norm and lm_head only for the rows whose logits are wanted.
+  be.add_rms_norm(residual, x, final_norm_, eps, h);
+  const int64_t R = int64_t(fb.logit_rows.size());
+  for (int64_t r0 = 0; r0 < R; r0 += kMaxLogitRowsPerPass) {
+    const int64_t n = std::min(kMaxLogitRowsPerPass, R - r0);
+    DeviceBatch sub = b;
+    sub.logit_rows = b.logit_rows + r0;
+    sub.num_logit_rows = int32_t(n);
+    Tensor rows = logits_in_.slice_rows(0, n);
+    be.gather_rows(h, sub, rows);
+    float* dst = logits + r0 * cfg_.vocab_size;
+    if (be.device() == Device::kCPU) {
+      be.linear(rows, lm_head_, Tensor(dst, DType::kF32, {n, cfg_.vocab_size}));
+    } else {
+      Tensor out = logits_.slice_rows(0, n);
+      be.linear(rows, lm_head_, out);
+      be.copy_to_host_f32(out, dst);
+    }
+  }
+}
+
+}  // namespace inferd

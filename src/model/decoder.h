@@ -1,0 +1,72 @@
+// DecoderModel: the Llama-family decoder (Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5, Qwen3) written
+// once against the Backend interface; config flags select qkv bias, q/k norm, tied embeddings,
+// rope scaling and sliding window.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/config.h"
+#include "model/executor.h"
+
+namespace inferd {
+
+enum class LoadFormat : uint8_t { kAuto, kSafetensors, kDummy };
+LoadFormat parse_load_format(const std::string& s);
+
+struct ModelOptions {
+  LoadFormat load_format = LoadFormat::kAuto;
+  uint64_t dummy_seed = 0;
+  DType dummy_dtype = DType::kBF16;  // weight dtype of --load-format dummy
+  int32_t block_size = 16;
+  int32_t num_kv_blocks = 0;              // 0: derive from kv_cache_bytes
+  int64_t kv_cache_bytes = 1ll << 30;     // pool size when num_kv_blocks is 0
+  int32_t max_num_batched_tokens = 2048;  // workspace is sized for this many tokens per step
+  int32_t max_model_len = 0;              // 0: config.max_position_embeddings
+};
+
+class DecoderModel final : public ModelExecutor {
+ public:
+  // Loads config.json (and weights unless dummy) from `model_dir`. Throws Error on bad input.
+  DecoderModel(const std::string& model_dir, const ModelOptions& opts,
+               std::unique_ptr<Backend> backend);
+  ~DecoderModel() override;
+
+  const ModelConfig& config() const { return cfg_; }
+  Backend& backend() { return *backend_; }
+
+  int32_t vocab_size() const override { return int32_t(cfg_.vocab_size); }
+  int32_t block_size() const override { return opts_.block_size; }
+  int32_t num_kv_blocks() const override { return num_blocks_; }
+  int32_t max_model_len() const override { return max_model_len_; }
+  void forward(const ForwardBatch& batch, float* logits) override;
+
+ private:
+  struct Layer {
+    Tensor input_norm, post_norm, q_norm, k_norm;
+    Linear qkv, o, gate_up, down;
+    KvLayer kv;
+  };
+  void load_weights(const std::string& model_dir);
+  void allocate_runtime();
+
+  ModelConfig cfg_;
+  ModelOptions opts_;
+  std::unique_ptr<Backend> backend_;
+  Tensor embed_;
+  Tensor final_norm_;
+  Linear lm_head_;
+  std::vector<Layer> layers_;
+  RopeTable rope_;
+  int32_t num_blocks_ = 0;
+  int32_t max_model_len_ = 0;
+  // Workspace for max_num_batched_tokens rows.
+  Tensor x_, residual_, h_, qkv_, attn_, gate_up_, act_, logits_in_, logits_;
+};
+
+// inv_freq for RoPE with the config's scaling, computed as transformers does (fp32).
+std::vector<float> rope_inv_freq(const ModelConfig& cfg);
+
+}  // namespace inferd
