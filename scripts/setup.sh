@@ -13,7 +13,6 @@ PACKAGES=(
   libspdlog-dev libfmt-dev           # logging, formatting
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # micro-benchmarks
-  nodejs npm                         # npm pack of tokenizer fixtures, openai client in e2e tests
   python3 python3-jinja2             # tools/ scripts (chat-template fixtures)
 )
 
@@ -23,6 +22,13 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node.js + npm (npm pack of tokenizer fixtures, the openai client in e2e tests, the reference
+# tokenizers library): any installation will do (NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm package), so only install Debian's when the commands are absent.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
