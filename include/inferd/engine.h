@@ -1,0 +1,228 @@
+// The inference engine: continuous batching over a paged KV cache with prefix caching,
+// preemption by recompute, and per-request sampling. Embeddable without HTTP (like vLLM's `LLM`).
+//
+// Threading. One engine thread owns the scheduler, the KV cache and the model executor. Any thread
+// may call `submit`, `submit_stream`, `abort`, `generate` and `stats`.
+//
+// Output delivery. Each request carries an `OutputCallback`, invoked ON THE ENGINE THREAD once
+// per step in which the request produced something (new tokens or a finish), and exactly once
+// with `finished == true` (finish reasons stop / length / abort) as its last call. The callback
+// must not block and must be cheap: it runs between model steps, so a slow callback stalls every
+// stream. A server with thousands of streams hands the output to its own executor (for example
+// `asio::post` onto the connection's strand) and returns. No engine lock is held during the
+// callback, so it may call `abort` (of any request) or `submit`. For callers that prefer to pull,
+// `submit_stream` returns a `RequestStream`: a thread-safe queue filled by such a callback that
+// the caller polls (`try_next`) or blocks on (`next`).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "inferd/sampling_params.h"
+
+namespace inferd {
+
+class ModelExecutor;
+class TextDecoder;
+
+// ---- Errors (all derive from inferd::Error) ---------------------------------------------------
+
+// The request is malformed or can never run: bad parameters, prompt + max_tokens longer than
+// max_model_len, duplicate request id... (HTTP 400).
+class InvalidRequestError : public Error {
+ public:
+  using Error::Error;
+};
+// The waiting queue holds max_queue requests already (HTTP 429).
+class QueueFullError : public Error {
+ public:
+  using Error::Error;
+};
+// The engine is shut down (HTTP 503).
+class EngineStoppedError : public Error {
+ public:
+  using Error::Error;
+};
+
+// ---- Configuration ----------------------------------------------------------------------------
+
+struct EngineConfig {
+  int32_t max_num_seqs = 256;             // sequences running at once
+  int32_t max_num_batched_tokens = 2048;  // tokens per step (prefill chunks + decodes)
+  // 0: the executor's max_model_len, capped to what the KV pool holds. A larger explicit value
+  // than either is an error at start.
+  int32_t max_model_len = 0;
+  bool enable_prefix_caching = true;
+  bool enable_chunked_prefill = true;  // off: a prompt is admitted only when it fits one step
+  int32_t max_queue = 4096;   // requests waiting to start; submit fails beyond. 0: no limit
+  int32_t max_logprobs = 20;  // largest SamplingParams::logprobs accepted
+  std::vector<int32_t> eos_token_ids;  // default EOS ids (a request may override them)
+  uint64_t seed = 0;                   // seeds the generators of unseeded requests
+};
+
+// ---- Requests ---------------------------------------------------------------------------------
+
+struct GenerateRequest {
+  std::string request_id;  // empty: the engine assigns "req-<number>"; must be unique among live
+  std::vector<int32_t> prompt_token_ids;
+  SamplingParams params;
+  int32_t priority = 0;  // lower values run first and are preempted last (vLLM convention)
+  // Orders requests of equal priority (earlier first, later preempted first). Unset: now.
+  std::optional<std::chrono::steady_clock::time_point> arrival_time;
+  std::optional<std::vector<int32_t>> eos_token_ids;  // overrides EngineConfig::eos_token_ids
+};
+
+// ---- Outputs ----------------------------------------------------------------------------------
+
+enum class FinishReason { kStop, kLength, kAbort };
+const char* to_string(FinishReason reason);  // "stop", "length", "abort"
+
+struct TokenLogprob {
+  int32_t token_id = 0;
+  float logprob = 0.0f;
+};
+
+// Logprobs of one generated token: log-softmax of the raw model logits (before bias,
+// penalties, temperature and filtering), the sampled token's rank (1 = most likely) and the
+// `logprobs` most likely tokens, most likely first.
+struct SampleLogprobs {
+  int32_t token_id = 0;
+  float logprob = 0.0f;
+  int32_t rank = 0;
+  std::vector<TokenLogprob> top;
+};
+
+// What one sequence of a request produced in one step.
+struct SequenceDelta {
+  int32_t index = 0;               // 0..n-1
+  std::vector<int32_t> token_ids;  // new token ids (a stop token or EOS is included)
+  std::string text;                // new final text (text that could still become a stop
+                                   // string is held back; stop strings/tokens are not returned)
+  std::vector<SampleLogprobs> logprobs;  // one per token id when requested
+  std::optional<FinishReason> finish_reason;
+  std::optional<int32_t> stop_token_id;  // the stop_token_ids entry that ended it (not EOS)
+  std::optional<std::string> stop_string;
+};
+
+struct RequestOutput {
+  std::string request_id;
+  std::vector<SequenceDelta> outputs;  // sequences with news in this step
+  int32_t num_prompt_tokens = 0;
+  int32_t num_cached_tokens = 0;  // prompt tokens found in the prefix cache (first admission)
+  bool finished = false;          // every sequence finished: the last output of this request
+  std::string error;              // set when the engine itself failed the request
+};
+
+using OutputCallback = std::function<void(RequestOutput&&)>;
+
+// The whole result of one request, as `generate` returns it.
+struct SequenceResult {
+  int32_t index = 0;
+  std::vector<int32_t> token_ids;
+  std::string text;
+  std::vector<SampleLogprobs> logprobs;
+  FinishReason finish_reason = FinishReason::kAbort;
+  std::optional<int32_t> stop_token_id;
+  std::optional<std::string> stop_string;
+};
+struct GenerateResult {
+  std::string request_id;
+  std::vector<SequenceResult> outputs;  // n entries, by index
+  int32_t num_prompt_tokens = 0;
+  int32_t num_cached_tokens = 0;
+  std::string error;
+  // Appends one streamed output (creates the sequence entries as needed).
+  void accumulate(RequestOutput&& out);
+};
+
+// A pull-style view of one request's outputs (filled on the engine thread).
+class RequestStream {
+ public:
+  explicit RequestStream(std::string request_id) : request_id_(std::move(request_id)) {}
+  const std::string& request_id() const { return request_id_; }
+  // Blocks for the next output; nullopt once the finished output was taken.
+  std::optional<RequestOutput> next();
+  // Non-blocking: nullopt when nothing is queued right now.
+  std::optional<RequestOutput> try_next();
+  bool done() const;  // the finished output was taken
+
+  void push(RequestOutput&& out);  // called by the engine
+
+ private:
+  friend class Engine;
+  std::string request_id_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<RequestOutput> queue_;
+  bool finished_pushed_ = false;
+  bool finished_taken_ = false;
+};
+
+// ---- Counters ---------------------------------------------------------------------------------
+
+struct EngineStats {
+  int32_t blocks_total = 0;
+  int32_t blocks_used = 0;           // referenced by a sequence
+  int32_t blocks_free = 0;           // unreferenced, holding nothing reusable
+  int32_t blocks_cached = 0;         // unreferenced, holding a reusable prefix block (evictable)
+  int64_t prefix_cache_queries = 0;  // tokens looked up in the prefix cache at admission
+  int64_t prefix_cache_hits = 0;     // of those, tokens found
+  int64_t evictions = 0;             // cached blocks reused for other content
+  int64_t preemptions = 0;
+  int32_t num_running = 0;  // sequences holding KV blocks
+  int32_t num_waiting = 0;  // sequences waiting to start or resume
+  int64_t num_steps = 0;
+  int64_t tokens_computed = 0;    // tokens run through the model (prefill, recompute, decode)
+  int64_t generation_tokens = 0;  // tokens sampled
+  int64_t requests_finished = 0;  // finished with stop or length
+  int64_t requests_aborted = 0;
+};
+
+// ---- Engine -----------------------------------------------------------------------------------
+
+class Engine {
+ public:
+  // `decoder` (optional) produces text and enables stop strings. Throws Error when the config
+  // does not fit the executor (for example max_model_len larger than the KV pool).
+  explicit Engine(std::shared_ptr<ModelExecutor> executor, EngineConfig config = {},
+                  std::shared_ptr<const TextDecoder> decoder = nullptr);
+  ~Engine();  // shutdown()
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a request; returns its id. Throws InvalidRequestError, QueueFullError or
+  // EngineStoppedError; on success `on_output` will be called until the finished output.
+  std::string submit(GenerateRequest request, OutputCallback on_output);
+  // Same, delivering into a RequestStream.
+  std::shared_ptr<RequestStream> submit_stream(GenerateRequest request);
+  // Aborts a request at any point (waiting, prefilling, decoding). Returns false when no live
+  // request has this id. The request's finished output (reason abort) follows on the engine
+  // thread and its KV blocks are released.
+  bool abort(const std::string& request_id);
+
+  // Offline batch: submits every request (ignoring max_queue) and blocks until all finished.
+  // Results are in request order. Throws InvalidRequestError for a bad request (none run then).
+  std::vector<GenerateResult> generate(std::vector<GenerateRequest> requests);
+
+  EngineStats stats() const;           // snapshot taken after the latest step
+  const EngineConfig& config() const;  // resolved (max_model_len filled in)
+  int32_t vocab_size() const;
+
+  // Stops the engine thread; live requests finish with reason abort. Idempotent.
+  void shutdown();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace inferd

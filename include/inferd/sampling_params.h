@@ -1,0 +1,62 @@
+// Per-request sampling parameters, with vLLM's names and semantics.
+//
+// Order in which the sampler processes one logits row (vLLM V1 order):
+//   1. logprobs are taken from the raw model logits (log-softmax before any processing; vLLM's
+//      default `raw_logprobs` mode), so they do not depend on temperature, penalties or bias;
+//   2. while fewer than `min_tokens` tokens were generated, EOS and `stop_token_ids` are masked;
+//   3. `logit_bias` is added;
+//   4. penalties: repetition (tokens of prompt + output: l > 0 ? l / r : l * r), then frequency
+//      (l -= f * count in output) and presence (l -= p if it occurs in output);
+//   5. temperature < 1e-5 samples greedily (argmax, lowest id on ties); otherwise the logits are
+//      divided by the temperature, then min_p, top_k and top_p filter, and one token is drawn.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace inferd {
+
+struct SamplingParams {
+  // Number of sequences generated for the prompt (they share the prompt's KV blocks).
+  int32_t n = 1;
+
+  float temperature = 1.0f;  // 0: greedy
+  float top_p = 1.0f;        // (0, 1]; 1: off
+  int32_t top_k = 0;         // 0 or -1: off
+  float min_p = 0.0f;        // [0, 1]; 0: off
+
+  float repetition_penalty = 1.0f;                    // > 0; 1: off (prompt and output tokens)
+  float presence_penalty = 0.0f;                      // [-2, 2]; output tokens
+  float frequency_penalty = 0.0f;                     // [-2, 2]; output tokens
+  std::vector<std::pair<int32_t, float>> logit_bias;  // token id -> added to its logit
+
+  // Same seed => same output, whatever else runs in the same batch. Sequence i of a request
+  // with n > 1 uses a stream derived from (seed, i). Unseeded requests draw from a generator
+  // seeded from EngineConfig::seed and the request's submission number.
+  std::optional<uint64_t> seed;
+
+  // Unset: up to max_model_len - prompt length.
+  std::optional<int32_t> max_tokens;
+  int32_t min_tokens = 0;  // EOS, stop token ids and stop strings are ignored before this many
+
+  std::vector<int32_t> stop_token_ids;  // generation stops after one of these (token kept in ids,
+                                        // its text not returned)
+  std::vector<std::string> stop;        // stop strings (need a TextDecoder); the matched string
+                                        // is not returned unless include_stop_str_in_output
+  bool include_stop_str_in_output = false;
+  bool ignore_eos = false;
+
+  // Unset: no logprobs. k >= 0: the sampled token's logprob plus the k most likely tokens.
+  std::optional<int32_t> logprobs;
+
+  bool detokenize = true;  // produce text (when the engine has a TextDecoder)
+  bool skip_special_tokens = true;
+
+  // True when this request samples greedily.
+  bool greedy() const { return temperature < 1e-5f; }
+};
+
+}  // namespace inferd

@@ -1,0 +1,101 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace inferd {
+
+Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager& kv) : config_(config), kv_(kv) {
+  INFERD_CHECK(config_.max_num_seqs > 0 && config_.max_num_batched_tokens > 0,
+               "bad scheduler limits");
+}
+
+void Scheduler::add_waiting(Sequence* seq) {
+  INFERD_CHECK(seq->blocks.empty(), "waiting sequence {} holds blocks", seq->id);
+  seq->status = SeqStatus::kWaiting;
+  waiting_.insert(seq);
+}
+
+void Scheduler::remove(Sequence* seq) {
+  if (seq->status == SeqStatus::kWaiting) {
+    waiting_.erase(seq);
+  } else if (seq->status == SeqStatus::kRunning) {
+    auto it = std::find(running_.begin(), running_.end(), seq);
+    INFERD_CHECK(it != running_.end(), "running sequence {} not in the running list", seq->id);
+    running_.erase(it);
+    kv_.free(*seq);
+  }
+  seq->status = SeqStatus::kFinished;
+}
+
+void Scheduler::insert_running(Sequence* seq) {
+  auto it = std::upper_bound(running_.begin(), running_.end(), seq, Before{});
+  running_.insert(it, seq);
+  seq->status = SeqStatus::kRunning;
+}
+
+void Scheduler::preempt(Sequence* seq) {
+  kv_.free(*seq);
+  seq->num_computed = 0;
+  ++counters_.preemptions;
+  add_waiting(seq);
+}
+
+void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>* preempted) {
+  out.clear();
+  int32_t budget = config_.max_num_batched_tokens;
+  bool preempted_any = false;
+
+  // 1. Running sequences, most important first; victims come off the back.
+  for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+    Sequence* seq = running_[i];
+    const int32_t pending = seq->num_tokens() - seq->num_computed;
+    INFERD_CHECK(pending > 0, "running sequence {} has nothing to compute", seq->id);
+    const int32_t n = std::min(pending, budget);
+    bool self_preempted = false;
+    while (!kv_.allocate(*seq, n)) {
+      Sequence* victim = running_.back();
+      running_.pop_back();
+      preempt(victim);
+      preempted_any = true;
+      if (preempted) preempted->push_back(victim);
+      if (victim == seq) {
+        self_preempted = true;
+        break;
+      }
+    }
+    if (self_preempted) break;
+    out.push_back({seq, n});
+    budget -= n;
+  }
+
+  // 2. Waiting sequences in order, unless this step had to preempt (the pool is full).
+  if (preempted_any) return;
+  while (!waiting_.empty() && budget > 0 && int32_t(running_.size()) < config_.max_num_seqs) {
+    Sequence* seq = *waiting_.begin();
+    kv_.update_hashes(*seq);
+    kv_.find_prefix(*seq, prefix_scratch_);
+    const int32_t hit_tokens = int32_t(prefix_scratch_.size()) * kv_.block_size();
+    const int32_t pending = seq->num_tokens() - hit_tokens;
+    const int32_t n = std::min(pending, budget);
+    if (!config_.enable_chunked_prefill && n < pending) break;
+    seq->num_computed = hit_tokens;
+    if (!kv_.allocate(*seq, n, prefix_scratch_)) {
+      seq->num_computed = 0;
+      break;
+    }
+    waiting_.erase(waiting_.begin());
+    counters_.prefix_cache_queries += seq->num_tokens();
+    counters_.prefix_cache_hits += hit_tokens;
+    if (!seq->admitted_once) {
+      seq->admitted_once = true;
+      seq->num_cached_tokens = hit_tokens;
+    }
+    insert_running(seq);
+    out.push_back({seq, n});
+    budget -= n;
+  }
+}
+
+}  // namespace inferd

@@ -1,0 +1,70 @@
+// Continuous batching: each step takes the running sequences' pending tokens (one per decode, a
+// chunk of a prompt being prefilled) and then admits waiting sequences, up to a token budget and
+// a sequence cap. A prompt longer than the remaining budget is prefilled in chunks over several
+// steps, mixed with everyone's decodes. When the KV pool runs out, the running sequence that is
+// scheduled last (lowest priority, latest arrival) is preempted: its blocks are freed and it goes
+// back to the waiting queue with its tokens, to be recomputed (prompt + generated so far) later.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include "engine/kv_cache_manager.h"
+#include "engine/sequence.h"
+
+namespace inferd {
+
+struct SchedulerConfig {
+  int32_t max_num_seqs = 256;
+  int32_t max_num_batched_tokens = 2048;
+  bool enable_chunked_prefill = true;
+};
+
+struct ScheduledSeq {
+  Sequence* seq = nullptr;
+  int32_t num_tokens = 0;  // tokens computed this step: [num_computed, num_computed + num_tokens)
+};
+
+struct SchedulerCounters {
+  int64_t preemptions = 0;
+  int64_t prefix_cache_queries = 0;  // tokens looked up at admission
+  int64_t prefix_cache_hits = 0;     // tokens found
+};
+
+class Scheduler {
+ public:
+  Scheduler(const SchedulerConfig& config, KvCacheManager& kv);
+
+  // Queues a sequence that holds no blocks (new, or a fork of a request with n > 1).
+  void add_waiting(Sequence* seq);
+  // Takes a sequence out of the scheduler (finished or aborted) and frees its blocks.
+  void remove(Sequence* seq);
+
+  // Plans one step into `out` (cleared first). Sequences preempted in this step are appended to
+  // `preempted`. Does not change num_computed of scheduled sequences (the caller advances it
+  // after the forward pass).
+  void schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>* preempted = nullptr);
+
+  bool has_work() const { return !running_.empty() || !waiting_.empty(); }
+  int32_t num_running() const { return int32_t(running_.size()); }
+  int32_t num_waiting() const { return int32_t(waiting_.size()); }
+  const SchedulerCounters& counters() const { return counters_; }
+  const std::vector<Sequence*>& running() const { return running_; }
+
+ private:
+  struct Before {
+    bool operator()(const Sequence* a, const Sequence* b) const { return sched_before(a, b); }
+  };
+  void preempt(Sequence* seq);
+  void insert_running(Sequence* seq);
+
+  SchedulerConfig config_;
+  KvCacheManager& kv_;
+  std::vector<Sequence*> running_;  // in scheduling order
+  std::set<Sequence*, Before> waiting_;
+  std::vector<int32_t> prefix_scratch_;
+  SchedulerCounters counters_;
+};
+
+}  // namespace inferd

@@ -1,0 +1,54 @@
+// One generated sequence (a request with n > 1 has n of them) as the scheduler and the KV cache
+// see it: its tokens (prompt + generated), how many of them are in the KV cache, its blocks.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/rng.h"
+#include "engine/block_pool.h"
+
+namespace inferd {
+
+struct RequestState;  // the engine's per-request state
+
+enum class SeqStatus { kPending, kWaiting, kRunning, kFinished };
+
+struct Sequence {
+  int64_t id = 0;
+  RequestState* request = nullptr;
+  int32_t index = 0;  // 0..n-1 within its request
+
+  // Scheduling order, smallest first: (priority, arrival, request number, index).
+  int32_t priority = 0;
+  int64_t arrival_ns = 0;
+  uint64_t request_number = 0;
+
+  std::vector<int32_t> tokens;  // prompt + generated; the last one is not in the KV cache yet
+                                // once generation started
+  int32_t prompt_len = 0;
+  int32_t num_computed = 0;             // tokens whose KV is in the cache (a prefix of `tokens`)
+  std::vector<int32_t> blocks;          // block table
+  std::vector<BlockHash> block_hashes;  // hashes of the full blocks of `tokens`
+  int32_t num_registered_blocks = 0;    // leading blocks already offered to the prefix cache
+  SeqStatus status = SeqStatus::kPending;
+  const Sequence* share_from = nullptr;  // n > 1 without prefix caching: the first sequence
+  bool admitted_once = false;
+  int32_t num_cached_tokens = 0;  // prefix-cache hit at first admission
+
+  Rng rng;
+
+  int32_t num_tokens() const { return int32_t(tokens.size()); }
+  int32_t num_output() const { return num_tokens() - prompt_len; }
+};
+
+// True when `a` is scheduled before (and preempted after) `b`.
+inline bool sched_before(const Sequence* a, const Sequence* b) {
+  if (a->priority != b->priority) return a->priority < b->priority;
+  if (a->arrival_ns != b->arrival_ns) return a->arrival_ns < b->arrival_ns;
+  if (a->request_number != b->request_number) return a->request_number < b->request_number;
+  if (a->index != b->index) return a->index < b->index;
+  return a->id < b->id;
+}
+
+}  // namespace inferd
