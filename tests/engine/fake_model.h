@@ -16,6 +16,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "model/executor.h"
@@ -40,6 +41,7 @@ struct FakeModelSpec {
   int32_t max_model_len = 512;
   // When non-empty: the logit of script[(p + 1) % size] gets +20 at position p (forces tokens).
   std::vector<int32_t> script;
+  int32_t step_delay_us = 0;  // sleep per forward (a slower "model" for concurrency tests)
 };
 
 // Logits after the history `tokens` (positions 0..size-1), as the fake model computes them.
@@ -92,6 +94,9 @@ class FakeExecutor : public ModelExecutor {
 
   void forward(const ForwardBatch& b, float* logits) override {
     wait_gate();
+    if (spec_.step_delay_us > 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(spec_.step_delay_us));
+    }
     const int32_t bs = spec_.block_size;
     if (b.token_ids.size() != b.positions.size()) throw std::runtime_error("ids/positions size");
     auto slot_of = [&](const SeqBatchInfo& s, int32_t pos) {
@@ -203,7 +208,9 @@ class FakeDecoder : public TextDecoder {
     if (id == 30) return "\xE2";
     if (id == 31) return "\x82";
     if (id == 32) return "\xAC";
-    return "T" + std::to_string(id);
+    std::string s = "T";
+    s += std::to_string(id);
+    return s;
   }
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override {
     std::string bytes;
