@@ -1,0 +1,733 @@
+// The CUDA backend (first version, correctness first): bf16 weights/activations/KV cache, one
+// stream, cuBLASLt GEMMs with one algorithm picked per shape and cached, the other ops in
+// kernels.cu. Host-side checks mirror the CPU backend's (cpu_backend.cc is the reference).
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "backend/cuda/cuda_device.h"
+#include "backend/cuda/kernels.h"
+#include "core/error.h"
+
+namespace inferd {
+
+namespace {
+
+void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
+  if (e != cudaSuccess) {
+    throw Error(
+        fmt::format("CUDA error '{}' from {} at {}:{}", cudaGetErrorString(e), what, file, line));
+  }
+}
+void check_cublas(cublasStatus_t s, const char* what, const char* file, int line) {
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    throw Error(fmt::format("cuBLASLt error '{}' from {} at {}:{}", cublasGetStatusString(s), what,
+                            file, line));
+  }
+}
+#define CU_CHECK(expr) check_cuda((expr), #expr, __FILE__, __LINE__)
+#define CUBLAS_CHECK(expr) check_cublas((expr), #expr, __FILE__, __LINE__)
+
+bool is_float(DType t) {
+  return t == DType::kF32 || t == DType::kBF16 || t == DType::kF16;
+}
+
+float load_float(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::kF32:
+      return static_cast<const float*>(p)[i];
+    case DType::kBF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case DType::kF16:
+      return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    default:
+      INFERD_CHECK(false, "not a float dtype: {}", dtype_name(t));
+  }
+}
+
+void store_float(void* p, DType t, int64_t i, float v) {
+  switch (t) {
+    case DType::kF32:
+      static_cast<float*>(p)[i] = v;
+      return;
+    case DType::kBF16:
+      static_cast<uint16_t*>(p)[i] = f32_to_bf16(v);
+      return;
+    case DType::kF16:
+      static_cast<uint16_t*>(p)[i] = f32_to_f16(v);
+      return;
+    default:
+      INFERD_CHECK(false, "not a float dtype: {}", dtype_name(t));
+  }
+}
+
+// n elements from src (dtype s) to dst (dtype d), both host memory.
+void convert(const void* src, DType s, void* dst, DType d, int64_t n) {
+  if (s == d) {
+    std::memcpy(dst, src, size_t(n) * dtype_size(s));
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) store_float(dst, d, i, load_float(src, s, i));
+}
+
+int dtype_code(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return 0;
+    case DType::kBF16:
+      return 1;
+    case DType::kF16:
+      return 2;
+    default:
+      INFERD_CHECK(false, "no device code for dtype {}", dtype_name(t));
+  }
+}
+
+// Largest power of two (at most 256) that divides the address.
+uint32_t alignment_of(const void* p) {
+  const auto u = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 256;
+  while (a > 1 && u % a != 0) a /= 2;
+  return a;
+}
+
+// Row-major view of a device tensor as [rows, cols] with row stride `ld` (elements).
+struct Mat {
+  int64_t rows, cols, ld;
+};
+Mat as_matrix(const Tensor& t, const char* what) {
+  INFERD_CHECK(t.defined() && t.device() == Device::kCUDA, "{}: not a CUDA tensor", what);
+  if (t.ndim() == 2) {
+    INFERD_CHECK(t.stride(1) == 1 || t.size(1) <= 1, "{}: columns must be contiguous ({})", what,
+                 t.shape_str());
+    return {t.size(0), t.size(1), t.stride(0)};
+  }
+  INFERD_CHECK(t.is_contiguous(), "{}: non-contiguous tensor {}", what, t.shape_str());
+  return {1, t.numel(), t.numel()};
+}
+
+void check_dtype(const Tensor& t, DType want, const char* what) {
+  INFERD_CHECK(t.dtype() == want, "{}: dtype {} (expected {})", what, dtype_name(t.dtype()),
+               dtype_name(want));
+}
+
+// Norm weights and inv_freq: fp32 on the device with `n` elements.
+void check_vec(const Tensor& w, int64_t n, const char* what) {
+  INFERD_CHECK(w.defined() && w.device() == Device::kCUDA && w.dtype() == DType::kF32 &&
+                   w.numel() == n && w.is_contiguous(),
+               "{}: expected a CUDA fp32 vector of {} elements, got {} {}", what, n,
+               dtype_name(w.dtype()), w.shape_str());
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, const CudaBackendOptions& opts) : device_(device), opts_(opts) {
+    const int n = cuda::device_count();
+    if (device < 0 || device >= n)
+      fail("CUDA device {} does not exist ({} CUDA devices found)", device, n);
+    CU_CHECK(cudaSetDevice(device_));
+    description_ = cuda::device_description(device_);
+    CU_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasLtCreate(&lt_));
+    gemm_ws_bytes_ = opts_.gemm_workspace_bytes;
+    if (gemm_ws_bytes_ > 0) CU_CHECK(cudaMalloc(&gemm_ws_, gemm_ws_bytes_));
+    staging_half_ = std::max<size_t>(opts_.staging_bytes / 2, 1 << 20) / 256 * 256;
+    for (int i = 0; i < 2; ++i) {
+      CU_CHECK(cudaHostAlloc(&staging_[i], staging_half_, cudaHostAllocDefault));
+      CU_CHECK(cudaEventCreateWithFlags(&staging_ev_[i], cudaEventDisableTiming));
+    }
+    CU_CHECK(cudaEventCreateWithFlags(&meta_ev_, cudaEventDisableTiming));
+    grow_metadata(std::max<size_t>(opts_.metadata_bytes / 4, 1024));
+  }
+
+  ~CudaBackend() override {
+    // No throwing here: errors are ignored on the way out.
+    (void)cudaSetDevice(device_);
+    (void)cudaStreamSynchronize(stream_);
+    for (auto& [key, plan] : plans_) {
+      (void)cublasLtMatrixLayoutDestroy(plan.a);
+      (void)cublasLtMatrixLayoutDestroy(plan.b);
+      (void)cublasLtMatrixLayoutDestroy(plan.c);
+      (void)cublasLtMatmulDescDestroy(plan.op);
+    }
+    (void)cublasLtDestroy(lt_);
+    if (gemm_ws_) (void)cudaFree(gemm_ws_);
+    for (int i = 0; i < 2; ++i) {
+      (void)cudaFreeHost(staging_[i]);
+      (void)cudaEventDestroy(staging_ev_[i]);
+    }
+    (void)cudaEventDestroy(meta_ev_);
+    if (meta_host_) (void)cudaFreeHost(meta_host_);
+    if (meta_dev_) (void)cudaFree(meta_dev_);
+    if (down_host_) (void)cudaFreeHost(down_host_);
+    (void)cudaStreamDestroy(stream_);
+  }
+
+  Device device() const override { return Device::kCUDA; }
+  std::string name() const override { return fmt::format("cuda ({})", description_); }
+  DType activation_dtype() const override { return DType::kBF16; }
+
+  // ---- placement ------------------------------------------------------------------------
+  using Backend::alloc;
+  Tensor alloc(DType dtype, std::span<const int64_t> shape) override {
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    const size_t bytes = std::max<size_t>(size_t(n) * dtype_size(dtype), 1);
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, (bytes + 255) / 256 * 256);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      fail("out of GPU memory allocating {} MiB on CUDA device {} ({})", bytes >> 20, device_,
+           cudaGetErrorString(e));
+    }
+    std::shared_ptr<void> holder(p, [](void* q) { (void)cudaFree(q); });
+    CU_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+    return Tensor(p, dtype, shape, Device::kCUDA, std::move(holder));
+  }
+
+  Linear make_linear(std::vector<Tensor> parts, const Tensor& bias) override {
+    INFERD_CHECK(!parts.empty(), "linear without weights");
+    Linear l;
+    l.in_features = parts[0].size(1);
+    for (const Tensor& p : parts) {
+      INFERD_CHECK(
+          p.ndim() == 2 && p.size(1) == l.in_features && p.is_contiguous() && is_float(p.dtype()),
+          "bad linear part {} {}", dtype_name(p.dtype()), p.shape_str());
+      l.out_features += p.size(0);
+    }
+    if (parts.size() == 1) {
+      const Tensor& p = parts[0];
+      if (p.device() == Device::kCUDA && p.dtype() == DType::kBF16) {
+        l.parts = {p};  // already placed (tied embeddings under --load-format dummy)
+      } else if (embed_dev_.defined() && p.data() == embed_src_ && p.dtype() == embed_src_dtype_ &&
+                 p.numel() == embed_dev_.numel() && !embed_holder_.expired()) {
+        l.parts = {embed_dev_};  // tied embeddings: the table uploaded by make_param
+      }
+    }
+    if (l.parts.empty()) {
+      Tensor w = alloc(DType::kBF16, {l.out_features, l.in_features});
+      int64_t row = 0;
+      for (const Tensor& p : parts) {
+        char* dst = static_cast<char*>(w.data()) + row * l.in_features * 2;
+        if (p.device() == Device::kCUDA) {
+          check_dtype(p, DType::kBF16, "device linear part");
+          CU_CHECK(cudaMemcpyAsync(dst, p.data(), p.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+        } else {
+          upload_into(p, dst, DType::kBF16);
+        }
+        row += p.size(0);
+      }
+      l.parts = {w};
+    }
+    if (bias.defined()) {
+      INFERD_CHECK(bias.numel() == l.out_features, "bias of {} for {} outputs", bias.numel(),
+                   l.out_features);
+      l.bias = place_vector(bias);
+    }
+    return l;
+  }
+
+  Tensor make_param(const Tensor& host) override {
+    if (host.device() == Device::kCUDA) return host;
+    INFERD_CHECK(is_float(host.dtype()) && host.is_contiguous(), "bad parameter {} {}",
+                 dtype_name(host.dtype()), host.shape_str());
+    if (host.ndim() == 1) return place_vector(host);
+    Tensor d = alloc(DType::kBF16, host.shape());
+    upload_into(host, d.data(), DType::kBF16);
+    if (host.ndim() == 2 && host.holder()) {
+      // Remember the table, so that a tied lm_head naming the same mmap'd bytes reuses it. The
+      // weak holder tells whether those bytes are still the same allocation.
+      embed_src_ = host.data();
+      embed_src_dtype_ = host.dtype();
+      embed_holder_ = host.holder();
+      embed_dev_ = d;
+    }
+    return d;
+  }
+
+  // ---- per-step batch -----------------------------------------------------------------------
+  const DeviceBatch& prepare_batch(const ForwardBatch& fb, int32_t block_size) override {
+    CU_CHECK(cudaSetDevice(device_));
+    INFERD_CHECK(block_size > 0, "block size {}", block_size);
+    const int32_t T = fb.num_tokens();
+    const int32_t S = int32_t(fb.seqs.size());
+    const int32_t R = int32_t(fb.logit_rows.size());
+    INFERD_CHECK(fb.positions.size() == size_t(T), "{} positions for {} tokens",
+                 fb.positions.size(), T);
+    int32_t max_blocks = 1, max_q = 0, max_kv = 0;
+    for (const auto& s : fb.seqs) max_blocks = std::max(max_blocks, s.num_blocks);
+
+    auto seg = [](size_t n) { return (n + 31) / 32 * 32; };  // 128-byte aligned segments
+    const size_t o_ids = 0, o_pos = o_ids + seg(size_t(T)), o_slot = o_pos + seg(size_t(T));
+    const size_t o_qs = o_slot + seg(size_t(T)), o_kv = o_qs + seg(size_t(S) + 1);
+    const size_t o_bt = o_kv + seg(size_t(S)), o_rows = o_bt + seg(size_t(S) * size_t(max_blocks));
+    const size_t total = o_rows + seg(size_t(R));
+    if (total > meta_capacity_) grow_metadata(std::max(total, 2 * meta_capacity_));
+    // The previous step's copy out of the pinned buffer must be done before it is rewritten.
+    CU_CHECK(cudaEventSynchronize(meta_ev_));
+
+    int32_t* h = meta_host_;
+    std::copy(fb.token_ids.begin(), fb.token_ids.end(), h + o_ids);
+    std::copy(fb.positions.begin(), fb.positions.end(), h + o_pos);
+    std::fill(h + o_bt, h + o_bt + size_t(S) * size_t(max_blocks), 0);
+    int32_t next_row = 0;
+    for (int32_t i = 0; i < S; ++i) {
+      const SeqBatchInfo& s = fb.seqs[size_t(i)];
+      INFERD_CHECK(
+          s.kv_len >= s.q_len && s.q_len >= 0 && int64_t(s.num_blocks) * block_size >= s.kv_len,
+          "seq {}: kv_len {} q_len {} blocks {}", i, s.kv_len, s.q_len, s.num_blocks);
+      INFERD_CHECK(s.q_start == next_row, "seq {}: rows start at {}, expected {}", i, s.q_start,
+                   next_row);
+      INFERD_CHECK(
+          s.block_table_offset >= 0 &&
+              size_t(s.block_table_offset) + size_t(s.num_blocks) <= fb.block_tables.size(),
+          "seq {}: block table [{}, +{}) outside {}", i, s.block_table_offset, s.num_blocks,
+          fb.block_tables.size());
+      next_row += s.q_len;
+      h[o_qs + size_t(i)] = s.q_start;
+      h[o_kv + size_t(i)] = s.kv_len;
+      max_q = std::max(max_q, s.q_len);
+      max_kv = std::max(max_kv, s.kv_len);
+      const int32_t* bt = fb.block_tables.data() + s.block_table_offset;
+      std::copy(bt, bt + s.num_blocks, h + o_bt + size_t(i) * size_t(max_blocks));
+      for (int32_t j = 0; j < s.q_len; ++j) {
+        const int32_t row = s.q_start + j;
+        const int32_t pos = fb.positions[size_t(row)];
+        INFERD_CHECK(pos >= 0 && pos < s.kv_len, "position {} outside kv_len {}", pos, s.kv_len);
+        h[o_slot + size_t(row)] = bt[pos / block_size] * block_size + pos % block_size;
+      }
+    }
+    INFERD_CHECK(next_row == T, "sequences cover {} rows of {}", next_row, T);
+    h[o_qs + size_t(S)] = next_row;
+    for (int32_t r = 0; r < R; ++r) {
+      const int32_t row = fb.logit_rows[size_t(r)];
+      INFERD_CHECK(row >= 0 && row < T, "logit row {} outside {} tokens", row, T);
+      h[o_rows + size_t(r)] = row;
+    }
+    CU_CHECK(cudaMemcpyAsync(meta_dev_, meta_host_, total * 4, cudaMemcpyHostToDevice, stream_));
+    CU_CHECK(cudaEventRecord(meta_ev_, stream_));
+
+    const int32_t* d = meta_dev_;
+    b_ = DeviceBatch{};
+    b_.num_tokens = T;
+    b_.num_seqs = S;
+    b_.num_logit_rows = R;
+    b_.max_q_len = max_q;
+    b_.max_kv_len = max_kv;
+    b_.token_ids = d + o_ids;
+    b_.positions = d + o_pos;
+    b_.slot_mapping = d + o_slot;
+    b_.seq_q_start = d + o_qs;
+    b_.seq_kv_len = d + o_kv;
+    b_.block_tables = d + o_bt;
+    b_.max_blocks_per_seq = max_blocks;
+    b_.logit_rows = d + o_rows;
+    host_ids_ = h + o_ids;
+    block_size_ = block_size;
+    return b_;
+  }
+
+  // ---- kernels --------------------------------------------------------------------------
+  void embedding(const Tensor& table, const DeviceBatch& b, Tensor out) override {
+    check_dtype(table, DType::kBF16, "embedding table");
+    check_dtype(out, DType::kBF16, "embedding out");
+    const Mat t = as_matrix(table, "embedding table"), o = as_matrix(out, "embedding out");
+    INFERD_CHECK(t.ld == t.cols && o.cols == t.cols && o.rows >= b.num_tokens,
+                 "embedding table {} out {}", table.shape_str(), out.shape_str());
+    if (b.token_ids == b_.token_ids) {  // our batch: the ids are still in the pinned buffer
+      for (int32_t i = 0; i < b.num_tokens; ++i) {
+        const int32_t id = host_ids_[i];
+        if (id < 0 || id >= t.rows) fail("token id {} outside vocab {}", id, t.rows);
+      }
+    }
+    CU_CHECK(cuda::launch_embedding(table.data(), t.rows, t.cols, b.token_ids, b.num_tokens,
+                                    out.data(), o.ld, stream_));
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor out) override {
+    check_dtype(x, DType::kBF16, "rms_norm x");
+    check_dtype(out, DType::kBF16, "rms_norm out");
+    const Mat xm = as_matrix(x, "rms_norm x"), om = as_matrix(out, "rms_norm out");
+    INFERD_CHECK(om.rows == xm.rows && om.cols == xm.cols, "rms_norm x {} out {}", x.shape_str(),
+                 out.shape_str());
+    check_vec(w, xm.cols, "rms_norm weight");
+    CU_CHECK(cuda::launch_rms_norm(x.data(), xm.ld, w.data_as<float>(), eps, int32_t(xm.rows),
+                                   xm.cols, out.data(), om.ld, stream_));
+  }
+
+  void add_rms_norm(Tensor residual, const Tensor& x, const Tensor& w, float eps,
+                    Tensor out) override {
+    check_dtype(residual, DType::kBF16, "add_rms_norm residual");
+    check_dtype(x, DType::kBF16, "add_rms_norm x");
+    check_dtype(out, DType::kBF16, "add_rms_norm out");
+    const Mat rm = as_matrix(residual, "add_rms_norm residual");
+    const Mat xm = as_matrix(x, "add_rms_norm x"), om = as_matrix(out, "add_rms_norm out");
+    INFERD_CHECK(
+        rm.rows == xm.rows && rm.cols == xm.cols && om.rows == xm.rows && om.cols == xm.cols,
+        "add_rms_norm residual {} x {} out {}", residual.shape_str(), x.shape_str(),
+        out.shape_str());
+    check_vec(w, xm.cols, "add_rms_norm weight");
+    CU_CHECK(cuda::launch_add_rms_norm(residual.data(), rm.ld, x.data(), xm.ld, w.data_as<float>(),
+                                       eps, int32_t(xm.rows), xm.cols, out.data(), om.ld, stream_));
+  }
+
+  void head_rms_norm(Tensor x, int64_t head_dim, const Tensor& w, float eps) override {
+    check_dtype(x, DType::kBF16, "head_rms_norm x");
+    const Mat xm = as_matrix(x, "head_rms_norm x");
+    INFERD_CHECK(head_dim > 0 && xm.cols % head_dim == 0, "head_rms_norm: {} columns, head_dim {}",
+                 xm.cols, head_dim);
+    check_vec(w, head_dim, "head_rms_norm weight");
+    CU_CHECK(cuda::launch_head_rms_norm(x.data(), xm.ld, int32_t(xm.rows), xm.cols / head_dim,
+                                        head_dim, w.data_as<float>(), eps, stream_));
+  }
+
+  void linear(const Tensor& x, const Linear& w, Tensor out) override {
+    check_dtype(x, DType::kBF16, "linear x");
+    INFERD_CHECK(out.dtype() == DType::kBF16 || out.dtype() == DType::kF32,
+                 "linear out: dtype {} (expected bf16 or f32)", dtype_name(out.dtype()));
+    const Mat xm = as_matrix(x, "linear x"), om = as_matrix(out, "linear out");
+    const int64_t T = xm.rows, K = w.in_features, N = w.out_features;
+    INFERD_CHECK(xm.cols == K && om.cols == N && om.rows == T,
+                 "linear shapes x {} W [{}, {}] out {}", x.shape_str(), N, K, out.shape_str());
+    INFERD_CHECK(w.parts.size() == 1 && w.parts[0].device() == Device::kCUDA &&
+                     w.parts[0].dtype() == DType::kBF16 && w.parts[0].size(0) == N,
+                 "linear weight was not placed by the CUDA backend");
+    if (T == 0) return;
+    const bool out_f32 = out.dtype() == DType::kF32;
+    const Plan& plan =
+        gemm_plan(N, T, K, K, xm.ld, om.ld, out_f32, w.parts[0].data(), x.data(), out.data());
+    const float alpha = 1.0f, beta = 0.0f;
+    CUBLAS_CHECK(cublasLtMatmul(lt_, plan.op, &alpha, w.parts[0].data(), plan.a, x.data(), plan.b,
+                                &beta, out.data(), plan.c, out.data(), plan.c, &plan.algo, gemm_ws_,
+                                gemm_ws_bytes_, stream_));
+    if (w.bias.defined()) {
+      check_vec(w.bias, N, "linear bias");
+      CU_CHECK(cuda::launch_add_bias(out.data(), om.ld, out_f32, w.bias.data_as<float>(),
+                                     int32_t(T), N, stream_));
+    }
+  }
+
+  void rope(Tensor qkv, int64_t nh, int64_t nkv, const RopeTable& rope,
+            const DeviceBatch& b) override {
+    check_dtype(qkv, DType::kBF16, "rope qkv");
+    const Mat q = as_matrix(qkv, "rope qkv");
+    const int64_t hd = rope.head_dim;
+    INFERD_CHECK(hd > 0 && hd % 2 == 0 && q.rows >= b.num_tokens && q.cols >= (nh + nkv) * hd,
+                 "rope: qkv {} heads {}+{} head_dim {}", qkv.shape_str(), nh, nkv, hd);
+    check_vec(rope.inv_freq, hd / 2, "rope inv_freq");
+    CU_CHECK(cuda::launch_rope(qkv.data(), q.ld, b.num_tokens, nh + nkv, hd,
+                               rope.inv_freq.data_as<float>(), b.positions, stream_));
+  }
+
+  void silu_mul(const Tensor& gate_up, Tensor out) override {
+    check_dtype(gate_up, DType::kBF16, "silu_mul gate_up");
+    check_dtype(out, DType::kBF16, "silu_mul out");
+    const Mat g = as_matrix(gate_up, "silu_mul gate_up"), o = as_matrix(out, "silu_mul out");
+    INFERD_CHECK(g.rows == o.rows && g.cols == 2 * o.cols, "silu_mul gate_up {} out {}",
+                 gate_up.shape_str(), out.shape_str());
+    CU_CHECK(cuda::launch_silu_mul(gate_up.data(), g.ld, int32_t(o.rows), o.cols, out.data(), o.ld,
+                                   stream_));
+  }
+
+  void write_kv(const Tensor& qkv, int64_t nh, int64_t nkv, KvLayer& kv,
+                const DeviceBatch& b) override {
+    check_kv(kv, nkv);
+    check_dtype(qkv, DType::kBF16, "write_kv qkv");
+    const Mat q = as_matrix(qkv, "write_kv qkv");
+    const int64_t hd = kv.k.size(3);
+    INFERD_CHECK(q.rows >= b.num_tokens && q.cols >= (nh + 2 * nkv) * hd,
+                 "write_kv: qkv {} heads {}+2*{} head_dim {}", qkv.shape_str(), nh, nkv, hd);
+    CU_CHECK(cuda::launch_write_kv(qkv.data(), q.ld, b.num_tokens, nh, nkv, hd, b.slot_mapping,
+                                   kv.k.data(), kv.v.data(), stream_));
+  }
+
+  void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,
+                 int64_t window, const DeviceBatch& b, Tensor out) override {
+    check_kv(kv, nkv);
+    check_dtype(qkv, DType::kBF16, "attention qkv");
+    check_dtype(out, DType::kBF16, "attention out");
+    const Mat q = as_matrix(qkv, "attention qkv"), o = as_matrix(out, "attention out");
+    const int64_t hd = kv.k.size(3);
+    if (hd > cuda::kMaxAttentionHeadDim)
+      fail("head_dim {} is not supported by the CUDA attention kernel (at most {})", hd,
+           cuda::kMaxAttentionHeadDim);
+    INFERD_CHECK(nkv > 0 && nh % nkv == 0 && q.rows >= b.num_tokens && q.cols >= nh * hd &&
+                     o.rows >= b.num_tokens && o.cols == nh * hd,
+                 "attention: qkv {} out {} heads {}/{} head_dim {}", qkv.shape_str(),
+                 out.shape_str(), nh, nkv, hd);
+    cuda::AttentionParams p;
+    p.qkv = qkv.data();
+    p.ld_qkv = q.ld;
+    p.k_cache = kv.k.data();
+    p.v_cache = kv.v.data();
+    p.out = out.data();
+    p.ld_out = o.ld;
+    p.num_tokens = b.num_tokens;
+    p.num_seqs = b.num_seqs;
+    p.num_heads = int32_t(nh);
+    p.num_kv_heads = int32_t(nkv);
+    p.head_dim = int32_t(hd);
+    p.block_size = int32_t(kv.k.size(1));
+    p.positions = b.positions;
+    p.seq_q_start = b.seq_q_start;
+    p.block_tables = b.block_tables;
+    p.max_blocks_per_seq = b.max_blocks_per_seq;
+    p.scale = scale;
+    p.sliding_window = window > 0 && window < INT32_MAX ? int32_t(window) : 0;
+    CU_CHECK(cuda::launch_attention(p, stream_));
+  }
+
+  void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) override {
+    INFERD_CHECK(x.dtype() == out.dtype(), "gather_rows: x {} out {}", dtype_name(x.dtype()),
+                 dtype_name(out.dtype()));
+    const Mat xm = as_matrix(x, "gather_rows x"), om = as_matrix(out, "gather_rows out");
+    INFERD_CHECK(om.cols == xm.cols && om.rows >= b.num_logit_rows, "gather_rows x {} out {}",
+                 x.shape_str(), out.shape_str());
+    const int64_t es = int64_t(dtype_size(x.dtype()));
+    CU_CHECK(cuda::launch_gather_rows(x.data(), xm.ld * es, xm.cols * es, b.logit_rows,
+                                      b.num_logit_rows, out.data(), om.ld * es, stream_));
+  }
+
+  void copy_to_host_f32(const Tensor& x, float* dst) override {
+    if (x.device() == Device::kCPU) {
+      INFERD_CHECK(x.is_contiguous(), "copy_to_host_f32 of a strided host tensor");
+      convert(x.data(), x.dtype(), dst, DType::kF32, x.numel());
+      return;
+    }
+    INFERD_CHECK(is_float(x.dtype()), "copy_to_host_f32 of dtype {}", dtype_name(x.dtype()));
+    const Mat m = as_matrix(x, "copy_to_host_f32");
+    const size_t es = dtype_size(x.dtype());
+    const size_t n = size_t(m.rows) * size_t(m.cols);
+    if (n == 0) return;
+    void* host = dst;
+    if (x.dtype() != DType::kF32) {
+      if (down_bytes_ < n * es) {
+        CU_CHECK(cudaStreamSynchronize(stream_));
+        if (down_host_) CU_CHECK(cudaFreeHost(down_host_));
+        down_host_ = nullptr;
+        down_bytes_ = 0;
+        CU_CHECK(cudaHostAlloc(&down_host_, n * es, cudaHostAllocDefault));
+        down_bytes_ = n * es;
+      }
+      host = down_host_;
+    }
+    CU_CHECK(cudaMemcpy2DAsync(host, size_t(m.cols) * es, x.data(), size_t(m.ld) * es,
+                               size_t(m.cols) * es, size_t(m.rows), cudaMemcpyDeviceToHost,
+                               stream_));
+    CU_CHECK(cudaStreamSynchronize(stream_));
+    if (host != dst) convert(host, x.dtype(), dst, DType::kF32, int64_t(n));
+  }
+
+  // ---- helpers behind cuda_backend.h --------------------------------------------------------
+  Tensor upload(const Tensor& host, DType dtype) {
+    INFERD_CHECK(host.device() == Device::kCPU && is_float(host.dtype()) && is_float(dtype),
+                 "cuda_upload: {} tensor to {}", dtype_name(host.dtype()), dtype_name(dtype));
+    Tensor d = alloc(dtype, host.shape());
+    upload_into(host, d.data(), dtype);
+    return d;
+  }
+
+  void poison(const Tensor& t) {
+    const Mat m = as_matrix(t, "cuda_poison");
+    const size_t es = dtype_size(t.dtype());
+    CU_CHECK(cudaMemset2DAsync(t.data(), size_t(m.ld) * es, 0xFF, size_t(m.cols) * es,
+                               size_t(m.rows), stream_));
+  }
+
+  void fill_random(const Tensor& t, uint64_t seed, float stddev, float fill) {
+    INFERD_CHECK(t.device() == Device::kCUDA && t.is_contiguous(),
+                 "cuda_fill_random: contiguous CUDA tensor expected");
+    CU_CHECK(cuda::launch_fill_random(t.data(), dtype_code(t.dtype()), t.numel(), seed, stddev,
+                                      fill, stream_));
+  }
+
+  void synchronize() { CU_CHECK(cudaStreamSynchronize(stream_)); }
+
+ private:
+  struct Plan {
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  using PlanKey = std::array<int64_t, 10>;
+
+  // Row-major out [T, N] = x [T, K] W [N, K]^T, seen column-major: C (N x T, ld ldc) =
+  // op(A) (N x K) * B (K x T), where A is W read as a column-major K x N matrix (ld lda) and
+  // transposed, and B is x read as a column-major K x T matrix (ld ldb).
+  const Plan& gemm_plan(int64_t N, int64_t T, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                        bool out_f32, const void* a, const void* b, const void* c) {
+    const uint32_t al_a = alignment_of(a), al_b = alignment_of(b), al_c = alignment_of(c);
+    const PlanKey key{N, T, K, lda, ldb, ldc, out_f32 ? 1 : 0, al_a, al_b, al_c};
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    Plan p;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(K), uint64_t(N), lda));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(K), uint64_t(T), ldb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, out_f32 ? CUDA_R_32F : CUDA_R_16BF, uint64_t(N),
+                                            uint64_t(T), ldc));
+    cublasLtMatmulPreference_t pref = nullptr;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const uint64_t ws = gemm_ws_bytes_;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
+    cublasLtMatmulHeuristicResult_t res{};
+    int found = 0;
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(lt_, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+    (void)cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+      (void)cublasLtMatrixLayoutDestroy(p.a);
+      (void)cublasLtMatrixLayoutDestroy(p.b);
+      (void)cublasLtMatrixLayoutDestroy(p.c);
+      (void)cublasLtMatmulDescDestroy(p.op);
+      throw Error(fmt::format(
+          "cuBLASLt found no bf16 GEMM algorithm for out [{}, {}] = x [{}, {}] W^T (lds {} {} {}, "
+          "alignment {} {} {}): {}",
+          T, N, T, K, lda, ldb, ldc, al_a, al_b, al_c, cublasGetStatusString(st)));
+    }
+    p.algo = res.algo;
+    return plans_.emplace(key, p).first->second;
+  }
+
+  // Host tensor -> device memory in `dst_dtype`, through the pinned staging halves: the host
+  // converts one chunk while the previous one is being copied.
+  void upload_into(const Tensor& host, void* dst, DType dst_dtype) {
+    INFERD_CHECK(host.device() == Device::kCPU && host.is_contiguous() && is_float(host.dtype()),
+                 "upload of a {} {} tensor", dtype_name(host.dtype()), host.shape_str());
+    const int64_t n = host.numel();
+    const size_t des = dtype_size(dst_dtype), ses = dtype_size(host.dtype());
+    const int64_t chunk = int64_t(staging_half_ / des);
+    int half = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += chunk, half ^= 1) {
+      const int64_t m = std::min(chunk, n - i0);
+      CU_CHECK(cudaEventSynchronize(staging_ev_[half]));
+      convert(static_cast<const char*>(host.data()) + size_t(i0) * ses, host.dtype(),
+              staging_[half], dst_dtype, m);
+      CU_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + size_t(i0) * des, staging_[half],
+                               size_t(m) * des, cudaMemcpyHostToDevice, stream_));
+      CU_CHECK(cudaEventRecord(staging_ev_[half], stream_));
+    }
+  }
+
+  // fp32 device copy of a 1-D parameter (host or device, any float dtype).
+  Tensor place_vector(const Tensor& v) {
+    if (v.device() == Device::kCUDA) {
+      check_dtype(v, DType::kF32, "device vector parameter");
+      return v;
+    }
+    Tensor d = alloc(DType::kF32, {v.numel()});
+    upload_into(v, d.data(), DType::kF32);
+    return d;
+  }
+
+  void check_kv(const KvLayer& kv, int64_t nkv) const {
+    INFERD_CHECK(kv.k.defined() && kv.v.defined() && kv.k.device() == Device::kCUDA &&
+                     kv.k.dtype() == DType::kBF16 && kv.v.dtype() == DType::kBF16 &&
+                     kv.k.ndim() == 4 && kv.k.size(2) == nkv && kv.k.is_contiguous() &&
+                     kv.v.is_contiguous() && kv.v.numel() == kv.k.numel(),
+                 "KV cache: k {} v {} (expected bf16 [blocks, block_size, {}, head_dim])",
+                 kv.k.shape_str(), kv.v.shape_str(), nkv);
+    INFERD_CHECK(kv.k.size(1) == block_size_, "KV cache block size {} but the batch uses {}",
+                 kv.k.size(1), block_size_);
+  }
+
+  void grow_metadata(size_t ints) {
+    if (meta_host_ || meta_dev_) CU_CHECK(cudaStreamSynchronize(stream_));
+    if (meta_host_) CU_CHECK(cudaFreeHost(meta_host_));
+    if (meta_dev_) CU_CHECK(cudaFree(meta_dev_));
+    meta_host_ = nullptr;
+    meta_dev_ = nullptr;
+    meta_capacity_ = 0;
+    CU_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&meta_host_), ints * 4, cudaHostAllocDefault));
+    CU_CHECK(cudaMalloc(reinterpret_cast<void**>(&meta_dev_), ints * 4));
+    meta_capacity_ = ints;
+  }
+
+  int device_;
+  CudaBackendOptions opts_;
+  std::string description_;
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  void* gemm_ws_ = nullptr;
+  size_t gemm_ws_bytes_ = 0;
+  std::map<PlanKey, Plan> plans_;
+
+  size_t staging_half_ = 0;
+  void* staging_[2] = {nullptr, nullptr};
+  cudaEvent_t staging_ev_[2] = {nullptr, nullptr};
+
+  int32_t* meta_host_ = nullptr;  // pinned
+  int32_t* meta_dev_ = nullptr;
+  size_t meta_capacity_ = 0;  // int32 elements
+  cudaEvent_t meta_ev_ = nullptr;
+  const int32_t* host_ids_ = nullptr;
+  DeviceBatch b_;
+  int32_t block_size_ = 0;
+
+  void* down_host_ = nullptr;  // pinned, for bf16 -> f32 downloads
+  size_t down_bytes_ = 0;
+
+  const void* embed_src_ = nullptr;
+  DType embed_src_dtype_ = DType::kF32;
+  std::weak_ptr<void> embed_holder_;
+  Tensor embed_dev_;
+};
+
+CudaBackend& as_cuda(Backend& b) {
+  auto* c = dynamic_cast<CudaBackend*>(&b);
+  INFERD_CHECK(c != nullptr, "backend '{}' is not the CUDA backend", b.name());
+  return *c;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device, const CudaBackendOptions& options) {
+  return std::make_unique<CudaBackend>(device, options);
+}
+
+Tensor cuda_upload(Backend& backend, const Tensor& host, DType dtype) {
+  return as_cuda(backend).upload(host, dtype);
+}
+
+Tensor cuda_download_f32(Backend& backend, const Tensor& device_tensor) {
+  Tensor h = Tensor::empty_host(DType::kF32, device_tensor.shape());
+  as_cuda(backend).copy_to_host_f32(device_tensor, h.data_as<float>());
+  return h;
+}
+
+void cuda_poison(Backend& backend, const Tensor& device_tensor) {
+  as_cuda(backend).poison(device_tensor);
+}
+
+void cuda_fill_random(Backend& backend, const Tensor& device_tensor, uint64_t seed, float stddev,
+                      float fill) {
+  as_cuda(backend).fill_random(device_tensor, seed, stddev, fill);
+}
+
+void cuda_synchronize(Backend& backend) {
+  as_cuda(backend).synchronize();
+}
+
+}  // namespace inferd

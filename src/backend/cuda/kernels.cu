@@ -1,0 +1,423 @@
+// The CUDA backend's own kernels (first version: simple and correct; see kernels.h for each
+// kernel's contract). bf16 storage, fp32 arithmetic. No fmt here (nvcc cannot compile fmt 9).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "backend/cuda/kernels.h"
+
+namespace inferd::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kRowThreads = 256;  // threads per row for the row-wise kernels
+
+__device__ __forceinline__ float to_f(bf16 v) {
+  return __bfloat162float(v);
+}
+__device__ __forceinline__ bf16 to_bf(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024). Every thread gets the result.
+// Call at most once per kernel (the shared scratch is not reset).
+__device__ float block_sum(float v) {
+  __shared__ float warp_sums[32];
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int nwarps = int(blockDim.x) >> 5;
+  v = warp_sum(v);
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float t = lane < nwarps ? warp_sums[lane] : 0.f;
+    t = warp_sum(t);
+    if (lane == 0) warp_sums[0] = t;
+  }
+  __syncthreads();
+  return warp_sums[0];
+}
+
+int grid_for(int64_t n, int threads) {
+  int64_t blocks = (n + threads - 1) / threads;
+  if (blocks > 65536) blocks = 65536;  // grid-stride loops cover the rest
+  return int(blocks < 1 ? 1 : blocks);
+}
+
+// ---- embedding ---------------------------------------------------------------------------
+__global__ void embedding_kernel(const bf16* __restrict__ table, int64_t vocab, int64_t hidden,
+                                 const int32_t* __restrict__ ids, bf16* __restrict__ out,
+                                 int64_t ld_out) {
+  const int64_t t = blockIdx.x;
+  const int32_t id = ids[t];
+  bf16* o = out + t * ld_out;
+  if (id < 0 || id >= vocab) {
+    for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = to_bf(0.f);
+    return;
+  }
+  const bf16* row = table + int64_t(id) * hidden;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = row[i];
+}
+
+// ---- RMSNorm -----------------------------------------------------------------------------
+// HF RMSNorm: x * rsqrt(mean(x^2) + eps) in fp32, then * weight.
+__global__ void rms_norm_kernel(const bf16* __restrict__ x, int64_t ld_x,
+                                const float* __restrict__ w, float eps, int64_t hidden,
+                                bf16* __restrict__ out, int64_t ld_out) {
+  const int64_t t = blockIdx.x;
+  const bf16* xr = x + t * ld_x;
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float v = to_f(xr[i]);
+    ss += v * v;
+  }
+  ss = block_sum(ss);
+  const float r = 1.0f / sqrtf(ss / float(hidden) + eps);
+  bf16* o = out + t * ld_out;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = to_bf(w[i] * (to_f(xr[i]) * r));
+}
+
+// Each thread re-reads only the residual elements it wrote itself, so no barrier is needed between
+// the two passes (block_sum's barriers order the rest).
+__global__ void add_rms_norm_kernel(bf16* __restrict__ residual, int64_t ld_res,
+                                    const bf16* __restrict__ x, int64_t ld_x,
+                                    const float* __restrict__ w, float eps, int64_t hidden,
+                                    bf16* __restrict__ out, int64_t ld_out) {
+  const int64_t t = blockIdx.x;
+  bf16* rr = residual + t * ld_res;
+  const bf16* xr = x + t * ld_x;
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const bf16 s = to_bf(to_f(rr[i]) + to_f(xr[i]));
+    rr[i] = s;
+    const float v = to_f(s);
+    ss += v * v;
+  }
+  ss = block_sum(ss);
+  const float r = 1.0f / sqrtf(ss / float(hidden) + eps);
+  bf16* o = out + t * ld_out;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = to_bf(w[i] * (to_f(rr[i]) * r));
+}
+
+// One warp per (token, head) vector.
+constexpr int kHeadNormWarps = 4;
+__global__ void head_rms_norm_kernel(bf16* __restrict__ x, int64_t ld_x, int64_t num_vectors,
+                                     int64_t heads, int64_t head_dim, const float* __restrict__ w,
+                                     float eps) {
+  const int64_t vec = int64_t(blockIdx.x) * kHeadNormWarps + (threadIdx.x >> 5);
+  if (vec >= num_vectors) return;  // whole warps leave together
+  const int lane = int(threadIdx.x) & 31;
+  const int64_t t = vec / heads, h = vec % heads;
+  bf16* v = x + t * ld_x + h * head_dim;
+  float ss = 0.f;
+  for (int64_t i = lane; i < head_dim; i += 32) {
+    const float f = to_f(v[i]);
+    ss += f * f;
+  }
+  ss = warp_sum(ss);
+  const float r = 1.0f / sqrtf(ss / float(head_dim) + eps);
+  for (int64_t i = lane; i < head_dim; i += 32) v[i] = to_bf(w[i] * (to_f(v[i]) * r));
+}
+
+// ---- bias --------------------------------------------------------------------------------
+__global__ void add_bias_kernel(void* out, int64_t ld_out, bool out_f32,
+                                const float* __restrict__ bias, int64_t num_tokens, int64_t n) {
+  const int64_t total = num_tokens * n;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / n, c = i % n;
+    if (out_f32) {
+      static_cast<float*>(out)[t * ld_out + c] += bias[c];
+    } else {
+      bf16* p = static_cast<bf16*>(out) + t * ld_out + c;
+      *p = to_bf(to_f(*p) + bias[c]);
+    }
+  }
+}
+
+// ---- RoPE --------------------------------------------------------------------------------
+// One block per token; threads cover (head, i) pairs with i < head_dim / 2.
+__global__ void rope_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_rot_heads,
+                            int64_t head_dim, const float* __restrict__ inv_freq,
+                            const int32_t* __restrict__ positions) {
+  const int64_t t = blockIdx.x;
+  const int64_t half = head_dim / 2;
+  const float pos = float(positions[t]);
+  bf16* row = qkv + t * ld_qkv;
+  for (int64_t k = threadIdx.x; k < num_rot_heads * half; k += blockDim.x) {
+    const int64_t h = k / half, i = k % half;
+    const float ang = pos * inv_freq[i];  // fp32 product, as transformers computes it
+    float s, c;
+    sincosf(ang, &s, &c);
+    bf16* v = row + h * head_dim;
+    const float x1 = to_f(v[i]), x2 = to_f(v[i + half]);
+    v[i] = to_bf(x1 * c - x2 * s);
+    v[i + half] = to_bf(x2 * c + x1 * s);
+  }
+}
+
+// ---- SiLU and mul ------------------------------------------------------------------------
+__global__ void silu_mul_kernel(const bf16* __restrict__ gu, int64_t ld_gu, int64_t num_tokens,
+                                int64_t f, bf16* __restrict__ out, int64_t ld_out) {
+  const int64_t total = num_tokens * f;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / f, c = i % f;
+    const float g = to_f(gu[t * ld_gu + c]), u = to_f(gu[t * ld_gu + f + c]);
+    out[t * ld_out + c] = to_bf(g / (1.0f + expf(-g)) * u);
+  }
+}
+
+// ---- KV-cache write ----------------------------------------------------------------------
+__global__ void write_kv_kernel(const bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_heads,
+                                int64_t num_kv_heads, int64_t head_dim,
+                                const int32_t* __restrict__ slots, bf16* __restrict__ k_cache,
+                                bf16* __restrict__ v_cache) {
+  const int64_t t = blockIdx.x;
+  const int32_t slot = slots[t];
+  if (slot < 0) return;
+  const int64_t kvs = num_kv_heads * head_dim;
+  const bf16* k = qkv + t * ld_qkv + num_heads * head_dim;
+  const bf16* v = k + kvs;
+  bf16* kd = k_cache + int64_t(slot) * kvs;
+  bf16* vd = v_cache + int64_t(slot) * kvs;
+  for (int64_t i = threadIdx.x; i < kvs; i += blockDim.x) {
+    kd[i] = k[i];
+    vd[i] = v[i];
+  }
+}
+
+// ---- paged attention ---------------------------------------------------------------------
+// Grid (token, kv head); each warp takes query heads g = warp, warp + nwarps, ... of the group
+// that shares the kv head and walks the keys [first, pos] of the token's sequence one at a time
+// with an online softmax. Lane l holds dimensions l, l + 32, ... of q and of the accumulator.
+constexpr int kDimsPerLane = kMaxAttentionHeadDim / 32;
+
+__global__ void attention_kernel(AttentionParams p) {
+  const int32_t t = int32_t(blockIdx.x);
+  const int32_t h = int32_t(blockIdx.y);
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int nwarps = int(blockDim.x) >> 5;
+
+  // The token's sequence: the last s with seq_q_start[s] <= t (sequences with no new tokens
+  // share their start with the next one).
+  int32_t lo = 0, hi = p.num_seqs - 1;
+  while (lo < hi) {
+    const int32_t mid = (lo + hi + 1) >> 1;
+    if (p.seq_q_start[mid] <= t) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const int32_t* table = p.block_tables + int64_t(lo) * p.max_blocks_per_seq;
+  const int32_t pos = p.positions[t];
+  const int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
+  const int32_t group = p.num_heads / p.num_kv_heads;
+  const int64_t slot_elems = int64_t(p.num_kv_heads) * p.head_dim;
+  const int hd = p.head_dim, bs = p.block_size;
+  const bf16* kc = static_cast<const bf16*>(p.k_cache) + int64_t(h) * hd;
+  const bf16* vc = static_cast<const bf16*>(p.v_cache) + int64_t(h) * hd;
+
+  for (int32_t g = warp; g < group; g += nwarps) {
+    const int32_t qh = h * group + g;
+    const bf16* q = static_cast<const bf16*>(p.qkv) + int64_t(t) * p.ld_qkv + int64_t(qh) * hd;
+    float qr[kDimsPerLane], acc[kDimsPerLane];
+#pragma unroll
+    for (int i = 0; i < kDimsPerLane; ++i) {
+      const int d = lane + 32 * i;
+      qr[i] = d < hd ? to_f(q[d]) : 0.f;
+      acc[i] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int32_t j = first; j <= pos; ++j) {
+      const int64_t slot = int64_t(table[j / bs]) * bs + j % bs;
+      const bf16* k = kc + slot * slot_elems;
+      const bf16* v = vc + slot * slot_elems;
+      float dot = 0.f;
+#pragma unroll
+      for (int i = 0; i < kDimsPerLane; ++i) {
+        const int d = lane + 32 * i;
+        if (d < hd) dot += qr[i] * to_f(k[d]);
+      }
+      const float s = warp_sum(dot) * p.scale;
+      const float m_new = fmaxf(m, s);
+      const float corr = expf(m - m_new);  // 0 on the first key (m = -inf)
+      const float e = expf(s - m_new);
+      l = l * corr + e;
+#pragma unroll
+      for (int i = 0; i < kDimsPerLane; ++i) {
+        const int d = lane + 32 * i;
+        if (d < hd) acc[i] = acc[i] * corr + e * to_f(v[d]);
+      }
+      m = m_new;
+    }
+    const float inv = 1.0f / l;  // l >= 1: the key at pos itself is always seen
+    bf16* o = static_cast<bf16*>(p.out) + int64_t(t) * p.ld_out + int64_t(qh) * hd;
+#pragma unroll
+    for (int i = 0; i < kDimsPerLane; ++i) {
+      const int d = lane + 32 * i;
+      if (d < hd) o[d] = to_bf(acc[i] * inv);
+    }
+  }
+}
+
+// ---- gather rows -------------------------------------------------------------------------
+__global__ void gather_rows_kernel(const char* __restrict__ x, int64_t x_stride, int64_t row_units,
+                                   const int32_t* __restrict__ rows, char* __restrict__ out,
+                                   int64_t out_stride) {
+  const int64_t r = blockIdx.x;
+  const uint16_t* src = reinterpret_cast<const uint16_t*>(x + int64_t(rows[r]) * x_stride);
+  uint16_t* dst = reinterpret_cast<uint16_t*>(out + r * out_stride);
+  for (int64_t i = threadIdx.x; i < row_units; i += blockDim.x) dst[i] = src[i];
+}
+
+// ---- random fill -------------------------------------------------------------------------
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+__global__ void fill_random_kernel(void* dst, int dtype_code, int64_t n, uint64_t seed,
+                                   float stddev, float fill) {
+  const float a = stddev * 1.7320508075688772f;  // uniform on [-a, a] has std a / sqrt(3)
+  const uint64_t base = mix64(seed + 0x9e3779b97f4a7c15ull);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float v = fill;
+    if (stddev != 0.f) {
+      const uint64_t h = mix64(base ^ (uint64_t(i) * 0x9e3779b97f4a7c15ull));
+      const float u = float(h >> 40) * (1.0f / 16777216.0f);  // [0, 1) with 24 bits
+      v = (u * 2.0f - 1.0f) * a;
+    }
+    if (dtype_code == 0) {
+      static_cast<float*>(dst)[i] = v;
+    } else if (dtype_code == 1) {
+      static_cast<bf16*>(dst)[i] = to_bf(v);
+    } else {
+      static_cast<__half*>(dst)[i] = __float2half_rn(v);
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_embedding(const void* table, int64_t vocab, int64_t hidden, const int32_t* ids,
+                             int32_t num_tokens, void* out, int64_t ld_out, cudaStream_t stream) {
+  if (num_tokens <= 0) return cudaSuccess;
+  embedding_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
+      static_cast<const bf16*>(table), vocab, hidden, ids, static_cast<bf16*>(out), ld_out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_rms_norm(const void* x, int64_t ld_x, const float* w, float eps,
+                            int32_t num_tokens, int64_t hidden, void* out, int64_t ld_out,
+                            cudaStream_t stream) {
+  if (num_tokens <= 0) return cudaSuccess;
+  rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(static_cast<const bf16*>(x), ld_x, w, eps,
+                                                          hidden, static_cast<bf16*>(out), ld_out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_add_rms_norm(void* residual, int64_t ld_res, const void* x, int64_t ld_x,
+                                const float* w, float eps, int32_t num_tokens, int64_t hidden,
+                                void* out, int64_t ld_out, cudaStream_t stream) {
+  if (num_tokens <= 0) return cudaSuccess;
+  add_rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
+      static_cast<bf16*>(residual), ld_res, static_cast<const bf16*>(x), ld_x, w, eps, hidden,
+      static_cast<bf16*>(out), ld_out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_head_rms_norm(void* x, int64_t ld_x, int32_t num_tokens, int64_t heads,
+                                 int64_t head_dim, const float* w, float eps, cudaStream_t stream) {
+  const int64_t vectors = int64_t(num_tokens) * heads;
+  if (vectors <= 0) return cudaSuccess;
+  const int64_t blocks = (vectors + kHeadNormWarps - 1) / kHeadNormWarps;
+  head_rms_norm_kernel<<<unsigned(blocks), 32 * kHeadNormWarps, 0, stream>>>(
+      static_cast<bf16*>(x), ld_x, vectors, heads, head_dim, w, eps);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_add_bias(void* out, int64_t ld_out, bool out_f32, const float* bias,
+                            int32_t num_tokens, int64_t n, cudaStream_t stream) {
+  const int64_t total = int64_t(num_tokens) * n;
+  if (total <= 0) return cudaSuccess;
+  add_bias_kernel<<<grid_for(total, 256), 256, 0, stream>>>(out, ld_out, out_f32, bias, num_tokens,
+                                                            n);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_rope(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_rot_heads,
+                        int64_t head_dim, const float* inv_freq, const int32_t* positions,
+                        cudaStream_t stream) {
+  if (num_tokens <= 0 || num_rot_heads <= 0) return cudaSuccess;
+  rope_kernel<<<num_tokens, kRowThreads, 0, stream>>>(static_cast<bf16*>(qkv), ld_qkv,
+                                                      num_rot_heads, head_dim, inv_freq, positions);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_silu_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens, int64_t f,
+                            void* out, int64_t ld_out, cudaStream_t stream) {
+  const int64_t total = int64_t(num_tokens) * f;
+  if (total <= 0) return cudaSuccess;
+  silu_mul_kernel<<<grid_for(total, 256), 256, 0, stream>>>(static_cast<const bf16*>(gate_up),
+                                                            ld_gate_up, num_tokens, f,
+                                                            static_cast<bf16*>(out), ld_out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_write_kv(const void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_heads,
+                            int64_t num_kv_heads, int64_t head_dim, const int32_t* slots,
+                            void* k_cache, void* v_cache, cudaStream_t stream) {
+  if (num_tokens <= 0) return cudaSuccess;
+  write_kv_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
+      static_cast<const bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, slots,
+      static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
+  return cudaGetLastError();
+}
+
+cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
+  if (p.num_tokens <= 0) return cudaSuccess;
+  if (p.head_dim <= 0 || p.head_dim > kMaxAttentionHeadDim || p.num_kv_heads <= 0 ||
+      p.num_heads % p.num_kv_heads != 0 || p.num_kv_heads > 65535 || p.block_size <= 0 ||
+      p.num_seqs <= 0)
+    return cudaErrorInvalidValue;
+  const int group = p.num_heads / p.num_kv_heads;
+  const int warps = group < 8 ? group : 8;
+  attention_kernel<<<dim3(unsigned(p.num_tokens), unsigned(p.num_kv_heads)), 32 * warps, 0,
+                     stream>>>(p);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t row_bytes,
+                               const int32_t* rows, int32_t num_rows, void* out,
+                               int64_t out_stride_bytes, cudaStream_t stream) {
+  if (num_rows <= 0) return cudaSuccess;
+  if (row_bytes % 2 != 0) return cudaErrorInvalidValue;
+  gather_rows_kernel<<<num_rows, kRowThreads, 0, stream>>>(
+      static_cast<const char*>(x), x_stride_bytes, row_bytes / 2, rows, static_cast<char*>(out),
+      out_stride_bytes);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_fill_random(void* dst, int dtype_code, int64_t n, uint64_t seed, float stddev,
+                               float fill, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  if (dtype_code < 0 || dtype_code > 2) return cudaErrorInvalidValue;
+  fill_random_kernel<<<grid_for(n, 256), 256, 0, stream>>>(dst, dtype_code, n, seed, stddev, fill);
+  return cudaGetLastError();
+}
+
+}  // namespace inferd::cuda

@@ -1,0 +1,87 @@
+// Launchers for the CUDA backend's own kernels. Plain C++ (no Tensor, no fmt) so that both nvcc
+// (kernels.cu) and the host compiler (cuda_backend.cc) can include it. Every pointer is a device
+// pointer; "bf16" buffers are passed as void*; leading dimensions (ld*) count elements. Each
+// launcher returns cudaGetLastError() after its launch (cudaSuccess when there was nothing to do).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace inferd::cuda {
+
+// out[t, :] = table[ids[t], :] (bf16). Ids outside [0, vocab) give a zero row (the host checks).
+cudaError_t launch_embedding(const void* table, int64_t vocab, int64_t hidden, const int32_t* ids,
+                             int32_t num_tokens, void* out, int64_t ld_out, cudaStream_t stream);
+
+// out = rms_norm(x) * w; x, out bf16 [T, H]; w fp32 [H]; fp32 math.
+cudaError_t launch_rms_norm(const void* x, int64_t ld_x, const float* w, float eps,
+                            int32_t num_tokens, int64_t hidden, void* out, int64_t ld_out,
+                            cudaStream_t stream);
+
+// residual += x (rounded to bf16); out = rms_norm(residual) * w.
+cudaError_t launch_add_rms_norm(void* residual, int64_t ld_res, const void* x, int64_t ld_x,
+                                const float* w, float eps, int32_t num_tokens, int64_t hidden,
+                                void* out, int64_t ld_out, cudaStream_t stream);
+
+// In place: each head_dim-wide vector of x [T, heads * head_dim] (row stride ld_x) normalised by
+// w [head_dim] (fp32).
+cudaError_t launch_head_rms_norm(void* x, int64_t ld_x, int32_t num_tokens, int64_t heads,
+                                 int64_t head_dim, const float* w, float eps, cudaStream_t stream);
+
+// out[t, n] += bias[n]; out is fp32 when out_f32, else bf16.
+cudaError_t launch_add_bias(void* out, int64_t ld_out, bool out_f32, const float* bias,
+                            int32_t num_tokens, int64_t n, cudaStream_t stream);
+
+// Rotate-half RoPE in place on the first num_rot_heads heads of each row of qkv (bf16):
+// angle = float(positions[t]) * inv_freq[i] in fp32, i < head_dim / 2.
+cudaError_t launch_rope(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_rot_heads,
+                        int64_t head_dim, const float* inv_freq, const int32_t* positions,
+                        cudaStream_t stream);
+
+// out [T, F] = silu(gate_up[:, :F]) * gate_up[:, F:] (bf16, fp32 math).
+cudaError_t launch_silu_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens, int64_t f,
+                            void* out, int64_t ld_out, cudaStream_t stream);
+
+// k_cache/v_cache [num_blocks, block_size, nkv, hd] (bf16): slot slots[t] gets the k and v parts
+// of row t of qkv. Negative slots are skipped.
+cudaError_t launch_write_kv(const void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_heads,
+                            int64_t num_kv_heads, int64_t head_dim, const int32_t* slots,
+                            void* k_cache, void* v_cache, cudaStream_t stream);
+
+// Causal paged attention over the cache (bf16 q/k/v/out, fp32 softmax).
+struct AttentionParams {
+  const void* qkv = nullptr;  // q heads start each row
+  int64_t ld_qkv = 0;
+  const void* k_cache = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim]
+  const void* v_cache = nullptr;
+  void* out = nullptr;  // [T, num_heads * head_dim]
+  int64_t ld_out = 0;
+  int32_t num_tokens = 0;
+  int32_t num_seqs = 0;
+  int32_t num_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;  // at most kMaxAttentionHeadDim
+  int32_t block_size = 0;
+  const int32_t* positions = nullptr;     // [T]
+  const int32_t* seq_q_start = nullptr;   // [S + 1]
+  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
+  int32_t max_blocks_per_seq = 0;
+  float scale = 1.0f;
+  int32_t sliding_window = 0;  // 0: none; else keys (pos - window, pos]
+};
+constexpr int32_t kMaxAttentionHeadDim = 256;
+cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream);
+
+// out[r, :] = x[rows[r], :], rows of `row_bytes` bytes (a multiple of 2).
+cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t row_bytes,
+                               const int32_t* rows, int32_t num_rows, void* out,
+                               int64_t out_stride_bytes, cudaStream_t stream);
+
+// Seeded uniform random values with standard deviation `stddev` (or all `fill` when stddev is 0)
+// into n contiguous elements: dtype_code 0 = fp32, 1 = bf16, 2 = f16. Element i depends only on
+// (seed, i).
+cudaError_t launch_fill_random(void* dst, int dtype_code, int64_t n, uint64_t seed, float stddev,
+                               float fill, cudaStream_t stream);
+
+}  // namespace inferd::cuda
