@@ -15,14 +15,35 @@ constexpr size_t kContextTokens = 5;
 StreamingDetokenizer::StreamingDetokenizer(const TextDecoder& decoder, bool skip_special_tokens,
                                            std::span<const int32_t> context)
     : decoder_(&decoder), skip_special_(skip_special_tokens) {
-  const size_t keep = context.size() < kContextTokens ? context.size() : kContextTokens;
-  ids_.assign(context.end() - std::ptrdiff_t(keep), context.end());
+  size_t start = context.size() < kContextTokens ? 0 : context.size() - kContextTokens;
+  // Never start the window inside a run of byte-fallback tokens: the run decodes as a whole.
+  while (start > 0 && decoder.continuation(context[start - 1], skip_special_tokens) !=
+                          TextDecoder::Continuation::kCloses) {
+    --start;
+  }
+  ids_.assign(context.begin() + std::ptrdiff_t(start), context.end());
   prefix_offset_ = 0;
   read_offset_ = ids_.size();
+  for (int32_t id : ids_) track(id);
+}
+
+void StreamingDetokenizer::track(int32_t id) {
+  switch (decoder_->continuation(id, skip_special_)) {
+    case TextDecoder::Continuation::kOpen:
+      open_ = true;
+      break;
+    case TextDecoder::Continuation::kCloses:
+      open_ = false;
+      break;
+    case TextDecoder::Continuation::kInvisible:
+      break;
+  }
 }
 
 std::string StreamingDetokenizer::push(int32_t id) {
   ids_.push_back(id);
+  track(id);
+  if (open_) return {};
   std::span<const int32_t> all(ids_);
   const std::string prefix_text =
       decoder_->decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_);

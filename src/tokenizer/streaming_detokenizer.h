@@ -2,8 +2,13 @@
 //
 // Text is emitted as soon as it is final: decoding a window that starts a few tokens back (so
 // decoders that treat the first token specially, such as Metaspace's leading space, see context)
-// and holding text back while it ends in U+FFFD (a UTF-8 character split across tokens). The
+// and holding text back while it ends in U+FFFD (a UTF-8 character split across tokens) or while
+// the decoder says later ids may still rewrite it (a run of byte-fallback tokens). The
 // concatenation of everything `push` and `finish` return equals the full decode of the ids.
+//
+// Limitation: decoders whose treatment of the start of the text spans several tokens (a Strip
+// decoder with start > 1) can make a window decode differ from the full decode; the decoders of
+// real tokenizers (ByteLevel, Metaspace, ByteFallback, Fuse, Replace, Strip start <= 1) do not.
 #pragma once
 
 #include <cstdint>
@@ -31,11 +36,14 @@ class StreamingDetokenizer {
   const std::vector<int32_t>& ids() const { return ids_; }
 
  private:
+  void track(int32_t id);
+
   const TextDecoder* decoder_;
   bool skip_special_;
   std::vector<int32_t> ids_;  // context + generated
   size_t prefix_offset_ = 0;  // start of the decode window
   size_t read_offset_ = 0;    // ids before this have been emitted
+  bool open_ = false;         // the last visible id leaves the text open to rewriting
 };
 
 }  // namespace inferd

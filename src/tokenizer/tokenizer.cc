@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <unordered_map>
 #include <unordered_set>
@@ -155,6 +156,7 @@ struct Tokenizer::Impl {
   std::unordered_set<std::string> special_contents;
   TokenTrie raw_trie, normalized_trie;
   std::vector<bool> special_ids;
+  std::vector<bool> open_ids;  // byte tokens the ByteFallback decoder may still rewrite
   size_t vocab_size = 0;
   size_t id_limit = 0;
 
@@ -254,6 +256,28 @@ struct Tokenizer::Impl {
       if (a.special) special_ids[static_cast<size_t>(a.id)] = true;
     }
     if (post_processor) std::tie(prefix, suffix) = post_processor->added_ids();
+    open_ids.assign(id_limit, false);
+    if (j.contains("decoder") && has_byte_fallback(j["decoder"])) {
+      for (size_t id = 0; id < id_limit; ++id) {
+        const std::string* t = token_of(static_cast<int32_t>(id));
+        if (t != nullptr && t->size() == 6 && t->compare(0, 3, "<0x") == 0 && (*t)[5] == '>' &&
+            std::isxdigit(static_cast<unsigned char>((*t)[3])) &&
+            std::isxdigit(static_cast<unsigned char>((*t)[4]))) {
+          open_ids[id] = true;
+        }
+      }
+    }
+  }
+
+  static bool has_byte_fallback(const json& d) {
+    if (!d.is_object()) return false;
+    if (d.value("type", "") == "ByteFallback") return true;
+    if (d.contains("decoders")) {
+      for (const json& x : d["decoders"]) {
+        if (has_byte_fallback(x)) return true;
+      }
+    }
+    return false;
   }
 
   void load_config(const json& cfg) {
@@ -458,6 +482,14 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     out += tokens[i];
   }
   return out;
+}
+
+TextDecoder::Continuation Tokenizer::continuation(int32_t id, bool skip_special_tokens) const {
+  if (!is_valid_id(id) || (skip_special_tokens && is_special(id))) return Continuation::kInvisible;
+  const auto& open = impl_->open_ids;
+  return id >= 0 && static_cast<size_t>(id) < open.size() && open[static_cast<size_t>(id)]
+             ? Continuation::kOpen
+             : Continuation::kCloses;
 }
 
 std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {

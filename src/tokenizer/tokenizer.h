@@ -47,6 +47,8 @@ class Tokenizer : public TextDecoder {
   // HF `decode(ids, skip_special_tokens=...)`. Ids that are not in the vocabulary are dropped,
   // as the reference does.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override;
+  // kOpen for byte tokens ("<0xNN>") when the decoder has ByteFallback.
+  Continuation continuation(int32_t id, bool skip_special_tokens) const override;
 
   std::optional<std::string> id_to_token(int32_t id) const;
   std::optional<int32_t> token_to_id(std::string_view token) const;
