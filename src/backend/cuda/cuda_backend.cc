@@ -29,8 +29,8 @@ void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
 }
 void check_cublas(cublasStatus_t s, const char* what, const char* file, int line) {
   if (s != CUBLAS_STATUS_SUCCESS) {
-    throw Error(fmt::format("cuBLASLt error '{}' from {} at {}:{}", cublasGetStatusString(s), what,
-                            file, line));
+    throw Error(fmt::format("cuBLASLt error '{}' from {} at {}:{}", cublasLtGetStatusString(s),
+                            what, file, line));
   }
 }
 #define CU_CHECK(expr) check_cuda((expr), #expr, __FILE__, __LINE__)
@@ -605,7 +605,7 @@ class CudaBackend final : public Backend {
       throw Error(fmt::format(
           "cuBLASLt found no bf16 GEMM algorithm for out [{}, {}] = x [{}, {}] W^T (lds {} {} {}, "
           "alignment {} {} {}): {}",
-          T, N, T, K, lda, ldb, ldc, al_a, al_b, al_c, cublasGetStatusString(st)));
+          T, N, T, K, lda, ldb, ldc, al_a, al_b, al_c, cublasLtGetStatusString(st)));
     }
     p.algo = res.algo;
     return plans_.emplace(key, p).first->second;

@@ -1,0 +1,394 @@
+// Every CUDA backend op against the CPU backend (the reference) or a float64 host reference, on
+// fresh random inputs of several shapes; outputs are poisoned (NaN) first so unwritten elements
+// fail. Inputs are rounded to bf16 so both backends see the same values; bf16 outputs are held to
+// ~1e-2 relative error (norm over the whole output). Skips itself where there is no GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "cuda_test_util.h"
+
+namespace inferd {
+namespace {
+
+using test::make_batch;
+using test::max_abs_diff;
+using test::rand_host;
+using test::rel_err;
+using test::SeqSpec;
+
+constexpr double kBf16Tol = 1e-2;
+
+class CudaKernels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    INFERD_REQUIRE_GPU();
+    gpu_ = make_cuda_backend(0);
+    cpu_ = make_cpu_backend(2);
+  }
+  Tensor up(const Tensor& h, DType dt = DType::kBF16) { return cuda_upload(*gpu_, h, dt); }
+  Tensor down(const Tensor& d) { return cuda_download_f32(*gpu_, d); }
+  Tensor poisoned(DType dt, std::initializer_list<int64_t> shape) {
+    Tensor t = gpu_->alloc(dt, shape);
+    cuda_poison(*gpu_, t);
+    return t;
+  }
+  Tensor host(std::initializer_list<int64_t> shape) {
+    return Tensor::empty_host(DType::kF32, shape);
+  }
+
+  const uint64_t seed_ = std::random_device{}();
+  Rng rng_{seed_};
+  std::unique_ptr<Backend> gpu_, cpu_;
+};
+
+#define TRACE_SEED() SCOPED_TRACE(::testing::Message() << "seed " << seed_)
+
+TEST_F(CudaKernels, EmbeddingCopiesTableRows) {
+  TRACE_SEED();
+  for (auto [V, H, T] :
+       std::vector<std::array<int32_t, 3>>{{50, 64, 1}, {1000, 200, 7}, {320, 4096, 33}}) {
+    Tensor table = rand_host({V, H}, rng_);
+    Tensor dtable = gpu_->make_param(table);
+    ASSERT_EQ(dtable.dtype(), DType::kBF16);
+    const ForwardBatch fb = make_batch({{0, T}}, 16, (T + 15) / 16, rng_, V);
+    Tensor dout = poisoned(DType::kBF16, {T, H});
+    gpu_->embedding(dtable, gpu_->prepare_batch(fb, 16), dout);
+    Tensor ref = host({T, H});
+    cpu_->embedding(table, cpu_->prepare_batch(fb, 16), ref);
+    EXPECT_EQ(max_abs_diff(down(dout), ref), 0.0) << V << "x" << H << " T=" << T;
+  }
+}
+
+TEST_F(CudaKernels, EmbeddingRejectsIdsOutsideVocab) {
+  Tensor dtable = gpu_->make_param(rand_host({10, 64}, rng_));
+  ForwardBatch fb = make_batch({{0, 3}}, 16, 1, rng_, 10);
+  fb.token_ids[1] = 10;
+  Tensor dout = gpu_->alloc(DType::kBF16, {3, 64});
+  EXPECT_THROW(gpu_->embedding(dtable, gpu_->prepare_batch(fb, 16), dout), Error);
+}
+
+TEST_F(CudaKernels, RmsNormAndAddRmsNormMatchCpu) {
+  TRACE_SEED();
+  const float eps = 1e-6f;
+  for (int32_t T : {1, 5, 17}) {
+    for (int32_t H : {64, 1000, 4096}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " H=" << H);
+      Tensor x = rand_host({T, H}, rng_, 2.f), res = rand_host({T, H}, rng_, 2.f);
+      Tensor w = rand_host({H}, rng_, 0.5f, 1.f);
+      Tensor dw = gpu_->make_param(w);
+      ASSERT_EQ(dw.dtype(), DType::kF32);
+      Tensor dx = up(x), dres = up(res);
+
+      Tensor dout = poisoned(DType::kBF16, {T, H}), ref = host({T, H});
+      gpu_->rms_norm(dx, dw, eps, dout);
+      cpu_->rms_norm(x, w, eps, ref);
+      EXPECT_LT(rel_err(down(dout), ref), kBf16Tol) << "rms_norm";
+
+      Tensor ref_res = test::copy_host(res);
+      cuda_poison(*gpu_, dout);
+      gpu_->add_rms_norm(dres, dx, dw, eps, dout);
+      cpu_->add_rms_norm(ref_res, x, w, eps, ref);
+      EXPECT_LT(rel_err(down(dres), ref_res), kBf16Tol) << "add_rms_norm residual";
+      EXPECT_LT(rel_err(down(dout), ref), kBf16Tol) << "add_rms_norm out";
+    }
+  }
+}
+
+TEST_F(CudaKernels, HeadRmsNormOnColumnViewsMatchesCpu) {
+  TRACE_SEED();
+  const float eps = 1e-6f;
+  for (auto [T, nh, nkv, hd] : std::vector<std::array<int32_t, 4>>{
+           {1, 4, 4, 64}, {7, 8, 2, 128}, {19, 16, 2, 64}, {3, 4, 2, 32}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << "T=" << T << " heads " << nh << "/" << nkv << " hd " << hd);
+    const int64_t W = int64_t(nh + 2 * nkv) * hd;
+    Tensor qkv = rand_host({T, W}, rng_, 3.f);
+    Tensor wq = rand_host({hd}, rng_, 0.5f, 1.f), wk = rand_host({hd}, rng_, 0.5f, 1.f);
+    Tensor dqkv = up(qkv);
+    Tensor dwq = gpu_->make_param(wq), dwk = gpu_->make_param(wk);
+    gpu_->head_rms_norm(dqkv.slice_cols(0, int64_t(nh) * hd), hd, dwq, eps);
+    gpu_->head_rms_norm(dqkv.slice_cols(int64_t(nh) * hd, int64_t(nh + nkv) * hd), hd, dwk, eps);
+    Tensor ref = test::copy_host(qkv);
+    cpu_->head_rms_norm(ref.slice_cols(0, int64_t(nh) * hd), hd, wq, eps);
+    cpu_->head_rms_norm(ref.slice_cols(int64_t(nh) * hd, int64_t(nh + nkv) * hd), hd, wk, eps);
+    Tensor got = down(dqkv);
+    EXPECT_LT(rel_err(got, ref), kBf16Tol);
+    // The v columns are not touched.
+    const int64_t v0 = int64_t(nh + nkv) * hd;
+    for (int32_t t = 0; t < T; ++t)
+      for (int64_t c = v0; c < W; ++c)
+        ASSERT_EQ(got.data_as<float>()[t * W + c], qkv.data_as<float>()[t * W + c]);
+  }
+}
+
+TEST_F(CudaKernels, LinearMatchesFloat64Reference) {
+  TRACE_SEED();
+  struct Case {
+    int32_t T, K;
+    std::vector<int64_t> rows;
+    bool bias;
+    DType out;
+  };
+  const std::vector<Case> cases = {
+      {1, 64, {96}, false, DType::kBF16},      {7, 128, {64, 32, 32}, true, DType::kBF16},
+      {33, 172, {344}, false, DType::kBF16},  // unaligned K and N (the goldens' FFN)
+      {5, 64, {320}, false, DType::kF32},     // logits in fp32
+      {3, 96, {40, 24}, true, DType::kF32},    {64, 4096, {1024, 256, 256}, true, DType::kBF16},
+      {300, 896, {1792}, false, DType::kBF16},
+  };
+  for (const Case& c : cases) {
+    int64_t N = 0;
+    for (int64_t r : c.rows) N += r;
+    SCOPED_TRACE(::testing::Message() << "T=" << c.T << " K=" << c.K << " N=" << N << " out "
+                                      << dtype_name(c.out) << (c.bias ? " bias" : ""));
+    // Parts in f32, bf16 and f16 on the host: the upload converts each to bf16.
+    std::vector<Tensor> parts;
+    Tensor w_ref = host({N, c.K});
+    int64_t row = 0;
+    for (size_t i = 0; i < c.rows.size(); ++i) {
+      Tensor p32 = rand_host({c.rows[i], c.K}, rng_, 0.05f);
+      Tensor p = p32;
+      if (i % 3 != 0) {
+        const DType dt = i % 3 == 1 ? DType::kBF16 : DType::kF16;
+        p = Tensor::empty_host(dt, {c.rows[i], c.K});
+        for (int64_t j = 0; j < p.numel(); ++j) {
+          const float v = p32.data_as<float>()[j];
+          p.data_as<uint16_t>()[j] = dt == DType::kBF16 ? f32_to_bf16(v) : f32_to_f16(v);
+        }
+      }
+      for (int64_t j = 0; j < p.numel(); ++j) {
+        const uint16_t h = p.dtype() == DType::kF32 ? 0 : p.data_as<uint16_t>()[j];
+        const float v = p.dtype() == DType::kF32    ? p.data_as<float>()[j]
+                        : p.dtype() == DType::kBF16 ? bf16_to_f32(h)
+                                                    : bf16_to_f32(f32_to_bf16(f16_to_f32(h)));
+        w_ref.data_as<float>()[row * c.K + j] = v;
+      }
+      row += c.rows[i];
+      parts.push_back(p);
+    }
+    Tensor bias = c.bias ? rand_host({N}, rng_, 0.5f) : Tensor();
+    const Linear lin = gpu_->make_linear(parts, bias);
+    ASSERT_EQ(lin.parts.size(), 1u);
+    ASSERT_EQ(lin.out_features, N);
+    Tensor x = rand_host({c.T, c.K}, rng_);
+    Tensor dout = poisoned(c.out, {c.T, N});
+    gpu_->linear(up(x), lin, dout);
+    Tensor ref = host({c.T, N});
+    for (int32_t t = 0; t < c.T; ++t)
+      for (int64_t n = 0; n < N; ++n) {
+        double s = c.bias ? bias.data_as<float>()[n] : 0.0;
+        for (int32_t k = 0; k < c.K; ++k)
+          s += double(x.data_as<float>()[int64_t(t) * c.K + k]) *
+               double(w_ref.data_as<float>()[n * c.K + k]);
+        ref.data_as<float>()[int64_t(t) * N + n] = float(s);
+      }
+    EXPECT_LT(rel_err(down(dout), ref), c.out == DType::kF32 ? 1e-3 : kBf16Tol);
+  }
+}
+
+TEST_F(CudaKernels, MakeLinearReusesATiedEmbeddingTable) {
+  Tensor table = rand_host({100, 64}, rng_);
+  Tensor dtable = gpu_->make_param(table);
+  const Linear tied = gpu_->make_linear({table}, Tensor());
+  EXPECT_EQ(tied.parts[0].data(), dtable.data());
+  const Linear own = gpu_->make_linear({test::copy_host(table)}, Tensor());
+  EXPECT_NE(own.parts[0].data(), dtable.data());
+  const Linear dev = gpu_->make_linear({dtable}, Tensor());  // dummy path: already on the GPU
+  EXPECT_EQ(dev.parts[0].data(), dtable.data());
+}
+
+TEST_F(CudaKernels, RopeMatchesCpu) {
+  TRACE_SEED();
+  for (auto [T, nh, nkv, hd] : std::vector<std::array<int32_t, 4>>{
+           {1, 4, 4, 64}, {7, 8, 2, 128}, {19, 8, 1, 64}, {5, 4, 2, 16}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << "T=" << T << " heads " << nh << "/" << nkv << " hd " << hd);
+    // One sequence per token at positions up to 100k (large angles); blocks of 1024 tokens.
+    std::vector<SeqSpec> specs;
+    for (int32_t t = 0; t < T; ++t) specs.push_back({int32_t(rng_.next_u64() % 100000), 1});
+    const ForwardBatch fb = make_batch(specs, 1024, 100 * T, rng_);
+    const int64_t W = int64_t(nh + 2 * nkv) * hd;
+    Tensor qkv = rand_host({T, W}, rng_, 2.f);
+    Tensor inv = Tensor::empty_host(DType::kF32, {hd / 2});
+    for (int32_t i = 0; i < hd / 2; ++i)
+      inv.data_as<float>()[i] = 1.0f / std::pow(500000.0f, float(2 * i) / float(hd));
+    RopeTable gr{gpu_->make_param(inv), hd}, cr{inv, hd};
+    Tensor dqkv = up(qkv);
+    gpu_->rope(dqkv, nh, nkv, gr, gpu_->prepare_batch(fb, 1024));
+    Tensor ref = test::copy_host(qkv);
+    cpu_->rope(ref, nh, nkv, cr, cpu_->prepare_batch(fb, 1024));
+    Tensor got = down(dqkv);
+    EXPECT_LT(rel_err(got, ref), kBf16Tol);
+    const int64_t v0 = int64_t(nh + nkv) * hd;
+    for (int32_t t = 0; t < T; ++t)
+      for (int64_t c = v0; c < W; ++c)
+        ASSERT_EQ(got.data_as<float>()[t * W + c], qkv.data_as<float>()[t * W + c]) << "v part";
+  }
+}
+
+TEST_F(CudaKernels, SiluMulMatchesCpu) {
+  TRACE_SEED();
+  for (int32_t T : {1, 9, 64}) {
+    for (int32_t F : {172, 1000, 14336}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " F=" << F);
+      Tensor gu = rand_host({T, 2 * F}, rng_, 4.f);
+      Tensor dout = poisoned(DType::kBF16, {T, F});
+      gpu_->silu_mul(up(gu), dout);
+      Tensor ref = host({T, F});
+      cpu_->silu_mul(gu, ref);
+      EXPECT_LT(rel_err(down(dout), ref), kBf16Tol);
+    }
+  }
+}
+
+// The KV-cache write and paged attention together: sequences with cached prefixes, prefill
+// chunks that cross and start on block boundaries, decode tokens, a sequence with no new tokens,
+// on shuffled block tables; both caches start with the same random contents.
+TEST_F(CudaKernels, WriteKvAndPagedAttentionMatchCpu) {
+  TRACE_SEED();
+  struct Case {
+    int32_t nh, nkv, hd, window, bs;
+  };
+  const std::vector<Case> cases = {
+      {4, 4, 64, 0, 16},  {8, 2, 128, 0, 16}, {16, 2, 64, 0, 16},  {8, 1, 128, 5, 16},
+      {4, 2, 16, 12, 16}, {4, 1, 256, 0, 8},  {32, 8, 128, 0, 16}, {14, 2, 64, 40, 32},
+  };
+  const std::vector<SeqSpec> specs = {{0, 1}, {37, 1},  {0, 23}, {16, 16},
+                                      {5, 0}, {110, 5}, {3, 1},  {64, 64}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "heads " << c.nh << "/" << c.nkv << " hd " << c.hd
+                                      << " window " << c.window << " bs " << c.bs);
+    int32_t blocks_needed = 0;
+    for (const SeqSpec& s : specs) blocks_needed += (s.cached + s.q_len + c.bs - 1) / c.bs;
+    const int32_t num_blocks = blocks_needed + 7;
+    const ForwardBatch fb = make_batch(specs, c.bs, num_blocks, rng_);
+    const int32_t T = fb.num_tokens();
+    const int64_t W = int64_t(c.nh + 2 * c.nkv) * c.hd;
+    Tensor qkv = rand_host({T, W}, rng_, 2.f);
+    Tensor kc = rand_host({num_blocks, c.bs, c.nkv, c.hd}, rng_, 2.f);
+    Tensor vc = rand_host({num_blocks, c.bs, c.nkv, c.hd}, rng_, 2.f);
+    KvLayer ckv{test::copy_host(kc), test::copy_host(vc)};
+    KvLayer gkv{up(kc), up(vc)};
+    const float scale = 1.0f / std::sqrt(float(c.hd));
+
+    const DeviceBatch& gb = gpu_->prepare_batch(fb, c.bs);
+    Tensor dqkv = up(qkv);
+    gpu_->write_kv(dqkv, c.nh, c.nkv, gkv, gb);
+    Tensor dout = poisoned(DType::kBF16, {T, int64_t(c.nh) * c.hd});
+    gpu_->attention(dqkv, c.nh, c.nkv, gkv, scale, c.window, gb, dout);
+
+    const DeviceBatch& cb = cpu_->prepare_batch(fb, c.bs);
+    cpu_->write_kv(qkv, c.nh, c.nkv, ckv, cb);
+    Tensor ref = host({T, int64_t(c.nh) * c.hd});
+    cpu_->attention(qkv, c.nh, c.nkv, ckv, scale, c.window, cb, ref);
+
+    EXPECT_EQ(max_abs_diff(down(gkv.k), ckv.k), 0.0) << "k cache";
+    EXPECT_EQ(max_abs_diff(down(gkv.v), ckv.v), 0.0) << "v cache";
+    EXPECT_LT(rel_err(down(dout), ref), kBf16Tol) << "attention";
+  }
+}
+
+TEST_F(CudaKernels, AttentionRejectsHeadDimOver256) {
+  const ForwardBatch fb = make_batch({{0, 2}}, 16, 1, rng_);
+  KvLayer kv{gpu_->alloc(DType::kBF16, {1, 16, 1, 512}),
+             gpu_->alloc(DType::kBF16, {1, 16, 1, 512})};
+  Tensor qkv = gpu_->alloc(DType::kBF16, {2, 3 * 512}), out = gpu_->alloc(DType::kBF16, {2, 512});
+  EXPECT_THROW(gpu_->attention(qkv, 1, 1, kv, 1.f, 0, gpu_->prepare_batch(fb, 16), out), Error);
+}
+
+TEST_F(CudaKernels, GatherRowsCopiesTheRequestedRows) {
+  TRACE_SEED();
+  for (auto [T, H, R] :
+       std::vector<std::array<int32_t, 3>>{{1, 64, 1}, {9, 896, 4}, {40, 4096, 40}}) {
+    ForwardBatch fb = make_batch({{0, T}}, 16, (T + 15) / 16, rng_);
+    fb.logit_rows.clear();
+    for (int32_t r = 0; r < R; ++r) fb.logit_rows.push_back(int32_t(rng_.next_u64() % uint64_t(T)));
+    Tensor x = rand_host({T, H}, rng_);
+    Tensor dout = poisoned(DType::kBF16, {R, H});
+    gpu_->gather_rows(up(x), gpu_->prepare_batch(fb, 16), dout);
+    Tensor ref = host({R, H});
+    cpu_->gather_rows(x, cpu_->prepare_batch(fb, 16), ref);
+    EXPECT_EQ(max_abs_diff(down(dout), ref), 0.0)
+        << T << " rows of " << H << ", " << R << " gathered";
+  }
+}
+
+TEST_F(CudaKernels, CopyToHostHandlesStridedViewsAndF32) {
+  Tensor x = rand_host({5, 40}, rng_);
+  Tensor view = down(up(x).slice_cols(8, 24));
+  for (int64_t r = 0; r < 5; ++r)
+    for (int64_t c = 0; c < 16; ++c)
+      ASSERT_EQ(view.data_as<float>()[r * 16 + c], x.data_as<float>()[r * 40 + 8 + c]);
+  Tensor f = down(up(x, DType::kF32));
+  EXPECT_EQ(max_abs_diff(f, x), 0.0);
+}
+
+TEST_F(CudaKernels, FillRandomIsSeededWithTheRequestedSpread) {
+  const int64_t n = 1 << 20;
+  for (DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor a = gpu_->alloc(dt, {n}), b = gpu_->alloc(dt, {n}), c = gpu_->alloc(dt, {n});
+    cuda_fill_random(*gpu_, a, 7, 0.02f);
+    cuda_fill_random(*gpu_, b, 7, 0.02f);
+    cuda_fill_random(*gpu_, c, 8, 0.02f);
+    Tensor ha = down(a), hb = down(b), hc = down(c);
+    EXPECT_EQ(max_abs_diff(ha, hb), 0.0) << "same seed, same values";
+    EXPECT_GT(max_abs_diff(ha, hc), 0.0) << "another seed, other values";
+    double sum = 0, sq = 0, mx = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = ha.data_as<float>()[i];
+      sum += v;
+      sq += v * v;
+      mx = std::max(mx, std::fabs(v));
+    }
+    EXPECT_LT(std::fabs(sum / double(n)), 2e-4);
+    EXPECT_NEAR(std::sqrt(sq / double(n)), 0.02, 0.0005);
+    EXPECT_LE(mx, 0.02 * std::sqrt(3.0) * 1.01);
+    cuda_fill_random(*gpu_, a, 7, 0.f, 1.f);
+    Tensor ones = down(a);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(ones.data_as<float>()[i], 1.0f);
+  }
+}
+
+TEST_F(CudaKernels, PrepareBatchRejectsInconsistentBatches) {
+  ForwardBatch fb = make_batch({{4, 2}, {0, 3}}, 16, 4, rng_);
+  EXPECT_NO_THROW(gpu_->prepare_batch(fb, 16));
+  ForwardBatch bad_pos = fb;
+  bad_pos.positions[1] = 6;  // == kv_len
+  EXPECT_ANY_THROW(gpu_->prepare_batch(bad_pos, 16));
+  ForwardBatch gap = fb;
+  gap.seqs[1].q_start = 3;  // rows must follow each other
+  EXPECT_ANY_THROW(gpu_->prepare_batch(gap, 16));
+  ForwardBatch bad_row = fb;
+  bad_row.logit_rows.push_back(5);
+  EXPECT_ANY_THROW(gpu_->prepare_batch(bad_row, 16));
+}
+
+TEST_F(CudaKernels, MetadataBufferGrowsForLargeBatches) {
+  TRACE_SEED();
+  CudaBackendOptions o;
+  o.metadata_bytes = 4096;  // 1024 ints: the batch below needs ~60k
+  auto small = make_cuda_backend(0, o);
+  std::vector<SeqSpec> many(3000, SeqSpec{300, 1});
+  const ForwardBatch big = make_batch(many, 16, 3000 * 19, rng_, 50);
+  Tensor table = rand_host({50, 64}, rng_);
+  for (int round = 0; round < 2; ++round) {
+    const DeviceBatch& b = small->prepare_batch(big, 16);
+    EXPECT_EQ(b.num_seqs, 3000);
+    EXPECT_EQ(b.max_blocks_per_seq, 19);
+    Tensor dout = small->alloc(DType::kBF16, {3000, 64});
+    cuda_poison(*small, dout);
+    small->embedding(small->make_param(table), b, dout);
+    Tensor ref = host({3000, 64});
+    cpu_->embedding(table, cpu_->prepare_batch(big, 16), ref);
+    EXPECT_EQ(max_abs_diff(cuda_download_f32(*small, dout), ref), 0.0) << "round " << round;
+  }
+}
+
+}  // namespace
+}  // namespace inferd
