@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""Makes the chat-template fixtures under tests/data/chat_template_fixtures/.
+
+Python's jinja2 renders, in the environment transformers uses for chat templates
+(transformers.utils.chat_template_utils._compile_jinja_template:
+ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+extensions=[AssistantTracker, jinja2.ext.loopcontrols]), a `tojson` filter that does not
+escape HTML, and the globals `raise_exception` and `strftime_now`):
+
+  features.json   small hand-written templates covering the Jinja features the C++
+                  interpreter supports, each with a context and the expected output (or error).
+  <model>.json    the chat template of each tokenizer in tests/data/tokenizers/<model>/
+                  (fetched by scripts/fetch-test-data.sh) rendered for a set of conversations,
+                  with add_generation_prompt on and off, the way transformers'
+                  apply_chat_template(tokenize=False) calls it.
+
+strftime_now is pinned to NOW so that the outputs are reproducible; the C++ tests pin the
+same time. Run from the repository root: python3 tools/make_chat_template_fixtures.py
+"""
+
+import datetime
+import json
+import os
+import sys
+
+import jinja2
+import jinja2.ext
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "data", "chat_template_fixtures")
+TOKENIZERS = os.path.join(ROOT, "tests", "data", "tokenizers")
+NOW = datetime.datetime(2025, 3, 7, 14, 5, 9)
+
+
+class TemplateError(Exception):
+    pass
+
+
+class AssistantTracker(jinja2.ext.Extension):
+    # transformers' {% generation %} ... {% endgeneration %} block; without assistant-mask
+    # tracking it renders its body through a call block.
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return nodes.CallBlock(self.call_method("_render_assistant", []), [], [], body).set_lineno(lineno)
+
+    def _render_assistant(self, caller):
+        return caller()
+
+
+def make_env():
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    def strftime_now(format):
+        return NOW.strftime(format)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[AssistantTracker, jinja2.ext.loopcontrols]
+    )
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    return env
+
+
+ENV = make_env()
+
+
+def render(template, context):
+    """Returns {"expected": text} or {"error": ..., "error_type": ..., "lineno": ...}."""
+    try:
+        t = ENV.from_string(template)
+    except jinja2.exceptions.TemplateSyntaxError as e:
+        return {"error": e.message, "error_type": "syntax", "lineno": e.lineno}
+    except jinja2.exceptions.TemplateAssertionError as e:  # unknown filter / test
+        return {"error": e.message, "error_type": "syntax", "lineno": e.lineno}
+    try:
+        return {"expected": t.render(**context)}
+    except jinja2.exceptions.UndefinedError as e:
+        return {"error": str(e), "error_type": "runtime"}
+    except jinja2.exceptions.SecurityError as e:
+        return {"error": str(e), "error_type": "runtime"}
+    except jinja2.exceptions.TemplateError as e:  # raise_exception
+        return {"error": e.message, "error_type": "raise_exception"}
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError, KeyError, IndexError) as e:
+        return {"error": str(e), "error_type": "runtime"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature cases: (name, template, context)
+
+USERS = [
+    {"name": "ann", "age": 31, "admin": True, "tags": ["a", "b"]},
+    {"name": "Bob", "age": 25, "admin": False, "tags": []},
+    {"name": "cid", "age": 40, "admin": True},
+]
+
+FEATURES = [
+    # ---- output and literals
+    ("text_only", "Hello world", {}),
+    ("text_trailing_newline", "Hello\n", {}),
+    ("text_two_trailing_newlines", "Hello\n\n", {}),
+    ("crlf_newlines", "a\r\nb\rc\n{{ 'x' }}\r\n", {}),
+    ("print_var", "Hi {{ name }}!", {"name": "Ann"}),
+    ("print_int_float", "{{ 1 }} {{ 1.5 }} {{ 1.0 }} {{ 2.50 }} {{ 1e3 }} {{ 1_000 }} {{ 0x1F }} {{ 0o17 }} {{ 0b101 }}", {}),
+    ("print_float_repr", "{{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e15 }} {{ 1.5e-7 }} {{ 0.0001 }} {{ 123456789.123 }} {{ -0.0 }} {{ 1/3 }}", {}),
+    ("print_bool_none", "{{ true }} {{ false }} {{ True }} {{ none }} {{ None }}", {}),
+    ("print_list_repr", "{{ [1, 'a', none, true, 1.5, [2], {'k': 'v'}] }}", {}),
+    ("print_tuple_repr", "{{ (1, 2) }} {{ (1,) }} {{ () }} {{ 1, 2 }}", {}),
+    ("print_dict_repr", "{{ {'a': 1, 'b': 'x', 'c': [1, 2]} }} {{ {} }}", {}),
+    ("print_string_repr_quotes", "{{ [\"it's\", 'say \"hi\"', 'both \\' \"', 'tab\\tnl\\n', 'back\\\\slash'] }}", {}),
+    ("print_string_repr_unicode", "{{ ['héllo', '中文', '😀', '\\u00a0', '\\u200b', '\\x7f', '\\x01'] }}", {}),
+    ("print_context_dict", "{{ msg }}", {"msg": {"role": "user", "content": "hi", "n": None, "ok": True}}),
+    ("string_escapes", "{{ 'a\\nb' }}|{{ \"q\\\"q\" }}|{{ 'u\\u00e9' }}|{{ 'x\\x41' }}|{{ 'unknown\\d' }}", {}),
+    ("string_adjacent_concat", "{{ 'a' 'b' \"c\" }}", {}),
+    ("undefined_prints_empty", "[{{ missing }}]", {}),
+    ("comment", "a{# comment #}b{# multi\nline #}c", {}),
+    ("raw_block", "{% raw %}{{ not evaluated }} {% if %}{% endraw %}", {}),
+    # ---- whitespace control
+    ("ws_trim_blocks", "{% if true %}\nyes\n{% endif %}\nafter", {}),
+    ("ws_lstrip_blocks", "  {% if true %}\n  yes\n  {% endif %}\nend", {}),
+    ("ws_lstrip_not_for_vars", "  {{ 'v' }}\n  {% if true %}x{% endif %}", {}),
+    ("ws_minus_both", "a  \n  {%- if true -%}  \n  b  \n  {%- endif -%}  \n  c", {}),
+    ("ws_minus_vars", "a  \n {{- 'b' -}} \n c", {}),
+    ("ws_plus_disables_lstrip", "  {%+ if true %}x{% endif %}", {}),
+    ("ws_plus_disables_trim", "{% if true +%}\nx{% endif %}", {}),
+    ("ws_comment_trim", "a\n  {# c #}\nb\n{#- c -#}\n  c", {}),
+    ("ws_comment_plus", "a\n  {# c +#}\nb", {}),
+    ("ws_lstrip_midline", "x  {% if true %}y{% endif %}", {}),
+    ("ws_tabs", "\t{% if true %}\n\tz\n\t{% endif %}\n", {}),
+    ("ws_for_lines", "{% for i in [1, 2, 3] %}\n  - {{ i }}\n{% endfor %}\n", {}),
+    ("ws_for_minus", "{%- for i in [1, 2, 3] -%}\n  {{ i }}\n{%- endfor -%}\n", {}),
+    ("ws_nested_indent", "{% for m in ['a', 'b'] %}\n    {% if m == 'a' %}\n        A\n    {% else %}\n        other\n    {% endif %}\n{% endfor %}", {}),
+    ("ws_unicode_space_strip", "a\u00a0\u3000 {%- if true %}b{% endif %}", {}),
+    ("ws_raw_minus", "x  {%- raw -%}  r  {%- endraw -%}  y", {}),
+    ("ws_var_then_block_newline", "{{ 'a' }}\n{% set x = 1 %}\n{{ x }}\n", {}),
+    ("ws_keep_one_trailing_newline_stripped", "line\n{% if true %}x{% endif %}\n\n", {}),
+    # ---- if / elif / else
+    ("if_elif_else", "{% for x in [1, 2, 3, 4] %}{% if x == 1 %}one{% elif x == 2 %}two{% elif x == 3 %}three{% else %}many{% endif %},{% endfor %}", {}),
+    ("if_truthiness", "{% for v in [0, 1, '', 'a', [], [0], {}, {'a': 1}, none, 0.0, 2.5] %}{{ 'T' if v else 'F' }}{% endfor %}", {}),
+    ("if_undefined", "{% if missing %}yes{% else %}no{% endif %}", {}),
+    ("if_defined_attr", "{% if msg.tool_calls is defined %}tc{% else %}none{% endif %}", {"msg": {"role": "user"}}),
+    ("if_not", "{% if not a %}not a{% endif %}{% if not (a or b) %}!{% endif %}", {"a": False, "b": False}),
+    ("inline_if_no_else", "[{{ 'x' if false }}]", {}),
+    ("inline_if_chain", "{{ 'a' if x == 1 else 'b' if x == 2 else 'c' }}", {"x": 2}),
+    # ---- for loops
+    ("for_loop_vars", "{% for x in ['a', 'b', 'c'] %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}|{% endfor %}", {}),
+    ("for_previtem_nextitem", "{% for x in [1, 2, 3] %}({{ loop.previtem }},{{ loop.nextitem }}){% endfor %}", {}),
+    ("for_cycle", "{% for x in range(5) %}{{ loop.cycle('odd', 'even') }} {% endfor %}", {}),
+    ("for_else", "{% for x in [] %}{{ x }}{% else %}empty{% endfor %}|{% for x in [1] %}{{ x }}{% else %}empty{% endfor %}", {}),
+    ("for_filter_if", "{% for x in range(10) if x is odd %}{{ x }}:{{ loop.index }}/{{ loop.length }} {% endfor %}", {}),
+    ("for_unpack_items", "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", {"d": {"z": 1, "a": 2, "m": 3}}),
+    ("for_unpack_tuple_list", "{% for a, b in [(1, 2), [3, 4]] %}{{ a + b }} {% endfor %}", {}),
+    ("for_dict_keys", "{% for k in d %}{{ k }}{% endfor %}", {"d": {"b": 1, "a": 2}}),
+    ("for_string", "{% for c in 'héy' %}[{{ c }}]{% endfor %}", {}),
+    ("for_nested_loop_vars", "{% for a in [1, 2] %}{% for b in [1, 2, 3] %}{{ loop.index }}{% endfor %}:{{ loop.index }} {% endfor %}", {}),
+    ("for_break_continue", "{% for x in range(10) %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 5 %}{% break %}{% endif %}{{ x }}{% endfor %}", {}),
+    ("for_scope_set_does_not_leak", "{% set x = 1 %}{% for i in [1, 2] %}{{ x }}{% set x = x + 10 %}{{ x }} {% endfor %}{{ x }}", {}),
+    ("for_scope_iteration_fresh", "{% for i in range(3) %}{% if i == 0 %}{% set y = 'a' %}{% endif %}[{{ y }}]{% endfor %}", {}),
+    ("for_loop_var_gone_after", "{% for i in [1] %}{% endfor %}[{{ i }}]", {}),
+    ("for_undefined_iter", "{% for x in missing %}{{ x }}{% else %}none{% endfor %}", {}),
+    ("for_over_messages_reverse", "{% for m in messages[::-1] %}{{ m.role }}{{ loop.index0 }} {% endfor %}", {"messages": [{"role": "a"}, {"role": "b"}, {"role": "c"}]}),
+    ("for_loop_length_filtered", "{% for u in users if u.admin %}{{ u.name }}{{ '' if loop.last else ', ' }}{% endfor %}", {"users": USERS}),
+    # ---- set / namespace / with
+    ("set_simple", "{% set a = 'x' %}{% set b, c = 1, 2 %}{{ a }}{{ b }}{{ c }}", {}),
+    ("set_block", "{% set body %}Hello {{ name }}!{% endset %}[{{ body }}]", {"name": "Zed"}),
+    ("set_block_filter", "{% set body | upper | trim %}  shout {{ name }}  {% endset %}[{{ body }}]", {"name": "it"}),
+    ("set_in_if_leaks", "{% if true %}{% set z = 5 %}{% endif %}{{ z }}", {}),
+    ("namespace_counter", "{% set ns = namespace(count=0, seen=[]) %}{% for x in range(4) %}{% set ns.count = ns.count + x %}{% endfor %}{{ ns.count }}", {}),
+    ("namespace_new_attr", "{% set ns = namespace() %}{% set ns.a = 'A' %}{{ ns.a }}{{ ns.missing is defined }}", {}),
+    ("namespace_from_dict", "{% set ns = namespace({'a': 1}, b=2) %}{{ ns.a }}{{ ns.b }}", {}),
+    ("namespace_repr", "{{ namespace(a=1, b='x') }}", {}),
+    ("with_block", "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}[{{ a }}]", {}),
+    ("filter_block", "{% filter upper %}hello {{ name }}{% endfilter %}", {"name": "you"}),
+    # ---- macros and call blocks
+    ("macro_defaults", "{% macro greet(name, greeting='Hello', punct='!') %}{{ greeting }}, {{ name }}{{ punct }}{% endmacro %}{{ greet('A') }} {{ greet('B', 'Hi') }} {{ greet('C', punct='?') }}", {}),
+    ("macro_sees_globals_at_call", "{% macro m() %}{{ x }}{% endmacro %}{% set x = 'late' %}{{ m() }}", {}),
+    ("macro_recursive", "{% macro fact(n) %}{% if n <= 1 %}1{% else %}{{ n * fact(n - 1)|int }}{% endif %}{% endmacro %}{{ fact(5) }}", {}),
+    ("macro_render_json_schema", "{% macro render(p, indent) %}{% for k, v in p.items() %}{{ indent }}{{ k }}: {{ v.type }}{% if v.description is defined %} - {{ v.description }}{% endif %}\n{% if v.properties is defined %}{{ render(v.properties, indent ~ '  ') }}{% endif %}{% endfor %}{% endmacro %}{{ render(schema, '') }}", {"schema": {"loc": {"type": "string", "description": "City"}, "opts": {"type": "object", "properties": {"unit": {"type": "string"}}}}}),
+    ("macro_varargs_kwargs", "{% macro m(a) %}{{ a }}|{{ varargs }}|{{ kwargs }}{% endmacro %}{{ m(1, 2, 3, k='v') }}", {}),
+    ("call_block", "{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}{% call wrap('b') %}bold {{ name }}{% endcall %}", {"name": "N"}),
+    ("call_block_args", "{% macro each(items) %}{% for i in items %}{{ caller(i) }}{% endfor %}{% endmacro %}{% call(x) each([1, 2]) %}[{{ x }}]{% endcall %}", {}),
+    ("macro_whitespace", "{% macro m(x) %}\n  <{{ x }}>\n{% endmacro %}\n{{ m(1) }}{{ m(2) }}", {}),
+    # ---- operators
+    ("arith", "{{ 7 + 3 }} {{ 7 - 10 }} {{ 7 * 3 }} {{ 7 / 2 }} {{ 8 / 2 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7 % -3 }} {{ 2 ** 10 }} {{ 2 ** -1 }} {{ 2.5 * 2 }} {{ 7.5 // 2 }} {{ -7.5 % 2 }}", {}),
+    ("arith_bool_int", "{{ true + 1 }} {{ true * 3 }} {{ 1 == 1.0 }} {{ true == 1 }} {{ false == 0 }}", {}),
+    ("arith_precedence", "{{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ 2 ** 3 ** 2 }} {{ -2 ** 2 }} {{ 10 - 2 - 3 }} {{ 100 / 10 / 5 }}", {}),
+    ("unary", "{{ -x }} {{ +x }} {{ -(-x) }} {{ - 1.5 }} {{ -x|abs }}", {"x": 3}),
+    ("concat_tilde", "{{ 'a' ~ 1 ~ none ~ true ~ missing ~ [1] }}", {}),
+    ("string_plus", "{{ 'ab' + 'cd' }} {{ [1] + [2, 3] }} {{ 'ab' * 3 }} {{ [0] * 3 }} {{ 2 * 'xy' }}", {}),
+    ("comparisons", "{{ 1 < 2 }} {{ 2 <= 2 }} {{ 3 > 4 }} {{ 'a' < 'b' }} {{ 'B' < 'a' }} {{ [1, 2] < [1, 3] }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 1 != 1.0 }}", {}),
+    ("in_not_in", "{{ 'a' in 'cat' }} {{ 'z' not in 'cat' }} {{ 2 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 'x' in missing }} {{ 'th' in 'α th' }}", {}),
+    ("and_or_values", "{{ 0 or 'x' }} {{ 'a' and 'b' }} {{ '' and 'b' }} {{ none or [] }} {{ not 0 }}", {}),
+    ("is_tests_precedence", "{{ not x is defined }} {{ x is not defined }} {{ 1 + 1 is odd }}", {}),
+    ("equality_lists_dicts", "{{ [1, 2] == [1, 2] }} {{ {'a': 1, 'b': 2} == {'b': 2, 'a': 1} }} {{ (1, 2) == [1, 2] }} {{ none == none }} {{ missing == none }}", {}),
+    # ---- subscripts, attributes, slices
+    ("subscript_attr", "{{ m.role }} {{ m['role'] }} {{ m.content[0] }} {{ m.content[-1] }} {{ l[1] }} {{ l[-1] }} {{ l.0 }}", {"m": {"role": "user", "content": "hey"}, "l": [10, 20, 30]}),
+    ("subscript_missing", "[{{ m.nope }}][{{ m['nope'] }}][{{ l[10] }}][{{ m.nope is defined }}]", {"m": {"a": 1}, "l": [1]}),
+    ("slices", "{{ l[1:] }} {{ l[:2] }} {{ l[::-1] }} {{ l[::2] }} {{ l[-2:] }} {{ l[1:-1] }} {{ s[1:3] }} {{ s[::-1] }} {{ l[5:] }} {{ s[-100:2] }}", {"l": [1, 2, 3, 4], "s": "héllo"}),
+    ("dict_attr_vs_method", "{{ d.get('a') }} {{ d.get('zz', 'def') }} {{ d.get('zz') }} {{ d['items'] }}", {"d": {"a": 1, "items": "key-wins-for-subscript"}}),
+    ("dict_methods", "{{ d.keys()|list }} {{ d.values()|list }} {{ d.items()|list }}", {"d": {"x": 1, "y": [2]}}),
+    # ---- string methods
+    ("str_strip", "[{{ s.strip() }}][{{ s.lstrip() }}][{{ s.rstrip() }}][{{ '--a--'.strip('-') }}][{{ 'xyaxy'.lstrip('xy') }}][{{ '\\n\\nabc\\n'.strip('\\n') }}]", {"s": "  \t pad \n "}),
+    ("str_split", "{{ 'a,b,,c'.split(',') }} {{ '  a  b c '.split() }} {{ 'a b c'.split(' ', 1) }} {{ 'a,b,c'.rsplit(',', 1) }} {{ 'x</think>y</think>z'.split('</think>')[-1] }} {{ ''.split(',') }} {{ ''.split() }}", {}),
+    ("str_startswith_endswith", "{{ s.startswith('<tool') }} {{ s.endswith('>') }} {{ s.startswith(('a', '<')) }} {{ s.endswith('x') }}", {"s": "<tool_response>ok</tool_response>"}),
+    ("str_case", "{{ s.upper() }} {{ s.lower() }} {{ s.title() }} {{ s.capitalize() }} {{ s.swapcase() }} {{ \"they're bill's\".title() }}", {"s": "hELLo wORLD-foo"}),
+    ("str_replace_find", "{{ s.replace('a', 'o') }} {{ s.replace('a', 'o', 1) }} {{ s.find('n') }} {{ s.find('z') }} {{ s.rfind('a') }} {{ s.count('a') }} {{ 'ab'.replace('', '-') }}", {"s": "banana"}),
+    ("str_join_format", "{{ ', '.join(['a', 'b']) }} {{ '{} and {}'.format('x', 'y') }} {{ 'Hi {name}'.format(name='Z') }}", {}),
+    ("str_misc_methods", "{{ 'abc'.isalpha() }} {{ '123'.isdigit() }} {{ ' '.isspace() }} {{ 'ABC'.isupper() }} {{ 'abc'.islower() }} {{ 'a\\nb\\r\\nc'.splitlines() }} {{ '7'.zfill(3) }} {{ 'pre_x'.removeprefix('pre_') }}", {}),
+    ("str_index_len", "{{ s[0] }}{{ s[-1] }} {{ s|length }}", {"s": "日本語"}),
+    # ---- filters
+    ("f_trim_case", "[{{ '  x y  '|trim }}][{{ 'xxhixx'|trim('x') }}] {{ 'aBc'|upper }} {{ 'aBc'|lower }} {{ 'hello WORLD'|capitalize }} {{ 'hello wOrld-foo (bar) [baz]'|title }}", {}),
+    ("f_length_count", "{{ [1, 2, 3]|length }} {{ 'héllo'|length }} {{ {'a': 1}|count }} {{ missing|length }}", {}),
+    ("f_first_last", "{{ [1, 2, 3]|first }} {{ [1, 2, 3]|last }} {{ 'abc'|first }} {{ 'abc'|last }} [{{ []|first }}]", {}),
+    ("f_join", "{{ [1, 2, 3]|join }} {{ [1, 2, 3]|join(', ') }} {{ users|join(', ', attribute='name') }} {{ 'abc'|join('-') }}", {"users": USERS}),
+    ("f_default", "{{ missing|default('d') }} {{ ''|default('d') }} {{ ''|default('d', true) }} {{ none|default('d') }} {{ 0|d('zero', boolean=true) }} [{{ missing|default }}]", {}),
+    ("f_tojson_basic", "{{ data|tojson }}", {"data": {"a": [1, 2.5, None, True], "s": "q\"uote <&> 中文 \\ \n\t", "e": {}, "l": []}}),
+    ("f_tojson_indent", "{{ data|tojson(indent=2) }}\n{{ data|tojson(indent=4) }}\n{{ [1, [2, {}], []]|tojson(indent=1) }}", {"data": {"name": "get_weather", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}),
+    ("f_tojson_options", "{{ data|tojson(sort_keys=true) }} {{ data|tojson(separators=(',', ':')) }} {{ data|tojson(ensure_ascii=true) }} {{ 'x'|tojson }} {{ 5|tojson }} {{ none|tojson }} {{ 1.0|tojson }}", {"data": {"b": 1, "a": "é😀"}}),
+    ("f_tojson_string_indent", "{{ {'a': [1]}|tojson(indent='\\t') }}", {}),
+    ("f_string_int_float", "{{ 12|string }}{{ none|string }} {{ '42'|int }} {{ ' 7 '|int }} {{ '3.9'|int }} {{ 'x'|int }} {{ 'x'|int(5) }} {{ 4.7|int }} {{ '0x1A'|int(0, 16) }} {{ '2.5'|float }} {{ 'x'|float }} {{ 3|float }} {{ '1e3'|float }}", {}),
+    ("f_abs_round", "{{ -3|abs }} {{ (-3.5)|abs }} {{ 2.5|round }} {{ 3.5|round }} {{ 2.675|round(2) }} {{ 2.1|round(0, 'ceil') }} {{ 2.9|round(method='floor') }} {{ 7|round }} {{ 1234.5678|round(-2) }}", {}),
+    ("f_list_reverse", "{{ 'abc'|list }} {{ {'x': 1, 'y': 2}|list }} {{ [1, 2, 3]|reverse|list }} {{ 'abc'|reverse }}", {}),
+    ("f_replace", "{{ 'aaa'|replace('a', 'b') }} {{ 'aaa'|replace('a', 'b', 2) }}", {}),
+    ("f_select_reject", "{{ [0, 1, 2, 3, '', 'x']|select|list }} {{ [1, 2, 3, 4]|select('odd')|list }} {{ [1, 2, 3, 4]|reject('even')|list }} {{ [1, 2, 3]|select('divisibleby', 3)|list }} {{ ['a', 'b']|select('in', ['b'])|list }} {{ [1, 5, 10]|select('>', 4)|list }}", {}),
+    ("f_selectattr_rejectattr", "{{ users|selectattr('admin')|map(attribute='name')|list }} {{ users|rejectattr('admin')|map(attribute='name')|join(',') }} {{ users|selectattr('name', 'equalto', 'Bob')|list|length }} {{ users|selectattr('tags', 'defined')|list|length }} {{ msgs|selectattr('role', '==', 'user')|list|length }}", {"users": USERS, "msgs": [{"role": "user"}, {"role": "assistant"}, {"role": "user"}]}),
+    ("f_map", "{{ users|map(attribute='age')|list }} {{ users|map(attribute='tags.0', default='-')|list }} {{ ['a', 'B']|map('upper')|list }} {{ [1.5, 2.5]|map('round')|list }} {{ [[1, 2], [3]]|map('length')|list }}", {"users": USERS}),
+    ("f_items_dictsort", "{{ d|items|list }} {{ d|dictsort }} {{ d|dictsort(by='value') }} {{ d|dictsort(reverse=true) }} {{ {'b': 1, 'A': 2, 'a': 3}|dictsort }} {{ {'b': 1, 'A': 2, 'a': 3}|dictsort(true) }}", {"d": {"b": 2, "a": 3, "c": 1}}),
+    ("f_unique_sort", "{{ [3, 1, 3, 2, 1]|unique|list }} {{ ['a', 'A', 'b']|unique|list }} {{ ['a', 'A', 'b']|unique(true)|list }} {{ [3, 1, 2]|sort }} {{ ['b', 'A', 'c']|sort }} {{ [3, 1, 2]|sort(reverse=true) }} {{ users|sort(attribute='age')|map(attribute='name')|join(',') }}", {"users": USERS}),
+    ("f_indent", "{{ text|indent }}|{{ text|indent(2, true) }}|{{ text|indent('>> ', blank=true) }}|{{ 'one'|indent(first=true) }}", {"text": "line1\nline2\n\nline4\n"}),
+    ("f_wordcount_misc", "{{ 'Hello, big world! 中文 x_y'|wordcount }} {{ '<b>'|e }} {{ '<b>&\"\\''|escape }} {{ '<i>'|safe }} {{ 'abc'|center(9) }}|", {}),
+    ("f_sum_min_max", "{{ [1, 2, 3]|sum }} {{ [1.5, 2]|sum }} {{ users|sum(attribute='age') }} {{ [1, 2]|sum(start=10) }} {{ [3, 1, 2]|min }} {{ [3, 1, 2]|max }} {{ ['b', 'A', 'c']|min }} {{ users|max(attribute='age')|attr('name') }} [{{ []|max }}]", {"users": USERS}),
+    ("f_batch", "{{ [1, 2, 3, 4, 5]|batch(2)|list }} {{ [1, 2, 3]|batch(2, 'x')|list }}", {}),
+    ("f_chain_precedence", "{{ 'a' ~ 'b'|upper }} {{ -1|abs }} {{ [1, 2]|length + 1 }} {{ messages|length - 1 }}", {"messages": [1, 2, 3]}),
+    ("f_content_trim_plus", "{{ '<|h|>' + m['content'] | trim + '<|e|>' }}", {"m": {"content": "  spaced out \n"}}),
+    # ---- tests
+    ("tests_types", "{% for v in [1, 1.5, 'a', none, true, [1], {'a': 1}] %}{{ v is number }}{{ v is integer }}{{ v is float }}{{ v is string }}{{ v is none }}{{ v is boolean }}{{ v is sequence }}{{ v is mapping }}{{ v is iterable }}|{% endfor %}", {}),
+    ("tests_undefined_types", "{{ x is defined }}{{ x is undefined }}{{ x is none }}{{ x is string }}{{ x is iterable }}{{ x is sequence }}{{ x is mapping }}", {}),
+    ("tests_values", "{{ true is true }}{{ 1 is true }}{{ false is false }}{{ 0 is false }}{{ 3 is odd }}{{ 4 is even }}{{ 9 is divisibleby 3 }}{{ 9 is divisibleby(4) }}{{ 2 is in [1, 2] }}{{ 'A' is upper }}{{ 'a' is lower }}{{ 'x' is eq 'x' }}{{ 'x' is ne 'y' }}{{ 2 is gt 1 }}{{ 2 is lt 1 }}{{ 2 is ge 2 }}{{ 1 is le 0 }}{{ 1 is equalto 1 }}{{ none is sameas none }}{{ f is callable }}{{ range is callable }}", {"f": 1}),
+    ("tests_string_vs_content_list", "{% for m in msgs %}{% if m.content is string %}S{% elif m.content is iterable %}I{% else %}?{% endif %}{% endfor %}", {"msgs": [{"content": "hi"}, {"content": [{"type": "text", "text": "x"}]}, {"content": None}]}),
+    ("tests_false_kwarg", "{% if enable_thinking is defined and enable_thinking is false %}no-think{% endif %}", {"enable_thinking": False}),
+    # ---- globals
+    ("global_range", "{{ range(3)|list }} {{ range(1, 4)|list }} {{ range(10, 0, -3)|list }} {% for i in range(2) %}{{ i }}{% endfor %}", {}),
+    ("global_dict", "{{ dict(a=1, b='x') }} {{ dict({'z': 1}, y=2) }}", {}),
+    ("strftime_now", "{{ strftime_now('%d %b %Y') }} {{ strftime_now('%Y-%m-%d %H:%M:%S') }} {{ strftime_now('%A %B %-d') }}", {}),
+    ("raise_exception", "{% if messages|length == 0 %}{{ raise_exception('No messages given!') }}{% endif %}ok", {"messages": []}),
+    ("raise_exception_in_loop", "{% for m in messages %}{% if m.role not in ['user', 'assistant'] %}{{ raise_exception('Unknown role: ' + m.role) }}{% endif %}{% endfor %}", {"messages": [{"role": "user"}, {"role": "narrator"}]}),
+    ("generation_block", "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{% endgeneration %}{% else %}{{ m.content }}{% endif %}|{% endfor %}", {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}),
+    ("bos_eos_tokens", "{{ bos_token }}x{{ eos_token }}", {"bos_token": "<s>", "eos_token": "</s>"}),
+    # ---- errors
+    ("err_undefined_attr_of_undefined", "{{ missing.attr }}", {}),
+    ("err_attr_of_missing_key", "{{ m.nope.deeper }}", {"m": {}}),
+    ("err_add_none", "{{ 'a' + none }}", {}),
+    ("err_add_str_int", "{{ 'a' + 1 }}", {}),
+    ("err_compare_str_int", "{{ 'a' < 1 }}", {}),
+    ("err_div_zero", "{{ 1 / 0 }}", {}),
+    ("err_iterate_int", "{% for x in 5 %}{% endfor %}", {}),
+    ("err_call_undefined", "{{ nothing() }}", {}),
+    ("err_list_append_unsafe", "{{ l.append(1) }}", {"l": []}),
+    ("err_syntax_unclosed_if", "line1\n{% if x %}\nline3", {}),
+    ("err_syntax_unknown_tag", "a\nb\n{% frobnicate %}", {}),
+    ("err_syntax_endfor_without_for", "{% if x %}{% endfor %}", {}),
+    ("err_syntax_bad_expr", "{{ 1 + }}", {}),
+    ("err_syntax_unbalanced", "\n\n{{ (1 }}", {}),
+    ("err_syntax_unknown_filter", "\n{{ x|nosuchfilter }}", {}),
+    ("err_syntax_unknown_test", "{{ x is nosuchtest }}", {}),
+    ("err_syntax_unclosed_comment", "a {# never closed", {}),
+    ("err_syntax_unclosed_var", "a {{ x ", {}),
+    ("err_syntax_elif_after_else", "{% if a %}{% else %}{% elif b %}{% endif %}", {}),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversations for the real templates.
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string", "description": "City name, e.g. Paris"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["location"],
+        },
+    },
+}
+TIME_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Current time in a time zone — returns “HH:MM”.",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": []},
+    },
+}
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+CONVERSATIONS = [
+    ("single_user", [{"role": "user", "content": "Hello!"}], None, {}),
+    ("system_user", [SYSTEM, {"role": "user", "content": "What is 2+2?"}], None, {}),
+    ("multi_turn", [
+        SYSTEM,
+        {"role": "user", "content": "Hi, who are you?"},
+        {"role": "assistant", "content": "I am an assistant."},
+        {"role": "user", "content": "Tell me a joke."},
+    ], None, {}),
+    ("multi_turn_no_system", [
+        {"role": "user", "content": "First question"},
+        {"role": "assistant", "content": "First answer"},
+        {"role": "user", "content": "Second question"},
+        {"role": "assistant", "content": "Second answer"},
+    ], None, {}),
+    ("unicode", [
+        {"role": "system", "content": "Réponds en français. 日本語も話せます。"},
+        {"role": "user", "content": "emoji 😀👩‍👩‍👧 مرحبا नमस्ते\u00a0nbsp\tTab"},
+        {"role": "assistant", "content": "D'accord ! ✅"},
+        {"role": "user", "content": "Ещё раз?"},
+    ], None, {}),
+    ("braces_quotes", [
+        {"role": "user", "content": "Render {{ this }} and {% that %} and {# not a comment #} \"quoted\" 'single' \\backslash </s> <|eot_id|>"},
+        {"role": "assistant", "content": "{\"json\": [1, 2, {\"k\": \"v\"}]}"},
+        {"role": "user", "content": "ok"},
+    ], None, {}),
+    ("whitespace_content", [
+        {"role": "system", "content": "  padded system  \n"},
+        {"role": "user", "content": "\n\n  lots of space \n\n"},
+        {"role": "assistant", "content": "  answer\n"},
+        {"role": "user", "content": "line1\nline2\n"},
+    ], None, {}),
+    ("empty_content", [{"role": "user", "content": ""}], None, {}),
+    ("two_systems", [SYSTEM, {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], None, {}),
+    ("not_alternating", [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], None, {}),
+    ("assistant_first", [{"role": "assistant", "content": "I start"}, {"role": "user", "content": "ok"}], None, {}),
+    ("content_parts", [
+        {"role": "system", "content": [{"type": "text", "text": "System as parts."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Look at this:"}, {"type": "image"}, {"type": "text", "text": " what is it? "}]},
+    ], None, {}),
+    ("tools_defined_only", [SYSTEM, {"role": "user", "content": "Weather in Paris?"}], [WEATHER_TOOL, TIME_TOOL], {}),
+    ("tools_defined_no_system", [{"role": "user", "content": "Weather in Paris?"}], [WEATHER_TOOL], {}),
+    ("tool_call_roundtrip_dict_args", [
+        SYSTEM,
+        {"role": "user", "content": "Weather in Paris and time in Tokyo?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather", "arguments": {"location": "Paris", "unit": "celsius"}}},
+            {"type": "function", "function": {"name": "get_time", "arguments": {"tz": "Asia/Tokyo"}}},
+        ]},
+        {"role": "tool", "name": "get_weather", "content": "{\"temp\": 18}"},
+        {"role": "tool", "name": "get_time", "content": "21:04"},
+    ], [WEATHER_TOOL, TIME_TOOL], {}),
+    ("tool_call_roundtrip_string_args", [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\": \"Paris\"}"}},
+            {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\": \"Lyon\"}"}},
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 18C"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "rain, 12C"},
+        {"role": "assistant", "content": "Paris is sunny; Lyon has rain."},
+        {"role": "user", "content": "Thanks"},
+    ], [WEATHER_TOOL], {}),
+    ("qwen_thinking_history", [
+        {"role": "user", "content": "What is 3*7?"},
+        {"role": "assistant", "content": "<think>\n3*7 is 21.\n</think>\n\n21"},
+        {"role": "user", "content": "And 4*5?"},
+        {"role": "assistant", "content": "<think>\nsimple\n</think>\n\n20"},
+    ], None, {}),
+    ("reasoning_content_field", [
+        {"role": "user", "content": "Q"},
+        {"role": "assistant", "content": "A", "reasoning_content": "thought about it"},
+    ], None, {}),
+    ("enable_thinking_false", [SYSTEM, {"role": "user", "content": "Quick answer please"}], None, {"enable_thinking": False}),
+    ("enable_thinking_true", [{"role": "user", "content": "Think hard"}], None, {"enable_thinking": True}),
+]
+
+# Llama 2 ships no chat template in its tokenizer_config.json; this is the Llama-2-chat format
+# (system prompt folded into the first user turn), stored as a file next to the fixtures and
+# given to the C++ side through ChatTemplate::from_file, as `--chat-template` would.
+LLAMA2_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}"
+    "{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}"
+    "{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ ' '  + content.strip() + ' ' + eos_token }}"
+    "{% endif %}{% endfor %}"
+)
+
+MODELS = ["llama2", "llama3", "llama3_1", "qwen3", "gemma3", "deepseek_v3"]
+
+
+def special_tokens(config):
+    out = {}
+    for name in ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]:
+        v = config.get(name)
+        if isinstance(v, dict):
+            v = v.get("content")
+        if v is not None:
+            out[name] = v
+    return out
+
+
+def model_fixture(name):
+    path = os.path.join(TOKENIZERS, name, "tokenizer_config.json")
+    if not os.path.exists(path):
+        sys.exit(f"{path} is missing: run scripts/fetch-test-data.sh first")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    template = config.get("chat_template")
+    fixture = {"model": name, "source": "tokenizer_config.json"}
+    if template is None:
+        template = LLAMA2_TEMPLATE
+        tfile = f"{name}_chat_template.jinja"
+        with open(os.path.join(OUT, tfile), "w", encoding="utf-8") as f:
+            f.write(template)
+        fixture["source"] = tfile
+    if isinstance(template, list):
+        template = {t["name"]: t["template"] for t in template}["default"]
+    tokens = special_tokens(config)
+    fixture["special_tokens"] = tokens
+    cases = []
+    for conv_name, messages, tools, extra in CONVERSATIONS:
+        for gen in (True, False):
+            # As transformers' render call: messages, tools, documents, add_generation_prompt,
+            # then the special tokens map and the extra kwargs.
+            context = {"messages": messages, "tools": tools, "documents": None, "add_generation_prompt": gen}
+            context.update(tokens)
+            context.update(extra)
+            result = render(template, context)
+            case = {"name": f"{conv_name}{'' if gen else '_nogen'}", "messages": messages, "tools": tools,
+                    "add_generation_prompt": gen, "kwargs": extra}
+            case.update(result)
+            cases.append(case)
+    fixture["cases"] = cases
+    return fixture
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    features = []
+    names = set()
+    for name, template, context in FEATURES:
+        assert name not in names, name
+        names.add(name)
+        case = {"name": name, "template": template, "context": context}
+        case.update(render(template, context))
+        features.append(case)
+    meta = {"jinja2": jinja2.__version__, "now": NOW.isoformat()}
+    with open(os.path.join(OUT, "features.json"), "w", encoding="utf-8") as f:
+        json.dump({"meta": meta, "cases": features}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    for m in MODELS:
+        fx = model_fixture(m)
+        fx["meta"] = meta
+        with open(os.path.join(OUT, f"{m}.json"), "w", encoding="utf-8") as f:
+            json.dump(fx, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+        n_err = sum(1 for c in fx["cases"] if "error" in c)
+        print(f"{m}: {len(fx['cases'])} cases ({n_err} errors)")
+    n_err = sum(1 for c in features if "error" in c)
+    print(f"features: {len(features)} cases ({n_err} errors)")
+
+
+if __name__ == "__main__":
+    main()
