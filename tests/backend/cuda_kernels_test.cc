@@ -202,6 +202,26 @@ TEST_F(CudaKernels, MakeLinearReusesATiedEmbeddingTable) {
   EXPECT_EQ(dev.parts[0].data(), dtable.data());
 }
 
+TEST_F(CudaKernels, MakeLinearConcatenatesDeviceParts) {
+  // The dummy-weights path: parts made on the device, concatenated on the device.
+  const std::vector<std::vector<int64_t>> shapes = {{48, 64}, {16, 64}, {16, 64}};
+  std::vector<Tensor> parts;
+  for (size_t i = 0; i < shapes.size(); ++i)
+    parts.push_back(cuda_random_tensor(*gpu_, DType::kBF16, shapes[i], 100 + i, 0.02f));
+  const Linear lin = gpu_->make_linear(parts, Tensor());
+  ASSERT_EQ(lin.out_features, 80);
+  ASSERT_EQ(lin.in_features, 64);
+  Tensor w = down(lin.parts[0]);
+  int64_t row = 0;
+  for (const Tensor& p : parts) {
+    Tensor hp = down(p);
+    for (int64_t j = 0; j < hp.numel(); ++j)
+      ASSERT_EQ(w.data_as<float>()[row * 64 + j], hp.data_as<float>()[j]);
+    row += p.size(0);
+  }
+  EXPECT_GT(max_abs_diff(down(parts[1]), down(parts[2])), 0.0) << "seeds differ";
+}
+
 TEST_F(CudaKernels, RopeMatchesCpu) {
   TRACE_SEED();
   for (auto [T, nh, nkv, hd] : std::vector<std::array<int32_t, 4>>{

@@ -519,9 +519,13 @@ class CudaBackend final : public Backend {
       }
       host = down_host_;
     }
-    CU_CHECK(cudaMemcpy2DAsync(host, size_t(m.cols) * es, x.data(), size_t(m.ld) * es,
-                               size_t(m.cols) * es, size_t(m.rows), cudaMemcpyDeviceToHost,
-                               stream_));
+    if (m.rows == 1 || m.ld == m.cols) {
+      CU_CHECK(cudaMemcpyAsync(host, x.data(), n * es, cudaMemcpyDeviceToHost, stream_));
+    } else {
+      CU_CHECK(cudaMemcpy2DAsync(host, size_t(m.cols) * es, x.data(), size_t(m.ld) * es,
+                                 size_t(m.cols) * es, size_t(m.rows), cudaMemcpyDeviceToHost,
+                                 stream_));
+    }
     CU_CHECK(cudaStreamSynchronize(stream_));
     if (host != dst) convert(host, x.dtype(), dst, DType::kF32, int64_t(n));
   }
@@ -538,8 +542,12 @@ class CudaBackend final : public Backend {
   void poison(const Tensor& t) {
     const Mat m = as_matrix(t, "cuda_poison");
     const size_t es = dtype_size(t.dtype());
-    CU_CHECK(cudaMemset2DAsync(t.data(), size_t(m.ld) * es, 0xFF, size_t(m.cols) * es,
-                               size_t(m.rows), stream_));
+    if (m.rows == 1 || m.ld == m.cols) {
+      CU_CHECK(cudaMemsetAsync(t.data(), 0xFF, size_t(m.rows) * size_t(m.cols) * es, stream_));
+    } else {
+      CU_CHECK(cudaMemset2DAsync(t.data(), size_t(m.ld) * es, 0xFF, size_t(m.cols) * es,
+                                 size_t(m.rows), stream_));
+    }
   }
 
   void fill_random(const Tensor& t, uint64_t seed, float stddev, float fill) {
@@ -724,6 +732,14 @@ void cuda_poison(Backend& backend, const Tensor& device_tensor) {
 void cuda_fill_random(Backend& backend, const Tensor& device_tensor, uint64_t seed, float stddev,
                       float fill) {
   as_cuda(backend).fill_random(device_tensor, seed, stddev, fill);
+}
+
+Tensor cuda_random_tensor(Backend& backend, DType dtype, std::span<const int64_t> shape,
+                          uint64_t seed, float stddev, float fill) {
+  CudaBackend& b = as_cuda(backend);
+  Tensor t = b.alloc(dtype, shape);
+  b.fill_random(t, seed, stddev, fill);
+  return t;
 }
 
 void cuda_synchronize(Backend& backend) {

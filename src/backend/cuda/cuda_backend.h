@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "backend/backend.h"
 
@@ -37,6 +38,12 @@ void cuda_poison(Backend& backend, const Tensor& device_tensor);
 // `--load-format dummy` should use to fill weights on the device (see the report of issue 6).
 void cuda_fill_random(Backend& backend, const Tensor& device_tensor, uint64_t seed, float stddev,
                       float fill = 0.f);
+// A new device tensor filled by cuda_fill_random. make_param returns device tensors as they are
+// and make_linear concatenates device parts on the device, so `--load-format dummy` can create
+// its weights on the GPU with this instead of on the host (needs the decoder change described
+// in the report of issue 6).
+Tensor cuda_random_tensor(Backend& backend, DType dtype, std::span<const int64_t> shape,
+                          uint64_t seed, float stddev, float fill = 0.f);
 // Waits for all work queued on the backend's stream.
 void cuda_synchronize(Backend& backend);
 
