@@ -111,6 +111,8 @@ ChatTemplate ChatTemplate::from_file(const std::string& template_file,
                                      const std::string& model_dir) {
   ChatTemplate t;
   if (!model_dir.empty()) {
+    if (!fs::is_directory(model_dir))
+      fail("model directory '{}' does not exist or is not a directory", model_dir);
     fs::path config_path = fs::path(model_dir) / "tokenizer_config.json";
     if (fs::exists(config_path))
       t.special_tokens_ = special_tokens_of(read_json(config_path.string()), config_path.string());
