@@ -18,26 +18,75 @@ struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
-using StringMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
-int32_t find_id(const StringMap& m, std::string_view s) {
-  auto it = m.find(s);
-  return it == m.end() ? -1 : it->second;
+// Open-addressing index from strings to ids, the strings being stored by id elsewhere (no
+// allocation per entry: loading a 260k-token vocabulary stays fast).
+class StringIndex {
+ public:
+  void build(const std::vector<std::string>* strings, const std::vector<bool>& present) {
+    strings_ = strings;
+    size_t n = 0;
+    for (bool p : present) n += p;
+    size_t cap = 16;
+    while (cap < n * 2) cap <<= 1;
+    ids_.assign(cap, -1);
+    hashes_.assign(cap, 0);
+    mask_ = cap - 1;
+    size_ = 0;
+    for (size_t id = 0; id < present.size(); ++id) {
+      if (present[id]) insert(static_cast<int32_t>(id));
+    }
+  }
+  int32_t find(std::string_view s) const {
+    if (ids_.empty()) return -1;
+    const size_t h = StringHash{}(s);
+    const auto tag = static_cast<uint32_t>(h >> 32);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const int32_t id = ids_[i];
+      if (id < 0) return -1;
+      if (hashes_[i] == tag && (*strings_)[static_cast<size_t>(id)] == s) return id;
+    }
+  }
+  size_t size() const { return size_; }
+
+ private:
+  void insert(int32_t id) {
+    const std::string& s = (*strings_)[static_cast<size_t>(id)];
+    const size_t h = StringHash{}(s);
+    const auto tag = static_cast<uint32_t>(h >> 32);
+    size_t i = h & mask_;
+    for (; ids_[i] >= 0; i = (i + 1) & mask_) {
+      if (hashes_[i] == tag && (*strings_)[static_cast<size_t>(ids_[i])] == s) {
+        ids_[i] = id;  // the same string twice: the later id wins
+        return;
+      }
+    }
+    ids_[i] = id;
+    hashes_[i] = tag;
+    ++size_;
+  }
+  const std::vector<std::string>* strings_ = nullptr;
+  std::vector<int32_t> ids_;
+  std::vector<uint32_t> hashes_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
+
+int32_t find_id(const StringIndex& m, std::string_view s) {
+  return m.find(s);
 }
 
 // Vocabulary shared by the models: token -> id and id -> token.
 struct Vocab {
-  StringMap to_id;
+  StringIndex to_id;
   std::vector<std::string> to_token;
   std::vector<bool> present;
 
   void load(const json& v, const char* model) {
     if (!v.is_object()) fail("tokenizer.json: {} model needs a \"vocab\" object", model);
-    to_id.reserve(v.size());
     for (auto it = v.begin(); it != v.end(); ++it) {
       const int64_t id = it.value().get<int64_t>();
       if (id < 0 || id > INT32_MAX) fail("tokenizer.json: vocab id {} out of range", id);
-      to_id[it.key()] = static_cast<int32_t>(id);
       if (static_cast<size_t>(id) >= to_token.size()) {
         to_token.resize(static_cast<size_t>(id) + 1);
         present.resize(static_cast<size_t>(id) + 1);
@@ -45,6 +94,7 @@ struct Vocab {
       to_token[static_cast<size_t>(id)] = it.key();
       present[static_cast<size_t>(id)] = true;
     }
+    to_id.build(&to_token, present);
   }
   const std::string* token(int32_t id) const {
     if (id < 0 || static_cast<size_t>(id) >= to_token.size() || !present[static_cast<size_t>(id)]) {
@@ -165,18 +215,22 @@ class BpeModel : public Model {
         byte_ids_[b] = find_id(vocab_.to_id, c);
       }
       if (ignore_merges_) {
-        raw_vocab_.reserve(vocab_.to_id.size());
-        for (const auto& [tok, id] : vocab_.to_id) {
-          std::string bytes;
-          if (to_bytes(tok, bytes)) raw_vocab_.emplace(std::move(bytes), id);
+        raw_tokens_.resize(vocab_.to_token.size());
+        std::vector<bool> ok(vocab_.to_token.size(), false);
+        for (size_t id = 0; id < vocab_.to_token.size(); ++id) {
+          ok[id] = vocab_.present[id] && to_bytes(vocab_.to_token[id], raw_tokens_[id]);
         }
+        raw_vocab_.build(&raw_tokens_, ok);
       }
     } else if (prefix_.empty() && suffix_.empty()) {
-      for (const auto& [tok, id] : vocab_.to_id) {
+      for (size_t id = 0; id < vocab_.to_token.size(); ++id) {
+        const std::string& tok = vocab_.to_token[id];
+        if (!vocab_.present[id] || tok.empty() || tok.size() > 4) continue;
         size_t i = 0;
-        if (tok.empty()) continue;
         const uint32_t cp = unicode::next_cp(tok, i);
-        if (i == tok.size()) char_ids_.emplace(cp, id);
+        if (i == tok.size() && vocab_.to_id.find(tok) == static_cast<int32_t>(id)) {
+          char_ids_.emplace(cp, static_cast<int32_t>(id));
+        }
       }
     }
   }
@@ -396,7 +450,8 @@ class BpeModel : public Model {
   int32_t unk_id_ = -1;
   std::array<int32_t, 256> byte_fallback_ids_{};
   std::array<int32_t, 256> byte_ids_{};
-  StringMap raw_vocab_;
+  std::vector<std::string> raw_tokens_;  // by id: the bytes a byte-level token stands for
+  StringIndex raw_vocab_;
   std::unordered_map<uint32_t, int32_t> char_ids_;
   WordCache cache_;
 };

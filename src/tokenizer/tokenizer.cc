@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <unordered_map>
 #include <unordered_set>
@@ -247,23 +248,30 @@ struct Tokenizer::Impl {
     vocab_size = model->vocab_size() + unique_added;
     id_limit = model->id_limit();
     for (const AddedToken& a : added) id_limit = std::max(id_limit, static_cast<size_t>(a.id) + 1);
+    // An id is special when the token it decodes as is a special added token's content.
     special_ids.assign(id_limit, false);
-    for (size_t id = 0; id < id_limit; ++id) {
-      const std::string* t = token_of(static_cast<int32_t>(id));
-      if (t != nullptr && special_contents.count(*t) != 0) special_ids[id] = true;
-    }
     for (const AddedToken& a : added) {
-      if (a.special) special_ids[static_cast<size_t>(a.id)] = true;
+      if (a.special || special_contents.count(a.shown) != 0) {
+        special_ids[static_cast<size_t>(a.id)] = true;
+      }
+    }
+    for (const std::string& c : special_contents) {
+      const int32_t mid = model->token_to_id(c);
+      if (mid >= 0 && added_by_id.count(mid) == 0) special_ids[static_cast<size_t>(mid)] = true;
     }
     if (post_processor) std::tie(prefix, suffix) = post_processor->added_ids();
     open_ids.assign(id_limit, false);
     if (j.contains("decoder") && has_byte_fallback(j["decoder"])) {
-      for (size_t id = 0; id < id_limit; ++id) {
-        const std::string* t = token_of(static_cast<int32_t>(id));
-        if (t != nullptr && t->size() == 6 && t->compare(0, 3, "<0x") == 0 && (*t)[5] == '>' &&
-            std::isxdigit(static_cast<unsigned char>((*t)[3])) &&
-            std::isxdigit(static_cast<unsigned char>((*t)[4]))) {
-          open_ids[id] = true;
+      for (int b = 0; b < 256; ++b) {
+        for (const char* f : {"<0x%02X>", "<0x%02x>"}) {
+          char name[8];
+          std::snprintf(name, sizeof(name), f, b);
+          const int32_t mid = model->token_to_id(name);
+          if (mid >= 0 && added_by_id.count(mid) == 0) open_ids[static_cast<size_t>(mid)] = true;
+          auto it = added_by_content.find(name);
+          if (it != added_by_content.end() && added[added_by_id.at(it->second)].shown == name) {
+            open_ids[static_cast<size_t>(it->second)] = true;
+          }
         }
       }
     }
