@@ -1,0 +1,79 @@
+#include "server/engine_generator.h"
+
+#include "core/error.h"
+#include "server/api_error.h"
+
+namespace inferd::server {
+
+EngineGenerator::EngineGenerator(std::shared_ptr<Engine> engine,
+                                 std::shared_ptr<const Tokenizer> tokenizer,
+                                 std::optional<ChatTemplate> chat_template)
+    : engine_(std::move(engine)),
+      tokenizer_(std::move(tokenizer)),
+      template_(std::move(chat_template)) {
+  INFERD_CHECK(engine_ && tokenizer_, "EngineGenerator needs an engine and a tokenizer");
+}
+
+std::vector<int32_t> EngineGenerator::encode(const std::string& text,
+                                             bool add_special_tokens) const {
+  return tokenizer_->encode(text, add_special_tokens);
+}
+
+std::string EngineGenerator::decode(std::span<const int32_t> ids, bool skip_special) const {
+  return tokenizer_->decode(ids, skip_special);
+}
+
+std::string EngineGenerator::token_text(int32_t id) const {
+  const int32_t one[1] = {id};
+  return tokenizer_->decode(one, false);
+}
+
+std::string EngineGenerator::apply_chat_template(const ChatTemplateArgs& args) const {
+  if (!template_)
+    throw ApiError(400,
+                   "This model has no chat template; start the server with --chat-template "
+                   "FILE, or use /v1/completions.",
+                   "invalid_request_error", "messages", "no_chat_template");
+  if (!args.continue_final_message)
+    return template_->apply(args.messages, args.tools, args.add_generation_prompt, args.kwargs);
+  // Continue the final (assistant) message: render without a generation prompt and cut what the
+  // template puts after that message's content (as transformers does).
+  const auto& last = args.messages.back();
+  if (!last["content"].is_string())
+    throw bad_param("messages", "continue_final_message needs a final message with text content");
+  const std::string content = last["content"].get<std::string>();
+  std::string text = template_->apply(args.messages, args.tools, false, args.kwargs);
+  const size_t pos = content.empty() ? std::string::npos : text.rfind(content);
+  if (pos == std::string::npos)
+    throw bad_param("messages",
+                    "continue_final_message: the chat template does not render the final "
+                    "message's content verbatim");
+  text.resize(pos + content.size());
+  return text;
+}
+
+int32_t EngineGenerator::vocab_size() const {
+  return engine_->vocab_size();
+}
+int32_t EngineGenerator::max_model_len() const {
+  return engine_->config().max_model_len;
+}
+int32_t EngineGenerator::max_logprobs() const {
+  return engine_->config().max_logprobs;
+}
+
+std::string EngineGenerator::submit(GenerateRequest request, OutputCallback on_output) {
+  return engine_->submit(std::move(request), std::move(on_output));
+}
+
+bool EngineGenerator::abort(const std::string& id) {
+  return engine_->abort(id);
+}
+EngineStats EngineGenerator::stats() const {
+  return engine_->stats();
+}
+void EngineGenerator::shutdown() {
+  engine_->shutdown();
+}
+
+}  // namespace inferd::server

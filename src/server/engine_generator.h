@@ -1,0 +1,41 @@
+// The real Generator: an Engine, the model's Tokenizer and its chat template.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "inferd/engine.h"
+#include "server/generator.h"
+#include "tokenizer/jinja/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace inferd::server {
+
+class EngineGenerator final : public Generator {
+ public:
+  // `chat_template` may be empty: chat requests then answer 400 naming --chat-template.
+  EngineGenerator(std::shared_ptr<Engine> engine, std::shared_ptr<const Tokenizer> tokenizer,
+                  std::optional<ChatTemplate> chat_template);
+
+  std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override;
+  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override;
+  std::string token_text(int32_t id) const override;
+  std::string apply_chat_template(const ChatTemplateArgs& args) const override;
+  int32_t vocab_size() const override;
+  int32_t max_model_len() const override;
+  int32_t max_logprobs() const override;
+
+  std::string submit(GenerateRequest request, OutputCallback on_output) override;
+  bool abort(const std::string& request_id) override;
+  EngineStats stats() const override;
+  void shutdown() override;
+
+  Engine& engine() { return *engine_; }
+
+ private:
+  std::shared_ptr<Engine> engine_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::optional<ChatTemplate> template_;
+};
+
+}  // namespace inferd::server

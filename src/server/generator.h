@@ -1,0 +1,50 @@
+// What the HTTP server needs from the model side: tokenization, the chat template, and an engine
+// that takes requests and streams outputs. `EngineGenerator` is the real one (engine + tokenizer
+// + chat template); tests use a fake with the same contract.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "inferd/engine.h"
+
+namespace inferd::server {
+
+struct ChatTemplateArgs {
+  nlohmann::ordered_json messages;  // array of message objects, as the client sent them
+  nlohmann::ordered_json tools;     // null or array
+  bool add_generation_prompt = true;
+  bool continue_final_message = false;
+  nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();  // chat_template_kwargs
+};
+
+class Generator {
+ public:
+  virtual ~Generator() = default;
+
+  // ---- tokenizer side (thread-safe, called on io threads) ----
+  virtual std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const = 0;
+  virtual std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const = 0;
+  // The text of one token as logprobs show it.
+  virtual std::string token_text(int32_t id) const = 0;
+  // Renders the chat template. Throws Error (for example the template's raise_exception) when the
+  // messages do not fit the template.
+  virtual std::string apply_chat_template(const ChatTemplateArgs& args) const = 0;
+  virtual int32_t vocab_size() const = 0;
+  virtual int32_t max_model_len() const = 0;
+  virtual int32_t max_logprobs() const { return 20; }
+
+  // ---- engine side (thread-safe) ----
+  // Same contract as Engine::submit: throws InvalidRequestError, QueueFullError,
+  // EngineStoppedError; otherwise `on_output` runs (on some other thread) until the finished one.
+  virtual std::string submit(GenerateRequest request, OutputCallback on_output) = 0;
+  virtual bool abort(const std::string& request_id) = 0;
+  virtual EngineStats stats() const = 0;
+  virtual void shutdown() = 0;
+};
+
+}  // namespace inferd::server

@@ -1,0 +1,90 @@
+// The OpenAI-compatible server: routes, auth, CORS, admission (rate limits, queue), completions
+// (streamed or not), /tokenize, /detokenize, /v1/models, /health, /ready, /metrics, drain.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "server/generator.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/rate_limiter.h"
+
+namespace inferd::server {
+
+struct ServerConfig {
+  HttpConfig http;
+  std::vector<std::string> served_model_names;    // the first is the default and the metrics label
+  std::string model_root;                         // shown as "root" in /v1/models
+  std::vector<std::string> api_keys;              // empty: no auth
+  std::vector<std::string> allowed_origins{"*"};  // CORS; empty: no CORS headers
+  int64_t rate_limit_rpm = 0;                     // per API key; 0: off
+  int64_t rate_limit_tpm = 0;
+  double request_timeout_s = 0;  // 0: none
+  int retry_after_s = 1;         // Retry-After when the queue is full
+  double drain_timeout_s = 30;   // SIGTERM: how long in-flight requests may finish
+};
+
+class CompletionJob;
+
+class Server final : public RequestHandler {
+ public:
+  Server(ServerConfig config, std::shared_ptr<Generator> generator);
+  ~Server() override;
+
+  // Listens (throws Error when it cannot) and serves; /ready answers 503 until set_ready(true).
+  void start();
+  void set_ready(bool ready) { ready_ = ready; }
+  uint16_t port() const { return http_.port(); }
+
+  // Graceful stop: stops accepting, lets in-flight requests finish for drain_timeout_s, then
+  // aborts the rest (their clients get a 503 error), closes every connection. Blocks.
+  void drain_and_stop();
+  // Stops at once.
+  void stop();
+
+  size_t active_requests() const;
+  const ServerConfig& config() const { return config_; }
+  Generator& generator() { return *generator_; }
+  Metrics& metrics() { return metrics_; }
+
+  // RequestHandler
+  void handle(const std::shared_ptr<Connection>& conn, Request&& req) override;
+  Response http_error(int status, const std::string& message, unsigned version) override;
+
+ private:
+  friend class CompletionJob;
+  struct Exchange;  // per-request context (route, CORS headers, timing)
+
+  void route(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
+  void handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
+                         bool chat);
+  void send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res);
+  void send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, int status,
+                 const std::string& body);
+  void send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const class ApiError& e);
+  void check_auth(const Request& req) const;
+
+  void add_job(uint64_t id, const std::shared_ptr<CompletionJob>& job);
+  void remove_job(uint64_t id);
+
+  ServerConfig config_;
+  std::shared_ptr<Generator> generator_;
+  Metrics metrics_;
+  RateLimiter limiter_;
+  HttpServer http_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<uint64_t> next_job_{1};
+  mutable std::mutex jobs_mu_;
+  std::unordered_map<uint64_t, std::weak_ptr<CompletionJob>> jobs_;
+  bool stopped_ = false;
+};
+
+}  // namespace inferd::server

@@ -1,0 +1,88 @@
+// A Generator for server tests: a byte-level tokenizer (id = byte + 3; 0 <pad>, 1 <s>, 2 </s>),
+// a tiny chat template, and an engine thread that "generates" a fixed reply one token per step,
+// with the engine's contract (max_queue, max_model_len, stop strings, logprobs, abort, KV blocks).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "server/generator.h"
+
+namespace inferd::server::testing {
+
+struct FakeConfig {
+  int32_t max_model_len = 256;
+  int32_t max_running = 64;
+  int32_t max_queue = 0;  // 0: no limit
+  int32_t total_blocks = 4096;
+  int32_t block_size = 16;
+  std::chrono::microseconds step{500};
+  std::string reply = "Hello world! This is a fake reply. ";
+  int32_t eos_after = 0;  // > 0: EOS after this many tokens (finish stop)
+};
+
+class FakeGenerator final : public Generator {
+ public:
+  explicit FakeGenerator(FakeConfig config = {});
+  ~FakeGenerator() override;
+
+  std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override;
+  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override;
+  std::string token_text(int32_t id) const override;
+  std::string apply_chat_template(const ChatTemplateArgs& args) const override;
+  int32_t vocab_size() const override { return 259; }
+  int32_t max_model_len() const override { return config_.max_model_len; }
+
+  std::string submit(GenerateRequest request, OutputCallback on_output) override;
+  bool abort(const std::string& request_id) override;
+  EngineStats stats() const override;
+  void shutdown() override;
+
+  // Test controls.
+  void pause(bool paused);
+  int64_t num_submitted() const { return submitted_; }
+  int64_t num_aborted() const { return aborted_; }
+  int32_t num_live() const;
+  GenerateRequest last_request() const;
+
+ private:
+  struct Seq {
+    std::string text;    // all generated text
+    size_t emitted = 0;  // bytes of text already returned
+    int32_t tokens = 0;
+    bool finished = false;
+  };
+  struct Live {
+    GenerateRequest req;
+    OutputCallback cb;
+    std::vector<Seq> seqs;
+    bool running = false;
+    bool aborted = false;
+    bool first = true;
+    int32_t cached = 0;
+  };
+  void loop();
+  void step_one(Live& l, RequestOutput& out);
+  int32_t blocks_of(const Live& l) const;
+
+  FakeConfig config_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Live> live_;
+  std::deque<std::string> order_;
+  std::set<std::vector<int32_t>> seen_prompts_;
+  bool paused_ = false;
+  bool stop_ = false;
+  std::atomic<int64_t> submitted_{0}, aborted_{0};
+  int64_t next_id_ = 0;
+  int64_t generated_ = 0, finished_ = 0, prefix_queries_ = 0, prefix_hits_ = 0;
+  GenerateRequest last_;
+  std::thread thread_;
+};
+
+}  // namespace inferd::server::testing
