@@ -9,6 +9,8 @@ escape HTML, and the globals `raise_exception` and `strftime_now`):
 
   features.json   small hand-written templates covering the Jinja features the C++
                   interpreter supports, each with a context and the expected output (or error).
+  styles.json     templates in the style of other model families (Llama 3.1 tools, Mistral
+                  tools, JSON-schema macros, Phi, DeepSeek-R1) for the same conversations.
   <model>.json    the chat template of each tokenizer in tests/data/tokenizers/<model>/
                   (fetched by scripts/fetch-test-data.sh) rendered for a set of conversations,
                   with add_generation_prompt on and off, the way transformers'
@@ -90,7 +92,7 @@ def render(template, context):
         return {"error": str(e), "error_type": "runtime"}
     except jinja2.exceptions.TemplateError as e:  # raise_exception
         return {"error": e.message, "error_type": "raise_exception"}
-    except (TypeError, ValueError, ZeroDivisionError, AttributeError, KeyError, IndexError) as e:
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError, KeyError, IndexError, RecursionError) as e:
         return {"error": str(e), "error_type": "runtime"}
 
 
@@ -178,6 +180,9 @@ FEATURES = [
     ("namespace_new_attr", "{% set ns = namespace() %}{% set ns.a = 'A' %}{{ ns.a }}{{ ns.missing is defined }}", {}),
     ("namespace_from_dict", "{% set ns = namespace({'a': 1}, b=2) %}{{ ns.a }}{{ ns.b }}", {}),
     ("namespace_repr", "{{ namespace(a=1, b='x') }}", {}),
+    ("scope_blocks_do_not_leak", "{% generation %}{% set a = 1 %}{% endgeneration %}{% filter upper %}{% set b = 2 %}{% endfilter %}{% set c %}{% set d = 3 %}{% endset %}{% macro m() %}{% set e = 4 %}{% endmacro %}{{ m() }}[{{ a }}{{ b }}{{ d }}{{ e }}]", {}),
+    ("scope_blocks_see_outer", "{% set o = 'O' %}{% generation %}{{ o }}{% endgeneration %}{% filter lower %}{{ o }}{% endfilter %}{% set c %}{{ o }}{% endset %}{{ c }}", {}),
+    ("scope_namespace_through_blocks", "{% set ns = namespace(v=0) %}{% for i in range(3) %}{% generation %}{% set ns.v = ns.v + i %}{% endgeneration %}{% endfor %}{{ ns.v }}", {}),
     ("with_block", "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}[{{ a }}]", {}),
     ("filter_block", "{% filter upper %}hello {{ name }}{% endfilter %}", {"name": "you"}),
     # ---- macros and call blocks
@@ -195,6 +200,7 @@ FEATURES = [
     ("arith_precedence", "{{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ 2 ** 3 ** 2 }} {{ -2 ** 2 }} {{ 10 - 2 - 3 }} {{ 100 / 10 / 5 }}", {}),
     ("unary", "{{ -x }} {{ +x }} {{ -(-x) }} {{ - 1.5 }} {{ -x|abs }}", {"x": 3}),
     ("concat_tilde", "{{ 'a' ~ 1 ~ none ~ true ~ missing ~ [1] }}", {}),
+    ("printf_format", "{{ '%s-%d' % ('a', 3) }} {{ '%5.2f|%-4s|%04d|%x|%r|%%' % (3.14159, 'ab', 42, 255, 'q') }} {{ 'one %s' % 'arg' }} {{ '%(a)s and %(b)d' % {'a': 'x', 'b': 2} }} {{ '%i %e %g' % (7, 12345.678, 0.0001) }}", {}),
     ("string_plus", "{{ 'ab' + 'cd' }} {{ [1] + [2, 3] }} {{ 'ab' * 3 }} {{ [0] * 3 }} {{ 2 * 'xy' }}", {}),
     ("comparisons", "{{ 1 < 2 }} {{ 2 <= 2 }} {{ 3 > 4 }} {{ 'a' < 'b' }} {{ 'B' < 'a' }} {{ [1, 2] < [1, 3] }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 1 != 1.0 }}", {}),
     ("in_not_in", "{{ 'a' in 'cat' }} {{ 'z' not in 'cat' }} {{ 2 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 'x' in missing }} {{ 'th' in 'α th' }}", {}),
@@ -404,6 +410,359 @@ LLAMA2_TEMPLATE = (
     "{% endif %}{% endfor %}"
 )
 
+
+# Templates written in the style of other popular model families (not shipped in the npm
+# packages): they exercise what those families' templates use (strftime_now, tojson with indent,
+# macros rendering JSON schemas, namespace bookkeeping, loop.last checks, raise_exception on bad
+# tool-call ids, content splitting on </think>). Rendered for the same conversations into
+# styles.json.
+STYLE_TEMPLATES = {
+    "llama31_tools_style": """{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = strftime_now("%d %b %Y") %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message #}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{%- if tools is not none %}
+    {{- "Environment: ipython\\n" }}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions.\\n\\n" }}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\\n\\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\\n\\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\\n\\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\\n\\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}
+        {{- '{"name": "' + tool_call.name + '", ' }}
+        {{- '"parameters": ' }}
+        {{- tool_call.arguments | tojson }}
+        {{- "}" }}
+        {{- "<|eot_id|>" }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\\n\\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+""",
+    "mistral_tools_style": """{%- if messages[0]["role"] == "system" %}
+    {%- set system_message = messages[0]["content"] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+{%- set user_messages = loop_messages | selectattr("role", "equalto", "user") | list %}
+
+{#- This block checks for alternating user/assistant messages, skipping tool calling messages #}
+{%- set ns = namespace() %}
+{%- set ns.index = 0 %}
+{%- for message in loop_messages %}
+    {%- if not (message.role == "tool" or message.role == "tool_results" or (message.tool_calls is defined and message.tool_calls is not none)) %}
+        {%- if (message["role"] == "user") != (ns.index % 2 == 0) %}
+            {{- raise_exception("After the optional system message, conversation roles must alternate user/assistant/user/assistant/...") }}
+        {%- endif %}
+        {%- set ns.index = ns.index + 1 %}
+    {%- endif %}
+{%- endfor %}
+
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if message["role"] == "user" %}
+        {%- if tools is not none and (message == user_messages[-1]) %}
+            {{- "[AVAILABLE_TOOLS] [" }}
+            {%- for tool in tools %}
+                {%- set tool = tool.function %}
+                {{- '{"type": "function", "function": {' }}
+                {%- for key, val in tool.items() if key != "return" %}
+                    {%- if val is string %}
+                        {{- '"' + key + '": "' + val + '"' }}
+                    {%- else %}
+                        {{- '"' + key + '": ' + val|tojson }}
+                    {%- endif %}
+                    {%- if not loop.last %}
+                        {{- ", " }}
+                    {%- endif %}
+                {%- endfor %}
+                {{- "}}" }}
+                {%- if not loop.last %}
+                    {{- ", " }}
+                {%- else %}
+                    {{- "]" }}
+                {%- endif %}
+            {%- endfor %}
+            {{- "[/AVAILABLE_TOOLS]" }}
+            {%- endif %}
+        {%- if loop.last and system_message is defined %}
+            {{- "[INST] " + system_message + "\\n\\n" + message["content"] + "[/INST]" }}
+        {%- else %}
+            {{- "[INST] " + message["content"] + "[/INST]" }}
+        {%- endif %}
+    {%- elif message.tool_calls is defined and message.tool_calls is not none %}
+        {{- "[TOOL_CALLS] [" }}
+        {%- for tool_call in message.tool_calls %}
+            {%- set out = tool_call.function|tojson %}
+            {{- out[:-1] }}
+            {%- if not tool_call.id is defined or tool_call.id|length != 9 %}
+                {{- raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}
+            {%- endif %}
+            {{- ', "id": "' + tool_call.id + '"}' }}
+            {%- if not loop.last %}
+                {{- ", " }}
+            {%- else %}
+                {{- "]" + eos_token }}
+            {%- endif %}
+        {%- endfor %}
+    {%- elif message["role"] == "assistant" %}
+        {{- " " + message["content"]|trim + eos_token}}
+    {%- elif message["role"] == "tool_results" or message["role"] == "tool" %}
+        {%- if message.content is defined and message.content.content is defined %}
+            {%- set content = message.content.content %}
+        {%- else %}
+            {%- set content = message.content %}
+        {%- endif %}
+        {{- '[TOOL_RESULTS] {"content": ' + content|string + ", " }}
+        {%- if not message.tool_call_id is defined or message.tool_call_id|length != 9 %}
+            {{- raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}
+        {%- endif %}
+        {{- '"call_id": "' + message.tool_call_id + '"}[/TOOL_RESULTS]' }}
+    {%- else %}
+        {{- raise_exception("Only user and assistant roles are supported, with the exception of an initial optional system message!") }}
+    {%- endif %}
+{%- endfor %}
+""",
+    "schema_macros_style": """{%- macro json_to_python_type(json_spec) %}
+{%- set basic_type_map = {
+    "string": "str",
+    "number": "float",
+    "integer": "int",
+    "boolean": "bool"
+} %}
+
+{%- if basic_type_map[json_spec.type] is defined %}
+    {{- basic_type_map[json_spec.type] }}
+{%- elif json_spec.type == "array" %}
+    {{- "list[" +  json_to_python_type(json_spec["items"]) + "]"}}
+{%- elif json_spec.type == "object" %}
+    {%- if json_spec.additionalProperties is defined %}
+        {{- "dict[str, " + json_to_python_type(json_spec.additionalProperties) + ']'}}
+    {%- else %}
+        {{- "dict" }}
+    {%- endif %}
+{%- elif json_spec.type is iterable and json_spec.type is not string %}
+    {{- "Union[" }}
+    {%- for t in json_spec.type %}
+      {{- json_to_python_type({"type": t}) }}
+      {%- if not loop.last %}
+        {{- "," }}
+    {%- endif %}
+    {%- endfor %}
+    {{- "]" }}
+{%- else %}
+    {{- "Any" }}
+{%- endif %}
+{%- endmacro %}
+
+{{- bos_token }}
+{{- '<|im_start|>system\\n' }}
+{{- "You are a function calling AI model. You are provided with function signatures within <tools></tools> XML tags. Here are the available tools: <tools> " }}
+{%- for tool in (tools if tools is not none else []) %}
+    {%- if tool.function is defined %}
+        {%- set tool = tool.function %}
+    {%- endif %}
+    {{- '{"type": "function", "function": ' }}
+    {{- '{"name": "' + tool.name + '", ' }}
+    {{- '"description": "' + tool.name + '(' }}
+    {%- for param_name, param_fields in tool.parameters.properties|items %}
+        {{- param_name + ": " + json_to_python_type(param_fields) }}
+        {%- if not loop.last %}
+            {{- ", " }}
+        {%- endif %}
+    {%- endfor %}
+    {{- ")" }}
+    {%- if tool.return is defined %}
+        {{- " -> " + json_to_python_type(tool.return) }}
+    {%- endif %}
+    {{- " - " + tool.description + "\\n\\n" }}
+    {%- for param_name, param_fields in tool.parameters.properties|items %}
+        {%- if loop.first %}
+            {{- "    Args:\\n" }}
+        {%- endif %}
+        {{- "        " + param_name + "(" + json_to_python_type(param_fields) + "): " + param_fields.description|default("(no description)")|trim }}
+    {%- endfor %}
+    {%- if tool.return is defined and tool.return.description is defined %}
+        {{- "\\n    Returns:\\n        " + tool.return.description }}
+    {%- endif %}
+    {{- '"' }}
+    {{- ', "parameters": ' }}
+    {%- if tool.parameters.properties | length == 0 %}
+        {{- "{}" }}
+    {%- else %}
+        {{- tool.parameters|tojson }}
+    {%- endif %}
+    {{- "}" }}
+    {%- if not loop.last %}
+        {{- "\\n" }}
+    {%- endif %}
+{%- endfor %}
+{{- " </tools>" }}
+{{- '<|im_end|>\\n' }}
+{%- for message in messages %}
+    {%- if message.role == "user" or message.role == "system" or (message.role == "assistant" and message.tool_calls is not defined) %}
+        {{- '<|im_start|>' + message.role + '\\n' + (message.content if message.content is string else message.content|map(attribute='text')|join) + '<|im_end|>' + '\\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role }}
+    {%- for tool_call in message.tool_calls %}
+       {{- '\\n<tool_call>\\n' }}           {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+            {%- endif %}
+            {{- '{' }}
+            {{- '"name": "' }}
+            {{- tool_call.name }}
+            {{- '"' }}
+            {{- ', '}}
+            {%- if tool_call.arguments is defined %}
+                {{- '"arguments": ' }}
+                {%- if tool_call.arguments is string %}
+                    {{- tool_call.arguments }}
+                {%- else %}
+                    {{- tool_call.arguments|tojson }}
+                {%- endif %}
+            {%- endif %}
+            {{- '}' }}
+            {{- '\\n</tool_call>' }}
+    {%- endfor %}
+        {{- '<|im_end|>\\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if loop.previtem and loop.previtem.role != "tool" %}
+            {{- '<|im_start|>tool\\n' }}
+        {%- endif %}
+        {{- '<tool_response>\\n' }}
+        {{- message.content }}
+        {%- if not loop.last %}
+            {{- '\\n</tool_response>\\n' }}
+        {%- else %}
+            {{- '\\n</tool_response>' }}
+        {%- endif %}
+        {%- if not loop.last and loop.nextitem.role != "tool" %}
+            {{- '<|im_end|>' }}
+        {%- elif loop.last %}
+            {{- '<|im_end|>' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+{%- endif %}
+""",
+    "phi_style": """{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}""",
+    "r1_style": """{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{% set ns = namespace(is_first=false, is_tool=false, is_output_first=true, system_prompt='') %}{%- for message in messages %}{%- if message['role'] == 'system' %}{% set ns.system_prompt = message['content'] %}{%- endif %}{%- endfor %}{{bos_token}}{{ns.system_prompt}}{%- for message in messages %}{%- if message['role'] == 'user' %}{%- set ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}{%- endif %}{%- if message['role'] == 'assistant' and message['content'] is not none %}{%- if ns.is_tool %}{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- set ns.is_tool = false -%}{%- else %}{% set content = message['content'] %}{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}{{'<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>'}}{%- endif %}{%- endif %}{%- if message['role'] == 'tool' %}{%- set ns.is_tool = true -%}{%- if ns.is_output_first %}{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}{%- set ns.is_output_first = false %}{%- else %}{{'\\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}{%- endif %}{%- endif %}{%- endfor -%}{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜><think>\\n'}}{% endif %}""",
+}
+STYLE_TOKENS = {"bos_token": "<s>", "eos_token": "</s>"}
+
+# Extra conversations for the style templates (tool-call ids of length 9 as Mistral wants).
+STYLE_CONVERSATIONS = [
+    ("mistral_ids", [
+        SYSTEM,
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "tool_calls": [
+            {"id": "abc123xyz", "type": "function", "function": {"name": "get_weather", "arguments": {"location": "Paris"}}}]},
+        {"role": "tool", "tool_call_id": "abc123xyz", "content": "{\"temp\": 18}"},
+        {"role": "assistant", "content": "It is 18 degrees."},
+        {"role": "user", "content": "Thanks!"},
+    ], [WEATHER_TOOL], {}),
+    ("schema_types", [{"role": "user", "content": "types"}], [
+        {"type": "function", "function": {"name": "f", "description": "All the types.", "parameters": {"type": "object", "properties": {
+            "a": {"type": "array", "items": {"type": "integer"}, "description": "  ints  "},
+            "b": {"type": ["string", "null"]},
+            "c": {"type": "object", "additionalProperties": {"type": "number"}},
+            "d": {"type": "boolean", "description": "flag"},
+            "e": {"type": "object"}}}, "return": {"type": "string", "description": "a result"}}},
+        {"type": "function", "function": {"name": "g", "description": "No params.", "parameters": {"type": "object", "properties": {}}}},
+    ], {}),
+    ("custom_date", [SYSTEM, {"role": "user", "content": "What day is it?"}], None, {"date_string": "01 Jan 2030"}),
+    ("tools_in_system", [SYSTEM, {"role": "user", "content": "Weather?"}], [WEATHER_TOOL], {"tools_in_user_message": False}),
+]
+
+
+def styles_fixture():
+    conversations = {}
+    for conv_name, messages, tools, extra in CONVERSATIONS + STYLE_CONVERSATIONS:
+        conversations[conv_name] = {"messages": messages, "tools": tools, "kwargs": extra}
+    templates = []
+    for name, template in STYLE_TEMPLATES.items():
+        cases = []
+        for conv_name, conv in conversations.items():
+            for gen in (True, False):
+                context = {"messages": conv["messages"], "tools": conv["tools"], "documents": None,
+                           "add_generation_prompt": gen}
+                context.update(STYLE_TOKENS)
+                context.update(conv["kwargs"])
+                case = {"conversation": conv_name, "add_generation_prompt": gen}
+                case.update(render(template, context))
+                cases.append(case)
+        templates.append({"name": name, "template": template, "cases": cases})
+    return {"special_tokens": STYLE_TOKENS, "conversations": conversations, "templates": templates}
+
+
 MODELS = ["llama2", "llama3", "llama3_1", "qwen3", "gemma3", "deepseek_v3"]
 
 
@@ -475,6 +834,14 @@ def main():
             f.write("\n")
         n_err = sum(1 for c in fx["cases"] if "error" in c)
         print(f"{m}: {len(fx['cases'])} cases ({n_err} errors)")
+    st = styles_fixture()
+    st["meta"] = meta
+    with open(os.path.join(OUT, "styles.json"), "w", encoding="utf-8") as f:
+        json.dump(st, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    for t in st["templates"]:
+        n_err = sum(1 for c in t["cases"] if "error" in c)
+        print(f"styles/{t['name']}: {len(t['cases'])} cases ({n_err} errors)")
     n_err = sum(1 for c in features if "error" in c)
     print(f"features: {len(features)} cases ({n_err} errors)")
 

@@ -1,13 +1,14 @@
 #include "tokenizer/jinja/interpreter.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 namespace inferd::jinja {
 
 namespace {
 
-constexpr int kMaxCallDepth = 256;
+constexpr int kMaxCallDepth = 128;
 
 std::string type_for_msg(const Value& v) {
   return v.type_name();
@@ -49,6 +50,96 @@ Value repeat_seq(const Value& seq, int64_t n) {
   ValueList out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq.items().begin(), seq.items().end());
   return seq.is_tuple() ? Value::tuple(std::move(out)) : Value::list(std::move(out));
+}
+
+// Python's printf-style `fmt % args` for the conversions templates use.
+std::string printf_format(const std::string& fmt, const Value& args) {
+  ValueList positional;
+  const Dict* mapping = nullptr;
+  if (args.is_tuple()) {
+    positional = args.items();
+  } else {
+    positional.push_back(args);
+    if (args.is_dict()) mapping = &args.dict_ref();
+  }
+  size_t next_arg = 0;
+  bool used_mapping = false;
+  std::string out;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    if (fmt[i] != '%') {
+      out.push_back(fmt[i]);
+      continue;
+    }
+    if (++i >= fmt.size()) runtime_error("incomplete format");
+    if (fmt[i] == '%') {
+      out.push_back('%');
+      continue;
+    }
+    const Value* arg = nullptr;
+    if (fmt[i] == '(') {
+      size_t e = fmt.find(')', i);
+      if (e == std::string::npos) runtime_error("incomplete format key");
+      if (!mapping) runtime_error("format requires a mapping");
+      arg = mapping->find_str(std::string_view(fmt).substr(i + 1, e - i - 1));
+      if (!arg) runtime_error("'" + fmt.substr(i + 1, e - i - 1) + "'");
+      used_mapping = true;
+      i = e + 1;
+    }
+    std::string flags;
+    while (i < fmt.size() && std::string_view("-+ #0").find(fmt[i]) != std::string_view::npos)
+      flags += fmt[i++];
+    std::string width, precision;
+    while (i < fmt.size() && isdigit(static_cast<unsigned char>(fmt[i]))) width += fmt[i++];
+    bool has_precision = false;
+    if (i < fmt.size() && fmt[i] == '.') {
+      has_precision = true;
+      ++i;
+      while (i < fmt.size() && isdigit(static_cast<unsigned char>(fmt[i]))) precision += fmt[i++];
+    }
+    if (i >= fmt.size()) runtime_error("incomplete format");
+    char conv = fmt[i];
+    if (!arg) {
+      if (next_arg >= positional.size()) runtime_error("not enough arguments for format string");
+      arg = &positional[next_arg++];
+    }
+    std::string piece;
+    if (conv == 's' || conv == 'r' || conv == 'a') {
+      std::u32string u = utf8_decode(conv == 's' ? arg->str() : arg->repr());
+      if (has_precision)
+        u = u.substr(0, static_cast<size_t>(precision.empty() ? 0 : std::stoul(precision)));
+      size_t w = width.empty() ? 0 : std::stoul(width);
+      std::u32string pad(u.size() < w ? w - u.size() : 0, U' ');
+      piece = utf8_encode(flags.find('-') != std::string::npos ? u + pad : pad + u);
+    } else if (std::string_view("diuxXoeEfFgGc").find(conv) != std::string_view::npos) {
+      if (arg->is_undefined()) undefined_error(*arg);
+      if (!arg->is_number())
+        runtime_error(std::string("%") + conv + " format: a real number is required, not " +
+                      arg->type_name());
+      std::string spec = "%" + flags + width + (has_precision ? "." + precision : "");
+      char buf[512];
+      if (conv == 'c') {
+        std::string ch;
+        utf8_append(ch, static_cast<char32_t>(arg->to_double()));
+        piece = ch;
+      } else if (std::string_view("diuxXo").find(conv) != std::string_view::npos) {
+        long long v = arg->is_float() ? static_cast<long long>(arg->as_float())
+                                      : static_cast<long long>(arg->to_int());
+        spec += std::string("ll") + (conv == 'i' || conv == 'u' ? 'd' : conv);
+        std::snprintf(buf, sizeof buf, spec.c_str(), v);
+        piece = buf;
+      } else {
+        spec += conv;
+        std::snprintf(buf, sizeof buf, spec.c_str(), arg->to_double());
+        piece = buf;
+      }
+    } else {
+      runtime_error(std::string("unsupported format character '") + conv + "'");
+    }
+    out += piece;
+  }
+  if (!used_mapping && next_arg < positional.size() && !mapping)
+    runtime_error("not all arguments converted during string formatting");
+  return out;
 }
 
 Value binary_op(const std::string& op, const Value& a, const Value& b) {
@@ -137,8 +228,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       if (b.to_double() == 0.0) runtime_error("float modulo");
       return Value(py_fmod(a.to_double(), b.to_double()));
     }
-    if (a.is_string())
-      runtime_error("printf-style string formatting ('%' on strings) is not supported");
+    if (a.is_string()) return Value(printf_format(a.str_ref(), b));
     unsupported("%", a, b);
   }
   if (op == "**") {
@@ -341,7 +431,7 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const FramePtr& frame, s
         return Flow::kNormal;
       case StmtKind::kSetBlock: {
         std::string buf;
-        exec(s.body, frame, buf);
+        exec(s.body, std::make_shared<Frame>(frame), buf);
         Value v(std::move(buf));
         if (s.filter_test) {
           // Apply the filter chain with the body as the innermost operand.
@@ -357,7 +447,7 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const FramePtr& frame, s
       }
       case StmtKind::kFilterBlock: {
         std::string buf;
-        exec(s.body, frame, buf);
+        exec(s.body, std::make_shared<Frame>(frame), buf);
         Value v(std::move(buf));
         std::vector<const Expr*> chain;
         for (const Expr* f = s.filter_test.get(); f;
@@ -412,8 +502,8 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const FramePtr& frame, s
         return Flow::kBreak;
       case StmtKind::kContinue:
         return Flow::kContinue;
-      case StmtKind::kScope:
-        return exec(s.body, frame, out);
+      case StmtKind::kScope:  // a call block in jinja2: its own scope
+        return exec(s.body, std::make_shared<Frame>(frame), out);
     }
   } catch (const TemplateError& e) {
     if (e.line() == 0 && e.kind() != TemplateError::Kind::kSyntax)

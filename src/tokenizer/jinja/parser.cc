@@ -46,6 +46,17 @@ class Parser {
   }
 
  private:
+  // Bounds the nesting of expressions and blocks so that hostile templates cannot overflow the
+  // stack (of the parser here, of the evaluator later, which follows the same tree).
+  static constexpr int kMaxDepth = 300;
+  struct DepthGuard {
+    explicit DepthGuard(Parser& p) : p_(p) {
+      if (++p_.depth_ > kMaxDepth) p_.fail("template nesting is too deep");
+    }
+    ~DepthGuard() { --p_.depth_; }
+    Parser& p_;
+  };
+
   // ---- token stream ----
   const Token& cur() const { return toks_[pos_]; }
   const Token& look() const { return toks_[std::min(pos_ + 1, toks_.size() - 1)]; }
@@ -127,6 +138,7 @@ class Parser {
   }
 
   StmtList subparse(const std::vector<std::string>& end_tokens) {
+    DepthGuard guard(*this);
     StmtList body;
     if (!end_tokens.empty()) end_stack_.push_back(end_tokens);
     while (cur().type != TokenType::kEof) {
@@ -447,6 +459,7 @@ class Parser {
   }
 
   ExprPtr parse_not() {
+    DepthGuard guard(*this);
     if (is_name("not")) {
       int line = cur().line;
       next();
@@ -540,6 +553,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    DepthGuard guard(*this);
     int line = cur().line;
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
@@ -874,6 +888,7 @@ class Parser {
   size_t pos_ = 0;
   std::vector<std::vector<std::string>> end_stack_;
   std::vector<std::string> tag_stack_;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -86,3 +86,47 @@ TEST(ChatTemplateReal, DeepseekV3) {
 
 }  // namespace
 }  // namespace inferd
+
+namespace inferd {
+namespace {
+
+// tests/data/chat_template_fixtures/styles.json: templates in the style of other model families,
+// rendered for the same conversations.
+TEST(ChatTemplateStyles, MatchPythonJinja2) {
+  auto fx = load_json(fixture_dir() + "/styles.json");
+  std::map<std::string, std::string> tokens;
+  for (auto it = fx["special_tokens"].begin(); it != fx["special_tokens"].end(); ++it)
+    tokens[it.key()] = it.value().get<std::string>();
+  int checked = 0;
+  for (const auto& t : fx["templates"]) {
+    ChatTemplate tmpl(t["template"].get<std::string>(), tokens);
+    tmpl.set_now(jinja::testing::fixture_now);
+    for (const auto& c : t["cases"]) {
+      const auto& conv = fx["conversations"][c["conversation"].get<std::string>()];
+      SCOPED_TRACE(t["name"].get<std::string>() + "/" + c["conversation"].get<std::string>() +
+                   (c["add_generation_prompt"].get<bool>() ? "" : "_nogen"));
+      try {
+        std::string got = tmpl.apply(conv["messages"], conv["tools"],
+                                     c["add_generation_prompt"].get<bool>(), conv["kwargs"]);
+        if (c.contains("expected"))
+          EXPECT_EQ(got, c["expected"].get<std::string>());
+        else
+          ADD_FAILURE() << "expected error '" << c["error"].get<std::string>() << "', got: " << got;
+      } catch (const jinja::TemplateError& e) {
+        if (c.contains("expected")) {
+          ADD_FAILURE() << "threw: " << e.what();
+        } else if (c["error_type"] == "raise_exception") {
+          EXPECT_STREQ(e.what(), c["error"].get<std::string>().c_str());
+        } else {
+          EXPECT_EQ(e.kind(), jinja::TemplateError::Kind::kRuntime) << e.what();
+          EXPECT_EQ(e.message(), c["error"].get<std::string>());
+        }
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 200);
+}
+
+}  // namespace
+}  // namespace inferd

@@ -80,6 +80,18 @@ TEST(JinjaErrors, DeepRecursionIsAnErrorNotACrash) {
                jinja::TemplateError);
 }
 
+TEST(JinjaErrors, DeepNestingIsAnErrorNotACrash) {
+  const int n = 20000;
+  EXPECT_THROW(jinja::Template("{{ " + std::string(n, '(') + "1" + std::string(n, ')') + " }}"),
+               jinja::TemplateError);
+  EXPECT_THROW(jinja::Template("{{ " + std::string(n, '-') + "1 }}"), jinja::TemplateError);
+  std::string ifs;
+  for (int i = 0; i < n; ++i) ifs += "{% if true %}";
+  EXPECT_THROW(jinja::Template(ifs + "x"), jinja::TemplateError);
+  // Reasonable nesting is fine.
+  EXPECT_EQ(render("{{ " + std::string(50, '(') + "1" + std::string(50, ')') + " }}"), "1");
+}
+
 TEST(JinjaTime, StrftimeNowUsesInjectedClock) {
   jinja::RenderOptions o;
   o.now = [] {
