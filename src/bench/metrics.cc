@@ -1,0 +1,52 @@
+#include "bench/metrics.h"
+
+#include <algorithm>
+
+namespace inferd::bench {
+
+BenchMetrics compute_metrics(const RunResult& run, const MetricOptions& opts) {
+  BenchMetrics m;
+  m.request_rate = run.request_rate;
+  m.max_concurrency = run.max_concurrency;
+  m.peak_in_flight = run.peak_in_flight;
+  m.num_requests = run.requests.size();
+  m.duration_s = run.duration_s;
+  std::vector<double> ttft, tpot, itl, e2e;
+  for (const RequestResult& r : run.requests) {
+    if (!r.success) {
+      ++m.failed;
+      ++m.errors[r.error_kind.empty() ? "unknown" : r.error_kind];
+      continue;
+    }
+    ++m.completed;
+    m.total_input_tokens += r.prompt_tokens;
+    m.total_output_tokens += r.output_tokens;
+    if (r.usage_reported) ++m.usage_reported;
+    ttft.push_back(r.ttft_s * 1e3);
+    e2e.push_back(r.e2e_s * 1e3);
+    const std::optional<double> t = r.tpot_s();
+    if (t) tpot.push_back(*t * 1e3);
+    for (double g : r.itl_s) itl.push_back(g * 1e3);
+    if (opts.has_slo()) {
+      // A single-token request has no TPOT; vLLM counts it as 0 against the SLO.
+      const double tpot_ms = t ? *t * 1e3 : 0.0;
+      const bool good = (!opts.slo_ttft_ms || r.ttft_s * 1e3 <= *opts.slo_ttft_ms) &&
+                        (!opts.slo_tpot_ms || tpot_ms <= *opts.slo_tpot_ms) &&
+                        (!opts.slo_e2e_ms || r.e2e_s * 1e3 <= *opts.slo_e2e_ms);
+      if (good) ++m.good_requests;
+    }
+  }
+  const double d = std::max(run.duration_s, 1e-9);
+  m.request_throughput = double(m.completed) / d;
+  m.input_throughput = double(m.total_input_tokens) / d;
+  m.output_throughput = double(m.total_output_tokens) / d;
+  m.total_throughput = double(m.total_input_tokens + m.total_output_tokens) / d;
+  if (opts.has_slo()) m.goodput = double(m.good_requests) / d;
+  m.ttft_ms = summarize(ttft, opts.percentiles);
+  m.tpot_ms = summarize(tpot, opts.percentiles);
+  m.itl_ms = summarize(itl, opts.percentiles);
+  m.e2e_ms = summarize(e2e, opts.percentiles);
+  return m;
+}
+
+}  // namespace inferd::bench

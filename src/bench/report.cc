@@ -1,0 +1,347 @@
+#include "bench/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include "core/error.h"
+
+namespace inferd::bench {
+
+namespace {
+
+std::string pct_name(double p) {
+  if (p == 50) return "P50";
+  return "P" + fmt::format("{:g}", p);
+}
+
+void line(std::string& out, const std::string& name, const std::string& value) {
+  out += fmt::format("{:<42}{:>12}\n", name, value);
+}
+
+void section(std::string& out, const std::string& title) {
+  const int width = 54;
+  const int pad = std::max(0, width - int(title.size()) - 2);
+  out += std::string(size_t(pad / 2), '-') + " " + title + " " +
+         std::string(size_t(pad - pad / 2), '-') + "\n";
+}
+
+void latency_section(std::string& out, const std::string& title, const std::string& abbr,
+                     const Summary& s) {
+  section(out, title);
+  if (s.count == 0) {
+    line(out, abbr + " (ms):", "n/a");
+    return;
+  }
+  line(out, "Mean " + abbr + " (ms):", fmt::format("{:.2f}", s.mean));
+  for (const auto& [p, v] : s.percentiles)
+    line(out, pct_name(p) + " " + abbr + " (ms):", fmt::format("{:.2f}", v));
+  line(out, "Max " + abbr + " (ms):", fmt::format("{:.2f}", s.max));
+}
+
+nlohmann::json summary_json(const Summary& s) {
+  nlohmann::json j;
+  j["count"] = s.count;
+  j["mean"] = s.mean;
+  j["std"] = s.stddev;
+  j["min"] = s.min;
+  j["max"] = s.max;
+  for (const auto& [p, v] : s.percentiles) j[fmt::format("p{:g}", p)] = v;
+  return j;
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o += c;
+    }
+  }
+  return o;
+}
+
+// About five round ticks covering [lo, hi].
+std::vector<double> nice_ticks(double lo, double hi) {
+  if (!(hi > lo)) hi = lo + 1;
+  const double raw = (hi - lo) / 5.0;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (raw <= m * mag) {
+      step = m * mag;
+      break;
+    }
+  std::vector<double> t;
+  for (double v = std::floor(lo / step) * step; v <= hi + step * 1e-9; v += step) t.push_back(v);
+  return t;
+}
+
+std::string tick_label(double v) {
+  if (std::fabs(v) >= 1000) return fmt::format("{:.0f}", v);
+  if (std::fabs(v - std::round(v)) < 1e-9) return fmt::format("{:.0f}", v);
+  return fmt::format("{:g}", v);
+}
+
+}  // namespace
+
+std::string format_rate(double rate) {
+  if (!std::isfinite(rate)) return "inf";
+  return fmt::format("{:g}", rate);
+}
+
+std::string format_report(const BenchMetrics& m, const MetricOptions& opts) {
+  std::string out;
+  out += std::string(15, '=') + " Serving Benchmark Result " + std::string(13, '=') + "\n";
+  line(out, "Successful requests:", fmt::format("{}", m.completed));
+  line(out, "Failed requests:", fmt::format("{}", m.failed));
+  line(out, "Request rate (asked, req/s):", format_rate(m.request_rate));
+  line(out, "Max concurrency:",
+       m.max_concurrency > 0 ? fmt::format("{}", m.max_concurrency) : std::string("unlimited"));
+  line(out, "Peak requests in flight:", fmt::format("{}", m.peak_in_flight));
+  line(out, "Benchmark duration (s):", fmt::format("{:.2f}", m.duration_s));
+  line(out, "Total input tokens:", fmt::format("{}", m.total_input_tokens));
+  line(out, "Total generated tokens:", fmt::format("{}", m.total_output_tokens));
+  if (m.completed > 0 && m.usage_reported < m.completed)
+    line(out,
+         "  (counted from chunks, no usage):", fmt::format("{}", m.completed - m.usage_reported));
+  line(out, "Request throughput (req/s):", fmt::format("{:.2f}", m.request_throughput));
+  line(out, "Input token throughput (tok/s):", fmt::format("{:.2f}", m.input_throughput));
+  line(out, "Output token throughput (tok/s):", fmt::format("{:.2f}", m.output_throughput));
+  line(out, "Total token throughput (tok/s):", fmt::format("{:.2f}", m.total_throughput));
+  if (m.goodput) {
+    std::string slo;
+    if (opts.slo_ttft_ms) slo += fmt::format(" TTFT<={:g}ms", *opts.slo_ttft_ms);
+    if (opts.slo_tpot_ms) slo += fmt::format(" TPOT<={:g}ms", *opts.slo_tpot_ms);
+    if (opts.slo_e2e_ms) slo += fmt::format(" E2E<={:g}ms", *opts.slo_e2e_ms);
+    line(out, "Request goodput (req/s):", fmt::format("{:.2f}", *m.goodput));
+    line(out, "  good requests (" + slo.substr(1) + "):", fmt::format("{}", m.good_requests));
+  }
+  latency_section(out, "Time to First Token", "TTFT", m.ttft_ms);
+  latency_section(out, "Time per Output Token (excl. 1st token)", "TPOT", m.tpot_ms);
+  latency_section(out, "Inter-token Latency", "ITL", m.itl_ms);
+  latency_section(out, "End-to-end Latency", "E2E", m.e2e_ms);
+  if (!m.errors.empty()) {
+    section(out, "Errors");
+    for (const auto& [k, n] : m.errors) line(out, k + ":", fmt::format("{}", n));
+  }
+  out += std::string(54, '=') + "\n";
+  return out;
+}
+
+std::string format_sweep_table(const std::vector<BenchMetrics>& runs, const MetricOptions& opts) {
+  const double hi = opts.percentiles.empty() ? 99 : opts.percentiles.back();
+  const double lo = opts.percentiles.empty() ? 50 : opts.percentiles.front();
+  std::string out =
+      fmt::format("{:>8} {:>8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}{}\n", "rate",
+                  "req/s", "out tok/s", "total tok/s", fmt::format("TTFT {}", pct_name(lo)),
+                  fmt::format("TTFT {}", pct_name(hi)), fmt::format("TPOT {}", pct_name(lo)),
+                  fmt::format("TPOT {}", pct_name(hi)), fmt::format("ITL {}", pct_name(hi)),
+                  fmt::format("E2E {}", pct_name(hi)), "errors", opts.has_slo() ? "  goodput" : "");
+  for (const auto& m : runs) {
+    out += fmt::format(
+        "{:>8} {:>8.2f} {:>9.1f} {:>10.1f} {:>9.1f} {:>9.1f} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.1f} "
+        "{:>7}{}\n",
+        format_rate(m.request_rate), m.request_throughput, m.output_throughput, m.total_throughput,
+        m.ttft_ms.at(lo), m.ttft_ms.at(hi), m.tpot_ms.at(lo), m.tpot_ms.at(hi), m.itl_ms.at(hi),
+        m.e2e_ms.at(hi), m.failed, m.goodput ? fmt::format("  {:>7.2f}", *m.goodput) : "");
+  }
+  out += "(latencies in ms)\n";
+  return out;
+}
+
+nlohmann::json metrics_to_json(const BenchMetrics& m) {
+  nlohmann::json j;
+  j["request_rate"] =
+      std::isfinite(m.request_rate) ? nlohmann::json(m.request_rate) : nlohmann::json("inf");
+  j["max_concurrency"] = m.max_concurrency;
+  j["peak_in_flight"] = m.peak_in_flight;
+  j["num_requests"] = m.num_requests;
+  j["completed"] = m.completed;
+  j["failed"] = m.failed;
+  j["errors"] = m.errors;
+  j["duration_s"] = m.duration_s;
+  j["total_input_tokens"] = m.total_input_tokens;
+  j["total_output_tokens"] = m.total_output_tokens;
+  j["usage_reported"] = m.usage_reported;
+  j["request_throughput"] = m.request_throughput;
+  j["input_throughput"] = m.input_throughput;
+  j["output_throughput"] = m.output_throughput;
+  j["total_token_throughput"] = m.total_throughput;
+  if (m.goodput) {
+    j["request_goodput"] = *m.goodput;
+    j["good_requests"] = m.good_requests;
+  }
+  j["ttft_ms"] = summary_json(m.ttft_ms);
+  j["tpot_ms"] = summary_json(m.tpot_ms);
+  j["itl_ms"] = summary_json(m.itl_ms);
+  j["e2e_ms"] = summary_json(m.e2e_ms);
+  return j;
+}
+
+nlohmann::json run_to_json(const RunResult& run, const BenchMetrics& m) {
+  nlohmann::json j;
+  j["metrics"] = metrics_to_json(m);
+  nlohmann::json reqs = nlohmann::json::array();
+  for (const RequestResult& r : run.requests) {
+    nlohmann::json q;
+    q["index"] = r.index;
+    q["success"] = r.success;
+    if (!r.success) {
+      q["error_kind"] = r.error_kind;
+      q["error"] = r.error;
+    }
+    if (r.http_status) q["http_status"] = r.http_status;
+    q["start_ms"] = r.start_s * 1e3;
+    q["prompt_tokens"] = r.prompt_tokens;
+    q["expected_output_tokens"] = r.expected_output;
+    q["output_tokens"] = r.output_tokens;
+    q["usage_reported"] = r.usage_reported;
+    q["chunks"] = r.chunks;
+    if (r.success) {
+      q["ttft_ms"] = r.ttft_s * 1e3;
+      q["e2e_ms"] = r.e2e_s * 1e3;
+      if (auto t = r.tpot_s()) q["tpot_ms"] = *t * 1e3;
+    }
+    nlohmann::json itl = nlohmann::json::array();
+    for (double g : r.itl_s) itl.push_back(g * 1e3);
+    q["itl_ms"] = std::move(itl);
+    reqs.push_back(std::move(q));
+  }
+  j["requests"] = std::move(reqs);
+  return j;
+}
+
+std::string render_sweep_svg(const std::vector<BenchMetrics>& runs, const MetricOptions& opts,
+                             const std::string& title) {
+  const int panel_w = 400, panel_h = 320, margin_l = 70, margin_r = 20, margin_t = 60,
+            margin_b = 70;
+  const int width = 3 * panel_w, height = panel_h + margin_t + margin_b + 30;
+  static const char* kColors[] = {"#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#8c564b"};
+  std::string s;
+  s += fmt::format(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+      "width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" font-family=\"sans-serif\">\n",
+      width, height, width, height);
+  s += fmt::format("<rect x=\"0\" y=\"0\" width=\"{}\" height=\"{}\" fill=\"white\"/>\n", width,
+                   height);
+  s += fmt::format("<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">{}</text>\n",
+                   width / 2, xml_escape(title));
+
+  // Runs ordered by throughput so that lines go left to right.
+  std::vector<const BenchMetrics*> pts;
+  for (const auto& m : runs) pts.push_back(&m);
+  std::sort(pts.begin(), pts.end(), [](const BenchMetrics* a, const BenchMetrics* b) {
+    return a->output_throughput < b->output_throughput;
+  });
+  double xmax = 0;
+  for (const auto* m : pts) xmax = std::max(xmax, m->output_throughput);
+  const std::vector<double> xt = nice_ticks(0, xmax > 0 ? xmax * 1.05 : 1);
+
+  struct Panel {
+    const char* name;
+    const Summary BenchMetrics::*field;
+  };
+  const Panel panels[3] = {{"TTFT (ms)", &BenchMetrics::ttft_ms},
+                           {"TPOT (ms)", &BenchMetrics::tpot_ms},
+                           {"E2E latency (ms)", &BenchMetrics::e2e_ms}};
+  for (int pi = 0; pi < 3; ++pi) {
+    const Panel& panel = panels[pi];
+    const int x0 = pi * panel_w + margin_l, x1 = (pi + 1) * panel_w - margin_r;
+    const int y0 = margin_t + panel_h - 20, y1 = margin_t;  // y0 bottom, y1 top
+    double ymax = 0;
+    for (const auto* m : pts)
+      for (const auto& [p, v] : (m->*panel.field).percentiles) ymax = std::max(ymax, v);
+    const std::vector<double> yt = nice_ticks(0, ymax > 0 ? ymax * 1.05 : 1);
+    const double xr = xt.back() > 0 ? xt.back() : 1, yr = yt.back() > 0 ? yt.back() : 1;
+    auto X = [&](double v) { return x0 + (x1 - x0) * v / xr; };
+    auto Y = [&](double v) { return y0 - (y0 - y1) * v / yr; };
+    s += fmt::format(
+        "<g>\n<text x=\"{}\" y=\"{}\" font-size=\"14\" text-anchor=\"middle\">{}"
+        "</text>\n",
+        (x0 + x1) / 2, y1 - 10, xml_escape(panel.name));
+    for (double t : yt) {
+      s += fmt::format(
+          "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n"
+          "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
+          x0, Y(t), x1, Y(t), x0 - 5, Y(t) + 4, tick_label(t));
+    }
+    for (double t : xt) {
+      s += fmt::format(
+          "<line x1=\"{:.1f}\" y1=\"{}\" x2=\"{:.1f}\" y2=\"{}\" stroke=\"#ddd\"/>\n"
+          "<text x=\"{:.1f}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
+          X(t), y0, X(t), y1, X(t), y0 + 16, tick_label(t));
+    }
+    s += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", x0,
+        y1, x1 - x0, y0 - y1);
+    s += fmt::format(
+        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">output tokens/s</text>\n",
+        (x0 + x1) / 2, y0 + 36);
+    for (size_t k = 0; k < opts.percentiles.size(); ++k) {
+      const double p = opts.percentiles[k];
+      const char* color = kColors[k % 6];
+      std::string poly;
+      for (const auto* m : pts)
+        poly += fmt::format("{:.1f},{:.1f} ", X(m->output_throughput), Y((m->*panel.field).at(p)));
+      if (!poly.empty()) poly.pop_back();
+      s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n",
+                       poly, color);
+      for (const auto* m : pts) {
+        s += fmt::format(
+            "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"><title>rate {}: {} {} = "
+            "{:.2f} ms at {:.1f} tok/s</title></circle>\n",
+            X(m->output_throughput), Y((m->*panel.field).at(p)), color,
+            format_rate(m->request_rate), pct_name(p), xml_escape(panel.name),
+            (m->*panel.field).at(p), m->output_throughput);
+      }
+      // Legend inside the panel, top left.
+      s += fmt::format(
+          "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"/>"
+          "<text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>\n",
+          x0 + 8, y1 + 14 + 14 * int(k), x0 + 26, y1 + 14 + 14 * int(k), color, x0 + 30,
+          y1 + 18 + 14 * int(k), pct_name(p));
+    }
+    // Request-rate labels next to the highest percentile's points.
+    if (!opts.percentiles.empty()) {
+      const double p = opts.percentiles.back();
+      for (const auto* m : pts)
+        s += fmt::format(
+            "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"10\" fill=\"#555\">{}</text>\n",
+            X(m->output_throughput) + 5, Y((m->*panel.field).at(p)) - 6,
+            xml_escape(format_rate(m->request_rate) + " req/s"));
+    }
+    s += "</g>\n";
+  }
+  s += fmt::format(
+      "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\" text-anchor=\"middle\">each point "
+      "is one run, labelled with its requested rate; TPOT = (e2e - ttft) / (output tokens - "
+      "1)</text>\n",
+      width / 2, height - 12);
+  s += "</svg>\n";
+  return s;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) fail("cannot open '{}' for writing", path);
+  f << text;
+  f.close();
+  if (!f) fail("cannot write '{}'", path);
+}
+
+}  // namespace inferd::bench

@@ -1,0 +1,206 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+#include "bench/metrics.h"
+#include "bench/report.h"
+
+namespace inferd::bench {
+namespace {
+
+// A small XML well-formedness check: balanced tags, quoted attributes, known entities.
+bool well_formed_xml(const std::string& s, std::string* why) {
+  std::vector<std::string> stack;
+  size_t i = 0;
+  bool root_seen = false;
+  while (i < s.size()) {
+    if (s[i] == '&') {
+      const size_t semi = s.find(';', i);
+      const std::string ent = semi == std::string::npos ? "" : s.substr(i, semi - i + 1);
+      if (ent != "&amp;" && ent != "&lt;" && ent != "&gt;" && ent != "&quot;" && ent != "&apos;") {
+        *why = "bad entity at " + std::to_string(i);
+        return false;
+      }
+      i = semi + 1;
+      continue;
+    }
+    if (s[i] != '<') {
+      if (s[i] == '>') {
+        *why = "stray > at " + std::to_string(i);
+        return false;
+      }
+      if (stack.empty() && !std::isspace(static_cast<unsigned char>(s[i]))) {
+        *why = "text outside the root at " + std::to_string(i);
+        return false;
+      }
+      ++i;
+      continue;
+    }
+    const size_t end = s.find('>', i);
+    if (end == std::string::npos) {
+      *why = "unterminated tag";
+      return false;
+    }
+    std::string tag = s.substr(i + 1, end - i - 1);
+    i = end + 1;
+    if (tag.starts_with("?")) continue;  // declaration
+    if (tag.starts_with("/")) {
+      const std::string name = tag.substr(1);
+      if (stack.empty() || stack.back() != name) {
+        *why = "mismatched </" + name + ">";
+        return false;
+      }
+      stack.pop_back();
+      continue;
+    }
+    const bool self_closing = tag.ends_with("/");
+    if (self_closing) tag.pop_back();
+    const std::string name = tag.substr(0, tag.find_first_of(" \n\t"));
+    if (name.empty()) {
+      *why = "empty tag name";
+      return false;
+    }
+    // Attributes: name="value" pairs.
+    size_t q = 0;
+    for (char c : tag) q += c == '"';
+    if (q % 2) {
+      *why = "unbalanced quotes in <" + name + ">";
+      return false;
+    }
+    if (stack.empty()) {
+      if (root_seen) {
+        *why = "two root elements";
+        return false;
+      }
+      root_seen = true;
+    }
+    if (!self_closing) stack.push_back(name);
+  }
+  if (!stack.empty()) {
+    *why = "unclosed <" + stack.back() + ">";
+    return false;
+  }
+  return root_seen;
+}
+
+size_t occurrences(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+RunResult fake_run(double rate, double ttft_ms, double itl_ms, int n) {
+  RunResult run;
+  run.request_rate = rate;
+  run.duration_s = 10;
+  for (int i = 0; i < n; ++i) {
+    RequestResult r;
+    r.index = size_t(i);
+    r.success = i != 0;
+    if (!r.success) {
+      r.error_kind = "http_500";
+      r.error = "boom";
+      r.http_status = 500;
+    } else {
+      r.ttft_s = ttft_ms * 1e-3 * (1 + 0.1 * i);
+      r.itl_s = {itl_ms * 1e-3, itl_ms * 1e-3};
+      r.e2e_s = r.ttft_s + 2 * itl_ms * 1e-3;
+      r.chunks = 3;
+      r.output_tokens = 3;
+      r.usage_reported = true;
+      r.prompt_tokens = 100;
+    }
+    run.requests.push_back(r);
+  }
+  return run;
+}
+
+TEST(Report, TableJsonAndGoodput) {
+  const RunResult run = fake_run(std::numeric_limits<double>::infinity(), 100, 20, 5);
+  MetricOptions mo;
+  mo.slo_ttft_ms = 125;
+  const BenchMetrics m = compute_metrics(run, mo);
+  EXPECT_EQ(m.completed, 4u);
+  EXPECT_EQ(m.failed, 1u);
+  EXPECT_EQ(m.errors.at("http_500"), 1u);
+  EXPECT_EQ(m.total_input_tokens, 400);
+  EXPECT_EQ(m.total_output_tokens, 12);
+  EXPECT_DOUBLE_EQ(m.request_throughput, 0.4);
+  EXPECT_DOUBLE_EQ(m.output_throughput, 1.2);
+  EXPECT_DOUBLE_EQ(m.total_throughput, 41.2);
+  // TTFTs 110, 120, 130, 140 ms: two are within 125 ms.
+  EXPECT_EQ(m.good_requests, 2u);
+  EXPECT_DOUBLE_EQ(*m.goodput, 0.2);
+  EXPECT_NEAR(m.ttft_ms.mean, 125, 1e-9);
+  EXPECT_NEAR(m.tpot_ms.mean, 20, 1e-9);  // (e2e - ttft) / (3 - 1)
+  EXPECT_EQ(m.itl_ms.count, 8u);
+  const std::string t = format_report(m, mo);
+  EXPECT_NE(t.find("Successful requests:"), std::string::npos);
+  EXPECT_NE(t.find("Request goodput (req/s):"), std::string::npos);
+  EXPECT_NE(t.find("P99 TTFT (ms):"), std::string::npos);
+  EXPECT_NE(t.find("http_500:"), std::string::npos);
+  EXPECT_NE(t.find("inf"), std::string::npos);
+
+  const nlohmann::json j = run_to_json(run, m);
+  ASSERT_EQ(j["requests"].size(), 5u);
+  EXPECT_FALSE(j["requests"][0]["success"].get<bool>());
+  EXPECT_EQ(j["requests"][0]["error_kind"], "http_500");
+  EXPECT_NEAR(j["requests"][1]["ttft_ms"].get<double>(), 110, 1e-9);
+  EXPECT_EQ(j["requests"][1]["itl_ms"].size(), 2u);
+  EXPECT_NEAR(j["requests"][1]["tpot_ms"].get<double>(), 20, 1e-9);
+  EXPECT_EQ(j["metrics"]["request_rate"], "inf");
+  EXPECT_NEAR(j["metrics"]["ttft_ms"]["p50"].get<double>(), 125, 1e-9);
+  // The JSON round-trips through text.
+  EXPECT_EQ(nlohmann::json::parse(j.dump()), j);
+}
+
+TEST(Report, SweepSvgIsWellFormedAndHasOneLinePerPercentilePerPanel) {
+  MetricOptions mo;
+  std::vector<BenchMetrics> runs;
+  for (double rate : {1.0, 2.0, 4.0, 8.0}) {
+    RunResult run = fake_run(rate, 50 * rate, 10 + rate, 20);
+    run.duration_s = 10 / rate;
+    runs.push_back(compute_metrics(run, mo));
+  }
+  const std::string svg = render_sweep_svg(runs, mo, "sweep <test> & more");
+  std::string why;
+  EXPECT_TRUE(well_formed_xml(svg, &why)) << why;
+  EXPECT_EQ(occurrences(svg, "<polyline"), 3u * mo.percentiles.size());
+  EXPECT_EQ(occurrences(svg, "<circle"), 3u * mo.percentiles.size() * runs.size());
+  EXPECT_NE(svg.find("sweep &lt;test&gt; &amp; more"), std::string::npos);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "inferd_bench_report_test.svg").string();
+  write_text_file(path, svg);
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_EQ(ss.str(), svg);
+  std::filesystem::remove(path);
+  // The checker itself rejects broken documents.
+  EXPECT_FALSE(well_formed_xml("<svg><g></svg>", &why));
+  EXPECT_FALSE(well_formed_xml("<svg a=\"1></svg>", &why));
+  EXPECT_FALSE(well_formed_xml("<svg>&bad;</svg>", &why));
+
+  const std::string table = format_sweep_table(runs, mo);
+  EXPECT_EQ(occurrences(table, "\n"), runs.size() + 2);
+}
+
+TEST(Report, SvgOfOneRunAndOfAllFailed) {
+  MetricOptions mo;
+  RunResult run = fake_run(1.0, 10, 1, 1);  // one request, failed
+  const BenchMetrics m = compute_metrics(run, mo);
+  std::string why;
+  const std::string svg = render_sweep_svg({m}, mo, "x");
+  EXPECT_TRUE(well_formed_xml(svg, &why)) << why;
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  EXPECT_EQ(svg.find("inf\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace inferd::bench
