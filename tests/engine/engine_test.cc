@@ -325,6 +325,30 @@ TEST(Engine, SeededSamplingReproducesWhateverElseIsInTheBatch) {
   EXPECT_NE(other.outputs[0].token_ids, alone.outputs[0].token_ids);
 }
 
+TEST(Engine, UnseededRequestsFollowTheEngineSeedAndSubmissionOrder) {
+  FakeModelSpec spec;
+  Rng rng(2);
+  std::vector<GenerateRequest> reqs;
+  for (int i = 0; i < 4; ++i) {
+    GenerateRequest r;
+    r.prompt_token_ids = random_tokens(rng, 6, spec.vocab);
+    r.params.max_tokens = 16;
+    reqs.push_back(r);
+  }
+  auto run = [&](uint64_t seed) {
+    EngineConfig cfg = config_with(2048, 16);
+    cfg.seed = seed;
+    Engine engine(std::make_shared<FakeExecutor>(spec), cfg);
+    std::vector<std::vector<int32_t>> out;
+    for (const auto& r : engine.generate(reqs)) out.push_back(r.outputs.at(0).token_ids);
+    return out;
+  };
+  const auto a = run(1);
+  EXPECT_EQ(a, run(1));
+  EXPECT_NE(a, run(2));
+  EXPECT_NE(a[0], a[1]);
+}
+
 TEST(Engine, NGreaterThanOneSharesThePromptBlocks) {
   FakeModelSpec spec;
   Rng rng(8);
