@@ -1,0 +1,221 @@
+// `inferd serve MODEL`: the OpenAI-compatible HTTP server (flag names follow vLLM's).
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "inferd/engine.h"
+#include "server/engine_generator.h"
+#include "server/server.h"
+#include "tokenizer/jinja/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace inferd::cli {
+
+namespace {
+
+struct ServeArgs {
+  ModelFlags model;
+  std::string host = "0.0.0.0";
+  int port = 8000;
+  std::vector<std::string> served_model_names;
+  std::vector<std::string> api_keys;
+  std::string chat_template;
+  std::string tokenizer;
+  int32_t max_num_seqs = 256;
+  bool enable_prefix_caching = true;
+  int32_t max_queue = 4096;
+  int32_t max_logprobs = 20;
+  double request_timeout = 0;
+  std::vector<std::string> allowed_origins{"*"};
+  int64_t rate_limit_rpm = 0;
+  int64_t rate_limit_tpm = 0;
+  uint64_t max_request_body_bytes = 16ull << 20;
+  int io_threads = 4;
+  double drain_timeout = 30;
+  double keep_alive_timeout = 60;
+};
+
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in) {
+    size_t i = 0;
+    while (i <= s.size()) {
+      size_t j = s.find(',', i);
+      if (j == std::string::npos) j = s.size();
+      std::string part = s.substr(i, j - i);
+      while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+      while (!part.empty() && part.back() == ' ') part.pop_back();
+      if (!part.empty()) out.push_back(part);
+      i = j + 1;
+    }
+  }
+  return out;
+}
+
+void serve(const ServeArgs& a) {
+  if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
+  if (a.max_num_seqs < 1) fail("--max-num-seqs must be >= 1, got {}", a.max_num_seqs);
+  if (a.max_queue < 0) fail("--max-queue must be >= 0, got {}", a.max_queue);
+  if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
+  if (a.io_threads < 1) fail("--io-threads must be >= 1, got {}", a.io_threads);
+  if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
+
+  // SIGTERM / SIGINT are taken by this thread alone (sigwait below): block them before any
+  // other thread starts so every thread inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  const std::string tok_dir = a.tokenizer.empty() ? a.model.model : a.tokenizer;
+  auto tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_dir(tok_dir));
+  std::optional<ChatTemplate> tmpl;
+  if (!a.chat_template.empty()) {
+    if (std::filesystem::exists(a.chat_template))
+      tmpl = ChatTemplate::from_file(a.chat_template, tok_dir);
+    else if (a.chat_template.find("{%") != std::string::npos ||
+             a.chat_template.find("{{") != std::string::npos)
+      tmpl = ChatTemplate(a.chat_template, {{"bos_token", tokenizer->bos_token()},
+                                            {"eos_token", tokenizer->eos_token()}});
+    else
+      fail("--chat-template: '{}' is neither a file nor a Jinja template", a.chat_template);
+  } else {
+    try {
+      tmpl = ChatTemplate::from_model_dir(tok_dir);
+    } catch (const Error& e) {
+      LOG_WARN(
+          "no chat template ({}); /v1/chat/completions will answer 400 until one is given "
+          "with --chat-template",
+          e.what());
+    }
+  }
+
+  std::shared_ptr<DecoderModel> model = a.model.load();
+  if (int64_t(tokenizer->id_limit()) > model->vocab_size())
+    fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
+         tokenizer->id_limit(), model->vocab_size());
+
+  EngineConfig ec;
+  ec.max_num_seqs = a.max_num_seqs;
+  ec.max_num_batched_tokens = a.model.max_num_batched_tokens;
+  ec.max_model_len = a.model.max_model_len;
+  ec.enable_prefix_caching = a.enable_prefix_caching;
+  ec.max_queue = a.max_queue;
+  ec.max_logprobs = a.max_logprobs;
+  ec.seed = a.model.seed;
+  ec.eos_token_ids = tokenizer->eos_ids();
+  if (ec.eos_token_ids.empty())
+    for (int64_t e : model->config().eos_token_ids) ec.eos_token_ids.push_back(int32_t(e));
+  auto engine = std::make_shared<Engine>(model, ec, tokenizer);
+  auto gen = std::make_shared<server::EngineGenerator>(engine, tokenizer, std::move(tmpl));
+
+  server::ServerConfig sc;
+  sc.http.host = a.host;
+  sc.http.port = uint16_t(a.port);
+  sc.http.io_threads = a.io_threads;
+  sc.http.max_body_bytes = a.max_request_body_bytes;
+  sc.http.keep_alive_timeout =
+      std::chrono::milliseconds(int64_t(std::max(0.001, a.keep_alive_timeout) * 1000));
+  sc.served_model_names =
+      a.served_model_names.empty() ? std::vector<std::string>{a.model.model} : a.served_model_names;
+  sc.model_root = a.model.model;
+  sc.api_keys = split_commas(a.api_keys);
+  sc.allowed_origins = split_commas(a.allowed_origins);
+  sc.rate_limit_rpm = a.rate_limit_rpm;
+  sc.rate_limit_tpm = a.rate_limit_tpm;
+  sc.request_timeout_s = a.request_timeout;
+  sc.drain_timeout_s = a.drain_timeout;
+  server::Server srv(sc, gen);
+  srv.start();
+
+  // Warm-up: one tiny generation through the whole engine before /ready says yes.
+  {
+    GenerateRequest w;
+    w.request_id = "warmup";
+    w.prompt_token_ids = {tokenizer->bos_id().value_or(0)};
+    w.params.max_tokens = 1;
+    w.params.temperature = 0;
+    auto done = std::make_shared<std::promise<void>>();
+    auto fut = done->get_future();
+    engine->submit(std::move(w), [done](RequestOutput&& out) {
+      if (out.finished) done->set_value();
+    });
+    fut.wait();
+  }
+  srv.set_ready(true);
+  LOG_INFO("ready: model {} (max_model_len {}, {} KV blocks); api key {}",
+           sc.served_model_names.front(), engine->config().max_model_len, model->num_kv_blocks(),
+           sc.api_keys.empty() ? "off" : "on");
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  LOG_INFO("received {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  srv.drain_and_stop();
+  engine->shutdown();
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible HTTP API");
+  a->model.add_to(cmd);
+  cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->port, "Port to listen on (0: any free port)")->capture_default_str();
+  cmd->add_option("--served-model-name", a->served_model_names,
+                  "Model name(s) in the API (default: the model argument); the first is the "
+                  "default and the metrics label");
+  cmd->add_option("--api-key", a->api_keys,
+                  "Require 'Authorization: Bearer KEY' on /v1 routes (repeat or comma-separate "
+                  "for several keys)")
+      ->envname("INFERD_API_KEY");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template file (or inline Jinja) instead of the model's");
+  cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer directory (default: the model's)");
+  cmd->add_option("--max-num-seqs", a->max_num_seqs, "Most sequences running at once")
+      ->capture_default_str();
+  cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a->enable_prefix_caching,
+                "Reuse the KV blocks of shared prompt prefixes (default on)");
+  cmd->add_option("--max-queue", a->max_queue,
+                  "Most requests waiting to start; beyond, 429 with Retry-After (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-logprobs", a->max_logprobs, "Largest logprobs / top_logprobs accepted")
+      ->capture_default_str();
+  cmd->add_option("--request-timeout", a->request_timeout,
+                  "Seconds a request may take before it is aborted (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--allowed-origins", a->allowed_origins,
+                  "CORS origins allowed ('*' for any; comma-separated); empty string: CORS off")
+      ->capture_default_str();
+  cmd->add_option("--rate-limit-rpm", a->rate_limit_rpm,
+                  "Requests per minute per API key (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--rate-limit-tpm", a->rate_limit_tpm,
+                  "Tokens (prompt + completion) per minute per API key (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-request-body-bytes", a->max_request_body_bytes,
+                  "Largest request body; beyond, 413")
+      ->capture_default_str();
+  cmd->add_option("--io-threads", a->io_threads, "HTTP io threads")->capture_default_str();
+  cmd->add_option("--drain-timeout", a->drain_timeout,
+                  "On SIGTERM, seconds in-flight requests get to finish")
+      ->capture_default_str();
+  cmd->add_option("--keep-alive-timeout", a->keep_alive_timeout,
+                  "Seconds an idle keep-alive connection stays open")
+      ->capture_default_str();
+  cmd->callback([a] { serve(*a); });
+}
+
+}  // namespace inferd::cli
