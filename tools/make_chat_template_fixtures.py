@@ -8,7 +8,9 @@ extensions=[AssistantTracker, jinja2.ext.loopcontrols]), a `tojson` filter that 
 escape HTML, and the globals `raise_exception` and `strftime_now`):
 
   features.json   small hand-written templates covering the Jinja features the C++
-                  interpreter supports, each with a context and the expected output (or error).
+                  interpreter supports, each with a context and the expected output (or error),
+                  and 300 random templates mixing whitespace and tags with every
+                  whitespace-control modifier.
   styles.json     templates in the style of other model families (Llama 3.1 tools, Mistral
                   tools, JSON-schema macros, Phi, DeepSeek-R1) for the same conversations.
   <model>.json    the chat template of each tokenizer in tests/data/tokenizers/<model>/
@@ -812,6 +814,48 @@ def model_fixture(name):
     return fixture
 
 
+
+# Random templates mixing text, whitespace and tags with every whitespace-control modifier:
+# whitespace handling is where an interpreter most easily differs from jinja2.
+def random_whitespace_templates(count, seed):
+    import random
+
+    rng = random.Random(seed)
+    texts = ["a", "b c", " ", "  ", "\t", "\n", "\n\n", "  \n", "\n  ", " \t\n\t ", "x\n  ", "\u00a0", "\u3000y", "\r\n"]
+
+    def ws():
+        return rng.choice(["", " ", "  ", "\n", " \n  "])
+
+    def tag(body, var=False):
+        left = rng.choice(["", "", "-", "+"])
+        right = rng.choice(["", "", "-"] if var else ["", "", "-", "+"])
+        open_, close = ("{{", "}}") if var else ("{%", "%}")
+        return open_ + left + ws() + body + ws() + right + close
+
+    def items(depth):
+        out = []
+        for _ in range(rng.randint(1, 5)):
+            k = rng.random()
+            if k < 0.35:
+                out.append(rng.choice(texts))
+            elif k < 0.5:
+                out.append(tag(rng.choice(["'v'", "n", "n ~ '|'", "'\\n'"]), var=True))
+            elif k < 0.58:
+                out.append("{#" + rng.choice(["", "-", "+"]) + " c " + rng.choice(["", "-", "+"]) + "#}")
+            elif k < 0.66:
+                out.append(tag("set s = " + str(rng.randint(0, 9))))
+            elif k < 0.83 and depth < 3:
+                out.append(tag("if " + rng.choice(["true", "false", "n > 1"])) + items(depth + 1)
+                           + (tag("else") + items(depth + 1) if rng.random() < 0.4 else "") + tag("endif"))
+            elif depth < 3:
+                out.append(tag("for i in range(" + str(rng.randint(0, 3)) + ")") + items(depth + 1) + tag("endfor"))
+            else:
+                out.append(rng.choice(texts))
+        return "".join(out)
+
+    return [items(0) + rng.choice(["", "\n", "\n\n"]) for _ in range(count)]
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     features = []
@@ -821,6 +865,10 @@ def main():
         names.add(name)
         case = {"name": name, "template": template, "context": context}
         case.update(render(template, context))
+        features.append(case)
+    for i, template in enumerate(random_whitespace_templates(300, seed=3)):
+        case = {"name": f"ws_random_{i:03d}", "template": template, "context": {"n": 2}}
+        case.update(render(template, case["context"]))
         features.append(case)
     meta = {"jinja2": jinja2.__version__, "now": NOW.isoformat()}
     with open(os.path.join(OUT, "features.json"), "w", encoding="utf-8") as f:

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,8 +52,9 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   ExprPtr dyn_args;
   ExprPtr dyn_kwargs;
-  std::vector<std::string> ops;  // compare operators: == != < <= > >= in notin
-  std::string attr;              // kNsRef attribute
+  std::vector<int> ops;  // kCompare: operator codes (== != < <= > >= in notin)
+  int op = 0;            // kBinary: operator code (see op_code())
+  std::string attr;      // kNsRef attribute
 };
 
 enum class StmtKind {
@@ -87,6 +89,32 @@ struct Stmt {
   std::vector<ExprPtr> targets;     // with
   std::vector<ExprPtr> values;      // with
 };
+
+// Operator codes of binary and comparison operators.
+enum OpCode : int {
+  kOpAdd = 1,
+  kOpSub,
+  kOpMul,
+  kOpDiv,
+  kOpFloorDiv,
+  kOpMod,
+  kOpPow,
+  kOpEq,
+  kOpNe,
+  kOpLt,
+  kOpLe,
+  kOpGt,
+  kOpGe,
+  kOpIn,
+  kOpNotIn
+};
+inline int op_code(std::string_view op) {
+  static constexpr std::string_view kNames[] = {"",   "+",  "-", "*",  "/", "//", "%",  "**",
+                                                "==", "!=", "<", "<=", ">", ">=", "in", "notin"};
+  for (int i = 1; i < static_cast<int>(std::size(kNames)); ++i)
+    if (kNames[i] == op) return i;
+  return 0;
+}
 
 // Parses tokens into a statement list; throws TemplateError (kSyntax).
 StmtList parse_template(std::string_view source);

@@ -13,6 +13,8 @@
 
 namespace inferd::jinja {
 
+using namespace std::literals;
+
 namespace {
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -448,21 +450,21 @@ Value string_method(const Value& self, const std::string& name) {
   using A = const CallArgs&;
   using I = Interpreter&;
   using V = const Value&;
-  if (name == "strip" || name == "lstrip" || name == "rstrip") {
-    bool l = name != "rstrip", r = name != "lstrip";
+  if (name == "strip"sv || name == "lstrip"sv || name == "rstrip"sv) {
+    bool l = name != "rstrip"sv, r = name != "lstrip"sv;
     return bound(name, self, [l, r](I, V s, A a) {
       return Value(py_strip(s.str_ref(), a.get(0, "chars"), l, r));
     });
   }
-  if (name == "split" || name == "rsplit") {
-    bool right = name == "rsplit";
+  if (name == "split"sv || name == "rsplit"sv) {
+    bool right = name == "rsplit"sv;
     return bound(name, self, [right](I, V s, A a) {
       return Value::list(py_split(s.str_ref(), a.get(0, "sep"),
                                   arg_int(a.get(1, "maxsplit"), -1, "maxsplit"), right));
     });
   }
-  if (name == "startswith" || name == "endswith") {
-    bool suffix = name == "endswith";
+  if (name == "startswith"sv || name == "endswith"sv) {
+    bool suffix = name == "endswith"sv;
     return bound(name, self, [suffix](I, V s, A a) {
       const Value* p = a.get(0, "prefix");
       if (!p) runtime_error("startswith() takes at least 1 argument (0 given)");
@@ -479,46 +481,47 @@ Value string_method(const Value& self, const std::string& name) {
       return Value(prefix_match(sub, *p, suffix));
     });
   }
-  if (name == "upper")
+  if (name == "upper"sv)
     return bound(name, self, [](I, V s, A) { return Value(py_upper(s.str_ref())); });
-  if (name == "lower")
+  if (name == "lower"sv)
     return bound(name, self, [](I, V s, A) { return Value(py_lower(s.str_ref())); });
-  if (name == "title")
+  if (name == "title"sv)
     return bound(name, self, [](I, V s, A) { return Value(py_title(s.str_ref())); });
-  if (name == "capitalize")
+  if (name == "capitalize"sv)
     return bound(name, self, [](I, V s, A) { return Value(py_capitalize(s.str_ref())); });
-  if (name == "swapcase")
+  if (name == "swapcase"sv)
     return bound(name, self, [](I, V s, A) {
       std::u32string u = utf8_decode(s.str_ref());
       for (auto& c : u) c = is_upper_c(c) ? to_lower(c) : is_lower_c(c) ? to_upper(c) : c;
       return Value(utf8_encode(u));
     });
-  if (name == "replace")
+  if (name == "replace"sv)
     return bound(name, self, [](I, V s, A a) {
       return Value(py_replace(s.str_ref(), arg_str(a.get(0, "old"), "replace"),
                               arg_str(a.get(1, "new"), "replace"),
                               arg_int(a.get(2, "count"), -1, "count")));
     });
-  if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
+  if (name == "find"sv || name == "rfind"sv || name == "index"sv || name == "rindex"sv ||
+      name == "count"sv) {
     return bound(name, self, [name](I, V s, A a) -> Value {
       const std::string& sub = arg_str(a.get(0, "sub"), name.c_str());
       const std::string& str = s.str_ref();
-      if (name == "count") {
+      if (name == "count"sv) {
         if (sub.empty()) return Value(static_cast<int64_t>(utf8_length(str) + 1));
         int64_t n = 0;
         for (size_t p = str.find(sub); p != std::string::npos; p = str.find(sub, p + sub.size()))
           ++n;
         return Value(n);
       }
-      size_t p = (name == "find" || name == "index") ? str.find(sub) : str.rfind(sub);
+      size_t p = (name == "find"sv || name == "index"sv) ? str.find(sub) : str.rfind(sub);
       if (p == std::string::npos) {
-        if (name == "index" || name == "rindex") runtime_error("substring not found");
+        if (name == "index"sv || name == "rindex"sv) runtime_error("substring not found");
         return Value(static_cast<int64_t>(-1));
       }
       return Value(static_cast<int64_t>(utf8_length(std::string_view(str).substr(0, p))));
     });
   }
-  if (name == "join")
+  if (name == "join"sv)
     return bound(name, self, [](I in, V s, A a) {
       const Value* it = a.get(0, "iterable");
       if (!it) runtime_error("join() takes exactly one argument (0 given)");
@@ -533,15 +536,15 @@ Value string_method(const Value& self, const std::string& name) {
       }
       return Value(std::move(out));
     });
-  if (name == "splitlines")
+  if (name == "splitlines"sv)
     return bound(name, self, [](I, V s, A a) {
       ValueList out;
       for (auto& l : py_splitlines(s.str_ref(), arg_bool(a.get(0, "keepends"), false)))
         out.emplace_back(l);
       return Value::list(std::move(out));
     });
-  if (name == "removeprefix" || name == "removesuffix") {
-    bool suffix = name == "removesuffix";
+  if (name == "removeprefix"sv || name == "removesuffix"sv) {
+    bool suffix = name == "removesuffix"sv;
     return bound(name, self, [suffix](I, V s, A a) {
       const std::string& p = arg_str(a.get(0, "prefix"), "removeprefix");
       const std::string& str = s.str_ref();
@@ -550,8 +553,8 @@ Value string_method(const Value& self, const std::string& name) {
       return Value(str);
     });
   }
-  if (name == "partition" || name == "rpartition") {
-    bool right = name == "rpartition";
+  if (name == "partition"sv || name == "rpartition"sv) {
+    bool right = name == "rpartition"sv;
     return bound(name, self, [right](I, V s, A a) {
       const std::string& sep = arg_str(a.get(0, "sep"), "partition");
       if (sep.empty()) runtime_error("empty separator");
@@ -573,19 +576,19 @@ Value string_method(const Value& self, const std::string& name) {
       return Value(true);
     });
   };
-  if (name == "isdigit" || name == "isnumeric")
+  if (name == "isdigit"sv || name == "isnumeric"sv)
     return pred([](const std::u32string& u) { return is_numeric_c(u[0]); }, false);
-  if (name == "isdecimal")
+  if (name == "isdecimal"sv)
     return pred([](const std::u32string& u) { return is_decimal_c(u[0]); }, false);
-  if (name == "isalpha")
+  if (name == "isalpha"sv)
     return pred([](const std::u32string& u) { return is_alpha_c(u[0]); }, false);
-  if (name == "isalnum")
+  if (name == "isalnum"sv)
     return pred([](const std::u32string& u) { return is_alpha_c(u[0]) || is_numeric_c(u[0]); },
                 false);
-  if (name == "isspace")
+  if (name == "isspace"sv)
     return pred([](const std::u32string& u) { return is_python_space(u[0]); }, false);
-  if (name == "isupper" || name == "islower") {
-    bool up = name == "isupper";
+  if (name == "isupper"sv || name == "islower"sv) {
+    bool up = name == "isupper"sv;
     return pred(
         [up](const std::u32string& u) {
           bool any = false;
@@ -597,7 +600,7 @@ Value string_method(const Value& self, const std::string& name) {
         },
         true);
   }
-  if (name == "zfill")
+  if (name == "zfill"sv)
     return bound(name, self, [](I, V s, A a) {
       int64_t w = arg_int(a.get(0, "width"), 0, "zfill");
       std::u32string u = utf8_decode(s.str_ref());
@@ -607,7 +610,7 @@ Value string_method(const Value& self, const std::string& name) {
       u.insert(at, pad, U'0');
       return Value(utf8_encode(u));
     });
-  if (name == "center" || name == "ljust" || name == "rjust") {
+  if (name == "center"sv || name == "ljust"sv || name == "rjust"sv) {
     return bound(name, self, [name](I, V s, A a) {
       int64_t w = arg_int(a.get(0, "width"), 0, name.c_str());
       const Value* f = a.get(1, "fillchar");
@@ -616,14 +619,14 @@ Value string_method(const Value& self, const std::string& name) {
       int64_t n = static_cast<int64_t>(u.size());
       if (n >= w) return Value(s.str_ref());
       int64_t marg = w - n;
-      int64_t left = name == "ljust" ? 0 : name == "rjust" ? marg : marg / 2 + (marg & w & 1);
+      int64_t left = name == "ljust"sv ? 0 : name == "rjust"sv ? marg : marg / 2 + (marg & w & 1);
       std::u32string out(static_cast<size_t>(left), fill);
       out += u;
       out.append(static_cast<size_t>(marg - left), fill);
       return Value(utf8_encode(out));
     });
   }
-  if (name == "format")
+  if (name == "format"sv)
     return bound(name, self, [](I, V s, A a) {
       // Simple str.format: {} {0} {name} fields without format specs, {{ and }} escapes.
       const std::string& f = s.str_ref();
@@ -672,7 +675,7 @@ Value dict_method(const Value& self, const std::string& name) {
   using A = const CallArgs&;
   using I = Interpreter&;
   using V = const Value&;
-  if (name == "get")
+  if (name == "get"sv)
     return bound(name, self, [](I, V d, A a) {
       const Value* k = a.get(0, "key");
       if (!k) runtime_error("get expected at least 1 argument, got 0");
@@ -681,13 +684,13 @@ Value dict_method(const Value& self, const std::string& name) {
       const Value* def = a.get(1, "default");
       return def ? *def : Value::none();
     });
-  if (name == "keys" || name == "values" || name == "items") {
+  if (name == "keys"sv || name == "values"sv || name == "items"sv) {
     return bound(name, self, [name](I, V d, A) {
       ValueList out;
       for (const auto& [k, v] : d.dict_ref().items) {
-        if (name == "keys")
+        if (name == "keys"sv)
           out.push_back(k);
-        else if (name == "values")
+        else if (name == "values"sv)
           out.push_back(v);
         else
           out.push_back(Value::tuple({k, v}));
@@ -695,10 +698,10 @@ Value dict_method(const Value& self, const std::string& name) {
       return Value::list(std::move(out));
     });
   }
-  if (name == "copy") return bound(name, self, [](I, V d, A) { return d; });
-  static const std::set<std::string> kUnsafe = {"clear",      "pop",    "popitem",
-                                                "setdefault", "update", "fromkeys"};
-  if (kUnsafe.count(name)) return unsafe(self, name);
+  if (name == "copy"sv) return bound(name, self, [](I, V d, A) { return d; });
+  if (name == "clear"sv || name == "pop"sv || name == "popitem"sv || name == "setdefault"sv ||
+      name == "update"sv || name == "fromkeys"sv)
+    return unsafe(self, name);
   return Value();
 }
 
@@ -706,7 +709,7 @@ Value list_method(const Value& self, const std::string& name) {
   using A = const CallArgs&;
   using I = Interpreter&;
   using V = const Value&;
-  if (name == "count")
+  if (name == "count"sv)
     return bound(name, self, [](I, V l, A a) {
       const Value* x = a.get(0, "value");
       if (!x) runtime_error("count() takes exactly one argument (0 given)");
@@ -714,7 +717,7 @@ Value list_method(const Value& self, const std::string& name) {
       for (const auto& v : l.items()) n += v.equals(*x);
       return Value(n);
     });
-  if (name == "index")
+  if (name == "index"sv)
     return bound(name, self, [](I, V l, A a) {
       const Value* x = a.get(0, "value");
       if (!x) runtime_error("index expected at least 1 argument, got 0");
@@ -722,7 +725,7 @@ Value list_method(const Value& self, const std::string& name) {
         if (l.items()[i].equals(*x)) return Value(static_cast<int64_t>(i));
       runtime_error(x->repr() + " is not in list");
     });
-  if (name == "copy" && !self.is_tuple())
+  if (name == "copy"sv && !self.is_tuple())
     return bound(name, self, [](I, V l, A) { return Value::list(l.items()); });
   static const std::set<std::string> kUnsafe = {"append", "clear",  "extend",  "insert",
                                                 "pop",    "remove", "reverse", "sort"};
@@ -1004,32 +1007,32 @@ bool Interpreter::contains(const Value& container, const Value& item) {
 Value Interpreter::apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   auto seq = [&]() { return iterate(v); };
   auto soft_str = [&]() { return v.str(); };
-  if (name == "tojson") return filter_tojson(v, a);
-  if (name == "trim") return Value(py_strip(soft_str(), a.get(0, "chars"), true, true));
-  if (name == "upper") return Value(py_upper(soft_str()));
-  if (name == "lower") return Value(py_lower(soft_str()));
-  if (name == "capitalize") return Value(py_capitalize(soft_str()));
-  if (name == "title") return Value(jinja_title(soft_str()));
-  if (name == "length" || name == "count") {
+  if (name == "tojson"sv) return filter_tojson(v, a);
+  if (name == "trim"sv) return Value(py_strip(soft_str(), a.get(0, "chars"), true, true));
+  if (name == "upper"sv) return Value(py_upper(soft_str()));
+  if (name == "lower"sv) return Value(py_lower(soft_str()));
+  if (name == "capitalize"sv) return Value(py_capitalize(soft_str()));
+  if (name == "title"sv) return Value(jinja_title(soft_str()));
+  if (name == "length"sv || name == "count"sv) {
     if (v.is_undefined()) return Value(static_cast<int64_t>(0));
     if (v.is_string()) return Value(static_cast<int64_t>(utf8_length(v.str_ref())));
     if (v.is_list()) return Value(static_cast<int64_t>(v.items().size()));
     if (v.is_dict()) return Value(static_cast<int64_t>(v.dict_ref().items.size()));
     runtime_error("object of type '" + v.type_name() + "' has no len()");
   }
-  if (name == "first") {
+  if (name == "first"sv) {
     ValueList s = seq();
     if (s.empty()) return Value::undefined("No first item, sequence was empty.");
     return s.front();
   }
-  if (name == "last") {
+  if (name == "last"sv) {
     if (!(v.is_list() || v.is_string() || v.is_dict() || v.is_undefined()))
       runtime_error("'" + v.type_name() + "' object is not reversible");
     ValueList s = seq();
     if (s.empty()) return Value::undefined("No last item, sequence was empty.");
     return s.back();
   }
-  if (name == "join") {
+  if (name == "join"sv) {
     const Value* d = a.get(0, "d");
     const Value* attribute = a.get(1, "attribute");
     std::string sep = d ? d->str() : "";
@@ -1043,17 +1046,17 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     }
     return Value(std::move(out));
   }
-  if (name == "default" || name == "d") {
+  if (name == "default"sv || name == "d"sv) {
     const Value* def = a.get(0, "default_value");
     bool boolean = arg_bool(a.get(1, "boolean"), false);
     if (v.is_undefined() || (boolean && !v.truthy())) return def ? *def : Value("");
     return v;
   }
-  if (name == "string") return Value(soft_str());
-  if (name == "safe") return v.is_string() ? v : Value(soft_str());
-  if (name == "e" || name == "escape" || name == "forceescape")
+  if (name == "string"sv) return Value(soft_str());
+  if (name == "safe"sv) return v.is_string() ? v : Value(soft_str());
+  if (name == "e"sv || name == "escape"sv || name == "forceescape"sv)
     return Value(html_escape(soft_str()));
-  if (name == "int") {
+  if (name == "int"sv) {
     const Value* def = a.get(0, "default");
     int64_t base = arg_int(a.get(1, "base"), 10, "int");
     Value dflt = def ? *def : Value(static_cast<int64_t>(0));
@@ -1072,7 +1075,7 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     }
     return dflt;
   }
-  if (name == "float") {
+  if (name == "float"sv) {
     const Value* def = a.get(0, "default");
     Value dflt = def ? *def : Value(0.0);
     if (v.is_undefined()) undefined_error(v);
@@ -1081,14 +1084,14 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     if (v.is_string() && parse_py_float(v.str_ref(), d)) return Value(d);
     return dflt;
   }
-  if (name == "abs") {
+  if (name == "abs"sv) {
     if (v.is_undefined()) undefined_error(v);
     if (v.is_float()) return Value(std::fabs(v.as_float()));
     if (v.is_number()) return Value(v.to_int() < 0 ? -v.to_int() : v.to_int());
     runtime_error("bad operand type for abs(): '" + v.type_name() + "'");
   }
-  if (name == "list") return Value::list(seq());
-  if (name == "reverse") {
+  if (name == "list"sv) return Value::list(seq());
+  if (name == "reverse"sv) {
     if (v.is_string()) {
       std::u32string u = utf8_decode(v.str_ref());
       std::reverse(u.begin(), u.end());
@@ -1098,21 +1101,21 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     std::reverse(s.begin(), s.end());
     return Value::list(std::move(s));
   }
-  if (name == "replace") {
+  if (name == "replace"sv) {
     const Value* old = a.get(0, "old");
     const Value* nw = a.get(1, "new");
     if (!old || !nw) runtime_error("replace filter needs 'old' and 'new'");
     return Value(
         py_replace(soft_str(), old->str(), nw->str(), arg_int(a.get(2, "count"), -1, "count")));
   }
-  if (name == "items") {
+  if (name == "items"sv) {
     if (v.is_undefined()) return Value::list({});
     if (!v.is_dict()) runtime_error("Can only get item pairs from a mapping.");
     ValueList out;
     for (const auto& [k, x] : v.dict_ref().items) out.push_back(Value::tuple({k, x}));
     return Value::list(std::move(out));
   }
-  if (name == "dictsort") {
+  if (name == "dictsort"sv) {
     bool cs = arg_bool(a.get(0, "case_sensitive"), false);
     const Value* by = a.get(1, "by");
     bool rev = arg_bool(a.get(2, "reverse"), false);
@@ -1136,7 +1139,7 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     });
     return Value::list(std::move(out));
   }
-  if (name == "sort") {
+  if (name == "sort"sv) {
     bool rev = arg_bool(a.get(0, "reverse"), false);
     bool cs = arg_bool(a.get(1, "case_sensitive"), false);
     const Value* attribute = a.get(2, "attribute");
@@ -1153,7 +1156,7 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     for (auto& [k, x] : keyed) out.push_back(x);
     return Value::list(std::move(out));
   }
-  if (name == "unique") {
+  if (name == "unique"sv) {
     bool cs = arg_bool(a.get(0, "case_sensitive"), false);
     const Value* attribute = a.get(1, "attribute");
     ValueList out, seen;
@@ -1169,7 +1172,7 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     }
     return Value::list(std::move(out));
   }
-  if (name == "min" || name == "max") {
+  if (name == "min"sv || name == "max"sv) {
     bool cs = arg_bool(a.get(0, "case_sensitive"), false);
     const Value* attribute = a.get(1, "attribute");
     ValueList s = seq();
@@ -1180,14 +1183,14 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
       Value k =
           attribute && !attribute->is_none() ? get_path(*this, s[i], *attribute, nullptr) : s[i];
       if (!cs) k = ignore_case(k);
-      if (i == 0 || (name == "min" ? py_less(k, best_key) : py_less(best_key, k))) {
+      if (i == 0 || (name == "min"sv ? py_less(k, best_key) : py_less(best_key, k))) {
         best = i;
         best_key = k;
       }
     }
     return s[best];
   }
-  if (name == "sum") {
+  if (name == "sum"sv) {
     const Value* attribute = a.get(0, "attribute");
     const Value* start = a.get(1, "start");
     ValueList s = seq();
@@ -1195,12 +1198,12 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
       for (auto& x : s) x = get_path(*this, x, *attribute, nullptr);
     return py_sum(s, start ? *start : Value(static_cast<int64_t>(0)));
   }
-  if (name == "round") {
+  if (name == "round"sv) {
     const Value* m = a.get(1, "method");
     return py_round(v, arg_int(a.get(0, "precision"), 0, "round"),
                     m ? arg_str(m, "round") : "common");
   }
-  if (name == "indent") {
+  if (name == "indent"sv) {
     const Value* w = a.get(0, "width");
     std::string ind =
         w && w->is_string()
@@ -1229,7 +1232,7 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     if (first) rv = ind + rv;
     return Value(std::move(rv));
   }
-  if (name == "wordcount") {
+  if (name == "wordcount"sv) {
     std::u32string u = utf8_decode(soft_str());
     int64_t n = 0;
     bool in = false;
@@ -1240,13 +1243,13 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     }
     return Value(n);
   }
-  if (name == "center") {
+  if (name == "center"sv) {
     int64_t w = arg_int(a.get(0, "width"), 80, "center");
     CallArgs ca;
     ca.args.emplace_back(w);
     return call(string_method(Value(soft_str()), "center"), ca);
   }
-  if (name == "batch") {
+  if (name == "batch"sv) {
     int64_t n = arg_int(a.get(0, "linecount"), 1, "batch");
     if (n <= 0) runtime_error("batch: linecount must be positive");
     const Value* fill = a.get(1, "fill_with");
@@ -1265,7 +1268,7 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     }
     return Value::list(std::move(out));
   }
-  if (name == "attr") {
+  if (name == "attr"sv) {
     // Attribute only (no item lookup): a dict's keys are not attributes.
     const std::string& n = arg_str(a.get(0, "name"), "attr");
     if (v.is_dict()) {
@@ -1275,7 +1278,7 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     }
     return getattr(v, n);
   }
-  if (name == "map") {
+  if (name == "map"sv) {
     if (!v.truthy()) return Value::list({});
     ValueList out;
     if (a.args.empty()) {
@@ -1301,9 +1304,10 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     }
     return Value::list(std::move(out));
   }
-  if (name == "select" || name == "reject" || name == "selectattr" || name == "rejectattr") {
-    bool attr = name == "selectattr" || name == "rejectattr";
-    bool want = name == "select" || name == "selectattr";
+  if (name == "select"sv || name == "reject"sv || name == "selectattr"sv ||
+      name == "rejectattr"sv) {
+    bool attr = name == "selectattr"sv || name == "rejectattr"sv;
+    bool want = name == "select"sv || name == "selectattr"sv;
     if (!v.truthy()) return Value::list({});
     size_t off = 0;
     Value attribute;
@@ -1353,62 +1357,62 @@ bool Interpreter::apply_test(const std::string& name, const Value& v, const Call
     if (m.to_double() == 0.0) runtime_error("float modulo");
     return std::fmod(x.to_double(), m.to_double()) == 0.0;
   };
-  if (name == "defined") return !v.is_undefined();
-  if (name == "undefined") return v.is_undefined();
-  if (name == "none") return v.is_none();
-  if (name == "boolean") return v.is_bool();
-  if (name == "true") return v.is_bool() && v.as_bool();
-  if (name == "false") return v.is_bool() && !v.as_bool();
-  if (name == "integer") return v.is_int();
-  if (name == "float") return v.is_float();
-  if (name == "number") return v.is_number();
-  if (name == "string") return v.is_string();
-  if (name == "mapping") return v.is_dict();
-  if (name == "iterable") return v.is_undefined() || v.is_list() || v.is_dict() || v.is_string();
-  if (name == "sequence") return v.is_undefined() || v.is_list() || v.is_dict() || v.is_string();
-  if (name == "callable") return v.is_callable();
-  if (name == "escaped") return false;
-  if (name == "lower" || name == "upper") {
+  if (name == "defined"sv) return !v.is_undefined();
+  if (name == "undefined"sv) return v.is_undefined();
+  if (name == "none"sv) return v.is_none();
+  if (name == "boolean"sv) return v.is_bool();
+  if (name == "true"sv) return v.is_bool() && v.as_bool();
+  if (name == "false"sv) return v.is_bool() && !v.as_bool();
+  if (name == "integer"sv) return v.is_int();
+  if (name == "float"sv) return v.is_float();
+  if (name == "number"sv) return v.is_number();
+  if (name == "string"sv) return v.is_string();
+  if (name == "mapping"sv) return v.is_dict();
+  if (name == "iterable"sv) return v.is_undefined() || v.is_list() || v.is_dict() || v.is_string();
+  if (name == "sequence"sv) return v.is_undefined() || v.is_list() || v.is_dict() || v.is_string();
+  if (name == "callable"sv) return v.is_callable();
+  if (name == "escaped"sv) return false;
+  if (name == "lower"sv || name == "upper"sv) {
     std::u32string u = utf8_decode(v.str());
     bool any = false;
     for (char32_t c : u) {
-      if (name == "lower" ? is_upper_c(c) : is_lower_c(c)) return false;
+      if (name == "lower"sv ? is_upper_c(c) : is_lower_c(c)) return false;
       any = any || is_cased(c);
     }
     return any;
   }
-  if (name == "odd" || name == "even") {
+  if (name == "odd"sv || name == "even"sv) {
     if (v.is_undefined()) undefined_error(v);
     if (!v.is_number())
       runtime_error("unsupported operand type(s) for %: '" + v.type_name() + "' and 'int'");
     if (v.is_float()) {
       double m = std::fmod(v.as_float(), 2.0);
       if (m < 0) m += 2.0;
-      return name == "odd" ? m == 1.0 : m == 0.0;
+      return name == "odd"sv ? m == 1.0 : m == 0.0;
     }
     int64_t m = v.to_int() % 2;
-    return name == "odd" ? m != 0 : m == 0;
+    return name == "odd"sv ? m != 0 : m == 0;
   }
-  if (name == "divisibleby") return num_mod(v, arg(0, "num"));
-  if (name == "in") return contains(arg(0, "seq"), v);
-  if (name == "sameas") {
+  if (name == "divisibleby"sv) return num_mod(v, arg(0, "num"));
+  if (name == "in"sv) return contains(arg(0, "seq"), v);
+  if (name == "sameas"sv) {
     const Value& o = arg(0, "other");
     if (v.is_none() || v.is_bool() || o.is_none() || o.is_bool())
       return v.kind() == o.kind() && v.equals(o);
     if (v.is_object() && o.is_object()) return v.object_ptr() == o.object_ptr();
     return false;
   }
-  if (name == "filter") return v.is_string() && is_known_filter(v.str_ref());
-  if (name == "test") return v.is_string() && is_known_test(v.str_ref());
-  if (name == "==" || name == "eq" || name == "equalto") return v.equals(arg(0, "other"));
-  if (name == "!=" || name == "ne") return !v.equals(arg(0, "other"));
+  if (name == "filter"sv) return v.is_string() && is_known_filter(v.str_ref());
+  if (name == "test"sv) return v.is_string() && is_known_test(v.str_ref());
+  if (name == "=="sv || name == "eq"sv || name == "equalto"sv) return v.equals(arg(0, "other"));
+  if (name == "!="sv || name == "ne"sv) return !v.equals(arg(0, "other"));
   const Value& o = arg(0, "other");
   if (v.is_undefined()) undefined_error(v);
   if (o.is_undefined()) undefined_error(o);
-  if (name == "<" || name == "lt" || name == "lessthan") return py_less(v, o);
-  if (name == ">" || name == "gt" || name == "greaterthan") return py_less(o, v);
-  if (name == "<=" || name == "le") return !py_less(o, v);
-  if (name == ">=" || name == "ge") return !py_less(v, o);
+  if (name == "<"sv || name == "lt"sv || name == "lessthan"sv) return py_less(v, o);
+  if (name == ">"sv || name == "gt"sv || name == "greaterthan"sv) return py_less(o, v);
+  if (name == "<="sv || name == "le"sv) return !py_less(o, v);
+  if (name == ">="sv || name == "ge"sv) return !py_less(v, o);
   runtime_error("No test named '" + name + "'.");
 }
 

@@ -6,6 +6,8 @@
 
 namespace inferd::jinja {
 
+using namespace std::literals;
+
 namespace {
 
 constexpr int kMaxCallDepth = 128;
@@ -142,12 +144,12 @@ std::string printf_format(const std::string& fmt, const Value& args) {
   return out;
 }
 
-Value binary_op(const std::string& op, const Value& a, const Value& b) {
+Value binary_op(int op, const Value& a, const Value& b) {
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   bool nums = a.is_number() && b.is_number();
   bool ints = nums && !a.is_float() && !b.is_float();
-  if (op == "+") {
+  if (op == kOpAdd) {
     if (ints) {
       int64_t r = 0;
       if (__builtin_add_overflow(a.to_int(), b.to_int(), &r)) runtime_error("integer overflow");
@@ -167,7 +169,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
                     "\") to " + type_for_msg(a));
     unsupported("+", a, b);
   }
-  if (op == "-") {
+  if (op == kOpSub) {
     if (ints) {
       int64_t r = 0;
       if (__builtin_sub_overflow(a.to_int(), b.to_int(), &r)) runtime_error("integer overflow");
@@ -176,7 +178,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (nums) return Value(a.to_double() - b.to_double());
     unsupported("-", a, b);
   }
-  if (op == "*") {
+  if (op == kOpMul) {
     if (ints) {
       int64_t r = 0;
       if (__builtin_mul_overflow(a.to_int(), b.to_int(), &r)) runtime_error("integer overflow");
@@ -192,12 +194,12 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
                     type_for_msg((a.is_string() || a.is_list()) ? b : a) + "'");
     unsupported("*", a, b);
   }
-  if (op == "/") {
+  if (op == kOpDiv) {
     if (!nums) unsupported("/", a, b);
     if (b.to_double() == 0.0) runtime_error(ints ? "division by zero" : "float division by zero");
     return Value(a.to_double() / b.to_double());
   }
-  if (op == "//") {
+  if (op == kOpFloorDiv) {
     if (!nums) unsupported("//", a, b);
     if (ints) {
       if (b.to_int() == 0) runtime_error("integer division or modulo by zero");
@@ -219,7 +221,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     }
     return Value(floordiv);
   }
-  if (op == "%") {
+  if (op == kOpMod) {
     if (ints) {
       if (b.to_int() == 0) runtime_error("integer division or modulo by zero");
       return Value(py_mod(a.to_int(), b.to_int()));
@@ -231,7 +233,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     if (a.is_string()) return Value(printf_format(a.str_ref(), b));
     unsupported("%", a, b);
   }
-  if (op == "**") {
+  if (op == kOpPow) {
     if (ints && b.to_int() >= 0) {
       int64_t base = a.to_int(), e = b.to_int(), r = 1;
       for (int64_t i = 0; i < e; ++i) {
@@ -247,23 +249,23 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     }
     unsupported("** or pow()", a, b);
   }
-  runtime_error("unknown operator " + op);
+  runtime_error("unknown operator");
 }
 
-bool compare(const std::string& op, const Value& a, const Value& b, Interpreter& in) {
-  if (op == "==") return a.equals(b);
-  if (op == "!=") return !a.equals(b);
-  if (op == "in") return in.contains(b, a);
-  if (op == "notin") return !in.contains(b, a);
+bool compare(int op, const Value& a, const Value& b, Interpreter& in) {
+  if (op == kOpEq) return a.equals(b);
+  if (op == kOpNe) return !a.equals(b);
+  if (op == kOpIn) return in.contains(b, a);
+  if (op == kOpNotIn) return !in.contains(b, a);
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
-  if (op == "<") return py_less(a, b);
-  if (op == ">") return py_less(b, a);
-  if (op == "<=")
+  if (op == kOpLt) return py_less(a, b);
+  if (op == kOpGt) return py_less(b, a);
+  if (op == kOpLe)
     return !py_less(b, a) && (py_less(a, b) || a.equals(b) || (a.is_number() && b.is_number()));
-  if (op == ">=")
+  if (op == kOpGe)
     return !py_less(a, b) && (py_less(b, a) || a.equals(b) || (a.is_number() && b.is_number()));
-  runtime_error("unknown comparison " + op);
+  runtime_error("unknown comparison");
 }
 
 // Python slice indices for a sequence of length n.
@@ -315,24 +317,24 @@ class LoopObject : public Object {
   std::optional<Value> get_attr(std::string_view name) const override {
     int64_t n = static_cast<int64_t>(items_->size());
     int64_t i = static_cast<int64_t>(i_);
-    if (name == "index") return Value(i + 1);
-    if (name == "index0") return Value(i);
-    if (name == "revindex") return Value(n - i);
-    if (name == "revindex0") return Value(n - i - 1);
-    if (name == "first") return Value(i == 0);
-    if (name == "last") return Value(i == n - 1);
-    if (name == "length") return Value(n);
-    if (name == "depth") return Value(1);
-    if (name == "depth0") return Value(0);
-    if (name == "previtem") {
+    if (name == "index"sv) return Value(i + 1);
+    if (name == "index0"sv) return Value(i);
+    if (name == "revindex"sv) return Value(n - i);
+    if (name == "revindex0"sv) return Value(n - i - 1);
+    if (name == "first"sv) return Value(i == 0);
+    if (name == "last"sv) return Value(i == n - 1);
+    if (name == "length"sv) return Value(n);
+    if (name == "depth"sv) return Value(1);
+    if (name == "depth0"sv) return Value(0);
+    if (name == "previtem"sv) {
       if (i == 0) return Value::undefined("there is no previous item");
       return (*items_)[i_ - 1];
     }
-    if (name == "nextitem") {
+    if (name == "nextitem"sv) {
       if (i + 1 >= n) return Value::undefined("there is no next item");
       return (*items_)[i_ + 1];
     }
-    if (name == "cycle") {
+    if (name == "cycle"sv) {
       size_t idx = i_;
       return Value::callable("loop.cycle", [idx](Interpreter&, const CallArgs& a) -> Value {
         if (a.args.empty()) runtime_error("no items for cycling given");
@@ -676,7 +678,7 @@ Value Interpreter::eval_inner(const Expr& e, const FramePtr& frame) {
     case ExprKind::kNot:
       return Value(!eval(*e.children[0], frame).truthy());
     case ExprKind::kBinary:
-      return binary_op(e.name, eval(*e.children[0], frame), eval(*e.children[1], frame));
+      return binary_op(e.op, eval(*e.children[0], frame), eval(*e.children[1], frame));
     case ExprKind::kAnd: {
       Value l = eval(*e.children[0], frame);
       if (!l.truthy()) return l;

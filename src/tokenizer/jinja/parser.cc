@@ -494,7 +494,7 @@ class Parser {
         cmp = make(ExprKind::kCompare, line);
         cmp->children.push_back(std::move(expr));
       }
-      cmp->ops.push_back(op);
+      cmp->ops.push_back(op_code(op));
       cmp->children.push_back(parse_math1());
     }
     return cmp ? std::move(cmp) : std::move(expr);
@@ -503,6 +503,7 @@ class Parser {
   ExprPtr binary(const std::string& op, ExprPtr l, ExprPtr r, int line) {
     auto n = make(ExprKind::kBinary, line);
     n->name = op;
+    n->op = op_code(op);
     n->children.push_back(std::move(l));
     n->children.push_back(std::move(r));
     return n;

@@ -88,16 +88,17 @@ class Value {
   Value() : v_(Undefined{}) {}
   static Value undefined(std::string message) { return Value(Undefined{std::move(message)}); }
   static Value none() { return Value(nullptr); }
-  Value(bool b) : v_(b) {}                                        // NOLINT
-  Value(int64_t i) : v_(i) {}                                     // NOLINT
-  Value(int i) : v_(static_cast<int64_t>(i)) {}                   // NOLINT
-  Value(double d) : v_(d) {}                                      // NOLINT
-  Value(std::string s) : v_(std::move(s)) {}                      // NOLINT
-  Value(const char* s) : v_(std::string(s)) {}                    // NOLINT
-  Value(std::shared_ptr<const List> l) : v_(std::move(l)) {}      // NOLINT
-  Value(std::shared_ptr<const Dict> d) : v_(std::move(d)) {}      // NOLINT
-  Value(std::shared_ptr<Object> o) : v_(std::move(o)) {}          // NOLINT
-  Value(std::shared_ptr<const Callable> c) : v_(std::move(c)) {}  // NOLINT
+  Value(bool b) : v_(b) {}                       // NOLINT
+  Value(int64_t i) : v_(i) {}                    // NOLINT
+  Value(int i) : v_(static_cast<int64_t>(i)) {}  // NOLINT
+  Value(double d) : v_(d) {}                     // NOLINT
+  // Strings are shared (immutable), so copying a Value never copies text.
+  Value(std::string s) : v_(std::make_shared<const std::string>(std::move(s))) {}  // NOLINT
+  Value(const char* s) : Value(std::string(s)) {}                                  // NOLINT
+  Value(std::shared_ptr<const List> l) : v_(std::move(l)) {}                       // NOLINT
+  Value(std::shared_ptr<const Dict> d) : v_(std::move(d)) {}                       // NOLINT
+  Value(std::shared_ptr<Object> o) : v_(std::move(o)) {}                           // NOLINT
+  Value(std::shared_ptr<const Callable> c) : v_(std::move(c)) {}                   // NOLINT
 
   static Value list(ValueList items);
   static Value tuple(ValueList items);
@@ -124,7 +125,7 @@ class Value {
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const { return std::get<int64_t>(v_); }
   double as_float() const { return std::get<double>(v_); }
-  const std::string& str_ref() const { return std::get<std::string>(v_); }
+  const std::string& str_ref() const { return *std::get<std::shared_ptr<const std::string>>(v_); }
   const List& list_ref() const { return *std::get<std::shared_ptr<const List>>(v_); }
   const ValueList& items() const { return list_ref().items; }
   const Dict& dict_ref() const { return *std::get<std::shared_ptr<const Dict>>(v_); }
@@ -154,7 +155,7 @@ class Value {
   explicit Value(Undefined u) : v_(std::move(u)) {}
   explicit Value(std::nullptr_t) : v_(nullptr) {}
 
-  std::variant<Undefined, std::nullptr_t, bool, int64_t, double, std::string,
+  std::variant<Undefined, std::nullptr_t, bool, int64_t, double, std::shared_ptr<const std::string>,
                std::shared_ptr<const List>, std::shared_ptr<const Dict>, std::shared_ptr<Object>,
                std::shared_ptr<const Callable>>
       v_;
