@@ -56,6 +56,13 @@ class Backend {
   virtual Device device() const = 0;
   virtual std::string name() const = 0;
   virtual DType activation_dtype() const = 0;
+  // Device memory (bytes) free and in total, for sizing the KV pool from
+  // --gpu-memory-utilization; false where the backend has no such budget (the CPU).
+  virtual bool memory_info(int64_t* free_bytes, int64_t* total_bytes) const {
+    (void)free_bytes;
+    (void)total_bytes;
+    return false;
+  }
 
   // ---- placement (start-up only) --------------------------------------------------------
   virtual Tensor alloc(DType dtype, std::span<const int64_t> shape) = 0;
@@ -66,6 +73,11 @@ class Backend {
   virtual Linear make_linear(std::vector<Tensor> host_parts, const Tensor& host_bias) = 0;
   // Norm weights, embeddings: any float dtype in, backend's preferred storage out.
   virtual Tensor make_param(const Tensor& host) = 0;
+  // A new tensor on this backend's device (host memory for the CPU) filled with the seeded values
+  // of backend/random_fill.h; make_param and make_linear accept it as it is. --load-format dummy
+  // builds its weights with this, so an 8B model needs no host copy and no upload.
+  virtual Tensor random_tensor(DType dtype, std::span<const int64_t> shape, uint64_t seed,
+                               float stddev, float fill) = 0;
 
   // ---- per-step batch ---------------------------------------------------------------------
   // Copies the metadata to the device (one copy). Valid until the next prepare_batch.

@@ -13,6 +13,8 @@ namespace inferd::cli {
 // Flags shared by every command that loads a model (names follow vLLM's).
 struct ModelFlags {
   std::string model;
+  std::string device = "auto";
+  double gpu_memory_utilization = 0.9;
   std::string load_format = "auto";
   std::string dtype = "auto";
   int32_t max_model_len = 0;

@@ -4,6 +4,10 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/thread_pool.h"
+#ifdef INFERD_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_device.h"
+#endif
 
 namespace inferd::cli {
 
@@ -11,6 +15,11 @@ void ModelFlags::add_to(CLI::App* app) {
   app->add_option("model", model,
                   "Model directory (Hugging Face layout: config.json, *.safetensors)")
       ->required();
+  app->add_option("--device", device, "auto (a GPU when there is one), cpu or cuda")
+      ->capture_default_str();
+  app->add_option("--gpu-memory-utilization", gpu_memory_utilization,
+                  "Fraction of GPU memory for weights, activations and the KV cache")
+      ->capture_default_str();
   app->add_option("--load-format", load_format,
                   "auto|safetensors|dummy (dummy: seeded random weights from config.json alone)")
       ->capture_default_str();
@@ -46,6 +55,7 @@ ModelOptions ModelFlags::options() const {
   o.kv_cache_bytes = int64_t(kv_cache_memory_gib * double(1ll << 30));
   o.max_num_batched_tokens = max_num_batched_tokens;
   o.max_model_len = max_model_len;
+  o.gpu_memory_utilization = gpu_memory_utilization;
   return o;
 }
 
@@ -53,7 +63,27 @@ std::unique_ptr<DecoderModel> ModelFlags::load() const {
   if (threads < 0) fail("--threads must be >= 0, got {}", threads);
   const int n = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
   ThreadPool::set_global_threads(n);
-  auto m = std::make_unique<DecoderModel>(model, options(), make_cpu_backend(n));
+  std::unique_ptr<Backend> backend;
+#ifdef INFERD_HAVE_CUDA
+  const bool have_gpu = cuda::device_count() > 0;
+#else
+  const bool have_gpu = false;
+#endif
+  if (device == "cuda" || (device == "auto" && have_gpu)) {
+#ifdef INFERD_HAVE_CUDA
+    if (!have_gpu) fail("--device cuda: no CUDA GPU is visible");
+    backend = make_cuda_backend(0);
+#else
+    fail(
+        "--device cuda: this build of inferd has no CUDA backend (nvcc was not found at build "
+        "time)");
+#endif
+  } else if (device == "cpu" || device == "auto") {
+    backend = make_cpu_backend(n);
+  } else {
+    fail("unknown --device '{}': expected auto, cpu or cuda", device);
+  }
+  auto m = std::make_unique<DecoderModel>(model, options(), std::move(backend));
   const auto& c = m->config();
   LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",
            c.architecture, c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size,

@@ -218,6 +218,10 @@ EngineConfig resolve_config(EngineConfig c, const ModelExecutor& exec) {
   if (c.max_num_batched_tokens <= 0) {
     fail("max_num_batched_tokens must be positive, got {}", c.max_num_batched_tokens);
   }
+  if (c.max_num_batched_tokens > exec.max_num_batched_tokens()) {
+    fail("max_num_batched_tokens {} exceeds what the model's workspace holds per step ({})",
+         c.max_num_batched_tokens, exec.max_num_batched_tokens());
+  }
   if (c.max_queue < 0) fail("max_queue must be >= 0 (0: no limit), got {}", c.max_queue);
   if (c.max_logprobs < 0) fail("max_logprobs must be >= 0, got {}", c.max_logprobs);
   const int64_t pool_tokens = int64_t(exec.num_kv_blocks()) * exec.block_size();

@@ -6,8 +6,6 @@
 
 #include "core/error.h"
 #include "core/logging.h"
-#include "core/rng.h"
-#include "core/thread_pool.h"
 #include "model/safetensors.h"
 
 namespace inferd {
@@ -19,39 +17,6 @@ uint64_t hash_name(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
   return h;
-}
-
-// Seeded random host tensor: uniform with standard deviation `stddev` (or all `fill` values).
-Tensor random_tensor(const std::string& name, uint64_t seed, DType dtype,
-                     std::initializer_list<int64_t> shape, float stddev, float fill = 0.f) {
-  Tensor t = Tensor::empty_host(dtype, shape);
-  const int64_t n = t.numel();
-  const float a = stddev * std::sqrt(3.0f);
-  const uint64_t base = seed ^ hash_name(name);
-  constexpr int64_t kChunk = 1 << 16;
-  ThreadPool::global().parallel_for((n + kChunk - 1) / kChunk, [&](int64_t c0, int64_t c1, int) {
-    for (int64_t c = c0; c < c1; ++c) {
-      Rng rng(base + uint64_t(c) * 0x9e3779b97f4a7c15ull);
-      const int64_t e = std::min(n, (c + 1) * kChunk);
-      for (int64_t i = c * kChunk; i < e; ++i) {
-        const float v = stddev == 0.f ? fill : float((rng.uniform() * 2.0 - 1.0) * a);
-        switch (dtype) {
-          case DType::kF32:
-            t.data_as<float>()[i] = v;
-            break;
-          case DType::kBF16:
-            t.data_as<uint16_t>()[i] = f32_to_bf16(v);
-            break;
-          case DType::kF16:
-            t.data_as<uint16_t>()[i] = f32_to_f16(v);
-            break;
-          default:
-            INFERD_CHECK(false, "dummy dtype");
-        }
-      }
-    }
-  });
-  return t;
 }
 
 }  // namespace
@@ -117,31 +82,36 @@ void DecoderModel::load_weights(const std::string& dir) {
 
   auto get = [&](const std::string& name, std::initializer_list<int64_t> shape,
                  bool is_norm = false) -> Tensor {
+    const std::span<const int64_t> sh(shape.begin(), shape.size());
     if (dummy) {
-      return random_tensor(name, opts_.dummy_seed, is_norm ? DType::kF32 : opts_.dummy_dtype, shape,
-                           is_norm ? 0.f : 0.02f, is_norm ? 1.f : 0.f);
+      return be.random_tensor(is_norm ? DType::kF32 : opts_.dummy_dtype, sh,
+                              opts_.dummy_seed ^ hash_name(name), is_norm ? 0.f : 0.02f,
+                              is_norm ? 1.f : 0.f);
     }
-    return st->get_float(name, std::span<const int64_t>(shape.begin(), shape.size()));
+    return st->get_float(name, sh);
   };
-  auto opt_bias = [&](const std::string& name, int64_t n, bool present) -> Tensor {
+  // The bias of a linear made of several parts (q/k/v): one fp32 vector, or undefined.
+  auto bias_of = [&](const std::vector<std::pair<std::string, int64_t>>& parts,
+                     bool present) -> Tensor {
     if (!present) return Tensor();
-    if (dummy) return random_tensor(name, opts_.dummy_seed, DType::kF32, {n}, 0.02f);
-    return st->get_float(name, std::initializer_list<int64_t>{n});
-  };
-  auto cat_bias = [&](std::vector<Tensor> parts) -> Tensor {
-    if (!parts[0].defined()) return Tensor();
     int64_t n = 0;
-    for (auto& p : parts) n += p.numel();
-    Tensor out = Tensor::empty_host(DType::kF32, {n});
+    for (const auto& [name, size] : parts) n += size;
+    const int64_t shape[1] = {n};
+    if (dummy) {
+      return be.random_tensor(DType::kF32, shape, opts_.dummy_seed ^ hash_name(parts[0].first),
+                              0.02f, 0.f);
+    }
+    Tensor out = Tensor::empty_host(DType::kF32, shape);
     int64_t off = 0;
-    for (auto& p : parts) {
-      for (int64_t i = 0; i < p.numel(); ++i) {
-        float v = p.dtype() == DType::kF32    ? p.data_as<float>()[i]
-                  : p.dtype() == DType::kBF16 ? bf16_to_f32(p.data_as<uint16_t>()[i])
-                                              : f16_to_f32(p.data_as<uint16_t>()[i]);
-        out.data_as<float>()[off + i] = v;
+    for (const auto& [name, size] : parts) {
+      const Tensor p = st->get_float(name, std::initializer_list<int64_t>{size});
+      for (int64_t i = 0; i < size; ++i) {
+        const uint16_t h = p.dtype() == DType::kF32 ? 0 : p.data_as<uint16_t>()[i];
+        out.data_as<float>()[off + i] = p.dtype() == DType::kF32    ? p.data_as<float>()[i]
+                                        : p.dtype() == DType::kBF16 ? bf16_to_f32(h)
+                                                                    : f16_to_f32(h);
       }
-      off += p.numel();
+      off += size;
     }
     return out;
   };
@@ -169,11 +139,12 @@ void DecoderModel::load_weights(const std::string& dir) {
     L.qkv = be.make_linear(
         {get(p + "self_attn.q_proj.weight", {qs, H}), get(p + "self_attn.k_proj.weight", {kvs, H}),
          get(p + "self_attn.v_proj.weight", {kvs, H})},
-        cat_bias({opt_bias(p + "self_attn.q_proj.bias", qs, cfg_.qkv_bias),
-                  opt_bias(p + "self_attn.k_proj.bias", kvs, cfg_.qkv_bias),
-                  opt_bias(p + "self_attn.v_proj.bias", kvs, cfg_.qkv_bias)}));
+        bias_of({{p + "self_attn.q_proj.bias", qs},
+                 {p + "self_attn.k_proj.bias", kvs},
+                 {p + "self_attn.v_proj.bias", kvs}},
+                cfg_.qkv_bias));
     L.o = be.make_linear({get(p + "self_attn.o_proj.weight", {H, qs})},
-                         cat_bias({opt_bias(p + "self_attn.o_proj.bias", H, cfg_.o_bias)}));
+                         bias_of({{p + "self_attn.o_proj.bias", H}}, cfg_.o_bias));
     L.gate_up = be.make_linear(
         {get(p + "mlp.gate_proj.weight", {F, H}), get(p + "mlp.up_proj.weight", {F, H})}, Tensor());
     L.down = be.make_linear({get(p + "mlp.down_proj.weight", {H, F})}, Tensor());
@@ -203,13 +174,30 @@ void DecoderModel::allocate_runtime() {
   gate_up_ = be.alloc(act, {T, 2 * F});
   act_ = be.alloc(act, {T, F});
   logits_in_ = be.alloc(act, {kMaxLogitRowsPerPass, H});
-  if (be.device() != Device::kCPU) logits_ = be.alloc(act, {kMaxLogitRowsPerPass, cfg_.vocab_size});
+  // fp32 logits: the lm_head GEMM writes them directly, no bf16 rounding before sampling.
+  if (be.device() != Device::kCPU)
+    logits_ = be.alloc(DType::kF32, {kMaxLogitRowsPerPass, cfg_.vocab_size});
 
   const int64_t bytes_per_block =
       2 * cfg_.num_layers * int64_t(opts_.block_size) * nkv * hd * int64_t(dtype_size(act));
+  int64_t kv_bytes = opts_.kv_cache_bytes;
+  int64_t free_bytes = 0, total_bytes = 0;
+  if (be.memory_info(&free_bytes, &total_bytes)) {
+    if (opts_.gpu_memory_utilization <= 0 || opts_.gpu_memory_utilization > 1)
+      fail("--gpu-memory-utilization must be in (0, 1], got {}", opts_.gpu_memory_utilization);
+    const int64_t used = total_bytes - free_bytes;  // weights, workspace, context
+    kv_bytes = int64_t(double(total_bytes) * opts_.gpu_memory_utilization) - used;
+    if (opts_.num_kv_blocks <= 0 && kv_bytes < bytes_per_block) {
+      fail(
+          "no device memory left for the KV cache: {} MiB of {} MiB are in use after loading "
+          "the weights, over --gpu-memory-utilization {}",
+          used >> 20, total_bytes >> 20, opts_.gpu_memory_utilization);
+    }
+  }
   num_blocks_ = opts_.num_kv_blocks > 0
                     ? opts_.num_kv_blocks
-                    : int32_t(std::max<int64_t>(1, opts_.kv_cache_bytes / bytes_per_block));
+                    : int32_t(std::min<int64_t>(std::max<int64_t>(1, kv_bytes / bytes_per_block),
+                                                INT32_MAX / 2));
   for (auto& L : layers_) {
     L.kv.k = be.alloc(act, {num_blocks_, opts_.block_size, nkv, hd});
     L.kv.v = be.alloc(act, {num_blocks_, opts_.block_size, nkv, hd});

@@ -22,7 +22,10 @@ struct ModelOptions {
   DType dummy_dtype = DType::kBF16;  // weight dtype of --load-format dummy
   int32_t block_size = 16;
   int32_t num_kv_blocks = 0;              // 0: derive from kv_cache_bytes
-  int64_t kv_cache_bytes = 1ll << 30;     // pool size when num_kv_blocks is 0
+  int64_t kv_cache_bytes = 1ll << 30;     // pool size when num_kv_blocks is 0 (CPU)
+  // GPU: the weights, the workspace and the KV pool together take this fraction of the device's
+  // memory (the KV pool gets what is left once the rest is placed).
+  double gpu_memory_utilization = 0.9;
   int32_t max_num_batched_tokens = 2048;  // workspace is sized for this many tokens per step
   int32_t max_model_len = 0;              // 0: config.max_position_embeddings
 };
@@ -41,6 +44,7 @@ class DecoderModel final : public ModelExecutor {
   int32_t block_size() const override { return opts_.block_size; }
   int32_t num_kv_blocks() const override { return num_blocks_; }
   int32_t max_model_len() const override { return max_model_len_; }
+  int32_t max_num_batched_tokens() const override { return opts_.max_num_batched_tokens; }
   void forward(const ForwardBatch& batch, float* logits) override;
 
  private:

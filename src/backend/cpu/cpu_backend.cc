@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/random_fill.h"
 #include "core/thread_pool.h"
 
 namespace inferd {
@@ -49,6 +50,34 @@ class CpuBackend final : public Backend {
     // Embedding tables stay in their dtype (rows are converted on gather); small params -> f32.
     if (host.ndim() == 2) return host;
     return to_f32(host);
+  }
+
+  Tensor random_tensor(DType dtype, std::span<const int64_t> shape, uint64_t seed, float stddev,
+                       float fill) override {
+    Tensor t = Tensor::empty_host(dtype, shape);
+    const int64_t n = t.numel();
+    pool_.parallel_for(
+        n,
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) {
+            const float v = random_fill_value(seed, i, stddev, fill);
+            switch (dtype) {
+              case DType::kF32:
+                t.data_as<float>()[i] = v;
+                break;
+              case DType::kBF16:
+                t.data_as<uint16_t>()[i] = f32_to_bf16(v);
+                break;
+              case DType::kF16:
+                t.data_as<uint16_t>()[i] = f32_to_f16(v);
+                break;
+              default:
+                INFERD_CHECK(false, "random_tensor: dtype {}", dtype_name(dtype));
+            }
+          }
+        },
+        4096);
+    return t;
   }
 
   const DeviceBatch& prepare_batch(const ForwardBatch& fb, int32_t block_size) override {

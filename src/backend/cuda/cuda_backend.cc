@@ -174,6 +174,13 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::kCUDA; }
   std::string name() const override { return fmt::format("cuda ({})", description_); }
   DType activation_dtype() const override { return DType::kBF16; }
+  bool memory_info(int64_t* free_bytes, int64_t* total_bytes) const override {
+    size_t f = 0, t = 0;
+    CU_CHECK(cudaMemGetInfo(&f, &t));
+    *free_bytes = int64_t(f);
+    *total_bytes = int64_t(t);
+    return true;
+  }
 
   // ---- placement ------------------------------------------------------------------------
   using Backend::alloc;
@@ -550,6 +557,13 @@ class CudaBackend final : public Backend {
     }
   }
 
+  Tensor random_tensor(DType dtype, std::span<const int64_t> shape, uint64_t seed, float stddev,
+                       float fill) override {
+    Tensor t = alloc(dtype, shape);
+    fill_random(t, seed, stddev, fill);
+    return t;
+  }
+
   void fill_random(const Tensor& t, uint64_t seed, float stddev, float fill) {
     INFERD_CHECK(t.device() == Device::kCUDA && t.is_contiguous(),
                  "cuda_fill_random: contiguous CUDA tensor expected");
@@ -736,10 +750,7 @@ void cuda_fill_random(Backend& backend, const Tensor& device_tensor, uint64_t se
 
 Tensor cuda_random_tensor(Backend& backend, DType dtype, std::span<const int64_t> shape,
                           uint64_t seed, float stddev, float fill) {
-  CudaBackend& b = as_cuda(backend);
-  Tensor t = b.alloc(dtype, shape);
-  b.fill_random(t, seed, stddev, fill);
-  return t;
+  return as_cuda(backend).random_tensor(dtype, shape, seed, stddev, fill);
 }
 
 void cuda_synchronize(Backend& backend) {
