@@ -1,18 +1,19 @@
-// `inferd run MODEL --prompt-ids 1,2,3 --max-tokens N`: one-shot greedy generation.
+// `inferd run MODEL "text"` / `inferd run MODEL --prompt-ids 1,2,3`: one-shot generation through
+// the engine (the same path the server uses), streaming text (or ids) to stdout.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "model/simple_generate.h"
+#include "inferd/engine.h"
+#include "tokenizer/tokenizer.h"
 
 namespace inferd::cli {
 
-namespace {
-
-std::vector<int32_t> parse_ids(const std::string& s) {
+std::vector<int32_t> parse_id_list(const std::string& s, const char* what) {
   std::vector<int32_t> ids;
   size_t i = 0;
   while (i < s.size()) {
@@ -25,7 +26,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
       if (used != tok.size() || v < 0 || v > INT32_MAX) throw std::invalid_argument(tok);
       ids.push_back(int32_t(v));
     } catch (const std::exception&) {
-      fail("--prompt-ids: '{}' is not a token id (expected comma-separated non-negative integers)",
+      fail("{}: '{}' is not a token id (expected comma-separated non-negative integers)", what,
            tok);
     }
     i = j + 1;
@@ -33,59 +34,109 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
+namespace {
+
 struct RunArgs {
   ModelFlags model;
+  std::string prompt;
   std::string prompt_ids;
-  int32_t max_tokens = 16;
+  int32_t max_tokens = 64;
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  std::optional<uint64_t> sample_seed;
   bool ignore_eos = false;
+  bool no_special_tokens = false;
 };
 
 }  // namespace
 
 void register_run(CLI::App& app) {
-  auto args = std::make_shared<RunArgs>();
-  CLI::App* cmd = app.add_subcommand("run", "Generate from one prompt, offline (greedy)");
-  args->model.add_to(cmd);
-  cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt as comma-separated token ids")
-      ->required();
-  cmd->add_option("--max-tokens", args->max_tokens, "Tokens to generate")->capture_default_str();
-  cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at the model's EOS token");
-  cmd->callback([args] {
-    const std::vector<int32_t> prompt = parse_ids(args->prompt_ids);
-    if (args->max_tokens < 0) fail("--max-tokens must be >= 0, got {}", args->max_tokens);
-    auto model = args->model.load();
-    if (int64_t(prompt.size()) + args->max_tokens > model->max_model_len()) {
-      fail(
-          "prompt ({} tokens) + --max-tokens ({}) exceeds the context length {} "
-          "(see --max-model-len)",
-          prompt.size(), args->max_tokens, model->max_model_len());
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Generate from one prompt, offline");
+  a->model.add_to(cmd);
+  cmd->add_option("prompt", a->prompt, "Prompt text (needs the model's tokenizer files)");
+  cmd->add_option("--prompt-ids", a->prompt_ids,
+                  "Prompt as comma-separated token ids (prints generated ids)");
+  cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->capture_default_str();
+  cmd->add_option("--temperature", a->temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-p", a->top_p, "Nucleus sampling")->capture_default_str();
+  cmd->add_option("--top-k", a->top_k, "Top-k sampling (0 = off)")->capture_default_str();
+  cmd->add_option("--sampling-seed", a->sample_seed, "Seed of this request's sampling");
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the model's EOS token");
+  cmd->add_flag("--no-special-tokens", a->no_special_tokens,
+                "Do not add the tokenizer's special tokens (BOS) to a text prompt");
+  cmd->callback([a] {
+    if (a->prompt.empty() == a->prompt_ids.empty())
+      fail("give either a prompt text or --prompt-ids (exactly one of them)");
+    if (a->max_tokens < 0) fail("--max-tokens must be >= 0, got {}", a->max_tokens);
+    std::shared_ptr<Tokenizer> tok;
+    const bool has_tokenizer =
+        std::filesystem::exists(std::filesystem::path(a->model.model) / "tokenizer.json");
+    if (!a->prompt.empty() && !has_tokenizer)
+      fail("'{}' has no tokenizer.json: give the prompt as --prompt-ids", a->model.model);
+    if (has_tokenizer) tok = std::make_shared<Tokenizer>(Tokenizer::from_dir(a->model.model));
+
+    std::shared_ptr<DecoderModel> model = a->model.load();
+    EngineConfig ec;
+    ec.max_num_batched_tokens = a->model.max_num_batched_tokens;
+    ec.max_num_seqs = 1;
+    ec.seed = a->model.seed;
+    if (tok) {
+      ec.eos_token_ids = tok->eos_ids();
+    } else {
+      for (int64_t e : model->config().eos_token_ids) ec.eos_token_ids.push_back(int32_t(e));
     }
-    for (int32_t id : prompt)
-      if (id >= model->vocab_size())
-        fail("--prompt-ids: token id {} is outside the vocabulary (size {})", id,
-             model->vocab_size());
-    std::vector<int32_t> stop;
-    if (!args->ignore_eos)
-      for (int64_t e : model->config().eos_token_ids) stop.push_back(int32_t(e));
+    Engine engine(model, ec, tok);
+
+    GenerateRequest req;
+    req.prompt_token_ids = a->prompt.empty() ? parse_id_list(a->prompt_ids, "--prompt-ids")
+                                             : tok->encode(a->prompt, !a->no_special_tokens);
+    req.params.max_tokens = a->max_tokens;
+    req.params.temperature = a->temperature;
+    req.params.top_p = a->top_p;
+    req.params.top_k = a->top_k;
+    req.params.seed = a->sample_seed;
+    req.params.ignore_eos = a->ignore_eos;
+    req.params.detokenize = tok != nullptr;
+    const bool print_ids = !a->prompt_ids.empty();
+
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     auto t_first = t0;
-    int n = 0;
-    const auto out = greedy_generate(*model, prompt, args->max_tokens,
-                                     args->model.max_num_batched_tokens, stop, [&](int32_t) {
-                                       if (n++ == 0) t_first = clock::now();
-                                     });
+    size_t n = 0;
+    std::string ids_line;
+    auto stream = engine.submit_stream(std::move(req));
+    FinishReason reason = FinishReason::kAbort;
+    std::string error;
+    while (auto out = stream->next()) {
+      if (!out->error.empty()) error = out->error;
+      for (const SequenceDelta& d : out->outputs) {
+        for (int32_t id : d.token_ids) {
+          if (n++ == 0) t_first = clock::now();
+          if (print_ids) {
+            if (!ids_line.empty()) ids_line += ',';
+            ids_line += std::to_string(id);
+          }
+        }
+        if (!print_ids && !d.text.empty()) {
+          std::fwrite(d.text.data(), 1, d.text.size(), stdout);
+          std::fflush(stdout);
+        }
+        if (d.finish_reason) reason = *d.finish_reason;
+      }
+    }
     const auto t1 = clock::now();
-    std::string line;
-    for (size_t i = 0; i < out.size(); ++i) line += (i ? "," : "") + std::to_string(out[i]);
-    std::printf("%s\n", line.c_str());
+    if (!error.empty()) fail("generation failed: {}", error);
+    std::printf("%s\n", print_ids ? ids_line.c_str() : "");
     const double prefill_s = std::chrono::duration<double>(t_first - t0).count();
     const double decode_s = std::chrono::duration<double>(t1 - t_first).count();
+    const EngineStats st = engine.stats();
     std::fprintf(stderr,
-                 "prompt %zu tokens in %.3f s (%.1f tok/s); generated %zu tokens, decode %.2f "
-                 "tok/s\n",
-                 prompt.size(), prefill_s, double(prompt.size()) / std::max(prefill_s, 1e-9),
-                 out.size(), out.size() > 1 ? double(out.size() - 1) / decode_s : 0.0);
+                 "finish %s; first token after %.3f s; generated %zu tokens, decode %.2f tok/s; "
+                 "%lld tokens computed in %lld steps\n",
+                 to_string(reason), prefill_s, n, n > 1 ? double(n - 1) / decode_s : 0.0,
+                 static_cast<long long>(st.tokens_computed), static_cast<long long>(st.num_steps));
   });
 }
 

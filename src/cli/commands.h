@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/decoder.h"
 
@@ -31,5 +32,9 @@ struct ModelFlags {
 };
 
 void register_run(CLI::App& app);
+void register_tokenizer_commands(CLI::App& app);  // tokenize, detokenize
+
+// "1,2,3" -> ids; throws Error naming `what` (the flag) on anything else.
+std::vector<int32_t> parse_id_list(const std::string& s, const char* what);
 
 }  // namespace inferd::cli

@@ -1,0 +1,531 @@
+// `inferd bench serve|throughput|latency`: the load generator and the benchmark suite (issue 7).
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/client.h"
+#include "bench/counters.h"
+#include "bench/dataset.h"
+#include "bench/http_util.h"
+#include "bench/metrics.h"
+#include "bench/offline.h"
+#include "bench/report.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "inferd/engine.h"
+#include "tokenizer/tokenizer.h"
+
+namespace inferd::cli {
+
+namespace {
+
+using namespace inferd::bench;
+
+constexpr const char* kMetricDefinitions =
+    "Metrics (as vLLM's benchmark_serving defines them; latencies of successful requests):\n"
+    "  TTFT  time to first token: from the start of the request (connection included) to the\n"
+    "        first streamed chunk that carries generated text.\n"
+    "  TPOT  time per output token, per request: (E2E - TTFT) / (output tokens - 1), for\n"
+    "        requests with 2+ output tokens; output tokens come from the server's usage\n"
+    "        (stream_options.include_usage) when reported, else from the number of chunks.\n"
+    "  ITL   inter-token latency: every gap between successive chunks with text, over all\n"
+    "        requests (a chunk holding several tokens is one gap).\n"
+    "  E2E   request start to `data: [DONE]`.\n"
+    "  Goodput: requests/s that met every SLO given (--slo-ttft-ms, --slo-tpot-ms, --slo-e2e-ms).\n"
+    "Errors are counted by kind: http_<status>, connect, timeout, disconnect (connection lost\n"
+    "mid-response), bad_stream (not SSE, unparseable chunk, error event, no [DONE], no text).";
+
+double parse_rate(const std::string& s, const char* flag) {
+  if (s == "inf" || s == "infinity") return std::numeric_limits<double>::infinity();
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != s.size() || !(v > 0))
+    fail("{} '{}': expected a positive number of requests/s or 'inf'", flag, s);
+  return v;
+}
+
+std::vector<double> parse_list(const std::string& s, const char* flag) {
+  std::vector<double> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string item = s.substr(i, j - i);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (item.empty()) fail("{} '{}': empty entry", flag, s);
+    out.push_back(parse_rate(item, flag));
+    i = j + 1;
+  }
+  return out;
+}
+
+struct DatasetFlags {
+  DatasetOptions opts;
+  void add_to(CLI::App* cmd, const char* default_dataset) {
+    opts.name = default_dataset;
+    cmd->add_option("--dataset,--dataset-name", opts.name,
+                    "random | sharegpt-like | shared-prefix | FILE.jsonl ({\"prompt\" | "
+                    "\"messages\", \"max_tokens\"} per line)")
+        ->capture_default_str();
+    cmd->add_option("--num-prompts", opts.num_prompts, "Requests to send (measured)")
+        ->capture_default_str();
+    cmd->add_option("--input-len", opts.input_len,
+                    "random: prompt tokens; shared-prefix: tokens after the prefix")
+        ->capture_default_str();
+    cmd->add_option("--output-len", opts.output_len,
+                    "random / shared-prefix: tokens to generate; JSONL: when a line has no "
+                    "max_tokens")
+        ->capture_default_str();
+    cmd->add_option("--range-ratio", opts.range_ratio,
+                    "random / shared-prefix: lengths uniform in [len*(1-r), len*(1+r)]")
+        ->capture_default_str();
+    cmd->add_option("--prefix-len", opts.prefix_len, "shared-prefix: tokens of each shared prefix")
+        ->capture_default_str();
+    cmd->add_option("--num-prefixes", opts.num_prefixes,
+                    "shared-prefix: distinct prefixes (request i uses prefix i mod N)")
+        ->capture_default_str();
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// bench serve
+
+struct ServeArgs {
+  DatasetFlags data;
+  std::string base_url = "http://127.0.0.1:8000";
+  std::string endpoint = "/v1/completions";
+  std::string model;
+  std::string tokenizer;
+  std::string request_rate = "inf";
+  std::string sweep_rates;
+  double burstiness = 1.0;
+  int32_t max_concurrency = 0;
+  int32_t num_warmups = 0;
+  uint64_t seed = 0;
+  std::optional<double> slo_ttft_ms, slo_tpot_ms, slo_e2e_ms;
+  std::string percentiles = "50,90,99";
+  std::string json_path;
+  std::string plot_path;
+  std::string api_key;
+  double request_timeout = 600;
+  bool no_ignore_eos = false;
+  bool no_usage = false;
+  double temperature = 0.0;
+  std::string extra_body;
+  bool no_progress = false;
+};
+
+std::string discover_model(const Url& base, const std::string& api_key) {
+  SyncHttpClient c(base, api_key);
+  const HttpResult r = c.get("/v1/models");
+  if (r.status != 200) fail("GET /v1/models answered {}; pass --model NAME", r.status);
+  const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("data") && j["data"].is_array() && !j["data"].empty() &&
+      j["data"][0].contains("id") && j["data"][0]["id"].is_string())
+    return j["data"][0]["id"].get<std::string>();
+  fail("GET /v1/models listed no model; pass --model NAME");
+}
+
+void run_serve(const ServeArgs& a) {
+  ServeOptions o;
+  o.base = parse_url(a.base_url);
+  o.endpoint = a.endpoint.empty() || a.endpoint[0] != '/' ? "/" + a.endpoint : a.endpoint;
+  o.api_key = a.api_key;
+  if (o.api_key.empty())
+    if (const char* k = std::getenv("OPENAI_API_KEY")) o.api_key = k;
+  o.model = a.model.empty() ? discover_model(o.base, o.api_key) : a.model;
+  o.burstiness = a.burstiness;
+  o.max_concurrency = a.max_concurrency;
+  o.seed = a.seed;
+  o.request_timeout_s = a.request_timeout;
+  o.force_output_len = !a.no_ignore_eos;
+  o.include_usage = !a.no_usage;
+  o.temperature = a.temperature;
+  o.progress = !a.no_progress;
+  if (!a.extra_body.empty()) {
+    o.extra_body = nlohmann::json::parse(a.extra_body, nullptr, false);
+    if (!o.extra_body.is_object()) fail("--extra-body '{}': expected a JSON object", a.extra_body);
+  }
+  if (a.num_warmups < 0) fail("--num-warmups must be >= 0, got {}", a.num_warmups);
+
+  MetricOptions mo;
+  mo.percentiles = {};
+  for (double p : parse_list(a.percentiles, "--percentiles")) {
+    if (!(p > 0 && p <= 100)) fail("--percentiles: {} is not in (0, 100]", p);
+    mo.percentiles.push_back(p);
+  }
+  mo.slo_ttft_ms = a.slo_ttft_ms;
+  mo.slo_tpot_ms = a.slo_tpot_ms;
+  mo.slo_e2e_ms = a.slo_e2e_ms;
+  const std::vector<double> rates =
+      a.sweep_rates.empty() ? std::vector<double>{parse_rate(a.request_rate, "--request-rate")}
+                            : parse_list(a.sweep_rates, "--sweep-rates");
+
+  // Prompts: token-exact for the target tokenizer.
+  std::unique_ptr<TokenCounter> counter;
+  if (!a.tokenizer.empty()) {
+    counter = std::make_unique<LocalTokenCounter>(a.tokenizer);
+  } else {
+    try {
+      counter = std::make_unique<RemoteTokenCounter>(o.base, o.api_key, o.model);
+    } catch (const Error& e) {
+      const bool is_file =
+          a.data.opts.name.ends_with(".jsonl") || a.data.opts.name.ends_with(".json");
+      if (!is_file) throw;
+      LOG_WARN("{}; prompt lengths will come from the server's usage", e.what());
+    }
+  }
+  std::fprintf(stderr, "building %d prompts (%s) with %s...\n", a.data.opts.num_prompts,
+               a.data.opts.name.c_str(), counter ? counter->describe().c_str() : "no tokenizer");
+  const std::vector<BenchRequest> requests = make_dataset(a.data.opts, counter.get());
+
+  if (a.num_warmups > 0) {
+    std::vector<BenchRequest> warm;
+    for (int32_t i = 0; i < a.num_warmups; ++i)
+      warm.push_back(requests[size_t(i) % requests.size()]);
+    ServeOptions wo = o;
+    wo.request_rate = std::numeric_limits<double>::infinity();
+    wo.progress_label = "warm-up ";
+    const RunResult w = run_serving(wo, warm);
+    size_t failed = 0;
+    for (const auto& r : w.requests) failed += !r.success;
+    std::fprintf(stderr, "warm-up: %d requests in %.2f s (%zu failed; not counted)\n",
+                 a.num_warmups, w.duration_s, failed);
+  }
+
+  nlohmann::json out;
+  out["config"] = {{"base_url", a.base_url},
+                   {"endpoint", o.endpoint},
+                   {"model", o.model},
+                   {"dataset", a.data.opts.name},
+                   {"num_prompts", requests.size()},
+                   {"input_len", a.data.opts.input_len},
+                   {"output_len", a.data.opts.output_len},
+                   {"range_ratio", a.data.opts.range_ratio},
+                   {"prefix_len", a.data.opts.prefix_len},
+                   {"num_prefixes", a.data.opts.num_prefixes},
+                   {"seed", a.seed},
+                   {"burstiness", a.burstiness},
+                   {"max_concurrency", a.max_concurrency},
+                   {"num_warmups", a.num_warmups},
+                   {"force_output_len", o.force_output_len},
+                   {"tokenizer", counter ? counter->describe() : std::string("none")}};
+  out["runs"] = nlohmann::json::array();
+  std::vector<BenchMetrics> all;
+  for (double rate : rates) {
+    o.request_rate = rate;
+    o.progress_label = rates.size() > 1 ? "rate " + format_rate(rate) + " " : "";
+    const RunResult run = run_serving(o, requests);
+    BenchMetrics m = compute_metrics(run, mo);
+    std::printf("%s", format_report(m, mo).c_str());
+    std::fflush(stdout);
+    if (!a.json_path.empty()) out["runs"].push_back(run_to_json(run, m));
+    all.push_back(std::move(m));
+  }
+  if (all.size() > 1) std::printf("\nSweep:\n%s", format_sweep_table(all, mo).c_str());
+  if (!a.json_path.empty()) {
+    write_text_file(a.json_path, out.dump(1) + "\n");
+    std::fprintf(stderr, "wrote %s\n", a.json_path.c_str());
+  }
+  if (!a.plot_path.empty()) {
+    write_text_file(a.plot_path,
+                    render_sweep_svg(all, mo,
+                                     "inferd bench serve: " + o.model + " (" + a.data.opts.name +
+                                         ", " + std::to_string(requests.size()) + " prompts)"));
+    std::fprintf(stderr, "wrote %s\n", a.plot_path.c_str());
+  }
+}
+
+void register_serve(CLI::App& bench) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd = bench.add_subcommand(
+      "serve", "Drive an OpenAI-compatible server over HTTP with streaming requests");
+  cmd->footer(kMetricDefinitions);
+  cmd->add_option("--base-url", a->base_url, "Server address, http://HOST:PORT[/PREFIX]")
+      ->capture_default_str();
+  cmd->add_option("--endpoint", a->endpoint, "/v1/completions or /v1/chat/completions")
+      ->capture_default_str();
+  cmd->add_option("--model", a->model, "Model name to send (default: the first of /v1/models)");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "Tokenizer directory (tokenizer.json) for token-exact prompts; default: the "
+                  "server's POST /tokenize");
+  a->data.add_to(cmd, "sharegpt-like");
+  cmd->add_option("--request-rate", a->request_rate,
+                  "Requests/s with Poisson arrivals, or inf to send all at once")
+      ->capture_default_str();
+  cmd->add_option("--burstiness", a->burstiness,
+                  "Gamma shape of inter-arrival times (1: Poisson; <1 burstier)")
+      ->capture_default_str();
+  cmd->add_option("--max-concurrency", a->max_concurrency,
+                  "Most requests in flight (0: unlimited); later arrivals wait for a slot")
+      ->capture_default_str();
+  cmd->add_option("--sweep-rates", a->sweep_rates,
+                  "Comma-separated request rates, one run each (overrides --request-rate)");
+  cmd->add_option("--num-warmups", a->num_warmups, "Requests sent first and not counted")
+      ->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Seed of the dataset and of the arrival times")
+      ->capture_default_str();
+  cmd->add_option("--slo-ttft-ms", a->slo_ttft_ms, "Goodput SLO on TTFT (ms)");
+  cmd->add_option("--slo-tpot-ms", a->slo_tpot_ms, "Goodput SLO on TPOT (ms)");
+  cmd->add_option("--slo-e2e-ms", a->slo_e2e_ms, "Goodput SLO on end-to-end latency (ms)");
+  cmd->add_option("--percentiles", a->percentiles, "Latency percentiles to report")
+      ->capture_default_str();
+  cmd->add_option("--json", a->json_path, "Write every per-request measurement to this file");
+  cmd->add_option("--plot", a->plot_path,
+                  "Write an SVG of latency percentiles against throughput (one point per rate)");
+  cmd->add_option("--api-key", a->api_key, "Bearer token (default: $OPENAI_API_KEY)");
+  cmd->add_option("--request-timeout", a->request_timeout,
+                  "Seconds before a request counts as a timeout")
+      ->capture_default_str();
+  cmd->add_flag("--no-ignore-eos", a->no_ignore_eos,
+                "Do not send ignore_eos and min_tokens (for servers that reject unknown fields; "
+                "outputs may then end early)");
+  cmd->add_flag("--no-usage", a->no_usage,
+                "Do not ask for stream_options.include_usage (output tokens are then counted "
+                "from chunks)");
+  cmd->add_option("--temperature", a->temperature, "Sampling temperature sent")
+      ->capture_default_str();
+  cmd->add_option("--extra-body", a->extra_body,
+                  "JSON object merged into every request body, e.g. '{\"top_k\": 20}'");
+  cmd->add_flag("--no-progress", a->no_progress, "No live progress line on stderr");
+  cmd->callback([a] { run_serve(*a); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench throughput / latency (in-process engine)
+
+struct OfflineArgs {
+  ModelFlags model;
+  DatasetFlags data;
+  std::string tokenizer;
+  uint64_t dataset_seed = 0;
+  int32_t max_num_seqs = 256;
+  bool enable_prefix_caching = true;
+  float temperature = 1.0f;
+  int32_t num_iters = 3;
+  int32_t num_warmups = 1;
+  std::string json_path;
+};
+
+std::unique_ptr<Engine> make_engine(const OfflineArgs& a, int32_t* vocab, int32_t* max_len) {
+  std::shared_ptr<DecoderModel> model = a.model.load();
+  EngineConfig ec;
+  ec.max_num_seqs = a.max_num_seqs;
+  ec.max_num_batched_tokens = a.model.max_num_batched_tokens;
+  ec.max_model_len = a.model.max_model_len;
+  ec.enable_prefix_caching = a.enable_prefix_caching;
+  ec.max_queue = 0;
+  ec.seed = a.model.seed;
+  for (int64_t e : model->config().eos_token_ids) ec.eos_token_ids.push_back(int32_t(e));
+  *vocab = model->vocab_size();
+  auto engine = std::make_unique<Engine>(model, ec);
+  *max_len = engine->config().max_model_len;
+  return engine;
+}
+
+void add_engine_flags(CLI::App* cmd, OfflineArgs& a) {
+  a.model.add_to(cmd);
+  cmd->add_option("--max-num-seqs", a.max_num_seqs, "Most sequences running at once")
+      ->capture_default_str();
+  cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a.enable_prefix_caching,
+                "Reuse KV blocks of shared prompt prefixes")
+      ->capture_default_str();
+  cmd->add_option("--temperature", a.temperature, "Sampling temperature")->capture_default_str();
+  cmd->add_option("--json", a.json_path, "Write the results to this JSON file");
+}
+
+void run_throughput_cmd(const OfflineArgs& a) {
+  int32_t vocab = 0, max_len = 0;
+  std::unique_ptr<LocalTokenCounter> counter;
+  if (!a.tokenizer.empty()) counter = std::make_unique<LocalTokenCounter>(a.tokenizer);
+  DatasetOptions d = a.data.opts;
+  d.seed = a.dataset_seed;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<int32_t> outputs;
+  if (counter) {
+    for (const BenchRequest& r : make_dataset(d, counter.get())) {
+      prompts.push_back(r.prompt_ids);
+      outputs.push_back(r.output_len);
+    }
+  } else if (d.name != "random" && d.name != "sharegpt-like" && d.name != "shared-prefix") {
+    fail("--dataset {}: a prompt file needs --tokenizer DIR to become token ids", d.name);
+  }
+  auto engine = make_engine(a, &vocab, &max_len);
+  if (!counter) {
+    // Random token ids of the dataset's lengths (no tokenizer needed, e.g. --load-format dummy).
+    const std::vector<LengthPair> lens =
+        d.name == "sharegpt-like"
+            ? sharegpt_like_lengths(d.num_prompts, d.seed)
+            : random_lengths(d.num_prompts, d.input_len, d.output_len, d.range_ratio, d.seed);
+    std::vector<int32_t> in;
+    for (const auto& l : lens) {
+      in.push_back(l.input);
+      outputs.push_back(l.output);
+    }
+    prompts = random_token_prompts(in, vocab, d.seed);
+    if (d.name == "shared-prefix") {
+      if (d.prefix_len <= 0 || d.num_prefixes <= 0)
+        fail("--prefix-len and --num-prefixes must be positive, got {} and {}", d.prefix_len,
+             d.num_prefixes);
+      const std::vector<int32_t> plens(static_cast<size_t>(d.num_prefixes), d.prefix_len);
+      const auto prefixes = random_token_prompts(plens, vocab, d.seed + 1);
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        std::vector<int32_t> p = prefixes[i % prefixes.size()];
+        p.insert(p.end(), prompts[i].begin(), prompts[i].end());
+        prompts[i] = std::move(p);
+      }
+    }
+  }
+  if (size_t n = fit_to_context(prompts, outputs, max_len))
+    LOG_WARN("{} requests were shortened to fit the context length {}", n, max_len);
+  std::fprintf(stderr, "running %zu requests (%s), all submitted at once...\n", prompts.size(),
+               d.name.c_str());
+  const ThroughputResult r = run_throughput(*engine, prompts, outputs, a.temperature);
+  std::printf(
+      "============ Offline Throughput Result ============\n"
+      "%-36s%14zu\n%-36s%14zu\n%-36s%14lld\n%-36s%14lld\n%-36s%14.2f\n%-36s%14.2f\n%-36s%14.2f\n"
+      "%-36s%14.2f\n"
+      "===================================================\n",
+      "Requests:", r.num_requests, "Failed:", r.failed,
+      "Prompt tokens:", static_cast<long long>(r.prompt_tokens),
+      "Generated tokens:", static_cast<long long>(r.output_tokens), "Elapsed (s):", r.elapsed_s,
+      "Requests/s:", r.requests_per_s, "Output tokens/s:", r.output_tok_s,
+      "Total tokens/s (prompt + output):", r.total_tok_s);
+  if (!a.json_path.empty()) {
+    nlohmann::json j = {{"model", a.model.model},
+                        {"load_format", a.model.load_format},
+                        {"dataset", d.name},
+                        {"num_requests", r.num_requests},
+                        {"failed", r.failed},
+                        {"prompt_tokens", r.prompt_tokens},
+                        {"output_tokens", r.output_tokens},
+                        {"elapsed_s", r.elapsed_s},
+                        {"requests_per_s", r.requests_per_s},
+                        {"output_tokens_per_s", r.output_tok_s},
+                        {"total_tokens_per_s", r.total_tok_s}};
+    write_text_file(a.json_path, j.dump(1) + "\n");
+  }
+}
+
+void run_latency_cmd(const OfflineArgs& a) {
+  const DatasetOptions& d = a.data.opts;
+  if (d.input_len <= 0) fail("--input-len must be positive, got {}", d.input_len);
+  if (d.output_len <= 0) fail("--output-len must be positive, got {}", d.output_len);
+  if (a.num_iters <= 0) fail("--num-iters must be positive, got {}", a.num_iters);
+  if (a.num_warmups < 0) fail("--num-warmups must be >= 0, got {}", a.num_warmups);
+  int32_t vocab = 0, max_len = 0;
+  auto engine = make_engine(a, &vocab, &max_len);
+  if (d.input_len + d.output_len > max_len)
+    fail("--input-len {} + --output-len {} exceeds the context length {}", d.input_len,
+         d.output_len, max_len);
+  nlohmann::json iters = nlohmann::json::array();
+  std::vector<double> prefill, decode, ttft, e2e;
+  for (int32_t i = 0; i < a.num_warmups + a.num_iters; ++i) {
+    // A fresh random prompt per iteration so that the prefix cache does not serve it.
+    const auto prompt = random_token_prompts({d.input_len}, vocab, a.dataset_seed + uint64_t(i))[0];
+    const LatencyResult r = run_latency(*engine, prompt, d.output_len, a.temperature);
+    const bool warm = i < a.num_warmups;
+    std::fprintf(stderr,
+                 "%s %d: TTFT %.1f ms (prefill %.1f tok/s), decode %.2f tok/s, E2E %.3f s\n",
+                 warm ? "warm-up" : "iteration", warm ? i + 1 : i - a.num_warmups + 1,
+                 r.ttft_s * 1e3, r.prefill_tok_s, r.decode_tok_s, r.e2e_s);
+    if (warm) continue;
+    prefill.push_back(r.prefill_tok_s);
+    decode.push_back(r.decode_tok_s);
+    ttft.push_back(r.ttft_s * 1e3);
+    e2e.push_back(r.e2e_s);
+    iters.push_back({{"ttft_ms", r.ttft_s * 1e3},
+                     {"e2e_s", r.e2e_s},
+                     {"prompt_tokens", r.prompt_tokens},
+                     {"output_tokens", r.output_tokens},
+                     {"prefill_tokens_per_s", r.prefill_tok_s},
+                     {"decode_tokens_per_s", r.decode_tok_s}});
+  }
+  const std::vector<double> ps = {50};
+  const Summary sp = summarize(prefill, ps), sd = summarize(decode, ps), st = summarize(ttft, ps),
+                se = summarize(e2e, ps);
+  std::printf(
+      "============ Offline Latency Result ============\n"
+      "%-34s%8d\n%-34s%8d\n%-34s%8d\n"
+      "%-34s%8.2f (median %.2f)\n%-34s%8.2f (median %.2f)\n%-34s%8.2f (median %.2f)\n"
+      "%-34s%8.3f (median %.3f)\n"
+      "================================================\n",
+      "Prompt tokens:", d.input_len, "Generated tokens:", d.output_len, "Iterations:", a.num_iters,
+      "Prefill tok/s (mean):", sp.mean, sp.at(50), "Decode tok/s (mean):", sd.mean, sd.at(50),
+      "TTFT ms (mean):", st.mean, st.at(50), "End-to-end s (mean):", se.mean, se.at(50));
+  if (!a.json_path.empty()) {
+    nlohmann::json j = {{"model", a.model.model},
+                        {"load_format", a.model.load_format},
+                        {"input_len", d.input_len},
+                        {"output_len", d.output_len},
+                        {"prefill_tokens_per_s_mean", sp.mean},
+                        {"decode_tokens_per_s_mean", sd.mean},
+                        {"ttft_ms_mean", st.mean},
+                        {"e2e_s_mean", se.mean},
+                        {"iterations", iters}};
+    write_text_file(a.json_path, j.dump(1) + "\n");
+  }
+}
+
+void register_throughput(CLI::App& bench) {
+  auto a = std::make_shared<OfflineArgs>();
+  CLI::App* cmd = bench.add_subcommand(
+      "throughput",
+      "In-process engine throughput (no HTTP): every request submitted at once; output tok/s "
+      "and total tok/s");
+  add_engine_flags(cmd, *a);
+  a->data.add_to(cmd, "sharegpt-like");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "Tokenizer directory: prompts become real text encoded by it (default: random "
+                  "token ids, fine for --load-format dummy); needed for a JSONL dataset");
+  cmd->add_option("--dataset-seed", a->dataset_seed, "Seed of the dataset")->capture_default_str();
+  cmd->callback([a] { run_throughput_cmd(*a); });
+}
+
+void register_latency(CLI::App& bench) {
+  auto a = std::make_shared<OfflineArgs>();
+  a->data.opts.input_len = 512;
+  a->data.opts.output_len = 256;
+  CLI::App* cmd = bench.add_subcommand(
+      "latency", "In-process single-request latency (no HTTP): prefill tok/s and decode tok/s");
+  cmd->footer(
+      "prefill tok/s = prompt tokens / time to the first generated token; decode tok/s = "
+      "(generated tokens - 1) / (end-to-end - time to first token).");
+  add_engine_flags(cmd, *a);
+  cmd->add_option("--input-len", a->data.opts.input_len, "Prompt tokens (random ids)")
+      ->capture_default_str();
+  cmd->add_option("--output-len", a->data.opts.output_len, "Tokens to generate")
+      ->capture_default_str();
+  cmd->add_option("--num-iters", a->num_iters, "Measured iterations")->capture_default_str();
+  cmd->add_option("--num-warmups", a->num_warmups, "Iterations run first and not counted")
+      ->capture_default_str();
+  cmd->add_option("--dataset-seed", a->dataset_seed, "Seed of the random prompts")
+      ->capture_default_str();
+  cmd->callback([a] { run_latency_cmd(*a); });
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Benchmarks: serve (any OpenAI-compatible server), throughput, latency");
+  bench->require_subcommand(1);
+  register_serve(*bench);
+  register_throughput(*bench);
+  register_latency(*bench);
+}
+
+}  // namespace inferd::cli
