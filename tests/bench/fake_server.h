@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,7 +53,8 @@ class FakeOpenAIServer {
 
   uint16_t port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  size_t requests() const { return requests_.load(); }
+  size_t requests() const { return requests_.load(); }  // completions and chat requests
+  size_t tokenize_calls() const { return tokenize_calls_.load(); }
   int peak_streams() const { return peak_streams_.load(); }
   std::vector<nlohmann::json> bodies() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -106,8 +108,31 @@ class FakeOpenAIServer {
       co_await http::async_read(s, buf, req,
                                 boost::asio::redirect_error(boost::asio::use_awaitable, ec));
       if (ec) co_return;
-      const size_t n = requests_++;
       nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, false);
+      const std::string target(req.target());
+      if (target == "/v1/models" || target == "/tokenize") {
+        // /v1/models lists "fake-model"; /tokenize counts whitespace-separated words, plus one
+        // BOS token, as ids (vLLM's response form).
+        nlohmann::json out;
+        if (target == "/v1/models") {
+          out = {{"object", "list"}, {"data", {{{"id", "fake-model"}, {"object", "model"}}}}};
+        } else {
+          std::istringstream in(body.is_object() ? body.value("prompt", "") : "");
+          std::vector<int> ids = {1};
+          std::string w;
+          while (in >> w) ids.push_back(int(ids.size()) + 1);
+          out = {{"tokens", ids}, {"count", ids.size()}};
+          ++tokenize_calls_;
+        }
+        const std::string text = out.dump();
+        const std::string resp =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+            std::to_string(text.size()) + "\r\nConnection: keep-alive\r\n\r\n" + text;
+        const bool sent = co_await send(s, resp);
+        if (!sent) co_return;
+        continue;
+      }
+      const size_t n = requests_++;
       {
         std::lock_guard<std::mutex> lock(mu_);
         bodies_.push_back(body);
@@ -217,6 +242,7 @@ class FakeOpenAIServer {
   uint16_t port_ = 0;
   std::thread thread_;
   std::atomic<size_t> requests_{0};
+  std::atomic<size_t> tokenize_calls_{0};
   std::atomic<int> streams_{0};
   std::atomic<int> peak_streams_{0};
   mutable std::mutex mu_;
