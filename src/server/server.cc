@@ -238,7 +238,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     h.emplace_back("Cache-Control", "no-cache");
     h.emplace_back("X-Request-Id", ex_.request_id);
     conn_->begin_stream(http::status::ok, std::move(h));
-    server_.metrics_.record_http(ex_.route, ex_.method, 200);
+    server_.metrics_.record_http(ex_.route, "POST", 200);
     streamed_ = true;
     for (size_t i = 0; i < choices_.size(); ++i) {
       ojson c;
@@ -375,10 +375,16 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     timer_.cancel();
     const auto end = Clock::now();
     int status = 200;
-    if (client_gone_) {
+    if (client_gone_)
       status = 499;  // client closed the request (nginx's convention, for logs)
-    } else if (failure_) {
+    else if (failure_)
       status = failure_->status();
+    // Count the request before answering, so a client that reads /metrics next sees it.
+    conn_->on_peer_gone(nullptr);
+    record(status, end);
+    server_.remove_job(job_id_);
+    if (client_gone_) return;
+    if (failure_) {
       if (streamed_) {
         conn_->write_chunk("data: " + failure_->body() + "\n\n");
         conn_->write_chunk("data: [DONE]\n\n");
@@ -398,9 +404,6 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     } else {
       send_full();
     }
-    conn_->on_peer_gone(nullptr);
-    record(status, end);
-    server_.remove_job(job_id_);
   }
 
   void send_full() {
@@ -569,9 +572,22 @@ Response Server::http_error(int status, const std::string& message, unsigned ver
   return res;
 }
 
+// The handler label of a path for metrics: known routes only, so that arbitrary paths cannot
+// grow the label set.
+static std::string handler_label(const std::string& path) {
+  static const char* kRoutes[] = {
+      "/health",        "/ready",      "/metrics",   "/version",
+      "/tokenize",      "/detokenize", "/v1/models", "/v1/chat/completions",
+      "/v1/completions"};
+  for (const char* r : kRoutes)
+    if (path == r) return path;
+  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{model}";
+  return "other";
+}
+
 void Server::send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res) {
   for (const auto& [k, v] : ex.cors) res.set(k, v);
-  metrics_.record_http(ex.route, ex.method, res.result_int());
+  metrics_.record_http(handler_label(ex.route), ex.method, res.result_int());
   conn->respond(std::move(res));
 }
 
@@ -612,6 +628,7 @@ void Server::handle(const std::shared_ptr<Connection>& conn, Request&& req) {
   if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
   ex.route = target;
   ex.method = std::string(req.method_string());
+  if (req.method() == http::verb::unknown) ex.method = "other";
   // CORS
   const std::string origin(req[http::field::origin]);
   bool origin_ok = false;
@@ -668,7 +685,7 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
     res.body() = e.body();
     send(conn, ex, std::move(res));
   };
-  const bool is_get = m == http::verb::get || m == http::verb::head;
+  const bool is_get = m == http::verb::get;
   const bool is_post = m == http::verb::post;
 
   if (path == "/health") {

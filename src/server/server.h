@@ -33,6 +33,8 @@ struct ServerConfig {
 
 class CompletionJob;
 
+// Lifetime: requests in flight post their engine outputs to the server's io threads, so shut the
+// generator down (Generator::shutdown) before destroying a Server that may still have some.
 class Server final : public RequestHandler {
  public:
   Server(ServerConfig config, std::shared_ptr<Generator> generator);

@@ -265,9 +265,14 @@ void FakeGenerator::loop() {
       }
       outs.emplace_back(&l.cb, std::move(out));
     }
-    // Callbacks run without the lock (they may call abort()).
+    // Finished requests leave before their last output goes out (as the engine frees a
+    // request's blocks before its finished output); callbacks run without the lock.
     std::vector<OutputCallback> keep;
-    for (const auto& id : done) keep.push_back(std::move(live_.at(id).cb));
+    for (const auto& id : done) {
+      keep.push_back(std::move(live_.at(id).cb));
+      live_.erase(id);
+      order_.erase(std::find(order_.begin(), order_.end(), id));
+    }
     lk.unlock();
     size_t di = 0;
     for (auto& [cb, out] : outs) {
@@ -277,10 +282,6 @@ void FakeGenerator::loop() {
         (*cb)(std::move(out));
     }
     lk.lock();
-    for (const auto& id : done) {
-      live_.erase(id);
-      order_.erase(std::find(order_.begin(), order_.end(), id));
-    }
     if (stop_ && live_.empty()) return;
   }
 }

@@ -32,6 +32,7 @@ class ServerTest : public ::testing::Test {
   }
   void TearDown() override {
     if (server_) server_->stop();
+    if (gen_) gen_->shutdown();
     server_.reset();
     gen_.reset();
   }
@@ -95,6 +96,11 @@ TEST_F(ServerTest, UnknownRouteAndWrongMethod) {
   r = post(port_, "/health", json::object());
   expect_error_shape(r, 405);
   EXPECT_EQ(r.header("allow"), "GET");
+  // Unknown paths share one metrics label.
+  get(port_, "/random/path/1");
+  const auto page = metrics();
+  EXPECT_EQ(metric_value(page, "inferd:http_requests_total", "handler=\"other\""), 3.0);
+  EXPECT_EQ(page.find("/random/path"), std::string::npos);
 }
 
 TEST_F(ServerTest, ChatNonStreaming) {
@@ -645,6 +651,34 @@ TEST_F(ServerTest, KeepAliveAndPipelining) {
   EXPECT_EQ(c.receive().json()["object"], "text_completion");
 }
 
+TEST_F(ServerTest, MalformedHttpAndExpectContinue) {
+  start();
+  {
+    TestConnection c(port_);
+    net::write(c.socket(), net::buffer(std::string("GARBAGE / NOPE\r\n\r\n")));
+    auto r = c.receive();
+    expect_error_shape(r, 400);
+  }
+  {
+    // curl sends "Expect: 100-continue" for larger bodies and waits for the interim answer.
+    TestConnection c(port_);
+    const std::string body = chat_body().dump();
+    const std::string head =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
+    net::write(c.socket(), net::buffer(head));
+    char buf[64] = {};
+    const size_t n = c.socket().read_some(net::buffer(buf, 25));
+    EXPECT_EQ(std::string(buf, n).rfind("HTTP/1.1 100 Continue", 0), 0u);
+    net::write(c.socket(), net::buffer(body));
+    auto r = c.receive();
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_EQ(http_call(port_, http::verb::head, "/health").status, 405);
+}
+
 TEST_F(ServerTest, Cors) {
   start();
   auto r = get(port_, "/v1/models", {{"Origin", "http://example.test"}});
@@ -750,7 +784,7 @@ TEST_F(ServerTest, DrainTimeoutAbortsWith503) {
 TEST_F(ServerTest, HundredsOfConcurrentStreams) {
   FakeConfig fc;
   fc.max_running = 1000;
-  fc.step = std::chrono::milliseconds(2);
+  fc.step = std::chrono::milliseconds(10);
   ServerConfig cfg;
   start(cfg, fc);
   constexpr int kStreams = 300;
