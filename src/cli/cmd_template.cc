@@ -58,8 +58,10 @@ void register_template_command(CLI::App& app) {
   cmd->add_option("--tools", args->tools_file, "JSON file with the tool definitions (a list)");
   cmd->add_flag("--no-generation-prompt", args->no_generation_prompt,
                 "Do not add the assistant generation prompt (add_generation_prompt=False)");
-  cmd->add_option("--chat-template", args->chat_template_file,
-                  "Jinja file to use instead of the model's chat template");
+  cmd->add_option(
+      "--chat-template", args->chat_template_file,
+      "Chat template to use instead of the model's: a Jinja file, the name of one of the model's "
+      "named templates, or the template text itself");
   cmd->add_option("--chat-template-kwargs", args->kwargs_json,
                   "Extra template variables as a JSON object, e.g. '{\"enable_thinking\": false}'");
   cmd->callback([args] {
@@ -88,7 +90,7 @@ void register_template_command(CLI::App& app) {
     }
     const ChatTemplate tmpl = args->chat_template_file.empty()
                                   ? ChatTemplate::from_model_dir(args->model)
-                                  : ChatTemplate::from_file(args->chat_template_file, args->model);
+                                  : ChatTemplate::resolve(args->chat_template_file, args->model);
     const std::string prompt = tmpl.apply(messages, tools, !args->no_generation_prompt, kwargs);
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
     std::fflush(stdout);

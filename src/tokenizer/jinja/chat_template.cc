@@ -1,6 +1,8 @@
 #include "tokenizer/jinja/chat_template.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "core/error.h"
 #include "core/mmap_file.h"
@@ -109,6 +111,10 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& dir) {
 
 ChatTemplate ChatTemplate::from_file(const std::string& template_file,
                                      const std::string& model_dir) {
+  return from_file_text(read_text_file(template_file), model_dir);
+}
+
+ChatTemplate ChatTemplate::from_file_text(const std::string& source, const std::string& model_dir) {
   ChatTemplate t;
   if (!model_dir.empty()) {
     if (!fs::is_directory(model_dir))
@@ -117,8 +123,40 @@ ChatTemplate ChatTemplate::from_file(const std::string& template_file,
     if (fs::exists(config_path))
       t.special_tokens_ = special_tokens_of(read_json(config_path.string()), config_path.string());
   }
-  t.add("default", read_text_file(template_file));
+  t.add("default", source);
   return t;
+}
+
+ChatTemplate ChatTemplate::named(const std::string& name) const {
+  auto it = templates_.find(name);
+  if (it == templates_.end()) {
+    std::string have;
+    for (const auto& [k, v] : templates_) have += (have.empty() ? "'" : ", '") + k + "'";
+    fail("the model has no chat template named '{}' (it has {})", name, have);
+  }
+  ChatTemplate t;
+  t.templates_[name] = it->second;
+  t.special_tokens_ = special_tokens_;
+  t.options_ = options_;
+  return t;
+}
+
+ChatTemplate ChatTemplate::resolve(const std::string& value, const std::string& model_dir) {
+  if (fs::is_regular_file(value)) return from_file(value, model_dir);
+  if (value.find("{{") != std::string::npos || value.find("{%") != std::string::npos)
+    return from_file_text(value, model_dir);
+  std::optional<ChatTemplate> model;
+  try {
+    model = from_model_dir(model_dir);
+  } catch (const Error&) {
+    fail("chat template '{}' is neither a file nor the name of one of the model's templates",
+         value);
+  }
+  const auto names = model->names();
+  if (std::find(names.begin(), names.end(), value) == names.end())
+    fail("chat template '{}' is neither a file nor the name of one of the model's templates",
+         value);
+  return model->named(value);
 }
 
 std::string ChatTemplate::apply(const nlohmann::ordered_json& messages,

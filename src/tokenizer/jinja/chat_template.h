@@ -23,6 +23,10 @@ class ChatTemplate {
   // of {name, template}). Special tokens come from `tokenizer_config.json`. Throws Error when the
   // directory has no chat template, and jinja::TemplateError when it does not parse.
   static ChatTemplate from_model_dir(const std::string& dir);
+  // How `--chat-template VALUE` resolves, as Hugging Face's `chat_template` argument: a file
+  // path, else the name of one of the model's named templates, else (when it contains "{{" or
+  // "{%") the template text itself. Special tokens come from model_dir.
+  static ChatTemplate resolve(const std::string& value, const std::string& model_dir);
   // Loads the template from `template_file`; special tokens from `model_dir`'s
   // tokenizer_config.json when model_dir is not empty and has one.
   static ChatTemplate from_file(const std::string& template_file,
@@ -43,10 +47,13 @@ class ChatTemplate {
 
   // Names of the templates ("default" for a single one).
   std::vector<std::string> names() const;
+  // This template set restricted to the template called `name`; throws Error if there is none.
+  ChatTemplate named(const std::string& name) const;
   const std::map<std::string, std::string>& special_tokens() const { return special_tokens_; }
 
  private:
   ChatTemplate() = default;
+  static ChatTemplate from_file_text(const std::string& source, const std::string& model_dir);
   void add(const std::string& name, const std::string& source);
 
   std::map<std::string, std::shared_ptr<jinja::Template>> templates_;

@@ -150,6 +150,19 @@ TEST(ChatTemplateLoad, NamedTemplatesPickDefaultOrToolUse) {
   EXPECT_EQ(t.names(), (std::vector<std::string>{"default", "tool_use"}));
 }
 
+TEST(ChatTemplateLoad, ResolveFileNameOrText) {
+  TempDir d;
+  d.write("tokenizer_config.json", R"({"bos_token": "<s>", "chat_template": [
+    {"name": "default", "template": "D"}, {"name": "rag", "template": "R{{ bos_token }}"}]})");
+  std::string f = d.write("t.jinja", "F{{ bos_token }}");
+  EXPECT_EQ(ChatTemplate::resolve(f, d.str()).apply(kMsgs, nullptr, true), "F<s>");
+  EXPECT_EQ(ChatTemplate::resolve("rag", d.str()).apply(kMsgs, nullptr, true), "R<s>");
+  EXPECT_EQ(ChatTemplate::resolve("T{{ messages|length }}", d.str()).apply(kMsgs, nullptr, true),
+            "T1");
+  EXPECT_THROW(ChatTemplate::resolve("nosuch", d.str()), Error);
+  EXPECT_THROW(ChatTemplate::from_model_dir(d.str()).named("nosuch"), Error);
+}
+
 TEST(ChatTemplateLoad, JinjaFileWinsOverConfig) {
   TempDir d;
   d.write("tokenizer_config.json", R"({"eos_token": "</s>", "chat_template": "from config"})");
