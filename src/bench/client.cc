@@ -80,6 +80,7 @@ struct StreamState {
   std::string bad;  // bad_stream message
   std::optional<int32_t> usage_out;
   std::optional<int32_t> usage_in;
+  std::optional<Clock::time_point> t_first_choice;  // first chunk with a choice, text or not
 };
 
 class Runner {
@@ -210,6 +211,7 @@ class Runner {
     }
     if (auto c = j.find("choices"); c != j.end() && c->is_array() && !c->empty()) {
       const auto& ch = (*c)[0];
+      if (!st.t_first_choice) st.t_first_choice = now;
       bool has_text = false;
       auto nonempty = [](const nlohmann::json& o, const char* key) {
         auto it = o.find(key);
@@ -356,8 +358,13 @@ class Runner {
       co_return;
     }
     if (r.chunks == 0) {
-      fail_request(r, "bad_stream", "no generated text in the stream");
-      co_return;
+      // A generation may end before any text (EOS first): a valid, empty answer whose first
+      // token is the first chunk with a choice.
+      if (!st.t_first_choice) {
+        fail_request(r, "bad_stream", "no choices in the stream");
+        co_return;
+      }
+      r.ttft_s = seconds(*st.t_first_choice - start);
     }
     r.success = true;
     r.e2e_s = seconds(st.t_done - start);

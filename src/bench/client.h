@@ -3,7 +3,8 @@
 //
 // Per request it measures, from the moment the request starts (connection included, as vLLM's
 // benchmark_serving does):
-//   TTFT  time to the first SSE chunk that carries generated text;
+//   TTFT  time to the first SSE chunk that carries generated text (for an answer without any
+//         text, such as EOS first: to the first chunk with a choice);
 //   ITL   the gaps between successive such chunks (a chunk holding several tokens is one gap);
 //   E2E   time to `data: [DONE]`;
 //   output tokens: the server's usage.completion_tokens (stream_options.include_usage) when it
@@ -46,7 +47,7 @@ struct ServeOptions {
 
 // Kinds of failures, as counted in reports.
 // "http_<status>", "connect", "timeout", "disconnect" (connection lost mid-response),
-// "bad_stream" (not SSE, unparseable chunk, error event, no [DONE], no generated text).
+// "bad_stream" (not SSE, unparseable chunk, error event, no [DONE], no choices at all).
 struct RequestResult {
   size_t index = 0;
   bool success = false;

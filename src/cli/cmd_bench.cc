@@ -40,7 +40,7 @@ constexpr const char* kMetricDefinitions =
     "  E2E   request start to `data: [DONE]`.\n"
     "  Goodput: requests/s that met every SLO given (--slo-ttft-ms, --slo-tpot-ms, --slo-e2e-ms).\n"
     "Errors are counted by kind: http_<status>, connect, timeout, disconnect (connection lost\n"
-    "mid-response), bad_stream (not SSE, unparseable chunk, error event, no [DONE], no text).";
+    "mid-response), bad_stream (not SSE, unparseable chunk, error event, no [DONE], no choices).";
 
 double parse_rate(const std::string& s, const char* flag) {
   if (s == "inf" || s == "infinity") return std::numeric_limits<double>::infinity();

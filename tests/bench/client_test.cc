@@ -232,11 +232,16 @@ TEST(Client, ErrorsAreCountedByKindAndTheRunContinues) {
     if (p == "nodone") b.send_done = false;
     if (p == "errevent") b.error_event = true;
     if (p == "close") b.close_connection = true;
+    if (p == "empty") b.chunks = 0;  // EOS first: no text, a finish chunk, usage, [DONE]
+    if (p == "nochoices") {
+      b.chunks = 0;
+      b.finish_chunk = false;
+    }
     return b;
   });
   std::vector<BenchRequest> reqs;
   for (const char* p : {"ok", "500", "429", "drop", "hang", "badjson", "nodone", "errevent",
-                        "close", "ok", "500", "ok"}) {
+                        "close", "ok", "500", "ok", "empty", "nochoices"}) {
     BenchRequest r;
     r.prompt = p;
     r.output_len = 3;
@@ -252,13 +257,20 @@ TEST(Client, ErrorsAreCountedByKindAndTheRunContinues) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_LT(took, 5.0);
     const BenchMetrics m = compute_metrics(run, MetricOptions{});
-    EXPECT_EQ(m.completed, 4u) << conc;  // ok x3, close
-    EXPECT_EQ(m.failed, 8u);
+    EXPECT_EQ(m.completed, 5u) << conc;  // ok x3, close, empty
+    EXPECT_EQ(m.failed, 9u);
     EXPECT_EQ(m.errors.count("http_500") ? m.errors.at("http_500") : 0u, 2u);
     EXPECT_EQ(m.errors.count("http_429") ? m.errors.at("http_429") : 0u, 1u);
     EXPECT_EQ(m.errors.count("disconnect") ? m.errors.at("disconnect") : 0u, 1u);
     EXPECT_EQ(m.errors.count("timeout") ? m.errors.at("timeout") : 0u, 1u);
-    EXPECT_EQ(m.errors.count("bad_stream") ? m.errors.at("bad_stream") : 0u, 3u);
+    EXPECT_EQ(m.errors.count("bad_stream") ? m.errors.at("bad_stream") : 0u, 4u);
+    const RequestResult& empty = run.requests[12];
+    EXPECT_TRUE(empty.success);
+    EXPECT_EQ(empty.chunks, 0);
+    EXPECT_EQ(empty.output_tokens, 0);  // the fake's usage: 0 chunks x 1 token
+    EXPECT_GT(empty.ttft_s, 0);
+    EXPECT_FALSE(empty.tpot_s());
+    EXPECT_NE(run.requests[13].error.find("no choices"), std::string::npos);
     EXPECT_EQ(run.requests[1].http_status, 500);
     EXPECT_NE(run.requests[1].error.find("fake failure"), std::string::npos);
     EXPECT_NE(run.requests[6].error.find("[DONE]"), std::string::npos);

@@ -32,6 +32,7 @@ struct FakeBehavior {
   bool bad_json = false;          // the second chunk is not JSON
   bool error_event = false;       // a data: {"error": ...} event after the first chunk
   bool close_connection = false;  // Connection: close after the response
+  bool finish_chunk = true;       // the final chunk with finish_reason (and empty text)
 };
 
 class FakeOpenAIServer {
@@ -213,7 +214,8 @@ class FakeOpenAIServer {
         fin["delta"] = nlohmann::json::object();
       else
         fin["text"] = "";
-      tail += chunked("data: " + nlohmann::json{{"choices", {fin}}}.dump() + "\n\n");
+      if (b.finish_chunk)
+        tail += chunked("data: " + nlohmann::json{{"choices", {fin}}}.dump() + "\n\n");
       const bool want_usage = body.is_object() && body.contains("stream_options") &&
                               body["stream_options"].value("include_usage", false);
       if (b.usage && want_usage)
