@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "inferd 0.1.0");
   inferd::cli::register_run(app);
   inferd::cli::register_tokenizer_commands(app);
+  inferd::cli::register_template_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
