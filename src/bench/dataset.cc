@@ -248,10 +248,13 @@ std::vector<BenchRequest> load_jsonl(const std::string& path, int32_t num_prompt
   return out;
 }
 
+bool is_dataset_file(const std::string& name) {
+  return name.ends_with(".jsonl") || name.ends_with(".json");
+}
+
 std::vector<BenchRequest> make_dataset(const DatasetOptions& opts, TokenCounter* counter) {
   const std::string& name = opts.name;
-  const bool is_file = name.size() > 6 && (name.ends_with(".jsonl") || name.ends_with(".json"));
-  if (is_file) return load_jsonl(name, opts.num_prompts, opts.output_len, counter);
+  if (is_dataset_file(name)) return load_jsonl(name, opts.num_prompts, opts.output_len, counter);
   if (name != "random" && name != "sharegpt-like" && name != "shared-prefix")
     fail("--dataset '{}': expected random, sharegpt-like, shared-prefix or a .jsonl file", name);
   if (!counter)

@@ -98,6 +98,9 @@ struct DatasetOptions {
   uint64_t seed = 0;
 };
 
+// True when --dataset names a prompt file (.jsonl or .json) rather than a generator.
+bool is_dataset_file(const std::string& name);
+
 // Builds the requests. `counter` may be null only for a JSONL file (prompt_len is then 0 and the
 // server's usage supplies the count). Throws Error for bad options or a malformed file.
 std::vector<BenchRequest> make_dataset(const DatasetOptions& opts, TokenCounter* counter);

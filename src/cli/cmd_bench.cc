@@ -182,20 +182,29 @@ void run_serve(const ServeArgs& a) {
     try {
       counter = std::make_unique<RemoteTokenCounter>(o.base, o.api_key, o.model);
     } catch (const Error& e) {
-      const bool is_file =
-          a.data.opts.name.ends_with(".jsonl") || a.data.opts.name.ends_with(".json");
-      if (!is_file) throw;
+      if (!is_dataset_file(a.data.opts.name)) throw;
       LOG_WARN("{}; prompt lengths will come from the server's usage", e.what());
     }
   }
   std::fprintf(stderr, "building %d prompts (%s) with %s...\n", a.data.opts.num_prompts,
                a.data.opts.name.c_str(), counter ? counter->describe().c_str() : "no tokenizer");
-  const std::vector<BenchRequest> requests = make_dataset(a.data.opts, counter.get());
+  DatasetOptions dopts = a.data.opts;
+  dopts.seed = a.seed;
+  const std::vector<BenchRequest> requests = make_dataset(dopts, counter.get());
 
   if (a.num_warmups > 0) {
+    // Prompts of their own (another seed), so that the prefix cache does not hold the measured
+    // prompts afterwards; a prompt file can only repeat its first lines.
     std::vector<BenchRequest> warm;
-    for (int32_t i = 0; i < a.num_warmups; ++i)
-      warm.push_back(requests[size_t(i) % requests.size()]);
+    if (!is_dataset_file(dopts.name)) {
+      DatasetOptions w = dopts;
+      w.seed = dopts.seed + 0x9e3779b97f4a7c15ull;
+      w.num_prompts = a.num_warmups;
+      warm = make_dataset(w, counter.get());
+    } else {
+      for (int32_t i = 0; i < a.num_warmups; ++i)
+        warm.push_back(requests[size_t(i) % requests.size()]);
+    }
     ServeOptions wo = o;
     wo.request_rate = std::numeric_limits<double>::infinity();
     wo.progress_label = "warm-up ";
@@ -360,8 +369,10 @@ void run_throughput_cmd(const OfflineArgs& a) {
       prompts.push_back(r.prompt_ids);
       outputs.push_back(r.output_len);
     }
-  } else if (d.name != "random" && d.name != "sharegpt-like" && d.name != "shared-prefix") {
+  } else if (is_dataset_file(d.name)) {
     fail("--dataset {}: a prompt file needs --tokenizer DIR to become token ids", d.name);
+  } else if (d.name != "random" && d.name != "sharegpt-like" && d.name != "shared-prefix") {
+    fail("--dataset '{}': expected random, sharegpt-like, shared-prefix or a .jsonl file", d.name);
   }
   auto engine = make_engine(a, &vocab, &max_len);
   if (!counter) {

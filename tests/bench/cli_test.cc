@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "bench/fake_server.h"
@@ -95,6 +96,12 @@ TEST(BenchCli, ServeSweepWithLocalTokenizerWritesJsonAndSvg) {
     EXPECT_EQ(b["ignore_eos"], true);
     EXPECT_EQ(b["model"], "m");
   }
+  // Warm-ups (sent first) use prompts of their own: the measured ones stay out of any cache.
+  const auto bodies = server.bodies();
+  std::set<std::string> measured;
+  for (size_t i = 3; i < bodies.size(); ++i) measured.insert(bodies[i]["prompt"]);
+  EXPECT_EQ(measured.size(), 12u);  // both runs send the same 12 prompts
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(measured.count(bodies[i]["prompt"]), 0u);
   std::string why;
   const std::string s = read_text(svg);
   EXPECT_TRUE(testing::well_formed_xml(s, &why)) << why;
@@ -132,6 +139,24 @@ TEST(BenchCli, ServeDiscoversTheModelAndTokenizesOnTheServer) {
     EXPECT_EQ(words, 39);
   }
   std::filesystem::remove(json);
+}
+
+TEST(BenchCli, ServeSeedChangesThePrompts) {
+  FakeOpenAIServer server(quick());
+  auto prompts = [&](const std::string& seed) {
+    const size_t before = server.bodies().size();
+    run_cli({"bench", "serve", "--base-url", server.url(), "--model", "m", "--dataset", "random",
+             "--num-prompts", "4", "--input-len", "20", "--output-len", "2", "--seed", seed,
+             "--no-progress"});
+    std::set<std::string> out;
+    const auto bodies = server.bodies();
+    for (size_t i = before; i < bodies.size(); ++i) out.insert(bodies[i]["prompt"]);
+    return out;
+  };
+  const auto a = prompts("0"), b = prompts("0"), c = prompts("1");
+  EXPECT_EQ(a.size(), 4u);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
 }
 
 TEST(BenchCli, ServeRejectsBadFlags) {
