@@ -126,7 +126,9 @@ TEST(Client, WithoutUsageCountsChunks) {
   });
   ServeOptions o = options(server);
   o.include_usage = false;  // the server sends usage only when asked
+  o.api_key = "sk-test";
   const RunResult run = run_serving(o, requests(2));
+  for (const auto& a : server.authorizations()) EXPECT_EQ(a, "Bearer sk-test");
   for (const auto& r : run.requests) {
     ASSERT_TRUE(r.success) << r.error;
     EXPECT_FALSE(r.usage_reported);

@@ -61,6 +61,10 @@ class FakeOpenAIServer {
     std::lock_guard<std::mutex> lock(mu_);
     return bodies_;
   }
+  std::vector<std::string> authorizations() const {  // Authorization headers, by request
+    std::lock_guard<std::mutex> lock(mu_);
+    return authorizations_;
+  }
 
  private:
   using tcp = boost::asio::ip::tcp;
@@ -137,6 +141,7 @@ class FakeOpenAIServer {
       {
         std::lock_guard<std::mutex> lock(mu_);
         bodies_.push_back(body);
+        authorizations_.emplace_back(req[http::field::authorization]);
       }
       const FakeBehavior b = policy_(body, n);
       const bool chat = std::string(req.target()).find("chat") != std::string::npos;
@@ -249,6 +254,7 @@ class FakeOpenAIServer {
   std::atomic<int> peak_streams_{0};
   mutable std::mutex mu_;
   std::vector<nlohmann::json> bodies_;
+  std::vector<std::string> authorizations_;
 };
 
 }  // namespace inferd::bench::testing
