@@ -1,11 +1,11 @@
 // `inferd serve MODEL`: the OpenAI-compatible HTTP server (flag names follow vLLM's).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -71,6 +71,14 @@ void serve(const ServeArgs& a) {
   if (a.io_threads < 1) fail("--io-threads must be >= 1, got {}", a.io_threads);
   if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
 
+  // One file descriptor per open connection: raise the soft limit to the hard one so thousands of
+  // streams fit.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+
   // SIGTERM / SIGINT are taken by this thread alone (sigwait below): block them before any
   // other thread starts so every thread inherits the mask.
   sigset_t sigs;
@@ -83,14 +91,8 @@ void serve(const ServeArgs& a) {
   auto tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_dir(tok_dir));
   std::optional<ChatTemplate> tmpl;
   if (!a.chat_template.empty()) {
-    if (std::filesystem::exists(a.chat_template))
-      tmpl = ChatTemplate::from_file(a.chat_template, tok_dir);
-    else if (a.chat_template.find("{%") != std::string::npos ||
-             a.chat_template.find("{{") != std::string::npos)
-      tmpl = ChatTemplate(a.chat_template, {{"bos_token", tokenizer->bos_token()},
-                                            {"eos_token", tokenizer->eos_token()}});
-    else
-      fail("--chat-template: '{}' is neither a file nor a Jinja template", a.chat_template);
+    // A file, a named template of the model, or template text (as Hugging Face resolves it).
+    tmpl = ChatTemplate::resolve(a.chat_template, tok_dir);
   } else {
     try {
       tmpl = ChatTemplate::from_model_dir(tok_dir);
@@ -182,7 +184,8 @@ void register_serve(CLI::App& app) {
                   "for several keys)")
       ->envname("INFERD_API_KEY");
   cmd->add_option("--chat-template", a->chat_template,
-                  "Chat template file (or inline Jinja) instead of the model's");
+                  "Chat template instead of the model's: a file, the name of one of the model's "
+                  "templates, or Jinja text");
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer directory (default: the model's)");
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "Most sequences running at once")
       ->capture_default_str();
