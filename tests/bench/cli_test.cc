@@ -159,6 +159,22 @@ TEST(BenchCli, ServeSeedChangesThePrompts) {
   EXPECT_NE(a, c);
 }
 
+TEST(BenchCli, ServeProgressLine) {
+  FakeOpenAIServer server([](const nlohmann::json&, size_t) {
+    FakeBehavior b;
+    b.chunks = 3;
+    b.itl_s = 0.3;  // the run lasts over 0.5 s: at least one progress tick while it runs
+    return b;
+  });
+  ::testing::internal::CaptureStderr();
+  run_cli({"bench", "serve", "--base-url", server.url(), "--model", "m", "--dataset", "random",
+           "--num-prompts", "5", "--input-len", "8", "--output-len", "3"});
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  // Not a terminal here: one line at the end (a terminal gets a line redrawn in place).
+  EXPECT_NE(err.find("5/5 done, 0 failed, 0 in flight"), std::string::npos) << err;
+  EXPECT_NE(err.find("output tok/s"), std::string::npos) << err;
+}
+
 TEST(BenchCli, ServeRejectsBadFlags) {
   FakeOpenAIServer server(quick());
   EXPECT_THROW(run_cli({"bench", "serve", "--base-url", server.url(), "--model", "m",
