@@ -207,6 +207,9 @@ void Connection::begin_stream(http::status status,
 
 void Connection::write_chunk(std::string data) {
   if (closed_ || !streaming_ || response_done_ || data.empty()) return;
+  // A peer that stopped reading while the stream goes on: drop it rather than buffer forever.
+  constexpr size_t kMaxPendingBytes = 64u << 20;
+  if (pending_bytes_ > kMaxPendingBytes) return peer_gone();
   if (version_ >= 11) {
     std::string framed = fmt::format("{:x}\r\n", data.size());
     framed += data;
