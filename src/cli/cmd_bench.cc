@@ -258,7 +258,7 @@ void run_serve(const ServeArgs& a) {
   }
 }
 
-void register_serve(CLI::App& bench) {
+void register_bench_serve(CLI::App& bench) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd = bench.add_subcommand(
       "serve", "Drive an OpenAI-compatible server over HTTP with streaming requests");
@@ -534,7 +534,7 @@ void register_bench(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(
       "bench", "Benchmarks: serve (any OpenAI-compatible server), throughput, latency");
   bench->require_subcommand(1);
-  register_serve(*bench);
+  register_bench_serve(*bench);
   register_throughput(*bench);
   register_latency(*bench);
 }

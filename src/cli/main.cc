@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->each([](const std::string& s) { inferd::init_logging(s); });
   app.set_version_flag("--version", "inferd 0.1.0");
+  inferd::cli::register_serve(app);
   inferd::cli::register_run(app);
   inferd::cli::register_tokenizer_commands(app);
   inferd::cli::register_template_command(app);
