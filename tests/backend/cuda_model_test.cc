@@ -12,19 +12,18 @@
 
 #include "cuda_test_util.h"
 #include "model/decoder.h"
+#include "model/golden_util.h"
 #include "model/safetensors.h"
 #include "model/simple_generate.h"
 
 namespace inferd {
 namespace {
 
-const std::string kGoldens = std::string(INFERD_TEST_DATA_DIR) + "/goldens/";
+const std::string kGoldens = testing_util::goldens_dir();
+using testing_util::forward_all;
+using testing_util::ints;
 constexpr double kLogitTol = 2e-2;
 constexpr size_t kGreedyTokens = 8;
-
-std::vector<int32_t> ints(const Tensor& t) {
-  return std::vector<int32_t>(t.data_as<int32_t>(), t.data_as<int32_t>() + t.numel());
-}
 
 std::unique_ptr<DecoderModel> load_cuda(const std::string& dir, int32_t max_batched) {
   ModelOptions o;
@@ -32,56 +31,6 @@ std::unique_ptr<DecoderModel> load_cuda(const std::string& dir, int32_t max_batc
   o.block_size = 16;
   o.max_num_batched_tokens = max_batched;
   return std::make_unique<DecoderModel>(dir, o, make_cuda_backend(0));
-}
-
-// Runs `prompts` together in chunks of at most `chunk` tokens per sequence and step, with
-// interleaved block tables; returns every position's logits per sequence.
-std::vector<std::vector<float>> forward_all(DecoderModel& m,
-                                            const std::vector<std::vector<int32_t>>& prompts,
-                                            int32_t chunk) {
-  const int32_t V = m.vocab_size(), bs = m.block_size();
-  const size_t S = prompts.size();
-  std::vector<std::vector<int32_t>> tables(S);
-  int32_t next = m.num_kv_blocks() - 1;
-  for (size_t s = 0; s < S; ++s)
-    for (size_t k = 0; k * size_t(bs) < prompts[s].size(); ++k) tables[s].push_back(next--);
-  std::vector<std::vector<float>> out(S);
-  std::vector<size_t> done(S, 0);
-  for (;;) {
-    ForwardBatch b;
-    std::vector<size_t> which;
-    for (size_t s = 0; s < S; ++s) {
-      const size_t n = std::min(prompts[s].size() - done[s], size_t(chunk));
-      if (n == 0) continue;
-      SeqBatchInfo info;
-      info.q_start = b.num_tokens();
-      info.q_len = int32_t(n);
-      info.kv_len = int32_t(done[s] + n);
-      info.block_table_offset = int32_t(b.block_tables.size());
-      info.num_blocks = int32_t(tables[s].size());
-      b.block_tables.insert(b.block_tables.end(), tables[s].begin(), tables[s].end());
-      for (size_t j = 0; j < n; ++j) {
-        b.logit_rows.push_back(b.num_tokens());
-        b.token_ids.push_back(prompts[s][done[s] + j]);
-        b.positions.push_back(int32_t(done[s] + j));
-      }
-      b.seqs.push_back(info);
-      which.push_back(s);
-    }
-    if (which.empty()) break;
-    std::vector<float> logits(b.logit_rows.size() * size_t(V));
-    m.forward(b, logits.data());
-    size_t row = 0;
-    for (size_t w = 0; w < which.size(); ++w) {
-      const size_t s = which[w];
-      const size_t n = size_t(b.seqs[w].q_len);
-      out[s].insert(out[s].end(), logits.begin() + std::ptrdiff_t(row * size_t(V)),
-                    logits.begin() + std::ptrdiff_t((row + n) * size_t(V)));
-      row += n;
-      done[s] += n;
-    }
-  }
-  return out;
 }
 
 class CudaGoldens : public ::testing::TestWithParam<std::string> {
