@@ -196,7 +196,8 @@ class CpuBackend final : public Backend {
             const DeviceBatch& b) override {
     const int64_t hd = rope.head_dim, half = hd / 2, ld = qkv.stride(0);
     const float* inv = fp(rope.inv_freq);
-    std::vector<float> cs(static_cast<size_t>(hd));
+    std::vector<float>& cs = rope_scratch_;
+    cs.resize(static_cast<size_t>(hd));
     for (int32_t t = 0; t < b.num_tokens; ++t) {
       const float pos = float(b.positions[t]);
       for (int64_t i = 0; i < half; ++i) {
@@ -247,7 +248,8 @@ class CpuBackend final : public Backend {
     const int64_t hd = kv.k.size(3), ld = qkv.stride(0), kvs = nkv * hd, G = nh / nkv;
     const int64_t bs = block_size_;
     // One task per (sequence token, kv head).
-    std::vector<int32_t> token_seq(static_cast<size_t>(b.num_tokens));
+    std::vector<int32_t>& token_seq = token_seq_;
+    token_seq.resize(static_cast<size_t>(b.num_tokens));
     for (int32_t s = 0; s < b.num_seqs; ++s)
       for (int32_t r = b.seq_q_start[s]; r < b.seq_q_start[s + 1]; ++r) token_seq[size_t(r)] = s;
     pool_.parallel_for(int64_t(b.num_tokens) * nkv, [&](int64_t t0, int64_t t1, int) {
@@ -319,6 +321,9 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   const cpu::Kernels& k_;
   std::vector<int32_t> slots_, q_start_, kv_len_, tables_;
+  // Per-step scratch, grown to the largest batch seen and reused (no allocation per step).
+  std::vector<float> rope_scratch_;
+  std::vector<int32_t> token_seq_;
   DeviceBatch b_;
   int32_t block_size_ = 16;
 };
