@@ -37,7 +37,7 @@ t0=$(date +%s)
 cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DINFERD_CUDA=ON \
   -DINFERD_BUILD_BENCH=ON "${cmake_extra[@]}" >"$OUT/configure.log" 2>&1 ||
   { tail -30 "$OUT/configure.log"; exit 1; }
-cmake --build build/gpu --target cuda_test model_test inferd -j "$jobs" >"$OUT/build.log" 2>&1 ||
+cmake --build build/gpu --target cuda_test model_test inferd cpu_decode_bench -j "$jobs" >"$OUT/build.log" 2>&1 ||
   { grep -E "error|Error" "$OUT/build.log" | head -30; exit 1; }
 build_s=$(($(date +%s) - t0))
 grep -A2 "attention_kernel\|rms_norm_kernel" "$OUT/build.log" | grep -E "registers|stack" \
@@ -58,12 +58,43 @@ timeout 120 ./build/gpu/tests/model/model_test --gtest_filter='AllArchitectures/
 cpu_gold_rc=$?
 cpu_gold_line=$(grep -E "^\[  (PASSED|FAILED)  \] [0-9]+ test" "$OUT/cpu_goldens.log" | tr '\n' ' ')
 
-# Benchmarks: CPU decode on the GPU machine's cores (the CLI has no CUDA device flag yet).
-ids=$(python3 -c "print(','.join(str(i*7%150000+10) for i in range(512)))")
-timeout 60 ./build/gpu/src/cli/inferd run models/configs/qwen2.5-0.5b --load-format dummy \
-  --prompt-ids "$ids" --max-tokens 64 --ignore-eos --max-model-len 4096 \
-  >"$OUT/cpu_decode.log" 2>&1
-cpu_line=$(grep -E "decode" "$OUT/cpu_decode.log" | tail -1)
+# Goldens made afresh with transformers (tools/make_goldens.py checks its own implementation
+# against transformers within 1e-4 and writes the models and expected outputs); the CPU and CUDA
+# golden tests then run against them. The new goldens come back as goldens-transformers.tgz: commit
+# them over tests/data/goldens/ when both pass.
+tf_line="not run"
+if timeout 180 python3 tools/make_goldens.py --out /tmp/goldens-tf --require-transformers \
+    >>"$OUT/cpu_goldens.log" 2>&1; then
+  tar czf "$OUT/goldens-transformers.tgz" -C /tmp goldens-tf
+  INFERD_GOLDENS_DIR=/tmp/goldens-tf timeout 120 ./build/gpu/tests/model/model_test \
+    --gtest_filter='AllArchitectures/Goldens.*' --gtest_color=no >>"$OUT/cpu_goldens.log" 2>&1
+  tf_cpu=$?
+  INFERD_GOLDENS_DIR=/tmp/goldens-tf timeout 240 ./build/gpu/tests/backend/cuda_test \
+    --gtest_filter='*CudaGoldens*' --gtest_color=no >>"$OUT/cpu_goldens.log" 2>&1
+  tf_cuda=$?
+  tf_line="made; CPU goldens rc=$tf_cpu, CUDA goldens rc=$tf_cuda"
+else
+  tf_line="make_goldens.py failed (see cpu_goldens.log)"
+fi
+
+# Benchmarks (Llama-3.1-8B shape, bf16, dummy weights) on the GPU, each bounded in time; and the
+# CPU decode of the 0.5B shape on this machine's cores. GPU_CHECK_BENCH=0 skips the GPU ones.
+bench() { echo "### $*" >>"$OUT/bench.log"; timeout "$@" >>"$OUT/bench.log" 2>&1; echo "rc=$?" >>"$OUT/bench.log"; }
+L8B=models/configs/llama-3.1-8b
+if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
+  bench 150 ./build/gpu/src/cli/inferd bench latency $L8B --load-format dummy --device cuda \
+    --input-len 512 --output-len 256 --max-model-len 4096
+  bench 120 ./build/gpu/src/cli/inferd bench latency $L8B --load-format dummy --device cuda \
+    --input-len 2048 --output-len 1 --max-model-len 4096
+  bench 240 ./build/gpu/src/cli/inferd bench throughput $L8B --load-format dummy --device cuda \
+    --dataset sharegpt-like --num-prompts 1000 --max-model-len 4096
+fi
+if [ "${GPU_CHECK_HF:-1}" = 1 ]; then
+  bench 240 python3 tools/hf_baseline.py --config $L8B/config.json --batch 128 --input-len 128 \
+    --output-len 128
+fi
+bench 90 ./build/gpu/bench/cpu_decode_bench models/configs/qwen2.5-0.5b --prompt 128 --tokens 48
+cpu_line=$(grep -E "decode / floor" "$OUT/bench.log" | tail -1)
 
 if [ "$cuda_rc" != 0 ]; then
   echo "--- CUDA test failures (first lines; full log in cuda_test.log) ---"
@@ -77,5 +108,8 @@ printf "%-30s %s\n" "CUDA tests (rc=$cuda_rc, ${cuda_s}s)" "${cuda_line:-no summ
 sed -n '/The following tests FAILED/,$p' "$OUT/cuda_test.log" | grep -E "^\s+[0-9]+ - " | head -20
 grep -oE "\[cuda-golden\] .*" "$OUT/cuda_test.log" | sed 's/^\[cuda-golden\] /  /'
 printf "%-30s %s\n" "CPU goldens (rc=$cpu_gold_rc)" "$cpu_gold_line"
-printf "%-30s %s\n" "CPU 0.5B dummy 512/64" "$cpu_line"
+printf "%-30s %s\n" "transformers goldens" "$tf_line"
+printf "%-30s %s\n" "CPU 0.5B decode (16 cores)" "$cpu_line"
+echo "GPU benchmarks (bench.log):"
+grep -E "^### |rc=|tok/s|Output|Total|TTFT" "$OUT/bench.log" | cut -c1-150 | head -40
 [ "$cuda_rc" = 0 ] && [ "$cpu_gold_rc" = 0 ]

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -11,8 +12,13 @@
 
 namespace inferd::testing_util {
 
+// tests/data/goldens/, or $INFERD_GOLDENS_DIR (scripts/gpu-check.sh points it at goldens freshly
+// made by tools/make_goldens.py with transformers).
 inline const std::string& goldens_dir() {
-  static const std::string dir = std::string(INFERD_TEST_DATA_DIR) + "/goldens/";
+  static const std::string dir = [] {
+    const char* env = std::getenv("INFERD_GOLDENS_DIR");
+    return env && *env ? std::string(env) + "/" : std::string(INFERD_TEST_DATA_DIR) + "/goldens/";
+  }();
   return dir;
 }
 
