@@ -664,6 +664,9 @@ TEST(Engine, AbortAtAnyPointFreesBlocks) {
 
 TEST(Engine, ShutdownAbortsLiveRequests) {
   FakeModelSpec spec;
+  // 5 ms per step: the 400-token request is still running (2 s) when shutdown comes, however
+  // loaded the machine is; without the delay it could finish first (seen in CI).
+  spec.step_delay_us = 5000;
   auto engine =
       std::make_unique<Engine>(std::make_shared<FakeExecutor>(spec), config_with(2048, 16));
   auto stream = engine->submit_stream(greedy_request({1, 2}, 400));
