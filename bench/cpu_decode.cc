@@ -27,16 +27,19 @@ static double read_bandwidth(ThreadPool& pool) {
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = clock_type::now();
-    pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int tid) {
-      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (int64_t i = b; i + 3 < e; i += 4) {
-        s0 += buf[size_t(i)];
-        s1 += buf[size_t(i + 1)];
-        s2 += buf[size_t(i + 2)];
-        s3 += buf[size_t(i + 3)];
-      }
-      partial[size_t(tid)] += double(s0 + s1 + s2 + s3);
-    }, 1 << 16);
+    pool.parallel_for(
+        int64_t(n),
+        [&](int64_t b, int64_t e, int tid) {
+          float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+          for (int64_t i = b; i + 3 < e; i += 4) {
+            s0 += buf[size_t(i)];
+            s1 += buf[size_t(i + 1)];
+            s2 += buf[size_t(i + 2)];
+            s3 += buf[size_t(i + 3)];
+          }
+          partial[size_t(tid)] += double(s0 + s1 + s2 + s3);
+        },
+        1 << 16);
     best = std::max(best, double(n * 4) / seconds_since(t0));
   }
   if (partial[0] < 0) std::printf("?");  // keep the sums alive
@@ -55,8 +58,8 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--tokens")) tokens = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
   }
-  ThreadPool::set_global_threads(threads);
-  const int nt = ThreadPool::global().num_threads();
+  ThreadPool pool(threads);  // for the bandwidth measurement; the backend has its own
+  const int nt = pool.num_threads();
   ModelOptions o;
   o.load_format = LoadFormat::kDummy;
   o.max_model_len = prompt_len + tokens + 16;
@@ -83,14 +86,13 @@ int main(int argc, char** argv) {
   const double decode_s = seconds_since(t_first);
   const double prefill_s = std::chrono::duration<double>(t_first - t0).count();
   const double tps = double(tokens - 1) / decode_s;
-  const double bw = read_bandwidth(ThreadPool::global());
+  const double bw = read_bandwidth(pool);
   const double floor_tps = bw / weight_bytes;
   std::printf("model          %s (%s, %.0fM params in linears)\n", dir.c_str(),
               c.architecture.c_str(), weight_bytes / 2e6);
   std::printf("backend        %s; dummy load %.1f s\n", m.backend().name().c_str(), load_s);
   std::printf("prefill        %d tokens: %.1f tok/s\n", prompt_len, prompt_len / prefill_s);
-  std::printf("decode         %d tokens: %.2f tok/s (%.1f ms/token)\n", tokens - 1, tps,
-              1e3 / tps);
+  std::printf("decode         %d tokens: %.2f tok/s (%.1f ms/token)\n", tokens - 1, tps, 1e3 / tps);
   std::printf("read bandwidth %.1f GB/s (%d threads) -> floor %.2f tok/s\n", bw / 1e9, nt,
               floor_tps);
   std::printf("decode / floor %.0f%%\n", 100.0 * tps / floor_tps);

@@ -3,7 +3,6 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/logging.h"
-#include "core/thread_pool.h"
 #ifdef INFERD_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
@@ -62,7 +61,6 @@ ModelOptions ModelFlags::options() const {
 std::unique_ptr<DecoderModel> ModelFlags::load() const {
   if (threads < 0) fail("--threads must be >= 0, got {}", threads);
   const int n = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  ThreadPool::set_global_threads(n);
   std::unique_ptr<Backend> backend;
 #ifdef INFERD_HAVE_CUDA
   const bool have_gpu = cuda::device_count() > 0;

@@ -1,7 +1,6 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
-#include <memory>
 
 namespace inferd {
 
@@ -64,26 +63,6 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   fn(0, std::min(n, chunk), 0);
   std::unique_lock<std::mutex> lock(mu_);
   cv_done_.wait(lock, [&] { return pending_ == 0; });
-}
-
-namespace {
-std::unique_ptr<ThreadPool>& global_slot() {
-  static std::unique_ptr<ThreadPool> pool;
-  return pool;
-}
-std::mutex global_mu;
-}  // namespace
-
-ThreadPool& ThreadPool::global() {
-  std::lock_guard<std::mutex> lock(global_mu);
-  auto& p = global_slot();
-  if (!p) p = std::make_unique<ThreadPool>(0);
-  return *p;
-}
-
-void ThreadPool::set_global_threads(int n) {
-  std::lock_guard<std::mutex> lock(global_mu);
-  global_slot() = std::make_unique<ThreadPool>(n);
 }
 
 }  // namespace inferd

@@ -1,5 +1,6 @@
 // A small fork-join pool for data-parallel kernels: `parallel_for` splits [0, n) into one
 // contiguous range per worker and blocks until all are done. The calling thread takes part.
+// One thread drives a pool at a time (each CPU backend owns one, driven by the engine thread).
 #pragma once
 
 #include <condition_variable>
@@ -24,10 +25,6 @@ class ThreadPool {
   // fn(begin, end, thread_index). Ranges are aligned to `grain` (the last may be shorter).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                     int64_t grain = 1);
-
-  // The process-wide pool used by the CPU backend.
-  static ThreadPool& global();
-  static void set_global_threads(int n);
 
  private:
   void worker_loop(int index);
