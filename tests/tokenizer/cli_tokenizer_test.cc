@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "cli_test_util.h"
 #include "core/error.h"
 #include "tokenizer_fixtures.h"
 
@@ -14,22 +15,8 @@ void register_tokenizer_commands(CLI::App& app);
 namespace inferd::testing {
 namespace {
 
-std::string run_cli(std::vector<std::string> args) {
-  CLI::App app{"test"};
-  app.require_subcommand(1);
-  cli::register_tokenizer_commands(app);
-  std::vector<const char*> argv = {"inferd"};
-  for (const auto& a : args) argv.push_back(a.c_str());
-  ::testing::internal::CaptureStdout();
-  try {
-    app.parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
-  } catch (...) {
-    std::fflush(stdout);
-    ::testing::internal::GetCapturedStdout();
-    throw;
-  }
-  std::fflush(stdout);
-  return ::testing::internal::GetCapturedStdout();
+std::string run_cli(const std::vector<std::string>& args) {
+  return testing_util::run_cli(cli::register_tokenizer_commands, args);
 }
 
 TEST(TokenizerCli, TokenizeAndDetokenize) {

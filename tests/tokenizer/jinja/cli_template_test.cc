@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_test_util.h"
 #include "core/error.h"
 #include "tokenizer/jinja/fixture_util.h"
 
@@ -22,22 +23,8 @@ using jinja::testing::load_json;
 using jinja::testing::tokenizers_dir;
 namespace fs = std::filesystem;
 
-std::string run_cli(std::vector<std::string> args) {
-  CLI::App app{"test"};
-  app.require_subcommand(1);
-  cli::register_template_command(app);
-  std::vector<const char*> argv = {"inferd"};
-  for (const auto& a : args) argv.push_back(a.c_str());
-  ::testing::internal::CaptureStdout();
-  try {
-    app.parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
-  } catch (...) {
-    std::fflush(stdout);
-    ::testing::internal::GetCapturedStdout();
-    throw;
-  }
-  std::fflush(stdout);
-  return ::testing::internal::GetCapturedStdout();
+std::string run_cli(const std::vector<std::string>& args) {
+  return testing_util::run_cli(cli::register_template_command, args);
 }
 
 std::string write_temp(const std::string& name, const std::string& text) {
