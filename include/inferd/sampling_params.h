@@ -7,8 +7,13 @@
 //   3. `logit_bias` is added;
 //   4. penalties: repetition (tokens of prompt + output: l > 0 ? l / r : l * r), then frequency
 //      (l -= f * count in output) and presence (l -= p if it occurs in output);
-//   5. temperature < 1e-5 samples greedily (argmax, lowest id on ties); otherwise the logits are
-//      divided by the temperature, then min_p, top_k and top_p filter, and one token is drawn.
+//   5. temperature < 1e-5 samples greedily (argmax, lowest id on ties); otherwise each token gets
+//      p = exp((l - max) / T) (the most likely one has 1), then min_p drops tokens with p < min_p,
+//      top_k keeps the tokens at least as likely as the k-th (ties kept), top_p keeps the most
+//      likely tokens until their share reaches top_p (at least one), and one token is drawn
+//      from what is left in proportion to p.
+// The CPU and CUDA samplers are held to the same arithmetic, so the same logits give the same token
+// on either.
 #pragma once
 
 #include <cstdint>
@@ -33,9 +38,10 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;                     // [-2, 2]; output tokens
   std::vector<std::pair<int32_t, float>> logit_bias;  // token id -> added to its logit
 
-  // Same seed => same output, whatever else runs in the same batch. Sequence i of a request
-  // with n > 1 uses a stream derived from (seed, i). Unseeded requests draw from a generator
-  // seeded from EngineConfig::seed and the request's submission number.
+  // Same seed => same output, whatever else runs in the same batch, after a preemption, on the CPU
+  // or the GPU: the draw for output position i is Philox4x32-10 keyed by the sequence's key, with
+  // i as the counter. Sequence j of a request with n > 1 has a key derived from (seed, j).
+  // Unseeded requests derive theirs from EngineConfig::seed and the request's submission number.
   std::optional<uint64_t> seed;
 
   // Unset: up to max_model_len - prompt length.

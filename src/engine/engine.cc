@@ -8,8 +8,8 @@
 #include <unordered_set>
 
 #include "core/logging.h"
+#include "core/rng.h"
 #include "engine/kv_cache_manager.h"
-#include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "engine/stop_strings.h"
@@ -167,6 +167,7 @@ class Engine::Impl {
   void start_request(std::unique_ptr<RequestState> rs);
   Sequence* new_sequence(RequestState& rs, int32_t index);
   void step();
+  void add_sampling_row(const Sequence& q);
   void process_token(Sequence* seq, SampledToken& sampled);
   SequenceDelta& delta_of(RequestState& rs, int32_t index);
   std::optional<size_t> finish_text(Sequence* seq, SequenceDelta& d, bool allow_stop_match);
@@ -182,7 +183,6 @@ class Engine::Impl {
   int32_t block_size_ = 0;
   KvCacheManager kv_;
   Scheduler sched_;
-  std::unique_ptr<Sampler> sampler_;
 
   // Shared with submitting threads.
   mutable std::mutex mu_;
@@ -203,10 +203,10 @@ class Engine::Impl {
   std::vector<std::pair<RequestState*, RequestOutput>> ready_;
   int64_t next_seq_id_ = 0;
   ForwardBatch batch_;
-  std::vector<float> logits_;
   std::vector<ScheduledSeq> scheduled_;
   std::vector<Sequence*> row_seqs_;
-  std::vector<SamplerRow> rows_;
+  SamplingBatch sampling_;
+  LogitEditBuilder edit_builder_;
   std::vector<SampledToken> sampled_;
   int64_t num_steps_ = 0, tokens_computed_ = 0, generation_tokens_ = 0;
   int64_t requests_finished_ = 0, requests_aborted_ = 0;
@@ -224,6 +224,10 @@ EngineConfig resolve_config(EngineConfig c, const ModelExecutor& exec) {
   }
   if (c.max_queue < 0) fail("max_queue must be >= 0 (0: no limit), got {}", c.max_queue);
   if (c.max_logprobs < 0) fail("max_logprobs must be >= 0, got {}", c.max_logprobs);
+  if (c.max_logprobs > exec.max_top_logprobs()) {
+    fail("max_logprobs {} exceeds the top logprobs per token the model executor can return ({})",
+         c.max_logprobs, exec.max_top_logprobs());
+  }
   const int64_t pool_tokens = int64_t(exec.num_kv_blocks()) * exec.block_size();
   if (exec.num_kv_blocks() <= 0 || exec.block_size() <= 0) {
     fail("the KV cache has {} blocks of {} tokens; expected at least one block",
@@ -266,7 +270,7 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
       sched_(SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens,
                              config_.enable_chunked_prefill},
              kv_),
-      sampler_(std::make_unique<CpuSampler>()) {
+      edit_builder_(vocab_) {
   publish_stats();
   thread_ = std::thread([this] { run(); });
 }
@@ -458,7 +462,7 @@ Sequence* Engine::Impl::new_sequence(RequestState& rs, int32_t index) {
   seq->tokens.reserve(rs.req.prompt_token_ids.size() + size_t(rs.max_tokens));
   seq->prompt_len = int32_t(rs.req.prompt_token_ids.size());
   const uint64_t base = p.seed ? *p.seed : mix_seed(config_.seed, rs.number);
-  seq->rng.reseed(mix_seed(base, uint64_t(index)));
+  seq->sample_key = mix_seed(base, uint64_t(index));
   SeqOutputState& so = rs.outs[size_t(index)];
   if (decoder_ && p.detokenize) {
     so.detok.emplace(*decoder_, p.skip_special_tokens, std::span<const int32_t>(seq->tokens));
@@ -518,9 +522,10 @@ void Engine::Impl::step() {
     }
     batch_.seqs.push_back(info);
   }
-  const size_t need = row_seqs_.size() * size_t(vocab_);
-  if (logits_.size() < need) logits_.resize(need);
-  exec_->forward(batch_, logits_.data());
+  sampling_.clear();
+  for (Sequence* q : row_seqs_) add_sampling_row(*q);
+  sampled_.resize(row_seqs_.size());
+  exec_->execute(batch_, sampling_, sampled_);
   ++num_steps_;
   tokens_computed_ += batch_.num_tokens();
 
@@ -529,22 +534,30 @@ void Engine::Impl::step() {
     kv_.register_computed(*s.seq);
   }
 
-  rows_.resize(row_seqs_.size());
-  sampled_.resize(row_seqs_.size());
-  for (size_t i = 0; i < row_seqs_.size(); ++i) {
-    Sequence* q = row_seqs_[i];
-    const RequestState& rs = *q->request;
-    SamplerRow& row = rows_[i];
-    row.params = &rs.req.params;
-    row.rng = &q->rng;
-    row.prompt = std::span<const int32_t>(q->tokens.data(), size_t(q->prompt_len));
-    row.output =
-        std::span<const int32_t>(q->tokens.data() + q->prompt_len, size_t(q->num_output()));
-    row.banned = q->num_output() < rs.req.params.min_tokens ? std::span<const int32_t>(rs.banned)
-                                                            : std::span<const int32_t>();
-  }
-  sampler_->sample(logits_.data(), vocab_, rows_, sampled_);
   for (size_t i = 0; i < row_seqs_.size(); ++i) process_token(row_seqs_[i], sampled_[i]);
+}
+
+void Engine::Impl::add_sampling_row(const Sequence& q) {
+  const RequestState& rs = *q.request;
+  const SamplingParams& p = rs.req.params;
+  SamplingRow row;
+  row.temperature = p.temperature;
+  row.top_p = p.top_p;
+  row.top_k = p.top_k;
+  row.min_p = p.min_p;
+  row.repetition_penalty = p.repetition_penalty;
+  row.presence_penalty = p.presence_penalty;
+  row.frequency_penalty = p.frequency_penalty;
+  row.num_logprobs = p.logprobs ? *p.logprobs : -1;
+  row.seed = q.sample_key;
+  row.counter = uint64_t(q.num_output());  // the output position being sampled
+  const std::span<const int32_t> prompt(q.tokens.data(), size_t(q.prompt_len));
+  const std::span<const int32_t> output(q.tokens.data() + q.prompt_len, size_t(q.num_output()));
+  const std::span<const int32_t> banned = q.num_output() < p.min_tokens
+                                              ? std::span<const int32_t>(rs.banned)
+                                              : std::span<const int32_t>();
+  edit_builder_.append(row, banned, p.logit_bias, prompt, output, sampling_.edits);
+  sampling_.rows.push_back(row);
 }
 
 SequenceDelta& Engine::Impl::delta_of(RequestState& rs, int32_t index) {

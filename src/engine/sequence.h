@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/rng.h"
 #include "engine/block_pool.h"
 
 namespace inferd {
@@ -36,7 +35,7 @@ struct Sequence {
   bool admitted_once = false;
   int32_t num_cached_tokens = 0;  // prefix-cache hit at first admission
 
-  Rng rng;
+  uint64_t sample_key = 0;  // Philox key of its draws (with the output position as counter)
 
   int32_t num_tokens() const { return int32_t(tokens.size()); }
   int32_t num_output() const { return num_tokens() - prompt_len; }

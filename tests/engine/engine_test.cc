@@ -1,5 +1,6 @@
 #include "inferd/engine.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -594,6 +595,21 @@ TEST(Engine, RefusesRequestsThatCannotFitAndBadParameters) {
   EXPECT_THROW(Engine(std::make_shared<FakeExecutor>(tiny), cfg), Error);
   Engine fits(std::make_shared<FakeExecutor>(tiny), EngineConfig{});
   EXPECT_EQ(fits.config().max_model_len, 16);
+  // ... and against how many top logprobs the executor can return.
+  FakeModelSpec few = spec;
+  few.max_top_logprobs = 8;
+  EngineConfig many;
+  many.max_logprobs = 9;
+  try {
+    Engine e(std::make_shared<FakeExecutor>(few), many);
+    ADD_FAILURE() << "max_logprobs above the executor's limit was accepted";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("max_logprobs 9"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("(8)"));
+  }
+  many.max_logprobs = 8;
+  Engine at_limit(std::make_shared<FakeExecutor>(few), many);
+  EXPECT_EQ(at_limit.config().max_logprobs, 8);
 }
 
 TEST(Engine, FullQueueFailsFastAndDuplicateIdsAreRefused) {

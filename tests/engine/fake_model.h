@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -42,6 +43,7 @@ struct FakeModelSpec {
   // When non-empty: the logit of script[(p + 1) % size] gets +20 at position p (forces tokens).
   std::vector<int32_t> script;
   int32_t step_delay_us = 0;  // sleep per forward (a slower "model" for concurrency tests)
+  int32_t max_top_logprobs = INT32_MAX;  // ModelExecutor::max_top_logprobs
 };
 
 // Logits after the history `tokens` (positions 0..size-1), as the fake model computes them.
@@ -90,6 +92,7 @@ class FakeExecutor : public ModelExecutor {
   int32_t block_size() const override { return spec_.block_size; }
   int32_t num_kv_blocks() const override { return spec_.num_blocks; }
   int32_t max_model_len() const override { return spec_.max_model_len; }
+  int32_t max_top_logprobs() const override { return spec_.max_top_logprobs; }
   const FakeModelSpec& spec() const { return spec_; }
 
   void forward(const ForwardBatch& b, float* logits) override {
