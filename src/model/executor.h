@@ -1,25 +1,49 @@
-// What the engine needs from a model on some backend: run one flat batch, give logits.
+// What the engine needs from a model on some backend: run one flat batch and sample one token for
+// each row whose logits are wanted. Logits stay where the model computed them (the GPU samples on
+// the device); forward() still hands logits to the host, for tests and tools.
 #pragma once
 
 #include <climits>
 #include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
 
+#include "backend/sampling.h"
+#include "backend/step_timing.h"
 #include "model/forward_batch.h"
 
 namespace inferd {
 
 class ModelExecutor {
  public:
-  virtual ~ModelExecutor() = default;
+  virtual ~ModelExecutor();
   virtual int32_t vocab_size() const = 0;
   virtual int32_t block_size() const = 0;     // tokens per KV block
   virtual int32_t num_kv_blocks() const = 0;  // blocks in the KV pool (ids 0..n-1)
   virtual int32_t max_model_len() const = 0;  // longest context the model supports
   // Most tokens one forward() takes (the model's workspace is sized for this many).
   virtual int32_t max_num_batched_tokens() const { return INT32_MAX; }
+  // Most top logprobs one row may ask for (SamplingRow::num_logprobs).
+  virtual int32_t max_top_logprobs() const { return INT32_MAX; }
+
   // Runs the batch, writing KV for every token, and the logits of batch.logit_rows into
   // `logits` (row-major [logit_rows.size(), vocab_size], fp32, host memory).
   virtual void forward(const ForwardBatch& batch, float* logits) = 0;
+
+  // Runs the batch and samples one token for each of batch.logit_rows with sampling.rows (same
+  // order; out.size() == logit_rows.size()). The default runs forward() and the reference sampler
+  // on the host; a device executor samples where the logits are.
+  virtual void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
+                       std::span<SampledToken> out);
+
+  // Device time of the execute() steps so far (zeros where the executor does not measure it).
+  virtual StepTiming step_timing() const { return {}; }
+  virtual void reset_step_timing() {}
+
+ private:
+  std::vector<float> host_logits_;
+  std::unique_ptr<ReferenceSampler> host_sampler_;
 };
 
 }  // namespace inferd

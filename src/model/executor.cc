@@ -1,0 +1,24 @@
+// The default ModelExecutor::execute: logits to the host, then the reference sampler.
+#include "model/executor.h"
+
+#include "core/error.h"
+
+namespace inferd {
+
+ModelExecutor::~ModelExecutor() = default;
+
+void ModelExecutor::execute(const ForwardBatch& batch, const SamplingBatch& sampling,
+                            std::span<SampledToken> out) {
+  const size_t rows = batch.logit_rows.size();
+  INFERD_CHECK(sampling.rows.size() == rows && out.size() == rows,
+               "{} logit rows, {} sampling rows, {} outputs", rows, sampling.rows.size(),
+               out.size());
+  const size_t need = rows * size_t(vocab_size());
+  if (host_logits_.size() < need) host_logits_.resize(need);
+  forward(batch, host_logits_.data());
+  if (rows == 0) return;
+  if (!host_sampler_) host_sampler_ = std::make_unique<ReferenceSampler>();
+  host_sampler_->sample(host_logits_.data(), vocab_size(), sampling, out);
+}
+
+}  // namespace inferd
