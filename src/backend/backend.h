@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "backend/forward_batch.h"
+#include "backend/sampling.h"
+#include "backend/step_timing.h"
 #include "core/tensor.h"
 
 namespace inferd {
@@ -43,6 +45,21 @@ struct DeviceBatch {
   const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq] padded
   int32_t max_blocks_per_seq = 0;
   const int32_t* logit_rows = nullptr;  // [R]
+  // Device backends: the metadata header kernels read on the device (block-table stride, edits
+  // offset), the base of the metadata buffer, and the sampling rows [R] when they were uploaded.
+  const int32_t* header = nullptr;
+  int32_t* meta = nullptr;
+  const SamplingRow* sampling_rows = nullptr;
+  int32_t num_real_rows = 0;  // logit rows before padding (R counts the padding rows too)
+};
+
+// The largest step the model will run, so a device backend can size its per-step buffers once at
+// start-up (nothing is allocated per step).
+struct StepCapacity {
+  int32_t max_tokens = 0;          // rows per step (also sequences and logit rows per step)
+  int32_t max_blocks_per_seq = 0;  // block-table row length
+  int32_t max_top_logprobs = 0;    // SamplingRow::num_logprobs at most
+  int64_t max_edits = 0;           // LogitEdit entries per step (more grows the buffer once)
 };
 
 // One layer's paged KV cache: [num_blocks, block_size, num_kv_heads, head_dim] each.
@@ -79,9 +96,17 @@ class Backend {
   virtual Tensor random_tensor(DType dtype, std::span<const int64_t> shape, uint64_t seed,
                                float stddev, float fill) = 0;
 
+  // Sizes the per-step buffers for the largest step (device backends; start-up only).
+  virtual void reserve(const StepCapacity& capacity) { (void)capacity; }
+
   // ---- per-step batch ---------------------------------------------------------------------
-  // Copies the metadata to the device (one copy). Valid until the next prepare_batch.
-  virtual const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size) = 0;
+  // Copies the metadata (and the sampling rows and edits when given) to the device in one copy.
+  // Valid until the next prepare_batch. pad_to > num_tokens (decode batches of a device backend)
+  // appends padding rows, each its own sequence with no keys, its own logit row and a greedy
+  // sampling row, so the step has exactly pad_to rows, sequences and logit rows.
+  virtual const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
+                                           const SamplingBatch* sampling = nullptr,
+                                           int32_t pad_to = 0) = 0;
 
   // ---- kernels --------------------------------------------------------------------------
   // out[t] = table[ids[t]]
@@ -103,6 +128,13 @@ class Backend {
   // Writes the k and v parts of qkv to the cache at the batch's slots.
   virtual void write_kv(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads, KvLayer& kv,
                         const DeviceBatch& b) = 0;
+  // rope() on q and k, then k and v written to the cache; a device backend fuses the two (the k
+  // part of qkv may then stay unrotated: only the cache is read afterwards).
+  virtual void rope_write_kv(Tensor qkv, int64_t num_heads, int64_t num_kv_heads,
+                             const RopeTable& rope, KvLayer& kv, const DeviceBatch& b) {
+    this->rope(qkv, num_heads, num_kv_heads, rope, b);
+    write_kv(qkv, num_heads, num_kv_heads, kv, b);
+  }
   // Causal paged attention: out [T, nh * hd] from the q part of qkv and the cache.
   virtual void attention(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads,
                          const KvLayer& kv, float scale, int64_t sliding_window,
@@ -111,6 +143,31 @@ class Backend {
   virtual void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) = 0;
   // Copies a device tensor to host memory (fp32 conversion if needed) and waits for it.
   virtual void copy_to_host_f32(const Tensor& x, float* dst) = 0;
+
+  // ---- sampling on the device (backends where samples_on_device()) -------------------------
+  virtual bool samples_on_device() const { return false; }
+  // Samples logit rows [row0, row0 + logits.size(0)) of the batch (sampling rows uploaded by
+  // prepare_batch) from fp32 logits on the device; results stay on the device.
+  virtual void sample(const Tensor& logits, const DeviceBatch& b, int32_t row0);
+  // One copy of the step's results to the host, then waits: out[i] for the first out.size()
+  // logit rows (padding rows are dropped).
+  virtual void finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,
+                              std::span<SampledToken> out);
+  virtual StepTiming step_timing() const { return {}; }
+  virtual void reset_step_timing() {}
+
+  // ---- CUDA graphs (backends where supports_graphs()) --------------------------------------
+  // Work issued between begin and end is recorded, not run, and replayed by replay_graph(key).
+  // Kernels recorded this way must take everything that changes per step from device memory.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_graph_capture();
+  virtual void end_graph_capture(int32_t key);
+  // False when no graph was captured under `key` (or the captured ones were dropped because the
+  // metadata buffer had to grow).
+  virtual bool replay_graph(int32_t key) {
+    (void)key;
+    return false;
+  }
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads);

@@ -321,7 +321,6 @@ struct OfflineArgs {
   DatasetFlags data;
   std::string tokenizer;
   uint64_t dataset_seed = 0;
-  int32_t max_num_seqs = 256;
   bool enable_prefix_caching = true;
   float temperature = 1.0f;
   int32_t num_iters = 3;
@@ -329,10 +328,12 @@ struct OfflineArgs {
   std::string json_path;
 };
 
-std::unique_ptr<Engine> make_engine(const OfflineArgs& a, int32_t* vocab, int32_t* max_len) {
+std::unique_ptr<Engine> make_engine(const OfflineArgs& a, int32_t* vocab, int32_t* max_len,
+                                    std::shared_ptr<DecoderModel>* model_out = nullptr) {
   std::shared_ptr<DecoderModel> model = a.model.load();
+  if (model_out) *model_out = model;
   EngineConfig ec;
-  ec.max_num_seqs = a.max_num_seqs;
+  ec.max_num_seqs = a.model.max_num_seqs;
   ec.max_num_batched_tokens = a.model.max_num_batched_tokens;
   ec.max_model_len = a.model.max_model_len;
   ec.enable_prefix_caching = a.enable_prefix_caching;
@@ -347,8 +348,6 @@ std::unique_ptr<Engine> make_engine(const OfflineArgs& a, int32_t* vocab, int32_
 
 void add_engine_flags(CLI::App* cmd, OfflineArgs& a) {
   a.model.add_to(cmd);
-  cmd->add_option("--max-num-seqs", a.max_num_seqs, "Most sequences running at once")
-      ->capture_default_str();
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a.enable_prefix_caching,
                 "Reuse KV blocks of shared prompt prefixes")
       ->capture_default_str();
@@ -374,7 +373,8 @@ void run_throughput_cmd(const OfflineArgs& a) {
   } else if (d.name != "random" && d.name != "sharegpt-like" && d.name != "shared-prefix") {
     fail("--dataset '{}': expected random, sharegpt-like, shared-prefix or a .jsonl file", d.name);
   }
-  auto engine = make_engine(a, &vocab, &max_len);
+  std::shared_ptr<DecoderModel> model;
+  auto engine = make_engine(a, &vocab, &max_len, &model);
   if (!counter) {
     // Random token ids of the dataset's lengths (no tokenizer needed, e.g. --load-format dummy).
     const std::vector<LengthPair> lens =
@@ -404,7 +404,18 @@ void run_throughput_cmd(const OfflineArgs& a) {
     LOG_WARN("{} requests were shortened to fit the context length {}", n, max_len);
   std::fprintf(stderr, "running %zu requests (%s), all submitted at once...\n", prompts.size(),
                d.name.c_str());
+  model->reset_step_timing();
   const ThroughputResult r = run_throughput(*engine, prompts, outputs, a.temperature);
+  const StepTiming st = model->step_timing();
+  if (st.steps > 0) {
+    // The device's own time per step (events), and how long it waited for the host between steps.
+    std::printf(
+        "GPU steps %lld: busy %.3f s, idle between steps %.3f s (%.1f%% of the run), %.2f ms "
+        "a step\n",
+        static_cast<long long>(st.steps), st.busy_ms / 1e3, st.idle_ms / 1e3,
+        100.0 * st.idle_ms / std::max(1e-9, st.busy_ms + st.idle_ms),
+        st.busy_ms / double(st.steps));
+  }
   std::printf(
       "============ Offline Throughput Result ============\n"
       "%-36s%14zu\n%-36s%14zu\n%-36s%14lld\n%-36s%14lld\n%-36s%14.2f\n%-36s%14.2f\n%-36s%14.2f\n"
@@ -427,6 +438,12 @@ void run_throughput_cmd(const OfflineArgs& a) {
                         {"requests_per_s", r.requests_per_s},
                         {"output_tokens_per_s", r.output_tok_s},
                         {"total_tokens_per_s", r.total_tok_s}};
+    if (st.steps > 0) {
+      j["gpu_steps"] = st.steps;
+      j["gpu_busy_s"] = st.busy_ms / 1e3;
+      j["gpu_idle_s"] = st.idle_ms / 1e3;
+      j["gpu_idle_pct"] = 100.0 * st.idle_ms / std::max(1e-9, st.busy_ms + st.idle_ms);
+    }
     write_text_file(a.json_path, j.dump(1) + "\n");
   }
 }

@@ -54,7 +54,7 @@ struct RunArgs {
 void register_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Generate from one prompt, offline");
-  a->model.add_to(cmd);
+  a->model.add_to(cmd, /*batching=*/false);
   cmd->add_option("prompt", a->prompt, "Prompt text (needs the model's tokenizer files)");
   cmd->add_option("--prompt-ids", a->prompt_ids,
                   "Prompt as comma-separated token ids (prints generated ids)");
@@ -77,6 +77,7 @@ void register_run(CLI::App& app) {
       fail("'{}' has no tokenizer.json: give the prompt as --prompt-ids", a->model.model);
     if (has_tokenizer) tok = std::make_shared<Tokenizer>(Tokenizer::from_dir(a->model.model));
 
+    a->model.max_num_seqs = 1;
     std::shared_ptr<DecoderModel> model = a->model.load();
     EngineConfig ec;
     ec.max_num_batched_tokens = a->model.max_num_batched_tokens;

@@ -32,7 +32,6 @@ struct ServeArgs {
   std::vector<std::string> api_keys;
   std::string chat_template;
   std::string tokenizer;
-  int32_t max_num_seqs = 256;
   bool enable_prefix_caching = true;
   int32_t max_queue = 4096;
   int32_t max_logprobs = 20;
@@ -65,7 +64,6 @@ std::vector<std::string> split_commas(const std::vector<std::string>& in) {
 
 void serve(const ServeArgs& a) {
   if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
-  if (a.max_num_seqs < 1) fail("--max-num-seqs must be >= 1, got {}", a.max_num_seqs);
   if (a.max_queue < 0) fail("--max-queue must be >= 0, got {}", a.max_queue);
   if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
   if (a.io_threads < 1) fail("--io-threads must be >= 1, got {}", a.io_threads);
@@ -104,13 +102,15 @@ void serve(const ServeArgs& a) {
     }
   }
 
-  std::shared_ptr<DecoderModel> model = a.model.load();
+  ModelFlags model_flags = a.model;
+  model_flags.max_logprobs = a.max_logprobs;
+  std::shared_ptr<DecoderModel> model = model_flags.load();
   if (int64_t(tokenizer->id_limit()) > model->vocab_size())
     fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
          tokenizer->id_limit(), model->vocab_size());
 
   EngineConfig ec;
-  ec.max_num_seqs = a.max_num_seqs;
+  ec.max_num_seqs = a.model.max_num_seqs;
   ec.max_num_batched_tokens = a.model.max_num_batched_tokens;
   ec.max_model_len = a.model.max_model_len;
   ec.enable_prefix_caching = a.enable_prefix_caching;
@@ -187,8 +187,6 @@ void register_serve(CLI::App& app) {
                   "Chat template instead of the model's: a file, the name of one of the model's "
                   "templates, or Jinja text");
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer directory (default: the model's)");
-  cmd->add_option("--max-num-seqs", a->max_num_seqs, "Most sequences running at once")
-      ->capture_default_str();
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a->enable_prefix_caching,
                 "Reuse the KV blocks of shared prompt prefixes (default on)");
   cmd->add_option("--max-queue", a->max_queue,

@@ -25,8 +25,12 @@ struct ModelFlags {
   int32_t max_num_batched_tokens = 2048;
   uint64_t seed = 0;
   int threads = 0;
+  int32_t max_num_seqs = 256;  // --max-num-seqs (commands that batch)
+  bool enforce_eager = false;  // --enforce-eager
+  int32_t max_logprobs = 20;   // set by `serve` from --max-logprobs
 
-  void add_to(CLI::App* app);
+  // batching: also registers --max-num-seqs (serve and bench, not run).
+  void add_to(CLI::App* app, bool batching = true);
   ModelOptions options() const;
   std::unique_ptr<DecoderModel> load() const;
 };

@@ -10,7 +10,7 @@
 
 namespace inferd::cli {
 
-void ModelFlags::add_to(CLI::App* app) {
+void ModelFlags::add_to(CLI::App* app, bool batching) {
   app->add_option("model", model,
                   "Model directory (Hugging Face layout: config.json, *.safetensors)")
       ->required();
@@ -39,6 +39,12 @@ void ModelFlags::add_to(CLI::App* app) {
                   "Most tokens in one forward step (prefill chunk size)")
       ->capture_default_str();
   app->add_option("--seed", seed, "Seed for dummy weights and sampling")->capture_default_str();
+  if (batching) {
+    app->add_option("--max-num-seqs", max_num_seqs, "Most sequences running at once")
+        ->capture_default_str();
+  }
+  app->add_flag("--enforce-eager", enforce_eager,
+                "GPU: run every step eagerly (no CUDA graphs for decode steps)");
   app->add_option("--threads", threads, "CPU threads (0 = one per core)")->capture_default_str();
 }
 
@@ -55,6 +61,10 @@ ModelOptions ModelFlags::options() const {
   o.max_num_batched_tokens = max_num_batched_tokens;
   o.max_model_len = max_model_len;
   o.gpu_memory_utilization = gpu_memory_utilization;
+  if (max_num_seqs < 1) fail("--max-num-seqs must be >= 1, got {}", max_num_seqs);
+  o.max_num_seqs = max_num_seqs;
+  o.enforce_eager = enforce_eager;
+  o.max_top_logprobs = max_logprobs;
   return o;
 }
 

@@ -1,6 +1,7 @@
 #include "model/decoder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 
@@ -11,7 +12,7 @@
 namespace inferd {
 
 namespace {
-constexpr int64_t kMaxLogitRowsPerPass = 128;
+constexpr int64_t kMinLogitRowsPerPass = 128;
 
 uint64_t hash_name(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
@@ -66,8 +67,19 @@ DecoderModel::DecoderModel(const std::string& model_dir, const ModelOptions& opt
   max_model_len_ = opts_.max_model_len > 0
                        ? opts_.max_model_len
                        : int32_t(std::min<int64_t>(cfg_.max_position_embeddings, 1 << 30));
+  if (opts_.max_num_seqs <= 0) fail("--max-num-seqs must be positive, got {}", opts_.max_num_seqs);
+  if (opts_.max_top_logprobs < 0)
+    fail("max_top_logprobs must be >= 0, got {}", opts_.max_top_logprobs);
   load_weights(model_dir);
   allocate_runtime();
+  if (backend_->supports_graphs() && !opts_.enforce_eager) {
+    capture_graphs();
+  } else if (backend_->samples_on_device()) {
+    // Eager: one padding-only step makes the buffers the first real steps would otherwise
+    // allocate (nothing is allocated once serving starts).
+    device_step(backend_->prepare_batch(ForwardBatch(), opts_.block_size, nullptr, 1));
+    backend_->reset_step_timing();
+  }
 }
 
 DecoderModel::~DecoderModel() = default;
@@ -173,10 +185,21 @@ void DecoderModel::allocate_runtime() {
   attn_ = be.alloc(act, {T, cfg_.q_size()});
   gate_up_ = be.alloc(act, {T, 2 * F});
   act_ = be.alloc(act, {T, F});
-  logits_in_ = be.alloc(act, {kMaxLogitRowsPerPass, H});
+  rows_per_pass_ =
+      std::max<int64_t>(kMinLogitRowsPerPass, std::min<int64_t>(opts_.max_num_seqs, T));
+  logits_in_ = be.alloc(act, {rows_per_pass_, H});
   // fp32 logits: the lm_head GEMM writes them directly, no bf16 rounding before sampling.
-  if (be.device() != Device::kCPU)
-    logits_ = be.alloc(DType::kF32, {kMaxLogitRowsPerPass, cfg_.vocab_size});
+  if (be.device() != Device::kCPU) {
+    logits_ = be.alloc(DType::kF32, {rows_per_pass_, cfg_.vocab_size});
+    StepCapacity cap;
+    cap.max_tokens = int32_t(std::max<int64_t>(T, rows_per_pass_));
+    cap.max_blocks_per_seq = (max_model_len_ + opts_.block_size - 1) / opts_.block_size;
+    cap.max_top_logprobs = opts_.max_top_logprobs;
+    // Edits: logit_bias, banned ids and penalty tokens; 2048 a sequence covers all but requests
+    // with long histories and penalties (more grows the buffer once).
+    cap.max_edits = int64_t(opts_.max_num_seqs) * 2048;
+    be.reserve(cap);
+  }
 
   const int64_t bytes_per_block =
       2 * cfg_.num_layers * int64_t(opts_.block_size) * nkv * hd * int64_t(dtype_size(act));
@@ -206,12 +229,13 @@ void DecoderModel::allocate_runtime() {
             bytes_per_block * num_blocks_ >> 20);
 }
 
-void DecoderModel::forward(const ForwardBatch& fb, float* logits) {
-  const int32_t T = fb.num_tokens();
-  INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
-               opts_.max_num_batched_tokens);
+int32_t DecoderModel::max_top_logprobs() const {
+  return backend_->samples_on_device() ? opts_.max_top_logprobs : INT32_MAX;
+}
+
+void DecoderModel::run_layers(const DeviceBatch& b) {
   Backend& be = *backend_;
-  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
+  const int32_t T = b.num_tokens;
   const float eps = float(cfg_.rms_norm_eps);
   const int64_t nh = cfg_.num_heads, nkv = cfg_.num_kv_heads, hd = cfg_.head_dim;
   const float scale = 1.0f / std::sqrt(float(hd));
@@ -233,8 +257,7 @@ void DecoderModel::forward(const ForwardBatch& fb, float* logits) {
       be.head_rms_norm(qkv.slice_cols(0, nh * hd), hd, L.q_norm, eps);
       be.head_rms_norm(qkv.slice_cols(nh * hd, (nh + nkv) * hd), hd, L.k_norm, eps);
     }
-    be.rope(qkv, nh, nkv, rope_, b);
-    be.write_kv(qkv, nh, nkv, L.kv, b);
+    be.rope_write_kv(qkv, nh, nkv, rope_, L.kv, b);
     be.attention(qkv, nh, nkv, L.kv, scale, cfg_.sliding_window, b, attn);
     be.linear(attn, L.o, x);
     be.add_rms_norm(residual, x, L.post_norm, eps, h);
@@ -242,11 +265,21 @@ void DecoderModel::forward(const ForwardBatch& fb, float* logits) {
     be.silu_mul(gate_up, act);
     be.linear(act, L.down, x);
   }
-  // Final norm and lm_head only for the rows whose logits are wanted.
   be.add_rms_norm(residual, x, final_norm_, eps, h);
+}
+
+void DecoderModel::forward(const ForwardBatch& fb, float* logits) {
+  const int32_t T = fb.num_tokens();
+  INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
+               opts_.max_num_batched_tokens);
+  Backend& be = *backend_;
+  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
+  run_layers(b);
+  // The lm_head only for the rows whose logits are wanted.
+  Tensor h = h_.slice_rows(0, T);
   const int64_t R = int64_t(fb.logit_rows.size());
-  for (int64_t r0 = 0; r0 < R; r0 += kMaxLogitRowsPerPass) {
-    const int64_t n = std::min(kMaxLogitRowsPerPass, R - r0);
+  for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
+    const int64_t n = std::min(rows_per_pass_, R - r0);
     DeviceBatch sub = b;
     sub.logit_rows = b.logit_rows + r0;
     sub.num_logit_rows = int32_t(n);
@@ -261,6 +294,88 @@ void DecoderModel::forward(const ForwardBatch& fb, float* logits) {
       be.copy_to_host_f32(out, dst);
     }
   }
+}
+
+void DecoderModel::device_step(const DeviceBatch& b) {
+  Backend& be = *backend_;
+  run_layers(b);
+  Tensor h = h_.slice_rows(0, b.num_tokens);
+  const int64_t R = b.num_logit_rows;
+  for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
+    const int64_t n = std::min(rows_per_pass_, R - r0);
+    DeviceBatch sub = b;
+    sub.logit_rows = b.logit_rows + r0;
+    sub.num_logit_rows = int32_t(n);
+    Tensor rows = logits_in_.slice_rows(0, n);
+    be.gather_rows(h, sub, rows);
+    Tensor out = logits_.slice_rows(0, n);
+    be.linear(rows, lm_head_, out);
+    be.sample(out, b, int32_t(r0));
+  }
+}
+
+void DecoderModel::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
+                           std::span<SampledToken> out) {
+  Backend& be = *backend_;
+  if (!be.samples_on_device()) {
+    ModelExecutor::execute(fb, sampling, out);
+    return;
+  }
+  const int32_t T = fb.num_tokens();
+  const size_t R = fb.logit_rows.size();
+  INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
+               opts_.max_num_batched_tokens);
+  INFERD_CHECK(sampling.rows.size() == R && out.size() == R,
+               "{} logit rows, {} sampling rows, {} outputs", R, sampling.rows.size(), out.size());
+  // A decode batch (one new token per sequence, each sampled) replays the graph of its size.
+  bool decode = size_t(T) == fb.seqs.size() && R == size_t(T);
+  for (size_t i = 0; decode && i < fb.seqs.size(); ++i) decode = fb.seqs[i].q_len == 1;
+  const int32_t g = decode && graphs_enabled_ ? graph_size_for(T) : 0;
+  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &sampling, g);
+  if (g == 0 || !be.replay_graph(g)) device_step(b);
+  be.finish_samples(b, sampling, out);
+}
+
+int32_t DecoderModel::graph_size_for(int32_t n) const {
+  auto it = std::lower_bound(graph_sizes_.begin(), graph_sizes_.end(), n);
+  return it == graph_sizes_.end() ? 0 : *it;
+}
+
+void DecoderModel::capture_graphs() {
+  Backend& be = *backend_;
+  const int32_t max_b = std::min(opts_.max_num_seqs, opts_.max_num_batched_tokens);
+  std::vector<int32_t> sizes;
+  for (int32_t s : {1, 2, 4}) {
+    if (s <= max_b) sizes.push_back(s);
+  }
+  for (int32_t s = 8; s < max_b + 8; s += 8) sizes.push_back(std::min(s, max_b));
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  const auto t0 = std::chrono::steady_clock::now();
+  const ForwardBatch empty;
+  const SamplingBatch none;
+  // Largest first: the GEMM plans and the attention buffers of every size exist before any
+  // capture starts (the warm-up run of each size makes them).
+  for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) {
+    const int32_t n = *it;
+    const DeviceBatch& b = be.prepare_batch(empty, opts_.block_size, &none, n);
+    device_step(b);  // warm-up: GEMM algorithm choice, buffers
+    be.begin_graph_capture();
+    try {
+      device_step(b);
+    } catch (...) {
+      try {
+        be.end_graph_capture(n);
+      } catch (...) {
+      }
+      throw;
+    }
+    be.end_graph_capture(n);
+  }
+  be.reset_step_timing();
+  graph_sizes_ = sizes;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  LOG_INFO("captured {} CUDA graphs for decode batches of 1..{} sequences in {:.2f} s",
+           sizes.size(), max_b, s);
 }
 
 }  // namespace inferd

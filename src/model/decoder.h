@@ -21,13 +21,18 @@ struct ModelOptions {
   uint64_t dummy_seed = 0;
   DType dummy_dtype = DType::kBF16;  // weight dtype of --load-format dummy
   int32_t block_size = 16;
-  int32_t num_kv_blocks = 0;              // 0: derive from kv_cache_bytes
-  int64_t kv_cache_bytes = 1ll << 30;     // pool size when num_kv_blocks is 0 (CPU)
+  int32_t num_kv_blocks = 0;           // 0: derive from kv_cache_bytes
+  int64_t kv_cache_bytes = 1ll << 30;  // pool size when num_kv_blocks is 0 (CPU)
   // GPU: the weights, the workspace and the KV pool together take this fraction of the device's
   // memory (the KV pool gets what is left once the rest is placed).
   double gpu_memory_utilization = 0.9;
   int32_t max_num_batched_tokens = 2048;  // workspace is sized for this many tokens per step
   int32_t max_model_len = 0;              // 0: config.max_position_embeddings
+  // Most sequences in one step: the logits buffer holds this many rows, and decode steps of up to
+  // this many sequences replay CUDA graphs.
+  int32_t max_num_seqs = 256;
+  bool enforce_eager = false;     // no CUDA graphs (vLLM's --enforce-eager)
+  int32_t max_top_logprobs = 20;  // most top logprobs a row may ask for (device sampling)
 };
 
 class DecoderModel final : public ModelExecutor {
@@ -45,7 +50,18 @@ class DecoderModel final : public ModelExecutor {
   int32_t num_kv_blocks() const override { return num_blocks_; }
   int32_t max_model_len() const override { return max_model_len_; }
   int32_t max_num_batched_tokens() const override { return opts_.max_num_batched_tokens; }
+  int32_t max_top_logprobs() const override;
   void forward(const ForwardBatch& batch, float* logits) override;
+  // On a device backend: one upload, the forward pass (a CUDA graph replay for decode batches),
+  // sampling on the device, one download of the tokens.
+  void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
+               std::span<SampledToken> out) override;
+  StepTiming step_timing() const override { return backend_->step_timing(); }
+  void reset_step_timing() override { backend_->reset_step_timing(); }
+  // Batch sizes with a captured CUDA graph (empty in eager mode or on the CPU).
+  const std::vector<int32_t>& graph_batch_sizes() const { return graph_sizes_; }
+  // Turns graph replay off and on again (tests compare the two paths on one model).
+  void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
 
  private:
   struct Layer {
@@ -55,6 +71,13 @@ class DecoderModel final : public ModelExecutor {
   };
   void load_weights(const std::string& model_dir);
   void allocate_runtime();
+  void capture_graphs();
+  // Embedding, the layers and the final norm: h_ holds the normed hidden state of every row.
+  void run_layers(const DeviceBatch& b);
+  // run_layers, then the lm_head and the device sampler for the batch's logit rows.
+  void device_step(const DeviceBatch& b);
+  // The smallest captured batch size >= n, or 0.
+  int32_t graph_size_for(int32_t n) const;
 
   ModelConfig cfg_;
   ModelOptions opts_;
@@ -66,6 +89,9 @@ class DecoderModel final : public ModelExecutor {
   RopeTable rope_;
   int32_t num_blocks_ = 0;
   int32_t max_model_len_ = 0;
+  int64_t rows_per_pass_ = 0;  // logit rows per lm_head pass
+  std::vector<int32_t> graph_sizes_;
+  bool graphs_enabled_ = true;
   // Workspace for max_num_batched_tokens rows.
   Tensor x_, residual_, h_, qkv_, attn_, gate_up_, act_, logits_in_, logits_;
 };

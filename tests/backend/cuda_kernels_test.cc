@@ -313,6 +313,102 @@ TEST_F(CudaKernels, WriteKvAndPagedAttentionMatchCpu) {
   }
 }
 
+// The fused RoPE + KV write against the CPU's rope then write_kv: the q part of qkv and both
+// caches (rotated k, v).
+TEST_F(CudaKernels, RopeWriteKvMatchesCpuRopeThenWriteKv) {
+  TRACE_SEED();
+  struct Case {
+    int32_t nh, nkv, hd, bs;
+  };
+  for (const Case c : {Case{4, 4, 64, 16}, Case{8, 2, 128, 16}, Case{8, 1, 256, 8},
+                       Case{14, 2, 64, 32}, Case{6, 3, 32, 16}}) {
+    SCOPED_TRACE(::testing::Message() << "heads " << c.nh << "/" << c.nkv << " hd " << c.hd);
+    const std::vector<SeqSpec> specs = {{0, 7}, {37, 1}, {5000, 1}, {16, 16}, {90000, 3}};
+    int32_t blocks = 0;
+    for (const SeqSpec& sp : specs) blocks += (sp.cached + sp.q_len + c.bs - 1) / c.bs;
+    const ForwardBatch fb = make_batch(specs, c.bs, blocks + 3, rng_);
+    const int32_t T = fb.num_tokens();
+    const int64_t W = int64_t(c.nh + 2 * c.nkv) * c.hd;
+    Tensor qkv = rand_host({T, W}, rng_, 2.f);
+    Tensor kc = rand_host({blocks + 3, c.bs, c.nkv, c.hd}, rng_);
+    Tensor vc = rand_host({blocks + 3, c.bs, c.nkv, c.hd}, rng_);
+    Tensor inv = Tensor::empty_host(DType::kF32, {c.hd / 2});
+    for (int32_t i = 0; i < c.hd / 2; ++i)
+      inv.data_as<float>()[i] = 1.0f / std::pow(500000.0f, float(2 * i) / float(c.hd));
+    RopeTable gr{gpu_->make_param(inv), c.hd}, cr{inv, c.hd};
+    KvLayer ckv{test::copy_host(kc), test::copy_host(vc)};
+    KvLayer gkv{up(kc), up(vc)};
+    Tensor dqkv = up(qkv);
+    gpu_->rope_write_kv(dqkv, c.nh, c.nkv, gr, gkv, gpu_->prepare_batch(fb, c.bs));
+    Tensor ref = test::copy_host(qkv);
+    const DeviceBatch& cb = cpu_->prepare_batch(fb, c.bs);
+    cpu_->rope(ref, c.nh, c.nkv, cr, cb);
+    cpu_->write_kv(ref, c.nh, c.nkv, ckv, cb);
+    Tensor got = down(dqkv);
+    const int64_t qw = int64_t(c.nh) * c.hd;
+    Tensor gq = Tensor::empty_host(DType::kF32, {T, qw}),
+           rq = Tensor::empty_host(DType::kF32, {T, qw});
+    for (int32_t t = 0; t < T; ++t) {
+      std::copy(got.data_as<float>() + t * W, got.data_as<float>() + t * W + qw,
+                gq.data_as<float>() + t * qw);
+      std::copy(ref.data_as<float>() + t * W, ref.data_as<float>() + t * W + qw,
+                rq.data_as<float>() + t * qw);
+    }
+    EXPECT_LT(rel_err(gq, rq), kBf16Tol) << "q";
+    EXPECT_LT(rel_err(down(gkv.k), ckv.k), kBf16Tol) << "k cache";
+    EXPECT_EQ(max_abs_diff(down(gkv.v), ckv.v), 0.0) << "v cache";
+  }
+}
+
+// Decode rows over long contexts: few (token, KV head) pairs, so the key range is split (up to 32
+// splits) and combined; padded rows (a CUDA-graph batch) give zeros and leave the real ones alone.
+TEST_F(CudaKernels, SplitKvDecodeAttentionMatchesCpu) {
+  TRACE_SEED();
+  struct Case {
+    int32_t nh, nkv, hd, window;
+  };
+  for (const Case c : {Case{32, 8, 128, 0}, Case{8, 1, 128, 0}, Case{14, 2, 64, 300},
+                       Case{16, 16, 64, 0}, Case{8, 2, 256, 0}}) {
+    for (int32_t nseq : {1, 3, 17}) {
+      SCOPED_TRACE(::testing::Message() << "heads " << c.nh << "/" << c.nkv << " hd " << c.hd
+                                        << " window " << c.window << " seqs " << nseq);
+      const int32_t bs = 16;
+      std::vector<SeqSpec> specs;
+      int32_t blocks = 0;
+      for (int32_t i = 0; i < nseq; ++i) {
+        specs.push_back({int32_t(rng_.next_u64() % 3000), 1});
+        blocks += (specs.back().cached + 1 + bs - 1) / bs;
+      }
+      const ForwardBatch fb = make_batch(specs, bs, blocks + 5, rng_);
+      const int32_t T = fb.num_tokens();
+      const int64_t W = int64_t(c.nh + 2 * c.nkv) * c.hd;
+      Tensor qkv = rand_host({T, W}, rng_, 2.f);
+      Tensor kc = rand_host({blocks + 5, bs, c.nkv, c.hd}, rng_, 2.f);
+      Tensor vc = rand_host({blocks + 5, bs, c.nkv, c.hd}, rng_, 2.f);
+      KvLayer gkv{up(kc), up(vc)};
+      const float scale = 1.0f / std::sqrt(float(c.hd));
+      const DeviceBatch& cb = cpu_->prepare_batch(fb, bs);
+      Tensor ref = host({T, int64_t(c.nh) * c.hd});
+      cpu_->attention(qkv, c.nh, c.nkv, KvLayer{kc, vc}, scale, c.window, cb, ref);
+      for (int32_t pad : {0, T + 5}) {
+        const int32_t rows = std::max(T, pad);
+        Tensor qpad = Tensor::empty_host(DType::kF32, {rows, W});
+        std::fill(qpad.data_as<float>(), qpad.data_as<float>() + qpad.numel(), 0.5f);
+        std::copy(qkv.data_as<float>(), qkv.data_as<float>() + qkv.numel(), qpad.data_as<float>());
+        Tensor dout = poisoned(DType::kBF16, {rows, int64_t(c.nh) * c.hd});
+        const DeviceBatch& gb = gpu_->prepare_batch(fb, bs, nullptr, pad);
+        gpu_->attention(up(qpad), c.nh, c.nkv, gkv, scale, c.window, gb, dout);
+        Tensor got = down(dout);
+        Tensor real = Tensor::empty_host(DType::kF32, {T, int64_t(c.nh) * c.hd});
+        std::copy(got.data_as<float>(), got.data_as<float>() + real.numel(), real.data_as<float>());
+        EXPECT_LT(rel_err(real, ref), kBf16Tol) << "pad " << pad;
+        for (int64_t i = real.numel(); i < got.numel(); ++i)
+          ASSERT_EQ(got.data_as<float>()[i], 0.0f) << "padding rows must be zero";
+      }
+    }
+  }
+}
+
 TEST_F(CudaKernels, AttentionRejectsHeadDimOver256) {
   const ForwardBatch fb = make_batch({{0, 2}}, 16, 1, rng_);
   KvLayer kv{gpu_->alloc(DType::kBF16, {1, 16, 1, 512}),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda_test_util.h"
+#include "inferd/engine.h"
 #include "model/decoder.h"
 #include "model/golden_util.h"
 #include "model/safetensors.h"
@@ -134,6 +135,102 @@ TEST(CudaModel, DummyQwen05BMatchesCpuBackend) {
                 b == &pre ? "prefill 24+13" : "decode 2", err);
     EXPECT_LT(err, 5e-2) << (b == &pre ? "prefill" : "decode");
   }
+}
+
+// Engine runs on one dummy model: decode batches of exactly a captured size, so the graph and the
+// eager path run the same kernels with the same shapes and must give identical tokens.
+std::vector<std::vector<int32_t>> run_requests(Engine& engine, int32_t vocab, uint64_t seed,
+                                               bool extras) {
+  Rng rng(seed);
+  std::vector<GenerateRequest> reqs(8);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    GenerateRequest& r = reqs[i];
+    const int32_t len = 5 + int32_t(rng.next_u64() % 24);
+    for (int32_t j = 0; j < len; ++j)
+      r.prompt_token_ids.push_back(int32_t(rng.next_u64() % uint64_t(vocab)));
+    r.params.max_tokens = 24;
+    r.params.ignore_eos = true;
+    r.params.detokenize = false;
+    r.params.temperature = i < 6 ? 0.0f : 0.8f;  // two seeded random rows
+    r.params.seed = 1000 + i;
+    if (extras && i % 2 == 1) {
+      r.params.logprobs = 5;
+      r.params.repetition_penalty = 1.3f;
+      r.params.logit_bias = {{int32_t(i), 2.0f}};
+    }
+  }
+  std::vector<std::vector<int32_t>> out;
+  for (auto& g : engine.generate(std::move(reqs))) {
+    EXPECT_TRUE(g.error.empty()) << g.error;
+    out.push_back(g.outputs.at(0).token_ids);
+  }
+  return out;
+}
+
+ModelOptions small_dummy_options() {
+  ModelOptions o;
+  o.load_format = LoadFormat::kDummy;
+  o.dummy_seed = 5;
+  o.num_kv_blocks = 256;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 256;
+  o.max_num_seqs = 8;
+  return o;
+}
+
+EngineConfig small_engine_config() {
+  EngineConfig ec;
+  ec.max_num_seqs = 8;
+  ec.max_num_batched_tokens = 256;
+  ec.enable_prefix_caching = false;
+  return ec;
+}
+
+TEST(CudaModel, GraphsOnAndOffGiveIdenticalTokens) {
+  INFERD_REQUIRE_GPU();
+  const std::string dir = std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen2.5-0.5b";
+  auto model = std::make_shared<DecoderModel>(dir, small_dummy_options(), make_cuda_backend(0));
+  EXPECT_EQ(model->graph_batch_sizes(), (std::vector<int32_t>{1, 2, 4, 8}));
+  Engine engine(model, small_engine_config());
+  for (bool extras : {false, true}) {
+    model->set_graphs_enabled(true);
+    const auto with_graphs = run_requests(engine, model->vocab_size(), 42, extras);
+    model->set_graphs_enabled(false);
+    const auto eager = run_requests(engine, model->vocab_size(), 42, extras);
+    EXPECT_EQ(with_graphs, eager) << (extras ? "with logprobs, penalties, bias" : "plain");
+    for (const auto& t : with_graphs) EXPECT_EQ(t.size(), 24u);
+  }
+  // An --enforce-eager model captures nothing and still serves (its GEMM algorithms are timed
+  // afresh, so its tokens may differ in near-ties from the other model's).
+  ModelOptions o = small_dummy_options();
+  o.enforce_eager = true;
+  auto eager_model = std::make_shared<DecoderModel>(dir, o, make_cuda_backend(0));
+  EXPECT_TRUE(eager_model->graph_batch_sizes().empty());
+  Engine eager_engine(eager_model, small_engine_config());
+  for (const auto& t : run_requests(eager_engine, model->vocab_size(), 7, false))
+    EXPECT_EQ(t.size(), 24u);
+}
+
+TEST(CudaModel, NothingIsAllocatedOnTheGpuWhileServing) {
+  INFERD_REQUIRE_GPU();
+  const std::string dir = std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen2.5-0.5b";
+  auto model = std::make_shared<DecoderModel>(dir, small_dummy_options(), make_cuda_backend(0));
+  Engine engine(model, small_engine_config());
+  int64_t free0 = 0, free1 = 0, free2 = 0, total = 0;
+  ASSERT_TRUE(model->backend().memory_info(&free0, &total));
+  run_requests(engine, model->vocab_size(), 1, true);
+  ASSERT_TRUE(model->backend().memory_info(&free1, &total));
+  for (uint64_t s = 2; s < 6; ++s) run_requests(engine, model->vocab_size(), s, s % 2 == 0);
+  ASSERT_TRUE(model->backend().memory_info(&free2, &total));
+  std::printf(
+      "[cuda-golden] GPU memory: %.1f MiB taken by the first requests (lazily loaded "
+      "kernels), %.1f MiB by the next 32\n",
+      double(free0 - free1) / 1048576.0, double(free1 - free2) / 1048576.0);
+  EXPECT_EQ(free1, free2) << "device memory was allocated while serving";
+  EXPECT_LT(free0 - free1, int64_t(64) << 20);
+  const StepTiming t = model->step_timing();
+  EXPECT_GT(t.steps, 0);
+  EXPECT_GT(t.busy_ms, 0.0);
 }
 
 }  // namespace

@@ -1,6 +1,12 @@
-// The CUDA backend (first version, correctness first): bf16 weights/activations/KV cache, one
-// stream, cuBLASLt GEMMs with one algorithm picked per shape and cached, the other ops in
-// kernels.cu. Host-side checks mirror the CPU backend's (cpu_backend.cc is the reference).
+// The CUDA backend: bf16 weights/activations/KV cache, one stream, cuBLASLt GEMMs (per shape, the
+// fastest of the heuristic's candidates, timed once for decode-sized shapes), the other ops in
+// kernels.cu / attention.cu / sampler.cu, CUDA graphs for decode steps. Host-side checks mirror
+// the CPU backend's (cpu_backend.cc is the reference).
+//
+// Per step (DESIGN.md): prepare_batch packs the metadata, sampling rows and edits into one pinned
+// buffer and makes one host-to-device copy; finish_samples makes one device-to-host copy of the
+// sampled tokens (and logprob records when a row asked) and waits. Nothing else synchronises, and
+// nothing is allocated per step once reserve() sized the buffers.
 #include "backend/cuda/cuda_backend.h"
 
 #include <cublasLt.h>
@@ -15,7 +21,9 @@
 
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/sampler.h"
 #include "core/error.h"
+#include "core/logging.h"
 
 namespace inferd {
 
@@ -145,6 +153,12 @@ class CudaBackend final : public Backend {
       CU_CHECK(cudaEventCreateWithFlags(&staging_ev_[i], cudaEventDisableTiming));
     }
     CU_CHECK(cudaEventCreateWithFlags(&meta_ev_, cudaEventDisableTiming));
+    for (int i = 0; i < 2; ++i) {
+      CU_CHECK(cudaEventCreate(&step_start_[i]));
+      CU_CHECK(cudaEventCreate(&step_end_[i]));
+    }
+    for (auto& e : tune_ev_) CU_CHECK(cudaEventCreate(&e));
+    CU_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_));
     grow_metadata(std::max<size_t>(opts_.metadata_bytes / 4, 1024));
   }
 
@@ -165,6 +179,13 @@ class CudaBackend final : public Backend {
       (void)cudaEventDestroy(staging_ev_[i]);
     }
     (void)cudaEventDestroy(meta_ev_);
+    for (int i = 0; i < 2; ++i) {
+      (void)cudaEventDestroy(step_start_[i]);
+      (void)cudaEventDestroy(step_end_[i]);
+    }
+    for (auto& e : tune_ev_) (void)cudaEventDestroy(e);
+    drop_graphs();
+    if (results_host_) (void)cudaFreeHost(results_host_);
     if (meta_host_) (void)cudaFreeHost(meta_host_);
     if (meta_dev_) (void)cudaFree(meta_dev_);
     if (down_host_) (void)cudaFreeHost(down_host_);
@@ -261,83 +282,143 @@ class CudaBackend final : public Backend {
   }
 
   // ---- per-step batch -----------------------------------------------------------------------
-  const DeviceBatch& prepare_batch(const ForwardBatch& fb, int32_t block_size) override {
+  void reserve(const StepCapacity& c) override {
+    INFERD_CHECK(c.max_tokens > 0 && c.max_blocks_per_seq > 0 && c.max_top_logprobs >= 0,
+                 "reserve: bad capacity");
+    capacity_ = c;
+    const size_t need = layout_ints(c.max_tokens, c.max_tokens, c.max_tokens, c.max_blocks_per_seq,
+                                    size_t(std::max<int64_t>(0, c.max_edits)))
+                            .total;
+    if (need > meta_capacity_) grow_metadata(need);
+    rows_cap_ = c.max_tokens;
+    record_bytes_ = size_t(cuda::logprob_record_bytes(c.max_top_logprobs));
+    tokens_bytes_ = (size_t(rows_cap_) * 4 + 255) / 256 * 256;
+    results_bytes_ = tokens_bytes_ + size_t(rows_cap_) * record_bytes_;
+    results_dev_ = alloc(DType::kU8, {int64_t(results_bytes_)});
+    if (results_host_) CU_CHECK(cudaFreeHost(results_host_));
+    results_host_ = nullptr;
+    CU_CHECK(cudaHostAlloc(&results_host_, results_bytes_, cudaHostAllocDefault));
+  }
+
+  const DeviceBatch& prepare_batch(const ForwardBatch& fb, int32_t block_size,
+                                   const SamplingBatch* sampling, int32_t pad_to) override {
     CU_CHECK(cudaSetDevice(device_));
     INFERD_CHECK(block_size > 0, "block size {}", block_size);
-    const int32_t T = fb.num_tokens();
-    const int32_t S = int32_t(fb.seqs.size());
-    const int32_t R = int32_t(fb.logit_rows.size());
-    INFERD_CHECK(fb.positions.size() == size_t(T), "{} positions for {} tokens",
-                 fb.positions.size(), T);
-    int32_t max_blocks = 1, max_q = 0, max_kv = 0;
-    for (const auto& s : fb.seqs) max_blocks = std::max(max_blocks, s.num_blocks);
-
-    auto seg = [](size_t n) { return (n + 31) / 32 * 32; };  // 128-byte aligned segments
-    const size_t o_ids = 0, o_pos = o_ids + seg(size_t(T)), o_slot = o_pos + seg(size_t(T));
-    const size_t o_qs = o_slot + seg(size_t(T)), o_kv = o_qs + seg(size_t(S) + 1);
-    const size_t o_bt = o_kv + seg(size_t(S)), o_rows = o_bt + seg(size_t(S) * size_t(max_blocks));
-    const size_t total = o_rows + seg(size_t(R));
-    if (total > meta_capacity_) grow_metadata(std::max(total, 2 * meta_capacity_));
+    const int32_t T0 = fb.num_tokens();
+    const int32_t S0 = int32_t(fb.seqs.size());
+    const int32_t R0 = int32_t(fb.logit_rows.size());
+    const int32_t pad = pad_to > T0 ? pad_to - T0 : 0;
+    const int32_t T = T0 + pad, S = S0 + pad, R = R0 + pad;
+    INFERD_CHECK(fb.positions.size() == size_t(T0), "{} positions for {} tokens",
+                 fb.positions.size(), T0);
+    INFERD_CHECK(!sampling || sampling->rows.size() == size_t(R0),
+                 "{} sampling rows for {} logit rows", sampling ? sampling->rows.size() : 0, R0);
+    int32_t stride = 1, max_q = pad > 0 ? 1 : 0, max_kv = 0;
+    for (const auto& sq : fb.seqs) stride = std::max(stride, sq.num_blocks);
+    const size_t E = sampling ? sampling->edits.size() : 0;
+    const Layout o = layout_ints(T, S, R, stride, E);
+    if (o.total > meta_capacity_) {
+      if (!graphs_.empty()) {
+        LOG_WARN(
+            "a step needs {} KiB of metadata, more than the {} KiB reserved at start-up: the "
+            "buffer grows and the CUDA graphs are dropped (steps run eagerly from now on)",
+            o.total * 4 / 1024, meta_capacity_ * 4 / 1024);
+      }
+      grow_metadata(std::max(o.total, 2 * meta_capacity_));
+    }
     // The previous step's copy out of the pinned buffer must be done before it is rewritten.
     CU_CHECK(cudaEventSynchronize(meta_ev_));
 
     int32_t* h = meta_host_;
-    std::copy(fb.token_ids.begin(), fb.token_ids.end(), h + o_ids);
-    std::copy(fb.positions.begin(), fb.positions.end(), h + o_pos);
-    std::fill(h + o_bt, h + o_bt + size_t(S) * size_t(max_blocks), 0);
+    std::fill(h, h + kHeaderIntsPadded, 0);
+    h[cuda::kHeaderBlockTableStride] = stride;
+    h[cuda::kHeaderEditsOffset] = int32_t(o.edits);
+    std::copy(fb.token_ids.begin(), fb.token_ids.end(), h + o.ids);
+    std::copy(fb.positions.begin(), fb.positions.end(), h + o.pos);
+    std::fill(h + o.ids + T0, h + o.ids + T, 0);
+    std::fill(h + o.pos + T0, h + o.pos + T, 0);
+    std::fill(h + o.slot + T0, h + o.slot + T, -1);
+    std::fill(h + o.bt, h + o.bt + size_t(S) * size_t(stride), 0);
     int32_t next_row = 0;
-    for (int32_t i = 0; i < S; ++i) {
-      const SeqBatchInfo& s = fb.seqs[size_t(i)];
-      INFERD_CHECK(
-          s.kv_len >= s.q_len && s.q_len >= 0 && int64_t(s.num_blocks) * block_size >= s.kv_len,
-          "seq {}: kv_len {} q_len {} blocks {}", i, s.kv_len, s.q_len, s.num_blocks);
-      INFERD_CHECK(s.q_start == next_row, "seq {}: rows start at {}, expected {}", i, s.q_start,
+    for (int32_t i = 0; i < S0; ++i) {
+      const SeqBatchInfo& sq = fb.seqs[size_t(i)];
+      INFERD_CHECK(sq.kv_len >= sq.q_len && sq.q_len >= 0 &&
+                       int64_t(sq.num_blocks) * block_size >= sq.kv_len,
+                   "seq {}: kv_len {} q_len {} blocks {}", i, sq.kv_len, sq.q_len, sq.num_blocks);
+      INFERD_CHECK(sq.q_start == next_row, "seq {}: rows start at {}, expected {}", i, sq.q_start,
                    next_row);
       INFERD_CHECK(
-          s.block_table_offset >= 0 &&
-              size_t(s.block_table_offset) + size_t(s.num_blocks) <= fb.block_tables.size(),
-          "seq {}: block table [{}, +{}) outside {}", i, s.block_table_offset, s.num_blocks,
+          sq.block_table_offset >= 0 &&
+              size_t(sq.block_table_offset) + size_t(sq.num_blocks) <= fb.block_tables.size(),
+          "seq {}: block table [{}, +{}) outside {}", i, sq.block_table_offset, sq.num_blocks,
           fb.block_tables.size());
-      next_row += s.q_len;
-      h[o_qs + size_t(i)] = s.q_start;
-      h[o_kv + size_t(i)] = s.kv_len;
-      max_q = std::max(max_q, s.q_len);
-      max_kv = std::max(max_kv, s.kv_len);
-      const int32_t* bt = fb.block_tables.data() + s.block_table_offset;
-      std::copy(bt, bt + s.num_blocks, h + o_bt + size_t(i) * size_t(max_blocks));
-      for (int32_t j = 0; j < s.q_len; ++j) {
-        const int32_t row = s.q_start + j;
+      next_row += sq.q_len;
+      h[o.qs + size_t(i)] = sq.q_start;
+      h[o.kv + size_t(i)] = sq.kv_len;
+      max_q = std::max(max_q, sq.q_len);
+      max_kv = std::max(max_kv, sq.kv_len);
+      const int32_t* bt = fb.block_tables.data() + sq.block_table_offset;
+      std::copy(bt, bt + sq.num_blocks, h + o.bt + size_t(i) * size_t(stride));
+      for (int32_t j = 0; j < sq.q_len; ++j) {
+        const int32_t row = sq.q_start + j;
         const int32_t pos = fb.positions[size_t(row)];
-        INFERD_CHECK(pos >= 0 && pos < s.kv_len, "position {} outside kv_len {}", pos, s.kv_len);
-        h[o_slot + size_t(row)] = bt[pos / block_size] * block_size + pos % block_size;
+        INFERD_CHECK(pos >= 0 && pos < sq.kv_len, "position {} outside kv_len {}", pos, sq.kv_len);
+        h[o.slot + size_t(row)] = bt[pos / block_size] * block_size + pos % block_size;
       }
     }
-    INFERD_CHECK(next_row == T, "sequences cover {} rows of {}", next_row, T);
-    h[o_qs + size_t(S)] = next_row;
-    for (int32_t r = 0; r < R; ++r) {
-      const int32_t row = fb.logit_rows[size_t(r)];
-      INFERD_CHECK(row >= 0 && row < T, "logit row {} outside {} tokens", row, T);
-      h[o_rows + size_t(r)] = row;
+    INFERD_CHECK(next_row == T0, "sequences cover {} rows of {}", next_row, T0);
+    for (int32_t j = 0; j < pad; ++j) {  // padding: one sequence per row, no keys
+      h[o.qs + size_t(S0 + j)] = T0 + j;
+      h[o.kv + size_t(S0 + j)] = 0;
     }
-    CU_CHECK(cudaMemcpyAsync(meta_dev_, meta_host_, total * 4, cudaMemcpyHostToDevice, stream_));
+    h[o.qs + size_t(S)] = T;
+    for (int32_t r = 0; r < R0; ++r) {
+      const int32_t row = fb.logit_rows[size_t(r)];
+      INFERD_CHECK(row >= 0 && row < T0, "logit row {} outside {} tokens", row, T0);
+      h[o.rows + size_t(r)] = row;
+    }
+    for (int32_t j = 0; j < pad; ++j) h[o.rows + size_t(R0 + j)] = T0 + j;
+    auto* rows = reinterpret_cast<SamplingRow*>(h + o.samp);
+    for (int32_t r = 0; r < R; ++r) {
+      rows[r] = sampling && r < R0 ? sampling->rows[size_t(r)] : SamplingRow{};
+      if (sampling && r < R0) {
+        const SamplingRow& sr = rows[r];
+        INFERD_CHECK(sr.edit_begin >= 0 && sr.edit_count >= 0 &&
+                         size_t(sr.edit_begin) + size_t(sr.edit_count) <= E,
+                     "sampling row {}: edits [{}, +{}) outside {}", r, sr.edit_begin, sr.edit_count,
+                     E);
+        INFERD_CHECK(sr.num_logprobs <= capacity_.max_top_logprobs,
+                     "sampling row {} asks for {} top logprobs; this backend was sized for {}", r,
+                     sr.num_logprobs, capacity_.max_top_logprobs);
+      }
+    }
+    if (E > 0) std::memcpy(h + o.edits, sampling->edits.data(), E * sizeof(LogitEdit));
+
+    CU_CHECK(cudaEventRecord(step_start_[step_idx_], stream_));
+    step_open_ = true;
+    CU_CHECK(cudaMemcpyAsync(meta_dev_, meta_host_, o.total * 4, cudaMemcpyHostToDevice, stream_));
     CU_CHECK(cudaEventRecord(meta_ev_, stream_));
 
-    const int32_t* d = meta_dev_;
+    int32_t* d = meta_dev_;
     b_ = DeviceBatch{};
     b_.num_tokens = T;
     b_.num_seqs = S;
     b_.num_logit_rows = R;
+    b_.num_real_rows = R0;
     b_.max_q_len = max_q;
     b_.max_kv_len = max_kv;
-    b_.token_ids = d + o_ids;
-    b_.positions = d + o_pos;
-    b_.slot_mapping = d + o_slot;
-    b_.seq_q_start = d + o_qs;
-    b_.seq_kv_len = d + o_kv;
-    b_.block_tables = d + o_bt;
-    b_.max_blocks_per_seq = max_blocks;
-    b_.logit_rows = d + o_rows;
-    host_ids_ = h + o_ids;
+    b_.token_ids = d + o.ids;
+    b_.positions = d + o.pos;
+    b_.slot_mapping = d + o.slot;
+    b_.seq_q_start = d + o.qs;
+    b_.seq_kv_len = d + o.kv;
+    b_.block_tables = d + o.bt;
+    b_.max_blocks_per_seq = stride;
+    b_.logit_rows = d + o.rows;
+    b_.header = d;
+    b_.meta = d;
+    b_.sampling_rows = reinterpret_cast<const SamplingRow*>(d + o.samp);
+    host_ids_ = h + o.ids;
     block_size_ = block_size;
     return b_;
   }
@@ -456,6 +537,27 @@ class CudaBackend final : public Backend {
                                    kv.k.data(), kv.v.data(), stream_));
   }
 
+  void rope_write_kv(Tensor qkv, int64_t nh, int64_t nkv, const RopeTable& rope, KvLayer& kv,
+                     const DeviceBatch& b) override {
+    check_kv(kv, nkv);
+    check_dtype(qkv, DType::kBF16, "rope_write_kv qkv");
+    const Mat q = as_matrix(qkv, "rope_write_kv qkv");
+    const int64_t hd = kv.k.size(3);
+    const bool fused =
+        hd == rope.head_dim && hd % 16 == 0 && q.ld % 8 == 0 && alignment_of(qkv.data()) >= 16;
+    if (!fused) {  // odd shapes: the two separate kernels
+      this->rope(qkv, nh, nkv, rope, b);
+      write_kv(qkv, nh, nkv, kv, b);
+      return;
+    }
+    INFERD_CHECK(q.rows >= b.num_tokens && q.cols >= (nh + 2 * nkv) * hd,
+                 "rope_write_kv: qkv {} heads {}+2*{} head_dim {}", qkv.shape_str(), nh, nkv, hd);
+    check_vec(rope.inv_freq, hd / 2, "rope inv_freq");
+    CU_CHECK(cuda::launch_rope_write_kv(qkv.data(), q.ld, b.num_tokens, nh, nkv, hd,
+                                        rope.inv_freq.data_as<float>(), b.positions, b.slot_mapping,
+                                        kv.k.data(), kv.v.data(), stream_));
+  }
+
   void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,
                  int64_t window, const DeviceBatch& b, Tensor out) override {
     check_kv(kv, nkv);
@@ -463,13 +565,19 @@ class CudaBackend final : public Backend {
     check_dtype(out, DType::kBF16, "attention out");
     const Mat q = as_matrix(qkv, "attention qkv"), o = as_matrix(out, "attention out");
     const int64_t hd = kv.k.size(3);
-    if (hd > cuda::kMaxAttentionHeadDim)
-      fail("head_dim {} is not supported by the CUDA attention kernel (at most {})", hd,
-           cuda::kMaxAttentionHeadDim);
+    if (hd > cuda::kMaxAttentionHeadDim || hd % 8 != 0)
+      fail(
+          "head_dim {} is not supported by the CUDA attention kernel (a multiple of 8, at most "
+          "{})",
+          hd, cuda::kMaxAttentionHeadDim);
     INFERD_CHECK(nkv > 0 && nh % nkv == 0 && q.rows >= b.num_tokens && q.cols >= nh * hd &&
                      o.rows >= b.num_tokens && o.cols == nh * hd,
                  "attention: qkv {} out {} heads {}/{} head_dim {}", qkv.shape_str(),
                  out.shape_str(), nh, nkv, hd);
+    INFERD_CHECK(q.ld % 8 == 0 && o.ld % 8 == 0 && alignment_of(qkv.data()) >= 16 &&
+                     alignment_of(out.data()) >= 16,
+                 "attention: q and out rows must be 16-byte aligned");
+    INFERD_CHECK(b.header != nullptr, "attention: the batch has no device metadata header");
     cuda::AttentionParams p;
     p.qkv = qkv.data();
     p.ld_qkv = q.ld;
@@ -483,12 +591,23 @@ class CudaBackend final : public Backend {
     p.num_kv_heads = int32_t(nkv);
     p.head_dim = int32_t(hd);
     p.block_size = int32_t(kv.k.size(1));
+    p.header = b.header;
     p.positions = b.positions;
     p.seq_q_start = b.seq_q_start;
+    p.seq_kv_len = b.seq_kv_len;
     p.block_tables = b.block_tables;
-    p.max_blocks_per_seq = b.max_blocks_per_seq;
     p.scale = scale;
     p.sliding_window = window > 0 && window < INT32_MAX ? int32_t(window) : 0;
+    p.num_splits = cuda::attention_splits(b.num_tokens, int32_t(nkv), num_sms_);
+    if (p.num_splits > 1) {
+      const int64_t rows = cuda::attention_partial_rows(int32_t(nh), int32_t(nkv), num_sms_);
+      INFERD_CHECK(int64_t(b.num_tokens) * nh * p.num_splits <= rows,
+                   "attention partial buffer too small");
+      ensure_partial(rows, hd);
+      p.partial_acc = partial_acc_.data_as<float>();
+      p.partial_m = partial_m_.data_as<float>();
+      p.partial_l = partial_l_.data_as<float>();
+    }
     CU_CHECK(cuda::launch_attention(p, stream_));
   }
 
@@ -537,6 +656,103 @@ class CudaBackend final : public Backend {
     if (host != dst) convert(host, x.dtype(), dst, DType::kF32, int64_t(n));
   }
 
+  // ---- sampling on the device ----------------------------------------------------------------
+  bool samples_on_device() const override { return true; }
+
+  void sample(const Tensor& logits, const DeviceBatch& b, int32_t row0) override {
+    INFERD_CHECK(results_dev_.defined(), "sample: reserve() was not called");
+    check_dtype(logits, DType::kF32, "sample logits");
+    const Mat m = as_matrix(logits, "sample logits");
+    INFERD_CHECK(row0 >= 0 && row0 + m.rows <= b.num_logit_rows && m.rows <= rows_cap_,
+                 "sample rows [{}, +{}) of {}", row0, m.rows, b.num_logit_rows);
+    INFERD_CHECK(b.sampling_rows != nullptr && b.meta != nullptr, "sample: no sampling rows");
+    cuda::SamplerParams p;
+    p.logits = logits.data_as<float>();
+    p.ld = m.ld;
+    p.vocab = int32_t(m.cols);
+    p.num_rows = int32_t(m.rows);
+    p.rows = b.sampling_rows + row0;
+    p.header = b.header;
+    p.meta = b.meta;
+    p.tokens = reinterpret_cast<int32_t*>(results_dev_.data()) + row0;
+    p.records =
+        static_cast<char*>(results_dev_.data()) + tokens_bytes_ + size_t(row0) * record_bytes_;
+    p.max_top = capacity_.max_top_logprobs;
+    CU_CHECK(cuda::launch_sampler(p, stream_));
+  }
+
+  void finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,
+                      std::span<SampledToken> out) override {
+    const size_t R = out.size();
+    INFERD_CHECK(R <= size_t(b.num_logit_rows) && R == sampling.rows.size(),
+                 "finish_samples: {} outputs, {} sampling rows, {} logit rows", R,
+                 sampling.rows.size(), b.num_logit_rows);
+    bool any_lp = false;
+    for (const SamplingRow& r : sampling.rows) any_lp |= r.num_logprobs >= 0;
+    const size_t bytes = any_lp ? tokens_bytes_ + R * record_bytes_ : R * 4;
+    if (bytes > 0) {
+      CU_CHECK(cudaMemcpyAsync(results_host_, results_dev_.data(), bytes, cudaMemcpyDeviceToHost,
+                               stream_));
+    }
+    CU_CHECK(cudaEventRecord(step_end_[step_idx_], stream_));
+    CU_CHECK(cudaEventSynchronize(step_end_[step_idx_]));
+    account_step();
+    const auto* tokens = static_cast<const int32_t*>(results_host_);
+    for (size_t i = 0; i < R; ++i) {
+      SampledToken& o = out[i];
+      o.token_id = tokens[i];
+      o.has_logprobs = sampling.rows[i].num_logprobs >= 0;
+      if (!o.has_logprobs) continue;
+      const char* rec = static_cast<const char*>(results_host_) + tokens_bytes_ + i * record_bytes_;
+      cuda::LogprobRecordHead head;
+      std::memcpy(&head, rec, sizeof(head));
+      SampleLogprobs& lp = o.logprobs;
+      lp.token_id = o.token_id;
+      lp.logprob = head.logprob;
+      lp.rank = head.rank;
+      lp.top.resize(size_t(std::max(0, head.num_top)));
+      const char* ids = rec + sizeof(head);
+      const char* lps = ids + 4 * size_t(capacity_.max_top_logprobs);
+      for (size_t k = 0; k < lp.top.size(); ++k) {
+        std::memcpy(&lp.top[k].token_id, ids + 4 * k, 4);
+        std::memcpy(&lp.top[k].logprob, lps + 4 * k, 4);
+      }
+    }
+  }
+
+  StepTiming step_timing() const override { return timing_; }
+  void reset_step_timing() override {
+    timing_ = StepTiming{};
+    have_prev_step_ = false;
+    step_open_ = false;
+  }
+
+  // ---- CUDA graphs ----------------------------------------------------------------------------
+  bool supports_graphs() const override { return true; }
+
+  void begin_graph_capture() override {
+    CU_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  }
+
+  void end_graph_capture(int32_t key) override {
+    cudaGraph_t graph = nullptr;
+    CU_CHECK(cudaStreamEndCapture(stream_, &graph));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    CU_CHECK(e);
+    auto it = graphs_.find(key);
+    if (it != graphs_.end()) (void)cudaGraphExecDestroy(it->second);
+    graphs_[key] = exec;
+  }
+
+  bool replay_graph(int32_t key) override {
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) return false;
+    CU_CHECK(cudaGraphLaunch(it->second, stream_));
+    return true;
+  }
+
   // ---- helpers behind cuda_backend.h --------------------------------------------------------
   Tensor upload(const Tensor& host, DType dtype) {
     INFERD_CHECK(host.device() == Device::kCPU && is_float(host.dtype()) && is_float(dtype),
@@ -574,6 +790,10 @@ class CudaBackend final : public Backend {
   void synchronize() { CU_CHECK(cudaStreamSynchronize(stream_)); }
 
  private:
+  static constexpr int kGemmCandidates = 8;
+  static constexpr int64_t kAutotuneMaxRows = 512;
+  static constexpr int kAutotuneReps = 5;
+
   struct Plan {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
@@ -614,10 +834,10 @@ class CudaBackend final : public Backend {
         pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
-    cublasLtMatmulHeuristicResult_t res{};
+    std::array<cublasLtMatmulHeuristicResult_t, kGemmCandidates> res{};
     int found = 0;
-    const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(lt_, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, p.op, p.a, p.b, p.c, p.c, pref,
+                                                             kGemmCandidates, res.data(), &found);
     (void)cublasLtMatmulPreferenceDestroy(pref);
     if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
       (void)cublasLtMatrixLayoutDestroy(p.a);
@@ -629,7 +849,34 @@ class CudaBackend final : public Backend {
           "alignment {} {} {}): {}",
           T, N, T, K, lda, ldb, ldc, al_a, al_b, al_c, cublasLtGetStatusString(st)));
     }
-    p.algo = res.algo;
+    p.algo = res[0].algo;
+    // Decode-sized shapes (they are what CUDA graphs replay, step after step): time the
+    // candidates once on the real operands and keep the fastest. Larger ones (prefill chunks of
+    // every length) keep the heuristic's first choice.
+    if (found > 1 && T <= kAutotuneMaxRows && !capturing()) {
+      float best = INFINITY;
+      const float alpha = 1.0f, beta = 0.0f;
+      for (int i = 0; i < found; ++i) {
+        auto run = [&] {
+          return cublasLtMatmul(lt_, p.op, &alpha, a, p.a, b, p.b, &beta, const_cast<void*>(c), p.c,
+                                const_cast<void*>(c), p.c, &res[size_t(i)].algo, gemm_ws_,
+                                gemm_ws_bytes_, stream_);
+        };
+        if (run() != CUBLAS_STATUS_SUCCESS) continue;
+        CU_CHECK(cudaEventRecord(tune_ev_[0], stream_));
+        bool ok = true;
+        for (int rep = 0; rep < kAutotuneReps && ok; ++rep) ok = run() == CUBLAS_STATUS_SUCCESS;
+        CU_CHECK(cudaEventRecord(tune_ev_[1], stream_));
+        CU_CHECK(cudaEventSynchronize(tune_ev_[1]));
+        float ms = 0;
+        CU_CHECK(cudaEventElapsedTime(&ms, tune_ev_[0], tune_ev_[1]));
+        if (ok && ms < best) {
+          best = ms;
+          p.algo = res[size_t(i)].algo;
+        }
+      }
+      ++autotuned_shapes_;
+    }
     return plans_.emplace(key, p).first->second;
   }
 
@@ -675,7 +922,69 @@ class CudaBackend final : public Backend {
                  kv.k.size(1), block_size_);
   }
 
+  // Int offsets of the metadata segments (each 128-byte aligned): header, token ids, positions,
+  // slots, q starts, kv lengths, logit rows, sampling rows, block tables, edits. Everything but the
+  // edits sits at offsets that depend only on (T, S, R), so a graph captured for a batch size reads
+  // the right places; the block-table stride and the edits offset are in the header.
+  struct Layout {
+    size_t ids, pos, slot, qs, kv, rows, samp, bt, edits, total;
+  };
+  static constexpr size_t kHeaderIntsPadded = 32;
+  static_assert(cuda::kHeaderInts <= int(kHeaderIntsPadded));
+  static Layout layout_ints(int32_t T, int32_t S, int32_t R, int32_t stride, size_t edits) {
+    auto seg = [](size_t n) { return (n + 31) / 32 * 32; };
+    Layout o;
+    o.ids = kHeaderIntsPadded;
+    o.pos = o.ids + seg(size_t(T));
+    o.slot = o.pos + seg(size_t(T));
+    o.qs = o.slot + seg(size_t(T));
+    o.kv = o.qs + seg(size_t(S) + 1);
+    o.rows = o.kv + seg(size_t(S));
+    o.samp = o.rows + seg(size_t(R));
+    o.bt = o.samp + seg(size_t(R) * sizeof(SamplingRow) / 4);
+    o.edits = o.bt + seg(size_t(S) * size_t(stride));
+    o.total = o.edits + seg(edits * sizeof(LogitEdit) / 4);
+    return o;
+  }
+  static_assert(sizeof(SamplingRow) % 8 == 0 && sizeof(LogitEdit) % 4 == 0);
+
+  bool capturing() const {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    CU_CHECK(cudaStreamIsCapturing(stream_, &st));
+    return st != cudaStreamCaptureStatusNone;
+  }
+
+  void drop_graphs() {
+    for (auto& [key, exec] : graphs_) (void)cudaGraphExecDestroy(exec);
+    graphs_.clear();
+  }
+
+  void account_step() {
+    if (!step_open_) return;
+    step_open_ = false;
+    float busy = 0, idle = 0;
+    CU_CHECK(cudaEventElapsedTime(&busy, step_start_[step_idx_], step_end_[step_idx_]));
+    timing_.busy_ms += busy;
+    if (have_prev_step_) {
+      CU_CHECK(cudaEventElapsedTime(&idle, step_end_[step_idx_ ^ 1], step_start_[step_idx_]));
+      timing_.idle_ms += idle;
+    }
+    ++timing_.steps;
+    have_prev_step_ = true;
+    step_idx_ ^= 1;
+  }
+
+  void ensure_partial(int64_t rows, int64_t hd) {
+    if (partial_m_.defined() && partial_m_.numel() >= rows && partial_hd_ >= hd) return;
+    INFERD_CHECK(!capturing(), "attention partial buffers must exist before graph capture");
+    partial_acc_ = alloc(DType::kF32, {rows * hd});
+    partial_m_ = alloc(DType::kF32, {rows});
+    partial_l_ = alloc(DType::kF32, {rows});
+    partial_hd_ = hd;
+  }
+
   void grow_metadata(size_t ints) {
+    drop_graphs();  // they point into the old buffer
     if (meta_host_ || meta_dev_) CU_CHECK(cudaStreamSynchronize(stream_));
     if (meta_host_) CU_CHECK(cudaFreeHost(meta_host_));
     if (meta_dev_) CU_CHECK(cudaFree(meta_dev_));
@@ -695,6 +1004,7 @@ class CudaBackend final : public Backend {
   void* gemm_ws_ = nullptr;
   size_t gemm_ws_bytes_ = 0;
   std::map<PlanKey, Plan> plans_;
+  int64_t autotuned_shapes_ = 0;
 
   size_t staging_half_ = 0;
   void* staging_[2] = {nullptr, nullptr};
@@ -710,6 +1020,21 @@ class CudaBackend final : public Backend {
 
   void* down_host_ = nullptr;  // pinned, for bf16 -> f32 downloads
   size_t down_bytes_ = 0;
+
+  int num_sms_ = 1;
+  StepCapacity capacity_;
+  int32_t rows_cap_ = 0;
+  size_t record_bytes_ = 0, tokens_bytes_ = 0, results_bytes_ = 0;
+  Tensor results_dev_;            // [tokens | logprob records] of the step
+  void* results_host_ = nullptr;  // pinned twin
+  Tensor partial_acc_, partial_m_, partial_l_;
+  int64_t partial_hd_ = 0;
+  std::map<int32_t, cudaGraphExec_t> graphs_;
+  cudaEvent_t step_start_[2] = {nullptr, nullptr}, step_end_[2] = {nullptr, nullptr};
+  int step_idx_ = 0;
+  bool step_open_ = false, have_prev_step_ = false;
+  StepTiming timing_;
+  cudaEvent_t tune_ev_[2] = {nullptr, nullptr};
 
   const void* embed_src_ = nullptr;
   DType embed_src_dtype_ = DType::kF32;

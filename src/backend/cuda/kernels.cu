@@ -1,5 +1,8 @@
-// The CUDA backend's own kernels (first version: simple and correct; see kernels.h for each
-// kernel's contract). bf16 storage, fp32 arithmetic. No fmt here (nvcc cannot compile fmt 9).
+// The CUDA backend's small kernels (see kernels.h for each kernel's contract): embedding, norms,
+// RoPE (+ the KV-cache write), SiLU-and-mul, gather, random fill. bf16 storage, fp32 arithmetic,
+// 16-byte vector loads where rows allow (scalar versions otherwise). Row-wise kernels take one
+// block per token. Achieved GB/s on the H200: bench/cuda_kernels_bench and docs/performance.md.
+// No fmt here (nvcc cannot compile fmt 9). Attention is in attention.cu, sampling in sampler.cu.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -197,81 +200,6 @@ __global__ void write_kv_kernel(const bf16* __restrict__ qkv, int64_t ld_qkv, in
   }
 }
 
-// ---- paged attention ---------------------------------------------------------------------
-// Grid (token, kv head); each warp takes query heads g = warp, warp + nwarps, ... of the group
-// that shares the kv head and walks the keys [first, pos] of the token's sequence one at a time
-// with an online softmax. Lane l holds dimensions l, l + 32, ... of q and of the accumulator.
-constexpr int kDimsPerLane = kMaxAttentionHeadDim / 32;
-
-__global__ void attention_kernel(AttentionParams p) {
-  const int32_t t = int32_t(blockIdx.x);
-  const int32_t h = int32_t(blockIdx.y);
-  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
-  const int nwarps = int(blockDim.x) >> 5;
-
-  // The token's sequence: the last s with seq_q_start[s] <= t (sequences with no new tokens
-  // share their start with the next one).
-  int32_t lo = 0, hi = p.num_seqs - 1;
-  while (lo < hi) {
-    const int32_t mid = (lo + hi + 1) >> 1;
-    if (p.seq_q_start[mid] <= t) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  const int32_t* table = p.block_tables + int64_t(lo) * p.max_blocks_per_seq;
-  const int32_t pos = p.positions[t];
-  const int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
-  const int32_t group = p.num_heads / p.num_kv_heads;
-  const int64_t slot_elems = int64_t(p.num_kv_heads) * p.head_dim;
-  const int hd = p.head_dim, bs = p.block_size;
-  const bf16* kc = static_cast<const bf16*>(p.k_cache) + int64_t(h) * hd;
-  const bf16* vc = static_cast<const bf16*>(p.v_cache) + int64_t(h) * hd;
-
-  for (int32_t g = warp; g < group; g += nwarps) {
-    const int32_t qh = h * group + g;
-    const bf16* q = static_cast<const bf16*>(p.qkv) + int64_t(t) * p.ld_qkv + int64_t(qh) * hd;
-    float qr[kDimsPerLane], acc[kDimsPerLane];
-#pragma unroll
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
-      qr[i] = d < hd ? to_f(q[d]) : 0.f;
-      acc[i] = 0.f;
-    }
-    float m = -INFINITY, l = 0.f;
-    for (int32_t j = first; j <= pos; ++j) {
-      const int64_t slot = int64_t(table[j / bs]) * bs + j % bs;
-      const bf16* k = kc + slot * slot_elems;
-      const bf16* v = vc + slot * slot_elems;
-      float dot = 0.f;
-#pragma unroll
-      for (int i = 0; i < kDimsPerLane; ++i) {
-        const int d = lane + 32 * i;
-        if (d < hd) dot += qr[i] * to_f(k[d]);
-      }
-      const float s = warp_sum(dot) * p.scale;
-      const float m_new = fmaxf(m, s);
-      const float corr = expf(m - m_new);  // 0 on the first key (m = -inf)
-      const float e = expf(s - m_new);
-      l = l * corr + e;
-#pragma unroll
-      for (int i = 0; i < kDimsPerLane; ++i) {
-        const int d = lane + 32 * i;
-        if (d < hd) acc[i] = acc[i] * corr + e * to_f(v[d]);
-      }
-      m = m_new;
-    }
-    const float inv = 1.0f / l;  // l >= 1: the key at pos itself is always seen
-    bf16* o = static_cast<bf16*>(p.out) + int64_t(t) * p.ld_out + int64_t(qh) * hd;
-#pragma unroll
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < hd) o[d] = to_bf(acc[i] * inv);
-    }
-  }
-}
-
 // ---- gather rows -------------------------------------------------------------------------
 __global__ void gather_rows_kernel(const char* __restrict__ x, int64_t x_stride, int64_t row_units,
                                    const int32_t* __restrict__ rows, char* __restrict__ out,
@@ -279,6 +207,167 @@ __global__ void gather_rows_kernel(const char* __restrict__ x, int64_t x_stride,
   const int64_t r = blockIdx.x;
   const uint16_t* src = reinterpret_cast<const uint16_t*>(x + int64_t(rows[r]) * x_stride);
   uint16_t* dst = reinterpret_cast<uint16_t*>(out + r * out_stride);
+  for (int64_t i = threadIdx.x; i < row_units; i += blockDim.x) dst[i] = src[i];
+}
+
+// ---- 16-byte vector versions -------------------------------------------------------------
+// Used when every row start and length is a multiple of 8 elements (16 bytes), which the
+// launchers check; the scalar kernels above remain for anything else.
+struct alignas(16) Bf16x8 {
+  __nv_bfloat162 h[4];
+};
+
+__device__ __forceinline__ void unpack8(const Bf16x8& v, float (&f)[8]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 t = __bfloat1622float2(v.h[i]);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+__device__ __forceinline__ Bf16x8 pack8(const float (&f)[8]) {
+  Bf16x8 v;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) v.h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+  return v;
+}
+
+bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
+bool vec_ok(const void* p, int64_t ld_elems, int64_t width_elems) {
+  return aligned16(p) && ld_elems % 8 == 0 && width_elems % 8 == 0;
+}
+// Threads for a row of n8 vectors: one vector each up to 1024 threads, a multiple of 32.
+int row_threads(int64_t n8) {
+  int64_t t = (n8 + 31) / 32 * 32;
+  if (t > 1024) t = 1024;
+  return int(t < 32 ? 32 : t);
+}
+
+__global__ void embedding_vec_kernel(const Bf16x8* __restrict__ table, int64_t vocab, int64_t n8,
+                                     const int32_t* __restrict__ ids, Bf16x8* __restrict__ out,
+                                     int64_t ld8_out) {
+  const int64_t t = blockIdx.x;
+  const int32_t id = ids[t];
+  Bf16x8* o = out + t * ld8_out;
+  if (id < 0 || id >= vocab) {
+    const float z[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t i = threadIdx.x; i < n8; i += blockDim.x) o[i] = pack8(z);
+    return;
+  }
+  const Bf16x8* row = table + int64_t(id) * n8;
+  for (int64_t i = threadIdx.x; i < n8; i += blockDim.x) o[i] = row[i];
+}
+
+// RMSNorm / residual add + RMSNorm on 8-element vectors; same arithmetic as the scalar kernels
+// (the residual is rounded to bf16 before it is squared).
+template <bool kAdd>
+__global__ void rms_norm_vec_kernel(Bf16x8* __restrict__ residual, int64_t ld8_res,
+                                    const Bf16x8* __restrict__ x, int64_t ld8_x,
+                                    const float4* __restrict__ w, float eps, int64_t n8,
+                                    Bf16x8* __restrict__ out, int64_t ld8_out) {
+  const int64_t t = blockIdx.x;
+  Bf16x8* rr = residual + t * ld8_res;
+  const Bf16x8* xr = x + t * ld8_x;
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < n8; i += blockDim.x) {
+    float a[8];
+    unpack8(kAdd ? rr[i] : xr[i], a);
+    if (kAdd) {
+      float b[8];
+      unpack8(xr[i], b);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) a[j] += b[j];
+      const Bf16x8 s = pack8(a);
+      rr[i] = s;
+      unpack8(s, a);
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) ss += a[j] * a[j];
+  }
+  ss = block_sum(ss);
+  const float r = 1.0f / sqrtf(ss / float(n8 * 8) + eps);
+  Bf16x8* o = out + t * ld8_out;
+  for (int64_t i = threadIdx.x; i < n8; i += blockDim.x) {
+    float a[8];
+    unpack8(kAdd ? rr[i] : xr[i], a);
+    const float4 w0 = w[2 * i], w1 = w[2 * i + 1];
+    const float ww[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) a[j] = ww[j] * (a[j] * r);
+    o[i] = pack8(a);
+  }
+}
+
+__global__ void silu_mul_vec_kernel(const Bf16x8* __restrict__ gu, int64_t ld8_gu,
+                                    int64_t num_tokens, int64_t f8, Bf16x8* __restrict__ out,
+                                    int64_t ld8_out) {
+  const int64_t total = num_tokens * f8;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / f8, c = i % f8;
+    float g[8], u[8];
+    unpack8(gu[t * ld8_gu + c], g);
+    unpack8(gu[t * ld8_gu + f8 + c], u);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    out[t * ld8_out + c] = pack8(g);
+  }
+}
+
+// One block per token. Work items: (q or k head, 8-wide slice of the first half) rotate the pair
+// of slices (i, i + half); (v head, 8-wide slice) copy. Rotated q goes back into qkv, rotated k
+// and v into the cache.
+__global__ void rope_write_kv_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_heads,
+                                     int64_t num_kv_heads, int64_t head_dim,
+                                     const float* __restrict__ inv_freq,
+                                     const int32_t* __restrict__ positions,
+                                     const int32_t* __restrict__ slots, bf16* __restrict__ k_cache,
+                                     bf16* __restrict__ v_cache) {
+  const int64_t t = blockIdx.x;
+  const int64_t half = head_dim / 2, h8 = half / 8, d8 = head_dim / 8;
+  const float pos = float(positions[t]);
+  const int32_t slot = slots[t];
+  bf16* row = qkv + t * ld_qkv;
+  const int64_t kvs = num_kv_heads * head_dim;
+  const int64_t rot_items = (num_heads + num_kv_heads) * h8;
+  const int64_t items = rot_items + (slot >= 0 ? num_kv_heads * d8 : 0);
+  for (int64_t k = threadIdx.x; k < items; k += blockDim.x) {
+    if (k < rot_items) {
+      const int64_t hh = k / h8, i0 = (k % h8) * 8;
+      const bool is_q = hh < num_heads;
+      if (!is_q && slot < 0) continue;
+      bf16* v = row + hh * head_dim;
+      float x1[8], x2[8], y1[8], y2[8];
+      unpack8(*reinterpret_cast<const Bf16x8*>(v + i0), x1);
+      unpack8(*reinterpret_cast<const Bf16x8*>(v + i0 + half), x2);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float ang = pos * inv_freq[i0 + j];  // fp32 product, as transformers computes it
+        float sn, cs;
+        sincosf(ang, &sn, &cs);
+        y1[j] = x1[j] * cs - x2[j] * sn;
+        y2[j] = x2[j] * cs + x1[j] * sn;
+      }
+      bf16* dst = is_q ? v : k_cache + int64_t(slot) * kvs + (hh - num_heads) * head_dim;
+      *reinterpret_cast<Bf16x8*>(dst + i0) = pack8(y1);
+      *reinterpret_cast<Bf16x8*>(dst + i0 + half) = pack8(y2);
+    } else {
+      const int64_t e = (k - rot_items) * 8;  // element offset within the v part
+      const bf16* src = row + (num_heads + num_kv_heads) * head_dim + e;
+      *reinterpret_cast<Bf16x8*>(v_cache + int64_t(slot) * kvs + e) =
+          *reinterpret_cast<const Bf16x8*>(src);
+    }
+  }
+}
+
+__global__ void gather_rows_vec_kernel(const char* __restrict__ x, int64_t x_stride,
+                                       int64_t row_units, const int32_t* __restrict__ rows,
+                                       char* __restrict__ out, int64_t out_stride) {
+  const int64_t r = blockIdx.x;
+  const uint4* src = reinterpret_cast<const uint4*>(x + int64_t(rows[r]) * x_stride);
+  uint4* dst = reinterpret_cast<uint4*>(out + r * out_stride);
   for (int64_t i = threadIdx.x; i < row_units; i += blockDim.x) dst[i] = src[i];
 }
 
@@ -316,8 +405,14 @@ __global__ void fill_random_kernel(void* dst, int dtype_code, int64_t n, uint64_
 cudaError_t launch_embedding(const void* table, int64_t vocab, int64_t hidden, const int32_t* ids,
                              int32_t num_tokens, void* out, int64_t ld_out, cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
-  embedding_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
-      static_cast<const bf16*>(table), vocab, hidden, ids, static_cast<bf16*>(out), ld_out);
+  if (vec_ok(table, hidden, hidden) && vec_ok(out, ld_out, hidden)) {
+    embedding_vec_kernel<<<num_tokens, row_threads(hidden / 8), 0, stream>>>(
+        static_cast<const Bf16x8*>(table), vocab, hidden / 8, ids, static_cast<Bf16x8*>(out),
+        ld_out / 8);
+  } else {
+    embedding_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
+        static_cast<const bf16*>(table), vocab, hidden, ids, static_cast<bf16*>(out), ld_out);
+  }
   return cudaGetLastError();
 }
 
@@ -325,8 +420,14 @@ cudaError_t launch_rms_norm(const void* x, int64_t ld_x, const float* w, float e
                             int32_t num_tokens, int64_t hidden, void* out, int64_t ld_out,
                             cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
-  rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(static_cast<const bf16*>(x), ld_x, w, eps,
-                                                          hidden, static_cast<bf16*>(out), ld_out);
+  if (vec_ok(x, ld_x, hidden) && vec_ok(out, ld_out, hidden) && aligned16(w)) {
+    rms_norm_vec_kernel<false><<<num_tokens, row_threads(hidden / 8), 0, stream>>>(
+        nullptr, 0, static_cast<const Bf16x8*>(x), ld_x / 8, reinterpret_cast<const float4*>(w),
+        eps, hidden / 8, static_cast<Bf16x8*>(out), ld_out / 8);
+  } else {
+    rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
+        static_cast<const bf16*>(x), ld_x, w, eps, hidden, static_cast<bf16*>(out), ld_out);
+  }
   return cudaGetLastError();
 }
 
@@ -334,9 +435,16 @@ cudaError_t launch_add_rms_norm(void* residual, int64_t ld_res, const void* x, i
                                 const float* w, float eps, int32_t num_tokens, int64_t hidden,
                                 void* out, int64_t ld_out, cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
-  add_rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
-      static_cast<bf16*>(residual), ld_res, static_cast<const bf16*>(x), ld_x, w, eps, hidden,
-      static_cast<bf16*>(out), ld_out);
+  if (vec_ok(residual, ld_res, hidden) && vec_ok(x, ld_x, hidden) && vec_ok(out, ld_out, hidden) &&
+      aligned16(w)) {
+    rms_norm_vec_kernel<true><<<num_tokens, row_threads(hidden / 8), 0, stream>>>(
+        static_cast<Bf16x8*>(residual), ld_res / 8, static_cast<const Bf16x8*>(x), ld_x / 8,
+        reinterpret_cast<const float4*>(w), eps, hidden / 8, static_cast<Bf16x8*>(out), ld_out / 8);
+  } else {
+    add_rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
+        static_cast<bf16*>(residual), ld_res, static_cast<const bf16*>(x), ld_x, w, eps, hidden,
+        static_cast<bf16*>(out), ld_out);
+  }
   return cudaGetLastError();
 }
 
@@ -372,9 +480,15 @@ cudaError_t launch_silu_mul(const void* gate_up, int64_t ld_gate_up, int32_t num
                             void* out, int64_t ld_out, cudaStream_t stream) {
   const int64_t total = int64_t(num_tokens) * f;
   if (total <= 0) return cudaSuccess;
-  silu_mul_kernel<<<grid_for(total, 256), 256, 0, stream>>>(static_cast<const bf16*>(gate_up),
-                                                            ld_gate_up, num_tokens, f,
-                                                            static_cast<bf16*>(out), ld_out);
+  if (vec_ok(gate_up, ld_gate_up, f) && vec_ok(out, ld_out, f)) {
+    silu_mul_vec_kernel<<<grid_for(total / 8, 256), 256, 0, stream>>>(
+        static_cast<const Bf16x8*>(gate_up), ld_gate_up / 8, num_tokens, f / 8,
+        static_cast<Bf16x8*>(out), ld_out / 8);
+  } else {
+    silu_mul_kernel<<<grid_for(total, 256), 256, 0, stream>>>(static_cast<const bf16*>(gate_up),
+                                                              ld_gate_up, num_tokens, f,
+                                                              static_cast<bf16*>(out), ld_out);
+  }
   return cudaGetLastError();
 }
 
@@ -388,16 +502,19 @@ cudaError_t launch_write_kv(const void* qkv, int64_t ld_qkv, int32_t num_tokens,
   return cudaGetLastError();
 }
 
-cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
-  if (p.num_tokens <= 0) return cudaSuccess;
-  if (p.head_dim <= 0 || p.head_dim > kMaxAttentionHeadDim || p.num_kv_heads <= 0 ||
-      p.num_heads % p.num_kv_heads != 0 || p.num_kv_heads > 65535 || p.block_size <= 0 ||
-      p.num_seqs <= 0)
-    return cudaErrorInvalidValue;
-  const int group = p.num_heads / p.num_kv_heads;
-  const int warps = group < 8 ? group : 8;
-  attention_kernel<<<dim3(unsigned(p.num_tokens), unsigned(p.num_kv_heads)), 32 * warps, 0,
-                     stream>>>(p);
+cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_heads,
+                                 int64_t num_kv_heads, int64_t head_dim, const float* inv_freq,
+                                 const int32_t* positions, const int32_t* slots, void* k_cache,
+                                 void* v_cache, cudaStream_t stream) {
+  if (num_tokens <= 0) return cudaSuccess;
+  if (head_dim % 16 != 0 || ld_qkv % 8 != 0 || !aligned16(qkv) || !aligned16(k_cache) ||
+      !aligned16(v_cache)) {
+    return cudaErrorInvalidValue;  // the caller runs rope and write_kv separately
+  }
+  const int64_t items = (num_heads + num_kv_heads) * (head_dim / 16) + num_kv_heads * head_dim / 8;
+  rope_write_kv_kernel<<<num_tokens, row_threads(items), 0, stream>>>(
+      static_cast<bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, inv_freq, positions,
+      slots, static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
   return cudaGetLastError();
 }
 
@@ -406,9 +523,16 @@ cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t ro
                                int64_t out_stride_bytes, cudaStream_t stream) {
   if (num_rows <= 0) return cudaSuccess;
   if (row_bytes % 2 != 0) return cudaErrorInvalidValue;
-  gather_rows_kernel<<<num_rows, kRowThreads, 0, stream>>>(
-      static_cast<const char*>(x), x_stride_bytes, row_bytes / 2, rows, static_cast<char*>(out),
-      out_stride_bytes);
+  if (row_bytes % 16 == 0 && x_stride_bytes % 16 == 0 && out_stride_bytes % 16 == 0 &&
+      aligned16(x) && aligned16(out)) {
+    gather_rows_vec_kernel<<<num_rows, row_threads(row_bytes / 16), 0, stream>>>(
+        static_cast<const char*>(x), x_stride_bytes, row_bytes / 16, rows, static_cast<char*>(out),
+        out_stride_bytes);
+  } else {
+    gather_rows_kernel<<<num_rows, kRowThreads, 0, stream>>>(
+        static_cast<const char*>(x), x_stride_bytes, row_bytes / 2, rows, static_cast<char*>(out),
+        out_stride_bytes);
+  }
   return cudaGetLastError();
 }
 

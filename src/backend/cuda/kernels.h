@@ -49,7 +49,20 @@ cudaError_t launch_write_kv(const void* qkv, int64_t ld_qkv, int32_t num_tokens,
                             int64_t num_kv_heads, int64_t head_dim, const int32_t* slots,
                             void* k_cache, void* v_cache, cudaStream_t stream);
 
-// Causal paged attention over the cache (bf16 q/k/v/out, fp32 softmax).
+// RoPE on the q and k heads of qkv (q rotated in place) fused with the KV-cache write (rotated k,
+// and v, to slot slots[t]; negative slots are skipped). The k part of qkv is left unrotated.
+cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_heads,
+                                 int64_t num_kv_heads, int64_t head_dim, const float* inv_freq,
+                                 const int32_t* positions, const int32_t* slots, void* k_cache,
+                                 void* v_cache, cudaStream_t stream);
+
+// The per-step metadata the host uploads starts with a small header that kernels read on the
+// device, so that a CUDA graph captured for a batch size stays valid when these values change.
+constexpr int kHeaderBlockTableStride = 0;  // ints per row of the block tables
+constexpr int kHeaderEditsOffset = 1;       // int offset of the sampling edits from the header
+constexpr int kHeaderInts = 32;
+
+// Causal paged attention over the cache (bf16 q/k/v/out, fp32 softmax); attention.cu.
 struct AttentionParams {
   const void* qkv = nullptr;  // q heads start each row
   int64_t ld_qkv = 0;
@@ -61,16 +74,29 @@ struct AttentionParams {
   int32_t num_seqs = 0;
   int32_t num_heads = 0;
   int32_t num_kv_heads = 0;
-  int32_t head_dim = 0;  // at most kMaxAttentionHeadDim
+  int32_t head_dim = 0;  // a multiple of 8, at most kMaxAttentionHeadDim
   int32_t block_size = 0;
+  const int32_t* header = nullptr;        // the metadata header (block-table stride)
   const int32_t* positions = nullptr;     // [T]
   const int32_t* seq_q_start = nullptr;   // [S + 1]
-  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
-  int32_t max_blocks_per_seq = 0;
+  const int32_t* seq_kv_len = nullptr;    // [S]; 0: a padding sequence (its rows get zeros)
+  const int32_t* block_tables = nullptr;  // [S, header[kHeaderBlockTableStride]]
   float scale = 1.0f;
-  int32_t sliding_window = 0;  // 0: none; else keys (pos - window, pos]
+  int32_t sliding_window = 0;    // 0: none; else keys (pos - window, pos]
+  int32_t num_splits = 1;        // attention_splits(); > 1 needs the partial buffers
+  float* partial_acc = nullptr;  // [T, num_heads, num_splits, head_dim]
+  float* partial_m = nullptr;    // [T, num_heads, num_splits]
+  float* partial_l = nullptr;
 };
 constexpr int32_t kMaxAttentionHeadDim = 256;
+constexpr int32_t kMaxAttentionSplits = 32;
+// Splits of the key range for a batch of `num_tokens` rows: enough blocks for about two per SM.
+// Depends only on the row count (and the model), never on the context lengths.
+int32_t attention_splits(int32_t num_tokens, int32_t num_kv_heads, int32_t num_sms);
+// Partial-result rows (T * num_heads * num_splits) any launch of attention_splits() may need.
+inline int64_t attention_partial_rows(int32_t num_heads, int32_t num_kv_heads, int32_t num_sms) {
+  return 3 * int64_t(num_sms) * (num_heads / num_kv_heads) + int64_t(num_heads);
+}
 cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream);
 
 // out[r, :] = x[rows[r], :], rows of `row_bytes` bytes (a multiple of 2).

@@ -1,0 +1,283 @@
+// Paged attention over the KV cache for every kind of row: decode tokens, prefill chunks and
+// chunked prefill (a token at position p attends to keys [first, p] of its sequence, first = 0 or
+// p - window + 1).
+//
+// Algorithm (flash-decoding, GQA-aware): one thread block per (token, KV head, split). The block
+// reads each K and V row of its key range once, with 16-byte loads, for all the query heads that
+// share the KV head (up to 8 at a time, in registers). A "subgroup" of LPK lanes (LPK * 8 >=
+// head_dim) holds one key row; each of the block's 128 / LPK subgroups walks every (128/LPK)-th key
+// with its own online softmax (exp2 of scores pre-scaled by log2 e); the subgroups merge in shared
+// memory at the end. When too few (token, KV head) pairs exist to fill the GPU (decode at small
+// batch), the key range is split (splits depend only on the number of rows, so a CUDA graph
+// captured for a batch size stays valid) and a second kernel combines the splits' partial results.
+// Sequences with no keys (graph padding rows) give zeros.
+//
+// Speed: see docs/performance.md (decode step profile, H200) for the achieved figures.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "backend/cuda/kernels.h"
+
+namespace inferd::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kAttnThreads = 128;
+constexpr float kLog2E = 1.4426950408889634f;
+
+__device__ __forceinline__ void load8(const bf16* p, float (&f)[8]) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 v = __bfloat1622float2(h[i]);
+    f[2 * i] = v.x;
+    f[2 * i + 1] = v.y;
+  }
+}
+
+// The sequence of token t: the last s with seq_q_start[s] <= t (sequences with no new tokens share
+// their start with the next one).
+__device__ __forceinline__ int32_t seq_of_token(const int32_t* seq_q_start, int32_t num_seqs,
+                                                int32_t t) {
+  int32_t lo = 0, hi = num_seqs - 1;
+  while (lo < hi) {
+    const int32_t mid = (lo + hi + 1) >> 1;
+    if (seq_q_start[mid] <= t) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+// LPK: lanes per key row (8, 16 or 32; head_dim <= 8 * LPK). GC: query heads handled together
+// (1, 2, 4 or 8); a KV group larger than GC is walked GC heads at a time.
+template <int LPK, int GC>
+__global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(AttentionParams p) {
+  constexpr int kSubgroups = kAttnThreads / LPK;
+  const int32_t t = int32_t(blockIdx.x);
+  const int32_t h = int32_t(blockIdx.y);
+  const int32_t split = int32_t(blockIdx.z);
+  const int32_t num_splits = int32_t(gridDim.z);
+  const int tid = int(threadIdx.x);
+  const int sub = tid / LPK, sl = tid % LPK;  // subgroup, lane in subgroup
+  const int hd = p.head_dim;
+  const bool lane_on = sl * 8 < hd;
+
+  __shared__ float s_m[kSubgroups][GC];
+  __shared__ float s_l[kSubgroups][GC];
+  extern __shared__ float s_acc[];  // [kSubgroups][GC][hd]
+
+  const int32_t seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
+  const int32_t kv_len = p.seq_kv_len[seq];
+  const int32_t pos = p.positions[t];
+  int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
+  int32_t end = kv_len > 0 ? pos + 1 : 0;  // padding rows (kv_len 0) attend to nothing
+  if (end < first) end = first;
+  const int32_t n = end - first;
+  const int32_t chunk = (n + num_splits - 1) / num_splits;
+  const int32_t k0 = first + split * chunk;
+  const int32_t k1 = min(end, k0 + chunk);
+
+  const int32_t stride = p.header[kHeaderBlockTableStride];
+  const int32_t* table = p.block_tables + int64_t(seq) * stride;
+  const int64_t row_elems = int64_t(p.num_kv_heads) * hd;
+  const bf16* kc = static_cast<const bf16*>(p.k_cache) + int64_t(h) * hd + sl * 8;
+  const bf16* vc = static_cast<const bf16*>(p.v_cache) + int64_t(h) * hd + sl * 8;
+  const int32_t group = p.num_heads / p.num_kv_heads;
+  const int32_t bs = p.block_size;
+
+  for (int32_t g0 = 0; g0 < group; g0 += GC) {
+    const int gn = min(GC, int(group - g0));
+    // This lane's 8 dims of each query head, pre-scaled so that exp2 gives the softmax.
+    float q[GC][8];
+#pragma unroll
+    for (int g = 0; g < GC; ++g) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) q[g][i] = 0.f;
+      if (g < gn && lane_on) {
+        const bf16* qp = static_cast<const bf16*>(p.qkv) + int64_t(t) * p.ld_qkv +
+                         int64_t(h * group + g0 + g) * hd + sl * 8;
+        load8(qp, q[g]);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) q[g][i] *= p.scale * kLog2E;
+      }
+    }
+    float m[GC], l[GC], acc[GC][8];
+#pragma unroll
+    for (int g = 0; g < GC; ++g) {
+      m[g] = -INFINITY;
+      l[g] = 0.f;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[g][i] = 0.f;
+    }
+
+    // Every lane of a warp runs the same number of iterations (the shuffles need the whole warp);
+    // a subgroup whose key is past the range contributes nothing.
+    constexpr int kSubPerWarp = 32 / LPK;
+    const int32_t warp_first = k0 + (tid / 32) * kSubPerWarp;
+    for (int32_t base = warp_first; base < k1; base += kSubgroups) {
+      const int32_t key = base + (sub % kSubPerWarp);
+      const bool valid = key < k1;
+      float kf[8], vf[8];
+      if (valid && lane_on) {
+        const int64_t slot = int64_t(table[key / bs]) * bs + key % bs;
+        load8(kc + slot * row_elems, kf);
+        load8(vc + slot * row_elems, vf);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) kf[i] = vf[i] = 0.f;
+      }
+#pragma unroll
+      for (int g = 0; g < GC; ++g) {
+        float s = 0.f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) s = fmaf(q[g][i], kf[i], s);
+#pragma unroll
+        for (int o = LPK / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (!valid) continue;
+        if (s > m[g]) {                        // uniform within the subgroup
+          const float corr = exp2f(m[g] - s);  // 0 on the first key
+          l[g] *= corr;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[g][i] *= corr;
+          m[g] = s;
+        }
+        const float e = exp2f(s - m[g]);
+        l[g] += e;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[g][i] = fmaf(e, vf[i], acc[g][i]);
+      }
+    }
+
+    // Merge the subgroups.
+#pragma unroll
+    for (int g = 0; g < GC; ++g) {
+      if (sl == 0) {
+        s_m[sub][g] = m[g];
+        s_l[sub][g] = l[g];
+      }
+      if (lane_on) {
+        float* a = s_acc + (size_t(sub) * GC + g) * hd + sl * 8;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) a[i] = acc[g][i];
+      }
+    }
+    __syncthreads();
+    for (int e = tid; e < gn * hd; e += kAttnThreads) {
+      const int g = e / hd, d = e % hd;
+      float mx = -INFINITY;
+#pragma unroll 4
+      for (int s = 0; s < kSubgroups; ++s) mx = fmaxf(mx, s_m[s][g]);
+      float L = 0.f, A = 0.f;
+      if (mx != -INFINITY) {
+#pragma unroll 4
+        for (int s = 0; s < kSubgroups; ++s) {
+          const float w = exp2f(s_m[s][g] - mx);
+          L = fmaf(w, s_l[s][g], L);
+          A = fmaf(w, s_acc[(size_t(s) * GC + g) * hd + d], A);
+        }
+      }
+      const int32_t qh = h * group + g0 + g;
+      if (num_splits == 1) {
+        bf16* o = static_cast<bf16*>(p.out) + int64_t(t) * p.ld_out + int64_t(qh) * hd + d;
+        *o = __float2bfloat16_rn(L > 0.f ? A / L : 0.f);
+      } else {
+        const int64_t pi = (int64_t(t) * p.num_heads + qh) * num_splits + split;
+        p.partial_acc[pi * hd + d] = A;
+        if (d == 0) {
+          p.partial_m[pi] = mx;
+          p.partial_l[pi] = L;
+        }
+      }
+    }
+    __syncthreads();  // s_m / s_l / s_acc are rewritten by the next head group
+  }
+}
+
+// out[t, qh, :] from the splits' partial (max, sum, unnormalised accumulator).
+__global__ void combine_splits_kernel(AttentionParams p, int32_t num_splits) {
+  const int32_t t = int32_t(blockIdx.x), qh = int32_t(blockIdx.y);
+  const int hd = p.head_dim;
+  const int64_t base = (int64_t(t) * p.num_heads + qh) * num_splits;
+  float mx = -INFINITY;
+  for (int s = 0; s < num_splits; ++s) mx = fmaxf(mx, p.partial_m[base + s]);
+  for (int d = int(threadIdx.x); d < hd; d += int(blockDim.x)) {
+    float L = 0.f, A = 0.f;
+    if (mx != -INFINITY) {
+      for (int s = 0; s < num_splits; ++s) {
+        const float w = exp2f(p.partial_m[base + s] - mx);
+        L = fmaf(w, p.partial_l[base + s], L);
+        A = fmaf(w, p.partial_acc[(base + s) * hd + d], A);
+      }
+    }
+    static_cast<bf16*>(p.out)[int64_t(t) * p.ld_out + int64_t(qh) * hd + d] =
+        __float2bfloat16_rn(L > 0.f ? A / L : 0.f);
+  }
+}
+
+template <int LPK, int GC>
+cudaError_t launch_lpk_gc(const AttentionParams& p, int32_t splits, cudaStream_t stream) {
+  constexpr int kSubgroups = kAttnThreads / LPK;
+  const size_t smem = size_t(kSubgroups) * GC * size_t(p.head_dim) * sizeof(float);
+  auto kernel = paged_attention_kernel<LPK, GC>;
+  if (smem > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+  }
+  kernel<<<dim3(unsigned(p.num_tokens), unsigned(p.num_kv_heads), unsigned(splits)), kAttnThreads,
+           smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <int LPK>
+cudaError_t launch_lpk(const AttentionParams& p, int32_t splits, cudaStream_t stream) {
+  const int group = p.num_heads / p.num_kv_heads;
+  if (group >= 8) return launch_lpk_gc<LPK, 8>(p, splits, stream);
+  if (group >= 4) return launch_lpk_gc<LPK, 4>(p, splits, stream);
+  if (group >= 2) return launch_lpk_gc<LPK, 2>(p, splits, stream);
+  return launch_lpk_gc<LPK, 1>(p, splits, stream);
+}
+
+}  // namespace
+
+int32_t attention_splits(int32_t num_tokens, int32_t num_kv_heads, int32_t num_sms) {
+  const int64_t blocks = int64_t(num_tokens) * num_kv_heads;
+  if (blocks <= 0 || blocks >= num_sms) return 1;
+  const int64_t s = (2 * int64_t(num_sms) + blocks - 1) / blocks;
+  return int32_t(s < kMaxAttentionSplits ? s : kMaxAttentionSplits);
+}
+
+cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
+  if (p.num_tokens <= 0) return cudaSuccess;
+  if (p.head_dim <= 0 || p.head_dim > kMaxAttentionHeadDim || p.head_dim % 8 != 0 ||
+      p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0 || p.num_kv_heads > 65535 ||
+      p.block_size <= 0 || p.num_seqs <= 0 || p.num_splits <= 0 ||
+      p.num_splits > kMaxAttentionSplits)
+    return cudaErrorInvalidValue;
+  if (p.num_splits > 1 && (!p.partial_acc || !p.partial_m || !p.partial_l))
+    return cudaErrorInvalidValue;
+  cudaError_t e;
+  if (p.head_dim <= 64) {
+    e = launch_lpk<8>(p, p.num_splits, stream);
+  } else if (p.head_dim <= 128) {
+    e = launch_lpk<16>(p, p.num_splits, stream);
+  } else {
+    e = launch_lpk<32>(p, p.num_splits, stream);
+  }
+  if (e != cudaSuccess || p.num_splits == 1) return e;
+  const int threads = p.head_dim < 32 ? 32 : (p.head_dim + 31) / 32 * 32;
+  combine_splits_kernel<<<dim3(unsigned(p.num_tokens), unsigned(p.num_heads)), threads, 0,
+                          stream>>>(p, p.num_splits);
+  return cudaGetLastError();
+}
+
+}  // namespace inferd::cuda
