@@ -2,9 +2,11 @@
 // that decides a token comes from sampling_math.h, so the CUDA sampler gives the same tokens from
 // the same logits. This file is compiled with -ffp-contract=off (see backend/CMakeLists.txt).
 //
-// Cost per row: O(vocab) for the edits, the probabilities and the draw; top_k adds an
-// nth_element over the candidates, top_p a partial sort that grows only until the nucleus is
-// found (64, 256, 1024, ... tokens), then a sort of the kept tokens by id.
+// Cost per row: O(vocab) for the edits, the probabilities and the draw (by id, over the whole
+// row: dropped tokens have p = 0); top_k adds an nth_element over the candidates, top_p a
+// selection by halving. One row of 128256 normal(0, 2.5) logits, one core of the 2-core AMD EPYC
+// dev machine (2026-12-01): ~1.0 ms plain, ~2.3 ms with top_k 50, ~4.5 ms with top_p 0.95 (the
+// engine's old CpuSampler: 0.8, 1.9 and 26 ms).
 #include <algorithm>
 #include <cmath>
 
@@ -26,6 +28,103 @@ int32_t argmax(const float* x, int32_t n) {
 
 bool has_effect(const LogitEdit& e) {
   return e.flags != 0 || e.bias != 0.0f || e.count > 0;
+}
+
+// FMA and SSE4.1 make exp_neg's fma and rint single instructions instead of library calls (2x on
+// the whole row); the results are the same, both being exactly rounded.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define INFERD_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define INFERD_FMA_CLONES
+#endif
+
+// p_i = exp((l_i - max) / T), 0 where min_p drops the token.
+INFERD_FMA_CLONES void fill_probs(const float* l, int32_t vocab, float mx, float inv_t, float min_p,
+                                  float* prob) {
+  for (int32_t i = 0; i < vocab; ++i) {
+    const float p = sampling::prob_of(l[i], mx, inv_t);
+    prob[i] = p < min_p ? 0.0f : p;
+  }
+}
+
+// The smallest k such that the k most likely of `cand` (by p desc, id asc) have a mass of at
+// least `target`, leaving them first in `cand`. Selection by halving (nth_element on the part
+// still in question), so O(n) rather than a sort of the whole nucleus.
+size_t nucleus_size(const std::vector<float>& prob, std::vector<int32_t>& cand, uint64_t target) {
+  auto more_likely = [&](int32_t a, int32_t b) {
+    return prob[size_t(a)] != prob[size_t(b)] ? prob[size_t(a)] > prob[size_t(b)] : a < b;
+  };
+  auto mass = [&](int32_t t) { return sampling::mass_of(prob[size_t(t)]); };
+  const auto at = [&](size_t i) { return cand.begin() + std::ptrdiff_t(i); };
+  // cand[0, lo) are the lo most likely tokens, of mass acc < target; the answer is in (lo, hi].
+  size_t lo = 0, hi = cand.size();
+  uint64_t acc = 0;
+  while (hi - lo > 64) {
+    const size_t mid = lo + (hi - lo) / 2;
+    std::nth_element(at(lo), at(mid), at(hi), more_likely);
+    uint64_t m = 0;
+    for (size_t i = lo; i <= mid; ++i) m += mass(cand[i]);
+    if (acc + m >= target) {
+      hi = mid + 1;
+    } else {
+      acc += m;
+      lo = mid + 1;
+    }
+  }
+  std::sort(at(lo), at(hi), more_likely);
+  for (size_t i = lo; i < hi; ++i) {
+    acc += mass(cand[i]);
+    if (acc >= target) return i + 1;
+  }
+  return hi;
+}
+
+// top_k, then top_p: sets p to 0 for the tokens they drop.
+void filter(std::vector<float>& prob, std::vector<int32_t>& cand, const SamplingRow& row) {
+  cand.clear();
+  for (size_t i = 0; i < prob.size(); ++i) {
+    if (prob[i] > 0.0f) cand.push_back(int32_t(i));
+  }
+  if (row.top_k > 0 && size_t(row.top_k) < cand.size()) {
+    // Keep every token at least as likely as the k-th (ties kept).
+    const auto kth_at = cand.begin() + (row.top_k - 1);
+    std::nth_element(cand.begin(), kth_at, cand.end(),
+                     [&](int32_t a, int32_t b) { return prob[size_t(a)] > prob[size_t(b)]; });
+    const float kth = prob[size_t(*kth_at)];
+    size_t w = 0;
+    for (int32_t c : cand) {
+      if (prob[size_t(c)] >= kth) {
+        cand[w++] = c;
+      } else {
+        prob[size_t(c)] = 0.0f;
+      }
+    }
+    cand.resize(w);
+  }
+  if (row.top_p < 1.0f) {
+    uint64_t total = 0;
+    for (int32_t c : cand) total += sampling::mass_of(prob[size_t(c)]);
+    const size_t keep = nucleus_size(prob, cand, sampling::top_p_target(row.top_p, total));
+    for (size_t i = keep; i < cand.size(); ++i) prob[size_t(cand[i])] = 0.0f;
+  }
+}
+
+// The first token, by id, whose running mass exceeds floor(u * total); the last kept one if
+// rounding leaves none.
+int32_t draw(const std::vector<float>& prob, const SamplingRow& row) {
+  uint64_t total = 0;
+  for (float p : prob) total += sampling::mass_of(p);
+  const uint64_t r = sampling::draw_threshold(sampling::uniform53(row.seed, row.counter), total);
+  uint64_t acc = 0;
+  for (size_t i = 0; i < prob.size(); ++i) {
+    acc += sampling::mass_of(prob[i]);
+    if (acc > r) return int32_t(i);
+  }
+  for (size_t i = prob.size(); i-- > 0;) {
+    if (prob[i] > 0.0f) return int32_t(i);
+  }
+  INFERD_CHECK(false, "min_p {} leaves no token", row.min_p);
+  return 0;
 }
 
 }  // namespace
@@ -126,72 +225,10 @@ void ReferenceSampler::sample_row(float* l, int32_t vocab, const SamplingRow& ro
   // Greedy, or nothing to draw from: every logit is -inf (or the maximum is +inf or NaN, which no
   // probability can be formed from).
   if (!sampling::is_greedy(row) && std::isfinite(mx)) {
-    const float inv_t = 1.0f / row.temperature;
     prob_.resize(V);
-    cand_.clear();
-    for (size_t i = 0; i < V; ++i) {
-      float p = sampling::prob_of(l[i], mx, inv_t);
-      if (p < row.min_p) p = 0.0f;
-      prob_[i] = p;
-      if (p > 0.0f) cand_.push_back(int32_t(i));
-    }
-    auto more_likely = [&](int32_t a, int32_t b) {
-      return prob_[size_t(a)] != prob_[size_t(b)] ? prob_[size_t(a)] > prob_[size_t(b)] : a < b;
-    };
-    bool by_id = true;  // cand_ is in ascending id order
-    if (row.top_k > 0 && size_t(row.top_k) < cand_.size()) {
-      // Keep every token at least as likely as the k-th (ties kept).
-      std::nth_element(cand_.begin(), cand_.begin() + (row.top_k - 1), cand_.end(), more_likely);
-      const float kth = prob_[size_t(cand_[size_t(row.top_k - 1)])];
-      size_t w = 0;
-      for (int32_t c : cand_) {
-        if (prob_[size_t(c)] >= kth) cand_[w++] = c;
-      }
-      cand_.resize(w);
-      by_id = false;
-    }
-    if (row.top_p < 1.0f) {
-      uint64_t total = 0;
-      for (int32_t c : cand_) total += sampling::mass_of(prob_[size_t(c)]);
-      const uint64_t target = sampling::top_p_target(row.top_p, total);
-      // Shortest most-likely-first prefix reaching the target (at least one token), sorting only
-      // as far as needed.
-      size_t sorted = 0, keep = cand_.size();
-      uint64_t acc = 0;
-      size_t m = std::min<size_t>(64, cand_.size());
-      bool done = false;
-      while (!done) {
-        std::partial_sort(cand_.begin() + std::ptrdiff_t(sorted), cand_.begin() + std::ptrdiff_t(m),
-                          cand_.end(), more_likely);
-        for (; sorted < m; ++sorted) {
-          acc += sampling::mass_of(prob_[size_t(cand_[sorted])]);
-          if (acc >= target) {
-            keep = sorted + 1;
-            done = true;
-            break;
-          }
-        }
-        if (m == cand_.size()) break;
-        m = std::min(cand_.size(), m * 4);
-      }
-      cand_.resize(keep);
-      by_id = false;
-    }
-    if (!by_id) std::sort(cand_.begin(), cand_.end());
-    INFERD_CHECK(!cand_.empty(), "min_p {} leaves no token", row.min_p);
-    // The draw: the first kept token, by id, whose running mass exceeds the threshold.
-    uint64_t total = 0;
-    for (int32_t c : cand_) total += sampling::mass_of(prob_[size_t(c)]);
-    const uint64_t r = sampling::draw_threshold(sampling::uniform53(row.seed, row.counter), total);
-    token = cand_.back();
-    uint64_t acc = 0;
-    for (int32_t c : cand_) {
-      acc += sampling::mass_of(prob_[size_t(c)]);
-      if (acc > r) {
-        token = c;
-        break;
-      }
-    }
+    fill_probs(l, vocab, mx, 1.0f / row.temperature, row.min_p, prob_.data());
+    if (row.top_k > 0 || row.top_p < 1.0f) filter(prob_, cand_, row);
+    token = draw(prob_, row);
   }
   out.token_id = token;
   out.has_logprobs = want_logprobs;
