@@ -50,7 +50,8 @@ struct DeviceBatch {
   const int32_t* header = nullptr;
   int32_t* meta = nullptr;
   const SamplingRow* sampling_rows = nullptr;
-  int32_t num_real_rows = 0;  // logit rows before padding (R counts the padding rows too)
+  int32_t num_real_rows = 0;          // logit rows before padding (R counts the padding rows too)
+  int32_t num_single_token_seqs = 0;  // sequences with exactly one new token (padding included)
 };
 
 // The largest step the model will run, so a device backend can size its per-step buffers once at
@@ -155,6 +156,13 @@ class Backend {
                               std::span<SampledToken> out);
   virtual StepTiming step_timing() const { return {}; }
   virtual void reset_step_timing() {}
+
+  // While on, a device backend times its GEMM candidates for every new shape and keeps the fastest
+  // (the model turns it on while it warms up the shapes that graphs replay); off, it takes the
+  // library's first choice. Timing synchronises, so it is never on while serving.
+  virtual void set_gemm_tuning(bool on) { (void)on; }
+  // Bytes of device memory the backend has allocated so far (0 where there is no device).
+  virtual int64_t device_bytes_allocated() const { return 0; }
 
   // ---- CUDA graphs (backends where supports_graphs()) --------------------------------------
   // Work issued between begin and end is recorded, not run, and replayed by replay_graph(key).

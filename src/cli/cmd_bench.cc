@@ -415,6 +415,7 @@ void run_throughput_cmd(const OfflineArgs& a) {
         static_cast<long long>(st.steps), st.busy_ms / 1e3, st.idle_ms / 1e3,
         100.0 * st.idle_ms / std::max(1e-9, st.busy_ms + st.idle_ms),
         st.busy_ms / double(st.steps));
+    std::printf("%s", model->step_profile().c_str());
   }
   std::printf(
       "============ Offline Throughput Result ============\n"

@@ -331,9 +331,26 @@ void DecoderModel::execute(const ForwardBatch& fb, const SamplingBatch& sampling
   bool decode = size_t(T) == fb.seqs.size() && R == size_t(T);
   for (size_t i = 0; decode && i < fb.seqs.size(); ++i) decode = fb.seqs[i].q_len == 1;
   const int32_t g = decode && graphs_enabled_ ? graph_size_for(T) : 0;
+  const auto t0 = std::chrono::steady_clock::now();
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &sampling, g);
   if (g == 0 || !be.replay_graph(g)) device_step(b);
   be.finish_samples(b, sampling, out);
+  int32_t bound = 1;
+  while (bound < T) bound *= 4;
+  StepBucket& sb = step_buckets_[{decode ? 0 : 1, bound}];
+  ++sb.steps;
+  sb.tokens += T;
+  sb.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string DecoderModel::step_profile() const {
+  std::string s;
+  for (const auto& [key, v] : step_buckets_) {
+    s += fmt::format("{} steps of <= {} tokens: {} steps, {} tokens, {:.1f} s, {:.2f} ms a step\n",
+                     key.first == 0 ? "decode" : "mixed/prefill", key.second, v.steps, v.tokens,
+                     v.ms / 1e3, v.ms / double(v.steps));
+  }
+  return s;
 }
 
 int32_t DecoderModel::graph_size_for(int32_t n) const {
@@ -358,7 +375,9 @@ void DecoderModel::capture_graphs() {
   for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) {
     const int32_t n = *it;
     const DeviceBatch& b = be.prepare_batch(empty, opts_.block_size, &none, n);
+    be.set_gemm_tuning(true);
     device_step(b);  // warm-up: GEMM algorithm choice, buffers
+    be.set_gemm_tuning(false);
     be.begin_graph_capture();
     try {
       device_step(b);

@@ -217,6 +217,8 @@ TEST(CudaModel, NothingIsAllocatedOnTheGpuWhileServing) {
   auto model = std::make_shared<DecoderModel>(dir, small_dummy_options(), make_cuda_backend(0));
   Engine engine(model, small_engine_config());
   int64_t free0 = 0, free1 = 0, free2 = 0, total = 0;
+  const int64_t allocated0 = model->backend().device_bytes_allocated();
+  EXPECT_GT(allocated0, 0);
   ASSERT_TRUE(model->backend().memory_info(&free0, &total));
   run_requests(engine, model->vocab_size(), 1, true);
   ASSERT_TRUE(model->backend().memory_info(&free1, &total));
@@ -226,8 +228,11 @@ TEST(CudaModel, NothingIsAllocatedOnTheGpuWhileServing) {
       "[cuda-golden] GPU memory: %.1f MiB taken by the first requests (lazily loaded "
       "kernels), %.1f MiB by the next 32\n",
       double(free0 - free1) / 1048576.0, double(free1 - free2) / 1048576.0);
-  EXPECT_EQ(free1, free2) << "device memory was allocated while serving";
-  EXPECT_LT(free0 - free1, int64_t(64) << 20);
+  // inferd's own allocations: none after start-up. The driver's free memory may still shrink by
+  // the code of kernels loaded lazily on first use (a few MiB; bounded here).
+  EXPECT_EQ(model->backend().device_bytes_allocated(), allocated0)
+      << "the backend allocated device memory while serving";
+  EXPECT_LT(free0 - free2, int64_t(32) << 20);
   const StepTiming t = model->step_timing();
   EXPECT_GT(t.steps, 0);
   EXPECT_GT(t.busy_ms, 0.0);

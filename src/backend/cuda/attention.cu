@@ -76,6 +76,7 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(Attention
   extern __shared__ float s_acc[];  // [kSubgroups][GC][hd]
 
   const int32_t seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
+  if (p.single_token_seqs_only && p.seq_q_start[seq + 1] - p.seq_q_start[seq] > 1) return;
   const int32_t kv_len = p.seq_kv_len[seq];
   const int32_t pos = p.positions[t];
   int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
@@ -120,40 +121,49 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(Attention
     }
 
     // Every lane of a warp runs the same number of iterations (the shuffles need the whole warp);
-    // a subgroup whose key is past the range contributes nothing.
+    // a subgroup whose key is past the range contributes nothing. Two keys a subgroup per
+    // iteration: four 16-byte loads in flight per lane before the first use.
     constexpr int kSubPerWarp = 32 / LPK;
+    constexpr int kUnroll = 2;
     const int32_t warp_first = k0 + (tid / 32) * kSubPerWarp;
-    for (int32_t base = warp_first; base < k1; base += kSubgroups) {
-      const int32_t key = base + (sub % kSubPerWarp);
-      const bool valid = key < k1;
-      float kf[8], vf[8];
-      if (valid && lane_on) {
-        const int64_t slot = int64_t(table[key / bs]) * bs + key % bs;
-        load8(kc + slot * row_elems, kf);
-        load8(vc + slot * row_elems, vf);
-      } else {
+    for (int32_t base = warp_first; base < k1; base += kUnroll * kSubgroups) {
+      float kf[kUnroll][8], vf[kUnroll][8];
+      bool valid[kUnroll];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) kf[i] = vf[i] = 0.f;
+      for (int u = 0; u < kUnroll; ++u) {
+        const int32_t key = base + u * kSubgroups + (sub % kSubPerWarp);
+        valid[u] = key < k1;
+        if (valid[u] && lane_on) {
+          const int64_t slot = int64_t(table[key / bs]) * bs + key % bs;
+          load8(kc + slot * row_elems, kf[u]);
+          load8(vc + slot * row_elems, vf[u]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) kf[u][i] = vf[u][i] = 0.f;
+        }
       }
 #pragma unroll
-      for (int g = 0; g < GC; ++g) {
-        float s = 0.f;
+      for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) s = fmaf(q[g][i], kf[i], s);
+        for (int g = 0; g < GC; ++g) {
+          float s = 0.f;
 #pragma unroll
-        for (int o = LPK / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (!valid) continue;
-        if (s > m[g]) {                        // uniform within the subgroup
-          const float corr = exp2f(m[g] - s);  // 0 on the first key
-          l[g] *= corr;
+          for (int i = 0; i < 8; ++i) s = fmaf(q[g][i], kf[u][i], s);
 #pragma unroll
-          for (int i = 0; i < 8; ++i) acc[g][i] *= corr;
-          m[g] = s;
+          for (int o = LPK / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+          if (!valid[u]) continue;
+          if (s > m[g]) {                        // uniform within the subgroup
+            const float corr = exp2f(m[g] - s);  // 0 on the first key
+            l[g] *= corr;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc[g][i] *= corr;
+            m[g] = s;
+          }
+          const float e = exp2f(s - m[g]);
+          l[g] += e;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[g][i] = fmaf(e, vf[u][i], acc[g][i]);
         }
-        const float e = exp2f(s - m[g]);
-        l[g] += e;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[g][i] = fmaf(e, vf[i], acc[g][i]);
       }
     }
 
@@ -202,9 +212,255 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(Attention
   }
 }
 
+// ---- tensor-core decode kernel ---------------------------------------------------------------
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x2_trans(uint32_t& r0, uint32_t& r1, const void* row) {
+  const unsigned addr = unsigned(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r0), "=r"(r1)
+               : "r"(addr));
+}
+
+// Same contract as paged_attention_kernel for head_dim D (64, 128, 256): one block of 4 warps per
+// (row, KV head, split); the query heads of the KV group are the 16 rows of an mma tile (zeros
+// past the group). Each warp walks every fourth 16-key tile of the split: the tile is gathered
+// from the cache blocks into the warp's own shared memory with 16-byte loads, S = Q K^T and
+// O += P V run on tensor cores (m16n8k16, bf16 in, fp32 accumulate) with an online softmax in
+// exp2 space, and the four warps merge at the end.
+template <int D>
+__global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(AttentionParams p) {
+  constexpr int kKT = 16;         // keys per warp tile
+  constexpr int kStride = D + 8;  // bf16 per K / V row in shared memory
+  constexpr int kKS = D / 16, kDT = D / 8;
+  constexpr int kWarps = kAttnThreads / 32;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __shared__ float s_m[kWarps][16], s_l[kWarps][16];
+
+  const int32_t t = int32_t(blockIdx.x), h = int32_t(blockIdx.y), split = int32_t(blockIdx.z);
+  const int32_t num_splits = int32_t(gridDim.z);
+  const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, tq = lane & 3;
+
+  const int32_t seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
+  if (p.single_token_seqs_only && p.seq_q_start[seq + 1] - p.seq_q_start[seq] > 1) return;
+  const int32_t kv_len = p.seq_kv_len[seq];
+  const int32_t pos = p.positions[t];
+  const int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
+  int32_t end = kv_len > 0 ? pos + 1 : 0;
+  if (end < first) end = first;
+  const int32_t n = end - first;
+  const int32_t chunk = (n + num_splits - 1) / num_splits;
+  const int32_t k0 = first + split * chunk;
+  const int32_t k1 = min(end, k0 + chunk);
+
+  const int32_t stride = p.header[kHeaderBlockTableStride];
+  const int32_t* table = p.block_tables + int64_t(seq) * stride;
+  const int64_t row_elems = int64_t(p.num_kv_heads) * D;
+  const bf16* kc = static_cast<const bf16*>(p.k_cache) + int64_t(h) * D;
+  const bf16* vc = static_cast<const bf16*>(p.v_cache) + int64_t(h) * D;
+  const int32_t bs = p.block_size;
+  const int32_t group = p.num_heads / p.num_kv_heads;
+  const float sl2 = p.scale * kLog2E;
+  bf16* tk = reinterpret_cast<bf16*>(smem_raw) + warp * 2 * kKT * kStride;
+  bf16* tv = tk + kKT * kStride;
+  float* merge = reinterpret_cast<float*>(smem_raw);  // [kWarps][16][D], after the key loop
+
+  for (int32_t g0 = 0; g0 < group; g0 += 16) {
+    const int gn = min(16, int(group - g0));
+    uint32_t qa[kKS][4];
+    {
+      const bf16* qb =
+          static_cast<const bf16*>(p.qkv) + int64_t(t) * p.ld_qkv + int64_t(h * group + g0) * D;
+      const bool lo = g < gn, hi = g + 8 < gn;
+#pragma unroll
+      for (int ks = 0; ks < kKS; ++ks) {
+        const int d0 = 16 * ks + 2 * tq;
+        qa[ks][0] = lo ? *reinterpret_cast<const uint32_t*>(qb + g * D + d0) : 0u;
+        qa[ks][1] = hi ? *reinterpret_cast<const uint32_t*>(qb + (g + 8) * D + d0) : 0u;
+        qa[ks][2] = lo ? *reinterpret_cast<const uint32_t*>(qb + g * D + d0 + 8) : 0u;
+        qa[ks][3] = hi ? *reinterpret_cast<const uint32_t*>(qb + (g + 8) * D + d0 + 8) : 0u;
+      }
+    }
+    float o[kDT][4];
+#pragma unroll
+    for (int j = 0; j < kDT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+
+    for (int32_t kt = k0 + warp * kKT; kt < k1; kt += kWarps * kKT) {
+      __syncwarp();
+#pragma unroll
+      for (int c = lane; c < kKT * (D / 8); c += 32) {
+        const int i = c / (D / 8), d8 = (c % (D / 8)) * 8;
+        const int32_t key = kt + i;
+        uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+        if (key < k1) {
+          const int64_t slot = int64_t(table[key / bs]) * bs + key % bs;
+          kv = *reinterpret_cast<const uint4*>(kc + slot * row_elems + d8);
+          vv = *reinterpret_cast<const uint4*>(vc + slot * row_elems + d8);
+        }
+        *reinterpret_cast<uint4*>(tk + i * kStride + d8) = kv;
+        *reinterpret_cast<uint4*>(tv + i * kStride + d8) = vv;
+      }
+      __syncwarp();
+      float sc[2][4];
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < kKS; ++ks) {
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          const bf16* kr = tk + (nt * 8 + g) * kStride + 16 * ks + 2 * tq;
+          mma_m16n8k16(sc[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr),
+                       *reinterpret_cast<const uint32_t*>(kr + 8));
+        }
+      }
+      float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int32_t key = kt + nt * 8 + 2 * tq + (e & 1);
+          const float v = key < k1 ? sc[nt][e] * sl2 : -INFINITY;
+          sc[nt][e] = v;
+          if (e < 2) {
+            mx_lo = fmaxf(mx_lo, v);
+          } else {
+            mx_hi = fmaxf(mx_hi, v);
+          }
+        }
+      }
+#pragma unroll
+      for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+        mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, o2));
+        mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, o2));
+      }
+      const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
+      const float base_lo = mn_lo == -INFINITY ? 0.f : mn_lo;
+      const float base_hi = mn_hi == -INFINITY ? 0.f : mn_hi;
+      const float c_lo = exp2f(m_lo - base_lo), c_hi = exp2f(m_hi - base_hi);
+      m_lo = mn_lo;
+      m_hi = mn_hi;
+      l_lo *= c_lo;
+      l_hi *= c_hi;
+#pragma unroll
+      for (int j = 0; j < kDT; ++j) {
+        o[j][0] *= c_lo;
+        o[j][1] *= c_lo;
+        o[j][2] *= c_hi;
+        o[j][3] *= c_hi;
+      }
+      float pe[2][4];
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        pe[nt][0] = exp2f(sc[nt][0] - base_lo);
+        pe[nt][1] = exp2f(sc[nt][1] - base_lo);
+        pe[nt][2] = exp2f(sc[nt][2] - base_hi);
+        pe[nt][3] = exp2f(sc[nt][3] - base_hi);
+        l_lo += pe[nt][0] + pe[nt][1];
+        l_hi += pe[nt][2] + pe[nt][3];
+      }
+      const uint32_t pa[4] = {pack_bf16x2(pe[0][0], pe[0][1]), pack_bf16x2(pe[0][2], pe[0][3]),
+                              pack_bf16x2(pe[1][0], pe[1][1]), pack_bf16x2(pe[1][2], pe[1][3])};
+      const bf16* vrow = tv + (lane & 15) * kStride;
+#pragma unroll
+      for (int j = 0; j < kDT; ++j) {
+        uint32_t b0, b1;
+        ldsm_x2_trans(b0, b1, vrow + j * 8);
+        mma_m16n8k16(o[j], pa, b0, b1);
+      }
+    }
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+      l_lo += __shfl_xor_sync(0xffffffffu, l_lo, o2);
+      l_hi += __shfl_xor_sync(0xffffffffu, l_hi, o2);
+    }
+
+    // Merge the warps (the tile buffers become the merge buffer).
+    __syncthreads();
+    if (tq == 0) {
+      s_m[warp][g] = m_lo;
+      s_m[warp][g + 8] = m_hi;
+      s_l[warp][g] = l_lo;
+      s_l[warp][g + 8] = l_hi;
+    }
+#pragma unroll
+    for (int j = 0; j < kDT; ++j) {
+      float* r_lo = merge + (size_t(warp) * 16 + g) * D + j * 8 + 2 * tq;
+      float* r_hi = r_lo + 8 * D;
+      r_lo[0] = o[j][0];
+      r_lo[1] = o[j][1];
+      r_hi[0] = o[j][2];
+      r_hi[1] = o[j][3];
+    }
+    __syncthreads();
+    for (int e = tid; e < gn * D; e += kAttnThreads) {
+      const int r = e / D, d = e % D;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, s_m[w][r]);
+      float L = 0.f, A = 0.f;
+      if (mx != -INFINITY) {
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) {
+          const float wt = exp2f(s_m[w][r] - mx);
+          L = fmaf(wt, s_l[w][r], L);
+          A = fmaf(wt, merge[(size_t(w) * 16 + r) * D + d], A);
+        }
+      }
+      const int32_t qh = h * group + g0 + r;
+      if (num_splits == 1) {
+        static_cast<bf16*>(p.out)[int64_t(t) * p.ld_out + int64_t(qh) * D + d] =
+            __float2bfloat16_rn(L > 0.f ? A / L : 0.f);
+      } else {
+        const int64_t pi = (int64_t(t) * p.num_heads + qh) * num_splits + split;
+        p.partial_acc[pi * D + d] = A;
+        if (d == 0) {
+          p.partial_m[pi] = mx;
+          p.partial_l[pi] = L;
+        }
+      }
+    }
+    __syncthreads();  // the merge buffer is the next head group's tile buffer
+  }
+}
+
+template <int D>
+cudaError_t launch_mma_decode(const AttentionParams& p, cudaStream_t stream) {
+  constexpr int kWarps = kAttnThreads / 32;
+  const size_t tiles = size_t(kWarps) * 2 * 16 * (D + 8) * sizeof(bf16);
+  const size_t merge = size_t(kWarps) * 16 * D * sizeof(float);
+  const size_t smem = tiles > merge ? tiles : merge;
+  auto kernel = decode_attention_mma_kernel<D>;
+  if (smem > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+  }
+  kernel<<<dim3(unsigned(p.num_tokens), unsigned(p.num_kv_heads), unsigned(p.num_splits)),
+           kAttnThreads, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
 // out[t, qh, :] from the splits' partial (max, sum, unnormalised accumulator).
 __global__ void combine_splits_kernel(AttentionParams p, int32_t num_splits) {
   const int32_t t = int32_t(blockIdx.x), qh = int32_t(blockIdx.y);
+  if (p.single_token_seqs_only) {
+    const int32_t seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
+    if (p.seq_q_start[seq + 1] - p.seq_q_start[seq] > 1) return;
+  }
   const int hd = p.head_dim;
   const int64_t base = (int64_t(t) * p.num_heads + qh) * num_splits;
   float mx = -INFINITY;
@@ -266,7 +522,13 @@ cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.num_splits > 1 && (!p.partial_acc || !p.partial_m || !p.partial_l))
     return cudaErrorInvalidValue;
   cudaError_t e;
-  if (p.head_dim <= 64) {
+  if (p.head_dim == 64) {
+    e = launch_mma_decode<64>(p, stream);
+  } else if (p.head_dim == 128) {
+    e = launch_mma_decode<128>(p, stream);
+  } else if (p.head_dim == 256) {
+    e = launch_mma_decode<256>(p, stream);
+  } else if (p.head_dim <= 64) {
     e = launch_lpk<8>(p, p.num_splits, stream);
   } else if (p.head_dim <= 128) {
     e = launch_lpk<16>(p, p.num_splits, stream);

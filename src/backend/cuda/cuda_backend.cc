@@ -211,6 +211,7 @@ class CudaBackend final : public Backend {
     const size_t bytes = std::max<size_t>(size_t(n) * dtype_size(dtype), 1);
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, (bytes + 255) / 256 * 256);
+    if (e == cudaSuccess) allocated_bytes_ += int64_t((bytes + 255) / 256 * 256);
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
       fail("out of GPU memory allocating {} MiB on CUDA device {} ({})", bytes >> 20, device_,
@@ -313,7 +314,7 @@ class CudaBackend final : public Backend {
                  fb.positions.size(), T0);
     INFERD_CHECK(!sampling || sampling->rows.size() == size_t(R0),
                  "{} sampling rows for {} logit rows", sampling ? sampling->rows.size() : 0, R0);
-    int32_t stride = 1, max_q = pad > 0 ? 1 : 0, max_kv = 0;
+    int32_t stride = 1, max_q = pad > 0 ? 1 : 0, max_kv = 0, singles = pad;
     for (const auto& sq : fb.seqs) stride = std::max(stride, sq.num_blocks);
     const size_t E = sampling ? sampling->edits.size() : 0;
     const Layout o = layout_ints(T, S, R, stride, E);
@@ -357,6 +358,7 @@ class CudaBackend final : public Backend {
       h[o.kv + size_t(i)] = sq.kv_len;
       max_q = std::max(max_q, sq.q_len);
       max_kv = std::max(max_kv, sq.kv_len);
+      singles += sq.q_len == 1 ? 1 : 0;
       const int32_t* bt = fb.block_tables.data() + sq.block_table_offset;
       std::copy(bt, bt + sq.num_blocks, h + o.bt + size_t(i) * size_t(stride));
       for (int32_t j = 0; j < sq.q_len; ++j) {
@@ -405,6 +407,7 @@ class CudaBackend final : public Backend {
     b_.num_seqs = S;
     b_.num_logit_rows = R;
     b_.num_real_rows = R0;
+    b_.num_single_token_seqs = singles;
     b_.max_q_len = max_q;
     b_.max_kv_len = max_kv;
     b_.token_ids = d + o.ids;
@@ -598,6 +601,12 @@ class CudaBackend final : public Backend {
     p.block_tables = b.block_tables;
     p.scale = scale;
     p.sliding_window = window > 0 && window < INT32_MAX ? int32_t(window) : 0;
+    // Sequences with several new tokens (prefill chunks) go to the tensor-core kernel, the rest
+    // (decode rows) to the split-KV kernel; a batch may hold both.
+    const bool prefill_kernel = b.max_q_len > 1 && cuda::prefill_attention_supported(int32_t(hd));
+    if (prefill_kernel) CU_CHECK(cuda::launch_prefill_attention(p, b.max_q_len, stream_));
+    if (prefill_kernel && b.num_single_token_seqs == 0) return;
+    p.single_token_seqs_only = prefill_kernel;
     p.num_splits = cuda::attention_splits(b.num_tokens, int32_t(nkv), num_sms_);
     if (p.num_splits > 1) {
       const int64_t rows = cuda::attention_partial_rows(int32_t(nh), int32_t(nkv), num_sms_);
@@ -721,6 +730,8 @@ class CudaBackend final : public Backend {
   }
 
   StepTiming step_timing() const override { return timing_; }
+  void set_gemm_tuning(bool on) override { gemm_tuning_ = on; }
+  int64_t device_bytes_allocated() const override { return allocated_bytes_; }
   void reset_step_timing() override {
     timing_ = StepTiming{};
     have_prev_step_ = false;
@@ -791,7 +802,6 @@ class CudaBackend final : public Backend {
 
  private:
   static constexpr int kGemmCandidates = 8;
-  static constexpr int64_t kAutotuneMaxRows = 512;
   static constexpr int kAutotuneReps = 5;
 
   struct Plan {
@@ -850,10 +860,10 @@ class CudaBackend final : public Backend {
           T, N, T, K, lda, ldb, ldc, al_a, al_b, al_c, cublasLtGetStatusString(st)));
     }
     p.algo = res[0].algo;
-    // Decode-sized shapes (they are what CUDA graphs replay, step after step): time the
-    // candidates once on the real operands and keep the fastest. Larger ones (prefill chunks of
-    // every length) keep the heuristic's first choice.
-    if (found > 1 && T <= kAutotuneMaxRows && !capturing()) {
+    // While tuning (the shapes CUDA graphs replay, step after step, warmed up at start-up): time
+    // the candidates once on the real operands and keep the fastest. Other shapes (prefill and
+    // mixed steps of every length) keep the heuristic's first choice: timing synchronises.
+    if (found > 1 && gemm_tuning_ && !capturing()) {
       float best = INFINITY;
       const float alpha = 1.0f, beta = 0.0f;
       for (int i = 0; i < found; ++i) {
@@ -993,6 +1003,7 @@ class CudaBackend final : public Backend {
     meta_capacity_ = 0;
     CU_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&meta_host_), ints * 4, cudaHostAllocDefault));
     CU_CHECK(cudaMalloc(reinterpret_cast<void**>(&meta_dev_), ints * 4));
+    allocated_bytes_ += int64_t(ints * 4);
     meta_capacity_ = ints;
   }
 
@@ -1005,6 +1016,8 @@ class CudaBackend final : public Backend {
   size_t gemm_ws_bytes_ = 0;
   std::map<PlanKey, Plan> plans_;
   int64_t autotuned_shapes_ = 0;
+  bool gemm_tuning_ = false;
+  int64_t allocated_bytes_ = 0;
 
   size_t staging_half_ = 0;
   void* staging_[2] = {nullptr, nullptr};

@@ -82,8 +82,11 @@ struct AttentionParams {
   const int32_t* seq_kv_len = nullptr;    // [S]; 0: a padding sequence (its rows get zeros)
   const int32_t* block_tables = nullptr;  // [S, header[kHeaderBlockTableStride]]
   float scale = 1.0f;
-  int32_t sliding_window = 0;    // 0: none; else keys (pos - window, pos]
-  int32_t num_splits = 1;        // attention_splits(); > 1 needs the partial buffers
+  int32_t sliding_window = 0;  // 0: none; else keys (pos - window, pos]
+  int32_t num_splits = 1;      // attention_splits(); > 1 needs the partial buffers
+  // Decode kernel: leave the rows of sequences with several new tokens alone (the prefill kernel
+  // computes them).
+  bool single_token_seqs_only = false;
   float* partial_acc = nullptr;  // [T, num_heads, num_splits, head_dim]
   float* partial_m = nullptr;    // [T, num_heads, num_splits]
   float* partial_l = nullptr;
@@ -97,7 +100,13 @@ int32_t attention_splits(int32_t num_tokens, int32_t num_kv_heads, int32_t num_s
 inline int64_t attention_partial_rows(int32_t num_heads, int32_t num_kv_heads, int32_t num_sms) {
   return 3 * int64_t(num_sms) * (num_heads / num_kv_heads) + int64_t(num_heads);
 }
+// Decode / any-row kernel (attention.cu): one block per (row, KV head, split).
 cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream);
+// Tensor-core prefill kernel (prefill_attention.cu) for the sequences with more than one new
+// token; max_q_len: the most new tokens of any sequence in the batch.
+bool prefill_attention_supported(int32_t head_dim);
+cudaError_t launch_prefill_attention(const AttentionParams& p, int32_t max_q_len,
+                                     cudaStream_t stream);
 
 // out[r, :] = x[rows[r], :], rows of `row_bytes` bytes (a multiple of 2).
 cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t row_bytes,

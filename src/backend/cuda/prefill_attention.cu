@@ -1,0 +1,283 @@
+// Prefill attention on tensor cores (FlashAttention-2 style) over the paged KV cache, for the rows
+// of sequences with more than one new token (prefill chunks); single-token rows are left to the
+// decode kernel (attention.cu).
+//
+// Algorithm: one block of 4 warps per (64-token query tile of one sequence, query head). Each warp
+// owns 16 query rows, kept in registers as mma A fragments. The block walks the keys the tile can
+// see (causal, sliding window) in tiles of BN keys gathered from the cache blocks into shared
+// memory (K and V row-major, 16-byte coalesced loads); per tile, S = Q K^T with mma.sync
+// m16n8k16 (bf16 in, fp32 accumulate), scaled and masked, an online softmax in exp2 space, then
+// O += P V with P re-packed from the S accumulators into bf16 A fragments (no trip through shared
+// memory) and V's B fragments read transposed by ldmatrix.
+// The output is divided by the row sum and written as bf16.
+//
+// Speed: see docs/performance.md (prefill figures and profile, H200).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "backend/cuda/kernels.h"
+
+namespace inferd::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kBM = 16 * kWarps;  // query rows (tokens) per block
+constexpr float kLog2E = 1.4426950408889634f;
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two 8x8 b16 matrices, transposed: rows addressed by lanes 0-7 (matrix 0) and 8-15 (matrix 1).
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t& r0, uint32_t& r1, const void* row) {
+  const unsigned addr = unsigned(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r0), "=r"(r1)
+               : "r"(addr));
+}
+
+// D: head_dim (64, 128 or 256). BN: keys per tile.
+template <int D, int BN>
+__global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionParams p) {
+  constexpr int kKStride = D + 8;  // bf16 per K / V row in shared memory (padding: no conflicts)
+  constexpr int kNT = BN / 8;      // n-tiles of S
+  constexpr int kDT = D / 8;       // n-tiles of O
+  constexpr int kKS = D / 16;      // k-steps of Q K^T
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* sk = reinterpret_cast<bf16*>(smem_raw);  // [BN][kKStride]
+  bf16* sv = sk + BN * kKStride;                 // [BN][kKStride]
+  __shared__ int32_t s_slot[BN];
+
+  const int32_t seq = int32_t(blockIdx.y);
+  const int32_t qh = int32_t(blockIdx.z);
+  const int32_t q0 = p.seq_q_start[seq];
+  const int32_t q_len = p.seq_q_start[seq + 1] - q0;
+  const int32_t tile0 = int32_t(blockIdx.x) * kBM;
+  if (q_len <= 1 || tile0 >= q_len) return;  // decode rows: the decode kernel
+  const int32_t kv_len = p.seq_kv_len[seq];
+  const int32_t group = p.num_heads / p.num_kv_heads;
+  const int32_t h = qh / group;
+  const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, tq = lane & 3;
+
+  // Positions of this thread's two rows (g and g + 8 of the warp's 16).
+  const int32_t r_lo = tile0 + warp * 16 + g, r_hi = r_lo + 8;
+  const bool v_lo = r_lo < q_len, v_hi = r_hi < q_len;
+  const int32_t pos_lo = v_lo ? p.positions[q0 + r_lo] : -1;
+  const int32_t pos_hi = v_hi ? p.positions[q0 + r_hi] : -1;
+  // Keys the tile needs: up to the last row's position; from the first row's window start.
+  const int32_t last_row = min(q_len, tile0 + kBM) - 1;
+  const int32_t k_end = min(kv_len, p.positions[q0 + last_row] + 1);
+  int32_t k_begin = 0;
+  if (p.sliding_window > 0) k_begin = max(0, p.positions[q0 + tile0] - p.sliding_window + 1);
+  k_begin = k_begin / BN * BN;
+
+  // Q fragments: rows (g, g + 8), dims 16 * ks + {2 tq, 2 tq + 1, 2 tq + 8, 2 tq + 9}.
+  uint32_t qa[kKS][4];
+  {
+    const bf16* qbase = static_cast<const bf16*>(p.qkv) + int64_t(qh) * D;
+    const bf16* q_lo = qbase + int64_t(q0 + (v_lo ? r_lo : 0)) * p.ld_qkv;
+    const bf16* q_hi = qbase + int64_t(q0 + (v_hi ? r_hi : 0)) * p.ld_qkv;
+#pragma unroll
+    for (int ks = 0; ks < kKS; ++ks) {
+      const int d0 = 16 * ks + 2 * tq;
+      qa[ks][0] = v_lo ? *reinterpret_cast<const uint32_t*>(q_lo + d0) : 0u;
+      qa[ks][1] = v_hi ? *reinterpret_cast<const uint32_t*>(q_hi + d0) : 0u;
+      qa[ks][2] = v_lo ? *reinterpret_cast<const uint32_t*>(q_lo + d0 + 8) : 0u;
+      qa[ks][3] = v_hi ? *reinterpret_cast<const uint32_t*>(q_hi + d0 + 8) : 0u;
+    }
+  }
+
+  float o[kDT][4];
+#pragma unroll
+  for (int j = 0; j < kDT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+  const float sl2 = p.scale * kLog2E;
+  const int32_t stride = p.header[kHeaderBlockTableStride];
+  const int32_t* table = p.block_tables + int64_t(seq) * stride;
+  const int64_t row_elems = int64_t(p.num_kv_heads) * D;
+  const bf16* kc = static_cast<const bf16*>(p.k_cache) + int64_t(h) * D;
+  const bf16* vc = static_cast<const bf16*>(p.v_cache) + int64_t(h) * D;
+  const int32_t bs = p.block_size;
+
+  for (int32_t kb = k_begin; kb < k_end; kb += BN) {
+    __syncthreads();  // the previous tile is consumed
+    for (int i = tid; i < BN; i += kThreads) {
+      const int32_t key = kb + i;
+      s_slot[i] = key < k_end ? table[key / bs] * bs + key % bs : -1;
+    }
+    __syncthreads();
+    // Gather K and V of the tile; 8 dims (16 bytes) per load, a key row by consecutive threads.
+    for (int c = tid; c < BN * (D / 8); c += kThreads) {
+      const int i = c / (D / 8), d8 = (c % (D / 8)) * 8;
+      const int32_t slot = s_slot[i];
+      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+      if (slot >= 0) {
+        kv = *reinterpret_cast<const uint4*>(kc + int64_t(slot) * row_elems + d8);
+        vv = *reinterpret_cast<const uint4*>(vc + int64_t(slot) * row_elems + d8);
+      }
+      *reinterpret_cast<uint4*>(sk + i * kKStride + d8) = kv;
+      *reinterpret_cast<uint4*>(sv + i * kKStride + d8) = vv;
+    }
+    __syncthreads();
+
+    // S = Q K^T for this warp's 16 rows and the tile's BN keys.
+    float s[kNT][4];
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < kKS; ++ks) {
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) {
+        const bf16* kr = sk + (n * 8 + g) * kKStride + 16 * ks + 2 * tq;
+        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr);
+        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(kr + 8);
+        mma_bf16(s[n], qa[ks], b0, b1);
+      }
+    }
+    // Scale, mask (causal, window, beyond the keys), running max.
+    float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int32_t key = kb + n * 8 + 2 * tq + (e & 1);
+        const int32_t pos = e < 2 ? pos_lo : pos_hi;
+        bool ok = key <= pos && key < k_end;
+        if (p.sliding_window > 0) ok = ok && key > pos - p.sliding_window;
+        const float v = ok ? s[n][e] * sl2 : -INFINITY;
+        s[n][e] = v;
+        if (e < 2) {
+          mx_lo = fmaxf(mx_lo, v);
+        } else {
+          mx_hi = fmaxf(mx_hi, v);
+        }
+      }
+    }
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, o2));
+      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, o2));
+    }
+    const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
+    // Rows that have seen no key yet keep a zero base (no inf - inf).
+    const float base_lo = mn_lo == -INFINITY ? 0.f : mn_lo;
+    const float base_hi = mn_hi == -INFINITY ? 0.f : mn_hi;
+    const float c_lo = exp2f(m_lo - base_lo), c_hi = exp2f(m_hi - base_hi);
+    m_lo = mn_lo;
+    m_hi = mn_hi;
+    l_lo *= c_lo;
+    l_hi *= c_hi;
+#pragma unroll
+    for (int j = 0; j < kDT; ++j) {
+      o[j][0] *= c_lo;
+      o[j][1] *= c_lo;
+      o[j][2] *= c_hi;
+      o[j][3] *= c_hi;
+    }
+    // P = exp2(S - m), packed into A fragments for P V (16 keys a k-step).
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      float pe[2][4];
+#pragma unroll
+      for (int t = 0; t < 2; ++t) {
+        const int n = 2 * kk + t;
+        pe[t][0] = exp2f(s[n][0] - base_lo);
+        pe[t][1] = exp2f(s[n][1] - base_lo);
+        pe[t][2] = exp2f(s[n][2] - base_hi);
+        pe[t][3] = exp2f(s[n][3] - base_hi);
+        l_lo += pe[t][0] + pe[t][1];
+        l_hi += pe[t][2] + pe[t][3];
+      }
+      uint32_t pa[4];
+      pa[0] = pack_bf16(pe[0][0], pe[0][1]);
+      pa[1] = pack_bf16(pe[0][2], pe[0][3]);
+      pa[2] = pack_bf16(pe[1][0], pe[1][1]);
+      pa[3] = pack_bf16(pe[1][2], pe[1][3]);
+      // Lane l < 16 addresses key 16 kk + l of the tile (rows of the two 8x8 matrices).
+      const bf16* vrow = sv + (16 * kk + (lane & 15)) * kKStride;
+#pragma unroll
+      for (int j = 0; j < kDT; ++j) {
+        uint32_t b0, b1;
+        ldmatrix_x2_trans(b0, b1, vrow + j * 8);
+        mma_bf16(o[j], pa, b0, b1);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, o2);
+    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, o2);
+  }
+  const float inv_lo = l_lo > 0.f ? 1.f / l_lo : 0.f, inv_hi = l_hi > 0.f ? 1.f / l_hi : 0.f;
+  bf16* out = static_cast<bf16*>(p.out) + int64_t(qh) * D;
+#pragma unroll
+  for (int j = 0; j < kDT; ++j) {
+    const int d = j * 8 + 2 * tq;
+    if (v_lo) {
+      *reinterpret_cast<__nv_bfloat162*>(out + int64_t(q0 + r_lo) * p.ld_out + d) =
+          __floats2bfloat162_rn(o[j][0] * inv_lo, o[j][1] * inv_lo);
+    }
+    if (v_hi) {
+      *reinterpret_cast<__nv_bfloat162*>(out + int64_t(q0 + r_hi) * p.ld_out + d) =
+          __floats2bfloat162_rn(o[j][2] * inv_hi, o[j][3] * inv_hi);
+    }
+  }
+}
+
+template <int D, int BN>
+cudaError_t launch_d(const AttentionParams& p, int32_t max_q_len, cudaStream_t stream) {
+  const size_t smem = 2 * size_t(BN) * (D + 8) * sizeof(bf16);
+  auto kernel = prefill_attention_kernel<D, BN>;
+  if (smem > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+  }
+  const unsigned tiles = unsigned((max_q_len + kBM - 1) / kBM);
+  kernel<<<dim3(tiles, unsigned(p.num_seqs), unsigned(p.num_heads)), kThreads, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool prefill_attention_supported(int32_t head_dim) {
+  return head_dim == 64 || head_dim == 128 || head_dim == 256;
+}
+
+cudaError_t launch_prefill_attention(const AttentionParams& p, int32_t max_q_len,
+                                     cudaStream_t stream) {
+  if (p.num_tokens <= 0 || max_q_len <= 1) return cudaSuccess;
+  if (!prefill_attention_supported(p.head_dim) || p.num_kv_heads <= 0 ||
+      p.num_heads % p.num_kv_heads != 0 || p.num_seqs <= 0 || p.num_seqs > 65535 ||
+      p.num_heads > 65535 || p.block_size <= 0)
+    return cudaErrorInvalidValue;
+  switch (p.head_dim) {
+    case 64:
+      return launch_d<64, 64>(p, max_q_len, stream);
+    case 128:
+      return launch_d<128, 64>(p, max_q_len, stream);
+    default:
+      return launch_d<256, 32>(p, max_q_len, stream);
+  }
+}
+
+}  // namespace inferd::cuda
