@@ -227,6 +227,13 @@ __device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 16 bytes global -> shared without registers; zeros when !ok (the source is not read then).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool ok) {
+  const unsigned addr = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src),
+               "r"(ok ? 16 : 0));
+}
+
 __device__ __forceinline__ void ldsm_x2_trans(uint32_t& r0, uint32_t& r1, const void* row) {
   const unsigned addr = unsigned(__cvta_generic_to_shared(row));
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
@@ -237,7 +244,8 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t& r0, uint32_t& r1, const 
 // Same contract as paged_attention_kernel for head_dim D (64, 128, 256): one block of 4 warps per
 // (row, KV head, split); the query heads of the KV group are the 16 rows of an mma tile (zeros
 // past the group). Each warp walks every fourth 16-key tile of the split: the tile is gathered
-// from the cache blocks into the warp's own shared memory with 16-byte loads, S = Q K^T and
+// from the cache blocks into the warp's own shared memory by 16-byte cp.async copies, one tile
+// ahead of the one being computed (double buffer), S = Q K^T and
 // O += P V run on tensor cores (m16n8k16, bf16 in, fp32 accumulate) with an online softmax in
 // exp2 space, and the four warps merge at the end.
 template <int D>
@@ -274,8 +282,7 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
   const int32_t bs = p.block_size;
   const int32_t group = p.num_heads / p.num_kv_heads;
   const float sl2 = p.scale * kLog2E;
-  bf16* tk = reinterpret_cast<bf16*>(smem_raw) + warp * 2 * kKT * kStride;
-  bf16* tv = tk + kKT * kStride;
+  bf16* tk = reinterpret_cast<bf16*>(smem_raw) + warp * 4 * kKT * kStride;  // 2 x (K, V)
   float* merge = reinterpret_cast<float*>(smem_raw);  // [kWarps][16][D], after the key loop
 
   for (int32_t g0 = 0; g0 < group; g0 += 16) {
@@ -299,22 +306,35 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
     for (int j = 0; j < kDT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
 
-    for (int32_t kt = k0 + warp * kKT; kt < k1; kt += kWarps * kKT) {
-      __syncwarp();
+    // Two tile buffers per warp: the copy engine fills the next tile (cp.async) while the warp
+    // computes on this one.
+    auto issue = [&](int32_t kt, int buf) {
+      bf16* dk = tk + buf * 2 * kKT * kStride;
+      bf16* dv = dk + kKT * kStride;
 #pragma unroll
       for (int c = lane; c < kKT * (D / 8); c += 32) {
         const int i = c / (D / 8), d8 = (c % (D / 8)) * 8;
         const int32_t key = kt + i;
-        uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-        if (key < k1) {
-          const int64_t slot = int64_t(table[key / bs]) * bs + key % bs;
-          kv = *reinterpret_cast<const uint4*>(kc + slot * row_elems + d8);
-          vv = *reinterpret_cast<const uint4*>(vc + slot * row_elems + d8);
-        }
-        *reinterpret_cast<uint4*>(tk + i * kStride + d8) = kv;
-        *reinterpret_cast<uint4*>(tv + i * kStride + d8) = vv;
+        const bool ok = key < k1;
+        const int64_t slot = ok ? int64_t(table[key / bs]) * bs + key % bs : 0;
+        cp_async16(dk + i * kStride + d8, kc + slot * row_elems + d8, ok);
+        cp_async16(dv + i * kStride + d8, vc + slot * row_elems + d8, ok);
+      }
+      asm volatile("cp.async.commit_group;\n" ::);
+    };
+    int buf = 0;
+    if (k0 + warp * kKT < k1) issue(k0 + warp * kKT, 0);
+    for (int32_t kt = k0 + warp * kKT; kt < k1; kt += kWarps * kKT, buf ^= 1) {
+      const int32_t next = kt + kWarps * kKT;
+      if (next < k1) {
+        issue(next, buf ^ 1);
+        asm volatile("cp.async.wait_group 1;\n" ::);
+      } else {
+        asm volatile("cp.async.wait_group 0;\n" ::);
       }
       __syncwarp();
+      const bf16* ck = tk + buf * 2 * kKT * kStride;
+      const bf16* cv = ck + kKT * kStride;
       float sc[2][4];
 #pragma unroll
       for (int nt = 0; nt < 2; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
@@ -322,7 +342,7 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
       for (int ks = 0; ks < kKS; ++ks) {
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
-          const bf16* kr = tk + (nt * 8 + g) * kStride + 16 * ks + 2 * tq;
+          const bf16* kr = ck + (nt * 8 + g) * kStride + 16 * ks + 2 * tq;
           mma_m16n8k16(sc[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr),
                        *reinterpret_cast<const uint32_t*>(kr + 8));
         }
@@ -374,13 +394,14 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
       }
       const uint32_t pa[4] = {pack_bf16x2(pe[0][0], pe[0][1]), pack_bf16x2(pe[0][2], pe[0][3]),
                               pack_bf16x2(pe[1][0], pe[1][1]), pack_bf16x2(pe[1][2], pe[1][3])};
-      const bf16* vrow = tv + (lane & 15) * kStride;
+      const bf16* vrow = cv + (lane & 15) * kStride;
 #pragma unroll
       for (int j = 0; j < kDT; ++j) {
         uint32_t b0, b1;
         ldsm_x2_trans(b0, b1, vrow + j * 8);
         mma_m16n8k16(o[j], pa, b0, b1);
       }
+      __syncwarp();  // this buffer is refilled two tiles on
     }
 #pragma unroll
     for (int o2 = 1; o2 <= 2; o2 <<= 1) {
@@ -440,7 +461,7 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
 template <int D>
 cudaError_t launch_mma_decode(const AttentionParams& p, cudaStream_t stream) {
   constexpr int kWarps = kAttnThreads / 32;
-  const size_t tiles = size_t(kWarps) * 2 * 16 * (D + 8) * sizeof(bf16);
+  const size_t tiles = size_t(kWarps) * 4 * 16 * (D + 8) * sizeof(bf16);
   const size_t merge = size_t(kWarps) * 16 * D * sizeof(float);
   const size_t smem = tiles > merge ? tiles : merge;
   auto kernel = decode_attention_mma_kernel<D>;
