@@ -280,6 +280,7 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
   const bf16* kc = static_cast<const bf16*>(p.k_cache) + int64_t(h) * D;
   const bf16* vc = static_cast<const bf16*>(p.v_cache) + int64_t(h) * D;
   const int32_t bs = p.block_size;
+  const int bs_shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;  // power-of-two block sizes
   const int32_t group = p.num_heads / p.num_kv_heads;
   const float sl2 = p.scale * kLog2E;
   bf16* tk = reinterpret_cast<bf16*>(smem_raw) + warp * 4 * kKT * kStride;  // 2 x (K, V)
@@ -316,7 +317,10 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
         const int i = c / (D / 8), d8 = (c % (D / 8)) * 8;
         const int32_t key = kt + i;
         const bool ok = key < k1;
-        const int64_t slot = ok ? int64_t(table[key / bs]) * bs + key % bs : 0;
+        const int64_t slot = !ok ? 0
+                             : bs_shift >= 0
+                                 ? (int64_t(table[key >> bs_shift]) << bs_shift) + (key & (bs - 1))
+                                 : int64_t(table[key / bs]) * bs + key % bs;
         cp_async16(dk + i * kStride + d8, kc + slot * row_elems + d8, ok);
         cp_async16(dv + i * kStride + d8, vc + slot * row_elems + d8, ok);
       }
@@ -418,13 +422,17 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
       s_l[warp][g + 8] = l_hi;
     }
 #pragma unroll
-    for (int j = 0; j < kDT; ++j) {
+    for (int j = 0; j < kDT; ++j) {  // only the rows that are query heads
       float* r_lo = merge + (size_t(warp) * 16 + g) * D + j * 8 + 2 * tq;
       float* r_hi = r_lo + 8 * D;
-      r_lo[0] = o[j][0];
-      r_lo[1] = o[j][1];
-      r_hi[0] = o[j][2];
-      r_hi[1] = o[j][3];
+      if (g < gn) {
+        r_lo[0] = o[j][0];
+        r_lo[1] = o[j][1];
+      }
+      if (g + 8 < gn) {
+        r_hi[0] = o[j][2];
+        r_hi[1] = o[j][3];
+      }
     }
     __syncthreads();
     for (int e = tid; e < gn * D; e += kAttnThreads) {
