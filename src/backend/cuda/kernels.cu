@@ -1,7 +1,9 @@
 // The CUDA backend's small kernels (see kernels.h for each kernel's contract): embedding, norms,
 // RoPE (+ the KV-cache write), SiLU-and-mul, gather, random fill. bf16 storage, fp32 arithmetic,
 // 16-byte vector loads where rows allow (scalar versions otherwise). Row-wise kernels take one
-// block per token. Achieved GB/s on the H200: bench/cuda_kernels_bench and docs/performance.md.
+// block per token. Achieved on the H200 (commit 3475f50, ncu, Llama-3.1-8B shape, batch 256):
+// residual add + RMSNorm 1.75 TB/s, SiLU-and-mul 2.7 TB/s, RoPE + KV write 1.2 TB/s; at batch 1
+// each is 3-4 us of latency (docs/performance.md).
 // No fmt here (nvcc cannot compile fmt 9). Attention is in attention.cu, sampling in sampler.cu.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

@@ -11,8 +11,8 @@
 // order of additions. Logprobs: log-sum-exp of the raw row, rank by counting, top-k alternatives
 // by k rounds of a block argmax.
 //
-// Cost (plain temperature sampling, 128k vocabulary): about 3 passes over the row; see
-// docs/performance.md for the measured share of a decode step on the H200.
+// Cost (H200, commit 3475f50, 128k vocabulary, temperature 1): 53 us for one row, 149 us for 256
+// rows (1.6 % of a batch-256 decode step); top-k / top-p add 4 radix passes each.
 #include <cuda_runtime.h>
 
 #include <cmath>
