@@ -276,40 +276,37 @@ void DecoderModel::forward(const ForwardBatch& fb, float* logits) {
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
   run_layers(b);
   // The lm_head only for the rows whose logits are wanted.
-  Tensor h = h_.slice_rows(0, T);
   const int64_t R = int64_t(fb.logit_rows.size());
   for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
     const int64_t n = std::min(rows_per_pass_, R - r0);
-    DeviceBatch sub = b;
-    sub.logit_rows = b.logit_rows + r0;
-    sub.num_logit_rows = int32_t(n);
-    Tensor rows = logits_in_.slice_rows(0, n);
-    be.gather_rows(h, sub, rows);
     float* dst = logits + r0 * cfg_.vocab_size;
     if (be.device() == Device::kCPU) {
-      be.linear(rows, lm_head_, Tensor(dst, DType::kF32, {n, cfg_.vocab_size}));
+      lm_head_pass(b, r0, n, Tensor(dst, DType::kF32, {n, cfg_.vocab_size}));
     } else {
       Tensor out = logits_.slice_rows(0, n);
-      be.linear(rows, lm_head_, out);
+      lm_head_pass(b, r0, n, out);
       be.copy_to_host_f32(out, dst);
     }
   }
 }
 
+void DecoderModel::lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Tensor out) {
+  DeviceBatch sub = b;
+  sub.logit_rows = b.logit_rows + r0;
+  sub.num_logit_rows = int32_t(n);
+  Tensor rows = logits_in_.slice_rows(0, n);
+  backend_->gather_rows(h_.slice_rows(0, b.num_tokens), sub, rows);
+  backend_->linear(rows, lm_head_, out);
+}
+
 void DecoderModel::device_step(const DeviceBatch& b) {
   Backend& be = *backend_;
   run_layers(b);
-  Tensor h = h_.slice_rows(0, b.num_tokens);
   const int64_t R = b.num_logit_rows;
   for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
     const int64_t n = std::min(rows_per_pass_, R - r0);
-    DeviceBatch sub = b;
-    sub.logit_rows = b.logit_rows + r0;
-    sub.num_logit_rows = int32_t(n);
-    Tensor rows = logits_in_.slice_rows(0, n);
-    be.gather_rows(h, sub, rows);
     Tensor out = logits_.slice_rows(0, n);
-    be.linear(rows, lm_head_, out);
+    lm_head_pass(b, r0, n, out);
     be.sample(out, b, int32_t(r0));
   }
 }

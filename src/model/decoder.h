@@ -82,6 +82,8 @@ class DecoderModel final : public ModelExecutor {
   void capture_graphs();
   // Embedding, the layers and the final norm: h_ holds the normed hidden state of every row.
   void run_layers(const DeviceBatch& b);
+  // Logits of logit rows [r0, r0 + n) of the batch into out [n, vocab] (gather + lm_head).
+  void lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Tensor out);
   // run_layers, then the lm_head and the device sampler for the batch's logit rows.
   void device_step(const DeviceBatch& b);
   // The smallest captured batch size >= n, or 0.

@@ -61,6 +61,29 @@ __device__ __forceinline__ int32_t seq_of_token(const int32_t* seq_q_start, int3
   return lo;
 }
 
+// The keys row t attends to in split `split` of `num_splits`: [k0, k1) of its sequence (causal,
+// sliding window); padding rows (kv_len 0) get an empty range. skip: the row belongs to a
+// multi-token sequence that the prefill kernel computes.
+struct KeyRange {
+  int32_t seq, k0, k1;
+  bool skip;
+};
+__device__ __forceinline__ KeyRange key_range(const AttentionParams& p, int32_t t, int32_t split,
+                                              int32_t num_splits) {
+  KeyRange r;
+  r.seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
+  r.skip = p.single_token_seqs_only && p.seq_q_start[r.seq + 1] - p.seq_q_start[r.seq] > 1;
+  const int32_t kv_len = p.seq_kv_len[r.seq];
+  const int32_t pos = p.positions[t];
+  const int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
+  int32_t end = kv_len > 0 ? pos + 1 : 0;
+  if (end < first) end = first;
+  const int32_t chunk = (end - first + num_splits - 1) / num_splits;
+  r.k0 = first + split * chunk;
+  r.k1 = min(end, r.k0 + chunk);
+  return r;
+}
+
 // LPK: lanes per key row (8, 16 or 32; head_dim <= 8 * LPK). GC: query heads handled together
 // (1, 2, 4 or 8); a KV group larger than GC is walked GC heads at a time.
 template <int LPK, int GC>
@@ -79,17 +102,9 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(Attention
   __shared__ float s_l[kSubgroups][GC];
   extern __shared__ float s_acc[];  // [kSubgroups][GC][hd]
 
-  const int32_t seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
-  if (p.single_token_seqs_only && p.seq_q_start[seq + 1] - p.seq_q_start[seq] > 1) return;
-  const int32_t kv_len = p.seq_kv_len[seq];
-  const int32_t pos = p.positions[t];
-  int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
-  int32_t end = kv_len > 0 ? pos + 1 : 0;  // padding rows (kv_len 0) attend to nothing
-  if (end < first) end = first;
-  const int32_t n = end - first;
-  const int32_t chunk = (n + num_splits - 1) / num_splits;
-  const int32_t k0 = first + split * chunk;
-  const int32_t k1 = min(end, k0 + chunk);
+  const KeyRange range = key_range(p, t, split, num_splits);
+  if (range.skip) return;
+  const int32_t seq = range.seq, k0 = range.k0, k1 = range.k1;
 
   const int32_t stride = p.header[kHeaderBlockTableStride];
   const int32_t* table = p.block_tables + int64_t(seq) * stride;
@@ -238,17 +253,9 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
   const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, tq = lane & 3;
 
-  const int32_t seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
-  if (p.single_token_seqs_only && p.seq_q_start[seq + 1] - p.seq_q_start[seq] > 1) return;
-  const int32_t kv_len = p.seq_kv_len[seq];
-  const int32_t pos = p.positions[t];
-  const int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
-  int32_t end = kv_len > 0 ? pos + 1 : 0;
-  if (end < first) end = first;
-  const int32_t n = end - first;
-  const int32_t chunk = (n + num_splits - 1) / num_splits;
-  const int32_t k0 = first + split * chunk;
-  const int32_t k1 = min(end, k0 + chunk);
+  const KeyRange range = key_range(p, t, split, num_splits);
+  if (range.skip) return;
+  const int32_t seq = range.seq, k0 = range.k0, k1 = range.k1;
 
   const int32_t stride = p.header[kHeaderBlockTableStride];
   const int32_t* table = p.block_tables + int64_t(seq) * stride;
@@ -281,7 +288,7 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
     float o[kDT][4];
 #pragma unroll
     for (int j = 0; j < kDT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-    float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+    SoftmaxRows sm;
 
     // Two tile buffers per warp: the copy engine fills the next tile (cp.async) while the warp
     // computes on this one.
@@ -327,53 +334,17 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
                        *reinterpret_cast<const uint32_t*>(kr + 8));
         }
       }
-      float mx_lo = -INFINITY, mx_hi = -INFINITY;
 #pragma unroll
       for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int32_t key = kt + nt * 8 + 2 * tq + (e & 1);
-          const float v = key < k1 ? sc[nt][e] * sl2 : -INFINITY;
-          sc[nt][e] = v;
-          if (e < 2) {
-            mx_lo = fmaxf(mx_lo, v);
-          } else {
-            mx_hi = fmaxf(mx_hi, v);
-          }
+          sc[nt][e] = key < k1 ? sc[nt][e] * sl2 : -INFINITY;
         }
       }
-#pragma unroll
-      for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-        mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, o2));
-        mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, o2));
-      }
-      const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
-      const float base_lo = mn_lo == -INFINITY ? 0.f : mn_lo;
-      const float base_hi = mn_hi == -INFINITY ? 0.f : mn_hi;
-      const float c_lo = exp2f(m_lo - base_lo), c_hi = exp2f(m_hi - base_hi);
-      m_lo = mn_lo;
-      m_hi = mn_hi;
-      l_lo *= c_lo;
-      l_hi *= c_hi;
-#pragma unroll
-      for (int j = 0; j < kDT; ++j) {
-        o[j][0] *= c_lo;
-        o[j][1] *= c_lo;
-        o[j][2] *= c_hi;
-        o[j][3] *= c_hi;
-      }
-      float pe[2][4];
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        pe[nt][0] = exp2f(sc[nt][0] - base_lo);
-        pe[nt][1] = exp2f(sc[nt][1] - base_lo);
-        pe[nt][2] = exp2f(sc[nt][2] - base_hi);
-        pe[nt][3] = exp2f(sc[nt][3] - base_hi);
-        l_lo += pe[nt][0] + pe[nt][1];
-        l_hi += pe[nt][2] + pe[nt][3];
-      }
-      const uint32_t pa[4] = {pack_bf16x2(pe[0][0], pe[0][1]), pack_bf16x2(pe[0][2], pe[0][3]),
-                              pack_bf16x2(pe[1][0], pe[1][1]), pack_bf16x2(pe[1][2], pe[1][3])};
+      sm.update(sc, o);
+      uint32_t pa[4];
+      p_fragment(sc, 0, pa);
       const bf16* vrow = cv + (lane & 15) * kStride;
 #pragma unroll
       for (int j = 0; j < kDT; ++j) {
@@ -383,19 +354,15 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
       }
       __syncwarp();  // this buffer is refilled two tiles on
     }
-#pragma unroll
-    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-      l_lo += __shfl_xor_sync(0xffffffffu, l_lo, o2);
-      l_hi += __shfl_xor_sync(0xffffffffu, l_hi, o2);
-    }
+    sm.finish();
 
     // Merge the warps (the tile buffers become the merge buffer).
     __syncthreads();
     if (tq == 0) {
-      s_m[warp][g] = m_lo;
-      s_m[warp][g + 8] = m_hi;
-      s_l[warp][g] = l_lo;
-      s_l[warp][g + 8] = l_hi;
+      s_m[warp][g] = sm.m_lo;
+      s_m[warp][g + 8] = sm.m_hi;
+      s_l[warp][g] = sm.l_lo;
+      s_l[warp][g + 8] = sm.l_hi;
     }
 #pragma unroll
     for (int j = 0; j < kDT; ++j) {  // only the rows that are query heads

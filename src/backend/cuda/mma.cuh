@@ -7,6 +7,7 @@
 
 #include <cuda_bf16.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace inferd::cuda {
@@ -39,6 +40,72 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool ok) 
   const unsigned addr = unsigned(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src),
                "r"(ok ? 16 : 0));
+}
+
+// The running softmax state of this thread's two rows (g and g + 8) of a 16-row tile, in exp2
+// units: max m, sum l (this thread's part; the quad's four parts are added at the end).
+struct SoftmaxRows {
+  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+
+  // One tile of scores s (kNT n-tiles of 8 keys, C fragments, already scaled to exp2 units and
+  // masked with -inf): updates m and l, rescales the output accumulators o, and leaves
+  // exp2(s - m) in s. Rows that have seen no key yet keep a zero base (no inf - inf).
+  template <int kNT, int kDT>
+  __device__ __forceinline__ void update(float (&s)[kNT][4], float (&o)[kDT][4]) {
+    float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+      mx_lo = fmaxf(mx_lo, fmaxf(s[n][0], s[n][1]));
+      mx_hi = fmaxf(mx_hi, fmaxf(s[n][2], s[n][3]));
+    }
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, o2));
+      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, o2));
+    }
+    const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
+    const float base_lo = mn_lo == -INFINITY ? 0.f : mn_lo;
+    const float base_hi = mn_hi == -INFINITY ? 0.f : mn_hi;
+    const float c_lo = exp2f(m_lo - base_lo), c_hi = exp2f(m_hi - base_hi);
+    m_lo = mn_lo;
+    m_hi = mn_hi;
+    l_lo *= c_lo;
+    l_hi *= c_hi;
+#pragma unroll
+    for (int j = 0; j < kDT; ++j) {
+      o[j][0] *= c_lo;
+      o[j][1] *= c_lo;
+      o[j][2] *= c_hi;
+      o[j][3] *= c_hi;
+    }
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+      s[n][0] = exp2f(s[n][0] - base_lo);
+      s[n][1] = exp2f(s[n][1] - base_lo);
+      s[n][2] = exp2f(s[n][2] - base_hi);
+      s[n][3] = exp2f(s[n][3] - base_hi);
+      l_lo += s[n][0] + s[n][1];
+      l_hi += s[n][2] + s[n][3];
+    }
+  }
+
+  // The quad's full sums (call once, after the last tile).
+  __device__ __forceinline__ void finish() {
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+      l_lo += __shfl_xor_sync(0xffffffffu, l_lo, o2);
+      l_hi += __shfl_xor_sync(0xffffffffu, l_hi, o2);
+    }
+  }
+};
+
+// The A fragment of P for keys [16 kk, 16 kk + 16) from the probabilities left in s by update().
+template <int kNT>
+__device__ __forceinline__ void p_fragment(const float (&s)[kNT][4], int kk, uint32_t (&pa)[4]) {
+  pa[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+  pa[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+  pa[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+  pa[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
 }  // namespace inferd::cuda

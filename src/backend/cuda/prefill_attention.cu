@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
   float o[kDT][4];
 #pragma unroll
   for (int j = 0; j < kDT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+  SoftmaxRows sm;
   const float sl2 = p.scale * kLog2E;
   const int32_t stride = p.header[kHeaderBlockTableStride];
   const int32_t* table = p.block_tables + int64_t(seq) * stride;
@@ -133,8 +133,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
         mma_m16n8k16(s[n], qa[ks], b0, b1);
       }
     }
-    // Scale, mask (causal, window, beyond the keys), running max.
-    float mx_lo = -INFINITY, mx_hi = -INFINITY;
+    // Scale and mask (causal, window, beyond the keys), then the online softmax.
 #pragma unroll
     for (int n = 0; n < kNT; ++n) {
 #pragma unroll
@@ -143,55 +142,15 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
         const int32_t pos = e < 2 ? pos_lo : pos_hi;
         bool ok = key <= pos && key < k_end;
         if (p.sliding_window > 0) ok = ok && key > pos - p.sliding_window;
-        const float v = ok ? s[n][e] * sl2 : -INFINITY;
-        s[n][e] = v;
-        if (e < 2) {
-          mx_lo = fmaxf(mx_lo, v);
-        } else {
-          mx_hi = fmaxf(mx_hi, v);
-        }
+        s[n][e] = ok ? s[n][e] * sl2 : -INFINITY;
       }
     }
-#pragma unroll
-    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, o2));
-      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, o2));
-    }
-    const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
-    // Rows that have seen no key yet keep a zero base (no inf - inf).
-    const float base_lo = mn_lo == -INFINITY ? 0.f : mn_lo;
-    const float base_hi = mn_hi == -INFINITY ? 0.f : mn_hi;
-    const float c_lo = exp2f(m_lo - base_lo), c_hi = exp2f(m_hi - base_hi);
-    m_lo = mn_lo;
-    m_hi = mn_hi;
-    l_lo *= c_lo;
-    l_hi *= c_hi;
-#pragma unroll
-    for (int j = 0; j < kDT; ++j) {
-      o[j][0] *= c_lo;
-      o[j][1] *= c_lo;
-      o[j][2] *= c_hi;
-      o[j][3] *= c_hi;
-    }
-    // P = exp2(S - m), packed into A fragments for P V (16 keys a k-step).
+    sm.update(s, o);
+    // O += P V, 16 keys a k-step.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      float pe[2][4];
-#pragma unroll
-      for (int t = 0; t < 2; ++t) {
-        const int n = 2 * kk + t;
-        pe[t][0] = exp2f(s[n][0] - base_lo);
-        pe[t][1] = exp2f(s[n][1] - base_lo);
-        pe[t][2] = exp2f(s[n][2] - base_hi);
-        pe[t][3] = exp2f(s[n][3] - base_hi);
-        l_lo += pe[t][0] + pe[t][1];
-        l_hi += pe[t][2] + pe[t][3];
-      }
       uint32_t pa[4];
-      pa[0] = pack_bf16x2(pe[0][0], pe[0][1]);
-      pa[1] = pack_bf16x2(pe[0][2], pe[0][3]);
-      pa[2] = pack_bf16x2(pe[1][0], pe[1][1]);
-      pa[3] = pack_bf16x2(pe[1][2], pe[1][3]);
+      p_fragment(s, kk, pa);
       // Lane l < 16 addresses key 16 kk + l of the tile (rows of the two 8x8 matrices).
       const bf16* vrow = sv + (16 * kk + (lane & 15)) * kKStride;
 #pragma unroll
@@ -203,12 +162,9 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
     }
   }
 
-#pragma unroll
-  for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, o2);
-    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, o2);
-  }
-  const float inv_lo = l_lo > 0.f ? 1.f / l_lo : 0.f, inv_hi = l_hi > 0.f ? 1.f / l_hi : 0.f;
+  sm.finish();
+  const float inv_lo = sm.l_lo > 0.f ? 1.f / sm.l_lo : 0.f;
+  const float inv_hi = sm.l_hi > 0.f ? 1.f / sm.l_hi : 0.f;
   bf16* out = static_cast<bf16*>(p.out) + int64_t(qh) * D;
 #pragma unroll
   for (int j = 0; j < kDT; ++j) {

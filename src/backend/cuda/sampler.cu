@@ -39,6 +39,7 @@ struct Shared {
   unsigned int hist_cnt[256];
   unsigned long long hist_mass[256];
   float bf;
+  double bd;
   int32_t bi, bi2, found;
   unsigned long long bu, above;
   uint32_t prefix;
@@ -51,81 +52,49 @@ __device__ __forceinline__ int warp_id() {
   return int(threadIdx.x) >> 5;
 }
 
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+  __device__ int32_t operator()(int32_t a, int32_t b) const { return max(a, b); }
+};
+struct SumOp {
+  template <class T>
+  __device__ T operator()(T a, T b) const {
+    return a + b;
+  }
+};
+
+// op over the block; every thread gets the result. `slots`: one per warp; `result`: a block-wide
+// slot (a later reduction may reuse both: its first barrier comes after every read of this one).
+template <class T, class Op>
+__device__ T block_reduce(T v, Op op, T* slots, T* result) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (lane_id() == 0) slots[warp_id()] = v;
+  __syncthreads();
+  if (warp_id() == 0) {
+    T t = slots[lane_id()];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) t = op(t, __shfl_xor_sync(0xffffffffu, t, o));
+    if (lane_id() == 0) *result = t;
+  }
+  __syncthreads();
+  return *result;
+}
+
 __device__ float block_max(float v, Shared& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if (lane_id() == 0) s.f[warp_id()] = v;
-  __syncthreads();
-  if (warp_id() == 0) {
-    float t = s.f[lane_id()];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, o));
-    if (lane_id() == 0) s.bf = t;
-  }
-  __syncthreads();
-  return s.bf;
+  return block_reduce(v, MaxOp{}, s.f, &s.bf);
 }
-
 __device__ int32_t block_sum_int(int32_t v, Shared& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (lane_id() == 0) s.i[warp_id()] = v;
-  __syncthreads();
-  if (warp_id() == 0) {
-    int32_t t = s.i[lane_id()];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-    if (lane_id() == 0) s.bi = t;
-  }
-  __syncthreads();
-  return s.bi;
+  return block_reduce(v, SumOp{}, s.i, &s.bi);
 }
-
 __device__ int32_t block_max_int(int32_t v, Shared& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if (lane_id() == 0) s.i[warp_id()] = v;
-  __syncthreads();
-  if (warp_id() == 0) {
-    int32_t t = s.i[lane_id()];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) t = max(t, __shfl_xor_sync(0xffffffffu, t, o));
-    if (lane_id() == 0) s.bi2 = t;
-  }
-  __syncthreads();
-  return s.bi2;
+  return block_reduce(v, MaxOp{}, s.i, &s.bi2);
 }
-
 __device__ unsigned long long block_sum_u64(unsigned long long v, Shared& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (lane_id() == 0) s.u[warp_id()] = v;
-  __syncthreads();
-  if (warp_id() == 0) {
-    unsigned long long t = s.u[lane_id()];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-    if (lane_id() == 0) s.bu = t;
-  }
-  __syncthreads();
-  return s.bu;
+  return block_reduce(v, SumOp{}, s.u, &s.bu);
 }
-
 __device__ double block_sum_double(double v, Shared& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (lane_id() == 0) s.d[warp_id()] = v;
-  __syncthreads();
-  if (warp_id() == 0) {
-    double t = s.d[lane_id()];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-    if (lane_id() == 0) s.d[0] = t;
-  }
-  __syncthreads();
-  const double r = s.d[0];
-  __syncthreads();  // s.d[0] is a per-warp slot too
-  return r;
+  return block_reduce(v, SumOp{}, s.d, &s.bd);
 }
 
 // Exclusive prefix sum over the threads in thread order; *total gets the block's sum.
