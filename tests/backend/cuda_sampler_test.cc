@@ -13,6 +13,7 @@
 
 #include "backend/sampling.h"
 #include "cuda_test_util.h"
+#include "sampling_test_util.h"
 
 namespace inferd {
 namespace {
@@ -204,45 +205,6 @@ TEST_F(CudaSampler, PaddedRowsDoNotChangeTheRealOnes) {
   expect_same(b, want, sb);
 }
 
-// The exact distribution of the documented semantics on a toy row (double precision).
-std::vector<double> expected_dist(const std::vector<float>& l, float t, int32_t top_k, float top_p,
-                                  float min_p) {
-  const size_t V = l.size();
-  std::vector<double> p(V);
-  const double mx = *std::max_element(l.begin(), l.end());
-  for (size_t i = 0; i < V; ++i) p[i] = std::exp((l[i] - mx) / t);  // the max has 1
-  std::vector<bool> keep(V);
-  for (size_t i = 0; i < V; ++i) keep[i] = p[i] >= min_p;
-  std::vector<size_t> order(V);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
-  if (top_k > 0) {
-    int32_t seen = 0;
-    for (size_t i : order) {
-      if (keep[i] && ++seen > top_k) keep[i] = false;
-    }
-  }
-  if (top_p < 1.0f) {
-    double mass = 0, acc = 0;
-    for (size_t i = 0; i < V; ++i) mass += keep[i] ? p[i] : 0;
-    bool reached = false;
-    for (size_t i : order) {
-      if (!keep[i]) continue;
-      if (reached) {
-        keep[i] = false;
-        continue;
-      }
-      acc += p[i];
-      reached = acc >= top_p * mass;
-    }
-  }
-  double tot = 0;
-  for (size_t i = 0; i < V; ++i) tot += keep[i] ? p[i] : 0;
-  std::vector<double> out(V);
-  for (size_t i = 0; i < V; ++i) out[i] = keep[i] ? p[i] / tot : 0;
-  return out;
-}
-
 TEST_F(CudaSampler, FilteredDistributionsMatchChiSquare) {
   TRACE_SEED();
   const std::vector<float> toy = {1.0f, 2.0f, 0.5f, 3.0f, -1.0f, 2.5f, 0.0f, 1.5f};
@@ -252,14 +214,12 @@ TEST_F(CudaSampler, FilteredDistributionsMatchChiSquare) {
     int32_t k;
     float p, min_p;
   };
-  // Chi-square critical values at p = 0.001 for 1..7 degrees of freedom.
-  const double crit[] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32};
   for (const Case c :
        {Case{1.0f, 0, 1.0f, 0.0f}, Case{0.7f, 3, 1.0f, 0.0f}, Case{1.0f, 0, 0.8f, 0.0f},
         Case{1.0f, 0, 1.0f, 0.2f}, Case{1.2f, 5, 0.9f, 0.05f}}) {
     SCOPED_TRACE(::testing::Message()
                  << "T " << c.t << " top_k " << c.k << " top_p " << c.p << " min_p " << c.min_p);
-    const auto want = expected_dist(toy, c.t, c.k, c.p, c.min_p);
+    const auto want = test::expected_dist(toy, c.t, c.k, c.p, c.min_p);
     std::vector<int64_t> counts(size_t(V), 0);
     const int32_t R = kMaxRows, batches = 100;  // 102,400 draws
     std::vector<float> l(size_t(R) * size_t(V));
@@ -282,20 +242,11 @@ TEST_F(CudaSampler, FilteredDistributionsMatchChiSquare) {
       if (bi == 0) expect_same(got, ref, sb);
       for (const auto& g : got) ++counts[size_t(g.token_id)];
     }
-    const double n = double(R) * batches;
-    double chi2 = 0;
-    int df = -1;
-    for (int32_t i = 0; i < V; ++i) {
-      if (want[size_t(i)] == 0) {
-        EXPECT_EQ(counts[size_t(i)], 0) << "token " << i << " must be filtered out";
-        continue;
-      }
-      const double e = want[size_t(i)] * n;
-      chi2 += (double(counts[size_t(i)]) - e) * (double(counts[size_t(i)]) - e) / e;
-      ++df;
-    }
-    ASSERT_GE(df, 1);
-    EXPECT_LT(chi2, crit[df]) << "df " << df;
+    const test::ChiSquare cs = test::chi_square(counts, want);
+    for (int32_t t : cs.drawn_but_filtered)
+      ADD_FAILURE() << "token " << t << " must be filtered out";
+    ASSERT_GE(cs.df, 1);
+    EXPECT_LT(cs.chi2, test::kChi2Crit[cs.df]) << "df " << cs.df;
   }
 }
 

@@ -10,54 +10,12 @@
 
 #include "backend/sampling.h"
 #include "inferd/sampling_params.h"
+#include "sampling_test_util.h"
 
 namespace inferd {
 namespace {
 
 const std::vector<float> kToy = {1.0f, 2.0f, 0.5f, 3.0f, -1.0f, 2.5f, 0.0f, 1.5f};
-
-// The distribution the documented semantics give, written independently of the sampler.
-std::vector<double> expected_dist(const std::vector<float>& l, float t, int32_t top_k, float top_p,
-                                  float min_p) {
-  const size_t V = l.size();
-  std::vector<double> p(V);
-  double mx = *std::max_element(l.begin(), l.end()), s = 0;
-  for (size_t i = 0; i < V; ++i) s += p[i] = std::exp((l[i] - mx) / t);
-  for (auto& x : p) x /= s;
-  const double pmax = *std::max_element(p.begin(), p.end());
-  std::vector<bool> keep(V, true);
-  for (size_t i = 0; i < V; ++i) keep[i] = p[i] >= min_p * pmax;
-  std::vector<size_t> order(V);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
-  if (top_k > 0) {
-    int32_t seen = 0;
-    for (size_t i : order) {
-      if (!keep[i]) continue;
-      if (++seen > top_k) keep[i] = false;
-    }
-  }
-  if (top_p < 1.0f) {
-    double mass = 0;
-    for (size_t i = 0; i < V; ++i) mass += keep[i] ? p[i] : 0;
-    double acc = 0;
-    bool reached = false;
-    for (size_t i : order) {
-      if (!keep[i]) continue;
-      if (reached) {
-        keep[i] = false;
-        continue;
-      }
-      acc += p[i] / mass;
-      if (acc >= top_p) reached = true;
-    }
-  }
-  double tot = 0;
-  for (size_t i = 0; i < V; ++i) tot += keep[i] ? p[i] : 0;
-  std::vector<double> out(V);
-  for (size_t i = 0; i < V; ++i) out[i] = keep[i] ? p[i] / tot : 0;
-  return out;
-}
 
 // The row the engine builds for `sp` (edits aside).
 SamplingRow row_of(const SamplingParams& sp, uint64_t seed = 0, uint64_t counter = 0) {
@@ -119,9 +77,6 @@ std::vector<int32_t> draws(const std::vector<float>& logits, const SamplingParam
   return ids;
 }
 
-// Chi-square critical values at p = 0.001 for 1..7 degrees of freedom.
-const double kChi2Crit[] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32};
-
 struct DistCase {
   float temperature;
   int32_t top_k;
@@ -138,36 +93,22 @@ TEST_P(SamplerDistribution, MatchesExpected) {
   sp.top_k = c.top_k;
   sp.top_p = c.top_p;
   sp.min_p = c.min_p;
-  const auto want = expected_dist(kToy, c.temperature, c.top_k, c.top_p, c.min_p);
+  const auto want = test::expected_dist(kToy, c.temperature, c.top_k, c.top_p, c.min_p);
   const int kDraws = 40000, kBatch = 100;
   const int32_t V = int32_t(kToy.size());
-  std::vector<int> counts(size_t(V), 0);
+  std::vector<int64_t> counts(size_t(V), 0);
   // One sequence's draws at output positions 0..kDraws-1, kBatch rows per call.
   for (int d = 0; d < kDraws; d += kBatch) {
     for (int32_t t : draws(kToy, sp, 12345, kBatch, uint64_t(d))) ++counts[size_t(t)];
   }
-  double chi2 = 0;
-  int df = -1;
-  for (int32_t i = 0; i < V; ++i) {
-    if (want[size_t(i)] == 0) {
-      EXPECT_EQ(counts[size_t(i)], 0) << "token " << i << " must be filtered out";
-      continue;
-    }
-    const double e = want[size_t(i)] * kDraws;
-    chi2 += (counts[size_t(i)] - e) * (counts[size_t(i)] - e) / e;
-    ++df;
-  }
-  ASSERT_GE(df, 1);
-  EXPECT_LT(chi2, kChi2Crit[df]) << "df " << df;
+  const test::ChiSquare cs = test::chi_square(counts, want);
+  for (int32_t t : cs.drawn_but_filtered) ADD_FAILURE() << "token " << t << " must be filtered out";
+  ASSERT_GE(cs.df, 1);
+  EXPECT_LT(cs.chi2, test::kChi2Crit[cs.df]) << "df " << cs.df;
   // The test can tell distributions apart: the plain softmax differs from a filtered one.
   if (c.top_k > 0 || c.top_p < 1.0f || c.min_p > 0.0f) {
-    const auto plain = expected_dist(kToy, c.temperature, 0, 1.0f, 0.0f);
-    double chi2_plain = 0;
-    for (int32_t i = 0; i < V; ++i) {
-      const double e = plain[size_t(i)] * kDraws;
-      chi2_plain += (counts[size_t(i)] - e) * (counts[size_t(i)] - e) / e;
-    }
-    EXPECT_GT(chi2_plain, 100.0);
+    const auto plain = test::expected_dist(kToy, c.temperature, 0, 1.0f, 0.0f);
+    EXPECT_GT(test::chi_square(counts, plain).chi2, 100.0);
   }
 }
 
