@@ -28,6 +28,7 @@ struct Linear {
 struct RopeTable {
   Tensor inv_freq;  // [head_dim / 2] fp32 on the device
   int64_t head_dim = 0;
+  float attention_scaling = 1.0f;  // cos and sin are multiplied by it (yarn, longrope)
 };
 
 // Batch metadata prepared on the device once per step (see model/forward_batch.h).

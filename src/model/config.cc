@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "core/error.h"
 #include "core/mmap_file.h"
@@ -38,7 +41,282 @@ bool get_bool(const json& j, const char* key, const std::string& src, bool def) 
   return it->get<bool>();
 }
 
+bool is_set(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && !it->is_null();
+}
+
+// Values that mean the same: 1 and 1.0, "yarn" and "yarn".
+bool same_value(const json& a, const json& b) {
+  if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
+  return a == b;
+}
+
+// transformers 5 writes the rope parameters as `rope_parameters` (with `rope_theta` inside);
+// older configs as top-level `rope_theta` plus `rope_scaling`. Merges both into one flat dict;
+// a key given in both places with different values is an error.
+json merged_rope_dict(const json& j, const json* nested, const std::string& src,
+                      const std::string& where) {
+  json out = json::object();
+  if (nested != nullptr) {
+    if (!nested->is_object()) fail("{}: {} must be an object, got {}", src, where, nested->dump());
+    out = *nested;
+  }
+  auto merge = [&](const std::string& key, const json& v, const std::string& from) {
+    if (v.is_null()) return;
+    auto it = out.find(key);
+    if (it != out.end() && !it->is_null() && !same_value(*it, v)) {
+      fail("{}: {}.{} is {} but {} is {}: the two places disagree", src, where, key, it->dump(),
+           from, v.dump());
+    }
+    out[key] = v;
+  };
+  if (auto it = j.find("rope_theta"); it != j.end()) merge("rope_theta", *it, "rope_theta");
+  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) fail("{}: rope_scaling must be an object, got {}", src, it->dump());
+    for (const auto& [k, v] : it->items()) merge(k, v, "rope_scaling." + k);
+  }
+  if (auto t = out.find("type"); t != out.end()) {  // the old name of rope_type
+    json type = *t;
+    out.erase(t);
+    merge("rope_type", type, where + ".type");
+  }
+  return out;
+}
+
+std::vector<double> get_factor_list(const json& r, const char* key, const std::string& src,
+                                    const std::string& where, int64_t n) {
+  auto it = r.find(key);
+  if (it == r.end() || !it->is_array())
+    fail("{}: {}.{} must be a list of {} numbers (longrope)", src, where, key, n);
+  std::vector<double> v;
+  for (const auto& e : *it) {
+    if (!e.is_number()) fail("{}: {}.{} must hold numbers, got {}", src, where, key, e.dump());
+    v.push_back(e.get<double>());
+  }
+  if (int64_t(v.size()) != n)
+    fail("{}: {}.{} has {} entries, expected head_dim / 2 = {}", src, where, key, v.size(), n);
+  return v;
+}
+
+RopeConfig parse_rope(const json& r, const ModelConfig& c, const json& top, double default_theta,
+                      const std::string& src, const std::string& where) {
+  RopeConfig rc;
+  const std::string type = r.contains("rope_type") && r["rope_type"].is_string()
+                               ? r["rope_type"].get<std::string>()
+                               : std::string("default");
+  static const std::set<std::string> kCommon = {"rope_type", "rope_theta"};
+  std::set<std::string> allowed = kCommon;
+  if (type == "default") {
+    rc.type = RopeType::kDefault;
+  } else if (type == "linear" || type == "dynamic") {
+    rc.type = type == "linear" ? RopeType::kLinear : RopeType::kDynamic;
+    allowed.insert("factor");
+    if (!is_set(r, "factor")) fail("{}: {} needs 'factor' for rope_type '{}'", src, where, type);
+  } else if (type == "llama3") {
+    rc.type = RopeType::kLlama3;
+    allowed.insert(
+        {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
+    for (const char* k : {"factor", "low_freq_factor", "high_freq_factor"})
+      if (!is_set(r, k)) fail("{}: {} needs '{}' for rope_type 'llama3'", src, where, k);
+  } else if (type == "yarn") {
+    rc.type = RopeType::kYarn;
+    allowed.insert({"factor", "original_max_position_embeddings", "attention_factor", "beta_fast",
+                    "beta_slow", "mscale", "mscale_all_dim", "truncate"});
+  } else if (type == "longrope") {
+    rc.type = RopeType::kLongrope;
+    allowed.insert({"factor", "original_max_position_embeddings", "attention_factor",
+                    "short_factor", "long_factor"});
+  } else {
+    fail(
+        "{}: unsupported rope type '{}' in {}: expected default, linear, dynamic, llama3, yarn "
+        "or longrope",
+        src, type, where);
+  }
+  for (const auto& [k, v] : r.items()) {
+    if (k == "partial_rotary_factor") {
+      if (!v.is_null() && (!v.is_number() || v.get<double>() != 1.0))
+        fail("{}: {}.partial_rotary_factor = {} is not supported (only 1.0)", src, where, v.dump());
+      continue;
+    }
+    if (!allowed.contains(k) && !v.is_null())
+      fail("{}: {}.{} is not supported for rope_type '{}'", src, where, k, type);
+  }
+  rc.theta = get_num(r, "rope_theta", src, default_theta);
+  if (!(rc.theta > 1.0)) fail("{}: {}.rope_theta must be > 1, got {}", src, where, rc.theta);
+  rc.factor = get_num(r, "factor", src, 1.0);
+  rc.low_freq_factor = get_num(r, "low_freq_factor", src, 1.0);
+  rc.high_freq_factor = get_num(r, "high_freq_factor", src, 4.0);
+  if (rc.type == RopeType::kLlama3 || rc.type == RopeType::kYarn ||
+      rc.type == RopeType::kLongrope) {
+    // transformers: a top-level original_max_position_embeddings (Phi-3) wins; else the one in
+    // the rope dict; else max_position_embeddings.
+    if (is_set(top, "original_max_position_embeddings")) {
+      rc.original_max_position = get_int(top, "original_max_position_embeddings", src);
+    } else {
+      rc.original_max_position =
+          get_int(r, "original_max_position_embeddings", src, c.max_position_embeddings);
+    }
+    if (rc.original_max_position <= 0)
+      fail("{}: original_max_position_embeddings must be positive", src);
+  }
+  if (rc.type == RopeType::kYarn || rc.type == RopeType::kLongrope) {
+    if (!is_set(r, "factor"))  // transformers: the ratio of the two lengths
+      rc.factor = double(c.max_position_embeddings) / double(rc.original_max_position);
+    rc.attention_factor = get_num(r, "attention_factor", src, -1.0);
+  }
+  if (rc.type == RopeType::kYarn) {
+    rc.beta_fast = get_num(r, "beta_fast", src, 32.0);
+    rc.beta_slow = get_num(r, "beta_slow", src, 1.0);
+    rc.mscale = get_num(r, "mscale", src, 0.0);
+    rc.mscale_all_dim = get_num(r, "mscale_all_dim", src, 0.0);
+    rc.truncate = get_bool(r, "truncate", src, true);
+  }
+  if (rc.type == RopeType::kLongrope) {
+    rc.short_factor = get_factor_list(r, "short_factor", src, where, c.head_dim / 2);
+    rc.long_factor = get_factor_list(r, "long_factor", src, where, c.head_dim / 2);
+  }
+  if (!(rc.factor > 0)) fail("{}: {}.factor must be positive, got {}", src, where, rc.factor);
+  return rc;
+}
+
+// Config keys that change the math and that the Llama-family decoder does not implement: their
+// presence (with a value other than the neutral one) stops the load.
+void reject_unhandled_keys(const json& j, const std::string& src) {
+  for (const char* k :
+       {"attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar",
+        "embedding_multiplier", "logits_scaling", "residual_multiplier", "attention_multiplier",
+        "num_experts", "num_local_experts", "no_rope_layers", "use_qk_norm"}) {
+    if (is_set(j, k)) fail("{}: '{}' is set ({}) but not supported", src, k, j[k].dump());
+  }
+  if (is_set(j, "quantization_config")) {
+    fail(
+        "{}: quantized checkpoints (quantization_config) are not supported yet; use a bf16 or "
+        "fp16 model",
+        src);
+  }
+  if (is_set(j, "partial_rotary_factor") && get_num(j, "partial_rotary_factor", src, 1.0) != 1.0)
+    fail("{}: partial_rotary_factor = {} is not supported (only 1.0)", src,
+         j["partial_rotary_factor"].dump());
+  if (get_bool(j, "use_bidirectional_attention", src, false))
+    fail("{}: use_bidirectional_attention=true is not supported", src);
+}
+
 }  // namespace
+
+const char* rope_type_name(RopeType t) {
+  switch (t) {
+    case RopeType::kDefault:
+      return "default";
+    case RopeType::kLinear:
+      return "linear";
+    case RopeType::kDynamic:
+      return "dynamic";
+    case RopeType::kLlama3:
+      return "llama3";
+    case RopeType::kYarn:
+      return "yarn";
+    case RopeType::kLongrope:
+      return "longrope";
+  }
+  return "?";
+}
+
+RopeFrequencies rope_frequencies(const RopeConfig& r, int64_t head_dim,
+                                 int64_t max_position_embeddings, int64_t max_model_len) {
+  const int64_t half = head_dim / 2;
+  RopeFrequencies out;
+  std::vector<float>& inv = out.inv_freq;
+  inv.resize(size_t(half));
+  // transformers: base ** (arange(0, dim, 2).float() / dim), in fp32.
+  auto pos_freq = [&](double base, int64_t i) {
+    return std::pow(float(base), float(2 * i) / float(head_dim));
+  };
+  double base = r.theta;
+  if (r.type == RopeType::kDynamic) {
+    // transformers recomputes the base for the current length once it exceeds
+    // max_position_embeddings; here for the longest sequence the server allows.
+    const double len = double(std::max(max_model_len, max_position_embeddings));
+    base = base * std::pow(r.factor * len / double(max_position_embeddings) - (r.factor - 1.0),
+                           double(head_dim) / double(head_dim - 2));
+  }
+  for (int64_t i = 0; i < half; ++i) inv[size_t(i)] = 1.0f / pos_freq(base, i);
+
+  switch (r.type) {
+    case RopeType::kDefault:
+    case RopeType::kDynamic:
+      break;
+    case RopeType::kLinear:
+      for (auto& f : inv) f = f / float(r.factor);
+      break;
+    case RopeType::kLlama3: {
+      const float factor = float(r.factor);
+      const float lo = float(r.low_freq_factor), hi = float(r.high_freq_factor);
+      const float old_len = float(r.original_max_position);
+      const float low_wavelen = old_len / lo, high_wavelen = old_len / hi;
+      constexpr float kPi = 3.14159265358979323846f;
+      for (auto& f : inv) {
+        const float wavelen = 2.0f * kPi / f;
+        const float scaled = wavelen > low_wavelen ? f / factor : f;
+        const float smooth = (old_len / wavelen - lo) / (hi - lo);
+        const float smoothed = (1.0f - smooth) * scaled / factor + smooth * scaled;
+        const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+        f = medium ? smoothed : scaled;
+      }
+      break;
+    }
+    case RopeType::kYarn: {
+      auto get_mscale = [](double scale, double m) {
+        return scale <= 1.0 ? 1.0 : 0.1 * m * std::log(scale) + 1.0;
+      };
+      double att = r.attention_factor;
+      if (att < 0) {
+        att = r.mscale != 0 && r.mscale_all_dim != 0
+                  ? get_mscale(r.factor, r.mscale) / get_mscale(r.factor, r.mscale_all_dim)
+                  : get_mscale(r.factor, 1.0);
+      }
+      out.attention_scaling = float(att);
+      const double dim = double(head_dim), omax = double(r.original_max_position);
+      auto correction_dim = [&](double rotations) {
+        return dim * std::log(omax / (rotations * 2.0 * 3.14159265358979323846)) /
+               (2.0 * std::log(r.theta));
+      };
+      double low = correction_dim(r.beta_fast), high = correction_dim(r.beta_slow);
+      if (r.truncate) {
+        low = std::floor(low);
+        high = std::ceil(high);
+      }
+      low = std::max(low, 0.0);
+      high = std::min(high, dim - 1);
+      if (low == high) high += 0.001;
+      for (int64_t i = 0; i < half; ++i) {
+        const float pf = pos_freq(r.theta, i);
+        const float extrapolation = 1.0f / pf;
+        const float interpolation = 1.0f / (float(r.factor) * pf);
+        const float ramp =
+            std::clamp((float(i) - float(low)) / (float(high) - float(low)), 0.0f, 1.0f);
+        const float extra_factor = 1.0f - ramp;
+        inv[size_t(i)] = interpolation * (1.0f - extra_factor) + extrapolation * extra_factor;
+      }
+      break;
+    }
+    case RopeType::kLongrope: {
+      double att = r.attention_factor;
+      if (att < 0) {
+        att = r.factor <= 1.0
+                  ? 1.0
+                  : std::sqrt(1.0 + std::log(r.factor) / std::log(double(r.original_max_position)));
+      }
+      out.attention_scaling = float(att);
+      const bool use_long = max_model_len > r.original_max_position;
+      const std::vector<double>& ext = use_long ? r.long_factor : r.short_factor;
+      for (int64_t i = 0; i < half; ++i)
+        inv[size_t(i)] = 1.0f / (float(ext[size_t(i)]) * pos_freq(r.theta, i));
+      break;
+    }
+  }
+  return out;
+}
 
 ModelConfig parse_model_config(const std::string& text, const std::string& src) {
   json j;
@@ -49,12 +327,13 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   }
   if (!j.is_object()) fail("{}: expected a JSON object", src);
   ModelConfig c;
-  if (auto it = j.find("architectures"); it != j.end() && it->is_array() && !it->empty()) {
+  if (auto it = j.find("architectures");
+      it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_string()) {
     c.architecture = (*it)[0].get<std::string>();
   } else {
     fail("{}: missing 'architectures' (expected e.g. [\"LlamaForCausalLM\"])", src);
   }
-  c.model_type = j.value("model_type", "");
+  if (auto it = j.find("model_type"); it != j.end() && it->is_string()) c.model_type = *it;
   static const char* kSupported[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
                                      "Qwen3ForCausalLM"};
   bool ok = false;
@@ -83,14 +362,18 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
     fail("{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", src,
          c.num_heads, c.num_kv_heads);
   }
-  if (c.head_dim % 2 != 0) fail("{}: head_dim ({}) must be even for RoPE", src, c.head_dim);
+  if (c.head_dim <= 2 || c.head_dim % 2 != 0)
+    fail("{}: head_dim ({}) must be even and > 2 for RoPE", src, c.head_dim);
   c.max_position_embeddings = get_int(j, "max_position_embeddings", src, 4096);
+  if (c.max_position_embeddings <= 0) fail("{}: max_position_embeddings must be positive", src);
   c.rms_norm_eps = get_num(j, "rms_norm_eps", src, 1e-6);
-  c.rope_theta = get_num(j, "rope_theta", src, 10000.0);
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, false);
-  std::string act = j.value("hidden_act", "silu");
-  if (act != "silu") fail("{}: unsupported hidden_act '{}': expected 'silu'", src, act);
+  if (auto it = j.find("hidden_act"); it != j.end() && !it->is_null()) {
+    if (!it->is_string() || *it != "silu")
+      fail("{}: unsupported hidden_act {}: expected \"silu\"", src, it->dump());
+  }
   if (get_bool(j, "mlp_bias", src, false)) fail("{}: mlp_bias=true is not supported", src);
+  reject_unhandled_keys(j, src);
 
   if (c.architecture == "Qwen2ForCausalLM") {
     c.qkv_bias = true;
@@ -100,35 +383,73 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   } else {
     c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", src, false);
   }
-  // Sliding window: Mistral applies it to every layer whenever it is set. Qwen2/3 use it only
-  // with use_sliding_window (and then per layer), which is not supported yet.
-  if (c.architecture == "MistralForCausalLM") {
-    if (auto it = j.find("sliding_window"); it != j.end() && it->is_number_integer())
-      c.sliding_window = it->get<int64_t>();
-  } else if (c.model_type.starts_with("qwen") && get_bool(j, "use_sliding_window", src, false)) {
-    fail("{}: use_sliding_window=true is not supported", src);
-  }
 
-  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
-    const json& rs = *it;
-    std::string type = rs.value("rope_type", rs.value("type", ""));
-    if (type == "llama3") {
-      c.rope_scaling = RopeScaling::kLlama3;
-      c.rope_factor = get_num(rs, "factor", src, 8.0);
-      c.rope_low_freq_factor = get_num(rs, "low_freq_factor", src, 1.0);
-      c.rope_high_freq_factor = get_num(rs, "high_freq_factor", src, 4.0);
-      c.rope_original_max_position = get_int(rs, "original_max_position_embeddings", src, 8192);
-    } else if (type == "linear") {
-      c.rope_scaling = RopeScaling::kLinear;
-      c.rope_factor = get_num(rs, "factor", src, 1.0);
-    } else if (type == "default" || type.empty()) {
-      c.rope_scaling = RopeScaling::kNone;
-    } else {
-      fail("{}: unsupported rope_scaling type '{}': expected llama3, linear or default", src, type);
+  // ---- attention windows: which layers slide, and by how much ----
+  c.layer_sliding.assign(size_t(c.num_layers), 0);
+  std::vector<std::string> types;
+  if (auto it = j.find("layer_types"); it != j.end() && !it->is_null()) {
+    if (!it->is_array() || int64_t(it->size()) != c.num_layers)
+      fail("{}: layer_types must be a list of num_hidden_layers ({}) strings", src, c.num_layers);
+    for (const auto& t : *it) {
+      if (!t.is_string() || (t != "full_attention" && t != "sliding_attention")) {
+        fail(
+            "{}: unsupported layer type {} in layer_types: expected \"full_attention\" or "
+            "\"sliding_attention\"",
+            src, t.dump());
+      }
+      types.push_back(t.get<std::string>());
     }
   }
-  if (auto it = j.find("torch_dtype"); it != j.end() && it->is_string()) c.torch_dtype = *it;
-  if (auto it = j.find("dtype"); it != j.end() && it->is_string()) c.torch_dtype = *it;
+  const bool any_sliding_type =
+      std::find(types.begin(), types.end(), "sliding_attention") != types.end();
+  if (c.architecture == "MistralForCausalLM") {
+    // transformers: sliding_window defaults to 4096 when absent; null turns it off; it applies
+    // to every layer (Mistral ignores layer_types).
+    auto it = j.find("sliding_window");
+    c.sliding_window = it == j.end() ? 4096 : get_int(j, "sliding_window", src, 0);
+    if (c.sliding_window > 0) c.layer_sliding.assign(size_t(c.num_layers), 1);
+  } else if (c.model_type.starts_with("qwen") || c.architecture.starts_with("Qwen")) {
+    // transformers: the window is used only with use_sliding_window, by the layers at or above
+    // max_window_layers (or those layer_types marks).
+    if (get_bool(j, "use_sliding_window", src, false)) {
+      c.sliding_window = get_int(j, "sliding_window", src, 4096);
+      if (c.sliding_window <= 0) fail("{}: sliding_window must be positive", src);
+      if (!types.empty()) {
+        for (size_t i = 0; i < types.size(); ++i)
+          c.layer_sliding[i] = types[i] == "sliding_attention";
+      } else {
+        const int64_t from = get_int(j, "max_window_layers", src, 28);
+        for (int64_t i = from; i < c.num_layers; ++i) c.layer_sliding[size_t(i)] = 1;
+      }
+    } else if (any_sliding_type) {
+      fail("{}: layer_types marks sliding_attention layers but use_sliding_window is false", src);
+    }
+  } else {
+    if (any_sliding_type)
+      fail("{}: layer_types marks sliding_attention layers, which {} does not have", src,
+           c.architecture);
+    if (is_set(j, "sliding_window"))
+      fail("{}: sliding_window is set but {} has no sliding-window attention", src, c.architecture);
+  }
+  if (c.sliding_window < 0) fail("{}: sliding_window must be positive", src);
+
+  // ---- rotary embeddings ----
+  const json* rp = nullptr;
+  if (auto it = j.find("rope_parameters"); it != j.end() && !it->is_null()) rp = &*it;
+  if (rp != nullptr && rp->is_object() &&
+      (rp->contains("full_attention") || rp->contains("sliding_attention"))) {
+    fail("{}: rope_parameters per layer type is not supported for {}", src, c.architecture);
+  }
+  const json rope = merged_rope_dict(j, rp, src, rp ? "rope_parameters" : "rope_scaling");
+  c.rope = parse_rope(rope, c, j, 10000.0, src, rp ? "rope_parameters" : "rope_scaling");
+
+  // ---- dtype, special tokens ----
+  std::string dt, tdt;
+  if (auto it = j.find("dtype"); it != j.end() && it->is_string()) dt = *it;
+  if (auto it = j.find("torch_dtype"); it != j.end() && it->is_string()) tdt = *it;
+  if (!dt.empty() && !tdt.empty() && dt != tdt)
+    fail("{}: dtype is \"{}\" but torch_dtype is \"{}\": the two places disagree", src, dt, tdt);
+  c.dtype = !dt.empty() ? dt : tdt;
   if (auto it = j.find("bos_token_id"); it != j.end() && it->is_number_integer())
     c.bos_token_id = *it;
   if (auto it = j.find("eos_token_id"); it != j.end()) {

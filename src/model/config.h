@@ -1,4 +1,7 @@
-// ModelConfig: the fields of a Hugging Face config.json that the decoder needs.
+// ModelConfig: the fields of a Hugging Face config.json that the decoder needs, read from both
+// generations of the format (transformers 5's `rope_parameters` / `dtype` and the older
+// `rope_theta` + `rope_scaling` / `torch_dtype`). A key that changes the math and that inferd
+// does not implement stops the load with an error naming it.
 #pragma once
 
 #include <cstdint>
@@ -7,7 +10,37 @@
 
 namespace inferd {
 
-enum class RopeScaling : uint8_t { kNone, kLinear, kLlama3 };
+enum class RopeType : uint8_t { kDefault, kLinear, kDynamic, kLlama3, kYarn, kLongrope };
+const char* rope_type_name(RopeType t);
+
+// One set of rotary-embedding parameters (transformers' `rope_parameters` dict, or one entry of
+// it per layer type). Fields that a type does not use keep their defaults.
+struct RopeConfig {
+  RopeType type = RopeType::kDefault;
+  double theta = 10000.0;
+  double factor = 1.0;                        // linear, dynamic, llama3, yarn, longrope
+  double low_freq_factor = 1.0;               // llama3
+  double high_freq_factor = 4.0;              // llama3
+  int64_t original_max_position = 0;          // llama3, yarn, longrope (0: max_position_embeddings)
+  double attention_factor = -1.0;             // yarn, longrope: cos/sin scale; < 0: derived
+  double beta_fast = 32.0, beta_slow = 1.0;   // yarn
+  double mscale = 0.0, mscale_all_dim = 0.0;  // yarn (0: not set)
+  bool truncate = true;                       // yarn
+  std::vector<double> short_factor, long_factor;  // longrope, head_dim / 2 each
+};
+
+// The inverse frequencies [head_dim / 2] (fp32, computed as transformers computes them) and the
+// factor applied to cos and sin (yarn, longrope; 1 otherwise). Types that transformers makes
+// depend on the sequence length (dynamic, longrope) are fixed for the server's longest
+// sequence: `max_model_len` up to max_position_embeddings (dynamic) or the original length
+// (longrope) gives exactly transformers' frequencies for every sequence that fits; beyond it, the
+// frequencies transformers uses for a sequence of max_model_len tokens (as vLLM does).
+struct RopeFrequencies {
+  std::vector<float> inv_freq;
+  float attention_scaling = 1.0f;
+};
+RopeFrequencies rope_frequencies(const RopeConfig& r, int64_t head_dim,
+                                 int64_t max_position_embeddings, int64_t max_model_len);
 
 struct ModelConfig {
   std::string architecture;  // e.g. LlamaForCausalLM
@@ -21,23 +54,25 @@ struct ModelConfig {
   int64_t vocab_size = 0;
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
-  double rope_theta = 10000.0;
-  RopeScaling rope_scaling = RopeScaling::kNone;
-  double rope_factor = 1.0;
-  double rope_low_freq_factor = 1.0;
-  double rope_high_freq_factor = 4.0;
-  int64_t rope_original_max_position = 8192;
+  RopeConfig rope;  // every layer, or the full-attention layers when rope_local is used
+  bool has_rope_local = false;
+  RopeConfig rope_local;  // sliding-window layers, when the config gives them their own rope
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;       // Qwen2, Llama with attention_bias
-  bool o_bias = false;         // Llama with attention_bias
-  bool qk_norm = false;        // Qwen3
-  int64_t sliding_window = 0;  // 0: full attention
-  std::string torch_dtype;     // as declared ("bfloat16", ...), may be empty
+  bool qkv_bias = false;               // Qwen2, Llama with attention_bias
+  bool o_bias = false;                 // Llama with attention_bias
+  bool qk_norm = false;                // Qwen3
+  int64_t sliding_window = 0;          // 0: none; else the window of the layers marked sliding
+  std::vector<uint8_t> layer_sliding;  // [num_layers]: 1 where the layer uses sliding_window
+  std::string dtype;                   // as declared ("bfloat16", ...), may be empty
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
 
   int64_t q_size() const { return num_heads * head_dim; }
   int64_t kv_size() const { return num_kv_heads * head_dim; }
+  // The attention window of layer i (0: full attention).
+  int64_t window_of(int64_t layer) const {
+    return layer_sliding.empty() || !layer_sliding[size_t(layer)] ? 0 : sliding_window;
+  }
 };
 
 // Parses config.json text. `source` names the file in error messages. Throws Error for missing or

@@ -29,34 +29,6 @@ LoadFormat parse_load_format(const std::string& s) {
   fail("unsupported --load-format '{}': expected auto, safetensors or dummy", s);
 }
 
-std::vector<float> rope_inv_freq(const ModelConfig& c) {
-  const int64_t half = c.head_dim / 2;
-  std::vector<float> inv(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) {
-    // transformers: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), in fp32.
-    const float expo = float(2 * i) / float(c.head_dim);
-    inv[size_t(i)] = 1.0f / std::pow(float(c.rope_theta), expo);
-  }
-  if (c.rope_scaling == RopeScaling::kLinear) {
-    for (auto& f : inv) f = f / float(c.rope_factor);
-  } else if (c.rope_scaling == RopeScaling::kLlama3) {
-    const float factor = float(c.rope_factor);
-    const float lo = float(c.rope_low_freq_factor), hi = float(c.rope_high_freq_factor);
-    const float old_len = float(c.rope_original_max_position);
-    const float low_wavelen = old_len / lo, high_wavelen = old_len / hi;
-    constexpr float kPi = 3.14159265358979323846f;
-    for (auto& f : inv) {
-      const float wavelen = 2.0f * kPi / f;
-      float scaled = wavelen > low_wavelen ? f / factor : f;
-      const float smooth = (old_len / wavelen - lo) / (hi - lo);
-      const float smoothed = (1.0f - smooth) * scaled / factor + smooth * scaled;
-      const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
-      f = medium ? smoothed : scaled;
-    }
-  }
-  return inv;
-}
-
 DecoderModel::DecoderModel(const std::string& model_dir, const ModelOptions& opts,
                            std::unique_ptr<Backend> backend)
     : cfg_(load_model_config(model_dir)), opts_(opts), backend_(std::move(backend)) {
@@ -161,15 +133,24 @@ void DecoderModel::load_weights(const std::string& dir) {
         {get(p + "mlp.gate_proj.weight", {F, H}), get(p + "mlp.up_proj.weight", {F, H})}, Tensor());
     L.down = be.make_linear({get(p + "mlp.down_proj.weight", {H, F})}, Tensor());
   }
-  std::vector<float> inv = rope_inv_freq(cfg_);
-  Tensor inv_host(inv.data(), DType::kF32, {int64_t(inv.size())});
-  rope_.inv_freq = be.make_param(inv_host);
-  if (rope_.inv_freq.data() == inv_host.data()) {  // backend kept the view: own a copy
-    Tensor own = Tensor::empty_host(DType::kF32, {int64_t(inv.size())});
-    std::copy(inv.begin(), inv.end(), own.data_as<float>());
-    rope_.inv_freq = own;
+  rope_ = make_rope_table(cfg_.rope);
+  if (cfg_.has_rope_local) rope_local_ = make_rope_table(cfg_.rope_local);
+}
+
+RopeTable DecoderModel::make_rope_table(const RopeConfig& rc) {
+  const RopeFrequencies f =
+      rope_frequencies(rc, cfg_.head_dim, cfg_.max_position_embeddings, max_model_len_);
+  RopeTable t;
+  Tensor own = Tensor::empty_host(DType::kF32, {int64_t(f.inv_freq.size())});
+  std::copy(f.inv_freq.begin(), f.inv_freq.end(), own.data_as<float>());
+  t.inv_freq = backend_->make_param(own);
+  t.head_dim = cfg_.head_dim;
+  t.attention_scaling = f.attention_scaling;
+  if (rc.type != RopeType::kDefault) {
+    LOG_INFO("rope: {} (theta {}, factor {}, attention scaling {})", rope_type_name(rc.type),
+             rc.theta, rc.factor, f.attention_scaling);
   }
-  rope_.head_dim = hd;
+  return t;
 }
 
 void DecoderModel::allocate_runtime() {
@@ -257,8 +238,10 @@ void DecoderModel::run_layers(const DeviceBatch& b) {
       be.head_rms_norm(qkv.slice_cols(0, nh * hd), hd, L.q_norm, eps);
       be.head_rms_norm(qkv.slice_cols(nh * hd, (nh + nkv) * hd), hd, L.k_norm, eps);
     }
-    be.rope_write_kv(qkv, nh, nkv, rope_, L.kv, b);
-    be.attention(qkv, nh, nkv, L.kv, scale, cfg_.sliding_window, b, attn);
+    const int64_t window = cfg_.window_of(int64_t(i));
+    be.rope_write_kv(qkv, nh, nkv, window > 0 && cfg_.has_rope_local ? rope_local_ : rope_, L.kv,
+                     b);
+    be.attention(qkv, nh, nkv, L.kv, scale, window, b, attn);
     be.linear(attn, L.o, x);
     be.add_rms_norm(residual, x, L.post_norm, eps, h);
     be.linear(h, L.gate_up, gate_up);

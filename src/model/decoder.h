@@ -78,6 +78,7 @@ class DecoderModel final : public ModelExecutor {
     KvLayer kv;
   };
   void load_weights(const std::string& model_dir);
+  RopeTable make_rope_table(const RopeConfig& rc);
   void allocate_runtime();
   void capture_graphs();
   // Embedding, the layers and the final norm: h_ holds the normed hidden state of every row.
@@ -97,6 +98,7 @@ class DecoderModel final : public ModelExecutor {
   Linear lm_head_;
   std::vector<Layer> layers_;
   RopeTable rope_;
+  RopeTable rope_local_;  // sliding-window layers with their own rope (cfg_.has_rope_local)
   int32_t num_blocks_ = 0;
   int32_t max_model_len_ = 0;
   int64_t rows_per_pass_ = 0;  // logit rows per lm_head pass
@@ -110,8 +112,5 @@ class DecoderModel final : public ModelExecutor {
   // Workspace for max_num_batched_tokens rows.
   Tensor x_, residual_, h_, qkv_, attn_, gate_up_, act_, logits_in_, logits_;
 };
-
-// inv_freq for RoPE with the config's scaling, computed as transformers does (fp32).
-std::vector<float> rope_inv_freq(const ModelConfig& cfg);
 
 }  // namespace inferd

@@ -2,6 +2,8 @@
 // errors bad input must give.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -63,10 +65,12 @@ TEST(Config, ParsesArchitectureFlags) {
   EXPECT_TRUE(q2.qkv_bias);
   EXPECT_TRUE(q2.tie_word_embeddings);
   auto l = load_model_config(kLlama);
-  EXPECT_EQ(l.rope_scaling, RopeScaling::kLlama3);
-  EXPECT_EQ(l.rope_original_max_position, 32);
+  EXPECT_EQ(l.rope.type, RopeType::kLlama3);
+  EXPECT_EQ(l.rope.original_max_position, 32);
+  EXPECT_EQ(l.window_of(0), 0);
   auto m = load_model_config(std::string(INFERD_TEST_DATA_DIR) + "/goldens/mistral");
   EXPECT_EQ(m.sliding_window, 12);
+  EXPECT_EQ(m.window_of(1), 12);
 }
 
 TEST(Config, ErrorsNameTheProblem) {
@@ -83,11 +87,147 @@ TEST(Config, ErrorsNameTheProblem) {
   write(d / "config.json", "{not json");
   EXPECT_NE(error_of([&] { load_model_config(d.str()); }).find("invalid JSON"), std::string::npos);
   nlohmann::json j = nlohmann::json::parse(std::ifstream(kLlama + "/config.json"));
-  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  j.erase("rope_parameters");
+  j["rope_scaling"] = {{"rope_type", "su-perfast"}, {"factor", 4.0}};
   write(d / "config.json", j.dump());
-  EXPECT_NE(
-      error_of([&] { load_model_config(d.str()); }).find("unsupported rope_scaling type 'yarn'"),
-      std::string::npos);
+  const std::string e3 = error_of([&] { load_model_config(d.str()); });
+  EXPECT_NE(e3.find("unsupported rope type 'su-perfast'"), std::string::npos) << e3;
+}
+
+// Both generations of config.json: transformers 5's rope_parameters / dtype and the older
+// rope_theta + rope_scaling / torch_dtype give the same config; disagreements and keys that
+// change the math without being implemented stop the load, naming the key.
+TEST(Config, BothGenerationsOfRopeKeys) {
+  nlohmann::json base = {{"architectures", {"LlamaForCausalLM"}},
+                         {"hidden_size", 64},
+                         {"intermediate_size", 128},
+                         {"num_hidden_layers", 2},
+                         {"num_attention_heads", 4},
+                         {"num_key_value_heads", 2},
+                         {"vocab_size", 100},
+                         {"max_position_embeddings", 256}};
+  auto parse = [](const nlohmann::json& j) { return parse_model_config(j.dump(), "config.json"); };
+  auto perr = [](const nlohmann::json& j) {
+    return error_of([&] { parse_model_config(j.dump(), "config.json"); });
+  };
+  nlohmann::json newer = base, older = base;
+  newer["rope_parameters"] = {{"rope_type", "llama3"},   {"rope_theta", 500000.0},
+                              {"factor", 8.0},           {"low_freq_factor", 1.0},
+                              {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 64}};
+  newer["dtype"] = "bfloat16";
+  older["rope_theta"] = 500000.0;
+  older["rope_scaling"] = {{"type", "llama3"},
+                           {"factor", 8.0},
+                           {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0},
+                           {"original_max_position_embeddings", 64}};
+  older["torch_dtype"] = "bfloat16";
+  const ModelConfig a = parse(newer), b = parse(older);
+  EXPECT_EQ(a.rope.type, RopeType::kLlama3);
+  EXPECT_EQ(b.rope.type, RopeType::kLlama3);
+  EXPECT_EQ(a.rope.theta, 500000.0);
+  EXPECT_EQ(b.rope.theta, 500000.0);
+  EXPECT_EQ(a.rope.original_max_position, 64);
+  EXPECT_EQ(a.dtype, "bfloat16");
+  EXPECT_EQ(b.dtype, "bfloat16");
+  const RopeFrequencies fa = rope_frequencies(a.rope, a.head_dim, 256, 256);
+  const RopeFrequencies fb = rope_frequencies(b.rope, b.head_dim, 256, 256);
+  EXPECT_EQ(fa.inv_freq, fb.inv_freq);
+  // The default theta only when neither place gives one.
+  EXPECT_EQ(parse(base).rope.theta, 10000.0);
+  EXPECT_EQ(parse(base).rope.type, RopeType::kDefault);
+
+  nlohmann::json both = newer;
+  both["rope_theta"] = 10000.0;
+  std::string e = perr(both);
+  EXPECT_NE(e.find("rope_parameters.rope_theta is 500000.0 but rope_theta is 10000.0"),
+            std::string::npos)
+      << e;
+  both = newer;
+  both["torch_dtype"] = "float16";
+  e = perr(both);
+  EXPECT_NE(e.find("dtype is \"bfloat16\" but torch_dtype is \"float16\""), std::string::npos) << e;
+  both = newer;
+  both["rope_parameters"]["partial_rotary_factor"] = 0.5;
+  e = perr(both);
+  EXPECT_NE(e.find("partial_rotary_factor"), std::string::npos) << e;
+  both = newer;
+  both["rope_parameters"]["mrope_section"] = {16, 24, 24};
+  e = perr(both);
+  EXPECT_NE(e.find("rope_parameters.mrope_section is not supported"), std::string::npos) << e;
+  both = base;
+  both["final_logit_softcapping"] = 30.0;
+  e = perr(both);
+  EXPECT_NE(e.find("'final_logit_softcapping' is set"), std::string::npos) << e;
+  both = base;
+  both["layer_types"] = {"full_attention", "sliding_attention"};
+  e = perr(both);
+  EXPECT_NE(e.find("sliding_attention"), std::string::npos) << e;
+  both = base;
+  both["quantization_config"] = {{"quant_method", "fp8"}};
+  e = perr(both);
+  EXPECT_NE(e.find("quantization_config"), std::string::npos) << e;
+  both = base;
+  both["rope_parameters"] = {{"rope_type", "linear"}};
+  e = perr(both);
+  EXPECT_NE(e.find("needs 'factor'"), std::string::npos) << e;
+}
+
+// The rope types against values worked out by hand from transformers' formulas.
+TEST(Config, RopeFrequenciesOfEachType) {
+  RopeConfig r;
+  r.theta = 10000.0;
+  const int64_t hd = 8;  // inv_freq = 10000^(-i/4), i = 0..3
+  const float plain[4] = {1.0f, 0.1f, 0.01f, 0.001f};
+  RopeFrequencies f = rope_frequencies(r, hd, 100, 100);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(f.inv_freq[size_t(i)], plain[i], 1e-6f * plain[i] + 1e-9f);
+  EXPECT_EQ(f.attention_scaling, 1.0f);
+
+  r.type = RopeType::kLinear;
+  r.factor = 4.0;
+  f = rope_frequencies(r, hd, 100, 100);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(f.inv_freq[size_t(i)], plain[i] / 4, 1e-6f * plain[i]);
+
+  // dynamic: unchanged up to max_position_embeddings; beyond, base * (f*L/max - (f-1))^(d/(d-2)).
+  r.type = RopeType::kDynamic;
+  r.factor = 2.0;
+  f = rope_frequencies(r, hd, 100, 100);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(f.inv_freq[size_t(i)], plain[i], 1e-6f * plain[i]);
+  f = rope_frequencies(r, hd, 100, 200);
+  const double base = 10000.0 * std::pow(2.0 * 200 / 100 - 1.0, 8.0 / 6.0);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(f.inv_freq[size_t(i)], 1.0 / std::pow(base, i / 4.0), 1e-5 * plain[i]);
+
+  // yarn, factor 4, original 64: mscale 0.1 ln 4 + 1; with beta 32/1 the correction range is
+  // [floor(8 ln(64/(64 pi)) / (2 ln 1e4)), ceil(8 ln(64/(2 pi)) / (2 ln 1e4))] = [0, 2] (low
+  // clamped at 0), so dims 0..3 blend extrapolation into interpolation by ramp i/2.
+  r = RopeConfig();
+  r.type = RopeType::kYarn;
+  r.factor = 4.0;
+  r.original_max_position = 64;
+  f = rope_frequencies(r, hd, 256, 256);
+  EXPECT_NEAR(f.attention_scaling, 0.1 * std::log(4.0) + 1.0, 1e-6);
+  for (int i = 0; i < 4; ++i) {
+    const double ramp = std::clamp(i / 2.0, 0.0, 1.0);
+    const double want = plain[i] / 4 * ramp + plain[i] * (1 - ramp);
+    EXPECT_NEAR(f.inv_freq[size_t(i)], want, 1e-5 * plain[i]) << i;
+  }
+
+  // longrope: short factors when every sequence fits the original length, long ones beyond.
+  r = RopeConfig();
+  r.type = RopeType::kLongrope;
+  r.original_max_position = 64;
+  r.factor = 4.0;
+  r.short_factor = {1, 2, 3, 4};
+  r.long_factor = {5, 6, 7, 8};
+  f = rope_frequencies(r, hd, 256, 64);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(f.inv_freq[size_t(i)], plain[i] / (i + 1), 1e-6f * plain[i]);
+  EXPECT_NEAR(f.attention_scaling, std::sqrt(1 + std::log(4.0) / std::log(64.0)), 1e-6);
+  f = rope_frequencies(r, hd, 256, 256);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(f.inv_freq[size_t(i)], plain[i] / (i + 5), 1e-6f * plain[i]);
 }
 
 // Copies the llama3 golden model into a temp dir, with its weights rewritten by `edit`.

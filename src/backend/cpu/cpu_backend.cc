@@ -205,8 +205,8 @@ class CpuBackend final : public Backend {
       const float pos = float(b.positions[t]);
       for (int64_t i = 0; i < half; ++i) {
         const float ang = pos * inv[i];  // fp32 product, as transformers computes it
-        cs[size_t(i)] = float(std::cos(double(ang)));
-        cs[size_t(half + i)] = float(std::sin(double(ang)));
+        cs[size_t(i)] = float(std::cos(double(ang))) * rope.attention_scaling;
+        cs[size_t(half + i)] = float(std::sin(double(ang))) * rope.attention_scaling;
       }
       float* row = fp(qkv) + int64_t(t) * ld;
       for (int64_t h = 0; h < nh + nkv; ++h) {

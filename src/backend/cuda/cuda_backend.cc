@@ -515,7 +515,8 @@ class CudaBackend final : public Backend {
                  "rope: qkv {} heads {}+{} head_dim {}", qkv.shape_str(), nh, nkv, hd);
     check_vec(rope.inv_freq, hd / 2, "rope inv_freq");
     CU_CHECK(cuda::launch_rope(qkv.data(), q.ld, b.num_tokens, nh + nkv, hd,
-                               rope.inv_freq.data_as<float>(), b.positions, stream_));
+                               rope.inv_freq.data_as<float>(), rope.attention_scaling, b.positions,
+                               stream_));
   }
 
   void silu_mul(const Tensor& gate_up, Tensor out) override {
@@ -556,9 +557,9 @@ class CudaBackend final : public Backend {
     INFERD_CHECK(q.rows >= b.num_tokens && q.cols >= (nh + 2 * nkv) * hd,
                  "rope_write_kv: qkv {} heads {}+2*{} head_dim {}", qkv.shape_str(), nh, nkv, hd);
     check_vec(rope.inv_freq, hd / 2, "rope inv_freq");
-    CU_CHECK(cuda::launch_rope_write_kv(qkv.data(), q.ld, b.num_tokens, nh, nkv, hd,
-                                        rope.inv_freq.data_as<float>(), b.positions, b.slot_mapping,
-                                        kv.k.data(), kv.v.data(), stream_));
+    CU_CHECK(cuda::launch_rope_write_kv(
+        qkv.data(), q.ld, b.num_tokens, nh, nkv, hd, rope.inv_freq.data_as<float>(),
+        rope.attention_scaling, b.positions, b.slot_mapping, kv.k.data(), kv.v.data(), stream_));
   }
 
   void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,

@@ -154,7 +154,7 @@ __global__ void add_bias_kernel(void* out, int64_t ld_out, bool out_f32,
 // One block per token; threads cover (head, i) pairs with i < head_dim / 2.
 __global__ void rope_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_rot_heads,
                             int64_t head_dim, const float* __restrict__ inv_freq,
-                            const int32_t* __restrict__ positions) {
+                            float attention_scaling, const int32_t* __restrict__ positions) {
   const int64_t t = blockIdx.x;
   const int64_t half = head_dim / 2;
   const float pos = float(positions[t]);
@@ -164,6 +164,8 @@ __global__ void rope_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_
     const float ang = pos * inv_freq[i];  // fp32 product, as transformers computes it
     float s, c;
     sincosf(ang, &s, &c);
+    s *= attention_scaling;
+    c *= attention_scaling;
     bf16* v = row + h * head_dim;
     const float x1 = to_f(v[i]), x2 = to_f(v[i + half]);
     v[i] = to_bf(x1 * c - x2 * s);
@@ -323,7 +325,7 @@ __global__ void silu_mul_vec_kernel(const Bf16x8* __restrict__ gu, int64_t ld8_g
 // and v into the cache.
 __global__ void rope_write_kv_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_heads,
                                      int64_t num_kv_heads, int64_t head_dim,
-                                     const float* __restrict__ inv_freq,
+                                     const float* __restrict__ inv_freq, float attention_scaling,
                                      const int32_t* __restrict__ positions,
                                      const int32_t* __restrict__ slots, bf16* __restrict__ k_cache,
                                      bf16* __restrict__ v_cache) {
@@ -349,6 +351,8 @@ __global__ void rope_write_kv_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int
         const float ang = pos * inv_freq[i0 + j];  // fp32 product, as transformers computes it
         float sn, cs;
         sincosf(ang, &sn, &cs);
+        sn *= attention_scaling;
+        cs *= attention_scaling;
         y1[j] = x1[j] * cs - x2[j] * sn;
         y2[j] = x2[j] * cs + x1[j] * sn;
       }
@@ -470,11 +474,12 @@ cudaError_t launch_add_bias(void* out, int64_t ld_out, bool out_f32, const float
 }
 
 cudaError_t launch_rope(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_rot_heads,
-                        int64_t head_dim, const float* inv_freq, const int32_t* positions,
-                        cudaStream_t stream) {
+                        int64_t head_dim, const float* inv_freq, float attention_scaling,
+                        const int32_t* positions, cudaStream_t stream) {
   if (num_tokens <= 0 || num_rot_heads <= 0) return cudaSuccess;
   rope_kernel<<<num_tokens, kRowThreads, 0, stream>>>(static_cast<bf16*>(qkv), ld_qkv,
-                                                      num_rot_heads, head_dim, inv_freq, positions);
+                                                      num_rot_heads, head_dim, inv_freq,
+                                                      attention_scaling, positions);
   return cudaGetLastError();
 }
 
@@ -506,8 +511,9 @@ cudaError_t launch_write_kv(const void* qkv, int64_t ld_qkv, int32_t num_tokens,
 
 cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_heads,
                                  int64_t num_kv_heads, int64_t head_dim, const float* inv_freq,
-                                 const int32_t* positions, const int32_t* slots, void* k_cache,
-                                 void* v_cache, cudaStream_t stream) {
+                                 float attention_scaling, const int32_t* positions,
+                                 const int32_t* slots, void* k_cache, void* v_cache,
+                                 cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
   if (head_dim % 16 != 0 || ld_qkv % 8 != 0 || !aligned16(qkv) || !aligned16(k_cache) ||
       !aligned16(v_cache)) {
@@ -515,8 +521,9 @@ cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, 
   }
   const int64_t items = (num_heads + num_kv_heads) * (head_dim / 16) + num_kv_heads * head_dim / 8;
   rope_write_kv_kernel<<<num_tokens, row_threads(items), 0, stream>>>(
-      static_cast<bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, inv_freq, positions,
-      slots, static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
+      static_cast<bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, inv_freq,
+      attention_scaling, positions, slots, static_cast<bf16*>(k_cache),
+      static_cast<bf16*>(v_cache));
   return cudaGetLastError();
 }
 

@@ -36,8 +36,8 @@ cudaError_t launch_add_bias(void* out, int64_t ld_out, bool out_f32, const float
 // Rotate-half RoPE in place on the first num_rot_heads heads of each row of qkv (bf16):
 // angle = float(positions[t]) * inv_freq[i] in fp32, i < head_dim / 2.
 cudaError_t launch_rope(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_rot_heads,
-                        int64_t head_dim, const float* inv_freq, const int32_t* positions,
-                        cudaStream_t stream);
+                        int64_t head_dim, const float* inv_freq, float attention_scaling,
+                        const int32_t* positions, cudaStream_t stream);
 
 // out [T, F] = silu(gate_up[:, :F]) * gate_up[:, F:] (bf16, fp32 math).
 cudaError_t launch_silu_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens, int64_t f,
@@ -53,8 +53,9 @@ cudaError_t launch_write_kv(const void* qkv, int64_t ld_qkv, int32_t num_tokens,
 // and v, to slot slots[t]; negative slots are skipped). The k part of qkv is left unrotated.
 cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_heads,
                                  int64_t num_kv_heads, int64_t head_dim, const float* inv_freq,
-                                 const int32_t* positions, const int32_t* slots, void* k_cache,
-                                 void* v_cache, cudaStream_t stream);
+                                 float attention_scaling, const int32_t* positions,
+                                 const int32_t* slots, void* k_cache, void* v_cache,
+                                 cudaStream_t stream);
 
 // The per-step metadata the host uploads starts with a small header that kernels read on the
 // device, so that a CUDA graph captured for a batch size stays valid when these values change.
