@@ -2,10 +2,16 @@
 """Makes the tiny random models and expected outputs under tests/data/goldens/.
 
 For each supported architecture it builds a small config that exercises the real config
-fields (GQA, tied embeddings, qkv bias, q/k norm, explicit head_dim, llama3 rope scaling,
-sliding window), draws seeded random weights, saves the model directory (config.json,
-model.safetensors in fp32, generation_config.json) and records, for fixed prompts, the logits
-at every prompt position and 16 greedy tokens.
+fields (GQA, tied embeddings, qkv bias, q/k norm, explicit head_dim, every rope type inferd
+implements, sliding windows on all or some layers), draws seeded random weights (norm weights
+near 1, projections of unit gain, a large lm_head so logits are sharp), saves the model
+directory (config.json, model.safetensors in fp32, generation_config.json) and records, for
+fixed prompts, the logits at every prompt position and 40 greedy tokens. The longest prompt is
+longer than every original_max_position_embeddings and sliding window below, so the goldens
+depend on the rope scaling and the windows. The configs are given to transformers in both
+styles (transformers 5's `rope_parameters` and the older `rope_theta` + `rope_scaling`,
+`STYLE` below); transformers saves them in its own (new) style, the own implementation writes
+them as given.
 
 Reference: Hugging Face transformers when it can be imported (the GPU machine has it): the
 weights are loaded into `AutoModelForCausalLM.from_config(...)`, logits come from its forward
@@ -15,7 +21,7 @@ Debian ships PyTorch but not transformers) the own implementation, in float64, i
 reference, and `golden.json` says so in "reference". Regenerate on the GPU machine with
 transformers to replace those goldens:  python3 tools/make_goldens.py --out tests/data/goldens
 
-Usage: python3 tools/make_goldens.py [--out DIR] [--require-transformers]
+Usage: python3 tools/make_goldens.py [--out DIR] [--require-transformers] [--only NAME ...]
 """
 import argparse
 import json
@@ -23,6 +29,7 @@ import math
 import os
 import struct
 import sys
+import zlib
 
 import torch
 
@@ -38,6 +45,22 @@ MODELS = {
         rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
                           high_freq_factor=4.0, original_max_position_embeddings=32),
         rms_norm_eps=1e-5),
+    "llama_linear": dict(
+        architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=64,
+        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=4, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling=dict(rope_type="linear", factor=4.0), rms_norm_eps=1e-5),
+    "llama_dynamic": dict(
+        architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=64,
+        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling=dict(type="dynamic", factor=2.0), rms_norm_eps=1e-5),
+    "qwen2_yarn": dict(
+        architectures=["Qwen2ForCausalLM"], model_type="qwen2", hidden_size=64,
+        intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling=dict(type="yarn", factor=4.0, original_max_position_embeddings=64),
+        use_sliding_window=False, rms_norm_eps=1e-6),
     "llama32_tied": dict(
         architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=64,
         intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -59,19 +82,55 @@ MODELS = {
         architectures=["Qwen3ForCausalLM"], model_type="qwen3", hidden_size=64,
         intermediate_size=144, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, head_dim=32, rope_theta=1000000.0, tie_word_embeddings=False,
-        attention_bias=False, use_sliding_window=False, rms_norm_eps=1e-6),
+        attention_bias=False, use_sliding_window=True, sliding_window=24, max_window_layers=1,
+        rms_norm_eps=1e-6),
 }
-PROMPT_LENS = [1, 7, 21]
-GREEDY_FROM = [1, 2]  # indices of prompts to continue greedily
-GREEDY_TOKENS = 16
+# How each config is given to transformers (and written by the own implementation):
+# "new": rope_parameters with rope_theta inside (transformers 5), "old": rope_theta + rope_scaling.
+STYLE = {"llama3": "new", "llama32_tied": "old", "llama_linear": "new", "llama_dynamic": "old",
+         "mistral": "old", "qwen2": "new", "qwen2_yarn": "old", "qwen3": "new"}
+PROMPT_LENS = [1, 7, 21, 80]
+GREEDY_FROM = [2, 3]  # indices of prompts to continue greedily
+GREEDY_TOKENS = 40
+LM_HEAD_GAIN = 3.0
+TIED_LAYER_GAIN = 8.0
 
 
 def full_config(name):
     c = dict(MODELS[name])
     c.update(vocab_size=VOCAB, max_position_embeddings=256, hidden_act="silu",
-             bos_token_id=1, eos_token_id=2, torch_dtype="float32", initializer_range=0.02,
+             bos_token_id=1, eos_token_id=2, initializer_range=0.02,
              attention_dropout=0.0, use_cache=True)
+    if STYLE.get(name, "old") == "new":
+        rp = dict(c.pop("rope_scaling", None) or {"rope_type": "default"})
+        rp["rope_theta"] = c.pop("rope_theta")
+        c["rope_parameters"] = rp
+        c["dtype"] = "float32"
+    else:
+        c["torch_dtype"] = "float32"
     return c
+
+
+def rope_params(c):
+    """The merged rope dict (either style): rope_type, rope_theta and the scaling fields."""
+    rp = dict(c.get("rope_parameters") or c.get("rope_scaling") or {})
+    if "type" in rp:
+        rp["rope_type"] = rp.pop("type")
+    rp.setdefault("rope_type", "default")
+    rp.setdefault("rope_theta", c.get("rope_theta", 10000.0))
+    return rp
+
+
+def layer_windows(c):
+    """The sliding window of each layer (None: full attention), as transformers applies it."""
+    n = c["num_hidden_layers"]
+    arch = c["architectures"][0]
+    if arch == "MistralForCausalLM":
+        return [c.get("sliding_window")] * n
+    if arch.startswith("Qwen") and c.get("use_sliding_window"):
+        return [c["sliding_window"] if i >= c.get("max_window_layers", 28) else None
+                for i in range(n)]
+    return [None] * n
 
 
 def head_dim(c):
@@ -127,16 +186,48 @@ def make_weights(c, gen):
     norm("model.norm.weight", H)
     if not c["tie_word_embeddings"]:
         lin("lm_head.weight", V, H)
+        w["lm_head.weight"] *= LM_HEAD_GAIN
+    else:
+        # Tied: the residual stream must not just echo the input token's embedding (which the
+        # tied head would pick again and again); the layers' outputs are made to dominate it.
+        for k in list(w):
+            if k.endswith(("self_attn.o_proj.weight", "mlp.down_proj.weight")):
+                w[k] *= TIED_LAYER_GAIN
     return {k: v.float().contiguous() for k, v in w.items()}
 
 
 # ---- the script's own implementation of the transformers forward pass -------------------
 
 def inv_freq(c):
+    """(inv_freq, attention scaling) as transformers' rope init functions compute them (fp32),
+    for sequences up to max_position_embeddings."""
     hd = head_dim(c)
-    inv = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    rs = c.get("rope_scaling")
-    if rs and rs.get("rope_type", rs.get("type")) == "llama3":
+    rs = rope_params(c)
+    kind, base = rs["rope_type"], rs["rope_theta"]
+    exps = torch.arange(0, hd, 2, dtype=torch.int64).float() / hd
+    inv = 1.0 / (base ** exps)
+    if kind == "linear":
+        inv = inv / rs["factor"]
+    elif kind == "dynamic":
+        pass  # unchanged up to max_position_embeddings
+    elif kind == "yarn":
+        factor = rs["factor"]
+        omax = rs.get("original_max_position_embeddings", c["max_position_embeddings"])
+        att = 0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0
+        fast, slow = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
+
+        def corr(rot):
+            return (hd * math.log(omax / (rot * 2 * math.pi))) / (2 * math.log(base))
+
+        low, high = max(math.floor(corr(fast)), 0), min(math.ceil(corr(slow)), hd - 1)
+        if low == high:
+            high += 0.001
+        ramp = torch.clamp((torch.arange(hd // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+        pos_freqs = base ** (torch.arange(0, hd, 2).float() / hd)
+        extra = 1 - ramp
+        inv = (1.0 / (factor * pos_freqs)) * (1 - extra) + (1.0 / pos_freqs) * extra
+        return inv, att
+    elif kind == "llama3":
         factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
         old = rs["original_max_position_embeddings"]
         low_wavelen, high_wavelen = old / lo, old / hi
@@ -146,7 +237,9 @@ def inv_freq(c):
         smoothed = (1 - smooth) * scaled / factor + smooth * scaled
         medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
         inv = torch.where(medium, smoothed, scaled)
-    return inv
+    elif kind != "default":
+        raise SystemExit(f"make_goldens: no own implementation of rope type {kind}")
+    return inv, 1.0
 
 
 def reference_forward(c, w, ids, dtype=torch.float64):
@@ -162,21 +255,25 @@ def reference_forward(c, w, ids, dtype=torch.float64):
         var = x.pow(2).mean(-1, keepdim=True)
         return weight * (x * torch.rsqrt(var + eps))
 
-    freqs = pos[:, None].float() * inv_freq(c)[None, :]  # fp32 as transformers
+    inv, att = inv_freq(c)
+    freqs = pos[:, None].float() * inv[None, :]  # fp32 as transformers
     emb = torch.cat([freqs, freqs], dim=-1)
-    cos, sin = emb.cos().to(dtype), emb.sin().to(dtype)
+    cos, sin = (emb.cos() * att).to(dtype), (emb.sin() * att).to(dtype)
 
     def rope(x):  # [L, heads, hd]
         x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
         rot = torch.cat([-x2, x1], dim=-1)
         return x * cos[:, None, :] + rot * sin[:, None, :]
 
-    mask = torch.ones(L, L, dtype=torch.bool).tril()
-    window = c.get("sliding_window") if c["architectures"][0] == "MistralForCausalLM" else None
-    if window:
+    causal = torch.ones(L, L, dtype=torch.bool).tril()
+    windows = layer_windows(c)
+
+    def mask_of(window):
+        if not window:
+            return causal
         i = torch.arange(L)[:, None]
         j = torch.arange(L)[None, :]
-        mask &= j > i - window
+        return causal & (j > i - window)
 
     h = g("model.embed_tokens.weight")[torch.tensor(ids)]
     for li in range(c["num_hidden_layers"]):
@@ -200,7 +297,7 @@ def reference_forward(c, w, ids, dtype=torch.float64):
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
         scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(hd)
-        scores = scores.masked_fill(~mask[None], float("-inf"))
+        scores = scores.masked_fill(~mask_of(windows[li])[None], float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         o = torch.einsum("hqk,khd->qhd", probs, v).reshape(L, nh * hd)
         h = h + proj("self_attn.o_proj", o)
@@ -246,6 +343,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "goldens"))
     ap.add_argument("--require-transformers", action="store_true")
+    ap.add_argument("--only", action="append", default=[],
+                    help="make only this model (repeatable); each model's seed depends on its name only")
     args = ap.parse_args()
     try:
         import transformers  # noqa: F401
@@ -259,9 +358,15 @@ def main():
                       "transformers was not available")
     print("reference:", reference)
     torch.manual_seed(SEED)
-    for mi, name in enumerate(sorted(MODELS)):
+    unknown = [n for n in args.only if n not in MODELS]
+    if unknown:
+        sys.exit(f"--only: unknown model(s) {unknown}; expected some of {sorted(MODELS)}")
+    for name in sorted(MODELS):
+        if args.only and name not in args.only:
+            continue
         c = full_config(name)
-        gen = torch.Generator().manual_seed(SEED + mi)
+        # Seeded by the name, so adding a model does not change the others.
+        gen = torch.Generator().manual_seed(SEED + zlib.crc32(name.encode()) % 100003)
         w = make_weights(c, gen)
         prompts = [torch.randint(3, VOCAB, (n,), generator=gen).tolist() for n in PROMPT_LENS]
         d = os.path.join(args.out, name)
@@ -307,7 +412,8 @@ def main():
         write_safetensors(os.path.join(d, "golden.safetensors"), gold)
         with open(os.path.join(d, "golden.json"), "w") as f:
             json.dump({"reference": reference, "prompts": len(prompts),
-                       "greedy": len(GREEDY_FROM), "greedy_tokens": GREEDY_TOKENS}, f, indent=2)
+                       "greedy": len(GREEDY_FROM), "greedy_tokens": GREEDY_TOKENS,
+                       "config_style_given": STYLE.get(name, "old")}, f, indent=2)
         print(f"  {name}: prompts {PROMPT_LENS}, greedy {greedy}")
 
 

@@ -40,7 +40,7 @@ class CudaGoldens : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(CudaGoldens, LogitsWithinBf16ToleranceAloneAndBatched) {
-  auto m = load_cuda(kGoldens + GetParam(), 64);
+  auto m = load_cuda(kGoldens + GetParam(), 256);
   EXPECT_EQ(m->backend().device(), Device::kCUDA);
   const auto gold = SafetensorsIndex::open_file(kGoldens + GetParam() + "/golden.safetensors");
   std::vector<std::vector<int32_t>> prompts;
@@ -94,7 +94,7 @@ TEST_P(CudaGoldens, FirstGreedyTokensMatchReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, CudaGoldens,
-                         ::testing::Values("llama3", "llama32_tied", "mistral", "qwen2", "qwen3"));
+                         ::testing::ValuesIn(testing_util::golden_models()));
 
 // A real-shaped model (Qwen2.5-0.5B: qkv bias, tied embeddings, GQA 7, head_dim 64, vocab 152k)
 // with the same dummy bf16 weights on both backends: a prefill batch of two sequences, then a

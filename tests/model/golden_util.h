@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,16 @@ inline const std::string& goldens_dir() {
     return env && *env ? std::string(env) + "/" : std::string(INFERD_TEST_DATA_DIR) + "/goldens/";
   }();
   return dir;
+}
+
+// The model directories under goldens_dir() (those with a golden.json), sorted: every golden
+// test runs on each of them, so a model added by tools/make_goldens.py is tested at once.
+inline std::vector<std::string> golden_models() {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(goldens_dir()))
+    if (std::filesystem::exists(e.path() / "golden.json")) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 inline std::vector<int32_t> ints(const Tensor& t) {
