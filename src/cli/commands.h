@@ -40,6 +40,7 @@ void register_tokenizer_commands(CLI::App& app);  // tokenize, detokenize
 void register_template_command(CLI::App& app);    // template
 void register_bench(CLI::App& app);               // bench serve|throughput|latency
 void register_serve(CLI::App& app);               // serve
+void register_router(CLI::App& app);              // router
 
 // "1,2,3" -> ids; throws Error naming `what` (the flag) on anything else.
 std::vector<int32_t> parse_id_list(const std::string& s, const char* what);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       ->each([](const std::string& s) { inferd::init_logging(s); });
   app.set_version_flag("--version", "inferd 0.1.0");
   inferd::cli::register_serve(app);
+  inferd::cli::register_router(app);
   inferd::cli::register_run(app);
   inferd::cli::register_tokenizer_commands(app);
   inferd::cli::register_template_command(app);

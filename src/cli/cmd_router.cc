@@ -1,0 +1,208 @@
+// `inferd router --backend URL ...`: the OpenAI-compatible front for many `inferd serve` replicas
+// (prefix-aware routing, health checks, retries; flag names follow SGLang's router where it has
+// one).
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "router/router.h"
+
+namespace inferd::cli {
+
+namespace {
+
+struct RouterArgs {
+  std::vector<std::string> backends;
+  std::string backend_file;
+  std::string host = "0.0.0.0";
+  int port = 8000;
+  std::string policy = "cache_aware";
+  double cache_threshold = 0.5;
+  double balance_abs_threshold = 32;
+  double balance_rel_threshold = 1.5;
+  size_t max_tree_size = size_t(1) << 18;
+  std::vector<std::string> api_keys;
+  std::string backend_api_key;
+  int64_t rate_limit_rpm = 0;
+  int max_retries = 2;
+  double connect_timeout = 5;
+  double request_timeout = 600;
+  double health_check_interval = 1;
+  double health_check_timeout = 2;
+  int health_failure_threshold = 1;
+  int health_success_threshold = 1;
+  uint64_t max_request_body_bytes = 16ull << 20;
+  int io_threads = 4;
+  double drain_timeout = 30;
+  double keep_alive_timeout = 60;
+};
+
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in) {
+    size_t i = 0;
+    while (i <= s.size()) {
+      size_t j = s.find(',', i);
+      if (j == std::string::npos) j = s.size();
+      std::string part = s.substr(i, j - i);
+      while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+      while (!part.empty() && part.back() == ' ') part.pop_back();
+      if (!part.empty()) out.push_back(part);
+      i = j + 1;
+    }
+  }
+  return out;
+}
+
+std::chrono::milliseconds ms(double s) {
+  return std::chrono::milliseconds(int64_t(s * 1000));
+}
+
+void run_router(const RouterArgs& a) {
+  if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
+  if (a.io_threads < 1) fail("--io-threads must be >= 1, got {}", a.io_threads);
+  if (!(a.cache_threshold >= 0 && a.cache_threshold <= 1))
+    fail("--cache-threshold must be in [0, 1], got {}", a.cache_threshold);
+  if (a.balance_abs_threshold < 0)
+    fail("--balance-abs-threshold must be >= 0, got {}", a.balance_abs_threshold);
+  if (a.balance_rel_threshold < 1)
+    fail("--balance-rel-threshold must be >= 1, got {}", a.balance_rel_threshold);
+  if (!(a.health_check_interval > 0))
+    fail("--health-check-interval must be positive, got {}", a.health_check_interval);
+  if (!(a.health_check_timeout > 0))
+    fail("--health-check-timeout must be positive, got {}", a.health_check_timeout);
+  if (a.health_failure_threshold < 1 || a.health_success_threshold < 1)
+    fail("--health-failure-threshold and --health-success-threshold must be >= 1");
+  if (!(a.connect_timeout > 0))
+    fail("--connect-timeout must be positive, got {}", a.connect_timeout);
+  if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
+  if (a.rate_limit_rpm < 0) fail("--rate-limit-rpm must be >= 0, got {}", a.rate_limit_rpm);
+
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  router::RouterConfig c;
+  c.http.host = a.host;
+  c.http.port = uint16_t(a.port);
+  c.http.io_threads = a.io_threads;
+  c.http.max_body_bytes = a.max_request_body_bytes;
+  c.http.keep_alive_timeout = ms(std::max(0.001, a.keep_alive_timeout));
+  c.backends = split_commas(a.backends);
+  c.backend_file = a.backend_file;
+  c.policy.policy = router::parse_policy(a.policy);
+  c.policy.cache_threshold = a.cache_threshold;
+  c.policy.balance_abs_threshold = a.balance_abs_threshold;
+  c.policy.balance_rel_threshold = a.balance_rel_threshold;
+  c.policy.max_tree_size = a.max_tree_size;
+  c.health.failures_to_remove = a.health_failure_threshold;
+  c.health.successes_to_add = a.health_success_threshold;
+  c.health_check.interval = ms(a.health_check_interval);
+  c.health_check.timeout = ms(a.health_check_timeout);
+  c.health_check.api_key = a.backend_api_key;
+  c.api_keys = split_commas(a.api_keys);
+  c.backend_api_key = a.backend_api_key;
+  c.rate_limit_rpm = a.rate_limit_rpm;
+  c.max_retries = a.max_retries;
+  c.connect_timeout_s = a.connect_timeout;
+  c.request_timeout_s = a.request_timeout;
+  c.drain_timeout_s = a.drain_timeout;
+  router::Router r(c);
+  r.start();
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  LOG_INFO("received {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  r.drain_and_stop();
+}
+
+}  // namespace
+
+void register_router(CLI::App& app) {
+  auto a = std::make_shared<RouterArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "router",
+      "Front many `inferd serve` replicas with one OpenAI-compatible address (prefix-aware "
+      "routing, health checks, retries)");
+  cmd->add_option("--backend", a->backends,
+                  "A replica's URL, http://HOST:PORT (repeat or comma-separate for several)");
+  cmd->add_option("--backend-file", a->backend_file,
+                  "A file of replica URLs, one a line ('#' comments); re-read when it changes");
+  cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->port, "Port to listen on (0: any free port)")->capture_default_str();
+  cmd->add_option("--policy", a->policy,
+                  "cache_aware (prefix affinity unless the replica is much busier), round_robin, "
+                  "least_loaded or random")
+      ->capture_default_str();
+  cmd->add_option("--cache-threshold", a->cache_threshold,
+                  "cache_aware: fraction of the prompt a replica must hold to be preferred")
+      ->capture_default_str();
+  cmd->add_option("--balance-abs-threshold", a->balance_abs_threshold,
+                  "cache_aware: the holder is 'much busier' when its load exceeds the least "
+                  "loaded's by more than this many requests...")
+      ->capture_default_str();
+  cmd->add_option("--balance-rel-threshold", a->balance_rel_threshold,
+                  "...and is more than this many times it")
+      ->capture_default_str();
+  cmd->add_option("--max-tree-size", a->max_tree_size,
+                  "cache_aware: most (prefix chunk, replica) entries remembered (LRU)")
+      ->capture_default_str();
+  cmd->add_option("--api-key", a->api_keys,
+                  "Require 'Authorization: Bearer KEY' on /v1 routes (repeat or comma-separate)")
+      ->envname("INFERD_API_KEY");
+  cmd->add_option("--backend-api-key", a->backend_api_key,
+                  "Bearer key sent to the replicas (default: the client's Authorization header)")
+      ->envname("INFERD_BACKEND_API_KEY");
+  cmd->add_option("--rate-limit-rpm", a->rate_limit_rpm,
+                  "Requests per minute per API key (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-retries", a->max_retries,
+                  "Other replicas tried when an attempt fails before the first byte reached the "
+                  "client")
+      ->capture_default_str();
+  cmd->add_option("--connect-timeout", a->connect_timeout, "Seconds to connect to a replica")
+      ->capture_default_str();
+  cmd->add_option("--request-timeout", a->request_timeout,
+                  "Seconds a replica may stay silent during a request (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--health-check-interval", a->health_check_interval,
+                  "Seconds between health checks of each replica (/ready, /v1/models, /metrics)")
+      ->capture_default_str();
+  cmd->add_option("--health-check-timeout", a->health_check_timeout,
+                  "Seconds one health-check request may take")
+      ->capture_default_str();
+  cmd->add_option("--health-failure-threshold", a->health_failure_threshold,
+                  "Failed checks in a row that take a replica out")
+      ->capture_default_str();
+  cmd->add_option("--health-success-threshold", a->health_success_threshold,
+                  "Good checks in a row that bring it back")
+      ->capture_default_str();
+  cmd->add_option("--max-request-body-bytes", a->max_request_body_bytes,
+                  "Largest request body; beyond, 413")
+      ->capture_default_str();
+  cmd->add_option("--io-threads", a->io_threads, "HTTP io threads")->capture_default_str();
+  cmd->add_option("--drain-timeout", a->drain_timeout,
+                  "On SIGTERM, seconds in-flight requests get to finish")
+      ->capture_default_str();
+  cmd->add_option("--keep-alive-timeout", a->keep_alive_timeout,
+                  "Seconds an idle keep-alive connection stays open")
+      ->capture_default_str();
+  cmd->callback([a] { run_router(*a); });
+}
+
+}  // namespace inferd::cli

@@ -1,0 +1,168 @@
+#include "router/health_checker.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+
+#include "core/logging.h"
+
+namespace inferd::router {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+struct GetResult {
+  int status = 0;  // 0: no answer (error says why)
+  std::string body;
+  std::string error;
+};
+
+// One GET on a fresh connection, bounded by `timeout` as a whole.
+net::awaitable<GetResult> http_get(const std::vector<tcp::endpoint>& eps, const BackendAddress& a,
+                                   const std::string& path, std::chrono::milliseconds timeout,
+                                   const std::string& api_key) {
+  GetResult out;
+  beast::tcp_stream s(co_await net::this_coro::executor);
+  beast::error_code ec;
+  s.expires_after(timeout);
+  co_await s.async_connect(eps, net::redirect_error(net::use_awaitable, ec));
+  if (ec) {
+    out.error = "connect: " + ec.message();
+    co_return out;
+  }
+  http::request<http::empty_body> req{http::verb::get, a.path + path, 11};
+  req.set(http::field::host, a.host_header());
+  req.set(http::field::user_agent, "inferd-router");
+  if (!api_key.empty()) req.set(http::field::authorization, "Bearer " + api_key);
+  req.keep_alive(false);
+  co_await http::async_write(s, req, net::redirect_error(net::use_awaitable, ec));
+  if (ec) {
+    out.error = "GET " + path + ": " + ec.message();
+    co_return out;
+  }
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> p;
+  p.body_limit(8u << 20);
+  co_await http::async_read(s, buf, p, net::redirect_error(net::use_awaitable, ec));
+  if (ec) {
+    out.error = "GET " + path + ": " + ec.message();
+    co_return out;
+  }
+  out.status = int(p.get().result_int());
+  out.body = std::move(p.get().body());
+  beast::error_code ignored;
+  s.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  co_return out;
+}
+
+}  // namespace
+
+LoadMetrics parse_load_metrics(const std::string& page) {
+  LoadMetrics m;
+  size_t pos = 0;
+  while (pos < page.size()) {
+    size_t eol = page.find('\n', pos);
+    if (eol == std::string::npos) eol = page.size();
+    std::string_view line(page.data() + pos, eol - pos);
+    pos = eol + 1;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t name_end = line.find_first_of("{ ");
+    if (name_end == std::string_view::npos) continue;
+    const std::string_view name = line.substr(0, name_end);
+    std::optional<double>* field = nullptr;
+    if (name == "inferd:num_requests_running") field = &m.running;
+    if (name == "inferd:num_requests_waiting") field = &m.waiting;
+    if (name == "inferd:kv_cache_usage_perc") field = &m.kv_usage;
+    if (!field) continue;
+    const size_t sp = line.rfind(' ');
+    if (sp == std::string_view::npos) continue;
+    const std::string value(line.substr(sp + 1));
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    if (end == value.c_str()) continue;
+    *field = field->value_or(0.0) + v;
+  }
+  return m;
+}
+
+std::optional<std::vector<std::string>> parse_model_list(const std::string& body) {
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("data") || !j["data"].is_array()) return std::nullopt;
+  std::vector<std::string> out;
+  for (const auto& m : j["data"])
+    if (m.is_object() && m.contains("id") && m["id"].is_string())
+      out.push_back(m["id"].get<std::string>());
+  return out;
+}
+
+HealthChecker::HealthChecker(net::io_context& io, ReplicaTable& table, HealthCheckConfig config)
+    : io_(io), table_(table), config_(std::move(config)) {}
+
+void HealthChecker::watch(std::shared_ptr<Replica> replica) {
+  net::co_spawn(net::make_strand(io_), loop(std::move(replica)), net::detached);
+}
+
+net::awaitable<HealthReport> HealthChecker::check(const Replica& r) {
+  HealthReport h;
+  const BackendAddress& a = r.addr();
+  tcp::resolver resolver(co_await net::this_coro::executor);
+  beast::error_code ec;
+  auto results = co_await resolver.async_resolve(a.host, std::to_string(a.port),
+                                                 net::redirect_error(net::use_awaitable, ec));
+  if (ec) {
+    h.error = "cannot resolve '" + a.host + "': " + ec.message();
+    co_return h;
+  }
+  for (const auto& e : results) h.endpoints.push_back(e.endpoint());
+  GetResult ready = co_await http_get(h.endpoints, a, "/ready", config_.timeout, "");
+  if (ready.status != 200) {
+    h.error =
+        ready.status == 0 ? ready.error : "GET /ready answered " + std::to_string(ready.status);
+    co_return h;
+  }
+  GetResult models =
+      co_await http_get(h.endpoints, a, "/v1/models", config_.timeout, config_.api_key);
+  if (models.status == 200) h.models = parse_model_list(models.body);
+  if (!h.models) {
+    h.error = models.status == 0 ? models.error
+                                 : "GET /v1/models answered " + std::to_string(models.status) +
+                                       " without a model list";
+    co_return h;
+  }
+  GetResult metrics = co_await http_get(h.endpoints, a, "/metrics", config_.timeout, "");
+  if (metrics.status == 200) {
+    const LoadMetrics m = parse_load_metrics(metrics.body);
+    h.running = m.running;
+    h.waiting = m.waiting;
+    h.kv_usage = m.kv_usage;
+  }
+  h.ready = true;
+  co_return h;
+}
+
+net::awaitable<void> HealthChecker::loop(std::shared_ptr<Replica> replica) {
+  net::steady_timer timer(co_await net::this_coro::executor);
+  while (!stopped_ && !table_.removed(*replica)) {
+    const HealthReport h = co_await check(*replica);
+    if (stopped_ || table_.removed(*replica)) break;
+    table_.apply(*replica, h);
+    timer.expires_after(config_.interval);
+    beast::error_code ec;
+    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
+}
+
+}  // namespace inferd::router

@@ -1,0 +1,649 @@
+#include "router/router.h"
+
+#include <sys/stat.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/logging.h"
+#include "router/prompt_key.h"
+#include "server/api_error.h"
+#include "server/protocol.h"
+
+namespace inferd::router {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using server::ApiError;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+namespace {
+
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+Clock::duration from_seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+bool consteq(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return d == 0;
+}
+
+// The handler label of a path for metrics: known routes only.
+std::string handler_label(const std::string& path) {
+  static const char* kRoutes[] = {"/health",    "/ready",          "/metrics",
+                                  "/version",   "/tokenize",       "/detokenize",
+                                  "/v1/models", "/v1/completions", "/v1/chat/completions"};
+  for (const char* r : kRoutes)
+    if (path == r) return path;
+  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{model}";
+  return "other";
+}
+
+// The opening event of a chat stream (the assistant role, no text yet). The router holds it back
+// until something more arrives, so that a replica that dies before its first token leaves the
+// request retryable.
+bool is_preamble_event(std::string_view data) {
+  const nlohmann::json j = nlohmann::json::parse(data, nullptr, false);
+  if (!j.is_object() || j.contains("error")) return false;
+  auto ch = j.find("choices");
+  if (ch == j.end() || !ch->is_array() || ch->empty()) return false;
+  for (const auto& c : *ch) {
+    if (!c.is_object()) return false;
+    if (auto f = c.find("finish_reason"); f != c.end() && !f->is_null()) return false;
+    auto d = c.find("delta");
+    if (d == c.end() || !d->is_object() || !d->contains("role")) return false;
+    for (const auto& [k, v] : d->items()) {
+      if (k == "role") continue;
+      if (k == "content" && v.is_string() && v.get_ref<const std::string&>().empty()) continue;
+      if (v.is_null()) continue;
+      return false;
+    }
+  }
+  return true;
+}
+
+// True when `held` (the start of an SSE body) holds a complete event that is not the preamble:
+// the stream may then go to the client.
+bool ready_to_commit(const std::string& held) {
+  size_t pos = 0;
+  for (;;) {
+    const size_t end = held.find("\n\n", pos);
+    if (end == std::string::npos) return held.size() > (64u << 10);
+    std::string_view ev(held.data() + pos, end - pos);
+    pos = end + 2;
+    if (!ev.starts_with("data:")) return true;  // a comment or another field: pass it on
+    ev.remove_prefix(5);
+    if (!ev.empty() && ev[0] == ' ') ev.remove_prefix(1);
+    if (!is_preamble_event(ev)) return true;
+  }
+}
+
+bool is_reset(const beast::error_code& ec) {
+  return ec == net::error::connection_reset || ec == net::error::eof ||
+         ec == http::error::end_of_stream || ec == net::error::broken_pipe ||
+         ec == net::error::connection_aborted || ec == http::error::partial_message;
+}
+
+}  // namespace
+
+struct Router::Exchange {
+  std::string route;
+  std::string target;  // with the query
+  std::string method;
+  Clock::time_point start = Clock::now();
+};
+
+// One proxied request, on its connection's strand.
+struct ProxyJob {
+  std::shared_ptr<server::Connection> conn;
+  Router::Exchange ex;
+  http::verb method = http::verb::post;
+  std::string body;
+  std::string model;
+  std::string key;  // routing key (prompt_key)
+  Headers forward;  // request headers passed to the replica
+  bool client_gone = false;
+  beast::tcp_stream* upstream = nullptr;  // the attempt in progress
+};
+
+struct Router::Attempt {
+  bool done = false;   // the client got its answer (or left)
+  std::string reason;  // why it failed (retry reason)
+  int status = 0;      // a retryable HTTP answer, to pass on when nothing better comes
+  std::string body;
+  Headers headers;
+};
+
+// ---- Router -----------------------------------------------------------------------------------
+
+Router::Router(RouterConfig config)
+    : config_(std::move(config)),
+      table_(config_.policy, config_.health),
+      limiter_(config_.rate_limit_rpm, 0),
+      http_(config_.http, *this) {
+  if (config_.backends.empty() && config_.backend_file.empty())
+    fail("no replicas: pass --backend URL (repeatable) or --backend-file FILE");
+  if (config_.max_retries < 0) fail("--max-retries must be >= 0, got {}", config_.max_retries);
+  for (const auto& b : config_.backends) (void)parse_backend_url(b);  // fail early on a bad URL
+  health_ = std::make_unique<HealthChecker>(http_.io(), table_, config_.health_check);
+}
+
+Router::~Router() {
+  stop();
+}
+
+void Router::add_backends(const std::vector<std::string>& urls) {
+  for (auto& r : table_.set_backends(urls)) health_->watch(r);
+}
+
+void Router::reload_backend_file() {
+  std::ifstream f(config_.backend_file);
+  if (!f) fail("--backend-file '{}': cannot read it", config_.backend_file);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::vector<std::string> urls = parse_backend_list(ss.str(), config_.backend_file);
+  urls.insert(urls.end(), config_.backends.begin(), config_.backends.end());
+  add_backends(urls);
+}
+
+net::awaitable<void> Router::watch_backend_file() {
+  net::steady_timer timer(co_await net::this_coro::executor);
+  while (!stopped_) {
+    timer.expires_after(config_.backend_file_poll);
+    beast::error_code ec;
+    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    if (stopped_) break;
+    struct stat st {};
+    if (::stat(config_.backend_file.c_str(), &st) != 0) {
+      LOG_WARN("router: --backend-file '{}' is gone; keeping the replicas it listed",
+               config_.backend_file);
+      continue;
+    }
+    const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    if (mtime == backend_file_mtime_) continue;
+    backend_file_mtime_ = mtime;
+    try {
+      reload_backend_file();
+    } catch (const Error& e) {
+      LOG_WARN("router: {}; keeping the previous replicas", e.what());
+    }
+  }
+}
+
+void Router::start() {
+  if (!config_.backend_file.empty()) {
+    struct stat st {};
+    if (::stat(config_.backend_file.c_str(), &st) == 0)
+      backend_file_mtime_ = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    reload_backend_file();
+  } else {
+    add_backends(config_.backends);
+  }
+  http_.start();
+  if (!config_.backend_file.empty())
+    net::co_spawn(net::make_strand(http_.io()), watch_backend_file(), net::detached);
+  LOG_INFO("routing on http://{}:{} ({} replicas, policy {})", config_.http.host, http_.port(),
+           table_.replicas().size(), to_string(config_.policy.policy));
+}
+
+void Router::stop() {
+  if (stopped_.exchange(true)) return;
+  draining_ = true;
+  if (health_) health_->stop();
+  http_.stop();
+}
+
+void Router::drain_and_stop() {
+  if (stopped_) return;
+  draining_ = true;
+  http_.stop_accepting();
+  LOG_INFO("draining: {} request(s) in flight, waiting up to {} s", active_.load(),
+           config_.drain_timeout_s);
+  const auto deadline = Clock::now() + from_seconds(config_.drain_timeout_s);
+  while (active_ > 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (active_ > 0) LOG_WARN("drain timeout: closing {} request(s)", active_.load());
+  stop();
+  LOG_INFO("drained; stopped");
+}
+
+server::Response Router::http_error(int status, const std::string& message, unsigned version) {
+  ApiError e(status, message, "invalid_request_error", std::nullopt,
+             status == 413 ? std::optional<std::string>("request_too_large") : std::nullopt);
+  server::Response res{http::status(status), version};
+  res.set(http::field::content_type, "application/json");
+  res.body() = e.body();
+  metrics_.record_http("-", "-", status);
+  return res;
+}
+
+void Router::send(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
+                  server::Response&& res) {
+  metrics_.record_http(handler_label(ex.route), ex.method, res.result_int());
+  conn->respond(std::move(res));
+}
+
+void Router::send_json(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
+                       int status, const std::string& body) {
+  server::Response res{http::status(status), 11};
+  res.set(http::field::content_type, "application/json");
+  res.body() = body;
+  send(conn, ex, std::move(res));
+}
+
+void Router::send_error(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
+                        const ApiError& e) {
+  server::Response res{http::status(e.status()), 11};
+  res.set(http::field::content_type, "application/json");
+  if (e.retry_after_s() > 0) res.set(http::field::retry_after, std::to_string(e.retry_after_s()));
+  if (e.status() == 401) res.set(http::field::www_authenticate, "Bearer");
+  res.body() = e.body();
+  send(conn, ex, std::move(res));
+}
+
+void Router::check_auth(const server::Request& req) const {
+  if (config_.api_keys.empty()) return;
+  const std::string_view h = req[http::field::authorization];
+  std::string token;
+  if (h.size() > 7 && beast::iequals(h.substr(0, 7), "Bearer ")) token = std::string(h.substr(7));
+  bool ok = false;
+  for (const auto& k : config_.api_keys) ok |= consteq(token, k);
+  if (!ok)
+    throw ApiError(401,
+                   token.empty() ? "Missing API key: pass it as 'Authorization: Bearer <key>'."
+                                 : "Incorrect API key provided.",
+                   "invalid_request_error", std::nullopt, "invalid_api_key");
+}
+
+void Router::handle(const std::shared_ptr<server::Connection>& conn, server::Request&& req) {
+  Exchange ex;
+  ex.target = std::string(req.target());
+  ex.route = ex.target.substr(0, ex.target.find('?'));
+  ex.method = req.method() == http::verb::unknown ? "other" : std::string(req.method_string());
+  try {
+    route(conn, req, ex);
+  } catch (const ApiError& e) {
+    LOG_INFO("router request route={} status={} error=\"{}\"", ex.route, e.status(), e.what());
+    send_error(conn, ex, e);
+  } catch (const std::exception& e) {
+    LOG_ERROR("router request route={} status=500 error=\"{}\"", ex.route, e.what());
+    send_error(conn, ex,
+               ApiError(500, std::string("Internal server error: ") + e.what(), "server_error"));
+  }
+}
+
+void Router::route(const std::shared_ptr<server::Connection>& conn, server::Request& req,
+                   Exchange& ex) {
+  const std::string& path = ex.route;
+  const bool is_get = req.method() == http::verb::get;
+  const bool is_post = req.method() == http::verb::post;
+  auto allow = [&](const char* methods) {
+    ApiError e(
+        405, fmt::format("Method {} is not allowed on {}; allowed: {}.", ex.method, path, methods),
+        "invalid_request_error", std::nullopt, "method_not_allowed");
+    server::Response res{http::status::method_not_allowed, 11};
+    res.set(http::field::allow, methods);
+    res.set(http::field::content_type, "application/json");
+    res.body() = e.body();
+    send(conn, ex, std::move(res));
+  };
+  if (path == "/health") {
+    if (!is_get) return allow("GET");
+    return send(conn, ex, server::Response{http::status::ok, 11});
+  }
+  if (path == "/ready") {
+    if (!is_get) return allow("GET");
+    if (draining_)
+      throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
+                     "not_ready");
+    if (table_.num_healthy() == 0)
+      throw ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
+                     "not_ready");
+    return send_json(conn, ex, 200, R"({"status":"ready"})");
+  }
+  if (path == "/metrics") {
+    if (!is_get) return allow("GET");
+    server::Response res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = metrics_.render(table_.states(), table_.prefix_index_size());
+    return send(conn, ex, std::move(res));
+  }
+  if (path == "/version") {
+    if (!is_get) return allow("GET");
+    return send_json(conn, ex, 200, R"({"version":"0.1.0"})");
+  }
+  if (path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) {
+    check_auth(req);
+    if (!is_get) return allow("GET");
+    const std::vector<std::string> models = table_.served_models();
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    auto card = [&](const std::string& id) {
+      return nlohmann::ordered_json{
+          {"id", id}, {"object", "model"}, {"created", now}, {"owned_by", "inferd"}};
+    };
+    if (path == "/v1/models") {
+      nlohmann::ordered_json data = nlohmann::ordered_json::array();
+      for (const auto& m : models) data.push_back(card(m));
+      return send_json(
+          conn, ex, 200,
+          nlohmann::ordered_json{{"object", "list"}, {"data", std::move(data)}}.dump());
+    }
+    const std::string id = path.substr(std::string("/v1/models/").size());
+    if (std::find(models.begin(), models.end(), id) == models.end())
+      throw ApiError(404, fmt::format("The model `{}` does not exist.", id),
+                     "invalid_request_error", "model", "model_not_found");
+    return send_json(conn, ex, 200, card(id).dump());
+  }
+  if (path == "/v1/chat/completions" || path == "/v1/completions") {
+    check_auth(req);
+    if (!is_post) return allow("POST");
+    return proxy(conn, req, ex, true);
+  }
+  if (path == "/tokenize" || path == "/detokenize") {
+    if (!is_post) return allow("POST");
+    return proxy(conn, req, ex, false);
+  }
+  if (path.rfind("/v1/", 0) == 0) check_auth(req);
+  throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, path), "invalid_request_error",
+                 std::nullopt, "not_found");
+}
+
+void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Request& req,
+                   Exchange& ex, bool completion) {
+  if (draining_)
+    throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
+                   "server_shutdown")
+        .with_retry_after(config_.retry_after_s);
+  const server::json body = server::parse_json_body(req.body());
+  auto job = std::make_shared<ProxyJob>();
+  // The model: named, or the only one served.
+  if (auto m = server::get_string(body, "model")) {
+    job->model = *m;
+  } else {
+    const std::vector<std::string> models = table_.served_models();
+    if (models.size() != 1) {
+      if (models.empty())
+        throw ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
+                       "no_replica")
+            .with_retry_after(config_.retry_after_s);
+      throw server::bad_param("model", fmt::format("Missing required parameter: 'model' (this "
+                                                   "router serves several models: {}).",
+                                                   fmt::join(models, ", ")));
+    }
+    job->model = models.front();
+  }
+  if (!table_.knows_model(job->model)) {
+    if (table_.num_healthy() == 0)
+      throw ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
+                     "no_replica")
+          .with_retry_after(config_.retry_after_s);
+    throw ApiError(404, fmt::format("The model `{}` does not exist.", job->model),
+                   "invalid_request_error", "model", "model_not_found");
+  }
+  if (completion && limiter_.enabled()) {
+    const std::string_view auth = req[http::field::authorization];
+    const auto v = limiter_.admit(auth.size() > 7 ? std::string(auth.substr(7)) : "", 0);
+    if (!v.allowed)
+      throw ApiError(429,
+                     fmt::format("Rate limit reached for requests per minute on this API key. "
+                                 "Try again in {:.1f} s.",
+                                 v.retry_after_s),
+                     "requests", std::nullopt, "rate_limit_exceeded")
+          .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
+  }
+  if (completion) job->key = prompt_key(body, ex.route == "/v1/chat/completions");
+  job->conn = conn;
+  job->ex = ex;
+  job->method = req.method();
+  job->body = std::move(req.body());
+  job->forward.emplace_back("Content-Type", "application/json");
+  if (auto a = req[http::field::accept]; !a.empty()) job->forward.emplace_back("Accept", a);
+  if (auto id = req["X-Request-Id"]; !id.empty()) job->forward.emplace_back("X-Request-Id", id);
+  if (!config_.backend_api_key.empty())
+    job->forward.emplace_back("Authorization", "Bearer " + config_.backend_api_key);
+  else if (auto a = req[http::field::authorization]; !a.empty())
+    job->forward.emplace_back("Authorization", a);
+  net::co_spawn(conn->executor(), run(job), net::detached);
+}
+
+net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
+  ++active_;
+  struct Active {
+    std::atomic<int64_t>& n;
+    ~Active() { --n; }
+  } active_guard{active_};
+  job->conn->on_peer_gone([job] {
+    job->client_gone = true;
+    if (job->upstream) {
+      beast::error_code ec;
+      job->upstream->socket().close(ec);
+    }
+  });
+  std::vector<uint32_t> tried;
+  std::optional<Attempt> last;
+  std::string last_replica = "none";
+  for (int n = 0; n <= config_.max_retries; ++n) {
+    std::optional<ReplicaTable::Pick> pick = table_.pick(job->model, job->key, tried);
+    if (!pick) break;
+    tried.push_back(pick->replica->id());
+    metrics_.record_decision(pick->reason);
+    struct InFlight {
+      ReplicaTable& t;
+      Replica& r;
+      ~InFlight() { t.release(r); }
+    } in_flight{table_, *pick->replica};
+    Attempt a = co_await attempt(*job, *pick);
+    if (a.done) {
+      if (job->client_gone) {
+        // Client closed the request (nginx's 499): the replica aborts it as its socket closes.
+        metrics_.record_request(pick->replica->addr().url, job->model, 499);
+        metrics_.record_http(handler_label(job->ex.route), job->ex.method, 499);
+      }
+      co_return;
+    }
+    metrics_.record_retry(pick->replica->addr().url, a.reason);
+    LOG_INFO("router: attempt on {} failed ({}){}", pick->replica->addr().url, a.reason,
+             n < config_.max_retries ? "; retrying on another replica" : "");
+    last_replica = pick->replica->addr().url;
+    last = std::move(a);
+  }
+  if (job->client_gone) co_return;
+  job->conn->on_peer_gone(nullptr);
+  if (last && last.value().status > 0) {
+    // A replica's own error answer (busy, shutting down): pass the last one on.
+    server::Response res{http::status(last->status), 11};
+    for (const auto& [k, v] : last->headers) res.set(k, v);
+    res.body() = std::move(last->body);
+    metrics_.record_request(last_replica, job->model, last->status);
+    send(job->conn, job->ex, std::move(res));
+    co_return;
+  }
+  ApiError e =
+      last ? ApiError(502,
+                      fmt::format("No replica could answer the request (last: {} at {}).",
+                                  last->reason, last_replica),
+                      "server_error", std::nullopt, "upstream_error")
+           : ApiError(503, fmt::format("No ready replica serves the model `{}`.", job->model),
+                      "service_unavailable_error", std::nullopt, "no_replica")
+                 .with_retry_after(config_.retry_after_s);
+  metrics_.record_request(last_replica, job->model, e.status());
+  LOG_INFO("router request route={} status={} error=\"{}\"", job->ex.route, e.status(), e.what());
+  send_error(job->conn, job->ex, e);
+}
+
+net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTable::Pick& pick) {
+  Attempt out;
+  Replica& rep = *pick.replica;
+  const std::string& url = rep.addr().url;
+  beast::tcp_stream up(job.conn->executor());
+  job.upstream = &up;
+  struct Clear {
+    ProxyJob& j;
+    ~Clear() { j.upstream = nullptr; }
+  } clear{job};
+  const Clock::time_point t0 = Clock::now();
+  auto timed = [&](beast::tcp_stream& s) {
+    if (config_.request_timeout_s > 0)
+      s.expires_after(from_seconds(config_.request_timeout_s));
+    else
+      s.expires_never();
+  };
+  auto failed = [&](std::string reason) {
+    out.reason = std::move(reason);
+    return std::move(out);
+  };
+  beast::error_code ec;
+  up.expires_after(from_seconds(config_.connect_timeout_s));
+  co_await up.async_connect(pick.endpoints, net::redirect_error(net::use_awaitable, ec));
+  if (job.client_gone) co_return Attempt{true};
+  if (ec) {
+    table_.mark_failed(rep, "connect: " + ec.message());
+    co_return failed("connect");
+  }
+  beast::error_code ignored;
+  up.socket().set_option(tcp::no_delay(true), ignored);
+  http::request<http::string_body> req{job.method, rep.addr().path + job.ex.target, 11};
+  req.set(http::field::host, rep.addr().host_header());
+  req.set(http::field::user_agent, "inferd-router");
+  for (const auto& [k, v] : job.forward) req.set(k, v);
+  req.keep_alive(false);
+  req.body() = job.body;
+  req.prepare_payload();
+  timed(up);
+  co_await http::async_write(up, req, net::redirect_error(net::use_awaitable, ec));
+  if (job.client_gone) co_return Attempt{true};
+  if (ec) {
+    if (is_reset(ec)) table_.mark_failed(rep, "write: " + ec.message());
+    co_return failed("write");
+  }
+  beast::flat_buffer buf;
+  http::response_parser<http::buffer_body> p;
+  p.body_limit(std::numeric_limits<uint64_t>::max());
+  co_await http::async_read_header(up, buf, p, net::redirect_error(net::use_awaitable, ec));
+  if (job.client_gone) co_return Attempt{true};
+  if (ec) {
+    if (is_reset(ec)) table_.mark_failed(rep, "no response: " + ec.message());
+    co_return failed(ec == beast::error::timeout ? "timeout" : "no_response");
+  }
+  const int status = int(p.get().result_int());
+  Headers headers;
+  for (const auto& f : p.get()) {
+    const auto name = f.name();
+    if (name == http::field::content_type || name == http::field::cache_control ||
+        name == http::field::retry_after || name == http::field::www_authenticate ||
+        beast::iequals(f.name_string(), "X-Request-Id"))
+      headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  }
+  headers.emplace_back("X-Inferd-Replica", url);
+  const bool chunked = p.chunked();
+  std::string held;  // body bytes not yet passed on
+  bool committed = false;
+  double first_byte_s = -1;
+  char chunk[16384];
+  while (!p.is_done()) {
+    p.get().body().data = chunk;
+    p.get().body().size = sizeof(chunk);
+    timed(up);
+    co_await http::async_read_some(up, buf, p, net::redirect_error(net::use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (job.client_gone) co_return Attempt{true};
+    const size_t n = sizeof(chunk) - p.get().body().size;
+    if (n > 0 && first_byte_s < 0) first_byte_s = seconds(Clock::now() - t0);
+    if (committed) {
+      if (n > 0) job.conn->write_chunk(std::string(chunk, n));
+    } else if (n > 0) {
+      held.append(chunk, n);
+      if (chunked && status == 200 && ready_to_commit(held)) {
+        Headers h = headers;
+        job.conn->begin_stream(http::status(status), std::move(h));
+        job.conn->write_chunk(std::move(held));
+        held.clear();
+        committed = true;
+      } else if (!chunked && held.size() > (256u << 20)) {
+        ec = http::error::body_limit;
+      }
+    }
+    if (ec) break;
+    // A client that reads slower than the replica writes: wait rather than buffer without bound.
+    while (committed && job.conn->pending_write_bytes() > (4u << 20) && !job.client_gone &&
+           !job.conn->closed()) {
+      net::steady_timer t(job.conn->executor());
+      t.expires_after(std::chrono::milliseconds(2));
+      co_await t.async_wait(net::redirect_error(net::use_awaitable, ignored));
+    }
+    if (job.client_gone || job.conn->closed()) co_return Attempt{true};
+  }
+  const double total_s = seconds(Clock::now() - t0);
+  metrics_.record_upstream(url, first_byte_s, total_s);
+  if (ec) {
+    if (!committed) {
+      if (is_reset(ec)) table_.mark_failed(rep, "response cut: " + ec.message());
+      co_return failed(ec == beast::error::timeout ? "timeout" : "stream");
+    }
+    // Too late to retry: the client already has part of the stream. End it with an error event.
+    LOG_WARN("router: replica {} failed mid-stream: {}", url, ec.message());
+    const ApiError e(
+        502, fmt::format("The replica serving this request failed mid-stream ({}).", ec.message()),
+        "server_error", std::nullopt, "upstream_error");
+    job.conn->write_chunk("data: " + e.body() + "\n\n");
+    job.conn->write_chunk("data: [DONE]\n\n");
+    job.conn->end_stream();
+    job.conn->on_peer_gone(nullptr);
+    metrics_.record_request(url, job.model, 502);
+    metrics_.record_http(handler_label(job.ex.route), job.ex.method, 502);
+    co_return Attempt{true};
+  }
+  job.conn->on_peer_gone(nullptr);
+  if (committed) {
+    job.conn->end_stream();
+    metrics_.record_request(url, job.model, status);
+    metrics_.record_http(handler_label(job.ex.route), job.ex.method, status);
+    co_return Attempt{true};
+  }
+  const bool queue_full = status == 429 && held.find("queue_full") != std::string::npos;
+  if (status == 502 || status == 503 || status == 504 || queue_full) {
+    if (status == 503) table_.mark_failed(rep, "answered 503");
+    out.status = status;
+    out.body = std::move(held);
+    out.headers = std::move(headers);
+    co_return failed("status_" + std::to_string(status));
+  }
+  if (chunked && status == 200) {
+    // A stream that held only its preamble: pass it on as it is.
+    job.conn->begin_stream(http::status(status), std::move(headers));
+    job.conn->write_chunk(std::move(held));
+    job.conn->end_stream();
+  } else {
+    server::Response res{http::status(status), 11};
+    for (const auto& [k, v] : headers) res.set(k, v);
+    res.body() = std::move(held);
+    job.conn->respond(std::move(res));
+  }
+  metrics_.record_request(url, job.model, status);
+  metrics_.record_http(handler_label(job.ex.route), job.ex.method, status);
+  co_return Attempt{true};
+}
+
+}  // namespace inferd::router

@@ -1,0 +1,104 @@
+// `inferd router`: an OpenAI-compatible front for many `inferd serve` replicas, on the server's
+// HTTP stack. Requests go to a replica that serves their `model` (the routing policy picks which;
+// see routing_policy.h); a request whose attempt fails before its first byte reached the client is
+// retried on another replica; streams pass through chunk by chunk. Its own routes: /health,
+// /ready (some replica is in rotation), /metrics, /version, /v1/models (the union of the
+// replicas' models). API keys, the request body limit, per-key request rate limits, and errors
+// in OpenAI's shape, as the server answers them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "router/health_checker.h"
+#include "router/replica_table.h"
+#include "router/router_metrics.h"
+#include "server/api_error.h"
+#include "server/http.h"
+#include "server/rate_limiter.h"
+
+namespace inferd::router {
+
+struct RouterConfig {
+  server::HttpConfig http;
+  std::vector<std::string> backends;  // replica URLs
+  std::string backend_file;           // one URL a line, re-read when it changes
+  std::chrono::milliseconds backend_file_poll{2000};
+  PolicyConfig policy;
+  HealthThresholds health;
+  HealthCheckConfig health_check;
+  std::vector<std::string> api_keys;  // empty: no auth
+  std::string backend_api_key;        // sent to replicas; empty: the client's Authorization
+  int64_t rate_limit_rpm = 0;         // per API key; 0: off
+  int max_retries = 2;                // further replicas tried after a failed attempt
+  double connect_timeout_s = 5;
+  double request_timeout_s = 600;  // an upstream exchange that stays silent this long fails
+  double drain_timeout_s = 30;     // SIGTERM: how long in-flight requests may finish
+  int retry_after_s = 1;           // Retry-After when no replica can take a request
+};
+
+struct ProxyJob;
+
+class Router final : public server::RequestHandler {
+ public:
+  // Throws Error for a bad backend URL or an unreadable backend file.
+  explicit Router(RouterConfig config);
+  ~Router() override;
+
+  // Listens (throws Error when it cannot) and starts the health checks.
+  void start();
+  uint16_t port() const { return http_.port(); }
+  // Stops accepting, lets in-flight requests finish for drain_timeout_s, then closes. Blocks.
+  void drain_and_stop();
+  void stop();
+
+  ReplicaTable& table() { return table_; }
+  RouterMetrics& metrics() { return metrics_; }
+  int64_t active_requests() const { return active_; }
+  // Reads the backend file now (also done every backend_file_poll when it changed).
+  void reload_backend_file();
+
+  void handle(const std::shared_ptr<server::Connection>& conn, server::Request&& req) override;
+  server::Response http_error(int status, const std::string& message, unsigned version) override;
+
+ private:
+  friend struct ProxyJob;
+
+ public:
+  struct Exchange;  // per-request context (route, method, start)
+
+ private:
+  struct Attempt;
+  void route(const std::shared_ptr<server::Connection>& conn, server::Request& req, Exchange& ex);
+  void proxy(const std::shared_ptr<server::Connection>& conn, server::Request& req, Exchange& ex,
+             bool completion);
+  boost::asio::awaitable<void> run(std::shared_ptr<ProxyJob> job);
+  boost::asio::awaitable<Attempt> attempt(ProxyJob& job, const ReplicaTable::Pick& pick);
+  boost::asio::awaitable<void> watch_backend_file();
+  void add_backends(const std::vector<std::string>& urls);
+  void check_auth(const server::Request& req) const;
+  void send(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
+            server::Response&& res);
+  void send_json(const std::shared_ptr<server::Connection>& conn, const Exchange& ex, int status,
+                 const std::string& body);
+  void send_error(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
+                  const server::ApiError& e);
+
+  RouterConfig config_;
+  ReplicaTable table_;
+  RouterMetrics metrics_;
+  server::RateLimiter limiter_;
+  std::atomic<int64_t> active_{0};
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_{false};
+  int64_t backend_file_mtime_ = -1;
+  std::unique_ptr<HealthChecker> health_;
+  // Last: its io_context, and the coroutines still on it, go before the members above.
+  server::HttpServer http_;
+};
+
+}  // namespace inferd::router
