@@ -130,8 +130,9 @@ void serve(const ServeArgs& a) {
   sc.http.max_body_bytes = a.max_request_body_bytes;
   sc.http.keep_alive_timeout =
       std::chrono::milliseconds(int64_t(std::max(0.001, a.keep_alive_timeout) * 1000));
-  sc.served_model_names =
-      a.served_model_names.empty() ? std::vector<std::string>{a.model.model} : a.served_model_names;
+  sc.served_model_names = !a.served_model_names.empty() ? a.served_model_names
+                          : a.model.model_given()       ? std::vector<std::string>{a.model.model}
+                                                  : std::vector<std::string>{"demo", "default"};
   sc.model_root = a.model.model;
   sc.api_keys = split_commas(a.api_keys);
   sc.allowed_origins = split_commas(a.allowed_origins);
@@ -173,7 +174,7 @@ void serve(const ServeArgs& a) {
 void register_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible HTTP API");
-  a->model.add_to(cmd);
+  a->model.add_to(cmd, /*batching=*/true, /*model_optional=*/true);
   cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->port, "Port to listen on (0: any free port)")->capture_default_str();
   cmd->add_option("--served-model-name", a->served_model_names,

@@ -29,11 +29,21 @@ struct ModelFlags {
   bool enforce_eager = false;  // --enforce-eager
   int32_t max_logprobs = 20;   // set by `serve` from --max-logprobs
 
-  // batching: also registers --max-num-seqs (serve and bench, not run).
-  void add_to(CLI::App* app, bool batching = true);
+  // batching: also registers --max-num-seqs (serve and bench, not run). model_optional: the
+  // model argument may be left out; it then names the project's demo model (default_model_dir).
+  void add_to(CLI::App* app, bool batching = true, bool model_optional = false);
+  // True when the command line named a model (false: the default model is used).
+  bool model_given() const { return model_opt_ != nullptr && model_opt_->count() > 0; }
   ModelOptions options() const;
   std::unique_ptr<DecoderModel> load() const;
+
+ private:
+  CLI::Option* model_opt_ = nullptr;
 };
+
+// The model served when none is named: $INFERD_DEFAULT_MODEL, else the demo model trained by the
+// project (models/demo of the source tree this binary was built from).
+std::string default_model_dir();
 
 void register_run(CLI::App& app);
 void register_tokenizer_commands(CLI::App& app);  // tokenize, detokenize

@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <thread>
 
 #include "cli/commands.h"
@@ -8,12 +9,30 @@
 #include "backend/cuda/cuda_device.h"
 #endif
 
+#ifndef INFERD_DEFAULT_MODEL_DIR
+#define INFERD_DEFAULT_MODEL_DIR "models/demo"
+#endif
+
 namespace inferd::cli {
 
-void ModelFlags::add_to(CLI::App* app, bool batching) {
-  app->add_option("model", model,
-                  "Model directory (Hugging Face layout: config.json, *.safetensors)")
-      ->required();
+std::string default_model_dir() {
+  if (const char* env = std::getenv("INFERD_DEFAULT_MODEL"); env != nullptr && *env != '\0')
+    return env;
+  return INFERD_DEFAULT_MODEL_DIR;
+}
+
+void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
+  model_opt_ = app->add_option("model", model,
+                               "Model directory (Hugging Face layout: config.json, *.safetensors)");
+  if (model_optional) {
+    model_opt_->description(
+        "Model directory (Hugging Face layout: config.json, *.safetensors); default: the "
+        "project's demo model (" +
+        default_model_dir() + ", or $INFERD_DEFAULT_MODEL)");
+    model_opt_->default_val(default_model_dir());
+  } else {
+    model_opt_->required();
+  }
   app->add_option("--device", device, "auto (a GPU when there is one), cpu or cuda")
       ->capture_default_str();
   app->add_option("--gpu-memory-utilization", gpu_memory_utilization,
