@@ -80,6 +80,7 @@ struct StreamState {
   std::string bad;  // bad_stream message
   std::optional<int32_t> usage_out;
   std::optional<int32_t> usage_in;
+  std::optional<int32_t> usage_cached;
   std::optional<Clock::time_point> t_first_choice;  // first chunk with a choice, text or not
 };
 
@@ -238,6 +239,9 @@ class Runner {
         st.usage_out = n->get<int32_t>();
       if (auto n = u->find("prompt_tokens"); n != u->end() && n->is_number_integer())
         st.usage_in = n->get<int32_t>();
+      if (auto d = u->find("prompt_tokens_details"); d != u->end() && d->is_object())
+        if (auto n = d->find("cached_tokens"); n != d->end() && n->is_number_integer())
+          st.usage_cached = n->get<int32_t>();
     }
   }
 
@@ -371,6 +375,7 @@ class Runner {
     r.usage_reported = st.usage_out.has_value();
     r.output_tokens = st.usage_out ? *st.usage_out : r.chunks;
     if (st.usage_in) r.prompt_tokens = *st.usage_in;
+    if (st.usage_cached) r.cached_tokens = *st.usage_cached;
     if (!ec && p->is_done() && p->keep_alive()) idle_.push_back(std::move(s));
   }
 

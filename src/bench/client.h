@@ -61,7 +61,10 @@ struct RequestResult {
   int32_t chunks = 0;         // chunks with generated text
   int32_t output_tokens = 0;  // usage or chunks
   bool usage_reported = false;
-  int32_t prompt_tokens = 0;    // usage.prompt_tokens, else the dataset's count
+  int32_t prompt_tokens = 0;  // usage.prompt_tokens, else the dataset's count
+  // usage.prompt_tokens_details.cached_tokens (prompt tokens the server's prefix cache held);
+  // -1 when the server did not report it.
+  int32_t cached_tokens = -1;
   int32_t expected_output = 0;  // max_tokens asked
   // TPOT = (e2e - ttft) / (output_tokens - 1); nullopt for fewer than 2 tokens.
   std::optional<double> tpot_s() const;

@@ -4,6 +4,11 @@
 
 namespace inferd::bench {
 
+std::optional<double> BenchMetrics::prefix_cache_hit_rate() const {
+  if (cached_reported == 0 || cached_prompt_tokens <= 0) return std::nullopt;
+  return double(cached_tokens) / double(cached_prompt_tokens);
+}
+
 BenchMetrics compute_metrics(const RunResult& run, const MetricOptions& opts) {
   BenchMetrics m;
   m.request_rate = run.request_rate;
@@ -22,6 +27,11 @@ BenchMetrics compute_metrics(const RunResult& run, const MetricOptions& opts) {
     m.total_input_tokens += r.prompt_tokens;
     m.total_output_tokens += r.output_tokens;
     if (r.usage_reported) ++m.usage_reported;
+    if (r.cached_tokens >= 0) {
+      ++m.cached_reported;
+      m.cached_tokens += r.cached_tokens;
+      m.cached_prompt_tokens += r.prompt_tokens;
+    }
     ttft.push_back(r.ttft_s * 1e3);
     e2e.push_back(r.e2e_s * 1e3);
     const std::optional<double> t = r.tpot_s();

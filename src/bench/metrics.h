@@ -38,6 +38,12 @@ struct BenchMetrics {
   int64_t total_input_tokens = 0;
   int64_t total_output_tokens = 0;
   size_t usage_reported = 0;  // requests whose output count came from the server's usage
+  // Prefix cache: prompt tokens the server reported as cached, over the prompt tokens of the
+  // requests that reported it (usage.prompt_tokens_details.cached_tokens).
+  size_t cached_reported = 0;
+  int64_t cached_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // prompt tokens of those requests
+  std::optional<double> prefix_cache_hit_rate() const;
   double request_throughput = 0;
   double input_throughput = 0;
   double output_throughput = 0;

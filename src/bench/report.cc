@@ -119,6 +119,10 @@ std::string format_report(const BenchMetrics& m, const MetricOptions& opts) {
   if (m.completed > 0 && m.usage_reported < m.completed)
     line(out,
          "  (counted from chunks, no usage):", fmt::format("{}", m.completed - m.usage_reported));
+  if (auto h = m.prefix_cache_hit_rate())
+    line(out, "Prefix cache hit rate (%):",
+         fmt::format("{:.2f} ({} of {} prompt tokens)", *h * 100, m.cached_tokens,
+                     m.cached_prompt_tokens));
   line(out, "Request throughput (req/s):", fmt::format("{:.2f}", m.request_throughput));
   line(out, "Input token throughput (tok/s):", fmt::format("{:.2f}", m.input_throughput));
   line(out, "Output token throughput (tok/s):", fmt::format("{:.2f}", m.output_throughput));
@@ -178,6 +182,10 @@ nlohmann::json metrics_to_json(const BenchMetrics& m) {
   j["total_input_tokens"] = m.total_input_tokens;
   j["total_output_tokens"] = m.total_output_tokens;
   j["usage_reported"] = m.usage_reported;
+  if (auto h = m.prefix_cache_hit_rate()) {
+    j["prefix_cache_hit_rate"] = *h;
+    j["cached_tokens"] = m.cached_tokens;
+  }
   j["request_throughput"] = m.request_throughput;
   j["input_throughput"] = m.input_throughput;
   j["output_throughput"] = m.output_throughput;
@@ -211,6 +219,7 @@ nlohmann::json run_to_json(const RunResult& run, const BenchMetrics& m) {
     q["expected_output_tokens"] = r.expected_output;
     q["output_tokens"] = r.output_tokens;
     q["usage_reported"] = r.usage_reported;
+    if (r.cached_tokens >= 0) q["cached_tokens"] = r.cached_tokens;
     q["chunks"] = r.chunks;
     if (r.success) {
       q["ttft_ms"] = r.ttft_s * 1e3;

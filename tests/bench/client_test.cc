@@ -11,6 +11,7 @@
 #include "bench/client.h"
 #include "bench/fake_server.h"
 #include "bench/metrics.h"
+#include "bench/report.h"
 #include "bench/stats.h"
 
 namespace inferd::bench {
@@ -136,6 +137,35 @@ TEST(Client, WithoutUsageCountsChunks) {
     EXPECT_EQ(r.prompt_tokens, 3);  // the dataset's count
   }
   for (const auto& b : server.bodies()) EXPECT_FALSE(b.contains("stream_options"));
+}
+
+TEST(Client, PrefixCacheHitRateFromTheServersCachedTokens) {
+  FakeOpenAIServer server([](const nlohmann::json&, size_t i) {
+    FakeBehavior b;
+    b.chunks = 2;
+    b.cached_tokens = i % 2 == 0 ? 0 : 7;  // every other request fully cached (7 prompt tokens)
+    return b;
+  });
+  const RunResult run = run_serving(options(server), requests(4));
+  int64_t cached = 0;
+  for (const auto& r : run.requests) {
+    ASSERT_TRUE(r.success) << r.error;
+    EXPECT_TRUE(r.cached_tokens == 0 || r.cached_tokens == 7) << r.cached_tokens;
+    cached += r.cached_tokens;
+  }
+  EXPECT_EQ(cached, 14);
+  const BenchMetrics m = compute_metrics(run, MetricOptions{});
+  ASSERT_TRUE(m.prefix_cache_hit_rate().has_value());
+  EXPECT_DOUBLE_EQ(*m.prefix_cache_hit_rate(), 0.5);
+  EXPECT_NE(format_report(m, MetricOptions{}).find("Prefix cache hit rate (%):"),
+            std::string::npos);
+  EXPECT_DOUBLE_EQ(metrics_to_json(m)["prefix_cache_hit_rate"].get<double>(), 0.5);
+  // A server that does not report cached tokens: no rate.
+  FakeOpenAIServer plain([](const nlohmann::json&, size_t) { return FakeBehavior{}; });
+  const BenchMetrics m2 =
+      compute_metrics(run_serving(options(plain), requests(2)), MetricOptions{});
+  EXPECT_FALSE(m2.prefix_cache_hit_rate().has_value());
+  EXPECT_EQ(format_report(m2, MetricOptions{}).find("Prefix cache"), std::string::npos);
 }
 
 TEST(Client, PercentilesOfKnownDelays) {

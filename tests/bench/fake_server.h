@@ -26,6 +26,7 @@ struct FakeBehavior {
   double itl_s = 0.0;             // delay between chunks
   int tokens_per_chunk = 1;       // usage.completion_tokens = chunks * tokens_per_chunk
   bool usage = true;              // a usage chunk when the request asked for it
+  int cached_tokens = -1;         // >= 0: usage.prompt_tokens_details.cached_tokens
   bool send_done = true;          // data: [DONE]
   int drop_after_chunks = -1;     // close the connection after this many chunks
   bool hang = false;              // read the request, never answer
@@ -223,15 +224,16 @@ class FakeOpenAIServer {
         tail += chunked("data: " + nlohmann::json{{"choices", {fin}}}.dump() + "\n\n");
       const bool want_usage = body.is_object() && body.contains("stream_options") &&
                               body["stream_options"].value("include_usage", false);
-      if (b.usage && want_usage)
-        tail += chunked("data: " +
-                        nlohmann::json{{"choices", nlohmann::json::array()},
-                                       {"usage",
-                                        {{"prompt_tokens", 7},
-                                         {"completion_tokens", b.chunks * b.tokens_per_chunk},
-                                         {"total_tokens", 7 + b.chunks * b.tokens_per_chunk}}}}
-                            .dump() +
-                        "\n\n");
+      if (b.usage && want_usage) {
+        nlohmann::json usage = {{"prompt_tokens", 7},
+                                {"completion_tokens", b.chunks * b.tokens_per_chunk},
+                                {"total_tokens", 7 + b.chunks * b.tokens_per_chunk}};
+        if (b.cached_tokens >= 0)
+          usage["prompt_tokens_details"] = {{"cached_tokens", b.cached_tokens}};
+        tail += chunked(
+            "data: " +
+            nlohmann::json{{"choices", nlohmann::json::array()}, {"usage", usage}}.dump() + "\n\n");
+      }
       if (b.send_done) tail += chunked("data: [DONE]\n\n");
       tail += "0\r\n\r\n";
       const bool sent = co_await send(s, tail);
