@@ -111,8 +111,8 @@ class Backend {
                                            int32_t pad_to = 0) = 0;
 
   // ---- kernels --------------------------------------------------------------------------
-  // out[t] = table[ids[t]]
-  virtual void embedding(const Tensor& table, const DeviceBatch& b, Tensor out) = 0;
+  // out[t] = table[ids[t]] * scale (Gemma scales its embeddings; 1 elsewhere)
+  virtual void embedding(const Tensor& table, const DeviceBatch& b, float scale, Tensor out) = 0;
   // out = rms_norm(x) * w
   virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor out) = 0;
   // residual += x; out = rms_norm(residual) * w
@@ -127,6 +127,11 @@ class Backend {
                     const DeviceBatch& b) = 0;
   // out [T, F] = silu(gate_up[:, :F]) * gate_up[:, F:]
   virtual void silu_mul(const Tensor& gate_up, Tensor out) = 0;
+  // out [T, F] = gelu_tanh(gate_up[:, :F]) * gate_up[:, F:], GELU with the tanh approximation
+  // (PyTorch's gelu(approximate="tanh")).
+  virtual void gelu_tanh_mul(const Tensor& gate_up, Tensor out) = 0;
+  // In place on fp32 logits [R, V]: x = tanh(x / cap) * cap (Gemma's final soft-capping).
+  virtual void softcap(Tensor logits, float cap) = 0;
   // Writes the k and v parts of qkv to the cache at the batch's slots.
   virtual void write_kv(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads, KvLayer& kv,
                         const DeviceBatch& b) = 0;

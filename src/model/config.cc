@@ -6,8 +6,10 @@
 #include <cmath>
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "core/mmap_file.h"
 
 namespace inferd {
@@ -180,13 +182,19 @@ RopeConfig parse_rope(const json& r, const ModelConfig& c, const json& top, doub
   return rc;
 }
 
-// Config keys that change the math and that the Llama-family decoder does not implement: their
-// presence (with a value other than the neutral one) stops the load.
-void reject_unhandled_keys(const json& j, const std::string& src) {
+// Config keys that change the math and that the decoder does not implement: their presence (with
+// a value other than the neutral one) stops the load. Gemma 3 reads the soft-capping keys and
+// query_pre_attn_scalar itself.
+void reject_unhandled_keys(const json& j, const std::string& src, bool gemma3) {
   for (const char* k :
        {"attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar",
         "embedding_multiplier", "logits_scaling", "residual_multiplier", "attention_multiplier",
         "num_experts", "num_local_experts", "no_rope_layers", "use_qk_norm"}) {
+    if (gemma3 && (std::string_view(k) == "attn_logit_softcapping" ||
+                   std::string_view(k) == "final_logit_softcapping" ||
+                   std::string_view(k) == "query_pre_attn_scalar")) {
+      continue;
+    }
     if (is_set(j, k)) fail("{}: '{}' is set ({}) but not supported", src, k, j[k].dump());
   }
   if (is_set(j, "quantization_config")) {
@@ -335,15 +343,18 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   }
   if (auto it = j.find("model_type"); it != j.end() && it->is_string()) c.model_type = *it;
   static const char* kSupported[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
-                                     "Qwen3ForCausalLM"};
+                                     "Qwen3ForCausalLM", "Gemma3ForCausalLM",  "Phi3ForCausalLM"};
   bool ok = false;
   for (const char* a : kSupported) ok = ok || c.architecture == a;
   if (!ok) {
     fail(
         "{}: unsupported architecture '{}': expected one of LlamaForCausalLM, "
-        "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM",
+        "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, "
+        "Phi3ForCausalLM",
         src, c.architecture);
   }
+  const bool gemma3 = c.architecture == "Gemma3ForCausalLM";
+  const bool phi3 = c.architecture == "Phi3ForCausalLM";
   c.hidden_size = get_int(j, "hidden_size", src);
   c.intermediate_size = get_int(j, "intermediate_size", src);
   c.num_layers = get_int(j, "num_hidden_layers", src);
@@ -357,25 +368,57 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
         "num_attention_heads, num_key_value_heads, vocab_size)",
         src);
   }
-  c.head_dim = get_int(j, "head_dim", src, c.hidden_size / c.num_heads);
+  // transformers' defaults where the config leaves a field out: Gemma3TextConfig's head_dim 256,
+  // max_position_embeddings 131072 and tied embeddings; Phi3Config's rms_norm_eps 1e-5.
+  c.head_dim = get_int(j, "head_dim", src, gemma3 ? 256 : c.hidden_size / c.num_heads);
   if (c.num_heads % c.num_kv_heads != 0) {
     fail("{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", src,
          c.num_heads, c.num_kv_heads);
   }
   if (c.head_dim <= 2 || c.head_dim % 2 != 0)
     fail("{}: head_dim ({}) must be even and > 2 for RoPE", src, c.head_dim);
-  c.max_position_embeddings = get_int(j, "max_position_embeddings", src, 4096);
+  c.max_position_embeddings = get_int(j, "max_position_embeddings", src, gemma3 ? 131072 : 4096);
   if (c.max_position_embeddings <= 0) fail("{}: max_position_embeddings must be positive", src);
-  c.rms_norm_eps = get_num(j, "rms_norm_eps", src, 1e-6);
-  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, false);
-  if (auto it = j.find("hidden_act"); it != j.end() && !it->is_null()) {
+  c.rms_norm_eps = get_num(j, "rms_norm_eps", src, phi3 ? 1e-5 : 1e-6);
+  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", src, gemma3);
+  if (gemma3) {
+    // Gemma 3 reads `hidden_activation` (hidden_act is not used); these names are all GELU with
+    // the tanh approximation.
+    const json act = j.contains("hidden_activation") ? j["hidden_activation"] : json();
+    if (!act.is_null() && (!act.is_string() || (act != "gelu_pytorch_tanh" &&
+                                                act != "gelu_python_tanh" && act != "gelu_new"))) {
+      fail("{}: unsupported hidden_activation {}: expected \"gelu_pytorch_tanh\"", src, act.dump());
+    }
+  } else if (auto it = j.find("hidden_act"); it != j.end() && !it->is_null()) {
     if (!it->is_string() || *it != "silu")
       fail("{}: unsupported hidden_act {}: expected \"silu\"", src, it->dump());
   }
   if (get_bool(j, "mlp_bias", src, false)) fail("{}: mlp_bias=true is not supported", src);
-  reject_unhandled_keys(j, src);
+  reject_unhandled_keys(j, src, gemma3);
 
-  if (c.architecture == "Qwen2ForCausalLM") {
+  if (gemma3) {
+    c.qk_norm = true;
+    c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", src, false);
+    c.norm_weight_plus_one = c.embedding_scaled = c.sandwich_norms = c.gelu_tanh = true;
+    const double scalar = get_num(j, "query_pre_attn_scalar", src, 256.0);
+    if (!(scalar > 0)) fail("{}: query_pre_attn_scalar must be positive, got {}", src, scalar);
+    c.attention_scale = 1.0 / std::sqrt(scalar);
+    c.final_logit_softcap = get_num(j, "final_logit_softcapping", src, 0.0);
+    if (c.final_logit_softcap < 0)
+      fail("{}: final_logit_softcapping must be positive, got {}", src, c.final_logit_softcap);
+    // transformers' Gemma3Attention keeps attn_logit_softcapping but never passes it to the
+    // attention function (Gemma 3 replaced Gemma 2's soft-capping by q/k norms), so a value here
+    // does not change its outputs; neither does it change ours.
+    if (is_set(j, "attn_logit_softcapping")) {
+      LOG_WARN(
+          "{}: attn_logit_softcapping = {} is ignored: Gemma 3 does not soft-cap attention scores "
+          "(as transformers' Gemma3ForCausalLM)",
+          src, j["attn_logit_softcapping"].dump());
+    }
+  } else if (phi3) {
+    // Phi3Attention and Phi3MLP have no biases whatever the config says.
+    c.fused_qkv_gate_up = true;
+  } else if (c.architecture == "Qwen2ForCausalLM") {
     c.qkv_bias = true;
   } else if (c.architecture == "Qwen3ForCausalLM") {
     c.qk_norm = true;
@@ -402,7 +445,29 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   }
   const bool any_sliding_type =
       std::find(types.begin(), types.end(), "sliding_attention") != types.end();
-  if (c.architecture == "MistralForCausalLM") {
+  if (gemma3) {
+    // Gemma3TextConfig: without layer_types, every sliding_window_pattern-th layer (default 6) is
+    // global and the rest slide; sliding_window defaults to 4096.
+    if (types.empty()) {
+      const int64_t pattern = get_int(j, "sliding_window_pattern", src, 6);
+      if (pattern <= 0) fail("{}: sliding_window_pattern must be positive", src);
+      for (int64_t i = 0; i < c.num_layers; ++i)
+        types.push_back((i + 1) % pattern != 0 ? "sliding_attention" : "full_attention");
+    }
+    for (size_t i = 0; i < types.size(); ++i) c.layer_sliding[i] = types[i] == "sliding_attention";
+    auto it = j.find("sliding_window");
+    c.sliding_window = it == j.end() ? 4096 : get_int(j, "sliding_window", src, 0);
+    if (c.sliding_window <= 0 &&
+        std::find(types.begin(), types.end(), "sliding_attention") != types.end())
+      fail("{}: sliding_window must be a positive integer for the sliding_attention layers", src);
+  } else if (phi3) {
+    // Phi-3: sliding_window (default none) applies to every layer; layer_types is not read.
+    if (any_sliding_type)
+      fail("{}: layer_types marks sliding_attention layers, which {} does not have", src,
+           c.architecture);
+    c.sliding_window = get_int(j, "sliding_window", src, 0);
+    if (c.sliding_window > 0) c.layer_sliding.assign(size_t(c.num_layers), 1);
+  } else if (c.architecture == "MistralForCausalLM") {
     // transformers: sliding_window defaults to 4096 when absent; null turns it off; it applies
     // to every layer (Mistral ignores layer_types).
     auto it = j.find("sliding_window");
@@ -436,12 +501,66 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   // ---- rotary embeddings ----
   const json* rp = nullptr;
   if (auto it = j.find("rope_parameters"); it != j.end() && !it->is_null()) rp = &*it;
-  if (rp != nullptr && rp->is_object() &&
-      (rp->contains("full_attention") || rp->contains("sliding_attention"))) {
-    fail("{}: rope_parameters per layer type is not supported for {}", src, c.architecture);
+  const bool per_layer_type = rp != nullptr && rp->is_object() &&
+                              (rp->contains("full_attention") || rp->contains("sliding_attention"));
+  if (gemma3) {
+    // Gemma 3: one rope per layer type. transformers 5: rope_parameters = {"full_attention":
+    // {...}, "sliding_attention": {...}}; older configs: rope_theta (+ rope_scaling) for the
+    // global layers and rope_local_base_freq for the sliding ones. Defaults 1e6 and 1e4.
+    if (rp != nullptr && !per_layer_type) {
+      fail(
+          "{}: rope_parameters must hold one entry per layer type (\"full_attention\", "
+          "\"sliding_attention\") for {}",
+          src, c.architecture);
+    }
+    if (rp != nullptr) {
+      for (const auto& [k, v] : rp->items()) {
+        if (k != "full_attention" && k != "sliding_attention")
+          fail("{}: rope_parameters.{}: unknown layer type for {}", src, k, c.architecture);
+      }
+    }
+    auto entry = [&](const char* type) -> const json* {
+      if (rp == nullptr) return nullptr;
+      auto it = rp->find(type);
+      return it == rp->end() || it->is_null() ? nullptr : &*it;
+    };
+    json global_top = json::object();
+    if (j.contains("rope_theta")) global_top["rope_theta"] = j["rope_theta"];
+    if (j.contains("rope_scaling")) global_top["rope_scaling"] = j["rope_scaling"];
+    const json global = merged_rope_dict(global_top, entry("full_attention"), src,
+                                         "rope_parameters.full_attention");
+    json local = merged_rope_dict(json::object(), entry("sliding_attention"), src,
+                                  "rope_parameters.sliding_attention");
+    if (is_set(j, "rope_local_base_freq")) {
+      const json& f = j["rope_local_base_freq"];
+      if (local.contains("rope_theta") && !local["rope_theta"].is_null() &&
+          !same_value(local["rope_theta"], f)) {
+        fail(
+            "{}: rope_parameters.sliding_attention.rope_theta is {} but rope_local_base_freq is "
+            "{}: the two places disagree",
+            src, local["rope_theta"].dump(), f.dump());
+      }
+      local["rope_theta"] = f;
+    }
+    c.rope = parse_rope(global, c, json::object(), 1e6, src, "rope_parameters.full_attention");
+    c.rope_local =
+        parse_rope(local, c, json::object(), 1e4, src, "rope_parameters.sliding_attention");
+    c.has_rope_local = true;
+  } else {
+    if (per_layer_type)
+      fail("{}: rope_parameters per layer type is not supported for {}", src, c.architecture);
+    json rope = merged_rope_dict(j, rp, src, rp ? "rope_parameters" : "rope_scaling");
+    // Phi3Config: older configs name longrope "su" (or "yarn").
+    if (phi3 && rope.contains("rope_type") &&
+        (rope["rope_type"] == "su" || rope["rope_type"] == "yarn"))
+      rope["rope_type"] = "longrope";
+    // Phi3Config's original_max_position_embeddings (default 4096) always replaces the rope
+    // dict's.
+    json top = j;
+    if (phi3 && !is_set(top, "original_max_position_embeddings"))
+      top["original_max_position_embeddings"] = 4096;
+    c.rope = parse_rope(rope, c, top, 10000.0, src, rp ? "rope_parameters" : "rope_scaling");
   }
-  const json rope = merged_rope_dict(j, rp, src, rp ? "rope_parameters" : "rope_scaling");
-  c.rope = parse_rope(rope, c, j, 10000.0, src, rp ? "rope_parameters" : "rope_scaling");
 
   // ---- dtype, special tokens ----
   std::string dt, tdt;

@@ -58,9 +58,20 @@ struct ModelConfig {
   bool has_rope_local = false;
   RopeConfig rope_local;  // sliding-window layers, when the config gives them their own rope
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;               // Qwen2, Llama with attention_bias
-  bool o_bias = false;                 // Llama with attention_bias
-  bool qk_norm = false;                // Qwen3
+  bool qkv_bias = false;  // Qwen2, Llama with attention_bias
+  bool o_bias = false;    // Llama with attention_bias
+  bool qk_norm = false;   // Qwen3, Gemma 3
+  // Gemma 3: norms scale by (1 + w) (folded into the weights at load), the embedding is scaled by
+  // sqrt(hidden_size), attention and MLP outputs pass through their own norms (post_attention,
+  // pre_feedforward, post_feedforward) and the MLP gate uses GELU (tanh approximation).
+  bool norm_weight_plus_one = false;
+  bool embedding_scaled = false;
+  bool sandwich_norms = false;
+  bool gelu_tanh = false;  // else SiLU
+  // Phi-3: q/k/v as one `qkv_proj` and gate/up as one `gate_up_proj` in the checkpoint.
+  bool fused_qkv_gate_up = false;
+  double attention_scale = 0;          // 0: 1 / sqrt(head_dim); Gemma 3: query_pre_attn_scalar^-0.5
+  double final_logit_softcap = 0;      // > 0: logits = tanh(logits / cap) * cap
   int64_t sliding_window = 0;          // 0: none; else the window of the layers marked sliding
   std::vector<uint8_t> layer_sliding;  // [num_layers]: 1 where the layer uses sliding_window
   std::string dtype;                   // as declared ("bfloat16", ...), may be empty

@@ -74,6 +74,26 @@ void DecoderModel::load_weights(const std::string& dir) {
     }
     return st->get_float(name, sh);
   };
+  // A host tensor (f32/bf16/f16) as a new fp32 host tensor.
+  auto host_f32 = [](const Tensor& p) {
+    Tensor out = Tensor::empty_host(DType::kF32, p.shape());
+    for (int64_t i = 0; i < p.numel(); ++i) {
+      const uint16_t h = p.dtype() == DType::kF32 ? 0 : p.data_as<uint16_t>()[i];
+      out.data_as<float>()[i] = p.dtype() == DType::kF32    ? p.data_as<float>()[i]
+                                : p.dtype() == DType::kBF16 ? bf16_to_f32(h)
+                                                            : f16_to_f32(h);
+    }
+    return out;
+  };
+  // A norm weight, placed. Gemma's norms scale by (1 + w): folded here in fp32, as transformers
+  // computes 1.0 + w.float() (dummy weights are already the neutral 1).
+  auto norm = [&](const std::string& name, int64_t n) -> Tensor {
+    Tensor w = get(name, {n}, true);
+    if (!cfg_.norm_weight_plus_one || dummy) return be.make_param(w);
+    Tensor f = host_f32(w);
+    for (int64_t i = 0; i < n; ++i) f.data_as<float>()[i] += 1.0f;
+    return be.make_param(f);
+  };
   // The bias of a linear made of several parts (q/k/v): one fp32 vector, or undefined.
   auto bias_of = [&](const std::vector<std::pair<std::string, int64_t>>& parts,
                      bool present) -> Tensor {
@@ -88,20 +108,26 @@ void DecoderModel::load_weights(const std::string& dir) {
     Tensor out = Tensor::empty_host(DType::kF32, shape);
     int64_t off = 0;
     for (const auto& [name, size] : parts) {
-      const Tensor p = st->get_float(name, std::initializer_list<int64_t>{size});
-      for (int64_t i = 0; i < size; ++i) {
-        const uint16_t h = p.dtype() == DType::kF32 ? 0 : p.data_as<uint16_t>()[i];
-        out.data_as<float>()[off + i] = p.dtype() == DType::kF32    ? p.data_as<float>()[i]
-                                        : p.dtype() == DType::kBF16 ? bf16_to_f32(h)
-                                                                    : f16_to_f32(h);
-      }
+      const Tensor p = host_f32(st->get_float(name, std::initializer_list<int64_t>{size}));
+      std::copy(p.data_as<float>(), p.data_as<float>() + size, out.data_as<float>() + off);
       off += size;
     }
     return out;
   };
 
-  embed_ = be.make_param(get("model.embed_tokens.weight", {V, H}));
-  final_norm_ = be.make_param(get("model.norm.weight", {H}, true));
+  const Tensor embed_host = get("model.embed_tokens.weight", {V, H});
+  embed_ = be.make_param(embed_host);
+  if (cfg_.embedding_scaled) {
+    // transformers: embeddings * tensor(sqrt(hidden_size)).to(weight dtype), so the factor is
+    // rounded to the checkpoint's dtype (sqrt(3072) = 55.43 is 55.5 in bf16).
+    embed_scale_ = float(std::sqrt(double(H)));
+    const DType dt = dummy ? opts_.dummy_dtype : embed_host.dtype();
+    if (dt == DType::kBF16) embed_scale_ = bf16_to_f32(f32_to_bf16(embed_scale_));
+    if (dt == DType::kF16) embed_scale_ = f16_to_f32(f32_to_f16(embed_scale_));
+  }
+  attn_scale_ = cfg_.attention_scale > 0 ? float(cfg_.attention_scale)
+                                         : 1.0f / std::sqrt(float(cfg_.head_dim));
+  final_norm_ = norm("model.norm.weight", H);
   if (cfg_.tie_word_embeddings) {
     lm_head_ = be.make_linear(
         {dummy ? embed_
@@ -114,23 +140,38 @@ void DecoderModel::load_weights(const std::string& dir) {
   for (int64_t i = 0; i < cfg_.num_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i);
     Layer& L = layers_[size_t(i)];
-    L.input_norm = be.make_param(get(p + "input_layernorm.weight", {H}, true));
-    L.post_norm = be.make_param(get(p + "post_attention_layernorm.weight", {H}, true));
-    if (cfg_.qk_norm) {
-      L.q_norm = be.make_param(get(p + "self_attn.q_norm.weight", {hd}, true));
-      L.k_norm = be.make_param(get(p + "self_attn.k_norm.weight", {hd}, true));
+    L.input_norm = norm(p + "input_layernorm.weight", H);
+    L.post_norm = norm(p + "post_attention_layernorm.weight", H);
+    if (cfg_.sandwich_norms) {
+      L.pre_ff_norm = norm(p + "pre_feedforward_layernorm.weight", H);
+      L.post_ff_norm = norm(p + "post_feedforward_layernorm.weight", H);
     }
-    L.qkv = be.make_linear(
-        {get(p + "self_attn.q_proj.weight", {qs, H}), get(p + "self_attn.k_proj.weight", {kvs, H}),
-         get(p + "self_attn.v_proj.weight", {kvs, H})},
-        bias_of({{p + "self_attn.q_proj.bias", qs},
-                 {p + "self_attn.k_proj.bias", kvs},
-                 {p + "self_attn.v_proj.bias", kvs}},
-                cfg_.qkv_bias));
+    if (cfg_.qk_norm) {
+      L.q_norm = norm(p + "self_attn.q_norm.weight", hd);
+      L.k_norm = norm(p + "self_attn.k_norm.weight", hd);
+    }
+    if (cfg_.fused_qkv_gate_up) {
+      // Phi-3: the checkpoint's qkv_proj rows are q, k, v and gate_up_proj's are gate, up: the
+      // layout the other models' parts are concatenated into.
+      L.qkv = be.make_linear({get(p + "self_attn.qkv_proj.weight", {qs + 2 * kvs, H})}, Tensor());
+    } else {
+      L.qkv = be.make_linear({get(p + "self_attn.q_proj.weight", {qs, H}),
+                              get(p + "self_attn.k_proj.weight", {kvs, H}),
+                              get(p + "self_attn.v_proj.weight", {kvs, H})},
+                             bias_of({{p + "self_attn.q_proj.bias", qs},
+                                      {p + "self_attn.k_proj.bias", kvs},
+                                      {p + "self_attn.v_proj.bias", kvs}},
+                                     cfg_.qkv_bias));
+    }
     L.o = be.make_linear({get(p + "self_attn.o_proj.weight", {H, qs})},
                          bias_of({{p + "self_attn.o_proj.bias", H}}, cfg_.o_bias));
-    L.gate_up = be.make_linear(
-        {get(p + "mlp.gate_proj.weight", {F, H}), get(p + "mlp.up_proj.weight", {F, H})}, Tensor());
+    if (cfg_.fused_qkv_gate_up) {
+      L.gate_up = be.make_linear({get(p + "mlp.gate_up_proj.weight", {2 * F, H})}, Tensor());
+    } else {
+      L.gate_up = be.make_linear(
+          {get(p + "mlp.gate_proj.weight", {F, H}), get(p + "mlp.up_proj.weight", {F, H})},
+          Tensor());
+    }
     L.down = be.make_linear({get(p + "mlp.down_proj.weight", {H, F})}, Tensor());
   }
   rope_ = make_rope_table(cfg_.rope);
@@ -219,13 +260,14 @@ void DecoderModel::run_layers(const DeviceBatch& b) {
   const int32_t T = b.num_tokens;
   const float eps = float(cfg_.rms_norm_eps);
   const int64_t nh = cfg_.num_heads, nkv = cfg_.num_kv_heads, hd = cfg_.head_dim;
-  const float scale = 1.0f / std::sqrt(float(hd));
 
   Tensor x = x_.slice_rows(0, T), residual = residual_.slice_rows(0, T), h = h_.slice_rows(0, T);
   Tensor qkv = qkv_.slice_rows(0, T), attn = attn_.slice_rows(0, T);
   Tensor gate_up = gate_up_.slice_rows(0, T), act = act_.slice_rows(0, T);
 
-  be.embedding(embed_, b, residual);
+  be.embedding(embed_, b, embed_scale_, residual);
+  // Each layer adds its attention and MLP outputs to `residual`; the MLP's output waits in x
+  // for the next layer's (or the final) residual add + norm.
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& L = layers_[i];
     if (i == 0) {
@@ -241,12 +283,27 @@ void DecoderModel::run_layers(const DeviceBatch& b) {
     const int64_t window = cfg_.window_of(int64_t(i));
     be.rope_write_kv(qkv, nh, nkv, window > 0 && cfg_.has_rope_local ? rope_local_ : rope_, L.kv,
                      b);
-    be.attention(qkv, nh, nkv, L.kv, scale, window, b, attn);
+    be.attention(qkv, nh, nkv, L.kv, attn_scale_, window, b, attn);
     be.linear(attn, L.o, x);
-    be.add_rms_norm(residual, x, L.post_norm, eps, h);
-    be.linear(h, L.gate_up, gate_up);
-    be.silu_mul(gate_up, act);
-    be.linear(act, L.down, x);
+    if (!cfg_.sandwich_norms) {
+      be.add_rms_norm(residual, x, L.post_norm, eps, h);
+      be.linear(h, L.gate_up, gate_up);
+      be.silu_mul(gate_up, act);
+      be.linear(act, L.down, x);
+      continue;
+    }
+    // Gemma 3: the attention output is normed before the residual add, the MLP input by
+    // pre_feedforward_layernorm, and the MLP output by post_feedforward_layernorm.
+    be.rms_norm(x, L.post_norm, eps, h);
+    be.add_rms_norm(residual, h, L.pre_ff_norm, eps, x);
+    be.linear(x, L.gate_up, gate_up);
+    if (cfg_.gelu_tanh) {
+      be.gelu_tanh_mul(gate_up, act);
+    } else {
+      be.silu_mul(gate_up, act);
+    }
+    be.linear(act, L.down, h);
+    be.rms_norm(h, L.post_ff_norm, eps, x);
   }
   be.add_rms_norm(residual, x, final_norm_, eps, h);
 }
@@ -280,6 +337,7 @@ void DecoderModel::lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Ten
   Tensor rows = logits_in_.slice_rows(0, n);
   backend_->gather_rows(h_.slice_rows(0, b.num_tokens), sub, rows);
   backend_->linear(rows, lm_head_, out);
+  if (cfg_.final_logit_softcap > 0) backend_->softcap(out, float(cfg_.final_logit_softcap));
 }
 
 void DecoderModel::device_step(const DeviceBatch& b) {

@@ -1,6 +1,7 @@
-// DecoderModel: the Llama-family decoder (Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5, Qwen3) written
-// once against the Backend interface; config flags select qkv bias, q/k norm, tied embeddings,
-// rope scaling and sliding window.
+// DecoderModel: the Llama-family decoder (Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5, Qwen3, Gemma 3,
+// Phi-3) written once against the Backend interface; config flags select qkv bias, q/k norm,
+// tied embeddings, rope scaling, sliding windows, Gemma's (1 + w) and sandwich norms, scaled
+// embeddings, GELU and logit soft-capping, and Phi-3's fused checkpoint weights.
 #pragma once
 
 #include <map>
@@ -74,6 +75,7 @@ class DecoderModel final : public ModelExecutor {
  private:
   struct Layer {
     Tensor input_norm, post_norm, q_norm, k_norm;
+    Tensor pre_ff_norm, post_ff_norm;  // Gemma 3 (sandwich norms)
     Linear qkv, o, gate_up, down;
     KvLayer kv;
   };
@@ -94,6 +96,8 @@ class DecoderModel final : public ModelExecutor {
   ModelOptions opts_;
   std::unique_ptr<Backend> backend_;
   Tensor embed_;
+  float embed_scale_ = 1.0f;  // Gemma: sqrt(hidden_size) in the checkpoint's dtype
+  float attn_scale_ = 1.0f;   // softmax scale of the attention scores
   Tensor final_norm_;
   Linear lm_head_;
   std::vector<Layer> layers_;

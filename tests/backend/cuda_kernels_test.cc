@@ -57,10 +57,31 @@ TEST_F(CudaKernels, EmbeddingCopiesTableRows) {
     ASSERT_EQ(dtable.dtype(), DType::kBF16);
     const ForwardBatch fb = make_batch({{0, T}}, 16, (T + 15) / 16, rng_, V);
     Tensor dout = poisoned(DType::kBF16, {T, H});
-    gpu_->embedding(dtable, gpu_->prepare_batch(fb, 16), dout);
+    gpu_->embedding(dtable, gpu_->prepare_batch(fb, 16), 1.0f, dout);
     Tensor ref = host({T, H});
-    cpu_->embedding(table, cpu_->prepare_batch(fb, 16), ref);
+    cpu_->embedding(table, cpu_->prepare_batch(fb, 16), 1.0f, ref);
     EXPECT_EQ(max_abs_diff(down(dout), ref), 0.0) << V << "x" << H << " T=" << T;
+  }
+}
+
+// Gemma's scaled embedding: the vector kernel (H % 8 == 0) and the scalar one (H = 200 + 3).
+TEST_F(CudaKernels, ScaledEmbeddingMatchesCpu) {
+  TRACE_SEED();
+  for (auto [V, H, T] :
+       std::vector<std::array<int32_t, 3>>{{50, 64, 1}, {1000, 203, 7}, {320, 1152, 33}}) {
+    const float scale = std::sqrt(float(H));
+    Tensor table = rand_host({V, H}, rng_);
+    Tensor dtable = gpu_->make_param(table);
+    const ForwardBatch fb = make_batch({{0, T}}, 16, (T + 15) / 16, rng_, V);
+    Tensor dout = poisoned(DType::kBF16, {T, H});
+    gpu_->embedding(dtable, gpu_->prepare_batch(fb, 16), scale, dout);
+    Tensor ref = host({T, H});
+    cpu_->embedding(table, cpu_->prepare_batch(fb, 16), scale, ref);
+    Tensor got = down(dout);
+    EXPECT_LT(rel_err(got, ref), 4e-3) << V << "x" << H << " T=" << T;
+    Tensor unscaled = host({T, H});
+    cpu_->embedding(table, cpu_->prepare_batch(fb, 16), 1.0f, unscaled);
+    EXPECT_GT(rel_err(got, unscaled), 0.5) << "the scale was not applied";
   }
 }
 
@@ -69,7 +90,7 @@ TEST_F(CudaKernels, EmbeddingRejectsIdsOutsideVocab) {
   ForwardBatch fb = make_batch({{0, 3}}, 16, 1, rng_, 10);
   fb.token_ids[1] = 10;
   Tensor dout = gpu_->alloc(DType::kBF16, {3, 64});
-  EXPECT_THROW(gpu_->embedding(dtable, gpu_->prepare_batch(fb, 16), dout), Error);
+  EXPECT_THROW(gpu_->embedding(dtable, gpu_->prepare_batch(fb, 16), 1.0f, dout), Error);
 }
 
 TEST_F(CudaKernels, RmsNormAndAddRmsNormMatchCpu) {
@@ -262,6 +283,55 @@ TEST_F(CudaKernels, SiluMulMatchesCpu) {
       Tensor ref = host({T, F});
       cpu_->silu_mul(gu, ref);
       EXPECT_LT(rel_err(down(dout), ref), kBf16Tol);
+    }
+  }
+}
+
+TEST_F(CudaKernels, GeluTanhMulMatchesCpuAndTheFormula) {
+  TRACE_SEED();
+  for (int32_t T : {1, 9, 64}) {
+    for (int32_t F : {172, 1000, 6912, 203}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " F=" << F);
+      Tensor gu = rand_host({T, 2 * F}, rng_, 4.f);
+      Tensor dout = poisoned(DType::kBF16, {T, F});
+      gpu_->gelu_tanh_mul(up(gu), dout);
+      Tensor ref = host({T, F});
+      cpu_->gelu_tanh_mul(gu, ref);
+      EXPECT_LT(rel_err(down(dout), ref), kBf16Tol);
+      // The CPU reference against the formula in float64 (and not SiLU's values).
+      Tensor silu = host({T, F});
+      cpu_->silu_mul(gu, silu);
+      double worst = 0;
+      for (int32_t t = 0; t < T; ++t)
+        for (int32_t f = 0; f < F; ++f) {
+          const double g = gu.data_as<float>()[t * 2 * F + f];
+          const double u = gu.data_as<float>()[t * 2 * F + F + f];
+          const double want =
+              0.5 * g *
+              (1 + std::tanh(std::sqrt(2 / 3.14159265358979323846) * (g + 0.044715 * g * g * g))) *
+              u;
+          worst = std::max(worst, std::abs(ref.data_as<float>()[t * F + f] - want) /
+                                      std::max(1.0, std::abs(want)));
+        }
+      EXPECT_LT(worst, 1e-5);
+      EXPECT_GT(rel_err(ref, silu), 1e-2);
+    }
+  }
+}
+
+TEST_F(CudaKernels, SoftcapMatchesCpu) {
+  TRACE_SEED();
+  for (auto [R, V] : std::vector<std::array<int32_t, 2>>{{1, 320}, {7, 1001}, {128, 32064}}) {
+    Tensor x = rand_host({R, V}, rng_, 60.f);
+    Tensor dx = up(x, DType::kF32);
+    gpu_->softcap(dx, 30.f);
+    Tensor ref = test::copy_host(x);
+    cpu_->softcap(ref, 30.f);
+    Tensor got = down(dx);
+    EXPECT_LT(rel_err(got, ref), 1e-5) << R << "x" << V;
+    for (int64_t i = 0; i < ref.numel(); ++i) {
+      ASSERT_LE(std::abs(got.data_as<float>()[i]), 30.f);
+      ASSERT_NEAR(ref.data_as<float>()[i], std::tanh(x.data_as<float>()[i] / 30.0) * 30.0, 1e-4);
     }
   }
 }
@@ -499,9 +569,9 @@ TEST_F(CudaKernels, MetadataBufferGrowsForLargeBatches) {
     EXPECT_EQ(b.max_blocks_per_seq, 19);
     Tensor dout = small->alloc(DType::kBF16, {3000, 64});
     cuda_poison(*small, dout);
-    small->embedding(small->make_param(table), b, dout);
+    small->embedding(small->make_param(table), b, 1.0f, dout);
     Tensor ref = host({3000, 64});
-    cpu_->embedding(table, cpu_->prepare_batch(big, 16), ref);
+    cpu_->embedding(table, cpu_->prepare_batch(big, 16), 1.0f, ref);
     EXPECT_EQ(max_abs_diff(cuda_download_f32(*small, dout), ref), 0.0) << "round " << round;
   }
 }

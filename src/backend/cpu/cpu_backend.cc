@@ -128,15 +128,18 @@ class CpuBackend final : public Backend {
     return b_;
   }
 
-  void embedding(const Tensor& table, const DeviceBatch& b, Tensor out) override {
+  void embedding(const Tensor& table, const DeviceBatch& b, float scale, Tensor out) override {
     const int64_t H = table.size(1);
     const size_t es = dtype_size(table.dtype());
     for (int32_t t = 0; t < b.num_tokens; ++t) {
       const int32_t id = b.token_ids[t];
       INFERD_CHECK(id >= 0 && id < table.size(0), "token id {} outside vocab {}", id,
                    table.size(0));
+      float* o = fp(out) + int64_t(t) * H;
       k_.to_f32(static_cast<const char*>(table.data()) + size_t(id) * size_t(H) * es, table.dtype(),
-                fp(out) + int64_t(t) * H, H);
+                o, H);
+      if (scale != 1.0f)
+        for (int64_t i = 0; i < H; ++i) o[i] *= scale;
     }
   }
 
@@ -233,6 +236,35 @@ class CpuBackend final : public Backend {
           }
         },
         256);
+  }
+
+  void gelu_tanh_mul(const Tensor& gu, Tensor out) override {
+    const int64_t T = out.size(0), F = out.size(1);
+    pool_.parallel_for(
+        T * F,
+        [&](int64_t b, int64_t e, int) {
+          // PyTorch's gelu(approximate="tanh"): 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+          constexpr float kBeta = 0.7978845608028654f, kKappa = 0.044715f;
+          for (int64_t i = b; i < e; ++i) {
+            const int64_t t = i / F, f = i % F;
+            const float g = fp(gu)[t * 2 * F + f], u = fp(gu)[t * 2 * F + F + f];
+            const float inner = kBeta * (g + kKappa * g * g * g);
+            fp(out)[t * F + f] = 0.5f * g * (1.0f + std::tanh(inner)) * u;
+          }
+        },
+        256);
+  }
+
+  void softcap(Tensor logits, float cap) override {
+    INFERD_CHECK(logits.dtype() == DType::kF32 && logits.is_contiguous() && cap > 0,
+                 "softcap: logits {} cap {}", logits.shape_str(), cap);
+    float* x = fp(logits);
+    pool_.parallel_for(
+        logits.numel(),
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) x[i] = std::tanh(x[i] / cap) * cap;
+        },
+        4096);
   }
 
   void write_kv(const Tensor& qkv, int64_t nh, int64_t nkv, KvLayer& kv,

@@ -427,7 +427,7 @@ class CudaBackend final : public Backend {
   }
 
   // ---- kernels --------------------------------------------------------------------------
-  void embedding(const Tensor& table, const DeviceBatch& b, Tensor out) override {
+  void embedding(const Tensor& table, const DeviceBatch& b, float scale, Tensor out) override {
     check_dtype(table, DType::kBF16, "embedding table");
     check_dtype(out, DType::kBF16, "embedding out");
     const Mat t = as_matrix(table, "embedding table"), o = as_matrix(out, "embedding out");
@@ -439,7 +439,7 @@ class CudaBackend final : public Backend {
         if (id < 0 || id >= t.rows) fail("token id {} outside vocab {}", id, t.rows);
       }
     }
-    CU_CHECK(cuda::launch_embedding(table.data(), t.rows, t.cols, b.token_ids, b.num_tokens,
+    CU_CHECK(cuda::launch_embedding(table.data(), t.rows, t.cols, b.token_ids, b.num_tokens, scale,
                                     out.data(), o.ld, stream_));
   }
 
@@ -527,6 +527,25 @@ class CudaBackend final : public Backend {
                  gate_up.shape_str(), out.shape_str());
     CU_CHECK(cuda::launch_silu_mul(gate_up.data(), g.ld, int32_t(o.rows), o.cols, out.data(), o.ld,
                                    stream_));
+  }
+
+  void gelu_tanh_mul(const Tensor& gate_up, Tensor out) override {
+    check_dtype(gate_up, DType::kBF16, "gelu_tanh_mul gate_up");
+    check_dtype(out, DType::kBF16, "gelu_tanh_mul out");
+    const Mat g = as_matrix(gate_up, "gelu_tanh_mul gate_up"),
+              o = as_matrix(out, "gelu_tanh_mul out");
+    INFERD_CHECK(g.rows == o.rows && g.cols == 2 * o.cols, "gelu_tanh_mul gate_up {} out {}",
+                 gate_up.shape_str(), out.shape_str());
+    CU_CHECK(cuda::launch_gelu_tanh_mul(gate_up.data(), g.ld, int32_t(o.rows), o.cols, out.data(),
+                                        o.ld, stream_));
+  }
+
+  void softcap(Tensor logits, float cap) override {
+    check_dtype(logits, DType::kF32, "softcap logits");
+    INFERD_CHECK(cap > 0, "softcap: cap {}", cap);
+    const Mat m = as_matrix(logits, "softcap logits");
+    CU_CHECK(
+        cuda::launch_softcap(logits.data_as<float>(), m.ld, int32_t(m.rows), m.cols, cap, stream_));
   }
 
   void write_kv(const Tensor& qkv, int64_t nh, int64_t nkv, KvLayer& kv,

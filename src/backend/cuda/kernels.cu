@@ -1,10 +1,10 @@
 // The CUDA backend's small kernels (see kernels.h for each kernel's contract): embedding, norms,
-// RoPE (+ the KV-cache write), SiLU-and-mul, gather, random fill. bf16 storage, fp32 arithmetic,
-// 16-byte vector loads where rows allow (scalar versions otherwise). Row-wise kernels take one
-// block per token. Achieved on the H200 (commit 3475f50, ncu, Llama-3.1-8B shape, batch 256):
-// residual add + RMSNorm 1.75 TB/s, SiLU-and-mul 2.7 TB/s, RoPE + KV write 1.2 TB/s; at batch 1
-// each is 3-4 us of latency (docs/performance.md).
-// No fmt here (nvcc cannot compile fmt 9). Attention is in attention.cu, sampling in sampler.cu.
+// RoPE (+ the KV-cache write), SiLU/GELU-and-mul, logit soft-capping, gather, random fill. bf16
+// storage, fp32 arithmetic, 16-byte vector loads where rows allow (scalar versions otherwise).
+// Row-wise kernels take one block per token. Achieved on the H200 (commit 3475f50, ncu,
+// Llama-3.1-8B shape, batch 256): residual add + RMSNorm 1.75 TB/s, SiLU-and-mul 2.7 TB/s, RoPE +
+// KV write 1.2 TB/s; at batch 1 each is 3-4 us of latency (docs/performance.md). No fmt here (nvcc
+// cannot compile fmt 9). Attention is in attention.cu, sampling in sampler.cu.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -61,8 +61,8 @@ int grid_for(int64_t n, int threads) {
 
 // ---- embedding ---------------------------------------------------------------------------
 __global__ void embedding_kernel(const bf16* __restrict__ table, int64_t vocab, int64_t hidden,
-                                 const int32_t* __restrict__ ids, bf16* __restrict__ out,
-                                 int64_t ld_out) {
+                                 const int32_t* __restrict__ ids, float scale,
+                                 bf16* __restrict__ out, int64_t ld_out) {
   const int64_t t = blockIdx.x;
   const int32_t id = ids[t];
   bf16* o = out + t * ld_out;
@@ -71,7 +71,11 @@ __global__ void embedding_kernel(const bf16* __restrict__ table, int64_t vocab, 
     return;
   }
   const bf16* row = table + int64_t(id) * hidden;
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = row[i];
+  if (scale == 1.0f) {
+    for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = row[i];
+  } else {
+    for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = to_bf(to_f(row[i]) * scale);
+  }
 }
 
 // ---- RMSNorm -----------------------------------------------------------------------------
@@ -173,15 +177,38 @@ __global__ void rope_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_
   }
 }
 
-// ---- SiLU and mul ------------------------------------------------------------------------
-__global__ void silu_mul_kernel(const bf16* __restrict__ gu, int64_t ld_gu, int64_t num_tokens,
-                                int64_t f, bf16* __restrict__ out, int64_t ld_out) {
+// ---- SiLU / GELU-tanh and mul --------------------------------------------------------------
+// kGelu: PyTorch's gelu(approximate="tanh") (Gemma); else SiLU.
+template <bool kGelu>
+__device__ __forceinline__ float gate_act(float g) {
+  if constexpr (kGelu) {
+    constexpr float kBeta = 0.7978845608028654f, kKappa = 0.044715f;
+    return 0.5f * g * (1.0f + tanhf(kBeta * (g + kKappa * g * g * g)));
+  } else {
+    return g / (1.0f + expf(-g));
+  }
+}
+
+template <bool kGelu>
+__global__ void act_mul_kernel(const bf16* __restrict__ gu, int64_t ld_gu, int64_t num_tokens,
+                               int64_t f, bf16* __restrict__ out, int64_t ld_out) {
   const int64_t total = num_tokens * f;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / f, c = i % f;
     const float g = to_f(gu[t * ld_gu + c]), u = to_f(gu[t * ld_gu + f + c]);
-    out[t * ld_out + c] = to_bf(g / (1.0f + expf(-g)) * u);
+    out[t * ld_out + c] = to_bf(gate_act<kGelu>(g) * u);
+  }
+}
+
+// ---- logit soft-capping ------------------------------------------------------------------
+__global__ void softcap_kernel(float* __restrict__ x, int64_t ld, int64_t rows, int64_t cols,
+                               float cap) {
+  const int64_t total = rows * cols;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float* p = x + (i / cols) * ld + i % cols;
+    *p = tanhf(*p / cap) * cap;
   }
 }
 
@@ -250,8 +277,8 @@ int row_threads(int64_t n8) {
 }
 
 __global__ void embedding_vec_kernel(const Bf16x8* __restrict__ table, int64_t vocab, int64_t n8,
-                                     const int32_t* __restrict__ ids, Bf16x8* __restrict__ out,
-                                     int64_t ld8_out) {
+                                     const int32_t* __restrict__ ids, float scale,
+                                     Bf16x8* __restrict__ out, int64_t ld8_out) {
   const int64_t t = blockIdx.x;
   const int32_t id = ids[t];
   Bf16x8* o = out + t * ld8_out;
@@ -261,7 +288,17 @@ __global__ void embedding_vec_kernel(const Bf16x8* __restrict__ table, int64_t v
     return;
   }
   const Bf16x8* row = table + int64_t(id) * n8;
-  for (int64_t i = threadIdx.x; i < n8; i += blockDim.x) o[i] = row[i];
+  if (scale == 1.0f) {
+    for (int64_t i = threadIdx.x; i < n8; i += blockDim.x) o[i] = row[i];
+    return;
+  }
+  for (int64_t i = threadIdx.x; i < n8; i += blockDim.x) {
+    float a[8];
+    unpack8(row[i], a);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) a[j] *= scale;
+    o[i] = pack8(a);
+  }
 }
 
 // RMSNorm / residual add + RMSNorm on 8-element vectors; same arithmetic as the scalar kernels
@@ -304,9 +341,10 @@ __global__ void rms_norm_vec_kernel(Bf16x8* __restrict__ residual, int64_t ld8_r
   }
 }
 
-__global__ void silu_mul_vec_kernel(const Bf16x8* __restrict__ gu, int64_t ld8_gu,
-                                    int64_t num_tokens, int64_t f8, Bf16x8* __restrict__ out,
-                                    int64_t ld8_out) {
+template <bool kGelu>
+__global__ void act_mul_vec_kernel(const Bf16x8* __restrict__ gu, int64_t ld8_gu,
+                                   int64_t num_tokens, int64_t f8, Bf16x8* __restrict__ out,
+                                   int64_t ld8_out) {
   const int64_t total = num_tokens * f8;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -315,7 +353,7 @@ __global__ void silu_mul_vec_kernel(const Bf16x8* __restrict__ gu, int64_t ld8_g
     unpack8(gu[t * ld8_gu + c], g);
     unpack8(gu[t * ld8_gu + f8 + c], u);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    for (int j = 0; j < 8; ++j) g[j] = gate_act<kGelu>(g[j]) * u[j];
     out[t * ld8_out + c] = pack8(g);
   }
 }
@@ -409,15 +447,17 @@ __global__ void fill_random_kernel(void* dst, int dtype_code, int64_t n, uint64_
 }  // namespace
 
 cudaError_t launch_embedding(const void* table, int64_t vocab, int64_t hidden, const int32_t* ids,
-                             int32_t num_tokens, void* out, int64_t ld_out, cudaStream_t stream) {
+                             int32_t num_tokens, float scale, void* out, int64_t ld_out,
+                             cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
   if (vec_ok(table, hidden, hidden) && vec_ok(out, ld_out, hidden)) {
     embedding_vec_kernel<<<num_tokens, row_threads(hidden / 8), 0, stream>>>(
-        static_cast<const Bf16x8*>(table), vocab, hidden / 8, ids, static_cast<Bf16x8*>(out),
+        static_cast<const Bf16x8*>(table), vocab, hidden / 8, ids, scale, static_cast<Bf16x8*>(out),
         ld_out / 8);
   } else {
-    embedding_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
-        static_cast<const bf16*>(table), vocab, hidden, ids, static_cast<bf16*>(out), ld_out);
+    embedding_kernel<<<num_tokens, kRowThreads, 0, stream>>>(static_cast<const bf16*>(table), vocab,
+                                                             hidden, ids, scale,
+                                                             static_cast<bf16*>(out), ld_out);
   }
   return cudaGetLastError();
 }
@@ -483,19 +523,40 @@ cudaError_t launch_rope(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t n
   return cudaGetLastError();
 }
 
-cudaError_t launch_silu_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens, int64_t f,
-                            void* out, int64_t ld_out, cudaStream_t stream) {
+namespace {
+template <bool kGelu>
+cudaError_t launch_act_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens, int64_t f,
+                           void* out, int64_t ld_out, cudaStream_t stream) {
   const int64_t total = int64_t(num_tokens) * f;
   if (total <= 0) return cudaSuccess;
   if (vec_ok(gate_up, ld_gate_up, f) && vec_ok(out, ld_out, f)) {
-    silu_mul_vec_kernel<<<grid_for(total / 8, 256), 256, 0, stream>>>(
+    act_mul_vec_kernel<kGelu><<<grid_for(total / 8, 256), 256, 0, stream>>>(
         static_cast<const Bf16x8*>(gate_up), ld_gate_up / 8, num_tokens, f / 8,
         static_cast<Bf16x8*>(out), ld_out / 8);
   } else {
-    silu_mul_kernel<<<grid_for(total, 256), 256, 0, stream>>>(static_cast<const bf16*>(gate_up),
-                                                              ld_gate_up, num_tokens, f,
-                                                              static_cast<bf16*>(out), ld_out);
+    act_mul_kernel<kGelu>
+        <<<grid_for(total, 256), 256, 0, stream>>>(static_cast<const bf16*>(gate_up), ld_gate_up,
+                                                   num_tokens, f, static_cast<bf16*>(out), ld_out);
   }
+  return cudaGetLastError();
+}
+}  // namespace
+
+cudaError_t launch_silu_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens, int64_t f,
+                            void* out, int64_t ld_out, cudaStream_t stream) {
+  return launch_act_mul<false>(gate_up, ld_gate_up, num_tokens, f, out, ld_out, stream);
+}
+
+cudaError_t launch_gelu_tanh_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens,
+                                 int64_t f, void* out, int64_t ld_out, cudaStream_t stream) {
+  return launch_act_mul<true>(gate_up, ld_gate_up, num_tokens, f, out, ld_out, stream);
+}
+
+cudaError_t launch_softcap(float* x, int64_t ld, int32_t rows, int64_t cols, float cap,
+                           cudaStream_t stream) {
+  const int64_t total = int64_t(rows) * cols;
+  if (total <= 0) return cudaSuccess;
+  softcap_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, ld, rows, cols, cap);
   return cudaGetLastError();
 }
 

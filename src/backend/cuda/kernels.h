@@ -10,9 +10,11 @@
 
 namespace inferd::cuda {
 
-// out[t, :] = table[ids[t], :] (bf16). Ids outside [0, vocab) give a zero row (the host checks).
+// out[t, :] = table[ids[t], :] * scale (bf16; scale 1 copies). Ids outside [0, vocab) give a
+// zero row (the host checks).
 cudaError_t launch_embedding(const void* table, int64_t vocab, int64_t hidden, const int32_t* ids,
-                             int32_t num_tokens, void* out, int64_t ld_out, cudaStream_t stream);
+                             int32_t num_tokens, float scale, void* out, int64_t ld_out,
+                             cudaStream_t stream);
 
 // out = rms_norm(x) * w; x, out bf16 [T, H]; w fp32 [H]; fp32 math.
 cudaError_t launch_rms_norm(const void* x, int64_t ld_x, const float* w, float eps,
@@ -42,6 +44,13 @@ cudaError_t launch_rope(void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t n
 // out [T, F] = silu(gate_up[:, :F]) * gate_up[:, F:] (bf16, fp32 math).
 cudaError_t launch_silu_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens, int64_t f,
                             void* out, int64_t ld_out, cudaStream_t stream);
+// The same with GELU (tanh approximation) for SiLU.
+cudaError_t launch_gelu_tanh_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_tokens,
+                                 int64_t f, void* out, int64_t ld_out, cudaStream_t stream);
+
+// In place on fp32 x [rows, cols] (row stride ld): x = tanh(x / cap) * cap.
+cudaError_t launch_softcap(float* x, int64_t ld, int32_t rows, int64_t cols, float cap,
+                           cudaStream_t stream);
 
 // k_cache/v_cache [num_blocks, block_size, nkv, hd] (bf16): slot slots[t] gets the k and v parts
 // of row t of qkv. Negative slots are skipped.
