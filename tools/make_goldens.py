@@ -84,12 +84,51 @@ MODELS = {
         num_key_value_heads=2, head_dim=32, rope_theta=1000000.0, tie_word_embeddings=False,
         attention_bias=False, use_sliding_window=True, sliding_window=24, max_window_layers=1,
         rms_norm_eps=1e-6),
+    # Gemma 3: (1 + w) norms, sandwich norms, q/k norms, scaled embeddings, GELU-tanh, sliding and
+    # global layers with their own rope (linear scaling on the global ones, as gemma-3-4b),
+    # query_pre_attn_scalar != head_dim, head_dim (64) != hidden / heads. gemma3_softcap: the
+    # older config style (rope_local_base_freq, sliding_window_pattern), untied, and both
+    # soft-capping keys set (transformers' Gemma 3 uses only the final one).
+    "gemma3": dict(
+        architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", hidden_size=64,
+        intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=64, query_pre_attn_scalar=48,
+        rope_theta=1000000.0, rope_scaling=dict(rope_type="linear", factor=4.0),
+        rope_local_base_freq=10000.0, sliding_window=12,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention",
+                     "sliding_attention"],
+        hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True, rms_norm_eps=1e-6,
+        final_logit_softcapping=None, attn_logit_softcapping=None),
+    "gemma3_softcap": dict(
+        architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", hidden_size=64,
+        intermediate_size=160, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=20,
+        rope_theta=500000.0, rope_local_base_freq=20000.0, sliding_window=10,
+        sliding_window_pattern=2, hidden_activation="gelu_pytorch_tanh",
+        tie_word_embeddings=False, rms_norm_eps=1e-6, final_logit_softcapping=4.0,
+        attn_logit_softcapping=3.0),
+    # Phi-3: fused qkv_proj and gate_up_proj, longrope (the long factors: every prompt is longer
+    # than original_max_position_embeddings, see PROMPT_LENS_OF), a sliding window on every layer.
+    "phi3": dict(
+        architectures=["Phi3ForCausalLM"], model_type="phi3", hidden_size=64,
+        intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling=dict(type="longrope",
+                          short_factor=[1.0, 1.02, 1.05, 1.1, 1.2, 1.3, 1.4, 1.5],
+                          long_factor=[1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 12.0, 16.0]),
+        original_max_position_embeddings=8, sliding_window=16, pad_token_id=0,
+        rms_norm_eps=1e-5),
 }
 # How each config is given to transformers (and written by the own implementation):
 # "new": rope_parameters with rope_theta inside (transformers 5), "old": rope_theta + rope_scaling.
 STYLE = {"llama3": "new", "llama32_tied": "old", "llama_linear": "new", "llama_dynamic": "old",
-         "mistral": "old", "qwen2": "new", "qwen2_yarn": "old", "qwen3": "new"}
+         "mistral": "old", "qwen2": "new", "qwen2_yarn": "old", "qwen3": "new",
+         "gemma3": "new", "gemma3_softcap": "old", "phi3": "old"}
 PROMPT_LENS = [1, 7, 21, 80]
+# longrope: transformers picks the short or long factors by the sequence's length, inferd once
+# for its max_model_len (here max_position_embeddings: long), so every Phi-3 prompt is longer
+# than its original_max_position_embeddings.
+PROMPT_LENS_OF = {"phi3": [9, 12, 21, 80]}
 GREEDY_FROM = [2, 3]  # indices of prompts to continue greedily
 GREEDY_TOKENS = 40
 LM_HEAD_GAIN = 3.0
@@ -98,10 +137,21 @@ TIED_LAYER_GAIN = 8.0
 
 def full_config(name):
     c = dict(MODELS[name])
-    c.update(vocab_size=VOCAB, max_position_embeddings=256, hidden_act="silu",
+    c.update(vocab_size=VOCAB, max_position_embeddings=256,
              bos_token_id=1, eos_token_id=2, initializer_range=0.02,
              attention_dropout=0.0, use_cache=True)
-    if STYLE.get(name, "old") == "new":
+    if not is_gemma3(c):
+        c["hidden_act"] = "silu"
+    if is_gemma3(c) and STYLE.get(name, "old") == "new":
+        # transformers 5: one rope dict per layer type.
+        full = dict(c.pop("rope_scaling", None) or {"rope_type": "default"})
+        full["rope_theta"] = c.pop("rope_theta")
+        c["rope_parameters"] = {
+            "full_attention": full,
+            "sliding_attention": {"rope_type": "default",
+                                  "rope_theta": c.pop("rope_local_base_freq")}}
+        c["dtype"] = "float32"
+    elif STYLE.get(name, "old") == "new":
         rp = dict(c.pop("rope_scaling", None) or {"rope_type": "default"})
         rp["rope_theta"] = c.pop("rope_theta")
         c["rope_parameters"] = rp
@@ -111,14 +161,46 @@ def full_config(name):
     return c
 
 
-def rope_params(c):
-    """The merged rope dict (either style): rope_type, rope_theta and the scaling fields."""
+def is_gemma3(c):
+    return c["architectures"][0] == "Gemma3ForCausalLM"
+
+
+def is_phi3(c):
+    return c["architectures"][0] == "Phi3ForCausalLM"
+
+
+def rope_params(c, layer_type=None):
+    """The merged rope dict (either style): rope_type, rope_theta and the scaling fields. Gemma 3
+    has one per layer type (Gemma3TextConfig.convert_rope_params_to_dict)."""
+    if is_gemma3(c):
+        if c.get("rope_parameters"):
+            rp = dict(c["rope_parameters"][layer_type])
+        elif layer_type == "full_attention":
+            rp = {"rope_type": "default", **(c.get("rope_scaling") or {})}
+            rp.setdefault("rope_theta", c.get("rope_theta", 1000000.0))
+        else:
+            rp = {"rope_type": "default", "rope_theta": c.get("rope_local_base_freq", 10000.0)}
+        return rp
     rp = dict(c.get("rope_parameters") or c.get("rope_scaling") or {})
     if "type" in rp:
         rp["rope_type"] = rp.pop("type")
     rp.setdefault("rope_type", "default")
     rp.setdefault("rope_theta", c.get("rope_theta", 10000.0))
+    if is_phi3(c):
+        if rp["rope_type"] in ("su", "yarn"):  # Phi3Config: old names of longrope
+            rp["rope_type"] = "longrope"
+        # Phi3Config's top-level original_max_position_embeddings (default 4096) wins.
+        rp["original_max_position_embeddings"] = c.get("original_max_position_embeddings", 4096)
     return rp
+
+
+def gemma3_layer_types(c):
+    """Gemma3TextConfig: layer_types, else every sliding_window_pattern-th layer is global."""
+    if c.get("layer_types"):
+        return list(c["layer_types"])
+    pattern = c.get("sliding_window_pattern", 6)
+    return ["sliding_attention" if (i + 1) % pattern else "full_attention"
+            for i in range(c["num_hidden_layers"])]
 
 
 def layer_windows(c):
@@ -126,6 +208,11 @@ def layer_windows(c):
     n = c["num_hidden_layers"]
     arch = c["architectures"][0]
     if arch == "MistralForCausalLM":
+        return [c.get("sliding_window")] * n
+    if arch == "Gemma3ForCausalLM":
+        return [c.get("sliding_window", 4096) if t == "sliding_attention" else None
+                for t in gemma3_layer_types(c)]
+    if arch == "Phi3ForCausalLM":
         return [c.get("sliding_window")] * n
     if arch.startswith("Qwen") and c.get("use_sliding_window"):
         return [c["sliding_window"] if i >= c.get("max_window_layers", 28) else None
@@ -155,18 +242,26 @@ def make_weights(c, gen):
     def lin(name, out_f, in_f):
         w[name] = torch.randn(out_f, in_f, generator=gen) / math.sqrt(in_f)
 
-    def norm(name, n):
-        w[name] = 1.0 + 0.2 * torch.randn(n, generator=gen)
+    def norm(name, n, gain=1.0):
+        # Gemma's norms scale by (1 + w): the same effective weights, stored minus 1.
+        w[name] = gain + 0.2 * torch.randn(n, generator=gen) - (1.0 if is_gemma3(c) else 0.0)
 
     def bias(name, n):
         w[name] = 0.2 * torch.randn(n, generator=gen)
 
     # Tied models: a smaller embedding so the residual stream does not just echo the input token.
-    w["model.embed_tokens.weight"] = torch.randn(V, H, generator=gen) * (0.25 if c["tie_word_embeddings"] else 1.0)
+    # (Gemma multiplies its embeddings by sqrt(hidden_size): smaller still.)
+    tied_scale = 0.1 if is_gemma3(c) else 0.25
+    w["model.embed_tokens.weight"] = torch.randn(V, H, generator=gen) * (tied_scale if c["tie_word_embeddings"] else 1.0)
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}."
         norm(p + "input_layernorm.weight", H)
-        norm(p + "post_attention_layernorm.weight", H)
+        # Gemma: the sandwich norms give the layers' outputs a gain of about 2, so that they
+        # dominate the (scaled) embedding in the residual stream.
+        norm(p + "post_attention_layernorm.weight", H, 2.0 if is_gemma3(c) else 1.0)
+        if is_gemma3(c):
+            norm(p + "pre_feedforward_layernorm.weight", H)
+            norm(p + "post_feedforward_layernorm.weight", H, 2.0)
         lin(p + "self_attn.q_proj.weight", nh * hd, H)
         lin(p + "self_attn.k_proj.weight", nkv * hd, H)
         lin(p + "self_attn.v_proj.weight", nkv * hd, H)
@@ -177,13 +272,22 @@ def make_weights(c, gen):
             bias(p + "self_attn.v_proj.bias", nkv * hd)
         if o_bias(c):
             bias(p + "self_attn.o_proj.bias", H)
-        if c["architectures"][0] == "Qwen3ForCausalLM":
-            norm(p + "self_attn.q_norm.weight", hd)
+        if c["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+            # (Gemma: sharper attention than q/k norms of gain 1 and its small scale give.)
+            norm(p + "self_attn.q_norm.weight", hd, 3.0 if is_gemma3(c) else 1.0)
             norm(p + "self_attn.k_norm.weight", hd)
         lin(p + "mlp.gate_proj.weight", F, H)
         lin(p + "mlp.up_proj.weight", F, H)
         lin(p + "mlp.down_proj.weight", H, F)
-    norm("model.norm.weight", H)
+    norm("model.norm.weight", H, 6.0 if is_gemma3(c) and c["tie_word_embeddings"] else 1.0)
+    if is_phi3(c):
+        # Phi-3's checkpoint: q/k/v as one qkv_proj, gate/up as one gate_up_proj.
+        for i in range(c["num_hidden_layers"]):
+            p = f"model.layers.{i}."
+            w[p + "self_attn.qkv_proj.weight"] = torch.cat(
+                [w.pop(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
+            w[p + "mlp.gate_up_proj.weight"] = torch.cat(
+                [w.pop(p + "mlp.gate_proj.weight"), w.pop(p + "mlp.up_proj.weight")])
     if not c["tie_word_embeddings"]:
         lin("lm_head.weight", V, H)
         w["lm_head.weight"] *= LM_HEAD_GAIN
@@ -198,11 +302,11 @@ def make_weights(c, gen):
 
 # ---- the script's own implementation of the transformers forward pass -------------------
 
-def inv_freq(c):
+def inv_freq(c, rs=None, seq_len=None):
     """(inv_freq, attention scaling) as transformers' rope init functions compute them (fp32),
-    for sequences up to max_position_embeddings."""
+    for sequences up to max_position_embeddings (longrope: for a sequence of seq_len tokens)."""
     hd = head_dim(c)
-    rs = rope_params(c)
+    rs = rs or rope_params(c)
     kind, base = rs["rope_type"], rs["rope_theta"]
     exps = torch.arange(0, hd, 2, dtype=torch.int64).float() / hd
     inv = 1.0 / (base ** exps)
@@ -237,6 +341,15 @@ def inv_freq(c):
         smoothed = (1 - smooth) * scaled / factor + smooth * scaled
         medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
         inv = torch.where(medium, smoothed, scaled)
+    elif kind == "longrope":
+        omax = rs["original_max_position_embeddings"]
+        factor = rs.get("factor") or c["max_position_embeddings"] / omax
+        att = rs.get("attention_factor")
+        if att is None:
+            att = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(omax))
+        ext = rs["long_factor"] if seq_len and seq_len > omax else rs["short_factor"]
+        inv = 1.0 / (torch.tensor(ext, dtype=torch.float32) * base ** exps)
+        return inv, att
     elif kind != "default":
         raise SystemExit(f"make_goldens: no own implementation of rope type {kind}")
     return inv, 1.0
@@ -251,16 +364,29 @@ def reference_forward(c, w, ids, dtype=torch.float64):
     L = len(ids)
     pos = torch.arange(L)
 
+    gemma = is_gemma3(c)
+
     def rms(x, weight):
         var = x.pow(2).mean(-1, keepdim=True)
-        return weight * (x * torch.rsqrt(var + eps))
+        # Gemma3RMSNorm: x * rsqrt(mean(x^2) + eps) * (1 + w)
+        return (1.0 + weight if gemma else weight) * (x * torch.rsqrt(var + eps))
 
-    inv, att = inv_freq(c)
-    freqs = pos[:, None].float() * inv[None, :]  # fp32 as transformers
-    emb = torch.cat([freqs, freqs], dim=-1)
-    cos, sin = (emb.cos() * att).to(dtype), (emb.sin() * att).to(dtype)
+    def cos_sin(rs):
+        # longrope: the factors for this sequence's length (transformers' dynamic_rope_update).
+        inv, att = inv_freq(c, rs, seq_len=L)
+        freqs = pos[:, None].float() * inv[None, :]  # fp32 as transformers
+        emb = torch.cat([freqs, freqs], dim=-1)
+        return (emb.cos() * att).to(dtype), (emb.sin() * att).to(dtype)
 
-    def rope(x):  # [L, heads, hd]
+    if gemma:
+        types = gemma3_layer_types(c)
+        tables = {t: cos_sin(rope_params(c, t)) for t in set(types)}
+        layer_rope = [tables[t] for t in types]
+    else:
+        layer_rope = [cos_sin(rope_params(c))] * c["num_hidden_layers"]
+
+    def rope(x, cs):  # [L, heads, hd]
+        cos, sin = cs
         x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
         rot = torch.cat([-x2, x1], dim=-1)
         return x * cos[:, None, :] + rot * sin[:, None, :]
@@ -276,6 +402,10 @@ def reference_forward(c, w, ids, dtype=torch.float64):
         return causal & (j > i - window)
 
     h = g("model.embed_tokens.weight")[torch.tensor(ids)]
+    if gemma:
+        # Gemma3TextScaledWordEmbedding: * tensor(sqrt(hidden)) in the weights' dtype (fp32).
+        h = h * torch.tensor(H ** 0.5, dtype=torch.float32).to(dtype)
+    scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else 1 / math.sqrt(hd)
     for li in range(c["num_hidden_layers"]):
         p = f"model.layers.{li}."
         x = rms(h, g(p + "input_layernorm.weight"))
@@ -286,28 +416,49 @@ def reference_forward(c, w, ids, dtype=torch.float64):
                 y = y + g(p + name + ".bias")
             return y
 
-        q = proj("self_attn.q_proj", x).view(L, nh, hd)
-        k = proj("self_attn.k_proj", x).view(L, nkv, hd)
-        v = proj("self_attn.v_proj", x).view(L, nkv, hd)
-        if c["architectures"][0] == "Qwen3ForCausalLM":
+        if is_phi3(c):
+            qkv = proj("self_attn.qkv_proj", x)
+            q = qkv[:, : nh * hd].reshape(L, nh, hd)
+            k = qkv[:, nh * hd: (nh + nkv) * hd].reshape(L, nkv, hd)
+            v = qkv[:, (nh + nkv) * hd:].reshape(L, nkv, hd)
+        else:
+            q = proj("self_attn.q_proj", x).view(L, nh, hd)
+            k = proj("self_attn.k_proj", x).view(L, nkv, hd)
+            v = proj("self_attn.v_proj", x).view(L, nkv, hd)
+        if c["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
             q = rms(q, g(p + "self_attn.q_norm.weight"))
             k = rms(k, g(p + "self_attn.k_norm.weight"))
-        q, k = rope(q), rope(k)
+        q, k = rope(q, layer_rope[li]), rope(k, layer_rope[li])
         rep = nh // nkv
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(hd)
+        # (Gemma 3's attn_logit_softcapping is not applied: transformers' Gemma3Attention never
+        # passes it to the attention function.)
+        scores = torch.einsum("qhd,khd->hqk", q, k) * scale
         scores = scores.masked_fill(~mask_of(windows[li])[None], float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         o = torch.einsum("hqk,khd->qhd", probs, v).reshape(L, nh * hd)
+        if gemma:
+            h = h + rms(proj("self_attn.o_proj", o), g(p + "post_attention_layernorm.weight"))
+            x = rms(h, g(p + "pre_feedforward_layernorm.weight"))
+            act = torch.nn.functional.gelu(proj("mlp.gate_proj", x), approximate="tanh")
+            m = proj("mlp.down_proj", act * proj("mlp.up_proj", x))
+            h = h + rms(m, g(p + "post_feedforward_layernorm.weight"))
+            continue
         h = h + proj("self_attn.o_proj", o)
         x = rms(h, g(p + "post_attention_layernorm.weight"))
-        gate = proj("mlp.gate_proj", x)
-        up = proj("mlp.up_proj", x)
+        if is_phi3(c):
+            gate, up = proj("mlp.gate_up_proj", x).chunk(2, dim=-1)
+        else:
+            gate, up = proj("mlp.gate_proj", x), proj("mlp.up_proj", x)
         h = h + proj("mlp.down_proj", torch.nn.functional.silu(gate) * up)
     h = rms(h, g("model.norm.weight"))
     head = g("model.embed_tokens.weight") if c["tie_word_embeddings"] else g("lm_head.weight")
-    return h @ head.T
+    logits = h @ head.T
+    cap = c.get("final_logit_softcapping")
+    if gemma and cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
 
 
 def reference_greedy(c, w, ids, n):
@@ -368,7 +519,8 @@ def main():
         # Seeded by the name, so adding a model does not change the others.
         gen = torch.Generator().manual_seed(SEED + zlib.crc32(name.encode()) % 100003)
         w = make_weights(c, gen)
-        prompts = [torch.randint(3, VOCAB, (n,), generator=gen).tolist() for n in PROMPT_LENS]
+        prompts = [torch.randint(3, VOCAB, (n,), generator=gen).tolist()
+                   for n in PROMPT_LENS_OF.get(name, PROMPT_LENS)]
         d = os.path.join(args.out, name)
         os.makedirs(d, exist_ok=True)
         own_logits = [reference_forward(c, w, p) for p in prompts]
@@ -414,7 +566,7 @@ def main():
             json.dump({"reference": reference, "prompts": len(prompts),
                        "greedy": len(GREEDY_FROM), "greedy_tokens": GREEDY_TOKENS,
                        "config_style_given": STYLE.get(name, "old")}, f, indent=2)
-        print(f"  {name}: prompts {PROMPT_LENS}, greedy {greedy}")
+        print(f"  {name}: prompts {[len(p) for p in prompts]}, greedy {greedy}")
 
 
 if __name__ == "__main__":

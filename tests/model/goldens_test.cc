@@ -86,7 +86,42 @@ TEST_P(Goldens, GreedyTokensMatchReference) {
 
 // The same weights with config.json rewritten in the other generation's style (transformers 5's
 // rope_parameters + dtype <-> rope_theta + rope_scaling + torch_dtype) give identical logits.
+// Gemma 3 has one rope per layer type: rope_parameters {"full_attention": ..,
+// "sliding_attention": ..} <-> rope_theta + rope_scaling (global) + rope_local_base_freq.
+nlohmann::json other_gemma3_style(nlohmann::json j) {
+  if (j.contains("rope_parameters")) {
+    nlohmann::json full = j["rope_parameters"]["full_attention"];
+    const nlohmann::json local = j["rope_parameters"]["sliding_attention"];
+    EXPECT_EQ(local.value("rope_type", "default"), "default") << "no old-style form for it";
+    j.erase("rope_parameters");
+    j["rope_theta"] = full["rope_theta"];
+    j["rope_local_base_freq"] = local["rope_theta"];
+    full.erase("rope_theta");
+    if (full.value("rope_type", "default") != "default") j["rope_scaling"] = full;
+  } else {
+    nlohmann::json full = j.contains("rope_scaling") && !j["rope_scaling"].is_null()
+                              ? j["rope_scaling"]
+                              : nlohmann::json{{"rope_type", "default"}};
+    full["rope_theta"] = j.value("rope_theta", 1000000.0);
+    j["rope_parameters"] = {
+        {"full_attention", full},
+        {"sliding_attention",
+         {{"rope_type", "default"}, {"rope_theta", j.value("rope_local_base_freq", 10000.0)}}}};
+    for (const char* k : {"rope_scaling", "rope_theta", "rope_local_base_freq"}) j.erase(k);
+  }
+  return j;
+}
+
 nlohmann::json other_style(nlohmann::json j) {
+  if (j["architectures"][0] == "Gemma3ForCausalLM") {
+    j = other_gemma3_style(j);
+    const bool has_dtype = j.contains("dtype");
+    if (has_dtype || j.contains("torch_dtype")) {
+      j[has_dtype ? "torch_dtype" : "dtype"] = j[has_dtype ? "dtype" : "torch_dtype"];
+      j.erase(has_dtype ? "dtype" : "torch_dtype");
+    }
+    return j;
+  }
   if (j.contains("rope_parameters")) {
     nlohmann::json rp = j["rope_parameters"];
     j.erase("rope_parameters");
