@@ -8,9 +8,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace inferd::bench {
@@ -37,10 +39,24 @@ class SyncHttpClient {
   // Sends a request to base.path + path. Throws Error when the server cannot be reached.
   HttpResult get(const std::string& path);
   HttpResult post_json(const std::string& path, const std::string& body);
+  // POSTs JSON and hands the response body to on_data as it arrives (an SSE stream). A status
+  // other than 200 comes back with its body and on_data is not called. When should_stop() turns
+  // true (it is polled every 50 ms) the connection is closed (the server aborts the generation)
+  // and the result's `stopped` is set. Throws Error when the server cannot be reached or the
+  // connection breaks mid-stream.
+  struct StreamResult {
+    int status = 0;
+    std::string body;  // only when status != 200
+    bool stopped = false;
+  };
+  StreamResult post_stream(const std::string& path, const std::string& body,
+                           const std::function<void(std::string_view)>& on_data,
+                           const std::function<bool()>& should_stop);
   const Url& base() const { return base_; }
 
  private:
   HttpResult request(bool post, const std::string& path, const std::string& body);
+  void connect();
   Url base_;
   std::string api_key_;
   std::chrono::milliseconds timeout_;
