@@ -11,6 +11,7 @@
 #include "core/logging.h"
 #include "server/api_error.h"
 #include "server/protocol.h"
+#include "server/ui_page.h"
 
 namespace inferd::server {
 
@@ -575,10 +576,11 @@ Response Server::http_error(int status, const std::string& message, unsigned ver
 // The handler label of a path for metrics: known routes only, so that arbitrary paths cannot
 // grow the label set.
 static std::string handler_label(const std::string& path) {
-  static const char* kRoutes[] = {
-      "/health",        "/ready",      "/metrics",   "/version",
-      "/tokenize",      "/detokenize", "/v1/models", "/v1/chat/completions",
-      "/v1/completions"};
+  static const char* kRoutes[] = {"/health",         "/ready",
+                                  "/metrics",        "/version",
+                                  "/tokenize",       "/detokenize",
+                                  "/v1/models",      "/v1/chat/completions",
+                                  "/v1/completions", "/"};
   for (const char* r : kRoutes)
     if (path == r) return path;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{model}";
@@ -688,6 +690,19 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
   const bool is_get = m == http::verb::get;
   const bool is_post = m == http::verb::post;
 
+  if (path == "/" && config_.ui) {
+    if (!is_get) return allow("GET");
+    Response res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/html; charset=utf-8");
+    res.set(http::field::cache_control, "no-cache");
+    res.set("X-Content-Type-Options", "nosniff");
+    // The page is self-contained: nothing may load from elsewhere.
+    res.set("Content-Security-Policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+            "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'");
+    res.body() = std::string(chat_page());
+    return send(conn, ex, std::move(res));
+  }
   if (path == "/health") {
     if (!is_get) return allow("GET");
     Response res{http::status::ok, 11};

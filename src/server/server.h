@@ -1,5 +1,6 @@
 // The OpenAI-compatible server: routes, auth, CORS, admission (rate limits, queue), completions
-// (streamed or not), /tokenize, /detokenize, /v1/models, /health, /ready, /metrics, drain.
+// (streamed or not), /tokenize, /detokenize, /v1/models, /health, /ready, /metrics, drain, and the
+// chat page at /.
 #pragma once
 
 #include <atomic>
@@ -29,6 +30,7 @@ struct ServerConfig {
   double request_timeout_s = 0;  // 0: none
   int retry_after_s = 1;         // Retry-After when the queue is full
   double drain_timeout_s = 30;   // SIGTERM: how long in-flight requests may finish
+  bool ui = true;                // the chat page at / (server/ui_page.h); off: / answers 404
 };
 
 class CompletionJob;
