@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/weights_progress.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "inferd/engine.h"
@@ -43,6 +44,7 @@ struct ServeArgs {
   int io_threads = 4;
   double drain_timeout = 30;
   double keep_alive_timeout = 60;
+  bool no_ui = false;
 };
 
 std::vector<std::string> split_commas(const std::vector<std::string>& in) {
@@ -104,6 +106,7 @@ void serve(const ServeArgs& a) {
 
   ModelFlags model_flags = a.model;
   model_flags.max_logprobs = a.max_logprobs;
+  read_weights_with_progress(model_flags.model, model_flags.load_format);
   std::shared_ptr<DecoderModel> model = model_flags.load();
   if (int64_t(tokenizer->id_limit()) > model->vocab_size())
     fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
@@ -140,6 +143,7 @@ void serve(const ServeArgs& a) {
   sc.rate_limit_tpm = a.rate_limit_tpm;
   sc.request_timeout_s = a.request_timeout;
   sc.drain_timeout_s = a.drain_timeout;
+  sc.ui = !a.no_ui;
   server::Server srv(sc, gen);
   srv.start();
 
@@ -157,10 +161,23 @@ void serve(const ServeArgs& a) {
     });
     fut.wait();
   }
+  // One summary of what runs, then /ready says yes.
+  const int64_t kv_tokens = int64_t(model->num_kv_blocks()) * model->block_size();
+  const int32_t max_len = engine->config().max_model_len;
+  const std::string dtype =
+      model_flags.load_format == "dummy"
+          ? std::string(dtype_name(model_flags.options().dummy_dtype))
+          : (model->config().dtype.empty() ? std::string("as stored") : model->config().dtype);
+  LOG_INFO(
+      "ready: model {} ({}, {} layers) on {}; weights {}; KV cache {} blocks of {} = {} tokens; "
+      "max_model_len {}; max concurrency {} sequences (KV room for {:.1f} at full context); "
+      "http://{}:{}{}; api key {}",
+      sc.served_model_names.front(), model->config().architecture, model->config().num_layers,
+      model->backend().name(), dtype, model->num_kv_blocks(), model->block_size(), kv_tokens,
+      max_len, ec.max_num_seqs, max_len > 0 ? double(kv_tokens) / double(max_len) : 0.0,
+      sc.http.host, srv.port(), sc.ui ? " (chat page at /)" : "",
+      sc.api_keys.empty() ? "off" : "on");
   srv.set_ready(true);
-  LOG_INFO("ready: model {} (max_model_len {}, {} KV blocks); api key {}",
-           sc.served_model_names.front(), engine->config().max_model_len, model->num_kv_blocks(),
-           sc.api_keys.empty() ? "off" : "on");
 
   int sig = 0;
   sigwait(&sigs, &sig);
@@ -217,6 +234,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--keep-alive-timeout", a->keep_alive_timeout,
                   "Seconds an idle keep-alive connection stays open")
       ->capture_default_str();
+  cmd->add_flag("--no-ui", a->no_ui, "Do not serve the chat page at /");
   cmd->callback([a] { serve(*a); });
 }
 

@@ -51,6 +51,7 @@ void register_template_command(CLI::App& app);    // template
 void register_bench(CLI::App& app);               // bench serve|throughput|latency
 void register_serve(CLI::App& app);               // serve
 void register_router(CLI::App& app);              // router
+void register_chat(CLI::App& app);                // chat
 
 // "1,2,3" -> ids; throws Error naming `what` (the flag) on anything else.
 std::vector<int32_t> parse_id_list(const std::string& s, const char* what);

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   inferd::cli::register_serve(app);
   inferd::cli::register_router(app);
   inferd::cli::register_run(app);
+  inferd::cli::register_chat(app);
   inferd::cli::register_tokenizer_commands(app);
   inferd::cli::register_template_command(app);
   inferd::cli::register_bench(app);

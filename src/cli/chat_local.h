@@ -1,0 +1,37 @@
+// `inferd chat MODEL`: a ChatBackend over an engine in this process.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cli/chat.h"
+#include "cli/commands.h"
+#include "inferd/engine.h"
+#include "tokenizer/jinja/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace inferd::cli {
+
+class LocalChat final : public ChatBackend {
+ public:
+  // Loads the model, its tokenizer and its chat template (or `chat_template`, resolved as
+  // `serve --chat-template` does). Throws Error when one is missing or bad.
+  LocalChat(const ModelFlags& flags, const std::string& chat_template);
+  ~LocalChat() override;
+
+  std::string describe() const override;
+  ChatAnswer answer(const ojson& messages, const ChatParams& params,
+                    const std::function<void(std::string_view)>& on_text,
+                    const std::atomic<bool>& stop) override;
+
+ private:
+  std::string model_dir_;
+  std::string device_;
+  std::string architecture_;
+  std::shared_ptr<Tokenizer> tokenizer_;
+  ChatTemplate template_;
+  std::unique_ptr<Engine> engine_;
+  uint64_t turn_ = 0;
+};
+
+}  // namespace inferd::cli

@@ -1,0 +1,119 @@
+#include "cli/weights_progress.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "core/error.h"
+#include "core/logging.h"
+
+namespace inferd::cli {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string format_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", b)
+                : fmt::format("{:.{}f} {}", b, b < 10 ? 2 : 1, units[u]);
+}
+
+namespace {
+
+class Progress {
+ public:
+  explicit Progress(uint64_t total) : total_(total), tty_(isatty(STDERR_FILENO) != 0) {}
+
+  void update(uint64_t done, bool last) {
+    const auto now = Clock::now();
+    const double el = std::chrono::duration<double>(now - t0_).count();
+    const double rate = el > 0 ? double(done) / el : 0;
+    if (tty_) {
+      if (!last && now - shown_ < std::chrono::milliseconds(100)) return;
+      shown_ = now;
+      constexpr int kWidth = 30;
+      const double frac = total_ ? double(done) / double(total_) : 1.0;
+      const int fill = int(frac * kWidth);
+      std::string bar(size_t(fill), '=');
+      if (fill < kWidth) bar += '>';
+      bar.resize(kWidth, ' ');
+      std::fprintf(stderr, "\r\033[Kloading weights [%s] %3d%%  %s / %s  %s/s%s", bar.c_str(),
+                   int(frac * 100), format_bytes(double(done)).c_str(),
+                   format_bytes(double(total_)).c_str(), format_bytes(rate).c_str(),
+                   last ? "\n" : "");
+      std::fflush(stderr);
+    } else if (last) {
+      LOG_INFO("read {} of weights in {:.1f} s ({}/s)", format_bytes(double(total_)), el,
+               format_bytes(rate));
+    } else if (now - shown_ >= std::chrono::seconds(10)) {
+      shown_ = now;
+      LOG_INFO("reading weights: {} / {} ({:.0f}%), {}/s", format_bytes(double(done)),
+               format_bytes(double(total_)), 100.0 * double(done) / double(total_),
+               format_bytes(rate));
+    }
+  }
+
+ private:
+  uint64_t total_;
+  bool tty_;
+  Clock::time_point t0_ = Clock::now();
+  Clock::time_point shown_ = t0_;
+};
+
+}  // namespace
+
+void read_weights_with_progress(const std::string& model, const std::string& load_format) {
+  if (load_format == "dummy") return;
+  std::vector<fs::path> files;
+  std::error_code ec;
+  if (fs::is_directory(model, ec)) {
+    for (const auto& e : fs::directory_iterator(model, ec))
+      if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+  } else if (fs::is_regular_file(model, ec)) {
+    files.push_back(model);
+  }
+  uint64_t total = 0;
+  for (const auto& f : files) total += fs::file_size(f, ec);
+  if (files.empty() || total == 0) return;
+  LOG_INFO("loading weights: {} file{}, {}", files.size(), files.size() == 1 ? "" : "s",
+           format_bytes(double(total)));
+  Progress progress(total);
+  std::vector<char> buf(8u << 20);
+  uint64_t done = 0;
+  for (const auto& f : files) {
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("cannot open '{}': {}", f.string(), std::strerror(errno));
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    for (;;) {
+      const ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        ::close(fd);
+        fail("cannot read '{}': {}", f.string(), std::strerror(err));
+      }
+      if (n == 0) break;
+      done += uint64_t(n);
+      progress.update(std::min(done, total), false);
+    }
+    ::close(fd);
+  }
+  progress.update(std::min(done, total), true);
+}
+
+}  // namespace inferd::cli
