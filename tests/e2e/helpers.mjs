@@ -44,10 +44,11 @@ export function makeModelDir({ slow = false } = {}) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Starts `inferd serve` on 127.0.0.1 with --port 0 and waits until /ready answers 200.
-export async function startServer(modelDir, extraArgs = [], { env = {}, timeoutMs = 60000 } = {}) {
+// Starts `inferd serve` on 127.0.0.1 with --port 0 and waits until /ready answers 200. Random
+// weights unless `realWeights` (a model directory with its safetensors, such as models/demo).
+export async function startServer(modelDir, extraArgs = [], { env = {}, timeoutMs = 60000, realWeights = false } = {}) {
   if (!BIN) throw new Error('INFERD_BIN is not set (the inferd binary to test)');
-  const args = ['serve', modelDir, '--load-format', 'dummy', '--host', '127.0.0.1', '--port', '0',
+  const args = ['serve', modelDir, ...(realWeights ? [] : ['--load-format', 'dummy']), '--host', '127.0.0.1', '--port', '0',
     '--served-model-name', 'tiny', '--kv-cache-memory', '0.05', '--threads', '2', ...extraArgs];
   const proc = spawn(BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
