@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target inferd
-BIN=build/release/src/cli/inferd
+# The same preset (build dir and flags) as scripts/test.sh, so that running one after the other
+# builds nothing twice.
+PRESET="${INFERD_PRESET:-ci}"
+cmake --preset "$PRESET" >/dev/null
+cmake --build --preset "$PRESET" -j "$(nproc)" --target inferd
+BIN="build/$PRESET/src/cli/inferd"
 if [ $# -gt 0 ]; then exec "$BIN" "$@"; fi
 
 # The default model: the project's small English demo model (models/demo, trained by

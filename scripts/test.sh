@@ -4,6 +4,7 @@
 # scripts/gpu-check.sh on the GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The same preset as scripts/run.sh (one build serves both).
 PRESET="${INFERD_PRESET:-ci}"
 scripts/setup.sh
 scripts/fetch-test-data.sh
