@@ -497,12 +497,14 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
   Attempt out;
   Replica& rep = *pick.replica;
   const std::string& url = rep.addr().url;
-  beast::tcp_stream up(job.conn->executor());
-  job.upstream = &up;
   struct Clear {
     ProxyJob& j;
     ~Clear() { j.upstream = nullptr; }
   } clear{job};
+  auto mark_failed = [&](const std::string& why) {
+    table_.mark_failed(rep, why);
+    pool_.drop(rep.id());
+  };
   const Clock::time_point t0 = Clock::now();
   auto timed = [&](beast::tcp_stream& s) {
     if (config_.request_timeout_s > 0)
@@ -514,39 +516,57 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
     out.reason = std::move(reason);
     return std::move(out);
   };
-  beast::error_code ec;
-  up.expires_after(from_seconds(config_.connect_timeout_s));
-  co_await up.async_connect(pick.endpoints, net::redirect_error(net::use_awaitable, ec));
-  if (job.client_gone) co_return Attempt{true};
-  if (ec) {
-    table_.mark_failed(rep, "connect: " + ec.message());
-    co_return failed("connect");
-  }
-  beast::error_code ignored;
-  up.socket().set_option(tcp::no_delay(true), ignored);
   http::request<http::string_body> req{job.method, rep.addr().path + job.ex.target, 11};
   req.set(http::field::host, rep.addr().host_header());
   req.set(http::field::user_agent, "inferd-router");
   for (const auto& [k, v] : job.forward) req.set(k, v);
-  req.keep_alive(false);
+  req.keep_alive(true);
   req.body() = job.body;
   req.prepare_payload();
-  timed(up);
-  co_await http::async_write(up, req, net::redirect_error(net::use_awaitable, ec));
-  if (job.client_gone) co_return Attempt{true};
-  if (ec) {
-    if (is_reset(ec)) table_.mark_failed(rep, "write: " + ec.message());
-    co_return failed("write");
-  }
+  beast::error_code ec, ignored;
   beast::flat_buffer buf;
-  http::response_parser<http::buffer_body> p;
-  p.body_limit(std::numeric_limits<uint64_t>::max());
-  co_await http::async_read_header(up, buf, p, net::redirect_error(net::use_awaitable, ec));
-  if (job.client_gone) co_return Attempt{true};
+  std::optional<http::response_parser<http::buffer_body>> parser;
+  // A kept-alive connection from the pool when there is one; when the replica closed it meanwhile
+  // (the write or the response fails at once), once more on a fresh connection.
+  std::unique_ptr<beast::tcp_stream> up = pool_.take(rep.id());
+  bool reused = up != nullptr;
+  for (;;) {
+    if (!up) {
+      up = std::make_unique<beast::tcp_stream>(http_.io().get_executor());
+      job.upstream = up.get();
+      up->expires_after(from_seconds(config_.connect_timeout_s));
+      co_await up->async_connect(pick.endpoints, net::redirect_error(net::use_awaitable, ec));
+      if (job.client_gone) co_return Attempt{true};
+      if (ec) {
+        mark_failed("connect: " + ec.message());
+        co_return failed("connect");
+      }
+      up->socket().set_option(tcp::no_delay(true), ignored);
+    }
+    job.upstream = up.get();
+    timed(*up);
+    co_await http::async_write(*up, req, net::redirect_error(net::use_awaitable, ec));
+    if (job.client_gone) co_return Attempt{true};
+    if (!ec) {
+      buf.clear();
+      parser.emplace();
+      parser->body_limit(std::numeric_limits<uint64_t>::max());
+      co_await http::async_read_header(*up, buf, *parser,
+                                       net::redirect_error(net::use_awaitable, ec));
+      if (job.client_gone) co_return Attempt{true};
+    }
+    if (ec && reused && is_reset(ec)) {
+      up.reset();
+      reused = false;
+      continue;
+    }
+    break;
+  }
   if (ec) {
-    if (is_reset(ec)) table_.mark_failed(rep, "no response: " + ec.message());
+    if (is_reset(ec)) mark_failed("no response: " + ec.message());
     co_return failed(ec == beast::error::timeout ? "timeout" : "no_response");
   }
+  auto& p = *parser;
   const int status = int(p.get().result_int());
   Headers headers;
   for (const auto& f : p.get()) {
@@ -565,8 +585,8 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
   while (!p.is_done()) {
     p.get().body().data = chunk;
     p.get().body().size = sizeof(chunk);
-    timed(up);
-    co_await http::async_read_some(up, buf, p, net::redirect_error(net::use_awaitable, ec));
+    timed(*up);
+    co_await http::async_read_some(*up, buf, p, net::redirect_error(net::use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     if (job.client_gone) co_return Attempt{true};
     const size_t n = sizeof(chunk) - p.get().body().size;
@@ -599,11 +619,12 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
   metrics_.record_upstream(url, first_byte_s, total_s);
   if (ec) {
     if (!committed) {
-      if (is_reset(ec)) table_.mark_failed(rep, "response cut: " + ec.message());
+      if (is_reset(ec)) mark_failed("response cut: " + ec.message());
       co_return failed(ec == beast::error::timeout ? "timeout" : "stream");
     }
     // Too late to retry: the client already has part of the stream. End it with an error event.
     LOG_WARN("router: replica {} failed mid-stream: {}", url, ec.message());
+    if (is_reset(ec)) mark_failed("stream cut: " + ec.message());
     const ApiError e(
         502, fmt::format("The replica serving this request failed mid-stream ({}).", ec.message()),
         "server_error", std::nullopt, "upstream_error");
@@ -616,6 +637,11 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
     co_return Attempt{true};
   }
   job.conn->on_peer_gone(nullptr);
+  // The response ended cleanly: the connection can carry the next request to this replica.
+  if (p.is_done() && p.get().keep_alive() && buf.size() == 0) {
+    job.upstream = nullptr;
+    pool_.put(rep.id(), std::move(up));
+  }
   if (committed) {
     job.conn->end_stream();
     metrics_.record_request(url, job.model, status);
@@ -624,7 +650,7 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
   }
   const bool queue_full = status == 429 && held.find("queue_full") != std::string::npos;
   if (status == 502 || status == 503 || status == 504 || queue_full) {
-    if (status == 503) table_.mark_failed(rep, "answered 503");
+    if (status == 503) mark_failed("answered 503");
     out.status = status;
     out.body = std::move(held);
     out.headers = std::move(headers);

@@ -17,6 +17,7 @@
 #include "router/health_checker.h"
 #include "router/replica_table.h"
 #include "router/router_metrics.h"
+#include "router/upstream_pool.h"
 #include "server/api_error.h"
 #include "server/http.h"
 #include "server/rate_limiter.h"
@@ -97,8 +98,10 @@ class Router final : public server::RequestHandler {
   std::atomic<bool> stopped_{false};
   int64_t backend_file_mtime_ = -1;
   std::unique_ptr<HealthChecker> health_;
-  // Last: its io_context, and the coroutines still on it, go before the members above.
+  // Its io_context, and the coroutines still on it, go before the members above.
   server::HttpServer http_;
+  // After http_: its sockets close while their io_context still exists.
+  UpstreamPool pool_;
 };
 
 }  // namespace inferd::router
