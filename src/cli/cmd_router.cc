@@ -22,6 +22,8 @@ namespace {
 struct RouterArgs {
   std::vector<std::string> backends;
   std::string backend_file;
+  std::vector<std::string> backend_dns;
+  double discovery_interval = 2;
   std::string host = "0.0.0.0";
   int port = 8000;
   std::string policy = "cache_aware";
@@ -81,6 +83,8 @@ void run_router(const RouterArgs& a) {
     fail("--health-check-timeout must be positive, got {}", a.health_check_timeout);
   if (a.health_failure_threshold < 1 || a.health_success_threshold < 1)
     fail("--health-failure-threshold and --health-success-threshold must be >= 1");
+  if (!(a.discovery_interval > 0))
+    fail("--discovery-interval must be positive, got {}", a.discovery_interval);
   if (!(a.connect_timeout > 0))
     fail("--connect-timeout must be positive, got {}", a.connect_timeout);
   if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
@@ -105,6 +109,8 @@ void run_router(const RouterArgs& a) {
   c.http.keep_alive_timeout = ms(std::max(0.001, a.keep_alive_timeout));
   c.backends = split_commas(a.backends);
   c.backend_file = a.backend_file;
+  c.backend_dns = split_commas(a.backend_dns);
+  c.discovery_interval = ms(a.discovery_interval);
   c.policy.policy = router::parse_policy(a.policy);
   c.policy.cache_threshold = a.cache_threshold;
   c.policy.balance_abs_threshold = a.balance_abs_threshold;
@@ -143,6 +149,12 @@ void register_router(CLI::App& app) {
                   "A replica's URL, http://HOST:PORT (repeat or comma-separate for several)");
   cmd->add_option("--backend-file", a->backend_file,
                   "A file of replica URLs, one a line ('#' comments); re-read when it changes");
+  cmd->add_option("--backend-dns", a->backend_dns,
+                  "http://NAME:PORT whose every DNS address is a replica (a Kubernetes headless "
+                  "Service); resolved again every --discovery-interval");
+  cmd->add_option("--discovery-interval", a->discovery_interval,
+                  "Seconds between re-reads of --backend-file and --backend-dns")
+      ->capture_default_str();
   cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->port, "Port to listen on (0: any free port)")->capture_default_str();
   cmd->add_option("--policy", a->policy,

@@ -141,10 +141,12 @@ Router::Router(RouterConfig config)
       table_(config_.policy, config_.health),
       limiter_(config_.rate_limit_rpm, 0),
       http_(config_.http, *this) {
-  if (config_.backends.empty() && config_.backend_file.empty())
-    fail("no replicas: pass --backend URL (repeatable) or --backend-file FILE");
+  if (config_.backends.empty() && config_.backend_file.empty() && config_.backend_dns.empty())
+    fail("no replicas: pass --backend URL (repeatable), --backend-file FILE or --backend-dns URL");
   if (config_.max_retries < 0) fail("--max-retries must be >= 0, got {}", config_.max_retries);
-  for (const auto& b : config_.backends) (void)parse_backend_url(b);  // fail early on a bad URL
+  // Fail early on a bad URL.
+  for (const auto& b : config_.backends) (void)parse_backend_url(b);
+  for (const auto& b : config_.backend_dns) (void)parse_backend_url(b);
   health_ = std::make_unique<HealthChecker>(http_.io(), table_, config_.health_check);
 }
 
@@ -152,7 +154,10 @@ Router::~Router() {
   stop();
 }
 
-void Router::add_backends(const std::vector<std::string>& urls) {
+void Router::apply_backends() {
+  std::vector<std::string> urls = config_.backends;
+  urls.insert(urls.end(), file_urls_.begin(), file_urls_.end());
+  for (const auto& [name, list] : dns_urls_) urls.insert(urls.end(), list.begin(), list.end());
   for (auto& r : table_.set_backends(urls)) health_->watch(r);
 }
 
@@ -161,47 +166,109 @@ void Router::reload_backend_file() {
   if (!f) fail("--backend-file '{}': cannot read it", config_.backend_file);
   std::stringstream ss;
   ss << f.rdbuf();
-  std::vector<std::string> urls = parse_backend_list(ss.str(), config_.backend_file);
-  urls.insert(urls.end(), config_.backends.begin(), config_.backends.end());
-  add_backends(urls);
+  file_urls_ = parse_backend_list(ss.str(), config_.backend_file);
+  apply_backends();
 }
 
-net::awaitable<void> Router::watch_backend_file() {
-  net::steady_timer timer(co_await net::this_coro::executor);
+namespace {
+
+int64_t mtime_ns(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+// One replica URL per address a --backend-dns name resolves to.
+std::vector<std::string> expand_dns(const BackendAddress& a,
+                                    const tcp::resolver::results_type& results) {
+  std::vector<std::string> out;
+  for (const auto& r : results) {
+    const auto ip = r.endpoint().address();
+    const std::string host = ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string();
+    std::string url = "http://" + host + ":" + std::to_string(a.port) + a.path;
+    if (std::find(out.begin(), out.end(), url) == out.end()) out.push_back(std::move(url));
+  }
+  return out;
+}
+
+}  // namespace
+
+net::awaitable<void> Router::discover() {
+  auto ex = co_await net::this_coro::executor;
+  net::steady_timer timer(ex);
+  tcp::resolver resolver(ex);
   while (!stopped_) {
-    timer.expires_after(config_.backend_file_poll);
+    timer.expires_after(config_.discovery_interval);
     beast::error_code ec;
     co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
     if (stopped_) break;
-    struct stat st {};
-    if (::stat(config_.backend_file.c_str(), &st) != 0) {
-      LOG_WARN("router: --backend-file '{}' is gone; keeping the replicas it listed",
-               config_.backend_file);
-      continue;
+    bool changed = false;
+    if (!config_.backend_file.empty()) {
+      const int64_t m = mtime_ns(config_.backend_file);
+      if (m < 0) {
+        LOG_WARN("router: --backend-file '{}' is gone; keeping the replicas it listed",
+                 config_.backend_file);
+      } else if (m != backend_file_mtime_) {
+        backend_file_mtime_ = m;
+        try {
+          std::ifstream f(config_.backend_file);
+          std::stringstream ss;
+          ss << f.rdbuf();
+          file_urls_ = parse_backend_list(ss.str(), config_.backend_file);
+          changed = true;
+        } catch (const Error& e) {
+          LOG_WARN("router: {}; keeping the previous replicas", e.what());
+        }
+      }
     }
-    const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    if (mtime == backend_file_mtime_) continue;
-    backend_file_mtime_ = mtime;
-    try {
-      reload_backend_file();
-    } catch (const Error& e) {
-      LOG_WARN("router: {}; keeping the previous replicas", e.what());
+    for (const auto& name : config_.backend_dns) {
+      const BackendAddress a = parse_backend_url(name);
+      auto results = co_await resolver.async_resolve(a.host, std::to_string(a.port),
+                                                     net::redirect_error(net::use_awaitable, ec));
+      if (stopped_) co_return;
+      std::vector<std::string> urls;
+      if (ec) {
+        // A headless Service without ready pods has no addresses: no replicas, not an error.
+        if (ec != net::error::host_not_found && ec != net::error::host_not_found_try_again) {
+          LOG_WARN("router: --backend-dns '{}': {}; keeping the previous replicas", name,
+                   ec.message());
+          continue;
+        }
+      } else {
+        urls = expand_dns(a, results);
+      }
+      if (dns_urls_[name] != urls) {
+        dns_urls_[name] = std::move(urls);
+        changed = true;
+      }
     }
+    if (changed) apply_backends();
   }
 }
 
 void Router::start() {
   if (!config_.backend_file.empty()) {
-    struct stat st {};
-    if (::stat(config_.backend_file.c_str(), &st) == 0)
-      backend_file_mtime_ = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    reload_backend_file();
-  } else {
-    add_backends(config_.backends);
+    backend_file_mtime_ = mtime_ns(config_.backend_file);
+    std::ifstream f(config_.backend_file);
+    if (!f) fail("--backend-file '{}': cannot read it", config_.backend_file);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    file_urls_ = parse_backend_list(ss.str(), config_.backend_file);
   }
+  for (const auto& name : config_.backend_dns) {
+    const BackendAddress a = parse_backend_url(name);
+    tcp::resolver resolver(http_.io());
+    beast::error_code ec;
+    auto results = resolver.resolve(a.host, std::to_string(a.port), ec);
+    if (ec)
+      LOG_WARN("router: --backend-dns '{}': {} (no replicas from it yet)", name, ec.message());
+    else
+      dns_urls_[name] = expand_dns(a, results);
+  }
+  apply_backends();
   http_.start();
-  if (!config_.backend_file.empty())
-    net::co_spawn(net::make_strand(http_.io()), watch_backend_file(), net::detached);
+  if (!config_.backend_file.empty() || !config_.backend_dns.empty())
+    net::co_spawn(net::make_strand(http_.io()), discover(), net::detached);
   LOG_INFO("routing on http://{}:{} ({} replicas, policy {})", config_.http.host, http_.port(),
            table_.replicas().size(), to_string(config_.policy.policy));
 }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,7 +29,10 @@ struct RouterConfig {
   server::HttpConfig http;
   std::vector<std::string> backends;  // replica URLs
   std::string backend_file;           // one URL a line, re-read when it changes
-  std::chrono::milliseconds backend_file_poll{2000};
+  // http://NAME:PORT whose every address is a replica (a Kubernetes headless Service), resolved
+  // again at each discovery round.
+  std::vector<std::string> backend_dns;
+  std::chrono::milliseconds discovery_interval{2000};  // backend file and DNS
   PolicyConfig policy;
   HealthThresholds health;
   HealthCheckConfig health_check;
@@ -60,7 +64,7 @@ class Router final : public server::RequestHandler {
   ReplicaTable& table() { return table_; }
   RouterMetrics& metrics() { return metrics_; }
   int64_t active_requests() const { return active_; }
-  // Reads the backend file now (also done every backend_file_poll when it changed).
+  // Reads the backend file now (also done every discovery_interval when it changed).
   void reload_backend_file();
 
   void handle(const std::shared_ptr<server::Connection>& conn, server::Request&& req) override;
@@ -79,8 +83,9 @@ class Router final : public server::RequestHandler {
              bool completion);
   boost::asio::awaitable<void> run(std::shared_ptr<ProxyJob> job);
   boost::asio::awaitable<Attempt> attempt(ProxyJob& job, const ReplicaTable::Pick& pick);
-  boost::asio::awaitable<void> watch_backend_file();
-  void add_backends(const std::vector<std::string>& urls);
+  boost::asio::awaitable<void> discover();
+  // The table's replicas become --backend + the file's + the DNS names' addresses.
+  void apply_backends();
   void check_auth(const server::Request& req) const;
   void send(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
             server::Response&& res);
@@ -96,7 +101,10 @@ class Router final : public server::RequestHandler {
   std::atomic<int64_t> active_{0};
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_{false};
+  // Discovery state (start(), then the discover() coroutine only).
   int64_t backend_file_mtime_ = -1;
+  std::vector<std::string> file_urls_;
+  std::map<std::string, std::vector<std::string>> dns_urls_;
   std::unique_ptr<HealthChecker> health_;
   // Its io_context, and the coroutines still on it, go before the members above.
   server::HttpServer http_;

@@ -263,7 +263,7 @@ TEST_F(RouterTest, AReplicaThatDiesBeforeItsFirstTokenLeavesTheRequestRetryable)
   RouterConfig cfg = config();
   cfg.backends.clear();
   cfg.backend_file = file;
-  cfg.backend_file_poll = std::chrono::milliseconds(50);
+  cfg.discovery_interval = std::chrono::milliseconds(50);
   start_router(cfg, 1);
   TestConnection c(port_);
   json body = {{"model", "tiny"},
@@ -293,6 +293,20 @@ TEST_F(RouterTest, AReplicaThatDiesBeforeItsFirstTokenLeavesTheRequestRetryable)
   std::ofstream(file) << b.url() << "\n";
   EXPECT_TRUE(wait_for([&] { return router_->table().states().size() == 1; }));
   std::remove(file.c_str());
+}
+
+TEST_F(RouterTest, ADnsNameStandsForEveryAddressItResolvesTo) {
+  Replica& a = add_replica();
+  RouterConfig cfg = config();
+  cfg.backends.clear();
+  cfg.backend_dns = {"http://localhost:" + std::to_string(a.port)};
+  start_router(cfg, 1);
+  bool listed = false;
+  for (const auto& s : router_->table().states()) listed |= s.url == a.url();
+  EXPECT_TRUE(listed) << "localhost should resolve to " << a.url();
+  HttpResult r = post(port_, "/v1/completions", completion("by name"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(served_by(r), &a);
 }
 
 TEST_F(RouterTest, AReplicaThatDiesMidStreamEndsTheStreamWithAnError) {
