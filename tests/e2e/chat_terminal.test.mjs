@@ -20,9 +20,12 @@ const q = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
 
 // Runs `inferd chat ARGS` in a fresh tmux session; the pane stays after it exits, showing [exit N].
 function startChat(name, args, env = {}) {
+  return startInTmux(name, ['chat', ...args], env);
+}
+function startInTmux(name, args, env = {}) {
   const envs = Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(' ');
   // The shell ignores Ctrl-C (it would end after its child otherwise); inferd sets its own handler.
-  const cmd = `trap '' INT; ${envs} ${q(BIN)} chat ${args.map(q).join(' ')}; echo "[exit $?]"; sleep 600`;
+  const cmd = `trap '' INT; ${envs} ${q(BIN)} ${args.map(q).join(' ')}; echo "[exit $?]"; sleep 600`;
   tmux('new-session', '-d', '-s', name, '-x', '150', '-y', '50', 'sh', '-c', cmd);
   return {
     screen: () => tmux('capture-pane', '-p', '-J', '-t', name, '-S', '-2000'),
@@ -117,6 +120,12 @@ test('terminal chat on the demo model: streaming, Ctrl-C, multi-line, commands',
     const m = statsLines(chat.screen()).length;
     chat.line('two');
     await until(chat, (x) => statsLines(x).length > m, 'the answer to a continued line');
+    // A paste of several lines (they reach the terminal together) is one message.
+    const p = statsLines(chat.screen()).length;
+    tmux('set-buffer', '-b', 'paste', 'pasted one\npasted two\n');
+    tmux('paste-buffer', '-b', 'paste', '-t', 'local');
+    await until(chat, (x) => statsLines(x).length > p, 'the answer to a paste');
+    assert.equal(statsLines(chat.screen()).length, p + 1, 'a paste of two lines got two answers');
 
     // /save writes the conversation the model saw, /clear forgets it, /load brings it back.
     const file = path.join(tmp, 'conv.json');
@@ -125,7 +134,7 @@ test('terminal chat on the demo model: streaming, Ctrl-C, multi-line, commands',
     const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
     const roles = saved.messages.map((x) => x.role);
     assert.deepEqual(roles, ['system', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant',
-      'user', 'assistant', 'user', 'assistant']);
+      'user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
     assert.equal(saved.messages[0].content, 'You answer briefly.');
     assert.equal(saved.messages[1].content, 'Who made the heaven and the earth?');
     const norm = (x) => x.replace(/\s+/g, ' ').trim();
@@ -134,6 +143,7 @@ test('terminal chat on the demo model: streaming, Ctrl-C, multi-line, commands',
     assert.ok(saved.messages[4].content.length > 0, 'the stopped answer is kept');
     assert.equal(saved.messages[7].content, 'first line\nsecond line');
     assert.equal(saved.messages[9].content, 'one \ntwo');
+    assert.equal(saved.messages[11].content, 'pasted one\npasted two');
     assert.deepEqual(saved.params, { temperature: 0.8, max_tokens: 20, ignore_eos: false });
 
     chat.line('/clear');
@@ -143,7 +153,7 @@ test('terminal chat on the demo model: streaming, Ctrl-C, multi-line, commands',
     assert.deepEqual(JSON.parse(fs.readFileSync(`${file}.cleared`, 'utf8')).messages,
       [{ role: 'system', content: 'You answer briefly.' }]);
     chat.line(`/load ${file}`);
-    await until(chat, (x) => x.includes(`loaded 11 messages from ${file}`), '/load');
+    await until(chat, (x) => x.includes(`loaded 13 messages from ${file}`), '/load');
 
     // Bad input gets a message, not an exit.
     chat.line('/params top_p=7');
@@ -211,6 +221,44 @@ test('terminal chat: clear errors for a bad model, an unreachable server, a miss
     r = run(['--url', srv.base, '--param', 'max_tokens=8'], { INFERD_API_KEY: 'sk-term' }, 'Hello there\n');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(count(r.stdout, STATS), 1, r.stdout);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('serve start-up: a progress bar on a terminal, log lines otherwise, one summary at /ready', async () => {
+  const SUMMARY = /ready: model (\S+) \(LlamaForCausalLM, 6 layers\) on cpu[^;]*; weights bfloat16; KV cache (\d+) blocks of 16 = (\d+) tokens; max_model_len 1024; max concurrency (\d+) sequences \(KV room for ([\d.]+) at full context\); http:\/\/127\.0\.0\.1:(\d+)( \(chat page at \/\))?; api key (on|off)/;
+  const check = (m, { name, seqs, ui, key }) => {
+    assert.ok(m, 'no start-up summary');
+    assert.equal(m[1], name);
+    assert.equal(Number(m[2]) * 16, Number(m[3]));
+    assert.equal(Number(m[4]), seqs);
+    assert.ok(Math.abs(Number(m[5]) - Number(m[3]) / 1024) < 0.06, `${m[5]} vs ${Number(m[3]) / 1024}`);
+    assert.equal(Boolean(m[7]), ui);
+    assert.equal(m[8], key);
+    return Number(m[6]);
+  };
+  // A terminal: the bar, redrawn in place, ends at 100% with the size and a rate.
+  const term = startInTmux('serve', ['serve', DEMO, '--host', '127.0.0.1', '--port', '0', '--threads', '2',
+    '--kv-cache-memory', '0.05', '--max-num-seqs', '8', '--served-model-name', 'demo-term']);
+  try {
+    const s = await until(term, (x) => SUMMARY.test(x), 'the start-up summary on a terminal');
+    assert.match(s, /loading weights \[=+\] 100% {2}17\.\d MiB \/ 17\.\d MiB {2}[\d.]+ (KiB|MiB|GiB)\/s/);
+    const port = check(SUMMARY.exec(s), { name: 'demo-term', seqs: 8, ui: true, key: 'off' });
+    assert.equal((await fetch(`http://127.0.0.1:${port}/ready`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
+  } finally {
+    term.kill();
+  }
+  // Not a terminal: plain log lines, no bar; the summary follows the options.
+  const srv = await startServer(DEMO, ['--no-ui', '--api-key', 'k', '--max-num-seqs', '4'], { realWeights: true });
+  try {
+    const log = srv.log();
+    assert.match(log, /loading weights: 1 file, 17\.\d MiB/);
+    assert.match(log, /read 17\.\d MiB of weights in [\d.]+ s \([\d.]+ (KiB|MiB|GiB)\/s\)/);
+    assert.doesNotMatch(log, /\r|loading weights \[/);
+    assert.equal(check(SUMMARY.exec(log), { name: 'tiny', seqs: 4, ui: false, key: 'on' }), srv.port);
+    assert.equal(count(log, /ready: model/g), 1);
   } finally {
     await srv.stop();
   }

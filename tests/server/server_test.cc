@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "server/fake_generator.h"
 #include "server/server.h"
 #include "server/test_client.h"
+#include "server/ui_page.h"
 
 namespace inferd::server::testing {
 namespace {
@@ -710,6 +713,43 @@ TEST_F(ServerTest, CorsRestrictedOriginsAndPreflightWithoutKey) {
   EXPECT_EQ(r.header("access-control-allow-origin"), "");
   r = get(port_, "/health", {{"Origin", "http://evil.test"}});
   EXPECT_EQ(r.header("access-control-allow-origin"), "");
+}
+
+TEST_F(ServerTest, ChatPageAtRootOpenWithoutKeyUnlessTurnedOff) {
+  ServerConfig cfg;
+  cfg.api_keys = {"sk-page"};
+  start(cfg);
+  // The page compiled in is src/server/ui/chat.html, byte for byte.
+  std::ifstream f(std::string(INFERD_SOURCE_DIR) + "/src/server/ui/chat.html", std::ios::binary);
+  std::stringstream file;
+  file << f.rdbuf();
+  ASSERT_GT(file.str().size(), 1000u);
+  EXPECT_EQ(std::string(chat_page()), file.str());
+  // Served at / (a query string too) without the API key: the page asks for it on a 401.
+  for (const char* target : {"/", "/?conversation=1"}) {
+    auto r = get(port_, target);
+    ASSERT_EQ(r.status, 200) << target;
+    EXPECT_EQ(r.header("content-type"), "text/html; charset=utf-8");
+    EXPECT_EQ(r.body, file.str());
+    EXPECT_NE(r.header("content-security-policy").find("default-src 'none'"), std::string::npos);
+    EXPECT_NE(r.header("content-security-policy").find("connect-src 'self'"), std::string::npos);
+  }
+  auto r = post(port_, "/", json::object());
+  expect_error_shape(r, 405);
+  EXPECT_EQ(r.header("allow"), "GET");
+  expect_error_shape(get(port_, "/index.html"), 404);
+  EXPECT_EQ(metric_value(metrics(), "inferd:http_requests_total",
+                         "handler=\"/\",method=\"GET\",status=\"200\""),
+            2.0);
+  server_->stop();
+  server_.reset();
+  gen_->shutdown();
+
+  cfg.ui = false;
+  start(cfg);
+  r = get(port_, "/");
+  expect_error_shape(r, 404);
+  EXPECT_EQ(r.json()["error"]["code"], "not_found");
 }
 
 TEST_F(ServerTest, MetricsCountRequestsTokensAndLatency) {
