@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests (tests/e2e/) need: the official `openai` npm client, into
-# tests/node_modules (git-ignored), and from Debian tmux (the `inferd chat` terminal test) and
-# chromium (the chat page test, headless). Cached: does nothing when all of it is there.
+# Installs what the end-to-end tests (tests/e2e/, tests/deploy/) need: the official `openai` npm
+# client, kubernetes-models and yaml, into tests/node_modules (git-ignored), and from Debian tmux
+# (the `inferd chat` terminal test) and chromium (the chat page test, headless). Cached: does nothing when all of it is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,11 +17,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-OPENAI_VERSION=6.30.1  # the newest major that runs on Node 20 (7.x needs Node 22)
-if [ -f tests/node_modules/openai/package.json ] &&
-  grep -q "\"version\": \"$OPENAI_VERSION\"" tests/node_modules/openai/package.json; then
-  exit 0
-fi
+# npm packages, pinned: the openai client (e2e tests), and for the deployment kit's test
+# (tests/deploy) the Kubernetes schemas (kubernetes-models) and a YAML parser. One npm install for
+# all of them (an install of some would prune the others).
+NPM_PACKAGES=(
+  openai@6.30.1            # the newest major that runs on Node 20 (7.x needs Node 22)
+  kubernetes-models@5.1.0
+  yaml@2.9.1
+)
+have_all=1
+for spec in "${NPM_PACKAGES[@]}"; do
+  name=${spec%@*} version=${spec##*@}
+  if ! [ -f "tests/node_modules/$name/package.json" ] ||
+    ! grep -q "\"version\": \"$version\"" "tests/node_modules/$name/package.json"; then
+    have_all=0
+  fi
+done
+if [ $have_all -eq 1 ]; then exit 0; fi
 npm install --prefix tests --no-save --no-package-lock --no-audit --no-fund --ignore-scripts \
-  --loglevel=error "openai@$OPENAI_VERSION"
-echo "install-e2e-deps: openai $OPENAI_VERSION"
+  --loglevel=error "${NPM_PACKAGES[@]}"
+echo "install-e2e-deps: ${NPM_PACKAGES[*]}"
