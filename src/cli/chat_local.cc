@@ -35,7 +35,10 @@ LocalChat::LocalChat(const ModelFlags& flags, const std::string& chat_template)
       tokenizer_(std::make_shared<Tokenizer>(Tokenizer::from_dir(flags.model))),
       template_(load_template(flags.model, chat_template)) {
   read_weights_with_progress(flags.model, flags.load_format);
-  std::shared_ptr<DecoderModel> model = flags.load();
+  // One conversation: buffers (and CUDA graphs) for one sequence, as `run` sizes them.
+  ModelFlags one = flags;
+  one.max_num_seqs = 1;
+  std::shared_ptr<DecoderModel> model = one.load();
   if (int64_t(tokenizer_->id_limit()) > model->vocab_size())
     fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
          tokenizer_->id_limit(), model->vocab_size());

@@ -28,8 +28,10 @@ std::string error_message(const std::string& body) {
 RemoteChat::RemoteChat(const std::string& url, const std::string& api_key, std::string model)
     : url_(url), model_(std::move(model)) {
   // Long answers on a CPU may pause for a while between chunks (a long prompt's prefill).
-  client_ = std::make_unique<bench::SyncHttpClient>(bench::parse_url(url), api_key,
-                                                    std::chrono::seconds(600));
+  bench::Url base = bench::parse_url(url);
+  // OpenAI clients take a base URL ending in /v1; the routes below add it themselves.
+  if (base.path.ends_with("/v1")) base.path.resize(base.path.size() - 3);
+  client_ = std::make_unique<bench::SyncHttpClient>(base, api_key, std::chrono::seconds(600));
   const bench::HttpResult r = client_->get("/v1/models");
   if (r.status == 401)
     fail("{} needs an API key: give it with --api-key or INFERD_API_KEY ({})", url,

@@ -100,6 +100,15 @@ test('page: loads, streams an answer, stops a long one, keeps the conversation',
     assert.ok(size > 10000, `screenshot of ${size} bytes`);
     console.log(`screenshot: ${path.join(OUT, 'chat_page.png')}`);
 
+    // Esc stops an answer too.
+    await page.eval(`document.getElementById('input').focus()`);
+    await page.typeAndEnter('Another long story');
+    assert.ok(await waitFor(async () => ((await page.eval(lastAnswer))?.text.length ?? 0) > 20, { timeoutMs: 30000 }));
+    for (const type of ['keyDown', 'keyUp'])
+      await page.send('Input.dispatchKeyEvent', { type, key: 'Escape', code: 'Escape', windowsVirtualKeyCode: 27 });
+    assert.ok(await waitFor(async () => (await page.eval('document.body.dataset.state')) === 'idle', { timeoutMs: 5000 }));
+    assert.match((await page.eval(lastAnswer)).meta, /^stopped/);
+
     // New chat empties it.
     await page.click('#new-chat');
     assert.equal(await page.eval(`document.querySelectorAll('.msg').length`), 0);
