@@ -4,8 +4,13 @@
 // same weights. Prints one "[cuda-golden] ..." line per check for scripts/gpu-check.sh.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,6 +139,61 @@ TEST(CudaModel, DummyQwen05BMatchesCpuBackend) {
     std::printf("[cuda-golden] qwen2.5-0.5b dummy %s: rel err vs CPU %.3e\n",
                 b == &pre ? "prefill 24+13" : "decode 2", err);
     EXPECT_LT(err, 5e-2) << (b == &pre ? "prefill" : "decode");
+  }
+}
+
+// Gemma 3 (1B's layers: head_dim 256, GQA 4, sandwich norms, GELU, scaled tied embeddings) and
+// Phi-3-mini (head_dim 96: no tensor-core prefill kernel) with dummy weights on both backends:
+// fewer layers, windows shorter than the prefill, and a final soft-cap that bites (Gemma), so the
+// prefill and decode kernels both apply the windows, each layer type's rope and the cap.
+TEST(CudaModel, DummyGemma3AndPhi3MatchCpuBackend) {
+  INFERD_REQUIRE_GPU();
+  namespace fs = std::filesystem;
+  const int threads = int(std::clamp(std::thread::hardware_concurrency(), 1u, 16u));
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"gemma-3-1b",
+       {{"num_hidden_layers", 8}, {"sliding_window", 24}, {"final_logit_softcapping", 1.0}}},
+      {"phi-3-mini-4k", {{"num_hidden_layers", 4}, {"sliding_window", 24}}}};
+  for (const auto& [name, changes] : cases) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("inferd_cuda_" + name + "_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    nlohmann::json j = nlohmann::json::parse(
+        std::ifstream(std::string(INFERD_SOURCE_DIR) + "/models/configs/" + name + "/config.json"));
+    j.merge_patch(changes);
+    std::ofstream(dir / "config.json") << j.dump(2);
+    ModelOptions o;
+    o.load_format = LoadFormat::kDummy;
+    o.dummy_seed = 9;
+    o.num_kv_blocks = 16;
+    o.block_size = 16;
+    o.max_num_batched_tokens = 64;
+    DecoderModel gpu(dir.string(), o, make_cuda_backend(0));
+    DecoderModel cpu(dir.string(), o, make_cpu_backend(threads));
+    fs::remove_all(dir);
+    Rng rng(13);
+    // Prefill 40 + 13 tokens, then one decode token each.
+    ForwardBatch pre = test::make_batch({{0, 40}, {0, 13}}, 16, 16, rng, 1000);
+    ForwardBatch dec = pre;
+    dec.token_ids = {int32_t(rng.next_u64() % 1000), int32_t(rng.next_u64() % 1000)};
+    dec.positions = {40, 13};
+    dec.seqs[0].q_start = 0;
+    dec.seqs[0].q_len = 1;
+    dec.seqs[0].kv_len = 41;
+    dec.seqs[1].q_start = 1;
+    dec.seqs[1].q_len = 1;
+    dec.seqs[1].kv_len = 14;
+    dec.logit_rows = {1, 0};
+    const size_t V = size_t(cpu.vocab_size());
+    for (const ForwardBatch* b : {&pre, &dec}) {
+      std::vector<float> lg(b->logit_rows.size() * V), lc(lg.size());
+      gpu.forward(*b, lg.data());
+      cpu.forward(*b, lc.data());
+      const double err = test::rel_err(lg.data(), lc.data(), lg.size());
+      std::printf("[cuda-golden] %s dummy %s: rel err vs CPU %.3e\n", name.c_str(),
+                  b == &pre ? "prefill 40+13" : "decode 2", err);
+      EXPECT_LT(err, 5e-2) << name << (b == &pre ? " prefill" : " decode");
+    }
   }
 }
 

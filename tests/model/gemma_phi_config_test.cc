@@ -1,15 +1,22 @@
 // Gemma 3 and Phi-3 config.json parsing: both generations of the rope keys, transformers'
 // defaults for the fields a config leaves out, the keys that only these architectures may set,
-// and the errors a malformed config gives.
+// and the errors a malformed config gives; the real configs under models/configs with dummy
+// weights (the numerics are checked against transformers by the goldens).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "model/config.h"
+#include "model/decoder.h"
+#include "model/golden_util.h"
 
 namespace inferd {
 namespace {
@@ -218,6 +225,89 @@ TEST(Phi3Config, FusedWeightsLongropeAndWindow) {
   bad["layer_types"] = {"full_attention", "sliding_attention"};
   e = error_of(bad);
   EXPECT_NE(e.find("sliding_attention"), std::string::npos) << e;
+}
+
+// models/configs/<name>/config.json with some fields replaced, in a fresh directory.
+class ConfigDir {
+ public:
+  ConfigDir(const std::string& name, const json& changes) {
+    path_ =
+        std::filesystem::temp_directory_path() / ("inferd_gemma_phi_" + std::to_string(::getpid()) +
+                                                  "_" + name + "_" + std::to_string(counter_++));
+    std::filesystem::create_directories(path_);
+    json j = json::parse(
+        std::ifstream(std::string(INFERD_SOURCE_DIR) + "/models/configs/" + name + "/config.json"));
+    j.merge_patch(changes);
+    std::ofstream(path_ / "config.json") << j.dump(2);
+  }
+  ~ConfigDir() { std::filesystem::remove_all(path_); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+  static inline int counter_ = 0;
+};
+
+std::unique_ptr<DecoderModel> dummy_model(const std::string& dir) {
+  ModelOptions o;
+  o.load_format = LoadFormat::kDummy;
+  o.dummy_seed = 7;
+  o.num_kv_blocks = 16;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 64;
+  return std::make_unique<DecoderModel>(dir, o, make_cpu_backend(2));
+}
+
+TEST(GemmaPhiDummy, RealConfigsLoadAsTheirArchitecture) {
+  const std::string root = std::string(INFERD_SOURCE_DIR) + "/models/configs/";
+  const ModelConfig g = load_model_config(root + "gemma-3-1b");
+  EXPECT_EQ(g.head_dim, 256);
+  EXPECT_DOUBLE_EQ(g.attention_scale, 1.0 / 16);
+  EXPECT_EQ(g.window_of(0), 512);
+  EXPECT_EQ(g.window_of(5), 0);
+  EXPECT_EQ(g.eos_token_ids, (std::vector<int64_t>{1, 106}));
+  EXPECT_TRUE(g.tie_word_embeddings && g.sandwich_norms && g.gelu_tanh);
+  const ModelConfig p = load_model_config(root + "phi-3-mini-4k");
+  EXPECT_TRUE(p.fused_qkv_gate_up);
+  EXPECT_EQ(p.head_dim, 96);
+  EXPECT_EQ(p.window_of(31), 2047);
+  EXPECT_EQ(p.rope.type, RopeType::kDefault);
+}
+
+// Real per-layer shapes with dummy weights, fewer layers, a small vocab and short windows: a
+// prompt longer than the window gives the same logits in one chunk and in chunks of 5, and the
+// final soft-capping maps each logit x to tanh(x / cap) * cap.
+TEST(GemmaPhiDummy, ChunksAgreeAndSoftcapIsApplied) {
+  std::vector<int32_t> prompt;
+  for (int32_t i = 0; i < 37; ++i) prompt.push_back((i * 7919) % 1000);
+  const json small_gemma = {{"num_hidden_layers", 6}, {"vocab_size", 1000}, {"sliding_window", 9}};
+  const json small_phi = {{"num_hidden_layers", 1}, {"vocab_size", 1000}, {"sliding_window", 9}};
+  std::vector<float> plain;
+  for (const auto& [name, changes] : std::vector<std::pair<std::string, json>>{
+           {"gemma-3-1b", small_gemma}, {"phi-3-mini-4k", small_phi}}) {
+    SCOPED_TRACE(name);
+    ConfigDir d(name, changes);
+    auto m = dummy_model(d.str());
+    const auto whole = testing_util::forward_all(*m, {prompt}, 64)[0];
+    const auto chunked = testing_util::forward_all(*m, {prompt}, 5)[0];
+    ASSERT_EQ(whole.size(), prompt.size() * 1000);
+    for (float v : whole) ASSERT_TRUE(std::isfinite(v));
+    EXPECT_LT(testing_util::rel_err(chunked.data(), whole.data(), whole.size()), 1e-5);
+    if (name == "gemma-3-1b") plain = whole;
+  }
+  // Logits of the dummy Gemma are small: a cap of 0.25 bites.
+  json capped = small_gemma;
+  capped["final_logit_softcapping"] = 0.25;
+  ConfigDir d("gemma-3-1b", capped);
+  auto m = dummy_model(d.str());
+  const auto got = testing_util::forward_all(*m, {prompt}, 64)[0];
+  ASSERT_EQ(got.size(), plain.size());
+  float most = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    most = std::max(most, std::abs(plain[i]));
+    ASSERT_NEAR(got[i], std::tanh(plain[i] / 0.25f) * 0.25f, 1e-5f) << i;
+  }
+  EXPECT_GT(most, 0.5f) << "the cap would not change anything";
 }
 
 }  // namespace
