@@ -133,6 +133,7 @@ GREEDY_FROM = [2, 3]  # indices of prompts to continue greedily
 GREEDY_TOKENS = 40
 LM_HEAD_GAIN = 3.0
 TIED_LAYER_GAIN = 8.0
+GREEDY_CLEAR_TOKENS, GREEDY_MARGIN, GREEDY_TRIES = 8, 0.3, 100
 
 
 def full_config(name):
@@ -470,6 +471,32 @@ def reference_greedy(c, w, ids, n):
     return out[len(ids):]
 
 
+def greedy_margin(c, w, ids, n):
+    """The smallest gap between the best and the second-best logit over n greedy steps."""
+    out, worst = list(ids), float("inf")
+    for _ in range(n):
+        last = reference_forward(c, w, out)[-1]
+        top = last.topk(2).values
+        worst = min(worst, float(top[0] - top[1]))
+        out.append(int(last.argmax()))
+    return worst
+
+
+def draw_greedy_prompt(c, w, n, gen):
+    """A random prompt of n tokens whose first GREEDY_CLEAR_TOKENS greedy tokens each win by at
+    least GREEDY_MARGIN: the GPU (bf16 weights, logits within ~1e-2 relative) must reproduce
+    them exactly, so they must not hinge on a near-tie."""
+    best, best_margin = None, -1.0
+    for _ in range(GREEDY_TRIES):
+        p = torch.randint(3, VOCAB, (n,), generator=gen).tolist()
+        m = greedy_margin(c, w, p, GREEDY_CLEAR_TOKENS)
+        if m > best_margin:
+            best, best_margin = p, m
+        if m >= GREEDY_MARGIN:
+            break
+    return best, best_margin
+
+
 # ---- files ----------------------------------------------------------------------------------
 
 def write_safetensors(path, tensors):
@@ -522,6 +549,9 @@ def main():
         w = make_weights(c, gen)
         prompts = [torch.randint(3, VOCAB, (n,), generator=gen).tolist()
                    for n in PROMPT_LENS_OF.get(name, PROMPT_LENS)]
+        margins = {}
+        for pi in GREEDY_FROM:  # the prompts continued greedily: no near-ties early on
+            prompts[pi], margins[pi] = draw_greedy_prompt(c, w, len(prompts[pi]), gen)
         d = os.path.join(args.out, name)
         os.makedirs(d, exist_ok=True)
         own_logits = [reference_forward(c, w, p) for p in prompts]
@@ -566,7 +596,9 @@ def main():
         with open(os.path.join(d, "golden.json"), "w") as f:
             json.dump({"reference": reference, "prompts": len(prompts),
                        "greedy": len(GREEDY_FROM), "greedy_tokens": GREEDY_TOKENS,
-                       "config_style_given": STYLE.get(name, "old")}, f, indent=2)
+                       "config_style_given": STYLE.get(name, "old"),
+                       "greedy_min_margin_first_8": {str(k): round(v, 4) for k, v in margins.items()}},
+                      f, indent=2)
         print(f"  {name}: prompts {[len(p) for p in prompts]}, greedy {greedy}")
 
 
