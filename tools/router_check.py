@@ -18,6 +18,7 @@ the test tokenizers (scripts/fetch-test-data.sh). Takes about a minute on two co
 """
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -161,6 +162,40 @@ def bench(binary, base, tokenizer, out, *, dataset, num_prompts, seed, extra=())
         return json.load(f)["runs"][0]
 
 
+def interleaved_ttft(ports, n, prompt_tokens=64):
+    """TTFT of streamed completions, one request to each port in turn (so that both see the same
+    moments of the machine's load), over kept-alive connections: {port: [ms, ...]}."""
+    conns = {p: http.client.HTTPConnection("127.0.0.1", p, timeout=30) for p in ports}
+    out = {p: [] for p in ports}
+    for i in range(n):
+        # Which goes first alternates; every request has a prompt of its own (no prefix-cache hit)
+        # of the same shape.
+        order = list(conns.items()) if i % 2 == 0 else list(reversed(conns.items()))
+        for p, c in order:
+            prompt = " ".join(f"w{i}p{p}x{k}" for k in range(prompt_tokens // 4))
+            body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 2,
+                               "stream": True, "ignore_eos": True})
+            t0 = time.perf_counter()
+            c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+            r = c.getresponse()
+            ttft = None
+            while True:
+                line = r.readline()
+                if not line:
+                    break
+                if ttft is None and line.startswith(b"data: {") and b'"text":""' not in line:
+                    ttft = (time.perf_counter() - t0) * 1e3
+                if line.startswith(b"data: [DONE]"):
+                    r.read()
+                    break
+            if ttft is None:
+                sys.exit(f"no text streamed from port {p}")
+            out[p].append(ttft)
+    for c in conns.values():
+        c.close()
+    return out
+
+
 def wait_healthy(router_proc, n, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -296,6 +331,12 @@ def main():
         med = lambda xs: sorted(xs)[len(xs) // 2]
         out["overhead"] = {"direct_ttft_p50_ms": ov["direct"], "router_ttft_p50_ms": ov["router"],
                            "median_difference_ms": med(ov["router"]) - med(ov["direct"])}
+        # The same, request by request in turn (direct, router, direct, ...): one run.
+        il = interleaved_ttft([solo.port, one.port], 300)
+        out["overhead"]["interleaved"] = {
+            "requests": 300, "direct_ttft_p50_ms": med(il[solo.port]),
+            "router_ttft_p50_ms": med(il[one.port]),
+            "difference_ms": med(il[one.port]) - med(il[solo.port])}
 
         # 4. Two models behind one router.
         other = replica(a.inferd, llama, "llama", work, "tiny-llama")
@@ -356,6 +397,10 @@ def report(o):
     print(f"\nOverhead: TTFT p50 direct {[round(x, 3) for x in ov['direct_ttft_p50_ms']]} ms, "
           f"through the router {[round(x, 3) for x in ov['router_ttft_p50_ms']]} ms; median "
           f"difference {ov['median_difference_ms']:.3f} ms")
+    il = ov["interleaved"]
+    print(f"Overhead, {il['requests']} streamed requests alternated direct / router: TTFT p50 "
+          f"direct {il['direct_ttft_p50_ms']:.3f} ms, through the router "
+          f"{il['router_ttft_p50_ms']:.3f} ms: {il['difference_ms']:+.3f} ms")
     t = o["two_models"]
     print(f"\nTwo models: /v1/models lists {t['listed']}; " + "; ".join(
         f"{m} answered as '{v['model']}' by {v['replica']} (expected {v['expected_replica']})"
