@@ -278,7 +278,7 @@ class Repl {
         j["params"] = params_.fields;
         std::ofstream f(rest);
         if (!f) fail("/save: cannot write '{}'", rest);
-        f << j.dump(2) << '\n';
+        f << j.dump(2, ' ', false, ojson::error_handler_t::replace) << '\n';
         if (!f.flush()) fail("/save: writing '{}' failed", rest);
         out(dim(fmt::format("saved {} messages to {}", messages_.size(), rest)) + "\n");
         return true;
@@ -300,7 +300,7 @@ class Repl {
       }
       const std::string name = t.substr(0, t.find(' '));
       out(fmt::format("unknown command '{}': /help lists the commands\n", name));
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       out(fmt::format("error: {}\n", e.what()));
     }
     return true;
@@ -322,7 +322,7 @@ class Repl {
             ends_in_newline = piece.back() == '\n';
           },
           g_interrupted);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       messages_.erase(messages_.end() - 1);
       if (wrote && !ends_in_newline) out("\n");
       out(fmt::format("error: {}\n", e.what()));

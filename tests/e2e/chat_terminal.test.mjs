@@ -221,6 +221,13 @@ test('terminal chat: clear errors for a bad model, an unreachable server, a miss
     r = run(['--url', srv.base, '--param', 'max_tokens=8'], { INFERD_API_KEY: 'sk-term' }, 'Hello there\n');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(count(r.stdout, STATS), 1, r.stdout);
+    // Bytes that are not UTF-8 in the input neither end the chat nor break /save.
+    const file = path.join(tmp, 'latin1.json');
+    r = run(['--url', srv.base, '--param', 'max_tokens=4'], { INFERD_API_KEY: 'sk-term' },
+      Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9, 0xff]), Buffer.from(`\n/save ${file}\n`)]));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(count(r.stdout, STATS), 1, r.stdout);
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).messages[0].content, 'caf\ufffd\ufffd');
   } finally {
     await srv.stop();
   }
