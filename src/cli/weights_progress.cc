@@ -74,6 +74,18 @@ class Progress {
   Clock::time_point shown_ = t0_;
 };
 
+// MemAvailable of /proc/meminfo in bytes; 0 when unknown.
+uint64_t available_memory() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  uint64_t kib = 0;
+  while (std::fgets(line, sizeof(line), f))
+    if (std::sscanf(line, "MemAvailable: %lu kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib * 1024;
+}
+
 }  // namespace
 
 void read_weights_with_progress(const std::string& model, const std::string& load_format) {
@@ -90,6 +102,12 @@ void read_weights_with_progress(const std::string& model, const std::string& loa
   uint64_t total = 0;
   for (const auto& f : files) total += fs::file_size(f, ec);
   if (files.empty() || total == 0) return;
+  // Reading ahead only helps when the files then stay in the page cache for the model to map.
+  if (const uint64_t avail = available_memory(); avail > 0 && total > avail / 10 * 8) {
+    LOG_INFO("loading weights: {} ({} of memory available: read while mapping, no progress shown)",
+             format_bytes(double(total)), format_bytes(double(avail)));
+    return;
+  }
   LOG_INFO("loading weights: {} file{}, {}", files.size(), files.size() == 1 ? "" : "s",
            format_bytes(double(total)));
   Progress progress(total);

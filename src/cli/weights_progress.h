@@ -8,8 +8,9 @@
 namespace inferd::cli {
 
 // Reads the weight files of `model` (a directory's *.safetensors, or a single file) showing
-// progress. Does nothing for --load-format dummy or when there are no weight files. Throws Error
-// naming the file when one cannot be read.
+// progress. Does nothing for --load-format dummy, when there are no weight files, or when they
+// would not fit in the page cache (more than 80% of MemAvailable). Throws Error naming the file
+// when one cannot be read.
 void read_weights_with_progress(const std::string& model, const std::string& load_format);
 
 // "1.21 GiB", "850.0 MiB", "12.0 KiB", "17 B".
