@@ -145,6 +145,7 @@ test('page: markdown and code blocks render, HTML in answers stays text', async 
     assert.equal(r.img, 0);
     assert.equal(r.pwned, null);
     assert.match(r.text, /<script>window\.pwned=2<\/script>/);
+    assert.ok(await page.screenshot(path.join(OUT, 'chat_page_markdown.png')) > 10000);
   } finally {
     await srv.stop();
   }
