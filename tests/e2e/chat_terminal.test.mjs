@@ -10,11 +10,11 @@ import path from 'node:path';
 import { BIN, startServer, metric, waitFor, sleep } from './helpers.mjs';
 
 const DEMO = path.resolve(import.meta.dirname, '../../models/demo');
-const SOCKET = `inferd-chat-test-${process.pid}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'inferd-chat-'));
+const SOCKET = path.join(tmp, 'tmux.sock');  // a tmux server of our own, removed with tmp
 const STATS = /\[(stopped: )?(\d+) tokens?, [\d.]+ tok\/s, first token after [\d.]+ s[^\]]*\]/g;
 
-const tmux = (...args) => execFileSync('tmux', ['-L', SOCKET, ...args],
+const tmux = (...args) => execFileSync('tmux', ['-S', SOCKET, ...args],
   { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const q = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
 
