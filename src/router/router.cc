@@ -124,6 +124,8 @@ struct ProxyJob {
   Headers forward;  // request headers passed to the replica
   bool client_gone = false;
   beast::tcp_stream* upstream = nullptr;  // the attempt in progress
+  int status = 0;                         // what the client got (499: it left)
+  std::string replica = "none";           // the replica that answered
 };
 
 struct Router::Attempt {
@@ -159,6 +161,9 @@ void Router::apply_backends() {
   urls.insert(urls.end(), file_urls_.begin(), file_urls_.end());
   for (const auto& [name, list] : dns_urls_) urls.insert(urls.end(), list.begin(), list.end());
   for (auto& r : table_.set_backends(urls)) health_->watch(r);
+  std::vector<uint32_t> ids;
+  for (const auto& r : table_.replicas()) ids.push_back(r->id());
+  pool_.retain(ids);
 }
 
 void Router::reload_backend_file() {
@@ -492,11 +497,11 @@ void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Requ
     job->forward.emplace_back("Authorization", "Bearer " + config_.backend_api_key);
   else if (auto a = req[http::field::authorization]; !a.empty())
     job->forward.emplace_back("Authorization", a);
+  ++active_;  // here, not in run(): a drain that starts before run() does must still see it
   net::co_spawn(conn->executor(), run(job), net::detached);
 }
 
 net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
-  ++active_;
   struct Active {
     std::atomic<int64_t>& n;
     ~Active() { --n; }
@@ -523,11 +528,13 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
     } in_flight{table_, *pick->replica};
     Attempt a = co_await attempt(*job, *pick);
     if (a.done) {
-      if (job->client_gone) {
-        // Client closed the request (nginx's 499): the replica aborts it as its socket closes.
-        metrics_.record_request(pick->replica->addr().url, job->model, 499);
-        metrics_.record_http(handler_label(job->ex.route), job->ex.method, 499);
-      }
+      // A client that left: nginx's 499 (the replica aborts as its socket closes).
+      if (job->client_gone) finish(*job, pick->replica->addr().url, 499);
+      LOG_INFO(
+          "router request route={} model={} replica={} status={} attempts={} decision={} "
+          "total_ms={:.1f}",
+          job->ex.route, job->model, job->replica, job->status, tried.size(), pick->reason,
+          seconds(Clock::now() - job->ex.start) * 1e3);
       co_return;
     }
     metrics_.record_retry(pick->replica->addr().url, a.reason);
@@ -544,6 +551,8 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
     for (const auto& [k, v] : last->headers) res.set(k, v);
     res.body() = std::move(last->body);
     metrics_.record_request(last_replica, job->model, last->status);
+    LOG_INFO("router request route={} model={} replica={} status={} attempts={}", job->ex.route,
+             job->model, last_replica, last->status, tried.size());
     send(job->conn, job->ex, std::move(res));
     co_return;
   }
@@ -556,8 +565,16 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
                       "service_unavailable_error", std::nullopt, "no_replica")
                  .with_retry_after(config_.retry_after_s);
   metrics_.record_request(last_replica, job->model, e.status());
-  LOG_INFO("router request route={} status={} error=\"{}\"", job->ex.route, e.status(), e.what());
+  LOG_INFO("router request route={} model={} status={} attempts={} error=\"{}\"", job->ex.route,
+           job->model, e.status(), tried.size(), e.what());
   send_error(job->conn, job->ex, e);
+}
+
+void Router::finish(ProxyJob& job, const std::string& replica, int status) {
+  job.status = status;
+  job.replica = replica;
+  metrics_.record_request(replica, job.model, status);
+  metrics_.record_http(handler_label(job.ex.route), job.ex.method, status);
 }
 
 net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTable::Pick& pick) {
@@ -699,8 +716,7 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
     job.conn->write_chunk("data: [DONE]\n\n");
     job.conn->end_stream();
     job.conn->on_peer_gone(nullptr);
-    metrics_.record_request(url, job.model, 502);
-    metrics_.record_http(handler_label(job.ex.route), job.ex.method, 502);
+    finish(job, url, 502);
     co_return Attempt{true};
   }
   job.conn->on_peer_gone(nullptr);
@@ -711,8 +727,7 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
   }
   if (committed) {
     job.conn->end_stream();
-    metrics_.record_request(url, job.model, status);
-    metrics_.record_http(handler_label(job.ex.route), job.ex.method, status);
+    finish(job, url, status);
     co_return Attempt{true};
   }
   const bool queue_full = status == 429 && held.find("queue_full") != std::string::npos;
@@ -734,8 +749,7 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
     res.body() = std::move(held);
     job.conn->respond(std::move(res));
   }
-  metrics_.record_request(url, job.model, status);
-  metrics_.record_http(handler_label(job.ex.route), job.ex.method, status);
+  finish(job, url, status);
   co_return Attempt{true};
 }
 

@@ -83,6 +83,8 @@ class Router final : public server::RequestHandler {
              bool completion);
   boost::asio::awaitable<void> run(std::shared_ptr<ProxyJob> job);
   boost::asio::awaitable<Attempt> attempt(ProxyJob& job, const ReplicaTable::Pick& pick);
+  // The client has its answer from `replica` (or left: 499): metrics, and the request's log line.
+  void finish(ProxyJob& job, const std::string& replica, int status);
   boost::asio::awaitable<void> discover();
   // The table's replicas become --backend + the file's + the DNS names' addresses.
   void apply_backends();

@@ -1,5 +1,7 @@
 #include "router/upstream_pool.h"
 
+#include <algorithm>
+
 namespace inferd::router {
 
 std::unique_ptr<boost::beast::tcp_stream> UpstreamPool::take(uint32_t replica) {
@@ -49,6 +51,19 @@ void UpstreamPool::drop(uint32_t replica) {
   if (it != idle_.end()) {
     gone = std::move(it->second);
     idle_.erase(it);
+  }
+}
+
+void UpstreamPool::retain(const std::vector<uint32_t>& replicas) {
+  std::vector<std::deque<Idle>> gone;
+  std::lock_guard lk(mu_);
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (std::find(replicas.begin(), replicas.end(), it->first) == replicas.end()) {
+      gone.push_back(std::move(it->second));
+      it = idle_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 

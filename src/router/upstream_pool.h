@@ -11,6 +11,7 @@
 #include <mutex>
 #include <unordered_map>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
+#include <vector>
 
 #include <boost/beast/core/tcp_stream.hpp>
 
@@ -28,6 +29,8 @@ class UpstreamPool {
   void put(uint32_t replica, std::unique_ptr<boost::beast::tcp_stream> s);
   // Closes every idle connection to `replica` (it failed or left).
   void drop(uint32_t replica);
+  // Closes the idle connections to every replica not in `replicas` (they left the table).
+  void retain(const std::vector<uint32_t>& replicas);
   size_t idle(uint32_t replica) const;
 
  private:
