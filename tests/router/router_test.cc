@@ -3,6 +3,7 @@
 // out and back in, the backend file, auth, limits and errors in OpenAI's shape.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -380,6 +381,30 @@ TEST_F(RouterTest, ClientThatLeavesAbortsTheReplicaRequest) {
   EXPECT_TRUE(wait_for([&] { return router_->active_requests() == 0; }));
 }
 
+TEST_F(RouterTest, DrainLetsTheStreamsInFlightFinish) {
+  FakeConfig fc;
+  fc.step = std::chrono::milliseconds(20);
+  add_replica({"tiny"}, fc);
+  start_router();
+  TestConnection c(port_);
+  json body = completion("drain", "tiny", 15);
+  body["stream"] = true;
+  c.send(server::testing::http::verb::post, "/v1/completions", body.dump());
+  ASSERT_EQ(c.read_header(), 200);
+  std::string all = c.read_some_body();
+  std::thread drain([&] { router_->drain_and_stop(); });
+  while (all.find("[DONE]") == std::string::npos) {
+    const std::string more = c.read_some_body();
+    if (more.empty()) break;
+    all += more;
+  }
+  drain.join();
+  EXPECT_NE(all.find("data: [DONE]"), std::string::npos) << all;
+  EXPECT_EQ(all.find("error"), std::string::npos) << all;
+  EXPECT_EQ(router_->active_requests(), 0);
+  EXPECT_THROW(TestConnection{port_}, boost::system::system_error) << "still accepting";
+}
+
 TEST_F(RouterTest, ApiKeysLimitsAndTheBackendKey) {
   add_replica({"tiny"}, FakeConfig(), 0, "replica-key");
   RouterConfig cfg = config();
@@ -417,6 +442,35 @@ TEST_F(RouterTest, BadConfigurationIsAClearError) {
   c.backend_file = "/nonexistent/backends.txt";
   Router r(c);
   EXPECT_THROW(r.start(), Error);
+}
+
+// `inferd router` itself: a bad command line is one clear message and exit status 1.
+std::pair<int, std::string> run_binary(const std::string& args) {
+  const std::string cmd = std::string(INFERD_BINARY) + " router " + args + " 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while (f && (n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  const int status = f ? ::pclose(f) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(RouterCli, BadCommandLinesNameTheProblem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "no replicas: pass --backend URL"},
+      {"--backend localhost:8000",
+       "backend 'localhost:8000': expected http://HOST[:PORT][/PREFIX]"},
+      {"--backend http://a:1 --policy fastest", "--policy 'fastest': expected cache_aware"},
+      {"--backend http://a:1 --cache-threshold 2", "--cache-threshold must be in [0, 1]"},
+      {"--backend http://a:1 --balance-rel-threshold 0.5", "--balance-rel-threshold must be >= 1"},
+      {"--backend-file /nonexistent/replicas.txt", "--backend-file '/nonexistent/replicas.txt'"},
+  };
+  for (const auto& [args, message] : cases) {
+    const auto [code, out] = run_binary(args);
+    EXPECT_EQ(code, 1) << args << "\n" << out;
+    EXPECT_NE(out.find(message), std::string::npos) << args << "\n" << out;
+  }
 }
 
 }  // namespace
