@@ -33,6 +33,7 @@ struct RouterArgs {
   size_t max_tree_size = size_t(1) << 18;
   std::vector<std::string> api_keys;
   std::string backend_api_key;
+  std::vector<std::string> allowed_origins{"*"};
   int64_t rate_limit_rpm = 0;
   int max_retries = 2;
   double connect_timeout = 5;
@@ -123,6 +124,7 @@ void run_router(const RouterArgs& a) {
   c.health_check.api_key = a.backend_api_key;
   c.api_keys = split_commas(a.api_keys);
   c.backend_api_key = a.backend_api_key;
+  c.allowed_origins = split_commas(a.allowed_origins);
   c.rate_limit_rpm = a.rate_limit_rpm;
   c.max_retries = a.max_retries;
   c.connect_timeout_s = a.connect_timeout;
@@ -180,6 +182,9 @@ void register_router(CLI::App& app) {
   cmd->add_option("--backend-api-key", a->backend_api_key,
                   "Bearer key sent to the replicas (default: the client's Authorization header)")
       ->envname("INFERD_BACKEND_API_KEY");
+  cmd->add_option("--allowed-origins", a->allowed_origins,
+                  "CORS origins allowed ('*' for any; comma-separated); empty string: CORS off")
+      ->capture_default_str();
   cmd->add_option("--rate-limit-rpm", a->rate_limit_rpm,
                   "Requests per minute per API key (0: no limit)")
       ->capture_default_str();

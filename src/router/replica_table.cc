@@ -132,7 +132,8 @@ std::optional<ReplicaTable::Pick> ReplicaTable::pick(const std::string& model, s
     const ReplicaState& s = r->state_;
     if (!s.healthy || r->endpoints_.empty()) continue;
     if (std::find(exclude.begin(), exclude.end(), r->id()) != exclude.end()) continue;
-    if (std::find(s.models.begin(), s.models.end(), model) == s.models.end()) continue;
+    if (!model.empty() && std::find(s.models.begin(), s.models.end(), model) == s.models.end())
+      continue;
     cands.push_back(Candidate{r->id(), s.load(), s.kv_usage});
     by_index.push_back(r.get());
   }

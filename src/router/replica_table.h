@@ -90,8 +90,9 @@ class ReplicaTable {
     std::vector<boost::asio::ip::tcp::endpoint> endpoints;
     const char* reason = "";
   };
-  // Chooses among the healthy replicas that serve `model`, except those in `exclude`, and counts
-  // one more request open on the chosen one (release() it). nullopt when there is none.
+  // Chooses among the healthy replicas that serve `model` (any model when empty), except those in
+  // `exclude`, and counts one more request open on the chosen one (release() it). nullopt when
+  // there is none.
   std::optional<Pick> pick(const std::string& model, std::string_view key,
                            const std::vector<uint32_t>& exclude);
   void release(Replica& r);

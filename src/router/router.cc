@@ -52,7 +52,8 @@ bool consteq(const std::string& a, const std::string& b) {
 std::string handler_label(const std::string& path) {
   static const char* kRoutes[] = {"/health",    "/ready",          "/metrics",
                                   "/version",   "/tokenize",       "/detokenize",
-                                  "/v1/models", "/v1/completions", "/v1/chat/completions"};
+                                  "/v1/models", "/v1/completions", "/v1/chat/completions",
+                                  "/"};
   for (const char* r : kRoutes)
     if (path == r) return path;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{model}";
@@ -111,6 +112,7 @@ struct Router::Exchange {
   std::string target;  // with the query
   std::string method;
   Clock::time_point start = Clock::now();
+  Headers cors;  // CORS headers every answer carries
 };
 
 // One proxied request, on its connection's strand.
@@ -311,6 +313,7 @@ server::Response Router::http_error(int status, const std::string& message, unsi
 
 void Router::send(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
                   server::Response&& res) {
+  for (const auto& [k, v] : ex.cors) res.set(k, v);
   metrics_.record_http(handler_label(ex.route), ex.method, res.result_int());
   conn->respond(std::move(res));
 }
@@ -352,7 +355,34 @@ void Router::handle(const std::shared_ptr<server::Connection>& conn, server::Req
   ex.target = std::string(req.target());
   ex.route = ex.target.substr(0, ex.target.find('?'));
   ex.method = req.method() == http::verb::unknown ? "other" : std::string(req.method_string());
+  // CORS, as the server answers it (--allowed-origins).
+  const std::string origin(req[http::field::origin]);
+  bool origin_ok = false;
+  if (!origin.empty() && !config_.allowed_origins.empty()) {
+    const auto& allowed = config_.allowed_origins;
+    if (std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) {
+      ex.cors.emplace_back("Access-Control-Allow-Origin", "*");
+      origin_ok = true;
+    } else if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) {
+      ex.cors.emplace_back("Access-Control-Allow-Origin", origin);
+      ex.cors.emplace_back("Vary", "Origin");
+      origin_ok = true;
+    }
+  }
   try {
+    if (req.method() == http::verb::options && !origin.empty() &&
+        req.find(http::field::access_control_request_method) != req.end()) {
+      if (!origin_ok)
+        throw ApiError(400, fmt::format("Disallowed CORS origin '{}'.", origin),
+                       "invalid_request_error", std::nullopt, "cors_origin");
+      server::Response res{http::status::ok, req.version()};
+      res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+      const std::string_view rh = req[http::field::access_control_request_headers];
+      res.set(http::field::access_control_allow_headers,
+              rh.empty() ? std::string("Authorization, Content-Type") : std::string(rh));
+      res.set(http::field::access_control_max_age, "600");
+      return send(conn, ex, std::move(res));
+    }
     route(conn, req, ex);
   } catch (const ApiError& e) {
     LOG_INFO("router request route={} status={} error=\"{}\"", ex.route, e.status(), e.what());
@@ -379,6 +409,12 @@ void Router::route(const std::shared_ptr<server::Connection>& conn, server::Requ
     res.body() = e.body();
     send(conn, ex, std::move(res));
   };
+  if (path == "/") {
+    // The chat page of the replicas (`inferd serve` at /): from any ready one. It talks to this
+    // router's /v1 routes, so it offers every model behind it.
+    if (!is_get) return allow("GET");
+    return proxy(conn, req, ex, ProxyKind::kPage);
+  }
   if (path == "/health") {
     if (!is_get) return allow("GET");
     return send(conn, ex, server::Response{http::status::ok, 11});
@@ -431,11 +467,11 @@ void Router::route(const std::shared_ptr<server::Connection>& conn, server::Requ
   if (path == "/v1/chat/completions" || path == "/v1/completions") {
     check_auth(req);
     if (!is_post) return allow("POST");
-    return proxy(conn, req, ex, true);
+    return proxy(conn, req, ex, ProxyKind::kCompletion);
   }
   if (path == "/tokenize" || path == "/detokenize") {
     if (!is_post) return allow("POST");
-    return proxy(conn, req, ex, false);
+    return proxy(conn, req, ex, ProxyKind::kModel);
   }
   if (path.rfind("/v1/", 0) == 0) check_auth(req);
   throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, path), "invalid_request_error",
@@ -443,15 +479,22 @@ void Router::route(const std::shared_ptr<server::Connection>& conn, server::Requ
 }
 
 void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Request& req,
-                   Exchange& ex, bool completion) {
+                   Exchange& ex, ProxyKind kind) {
   if (draining_)
     throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
                    "server_shutdown")
         .with_retry_after(config_.retry_after_s);
-  const server::json body = server::parse_json_body(req.body());
+  const bool completion = kind == ProxyKind::kCompletion;
+  const server::json body =
+      kind == ProxyKind::kPage ? server::json::object() : server::parse_json_body(req.body());
   auto job = std::make_shared<ProxyJob>();
-  // The model: named, or the only one served.
-  if (auto m = server::get_string(body, "model")) {
+  // The model: named, or the only one served (a page: any replica).
+  if (kind == ProxyKind::kPage) {
+    if (table_.num_healthy() == 0)
+      throw ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
+                     "no_replica")
+          .with_retry_after(config_.retry_after_s);
+  } else if (auto m = server::get_string(body, "model")) {
     job->model = *m;
   } else {
     const std::vector<std::string> models = table_.served_models();
@@ -466,7 +509,7 @@ void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Requ
     }
     job->model = models.front();
   }
-  if (!table_.knows_model(job->model)) {
+  if (kind != ProxyKind::kPage && !table_.knows_model(job->model)) {
     if (table_.num_healthy() == 0)
       throw ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
                      "no_replica")
@@ -490,7 +533,7 @@ void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Requ
   job->ex = ex;
   job->method = req.method();
   job->body = std::move(req.body());
-  job->forward.emplace_back("Content-Type", "application/json");
+  if (kind != ProxyKind::kPage) job->forward.emplace_back("Content-Type", "application/json");
   if (auto a = req[http::field::accept]; !a.empty()) job->forward.emplace_back("Accept", a);
   if (auto id = req["X-Request-Id"]; !id.empty()) job->forward.emplace_back("X-Request-Id", id);
   if (!config_.backend_api_key.empty())
@@ -657,9 +700,12 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
     const auto name = f.name();
     if (name == http::field::content_type || name == http::field::cache_control ||
         name == http::field::retry_after || name == http::field::www_authenticate ||
+        beast::iequals(f.name_string(), "Content-Security-Policy") ||
+        beast::iequals(f.name_string(), "X-Content-Type-Options") ||
         beast::iequals(f.name_string(), "X-Request-Id"))
       headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   }
+  headers.insert(headers.end(), job.ex.cors.begin(), job.ex.cors.end());
   headers.emplace_back("X-Inferd-Replica", url);
   const bool chunked = p.chunked();
   std::string held;  // body bytes not yet passed on

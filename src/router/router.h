@@ -36,10 +36,11 @@ struct RouterConfig {
   PolicyConfig policy;
   HealthThresholds health;
   HealthCheckConfig health_check;
-  std::vector<std::string> api_keys;  // empty: no auth
-  std::string backend_api_key;        // sent to replicas; empty: the client's Authorization
-  int64_t rate_limit_rpm = 0;         // per API key; 0: off
-  int max_retries = 2;                // further replicas tried after a failed attempt
+  std::vector<std::string> api_keys;              // empty: no auth
+  std::vector<std::string> allowed_origins{"*"};  // CORS; empty: no CORS headers
+  std::string backend_api_key;  // sent to replicas; empty: the client's Authorization
+  int64_t rate_limit_rpm = 0;   // per API key; 0: off
+  int max_retries = 2;          // further replicas tried after a failed attempt
   double connect_timeout_s = 5;
   double request_timeout_s = 600;  // an upstream exchange that stays silent this long fails
   double drain_timeout_s = 30;     // SIGTERM: how long in-flight requests may finish
@@ -79,8 +80,10 @@ class Router final : public server::RequestHandler {
  private:
   struct Attempt;
   void route(const std::shared_ptr<server::Connection>& conn, server::Request& req, Exchange& ex);
+  // kCompletion: routed by model and prompt; kModel: by model (/tokenize); kPage: any replica.
+  enum class ProxyKind { kCompletion, kModel, kPage };
   void proxy(const std::shared_ptr<server::Connection>& conn, server::Request& req, Exchange& ex,
-             bool completion);
+             ProxyKind kind);
   boost::asio::awaitable<void> run(std::shared_ptr<ProxyJob> job);
   boost::asio::awaitable<Attempt> attempt(ProxyJob& job, const ReplicaTable::Pick& pick);
   // The client has its answer from `replica` (or left: 499): metrics, and the request's log line.

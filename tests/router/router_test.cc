@@ -405,6 +405,48 @@ TEST_F(RouterTest, DrainLetsTheStreamsInFlightFinish) {
   EXPECT_THROW(TestConnection{port_}, boost::system::system_error) << "still accepting";
 }
 
+TEST_F(RouterTest, TheReplicasChatPageAndCors) {
+  Replica& a = add_replica();
+  start_router();
+  const HttpResult direct = get(a.port, "/");
+  ASSERT_EQ(direct.status, 200);
+  const HttpResult page = get(port_, "/");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ(page.body, direct.body);
+  EXPECT_EQ(page.header("content-type"), direct.header("content-type"));
+  EXPECT_EQ(page.header("content-security-policy"), direct.header("content-security-policy"));
+  expect_error_shape(post(port_, "/", json::object()), 405);
+  // CORS: a preflight, and the header on proxied and own answers.
+  TestConnection c(port_);
+  HttpResult pre = c.request(server::testing::http::verb::options, "/v1/completions", "",
+                             {{"Origin", "https://app.example"},
+                              {"Access-Control-Request-Method", "POST"},
+                              {"Access-Control-Request-Headers", "authorization, content-type"}});
+  EXPECT_EQ(pre.status, 200);
+  EXPECT_EQ(pre.header("access-control-allow-origin"), "*");
+  EXPECT_NE(pre.header("access-control-allow-methods").find("POST"), std::string::npos);
+  HttpResult r = post(port_, "/v1/completions", completion("cors"), {{"Origin", "https://x"}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("access-control-allow-origin"), "*");
+  EXPECT_EQ(
+      get(port_, "/v1/models", {{"Origin", "https://x"}}).header("access-control-allow-origin"),
+      "*");
+  router_->stop();
+  router_.reset();
+  RouterConfig cfg = config();
+  cfg.allowed_origins = {"https://app.example"};
+  start_router(cfg, 1);
+  TestConnection c2(port_);
+  HttpResult bad =
+      c2.request(server::testing::http::verb::options, "/v1/completions", "",
+                 {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "POST"}});
+  expect_error_shape(bad, 400, "cors_origin");
+  HttpResult ok =
+      post(port_, "/v1/completions", completion("cors"), {{"Origin", "https://app.example"}});
+  EXPECT_EQ(ok.header("access-control-allow-origin"), "https://app.example");
+  EXPECT_EQ(ok.header("vary"), "Origin");
+}
+
 TEST_F(RouterTest, ApiKeysLimitsAndTheBackendKey) {
   add_replica({"tiny"}, FakeConfig(), 0, "replica-key");
   RouterConfig cfg = config();
