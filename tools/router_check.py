@@ -265,8 +265,8 @@ def main():
             for d in ("cache_hit", "cache_miss", "load_balanced")}
         out["prefix"] = hit
 
-        # 2. Failover: kill one replica mid-run, restart it on its port.
-        victim = reps[1]
+        # 2. Failover: kill one replica mid-run (the one with the most requests open), restart it
+        # on its port.
         before = metrics(ca.url)
         done0 = metric_sum(before, "inferd:router_requests_total")
         retries0 = metric_sum(before, "inferd:router_retries_total")
@@ -285,6 +285,7 @@ def main():
         while metric_sum(metrics(ca.url), "inferd:router_requests_total") - done0 < n_fail // 4:
             time.sleep(0.02)
         page = metrics(ca.url)
+        victim = max(reps, key=lambda r: metric_sum(page, "inferd:router_replica_in_flight", r.url))
         in_flight_victim = metric_sum(page, "inferd:router_replica_in_flight", victim.url)
         waiting_victim = metric_sum(page, "inferd:router_replica_waiting", victim.url)
         victim.kill()
