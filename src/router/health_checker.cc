@@ -22,6 +22,13 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 
+// The health checks of one replica share a kept-alive connection.
+struct HealthSession {
+  std::unique_ptr<beast::tcp_stream> stream;
+  std::vector<tcp::endpoint> endpoints;  // `stream` goes to one of these
+  beast::flat_buffer buffer;
+};
+
 namespace {
 
 struct GetResult {
@@ -30,41 +37,53 @@ struct GetResult {
   std::string error;
 };
 
-// One GET on a fresh connection, bounded by `timeout` as a whole.
-net::awaitable<GetResult> http_get(const std::vector<tcp::endpoint>& eps, const BackendAddress& a,
-                                   const std::string& path, std::chrono::milliseconds timeout,
-                                   const std::string& api_key) {
+// One GET, bounded by `timeout` as a whole; on the session's connection when it is still open (once
+// more on a fresh one when the replica closed it meanwhile).
+net::awaitable<GetResult> http_get(HealthSession& session, const std::vector<tcp::endpoint>& eps,
+                                   const BackendAddress& a, const std::string& path,
+                                   std::chrono::milliseconds timeout, const std::string& api_key) {
   GetResult out;
-  beast::tcp_stream s(co_await net::this_coro::executor);
-  beast::error_code ec;
-  s.expires_after(timeout);
-  co_await s.async_connect(eps, net::redirect_error(net::use_awaitable, ec));
-  if (ec) {
-    out.error = "connect: " + ec.message();
-    co_return out;
-  }
+  if (session.stream && session.endpoints != eps) session.stream.reset();
   http::request<http::empty_body> req{http::verb::get, a.path + path, 11};
   req.set(http::field::host, a.host_header());
   req.set(http::field::user_agent, "inferd-router");
   if (!api_key.empty()) req.set(http::field::authorization, "Bearer " + api_key);
-  req.keep_alive(false);
-  co_await http::async_write(s, req, net::redirect_error(net::use_awaitable, ec));
-  if (ec) {
-    out.error = "GET " + path + ": " + ec.message();
+  req.keep_alive(true);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool reused = session.stream != nullptr;
+    beast::error_code ec;
+    if (!reused) {
+      session.stream = std::make_unique<beast::tcp_stream>(co_await net::this_coro::executor);
+      session.endpoints = eps;
+      session.buffer.clear();
+      session.stream->expires_after(timeout);
+      co_await session.stream->async_connect(eps, net::redirect_error(net::use_awaitable, ec));
+      if (ec) {
+        session.stream.reset();
+        out.error = "connect: " + ec.message();
+        co_return out;
+      }
+    }
+    beast::tcp_stream& s = *session.stream;
+    s.expires_after(timeout);
+    co_await http::async_write(s, req, net::redirect_error(net::use_awaitable, ec));
+    http::response_parser<http::string_body> p;
+    p.body_limit(8u << 20);
+    if (!ec) {
+      session.buffer.reserve(64u << 10);  // a /metrics page in a few reads
+      co_await http::async_read(s, session.buffer, p, net::redirect_error(net::use_awaitable, ec));
+    }
+    if (ec) {
+      session.stream.reset();
+      if (reused && ec != beast::error::timeout) continue;  // closed by the replica meanwhile
+      out.error = "GET " + path + ": " + ec.message();
+      co_return out;
+    }
+    out.status = int(p.get().result_int());
+    out.body = std::move(p.get().body());
+    if (!p.get().keep_alive()) session.stream.reset();
     co_return out;
   }
-  beast::flat_buffer buf;
-  http::response_parser<http::string_body> p;
-  p.body_limit(8u << 20);
-  co_await http::async_read(s, buf, p, net::redirect_error(net::use_awaitable, ec));
-  if (ec) {
-    out.error = "GET " + path + ": " + ec.message();
-    co_return out;
-  }
-  out.status = int(p.get().result_int());
-  out.body = std::move(p.get().body());
-  beast::error_code ignored;
-  s.socket().shutdown(tcp::socket::shutdown_both, ignored);
   co_return out;
 }
 
@@ -115,7 +134,7 @@ void HealthChecker::watch(std::shared_ptr<Replica> replica) {
   net::co_spawn(net::make_strand(io_), loop(std::move(replica)), net::detached);
 }
 
-net::awaitable<HealthReport> HealthChecker::check(const Replica& r) {
+net::awaitable<HealthReport> HealthChecker::check(const Replica& r, HealthSession& session) {
   HealthReport h;
   const BackendAddress& a = r.addr();
   tcp::resolver resolver(co_await net::this_coro::executor);
@@ -127,14 +146,14 @@ net::awaitable<HealthReport> HealthChecker::check(const Replica& r) {
     co_return h;
   }
   for (const auto& e : results) h.endpoints.push_back(e.endpoint());
-  GetResult ready = co_await http_get(h.endpoints, a, "/ready", config_.timeout, "");
+  GetResult ready = co_await http_get(session, h.endpoints, a, "/ready", config_.timeout, "");
   if (ready.status != 200) {
     h.error =
         ready.status == 0 ? ready.error : "GET /ready answered " + std::to_string(ready.status);
     co_return h;
   }
   GetResult models =
-      co_await http_get(h.endpoints, a, "/v1/models", config_.timeout, config_.api_key);
+      co_await http_get(session, h.endpoints, a, "/v1/models", config_.timeout, config_.api_key);
   if (models.status == 200) h.models = parse_model_list(models.body);
   if (!h.models) {
     h.error = models.status == 0 ? models.error
@@ -142,7 +161,7 @@ net::awaitable<HealthReport> HealthChecker::check(const Replica& r) {
                                        " without a model list";
     co_return h;
   }
-  GetResult metrics = co_await http_get(h.endpoints, a, "/metrics", config_.timeout, "");
+  GetResult metrics = co_await http_get(session, h.endpoints, a, "/metrics", config_.timeout, "");
   if (metrics.status == 200) {
     const LoadMetrics m = parse_load_metrics(metrics.body);
     h.running = m.running;
@@ -155,8 +174,9 @@ net::awaitable<HealthReport> HealthChecker::check(const Replica& r) {
 
 net::awaitable<void> HealthChecker::loop(std::shared_ptr<Replica> replica) {
   net::steady_timer timer(co_await net::this_coro::executor);
+  HealthSession session;
   while (!stopped_ && !table_.removed(*replica)) {
-    const HealthReport h = co_await check(*replica);
+    const HealthReport h = co_await check(*replica, session);
     if (stopped_ || table_.removed(*replica)) break;
     table_.apply(*replica, h);
     timer.expires_after(config_.interval);

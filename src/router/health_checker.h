@@ -1,7 +1,8 @@
 // The router's health poller: one loop per replica on the router's io threads. Each round resolves
 // the replica's address, asks GET /ready, and when it is ready reads GET /v1/models (the models it
-// serves) and GET /metrics (running and waiting requests, KV-cache usage); the replica table
-// takes the replica out after failed rounds and back in after good ones.
+// serves) and GET /metrics (running and waiting requests, KV-cache usage), all on one kept-alive
+// connection; the replica table takes the replica out after failed rounds and back in after good
+// ones.
 #pragma once
 
 #include <atomic>
@@ -33,6 +34,8 @@ LoadMetrics parse_load_metrics(const std::string& page);
 // The model ids of a /v1/models answer; nullopt when it is not one.
 std::optional<std::vector<std::string>> parse_model_list(const std::string& body);
 
+struct HealthSession;  // one replica's kept-alive connection (health_checker.cc)
+
 class HealthChecker {
  public:
   HealthChecker(boost::asio::io_context& io, ReplicaTable& table, HealthCheckConfig config);
@@ -42,7 +45,7 @@ class HealthChecker {
 
  private:
   boost::asio::awaitable<void> loop(std::shared_ptr<Replica> replica);
-  boost::asio::awaitable<HealthReport> check(const Replica& replica);
+  boost::asio::awaitable<HealthReport> check(const Replica& replica, HealthSession& session);
 
   boost::asio::io_context& io_;
   ReplicaTable& table_;
