@@ -31,4 +31,20 @@ void Backend::end_graph_capture(int32_t key) {
   INFERD_CHECK(false, "backend '{}' does not capture graphs", name());
 }
 
+Linear Backend::make_linear_fp8(std::vector<Tensor> parts, std::vector<Tensor> scales,
+                                const Tensor& bias, float act_scale) {
+  (void)parts;
+  (void)scales;
+  (void)bias;
+  (void)act_scale;
+  INFERD_CHECK(false, "backend '{}' does not compute FP8 linears", name());
+  return Linear();
+}
+
+Linear Backend::quantize_linear_fp8(const Linear& l) {
+  (void)l;
+  INFERD_CHECK(false, "backend '{}' does not compute FP8 linears", name());
+  return Linear();
+}
+
 }  // namespace inferd

@@ -23,6 +23,11 @@ struct Linear {
   Tensor bias;                // [out_features] fp32, or undefined
   int64_t in_features = 0;
   int64_t out_features = 0;
+  // FP8 weights (parts[0] is float8 e4m3fn): w[n, k] = f8(parts[0][n, k]) * weight_scale[n]
+  // (fp32 [out_features] on the device); the input rows are quantized to FP8 before the GEMM,
+  // per row (dynamic) or with act_scale when it is > 0 (a checkpoint's static input_scale).
+  Tensor weight_scale;
+  float act_scale = 0.0f;
 };
 
 struct RopeTable {
@@ -92,6 +97,14 @@ class Backend {
   virtual Linear make_linear(std::vector<Tensor> host_parts, const Tensor& host_bias) = 0;
   // Norm weights, embeddings: any float dtype in, backend's preferred storage out.
   virtual Tensor make_param(const Tensor& host) = 0;
+  // FP8 linears (a backend that computes them in FP8: supports_fp8() true). make_linear_fp8:
+  // host float8 parts [rows_i, in] with their fp32 per-output-channel scales [rows_i];
+  // quantize_linear_fp8: a bf16 linear made by make_linear, rounded to FP8 per output channel
+  // on the device (--quantization fp8).
+  virtual bool supports_fp8() const { return false; }
+  virtual Linear make_linear_fp8(std::vector<Tensor> parts, std::vector<Tensor> scales,
+                                 const Tensor& bias, float act_scale);
+  virtual Linear quantize_linear_fp8(const Linear& l);
   // A new tensor on this backend's device (host memory for the CPU) filled with the seeded values
   // of backend/random_fill.h; make_param and make_linear accept it as it is. --load-format dummy
   // builds its weights with this, so an 8B model needs no host copy and no upload.

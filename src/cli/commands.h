@@ -27,6 +27,7 @@ struct ModelFlags {
   int threads = 0;
   int32_t max_num_seqs = 256;  // --max-num-seqs (commands that batch)
   bool enforce_eager = false;  // --enforce-eager
+  std::string quantization;    // --quantization (fp8)
   int32_t max_logprobs = 20;   // set by `serve` from --max-logprobs
 
   // batching: also registers --max-num-seqs (serve and bench, not run). model_optional: the

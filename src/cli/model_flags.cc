@@ -62,6 +62,10 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
     app->add_option("--max-num-seqs", max_num_seqs, "Most sequences running at once")
         ->capture_default_str();
   }
+  app->add_option("--quantization", quantization,
+                  "fp8: quantize the linear weights of a bf16/fp16 model to FP8 per output "
+                  "channel at load (FP8 checkpoints are used as stored whatever this says)")
+      ->check(CLI::IsMember({"fp8"}));
   app->add_flag("--enforce-eager", enforce_eager,
                 "GPU: run every step eagerly (no CUDA graphs for decode steps)");
   app->add_option("--threads", threads, "CPU threads (0 = one per core)")->capture_default_str();
@@ -83,6 +87,7 @@ ModelOptions ModelFlags::options() const {
   if (max_num_seqs < 1) fail("--max-num-seqs must be >= 1, got {}", max_num_seqs);
   o.max_num_seqs = max_num_seqs;
   o.enforce_eager = enforce_eager;
+  o.quantization = quantization;
   o.max_top_logprobs = max_logprobs;
   return o;
 }

@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace inferd {
@@ -20,6 +22,8 @@ std::string_view dtype_name(DType t) {
       return "uint8";
     case DType::kI8:
       return "int8";
+    case DType::kF8E4M3:
+      return "float8_e4m3fn";
   }
   return "?";
 }
@@ -29,6 +33,27 @@ DType parse_dtype(std::string_view s) {
   if (s == "bfloat16" || s == "bf16") return DType::kBF16;
   if (s == "float16" || s == "f16" || s == "fp16" || s == "half") return DType::kF16;
   fail("unsupported dtype '{}': expected one of float32, bfloat16, float16", s);
+}
+
+uint8_t f32_to_f8e4m3(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint8_t sign = uint8_t((u >> 24) & 0x80u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint8_t(sign | 0x7f);  // NaN
+  const float a = std::fabs(f);
+  if (a < 0.015625f) {  // below 2^-6: subnormal steps of 2^-9 (8 rounds up to the first normal)
+    return uint8_t(sign | uint8_t(std::nearbyint(a * 512.0f)));
+  }
+  int ex = 0;
+  const float fr = std::frexp(a, &ex);  // a = fr * 2^ex, fr in [0.5, 1)
+  int e = ex - 1;                       // a = (2 fr) * 2^e, 2 fr in [1, 2)
+  int q = int(std::nearbyint((2.0f * fr - 1.0f) * 8.0f));
+  if (q == 8) {
+    q = 0;
+    ++e;
+  }
+  const int biased = e + 7;
+  if (biased > 15 || (biased == 15 && q == 7)) return uint8_t(sign | 0x7e);  // saturate: 448
+  return uint8_t(sign | (biased << 3) | q);
 }
 
 float f16_to_f32(uint16_t h) {

@@ -42,6 +42,25 @@ struct RopeFrequencies {
 RopeFrequencies rope_frequencies(const RopeConfig& r, int64_t head_dim,
                                  int64_t max_position_embeddings, int64_t max_model_len);
 
+// How a checkpoint's linear weights are quantized (config.json's quantization_config).
+enum class QuantMethod : uint8_t {
+  kNone,
+  // compressed-tensors float8 (RedHatAI/...-FP8, -FP8-dynamic): weight_scale per tensor or per
+  // output channel, activations per token (dynamic) or per tensor (static input_scale).
+  kCompressedTensorsFp8,
+  // transformers' "fp8" (Qwen3-FP8, DeepSeek): weight_scale_inv per 128x128 block, activations
+  // quantized per token and 128-wide group at run time.
+  kFp8Block,
+};
+struct QuantConfig {
+  QuantMethod method = QuantMethod::kNone;
+  bool weight_per_tensor = false;   // compressed-tensors: strategy "tensor" (else "channel")
+  bool static_activations = false;  // compressed-tensors: input_scale given (strategy "tensor")
+  int64_t block_n = 128, block_k = 128;  // kFp8Block: weight_block_size
+  std::vector<std::string> ignore;       // modules left unquantized ("lm_head")
+};
+const char* quant_method_name(QuantMethod m);
+
 struct ModelConfig {
   std::string architecture;  // e.g. LlamaForCausalLM
   std::string model_type;    // e.g. llama
@@ -75,6 +94,7 @@ struct ModelConfig {
   int64_t sliding_window = 0;          // 0: none; else the window of the layers marked sliding
   std::vector<uint8_t> layer_sliding;  // [num_layers]: 1 where the layer uses sliding_window
   std::string dtype;                   // as declared ("bfloat16", ...), may be empty
+  QuantConfig quant;                   // quantization_config of the checkpoint
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
 

@@ -1,12 +1,14 @@
 #include "model/decoder.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/logging.h"
+#include "model/fp8.h"
 #include "model/safetensors.h"
 
 namespace inferd {
@@ -94,6 +96,63 @@ void DecoderModel::load_weights(const std::string& dir) {
     for (int64_t i = 0; i < n; ++i) f.data_as<float>()[i] += 1.0f;
     return be.make_param(f);
   };
+  if (!opts_.quantization.empty() && opts_.quantization != "fp8")
+    fail("unsupported --quantization '{}': expected fp8", opts_.quantization);
+  // A linear layer from its weight parts (stacked along the output) and bias. FP8 checkpoints
+  // and --quantization fp8: on a backend that computes FP8 (CUDA) the weights stay FP8 with one
+  // scale per output channel (a checkpoint's per-tensor scale repeated; its 128x128-block
+  // layout is dequantized to bf16 there for now); elsewhere (the CPU) they are dequantized, so
+  // the backend computes with exactly the values an FP8 weight holds.
+  using Part = std::pair<std::string, std::array<int64_t, 2>>;
+  bool warned_blocks = false;
+  auto make_lin = [&](const std::vector<Part>& parts, const Tensor& bias) -> Linear {
+    bool fp8_ckpt = !dummy;
+    for (const auto& [name, shape] : parts)
+      fp8_ckpt = fp8_ckpt && st->contains(name) && st->info(name).dtype == DType::kF8E4M3;
+    std::vector<Tensor> ws;
+    if (fp8_ckpt && be.supports_fp8() && cfg_.quant.method == QuantMethod::kCompressedTensorsFp8) {
+      std::vector<Tensor> scales;
+      float act_scale = 0.0f;
+      for (const auto& [name, shape] : parts) {
+        Fp8Weight f = read_fp8_weight(*st, name, shape, cfg_.quant);
+        Tensor sc = Tensor::empty_host(DType::kF32, {f.out()});
+        std::copy(f.channel_scale.begin(), f.channel_scale.end(), sc.data_as<float>());
+        ws.push_back(f.q);
+        scales.push_back(sc);
+        if (cfg_.quant.static_activations) {  // one input scale for the fused parts: the largest
+          const std::string in = name.substr(0, name.size() - 6) + "input_scale";
+          if (!st->contains(in)) fail("tensor '{}' is missing (static input scale)", in);
+          const Tensor t = st->get_float(in);
+          if (t.numel() != 1 || t.dtype() != DType::kF32)
+            fail("tensor '{}' must hold one fp32 value", in);
+          act_scale = std::max(act_scale, t.data_as<float>()[0]);
+        }
+      }
+      return be.make_linear_fp8(std::move(ws), std::move(scales), bias, act_scale);
+    }
+    for (const auto& [name, shape] : parts) {
+      const std::span<const int64_t> sh(shape.data(), 2);
+      if (fp8_ckpt) {
+        if (be.supports_fp8() && !warned_blocks) {
+          LOG_WARN("{}: FP8 weights with 128x128 block scales run dequantized to bf16 on {}",
+                   cfg_.architecture, be.name());
+          warned_blocks = true;
+        }
+        ws.push_back(dequantize_fp8(read_fp8_weight(*st, name, sh, cfg_.quant)));
+      } else if (opts_.quantization == "fp8" && !be.supports_fp8()) {
+        const Tensor w = get(name, {shape[0], shape[1]});
+        if (w.device() != Device::kCPU || w.data() == nullptr)
+          fail("--quantization fp8 with --load-format dummy is not supported on {}", be.name());
+        ws.push_back(dequantize_fp8(quantize_fp8_per_channel(w)));
+      } else {
+        ws.push_back(get(name, {shape[0], shape[1]}));
+      }
+    }
+    Linear l = be.make_linear(std::move(ws), bias);
+    if (opts_.quantization == "fp8" && be.supports_fp8() && !fp8_ckpt)
+      l = be.quantize_linear_fp8(l);
+    return l;
+  };
   // The bias of a linear made of several parts (q/k/v): one fp32 vector, or undefined.
   auto bias_of = [&](const std::vector<std::pair<std::string, int64_t>>& parts,
                      bool present) -> Tensor {
@@ -153,26 +212,25 @@ void DecoderModel::load_weights(const std::string& dir) {
     if (cfg_.fused_qkv_gate_up) {
       // Phi-3: the checkpoint's qkv_proj rows are q, k, v and gate_up_proj's are gate, up: the
       // layout the other models' parts are concatenated into.
-      L.qkv = be.make_linear({get(p + "self_attn.qkv_proj.weight", {qs + 2 * kvs, H})}, Tensor());
+      L.qkv = make_lin({{p + "self_attn.qkv_proj.weight", {qs + 2 * kvs, H}}}, Tensor());
     } else {
-      L.qkv = be.make_linear({get(p + "self_attn.q_proj.weight", {qs, H}),
-                              get(p + "self_attn.k_proj.weight", {kvs, H}),
-                              get(p + "self_attn.v_proj.weight", {kvs, H})},
-                             bias_of({{p + "self_attn.q_proj.bias", qs},
-                                      {p + "self_attn.k_proj.bias", kvs},
-                                      {p + "self_attn.v_proj.bias", kvs}},
-                                     cfg_.qkv_bias));
+      L.qkv = make_lin({{p + "self_attn.q_proj.weight", {qs, H}},
+                        {p + "self_attn.k_proj.weight", {kvs, H}},
+                        {p + "self_attn.v_proj.weight", {kvs, H}}},
+                       bias_of({{p + "self_attn.q_proj.bias", qs},
+                                {p + "self_attn.k_proj.bias", kvs},
+                                {p + "self_attn.v_proj.bias", kvs}},
+                               cfg_.qkv_bias));
     }
-    L.o = be.make_linear({get(p + "self_attn.o_proj.weight", {H, qs})},
-                         bias_of({{p + "self_attn.o_proj.bias", H}}, cfg_.o_bias));
+    L.o = make_lin({{p + "self_attn.o_proj.weight", {H, qs}}},
+                   bias_of({{p + "self_attn.o_proj.bias", H}}, cfg_.o_bias));
     if (cfg_.fused_qkv_gate_up) {
-      L.gate_up = be.make_linear({get(p + "mlp.gate_up_proj.weight", {2 * F, H})}, Tensor());
+      L.gate_up = make_lin({{p + "mlp.gate_up_proj.weight", {2 * F, H}}}, Tensor());
     } else {
-      L.gate_up = be.make_linear(
-          {get(p + "mlp.gate_proj.weight", {F, H}), get(p + "mlp.up_proj.weight", {F, H})},
-          Tensor());
+      L.gate_up = make_lin(
+          {{p + "mlp.gate_proj.weight", {F, H}}, {p + "mlp.up_proj.weight", {F, H}}}, Tensor());
     }
-    L.down = be.make_linear({get(p + "mlp.down_proj.weight", {H, F})}, Tensor());
+    L.down = make_lin({{p + "mlp.down_proj.weight", {H, F}}}, Tensor());
   }
   rope_ = make_rope_table(cfg_.rope);
   if (cfg_.has_rope_local) rope_local_ = make_rope_table(cfg_.rope_local);

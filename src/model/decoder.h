@@ -36,6 +36,9 @@ struct ModelOptions {
   int32_t max_num_seqs = 256;
   bool enforce_eager = false;     // no CUDA graphs (vLLM's --enforce-eager)
   int32_t max_top_logprobs = 20;  // most top logprobs a row may ask for (device sampling)
+  // "fp8": linear weights quantized to FP8 per output channel at load (vLLM's --quantization
+  // fp8); "": as stored (FP8 checkpoints stay FP8 whatever this says).
+  std::string quantization;
 };
 
 class DecoderModel final : public ModelExecutor {

@@ -31,6 +31,8 @@ bool parse_st_dtype(const std::string& s, DType* out) {
     *out = DType::kU8;
   else if (s == "I8")
     *out = DType::kI8;
+  else if (s == "F8_E4M3")
+    *out = DType::kF8E4M3;
   else
     return false;
   return true;
@@ -52,6 +54,8 @@ const char* st_dtype_name(DType t) {
       return "U8";
     case DType::kI8:
       return "I8";
+    case DType::kF8E4M3:
+      return "F8_E4M3";
   }
   return "?";
 }

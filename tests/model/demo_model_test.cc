@@ -23,8 +23,9 @@ nlohmann::json summary() {
   return nlohmann::json::parse(std::ifstream(kDemo + "/training_summary.json"));
 }
 
-std::unique_ptr<DecoderModel> load(bool random_weights) {
+std::unique_ptr<DecoderModel> load(bool random_weights, const std::string& quantization = "") {
   ModelOptions o;
+  o.quantization = quantization;
   o.num_kv_blocks = 80;  // 1280 tokens: a held-out line (cut to 1024) fits
   o.block_size = 16;
   o.max_num_batched_tokens = 1024;
@@ -118,6 +119,36 @@ TEST(DemoModel, HeldOutPerplexityMatchesTheTrainingScript) {
       "[demo] held-out perplexity, first %zu lines: %.3f (training script %.3f), random "
       "weights %.1f\n",
       lines.size(), ppl, f["ppl_trained"].get<double>(), ppl_random);
+}
+
+// --quantization fp8 (weights rounded to FP8 per output channel; the CPU computes the rest in
+// fp32) costs at most 3% of perplexity on the held-out text (issue 13's bound).
+TEST(DemoModel, Fp8WeightsKeepPerplexityWithinThreePercent) {
+  const Tokenizer tok = Tokenizer::from_dir(kDemo);
+  std::ifstream in(kDemo + "/heldout.txt");
+  std::vector<std::vector<int32_t>> lines;
+  for (std::string line; lines.size() < 64 && std::getline(in, line);) {
+    std::vector<int32_t> ids = {0};
+    for (int32_t id : tok.encode(line, /*add_special_tokens=*/false)) ids.push_back(id);
+    if (ids.size() > 1024) ids.resize(1024);
+    lines.push_back(ids);
+  }
+  auto bf16 = load(false);
+  auto fp8 = load(false, "fp8");
+  double a = 0, b = 0;
+  int64_t tokens = 0;
+  for (const auto& l : lines) {
+    a += line_nll(*bf16, l);
+    b += line_nll(*fp8, l);
+    tokens += int64_t(l.size()) - 1;
+  }
+  const double ppl = std::exp(a / double(tokens)), ppl8 = std::exp(b / double(tokens));
+  std::printf(
+      "[demo] held-out perplexity, first %zu lines: bf16 weights %.3f, fp8 weights %.3f "
+      "(ratio %.4f)\n",
+      lines.size(), ppl, ppl8, ppl8 / ppl);
+  EXPECT_NE(ppl8, ppl);
+  EXPECT_LE(ppl8 / ppl, 1.03);
 }
 
 }  // namespace

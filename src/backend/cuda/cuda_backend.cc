@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/fp8.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/sampler.h"
 #include "core/error.h"
@@ -264,6 +265,59 @@ class CudaBackend final : public Backend {
     return l;
   }
 
+  bool supports_fp8() const override { return true; }
+
+  Linear make_linear_fp8(std::vector<Tensor> parts, std::vector<Tensor> scales, const Tensor& bias,
+                         float act_scale) override {
+    INFERD_CHECK(!parts.empty() && parts.size() == scales.size(), "fp8 linear: {} parts, {} scales",
+                 parts.size(), scales.size());
+    Linear l;
+    l.in_features = parts[0].size(1);
+    std::vector<float> scale_host;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const Tensor& p = parts[i];
+      INFERD_CHECK(p.ndim() == 2 && p.size(1) == l.in_features && p.is_contiguous() &&
+                       p.dtype() == DType::kF8E4M3 && p.device() == Device::kCPU,
+                   "bad fp8 linear part {} {}", dtype_name(p.dtype()), p.shape_str());
+      INFERD_CHECK(scales[i].numel() == p.size(0) && scales[i].dtype() == DType::kF32,
+                   "fp8 linear part of {} rows with {} scales", p.size(0), scales[i].numel());
+      l.out_features += p.size(0);
+      scale_host.insert(scale_host.end(), scales[i].data_as<float>(),
+                        scales[i].data_as<float>() + scales[i].numel());
+    }
+    Tensor w = alloc(DType::kF8E4M3, {l.out_features, l.in_features});
+    int64_t off = 0;
+    for (const Tensor& p : parts) {
+      CU_CHECK(cudaMemcpyAsync(static_cast<char*>(w.data()) + off, p.data(), p.nbytes(),
+                               cudaMemcpyHostToDevice, stream_));
+      off += int64_t(p.nbytes());
+    }
+    CU_CHECK(cudaStreamSynchronize(stream_));  // the host parts may be temporaries
+    l.parts = {w};
+    l.weight_scale = place_vector(Tensor(scale_host.data(), DType::kF32, {l.out_features}));
+    CU_CHECK(cudaStreamSynchronize(stream_));
+    l.act_scale = act_scale;
+    if (bias.defined()) l.bias = place_vector(bias);
+    fp8_max_k_ = std::max(fp8_max_k_, l.in_features);
+    return l;
+  }
+
+  Linear quantize_linear_fp8(const Linear& src) override {
+    INFERD_CHECK(src.parts.size() == 1 && src.parts[0].dtype() == DType::kBF16 &&
+                     src.parts[0].device() == Device::kCUDA,
+                 "quantize_linear_fp8: a bf16 linear made by this backend expected");
+    Linear l = src;
+    const int64_t N = src.out_features, K = src.in_features;
+    l.parts = {alloc(DType::kF8E4M3, {N, K})};
+    l.weight_scale = alloc(DType::kF32, {N});
+    CU_CHECK(cuda::launch_quantize_rows_fp8(src.parts[0].data(), K, N, K,
+                                            l.parts[0].data_as<uint8_t>(), K,
+                                            l.weight_scale.data_as<float>(), 0.0f, stream_));
+    CU_CHECK(cudaStreamSynchronize(stream_));  // the bf16 weight is freed by the caller
+    fp8_max_k_ = std::max(fp8_max_k_, K);
+    return l;
+  }
+
   Tensor make_param(const Tensor& host) override {
     if (host.device() == Device::kCUDA) return host;
     INFERD_CHECK(is_float(host.dtype()) && host.is_contiguous(), "bad parameter {} {}",
@@ -292,6 +346,10 @@ class CudaBackend final : public Backend {
                             .total;
     if (need > meta_capacity_) grow_metadata(need);
     rows_cap_ = c.max_tokens;
+    if (fp8_max_k_ > 0) {  // FP8 linears: the quantized input rows and their scales
+      act_q_ = alloc(DType::kF8E4M3, {int64_t(c.max_tokens), fp8_max_k_});
+      act_scales_ = alloc(DType::kF32, {int64_t(c.max_tokens)});
+    }
     record_bytes_ = size_t(cuda::logprob_record_bytes(c.max_top_logprobs));
     tokens_bytes_ = (size_t(rows_cap_) * 4 + 255) / 256 * 256;
     results_bytes_ = tokens_bytes_ + size_t(rows_cap_) * record_bytes_;
@@ -488,15 +546,29 @@ class CudaBackend final : public Backend {
     const int64_t T = xm.rows, K = w.in_features, N = w.out_features;
     INFERD_CHECK(xm.cols == K && om.cols == N && om.rows == T,
                  "linear shapes x {} W [{}, {}] out {}", x.shape_str(), N, K, out.shape_str());
+    const bool fp8 = w.weight_scale.defined();
     INFERD_CHECK(w.parts.size() == 1 && w.parts[0].device() == Device::kCUDA &&
-                     w.parts[0].dtype() == DType::kBF16 && w.parts[0].size(0) == N,
+                     w.parts[0].dtype() == (fp8 ? DType::kF8E4M3 : DType::kBF16) &&
+                     w.parts[0].size(0) == N,
                  "linear weight was not placed by the CUDA backend");
     if (T == 0) return;
     const bool out_f32 = out.dtype() == DType::kF32;
+    const void* b_ptr = x.data();
+    int64_t ldb = xm.ld;
+    if (fp8) {  // the input rows to FP8, one scale per row (or the static input scale)
+      INFERD_CHECK(act_q_.defined() && T <= act_q_.size(0) && K <= act_q_.size(1),
+                   "fp8 linear of {} x {} beyond the reserved activation buffer", T, K);
+      CU_CHECK(cuda::launch_quantize_rows_fp8(x.data(), xm.ld, T, K, act_q_.data_as<uint8_t>(), K,
+                                              act_scales_.data_as<float>(), w.act_scale, stream_));
+      b_ptr = act_q_.data();
+      ldb = K;
+    }
+    const ScalePtrs sp{fp8 ? w.weight_scale.data() : nullptr, fp8 ? act_scales_.data() : nullptr};
     const Plan& plan =
-        gemm_plan(N, T, K, K, xm.ld, om.ld, out_f32, w.parts[0].data(), x.data(), out.data());
+        gemm_plan(N, T, K, K, ldb, om.ld, out_f32, w.parts[0].data(), b_ptr, out.data(), sp);
     const float alpha = 1.0f, beta = 0.0f;
-    CUBLAS_CHECK(cublasLtMatmul(lt_, plan.op, &alpha, w.parts[0].data(), plan.a, x.data(), plan.b,
+    if (fp8) set_scale_pointers(plan, sp);
+    CUBLAS_CHECK(cublasLtMatmul(lt_, plan.op, &alpha, w.parts[0].data(), plan.a, b_ptr, plan.b,
                                 &beta, out.data(), plan.c, out.data(), plan.c, &plan.algo, gemm_ws_,
                                 gemm_ws_bytes_, stream_));
     if (w.bias.defined()) {
@@ -829,15 +901,29 @@ class CudaBackend final : public Backend {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  using PlanKey = std::array<int64_t, 10>;
+  using PlanKey = std::array<int64_t, 11>;
+  // FP8 GEMMs: the per-output-channel weight scales (A) and per-row input scales (B), both fp32
+  // vectors (cuBLASLt's outer-vector scaling); null for bf16 GEMMs.
+  struct ScalePtrs {
+    const void* a;
+    const void* b;
+  };
+  void set_scale_pointers(const Plan& p, const ScalePtrs& sp) {
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sp.a,
+                                                sizeof(sp.a)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sp.b,
+                                                sizeof(sp.b)));
+  }
 
   // Row-major out [T, N] = x [T, K] W [N, K]^T, seen column-major: C (N x T, ld ldc) =
   // op(A) (N x K) * B (K x T), where A is W read as a column-major K x N matrix (ld lda) and
   // transposed, and B is x read as a column-major K x T matrix (ld ldb).
   const Plan& gemm_plan(int64_t N, int64_t T, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
-                        bool out_f32, const void* a, const void* b, const void* c) {
+                        bool out_f32, const void* a, const void* b, const void* c,
+                        const ScalePtrs& sp) {
+    const bool fp8 = sp.a != nullptr;
     const uint32_t al_a = alignment_of(a), al_b = alignment_of(b), al_c = alignment_of(c);
-    const PlanKey key{N, T, K, lda, ldb, ldc, out_f32 ? 1 : 0, al_a, al_b, al_c};
+    const PlanKey key{N, T, K, lda, ldb, ldc, out_f32 ? 1 : 0, al_a, al_b, al_c, fp8 ? 1 : 0};
     auto it = plans_.find(key);
     if (it != plans_.end()) return it->second;
     Plan p;
@@ -847,8 +933,17 @@ class CudaBackend final : public Backend {
         cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
     CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(K), uint64_t(N), lda));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(K), uint64_t(T), ldb));
+    const cudaDataType_t in_type = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, in_type, uint64_t(K), uint64_t(N), lda));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, in_type, uint64_t(K), uint64_t(T), ldb));
+    if (fp8) {
+      const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+      CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode,
+                                                  sizeof(mode)));
+      CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode,
+                                                  sizeof(mode)));
+      set_scale_pointers(p, sp);
+    }
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, out_f32 ? CUDA_R_32F : CUDA_R_16BF, uint64_t(N),
                                             uint64_t(T), ldc));
     cublasLtMatmulPreference_t pref = nullptr;
@@ -875,9 +970,10 @@ class CudaBackend final : public Backend {
       (void)cublasLtMatrixLayoutDestroy(p.c);
       (void)cublasLtMatmulDescDestroy(p.op);
       throw Error(fmt::format(
-          "cuBLASLt found no bf16 GEMM algorithm for out [{}, {}] = x [{}, {}] W^T (lds {} {} {}, "
+          "cuBLASLt found no {} GEMM algorithm for out [{}, {}] = x [{}, {}] W^T (lds {} {} {}, "
           "alignment {} {} {}): {}",
-          T, N, T, K, lda, ldb, ldc, al_a, al_b, al_c, cublasLtGetStatusString(st)));
+          fp8 ? "fp8" : "bf16", T, N, T, K, lda, ldb, ldc, al_a, al_b, al_c,
+          cublasLtGetStatusString(st)));
     }
     p.algo = res[0].algo;
     // While tuning (the shapes CUDA graphs replay, step after step, warmed up at start-up): time
@@ -1034,6 +1130,8 @@ class CudaBackend final : public Backend {
   cublasLtHandle_t lt_ = nullptr;
   void* gemm_ws_ = nullptr;
   size_t gemm_ws_bytes_ = 0;
+  int64_t fp8_max_k_ = 0;      // widest input of an FP8 linear
+  Tensor act_q_, act_scales_;  // FP8 input rows [max_tokens, fp8_max_k_] and their scales
   std::map<PlanKey, Plan> plans_;
   int64_t autotuned_shapes_ = 0;
   bool gemm_tuning_ = false;

@@ -1,0 +1,19 @@
+// FP8 (float8 e4m3fn) kernels of the CUDA backend: quantization of bf16 rows with one scale per
+// row (activations per token before an FP8 GEMM; weights per output channel at load). Plain C++
+// header (see kernels.h).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace inferd::cuda {
+
+// For each row r of x (bf16 [rows, cols], row stride ld_x): scale[r] = max |x[r, :]| / 448 (or
+// static_scale when > 0), q[r, c] = e4m3(x[r, c] / scale[r]) rounded to nearest even and
+// saturated to +-448. q is [rows, cols] with row stride ld_q (bytes = elements).
+cudaError_t launch_quantize_rows_fp8(const void* x, int64_t ld_x, int64_t rows, int64_t cols,
+                                     uint8_t* q, int64_t ld_q, float* scales, float static_scale,
+                                     cudaStream_t stream);
+
+}  // namespace inferd::cuda
