@@ -1,0 +1,199 @@
+// FP8 linears on the CUDA backend (issue 13): the weight and activation quantization against the
+// host's e4m3 conversions and an fp64 GEMM of the quantized values; FP8 checkpoints and
+// --quantization fp8 through the whole model against the CPU. Skips itself without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "model/decoder.h"
+#include "model/fp8.h"
+#include "model/golden_util.h"
+#include "model/safetensors.h"
+#include "model/simple_generate.h"
+
+namespace inferd {
+namespace {
+
+using test::rand_host;
+using test::rel_err;
+
+// Per-row FP8 quantization as the device does it: scale = max|x| / 448, q = e4m3(x * (1/scale)).
+void quantize_rows_host(const Tensor& x, std::vector<float>& q, std::vector<float>& scale) {
+  const int64_t R = x.size(0), C = x.size(1);
+  q.assign(size_t(R * C), 0.f);
+  scale.assign(size_t(R), 0.f);
+  for (int64_t r = 0; r < R; ++r) {
+    float amax = 0;
+    for (int64_t c = 0; c < C; ++c) amax = std::max(amax, std::fabs(x.data_as<float>()[r * C + c]));
+    const float s = std::max(amax, 1e-10f) / 448.0f, inv = 1.0f / s;
+    scale[size_t(r)] = s;
+    for (int64_t c = 0; c < C; ++c)
+      q[size_t(r * C + c)] = f8e4m3_to_f32(f32_to_f8e4m3(x.data_as<float>()[r * C + c] * inv));
+  }
+}
+
+class CudaFp8 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    INFERD_REQUIRE_GPU();
+    gpu_ = make_cuda_backend(0);
+  }
+  void reserve(int32_t tokens) {
+    StepCapacity cap;
+    cap.max_tokens = tokens;
+    cap.max_blocks_per_seq = 4;
+    cap.max_top_logprobs = 0;
+    cap.max_edits = 16;
+    gpu_->reserve(cap);
+  }
+  const uint64_t seed_ = std::random_device{}();
+  Rng rng_{seed_};
+  std::unique_ptr<Backend> gpu_;
+};
+
+// quantize_linear_fp8 (weights per output channel, on the device) then an FP8 linear (inputs per
+// row): equal to the fp64 product of the host-quantized values, in fp32 and bf16 outputs.
+TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
+  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
+  ASSERT_TRUE(gpu_->supports_fp8());
+  struct Case {
+    int32_t T;
+    int64_t K, N;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {1, 64, 96, false}, {7, 128, 128, true}, {33, 4096, 1024, false}, {256, 896, 1792, true}};
+  std::vector<Linear> lins;
+  std::vector<Tensor> ws, biases;
+  for (const Case& c : cases) {
+    ws.push_back(rand_host({c.N, c.K}, rng_, 0.05f));
+    biases.push_back(c.bias ? rand_host({c.N}, rng_, 0.5f) : Tensor());
+    lins.push_back(gpu_->quantize_linear_fp8(gpu_->make_linear({ws.back()}, biases.back())));
+  }
+  reserve(256);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    SCOPED_TRACE(::testing::Message() << "T=" << c.T << " K=" << c.K << " N=" << c.N);
+    ASSERT_EQ(lins[i].parts[0].dtype(), DType::kF8E4M3);
+    std::vector<float> wq, ws_scale, xq, xs;
+    quantize_rows_host(ws[i], wq, ws_scale);
+    const Tensor got_scale = cuda_download_f32(*gpu_, lins[i].weight_scale);
+    for (int64_t n = 0; n < c.N; ++n)
+      ASSERT_FLOAT_EQ(got_scale.data_as<float>()[n], ws_scale[size_t(n)]) << n;
+    Tensor x = rand_host({c.T, c.K}, rng_, 2.0f);
+    quantize_rows_host(x, xq, xs);
+    Tensor ref = Tensor::empty_host(DType::kF32, {c.T, c.N});
+    for (int32_t t = 0; t < c.T; ++t)
+      for (int64_t n = 0; n < c.N; ++n) {
+        double s = 0;
+        for (int64_t k = 0; k < c.K; ++k)
+          s += double(xq[size_t(t * c.K + k)]) * double(wq[size_t(n * c.K + k)]);
+        s = s * double(xs[size_t(t)]) * double(ws_scale[size_t(n)]);
+        if (c.bias) s += biases[i].data_as<float>()[n];
+        ref.data_as<float>()[int64_t(t) * c.N + n] = float(s);
+      }
+    for (DType out_dt : {DType::kF32, DType::kBF16}) {
+      Tensor dout = gpu_->alloc(out_dt, {c.T, c.N});
+      cuda_poison(*gpu_, dout);
+      gpu_->linear(cuda_upload(*gpu_, x, DType::kBF16), lins[i], dout);
+      const double err = rel_err(cuda_download_f32(*gpu_, dout), ref);
+      EXPECT_LT(err, out_dt == DType::kF32 ? 1e-4 : 1e-2) << dtype_name(out_dt);
+      std::printf("[cuda-fp8] linear T=%d K=%ld N=%ld out %s: rel err %.2e vs host-quantized\n",
+                  c.T, long(c.K), long(c.N), std::string(dtype_name(out_dt)).c_str(), err);
+    }
+  }
+}
+
+// make_linear_fp8 from host parts (the checkpoint path): parts concatenated with their scales.
+TEST_F(CudaFp8, CheckpointPartsKeepTheirScales) {
+  const int64_t K = 128;
+  std::vector<Tensor> parts, scales;
+  std::vector<Fp8Weight> fw;
+  for (int64_t rows : {64, 32, 32}) {
+    fw.push_back(quantize_fp8_per_channel(rand_host({rows, K}, rng_, 0.1f * float(rows) / 32)));
+    parts.push_back(fw.back().q);
+    Tensor s = Tensor::empty_host(DType::kF32, {rows});
+    std::copy(fw.back().channel_scale.begin(), fw.back().channel_scale.end(), s.data_as<float>());
+    scales.push_back(s);
+  }
+  const Linear l = gpu_->make_linear_fp8(parts, scales, Tensor(), 0.0f);
+  ASSERT_EQ(l.out_features, 128);
+  reserve(8);
+  Tensor x = rand_host({5, K}, rng_);
+  std::vector<float> xq, xs;
+  quantize_rows_host(x, xq, xs);
+  Tensor ref = Tensor::empty_host(DType::kF32, {5, 128});
+  for (int t = 0; t < 5; ++t) {
+    int64_t n0 = 0;
+    for (const Fp8Weight& f : fw) {
+      const Tensor d = dequantize_fp8(f);
+      for (int64_t n = 0; n < f.out(); ++n) {
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k)
+          s += double(xq[size_t(t * K + k)]) * double(d.data_as<float>()[n * K + k]);
+        ref.data_as<float>()[t * 128 + n0 + n] = float(s * xs[size_t(t)]);
+      }
+      n0 += f.out();
+    }
+  }
+  Tensor out = gpu_->alloc(DType::kF32, {5, 128});
+  gpu_->linear(cuda_upload(*gpu_, x, DType::kBF16), l, out);
+  EXPECT_LT(rel_err(cuda_download_f32(*gpu_, out), ref), 1e-4);
+}
+
+std::unique_ptr<DecoderModel> load(const std::string& dir, bool cuda, const std::string& q = "") {
+  ModelOptions o;
+  o.num_kv_blocks = 64;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 256;
+  o.quantization = q;
+  return std::make_unique<DecoderModel>(dir, o, cuda ? make_cuda_backend(0) : make_cpu_backend(2));
+}
+
+// The FP8 checkpoints (tests/data/fp8) on the GPU: logits close to their dequantized copies on
+// the CPU (the GPU also quantizes activations), the first 8 greedy tokens of the golden prompts
+// identical.
+TEST_F(CudaFp8, CheckpointsMatchTheirDequantizedCopiesOnTheCpu) {
+  const std::string dir = std::string(INFERD_TEST_DATA_DIR) + "/fp8/";
+  const auto gold = SafetensorsIndex::open_file(std::string(INFERD_TEST_DATA_DIR) +
+                                                "/goldens/llama3/golden.safetensors");
+  for (const std::string name : {"llama3_ct_channel", "llama3_ct_tensor", "llama3_fp8_block"}) {
+    auto g = load(dir + name, true);
+    auto c = load(dir + name + "_dequant", false);
+    for (int j = 0; gold.contains("greedy" + std::to_string(j) + ".tokens"); ++j) {
+      const int pi =
+          testing_util::ints(gold.get("greedy" + std::to_string(j) + ".prompt_index"))[0];
+      const auto prompt = testing_util::ints(gold.get("prompt" + std::to_string(pi) + ".ids"));
+      const auto lg = testing_util::forward_all(*g, {prompt}, 64)[0];
+      const auto lc = testing_util::forward_all(*c, {prompt}, 64)[0];
+      const double err = testing_util::rel_err(lg.data(), lc.data(), lc.size());
+      const auto tg = greedy_generate(*g, prompt, 8, 64), tc = greedy_generate(*c, prompt, 8, 64);
+      std::printf("[cuda-fp8] %s prompt %d: logits rel err %.2e vs CPU dequantized, greedy %s\n",
+                  name.c_str(), pi, err, tg == tc ? "identical" : "DIFFERENT");
+      EXPECT_LT(err, 5e-2) << name;
+      EXPECT_EQ(tg, tc) << name << " prompt " << pi;
+    }
+  }
+}
+
+// --quantization fp8 on the GPU against the same flag on the CPU (weights rounded identically;
+// the GPU also quantizes activations).
+TEST_F(CudaFp8, QuantizationFlagOnTheGpuMatchesTheCpu) {
+  const std::string llama = std::string(INFERD_TEST_DATA_DIR) + "/goldens/llama3";
+  auto g = load(llama, true, "fp8");
+  auto c = load(llama, false, "fp8");
+  const std::vector<int32_t> prompt = {5, 17, 200, 3, 99, 41, 7, 8, 9, 10, 11, 12};
+  const auto lg = testing_util::forward_all(*g, {prompt}, 64)[0];
+  const auto lc = testing_util::forward_all(*c, {prompt}, 64)[0];
+  const double err = testing_util::rel_err(lg.data(), lc.data(), lc.size());
+  std::printf("[cuda-fp8] llama3 --quantization fp8: GPU vs CPU logits rel err %.2e\n", err);
+  EXPECT_LT(err, 5e-2);
+}
+
+}  // namespace
+}  // namespace inferd
