@@ -87,13 +87,19 @@ TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
       ASSERT_FLOAT_EQ(got_scale.data_as<float>()[n], ws_scale[size_t(n)]) << n;
     Tensor x = rand_host({c.T, c.K}, rng_, 2.0f);
     quantize_rows_host(x, xq, xs);
+    // Up to kFp8GemvMaxTokens rows the inputs are used as they are (the decode GEMV); above,
+    // they are quantized per row for the FP8 GEMM.
+    const bool gemv = c.T <= 8;
     Tensor ref = Tensor::empty_host(DType::kF32, {c.T, c.N});
     for (int32_t t = 0; t < c.T; ++t)
       for (int64_t n = 0; n < c.N; ++n) {
         double s = 0;
-        for (int64_t k = 0; k < c.K; ++k)
-          s += double(xq[size_t(t * c.K + k)]) * double(wq[size_t(n * c.K + k)]);
-        s = s * double(xs[size_t(t)]) * double(ws_scale[size_t(n)]);
+        for (int64_t k = 0; k < c.K; ++k) {
+          const double xv = gemv ? double(x.data_as<float>()[t * c.K + k])
+                                 : double(xq[size_t(t * c.K + k)]) * xs[size_t(t)];
+          s += xv * double(wq[size_t(n * c.K + k)]);
+        }
+        s = s * double(ws_scale[size_t(n)]);
         if (c.bias) s += biases[i].data_as<float>()[n];
         ref.data_as<float>()[int64_t(t) * c.N + n] = float(s);
       }
@@ -102,7 +108,7 @@ TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
       cuda_poison(*gpu_, dout);
       gpu_->linear(cuda_upload(*gpu_, x, DType::kBF16), lins[i], dout);
       const double err = rel_err(cuda_download_f32(*gpu_, dout), ref);
-      EXPECT_LT(err, out_dt == DType::kF32 ? 1e-4 : 1e-2) << dtype_name(out_dt);
+      EXPECT_LT(err, out_dt == DType::kF32 ? 5e-4 : 1e-2) << dtype_name(out_dt);
       std::printf("[cuda-fp8] linear T=%d K=%ld N=%ld out %s: rel err %.2e vs host-quantized\n",
                   c.T, long(c.K), long(c.N), std::string(dtype_name(out_dt)).c_str(), err);
     }
@@ -123,27 +129,33 @@ TEST_F(CudaFp8, CheckpointPartsKeepTheirScales) {
   }
   const Linear l = gpu_->make_linear_fp8(parts, scales, Tensor(), 0.0f);
   ASSERT_EQ(l.out_features, 128);
-  reserve(8);
-  Tensor x = rand_host({5, K}, rng_);
-  std::vector<float> xq, xs;
-  quantize_rows_host(x, xq, xs);
-  Tensor ref = Tensor::empty_host(DType::kF32, {5, 128});
-  for (int t = 0; t < 5; ++t) {
-    int64_t n0 = 0;
-    for (const Fp8Weight& f : fw) {
-      const Tensor d = dequantize_fp8(f);
-      for (int64_t n = 0; n < f.out(); ++n) {
-        double s = 0;
-        for (int64_t k = 0; k < K; ++k)
-          s += double(xq[size_t(t * K + k)]) * double(d.data_as<float>()[n * K + k]);
-        ref.data_as<float>()[t * 128 + n0 + n] = float(s * xs[size_t(t)]);
+  ASSERT_EQ(l.parts[0].dtype(), DType::kF8E4M3);
+  reserve(64);
+  for (int T : {5, 40}) {  // the decode GEMV and the FP8 GEMM
+    Tensor x = rand_host({T, K}, rng_);
+    std::vector<float> xq, xs;
+    quantize_rows_host(x, xq, xs);
+    Tensor ref = Tensor::empty_host(DType::kF32, {T, 128});
+    for (int t = 0; t < T; ++t) {
+      int64_t n0 = 0;
+      for (const Fp8Weight& f : fw) {
+        const Tensor d = dequantize_fp8(f);
+        for (int64_t n = 0; n < f.out(); ++n) {
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const double xv = T <= 8 ? double(x.data_as<float>()[t * K + k])
+                                     : double(xq[size_t(t * K + k)]) * xs[size_t(t)];
+            s += xv * double(d.data_as<float>()[n * K + k]);
+          }
+          ref.data_as<float>()[t * 128 + n0 + n] = float(s);
+        }
+        n0 += f.out();
       }
-      n0 += f.out();
     }
+    Tensor out = gpu_->alloc(DType::kF32, {T, 128});
+    gpu_->linear(cuda_upload(*gpu_, x, DType::kBF16), l, out);
+    EXPECT_LT(rel_err(cuda_download_f32(*gpu_, out), ref), 5e-4) << "T=" << T;
   }
-  Tensor out = gpu_->alloc(DType::kF32, {5, 128});
-  gpu_->linear(cuda_upload(*gpu_, x, DType::kBF16), l, out);
-  EXPECT_LT(rel_err(cuda_download_f32(*gpu_, out), ref), 1e-4);
 }
 
 std::unique_ptr<DecoderModel> load(const std::string& dir, bool cuda, const std::string& q = "") {

@@ -267,10 +267,40 @@ class CudaBackend final : public Backend {
 
   bool supports_fp8() const override { return true; }
 
+  static int64_t total_rows(const std::vector<Tensor>& parts) {
+    int64_t n = 0;
+    for (const Tensor& p : parts) n += p.size(0);
+    return n;
+  }
+  // f8(q[r, :]) * scale[r] as an fp32 host tensor.
+  static Tensor dequantize_rows(const Tensor& q, const Tensor& scale) {
+    Tensor out = Tensor::empty_host(DType::kF32, q.shape());
+    const int64_t R = q.size(0), C = q.size(1);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c)
+        out.data_as<float>()[r * C + c] =
+            f8e4m3_to_f32(q.data_as<uint8_t>()[r * C + c]) * scale.data_as<float>()[r];
+    return out;
+  }
+  void warn_fp8_fallback(int64_t k, int64_t n) {
+    if (fp8_fallback_warned_) return;
+    fp8_fallback_warned_ = true;
+    LOG_WARN("a linear of {} inputs and {} outputs runs in bf16: FP8 GEMMs need multiples of 16", k,
+             n);
+  }
+
   Linear make_linear_fp8(std::vector<Tensor> parts, std::vector<Tensor> scales, const Tensor& bias,
                          float act_scale) override {
     INFERD_CHECK(!parts.empty() && parts.size() == scales.size(), "fp8 linear: {} parts, {} scales",
                  parts.size(), scales.size());
+    if (parts[0].size(1) % 16 != 0 || total_rows(parts) % 16 != 0) {
+      // cuBLASLt's FP8 GEMMs need both dimensions to be multiples of 16: dequantized to bf16.
+      std::vector<Tensor> deq;
+      for (size_t i = 0; i < parts.size(); ++i) deq.push_back(dequantize_rows(parts[i], scales[i]));
+      warn_fp8_fallback(parts[0].size(1), total_rows(parts));
+      Linear l = make_linear(std::move(deq), bias);
+      return l;
+    }
     Linear l;
     l.in_features = parts[0].size(1);
     std::vector<float> scale_host;
@@ -306,8 +336,12 @@ class CudaBackend final : public Backend {
     INFERD_CHECK(src.parts.size() == 1 && src.parts[0].dtype() == DType::kBF16 &&
                      src.parts[0].device() == Device::kCUDA,
                  "quantize_linear_fp8: a bf16 linear made by this backend expected");
-    Linear l = src;
     const int64_t N = src.out_features, K = src.in_features;
+    if (N % 16 != 0 || K % 16 != 0) {  // no FP8 GEMM for this shape: stays bf16
+      warn_fp8_fallback(K, N);
+      return src;
+    }
+    Linear l = src;
     l.parts = {alloc(DType::kF8E4M3, {N, K})};
     l.weight_scale = alloc(DType::kF32, {N});
     CU_CHECK(cuda::launch_quantize_rows_fp8(src.parts[0].data(), K, N, K,
@@ -553,6 +587,14 @@ class CudaBackend final : public Backend {
                  "linear weight was not placed by the CUDA backend");
     if (T == 0) return;
     const bool out_f32 = out.dtype() == DType::kF32;
+    if (fp8 && T <= cuda::kFp8GemvMaxTokens && xm.ld % 8 == 0 && alignment_of(x.data()) >= 16) {
+      // Decode-sized: one pass over the FP8 weights, the bf16 inputs as they are.
+      CU_CHECK(cuda::launch_fp8_gemv(x.data(), xm.ld, int32_t(T), w.parts[0].data_as<uint8_t>(),
+                                     w.weight_scale.data_as<float>(),
+                                     w.bias.defined() ? w.bias.data_as<float>() : nullptr, N, K,
+                                     out.data(), om.ld, out_f32, stream_));
+      return;
+    }
     const void* b_ptr = x.data();
     int64_t ldb = xm.ld;
     if (fp8) {  // the input rows to FP8, one scale per row (or the static input scale)
@@ -1130,7 +1172,8 @@ class CudaBackend final : public Backend {
   cublasLtHandle_t lt_ = nullptr;
   void* gemm_ws_ = nullptr;
   size_t gemm_ws_bytes_ = 0;
-  int64_t fp8_max_k_ = 0;      // widest input of an FP8 linear
+  int64_t fp8_max_k_ = 0;  // widest input of an FP8 linear
+  bool fp8_fallback_warned_ = false;
   Tensor act_q_, act_scales_;  // FP8 input rows [max_tokens, fp8_max_k_] and their scales
   std::map<PlanKey, Plan> plans_;
   int64_t autotuned_shapes_ = 0;

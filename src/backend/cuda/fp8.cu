@@ -1,4 +1,5 @@
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
 #include "backend/cuda/fp8.h"
@@ -71,7 +72,99 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// One warp per output row (8 rows a block): each lane streams 16 weights (16 bytes) at a time and
+// multiplies them with the matching 16 inputs of every token (bf16, cached in L1/L2).
+constexpr int kGemvRowsPerBlock = 8;
+
+__device__ __forceinline__ void fp8x16_to_float(const uint4& v, float* f) {
+  const __nv_fp8x2_storage_t* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&v);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const __half2 h(__nv_cvt_fp8x2_to_halfraw2(p[j], __NV_E4M3));
+    const float2 t = __half22float2(h);
+    f[2 * j] = t.x;
+    f[2 * j + 1] = t.y;
+  }
+}
+
+__device__ __forceinline__ void bf16x8_to_float(const uint4& v, float* f) {
+  const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float2 t = __bfloat1622float2(p[j]);
+    f[2 * j] = t.x;
+    f[2 * j + 1] = t.y;
+  }
+}
+
+template <bool kOutF32>
+__global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
+    fp8_gemv_kernel(const bf16* __restrict__ x, int64_t ld_x, int num_tokens,
+                    const uint8_t* __restrict__ w, const float* __restrict__ w_scale,
+                    const float* __restrict__ bias, int64_t n_rows, int64_t k,
+                    void* __restrict__ out, int64_t ld_out) {
+  const int lane = threadIdx.x & 31;
+  const int64_t n = int64_t(blockIdx.x) * kGemvRowsPerBlock + (threadIdx.x >> 5);
+  if (n >= n_rows) return;
+  const uint8_t* wrow = w + n * k;
+  float acc[kFp8GemvMaxTokens];
+#pragma unroll
+  for (int t = 0; t < kFp8GemvMaxTokens; ++t) acc[t] = 0.0f;
+#pragma unroll 2
+  for (int64_t k0 = int64_t(lane) * 16; k0 < k; k0 += 32 * 16) {
+    float wf[16];
+    fp8x16_to_float(__ldcs(reinterpret_cast<const uint4*>(wrow + k0)), wf);
+#pragma unroll
+    for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
+      if (t < num_tokens) {
+        const uint4* xp = reinterpret_cast<const uint4*>(x + int64_t(t) * ld_x + k0);
+        float xf[16];
+        bf16x8_to_float(__ldg(xp), xf);
+        bf16x8_to_float(__ldg(xp + 1), xf + 8);
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 16; ++j) s = fmaf(xf[j], wf[j], s);
+        acc[t] += s;
+      }
+    }
+  }
+  const float scale = w_scale[n], b = bias != nullptr ? bias[n] : 0.0f;
+#pragma unroll
+  for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
+    if (t < num_tokens) {
+      float v = acc[t];
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0) {
+        v = v * scale + b;
+        if constexpr (kOutF32) {
+          static_cast<float*>(out)[int64_t(t) * ld_out + n] = v;
+        } else {
+          static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(v);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
+
+cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, const uint8_t* w,
+                            const float* w_scale, const float* bias, int64_t n, int64_t k,
+                            void* out, int64_t ld_out, bool out_f32, cudaStream_t stream) {
+  if (num_tokens <= 0 || n <= 0) return cudaSuccess;
+  if (num_tokens > kFp8GemvMaxTokens || k % 16 != 0 || ld_x % 8 != 0 ||
+      reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0)
+    return cudaErrorInvalidValue;
+  const unsigned blocks = unsigned((n + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);
+  if (out_f32) {
+    fp8_gemv_kernel<true><<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(
+        static_cast<const bf16*>(x), ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+  } else {
+    fp8_gemv_kernel<false><<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(
+        static_cast<const bf16*>(x), ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+  }
+  return cudaGetLastError();
+}
 
 cudaError_t launch_quantize_rows_fp8(const void* x, int64_t ld_x, int64_t rows, int64_t cols,
                                      uint8_t* q, int64_t ld_q, float* scales, float static_scale,
