@@ -110,21 +110,33 @@ __global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
   float acc[kFp8GemvMaxTokens];
 #pragma unroll
   for (int t = 0; t < kFp8GemvMaxTokens; ++t) acc[t] = 0.0f;
-#pragma unroll 2
-  for (int64_t k0 = int64_t(lane) * 16; k0 < k; k0 += 32 * 16) {
-    float wf[16];
-    fp8x16_to_float(__ldcs(reinterpret_cast<const uint4*>(wrow + k0)), wf);
+  // Four 16-byte weight loads in flight per lane before any math (2 KB a warp).
+  constexpr int kChunks = 4;
+  for (int64_t base = int64_t(lane) * 16; base < k; base += kChunks * 32 * 16) {
+    uint4 wv[kChunks];
 #pragma unroll
-    for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
-      if (t < num_tokens) {
-        const uint4* xp = reinterpret_cast<const uint4*>(x + int64_t(t) * ld_x + k0);
-        float xf[16];
-        bf16x8_to_float(__ldg(xp), xf);
-        bf16x8_to_float(__ldg(xp + 1), xf + 8);
-        float s = 0.0f;
+    for (int u = 0; u < kChunks; ++u) {
+      const int64_t k0 = base + int64_t(u) * 32 * 16;
+      wv[u] = k0 < k ? __ldcs(reinterpret_cast<const uint4*>(wrow + k0)) : make_uint4(0, 0, 0, 0);
+    }
 #pragma unroll
-        for (int j = 0; j < 16; ++j) s = fmaf(xf[j], wf[j], s);
-        acc[t] += s;
+    for (int u = 0; u < kChunks; ++u) {
+      const int64_t k0 = base + int64_t(u) * 32 * 16;
+      if (k0 >= k) break;
+      float wf[16];
+      fp8x16_to_float(wv[u], wf);
+#pragma unroll
+      for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
+        if (t < num_tokens) {
+          const uint4* xp = reinterpret_cast<const uint4*>(x + int64_t(t) * ld_x + k0);
+          float xf[16];
+          bf16x8_to_float(__ldg(xp), xf);
+          bf16x8_to_float(__ldg(xp + 1), xf + 8);
+          float s = 0.0f;
+#pragma unroll
+          for (int j = 0; j < 16; ++j) s = fmaf(xf[j], wf[j], s);
+          acc[t] += s;
+        }
       }
     }
   }
