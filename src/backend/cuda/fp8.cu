@@ -72,12 +72,9 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// A block of 128 threads computes kGemvRows output rows together: thread i streams the 16-byte
-// chunks i, i + 128, ... of each row (two steps at once: 2 * kGemvRows loads in flight), so the
-// inputs (bf16, cached in L1/L2) are read once per chunk for all the rows; warp shuffles and
-// shared memory add up the partial sums.
-constexpr int kGemvRows = 4;
-constexpr int kGemvThreads = 128;
+// One warp per output row (8 rows a block): each lane streams 16 weights (16 bytes) at a time and
+// multiplies them with the matching 16 inputs of every token (bf16, cached in L1/L2).
+constexpr int kGemvRowsPerBlock = 8;
 
 __device__ __forceinline__ void fp8x16_to_float(const uint4& v, float* f) {
   const __nv_fp8x2_storage_t* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&v);
@@ -101,36 +98,33 @@ __device__ __forceinline__ void bf16x8_to_float(const uint4& v, float* f) {
 }
 
 template <bool kOutF32>
-__global__ void __launch_bounds__(kGemvThreads)
+__global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
     fp8_gemv_kernel(const bf16* __restrict__ x, int64_t ld_x, int num_tokens,
                     const uint8_t* __restrict__ w, const float* __restrict__ w_scale,
                     const float* __restrict__ bias, int64_t n_rows, int64_t k,
                     void* __restrict__ out, int64_t ld_out) {
-  const int64_t n0 = int64_t(blockIdx.x) * kGemvRows;
-  const int rows = n_rows - n0 < kGemvRows ? int(n_rows - n0) : kGemvRows;
-  float acc[kGemvRows][kFp8GemvMaxTokens];
+  const int lane = threadIdx.x & 31;
+  const int64_t n = int64_t(blockIdx.x) * kGemvRowsPerBlock + (threadIdx.x >> 5);
+  if (n >= n_rows) return;
+  const uint8_t* wrow = w + n * k;
+  float acc[kFp8GemvMaxTokens];
 #pragma unroll
-  for (int r = 0; r < kGemvRows; ++r)
+  for (int t = 0; t < kFp8GemvMaxTokens; ++t) acc[t] = 0.0f;
+  // Four 16-byte weight loads in flight per lane before any math (2 KB a warp).
+  constexpr int kChunks = 4;
+  for (int64_t base = int64_t(lane) * 16; base < k; base += kChunks * 32 * 16) {
+    uint4 wv[kChunks];
 #pragma unroll
-    for (int t = 0; t < kFp8GemvMaxTokens; ++t) acc[r][t] = 0.0f;
-  constexpr int kSteps = 2;
-  constexpr int64_t kStride = int64_t(kGemvThreads) * 16;
-  for (int64_t base = int64_t(threadIdx.x) * 16; base < k; base += kSteps * kStride) {
-    uint4 wv[kSteps][kGemvRows];
-#pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
-      const int64_t k0 = base + s * kStride;
-#pragma unroll
-      for (int r = 0; r < kGemvRows; ++r) {
-        wv[s][r] = k0 < k && r < rows
-                       ? __ldcs(reinterpret_cast<const uint4*>(w + (n0 + r) * k + k0))
-                       : make_uint4(0, 0, 0, 0);
-      }
+    for (int u = 0; u < kChunks; ++u) {
+      const int64_t k0 = base + int64_t(u) * 32 * 16;
+      wv[u] = k0 < k ? __ldcs(reinterpret_cast<const uint4*>(wrow + k0)) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
-      const int64_t k0 = base + s * kStride;
+    for (int u = 0; u < kChunks; ++u) {
+      const int64_t k0 = base + int64_t(u) * 32 * 16;
       if (k0 >= k) break;
+      float wf[16];
+      fp8x16_to_float(wv[u], wf);
 #pragma unroll
       for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
         if (t < num_tokens) {
@@ -138,45 +132,27 @@ __global__ void __launch_bounds__(kGemvThreads)
           float xf[16];
           bf16x8_to_float(__ldg(xp), xf);
           bf16x8_to_float(__ldg(xp + 1), xf + 8);
+          float s = 0.0f;
 #pragma unroll
-          for (int r = 0; r < kGemvRows; ++r) {
-            float wf[16];
-            fp8x16_to_float(wv[s][r], wf);
-            float sum = 0.0f;
-#pragma unroll
-            for (int j = 0; j < 16; ++j) sum = fmaf(xf[j], wf[j], sum);
-            acc[r][t] += sum;
-          }
+          for (int j = 0; j < 16; ++j) s = fmaf(xf[j], wf[j], s);
+          acc[t] += s;
         }
       }
     }
   }
-  __shared__ float part[kGemvThreads / 32][kGemvRows][kFp8GemvMaxTokens];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float scale = w_scale[n], b = bias != nullptr ? bias[n] : 0.0f;
 #pragma unroll
-  for (int r = 0; r < kGemvRows; ++r)
-#pragma unroll
-    for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
-      if (t < num_tokens) {
-        float v = acc[r][t];
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) part[warp][r][t] = v;
-      }
-    }
-  __syncthreads();
-  const int idx = threadIdx.x;  // one thread per (row, token)
-  if (idx < kGemvRows * kFp8GemvMaxTokens) {
-    const int r = idx / kFp8GemvMaxTokens, t = idx % kFp8GemvMaxTokens;
-    if (r < rows && t < num_tokens) {
-      float v = 0.0f;
-#pragma unroll
-      for (int wi = 0; wi < kGemvThreads / 32; ++wi) v += part[wi][r][t];
-      const int64_t n = n0 + r;
-      v = v * w_scale[n] + (bias != nullptr ? bias[n] : 0.0f);
-      if constexpr (kOutF32) {
-        static_cast<float*>(out)[int64_t(t) * ld_out + n] = v;
-      } else {
-        static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(v);
+  for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
+    if (t < num_tokens) {
+      float v = acc[t];
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0) {
+        v = v * scale + b;
+        if constexpr (kOutF32) {
+          static_cast<float*>(out)[int64_t(t) * ld_out + n] = v;
+        } else {
+          static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(v);
+        }
       }
     }
   }
@@ -191,12 +167,12 @@ cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, con
   if (num_tokens > kFp8GemvMaxTokens || k % 16 != 0 || ld_x % 8 != 0 ||
       reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0)
     return cudaErrorInvalidValue;
-  const unsigned blocks = unsigned((n + kGemvRows - 1) / kGemvRows);
+  const unsigned blocks = unsigned((n + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);
   if (out_f32) {
-    fp8_gemv_kernel<true><<<blocks, kGemvThreads, 0, stream>>>(
+    fp8_gemv_kernel<true><<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(
         static_cast<const bf16*>(x), ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
   } else {
-    fp8_gemv_kernel<false><<<blocks, kGemvThreads, 0, stream>>>(
+    fp8_gemv_kernel<false><<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(
         static_cast<const bf16*>(x), ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
   }
   return cudaGetLastError();
