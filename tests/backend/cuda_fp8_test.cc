@@ -89,7 +89,7 @@ TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
     quantize_rows_host(x, xq, xs);
     // Up to kFp8GemvMaxTokens rows the inputs are used as they are (the decode GEMV); above,
     // they are quantized per row for the FP8 GEMM.
-    const bool gemv = c.T <= 16;
+    const bool gemv = c.T <= 8;
     Tensor ref = Tensor::empty_host(DType::kF32, {c.T, c.N});
     for (int32_t t = 0; t < c.T; ++t)
       for (int64_t n = 0; n < c.N; ++n) {
@@ -143,7 +143,7 @@ TEST_F(CudaFp8, CheckpointPartsKeepTheirScales) {
         for (int64_t n = 0; n < f.out(); ++n) {
           double s = 0;
           for (int64_t k = 0; k < K; ++k) {
-            const double xv = T <= 16 ? double(x.data_as<float>()[t * K + k])
+            const double xv = T <= 8 ? double(x.data_as<float>()[t * K + k])
                                      : double(xq[size_t(t * K + k)]) * xs[size_t(t)];
             s += xv * double(d.data_as<float>()[n * K + k]);
           }

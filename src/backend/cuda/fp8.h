@@ -20,7 +20,7 @@ cudaError_t launch_quantize_rows_fp8(const void* x, int64_t ld_x, int64_t rows, 
 // * w_scale[n] (+ bias[n]) for t < num_tokens <= kFp8GemvMaxTokens; x bf16 [T, K] (ld_x), w
 // float8 [N, K] (row stride K), out bf16 or fp32 [T, N] (ld_out). K must be a multiple of 16 and
 // x 16-byte aligned with ld_x a multiple of 8 (returns cudaErrorInvalidValue otherwise).
-constexpr int kFp8GemvMaxTokens = 16;
+constexpr int kFp8GemvMaxTokens = 8;
 cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, const uint8_t* w,
                             const float* w_scale, const float* bias, int64_t n, int64_t k,
                             void* out, int64_t ld_out, bool out_f32, cudaStream_t stream);
