@@ -276,6 +276,8 @@ logs=()
 for f in latency_512 latency_2048 throughput serve serve_server; do
   [ -f "$W/$f.log" ] && logs+=(--log "$W/$f.log")
 done
+# The committed record first: sections of other runs (its "fp8") are carried over.
+cp docs/perf/h200.json "$OUT/h200.json" 2>/dev/null || true
 python3 tools/perf_record.py record --mode "$MODE" --commit "$commit" --gpu "$gpu" \
   --latency "$W/latency_512.json" --prefill "$W/latency_2048.json" \
   --throughput "$W/throughput.json" --serve "$W/serve.json" --hf-log "$W/hf_baseline.log" \

@@ -543,6 +543,15 @@ def summary_table(rec):
 
 def record(args):
     rec = collect(args)
+    # Sections other runs add to the record (e.g. "fp8", issue 13) survive a new bf16 record.
+    try:
+        with open(args.out_json) as f:
+            old = json.load(f)
+        for key in ("fp8",):
+            if key in old and key not in rec:
+                rec[key] = old[key]
+    except (OSError, ValueError):
+        pass
     _write(args.out_json, json.dumps(rec, indent=1) + "\n")
     _write(args.out_md, render_md(rec, args))
     print(summary_table(rec))
