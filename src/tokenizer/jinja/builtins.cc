@@ -225,6 +225,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
         ++n;
       }
       if (i < u.size()) utf8_append(out, u[i]);
+      check_string_size(out.size(), "replace");
     }
     return out;
   }
@@ -235,6 +236,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
     if (p == std::string::npos || (count >= 0 && n >= count)) break;
     out.append(s, i, p - i);
     out += nw;
+    check_string_size(out.size(), "replace");
     i = p + old.size();
     ++n;
   }
@@ -533,6 +535,7 @@ Value string_method(const Value& self, const std::string& name) {
                         items[i].type_name() + " found");
         if (i) out += s.str_ref();
         out += items[i].str_ref();
+        check_string_size(out.size(), "join");
       }
       return Value(std::move(out));
     });
@@ -603,6 +606,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "zfill"sv)
     return bound(name, self, [](I, V s, A a) {
       int64_t w = arg_int(a.get(0, "width"), 0, "zfill");
+      check_string_size(uint64_t(std::max<int64_t>(w, 0)) * 4, "zfill");
       std::u32string u = utf8_decode(s.str_ref());
       if (static_cast<int64_t>(u.size()) >= w) return Value(s.str_ref());
       size_t pad = static_cast<size_t>(w) - u.size();
@@ -613,6 +617,7 @@ Value string_method(const Value& self, const std::string& name) {
   if (name == "center"sv || name == "ljust"sv || name == "rjust"sv) {
     return bound(name, self, [name](I, V s, A a) {
       int64_t w = arg_int(a.get(0, "width"), 0, name.c_str());
+      check_string_size(uint64_t(std::max<int64_t>(w, 0)) * 4, name.c_str());
       const Value* f = a.get(1, "fillchar");
       char32_t fill = f ? utf8_decode(arg_str(f, name.c_str()))[0] : U' ';
       std::u32string u = utf8_decode(s.str_ref());
@@ -1043,6 +1048,7 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
       out +=
           (attribute && !attribute->is_none() ? get_path(*this, s[i], *attribute, nullptr) : s[i])
               .str();
+      check_string_size(out.size(), "join");
     }
     return Value(std::move(out));
   }
@@ -1208,11 +1214,15 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
     std::string ind =
         w && w->is_string()
             ? w->str_ref()
-            : std::string(static_cast<size_t>(std::max<int64_t>(0, arg_int(w, 4, "indent"))), ' ');
+            : std::string(static_cast<size_t>(std::clamp<int64_t>(arg_int(w, 4, "indent"), 0,
+                                                                  int64_t(kMaxStringBytes) + 1)),
+                          ' ');
+    check_string_size(ind.size(), "indent");
     bool first = arg_bool(a.get(1, "first"), false);
     bool blank = arg_bool(a.get(2, "blank"), false);
     std::string s = soft_str() + "\n";
     std::vector<std::string> lines = splitlines_for_indent(s);
+    check_string_size(s.size() + uint64_t(ind.size()) * (lines.size() + 1), "indent");
     std::string rv;
     if (blank) {
       for (size_t i = 0; i < lines.size(); ++i) {
@@ -1252,6 +1262,9 @@ Value Interpreter::apply_filter(const std::string& name, const Value& v, const C
   if (name == "batch"sv) {
     int64_t n = arg_int(a.get(0, "linecount"), 1, "batch");
     if (n <= 0) runtime_error("batch: linecount must be positive");
+    if (uint64_t(n) > kMaxListItems)
+      runtime_error("batch: linecount is more than " + std::to_string(kMaxListItems) +
+                    " (the template limit)");
     const Value* fill = a.get(1, "fill_with");
     ValueList out, cur;
     for (auto& x : seq()) {

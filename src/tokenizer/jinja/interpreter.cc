@@ -1,5 +1,6 @@
 #include "tokenizer/jinja/interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -44,11 +45,20 @@ double py_fmod(double a, double b) {
 }
 
 Value repeat_seq(const Value& seq, int64_t n) {
+  if (n <= 0)
+    return seq.is_string()  ? Value(std::string())
+           : seq.is_tuple() ? Value::tuple({})
+                            : Value::list({});
   if (seq.is_string()) {
+    check_string_size(uint64_t(seq.str_ref().size()) * uint64_t(std::min<int64_t>(n, 1ll << 40)),
+                      "'*'");
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.str_ref();
     return Value(std::move(out));
   }
+  if (!seq.items().empty() && uint64_t(n) > kMaxListItems / seq.items().size())
+    runtime_error("'*' would build a list of more than " + std::to_string(kMaxListItems) +
+                  " items (the template limit)");
   ValueList out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq.items().begin(), seq.items().end());
   return seq.is_tuple() ? Value::tuple(std::move(out)) : Value::list(std::move(out));
@@ -92,11 +102,13 @@ std::string printf_format(const std::string& fmt, const Value& args) {
       flags += fmt[i++];
     std::string width, precision;
     while (i < fmt.size() && isdigit(static_cast<unsigned char>(fmt[i]))) width += fmt[i++];
+    if (width.size() > 6) runtime_error("format width " + width + " is too large");
     bool has_precision = false;
     if (i < fmt.size() && fmt[i] == '.') {
       has_precision = true;
       ++i;
       while (i < fmt.size() && isdigit(static_cast<unsigned char>(fmt[i]))) precision += fmt[i++];
+      if (precision.size() > 6) runtime_error("format precision " + precision + " is too large");
     }
     if (i >= fmt.size()) runtime_error("incomplete format");
     char conv = fmt[i];
@@ -156,8 +168,14 @@ Value binary_op(int op, const Value& a, const Value& b) {
       return Value(r);
     }
     if (nums) return Value(a.to_double() + b.to_double());
-    if (a.is_string() && b.is_string()) return Value(a.str_ref() + b.str_ref());
+    if (a.is_string() && b.is_string()) {
+      check_string_size(a.str_ref().size() + b.str_ref().size(), "'+'");
+      return Value(a.str_ref() + b.str_ref());
+    }
     if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+      if (a.items().size() + b.items().size() > kMaxListItems)
+        runtime_error("'+' would build a list of more than " + std::to_string(kMaxListItems) +
+                      " items (the template limit)");
       ValueList out = a.items();
       out.insert(out.end(), b.items().begin(), b.items().end());
       return a.is_tuple() ? Value::tuple(std::move(out)) : Value::list(std::move(out));
@@ -390,7 +408,20 @@ bool py_less(const Value& a, const Value& b) {
                 b.type_name() + "'");
 }
 
+void check_string_size(uint64_t bytes, const char* what) {
+  if (bytes > kMaxStringBytes)
+    runtime_error(std::string(what) + " would build a string of " + std::to_string(bytes) +
+                  " bytes, more than the template limit of " + std::to_string(kMaxStringBytes) +
+                  " bytes");
+}
+
 Interpreter::Interpreter(const RenderOptions& options) : options_(options) {}
+
+void Interpreter::count_step() {
+  if (++steps_ > kMaxRenderSteps)
+    runtime_error("the template ran more than " + std::to_string(kMaxRenderSteps) +
+                  " statements and loop iterations (the template limit)");
+}
 
 std::string Interpreter::render(const StmtList& body, const Value& context) {
   globals_ = std::make_shared<Frame>(nullptr);
@@ -408,6 +439,8 @@ std::string Interpreter::render(const StmtList& body, const Value& context) {
 Interpreter::Flow Interpreter::exec(const StmtList& body, const FramePtr& frame, std::string& out) {
   for (const auto& s : body) {
     Flow f = exec_stmt(*s, frame, out);
+    // Any output buffer (the render's, a set block's, a macro's) stays within the string limit.
+    if (out.size() > kMaxStringBytes) check_string_size(out.size(), "the template output");
     if (f != Flow::kNormal) return f;
   }
   return Flow::kNormal;
@@ -415,6 +448,7 @@ Interpreter::Flow Interpreter::exec(const StmtList& body, const FramePtr& frame,
 
 Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, const FramePtr& frame, std::string& out) {
   try {
+    count_step();
     switch (s.kind) {
       case StmtKind::kData:
         out += s.text;
@@ -531,6 +565,7 @@ void Interpreter::exec_for(const Stmt& s, const FramePtr& frame, std::string& ou
   }
   std::shared_ptr<const ValueList> citems = items;
   for (size_t i = 0; i < citems->size(); ++i) {
+    count_step();
     auto f = std::make_shared<Frame>(frame);
     f->set("loop", Value(std::shared_ptr<Object>(std::make_shared<LoopObject>(citems, i))));
     assign(*s.target, (*citems)[i], f);
@@ -587,7 +622,10 @@ CallArgs Interpreter::eval_args(const Expr& e, const FramePtr& frame) {
 
 Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
   try {
-    return eval_inner(e, frame);
+    Value v = eval_inner(e, frame);
+    if (v.is_string() && v.str_ref().size() > kMaxStringBytes)
+      check_string_size(v.str_ref().size(), "an expression");
+    return v;
   } catch (const TemplateError& err) {
     if (err.line() == 0 && err.kind() != TemplateError::Kind::kSyntax)
       throw TemplateError(err.kind(), err.message(), e.line);
@@ -691,7 +729,10 @@ Value Interpreter::eval_inner(const Expr& e, const FramePtr& frame) {
     }
     case ExprKind::kConcat: {
       std::string out;
-      for (const auto& c : e.children) out += eval(*c, frame).str();
+      for (const auto& c : e.children) {
+        out += eval(*c, frame).str();
+        check_string_size(out.size(), "'~'");
+      }
       return Value(std::move(out));
     }
     case ExprKind::kCompare: {

@@ -33,6 +33,16 @@ using FramePtr = std::shared_ptr<Frame>;
 
 // A runtime error without location; the interpreter adds the line of the expression.
 [[noreturn]] void runtime_error(const std::string& msg);
+
+// Bounds that keep the render of a hostile template finite in memory and time (jinja2's sandbox
+// has only MAX_RANGE, which `range` keeps): every string built (output, `*`, `~`, `+`, padding,
+// replace, join) and every list built by `*`, and the statements plus loop iterations of one
+// render. Exceeding one is a runtime TemplateError naming the limit.
+constexpr size_t kMaxStringBytes = size_t(32) << 20;
+constexpr size_t kMaxListItems = 1'000'000;
+constexpr int64_t kMaxRenderSteps = 5'000'000;
+// Throws that error when a string of `bytes` bytes would be built by `what`.
+void check_string_size(uint64_t bytes, const char* what);
 // Raises the error an Undefined value carries (jinja2's UndefinedError).
 [[noreturn]] void undefined_error(const Value& v);
 
@@ -69,6 +79,8 @@ class Interpreter {
   RenderOptions options_;
   FramePtr globals_;
   int depth_ = 0;
+  int64_t steps_ = 0;  // statements and loop iterations so far (kMaxRenderSteps)
+  void count_step();
 };
 
 // Defines range, dict, namespace, raise_exception, strftime_now, ... in `frame`.

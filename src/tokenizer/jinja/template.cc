@@ -1,5 +1,8 @@
 #include "tokenizer/jinja/template.h"
 
+#include <exception>
+#include <new>
+
 #include "tokenizer/jinja/ast.h"
 #include "tokenizer/jinja/interpreter.h"
 
@@ -13,7 +16,17 @@ Template& Template::operator=(Template&&) noexcept = default;
 
 std::string Template::render(const Value& context, const RenderOptions& options) const {
   Interpreter in(options);
-  return in.render(*body_, context);
+  try {
+    return in.render(*body_, context);
+  } catch (const TemplateError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw TemplateError(TemplateError::Kind::kRuntime, "the template ran out of memory", 0);
+  } catch (const std::exception& e) {
+    // A library error inside a builtin (std::out_of_range from a number conversion, ...) is still
+    // the template's error, not the caller's.
+    throw TemplateError(TemplateError::Kind::kRuntime, e.what(), 0);
+  }
 }
 
 std::string Template::render(const nlohmann::ordered_json& context,
