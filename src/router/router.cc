@@ -12,8 +12,10 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "core/error.h"
 #include "core/logging.h"
@@ -83,6 +85,53 @@ bool is_preamble_event(std::string_view data) {
   return true;
 }
 
+// total_tokens of a response's (or a stream event's) "usage" object, or -1.
+int64_t usage_total(std::string_view json_text) {
+  if (json_text.find("\"usage\"") == std::string_view::npos) return -1;
+  const nlohmann::json j = nlohmann::json::parse(json_text, nullptr, false);
+  if (!j.is_object()) return -1;
+  auto u = j.find("usage");
+  if (u == j.end() || !u->is_object()) return -1;
+  auto t = u->find("total_tokens");
+  return t != u->end() && t->is_number_integer() ? t->get<int64_t>() : -1;
+}
+
+// Passes SSE bytes through event by event, taking the usage event's total_tokens and dropping
+// that event when the router asked for it on the client's behalf.
+class UsageTap {
+ public:
+  explicit UsageTap(bool strip) : strip_(strip) {}
+  std::string feed(std::string_view bytes) {
+    pending_.append(bytes);
+    std::string out;
+    size_t pos = 0;
+    for (size_t end; (end = pending_.find("\n\n", pos)) != std::string::npos; pos = end + 2) {
+      std::string_view ev(pending_.data() + pos, end - pos);
+      std::string_view data = ev;
+      bool usage_only = false;
+      if (data.starts_with("data:")) {
+        data.remove_prefix(5);
+        if (!data.empty() && data[0] == ' ') data.remove_prefix(1);
+        const int64_t t = usage_total(data);
+        if (t >= 0) {
+          total_ = t;
+          usage_only = data.find("\"choices\":[]") != std::string_view::npos;
+        }
+      }
+      if (!(strip_ && usage_only)) out.append(ev).append("\n\n");
+    }
+    pending_.erase(0, pos);
+    return out;
+  }
+  std::string flush() { return std::exchange(pending_, std::string()); }
+  int64_t total() const { return total_; }
+
+ private:
+  bool strip_;
+  std::string pending_;
+  int64_t total_ = -1;
+};
+
 // True when `held` (the start of an SSE body) holds a complete event that is not the preamble:
 // the stream may then go to the client.
 bool ready_to_commit(const std::string& held) {
@@ -128,6 +177,12 @@ struct ProxyJob {
   beast::tcp_stream* upstream = nullptr;  // the attempt in progress
   int status = 0;                         // what the client got (499: it left)
   std::string replica = "none";           // the replica that answered
+  // Tokens-per-minute accounting: the client's API key, the usage the replica reported, and
+  // whether the stream's usage event is the router's own (include_usage added upstream).
+  std::string api_key;
+  int64_t usage_tokens = 0;
+  bool strip_usage_event = false;
+  bool count_usage = false;
 };
 
 struct Router::Attempt {
@@ -143,7 +198,7 @@ struct Router::Attempt {
 Router::Router(RouterConfig config)
     : config_(std::move(config)),
       table_(config_.policy, config_.health),
-      limiter_(config_.rate_limit_rpm, 0),
+      limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm),
       http_(config_.http, *this) {
   if (config_.backends.empty() && config_.backend_file.empty() && config_.backend_dns.empty())
     fail("no replicas: pass --backend URL (repeatable), --backend-file FILE or --backend-dns URL");
@@ -485,7 +540,7 @@ void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Requ
                    "server_shutdown")
         .with_retry_after(config_.retry_after_s);
   const bool completion = kind == ProxyKind::kCompletion;
-  const server::json body =
+  server::json body =
       kind == ProxyKind::kPage ? server::json::object() : server::parse_json_body(req.body());
   auto job = std::make_shared<ProxyJob>();
   // The model: named, or the only one served (a page: any replica).
@@ -519,20 +574,37 @@ void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Requ
   }
   if (completion && limiter_.enabled()) {
     const std::string_view auth = req[http::field::authorization];
-    const auto v = limiter_.admit(auth.size() > 7 ? std::string(auth.substr(7)) : "", 0);
+    job->api_key = auth.size() > 7 ? std::string(auth.substr(7)) : "";
+    // Tokens are charged once the replica reports them: a key over its token budget is refused
+    // from then on, until the bucket refills.
+    const auto v = limiter_.admit(job->api_key, 0);
     if (!v.allowed)
       throw ApiError(429,
-                     fmt::format("Rate limit reached for requests per minute on this API key. "
+                     fmt::format("Rate limit reached for {} per minute on this API key. "
                                  "Try again in {:.1f} s.",
-                                 v.retry_after_s),
-                     "requests", std::nullopt, "rate_limit_exceeded")
+                                 v.kind, v.retry_after_s),
+                     v.kind, std::nullopt, "rate_limit_exceeded")
           .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
+    if (config_.rate_limit_tpm > 0) {
+      job->count_usage = true;
+      const auto st = body.find("stream");
+      if (st != body.end() && st->is_boolean() && st->get<bool>()) {
+        const auto so = body.find("stream_options");
+        const bool asked = so != body.end() && so->is_object() && so->contains("include_usage") &&
+                           (*so)["include_usage"].is_boolean() &&
+                           (*so)["include_usage"].get<bool>();
+        if (!asked && (so == body.end() || so->is_object() || so->is_null())) {
+          body["stream_options"]["include_usage"] = true;
+          job->strip_usage_event = true;
+        }
+      }
+    }
   }
   if (completion) job->key = prompt_key(body, ex.route == "/v1/chat/completions");
   job->conn = conn;
   job->ex = ex;
   job->method = req.method();
-  job->body = std::move(req.body());
+  job->body = job->strip_usage_event ? body.dump() : std::move(req.body());
   if (kind != ProxyKind::kPage) job->forward.emplace_back("Content-Type", "application/json");
   if (auto a = req[http::field::accept]; !a.empty()) job->forward.emplace_back("Accept", a);
   if (auto id = req["X-Request-Id"]; !id.empty()) job->forward.emplace_back("X-Request-Id", id);
@@ -614,6 +686,7 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
 }
 
 void Router::finish(ProxyJob& job, const std::string& replica, int status) {
+  if (job.count_usage && job.usage_tokens > 0) limiter_.charge(job.api_key, job.usage_tokens);
   job.status = status;
   job.replica = replica;
   metrics_.record_request(replica, job.model, status);
@@ -708,6 +781,8 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
   headers.insert(headers.end(), job.ex.cors.begin(), job.ex.cors.end());
   headers.emplace_back("X-Inferd-Replica", url);
   const bool chunked = p.chunked();
+  std::optional<UsageTap> tap;  // tokens-per-minute accounting of a stream
+  if (job.count_usage && chunked && status == 200) tap.emplace(job.strip_usage_event);
   std::string held;  // body bytes not yet passed on
   bool committed = false;
   double first_byte_s = -1;
@@ -719,12 +794,20 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
     co_await http::async_read_some(*up, buf, p, net::redirect_error(net::use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     if (job.client_gone) co_return Attempt{true};
-    const size_t n = sizeof(chunk) - p.get().body().size;
+    size_t n = sizeof(chunk) - p.get().body().size;
     if (n > 0 && first_byte_s < 0) first_byte_s = seconds(Clock::now() - t0);
+    std::string tapped;
+    const char* data = chunk;
+    if (tap && n > 0) {
+      tapped = tap->feed(std::string_view(chunk, n));
+      if (p.is_done()) tapped += tap->flush();
+      data = tapped.data();
+      n = tapped.size();
+    }
     if (committed) {
-      if (n > 0) job.conn->write_chunk(std::string(chunk, n));
+      if (n > 0) job.conn->write_chunk(std::string(data, n));
     } else if (n > 0) {
-      held.append(chunk, n);
+      held.append(data, n);
       if (chunked && status == 200 && ready_to_commit(held)) {
         Headers h = headers;
         job.conn->begin_stream(http::status(status), std::move(h));
@@ -747,6 +830,10 @@ net::awaitable<Router::Attempt> Router::attempt(ProxyJob& job, const ReplicaTabl
   }
   const double total_s = seconds(Clock::now() - t0);
   metrics_.record_upstream(url, first_byte_s, total_s);
+  if (job.count_usage && status == 200) {
+    const int64_t t = tap ? tap->total() : usage_total(held);
+    if (t > 0) job.usage_tokens = t;
+  }
   if (ec) {
     if (!committed) {
       if (is_reset(ec)) mark_failed("response cut: " + ec.message());

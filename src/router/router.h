@@ -40,7 +40,11 @@ struct RouterConfig {
   std::vector<std::string> allowed_origins{"*"};  // CORS; empty: no CORS headers
   std::string backend_api_key;  // sent to replicas; empty: the client's Authorization
   int64_t rate_limit_rpm = 0;   // per API key; 0: off
-  int max_retries = 2;          // further replicas tried after a failed attempt
+  // Tokens (prompt + completion) per minute per API key, charged from the usage the replicas
+  // report (streams get include_usage upstream; the usage event is passed on only when the
+  // client asked for it); 0: off.
+  int64_t rate_limit_tpm = 0;
+  int max_retries = 2;  // further replicas tried after a failed attempt
   double connect_timeout_s = 5;
   double request_timeout_s = 600;  // an upstream exchange that stays silent this long fails
   double drain_timeout_s = 30;     // SIGTERM: how long in-flight requests may finish

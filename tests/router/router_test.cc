@@ -475,6 +475,49 @@ TEST_F(RouterTest, ApiKeysLimitsAndTheBackendKey) {
   EXPECT_FALSE(limited.header("retry-after").empty());
 }
 
+// --rate-limit-tpm: the tokens the replicas report (non-streamed usage; streams get
+// include_usage upstream, and the usage event reaches the client only when it asked) are charged
+// to the key; once over budget the key is refused with the tokens kind.
+TEST_F(RouterTest, TokensPerMinuteAreChargedFromTheReplicasUsage) {
+  add_replica();
+  RouterConfig cfg = config();
+  cfg.rate_limit_tpm = 60;
+  start_router(cfg, 1);
+  const HttpResult a = post(port_, "/v1/completions", completion("one two three", "tiny", 8));
+  ASSERT_EQ(a.status, 200) << a.body;
+  const int64_t used = json::parse(a.body)["usage"]["total_tokens"].get<int64_t>();
+  ASSERT_GT(used, 0);
+  json s = completion("four five", "tiny", 8);
+  s["stream"] = true;
+  const HttpResult b = post(port_, "/v1/completions", s);
+  ASSERT_EQ(b.status, 200) << b.body;
+  int texts = 0;
+  for (const std::string& ev : sse_events(b.body)) {
+    EXPECT_EQ(ev.find("total_tokens"), std::string::npos) << "usage the client did not ask for";
+    texts += ev.find("\"text\"") != std::string::npos;
+  }
+  EXPECT_GT(texts, 0);
+  s["stream_options"] = {{"include_usage", true}};
+  const HttpResult c = post(port_, "/v1/completions", s);
+  ASSERT_EQ(c.status, 200) << c.body;
+  bool saw_usage = false;
+  for (const std::string& ev : sse_events(c.body))
+    saw_usage = saw_usage || ev.find("total_tokens") != std::string::npos;
+  EXPECT_TRUE(saw_usage) << c.body;
+  // Each answer costs `used`-ish tokens: within a few more requests the 60-token budget is gone.
+  HttpResult refused;
+  for (int i = 0; i < 20 && refused.status != 429; ++i) {
+    const HttpResult r = post(port_, "/v1/completions", completion("six seven", "tiny", 8));
+    if (r.status == 429)
+      refused = r;
+    else
+      ASSERT_EQ(r.status, 200) << r.body;
+  }
+  expect_error_shape(refused, 429, "rate_limit_exceeded");
+  EXPECT_NE(refused.body.find("tokens per minute"), std::string::npos) << refused.body;
+  EXPECT_FALSE(refused.header("retry-after").empty());
+}
+
 TEST_F(RouterTest, BadConfigurationIsAClearError) {
   RouterConfig c;
   EXPECT_THROW(Router{c}, Error);
