@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "inferd/engine.h"
+#include "server/api_keys.h"
 #include "server/engine_generator.h"
 #include "server/server.h"
 #include "tokenizer/jinja/chat_template.h"
@@ -31,6 +32,7 @@ struct ServeArgs {
   int port = 8000;
   std::vector<std::string> served_model_names;
   std::vector<std::string> api_keys;
+  std::string api_key_file;
   std::string chat_template;
   std::string tokenizer;
   bool enable_prefix_caching = true;
@@ -70,6 +72,8 @@ void serve(const ServeArgs& a) {
   if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
   if (a.io_threads < 1) fail("--io-threads must be >= 1, got {}", a.io_threads);
   if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
+  // Before the model loads: a bad key file fails at once.
+  const std::vector<std::string> api_keys = server::collect_api_keys(a.api_keys, a.api_key_file);
 
   // One file descriptor per open connection: raise the soft limit to the hard one so thousands of
   // streams fit.
@@ -137,7 +141,7 @@ void serve(const ServeArgs& a) {
                           : a.model.model_given()       ? std::vector<std::string>{a.model.model}
                                                   : std::vector<std::string>{"demo", "default"};
   sc.model_root = a.model.model;
-  sc.api_keys = split_commas(a.api_keys);
+  sc.api_keys = api_keys;
   sc.allowed_origins = split_commas(a.allowed_origins);
   sc.rate_limit_rpm = a.rate_limit_rpm;
   sc.rate_limit_tpm = a.rate_limit_tpm;
@@ -201,6 +205,9 @@ void register_serve(CLI::App& app) {
                   "Require 'Authorization: Bearer KEY' on /v1 routes (repeat or comma-separate "
                   "for several keys)")
       ->envname("INFERD_API_KEY");
+  cmd->add_option("--api-key-file", a->api_key_file,
+                  "Read the API keys from this file, one a line ('#' comments and blank lines "
+                  "ignored), instead of the command line where `ps` shows them");
   cmd->add_option("--chat-template", a->chat_template,
                   "Chat template instead of the model's: a file, the name of one of the model's "
                   "templates, or Jinja text");

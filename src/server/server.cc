@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "server/api_error.h"
+#include "server/api_keys.h"
 #include "server/protocol.h"
 #include "server/ui_page.h"
 
@@ -62,13 +63,6 @@ ojson utf8_bytes(const std::string& s) {
   ojson b = ojson::array();
   for (unsigned char c : s) b.push_back(int(c));
   return b;
-}
-
-bool consteq(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return d == 0;
 }
 
 }  // namespace
@@ -611,17 +605,7 @@ void Server::send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, c
 }
 
 void Server::check_auth(const Request& req) const {
-  if (config_.api_keys.empty()) return;
-  const std::string_view h = req[http::field::authorization];
-  std::string token;
-  if (h.size() > 7 && beast::iequals(h.substr(0, 7), "Bearer ")) token = std::string(h.substr(7));
-  bool ok = false;
-  for (const auto& k : config_.api_keys) ok |= consteq(token, k);
-  if (!ok)
-    throw ApiError(401,
-                   token.empty() ? "Missing API key: pass it as 'Authorization: Bearer <key>'."
-                                 : "Incorrect API key provided.",
-                   "invalid_request_error", std::nullopt, "invalid_api_key");
+  check_bearer(req[http::field::authorization], config_.api_keys);
 }
 
 void Server::handle(const std::shared_ptr<Connection>& conn, Request&& req) {
