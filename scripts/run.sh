@@ -15,5 +15,6 @@ if [ $# -gt 0 ]; then exec "$BIN" "$@"; fi
 # The default model: the project's small English demo model (models/demo, trained by
 # tools/train_demo_model.py; see models/demo/README.md). `inferd serve` with no model argument
 # serves it as "demo" (alias "default").
-echo "serving models/demo on http://${HOST:-127.0.0.1}:${PORT:-8000}/v1 as model 'demo' (alias 'default')"
+echo "serving models/demo on http://${HOST:-127.0.0.1}:${PORT:-8000}/v1 as model 'demo' (alias 'default');" \
+  "chat page at http://${HOST:-127.0.0.1}:${PORT:-8000}/"
 exec "$BIN" serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
