@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "router/router.h"
+#include "server/api_keys.h"
 
 namespace inferd::cli {
 
@@ -32,6 +33,7 @@ struct RouterArgs {
   double balance_rel_threshold = 1.5;
   size_t max_tree_size = size_t(1) << 18;
   std::vector<std::string> api_keys;
+  std::string api_key_file;
   std::string backend_api_key;
   std::vector<std::string> allowed_origins{"*"};
   int64_t rate_limit_rpm = 0;
@@ -124,7 +126,7 @@ void run_router(const RouterArgs& a) {
   c.health_check.interval = ms(a.health_check_interval);
   c.health_check.timeout = ms(a.health_check_timeout);
   c.health_check.api_key = a.backend_api_key;
-  c.api_keys = split_commas(a.api_keys);
+  c.api_keys = server::collect_api_keys(a.api_keys, a.api_key_file);
   c.backend_api_key = a.backend_api_key;
   c.allowed_origins = split_commas(a.allowed_origins);
   c.rate_limit_rpm = a.rate_limit_rpm;
@@ -182,6 +184,9 @@ void register_router(CLI::App& app) {
   cmd->add_option("--api-key", a->api_keys,
                   "Require 'Authorization: Bearer KEY' on /v1 routes (repeat or comma-separate)")
       ->envname("INFERD_API_KEY");
+  cmd->add_option("--api-key-file", a->api_key_file,
+                  "Read the API keys from this file, one a line ('#' comments and blank lines "
+                  "ignored), instead of the command line where `ps` shows them");
   cmd->add_option("--backend-api-key", a->backend_api_key,
                   "Bearer key sent to the replicas (default: the client's Authorization header)")
       ->envname("INFERD_BACKEND_API_KEY");

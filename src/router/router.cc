@@ -21,6 +21,7 @@
 #include "core/logging.h"
 #include "router/prompt_key.h"
 #include "server/api_error.h"
+#include "server/api_keys.h"
 #include "server/protocol.h"
 
 namespace inferd::router {
@@ -41,13 +42,6 @@ double seconds(Clock::duration d) {
 
 Clock::duration from_seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
-bool consteq(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return d == 0;
 }
 
 // The handler label of a path for metrics: known routes only.
@@ -392,17 +386,7 @@ void Router::send_error(const std::shared_ptr<server::Connection>& conn, const E
 }
 
 void Router::check_auth(const server::Request& req) const {
-  if (config_.api_keys.empty()) return;
-  const std::string_view h = req[http::field::authorization];
-  std::string token;
-  if (h.size() > 7 && beast::iequals(h.substr(0, 7), "Bearer ")) token = std::string(h.substr(7));
-  bool ok = false;
-  for (const auto& k : config_.api_keys) ok |= consteq(token, k);
-  if (!ok)
-    throw ApiError(401,
-                   token.empty() ? "Missing API key: pass it as 'Authorization: Bearer <key>'."
-                                 : "Incorrect API key provided.",
-                   "invalid_request_error", std::nullopt, "invalid_api_key");
+  server::check_bearer(req[http::field::authorization], config_.api_keys);
 }
 
 void Router::handle(const std::shared_ptr<server::Connection>& conn, server::Request&& req) {

@@ -98,22 +98,25 @@ TEST(ApiKeys, BearerCheck) {
   }
 }
 
-// The real binary: a bad --api-key-file stops `inferd serve` before the model loads.
-TEST(ApiKeys, ServeFailsAtStartOnABadKeyFile) {
+// The real binary: a bad --api-key-file stops `inferd serve` (before the model loads) and
+// `inferd router` at start.
+TEST(ApiKeys, ServeAndRouterFailAtStartOnABadKeyFile) {
   const std::string missing = (fs::temp_directory_path() / "inferd_no_such_key_file").string();
   const std::string empty = write_temp("serve_empty", "# nothing\n");
-  for (const std::string& f : {missing, empty}) {
-    const std::string cmd = std::string(INFERD_BINARY) + " serve --load-format dummy --port 0 " +
-                            "--api-key-file '" + f + "' 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-    const int rc = pclose(p);
-    EXPECT_NE(rc, 0) << out;
-    EXPECT_NE(out.find("--api-key-file '" + f + "'"), std::string::npos) << out;
-  }
+  for (const std::string& f : {missing, empty})
+    for (const char* sub :
+         {"serve --load-format dummy --port 0", "router --backend http://127.0.0.1:9 --port 0"}) {
+      const std::string cmd =
+          std::string(INFERD_BINARY) + " " + sub + " --api-key-file '" + f + "' 2>&1";
+      FILE* p = popen(cmd.c_str(), "r");
+      ASSERT_NE(p, nullptr);
+      std::string out;
+      char buf[4096];
+      for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+      const int rc = pclose(p);
+      EXPECT_NE(rc, 0) << out;
+      EXPECT_NE(out.find("--api-key-file '" + f + "'"), std::string::npos) << out;
+    }
   fs::remove(empty);
 }
 
