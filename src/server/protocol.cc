@@ -13,7 +13,6 @@ namespace inferd::server {
 namespace {
 
 constexpr int kMaxN = 128;
-constexpr int kMaxStop = 64;
 constexpr size_t kMaxPrompts = 256;
 
 [[noreturn]] void wrong_type(const std::string& param, const char* expected, const json& got) {
@@ -195,13 +194,18 @@ std::optional<std::string> get_string(const json& obj, const char* name) {
   return v->get<std::string>();
 }
 
-ojson normalize_messages(const json& messages) {
+ojson normalize_messages(const json& messages, size_t max_messages) {
   static const char* kRoles[] = {"system", "developer", "user", "assistant", "tool", "function"};
   if (!messages.is_array()) wrong_type("messages", "an array", messages);
   if (messages.empty())
     throw bad_param("messages",
                     "Invalid 'messages': empty array. Expected an array with minimum "
                     "length 1, but got an empty array instead.");
+  if (messages.size() > max_messages)
+    throw bad_param("messages", fmt::format("Invalid 'messages': array too long. Expected an array "
+                                            "with maximum length {}, but got an array with length "
+                                            "{} instead.",
+                                            max_messages, messages.size()));
   ojson out = ojson::array();
   for (size_t i = 0; i < messages.size(); ++i) {
     const json& m = messages[i];
@@ -264,6 +268,7 @@ ojson normalize_messages(const json& messages) {
 CompletionRequest parse_completion_request(const json& body, bool chat,
                                            const ValidationContext& ctx) {
   const Generator& gen = *ctx.generator;
+  const RequestLimits& lim = ctx.limits;
   CompletionRequest r;
   r.chat = chat;
   const int32_t vocab = gen.vocab_size();
@@ -324,6 +329,10 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
   if (auto v = get_number(body, "frequency_penalty", -2, 2)) sp.frequency_penalty = float(*v);
   if (const json* lb = find_field(body, "logit_bias")) {
     if (!lb->is_object()) wrong_type("logit_bias", "an object", *lb);
+    if (lb->size() > lim.max_logit_bias)
+      throw bad_param("logit_bias", fmt::format("Invalid 'logit_bias': at most {} entries are "
+                                                "allowed, got {}.",
+                                                lim.max_logit_bias, lb->size()));
     for (auto it = lb->begin(); it != lb->end(); ++it) {
       const std::string& key = it.key();
       size_t used = 0;
@@ -376,15 +385,24 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
 
   // stop
   if (const json* st = find_field(body, "stop")) {
+    auto check_len = [&](const json& v, const std::string& param) {
+      if (v.get_ref<const std::string&>().size() > lim.max_stop_bytes)
+        throw bad_param(
+            param, fmt::format("Invalid '{}': a stop sequence may be at most {} bytes, "
+                               "got {}.",
+                               param, lim.max_stop_bytes, v.get_ref<const std::string&>().size()));
+    };
     if (st->is_string()) {
+      check_len(*st, "stop");
       if (!st->get<std::string>().empty()) sp.stop.push_back(st->get<std::string>());
     } else if (st->is_array()) {
-      if (st->size() > size_t(kMaxStop))
+      if (st->size() > lim.max_stop)
         throw bad_param("stop", fmt::format("Invalid 'stop': at most {} stop sequences are "
                                             "allowed, got {}.",
-                                            kMaxStop, st->size()));
+                                            lim.max_stop, st->size()));
       for (size_t i = 0; i < st->size(); ++i) {
         if (!(*st)[i].is_string()) wrong_type(fmt::format("stop[{}]", i), "a string", (*st)[i]);
+        check_len((*st)[i], fmt::format("stop[{}]", i));
         if (!(*st)[i].get<std::string>().empty()) sp.stop.push_back((*st)[i].get<std::string>());
       }
     } else {
@@ -432,6 +450,11 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
 
   if (const json* rf = find_field(body, "response_format")) {
     if (!rf->is_object()) wrong_type("response_format", "an object", *rf);
+    if (const size_t bytes = rf->dump().size(); bytes > lim.max_schema_bytes)
+      throw bad_param("response_format",
+                      fmt::format("Invalid 'response_format': at most {} bytes of JSON (the "
+                                  "schema) are allowed, got {}.",
+                                  lim.max_schema_bytes, bytes));
     const json* t = find_field(*rf, "type");
     if (!t || !t->is_string() || t->get<std::string>() != "text")
       throw bad_param("response_format",
@@ -443,9 +466,18 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
     const json* msgs = find_field(body, "messages");
     if (!msgs) throw bad_param("messages", "Missing required parameter: 'messages'.");
     ChatTemplateArgs args;
-    args.messages = normalize_messages(*msgs);
+    args.messages = normalize_messages(*msgs, lim.max_messages);
     if (const json* tools = find_field(body, "tools")) {
       if (!tools->is_array()) wrong_type("tools", "an array", *tools);
+      if (tools->size() > lim.max_tools)
+        throw bad_param("tools", fmt::format("Invalid 'tools': array too long. Expected an array "
+                                             "with maximum length {}, but got an array with "
+                                             "length {} instead.",
+                                             lim.max_tools, tools->size()));
+      if (const size_t bytes = tools->dump().size(); bytes > lim.max_tools_bytes)
+        throw bad_param("tools", fmt::format("Invalid 'tools': at most {} bytes of JSON are "
+                                             "allowed, got {}.",
+                                             lim.max_tools_bytes, bytes));
       for (size_t i = 0; i < tools->size(); ++i) {
         const json& t = (*tools)[i];
         const std::string p = fmt::format("tools[{}]", i);

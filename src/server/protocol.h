@@ -37,9 +37,23 @@ struct CompletionRequest {
   int32_t priority = 0;
 };
 
+// Bounds on the size of request fields (each beyond is a 400 naming the field and the limit).
+// OpenAI's where it has one (128 tools, 2048 messages); the rest generous for real clients and
+// small enough that one request cannot make the server scan or compile megabytes per token.
+struct RequestLimits {
+  size_t max_stop = 64;                         // stop sequences
+  size_t max_stop_bytes = 1024;                 // bytes of one stop sequence
+  size_t max_logit_bias = 1024;                 // logit_bias entries
+  size_t max_tools = 128;                       // tools
+  size_t max_tools_bytes = size_t(1) << 20;     // the tools array as JSON
+  size_t max_schema_bytes = size_t(256) << 10;  // response_format (a JSON schema) as JSON
+  size_t max_messages = 2048;                   // chat messages (also /tokenize)
+};
+
 struct ValidationContext {
   const Generator* generator = nullptr;
   std::vector<std::string> model_names;  // accepted names; the first is the default
+  RequestLimits limits;
 };
 
 // Throws ApiError (400, or 404 for an unknown model).
@@ -55,8 +69,8 @@ std::optional<std::string> get_string(const json& obj, const char* name);
 // "a string", "an integer", ... as OpenAI's messages say.
 std::string json_type_name(const json& v);
 
-// Chat messages: checks roles and content and returns them as the template expects (content
-// given as text parts is joined into one string).
-ojson normalize_messages(const json& messages);
+// Chat messages: checks roles, content and the count (at most max_messages) and returns them as
+// the template expects (content given as text parts is joined into one string).
+ojson normalize_messages(const json& messages, size_t max_messages = RequestLimits{}.max_messages);
 
 }  // namespace inferd::server

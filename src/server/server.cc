@@ -723,7 +723,7 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
       std::vector<int32_t> ids;
       if (const json* msgs = find_field(body, "messages")) {
         ChatTemplateArgs args;
-        args.messages = normalize_messages(*msgs);
+        args.messages = normalize_messages(*msgs, config_.request_limits.max_messages);
         if (auto v = get_bool(body, "add_generation_prompt")) args.add_generation_prompt = *v;
         if (auto v = get_bool(body, "continue_final_message")) args.continue_final_message = *v;
         if (args.continue_final_message) args.add_generation_prompt = false;
@@ -825,6 +825,7 @@ void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request&
   ValidationContext vc;
   vc.generator = generator_.get();
   vc.model_names = config_.served_model_names;
+  vc.limits = config_.request_limits;
   CompletionRequest cr = parse_completion_request(body, chat, vc);
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());

@@ -15,6 +15,7 @@
 #include "server/generator.h"
 #include "server/http.h"
 #include "server/metrics.h"
+#include "server/protocol.h"
 #include "server/rate_limiter.h"
 
 namespace inferd::server {
@@ -31,6 +32,7 @@ struct ServerConfig {
   int retry_after_s = 1;         // Retry-After when the queue is full
   double drain_timeout_s = 30;   // SIGTERM: how long in-flight requests may finish
   bool ui = true;                // the chat page at / (server/ui_page.h); off: / answers 404
+  RequestLimits request_limits;  // sizes of stop, logit_bias, tools, schemas, messages
 };
 
 class CompletionJob;

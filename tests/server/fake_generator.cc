@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "tokenizer/jinja/template.h"
 
 namespace inferd::server::testing {
 
@@ -39,6 +40,14 @@ std::string FakeGenerator::token_text(int32_t id) const {
 
 std::string FakeGenerator::apply_chat_template(const ChatTemplateArgs& args) const {
   if (args.kwargs.contains("raise")) throw Error("template raised: " + args.kwargs["raise"].dump());
+  if (!config_.chat_template.empty()) {
+    nlohmann::ordered_json ctx =
+        args.kwargs.is_object() ? args.kwargs : nlohmann::ordered_json::object();
+    ctx["messages"] = args.messages;
+    ctx["tools"] = args.tools;
+    ctx["add_generation_prompt"] = args.add_generation_prompt;
+    return jinja::Template(config_.chat_template).render(ctx);
+  }
   std::string s;
   for (const auto& m : args.messages) {
     s += "<|" + m["role"].get<std::string>() + "|>";

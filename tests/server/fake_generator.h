@@ -23,7 +23,8 @@ struct FakeConfig {
   int32_t block_size = 16;
   std::chrono::microseconds step{500};
   std::string reply = "Hello world! This is a fake reply. ";
-  int32_t eos_after = 0;  // > 0: EOS after this many tokens (finish stop)
+  int32_t eos_after = 0;      // > 0: EOS after this many tokens (finish stop)
+  std::string chat_template;  // non-empty: a Jinja chat template rendered instead of the tiny one
 };
 
 class FakeGenerator final : public Generator {

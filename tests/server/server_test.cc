@@ -483,6 +483,92 @@ TEST_F(ServerTest, EveryBadInputGetsOpenAIErrorAndServerKeepsServing) {
   EXPECT_EQ(post(port_, "/v1/chat/completions", chat_body()).status, 200);
 }
 
+// Issue 17: sizes of stop, logit_bias, tools, schemas and messages are bounded; each bound is a
+// 400 naming the field and the limit, and what is at the limit passes.
+TEST_F(ServerTest, RequestSizeLimits) {
+  ServerConfig cfg;
+  cfg.request_limits.max_tools_bytes = 2000;  // configurable (the default is 1 MiB)
+  start(cfg);
+  auto with = [&](json patch) {
+    json b = chat_body();
+    b.merge_patch(patch);
+    return b;
+  };
+  auto expect_limit = [&](const json& body, const std::string& param, const std::string& limit,
+                          const std::string& target = "/v1/chat/completions") {
+    SCOPED_TRACE(param);
+    const HttpResult r = post(port_, target, body);
+    expect_error_shape(r, 400, target == "/tokenize" ? "" : param);
+    EXPECT_NE(r.body.find(limit), std::string::npos) << r.body;
+  };
+  json stops = json::array();
+  for (int i = 0; i < 65; ++i) stops.push_back(std::to_string(i) + "s");
+  expect_limit(with({{"stop", stops}}), "stop", "at most 64 stop sequences");
+  stops.erase(stops.begin());
+  EXPECT_EQ(post(port_, "/v1/chat/completions", with({{"stop", stops}})).status, 200);
+  expect_limit(with({{"stop", std::string(1025, 'x')}}), "stop", "at most 1024 bytes");
+  expect_limit(with({{"stop", {"ok", std::string(1025, 'x')}}}), "stop[1]", "at most 1024 bytes");
+  EXPECT_EQ(post(port_, "/v1/chat/completions", with({{"stop", std::string(1024, 'x')}})).status,
+            200);
+
+  // The fake vocabulary has 259 ids: a smaller limit shows the count check comes first.
+  json bias = json::object();
+  for (int i = 0; i < 1025; ++i) bias[std::to_string(i)] = 1;
+  expect_limit(with({{"logit_bias", bias}}), "logit_bias", "at most 1024 entries");
+
+  json tools = json::array();
+  for (int i = 0; i < 129; ++i)
+    tools.push_back({{"type", "function"}, {"function", {{"name", "f"}}}});
+  expect_limit(with({{"tools", tools}}), "tools", "maximum length 128");
+  json big_tool = {{"type", "function"},
+                   {"function", {{"name", "f"}, {"description", std::string(3000, 'd')}}}};
+  expect_limit(with({{"tools", {big_tool}}}), "tools", "at most 2000 bytes");
+  EXPECT_EQ(post(port_, "/v1/chat/completions",
+                 with({{"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}}))
+                .status,
+            200);
+
+  json schema = {
+      {"type", "json_schema"},
+      {"json_schema", {{"name", "s"}, {"schema", {{"description", std::string(300000, 'x')}}}}}};
+  expect_limit(with({{"response_format", schema}}), "response_format", "at most 262144 bytes");
+
+  json msgs = json::array();
+  for (int i = 0; i < 2049; ++i) msgs.push_back({{"role", "user"}, {"content", "m"}});
+  expect_limit(with({{"messages", msgs}}), "messages", "maximum length 2048");
+  expect_limit({{"messages", msgs}}, "messages", "maximum length 2048", "/tokenize");
+  msgs.erase(msgs.begin());
+  EXPECT_EQ(post(port_, "/tokenize", {{"messages", msgs}}).status, 200);
+  EXPECT_EQ(get(port_, "/health").status, 200);
+}
+
+// Issue 17: a chat template that blows up on what a client sends is a 400 with a JSON error, in
+// bounded time, and the server keeps serving; message text that looks like Jinja stays text.
+TEST_F(ServerTest, HostileTemplateUseIsA400AndTheServerStaysUp) {
+  FakeConfig fc;
+  fc.max_model_len = 100000;
+  fc.chat_template =
+      "{% for m in messages %}{{ m.content * (m.role == 'system' and 100000 or 1) }}{% endfor %}";
+  start(ServerConfig(), fc);
+  json body = chat_body();
+  body["messages"] = {{{"role", "system"}, {"content", std::string(1000, 'a')}}};
+  const auto t0 = std::chrono::steady_clock::now();
+  HttpResult r = post(port_, "/v1/chat/completions", body);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  expect_error_shape(r, 400, "messages");
+  EXPECT_NE(r.body.find("template limit"), std::string::npos) << r.body;
+
+  body["messages"] = {{{"role", "user"}, {"content", "{{ cycler.__init__.__globals__ }}"}}};
+  body["max_tokens"] = 1;
+  body["logprobs"] = true;
+  r = post(port_, "/tokenize", {{"messages", body["messages"]}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  // The prompt is the message text verbatim (the fake tokenizer: byte + 3).
+  EXPECT_EQ(r.json()["count"], 33) << r.body;
+  EXPECT_EQ(post(port_, "/v1/chat/completions", chat_body()).status, 200);
+  EXPECT_EQ(get(port_, "/health").status, 200);
+}
+
 TEST_F(ServerTest, ApiKeyOnV1Routes) {
   ServerConfig cfg;
   cfg.api_keys = {"sk-good", "sk-other"};
