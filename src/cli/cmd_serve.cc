@@ -47,6 +47,8 @@ struct ServeArgs {
   double drain_timeout = 30;
   double keep_alive_timeout = 60;
   bool no_ui = false;
+  bool log_prompts = false;
+  size_t max_log_len = 512;
 };
 
 std::vector<std::string> split_commas(const std::vector<std::string>& in) {
@@ -148,6 +150,8 @@ void serve(const ServeArgs& a) {
   sc.request_timeout_s = a.request_timeout;
   sc.drain_timeout_s = a.drain_timeout;
   sc.ui = !a.no_ui;
+  sc.log_prompts = a.log_prompts;
+  sc.log_prompt_max_bytes = a.max_log_len;
   server::Server srv(sc, gen);
   srv.start();
 
@@ -242,6 +246,13 @@ void register_serve(CLI::App& app) {
                   "Seconds an idle keep-alive connection stays open")
       ->capture_default_str();
   cmd->add_flag("--no-ui", a->no_ui, "Do not serve the chat page at /");
+  cmd->add_flag(
+      "--log-prompts", a->log_prompts,
+      "Put the prompt text (its first --max-log-len bytes) in the request log lines; off, "
+      "they hold counts and timings only");
+  cmd->add_option("--max-log-len", a->max_log_len,
+                  "With --log-prompts: the most bytes of a prompt a log line holds")
+      ->capture_default_str();
   cmd->callback([a] { serve(*a); });
 }
 

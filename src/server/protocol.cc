@@ -524,6 +524,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
                       fmt::format("The chat template failed on these messages: {}", e.what()));
     }
     r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
+    r.prompt_texts.push_back(std::move(text));
   } else {
     const json* p = find_field(body, "prompt");
     if (!p) throw bad_param("prompt", "Missing required parameter: 'prompt'.");

@@ -32,7 +32,7 @@ struct CompletionRequest {
   bool logprobs = false;                  // return logprobs
   int32_t top_logprobs = 0;               // alternatives per token
   bool echo = false;                      // completions: prepend the prompt text
-  std::vector<std::string> prompt_texts;  // for echo
+  std::vector<std::string> prompt_texts;  // for echo and --log-prompts (chat: the rendered text)
   std::string user;
   int32_t priority = 0;
 };

@@ -59,6 +59,29 @@ double clamp_logprob(float lp) {
   return std::isfinite(lp) ? double(lp) : -9999.0;
 }
 
+// The first max_bytes bytes of `s` (cut at a UTF-8 boundary) for a log line: quotes, backslashes
+// and control characters escaped, "...(N bytes)" when cut.
+std::string log_excerpt(const std::string& s, size_t max_bytes) {
+  size_t n = std::min(s.size(), max_bytes);
+  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += char(c);
+    }
+  }
+  if (n < s.size()) out += fmt::format("...({} bytes)", s.size());
+  return out;
+}
+
 ojson utf8_bytes(const std::string& s) {
   ojson b = ojson::array();
   for (unsigned char c : s) b.push_back(int(c));
@@ -452,12 +475,19 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       if (!finish.empty()) finish += ',';
       finish += to_string(c.finish.value_or(FinishReason::kAbort));
     }
+    // No prompt text unless --log-prompts (then bounded and escaped: one line per request).
+    std::string prompt;
+    if (server_.config_.log_prompts)
+      for (size_t i = 0; i < req_.prompt_texts.size(); ++i)
+        prompt +=
+            fmt::format(" prompt{}=\"{}\"", req_.prompt_texts.size() > 1 ? std::to_string(i) : "",
+                        log_excerpt(req_.prompt_texts[i], server_.config_.log_prompt_max_bytes));
     LOG_INFO(
         "request id={} route={} status={} stream={} n={} prompt_tokens={} completion_tokens={} "
-        "cached_tokens={} ttft_ms={} total_ms={:.1f} finish={}{}{}",
+        "cached_tokens={} ttft_ms={} total_ms={:.1f} finish={}{}{}{}",
         ex_.request_id, ex_.route, status, req_.stream, choices_.size(), r.prompt_tokens,
         r.generation_tokens, cached, any_token ? fmt::format("{:.1f}", r.ttft_s * 1e3) : "-",
-        r.e2e_s * 1e3, finish, req_.user.empty() ? "" : " user=", req_.user);
+        r.e2e_s * 1e3, finish, req_.user.empty() ? "" : " user=", req_.user, prompt);
   }
 
   Server& server_;

@@ -7,6 +7,9 @@
 #include <sstream>
 #include <thread>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include "server/fake_generator.h"
 #include "server/server.h"
 #include "server/test_client.h"
@@ -567,6 +570,54 @@ TEST_F(ServerTest, HostileTemplateUseIsA400AndTheServerStaysUp) {
   EXPECT_EQ(r.json()["count"], 33) << r.body;
   EXPECT_EQ(post(port_, "/v1/chat/completions", chat_body()).status, 200);
   EXPECT_EQ(get(port_, "/health").status, 200);
+}
+
+// Issue 17: request log lines hold no prompt text unless log_prompts (--log-prompts), and then a
+// bounded, escaped excerpt.
+TEST_F(ServerTest, RequestLogsHoldPromptsOnlyWhenAsked) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  struct Unhook {
+    std::shared_ptr<spdlog::sinks::sink> s;
+    ~Unhook() {
+      auto& v = spdlog::default_logger()->sinks();
+      v.erase(std::remove(v.begin(), v.end(), s), v.end());
+    }
+  } unhook{sink};
+  auto wait_for_lines = [&](size_t n) {
+    for (int i = 0; i < 200; ++i) {
+      sink->flush();
+      const std::string t = log.str();
+      if (size_t(std::count(t.begin(), t.end(), '\n')) >= n) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    sink->flush();
+    return log.str();
+  };
+  const std::string secret = "SECRET-PROMPT \"quoted\"\nsecond line " + std::string(100, 'z');
+  start();
+  ASSERT_EQ(post(port_, "/v1/chat/completions", chat_body(secret)).status, 200);
+  ASSERT_EQ(post(port_, "/v1/completions", {{"prompt", secret}, {"max_tokens", 2}}).status, 200);
+  std::string text = wait_for_lines(3);  // "serving" and two request lines
+  EXPECT_NE(text.find("route=/v1/completions status=200"), std::string::npos) << text;
+  EXPECT_EQ(text.find("SECRET"), std::string::npos) << text;
+  EXPECT_EQ(text.find("prompt="), std::string::npos) << text;
+  server_->stop();
+  gen_->shutdown();
+
+  log.str("");
+  ServerConfig cfg;
+  cfg.log_prompts = true;
+  cfg.log_prompt_max_bytes = 40;
+  start(cfg);
+  ASSERT_EQ(post(port_, "/v1/chat/completions", chat_body(secret)).status, 200);
+  text = wait_for_lines(2);
+  // The rendered prompt (the fake template: "<|user|>" + content), escaped, cut at 40 bytes.
+  const std::string expected = std::string(" prompt=\"<|user|>SECRET-PROMPT \\\"quoted\\\"") +
+                               "\\nsecond li...(157 bytes)\"";
+  EXPECT_NE(text.find(expected), std::string::npos) << text;
+  EXPECT_EQ(text.find(std::string(30, 'z')), std::string::npos) << text;
 }
 
 TEST_F(ServerTest, ApiKeyOnV1Routes) {
