@@ -2,6 +2,9 @@
 // constant-time match and the Bearer check; and `inferd serve --api-key-file` failing at start.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/types.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +14,7 @@
 #include "core/error.h"
 #include "server/api_error.h"
 #include "server/api_keys.h"
+#include "server/test_client.h"
 
 namespace inferd::server {
 namespace {
@@ -118,6 +122,45 @@ TEST(ApiKeys, ServeAndRouterFailAtStartOnABadKeyFile) {
       EXPECT_NE(out.find("--api-key-file '" + f + "'"), std::string::npos) << out;
     }
   fs::remove(empty);
+}
+
+// The real binary with keys from INFERD_API_KEY (two, comma-separated) and from a key file: each
+// key opens /v1, anything else is 401.
+TEST(ApiKeys, ServeTakesKeysFromTheEnvironmentAndAFile) {
+  const std::string file = write_temp("serve_keys", "# keys\n\nsk-file\n");
+  const std::string cmd = std::string("echo $$; INFERD_API_KEY='sk-env1, sk-env2' exec ") +
+                          INFERD_BINARY + " serve " + INFERD_SOURCE_DIR +
+                          "/models/demo --host 127.0.0.1 --port 0 --no-ui --api-key-file '" + file +
+                          "' 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char line[4096];
+  ASSERT_NE(fgets(line, sizeof line, p), nullptr);
+  const pid_t pid = pid_t(std::stol(line));
+  std::string out;
+  uint16_t port = 0;
+  while (port == 0 && fgets(line, sizeof line, p)) {
+    out += line;
+    const std::string l(line);
+    if (l.find("ready:") == std::string::npos) continue;
+    const size_t at = l.find("http://127.0.0.1:");
+    if (at != std::string::npos) port = uint16_t(std::stoi(l.substr(at + 17)));
+  }
+  if (port != 0) {
+    using testing::get;
+    EXPECT_EQ(get(port, "/v1/models").status, 401);
+    EXPECT_EQ(get(port, "/v1/models", {{"Authorization", "Bearer sk-env1"}}).status, 200);
+    EXPECT_EQ(get(port, "/v1/models", {{"Authorization", "Bearer sk-env2"}}).status, 200);
+    EXPECT_EQ(get(port, "/v1/models", {{"Authorization", "Bearer sk-file"}}).status, 200);
+    EXPECT_EQ(get(port, "/v1/models", {{"Authorization", "Bearer sk-env1, sk-env2"}}).status, 401);
+    EXPECT_EQ(get(port, "/v1/models", {{"Authorization", "Bearer # keys"}}).status, 401);
+  }
+  kill(pid, SIGTERM);
+  for (size_t n; (n = fread(line, 1, sizeof line, p)) > 0;) out.append(line, n);
+  pclose(p);
+  EXPECT_NE(port, 0) << "the server did not become ready:\n" << out;
+  EXPECT_NE(out.find("api key on"), std::string::npos) << out;
+  fs::remove(file);
 }
 
 }  // namespace
