@@ -105,12 +105,22 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const char* data, siz
         fail("'{}': tensor '{}' has an invalid shape {}", path, name, v["shape"].dump());
       }
       ti.shape.push_back(d.get<int64_t>());
-      n *= size_t(d.get<int64_t>());
+      const size_t dim = size_t(d.get<int64_t>());
+      if (dim != 0 && n > SIZE_MAX / dtype_size(ti.dtype) / dim)
+        fail("'{}': tensor '{}' has a shape {} too large to address", path, name,
+             v["shape"].dump());
+      n *= dim;
     }
-    const size_t b = v["data_offsets"][0].get<size_t>();
-    const size_t e = v["data_offsets"][1].get<size_t>();
+    const json& ob = v["data_offsets"][0];
+    const json& oe = v["data_offsets"][1];
+    if (!ob.is_number_unsigned() || !oe.is_number_unsigned())
+      fail("'{}': tensor '{}' has data_offsets {}: expected two non-negative integers", path, name,
+           v["data_offsets"].dump());
+    const size_t b = ob.get<size_t>();
+    const size_t e = oe.get<size_t>();
     ti.nbytes = n * dtype_size(ti.dtype);
-    if (e < b || e - b != ti.nbytes || base + e > size) {
+    // base <= size (the header fits), so `size - base` cannot wrap, where `base + e` could.
+    if (e < b || e - b != ti.nbytes || e > size - base) {
       fail(
           "'{}': tensor '{}' data_offsets [{}, {}] do not match its shape {} and dtype {} or run "
           "past the end of the file ({} bytes)",

@@ -89,27 +89,18 @@ TEST(SafetensorsFaults, HeaderThatIsNotJson) {
 }
 
 // Offsets near 2^64 that wrap around when added to the header size.
-// DISABLED until src/model/safetensors.cc checks this (issue 17; the fix is in docs/reliability.md,
-// "Faults": it makes these pass). Today: accepted, and crafted offsets wrap `base + b` so the
-// tensor's address lands outside the mapped file.
-TEST(SafetensorsFaults, DISABLED_OffsetsThatOverflow) {
+TEST(SafetensorsFaults, OffsetsThatOverflow) {
   const uint64_t huge = ~uint64_t(0) - 40;
   expect_named_error(image(one({huge, huge + 32}), 64), "w", "data_offsets");
 }
 
 // A shape whose element count overflows 64 bits.
-// DISABLED until src/model/safetensors.cc checks this (issue 17; the fix is in docs/reliability.md,
-// "Faults": it makes these pass). Today: accepted, and crafted offsets wrap `base + b` so the
-// tensor's address lands outside the mapped file.
-TEST(SafetensorsFaults, DISABLED_ShapeThatOverflows) {
+TEST(SafetensorsFaults, ShapeThatOverflows) {
   expect_named_error(image(one({0, 0}, {int64_t(1) << 32, int64_t(1) << 32}), 0), "w", "shape");
 }
 
 // Offsets given as strings, floats or negative numbers.
-// DISABLED until src/model/safetensors.cc checks this (issue 17; the fix is in docs/reliability.md,
-// "Faults": it makes these pass). Today: accepted, and crafted offsets wrap `base + b` so the
-// tensor's address lands outside the mapped file.
-TEST(SafetensorsFaults, DISABLED_OffsetsThatAreNotNumbers) {
+TEST(SafetensorsFaults, OffsetsThatAreNotNumbers) {
   expect_named_error(image(one({"0", "32"}), 32), "w", "data_offsets");
   expect_named_error(image(one({0.5, 32.5}), 32), "w", "data_offsets");
   expect_named_error(image(one({-32, 0}), 32), "w", "data_offsets");
