@@ -51,23 +51,6 @@ struct ServeArgs {
   size_t max_log_len = 512;
 };
 
-std::vector<std::string> split_commas(const std::vector<std::string>& in) {
-  std::vector<std::string> out;
-  for (const auto& s : in) {
-    size_t i = 0;
-    while (i <= s.size()) {
-      size_t j = s.find(',', i);
-      if (j == std::string::npos) j = s.size();
-      std::string part = s.substr(i, j - i);
-      while (!part.empty() && part.front() == ' ') part.erase(part.begin());
-      while (!part.empty() && part.back() == ' ') part.pop_back();
-      if (!part.empty()) out.push_back(part);
-      i = j + 1;
-    }
-  }
-  return out;
-}
-
 void serve(const ServeArgs& a) {
   if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
   if (a.max_queue < 0) fail("--max-queue must be >= 0, got {}", a.max_queue);

@@ -54,6 +54,10 @@ void register_serve(CLI::App& app);               // serve
 void register_router(CLI::App& app);              // router
 void register_chat(CLI::App& app);                // chat
 
+// Flag values that may each hold several comma-separated items ("a,b" "c" -> a, b, c), trimmed,
+// empty items dropped.
+std::vector<std::string> split_commas(const std::vector<std::string>& in);
+
 // "1,2,3" -> ids; throws Error naming `what` (the flag) on anything else.
 std::vector<int32_t> parse_id_list(const std::string& s, const char* what);
 

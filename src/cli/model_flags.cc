@@ -15,6 +15,23 @@
 
 namespace inferd::cli {
 
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in) {
+    size_t i = 0;
+    while (i <= s.size()) {
+      size_t j = s.find(',', i);
+      if (j == std::string::npos) j = s.size();
+      std::string part = s.substr(i, j - i);
+      while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+      while (!part.empty() && part.back() == ' ') part.pop_back();
+      if (!part.empty()) out.push_back(part);
+      i = j + 1;
+    }
+  }
+  return out;
+}
+
 std::string default_model_dir() {
   if (const char* env = std::getenv("INFERD_DEFAULT_MODEL"); env != nullptr && *env != '\0')
     return env;
