@@ -28,21 +28,21 @@ std::string EngineGenerator::token_text(int32_t id) const {
   return tokenizer_->decode(one, false);
 }
 
-std::string EngineGenerator::apply_chat_template(const ChatTemplateArgs& args) const {
-  if (!template_)
+std::string render_chat_prompt(const ChatTemplate* chat_template, const ChatTemplateArgs& args) {
+  if (!chat_template)
     throw ApiError(400,
                    "This model has no chat template; start the server with --chat-template "
                    "FILE, or use /v1/completions.",
                    "invalid_request_error", "messages", "no_chat_template");
   if (!args.continue_final_message)
-    return template_->apply(args.messages, args.tools, args.add_generation_prompt, args.kwargs);
+    return chat_template->apply(args.messages, args.tools, args.add_generation_prompt, args.kwargs);
   // Continue the final (assistant) message: render without a generation prompt and cut what the
   // template puts after that message's content (as transformers does).
   const auto& last = args.messages.back();
   if (!last["content"].is_string())
     throw bad_param("messages", "continue_final_message needs a final message with text content");
   const std::string content = last["content"].get<std::string>();
-  std::string text = template_->apply(args.messages, args.tools, false, args.kwargs);
+  std::string text = chat_template->apply(args.messages, args.tools, false, args.kwargs);
   const size_t pos = content.empty() ? std::string::npos : text.rfind(content);
   if (pos == std::string::npos)
     throw bad_param("messages",
@@ -50,6 +50,10 @@ std::string EngineGenerator::apply_chat_template(const ChatTemplateArgs& args) c
                     "message's content verbatim");
   text.resize(pos + content.size());
   return text;
+}
+
+std::string EngineGenerator::apply_chat_template(const ChatTemplateArgs& args) const {
+  return render_chat_prompt(template_ ? &*template_ : nullptr, args);
 }
 
 int32_t EngineGenerator::vocab_size() const {

@@ -11,6 +11,11 @@
 
 namespace inferd::server {
 
+// The chat prompt of `args` (Generator::apply_chat_template's contract): the template rendered,
+// and for continue_final_message cut after the final message's content. No template: ApiError
+// 400 naming --chat-template. Shared by EngineGenerator and the request fuzz target.
+std::string render_chat_prompt(const ChatTemplate* chat_template, const ChatTemplateArgs& args);
+
 class EngineGenerator final : public Generator {
  public:
   // `chat_template` may be empty: chat requests then answer 400 naming --chat-template.

@@ -73,4 +73,10 @@ std::string json_type_name(const json& v);
 // the template expects (content given as text parts is joined into one string).
 ojson normalize_messages(const json& messages, size_t max_messages = RequestLimits{}.max_messages);
 
+// vLLM's /tokenize and /detokenize: the answer to a body whose `model` was already checked.
+// /tokenize takes `prompt` or chat `messages` (rendered by the chat template); /detokenize takes
+// `tokens`. Throws ApiError 400 naming the field.
+ojson tokenize_body(const json& body, const Generator& gen, const RequestLimits& limits);
+ojson detokenize_body(const json& body, const Generator& gen);
+
 }  // namespace inferd::server

@@ -748,63 +748,8 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
                            *mname) == config_.served_model_names.end())
       throw ApiError(404, fmt::format("The model `{}` does not exist.", *mname),
                      "invalid_request_error", "model", "model_not_found");
-    ojson out;
-    if (path == "/tokenize") {
-      std::vector<int32_t> ids;
-      if (const json* msgs = find_field(body, "messages")) {
-        ChatTemplateArgs args;
-        args.messages = normalize_messages(*msgs, config_.request_limits.max_messages);
-        if (auto v = get_bool(body, "add_generation_prompt")) args.add_generation_prompt = *v;
-        if (auto v = get_bool(body, "continue_final_message")) args.continue_final_message = *v;
-        if (args.continue_final_message) args.add_generation_prompt = false;
-        if (const json* kw = find_field(body, "chat_template_kwargs")) {
-          if (!kw->is_object())
-            throw bad_param("chat_template_kwargs",
-                            "Invalid type for 'chat_template_kwargs': expected an object.");
-          args.kwargs = ojson::parse(kw->dump());
-        }
-        std::string text;
-        try {
-          text = generator_->apply_chat_template(args);
-        } catch (const Error& e) {
-          throw bad_param("messages",
-                          fmt::format("The chat template failed on these messages: {}", e.what()));
-        }
-        ids = generator_->encode(text, get_bool(body, "add_special_tokens").value_or(false));
-      } else {
-        auto prompt = get_string(body, "prompt");
-        if (!prompt)
-          throw bad_param("prompt", "Missing required parameter: 'prompt' (or 'messages').");
-        ids = generator_->encode(*prompt, get_bool(body, "add_special_tokens").value_or(true));
-      }
-      out["count"] = ids.size();
-      out["max_model_len"] = generator_->max_model_len();
-      out["tokens"] = ids;
-      if (get_bool(body, "return_token_strs").value_or(false)) {
-        ojson strs = ojson::array();
-        for (int32_t id : ids) strs.push_back(generator_->token_text(id));
-        out["token_strs"] = std::move(strs);
-      }
-    } else {
-      const json* toks = find_field(body, "tokens");
-      if (!toks) throw bad_param("tokens", "Missing required parameter: 'tokens'.");
-      if (!toks->is_array())
-        throw bad_param(
-            "tokens",
-            fmt::format("Invalid type for 'tokens': expected an array, but got {} instead.",
-                        json_type_name(*toks)));
-      std::vector<int32_t> ids;
-      const int32_t vocab = generator_->vocab_size();
-      for (size_t i = 0; i < toks->size(); ++i) {
-        const json& t = (*toks)[i];
-        if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= vocab)
-          throw bad_param(
-              fmt::format("tokens[{}]", i),
-              fmt::format("Invalid 'tokens[{}]': expected a token id in [0, {}).", i, vocab));
-        ids.push_back(t.get<int32_t>());
-      }
-      out["prompt"] = generator_->decode(ids, false);
-    }
+    const ojson out = path == "/tokenize" ? tokenize_body(body, *generator_, config_.request_limits)
+                                          : detokenize_body(body, *generator_);
     return send_json(conn, ex, 200, dump(out));
   }
   if (path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) {
