@@ -90,7 +90,11 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const char* data, siz
     if (name == "__metadata__") continue;
     TensorInfo ti;
     ti.file = path;
-    const std::string dt = v.value("dtype", "");
+    if (!v.is_object())
+      fail("'{}': tensor '{}' is a JSON {}, expected an object with dtype, shape and data_offsets",
+           path, name, v.type_name());
+    const auto dt_it = v.find("dtype");
+    const std::string dt = dt_it != v.end() && dt_it->is_string() ? dt_it->get<std::string>() : "";
     if (!parse_st_dtype(dt, &ti.dtype)) {
       fail("'{}': tensor '{}' has unsupported dtype '{}' (expected BF16, F16 or F32)", path, name,
            dt);

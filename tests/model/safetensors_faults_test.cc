@@ -106,5 +106,14 @@ TEST(SafetensorsFaults, OffsetsThatAreNotNumbers) {
   expect_named_error(image(one({-32, 0}), 32), "w", "data_offsets");
 }
 
+// Found by fuzz_safetensors: a tensor entry that is not an object, or a dtype that is not a
+// string, was a bare json.exception.type_error (no file, no tensor) instead of an Error.
+TEST(SafetensorsFaults, EntriesThatAreNotObjects) {
+  expect_named_error(image({{"w", json::array({0, 24})}}, 24), "w", "expected an object");
+  expect_named_error(image({{"w", "F32"}}, 0), "w", "expected an object");
+  expect_named_error(image({{"w", {{"dtype", 32}, {"shape", {2}}, {"data_offsets", {0, 8}}}}}, 8),
+                     "w", "unsupported dtype");
+}
+
 }  // namespace
 }  // namespace inferd
