@@ -138,7 +138,7 @@ json parse_json_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1E999
     throw ApiError(400,
                    fmt::format("We could not parse the JSON body of your request. ({})", e.what()),
                    "invalid_request_error", std::nullopt, "invalid_json");
