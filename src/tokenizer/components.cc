@@ -15,10 +15,10 @@ using nlohmann::json;
 namespace {
 
 std::string type_of(const json& j, const char* what) {
-  if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
+  if (!j.is_object() || !j.contains("type") || !j.at("type").is_string()) {
     fail("tokenizer.json: {} must be an object with a \"type\" string", what);
   }
-  return j["type"].get<std::string>();
+  return j.at("type").get<std::string>();
 }
 
 template <typename T>
@@ -61,9 +61,9 @@ class Pattern {
   static Pattern from_json(const json& j) {
     Pattern p;
     if (j.is_object() && j.contains("Regex")) {
-      p.regex_ = std::make_shared<Regex>(j["Regex"].get<std::string>());
+      p.regex_ = std::make_shared<Regex>(j.at("Regex").get<std::string>());
     } else if (j.is_object() && j.contains("String")) {
-      p.literal_ = j["String"].get<std::string>();
+      p.literal_ = j.at("String").get<std::string>();
       if (p.literal_.empty()) p.regex_ = std::make_shared<Regex>("");
     } else {
       fail("tokenizer.json: a pattern must be {{\"Regex\": ...}} or {{\"String\": ...}}, got {}",
@@ -525,8 +525,8 @@ bool is_numeric_char(uint32_t cp) {
 }
 
 PrependScheme prepend_scheme_from(const json& j) {
-  if (j.contains("prepend_scheme") && j["prepend_scheme"].is_string()) {
-    const std::string s = j["prepend_scheme"].get<std::string>();
+  if (j.contains("prepend_scheme") && j.at("prepend_scheme").is_string()) {
+    const std::string s = j.at("prepend_scheme").get<std::string>();
     if (s == "first") return PrependScheme::kFirst;
     if (s == "always") return PrependScheme::kAlways;
     if (s == "never") return PrependScheme::kNever;
@@ -797,13 +797,13 @@ class SequenceProcessor : public PostProcessor {
 };
 
 std::unique_ptr<PostProcessor> template_processor(const json& j) {
-  if (!j.contains("single") || !j["single"].is_array()) {
+  if (!j.contains("single") || !j.at("single").is_array()) {
     fail("tokenizer.json: TemplateProcessing needs a \"single\" template");
   }
-  const json& specials = j.contains("special_tokens") ? j["special_tokens"] : json::object();
+  const json& specials = j.contains("special_tokens") ? j.at("special_tokens") : json::object();
   std::vector<int32_t> before, after;
   bool seen_sequence = false;
-  for (const json& piece : j["single"]) {
+  for (const json& piece : j.at("single")) {
     if (piece.contains("Sequence")) {
       seen_sequence = true;
       continue;
@@ -812,12 +812,12 @@ std::unique_ptr<PostProcessor> template_processor(const json& j) {
       fail("tokenizer.json: TemplateProcessing piece must be Sequence or SpecialToken, got {}",
            piece.dump());
     }
-    const std::string id = piece["SpecialToken"]["id"].get<std::string>();
+    const std::string id = piece.at("SpecialToken").at("id").get<std::string>();
     if (!specials.contains(id)) {
       fail("tokenizer.json: TemplateProcessing uses special token '{}' missing from special_tokens",
            id);
     }
-    for (const json& x : specials[id]["ids"]) {
+    for (const json& x : specials.at(id).at("ids")) {
       (seen_sequence ? after : before).push_back(x.get<int32_t>());
     }
   }
@@ -921,7 +921,8 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, bool byte_level_
                                                Behavior::kRemoved, false);
   }
   if (t == "Punctuation") {
-    const Behavior b = j.contains("behavior") ? behavior_from(j["behavior"]) : Behavior::kIsolated;
+    const Behavior b =
+        j.contains("behavior") ? behavior_from(j.at("behavior")) : Behavior::kIsolated;
     return std::make_unique<SplitPreTokenizer>(Pattern::from_predicate(&is_bert_punctuation), b,
                                                false);
   }

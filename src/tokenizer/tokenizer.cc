@@ -114,8 +114,8 @@ std::optional<std::string> token_string(const json& cfg, const char* key) {
   if (!cfg.is_object() || !cfg.contains(key)) return std::nullopt;
   const json& v = cfg[key];
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) {
-    return v["content"].get<std::string>();
+  if (v.is_object() && v.contains("content") && v.at("content").is_string()) {
+    return v.at("content").get<std::string>();
   }
   return std::nullopt;
 }
@@ -179,16 +179,16 @@ struct Tokenizer::Impl {
     if (!j.is_object()) fail("tokenizer.json: the top level must be an object");
     if (!j.contains("model")) fail("tokenizer.json: missing \"model\"");
     const json null;
-    const json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : null;
-    const std::string model_type = j["model"].value("type", "BPE");
+    const json& pre = j.contains("pre_tokenizer") ? j.at("pre_tokenizer") : null;
+    const std::string model_type = j.at("model").value("type", "BPE");
     const bool raw = model_type == "BPE" && tok::ends_with_byte_level(pre);
-    normalizer = tok::make_normalizer(j.contains("normalizer") ? j["normalizer"] : null);
+    normalizer = tok::make_normalizer(j.contains("normalizer") ? j.at("normalizer") : null);
     pre_tokenizer = tok::make_pre_tokenizer(pre, raw);
-    model = tok::make_model(j["model"], raw);
-    decoder = tok::make_decoder(j.contains("decoder") ? j["decoder"] : null);
+    model = tok::make_model(j.at("model"), raw);
+    decoder = tok::make_decoder(j.contains("decoder") ? j.at("decoder") : null);
     post_processor =
-        tok::make_post_processor(j.contains("post_processor") ? j["post_processor"] : null);
-    if (j.contains("truncation") && !j["truncation"].is_null()) {
+        tok::make_post_processor(j.contains("post_processor") ? j.at("post_processor") : null);
+    if (j.contains("truncation") && !j.at("truncation").is_null()) {
       fail("tokenizer.json: truncation is not supported (set it to null)");
     }
 
@@ -196,7 +196,7 @@ struct Tokenizer::Impl {
     // tokenizers, which does not change leftmost-longest results.
     int32_t max_added = -1;
     if (j.contains("added_tokens")) {
-      for (const json& t : j["added_tokens"]) {
+      for (const json& t : j.at("added_tokens")) {
         AddedToken a;
         a.content = t.at("content").get<std::string>();
         if (a.content.empty()) continue;
@@ -261,7 +261,7 @@ struct Tokenizer::Impl {
     }
     if (post_processor) std::tie(prefix, suffix) = post_processor->added_ids();
     open_ids.assign(id_limit, false);
-    if (j.contains("decoder") && has_byte_fallback(j["decoder"])) {
+    if (j.contains("decoder") && has_byte_fallback(j.at("decoder"))) {
       for (int b = 0; b < 256; ++b) {
         for (const char* f : {"<0x%02X>", "<0x%02x>"}) {
           char name[8];
@@ -281,7 +281,7 @@ struct Tokenizer::Impl {
     if (!d.is_object()) return false;
     if (d.value("type", "") == "ByteFallback") return true;
     if (d.contains("decoders")) {
-      for (const json& x : d["decoders"]) {
+      for (const json& x : d.at("decoders")) {
         if (has_byte_fallback(x)) return true;
       }
     }
@@ -300,13 +300,13 @@ struct Tokenizer::Impl {
     };
     bos_id = lookup(bos_token);
     eos_id = lookup(eos_token);
-    if (cfg.is_object() && cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) {
-      add_bos = cfg["add_bos_token"].get<bool>();
+    if (cfg.is_object() && cfg.contains("add_bos_token") && cfg.at("add_bos_token").is_boolean()) {
+      add_bos = cfg.at("add_bos_token").get<bool>();
     } else {
       add_bos = bos_id && !prefix.empty() && prefix.front() == *bos_id;
     }
     if (cfg.is_object() && cfg.contains("chat_template")) {
-      const json& ct = cfg["chat_template"];
+      const json& ct = cfg.at("chat_template");
       if (ct.is_string()) {
         default_template = ct.get<std::string>();
       } else if (ct.is_array()) {
@@ -316,8 +316,8 @@ struct Tokenizer::Impl {
                 "tokenizer_config.json: chat_template list entries need \"name\" and "
                 "\"template\"");
           }
-          const std::string name = t["name"].get<std::string>();
-          const std::string text = t["template"].get<std::string>();
+          const std::string name = t.at("name").get<std::string>();
+          const std::string text = t.at("template").get<std::string>();
           if (name == "default") default_template = text;
           named_templates.emplace_back(name, text);
         }
@@ -396,7 +396,11 @@ Tokenizer Tokenizer::from_json(const json& tokenizer_json, const json& tokenizer
   } catch (const json::exception& e) {
     fail("tokenizer.json: unexpected structure: {}", e.what());
   }
-  impl->load_config(tokenizer_config);
+  try {
+    impl->load_config(tokenizer_config);
+  } catch (const json::exception& e) {
+    fail("tokenizer_config.json: unexpected structure: {}", e.what());
+  }
   return Tokenizer(std::move(impl));
 }
 

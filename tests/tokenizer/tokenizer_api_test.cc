@@ -127,6 +127,36 @@ TEST(TokenizerApi, NamedChatTemplates) {
   EXPECT_EQ(t.id_limit(), 4u);
 }
 
+// Found by fuzz_tokenizer: keys missing from objects of tokenizer.json were read with json's
+// const operator[], which is undefined behaviour (ASan: heap-buffer-overflow); each is now an
+// Error naming tokenizer.json.
+TEST(TokenizerApi, MissingKeysInTokenizerJsonAreErrors) {
+  const std::string model =
+      R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "<s>": 2}, "merges": []})";
+  const char* cases[] = {
+      // a SpecialToken piece without "id"
+      R"("post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {}}],
+          "special_tokens": {}})",
+      // a special token entry without "ids"
+      R"("post_processor": {"type": "TemplateProcessing",
+          "single": [{"SpecialToken": {"id": "<s>"}}], "special_tokens": {"<s>": {}}})",
+      // a Sequence decoder without "decoders"
+      R"("decoder": {"type": "Sequence"})",
+  };
+  for (const char* c : cases) {
+    SCOPED_TRACE(c);
+    const auto j = nlohmann::json::parse("{" + model + ", " + c + "}");
+    try {
+      (void)Tokenizer::from_json(j);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
+    }
+  }
+  // Without "model" at all.
+  EXPECT_THROW((void)Tokenizer::from_json(nlohmann::json::parse(R"({"added_tokens": []})")), Error);
+}
+
 TEST(TokenizerApi, ParseSpecialOff) {
   const Tokenizer& q = fixture_tokenizer("qwen3");
   const std::string text = "<|im_start|>user\nhi<|im_end|><tool_call>";
