@@ -483,7 +483,14 @@ class Lexer {
       if (q > b + 2) {
         std::string t = strip(s_.substr(b + 2, q - b - 2));
         int radix = base == 'b' ? 2 : base == 'o' ? 8 : 16;
-        emit(TokenType::kInteger, std::to_string(std::stoll(t, nullptr, radix)));
+        long long v = 0;
+        try {
+          v = std::stoll(t, nullptr, radix);
+        } catch (const std::out_of_range&) {
+          syntax_error("integer literal " + std::string(s_.substr(b, q - b)) + " is too large",
+                       line_);
+        }
+        emit(TokenType::kInteger, std::to_string(v));
         pos_ = q;
         return;
       }

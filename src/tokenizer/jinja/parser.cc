@@ -732,7 +732,11 @@ class Parser {
       if (a.type != TokenType::kInteger) fail("expected name or number", a.line);
       auto n = make(ExprKind::kGetitem, t.line);
       auto c = make(ExprKind::kConst, a.line);
-      c->constant = Value(static_cast<int64_t>(std::stoll(a.value)));
+      try {
+        c->constant = Value(static_cast<int64_t>(std::stoll(a.value)));
+      } catch (const std::out_of_range&) {
+        fail("integer literal " + a.value + " is too large", a.line);
+      }
       n->children.push_back(std::move(node));
       n->children.push_back(std::move(c));
       return n;

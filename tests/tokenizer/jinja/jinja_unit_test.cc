@@ -92,6 +92,24 @@ TEST(JinjaErrors, DeepNestingIsAnErrorNotACrash) {
   EXPECT_EQ(render("{{ " + std::string(50, '(') + "1" + std::string(50, ')') + " }}"), "1");
 }
 
+// Found by fuzz_chat_template: an integer attribute (`x.0`) or a hex/octal/binary literal past
+// 64 bits was a bare std::out_of_range from stoll, not a TemplateError.
+TEST(JinjaErrors, IntegerLiteralsTooLargeAreSyntaxErrors) {
+  for (const char* src : {"{{ messages.88888888888888888888888 }}", "{{ 0x1ffffffffffffffffff }}",
+                          "{{ 0b"
+                          "11111111111111111111111111111111111111111111111111111111111111111 }}",
+                          "{{ 99999999999999999999999 }}"}) {
+    SCOPED_TRACE(src);
+    try {
+      jinja::Template t(src);
+      ADD_FAILURE() << "parsed";
+    } catch (const jinja::TemplateError& e) {
+      EXPECT_EQ(e.kind(), jinja::TemplateError::Kind::kSyntax);
+      EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(JinjaTime, StrftimeNowUsesInjectedClock) {
   jinja::RenderOptions o;
   o.now = [] {
