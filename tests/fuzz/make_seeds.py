@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora (tests/fuzz/<target>/) and the small tokenizer and chat
+template of fuzz_request (tests/fuzz/data/) from the tests' data. Run from the repository root
+after scripts/fetch-test-data.sh (the real tokenizers are cut down to a few hundred tokens so
+that the committed corpus stays small). The outputs are committed; rerun only to change them."""
+import json
+import os
+import struct
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FUZZ = os.path.join(ROOT, "tests", "fuzz")
+DATA = os.path.join(ROOT, "tests", "data")
+
+
+def write(target, name, content):
+    d = os.path.join(FUZZ, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(content)
+
+
+def small_tokenizer(name, keep=300, added=12):
+    """The model's tokenizer.json with its first `keep` tokens, the merges among them and its
+    first `added` added tokens."""
+    t = json.load(open(os.path.join(DATA, "tokenizers", name, "tokenizer.json")))
+    m = t["model"]
+    if m["type"] == "BPE":
+        vocab = {k: v for k, v in m["vocab"].items() if v < keep}
+        merges = []
+        for mg in m["merges"]:
+            a, b = mg.split(" ", 1) if isinstance(mg, str) else mg
+            if a in vocab and b in vocab and a + b in vocab:
+                merges.append(mg)
+        m["vocab"], m["merges"] = vocab, merges
+    elif m["type"] == "Unigram":
+        m["vocab"] = m["vocab"][:keep]
+    t["added_tokens"] = t["added_tokens"][:added]
+    return t
+
+
+def dumps(j):
+    return json.dumps(j, ensure_ascii=False, separators=(",", ":"))
+
+
+TEXTS = [
+    "Hello, world! It's 2024: naïve café, 東京, 🙂 and <|begin_of_text|> <s>[INST]",
+    "  leading spaces\n\n\ttabs\r\nand 12345678 digits ünïcödé \u00a0nbsp",
+]
+
+
+def tokenizers():
+    names = [n for n in ["llama3", "llama2", "qwen3", "gemma3", "deepseek_v3"]
+             if os.path.isdir(os.path.join(DATA, "tokenizers", n))]
+    for i, n in enumerate(names):
+        t = small_tokenizer(n)
+        write("fuzz_tokenizer", f"{n}.bin", dumps(t) + "\0" + TEXTS[i % len(TEXTS)])
+    wordpiece = {
+        "version": "1.0", "added_tokens": [
+            {"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True}
+            for i, s in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])],
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "strip_accents": None, "lowercase": True},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}},
+                                      {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                                    {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {
+                               "[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                               "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100,
+                  "vocab": {s: i for i, s in enumerate(
+                      ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "##s", "##ing",
+                       "a", "b", "c", ",", "!", "un", "##able", "東", "京"])}}}
+    write("fuzz_tokenizer", "wordpiece.bin", dumps(wordpiece) + "\0" + "Hello, worlds! unable 東京")
+    if "llama3" in names:
+        os.makedirs(os.path.join(FUZZ, "data"), exist_ok=True)
+        with open(os.path.join(FUZZ, "data", "tokenizer.json"), "w") as f:
+            f.write(dumps(small_tokenizer("llama3", keep=1000, added=16)))
+        cfg = json.load(open(os.path.join(DATA, "tokenizers", "llama3", "tokenizer_config.json")))
+        tmpl = cfg.get("chat_template") or json.load(open(os.path.join(
+            DATA, "tokenizers", "llama3_1", "tokenizer_config.json")))["chat_template"]
+        with open(os.path.join(FUZZ, "data", "chat_template.jinja"), "w") as f:
+            f.write(tmpl)
+
+
+def chat_templates():
+    d = os.path.join(DATA, "chat_template_fixtures")
+    for n in ["llama2", "llama3", "llama3_1", "qwen3", "gemma3", "deepseek_v3"]:
+        fx = json.load(open(os.path.join(d, n + ".json")))
+        src = os.path.join(DATA, "tokenizers", n, "tokenizer_config.json")
+        if not os.path.exists(src):
+            continue
+        tmpl = json.load(open(src)).get("chat_template")
+        if not tmpl:
+            continue
+        if isinstance(tmpl, list):
+            tmpl = tmpl[0]["template"]
+        for i, case in enumerate(fx["cases"][:3]):
+            body = {"messages": case["messages"], "tools": case.get("tools")}
+            write("fuzz_chat_template", f"{n}_{i}.bin", tmpl + "\0" + dumps(body))
+    # Small feature templates of the jinja tests (a sample: one in eight).
+    feats = json.load(open(os.path.join(d, "features.json")))["cases"]
+    for i, case in enumerate(feats[::8]):
+        ctx = case.get("context", {})
+        msgs = ctx.get("messages", [{"role": "user", "content": "hi"}])
+        write("fuzz_chat_template", f"feature_{i:03d}.bin",
+              case["template"] + "\0" + dumps({"messages": msgs}))
+
+
+def model_configs():
+    g = os.path.join(DATA, "goldens")
+    for n in sorted(os.listdir(g)):
+        p = os.path.join(g, n, "config.json")
+        if os.path.exists(p):
+            write("fuzz_model_config", n + ".json", open(p).read())
+
+
+def safetensors():
+    def st(tensors, data_len, extra=None):
+        h = dict(tensors)
+        if extra:
+            h.update(extra)
+        hb = json.dumps(h).encode()
+        return struct.pack("<Q", len(hb)) + hb + bytes(data_len)
+    write("fuzz_safetensors", "one_f32.st",
+          st({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}, 24))
+    write("fuzz_safetensors", "mixed.st",
+          st({"a": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]},
+              "b": {"dtype": "F16", "shape": [2, 2], "data_offsets": [8, 16]},
+              "c": {"dtype": "F32", "shape": [], "data_offsets": [16, 20]},
+              "e": {"dtype": "F32", "shape": [0, 5], "data_offsets": [20, 20]}}, 20,
+             {"__metadata__": {"format": "pt"}}))
+    write("fuzz_safetensors", "lying_offsets.st",
+          st({"w": {"dtype": "F32", "shape": [2], "data_offsets": [18446744073709551608, 0]}}, 8))
+    write("fuzz_safetensors", "fp8.st",
+          st({"w": {"dtype": "F8_E4M3", "shape": [4, 4], "data_offsets": [0, 16]},
+              "w_scale": {"dtype": "F32", "shape": [1], "data_offsets": [16, 20]}}, 20))
+
+
+def requests():
+    bodies = [
+        (0, {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}),
+        (0, {"messages": [{"role": "system", "content": "Be brief."},
+                          {"role": "user", "content": [{"type": "text", "text": "a"},
+                                                       {"type": "text", "text": "b"}]},
+                          {"role": "assistant", "content": "ok"}],
+             "continue_final_message": True, "add_generation_prompt": False,
+             "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "n": 2, "seed": 7,
+             "max_tokens": 16, "stop": ["\n", "END"], "logprobs": True, "top_logprobs": 3,
+             "stream": True, "stream_options": {"include_usage": True},
+             "logit_bias": {"5": -100, "7": 3.5}, "presence_penalty": 0.5,
+             "frequency_penalty": 0.2, "repetition_penalty": 1.1, "user": "u",
+             "chat_template_kwargs": {"enable_thinking": False}}),
+        (0, {"messages": [{"role": "user", "content": "x"},
+                          {"role": "assistant", "content": None,
+                           "tool_calls": [{"id": "c1", "type": "function",
+                                           "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
+                          {"role": "tool", "tool_call_id": "c1", "content": "1"}],
+             "tools": [{"type": "function", "function": {"name": "f", "parameters": {
+                 "type": "object", "properties": {"a": {"type": "integer"}}}}}],
+             "tool_choice": "auto", "response_format": {"type": "text"},
+             "max_completion_tokens": 8, "ignore_eos": True, "priority": 1}),
+        (1, {"model": "m", "prompt": "Once upon a time", "max_tokens": 5, "echo": True,
+             "logprobs": 2, "best_of": 1, "suffix": None}),
+        (1, {"prompt": [[1, 2, 3], [4, 5]], "n": 1, "stop": "x", "min_tokens": 2,
+             "stop_token_ids": [9], "skip_special_tokens": False}),
+        (1, {"prompt": ["a", "b"], "temperature": 0, "stream": False}),
+        (2, {"prompt": "Hello <|begin_of_text|>", "add_special_tokens": True,
+             "return_token_strs": True}),
+        (2, {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+             "add_generation_prompt": True}),
+        (3, {"tokens": [1, 2, 300, 999]}),
+    ]
+    for i, (route, b) in enumerate(bodies):
+        write("fuzz_request", f"body_{i}.bin", bytes([route]) + dumps(b).encode())
+
+
+def http():
+    reqs = [
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-one\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"model\":\"m\"}",
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n"
+        b"Connection: close\r\n\r\n",
+        b"POST /v1/completions?x=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Expect: 100-continue\r\nAuthorization: Bearer sk-two-longer-key\r\n\r\n"
+        b"5\r\n{\"a\":\r\n2;ext=1\r\n1}\r\n0\r\nTrailer: t\r\n\r\n",
+        b"OPTIONS /v1/models HTTP/1.0\r\nOrigin: http://a\r\nAuthorization: bearer  x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+        b"DELETE /v1/models/m HTTP/1.1\r\nHost: x\r\nAuthorization: Basic eA==\r\n"
+        b"X-Long: " + b"a" * 200 + b"\r\n\r\n",
+    ]
+    for i, r in enumerate(reqs):
+        write("fuzz_http", f"req_{i}.bin", bytes([255 if i % 2 == 0 else 7]) + r)
+
+
+if __name__ == "__main__":
+    tokenizers()
+    chat_templates()
+    model_configs()
+    safetensors()
+    requests()
+    http()
