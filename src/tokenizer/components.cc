@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <limits>
 #include <optional>
+#include <type_traits>
 
 #include "core/error.h"
 #include "tokenizer/regex.h"
@@ -21,10 +24,33 @@ std::string type_of(const json& j, const char* what) {
   return j.at("type").get<std::string>();
 }
 
+// True when `v` is an integer that T holds (json's get<T> would cast a float or an integer out of
+// range; a float out of range is undefined behaviour).
+template <typename T>
+bool fits(const json& v) {
+  if (!v.is_number_integer()) return false;
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max());
+  const int64_t x = v.get<int64_t>();
+  return std::is_signed_v<T> ? x >= int64_t(std::numeric_limits<T>::min()) &&
+                                   x <= int64_t(std::numeric_limits<T>::max())
+                             : false;  // negative
+}
+
 template <typename T>
 T get_or(const json& j, const char* key, T def) {
-  if (!j.contains(key) || j[key].is_null()) return def;
-  return j[key].get<T>();
+  if (!j.contains(key) || j.at(key).is_null()) return def;
+  const json& v = j.at(key);
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (!fits<T>(v))
+      fail("tokenizer.json: \"{}\" is {}, expected an integer in range", key, v.dump());
+  }
+  return v.get<T>();
+}
+
+int32_t token_id(const json& v, const char* what) {
+  if (!fits<int32_t>(v) || v.get<int64_t>() < 0)
+    fail("tokenizer.json: {} token id {} is not a non-negative integer", what, v.dump());
+  return v.get<int32_t>();
 }
 
 uint32_t single_char(const std::string& s, const char* what) {
@@ -818,7 +844,7 @@ std::unique_ptr<PostProcessor> template_processor(const json& j) {
            id);
     }
     for (const json& x : specials.at(id).at("ids")) {
-      (seen_sequence ? after : before).push_back(x.get<int32_t>());
+      (seen_sequence ? after : before).push_back(token_id(x, "TemplateProcessing"));
     }
   }
   return std::make_unique<AddIdsProcessor>(std::move(before), std::move(after));
@@ -999,8 +1025,8 @@ std::unique_ptr<PostProcessor> make_post_processor(const json& j) {
     return std::make_unique<AddIdsProcessor>(std::vector<int32_t>{}, std::vector<int32_t>{});
   if (t == "TemplateProcessing") return template_processor(j);
   if (t == "RobertaProcessing" || t == "BertProcessing") {
-    const int32_t cls = j.at("cls").at(1).get<int32_t>();
-    const int32_t sep = j.at("sep").at(1).get<int32_t>();
+    const int32_t cls = token_id(j.at("cls").at(1), t.c_str());
+    const int32_t sep = token_id(j.at("sep").at(1), t.c_str());
     return std::make_unique<AddIdsProcessor>(std::vector<int32_t>{cls}, std::vector<int32_t>{sep});
   }
   if (t == "Sequence") {

@@ -76,6 +76,8 @@ int32_t find_id(const StringIndex& m, std::string_view s) {
   return m.find(s);
 }
 
+constexpr int64_t kMaxVocabId = int64_t(1) << 24;
+
 // Vocabulary shared by the models: token -> id and id -> token.
 struct Vocab {
   StringIndex to_id;
@@ -85,8 +87,14 @@ struct Vocab {
   void load(const json& v, const char* model) {
     if (!v.is_object()) fail("tokenizer.json: {} model needs a \"vocab\" object", model);
     for (auto it = v.begin(); it != v.end(); ++it) {
+      // An integer below 2^24 (the largest real vocabularies hold ~262k tokens): a float would be
+      // cast with undefined behaviour, and a huge id would size the tables to it.
+      if (!it.value().is_number_integer())
+        fail("tokenizer.json: vocab id of '{}' is {}, expected an integer", it.key(),
+             it.value().dump());
       const int64_t id = it.value().get<int64_t>();
-      if (id < 0 || id > INT32_MAX) fail("tokenizer.json: vocab id {} out of range", id);
+      if (id < 0 || id >= kMaxVocabId)
+        fail("tokenizer.json: vocab id {} out of range [0, {})", id, kMaxVocabId);
       if (static_cast<size_t>(id) >= to_token.size()) {
         to_token.resize(static_cast<size_t>(id) + 1);
         present.resize(static_cast<size_t>(id) + 1);

@@ -157,6 +157,34 @@ TEST(TokenizerApi, MissingKeysInTokenizerJsonAreErrors) {
   EXPECT_THROW((void)Tokenizer::from_json(nlohmann::json::parse(R"({"added_tokens": []})")), Error);
 }
 
+// Found by fuzz_tokenizer: a vocab id 1.7e51 was cast to an integer with undefined behaviour
+// (UBSan). Ids and counts must be integers in range; ids at most 2^24 (a larger one would size
+// the vocabulary tables to it).
+TEST(TokenizerApi, NumbersOutOfRangeInTokenizerJsonAreErrors) {
+  const char* cases[] = {
+      R"({"model": {"type": "BPE", "vocab": {"a": 1.7e51}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0.5}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 3000000000}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 16777216}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+          "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "a"}}],
+          "special_tokens": {"a": {"id": "a", "ids": [1e40]}}}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+          "post_processor": {"type": "BertProcessing", "cls": ["a", -1], "sep": ["a", 0]}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+          "decoder": {"type": "Strip", "content": " ", "start": 1e30, "stop": 0}})",
+  };
+  for (const char* c : cases) {
+    SCOPED_TRACE(c);
+    try {
+      (void)Tokenizer::from_json(nlohmann::json::parse(c));
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(TokenizerApi, ParseSpecialOff) {
   const Tokenizer& q = fixture_tokenizer("qwen3");
   const std::string text = "<|im_start|>user\nhi<|im_end|><tool_call>";
