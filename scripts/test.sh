@@ -12,3 +12,9 @@ scripts/install-e2e-deps.sh
 cmake --preset "$PRESET"
 cmake --build --preset "$PRESET" -j "$(nproc)"
 ctest --preset "$PRESET" -j "$(nproc)" --timeout 900
+# Fuzzing (issue 17, docs/reliability.md): each libFuzzer target for INFERD_FUZZ_SECONDS seconds
+# (30 for the issue's CI run). Opt-in: it installs clang 16 and builds a second, sanitized tree,
+# about 9 minutes on 2 cores on top of the tests.
+if [ -n "${INFERD_FUZZ_SECONDS:-}" ]; then
+  scripts/fuzz.sh "$INFERD_FUZZ_SECONDS"
+fi
