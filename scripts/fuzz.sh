@@ -47,7 +47,7 @@ for t in "${TARGETS[@]}"; do
   "${prefix[@]}" "build/fuzz/tests/fuzz/$t" "${limit[@]}" -timeout=10 -rss_limit_mb=4096 \
     -print_final_stats=1 -artifact_prefix="build/fuzz/artifacts/$t-" \
     "build/fuzz/corpus/$t" "tests/fuzz/$t" >"build/fuzz/$t.log" 2>&1 || rc=$?
-  grep -E "^#[0-9]+ +(INITED|DONE)|ERROR|SUMMARY|number_of_executed_units|Test unit written" \
+  grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|ERROR|SUMMARY|number_of_executed_units|Test unit written" \
     "build/fuzz/$t.log" || true
   if [ $rc -ne 0 ]; then
     echo "fuzz: $t FAILED (exit $rc; build/fuzz/$t.log)"
