@@ -396,18 +396,7 @@ void Router::handle(const std::shared_ptr<server::Connection>& conn, server::Req
   ex.method = req.method() == http::verb::unknown ? "other" : std::string(req.method_string());
   // CORS, as the server answers it (--allowed-origins).
   const std::string origin(req[http::field::origin]);
-  bool origin_ok = false;
-  if (!origin.empty() && !config_.allowed_origins.empty()) {
-    const auto& allowed = config_.allowed_origins;
-    if (std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) {
-      ex.cors.emplace_back("Access-Control-Allow-Origin", "*");
-      origin_ok = true;
-    } else if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) {
-      ex.cors.emplace_back("Access-Control-Allow-Origin", origin);
-      ex.cors.emplace_back("Vary", "Origin");
-      origin_ok = true;
-    }
-  }
+  const bool origin_ok = server::cors_headers(origin, config_.allowed_origins, ex.cors);
   try {
     if (req.method() == http::verb::options && !origin.empty() &&
         req.find(http::field::access_control_request_method) != req.end()) {

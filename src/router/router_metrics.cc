@@ -8,24 +8,6 @@ namespace inferd::router {
 
 namespace {
 
-std::string num(double v) {
-  if (v == std::floor(v) && std::abs(v) < 1e15) return fmt::format("{:.1f}", v);
-  return fmt::format("{}", v);
-}
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '\\' || c == '"') o += '\\';
-    if (c == '\n') {
-      o += "\\n";
-      continue;
-    }
-    o += c;
-  }
-  return o;
-}
-
 void head(std::string& out, const char* name, const char* type, const char* help) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
@@ -79,66 +61,68 @@ std::string RouterMetrics::render(const std::vector<ReplicaState>& replicas,
     const auto& [rep, model, status] = k;
     out += fmt::format(
         "inferd:router_requests_total{{replica=\"{}\",model_name=\"{}\",status=\"{}\"}} {}\n",
-        esc(rep), esc(model), status, num(double(n)));
+        server::prom_label(rep), server::prom_label(model), status, server::prom_number(double(n)));
   }
   head(out, "inferd:router_retries", "counter",
        "Attempts that failed before the first byte reached the client and were retried, by the "
        "replica that failed and why.");
   for (const auto& [k, n] : retries_)
     out += fmt::format("inferd:router_retries_total{{replica=\"{}\",reason=\"{}\"}} {}\n",
-                       esc(k.first), esc(k.second), num(double(n)));
+                       server::prom_label(k.first), server::prom_label(k.second),
+                       server::prom_number(double(n)));
   head(out, "inferd:router_routing_decisions", "counter",
        "Routing decisions: cache_hit (the replica holding the prompt's prefix), cache_miss (no "
        "replica held enough of it: least loaded), load_balanced (the holder was much busier: "
        "least loaded), or the fixed policy's name.");
   for (const auto& [d, n] : decisions_)
-    out += fmt::format("inferd:router_routing_decisions_total{{decision=\"{}\"}} {}\n", esc(d),
-                       num(double(n)));
+    out += fmt::format("inferd:router_routing_decisions_total{{decision=\"{}\"}} {}\n",
+                       server::prom_label(d), server::prom_number(double(n)));
   head(out, "inferd:router_upstream_first_byte_seconds", "histogram",
        "Seconds from sending a request to a replica to the first byte of its response body.");
   for (const auto& [rep, h] : first_byte_)
     h.render(out, "inferd:router_upstream_first_byte_seconds",
-             fmt::format("replica=\"{}\"", esc(rep)));
+             fmt::format("replica=\"{}\"", server::prom_label(rep)));
   head(out, "inferd:router_upstream_latency_seconds", "histogram",
        "Seconds from sending a request to a replica to the end of its response.");
   for (const auto& [rep, h] : upstream_)
     h.render(out, "inferd:router_upstream_latency_seconds",
-             fmt::format("replica=\"{}\"", esc(rep)));
+             fmt::format("replica=\"{}\"", server::prom_label(rep)));
   head(out, "inferd:router_replica_healthy", "gauge",
        "1 when the replica is in rotation (ready, models known), else 0.");
   for (const auto& r : replicas)
-    out += fmt::format("inferd:router_replica_healthy{{replica=\"{}\"}} {}\n", esc(r.url),
-                       r.healthy ? "1.0" : "0.0");
+    out += fmt::format("inferd:router_replica_healthy{{replica=\"{}\"}} {}\n",
+                       server::prom_label(r.url), r.healthy ? "1.0" : "0.0");
   head(out, "inferd:router_replica_in_flight", "gauge",
        "Requests the router has open on the replica.");
   for (const auto& r : replicas)
-    out += fmt::format("inferd:router_replica_in_flight{{replica=\"{}\"}} {}\n", esc(r.url),
-                       num(double(r.in_flight)));
+    out += fmt::format("inferd:router_replica_in_flight{{replica=\"{}\"}} {}\n",
+                       server::prom_label(r.url), server::prom_number(double(r.in_flight)));
   head(out, "inferd:router_replica_waiting", "gauge",
        "The replica's inferd:num_requests_waiting at its last health check.");
   for (const auto& r : replicas)
-    out += fmt::format("inferd:router_replica_waiting{{replica=\"{}\"}} {}\n", esc(r.url),
-                       num(r.waiting));
+    out += fmt::format("inferd:router_replica_waiting{{replica=\"{}\"}} {}\n",
+                       server::prom_label(r.url), server::prom_number(r.waiting));
   head(out, "inferd:router_replica_running", "gauge",
        "The replica's inferd:num_requests_running at its last health check.");
   for (const auto& r : replicas)
-    out += fmt::format("inferd:router_replica_running{{replica=\"{}\"}} {}\n", esc(r.url),
-                       num(r.running));
+    out += fmt::format("inferd:router_replica_running{{replica=\"{}\"}} {}\n",
+                       server::prom_label(r.url), server::prom_number(r.running));
   head(out, "inferd:router_replica_kv_cache_usage_perc", "gauge",
        "The replica's inferd:kv_cache_usage_perc at its last health check.");
   for (const auto& r : replicas)
     out += fmt::format("inferd:router_replica_kv_cache_usage_perc{{replica=\"{}\"}} {}\n",
-                       esc(r.url), num(r.kv_usage));
+                       server::prom_label(r.url), server::prom_number(r.kv_usage));
   head(out, "inferd:router_prefix_index_entries", "gauge",
        "Entries (prefix chunk, replica) in the router's approximate radix tree.");
-  out += fmt::format("inferd:router_prefix_index_entries {}\n", num(double(prefix_index_entries)));
+  out += fmt::format("inferd:router_prefix_index_entries {}\n",
+                     server::prom_number(double(prefix_index_entries)));
   head(out, "inferd:router_http_requests", "counter",
        "HTTP requests to the router by handler, method and status.");
   for (const auto& [k, n] : http_) {
     const auto& [h, m, st] = k;
     out += fmt::format(
         "inferd:router_http_requests_total{{handler=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
-        esc(h), esc(m), st, num(double(n)));
+        server::prom_label(h), server::prom_label(m), st, server::prom_number(double(n)));
   }
   return out;
 }

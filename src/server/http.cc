@@ -1,5 +1,7 @@
 #include "server/http.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -411,6 +413,21 @@ void HttpServer::add(const std::shared_ptr<Connection>& c) {
 void HttpServer::remove(uint64_t id) {
   std::lock_guard lk(mu_);
   conns_.erase(id);
+}
+
+bool cors_headers(const std::string& origin, const std::vector<std::string>& allowed,
+                  std::vector<std::pair<std::string, std::string>>& out) {
+  if (origin.empty() || allowed.empty()) return false;
+  if (std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) {
+    out.emplace_back("Access-Control-Allow-Origin", "*");
+    return true;
+  }
+  if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) {
+    out.emplace_back("Access-Control-Allow-Origin", origin);
+    out.emplace_back("Vary", "Origin");
+    return true;
+  }
+  return false;
 }
 
 }  // namespace inferd::server

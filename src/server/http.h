@@ -164,4 +164,9 @@ class HttpServer {
   bool stopped_ = false;
 };
 
+// CORS under --allowed-origins for a request from `origin` (may be empty): appends the headers
+// every answer carries to `out`; false when no origin was sent or it is not allowed.
+bool cors_headers(const std::string& origin, const std::vector<std::string>& allowed,
+                  std::vector<std::pair<std::string, std::string>>& out);
+
 }  // namespace inferd::server

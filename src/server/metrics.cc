@@ -9,25 +9,6 @@ namespace inferd::server {
 
 namespace {
 
-std::string num(double v) {
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::floor(v) && std::abs(v) < 1e15) return fmt::format("{:.1f}", v);
-  return fmt::format("{}", v);
-}
-
-std::string escape_label(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '\\' || c == '"') o += '\\';
-    if (c == '\n') {
-      o += "\\n";
-      continue;
-    }
-    o += c;
-  }
-  return o;
-}
-
 void head(std::string& out, const std::string& name, const char* type, const char* help) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
@@ -43,6 +24,25 @@ std::vector<double> token_buckets(double max) {
 
 }  // namespace
 
+std::string prom_number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::abs(v) < 1e15) return fmt::format("{:.1f}", v);
+  return fmt::format("{}", v);
+}
+
+std::string prom_label(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '\\' || c == '"') o += '\\';
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
+    o += c;
+  }
+  return o;
+}
+
 Histogram::Histogram(std::vector<double> buckets)
     : bounds_(std::move(buckets)), counts_(bounds_.size() + 1, 0) {}
 
@@ -57,11 +57,12 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
   uint64_t cum = 0;
   for (size_t i = 0; i <= bounds_.size(); ++i) {
     cum += counts_[i];
-    const std::string le = i < bounds_.size() ? num(bounds_[i]) : "+Inf";
-    out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, le, num(double(cum)));
+    const std::string le = i < bounds_.size() ? prom_number(bounds_[i]) : "+Inf";
+    out +=
+        fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, le, prom_number(double(cum)));
   }
-  out += fmt::format("{}_sum{{{}}} {}\n", name, labels, num(sum_));
-  out += fmt::format("{}_count{{{}}} {}\n", name, labels, num(double(count_)));
+  out += fmt::format("{}_sum{{{}}} {}\n", name, labels, prom_number(sum_));
+  out += fmt::format("{}_count{{{}}} {}\n", name, labels, prom_number(double(count_)));
 }
 
 Metrics::Metrics(std::string model_name)
@@ -96,15 +97,15 @@ void Metrics::record_http(const std::string& handler, const std::string& method,
 
 std::string Metrics::render(const EngineStats& s) const {
   std::lock_guard lk(mu_);
-  const std::string ml = fmt::format("model_name=\"{}\"", escape_label(model_name_));
+  const std::string ml = fmt::format("model_name=\"{}\"", prom_label(model_name_));
   std::string out;
   auto gauge = [&](const char* name, const char* help, double v) {
     head(out, name, "gauge", help);
-    out += fmt::format("{}{{{}}} {}\n", name, ml, num(v));
+    out += fmt::format("{}{{{}}} {}\n", name, ml, prom_number(v));
   };
   auto counter = [&](const std::string& base, const char* help, double v) {
     head(out, base, "counter", help);
-    out += fmt::format("{}_total{{{}}} {}\n", base, ml, num(v));
+    out += fmt::format("{}_total{{{}}} {}\n", base, ml, prom_number(v));
   };
   gauge("inferd:num_requests_running", "Number of sequences in model execution batches.",
         s.num_running);
@@ -130,7 +131,7 @@ std::string Metrics::render(const EngineStats& s) const {
        "Count of successfully processed sequences, by finish reason.");
   for (const auto& [reason, n] : success_by_reason_)
     out += fmt::format("inferd:request_success_total{{finished_reason=\"{}\",{}}} {}\n", reason, ml,
-                       num(double(n)));
+                       prom_number(double(n)));
   head(out, "inferd:time_to_first_token_seconds", "histogram",
        "Histogram of time to first token in seconds.");
   ttft_.render(out, "inferd:time_to_first_token_seconds", ml);
@@ -150,7 +151,7 @@ std::string Metrics::render(const EngineStats& s) const {
     const auto& [h, m, st] = key;
     out +=
         fmt::format("inferd:http_requests_total{{handler=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
-                    escape_label(h), escape_label(m), st, num(double(n)));
+                    prom_label(h), prom_label(m), st, prom_number(double(n)));
   }
   return out;
 }

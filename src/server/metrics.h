@@ -13,6 +13,11 @@
 
 namespace inferd::server {
 
+// A sample value and a label value as the Prometheus text format writes them (shared with the
+// router's /metrics).
+std::string prom_number(double v);
+std::string prom_label(const std::string& s);
+
 class Histogram {
  public:
   explicit Histogram(std::vector<double> buckets);

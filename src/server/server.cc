@@ -647,20 +647,7 @@ void Server::handle(const std::shared_ptr<Connection>& conn, Request&& req) {
   if (req.method() == http::verb::unknown) ex.method = "other";
   // CORS
   const std::string origin(req[http::field::origin]);
-  bool origin_ok = false;
-  if (!origin.empty() && !config_.allowed_origins.empty()) {
-    const bool any = std::find(config_.allowed_origins.begin(), config_.allowed_origins.end(),
-                               "*") != config_.allowed_origins.end();
-    if (any) {
-      ex.cors.emplace_back("Access-Control-Allow-Origin", "*");
-      origin_ok = true;
-    } else if (std::find(config_.allowed_origins.begin(), config_.allowed_origins.end(), origin) !=
-               config_.allowed_origins.end()) {
-      ex.cors.emplace_back("Access-Control-Allow-Origin", origin);
-      ex.cors.emplace_back("Vary", "Origin");
-      origin_ok = true;
-    }
-  }
+  const bool origin_ok = cors_headers(origin, config_.allowed_origins, ex.cors);
   try {
     if (req.method() == http::verb::options && !origin.empty() &&
         req.find(http::field::access_control_request_method) != req.end()) {
