@@ -45,10 +45,7 @@ struct RouterArgs {
   double health_check_timeout = 2;
   int health_failure_threshold = 1;
   int health_success_threshold = 1;
-  uint64_t max_request_body_bytes = 16ull << 20;
-  int io_threads = 4;
-  double drain_timeout = 30;
-  double keep_alive_timeout = 60;
+  HttpFlags http;
 };
 
 std::chrono::milliseconds ms(double s) {
@@ -57,7 +54,6 @@ std::chrono::milliseconds ms(double s) {
 
 void run_router(const RouterArgs& a) {
   if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
-  if (a.io_threads < 1) fail("--io-threads must be >= 1, got {}", a.io_threads);
   if (!(a.cache_threshold >= 0 && a.cache_threshold <= 1))
     fail("--cache-threshold must be in [0, 1], got {}", a.cache_threshold);
   if (a.balance_abs_threshold < 0)
@@ -92,9 +88,9 @@ void run_router(const RouterArgs& a) {
   router::RouterConfig c;
   c.http.host = a.host;
   c.http.port = uint16_t(a.port);
-  c.http.io_threads = a.io_threads;
-  c.http.max_body_bytes = a.max_request_body_bytes;
-  c.http.keep_alive_timeout = ms(std::max(0.001, a.keep_alive_timeout));
+  c.http.io_threads = a.http.io_threads;
+  c.http.max_body_bytes = a.http.max_request_body_bytes;
+  c.http.keep_alive_timeout = ms(std::max(0.001, a.http.keep_alive_timeout));
   c.backends = split_commas(a.backends);
   c.backend_file = a.backend_file;
   c.backend_dns = split_commas(a.backend_dns);
@@ -117,7 +113,7 @@ void run_router(const RouterArgs& a) {
   c.max_retries = a.max_retries;
   c.connect_timeout_s = a.connect_timeout;
   c.request_timeout_s = a.request_timeout;
-  c.drain_timeout_s = a.drain_timeout;
+  c.drain_timeout_s = a.http.drain_timeout;
   router::Router r(c);
   r.start();
 
@@ -204,16 +200,7 @@ void register_router(CLI::App& app) {
   cmd->add_option("--health-success-threshold", a->health_success_threshold,
                   "Good checks in a row that bring it back")
       ->capture_default_str();
-  cmd->add_option("--max-request-body-bytes", a->max_request_body_bytes,
-                  "Largest request body; beyond, 413")
-      ->capture_default_str();
-  cmd->add_option("--io-threads", a->io_threads, "HTTP io threads")->capture_default_str();
-  cmd->add_option("--drain-timeout", a->drain_timeout,
-                  "On SIGTERM, seconds in-flight requests get to finish")
-      ->capture_default_str();
-  cmd->add_option("--keep-alive-timeout", a->keep_alive_timeout,
-                  "Seconds an idle keep-alive connection stays open")
-      ->capture_default_str();
+  a->http.add_to(cmd);
   cmd->callback([a] { run_router(*a); });
 }
 

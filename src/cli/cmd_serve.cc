@@ -42,10 +42,7 @@ struct ServeArgs {
   std::vector<std::string> allowed_origins{"*"};
   int64_t rate_limit_rpm = 0;
   int64_t rate_limit_tpm = 0;
-  uint64_t max_request_body_bytes = 16ull << 20;
-  int io_threads = 4;
-  double drain_timeout = 30;
-  double keep_alive_timeout = 60;
+  HttpFlags http;
   bool no_ui = false;
   bool log_prompts = false;
   size_t max_log_len = 512;
@@ -55,7 +52,6 @@ void serve(const ServeArgs& a) {
   if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
   if (a.max_queue < 0) fail("--max-queue must be >= 0, got {}", a.max_queue);
   if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
-  if (a.io_threads < 1) fail("--io-threads must be >= 1, got {}", a.io_threads);
   if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
   // Before the model loads: a bad key file fails at once.
   const std::vector<std::string> api_keys = server::collect_api_keys(a.api_keys, a.api_key_file);
@@ -118,10 +114,10 @@ void serve(const ServeArgs& a) {
   server::ServerConfig sc;
   sc.http.host = a.host;
   sc.http.port = uint16_t(a.port);
-  sc.http.io_threads = a.io_threads;
-  sc.http.max_body_bytes = a.max_request_body_bytes;
+  sc.http.io_threads = a.http.io_threads;
+  sc.http.max_body_bytes = a.http.max_request_body_bytes;
   sc.http.keep_alive_timeout =
-      std::chrono::milliseconds(int64_t(std::max(0.001, a.keep_alive_timeout) * 1000));
+      std::chrono::milliseconds(int64_t(std::max(0.001, a.http.keep_alive_timeout) * 1000));
   sc.served_model_names = !a.served_model_names.empty() ? a.served_model_names
                           : a.model.model_given()       ? std::vector<std::string>{a.model.model}
                                                   : std::vector<std::string>{"demo", "default"};
@@ -131,7 +127,7 @@ void serve(const ServeArgs& a) {
   sc.rate_limit_rpm = a.rate_limit_rpm;
   sc.rate_limit_tpm = a.rate_limit_tpm;
   sc.request_timeout_s = a.request_timeout;
-  sc.drain_timeout_s = a.drain_timeout;
+  sc.drain_timeout_s = a.http.drain_timeout;
   sc.ui = !a.no_ui;
   sc.log_prompts = a.log_prompts;
   sc.log_prompt_max_bytes = a.max_log_len;
@@ -218,16 +214,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--rate-limit-tpm", a->rate_limit_tpm,
                   "Tokens (prompt + completion) per minute per API key (0: no limit)")
       ->capture_default_str();
-  cmd->add_option("--max-request-body-bytes", a->max_request_body_bytes,
-                  "Largest request body; beyond, 413")
-      ->capture_default_str();
-  cmd->add_option("--io-threads", a->io_threads, "HTTP io threads")->capture_default_str();
-  cmd->add_option("--drain-timeout", a->drain_timeout,
-                  "On SIGTERM, seconds in-flight requests get to finish")
-      ->capture_default_str();
-  cmd->add_option("--keep-alive-timeout", a->keep_alive_timeout,
-                  "Seconds an idle keep-alive connection stays open")
-      ->capture_default_str();
+  a->http.add_to(cmd);
   cmd->add_flag("--no-ui", a->no_ui, "Do not serve the chat page at /");
   cmd->add_flag(
       "--log-prompts", a->log_prompts,

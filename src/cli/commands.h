@@ -46,6 +46,17 @@ struct ModelFlags {
 // project (models/demo of the source tree this binary was built from).
 std::string default_model_dir();
 
+// HTTP flags shared by `serve` and `router`.
+struct HttpFlags {
+  uint64_t max_request_body_bytes = 16ull << 20;
+  int io_threads = 4;
+  double drain_timeout = 30;
+  double keep_alive_timeout = 60;
+  // Registers --max-request-body-bytes, --io-threads (checked >= 1), --drain-timeout and
+  // --keep-alive-timeout.
+  void add_to(CLI::App* app);
+};
+
 void register_run(CLI::App& app);
 void register_tokenizer_commands(CLI::App& app);  // tokenize, detokenize
 void register_template_command(CLI::App& app);    // template

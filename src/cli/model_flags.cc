@@ -32,6 +32,21 @@ std::vector<std::string> split_commas(const std::vector<std::string>& in) {
   return out;
 }
 
+void HttpFlags::add_to(CLI::App* app) {
+  app->add_option("--max-request-body-bytes", max_request_body_bytes,
+                  "Largest request body; beyond, 413")
+      ->capture_default_str();
+  app->add_option("--io-threads", io_threads, "HTTP io threads")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app->add_option("--drain-timeout", drain_timeout,
+                  "On SIGTERM, seconds in-flight requests get to finish")
+      ->capture_default_str();
+  app->add_option("--keep-alive-timeout", keep_alive_timeout,
+                  "Seconds an idle keep-alive connection stays open")
+      ->capture_default_str();
+}
+
 std::string default_model_dir() {
   if (const char* env = std::getenv("INFERD_DEFAULT_MODEL"); env != nullptr && *env != '\0')
     return env;
