@@ -67,6 +67,7 @@ struct StepCapacity {
   int32_t max_blocks_per_seq = 0;  // block-table row length
   int32_t max_top_logprobs = 0;    // SamplingRow::num_logprobs at most
   int64_t max_edits = 0;           // LogitEdit entries per step (more grows the buffer once)
+  int64_t max_mask_words = 0;      // bitmask words per step (structured outputs; rows x words)
 };
 
 // One layer's paged KV cache: [num_blocks, block_size, num_kv_heads, head_dim] each.

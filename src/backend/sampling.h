@@ -4,7 +4,8 @@
 // with the same arithmetic (sampling_math.h) and must give the same tokens from the same logits.
 //
 // Order in which one row is processed (vLLM V1 order; include/inferd/sampling_params.h):
-//   1. logprobs come from the raw logits (log-softmax before any processing);
+//   0. structured outputs: tokens the row's bitmask does not allow become -inf;
+//   1. logprobs come from the raw logits (log-softmax before any processing but step 0);
 //   2. edits: banned ids -> -inf, + logit_bias, repetition penalty (prompt + output tokens),
 //      frequency * count + presence (output tokens);
 //   3. temperature < 1e-5: argmax, lowest id on ties. Otherwise p_i = exp((l_i - max) / T)
@@ -36,10 +37,18 @@ using sampling::SamplingRow;
 struct SamplingBatch {
   std::vector<SamplingRow> rows;
   std::vector<LogitEdit> edits;
+  // Token bitmasks of the rows with a grammar: row m is masks[m * mask_words, +mask_words); bit
+  // (t % 32) of word t / 32 set when token t is allowed. mask_words = (vocab + 31) / 32.
+  std::vector<uint32_t> masks;
+  int32_t mask_words = 0;
 
+  int32_t num_masks() const {
+    return mask_words > 0 ? int32_t(masks.size() / size_t(mask_words)) : 0;
+  }
   void clear() {
     rows.clear();
     edits.clear();
+    masks.clear();
   }
 };
 

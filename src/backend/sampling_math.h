@@ -55,7 +55,20 @@ struct SamplingRow {
   uint64_t counter = 0;       // the output position being sampled
   int32_t edit_begin = 0;     // this row's edits: SamplingBatch::edits[edit_begin, +edit_count)
   int32_t edit_count = 0;
+  // Structured outputs: row of the step's token bitmasks (SamplingBatch::masks) or -1. Tokens
+  // whose bit is clear are -inf before anything else, logprobs included (as vLLM applies the
+  // grammar bitmask to the logits before its sampler).
+  int32_t mask_row = -1;
+  int32_t reserved = 0;
 };
+
+// Structured-output bitmasks: words per row, and whether token t is allowed.
+INFERD_HD int32_t bitmask_words(int32_t vocab) {
+  return (vocab + 31) / 32;
+}
+INFERD_HD bool mask_allows(const uint32_t* words, int32_t t) {
+  return ((words[t >> 5] >> (t & 31)) & 1u) != 0;
+}
 
 INFERD_HD bool is_greedy(const SamplingRow& r) {
   return r.temperature < kGreedyTemperature;

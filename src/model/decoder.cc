@@ -278,6 +278,9 @@ void DecoderModel::allocate_runtime() {
     // Edits: logit_bias, banned ids and penalty tokens; 2048 a sequence covers all but requests
     // with long histories and penalties (more grows the buffer once).
     cap.max_edits = int64_t(opts_.max_num_seqs) * 2048;
+    // Structured outputs: one bitmask row (vocab / 32 words) per sequence.
+    cap.max_mask_words =
+        int64_t(opts_.max_num_seqs) * sampling::bitmask_words(int32_t(cfg_.vocab_size));
     be.reserve(cap);
   }
 

@@ -193,6 +193,40 @@ TEST_F(CudaSampler, TiesAndMaskedRows) {
   EXPECT_EQ(got.back().token_id, 1234);
 }
 
+TEST_F(CudaSampler, GrammarBitmasksMatchReference) {
+  TRACE_SEED();
+  // Rows of every kind, some with a structured-output bitmask (sparse, dense, one token), with
+  // logprobs: the GPU must pick the same tokens, only allowed ones, and take logprobs over the
+  // masked row as the reference does.
+  const int32_t V = 128256, R = 96;
+  SamplingBatch sb = mixed_rows(R, V, rng_);
+  const int32_t W = sampling::bitmask_words(V);
+  sb.mask_words = W;
+  int32_t m = 0;
+  for (int32_t i = 0; i < R; i += 2) {
+    sb.rows[size_t(i)].mask_row = m++;
+    std::vector<uint32_t> words(size_t(W), 0u);
+    const int kind = (i / 2) % 3;
+    for (int32_t t = 0; t < V; ++t) {
+      const bool on = kind == 0   ? rng_.uniform() < 0.01
+                      : kind == 1 ? rng_.uniform() < 0.7
+                                  : t == int32_t(rng_.next_u64() % 7) + 100;
+      if (on) words[size_t(t >> 5)] |= 1u << (t & 31);
+    }
+    words[size_t(99 >> 5)] |= 1u << (99 & 31);  // never empty
+    sb.masks.insert(sb.masks.end(), words.begin(), words.end());
+  }
+  std::vector<SampledToken> got, want;
+  run(random_logits(R, V, 3.0f), V, sb, got, want);
+  expect_same(got, want, sb);
+  for (int32_t i = 0; i < R; ++i) {
+    const int32_t mr = sb.rows[size_t(i)].mask_row;
+    if (mr < 0) continue;
+    const uint32_t* w = sb.masks.data() + size_t(mr) * size_t(W);
+    EXPECT_TRUE(sampling::mask_allows(w, got[size_t(i)].token_id)) << "row " << i;
+  }
+}
+
 TEST_F(CudaSampler, PaddedRowsDoNotChangeTheRealOnes) {
   TRACE_SEED();
   const int32_t V = 2000, R = 5;

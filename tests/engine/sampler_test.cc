@@ -279,6 +279,42 @@ TEST(Sampler, LogprobsAreRawLogSoftmaxWithTopAlternatives) {
   EXPECT_FALSE(out.has_logprobs);
 }
 
+TEST(Sampler, GrammarBitmaskMasksBeforeEverythingElse) {
+  // Tokens 1 and 3 allowed: greedy takes the best allowed one even against a bias, draws never
+  // leave the set, and logprobs are over the masked row (vLLM applies the bitmask to the logits).
+  const std::vector<float> logits = {5.0f, 1.0f, 9.0f, 2.0f, 0.5f};
+  const int32_t V = int32_t(logits.size());
+  for (float temperature : {0.0f, 1.0f, 3.0f}) {
+    for (uint64_t c = 0; c < 200; ++c) {
+      SamplingParams sp = greedy();
+      sp.temperature = temperature;
+      sp.logprobs = 5;
+      sp.logit_bias = {{2, 10.0f}, {4, 10.0f}};
+      LogitEditBuilder edits(V);
+      SamplingBatch batch;
+      SamplingRow row = row_of(sp, 7, c);
+      edits.append(row, {}, sp.logit_bias, {}, {}, batch.edits);
+      row.mask_row = 0;
+      batch.rows.push_back(row);
+      batch.mask_words = 1;
+      batch.masks = {(1u << 1) | (1u << 3)};
+      std::vector<float> l = logits;
+      SampledToken out;
+      ReferenceSampler().sample(l.data(), V, batch, std::span(&out, 1));
+      ASSERT_TRUE(out.token_id == 1 || out.token_id == 3) << out.token_id;
+      if (temperature == 0.0f) {
+        ASSERT_EQ(out.token_id, 3);
+      }
+      const double lse = std::log(std::exp(1.0) + std::exp(2.0));
+      ASSERT_EQ(out.logprobs.top.size(), 2u);  // masked tokens are no alternatives
+      EXPECT_EQ(out.logprobs.top[0].token_id, 3);
+      EXPECT_NEAR(out.logprobs.top[0].logprob, 2.0 - lse, 1e-6);
+      EXPECT_EQ(out.logprobs.top[1].token_id, 1);
+      EXPECT_NEAR(out.logprobs.top[1].logprob, 1.0 - lse, 1e-6);
+    }
+  }
+}
+
 TEST(Sampler, SameSeedSameDraws) {
   SamplingParams sp;
   sp.temperature = 1.0f;

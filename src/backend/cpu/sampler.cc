@@ -199,8 +199,19 @@ void ReferenceSampler::sample(float* logits, int32_t vocab, const SamplingBatch&
                      size_t(row.edit_begin) + size_t(row.edit_count) <= edits.size(),
                  "row {}: edits [{}, +{}) outside the batch's {}", r, row.edit_begin,
                  row.edit_count, edits.size());
-    sample_row(logits + r * size_t(vocab), vocab, row,
-               edits.subspan(size_t(row.edit_begin), size_t(row.edit_count)), out[r]);
+    float* l = logits + r * size_t(vocab);
+    if (row.mask_row >= 0) {
+      INFERD_CHECK(
+          row.mask_row < batch.num_masks() && batch.mask_words == sampling::bitmask_words(vocab),
+          "row {}: bitmask {} of {} ({} words a row for {} tokens)", r, row.mask_row,
+          batch.num_masks(), batch.mask_words, vocab);
+      const uint32_t* m = batch.masks.data() + size_t(row.mask_row) * size_t(batch.mask_words);
+      for (int32_t t = 0; t < vocab; ++t) {
+        if (!sampling::mask_allows(m, t)) l[t] = -INFINITY;
+      }
+    }
+    sample_row(l, vocab, row, edits.subspan(size_t(row.edit_begin), size_t(row.edit_count)),
+               out[r]);
   }
 }
 
@@ -257,6 +268,7 @@ void ReferenceSampler::sample_row(float* l, int32_t vocab, const SamplingRow& ro
     lp.top.reserve(size_t(k));
     for (int32_t i = 0; i < k; ++i) {
       const int32_t t = cand_[size_t(i)];
+      if (raw_[size_t(t)] == -INFINITY) break;  // masked by a grammar: no alternative
       lp.top.push_back({t, float(double(raw_[size_t(t)]) - lse)});
     }
   }

@@ -376,7 +376,8 @@ class CudaBackend final : public Backend {
                  "reserve: bad capacity");
     capacity_ = c;
     const size_t need = layout_ints(c.max_tokens, c.max_tokens, c.max_tokens, c.max_blocks_per_seq,
-                                    size_t(std::max<int64_t>(0, c.max_edits)))
+                                    size_t(std::max<int64_t>(0, c.max_edits)),
+                                    size_t(std::max<int64_t>(0, c.max_mask_words)))
                             .total;
     if (need > meta_capacity_) grow_metadata(need);
     rows_cap_ = c.max_tokens;
@@ -409,7 +410,9 @@ class CudaBackend final : public Backend {
     int32_t stride = 1, max_q = pad > 0 ? 1 : 0, max_kv = 0, singles = pad;
     for (const auto& sq : fb.seqs) stride = std::max(stride, sq.num_blocks);
     const size_t E = sampling ? sampling->edits.size() : 0;
-    const Layout o = layout_ints(T, S, R, stride, E);
+    const size_t MW = sampling ? sampling->masks.size() : 0;
+    INFERD_CHECK(MW == 0 || sampling->mask_words > 0, "{} mask words with rows of 0 words", MW);
+    const Layout o = layout_ints(T, S, R, stride, E, MW);
     if (o.total > meta_capacity_) {
       if (!graphs_.empty()) {
         LOG_WARN(
@@ -426,6 +429,8 @@ class CudaBackend final : public Backend {
     std::fill(h, h + kHeaderIntsPadded, 0);
     h[cuda::kHeaderBlockTableStride] = stride;
     h[cuda::kHeaderEditsOffset] = int32_t(o.edits);
+    h[cuda::kHeaderMasksOffset] = int32_t(o.masks);
+    h[cuda::kHeaderMaskWords] = sampling ? sampling->mask_words : 0;
     std::copy(fb.token_ids.begin(), fb.token_ids.end(), h + o.ids);
     std::copy(fb.positions.begin(), fb.positions.end(), h + o.pos);
     std::fill(h + o.ids + T0, h + o.ids + T, 0);
@@ -481,12 +486,15 @@ class CudaBackend final : public Backend {
                          size_t(sr.edit_begin) + size_t(sr.edit_count) <= E,
                      "sampling row {}: edits [{}, +{}) outside {}", r, sr.edit_begin, sr.edit_count,
                      E);
+        INFERD_CHECK(sr.mask_row < 0 || sr.mask_row < sampling->num_masks(),
+                     "sampling row {}: bitmask {} of {}", r, sr.mask_row, sampling->num_masks());
         INFERD_CHECK(sr.num_logprobs <= capacity_.max_top_logprobs,
                      "sampling row {} asks for {} top logprobs; this backend was sized for {}", r,
                      sr.num_logprobs, capacity_.max_top_logprobs);
       }
     }
     if (E > 0) std::memcpy(h + o.edits, sampling->edits.data(), E * sizeof(LogitEdit));
+    if (MW > 0) std::memcpy(h + o.masks, sampling->masks.data(), MW * sizeof(uint32_t));
 
     CU_CHECK(cudaEventRecord(step_start_[step_idx_], stream_));
     step_open_ = true;
@@ -1095,11 +1103,12 @@ class CudaBackend final : public Backend {
   // edits sits at offsets that depend only on (T, S, R), so a graph captured for a batch size reads
   // the right places; the block-table stride and the edits offset are in the header.
   struct Layout {
-    size_t ids, pos, slot, qs, kv, rows, samp, bt, edits, total;
+    size_t ids, pos, slot, qs, kv, rows, samp, bt, edits, masks, total;
   };
   static constexpr size_t kHeaderIntsPadded = 32;
   static_assert(cuda::kHeaderInts <= int(kHeaderIntsPadded));
-  static Layout layout_ints(int32_t T, int32_t S, int32_t R, int32_t stride, size_t edits) {
+  static Layout layout_ints(int32_t T, int32_t S, int32_t R, int32_t stride, size_t edits,
+                            size_t mask_words) {
     auto seg = [](size_t n) { return (n + 31) / 32 * 32; };
     Layout o;
     o.ids = kHeaderIntsPadded;
@@ -1111,7 +1120,8 @@ class CudaBackend final : public Backend {
     o.samp = o.rows + seg(size_t(R));
     o.bt = o.samp + seg(size_t(R) * sizeof(SamplingRow) / 4);
     o.edits = o.bt + seg(size_t(S) * size_t(stride));
-    o.total = o.edits + seg(edits * sizeof(LogitEdit) / 4);
+    o.masks = o.edits + seg(edits * sizeof(LogitEdit) / 4);
+    o.total = o.masks + seg(mask_words);
     return o;
   }
   static_assert(sizeof(SamplingRow) % 8 == 0 && sizeof(LogitEdit) % 4 == 0);

@@ -70,6 +70,8 @@ cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, 
 // device, so that a CUDA graph captured for a batch size stays valid when these values change.
 constexpr int kHeaderBlockTableStride = 0;  // ints per row of the block tables
 constexpr int kHeaderEditsOffset = 1;       // int offset of the sampling edits from the header
+constexpr int kHeaderMasksOffset = 2;       // int offset of the token bitmasks (structured outputs)
+constexpr int kHeaderMaskWords = 3;         // words of one bitmask row
 constexpr int kHeaderInts = 32;
 
 // Causal paged attention over the cache (bf16 q/k/v/out, fp32 softmax); attention.cu.

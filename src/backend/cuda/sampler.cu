@@ -276,6 +276,17 @@ __global__ void __launch_bounds__(kThreads) sampler_kernel(SamplerParams p) {
       reinterpret_cast<LogitEdit*>(p.meta + p.header[kHeaderEditsOffset]) + row.edit_begin;
   const bool want_lp = row.num_logprobs >= 0;
 
+  // Structured outputs: tokens the grammar does not allow are -inf from the start.
+  if (row.mask_row >= 0) {
+    const int32_t words = p.header[kHeaderMaskWords];
+    const uint32_t* m = reinterpret_cast<const uint32_t*>(p.meta + p.header[kHeaderMasksOffset]) +
+                        int64_t(row.mask_row) * words;
+    for (int32_t i = int32_t(threadIdx.x); i < V; i += kThreads) {
+      if (!sampling::mask_allows(m, i)) l[i] = -INFINITY;
+    }
+    __syncthreads();
+  }
+
   // Log-sum-exp of the raw row.
   float lse = 0.f;
   if (want_lp) {
@@ -445,7 +456,7 @@ __global__ void __launch_bounds__(kThreads) sampler_kernel(SamplerParams p) {
       return *v < pv || (*v == pv && i > pi);
     };
     const int32_t b = block_argmax(V, after, s);
-    if (b < 0) break;
+    if (b < 0 || l[b] == -INFINITY) break;  // none left, or masked by a grammar
     pv = l[b];
     pi = b;
     got = j + 1;
