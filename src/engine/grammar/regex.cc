@@ -607,10 +607,12 @@ std::string gbnf_class(const CodepointRanges& in) {
   std::string out = "[";
   for (auto [lo, hi] : r) {
     out += class_char(lo);
-    if (hi == lo + 1)
+    if (hi == lo + 1) {
       out += class_char(hi);
-    else if (hi > lo)
-      out += "-" + class_char(hi);
+    } else if (hi > lo) {
+      out += '-';
+      out += class_char(hi);
+    }
   }
   return out + "]";
 }
