@@ -363,15 +363,25 @@ class Converter {
     if (!a0.is_object() || !b0.is_object())
       fail_at(path, "allOf with a false schema matches nothing");
     Json a = inline_ref(a0, path), b = inline_ref(b0, path);
-    bool a_props = a.contains("properties"), b_props = b.contains("properties");
-    if ((a.contains("additionalProperties") && b_props) ||
-        (b.contains("additionalProperties") && a_props))
-      if (!(a.contains("additionalProperties") && b.contains("additionalProperties") &&
-            a["additionalProperties"] == b["additionalProperties"] &&
-            a.value("properties", Json()) == b.value("properties", Json())))
+    // additionalProperties only sees its own part's properties: merging is simple when the part
+    // with it names every property of the other part (and the other has none), or both agree.
+    auto covers = [](const Json& with, const Json& other) {
+      if (other.contains("additionalProperties")) return false;
+      if (!other.contains("properties")) return true;
+      const Json& mine = with.contains("properties") ? with["properties"] : Json::object();
+      for (auto p = other["properties"].begin(); p != other["properties"].end(); ++p)
+        if (!mine.contains(p.key())) return false;
+      return true;
+    };
+    bool a_addl = a.contains("additionalProperties"), b_addl = b.contains("additionalProperties");
+    if ((a_addl && b.contains("properties")) || (b_addl && a.contains("properties"))) {
+      bool same = a_addl && b_addl && a["additionalProperties"] == b["additionalProperties"] &&
+                  a.value("properties", Json()) == b.value("properties", Json());
+      if (!same && !(a_addl && !b_addl && covers(a, b)) && !(b_addl && !a_addl && covers(b, a)))
         fail_at(path,
-                "allOf cannot be merged: 'additionalProperties' in one part and 'properties' in "
-                "another");
+                "allOf cannot be merged: 'additionalProperties' in one part does not name every "
+                "property of another");
+    }
     for (auto it = b.begin(); it != b.end(); ++it) {
       const std::string& k = it.key();
       const Json& v = it.value();

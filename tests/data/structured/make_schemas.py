@@ -234,10 +234,11 @@ add("anyof_with_parent_object", {"type": "object", "properties": {"email": {"typ
                                  "additionalProperties": False, "anyOf": [{"required": ["email"]}, {"required": ["phone"]}]},
     valid=[{"email": "a@b.cd"}, {"phone": "1234567"}], invalid=[{}])
 add("allof_merge_objects", {"allOf": [obj({"id": {"type": "integer", "minimum": 1, "maximum": 9999}}, addl=None),
-                                      {"properties": {"name": st(10)}, "required": ["name"]}]},
+                                      {"properties": {"id": True, "name": st(10)}, "required": ["name"], "additionalProperties": False}]},
     valid=[{"id": 3, "name": "x"}], invalid=[{"id": 3}])
 add("allof_ref_extend", {"$defs": {"base": {"type": "object", "properties": {"kind": {"enum": ["a", "b"]}}, "required": ["kind"]}},
-                         "allOf": [{"$ref": "#/$defs/base"}, {"properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"]}]},
+                         "allOf": [{"$ref": "#/$defs/base"}, {"properties": {"kind": True, "n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"],
+                                                                   "additionalProperties": False}]},
     valid=[{"kind": "a", "n": 1}], invalid=[{"kind": "c", "n": 1}])
 add("allof_numeric", {"allOf": [{"type": "integer"}, {"minimum": 10}, {"maximum": 20}]}, valid=[10, 20], invalid=[9, 21])
 add("allof_string", {"allOf": [{"type": "string"}, {"maxLength": 6}, {"minLength": 2}]}, valid=["ab"], invalid=["a", "abcdefg"])
