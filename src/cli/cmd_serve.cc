@@ -46,6 +46,9 @@ struct ServeArgs {
   bool no_ui = false;
   bool log_prompts = false;
   size_t max_log_len = 512;
+  bool enable_auto_tool_choice = false;
+  std::string tool_call_parser;
+  std::string reasoning_parser;
 };
 
 void serve(const ServeArgs& a) {
@@ -53,6 +56,23 @@ void serve(const ServeArgs& a) {
   if (a.max_queue < 0) fail("--max-queue must be >= 0, got {}", a.max_queue);
   if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
   if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
+  server::ChatParsing parsing;
+  parsing.enable_auto_tool_choice = a.enable_auto_tool_choice;
+  if (!a.tool_call_parser.empty()) {
+    parsing.tool_call_parser = server::tool_call_parser_from_name(a.tool_call_parser);
+    if (!parsing.tool_call_parser)
+      fail("--tool-call-parser: unknown parser '{}': expected one of {}", a.tool_call_parser,
+           server::tool_call_parser_names());
+  }
+  if (a.enable_auto_tool_choice && !parsing.tool_call_parser)
+    fail("--enable-auto-tool-choice needs --tool-call-parser (one of {})",
+         server::tool_call_parser_names());
+  if (!a.reasoning_parser.empty()) {
+    parsing.reasoning_parser = server::reasoning_parser_from_name(a.reasoning_parser);
+    if (!parsing.reasoning_parser)
+      fail("--reasoning-parser: unknown parser '{}': expected one of {}", a.reasoning_parser,
+           server::reasoning_parser_names());
+  }
   // Before the model loads: a bad key file fails at once.
   const std::vector<std::string> api_keys = server::collect_api_keys(a.api_keys, a.api_key_file);
 
@@ -131,6 +151,7 @@ void serve(const ServeArgs& a) {
   sc.ui = !a.no_ui;
   sc.log_prompts = a.log_prompts;
   sc.log_prompt_max_bytes = a.max_log_len;
+  sc.chat_parsing = parsing;
   server::Server srv(sc, gen);
   srv.start();
 
@@ -223,6 +244,16 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-log-len", a->max_log_len,
                   "With --log-prompts: the most bytes of a prompt a log line holds")
       ->capture_default_str();
+  cmd->add_flag("--enable-auto-tool-choice", a->enable_auto_tool_choice,
+                "Let the model decide when to call tools (tool_choice \"auto\", the default when "
+                "a request has tools); needs --tool-call-parser");
+  cmd->add_option("--tool-call-parser", a->tool_call_parser,
+                  "How the model writes tool calls, to parse them into tool_calls and to enforce "
+                  "tool_choice \"required\" / a named function: hermes (Qwen2.5, Qwen3, "
+                  "Hermes), llama3_json (Llama 3.1/3.2), mistral");
+  cmd->add_option("--reasoning-parser", a->reasoning_parser,
+                  "Split the model's <think>...</think> into reasoning_content: qwen3, "
+                  "deepseek_r1; output constraints then apply after the reasoning");
   cmd->callback([a] { serve(*a); });
 }
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "engine/grammar/grammar.h"
 
 namespace inferd::server {
 
@@ -110,6 +111,250 @@ std::string prompt_param(bool chat) {
   return chat ? "messages" : "prompt";
 }
 
+// The value at `path` in the body as the client ordered it, or null.
+const ojson* ordered_at(const ojson* root, std::initializer_list<std::string_view> path) {
+  const ojson* v = root;
+  for (std::string_view k : path) {
+    if (!v || !v->is_object()) return nullptr;
+    auto it = v->find(std::string(k));
+    if (it == v->end()) return nullptr;
+    v = &*it;
+  }
+  return v;
+}
+
+// JSON text of `v` (found at `path`), in the client's key order when the ordered body has it.
+std::string ordered_dump(const json& v, const ojson* root,
+                         std::initializer_list<std::string_view> path) {
+  if (const ojson* o = ordered_at(root, path)) return o->dump();
+  return v.dump();
+}
+
+void check_schema_bytes(const json& v, const std::string& param, const RequestLimits& lim) {
+  if (const size_t bytes = v.dump().size(); bytes > lim.max_schema_bytes)
+    throw bad_param(param, fmt::format("Invalid '{}': at most {} bytes of JSON (the schema) are "
+                                       "allowed, got {}.",
+                                       param, lim.max_schema_bytes, bytes));
+}
+
+// A JSON Schema given as an object or as JSON text: its text (client's key order).
+std::string schema_text(const json& v, const std::string& param, const ojson* root,
+                        std::initializer_list<std::string_view> path) {
+  if (v.is_object() || v.is_boolean()) return ordered_dump(v, root, path);
+  if (!v.is_string()) wrong_type(param, "an object (a JSON Schema) or a string", v);
+  const std::string& text = v.get_ref<const std::string&>();
+  json parsed;
+  try {
+    parsed = json::parse(text);
+  } catch (const json::exception& e) {
+    throw bad_param(
+        param, fmt::format("Invalid '{}': the schema is not valid JSON ({}).", param, e.what()));
+  }
+  if (!parsed.is_object() && !parsed.is_boolean())
+    throw bad_param(param, fmt::format("Invalid '{}': a JSON Schema is an object, but got {}.",
+                                       param, json_type_name(parsed)));
+  return text;
+}
+
+std::string nonempty_string(const json& v, const std::string& param) {
+  if (!v.is_string()) wrong_type(param, "a string", v);
+  if (v.get_ref<const std::string&>().empty())
+    throw bad_param(param, fmt::format("Invalid '{}': empty string.", param));
+  return v.get<std::string>();
+}
+
+std::vector<std::string> choice_list(const json& v, const std::string& param) {
+  if (!v.is_array()) wrong_type(param, "an array of strings", v);
+  if (v.empty())
+    throw bad_param(param,
+                    fmt::format("Invalid '{}': empty array. Expected at least one choice.", param));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string()) wrong_type(fmt::format("{}[{}]", param, i), "a string", v[i]);
+    out.push_back(v[i].get<std::string>());
+  }
+  return out;
+}
+
+// OpenAI's rule for function and schema names.
+bool valid_name(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+// The request's tools, checked; `template_tools` gets them for the chat template (client's key
+// order when known).
+std::vector<ToolSpec> parse_tools(const json& body, const ojson* ordered, const RequestLimits& lim,
+                                  ojson& template_tools) {
+  std::vector<ToolSpec> specs;
+  const json* tools = find_field(body, "tools");
+  if (!tools) return specs;
+  if (!tools->is_array()) wrong_type("tools", "an array", *tools);
+  if (tools->size() > lim.max_tools)
+    throw bad_param("tools", fmt::format("Invalid 'tools': array too long. Expected an array "
+                                         "with maximum length {}, but got an array with "
+                                         "length {} instead.",
+                                         lim.max_tools, tools->size()));
+  if (const size_t bytes = tools->dump().size(); bytes > lim.max_tools_bytes)
+    throw bad_param("tools", fmt::format("Invalid 'tools': at most {} bytes of JSON are "
+                                         "allowed, got {}.",
+                                         lim.max_tools_bytes, bytes));
+  const ojson* otools = ordered_at(ordered, {"tools"});
+  if (otools && (!otools->is_array() || otools->size() != tools->size())) otools = nullptr;
+  for (size_t i = 0; i < tools->size(); ++i) {
+    const json& t = (*tools)[i];
+    const std::string p = fmt::format("tools[{}]", i);
+    if (!t.is_object()) wrong_type(p, "an object", t);
+    if (const json* type = find_field(t, "type")) {
+      if (!type->is_string()) wrong_type(p + ".type", "a string", *type);
+      if (type->get<std::string>() != "function")
+        throw bad_param(p + ".type", fmt::format("Invalid value: '{}'. Supported values are: "
+                                                 "'function'.",
+                                                 type->get<std::string>()));
+    }
+    const json* fn = find_field(t, "function");
+    if (!fn)
+      throw bad_param(p + ".function",
+                      fmt::format("Missing required parameter: '{}.function'.", p));
+    if (!fn->is_object()) wrong_type(p + ".function", "an object", *fn);
+    const json* name = find_field(*fn, "name");
+    if (!name)
+      throw bad_param(p + ".function.name",
+                      fmt::format("Missing required parameter: '{}.function.name'.", p));
+    if (!name->is_string()) wrong_type(p + ".function.name", "a string", *name);
+    ToolSpec spec;
+    spec.name = name->get<std::string>();
+    if (!valid_name(spec.name))
+      throw bad_param(p + ".function.name",
+                      fmt::format("Invalid '{}.function.name': '{}' must be 1 to 64 letters, "
+                                  "digits, underscores or dashes.",
+                                  p, spec.name));
+    if (const json* d = find_field(*fn, "description"); d && !d->is_string())
+      wrong_type(p + ".function.description", "a string", *d);
+    if (const json* st = find_field(*fn, "strict")) {
+      if (!st->is_boolean()) wrong_type(p + ".function.strict", "a boolean", *st);
+      spec.strict = st->get<bool>();
+    }
+    if (const json* params = find_field(*fn, "parameters")) {
+      if (!params->is_object())
+        wrong_type(p + ".function.parameters", "an object (a JSON Schema)", *params);
+      const ojson* op = otools ? ordered_at(&(*otools)[i], {"function", "parameters"}) : nullptr;
+      spec.parameters = op ? *op : ojson::parse(params->dump());
+    } else {
+      spec.parameters = {{"type", "object"}, {"properties", ojson::object()}};
+    }
+    specs.push_back(std::move(spec));
+  }
+  if (!tools->empty()) template_tools = otools ? *otools : ojson::parse(tools->dump());
+  return specs;
+}
+
+// tool_choice (vLLM's rules): "none" hides the tools; "auto" needs --enable-auto-tool-choice and
+// a parser; "required" and a named function are enforced by a grammar in the parser's format
+// (vLLM's own formats without a parser).
+void apply_tool_choice(const json& body, const std::vector<ToolSpec>& tools,
+                       const ChatParsing& parsing, CompletionRequest& r, ChatTemplateArgs& args) {
+  std::string mode = tools.empty() ? "none" : "auto";
+  std::string named;
+  if (const json* tc = find_field(body, "tool_choice")) {
+    if (tc->is_string()) {
+      mode = tc->get<std::string>();
+      if (mode != "none" && mode != "auto" && mode != "required")
+        throw bad_param("tool_choice",
+                        fmt::format("Invalid value: '{}'. Supported values are: 'none', 'auto', "
+                                    "'required', or an object naming a function.",
+                                    mode));
+    } else if (tc->is_object()) {
+      if (const json* type = find_field(*tc, "type")) {
+        if (!type->is_string() || type->get<std::string>() != "function")
+          throw bad_param("tool_choice.type", "Invalid 'tool_choice.type': expected 'function'.");
+      }
+      const json* fn = find_field(*tc, "function");
+      if (!fn)
+        throw bad_param("tool_choice.function",
+                        "Missing required parameter: 'tool_choice.function'.");
+      if (!fn->is_object()) wrong_type("tool_choice.function", "an object", *fn);
+      const json* name = find_field(*fn, "name");
+      if (!name)
+        throw bad_param("tool_choice.function.name",
+                        "Missing required parameter: 'tool_choice.function.name'.");
+      if (!name->is_string()) wrong_type("tool_choice.function.name", "a string", *name);
+      mode = "function";
+      named = name->get<std::string>();
+    } else {
+      wrong_type("tool_choice", "a string or an object", *tc);
+    }
+  }
+  const bool parallel = get_bool(body, "parallel_tool_calls").value_or(true);
+  if (mode == "none") {
+    args.tools = nullptr;
+    return;
+  }
+  if (tools.empty()) {
+    if (mode == "auto") return;
+    throw bad_param("tool_choice",
+                    fmt::format("Invalid 'tool_choice': {} needs 'tools'.",
+                                mode == "function" ? "a named function" : "'required'"));
+  }
+  SamplingParams& sp = r.params;
+  if (mode == "auto") {
+    if (!parsing.enable_auto_tool_choice || !parsing.tool_call_parser)
+      throw bad_param("tool_choice",
+                      "\"auto\" tool choice requires --enable-auto-tool-choice and "
+                      "--tool-call-parser to be set on the server; use tool_choice \"none\", "
+                      "\"required\" or a named function instead.");
+    r.output.tools = *parsing.tool_call_parser;
+    r.output.single_call = !parallel;
+  } else {
+    if (sp.structured_outputs)
+      throw bad_param("tool_choice",
+                      "Invalid 'tool_choice': 'required' or a named function cannot be used "
+                      "together with response_format or structured outputs (both constrain the "
+                      "output).");
+    std::vector<ToolSpec> chosen;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < tools.size(); ++i)
+      if (mode != "function" || tools[i].name == named) {
+        chosen.push_back(tools[i]);
+        index.push_back(i);
+      }
+    if (chosen.empty())
+      throw bad_param("tool_choice.function.name",
+                      fmt::format("Invalid 'tool_choice.function.name': no tool named '{}' in "
+                                  "'tools'.",
+                                  named));
+    if (mode == "function") chosen.resize(1), index.resize(1);
+    const ToolCallFormat format = parsing.tool_call_parser ? *parsing.tool_call_parser
+                                  : mode == "function"     ? ToolCallFormat::kArguments
+                                                           : ToolCallFormat::kJsonArray;
+    const bool single = mode == "function" || !parallel;
+    StructuredOutputs so;
+    try {
+      so.grammar = tool_call_grammar(format, chosen, single);
+    } catch (const Error&) {
+      // Name the tool whose parameters cannot be enforced.
+      for (size_t k = 0; k < chosen.size(); ++k) {
+        try {
+          (void)tool_call_grammar(format, {chosen[k]}, true);
+        } catch (const Error& e) {
+          const std::string p = fmt::format("tools[{}].function.parameters", index[k]);
+          throw bad_param(p, fmt::format("Invalid '{}': {}", p, e.what()));
+        }
+      }
+      throw;
+    }
+    sp.structured_outputs = std::move(so);
+    r.output.tools = format;
+    r.output.function_name = named;
+    r.output.single_call = single;
+  }
+  // Mistral's [TOOL_CALLS] is a special token: keep it in the text the parser reads.
+  if (r.output.tools == ToolCallFormat::kMistral && !find_field(body, "skip_special_tokens"))
+    sp.skip_special_tokens = false;
+}
+
 }  // namespace
 
 std::string json_type_name(const json& v) {
@@ -194,6 +439,142 @@ std::optional<std::string> get_string(const json& obj, const char* name) {
   return v->get<std::string>();
 }
 
+std::optional<StructuredOutputs> parse_structured_outputs(const json& body, const ojson* ordered,
+                                                          const RequestLimits& lim) {
+  struct Found {
+    std::string param;
+    StructuredOutputs so;
+  };
+  std::vector<Found> found;
+
+  if (const json* rf = find_field(body, "response_format")) {
+    if (!rf->is_object()) wrong_type("response_format", "an object", *rf);
+    check_schema_bytes(*rf, "response_format", lim);
+    const json* t = find_field(*rf, "type");
+    if (!t)
+      throw bad_param("response_format.type",
+                      "Missing required parameter: 'response_format.type'.");
+    if (!t->is_string()) wrong_type("response_format.type", "a string", *t);
+    const std::string type = t->get<std::string>();
+    StructuredOutputs so;
+    if (type == "json_object") {
+      so.json_object = true;
+      found.push_back({"response_format", so});
+    } else if (type == "json_schema") {
+      const json* js = find_field(*rf, "json_schema");
+      if (!js)
+        throw bad_param("response_format.json_schema",
+                        "Missing required parameter: 'response_format.json_schema'.");
+      if (!js->is_object()) wrong_type("response_format.json_schema", "an object", *js);
+      const json* name = find_field(*js, "name");
+      if (!name)
+        throw bad_param("response_format.json_schema.name",
+                        "Missing required parameter: 'response_format.json_schema.name'.");
+      if (!name->is_string()) wrong_type("response_format.json_schema.name", "a string", *name);
+      if (!valid_name(name->get<std::string>()))
+        throw bad_param("response_format.json_schema.name",
+                        fmt::format("Invalid 'response_format.json_schema.name': '{}' must be 1 "
+                                    "to 64 letters, digits, underscores or dashes.",
+                                    name->get<std::string>()));
+      if (auto v = find_field(*js, "strict"); v && !v->is_boolean())
+        wrong_type("response_format.json_schema.strict", "a boolean", *v);
+      if (auto v = find_field(*js, "description"); v && !v->is_string())
+        wrong_type("response_format.json_schema.description", "a string", *v);
+      const json* schema = find_field(*js, "schema");
+      if (schema) {
+        if (!schema->is_object())
+          wrong_type("response_format.json_schema.schema", "an object (a JSON Schema)", *schema);
+        so.json = ordered_dump(*schema, ordered, {"response_format", "json_schema", "schema"});
+      } else {
+        so.json_object = true;  // no schema: any JSON object
+      }
+      found.push_back({"response_format", so});
+    } else if (type != "text") {
+      throw bad_param("response_format.type",
+                      fmt::format("Invalid value: '{}'. Supported values are: 'text', "
+                                  "'json_object' and 'json_schema'.",
+                                  type));
+    }
+  }
+
+  if (const json* so_obj = find_field(body, "structured_outputs")) {
+    if (!so_obj->is_object()) wrong_type("structured_outputs", "an object", *so_obj);
+    check_schema_bytes(*so_obj, "structured_outputs", lim);
+    StructuredOutputs so;
+    std::vector<std::string> given;
+    for (auto it = so_obj->begin(); it != so_obj->end(); ++it) {
+      const std::string& k = it.key();
+      const json& v = it.value();
+      const std::string p = "structured_outputs." + k;
+      if (v.is_null()) continue;
+      if (k == "json") {
+        so.json = schema_text(v, p, ordered, {"structured_outputs", "json"});
+      } else if (k == "regex") {
+        so.regex = nonempty_string(v, p);
+      } else if (k == "choice") {
+        so.choice = choice_list(v, p);
+      } else if (k == "grammar") {
+        so.grammar = nonempty_string(v, p);
+      } else if (k == "json_object") {
+        if (!v.is_boolean()) wrong_type(p, "a boolean", v);
+        if (!v.get<bool>()) continue;
+        so.json_object = true;
+      } else if (k == "disable_fallback" || k == "disable_any_whitespace" ||
+                 k == "disable_additional_properties") {
+        if (!v.is_boolean()) wrong_type(p, "a boolean", v);
+        continue;  // options of vLLM's backends; this one's behaviour is fixed
+      } else {
+        throw bad_param(p, fmt::format("Invalid '{}': not supported. 'structured_outputs' takes "
+                                       "one of 'json', 'regex', 'choice', 'grammar' or "
+                                       "'json_object'.",
+                                       p));
+      }
+      given.push_back(p);
+    }
+    if (given.empty())
+      throw bad_param("structured_outputs",
+                      "Invalid 'structured_outputs': expected one of 'json', 'regex', 'choice', "
+                      "'grammar' or 'json_object'.");
+    if (given.size() > 1)
+      throw bad_param(given[1], fmt::format("Invalid 'structured_outputs': '{}' and '{}' cannot be "
+                                            "used together; give one constraint.",
+                                            given[0], given[1]));
+    found.push_back({"structured_outputs", so});
+  }
+
+  if (const json* v = find_field(body, "guided_json")) {
+    check_schema_bytes(*v, "guided_json", lim);
+    StructuredOutputs so;
+    so.json = schema_text(*v, "guided_json", ordered, {"guided_json"});
+    found.push_back({"guided_json", so});
+  }
+  if (const json* v = find_field(body, "guided_regex")) {
+    check_schema_bytes(*v, "guided_regex", lim);
+    StructuredOutputs so;
+    so.regex = nonempty_string(*v, "guided_regex");
+    found.push_back({"guided_regex", so});
+  }
+  if (const json* v = find_field(body, "guided_choice")) {
+    check_schema_bytes(*v, "guided_choice", lim);
+    StructuredOutputs so;
+    so.choice = choice_list(*v, "guided_choice");
+    found.push_back({"guided_choice", so});
+  }
+  if (const json* v = find_field(body, "guided_grammar")) {
+    check_schema_bytes(*v, "guided_grammar", lim);
+    StructuredOutputs so;
+    so.grammar = nonempty_string(*v, "guided_grammar");
+    found.push_back({"guided_grammar", so});
+  }
+  if (found.empty()) return std::nullopt;
+  if (found.size() > 1)
+    throw bad_param(found[1].param,
+                    fmt::format("Invalid '{}': '{}' and '{}' cannot be used together; give one "
+                                "output constraint.",
+                                found[1].param, found[0].param, found[1].param));
+  return std::move(found[0].so);
+}
+
 ojson normalize_messages(const json& messages, size_t max_messages) {
   static const char* kRoles[] = {"system", "developer", "user", "assistant", "tool", "function"};
   if (!messages.is_array()) wrong_type("messages", "an array", messages);
@@ -241,7 +622,24 @@ ojson normalize_messages(const json& messages, size_t max_messages) {
     if (tool_calls) {
       if (!tool_calls->is_array()) wrong_type(p + ".tool_calls", "an array", *tool_calls);
       ojson calls = ojson::array();
-      for (const auto& c : *tool_calls) {
+      for (size_t j = 0; j < tool_calls->size(); ++j) {
+        const json& c = (*tool_calls)[j];
+        const std::string pc = fmt::format("{}.tool_calls[{}]", p, j);
+        if (!c.is_object()) wrong_type(pc, "an object", c);
+        const json* fn = find_field(c, "function");
+        if (!fn)
+          throw bad_param(pc + ".function",
+                          fmt::format("Missing required parameter: '{}.function'.", pc));
+        if (!fn->is_object()) wrong_type(pc + ".function", "an object", *fn);
+        const json* fname = find_field(*fn, "name");
+        if (!fname)
+          throw bad_param(pc + ".function.name",
+                          fmt::format("Missing required parameter: '{}.function.name'.", pc));
+        if (!fname->is_string()) wrong_type(pc + ".function.name", "a string", *fname);
+        if (const json* a = find_field(*fn, "arguments"); a && !a->is_string() && !a->is_object())
+          wrong_type(pc + ".function.arguments", "a string", *a);
+        if (const json* id = find_field(c, "id"); id && !id->is_string())
+          wrong_type(pc + ".id", "a string", *id);
         ojson oc = ojson::parse(c.dump());
         // Templates expect the arguments as a mapping; OpenAI sends a JSON string.
         if (oc.contains("function") && oc["function"].is_object() &&
@@ -448,18 +846,18 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
                     "Invalid 'prompt_logprobs': prompt logprobs are not "
                     "supported.");
 
-  if (const json* rf = find_field(body, "response_format")) {
-    if (!rf->is_object()) wrong_type("response_format", "an object", *rf);
-    if (const size_t bytes = rf->dump().size(); bytes > lim.max_schema_bytes)
-      throw bad_param("response_format",
-                      fmt::format("Invalid 'response_format': at most {} bytes of JSON (the "
-                                  "schema) are allowed, got {}.",
-                                  lim.max_schema_bytes, bytes));
-    const json* t = find_field(*rf, "type");
-    if (!t || !t->is_string() || t->get<std::string>() != "text")
-      throw bad_param("response_format",
-                      "Invalid 'response_format': only {\"type\": \"text\"} is supported.");
+  // output constraint; schemas and tools are read again with the client's key order
+  std::optional<ojson> ordered_body;
+  if (!ctx.raw_body.empty() &&
+      (body.contains("response_format") || body.contains("structured_outputs") ||
+       body.contains("guided_json") || body.contains("tools"))) {
+    try {
+      ordered_body = ojson::parse(ctx.raw_body);
+    } catch (const std::exception&) {
+    }
   }
+  const ojson* ordered = ordered_body ? &*ordered_body : nullptr;
+  sp.structured_outputs = parse_structured_outputs(body, ordered, lim);
 
   // prompt
   if (chat) {
@@ -467,40 +865,8 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
     if (!msgs) throw bad_param("messages", "Missing required parameter: 'messages'.");
     ChatTemplateArgs args;
     args.messages = normalize_messages(*msgs, lim.max_messages);
-    if (const json* tools = find_field(body, "tools")) {
-      if (!tools->is_array()) wrong_type("tools", "an array", *tools);
-      if (tools->size() > lim.max_tools)
-        throw bad_param("tools", fmt::format("Invalid 'tools': array too long. Expected an array "
-                                             "with maximum length {}, but got an array with "
-                                             "length {} instead.",
-                                             lim.max_tools, tools->size()));
-      if (const size_t bytes = tools->dump().size(); bytes > lim.max_tools_bytes)
-        throw bad_param("tools", fmt::format("Invalid 'tools': at most {} bytes of JSON are "
-                                             "allowed, got {}.",
-                                             lim.max_tools_bytes, bytes));
-      for (size_t i = 0; i < tools->size(); ++i) {
-        const json& t = (*tools)[i];
-        const std::string p = fmt::format("tools[{}]", i);
-        if (!t.is_object()) wrong_type(p, "an object", t);
-        const json* fn = find_field(t, "function");
-        if (!fn || !fn->is_object())
-          throw bad_param(p + ".function",
-                          fmt::format("Missing required parameter: '{}.function'.", p));
-        const json* name = find_field(*fn, "name");
-        if (!name || !name->is_string())
-          throw bad_param(p + ".function.name",
-                          fmt::format("Missing required parameter: '{}.function.name'.", p));
-      }
-      if (!tools->empty()) args.tools = ojson::parse(tools->dump());
-    }
-    if (const json* tc = find_field(body, "tool_choice")) {
-      if (!(tc->is_string() &&
-            (tc->get<std::string>() == "none" || tc->get<std::string>() == "auto")))
-        throw bad_param("tool_choice",
-                        "Invalid 'tool_choice': only 'none' and 'auto' are "
-                        "supported.");
-      if (tc->get<std::string>() == "none") args.tools = nullptr;
-    }
+    const std::vector<ToolSpec> tools = parse_tools(body, ordered, lim, args.tools);
+    apply_tool_choice(body, tools, ctx.parsing, r, args);
     if (auto v = get_bool(body, "add_generation_prompt")) args.add_generation_prompt = *v;
     if (auto v = get_bool(body, "continue_final_message")) args.continue_final_message = *v;
     if (args.continue_final_message && args.add_generation_prompt &&
@@ -524,6 +890,18 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
                       fmt::format("The chat template failed on these messages: {}", e.what()));
     }
     r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
+    if (ctx.parsing.reasoning_parser) {
+      // The reasoning parser splits the output; a constraint starts after the reasoning unless
+      // the prompt already closed it (Qwen3's enable_thinking=false).
+      const PromptReasoning pr = prompt_reasoning(text);
+      r.output.reasoning = *ctx.parsing.reasoning_parser;
+      r.output.starts_in_reasoning = starts_in_reasoning(*r.output.reasoning, pr);
+      if (sp.structured_outputs && pr != PromptReasoning::kClosed) {
+        const std::vector<int32_t> close =
+            encode_checked(gen, std::string(kThinkClose), false, "messages");
+        if (close.size() == 1) sp.structured_outputs->start_after_token = close[0];
+      }
+    }
     r.prompt_texts.push_back(std::move(text));
   } else {
     const json* p = find_field(body, "prompt");

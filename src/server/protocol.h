@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "inferd/sampling_params.h"
 #include "server/api_error.h"
+#include "server/chat_output.h"
 #include "server/generator.h"
 
 namespace inferd::server {
@@ -35,6 +37,8 @@ struct CompletionRequest {
   std::vector<std::string> prompt_texts;  // for echo and --log-prompts (chat: the rendered text)
   std::string user;
   int32_t priority = 0;
+  // Chat: how the output becomes reasoning_content / content / tool_calls (inactive: all content).
+  ChatOutputOptions output;
 };
 
 // Bounds on the size of request fields (each beyond is a 400 naming the field and the limit).
@@ -50,15 +54,33 @@ struct RequestLimits {
   size_t max_messages = 2048;                   // chat messages (also /tokenize)
 };
 
+// The server's tool-calling and reasoning flags (vLLM's names).
+struct ChatParsing {
+  bool enable_auto_tool_choice = false;             // --enable-auto-tool-choice
+  std::optional<ToolCallFormat> tool_call_parser;   // --tool-call-parser
+  std::optional<ReasoningFormat> reasoning_parser;  // --reasoning-parser
+};
+
 struct ValidationContext {
   const Generator* generator = nullptr;
   std::vector<std::string> model_names;  // accepted names; the first is the default
   RequestLimits limits;
+  ChatParsing parsing;
+  // The body's text, when at hand: schemas and tools are read from it again with their keys in
+  // the client's order (properties are generated in schema order); empty: sorted order.
+  std::string_view raw_body;
 };
 
 // Throws ApiError (400, or 404 for an unknown model).
 CompletionRequest parse_completion_request(const json& body, bool chat,
                                            const ValidationContext& ctx);
+
+// The request's output constraint: response_format (json_object, json_schema), vLLM's
+// structured_outputs object or its older guided_json / guided_regex / guided_choice /
+// guided_grammar. nullopt when none; more than one, or a field of the wrong type or shape, is an
+// ApiError 400 naming the field(s). `ordered` is the body with the client's key order (or null).
+std::optional<StructuredOutputs> parse_structured_outputs(const json& body, const ojson* ordered,
+                                                          const RequestLimits& limits);
 
 // Field helpers (exposed for /tokenize and tests). Absent and null both mean "not given".
 const json* find_field(const json& obj, const char* name);

@@ -115,6 +115,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     const size_t n = size_t(req_.params.n);
     subs_.resize(req_.prompts.size());
     choices_.resize(req_.prompts.size() * n);
+    if (req_.chat && req_.output.active())
+      for (auto& c : choices_) c.parser.emplace(req_.output);
   }
 
   // Submits to the engine and starts answering. Throws ApiError when nothing could be submitted.
@@ -195,7 +197,17 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     ojson stop_reason = nullptr;
     ojson logprobs = nullptr;  // non-streaming accumulation
     size_t text_offset = 0;    // completions logprobs text_offset
+    // Chat with a reasoning or tool-call parser: the text becomes reasoning_content / content /
+    // tool_calls.
+    std::optional<ChatOutputParser> parser;
   };
+
+  // OpenAI's finish_reason: "tool_calls" when the model stopped after calling tools.
+  std::string finish_reason(const Choice& c) const {
+    const FinishReason f = c.finish.value_or(FinishReason::kAbort);
+    if (f == FinishReason::kStop && c.parser && !c.parser->calls().empty()) return "tool_calls";
+    return to_string(f);
+  }
 
   void abort_submitted() {
     for (auto& s : subs_)
@@ -365,7 +377,52 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     }
   }
 
+  // A chat delta through the choice's parsers: reasoning and content first (with the delta's
+  // logprobs), then one chunk per tool-call piece; finish_reason on the last chunk.
+  void stream_parsed(size_t ci, Choice& c, const SequenceDelta& d) {
+    ChatDelta cd = c.parser->feed(d.text);
+    if (d.finish_reason) {
+      ChatDelta f = c.parser->finish();
+      cd.reasoning += f.reasoning;
+      cd.content += f.content;
+      for (auto& t : f.calls) cd.calls.push_back(std::move(t));
+    }
+    const bool lp = req_.logprobs && !d.logprobs.empty();
+    std::vector<ojson> deltas;
+    ojson text = ojson::object();
+    if (!cd.reasoning.empty()) text["reasoning_content"] = cd.reasoning;
+    if (!cd.content.empty()) text["content"] = cd.content;
+    if (!text.empty() || lp) deltas.push_back(std::move(text));
+    for (const auto& t : cd.calls) {
+      ojson tc;
+      tc["index"] = t.index;
+      if (!t.id.empty()) {
+        tc["id"] = t.id;
+        tc["type"] = "function";
+        tc["function"] = {{"name", t.name}, {"arguments", t.arguments}};
+      } else {
+        tc["function"] = {{"arguments", t.arguments}};
+      }
+      deltas.push_back({{"tool_calls", ojson::array({std::move(tc)})}});
+    }
+    if (d.finish_reason && deltas.empty()) deltas.push_back(ojson::object());
+    for (size_t k = 0; k < deltas.size(); ++k) {
+      ojson ch;
+      ch["index"] = ci;
+      ch["delta"] = std::move(deltas[k]);
+      ch["logprobs"] =
+          k == 0 && lp ? ojson{{"content", chat_logprobs(d.logprobs)}} : ojson(nullptr);
+      const bool last = k + 1 == deltas.size() && d.finish_reason;
+      ch["finish_reason"] = last ? ojson(finish_reason(c)) : ojson(nullptr);
+      if (last) ch["stop_reason"] = c.stop_reason;
+      ojson j = chunk_base();
+      j["choices"] = ojson::array({std::move(ch)});
+      write_event(std::move(j));
+    }
+  }
+
   void stream_delta(size_t ci, Choice& c, const SequenceDelta& d) {
+    if (c.parser) return stream_parsed(ci, c, d);
     if (d.text.empty() && !d.finish_reason && (!req_.logprobs || d.logprobs.empty())) return;
     ojson ch;
     ch["index"] = ci;
@@ -435,7 +492,28 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
       Choice& c = choices_[i];
       ojson ch;
       ch["index"] = i;
-      if (req_.chat) {
+      if (req_.chat && c.parser) {
+        c.parser->feed(c.text);
+        c.parser->finish();
+        const std::string& content = c.parser->content();
+        const auto& calls = c.parser->calls();
+        ojson msg = {{"role", "assistant"}};
+        msg["content"] = content.empty() && (!calls.empty() || !c.parser->reasoning().empty())
+                             ? ojson(nullptr)
+                             : ojson(content);
+        if (c.parser->has_reasoning())
+          msg["reasoning_content"] =
+              c.parser->reasoning().empty() ? ojson(nullptr) : ojson(c.parser->reasoning());
+        if (!calls.empty()) {
+          ojson tcs = ojson::array();
+          for (const auto& t : calls)
+            tcs.push_back({{"id", t.id},
+                           {"type", "function"},
+                           {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+          msg["tool_calls"] = std::move(tcs);
+        }
+        ch["message"] = std::move(msg);
+      } else if (req_.chat) {
         ch["message"] = {{"role", "assistant"}, {"content", c.text}};
       } else {
         ch["text"] = req_.echo ? req_.prompt_texts[i / size_t(req_.params.n)] + c.text : c.text;
@@ -444,7 +522,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
                            ? (c.logprobs.is_null() && req_.chat ? ojson{{"content", ojson::array()}}
                                                                 : c.logprobs)
                            : ojson(nullptr);
-      ch["finish_reason"] = to_string(c.finish.value_or(FinishReason::kAbort));
+      ch["finish_reason"] = finish_reason(c);
       ch["stop_reason"] = c.stop_reason;
       choices.push_back(std::move(ch));
     }
@@ -788,6 +866,8 @@ void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request&
   vc.generator = generator_.get();
   vc.model_names = config_.served_model_names;
   vc.limits = config_.request_limits;
+  vc.parsing = config_.chat_parsing;
+  vc.raw_body = req.body();
   CompletionRequest cr = parse_completion_request(body, chat, vc);
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());

@@ -33,6 +33,7 @@ struct ServerConfig {
   double drain_timeout_s = 30;   // SIGTERM: how long in-flight requests may finish
   bool ui = true;                // the chat page at / (server/ui_page.h); off: / answers 404
   RequestLimits request_limits;  // sizes of stop, logit_bias, tools, schemas, messages
+  ChatParsing chat_parsing;      // tool-call and reasoning parsers (--tool-call-parser, ...)
   // Request log lines hold no prompt text unless this is on (--log-prompts); then each holds the
   // prompt's first log_prompt_max_bytes bytes, escaped.
   bool log_prompts = false;

@@ -32,7 +32,6 @@ size_t skip_ws(std::string_view s, size_t i) {
   return i;
 }
 
-
 // The length of the longest suffix of `s` that is a proper prefix of `marker` (text to hold back
 // because the marker may be arriving).
 size_t partial_marker_suffix(std::string_view s, std::string_view marker) {

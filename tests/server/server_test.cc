@@ -433,11 +433,11 @@ TEST_F(ServerTest, EveryBadInputGetsOpenAIErrorAndServerKeepsServing) {
        400,
        "tools[0].function"},
       {"tool_choice required", true, {{"tool_choice", "required"}}, 400, "tool_choice"},
-      {"response_format json",
+      {"response_format type",
        true,
-       {{"response_format", {{"type", "json_object"}}}},
+       {{"response_format", {{"type", "xml"}}}},
        400,
-       "response_format"},
+       "response_format.type"},
       {"prompt too long",
        true,
        {{"messages", {{{"role", "user"}, {"content", std::string(300, 'x')}}}}},
@@ -533,7 +533,8 @@ TEST_F(ServerTest, RequestSizeLimits) {
                    {"function", {{"name", "f"}, {"description", std::string(3000, 'd')}}}};
   expect_limit(with({{"tools", {big_tool}}}), "tools", "at most 2000 bytes");
   EXPECT_EQ(post(port_, "/v1/chat/completions",
-                 with({{"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}}))
+                 with({{"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}},
+                       {"tool_choice", "none"}}))
                 .status,
             200);
 
