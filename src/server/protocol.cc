@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
-#include "engine/grammar/grammar.h"
+#include "engine/grammar/json_schema.h"
 
 namespace inferd::server {
 
@@ -337,7 +337,8 @@ void apply_tool_choice(const json& body, const std::vector<ToolSpec>& tools,
       // Name the tool whose parameters cannot be enforced.
       for (size_t k = 0; k < chosen.size(); ++k) {
         try {
-          (void)tool_call_grammar(format, {chosen[k]}, true);
+          (void)grammar::json_schema_to_gbnf(chosen[k].parameters,
+                                             {"root", "p-", chosen[k].strict});
         } catch (const Error& e) {
           const std::string p = fmt::format("tools[{}].function.parameters", index[k]);
           throw bad_param(p, fmt::format("Invalid '{}': {}", p, e.what()));
@@ -611,7 +612,9 @@ ojson normalize_messages(const json& messages, size_t max_messages) {
       if (r != "assistant" || !tool_calls)
         throw bad_param(p + ".content",
                         fmt::format("Missing required parameter: '{}.content'.", p));
-      om["content"] = nullptr;
+      // An assistant turn of tool calls only: empty text, as vLLM renders it (templates such as
+      // Qwen3's test `'</think>' in message.content`, which fails on none).
+      om["content"] = "";
     } else {
       om["content"] = content_text(*content, p + ".content");
     }
