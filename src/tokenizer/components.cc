@@ -588,13 +588,32 @@ class ByteLevelDecoder : public Decoder {
     unicode::append_lossy_utf8(out, bytes);
     tokens.assign(1, std::move(out));
   }
+  void decode_raw(std::vector<std::string>& tokens) const override {
+    for (std::string& t : tokens) {
+      std::string bytes;
+      size_t i = 0;
+      while (i < t.size()) {
+        const int b = byte_of_char(unicode::next_cp(t, i));
+        if (b < 0) {
+          bytes = t;
+          break;
+        }
+        bytes.push_back(static_cast<char>(b));
+      }
+      t = std::move(bytes);
+    }
+  }
 };
 
 class MetaspaceDecoder : public Decoder {
  public:
   MetaspaceDecoder(uint32_t replacement, PrependScheme scheme)
       : replacement_(replacement), scheme_(scheme) {}
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens) const override { run(tokens, false); }
+  void decode_raw(std::vector<std::string>& tokens) const override { run(tokens, true); }
+
+ private:
+  void run(std::vector<std::string>& tokens, bool raw) const {
     for (size_t k = 0; k < tokens.size(); ++k) {
       const std::string& t = tokens[k];
       std::string out;
@@ -604,7 +623,7 @@ class MetaspaceDecoder : public Decoder {
         const size_t b = i;
         const uint32_t cp = unicode::next_cp(t, i);
         if (cp == replacement_) {
-          if (!(k == 0 && scheme_ != PrependScheme::kNever)) out.push_back(' ');
+          if (raw || !(k == 0 && scheme_ != PrependScheme::kNever)) out.push_back(' ');
         } else {
           out.append(t, b, i - b);
         }
@@ -613,7 +632,6 @@ class MetaspaceDecoder : public Decoder {
     }
   }
 
- private:
   uint32_t replacement_;
   PrependScheme scheme_;
 };
@@ -645,6 +663,13 @@ class ByteFallbackDecoder : public Decoder {
     }
     flush();
     tokens = std::move(out);
+  }
+  void decode_raw(std::vector<std::string>& tokens) const override {
+    for (std::string& t : tokens) {
+      int byte = -1;
+      if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') byte = parse_hex(t[3], t[4]);
+      if (byte >= 0) t.assign(1, static_cast<char>(byte));
+    }
   }
 
  private:
@@ -690,6 +715,8 @@ class StripDecoder : public Decoder {
       t = t.substr(a, b - a);
     }
   }
+  // Strip removes the leading space of the first token of a text (Metaspace tokenizers).
+  void decode_raw(std::vector<std::string>&) const override {}
 
  private:
   uint32_t content_;
@@ -778,6 +805,9 @@ class SequenceDecoder : public Decoder {
   explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> d) : items_(std::move(d)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (const auto& d : items_) d->decode_chain(tokens);
+  }
+  void decode_raw(std::vector<std::string>& tokens) const override {
+    for (const auto& d : items_) d->decode_raw(tokens);
   }
 
  private:

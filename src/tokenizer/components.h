@@ -81,6 +81,9 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
+  // The raw bytes of single tokens (Tokenizer::token_bytes): as decode_chain, but bytes stay
+  // bytes (no lossy UTF-8 repair) and nothing depends on being the first token.
+  virtual void decode_raw(std::vector<std::string>& tokens) const { decode_chain(tokens); }
 };
 std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j);
 

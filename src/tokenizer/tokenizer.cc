@@ -509,6 +509,17 @@ std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
   return t ? std::optional<std::string>(*t) : std::nullopt;
 }
 
+std::optional<std::string> Tokenizer::token_bytes(int32_t id) const {
+  const std::string* t = impl_->token_of(id);
+  if (t == nullptr || is_special(id)) return std::nullopt;
+  if (!impl_->decoder) return *t;
+  std::vector<std::string> tokens{*t};
+  impl_->decoder->decode_raw(tokens);
+  std::string out;
+  for (const auto& p : tokens) out += p;
+  return out;
+}
+
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
   auto it = impl_->added_by_content.find(std::string(token));
   if (it != impl_->added_by_content.end()) return it->second;

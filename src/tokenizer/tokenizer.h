@@ -51,6 +51,10 @@ class Tokenizer : public TextDecoder {
   Continuation continuation(int32_t id, bool skip_special_tokens) const override;
 
   std::optional<std::string> id_to_token(int32_t id) const;
+  // The raw bytes token `id` adds to the output (the decoder applied to this token alone, bytes
+  // kept as bytes: byte-level characters and "<0xNN>" byte tokens become their byte, Metaspace's
+  // "▁" a space). nullopt for special tokens and ids that name no token.
+  std::optional<std::string> token_bytes(int32_t id) const;
   std::optional<int32_t> token_to_id(std::string_view token) const;
   // True when `id` names a token (model vocabulary or added token).
   bool is_valid_id(int32_t id) const;

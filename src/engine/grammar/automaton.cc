@@ -1,0 +1,253 @@
+// Flat layout of a normalised grammar, its analysis (nullable, FIRST / FOLLOW byte sets, unique
+// return positions) and the stack machine over interned stacks.
+#include "engine/grammar/automaton.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace inferd::grammar {
+
+Automaton build_automaton(const Grammar& g) {
+  Automaton a;
+  const size_t n = g.rules.size();
+  a.root = g.root;
+  a.alt_begins.resize(n);
+  a.rule_names.resize(n);
+  for (size_t r = 0; r < n; ++r) {
+    a.rule_names[r] = g.rules[r].name;
+    for (const auto& alt : g.rules[r].alts) {
+      a.alt_begins[r].push_back(static_cast<int32_t>(a.elems.size()));
+      for (const GElement& e : alt) {
+        Automaton::Elem x{};
+        x.rule = static_cast<int32_t>(r);
+        if (e.kind == GElement::kBytes) {
+          x.kind = Automaton::kBytes;
+          x.target = -1;
+          x.bytes = e.bytes;
+        } else {
+          x.kind = Automaton::kRule;
+          x.target = e.rule;
+        }
+        a.elems.push_back(x);
+      }
+      Automaton::Elem end{};
+      end.kind = Automaton::kEnd;
+      end.rule = static_cast<int32_t>(r);
+      end.target = -1;
+      a.elems.push_back(end);
+    }
+  }
+
+  // nullable and FIRST.
+  a.nullable.assign(n, false);
+  a.first.assign(n, ByteSet{});
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t r = 0; r < n; ++r) {
+      for (int32_t p : a.alt_begins[r]) {
+        bool all_nullable = true;
+        for (;; ++p) {
+          const auto& e = a.elems[static_cast<size_t>(p)];
+          if (e.kind == Automaton::kEnd) break;
+          ByteSet f =
+              e.kind == Automaton::kBytes ? e.bytes : a.first[static_cast<size_t>(e.target)];
+          ByteSet merged = a.first[r];
+          merged |= f;
+          if (!(merged == a.first[r])) {
+            a.first[r] = merged;
+            changed = true;
+          }
+          if (e.kind == Automaton::kBytes || !a.nullable[static_cast<size_t>(e.target)]) {
+            all_nullable = false;
+            break;
+          }
+        }
+        if (all_nullable && !a.nullable[r]) {
+          a.nullable[r] = true;
+          changed = true;
+        }
+      }
+    }
+  }
+
+  // FOLLOW.
+  a.follow.assign(n, ByteSet{});
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t p = 0; p < a.elems.size(); ++p) {
+      const auto& e = a.elems[p];
+      if (e.kind != Automaton::kRule) continue;
+      ByteSet f;
+      bool rest_nullable = true;
+      for (size_t q = p + 1; a.elems[q].kind != Automaton::kEnd; ++q) {
+        const auto& x = a.elems[q];
+        f |= x.kind == Automaton::kBytes ? x.bytes : a.first[static_cast<size_t>(x.target)];
+        if (x.kind == Automaton::kBytes || !a.nullable[static_cast<size_t>(x.target)]) {
+          rest_nullable = false;
+          break;
+        }
+      }
+      if (rest_nullable) f |= a.follow[static_cast<size_t>(e.rule)];
+      ByteSet& t = a.follow[static_cast<size_t>(e.target)];
+      ByteSet merged = t;
+      merged |= f;
+      if (!(merged == t)) {
+        t = merged;
+        changed = true;
+      }
+    }
+  }
+
+  // Return positions: a frame of rule R returns to a non-tail reference to R, or (through tail
+  // references Q -> R) wherever Q's frames return.
+  constexpr int32_t kNone = -1, kMany = -2;
+  std::vector<int32_t> ret(n, kNone);
+  std::vector<bool> bottom(n, false);
+  bottom[static_cast<size_t>(g.root)] = true;
+  auto merge = [&](size_t r, int32_t v) {
+    if (v == kNone || ret[r] == kMany || ret[r] == v) return false;
+    ret[r] = ret[r] == kNone ? v : kMany;
+    return true;
+  };
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t p = 0; p < a.elems.size(); ++p) {
+      const auto& e = a.elems[p];
+      if (e.kind != Automaton::kRule) continue;
+      const auto t = static_cast<size_t>(e.target);
+      if (a.elems[p + 1].kind == Automaton::kEnd) {
+        changed |= merge(t, ret[static_cast<size_t>(e.rule)]);
+        if (bottom[static_cast<size_t>(e.rule)] && !bottom[t]) bottom[t] = changed = true;
+      } else {
+        changed |= merge(t, static_cast<int32_t>(p));
+      }
+    }
+  }
+  a.unique_return.assign(n, -1);
+  a.can_be_bottom = bottom;
+  a.only_bottom.assign(n, false);
+  for (size_t r = 0; r < n; ++r) a.only_bottom[r] = bottom[r] && ret[r] == kNone;
+  for (size_t r = 0; r < n; ++r) {
+    if (!bottom[r] && ret[r] >= 0) a.unique_return[r] = ret[r];
+  }
+  return a;
+}
+
+void NodePool::clear() {
+  nodes_.clear();
+  table_.assign(1024, -1);
+  mask_ = table_.size() - 1;
+}
+
+void NodePool::grow() {
+  table_.assign(table_.size() * 2, -1);
+  mask_ = table_.size() - 1;
+  for (size_t id = 0; id < nodes_.size(); ++id) {
+    const Node& nd = nodes_[id];
+    uint64_t h = (static_cast<uint64_t>(static_cast<uint32_t>(nd.pos)) << 32 |
+                  static_cast<uint32_t>(nd.parent)) *
+                 0x9E3779B97F4A7C15ull;
+    size_t i = static_cast<size_t>(h >> 20) & mask_;
+    while (table_[i] >= 0) i = (i + 1) & mask_;
+    table_[i] = static_cast<int32_t>(id);
+  }
+}
+
+int32_t NodePool::intern(int32_t pos, int32_t parent) {
+  const uint64_t h =
+      (static_cast<uint64_t>(static_cast<uint32_t>(pos)) << 32 | static_cast<uint32_t>(parent)) *
+      0x9E3779B97F4A7C15ull;
+  size_t i = static_cast<size_t>(h >> 20) & mask_;
+  for (;;) {
+    const int32_t id = table_[i];
+    if (id < 0) break;
+    const Node& nd = nodes_[static_cast<size_t>(id)];
+    if (nd.pos == pos && nd.parent == parent) return id;
+    i = (i + 1) & mask_;
+  }
+  const auto id = static_cast<int32_t>(nodes_.size());
+  nodes_.push_back({pos, parent});
+  table_[i] = id;
+  if (nodes_.size() * 2 > table_.size()) grow();
+  return id;
+}
+
+void StackMachine::new_epoch() {
+  if (++epoch_ == 0) {
+    std::fill(mark_.begin(), mark_.end(), 0);
+    epoch_ = 1;
+  }
+}
+
+void StackMachine::expand(int32_t pos, int32_t parent, std::vector<int32_t>& tops, bool& end) {
+  const auto& elems = a_->elems;
+  work_.clear();
+  work_.emplace_back(pos, parent);
+  while (!work_.empty()) {
+    const auto [p, par] = work_.back();
+    work_.pop_back();
+    const int32_t id = pool_.intern(p, par);
+    if (mark_.size() <= static_cast<size_t>(id)) mark_.resize(pool_.size() * 2 + 64, 0);
+    if (mark_[static_cast<size_t>(id)] == epoch_) continue;
+    mark_[static_cast<size_t>(id)] = epoch_;
+    const Automaton::Elem& e = elems[static_cast<size_t>(p)];
+    if (e.kind == Automaton::kBytes) {
+      tops.push_back(id);
+    } else if (e.kind == Automaton::kEnd) {
+      if (par < 0) {
+        end = true;
+      } else {
+        const NodePool::Node& up = pool_[par];
+        work_.emplace_back(up.pos + 1, up.parent);
+      }
+    } else {
+      const bool tail = elems[static_cast<size_t>(p) + 1].kind == Automaton::kEnd;
+      const int32_t frame = tail ? par : id;
+      for (int32_t b : a_->alt_begins[static_cast<size_t>(e.target)]) work_.emplace_back(b, frame);
+    }
+  }
+}
+
+void StackMachine::step(std::span<const int32_t> tops, uint8_t b, std::vector<int32_t>& out,
+                        bool& end) {
+  new_epoch();
+  out.clear();
+  end = false;
+  const auto& elems = a_->elems;
+  for (int32_t t : tops) {
+    const NodePool::Node nd = pool_[t];
+    if (elems[static_cast<size_t>(nd.pos)].bytes.test(b)) expand(nd.pos + 1, nd.parent, out, end);
+  }
+}
+
+void StackMachine::compact(std::vector<int32_t>& tops) {
+  NodePool fresh;
+  std::vector<int32_t> remap(pool_.size(), -1);
+  std::vector<int32_t> chain;
+  for (int32_t& t : tops) {
+    chain.clear();
+    for (int32_t v = t; v >= 0 && remap[static_cast<size_t>(v)] < 0; v = pool_[v].parent) {
+      chain.push_back(v);
+    }
+    for (size_t k = chain.size(); k-- > 0;) {
+      const NodePool::Node nd = pool_[chain[k]];
+      const int32_t parent = nd.parent < 0 ? -1 : remap[static_cast<size_t>(nd.parent)];
+      remap[static_cast<size_t>(chain[k])] = fresh.intern(nd.pos, parent);
+    }
+    t = remap[static_cast<size_t>(t)];
+  }
+  pool_ = std::move(fresh);
+  mark_.assign(pool_.size() * 2 + 64, 0);
+  epoch_ = 1;
+}
+
+void StackMachine::initial(std::vector<int32_t>& tops, bool& end) {
+  new_epoch();
+  tops.clear();
+  end = false;
+  for (int32_t b : a_->alt_begins[static_cast<size_t>(a_->root)]) expand(b, -1, tops, end);
+}
+
+}  // namespace inferd::grammar

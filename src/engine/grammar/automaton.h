@@ -1,0 +1,99 @@
+// The byte-level pushdown automaton a normalised grammar compiles to, and the stack machine that
+// runs it. Positions are indexes into one flat array of elements: every alternative of every rule
+// is laid out in order and closed by an end element. A stack is a chain of interned nodes
+// (position, parent node): equal stacks are the same node id, so a matcher state is a set of
+// node ids (the tops) plus whether some stack is empty (the grammar can end there). A rule
+// reference in tail position pushes no frame (the callee returns straight to the caller's
+// parent), so right recursion keeps stacks flat.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/grammar/grammar_ir.h"
+
+namespace inferd::grammar {
+
+struct Automaton {
+  enum Kind : uint8_t { kBytes, kRule, kEnd };
+  struct Elem {
+    Kind kind;
+    int32_t rule;    // the rule this position belongs to
+    int32_t target;  // kRule: the referenced rule
+    ByteSet bytes;   // kBytes
+  };
+  std::vector<Elem> elems;
+  std::vector<std::vector<int32_t>> alt_begins;  // per rule: the first position of each alternative
+  std::vector<std::string> rule_names;
+  int32_t root = -1;
+
+  // Analysis (filled by build_automaton).
+  std::vector<bool> nullable;   // per rule
+  std::vector<ByteSet> follow;  // per rule: bytes that can come right after the rule ends
+  std::vector<ByteSet> first;   // per rule
+  // Per rule: the only position a frame of this rule can return to (a non-tail reference, see
+  // automaton.cc), -1 when there are several or the rule can be the bottom of a stack.
+  std::vector<int32_t> unique_return;
+  std::vector<bool> can_be_bottom;  // per rule: a stack of this rule can have no frame below
+  std::vector<bool> only_bottom;    // per rule: a frame of this rule never has a frame below
+};
+
+Automaton build_automaton(const Grammar& g);
+
+// Interned stack nodes.
+class NodePool {
+ public:
+  struct Node {
+    int32_t pos;
+    int32_t parent;  // -1: nothing below
+  };
+  NodePool() { clear(); }
+  int32_t intern(int32_t pos, int32_t parent);
+  const Node& operator[](int32_t id) const { return nodes_[static_cast<size_t>(id)]; }
+  size_t size() const { return nodes_.size(); }
+  void clear();
+
+ private:
+  void grow();
+  std::vector<Node> nodes_;
+  std::vector<int32_t> table_;  // open addressing, -1 empty
+  size_t mask_ = 0;
+};
+
+// Steps sets of stacks over bytes. Not thread safe; owns its node pool.
+class StackMachine {
+ public:
+  explicit StackMachine(const Automaton& a) : a_(&a) {}
+
+  // Expands the stack (pos, parent) until every top is a byte set: appends the tops to `tops`
+  // (deduplicated within the current epoch) and sets `end` when some stack empties.
+  void expand(int32_t pos, int32_t parent, std::vector<int32_t>& tops, bool& end);
+  // Starts a new deduplication epoch (call before building one new state).
+  void new_epoch();
+  // The state after byte `b` from `tops` (a new epoch is started).
+  void step(std::span<const int32_t> tops, uint8_t b, std::vector<int32_t>& out, bool& end);
+  // The initial state of the whole grammar.
+  void initial(std::vector<int32_t>& tops, bool& end);
+
+  NodePool& pool() { return pool_; }
+  const Automaton& automaton() const { return *a_; }
+  // Rebuilds the node pool with only the stacks under `tops` (renumbered in place).
+  void compact(std::vector<int32_t>& tops);
+  // Drops every node (ids become invalid).
+  void reset() {
+    pool_.clear();
+    mark_.clear();
+    epoch_ = 1;
+  }
+
+ private:
+  const Automaton* a_;
+  NodePool pool_;
+  std::vector<uint32_t> mark_;
+  uint32_t epoch_ = 1;
+  std::vector<std::pair<int32_t, int32_t>> work_;
+};
+
+}  // namespace inferd::grammar

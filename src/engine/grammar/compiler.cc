@@ -1,0 +1,242 @@
+// Compiles GBNF against a vocabulary: parse and lower (gbnf_parser.cc), lay out the automaton
+// (automaton.cc), then classify every token at every byte-set position by walking the sorted
+// vocabulary like a trie from a stack holding that position (and the frames that are certain to
+// lie below it): accepted, rejected, or uncertain (it runs past what is known of the stack and
+// the next byte can follow the rule there). Tables are cached process-wide by a canonical key of
+// the position's content, so rules repeated across grammars are classified once.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/grammar/automaton.h"
+#include "engine/grammar/compiled_grammar.h"
+#include "engine/grammar/grammar.h"
+#include "engine/grammar/grammar_ir.h"
+#include "engine/grammar/tokenizer_info.h"
+
+namespace inferd::grammar {
+namespace {
+
+constexpr size_t kMaxChain = 32;
+constexpr size_t kMaxCacheEntries = 1 << 14;
+
+struct TableCache {
+  std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<const TokenTable>> map;
+  uint64_t hits = 0, misses = 0;
+};
+TableCache& cache() {
+  static TableCache* c = new TableCache();
+  return *c;
+}
+
+// What a position's tokens depend on: the position, the return sites known to lie below it, and
+// whether below those there is nothing (the end of the grammar) or an unknown stack.
+struct Context {
+  std::vector<int32_t> sites;  // return positions, innermost first
+  bool bottom = false;         // the outermost frame is the bottom of every stack
+  ByteSet follow;              // bytes that may follow the outermost frame's rule
+};
+
+Context context_of(const Automaton& a, int32_t pos) {
+  Context c;
+  auto r = static_cast<size_t>(a.elems[static_cast<size_t>(pos)].rule);
+  while (a.unique_return[r] >= 0 && c.sites.size() < kMaxChain) {
+    const int32_t s = a.unique_return[r];
+    c.sites.push_back(s);
+    r = static_cast<size_t>(a.elems[static_cast<size_t>(s)].rule);
+  }
+  c.bottom = a.unique_return[r] < 0 && a.only_bottom[r];
+  if (!c.bottom) c.follow = a.follow[r];
+  return c;
+}
+
+// Canonical key: the elements from the position on, the rest of every known frame, and every rule
+// reachable from them, with rules numbered in order of first appearance.
+std::string position_key(const Automaton& a, int32_t pos, const Context& c, uint64_t serial) {
+  std::string key;
+  key.append(reinterpret_cast<const char*>(&serial), sizeof serial);
+  std::unordered_map<int32_t, int32_t> num;
+  std::vector<int32_t> queue;
+  auto emit_rest = [&](int32_t p) {
+    for (;; ++p) {
+      const Automaton::Elem& e = a.elems[static_cast<size_t>(p)];
+      if (e.kind == Automaton::kEnd) break;
+      if (e.kind == Automaton::kBytes) {
+        key.push_back('B');
+        key.append(reinterpret_cast<const char*>(e.bytes.w.data()), sizeof(e.bytes.w));
+      } else {
+        auto [it, fresh] = num.emplace(e.target, static_cast<int32_t>(queue.size()));
+        if (fresh) queue.push_back(e.target);
+        key.push_back('R');
+        key.append(reinterpret_cast<const char*>(&it->second), sizeof(int32_t));
+      }
+    }
+    key.push_back('E');
+  };
+  emit_rest(pos);
+  for (int32_t s : c.sites) {
+    key.push_back('|');
+    emit_rest(s + 1);
+  }
+  key.push_back(c.bottom ? 'T' : 'F');
+  key.append(reinterpret_cast<const char*>(c.follow.w.data()), sizeof(c.follow.w));
+  for (size_t i = 0; i < queue.size(); ++i) {
+    key.push_back('r');
+    for (int32_t b : a.alt_begins[static_cast<size_t>(queue[i])]) emit_rest(b);
+  }
+  return key;
+}
+
+class Classifier {
+ public:
+  Classifier(const Automaton& a, const TokenizerInfo::Impl& v) : a_(a), v_(v), m_(a) {
+    size_t max_len = 0;
+    for (int32_t id : v.sorted)
+      max_len = std::max(max_len, v.bytes[static_cast<size_t>(id)].size());
+    off_.resize(max_len + 2);
+    cnt_.resize(max_len + 2);
+    end_.resize(max_len + 2);
+    unc_.resize(max_len + 2);
+  }
+
+  std::shared_ptr<const TokenTable> classify(int32_t pos, const Context& c) {
+    m_.reset();
+    m_.new_epoch();
+    int32_t parent = -1;
+    for (size_t k = c.sites.size(); k-- > 0;) parent = m_.pool().intern(c.sites[k], parent);
+    const int32_t top = m_.pool().intern(pos, parent);
+    buf_.assign(1, top);
+    off_[0] = 0;
+    cnt_[0] = 1;
+    end_[0] = false;
+    unc_[0] = false;
+
+    std::vector<int32_t> accepted;
+    auto table = std::make_shared<TokenTable>();
+    const ByteSet& first = a_.elems[static_cast<size_t>(pos)].bytes;
+    for (int b = 0; b < 256; ++b) {
+      if (!first.test(static_cast<uint8_t>(b))) continue;
+      size_t depth = 0;  // depths 0..depth of the state stack are valid for the current prefix
+      for (int32_t r = v_.first_byte_begin[static_cast<size_t>(b)];
+           r < v_.first_byte_begin[static_cast<size_t>(b) + 1]; ++r) {
+        const std::string& t = v_.at_rank(r);
+        depth = std::min<size_t>(depth, v_.lcp[static_cast<size_t>(r)]);
+        while (depth < t.size() && cnt_[depth] > 0) {
+          const auto byte = static_cast<uint8_t>(t[depth]);
+          bool e = false;
+          m_.step(std::span<const int32_t>(buf_.data() + off_[depth], cnt_[depth]), byte, tmp_, e);
+          off_[depth + 1] = off_[depth] + cnt_[depth];
+          buf_.resize(off_[depth + 1]);
+          buf_.insert(buf_.end(), tmp_.begin(), tmp_.end());
+          cnt_[depth + 1] = tmp_.size();
+          end_[depth + 1] = e;
+          unc_[depth + 1] = unc_[depth] || (end_[depth] && c.follow.test(byte));
+          ++depth;
+        }
+        bool acc = false, unc = false;
+        if (depth == t.size()) {
+          acc = cnt_[depth] > 0 || end_[depth];
+          unc = !acc && unc_[depth];
+        } else {
+          unc = unc_[depth] || (end_[depth] && c.follow.test(static_cast<uint8_t>(t[depth])));
+        }
+        if (acc) {
+          accepted.push_back(v_.sorted[static_cast<size_t>(r)]);
+        } else if (unc) {
+          table->uncertain_ranks.push_back(r);
+        }
+      }
+    }
+    const auto n = static_cast<int32_t>(v_.bytes.size());
+    table->rejected_count =
+        static_cast<int32_t>(v_.sorted.size() - accepted.size() - table->uncertain_ranks.size());
+    if (accepted.size() > static_cast<size_t>(bitmask_words(n))) {
+      table->accepted_is_bitmask = true;
+      table->accepted_bits.assign(static_cast<size_t>(bitmask_words(n)), 0);
+      for (int32_t id : accepted)
+        table->accepted_bits[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+    } else {
+      std::sort(accepted.begin(), accepted.end());
+      table->accepted_ids = std::move(accepted);
+    }
+    return table;
+  }
+
+ private:
+  const Automaton& a_;
+  const TokenizerInfo::Impl& v_;
+  StackMachine m_;
+  std::vector<int32_t> buf_, tmp_;
+  std::vector<size_t> off_, cnt_;
+  std::vector<bool> end_, unc_;
+};
+
+}  // namespace
+
+TableCacheStats table_cache_stats() {
+  TableCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return {c.hits, c.misses, c.map.size()};
+}
+
+void clear_table_cache() {
+  TableCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.map.clear();
+}
+
+std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
+                                                    std::shared_ptr<const TokenizerInfo> vocab,
+                                                    std::string_view root) {
+  if (!vocab) throw GrammarError("grammar: no vocabulary to compile against");
+  Grammar g = parse_gbnf(gbnf, root);
+  auto out = std::make_shared<CompiledGrammar>();
+  out->vocab = vocab;
+  out->automaton = build_automaton(g);
+  const Automaton& a = out->automaton;
+  const TokenizerInfo::Impl& v = vocab->impl();
+  out->tables.resize(a.elems.size());
+  std::unique_ptr<Classifier> classifier;
+  std::unordered_map<std::string, std::shared_ptr<const TokenTable>> local;
+  TableCache& c = cache();
+  for (size_t p = 0; p < a.elems.size(); ++p) {
+    if (a.elems[p].kind != Automaton::kBytes) continue;
+    const auto pos = static_cast<int32_t>(p);
+    const Context ctx = context_of(a, pos);
+    std::string key = position_key(a, pos, ctx, v.serial);
+    auto lit = local.find(key);
+    if (lit != local.end()) {
+      out->tables[p] = lit->second;
+      continue;
+    }
+    std::shared_ptr<const TokenTable> table;
+    {
+      std::lock_guard<std::mutex> lock(c.mu);
+      auto it = c.map.find(key);
+      if (it != c.map.end()) {
+        table = it->second;
+        ++c.hits;
+      } else {
+        ++c.misses;
+      }
+    }
+    if (!table) {
+      if (!classifier) classifier = std::make_unique<Classifier>(a, v);
+      table = classifier->classify(pos, ctx);
+      std::lock_guard<std::mutex> lock(c.mu);
+      if (c.map.size() >= kMaxCacheEntries) c.map.clear();
+      c.map.emplace(key, table);
+    }
+    out->tables[p] = table;
+    local.emplace(std::move(key), std::move(table));
+  }
+  return out;
+}
+
+}  // namespace inferd::grammar

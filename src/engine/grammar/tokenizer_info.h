@@ -1,0 +1,39 @@
+// The vocabulary as the grammar engine walks it (TokenizerInfo::Impl): token bytes sorted so
+// tokens sharing a prefix are adjacent (a trie laid flat), with the common prefix length of each
+// token with the one before, and the helper that builds a TokenizerInfo from a Tokenizer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/grammar/grammar.h"
+
+namespace inferd {
+class Tokenizer;
+}
+
+namespace inferd::grammar {
+
+struct TokenizerInfo::Impl {
+  std::vector<std::string> bytes;  // by id
+  std::vector<int32_t> stop_ids;
+  uint64_t serial = 0;  // identity of this vocabulary in the process-wide caches
+  // Tokens with bytes (stop ids excluded), sorted by bytes: sorted[rank] = id.
+  std::vector<int32_t> sorted;
+  std::vector<int32_t> rank_of;  // by id, -1 for tokens without bytes
+  std::vector<uint16_t> lcp;     // by rank: common prefix length with the token of rank - 1
+  std::vector<int32_t> first_byte_begin;  // 257 entries: ranks of tokens starting with byte b
+  std::vector<uint32_t> stop_mask;        // bitmask_words(vocab) words: the stop ids
+  const std::string& at_rank(int32_t r) const {
+    return bytes[static_cast<size_t>(sorted[static_cast<size_t>(r)])];
+  }
+};
+
+// A TokenizerInfo for `tok`: ids below `vocab_size` (the model's, which may exceed the tokenizer's
+// id_limit: extra ids get no bytes) with the bytes Tokenizer::token_bytes gives.
+std::shared_ptr<const TokenizerInfo> tokenizer_info_from(const Tokenizer& tok, int32_t vocab_size,
+                                                         std::vector<int32_t> stop_ids);
+
+}  // namespace inferd::grammar
