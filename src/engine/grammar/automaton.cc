@@ -243,6 +243,50 @@ void StackMachine::compact(std::vector<int32_t>& tops) {
   epoch_ = 1;
 }
 
+void StateCache::clear() {
+  flat_.clear();
+  off_.clear();
+  len_.clear();
+  end_.clear();
+  by_hash_.clear();
+  trans_.clear();
+  intern({}, false);  // kDead
+}
+
+int32_t StateCache::intern(std::span<const int32_t> tops, bool end) {
+  scratch_.assign(tops.begin(), tops.end());
+  std::sort(scratch_.begin(), scratch_.end());
+  uint64_t h = end ? 0x51ED27ull : 0x7A3Bull;
+  for (int32_t t : scratch_) h = (h ^ static_cast<uint32_t>(t)) * 0x100000001B3ull + (h >> 29);
+  auto [lo, hi] = by_hash_.equal_range(h);
+  for (auto it = lo; it != hi; ++it) {
+    const int32_t s = it->second;
+    if (this->end(s) == end && len_[static_cast<size_t>(s)] == scratch_.size() &&
+        std::equal(scratch_.begin(), scratch_.end(),
+                   flat_.begin() + off_[static_cast<size_t>(s)])) {
+      return s;
+    }
+  }
+  const auto id = static_cast<int32_t>(off_.size());
+  off_.push_back(static_cast<uint32_t>(flat_.size()));
+  len_.push_back(static_cast<uint32_t>(scratch_.size()));
+  end_.push_back(end ? 1 : 0);
+  flat_.insert(flat_.end(), scratch_.begin(), scratch_.end());
+  by_hash_.emplace(h, id);
+  return id;
+}
+
+int32_t StateCache::step(int32_t s, uint8_t b) {
+  const uint64_t key = static_cast<uint64_t>(s) << 8 | b;
+  auto it = trans_.find(key);
+  if (it != trans_.end()) return it->second;
+  bool e = false;
+  m_->step(tops(s), b, step_out_, e);
+  const int32_t t = step_out_.empty() && !e ? kDead : intern(step_out_, e);
+  trans_.emplace(key, t);
+  return t;
+}
+
 void StackMachine::initial(std::vector<int32_t>& tops, bool& end) {
   new_epoch();
   tops.clear();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/grammar/grammar_ir.h"
@@ -94,6 +95,37 @@ class StackMachine {
   std::vector<uint32_t> mark_;
   uint32_t epoch_ = 1;
   std::vector<std::pair<int32_t, int32_t>> work_;
+};
+
+// States (sets of stacks) interned over a StackMachine, with their byte transitions memoised:
+// the walks over sorted tokens revisit the same states constantly (inside a string, after every
+// character the stacks are the same), so most steps become one hash lookup, as in a lazily built
+// DFA. State ids stay valid until clear(); clear it whenever the machine's pool is reset or
+// compacted.
+class StateCache {
+ public:
+  explicit StateCache(StackMachine& m) : m_(&m) { clear(); }
+  static constexpr int32_t kDead = 0;  // no stack and cannot end
+  // The id of the state with these tops (any order, no duplicates) and end flag.
+  int32_t intern(std::span<const int32_t> tops, bool end);
+  int32_t step(int32_t s, uint8_t b);
+  std::span<const int32_t> tops(int32_t s) const {
+    return {flat_.data() + off_[static_cast<size_t>(s)], len_[static_cast<size_t>(s)]};
+  }
+  bool end(int32_t s) const { return end_[static_cast<size_t>(s)] != 0; }
+  bool has_tops(int32_t s) const { return len_[static_cast<size_t>(s)] != 0; }
+  size_t states() const { return off_.size(); }
+  size_t transitions() const { return trans_.size(); }
+  void clear();
+
+ private:
+  StackMachine* m_;
+  std::vector<int32_t> flat_;
+  std::vector<uint32_t> off_, len_;
+  std::vector<uint8_t> end_;
+  std::unordered_multimap<uint64_t, int32_t> by_hash_;
+  std::unordered_map<uint64_t, int32_t> trans_;
+  std::vector<int32_t> scratch_, step_out_;
 };
 
 }  // namespace inferd::grammar

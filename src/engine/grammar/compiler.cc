@@ -5,7 +5,10 @@
 // the next byte can follow the rule there). Tables are cached process-wide by a canonical key of
 // the position's content, so rules repeated across grammars are classified once.
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -95,26 +98,21 @@ std::string position_key(const Automaton& a, int32_t pos, const Context& c, uint
 
 class Classifier {
  public:
-  Classifier(const Automaton& a, const TokenizerInfo::Impl& v) : a_(a), v_(v), m_(a) {
+  Classifier(const Automaton& a, const TokenizerInfo::Impl& v) : a_(a), v_(v), m_(a), states_(m_) {
     size_t max_len = 0;
     for (int32_t id : v.sorted)
       max_len = std::max(max_len, v.bytes[static_cast<size_t>(id)].size());
-    off_.resize(max_len + 2);
-    cnt_.resize(max_len + 2);
-    end_.resize(max_len + 2);
+    state_.resize(max_len + 2);
     unc_.resize(max_len + 2);
   }
 
   std::shared_ptr<const TokenTable> classify(int32_t pos, const Context& c) {
     m_.reset();
-    m_.new_epoch();
+    states_.clear();
     int32_t parent = -1;
     for (size_t k = c.sites.size(); k-- > 0;) parent = m_.pool().intern(c.sites[k], parent);
     const int32_t top = m_.pool().intern(pos, parent);
-    buf_.assign(1, top);
-    off_[0] = 0;
-    cnt_[0] = 1;
-    end_[0] = false;
+    state_[0] = states_.intern(std::span<const int32_t>(&top, 1), false);
     unc_[0] = false;
 
     std::vector<int32_t> accepted;
@@ -127,24 +125,20 @@ class Classifier {
            r < v_.first_byte_begin[static_cast<size_t>(b) + 1]; ++r) {
         const std::string& t = v_.at_rank(r);
         depth = std::min<size_t>(depth, v_.lcp[static_cast<size_t>(r)]);
-        while (depth < t.size() && cnt_[depth] > 0) {
+        while (depth < t.size() && states_.has_tops(state_[depth])) {
           const auto byte = static_cast<uint8_t>(t[depth]);
-          bool e = false;
-          m_.step(std::span<const int32_t>(buf_.data() + off_[depth], cnt_[depth]), byte, tmp_, e);
-          off_[depth + 1] = off_[depth] + cnt_[depth];
-          buf_.resize(off_[depth + 1]);
-          buf_.insert(buf_.end(), tmp_.begin(), tmp_.end());
-          cnt_[depth + 1] = tmp_.size();
-          end_[depth + 1] = e;
-          unc_[depth + 1] = unc_[depth] || (end_[depth] && c.follow.test(byte));
+          const int32_t s = state_[depth];
+          state_[depth + 1] = states_.step(s, byte);
+          unc_[depth + 1] = unc_[depth] || (states_.end(s) && c.follow.test(byte));
           ++depth;
         }
+        const int32_t s = state_[depth];
         bool acc = false, unc = false;
         if (depth == t.size()) {
-          acc = cnt_[depth] > 0 || end_[depth];
+          acc = states_.has_tops(s) || states_.end(s);
           unc = !acc && unc_[depth];
         } else {
-          unc = unc_[depth] || (end_[depth] && c.follow.test(static_cast<uint8_t>(t[depth])));
+          unc = unc_[depth] || (states_.end(s) && c.follow.test(static_cast<uint8_t>(t[depth])));
         }
         if (acc) {
           accepted.push_back(v_.sorted[static_cast<size_t>(r)]);
@@ -159,8 +153,9 @@ class Classifier {
     if (accepted.size() > static_cast<size_t>(bitmask_words(n))) {
       table->accepted_is_bitmask = true;
       table->accepted_bits.assign(static_cast<size_t>(bitmask_words(n)), 0);
-      for (int32_t id : accepted)
+      for (int32_t id : accepted) {
         table->accepted_bits[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+      }
     } else {
       std::sort(accepted.begin(), accepted.end());
       table->accepted_ids = std::move(accepted);
@@ -172,9 +167,9 @@ class Classifier {
   const Automaton& a_;
   const TokenizerInfo::Impl& v_;
   StackMachine m_;
-  std::vector<int32_t> buf_, tmp_;
-  std::vector<size_t> off_, cnt_;
-  std::vector<bool> end_, unc_;
+  StateCache states_;
+  std::vector<int32_t> state_;
+  std::vector<bool> unc_;
 };
 
 }  // namespace

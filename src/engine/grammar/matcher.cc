@@ -2,7 +2,9 @@
 // mask: the accepted tables of the distinct top positions ORed together, then the uncertain
 // tokens checked against the real stacks by a trie walk over them (shared prefixes stepped once,
 // a dead prefix skips every token under it). Buffers are reused; nothing is allocated per token
-// once they have grown (the node pool grows with new stacks and is compacted when large).
+// once they have grown (the node pool grows with new stacks and is compacted when large). States
+// and their byte transitions are memoised (StateCache), and so is the outcome of the uncertain
+// check per state, so a state seen before (every character inside a string) costs table ORs only.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/grammar/automaton.h"
@@ -25,30 +28,40 @@ constexpr size_t kCompactAt = size_t{1} << 20;  // nodes
 
 struct GrammarMatcher::Impl {
   explicit Impl(std::shared_ptr<const CompiledGrammar> grammar)
-      : g(std::move(grammar)), v(g->vocab->impl()), m(g->automaton) {
+      : g(std::move(grammar)), v(g->vocab->impl()), m(g->automaton), states(m) {
     m.initial(tops, end);
     size_t max_len = 0;
     for (int32_t id : v.sorted)
       max_len = std::max(max_len, v.bytes[static_cast<size_t>(id)].size());
-    off.resize(max_len + 2);
-    cnt.resize(max_len + 2);
-    ends.resize(max_len + 2);
+    state.resize(max_len + 2);
     pos_mark.assign(g->automaton.elems.size(), 0);
+    rank_bits.assign((v.sorted.size() + 63) / 64, 0);
+  }
+
+  // Keeps the memo tables bounded (called between operations, never inside a walk).
+  void bound_caches() {
+    if (m.pool().size() > kCompactAt) {
+      m.compact(tops);
+      states.clear();
+      memo.clear();
+    } else if (states.states() > kMaxStates || states.transitions() > kMaxTransitions) {
+      states.clear();
+      memo.clear();
+    }
   }
 
   bool accept_bytes(std::string_view bytes) {
     if (terminated) return false;
     if (bytes.empty()) return true;
-    cur.assign(tops.begin(), tops.end());
-    bool e = end;
+    bound_caches();
+    int32_t s = states.intern(tops, end);
     for (char ch : bytes) {
-      m.step(cur, static_cast<uint8_t>(ch), nxt, e);
-      if (nxt.empty() && !e) return false;
-      cur.swap(nxt);
+      s = states.step(s, static_cast<uint8_t>(ch));
+      if (s == StateCache::kDead) return false;
     }
-    tops.swap(cur);
-    end = e;
-    if (m.pool().size() > kCompactAt) m.compact(tops);
+    const auto t = states.tops(s);
+    tops.assign(t.begin(), t.end());
+    end = states.end(s);
     return true;
   }
 
@@ -80,13 +93,15 @@ struct GrammarMatcher::Impl {
       for (size_t i = 0; i < v.stop_mask.size(); ++i) words[i] = v.stop_mask[i];
       return;
     }
-    // Accepted tables of the distinct top positions; gather the uncertain ranks.
+    bound_caches();
+    // Accepted tables of the distinct top positions; the uncertain ranks as a bitset (sorted and
+    // deduplicated for free).
     if (++stamp == 0) {
       std::fill(pos_mark.begin(), pos_mark.end(), 0);
       stamp = 1;
     }
-    unc.clear();
-    size_t lists = 0;
+    const int32_t s0 = states.intern(tops, end);
+    auto hit = memo.find(s0);
     for (int32_t t : tops) {
       const auto pos = static_cast<size_t>(m.pool()[t].pos);
       if (pos_mark[pos] == stamp) continue;
@@ -98,27 +113,40 @@ struct GrammarMatcher::Impl {
       } else {
         for (int32_t id : tab.accepted_ids) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
       }
-      if (!tab.uncertain_ranks.empty()) {
-        unc.insert(unc.end(), tab.uncertain_ranks.begin(), tab.uncertain_ranks.end());
-        ++lists;
+      if (hit == memo.end()) {
+        for (int32_t r : tab.uncertain_ranks) {
+          rank_bits[static_cast<size_t>(r) / 64] |= uint64_t{1} << (r % 64);
+          touched.push_back(static_cast<uint32_t>(r) / 64);
+        }
       }
     }
-    if (lists > 1) {
-      std::sort(unc.begin(), unc.end());
-      unc.erase(std::unique(unc.begin(), unc.end()), unc.end());
+    if (hit != memo.end()) {
+      for (int32_t id : hit->second) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+    } else {
+      check_uncertain(words, s0);
     }
-    check_uncertain(words);
     if (end) {
       for (size_t i = 0; i < v.stop_mask.size(); ++i) words[i] |= v.stop_mask[i];
     }
   }
 
-  // Runs the real stacks over the uncertain tokens not yet allowed, in trie order.
-  void check_uncertain(std::span<uint32_t> words) {
-    buf.assign(tops.begin(), tops.end());
-    off[0] = 0;
-    cnt[0] = tops.size();
-    ends[0] = end;
+  // Runs the real stacks over the uncertain tokens not yet allowed, in trie order; remembers the
+  // tokens it allowed for this state.
+  void check_uncertain(std::span<uint32_t> words, int32_t s0) {
+    unc.clear();
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    for (uint32_t wi : touched) {
+      uint64_t bits = rank_bits[wi];
+      rank_bits[wi] = 0;
+      while (bits) {
+        unc.push_back(static_cast<int32_t>(wi * 64 + static_cast<uint32_t>(__builtin_ctzll(bits))));
+        bits &= bits - 1;
+      }
+    }
+    touched.clear();
+    std::vector<int32_t> allowed;
+    state[0] = s0;
     size_t depth = 0;
     const std::string* prev = nullptr;
     for (int32_t r : unc) {
@@ -132,33 +160,34 @@ struct GrammarMatcher::Impl {
         depth = l;
       }
       prev = &t;
-      while (depth < t.size() && cnt[depth] > 0) {
-        bool e = false;
-        m.step(std::span<const int32_t>(buf.data() + off[depth], cnt[depth]),
-               static_cast<uint8_t>(t[depth]), nxt, e);
-        off[depth + 1] = off[depth] + cnt[depth];
-        buf.resize(off[depth + 1]);
-        buf.insert(buf.end(), nxt.begin(), nxt.end());
-        cnt[depth + 1] = nxt.size();
-        ends[depth + 1] = e;
+      while (depth < t.size() && states.has_tops(state[depth])) {
+        state[depth + 1] = states.step(state[depth], static_cast<uint8_t>(t[depth]));
         ++depth;
       }
-      if (depth == t.size() && (cnt[depth] > 0 || ends[depth])) {
+      if (depth == t.size() && state[depth] != StateCache::kDead) {
         words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+        allowed.push_back(id);
       }
     }
+    memo.emplace(s0, std::move(allowed));
   }
+
+  static constexpr size_t kMaxStates = size_t{1} << 16;
+  static constexpr size_t kMaxTransitions = size_t{1} << 21;
 
   std::shared_ptr<const CompiledGrammar> g;
   const TokenizerInfo::Impl& v;
   StackMachine m;
+  StateCache states;
   std::vector<int32_t> tops;
   bool end = false;
   bool terminated = false;
+  // Tokens allowed by the uncertain check, by state (cleared with `states`).
+  std::unordered_map<int32_t, std::vector<int32_t>> memo;
   // Scratch, reused.
-  std::vector<int32_t> cur, nxt, buf, unc;
-  std::vector<size_t> off, cnt;
-  std::vector<bool> ends;
+  std::vector<int32_t> unc, state;
+  std::vector<uint64_t> rank_bits;
+  std::vector<uint32_t> touched;
   std::vector<uint32_t> pos_mark;
   uint32_t stamp = 0;
 };
