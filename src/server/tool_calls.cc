@@ -47,8 +47,8 @@ bool starts_partial(std::string_view s, size_t i, std::string_view marker) {
 }
 
 // Scanning JSON that may be cut short: kOk (complete; `i` moved past it), kMore (the text ends
-// inside it), kBad (not JSON). Escapes and numbers are checked loosely; a finished call is parsed
-// for real before it is accepted.
+// inside it), kBad (not JSON; `i` moved to the offending byte). Escapes and numbers are checked
+// loosely; a finished call is parsed for real before it is accepted.
 enum class Scan { kOk, kMore, kBad };
 
 Scan scan_value(std::string_view s, size_t& i, int depth);
@@ -65,7 +65,10 @@ Scan scan_string(std::string_view s, size_t& i) {
       j += 2;
       continue;
     }
-    if (static_cast<unsigned char>(c) < 0x20) return Scan::kBad;
+    if (static_cast<unsigned char>(c) < 0x20) {
+      i = j;
+      return Scan::kBad;
+    }
     ++j;
   }
   return Scan::kMore;
@@ -94,6 +97,10 @@ Scan scan_container(std::string_view s, size_t& i, int depth, bool object) {
   if (depth > kMaxDepth) return Scan::kBad;
   const char close = object ? '}' : ']';
   size_t j = skip_ws(s, i + 1);
+  auto fail = [&](Scan r) {
+    if (r == Scan::kBad) i = j;
+    return r;
+  };
   if (j == s.size()) return Scan::kMore;
   if (s[j] == close) {
     i = j + 1;
@@ -102,21 +109,21 @@ Scan scan_container(std::string_view s, size_t& i, int depth, bool object) {
   for (;;) {
     if (object) {
       if (j == s.size()) return Scan::kMore;
-      if (s[j] != '"') return Scan::kBad;
-      if (Scan r = scan_string(s, j); r != Scan::kOk) return r;
+      if (s[j] != '"') return fail(Scan::kBad);
+      if (Scan r = scan_string(s, j); r != Scan::kOk) return fail(r);
       j = skip_ws(s, j);
       if (j == s.size()) return Scan::kMore;
-      if (s[j] != ':') return Scan::kBad;
+      if (s[j] != ':') return fail(Scan::kBad);
       j = skip_ws(s, j + 1);
     }
-    if (Scan r = scan_value(s, j, depth + 1); r != Scan::kOk) return r;
+    if (Scan r = scan_value(s, j, depth + 1); r != Scan::kOk) return fail(r);
     j = skip_ws(s, j);
     if (j == s.size()) return Scan::kMore;
     if (s[j] == close) {
       i = j + 1;
       return Scan::kOk;
     }
-    if (s[j] != ',') return Scan::kBad;
+    if (s[j] != ',') return fail(Scan::kBad);
     j = skip_ws(s, j + 1);
   }
 }
@@ -201,8 +208,9 @@ CallScan scan_call(std::string_view s, size_t start) {
       if (r == Scan::kOk) {
         c.args_done = true;
         c.args_end = j;
-      } else if (r == Scan::kMore && vbegin < s.size() && (s[vbegin] == '{' || s[vbegin] == '[')) {
-        c.args_end = s.size();  // everything so far is inside the arguments
+      } else if (vbegin < s.size() && (s[vbegin] == '{' || s[vbegin] == '[')) {
+        // Everything so far (up to the offending byte when broken) is inside the arguments.
+        c.args_end = r == Scan::kMore ? s.size() : j;
       } else {
         c.args_end = vbegin;  // a string or scalar: only whole
       }
@@ -279,6 +287,20 @@ void ToolCallParser::run(ToolParseDelta& out, bool final) {
       case Mode::kAfterCalls:
       case Mode::kPlain:
         emit_content(out, buf_.size());
+        return;
+      case Mode::kSkip: {
+        const size_t close = buf_.find(kHermesClose, pos_);
+        if (close == std::string::npos) {
+          pos_ = buf_.size() - (final ? 0 : partial_marker_suffix(buf_.substr(pos_), kHermesClose));
+          return;
+        }
+        pos_ = close + kHermesClose.size();
+        mode_ = Mode::kContent;
+        progressed = true;
+        break;
+      }
+      case Mode::kDrop:
+        pos_ = buf_.size();
         return;
     }
     if (!progressed) return;
@@ -509,16 +531,11 @@ bool ToolCallParser::step_calls(ToolParseDelta& out, bool final) {
       fall_back_to_content(out, from);
       return true;
     }
-    // Announced already: the call keeps what was streamed; the rest of the text is dropped.
+    // Announced already: the call keeps what was streamed; the broken rest is dropped (hermes:
+    // up to the closing marker, after which text is content again).
     finish_call(out, cur_.args);
-    pos_ = s.size();
-    if (format_ == ToolCallFormat::kHermes) {
-      const size_t close = s.find(kHermesClose, i);
-      if (close != std::string_view::npos) pos_ = close + kHermesClose.size();
-      mode_ = Mode::kContent;
-    } else {
-      mode_ = Mode::kAfterCalls;
-    }
+    pos_ = i;
+    mode_ = format_ == ToolCallFormat::kHermes ? Mode::kSkip : Mode::kDrop;
     return true;
   }
   // A complete call object.

@@ -71,7 +71,10 @@ class ToolCallParser {
   const std::vector<ToolCall>& calls() const { return calls_; }
 
  private:
-  enum class Mode { kStart, kContent, kCalls, kAfterCalls, kPlain };
+  // kStart: before the first non-space (JSON formats); kContent: text, looking for a marker;
+  // kCalls: reading calls; kAfterCalls / kPlain: the rest is content; kSkip: dropping a broken
+  // call up to its closing marker; kDrop: dropping the rest.
+  enum class Mode { kStart, kContent, kCalls, kAfterCalls, kPlain, kSkip, kDrop };
   struct Progress {  // the call being read
     bool announced = false;
     std::string id, name;

@@ -3,6 +3,10 @@
 // and the grammars that enforce tool_choice "required" / a named function.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <random>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -244,6 +248,89 @@ TEST(ToolCallParser, DeepNestingIsMalformedNotACrash) {
   EXPECT_EQ(r.content, "");
 }
 
+// Random texts made of the pieces that matter to the parsers: whatever the model writes, the
+// parser does not crash, and streaming it in pieces of any size gives the plain answer.
+TEST(ToolCallParser, RandomTextsStreamLikeTheyParse) {
+  const std::vector<std::string> pieces = {"<tool_call>",
+                                           "</tool_call>",
+                                           "[TOOL_CALLS]",
+                                           "<|python_tag|>",
+                                           "{",
+                                           "}",
+                                           "[",
+                                           "]",
+                                           ":",
+                                           ",",
+                                           ";",
+                                           " ",
+                                           "\n",
+                                           "\"",
+                                           "\\",
+                                           "\"name\"",
+                                           "\"arguments\"",
+                                           "\"parameters\"",
+                                           "\"f\"",
+                                           "\"x\"",
+                                           "1",
+                                           "-2.5e3",
+                                           "true",
+                                           "null",
+                                           "<tool",
+                                           "_call>",
+                                           "abc",
+                                           "\u00e9",
+                                           "{\"name\": \"f\", \"arguments\": ",
+                                           "{\"name\": \"g\", \"parameters\": ",
+                                           "{}}",
+                                           "{\"a\": [1]}}",
+                                           "\"}\"}"};
+  size_t found = 0;
+  std::mt19937 rng(42);
+  for (ToolCallFormat f :
+       {ToolCallFormat::kHermes, ToolCallFormat::kLlama3Json, ToolCallFormat::kMistral,
+        ToolCallFormat::kJsonArray, ToolCallFormat::kArguments}) {
+    for (int n = 0; n < 1000; ++n) {
+      std::string text;
+      const int len = int(rng() % 40);
+      for (int i = 0; i < len; ++i) text += pieces[rng() % pieces.size()];
+      SCOPED_TRACE(text);
+      found += parse_all_ways(f, text, "fn").calls.size();
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+  EXPECT_GT(found, 300u) << "the random texts hold calls too";
+}
+
+// Well-formed calls in random spacing, split anywhere: always found, whole.
+TEST(ToolCallParser, WellFormedCallsAreFoundWhateverTheSpacing) {
+  std::mt19937 rng(7);
+  auto ws = [&] { return std::string(rng() % 3, rng() % 2 ? ' ' : '\n'); };
+  for (int n = 0; n < 200; ++n) {
+    const int calls = 1 + int(rng() % 3);
+    std::string text;
+    if (rng() % 2) {
+      text += "Some text.";
+      text += ws();
+    }
+    for (int i = 0; i < calls; ++i) {
+      for (const std::string& part :
+           {std::string("<tool_call>"), ws(), std::string("{"), ws(), std::string("\"name\""), ws(),
+            std::string(":"), ws(), fmt::format("\"f{}\",", i), ws(), std::string("\"arguments\":"),
+            ws(), fmt::format("{{\"k\": [{}, \"}}]\"]}}", i), ws(), std::string("}"), ws(),
+            std::string("</tool_call>"), ws()})
+        text += part;
+    }
+    SCOPED_TRACE(text);
+    const auto r = parse_all_ways(ToolCallFormat::kHermes, text);
+    ASSERT_EQ(r.calls.size(), size_t(calls));
+    for (int i = 0; i < calls; ++i) {
+      EXPECT_EQ(r.calls[i].name, fmt::format("f{}", i));
+      EXPECT_EQ(json::parse(r.calls[i].arguments)["k"][0], i);
+    }
+    EXPECT_TRUE(r.content.empty() || r.content == "Some text.");
+  }
+}
+
 TEST(ToolCallGrammar, FormatsWrapTheSchemas) {
   std::vector<ToolSpec> tools(2);
   tools[0].name = "get_weather";
@@ -318,6 +405,28 @@ TEST(ReasoningParser, DeepSeekR1) {
   expect_split(r, true, "<think>\nFirst.</think>4", "\nFirst.", "4");
   expect_split(r, true, "no end tag at all", "no end tag at all", "");
   expect_split(r, false, "4", "", "4");
+}
+
+TEST(ReasoningParser, RandomTextsStreamLikeTheySplit) {
+  const std::vector<std::string> pieces = {"<think>", "</think>", "<thi", "nk>", "</",   "a",
+                                           " ",       "\n",       "<",    ">",   "think"};
+  std::mt19937 rng(3);
+  for (auto f : {ReasoningFormat::kQwen3, ReasoningFormat::kDeepSeekR1}) {
+    for (bool inside : {false, true}) {
+      for (int n = 0; n < 500; ++n) {
+        std::string text;
+        const int len = int(rng() % 16);
+        for (int i = 0; i < len; ++i) text += pieces[rng() % pieces.size()];
+        const auto whole = split(f, inside, text, 0);
+        EXPECT_EQ(whole.reasoning.size() + whole.content.size() <= text.size(), true);
+        for (size_t step : {1, 2, 3}) {
+          const auto d = split(f, inside, text, step);
+          ASSERT_EQ(d.reasoning, whole.reasoning) << text << " step " << step;
+          ASSERT_EQ(d.content, whole.content) << text << " step " << step;
+        }
+      }
+    }
+  }
 }
 
 TEST(ReasoningParser, PromptState) {
