@@ -7,10 +7,11 @@
 // `--enable-auto-tool-choice --tool-call-parser hermes --reasoning-parser qwen3`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import OpenAI from 'openai';
-import { makeModelDir, startServer } from './helpers.mjs';
+import { BIN, makeModelDir, startServer } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const Ajv2020 = require('ajv/dist/2020').default;
@@ -264,4 +265,19 @@ describe('constraints and reasoning', () => {
         structured_outputs: { grammar: 'root ::= missing_rule' } }),
       (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && /missing_rule/.test(e.message));
   });
+});
+
+describe('serve flags', () => {
+  for (const [args, message] of [
+    [['--tool-call-parser', 'pythonic'], /--tool-call-parser: unknown parser 'pythonic': expected one of hermes, llama3_json, mistral/],
+    [['--enable-auto-tool-choice'], /--enable-auto-tool-choice needs --tool-call-parser/],
+    [['--reasoning-parser', 'granite'], /--reasoning-parser: unknown parser 'granite': expected one of qwen3, deepseek_r1/],
+  ]) {
+    test(`${args.join(' ')} stops at start with one message`, () => {
+      const r = spawnSync(BIN, ['serve', modelDir, '--load-format', 'dummy', '--port', '0', ...args],
+        { encoding: 'utf8', timeout: 60000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr + r.stdout, message);
+    });
+  }
 });
