@@ -4,6 +4,8 @@
 //   1. logprobs are taken from the raw model logits (log-softmax before any processing; vLLM's
 //      default `raw_logprobs` mode), so they do not depend on temperature, penalties or bias;
 //   2. while fewer than `min_tokens` tokens were generated, EOS and `stop_token_ids` are masked;
+//      with `structured_outputs`, every token the grammar does not allow next is masked (EOS is
+//      allowed exactly when the output so far is complete);
 //   3. `logit_bias` is added;
 //   4. penalties: repetition (tokens of prompt + output: l > 0 ? l / r : l * r), then frequency
 //      (l -= f * count in output) and presence (l -= p if it occurs in output);
@@ -23,6 +25,20 @@
 #include <vector>
 
 namespace inferd {
+
+// A constraint on the output (vLLM's StructuredOutputsParams): exactly one of json, regex, choice,
+// grammar or json_object. The engine compiles it when the request is submitted (a bad schema,
+// regex or grammar is an InvalidRequestError naming the problem) and enforces it token by token.
+struct StructuredOutputs {
+  std::optional<std::string> json;                 // a JSON Schema, as JSON text
+  std::optional<std::string> regex;                // the whole output matches this regex
+  std::optional<std::vector<std::string>> choice;  // the output is one of these strings
+  std::optional<std::string> grammar;              // GBNF (llama.cpp's EBNF dialect), rule `root`
+  bool json_object = false;                        // any JSON object
+  // Reasoning models: the constraint starts after this token is generated (`</think>`); unset,
+  // it applies from the first output token.
+  std::optional<int32_t> start_after_token;
+};
 
 struct SamplingParams {
   // Number of sequences generated for the prompt (they share the prompt's KV blocks).
@@ -57,6 +73,8 @@ struct SamplingParams {
 
   // Unset: no logprobs. k >= 0: the sampled token's logprob plus the k most likely tokens.
   std::optional<int32_t> logprobs;
+
+  std::optional<StructuredOutputs> structured_outputs;
 
   bool detokenize = true;  // produce text (when the engine has a TextDecoder)
   bool skip_special_tokens = true;

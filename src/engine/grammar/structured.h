@@ -1,0 +1,46 @@
+// A request's StructuredOutputs (include/inferd/sampling_params.h) turned into a compiled grammar:
+// JSON Schema, regex, choice and json_object become GBNF text (json_schema.h, regex.h), which one
+// compiler turns into an automaton over the model's vocabulary. Compiled grammars are cached by
+// the exact constraint, so the many requests of one application that send the same schema compile
+// it once.
+#pragma once
+
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "engine/grammar/grammar.h"
+#include "inferd/sampling_params.h"
+
+namespace inferd::grammar {
+
+// The GBNF text of a constraint (root rule `root`). Throws GrammarError when it names none or more
+// than one kind, or its schema, regex or choices are invalid.
+std::string structured_to_gbnf(const StructuredOutputs& so);
+
+class StructuredCompiler {
+ public:
+  explicit StructuredCompiler(std::shared_ptr<const TokenizerInfo> vocab, size_t capacity = 512);
+
+  // Compiled grammar of the constraint, from the cache when the same one was compiled before.
+  // Thread-safe; throws GrammarError.
+  std::shared_ptr<const CompiledGrammar> compile(const StructuredOutputs& so);
+
+  const std::shared_ptr<const TokenizerInfo>& vocab() const { return vocab_; }
+  size_t hits() const;
+  size_t misses() const;
+
+ private:
+  using Entry = std::pair<std::string, std::shared_ptr<const CompiledGrammar>>;
+  std::shared_ptr<const TokenizerInfo> vocab_;
+  size_t capacity_;
+  mutable std::mutex mu_;
+  std::list<Entry> lru_;  // most recently used first
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+  size_t hits_ = 0, misses_ = 0;
+};
+
+}  // namespace inferd::grammar
