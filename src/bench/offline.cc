@@ -58,7 +58,8 @@ size_t fit_to_context(std::vector<std::vector<int32_t>>& prompts, std::vector<in
 }
 
 ThroughputResult run_throughput(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
-                                const std::vector<int32_t>& output_lens, float temperature) {
+                                const std::vector<int32_t>& output_lens, float temperature,
+                                const std::optional<StructuredOutputs>& constraint) {
   INFERD_CHECK(prompts.size() == output_lens.size(), "{} prompts, {} output lengths",
                prompts.size(), output_lens.size());
   std::vector<GenerateRequest> reqs(prompts.size());
@@ -67,6 +68,7 @@ ThroughputResult run_throughput(Engine& engine, const std::vector<std::vector<in
   for (size_t i = 0; i < prompts.size(); ++i) {
     reqs[i].prompt_token_ids = prompts[i];
     reqs[i].params = forced_params(output_lens[i], temperature);
+    reqs[i].params.structured_outputs = constraint;
     r.prompt_tokens += int64_t(prompts[i].size());
   }
   const Clock::time_point t0 = Clock::now();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "bench/dataset.h"
@@ -27,8 +28,11 @@ struct ThroughputResult {
 
 // Submits every request at once (Engine::generate) with ignore_eos and min_tokens = max_tokens =
 // the request's output length, and times the whole batch.
+// `constraint` (optional) is put on every request: its grammar is enforced token by token (once it
+// is complete only EOS is allowed, and ignore_eos keeps the length forced).
 ThroughputResult run_throughput(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
-                                const std::vector<int32_t>& output_lens, float temperature);
+                                const std::vector<int32_t>& output_lens, float temperature,
+                                const std::optional<StructuredOutputs>& constraint = std::nullopt);
 
 struct LatencyResult {
   int32_t prompt_tokens = 0;

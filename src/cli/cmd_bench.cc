@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "core/mmap_file.h"
 #include "inferd/engine.h"
 #include "tokenizer/tokenizer.h"
 
@@ -323,6 +324,7 @@ struct OfflineArgs {
   uint64_t dataset_seed = 0;
   bool enable_prefix_caching = true;
   float temperature = 1.0f;
+  std::string json_schema;  // throughput: a JSON schema file put on every request
   int32_t num_iters = 3;
   int32_t num_warmups = 1;
   std::string json_path;
@@ -341,7 +343,11 @@ std::unique_ptr<Engine> make_engine(const OfflineArgs& a, int32_t* vocab, int32_
   ec.seed = a.model.seed;
   for (int64_t e : model->config().eos_token_ids) ec.eos_token_ids.push_back(int32_t(e));
   *vocab = model->vocab_size();
-  auto engine = std::make_unique<Engine>(model, ec);
+  // With a tokenizer the engine can enforce structured outputs (--json-schema).
+  std::shared_ptr<const Tokenizer> tok;
+  if (!a.tokenizer.empty())
+    tok = std::make_shared<const Tokenizer>(Tokenizer::from_dir(a.tokenizer));
+  auto engine = std::make_unique<Engine>(model, ec, tok);
   *max_len = engine->config().max_model_len;
   return engine;
 }
@@ -404,8 +410,17 @@ void run_throughput_cmd(const OfflineArgs& a) {
     LOG_WARN("{} requests were shortened to fit the context length {}", n, max_len);
   std::fprintf(stderr, "running %zu requests (%s), all submitted at once...\n", prompts.size(),
                d.name.c_str());
+  std::optional<StructuredOutputs> constraint;
+  if (!a.json_schema.empty()) {
+    if (a.tokenizer.empty())
+      fail("--json-schema needs --tokenizer DIR (the grammar is matched against its vocabulary)");
+    StructuredOutputs so;
+    so.json = read_text_file(a.json_schema);
+    constraint = so;
+    std::fprintf(stderr, "every request follows the JSON schema in %s\n", a.json_schema.c_str());
+  }
   model->reset_step_timing();
-  const ThroughputResult r = run_throughput(*engine, prompts, outputs, a.temperature);
+  const ThroughputResult r = run_throughput(*engine, prompts, outputs, a.temperature, constraint);
   const StepTiming st = model->step_timing();
   if (st.steps > 0) {
     // The device's own time per step (events), and how long it waited for the host between steps.
@@ -521,6 +536,9 @@ void register_throughput(CLI::App& bench) {
                   "Tokenizer directory: prompts become real text encoded by it (default: random "
                   "token ids, fine for --load-format dummy); needed for a JSONL dataset");
   cmd->add_option("--dataset-seed", a->dataset_seed, "Seed of the dataset")->capture_default_str();
+  cmd->add_option("--json-schema", a->json_schema,
+                  "A JSON schema file every request's output must follow (structured outputs; "
+                  "needs --tokenizer)");
   cmd->callback([a] { run_throughput_cmd(*a); });
 }
 
