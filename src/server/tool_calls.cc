@@ -613,7 +613,8 @@ std::string tool_call_grammar(ToolCallFormat format, const std::vector<ToolSpec>
       close = gbnf_literal("]");
       break;
   }
-  g += "root ::= ";
+  // Up to two newlines first: what models write after </think> (the parsers skip them).
+  g += "root ::= (\"\\n\" \"\\n\"?)? ";
   if (!open.empty()) g += open + " ";
   g += one;
   if (!single) g += " (" + sep + " " + one + ")*";
