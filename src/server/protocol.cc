@@ -333,18 +333,19 @@ void apply_tool_choice(const json& body, const std::vector<ToolSpec>& tools,
     StructuredOutputs so;
     try {
       so.grammar = tool_call_grammar(format, chosen, single);
-    } catch (const Error&) {
+    } catch (const std::exception& all) {
       // Name the tool whose parameters cannot be enforced.
       for (size_t k = 0; k < chosen.size(); ++k) {
         try {
           (void)grammar::json_schema_to_gbnf(chosen[k].parameters,
                                              {"root", "p-", chosen[k].strict});
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {
           const std::string p = fmt::format("tools[{}].function.parameters", index[k]);
           throw bad_param(p, fmt::format("Invalid '{}': {}", p, e.what()));
         }
       }
-      throw;
+      throw bad_param("tools", fmt::format("Invalid 'tools': the tool calls cannot be enforced: {}",
+                                           all.what()));
     }
     sp.structured_outputs = std::move(so);
     r.output.tools = format;
