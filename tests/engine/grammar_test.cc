@@ -167,6 +167,9 @@ TEST(GbnfParser, Errors) {
   EXPECT_NE(error_of("root ::= \"a\" @").find("line 1, column 14: expected a string"),
             std::string::npos)
       << error_of("root ::= \"a\" @");
+  EXPECT_NE(error_of("root ::= " + std::string(300, '(') + "\"a\"" + std::string(300, ')'))
+                .find("nested too deeply"),
+            std::string::npos);
   // compile_gbnf reports the same errors.
   EXPECT_THROW(compile_gbnf("root ::= nope", byte_vocab()), GrammarError);
 }
@@ -471,6 +474,15 @@ void check_mask_against_oracle(const std::string& gbnf, const std::string& alpha
                                       << bytes[static_cast<size_t>(id)] << "'";
         if (expect) allowed.push_back(id);
       }
+      // A fresh matcher fed the same output accepts a token exactly when its bit is set
+      // (sampled: 16 tokens a step).
+      for (int k = 0; k < 16; ++k) {
+        const auto id = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab->vocab_size()));
+        GrammarMatcher fresh(compiled);
+        ASSERT_TRUE(fresh.accept_bytes(so_far));
+        ASSERT_EQ(fresh.accept_token(id), bit(w, id))
+            << gbnf << "\nafter: '" << so_far << "' token " << id;
+      }
       if (allowed.empty()) break;
       // Prefer continuing; stop with small probability when allowed.
       std::vector<int32_t> cont;
@@ -601,14 +613,21 @@ str ::= "\"" [a-z]* "\"")";
       continue;
     }
     const TokenTable& t = *c1->tables[p];
-    auto accepted = [&](int32_t id) {
-      if (t.accepted_is_bitmask) return bit(t.accepted_bits, id);
-      return std::binary_search(t.accepted_ids.begin(), t.accepted_ids.end(), id);
-    };
     const auto& im = vocab->impl();
     auto uncertain = [&](int32_t id) {
       return std::find(t.uncertain_ranks.begin(), t.uncertain_ranks.end(),
                        im.rank_of[static_cast<size_t>(id)]) != t.uncertain_ranks.end();
+    };
+    auto accepted = [&](int32_t id) {
+      switch (t.storage) {
+        case TokenTable::Storage::kAcceptedBitmask:
+          return bit(t.accepted_bits, id);
+        case TokenTable::Storage::kAcceptedList:
+          return std::binary_search(t.ids.begin(), t.ids.end(), id);
+        case TokenTable::Storage::kRejectedList:
+          break;
+      }
+      return !std::binary_search(t.ids.begin(), t.ids.end(), id) && !uncertain(id);
     };
     EXPECT_TRUE(accepted('x'));
     EXPECT_TRUE(accepted(256 + 4));   // xyz
@@ -619,6 +638,42 @@ str ::= "\"" [a-z]* "\"")";
     ++checked;
   }
   EXPECT_EQ(checked, 1);
+}
+
+TEST(GrammarCompiler, TableStorageIsTheSmallest) {
+  // 128 ASCII bytes, 32 tokens "Xq" and 32 tokens "Xb", a stop id: 7 words of bitmask.
+  std::vector<std::string> bytes;
+  for (int b = 0; b < 128; ++b) bytes.emplace_back(1, static_cast<char>(b));
+  for (int i = 0; i < 32; ++i) bytes.push_back(std::string(1, static_cast<char>('A' + i)) + "q");
+  for (int i = 0; i < 32; ++i) bytes.push_back(std::string(1, static_cast<char>('A' + i)) + "b");
+  bytes.emplace_back();
+  const auto stop = static_cast<int32_t>(bytes.size() - 1);
+  auto vocab = std::make_shared<const TokenizerInfo>(bytes, std::vector<int32_t>{stop});
+  auto storage_at_root = [&](const std::string& gbnf) {
+    auto g = compile_gbnf(gbnf, vocab);
+    const int32_t p = g->automaton.alt_begins[static_cast<size_t>(g->automaton.root)][0];
+    return g->tables[static_cast<size_t>(p)]->storage;
+  };
+  const std::string few = R"(root ::= "k")";
+  const std::string all = R"(root ::= [\x00-\x7f] [\x00-\x7f])";
+  const std::string half = R"(root ::= [\x00-pr-\x7f] [\x00-pr-\x7f])";
+  EXPECT_EQ(storage_at_root(few), TokenTable::Storage::kAcceptedList);
+  EXPECT_EQ(storage_at_root(all), TokenTable::Storage::kRejectedList);
+  EXPECT_EQ(storage_at_root(half), TokenTable::Storage::kAcceptedBitmask);
+  // The masks agree with the matcher whatever the storage.
+  for (const std::string& gbnf : {few, all, half}) {
+    auto g = compile_gbnf(gbnf, vocab);
+    GrammarMatcher m(g);
+    std::vector<uint32_t> w(static_cast<size_t>(bitmask_words(vocab->vocab_size())));
+    m.fill_next_token_bitmask(w);
+    int allowed = 0;
+    for (int32_t id = 0; id < stop; ++id) {
+      GrammarMatcher fresh(g);
+      EXPECT_EQ(bit(w, id), fresh.accept_token(id)) << gbnf << " token " << id;
+      allowed += bit(w, id);
+    }
+    EXPECT_GT(allowed, 0);
+  }
 }
 
 // ---- tokenizer bytes

@@ -72,11 +72,12 @@ Automaton build_automaton(const Grammar& g) {
     }
   }
 
-  // FOLLOW.
+  // FOLLOW. (Positions are scanned from the end: helper rules come after the rules that use
+  // them, and what follows flows from a caller to its callee, so most grammars need one pass.)
   a.follow.assign(n, ByteSet{});
   for (bool changed = true; changed;) {
     changed = false;
-    for (size_t p = 0; p < a.elems.size(); ++p) {
+    for (size_t p = a.elems.size(); p-- > 0;) {
       const auto& e = a.elems[p];
       if (e.kind != Automaton::kRule) continue;
       ByteSet f;
@@ -113,7 +114,7 @@ Automaton build_automaton(const Grammar& g) {
   };
   for (bool changed = true; changed;) {
     changed = false;
-    for (size_t p = 0; p < a.elems.size(); ++p) {
+    for (size_t p = a.elems.size(); p-- > 0;) {
       const auto& e = a.elems[p];
       if (e.kind != Automaton::kRule) continue;
       const auto t = static_cast<size_t>(e.target);

@@ -13,12 +13,16 @@
 namespace inferd::grammar {
 
 struct TokenTable {
-  // Accepted tokens: a bitmask (bitmask_words(vocab) words) when that is smaller than the list.
-  bool accepted_is_bitmask = false;
+  // The accepted tokens, stored in the smallest of three forms.
+  enum class Storage : uint8_t {
+    kAcceptedList,  // ids: the accepted ids
+    kRejectedList,  // ids: the rejected ids (accepted = tokens with bytes - rejected - uncertain)
+    kAcceptedBitmask,  // accepted_bits: bitmask_words(vocab) words
+  };
+  Storage storage = Storage::kAcceptedList;
+  std::vector<int32_t> ids;  // sorted
   std::vector<uint32_t> accepted_bits;
-  std::vector<int32_t> accepted_ids;
-  // Rejected tokens, stored the same way (statistics and tests; the mask does not need them).
-  int32_t rejected_count = 0;
+  int32_t accepted_count = 0, rejected_count = 0;
   // Uncertain tokens as ranks in the sorted vocabulary (ascending: trie order).
   std::vector<int32_t> uncertain_ranks;
 };

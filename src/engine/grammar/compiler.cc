@@ -148,17 +148,31 @@ class Classifier {
       }
     }
     const auto n = static_cast<int32_t>(v_.bytes.size());
-    table->rejected_count =
-        static_cast<int32_t>(v_.sorted.size() - accepted.size() - table->uncertain_ranks.size());
-    if (accepted.size() > static_cast<size_t>(bitmask_words(n))) {
-      table->accepted_is_bitmask = true;
-      table->accepted_bits.assign(static_cast<size_t>(bitmask_words(n)), 0);
+    const size_t words = static_cast<size_t>(bitmask_words(n));
+    const size_t rejected = v_.sorted.size() - accepted.size() - table->uncertain_ranks.size();
+    table->accepted_count = static_cast<int32_t>(accepted.size());
+    table->rejected_count = static_cast<int32_t>(rejected);
+    if (accepted.size() <= words && accepted.size() <= rejected) {
+      table->storage = TokenTable::Storage::kAcceptedList;
+      std::sort(accepted.begin(), accepted.end());
+      table->ids = std::move(accepted);
+    } else if (rejected <= words) {
+      table->storage = TokenTable::Storage::kRejectedList;
+      is_rejected_.assign(v_.bytes.size(), 0);
+      for (int32_t id : v_.sorted) is_rejected_[static_cast<size_t>(id)] = 1;
+      for (int32_t id : accepted) is_rejected_[static_cast<size_t>(id)] = 0;
+      for (int32_t r : table->uncertain_ranks) {
+        is_rejected_[static_cast<size_t>(v_.sorted[static_cast<size_t>(r)])] = 0;
+      }
+      for (size_t id = 0; id < is_rejected_.size(); ++id) {
+        if (is_rejected_[id]) table->ids.push_back(static_cast<int32_t>(id));
+      }
+    } else {
+      table->storage = TokenTable::Storage::kAcceptedBitmask;
+      table->accepted_bits.assign(words, 0);
       for (int32_t id : accepted) {
         table->accepted_bits[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
       }
-    } else {
-      std::sort(accepted.begin(), accepted.end());
-      table->accepted_ids = std::move(accepted);
     }
     return table;
   }
@@ -170,6 +184,7 @@ class Classifier {
   StateCache states_;
   std::vector<int32_t> state_;
   std::vector<bool> unc_;
+  std::vector<uint8_t> is_rejected_;
 };
 
 }  // namespace

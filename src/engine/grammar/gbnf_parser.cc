@@ -16,6 +16,8 @@ namespace inferd::grammar {
 namespace {
 
 constexpr int kMaxRepeat = 10000;
+constexpr int kMaxNesting = 256;
+constexpr size_t kMaxElements = size_t{1} << 22;
 
 using Seq = std::vector<GElement>;
 using Alts = std::vector<Seq>;
@@ -64,6 +66,15 @@ class Parser {
       Alts alts = parse_alternatives(false);
       g_.rules[static_cast<size_t>(id)].alts = std::move(alts);
       skip_ws();
+    }
+    size_t elements = 0;
+    for (const GRule& r : g_.rules) {
+      for (const Seq& alt : r.alts) elements += alt.size() + 1;
+    }
+    if (elements > kMaxElements) {
+      throw GrammarError("grammar: too large once repetitions are expanded (" +
+                         std::to_string(elements) + " elements, at most " +
+                         std::to_string(kMaxElements) + ")");
     }
     for (size_t r = 0; r < g_.rules.size(); ++r) {
       if (!defined_[r]) {
@@ -207,8 +218,12 @@ class Parser {
     }
     if (c == '(') {
       const size_t open = i_;
+      if (++depth_ > kMaxNesting) {
+        fail("groups are nested too deeply (at most " + std::to_string(kMaxNesting) + " levels)");
+      }
       ++i_;
       Alts alts = parse_alternatives(true);
+      --depth_;
       skip_ws();
       if (at_end() || s_[i_] != ')') fail_at(open, "unclosed '(': expected ')'");
       ++i_;
@@ -459,7 +474,8 @@ class Parser {
     // The repeated thing as one element; a byte set repeated many times gets its own rule so its
     // token table is computed once and shared by every copy.
     GElement x;
-    if (unit.size() == 1 && (unit[0].kind == GElement::kRule || hi - lo <= 4)) {
+    const int most = hi < 0 ? lo : hi;
+    if (unit.size() == 1 && (unit[0].kind == GElement::kRule || most <= 4)) {
       x = unit[0];
     } else {
       x = ref(new_helper({std::move(unit)}));
@@ -480,6 +496,7 @@ class Parser {
 
   std::string_view s_;
   size_t i_ = 0;
+  int depth_ = 0;
   Grammar g_;
   std::map<std::string, int32_t> ids_;
   std::vector<bool> defined_;

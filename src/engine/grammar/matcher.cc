@@ -107,11 +107,25 @@ struct GrammarMatcher::Impl {
       if (pos_mark[pos] == stamp) continue;
       pos_mark[pos] = stamp;
       const TokenTable& tab = *g->tables[pos];
-      if (tab.accepted_is_bitmask) {
-        const uint32_t* src = tab.accepted_bits.data();
-        for (size_t i = 0; i < tab.accepted_bits.size(); ++i) words[i] |= src[i];
-      } else {
-        for (int32_t id : tab.accepted_ids) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+      switch (tab.storage) {
+        case TokenTable::Storage::kAcceptedList:
+          for (int32_t id : tab.ids) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+          break;
+        case TokenTable::Storage::kAcceptedBitmask: {
+          const uint32_t* src = tab.accepted_bits.data();
+          for (size_t i = 0; i < tab.accepted_bits.size(); ++i) words[i] |= src[i];
+          break;
+        }
+        case TokenTable::Storage::kRejectedList: {
+          scratch.assign(v.byte_token_mask.begin(), v.byte_token_mask.end());
+          for (int32_t id : tab.ids) scratch[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
+          for (int32_t r : tab.uncertain_ranks) {
+            const int32_t id = v.sorted[static_cast<size_t>(r)];
+            scratch[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
+          }
+          for (size_t i = 0; i < scratch.size(); ++i) words[i] |= scratch[i];
+          break;
+        }
       }
       if (hit == memo.end()) {
         for (int32_t r : tab.uncertain_ranks) {
@@ -188,6 +202,7 @@ struct GrammarMatcher::Impl {
   std::vector<int32_t> unc, state;
   std::vector<uint64_t> rank_bits;
   std::vector<uint32_t> touched;
+  std::vector<uint32_t> scratch;
   std::vector<uint32_t> pos_mark;
   uint32_t stamp = 0;
 };

@@ -45,6 +45,8 @@ TokenizerInfo::TokenizerInfo(std::vector<std::string> token_bytes, std::vector<i
     const std::string& y = im.bytes[static_cast<size_t>(b)];
     return x != y ? x < y : a < b;
   });
+  im.byte_token_mask.assign(static_cast<size_t>(bitmask_words(n)), 0);
+  for (int32_t id : im.sorted) im.byte_token_mask[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
   im.rank_of.assign(im.bytes.size(), -1);
   im.lcp.assign(im.sorted.size(), 0);
   im.first_byte_begin.assign(257, 0);

@@ -26,6 +26,7 @@ struct TokenizerInfo::Impl {
   std::vector<uint16_t> lcp;     // by rank: common prefix length with the token of rank - 1
   std::vector<int32_t> first_byte_begin;  // 257 entries: ranks of tokens starting with byte b
   std::vector<uint32_t> stop_mask;        // bitmask_words(vocab) words: the stop ids
+  std::vector<uint32_t> byte_token_mask;  // the tokens in `sorted` (with bytes, not stop ids)
   const std::string& at_rank(int32_t r) const {
     return bytes[static_cast<size_t>(sorted[static_cast<size_t>(r)])];
   }
