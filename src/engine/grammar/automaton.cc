@@ -250,7 +250,9 @@ void StateCache::clear() {
   len_.clear();
   end_.clear();
   by_hash_.clear();
-  trans_.clear();
+  trans_keys_.assign(4096, 0);
+  trans_vals_.assign(4096, 0);
+  trans_count_ = 0;
   intern({}, false);  // kDead
 }
 
@@ -278,14 +280,41 @@ int32_t StateCache::intern(std::span<const int32_t> tops, bool end) {
 }
 
 int32_t StateCache::step(int32_t s, uint8_t b) {
-  const uint64_t key = static_cast<uint64_t>(s) << 8 | b;
-  auto it = trans_.find(key);
-  if (it != trans_.end()) return it->second;
+  const uint64_t key = (static_cast<uint64_t>(s) << 8 | b) + 1;
+  size_t mask = trans_keys_.size() - 1;
+  size_t i = static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+  while (trans_keys_[i] != 0) {
+    if (trans_keys_[i] == key) return trans_vals_[i];
+    i = (i + 1) & mask;
+  }
   bool e = false;
   m_->step(tops(s), b, step_out_, e);
   const int32_t t = step_out_.empty() && !e ? kDead : intern(step_out_, e);
-  trans_.emplace(key, t);
+  if ((trans_count_ + 1) * 2 > trans_keys_.size()) {
+    grow_transitions();
+    mask = trans_keys_.size() - 1;
+    i = static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+    while (trans_keys_[i] != 0) i = (i + 1) & mask;
+  }
+  trans_keys_[i] = key;
+  trans_vals_[i] = t;
+  ++trans_count_;
   return t;
+}
+
+void StateCache::grow_transitions() {
+  std::vector<uint64_t> keys(trans_keys_.size() * 2, 0);
+  std::vector<int32_t> vals(keys.size(), 0);
+  const size_t mask = keys.size() - 1;
+  for (size_t k = 0; k < trans_keys_.size(); ++k) {
+    if (trans_keys_[k] == 0) continue;
+    size_t i = static_cast<size_t>((trans_keys_[k] * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+    while (keys[i] != 0) i = (i + 1) & mask;
+    keys[i] = trans_keys_[k];
+    vals[i] = trans_vals_[k];
+  }
+  trans_keys_.swap(keys);
+  trans_vals_.swap(vals);
 }
 
 void StackMachine::initial(std::vector<int32_t>& tops, bool& end) {

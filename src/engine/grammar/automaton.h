@@ -115,7 +115,7 @@ class StateCache {
   bool end(int32_t s) const { return end_[static_cast<size_t>(s)] != 0; }
   bool has_tops(int32_t s) const { return len_[static_cast<size_t>(s)] != 0; }
   size_t states() const { return off_.size(); }
-  size_t transitions() const { return trans_.size(); }
+  size_t transitions() const { return trans_count_; }
   void clear();
 
  private:
@@ -124,7 +124,11 @@ class StateCache {
   std::vector<uint32_t> off_, len_;
   std::vector<uint8_t> end_;
   std::unordered_multimap<uint64_t, int32_t> by_hash_;
-  std::unordered_map<uint64_t, int32_t> trans_;
+  // Transitions: open addressing on key (state << 8 | byte) + 1, 0 = empty.
+  std::vector<uint64_t> trans_keys_;
+  std::vector<int32_t> trans_vals_;
+  size_t trans_count_ = 0;
+  void grow_transitions();
   std::vector<int32_t> scratch_, step_out_;
 };
 

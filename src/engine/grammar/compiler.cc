@@ -123,7 +123,7 @@ class Classifier {
       size_t depth = 0;  // depths 0..depth of the state stack are valid for the current prefix
       for (int32_t r = v_.first_byte_begin[static_cast<size_t>(b)];
            r < v_.first_byte_begin[static_cast<size_t>(b) + 1]; ++r) {
-        const std::string& t = v_.at_rank(r);
+        const std::string_view t = v_.at_rank(r);
         depth = std::min<size_t>(depth, v_.lcp[static_cast<size_t>(r)]);
         while (depth < t.size() && states_.has_tops(state_[depth])) {
           const auto byte = static_cast<uint8_t>(t[depth]);

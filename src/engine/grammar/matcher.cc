@@ -101,6 +101,7 @@ struct GrammarMatcher::Impl {
       stamp = 1;
     }
     const int32_t s0 = states.intern(tops, end);
+    size_t n_uncertain = 0;
     auto hit = memo.find(s0);
     for (int32_t t : tops) {
       const auto pos = static_cast<size_t>(m.pool()[t].pos);
@@ -130,14 +131,14 @@ struct GrammarMatcher::Impl {
       if (hit == memo.end()) {
         for (int32_t r : tab.uncertain_ranks) {
           rank_bits[static_cast<size_t>(r) / 64] |= uint64_t{1} << (r % 64);
-          touched.push_back(static_cast<uint32_t>(r) / 64);
         }
+        n_uncertain += tab.uncertain_ranks.size();
       }
     }
     if (hit != memo.end()) {
       for (int32_t id : hit->second) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
     } else {
-      check_uncertain(words, s0);
+      check_uncertain(words, s0, n_uncertain);
     }
     if (end) {
       for (size_t i = 0; i < v.stop_mask.size(); ++i) words[i] |= v.stop_mask[i];
@@ -146,34 +147,32 @@ struct GrammarMatcher::Impl {
 
   // Runs the real stacks over the uncertain tokens not yet allowed, in trie order; remembers the
   // tokens it allowed for this state.
-  void check_uncertain(std::span<uint32_t> words, int32_t s0) {
+  void check_uncertain(std::span<uint32_t> words, int32_t s0, size_t n_uncertain) {
     unc.clear();
-    std::sort(touched.begin(), touched.end());
-    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-    for (uint32_t wi : touched) {
-      uint64_t bits = rank_bits[wi];
-      rank_bits[wi] = 0;
-      while (bits) {
-        unc.push_back(static_cast<int32_t>(wi * 64 + static_cast<uint32_t>(__builtin_ctzll(bits))));
-        bits &= bits - 1;
+    if (n_uncertain > 0) {
+      for (size_t wi = 0; wi < rank_bits.size(); ++wi) {
+        uint64_t bits = rank_bits[wi];
+        if (bits == 0) continue;
+        rank_bits[wi] = 0;
+        while (bits) {
+          unc.push_back(static_cast<int32_t>(wi * 64 + static_cast<size_t>(__builtin_ctzll(bits))));
+          bits &= bits - 1;
+        }
       }
     }
-    touched.clear();
     std::vector<int32_t> allowed;
     state[0] = s0;
     size_t depth = 0;
-    const std::string* prev = nullptr;
+    std::string_view prev;
     for (int32_t r : unc) {
       const int32_t id = v.sorted[static_cast<size_t>(r)];
       if ((words[static_cast<size_t>(id) / 32] >> (id % 32)) & 1) continue;
-      const std::string& t = v.bytes[static_cast<size_t>(id)];
-      if (prev != nullptr) {
-        size_t l = 0;
-        const size_t lim = std::min({prev->size(), t.size(), depth});
-        while (l < lim && (*prev)[l] == t[l]) ++l;
-        depth = l;
-      }
-      prev = &t;
+      const std::string_view t = v.at_rank(r);
+      size_t l = 0;
+      const size_t lim = std::min({prev.size(), t.size(), depth});
+      while (l < lim && prev[l] == t[l]) ++l;
+      depth = l;
+      prev = t;
       while (depth < t.size() && states.has_tops(state[depth])) {
         state[depth + 1] = states.step(state[depth], static_cast<uint8_t>(t[depth]));
         ++depth;
@@ -201,7 +200,6 @@ struct GrammarMatcher::Impl {
   // Scratch, reused.
   std::vector<int32_t> unc, state;
   std::vector<uint64_t> rank_bits;
-  std::vector<uint32_t> touched;
   std::vector<uint32_t> scratch;
   std::vector<uint32_t> pos_mark;
   uint32_t stamp = 0;

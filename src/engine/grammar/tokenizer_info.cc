@@ -45,6 +45,11 @@ TokenizerInfo::TokenizerInfo(std::vector<std::string> token_bytes, std::vector<i
     const std::string& y = im.bytes[static_cast<size_t>(b)];
     return x != y ? x < y : a < b;
   });
+  im.sorted_off.push_back(0);
+  for (int32_t id : im.sorted) {
+    im.sorted_bytes += im.bytes[static_cast<size_t>(id)];
+    im.sorted_off.push_back(static_cast<uint32_t>(im.sorted_bytes.size()));
+  }
   im.byte_token_mask.assign(static_cast<size_t>(bitmask_words(n)), 0);
   for (int32_t id : im.sorted) im.byte_token_mask[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
   im.rank_of.assign(im.bytes.size(), -1);
@@ -52,9 +57,9 @@ TokenizerInfo::TokenizerInfo(std::vector<std::string> token_bytes, std::vector<i
   im.first_byte_begin.assign(257, 0);
   for (size_t r = 0; r < im.sorted.size(); ++r) {
     im.rank_of[static_cast<size_t>(im.sorted[r])] = static_cast<int32_t>(r);
-    const std::string& cur = im.at_rank(static_cast<int32_t>(r));
+    const std::string_view cur = im.at_rank(static_cast<int32_t>(r));
     if (r > 0) {
-      const std::string& prev = im.at_rank(static_cast<int32_t>(r - 1));
+      const std::string_view prev = im.at_rank(static_cast<int32_t>(r - 1));
       size_t k = 0;
       while (k < prev.size() && k < cur.size() && prev[k] == cur[k]) ++k;
       im.lcp[r] = static_cast<uint16_t>(std::min<size_t>(k, 65535));

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/grammar/grammar.h"
@@ -27,8 +28,13 @@ struct TokenizerInfo::Impl {
   std::vector<int32_t> first_byte_begin;  // 257 entries: ranks of tokens starting with byte b
   std::vector<uint32_t> stop_mask;        // bitmask_words(vocab) words: the stop ids
   std::vector<uint32_t> byte_token_mask;  // the tokens in `sorted` (with bytes, not stop ids)
-  const std::string& at_rank(int32_t r) const {
-    return bytes[static_cast<size_t>(sorted[static_cast<size_t>(r)])];
+  // The bytes of the sorted tokens laid end to end (rank r: [sorted_off[r], sorted_off[r + 1])),
+  // so trie walks read memory in order.
+  std::string sorted_bytes;
+  std::vector<uint32_t> sorted_off;
+  std::string_view at_rank(int32_t r) const {
+    const auto i = static_cast<size_t>(r);
+    return std::string_view(sorted_bytes).substr(sorted_off[i], sorted_off[i + 1] - sorted_off[i]);
   }
 };
 
