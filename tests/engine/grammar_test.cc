@@ -229,6 +229,27 @@ TEST(GrammarMatcher, ArithmeticAndNesting) {
   EXPECT_TRUE(matches(parens, deep));
 }
 
+TEST(GrammarMatcher, VeryDeepNestingCompactsTheStacks) {
+  // 100000 open brackets make several hundred thousand stack nodes: the pool is compacted and
+  // the caches rebuilt on the way, and the matcher still follows exactly.
+  auto vocab = byte_vocab({"((", "))"});
+  GrammarMatcher m(compile_gbnf("root ::= p\np ::= \"(\" p* \")\"", vocab));
+  const std::string chunk(1000, '(');
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(m.accept_bytes(chunk));
+  std::vector<uint32_t> w(static_cast<size_t>(bitmask_words(vocab->vocab_size())));
+  for (int i = 0; i < 50000; ++i) {
+    if (i % 5000 == 0) {
+      m.fill_next_token_bitmask(w);
+      ASSERT_TRUE(bit(w, '(') && bit(w, ')') && bit(w, 256) && bit(w, 257));
+      ASSERT_FALSE(bit(w, vocab->vocab_size() - 1));
+    }
+    ASSERT_TRUE(m.accept_token(257));
+  }
+  EXPECT_TRUE(m.can_terminate());
+  EXPECT_FALSE(m.accept_token(257));
+  EXPECT_LE(m.stack_count(), 1u);
+}
+
 TEST(GrammarMatcher, NullableRules) {
   const std::string g = R"(
 root ::= a b c "!"

@@ -23,8 +23,12 @@
 namespace inferd::grammar {
 
 namespace {
-constexpr size_t kCompactAt = size_t{1} << 20;  // nodes
-}
+// Memory bounds of one matcher (the caches are rebuilt from scratch when one is passed).
+constexpr size_t kCompactAt = size_t{1} << 18;       // stack nodes
+constexpr size_t kMaxStates = size_t{1} << 14;       // memoised states
+constexpr size_t kMaxTransitions = size_t{1} << 18;  // memoised byte transitions
+constexpr size_t kMaxMemoIds = size_t{1} << 20;      // token ids remembered by the memo
+}  // namespace
 
 struct GrammarMatcher::Impl {
   explicit Impl(std::shared_ptr<const CompiledGrammar> grammar)
@@ -44,9 +48,14 @@ struct GrammarMatcher::Impl {
       m.compact(tops);
       states.clear();
       memo.clear();
+      memo_ids = 0;
     } else if (states.states() > kMaxStates || states.transitions() > kMaxTransitions) {
       states.clear();
       memo.clear();
+      memo_ids = 0;
+    } else if (memo_ids > kMaxMemoIds) {
+      memo.clear();
+      memo_ids = 0;
     }
   }
 
@@ -182,11 +191,9 @@ struct GrammarMatcher::Impl {
         allowed.push_back(id);
       }
     }
+    memo_ids += allowed.size() + 1;
     memo.emplace(s0, std::move(allowed));
   }
-
-  static constexpr size_t kMaxStates = size_t{1} << 16;
-  static constexpr size_t kMaxTransitions = size_t{1} << 21;
 
   std::shared_ptr<const CompiledGrammar> g;
   const TokenizerInfo::Impl& v;
@@ -197,6 +204,7 @@ struct GrammarMatcher::Impl {
   bool terminated = false;
   // Tokens allowed by the uncertain check, by state (cleared with `states`).
   std::unordered_map<int32_t, std::vector<int32_t>> memo;
+  size_t memo_ids = 0;
   // Scratch, reused.
   std::vector<int32_t> unc, state;
   std::vector<uint64_t> rank_bits;
