@@ -40,6 +40,73 @@ async function pool(items, limit, fn) {
   return out;
 }
 
+// Whether `s` can be extended into a JSON text (an output cut at max_tokens must be one).
+function isJsonPrefix(s) {
+  const EOF = Symbol('eof');
+  let i = 0;
+  const peek = () => {
+    if (i >= s.length) throw EOF;
+    return s[i];
+  };
+  const ws = () => { while (i < s.length && ' \t\n\r'.includes(s[i])) i++; };
+  const lit = (w) => { for (const ch of w) { if (peek() !== ch) throw new SyntaxError(w); i++; } };
+  const str = () => {
+    lit('"');
+    for (;;) {
+      const c = peek();
+      i++;
+      if (c === '"') return;
+      if (c < ' ') throw new SyntaxError('control character');
+      if (c !== '\\') continue;
+      const e = peek();
+      i++;
+      if (e === 'u') {
+        for (let k = 0; k < 4; k++, i++) if (!/[0-9a-fA-F]/.test(peek())) throw new SyntaxError('\\u');
+      } else if (!'"\\/bfnrt'.includes(e)) throw new SyntaxError('escape');
+    }
+  };
+  const num = () => {
+    const m = /^-?\d*(\.\d*)?([eE][+-]?\d*)?/.exec(s.slice(i))[0];
+    i += m.length;
+    if (/^-?0\d/.test(m)) throw new SyntaxError(`leading zero ${m}`);
+    if (i >= s.length) throw EOF;
+    if (!/^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(m)) throw new SyntaxError(`number ${m}`);
+  };
+  const value = () => {
+    const c = peek();
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      ws();
+      if (peek() === close) { i++; return; }
+      for (;;) {
+        if (c === '{') { str(); ws(); lit(':'); ws(); }
+        value();
+        ws();
+        const d = peek();
+        i++;
+        if (d === close) return;
+        if (d !== ',') throw new SyntaxError(`expected , or ${close}`);
+        ws();
+      }
+    }
+    if (c === '"') return str();
+    if (c === 't') return lit('true');
+    if (c === 'f') return lit('false');
+    if (c === 'n') return lit('null');
+    return num();
+  };
+  try {
+    ws();
+    value();
+    ws();
+    return i === s.length;
+  } catch (e) {
+    if (e === EOF) return true;
+    return false;
+  }
+}
+
 let modelDir;
 let srv;
 let client;
@@ -133,6 +200,8 @@ describe('response_format json_schema', () => {
     for (const [i, r] of results.entries()) {
       if (r.finish !== 'stop') {
         assert.equal(r.finish, 'length', `${r.name}: finish_reason ${r.finish}`);
+        assert.equal(r.tokens, 400, r.name);
+        if (!isJsonPrefix(r.content)) failures.push(`${r.name}: cut output is no JSON prefix: ${r.content.slice(0, 300)}`);
         continue;
       }
       stopped++;
@@ -153,6 +222,13 @@ describe('response_format json_schema', () => {
       (unfinished.length ? `; cut at 400 tokens: ${unfinished.join(', ')}` : ''));
     assert.deepEqual(failures, []);
     assert.ok(share >= 0.9, `only ${(100 * share).toFixed(1)} % ended with "stop"`);
+  });
+
+  test('the JSON prefix check used on cut outputs', () => {
+    for (const ok of ['', '{', '{"a', '{"a": [1, 2.', '[true, nu', '{"k": "\\u00', '-', '{"a":1}', '[1e'])
+      assert.ok(isJsonPrefix(ok), ok);
+    for (const bad of ['}', '{"a" 1', '[1,,', '{"a":1}x', '[01', '"\\q', '[tru]', '{1:'])
+      assert.ok(!isJsonPrefix(bad), bad);
   });
 
   test('streamed: the concatenated deltas validate', { timeout: 300000 }, async () => {
@@ -200,7 +276,10 @@ describe('other constraints', () => {
         response_format: { type: 'json_object' },
       });
       const c = r.choices[0];
-      if (c.finish_reason !== 'stop') continue;
+      if (c.finish_reason !== 'stop') {
+        assert.ok(c.message.content.startsWith('{') && isJsonPrefix(c.message.content), c.message.content);
+        continue;
+      }
       stopped++;
       const doc = JSON.parse(c.message.content);
       assert.ok(doc !== null && typeof doc === 'object' && !Array.isArray(doc), c.message.content);
