@@ -3,8 +3,6 @@
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
 #include "engine/grammar/json_schema.h"
 #include "engine/grammar/regex.h"
 
@@ -46,13 +44,8 @@ std::pair<std::string, std::string> key_parts(const StructuredOutputs& so) {
 std::string structured_to_gbnf(const StructuredOutputs& so) {
   (void)key_parts(so);  // exactly one kind
   if (so.json) {
-    nlohmann::json schema;
-    try {
-      schema = nlohmann::json::parse(*so.json);
-    } catch (const nlohmann::json::exception& e) {
-      throw GrammarError(fmt::format("the JSON schema is not valid JSON: {}", e.what()));
-    }
-    return json_schema_to_gbnf(schema);
+    // From the text, so that properties keep the client's order (nlohmann::json sorts keys).
+    return json_schema_text_to_gbnf(*so.json);
   }
   if (so.regex) return regex_to_gbnf(*so.regex);
   if (so.choice) {
