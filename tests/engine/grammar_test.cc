@@ -467,7 +467,7 @@ std::vector<std::string> random_vocab(const std::string& alphabet, std::mt19937&
 
 // Walks random valid paths; at every step compares every token's mask bit with the oracle.
 void check_mask_against_oracle(const std::string& gbnf, const std::string& alphabet, uint32_t seed,
-                               int paths = 4, int max_steps = 40) {
+                               int paths = 4, int max_steps = 40, const std::string& prefix = "") {
   std::mt19937 rng(seed);
   std::vector<std::string> bytes = random_vocab(alphabet, rng);
   const auto stop = static_cast<int32_t>(bytes.size() - 1);
@@ -478,7 +478,9 @@ void check_mask_against_oracle(const std::string& gbnf, const std::string& alpha
   for (int path = 0; path < paths; ++path) {
     GrammarMatcher m(compiled);
     Earley e(g);
-    std::string so_far;
+    std::string so_far = prefix;
+    ASSERT_TRUE(m.accept_bytes(prefix));
+    for (char c : prefix) ASSERT_TRUE(e.push(static_cast<uint8_t>(c)));
     for (int step = 0; step < max_steps; ++step) {
       m.fill_next_token_bitmask(w);
       ASSERT_EQ(m.can_terminate(), e.complete()) << gbnf << "\nafter: " << so_far;
@@ -545,6 +547,28 @@ c ::= a? "z"?)",
   check_mask_against_oracle("root ::= . . .", "ab", 7);
 }
 
+TEST(GrammarProperty, MaskEqualsBruteForceWithContextTables) {
+  // Every top with an uncertain token uses the table computed for its real frames.
+  const int32_t saved = context_table_threshold();
+  set_context_table_threshold(0);
+  check_mask_against_oracle(kJsonish, "{}[],:\" 0123456789-.eEtrufalsn\\", 11);
+  check_mask_against_oracle(kArith, "0123456789+-*/() ", 12);
+  check_mask_against_oracle(R"(root ::= "\"" [^"a-c]{0,6} "\"" [x-z]{2,4})", "\"abcxyz", 14);
+  check_mask_against_oracle(
+      R"(root ::= "[" ("\"" [a-c\u00e9]{0,7} "\"" ("," "\"" [a-c]{2,9} "\"")*)? "]")", "[]\",abc",
+      15);
+  check_mask_against_oracle("root ::= p\np ::= \"(\" p* \")\" | \"[\" p? \"]\"", "()[]", 13);
+  // Deeper than the frames a context table looks at.
+  const int32_t saved_depth = context_table_depth();
+  set_context_table_depth(1);
+  check_mask_against_oracle(kJsonish, "{}[],:\" 0123456789-.eEtrufalsn\\", 17);
+  check_mask_against_oracle(
+      "root ::= p\np ::= \"(\" p* \")\" | \"[\" p? \"]\" | \"<\" [a-c]{0,3} \">\"", "()[]<>abc", 16,
+      4, 40, std::string(12, '(') + "[[[(");
+  set_context_table_depth(saved_depth);
+  set_context_table_threshold(saved);
+}
+
 // Random grammars over a small alphabet (those the compiler rejects are skipped).
 std::string random_grammar(std::mt19937& rng) {
   const char* atoms[] = {
@@ -602,6 +626,16 @@ TEST(GrammarProperty, MaskEqualsBruteForceOnRandomGrammars) {
     if (getenv("GRAMMAR_TEST_VERBOSE")) fprintf(stderr, "grammar %d:\n%s\n", i, g.c_str());
     check_mask_against_oracle(g, "abc", 100 + static_cast<uint32_t>(i), 3, 20);
     if (HasFatalFailure()) return;
+    if (i % 2 == 0) {  // and again with context tables everywhere, one frame deep
+      const int32_t saved = context_table_threshold();
+      const int32_t saved_depth = context_table_depth();
+      set_context_table_threshold(0);
+      set_context_table_depth(1 + i % 3);
+      check_mask_against_oracle(g, "abc", 500 + static_cast<uint32_t>(i), 2, 20);
+      set_context_table_threshold(saved);
+      set_context_table_depth(saved_depth);
+      if (HasFatalFailure()) return;
+    }
   }
   EXPECT_GE(checked, 30);
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "engine/grammar/automaton.h"
@@ -29,10 +30,34 @@ struct TokenTable {
 
 class CompiledGrammar {
  public:
+  CompiledGrammar();
+  ~CompiledGrammar();
+
   std::shared_ptr<const TokenizerInfo> vocab;
   Automaton automaton;
   std::vector<std::shared_ptr<const TokenTable>> tables;  // by position; null unless a byte set
+
+  // The table of byte-set position `pos` given the real frames below it: `sites` are the return
+  // positions of the frames, innermost first; `bottom`: nothing lies below the last one. A
+  // position whose own table leaves many tokens uncertain (its rule has many callers: the body of
+  // a bounded repetition, a string used everywhere) gets far fewer with its real callers known.
+  // Computed on first use and kept for every matcher of this grammar (thread safe).
+  std::shared_ptr<const TokenTable> context_table(int32_t pos, std::span<const int32_t> sites,
+                                                  bool bottom) const;
+
+ private:
+  struct ContextTables;
+  std::unique_ptr<ContextTables> context_;
 };
+
+// A matcher uses context_table for a top whose table has more uncertain tokens than this
+// (default 4096: below that, checking them against the real stacks costs less than a table;
+// tests lower it to exercise the path).
+int32_t context_table_threshold();
+void set_context_table_threshold(int32_t n);
+// How many frames below a top the context tables look at (default 8; tests lower it).
+int32_t context_table_depth();
+void set_context_table_depth(int32_t n);
 
 // Number of cache hits / entries of the process-wide token table cache (tests, bench).
 struct TableCacheStats {

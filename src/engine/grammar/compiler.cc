@@ -5,6 +5,7 @@
 // the next byte can follow the rule there). Tables are cached process-wide by a canonical key of
 // the position's content, so rules repeated across grammars are classified once.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -187,7 +188,58 @@ class Classifier {
   std::vector<uint8_t> is_rejected_;
 };
 
+std::atomic<int32_t> g_context_threshold{4096};
+std::atomic<int32_t> g_context_depth{8};
+
 }  // namespace
+
+int32_t context_table_depth() {
+  return g_context_depth.load(std::memory_order_relaxed);
+}
+void set_context_table_depth(int32_t n) {
+  g_context_depth.store(n, std::memory_order_relaxed);
+}
+int32_t context_table_threshold() {
+  return g_context_threshold.load(std::memory_order_relaxed);
+}
+void set_context_table_threshold(int32_t n) {
+  g_context_threshold.store(n, std::memory_order_relaxed);
+}
+
+struct CompiledGrammar::ContextTables {
+  std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<const TokenTable>> map;
+  std::unique_ptr<Classifier> classifier;
+};
+
+CompiledGrammar::CompiledGrammar() : context_(std::make_unique<ContextTables>()) {}
+CompiledGrammar::~CompiledGrammar() = default;
+
+std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
+                                                                 std::span<const int32_t> sites,
+                                                                 bool bottom) const {
+  std::string key;
+  key.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+  for (int32_t s : sites) key.append(reinterpret_cast<const char*>(&s), sizeof s);
+  key.push_back(bottom ? 'T' : 'F');
+  ContextTables& c = *context_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.map.find(key);
+  if (it != c.map.end()) return it->second;
+  if (!c.classifier) c.classifier = std::make_unique<Classifier>(automaton, vocab->impl());
+  Context ctx;
+  ctx.sites.assign(sites.begin(), sites.end());
+  ctx.bottom = bottom;
+  if (!bottom) {
+    const int32_t last = sites.empty() ? pos : sites.back();
+    ctx.follow =
+        automaton.follow[static_cast<size_t>(automaton.elems[static_cast<size_t>(last)].rule)];
+  }
+  std::shared_ptr<const TokenTable> table = c.classifier->classify(pos, ctx);
+  if (c.map.size() >= 4096) c.map.clear();
+  c.map.emplace(std::move(key), table);
+  return table;
+}
 
 TableCacheStats table_cache_stats() {
   TableCache& c = cache();

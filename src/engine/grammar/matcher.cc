@@ -112,11 +112,32 @@ struct GrammarMatcher::Impl {
     const int32_t s0 = states.intern(tops, end);
     size_t n_uncertain = 0;
     auto hit = memo.find(s0);
+    const auto threshold = static_cast<size_t>(std::max(context_table_threshold(), 0));
+    const auto depth_limit = static_cast<size_t>(std::max(context_table_depth(), 0));
+    held.clear();
     for (int32_t t : tops) {
-      const auto pos = static_cast<size_t>(m.pool()[t].pos);
-      if (pos_mark[pos] == stamp) continue;
-      pos_mark[pos] = stamp;
-      const TokenTable& tab = *g->tables[pos];
+      const NodePool::Node nd = m.pool()[t];
+      const auto pos = static_cast<size_t>(nd.pos);
+      const TokenTable* table = g->tables[pos].get();
+      if (table->uncertain_ranks.size() > threshold ||
+          (threshold == 0 && !table->uncertain_ranks.empty())) {
+        // Many tokens depend on what lies below: use the table for the real frames.
+        sites.clear();
+        int32_t below = nd.parent;
+        while (below >= 0 && sites.size() < depth_limit) {
+          sites.push_back(m.pool()[below].pos);
+          below = m.pool()[below].parent;
+        }
+        held.push_back(g->context_table(nd.pos, sites, below < 0));
+        table = held.back().get();
+        bool seen = false;
+        for (size_t k = 0; k + 1 < held.size() && !seen; ++k) seen = held[k].get() == table;
+        if (seen) continue;
+      } else {
+        if (pos_mark[pos] == stamp) continue;
+        pos_mark[pos] = stamp;
+      }
+      const TokenTable& tab = *table;
       switch (tab.storage) {
         case TokenTable::Storage::kAcceptedList:
           for (int32_t id : tab.ids) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
@@ -209,6 +230,8 @@ struct GrammarMatcher::Impl {
   std::vector<int32_t> unc, state;
   std::vector<uint64_t> rank_bits;
   std::vector<uint32_t> scratch;
+  std::vector<int32_t> sites;
+  std::vector<std::shared_ptr<const TokenTable>> held;
   std::vector<uint32_t> pos_mark;
   uint32_t stamp = 0;
 };
