@@ -185,6 +185,9 @@ struct EngineStats {
   int64_t generation_tokens = 0;  // tokens sampled
   int64_t requests_finished = 0;  // finished with stop or length
   int64_t requests_aborted = 0;
+  int64_t grammar_masks = 0;          // structured outputs: next-token bitmasks filled
+  double grammar_mask_seconds = 0;    // wall time the engine thread spent filling them
+  double grammar_accept_seconds = 0;  // and advancing the grammars by the sampled tokens
 };
 
 // ---- Engine -----------------------------------------------------------------------------------

@@ -422,6 +422,15 @@ void run_throughput_cmd(const OfflineArgs& a) {
   model->reset_step_timing();
   const ThroughputResult r = run_throughput(*engine, prompts, outputs, a.temperature, constraint);
   const StepTiming st = model->step_timing();
+  if (constraint) {
+    const EngineStats es = engine->stats();
+    std::printf(
+        "grammar: %lld masks, %.3f s filling them (%.1f us a mask), %.3f s in the steps' "
+        "token processing\n",
+        static_cast<long long>(es.grammar_masks), es.grammar_mask_seconds,
+        1e6 * es.grammar_mask_seconds / double(std::max<int64_t>(1, es.grammar_masks)),
+        es.grammar_accept_seconds);
+  }
   if (st.steps > 0) {
     // The device's own time per step (events), and how long it waited for the host between steps.
     std::printf(

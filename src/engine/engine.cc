@@ -230,6 +230,8 @@ class Engine::Impl {
   std::unique_ptr<grammar::StructuredCompiler> compiler_;
   int64_t num_steps_ = 0, tokens_computed_ = 0, generation_tokens_ = 0;
   int64_t requests_finished_ = 0, requests_aborted_ = 0;
+  int64_t grammar_masks_ = 0;
+  double grammar_mask_s_ = 0, grammar_accept_s_ = 0;
 };
 
 namespace {
@@ -566,7 +568,12 @@ void Engine::Impl::step() {
     kv_.register_computed(*s.seq);
   }
 
+  const auto t_proc = std::chrono::steady_clock::now();
   for (size_t i = 0; i < row_seqs_.size(); ++i) process_token(row_seqs_[i], sampled_[i]);
+  if (!mask_seqs_.empty()) {
+    grammar_accept_s_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_proc).count();
+  }
 }
 
 void Engine::Impl::add_sampling_row(const Sequence& q) {
@@ -697,6 +704,15 @@ void Engine::Impl::fill_masks() {
     }
   }
   if (mask_seqs_.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  grammar_masks_ += int64_t(mask_seqs_.size());
+  struct Timer {
+    std::chrono::steady_clock::time_point t0;
+    double* total;
+    ~Timer() {
+      *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  } timer{t0, &grammar_mask_s_};
   const int32_t words = sampling::bitmask_words(vocab_);
   sampling_.mask_words = words;
   sampling_.masks.assign(mask_seqs_.size() * size_t(words), 0u);
@@ -828,6 +844,9 @@ void Engine::Impl::publish_stats() {
   s.generation_tokens = generation_tokens_;
   s.requests_finished = requests_finished_;
   s.requests_aborted = requests_aborted_;
+  s.grammar_masks = grammar_masks_;
+  s.grammar_mask_seconds = grammar_mask_s_;
+  s.grammar_accept_seconds = grammar_accept_s_;
   std::lock_guard lk(stats_mu_);
   stats_ = s;
 }
