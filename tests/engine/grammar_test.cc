@@ -442,7 +442,8 @@ class Earley {
 
 // 300 random tokens of 1-4 bytes over `alphabet`, every single byte of it, UTF-8 pieces, a token
 // without bytes and a stop id (last).
-std::vector<std::string> random_vocab(const std::string& alphabet, std::mt19937& rng) {
+std::vector<std::string> random_vocab(const std::string& alphabet, std::mt19937& rng,
+                                      bool long_tokens = false) {
   std::vector<std::string> pieces;
   for (char c : alphabet) pieces.emplace_back(1, c);
   for (const char* p : {"\xC3\xA9", "\xE2\x82\xAC", "\xC3", "\xA9", "\xE2", "\xE2\x82", "\x82\xAC",
@@ -459,6 +460,14 @@ std::vector<std::string> random_vocab(const std::string& alphabet, std::mt19937&
     while (static_cast<int>(t.size()) < n) t += pieces[pick(rng)];
     if (have.insert(t).second) vocab.push_back(t);
   }
+  // Tokens of 12 to 40 bytes (longer than what count-sharing context tables classify): runs of one
+  // character, some with a piece after them.
+  std::uniform_int_distribution<int> long_len(12, 40);
+  for (int k = 0; long_tokens && k < 120; ++k) {
+    std::string t(static_cast<size_t>(long_len(rng)), alphabet[rng() % alphabet.size()]);
+    if (rng() % 2 == 0) t += pieces[pick(rng)];
+    if (have.insert(t).second) vocab.push_back(t);
+  }
   std::shuffle(vocab.begin(), vocab.end(), rng);
   vocab.emplace_back();  // no bytes
   vocab.emplace_back();  // stop
@@ -467,9 +476,10 @@ std::vector<std::string> random_vocab(const std::string& alphabet, std::mt19937&
 
 // Walks random valid paths; at every step compares every token's mask bit with the oracle.
 void check_mask_against_oracle(const std::string& gbnf, const std::string& alphabet, uint32_t seed,
-                               int paths = 4, int max_steps = 40, const std::string& prefix = "") {
+                               int paths = 4, int max_steps = 40, const std::string& prefix = "",
+                               bool long_tokens = false) {
   std::mt19937 rng(seed);
-  std::vector<std::string> bytes = random_vocab(alphabet, rng);
+  std::vector<std::string> bytes = random_vocab(alphabet, rng, long_tokens);
   const auto stop = static_cast<int32_t>(bytes.size() - 1);
   auto vocab = std::make_shared<const TokenizerInfo>(bytes, std::vector<int32_t>{stop});
   auto compiled = compile_gbnf(gbnf, vocab);
@@ -565,6 +575,28 @@ TEST(GrammarProperty, MaskEqualsBruteForceWithContextTables) {
   check_mask_against_oracle(
       "root ::= p\np ::= \"(\" p* \")\" | \"[\" p? \"]\" | \"<\" [a-c]{0,3} \">\"", "()[]<>abc", 16,
       4, 40, std::string(12, '(') + "[[[(");
+  set_context_table_depth(saved_depth);
+  set_context_table_threshold(saved);
+}
+
+TEST(GrammarProperty, MaskEqualsBruteForceWithContextTablesOnLongRepetitions) {
+  // Counts above 17 share one context table per frame position (tokens of 17 bytes or more stay
+  // uncertain there): long tokens and long counts, nested, must still give exact masks.
+  const int32_t saved = context_table_threshold();
+  const int32_t saved_depth = context_table_depth();
+  set_context_table_threshold(0);
+  const std::string g1 = R"(root ::= "\"" c{0,30} "\"" ("," "\"" c{2,25} "\"")*
+c ::= [a-c] | "\\" [ab])";
+  const std::string g2 = R"(root ::= "[" ( item ( "," item ){0,24} )? "]"
+item ::= "\"" c{1,40} "\""
+c ::= [a-c] | "\u00e9")";
+  for (int32_t depth : {1, 2, 8}) {
+    set_context_table_depth(depth);
+    check_mask_against_oracle(g1, "\"\\abc,", 30 + static_cast<uint32_t>(depth), 3, 40, "", true);
+    check_mask_against_oracle(g2, "[]\",abc", 40 + static_cast<uint32_t>(depth), 3, 40, "", true);
+    check_mask_against_oracle(g2, "[]\",abc", 50 + static_cast<uint32_t>(depth), 2, 20,
+                              "[\"" + std::string(21, 'a'), true);
+  }
   set_context_table_depth(saved_depth);
   set_context_table_threshold(saved);
 }

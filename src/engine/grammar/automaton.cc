@@ -133,6 +133,29 @@ Automaton build_automaton(const Grammar& g) {
   for (size_t r = 0; r < n; ++r) {
     if (!bottom[r] && ret[r] >= 0) a.unique_return[r] = ret[r];
   }
+
+  // Repetition chains (rules are scanned in order: h_{k-1} is created before h_k).
+  a.repeat_left.assign(n, 0);
+  a.repeat_next.assign(n, -1);
+  auto elem = [&](int32_t p) -> const Automaton::Elem& { return a.elems[static_cast<size_t>(p)]; };
+  for (size_t r = 0; r < n; ++r) {
+    const auto& alts = a.alt_begins[r];
+    if (alts.size() != 2 || elem(alts[1]).kind != Automaton::kEnd) continue;
+    const int32_t p = alts[0];
+    if (elem(p).kind != Automaton::kRule) continue;
+    const int32_t x = elem(p).target;
+    if (elem(p + 1).kind == Automaton::kEnd) {
+      a.repeat_left[r] = 1;  // h_1 ::= x | ""
+      continue;
+    }
+    if (elem(p + 1).kind != Automaton::kRule || elem(p + 2).kind != Automaton::kEnd) continue;
+    const auto next = static_cast<size_t>(elem(p + 1).target);
+    if (next >= r || a.repeat_left[next] == 0) continue;
+    const int32_t np = a.alt_begins[next][0];
+    if (elem(np).target != x) continue;
+    a.repeat_left[r] = a.repeat_left[next] + 1;
+    a.repeat_next[r] = static_cast<int32_t>(next);
+  }
   return a;
 }
 

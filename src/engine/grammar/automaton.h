@@ -39,6 +39,12 @@ struct Automaton {
   std::vector<int32_t> unique_return;
   std::vector<bool> can_be_bottom;  // per rule: a stack of this rule can have no frame below
   std::vector<bool> only_bottom;    // per rule: a frame of this rule never has a frame below
+  // Per rule: the bounded-repetition chains the parser builds for x{m,n} (h_k ::= x h_{k-1} | "",
+  // h_1 ::= x | ""): repeat_left is k for such a rule (0 for any other), repeat_next the rule
+  // h_{k-1} (-1 for h_1 and other rules). A frame in h_k returns to "up to k - 1 more x"; for a
+  // token of fewer than j bytes h_k and h_j look the same (every x takes at least one byte or can
+  // be skipped), which lets context tables share one table for all long counts.
+  std::vector<int32_t> repeat_left, repeat_next;
 };
 
 Automaton build_automaton(const Grammar& g);

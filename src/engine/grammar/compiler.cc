@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -107,7 +108,13 @@ class Classifier {
     unc_.resize(max_len + 2);
   }
 
-  std::shared_ptr<const TokenTable> classify(int32_t pos, const Context& c) {
+  // Classifies every token at `pos` under context `c`. With `base` (the table of `pos` under a
+  // context that `c` refines: fewer frames known), only base's uncertain tokens are walked (what
+  // base accepts or rejects holds under any stack it allows), and tokens of more than `max_len`
+  // bytes stay uncertain without a walk (see CompiledGrammar::context_table).
+  std::shared_ptr<const TokenTable> classify(int32_t pos, const Context& c,
+                                             const TokenTable* base = nullptr,
+                                             size_t max_len = SIZE_MAX) {
     m_.reset();
     states_.clear();
     int32_t parent = -1;
@@ -116,38 +123,92 @@ class Classifier {
     state_[0] = states_.intern(std::span<const int32_t>(&top, 1), false);
     unc_[0] = false;
 
-    std::vector<int32_t> accepted;
-    auto table = std::make_shared<TokenTable>();
-    const ByteSet& first = a_.elems[static_cast<size_t>(pos)].bytes;
-    for (int b = 0; b < 256; ++b) {
-      if (!first.test(static_cast<uint8_t>(b))) continue;
-      size_t depth = 0;  // depths 0..depth of the state stack are valid for the current prefix
-      for (int32_t r = v_.first_byte_begin[static_cast<size_t>(b)];
-           r < v_.first_byte_begin[static_cast<size_t>(b) + 1]; ++r) {
-        const std::string_view t = v_.at_rank(r);
-        depth = std::min<size_t>(depth, v_.lcp[static_cast<size_t>(r)]);
-        while (depth < t.size() && states_.has_tops(state_[depth])) {
-          const auto byte = static_cast<uint8_t>(t[depth]);
-          const int32_t s = state_[depth];
-          state_[depth + 1] = states_.step(s, byte);
-          unc_[depth + 1] = unc_[depth] || (states_.end(s) && c.follow.test(byte));
-          ++depth;
-        }
+    std::vector<int32_t> accepted, uncertain;
+    size_t depth = 0;  // depths 0..depth of the state stack are valid for the current prefix
+    std::string_view prev;
+    auto walk = [&](int32_t r, std::string_view t, size_t lcp) {
+      depth = std::min(depth, lcp);
+      while (depth < t.size() && states_.has_tops(state_[depth])) {
+        const auto byte = static_cast<uint8_t>(t[depth]);
         const int32_t s = state_[depth];
-        bool acc = false, unc = false;
-        if (depth == t.size()) {
-          acc = states_.has_tops(s) || states_.end(s);
-          unc = !acc && unc_[depth];
-        } else {
-          unc = unc_[depth] || (states_.end(s) && c.follow.test(static_cast<uint8_t>(t[depth])));
+        state_[depth + 1] = states_.step(s, byte);
+        unc_[depth + 1] = unc_[depth] || (states_.end(s) && c.follow.test(byte));
+        ++depth;
+      }
+      const int32_t s = state_[depth];
+      bool acc = false, unc = false;
+      if (depth == t.size()) {
+        acc = states_.has_tops(s) || states_.end(s);
+        unc = !acc && unc_[depth];
+      } else {
+        unc = unc_[depth] || (states_.end(s) && c.follow.test(static_cast<uint8_t>(t[depth])));
+      }
+      if (acc) {
+        accepted.push_back(v_.sorted[static_cast<size_t>(r)]);
+      } else if (unc) {
+        uncertain.push_back(r);
+      }
+    };
+    if (base) {
+      for (int32_t r : base->uncertain_ranks) {
+        const std::string_view t = v_.at_rank(r);
+        if (t.size() > max_len) {
+          uncertain.push_back(r);
+          continue;
         }
-        if (acc) {
-          accepted.push_back(v_.sorted[static_cast<size_t>(r)]);
-        } else if (unc) {
-          table->uncertain_ranks.push_back(r);
+        size_t l = 0;
+        const size_t lim = std::min({prev.size(), t.size(), depth});
+        while (l < lim && prev[l] == t[l]) ++l;
+        prev = t;
+        walk(r, t, l);
+      }
+      append_accepted(*base, accepted);
+    } else {
+      const ByteSet& first = a_.elems[static_cast<size_t>(pos)].bytes;
+      for (int b = 0; b < 256; ++b) {
+        if (!first.test(static_cast<uint8_t>(b))) continue;
+        depth = 0;
+        for (int32_t r = v_.first_byte_begin[static_cast<size_t>(b)];
+             r < v_.first_byte_begin[static_cast<size_t>(b) + 1]; ++r) {
+          walk(r, v_.at_rank(r), v_.lcp[static_cast<size_t>(r)]);
         }
       }
     }
+    return make_table(std::move(accepted), std::move(uncertain));
+  }
+
+ private:
+  // Appends the ids `t` accepts.
+  void append_accepted(const TokenTable& t, std::vector<int32_t>& out) {
+    switch (t.storage) {
+      case TokenTable::Storage::kAcceptedList:
+        out.insert(out.end(), t.ids.begin(), t.ids.end());
+        break;
+      case TokenTable::Storage::kAcceptedBitmask:
+        for (size_t i = 0; i < t.accepted_bits.size(); ++i) {
+          for (uint32_t bits = t.accepted_bits[i]; bits; bits &= bits - 1) {
+            out.push_back(static_cast<int32_t>(i * 32 + static_cast<size_t>(__builtin_ctz(bits))));
+          }
+        }
+        break;
+      case TokenTable::Storage::kRejectedList: {
+        is_rejected_.assign(v_.bytes.size(), 0);
+        for (int32_t id : t.ids) is_rejected_[static_cast<size_t>(id)] = 1;
+        for (int32_t r : t.uncertain_ranks) {
+          is_rejected_[static_cast<size_t>(v_.sorted[static_cast<size_t>(r)])] = 1;
+        }
+        for (int32_t id : v_.sorted) {
+          if (!is_rejected_[static_cast<size_t>(id)]) out.push_back(id);
+        }
+        break;
+      }
+    }
+  }
+
+  std::shared_ptr<const TokenTable> make_table(std::vector<int32_t> accepted,
+                                               std::vector<int32_t> uncertain) {
+    auto table = std::make_shared<TokenTable>();
+    table->uncertain_ranks = std::move(uncertain);
     const auto n = static_cast<int32_t>(v_.bytes.size());
     const size_t words = static_cast<size_t>(bitmask_words(n));
     const size_t rejected = v_.sorted.size() - accepted.size() - table->uncertain_ranks.size();
@@ -178,7 +239,6 @@ class Classifier {
     return table;
   }
 
- private:
   const Automaton& a_;
   const TokenizerInfo::Impl& v_;
   StackMachine m_;
@@ -209,7 +269,7 @@ void set_context_table_threshold(int32_t n) {
 struct CompiledGrammar::ContextTables {
   std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const TokenTable>> map;
-  std::unique_ptr<Classifier> classifier;
+  std::vector<std::unique_ptr<Classifier>> idle;  // classifiers not in use
 };
 
 CompiledGrammar::CompiledGrammar() : context_(std::make_unique<ContextTables>()) {}
@@ -218,27 +278,57 @@ CompiledGrammar::~CompiledGrammar() = default;
 std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
                                                                  std::span<const int32_t> sites,
                                                                  bool bottom) const {
-  std::string key;
-  key.append(reinterpret_cast<const char*>(&pos), sizeof pos);
-  for (int32_t s : sites) key.append(reinterpret_cast<const char*>(&s), sizeof s);
-  key.push_back(bottom ? 'T' : 'F');
-  ContextTables& c = *context_;
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.map.find(key);
-  if (it != c.map.end()) return it->second;
-  if (!c.classifier) c.classifier = std::make_unique<Classifier>(automaton, vocab->impl());
+  // A frame in a long repetition chain (h_k, k > kRepeatCap) is replaced by the same frame in
+  // h_kRepeatCap: tokens of fewer than kRepeatCap bytes cannot tell them apart, and longer tokens
+  // stay uncertain in such a table (checked against the real stacks), so x{1,64} needs at most
+  // kRepeatCap tables instead of 64.
+  constexpr int32_t kRepeatCap = 17;
   Context ctx;
   ctx.sites.assign(sites.begin(), sites.end());
+  bool capped = false;
+  for (int32_t& s : ctx.sites) {
+    auto r = static_cast<size_t>(automaton.elems[static_cast<size_t>(s)].rule);
+    if (automaton.repeat_left[r] <= kRepeatCap) continue;
+    const int32_t offset = s - automaton.alt_begins[r][0];
+    while (automaton.repeat_left[r] > kRepeatCap) {
+      r = static_cast<size_t>(automaton.repeat_next[r]);
+    }
+    s = automaton.alt_begins[r][0] + offset;
+    capped = true;
+  }
+  std::string key;
+  key.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+  for (int32_t s : ctx.sites) key.append(reinterpret_cast<const char*>(&s), sizeof s);
+  key.push_back(bottom ? 'T' : 'F');
+  key.push_back(capped ? 'C' : 'E');
+  ContextTables& c = *context_;
+  std::unique_ptr<Classifier> classifier;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.map.find(key);
+    if (it != c.map.end()) return it->second;
+    if (!c.idle.empty()) {
+      classifier = std::move(c.idle.back());
+      c.idle.pop_back();
+    }
+  }
+  // Classified without the lock: other sequences of this grammar keep going (two threads may
+  // both classify the same new context; the first to finish is kept).
+  if (!classifier) classifier = std::make_unique<Classifier>(automaton, vocab->impl());
   ctx.bottom = bottom;
   if (!bottom) {
-    const int32_t last = sites.empty() ? pos : sites.back();
+    const int32_t last = ctx.sites.empty() ? pos : ctx.sites.back();
     ctx.follow =
         automaton.follow[static_cast<size_t>(automaton.elems[static_cast<size_t>(last)].rule)];
   }
-  std::shared_ptr<const TokenTable> table = c.classifier->classify(pos, ctx);
+  std::shared_ptr<const TokenTable> table =
+      classifier->classify(pos, ctx, tables[static_cast<size_t>(pos)].get(),
+                           capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX);
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.idle.push_back(std::move(classifier));
   if (c.map.size() >= 4096) c.map.clear();
-  c.map.emplace(std::move(key), table);
-  return table;
+  auto [it, fresh] = c.map.emplace(std::move(key), table);
+  return it->second;
 }
 
 TableCacheStats table_cache_stats() {
