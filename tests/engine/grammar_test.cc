@@ -727,6 +727,29 @@ str ::= "\"" [a-z]* "\"")";
   EXPECT_EQ(checked, 1);
 }
 
+TEST(GrammarCompiler, SameTextReusesEveryTable) {
+  auto vocab = byte_vocab({"ab", "\"x", "x\"", "x\",", "xyz"});
+  const std::string g = R"(root ::= "[" str ("," str)* "]"
+str ::= "\"" [a-z]{0,30} "\"")";
+  clear_table_cache();
+  auto c1 = compile_gbnf(g, vocab);
+  const TableCacheStats before = table_cache_stats();
+  auto c2 = compile_gbnf(g, vocab);
+  const TableCacheStats after = table_cache_stats();
+  EXPECT_EQ(after.misses, before.misses);
+  ASSERT_EQ(c1->tables.size(), c2->tables.size());
+  for (size_t p = 0; p < c1->tables.size(); ++p) EXPECT_EQ(c1->tables[p], c2->tables[p]);
+  // Another root over the same text is another grammar.
+  auto c3 = compile_gbnf(g, vocab, "str");
+  EXPECT_NE(c3->automaton.root, c1->automaton.root);
+  GrammarMatcher m(c3);
+  EXPECT_TRUE(m.accept_bytes("\"ab\""));
+  EXPECT_TRUE(m.can_terminate());
+  clear_table_cache();
+  compile_gbnf(g, vocab);
+  EXPECT_GT(table_cache_stats().misses, after.misses);  // cleared: classified again
+}
+
 TEST(GrammarCompiler, TableStorageIsTheSmallest) {
   // 128 ASCII bytes, 32 tokens "Xq" and 32 tokens "Xb", a stop id: 7 words of bitmask.
   std::vector<std::string> bytes;

@@ -30,9 +30,16 @@ namespace {
 constexpr size_t kMaxChain = 32;
 constexpr size_t kMaxCacheEntries = 1 << 14;
 
+using Tables = std::vector<std::shared_ptr<const TokenTable>>;
+constexpr size_t kMaxGrammarEntries = 256;
+
 struct TableCache {
   std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const TokenTable>> map;
+  // Whole grammars (vocabulary serial, root and GBNF text -> every position's table): a grammar
+  // compiled again (the same schema in every request) skips building the position keys, which
+  // cost more than the classification once tables are cached.
+  std::unordered_map<std::string, std::shared_ptr<const Tables>> grammars;
   uint64_t hits = 0, misses = 0;
 };
 TableCache& cache() {
@@ -341,6 +348,7 @@ void clear_table_cache() {
   TableCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   c.map.clear();
+  c.grammars.clear();
 }
 
 std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
@@ -353,10 +361,24 @@ std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
   out->automaton = build_automaton(g);
   const Automaton& a = out->automaton;
   const TokenizerInfo::Impl& v = vocab->impl();
+  TableCache& c = cache();
+  std::string grammar_key;
+  grammar_key.append(reinterpret_cast<const char*>(&v.serial), sizeof v.serial);
+  grammar_key.append(root);
+  grammar_key.push_back('\0');
+  grammar_key.append(gbnf);
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.grammars.find(grammar_key);
+    if (it != c.grammars.end() && it->second->size() == a.elems.size()) {
+      ++c.hits;
+      out->tables = *it->second;
+      return out;
+    }
+  }
   out->tables.resize(a.elems.size());
   std::unique_ptr<Classifier> classifier;
   std::unordered_map<std::string, std::shared_ptr<const TokenTable>> local;
-  TableCache& c = cache();
   for (size_t p = 0; p < a.elems.size(); ++p) {
     if (a.elems[p].kind != Automaton::kBytes) continue;
     const auto pos = static_cast<int32_t>(p);
@@ -388,6 +410,9 @@ std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
     out->tables[p] = table;
     local.emplace(std::move(key), std::move(table));
   }
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (c.grammars.size() >= kMaxGrammarEntries) c.grammars.clear();
+  c.grammars.emplace(std::move(grammar_key), std::make_shared<const Tables>(out->tables));
   return out;
 }
 
