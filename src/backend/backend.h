@@ -170,6 +170,13 @@ class Backend {
   // Samples logit rows [row0, row0 + logits.size(0)) of the batch (sampling rows uploaded by
   // prepare_batch) from fp32 logits on the device; results stay on the device.
   virtual void sample(const Tensor& logits, const DeviceBatch& b, int32_t row0);
+  // Structured outputs produced late (SamplingBatch::fill_masks): calls it into the step's pinned
+  // metadata buffer and copies the masks to the device behind the work already queued, so the
+  // host builds them while the device runs the forward. Call before sample(); no-op otherwise.
+  virtual void upload_masks(const DeviceBatch& b, const SamplingBatch& sampling) {
+    (void)b;
+    (void)sampling;
+  }
   // One copy of the step's results to the host, then waits: out[i] for the first out.size()
   // logit rows (padding rows are dropped).
   virtual void finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <utility>
 #include <vector>
@@ -42,13 +43,23 @@ struct SamplingBatch {
   std::vector<uint32_t> masks;
   int32_t mask_words = 0;
 
+  // Masks produced late (device executors that overlap them with the forward, see
+  // ModelExecutor::fills_masks_late): when set, `masks` stays empty and the executor calls this
+  // once per step, after launching the forward and before sampling, to write num_mask_rows rows
+  // of mask_words words at `dst` (host memory).
+  std::function<void(uint32_t* dst)> fill_masks;
+  int32_t num_mask_rows = 0;
+
   int32_t num_masks() const {
+    if (fill_masks) return num_mask_rows;
     return mask_words > 0 ? int32_t(masks.size() / size_t(mask_words)) : 0;
   }
   void clear() {
     rows.clear();
     edits.clear();
     masks.clear();
+    fill_masks = nullptr;
+    num_mask_rows = 0;
   }
 };
 

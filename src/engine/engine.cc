@@ -181,7 +181,8 @@ class Engine::Impl {
   Sequence* new_sequence(RequestState& rs, int32_t index);
   void step();
   void add_sampling_row(const Sequence& q);
-  void fill_masks();
+  void prepare_masks();
+  void fill_masks(uint32_t* dst);
   bool accept_grammar_token(Sequence* seq, int32_t tok);
   grammar::StructuredCompiler& structured_compiler();
   void process_token(Sequence* seq, SampledToken& sampled);
@@ -556,7 +557,7 @@ void Engine::Impl::step() {
     batch_.seqs.push_back(info);
   }
   sampling_.clear();
-  fill_masks();
+  prepare_masks();
   for (Sequence* q : row_seqs_) add_sampling_row(*q);
   sampled_.resize(row_seqs_.size());
   exec_->execute(batch_, sampling_, sampled_);
@@ -690,10 +691,10 @@ grammar::StructuredCompiler& Engine::Impl::structured_compiler() {
   return *compiler_;
 }
 
-// The bitmasks of this step's rows that follow a grammar, filled in parallel (each matcher is its
-// own sequence's). Cost: ~tens of microseconds a row for a 128k vocabulary (bench/grammar_bench);
-// the GPU waits for it (the engine loop does not overlap host and device work yet).
-void Engine::Impl::fill_masks() {
+// The rows of this step that follow a grammar get a bitmask row. A device executor builds them
+// while the forward runs on the GPU (SamplingBatch::fill_masks, called from execute()); otherwise
+// they are built here, before the forward.
+void Engine::Impl::prepare_masks() {
   mask_seqs_.clear();
   for (Sequence* q : row_seqs_) {
     SeqOutputState& so = q->request->outs[size_t(q->index)];
@@ -704,42 +705,55 @@ void Engine::Impl::fill_masks() {
     }
   }
   if (mask_seqs_.empty()) return;
-  const auto t0 = std::chrono::steady_clock::now();
-  grammar_masks_ += int64_t(mask_seqs_.size());
-  struct Timer {
-    std::chrono::steady_clock::time_point t0;
-    double* total;
-    ~Timer() {
-      *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    }
-  } timer{t0, &grammar_mask_s_};
   const int32_t words = sampling::bitmask_words(vocab_);
   sampling_.mask_words = words;
-  sampling_.masks.assign(mask_seqs_.size() * size_t(words), 0u);
-  auto fill = [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) {
-      Sequence* q = mask_seqs_[size_t(i)];
-      RequestState& rs = *q->request;
-      SeqOutputState& so = rs.outs[size_t(q->index)];
-      std::span<uint32_t> m(sampling_.masks.data() + size_t(i) * size_t(words), size_t(words));
-      if (!so.grammar_done) so.matcher->fill_next_token_bitmask(m);
-      // The request's own EOS ids stand for the grammar's end (they may differ from the model's).
-      const bool can_end = so.grammar_done || so.matcher->can_terminate();
-      for (int32_t t : config_.eos_token_ids) m[size_t(t >> 5)] &= ~(1u << (t & 31));
-      if (can_end) {
-        for (int32_t t : rs.eos) m[size_t(t >> 5)] |= 1u << (t & 31);
-      }
+  if (exec_->fills_masks_late()) {
+    sampling_.num_mask_rows = int32_t(mask_seqs_.size());
+    sampling_.fill_masks = [this](uint32_t* dst) { fill_masks(dst); };
+  } else {
+    sampling_.masks.resize(mask_seqs_.size() * size_t(words));
+    fill_masks(sampling_.masks.data());
+  }
+}
+
+// Fills the bitmask rows of mask_seqs_ at `dst`, in parallel (rows are taken one at a time, as
+// their cost varies a lot). Cost: bench/grammar_bench.
+void Engine::Impl::fill_masks(uint32_t* dst) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int32_t words = sampling_.mask_words;
+  auto fill_row = [&](size_t i) {
+    Sequence* q = mask_seqs_[i];
+    RequestState& rs = *q->request;
+    SeqOutputState& so = rs.outs[size_t(q->index)];
+    std::span<uint32_t> m(dst + i * size_t(words), size_t(words));
+    if (so.grammar_done) {
+      std::fill(m.begin(), m.end(), 0u);
+    } else {
+      so.matcher->fill_next_token_bitmask(m);
+    }
+    // The request's own EOS ids stand for the grammar's end (they may differ from the model's).
+    const bool can_end = so.grammar_done || so.matcher->can_terminate();
+    for (int32_t t : config_.eos_token_ids) m[size_t(t >> 5)] &= ~(1u << (t & 31));
+    if (can_end) {
+      for (int32_t t : rs.eos) m[size_t(t >> 5)] |= 1u << (t & 31);
     }
   };
-  if (mask_seqs_.size() == 1) {
-    fill(0, 1, 0);
-    return;
+  const size_t n = mask_seqs_.size();
+  if (n == 1) {
+    fill_row(0);
+  } else {
+    if (!mask_pool_) {
+      const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+      mask_pool_ = std::make_unique<ThreadPool>(int(std::min(8u, hw)));
+    }
+    std::atomic<size_t> next{0};
+    const int workers = int(std::min<size_t>(n, size_t(mask_pool_->num_threads())));
+    mask_pool_->parallel_for(workers, [&](int64_t, int64_t, int) {
+      for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fill_row(i);
+    });
   }
-  if (!mask_pool_) {
-    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-    mask_pool_ = std::make_unique<ThreadPool>(int(std::min(8u, hw)));
-  }
-  mask_pool_->parallel_for(int64_t(mask_seqs_.size()), fill);
+  grammar_masks_ += int64_t(n);
+  grammar_mask_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Advances the sequence's grammar by its sampled token. A token the grammar does not allow means

@@ -51,7 +51,8 @@ DecoderModel::DecoderModel(const std::string& model_dir, const ModelOptions& opt
   } else if (backend_->samples_on_device()) {
     // Eager: one padding-only step makes the buffers the first real steps would otherwise
     // allocate (nothing is allocated once serving starts).
-    device_step(backend_->prepare_batch(ForwardBatch(), opts_.block_size, nullptr, 1));
+    device_step(backend_->prepare_batch(ForwardBatch(), opts_.block_size, nullptr, 1),
+                SamplingBatch());
     backend_->reset_step_timing();
   }
 }
@@ -401,9 +402,10 @@ void DecoderModel::lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Ten
   if (cfg_.final_logit_softcap > 0) backend_->softcap(out, float(cfg_.final_logit_softcap));
 }
 
-void DecoderModel::device_step(const DeviceBatch& b) {
+void DecoderModel::device_step(const DeviceBatch& b, const SamplingBatch& sampling) {
   Backend& be = *backend_;
   run_layers(b);
+  be.upload_masks(b, sampling);
   const int64_t R = b.num_logit_rows;
   for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
     const int64_t n = std::min(rows_per_pass_, R - r0);
@@ -411,6 +413,18 @@ void DecoderModel::device_step(const DeviceBatch& b) {
     lm_head_pass(b, r0, n, out);
     be.sample(out, b, int32_t(r0));
   }
+}
+
+void DecoderModel::graph_forward(const DeviceBatch& b) {
+  const int64_t R = b.num_logit_rows;
+  INFERD_CHECK(R <= rows_per_pass_, "a graph step of {} logit rows (at most {} a pass)", R,
+               rows_per_pass_);
+  run_layers(b);
+  lm_head_pass(b, 0, R, logits_.slice_rows(0, R));
+}
+
+bool DecoderModel::fills_masks_late() const {
+  return backend_->samples_on_device();
 }
 
 void DecoderModel::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
@@ -432,7 +446,12 @@ void DecoderModel::execute(const ForwardBatch& fb, const SamplingBatch& sampling
   const int32_t g = decode && graphs_enabled_ ? graph_size_for(T) : 0;
   const auto t0 = std::chrono::steady_clock::now();
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &sampling, g);
-  if (g == 0 || !be.replay_graph(g)) device_step(b);
+  if (g > 0 && be.replay_graph(g)) {
+    be.upload_masks(b, sampling);  // built on the host while the graph runs
+    be.sample(logits_.slice_rows(0, b.num_logit_rows), b, 0);
+  } else {
+    device_step(b, sampling);
+  }
   be.finish_samples(b, sampling, out);
   int32_t bound = 1;
   while (bound < T) bound *= 4;
@@ -475,11 +494,11 @@ void DecoderModel::capture_graphs() {
     const int32_t n = *it;
     const DeviceBatch& b = be.prepare_batch(empty, opts_.block_size, &none, n);
     be.set_gemm_tuning(true);
-    device_step(b);  // warm-up: GEMM algorithm choice, buffers
+    device_step(b, none);  // warm-up: GEMM algorithm choice, buffers
     be.set_gemm_tuning(false);
     be.begin_graph_capture();
     try {
-      device_step(b);
+      graph_forward(b);
     } catch (...) {
       try {
         be.end_graph_capture(n);

@@ -60,6 +60,7 @@ class DecoderModel final : public ModelExecutor {
   void forward(const ForwardBatch& batch, float* logits) override;
   // On a device backend: one upload, the forward pass (a CUDA graph replay for decode batches),
   // sampling on the device, one download of the tokens.
+  bool fills_masks_late() const override;
   void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
                std::span<SampledToken> out) override;
   StepTiming step_timing() const override { return backend_->step_timing(); }
@@ -90,8 +91,12 @@ class DecoderModel final : public ModelExecutor {
   void run_layers(const DeviceBatch& b);
   // Logits of logit rows [r0, r0 + n) of the batch into out [n, vocab] (gather + lm_head).
   void lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Tensor out);
-  // run_layers, then the lm_head and the device sampler for the batch's logit rows.
-  void device_step(const DeviceBatch& b);
+  // run_layers, then (late grammar masks uploaded, built while the layers run) the lm_head and
+  // the device sampler for the batch's logit rows.
+  void device_step(const DeviceBatch& b, const SamplingBatch& sampling);
+  // What a decode graph records: run_layers and the logits of all rows in one pass (the sampler
+  // runs after the replay, so that a step's grammar masks can be built while the graph runs).
+  void graph_forward(const DeviceBatch& b);
   // The smallest captured batch size >= n, or 0.
   int32_t graph_size_for(int32_t n) const;
 

@@ -37,6 +37,11 @@ class ModelExecutor {
   virtual void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
                        std::span<SampledToken> out);
 
+  // True when execute() calls SamplingBatch::fill_masks itself while the forward runs on the
+  // device (the grammar masks of a step are then built on the host in the shadow of the GPU);
+  // false: the caller fills SamplingBatch::masks before execute().
+  virtual bool fills_masks_late() const { return false; }
+
   // Device time of the execute() steps so far (zeros where the executor does not measure it).
   virtual StepTiming step_timing() const { return {}; }
   virtual void reset_step_timing() {}

@@ -410,7 +410,10 @@ class CudaBackend final : public Backend {
     int32_t stride = 1, max_q = pad > 0 ? 1 : 0, max_kv = 0, singles = pad;
     for (const auto& sq : fb.seqs) stride = std::max(stride, sq.num_blocks);
     const size_t E = sampling ? sampling->edits.size() : 0;
-    const size_t MW = sampling ? sampling->masks.size() : 0;
+    const bool late_masks = sampling && sampling->fill_masks && sampling->num_mask_rows > 0;
+    const size_t MW = !sampling    ? 0
+                      : late_masks ? size_t(sampling->num_mask_rows) * size_t(sampling->mask_words)
+                                   : sampling->masks.size();
     INFERD_CHECK(MW == 0 || sampling->mask_words > 0, "{} mask words with rows of 0 words", MW);
     const Layout o = layout_ints(T, S, R, stride, E, MW);
     if (o.total > meta_capacity_) {
@@ -494,12 +497,19 @@ class CudaBackend final : public Backend {
       }
     }
     if (E > 0) std::memcpy(h + o.edits, sampling->edits.data(), E * sizeof(LogitEdit));
-    if (MW > 0) std::memcpy(h + o.masks, sampling->masks.data(), MW * sizeof(uint32_t));
+    if (MW > 0 && !late_masks) {
+      std::memcpy(h + o.masks, sampling->masks.data(), MW * sizeof(uint32_t));
+    }
 
     CU_CHECK(cudaEventRecord(step_start_[step_idx_], stream_));
     step_open_ = true;
-    CU_CHECK(cudaMemcpyAsync(meta_dev_, meta_host_, o.total * 4, cudaMemcpyHostToDevice, stream_));
+    // Late masks: everything before them now, the masks in upload_masks().
+    const size_t first_copy = late_masks ? o.masks : o.total;
+    CU_CHECK(
+        cudaMemcpyAsync(meta_dev_, meta_host_, first_copy * 4, cudaMemcpyHostToDevice, stream_));
     CU_CHECK(cudaEventRecord(meta_ev_, stream_));
+    late_mask_offset_ = late_masks ? o.masks : 0;
+    late_mask_words_ = late_masks ? MW : 0;
 
     int32_t* d = meta_dev_;
     b_ = DeviceBatch{};
@@ -830,6 +840,19 @@ class CudaBackend final : public Backend {
         static_cast<char*>(results_dev_.data()) + tokens_bytes_ + size_t(row0) * record_bytes_;
     p.max_top = capacity_.max_top_logprobs;
     CU_CHECK(cuda::launch_sampler(p, stream_));
+  }
+
+  void upload_masks(const DeviceBatch& b, const SamplingBatch& sampling) override {
+    (void)b;
+    if (late_mask_words_ == 0) return;
+    INFERD_CHECK(sampling.fill_masks, "late masks announced by prepare_batch but no fill_masks");
+    // The host builds the masks now, while the device runs the work queued before; the copy
+    // follows that work on the stream.
+    sampling.fill_masks(reinterpret_cast<uint32_t*>(meta_host_ + late_mask_offset_));
+    CU_CHECK(cudaMemcpyAsync(meta_dev_ + late_mask_offset_, meta_host_ + late_mask_offset_,
+                             late_mask_words_ * 4, cudaMemcpyHostToDevice, stream_));
+    CU_CHECK(cudaEventRecord(meta_ev_, stream_));
+    late_mask_offset_ = late_mask_words_ = 0;
   }
 
   void finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,
@@ -1198,6 +1221,7 @@ class CudaBackend final : public Backend {
   int32_t* meta_dev_ = nullptr;
   size_t meta_capacity_ = 0;  // int32 elements
   cudaEvent_t meta_ev_ = nullptr;
+  size_t late_mask_offset_ = 0, late_mask_words_ = 0;  // masks upload_masks() still has to copy
   const int32_t* host_ids_ = nullptr;
   DeviceBatch b_;
   int32_t block_size_ = 0;
