@@ -183,6 +183,8 @@ class Engine::Impl {
   void add_sampling_row(const Sequence& q);
   void prepare_masks();
   void fill_masks(uint32_t* dst);
+  void for_each_mask_row(const std::function<void(size_t)>& fn);
+  void accept_sampled();
   bool accept_grammar_token(Sequence* seq, int32_t tok);
   grammar::StructuredCompiler& structured_compiler();
   void process_token(Sequence* seq, SampledToken& sampled);
@@ -226,6 +228,9 @@ class Engine::Impl {
   LogitEditBuilder edit_builder_;
   std::vector<SampledToken> sampled_;
   std::vector<Sequence*> mask_seqs_;       // rows with a grammar this step
+  std::vector<size_t> mask_sample_index_;  // their index in row_seqs_ / sampled_
+  std::vector<int8_t> accepted_;           // per mask row: grammar advanced (1), refused
+                                           // (0), or left to process_token (-1)
   std::unique_ptr<ThreadPool> mask_pool_;  // fills the bitmasks of a step in parallel
   std::mutex compiler_mu_;                 // guards compiler_'s creation (submitting threads)
   std::unique_ptr<grammar::StructuredCompiler> compiler_;
@@ -570,6 +575,7 @@ void Engine::Impl::step() {
   }
 
   const auto t_proc = std::chrono::steady_clock::now();
+  accept_sampled();
   for (size_t i = 0; i < row_seqs_.size(); ++i) process_token(row_seqs_[i], sampled_[i]);
   if (!mask_seqs_.empty()) {
     grammar_accept_s_ +=
@@ -696,12 +702,15 @@ grammar::StructuredCompiler& Engine::Impl::structured_compiler() {
 // they are built here, before the forward.
 void Engine::Impl::prepare_masks() {
   mask_seqs_.clear();
-  for (Sequence* q : row_seqs_) {
+  mask_sample_index_.clear();
+  accepted_.clear();
+  for (Sequence*& q : row_seqs_) {
     SeqOutputState& so = q->request->outs[size_t(q->index)];
     so.mask_row = -1;
     if (so.matcher && so.grammar_on) {
       so.mask_row = int32_t(mask_seqs_.size());
       mask_seqs_.push_back(q);
+      mask_sample_index_.push_back(size_t(&q - row_seqs_.data()));
     }
   }
   if (mask_seqs_.empty()) return;
@@ -739,21 +748,45 @@ void Engine::Impl::fill_masks(uint32_t* dst) {
     }
   };
   const size_t n = mask_seqs_.size();
-  if (n == 1) {
-    fill_row(0);
-  } else {
-    if (!mask_pool_) {
-      const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-      mask_pool_ = std::make_unique<ThreadPool>(int(std::min(8u, hw)));
-    }
-    std::atomic<size_t> next{0};
-    const int workers = int(std::min<size_t>(n, size_t(mask_pool_->num_threads())));
-    mask_pool_->parallel_for(workers, [&](int64_t, int64_t, int) {
-      for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fill_row(i);
-    });
-  }
+  for_each_mask_row(fill_row);
   grammar_masks_ += int64_t(n);
   grammar_mask_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Runs fn(i) for every mask row i on the mask threads, rows taken one at a time (their cost
+// varies a lot).
+void Engine::Impl::for_each_mask_row(const std::function<void(size_t)>& fn) {
+  const size_t n = mask_seqs_.size();
+  if (n == 1) {
+    fn(0);
+    return;
+  }
+  if (!mask_pool_) {
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    mask_pool_ = std::make_unique<ThreadPool>(int(std::min(8u, hw)));
+  }
+  std::atomic<size_t> next{0};
+  const int workers = int(std::min<size_t>(n, size_t(mask_pool_->num_threads())));
+  mask_pool_->parallel_for(workers, [&](int64_t, int64_t, int) {
+    for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
+  });
+}
+
+// The grammars of this step's rows advanced by their sampled tokens, in parallel; process_token
+// reads the outcome (EOS at a complete grammar and finished grammars are left to it).
+void Engine::Impl::accept_sampled() {
+  if (mask_seqs_.empty()) return;
+  accepted_.assign(mask_seqs_.size(), int8_t(-1));
+  for_each_mask_row([&](size_t i) {
+    Sequence* q = mask_seqs_[i];
+    RequestState& rs = *q->request;
+    SeqOutputState& so = rs.outs[size_t(q->index)];
+    const int32_t tok = sampled_[mask_sample_index_[i]].token_id;
+    if (so.grammar_done) return;
+    if (so.matcher->can_terminate() && std::find(rs.eos.begin(), rs.eos.end(), tok) != rs.eos.end())
+      return;
+    accepted_[i] = so.matcher->accept_token(tok) ? 1 : 0;
+  });
 }
 
 // Advances the sequence's grammar by its sampled token. A token the grammar does not allow means
@@ -771,7 +804,11 @@ bool Engine::Impl::accept_grammar_token(Sequence* seq, int32_t tok) {
     so.grammar_done = true;
     return true;
   }
-  if (so.matcher->accept_token(tok)) return true;
+  const bool ok = so.mask_row >= 0 && size_t(so.mask_row) < accepted_.size() &&
+                          accepted_[size_t(so.mask_row)] >= 0
+                      ? accepted_[size_t(so.mask_row)] == 1
+                      : so.matcher->accept_token(tok);
+  if (ok) return true;
   LOG_ERROR("request {}: the grammar does not allow sampled token {}", rs.id, tok);
   abort_request(
       rs, fmt::format("the structured-output grammar did not allow the sampled token {}", tok));
