@@ -68,12 +68,35 @@ Context context_of(const Automaton& a, int32_t pos) {
   return c;
 }
 
+// A byte set as the count of its ranges, then each range (first, last byte): keys stay short (most
+// sets are a few ranges; 32 bytes as a bitmap), and the encoding is exact (it reads back).
+void append_ranges(std::string& key, const ByteSet& set) {
+  const size_t at = key.size();
+  key.push_back('\0');
+  uint8_t ranges = 0;
+  for (int b = 0; b < 256;) {
+    if (!set.test(static_cast<uint8_t>(b))) {
+      ++b;
+      continue;
+    }
+    int e = b;
+    while (e + 1 < 256 && set.test(static_cast<uint8_t>(e + 1))) ++e;
+    key.push_back(static_cast<char>(b));
+    key.push_back(static_cast<char>(e));
+    ++ranges;
+    b = e + 1;
+  }
+  key[at] = static_cast<char>(ranges);
+}
+
 // Canonical key: the elements from the position on, the rest of every known frame, and every rule
 // reachable from them, with rules numbered in order of first appearance.
-std::string position_key(const Automaton& a, int32_t pos, const Context& c, uint64_t serial) {
+// `enc`: every byte-set position's set as append_ranges writes it.
+std::string position_key(const Automaton& a, int32_t pos, const Context& c, uint64_t serial,
+                         const std::vector<std::string>& enc) {
   std::string key;
   key.append(reinterpret_cast<const char*>(&serial), sizeof serial);
-  std::unordered_map<int32_t, int32_t> num;
+  std::vector<int32_t> num(a.alt_begins.size(), -1);  // rule -> its number in this key
   std::vector<int32_t> queue;
   auto emit_rest = [&](int32_t p) {
     for (;; ++p) {
@@ -81,12 +104,15 @@ std::string position_key(const Automaton& a, int32_t pos, const Context& c, uint
       if (e.kind == Automaton::kEnd) break;
       if (e.kind == Automaton::kBytes) {
         key.push_back('B');
-        key.append(reinterpret_cast<const char*>(e.bytes.w.data()), sizeof(e.bytes.w));
+        key.append(enc[static_cast<size_t>(p)]);
       } else {
-        auto [it, fresh] = num.emplace(e.target, static_cast<int32_t>(queue.size()));
-        if (fresh) queue.push_back(e.target);
+        int32_t& n = num[static_cast<size_t>(e.target)];
+        if (n < 0) {
+          n = static_cast<int32_t>(queue.size());
+          queue.push_back(e.target);
+        }
         key.push_back('R');
-        key.append(reinterpret_cast<const char*>(&it->second), sizeof(int32_t));
+        key.append(reinterpret_cast<const char*>(&n), sizeof(int32_t));
       }
     }
     key.push_back('E');
@@ -97,7 +123,7 @@ std::string position_key(const Automaton& a, int32_t pos, const Context& c, uint
     emit_rest(s + 1);
   }
   key.push_back(c.bottom ? 'T' : 'F');
-  key.append(reinterpret_cast<const char*>(c.follow.w.data()), sizeof(c.follow.w));
+  append_ranges(key, c.follow);
   for (size_t i = 0; i < queue.size(); ++i) {
     key.push_back('r');
     for (int32_t b : a.alt_begins[static_cast<size_t>(queue[i])]) emit_rest(b);
@@ -377,13 +403,17 @@ std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
     }
   }
   out->tables.resize(a.elems.size());
+  std::vector<std::string> enc(a.elems.size());
+  for (size_t p = 0; p < a.elems.size(); ++p) {
+    if (a.elems[p].kind == Automaton::kBytes) append_ranges(enc[p], a.elems[p].bytes);
+  }
   std::unique_ptr<Classifier> classifier;
   std::unordered_map<std::string, std::shared_ptr<const TokenTable>> local;
   for (size_t p = 0; p < a.elems.size(); ++p) {
     if (a.elems[p].kind != Automaton::kBytes) continue;
     const auto pos = static_cast<int32_t>(p);
     const Context ctx = context_of(a, pos);
-    std::string key = position_key(a, pos, ctx, v.serial);
+    std::string key = position_key(a, pos, ctx, v.serial, enc);
     auto lit = local.find(key);
     if (lit != local.end()) {
       out->tables[p] = lit->second;
