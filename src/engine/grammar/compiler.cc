@@ -134,11 +134,8 @@ std::string position_key(const Automaton& a, int32_t pos, const Context& c, uint
 class Classifier {
  public:
   Classifier(const Automaton& a, const TokenizerInfo::Impl& v) : a_(a), v_(v), m_(a), states_(m_) {
-    size_t max_len = 0;
-    for (int32_t id : v.sorted)
-      max_len = std::max(max_len, v.bytes[static_cast<size_t>(id)].size());
-    state_.resize(max_len + 2);
-    unc_.resize(max_len + 2);
+    state_.resize(v.max_token_len + 2);
+    unc_.resize(v.max_token_len + 2);
   }
 
   // Classifies every token at `pos` under context `c`. With `base` (the table of `pos` under a

@@ -34,10 +34,7 @@ struct GrammarMatcher::Impl {
   explicit Impl(std::shared_ptr<const CompiledGrammar> grammar)
       : g(std::move(grammar)), v(g->vocab->impl()), m(g->automaton), states(m) {
     m.initial(tops, end);
-    size_t max_len = 0;
-    for (int32_t id : v.sorted)
-      max_len = std::max(max_len, v.bytes[static_cast<size_t>(id)].size());
-    state.resize(max_len + 2);
+    state.resize(v.max_token_len + 2);
     pos_mark.assign(g->automaton.elems.size(), 0);
     rank_bits.assign((v.sorted.size() + 63) / 64, 0);
   }

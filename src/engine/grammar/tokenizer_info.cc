@@ -48,6 +48,7 @@ TokenizerInfo::TokenizerInfo(std::vector<std::string> token_bytes, std::vector<i
   im.sorted_off.push_back(0);
   for (int32_t id : im.sorted) {
     im.sorted_bytes += im.bytes[static_cast<size_t>(id)];
+    im.max_token_len = std::max(im.max_token_len, im.bytes[static_cast<size_t>(id)].size());
     im.sorted_off.push_back(static_cast<uint32_t>(im.sorted_bytes.size()));
   }
   im.byte_token_mask.assign(static_cast<size_t>(bitmask_words(n)), 0);

@@ -32,6 +32,7 @@ struct TokenizerInfo::Impl {
   // so trie walks read memory in order.
   std::string sorted_bytes;
   std::vector<uint32_t> sorted_off;
+  size_t max_token_len = 0;  // the longest token in `sorted`, in bytes
   std::string_view at_rank(int32_t r) const {
     const auto i = static_cast<size_t>(r);
     return std::string_view(sorted_bytes).substr(sorted_off[i], sorted_off[i + 1] - sorted_off[i]);
