@@ -601,6 +601,29 @@ c ::= [a-c] | "\u00e9")";
   set_context_table_threshold(saved);
 }
 
+TEST(GrammarProperty, MaskEqualsBruteForceWithContextTablesOnShortCounts) {
+  // A frame h_k of a repetition chain takes the class of tokens of at most k bytes from a higher
+  // frame of the chain (the capped one past 17) and walks only the longer ones: counts below the
+  // chain's top, elements of several lengths (one or two bytes, a two-byte character), nested
+  // chains and a whitespace run, with long tokens.
+  const int32_t saved = context_table_threshold();
+  const int32_t saved_depth = context_table_depth();
+  set_context_table_threshold(0);
+  const std::string g1 = R"(root ::= "\"" c{0,12} "\"" ws ("," ws "\"" c{3,9} "\"")*
+c ::= [a-c] | "\\" [ab] | "\u00e9"
+ws ::= [ \t]{0,20})";
+  const std::string g2 = R"(root ::= "[" ( item ( "," item ){0,5} )? "]"
+item ::= "<" ( [a-b]{1,3} "." ){0,20} ">")";
+  for (int32_t depth : {1, 3, 8}) {
+    set_context_table_depth(depth);
+    check_mask_against_oracle(g1, "\"\\abc, \t\xc3\xa9", 60 + static_cast<uint32_t>(depth), 3, 40,
+                              "", true);
+    check_mask_against_oracle(g2, "[],<>.ab", 70 + static_cast<uint32_t>(depth), 3, 40, "", true);
+  }
+  set_context_table_depth(saved_depth);
+  set_context_table_threshold(saved);
+}
+
 // Random grammars over a small alphabet (those the compiler rejects are skipped).
 std::string random_grammar(std::mt19937& rng) {
   const char* atoms[] = {

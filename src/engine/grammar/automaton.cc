@@ -137,6 +137,7 @@ Automaton build_automaton(const Grammar& g) {
   // Repetition chains (rules are scanned in order: h_{k-1} is created before h_k).
   a.repeat_left.assign(n, 0);
   a.repeat_next.assign(n, -1);
+  a.repeat_prev.assign(n, -1);
   auto elem = [&](int32_t p) -> const Automaton::Elem& { return a.elems[static_cast<size_t>(p)]; };
   for (size_t r = 0; r < n; ++r) {
     const auto& alts = a.alt_begins[r];
@@ -155,7 +156,9 @@ Automaton build_automaton(const Grammar& g) {
     if (elem(np).target != x) continue;
     a.repeat_left[r] = a.repeat_left[next] + 1;
     a.repeat_next[r] = static_cast<int32_t>(next);
+    a.repeat_prev[next] = a.repeat_prev[next] == -1 ? static_cast<int32_t>(r) : -2;
   }
+  for (int32_t& up : a.repeat_prev) up = std::max(up, -1);
   return a;
 }
 

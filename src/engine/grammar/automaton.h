@@ -45,6 +45,8 @@ struct Automaton {
   // token of fewer than j bytes h_k and h_j look the same (every x takes at least one byte or can
   // be skipped), which lets context tables share one table for all long counts.
   std::vector<int32_t> repeat_left, repeat_next;
+  // Per rule: the chain rule h_{k+1} whose repeat_next is this one (-1: none, the chain's top).
+  std::vector<int32_t> repeat_prev;
 };
 
 Automaton build_automaton(const Grammar& g);

@@ -142,9 +142,14 @@ class Classifier {
   // context that `c` refines: fewer frames known), only base's uncertain tokens are walked (what
   // base accepts or rejects holds under any stack it allows), and tokens of more than `max_len`
   // bytes stay uncertain without a walk (see CompiledGrammar::context_table).
+  //
+  // With `ref` (the table of `pos` with one repetition frame h_k replaced by a higher one of the
+  // same chain), tokens of at most `ref_len` (= k) bytes take ref's class without a walk: such a
+  // token starts at most k - 1 more x (every x takes a byte), so h_k never runs out under it.
   std::shared_ptr<const TokenTable> classify(int32_t pos, const Context& c,
                                              const TokenTable* base = nullptr,
-                                             size_t max_len = SIZE_MAX) {
+                                             size_t max_len = SIZE_MAX,
+                                             const TokenTable* ref = nullptr, size_t ref_len = 0) {
     m_.reset();
     states_.clear();
     int32_t parent = -1;
@@ -156,6 +161,9 @@ class Classifier {
     std::vector<int32_t> accepted, uncertain;
     size_t depth = 0;  // depths 0..depth of the state stack are valid for the current prefix
     std::string_view prev;
+    // Walks token r; returns true when it died before its end (then every token sharing its first
+    // depth + 1 bytes has the same class: `dead_unc`).
+    bool dead_unc = false;
     auto walk = [&](int32_t r, std::string_view t, size_t lcp) {
       depth = std::min(depth, lcp);
       while (depth < t.size() && states_.has_tops(state_[depth])) {
@@ -178,10 +186,21 @@ class Classifier {
       } else if (unc) {
         uncertain.push_back(r);
       }
+      dead_unc = unc;
+      return depth < t.size();
+    };
+    // The first rank after r outside the subtree of r's first `len` bytes.
+    auto subtree_end = [&](int32_t r, size_t len) {
+      auto e = static_cast<size_t>(r) + 1;
+      while (e < v_.sorted.size() && v_.lcp[e] >= len) ++e;
+      return static_cast<int32_t>(e);
     };
     if (base) {
-      for (int32_t r : base->uncertain_ranks) {
+      const auto& ranks = base->uncertain_ranks;
+      for (size_t i = 0; i < ranks.size(); ++i) {
+        const int32_t r = ranks[i];
         const std::string_view t = v_.at_rank(r);
+        if (t.size() <= ref_len) continue;  // ref's class (below)
         if (t.size() > max_len) {
           uncertain.push_back(r);
           continue;
@@ -190,17 +209,32 @@ class Classifier {
         const size_t lim = std::min({prev.size(), t.size(), depth});
         while (l < lim && prev[l] == t[l]) ++l;
         prev = t;
-        walk(r, t, l);
+        if (!walk(r, t, l)) continue;
+        // Dead prefix: the tokens under it share the class.
+        const int32_t end = subtree_end(r, depth + 1);
+        for (; i + 1 < ranks.size() && ranks[i + 1] < end; ++i) {
+          const int32_t r2 = ranks[i + 1];
+          const size_t len =
+              v_.sorted_off[static_cast<size_t>(r2) + 1] - v_.sorted_off[static_cast<size_t>(r2)];
+          if (len > ref_len && (dead_unc || len > max_len)) uncertain.push_back(r2);
+        }
       }
+      if (ref) return table_from_ref(*base, *ref, ref_len, accepted, uncertain);
       append_accepted(*base, accepted);
     } else {
       const ByteSet& first = a_.elems[static_cast<size_t>(pos)].bytes;
       for (int b = 0; b < 256; ++b) {
         if (!first.test(static_cast<uint8_t>(b))) continue;
         depth = 0;
-        for (int32_t r = v_.first_byte_begin[static_cast<size_t>(b)];
-             r < v_.first_byte_begin[static_cast<size_t>(b) + 1]; ++r) {
-          walk(r, v_.at_rank(r), v_.lcp[static_cast<size_t>(r)]);
+        const int32_t stop = v_.first_byte_begin[static_cast<size_t>(b) + 1];
+        for (int32_t r = v_.first_byte_begin[static_cast<size_t>(b)]; r < stop; ++r) {
+          const std::string_view t = v_.at_rank(r);
+          if (!walk(r, t, v_.lcp[static_cast<size_t>(r)])) continue;
+          const int32_t end = std::min(subtree_end(r, depth + 1), stop);
+          if (dead_unc) {
+            for (int32_t r2 = r + 1; r2 < end; ++r2) uncertain.push_back(r2);
+          }
+          r = end - 1;
         }
       }
     }
@@ -208,6 +242,100 @@ class Classifier {
   }
 
  private:
+  // Sets the bits of the ids `t` accepts.
+  void or_accepted_bits(const TokenTable& t, std::vector<uint32_t>& bits) {
+    switch (t.storage) {
+      case TokenTable::Storage::kAcceptedList:
+        for (int32_t id : t.ids) bits[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+        break;
+      case TokenTable::Storage::kAcceptedBitmask:
+        for (size_t i = 0; i < bits.size(); ++i) bits[i] |= t.accepted_bits[i];
+        break;
+      case TokenTable::Storage::kRejectedList: {
+        scratch_bits_.assign(v_.byte_token_mask.begin(), v_.byte_token_mask.end());
+        for (int32_t id : t.ids) scratch_bits_[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
+        for (int32_t r : t.uncertain_ranks) {
+          const int32_t id = v_.sorted[static_cast<size_t>(r)];
+          scratch_bits_[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
+        }
+        for (size_t i = 0; i < bits.size(); ++i) bits[i] |= scratch_bits_[i];
+        break;
+      }
+    }
+  }
+
+  // The tokens of at most `len` bytes, as a bitmask (built once per length).
+  const std::vector<uint32_t>& short_tokens(size_t len) {
+    if (short_.size() <= len) short_.resize(len + 1);
+    auto& m = short_[len];
+    if (m.empty()) {
+      m.assign(static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size()))), 0);
+      for (size_t r = 0; r < v_.sorted.size(); ++r) {
+        if (v_.sorted_off[r + 1] - v_.sorted_off[r] > len) continue;
+        const int32_t id = v_.sorted[r];
+        m[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+      }
+    }
+    return m;
+  }
+
+  // The table of a context whose tokens of at most `len` bytes have their class in `ref`, those
+  // longer than `len` among base's uncertain ones were walked into `accepted` / `uncertain`, and
+  // the rest have their class in `base`. Built from bitmasks: no pass over the vocabulary.
+  std::shared_ptr<const TokenTable> table_from_ref(const TokenTable& base, const TokenTable& ref,
+                                                   size_t len, std::vector<int32_t>& accepted,
+                                                   std::vector<int32_t>& uncertain) {
+    const size_t words = static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size())));
+    std::vector<uint32_t> acc(words, 0);
+    or_accepted_bits(ref, acc);
+    const auto& shorts = short_tokens(len);
+    for (size_t i = 0; i < words; ++i) acc[i] &= shorts[i];
+    or_accepted_bits(base, acc);
+    for (int32_t id : accepted) acc[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+    std::vector<int32_t> unc;
+    unc.reserve(uncertain.size() + ref.uncertain_ranks.size());
+    for (int32_t r : ref.uncertain_ranks) {
+      if (v_.sorted_off[static_cast<size_t>(r) + 1] - v_.sorted_off[static_cast<size_t>(r)] <=
+          len) {
+        unc.push_back(r);
+      }
+    }
+    const auto mid = static_cast<std::ptrdiff_t>(unc.size());
+    unc.insert(unc.end(), uncertain.begin(), uncertain.end());
+    std::inplace_merge(unc.begin(), unc.begin() + mid, unc.end());
+    auto table = std::make_shared<TokenTable>();
+    size_t n_acc = 0;
+    for (uint32_t w : acc) n_acc += static_cast<size_t>(__builtin_popcount(w));
+    const size_t rejected = v_.sorted.size() - n_acc - unc.size();
+    table->accepted_count = static_cast<int32_t>(n_acc);
+    table->rejected_count = static_cast<int32_t>(rejected);
+    auto ids_of = [&](const std::vector<uint32_t>& bits, std::vector<int32_t>& out) {
+      for (size_t i = 0; i < bits.size(); ++i) {
+        for (uint32_t b = bits[i]; b; b &= b - 1) {
+          out.push_back(static_cast<int32_t>(i * 32 + static_cast<size_t>(__builtin_ctz(b))));
+        }
+      }
+    };
+    if (n_acc <= words && n_acc <= rejected) {
+      table->storage = TokenTable::Storage::kAcceptedList;
+      ids_of(acc, table->ids);
+    } else if (rejected <= words) {
+      table->storage = TokenTable::Storage::kRejectedList;
+      scratch_bits_.assign(v_.byte_token_mask.begin(), v_.byte_token_mask.end());
+      for (size_t i = 0; i < words; ++i) scratch_bits_[i] &= ~acc[i];
+      for (int32_t r : unc) {
+        const int32_t id = v_.sorted[static_cast<size_t>(r)];
+        scratch_bits_[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
+      }
+      ids_of(scratch_bits_, table->ids);
+    } else {
+      table->storage = TokenTable::Storage::kAcceptedBitmask;
+      table->accepted_bits = std::move(acc);
+    }
+    table->uncertain_ranks = std::move(unc);
+    return table;
+  }
+
   // Appends the ids `t` accepts.
   void append_accepted(const TokenTable& t, std::vector<int32_t>& out) {
     switch (t.storage) {
@@ -276,6 +404,8 @@ class Classifier {
   std::vector<int32_t> state_;
   std::vector<bool> unc_;
   std::vector<uint8_t> is_rejected_;
+  std::vector<uint32_t> scratch_bits_;
+  std::vector<std::vector<uint32_t>> short_;  // short_tokens(len)
 };
 
 std::atomic<int32_t> g_context_threshold{4096};
@@ -342,6 +472,32 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
       c.idle.pop_back();
     }
   }
+  // A frame in a short repetition chain (h_k, k < the chain's top, at most kRepeatCap): tokens of
+  // at most k bytes have the class they have under a higher frame of the chain (the capped one
+  // when the chain reaches past kRepeatCap), so only the longer ones are walked: x{0,64} costs one
+  // full classification, not one per count.
+  std::shared_ptr<const TokenTable> ref;
+  size_t ref_len = 0;
+  if (!capped) {
+    for (size_t i = 0; i < ctx.sites.size() && !ref; ++i) {
+      const int32_t s = ctx.sites[i];
+      auto r = static_cast<size_t>(automaton.elems[static_cast<size_t>(s)].rule);
+      const int32_t k = automaton.repeat_left[r];
+      const int32_t offset = s - automaton.alt_begins[r][0];
+      if (k < 1 || offset != 0) continue;
+      const int32_t x = automaton.elems[static_cast<size_t>(s)].target;
+      if (automaton.nullable[static_cast<size_t>(x)]) continue;
+      auto up = r;
+      while (automaton.repeat_left[up] <= kRepeatCap && automaton.repeat_prev[up] >= 0) {
+        up = static_cast<size_t>(automaton.repeat_prev[up]);
+      }
+      if (up == r) continue;
+      std::vector<int32_t> higher(ctx.sites.begin(), ctx.sites.end());
+      higher[i] = automaton.alt_begins[up][0];
+      ref = context_table(pos, higher, bottom);
+      ref_len = static_cast<size_t>(k);
+    }
+  }
   // Classified without the lock: other sequences of this grammar keep going (two threads may
   // both classify the same new context; the first to finish is kept).
   if (!classifier) classifier = std::make_unique<Classifier>(automaton, vocab->impl());
@@ -351,9 +507,9 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
     ctx.follow =
         automaton.follow[static_cast<size_t>(automaton.elems[static_cast<size_t>(last)].rule)];
   }
-  std::shared_ptr<const TokenTable> table =
-      classifier->classify(pos, ctx, tables[static_cast<size_t>(pos)].get(),
-                           capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX);
+  std::shared_ptr<const TokenTable> table = classifier->classify(
+      pos, ctx, tables[static_cast<size_t>(pos)].get(),
+      capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX, ref.get(), ref_len);
   std::lock_guard<std::mutex> lock(c.mu);
   c.idle.push_back(std::move(classifier));
   if (c.map.size() >= 4096) c.map.clear();
