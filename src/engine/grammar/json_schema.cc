@@ -13,6 +13,7 @@
 
 #include "engine/grammar/grammar.h"
 #include "engine/grammar/regex.h"
+#include "tokenizer/unicode.h"
 
 namespace inferd::grammar {
 
@@ -629,7 +630,7 @@ class Converter {
       CodepointRanges used;
       for (auto [cp, kid] : trie[i].kids) {
         std::string s;
-        append_cp(s, cp);
+        unicode::append_utf8(s, cp);
         alts.push_back(gbnf_literal(s) + " " + rule_names[kid]);
         used.emplace_back(cp, cp);
       }
@@ -654,23 +655,6 @@ class Converter {
       i += len;
     }
     return out;
-  }
-  static void append_cp(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
   }
 
   std::string object_expr(const Json& s, const std::string& path) {

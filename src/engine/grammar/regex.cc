@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "engine/grammar/grammar.h"
+#include "tokenizer/unicode.h"
 
 namespace inferd::grammar {
 
@@ -22,23 +23,7 @@ std::string hex(uint32_t v, int width) {
   return s;
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+using unicode::append_utf8;
 
 // One code point of a class, escaped so that GBNF's class syntax cannot misread it.
 std::string class_char(uint32_t cp) {
