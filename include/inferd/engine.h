@@ -42,6 +42,12 @@ class InvalidRequestError : public Error {
  public:
   using Error::Error;
 };
+// The request's structured-output constraint cannot be compiled (bad schema, unsupported keyword,
+// regex or grammar error); the message names the problem (HTTP 400).
+class InvalidConstraintError : public InvalidRequestError {
+ public:
+  using InvalidRequestError::InvalidRequestError;
+};
 // The waiting queue holds max_queue requests already (HTTP 429).
 class QueueFullError : public Error {
  public:

@@ -393,7 +393,7 @@ std::string Engine::Impl::submit(GenerateRequest request, OutputCallback cb,
     try {
       rs->grammar = structured_compiler().compile(*p.structured_outputs);
     } catch (const grammar::GrammarError& e) {
-      throw InvalidRequestError(e.what());
+      throw InvalidConstraintError(e.what());
     }
   }
   rs->callback = std::move(cb);

@@ -348,6 +348,7 @@ void apply_tool_choice(const json& body, const std::vector<ToolSpec>& tools,
                                            all.what()));
     }
     sp.structured_outputs = std::move(so);
+    r.constraint_param = "tools";
     r.output.tools = format;
     r.output.function_name = named;
     r.output.single_call = single;
@@ -442,7 +443,8 @@ std::optional<std::string> get_string(const json& obj, const char* name) {
 }
 
 std::optional<StructuredOutputs> parse_structured_outputs(const json& body, const ojson* ordered,
-                                                          const RequestLimits& lim) {
+                                                          const RequestLimits& lim,
+                                                          std::string* param) {
   struct Found {
     std::string param;
     StructuredOutputs so;
@@ -574,6 +576,7 @@ std::optional<StructuredOutputs> parse_structured_outputs(const json& body, cons
                     fmt::format("Invalid '{}': '{}' and '{}' cannot be used together; give one "
                                 "output constraint.",
                                 found[1].param, found[0].param, found[1].param));
+  if (param) *param = found[0].param;
   return std::move(found[0].so);
 }
 
@@ -861,7 +864,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
     }
   }
   const ojson* ordered = ordered_body ? &*ordered_body : nullptr;
-  sp.structured_outputs = parse_structured_outputs(body, ordered, lim);
+  sp.structured_outputs = parse_structured_outputs(body, ordered, lim, &r.constraint_param);
 
   // prompt
   if (chat) {

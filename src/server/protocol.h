@@ -37,6 +37,9 @@ struct CompletionRequest {
   std::vector<std::string> prompt_texts;  // for echo and --log-prompts (chat: the rendered text)
   std::string user;
   int32_t priority = 0;
+  // The field that gave params.structured_outputs (response_format, structured_outputs,
+  // guided_json, ..., tools): the `param` of a 400 when the engine cannot compile it.
+  std::string constraint_param;
   // Chat: how the output becomes reasoning_content / content / tool_calls (inactive: all content).
   ChatOutputOptions output;
 };
@@ -79,8 +82,10 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
 // structured_outputs object or its older guided_json / guided_regex / guided_choice /
 // guided_grammar. nullopt when none; more than one, or a field of the wrong type or shape, is an
 // ApiError 400 naming the field(s). `ordered` is the body with the client's key order (or null).
+// `param` (optional) receives the field the constraint came from.
 std::optional<StructuredOutputs> parse_structured_outputs(const json& body, const ojson* ordered,
-                                                          const RequestLimits& limits);
+                                                          const RequestLimits& limits,
+                                                          std::string* param = nullptr);
 
 // Field helpers (exposed for /tokenize and tests). Absent and null both mean "not given".
 const json* find_field(const json& obj, const char* name);

@@ -147,6 +147,13 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
         throw ApiError(429, fmt::format("The server is busy: {}. Retry later.", e.what()),
                        "rate_limit_error", std::nullopt, "queue_full")
             .with_retry_after(server_.config_.retry_after_s);
+      } catch (const InvalidConstraintError& e) {
+        done_ = true;
+        abort_submitted();
+        throw ApiError(400, e.what(), "invalid_request_error",
+                       req_.constraint_param.empty()
+                           ? std::nullopt
+                           : std::optional<std::string>(req_.constraint_param));
       } catch (const InvalidRequestError& e) {
         done_ = true;
         abort_submitted();

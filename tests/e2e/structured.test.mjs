@@ -342,23 +342,24 @@ describe('errors are 400 naming the problem', () => {
     response_format: { type: 'json_schema', json_schema: { name: 'bad', schema } },
   });
   const cases = [
-    ['patternProperties', schemaCase({ type: 'object', properties: { a: { type: 'object', patternProperties: { x: {} } } } }), 'patternProperties'],
-    ['not', schemaCase({ not: { type: 'string' } }), "'not'"],
-    ['if/then', schemaCase({ if: { type: 'string' }, then: { maxLength: 2 } }), "'if'"],
-    ['uniqueItems', schemaCase({ type: 'array', uniqueItems: true }), 'uniqueItems'],
-    ['multipleOf', schemaCase({ type: 'integer', multipleOf: 5 }), 'multipleOf'],
-    ['unknown format', schemaCase({ type: 'string', format: 'hostname' }), 'hostname'],
-    ['unknown type', schemaCase({ type: 'strin' }), 'strin'],
-    ['remote $ref', schemaCase({ $ref: 'https://example.com/schema.json' }), '$ref'],
-    ['regex lookahead', { model: 'tiny', messages: messages('x'), max_tokens: 10, structured_outputs: { regex: 'a(?=b)' } }, 'lookahead'],
-    ['regex backreference', { model: 'tiny', messages: messages('x'), max_tokens: 10, guided_regex: '(a)\\1' }, 'backreference'],
-    ['grammar syntax', { model: 'tiny', messages: messages('x'), max_tokens: 10, guided_grammar: 'root ::= "a' }, 'grammar'],
+    ['patternProperties', schemaCase({ type: 'object', properties: { a: { type: 'object', patternProperties: { x: {} } } } }), 'patternProperties', 'response_format'],
+    ['not', schemaCase({ not: { type: 'string' } }), "'not'", 'response_format'],
+    ['if/then', schemaCase({ if: { type: 'string' }, then: { maxLength: 2 } }), "'if'", 'response_format'],
+    ['uniqueItems', schemaCase({ type: 'array', uniqueItems: true }), 'uniqueItems', 'response_format'],
+    ['multipleOf', schemaCase({ type: 'integer', multipleOf: 5 }), 'multipleOf', 'response_format'],
+    ['unknown format', schemaCase({ type: 'string', format: 'hostname' }), 'hostname', 'response_format'],
+    ['unknown type', schemaCase({ type: 'strin' }), 'strin', 'response_format'],
+    ['remote $ref', schemaCase({ $ref: 'https://example.com/schema.json' }), '$ref', 'response_format'],
+    ['regex lookahead', { model: 'tiny', messages: messages('x'), max_tokens: 10, structured_outputs: { regex: 'a(?=b)' } }, 'lookahead', 'structured_outputs'],
+    ['regex backreference', { model: 'tiny', messages: messages('x'), max_tokens: 10, guided_regex: '(a)\\1' }, 'backreference', 'guided_regex'],
+    ['grammar syntax', { model: 'tiny', messages: messages('x'), max_tokens: 10, guided_grammar: 'root ::= "a' }, 'grammar', 'guided_grammar'],
   ];
-  for (const [name, body, needle] of cases) {
+  for (const [name, body, needle, param] of cases) {
     test(name, async () => {
       const r = await post('/chat/completions', body);
       assert.equal(r.status, 400, JSON.stringify(r.body));
       assert.ok(r.body.error.message.includes(needle), `message should name ${needle}: ${r.body.error.message}`);
+      assert.equal(r.body.error.param, param, JSON.stringify(r.body));
     });
   }
 
