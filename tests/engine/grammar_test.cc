@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -11,6 +12,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -621,6 +623,76 @@ item ::= "<" ( [a-b]{1,3} "." ){0,20} ">")";
     check_mask_against_oracle(g2, "[],<>.ab", 70 + static_cast<uint32_t>(depth), 3, 40, "", true);
   }
   set_context_table_depth(saved_depth);
+  set_context_table_threshold(saved);
+}
+
+TEST(GrammarMatcher, UncertainChecksAreSharedBetweenMatchers) {
+  // Matchers of one compiled grammar on 4 threads follow random outputs; every mask equals the
+  // mask of a matcher of a separately compiled grammar (its own memo), and a second matcher along
+  // the same output adds no state to the shared memo.
+  std::mt19937 rng(90);
+  std::vector<std::string> bytes = random_vocab("{}[],:\" 0123456789-.eEtrufalsn\\", rng, true);
+  // Tokens whose fate inside a string depends on the frames below it.
+  bytes.insert(bytes.end() - 1, {"\"]", "\"}", "\"]}", "\"}]", "\",", "\"]]"});
+  const auto stop = static_cast<int32_t>(bytes.size() - 1);
+  auto vocab = std::make_shared<const TokenizerInfo>(bytes, std::vector<int32_t>{stop});
+  const int32_t saved = context_table_threshold();
+  set_context_table_threshold(1 << 30);  // no context tables: the check sees every stack
+  auto shared = compile_gbnf(kJsonish, vocab);
+  const size_t words = static_cast<size_t>(bitmask_words(vocab->vocab_size()));
+  std::atomic<int> mismatches{0};
+  auto follow = [&](uint32_t seed) {
+    std::mt19937 r(seed);
+    auto own = compile_gbnf(kJsonish, vocab);
+    for (int path = 0; path < 8; ++path) {
+      GrammarMatcher a(shared), b(own);
+      std::vector<uint32_t> wa(words), wb(words);
+      for (int step = 0; step < 40; ++step) {
+        a.fill_next_token_bitmask(wa);
+        b.fill_next_token_bitmask(wb);
+        if (wa != wb) ++mismatches;
+        std::vector<int32_t> cont;
+        for (int32_t id = 0; id < stop; ++id) {
+          if (bit(wa, id)) cont.push_back(id);
+        }
+        if (cont.empty()) break;
+        const int32_t pick = cont[r() % cont.size()];
+        if (!a.accept_token(pick) || !b.accept_token(pick)) ++mismatches;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < 4; ++t) threads.emplace_back(follow, 100 + t);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_GT(shared->checked_states(), 0u);
+
+  auto fresh = compile_gbnf(kJsonish, vocab);
+  std::vector<uint32_t> w(words);
+  auto run = [&](GrammarMatcher& m) {
+    for (const char* piece : {"{", "\"a", "b\"", ":", " [", "1", ",", "tr"}) {
+      m.fill_next_token_bitmask(w);
+      ASSERT_TRUE(m.accept_bytes(piece)) << piece;
+    }
+    m.fill_next_token_bitmask(w);
+  };
+  GrammarMatcher first(fresh);
+  run(first);
+  const size_t known = fresh->checked_states();
+  EXPECT_GT(known, 0u);
+  GrammarMatcher second(fresh);
+  run(second);
+  EXPECT_EQ(fresh->checked_states(), known);
+  // The same top inside a string, with an object or an array below: different masks.
+  for (const char* prefix : {"{\"a\":\"x", "{\"a\":[\"x", "{\"a\":[[\"x", "{\"a\":{\"b\":\"x"}) {
+    GrammarMatcher a(fresh), b(compile_gbnf(kJsonish, vocab));
+    std::vector<uint32_t> wb(words);
+    ASSERT_TRUE(a.accept_bytes(prefix));
+    ASSERT_TRUE(b.accept_bytes(prefix));
+    a.fill_next_token_bitmask(w);
+    b.fill_next_token_bitmask(wb);
+    EXPECT_EQ(w, wb) << prefix;
+  }
   set_context_table_threshold(saved);
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/grammar/automaton.h"
@@ -45,9 +46,20 @@ class CompiledGrammar {
   std::shared_ptr<const TokenTable> context_table(int32_t pos, std::span<const int32_t> sites,
                                                   bool bottom) const;
 
+  // The uncertain check's outcome shared by every matcher of this grammar: `key` is the content
+  // of a matcher state (every stack's positions, the end flag, the context table settings), the
+  // value the ids the check allowed. Thread safe (sharded locks); bounded (a shard that grows
+  // past its share is emptied). find_checked returns null when the state is not known.
+  std::shared_ptr<const std::vector<int32_t>> find_checked(const std::string& key) const;
+  std::shared_ptr<const std::vector<int32_t>> keep_checked(std::string key,
+                                                           std::vector<int32_t> ids) const;
+  size_t checked_states() const;  // states in the shared memo now (tests)
+
  private:
   struct ContextTables;
   std::unique_ptr<ContextTables> context_;
+  struct CheckMemo;
+  std::unique_ptr<CheckMemo> checked_;
 };
 
 // A matcher uses context_table for a top whose table has more uncertain tokens than this

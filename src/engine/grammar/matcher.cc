@@ -4,7 +4,9 @@
 // a dead prefix skips every token under it). Buffers are reused; nothing is allocated per token
 // once they have grown (the node pool grows with new stacks and is compacted when large). States
 // and their byte transitions are memoised (StateCache), and so is the outcome of the uncertain
-// check per state, so a state seen before (every character inside a string) costs table ORs only.
+// check per state, so a state seen before (every character inside a string) costs table ORs only;
+// that outcome is also shared by every matcher of the grammar, keyed by the stacks' content (the
+// streams of one schema reach the same states).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -28,6 +30,7 @@ constexpr size_t kCompactAt = size_t{1} << 18;       // stack nodes
 constexpr size_t kMaxStates = size_t{1} << 14;       // memoised states
 constexpr size_t kMaxTransitions = size_t{1} << 18;  // memoised byte transitions
 constexpr size_t kMaxMemoIds = size_t{1} << 20;      // token ids remembered by the memo
+constexpr size_t kMaxKeyPositions = 4096;  // deeper states are not shared between matchers
 }  // namespace
 
 struct GrammarMatcher::Impl {
@@ -108,7 +111,17 @@ struct GrammarMatcher::Impl {
     }
     const int32_t s0 = states.intern(tops, end);
     size_t n_uncertain = 0;
-    auto hit = memo.find(s0);
+    const std::vector<int32_t>* known = nullptr;
+    if (auto it = memo.find(s0); it != memo.end()) {
+      known = it->second.get();
+    } else if (state_key(s0)) {
+      // Another matcher of this grammar may have checked the same stacks.
+      if (auto shared = g->find_checked(key)) {
+        known = shared.get();
+        memo_ids += shared->size() + 1;
+        memo.emplace(s0, std::move(shared));
+      }
+    }
     const auto threshold = static_cast<size_t>(std::max(context_table_threshold(), 0));
     const auto depth_limit = static_cast<size_t>(std::max(context_table_depth(), 0));
     held.clear();
@@ -155,15 +168,15 @@ struct GrammarMatcher::Impl {
           break;
         }
       }
-      if (hit == memo.end()) {
+      if (!known) {
         for (int32_t r : tab.uncertain_ranks) {
           rank_bits[static_cast<size_t>(r) / 64] |= uint64_t{1} << (r % 64);
         }
         n_uncertain += tab.uncertain_ranks.size();
       }
     }
-    if (hit != memo.end()) {
-      for (int32_t id : hit->second) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+    if (known) {
+      for (int32_t id : *known) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
     } else {
       check_uncertain(words, s0, n_uncertain);
     }
@@ -210,7 +223,49 @@ struct GrammarMatcher::Impl {
       }
     }
     memo_ids += allowed.size() + 1;
-    memo.emplace(s0, std::move(allowed));
+    if (key.empty()) {
+      memo.emplace(s0, std::make_shared<const std::vector<int32_t>>(std::move(allowed)));
+    } else {
+      memo.emplace(s0, g->keep_checked(key, std::move(allowed)));
+    }
+  }
+
+  // Writes the content of state s (every stack's positions top to bottom, the stacks sorted, the
+  // end flag and the context table settings) into `key`; false (key empty) when the stacks are
+  // too deep to be worth sharing.
+  bool state_key(int32_t s) {
+    key.clear();
+    stack_pos.clear();
+    stack_off.clear();
+    size_t total = 0;
+    for (int32_t t : states.tops(s)) {
+      stack_off.push_back(static_cast<uint32_t>(stack_pos.size()));
+      for (int32_t v = t; v >= 0; v = m.pool()[v].parent) {
+        stack_pos.push_back(m.pool()[v].pos);
+        if (++total > kMaxKeyPositions) return false;
+      }
+    }
+    stack_off.push_back(static_cast<uint32_t>(stack_pos.size()));
+    order.resize(stack_off.size() - 1);
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+    auto span_of = [&](uint32_t i) {
+      return std::span<const int32_t>(stack_pos.data() + stack_off[i],
+                                      stack_off[i + 1] - stack_off[i]);
+    };
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      const auto x = span_of(a), y = span_of(b);
+      return std::lexicographical_compare(x.begin(), x.end(), y.begin(), y.end());
+    });
+    const int32_t head[3] = {states.end(s) ? 1 : 0, context_table_threshold(),
+                             context_table_depth()};
+    key.append(reinterpret_cast<const char*>(head), sizeof head);
+    for (uint32_t i : order) {
+      const auto x = span_of(i);
+      const auto len = static_cast<int32_t>(x.size());
+      key.append(reinterpret_cast<const char*>(&len), sizeof len);
+      key.append(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(int32_t));
+    }
+    return true;
   }
 
   std::shared_ptr<const CompiledGrammar> g;
@@ -221,8 +276,13 @@ struct GrammarMatcher::Impl {
   bool end = false;
   bool terminated = false;
   // Tokens allowed by the uncertain check, by state (cleared with `states`).
-  std::unordered_map<int32_t, std::vector<int32_t>> memo;
+  // Shared with the grammar's other matchers (CompiledGrammar::keep_checked) when the stacks are
+  // shallow enough to key.
+  std::unordered_map<int32_t, std::shared_ptr<const std::vector<int32_t>>> memo;
   size_t memo_ids = 0;
+  std::string key;  // state_key's output
+  std::vector<int32_t> stack_pos;
+  std::vector<uint32_t> stack_off, order;
   // Scratch, reused.
   std::vector<int32_t> unc, state;
   std::vector<uint64_t> rank_bits;
