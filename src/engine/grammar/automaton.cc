@@ -279,6 +279,9 @@ void StateCache::clear() {
   trans_keys_.assign(4096, 0);
   trans_vals_.assign(4096, 0);
   trans_count_ = 0;
+  dense_row_.clear();
+  hashed_.clear();
+  dense_.clear();
   intern({}, false);  // kDead
 }
 
@@ -300,12 +303,24 @@ int32_t StateCache::intern(std::span<const int32_t> tops, bool end) {
   off_.push_back(static_cast<uint32_t>(flat_.size()));
   len_.push_back(static_cast<uint32_t>(scratch_.size()));
   end_.push_back(end ? 1 : 0);
+  dense_row_.push_back(-1);
+  hashed_.push_back(0);
   flat_.insert(flat_.end(), scratch_.begin(), scratch_.end());
   by_hash_.emplace(h, id);
   return id;
 }
 
-int32_t StateCache::step(int32_t s, uint8_t b) {
+int32_t StateCache::step_slow(int32_t s, uint8_t b) {
+  const auto si = static_cast<size_t>(s);
+  if (dense_row_[si] >= 0) {
+    // Dense row, this byte not computed yet.
+    bool e = false;
+    m_->step(tops(s), b, step_out_, e);
+    const int32_t t = step_out_.empty() && !e ? kDead : intern(step_out_, e);
+    dense_[static_cast<size_t>(dense_row_[si]) * 256 + b] = t;
+    ++trans_count_;
+    return t;
+  }
   const uint64_t key = (static_cast<uint64_t>(s) << 8 | b) + 1;
   size_t mask = trans_keys_.size() - 1;
   size_t i = static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
@@ -325,6 +340,19 @@ int32_t StateCache::step(int32_t s, uint8_t b) {
   trans_keys_[i] = key;
   trans_vals_[i] = t;
   ++trans_count_;
+  if (++hashed_[si] == kDenseAfter && dense_.size() < kMaxDenseRows * 256) {
+    // Promote: copy the hashed transitions into a new dense row (they stay in the table too).
+    const auto row = static_cast<int32_t>(dense_.size() / 256);
+    dense_.resize(dense_.size() + 256, -1);
+    for (int c = 0; c < 256; ++c) {
+      const uint64_t k = (static_cast<uint64_t>(s) << 8 | static_cast<uint64_t>(c)) + 1;
+      size_t j = static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+      while (trans_keys_[j] != 0 && trans_keys_[j] != k) j = (j + 1) & mask;
+      if (trans_keys_[j] == k)
+        dense_[static_cast<size_t>(row) * 256 + static_cast<size_t>(c)] = trans_vals_[j];
+    }
+    dense_row_[si] = row;
+  }
   return t;
 }
 

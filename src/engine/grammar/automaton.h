@@ -116,7 +116,14 @@ class StateCache {
   static constexpr int32_t kDead = 0;  // no stack and cannot end
   // The id of the state with these tops (any order, no duplicates) and end flag.
   int32_t intern(std::span<const int32_t> tops, bool end);
-  int32_t step(int32_t s, uint8_t b);
+  int32_t step(int32_t s, uint8_t b) {
+    const int32_t row = dense_row_[static_cast<size_t>(s)];
+    if (row >= 0) {
+      const int32_t t = dense_[static_cast<size_t>(row) * 256 + b];
+      if (t >= 0) return t;
+    }
+    return step_slow(s, b);
+  }
   std::span<const int32_t> tops(int32_t s) const {
     return {flat_.data() + off_[static_cast<size_t>(s)], len_[static_cast<size_t>(s)]};
   }
@@ -136,6 +143,14 @@ class StateCache {
   std::vector<uint64_t> trans_keys_;
   std::vector<int32_t> trans_vals_;
   size_t trans_count_ = 0;
+  // A state with many transitions (inside a string, after every character) gets a dense row of
+  // 256 (-1: not computed yet), so its steps are one load instead of a hash probe.
+  static constexpr uint16_t kDenseAfter = 12;
+  static constexpr size_t kMaxDenseRows = 1024;  // 1 MB
+  std::vector<int32_t> dense_row_;               // by state: row index in dense_, -1 none
+  std::vector<uint16_t> hashed_;                 // by state: transitions stored in the hash table
+  std::vector<int32_t> dense_;
+  int32_t step_slow(int32_t s, uint8_t b);
   void grow_transitions();
   std::vector<int32_t> scratch_, step_out_;
 };

@@ -150,8 +150,13 @@ class Classifier {
                                              const TokenTable* base = nullptr,
                                              size_t max_len = SIZE_MAX,
                                              const TokenTable* ref = nullptr, size_t ref_len = 0) {
-    m_.reset();
-    states_.clear();
+    // States and their transitions are kept from one classification to the next (the positions
+    // of one grammar share most of them); dropped only when large.
+    if (m_.pool().size() > (size_t{1} << 20) || states_.states() > (size_t{1} << 16) ||
+        states_.transitions() > (size_t{1} << 20)) {
+      m_.reset();
+      states_.clear();
+    }
     int32_t parent = -1;
     for (size_t k = c.sites.size(); k-- > 0;) parent = m_.pool().intern(c.sites[k], parent);
     const int32_t top = m_.pool().intern(pos, parent);
@@ -264,21 +269,6 @@ class Classifier {
     }
   }
 
-  // The tokens of at most `len` bytes, as a bitmask (built once per length).
-  const std::vector<uint32_t>& short_tokens(size_t len) {
-    if (short_.size() <= len) short_.resize(len + 1);
-    auto& m = short_[len];
-    if (m.empty()) {
-      m.assign(static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size()))), 0);
-      for (size_t r = 0; r < v_.sorted.size(); ++r) {
-        if (v_.sorted_off[r + 1] - v_.sorted_off[r] > len) continue;
-        const int32_t id = v_.sorted[r];
-        m[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
-      }
-    }
-    return m;
-  }
-
   // The table of a context whose tokens of at most `len` bytes have their class in `ref`, those
   // longer than `len` among base's uncertain ones were walked into `accepted` / `uncertain`, and
   // the rest have their class in `base`. Built from bitmasks: no pass over the vocabulary.
@@ -288,7 +278,7 @@ class Classifier {
     const size_t words = static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size())));
     std::vector<uint32_t> acc(words, 0);
     or_accepted_bits(ref, acc);
-    const auto& shorts = short_tokens(len);
+    const auto& shorts = v_.short_masks[len];
     for (size_t i = 0; i < words; ++i) acc[i] &= shorts[i];
     or_accepted_bits(base, acc);
     for (int32_t id : accepted) acc[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
@@ -405,7 +395,6 @@ class Classifier {
   std::vector<bool> unc_;
   std::vector<uint8_t> is_rejected_;
   std::vector<uint32_t> scratch_bits_;
-  std::vector<std::vector<uint32_t>> short_;  // short_tokens(len)
 };
 
 std::atomic<int32_t> g_context_threshold{4096};
@@ -487,7 +476,8 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
   // h_kRepeatCap: tokens of fewer than kRepeatCap bytes cannot tell them apart, and longer tokens
   // stay uncertain in such a table (checked against the real stacks), so x{1,64} needs at most
   // kRepeatCap tables instead of 64.
-  constexpr int32_t kRepeatCap = 17;
+  constexpr int32_t kRepeatCap = 32;
+  static_assert(kRepeatCap < static_cast<int32_t>(TokenizerInfo::Impl::kShortMasks));
   Context ctx;
   ctx.sites.assign(sites.begin(), sites.end());
   bool capped = false;
@@ -545,6 +535,16 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
   }
   // Classified without the lock: other sequences of this grammar keep going (two threads may
   // both classify the same new context; the first to finish is kept).
+  // The base: the table with the outermost frame left unknown (itself a context table), so a
+  // new context walks only the tokens that reach that frame (inside a string called from many
+  // places: the few that close the string), not every token the position's own table leaves
+  // uncertain.
+  std::shared_ptr<const TokenTable> shallower;
+  const TokenTable* base = tables[static_cast<size_t>(pos)].get();
+  if (sites.size() > 1) {
+    shallower = context_table(pos, sites.first(sites.size() - 1), false);
+    base = shallower.get();
+  }
   if (!classifier) classifier = std::make_unique<Classifier>(automaton, vocab->impl());
   ctx.bottom = bottom;
   if (!bottom) {
@@ -553,11 +553,10 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
         automaton.follow[static_cast<size_t>(automaton.elems[static_cast<size_t>(last)].rule)];
   }
   std::shared_ptr<const TokenTable> table = classifier->classify(
-      pos, ctx, tables[static_cast<size_t>(pos)].get(),
-      capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX, ref.get(), ref_len);
+      pos, ctx, base, capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX, ref.get(), ref_len);
   std::lock_guard<std::mutex> lock(c.mu);
   c.idle.push_back(std::move(classifier));
-  if (c.map.size() >= 4096) c.map.clear();
+  if (c.map.size() >= 8192) c.map.clear();
   auto [it, fresh] = c.map.emplace(std::move(key), table);
   return it->second;
 }

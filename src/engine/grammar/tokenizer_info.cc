@@ -53,6 +53,20 @@ TokenizerInfo::TokenizerInfo(std::vector<std::string> token_bytes, std::vector<i
   }
   im.byte_token_mask.assign(static_cast<size_t>(bitmask_words(n)), 0);
   for (int32_t id : im.sorted) im.byte_token_mask[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+  // short_masks[l]: the tokens of at most l bytes.
+  im.short_masks.assign(TokenizerInfo::Impl::kShortMasks,
+                        std::vector<uint32_t>(static_cast<size_t>(bitmask_words(n)), 0));
+  for (int32_t id : im.sorted) {
+    const size_t len = im.bytes[static_cast<size_t>(id)].size();
+    if (len < TokenizerInfo::Impl::kShortMasks) {
+      im.short_masks[len][static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+    }
+  }
+  for (size_t l = 1; l < im.short_masks.size(); ++l) {
+    for (size_t w = 0; w < im.short_masks[l].size(); ++w) {
+      im.short_masks[l][w] |= im.short_masks[l - 1][w];
+    }
+  }
   im.rank_of.assign(im.bytes.size(), -1);
   im.lcp.assign(im.sorted.size(), 0);
   im.first_byte_begin.assign(257, 0);
