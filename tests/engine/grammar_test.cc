@@ -616,11 +616,16 @@ c ::= [a-c] | "\\" [ab] | "\u00e9"
 ws ::= [ \t]{0,20})";
   const std::string g2 = R"(root ::= "[" ( item ( "," item ){0,5} )? "]"
 item ::= "<" ( [a-b]{1,3} "." ){0,20} ">")";
+  const std::string g3 =
+      R"(root ::= "<" ("a" | "ab" | "b" | "\u00e9"){0,12} ">" ("," "<" ("a" | "ab"){2,40} ">")*)";
   for (int32_t depth : {1, 3, 8}) {
     set_context_table_depth(depth);
     check_mask_against_oracle(g1, "\"\\abc, \t\xc3\xa9", 60 + static_cast<uint32_t>(depth), 3, 40,
                               "", true);
     check_mask_against_oracle(g2, "[],<>.ab", 70 + static_cast<uint32_t>(depth), 3, 40, "", true);
+    // Elements whose count the bytes do not fix ("ab" is one element or two): counts are walked.
+    check_mask_against_oracle(g3, "<>,ab\xc3\xa9", 80 + static_cast<uint32_t>(depth), 3, 40, "",
+                              true);
   }
   set_context_table_depth(saved_depth);
   set_context_table_threshold(saved);

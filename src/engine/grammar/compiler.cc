@@ -293,6 +293,132 @@ class Classifier {
     const auto mid = static_cast<std::ptrdiff_t>(unc.size());
     unc.insert(unc.end(), uncertain.begin(), uncertain.end());
     std::inplace_merge(unc.begin(), unc.begin() + mid, unc.end());
+    return table_from_bits(std::move(acc), std::move(unc));
+  }
+
+ public:
+  // Per token of base's uncertain ones, the smallest count k at which it is accepted / uncertain
+  // under the chain frame h_k (at most kNever), from one walk under the frame `site` of level `top`
+  // in a context of that one frame (`c`: follow or bottom below). The count of x a token's bytes
+  // start must be the same along every stack (true of JSON string characters); null otherwise.
+  static constexpr uint8_t kNever = 255;
+  struct Thresholds {
+    std::vector<int32_t> ranks;  // base's uncertain ranks
+    std::vector<uint8_t> acc, unc;
+  };
+  std::shared_ptr<const Thresholds> thresholds(int32_t pos, const Context& c,
+                                               const TokenTable& base, int32_t top, int32_t x) {
+    if (m_.pool().size() > (size_t{1} << 20) || states_.states() > (size_t{1} << 16) ||
+        states_.transitions() > (size_t{1} << 20)) {
+      m_.reset();
+      states_.clear();
+    }
+    level_.assign(states_.states(), -2);
+    level_x_ = x;
+    const int32_t site = c.sites.at(0);
+    const int32_t top_node = m_.pool().intern(pos, m_.pool().intern(site, -1));
+    state_[0] = states_.intern(std::span<const int32_t>(&top_node, 1), false);
+    auto out = std::make_shared<Thresholds>();
+    out->ranks = base.uncertain_ranks;
+    out->acc.assign(out->ranks.size(), kNever);
+    out->unc.assign(out->ranks.size(), kNever);
+    std::vector<int32_t> d(state_.size(), 0), u(state_.size(), kNever);
+    d[0] = 0;
+    u[0] = kNever;
+    size_t depth = 0;
+    std::string_view prev;
+    for (size_t i = 0; i < out->ranks.size(); ++i) {
+      const std::string_view t = v_.at_rank(out->ranks[i]);
+      if (t.size() + 1 >= static_cast<size_t>(top)) {
+        out->unc[i] = 0;  // may start more x than the frame allows: always uncertain
+        continue;
+      }
+      size_t l = 0;
+      const size_t lim = std::min({prev.size(), t.size(), depth});
+      while (l < lim && prev[l] == t[l]) ++l;
+      prev = t;
+      depth = l;
+      while (depth < t.size() && states_.has_tops(state_[depth])) {
+        const auto byte = static_cast<uint8_t>(t[depth]);
+        const int32_t s = state_[depth];
+        const int32_t next = states_.step(s, byte);
+        int32_t exit_u = kNever;
+        if (states_.end(s) && c.follow.test(byte)) exit_u = d[depth - 1];
+        u[depth + 1] = std::min(u[depth], exit_u);
+        if (states_.has_tops(next)) {
+          const int32_t lv = level(next);
+          if (lv < 0) return nullptr;
+          d[depth + 1] = top - lv;
+        }
+        state_[depth + 1] = next;
+        ++depth;
+      }
+      const int32_t s = state_[depth];
+      int32_t a = kNever, un = u[depth];
+      if (depth == t.size()) {
+        if (states_.has_tops(s)) a = d[depth];
+        if (states_.end(s)) a = std::min(a, d[depth - 1]);
+      } else if (states_.end(s) && c.follow.test(static_cast<uint8_t>(t[depth]))) {
+        un = std::min(un, d[depth - 1]);
+      }
+      // The count k allows a path that starts d more x when d <= k - 1.
+      out->acc[i] = static_cast<uint8_t>(a == kNever ? kNever : a + 1);
+      out->unc[i] = static_cast<uint8_t>(un == kNever ? kNever : un + 1);
+    }
+    return out;
+  }
+
+  // The table of `pos` under the chain frame h_k from `thr` (base's accepted tokens stay).
+  std::shared_ptr<const TokenTable> table_from_thresholds(const TokenTable& base,
+                                                          const Thresholds& thr, int32_t k) {
+    const size_t words = static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size())));
+    std::vector<uint32_t> acc(words, 0);
+    or_accepted_bits(base, acc);
+    std::vector<int32_t> unc;
+    for (size_t i = 0; i < thr.ranks.size(); ++i) {
+      if (thr.acc[i] <= k) {
+        const int32_t id = v_.sorted[static_cast<size_t>(thr.ranks[i])];
+        acc[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+      } else if (thr.unc[i] <= k) {
+        unc.push_back(thr.ranks[i]);
+      }
+    }
+    return table_from_bits(std::move(acc), std::move(unc));
+  }
+
+ private:
+  // The chain level of state s's stacks (see thresholds): -1 when they differ.
+  int32_t level(int32_t s) {
+    const auto si = static_cast<size_t>(s);
+    if (level_.size() <= si) level_.resize(states_.states(), -2);
+    if (level_[si] != -2) return level_[si];
+    int32_t lv = -2;
+    for (int32_t t : states_.tops(s)) {
+      int32_t v = t;
+      while (m_.pool()[v].parent >= 0) v = m_.pool()[v].parent;
+      const int32_t p = m_.pool()[v].pos;
+      const Automaton::Elem& e = a_.elems[static_cast<size_t>(p)];
+      const auto r = static_cast<size_t>(e.rule);
+      int32_t here = 1;  // inside the last x (h_1 calls it without a frame)
+      if (a_.repeat_left[r] > 0 && p == a_.alt_begins[r][0] && e.kind == Automaton::kRule &&
+          e.target == level_x_) {
+        here = a_.repeat_left[r];
+      }
+      if (lv == -2) {
+        lv = here;
+      } else if (lv != here) {
+        lv = -1;
+        break;
+      }
+    }
+    level_[si] = static_cast<int16_t>(lv);
+    return lv;
+  }
+
+  // A table from its accepted ids as a bitmask and its uncertain ranks (ascending).
+  std::shared_ptr<const TokenTable> table_from_bits(std::vector<uint32_t> acc,
+                                                    std::vector<int32_t> unc) {
+    const size_t words = acc.size();
     auto table = std::make_shared<TokenTable>();
     size_t n_acc = 0;
     for (uint32_t w : acc) n_acc += static_cast<size_t>(__builtin_popcount(w));
@@ -395,6 +521,8 @@ class Classifier {
   std::vector<bool> unc_;
   std::vector<uint8_t> is_rejected_;
   std::vector<uint32_t> scratch_bits_;
+  std::vector<int16_t> level_;  // by state: level(s), -2 not computed
+  int32_t level_x_ = -1;        // the x the levels are for
 };
 
 std::atomic<int32_t> g_context_threshold{4096};
@@ -419,6 +547,9 @@ struct CompiledGrammar::ContextTables {
   std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const TokenTable>> map;
   std::vector<std::unique_ptr<Classifier>> idle;  // classifiers not in use
+  // Per (position, top frame of a repetition chain, bottom): Classifier::thresholds (null: the
+  // chain's counts are not determined by the bytes, tables are walked per count).
+  std::unordered_map<std::string, std::shared_ptr<const Classifier::Thresholds>> thresholds;
 };
 
 struct CompiledGrammar::CheckMemo {
@@ -497,66 +628,117 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
   key.push_back(bottom ? 'T' : 'F');
   key.push_back(capped ? 'C' : 'E');
   ContextTables& c = *context_;
-  std::unique_ptr<Classifier> classifier;
   {
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.map.find(key);
     if (it != c.map.end()) return it->second;
-    if (!c.idle.empty()) {
-      classifier = std::move(c.idle.back());
-      c.idle.pop_back();
-    }
   }
-  // A frame in a short repetition chain (h_k, k < the chain's top, at most kRepeatCap): tokens of
-  // at most k bytes have the class they have under a higher frame of the chain (the capped one
-  // when the chain reaches past kRepeatCap), so only the longer ones are walked: x{0,64} costs one
-  // full classification, not one per count.
-  std::shared_ptr<const TokenTable> ref;
-  size_t ref_len = 0;
-  if (!capped) {
-    for (size_t i = 0; i < ctx.sites.size() && !ref; ++i) {
-      const int32_t s = ctx.sites[i];
-      auto r = static_cast<size_t>(automaton.elems[static_cast<size_t>(s)].rule);
-      const int32_t k = automaton.repeat_left[r];
-      const int32_t offset = s - automaton.alt_begins[r][0];
-      if (k < 1 || offset != 0) continue;
-      const int32_t x = automaton.elems[static_cast<size_t>(s)].target;
-      if (automaton.nullable[static_cast<size_t>(x)]) continue;
-      auto up = r;
-      while (automaton.repeat_left[up] <= kRepeatCap && automaton.repeat_prev[up] >= 0) {
-        up = static_cast<size_t>(automaton.repeat_prev[up]);
-      }
-      if (up == r) continue;
-      std::vector<int32_t> higher(ctx.sites.begin(), ctx.sites.end());
-      higher[i] = automaton.alt_begins[up][0];
-      ref = context_table(pos, higher, bottom);
-      ref_len = static_cast<size_t>(k);
-    }
-  }
-  // Classified without the lock: other sequences of this grammar keep going (two threads may
-  // both classify the same new context; the first to finish is kept).
-  // The base: the table with the outermost frame left unknown (itself a context table), so a
-  // new context walks only the tokens that reach that frame (inside a string called from many
-  // places: the few that close the string), not every token the position's own table leaves
-  // uncertain.
-  std::shared_ptr<const TokenTable> shallower;
-  const TokenTable* base = tables[static_cast<size_t>(pos)].get();
-  if (sites.size() > 1) {
-    shallower = context_table(pos, sites.first(sites.size() - 1), false);
-    base = shallower.get();
-  }
-  if (!classifier) classifier = std::make_unique<Classifier>(automaton, vocab->impl());
+  // Built without the lock: other sequences of this grammar keep going (two threads may both
+  // build the same new context; the first to finish is kept).
   ctx.bottom = bottom;
   if (!bottom) {
     const int32_t last = ctx.sites.empty() ? pos : ctx.sites.back();
     ctx.follow =
         automaton.follow[static_cast<size_t>(automaton.elems[static_cast<size_t>(last)].rule)];
   }
-  std::shared_ptr<const TokenTable> table = classifier->classify(
-      pos, ctx, base, capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX, ref.get(), ref_len);
+  // A frame in a short repetition chain (h_k, k below the chain's top and at most kRepeatCap).
+  int32_t chain_at = -1, k = 0, x = -1;
+  size_t up = 0;
+  for (size_t i = 0; i < ctx.sites.size() && !capped && chain_at < 0; ++i) {
+    const int32_t s = ctx.sites[i];
+    auto r = static_cast<size_t>(automaton.elems[static_cast<size_t>(s)].rule);
+    if (automaton.repeat_left[r] < 1 || s != automaton.alt_begins[r][0]) continue;
+    const int32_t xr = automaton.elems[static_cast<size_t>(s)].target;
+    if (automaton.nullable[static_cast<size_t>(xr)]) continue;
+    up = r;
+    while (automaton.repeat_left[up] <= kRepeatCap && automaton.repeat_prev[up] >= 0) {
+      up = static_cast<size_t>(automaton.repeat_prev[up]);
+    }
+    if (up == r) continue;
+    chain_at = static_cast<int32_t>(i);
+    k = automaton.repeat_left[r];
+    x = xr;
+  }
+  auto take_classifier = [&] {
+    std::unique_ptr<Classifier> cl;
+    {
+      std::lock_guard<std::mutex> lock(c.mu);
+      if (!c.idle.empty()) {
+        cl = std::move(c.idle.back());
+        c.idle.pop_back();
+      }
+    }
+    if (!cl) cl = std::make_unique<Classifier>(automaton, vocab->impl());
+    return cl;
+  };
+  auto give_back = [&](std::unique_ptr<Classifier> cl) {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.idle.push_back(std::move(cl));
+  };
+  std::shared_ptr<const TokenTable> table;
+  const TokenTable* own = tables[static_cast<size_t>(pos)].get();
+  if (chain_at == 0 && ctx.sites.size() == 1) {
+    // The frame alone: every count's table is a filter over per-token thresholds computed once
+    // under the chain's top frame (the capped one past kRepeatCap), no walk per count.
+    auto r = up;
+    while (automaton.repeat_left[r] > kRepeatCap) r = static_cast<size_t>(automaton.repeat_next[r]);
+    const auto rk = static_cast<size_t>(automaton.elems[static_cast<size_t>(ctx.sites[0])].rule);
+    if (bottom || automaton.follow[rk] == automaton.follow[r]) {
+      Context top_ctx = ctx;
+      top_ctx.sites[0] = automaton.alt_begins[r][0];
+      std::string tkey;
+      tkey.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+      tkey.append(reinterpret_cast<const char*>(&top_ctx.sites[0]), sizeof(int32_t));
+      tkey.push_back(bottom ? 'T' : 'F');
+      std::shared_ptr<const Classifier::Thresholds> thr;
+      bool known = false;
+      {
+        std::lock_guard<std::mutex> lock(c.mu);
+        auto it = c.thresholds.find(tkey);
+        if (it != c.thresholds.end()) {
+          known = true;
+          thr = it->second;
+        }
+      }
+      auto cl = take_classifier();
+      if (!known) {
+        thr = cl->thresholds(pos, top_ctx, *own, automaton.repeat_left[r], x);
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.thresholds.emplace(std::move(tkey), thr);
+      }
+      if (thr) table = cl->table_from_thresholds(*own, *thr, k);
+      give_back(std::move(cl));
+    }
+  }
+  if (!table) {
+    // Tokens of at most k bytes have the class they have under a higher frame of the chain, so
+    // only the longer ones are walked.
+    std::shared_ptr<const TokenTable> ref;
+    if (chain_at >= 0) {
+      std::vector<int32_t> higher(ctx.sites.begin(), ctx.sites.end());
+      higher[static_cast<size_t>(chain_at)] = automaton.alt_begins[up][0];
+      ref = context_table(pos, higher, bottom);
+    }
+    // The base: the table with the outermost frame left unknown (itself a context table), so a
+    // new context walks only the tokens that reach that frame (inside a string called from many
+    // places: the few that close the string), not every token the position's own table leaves
+    // uncertain.
+    std::shared_ptr<const TokenTable> shallower;
+    const TokenTable* base = own;
+    if (sites.size() > 1) {
+      shallower = context_table(pos, sites.first(sites.size() - 1), false);
+      base = shallower.get();
+    }
+    auto cl = take_classifier();
+    table = cl->classify(pos, ctx, base, capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX,
+                         ref.get(), ref ? static_cast<size_t>(k) : 0);
+    give_back(std::move(cl));
+  }
   std::lock_guard<std::mutex> lock(c.mu);
-  c.idle.push_back(std::move(classifier));
-  if (c.map.size() >= 8192) c.map.clear();
+  if (c.map.size() >= 8192) {
+    c.map.clear();
+    c.thresholds.clear();
+  }
   auto [it, fresh] = c.map.emplace(std::move(key), table);
   return it->second;
 }
