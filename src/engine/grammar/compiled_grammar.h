@@ -63,8 +63,9 @@ class CompiledGrammar {
 };
 
 // A matcher uses context_table for a top whose table has more uncertain tokens than this
-// (default 4096: below that, checking them against the real stacks costs less than a table;
-// tests lower it to exercise the path).
+// (default 128: a table is built once for the grammar and its context, while the check runs again
+// for every new state, and inside a bounded string every character is a new state; tests lower it
+// to exercise the path).
 int32_t context_table_threshold();
 void set_context_table_threshold(int32_t n);
 // How many frames below a top the context tables look at (default 8; tests lower it).
