@@ -305,6 +305,12 @@ class Classifier {
   struct Thresholds {
     std::vector<int32_t> ranks;  // base's uncertain ranks
     std::vector<uint8_t> acc, unc;
+    // Filled by index(): the ids with an accepting count, by that count (acc_off[k]: how many
+    // have one <= k); base's accepted ids as a bitmask, and with every id of acc_ids; the entries
+    // that can be uncertain at some count.
+    std::vector<int32_t> acc_ids;
+    std::vector<uint32_t> acc_off, base_bits, all_bits;
+    std::vector<uint32_t> maybe_unc;  // indexes into ranks
   };
   std::shared_ptr<const Thresholds> thresholds(int32_t pos, const Context& c,
                                                const TokenTable& base, int32_t top, int32_t x) {
@@ -329,10 +335,6 @@ class Classifier {
     std::string_view prev;
     for (size_t i = 0; i < out->ranks.size(); ++i) {
       const std::string_view t = v_.at_rank(out->ranks[i]);
-      if (t.size() + 1 >= static_cast<size_t>(top)) {
-        out->unc[i] = 0;  // may start more x than the frame allows: always uncertain
-        continue;
-      }
       size_t l = 0;
       const size_t lim = std::min({prev.size(), t.size(), depth});
       while (l < lim && prev[l] == t[l]) ++l;
@@ -365,23 +367,57 @@ class Classifier {
       out->acc[i] = static_cast<uint8_t>(a == kNever ? kNever : a + 1);
       out->unc[i] = static_cast<uint8_t>(un == kNever ? kNever : un + 1);
     }
+    index(*out, base);
     return out;
   }
 
-  // The table of `pos` under the chain frame h_k from `thr` (base's accepted tokens stay).
-  std::shared_ptr<const TokenTable> table_from_thresholds(const TokenTable& base,
-                                                          const Thresholds& thr, int32_t k) {
+  void index(Thresholds& thr, const TokenTable& base) {
     const size_t words = static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size())));
-    std::vector<uint32_t> acc(words, 0);
-    or_accepted_bits(base, acc);
-    std::vector<int32_t> unc;
+    thr.base_bits.assign(words, 0);
+    or_accepted_bits(base, thr.base_bits);
+    thr.all_bits = thr.base_bits;
+    thr.acc_off.assign(kNever + 1, 0);
+    for (uint8_t a : thr.acc) {
+      if (a != kNever) ++thr.acc_off[a];
+    }
+    for (size_t k = 1; k < thr.acc_off.size(); ++k) thr.acc_off[k] += thr.acc_off[k - 1];
+    thr.acc_ids.assign(thr.acc_off[kNever - 1], 0);
+    std::vector<uint32_t> fill(thr.acc_off.size(), 0);
+    for (size_t k = 1; k < fill.size(); ++k) fill[k] = thr.acc_off[k - 1];
     for (size_t i = 0; i < thr.ranks.size(); ++i) {
-      if (thr.acc[i] <= k) {
-        const int32_t id = v_.sorted[static_cast<size_t>(thr.ranks[i])];
-        acc[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
-      } else if (thr.unc[i] <= k) {
-        unc.push_back(thr.ranks[i]);
+      if (thr.unc[i] != kNever && thr.unc[i] < thr.acc[i]) {
+        thr.maybe_unc.push_back(static_cast<uint32_t>(i));
       }
+      const uint8_t a = thr.acc[i];
+      if (a == kNever) continue;
+      const int32_t id = v_.sorted[static_cast<size_t>(thr.ranks[i])];
+      thr.acc_ids[fill[a]++] = id;
+      thr.all_bits[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+    }
+  }
+
+  // The table of `pos` under the chain frame h_k from `thr` (base's accepted tokens stay): the
+  // accepted set from whichever is shorter, the ids accepted at k or those accepted only above.
+  std::shared_ptr<const TokenTable> table_from_thresholds(const Thresholds& thr, int32_t k) {
+    const size_t upto = thr.acc_off[static_cast<size_t>(k)];
+    const size_t total = thr.acc_ids.size();
+    std::vector<uint32_t> acc;
+    if (upto <= total - upto) {
+      acc = thr.base_bits;
+      for (size_t j = 0; j < upto; ++j) {
+        const int32_t id = thr.acc_ids[j];
+        acc[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+      }
+    } else {
+      acc = thr.all_bits;
+      for (size_t j = upto; j < total; ++j) {
+        const int32_t id = thr.acc_ids[j];
+        acc[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
+      }
+    }
+    std::vector<int32_t> unc;
+    for (uint32_t i : thr.maybe_unc) {
+      if (thr.acc[i] > k && thr.unc[i] <= k) unc.push_back(thr.ranks[i]);
     }
     return table_from_bits(std::move(acc), std::move(unc));
   }
@@ -609,6 +645,83 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
   // kRepeatCap tables instead of 64.
   constexpr int32_t kRepeatCap = 32;
   static_assert(kRepeatCap < static_cast<int32_t>(TokenizerInfo::Impl::kShortMasks));
+  ContextTables& c = *context_;
+  auto take_classifier = [&] {
+    std::unique_ptr<Classifier> cl;
+    {
+      std::lock_guard<std::mutex> lock(c.mu);
+      if (!c.idle.empty()) {
+        cl = std::move(c.idle.back());
+        c.idle.pop_back();
+      }
+    }
+    if (!cl) cl = std::make_unique<Classifier>(automaton, vocab->impl());
+    return cl;
+  };
+  auto give_back = [&](std::unique_ptr<Classifier> cl) {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.idle.push_back(std::move(cl));
+  };
+  auto keep = [&](std::string key, std::shared_ptr<const TokenTable> table) {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.map.size() >= 8192) {
+      c.map.clear();
+      c.thresholds.clear();
+    }
+    return c.map.emplace(std::move(key), std::move(table)).first->second;
+  };
+  const TokenTable* own = tables[static_cast<size_t>(pos)].get();
+  if (sites.size() == 1) {
+    // A repetition frame h_k alone (the frame the matcher meets first, at every count): the
+    // table is a filter over per-token thresholds (the smallest count at which a token is
+    // accepted / uncertain) from one walk under the chain's top frame, when the bytes fix how many
+    // x a token starts (checked per state); any count of a chain of up to 250 costs no walk.
+    const int32_t s = sites[0];
+    const auto r = static_cast<size_t>(automaton.elems[static_cast<size_t>(s)].rule);
+    const Automaton::Elem& e = automaton.elems[static_cast<size_t>(s)];
+    size_t top = r;
+    while (automaton.repeat_prev[top] >= 0) top = static_cast<size_t>(automaton.repeat_prev[top]);
+    if (automaton.repeat_left[r] >= 1 && s == automaton.alt_begins[r][0] &&
+        e.kind == Automaton::kRule && !automaton.nullable[static_cast<size_t>(e.target)] &&
+        automaton.repeat_left[top] < Classifier::kNever - 4 &&
+        (bottom || automaton.follow[r] == automaton.follow[top])) {
+      std::string key;
+      key.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+      key.append(reinterpret_cast<const char*>(&s), sizeof s);
+      key.push_back(bottom ? 'T' : 'F');
+      key.push_back('A');
+      std::string tkey;
+      tkey.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+      tkey.append(reinterpret_cast<const char*>(&automaton.alt_begins[top][0]), sizeof(int32_t));
+      tkey.push_back(bottom ? 'T' : 'F');
+      std::shared_ptr<const Classifier::Thresholds> thr;
+      bool known = false;
+      {
+        std::lock_guard<std::mutex> lock(c.mu);
+        auto it = c.map.find(key);
+        if (it != c.map.end()) return it->second;
+        auto tit = c.thresholds.find(tkey);
+        if (tit != c.thresholds.end()) {
+          known = true;
+          thr = tit->second;
+        }
+      }
+      auto cl = take_classifier();
+      if (!known) {
+        Context top_ctx;
+        top_ctx.sites = {automaton.alt_begins[top][0]};
+        top_ctx.bottom = bottom;
+        if (!bottom) top_ctx.follow = automaton.follow[top];
+        thr = cl->thresholds(pos, top_ctx, *own, automaton.repeat_left[top], e.target);
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.thresholds.emplace(std::move(tkey), thr);
+      }
+      std::shared_ptr<const TokenTable> table;
+      if (thr) table = cl->table_from_thresholds(*thr, automaton.repeat_left[r]);
+      give_back(std::move(cl));
+      if (table) return keep(std::move(key), std::move(table));
+    }
+  }
   Context ctx;
   ctx.sites.assign(sites.begin(), sites.end());
   bool capped = false;
@@ -627,7 +740,6 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
   for (int32_t s : ctx.sites) key.append(reinterpret_cast<const char*>(&s), sizeof s);
   key.push_back(bottom ? 'T' : 'F');
   key.push_back(capped ? 'C' : 'E');
-  ContextTables& c = *context_;
   {
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.map.find(key);
@@ -642,14 +754,15 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
         automaton.follow[static_cast<size_t>(automaton.elems[static_cast<size_t>(last)].rule)];
   }
   // A frame in a short repetition chain (h_k, k below the chain's top and at most kRepeatCap).
-  int32_t chain_at = -1, k = 0, x = -1;
+  int32_t chain_at = -1, k = 0;
   size_t up = 0;
   for (size_t i = 0; i < ctx.sites.size() && !capped && chain_at < 0; ++i) {
     const int32_t s = ctx.sites[i];
     auto r = static_cast<size_t>(automaton.elems[static_cast<size_t>(s)].rule);
     if (automaton.repeat_left[r] < 1 || s != automaton.alt_begins[r][0]) continue;
-    const int32_t xr = automaton.elems[static_cast<size_t>(s)].target;
-    if (automaton.nullable[static_cast<size_t>(xr)]) continue;
+    if (automaton.nullable[static_cast<size_t>(automaton.elems[static_cast<size_t>(s)].target)]) {
+      continue;
+    }
     up = r;
     while (automaton.repeat_left[up] <= kRepeatCap && automaton.repeat_prev[up] >= 0) {
       up = static_cast<size_t>(automaton.repeat_prev[up]);
@@ -657,90 +770,32 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
     if (up == r) continue;
     chain_at = static_cast<int32_t>(i);
     k = automaton.repeat_left[r];
-    x = xr;
   }
-  auto take_classifier = [&] {
-    std::unique_ptr<Classifier> cl;
-    {
-      std::lock_guard<std::mutex> lock(c.mu);
-      if (!c.idle.empty()) {
-        cl = std::move(c.idle.back());
-        c.idle.pop_back();
-      }
-    }
-    if (!cl) cl = std::make_unique<Classifier>(automaton, vocab->impl());
-    return cl;
-  };
-  auto give_back = [&](std::unique_ptr<Classifier> cl) {
-    std::lock_guard<std::mutex> lock(c.mu);
-    c.idle.push_back(std::move(cl));
-  };
-  std::shared_ptr<const TokenTable> table;
-  const TokenTable* own = tables[static_cast<size_t>(pos)].get();
-  if (chain_at == 0 && ctx.sites.size() == 1) {
-    // The frame alone: every count's table is a filter over per-token thresholds computed once
-    // under the chain's top frame (the capped one past kRepeatCap), no walk per count.
-    auto r = up;
-    while (automaton.repeat_left[r] > kRepeatCap) r = static_cast<size_t>(automaton.repeat_next[r]);
-    const auto rk = static_cast<size_t>(automaton.elems[static_cast<size_t>(ctx.sites[0])].rule);
-    if (bottom || automaton.follow[rk] == automaton.follow[r]) {
-      Context top_ctx = ctx;
-      top_ctx.sites[0] = automaton.alt_begins[r][0];
-      std::string tkey;
-      tkey.append(reinterpret_cast<const char*>(&pos), sizeof pos);
-      tkey.append(reinterpret_cast<const char*>(&top_ctx.sites[0]), sizeof(int32_t));
-      tkey.push_back(bottom ? 'T' : 'F');
-      std::shared_ptr<const Classifier::Thresholds> thr;
-      bool known = false;
-      {
-        std::lock_guard<std::mutex> lock(c.mu);
-        auto it = c.thresholds.find(tkey);
-        if (it != c.thresholds.end()) {
-          known = true;
-          thr = it->second;
-        }
-      }
-      auto cl = take_classifier();
-      if (!known) {
-        thr = cl->thresholds(pos, top_ctx, *own, automaton.repeat_left[r], x);
-        std::lock_guard<std::mutex> lock(c.mu);
-        c.thresholds.emplace(std::move(tkey), thr);
-      }
-      if (thr) table = cl->table_from_thresholds(*own, *thr, k);
-      give_back(std::move(cl));
-    }
+  // Tokens of at most k bytes have the class they have under a higher frame of the chain, so
+  // only the longer ones are walked.
+  std::shared_ptr<const TokenTable> ref;
+  if (chain_at >= 0) {
+    std::vector<int32_t> higher(ctx.sites.begin(), ctx.sites.end());
+    higher[static_cast<size_t>(chain_at)] = automaton.alt_begins[up][0];
+    ref = context_table(pos, higher, bottom);
   }
-  if (!table) {
-    // Tokens of at most k bytes have the class they have under a higher frame of the chain, so
-    // only the longer ones are walked.
-    std::shared_ptr<const TokenTable> ref;
-    if (chain_at >= 0) {
-      std::vector<int32_t> higher(ctx.sites.begin(), ctx.sites.end());
-      higher[static_cast<size_t>(chain_at)] = automaton.alt_begins[up][0];
-      ref = context_table(pos, higher, bottom);
-    }
-    // The base: the table with the outermost frame left unknown (itself a context table), so a
-    // new context walks only the tokens that reach that frame (inside a string called from many
-    // places: the few that close the string), not every token the position's own table leaves
-    // uncertain.
-    std::shared_ptr<const TokenTable> shallower;
-    const TokenTable* base = own;
-    if (sites.size() > 1) {
-      shallower = context_table(pos, sites.first(sites.size() - 1), false);
-      base = shallower.get();
-    }
-    auto cl = take_classifier();
-    table = cl->classify(pos, ctx, base, capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX,
-                         ref.get(), ref ? static_cast<size_t>(k) : 0);
-    give_back(std::move(cl));
+  // The base: the table with the outermost frame left unknown (itself a context table), so a
+  // new context walks only the tokens that reach that frame (inside a string called from many
+  // places: the few that close the string), not every token the position's own table leaves
+  // uncertain.
+  // (A capped context is shared by every count above kRepeatCap, so its base must not depend on
+  // the count: the position's own table.)
+  std::shared_ptr<const TokenTable> shallower;
+  const TokenTable* base = own;
+  if (sites.size() > 1 && !capped) {
+    shallower = context_table(pos, sites.first(sites.size() - 1), false);
+    base = shallower.get();
   }
-  std::lock_guard<std::mutex> lock(c.mu);
-  if (c.map.size() >= 8192) {
-    c.map.clear();
-    c.thresholds.clear();
-  }
-  auto [it, fresh] = c.map.emplace(std::move(key), table);
-  return it->second;
+  auto cl = take_classifier();
+  auto table = cl->classify(pos, ctx, base, capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX,
+                            ref.get(), ref ? static_cast<size_t>(k) : 0);
+  give_back(std::move(cl));
+  return keep(std::move(key), std::move(table));
 }
 
 TableCacheStats table_cache_stats() {
