@@ -398,7 +398,9 @@ class Classifier {
 
   // The table of `pos` under the chain frame h_k from `thr` (base's accepted tokens stay): the
   // accepted set from whichever is shorter, the ids accepted at k or those accepted only above.
-  std::shared_ptr<const TokenTable> table_from_thresholds(const Thresholds& thr, int32_t k) {
+  // With `max_len`, tokens longer than that stay uncertain (own accepted ones stay accepted).
+  std::shared_ptr<const TokenTable> table_from_thresholds(const Thresholds& thr, int32_t k,
+                                                          size_t max_len = SIZE_MAX) {
     const size_t upto = thr.acc_off[static_cast<size_t>(k)];
     const size_t total = thr.acc_ids.size();
     std::vector<uint32_t> acc;
@@ -416,6 +418,18 @@ class Classifier {
       }
     }
     std::vector<int32_t> unc;
+    if (max_len < TokenizerInfo::Impl::kShortMasks) {
+      const auto& shorts = v_.short_masks[max_len];
+      for (size_t i = 0; i < acc.size(); ++i) acc[i] = (acc[i] & shorts[i]) | thr.base_bits[i];
+      for (size_t i = 0; i < thr.ranks.size(); ++i) {
+        const auto r = static_cast<size_t>(thr.ranks[i]);
+        if (v_.sorted_off[r + 1] - v_.sorted_off[r] > max_len ||
+            (thr.acc[i] > k && thr.unc[i] <= k)) {
+          unc.push_back(thr.ranks[i]);
+        }
+      }
+      return table_from_bits(std::move(acc), std::move(unc));
+    }
     for (uint32_t i : thr.maybe_unc) {
       if (thr.acc[i] > k && thr.unc[i] <= k) unc.push_back(thr.ranks[i]);
     }
@@ -671,56 +685,64 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
     return c.map.emplace(std::move(key), std::move(table)).first->second;
   };
   const TokenTable* own = tables[static_cast<size_t>(pos)].get();
-  if (sites.size() == 1) {
-    // A repetition frame h_k alone (the frame the matcher meets first, at every count): the
-    // table is a filter over per-token thresholds (the smallest count at which a token is
-    // accepted / uncertain) from one walk under the chain's top frame, when the bytes fix how many
-    // x a token starts (checked per state); any count of a chain of up to 250 costs no walk.
-    const int32_t s = sites[0];
+  // A repetition frame h_k alone (the frame the matcher meets first, at every count): the table
+  // is a filter over per-token thresholds (the smallest count at which a token is accepted /
+  // uncertain) from one walk under the chain's top frame, when the bytes fix how many x a token
+  // starts (checked per state); any count of a chain of up to 250 costs no walk. With `long_unc`
+  // tokens of kRepeatCap bytes or more stay uncertain: the same table serves every count from
+  // kRepeatCap up (the base of capped contexts). Null where it does not apply.
+  auto alone = [&](int32_t s, bool at_bottom, bool long_unc) -> std::shared_ptr<const TokenTable> {
     const auto r = static_cast<size_t>(automaton.elems[static_cast<size_t>(s)].rule);
     const Automaton::Elem& e = automaton.elems[static_cast<size_t>(s)];
     size_t top = r;
     while (automaton.repeat_prev[top] >= 0) top = static_cast<size_t>(automaton.repeat_prev[top]);
-    if (automaton.repeat_left[r] >= 1 && s == automaton.alt_begins[r][0] &&
-        e.kind == Automaton::kRule && !automaton.nullable[static_cast<size_t>(e.target)] &&
-        automaton.repeat_left[top] < Classifier::kNever - 4 &&
-        (bottom || automaton.follow[r] == automaton.follow[top])) {
-      std::string key;
-      key.append(reinterpret_cast<const char*>(&pos), sizeof pos);
-      key.append(reinterpret_cast<const char*>(&s), sizeof s);
-      key.push_back(bottom ? 'T' : 'F');
-      key.push_back('A');
-      std::string tkey;
-      tkey.append(reinterpret_cast<const char*>(&pos), sizeof pos);
-      tkey.append(reinterpret_cast<const char*>(&automaton.alt_begins[top][0]), sizeof(int32_t));
-      tkey.push_back(bottom ? 'T' : 'F');
-      std::shared_ptr<const Classifier::Thresholds> thr;
-      bool known = false;
-      {
-        std::lock_guard<std::mutex> lock(c.mu);
-        auto it = c.map.find(key);
-        if (it != c.map.end()) return it->second;
-        auto tit = c.thresholds.find(tkey);
-        if (tit != c.thresholds.end()) {
-          known = true;
-          thr = tit->second;
-        }
-      }
-      auto cl = take_classifier();
-      if (!known) {
-        Context top_ctx;
-        top_ctx.sites = {automaton.alt_begins[top][0]};
-        top_ctx.bottom = bottom;
-        if (!bottom) top_ctx.follow = automaton.follow[top];
-        thr = cl->thresholds(pos, top_ctx, *own, automaton.repeat_left[top], e.target);
-        std::lock_guard<std::mutex> lock(c.mu);
-        c.thresholds.emplace(std::move(tkey), thr);
-      }
-      std::shared_ptr<const TokenTable> table;
-      if (thr) table = cl->table_from_thresholds(*thr, automaton.repeat_left[r]);
-      give_back(std::move(cl));
-      if (table) return keep(std::move(key), std::move(table));
+    if (automaton.repeat_left[r] < 1 || s != automaton.alt_begins[r][0] ||
+        e.kind != Automaton::kRule || automaton.nullable[static_cast<size_t>(e.target)] ||
+        automaton.repeat_left[top] >= Classifier::kNever - 4 ||
+        (!at_bottom && !(automaton.follow[r] == automaton.follow[top]))) {
+      return nullptr;
     }
+    std::string key;
+    key.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+    key.append(reinterpret_cast<const char*>(&s), sizeof s);
+    key.push_back(at_bottom ? 'T' : 'F');
+    key.push_back(long_unc ? 'L' : 'A');
+    std::string tkey;
+    tkey.append(reinterpret_cast<const char*>(&pos), sizeof pos);
+    tkey.append(reinterpret_cast<const char*>(&automaton.alt_begins[top][0]), sizeof(int32_t));
+    tkey.push_back(at_bottom ? 'T' : 'F');
+    std::shared_ptr<const Classifier::Thresholds> thr;
+    bool known = false;
+    {
+      std::lock_guard<std::mutex> lock(c.mu);
+      auto it = c.map.find(key);
+      if (it != c.map.end()) return it->second;
+      auto tit = c.thresholds.find(tkey);
+      if (tit != c.thresholds.end()) {
+        known = true;
+        thr = tit->second;
+      }
+    }
+    auto cl = take_classifier();
+    if (!known) {
+      Context top_ctx;
+      top_ctx.sites = {automaton.alt_begins[top][0]};
+      top_ctx.bottom = at_bottom;
+      if (!at_bottom) top_ctx.follow = automaton.follow[top];
+      thr = cl->thresholds(pos, top_ctx, *own, automaton.repeat_left[top], e.target);
+      std::lock_guard<std::mutex> lock(c.mu);
+      c.thresholds.emplace(std::move(tkey), thr);
+    }
+    std::shared_ptr<const TokenTable> table;
+    if (thr) {
+      table = cl->table_from_thresholds(*thr, automaton.repeat_left[r],
+                                        long_unc ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX);
+    }
+    give_back(std::move(cl));
+    return table ? keep(std::move(key), std::move(table)) : nullptr;
+  };
+  if (sites.size() == 1) {
+    if (auto t = alone(sites[0], bottom, false)) return t;
   }
   Context ctx;
   ctx.sites.assign(sites.begin(), sites.end());
@@ -784,11 +806,13 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
   // places: the few that close the string), not every token the position's own table leaves
   // uncertain.
   // (A capped context is shared by every count above kRepeatCap, so its base must not depend on
-  // the count: the position's own table.)
+  // the count: the frame alone with long tokens uncertain, or the position's own table.)
   std::shared_ptr<const TokenTable> shallower;
   const TokenTable* base = own;
   if (sites.size() > 1 && !capped) {
     shallower = context_table(pos, sites.first(sites.size() - 1), false);
+    base = shallower.get();
+  } else if (sites.size() > 1 && (shallower = alone(ctx.sites[0], false, true))) {
     base = shallower.get();
   }
   auto cl = take_classifier();
