@@ -225,7 +225,12 @@ class Classifier {
         }
       }
       if (ref) return table_from_ref(*base, *ref, ref_len, accepted, uncertain);
-      append_accepted(*base, accepted);
+      // From bitmasks: no pass over the vocabulary (base's accepted ids may be most of it).
+      std::vector<uint32_t> acc(
+          static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size()))), 0);
+      or_accepted_bits(*base, acc);
+      for (int32_t id : accepted) acc[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+      return table_from_bits(std::move(acc), std::move(uncertain));
     } else {
       const ByteSet& first = a_.elems[static_cast<size_t>(pos)].bytes;
       for (int b = 0; b < 256; ++b) {
@@ -814,6 +819,10 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
     base = shallower.get();
   } else if (sites.size() > 1 && (shallower = alone(ctx.sites[0], false, true))) {
     base = shallower.get();
+  }
+  if (base->uncertain_ranks.empty() && !ref) {
+    // Nothing left to walk: the base is the table.
+    return keep(std::move(key), shallower ? shallower : tables[static_cast<size_t>(pos)]);
   }
   auto cl = take_classifier();
   auto table = cl->classify(pos, ctx, base, capped ? static_cast<size_t>(kRepeatCap - 1) : SIZE_MAX,
