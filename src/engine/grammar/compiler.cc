@@ -225,6 +225,13 @@ class Classifier {
         }
       }
       if (ref) return table_from_ref(*base, *ref, ref_len, accepted, uncertain);
+      const size_t words =
+          static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size())));
+      if (base->storage == TokenTable::Storage::kAcceptedList &&
+          base->ids.size() + accepted.size() <= words) {
+        accepted.insert(accepted.end(), base->ids.begin(), base->ids.end());
+        return make_table(std::move(accepted), std::move(uncertain));  // a short list
+      }
       // From bitmasks: no pass over the vocabulary (base's accepted ids may be most of it).
       std::vector<uint32_t> acc(
           static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size()))), 0);
@@ -316,6 +323,8 @@ class Classifier {
     std::vector<int32_t> acc_ids;
     std::vector<uint32_t> acc_off, base_bits, all_bits;
     std::vector<uint32_t> maybe_unc;  // indexes into ranks
+    bool base_is_list = false;        // base stores its accepted ids as a list: base_ids
+    std::vector<int32_t> base_ids;
   };
   std::shared_ptr<const Thresholds> thresholds(int32_t pos, const Context& c,
                                                const TokenTable& base, int32_t top, int32_t x) {
@@ -380,6 +389,8 @@ class Classifier {
     const size_t words = static_cast<size_t>(bitmask_words(static_cast<int32_t>(v_.bytes.size())));
     thr.base_bits.assign(words, 0);
     or_accepted_bits(base, thr.base_bits);
+    thr.base_is_list = base.storage == TokenTable::Storage::kAcceptedList;
+    if (thr.base_is_list) thr.base_ids = base.ids;
     thr.all_bits = thr.base_bits;
     thr.acc_off.assign(kNever + 1, 0);
     for (uint8_t a : thr.acc) {
@@ -408,6 +419,18 @@ class Classifier {
                                                           size_t max_len = SIZE_MAX) {
     const size_t upto = thr.acc_off[static_cast<size_t>(k)];
     const size_t total = thr.acc_ids.size();
+    if (max_len == SIZE_MAX && thr.base_is_list &&
+        thr.base_ids.size() + upto <= thr.base_bits.size()) {
+      // Few accepted ids (a rare first byte): a short list, no bitmask.
+      std::vector<int32_t> ids(thr.base_ids);
+      ids.insert(ids.end(), thr.acc_ids.begin(),
+                 thr.acc_ids.begin() + static_cast<std::ptrdiff_t>(upto));
+      std::vector<int32_t> unc;
+      for (uint32_t i : thr.maybe_unc) {
+        if (thr.acc[i] > k && thr.unc[i] <= k) unc.push_back(thr.ranks[i]);
+      }
+      return make_table(std::move(ids), std::move(unc));
+    }
     std::vector<uint32_t> acc;
     if (upto <= total - upto) {
       acc = thr.base_bits;
@@ -798,14 +821,6 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
     chain_at = static_cast<int32_t>(i);
     k = automaton.repeat_left[r];
   }
-  // Tokens of at most k bytes have the class they have under a higher frame of the chain, so
-  // only the longer ones are walked.
-  std::shared_ptr<const TokenTable> ref;
-  if (chain_at >= 0) {
-    std::vector<int32_t> higher(ctx.sites.begin(), ctx.sites.end());
-    higher[static_cast<size_t>(chain_at)] = automaton.alt_begins[up][0];
-    ref = context_table(pos, higher, bottom);
-  }
   // The base: the table with the outermost frame left unknown (itself a context table), so a
   // new context walks only the tokens that reach that frame (inside a string called from many
   // places: the few that close the string), not every token the position's own table leaves
@@ -819,6 +834,14 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
     base = shallower.get();
   } else if (sites.size() > 1 && (shallower = alone(ctx.sites[0], false, true))) {
     base = shallower.get();
+  }
+  // Tokens of at most k bytes have the class they have under a higher frame of the chain, so
+  // only the longer ones are walked (only worth it when the base leaves many tokens to walk).
+  std::shared_ptr<const TokenTable> ref;
+  if (chain_at >= 0 && base->uncertain_ranks.size() > 4096) {
+    std::vector<int32_t> higher(ctx.sites.begin(), ctx.sites.end());
+    higher[static_cast<size_t>(chain_at)] = automaton.alt_begins[up][0];
+    ref = context_table(pos, higher, bottom);
   }
   if (base->uncertain_ranks.empty() && !ref) {
     // Nothing left to walk: the base is the table.
