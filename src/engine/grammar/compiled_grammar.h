@@ -63,7 +63,7 @@ class CompiledGrammar {
 };
 
 // A matcher uses context_table for a top whose table has more uncertain tokens than this
-// (default 128: a table is built once for the grammar and its context, while the check runs again
+// (default 16: a table is built once for the grammar and its context, while the check runs again
 // for every new state, and inside a bounded string every character is a new state; tests lower it
 // to exercise the path).
 int32_t context_table_threshold();

@@ -603,7 +603,7 @@ class Classifier {
   int32_t level_x_ = -1;        // the x the levels are for
 };
 
-std::atomic<int32_t> g_context_threshold{128};
+std::atomic<int32_t> g_context_threshold{16};
 std::atomic<int32_t> g_context_depth{8};
 
 }  // namespace
