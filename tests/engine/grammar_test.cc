@@ -462,9 +462,9 @@ std::vector<std::string> random_vocab(const std::string& alphabet, std::mt19937&
     while (static_cast<int>(t.size()) < n) t += pieces[pick(rng)];
     if (have.insert(t).second) vocab.push_back(t);
   }
-  // Tokens of 12 to 50 bytes (longer than what count-sharing context tables classify): runs of one
+  // Tokens of 12 to 90 bytes (longer than what count-sharing context tables classify): runs of one
   // character, some with a piece after them.
-  std::uniform_int_distribution<int> long_len(12, 50);
+  std::uniform_int_distribution<int> long_len(12, 90);
   for (int k = 0; long_tokens && k < 120; ++k) {
     std::string t(static_cast<size_t>(long_len(rng)), alphabet[rng() % alphabet.size()]);
     if (rng() % 2 == 0) t += pieces[pick(rng)];
@@ -582,22 +582,22 @@ TEST(GrammarProperty, MaskEqualsBruteForceWithContextTables) {
 }
 
 TEST(GrammarProperty, MaskEqualsBruteForceWithContextTablesOnLongRepetitions) {
-  // Counts above 32 share one context table per frame position (tokens of 32 bytes or more stay
+  // Counts above 64 share one context table per frame position (tokens of 64 bytes or more stay
   // uncertain there): long tokens and long counts, nested, must still give exact masks.
   const int32_t saved = context_table_threshold();
   const int32_t saved_depth = context_table_depth();
   set_context_table_threshold(0);
-  const std::string g1 = R"(root ::= "\"" c{0,50} "\"" ("," "\"" c{2,36} "\"")*
+  const std::string g1 = R"(root ::= "\"" c{0,80} "\"" ("," "\"" c{2,70} "\"")*
 c ::= [a-c] | "\\" [ab])";
   const std::string g2 = R"(root ::= "[" ( item ( "," item ){0,24} )? "]"
-item ::= "\"" c{1,45} "\""
+item ::= "\"" c{1,75} "\""
 c ::= [a-c] | "\u00e9")";
   for (int32_t depth : {1, 2, 8}) {
     set_context_table_depth(depth);
     check_mask_against_oracle(g1, "\"\\abc,", 30 + static_cast<uint32_t>(depth), 3, 40, "", true);
     check_mask_against_oracle(g2, "[]\",abc", 40 + static_cast<uint32_t>(depth), 3, 40, "", true);
     check_mask_against_oracle(g2, "[]\",abc", 50 + static_cast<uint32_t>(depth), 2, 20,
-                              "[\"" + std::string(37, 'a'), true);
+                              "[\"" + std::string(69, 'a'), true);
   }
   set_context_table_depth(saved_depth);
   set_context_table_threshold(saved);

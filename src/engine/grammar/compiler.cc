@@ -685,7 +685,7 @@ std::shared_ptr<const TokenTable> CompiledGrammar::context_table(int32_t pos,
   // h_kRepeatCap: tokens of fewer than kRepeatCap bytes cannot tell them apart, and longer tokens
   // stay uncertain in such a table (checked against the real stacks), so x{1,64} needs at most
   // kRepeatCap tables instead of 64.
-  constexpr int32_t kRepeatCap = 32;
+  constexpr int32_t kRepeatCap = 64;
   static_assert(kRepeatCap < static_cast<int32_t>(TokenizerInfo::Impl::kShortMasks));
   ContextTables& c = *context_;
   auto take_classifier = [&] {

@@ -34,7 +34,7 @@ struct TokenizerInfo::Impl {
   std::vector<uint32_t> sorted_off;
   size_t max_token_len = 0;  // the longest token in `sorted`, in bytes
   // short_masks[l] (l < kShortMasks): bitmask of the tokens in `sorted` of at most l bytes.
-  static constexpr size_t kShortMasks = 33;
+  static constexpr size_t kShortMasks = 65;
   std::vector<std::vector<uint32_t>> short_masks;
   std::string_view at_rank(int32_t r) const {
     const auto i = static_cast<size_t>(r);
