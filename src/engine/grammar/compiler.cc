@@ -161,7 +161,7 @@ class Classifier {
     for (size_t k = c.sites.size(); k-- > 0;) parent = m_.pool().intern(c.sites[k], parent);
     const int32_t top = m_.pool().intern(pos, parent);
     state_[0] = states_.intern(std::span<const int32_t>(&top, 1), false);
-    unc_[0] = false;
+    unc_[0] = 0;
 
     std::vector<int32_t> accepted, uncertain;
     size_t depth = 0;  // depths 0..depth of the state stack are valid for the current prefix
@@ -175,7 +175,8 @@ class Classifier {
         const auto byte = static_cast<uint8_t>(t[depth]);
         const int32_t s = state_[depth];
         state_[depth + 1] = states_.step(s, byte);
-        unc_[depth + 1] = unc_[depth] || (states_.end(s) && c.follow.test(byte));
+        unc_[depth + 1] =
+            static_cast<uint8_t>(unc_[depth] | (states_.end(s) && c.follow.test(byte)));
         ++depth;
       }
       const int32_t s = state_[depth];
@@ -596,7 +597,7 @@ class Classifier {
   StackMachine m_;
   StateCache states_;
   std::vector<int32_t> state_;
-  std::vector<bool> unc_;
+  std::vector<uint8_t> unc_;  // by depth: the prefix already reached past the known frames
   std::vector<uint8_t> is_rejected_;
   std::vector<uint32_t> scratch_bits_;
   std::vector<int16_t> level_;  // by state: level(s), -2 not computed
