@@ -229,6 +229,7 @@ class Engine::Impl {
   std::vector<SampledToken> sampled_;
   std::vector<Sequence*> mask_seqs_;       // rows with a grammar this step
   std::vector<size_t> mask_sample_index_;  // their index in row_seqs_ / sampled_
+  std::vector<std::string> mask_errors_;   // per mask row: why its grammar failed (rare)
   std::vector<int8_t> accepted_;           // per mask row: grammar advanced (1), refused
                                            // (0), or left to process_token (-1)
   std::unique_ptr<ThreadPool> mask_pool_;  // fills the bitmasks of a step in parallel
@@ -704,6 +705,7 @@ void Engine::Impl::prepare_masks() {
   mask_seqs_.clear();
   mask_sample_index_.clear();
   accepted_.clear();
+  mask_errors_.clear();
   for (Sequence*& q : row_seqs_) {
     SeqOutputState& so = q->request->outs[size_t(q->index)];
     so.mask_row = -1;
@@ -714,6 +716,7 @@ void Engine::Impl::prepare_masks() {
     }
   }
   if (mask_seqs_.empty()) return;
+  mask_errors_.assign(mask_seqs_.size(), std::string());
   const int32_t words = sampling::bitmask_words(vocab_);
   sampling_.mask_words = words;
   if (exec_->fills_masks_late()) {
@@ -735,13 +738,20 @@ void Engine::Impl::fill_masks(uint32_t* dst) {
     RequestState& rs = *q->request;
     SeqOutputState& so = rs.outs[size_t(q->index)];
     std::span<uint32_t> m(dst + i * size_t(words), size_t(words));
+    bool failed = false;
     if (so.grammar_done) {
       std::fill(m.begin(), m.end(), 0u);
     } else {
-      so.matcher->fill_next_token_bitmask(m);
+      try {
+        so.matcher->fill_next_token_bitmask(m);
+      } catch (const std::exception& e) {  // the request fails after the step (accept_sampled)
+        mask_errors_[i] = e.what();
+        std::fill(m.begin(), m.end(), 0u);
+        failed = true;
+      }
     }
     // The request's own EOS ids stand for the grammar's end (they may differ from the model's).
-    const bool can_end = so.grammar_done || so.matcher->can_terminate();
+    const bool can_end = failed || so.grammar_done || so.matcher->can_terminate();
     for (int32_t t : config_.eos_token_ids) m[size_t(t >> 5)] &= ~(1u << (t & 31));
     if (can_end) {
       for (int32_t t : rs.eos) m[size_t(t >> 5)] |= 1u << (t & 31);
@@ -782,10 +792,19 @@ void Engine::Impl::accept_sampled() {
     RequestState& rs = *q->request;
     SeqOutputState& so = rs.outs[size_t(q->index)];
     const int32_t tok = sampled_[mask_sample_index_[i]].token_id;
+    if (!mask_errors_[i].empty()) {
+      accepted_[i] = 0;
+      return;
+    }
     if (so.grammar_done) return;
     if (so.matcher->can_terminate() && std::find(rs.eos.begin(), rs.eos.end(), tok) != rs.eos.end())
       return;
-    accepted_[i] = so.matcher->accept_token(tok) ? 1 : 0;
+    try {
+      accepted_[i] = so.matcher->accept_token(tok) ? 1 : 0;
+    } catch (const std::exception& e) {
+      mask_errors_[i] = e.what();
+      accepted_[i] = 0;
+    }
   });
 }
 
@@ -809,6 +828,11 @@ bool Engine::Impl::accept_grammar_token(Sequence* seq, int32_t tok) {
                       ? accepted_[size_t(so.mask_row)] == 1
                       : so.matcher->accept_token(tok);
   if (ok) return true;
+  if (so.mask_row >= 0 && size_t(so.mask_row) < mask_errors_.size() &&
+      !mask_errors_[size_t(so.mask_row)].empty()) {
+    abort_request(rs, fmt::format("structured outputs: {}", mask_errors_[size_t(so.mask_row)]));
+    return false;
+  }
   LOG_ERROR("request {}: the grammar does not allow sampled token {}", rs.id, tok);
   abort_request(
       rs, fmt::format("the structured-output grammar did not allow the sampled token {}", tok));

@@ -181,6 +181,24 @@ TEST_F(EngineStructured, ConstraintStartsAfterTheGivenToken) {
   EXPECT_TRUE(std::regex_match(after, std::regex("[0-9]*"))) << s.text;
 }
 
+TEST_F(EngineStructured, AnAmbiguousGrammarFailsItsRequestOnly) {
+  // 2^k parses after k "a"s (pushed by a bias): the request fails with the grammar's error once
+  // the matcher's bound is passed; the engine goes on serving.
+  StructuredOutputs so;
+  so.grammar = "root ::= r\nr ::= \"a\" r \"b\" | \"a\" r \"c\" | \"\"\n";
+  GenerateRequest r = request(so, 1, 100);
+  r.params.temperature = 0.0f;
+  r.params.logit_bias = {{*tok_->token_to_id("a"), 30.0f}};
+  const auto res = engine_->generate({r});
+  EXPECT_NE(res[0].error.find("too ambiguous"), std::string::npos) << res[0].error;
+  EXPECT_EQ(res[0].outputs[0].finish_reason, FinishReason::kAbort);
+  StructuredOutputs ok;
+  ok.choice = std::vector<std::string>{"yes"};
+  const auto after = engine_->generate({request(ok, 2)});
+  EXPECT_TRUE(after[0].error.empty());
+  EXPECT_EQ(after[0].outputs[0].text, "yes");
+}
+
 TEST_F(EngineStructured, BadConstraintsAreInvalidRequests) {
   auto submit = [&](StructuredOutputs so) {
     return engine_->submit(request(std::move(so), 1), [](RequestOutput&&) {});

@@ -281,6 +281,25 @@ TEST(GrammarMatcher, FailedAcceptKeepsState) {
   EXPECT_TRUE(m.can_terminate());
 }
 
+TEST(GrammarMatcher, AmbiguousGrammarsFailInsteadOfGrowingWithoutBound) {
+  // After k "a"s every sequence of k closers from {b, c} is still possible: 2^k stacks. Past
+  // StackMachine::kMaxStacks the matcher throws a GrammarError naming the problem (the engine
+  // fails that request) instead of slowing every mask down.
+  const std::string g = "root ::= r\nr ::= \"a\" r \"b\" | \"a\" r \"c\" | \"\"\n";
+  EXPECT_TRUE(matches(g, "aaacbb"));
+  GrammarMatcher m(compile_gbnf(g, byte_vocab()));
+  std::string error;
+  int accepted = 0;
+  try {
+    for (; accepted < 40; ++accepted) ASSERT_TRUE(m.accept_bytes("a"));
+  } catch (const GrammarError& e) {
+    error = e.what();
+  }
+  EXPECT_GE(accepted, 10);
+  EXPECT_LT(accepted, 20);
+  EXPECT_NE(error.find("too ambiguous"), std::string::npos) << error;
+}
+
 TEST(GrammarMatcher, StopIdsAndTermination) {
   auto vocab = byte_vocab({"ab"});
   const int32_t stop = vocab->vocab_size() - 1;

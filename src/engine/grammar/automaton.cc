@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/grammar/grammar.h"
+
 namespace inferd::grammar {
 
 Automaton build_automaton(const Grammar& g) {
@@ -246,6 +248,13 @@ void StackMachine::step(std::span<const int32_t> tops, uint8_t b, std::vector<in
   for (int32_t t : tops) {
     const NodePool::Node nd = pool_[t];
     if (elems[static_cast<size_t>(nd.pos)].bytes.test(b)) expand(nd.pos + 1, nd.parent, out, end);
+  }
+  // A very ambiguous grammar can keep more parses alive with every byte; past this bound one
+  // request would stall every sequence's mask, so it fails instead (at compile time when the
+  // token tables meet it, else at run time for its own request).
+  if (out.size() > kMaxStacks) {
+    throw GrammarError("the grammar is too ambiguous: more than " + std::to_string(kMaxStacks) +
+                       " parses are alive at once; make the alternatives exclusive");
   }
 }
 

@@ -81,7 +81,10 @@ class StackMachine {
   void expand(int32_t pos, int32_t parent, std::vector<int32_t>& tops, bool& end);
   // Starts a new deduplication epoch (call before building one new state).
   void new_epoch();
-  // The state after byte `b` from `tops` (a new epoch is started).
+  // Most stacks a state may hold (see step()).
+  static constexpr size_t kMaxStacks = 4096;
+  // The state after byte `b` from `tops` (a new epoch is started). Throws GrammarError beyond
+  // kMaxStacks stacks.
   void step(std::span<const int32_t> tops, uint8_t b, std::vector<int32_t>& out, bool& end);
   // The initial state of the whole grammar.
   void initial(std::vector<int32_t>& tops, bool& end);
