@@ -38,6 +38,9 @@ struct StructuredOutputs {
   // Reasoning models: the constraint starts after this token is generated (`</think>`); unset,
   // it applies from the first output token.
   std::optional<int32_t> start_after_token;
+  // Tokens the constrained output starts with, in order, before the grammar takes over: special
+  // tokens a grammar cannot write (Mistral's [TOOL_CALLS] before its tool-call array).
+  std::vector<int32_t> begin_tokens;
 };
 
 struct SamplingParams {

@@ -119,6 +119,7 @@ struct SeqOutputState {
   std::optional<grammar::GrammarMatcher> matcher;
   bool grammar_on = false;
   bool grammar_done = false;
+  size_t begin_pos = 0;   // StructuredOutputs::begin_tokens generated so far
   int32_t mask_row = -1;  // this step's bitmask row
 };
 
@@ -372,6 +373,13 @@ void Engine::Impl::validate(const GenerateRequest& r) const {
   }
   for (const auto& s : p.stop) {
     if (s.empty()) bad_request("stop strings must not be empty");
+  }
+  if (p.structured_outputs) {
+    for (int32_t t : p.structured_outputs->begin_tokens) {
+      if (t < 0 || t >= vocab_)
+        bad_request("structured outputs: begin token id {} is outside the vocabulary [0, {})", t,
+                    vocab_);
+    }
   }
   if (!p.stop.empty() && (!decoder_ || !p.detokenize)) {
     bad_request("stop strings need detokenization (a tokenizer and detokenize=true)");
@@ -738,6 +746,13 @@ void Engine::Impl::fill_masks(uint32_t* dst) {
     RequestState& rs = *q->request;
     SeqOutputState& so = rs.outs[size_t(q->index)];
     std::span<uint32_t> m(dst + i * size_t(words), size_t(words));
+    const std::vector<int32_t>& begin = rs.req.params.structured_outputs->begin_tokens;
+    if (so.begin_pos < begin.size()) {  // only the next begin token
+      std::fill(m.begin(), m.end(), 0u);
+      const int32_t t = begin[so.begin_pos];
+      m[size_t(t >> 5)] |= 1u << (t & 31);
+      return;
+    }
     bool failed = false;
     if (so.grammar_done) {
       std::fill(m.begin(), m.end(), 0u);
@@ -794,6 +809,12 @@ void Engine::Impl::accept_sampled() {
     const int32_t tok = sampled_[mask_sample_index_[i]].token_id;
     if (!mask_errors_[i].empty()) {
       accepted_[i] = 0;
+      return;
+    }
+    const std::vector<int32_t>& begin = rs.req.params.structured_outputs->begin_tokens;
+    if (so.begin_pos < begin.size()) {
+      accepted_[i] = tok == begin[so.begin_pos] ? 1 : 0;
+      so.begin_pos += accepted_[i] == 1 ? 1 : 0;
       return;
     }
     if (so.grammar_done) return;

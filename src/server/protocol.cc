@@ -255,7 +255,8 @@ std::vector<ToolSpec> parse_tools(const json& body, const ojson* ordered, const 
 // a parser; "required" and a named function are enforced by a grammar in the parser's format
 // (vLLM's own formats without a parser).
 void apply_tool_choice(const json& body, const std::vector<ToolSpec>& tools,
-                       const ChatParsing& parsing, CompletionRequest& r, ChatTemplateArgs& args) {
+                       const ChatParsing& parsing, const Generator& gen, CompletionRequest& r,
+                       ChatTemplateArgs& args) {
   std::string mode = tools.empty() ? "none" : "auto";
   std::string named;
   if (const json* tc = find_field(body, "tool_choice")) {
@@ -331,8 +332,18 @@ void apply_tool_choice(const json& body, const std::vector<ToolSpec>& tools,
                                                            : ToolCallFormat::kJsonArray;
     const bool single = mode == "function" || !parallel;
     StructuredOutputs so;
+    // Mistral's [TOOL_CALLS] is a special token, which no grammar writes: the output is made to
+    // start with it (begin_tokens) and the grammar takes over at the array.
+    bool mistral_marker = true;
+    if (format == ToolCallFormat::kMistral) {
+      const std::vector<int32_t> marker = gen.encode("[TOOL_CALLS]", false);
+      if (marker.size() == 1) {
+        so.begin_tokens = marker;
+        mistral_marker = false;
+      }
+    }
     try {
-      so.grammar = tool_call_grammar(format, chosen, single);
+      so.grammar = tool_call_grammar(format, chosen, single, mistral_marker);
     } catch (const std::exception& all) {
       // Name the tool whose parameters cannot be enforced.
       for (size_t k = 0; k < chosen.size(); ++k) {
@@ -873,7 +884,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
     ChatTemplateArgs args;
     args.messages = normalize_messages(*msgs, lim.max_messages);
     const std::vector<ToolSpec> tools = parse_tools(body, ordered, lim, args.tools);
-    apply_tool_choice(body, tools, ctx.parsing, r, args);
+    apply_tool_choice(body, tools, ctx.parsing, gen, r, args);
     if (auto v = get_bool(body, "add_generation_prompt")) args.add_generation_prompt = *v;
     if (auto v = get_bool(body, "continue_final_message")) args.continue_final_message = *v;
     if (args.continue_final_message && args.add_generation_prompt &&

@@ -561,7 +561,7 @@ bool ToolCallParser::step_calls(ToolParseDelta& out, bool final) {
 }
 
 std::string tool_call_grammar(ToolCallFormat format, const std::vector<ToolSpec>& tools,
-                              bool single) {
+                              bool single, bool mistral_marker) {
   using grammar::gbnf_literal;
   INFERD_CHECK(!tools.empty(), "tool_call_grammar needs at least one tool");
   if (format == ToolCallFormat::kArguments) {
@@ -603,7 +603,7 @@ std::string tool_call_grammar(ToolCallFormat format, const std::vector<ToolSpec>
     case ToolCallFormat::kMistral:
       one = "call";
       sep = gbnf_literal(", ");
-      open = gbnf_literal("[TOOL_CALLS][");
+      open = gbnf_literal(mistral_marker ? "[TOOL_CALLS][" : "[");
       close = gbnf_literal("]");
       break;
     default:  // kJsonArray

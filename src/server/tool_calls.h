@@ -118,8 +118,10 @@ struct ToolSpec {
 // GBNF (root rule `root`) that admits only calls in `format` to the given tools: one call when
 // `single` (a named function, or parallel_tool_calls false), one or more otherwise. Each call's
 // arguments follow its tool's parameters schema. kArguments takes exactly one tool. Throws
-// grammar::GrammarError when a schema cannot be compiled.
+// grammar::GrammarError when a schema cannot be compiled. `mistral_marker`: kMistral's grammar
+// starts with "[TOOL_CALLS]" as text (false: the caller makes the output start with the special
+// token instead, StructuredOutputs::begin_tokens, and the grammar starts at "[").
 std::string tool_call_grammar(ToolCallFormat format, const std::vector<ToolSpec>& tools,
-                              bool single);
+                              bool single, bool mistral_marker = true);
 
 }  // namespace inferd::server

@@ -181,6 +181,16 @@ TEST_F(EngineStructured, ConstraintStartsAfterTheGivenToken) {
   EXPECT_TRUE(std::regex_match(after, std::regex("[0-9]*"))) << s.text;
 }
 
+TEST_F(EngineStructured, BeginTokensComeFirstThenTheGrammar) {
+  StructuredOutputs so;
+  so.choice = std::vector<std::string>{"yes", "no"};
+  so.begin_tokens = {*tok_->token_to_id("["), *tok_->token_to_id("!")};
+  for (const auto& t : run(so, 20, 1.0)) EXPECT_TRUE(t == "[!yes" || t == "[!no") << t;
+  StructuredOutputs bad = so;
+  bad.begin_tokens = {eos_ + 100};
+  EXPECT_THROW(engine_->submit(request(bad, 1), [](RequestOutput&&) {}), InvalidRequestError);
+}
+
 TEST_F(EngineStructured, AnAmbiguousGrammarFailsItsRequestOnly) {
   // 2^k parses after k "a"s (pushed by a bias): the request fails with the grammar's error once
   // the matcher's bound is passed; the engine goes on serving.

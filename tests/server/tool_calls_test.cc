@@ -348,6 +348,10 @@ TEST(ToolCallGrammar, FormatsWrapTheSchemas) {
   EXPECT_EQ(single.find(")*", single.find("root ::=")), std::string::npos) << "one call only";
   const std::string m = tool_call_grammar(ToolCallFormat::kMistral, tools, false);
   EXPECT_NE(m.find("\"[TOOL_CALLS][\""), std::string::npos) << m;
+  // The marker as a begin token (a special token no grammar writes): the grammar starts at "[".
+  const std::string mt = tool_call_grammar(ToolCallFormat::kMistral, tools, false, false);
+  EXPECT_EQ(mt.find("TOOL_CALLS"), std::string::npos) << mt;
+  EXPECT_NE(mt.find("\"[\""), std::string::npos) << mt;
   const std::string l = tool_call_grammar(ToolCallFormat::kLlama3Json, tools, false);
   EXPECT_NE(l.find("parameters"), std::string::npos) << l;
   EXPECT_NE(l.find("\"; \""), std::string::npos) << l;
