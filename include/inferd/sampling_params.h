@@ -35,8 +35,9 @@ struct StructuredOutputs {
   std::optional<std::vector<std::string>> choice;  // the output is one of these strings
   std::optional<std::string> grammar;              // GBNF (llama.cpp's EBNF dialect), rule `root`
   bool json_object = false;                        // any JSON object
-  // Reasoning models: the constraint starts after this token is generated (`</think>`); unset,
-  // it applies from the first output token.
+  // Reasoning models: the constraint starts after this token is generated (`</think>`), and up
+  // to two newlines may come before what it constrains; unset, it applies from the first output
+  // token.
   std::optional<int32_t> start_after_token;
   // Tokens the constrained output starts with, in order, before the grammar takes over: special
   // tokens a grammar cannot write (Mistral's [TOOL_CALLS] before its tool-call array).

@@ -178,7 +178,14 @@ TEST_F(EngineStructured, ConstraintStartsAfterTheGivenToken) {
   const auto at = s.text.find('#');
   ASSERT_NE(at, std::string::npos) << s.text;
   const std::string after = s.text.substr(at + 1);
-  EXPECT_TRUE(std::regex_match(after, std::regex("[0-9]*"))) << s.text;
+  EXPECT_TRUE(std::regex_match(after, std::regex("\n{0,2}[0-9]*"))) << s.text;
+  // Up to two newlines may open the constrained part (reasoning models write them after
+  // </think>), no more.
+  r.params.logit_bias = {{*hash, 50.0f}, {*tok_->token_to_id("\n"), 40.0f}};
+  const auto nl = engine_->generate({r});
+  const std::string& t = nl[0].outputs[0].text;
+  ASSERT_NE(t.find("#\n\n"), std::string::npos) << t;
+  EXPECT_TRUE(std::regex_match(t.substr(t.find('#') + 1), std::regex("\n\n[0-9]*"))) << t;
 }
 
 TEST_F(EngineStructured, BeginTokensComeFirstThenTheGrammar) {

@@ -62,7 +62,7 @@ StructuredCompiler::StructuredCompiler(std::shared_ptr<const TokenizerInfo> voca
 std::shared_ptr<const CompiledGrammar> StructuredCompiler::compile(const StructuredOutputs& so) {
   const auto [kind, text] = key_parts(so);
   std::string key = kind;
-  key += '\n';
+  key += so.start_after_token ? "+after-reasoning\n" : "\n";
   key += text;
   {
     std::lock_guard lk(mu_);
@@ -74,7 +74,15 @@ std::shared_ptr<const CompiledGrammar> StructuredCompiler::compile(const Structu
     ++misses_;
   }
   // Compiled outside the lock: two threads may compile the same constraint once each at worst.
-  std::shared_ptr<const CompiledGrammar> g = compile_gbnf(structured_to_gbnf(so), vocab_);
+  std::string gbnf = structured_to_gbnf(so);
+  std::string root = "root";
+  if (so.start_after_token) {
+    // After the reasoning, reasoning models write a blank line or two before the answer
+    // (Qwen3: "</think>\n\n"): allow them rather than force the first character.
+    gbnf += "\ninferd-after-reasoning ::= \"\\n\"{0,2} root\n";
+    root = "inferd-after-reasoning";
+  }
+  std::shared_ptr<const CompiledGrammar> g = compile_gbnf(gbnf, vocab_, root);
   std::lock_guard lk(mu_);
   if (auto it = index_.find(key); it != index_.end()) return it->second->second;
   lru_.emplace_front(key, g);
