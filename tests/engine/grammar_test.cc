@@ -600,6 +600,35 @@ TEST(GrammarProperty, MaskEqualsBruteForceWithContextTables) {
   set_context_table_threshold(saved);
 }
 
+TEST(GrammarProperty, MaskEqualsBruteForceWithLoopClassification) {
+  // Context tables classify the tokens whose bytes stay on the states most tokens step along (a
+  // string's characters: one looping state, or one state a count in a bounded string) without a
+  // walk; with that done for every context table, strings unbounded and bounded, called from
+  // several places, with escapes, two-byte characters and FOLLOW bytes, give exact masks.
+  const int32_t saved = context_table_threshold();
+  const int32_t saved_loop = loop_classify_after();
+  const int32_t saved_depth = context_table_depth();
+  set_context_table_threshold(0);
+  set_loop_classify_after(0);
+  const std::string g1 = R"(root ::= "{" kv ("," kv)* "}"
+kv ::= str ":" (str | "[" str{0,3} "]")
+str ::= "\"" c* "\""
+c ::= [^"\\] | "\\" ["\\n])";
+  const std::string g2 = R"(root ::= "\"" [a-c\u00e9 ]{0,9} "\"" (" " "\"" [a-c]{2,5} "\"")* ws
+ws ::= [ a]*)";
+  for (int32_t depth : {1, 8}) {
+    set_context_table_depth(depth);
+    check_mask_against_oracle(g1, "{}[],:\"\\an \xc3\xa9", 90 + static_cast<uint32_t>(depth), 2,
+                              16);
+    check_mask_against_oracle(g2, "\" abc\xc3\xa9", 95 + static_cast<uint32_t>(depth), 2, 16, "",
+                              true);
+  }
+  check_mask_against_oracle(kJsonish, "{}[],:\" 0123456789-.eEtrufalsn\\", 99);
+  set_context_table_depth(saved_depth);
+  set_loop_classify_after(saved_loop);
+  set_context_table_threshold(saved);
+}
+
 TEST(GrammarProperty, MaskEqualsBruteForceWithContextTablesOnLongRepetitions) {
   // Counts above 64 share one context table per frame position (tokens of 64 bytes or more stay
   // uncertain there): long tokens and long counts, nested, must still give exact masks.

@@ -72,6 +72,12 @@ void set_context_table_threshold(int32_t n);
 int32_t context_table_depth();
 void set_context_table_depth(int32_t n);
 
+// A context table whose base leaves more than this many tokens to walk first finds the states
+// most tokens' bytes step along (the characters of a string) and classifies the tokens whose
+// bytes stay on them without a walk (default 2048; tests lower it to exercise the path).
+int32_t loop_classify_after();
+void set_loop_classify_after(int32_t n);
+
 // Number of cache hits / entries of the process-wide token table cache (tests, bench).
 struct TableCacheStats {
   uint64_t hits = 0, misses = 0;

@@ -203,12 +203,19 @@ class Classifier {
     };
     if (base) {
       const auto& ranks = base->uncertain_ranks;
+      const Loop loop = static_cast<int64_t>(ranks.size()) > loop_classify_after()
+                            ? find_loop(state_[0], c)
+                            : Loop{};
       for (size_t i = 0; i < ranks.size(); ++i) {
         const int32_t r = ranks[i];
         const std::string_view t = v_.at_rank(r);
         if (t.size() <= ref_len) continue;  // ref's class (below)
         if (t.size() > max_len) {
           uncertain.push_back(r);
+          continue;
+        }
+        if (loop.ok && loop.in(r, t, v_.tail_bytes.data())) {
+          if (loop.accept[t.size()]) accepted.push_back(v_.sorted[static_cast<size_t>(r)]);
           continue;
         }
         size_t l = 0;
@@ -260,6 +267,82 @@ class Classifier {
   }
 
  private:
+  // The states X_1, X_2, ... that the first byte of most tokens reaches and that their next bytes
+  // step along (X_i -> X_(i+1) on every byte of `loop`, no FOLLOW check on the way): a token whose
+  // first byte is in `first` and whose other bytes are in `loop` walks X_1 .. X_len, so its class
+  // is `accept[len]` (X_len has tops or can end: accepted; otherwise rejected) without a walk.
+  // Inside a string every token without '"', '\\', control or non-ASCII bytes is such a token
+  // (X_i is one looping state, or one a count in a bounded string), so a new context walks only
+  // the rest.
+  struct Loop {
+    bool ok = false;
+    uint64_t first[4] = {0, 0, 0, 0}, loop[4] = {0, 0, 0, 0};
+    std::vector<uint8_t> accept;  // by length: 1 accepted, 0 rejected; longer tokens are walked
+    bool in(int32_t r, std::string_view t, const uint64_t* tail) const {
+      const auto b0 = static_cast<uint8_t>(t[0]);
+      if (t.size() >= accept.size() || !(first[b0 / 64] >> (b0 % 64) & 1)) return false;
+      const uint64_t* w = tail + static_cast<size_t>(r) * 4;
+      return (w[0] & ~loop[0]) == 0 && (w[1] & ~loop[1]) == 0 && (w[2] & ~loop[2]) == 0 &&
+             (w[3] & ~loop[3]) == 0;
+    }
+  };
+  Loop find_loop(int32_t s0, const Context& c) {
+    Loop out;
+    auto has = [](const uint64_t* set, int b) { return (set[b / 64] >> (b % 64) & 1) != 0; };
+    auto add = [](uint64_t* set, int b) { set[b / 64] |= uint64_t{1} << (b % 64); };
+    auto safe = [&](int32_t s, int b) {
+      return !(states_.end(s) && c.follow.test(static_cast<uint8_t>(b)));
+    };
+    // The most common target of state s over the bytes in `among` that are safe from s.
+    auto common = [&](int32_t s, const uint64_t* among, int32_t& best) {
+      std::unordered_map<int32_t, int32_t> count;
+      int32_t x = StateCache::kDead;
+      best = 0;
+      for (int b = 0; b < 256; ++b) {
+        if (!has(among, b) || !safe(s, b)) continue;
+        const int32_t t = states_.step(s, static_cast<uint8_t>(b));
+        if (!states_.has_tops(t) && !states_.end(t)) continue;
+        const int32_t n = ++count[t];
+        if (n > best) {
+          best = n;
+          x = t;
+        }
+      }
+      return x;
+    };
+    const uint64_t all[4] = {~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}};
+    int32_t best = 0;
+    int32_t x = common(s0, all, best);
+    if (best < 2) return out;
+    for (int b = 0; b < 256; ++b) {
+      if (safe(s0, b) && states_.step(s0, static_cast<uint8_t>(b)) == x) add(out.first, b);
+    }
+    std::copy(std::begin(all), std::end(all), std::begin(out.loop));
+    out.accept.push_back(0);  // no token is empty
+    const size_t max_len = std::min(v_.max_token_len, size_t{256});
+    for (size_t len = 1; len <= max_len; ++len) {
+      out.accept.push_back(states_.has_tops(x) || states_.end(x) ? 1 : 0);
+      if (!states_.has_tops(x)) break;  // the walk stops here: longer tokens are walked
+      const int32_t next = common(x, out.loop, best);
+      if (best < 2) break;
+      uint64_t keep[4] = {0, 0, 0, 0};
+      for (int b = 0; b < 256; ++b) {
+        if (has(out.loop, b) && safe(x, b) && states_.step(x, static_cast<uint8_t>(b)) == next) {
+          add(keep, b);
+        }
+      }
+      std::copy(std::begin(keep), std::end(keep), std::begin(out.loop));
+      if (next == x) {
+        // X_len loops: every longer token ends in it too.
+        for (size_t l = len + 1; l <= max_len; ++l) out.accept.push_back(out.accept[len]);
+        break;
+      }
+      x = next;
+    }
+    out.ok = true;
+    return out;
+  }
+
   // Sets the bits of the ids `t` accepts.
   void or_accepted_bits(const TokenTable& t, std::vector<uint32_t>& bits) {
     switch (t.storage) {
@@ -606,6 +689,7 @@ class Classifier {
 
 std::atomic<int32_t> g_context_threshold{16};
 std::atomic<int32_t> g_context_depth{8};
+std::atomic<int32_t> g_loop_after{2048};
 
 }  // namespace
 
@@ -614,6 +698,12 @@ int32_t context_table_depth() {
 }
 void set_context_table_depth(int32_t n) {
   g_context_depth.store(n, std::memory_order_relaxed);
+}
+int32_t loop_classify_after() {
+  return g_loop_after.load(std::memory_order_relaxed);
+}
+void set_loop_classify_after(int32_t n) {
+  g_loop_after.store(n, std::memory_order_relaxed);
 }
 int32_t context_table_threshold() {
   return g_context_threshold.load(std::memory_order_relaxed);

@@ -67,6 +67,14 @@ TokenizerInfo::TokenizerInfo(std::vector<std::string> token_bytes, std::vector<i
       im.short_masks[l][w] |= im.short_masks[l - 1][w];
     }
   }
+  im.tail_bytes.assign(im.sorted.size() * 4, 0);
+  for (size_t r = 0; r < im.sorted.size(); ++r) {
+    const std::string_view t = im.at_rank(static_cast<int32_t>(r));
+    for (size_t i = 1; i < t.size(); ++i) {
+      const auto b = static_cast<uint8_t>(t[i]);
+      im.tail_bytes[r * 4 + b / 64] |= uint64_t{1} << (b % 64);
+    }
+  }
   im.rank_of.assign(im.bytes.size(), -1);
   im.lcp.assign(im.sorted.size(), 0);
   im.first_byte_begin.assign(257, 0);

@@ -36,6 +36,9 @@ struct TokenizerInfo::Impl {
   // short_masks[l] (l < kShortMasks): bitmask of the tokens in `sorted` of at most l bytes.
   static constexpr size_t kShortMasks = 65;
   std::vector<std::vector<uint32_t>> short_masks;
+  // tail_bytes[4 * rank .. 4 * rank + 3]: the bytes of token `rank` after its first, as a 256-bit
+  // set (a walk whose state loops on a set of bytes classifies the tokens inside it at once).
+  std::vector<uint64_t> tail_bytes;
   std::string_view at_rank(int32_t r) const {
     const auto i = static_cast<size_t>(r);
     return std::string_view(sorted_bytes).substr(sorted_off[i], sorted_off[i + 1] - sorted_off[i]);
