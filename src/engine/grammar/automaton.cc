@@ -164,6 +164,17 @@ Automaton build_automaton(const Grammar& g) {
   return a;
 }
 
+// The hash of a node: the product's high half folded into its low half, so every bit of both the
+// position and the parent reaches the low bits the table uses (without the fold the low bits
+// depended on the parent alone, and the nodes of one parent shared one probe run).
+static size_t node_slot(int32_t pos, int32_t parent) {
+  uint64_t h =
+      (static_cast<uint64_t>(static_cast<uint32_t>(pos)) << 32 | static_cast<uint32_t>(parent)) *
+      0x9E3779B97F4A7C15ull;
+  h ^= h >> 32;
+  return static_cast<size_t>(h);
+}
+
 void NodePool::clear() {
   nodes_.clear();
   table_.assign(1024, -1);
@@ -175,20 +186,14 @@ void NodePool::grow() {
   mask_ = table_.size() - 1;
   for (size_t id = 0; id < nodes_.size(); ++id) {
     const Node& nd = nodes_[id];
-    uint64_t h = (static_cast<uint64_t>(static_cast<uint32_t>(nd.pos)) << 32 |
-                  static_cast<uint32_t>(nd.parent)) *
-                 0x9E3779B97F4A7C15ull;
-    size_t i = static_cast<size_t>(h >> 20) & mask_;
+    size_t i = node_slot(nd.pos, nd.parent) & mask_;
     while (table_[i] >= 0) i = (i + 1) & mask_;
     table_[i] = static_cast<int32_t>(id);
   }
 }
 
 int32_t NodePool::intern(int32_t pos, int32_t parent) {
-  const uint64_t h =
-      (static_cast<uint64_t>(static_cast<uint32_t>(pos)) << 32 | static_cast<uint32_t>(parent)) *
-      0x9E3779B97F4A7C15ull;
-  size_t i = static_cast<size_t>(h >> 20) & mask_;
+  size_t i = node_slot(pos, parent) & mask_;
   for (;;) {
     const int32_t id = table_[i];
     if (id < 0) break;
