@@ -664,8 +664,22 @@ class Classifier {
     table->rejected_count = static_cast<int32_t>(rejected);
     if (accepted.size() <= words && accepted.size() <= rejected) {
       table->storage = TokenTable::Storage::kAcceptedList;
-      std::sort(accepted.begin(), accepted.end());
-      table->ids = std::move(accepted);
+      if (accepted.size() <= 256) {
+        std::sort(accepted.begin(), accepted.end());
+        table->ids = std::move(accepted);
+      } else {
+        // In id order through a bitmask: a pass over bitmask_words words costs less than
+        // sorting a few thousand ids (the walk yields them in rank order).
+        scratch_bits_.assign(words, 0);
+        for (int32_t id : accepted) scratch_bits_[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+        table->ids.reserve(accepted.size());
+        for (size_t i = 0; i < words; ++i) {
+          for (uint32_t b = scratch_bits_[i]; b; b &= b - 1) {
+            table->ids.push_back(
+                static_cast<int32_t>(i * 32 + static_cast<size_t>(__builtin_ctz(b))));
+          }
+        }
+      }
     } else if (rejected <= words) {
       table->storage = TokenTable::Storage::kRejectedList;
       is_rejected_.assign(v_.bytes.size(), 0);
