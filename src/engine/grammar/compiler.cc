@@ -682,14 +682,19 @@ class Classifier {
       }
     } else if (rejected <= words) {
       table->storage = TokenTable::Storage::kRejectedList;
-      is_rejected_.assign(v_.bytes.size(), 0);
-      for (int32_t id : v_.sorted) is_rejected_[static_cast<size_t>(id)] = 1;
-      for (int32_t id : accepted) is_rejected_[static_cast<size_t>(id)] = 0;
+      // Through a bitmask of the tokens with bytes (words, not a byte per id).
+      scratch_bits_.assign(v_.byte_token_mask.begin(), v_.byte_token_mask.end());
+      for (int32_t id : accepted) scratch_bits_[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
       for (int32_t r : table->uncertain_ranks) {
-        is_rejected_[static_cast<size_t>(v_.sorted[static_cast<size_t>(r)])] = 0;
+        const int32_t id = v_.sorted[static_cast<size_t>(r)];
+        scratch_bits_[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
       }
-      for (size_t id = 0; id < is_rejected_.size(); ++id) {
-        if (is_rejected_[id]) table->ids.push_back(static_cast<int32_t>(id));
+      table->ids.reserve(rejected);
+      for (size_t i = 0; i < words; ++i) {
+        for (uint32_t b = scratch_bits_[i]; b; b &= b - 1) {
+          table->ids.push_back(
+              static_cast<int32_t>(i * 32 + static_cast<size_t>(__builtin_ctz(b))));
+        }
       }
     } else {
       table->storage = TokenTable::Storage::kAcceptedBitmask;
