@@ -23,7 +23,9 @@ std::string structured_to_gbnf(const StructuredOutputs& so);
 
 class StructuredCompiler {
  public:
-  explicit StructuredCompiler(std::shared_ptr<const TokenizerInfo> vocab, size_t capacity = 512);
+  // `capacity`: compiled grammars kept; each holds the token tables it built lazily, which grow
+  // with the schema and the vocabulary, so the cache is kept small.
+  explicit StructuredCompiler(std::shared_ptr<const TokenizerInfo> vocab, size_t capacity = 64);
 
   // Compiled grammar of the constraint, from the cache when the same one was compiled before.
   // Thread-safe; throws GrammarError.
