@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/mmap_file.h"
 #include "engine/grammar/compiled_grammar.h"
 #include "engine/grammar/grammar.h"
 #include "engine/grammar/json_schema.h"
@@ -59,16 +60,7 @@ integer ::= "-"? ( "0" | [1-9] [0-9]{0,15} )
 ws ::= [ \t\n]{0,8}
 )gbnf";
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "cannot open %s\n", path.c_str());
-    std::exit(1);
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using inferd::read_text_file;  // throws inferd::Error naming the file
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
@@ -299,7 +291,7 @@ int main(int argc, char** argv) {
               ms_since(t0));
 
   if (!corpus.empty()) {
-    const auto doc = nlohmann::ordered_json::parse(read_file(corpus));
+    const auto doc = nlohmann::ordered_json::parse(read_text_file(corpus));
     if (masks < 0) masks = 500;
     std::vector<double> all, colds;
     struct Worst {
@@ -354,11 +346,11 @@ int main(int argc, char** argv) {
     convert_ms.push_back(0);
   }
   for (const auto& f : files) {
-    grammars.emplace_back(f, read_file(f));
+    grammars.emplace_back(f, read_text_file(f));
     convert_ms.push_back(0);
   }
   for (const auto& f : schemas) {
-    const std::string schema = read_file(f);
+    const std::string schema = read_text_file(f);
     t0 = Clock::now();
     grammars.emplace_back(f + " (JSON Schema)", inferd::grammar::json_schema_text_to_gbnf(schema));
     convert_ms.push_back(ms_since(t0));

@@ -17,25 +17,17 @@
 #include <string>
 #include <vector>
 
+#include "core/mmap_file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "cannot open %s\n", path.c_str());
-    std::exit(1);
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using inferd::read_text_file;  // throws inferd::Error naming the file
 
 // Documents of 1-8 KB built from the corpus texts in a seeded order, about `mb` MB in all.
 std::vector<std::string> make_docs(double mb) {
-  const auto corpus = nlohmann::json::parse(
-      read_file(std::string(INFERD_SOURCE_DIR) + "/tests/data/tokenizer_fixtures/corpus.json"));
+  const auto corpus = nlohmann::json::parse(read_text_file(
+      std::string(INFERD_SOURCE_DIR) + "/tests/data/tokenizer_fixtures/corpus.json"));
   std::vector<std::string> texts;
   for (const auto& t : corpus["cases"]) {
     const std::string s = t.get<std::string>();
@@ -87,7 +79,7 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> docs;
   if (!docs_file.empty()) {
-    for (const auto& d : nlohmann::json::parse(read_file(docs_file))) {
+    for (const auto& d : nlohmann::json::parse(read_text_file(docs_file))) {
       docs.push_back(d.get<std::string>());
     }
   } else {
