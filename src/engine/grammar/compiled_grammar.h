@@ -29,6 +29,11 @@ struct TokenTable {
   std::vector<int32_t> uncertain_ranks;
 };
 
+// Sets in `words` (at least bitmask_words(vocab) words) the bits of the ids `t` accepts; `scratch`
+// is reused between calls (a rejected list is turned into an accepted bitmask there).
+void or_accepted(const TokenTable& t, const TokenizerInfo::Impl& v, std::span<uint32_t> words,
+                 std::vector<uint32_t>& scratch);
+
 class CompiledGrammar {
  public:
   CompiledGrammar();

@@ -25,6 +25,27 @@
 #include "engine/grammar/tokenizer_info.h"
 
 namespace inferd::grammar {
+
+void or_accepted(const TokenTable& t, const TokenizerInfo::Impl& v, std::span<uint32_t> words,
+                 std::vector<uint32_t>& scratch) {
+  switch (t.storage) {
+    case TokenTable::Storage::kAcceptedList:
+      for (int32_t id : t.ids) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+      break;
+    case TokenTable::Storage::kAcceptedBitmask:
+      for (size_t i = 0; i < t.accepted_bits.size(); ++i) words[i] |= t.accepted_bits[i];
+      break;
+    case TokenTable::Storage::kRejectedList:
+      scratch.assign(v.byte_token_mask.begin(), v.byte_token_mask.end());
+      for (int32_t id : t.ids) scratch[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
+      for (int32_t r : t.uncertain_ranks) {
+        const int32_t id = v.sorted[static_cast<size_t>(r)];
+        scratch[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
+      }
+      for (size_t i = 0; i < scratch.size(); ++i) words[i] |= scratch[i];
+      break;
+  }
+}
 namespace {
 
 constexpr size_t kMaxChain = 32;
@@ -354,24 +375,7 @@ class Classifier {
 
   // Sets the bits of the ids `t` accepts.
   void or_accepted_bits(const TokenTable& t, std::vector<uint32_t>& bits) {
-    switch (t.storage) {
-      case TokenTable::Storage::kAcceptedList:
-        for (int32_t id : t.ids) bits[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
-        break;
-      case TokenTable::Storage::kAcceptedBitmask:
-        for (size_t i = 0; i < bits.size(); ++i) bits[i] |= t.accepted_bits[i];
-        break;
-      case TokenTable::Storage::kRejectedList: {
-        scratch_bits_.assign(v_.byte_token_mask.begin(), v_.byte_token_mask.end());
-        for (int32_t id : t.ids) scratch_bits_[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
-        for (int32_t r : t.uncertain_ranks) {
-          const int32_t id = v_.sorted[static_cast<size_t>(r)];
-          scratch_bits_[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
-        }
-        for (size_t i = 0; i < bits.size(); ++i) bits[i] |= scratch_bits_[i];
-        break;
-      }
-    }
+    or_accepted(t, v_, bits, scratch_bits_);
   }
 
   // The table of a context whose tokens of at most `len` bytes have their class in `ref`, those

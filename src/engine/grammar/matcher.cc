@@ -148,26 +148,7 @@ struct GrammarMatcher::Impl {
         pos_mark[pos] = stamp;
       }
       const TokenTable& tab = *table;
-      switch (tab.storage) {
-        case TokenTable::Storage::kAcceptedList:
-          for (int32_t id : tab.ids) words[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
-          break;
-        case TokenTable::Storage::kAcceptedBitmask: {
-          const uint32_t* src = tab.accepted_bits.data();
-          for (size_t i = 0; i < tab.accepted_bits.size(); ++i) words[i] |= src[i];
-          break;
-        }
-        case TokenTable::Storage::kRejectedList: {
-          scratch.assign(v.byte_token_mask.begin(), v.byte_token_mask.end());
-          for (int32_t id : tab.ids) scratch[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
-          for (int32_t r : tab.uncertain_ranks) {
-            const int32_t id = v.sorted[static_cast<size_t>(r)];
-            scratch[static_cast<size_t>(id) / 32] &= ~(1u << (id % 32));
-          }
-          for (size_t i = 0; i < scratch.size(); ++i) words[i] |= scratch[i];
-          break;
-        }
-      }
+      or_accepted(tab, v, words, scratch);
       if (!known) {
         for (int32_t r : tab.uncertain_ranks) {
           rank_bits[static_cast<size_t>(r) / 64] |= uint64_t{1} << (r % 64);
