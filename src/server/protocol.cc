@@ -21,6 +21,21 @@ constexpr size_t kMaxPrompts = 256;
                                      param, expected, json_type_name(got)));
 }
 
+// obj["function"], checked to be an object with a string "name" (a tool, or a tool call in an
+// assistant message); a 400 naming the field under `p` otherwise.
+const json& function_of(const json& obj, const std::string& p) {
+  const json* fn = find_field(obj, "function");
+  if (!fn)
+    throw bad_param(p + ".function", fmt::format("Missing required parameter: '{}.function'.", p));
+  if (!fn->is_object()) wrong_type(p + ".function", "an object", *fn);
+  const json* name = find_field(*fn, "name");
+  if (!name)
+    throw bad_param(p + ".function.name",
+                    fmt::format("Missing required parameter: '{}.function.name'.", p));
+  if (!name->is_string()) wrong_type(p + ".function.name", "a string", *name);
+  return *fn;
+}
+
 std::string fmt_num(double v) {
   if (v == std::floor(v) && std::abs(v) < 1e15) return fmt::format("{}", int64_t(v));
   return fmt::format("{}", v);
@@ -214,18 +229,9 @@ std::vector<ToolSpec> parse_tools(const json& body, const ojson* ordered, const 
                                                  "'function'.",
                                                  type->get<std::string>()));
     }
-    const json* fn = find_field(t, "function");
-    if (!fn)
-      throw bad_param(p + ".function",
-                      fmt::format("Missing required parameter: '{}.function'.", p));
-    if (!fn->is_object()) wrong_type(p + ".function", "an object", *fn);
-    const json* name = find_field(*fn, "name");
-    if (!name)
-      throw bad_param(p + ".function.name",
-                      fmt::format("Missing required parameter: '{}.function.name'.", p));
-    if (!name->is_string()) wrong_type(p + ".function.name", "a string", *name);
+    const json* fn = &function_of(t, p);
     ToolSpec spec;
-    spec.name = name->get<std::string>();
+    spec.name = (*fn)["name"].get<std::string>();
     if (!valid_name(spec.name))
       throw bad_param(p + ".function.name",
                       fmt::format("Invalid '{}.function.name': '{}' must be 1 to 64 letters, "
@@ -644,16 +650,7 @@ ojson normalize_messages(const json& messages, size_t max_messages) {
         const json& c = (*tool_calls)[j];
         const std::string pc = fmt::format("{}.tool_calls[{}]", p, j);
         if (!c.is_object()) wrong_type(pc, "an object", c);
-        const json* fn = find_field(c, "function");
-        if (!fn)
-          throw bad_param(pc + ".function",
-                          fmt::format("Missing required parameter: '{}.function'.", pc));
-        if (!fn->is_object()) wrong_type(pc + ".function", "an object", *fn);
-        const json* fname = find_field(*fn, "name");
-        if (!fname)
-          throw bad_param(pc + ".function.name",
-                          fmt::format("Missing required parameter: '{}.function.name'.", pc));
-        if (!fname->is_string()) wrong_type(pc + ".function.name", "a string", *fname);
+        const json* fn = &function_of(c, pc);
         if (const json* a = find_field(*fn, "arguments"); a && !a->is_string() && !a->is_object())
           wrong_type(pc + ".function.arguments", "a string", *a);
         if (const json* id = find_field(c, "id"); id && !id->is_string())
