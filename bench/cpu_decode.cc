@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "model/decoder.h"
-#include "model/simple_generate.h"
+#include "runner/model_runner.h"
+#include "runner/simple_generate.h"
 
 using namespace inferd;
 using clock_type = std::chrono::steady_clock;
@@ -60,13 +60,13 @@ int main(int argc, char** argv) {
   }
   ThreadPool pool(threads);  // for the bandwidth measurement; the backend has its own
   const int nt = pool.num_threads();
-  ModelOptions o;
-  o.load_format = LoadFormat::kDummy;
+  RunnerOptions o;
+  o.load.format = LoadFormat::kDummy;
   o.max_model_len = prompt_len + tokens + 16;
   o.num_kv_blocks = (o.max_model_len + 15) / 16;
   o.max_num_batched_tokens = std::max(prompt_len, 16);
   auto t0 = clock_type::now();
-  DecoderModel m(dir, o, make_cpu_backend(nt));
+  ModelRunner m(dir, o, make_cpu_backend(nt));
   const double load_s = seconds_since(t0);
   const auto& c = m.config();
   // Bytes every decode step reads: all linear weights (lm_head included), bf16.

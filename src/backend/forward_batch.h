@@ -5,7 +5,9 @@
 // the sequence's block table: position p lives in block block_tables[off + p / block_size] at
 // offset p % block_size. Attention for a new token at position p sees positions [0, p] of its own
 // sequence (causal); positions before the new tokens must already be in the cache (prefix-cache
-// hits, earlier chunks, earlier decode steps).
+// hits, earlier chunks, earlier decode steps). A sequence may bring any number of new tokens and
+// want the logits of any of them: a prefill chunk (the last row), a decode step (one row), or the
+// k + 1 rows of a speculative verification (every row).
 #pragma once
 
 #include <cstdint>
@@ -19,14 +21,27 @@ struct SeqBatchInfo {
   int32_t kv_len = 0;              // context length after this step (cached + new tokens)
   int32_t block_table_offset = 0;  // index into ForwardBatch::block_tables
   int32_t num_blocks = 0;          // blocks in this sequence's table (>= ceil(kv_len / bs))
+  // The LoRA adapter this sequence runs with (issue 29); -1: the base model. Runners reject other
+  // values until adapters exist.
+  int32_t adapter_id = -1;
+};
+
+// Rows [row, row + num_rows) of the batch take their input embeddings from the step's embedding
+// input `source` (image features; issue 34) instead of the token table. Runners reject spans until
+// a model consumes them.
+struct EmbeddingSpan {
+  int32_t row = 0;
+  int32_t num_rows = 0;
+  int32_t source = 0;
 };
 
 struct ForwardBatch {
-  std::vector<int32_t> token_ids;     // [T]
-  std::vector<int32_t> positions;     // [T]; for seq s row j: kv_len - q_len + j
-  std::vector<SeqBatchInfo> seqs;     // [S]
-  std::vector<int32_t> block_tables;  // concatenated block tables
-  std::vector<int32_t> logit_rows;    // rows whose logits are wanted, in output order
+  std::vector<int32_t> token_ids;              // [T]
+  std::vector<int32_t> positions;              // [T]; for seq s row j: kv_len - q_len + j
+  std::vector<SeqBatchInfo> seqs;              // [S]
+  std::vector<int32_t> block_tables;           // concatenated block tables
+  std::vector<int32_t> logit_rows;             // rows whose logits are wanted, in output order
+  std::vector<EmbeddingSpan> embedding_spans;  // empty: every row embeds its token id
 
   void clear() {
     token_ids.clear();
@@ -34,6 +49,7 @@ struct ForwardBatch {
     seqs.clear();
     block_tables.clear();
     logit_rows.clear();
+    embedding_spans.clear();
   }
   int32_t num_tokens() const { return int32_t(token_ids.size()); }
 };

@@ -38,7 +38,7 @@ LocalChat::LocalChat(const ModelFlags& flags, const std::string& chat_template)
   // One conversation: buffers (and CUDA graphs) for one sequence, as `run` sizes them.
   ModelFlags one = flags;
   one.max_num_seqs = 1;
-  std::shared_ptr<DecoderModel> model = one.load();
+  std::shared_ptr<ModelRunner> model = one.load();
   if (int64_t(tokenizer_->id_limit()) > model->vocab_size())
     fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
          tokenizer_->id_limit(), model->vocab_size());

@@ -331,8 +331,8 @@ struct OfflineArgs {
 };
 
 std::unique_ptr<Engine> make_engine(const OfflineArgs& a, int32_t* vocab, int32_t* max_len,
-                                    std::shared_ptr<DecoderModel>* model_out = nullptr) {
-  std::shared_ptr<DecoderModel> model = a.model.load();
+                                    std::shared_ptr<ModelRunner>* model_out = nullptr) {
+  std::shared_ptr<ModelRunner> model = a.model.load();
   if (model_out) *model_out = model;
   EngineConfig ec;
   ec.max_num_seqs = a.model.max_num_seqs;
@@ -379,7 +379,7 @@ void run_throughput_cmd(const OfflineArgs& a) {
   } else if (d.name != "random" && d.name != "sharegpt-like" && d.name != "shared-prefix") {
     fail("--dataset '{}': expected random, sharegpt-like, shared-prefix or a .jsonl file", d.name);
   }
-  std::shared_ptr<DecoderModel> model;
+  std::shared_ptr<ModelRunner> model;
   auto engine = make_engine(a, &vocab, &max_len, &model);
   if (!counter) {
     // Random token ids of the dataset's lengths (no tokenizer needed, e.g. --load-format dummy).

@@ -78,7 +78,7 @@ void register_run(CLI::App& app) {
     if (has_tokenizer) tok = std::make_shared<Tokenizer>(Tokenizer::from_dir(a->model.model));
 
     a->model.max_num_seqs = 1;
-    std::shared_ptr<DecoderModel> model = a->model.load();
+    std::shared_ptr<ModelRunner> model = a->model.load();
     EngineConfig ec;
     ec.max_num_batched_tokens = a->model.max_num_batched_tokens;
     ec.max_num_seqs = 1;

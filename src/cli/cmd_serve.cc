@@ -112,7 +112,7 @@ void serve(const ServeArgs& a) {
   ModelFlags model_flags = a.model;
   model_flags.max_logprobs = a.max_logprobs;
   read_weights_with_progress(model_flags.model, model_flags.load_format);
-  std::shared_ptr<DecoderModel> model = model_flags.load();
+  std::shared_ptr<ModelRunner> model = model_flags.load();
   if (int64_t(tokenizer->id_limit()) > model->vocab_size())
     fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
          tokenizer->id_limit(), model->vocab_size());
@@ -174,7 +174,7 @@ void serve(const ServeArgs& a) {
   const int32_t max_len = engine->config().max_model_len;
   const std::string dtype =
       model_flags.load_format == "dummy"
-          ? std::string(dtype_name(model_flags.options().dummy_dtype))
+          ? std::string(dtype_name(model_flags.options().load.dummy_dtype))
           : (model->config().dtype.empty() ? std::string("as stored") : model->config().dtype);
   LOG_INFO(
       "ready: model {} ({}, {} layers) on {}; weights {}; KV cache {} blocks of {} = {} tokens; "

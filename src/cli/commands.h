@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/decoder.h"
+#include "runner/model_runner.h"
 
 namespace inferd::cli {
 
@@ -35,8 +35,8 @@ struct ModelFlags {
   void add_to(CLI::App* app, bool batching = true, bool model_optional = false);
   // True when the command line named a model (false: the default model is used).
   bool model_given() const { return model_opt_ != nullptr && model_opt_->count() > 0; }
-  ModelOptions options() const;
-  std::unique_ptr<DecoderModel> load() const;
+  RunnerOptions options() const;
+  std::unique_ptr<ModelRunner> load() const;
 
  private:
   CLI::Option* model_opt_ = nullptr;

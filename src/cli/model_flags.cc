@@ -103,11 +103,11 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
   app->add_option("--threads", threads, "CPU threads (0 = one per core)")->capture_default_str();
 }
 
-ModelOptions ModelFlags::options() const {
-  ModelOptions o;
-  o.load_format = parse_load_format(load_format);
-  o.dummy_seed = seed;
-  o.dummy_dtype = dtype == "auto" ? DType::kBF16 : parse_dtype(dtype);
+RunnerOptions ModelFlags::options() const {
+  RunnerOptions o;
+  o.load.format = parse_load_format(load_format);
+  o.load.dummy_seed = seed;
+  o.load.dummy_dtype = dtype == "auto" ? DType::kBF16 : parse_dtype(dtype);
   o.block_size = block_size;
   o.num_kv_blocks = num_kv_blocks;
   if (kv_cache_memory_gib <= 0)
@@ -119,12 +119,12 @@ ModelOptions ModelFlags::options() const {
   if (max_num_seqs < 1) fail("--max-num-seqs must be >= 1, got {}", max_num_seqs);
   o.max_num_seqs = max_num_seqs;
   o.enforce_eager = enforce_eager;
-  o.quantization = quantization;
+  o.load.quantization = quantization;
   o.max_top_logprobs = max_logprobs;
   return o;
 }
 
-std::unique_ptr<DecoderModel> ModelFlags::load() const {
+std::unique_ptr<ModelRunner> ModelFlags::load() const {
   if (threads < 0) fail("--threads must be >= 0, got {}", threads);
   const int n = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
   std::unique_ptr<Backend> backend;
@@ -147,7 +147,7 @@ std::unique_ptr<DecoderModel> ModelFlags::load() const {
   } else {
     fail("unknown --device '{}': expected auto, cpu or cuda", device);
   }
-  auto m = std::make_unique<DecoderModel>(model, options(), std::move(backend));
+  auto m = std::make_unique<ModelRunner>(model, options(), std::move(backend));
   const auto& c = m->config();
   LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",
            c.architecture, c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size,

@@ -17,7 +17,7 @@
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "engine/stop_strings.h"
-#include "model/executor.h"
+#include "runner/executor.h"
 #include "tokenizer/streaming_detokenizer.h"
 #include "tokenizer/text_decoder.h"
 #include "tokenizer/tokenizer.h"

@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "cuda_test_util.h"
-#include "model/decoder.h"
-#include "model/fp8.h"
 #include "model/golden_util.h"
-#include "model/safetensors.h"
-#include "model/simple_generate.h"
+#include "model/loader/safetensors.h"
+#include "model/quant/fp8_weights.h"
+#include "runner/model_runner.h"
+#include "runner/simple_generate.h"
 
 namespace inferd {
 namespace {
@@ -68,7 +68,7 @@ TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
   };
   const std::vector<Case> cases = {
       {1, 64, 96, false}, {7, 128, 128, true}, {33, 4096, 1024, false}, {256, 896, 1792, true}};
-  std::vector<Linear> lins;
+  std::vector<Fp8Linear> lins;
   std::vector<Tensor> ws, biases;
   for (const Case& c : cases) {
     ws.push_back(rand_host({c.N, c.K}, rng_, 0.05f));
@@ -79,7 +79,7 @@ TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
   for (size_t i = 0; i < cases.size(); ++i) {
     const Case& c = cases[i];
     SCOPED_TRACE(::testing::Message() << "T=" << c.T << " K=" << c.K << " N=" << c.N);
-    ASSERT_EQ(lins[i].parts[0].dtype(), DType::kF8E4M3);
+    ASSERT_EQ(lins[i].weight.dtype(), DType::kF8E4M3);
     std::vector<float> wq, ws_scale, xq, xs;
     quantize_rows_host(ws[i], wq, ws_scale);
     const Tensor got_scale = cuda_download_f32(*gpu_, lins[i].weight_scale);
@@ -106,7 +106,7 @@ TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
     for (DType out_dt : {DType::kF32, DType::kBF16}) {
       Tensor dout = gpu_->alloc(out_dt, {c.T, c.N});
       cuda_poison(*gpu_, dout);
-      gpu_->linear(cuda_upload(*gpu_, x, DType::kBF16), lins[i], dout);
+      gpu_->linear_fp8(cuda_upload(*gpu_, x, DType::kBF16), lins[i], dout);
       const double err = rel_err(cuda_download_f32(*gpu_, dout), ref);
       EXPECT_LT(err, out_dt == DType::kF32 ? 5e-4 : 1e-2) << dtype_name(out_dt);
       std::printf("[cuda-fp8] linear T=%d K=%ld N=%ld out %s: rel err %.2e vs host-quantized\n",
@@ -127,9 +127,9 @@ TEST_F(CudaFp8, CheckpointPartsKeepTheirScales) {
     std::copy(fw.back().channel_scale.begin(), fw.back().channel_scale.end(), s.data_as<float>());
     scales.push_back(s);
   }
-  const Linear l = gpu_->make_linear_fp8(parts, scales, Tensor(), 0.0f);
+  const Fp8Linear l = gpu_->make_linear_fp8(parts, scales, Tensor(), 0.0f);
   ASSERT_EQ(l.out_features, 128);
-  ASSERT_EQ(l.parts[0].dtype(), DType::kF8E4M3);
+  ASSERT_EQ(l.weight.dtype(), DType::kF8E4M3);
   reserve(64);
   for (int T : {5, 40}) {  // the decode GEMV and the FP8 GEMM
     Tensor x = rand_host({T, K}, rng_);
@@ -153,18 +153,18 @@ TEST_F(CudaFp8, CheckpointPartsKeepTheirScales) {
       }
     }
     Tensor out = gpu_->alloc(DType::kF32, {T, 128});
-    gpu_->linear(cuda_upload(*gpu_, x, DType::kBF16), l, out);
+    gpu_->linear_fp8(cuda_upload(*gpu_, x, DType::kBF16), l, out);
     EXPECT_LT(rel_err(cuda_download_f32(*gpu_, out), ref), 5e-4) << "T=" << T;
   }
 }
 
-std::unique_ptr<DecoderModel> load(const std::string& dir, bool cuda, const std::string& q = "") {
-  ModelOptions o;
+std::unique_ptr<ModelRunner> load(const std::string& dir, bool cuda, const std::string& q = "") {
+  RunnerOptions o;
   o.num_kv_blocks = 64;
   o.block_size = 16;
   o.max_num_batched_tokens = 256;
-  o.quantization = q;
-  return std::make_unique<DecoderModel>(dir, o, cuda ? make_cuda_backend(0) : make_cpu_backend(2));
+  o.load.quantization = q;
+  return std::make_unique<ModelRunner>(dir, o, cuda ? make_cuda_backend(0) : make_cpu_backend(2));
 }
 
 // The FP8 checkpoints (tests/data/fp8) on the GPU: logits close to their dequantized copies on

@@ -120,6 +120,82 @@ TEST_F(CudaKernels, RmsNormAndAddRmsNormMatchCpu) {
   }
 }
 
+// Granite's residual_multiplier: residual += x * m before the norm (the vector kernel for H % 8 ==
+// 0, the scalar one otherwise); m = 1 leaves exactly the unscaled result.
+TEST_F(CudaKernels, ScaledAddRmsNormMatchesCpu) {
+  TRACE_SEED();
+  const float eps = 1e-5f;
+  for (int32_t T : {1, 9}) {
+    for (int32_t H : {64, 203, 2048}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " H=" << H);
+      Tensor x = rand_host({T, H}, rng_, 2.f), res = rand_host({T, H}, rng_, 2.f);
+      Tensor w = rand_host({H}, rng_, 0.5f, 1.f);
+      Tensor dw = gpu_->make_param(w);
+      for (float m : {0.22f, 1.0f}) {
+        Tensor dx = up(x), dres = up(res), dout = poisoned(DType::kBF16, {T, H});
+        Tensor ref_res = test::copy_host(res), ref = host({T, H});
+        gpu_->add_rms_norm(dres, dx, m, dw, eps, dout);
+        cpu_->add_rms_norm(ref_res, x, m, w, eps, ref);
+        EXPECT_LT(rel_err(down(dres), ref_res), kBf16Tol) << "residual, m=" << m;
+        EXPECT_LT(rel_err(down(dout), ref), kBf16Tol) << "out, m=" << m;
+        if (m == 1.0f) {  // exactly the unscaled op
+          Tensor dres2 = up(res), dout2 = poisoned(DType::kBF16, {T, H});
+          gpu_->add_rms_norm(dres2, dx, dw, eps, dout2);
+          EXPECT_EQ(max_abs_diff(down(dres2), down(dres)), 0.0);
+          EXPECT_EQ(max_abs_diff(down(dout2), down(dout)), 0.0);
+        } else {
+          Tensor ref_res1 = test::copy_host(res), ref1 = host({T, H});
+          cpu_->add_rms_norm(ref_res1, x, w, eps, ref1);
+          EXPECT_GT(rel_err(down(dres), ref_res1), 0.05) << "the scale was not applied";
+        }
+      }
+    }
+  }
+}
+
+// OLMo 2's post-sublayer norm: residual += rms_norm(x) * w.
+TEST_F(CudaKernels, RmsNormAddMatchesCpu) {
+  TRACE_SEED();
+  const float eps = 1e-5f;
+  for (int32_t T : {1, 6, 33}) {
+    for (int32_t H : {64, 203, 4096}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " H=" << H);
+      Tensor x = rand_host({T, H}, rng_, 2.f), res = rand_host({T, H}, rng_, 1.f);
+      Tensor w = rand_host({H}, rng_, 0.5f, 1.f);
+      Tensor dres = up(res);
+      gpu_->rms_norm_add(up(x), gpu_->make_param(w), eps, dres);
+      Tensor ref_res = test::copy_host(res);
+      cpu_->rms_norm_add(x, w, eps, ref_res);
+      EXPECT_LT(rel_err(down(dres), ref_res), kBf16Tol);
+      EXPECT_GT(rel_err(down(dres), res), 0.1) << "nothing was added";
+    }
+  }
+}
+
+// OLMo 2's q/k norms: rms_norm in place over the q (or k) columns of qkv, all heads at once.
+TEST_F(CudaKernels, RmsNormInPlaceOnColumnViewsMatchesCpu) {
+  TRACE_SEED();
+  const float eps = 1e-6f;
+  for (auto [T, q, kv] : std::vector<std::array<int32_t, 3>>{{1, 64, 32}, {7, 4096, 1024}}) {
+    const int64_t W = q + 2 * kv;
+    Tensor qkv = rand_host({T, W}, rng_, 3.f);
+    Tensor wq = rand_host({q}, rng_, 0.5f, 1.f), wk = rand_host({kv}, rng_, 0.5f, 1.f);
+    Tensor dqkv = up(qkv);
+    Tensor dq = dqkv.slice_cols(0, q), dk = dqkv.slice_cols(q, q + kv);
+    gpu_->rms_norm(dq, gpu_->make_param(wq), eps, dq);
+    gpu_->rms_norm(dk, gpu_->make_param(wk), eps, dk);
+    Tensor ref = test::copy_host(qkv);
+    Tensor rq = ref.slice_cols(0, q), rk = ref.slice_cols(q, q + kv);
+    cpu_->rms_norm(rq, wq, eps, rq);
+    cpu_->rms_norm(rk, wk, eps, rk);
+    Tensor got = down(dqkv);
+    EXPECT_LT(rel_err(got, ref), kBf16Tol) << "T=" << T << " q=" << q;
+    for (int32_t t = 0; t < T; ++t)  // v untouched
+      for (int64_t c = q + kv; c < W; ++c)
+        ASSERT_EQ(got.data_as<float>()[t * W + c], qkv.data_as<float>()[t * W + c]);
+  }
+}
+
 TEST_F(CudaKernels, HeadRmsNormOnColumnViewsMatchesCpu) {
   TRACE_SEED();
   const float eps = 1e-6f;
@@ -339,6 +415,19 @@ TEST_F(CudaKernels, SoftcapMatchesCpu) {
 // The KV-cache write and paged attention together: sequences with cached prefixes, prefill
 // chunks that cross and start on block boundaries, decode tokens, a sequence with no new tokens,
 // on shuffled block tables; both caches start with the same random contents.
+// Granite's logits_scaling on fp32 logits.
+TEST_F(CudaKernels, DivScalarMatchesCpu) {
+  TRACE_SEED();
+  for (auto [R, V] : std::vector<std::array<int32_t, 2>>{{1, 320}, {9, 50000}}) {
+    Tensor x = rand_host({R, V}, rng_, 20.f);
+    Tensor dx = up(x, DType::kF32);
+    gpu_->div_scalar(dx, 8.0f);
+    Tensor ref = test::copy_host(x);
+    cpu_->div_scalar(ref, 8.0f);
+    EXPECT_EQ(max_abs_diff(down(dx), ref), 0.0) << R << "x" << V;  // IEEE division both sides
+  }
+}
+
 TEST_F(CudaKernels, WriteKvAndPagedAttentionMatchCpu) {
   TRACE_SEED();
   struct Case {

@@ -17,10 +17,10 @@
 
 #include "cuda_test_util.h"
 #include "inferd/engine.h"
-#include "model/decoder.h"
 #include "model/golden_util.h"
-#include "model/safetensors.h"
-#include "model/simple_generate.h"
+#include "model/loader/safetensors.h"
+#include "runner/model_runner.h"
+#include "runner/simple_generate.h"
 
 namespace inferd {
 namespace {
@@ -31,12 +31,12 @@ using testing_util::ints;
 constexpr double kLogitTol = 2e-2;
 constexpr size_t kGreedyTokens = 8;
 
-std::unique_ptr<DecoderModel> load_cuda(const std::string& dir, int32_t max_batched) {
-  ModelOptions o;
+std::unique_ptr<ModelRunner> load_cuda(const std::string& dir, int32_t max_batched) {
+  RunnerOptions o;
   o.num_kv_blocks = 64;
   o.block_size = 16;
   o.max_num_batched_tokens = max_batched;
-  return std::make_unique<DecoderModel>(dir, o, make_cuda_backend(0));
+  return std::make_unique<ModelRunner>(dir, o, make_cuda_backend(0));
 }
 
 class CudaGoldens : public ::testing::TestWithParam<std::string> {
@@ -107,15 +107,15 @@ INSTANTIATE_TEST_SUITE_P(AllArchitectures, CudaGoldens,
 TEST(CudaModel, DummyQwen05BMatchesCpuBackend) {
   INFERD_REQUIRE_GPU();
   const std::string dir = std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen2.5-0.5b";
-  ModelOptions o;
-  o.load_format = LoadFormat::kDummy;
-  o.dummy_seed = 3;
+  RunnerOptions o;
+  o.load.format = LoadFormat::kDummy;
+  o.load.dummy_seed = 3;
   o.num_kv_blocks = 16;
   o.block_size = 16;
   o.max_num_batched_tokens = 64;
   const int threads = int(std::clamp(std::thread::hardware_concurrency(), 1u, 16u));
-  DecoderModel gpu(dir, o, make_cuda_backend(0));
-  DecoderModel cpu(dir, o, make_cpu_backend(threads));
+  ModelRunner gpu(dir, o, make_cuda_backend(0));
+  ModelRunner cpu(dir, o, make_cpu_backend(threads));
   Rng rng(11);
   // Prefill 24 + 13 tokens, then one decode token each.
   ForwardBatch pre = test::make_batch({{0, 24}, {0, 13}}, 16, 16, rng, 1000);
@@ -162,14 +162,14 @@ TEST(CudaModel, DummyGemma3AndPhi3MatchCpuBackend) {
         std::ifstream(std::string(INFERD_SOURCE_DIR) + "/models/configs/" + name + "/config.json"));
     j.merge_patch(changes);
     std::ofstream(dir / "config.json") << j.dump(2);
-    ModelOptions o;
-    o.load_format = LoadFormat::kDummy;
-    o.dummy_seed = 9;
+    RunnerOptions o;
+    o.load.format = LoadFormat::kDummy;
+    o.load.dummy_seed = 9;
     o.num_kv_blocks = 16;
     o.block_size = 16;
     o.max_num_batched_tokens = 64;
-    DecoderModel gpu(dir.string(), o, make_cuda_backend(0));
-    DecoderModel cpu(dir.string(), o, make_cpu_backend(threads));
+    ModelRunner gpu(dir.string(), o, make_cuda_backend(0));
+    ModelRunner cpu(dir.string(), o, make_cpu_backend(threads));
     fs::remove_all(dir);
     Rng rng(13);
     // Prefill 40 + 13 tokens, then one decode token each.
@@ -227,10 +227,10 @@ std::vector<std::vector<int32_t>> run_requests(Engine& engine, int32_t vocab, ui
   return out;
 }
 
-ModelOptions small_dummy_options() {
-  ModelOptions o;
-  o.load_format = LoadFormat::kDummy;
-  o.dummy_seed = 5;
+RunnerOptions small_dummy_options() {
+  RunnerOptions o;
+  o.load.format = LoadFormat::kDummy;
+  o.load.dummy_seed = 5;
   o.num_kv_blocks = 256;
   o.block_size = 16;
   o.max_num_batched_tokens = 256;
@@ -249,7 +249,7 @@ EngineConfig small_engine_config() {
 TEST(CudaModel, GraphsOnAndOffGiveIdenticalTokens) {
   INFERD_REQUIRE_GPU();
   const std::string dir = std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen2.5-0.5b";
-  auto model = std::make_shared<DecoderModel>(dir, small_dummy_options(), make_cuda_backend(0));
+  auto model = std::make_shared<ModelRunner>(dir, small_dummy_options(), make_cuda_backend(0));
   EXPECT_EQ(model->graph_batch_sizes(), (std::vector<int32_t>{1, 2, 4, 8}));
   Engine engine(model, small_engine_config());
   for (bool extras : {false, true}) {
@@ -262,9 +262,9 @@ TEST(CudaModel, GraphsOnAndOffGiveIdenticalTokens) {
   }
   // An --enforce-eager model captures nothing and still serves (its GEMM algorithms are timed
   // afresh, so its tokens may differ in near-ties from the other model's).
-  ModelOptions o = small_dummy_options();
+  RunnerOptions o = small_dummy_options();
   o.enforce_eager = true;
-  auto eager_model = std::make_shared<DecoderModel>(dir, o, make_cuda_backend(0));
+  auto eager_model = std::make_shared<ModelRunner>(dir, o, make_cuda_backend(0));
   EXPECT_TRUE(eager_model->graph_batch_sizes().empty());
   Engine eager_engine(eager_model, small_engine_config());
   for (const auto& t : run_requests(eager_engine, model->vocab_size(), 7, false))
@@ -274,7 +274,7 @@ TEST(CudaModel, GraphsOnAndOffGiveIdenticalTokens) {
 TEST(CudaModel, NothingIsAllocatedOnTheGpuWhileServing) {
   INFERD_REQUIRE_GPU();
   const std::string dir = std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen2.5-0.5b";
-  auto model = std::make_shared<DecoderModel>(dir, small_dummy_options(), make_cuda_backend(0));
+  auto model = std::make_shared<ModelRunner>(dir, small_dummy_options(), make_cuda_backend(0));
   Engine engine(model, small_engine_config());
   int64_t free0 = 0, free1 = 0, free2 = 0, total = 0;
   const int64_t allocated0 = model->backend().device_bytes_allocated();

@@ -10,7 +10,7 @@
 #include "bench/dataset.h"
 #include "bench/metrics.h"
 #include "inferd/engine.h"
-#include "model/executor.h"
+#include "runner/executor.h"
 #include "server/engine_generator.h"
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"

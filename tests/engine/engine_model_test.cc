@@ -10,21 +10,20 @@
 #include "backend/backend.h"
 #include "core/rng.h"
 #include "inferd/engine.h"
-#include "model/decoder.h"
-#include "model/simple_generate.h"
+#include "runner/model_runner.h"
+#include "runner/simple_generate.h"
 
 namespace inferd {
 namespace {
 
 const std::string kGoldens = fmt::format("{}/goldens/", INFERD_TEST_DATA_DIR);
 
-std::shared_ptr<DecoderModel> load(const std::string& name, int32_t num_blocks, int32_t budget) {
-  ModelOptions o;
+std::shared_ptr<ModelRunner> load(const std::string& name, int32_t num_blocks, int32_t budget) {
+  RunnerOptions o;
   o.num_kv_blocks = num_blocks;
   o.block_size = 4;  // small blocks: many block-table entries per sequence
   o.max_num_batched_tokens = budget;
-  return std::make_shared<DecoderModel>(fmt::format("{}{}", kGoldens, name), o,
-                                        make_cpu_backend(2));
+  return std::make_shared<ModelRunner>(fmt::format("{}{}", kGoldens, name), o, make_cpu_backend(2));
 }
 
 std::vector<int32_t> random_tokens(Rng& rng, int32_t n, int32_t vocab) {

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "model/executor.h"
+#include "runner/executor.h"
 #include "tokenizer/text_decoder.h"
 
 namespace inferd::testing {

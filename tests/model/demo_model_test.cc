@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "model/decoder.h"
-#include "model/simple_generate.h"
+#include "runner/model_runner.h"
+#include "runner/simple_generate.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd {
@@ -23,22 +23,22 @@ nlohmann::json summary() {
   return nlohmann::json::parse(std::ifstream(kDemo + "/training_summary.json"));
 }
 
-std::unique_ptr<DecoderModel> load(bool random_weights, const std::string& quantization = "") {
-  ModelOptions o;
-  o.quantization = quantization;
+std::unique_ptr<ModelRunner> load(bool random_weights, const std::string& quantization = "") {
+  RunnerOptions o;
+  o.load.quantization = quantization;
   o.num_kv_blocks = 80;  // 1280 tokens: a held-out line (cut to 1024) fits
   o.block_size = 16;
   o.max_num_batched_tokens = 1024;
   if (random_weights) {
-    o.load_format = LoadFormat::kDummy;
-    o.dummy_dtype = DType::kF32;
-    o.dummy_seed = 1235;
+    o.load.format = LoadFormat::kDummy;
+    o.load.dummy_dtype = DType::kF32;
+    o.load.dummy_seed = 1235;
   }
-  return std::make_unique<DecoderModel>(kDemo, o, make_cpu_backend(2));
+  return std::make_unique<ModelRunner>(kDemo, o, make_cpu_backend(2));
 }
 
 // Total -log p of ids[1..] given the prefix, one forward over the whole line.
-double line_nll(DecoderModel& m, const std::vector<int32_t>& ids) {
+double line_nll(ModelRunner& m, const std::vector<int32_t>& ids) {
   const int32_t V = m.vocab_size();
   const int32_t n = int32_t(ids.size());
   ForwardBatch b;

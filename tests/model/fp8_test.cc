@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "model/decoder.h"
-#include "model/fp8.h"
 #include "model/golden_util.h"
-#include "model/simple_generate.h"
+#include "model/quant/fp8_weights.h"
+#include "runner/model_runner.h"
+#include "runner/simple_generate.h"
 
 namespace inferd {
 namespace {
@@ -27,13 +27,13 @@ const std::string kLlama = std::string(INFERD_TEST_DATA_DIR) + "/goldens/llama3"
 using testing_util::forward_all;
 using testing_util::rel_err;
 
-std::unique_ptr<DecoderModel> load(const std::string& dir, const std::string& quantization = "") {
-  ModelOptions o;
+std::unique_ptr<ModelRunner> load(const std::string& dir, const std::string& quantization = "") {
+  RunnerOptions o;
   o.num_kv_blocks = 64;
   o.block_size = 16;
   o.max_num_batched_tokens = 256;
-  o.quantization = quantization;
-  return std::make_unique<DecoderModel>(dir, o, make_cpu_backend(2));
+  o.load.quantization = quantization;
+  return std::make_unique<ModelRunner>(dir, o, make_cpu_backend(2));
 }
 
 std::string error_of(const std::function<void()>& f) {

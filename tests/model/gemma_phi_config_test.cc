@@ -15,8 +15,8 @@
 
 #include "core/error.h"
 #include "model/config.h"
-#include "model/decoder.h"
 #include "model/golden_util.h"
+#include "runner/model_runner.h"
 
 namespace inferd {
 namespace {
@@ -248,14 +248,14 @@ class ConfigDir {
   static inline int counter_ = 0;
 };
 
-std::unique_ptr<DecoderModel> dummy_model(const std::string& dir) {
-  ModelOptions o;
-  o.load_format = LoadFormat::kDummy;
-  o.dummy_seed = 7;
+std::unique_ptr<ModelRunner> dummy_model(const std::string& dir) {
+  RunnerOptions o;
+  o.load.format = LoadFormat::kDummy;
+  o.load.dummy_seed = 7;
   o.num_kv_blocks = 16;
   o.block_size = 16;
   o.max_num_batched_tokens = 64;
-  return std::make_unique<DecoderModel>(dir, o, make_cpu_backend(2));
+  return std::make_unique<ModelRunner>(dir, o, make_cpu_backend(2));
 }
 
 TEST(GemmaPhiDummy, RealConfigsLoadAsTheirArchitecture) {

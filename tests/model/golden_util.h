@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "model/executor.h"
+#include "runner/executor.h"
 
 namespace inferd::testing_util {
 

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "model/decoder.h"
 #include "model/golden_util.h"
-#include "model/safetensors.h"
-#include "model/simple_generate.h"
+#include "model/loader/safetensors.h"
+#include "runner/model_runner.h"
+#include "runner/simple_generate.h"
 
 namespace inferd {
 namespace {
@@ -24,13 +24,13 @@ using testing_util::forward_all;
 using testing_util::ints;
 using testing_util::rel_err;
 
-std::unique_ptr<DecoderModel> load(const std::string& name, int32_t max_batched = 256,
-                                   const std::string& dir = kGoldens) {
-  ModelOptions o;
+std::unique_ptr<ModelRunner> load(const std::string& name, int32_t max_batched = 256,
+                                  const std::string& dir = kGoldens) {
+  RunnerOptions o;
   o.num_kv_blocks = 64;
   o.block_size = 16;
   o.max_num_batched_tokens = max_batched;
-  return std::make_unique<DecoderModel>(dir + name, o, make_cpu_backend(2));
+  return std::make_unique<ModelRunner>(dir + name, o, make_cpu_backend(2));
 }
 
 class Goldens : public ::testing::TestWithParam<std::string> {};

@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
-#include "model/decoder.h"
-#include "model/safetensors.h"
-#include "model/simple_generate.h"
+#include "model/loader/safetensors.h"
+#include "runner/model_runner.h"
+#include "runner/simple_generate.h"
 
 namespace inferd {
 namespace {
@@ -48,8 +48,8 @@ void write(const fs::path& p, const std::string& s) {
   std::ofstream(p) << s;
 }
 
-ModelOptions small_opts() {
-  ModelOptions o;
+RunnerOptions small_opts() {
+  RunnerOptions o;
   o.num_kv_blocks = 8;
   o.max_num_batched_tokens = 32;
   return o;
@@ -247,7 +247,7 @@ TEST(Loading, MissingTensorIsNamed) {
   copy_with_weights(d, [](auto& ts) {
     std::erase_if(ts, [](auto& p) { return p.first == "model.layers.1.mlp.up_proj.weight"; });
   });
-  const std::string e = error_of([&] { DecoderModel(d.str(), small_opts(), make_cpu_backend(1)); });
+  const std::string e = error_of([&] { ModelRunner(d.str(), small_opts(), make_cpu_backend(1)); });
   EXPECT_NE(e.find("tensor 'model.layers.1.mlp.up_proj.weight' is missing"), std::string::npos)
       << e;
 }
@@ -259,7 +259,7 @@ TEST(Loading, MisshapedTensorIsNamedWithBothShapes) {
     for (auto& [n, t] : ts)
       if (n == "model.layers.0.mlp.gate_proj.weight") t = bad;
   });
-  const std::string e = error_of([&] { DecoderModel(d.str(), small_opts(), make_cpu_backend(1)); });
+  const std::string e = error_of([&] { ModelRunner(d.str(), small_opts(), make_cpu_backend(1)); });
   EXPECT_NE(e.find("'model.layers.0.mlp.gate_proj.weight'"), std::string::npos) << e;
   EXPECT_NE(e.find("[172, 63], expected [172, 64]"), std::string::npos) << e;
 }
@@ -271,7 +271,7 @@ TEST(Loading, UnsupportedDtypeIsNamed) {
     for (auto& [n, t] : ts)
       if (n == "model.norm.weight") t = bad;
   });
-  const std::string e = error_of([&] { DecoderModel(d.str(), small_opts(), make_cpu_backend(1)); });
+  const std::string e = error_of([&] { ModelRunner(d.str(), small_opts(), make_cpu_backend(1)); });
   EXPECT_NE(e.find("'model.norm.weight'"), std::string::npos) << e;
   EXPECT_NE(e.find("expected BF16, F16 or F32"), std::string::npos) << e;
 }
@@ -279,13 +279,13 @@ TEST(Loading, UnsupportedDtypeIsNamed) {
 TEST(Loading, MissingWeightsAndTruncatedFile) {
   TempDir d;
   fs::copy_file(kLlama + "/config.json", d / "config.json");
-  std::string e = error_of([&] { DecoderModel(d.str(), small_opts(), make_cpu_backend(1)); });
+  std::string e = error_of([&] { ModelRunner(d.str(), small_opts(), make_cpu_backend(1)); });
   EXPECT_NE(e.find("no weights in"), std::string::npos) << e;
   // A truncated safetensors file.
   std::ifstream in(kLlama + "/model.safetensors", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   write(d / "model.safetensors", bytes.substr(0, bytes.size() / 2));
-  e = error_of([&] { DecoderModel(d.str(), small_opts(), make_cpu_backend(1)); });
+  e = error_of([&] { ModelRunner(d.str(), small_opts(), make_cpu_backend(1)); });
   EXPECT_NE(e.find("run past the end of the file"), std::string::npos) << e;
 }
 
@@ -304,13 +304,13 @@ TEST(Loading, ShardedCheckpointGivesTheSameLogits) {
   write_safetensors((d / "model-00001-of-00002.safetensors").string(), a);
   write_safetensors((d / "model-00002-of-00002.safetensors").string(), b);
   write(d / "model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
-  DecoderModel sharded(d.str(), small_opts(), make_cpu_backend(1));
-  DecoderModel single(kLlama, small_opts(), make_cpu_backend(1));
+  ModelRunner sharded(d.str(), small_opts(), make_cpu_backend(1));
+  ModelRunner single(kLlama, small_opts(), make_cpu_backend(1));
   const std::vector<int32_t> prompt = {5, 9, 200, 13};
   EXPECT_EQ(greedy_generate(sharded, prompt, 6, 32), greedy_generate(single, prompt, 6, 32));
   // A shard listed in the index but absent.
   fs::remove(d / "model-00002-of-00002.safetensors");
-  const std::string e = error_of([&] { DecoderModel(d.str(), small_opts(), make_cpu_backend(1)); });
+  const std::string e = error_of([&] { ModelRunner(d.str(), small_opts(), make_cpu_backend(1)); });
   EXPECT_NE(e.find("model-00002-of-00002.safetensors"), std::string::npos) << e;
   EXPECT_NE(e.find("is missing"), std::string::npos) << e;
 }
@@ -318,12 +318,12 @@ TEST(Loading, ShardedCheckpointGivesTheSameLogits) {
 TEST(Loading, DummyWeightsAreSeededAndNeedNoWeightFiles) {
   TempDir d;
   fs::copy_file(kLlama + "/config.json", d / "config.json");
-  ModelOptions o = small_opts();
-  o.load_format = LoadFormat::kDummy;
-  DecoderModel m1(d.str(), o, make_cpu_backend(1));
-  DecoderModel m2(d.str(), o, make_cpu_backend(1));
-  o.dummy_seed = 7;
-  DecoderModel m3(d.str(), o, make_cpu_backend(1));
+  RunnerOptions o = small_opts();
+  o.load.format = LoadFormat::kDummy;
+  ModelRunner m1(d.str(), o, make_cpu_backend(1));
+  ModelRunner m2(d.str(), o, make_cpu_backend(1));
+  o.load.dummy_seed = 7;
+  ModelRunner m3(d.str(), o, make_cpu_backend(1));
   const std::vector<int32_t> prompt = {3, 4, 5, 6, 7};
   ForwardBatch b;
   b.token_ids = prompt;
@@ -346,9 +346,9 @@ TEST(Loading, DummyWeightsAreSeededAndNeedNoWeightFiles) {
 }
 
 TEST(Loading, RequestLongerThanContextIsRefused) {
-  ModelOptions o = small_opts();
+  RunnerOptions o = small_opts();
   o.max_model_len = 20;
-  DecoderModel m(kLlama, o, make_cpu_backend(1));
+  ModelRunner m(kLlama, o, make_cpu_backend(1));
   const std::string e = error_of([&] { greedy_generate(m, std::vector<int32_t>(15, 3), 10, 32); });
   EXPECT_NE(e.find("exceeds the model's context length 20"), std::string::npos) << e;
 }

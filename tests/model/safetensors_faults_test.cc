@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "model/safetensors.h"
+#include "model/loader/safetensors.h"
 
 namespace inferd {
 namespace {

@@ -143,22 +143,37 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // x and out may be row-strided views (OLMo 2 normalises the q and k columns of qkv in place).
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor out) override {
-    const int64_t T = x.size(0), H = x.size(1);
+    const int64_t T = x.size(0), H = x.size(1), ldx = x.stride(0), ldo = out.stride(0);
     pool_.parallel_for(T, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) norm_row(fp(x) + t * H, fp(w), eps, H, fp(out) + t * H);
+      for (int64_t t = b; t < e; ++t) norm_row(fp(x) + t * ldx, fp(w), eps, H, fp(out) + t * ldo);
     });
   }
 
-  void add_rms_norm(Tensor residual, const Tensor& x, const Tensor& w, float eps,
+  using KernelOps::add_rms_norm;
+  void add_rms_norm(Tensor residual, const Tensor& x, float x_scale, const Tensor& w, float eps,
                     Tensor out) override {
     const int64_t T = x.size(0), H = x.size(1);
     pool_.parallel_for(T, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         float* r = fp(residual) + t * H;
         const float* xi = fp(x) + t * H;
-        for (int64_t i = 0; i < H; ++i) r[i] += xi[i];
+        for (int64_t i = 0; i < H; ++i) r[i] += xi[i] * x_scale;  // exactly r + x when 1
         norm_row(r, fp(w), eps, H, fp(out) + t * H);
+      }
+    });
+  }
+
+  void rms_norm_add(const Tensor& x, const Tensor& w, float eps, Tensor residual) override {
+    const int64_t T = x.size(0), H = x.size(1);
+    pool_.parallel_for(T, [&](int64_t b, int64_t e, int) {
+      thread_local std::vector<float> row;  // grown once per thread
+      row.resize(size_t(H));
+      for (int64_t t = b; t < e; ++t) {
+        norm_row(fp(x) + t * H, fp(w), eps, H, row.data());
+        float* r = fp(residual) + t * H;
+        for (int64_t i = 0; i < H; ++i) r[i] += row[size_t(i)];
       }
     });
   }
@@ -263,6 +278,18 @@ class CpuBackend final : public Backend {
         logits.numel(),
         [&](int64_t b, int64_t e, int) {
           for (int64_t i = b; i < e; ++i) x[i] = std::tanh(x[i] / cap) * cap;
+        },
+        4096);
+  }
+
+  void div_scalar(Tensor logits, float divisor) override {
+    INFERD_CHECK(logits.dtype() == DType::kF32 && logits.is_contiguous() && divisor != 0,
+                 "div_scalar: logits {} divisor {}", logits.shape_str(), divisor);
+    float* x = fp(logits);
+    pool_.parallel_for(
+        logits.numel(),
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) x[i] = x[i] / divisor;
         },
         4096);
   }

@@ -1,5 +1,6 @@
-// The CUDA backend's small kernels (see kernels.h for each kernel's contract): embedding, norms,
-// RoPE (+ the KV-cache write), SiLU/GELU-and-mul, logit soft-capping, gather, random fill. bf16
+// The CUDA backend's small kernels (see kernels.h for each kernel's contract): embedding, norms
+// (+ residual adds before or after them), RoPE (+ the KV-cache write), SiLU/GELU-and-mul, logit
+// soft-capping and scaling, gather, random fill. bf16
 // storage, fp32 arithmetic, 16-byte vector loads where rows allow (scalar versions otherwise).
 // Row-wise kernels take one block per token. Achieved on the H200 (commit 3475f50, ncu,
 // Llama-3.1-8B shape, batch 256): residual add + RMSNorm 1.75 TB/s, SiLU-and-mul 2.7 TB/s, RoPE +
@@ -99,7 +100,7 @@ __global__ void rms_norm_kernel(const bf16* __restrict__ x, int64_t ld_x,
 // Each thread re-reads only the residual elements it wrote itself, so no barrier is needed between
 // the two passes (block_sum's barriers order the rest).
 __global__ void add_rms_norm_kernel(bf16* __restrict__ residual, int64_t ld_res,
-                                    const bf16* __restrict__ x, int64_t ld_x,
+                                    const bf16* __restrict__ x, int64_t ld_x, float x_scale,
                                     const float* __restrict__ w, float eps, int64_t hidden,
                                     bf16* __restrict__ out, int64_t ld_out) {
   const int64_t t = blockIdx.x;
@@ -107,7 +108,7 @@ __global__ void add_rms_norm_kernel(bf16* __restrict__ residual, int64_t ld_res,
   const bf16* xr = x + t * ld_x;
   float ss = 0.f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const bf16 s = to_bf(to_f(rr[i]) + to_f(xr[i]));
+    const bf16 s = to_bf(fmaf(to_f(xr[i]), x_scale, to_f(rr[i])));
     rr[i] = s;
     const float v = to_f(s);
     ss += v * v;
@@ -116,6 +117,26 @@ __global__ void add_rms_norm_kernel(bf16* __restrict__ residual, int64_t ld_res,
   const float r = 1.0f / sqrtf(ss / float(hidden) + eps);
   bf16* o = out + t * ld_out;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = to_bf(w[i] * (to_f(rr[i]) * r));
+}
+
+// residual += bf16(rms_norm(x) * w), fp32 math (OLMo 2's norms after attention and MLP).
+__global__ void rms_norm_add_kernel(const bf16* __restrict__ x, int64_t ld_x,
+                                    const float* __restrict__ w, float eps, int64_t hidden,
+                                    bf16* __restrict__ residual, int64_t ld_res) {
+  const int64_t t = blockIdx.x;
+  const bf16* xr = x + t * ld_x;
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float v = to_f(xr[i]);
+    ss += v * v;
+  }
+  ss = block_sum(ss);
+  const float r = 1.0f / sqrtf(ss / float(hidden) + eps);
+  bf16* rr = residual + t * ld_res;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float n = to_f(to_bf(w[i] * (to_f(xr[i]) * r)));
+    rr[i] = to_bf(to_f(rr[i]) + n);
+  }
 }
 
 // One warp per (token, head) vector.
@@ -212,6 +233,17 @@ __global__ void softcap_kernel(float* __restrict__ x, int64_t ld, int64_t rows, 
   }
 }
 
+// Granite's logits_scaling: x / divisor (IEEE division, as a model computes logits / scaling).
+__global__ void div_scalar_kernel(float* __restrict__ x, int64_t ld, int64_t rows, int64_t cols,
+                                  float divisor) {
+  const int64_t total = rows * cols;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float* p = x + (i / cols) * ld + i % cols;
+    *p = __fdiv_rn(*p, divisor);
+  }
+}
+
 // ---- KV-cache write ----------------------------------------------------------------------
 __global__ void write_kv_kernel(const bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_heads,
                                 int64_t num_kv_heads, int64_t head_dim,
@@ -305,7 +337,7 @@ __global__ void embedding_vec_kernel(const Bf16x8* __restrict__ table, int64_t v
 // (the residual is rounded to bf16 before it is squared).
 template <bool kAdd>
 __global__ void rms_norm_vec_kernel(Bf16x8* __restrict__ residual, int64_t ld8_res,
-                                    const Bf16x8* __restrict__ x, int64_t ld8_x,
+                                    const Bf16x8* __restrict__ x, int64_t ld8_x, float x_scale,
                                     const float4* __restrict__ w, float eps, int64_t n8,
                                     Bf16x8* __restrict__ out, int64_t ld8_out) {
   const int64_t t = blockIdx.x;
@@ -319,7 +351,7 @@ __global__ void rms_norm_vec_kernel(Bf16x8* __restrict__ residual, int64_t ld8_r
       float b[8];
       unpack8(xr[i], b);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) a[j] += b[j];
+      for (int j = 0; j < 8; ++j) a[j] = fmaf(b[j], x_scale, a[j]);  // a + b when x_scale is 1
       const Bf16x8 s = pack8(a);
       rr[i] = s;
       unpack8(s, a);
@@ -468,8 +500,8 @@ cudaError_t launch_rms_norm(const void* x, int64_t ld_x, const float* w, float e
   if (num_tokens <= 0) return cudaSuccess;
   if (vec_ok(x, ld_x, hidden) && vec_ok(out, ld_out, hidden) && aligned16(w)) {
     rms_norm_vec_kernel<false><<<num_tokens, row_threads(hidden / 8), 0, stream>>>(
-        nullptr, 0, static_cast<const Bf16x8*>(x), ld_x / 8, reinterpret_cast<const float4*>(w),
-        eps, hidden / 8, static_cast<Bf16x8*>(out), ld_out / 8);
+        nullptr, 0, static_cast<const Bf16x8*>(x), ld_x / 8, 1.0f,
+        reinterpret_cast<const float4*>(w), eps, hidden / 8, static_cast<Bf16x8*>(out), ld_out / 8);
   } else {
     rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
         static_cast<const bf16*>(x), ld_x, w, eps, hidden, static_cast<bf16*>(out), ld_out);
@@ -478,19 +510,29 @@ cudaError_t launch_rms_norm(const void* x, int64_t ld_x, const float* w, float e
 }
 
 cudaError_t launch_add_rms_norm(void* residual, int64_t ld_res, const void* x, int64_t ld_x,
-                                const float* w, float eps, int32_t num_tokens, int64_t hidden,
-                                void* out, int64_t ld_out, cudaStream_t stream) {
+                                float x_scale, const float* w, float eps, int32_t num_tokens,
+                                int64_t hidden, void* out, int64_t ld_out, cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
   if (vec_ok(residual, ld_res, hidden) && vec_ok(x, ld_x, hidden) && vec_ok(out, ld_out, hidden) &&
       aligned16(w)) {
     rms_norm_vec_kernel<true><<<num_tokens, row_threads(hidden / 8), 0, stream>>>(
         static_cast<Bf16x8*>(residual), ld_res / 8, static_cast<const Bf16x8*>(x), ld_x / 8,
-        reinterpret_cast<const float4*>(w), eps, hidden / 8, static_cast<Bf16x8*>(out), ld_out / 8);
+        x_scale, reinterpret_cast<const float4*>(w), eps, hidden / 8, static_cast<Bf16x8*>(out),
+        ld_out / 8);
   } else {
     add_rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
-        static_cast<bf16*>(residual), ld_res, static_cast<const bf16*>(x), ld_x, w, eps, hidden,
-        static_cast<bf16*>(out), ld_out);
+        static_cast<bf16*>(residual), ld_res, static_cast<const bf16*>(x), ld_x, x_scale, w, eps,
+        hidden, static_cast<bf16*>(out), ld_out);
   }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_rms_norm_add(const void* x, int64_t ld_x, const float* w, float eps,
+                                int32_t num_tokens, int64_t hidden, void* residual, int64_t ld_res,
+                                cudaStream_t stream) {
+  if (num_tokens <= 0) return cudaSuccess;
+  rms_norm_add_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
+      static_cast<const bf16*>(x), ld_x, w, eps, hidden, static_cast<bf16*>(residual), ld_res);
   return cudaGetLastError();
 }
 
@@ -557,6 +599,14 @@ cudaError_t launch_softcap(float* x, int64_t ld, int32_t rows, int64_t cols, flo
   const int64_t total = int64_t(rows) * cols;
   if (total <= 0) return cudaSuccess;
   softcap_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, ld, rows, cols, cap);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_div_scalar(float* x, int64_t ld, int32_t rows, int64_t cols, float divisor,
+                              cudaStream_t stream) {
+  const int64_t total = int64_t(rows) * cols;
+  if (total <= 0) return cudaSuccess;
+  div_scalar_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, ld, rows, cols, divisor);
   return cudaGetLastError();
 }
 

@@ -21,10 +21,17 @@ cudaError_t launch_rms_norm(const void* x, int64_t ld_x, const float* w, float e
                             int32_t num_tokens, int64_t hidden, void* out, int64_t ld_out,
                             cudaStream_t stream);
 
-// residual += x (rounded to bf16); out = rms_norm(residual) * w.
+// residual += x * x_scale (fp32 math, rounded to bf16; x_scale 1 gives exactly residual + x);
+// out = rms_norm(residual) * w.
 cudaError_t launch_add_rms_norm(void* residual, int64_t ld_res, const void* x, int64_t ld_x,
-                                const float* w, float eps, int32_t num_tokens, int64_t hidden,
-                                void* out, int64_t ld_out, cudaStream_t stream);
+                                float x_scale, const float* w, float eps, int32_t num_tokens,
+                                int64_t hidden, void* out, int64_t ld_out, cudaStream_t stream);
+
+// residual += rms_norm(x) * w: the norm's output is rounded to bf16 before the add (as a bf16
+// model computes norm(x) and then residual + norm(x)); OLMo 2's post-sublayer norms.
+cudaError_t launch_rms_norm_add(const void* x, int64_t ld_x, const float* w, float eps,
+                                int32_t num_tokens, int64_t hidden, void* residual, int64_t ld_res,
+                                cudaStream_t stream);
 
 // In place: each head_dim-wide vector of x [T, heads * head_dim] (row stride ld_x) normalised by
 // w [head_dim] (fp32).
@@ -51,6 +58,10 @@ cudaError_t launch_gelu_tanh_mul(const void* gate_up, int64_t ld_gate_up, int32_
 // In place on fp32 x [rows, cols] (row stride ld): x = tanh(x / cap) * cap.
 cudaError_t launch_softcap(float* x, int64_t ld, int32_t rows, int64_t cols, float cap,
                            cudaStream_t stream);
+
+// In place on fp32 x [rows, cols] (row stride ld): x = x / divisor (IEEE division).
+cudaError_t launch_div_scalar(float* x, int64_t ld, int32_t rows, int64_t cols, float divisor,
+                              cudaStream_t stream);
 
 // k_cache/v_cache [num_blocks, block_size, nkv, hd] (bf16): slot slots[t] gets the k and v parts
 // of row t of qkv. Negative slots are skipped.

@@ -1,5 +1,5 @@
 // The default ModelExecutor::execute: logits to the host, then the reference sampler.
-#include "model/executor.h"
+#include "runner/executor.h"
 
 #include "core/error.h"
 

@@ -9,7 +9,7 @@
 
 #include "core/tensor.h"
 #include "model/config.h"
-#include "model/safetensors.h"
+#include "model/loader/safetensors.h"
 
 namespace inferd {
 

@@ -1,4 +1,4 @@
-#include "model/simple_generate.h"
+#include "runner/simple_generate.h"
 
 #include <algorithm>
 

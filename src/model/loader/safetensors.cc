@@ -1,4 +1,4 @@
-#include "model/safetensors.h"
+#include "model/loader/safetensors.h"
 
 #include <nlohmann/json.hpp>
 

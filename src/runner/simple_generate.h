@@ -6,7 +6,7 @@
 #include <functional>
 #include <vector>
 
-#include "model/executor.h"
+#include "runner/executor.h"
 
 namespace inferd {
 

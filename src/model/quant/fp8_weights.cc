@@ -1,4 +1,4 @@
-#include "model/fp8.h"
+#include "model/quant/fp8_weights.h"
 
 #include <algorithm>
 #include <cmath>

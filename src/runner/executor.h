@@ -9,9 +9,9 @@
 #include <span>
 #include <vector>
 
+#include "backend/forward_batch.h"
 #include "backend/sampling.h"
 #include "backend/step_timing.h"
-#include "model/forward_batch.h"
 
 namespace inferd {
 

@@ -1,0 +1,82 @@
+// The values that cross the backend interfaces: weights as a backend places them (Linear,
+// Fp8Linear), rotary tables, one layer's paged KV cache, the per-step batch metadata on the
+// device (DeviceBatch) and the sizes a device backend reserves for its per-step buffers.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/forward_batch.h"
+#include "backend/sampling.h"
+#include "core/tensor.h"
+
+namespace inferd {
+
+// A dense linear weight y = x W^T (+ b). W may be stored as several row blocks ("parts": q/k/v or
+// gate/up) that together form [out_features, in_features]; the CUDA backend concatenates them at
+// placement, the CPU backend reads them in place from the mmap'd file.
+struct Linear {
+  std::vector<Tensor> parts;  // each [rows_i, in_features], on the backend's device
+  Tensor bias;                // [out_features] fp32, or undefined
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+};
+
+// An FP8 linear weight: w[n, k] = f8(weight[n, k]) * weight_scale[n]. The input rows are
+// quantized to FP8 before the GEMM, per row (dynamic) or with act_scale when it is > 0 (a
+// checkpoint's static input_scale). Only backends whose fp8_gemm_supported() says so place these.
+struct Fp8Linear {
+  Tensor weight;        // float8 e4m3fn [out_features, in_features] on the device
+  Tensor weight_scale;  // fp32 [out_features] on the device
+  Tensor bias;          // [out_features] fp32, or undefined
+  float act_scale = 0.0f;
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+};
+
+struct RopeTable {
+  Tensor inv_freq;  // [head_dim / 2] fp32 on the device
+  int64_t head_dim = 0;
+  float attention_scaling = 1.0f;  // cos and sin are multiplied by it (yarn, longrope)
+};
+
+// One layer's paged KV cache: [num_blocks, block_size, num_kv_heads, head_dim] each.
+struct KvLayer {
+  Tensor k, v;
+};
+
+// Batch metadata prepared on the device once per step (see backend/forward_batch.h).
+struct DeviceBatch {
+  int32_t num_tokens = 0;
+  int32_t num_seqs = 0;
+  int32_t num_logit_rows = 0;
+  int32_t max_q_len = 0;
+  int32_t max_kv_len = 0;
+  const int32_t* token_ids = nullptr;     // [T]
+  const int32_t* positions = nullptr;     // [T]
+  const int32_t* slot_mapping = nullptr;  // [T] KV slot (block * block_size + offset)
+  const int32_t* seq_q_start = nullptr;   // [S + 1] (prefix sums of q_len)
+  const int32_t* seq_kv_len = nullptr;    // [S]
+  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq] padded
+  int32_t max_blocks_per_seq = 0;
+  const int32_t* logit_rows = nullptr;  // [R]
+  // Device backends: the metadata header kernels read on the device (block-table stride, edits
+  // offset), the base of the metadata buffer, and the sampling rows [R] when they were uploaded.
+  const int32_t* header = nullptr;
+  int32_t* meta = nullptr;
+  const SamplingRow* sampling_rows = nullptr;
+  int32_t num_real_rows = 0;          // logit rows before padding (R counts the padding rows too)
+  int32_t num_single_token_seqs = 0;  // sequences with exactly one new token (padding included)
+};
+
+// The largest step the model will run, so a device backend can size its per-step buffers once at
+// start-up (nothing is allocated per step).
+struct StepCapacity {
+  int32_t max_tokens = 0;          // rows per step (also sequences and logit rows per step)
+  int32_t max_blocks_per_seq = 0;  // block-table row length
+  int32_t max_top_logprobs = 0;    // SamplingRow::num_logprobs at most
+  int64_t max_edits = 0;           // LogitEdit entries per step (more grows the buffer once)
+  int64_t max_mask_words = 0;      // bitmask words per step (structured outputs; rows x words)
+};
+
+}  // namespace inferd

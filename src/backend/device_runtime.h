@@ -1,0 +1,111 @@
+// The device runtime: what running a model on a device needs besides its kernels — memory (the
+// allocation of buffers and the placement of weights), the per-step batch upload and the download
+// of the sampled tokens, CUDA graphs, GEMM tuning and step timing. The model runner
+// (src/runner/) drives it; model code uses it only while it loads (placement). A communicator for
+// several devices joins it later (issue 33).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/backend_types.h"
+#include "backend/step_timing.h"
+
+namespace inferd {
+
+class DeviceRuntime {
+ public:
+  virtual ~DeviceRuntime() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+  virtual DType activation_dtype() const = 0;
+  // Device memory (bytes) free and in total, for sizing the KV pool from
+  // --gpu-memory-utilization; false where the backend has no such budget (the CPU).
+  virtual bool memory_info(int64_t* free_bytes, int64_t* total_bytes) const {
+    (void)free_bytes;
+    (void)total_bytes;
+    return false;
+  }
+  // Bytes of device memory the backend has allocated so far (0 where there is no device).
+  virtual int64_t device_bytes_allocated() const { return 0; }
+
+  // ---- memory and weights (start-up only) ------------------------------------------------------
+  virtual Tensor alloc(DType dtype, std::span<const int64_t> shape) = 0;
+  Tensor alloc(DType dtype, std::initializer_list<int64_t> shape) {
+    return alloc(dtype, std::span<const int64_t>(shape.begin(), shape.size()));
+  }
+  // A new tensor on this backend's device (host memory for the CPU) filled with the seeded values
+  // of backend/random_fill.h; make_param and make_linear accept it as it is. --load-format dummy
+  // builds its weights with this, so an 8B model needs no host copy and no upload.
+  virtual Tensor random_tensor(DType dtype, std::span<const int64_t> shape, uint64_t seed,
+                               float stddev, float fill) = 0;
+  // Norm weights, embeddings: any float dtype in, the backend's preferred storage out.
+  virtual Tensor make_param(const Tensor& host) = 0;
+  // A dense linear from host tensors (mmap views or owned) or tensors already on the device.
+  virtual Linear make_linear(std::vector<Tensor> parts, const Tensor& bias) = 0;
+  // FP8 linears, where the backend computes them in FP8 (supports_fp8): fp8_gemm_supported(out,
+  // in) says whether a weight of that shape can be (quantization methods keep a dense weight
+  // otherwise).
+  // make_linear_fp8: host float8 parts [rows_i, in] with their fp32 per-output-channel scales
+  // [rows_i]; quantize_linear_fp8: a dense linear placed by make_linear, rounded to FP8 per
+  // output channel on the device (--quantization fp8).
+  virtual bool supports_fp8() const { return false; }  // computes FP8 linears at all
+  virtual bool fp8_gemm_supported(int64_t out_features, int64_t in_features) const {
+    (void)out_features;
+    (void)in_features;
+    return false;
+  }
+  virtual Fp8Linear make_linear_fp8(std::vector<Tensor> parts, std::vector<Tensor> scales,
+                                    const Tensor& bias, float act_scale);
+  virtual Fp8Linear quantize_linear_fp8(const Linear& l);
+  // Sizes the per-step buffers for the largest step (device backends; start-up only).
+  virtual void reserve(const StepCapacity& capacity) { (void)capacity; }
+
+  // ---- per step --------------------------------------------------------------------------------
+  // Copies the metadata (and the sampling rows and edits when given) to the device in one copy.
+  // Valid until the next prepare_batch. pad_to > num_tokens (decode batches of a device backend)
+  // appends padding rows, each its own sequence with no keys, its own logit row and a greedy
+  // sampling row, so the step has exactly pad_to rows, sequences and logit rows.
+  virtual const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
+                                           const SamplingBatch* sampling = nullptr,
+                                           int32_t pad_to = 0) = 0;
+  // Copies a device tensor to host memory (fp32 conversion if needed) and waits for it.
+  virtual void copy_to_host_f32(const Tensor& x, float* dst) = 0;
+  // True where tokens are sampled on the device (KernelOps::sample, then finish_samples).
+  virtual bool samples_on_device() const { return false; }
+  // Structured outputs produced late (SamplingBatch::fill_masks): calls it into the step's pinned
+  // metadata buffer and copies the masks to the device behind the work already queued, so the
+  // host builds them while the device runs the forward. Call before sample(); no-op otherwise.
+  virtual void upload_masks(const DeviceBatch& b, const SamplingBatch& sampling) {
+    (void)b;
+    (void)sampling;
+  }
+  // One copy of the step's results to the host, then waits: out[i] for the first out.size()
+  // logit rows (padding rows are dropped).
+  virtual void finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,
+                              std::span<SampledToken> out);
+  virtual StepTiming step_timing() const { return {}; }
+  virtual void reset_step_timing() {}
+  // While on, a device backend times its GEMM candidates for every new shape and keeps the fastest
+  // (the runner turns it on while it warms up the shapes that graphs replay); off, it takes the
+  // library's first choice. Timing synchronises, so it is never on while serving.
+  virtual void set_gemm_tuning(bool on) { (void)on; }
+
+  // ---- CUDA graphs (backends where supports_graphs()) ------------------------------------------
+  // Work issued between begin and end is recorded, not run, and replayed by replay_graph(key).
+  // Kernels recorded this way must take everything that changes per step from device memory.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_graph_capture();
+  virtual void end_graph_capture(int32_t key);
+  // False when no graph was captured under `key` (or the captured ones were dropped because the
+  // metadata buffer had to grow).
+  virtual bool replay_graph(int32_t key) {
+    (void)key;
+    return false;
+  }
+};
+
+}  // namespace inferd

@@ -1,0 +1,70 @@
+// The kernel ops a model's forward pass is written against, once, for every device (model/layers
+// call these; the CPU backend is the reference for every CUDA op). Tensors passed in live on the
+// backend's device. Activations are fp32 on the CPU backend and bf16 on CUDA
+// (DeviceRuntime::activation_dtype).
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include "backend/backend_types.h"
+
+namespace inferd {
+
+class KernelOps {
+ public:
+  virtual ~KernelOps() = default;
+  // out[t] = table[ids[t]] * scale (Gemma and Granite scale their embeddings; 1 elsewhere)
+  virtual void embedding(const Tensor& table, const DeviceBatch& b, float scale, Tensor out) = 0;
+  // out = rms_norm(x) * w (x and out may be the same tensor)
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor out) = 0;
+  // residual += x * x_scale; out = rms_norm(residual) * w. x_scale is Granite's
+  // residual_multiplier (1 elsewhere: then exactly residual += x).
+  virtual void add_rms_norm(Tensor residual, const Tensor& x, float x_scale, const Tensor& w,
+                            float eps, Tensor out) = 0;
+  void add_rms_norm(Tensor residual, const Tensor& x, const Tensor& w, float eps, Tensor out) {
+    add_rms_norm(std::move(residual), x, 1.0f, w, eps, std::move(out));
+  }
+  // residual += rms_norm(x) * w: a norm after a sublayer, then the residual add (OLMo 2).
+  virtual void rms_norm_add(const Tensor& x, const Tensor& w, float eps, Tensor residual) = 0;
+  // In place: each head_dim-sized vector of x ([T, heads * head_dim]) normalised by w [head_dim].
+  virtual void head_rms_norm(Tensor x, int64_t head_dim, const Tensor& w, float eps) = 0;
+  // out [T, out_features] = x [T, in_features] W^T + b
+  virtual void linear(const Tensor& x, const Linear& w, Tensor out) = 0;
+  // The same with an FP8 weight (backends whose DeviceRuntime::fp8_gemm_supported says so).
+  virtual void linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out);
+  // Rotary embedding in place on the q and k parts of qkv [T, (nh + 2 nkv) * hd] (rotate-half).
+  virtual void rope(Tensor qkv, int64_t num_heads, int64_t num_kv_heads, const RopeTable& rope,
+                    const DeviceBatch& b) = 0;
+  // out [T, F] = silu(gate_up[:, :F]) * gate_up[:, F:]
+  virtual void silu_mul(const Tensor& gate_up, Tensor out) = 0;
+  // out [T, F] = gelu_tanh(gate_up[:, :F]) * gate_up[:, F:], GELU with the tanh approximation
+  // (PyTorch's gelu(approximate="tanh")).
+  virtual void gelu_tanh_mul(const Tensor& gate_up, Tensor out) = 0;
+  // In place on fp32 logits [R, V]: x = tanh(x / cap) * cap (Gemma's final soft-capping).
+  virtual void softcap(Tensor logits, float cap) = 0;
+  // In place on fp32 logits [R, V]: x = x / divisor (Granite's logits_scaling).
+  virtual void div_scalar(Tensor logits, float divisor) = 0;
+  // Writes the k and v parts of qkv to the cache at the batch's slots.
+  virtual void write_kv(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads, KvLayer& kv,
+                        const DeviceBatch& b) = 0;
+  // rope() on q and k, then k and v written to the cache; a device backend fuses the two (the k
+  // part of qkv may then stay unrotated: only the cache is read afterwards).
+  virtual void rope_write_kv(Tensor qkv, int64_t num_heads, int64_t num_kv_heads,
+                             const RopeTable& rope, KvLayer& kv, const DeviceBatch& b) {
+    this->rope(qkv, num_heads, num_kv_heads, rope, b);
+    write_kv(qkv, num_heads, num_kv_heads, kv, b);
+  }
+  // Causal paged attention: out [T, nh * hd] from the q part of qkv and the cache.
+  virtual void attention(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads,
+                         const KvLayer& kv, float scale, int64_t sliding_window,
+                         const DeviceBatch& b, Tensor out) = 0;
+  // out [R, H] = x[logit_rows]
+  virtual void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) = 0;
+  // Samples logit rows [row0, row0 + logits.size(0)) of the batch (sampling rows uploaded by
+  // prepare_batch) from fp32 logits on the device; results stay on the device until
+  // DeviceRuntime::finish_samples. Backends where samples_on_device() only.
+  virtual void sample(const Tensor& logits, const DeviceBatch& b, int32_t row0);
+};
+
+}  // namespace inferd

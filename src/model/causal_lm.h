@@ -1,0 +1,62 @@
+// What a model IS, as the runner sees it: a causal language model that says which KV cache and
+// which activation buffers it needs, runs its layers over a flat batch (embedding, decoder layers,
+// final norm), and turns hidden rows into logits. How it runs (workspace, KV sizing, graphs,
+// sampling) is the runner's business (src/runner/). One subclass per architecture family
+// (models/*.cc), built from the shared layers in layers/.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/config.h"
+
+namespace inferd {
+
+class ModelLoader;
+
+// One layer's KV cache: [num_blocks, block_size, num_kv_heads, head_dim] for k and for v.
+struct KvCacheSpec {
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+};
+
+// What one forward pass gets from the runner.
+struct ForwardContext {
+  KernelOps& ops;
+  const DeviceBatch& batch;
+  // The buffers CausalLM::workspace_columns() asked for, [max_tokens, cols_i] each in the
+  // activation dtype; buffer(i) is the batch's rows of buffer i.
+  std::span<const Tensor> workspace;
+  std::span<KvLayer> kv_cache;  // one per entry of kv_cache_spec()
+  Tensor buffer(size_t i) const { return workspace[i].slice_rows(0, batch.num_tokens); }
+};
+
+class CausalLM {
+ public:
+  explicit CausalLM(const ModelConfig& config) : cfg_(config) {}
+  virtual ~CausalLM() = default;
+  CausalLM(const CausalLM&) = delete;
+  CausalLM& operator=(const CausalLM&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  // Default: every layer, num_kv_heads x head_dim.
+  virtual std::vector<KvCacheSpec> kv_cache_spec() const;
+  // Columns of each activation buffer the forward uses (rows: the runner's max tokens a step).
+  virtual std::vector<int64_t> workspace_columns() const = 0;
+  // The batch's rows through the model: `hidden` [T, hidden_size] gets each row's final-normed
+  // hidden state (the model may use it as scratch before).
+  virtual void forward(const ForwardContext& ctx, Tensor hidden) = 0;
+  // logits [n, vocab] (fp32) of hidden rows [n, hidden_size].
+  virtual void compute_logits(KernelOps& ops, const Tensor& hidden_rows, Tensor logits) const = 0;
+
+ protected:
+  ModelConfig cfg_;
+};
+
+// The model of `loader.config()`'s architecture (the registry), its weights read through `loader`.
+std::unique_ptr<CausalLM> create_model(ModelLoader& loader);
+
+}  // namespace inferd

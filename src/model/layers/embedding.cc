@@ -1,0 +1,43 @@
+// Token embedding and language-model head (embedding.h).
+#include "model/layers/embedding.h"
+
+#include <cmath>
+
+#include "model/loader/model_loader.h"
+
+namespace inferd {
+
+VocabEmbedding::VocabEmbedding(ModelLoader& loader, const std::string& name, int64_t vocab,
+                               int64_t hidden)
+    : hidden_(hidden) {
+  const Tensor stored = loader.weight(name, {vocab, hidden});
+  stored_dtype_ = loader.dummy() ? loader.options().dummy_dtype : stored.dtype();
+  table_ = loader.runtime().make_param(stored);
+}
+
+void VocabEmbedding::scale_by_sqrt_hidden() {
+  scale_ = float(std::sqrt(double(hidden_)));
+  if (stored_dtype_ == DType::kBF16) scale_ = bf16_to_f32(f32_to_bf16(scale_));
+  if (stored_dtype_ == DType::kF16) scale_ = f16_to_f32(f32_to_f16(scale_));
+}
+
+LmHead::LmHead(ModelLoader& loader, const VocabEmbedding& embedding, bool tied, int64_t vocab,
+               int64_t hidden) {
+  DeviceRuntime& rt = loader.runtime();
+  if (!tied) {
+    w_ = rt.make_linear({loader.weight("lm_head.weight", {vocab, hidden})}, Tensor());
+  } else if (loader.dummy()) {
+    w_ = rt.make_linear({embedding.table()}, Tensor());
+  } else {
+    // The same mapped bytes as the embedding: the backend reuses the table it placed.
+    w_ = rt.make_linear({loader.weight("model.embed_tokens.weight", {vocab, hidden})}, Tensor());
+  }
+}
+
+void LmHead::forward(KernelOps& ops, const Tensor& rows, Tensor logits) const {
+  ops.linear(rows, w_, logits);
+  if (softcap_ > 0) ops.softcap(logits, softcap_);
+  if (divisor_ != 1.0f) ops.div_scalar(logits, divisor_);
+}
+
+}  // namespace inferd

@@ -1,0 +1,56 @@
+// The token embedding and the language-model head. The embedding table may be scaled (Gemma:
+// sqrt(hidden_size) rounded to the checkpoint's dtype; Granite: embedding_multiplier); the head is
+// a separate lm_head or the embedding table itself (tied), with Gemma's final soft-capping and
+// Granite's logits_scaling applied to the fp32 logits it writes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "backend/backend.h"
+
+namespace inferd {
+
+class ModelLoader;
+
+class VocabEmbedding {
+ public:
+  VocabEmbedding() = default;
+  // `name`: "model.embed_tokens.weight".
+  VocabEmbedding(ModelLoader& loader, const std::string& name, int64_t vocab, int64_t hidden);
+  // out [T, hidden] = table[ids] * scale
+  void forward(KernelOps& ops, const DeviceBatch& b, Tensor out) const {
+    ops.embedding(table_, b, scale_, out);
+  }
+  void set_scale(float s) { scale_ = s; }
+  // Gemma: sqrt(hidden_size) as transformers computes it, a tensor in the weights' dtype (so
+  // sqrt(3072) = 55.43 is 55.5 in bf16).
+  void scale_by_sqrt_hidden();
+  const Tensor& table() const { return table_; }
+  DType stored_dtype() const { return stored_dtype_; }
+
+ private:
+  Tensor table_;
+  DType stored_dtype_ = DType::kF32;
+  int64_t hidden_ = 0;
+  float scale_ = 1.0f;
+};
+
+class LmHead {
+ public:
+  LmHead() = default;
+  // The checkpoint's lm_head.weight, or the embedding table when `tied`. Unquantized always.
+  LmHead(ModelLoader& loader, const VocabEmbedding& embedding, bool tied, int64_t vocab,
+         int64_t hidden);
+  void set_softcap(double cap) { softcap_ = float(cap); }
+  void set_divisor(double d) { divisor_ = float(d); }
+  // logits [n, vocab] (fp32) of hidden rows [n, hidden].
+  void forward(KernelOps& ops, const Tensor& rows, Tensor logits) const;
+
+ private:
+  Linear w_;
+  float softcap_ = 0;
+  float divisor_ = 1.0f;
+};
+
+}  // namespace inferd

@@ -1,0 +1,31 @@
+// The gated MLP (mlp.h).
+#include "model/layers/mlp.h"
+
+#include "model/loader/model_loader.h"
+
+namespace inferd {
+
+GatedMlp::GatedMlp(const std::string& p, int64_t H, int64_t F, Activation act, bool fused,
+                   ModelLoader& loader)
+    : act_(act) {
+  if (fused) {
+    gate_up_ = LinearLayer(merged_column_linear({{p + "gate_up_proj", 2 * F}}, H), loader);
+  } else {
+    gate_up_ =
+        LinearLayer(merged_column_linear({{p + "gate_proj", F}, {p + "up_proj", F}}, H), loader);
+  }
+  down_ = LinearLayer(row_linear(p + "down_proj", H, F), loader);
+}
+
+void GatedMlp::forward(KernelOps& ops, const Tensor& x, Tensor gate_up, Tensor act,
+                       Tensor out) const {
+  gate_up_.apply(ops, x, gate_up);
+  if (act_ == Activation::kGeluTanh) {
+    ops.gelu_tanh_mul(gate_up, act);
+  } else {
+    ops.silu_mul(gate_up, act);
+  }
+  down_.apply(ops, act, out);
+}
+
+}  // namespace inferd

@@ -1,0 +1,90 @@
+// The model loader: what an architecture's create() reads its weights through. It maps checkpoint
+// tensors (safetensors, mmap'd: no copy on the CPU) or seeded dummy values (--load-format dummy:
+// drawn on the device, no host copy) to module weights by name, shard-aware (a column- or
+// row-parallel linear can take its slice; issue 33), and gives each linear layer its quantization
+// method. GGUF files join later as another source (issue 35).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/config.h"
+#include "model/quant/quant_method.h"
+
+namespace inferd {
+
+class SafetensorsIndex;
+
+enum class LoadFormat : uint8_t { kAuto, kSafetensors, kDummy };
+LoadFormat parse_load_format(const std::string& s);
+
+struct LoadOptions {
+  LoadFormat format = LoadFormat::kAuto;
+  uint64_t dummy_seed = 0;
+  DType dummy_dtype = DType::kBF16;  // weight dtype of --load-format dummy
+  // "fp8": linear weights quantized to FP8 per output channel at load (vLLM's --quantization
+  // fp8); "": as stored (FP8 checkpoints stay FP8 whatever this says).
+  std::string quantization;
+};
+
+// The slice of a tensor this process holds: part `rank` of `size` equal parts along `dim`
+// (-1: the whole tensor).
+struct Shard {
+  int dim = -1;
+  int64_t rank = 0;
+  int64_t size = 1;
+};
+
+class ModelLoader {
+ public:
+  // `max_model_len`: the runner's longest sequence (rope types that depend on it).
+  ModelLoader(const std::string& model_dir, const ModelConfig& config, const LoadOptions& opts,
+              DeviceRuntime& runtime, int64_t max_model_len);
+  ~ModelLoader();
+  ModelLoader(const ModelLoader&) = delete;
+  ModelLoader& operator=(const ModelLoader&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  const LoadOptions& options() const { return opts_; }
+  DeviceRuntime& runtime() { return rt_; }
+  int64_t max_model_len() const { return max_model_len_; }
+  bool dummy() const { return opts_.format == LoadFormat::kDummy; }
+  // The checkpoint's tensors (not under --load-format dummy).
+  const SafetensorsIndex& checkpoint() const;
+  const QuantizationConfig& quantization() const { return *quant_; }
+  // Shared: the model's linear layers keep their methods alive after the loader is gone.
+  const std::shared_ptr<const QuantizationConfig>& quantization_ptr() const { return quant_; }
+
+  // A float weight [shape] as stored (a host view of the mapping), checked against `shape`; under
+  // dummy, seeded values drawn on the device (stddev 0.02, the dummy dtype). With a shard: its
+  // slice (rows: a view; columns: a copy).
+  Tensor weight(const std::string& name, std::span<const int64_t> shape, const Shard& shard = {});
+  Tensor weight(const std::string& name, std::initializer_list<int64_t> shape) {
+    return weight(name, std::span<const int64_t>(shape.begin(), shape.size()));
+  }
+  // A norm weight [n] placed for the backend (fp32). `plus_one`: the checkpoint stores w and the
+  // norm scales by (1 + w) (Gemma): folded here in fp32 (dummy norms are the neutral 1 already).
+  Tensor norm(const std::string& name, int64_t n, bool plus_one = false);
+  // The fp32 bias of a linear made of `parts` ("<name>.bias" each), or undefined.
+  Tensor bias(const std::vector<LinearSpec::Part>& parts);
+  // An embedding table [rows, cols] placed for the backend.
+  Tensor embedding(const std::string& name, int64_t rows, int64_t cols);
+
+ private:
+  ModelConfig cfg_;
+  LoadOptions opts_;
+  DeviceRuntime& rt_;
+  int64_t max_model_len_;
+  std::unique_ptr<SafetensorsIndex> st_;
+  std::shared_ptr<const QuantizationConfig> quant_;
+};
+
+// The seed of the dummy values of tensor `name` (FNV-1a of the name, mixed with the load seed).
+uint64_t dummy_seed_of(uint64_t load_seed, const std::string& name);
+
+}  // namespace inferd

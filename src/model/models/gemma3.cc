@@ -1,0 +1,224 @@
+// Gemma 3 text models (Gemma3ForCausalLM): sandwich norms (the attention and MLP outputs pass
+// through their own norms before the residual add, the MLP input through pre_feedforward), norms
+// that scale by (1 + w), embeddings scaled by sqrt(hidden_size) in the weights' dtype, GELU (tanh)
+// gating, per-head q/k norms, interleaved sliding-window and global layers with a rope each, the
+// softmax scale from query_pre_attn_scalar, and final logit soft-capping.
+#include <cmath>
+
+#include "core/logging.h"
+#include "model/causal_lm.h"
+#include "model/config_parsing.h"
+#include "model/layers/attention.h"
+#include "model/layers/embedding.h"
+#include "model/layers/mlp.h"
+#include "model/layers/norm.h"
+#include "model/layers/rope.h"
+#include "model/loader/model_loader.h"
+#include "model/models/llama.h"
+#include "model/models/models.h"
+
+namespace inferd {
+
+using namespace config;  // NOLINT: config.json field access
+
+namespace {
+
+class Gemma3Model final : public CausalLM {
+ public:
+  Gemma3Model(const ModelConfig& c, ModelLoader& loader) : CausalLM(c) {
+    DeviceRuntime& rt = loader.runtime();
+    rope_ =
+        make_rope_table(rt, c.rope, c.head_dim, c.max_position_embeddings, loader.max_model_len());
+    rope_local_ = make_rope_table(rt, c.rope_local, c.head_dim, c.max_position_embeddings,
+                                  loader.max_model_len());
+    embed_ = VocabEmbedding(loader, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
+    embed_.scale_by_sqrt_hidden();
+    final_norm_ = norm(loader, "model.norm.weight");
+    lm_head_ = LmHead(loader, embed_, c.tie_word_embeddings, c.vocab_size, c.hidden_size);
+    lm_head_.set_softcap(c.final_logit_softcap);
+    layers_.resize(size_t(c.num_layers));
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      Layer& L = layers_[size_t(i)];
+      L.input_norm = norm(loader, p + "input_layernorm.weight");
+      L.post_norm = norm(loader, p + "post_attention_layernorm.weight");
+      L.pre_ff_norm = norm(loader, p + "pre_feedforward_layernorm.weight");
+      L.post_ff_norm = norm(loader, p + "post_feedforward_layernorm.weight");
+      L.attn = std::make_unique<Attention>(llama_attention_spec(c, i, rope_, rope_local_), loader);
+      L.mlp = std::make_unique<GatedMlp>(p + "mlp.", c.hidden_size, c.intermediate_size,
+                                         Activation::kGeluTanh, false, loader);
+    }
+  }
+
+  std::vector<int64_t> workspace_columns() const override {
+    const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size;
+    return {H, H, cfg_.q_size() + 2 * cfg_.kv_size(), cfg_.q_size(), 2 * F, F};
+  }
+
+  void forward(const ForwardContext& ctx, Tensor h) override {
+    KernelOps& ops = ctx.ops;
+    const DeviceBatch& b = ctx.batch;
+    Tensor x = ctx.buffer(0), residual = ctx.buffer(1), qkv = ctx.buffer(2), attn = ctx.buffer(3);
+    Tensor gate_up = ctx.buffer(4), act = ctx.buffer(5);
+    embed_.forward(ops, b, residual);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const Layer& L = layers_[i];
+      if (i == 0) {
+        ops.rms_norm(residual, L.input_norm.weight, L.input_norm.eps, h);
+      } else {
+        ops.add_rms_norm(residual, x, L.input_norm.weight, L.input_norm.eps, h);
+      }
+      L.attn->forward(ops, b, h, qkv, attn, ctx.kv_cache[i], x);
+      // The attention output is normed before the residual add, the MLP input by
+      // pre_feedforward_layernorm, and the MLP output by post_feedforward_layernorm.
+      ops.rms_norm(x, L.post_norm.weight, L.post_norm.eps, h);
+      ops.add_rms_norm(residual, h, L.pre_ff_norm.weight, L.pre_ff_norm.eps, x);
+      L.mlp->forward(ops, x, gate_up, act, h);
+      ops.rms_norm(h, L.post_ff_norm.weight, L.post_ff_norm.eps, x);
+    }
+    ops.add_rms_norm(residual, x, final_norm_.weight, final_norm_.eps, h);
+  }
+
+  void compute_logits(KernelOps& ops, const Tensor& rows, Tensor logits) const override {
+    lm_head_.forward(ops, rows, logits);
+  }
+
+ private:
+  struct Layer {
+    RmsNorm input_norm, post_norm, pre_ff_norm, post_ff_norm;
+    std::unique_ptr<Attention> attn;
+    std::unique_ptr<GatedMlp> mlp;
+  };
+  RmsNorm norm(ModelLoader& loader, const std::string& name) const {
+    return RmsNorm(loader, name, cfg_.hidden_size, cfg_.rms_norm_eps, /*plus_one=*/true);
+  }
+
+  RopeTable rope_, rope_local_;
+  VocabEmbedding embed_;
+  RmsNorm final_norm_;
+  LmHead lm_head_;
+  std::vector<Layer> layers_;
+};
+
+class Gemma3Architecture final : public Architecture {
+ public:
+  std::vector<std::string> names() const override { return {"Gemma3ForCausalLM"}; }
+  // Gemma3TextConfig: head_dim 256, max_position_embeddings 131072, tied embeddings.
+  ConfigDefaults defaults(const std::string& architecture) const override {
+    (void)architecture;
+    ConfigDefaults d;
+    d.head_dim = 256;
+    d.max_position_embeddings = 131072;
+    d.tie_word_embeddings = true;
+    return d;
+  }
+  void parse_config(const json& j, const std::string& src, ModelConfig& c) const override {
+    // Gemma 3 reads `hidden_activation` (hidden_act is not used); these names are all GELU with
+    // the tanh approximation.
+    const json act = j.contains("hidden_activation") ? j["hidden_activation"] : json();
+    if (!act.is_null() && (!act.is_string() || (act != "gelu_pytorch_tanh" &&
+                                                act != "gelu_python_tanh" && act != "gelu_new"))) {
+      fail("{}: unsupported hidden_activation {}: expected \"gelu_pytorch_tanh\"", src, act.dump());
+    }
+    reject_mlp_bias(j, src);
+    reject_unhandled_keys(
+        j, src, {"attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar"});
+    c.qk_norm = true;
+    c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", src, false);
+    c.norm_weight_plus_one = c.embedding_scaled = c.sandwich_norms = c.gelu_tanh = true;
+    const double scalar = get_num(j, "query_pre_attn_scalar", src, 256.0);
+    if (!(scalar > 0)) fail("{}: query_pre_attn_scalar must be positive, got {}", src, scalar);
+    c.attention_scale = 1.0 / std::sqrt(scalar);
+    c.final_logit_softcap = get_num(j, "final_logit_softcapping", src, 0.0);
+    if (c.final_logit_softcap < 0)
+      fail("{}: final_logit_softcapping must be positive, got {}", src, c.final_logit_softcap);
+    // transformers' Gemma3Attention keeps attn_logit_softcapping but never passes it to the
+    // attention function (Gemma 3 replaced Gemma 2's soft-capping by q/k norms), so a value here
+    // does not change its outputs; neither does it change ours.
+    if (is_set(j, "attn_logit_softcapping")) {
+      LOG_WARN(
+          "{}: attn_logit_softcapping = {} is ignored: Gemma 3 does not soft-cap attention scores "
+          "(as transformers' Gemma3ForCausalLM)",
+          src, j["attn_logit_softcapping"].dump());
+    }
+    parse_windows(j, src, c);
+    parse_ropes(j, src, c);
+  }
+  std::unique_ptr<CausalLM> create(const ModelConfig& c, ModelLoader& loader) const override {
+    return std::make_unique<Gemma3Model>(c, loader);
+  }
+
+ private:
+  // Gemma3TextConfig: without layer_types, every sliding_window_pattern-th layer (default 6) is
+  // global and the rest slide; sliding_window defaults to 4096.
+  static void parse_windows(const json& j, const std::string& src, ModelConfig& c) {
+    c.layer_sliding.assign(size_t(c.num_layers), 0);
+    std::vector<std::string> types = layer_types(j, src, c);
+    if (types.empty()) {
+      const int64_t pattern = get_int(j, "sliding_window_pattern", src, 6);
+      if (pattern <= 0) fail("{}: sliding_window_pattern must be positive", src);
+      for (int64_t i = 0; i < c.num_layers; ++i)
+        types.push_back((i + 1) % pattern != 0 ? "sliding_attention" : "full_attention");
+    }
+    for (size_t i = 0; i < types.size(); ++i) c.layer_sliding[i] = types[i] == "sliding_attention";
+    auto it = j.find("sliding_window");
+    c.sliding_window = it == j.end() ? 4096 : get_int(j, "sliding_window", src, 0);
+    if (c.sliding_window <= 0 && any_sliding(types))
+      fail("{}: sliding_window must be a positive integer for the sliding_attention layers", src);
+  }
+
+  // One rope per layer type. transformers 5: rope_parameters = {"full_attention": {...},
+  // "sliding_attention": {...}}; older configs: rope_theta (+ rope_scaling) for the global layers
+  // and rope_local_base_freq for the sliding ones. Defaults 1e6 and 1e4.
+  static void parse_ropes(const json& j, const std::string& src, ModelConfig& c) {
+    const json* rp = rope_parameters(j);
+    if (rp != nullptr && !rope_per_layer_type(rp)) {
+      fail(
+          "{}: rope_parameters must hold one entry per layer type (\"full_attention\", "
+          "\"sliding_attention\") for {}",
+          src, c.architecture);
+    }
+    if (rp != nullptr) {
+      for (const auto& [k, v] : rp->items()) {
+        if (k != "full_attention" && k != "sliding_attention")
+          fail("{}: rope_parameters.{}: unknown layer type for {}", src, k, c.architecture);
+      }
+    }
+    auto entry = [&](const char* type) -> const json* {
+      if (rp == nullptr) return nullptr;
+      auto it = rp->find(type);
+      return it == rp->end() || it->is_null() ? nullptr : &*it;
+    };
+    json global_top = json::object();
+    if (j.contains("rope_theta")) global_top["rope_theta"] = j["rope_theta"];
+    if (j.contains("rope_scaling")) global_top["rope_scaling"] = j["rope_scaling"];
+    const json global = merged_rope_dict(global_top, entry("full_attention"), src,
+                                         "rope_parameters.full_attention");
+    json local = merged_rope_dict(json::object(), entry("sliding_attention"), src,
+                                  "rope_parameters.sliding_attention");
+    if (is_set(j, "rope_local_base_freq")) {
+      const json& f = j["rope_local_base_freq"];
+      if (local.contains("rope_theta") && !local["rope_theta"].is_null() &&
+          !same_value(local["rope_theta"], f)) {
+        fail(
+            "{}: rope_parameters.sliding_attention.rope_theta is {} but rope_local_base_freq is "
+            "{}: the two places disagree",
+            src, local["rope_theta"].dump(), f.dump());
+      }
+      local["rope_theta"] = f;
+    }
+    c.rope = parse_rope(global, c, json::object(), 1e6, src, "rope_parameters.full_attention");
+    c.rope_local =
+        parse_rope(local, c, json::object(), 1e4, src, "rope_parameters.sliding_attention");
+    c.has_rope_local = true;
+  }
+};
+
+}  // namespace
+
+const Architecture& gemma3_architecture() {
+  static const Gemma3Architecture kArch;
+  return kArch;
+}
+
+}  // namespace inferd

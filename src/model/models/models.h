@@ -1,0 +1,14 @@
+// The architecture families inferd serves, one file each in this folder; registry.cc lists them.
+#pragma once
+
+#include "model/registry.h"
+
+namespace inferd {
+
+const Architecture& llama_architecture();    // LlamaForCausalLM, MistralForCausalLM
+const Architecture& qwen2_architecture();    // Qwen2ForCausalLM
+const Architecture& qwen3_architecture();    // Qwen3ForCausalLM
+const Architecture& gemma3_architecture();   // Gemma3ForCausalLM
+const Architecture& phi3_architecture();     // Phi3ForCausalLM
+
+}  // namespace inferd

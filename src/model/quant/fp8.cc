@@ -1,0 +1,191 @@
+// FP8 quantization methods: --quantization fp8 (online: bf16/f16/f32 checkpoints rounded to FP8
+// per output channel at load, vLLM's flag) and transformers' "fp8" checkpoints (Qwen3-FP8,
+// DeepSeek: float8 weights with 128x128 block scales, dequantized to bf16 for now).
+#include <mutex>
+
+#include "core/logging.h"
+#include "model/loader/safetensors.h"
+#include "model/quant/fp8_linear.h"
+#include "model/quant/fp8_weights.h"
+#include "model/quant/quantization.h"
+
+namespace inferd {
+
+void apply_fp8_linear(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) {
+  const auto& f = static_cast<const Fp8LinearWeights&>(w);
+  if (f.is_fp8) {
+    ops.linear_fp8(x, f.fp8, out);
+  } else {
+    ops.linear(x, f.dense, out);
+  }
+}
+
+bool stored_as_fp8(const LinearSpec& spec, ModelLoader& loader) {
+  if (loader.dummy()) return false;
+  const SafetensorsIndex& st = loader.checkpoint();
+  for (const auto& p : spec.parts) {
+    const std::string name = p.name + ".weight";
+    if (!st.contains(name) || st.info(name).dtype != DType::kF8E4M3) return false;
+  }
+  return true;
+}
+
+Linear dequantized_fp8_linear(const LinearSpec& spec, ModelLoader& loader) {
+  std::vector<Tensor> parts;
+  for (const auto& p : spec.parts) {
+    const int64_t shape[2] = {p.rows, spec.in_features};
+    parts.push_back(dequantize_fp8(
+        read_fp8_weight(loader.checkpoint(), p.name + ".weight", shape, loader.config().quant)));
+  }
+  return loader.runtime().make_linear(std::move(parts),
+                                      spec.bias ? loader.bias(spec.parts) : Tensor());
+}
+
+void warn_fp8_shape_fallback(int64_t in_features, int64_t out_features) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    LOG_WARN("a linear of {} inputs and {} outputs runs in bf16: FP8 GEMMs need multiples of 16",
+             in_features, out_features);
+  });
+}
+
+namespace {
+
+class Fp8OnlineMethod final : public LinearMethod {
+ public:
+  std::string name() const override { return "fp8 (online, per channel)"; }
+  std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
+                                                ModelLoader& loader) const override {
+    DeviceRuntime& rt = loader.runtime();
+    auto w = std::make_unique<Fp8LinearWeights>();
+    if (stored_as_fp8(spec, loader)) {  // float8 without quantization_config: an error
+      w->dense = dequantized_fp8_linear(spec, loader);
+      return w;
+    }
+    std::vector<Tensor> parts;
+    for (const auto& p : spec.parts) {
+      Tensor t = loader.weight(p.name + ".weight", {p.rows, spec.in_features});
+      if (!rt.supports_fp8()) {
+        if (t.device() != Device::kCPU || t.data() == nullptr)
+          fail("--quantization fp8 with --load-format dummy is not supported on {}", rt.name());
+        t = dequantize_fp8(quantize_fp8_per_channel(t));
+      }
+      parts.push_back(std::move(t));
+    }
+    w->dense = rt.make_linear(std::move(parts), spec.bias ? loader.bias(spec.parts) : Tensor());
+    return w;
+  }
+  void process_weights_after_loading(LinearWeights& lw, DeviceRuntime& rt) const override {
+    auto& w = static_cast<Fp8LinearWeights&>(lw);
+    if (!rt.supports_fp8() || w.is_fp8) return;
+    if (!rt.fp8_gemm_supported(w.dense.out_features, w.dense.in_features)) {
+      warn_fp8_shape_fallback(w.dense.in_features, w.dense.out_features);
+      return;
+    }
+    w.fp8 = rt.quantize_linear_fp8(w.dense);
+    w.dense = Linear();  // the bf16 copy is freed
+    w.is_fp8 = true;
+  }
+  void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const override {
+    apply_fp8_linear(ops, w, x, out);
+  }
+};
+
+// transformers' "fp8" checkpoints: float8 weights with block scales, dequantized (a warning on
+// backends that compute FP8 otherwise); linears stored in higher precision as --quantization says.
+class Fp8BlockMethod final : public LinearMethod {
+ public:
+  Fp8BlockMethod(std::string arch, bool online_fallback)
+      : arch_(std::move(arch)), online_fallback_(online_fallback) {}
+  std::string name() const override { return "fp8 (block scales, dequantized)"; }
+  std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
+                                                ModelLoader& loader) const override {
+    if (!stored_as_fp8(spec, loader)) return fallback().create_weights(spec, loader);
+    DeviceRuntime& rt = loader.runtime();
+    if (rt.supports_fp8()) {
+      std::call_once(warned_, [&] {
+        LOG_WARN("{}: FP8 weights with 128x128 block scales run dequantized to bf16 on {}", arch_,
+                 rt.name());
+      });
+    }
+    auto w = std::make_unique<Fp8LinearWeights>();
+    w->dense = dequantized_fp8_linear(spec, loader);
+    return w;
+  }
+  void process_weights_after_loading(LinearWeights& w, DeviceRuntime& rt) const override {
+    fallback().process_weights_after_loading(w, rt);
+  }
+  void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const override {
+    apply_fp8_linear(ops, w, x, out);
+  }
+
+ private:
+  const LinearMethod& fallback() const {
+    return online_fallback_ ? fp8_online_method() : fp8_dense_method();
+  }
+
+  std::string arch_;
+  bool online_fallback_;
+  mutable std::once_flag warned_;
+};
+
+class DenseInFp8Weights final : public LinearMethod {
+ public:
+  std::string name() const override { return "unquantized"; }
+  std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
+                                                ModelLoader& loader) const override {
+    std::vector<Tensor> parts;
+    for (const auto& p : spec.parts)
+      parts.push_back(loader.weight(p.name + ".weight", {p.rows, spec.in_features}));
+    auto w = std::make_unique<Fp8LinearWeights>();
+    w->dense = loader.runtime().make_linear(std::move(parts),
+                                            spec.bias ? loader.bias(spec.parts) : Tensor());
+    return w;
+  }
+  void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const override {
+    apply_fp8_linear(ops, w, x, out);
+  }
+};
+
+class SingleMethodConfig final : public QuantizationConfig {
+ public:
+  SingleMethodConfig(std::string name, std::unique_ptr<LinearMethod> owned,
+                     const LinearMethod* method)
+      : name_(std::move(name)), owned_(std::move(owned)), method_(method) {}
+  std::string name() const override { return name_; }
+  const LinearMethod& linear_method(const LinearSpec& spec) const override {
+    (void)spec;
+    return owned_ ? *owned_ : *method_;
+  }
+
+ private:
+  std::string name_;
+  std::unique_ptr<LinearMethod> owned_;
+  const LinearMethod* method_;
+};
+
+}  // namespace
+
+const LinearMethod& fp8_dense_method() {
+  static const DenseInFp8Weights kMethod;
+  return kMethod;
+}
+
+const LinearMethod& fp8_online_method() {
+  static const Fp8OnlineMethod kMethod;
+  return kMethod;
+}
+
+std::unique_ptr<QuantizationConfig> make_fp8_online_config(const DeviceRuntime& runtime) {
+  (void)runtime;
+  return std::make_unique<SingleMethodConfig>("fp8", nullptr, &fp8_online_method());
+}
+
+std::unique_ptr<QuantizationConfig> make_fp8_block_config(const ModelConfig& config,
+                                                          bool online_fallback) {
+  return std::make_unique<SingleMethodConfig>(
+      "fp8 (block scales)", std::make_unique<Fp8BlockMethod>(config.architecture, online_fallback),
+      nullptr);
+}
+
+}  // namespace inferd

@@ -1,0 +1,36 @@
+// How a checkpoint's linear weights are quantized, as config.json's quantization_config says
+// (parse_quantization reads it; the quantization methods in this folder act on it).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace inferd {
+
+// How a checkpoint's linear weights are quantized (config.json's quantization_config).
+enum class QuantMethod : uint8_t {
+  kNone,
+  // compressed-tensors float8 (RedHatAI/...-FP8, -FP8-dynamic): weight_scale per tensor or per
+  // output channel, activations per token (dynamic) or per tensor (static input_scale).
+  kCompressedTensorsFp8,
+  // transformers' "fp8" (Qwen3-FP8, DeepSeek): weight_scale_inv per 128x128 block, activations
+  // quantized per token and 128-wide group at run time.
+  kFp8Block,
+};
+struct QuantConfig {
+  QuantMethod method = QuantMethod::kNone;
+  bool weight_per_tensor = false;   // compressed-tensors: strategy "tensor" (else "channel")
+  bool static_activations = false;  // compressed-tensors: input_scale given (strategy "tensor")
+  int64_t block_n = 128, block_k = 128;  // kFp8Block: weight_block_size
+  std::vector<std::string> ignore;       // modules left unquantized ("lm_head")
+};
+const char* quant_method_name(QuantMethod m);
+
+// Reads config.json's quantization_config (`source` names the file in errors). Throws Error for
+// a method or option inferd does not implement, naming it.
+QuantConfig parse_quantization(const nlohmann::json& q, const std::string& source);
+
+}  // namespace inferd

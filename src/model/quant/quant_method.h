@@ -1,0 +1,76 @@
+// Quantization methods (vLLM's QuantizationConfig / LinearMethodBase shape): a method says how a
+// linear layer's weights are created from checkpoint tensors, how they are processed once every
+// weight is loaded (repack, transpose, quantize on the device), and how the layer is applied.
+// One method a file in this folder: unquantized.cc, fp8.cc (--quantization fp8 and transformers'
+// block-scaled "fp8" checkpoints), compressed_tensors.cc (FP8 per tensor / channel). The
+// QuantizationConfig of a model (make_quantization_config) gives each linear layer its method.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace inferd {
+
+class ModelLoader;
+
+// A linear layer as the checkpoint holds it: parts stacked along the output dimension (q/k/v for a
+// merged qkv, gate/up; one part for a plain linear), each `<name>.weight` [rows, in_features], and
+// an optional bias (`<name>.bias` per part, fp32 when placed).
+struct LinearSpec {
+  // How tensor parallelism (issue 33) splits the layer: a column-parallel linear (q/k/v, gate/up)
+  // keeps a slice of the output rows, a row-parallel one (o, down) a slice of the inputs and
+  // all-reduces its output; replicated ones (lm_head today) are whole on every rank.
+  enum class Parallel : uint8_t { kReplicated, kColumn, kRow };
+  struct Part {
+    std::string name;  // e.g. "model.layers.0.self_attn.q_proj"
+    int64_t rows = 0;
+  };
+  std::vector<Part> parts;
+  int64_t in_features = 0;
+  bool bias = false;
+  Parallel parallel = Parallel::kReplicated;
+  int64_t out_features() const {
+    int64_t n = 0;
+    for (const Part& p : parts) n += p.rows;
+    return n;
+  }
+};
+
+// The weights of one linear layer, as its method keeps them (each method has its own type).
+struct LinearWeights {
+  virtual ~LinearWeights() = default;
+};
+
+class LinearMethod {
+ public:
+  virtual ~LinearMethod() = default;
+  virtual std::string name() const = 0;
+  // Reads (or, under --load-format dummy, draws) the layer's tensors and places them.
+  virtual std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
+                                                        ModelLoader& loader) const = 0;
+  // Once every weight of the model is loaded.
+  virtual void process_weights_after_loading(LinearWeights& w, DeviceRuntime& runtime) const {
+    (void)w;
+    (void)runtime;
+  }
+  // out [T, out_features] = x [T, in_features] W^T (+ b)
+  virtual void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const = 0;
+};
+
+// A model's quantization scheme (from config.json's quantization_config and --quantization):
+// the method of each linear layer, by its name.
+class QuantizationConfig {
+ public:
+  virtual ~QuantizationConfig() = default;
+  virtual std::string name() const = 0;
+  virtual const LinearMethod& linear_method(const LinearSpec& spec) const = 0;
+};
+
+// The plain method: weights as stored (bf16/f16/f32), the backend's dense GEMM.
+const LinearMethod& unquantized_linear_method();
+
+}  // namespace inferd

@@ -1,0 +1,53 @@
+// The model registry (registry.h): one line a family.
+#include "model/registry.h"
+
+#include "core/error.h"
+#include "model/causal_lm.h"
+#include "model/loader/model_loader.h"
+#include "model/models/models.h"
+
+namespace inferd {
+
+namespace {
+
+const std::vector<const Architecture*>& registry() {
+  static const std::vector<const Architecture*> kFamilies = {
+      &llama_architecture(),   // LlamaForCausalLM, MistralForCausalLM
+      &qwen2_architecture(),   // Qwen2ForCausalLM
+      &qwen3_architecture(),   // Qwen3ForCausalLM
+      &gemma3_architecture(),  // Gemma3ForCausalLM
+      &phi3_architecture(),    // Phi3ForCausalLM
+  };
+  return kFamilies;
+}
+
+}  // namespace
+
+const Architecture* find_architecture(const std::string& architecture) {
+  for (const Architecture* a : registry()) {
+    for (const std::string& n : a->names())
+      if (n == architecture) return a;
+  }
+  return nullptr;
+}
+
+std::string supported_architectures() {
+  std::string out;
+  for (const Architecture* a : registry()) {
+    for (const std::string& n : a->names()) out += (out.empty() ? "" : ", ") + n;
+  }
+  return out;
+}
+
+std::vector<KvCacheSpec> CausalLM::kv_cache_spec() const {
+  return std::vector<KvCacheSpec>(size_t(cfg_.num_layers), {cfg_.num_kv_heads, cfg_.head_dim});
+}
+
+std::unique_ptr<CausalLM> create_model(ModelLoader& loader) {
+  const ModelConfig& c = loader.config();
+  const Architecture* arch = find_architecture(c.architecture);
+  INFERD_CHECK(arch != nullptr, "no architecture '{}' in the registry", c.architecture);
+  return arch->create(c, loader);
+}
+
+}  // namespace inferd

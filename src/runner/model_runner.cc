@@ -1,0 +1,266 @@
+// The model runner (model_runner.h).
+#include "runner/model_runner.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "core/logging.h"
+
+namespace inferd {
+
+namespace {
+constexpr int64_t kMinLogitRowsPerPass = 128;
+}  // namespace
+
+ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts,
+                         std::unique_ptr<Backend> backend)
+    : opts_(opts), backend_(std::move(backend)) {
+  const ModelConfig cfg = load_model_config(model_dir);
+  check_options();
+  max_model_len_ = opts_.max_model_len > 0
+                       ? opts_.max_model_len
+                       : int32_t(std::min<int64_t>(cfg.max_position_embeddings, 1 << 30));
+  {
+    ModelLoader loader(model_dir, cfg, opts_.load, *backend_, max_model_len_);
+    model_ = create_model(loader);
+  }
+  allocate_workspace();
+  allocate_kv_cache();
+  if (backend_->supports_graphs() && !opts_.enforce_eager) {
+    capture_graphs();
+  } else if (backend_->samples_on_device()) {
+    // Eager: one padding-only step makes the buffers the first real steps would otherwise
+    // allocate (nothing is allocated once serving starts).
+    device_step(backend_->prepare_batch(ForwardBatch(), opts_.block_size, nullptr, 1),
+                SamplingBatch());
+    backend_->reset_step_timing();
+  }
+}
+
+ModelRunner::~ModelRunner() = default;
+
+void ModelRunner::check_options() const {
+  if (opts_.block_size <= 0 || opts_.block_size > 1024)
+    fail("--block-size {} is out of range: expected 1..1024", opts_.block_size);
+  if (opts_.max_num_batched_tokens <= 0)
+    fail("--max-num-batched-tokens must be positive, got {}", opts_.max_num_batched_tokens);
+  if (opts_.max_num_seqs <= 0) fail("--max-num-seqs must be positive, got {}", opts_.max_num_seqs);
+  if (opts_.max_top_logprobs < 0)
+    fail("max_top_logprobs must be >= 0, got {}", opts_.max_top_logprobs);
+}
+
+void ModelRunner::allocate_workspace() {
+  Backend& be = *backend_;
+  const ModelConfig& c = config();
+  const int64_t T = opts_.max_num_batched_tokens, H = c.hidden_size;
+  const DType act = be.activation_dtype();
+  for (int64_t cols : model_->workspace_columns()) workspace_.push_back(be.alloc(act, {T, cols}));
+  hidden_ = be.alloc(act, {T, H});
+  rows_per_pass_ =
+      std::max<int64_t>(kMinLogitRowsPerPass, std::min<int64_t>(opts_.max_num_seqs, T));
+  logits_in_ = be.alloc(act, {rows_per_pass_, H});
+  if (be.device() == Device::kCPU) return;
+  // fp32 logits: the lm_head GEMM writes them directly, no bf16 rounding before sampling.
+  logits_ = be.alloc(DType::kF32, {rows_per_pass_, c.vocab_size});
+  StepCapacity cap;
+  cap.max_tokens = int32_t(std::max<int64_t>(T, rows_per_pass_));
+  cap.max_blocks_per_seq = (max_model_len_ + opts_.block_size - 1) / opts_.block_size;
+  cap.max_top_logprobs = opts_.max_top_logprobs;
+  // Edits: logit_bias, banned ids and penalty tokens; 2048 a sequence covers all but requests
+  // with long histories and penalties (more grows the buffer once).
+  cap.max_edits = int64_t(opts_.max_num_seqs) * 2048;
+  // Structured outputs: one bitmask row (vocab / 32 words) per sequence.
+  cap.max_mask_words = int64_t(opts_.max_num_seqs) * sampling::bitmask_words(int32_t(c.vocab_size));
+  be.reserve(cap);
+}
+
+void ModelRunner::allocate_kv_cache() {
+  Backend& be = *backend_;
+  const DType act = be.activation_dtype();
+  const std::vector<KvCacheSpec> spec = model_->kv_cache_spec();
+  int64_t bytes_per_block = 0;
+  for (const KvCacheSpec& s : spec)
+    bytes_per_block += 2 * int64_t(opts_.block_size) * s.num_kv_heads * s.head_dim;
+  bytes_per_block *= int64_t(dtype_size(act));
+  int64_t kv_bytes = opts_.kv_cache_bytes;
+  int64_t free_bytes = 0, total_bytes = 0;
+  if (be.memory_info(&free_bytes, &total_bytes)) {
+    if (opts_.gpu_memory_utilization <= 0 || opts_.gpu_memory_utilization > 1)
+      fail("--gpu-memory-utilization must be in (0, 1], got {}", opts_.gpu_memory_utilization);
+    const int64_t used = total_bytes - free_bytes;  // weights, workspace, context
+    kv_bytes = int64_t(double(total_bytes) * opts_.gpu_memory_utilization) - used;
+    if (opts_.num_kv_blocks <= 0 && kv_bytes < bytes_per_block) {
+      fail(
+          "no device memory left for the KV cache: {} MiB of {} MiB are in use after loading "
+          "the weights, over --gpu-memory-utilization {}",
+          used >> 20, total_bytes >> 20, opts_.gpu_memory_utilization);
+    }
+  }
+  num_blocks_ = opts_.num_kv_blocks > 0
+                    ? opts_.num_kv_blocks
+                    : int32_t(std::min<int64_t>(std::max<int64_t>(1, kv_bytes / bytes_per_block),
+                                                INT32_MAX / 2));
+  for (const KvCacheSpec& s : spec) {
+    KvLayer l;
+    l.k = be.alloc(act, {num_blocks_, opts_.block_size, s.num_kv_heads, s.head_dim});
+    l.v = be.alloc(act, {num_blocks_, opts_.block_size, s.num_kv_heads, s.head_dim});
+    kv_.push_back(l);
+  }
+  LOG_DEBUG("KV pool: {} blocks of {} tokens ({} MiB)", num_blocks_, opts_.block_size,
+            bytes_per_block * num_blocks_ >> 20);
+}
+
+int32_t ModelRunner::max_top_logprobs() const {
+  return backend_->samples_on_device() ? opts_.max_top_logprobs : INT32_MAX;
+}
+
+void ModelRunner::check_batch(const ForwardBatch& fb) const {
+  for (const SeqBatchInfo& s : fb.seqs) {
+    if (s.adapter_id >= 0)
+      fail("a batch row asks for LoRA adapter {}: adapters are not supported yet (issue 29)",
+           s.adapter_id);
+  }
+  if (!fb.embedding_spans.empty())
+    fail("a batch carries input embeddings: no model consumes them yet (issue 34)");
+}
+
+void ModelRunner::run_model(const DeviceBatch& b) {
+  const ForwardContext ctx{*backend_, b, workspace_, kv_};
+  model_->forward(ctx, hidden_.slice_rows(0, b.num_tokens));
+}
+
+void ModelRunner::forward(const ForwardBatch& fb, float* logits) {
+  const int32_t T = fb.num_tokens();
+  INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
+               opts_.max_num_batched_tokens);
+  check_batch(fb);
+  Backend& be = *backend_;
+  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
+  run_model(b);
+  // The lm_head only for the rows whose logits are wanted.
+  const int64_t R = int64_t(fb.logit_rows.size()), V = config().vocab_size;
+  for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
+    const int64_t n = std::min(rows_per_pass_, R - r0);
+    float* dst = logits + r0 * V;
+    if (be.device() == Device::kCPU) {
+      lm_head_pass(b, r0, n, Tensor(dst, DType::kF32, {n, V}));
+    } else {
+      Tensor out = logits_.slice_rows(0, n);
+      lm_head_pass(b, r0, n, out);
+      be.copy_to_host_f32(out, dst);
+    }
+  }
+}
+
+void ModelRunner::lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Tensor out) {
+  DeviceBatch sub = b;
+  sub.logit_rows = b.logit_rows + r0;
+  sub.num_logit_rows = int32_t(n);
+  Tensor rows = logits_in_.slice_rows(0, n);
+  backend_->gather_rows(hidden_.slice_rows(0, b.num_tokens), sub, rows);
+  model_->compute_logits(*backend_, rows, out);
+}
+
+void ModelRunner::device_step(const DeviceBatch& b, const SamplingBatch& sampling) {
+  Backend& be = *backend_;
+  run_model(b);
+  be.upload_masks(b, sampling);
+  const int64_t R = b.num_logit_rows;
+  for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
+    const int64_t n = std::min(rows_per_pass_, R - r0);
+    Tensor out = logits_.slice_rows(0, n);
+    lm_head_pass(b, r0, n, out);
+    be.sample(out, b, int32_t(r0));
+  }
+}
+
+void ModelRunner::graph_forward(const DeviceBatch& b) {
+  const int64_t R = b.num_logit_rows;
+  INFERD_CHECK(R <= rows_per_pass_, "a graph step of {} logit rows (at most {} a pass)", R,
+               rows_per_pass_);
+  run_model(b);
+  lm_head_pass(b, 0, R, logits_.slice_rows(0, R));
+}
+
+bool ModelRunner::fills_masks_late() const {
+  return backend_->samples_on_device();
+}
+
+void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
+                          std::span<SampledToken> out) {
+  Backend& be = *backend_;
+  if (!be.samples_on_device()) {
+    ModelExecutor::execute(fb, sampling, out);
+    return;
+  }
+  const int32_t T = fb.num_tokens();
+  const size_t R = fb.logit_rows.size();
+  INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
+               opts_.max_num_batched_tokens);
+  INFERD_CHECK(sampling.rows.size() == R && out.size() == R,
+               "{} logit rows, {} sampling rows, {} outputs", R, sampling.rows.size(), out.size());
+  check_batch(fb);
+  // A decode batch (one new token per sequence, each sampled) replays the graph of its size.
+  bool decode = size_t(T) == fb.seqs.size() && R == size_t(T);
+  for (size_t i = 0; decode && i < fb.seqs.size(); ++i) decode = fb.seqs[i].q_len == 1;
+  const int32_t g = decode && graphs_enabled_ ? graph_size_for(T) : 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &sampling, g);
+  if (g > 0 && be.replay_graph(g)) {
+    be.upload_masks(b, sampling);  // built on the host while the graph runs
+    be.sample(logits_.slice_rows(0, b.num_logit_rows), b, 0);
+  } else {
+    device_step(b, sampling);
+  }
+  be.finish_samples(b, sampling, out);
+  profile_.add(
+      decode, T,
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+}
+
+int32_t ModelRunner::graph_size_for(int32_t n) const {
+  auto it = std::lower_bound(graph_sizes_.begin(), graph_sizes_.end(), n);
+  return it == graph_sizes_.end() ? 0 : *it;
+}
+
+void ModelRunner::capture_graphs() {
+  Backend& be = *backend_;
+  const int32_t max_b = std::min(opts_.max_num_seqs, opts_.max_num_batched_tokens);
+  std::vector<int32_t> sizes;
+  for (int32_t s : {1, 2, 4}) {
+    if (s <= max_b) sizes.push_back(s);
+  }
+  for (int32_t s = 8; s < max_b + 8; s += 8) sizes.push_back(std::min(s, max_b));
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  const auto t0 = std::chrono::steady_clock::now();
+  const ForwardBatch empty;
+  const SamplingBatch none;
+  // Largest first: the GEMM plans and the attention buffers of every size exist before any
+  // capture starts (the warm-up run of each size makes them).
+  for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) {
+    const int32_t n = *it;
+    const DeviceBatch& b = be.prepare_batch(empty, opts_.block_size, &none, n);
+    be.set_gemm_tuning(true);
+    device_step(b, none);  // warm-up: GEMM algorithm choice, buffers
+    be.set_gemm_tuning(false);
+    be.begin_graph_capture();
+    try {
+      graph_forward(b);
+    } catch (...) {
+      try {
+        be.end_graph_capture(n);
+      } catch (...) {
+      }
+      throw;
+    }
+    be.end_graph_capture(n);
+  }
+  be.reset_step_timing();
+  graph_sizes_ = sizes;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  LOG_INFO("captured {} CUDA graphs for decode batches of 1..{} sequences in {:.2f} s",
+           sizes.size(), max_b, s);
+}
+
+}  // namespace inferd

@@ -1,0 +1,107 @@
+// The model runner: how a model RUNS (the model itself, model/causal_lm.h, says what it
+// computes). It loads the model through the registry, sizes and owns the workspace and the paged
+// KV cache (--gpu-memory-utilization on a GPU), uploads each flat batch once, runs the model and
+// its lm_head, samples on the device, captures and replays CUDA graphs for decode steps, and keeps
+// the step profile. It is the engine's ModelExecutor.
+//
+// Per step on a device backend: one upload (prepare_batch), the forward (a graph replay for decode
+// batches), sampling on the device, one download of the tokens (finish_samples); nothing is
+// allocated once the constructor returns.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/causal_lm.h"
+#include "model/loader/model_loader.h"
+#include "runner/executor.h"
+#include "runner/step_profile.h"
+
+namespace inferd {
+
+struct RunnerOptions {
+  LoadOptions load;
+  int32_t block_size = 16;
+  int32_t num_kv_blocks = 0;           // 0: derive from kv_cache_bytes / gpu_memory_utilization
+  int64_t kv_cache_bytes = 1ll << 30;  // pool size when num_kv_blocks is 0 (CPU)
+  // GPU: the weights, the workspace and the KV pool together take this fraction of the device's
+  // memory (the KV pool gets what is left once the rest is placed).
+  double gpu_memory_utilization = 0.9;
+  int32_t max_num_batched_tokens = 2048;  // workspace is sized for this many tokens per step
+  int32_t max_model_len = 0;              // 0: config.max_position_embeddings
+  // Most sequences in one step: the logits buffer holds this many rows, and decode steps of up to
+  // this many sequences replay CUDA graphs.
+  int32_t max_num_seqs = 256;
+  bool enforce_eager = false;     // no CUDA graphs (vLLM's --enforce-eager)
+  int32_t max_top_logprobs = 20;  // most top logprobs a row may ask for (device sampling)
+};
+
+class ModelRunner final : public ModelExecutor {
+ public:
+  // Loads config.json and the weights (unless dummy) from `model_dir`. Throws Error on bad input.
+  ModelRunner(const std::string& model_dir, const RunnerOptions& opts,
+              std::unique_ptr<Backend> backend);
+  ~ModelRunner() override;
+
+  const ModelConfig& config() const { return model_->config(); }
+  Backend& backend() { return *backend_; }
+  CausalLM& model() { return *model_; }
+
+  int32_t vocab_size() const override { return int32_t(config().vocab_size); }
+  int32_t block_size() const override { return opts_.block_size; }
+  int32_t num_kv_blocks() const override { return num_blocks_; }
+  int32_t max_model_len() const override { return max_model_len_; }
+  int32_t max_num_batched_tokens() const override { return opts_.max_num_batched_tokens; }
+  int32_t max_top_logprobs() const override;
+  void forward(const ForwardBatch& batch, float* logits) override;
+  bool fills_masks_late() const override;
+  void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
+               std::span<SampledToken> out) override;
+  StepTiming step_timing() const override { return backend_->step_timing(); }
+  void reset_step_timing() override {
+    backend_->reset_step_timing();
+    profile_.clear();
+  }
+  // Batch sizes with a captured CUDA graph (empty in eager mode or on the CPU).
+  const std::vector<int32_t>& graph_batch_sizes() const { return graph_sizes_; }
+  // Wall time of execute() steps by kind and size since the last reset_step_timing().
+  std::string step_profile() const { return profile_.to_string(); }
+  // Turns graph replay off and on again (tests compare the two paths on one model).
+  void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
+
+ private:
+  void check_options() const;
+  void allocate_workspace();
+  void allocate_kv_cache();
+  void capture_graphs();
+  // Rows with adapters or embedding spans: no model consumes them yet (issues 29, 34).
+  void check_batch(const ForwardBatch& fb) const;
+  // The model over the batch: hidden_ holds the final-normed hidden state of every row.
+  void run_model(const DeviceBatch& b);
+  // Logits of logit rows [r0, r0 + n) of the batch into out [n, vocab] (gather + lm_head).
+  void lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Tensor out);
+  // run_model, then (late grammar masks uploaded, built while the layers run) the lm_head and
+  // the device sampler for the batch's logit rows.
+  void device_step(const DeviceBatch& b, const SamplingBatch& sampling);
+  // What a decode graph records: run_model and the logits of all rows in one pass (the sampler
+  // runs after the replay, so that a step's grammar masks can be built while the graph runs).
+  void graph_forward(const DeviceBatch& b);
+  int32_t graph_size_for(int32_t n) const;  // the smallest captured batch size >= n, or 0
+
+  RunnerOptions opts_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<CausalLM> model_;
+  int32_t max_model_len_ = 0;
+  int32_t num_blocks_ = 0;
+  int64_t rows_per_pass_ = 0;      // logit rows per lm_head pass
+  std::vector<Tensor> workspace_;  // the model's buffers, [max_num_batched_tokens, cols] each
+  Tensor hidden_, logits_in_, logits_;
+  std::vector<KvLayer> kv_;
+  std::vector<int32_t> graph_sizes_;
+  bool graphs_enabled_ = true;
+  StepProfile profile_;
+};
+
+}  // namespace inferd

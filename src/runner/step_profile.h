@@ -1,0 +1,27 @@
+// Wall time of the runner's steps by kind (decode, mixed/prefill) and size bucket (powers of 4 of
+// the token count): where a benchmark's time went, printed as one line a bucket.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+
+namespace inferd {
+
+class StepProfile {
+ public:
+  void add(bool decode, int32_t num_tokens, double ms);
+  void clear() { buckets_.clear(); }
+  // "decode steps of <= 4 tokens: 120 steps, 480 tokens, 0.6 s, 4.90 ms a step\n" ...
+  std::string to_string() const;
+
+ private:
+  struct Bucket {
+    int64_t steps = 0, tokens = 0;
+    double ms = 0;
+  };
+  std::map<std::pair<int, int32_t>, Bucket> buckets_;  // (mixed?, size bound)
+};
+
+}  // namespace inferd
