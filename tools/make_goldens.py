@@ -118,12 +118,30 @@ MODELS = {
                           long_factor=[1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 12.0, 16.0]),
         original_max_position_embeddings=8, sliding_window=16, pad_token_id=0,
         rms_norm_eps=1e-5),
+    # OLMo 2: no input norm; the attention and MLP outputs are normed before their residual adds
+    # (post_attention_layernorm, post_feedforward_layernorm); q and k normed over the whole
+    # projection (all heads at once).
+    "olmo2": dict(
+        architectures=["Olmo2ForCausalLM"], model_type="olmo2", hidden_size=64,
+        intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, rope_theta=500000.0, tie_word_embeddings=False,
+        attention_bias=False, rms_norm_eps=1e-6),
+    # Granite: embeddings * embedding_multiplier, sublayer outputs * residual_multiplier before
+    # the residual add, attention scaled by attention_multiplier (not 1 / sqrt(head_dim)), logits /
+    # logits_scaling; tied embeddings as Granite 3.x.
+    "granite": dict(
+        architectures=["GraniteForCausalLM"], model_type="granite", hidden_size=64,
+        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, rope_theta=10000.0, tie_word_embeddings=True,
+        embedding_multiplier=3.0, residual_multiplier=0.5, attention_multiplier=0.15,
+        logits_scaling=2.0, rms_norm_eps=1e-5),
 }
 # How each config is given to transformers (and written by the own implementation):
 # "new": rope_parameters with rope_theta inside (transformers 5), "old": rope_theta + rope_scaling.
 STYLE = {"llama3": "new", "llama32_tied": "old", "llama_linear": "new", "llama_dynamic": "old",
          "mistral": "old", "qwen2": "new", "qwen2_yarn": "old", "qwen3": "new",
-         "gemma3": "new", "gemma3_softcap": "old", "phi3": "old"}
+         "gemma3": "new", "gemma3_softcap": "old", "phi3": "old", "olmo2": "new",
+         "granite": "old"}
 PROMPT_LENS = [1, 7, 21, 80]
 # longrope: transformers picks the short or long factors by the sequence's length, inferd once
 # for its max_model_len (here max_position_embeddings: long), so every Phi-3 prompt is longer
@@ -168,6 +186,14 @@ def is_gemma3(c):
 
 def is_phi3(c):
     return c["architectures"][0] == "Phi3ForCausalLM"
+
+
+def is_olmo2(c):
+    return c["architectures"][0] == "Olmo2ForCausalLM"
+
+
+def is_granite(c):
+    return c["architectures"][0] == "GraniteForCausalLM"
 
 
 def rope_params(c, layer_type=None):
@@ -256,7 +282,10 @@ def make_weights(c, gen):
     w["model.embed_tokens.weight"] = torch.randn(V, H, generator=gen) * (tied_scale if c["tie_word_embeddings"] else 1.0)
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        norm(p + "input_layernorm.weight", H)
+        if not is_olmo2(c):
+            norm(p + "input_layernorm.weight", H)
+        else:
+            norm(p + "post_feedforward_layernorm.weight", H)
         # Gemma: the sandwich norms give the layers' outputs a gain of about 4, so that they
         # dominate the (scaled) embedding in the residual stream and the greedy tokens do not just
         # repeat the input. (Sharper attention through larger q-norm weights made the tied model's
@@ -278,6 +307,9 @@ def make_weights(c, gen):
         if c["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
             norm(p + "self_attn.q_norm.weight", hd)
             norm(p + "self_attn.k_norm.weight", hd)
+        if is_olmo2(c):  # over the whole projection
+            norm(p + "self_attn.q_norm.weight", nh * hd)
+            norm(p + "self_attn.k_norm.weight", nkv * hd)
         lin(p + "mlp.gate_proj.weight", F, H)
         lin(p + "mlp.up_proj.weight", F, H)
         lin(p + "mlp.down_proj.weight", H, F)
@@ -404,13 +436,18 @@ def reference_forward(c, w, ids, dtype=torch.float64):
         return causal & (j > i - window)
 
     h = g("model.embed_tokens.weight")[torch.tensor(ids)]
+    if is_granite(c):
+        h = h * c["embedding_multiplier"]
     if gemma:
         # Gemma3TextScaledWordEmbedding: * tensor(sqrt(hidden)) in the weights' dtype (fp32).
         h = h * torch.tensor(H ** 0.5, dtype=torch.float32).to(dtype)
     scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else 1 / math.sqrt(hd)
+    if is_granite(c):
+        scale = c["attention_multiplier"]
+    resid = c.get("residual_multiplier", 1.0) if is_granite(c) else 1.0
     for li in range(c["num_hidden_layers"]):
         p = f"model.layers.{li}."
-        x = rms(h, g(p + "input_layernorm.weight"))
+        x = h if is_olmo2(c) else rms(h, g(p + "input_layernorm.weight"))
 
         def proj(name, inp):
             y = inp @ g(p + name + ".weight").T
@@ -430,6 +467,9 @@ def reference_forward(c, w, ids, dtype=torch.float64):
         if c["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
             q = rms(q, g(p + "self_attn.q_norm.weight"))
             k = rms(k, g(p + "self_attn.k_norm.weight"))
+        if is_olmo2(c):
+            q = rms(q.reshape(L, nh * hd), g(p + "self_attn.q_norm.weight")).view(L, nh, hd)
+            k = rms(k.reshape(L, nkv * hd), g(p + "self_attn.k_norm.weight")).view(L, nkv, hd)
         q, k = rope(q, layer_rope[li]), rope(k, layer_rope[li])
         rep = nh // nkv
         k = k.repeat_interleave(rep, dim=1)
@@ -447,16 +487,24 @@ def reference_forward(c, w, ids, dtype=torch.float64):
             m = proj("mlp.down_proj", act * proj("mlp.up_proj", x))
             h = h + rms(m, g(p + "post_feedforward_layernorm.weight"))
             continue
-        h = h + proj("self_attn.o_proj", o)
+        if is_olmo2(c):
+            h = h + rms(proj("self_attn.o_proj", o), g(p + "post_attention_layernorm.weight"))
+            m = proj("mlp.down_proj",
+                     torch.nn.functional.silu(proj("mlp.gate_proj", h)) * proj("mlp.up_proj", h))
+            h = h + rms(m, g(p + "post_feedforward_layernorm.weight"))
+            continue
+        h = h + proj("self_attn.o_proj", o) * resid
         x = rms(h, g(p + "post_attention_layernorm.weight"))
         if is_phi3(c):
             gate, up = proj("mlp.gate_up_proj", x).chunk(2, dim=-1)
         else:
             gate, up = proj("mlp.gate_proj", x), proj("mlp.up_proj", x)
-        h = h + proj("mlp.down_proj", torch.nn.functional.silu(gate) * up)
+        h = h + proj("mlp.down_proj", torch.nn.functional.silu(gate) * up) * resid
     h = rms(h, g("model.norm.weight"))
     head = g("model.embed_tokens.weight") if c["tie_word_embeddings"] else g("lm_head.weight")
     logits = h @ head.T
+    if is_granite(c):
+        logits = logits / c["logits_scaling"]
     cap = c.get("final_logit_softcapping")
     if gemma and cap:
         logits = torch.tanh(logits / cap) * cap

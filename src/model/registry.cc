@@ -11,13 +11,19 @@ namespace inferd {
 namespace {
 
 const std::vector<const Architecture*>& registry() {
+  // One line a family (models/models.h names what each serves).
+  // clang-format off
   static const std::vector<const Architecture*> kFamilies = {
-      &llama_architecture(),   // LlamaForCausalLM, MistralForCausalLM
-      &qwen2_architecture(),   // Qwen2ForCausalLM
-      &qwen3_architecture(),   // Qwen3ForCausalLM
-      &gemma3_architecture(),  // Gemma3ForCausalLM
-      &phi3_architecture(),    // Phi3ForCausalLM
+      &llama_architecture(),
+      &qwen2_architecture(),
+      &qwen3_architecture(),
+      &gemma3_architecture(),
+      &phi3_architecture(),
+      &olmo2_architecture(),
+      &granite_architecture(),
   };
+  // clang-format on
+
   return kFamilies;
 }
 

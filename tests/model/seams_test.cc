@@ -1,5 +1,5 @@
 // The seams of the model layer (issue 23): the registry (one entry per family, the supported list
-// in the unknown-architecture error), the loader's shards, the
+// in the unknown-architecture error), OLMo 2's and Granite's config keys, the loader's shards, the
 // quantization config choice, the new CPU ops (scaled residual add, norm-then-add, strided norm,
 // logits division) against their formulas, and the runner's speculative-verification shape (k + 1
 // query rows of one sequence, every row's logits) against one token at a time.
@@ -42,17 +42,61 @@ ModelConfig parse(const nlohmann::json& j) {
 }
 
 TEST(Registry, EveryFamilyAndOnlyThoseAreSupported) {
-  for (const char* a : {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
-                        "Qwen3ForCausalLM", "Gemma3ForCausalLM", "Phi3ForCausalLM"}) {
+  for (const char* a :
+       {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+        "Gemma3ForCausalLM", "Phi3ForCausalLM", "Olmo2ForCausalLM", "GraniteForCausalLM"}) {
     EXPECT_NE(find_architecture(a), nullptr) << a;
   }
   EXPECT_EQ(find_architecture("GPT2LMHeadModel"), nullptr);
   const std::string e = error_of([] { parse(base_config("Olmo2ForCasualLM")); });
   EXPECT_NE(e.find("unsupported architecture 'Olmo2ForCasualLM': expected one of "
                    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
-                   "Gemma3ForCausalLM, Phi3ForCausalLM"),
+                   "Gemma3ForCausalLM, Phi3ForCausalLM, Olmo2ForCausalLM, GraniteForCausalLM"),
             std::string::npos)
       << e;
+}
+
+TEST(Granite, ReadsItsMultipliersAndDefaults) {
+  nlohmann::json j = base_config("GraniteForCausalLM");
+  j.erase("max_position_embeddings");
+  ModelConfig c = parse(j);
+  EXPECT_EQ(c.max_position_embeddings, 2048);  // GraniteConfig's default
+  EXPECT_EQ(c.embedding_multiplier, 1.0);
+  EXPECT_EQ(c.residual_multiplier, 1.0);
+  EXPECT_EQ(c.attention_scale, 1.0);  // attention_multiplier, not 1 / sqrt(head_dim)
+  EXPECT_EQ(c.logits_scaling, 1.0);
+  j["embedding_multiplier"] = 12.0;
+  j["residual_multiplier"] = 0.22;
+  j["attention_multiplier"] = 0.0078125;
+  j["logits_scaling"] = 8;
+  c = parse(j);
+  EXPECT_EQ(c.embedding_multiplier, 12.0);
+  EXPECT_EQ(c.residual_multiplier, 0.22);
+  EXPECT_EQ(c.attention_scale, 0.0078125);
+  EXPECT_EQ(c.logits_scaling, 8.0);
+  j["logits_scaling"] = -1;
+  EXPECT_NE(error_of([&] { parse(j); }).find("logits_scaling must be a positive number"),
+            std::string::npos);
+  // Other families still refuse Granite's keys.
+  nlohmann::json l = base_config("LlamaForCausalLM");
+  l["residual_multiplier"] = 0.22;
+  EXPECT_NE(
+      error_of([&] { parse(l); }).find("'residual_multiplier' is set (0.22) but not supported"),
+      std::string::npos);
+}
+
+TEST(Olmo2, DefaultsAndRefusals) {
+  nlohmann::json j = base_config("Olmo2ForCausalLM");
+  j.erase("max_position_embeddings");
+  const ModelConfig c = parse(j);
+  EXPECT_EQ(c.max_position_embeddings, 2048);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  j["sliding_window"] = 128;
+  EXPECT_NE(error_of([&] { parse(j); }).find("has no sliding-window attention"), std::string::npos);
+  j.erase("sliding_window");
+  j["mlp_bias"] = true;
+  EXPECT_NE(error_of([&] { parse(j); }).find("mlp_bias=true is not supported"), std::string::npos);
 }
 
 TEST(Quantization, ConfigFollowsTheCheckpointAndTheFlag) {

@@ -10,5 +10,7 @@ const Architecture& qwen2_architecture();    // Qwen2ForCausalLM
 const Architecture& qwen3_architecture();    // Qwen3ForCausalLM
 const Architecture& gemma3_architecture();   // Gemma3ForCausalLM
 const Architecture& phi3_architecture();     // Phi3ForCausalLM
+const Architecture& olmo2_architecture();    // Olmo2ForCausalLM
+const Architecture& granite_architecture();  // GraniteForCausalLM
 
 }  // namespace inferd
