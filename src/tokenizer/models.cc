@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "tokenizer/byte_alphabet.h"
 #include "tokenizer/components.h"
 #include "tokenizer/unicode.h"
 
