@@ -84,6 +84,15 @@ struct StreamState {
   std::optional<Clock::time_point> t_first_choice;  // first chunk with a choice, text or not
 };
 
+// One request's HTTP exchange: the connection, its read buffer, the response parser, and the
+// last error.
+struct HttpExchange {
+  std::unique_ptr<beast::tcp_stream> stream;
+  beast::flat_buffer buf;
+  std::optional<http::response_parser<http::buffer_body>> parser;
+  beast::error_code ec;
+};
+
 class Runner {
  public:
   Runner(const ServeOptions& opts, const std::vector<BenchRequest>& reqs)
@@ -252,7 +261,20 @@ class Runner {
     const Clock::time_point deadline =
         start + std::chrono::duration_cast<Clock::duration>(
                     std::chrono::duration<double>(opts_.request_timeout_s));
+    HttpExchange x;
+    if (!co_await send_request(i, deadline, x)) co_return;
+    r.http_status = int(x.parser->get().result_int());
+    if (r.http_status != 200) {
+      co_await read_error_body(r, x);
+      co_return;
+    }
+    StreamState st;
+    co_await read_stream(x, start, r, st);
+    if (finish_stream(r, st, x.ec, start) && !x.ec && x.parser->is_done() && x.parser->keep_alive())
+      idle_.push_back(std::move(x.stream));
+  }
 
+  http::request<http::string_body> make_request(size_t i) const {
     http::request<http::string_body> req{http::verb::post, target_, 11};
     req.set(http::field::host, opts_.base.host_header());
     req.set(http::field::user_agent, "inferd-bench");
@@ -262,39 +284,46 @@ class Runner {
     req.keep_alive(true);
     req.body() = bodies_[i];
     req.prepare_payload();
+    return req;
+  }
 
-    std::unique_ptr<beast::tcp_stream> s = take_idle();
-    bool reused = s != nullptr;
-    beast::flat_buffer buf;
-    std::optional<http::response_parser<http::buffer_body>> p;
-    beast::error_code ec;
+  // Sends request i, on an idle kept-alive connection when there is one (once more on a fresh
+  // connection when the server closed that meanwhile), and reads the response's header. False
+  // when that failed (recorded in the request's result).
+  net::awaitable<bool> send_request(size_t i, Clock::time_point deadline, HttpExchange& x) {
+    RequestResult& r = results_[i];
+    http::request<http::string_body> req = make_request(i);
+    beast::error_code& ec = x.ec;
+    x.stream = take_idle();
+    bool reused = x.stream != nullptr;
     for (;;) {
-      if (!s) {
-        s = std::make_unique<beast::tcp_stream>(ioc_);
-        s->expires_at(deadline);
-        co_await s->async_connect(endpoints_, net::redirect_error(net::use_awaitable, ec));
+      if (!x.stream) {
+        x.stream = std::make_unique<beast::tcp_stream>(ioc_);
+        x.stream->expires_at(deadline);
+        co_await x.stream->async_connect(endpoints_, net::redirect_error(net::use_awaitable, ec));
         if (ec) {
           if (ec == beast::error::timeout)
             fail_request(r, "timeout", "connect timed out");
           else
             fail_request(r, "connect", ec.message());
-          co_return;
+          co_return false;
         }
         beast::error_code ignored;
-        s->socket().set_option(tcp::no_delay(true), ignored);
+        x.stream->socket().set_option(tcp::no_delay(true), ignored);
       }
-      s->expires_at(deadline);
-      co_await http::async_write(*s, req, net::redirect_error(net::use_awaitable, ec));
+      x.stream->expires_at(deadline);
+      co_await http::async_write(*x.stream, req, net::redirect_error(net::use_awaitable, ec));
       if (!ec) {
-        buf.clear();
-        p.emplace();
-        p->body_limit(
+        x.buf.clear();
+        x.parser.emplace();
+        x.parser->body_limit(
             std::numeric_limits<std::uint64_t>::max());  // (boost::none is broken in 1.74)
-        co_await http::async_read_header(*s, buf, *p, net::redirect_error(net::use_awaitable, ec));
+        co_await http::async_read_header(*x.stream, x.buf, *x.parser,
+                                         net::redirect_error(net::use_awaitable, ec));
       }
       if (ec && reused && ec != beast::error::timeout && is_connection_reset(ec)) {
         // The kept-alive connection was closed by the server meanwhile: once more, fresh.
-        s.reset();
+        x.stream.reset();
         reused = false;
         continue;
       }
@@ -305,68 +334,83 @@ class Runner {
         fail_request(r, "timeout", "no response headers before the timeout");
       else
         fail_request(r, "disconnect", "before the response: " + ec.message());
-      co_return;
+      co_return false;
     }
+    co_return true;
+  }
 
-    r.http_status = int(p->get().result_int());
+  // A non-200 answer fails the request with the start of its body (the connection is kept when
+  // the answer ended cleanly).
+  net::awaitable<void> read_error_body(RequestResult& r, HttpExchange& x) {
+    auto& p = *x.parser;
     char chunk[8192];
-    if (r.http_status != 200) {
-      std::string body;
-      while (!p->is_done() && body.size() < 4096) {
-        p->get().body().data = chunk;
-        p->get().body().size = sizeof(chunk);
-        co_await http::async_read_some(*s, buf, *p, net::redirect_error(net::use_awaitable, ec));
-        if (ec == http::error::need_buffer) ec = {};
-        body.append(chunk, sizeof(chunk) - p->get().body().size);
-        if (ec) break;
-      }
-      fail_request(r, "http_" + std::to_string(r.http_status), short_text(body, 300));
-      if (!ec && p->is_done() && p->keep_alive()) idle_.push_back(std::move(s));
-      co_return;
+    std::string body;
+    while (!p.is_done() && body.size() < 4096) {
+      p.get().body().data = chunk;
+      p.get().body().size = sizeof(chunk);
+      co_await http::async_read_some(*x.stream, x.buf, p,
+                                     net::redirect_error(net::use_awaitable, x.ec));
+      if (x.ec == http::error::need_buffer) x.ec = {};
+      body.append(chunk, sizeof(chunk) - p.get().body().size);
+      if (x.ec) break;
     }
+    fail_request(r, "http_" + std::to_string(r.http_status), short_text(body, 300));
+    if (!x.ec && p.is_done() && p.keep_alive()) idle_.push_back(std::move(x.stream));
+  }
 
+  // Reads the SSE body, each event through handle_event, until it ends, fails (`x.ec`) or turns
+  // out bad (`st.bad`).
+  net::awaitable<void> read_stream(HttpExchange& x, Clock::time_point start, RequestResult& r,
+                                   StreamState& st) {
+    auto& p = *x.parser;
     SseParser sse;
-    StreamState st;
-    auto on_event = [&](std::string_view, std::string_view data) {
-      handle_event(data, Clock::now(), start, r, st);
-    };
-    while (!p->is_done()) {
-      p->get().body().data = chunk;
-      p->get().body().size = sizeof(chunk);
-      co_await http::async_read_some(*s, buf, *p, net::redirect_error(net::use_awaitable, ec));
-      if (ec == http::error::need_buffer) ec = {};
-      const size_t n = sizeof(chunk) - p->get().body().size;
+    char chunk[8192];
+    while (!p.is_done()) {
+      p.get().body().data = chunk;
+      p.get().body().size = sizeof(chunk);
+      co_await http::async_read_some(*x.stream, x.buf, p,
+                                     net::redirect_error(net::use_awaitable, x.ec));
+      if (x.ec == http::error::need_buffer) x.ec = {};
+      const size_t n = sizeof(chunk) - p.get().body().size;
       if (n > 0) {
         const Clock::time_point now = Clock::now();
         sse.feed(std::string_view(chunk, n), [&](std::string_view, std::string_view data) {
           handle_event(data, now, start, r, st);
         });
       }
-      if (ec || !st.bad.empty()) break;
+      if (x.ec || !st.bad.empty()) break;
     }
-    if (!ec && st.bad.empty()) sse.finish(on_event);
+    if (!x.ec && st.bad.empty())
+      sse.finish([&](std::string_view, std::string_view data) {
+        handle_event(data, Clock::now(), start, r, st);
+      });
+  }
 
+  // The result of a stream that was read: a failure (a bad stream, a timeout or disconnect before
+  // [DONE], no [DONE], no choice at all) or the request's measurements. True on success.
+  bool finish_stream(RequestResult& r, const StreamState& st, const beast::error_code& ec,
+                     Clock::time_point start) {
     if (!st.bad.empty()) {
       fail_request(r, "bad_stream", st.bad);
-      co_return;
+      return false;
     }
     if (ec && !st.done) {
       if (ec == beast::error::timeout)
         fail_request(r, "timeout", "stream not finished before the timeout");
       else
         fail_request(r, "disconnect", "mid-stream: " + ec.message());
-      co_return;
+      return false;
     }
     if (!st.done) {
       fail_request(r, "bad_stream", "the stream ended without data: [DONE]");
-      co_return;
+      return false;
     }
     if (r.chunks == 0) {
       // A generation may end before any text (EOS first): a valid, empty answer whose first
       // token is the first chunk with a choice.
       if (!st.t_first_choice) {
         fail_request(r, "bad_stream", "no choices in the stream");
-        co_return;
+        return false;
       }
       r.ttft_s = seconds(*st.t_first_choice - start);
     }
@@ -376,7 +420,7 @@ class Runner {
     r.output_tokens = st.usage_out ? *st.usage_out : r.chunks;
     if (st.usage_in) r.prompt_tokens = *st.usage_in;
     if (st.usage_cached) r.cached_tokens = *st.usage_cached;
-    if (!ec && p->is_done() && p->keep_alive()) idle_.push_back(std::move(s));
+    return true;
   }
 
   net::awaitable<void> progress() {

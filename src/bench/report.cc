@@ -235,12 +235,112 @@ nlohmann::json run_to_json(const RunResult& run, const BenchMetrics& m) {
   return j;
 }
 
+namespace {
+
+// The sweep chart's layout: three panels side by side.
+constexpr int kPanelW = 400, kPanelH = 320, kMarginL = 70, kMarginR = 20, kMarginT = 60,
+              kMarginB = 70;
+const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#8c564b"};
+
+// One latency against throughput.
+struct SweepPanel {
+  const char* name;
+  const Summary BenchMetrics::*field;
+};
+
+// A panel's plot area (x0..x1 left to right, y0 bottom, y1 top) and its axis ranges.
+struct PanelFrame {
+  int x0, x1, y0, y1;
+  double xr, yr;
+  double x(double v) const { return x0 + (x1 - x0) * v / xr; }
+  double y(double v) const { return y0 - (y0 - y1) * v / yr; }
+};
+
+// The panel's title, grid lines with tick labels, frame and x-axis label.
+void render_panel_axes(std::string& s, const PanelFrame& f, const char* name,
+                       const std::vector<double>& xt, const std::vector<double>& yt) {
+  s += fmt::format(
+      "<g>\n<text x=\"{}\" y=\"{}\" font-size=\"14\" text-anchor=\"middle\">{}"
+      "</text>\n",
+      (f.x0 + f.x1) / 2, f.y1 - 10, xml_escape(name));
+  for (double t : yt) {
+    s += fmt::format(
+        "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n"
+        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
+        f.x0, f.y(t), f.x1, f.y(t), f.x0 - 5, f.y(t) + 4, tick_label(t));
+  }
+  for (double t : xt) {
+    s += fmt::format(
+        "<line x1=\"{:.1f}\" y1=\"{}\" x2=\"{:.1f}\" y2=\"{}\" stroke=\"#ddd\"/>\n"
+        "<text x=\"{:.1f}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
+        f.x(t), f.y0, f.x(t), f.y1, f.x(t), f.y0 + 16, tick_label(t));
+  }
+  s += fmt::format(
+      "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", f.x0,
+      f.y1, f.x1 - f.x0, f.y0 - f.y1);
+  s += fmt::format(
+      "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">output tokens/s</text>\n",
+      (f.x0 + f.x1) / 2, f.y0 + 36);
+}
+
+// Percentile `k`'s line over the runs, its points (with a tooltip each) and its legend entry.
+void render_panel_series(std::string& s, const PanelFrame& f, const SweepPanel& panel,
+                         const std::vector<const BenchMetrics*>& pts, const MetricOptions& opts,
+                         size_t k) {
+  const double p = opts.percentiles[k];
+  const char* color = kColors[k % 6];
+  std::string poly;
+  for (const auto* m : pts)
+    poly += fmt::format("{:.1f},{:.1f} ", f.x(m->output_throughput), f.y((m->*panel.field).at(p)));
+  if (!poly.empty()) poly.pop_back();
+  s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n",
+                   poly, color);
+  for (const auto* m : pts) {
+    s += fmt::format(
+        "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"><title>rate {}: {} {} = "
+        "{:.2f} ms at {:.1f} tok/s</title></circle>\n",
+        f.x(m->output_throughput), f.y((m->*panel.field).at(p)), color,
+        format_rate(m->request_rate), pct_name(p), xml_escape(panel.name), (m->*panel.field).at(p),
+        m->output_throughput);
+  }
+  // Legend inside the panel, top left.
+  s += fmt::format(
+      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"/>"
+      "<text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>\n",
+      f.x0 + 8, f.y1 + 14 + 14 * int(k), f.x0 + 26, f.y1 + 14 + 14 * int(k), color, f.x0 + 30,
+      f.y1 + 18 + 14 * int(k), pct_name(p));
+}
+
+// Panel `pi` (0, 1, 2 from the left): its axes, a line per percentile, and request-rate labels
+// next to the highest percentile's points.
+void render_sweep_panel(std::string& s, int pi, const SweepPanel& panel,
+                        const std::vector<const BenchMetrics*>& pts, const std::vector<double>& xt,
+                        const MetricOptions& opts) {
+  double ymax = 0;
+  for (const auto* m : pts)
+    for (const auto& [p, v] : (m->*panel.field).percentiles) ymax = std::max(ymax, v);
+  const std::vector<double> yt = nice_ticks(0, ymax > 0 ? ymax * 1.05 : 1);
+  const PanelFrame f{pi * kPanelW + kMarginL,       (pi + 1) * kPanelW - kMarginR,
+                     kMarginT + kPanelH - 20,       kMarginT,
+                     xt.back() > 0 ? xt.back() : 1, yt.back() > 0 ? yt.back() : 1};
+  render_panel_axes(s, f, panel.name, xt, yt);
+  for (size_t k = 0; k < opts.percentiles.size(); ++k)
+    render_panel_series(s, f, panel, pts, opts, k);
+  if (!opts.percentiles.empty()) {
+    const double p = opts.percentiles.back();
+    for (const auto* m : pts)
+      s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"10\" fill=\"#555\">{}</text>\n",
+                       f.x(m->output_throughput) + 5, f.y((m->*panel.field).at(p)) - 6,
+                       xml_escape(format_rate(m->request_rate) + " req/s"));
+  }
+  s += "</g>\n";
+}
+
+}  // namespace
+
 std::string render_sweep_svg(const std::vector<BenchMetrics>& runs, const MetricOptions& opts,
                              const std::string& title) {
-  const int panel_w = 400, panel_h = 320, margin_l = 70, margin_r = 20, margin_t = 60,
-            margin_b = 70;
-  const int width = 3 * panel_w, height = panel_h + margin_t + margin_b + 30;
-  static const char* kColors[] = {"#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#8c564b"};
+  const int width = 3 * kPanelW, height = kPanelH + kMarginT + kMarginB + 30;
   std::string s;
   s += fmt::format(
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
@@ -261,81 +361,10 @@ std::string render_sweep_svg(const std::vector<BenchMetrics>& runs, const Metric
   for (const auto* m : pts) xmax = std::max(xmax, m->output_throughput);
   const std::vector<double> xt = nice_ticks(0, xmax > 0 ? xmax * 1.05 : 1);
 
-  struct Panel {
-    const char* name;
-    const Summary BenchMetrics::*field;
-  };
-  const Panel panels[3] = {{"TTFT (ms)", &BenchMetrics::ttft_ms},
-                           {"TPOT (ms)", &BenchMetrics::tpot_ms},
-                           {"E2E latency (ms)", &BenchMetrics::e2e_ms}};
-  for (int pi = 0; pi < 3; ++pi) {
-    const Panel& panel = panels[pi];
-    const int x0 = pi * panel_w + margin_l, x1 = (pi + 1) * panel_w - margin_r;
-    const int y0 = margin_t + panel_h - 20, y1 = margin_t;  // y0 bottom, y1 top
-    double ymax = 0;
-    for (const auto* m : pts)
-      for (const auto& [p, v] : (m->*panel.field).percentiles) ymax = std::max(ymax, v);
-    const std::vector<double> yt = nice_ticks(0, ymax > 0 ? ymax * 1.05 : 1);
-    const double xr = xt.back() > 0 ? xt.back() : 1, yr = yt.back() > 0 ? yt.back() : 1;
-    auto X = [&](double v) { return x0 + (x1 - x0) * v / xr; };
-    auto Y = [&](double v) { return y0 - (y0 - y1) * v / yr; };
-    s += fmt::format(
-        "<g>\n<text x=\"{}\" y=\"{}\" font-size=\"14\" text-anchor=\"middle\">{}"
-        "</text>\n",
-        (x0 + x1) / 2, y1 - 10, xml_escape(panel.name));
-    for (double t : yt) {
-      s += fmt::format(
-          "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n"
-          "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n",
-          x0, Y(t), x1, Y(t), x0 - 5, Y(t) + 4, tick_label(t));
-    }
-    for (double t : xt) {
-      s += fmt::format(
-          "<line x1=\"{:.1f}\" y1=\"{}\" x2=\"{:.1f}\" y2=\"{}\" stroke=\"#ddd\"/>\n"
-          "<text x=\"{:.1f}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
-          X(t), y0, X(t), y1, X(t), y0 + 16, tick_label(t));
-    }
-    s += fmt::format(
-        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", x0,
-        y1, x1 - x0, y0 - y1);
-    s += fmt::format(
-        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">output tokens/s</text>\n",
-        (x0 + x1) / 2, y0 + 36);
-    for (size_t k = 0; k < opts.percentiles.size(); ++k) {
-      const double p = opts.percentiles[k];
-      const char* color = kColors[k % 6];
-      std::string poly;
-      for (const auto* m : pts)
-        poly += fmt::format("{:.1f},{:.1f} ", X(m->output_throughput), Y((m->*panel.field).at(p)));
-      if (!poly.empty()) poly.pop_back();
-      s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n",
-                       poly, color);
-      for (const auto* m : pts) {
-        s += fmt::format(
-            "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"><title>rate {}: {} {} = "
-            "{:.2f} ms at {:.1f} tok/s</title></circle>\n",
-            X(m->output_throughput), Y((m->*panel.field).at(p)), color,
-            format_rate(m->request_rate), pct_name(p), xml_escape(panel.name),
-            (m->*panel.field).at(p), m->output_throughput);
-      }
-      // Legend inside the panel, top left.
-      s += fmt::format(
-          "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"/>"
-          "<text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>\n",
-          x0 + 8, y1 + 14 + 14 * int(k), x0 + 26, y1 + 14 + 14 * int(k), color, x0 + 30,
-          y1 + 18 + 14 * int(k), pct_name(p));
-    }
-    // Request-rate labels next to the highest percentile's points.
-    if (!opts.percentiles.empty()) {
-      const double p = opts.percentiles.back();
-      for (const auto* m : pts)
-        s += fmt::format(
-            "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"10\" fill=\"#555\">{}</text>\n",
-            X(m->output_throughput) + 5, Y((m->*panel.field).at(p)) - 6,
-            xml_escape(format_rate(m->request_rate) + " req/s"));
-    }
-    s += "</g>\n";
-  }
+  const SweepPanel panels[3] = {{"TTFT (ms)", &BenchMetrics::ttft_ms},
+                                {"TPOT (ms)", &BenchMetrics::tpot_ms},
+                                {"E2E latency (ms)", &BenchMetrics::e2e_ms}};
+  for (int pi = 0; pi < 3; ++pi) render_sweep_panel(s, pi, panels[pi], pts, xt, opts);
   s += fmt::format(
       "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\" text-anchor=\"middle\">each point "
       "is one run, labelled with its requested rate; TPOT = (e2e - ttft) / (output tokens - "

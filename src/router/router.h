@@ -12,8 +12,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "router/health_checker.h"
 #include "router/replica_table.h"
@@ -52,6 +56,8 @@ struct RouterConfig {
 };
 
 struct ProxyJob;
+struct UpstreamExchange;
+struct ResponseRelay;
 
 class Router final : public server::RequestHandler {
  public:
@@ -75,26 +81,22 @@ class Router final : public server::RequestHandler {
   void handle(const std::shared_ptr<server::Connection>& conn, server::Request&& req) override;
   server::Response http_error(int status, const std::string& message, unsigned version) override;
 
+  // Per-request context: route, target, method, start, CORS headers.
+  struct Exchange {
+    std::string route;
+    std::string target;  // with the query
+    std::string method;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    std::vector<std::pair<std::string, std::string>> cors;  // CORS headers every answer carries
+  };
+  struct Attempt;  // how one attempt on a replica ended (proxy_job.h)
+
  private:
   friend struct ProxyJob;
 
- public:
-  struct Exchange;  // per-request context (route, method, start)
-
- private:
-  struct Attempt;
+  // ---- routes (router.cc) ----
   void route(const std::shared_ptr<server::Connection>& conn, server::Request& req, Exchange& ex);
-  // kCompletion: routed by model and prompt; kModel: by model (/tokenize); kPage: any replica.
-  enum class ProxyKind { kCompletion, kModel, kPage };
-  void proxy(const std::shared_ptr<server::Connection>& conn, server::Request& req, Exchange& ex,
-             ProxyKind kind);
-  boost::asio::awaitable<void> run(std::shared_ptr<ProxyJob> job);
-  boost::asio::awaitable<Attempt> attempt(ProxyJob& job, const ReplicaTable::Pick& pick);
-  // The client has its answer from `replica` (or left: 499): metrics, and the request's log line.
-  void finish(ProxyJob& job, const std::string& replica, int status);
-  boost::asio::awaitable<void> discover();
-  // The table's replicas become --backend + the file's + the DNS names' addresses.
-  void apply_backends();
+  void serve_models(const std::shared_ptr<server::Connection>& conn, const Exchange& ex);
   void check_auth(const server::Request& req) const;
   void send(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
             server::Response&& res);
@@ -102,6 +104,38 @@ class Router final : public server::RequestHandler {
                  const std::string& body);
   void send_error(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
                   const server::ApiError& e);
+
+  // ---- discovery (backend_discovery.cc) ----
+  // --backend-file and --backend-dns as they are at start.
+  void load_backends();
+  boost::asio::awaitable<void> discover();
+  // The table's replicas become --backend + the file's + the DNS names' addresses.
+  void apply_backends();
+
+  // ---- proxying (proxy.cc) ----
+  // kCompletion: routed by model and prompt; kModel: by model (/tokenize); kPage: any replica.
+  enum class ProxyKind { kCompletion, kModel, kPage };
+  void proxy(const std::shared_ptr<server::Connection>& conn, server::Request& req, Exchange& ex,
+             ProxyKind kind);
+  // The model a request goes to: named, or the only one served ("" for a page). Throws ApiError.
+  std::string route_model(ProxyKind kind, const nlohmann::json& body) const;
+  // Rate limits of a completion; with tokens per minute on, has a stream report its usage.
+  void admit(ProxyJob& job, const server::Request& req, nlohmann::json& body);
+  boost::asio::awaitable<void> run(std::shared_ptr<ProxyJob> job);
+  // The client has its answer from `replica` (or left: 499): metrics, and the request's log line.
+  void finish(ProxyJob& job, const std::string& replica, int status);
+
+  // ---- one attempt on one replica (upstream_attempt.cc) ----
+  boost::asio::awaitable<Attempt> attempt(ProxyJob& job, const ReplicaTable::Pick& pick);
+  boost::asio::awaitable<std::optional<Attempt>> send_request(ProxyJob& job,
+                                                              const ReplicaTable::Pick& pick,
+                                                              UpstreamExchange& up);
+  boost::asio::awaitable<bool> relay_body(ProxyJob& job, UpstreamExchange& up, ResponseRelay& r);
+  Attempt conclude(ProxyJob& job, Replica& rep, UpstreamExchange& up, ResponseRelay& r);
+  void end_cut_stream(ProxyJob& job, Replica& rep, const boost::beast::error_code& ec);
+  void mark_failed(Replica& rep, const std::string& why);
+  // The request timeout on one upstream read or write.
+  void arm_timeout(boost::beast::tcp_stream& s) const;
 
   RouterConfig config_;
   ReplicaTable table_;

@@ -1,6 +1,6 @@
-// The OpenAI-compatible server: routes, auth, CORS, admission (rate limits, queue), completions
-// (streamed or not), /tokenize, /detokenize, /v1/models, /health, /ready, /metrics, drain, and the
-// chat page at /.
+// The OpenAI-compatible server: routes, auth, CORS, admission (rate limits, queue), /tokenize,
+// /detokenize, /v1/models, /health, /ready, /metrics, drain, and the chat page at /. A completions
+// request, once admitted, runs as a CompletionJob (completion_job.h).
 #pragma once
 
 #include <atomic>
@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "server/generator.h"
@@ -71,9 +72,19 @@ class Server final : public RequestHandler {
 
  private:
   friend class CompletionJob;
-  struct Exchange;  // per-request context (route, CORS headers, timing)
+  // Per-request context: route, method, request id, API key, start, CORS headers.
+  struct Exchange {
+    std::string route;
+    std::string method;
+    std::string request_id;
+    std::string api_key;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    std::vector<std::pair<std::string, std::string>> cors;
+  };
 
   void route(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
+  void serve_chat_page(const std::shared_ptr<Connection>& conn, Exchange& ex);
+  void serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex);
   void handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
                          bool chat);
   void send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res);

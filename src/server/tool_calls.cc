@@ -1,17 +1,18 @@
-// Tool-call parsers: a tolerant scanner for possibly-unfinished JSON, the framing of each format
-// around it (markers, separators), and the streaming bookkeeping (what was already returned).
+// Tool-call parsers: the framing of each format around the calls' JSON (markers, separators; the
+// JSON itself is read by partial_json.h's tolerant scanner), the streaming bookkeeping (what was
+// already returned), and the grammar of each format.
 #include "server/tool_calls.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <random>
 
 #include "core/error.h"
 #include "engine/grammar/json_schema.h"
 #include "engine/grammar/regex.h"
+#include "server/partial_json.h"
 
 namespace inferd::server {
 
@@ -21,16 +22,6 @@ constexpr std::string_view kHermesOpen = "<tool_call>";
 constexpr std::string_view kHermesClose = "</tool_call>";
 constexpr std::string_view kMistralMarker = "[TOOL_CALLS]";
 constexpr std::string_view kPythonTag = "<|python_tag|>";
-constexpr int kMaxDepth = 128;  // deeper JSON in a call is malformed (bounds the recursion)
-
-bool is_ws(char c) {
-  return c == ' ' || c == '\n' || c == '\t' || c == '\r';
-}
-
-size_t skip_ws(std::string_view s, size_t i) {
-  while (i < s.size() && is_ws(s[i])) ++i;
-  return i;
-}
 
 // The length of the longest suffix of `s` that is a proper prefix of `marker` (text to hold back
 // because the marker may be arriving).
@@ -46,185 +37,20 @@ bool starts_partial(std::string_view s, size_t i, std::string_view marker) {
   return rest.size() < marker.size() && marker.substr(0, rest.size()) == rest;
 }
 
-// Scanning JSON that may be cut short: kOk (complete; `i` moved past it), kMore (the text ends
-// inside it), kBad (not JSON; `i` moved to the offending byte). Escapes and numbers are checked
-// loosely; a finished call is parsed for real before it is accepted.
-enum class Scan { kOk, kMore, kBad };
-
-Scan scan_value(std::string_view s, size_t& i, int depth);
-
-Scan scan_string(std::string_view s, size_t& i) {
-  size_t j = i + 1;
-  while (j < s.size()) {
-    const char c = s[j];
-    if (c == '"') {
-      i = j + 1;
-      return Scan::kOk;
-    }
-    if (c == '\\') {
-      j += 2;
-      continue;
-    }
-    if (static_cast<unsigned char>(c) < 0x20) {
-      i = j;
-      return Scan::kBad;
-    }
-    ++j;
-  }
-  return Scan::kMore;
-}
-
-Scan scan_number(std::string_view s, size_t& i) {
-  size_t j = i;
-  while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '-' ||
-                          s[j] == '+' || s[j] == '.' || s[j] == 'e' || s[j] == 'E'))
-    ++j;
-  if (j == s.size()) return Scan::kMore;  // more digits may follow
-  i = j;
-  return Scan::kOk;
-}
-
-Scan scan_literal(std::string_view s, size_t& i, std::string_view word) {
-  const std::string_view rest = s.substr(i);
-  if (rest.size() < word.size())
-    return word.substr(0, rest.size()) == rest ? Scan::kMore : Scan::kBad;
-  if (rest.substr(0, word.size()) != word) return Scan::kBad;
-  i += word.size();
-  return Scan::kOk;
-}
-
-Scan scan_container(std::string_view s, size_t& i, int depth, bool object) {
-  if (depth > kMaxDepth) return Scan::kBad;
-  const char close = object ? '}' : ']';
-  size_t j = skip_ws(s, i + 1);
-  auto fail = [&](Scan r) {
-    if (r == Scan::kBad) i = j;
-    return r;
-  };
-  if (j == s.size()) return Scan::kMore;
-  if (s[j] == close) {
-    i = j + 1;
-    return Scan::kOk;
-  }
-  for (;;) {
-    if (object) {
-      if (j == s.size()) return Scan::kMore;
-      if (s[j] != '"') return fail(Scan::kBad);
-      if (Scan r = scan_string(s, j); r != Scan::kOk) return fail(r);
-      j = skip_ws(s, j);
-      if (j == s.size()) return Scan::kMore;
-      if (s[j] != ':') return fail(Scan::kBad);
-      j = skip_ws(s, j + 1);
-    }
-    if (Scan r = scan_value(s, j, depth + 1); r != Scan::kOk) return fail(r);
-    j = skip_ws(s, j);
-    if (j == s.size()) return Scan::kMore;
-    if (s[j] == close) {
-      i = j + 1;
-      return Scan::kOk;
-    }
-    if (s[j] != ',') return fail(Scan::kBad);
-    j = skip_ws(s, j + 1);
-  }
-}
-
-Scan scan_value(std::string_view s, size_t& i, int depth) {
-  if (i >= s.size()) return Scan::kMore;
-  switch (s[i]) {
-    case '{':
-      return scan_container(s, i, depth, true);
-    case '[':
-      return scan_container(s, i, depth, false);
-    case '"':
-      return scan_string(s, i);
-    case 't':
-      return scan_literal(s, i, "true");
-    case 'f':
-      return scan_literal(s, i, "false");
-    case 'n':
-      return scan_literal(s, i, "null");
-    default:
-      if (s[i] == '-' || std::isdigit(static_cast<unsigned char>(s[i]))) return scan_number(s, i);
-      return Scan::kBad;
-  }
-}
-
-// What is known of one call object `{"name": ..., "arguments": ...}` starting at `start`.
-struct CallScan {
-  Scan status = Scan::kMore;
-  size_t end = 0;                   // past the closing brace (kOk)
-  std::optional<std::string> name;  // once its string is complete
-  bool args_started = false;
-  bool args_done = false;
-  bool args_string = false;  // the arguments were written as a JSON string
-  size_t args_begin = 0;
-  size_t args_end = 0;  // bytes known to belong to the arguments: [args_begin, args_end)
-};
-
-CallScan scan_call(std::string_view s, size_t start) {
-  CallScan c;
-  auto done = [&](Scan r) {
-    c.status = r;
-    return c;
-  };
-  if (start >= s.size()) return done(Scan::kMore);
-  if (s[start] != '{') return done(Scan::kBad);
-  size_t j = skip_ws(s, start + 1);
-  if (j == s.size()) return done(Scan::kMore);
-  if (s[j] == '}') {
-    c.end = j + 1;
-    return done(Scan::kOk);
-  }
-  for (;;) {
-    if (j == s.size()) return done(Scan::kMore);
-    if (s[j] != '"') return done(Scan::kBad);
-    const size_t key_begin = j;
-    if (Scan r = scan_string(s, j); r != Scan::kOk) return done(r);
-    std::string key;
-    try {
-      key = nlohmann::json::parse(s.substr(key_begin, j - key_begin)).get<std::string>();
-    } catch (const std::exception&) {
-      return done(Scan::kBad);
-    }
-    j = skip_ws(s, j);
-    if (j == s.size()) return done(Scan::kMore);
-    if (s[j] != ':') return done(Scan::kBad);
-    j = skip_ws(s, j + 1);
-    const size_t vbegin = j;
-    const Scan r = scan_value(s, j, 1);
-    if (key == "name") {
-      if (vbegin < s.size() && s[vbegin] != '"' && r != Scan::kMore) return done(Scan::kBad);
-      if (r == Scan::kOk) {
-        try {
-          c.name = nlohmann::json::parse(s.substr(vbegin, j - vbegin)).get<std::string>();
-        } catch (const std::exception&) {
-          return done(Scan::kBad);
-        }
-      }
-    } else if ((key == "arguments" || key == "parameters") && !c.args_started) {
-      c.args_started = true;
-      c.args_begin = vbegin;
-      c.args_string = vbegin < s.size() && s[vbegin] == '"';
-      if (r == Scan::kOk) {
-        c.args_done = true;
-        c.args_end = j;
-      } else if (vbegin < s.size() && (s[vbegin] == '{' || s[vbegin] == '[')) {
-        // Everything so far (up to the offending byte when broken) is inside the arguments.
-        c.args_end = r == Scan::kMore ? s.size() : j;
-      } else {
-        c.args_end = vbegin;  // a string or scalar: only whole
+// The arguments of a complete call object as JSON text: "{}" when it has none; arguments written
+// as a JSON string are that string's text.
+std::string call_arguments(std::string_view s, const CallScan& c) {
+  std::string args = "{}";
+  if (c.args_started) {
+    args = std::string(s.substr(c.args_begin, c.args_end - c.args_begin));
+    if (c.args_string) {
+      try {
+        args = nlohmann::json::parse(args).get<std::string>();
+      } catch (const std::exception&) {
       }
     }
-    if (r != Scan::kOk) return done(r);
-    j = skip_ws(s, j);
-    if (j == s.size()) return done(Scan::kMore);
-    if (s[j] == '}') {
-      c.end = j + 1;
-      return done(Scan::kOk);
-    }
-    if (s[j] != ',') return done(Scan::kBad);
-    j = skip_ws(s, j + 1);
   }
+  return args;
 }
 
 }  // namespace
@@ -313,7 +139,7 @@ void ToolCallParser::emit_content(ToolParseDelta& out, size_t end) {
   // it is dropped; at the end of an answer without calls it is content. (So a stream splits the
   // text the same way whatever the pieces.)
   size_t e = end;
-  while (e > pos_ && is_ws(buf_[e - 1])) --e;
+  while (e > pos_ && is_json_ws(buf_[e - 1])) --e;
   if (e > pos_) {
     out.content.append(buf_, pos_, e - pos_);
     content_.append(buf_, pos_, e - pos_);
@@ -398,7 +224,7 @@ bool ToolCallParser::step_content(ToolParseDelta& out, bool final) {
     return false;
   }
   // The JSON formats: the output is calls when it starts like one, plain text otherwise.
-  const size_t i = skip_ws(s, pos_);
+  const size_t i = skip_json_ws(s, pos_);
   if (i == s.size()) return false;
   region_start_ = i;
   region_calls_ = 0;
@@ -438,71 +264,12 @@ bool ToolCallParser::step_content(ToolParseDelta& out, bool final) {
 
 bool ToolCallParser::step_calls(ToolParseDelta& out, bool final) {
   const std::string_view s = buf_;
-  if (format_ == ToolCallFormat::kArguments) {
-    send_args(out, s.substr(region_start_));
-    if (final) {
-      finish_call(out, s.substr(region_start_));
-      mode_ = Mode::kAfterCalls;
-      pos_ = s.size();
-    }
-    return false;
-  }
-  size_t i = skip_ws(s, pos_);
-  if (need_sep_) {
-    if (i == s.size()) {
-      if (!final) return false;
-      mode_ = Mode::kAfterCalls;  // a missing closing marker or bracket is forgiven
-      pos_ = i;
-      return true;
-    }
-    need_sep_ = false;
-    switch (format_) {
-      case ToolCallFormat::kHermes:
-        if (s.substr(i, kHermesClose.size()) == kHermesClose) {
-          pos_ = i + kHermesClose.size();
-        } else if (!final && starts_partial(s, i, kHermesClose)) {
-          need_sep_ = true;
-          return false;
-        } else {
-          pos_ = i;  // text after a call without its closing marker: content
-        }
-        mode_ = Mode::kContent;
-        return true;
-      case ToolCallFormat::kLlama3Json:
-        if (s[i] == ';') {
-          pos_ = i + 1;
-          return true;
-        }
-        break;
-      default:  // the array formats
-        if (s[i] == ',') {
-          pos_ = i + 1;
-          return true;
-        }
-        if (s[i] == ']') i += 1;
-        break;
-    }
-    pos_ = i;
-    mode_ = Mode::kAfterCalls;
-    return true;
-  }
-  if (format_ == ToolCallFormat::kMistral && !in_array_) {
-    if (i == s.size()) {
-      if (!final) return false;
-      fall_back_to_content(out, region_start_);
-      return true;
-    }
-    if (s[i] == '[') {
-      in_array_ = true;
-      pos_ = i + 1;
-      return true;
-    }
-    if (s[i] != '{') {
-      fall_back_to_content(out, region_start_);
-      return true;
-    }
-    // A single object without the array: accepted as one call.
-  }
+  if (format_ == ToolCallFormat::kArguments) return step_arguments(out, final);
+  const size_t i = skip_json_ws(s, pos_);
+  if (need_sep_) return step_separator(final, i);
+  // Mistral's calls are an array after the marker; a single object without it is one call.
+  if (format_ == ToolCallFormat::kMistral && !in_array_ && (i == s.size() || s[i] != '{'))
+    return open_mistral_array(out, final, i);
   const size_t from = region_calls_ == 0 ? region_start_ : pos_;
   if (i == s.size()) {
     if (!final) return false;
@@ -517,6 +284,85 @@ bool ToolCallParser::step_calls(ToolParseDelta& out, bool final) {
     mode_ = Mode::kAfterCalls;
     return true;
   }
+  return step_call(out, final, i, from);
+}
+
+// kArguments: the whole output is the one call's arguments.
+bool ToolCallParser::step_arguments(ToolParseDelta& out, bool final) {
+  const std::string_view s = buf_;
+  send_args(out, s.substr(region_start_));
+  if (final) {
+    finish_call(out, s.substr(region_start_));
+    mode_ = Mode::kAfterCalls;
+    pos_ = s.size();
+  }
+  return false;
+}
+
+// After a call (at `i`): its closing marker, a separator before the next call, or the end of the
+// calls.
+bool ToolCallParser::step_separator(bool final, size_t i) {
+  const std::string_view s = buf_;
+  if (i == s.size()) {
+    if (!final) return false;
+    mode_ = Mode::kAfterCalls;  // a missing closing marker or bracket is forgiven
+    pos_ = i;
+    return true;
+  }
+  need_sep_ = false;
+  switch (format_) {
+    case ToolCallFormat::kHermes:
+      if (s.substr(i, kHermesClose.size()) == kHermesClose) {
+        pos_ = i + kHermesClose.size();
+      } else if (!final && starts_partial(s, i, kHermesClose)) {
+        need_sep_ = true;
+        return false;
+      } else {
+        pos_ = i;  // text after a call without its closing marker: content
+      }
+      mode_ = Mode::kContent;
+      return true;
+    case ToolCallFormat::kLlama3Json:
+      if (s[i] == ';') {
+        pos_ = i + 1;
+        return true;
+      }
+      break;
+    default:  // the array formats
+      if (s[i] == ',') {
+        pos_ = i + 1;
+        return true;
+      }
+      if (s[i] == ']') i += 1;
+      break;
+  }
+  pos_ = i;
+  mode_ = Mode::kAfterCalls;
+  return true;
+}
+
+// Mistral after its marker (at `i`, not a lone call object): the array's '[', or (the text ends
+// there, or goes on otherwise) no calls after all.
+bool ToolCallParser::open_mistral_array(ToolParseDelta& out, bool final, size_t i) {
+  const std::string_view s = buf_;
+  if (i == s.size()) {
+    if (!final) return false;
+    fall_back_to_content(out, region_start_);
+    return true;
+  }
+  if (s[i] == '[') {
+    in_array_ = true;
+    pos_ = i + 1;
+    return true;
+  }
+  fall_back_to_content(out, region_start_);
+  return true;
+}
+
+// A call object at `i`: announced once its name is complete, its arguments streamed as they come,
+// finished when complete. A broken call not yet announced is content from `from`.
+bool ToolCallParser::step_call(ToolParseDelta& out, bool final, size_t i, size_t from) {
+  const std::string_view s = buf_;
   const CallScan c = scan_call(s, i);
   const bool complete = c.status == Scan::kOk;
   const bool bad = c.status == Scan::kBad || (complete && !c.name);
@@ -538,23 +384,12 @@ bool ToolCallParser::step_calls(ToolParseDelta& out, bool final) {
     mode_ = format_ == ToolCallFormat::kHermes ? Mode::kSkip : Mode::kDrop;
     return true;
   }
-  // A complete call object.
-  std::string args = "{}";
-  if (c.args_started) {
-    args = std::string(s.substr(c.args_begin, c.args_end - c.args_begin));
-    if (c.args_string) {
-      try {
-        args = nlohmann::json::parse(args).get<std::string>();
-      } catch (const std::exception&) {
-      }
-    }
-  }
   const bool valid = nlohmann::json::accept(s.substr(i, c.end - i));
   if (!valid && !cur_.announced) {
     fall_back_to_content(out, from);
     return true;
   }
-  finish_call(out, args);
+  finish_call(out, call_arguments(s, c));
   pos_ = c.end;
   need_sep_ = true;
   return true;

@@ -84,6 +84,10 @@ class ToolCallParser {
   void run(ToolParseDelta& out, bool final);
   bool step_content(ToolParseDelta& out, bool final);
   bool step_calls(ToolParseDelta& out, bool final);
+  bool step_arguments(ToolParseDelta& out, bool final);
+  bool step_separator(bool final, size_t i);
+  bool open_mistral_array(ToolParseDelta& out, bool final, size_t i);
+  bool step_call(ToolParseDelta& out, bool final, size_t i, size_t from);
   void emit_content(ToolParseDelta& out, size_t end);
   void fall_back_to_content(ToolParseDelta& out, size_t from);
   void announce(ToolParseDelta& out, const std::string& name);

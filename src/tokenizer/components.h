@@ -1,6 +1,8 @@
 // The pieces of a tokenizer.json pipeline: normalizers, pre-tokenizers, models, decoders and
 // post-processors, each built from its JSON object and behaving as the same component of Hugging
-// Face `tokenizers` does for encoding and decoding ids (offsets are not tracked).
+// Face `tokenizers` does for encoding and decoding ids (offsets are not tracked). Each kind is
+// implemented in its own file: normalizers.cc, pre_tokenizers.cc, models.cc, decoders.cc,
+// post_processors.cc.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -97,9 +99,5 @@ class PostProcessor {
   virtual std::pair<std::vector<int32_t>, std::vector<int32_t>> added_ids() const = 0;
 };
 std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j);
-
-// The byte-level (GPT-2) alphabet: byte -> code point, and code point -> byte (-1 if none).
-uint32_t byte_to_char(uint8_t b);
-int byte_of_char(uint32_t cp);
 
 }  // namespace inferd::tok

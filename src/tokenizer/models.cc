@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "tokenizer/byte_alphabet.h"
 #include "tokenizer/components.h"
 #include "tokenizer/unicode.h"
 
@@ -330,73 +331,52 @@ class BpeModel : public Model {
     }
   }
 
+  // The ids of one word: its first symbols, then the merges.
   void merge_word(std::string_view w, std::vector<int32_t>& out) const {
     thread_local std::vector<Symbol> symbols;
-    thread_local std::vector<Merge> heap_storage;
     symbols.clear();
-    auto add = [&](int32_t id, int32_t len) {
-      const auto n = static_cast<int32_t>(symbols.size());
-      if (n > 0) symbols.back().next = n;
-      symbols.push_back({id, n - 1, -1, len});
-    };
+    initial_symbols(w, symbols);
+    merge_symbols(symbols);
+    for (const Symbol& s : symbols) {
+      if (s.len != 0) out.push_back(s.id);
+    }
+  }
+
+  static void add_symbol(std::vector<Symbol>& symbols, int32_t id, int32_t len) {
+    const auto n = static_cast<int32_t>(symbols.size());
+    if (n > 0) symbols.back().next = n;
+    symbols.push_back({id, n - 1, -1, len});
+  }
+
+  // The word as first symbols, one per character (one per byte on the raw byte-level path). A
+  // character missing from the vocabulary becomes its byte-fallback tokens when they all exist,
+  // else the unknown token (a run of them fused into one with fuse_unk), else nothing.
+  void initial_symbols(std::string_view w, std::vector<Symbol>& symbols) const {
     int32_t unk_len = 0;  // pending unknown run (fused or not)
     bool unk_pending = false;
     std::string piece;
+    const bool plain = prefix_.empty() && suffix_.empty();
     size_t i = 0;
     while (i < w.size()) {
       const size_t start = i;
-      const bool first = i == 0;
-      int32_t id = -1;
-      size_t len;
-      if (raw_) {
-        len = 1;
-        id = byte_ids_[static_cast<unsigned char>(w[i])];
-      } else {
-        len = unicode::utf8_len(static_cast<unsigned char>(w[i]));
-      }
+      const size_t len = raw_ ? 1 : unicode::utf8_len(static_cast<unsigned char>(w[i]));
       i += len;
-      const bool last = i >= w.size();
-      const bool plain = prefix_.empty() && suffix_.empty();
-      if (!raw_ && plain) {
-        size_t k = start;
-        auto it = char_ids_.find(unicode::next_cp(w, k));
-        id = it == char_ids_.end() ? -1 : it->second;
-      } else if (!raw_ || !plain) {
-        piece.clear();
-        if (!first) piece += prefix_;
-        if (raw_) {
-          unicode::append_utf8(piece, byte_to_char(static_cast<uint8_t>(w[start])));
-        } else {
-          piece.append(w.substr(start, len));
-        }
-        if (last) piece += suffix_;
-        id = find_id(vocab_.to_id, piece);
-      }
+      const int32_t id = char_id(w, start, len, piece);
       if (id >= 0) {
         if (unk_pending) {
-          add(unk_id_, unk_len);
+          add_symbol(symbols, unk_id_, unk_len);
           unk_pending = false;
         }
-        add(id, static_cast<int32_t>(len));
+        add_symbol(symbols, id, static_cast<int32_t>(len));
         continue;
       }
       // Not in the vocab: the text of this symbol as the model sees it.
       if (plain) {
         piece.clear();
-        if (raw_) {
-          unicode::append_utf8(piece, byte_to_char(static_cast<uint8_t>(w[start])));
-        } else {
-          piece.append(w.substr(start, len));
-        }
+        append_symbol_text(w, start, len, piece);
       }
-      if (byte_fallback_) {
-        bool all = true;
-        for (char c : piece) all = all && byte_fallback_ids_[static_cast<unsigned char>(c)] >= 0;
-        if (all) {  // (a pending unknown run stays pending, as in tokenizers)
-          for (char c : piece) add(byte_fallback_ids_[static_cast<unsigned char>(c)], 1);
-          continue;
-        }
-      }
+      // (A pending unknown run stays pending across byte-fallback tokens, as in tokenizers.)
+      if (byte_fallback_ && add_byte_fallback(piece, symbols)) continue;
       if (!has_unk_) continue;
       if (unk_id_ < 0) {
         fail("tokenizer.json: BPE unk_token '{}' is not in the vocab", unk_token_);
@@ -404,14 +384,54 @@ class BpeModel : public Model {
       if (unk_pending && fuse_unk_) {
         unk_len += static_cast<int32_t>(len);
       } else {
-        if (unk_pending) add(unk_id_, unk_len);
+        if (unk_pending) add_symbol(symbols, unk_id_, unk_len);
         unk_pending = true;
         unk_len = static_cast<int32_t>(len);
       }
     }
-    if (unk_pending) add(unk_id_, unk_len);
+    if (unk_pending) add_symbol(symbols, unk_id_, unk_len);
+  }
 
-    // Merge pairs by rank (then leftmost), exactly as tokenizers' Word::merge_all.
+  // The id of the character w[start, start + len) as a first symbol, -1 when the vocabulary lacks
+  // it: the raw byte's token, the character's, or (with a continuing-subword prefix or an
+  // end-of-word suffix) the token of the character spelled with them, built in `piece`.
+  int32_t char_id(std::string_view w, size_t start, size_t len, std::string& piece) const {
+    const bool plain = prefix_.empty() && suffix_.empty();
+    if (raw_ && plain) return byte_ids_[static_cast<unsigned char>(w[start])];
+    if (plain) {
+      size_t k = start;
+      auto it = char_ids_.find(unicode::next_cp(w, k));
+      return it == char_ids_.end() ? -1 : it->second;
+    }
+    piece.clear();
+    if (start != 0) piece += prefix_;
+    append_symbol_text(w, start, len, piece);
+    if (start + len >= w.size()) piece += suffix_;
+    return find_id(vocab_.to_id, piece);
+  }
+
+  // The text of one symbol as the vocabulary spells it (a raw byte in the byte-level alphabet).
+  void append_symbol_text(std::string_view w, size_t start, size_t len, std::string& piece) const {
+    if (raw_) {
+      unicode::append_utf8(piece, byte_to_char(static_cast<uint8_t>(w[start])));
+    } else {
+      piece.append(w.substr(start, len));
+    }
+  }
+
+  // The byte-fallback tokens ("<0xNN>") of the bytes of `text`, when every one exists.
+  bool add_byte_fallback(std::string_view text, std::vector<Symbol>& symbols) const {
+    for (char c : text) {
+      if (byte_fallback_ids_[static_cast<unsigned char>(c)] < 0) return false;
+    }
+    for (char c : text) add_symbol(symbols, byte_fallback_ids_[static_cast<unsigned char>(c)], 1);
+    return true;
+  }
+
+  // Merges pairs by rank (then leftmost), exactly as tokenizers' Word::merge_all. A symbol merged
+  // into its left neighbour keeps len 0.
+  void merge_symbols(std::vector<Symbol>& symbols) const {
+    thread_local std::vector<Merge> heap_storage;
     heap_storage.clear();
     std::priority_queue<Merge, std::vector<Merge>, MergeAfter> queue(MergeAfter{},
                                                                      std::move(heap_storage));
@@ -444,9 +464,6 @@ class BpeModel : public Model {
         const Symbol& n = symbols[static_cast<size_t>(cur.next)];
         if (const auto* nm = merges_.find(cur.id, n.id)) queue.push({nm->rank, top.pos, nm->id});
       }
-    }
-    for (const Symbol& s : symbols) {
-      if (s.len != 0) out.push_back(s.id);
     }
   }
 

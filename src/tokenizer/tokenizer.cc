@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "tokenizer/components.h"
+#include "tokenizer/token_trie.h"
 #include "tokenizer/unicode.h"
 
 namespace inferd {
@@ -27,76 +28,6 @@ struct AddedToken {
   std::string shown;
   int32_t id = -1;
   bool single_word = false, lstrip = false, rstrip = false, normalized = true, special = false;
-};
-
-// Leftmost-longest matcher over a set of byte strings (what aho-corasick's LeftmostLongest
-// iteration yields): scanning left to right, the longest pattern starting at the first position
-// where one starts; then on from its end.
-class TokenTrie {
- public:
-  void add(std::string_view pattern, int32_t value) {
-    if (pattern.empty()) return;
-    if (nodes_.empty()) nodes_.emplace_back();
-    size_t node = 0;
-    for (char c : pattern) {
-      const auto b = static_cast<uint8_t>(c);
-      auto& ch = nodes_[node].children;
-      auto it = std::lower_bound(ch.begin(), ch.end(), b,
-                                 [](const auto& p, uint8_t v) { return p.first < v; });
-      if (it != ch.end() && it->first == b) {
-        node = it->second;
-      } else {
-        const auto next = static_cast<uint32_t>(nodes_.size());
-        ch.insert(it, {b, next});
-        nodes_.emplace_back();
-        node = next;
-      }
-    }
-    nodes_[node].value = value;
-    first_[static_cast<uint8_t>(pattern[0])] = true;
-  }
-  bool empty() const { return nodes_.empty(); }
-
-  // Calls f(start, end, value) for each match.
-  template <typename F>
-  void for_each_match(std::string_view s, F&& f) const {
-    if (nodes_.empty()) return;
-    size_t pos = 0;
-    while (pos < s.size()) {
-      if (!first_[static_cast<uint8_t>(s[pos])]) {
-        ++pos;
-        continue;
-      }
-      size_t node = 0, best_end = 0;
-      int32_t best = -1;
-      for (size_t i = pos; i < s.size(); ++i) {
-        const auto b = static_cast<uint8_t>(s[i]);
-        const auto& ch = nodes_[node].children;
-        auto it = std::lower_bound(ch.begin(), ch.end(), b,
-                                   [](const auto& p, uint8_t v) { return p.first < v; });
-        if (it == ch.end() || it->first != b) break;
-        node = it->second;
-        if (nodes_[node].value >= 0) {
-          best = nodes_[node].value;
-          best_end = i + 1;
-        }
-      }
-      if (best >= 0) {
-        f(pos, best_end, best);
-        pos = best_end;
-      } else {
-        ++pos;
-      }
-    }
-  }
-
- private:
-  struct Node {
-    std::vector<std::pair<uint8_t, uint32_t>> children;
-    int32_t value = -1;
-  };
-  std::vector<Node> nodes_;
-  bool first_[256] = {};
 };
 
 bool ends_with_word(std::string_view s) {
@@ -155,7 +86,7 @@ struct Tokenizer::Impl {
   std::unordered_map<int32_t, size_t> added_by_id;
   std::unordered_map<std::string, int32_t> added_by_content;
   std::unordered_set<std::string> special_contents;
-  TokenTrie raw_trie, normalized_trie;
+  tok::TokenTrie raw_trie, normalized_trie;
   std::vector<bool> special_ids;
   std::vector<bool> open_ids;  // byte tokens the ByteFallback decoder may still rewrite
   size_t vocab_size = 0;
@@ -178,6 +109,17 @@ struct Tokenizer::Impl {
   void load(const json& j) {
     if (!j.is_object()) fail("tokenizer.json: the top level must be an object");
     if (!j.contains("model")) fail("tokenizer.json: missing \"model\"");
+    load_pipeline(j);
+    if (j.contains("added_tokens")) load_added_tokens(j.at("added_tokens"));
+    index_added_tokens();
+    count_and_flag_ids();
+    if (post_processor) std::tie(prefix, suffix) = post_processor->added_ids();
+    open_ids.assign(id_limit, false);
+    if (j.contains("decoder") && has_byte_fallback(j.at("decoder"))) mark_byte_tokens_open();
+  }
+
+  // The normalizer, pre-tokenizer, model, decoder and post-processor.
+  void load_pipeline(const json& j) {
     const json null;
     const json& pre = j.contains("pre_tokenizer") ? j.at("pre_tokenizer") : null;
     const std::string model_type = j.at("model").value("type", "BPE");
@@ -191,46 +133,52 @@ struct Tokenizer::Impl {
     if (j.contains("truncation") && !j.at("truncation").is_null()) {
       fail("tokenizer.json: truncation is not supported (set it to null)");
     }
+  }
 
-    // Added tokens, in file order: special ones are matched first only by the trie order in
-    // tokenizers, which does not change leftmost-longest results.
+  // Added tokens, in file order: special ones are matched first only by the trie order in
+  // tokenizers, which does not change leftmost-longest results.
+  void load_added_tokens(const json& tokens) {
     int32_t max_added = -1;
-    if (j.contains("added_tokens")) {
-      for (const json& t : j.at("added_tokens")) {
-        AddedToken a;
-        a.content = t.at("content").get<std::string>();
-        if (a.content.empty()) continue;
-        a.single_word = t.value("single_word", false);
-        a.lstrip = t.value("lstrip", false);
-        a.rstrip = t.value("rstrip", false);
-        a.special = t.value("special", false);
-        a.normalized = t.value("normalized", !a.special);
-        // Ids as tokenizers' AddedVocabulary::add_tokens assigns them (the file's "id" agrees for
-        // files tokenizers wrote): the existing id of that content, else the next free one.
-        const int32_t model_id = model->token_to_id(a.content);
-        auto prev = added_by_content.find(a.content);
-        if (prev != added_by_content.end()) {
-          a.id = prev->second;
-        } else if (model_id >= 0) {
-          a.id = model_id;
-        } else {
-          const auto model_size = static_cast<int32_t>(model->vocab_size());
-          a.id = max_added < 0                                  ? model_size
-                 : (max_added >= model_size || model_size == 0) ? max_added + 1
-                                                                : model_size;
-        }
-        max_added = std::max(max_added, a.id);
-        if (a.special) special_contents.insert(a.content);
-        added_by_content[a.content] = a.id;
-        auto existing = added_by_id.find(a.id);
-        if (existing != added_by_id.end()) {
-          added[existing->second] = a;
-        } else {
-          added_by_id[a.id] = added.size();
-          added.push_back(a);
-        }
+    for (const json& t : tokens) {
+      AddedToken a;
+      a.content = t.at("content").get<std::string>();
+      if (a.content.empty()) continue;
+      a.single_word = t.value("single_word", false);
+      a.lstrip = t.value("lstrip", false);
+      a.rstrip = t.value("rstrip", false);
+      a.special = t.value("special", false);
+      a.normalized = t.value("normalized", !a.special);
+      a.id = added_token_id(a.content, max_added);
+      max_added = std::max(max_added, a.id);
+      if (a.special) special_contents.insert(a.content);
+      added_by_content[a.content] = a.id;
+      auto existing = added_by_id.find(a.id);
+      if (existing != added_by_id.end()) {
+        added[existing->second] = a;
+      } else {
+        added_by_id[a.id] = added.size();
+        added.push_back(a);
       }
     }
+  }
+
+  // The id of an added token as tokenizers' AddedVocabulary::add_tokens assigns it (the file's
+  // "id" agrees for files tokenizers wrote): the existing id of that content, else the next free
+  // one.
+  int32_t added_token_id(const std::string& content, int32_t max_added) const {
+    const int32_t model_id = model->token_to_id(content);
+    auto prev = added_by_content.find(content);
+    if (prev != added_by_content.end()) return prev->second;
+    if (model_id >= 0) return model_id;
+    const auto model_size = static_cast<int32_t>(model->vocab_size());
+    return max_added < 0                                  ? model_size
+           : (max_added >= model_size || model_size == 0) ? max_added + 1
+                                                          : model_size;
+  }
+
+  // What each added token shows, and the tries that find them (normalized tokens in normalized
+  // text, the others in the raw text).
+  void index_added_tokens() {
     for (size_t i = 0; i < added.size(); ++i) {
       AddedToken& a = added[i];
       a.shown = a.content;
@@ -241,8 +189,10 @@ struct Tokenizer::Impl {
         raw_trie.add(a.content, static_cast<int32_t>(i));
       }
     }
+  }
 
-    // Sizes and special flags.
+  // Sizes and special flags.
+  void count_and_flag_ids() {
     size_t unique_added = 0;
     for (const AddedToken& a : added) unique_added += model->token_to_id(a.content) < 0;
     vocab_size = model->vocab_size() + unique_added;
@@ -259,19 +209,20 @@ struct Tokenizer::Impl {
       const int32_t mid = model->token_to_id(c);
       if (mid >= 0 && added_by_id.count(mid) == 0) special_ids[static_cast<size_t>(mid)] = true;
     }
-    if (post_processor) std::tie(prefix, suffix) = post_processor->added_ids();
-    open_ids.assign(id_limit, false);
-    if (j.contains("decoder") && has_byte_fallback(j.at("decoder"))) {
-      for (int b = 0; b < 256; ++b) {
-        for (const char* f : {"<0x%02X>", "<0x%02x>"}) {
-          char name[8];
-          std::snprintf(name, sizeof(name), f, b);
-          const int32_t mid = model->token_to_id(name);
-          if (mid >= 0 && added_by_id.count(mid) == 0) open_ids[static_cast<size_t>(mid)] = true;
-          auto it = added_by_content.find(name);
-          if (it != added_by_content.end() && added[added_by_id.at(it->second)].shown == name) {
-            open_ids[static_cast<size_t>(it->second)] = true;
-          }
+  }
+
+  // With a ByteFallback decoder: the byte tokens ("<0xNN>"), which a later token may still
+  // rewrite, are open.
+  void mark_byte_tokens_open() {
+    for (int b = 0; b < 256; ++b) {
+      for (const char* f : {"<0x%02X>", "<0x%02x>"}) {
+        char name[8];
+        std::snprintf(name, sizeof(name), f, b);
+        const int32_t mid = model->token_to_id(name);
+        if (mid >= 0 && added_by_id.count(mid) == 0) open_ids[static_cast<size_t>(mid)] = true;
+        auto it = added_by_content.find(name);
+        if (it != added_by_content.end() && added[added_by_id.at(it->second)].shown == name) {
+          open_ids[static_cast<size_t>(it->second)] = true;
         }
       }
     }
@@ -336,7 +287,7 @@ struct Tokenizer::Impl {
   // Added-token matches of `s` as tokenizers' AddedVocabulary::find_matches computes them:
   // emit(start, end, id) with id -1 for the text between tokens.
   template <typename Emit>
-  void split_added(std::string_view s, const TokenTrie& trie, bool parse_special,
+  void split_added(std::string_view s, const tok::TokenTrie& trie, bool parse_special,
                    Emit&& emit) const {
     size_t start_offset = 0;
     trie.for_each_match(s, [&](size_t start, size_t stop, int32_t index) {

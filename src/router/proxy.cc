@@ -1,0 +1,200 @@
+// Router::proxy and run(): a request is admitted (draining, its model, rate limits), its routing
+// key taken, and attempted on replicas the policy picks, another after each failed attempt, up to
+// --max-retries more; when none answers, the last replica's own error or the router's goes back.
+#include "router/proxy_job.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+#include "core/logging.h"
+#include "router/prompt_key.h"
+#include "server/api_error.h"
+#include "server/protocol.h"
+#include "server/responses.h"
+
+namespace inferd::router {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using Clock = std::chrono::steady_clock;
+using server::ApiError;
+
+namespace {
+
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+ApiError no_replica_ready(int retry_after_s) {
+  return ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
+                  "no_replica")
+      .with_retry_after(retry_after_s);
+}
+
+}  // namespace
+
+void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Request& req,
+                   Exchange& ex, ProxyKind kind) {
+  if (draining_)
+    throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
+                   "server_shutdown")
+        .with_retry_after(config_.retry_after_s);
+  const bool completion = kind == ProxyKind::kCompletion;
+  server::json body =
+      kind == ProxyKind::kPage ? server::json::object() : server::parse_json_body(req.body());
+  auto job = std::make_shared<ProxyJob>();
+  job->model = route_model(kind, body);
+  if (completion && limiter_.enabled()) admit(*job, req, body);
+  if (completion) job->key = prompt_key(body, ex.route == "/v1/chat/completions");
+  job->conn = conn;
+  job->ex = ex;
+  job->method = req.method();
+  job->body = job->strip_usage_event ? body.dump() : std::move(req.body());
+  if (kind != ProxyKind::kPage) job->forward.emplace_back("Content-Type", "application/json");
+  if (auto a = req[http::field::accept]; !a.empty()) job->forward.emplace_back("Accept", a);
+  if (auto id = req["X-Request-Id"]; !id.empty()) job->forward.emplace_back("X-Request-Id", id);
+  if (!config_.backend_api_key.empty())
+    job->forward.emplace_back("Authorization", "Bearer " + config_.backend_api_key);
+  else if (auto a = req[http::field::authorization]; !a.empty())
+    job->forward.emplace_back("Authorization", a);
+  ++active_;  // here, not in run(): a drain that starts before run() does must still see it
+  net::co_spawn(conn->executor(), run(job), net::detached);
+}
+
+std::string Router::route_model(ProxyKind kind, const nlohmann::json& body) const {
+  // A page: any replica.
+  if (kind == ProxyKind::kPage) {
+    if (table_.num_healthy() == 0) throw no_replica_ready(config_.retry_after_s);
+    return "";
+  }
+  std::string model;
+  if (auto m = server::get_string(body, "model")) {
+    model = *m;
+  } else {
+    const std::vector<std::string> models = table_.served_models();
+    if (models.size() != 1) {
+      if (models.empty()) throw no_replica_ready(config_.retry_after_s);
+      throw server::bad_param("model", fmt::format("Missing required parameter: 'model' (this "
+                                                   "router serves several models: {}).",
+                                                   fmt::join(models, ", ")));
+    }
+    model = models.front();
+  }
+  if (!table_.knows_model(model)) {
+    if (table_.num_healthy() == 0) throw no_replica_ready(config_.retry_after_s);
+    throw ApiError(404, fmt::format("The model `{}` does not exist.", model),
+                   "invalid_request_error", "model", "model_not_found");
+  }
+  return model;
+}
+
+void Router::admit(ProxyJob& job, const server::Request& req, nlohmann::json& body) {
+  const std::string_view auth = req[http::field::authorization];
+  job.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : "";
+  // Tokens are charged once the replica reports them: a key over its token budget is refused
+  // from then on, until the bucket refills.
+  const auto v = limiter_.admit(job.api_key, 0);
+  if (!v.allowed)
+    throw ApiError(429,
+                   fmt::format("Rate limit reached for {} per minute on this API key. "
+                               "Try again in {:.1f} s.",
+                               v.kind, v.retry_after_s),
+                   v.kind, std::nullopt, "rate_limit_exceeded")
+        .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
+  if (config_.rate_limit_tpm <= 0) return;
+  job.count_usage = true;
+  const auto st = body.find("stream");
+  if (st != body.end() && st->is_boolean() && st->get<bool>()) {
+    const auto so = body.find("stream_options");
+    const bool asked = so != body.end() && so->is_object() && so->contains("include_usage") &&
+                       (*so)["include_usage"].is_boolean() && (*so)["include_usage"].get<bool>();
+    if (!asked && (so == body.end() || so->is_object() || so->is_null())) {
+      body["stream_options"]["include_usage"] = true;
+      job.strip_usage_event = true;
+    }
+  }
+}
+
+net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
+  struct Active {
+    std::atomic<int64_t>& n;
+    ~Active() { --n; }
+  } active_guard{active_};
+  job->conn->on_peer_gone([job] {
+    job->client_gone = true;
+    if (job->upstream) {
+      beast::error_code ec;
+      job->upstream->socket().close(ec);
+    }
+  });
+  std::vector<uint32_t> tried;
+  std::optional<Attempt> last;
+  std::string last_replica = "none";
+  for (int n = 0; n <= config_.max_retries; ++n) {
+    std::optional<ReplicaTable::Pick> pick = table_.pick(job->model, job->key, tried);
+    if (!pick) break;
+    tried.push_back(pick->replica->id());
+    metrics_.record_decision(pick->reason);
+    struct InFlight {
+      ReplicaTable& t;
+      Replica& r;
+      ~InFlight() { t.release(r); }
+    } in_flight{table_, *pick->replica};
+    Attempt a = co_await attempt(*job, *pick);
+    if (a.done) {
+      // A client that left: nginx's 499 (the replica aborts as its socket closes).
+      if (job->client_gone) finish(*job, pick->replica->addr().url, 499);
+      LOG_INFO(
+          "router request route={} model={} replica={} status={} attempts={} decision={} "
+          "total_ms={:.1f}",
+          job->ex.route, job->model, job->replica, job->status, tried.size(), pick->reason,
+          seconds(Clock::now() - job->ex.start) * 1e3);
+      co_return;
+    }
+    metrics_.record_retry(pick->replica->addr().url, a.reason);
+    LOG_INFO("router: attempt on {} failed ({}){}", pick->replica->addr().url, a.reason,
+             n < config_.max_retries ? "; retrying on another replica" : "");
+    last_replica = pick->replica->addr().url;
+    last = std::move(a);
+  }
+  if (job->client_gone) co_return;
+  job->conn->on_peer_gone(nullptr);
+  if (last && last.value().status > 0) {
+    // A replica's own error answer (busy, shutting down): pass the last one on.
+    server::Response res{http::status(last->status), 11};
+    for (const auto& [k, v] : last->headers) res.set(k, v);
+    res.body() = std::move(last->body);
+    metrics_.record_request(last_replica, job->model, last->status);
+    LOG_INFO("router request route={} model={} replica={} status={} attempts={}", job->ex.route,
+             job->model, last_replica, last->status, tried.size());
+    send(job->conn, job->ex, std::move(res));
+    co_return;
+  }
+  ApiError e =
+      last ? ApiError(502,
+                      fmt::format("No replica could answer the request (last: {} at {}).",
+                                  last->reason, last_replica),
+                      "server_error", std::nullopt, "upstream_error")
+           : ApiError(503, fmt::format("No ready replica serves the model `{}`.", job->model),
+                      "service_unavailable_error", std::nullopt, "no_replica")
+                 .with_retry_after(config_.retry_after_s);
+  metrics_.record_request(last_replica, job->model, e.status());
+  LOG_INFO("router request route={} model={} status={} attempts={} error=\"{}\"", job->ex.route,
+           job->model, e.status(), tried.size(), e.what());
+  send_error(job->conn, job->ex, e);
+}
+
+void Router::finish(ProxyJob& job, const std::string& replica, int status) {
+  if (job.count_usage && job.usage_tokens > 0) limiter_.charge(job.api_key, job.usage_tokens);
+  job.status = status;
+  job.replica = replica;
+  metrics_.record_request(replica, job.model, status);
+  metrics_.record_http(server::handler_label(job.ex.route), job.ex.method, status);
+}
+
+}  // namespace inferd::router
