@@ -61,6 +61,8 @@ class EngineStoppedError : public Error {
 
 // ---- Configuration ----------------------------------------------------------------------------
 
+// LLM::load (inferd/llm.h) fills this from EngineArgs, where each limit is given once; an
+// embedder that builds an Engine on its own executor fills it directly.
 struct EngineConfig {
   int32_t max_num_seqs = 256;             // sequences running at once
   int32_t max_num_batched_tokens = 2048;  // tokens per step (prefill chunks + decodes)

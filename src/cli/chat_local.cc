@@ -17,49 +17,32 @@ namespace inferd::cli {
 
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-ChatTemplate load_template(const std::string& model_dir, const std::string& chat_template) {
-  try {
-    return chat_template.empty() ? ChatTemplate::from_model_dir(model_dir)
-                                 : ChatTemplate::resolve(chat_template, model_dir);
-  } catch (const Error& e) {
-    fail("{}: {} (give one with --chat-template)", model_dir, e.what());
-  }
-}
-
-}  // namespace
-
 LocalChat::LocalChat(const ModelFlags& flags, const std::string& chat_template)
-    : model_dir_(flags.model),
-      tokenizer_(std::make_shared<Tokenizer>(Tokenizer::from_dir(flags.model))),
-      template_(load_template(flags.model, chat_template)) {
-  read_weights_with_progress(flags.model, flags.load_format);
+    : model_dir_(flags.model()) {
+  EngineArgs args = flags.args;
   // One conversation: buffers (and CUDA graphs) for one sequence, as `run` sizes them.
-  ModelFlags one = flags;
-  one.max_num_seqs = 1;
-  std::shared_ptr<ModelRunner> model = one.load();
-  if (int64_t(tokenizer_->id_limit()) > model->vocab_size())
-    fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
-         tokenizer_->id_limit(), model->vocab_size());
-  device_ = model->backend().name();
-  architecture_ = model->config().architecture;
-  EngineConfig ec;
-  ec.max_num_seqs = 1;
-  ec.max_num_batched_tokens = flags.max_num_batched_tokens;
-  ec.max_model_len = flags.max_model_len;
-  ec.seed = flags.seed;
-  ec.eos_token_ids = tokenizer_->eos_ids();
-  if (ec.eos_token_ids.empty())
-    for (int64_t e : model->config().eos_token_ids) ec.eos_token_ids.push_back(int32_t(e));
-  engine_ = std::make_unique<Engine>(model, ec, tokenizer_);
+  args.scheduler.max_num_seqs = 1;
+  LLMOptions options;
+  options.load_chat_template = true;
+  options.chat_template = chat_template;
+  options.on_chat_template_error = [&](const Error& e) {
+    fail("{}: {} (give one with --chat-template)", model_dir_, e.what());
+  };
+  options.before_weights = [](const EngineArgs& a) {
+    read_weights_with_progress(a.model.model, a.model.load_format);
+  };
+  llm_ = LLM::load(args, options);
+  tokenizer_ = llm_->tokenizer();
+  template_ = llm_->chat_template();
+  engine_ = llm_->engine();
 }
 
 LocalChat::~LocalChat() = default;
 
 std::string LocalChat::describe() const {
-  return fmt::format("{} ({} on {}, context {} tokens)", model_dir_, architecture_, device_,
-                     engine_->config().max_model_len);
+  const ModelSummary& m = llm_->summary();
+  return fmt::format("{} ({} on {}, context {} tokens)", model_dir_, m.architecture, m.backend,
+                     m.max_model_len);
 }
 
 namespace {
@@ -94,7 +77,7 @@ ChatAnswer LocalChat::answer(const ojson& messages, const ChatParams& params,
                              const std::atomic<bool>& stop) {
   std::string prompt;
   try {
-    prompt = template_.apply(messages, nullptr, /*add_generation_prompt=*/true);
+    prompt = template_->apply(messages, nullptr, /*add_generation_prompt=*/true);
   } catch (const std::exception& e) {
     fail("the chat template failed on this conversation: {}", e.what());
   }

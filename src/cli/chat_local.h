@@ -7,6 +7,7 @@
 #include "cli/chat.h"
 #include "cli/commands.h"
 #include "inferd/engine.h"
+#include "inferd/llm.h"
 #include "tokenizer/jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,11 +27,10 @@ class LocalChat final : public ChatBackend {
 
  private:
   std::string model_dir_;
-  std::string device_;
-  std::string architecture_;
-  std::shared_ptr<Tokenizer> tokenizer_;
-  ChatTemplate template_;
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<LLM> llm_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::shared_ptr<const ChatTemplate> template_;
+  std::shared_ptr<Engine> engine_;
   uint64_t turn_ = 0;
 };
 

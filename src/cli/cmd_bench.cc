@@ -21,6 +21,8 @@
 #include "core/logging.h"
 #include "core/mmap_file.h"
 #include "inferd/engine.h"
+#include "inferd/llm.h"
+#include "runner/executor.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd::cli {
@@ -140,7 +142,7 @@ std::string discover_model(const Url& base, const std::string& api_key) {
   fail("GET /v1/models listed no model; pass --model NAME");
 }
 
-void run_serve(const ServeArgs& a) {
+ServeOptions serve_options(const ServeArgs& a) {
   ServeOptions o;
   o.base = parse_url(a.base_url);
   o.endpoint = a.endpoint.empty() || a.endpoint[0] != '/' ? "/" + a.endpoint : a.endpoint;
@@ -161,7 +163,10 @@ void run_serve(const ServeArgs& a) {
     if (!o.extra_body.is_object()) fail("--extra-body '{}': expected a JSON object", a.extra_body);
   }
   if (a.num_warmups < 0) fail("--num-warmups must be >= 0, got {}", a.num_warmups);
+  return o;
+}
 
+MetricOptions metric_options(const ServeArgs& a) {
   MetricOptions mo;
   mo.percentiles = {};
   for (double p : parse_list(a.percentiles, "--percentiles")) {
@@ -171,68 +176,103 @@ void run_serve(const ServeArgs& a) {
   mo.slo_ttft_ms = a.slo_ttft_ms;
   mo.slo_tpot_ms = a.slo_tpot_ms;
   mo.slo_e2e_ms = a.slo_e2e_ms;
+  return mo;
+}
+
+// Counts prompt tokens for the target tokenizer: --tokenizer, else the server's /tokenize (null
+// where the server has none and the prompts come from a file).
+std::unique_ptr<TokenCounter> make_counter(const ServeArgs& a, const ServeOptions& o) {
+  if (!a.tokenizer.empty()) return std::make_unique<LocalTokenCounter>(a.tokenizer);
+  try {
+    return std::make_unique<RemoteTokenCounter>(o.base, o.api_key, o.model);
+  } catch (const Error& e) {
+    if (!is_dataset_file(a.data.opts.name)) throw;
+    LOG_WARN("{}; prompt lengths will come from the server's usage", e.what());
+  }
+  return nullptr;
+}
+
+// --num-warmups requests, not counted: prompts of their own (another seed), so that the prefix
+// cache does not hold the measured prompts afterwards; a prompt file can only repeat its first
+// lines.
+void run_warmups(const ServeArgs& a, const ServeOptions& o, const DatasetOptions& dopts,
+                 const std::vector<BenchRequest>& requests, TokenCounter* counter) {
+  std::vector<BenchRequest> warm;
+  if (!is_dataset_file(dopts.name)) {
+    DatasetOptions w = dopts;
+    w.seed = dopts.seed + 0x9e3779b97f4a7c15ull;
+    w.num_prompts = a.num_warmups;
+    warm = make_dataset(w, counter);
+  } else {
+    for (int32_t i = 0; i < a.num_warmups; ++i)
+      warm.push_back(requests[size_t(i) % requests.size()]);
+  }
+  ServeOptions wo = o;
+  wo.request_rate = std::numeric_limits<double>::infinity();
+  wo.progress_label = "warm-up ";
+  const RunResult w = run_serving(wo, warm);
+  size_t failed = 0;
+  for (const auto& r : w.requests) failed += !r.success;
+  std::fprintf(stderr, "warm-up: %d requests in %.2f s (%zu failed; not counted)\n", a.num_warmups,
+               w.duration_s, failed);
+}
+
+nlohmann::json config_json(const ServeArgs& a, const ServeOptions& o, size_t num_prompts,
+                           const TokenCounter* counter) {
+  return {{"base_url", a.base_url},
+          {"endpoint", o.endpoint},
+          {"model", o.model},
+          {"dataset", a.data.opts.name},
+          {"num_prompts", num_prompts},
+          {"input_len", a.data.opts.input_len},
+          {"output_len", a.data.opts.output_len},
+          {"range_ratio", a.data.opts.range_ratio},
+          {"prefix_len", a.data.opts.prefix_len},
+          {"num_prefixes", a.data.opts.num_prefixes},
+          {"seed", a.seed},
+          {"burstiness", a.burstiness},
+          {"max_concurrency", a.max_concurrency},
+          {"num_warmups", a.num_warmups},
+          {"force_output_len", o.force_output_len},
+          {"tokenizer", counter ? counter->describe() : std::string("none")}};
+}
+
+// The sweep table, --json and --plot, once every rate has run.
+void write_serve_results(const ServeArgs& a, const ServeOptions& o, const nlohmann::json& out,
+                         const std::vector<BenchMetrics>& all, const MetricOptions& mo,
+                         size_t num_prompts) {
+  if (all.size() > 1) std::printf("\nSweep:\n%s", format_sweep_table(all, mo).c_str());
+  if (!a.json_path.empty()) {
+    write_text_file(a.json_path, out.dump(1) + "\n");
+    std::fprintf(stderr, "wrote %s\n", a.json_path.c_str());
+  }
+  if (!a.plot_path.empty()) {
+    write_text_file(a.plot_path,
+                    render_sweep_svg(all, mo,
+                                     "inferd bench serve: " + o.model + " (" + a.data.opts.name +
+                                         ", " + std::to_string(num_prompts) + " prompts)"));
+    std::fprintf(stderr, "wrote %s\n", a.plot_path.c_str());
+  }
+}
+
+void run_serve(const ServeArgs& a) {
+  ServeOptions o = serve_options(a);
+  const MetricOptions mo = metric_options(a);
   const std::vector<double> rates =
       a.sweep_rates.empty() ? std::vector<double>{parse_rate(a.request_rate, "--request-rate")}
                             : parse_list(a.sweep_rates, "--sweep-rates");
 
   // Prompts: token-exact for the target tokenizer.
-  std::unique_ptr<TokenCounter> counter;
-  if (!a.tokenizer.empty()) {
-    counter = std::make_unique<LocalTokenCounter>(a.tokenizer);
-  } else {
-    try {
-      counter = std::make_unique<RemoteTokenCounter>(o.base, o.api_key, o.model);
-    } catch (const Error& e) {
-      if (!is_dataset_file(a.data.opts.name)) throw;
-      LOG_WARN("{}; prompt lengths will come from the server's usage", e.what());
-    }
-  }
+  const std::unique_ptr<TokenCounter> counter = make_counter(a, o);
   std::fprintf(stderr, "building %d prompts (%s) with %s...\n", a.data.opts.num_prompts,
                a.data.opts.name.c_str(), counter ? counter->describe().c_str() : "no tokenizer");
   DatasetOptions dopts = a.data.opts;
   dopts.seed = a.seed;
   const std::vector<BenchRequest> requests = make_dataset(dopts, counter.get());
-
-  if (a.num_warmups > 0) {
-    // Prompts of their own (another seed), so that the prefix cache does not hold the measured
-    // prompts afterwards; a prompt file can only repeat its first lines.
-    std::vector<BenchRequest> warm;
-    if (!is_dataset_file(dopts.name)) {
-      DatasetOptions w = dopts;
-      w.seed = dopts.seed + 0x9e3779b97f4a7c15ull;
-      w.num_prompts = a.num_warmups;
-      warm = make_dataset(w, counter.get());
-    } else {
-      for (int32_t i = 0; i < a.num_warmups; ++i)
-        warm.push_back(requests[size_t(i) % requests.size()]);
-    }
-    ServeOptions wo = o;
-    wo.request_rate = std::numeric_limits<double>::infinity();
-    wo.progress_label = "warm-up ";
-    const RunResult w = run_serving(wo, warm);
-    size_t failed = 0;
-    for (const auto& r : w.requests) failed += !r.success;
-    std::fprintf(stderr, "warm-up: %d requests in %.2f s (%zu failed; not counted)\n",
-                 a.num_warmups, w.duration_s, failed);
-  }
+  if (a.num_warmups > 0) run_warmups(a, o, dopts, requests, counter.get());
 
   nlohmann::json out;
-  out["config"] = {{"base_url", a.base_url},
-                   {"endpoint", o.endpoint},
-                   {"model", o.model},
-                   {"dataset", a.data.opts.name},
-                   {"num_prompts", requests.size()},
-                   {"input_len", a.data.opts.input_len},
-                   {"output_len", a.data.opts.output_len},
-                   {"range_ratio", a.data.opts.range_ratio},
-                   {"prefix_len", a.data.opts.prefix_len},
-                   {"num_prefixes", a.data.opts.num_prefixes},
-                   {"seed", a.seed},
-                   {"burstiness", a.burstiness},
-                   {"max_concurrency", a.max_concurrency},
-                   {"num_warmups", a.num_warmups},
-                   {"force_output_len", o.force_output_len},
-                   {"tokenizer", counter ? counter->describe() : std::string("none")}};
+  out["config"] = config_json(a, o, requests.size(), counter.get());
   out["runs"] = nlohmann::json::array();
   std::vector<BenchMetrics> all;
   for (double rate : rates) {
@@ -245,18 +285,7 @@ void run_serve(const ServeArgs& a) {
     if (!a.json_path.empty()) out["runs"].push_back(run_to_json(run, m));
     all.push_back(std::move(m));
   }
-  if (all.size() > 1) std::printf("\nSweep:\n%s", format_sweep_table(all, mo).c_str());
-  if (!a.json_path.empty()) {
-    write_text_file(a.json_path, out.dump(1) + "\n");
-    std::fprintf(stderr, "wrote %s\n", a.json_path.c_str());
-  }
-  if (!a.plot_path.empty()) {
-    write_text_file(a.plot_path,
-                    render_sweep_svg(all, mo,
-                                     "inferd bench serve: " + o.model + " (" + a.data.opts.name +
-                                         ", " + std::to_string(requests.size()) + " prompts)"));
-    std::fprintf(stderr, "wrote %s\n", a.plot_path.c_str());
-  }
+  write_serve_results(a, o, out, all, mo, requests.size());
 }
 
 void register_bench_serve(CLI::App& bench) {
@@ -318,112 +347,103 @@ void register_bench_serve(CLI::App& bench) {
 // bench throughput / latency (in-process engine)
 
 struct OfflineArgs {
-  ModelFlags model;
+  ModelFlags model;  // --tokenizer (throughput) and --enable-prefix-caching bind to its args
   DatasetFlags data;
-  std::string tokenizer;
   uint64_t dataset_seed = 0;
-  bool enable_prefix_caching = true;
   float temperature = 1.0f;
   std::string json_schema;  // throughput: a JSON schema file put on every request
   int32_t num_iters = 3;
   int32_t num_warmups = 1;
   std::string json_path;
+
+  OfflineArgs() { model.args.scheduler.max_queue = 0; }  // every request is submitted at once
+  const std::string& tokenizer() const { return model.args.model.tokenizer; }
 };
 
-std::unique_ptr<Engine> make_engine(const OfflineArgs& a, int32_t* vocab, int32_t* max_len,
-                                    std::shared_ptr<ModelRunner>* model_out = nullptr) {
-  std::shared_ptr<ModelRunner> model = a.model.load();
-  if (model_out) *model_out = model;
-  EngineConfig ec;
-  ec.max_num_seqs = a.model.max_num_seqs;
-  ec.max_num_batched_tokens = a.model.max_num_batched_tokens;
-  ec.max_model_len = a.model.max_model_len;
-  ec.enable_prefix_caching = a.enable_prefix_caching;
-  ec.max_queue = 0;
-  ec.seed = a.model.seed;
-  for (int64_t e : model->config().eos_token_ids) ec.eos_token_ids.push_back(int32_t(e));
-  *vocab = model->vocab_size();
-  // With a tokenizer the engine can enforce structured outputs (--json-schema).
-  std::shared_ptr<const Tokenizer> tok;
-  if (!a.tokenizer.empty())
-    tok = std::make_shared<const Tokenizer>(Tokenizer::from_dir(a.tokenizer));
-  auto engine = std::make_unique<Engine>(model, ec, tok);
-  *max_len = engine->config().max_model_len;
-  return engine;
+// Without --tokenizer the engine runs on token ids alone; with one it can enforce structured
+// outputs (--json-schema).
+std::unique_ptr<LLM> load_llm(const OfflineArgs& a) {
+  EngineArgs args = a.model.args;
+  args.model.skip_tokenizer_init = args.model.tokenizer.empty();
+  return LLM::load(args);
 }
 
 void add_engine_flags(CLI::App* cmd, OfflineArgs& a) {
   a.model.add_to(cmd);
-  cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a.enable_prefix_caching,
+  cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching",
+                a.model.args.cache.enable_prefix_caching,
                 "Reuse KV blocks of shared prompt prefixes")
       ->capture_default_str();
   cmd->add_option("--temperature", a.temperature, "Sampling temperature")->capture_default_str();
   cmd->add_option("--json", a.json_path, "Write the results to this JSON file");
 }
 
-void run_throughput_cmd(const OfflineArgs& a) {
-  int32_t vocab = 0, max_len = 0;
-  std::unique_ptr<LocalTokenCounter> counter;
-  if (!a.tokenizer.empty()) counter = std::make_unique<LocalTokenCounter>(a.tokenizer);
-  DatasetOptions d = a.data.opts;
-  d.seed = a.dataset_seed;
+struct Workload {
   std::vector<std::vector<int32_t>> prompts;
-  std::vector<int32_t> outputs;
+  std::vector<int32_t> outputs;  // tokens to generate, per prompt
+};
+
+// The dataset's prompts as text encoded by --tokenizer; without one (counter null) only the
+// synthetic datasets are possible, and their ids come once the model is loaded (random_workload).
+Workload tokenized_workload(const DatasetOptions& d, LocalTokenCounter* counter) {
+  Workload w;
   if (counter) {
-    for (const BenchRequest& r : make_dataset(d, counter.get())) {
-      prompts.push_back(r.prompt_ids);
-      outputs.push_back(r.output_len);
+    for (const BenchRequest& r : make_dataset(d, counter)) {
+      w.prompts.push_back(r.prompt_ids);
+      w.outputs.push_back(r.output_len);
     }
   } else if (is_dataset_file(d.name)) {
     fail("--dataset {}: a prompt file needs --tokenizer DIR to become token ids", d.name);
   } else if (d.name != "random" && d.name != "sharegpt-like" && d.name != "shared-prefix") {
     fail("--dataset '{}': expected random, sharegpt-like, shared-prefix or a .jsonl file", d.name);
   }
-  std::shared_ptr<ModelRunner> model;
-  auto engine = make_engine(a, &vocab, &max_len, &model);
-  if (!counter) {
-    // Random token ids of the dataset's lengths (no tokenizer needed, e.g. --load-format dummy).
-    const std::vector<LengthPair> lens =
-        d.name == "sharegpt-like"
-            ? sharegpt_like_lengths(d.num_prompts, d.seed)
-            : random_lengths(d.num_prompts, d.input_len, d.output_len, d.range_ratio, d.seed);
-    std::vector<int32_t> in;
-    for (const auto& l : lens) {
-      in.push_back(l.input);
-      outputs.push_back(l.output);
-    }
-    prompts = random_token_prompts(in, vocab, d.seed);
-    if (d.name == "shared-prefix") {
-      if (d.prefix_len <= 0 || d.num_prefixes <= 0)
-        fail("--prefix-len and --num-prefixes must be positive, got {} and {}", d.prefix_len,
-             d.num_prefixes);
-      const std::vector<int32_t> plens(static_cast<size_t>(d.num_prefixes), d.prefix_len);
-      const auto prefixes = random_token_prompts(plens, vocab, d.seed + 1);
-      for (size_t i = 0; i < prompts.size(); ++i) {
-        std::vector<int32_t> p = prefixes[i % prefixes.size()];
-        p.insert(p.end(), prompts[i].begin(), prompts[i].end());
-        prompts[i] = std::move(p);
-      }
+  return w;
+}
+
+// Random token ids of the dataset's lengths (no tokenizer needed, e.g. --load-format dummy).
+Workload random_workload(const DatasetOptions& d, int32_t vocab) {
+  Workload w;
+  const std::vector<LengthPair> lens =
+      d.name == "sharegpt-like"
+          ? sharegpt_like_lengths(d.num_prompts, d.seed)
+          : random_lengths(d.num_prompts, d.input_len, d.output_len, d.range_ratio, d.seed);
+  std::vector<int32_t> in;
+  for (const auto& l : lens) {
+    in.push_back(l.input);
+    w.outputs.push_back(l.output);
+  }
+  w.prompts = random_token_prompts(in, vocab, d.seed);
+  if (d.name == "shared-prefix") {
+    if (d.prefix_len <= 0 || d.num_prefixes <= 0)
+      fail("--prefix-len and --num-prefixes must be positive, got {} and {}", d.prefix_len,
+           d.num_prefixes);
+    const std::vector<int32_t> plens(static_cast<size_t>(d.num_prefixes), d.prefix_len);
+    const auto prefixes = random_token_prompts(plens, vocab, d.seed + 1);
+    for (size_t i = 0; i < w.prompts.size(); ++i) {
+      std::vector<int32_t> p = prefixes[i % prefixes.size()];
+      p.insert(p.end(), w.prompts[i].begin(), w.prompts[i].end());
+      w.prompts[i] = std::move(p);
     }
   }
-  if (size_t n = fit_to_context(prompts, outputs, max_len))
-    LOG_WARN("{} requests were shortened to fit the context length {}", n, max_len);
-  std::fprintf(stderr, "running %zu requests (%s), all submitted at once...\n", prompts.size(),
-               d.name.c_str());
-  std::optional<StructuredOutputs> constraint;
-  if (!a.json_schema.empty()) {
-    if (a.tokenizer.empty())
-      fail("--json-schema needs --tokenizer DIR (the grammar is matched against its vocabulary)");
-    StructuredOutputs so;
-    so.json = read_text_file(a.json_schema);
-    constraint = so;
-    std::fprintf(stderr, "every request follows the JSON schema in %s\n", a.json_schema.c_str());
-  }
-  model->reset_step_timing();
-  const ThroughputResult r = run_throughput(*engine, prompts, outputs, a.temperature, constraint);
-  const StepTiming st = model->step_timing();
-  if (constraint) {
-    const EngineStats es = engine->stats();
+  return w;
+}
+
+// --json-schema: the constraint put on every request.
+std::optional<StructuredOutputs> schema_constraint(const OfflineArgs& a) {
+  if (a.json_schema.empty()) return std::nullopt;
+  if (a.tokenizer().empty())
+    fail("--json-schema needs --tokenizer DIR (the grammar is matched against its vocabulary)");
+  StructuredOutputs so;
+  so.json = read_text_file(a.json_schema);
+  std::fprintf(stderr, "every request follows the JSON schema in %s\n", a.json_schema.c_str());
+  return so;
+}
+
+// Where the run's time went: the grammar's share (structured outputs) and the device's steps.
+void print_step_report(const EngineStats* grammar, const StepTiming& st,
+                       const std::string& profile) {
+  if (grammar) {
+    const EngineStats& es = *grammar;
     std::printf(
         "grammar: %lld masks, %.3f s filling them (%.1f us a mask), %.3f s in the steps' "
         "token processing\n",
@@ -439,8 +459,11 @@ void run_throughput_cmd(const OfflineArgs& a) {
         static_cast<long long>(st.steps), st.busy_ms / 1e3, st.idle_ms / 1e3,
         100.0 * st.idle_ms / std::max(1e-9, st.busy_ms + st.idle_ms),
         st.busy_ms / double(st.steps));
-    std::printf("%s", model->step_profile().c_str());
+    std::printf("%s", profile.c_str());
   }
+}
+
+void print_throughput(const ThroughputResult& r) {
   std::printf(
       "============ Offline Throughput Result ============\n"
       "%-36s%14zu\n%-36s%14zu\n%-36s%14lld\n%-36s%14lld\n%-36s%14.2f\n%-36s%14.2f\n%-36s%14.2f\n"
@@ -451,26 +474,54 @@ void run_throughput_cmd(const OfflineArgs& a) {
       "Generated tokens:", static_cast<long long>(r.output_tokens), "Elapsed (s):", r.elapsed_s,
       "Requests/s:", r.requests_per_s, "Output tokens/s:", r.output_tok_s,
       "Total tokens/s (prompt + output):", r.total_tok_s);
-  if (!a.json_path.empty()) {
-    nlohmann::json j = {{"model", a.model.model},
-                        {"load_format", a.model.load_format},
-                        {"dataset", d.name},
-                        {"num_requests", r.num_requests},
-                        {"failed", r.failed},
-                        {"prompt_tokens", r.prompt_tokens},
-                        {"output_tokens", r.output_tokens},
-                        {"elapsed_s", r.elapsed_s},
-                        {"requests_per_s", r.requests_per_s},
-                        {"output_tokens_per_s", r.output_tok_s},
-                        {"total_tokens_per_s", r.total_tok_s}};
-    if (st.steps > 0) {
-      j["gpu_steps"] = st.steps;
-      j["gpu_busy_s"] = st.busy_ms / 1e3;
-      j["gpu_idle_s"] = st.idle_ms / 1e3;
-      j["gpu_idle_pct"] = 100.0 * st.idle_ms / std::max(1e-9, st.busy_ms + st.idle_ms);
-    }
-    write_text_file(a.json_path, j.dump(1) + "\n");
+}
+
+void write_throughput_json(const OfflineArgs& a, const std::string& dataset,
+                           const ThroughputResult& r, const StepTiming& st) {
+  nlohmann::json j = {{"model", a.model.model()},
+                      {"load_format", a.model.args.model.load_format},
+                      {"dataset", dataset},
+                      {"num_requests", r.num_requests},
+                      {"failed", r.failed},
+                      {"prompt_tokens", r.prompt_tokens},
+                      {"output_tokens", r.output_tokens},
+                      {"elapsed_s", r.elapsed_s},
+                      {"requests_per_s", r.requests_per_s},
+                      {"output_tokens_per_s", r.output_tok_s},
+                      {"total_tokens_per_s", r.total_tok_s}};
+  if (st.steps > 0) {
+    j["gpu_steps"] = st.steps;
+    j["gpu_busy_s"] = st.busy_ms / 1e3;
+    j["gpu_idle_s"] = st.idle_ms / 1e3;
+    j["gpu_idle_pct"] = 100.0 * st.idle_ms / std::max(1e-9, st.busy_ms + st.idle_ms);
   }
+  write_text_file(a.json_path, j.dump(1) + "\n");
+}
+
+void run_throughput_cmd(const OfflineArgs& a) {
+  std::unique_ptr<LocalTokenCounter> counter;
+  if (!a.tokenizer().empty()) counter = std::make_unique<LocalTokenCounter>(a.tokenizer());
+  DatasetOptions d = a.data.opts;
+  d.seed = a.dataset_seed;
+  Workload w = tokenized_workload(d, counter.get());
+  const std::unique_ptr<LLM> llm = load_llm(a);
+  Engine& engine = *llm->engine();
+  if (!counter) w = random_workload(d, engine.vocab_size());
+  const int32_t max_len = engine.config().max_model_len;
+  if (size_t n = fit_to_context(w.prompts, w.outputs, max_len))
+    LOG_WARN("{} requests were shortened to fit the context length {}", n, max_len);
+  std::fprintf(stderr, "running %zu requests (%s), all submitted at once...\n", w.prompts.size(),
+               d.name.c_str());
+  const std::optional<StructuredOutputs> constraint = schema_constraint(a);
+  ModelExecutor& model = *llm->executor();
+  model.reset_step_timing();
+  const ThroughputResult r =
+      run_throughput(engine, w.prompts, w.outputs, a.temperature, constraint);
+  const StepTiming st = model.step_timing();
+  const EngineStats es = engine.stats();
+  print_step_report(constraint ? &es : nullptr, st, llm->step_profile());
+  print_throughput(r);
+  if (!a.json_path.empty()) write_throughput_json(a, d.name, r, st);
 }
 
 void run_latency_cmd(const OfflineArgs& a) {
@@ -479,8 +530,9 @@ void run_latency_cmd(const OfflineArgs& a) {
   if (d.output_len <= 0) fail("--output-len must be positive, got {}", d.output_len);
   if (a.num_iters <= 0) fail("--num-iters must be positive, got {}", a.num_iters);
   if (a.num_warmups < 0) fail("--num-warmups must be >= 0, got {}", a.num_warmups);
-  int32_t vocab = 0, max_len = 0;
-  auto engine = make_engine(a, &vocab, &max_len);
+  const std::unique_ptr<LLM> llm = load_llm(a);
+  Engine& engine = *llm->engine();
+  const int32_t vocab = engine.vocab_size(), max_len = engine.config().max_model_len;
   if (d.input_len + d.output_len > max_len)
     fail("--input-len {} + --output-len {} exceeds the context length {}", d.input_len,
          d.output_len, max_len);
@@ -489,7 +541,7 @@ void run_latency_cmd(const OfflineArgs& a) {
   for (int32_t i = 0; i < a.num_warmups + a.num_iters; ++i) {
     // A fresh random prompt per iteration so that the prefix cache does not serve it.
     const auto prompt = random_token_prompts({d.input_len}, vocab, a.dataset_seed + uint64_t(i))[0];
-    const LatencyResult r = run_latency(*engine, prompt, d.output_len, a.temperature);
+    const LatencyResult r = run_latency(engine, prompt, d.output_len, a.temperature);
     const bool warm = i < a.num_warmups;
     std::fprintf(stderr,
                  "%s %d: TTFT %.1f ms (prefill %.1f tok/s), decode %.2f tok/s, E2E %.3f s\n",
@@ -520,8 +572,8 @@ void run_latency_cmd(const OfflineArgs& a) {
       "Prefill tok/s (mean):", sp.mean, sp.at(50), "Decode tok/s (mean):", sd.mean, sd.at(50),
       "TTFT ms (mean):", st.mean, st.at(50), "End-to-end s (mean):", se.mean, se.at(50));
   if (!a.json_path.empty()) {
-    nlohmann::json j = {{"model", a.model.model},
-                        {"load_format", a.model.load_format},
+    nlohmann::json j = {{"model", a.model.model()},
+                        {"load_format", a.model.args.model.load_format},
                         {"input_len", d.input_len},
                         {"output_len", d.output_len},
                         {"prefill_tokens_per_s_mean", sp.mean},
@@ -541,7 +593,7 @@ void register_throughput(CLI::App& bench) {
       "and total tok/s");
   add_engine_flags(cmd, *a);
   a->data.add_to(cmd, "sharegpt-like");
-  cmd->add_option("--tokenizer", a->tokenizer,
+  cmd->add_option("--tokenizer", a->model.args.model.tokenizer,
                   "Tokenizer directory: prompts become real text encoded by it (default: random "
                   "token ids, fine for --load-format dummy); needed for a JSONL dataset");
   cmd->add_option("--dataset-seed", a->dataset_seed, "Seed of the dataset")->capture_default_str();

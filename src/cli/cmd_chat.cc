@@ -56,7 +56,7 @@ void register_chat(CLI::App& app) {
             "--chat-template applies to a model loaded here, not to --url (the server applies "
             "its own)");
       backend = std::make_unique<RemoteChat>(a->url, a->api_key,
-                                             a->model.model_given() ? a->model.model : "");
+                                             a->model.model_given() ? a->model.model() : "");
     } else {
       backend = std::make_unique<LocalChat>(a->model, a->chat_template);
     }

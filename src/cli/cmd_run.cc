@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "inferd/engine.h"
+#include "inferd/llm.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd::cli {
@@ -49,6 +50,75 @@ struct RunArgs {
   bool no_special_tokens = false;
 };
 
+GenerateRequest make_request(const RunArgs& a, const Tokenizer* tok) {
+  GenerateRequest req;
+  req.prompt_token_ids = a.prompt.empty() ? parse_id_list(a.prompt_ids, "--prompt-ids")
+                                          : tok->encode(a.prompt, !a.no_special_tokens);
+  req.params.max_tokens = a.max_tokens;
+  req.params.temperature = a.temperature;
+  req.params.top_p = a.top_p;
+  req.params.top_k = a.top_k;
+  req.params.seed = a.sample_seed;
+  req.params.ignore_eos = a.ignore_eos;
+  req.params.detokenize = tok != nullptr;
+  return req;
+}
+
+// Streams the text (or, with print_ids, the ids at the end) to stdout and a summary to stderr.
+void generate(Engine& engine, GenerateRequest req, bool print_ids) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  auto t_first = t0;
+  size_t n = 0;
+  std::string ids_line;
+  auto stream = engine.submit_stream(std::move(req));
+  FinishReason reason = FinishReason::kAbort;
+  std::string error;
+  while (auto out = stream->next()) {
+    if (!out->error.empty()) error = out->error;
+    for (const SequenceDelta& d : out->outputs) {
+      for (int32_t id : d.token_ids) {
+        if (n++ == 0) t_first = clock::now();
+        if (print_ids) {
+          if (!ids_line.empty()) ids_line += ',';
+          ids_line += std::to_string(id);
+        }
+      }
+      if (!print_ids && !d.text.empty()) {
+        std::fwrite(d.text.data(), 1, d.text.size(), stdout);
+        std::fflush(stdout);
+      }
+      if (d.finish_reason) reason = *d.finish_reason;
+    }
+  }
+  const auto t1 = clock::now();
+  if (!error.empty()) fail("generation failed: {}", error);
+  std::printf("%s\n", print_ids ? ids_line.c_str() : "");
+  const double prefill_s = std::chrono::duration<double>(t_first - t0).count();
+  const double decode_s = std::chrono::duration<double>(t1 - t_first).count();
+  const EngineStats st = engine.stats();
+  std::fprintf(stderr,
+               "finish %s; first token after %.3f s; generated %zu tokens, decode %.2f tok/s; "
+               "%lld tokens computed in %lld steps\n",
+               to_string(reason), prefill_s, n, n > 1 ? double(n - 1) / decode_s : 0.0,
+               static_cast<long long>(st.tokens_computed), static_cast<long long>(st.num_steps));
+}
+
+void run(const RunArgs& a) {
+  if (a.prompt.empty() == a.prompt_ids.empty())
+    fail("give either a prompt text or --prompt-ids (exactly one of them)");
+  if (a.max_tokens < 0) fail("--max-tokens must be >= 0, got {}", a.max_tokens);
+  EngineArgs args = a.model.args;
+  const bool has_tokenizer =
+      std::filesystem::exists(std::filesystem::path(args.model.model) / "tokenizer.json");
+  if (!a.prompt.empty() && !has_tokenizer)
+    fail("'{}' has no tokenizer.json: give the prompt as --prompt-ids", args.model.model);
+  args.model.skip_tokenizer_init = !has_tokenizer;
+  args.scheduler.max_num_seqs = 1;  // one request
+  const std::unique_ptr<LLM> llm = LLM::load(args);
+  generate(*llm->engine(), make_request(a, llm->tokenizer().get()), !a.prompt_ids.empty());
+}
+
 }  // namespace
 
 void register_run(CLI::App& app) {
@@ -66,79 +136,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the model's EOS token");
   cmd->add_flag("--no-special-tokens", a->no_special_tokens,
                 "Do not add the tokenizer's special tokens (BOS) to a text prompt");
-  cmd->callback([a] {
-    if (a->prompt.empty() == a->prompt_ids.empty())
-      fail("give either a prompt text or --prompt-ids (exactly one of them)");
-    if (a->max_tokens < 0) fail("--max-tokens must be >= 0, got {}", a->max_tokens);
-    std::shared_ptr<Tokenizer> tok;
-    const bool has_tokenizer =
-        std::filesystem::exists(std::filesystem::path(a->model.model) / "tokenizer.json");
-    if (!a->prompt.empty() && !has_tokenizer)
-      fail("'{}' has no tokenizer.json: give the prompt as --prompt-ids", a->model.model);
-    if (has_tokenizer) tok = std::make_shared<Tokenizer>(Tokenizer::from_dir(a->model.model));
-
-    a->model.max_num_seqs = 1;
-    std::shared_ptr<ModelRunner> model = a->model.load();
-    EngineConfig ec;
-    ec.max_num_batched_tokens = a->model.max_num_batched_tokens;
-    ec.max_num_seqs = 1;
-    ec.seed = a->model.seed;
-    if (tok) {
-      ec.eos_token_ids = tok->eos_ids();
-    } else {
-      for (int64_t e : model->config().eos_token_ids) ec.eos_token_ids.push_back(int32_t(e));
-    }
-    Engine engine(model, ec, tok);
-
-    GenerateRequest req;
-    req.prompt_token_ids = a->prompt.empty() ? parse_id_list(a->prompt_ids, "--prompt-ids")
-                                             : tok->encode(a->prompt, !a->no_special_tokens);
-    req.params.max_tokens = a->max_tokens;
-    req.params.temperature = a->temperature;
-    req.params.top_p = a->top_p;
-    req.params.top_k = a->top_k;
-    req.params.seed = a->sample_seed;
-    req.params.ignore_eos = a->ignore_eos;
-    req.params.detokenize = tok != nullptr;
-    const bool print_ids = !a->prompt_ids.empty();
-
-    using clock = std::chrono::steady_clock;
-    const auto t0 = clock::now();
-    auto t_first = t0;
-    size_t n = 0;
-    std::string ids_line;
-    auto stream = engine.submit_stream(std::move(req));
-    FinishReason reason = FinishReason::kAbort;
-    std::string error;
-    while (auto out = stream->next()) {
-      if (!out->error.empty()) error = out->error;
-      for (const SequenceDelta& d : out->outputs) {
-        for (int32_t id : d.token_ids) {
-          if (n++ == 0) t_first = clock::now();
-          if (print_ids) {
-            if (!ids_line.empty()) ids_line += ',';
-            ids_line += std::to_string(id);
-          }
-        }
-        if (!print_ids && !d.text.empty()) {
-          std::fwrite(d.text.data(), 1, d.text.size(), stdout);
-          std::fflush(stdout);
-        }
-        if (d.finish_reason) reason = *d.finish_reason;
-      }
-    }
-    const auto t1 = clock::now();
-    if (!error.empty()) fail("generation failed: {}", error);
-    std::printf("%s\n", print_ids ? ids_line.c_str() : "");
-    const double prefill_s = std::chrono::duration<double>(t_first - t0).count();
-    const double decode_s = std::chrono::duration<double>(t1 - t_first).count();
-    const EngineStats st = engine.stats();
-    std::fprintf(stderr,
-                 "finish %s; first token after %.3f s; generated %zu tokens, decode %.2f tok/s; "
-                 "%lld tokens computed in %lld steps\n",
-                 to_string(reason), prefill_s, n, n > 1 ? double(n - 1) / decode_s : 0.0,
-                 static_cast<long long>(st.tokens_computed), static_cast<long long>(st.num_steps));
-  });
+  cmd->callback([a] { run(*a); });
 }
 
 }  // namespace inferd::cli

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "inferd/engine.h"
+#include "inferd/llm.h"
 #include "server/api_keys.h"
 #include "server/engine_generator.h"
 #include "server/server.h"
@@ -27,17 +28,12 @@ namespace inferd::cli {
 namespace {
 
 struct ServeArgs {
-  ModelFlags model;
+  ModelFlags model;  // the engine's flags too: --tokenizer, --max-queue, --max-logprobs, ...
   std::string host = "0.0.0.0";
   int port = 8000;
-  std::vector<std::string> served_model_names;
   std::vector<std::string> api_keys;
   std::string api_key_file;
   std::string chat_template;
-  std::string tokenizer;
-  bool enable_prefix_caching = true;
-  int32_t max_queue = 4096;
-  int32_t max_logprobs = 20;
   double request_timeout = 0;
   std::vector<std::string> allowed_origins{"*"};
   int64_t rate_limit_rpm = 0;
@@ -51,11 +47,7 @@ struct ServeArgs {
   std::string reasoning_parser;
 };
 
-void serve(const ServeArgs& a) {
-  if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
-  if (a.max_queue < 0) fail("--max-queue must be >= 0, got {}", a.max_queue);
-  if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
-  if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
+server::ChatParsing chat_parsing(const ServeArgs& a) {
   server::ChatParsing parsing;
   parsing.enable_auto_tool_choice = a.enable_auto_tool_choice;
   if (!a.tool_call_parser.empty()) {
@@ -73,64 +65,47 @@ void serve(const ServeArgs& a) {
       fail("--reasoning-parser: unknown parser '{}': expected one of {}", a.reasoning_parser,
            server::reasoning_parser_names());
   }
-  // Before the model loads: a bad key file fails at once.
-  const std::vector<std::string> api_keys = server::collect_api_keys(a.api_keys, a.api_key_file);
+  return parsing;
+}
 
-  // One file descriptor per open connection: raise the soft limit to the hard one so thousands of
-  // streams fit.
+// Raises the open-file limit (one descriptor per connection: thousands of streams) and blocks
+// SIGTERM / SIGINT, before any other thread starts so that every thread inherits the mask: they
+// are taken by the main thread alone (sigwait).
+sigset_t prepare_process() {
   rlimit nofile{};
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
     nofile.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
-
-  // SIGTERM / SIGINT are taken by this thread alone (sigwait below): block them before any
-  // other thread starts so every thread inherits the mask.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  return sigs;
+}
 
-  const std::string tok_dir = a.tokenizer.empty() ? a.model.model : a.tokenizer;
-  auto tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_dir(tok_dir));
-  std::optional<ChatTemplate> tmpl;
-  if (!a.chat_template.empty()) {
-    // A file, a named template of the model, or template text (as Hugging Face resolves it).
-    tmpl = ChatTemplate::resolve(a.chat_template, tok_dir);
-  } else {
-    try {
-      tmpl = ChatTemplate::from_model_dir(tok_dir);
-    } catch (const Error& e) {
-      LOG_WARN(
-          "no chat template ({}); /v1/chat/completions will answer 400 until one is given "
-          "with --chat-template",
-          e.what());
-    }
-  }
+std::unique_ptr<LLM> load_llm(const ServeArgs& a) {
+  EngineArgs args = a.model.args;
+  if (args.model.served_model_names.empty() && !a.model.model_given())
+    args.model.served_model_names = {"demo", "default"};
+  LLMOptions options;
+  options.load_chat_template = true;
+  options.chat_template = a.chat_template;
+  options.on_chat_template_error = [&a](const Error& e) {
+    if (!a.chat_template.empty()) throw;  // the one asked for must load
+    LOG_WARN(
+        "no chat template ({}); /v1/chat/completions will answer 400 until one is given "
+        "with --chat-template",
+        e.what());
+  };
+  options.before_weights = [](const EngineArgs& ea) {
+    read_weights_with_progress(ea.model.model, ea.model.load_format);
+  };
+  return LLM::load(args, options);
+}
 
-  ModelFlags model_flags = a.model;
-  model_flags.max_logprobs = a.max_logprobs;
-  read_weights_with_progress(model_flags.model, model_flags.load_format);
-  std::shared_ptr<ModelRunner> model = model_flags.load();
-  if (int64_t(tokenizer->id_limit()) > model->vocab_size())
-    fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
-         tokenizer->id_limit(), model->vocab_size());
-
-  EngineConfig ec;
-  ec.max_num_seqs = a.model.max_num_seqs;
-  ec.max_num_batched_tokens = a.model.max_num_batched_tokens;
-  ec.max_model_len = a.model.max_model_len;
-  ec.enable_prefix_caching = a.enable_prefix_caching;
-  ec.max_queue = a.max_queue;
-  ec.max_logprobs = a.max_logprobs;
-  ec.seed = a.model.seed;
-  ec.eos_token_ids = tokenizer->eos_ids();
-  if (ec.eos_token_ids.empty())
-    for (int64_t e : model->config().eos_token_ids) ec.eos_token_ids.push_back(int32_t(e));
-  auto engine = std::make_shared<Engine>(model, ec, tokenizer);
-  auto gen = std::make_shared<server::EngineGenerator>(engine, tokenizer, std::move(tmpl));
-
+server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   server::ServerConfig sc;
   sc.http.host = a.host;
   sc.http.port = uint16_t(a.port);
@@ -138,11 +113,8 @@ void serve(const ServeArgs& a) {
   sc.http.max_body_bytes = a.http.max_request_body_bytes;
   sc.http.keep_alive_timeout =
       std::chrono::milliseconds(int64_t(std::max(0.001, a.http.keep_alive_timeout) * 1000));
-  sc.served_model_names = !a.served_model_names.empty() ? a.served_model_names
-                          : a.model.model_given()       ? std::vector<std::string>{a.model.model}
-                                                  : std::vector<std::string>{"demo", "default"};
-  sc.model_root = a.model.model;
-  sc.api_keys = api_keys;
+  sc.served_model_names = llm.served_model_names();
+  sc.model_root = a.model.model();
   sc.allowed_origins = split_commas(a.allowed_origins);
   sc.rate_limit_rpm = a.rate_limit_rpm;
   sc.rate_limit_tpm = a.rate_limit_tpm;
@@ -151,40 +123,58 @@ void serve(const ServeArgs& a) {
   sc.ui = !a.no_ui;
   sc.log_prompts = a.log_prompts;
   sc.log_prompt_max_bytes = a.max_log_len;
-  sc.chat_parsing = parsing;
-  server::Server srv(sc, gen);
-  srv.start();
+  return sc;
+}
 
-  // Warm-up: one tiny generation through the whole engine before /ready says yes.
-  {
-    GenerateRequest w;
-    w.request_id = "warmup";
-    w.prompt_token_ids = {tokenizer->bos_id().value_or(0)};
-    w.params.max_tokens = 1;
-    w.params.temperature = 0;
-    auto done = std::make_shared<std::promise<void>>();
-    auto fut = done->get_future();
-    engine->submit(std::move(w), [done](RequestOutput&& out) {
-      if (out.finished) done->set_value();
-    });
-    fut.wait();
-  }
-  // One summary of what runs, then /ready says yes.
-  const int64_t kv_tokens = int64_t(model->num_kv_blocks()) * model->block_size();
-  const int32_t max_len = engine->config().max_model_len;
-  const std::string dtype =
-      model_flags.load_format == "dummy"
-          ? std::string(dtype_name(model_flags.options().load.dummy_dtype))
-          : (model->config().dtype.empty() ? std::string("as stored") : model->config().dtype);
+// One tiny generation through the whole engine, before /ready says yes.
+void warm_up(Engine& engine, const Tokenizer& tokenizer) {
+  GenerateRequest w;
+  w.request_id = "warmup";
+  w.prompt_token_ids = {tokenizer.bos_id().value_or(0)};
+  w.params.max_tokens = 1;
+  w.params.temperature = 0;
+  auto done = std::make_shared<std::promise<void>>();
+  auto fut = done->get_future();
+  engine.submit(std::move(w), [done](RequestOutput&& out) {
+    if (out.finished) done->set_value();
+  });
+  fut.wait();
+}
+
+// One summary of what runs.
+void log_ready(const ModelSummary& m, const server::ServerConfig& sc, uint16_t port) {
   LOG_INFO(
       "ready: model {} ({}, {} layers) on {}; weights {}; KV cache {} blocks of {} = {} tokens; "
       "max_model_len {}; max concurrency {} sequences (KV room for {:.1f} at full context); "
       "http://{}:{}{}; api key {}",
-      sc.served_model_names.front(), model->config().architecture, model->config().num_layers,
-      model->backend().name(), dtype, model->num_kv_blocks(), model->block_size(), kv_tokens,
-      max_len, ec.max_num_seqs, max_len > 0 ? double(kv_tokens) / double(max_len) : 0.0,
-      sc.http.host, srv.port(), sc.ui ? " (chat page at /)" : "",
-      sc.api_keys.empty() ? "off" : "on");
+      sc.served_model_names.front(), m.architecture, m.num_layers, m.backend, m.dtype,
+      m.num_kv_blocks, m.block_size, m.kv_tokens(), m.max_model_len, m.max_num_seqs,
+      m.max_model_len > 0 ? double(m.kv_tokens()) / double(m.max_model_len) : 0.0, sc.http.host,
+      port, sc.ui ? " (chat page at /)" : "", sc.api_keys.empty() ? "off" : "on");
+}
+
+void serve(const ServeArgs& a) {
+  if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
+  if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
+  if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
+  const server::ChatParsing parsing = chat_parsing(a);
+  // Before the model loads: a bad key file fails at once.
+  const std::vector<std::string> api_keys = server::collect_api_keys(a.api_keys, a.api_key_file);
+  sigset_t sigs = prepare_process();
+
+  const std::unique_ptr<LLM> llm = load_llm(a);
+  const std::shared_ptr<Engine>& engine = llm->engine();
+  std::optional<ChatTemplate> tmpl;
+  if (llm->chat_template()) tmpl = *llm->chat_template();
+  auto gen = std::make_shared<server::EngineGenerator>(engine, llm->tokenizer(), std::move(tmpl));
+
+  server::ServerConfig sc = server_config(a, *llm);
+  sc.api_keys = api_keys;
+  sc.chat_parsing = parsing;
+  server::Server srv(sc, gen);
+  srv.start();
+  warm_up(*engine, *llm->tokenizer());
+  log_ready(llm->summary(), sc, srv.port());
   srv.set_ready(true);
 
   int sig = 0;
@@ -202,7 +192,7 @@ void register_serve(CLI::App& app) {
   a->model.add_to(cmd, /*batching=*/true, /*model_optional=*/true);
   cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->port, "Port to listen on (0: any free port)")->capture_default_str();
-  cmd->add_option("--served-model-name", a->served_model_names,
+  cmd->add_option("--served-model-name", a->model.args.model.served_model_names,
                   "Model name(s) in the API (default: the model argument); the first is the "
                   "default and the metrics label");
   cmd->add_option("--api-key", a->api_keys,
@@ -215,13 +205,16 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--chat-template", a->chat_template,
                   "Chat template instead of the model's: a file, the name of one of the model's "
                   "templates, or Jinja text");
-  cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer directory (default: the model's)");
-  cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a->enable_prefix_caching,
+  cmd->add_option("--tokenizer", a->model.args.model.tokenizer,
+                  "Tokenizer directory (default: the model's)");
+  cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching",
+                a->model.args.cache.enable_prefix_caching,
                 "Reuse the KV blocks of shared prompt prefixes (default on)");
-  cmd->add_option("--max-queue", a->max_queue,
+  cmd->add_option("--max-queue", a->model.args.scheduler.max_queue,
                   "Most requests waiting to start; beyond, 429 with Retry-After (0: no limit)")
       ->capture_default_str();
-  cmd->add_option("--max-logprobs", a->max_logprobs, "Largest logprobs / top_logprobs accepted")
+  cmd->add_option("--max-logprobs", a->model.args.scheduler.max_logprobs,
+                  "Largest logprobs / top_logprobs accepted")
       ->capture_default_str();
   cmd->add_option("--request-timeout", a->request_timeout,
                   "Seconds a request may take before it is aborted (0: no limit)")

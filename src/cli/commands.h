@@ -7,36 +7,23 @@
 #include <string>
 #include <vector>
 
-#include "runner/model_runner.h"
+#include "inferd/engine_args.h"
 
 namespace inferd::cli {
 
-// Flags shared by every command that loads a model (names follow vLLM's).
+// Flags shared by every command that loads a model (names follow vLLM's), bound to the
+// EngineArgs the command hands to LLM::load.
 struct ModelFlags {
-  std::string model;
-  std::string device = "auto";
-  double gpu_memory_utilization = 0.9;
-  std::string load_format = "auto";
-  std::string dtype = "auto";
-  int32_t max_model_len = 0;
-  int32_t block_size = 16;
-  int32_t num_kv_blocks = 0;
-  double kv_cache_memory_gib = 1.0;
-  int32_t max_num_batched_tokens = 2048;
-  uint64_t seed = 0;
-  int threads = 0;
-  int32_t max_num_seqs = 256;  // --max-num-seqs (commands that batch)
-  bool enforce_eager = false;  // --enforce-eager
-  std::string quantization;    // --quantization (fp8)
-  int32_t max_logprobs = 20;   // set by `serve` from --max-logprobs
+  EngineArgs args;
 
   // batching: also registers --max-num-seqs (serve and bench, not run). model_optional: the
   // model argument may be left out; it then names the project's demo model (default_model_dir).
+  // Also registers vLLM's flags for what inferd cannot do yet (--tensor-parallel-size,
+  // --speculative-config, the LoRA flags): LLM::load refuses them by name.
   void add_to(CLI::App* app, bool batching = true, bool model_optional = false);
   // True when the command line named a model (false: the default model is used).
   bool model_given() const { return model_opt_ != nullptr && model_opt_->count() > 0; }
-  RunnerOptions options() const;
-  std::unique_ptr<ModelRunner> load() const;
+  const std::string& model() const { return args.model.model; }
 
  private:
   CLI::Option* model_opt_ = nullptr;
@@ -68,6 +55,11 @@ void register_chat(CLI::App& app);                // chat
 // Flag values that may each hold several comma-separated items ("a,b" "c" -> a, b, c), trimmed,
 // empty items dropped.
 std::vector<std::string> split_commas(const std::vector<std::string>& in);
+
+// vLLM's short flags of more than one letter, which CLI11 cannot declare ("-tp" for
+// --tensor-parallel-size, also as "-tp=N"), rewritten to their long names; arguments after "--"
+// are left alone.
+void expand_vllm_short_flags(std::vector<std::string>& args);
 
 // "1,2,3" -> ids; throws Error naming `what` (the flag) on anything else.
 std::vector<int32_t> parse_id_list(const std::string& s, const char* what);

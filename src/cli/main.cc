@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -23,8 +25,12 @@ int main(int argc, char** argv) {
   inferd::cli::register_tokenizer_commands(app);
   inferd::cli::register_template_command(app);
   inferd::cli::register_bench(app);
+  std::vector<std::string> args(argv, argv + argc);
+  inferd::cli::expand_vllm_short_flags(args);
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
   try {
-    app.parse(argc, argv);
+    app.parse(int(arg_ptrs.size()), arg_ptrs.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const inferd::Error& e) {

@@ -1,0 +1,77 @@
+// EngineArgs: everything that configures a model and the engine serving it, in one struct grouped
+// as vLLM's EngineArgs groups its flags (model, cache, scheduler, parallel, speculative, lora).
+// Each field is the value of the `inferd` flag named beside it, and each limit exists here once:
+// LLM::load (inferd/llm.h) resolves these into the one config the model and the engine both
+// read. A field inferd cannot honour yet (several GPUs, speculative decoding, LoRA) is an error at
+// load naming the flag and the issue that adds it, never ignored.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace inferd {
+
+// What to load and where to run it (vLLM's model, load and device flags).
+struct ModelArgs {
+  std::string model;                 // the model directory (config.json, *.safetensors)
+  std::string tokenizer;             // --tokenizer: its directory; "": the model's
+  bool skip_tokenizer_init = false;  // no tokenizer: the engine runs on token ids alone
+  // --served-model-name: the names of the model in an API; empty: the model argument.
+  std::vector<std::string> served_model_names;
+  std::string load_format = "auto";  // --load-format: auto | safetensors | dummy
+  std::string dtype = "auto";        // --dtype: dummy weights' dtype (auto: bfloat16)
+  std::string quantization;          // --quantization: "" (as stored) | fp8
+  uint64_t seed = 0;                 // --seed: dummy weights and unseeded requests' sampling
+  std::string device = "auto";       // --device: auto (a GPU when there is one) | cpu | cuda
+  int32_t threads = 0;               // --threads: CPU threads (0: one per core)
+  bool enforce_eager = false;        // --enforce-eager: no CUDA graphs for decode steps
+};
+
+// The paged KV cache.
+struct CacheArgs {
+  int32_t block_size = 16;              // --block-size: tokens per KV block
+  int32_t num_kv_blocks = 0;            // --num-kv-blocks (0: derived from the memory below)
+  double kv_cache_memory_gib = 1.0;     // --kv-cache-memory: the pool's size on the CPU, GiB
+  double gpu_memory_utilization = 0.9;  // --gpu-memory-utilization: GPU share for all of it
+  bool enable_prefix_caching = true;    // --enable-prefix-caching / --no-enable-prefix-caching
+};
+
+// The scheduler's limits.
+struct SchedulerArgs {
+  int32_t max_num_seqs = 256;             // --max-num-seqs: sequences running at once
+  int32_t max_num_batched_tokens = 2048;  // --max-num-batched-tokens: tokens in one step
+  int32_t max_model_len = 0;           // --max-model-len (0: the model's, capped by the KV cache)
+  bool enable_chunked_prefill = true;  // off: a prompt runs only when it fits one step
+  int32_t max_queue = 4096;            // --max-queue: requests waiting (0: no limit)
+  int32_t max_logprobs = 20;           // --max-logprobs: largest logprobs / top_logprobs
+};
+
+// Several GPUs (issue 33).
+struct ParallelArgs {
+  int32_t tensor_parallel_size = 1;  // --tensor-parallel-size / -tp
+};
+
+// Speculative decoding (issue 26).
+struct SpeculativeArgs {
+  std::string config;  // --speculative-config: vLLM's JSON ({"method": ..., ...}); "": off
+};
+
+// LoRA adapters (issue 29).
+struct LoraArgs {
+  bool enable_lora = false;               // --enable-lora
+  std::vector<std::string> lora_modules;  // --lora-modules name=path ...
+  int32_t max_loras = 1;                  // --max-loras
+  int32_t max_lora_rank = 16;             // --max-lora-rank
+};
+
+struct EngineArgs {
+  ModelArgs model;
+  CacheArgs cache;
+  SchedulerArgs scheduler;
+  ParallelArgs parallel;
+  SpeculativeArgs speculative;
+  LoraArgs lora;
+};
+
+}  // namespace inferd

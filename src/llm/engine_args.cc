@@ -1,0 +1,136 @@
+// EngineArgs -> ResolvedConfig: defaults, checks naming the flag, and the refusal of what inferd
+// cannot do yet (each naming the issue that adds it).
+#include <algorithm>
+#include <thread>
+
+#include "core/error.h"
+#include "llm/resolved_config.h"
+#ifdef INFERD_HAVE_CUDA
+#include "backend/cuda/cuda_device.h"
+#endif
+
+namespace inferd {
+
+namespace {
+
+// Flags of features that exist in vLLM and come to inferd with a later issue: refused by name.
+void refuse_unsupported(const EngineArgs& a) {
+  const ParallelArgs& p = a.parallel;
+  if (p.tensor_parallel_size < 1)
+    fail("--tensor-parallel-size must be >= 1, got {}", p.tensor_parallel_size);
+  if (p.tensor_parallel_size != 1)
+    fail("--tensor-parallel-size {}: tensor parallelism is not supported yet (issue 33)",
+         p.tensor_parallel_size);
+  if (!a.speculative.config.empty())
+    fail("--speculative-config: speculative decoding is not supported yet (issue 26)");
+  const LoraArgs& l = a.lora;
+  const LoraArgs unset;
+  if (l.enable_lora) fail("--enable-lora: LoRA adapters are not supported yet (issue 29)");
+  if (!l.lora_modules.empty())
+    fail("--lora-modules: LoRA adapters are not supported yet (issue 29)");
+  if (l.max_loras != unset.max_loras)
+    fail("--max-loras {}: LoRA adapters are not supported yet (issue 29)", l.max_loras);
+  if (l.max_lora_rank != unset.max_lora_rank)
+    fail("--max-lora-rank {}: LoRA adapters are not supported yet (issue 29)", l.max_lora_rank);
+}
+
+DeviceKind resolve_device(const std::string& device, int gpu_count, bool cuda_built) {
+  if (device == "cpu") return DeviceKind::kCpu;
+  if (device == "auto") return cuda_built && gpu_count > 0 ? DeviceKind::kCuda : DeviceKind::kCpu;
+  if (device != "cuda") fail("unknown --device '{}': expected auto, cpu or cuda", device);
+  if (!cuda_built)
+    fail(
+        "--device cuda: this build of inferd has no CUDA backend (nvcc was not found at build "
+        "time)");
+  if (gpu_count <= 0) fail("--device cuda: no CUDA GPU is visible");
+  return DeviceKind::kCuda;
+}
+
+void resolve_model(const ModelArgs& m, int gpu_count, bool cuda_built, ResolvedConfig& rc) {
+  if (m.model.empty()) fail("no model given: expected a model directory");
+  rc.model_dir = m.model;
+  rc.tokenizer_dir = m.tokenizer.empty() ? m.model : m.tokenizer;
+  rc.load_tokenizer = !m.skip_tokenizer_init;
+  rc.served_model_names =
+      m.served_model_names.empty() ? std::vector<std::string>{m.model} : m.served_model_names;
+  rc.load_format = m.load_format;
+  if (m.dtype != "auto") {
+    try {
+      rc.dtype = parse_dtype(m.dtype);
+    } catch (const Error& e) {
+      fail("--dtype: {}", e.what());
+    }
+  }
+  rc.quantization = m.quantization;
+  rc.seed = m.seed;
+  rc.device = resolve_device(m.device, gpu_count, cuda_built);
+  if (m.threads < 0) fail("--threads must be >= 0, got {}", m.threads);
+  rc.threads =
+      m.threads > 0 ? m.threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
+  rc.enforce_eager = m.enforce_eager;
+}
+
+void resolve_cache(const CacheArgs& c, ResolvedConfig& rc) {
+  if (c.block_size <= 0 || c.block_size > 1024)
+    fail("--block-size {} is out of range: expected 1..1024", c.block_size);
+  if (c.num_kv_blocks < 0)
+    fail("--num-kv-blocks must be >= 0 (0: derive), got {}", c.num_kv_blocks);
+  if (!(c.kv_cache_memory_gib > 0))
+    fail("--kv-cache-memory must be positive, got {}", c.kv_cache_memory_gib);
+  if (!(c.gpu_memory_utilization > 0 && c.gpu_memory_utilization <= 1))
+    fail("--gpu-memory-utilization must be in (0, 1], got {}", c.gpu_memory_utilization);
+  rc.block_size = c.block_size;
+  rc.num_kv_blocks = c.num_kv_blocks;
+  rc.kv_cache_bytes = int64_t(c.kv_cache_memory_gib * double(1ll << 30));
+  rc.gpu_memory_utilization = c.gpu_memory_utilization;
+  rc.engine.enable_prefix_caching = c.enable_prefix_caching;
+}
+
+void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
+  if (s.max_num_seqs < 1) fail("--max-num-seqs must be >= 1, got {}", s.max_num_seqs);
+  if (s.max_num_batched_tokens <= 0)
+    fail("--max-num-batched-tokens must be positive, got {}", s.max_num_batched_tokens);
+  if (s.max_model_len < 0)
+    fail("--max-model-len must be >= 0 (0: the model's), got {}", s.max_model_len);
+  if (s.max_queue < 0) fail("--max-queue must be >= 0, got {}", s.max_queue);
+  if (s.max_logprobs < 0) fail("--max-logprobs must be >= 0, got {}", s.max_logprobs);
+  EngineConfig& e = rc.engine;
+  e.max_num_seqs = s.max_num_seqs;
+  e.max_num_batched_tokens = s.max_num_batched_tokens;
+  e.max_model_len = s.max_model_len;
+  e.enable_chunked_prefill = s.enable_chunked_prefill;
+  e.max_queue = s.max_queue;
+  e.max_logprobs = s.max_logprobs;
+}
+
+}  // namespace
+
+ResolvedConfig resolve_engine_args(const EngineArgs& args, int gpu_count, bool cuda_built) {
+  refuse_unsupported(args);
+  ResolvedConfig rc;
+  resolve_model(args.model, gpu_count, cuda_built, rc);
+  resolve_cache(args.cache, rc);
+  resolve_scheduler(args.scheduler, rc);
+  rc.engine.seed = args.model.seed;
+  return rc;
+}
+
+ResolvedConfig resolve_engine_args(const EngineArgs& args) {
+#ifdef INFERD_HAVE_CUDA
+  // Asked only when a GPU may be wanted: counting devices initializes the CUDA driver.
+  const bool may_use_gpu = args.model.device == "auto" || args.model.device == "cuda";
+  return resolve_engine_args(args, may_use_gpu ? cuda::device_count() : 0, true);
+#else
+  return resolve_engine_args(args, 0, false);
+#endif
+}
+
+std::vector<int32_t> default_eos_ids(const std::vector<int32_t>& tokenizer_eos,
+                                     const std::vector<int64_t>& model_eos) {
+  if (!tokenizer_eos.empty()) return tokenizer_eos;
+  std::vector<int32_t> out;
+  for (int64_t e : model_eos) out.push_back(int32_t(e));
+  return out;
+}
+
+}  // namespace inferd

@@ -1,0 +1,153 @@
+// LLM::load: EngineArgs -> ResolvedConfig -> tokenizer, chat template, backend, model, engine.
+// load_model() is the one function that knows how the model is built (the ModelRunner and its
+// RunnerOptions); everything else reads the ResolvedConfig.
+#include "inferd/llm.h"
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "llm/resolved_config.h"
+#include "runner/executor.h"
+#include "runner/model_runner.h"
+#include "tokenizer/jinja/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#ifdef INFERD_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace inferd {
+
+struct LLM::Impl {
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::shared_ptr<const ChatTemplate> chat_template;
+  std::shared_ptr<ModelExecutor> executor;
+  std::function<std::string()> step_profile;
+  std::shared_ptr<Engine> engine;
+  ModelSummary summary;
+  std::vector<std::string> served_model_names;
+};
+
+namespace {
+
+std::unique_ptr<Backend> make_backend(const ResolvedConfig& rc) {
+  if (rc.device == DeviceKind::kCuda) {
+#ifdef INFERD_HAVE_CUDA
+    return make_cuda_backend(0);
+#else
+    fail("--device cuda: this build of inferd has no CUDA backend");
+#endif
+  }
+  return make_cpu_backend(rc.threads);
+}
+
+// What the rest of the load needs from the model it built.
+struct LoadedModel {
+  std::shared_ptr<ModelExecutor> executor;
+  std::function<std::string()> step_profile;
+  ModelSummary summary;                // architecture, layers, backend and dtype
+  std::vector<int64_t> eos_token_ids;  // the model config's
+};
+
+LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backend) {
+  RunnerOptions o;
+  o.load.format = parse_load_format(rc.load_format);
+  o.load.dummy_seed = rc.seed;
+  o.load.dummy_dtype = rc.dtype;
+  o.load.quantization = rc.quantization;
+  o.block_size = rc.block_size;
+  o.num_kv_blocks = rc.num_kv_blocks;
+  o.kv_cache_bytes = rc.kv_cache_bytes;
+  o.gpu_memory_utilization = rc.gpu_memory_utilization;
+  o.max_num_batched_tokens = rc.engine.max_num_batched_tokens;
+  o.max_model_len = rc.engine.max_model_len;
+  o.max_num_seqs = rc.engine.max_num_seqs;
+  o.enforce_eager = rc.enforce_eager;
+  o.max_top_logprobs = rc.engine.max_logprobs;
+  auto m = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
+  const ModelConfig& c = m->config();
+  LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",
+           c.architecture, c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size,
+           m->backend().name());
+  LoadedModel out;
+  out.summary.architecture = c.architecture;
+  out.summary.num_layers = int32_t(c.num_layers);
+  out.summary.backend = m->backend().name();
+  out.summary.dtype = o.load.format == LoadFormat::kDummy ? std::string(dtype_name(rc.dtype))
+                      : c.dtype.empty()                   ? std::string("as stored")
+                                                          : c.dtype;
+  out.eos_token_ids = c.eos_token_ids;
+  out.step_profile = [m] { return m->step_profile(); };
+  out.executor = std::move(m);
+  return out;
+}
+
+std::shared_ptr<const ChatTemplate> load_chat_template(const ResolvedConfig& rc,
+                                                       const LLMOptions& options) {
+  try {
+    // A file, a named template of the model, or template text (as Hugging Face resolves it).
+    return std::make_shared<const ChatTemplate>(
+        options.chat_template.empty()
+            ? ChatTemplate::from_model_dir(rc.tokenizer_dir)
+            : ChatTemplate::resolve(options.chat_template, rc.tokenizer_dir));
+  } catch (const Error& e) {
+    if (!options.on_chat_template_error) throw;
+    options.on_chat_template_error(e);
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options) {
+  ResolvedConfig rc = resolve_engine_args(args);
+  auto impl = std::make_unique<Impl>();
+  impl->served_model_names = rc.served_model_names;
+  if (rc.load_tokenizer)
+    impl->tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_dir(rc.tokenizer_dir));
+  if (options.load_chat_template) impl->chat_template = load_chat_template(rc, options);
+  if (options.before_weights) options.before_weights(args);
+
+  LoadedModel m = load_model(rc, make_backend(rc));
+  if (impl->tokenizer && int64_t(impl->tokenizer->id_limit()) > m.executor->vocab_size())
+    fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
+         impl->tokenizer->id_limit(), m.executor->vocab_size());
+  rc.engine.eos_token_ids = default_eos_ids(
+      impl->tokenizer ? impl->tokenizer->eos_ids() : std::vector<int32_t>{}, m.eos_token_ids);
+  impl->engine = std::make_shared<Engine>(m.executor, rc.engine, impl->tokenizer);
+
+  impl->summary = std::move(m.summary);
+  impl->summary.num_kv_blocks = m.executor->num_kv_blocks();
+  impl->summary.block_size = m.executor->block_size();
+  impl->summary.max_model_len = impl->engine->config().max_model_len;
+  impl->summary.max_num_seqs = impl->engine->config().max_num_seqs;
+  impl->executor = std::move(m.executor);
+  impl->step_profile = std::move(m.step_profile);
+  return std::unique_ptr<LLM>(new LLM(std::move(impl)));
+}
+
+LLM::LLM(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LLM::~LLM() = default;
+
+const std::shared_ptr<Engine>& LLM::engine() const {
+  return impl_->engine;
+}
+const std::shared_ptr<const Tokenizer>& LLM::tokenizer() const {
+  return impl_->tokenizer;
+}
+const std::shared_ptr<const ChatTemplate>& LLM::chat_template() const {
+  return impl_->chat_template;
+}
+const std::shared_ptr<ModelExecutor>& LLM::executor() const {
+  return impl_->executor;
+}
+std::string LLM::step_profile() const {
+  return impl_->step_profile ? impl_->step_profile() : "";
+}
+const ModelSummary& LLM::summary() const {
+  return impl_->summary;
+}
+const std::vector<std::string>& LLM::served_model_names() const {
+  return impl_->served_model_names;
+}
+
+}  // namespace inferd
