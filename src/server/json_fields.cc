@@ -53,11 +53,19 @@ int64_t int_value(const json& v, const std::string& param, int64_t lo, int64_t h
   return x;
 }
 
-std::vector<int32_t> token_list(const json& v, const std::string& param, int32_t vocab) {
+std::vector<int32_t> int32_list(const json& v, const std::string& param) {
   std::vector<int32_t> ids;
   ids.reserve(v.size());
-  for (size_t i = 0; i < v.size(); ++i)
-    ids.push_back(int32_t(int_value(v[i], fmt::format("{}[{}]", param, i), 0, vocab - 1)));
+  constexpr int64_t lo = std::numeric_limits<int32_t>::min();
+  constexpr int64_t hi = std::numeric_limits<int32_t>::max();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const json& e = v[i];
+    if (e.is_number_integer() && as_int(e) >= lo && as_int(e) <= hi) {
+      ids.push_back(int32_t(as_int(e)));
+    } else {  // the element's name is formatted only for the odd one
+      ids.push_back(int32_t(int_value(e, fmt::format("{}[{}]", param, i), lo, hi)));
+    }
+  }
   return ids;
 }
 

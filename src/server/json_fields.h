@@ -41,8 +41,8 @@ bool is_integral(const json& v);
 int64_t as_int(const json& v);
 // `v` as an integer in [lo, hi]; a 400 naming `param` otherwise.
 int64_t int_value(const json& v, const std::string& param, int64_t lo, int64_t hi);
-// An array of token ids, each an integer in [0, vocab) (elements named param[i]).
-std::vector<int32_t> token_list(const json& v, const std::string& param, int32_t vocab);
+// An array of 32-bit integers (token ids; elements named param[i]).
+std::vector<int32_t> int32_list(const json& v, const std::string& param);
 std::string nonempty_string(const json& v, const std::string& param);
 // OpenAI's rule for function and schema names: 1 to 64 letters, digits, underscores or dashes.
 bool valid_name(const std::string& n);
