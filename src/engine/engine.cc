@@ -251,6 +251,8 @@ void Engine::Impl::mark_started() {
   }
 }
 
+// The step's sampled tokens: the grammars advance (in parallel), then each row's token becomes
+// output in row order. A request whose prompt was just computed starts its other n - 1 sequences.
 void Engine::Impl::process_sampled() {
   const auto t0 = std::chrono::steady_clock::now();
   structured_.accept_sampled(input_.sampled());
