@@ -146,6 +146,11 @@ bool BlockPool::register_block(int32_t b, const BlockHash& hash, const BlockHash
   return true;
 }
 
+void BlockPool::unregister_block(int32_t b) {
+  INFERD_CHECK(b >= 0 && b < num_blocks_ && ref_[size_t(b)] > 0, "unregistering free block {}", b);
+  uncache(b);
+}
+
 void BlockPool::check_invariants() const {
   int32_t count = 0, cached = 0;
   std::vector<uint8_t> seen(size_t(num_blocks_), 0);

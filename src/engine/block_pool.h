@@ -57,6 +57,9 @@ class BlockPool {
   // when caching is off or that content is already cached in another block.
   bool register_block(int32_t block, const BlockHash& hash, const BlockHash& parent,
                       std::span<const int32_t> tokens);
+  // Takes a referenced block out of the prefix cache, because its holder is about to overwrite
+  // part of it (KvCacheManager::truncate). Nothing when it is not cached.
+  void unregister_block(int32_t block);
 
   // Checks every internal invariant (tests).
   void check_invariants() const;

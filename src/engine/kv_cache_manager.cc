@@ -80,6 +80,32 @@ void KvCacheManager::register_computed(Sequence& seq) {
   if (full > seq.num_registered_blocks) seq.num_registered_blocks = full;
 }
 
+int32_t KvCacheManager::truncate(Sequence& seq, int32_t num_tokens) {
+  INFERD_CHECK(num_tokens >= 0 && num_tokens <= seq.num_computed,
+               "truncating sequence {} to {} tokens, {} computed", seq.id, num_tokens,
+               seq.num_computed);
+  size_t keep = size_t((num_tokens + block_size_ - 1) / block_size_);  // blocks holding them
+  int32_t kept_tokens = num_tokens;
+  if (num_tokens % block_size_ != 0 && keep <= seq.blocks.size()) {
+    const int32_t cut = seq.blocks[keep - 1];
+    if (pool_.ref_count(cut) > 1) {  // shared: not ours to write
+      --keep;
+      kept_tokens = int32_t(keep) * block_size_;
+    } else {
+      pool_.unregister_block(cut);
+    }
+  }
+  while (seq.blocks.size() > keep) {
+    pool_.decref(seq.blocks.back());
+    seq.blocks.pop_back();
+  }
+  const int32_t full = kept_tokens / block_size_;
+  seq.num_registered_blocks = std::min(seq.num_registered_blocks, full);
+  if (seq.block_hashes.size() > size_t(full)) seq.block_hashes.resize(size_t(full));
+  seq.num_computed = kept_tokens;
+  return kept_tokens;
+}
+
 void KvCacheManager::free(Sequence& seq) {
   for (auto it = seq.blocks.rbegin(); it != seq.blocks.rend(); ++it) pool_.decref(*it);
   seq.blocks.clear();

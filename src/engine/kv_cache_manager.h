@@ -35,6 +35,17 @@ class KvCacheManager {
   // Offers seq's full blocks whose KV is computed to the prefix cache.
   void register_computed(Sequence& seq);
 
+  // Drops the KV of seq's tokens past its first `num_tokens` (speculative decoding rejects draft
+  // tokens); num_tokens <= seq.num_computed. Blocks wholly past them are released, last first. The
+  // block they end in, when it is seq's alone, stays with seq: seq will write its remaining slots
+  // again, so it leaves the prefix cache (its hash named the dropped tokens). When another
+  // sequence holds it too (n > 1, a prefix-cache hit), seq releases it instead, as writing into it
+  // would change the other's KV, and keeps only the whole blocks before it. seq.tokens is left to
+  // the caller; hashes of blocks past the kept tokens are dropped (update_hashes recomputes them).
+  // Returns the tokens whose KV seq keeps (its new num_computed): num_tokens, or the start of a
+  // shared block it ended in.
+  int32_t truncate(Sequence& seq, int32_t num_tokens);
+
   // Releases every block of seq (last block first, so a cached prefix outlives its tail).
   void free(Sequence& seq);
 

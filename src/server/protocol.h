@@ -1,5 +1,8 @@
 // The OpenAI request schema: parsing and validation of /v1/chat/completions and /v1/completions
 // bodies into engine requests. Every bad field is an ApiError naming the parameter.
+// completion_request.cc parses the body (chat_request.cc the chat prompt, tool_request.cc tools and
+// tool_choice, structured_outputs_request.cc the output constraint), tokenize_request.cc the
+// /tokenize and /detokenize bodies; json_fields.h reads fields with OpenAI's error messages.
 #pragma once
 
 #include <cstdint>
@@ -14,14 +17,9 @@
 #include "server/api_error.h"
 #include "server/chat_output.h"
 #include "server/generator.h"
+#include "server/json_fields.h"
 
 namespace inferd::server {
-
-using json = nlohmann::json;
-using ojson = nlohmann::ordered_json;
-
-// Parses a request body; throws ApiError 400 on invalid JSON or a body that is not an object.
-json parse_json_body(const std::string& body);
 
 struct CompletionRequest {
   bool chat = false;
@@ -86,15 +84,6 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
 std::optional<StructuredOutputs> parse_structured_outputs(const json& body, const ojson* ordered,
                                                           const RequestLimits& limits,
                                                           std::string* param = nullptr);
-
-// Field helpers (exposed for /tokenize and tests). Absent and null both mean "not given".
-const json* find_field(const json& obj, const char* name);
-std::optional<bool> get_bool(const json& obj, const char* name);
-std::optional<int64_t> get_int(const json& obj, const char* name, int64_t lo, int64_t hi);
-std::optional<double> get_number(const json& obj, const char* name, double lo, double hi);
-std::optional<std::string> get_string(const json& obj, const char* name);
-// "a string", "an integer", ... as OpenAI's messages say.
-std::string json_type_name(const json& v);
 
 // Chat messages: checks roles, content and the count (at most max_messages) and returns them as
 // the template expects (content given as text parts is joined into one string).

@@ -1,7 +1,7 @@
 // Fuzz target: OpenAI request bodies through the server's validation. The first byte picks the
 // route (chat completions, completions, /tokenize, /detokenize), the rest is the body. The body
 // goes through parse_json_body and parse_completion_request / tokenize_body / detokenize_body
-// (src/server/protocol.cc) with a real tokenizer and a real chat template
+// (src/server/protocol.h) with a real tokenizer and a real chat template
 // (tests/fuzz/data/tokenizer.json and chat_template.jinja) behind the Generator interface, the
 // chat prompt rendered by render_chat_prompt as EngineGenerator does.
 //

@@ -1,0 +1,56 @@
+// An EngineConfig resolved against the model executor it will drive.
+#include "engine/engine_config.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "runner/executor.h"
+
+namespace inferd {
+
+EngineConfig resolve_config(EngineConfig c, const ModelExecutor& exec) {
+  if (c.max_num_seqs <= 0) fail("max_num_seqs must be positive, got {}", c.max_num_seqs);
+  if (c.max_num_batched_tokens <= 0) {
+    fail("max_num_batched_tokens must be positive, got {}", c.max_num_batched_tokens);
+  }
+  if (c.max_num_batched_tokens > exec.max_num_batched_tokens()) {
+    fail("max_num_batched_tokens {} exceeds what the model's workspace holds per step ({})",
+         c.max_num_batched_tokens, exec.max_num_batched_tokens());
+  }
+  if (c.max_queue < 0) fail("max_queue must be >= 0 (0: no limit), got {}", c.max_queue);
+  if (c.max_logprobs < 0) fail("max_logprobs must be >= 0, got {}", c.max_logprobs);
+  if (c.max_logprobs > exec.max_top_logprobs()) {
+    fail("max_logprobs {} exceeds the top logprobs per token the model executor can return ({})",
+         c.max_logprobs, exec.max_top_logprobs());
+  }
+  const int64_t pool_tokens = int64_t(exec.num_kv_blocks()) * exec.block_size();
+  if (exec.num_kv_blocks() <= 0 || exec.block_size() <= 0) {
+    fail("the KV cache has {} blocks of {} tokens; expected at least one block",
+         exec.num_kv_blocks(), exec.block_size());
+  }
+  if (c.max_model_len == 0) {
+    c.max_model_len = int32_t(std::min<int64_t>(exec.max_model_len(), pool_tokens));
+  } else if (c.max_model_len < 0) {
+    fail("max_model_len must be positive, got {}", c.max_model_len);
+  } else if (c.max_model_len > exec.max_model_len()) {
+    fail("max_model_len {} exceeds the model's maximum context length {}", c.max_model_len,
+         exec.max_model_len());
+  } else if (c.max_model_len > pool_tokens) {
+    fail(
+        "max_model_len {} does not fit the KV cache ({} blocks x {} tokens = {} tokens); lower "
+        "max_model_len or give the KV cache more memory",
+        c.max_model_len, exec.num_kv_blocks(), exec.block_size(), pool_tokens);
+  }
+  if (!c.enable_chunked_prefill && c.max_num_batched_tokens < c.max_model_len) {
+    fail("without chunked prefill max_num_batched_tokens ({}) must be >= max_model_len ({})",
+         c.max_num_batched_tokens, c.max_model_len);
+  }
+  for (int32_t t : c.eos_token_ids) {
+    if (t < 0 || t >= exec.vocab_size()) {
+      fail("eos token id {} is outside the vocabulary [0, {})", t, exec.vocab_size());
+    }
+  }
+  return c;
+}
+
+}  // namespace inferd

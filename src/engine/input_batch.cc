@@ -1,0 +1,66 @@
+// The input of one engine step: the forward batch and the sampling rows of the scheduled sequences.
+#include "engine/input_batch.h"
+
+#include "engine/request_state.h"
+
+namespace inferd {
+
+void InputBatch::build_forward(std::span<const ScheduledSeq> scheduled) {
+  forward_.clear();
+  rows_.clear();
+  for (const ScheduledSeq& s : scheduled) {
+    Sequence* q = s.seq;
+    SeqBatchInfo info;
+    info.q_start = forward_.num_tokens();
+    info.q_len = s.num_tokens;
+    info.kv_len = q->num_computed + s.num_tokens;
+    info.block_table_offset = int32_t(forward_.block_tables.size());
+    info.num_blocks = int32_t(q->blocks.size());
+    forward_.block_tables.insert(forward_.block_tables.end(), q->blocks.begin(), q->blocks.end());
+    for (int32_t j = 0; j < s.num_tokens; ++j) {
+      forward_.token_ids.push_back(q->tokens[size_t(q->num_computed + j)]);
+      forward_.positions.push_back(q->num_computed + j);
+    }
+    if (info.kv_len == q->num_tokens()) {
+      forward_.logit_rows.push_back(info.q_start + info.q_len - 1);
+      rows_.push_back(q);
+    }
+    forward_.seqs.push_back(info);
+  }
+  sampling_.clear();
+}
+
+void InputBatch::build_sampling() {
+  for (Sequence* q : rows_) add_sampling_row(*q);
+  sampled_.resize(rows_.size());
+}
+
+void InputBatch::add_sampling_row(const Sequence& q) {
+  const RequestState& rs = *q.request;
+  const SamplingParams& p = rs.req.params;
+  SamplingRow row;
+  row.temperature = p.temperature;
+  row.top_p = p.top_p;
+  row.top_k = p.top_k;
+  row.min_p = p.min_p;
+  row.repetition_penalty = p.repetition_penalty;
+  row.presence_penalty = p.presence_penalty;
+  row.frequency_penalty = p.frequency_penalty;
+  row.num_logprobs = p.logprobs ? *p.logprobs : -1;
+  row.seed = q.sample_key;
+  row.counter = uint64_t(q.num_output());  // the output position being sampled
+  const SeqOutputState& so = rs.outs[size_t(q.index)];
+  row.mask_row = so.mask_row;
+  const std::span<const int32_t> prompt(q.tokens.data(), size_t(q.prompt_len));
+  const std::span<const int32_t> output(q.tokens.data() + q.prompt_len, size_t(q.num_output()));
+  // A grammar that is complete decides that the output ends: min_tokens does not ban EOS then
+  // (the grammar would allow nothing else).
+  const bool grammar_complete = so.mask_row >= 0 && so.matcher->can_terminate();
+  const std::span<const int32_t> banned = q.num_output() < p.min_tokens && !grammar_complete
+                                              ? std::span<const int32_t>(rs.banned)
+                                              : std::span<const int32_t>();
+  edit_builder_.append(row, banned, p.logit_bias, prompt, output, sampling_.edits);
+  sampling_.rows.push_back(row);
+}
+
+}  // namespace inferd

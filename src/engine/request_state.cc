@@ -1,0 +1,84 @@
+// The engine's per-request state: resolving a request's limits, creating its sequences.
+#include "engine/request_state.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/rng.h"
+#include "tokenizer/text_decoder.h"
+
+namespace inferd {
+
+namespace {
+
+uint64_t mix_seed(uint64_t a, uint64_t b) {
+  uint64_t s = a ^ (b * 0xd6e8feb86659fd93ull);
+  splitmix64(s);
+  return splitmix64(s);
+}
+
+}  // namespace
+
+SequenceDelta& RequestState::delta(int32_t index) {
+  if (!has_pending) {
+    has_pending = true;
+    pending.request_id = id;
+    pending.num_prompt_tokens = int32_t(req.prompt_token_ids.size());
+  }
+  for (auto& d : pending.outputs) {
+    if (d.index == index) return d;
+  }
+  pending.outputs.emplace_back();
+  pending.outputs.back().index = index;
+  return pending.outputs.back();
+}
+
+std::unique_ptr<RequestState> new_request_state(GenerateRequest request,
+                                                const EngineConfig& config) {
+  auto rs = std::make_unique<RequestState>();
+  const SamplingParams& p = request.params;
+  const int32_t plen = int32_t(request.prompt_token_ids.size());
+  rs->max_tokens = p.max_tokens ? *p.max_tokens : config.max_model_len - plen;
+  rs->eos = request.eos_token_ids ? *request.eos_token_ids : config.eos_token_ids;
+  if (!p.ignore_eos) rs->banned = rs->eos;
+  rs->banned.insert(rs->banned.end(), p.stop_token_ids.begin(), p.stop_token_ids.end());
+  std::sort(rs->banned.begin(), rs->banned.end());
+  rs->banned.erase(std::unique(rs->banned.begin(), rs->banned.end()), rs->banned.end());
+  rs->outs.resize(size_t(p.n));
+  if (!request.arrival_time) request.arrival_time = std::chrono::steady_clock::now();
+  rs->req = std::move(request);
+  return rs;
+}
+
+Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t engine_seed,
+                       const TextDecoder* decoder) {
+  const SamplingParams& p = rs.req.params;
+  auto seq = std::make_unique<Sequence>();
+  seq->id = seq_id;
+  seq->request = &rs;
+  seq->index = index;
+  seq->priority = rs.req.priority;
+  seq->arrival_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(rs.req.arrival_time->time_since_epoch())
+          .count();
+  seq->request_number = rs.number;
+  seq->tokens = rs.req.prompt_token_ids;
+  seq->tokens.reserve(rs.req.prompt_token_ids.size() + size_t(rs.max_tokens));
+  seq->prompt_len = int32_t(rs.req.prompt_token_ids.size());
+  const uint64_t base = p.seed ? *p.seed : mix_seed(engine_seed, rs.number);
+  seq->sample_key = mix_seed(base, uint64_t(index));
+  SeqOutputState& so = rs.outs[size_t(index)];
+  if (decoder && p.detokenize) {
+    so.detok.emplace(*decoder, p.skip_special_tokens, std::span<const int32_t>(seq->tokens));
+  }
+  so.stop = StopStringMatcher(p.stop, p.include_stop_str_in_output);
+  if (rs.grammar) {
+    so.matcher.emplace(rs.grammar);
+    so.grammar_on = !p.structured_outputs->start_after_token;
+  }
+  Sequence* raw = seq.get();
+  rs.seqs.push_back(std::move(seq));
+  return raw;
+}
+
+}  // namespace inferd

@@ -1,0 +1,199 @@
+// The prompt of a chat request: messages, tools, the chat template.
+#include "server/chat_request.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "server/tool_request.h"
+
+namespace inferd::server {
+
+namespace {
+
+std::string content_text(const json& content, const std::string& param) {
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) wrong_type(param, "a string or an array of content parts", content);
+  std::string text;
+  for (size_t j = 0; j < content.size(); ++j) {
+    const json& part = content[j];
+    const std::string pp = fmt::format("{}[{}]", param, j);
+    if (!part.is_object()) wrong_type(pp, "an object", part);
+    const json* type = find_field(part, "type");
+    if (!type || !type->is_string())
+      throw bad_param(pp + ".type", fmt::format("Missing or invalid '{}.type'.", pp));
+    const std::string t = type->get<std::string>();
+    if (t != "text")
+      throw bad_param(pp + ".type",
+                      fmt::format("Invalid '{}.type': content parts of type '{}' are not "
+                                  "supported by this model (only 'text').",
+                                  pp, t));
+    const json* tx = find_field(part, "text");
+    if (!tx || !tx->is_string()) {
+      if (!tx)
+        throw bad_param(pp + ".text", fmt::format("Missing required parameter: '{}.text'.", pp));
+      wrong_type(pp + ".text", "a string", *tx);
+    }
+    if (!text.empty()) text += "\n";
+    text += tx->get<std::string>();
+  }
+  return text;
+}
+
+// An assistant message's tool calls, checked, with their arguments as a mapping (templates expect
+// one; OpenAI sends a JSON string).
+ojson normalize_tool_calls(const json& tool_calls, const std::string& p) {
+  if (!tool_calls.is_array()) wrong_type(p + ".tool_calls", "an array", tool_calls);
+  ojson calls = ojson::array();
+  for (size_t j = 0; j < tool_calls.size(); ++j) {
+    const json& c = tool_calls[j];
+    const std::string pc = fmt::format("{}.tool_calls[{}]", p, j);
+    if (!c.is_object()) wrong_type(pc, "an object", c);
+    const json* fn = &function_of(c, pc);
+    if (const json* a = find_field(*fn, "arguments"); a && !a->is_string() && !a->is_object())
+      wrong_type(pc + ".function.arguments", "a string", *a);
+    if (const json* id = find_field(c, "id"); id && !id->is_string())
+      wrong_type(pc + ".id", "a string", *id);
+    ojson oc = ojson::parse(c.dump());
+    if (oc.contains("function") && oc["function"].is_object() &&
+        oc["function"].contains("arguments") && oc["function"]["arguments"].is_string()) {
+      try {
+        oc["function"]["arguments"] = ojson::parse(oc["function"]["arguments"].get<std::string>());
+      } catch (const std::exception&) {
+      }
+    }
+    calls.push_back(std::move(oc));
+  }
+  return calls;
+}
+
+// messages[i] (named `p`), checked, as the template expects it.
+ojson normalize_message(const json& m, const std::string& p) {
+  static const char* kRoles[] = {"system", "developer", "user", "assistant", "tool", "function"};
+  if (!m.is_object()) wrong_type(p, "an object", m);
+  const json* role = find_field(m, "role");
+  if (!role) throw bad_param(p + ".role", fmt::format("Missing required parameter: '{}.role'.", p));
+  if (!role->is_string()) wrong_type(p + ".role", "a string", *role);
+  const std::string r = role->get<std::string>();
+  if (std::find_if(std::begin(kRoles), std::end(kRoles), [&](const char* k) { return r == k; }) ==
+      std::end(kRoles))
+    throw bad_param(p + ".role", fmt::format("Invalid value: '{}'. Supported values are: 'system', "
+                                             "'developer', 'user', 'assistant', 'tool' and "
+                                             "'function'.",
+                                             r));
+  ojson om = ojson::object();
+  om["role"] = r == "developer" ? "system" : r;
+  const json* content = find_field(m, "content");
+  const json* tool_calls = find_field(m, "tool_calls");
+  if (!content) {
+    if (r != "assistant" || !tool_calls)
+      throw bad_param(p + ".content", fmt::format("Missing required parameter: '{}.content'.", p));
+    // An assistant turn of tool calls only: empty text, as vLLM renders it (templates such as
+    // Qwen3's test `'</think>' in message.content`, which fails on none).
+    om["content"] = "";
+  } else {
+    om["content"] = content_text(*content, p + ".content");
+  }
+  if (const json* name = find_field(m, "name")) {
+    if (!name->is_string()) wrong_type(p + ".name", "a string", *name);
+    om["name"] = *name;
+  }
+  if (tool_calls) om["tool_calls"] = normalize_tool_calls(*tool_calls, p);
+  if (const json* id = find_field(m, "tool_call_id")) {
+    if (!id->is_string()) wrong_type(p + ".tool_call_id", "a string", *id);
+    om["tool_call_id"] = *id;
+  }
+  return om;
+}
+
+// The chat template's options: add_generation_prompt, continue_final_message,
+// chat_template_kwargs.
+void template_options(const json& body, ChatTemplateArgs& args) {
+  if (auto v = get_bool(body, "add_generation_prompt")) args.add_generation_prompt = *v;
+  if (auto v = get_bool(body, "continue_final_message")) args.continue_final_message = *v;
+  if (args.continue_final_message && args.add_generation_prompt &&
+      find_field(body, "add_generation_prompt"))
+    throw bad_param("continue_final_message",
+                    "Invalid 'continue_final_message': cannot be used together with "
+                    "add_generation_prompt.");
+  if (args.continue_final_message) args.add_generation_prompt = false;
+  if (const json* kw = find_field(body, "chat_template_kwargs")) {
+    if (!kw->is_object()) wrong_type("chat_template_kwargs", "an object", *kw);
+    args.kwargs = ojson::parse(kw->dump());
+  }
+}
+
+std::string render_template(const Generator& gen, const ChatTemplateArgs& args) {
+  try {
+    return gen.apply_chat_template(args);
+  } catch (const ApiError&) {
+    throw;
+  } catch (const Error& e) {
+    throw bad_param("messages",
+                    fmt::format("The chat template failed on these messages: {}", e.what()));
+  }
+}
+
+// The reasoning parser splits the output; a constraint starts after the reasoning unless the
+// prompt already closed it (Qwen3's enable_thinking=false).
+void start_reasoning(const std::string& prompt, ReasoningFormat format, const Generator& gen,
+                     CompletionRequest& r) {
+  const PromptReasoning pr = prompt_reasoning(prompt);
+  r.output.reasoning = format;
+  r.output.starts_in_reasoning = starts_in_reasoning(format, pr);
+  if (r.params.structured_outputs && pr != PromptReasoning::kClosed) {
+    const std::vector<int32_t> close =
+        encode_checked(gen, std::string(kThinkClose), false, "messages");
+    if (close.size() == 1) r.params.structured_outputs->start_after_token = close[0];
+  }
+}
+
+}  // namespace
+
+std::vector<int32_t> encode_checked(const Generator& gen, const std::string& text, bool special,
+                                    const char* param) {
+  try {
+    return gen.encode(text, special);
+  } catch (const ApiError&) {
+    throw;
+  } catch (const Error& e) {
+    throw bad_param(param, fmt::format("Invalid '{}': {}", param, e.what()));
+  }
+}
+
+ojson normalize_messages(const json& messages, size_t max_messages) {
+  if (!messages.is_array()) wrong_type("messages", "an array", messages);
+  if (messages.empty())
+    throw bad_param("messages",
+                    "Invalid 'messages': empty array. Expected an array with minimum "
+                    "length 1, but got an empty array instead.");
+  if (messages.size() > max_messages)
+    throw bad_param("messages", fmt::format("Invalid 'messages': array too long. Expected an array "
+                                            "with maximum length {}, but got an array with length "
+                                            "{} instead.",
+                                            max_messages, messages.size()));
+  ojson out = ojson::array();
+  for (size_t i = 0; i < messages.size(); ++i)
+    out.push_back(normalize_message(messages[i], fmt::format("messages[{}]", i)));
+  return out;
+}
+
+void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationContext& ctx,
+                       CompletionRequest& r) {
+  const Generator& gen = *ctx.generator;
+  const json* msgs = find_field(body, "messages");
+  if (!msgs) throw bad_param("messages", "Missing required parameter: 'messages'.");
+  ChatTemplateArgs args;
+  args.messages = normalize_messages(*msgs, ctx.limits.max_messages);
+  const std::vector<ToolSpec> tools = parse_tools(body, ordered, ctx.limits, args.tools);
+  apply_tool_choice(body, tools, ctx.parsing, gen, r, args);
+  template_options(body, args);
+  const bool add_special = get_bool(body, "add_special_tokens").value_or(false);
+  std::string text = render_template(gen, args);
+  r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
+  if (ctx.parsing.reasoning_parser) start_reasoning(text, *ctx.parsing.reasoning_parser, gen, r);
+  r.prompt_texts.push_back(std::move(text));
+}
+
+}  // namespace inferd::server
