@@ -11,12 +11,13 @@
 # for `inferd serve` (the dummy model has none; scripts/fetch-test-data.sh fetches it here); without
 # it the serving benchmark is skipped. What comes back in $OUT (at most 8 files):
 #   summary.txt                  the table printed last
-#   h200.json                    docs/perf/h200.json (tools/perf_record.py record)
+#   h100.json or h200.json       docs/perf/<gpu>.json (tools/perf_record.py record), named after
+#                                the GPU the run found (h100 or h200)
 #   performance-section.md       a section for docs/performance.md
 #   profile_b1.md, profile_b256.md  per-kernel tables of one decode step (scripts/ncu-profile.sh)
 #   logs.tgz                     every log and JSON of the run (refreshed after each stage)
 #   goldens-transformers.tgz     goldens made afresh with transformers (full mode)
-# The script never edits the repository's docs: commit h200.json and the section by hand.
+# The script never edits the repository's docs: commit <gpu>.json and the section by hand.
 #
 # Everything runs against one deadline, GPU_CHECK_BUDGET_S (default 540 s from the start): each
 # step's `timeout` is cut to what is left, and a step that no longer fits is skipped and says so,
@@ -271,19 +272,23 @@ if [ "$RUN_CPU" = 1 ] && [ "$MODE" = full ] && [ -x build/gpu/bench/cpu_decode_b
   cpu_line=$(grep -E "decode / floor" "$W/cpu_decode.log" | tail -1)
 fi
 
-# ---- the record: h200.json and the docs/performance.md section, written into $OUT only
+# ---- the record: docs/perf/<gpu>.json and the docs/performance.md section, written into $OUT only
+case "$gpu" in
+  *H100*) rec=h100.json ;;
+  *) rec=h200.json ;;
+esac
 logs=()
 for f in latency_512 latency_2048 throughput serve serve_server; do
   [ -f "$W/$f.log" ] && logs+=(--log "$W/$f.log")
 done
 # The committed record first: sections of other runs (its "fp8") are carried over.
-cp docs/perf/h200.json "$OUT/h200.json" 2>/dev/null || true
+cp "docs/perf/$rec" "$OUT/$rec" 2>/dev/null || true
 python3 tools/perf_record.py record --mode "$MODE" --commit "$commit" --gpu "$gpu" \
   --latency "$W/latency_512.json" --prefill "$W/latency_2048.json" \
   --throughput "$W/throughput.json" --serve "$W/serve.json" --hf-log "$W/hf_baseline.log" \
   --profile-b1 "$W/profile_b1.json" --profile-b256 "$W/profile_b256.json" \
   --profile-b1-md "$W/profile_b1.md" --profile-b256-md "$W/profile_b256.md" "${logs[@]}" \
-  --out-json "$OUT/h200.json" --out-md "$OUT/performance-section.md" >"$W/record.txt" 2>&1
+  --out-json "$OUT/$rec" --out-md "$OUT/performance-section.md" >"$W/record.txt" 2>&1
 for c in b1 b256; do [ -f "$W/profile_$c.md" ] && cp "$W/profile_$c.md" "$OUT/"; done
 
 # ---- the table (last: the device tool returns the tail of the output)
@@ -305,7 +310,7 @@ for c in b1 b256; do [ -f "$W/profile_$c.md" ] && cp "$W/profile_$c.md" "$OUT/";
   printf "%-30s %s\n" "CPU 0.5B decode" "$cpu_line"
   echo "steps (logs.tgz has each NAME.log):"
   for s in "${STEPS[@]}"; do printf "  %-16s %s\n" "$s" "${STEP[$s]}"; done
-  echo "figures ($OUT/h200.json; section: performance-section.md):"
+  echo "figures ($OUT/$rec; section: performance-section.md):"
   sed 's/^/  /' "$W/record.txt"
 } | tee "$OUT/summary.txt"
 pack
