@@ -7,7 +7,7 @@
 #include "cli/chat.h"
 #include "cli/commands.h"
 #include "inferd/engine.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd::cli {

@@ -10,13 +10,13 @@
 #include "core/logging.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
-#include "engine/grammar/grammar.h"
-#include "engine/grammar/structured.h"
-#include "engine/grammar/tokenizer_info.h"
+#include "engine/grammar_vocab.h"
 #include "engine/kv_cache_manager.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "engine/stop_strings.h"
+#include "engine/structured_constraint.h"
+#include "grammar/grammar.h"
 #include "model/executor.h"
 #include "tokenizer/streaming_detokenizer.h"
 #include "tokenizer/text_decoder.h"
@@ -187,7 +187,7 @@ class Engine::Impl {
   void for_each_mask_row(const std::function<void(size_t)>& fn);
   void accept_sampled();
   bool accept_grammar_token(Sequence* seq, int32_t tok);
-  grammar::StructuredCompiler& structured_compiler();
+  StructuredCompiler& structured_compiler();
   void process_token(Sequence* seq, SampledToken& sampled);
   SequenceDelta& delta_of(RequestState& rs, int32_t index);
   std::optional<size_t> finish_text(Sequence* seq, SequenceDelta& d, bool allow_stop_match);
@@ -235,7 +235,7 @@ class Engine::Impl {
                                            // (0), or left to process_token (-1)
   std::unique_ptr<ThreadPool> mask_pool_;  // fills the bitmasks of a step in parallel
   std::mutex compiler_mu_;                 // guards compiler_'s creation (submitting threads)
-  std::unique_ptr<grammar::StructuredCompiler> compiler_;
+  std::unique_ptr<StructuredCompiler> compiler_;
   int64_t num_steps_ = 0, tokens_computed_ = 0, generation_tokens_ = 0;
   int64_t requests_finished_ = 0, requests_aborted_ = 0;
   int64_t grammar_masks_ = 0;
@@ -692,7 +692,7 @@ void Engine::Impl::process_token(Sequence* seq, SampledToken& sampled) {
   if (fin) finish_sequence(seq, *fin);
 }
 
-grammar::StructuredCompiler& Engine::Impl::structured_compiler() {
+StructuredCompiler& Engine::Impl::structured_compiler() {
   std::lock_guard lk(compiler_mu_);
   if (!compiler_) {
     const auto* tok = dynamic_cast<const Tokenizer*>(decoder_.get());
@@ -700,8 +700,8 @@ grammar::StructuredCompiler& Engine::Impl::structured_compiler() {
       throw InvalidRequestError(
           "structured outputs need the model's tokenizer, and this engine was started without one");
     }
-    compiler_ = std::make_unique<grammar::StructuredCompiler>(
-        grammar::tokenizer_info_from(*tok, vocab_, config_.eos_token_ids));
+    compiler_ = std::make_unique<StructuredCompiler>(
+        tokenizer_info_from(*tok, vocab_, config_.eos_token_ids));
   }
   return *compiler_;
 }

@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
-#include "engine/grammar/json_schema.h"
+#include "grammar/json_schema.h"
 
 namespace inferd::server {
 
