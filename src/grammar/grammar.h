@@ -70,7 +70,14 @@ std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
 // Follows one sequence's output through a compiled grammar.
 class GrammarMatcher {
  public:
-  explicit GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar);
+  // Accepted steps a matcher keeps by default for rollback().
+  static constexpr int32_t kDefaultMaxRollbackTokens = 16;
+
+  // `max_rollback_tokens`: how many of the last accepted steps rollback() can undo (0: none; the
+  // history is a ring of that many state copies, reused, so accepting allocates nothing for it
+  // once warm). Throws InternalError when negative.
+  explicit GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar,
+                          int32_t max_rollback_tokens = kDefaultMaxRollbackTokens);
   ~GrammarMatcher();
   GrammarMatcher(GrammarMatcher&&) noexcept;
   GrammarMatcher& operator=(GrammarMatcher&&) noexcept;
@@ -82,6 +89,12 @@ class GrammarMatcher {
   // Advances by raw bytes (tests, and text forced into the output); false leaves the state as it
   // was.
   bool accept_bytes(std::string_view bytes);
+  // Undoes the last `n` accepted steps (each accept_token or accept_bytes call that returned true
+  // is one step; an accepted stop id too, so the matcher is no longer terminated): the state,
+  // masks and termination are then those after the steps before them. Speculative decoding rolls
+  // back the draft tokens the target rejected. Throws InternalError when n is negative or more
+  // than the steps kept (at most max_rollback_tokens, fewer when fewer were accepted).
+  void rollback(int32_t n);
 
   // Writes the next-token bitmask into `words` (bitmask_words(vocab) entries): a bit is set when
   // the token may come next. Stop ids are set when the grammar can end here; after termination

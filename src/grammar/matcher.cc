@@ -6,7 +6,8 @@
 // and their byte transitions are memoised (StateCache), and so is the outcome of the uncertain
 // check per state, so a state seen before (every character inside a string) costs table ORs only;
 // that outcome is also shared by every matcher of the grammar, keyed by the stacks' content (the
-// streams of one schema reach the same states).
+// streams of one schema reach the same states). A ring of the last states accepted (copies of the
+// tops, reused) lets rollback() undo accepted tokens.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -34,18 +35,30 @@ constexpr size_t kMaxKeyPositions = 4096;  // deeper states are not shared betwe
 }  // namespace
 
 struct GrammarMatcher::Impl {
-  explicit Impl(std::shared_ptr<const CompiledGrammar> grammar)
+  Impl(std::shared_ptr<const CompiledGrammar> grammar, int32_t max_rollback)
       : g(std::move(grammar)), v(g->vocab->impl()), m(g->automaton), states(m) {
+    if (max_rollback < 0) {
+      throw InternalError("grammar matcher: max_rollback_tokens is " +
+                          std::to_string(max_rollback) + ", expected 0 or more");
+    }
     m.initial(tops, end);
     state.resize(v.max_token_len + 2);
     pos_mark.assign(g->automaton.elems.size(), 0);
     rank_bits.assign((v.sorted.size() + 63) / 64, 0);
+    history.resize(static_cast<size_t>(max_rollback));
   }
+
+  // The state before one accepted step, kept for rollback().
+  struct Snapshot {
+    std::vector<int32_t> tops;
+    bool end = false;
+    bool terminated = false;
+  };
 
   // Keeps the memo tables bounded (called between operations, never inside a walk).
   void bound_caches() {
     if (m.pool().size() > kCompactAt) {
-      m.compact(tops);
+      compact_pool();
       states.clear();
       memo.clear();
       memo_ids = 0;
@@ -59,15 +72,72 @@ struct GrammarMatcher::Impl {
     }
   }
 
+  // Rebuilds the node pool with only the stacks of the current state and of the kept history
+  // (their node ids renumbered).
+  void compact_pool() {
+    if (kept == 0) {
+      m.compact(tops);
+      return;
+    }
+    std::vector<int32_t> all(tops);
+    for (size_t k = 0; k < kept; ++k) {
+      const auto& h = history[slot_back(k)].tops;
+      all.insert(all.end(), h.begin(), h.end());
+    }
+    m.compact(all);
+    auto it = all.begin();
+    std::copy_n(it, tops.size(), tops.begin());
+    it += static_cast<std::ptrdiff_t>(tops.size());
+    for (size_t k = 0; k < kept; ++k) {
+      auto& h = history[slot_back(k)].tops;
+      std::copy_n(it, h.size(), h.begin());
+      it += static_cast<std::ptrdiff_t>(h.size());
+    }
+  }
+
+  // The ring slot of the k-th most recent snapshot (k = 0: the last one).
+  size_t slot_back(size_t k) const { return (next_slot + history.size() - 1 - k) % history.size(); }
+
+  // Keeps the current state as the one before the step being accepted.
+  void remember() {
+    if (history.empty()) return;
+    Snapshot& h = history[next_slot];
+    h.tops.assign(tops.begin(), tops.end());
+    h.end = end;
+    h.terminated = terminated;
+    next_slot = next_slot + 1 == history.size() ? 0 : next_slot + 1;
+    if (kept < history.size()) ++kept;
+  }
+
+  void rollback(int32_t n) {
+    if (n < 0 || static_cast<size_t>(n) > kept) {
+      throw InternalError("grammar matcher: cannot roll back " + std::to_string(n) +
+                          " tokens: expected 0 to " + std::to_string(kept) +
+                          " (the accepted steps kept; max_rollback_tokens " +
+                          std::to_string(history.size()) + ")");
+    }
+    if (n == 0) return;
+    const Snapshot& h = history[slot_back(static_cast<size_t>(n - 1))];
+    tops.assign(h.tops.begin(), h.tops.end());
+    end = h.end;
+    terminated = h.terminated;
+    next_slot = slot_back(static_cast<size_t>(n - 1));
+    kept -= static_cast<size_t>(n);
+  }
+
   bool accept_bytes(std::string_view bytes) {
     if (terminated) return false;
-    if (bytes.empty()) return true;
+    if (bytes.empty()) {
+      remember();
+      return true;
+    }
     bound_caches();
     int32_t s = states.intern(tops, end);
     for (char ch : bytes) {
       s = states.step(s, static_cast<uint8_t>(ch));
       if (s == StateCache::kDead) return false;
     }
+    remember();
     const auto t = states.tops(s);
     tops.assign(t.begin(), t.end());
     end = states.end(s);
@@ -83,6 +153,7 @@ struct GrammarMatcher::Impl {
     if (terminated || id < 0 || static_cast<size_t>(id) >= v.bytes.size()) return false;
     if (is_stop(id)) {
       if (!end) return false;
+      remember();
       terminated = true;
       return true;
     }
@@ -256,6 +327,10 @@ struct GrammarMatcher::Impl {
   std::vector<int32_t> tops;
   bool end = false;
   bool terminated = false;
+  // rollback(): the states before the last `kept` accepted steps, a ring (next_slot: where the
+  // next one goes).
+  std::vector<Snapshot> history;
+  size_t next_slot = 0, kept = 0;
   // Tokens allowed by the uncertain check, by state (cleared with `states`).
   // Shared with the grammar's other matchers (CompiledGrammar::keep_checked) when the stacks are
   // shallow enough to key.
@@ -274,8 +349,9 @@ struct GrammarMatcher::Impl {
   uint32_t stamp = 0;
 };
 
-GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar)
-    : impl_(std::make_unique<Impl>(std::move(grammar))) {}
+GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar,
+                               int32_t max_rollback_tokens)
+    : impl_(std::make_unique<Impl>(std::move(grammar), max_rollback_tokens)) {}
 GrammarMatcher::~GrammarMatcher() = default;
 GrammarMatcher::GrammarMatcher(GrammarMatcher&&) noexcept = default;
 GrammarMatcher& GrammarMatcher::operator=(GrammarMatcher&&) noexcept = default;
@@ -285,6 +361,9 @@ bool GrammarMatcher::accept_token(int32_t id) {
 }
 bool GrammarMatcher::accept_bytes(std::string_view bytes) {
   return impl_->accept_bytes(bytes);
+}
+void GrammarMatcher::rollback(int32_t n) {
+  impl_->rollback(n);
 }
 void GrammarMatcher::fill_next_token_bitmask(std::span<uint32_t> words) {
   impl_->fill(words);
