@@ -11,8 +11,10 @@
 
 namespace inferd::grammar {
 
-Automaton build_automaton(const Grammar& g) {
-  Automaton a;
+namespace {
+
+// Every alternative of every rule laid out in order, each closed by an end element.
+void lay_out(const Grammar& g, Automaton& a) {
   const size_t n = g.rules.size();
   a.root = g.root;
   a.alt_begins.resize(n);
@@ -41,8 +43,11 @@ Automaton build_automaton(const Grammar& g) {
       a.elems.push_back(end);
     }
   }
+}
 
-  // nullable and FIRST.
+// Which rules can match nothing, and the bytes each rule can start with (a fixpoint).
+void find_nullable_and_first(Automaton& a) {
+  const size_t n = a.alt_begins.size();
   a.nullable.assign(n, false);
   a.first.assign(n, ByteSet{});
   for (bool changed = true; changed;) {
@@ -73,9 +78,13 @@ Automaton build_automaton(const Grammar& g) {
       }
     }
   }
+}
 
-  // FOLLOW. (Positions are scanned from the end: helper rules come after the rules that use
-  // them, and what follows flows from a caller to its callee, so most grammars need one pass.)
+// The bytes that can follow each rule (FOLLOW). Positions are scanned from the end: helper rules
+// come after the rules that use them, and what follows flows from a caller to its callee, so most
+// grammars need one pass.
+void find_follow(Automaton& a) {
+  const size_t n = a.alt_begins.size();
   a.follow.assign(n, ByteSet{});
   for (bool changed = true; changed;) {
     changed = false;
@@ -102,9 +111,12 @@ Automaton build_automaton(const Grammar& g) {
       }
     }
   }
+}
 
-  // Return positions: a frame of rule R returns to a non-tail reference to R, or (through tail
-  // references Q -> R) wherever Q's frames return.
+// Return positions (unique_return, can_be_bottom, only_bottom): a frame of rule R returns to a
+// non-tail reference to R, or (through tail references Q -> R) wherever Q's frames return.
+void find_return_positions(const Grammar& g, Automaton& a) {
+  const size_t n = a.alt_begins.size();
   constexpr int32_t kNone = -1, kMany = -2;
   std::vector<int32_t> ret(n, kNone);
   std::vector<bool> bottom(n, false);
@@ -135,8 +147,12 @@ Automaton build_automaton(const Grammar& g) {
   for (size_t r = 0; r < n; ++r) {
     if (!bottom[r] && ret[r] >= 0) a.unique_return[r] = ret[r];
   }
+}
 
-  // Repetition chains (rules are scanned in order: h_{k-1} is created before h_k).
+// The repetition chains x{m,n} lowers to (repeat_left / repeat_next / repeat_prev; rules are
+// scanned in order: h_{k-1} is created before h_k).
+void find_repeat_chains(Automaton& a) {
+  const size_t n = a.alt_begins.size();
   a.repeat_left.assign(n, 0);
   a.repeat_next.assign(n, -1);
   a.repeat_prev.assign(n, -1);
@@ -161,6 +177,17 @@ Automaton build_automaton(const Grammar& g) {
     a.repeat_prev[next] = a.repeat_prev[next] == -1 ? static_cast<int32_t>(r) : -2;
   }
   for (int32_t& up : a.repeat_prev) up = std::max(up, -1);
+}
+
+}  // namespace
+
+Automaton build_automaton(const Grammar& g) {
+  Automaton a;
+  lay_out(g, a);
+  find_nullable_and_first(a);
+  find_follow(a);
+  find_return_positions(g, a);
+  find_repeat_chains(a);
   return a;
 }
 

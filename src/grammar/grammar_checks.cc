@@ -36,9 +36,8 @@ std::vector<bool> nullable_rules(const Grammar& g) {
   return nullable;
 }
 
-}  // namespace
-
-void check_grammar(const Grammar& g) {
+// Every rule has an alternative, every reference names a rule, no byte class is empty.
+void check_references(const Grammar& g) {
   const size_t n = g.rules.size();
   if (g.root < 0 || static_cast<size_t>(g.root) >= n) throw GrammarError("grammar: no root rule");
   for (const GRule& r : g.rules) {
@@ -54,8 +53,11 @@ void check_grammar(const Grammar& g) {
       }
     }
   }
+}
 
-  // Rules reachable from the root must be able to match some finite string.
+// Rules reachable from the root must be able to match some finite string.
+void check_productive(const Grammar& g) {
+  const size_t n = g.rules.size();
   std::vector<bool> productive(n, false);
   for (bool changed = true; changed;) {
     changed = false;
@@ -95,14 +97,18 @@ void check_grammar(const Grammar& g) {
                          "another rule that matches nothing); expected a way to end");
     }
   }
+}
 
-  // Left recursion: a cycle of "can start with" edges that contains a non-tail edge. (A cycle
-  // of tail edges only, like x ::= y? x | "", is harmless: it re-enters the same stack.)
+// A "can start with" edge: rule r can start with rule `to` (through rules that match the empty
+// string); `tail` when `to` is the last element of the alternative.
+struct Edge {
+  int32_t to;
+  bool tail;
+};
+
+std::vector<std::vector<Edge>> start_edges(const Grammar& g) {
+  const size_t n = g.rules.size();
   const std::vector<bool> nullable = nullable_rules(g);
-  struct Edge {
-    int32_t to;
-    bool tail;
-  };
   std::vector<std::vector<Edge>> edges(n);
   for (size_t r = 0; r < n; ++r) {
     for (const auto& alt : g.rules[r].alts) {
@@ -114,7 +120,12 @@ void check_grammar(const Grammar& g) {
       }
     }
   }
-  // Tarjan's strongly connected components, iteratively.
+  return edges;
+}
+
+// The strongly connected component of every rule over `edges` (Tarjan's, iteratively).
+std::vector<int32_t> components(const std::vector<std::vector<Edge>>& edges) {
+  const size_t n = edges.size();
   std::vector<int32_t> index(n, -1), low(n, 0), comp(n, -1), stack;
   std::vector<bool> on_stack(n, false);
   int32_t counter = 0, ncomp = 0;
@@ -157,36 +168,61 @@ void check_grammar(const Grammar& g) {
       }
     }
   }
+  return comp;
+}
+
+// The left-recursive cycle through the non-tail edge r -> e.to, as "r -> ... -> r" by rule names:
+// a path from e.to back to r inside their component.
+std::string cycle_text(const Grammar& g, const std::vector<std::vector<Edge>>& edges,
+                       const std::vector<int32_t>& comp, size_t r, const Edge& e) {
+  const size_t n = g.rules.size();
+  std::vector<int32_t> prev(n, -2);
+  std::vector<int32_t> q{e.to};
+  prev[static_cast<size_t>(e.to)] = -1;
+  for (size_t qi = 0; qi < q.size() && prev[r] == -2; ++qi) {
+    const auto v = static_cast<size_t>(q[qi]);
+    for (const Edge& f : edges[v]) {
+      const auto w = static_cast<size_t>(f.to);
+      if (comp[w] == comp[r] && prev[w] == -2) {
+        prev[w] = static_cast<int32_t>(v);
+        q.push_back(f.to);
+      }
+    }
+  }
+  std::vector<std::string> path;
+  for (int32_t v = static_cast<int32_t>(r); v >= 0; v = prev[static_cast<size_t>(v)]) {
+    path.push_back(g.rules[static_cast<size_t>(v)].name);
+    if (v == e.to) break;
+  }
+  std::reverse(path.begin(), path.end());
+  std::string chain = g.rules[r].name;
+  for (const std::string& p : path) chain += " -> " + p;
+  return chain;
+}
+
+// Left recursion: a cycle of "can start with" edges that contains a non-tail edge. (A cycle of
+// tail edges only, like x ::= y? x | "", is harmless: it re-enters the same stack.)
+void check_left_recursion(const Grammar& g) {
+  const size_t n = g.rules.size();
+  const std::vector<std::vector<Edge>> edges = start_edges(g);
+  const std::vector<int32_t> comp = components(edges);
   for (size_t r = 0; r < n; ++r) {
     for (const Edge& e : edges[r]) {
       if (e.tail || comp[static_cast<size_t>(e.to)] != comp[r]) continue;
-      // Name the cycle: a path from e.to back to r inside the component.
-      std::vector<int32_t> prev(n, -2);
-      std::vector<int32_t> q{e.to};
-      prev[static_cast<size_t>(e.to)] = -1;
-      for (size_t qi = 0; qi < q.size() && prev[r] == -2; ++qi) {
-        const auto v = static_cast<size_t>(q[qi]);
-        for (const Edge& f : edges[v]) {
-          const auto w = static_cast<size_t>(f.to);
-          if (comp[w] == comp[r] && prev[w] == -2) {
-            prev[w] = static_cast<int32_t>(v);
-            q.push_back(f.to);
-          }
-        }
-      }
-      std::vector<std::string> path;
-      for (int32_t v = static_cast<int32_t>(r); v >= 0; v = prev[static_cast<size_t>(v)]) {
-        path.push_back(g.rules[static_cast<size_t>(v)].name);
-        if (v == e.to) break;
-      }
-      std::reverse(path.begin(), path.end());
-      std::string chain = g.rules[r].name;
-      for (const std::string& p : path) chain += " -> " + p;
+      const std::string chain = cycle_text(g, edges, comp, r, e);
       throw GrammarError("grammar: rule '" + g.rules[r].name +
                          "' is left-recursive (it can start with itself: " + chain +
                          "); expected right recursion or repetition, e.g. x ::= y (\"+\" y)*");
     }
   }
+}
+
+}  // namespace
+
+void check_grammar(const Grammar& g) {
+  check_references(g);
+  check_productive(g);
+  check_left_recursion(g);
 }
 
 }  // namespace inferd::grammar
