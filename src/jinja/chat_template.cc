@@ -1,3 +1,6 @@
+// ChatTemplate (chat_template.h): a model's chat templates read from chat_template.jinja,
+// chat_template.json or tokenizer_config.json with its special tokens, and rendered with
+// messages, tools and the generation prompt as transformers' apply_chat_template does.
 #include "jinja/chat_template.h"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// The jinja2 lexer (lexer.h): template data, comments and raw blocks, the whitespace control of
+// trim_blocks / lstrip_blocks and {%- -%}, and the tokens of tags and expressions.
 #include "jinja/lexer.h"
 
 #include <utf8proc.h>

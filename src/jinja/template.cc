@@ -1,3 +1,4 @@
+// Template (template.h): parse once, render with a fresh interpreter per call.
 #include "jinja/template.h"
 
 #include <exception>

@@ -1,3 +1,5 @@
+// Values of the interpreter (value.h): UTF-8 helpers, dicts and call arguments, Python's truth,
+// str(), repr() and ==, and json.dumps as the tojson filter writes it.
 #include "jinja/value.h"
 
 #include <utf8proc.h>
