@@ -35,10 +35,10 @@
 #include <vector>
 
 #include "core/mmap_file.h"
-#include "engine/grammar/compiled_grammar.h"
-#include "engine/grammar/grammar.h"
-#include "engine/grammar/json_schema.h"
-#include "engine/grammar/tokenizer_info.h"
+#include "engine/grammar_vocab.h"
+#include "grammar/compiled_grammar.h"
+#include "grammar/grammar.h"
+#include "grammar/json_schema.h"
 #include "nlohmann/json.hpp"
 #include "tokenizer/tokenizer.h"
 
@@ -286,7 +286,7 @@ int main(int argc, char** argv) {
   auto t0 = Clock::now();
   const inferd::Tokenizer tok = inferd::Tokenizer::from_dir(tok_dir);
   const auto vocab_size = static_cast<int32_t>(tok.id_limit());
-  auto info = inferd::grammar::tokenizer_info_from(tok, vocab_size, tok.eos_ids());
+  auto info = inferd::tokenizer_info_from(tok, vocab_size, tok.eos_ids());
   std::printf("tokenizer %s: %d ids, loaded and sorted in %.1f ms\n", tok_dir.c_str(), vocab_size,
               ms_since(t0));
 

@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "inferd/engine.h"
 #include "inferd/llm.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd::cli {

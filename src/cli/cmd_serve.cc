@@ -17,10 +17,10 @@
 #include "core/logging.h"
 #include "inferd/engine.h"
 #include "inferd/llm.h"
+#include "jinja/chat_template.h"
 #include "server/api_keys.h"
 #include "server/engine_generator.h"
 #include "server/server.h"
-#include "tokenizer/jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd::cli {

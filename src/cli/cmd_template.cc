@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "core/mmap_file.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "jinja/chat_template.h"
 
 namespace inferd::cli {
 

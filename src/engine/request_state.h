@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/grammar/grammar.h"
+#include "grammar/grammar.h"
 #include "engine/sequence.h"
 #include "engine/stop_strings.h"
 #include "inferd/engine.h"

@@ -8,8 +8,8 @@
 
 #include "core/logging.h"
 #include "core/thread_pool.h"
-#include "engine/grammar/grammar.h"
-#include "engine/grammar/tokenizer_info.h"
+#include "grammar/grammar.h"
+#include "engine/grammar_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd {
@@ -32,7 +32,7 @@ StructuredOutputManager::StructuredOutputManager(int32_t vocab_size,
 
 StructuredOutputManager::~StructuredOutputManager() = default;
 
-grammar::StructuredCompiler& StructuredOutputManager::compiler() {
+StructuredCompiler& StructuredOutputManager::compiler() {
   std::lock_guard lk(compiler_mu_);
   if (!compiler_) {
     const auto* tok = dynamic_cast<const Tokenizer*>(decoder_.get());
@@ -40,8 +40,8 @@ grammar::StructuredCompiler& StructuredOutputManager::compiler() {
       throw InvalidRequestError(
           "structured outputs need the model's tokenizer, and this engine was started without one");
     }
-    compiler_ = std::make_unique<grammar::StructuredCompiler>(
-        grammar::tokenizer_info_from(*tok, vocab_, eos_token_ids_));
+    compiler_ = std::make_unique<StructuredCompiler>(
+        tokenizer_info_from(*tok, vocab_, eos_token_ids_));
   }
   return *compiler_;
 }

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "backend/sampling.h"
-#include "engine/grammar/structured.h"
+#include "engine/structured_constraint.h"
 #include "engine/request_state.h"
 
 namespace inferd {
@@ -58,7 +58,7 @@ class StructuredOutputManager {
   void add_accept_seconds(double s) { accept_s_ += s; }
 
  private:
-  grammar::StructuredCompiler& compiler();
+  StructuredCompiler& compiler();
   void fill_masks(uint32_t* dst);
   void fill_mask_row(size_t i, std::span<uint32_t> m);
   void accept_row(size_t i, int32_t tok);
@@ -69,7 +69,7 @@ class StructuredOutputManager {
   std::vector<int32_t> eos_token_ids_;  // the model's: the grammar's end is the request's EOS
   std::shared_ptr<const TextDecoder> decoder_;
   std::mutex compiler_mu_;  // guards compiler_'s creation (submitting threads)
-  std::unique_ptr<grammar::StructuredCompiler> compiler_;
+  std::unique_ptr<StructuredCompiler> compiler_;
 
   // This step (engine thread; the mask threads write their own rows).
   std::vector<Sequence*> mask_seqs_;       // rows with a grammar this step

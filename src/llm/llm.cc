@@ -9,7 +9,7 @@
 #include "llm/resolved_config.h"
 #include "runner/executor.h"
 #include "runner/model_runner.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #ifdef INFERD_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"

@@ -5,8 +5,8 @@
 #include <optional>
 
 #include "inferd/engine.h"
+#include "jinja/chat_template.h"
 #include "server/generator.h"
-#include "tokenizer/jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd::server {

@@ -10,8 +10,8 @@
 #include <random>
 
 #include "core/error.h"
-#include "engine/grammar/json_schema.h"
-#include "engine/grammar/regex.h"
+#include "grammar/json_schema.h"
+#include "grammar/regex_converter.h"
 #include "server/partial_json.h"
 
 namespace inferd::server {

@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/grammar/json_schema.h"
+#include "grammar/json_schema.h"
 
 namespace inferd::server {
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/utf8.h"
+
 namespace inferd::unicode {
 
 // Length of the UTF-8 sequence that starts with byte `b` (1 for bytes that cannot start one).
@@ -37,7 +39,7 @@ inline uint32_t next_cp(std::string_view s, size_t& i) {
 // Decodes the code point that ends at `s[i-1]` of valid UTF-8 and moves `i` back.
 uint32_t prev_cp(std::string_view s, size_t& i);
 
-void append_utf8(std::string& out, uint32_t cp);
+using inferd::append_utf8;  // core/utf8.h
 
 // True when `s` is well-formed UTF-8.
 bool is_valid_utf8(std::string_view s);

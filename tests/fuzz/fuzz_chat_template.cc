@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "jinja/chat_template.h"
 
 using ojson = nlohmann::ordered_json;
 

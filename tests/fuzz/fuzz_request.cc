@@ -17,10 +17,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "jinja/chat_template.h"
 #include "server/api_error.h"
 #include "server/engine_generator.h"
 #include "server/protocol.h"
-#include "tokenizer/jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {

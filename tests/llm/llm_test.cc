@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "runner/executor.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd {

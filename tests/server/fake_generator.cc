@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "tokenizer/jinja/template.h"
+#include "jinja/template.h"
 
 namespace inferd::server::testing {
 
