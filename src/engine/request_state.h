@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "grammar/grammar.h"
 #include "engine/sequence.h"
 #include "engine/stop_strings.h"
+#include "grammar/grammar.h"
 #include "inferd/engine.h"
 #include "tokenizer/streaming_detokenizer.h"
 

@@ -8,8 +8,8 @@
 
 #include "core/logging.h"
 #include "core/thread_pool.h"
-#include "grammar/grammar.h"
 #include "engine/grammar_vocab.h"
+#include "grammar/grammar.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd {
@@ -40,8 +40,8 @@ StructuredCompiler& StructuredOutputManager::compiler() {
       throw InvalidRequestError(
           "structured outputs need the model's tokenizer, and this engine was started without one");
     }
-    compiler_ = std::make_unique<StructuredCompiler>(
-        tokenizer_info_from(*tok, vocab_, eos_token_ids_));
+    compiler_ =
+        std::make_unique<StructuredCompiler>(tokenizer_info_from(*tok, vocab_, eos_token_ids_));
   }
   return *compiler_;
 }

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "backend/sampling.h"
-#include "engine/structured_constraint.h"
 #include "engine/request_state.h"
+#include "engine/structured_constraint.h"
 
 namespace inferd {
 

@@ -6,10 +6,10 @@
 #include "backend/backend.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "jinja/chat_template.h"
 #include "llm/resolved_config.h"
 #include "runner/executor.h"
 #include "runner/model_runner.h"
-#include "jinja/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #ifdef INFERD_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"

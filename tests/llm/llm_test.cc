@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "runner/executor.h"
 #include "jinja/chat_template.h"
+#include "runner/executor.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd {
