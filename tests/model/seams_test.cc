@@ -12,6 +12,7 @@
 
 #include "model/config.h"
 #include "model/golden_util.h"
+#include "model/layers/linear.h"
 #include "model/loader/model_loader.h"
 #include "model/loader/safetensors.h"
 #include "model/quant/quantization.h"
@@ -100,22 +101,44 @@ TEST(Olmo2, DefaultsAndRefusals) {
 }
 
 TEST(Quantization, ConfigFollowsTheCheckpointAndTheFlag) {
-  auto cpu = make_cpu_backend(1);
   ModelConfig c = parse(base_config("LlamaForCausalLM"));
   LoadOptions o;
-  EXPECT_EQ(make_quantization_config(c, o, *cpu)->name(), "none");
+  EXPECT_EQ(make_quantization_config(c, o)->name(), "none");
   o.quantization = "fp8";
-  EXPECT_EQ(make_quantization_config(c, o, *cpu)->name(), "fp8");
+  EXPECT_EQ(make_quantization_config(c, o)->name(), "fp8");
   o.quantization = "awq";
   EXPECT_NE(error_of([&] {
-              make_quantization_config(c, o, *cpu);
+              make_quantization_config(c, o);
             }).find("unsupported --quantization 'awq': expected fp8"),
             std::string::npos);
   c.quant.method = QuantMethod::kCompressedTensorsFp8;
   o.quantization = "";
-  EXPECT_EQ(make_quantization_config(c, o, *cpu)->name(), "compressed-tensors fp8");
+  EXPECT_EQ(make_quantization_config(c, o)->name(), "compressed-tensors fp8");
   c.quant.method = QuantMethod::kFp8Block;
-  EXPECT_EQ(make_quantization_config(c, o, *cpu)->name(), "fp8 (block scales)");
+  EXPECT_EQ(make_quantization_config(c, o)->name(), "fp8 (block scales)");
+}
+
+// An FP8 checkpoint's scheme picks the method per linear: its own for the linears stored in
+// float8, the unquantized one (or, with --quantization fp8, the online one) for the rest.
+TEST(Quantization, Fp8CheckpointPicksAMethodPerLinear) {
+  const std::string dir = std::string(INFERD_TEST_DATA_DIR) + "/fp8/llama3_ct_channel";
+  const ModelConfig c = load_model_config(dir);
+  auto cpu = make_cpu_backend(1);
+  const LinearSpec fp8 =
+      plain_linear("model.layers.0.mlp.down_proj", c.hidden_size, c.intermediate_size);
+  const LinearSpec f32 = plain_linear("lm_head", c.vocab_size, c.hidden_size);
+  for (const std::string q : {"", "fp8"}) {
+    LoadOptions o;
+    o.quantization = q;
+    ModelLoader loader(dir, c, o, *cpu, 256);
+    EXPECT_EQ(loader.quantization().linear_method(fp8, loader).name(), "compressed-tensors fp8");
+    EXPECT_EQ(loader.quantization().linear_method(f32, loader).name(),
+              q.empty() ? "unquantized" : "fp8 (online, per channel)");
+    o.format = LoadFormat::kDummy;  // no checkpoint: nothing is stored in float8
+    ModelLoader dummy(dir, c, o, *cpu, 256);
+    EXPECT_EQ(dummy.quantization().linear_method(fp8, dummy).name(),
+              q.empty() ? "unquantized" : "fp8 (online, per channel)");
+  }
 }
 
 // Shards of a real checkpoint tensor: rows are views, columns copies; together they are the

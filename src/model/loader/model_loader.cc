@@ -65,7 +65,7 @@ ModelLoader::ModelLoader(const std::string& model_dir, const ModelConfig& config
                          const LoadOptions& opts, DeviceRuntime& runtime, int64_t max_model_len)
     : cfg_(config), opts_(opts), rt_(runtime), max_model_len_(max_model_len) {
   if (!dummy()) st_ = std::make_unique<SafetensorsIndex>(SafetensorsIndex::open_dir(model_dir));
-  quant_ = make_quantization_config(cfg_, opts_, rt_);
+  quant_ = make_quantization_config(cfg_, opts_);
 }
 
 ModelLoader::~ModelLoader() = default;

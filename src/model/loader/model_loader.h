@@ -56,6 +56,8 @@ class ModelLoader {
   bool dummy() const { return opts_.format == LoadFormat::kDummy; }
   // The checkpoint's tensors (not under --load-format dummy).
   const SafetensorsIndex& checkpoint() const;
+  // The same, or null under --load-format dummy.
+  const SafetensorsIndex* checkpoint_if_any() const { return st_.get(); }
   const QuantizationConfig& quantization() const { return *quant_; }
   // Shared: the model's linear layers keep their methods alive after the loader is gone.
   const std::shared_ptr<const QuantizationConfig>& quantization_ptr() const { return quant_; }

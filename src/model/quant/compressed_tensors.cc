@@ -17,12 +17,10 @@ namespace {
 
 class CompressedTensorsFp8Method final : public LinearMethod {
  public:
-  explicit CompressedTensorsFp8Method(bool online_fallback) : online_fallback_(online_fallback) {}
   std::string name() const override { return "compressed-tensors fp8"; }
 
   std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
                                                 ModelLoader& loader) const override {
-    if (!stored_as_fp8(spec, loader)) return fallback().create_weights(spec, loader);
     DeviceRuntime& rt = loader.runtime();
     auto w = std::make_unique<Fp8LinearWeights>();
     if (!rt.supports_fp8()) {
@@ -52,17 +50,11 @@ class CompressedTensorsFp8Method final : public LinearMethod {
     w->is_fp8 = true;
     return w;
   }
-  void process_weights_after_loading(LinearWeights& w, DeviceRuntime& rt) const override {
-    fallback().process_weights_after_loading(w, rt);
-  }
   void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const override {
     apply_fp8_linear(ops, w, x, out);
   }
 
  private:
-  const LinearMethod& fallback() const {
-    return online_fallback_ ? fp8_online_method() : fp8_dense_method();
-  }
   static float static_input_scale(ModelLoader& loader, const std::string& part) {
     const std::string in = part + ".input_scale";
     const SafetensorsIndex& st = loader.checkpoint();
@@ -72,29 +64,12 @@ class CompressedTensorsFp8Method final : public LinearMethod {
       fail("tensor '{}' must hold one fp32 value", in);
     return t.data_as<float>()[0];
   }
-
-  bool online_fallback_;
-};
-
-class CompressedTensorsConfig final : public QuantizationConfig {
- public:
-  explicit CompressedTensorsConfig(bool online_fallback) : method_(online_fallback) {}
-  std::string name() const override { return "compressed-tensors fp8"; }
-  const LinearMethod& linear_method(const LinearSpec& spec) const override {
-    (void)spec;
-    return method_;
-  }
-
- private:
-  CompressedTensorsFp8Method method_;
 };
 
 }  // namespace
 
-std::unique_ptr<QuantizationConfig> make_compressed_tensors_config(const ModelConfig& config,
-                                                                   bool online_fallback) {
-  (void)config;
-  return std::make_unique<CompressedTensorsConfig>(online_fallback);
+std::unique_ptr<LinearMethod> make_compressed_tensors_method() {
+  return std::make_unique<CompressedTensorsFp8Method>();
 }
 
 }  // namespace inferd

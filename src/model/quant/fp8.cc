@@ -20,12 +20,11 @@ void apply_fp8_linear(KernelOps& ops, const LinearWeights& w, const Tensor& x, T
   }
 }
 
-bool stored_as_fp8(const LinearSpec& spec, ModelLoader& loader) {
-  if (loader.dummy()) return false;
-  const SafetensorsIndex& st = loader.checkpoint();
+bool stored_as_fp8(const LinearSpec& spec, const SafetensorsIndex* checkpoint) {
+  if (checkpoint == nullptr) return false;
   for (const auto& p : spec.parts) {
     const std::string name = p.name + ".weight";
-    if (!st.contains(name) || st.info(name).dtype != DType::kF8E4M3) return false;
+    if (!checkpoint->contains(name) || checkpoint->info(name).dtype != DType::kF8E4M3) return false;
   }
   return true;
 }
@@ -58,7 +57,8 @@ class Fp8OnlineMethod final : public LinearMethod {
                                                 ModelLoader& loader) const override {
     DeviceRuntime& rt = loader.runtime();
     auto w = std::make_unique<Fp8LinearWeights>();
-    if (stored_as_fp8(spec, loader)) {  // float8 without quantization_config: an error
+    if (stored_as_fp8(spec, loader.checkpoint_if_any())) {  // float8 without quantization_config
+      // read_fp8_weight says so
       w->dense = dequantized_fp8_linear(spec, loader);
       return w;
     }
@@ -92,15 +92,13 @@ class Fp8OnlineMethod final : public LinearMethod {
 };
 
 // transformers' "fp8" checkpoints: float8 weights with block scales, dequantized (a warning on
-// backends that compute FP8 otherwise); linears stored in higher precision as --quantization says.
+// backends that compute FP8 otherwise).
 class Fp8BlockMethod final : public LinearMethod {
  public:
-  Fp8BlockMethod(std::string arch, bool online_fallback)
-      : arch_(std::move(arch)), online_fallback_(online_fallback) {}
+  explicit Fp8BlockMethod(std::string arch) : arch_(std::move(arch)) {}
   std::string name() const override { return "fp8 (block scales, dequantized)"; }
   std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
                                                 ModelLoader& loader) const override {
-    if (!stored_as_fp8(spec, loader)) return fallback().create_weights(spec, loader);
     DeviceRuntime& rt = loader.runtime();
     if (rt.supports_fp8()) {
       std::call_once(warned_, [&] {
@@ -112,80 +110,24 @@ class Fp8BlockMethod final : public LinearMethod {
     w->dense = dequantized_fp8_linear(spec, loader);
     return w;
   }
-  void process_weights_after_loading(LinearWeights& w, DeviceRuntime& rt) const override {
-    fallback().process_weights_after_loading(w, rt);
-  }
   void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const override {
     apply_fp8_linear(ops, w, x, out);
   }
 
  private:
-  const LinearMethod& fallback() const {
-    return online_fallback_ ? fp8_online_method() : fp8_dense_method();
-  }
-
   std::string arch_;
-  bool online_fallback_;
   mutable std::once_flag warned_;
 };
 
-class DenseInFp8Weights final : public LinearMethod {
- public:
-  std::string name() const override { return "unquantized"; }
-  std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
-                                                ModelLoader& loader) const override {
-    std::vector<Tensor> parts;
-    for (const auto& p : spec.parts)
-      parts.push_back(loader.weight(p.name + ".weight", {p.rows, spec.in_features}));
-    auto w = std::make_unique<Fp8LinearWeights>();
-    w->dense = loader.runtime().make_linear(std::move(parts),
-                                            spec.bias ? loader.bias(spec.parts) : Tensor());
-    return w;
-  }
-  void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const override {
-    apply_fp8_linear(ops, w, x, out);
-  }
-};
-
-class SingleMethodConfig final : public QuantizationConfig {
- public:
-  SingleMethodConfig(std::string name, std::unique_ptr<LinearMethod> owned,
-                     const LinearMethod* method)
-      : name_(std::move(name)), owned_(std::move(owned)), method_(method) {}
-  std::string name() const override { return name_; }
-  const LinearMethod& linear_method(const LinearSpec& spec) const override {
-    (void)spec;
-    return owned_ ? *owned_ : *method_;
-  }
-
- private:
-  std::string name_;
-  std::unique_ptr<LinearMethod> owned_;
-  const LinearMethod* method_;
-};
-
 }  // namespace
-
-const LinearMethod& fp8_dense_method() {
-  static const DenseInFp8Weights kMethod;
-  return kMethod;
-}
 
 const LinearMethod& fp8_online_method() {
   static const Fp8OnlineMethod kMethod;
   return kMethod;
 }
 
-std::unique_ptr<QuantizationConfig> make_fp8_online_config(const DeviceRuntime& runtime) {
-  (void)runtime;
-  return std::make_unique<SingleMethodConfig>("fp8", nullptr, &fp8_online_method());
-}
-
-std::unique_ptr<QuantizationConfig> make_fp8_block_config(const ModelConfig& config,
-                                                          bool online_fallback) {
-  return std::make_unique<SingleMethodConfig>(
-      "fp8 (block scales)", std::make_unique<Fp8BlockMethod>(config.architecture, online_fallback),
-      nullptr);
+std::unique_ptr<LinearMethod> make_fp8_block_method(const ModelConfig& config) {
+  return std::make_unique<Fp8BlockMethod>(config.architecture);
 }
 
 }  // namespace inferd

@@ -67,7 +67,9 @@ class QuantizationConfig {
  public:
   virtual ~QuantizationConfig() = default;
   virtual std::string name() const = 0;
-  virtual const LinearMethod& linear_method(const LinearSpec& spec) const = 0;
+  // The method of one linear layer (an FP8 checkpoint's scheme asks `loader` how the checkpoint
+  // stores it).
+  virtual const LinearMethod& linear_method(const LinearSpec& spec, ModelLoader& loader) const = 0;
 };
 
 // The plain method: weights as stored (bf16/f16/f32), the backend's dense GEMM.

@@ -1,25 +1,69 @@
-// Which quantization scheme a model runs with (quantization.h).
+// Which quantization scheme a model runs with, and which method each linear gets (quantization.h).
 #include "model/quant/quantization.h"
 
 #include "core/error.h"
+#include "model/quant/fp8_linear.h"
 
 namespace inferd {
 
+namespace {
+
+// One method for every linear: unquantized, or --quantization fp8 on a higher-precision checkpoint.
+class UniformConfig final : public QuantizationConfig {
+ public:
+  UniformConfig(std::string name, const LinearMethod& method)
+      : name_(std::move(name)), method_(method) {}
+  std::string name() const override { return name_; }
+  const LinearMethod& linear_method(const LinearSpec& spec, ModelLoader& loader) const override {
+    (void)spec;
+    (void)loader;
+    return method_;
+  }
+
+ private:
+  std::string name_;
+  const LinearMethod& method_;
+};
+
+// An FP8 checkpoint: its method for the linears it stores in float8; the rest (usually lm_head,
+// or every linear under --load-format dummy) as stored, or under --quantization fp8 rounded at
+// load.
+class Fp8CheckpointConfig final : public QuantizationConfig {
+ public:
+  Fp8CheckpointConfig(std::string name, std::unique_ptr<LinearMethod> method, bool online)
+      : name_(std::move(name)),
+        method_(std::move(method)),
+        others_(online ? fp8_online_method() : unquantized_linear_method()) {}
+  std::string name() const override { return name_; }
+  const LinearMethod& linear_method(const LinearSpec& spec, ModelLoader& loader) const override {
+    return stored_as_fp8(spec, loader.checkpoint_if_any()) ? *method_ : others_;
+  }
+
+ private:
+  std::string name_;
+  std::unique_ptr<LinearMethod> method_;
+  const LinearMethod& others_;
+};
+
+}  // namespace
+
 std::unique_ptr<QuantizationConfig> make_quantization_config(const ModelConfig& config,
-                                                             const LoadOptions& opts,
-                                                             const DeviceRuntime& runtime) {
+                                                             const LoadOptions& opts) {
   if (!opts.quantization.empty() && opts.quantization != "fp8")
     fail("unsupported --quantization '{}': expected fp8", opts.quantization);
   const bool online = opts.quantization == "fp8";
   switch (config.quant.method) {
     case QuantMethod::kCompressedTensorsFp8:
-      return make_compressed_tensors_config(config, online);
+      return std::make_unique<Fp8CheckpointConfig>("compressed-tensors fp8",
+                                                   make_compressed_tensors_method(), online);
     case QuantMethod::kFp8Block:
-      return make_fp8_block_config(config, online);
+      return std::make_unique<Fp8CheckpointConfig>("fp8 (block scales)",
+                                                   make_fp8_block_method(config), online);
     case QuantMethod::kNone:
       break;
   }
-  return online ? make_fp8_online_config(runtime) : make_unquantized_config();
+  return online ? std::make_unique<UniformConfig>("fp8", fp8_online_method())
+                : std::make_unique<UniformConfig>("none", unquantized_linear_method());
 }
 
 }  // namespace inferd

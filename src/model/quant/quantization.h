@@ -4,28 +4,24 @@
 
 #include <memory>
 
-#include "backend/device_runtime.h"
 #include "model/config.h"
 #include "model/loader/model_loader.h"
 #include "model/quant/quant_method.h"
 
 namespace inferd {
 
-// Throws Error for an unsupported --quantization value.
+// Throws Error for an unsupported --quantization value. An FP8 checkpoint's scheme gives its own
+// method to the linears it stores in float8 and the unquantized (or, with --quantization fp8, the
+// online) method to the rest.
 std::unique_ptr<QuantizationConfig> make_quantization_config(const ModelConfig& config,
-                                                             const LoadOptions& opts,
-                                                             const DeviceRuntime& runtime);
+                                                             const LoadOptions& opts);
 
-// The methods' own configs (one file each).
-std::unique_ptr<QuantizationConfig> make_unquantized_config();
+// The methods of the FP8 schemes (fp8.cc, compressed_tensors.cc).
 // --quantization fp8: bf16/f16/f32 weights rounded to FP8 per output channel at load.
-std::unique_ptr<QuantizationConfig> make_fp8_online_config(const DeviceRuntime& runtime);
-// FP8 checkpoints. `online_fallback`: --quantization fp8 for the linears the checkpoint stores in
-// higher precision. compressed-tensors: per tensor / channel scales, dynamic or static input
-// scales (compressed_tensors.cc); transformers' "fp8": 128x128 block scales (fp8.cc).
-std::unique_ptr<QuantizationConfig> make_compressed_tensors_config(const ModelConfig& config,
-                                                                   bool online_fallback);
-std::unique_ptr<QuantizationConfig> make_fp8_block_config(const ModelConfig& config,
-                                                          bool online_fallback);
+const LinearMethod& fp8_online_method();
+// transformers' "fp8" checkpoints (128x128 block scales).
+std::unique_ptr<LinearMethod> make_fp8_block_method(const ModelConfig& config);
+// compressed-tensors FP8 (per tensor / channel scales, dynamic or static input scales).
+std::unique_ptr<LinearMethod> make_compressed_tensors_method();
 
 }  // namespace inferd

@@ -20,7 +20,7 @@ class UnquantizedLinearMethod final : public LinearMethod {
                                                 ModelLoader& loader) const override {
     auto w = std::make_unique<DenseWeights>();
     // Float8 tensors in a checkpoint without quantization_config: read_fp8_weight says so.
-    if (stored_as_fp8(spec, loader)) {
+    if (stored_as_fp8(spec, loader.checkpoint_if_any())) {
       w->w = dequantized_fp8_linear(spec, loader);
       return w;
     }
@@ -36,24 +36,11 @@ class UnquantizedLinearMethod final : public LinearMethod {
   }
 };
 
-class UnquantizedConfig final : public QuantizationConfig {
- public:
-  std::string name() const override { return "none"; }
-  const LinearMethod& linear_method(const LinearSpec& spec) const override {
-    (void)spec;
-    return unquantized_linear_method();
-  }
-};
-
 }  // namespace
 
 const LinearMethod& unquantized_linear_method() {
   static const UnquantizedLinearMethod kMethod;
   return kMethod;
-}
-
-std::unique_ptr<QuantizationConfig> make_unquantized_config() {
-  return std::make_unique<UnquantizedConfig>();
 }
 
 }  // namespace inferd
