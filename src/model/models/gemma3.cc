@@ -6,15 +6,12 @@
 #include <cmath>
 
 #include "core/logging.h"
-#include "model/causal_lm.h"
 #include "model/config_parsing.h"
 #include "model/layers/attention.h"
-#include "model/layers/embedding.h"
 #include "model/layers/mlp.h"
 #include "model/layers/norm.h"
-#include "model/layers/rope.h"
 #include "model/loader/model_loader.h"
-#include "model/models/llama.h"
+#include "model/models/decoder_base.h"
 #include "model/models/models.h"
 
 namespace inferd {
@@ -23,43 +20,28 @@ using namespace config;  // NOLINT: config.json field access
 
 namespace {
 
-class Gemma3Model final : public CausalLM {
+class Gemma3Model final : public DecoderBase {
  public:
-  Gemma3Model(const ModelConfig& c, ModelLoader& loader) : CausalLM(c) {
-    DeviceRuntime& rt = loader.runtime();
-    rope_ =
-        make_rope_table(rt, c.rope, c.head_dim, c.max_position_embeddings, loader.max_model_len());
-    rope_local_ = make_rope_table(rt, c.rope_local, c.head_dim, c.max_position_embeddings,
-                                  loader.max_model_len());
-    embed_ = VocabEmbedding(loader, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
-    embed_.scale_by_sqrt_hidden();
-    final_norm_ = norm(loader, "model.norm.weight");
-    lm_head_ = LmHead(loader, embed_, c.tie_word_embeddings, c.vocab_size, c.hidden_size);
-    lm_head_.set_softcap(c.final_logit_softcap);
+  Gemma3Model(const ModelConfig& c, ModelLoader& loader) : DecoderBase(c, loader) {
     layers_.resize(size_t(c.num_layers));
     for (int64_t i = 0; i < c.num_layers; ++i) {
-      const std::string p = "model.layers." + std::to_string(i) + ".";
+      const std::string p = layer_prefix(i);
       Layer& L = layers_[size_t(i)];
       L.input_norm = norm(loader, p + "input_layernorm.weight");
       L.post_norm = norm(loader, p + "post_attention_layernorm.weight");
       L.pre_ff_norm = norm(loader, p + "pre_feedforward_layernorm.weight");
       L.post_ff_norm = norm(loader, p + "post_feedforward_layernorm.weight");
-      L.attn = std::make_unique<Attention>(llama_attention_spec(c, i, rope_, rope_local_), loader);
+      L.attn = std::make_unique<Attention>(attention_spec(i), loader);
       L.mlp = std::make_unique<GatedMlp>(p + "mlp.", c.hidden_size, c.intermediate_size,
                                          Activation::kGeluTanh, false, loader);
     }
   }
 
-  std::vector<int64_t> workspace_columns() const override {
-    const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size;
-    return {H, H, cfg_.q_size() + 2 * cfg_.kv_size(), cfg_.q_size(), 2 * F, F};
-  }
-
   void forward(const ForwardContext& ctx, Tensor h) override {
     KernelOps& ops = ctx.ops;
     const DeviceBatch& b = ctx.batch;
-    Tensor x = ctx.buffer(0), residual = ctx.buffer(1), qkv = ctx.buffer(2), attn = ctx.buffer(3);
-    Tensor gate_up = ctx.buffer(4), act = ctx.buffer(5);
+    Tensor x = ctx.buffer(kX), residual = ctx.buffer(kResidual), qkv = ctx.buffer(kQkv);
+    Tensor attn = ctx.buffer(kAttn), gate_up = ctx.buffer(kGateUp), act = ctx.buffer(kAct);
     embed_.forward(ops, b, residual);
     for (size_t i = 0; i < layers_.size(); ++i) {
       const Layer& L = layers_[i];
@@ -79,10 +61,6 @@ class Gemma3Model final : public CausalLM {
     ops.add_rms_norm(residual, x, final_norm_.weight, final_norm_.eps, h);
   }
 
-  void compute_logits(KernelOps& ops, const Tensor& rows, Tensor logits) const override {
-    lm_head_.forward(ops, rows, logits);
-  }
-
  private:
   struct Layer {
     RmsNorm input_norm, post_norm, pre_ff_norm, post_ff_norm;
@@ -93,10 +71,6 @@ class Gemma3Model final : public CausalLM {
     return RmsNorm(loader, name, cfg_.hidden_size, cfg_.rms_norm_eps, /*plus_one=*/true);
   }
 
-  RopeTable rope_, rope_local_;
-  VocabEmbedding embed_;
-  RmsNorm final_norm_;
-  LmHead lm_head_;
   std::vector<Layer> layers_;
 };
 

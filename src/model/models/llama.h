@@ -9,22 +9,17 @@
 #include <memory>
 #include <vector>
 
-#include "model/causal_lm.h"
 #include "model/layers/attention.h"
-#include "model/layers/embedding.h"
 #include "model/layers/mlp.h"
 #include "model/layers/norm.h"
+#include "model/models/decoder_base.h"
 
 namespace inferd {
 
-class LlamaModel final : public CausalLM {
+class LlamaModel final : public DecoderBase {
  public:
   LlamaModel(const ModelConfig& config, ModelLoader& loader);
-  std::vector<int64_t> workspace_columns() const override;
   void forward(const ForwardContext& ctx, Tensor hidden) override;
-  void compute_logits(KernelOps& ops, const Tensor& rows, Tensor logits) const override {
-    lm_head_.forward(ops, rows, logits);
-  }
 
  private:
   struct Layer {
@@ -32,15 +27,7 @@ class LlamaModel final : public CausalLM {
     std::unique_ptr<Attention> attn;
     std::unique_ptr<GatedMlp> mlp;
   };
-  RopeTable rope_, rope_local_;
-  VocabEmbedding embed_;
-  RmsNorm final_norm_;
-  LmHead lm_head_;
   std::vector<Layer> layers_;
 };
-
-// The attention of layer `i` of a Llama-family config (biases, q/k norms, window, rope, scale).
-AttentionSpec llama_attention_spec(const ModelConfig& c, int64_t i, const RopeTable& rope,
-                                   const RopeTable& rope_local);
 
 }  // namespace inferd
