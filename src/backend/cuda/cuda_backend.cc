@@ -70,11 +70,13 @@ class CudaBackend final : public Backend {
   }
   Fp8Linear make_linear_fp8(std::vector<Tensor> parts, std::vector<Tensor> scales,
                             const Tensor& bias, float act_scale) override {
-    Fp8Linear l = weights_.make_linear_fp8(std::move(parts), std::move(scales), bias, act_scale);
-    INFERD_CHECK(fp8_gemm_supported(l.out_features, l.in_features),
-                 "fp8 linear [{}, {}]: no FP8 GEMM for this shape", l.out_features, l.in_features);
-    gemm_.note_fp8_input(l.in_features);
-    return l;
+    int64_t rows = 0;
+    for (const Tensor& p : parts) rows += p.ndim() == 2 ? p.size(0) : 0;
+    const int64_t in = parts.empty() || parts[0].ndim() != 2 ? 0 : parts[0].size(1);
+    INFERD_CHECK(fp8_gemm_supported(rows, in), "fp8 linear [{}, {}]: no FP8 GEMM for this shape",
+                 rows, in);
+    gemm_.note_fp8_input(in);
+    return weights_.make_linear_fp8(std::move(parts), std::move(scales), bias, act_scale);
   }
   Fp8Linear quantize_linear_fp8(const Linear& l) override {
     INFERD_CHECK(fp8_gemm_supported(l.out_features, l.in_features),

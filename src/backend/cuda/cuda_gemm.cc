@@ -46,14 +46,19 @@ void CudaGemm::reserve(int32_t max_tokens) {
   }
 }
 
-void CudaGemm::linear(const Tensor& x, const Linear& w, Tensor out) {
+std::pair<Mat, Mat> CudaGemm::operands(const Tensor& x, const Tensor& out, int64_t K, int64_t N) {
   check_dtype(x, DType::kBF16, "linear x");
   INFERD_CHECK(out.dtype() == DType::kBF16 || out.dtype() == DType::kF32,
                "linear out: dtype {} (expected bf16 or f32)", dtype_name(out.dtype()));
   const Mat xm = as_matrix(x, "linear x"), om = as_matrix(out, "linear out");
+  INFERD_CHECK(xm.cols == K && om.cols == N && om.rows == xm.rows,
+               "linear shapes x {} W [{}, {}] out {}", x.shape_str(), N, K, out.shape_str());
+  return {xm, om};
+}
+
+void CudaGemm::linear(const Tensor& x, const Linear& w, Tensor out) {
+  const auto [xm, om] = operands(x, out, w.in_features, w.out_features);
   const int64_t T = xm.rows, K = w.in_features, N = w.out_features;
-  INFERD_CHECK(xm.cols == K && om.cols == N && om.rows == T, "linear shapes x {} W [{}, {}] out {}",
-               x.shape_str(), N, K, out.shape_str());
   INFERD_CHECK(w.parts.size() == 1 && w.parts[0].device() == Device::kCUDA &&
                    w.parts[0].dtype() == DType::kBF16 && w.parts[0].size(0) == N,
                "linear weight was not placed by the CUDA backend");
@@ -66,13 +71,8 @@ void CudaGemm::linear(const Tensor& x, const Linear& w, Tensor out) {
 }
 
 void CudaGemm::linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out) {
-  check_dtype(x, DType::kBF16, "linear x");
-  INFERD_CHECK(out.dtype() == DType::kBF16 || out.dtype() == DType::kF32,
-               "linear out: dtype {} (expected bf16 or f32)", dtype_name(out.dtype()));
-  const Mat xm = as_matrix(x, "linear x"), om = as_matrix(out, "linear out");
+  const auto [xm, om] = operands(x, out, w.in_features, w.out_features);
   const int64_t T = xm.rows, K = w.in_features, N = w.out_features;
-  INFERD_CHECK(xm.cols == K && om.cols == N && om.rows == T, "linear shapes x {} W [{}, {}] out {}",
-               x.shape_str(), N, K, out.shape_str());
   INFERD_CHECK(w.weight.defined() && w.weight.device() == Device::kCUDA &&
                    w.weight.dtype() == DType::kF8E4M3 && w.weight.size(0) == N,
                "fp8 linear weight was not placed by the CUDA backend");

@@ -12,6 +12,7 @@
 #include <array>
 #include <map>
 #include <span>
+#include <utility>
 
 #include "backend/backend_types.h"
 #include "backend/cuda/cuda_common.h"
@@ -49,6 +50,8 @@ class CudaGemm {
   static constexpr int kCandidates = 8;
   static constexpr int kAutotuneReps = 5;
 
+  // x [T, K] bf16 and out [T, N] bf16 / fp32 checked; their matrix views.
+  static std::pair<Mat, Mat> operands(const Tensor& x, const Tensor& out, int64_t K, int64_t N);
   void set_scale_pointers(const Plan& p, const ScalePtrs& sp);
   // Row-major out [T, N] = x [T, K] W [N, K]^T, seen column-major: C (N x T, ld ldc) =
   // op(A) (N x K) * B (K x T), where A is W read as a column-major K x N matrix (ld lda) and
