@@ -35,8 +35,6 @@ class Attention {
   // are workspace; k and v are written to `kv` at the batch's slots.
   void forward(KernelOps& ops, const DeviceBatch& b, const Tensor& x, Tensor qkv, Tensor attn,
                KvLayer& kv, Tensor out) const;
-  int64_t qkv_size() const { return (nh_ + 2 * nkv_) * hd_; }
-  int64_t q_size() const { return nh_ * hd_; }
 
  private:
   int64_t nh_, nkv_, hd_;

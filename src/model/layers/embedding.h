@@ -27,7 +27,6 @@ class VocabEmbedding {
   // sqrt(3072) = 55.43 is 55.5 in bf16).
   void scale_by_sqrt_hidden();
   const Tensor& table() const { return table_; }
-  DType stored_dtype() const { return stored_dtype_; }
 
  private:
   Tensor table_;

@@ -6,11 +6,7 @@
 namespace inferd {
 
 LinearLayer::LinearLayer(const LinearSpec& spec, ModelLoader& loader)
-    : quant_(loader.quantization_ptr()),
-      method_(&quant_->linear_method(spec, loader)),
-      in_(spec.in_features),
-      out_(spec.out_features()),
-      method_name_(method_->name()) {
+    : quant_(loader.quantization_ptr()), method_(&quant_->linear_method(spec, loader)) {
   w_ = method_->create_weights(spec, loader);
   method_->process_weights_after_loading(*w_, loader.runtime());
 }

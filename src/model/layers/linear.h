@@ -25,16 +25,11 @@ class LinearLayer {
   void apply(KernelOps& ops, const Tensor& x, Tensor out) const {
     method_->apply(ops, *w_, x, out);
   }
-  int64_t in_features() const { return in_; }
-  int64_t out_features() const { return out_; }
-  const std::string& method_name() const { return method_name_; }
 
  private:
   std::shared_ptr<const QuantizationConfig> quant_;  // owns method_
   const LinearMethod* method_ = nullptr;
   std::unique_ptr<LinearWeights> w_;
-  int64_t in_ = 0, out_ = 0;
-  std::string method_name_;
 };
 
 // A plain linear `<name>.weight` [out, in] (+ `<name>.bias`).

@@ -18,7 +18,6 @@ struct RmsNorm {
   RmsNorm() = default;
   RmsNorm(ModelLoader& loader, const std::string& name, int64_t dim, double eps,
           bool plus_one = false);
-  bool defined() const { return weight.defined(); }
 };
 
 }  // namespace inferd

@@ -119,9 +119,4 @@ Tensor ModelLoader::bias(const std::vector<LinearSpec::Part>& parts) {
   }
   return out;
 }
-
-Tensor ModelLoader::embedding(const std::string& name, int64_t rows, int64_t cols) {
-  return rt_.make_param(weight(name, {rows, cols}));
-}
-
 }  // namespace inferd

@@ -74,8 +74,6 @@ class ModelLoader {
   Tensor norm(const std::string& name, int64_t n, bool plus_one = false);
   // The fp32 bias of a linear made of `parts` ("<name>.bias" each), or undefined.
   Tensor bias(const std::vector<LinearSpec::Part>& parts);
-  // An embedding table [rows, cols] placed for the backend.
-  Tensor embedding(const std::string& name, int64_t rows, int64_t cols);
 
  private:
   ModelConfig cfg_;
