@@ -70,14 +70,13 @@ std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
 // Follows one sequence's output through a compiled grammar.
 class GrammarMatcher {
  public:
-  // Accepted steps a matcher keeps by default for rollback().
-  static constexpr int32_t kDefaultMaxRollbackTokens = 16;
-
-  // `max_rollback_tokens`: how many of the last accepted steps rollback() can undo (0: none; the
-  // history is a ring of that many state copies, reused, so accepting allocates nothing for it
-  // once warm). Throws InternalError when negative.
+  // `max_rollback_tokens`: how many of the last accepted steps rollback() can undo (the history
+  // is a ring of that many state copies, reused, so accepting allocates nothing for it once warm;
+  // each accepted step copies its state there). 0, the default: none kept and nothing copied — a
+  // caller that rolls back (speculative decoding: k draft tokens) asks for what it needs. Throws
+  // InternalError when negative.
   explicit GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar,
-                          int32_t max_rollback_tokens = kDefaultMaxRollbackTokens);
+                          int32_t max_rollback_tokens = 0);
   ~GrammarMatcher();
   GrammarMatcher(GrammarMatcher&&) noexcept;
   GrammarMatcher& operator=(GrammarMatcher&&) noexcept;

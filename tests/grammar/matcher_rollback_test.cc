@@ -211,7 +211,7 @@ TEST(MatcherRollback, TerminationIsUndone) {
   auto vocab = byte_vocab({"ab"});
   const int32_t stop = vocab->vocab_size() - 1;
   auto g = compile_gbnf(R"(root ::= "ab" "c"?)", vocab);
-  GrammarMatcher m(g);
+  GrammarMatcher m(g, 16);
   ASSERT_TRUE(m.accept_token(256));
   const View open = view_of(m, vocab->vocab_size());
   ASSERT_TRUE(m.accept_token(stop));
@@ -274,7 +274,7 @@ TEST(MatcherRollback, RollbackAcrossStackPoolCompaction) {
   // crosses each compaction; at the end the state equals a fresh matcher's.
   auto vocab = byte_vocab({"((", "))"});
   auto g = compile_gbnf("root ::= p\np ::= \"(\" p* \")\"", vocab);
-  GrammarMatcher m(g);
+  GrammarMatcher m(g, 16);
   const std::string chunk(1000, '(');
   for (int i = 0; i < 120; ++i) {
     ASSERT_TRUE(m.accept_bytes(chunk));
