@@ -59,6 +59,24 @@ class EngineStoppedError : public Error {
   using Error::Error;
 };
 
+// ---- Tasks -----------------------------------------------------------------------------------
+
+// What a model serves (--task): generation (sampling tokens), or embeddings (a pooled hidden
+// state of the prompt; nothing is sampled).
+enum class ModelTask { kGenerate, kEmbed };
+const char* to_string(ModelTask task);  // "generate", "embed"
+
+// How the final hidden states (after the last norm) of a prompt become one vector.
+enum class PoolingType { kLast, kMean, kCls };
+const char* to_string(PoolingType type);  // "LAST", "MEAN", "CLS" (sentence-transformers' names)
+
+// An embedding request's pooling; unset fields take the model's (EngineConfig::pooling).
+struct PoolingParams {
+  std::optional<PoolingType> type;
+  std::optional<bool> normalize;      // L2-normalise the vector (after truncation)
+  std::optional<int32_t> dimensions;  // Matryoshka: keep the first `dimensions` values
+};
+
 // ---- Configuration ----------------------------------------------------------------------------
 
 // LLM::load (inferd/llm.h) fills this from EngineArgs, where each limit is given once; an
@@ -75,6 +93,15 @@ struct EngineConfig {
   int32_t max_logprobs = 20;  // largest SamplingParams::logprobs accepted
   std::vector<int32_t> eos_token_ids;  // default EOS ids (a request may override them)
   uint64_t seed = 0;                   // seeds the generators of unseeded requests
+  ModelTask task = ModelTask::kGenerate;
+  // The model's pooling (its sentence-transformers config, or --task embed's defaults).
+  struct Pooling {
+    PoolingType type = PoolingType::kLast;
+    bool normalize = true;
+    // Matryoshka: truncation allowed (is_matryoshka), to any size when `dimensions` is empty.
+    bool matryoshka = false;
+    std::vector<int32_t> dimensions;
+  } pooling;
 };
 
 // ---- Requests ---------------------------------------------------------------------------------
@@ -87,6 +114,9 @@ struct GenerateRequest {
   // Orders requests of equal priority (earlier first, later preempted first). Unset: now.
   std::optional<std::chrono::steady_clock::time_point> arrival_time;
   std::optional<std::vector<int32_t>> eos_token_ids;  // overrides EngineConfig::eos_token_ids
+  // Set: an embedding request (needs EngineConfig::task == kEmbed). The prompt runs, nothing is
+  // sampled (`params` is ignored but for nothing), and the finished output carries the vector.
+  std::optional<PoolingParams> pooling;
 };
 
 // ---- Outputs ----------------------------------------------------------------------------------
@@ -128,6 +158,12 @@ struct RequestOutput {
   int32_t num_cached_tokens = 0;  // prompt tokens found in the prefix cache (first admission)
   bool finished = false;          // every sequence finished: the last output of this request
   std::string error;              // set when the engine itself failed the request
+  // SamplingParams::prompt_logprobs: entry i belongs to prompt token i + 1 (num_prompt_tokens - 1
+  // entries). Set once, in the first output after the whole prompt ran (with max_tokens 0 that
+  // is the finished one); empty in every other output.
+  std::vector<SampleLogprobs> prompt_logprobs;
+  // Embedding requests (GenerateRequest::pooling): the pooled vector, in the finished output.
+  std::vector<float> embedding;
 };
 
 using OutputCallback = std::function<void(RequestOutput&&)>;
@@ -148,6 +184,8 @@ struct GenerateResult {
   int32_t num_prompt_tokens = 0;
   int32_t num_cached_tokens = 0;
   std::string error;
+  std::vector<SampleLogprobs> prompt_logprobs;  // RequestOutput::prompt_logprobs
+  std::vector<float> embedding;                 // RequestOutput::embedding
   // Appends one streamed output (creates the sequence entries as needed).
   void accumulate(RequestOutput&& out);
 };

@@ -77,6 +77,11 @@ struct SamplingParams {
 
   // Unset: no logprobs. k >= 0: the sampled token's logprob plus the k most likely tokens.
   std::optional<int32_t> logprobs;
+  // Unset: none. k >= 0: for every prompt token after the first, its logprob given the tokens
+  // before it (raw logits, as `logprobs`), its rank and the k most likely tokens (vLLM's
+  // prompt_logprobs). RequestOutput::prompt_logprobs carries them. Such a request reads nothing
+  // from the prefix cache (every prompt position's logits are computed).
+  std::optional<int32_t> prompt_logprobs;
 
   std::optional<StructuredOutputs> structured_outputs;
 

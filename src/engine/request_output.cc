@@ -18,11 +18,35 @@ const char* to_string(FinishReason reason) {
   return "?";
 }
 
+const char* to_string(ModelTask task) {
+  switch (task) {
+    case ModelTask::kGenerate:
+      return "generate";
+    case ModelTask::kEmbed:
+      return "embed";
+  }
+  return "?";
+}
+
+const char* to_string(PoolingType type) {
+  switch (type) {
+    case PoolingType::kLast:
+      return "LAST";
+    case PoolingType::kMean:
+      return "MEAN";
+    case PoolingType::kCls:
+      return "CLS";
+  }
+  return "?";
+}
+
 void GenerateResult::accumulate(RequestOutput&& out) {
   request_id = out.request_id;
   num_prompt_tokens = out.num_prompt_tokens;
   num_cached_tokens = std::max(num_cached_tokens, out.num_cached_tokens);
   if (!out.error.empty()) error = out.error;
+  if (!out.prompt_logprobs.empty()) prompt_logprobs = std::move(out.prompt_logprobs);
+  if (!out.embedding.empty()) embedding = std::move(out.embedding);
   for (auto& d : out.outputs) {
     while (outputs.size() <= size_t(d.index)) {
       outputs.emplace_back();

@@ -29,6 +29,15 @@ class Validator {
     check_limits();
     check_stops();
     if (p_.logprobs) int_in(*p_.logprobs, "logprobs", 0, b_.max_logprobs);
+    // Issue 30 builds these; until the engine computes them they are refused, never ignored.
+    if (p_.prompt_logprobs)
+      fail("prompt_logprobs", [](const std::string& n) {
+        return fmt::format("'{}' is not supported yet by this engine.", n);
+      });
+    if (r_.pooling)
+      fail("pooling", [](const std::string& n) {
+        return fmt::format("'{}' (embedding requests) is not supported yet by this engine.", n);
+      });
     check_prompt();
     check_lengths();
     if (r_.eos_token_ids) token_ids(*r_.eos_token_ids, "eos_token_ids");

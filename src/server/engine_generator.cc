@@ -65,6 +65,12 @@ int32_t EngineGenerator::max_model_len() const {
 int32_t EngineGenerator::max_logprobs() const {
   return engine_->config().max_logprobs;
 }
+ModelTask EngineGenerator::task() const {
+  return engine_->config().task;
+}
+EngineConfig::Pooling EngineGenerator::pooling() const {
+  return engine_->config().pooling;
+}
 
 std::string EngineGenerator::submit(GenerateRequest request, OutputCallback on_output) {
   return engine_->submit(std::move(request), std::move(on_output));

@@ -29,6 +29,8 @@ class EngineGenerator final : public Generator {
   int32_t vocab_size() const override;
   int32_t max_model_len() const override;
   int32_t max_logprobs() const override;
+  ModelTask task() const override;
+  EngineConfig::Pooling pooling() const override;
 
   std::string submit(GenerateRequest request, OutputCallback on_output) override;
   bool abort(const std::string& request_id) override;

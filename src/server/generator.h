@@ -37,6 +37,9 @@ class Generator {
   virtual int32_t vocab_size() const = 0;
   virtual int32_t max_model_len() const = 0;
   virtual int32_t max_logprobs() const { return 20; }
+  // What the model serves (--task) and, for embeddings, how it pools (EngineConfig's).
+  virtual ModelTask task() const { return ModelTask::kGenerate; }
+  virtual EngineConfig::Pooling pooling() const { return {}; }
 
   // ---- engine side (thread-safe) ----
   // Same contract as Engine::submit: throws InvalidRequestError, QueueFullError,
