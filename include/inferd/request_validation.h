@@ -19,6 +19,9 @@ struct RequestBounds {
   int32_t max_model_len = 0;
   int32_t max_logprobs = 0;
   bool can_detokenize = false;  // a TextDecoder is at hand (stop strings need one)
+  ModelTask task = ModelTask::kGenerate;
+  int32_t hidden_size = 0;        // the pooled vector's size (embeddings)
+  EngineConfig::Pooling pooling;  // the model's (Matryoshka dimensions)
 };
 
 // A request field out of bounds. `param` names the field as the validator's FieldNamer gave it

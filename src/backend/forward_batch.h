@@ -35,6 +35,13 @@ struct EmbeddingSpan {
   int32_t source = 0;
 };
 
+// Rows [row, row + num_rows) of the batch, pooled: the executor sums their final-normed hidden
+// states (embedding requests; ModelExecutor::pooled).
+struct PoolSpan {
+  int32_t row = 0;
+  int32_t num_rows = 0;
+};
+
 struct ForwardBatch {
   std::vector<int32_t> token_ids;              // [T]
   std::vector<int32_t> positions;              // [T]; for seq s row j: kv_len - q_len + j
@@ -42,6 +49,7 @@ struct ForwardBatch {
   std::vector<int32_t> block_tables;           // concatenated block tables
   std::vector<int32_t> logit_rows;             // rows whose logits are wanted, in output order
   std::vector<EmbeddingSpan> embedding_spans;  // empty: every row embeds its token id
+  std::vector<PoolSpan> pool_spans;            // sums wanted, in output order
 
   void clear() {
     token_ids.clear();
@@ -50,6 +58,7 @@ struct ForwardBatch {
     block_tables.clear();
     logit_rows.clear();
     embedding_spans.clear();
+    pool_spans.clear();
   }
   int32_t num_tokens() const { return int32_t(token_ids.size()); }
 };

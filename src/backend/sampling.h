@@ -4,6 +4,8 @@
 // with the same arithmetic (sampling_math.h) and must give the same tokens from the same logits.
 //
 // Order in which one row is processed (vLLM V1 order; include/inferd/sampling_params.h):
+// A row with score_token >= 0 samples nothing: it gives that token and its logprobs (prompt
+// logprobs).
 //   0. structured outputs: tokens the row's bitmask does not allow become -inf;
 //   1. logprobs come from the raw logits (log-softmax before any processing but step 0);
 //   2. edits: banned ids -> -inf, + logit_bias, repetition penalty (prompt + output tokens),
@@ -101,6 +103,7 @@ class ReferenceSampler {
  private:
   void sample_row(float* logits, int32_t vocab, const SamplingRow& row,
                   std::span<const LogitEdit> edits, SampledToken& out);
+  void fill_logprobs(const SamplingRow& row, int32_t vocab, int32_t token, SampleLogprobs& lp);
 
   std::vector<float> raw_;
   std::vector<float> prob_;

@@ -59,7 +59,9 @@ struct SamplingRow {
   // whose bit is clear are -inf before anything else, logprobs included (as vLLM applies the
   // grammar bitmask to the logits before its sampler).
   int32_t mask_row = -1;
-  int32_t reserved = 0;
+  // >= 0: a scoring row (prompt logprobs). Nothing is sampled: the row gives this token, with its
+  // logprob, rank and num_logprobs alternatives from the raw logits (no mask, no edits).
+  int32_t score_token = -1;
 };
 
 // Structured-output bitmasks: words per row, and whether token t is allowed.

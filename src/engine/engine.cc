@@ -50,6 +50,7 @@ class Engine::Impl {
   void step();
   void mark_started();
   void process_sampled();
+  void process_prompt_rows();
   void abort_all(const std::string& error);
   void deliver();
   void retire(RequestState& rs);
@@ -92,7 +93,8 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
       vocab_(executor->vocab_size()),
       exec_(std::move(executor)),
       decoder_(std::move(decoder)),
-      bounds_{vocab_, config_.max_model_len, config_.max_logprobs, decoder_ != nullptr},
+      bounds_{vocab_,       config_.max_model_len, config_.max_logprobs, decoder_ != nullptr,
+              config_.task, exec_->hidden_size(),  config_.pooling},
       kv_(exec_->num_kv_blocks(), exec_->block_size(), config_.enable_prefix_caching),
       sched_(SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens,
                              config_.enable_chunked_prefill},
@@ -238,6 +240,39 @@ void Engine::Impl::step() {
     kv_.register_computed(*s.seq);
   }
   process_sampled();
+  process_prompt_rows();
+}
+
+// The step's prompt rows: scored prompt tokens (prompt logprobs), pooled hidden states
+// (embeddings); a prompt-only request whose prompt has run finishes.
+void Engine::Impl::process_prompt_rows() {
+  const size_t base = input_.rows().size();
+  const std::span<const InputBatch::PromptRow> score = input_.score_rows();
+  for (size_t i = 0; i < score.size(); ++i) {
+    RequestState& rs = *score[i].seq->request;
+    SampledToken& t = input_.sampled()[base + i];
+    rs.prompt_lps[size_t(score[i].pos)] = std::move(t.logprobs);
+    rs.prompt_lps_done = score[i].pos + 1;
+  }
+  const std::span<const InputBatch::PromptRow> pool = input_.pool_rows();
+  if (!pool.empty()) {
+    const size_t H = size_t(exec_->hidden_size());
+    const std::span<const float> pooled = exec_->pooled();
+    INFERD_CHECK(pooled.size() == pool.size() * H, "the executor pooled {} values, expected {}",
+                 pooled.size(), pool.size() * H);
+    for (size_t i = 0; i < pool.size(); ++i) {
+      RequestState& rs = *pool[i].seq->request;
+      rs.pool_sum.resize(H, 0.0f);
+      for (size_t c = 0; c < H; ++c) rs.pool_sum[c] += pooled[i * H + c];
+      rs.pool_upto = pool[i].pos + input_.forward().pool_spans[i].num_rows;
+    }
+  }
+  for (const ScheduledSeq& s : scheduled_) {
+    RequestState& rs = *s.seq->request;
+    if (rs.prompt_only() && s.seq->index == 0 && !rs.out_of(*s.seq).finished &&
+        s.seq->num_computed >= s.seq->prompt_len)
+      outputs_.finish_prompt_only(rs);
+  }
 }
 
 // A request leaves the waiting-queue count when its first sequence is first scheduled.

@@ -45,6 +45,14 @@ EngineConfig resolve_config(EngineConfig c, const ModelExecutor& exec) {
     fail("without chunked prefill max_num_batched_tokens ({}) must be >= max_model_len ({})",
          c.max_num_batched_tokens, c.max_model_len);
   }
+  if (c.task == ModelTask::kEmbed && exec.hidden_size() <= 0)
+    fail("--task embed: this model executor cannot pool hidden states");
+  if (c.task == ModelTask::kGenerate && exec.pools_only())
+    fail("the model was loaded for embeddings (no lm_head): it cannot serve --task generate");
+  for (int32_t d : c.pooling.dimensions) {
+    if (d <= 0 || d > exec.hidden_size())
+      fail("Matryoshka dimension {} is outside [1, {}] (the hidden size)", d, exec.hidden_size());
+  }
   for (int32_t t : c.eos_token_ids) {
     if (t < 0 || t >= exec.vocab_size()) {
       fail("eos token id {} is outside the vocabulary [0, {})", t, exec.vocab_size());

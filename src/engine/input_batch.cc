@@ -1,6 +1,8 @@
 // The input of one engine step: the forward batch and the sampling rows of the scheduled sequences.
 #include "engine/input_batch.h"
 
+#include <algorithm>
+
 #include "engine/request_state.h"
 
 namespace inferd {
@@ -8,6 +10,8 @@ namespace inferd {
 void InputBatch::build_forward(std::span<const ScheduledSeq> scheduled) {
   forward_.clear();
   rows_.clear();
+  score_rows_.clear();
+  pool_rows_.clear();
   for (const ScheduledSeq& s : scheduled) {
     Sequence* q = s.seq;
     SeqBatchInfo info;
@@ -21,18 +25,45 @@ void InputBatch::build_forward(std::span<const ScheduledSeq> scheduled) {
       forward_.token_ids.push_back(q->tokens[size_t(q->num_computed + j)]);
       forward_.positions.push_back(q->num_computed + j);
     }
-    if (info.kv_len == q->num_tokens()) {
+    if (info.kv_len == q->num_tokens() && !q->request->prompt_only()) {
       forward_.logit_rows.push_back(info.q_start + info.q_len - 1);
       rows_.push_back(q);
     }
+    add_prompt_rows(q, info);
     forward_.seqs.push_back(info);
   }
+  // Scoring rows after the sampling rows (which the grammar masks index).
+  for (const PromptRow& r : score_rows_) forward_.logit_rows.push_back(r.row);
   sampling_.clear();
+}
+
+void InputBatch::add_prompt_rows(Sequence* q, const SeqBatchInfo& info) {
+  RequestState& rs = *q->request;
+  const int32_t first = q->num_computed, end = first + info.q_len;
+  const int32_t plen = q->prompt_len;
+  if (q->index == 0 && rs.wants_prompt_lps()) {
+    // Position p scores prompt token p + 1; positions already scored (before a preemption) skip.
+    for (int32_t p = std::max(first, rs.prompt_lps_done); p < std::min(end, plen - 1); ++p)
+      score_rows_.push_back({q, p, info.q_start + (p - first)});
+  }
+  if (!rs.is_embedding()) return;
+  int32_t lo = std::max(first, rs.pool_upto), hi = std::min(end, plen);
+  if (rs.pooling.type == PoolingType::kLast) lo = std::max(lo, plen - 1);
+  if (rs.pooling.type == PoolingType::kCls) hi = std::min(hi, 1);
+  if (lo >= hi) return;
+  forward_.pool_spans.push_back({info.q_start + (lo - first), hi - lo});
+  pool_rows_.push_back({q, lo, info.q_start + (lo - first)});
 }
 
 void InputBatch::build_sampling() {
   for (Sequence* q : rows_) add_sampling_row(*q);
-  sampled_.resize(rows_.size());
+  for (const PromptRow& r : score_rows_) {
+    SamplingRow row;
+    row.num_logprobs = *r.seq->request->req.params.prompt_logprobs;
+    row.score_token = r.seq->tokens[size_t(r.pos) + 1];
+    sampling_.rows.push_back(row);
+  }
+  sampled_.resize(rows_.size() + score_rows_.size());
 }
 
 void InputBatch::add_sampling_row(const Sequence& q) {

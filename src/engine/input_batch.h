@@ -1,7 +1,11 @@
 // The input of one engine step: the flat ForwardBatch of the scheduled sequences (their tokens,
-// positions, block tables, the rows whose logits are wanted), the sequences those rows sample
-// for, and the SamplingBatch (per-row parameters, logit edits for bans, bias and penalties, grammar
-// mask rows) with room for the sampled tokens. Buffers are kept between steps.
+// positions, block tables, the rows whose logits are wanted, the rows pooled for embeddings), the
+// sequences those rows sample for, and the SamplingBatch (per-row parameters, logit edits for
+// bans, bias and penalties, grammar mask rows) with room for the sampled tokens. Buffers are kept
+// between steps.
+//
+// Logit rows: first one per sampling sequence (rows()), then the scoring rows of prompt logprobs
+// (score_rows(): prompt position p's row gives the logprob of prompt token p + 1).
 #pragma once
 
 #include <cstdint>
@@ -24,16 +28,30 @@ class InputBatch {
   // sizes sampled() to match.
   void build_sampling();
 
+  struct PromptRow {
+    Sequence* seq = nullptr;
+    int32_t pos = 0;  // prompt position (scoring rows) / first position pooled (pool spans)
+    int32_t row = 0;  // its row in the forward batch
+  };
+
   const ForwardBatch& forward() const { return forward_; }
   SamplingBatch& sampling() { return sampling_; }
   std::span<Sequence* const> rows() const { return rows_; }
+  // Scoring rows; their results follow the rows()' in sampled().
+  std::span<const PromptRow> score_rows() const { return score_rows_; }
+  // The sequence of each of forward().pool_spans.
+  std::span<const PromptRow> pool_rows() const { return pool_rows_; }
   std::vector<SampledToken>& sampled() { return sampled_; }
 
  private:
   void add_sampling_row(const Sequence& q);
+  // Scoring rows and pool spans of sequence q's prompt positions in this step.
+  void add_prompt_rows(Sequence* q, const SeqBatchInfo& info);
 
   ForwardBatch forward_;
   std::vector<Sequence*> rows_;  // the sequence each logit row samples for
+  std::vector<PromptRow> score_rows_;
+  std::vector<PromptRow> pool_rows_;
   SamplingBatch sampling_;
   LogitEditBuilder edit_builder_;
   std::vector<SampledToken> sampled_;

@@ -129,12 +129,31 @@ void OutputProcessor::abort_request(RequestState& rs, const std::string& error) 
   }
 }
 
+void OutputProcessor::finish_prompt_only(RequestState& rs) {
+  const FinishReason reason = rs.is_embedding() ? FinishReason::kStop : FinishReason::kLength;
+  for (int32_t i = 0; i < rs.n(); ++i) {
+    SeqOutputState& so = rs.outs[size_t(i)];
+    if (so.finished) continue;
+    if (size_t(i) < rs.seqs.size()) sched_.remove(rs.seqs[size_t(i)].get());
+    so.finished = true;
+    delta_of(rs, i).finish_reason = reason;
+    ++rs.num_finished;
+  }
+  if (rs.is_embedding()) rs.pending.embedding = pooled_embedding(rs);
+}
+
 void OutputProcessor::take_outputs(std::vector<ReadyOutput>& ready) {
   ready.clear();
   for (RequestState* rs : touched_) {
     RequestOutput out = std::move(rs->pending);
     rs->pending = RequestOutput();
     rs->has_pending = false;
+    // Prompt logprobs go with the first output after the whole prompt was scored.
+    if (rs->wants_prompt_lps() && rs->prompt_lps_done == int32_t(rs->prompt_lps.size())) {
+      out.prompt_logprobs = std::move(rs->prompt_lps);
+      rs->prompt_lps_sent = true;
+      if (!rs->seqs.empty()) rs->seqs[0]->reuse_prefix = true;
+    }
     out.num_cached_tokens = rs->seqs.empty() ? 0 : rs->seqs[0]->num_cached_tokens;
     out.finished = rs->num_finished == rs->n();
     ready.push_back({rs, std::move(out)});

@@ -34,6 +34,9 @@ class OutputProcessor {
   // Ends every unfinished sequence of `rs` with reason abort; `error` (optional) tells the client
   // why the engine failed the request.
   void abort_request(RequestState& rs, const std::string& error);
+  // A prompt-only request (RequestState::prompt_only) whose prompt ran: every sequence finishes
+  // (length for max_tokens 0, stop for an embedding, which the output carries).
+  void finish_prompt_only(RequestState& rs);
 
   // Moves the outputs assembled in this step into `ready` (one per request with news), with
   // `finished` set for requests whose sequences have all finished.

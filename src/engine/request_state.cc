@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "core/rng.h"
 #include "tokenizer/text_decoder.h"
@@ -38,7 +39,14 @@ std::unique_ptr<RequestState> new_request_state(GenerateRequest request,
   auto rs = std::make_unique<RequestState>();
   const SamplingParams& p = request.params;
   const int32_t plen = int32_t(request.prompt_token_ids.size());
-  rs->max_tokens = p.max_tokens ? *p.max_tokens : config.max_model_len - plen;
+  rs->max_tokens = request.pooling ? 0 : p.max_tokens ? *p.max_tokens : config.max_model_len - plen;
+  if (p.prompt_logprobs) rs->prompt_lps.resize(size_t(std::max(0, plen - 1)));
+  if (request.pooling) {
+    const PoolingParams& q = *request.pooling;
+    rs->pooling.type = q.type.value_or(config.pooling.type);
+    rs->pooling.normalize = q.normalize.value_or(config.pooling.normalize);
+    rs->pooling.dimensions = q.dimensions;
+  }
   rs->eos = request.eos_token_ids ? *request.eos_token_ids : config.eos_token_ids;
   if (!p.ignore_eos) rs->banned = rs->eos;
   rs->banned.insert(rs->banned.end(), p.stop_token_ids.begin(), p.stop_token_ids.end());
@@ -67,6 +75,10 @@ Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t
   seq->prompt_len = int32_t(rs.req.prompt_token_ids.size());
   const uint64_t base = p.seed ? *p.seed : mix_seed(engine_seed, rs.number);
   seq->sample_key = mix_seed(base, uint64_t(index));
+  // Prompt logprobs, mean and CLS pooling need every prompt position computed (LAST pooling only
+  // the last, which admission always computes).
+  seq->reuse_prefix = index > 0 || !(p.prompt_logprobs ||
+                                     (rs.is_embedding() && rs.pooling.type != PoolingType::kLast));
   SeqOutputState& so = rs.outs[size_t(index)];
   if (decoder && p.detokenize) {
     so.detok.emplace(*decoder, p.skip_special_tokens, std::span<const int32_t>(seq->tokens));
@@ -79,6 +91,22 @@ Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t
   Sequence* raw = seq.get();
   rs.seqs.push_back(std::move(seq));
   return raw;
+}
+
+std::vector<float> pooled_embedding(const RequestState& rs) {
+  std::vector<float> v = rs.pool_sum;
+  if (rs.pooling.type == PoolingType::kMean && rs.prompt_len() > 0)
+    for (float& x : v) x /= float(rs.prompt_len());
+  if (rs.pooling.dimensions && size_t(*rs.pooling.dimensions) < v.size())
+    v.resize(size_t(*rs.pooling.dimensions));
+  if (rs.pooling.normalize.value_or(false)) {
+    double ss = 0;
+    for (float x : v) ss += double(x) * double(x);
+    // As torch.nn.functional.normalize: divided by max(norm, 1e-12).
+    const double inv = 1.0 / std::max(std::sqrt(ss), 1e-12);
+    for (float& x : v) x = float(double(x) * inv);
+  }
+  return v;
 }
 
 }  // namespace inferd

@@ -51,8 +51,23 @@ struct RequestState {
   // Output being assembled in the current step.
   RequestOutput pending;
   bool has_pending = false;
+  // Prompt logprobs (params.prompt_logprobs): entry p belongs to prompt token p + 1; the first
+  // prompt_lps_done entries are computed. Sent once, in the first output after the prompt ran.
+  std::vector<SampleLogprobs> prompt_lps;
+  int32_t prompt_lps_done = 0;
+  bool prompt_lps_sent = false;
+  // Embedding requests (req.pooling, resolved against the engine's pooling): the fp32 sum of the
+  // pooled rows' final hidden states, and the prompt positions before pool_upto already summed.
+  PoolingParams pooling;
+  std::vector<float> pool_sum;
+  int32_t pool_upto = 0;
 
   int32_t n() const { return req.params.n; }
+  int32_t prompt_len() const { return int32_t(req.prompt_token_ids.size()); }
+  bool is_embedding() const { return req.pooling.has_value(); }
+  // Nothing is sampled: an embedding request, or max_tokens 0 (the prompt is only scored).
+  bool prompt_only() const { return is_embedding() || max_tokens == 0; }
+  bool wants_prompt_lps() const { return req.params.prompt_logprobs && !prompt_lps_sent; }
   SeqOutputState& out_of(const Sequence& seq) { return outs[size_t(seq.index)]; }
   // The pending delta of sequence `index` (created on first use in a step).
   SequenceDelta& delta(int32_t index);
@@ -69,5 +84,9 @@ std::unique_ptr<RequestState> new_request_state(GenerateRequest request,
 // given and the request wants text, its stop strings, its grammar matcher.
 Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t engine_seed,
                        const TextDecoder* decoder);
+
+// An embedding request's vector from its pooled sum: averaged (MEAN), truncated to
+// pooling.dimensions, L2-normalised when pooling.normalize.
+std::vector<float> pooled_embedding(const RequestState& rs);
 
 }  // namespace inferd

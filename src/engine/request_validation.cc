@@ -4,7 +4,9 @@
 #include "inferd/request_validation.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <span>
@@ -29,15 +31,8 @@ class Validator {
     check_limits();
     check_stops();
     if (p_.logprobs) int_in(*p_.logprobs, "logprobs", 0, b_.max_logprobs);
-    // Issue 30 builds these; until the engine computes them they are refused, never ignored.
-    if (p_.prompt_logprobs)
-      fail("prompt_logprobs", [](const std::string& n) {
-        return fmt::format("'{}' is not supported yet by this engine.", n);
-      });
-    if (r_.pooling)
-      fail("pooling", [](const std::string& n) {
-        return fmt::format("'{}' (embedding requests) is not supported yet by this engine.", n);
-      });
+    if (p_.prompt_logprobs) int_in(*p_.prompt_logprobs, "prompt_logprobs", 0, b_.max_logprobs);
+    check_task();
     check_prompt();
     check_lengths();
     if (r_.eos_token_ids) token_ids(*r_.eos_token_ids, "eos_token_ids");
@@ -136,7 +131,8 @@ class Validator {
   }
 
   void check_limits() const {
-    if (p_.max_tokens) int_in(*p_.max_tokens, "max_tokens", 1, INT32_MAX);
+    // 0: the prompt is only run (scored, with prompt_logprobs); nothing is generated.
+    if (p_.max_tokens) int_in(*p_.max_tokens, "max_tokens", 0, INT32_MAX);
     int_in(p_.min_tokens, "min_tokens", 0, INT32_MAX);
     if (p_.max_tokens && p_.min_tokens > *p_.max_tokens)
       fail("min_tokens", [&](const std::string& n) {
@@ -160,6 +156,45 @@ class Validator {
     token_ids(p_.stop_token_ids, "stop_token_ids");
   }
 
+  // Embedding requests on an embedding model, generation on a generating one.
+  void check_task() const {
+    if (r_.pooling && b_.task != ModelTask::kEmbed)
+      fail("pooling", [](const std::string& n) {
+        return fmt::format(
+            "Invalid '{}': this model serves generation; embeddings need a server started with "
+            "--task embed.",
+            n);
+      });
+    if (!r_.pooling && b_.task == ModelTask::kEmbed)
+      fail("pooling", [](const std::string& n) {
+        return fmt::format(
+            "Missing '{}': this model serves embeddings (--task embed); it does not generate.", n);
+      });
+    if (!r_.pooling) return;
+    if (p_.n != 1)
+      fail("n", [&](const std::string& n) {
+        return fmt::format("Invalid '{}': an embedding request has one output (got {}).", n, p_.n);
+      });
+    if (r_.pooling->dimensions) check_dimensions(*r_.pooling->dimensions);
+  }
+
+  void check_dimensions(int32_t d) const {
+    const auto& dims = b_.pooling.dimensions;
+    if (!b_.pooling.matryoshka)
+      fail("pooling.dimensions", [](const std::string& n) {
+        return fmt::format(
+            "Invalid '{}': this model does not support Matryoshka representation; its "
+            "embeddings cannot be shortened.",
+            n);
+      });
+    int_in(d, "pooling.dimensions", 1, b_.hidden_size);
+    if (!dims.empty() && std::find(dims.begin(), dims.end(), d) == dims.end())
+      fail("pooling.dimensions", [&](const std::string& n) {
+        return fmt::format("Invalid '{}': {} is not one of the model's dimensions [{}].", n, d,
+                           fmt::join(dims, ", "));
+      });
+  }
+
   void check_prompt() const {
     if (r_.prompt_token_ids.empty())
       fail("prompt_token_ids", [](const std::string& n) {
@@ -172,14 +207,20 @@ class Validator {
   void check_lengths() const {
     const int64_t plen = int64_t(r_.prompt_token_ids.size());
     const int64_t L = b_.max_model_len;
-    if (plen >= L)
+    // A prompt that generates nothing needs no room after it.
+    const bool prompt_only = r_.pooling || (p_.max_tokens && *p_.max_tokens == 0);
+    if (prompt_only ? plen > L : plen >= L)
       fail(
           "prompt_token_ids",
           [&](const std::string& n) {
-            return fmt::format(
-                "Invalid '{}': the prompt ({} tokens) leaves no room to generate within "
-                "max_model_len ({}).",
-                n, plen, L);
+            return prompt_only ? fmt::format(
+                                     "Invalid '{}': the prompt ({} tokens) is longer than "
+                                     "max_model_len ({}).",
+                                     n, plen, L)
+                               : fmt::format(
+                                     "Invalid '{}': the prompt ({} tokens) leaves no room to "
+                                     "generate within max_model_len ({}).",
+                                     n, plen, L);
           },
           kContextLengthExceeded);
     if (p_.max_tokens && plen + *p_.max_tokens > L)

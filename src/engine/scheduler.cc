@@ -75,7 +75,11 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
   while (!waiting_.empty() && budget > 0 && int32_t(running_.size()) < config_.max_num_seqs) {
     Sequence* seq = *waiting_.begin();
     kv_.update_hashes(*seq);
-    kv_.find_prefix(*seq, prefix_scratch_);
+    if (seq->reuse_prefix) {
+      kv_.find_prefix(*seq, prefix_scratch_);
+    } else {
+      prefix_scratch_.clear();
+    }
     const int32_t hit_tokens = int32_t(prefix_scratch_.size()) * kv_.block_size();
     const int32_t pending = seq->num_tokens() - hit_tokens;
     const int32_t n = std::min(pending, budget);

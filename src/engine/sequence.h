@@ -33,6 +33,9 @@ struct Sequence {
   SeqStatus status = SeqStatus::kPending;
   const Sequence* share_from = nullptr;  // n > 1 without prefix caching: the first sequence
   bool admitted_once = false;
+  // False while the prompt's every position must be computed (prompt logprobs, mean or CLS
+  // pooling): admission then reads nothing from the prefix cache.
+  bool reuse_prefix = true;
   int32_t num_cached_tokens = 0;  // prefix-cache hit at first admission
 
   uint64_t sample_key = 0;  // Philox key of its draws (with the output position as counter)

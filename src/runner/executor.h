@@ -26,6 +26,10 @@ class ModelExecutor {
   virtual int32_t max_num_batched_tokens() const { return INT32_MAX; }
   // Most top logprobs one row may ask for (SamplingRow::num_logprobs).
   virtual int32_t max_top_logprobs() const { return INT32_MAX; }
+  // Width of the final hidden states that ForwardBatch::pool_spans sum; 0: no pooling.
+  virtual int32_t hidden_size() const { return 0; }
+  // True when the model has no lm_head (loaded for embeddings): nothing can be sampled.
+  virtual bool pools_only() const { return false; }
 
   // Runs the batch, writing KV for every token, and the logits of batch.logit_rows into
   // `logits` (row-major [logit_rows.size(), vocab_size], fp32, host memory).
@@ -41,6 +45,11 @@ class ModelExecutor {
   // device (the grammar masks of a step are then built on the host in the shadow of the GPU);
   // false: the caller fills SamplingBatch::masks before execute().
   virtual bool fills_masks_late() const { return false; }
+
+  // The sums of the last forward() / execute() batch's pool_spans: row-major
+  // [pool_spans.size(), hidden_size()], fp32 (accumulated in fp32 from the activation dtype).
+  // Valid until the next step.
+  virtual std::span<const float> pooled() const { return {}; }
 
   // Device time of the execute() steps so far (zeros where the executor does not measure it).
   virtual StepTiming step_timing() const { return {}; }

@@ -33,7 +33,7 @@ ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts
     // Eager: one padding-only step makes the buffers the first real steps would otherwise
     // allocate (nothing is allocated once serving starts).
     device_step(backend_->prepare_batch(ForwardBatch(), opts_.block_size, nullptr, 1),
-                SamplingBatch());
+                SamplingBatch(), ForwardBatch());
     backend_->reset_step_timing();
   }
 }
@@ -130,6 +130,23 @@ void ModelRunner::run_model(const DeviceBatch& b) {
   model_->forward(ctx, hidden_.slice_rows(0, b.num_tokens));
 }
 
+void ModelRunner::pool(const ForwardBatch& fb) {
+  const size_t H = size_t(config().hidden_size);
+  pooled_.assign(fb.pool_spans.size() * H, 0.0f);
+  for (size_t i = 0; i < fb.pool_spans.size(); ++i) {
+    const PoolSpan& sp = fb.pool_spans[i];
+    INFERD_CHECK(sp.row >= 0 && sp.num_rows > 0 && sp.row + sp.num_rows <= fb.num_tokens(),
+                 "pool span [{}, +{}) outside {} rows", sp.row, sp.num_rows, fb.num_tokens());
+    pool_rows_.resize(size_t(sp.num_rows) * H);
+    backend_->copy_to_host_f32(hidden_.slice_rows(sp.row, sp.num_rows), pool_rows_.data());
+    float* dst = pooled_.data() + i * H;
+    for (int32_t r = 0; r < sp.num_rows; ++r) {
+      const float* src = pool_rows_.data() + size_t(r) * H;
+      for (size_t c = 0; c < H; ++c) dst[c] += src[c];
+    }
+  }
+}
+
 void ModelRunner::forward(const ForwardBatch& fb, float* logits) {
   const int32_t T = fb.num_tokens();
   INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
@@ -138,6 +155,7 @@ void ModelRunner::forward(const ForwardBatch& fb, float* logits) {
   Backend& be = *backend_;
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
   run_model(b);
+  if (!fb.pool_spans.empty()) pool(fb);
   // The lm_head only for the rows whose logits are wanted.
   const int64_t R = int64_t(fb.logit_rows.size()), V = config().vocab_size;
   for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
@@ -162,9 +180,11 @@ void ModelRunner::lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Tens
   model_->compute_logits(*backend_, rows, out);
 }
 
-void ModelRunner::device_step(const DeviceBatch& b, const SamplingBatch& sampling) {
+void ModelRunner::device_step(const DeviceBatch& b, const SamplingBatch& sampling,
+                              const ForwardBatch& fb) {
   Backend& be = *backend_;
   run_model(b);
+  if (!fb.pool_spans.empty()) pool(fb);
   be.upload_masks(b, sampling);
   const int64_t R = b.num_logit_rows;
   for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
@@ -202,8 +222,10 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
                "{} logit rows, {} sampling rows, {} outputs", R, sampling.rows.size(), out.size());
   check_batch(fb);
   // A decode batch (one new token per sequence, each sampled) replays the graph of its size.
-  bool decode = size_t(T) == fb.seqs.size() && R == size_t(T);
+  // (Scoring rows and pooled spans come from prompts: such a step runs eagerly.)
+  bool decode = size_t(T) == fb.seqs.size() && R == size_t(T) && fb.pool_spans.empty();
   for (size_t i = 0; decode && i < fb.seqs.size(); ++i) decode = fb.seqs[i].q_len == 1;
+  for (size_t i = 0; decode && i < R; ++i) decode = sampling.rows[i].score_token < 0;
   const int32_t g = decode && graphs_enabled_ ? graph_size_for(T) : 0;
   const auto t0 = std::chrono::steady_clock::now();
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &sampling, g);
@@ -211,7 +233,7 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
     be.upload_masks(b, sampling);  // built on the host while the graph runs
     be.sample(logits_.slice_rows(0, b.num_logit_rows), b, 0);
   } else {
-    device_step(b, sampling);
+    device_step(b, sampling, fb);
   }
   be.finish_samples(b, sampling, out);
   profile_.add(
@@ -242,7 +264,7 @@ void ModelRunner::capture_graphs() {
     const int32_t n = *it;
     const DeviceBatch& b = be.prepare_batch(empty, opts_.block_size, &none, n);
     be.set_gemm_tuning(true);
-    device_step(b, none);  // warm-up: GEMM algorithm choice, buffers
+    device_step(b, none, empty);  // warm-up: GEMM algorithm choice, buffers
     be.set_gemm_tuning(false);
     be.begin_graph_capture();
     try {

@@ -55,6 +55,9 @@ class ModelRunner final : public ModelExecutor {
   int32_t max_model_len() const override { return max_model_len_; }
   int32_t max_num_batched_tokens() const override { return opts_.max_num_batched_tokens; }
   int32_t max_top_logprobs() const override;
+  int32_t hidden_size() const override { return int32_t(config().hidden_size); }
+  bool pools_only() const override { return opts_.load.pooling_only; }
+  std::span<const float> pooled() const override { return pooled_; }
   void forward(const ForwardBatch& batch, float* logits) override;
   bool fills_masks_late() const override;
   void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
@@ -78,13 +81,15 @@ class ModelRunner final : public ModelExecutor {
   void capture_graphs();
   // Rows with adapters or embedding spans: no model consumes them yet (issues 29, 34).
   void check_batch(const ForwardBatch& fb) const;
+  // The sums of fb.pool_spans' final hidden states (after run_model) into pooled_.
+  void pool(const ForwardBatch& fb);
   // The model over the batch: hidden_ holds the final-normed hidden state of every row.
   void run_model(const DeviceBatch& b);
   // Logits of logit rows [r0, r0 + n) of the batch into out [n, vocab] (gather + lm_head).
   void lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Tensor out);
   // run_model, then (late grammar masks uploaded, built while the layers run) the lm_head and
   // the device sampler for the batch's logit rows.
-  void device_step(const DeviceBatch& b, const SamplingBatch& sampling);
+  void device_step(const DeviceBatch& b, const SamplingBatch& sampling, const ForwardBatch& fb);
   // What a decode graph records: run_model and the logits of all rows in one pass (the sampler
   // runs after the replay, so that a step's grammar masks can be built while the graph runs).
   void graph_forward(const DeviceBatch& b);
@@ -98,6 +103,7 @@ class ModelRunner final : public ModelExecutor {
   int64_t rows_per_pass_ = 0;      // logit rows per lm_head pass
   std::vector<Tensor> workspace_;  // the model's buffers, [max_num_batched_tokens, cols] each
   Tensor hidden_, logits_in_, logits_;
+  std::vector<float> pooled_, pool_rows_;  // pooled(); host copy of one span's rows
   std::vector<KvLayer> kv_;
   std::vector<int32_t> graph_sizes_;
   bool graphs_enabled_ = true;

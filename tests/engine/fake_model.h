@@ -44,7 +44,20 @@ struct FakeModelSpec {
   std::vector<int32_t> script;
   int32_t step_delay_us = 0;  // sleep per forward (a slower "model" for concurrency tests)
   int32_t max_top_logprobs = INT32_MAX;  // ModelExecutor::max_top_logprobs
+  int32_t hidden_size = 0;               // > 0: pool_spans are summed (ModelExecutor::pooled)
 };
+
+// The "final hidden state" after the history `tokens`, as the fake model pools it: hidden_size
+// values in [-1, 1) from a hash of the history.
+inline void reference_hidden(const FakeModelSpec& spec, std::span<const int32_t> tokens,
+                             float* out) {
+  uint64_t h = 0x7654321ull;
+  for (int32_t t : tokens) h = fake_mix(h, uint64_t(uint32_t(t)));
+  for (int32_t c = 0; c < spec.hidden_size; ++c) {
+    const uint64_t r = fake_mix(h, uint64_t(c) + 0x2545f491ull);
+    out[c] = float(double(r >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+  }
+}
 
 // Logits after the history `tokens` (positions 0..size-1), as the fake model computes them.
 inline void reference_logits(const FakeModelSpec& spec, std::span<const int32_t> tokens,
@@ -93,6 +106,8 @@ class FakeExecutor : public ModelExecutor {
   int32_t num_kv_blocks() const override { return spec_.num_blocks; }
   int32_t max_model_len() const override { return spec_.max_model_len; }
   int32_t max_top_logprobs() const override { return spec_.max_top_logprobs; }
+  int32_t hidden_size() const override { return spec_.hidden_size; }
+  std::span<const float> pooled() const override { return pooled_; }
   const FakeModelSpec& spec() const { return spec_; }
 
   void forward(const ForwardBatch& b, float* logits) override {
@@ -131,6 +146,26 @@ class FakeExecutor : public ModelExecutor {
     }
     if (row != int32_t(b.token_ids.size())) throw std::runtime_error("rows not covered");
     std::vector<int32_t> hist;
+    auto history = [&](int32_t lr) {  // the tokens row lr sees, read back from the KV cache
+      const SeqBatchInfo& s = b.seqs.at(size_t(row_seq.at(size_t(lr))));
+      hist.clear();
+      for (int32_t q = 0; q <= b.positions[size_t(lr)]; ++q) {
+        const int32_t t = kv_[slot_of(s, q)];
+        if (t < 0) throw std::runtime_error("read an unwritten KV slot");
+        hist.push_back(t);
+      }
+      return std::span<const int32_t>(hist);
+    };
+    const size_t H = size_t(spec_.hidden_size);
+    if (!b.pool_spans.empty() && H == 0) throw std::runtime_error("pool spans without pooling");
+    pooled_.assign(b.pool_spans.size() * H, 0.0f);
+    std::vector<float> h(H);
+    for (size_t i = 0; i < b.pool_spans.size(); ++i) {
+      for (int32_t j = 0; j < b.pool_spans[i].num_rows; ++j) {
+        reference_hidden(spec_, history(b.pool_spans[i].row + j), h.data());
+        for (size_t c = 0; c < H; ++c) pooled_[i * H + c] += h[c];
+      }
+    }
     for (size_t r = 0; r < b.logit_rows.size(); ++r) {
       const int32_t lr = b.logit_rows[r];
       const SeqBatchInfo& s = b.seqs.at(size_t(row_seq.at(size_t(lr))));
@@ -189,6 +224,7 @@ class FakeExecutor : public ModelExecutor {
 
   FakeModelSpec spec_;
   std::vector<int32_t> kv_;
+  std::vector<float> pooled_;
   std::atomic<int64_t> num_forwards_{0}, num_tokens_{0}, max_batch_tokens_{0};
   std::mutex mu_;
   std::condition_variable cv_;

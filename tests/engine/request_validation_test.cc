@@ -93,9 +93,15 @@ TEST(RequestValidation, EachBoundNamesItsField) {
        },
        "logit_bias",
        "Invalid value for 'logit_bias[1]': expected a finite number, but got inf instead."},
-      {[](auto& r) { r.params.max_tokens = 0; }, "max_tokens",
-       "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 "
+      {[](auto& r) { r.params.max_tokens = -1; }, "max_tokens",
+       "Invalid 'max_tokens': integer below minimum value. Expected a value >= 0, but got -1 "
        "instead."},
+      {[](auto& r) { r.params.prompt_logprobs = 6; }, "prompt_logprobs",
+       "Invalid 'prompt_logprobs': integer above maximum value. Expected a value <= 5, but got 6 "
+       "instead."},
+      {[](auto& r) { r.pooling.emplace(); }, "pooling",
+       "Invalid 'pooling': this model serves generation; embeddings need a server started with "
+       "--task embed."},
       {[](auto& r) { r.params.min_tokens = -1; }, "min_tokens",
        "Invalid 'min_tokens': integer below minimum value. Expected a value >= 0, but got -1 "
        "instead."},
@@ -163,6 +169,61 @@ TEST(RequestValidation, ContextLengthErrorsCarryTheirCode) {
   e = error_of([](auto& r) { r.prompt_token_ids.assign(64, 1), r.params.max_tokens.reset(); });
   EXPECT_EQ(e.param(), "prompt_token_ids");
   EXPECT_EQ(e.code(), kContextLengthExceeded);
+}
+
+// max_tokens 0 and embeddings run the prompt only: a prompt may fill the context, not exceed it.
+TEST(RequestValidation, PromptOnlyRequestsMayFillTheContext) {
+  EXPECT_NO_THROW(validate_request(
+      [] {
+        GenerateRequest r;
+        r.prompt_token_ids.assign(64, 1);
+        r.params.max_tokens = 0;
+        return r;
+      }(),
+      kBounds));
+  InvalidFieldError e = error_of([](auto& r) {
+    r.prompt_token_ids.assign(65, 1);
+    r.params.max_tokens = 0;
+  });
+  EXPECT_EQ(e.code(), kContextLengthExceeded);
+  EXPECT_EQ(std::string(e.what()),
+            "Invalid 'prompt_token_ids': the prompt (65 tokens) is longer than max_model_len "
+            "(64).");
+}
+
+// An embedding model takes pooling requests only; dimensions only where it is Matryoshka.
+TEST(RequestValidation, EmbeddingRequestsOnEmbeddingModels) {
+  RequestBounds embed = kBounds;
+  embed.task = ModelTask::kEmbed;
+  embed.hidden_size = 32;
+  auto pooled = [](auto&& more) {
+    return [more](GenerateRequest& r) {
+      r.pooling.emplace();
+      more(r);
+    };
+  };
+  InvalidFieldError e = error_of([](auto&) {}, embed);
+  EXPECT_EQ(e.param(), "pooling");
+  EXPECT_EQ(std::string(e.what()),
+            "Missing 'pooling': this model serves embeddings (--task embed); it does not "
+            "generate.");
+  GenerateRequest ok = good();
+  ok.pooling.emplace();
+  EXPECT_NO_THROW(validate_request(ok, embed));
+  e = error_of(pooled([](auto& r) { r.pooling->dimensions = 8; }), embed);
+  EXPECT_EQ(e.param(), "pooling.dimensions");
+  EXPECT_NE(std::string(e.what()).find("does not support Matryoshka"), std::string::npos);
+  embed.pooling.matryoshka = true;
+  e = error_of(pooled([](auto& r) { r.pooling->dimensions = 33; }), embed);
+  EXPECT_EQ(std::string(e.what()),
+            "Invalid 'pooling.dimensions': integer above maximum value. Expected a value <= 32, "
+            "but got 33 instead.");
+  embed.pooling.dimensions = {8, 16};
+  e = error_of(pooled([](auto& r) { r.pooling->dimensions = 12; }), embed);
+  EXPECT_EQ(std::string(e.what()),
+            "Invalid 'pooling.dimensions': 12 is not one of the model's dimensions [8, 16].");
+  e = error_of(pooled([](auto& r) { r.params.n = 2; }), embed);
+  EXPECT_EQ(e.param(), "n");
 }
 
 TEST(RequestValidation, TheCallerNamesTheFields) {

@@ -222,6 +222,14 @@ void ReferenceSampler::sample_row(float* l, int32_t vocab, const SamplingRow& ro
 
   // 1. Logprobs come from the raw logits.
   if (want_logprobs) raw_.assign(l, l + V);
+  if (row.score_token >= 0) {  // a scoring row: its token is given
+    INFERD_CHECK(row.score_token < vocab, "scoring token {} outside [0, {})", row.score_token,
+                 vocab);
+    out.token_id = row.score_token;
+    out.has_logprobs = want_logprobs;
+    if (want_logprobs) fill_logprobs(row, vocab, row.score_token, out.logprobs);
+    return;
+  }
 
   // 2. Edits: ban, bias, penalties.
   for (const LogitEdit& e : edits) {
@@ -243,14 +251,17 @@ void ReferenceSampler::sample_row(float* l, int32_t vocab, const SamplingRow& ro
   }
   out.token_id = token;
   out.has_logprobs = want_logprobs;
-  if (!want_logprobs) return;
+  if (want_logprobs) fill_logprobs(row, vocab, token, out.logprobs);
+}
 
-  // 4. Logprobs of the raw logits (log-softmax in double).
+// 4. Logprobs of the raw logits (log-softmax in double): `token`'s, its rank, the top ones.
+void ReferenceSampler::fill_logprobs(const SamplingRow& row, int32_t vocab, int32_t token,
+                                     SampleLogprobs& lp) {
+  const size_t V = size_t(vocab);
   const float rmx = raw_[size_t(argmax(raw_.data(), vocab))];
   double sum = 0;
   for (size_t i = 0; i < V; ++i) sum += std::exp(double(raw_[i] - rmx));
   const double lse = double(rmx) + std::log(sum);
-  SampleLogprobs& lp = out.logprobs;
   const float chosen = raw_[size_t(token)];
   lp.token_id = token;
   lp.logprob = float(double(chosen) - lse);

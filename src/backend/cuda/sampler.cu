@@ -266,6 +266,45 @@ __device__ bool radix_select(int32_t n, unsigned long long need, Part part, Shar
   return true;
 }
 
+// Row r's logprob record: `token`'s logprob under the raw row `l` (log-sum-exp `lse`), its rank
+// and the row's num_logprobs most likely tokens.
+__device__ void write_logprobs(const SamplerParams& p, Shared& s, const float* l, int32_t r,
+                               const SamplingRow& row, int32_t token, float lse) {
+  const int32_t V = p.vocab;
+  const float raw_tok = l[token];
+  int32_t above_tok = 0;
+  for (int32_t i = int32_t(threadIdx.x); i < V; i += kThreads) above_tok += l[i] > raw_tok ? 1 : 0;
+  above_tok = block_sum_int(above_tok, s);
+  char* rec = p.records + int64_t(r) * logprob_record_bytes(p.max_top);
+  auto* head = reinterpret_cast<LogprobRecordHead*>(rec);
+  int32_t* ids = reinterpret_cast<int32_t*>(rec + sizeof(LogprobRecordHead));
+  float* lps = reinterpret_cast<float*>(ids + p.max_top);
+  const int32_t k = min(min(row.num_logprobs, p.max_top), V);
+  float pv = INFINITY;
+  int32_t pi = -1, got = 0;
+  for (int32_t j = 0; j < k; ++j) {
+    auto after = [&](int32_t i, float* v) {
+      *v = l[i];
+      return *v < pv || (*v == pv && i > pi);
+    };
+    const int32_t b = block_argmax(V, after, s);
+    if (b < 0 || l[b] == -INFINITY) break;  // none left, or masked by a grammar
+    pv = l[b];
+    pi = b;
+    got = j + 1;
+    if (threadIdx.x == 0) {
+      ids[j] = b;
+      lps[j] = pv - lse;
+    }
+  }
+  if (threadIdx.x == 0) {
+    head->logprob = raw_tok - lse;
+    head->rank = 1 + above_tok;
+    head->num_top = got;
+    head->pad = 0;
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) sampler_kernel(SamplerParams p) {
   __shared__ Shared s;
   const int32_t r = int32_t(blockIdx.x);
@@ -297,6 +336,11 @@ __global__ void __launch_bounds__(kThreads) sampler_kernel(SamplerParams p) {
     for (int32_t i = int32_t(threadIdx.x); i < V; i += kThreads) sum += double(expf(l[i] - mx));
     sum = block_sum_double(sum, s);
     lse = mx + float(log(sum));
+  }
+  if (row.score_token >= 0) {  // a scoring row (prompt logprobs): the token is given
+    if (threadIdx.x == 0) p.tokens[r] = row.score_token;
+    if (want_lp) write_logprobs(p, s, l, r, row, row.score_token, lse);
+    return;
   }
 
   // Edits in place (distinct tokens), keeping the raw values.
@@ -439,38 +483,7 @@ __global__ void __launch_bounds__(kThreads) sampler_kernel(SamplerParams p) {
     l[edits[e].token] = edits[e].raw;
   }
   __syncthreads();
-  const float raw_tok = l[token];
-  int32_t above_tok = 0;
-  for (int32_t i = int32_t(threadIdx.x); i < V; i += kThreads) above_tok += l[i] > raw_tok ? 1 : 0;
-  above_tok = block_sum_int(above_tok, s);
-  char* rec = p.records + int64_t(r) * logprob_record_bytes(p.max_top);
-  auto* head = reinterpret_cast<LogprobRecordHead*>(rec);
-  int32_t* ids = reinterpret_cast<int32_t*>(rec + sizeof(LogprobRecordHead));
-  float* lps = reinterpret_cast<float*>(ids + p.max_top);
-  const int32_t k = min(min(row.num_logprobs, p.max_top), V);
-  float pv = INFINITY;
-  int32_t pi = -1, got = 0;
-  for (int32_t j = 0; j < k; ++j) {
-    auto after = [&](int32_t i, float* v) {
-      *v = l[i];
-      return *v < pv || (*v == pv && i > pi);
-    };
-    const int32_t b = block_argmax(V, after, s);
-    if (b < 0 || l[b] == -INFINITY) break;  // none left, or masked by a grammar
-    pv = l[b];
-    pi = b;
-    got = j + 1;
-    if (threadIdx.x == 0) {
-      ids[j] = b;
-      lps[j] = pv - lse;
-    }
-  }
-  if (threadIdx.x == 0) {
-    head->logprob = raw_tok - lse;
-    head->rank = 1 + above_tok;
-    head->num_top = got;
-    head->pad = 0;
-  }
+  write_logprobs(p, s, l, r, row, token, lse);
 }
 
 }  // namespace

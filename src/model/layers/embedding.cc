@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "model/loader/model_loader.h"
 
 namespace inferd {
@@ -24,6 +25,7 @@ void VocabEmbedding::scale_by_sqrt_hidden() {
 LmHead::LmHead(ModelLoader& loader, const VocabEmbedding& embedding, bool tied, int64_t vocab,
                int64_t hidden) {
   DeviceRuntime& rt = loader.runtime();
+  if (loader.options().pooling_only) return;  // an embedding model: no logits
   if (!tied) {
     w_ = rt.make_linear({loader.weight("lm_head.weight", {vocab, hidden})}, Tensor());
   } else if (loader.dummy()) {
@@ -35,6 +37,7 @@ LmHead::LmHead(ModelLoader& loader, const VocabEmbedding& embedding, bool tied, 
 }
 
 void LmHead::forward(KernelOps& ops, const Tensor& rows, Tensor logits) const {
+  INFERD_CHECK(!w_.parts.empty(), "the model was loaded for embeddings (--task embed): no lm_head");
   ops.linear(rows, w_, logits);
   if (softcap_ > 0) ops.softcap(logits, softcap_);
   if (divisor_ != 1.0f) ops.div_scalar(logits, divisor_);

@@ -65,6 +65,9 @@ ModelLoader::ModelLoader(const std::string& model_dir, const ModelConfig& config
                          const LoadOptions& opts, DeviceRuntime& runtime, int64_t max_model_len)
     : cfg_(config), opts_(opts), rt_(runtime), max_model_len_(max_model_len) {
   if (!dummy()) st_ = std::make_unique<SafetensorsIndex>(SafetensorsIndex::open_dir(model_dir));
+  // Saved from the bare decoder (AutoModel; embedding models): names without "model.".
+  if (st_ && !st_->contains("model.embed_tokens.weight") && st_->contains("embed_tokens.weight"))
+    st_->add_prefix("model.");
   quant_ = make_quantization_config(cfg_, opts_);
 }
 

@@ -30,6 +30,10 @@ struct LoadOptions {
   // "fp8": linear weights quantized to FP8 per output channel at load (vLLM's --quantization
   // fp8); "": as stored (FP8 checkpoints stay FP8 whatever this says).
   std::string quantization;
+  // Embeddings (--task embed): the model is loaded without an lm_head (checkpoints of embedding
+  // models have none; compute_logits then fails). Checkpoints saved from the bare decoder (tensor
+  // names without the "model." prefix, as embedding models ship) load whatever this says.
+  bool pooling_only = false;
 };
 
 // The slice of a tensor this process holds: part `rank` of `size` equal parts along `dim`

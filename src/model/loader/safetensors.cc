@@ -267,4 +267,10 @@ void write_safetensors(const std::string& path,
   if (!out) fail("error writing '{}'", path);
 }
 
+void SafetensorsIndex::add_prefix(const std::string& prefix) {
+  std::map<std::string, TensorInfo> renamed;
+  for (auto& [name, info] : tensors_) renamed.emplace(prefix + name, std::move(info));
+  tensors_ = std::move(renamed);
+}
+
 }  // namespace inferd

@@ -34,6 +34,9 @@ class SafetensorsIndex {
   // As get(), and the dtype must be BF16, F16 or F32 (model weights).
   Tensor get_float(const std::string& name, std::span<const int64_t> expected_shape = {}) const;
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
+  // Every tensor's name gets `prefix` in front (a checkpoint saved from the bare decoder, as
+  // embedding models are, read under the causal LM's "model." names).
+  void add_prefix(const std::string& prefix);
 
  private:
   void add_file(const std::string& path);
