@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -96,6 +97,82 @@ TEST_P(CudaGoldens, FirstGreedyTokensMatchReference) {
     std::printf("[cuda-golden] %s greedy chunk %d: %d/%d sequences identical (%zu tokens)\n",
                 GetParam().c_str(), chunk, same, total, kGreedyTokens);
   }
+}
+
+// Prompt logprobs on the device (scoring rows in the CUDA sampler, chunked prefill, a prefix-cache
+// hit recomputed) against transformers' log-softmax of the golden logits, as lm-eval reads them.
+TEST_P(CudaGoldens, PromptLogprobsNearTransformers) {
+  const auto gold = SafetensorsIndex::open_file(kGoldens + GetParam() + "/golden.safetensors");
+  EngineConfig cfg;
+  cfg.max_num_batched_tokens = 16;
+  Engine engine(std::shared_ptr<ModelRunner>(load_cuda(kGoldens + GetParam(), 16)), cfg);
+  double worst = 0;
+  int greedy_same = 0, total = 0;
+  for (int i = 0; gold.contains("prompt" + std::to_string(i) + ".ids"); ++i) {
+    const auto ids = ints(gold.get("prompt" + std::to_string(i) + ".ids"));
+    const Tensor ref = gold.get("prompt" + std::to_string(i) + ".logits");
+    if (ids.size() < 3) continue;
+    const size_t ctxlen = ids.size() / 2;
+    const auto want = testing_util::loglikelihood(ref.data_as<float>(), ref.size(1), ids, ctxlen);
+    GenerateRequest ctx;
+    ctx.prompt_token_ids.assign(ids.begin(), ids.begin() + long(ctxlen));
+    ctx.params.max_tokens = 1;
+    engine.generate({ctx});
+    GenerateRequest r;
+    r.prompt_token_ids = ids;
+    r.params.prompt_logprobs = 1;
+    r.params.max_tokens = 1;
+    const GenerateResult res = engine.generate({r})[0];
+    ASSERT_EQ(res.prompt_logprobs.size(), ids.size() - 1);
+    bool greedy = true;
+    for (size_t p = ctxlen; p < ids.size(); ++p) {
+      const SampleLogprobs& lp = res.prompt_logprobs[p - 1];
+      EXPECT_EQ(lp.token_id, ids[p]);
+      const double d = std::fabs(lp.logprob - want.per_token[p - ctxlen]);
+      worst = std::max(worst, d);
+      EXPECT_LT(d, 0.1) << GetParam() << " position " << p;
+      greedy = greedy && lp.rank == 1;
+    }
+    ++total;
+    greedy_same += greedy == want.is_greedy;
+  }
+  std::printf("[cuda-golden] %s prompt logprobs: max |diff| %.3e, is_greedy same %d/%d\n",
+              GetParam().c_str(), worst, greedy_same, total);
+}
+
+// Embeddings (LAST and MEAN pooling, normalised) pooled on the device equal the CPU backend's on
+// the same weights (within bf16 rounding).
+TEST_P(CudaGoldens, PooledEmbeddingsMatchCpuBackend) {
+  auto cfg_for = [] {
+    EngineConfig c;
+    c.task = ModelTask::kEmbed;
+    c.max_num_batched_tokens = 16;
+    return c;
+  };
+  RunnerOptions o;
+  o.num_kv_blocks = 64;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 16;
+  Engine gpu(std::shared_ptr<ModelRunner>(load_cuda(kGoldens + GetParam(), 16)), cfg_for());
+  Engine cpu(std::make_shared<ModelRunner>(kGoldens + GetParam(), o, make_cpu_backend(2)),
+             cfg_for());
+  const auto gold = SafetensorsIndex::open_file(kGoldens + GetParam() + "/golden.safetensors");
+  double worst = 0;
+  for (int i = 0; gold.contains("prompt" + std::to_string(i) + ".ids"); ++i) {
+    for (PoolingType t : {PoolingType::kLast, PoolingType::kMean}) {
+      GenerateRequest r;
+      r.prompt_token_ids = ints(gold.get("prompt" + std::to_string(i) + ".ids"));
+      r.pooling = PoolingParams{t, true, std::nullopt};
+      const auto g = gpu.generate({r})[0].embedding, c = cpu.generate({r})[0].embedding;
+      ASSERT_EQ(g.size(), c.size());
+      ASSERT_FALSE(c.empty());
+      const double err = test::rel_err(g.data(), c.data(), c.size());
+      worst = std::max(worst, err);
+      EXPECT_LT(err, kLogitTol) << GetParam() << " prompt " << i << " " << to_string(t);
+    }
+  }
+  std::printf("[cuda-golden] %s pooled embeddings: max rel err vs CPU %.3e\n", GetParam().c_str(),
+              worst);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, CudaGoldens,

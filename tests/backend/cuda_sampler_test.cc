@@ -148,6 +148,30 @@ TEST_F(CudaSampler, SameTokensAsReferenceOnRandomLogits) {
   }
 }
 
+// Scoring rows (prompt logprobs: SamplingRow::score_token) among sampling rows: the given token
+// comes back with the reference's logprob, rank and alternatives, whatever the other fields say.
+TEST_F(CudaSampler, ScoringRowsGiveTheirTokenAndLogprobs) {
+  TRACE_SEED();
+  for (int32_t V : {1000, 128256}) {
+    SCOPED_TRACE(::testing::Message() << "vocab " << V);
+    const int32_t R = 300;
+    SamplingBatch sb = mixed_rows(R, V, rng_);
+    for (int32_t i = 0; i < R; i += 2) {
+      SamplingRow r;  // as the engine builds them: no edits, no mask
+      r.score_token = int32_t(rng_.next_u64() % uint64_t(V));
+      r.num_logprobs = int32_t(rng_.next_u64() % 21);
+      sb.rows[size_t(i)] = r;
+    }
+    std::vector<SampledToken> got, want;
+    run(random_logits(R, V, 3.0f), V, sb, got, want);
+    expect_same(got, want, sb);
+    for (int32_t i = 0; i < R; i += 2) {
+      EXPECT_EQ(got[size_t(i)].token_id, sb.rows[size_t(i)].score_token);
+      EXPECT_EQ(got[size_t(i)].logprobs.token_id, sb.rows[size_t(i)].score_token);
+    }
+  }
+}
+
 TEST_F(CudaSampler, ManySeededDrawsIdenticalToReference) {
   TRACE_SEED();
   const int32_t V = 32000, R = 1000;

@@ -10,6 +10,8 @@
 #include "backend/backend.h"
 #include "core/rng.h"
 #include "inferd/engine.h"
+#include "model/golden_util.h"
+#include "model/loader/safetensors.h"
 #include "runner/model_runner.h"
 #include "runner/simple_generate.h"
 
@@ -139,6 +141,48 @@ TEST_P(EngineOnModel, PrefixCacheHitGivesIdenticalTokens) {
   EXPECT_EQ(second.num_cached_tokens, 28);
   EXPECT_EQ(second.outputs[0].token_ids, first.outputs[0].token_ids);
   EXPECT_EQ(engine.stats().prefix_cache_hits, 28);
+}
+
+// lm-evaluation-harness's loglikelihood, as it computes it from a completions answer with echo
+// and logprobs (token_logprobs[ctxlen:], is_greedy from top_logprobs), from the engine's prompt
+// logprobs: equal to transformers' log-softmax of the golden logits, under chunked prefill and
+// with the context already in the prefix cache.
+TEST_P(EngineOnModel, PromptLogprobsGiveTransformersLoglikelihood) {
+  const std::string name = GetParam();
+  const auto gold = SafetensorsIndex::open_file(kGoldens + name + "/golden.safetensors");
+  EngineConfig cfg;
+  cfg.max_num_batched_tokens = 8;
+  Engine engine(load(name, 64, 8), cfg);
+  for (int i = 0; gold.contains("prompt" + std::to_string(i) + ".ids"); ++i) {
+    const auto ids = testing_util::ints(gold.get("prompt" + std::to_string(i) + ".ids"));
+    const Tensor ref = gold.get("prompt" + std::to_string(i) + ".logits");
+    if (ids.size() < 3) continue;
+    const size_t ctxlen = ids.size() / 2;
+    const auto want = testing_util::loglikelihood(ref.data_as<float>(), ref.size(1), ids, ctxlen);
+    // The context alone first: its blocks are then in the prefix cache.
+    GenerateRequest ctx;
+    ctx.prompt_token_ids.assign(ids.begin(), ids.begin() + long(ctxlen));
+    ctx.params.max_tokens = 1;
+    engine.generate({ctx});
+    GenerateRequest r;  // echo + logprobs 1 + max_tokens 0, as lm-eval's request becomes
+    r.prompt_token_ids = ids;
+    r.params.prompt_logprobs = 1;
+    r.params.max_tokens = 0;
+    const GenerateResult res = engine.generate({r})[0];
+    ASSERT_EQ(res.prompt_logprobs.size(), ids.size() - 1);
+    double sum = 0;
+    bool greedy = true;
+    for (size_t p = ctxlen; p < ids.size(); ++p) {  // token_logprobs[p] = prompt_logprobs[p - 1]
+      const SampleLogprobs& lp = res.prompt_logprobs[p - 1];
+      EXPECT_EQ(lp.token_id, ids[p]);
+      EXPECT_NEAR(lp.logprob, want.per_token[p - ctxlen], 1e-4) << name << " position " << p;
+      sum += lp.logprob;
+      ASSERT_EQ(lp.top.size(), 1u);
+      greedy = greedy && lp.logprob == lp.top[0].logprob;
+    }
+    EXPECT_NEAR(sum, want.sum, 1e-4 * double(ids.size())) << name << " prompt " << i;
+    EXPECT_EQ(greedy, want.is_greedy) << name << " prompt " << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Goldens, EngineOnModel,

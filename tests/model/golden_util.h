@@ -37,6 +37,31 @@ inline std::vector<int32_t> ints(const Tensor& t) {
   return std::vector<int32_t>(t.data_as<int32_t>(), t.data_as<int32_t>() + t.numel());
 }
 
+// lm-evaluation-harness's loglikelihood of a request (context = ids[0, ctxlen), continuation =
+// the rest) from every position's logits [ids.size(), V] (row p predicts ids[p + 1]): the sum of
+// the continuation tokens' log-softmax values, each one's log-softmax (per token), and whether
+// each was the argmax (is_greedy).
+struct Loglikelihood {
+  double sum = 0;
+  std::vector<double> per_token;
+  bool is_greedy = true;
+};
+inline Loglikelihood loglikelihood(const float* logits, int64_t V, const std::vector<int32_t>& ids,
+                                   size_t ctxlen) {
+  Loglikelihood ll;
+  for (size_t p = ctxlen - 1; p + 1 < ids.size(); ++p) {
+    const float* l = logits + int64_t(p) * V;
+    const float mx = *std::max_element(l, l + V);
+    double s = 0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(double(l[v]) - mx);
+    const double lp = double(l[ids[p + 1]]) - mx - std::log(s);
+    ll.per_token.push_back(lp);
+    ll.sum += lp;
+    ll.is_greedy = ll.is_greedy && l[ids[p + 1]] == mx;
+  }
+  return ll;
+}
+
 // ||a - ref|| / ||ref||
 inline double rel_err(const float* a, const float* ref, size_t n) {
   double num = 0, den = 0;
