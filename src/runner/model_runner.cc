@@ -138,7 +138,7 @@ void ModelRunner::pool(const ForwardBatch& fb) {
     INFERD_CHECK(sp.row >= 0 && sp.num_rows > 0 && sp.row + sp.num_rows <= fb.num_tokens(),
                  "pool span [{}, +{}) outside {} rows", sp.row, sp.num_rows, fb.num_tokens());
     pool_rows_.resize(size_t(sp.num_rows) * H);
-    backend_->copy_to_host_f32(hidden_.slice_rows(sp.row, sp.num_rows), pool_rows_.data());
+    backend_->copy_to_host_f32(hidden_.slice_rows(sp.row, sp.row + sp.num_rows), pool_rows_.data());
     float* dst = pooled_.data() + i * H;
     for (int32_t r = 0; r < sp.num_rows; ++r) {
       const float* src = pool_rows_.data() + size_t(r) * H;

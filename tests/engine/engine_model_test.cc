@@ -185,6 +185,38 @@ TEST_P(EngineOnModel, PromptLogprobsGiveTransformersLoglikelihood) {
   }
 }
 
+// Embeddings on the real model: the same vector whatever the chunking, and again when the
+// prompt's blocks are in the prefix cache; unit length when normalised.
+TEST_P(EngineOnModel, EmbeddingsIndependentOfChunkingAndCache) {
+  const std::string name = GetParam();
+  Rng rng(17);
+  const auto prompt = random_tokens(rng, 37, load(name, 64, 64)->vocab_size());
+  for (PoolingType t : {PoolingType::kLast, PoolingType::kMean, PoolingType::kCls}) {
+    std::vector<std::vector<float>> got;
+    for (int32_t budget : {64, 8}) {
+      EngineConfig cfg;
+      cfg.task = ModelTask::kEmbed;
+      cfg.max_num_batched_tokens = budget;
+      Engine engine(load(name, 64, budget), cfg);
+      GenerateRequest r;
+      r.prompt_token_ids = prompt;
+      r.pooling = PoolingParams{t, true, std::nullopt};
+      for (int round = 0; round < 2; ++round) {
+        const GenerateResult res = engine.generate({r})[0];
+        ASSERT_EQ(res.error, "");
+        got.push_back(res.embedding);
+      }
+    }
+    ASSERT_EQ(got[0].size(), size_t(load(name, 64, 64)->config().hidden_size)) << to_string(t);
+    double norm = 0;
+    for (float x : got[0]) norm += double(x) * x;
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+    for (size_t k = 1; k < got.size(); ++k)
+      EXPECT_LT(testing_util::rel_err(got[k].data(), got[0].data(), got[0].size()), 1e-5)
+          << name << " " << to_string(t) << " run " << k;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Goldens, EngineOnModel,
                          ::testing::Values("llama3", "qwen3", "mistral", "llama32_tied"));
 
