@@ -44,7 +44,7 @@ std::string log_excerpt(const std::string& s, size_t max_bytes) {
 
 }  // namespace
 
-GenerationJob::GenerationJob(Server& server, std::shared_ptr<Connection> conn, Server::Exchange ex,
+GenerationJob::GenerationJob(Server& server, std::shared_ptr<Connection> conn, Exchange ex,
                              CompletionRequest req, std::unique_ptr<Renderer> renderer)
     : server_(server),
       gen_(*server.generator_),
