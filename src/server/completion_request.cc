@@ -132,6 +132,11 @@ MaxTokens max_tokens(const json& body, bool chat, SamplingParams& sp) {
     if (mt.value) mt.param = "max_completion_tokens";
   }
   if (!mt.value) mt.value = get_int(body, "max_tokens", kInt32Min, kAny);
+  // Completions may ask for 0 (the prompt is only scored: echo + logprobs); chat may not (OpenAI).
+  if (chat && mt.value && *mt.value < 1)
+    throw bad_param(mt.param, fmt::format("Invalid '{}': integer below minimum value. Expected a "
+                                          "value >= 1, but got {} instead.",
+                                          mt.param, *mt.value));
   if (mt.value) sp.max_tokens = int32_t(std::min(*mt.value, kInt32Max));
   if (auto v = get_int(body, "min_tokens", kInt32Min, kInt32Max)) sp.min_tokens = int32_t(*v);
   return mt;
@@ -196,10 +201,18 @@ void logprobs_fields(const json& body, bool chat, CompletionRequest& r) {
       throw bad_param("suffix", "Invalid 'suffix': suffix is not supported by this model.");
   }
   if (r.logprobs) r.params.logprobs = r.top_logprobs;
-  if (find_field(body, "prompt_logprobs"))
-    throw bad_param("prompt_logprobs",
-                    "Invalid 'prompt_logprobs': prompt logprobs are not "
-                    "supported.");
+  // vLLM's prompt_logprobs (-1, vLLM's "the whole vocabulary", is out of range here), and the
+  // prompt's logprobs that echo + logprobs show (lm-evaluation-harness scores prompts so).
+  if (auto pl = get_int(body, "prompt_logprobs", kInt32Min, kInt32Max)) {
+    if (r.stream)
+      throw bad_param("prompt_logprobs",
+                      "Invalid 'prompt_logprobs': prompt logprobs are not available when "
+                      "'stream' is true.");
+    r.prompt_logprobs = int32_t(*pl);
+    r.params.prompt_logprobs = r.prompt_logprobs;
+  }
+  if (r.echo && r.logprobs)
+    r.params.prompt_logprobs = std::max(r.params.prompt_logprobs.value_or(0), r.top_logprobs);
 }
 
 // The body with the client's key order, when it has a schema or tools (they are generated in that

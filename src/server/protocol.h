@@ -27,12 +27,14 @@ struct CompletionRequest {
   std::vector<std::vector<int32_t>> prompts;  // token ids, one per prompt (chat: one)
   SamplingParams params;
   bool stream = false;
-  bool include_usage = false;             // stream_options.include_usage
-  bool continuous_usage = false;          // stream_options.continuous_usage_stats (vLLM)
-  bool logprobs = false;                  // return logprobs
-  int32_t top_logprobs = 0;               // alternatives per token
-  bool echo = false;                      // completions: prepend the prompt text
-  std::vector<std::string> prompt_texts;  // for echo and --log-prompts (chat: the rendered text)
+  bool include_usage = false;              // stream_options.include_usage
+  bool continuous_usage = false;           // stream_options.continuous_usage_stats (vLLM)
+  bool logprobs = false;                   // return logprobs
+  int32_t top_logprobs = 0;                // alternatives per token
+  bool echo = false;                       // completions: prepend the prompt text (and, with
+                                           // logprobs, the prompt tokens' logprobs)
+  std::optional<int32_t> prompt_logprobs;  // vLLM's prompt_logprobs field (rendered as vLLM)
+  std::vector<std::string> prompt_texts;   // for echo and --log-prompts (chat: the rendered text)
   std::string user;
   int32_t priority = 0;
   // The field that gave params.structured_outputs (response_format, structured_outputs,

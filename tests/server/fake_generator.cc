@@ -156,13 +156,26 @@ void FakeGenerator::shutdown() {
 
 void FakeGenerator::step_one(Live& l, RequestOutput& out) {
   const auto& p = l.req.params;
+  if (p.prompt_logprobs && !l.prompt_scored && !l.aborted) {
+    l.prompt_scored = true;
+    const auto& ids = l.req.prompt_token_ids;
+    for (size_t i = 1; i < ids.size(); ++i) {
+      SampleLogprobs lp;
+      lp.token_id = ids[i];
+      lp.logprob = fake_prompt_logprob(i);
+      lp.rank = fake_prompt_rank(i);
+      for (int32_t k = 0; k < *p.prompt_logprobs; ++k)
+        lp.top.push_back({3 + 'a' + k, -0.25f - float(k)});
+      out.prompt_logprobs.push_back(std::move(lp));
+    }
+  }
   for (size_t i = 0; i < l.seqs.size(); ++i) {
     Seq& s = l.seqs[i];
     if (s.finished) continue;
     SequenceDelta d;
     d.index = int32_t(i);
-    if (l.aborted) {
-      d.finish_reason = FinishReason::kAbort;
+    if (l.aborted || p.max_tokens == 0) {
+      d.finish_reason = l.aborted ? FinishReason::kAbort : FinishReason::kLength;
       s.finished = true;
       out.outputs.push_back(std::move(d));
       continue;

@@ -1,6 +1,7 @@
 // A Generator for server tests: a byte-level tokenizer (id = byte + 3; 0 <pad>, 1 <s>, 2 </s>),
 // a tiny chat template, and an engine thread that "generates" a fixed reply one token per step,
 // with the engine's contract (max_queue, max_model_len, stop strings, logprobs, abort, KV blocks).
+// Prompt logprobs (fake_prompt_logprob) come with the first output; max_tokens 0 finishes at once.
 #pragma once
 
 #include <atomic>
@@ -26,6 +27,15 @@ struct FakeConfig {
   int32_t eos_after = 0;      // > 0: EOS after this many tokens (finish stop)
   std::string chat_template;  // non-empty: a Jinja chat template rendered instead of the tiny one
 };
+
+// The fake's logprob of prompt token i (i >= 1) and its rank; its alternatives are the ids
+// 3 + 'a' + k with logprob -0.25 - k.
+inline float fake_prompt_logprob(size_t i) {
+  return -0.5f - float(i % 5);
+}
+inline int32_t fake_prompt_rank(size_t i) {
+  return 1 + int32_t(i % 3);
+}
 
 class FakeGenerator final : public Generator {
  public:
@@ -66,6 +76,7 @@ class FakeGenerator final : public Generator {
     bool aborted = false;
     bool first = true;
     int32_t cached = 0;
+    bool prompt_scored = false;  // prompt_logprobs sent
   };
   void loop();
   void step_one(Live& l, RequestOutput& out);

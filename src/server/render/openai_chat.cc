@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "server/render/openai_completions.h"
 #include "server/responses.h"
 
 namespace inferd::server {
@@ -135,6 +136,7 @@ void OpenAiChatRenderer::full(const Generation& g, RenderSink& out) {
   }
   j["choices"] = std::move(choices);
   j["usage"] = openai_usage(g.usage());
+  if (g.request.prompt_logprobs) j["prompt_logprobs"] = vllm_prompt_logprobs(g, g.prompts[0]);
   out.send_json(200, dump_json(j));
 }
 

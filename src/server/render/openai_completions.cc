@@ -32,12 +32,55 @@ void completion_logprobs(const Generation& g, std::span<const SampleLogprobs> lp
   }
 }
 
+// echo + logprobs: the prompt's tokens first, as OpenAI shows them: the first with a null logprob
+// and null alternatives (nothing predicts it), each next one with its prompt logprob.
+void echoed_prompt_logprobs(const Generation& g, const PromptOutput& p, size_t& offset,
+                            ojson& out) {
+  if (p.token_ids.empty()) return;
+  const std::string first = g.generator.token_text(p.token_ids[0]);
+  out = {{"tokens", ojson::array({first})},
+         {"token_logprobs", ojson::array({nullptr})},
+         {"top_logprobs", ojson::array({nullptr})},
+         {"text_offset", ojson::array({offset})}};
+  offset += first.size();
+  completion_logprobs(g, p.prompt_logprobs, offset, out);
+}
+
 }  // namespace
+
+// vLLM's prompt_logprobs: null for the first prompt token, then per token a map from token id to
+// {logprob, rank, decoded_token}, the token itself and its `prompt_logprobs` most likely ones.
+ojson vllm_prompt_logprobs(const Generation& g, const PromptOutput& p) {
+  ojson a = ojson::array();
+  if (p.token_ids.empty()) return a;
+  a.push_back(nullptr);
+  auto entry = [&](int32_t id, float lp, int32_t rank) {
+    return ojson{{"logprob", openai_logprob(lp)},
+                 {"rank", rank},
+                 {"decoded_token", g.generator.token_text(id)}};
+  };
+  for (const SampleLogprobs& s : p.prompt_logprobs) {
+    ojson m = ojson::object();
+    m[std::to_string(s.token_id)] = entry(s.token_id, s.logprob, s.rank);
+    for (size_t i = 0; i < s.top.size(); ++i) {
+      const std::string key = std::to_string(s.top[i].token_id);
+      if (!m.contains(key)) m[key] = entry(s.top[i].token_id, s.top[i].logprob, int32_t(i) + 1);
+    }
+    a.push_back(std::move(m));
+  }
+  return a;
+}
 
 void OpenAiCompletionsRenderer::begin(const Generation& g, RenderSink& out) {
   text_offset_.assign(g.choices.size(), 0);
+  echo_pending_.assign(g.choices.size(), false);
   if (!g.request.echo) return;
   for (size_t i = 0; i < g.choices.size(); ++i) {
+    // With logprobs the echo waits for the prompt's logprobs (they come with the first output).
+    if (g.request.logprobs) {
+      echo_pending_[i] = true;
+      continue;
+    }
     const std::string& prompt = g.request.prompt_texts[g.choices[i].prompt_index];
     ojson c;
     c["index"] = i;
@@ -50,6 +93,18 @@ void OpenAiCompletionsRenderer::begin(const Generation& g, RenderSink& out) {
 }
 
 void OpenAiCompletionsRenderer::delta(const Generation& g, const ChoiceDelta& d, RenderSink& out) {
+  if (echo_pending_[d.index]) {
+    echo_pending_[d.index] = false;
+    const ChoiceOutput& c = g.choices[d.index];
+    ojson ch;
+    ch["index"] = d.index;
+    ch["text"] = g.request.prompt_texts[c.prompt_index];
+    ojson lp = nullptr;
+    echoed_prompt_logprobs(g, g.prompts[c.prompt_index], text_offset_[d.index], lp);
+    ch["logprobs"] = std::move(lp);
+    ch["finish_reason"] = nullptr;
+    write_chunk(g, std::move(ch), out);
+  }
   if (d.content.empty() && !d.finish && d.logprobs.empty()) return;
   ojson ch;
   ch["index"] = d.index;
@@ -76,8 +131,12 @@ void OpenAiCompletionsRenderer::full(const Generation& g, RenderSink& out) {
     ch["text"] = g.request.echo ? g.request.prompt_texts[c.prompt_index] + c.text : c.text;
     ojson lp = nullptr;
     size_t offset = 0;
+    if (g.request.echo && g.request.logprobs)
+      echoed_prompt_logprobs(g, g.prompts[c.prompt_index], offset, lp);
     if (g.request.logprobs && !c.logprobs.empty()) completion_logprobs(g, c.logprobs, offset, lp);
     ch["logprobs"] = std::move(lp);
+    if (g.request.prompt_logprobs)
+      ch["prompt_logprobs"] = vllm_prompt_logprobs(g, g.prompts[c.prompt_index]);
     ch["finish_reason"] = to_string(c.finish.value_or(FinishReason::kAbort));
     ch["stop_reason"] = c.stop_reason;
     choices.push_back(std::move(ch));

@@ -9,6 +9,9 @@
 
 namespace inferd::server {
 
+// vLLM's prompt_logprobs array of one prompt (completions' choices, chat's response).
+ojson vllm_prompt_logprobs(const Generation& g, const PromptOutput& p);
+
 class OpenAiCompletionsRenderer final : public OpenAiRenderer {
  public:
   void begin(const Generation& g, RenderSink& out) override;
@@ -19,6 +22,7 @@ class OpenAiCompletionsRenderer final : public OpenAiRenderer {
   const char* chunk_object() const override { return "text_completion"; }
 
   std::vector<size_t> text_offset_;  // streaming: per choice, the next token's text_offset
+  std::vector<bool> echo_pending_;   // streaming echo + logprobs: the prompt not written yet
 };
 
 }  // namespace inferd::server
