@@ -123,6 +123,11 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   sc.ui = !a.no_ui;
   sc.log_prompts = a.log_prompts;
   sc.log_prompt_max_bytes = a.max_log_len;
+  const ModelSummary m = llm.summary();
+  sc.cache_config_info = {
+      {"block_size", std::to_string(m.block_size)},
+      {"enable_prefix_caching", a.model.args.cache.enable_prefix_caching ? "True" : "False"},
+      {"num_gpu_blocks", std::to_string(m.num_kv_blocks)}};
   return sc;
 }
 

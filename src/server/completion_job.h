@@ -40,6 +40,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     bool finished = false;
     int32_t prompt_tokens = 0;
     int32_t cached_tokens = 0;
+    Clock::time_point last_token{};  // for the inter-token latency
+    RequestTimes times;              // the engine's, from the finished output
   };
   struct Choice {
     std::string text;

@@ -38,7 +38,8 @@ std::string random_hex(size_t n) {
 Server::Server(ServerConfig config, std::shared_ptr<Generator> generator)
     : config_(std::move(config)),
       generator_(std::move(generator)),
-      metrics_(config_.served_model_names.empty() ? "" : config_.served_model_names.front()),
+      metrics_(config_.served_model_names.empty() ? "" : config_.served_model_names.front(),
+               generator_ ? generator_->max_model_len() : 1 << 20, config_.cache_config_info),
       limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm),
       http_(config_.http, *this) {
   INFERD_CHECK(generator_ != nullptr, "Server needs a generator");

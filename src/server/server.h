@@ -39,6 +39,9 @@ struct ServerConfig {
   // prompt's first log_prompt_max_bytes bytes, escaped.
   bool log_prompts = false;
   size_t log_prompt_max_bytes = 512;
+  // The labels of vllm:cache_config_info on /metrics (block_size, num_gpu_blocks, ...); empty:
+  // that gauge is not served.
+  std::vector<std::pair<std::string, std::string>> cache_config_info;
 };
 
 class CompletionJob;
