@@ -69,7 +69,8 @@ Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t
   seq->sample_key = mix_seed(base, uint64_t(index));
   SeqOutputState& so = rs.outs[size_t(index)];
   if (decoder && p.detokenize) {
-    so.detok.emplace(*decoder, p.skip_special_tokens, std::span<const int32_t>(seq->tokens));
+    so.detok.emplace(*decoder, p.skip_special_tokens, std::span<const int32_t>(seq->tokens),
+                     p.skip_special_tokens || p.spaces_between_special_tokens);
   }
   so.stop = StopStringMatcher(p.stop, p.include_stop_str_in_output);
   if (rs.grammar) {

@@ -124,6 +124,20 @@ void template_options(const json& body, ChatTemplateArgs& args) {
   }
 }
 
+// A request's own chat_template (Jinja text), as vLLM: only when the server trusts it.
+void request_template(const json& body, bool trusted, ChatTemplateArgs& args) {
+  const json* t = find_field(body, "chat_template");
+  if (!t || t->is_null()) return;
+  if (!t->is_string()) wrong_type("chat_template", "a string", *t);
+  if (!trusted)
+    throw bad_param("chat_template",
+                    "Chat template is passed with request, but --trust-request-chat-template is "
+                    "not set. Refused request with untrusted chat template.");
+  if (t->get_ref<const std::string&>().empty())
+    throw bad_param("chat_template", "Invalid 'chat_template': empty string.");
+  args.template_text = t->get<std::string>();
+}
+
 std::string render_template(const Generator& gen, const ChatTemplateArgs& args) {
   try {
     return gen.apply_chat_template(args);
@@ -189,6 +203,7 @@ void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationC
   const std::vector<ToolSpec> tools = parse_tools(body, ordered, ctx.limits, args.tools);
   apply_tool_choice(body, tools, ctx.parsing, gen, r, args);
   template_options(body, args);
+  request_template(body, ctx.trust_request_chat_template, args);
   const bool add_special = get_bool(body, "add_special_tokens").value_or(false);
   std::string text = render_template(gen, args);
   r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));

@@ -373,7 +373,7 @@ void CompletionJob::completion_logprobs(const std::vector<SampleLogprobs>& lps, 
     ojson top = ojson::object();
     for (size_t i = 0; i < s.top.size() && int32_t(i) < req_.top_logprobs; ++i)
       top[gen_.token_text(s.top[i].token_id)] = clamp_logprob(s.top[i].logprob);
-    if (req_.top_logprobs > 0) top[tok] = clamp_logprob(s.logprob);
+    top[tok] = clamp_logprob(s.logprob);  // logprobs: 0 too: the sampled token's (vLLM)
     out["top_logprobs"].push_back(std::move(top));
     out["text_offset"].push_back(c.text_offset);
     c.text_offset += tok.size();

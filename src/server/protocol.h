@@ -67,10 +67,16 @@ struct ValidationContext {
   std::vector<std::string> model_names;  // accepted names; the first is the default
   RequestLimits limits;
   ChatParsing parsing;
+  // --trust-request-chat-template: a request's own `chat_template` is rendered; off, it is a 400.
+  bool trust_request_chat_template = false;
   // The body's text, when at hand: schemas and tools are read from it again with their keys in
   // the client's order (properties are generated in schema order); empty: sorted order.
   std::string_view raw_body;
 };
+
+// POST /invocations (SageMaker) as vLLM routes it: a body with `messages` is a chat completion,
+// one with `prompt` a completion. Anything else is a 400 saying what was expected.
+bool invocation_is_chat(const json& body);
 
 // Throws ApiError (400, or 404 for an unknown model).
 CompletionRequest parse_completion_request(const json& body, bool chat,

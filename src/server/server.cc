@@ -176,10 +176,16 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
     if (!is_get) return allow("GET");
     return serve_chat_page(conn, ex);
   }
-  if (path == "/health") {
-    if (!is_get) return allow("GET");
+  if (path == "/health" || path == "/ping") {  // /ping: SageMaker's health check (GET or POST)
+    if (!is_get && !(is_post && path == "/ping"))
+      return allow(path == "/ping" ? "GET, POST" : "GET");
     Response res{http::status::ok, 11};
     return send(conn, ex, std::move(res));
+  }
+  if (path == "/invocations") {  // SageMaker: the body's shape picks the route, as vLLM
+    check_auth(req);
+    if (!is_post) return allow("POST");
+    return handle_completion(conn, req, ex, invocation_is_chat(parse_json_body(req.body())));
   }
   if (path == "/ready") {
     if (!is_get) return allow("GET");
@@ -202,9 +208,7 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
   if (path == "/tokenize" || path == "/detokenize") {
     if (!is_post) return allow("POST");
     const json body = parse_json_body(req.body());
-    if (auto mname = get_string(body, "model");
-        mname && std::find(config_.served_model_names.begin(), config_.served_model_names.end(),
-                           *mname) == config_.served_model_names.end())
+    if (auto mname = get_string(body, "model"); mname && !serves_model(*mname))
       throw ApiError(404, fmt::format("The model `{}` does not exist.", *mname),
                      "invalid_request_error", "model", "model_not_found");
     const ojson out = path == "/tokenize" ? tokenize_body(body, *generator_, config_.request_limits)
@@ -240,7 +244,15 @@ void Server::serve_chat_page(const std::shared_ptr<Connection>& conn, Exchange& 
   send(conn, ex, std::move(res));
 }
 
-// /v1/models (every served name) and /v1/models/{model}.
+bool Server::serves_model(const std::string& name) const {
+  auto has = [&](const std::vector<std::string>& v) {
+    return std::find(v.begin(), v.end(), name) != v.end();
+  };
+  return has(config_.served_model_names) || has(config_.model_aliases);
+}
+
+// /v1/models: one entry per --served-model-name, as vLLM lists them (aliases of model_aliases are
+// accepted but not listed); /v1/models/{model}.
 void Server::serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex) {
   const std::string& path = ex.route;
   auto card = [&](const std::string& name) {
@@ -249,7 +261,9 @@ void Server::serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex)
     c["object"] = "model";
     c["created"] = unix_now();
     c["owned_by"] = "inferd";
-    c["root"] = config_.model_root.empty() ? name : config_.model_root;
+    // One model behind every name: the same root (the model's path, else its first name).
+    c["root"] =
+        config_.model_root.empty() ? config_.served_model_names.front() : config_.model_root;
     c["parent"] = nullptr;
     c["max_model_len"] = generator_->max_model_len();
     return c;
@@ -261,8 +275,7 @@ void Server::serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex)
                      dump_json(ojson{{"object", "list"}, {"data", std::move(data)}}));
   }
   const std::string name = path.substr(std::string("/v1/models/").size());
-  if (std::find(config_.served_model_names.begin(), config_.served_model_names.end(), name) ==
-      config_.served_model_names.end())
+  if (!serves_model(name))
     throw ApiError(404, fmt::format("The model `{}` does not exist.", name),
                    "invalid_request_error", "model", "model_not_found");
   send_json(conn, ex, 200, dump_json(card(name)));
@@ -280,8 +293,11 @@ void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request&
   ValidationContext vc;
   vc.generator = generator_.get();
   vc.model_names = config_.served_model_names;
+  vc.model_names.insert(vc.model_names.end(), config_.model_aliases.begin(),
+                        config_.model_aliases.end());
   vc.limits = config_.request_limits;
   vc.parsing = config_.chat_parsing;
+  vc.trust_request_chat_template = config_.trust_request_chat_template;
   vc.raw_body = req.body();
   CompletionRequest cr = parse_completion_request(body, chat, vc);
   int64_t prompt_tokens = 0;

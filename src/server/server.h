@@ -23,7 +23,10 @@ namespace inferd::server {
 
 struct ServerConfig {
   HttpConfig http;
-  std::vector<std::string> served_model_names;    // the first is the default and the metrics label
+  std::vector<std::string> served_model_names;  // the first is the default and the metrics label
+  // Further names a request's `model` may use that /v1/models does not list (the demo model's
+  // "default"): one model, one entry.
+  std::vector<std::string> model_aliases;
   std::string model_root;                         // shown as "root" in /v1/models
   std::vector<std::string> api_keys;              // empty: no auth
   std::vector<std::string> allowed_origins{"*"};  // CORS; empty: no CORS headers
@@ -35,6 +38,7 @@ struct ServerConfig {
   bool ui = true;                // the chat page at / (server/ui_page.h); off: / answers 404
   RequestLimits request_limits;  // sizes of stop, logit_bias, tools, schemas, messages
   ChatParsing chat_parsing;      // tool-call and reasoning parsers (--tool-call-parser, ...)
+  bool trust_request_chat_template = false;  // --trust-request-chat-template
   // Request log lines hold no prompt text unless this is on (--log-prompts); then each holds the
   // prompt's first log_prompt_max_bytes bytes, escaped.
   bool log_prompts = false;
@@ -95,6 +99,8 @@ class Server final : public RequestHandler {
                  const std::string& body);
   void send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const class ApiError& e);
   void check_auth(const Request& req) const;
+  // A request's `model` names this server's model (a served name or an alias).
+  bool serves_model(const std::string& name) const;
 
   void add_job(uint64_t id, const std::shared_ptr<CompletionJob>& job);
   void remove_job(uint64_t id);

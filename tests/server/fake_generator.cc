@@ -40,13 +40,14 @@ std::string FakeGenerator::token_text(int32_t id) const {
 
 std::string FakeGenerator::apply_chat_template(const ChatTemplateArgs& args) const {
   if (args.kwargs.contains("raise")) throw Error("template raised: " + args.kwargs["raise"].dump());
-  if (!config_.chat_template.empty()) {
+  if (!config_.chat_template.empty() || !args.template_text.empty()) {
     nlohmann::ordered_json ctx =
         args.kwargs.is_object() ? args.kwargs : nlohmann::ordered_json::object();
     ctx["messages"] = args.messages;
     ctx["tools"] = args.tools;
     ctx["add_generation_prompt"] = args.add_generation_prompt;
-    return jinja::Template(config_.chat_template).render(ctx);
+    return jinja::Template(args.template_text.empty() ? config_.chat_template : args.template_text)
+        .render(ctx);
   }
   std::string s;
   for (const auto& m : args.messages) {
