@@ -122,6 +122,14 @@ void template_options(const json& body, ChatTemplateArgs& args) {
     if (!kw->is_object()) wrong_type("chat_template_kwargs", "an object", *kw);
     args.kwargs = ojson::parse(kw->dump());
   }
+  // vLLM's documents (RAG): the template's `documents` variable, as transformers passes them.
+  if (const json* docs = find_field(body, "documents"); docs && !docs->is_null()) {
+    if (!docs->is_array()) wrong_type("documents", "an array of objects", *docs);
+    for (size_t i = 0; i < docs->size(); ++i)
+      if (!(*docs)[i].is_object())
+        wrong_type(fmt::format("documents[{}]", i), "an object", (*docs)[i]);
+    args.kwargs["documents"] = ojson::parse(docs->dump());
+  }
 }
 
 // A request's own chat_template (Jinja text), as vLLM: only when the server trusts it.

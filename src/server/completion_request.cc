@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 
 #include "inferd/request_validation.h"
@@ -204,6 +205,67 @@ void logprobs_fields(const json& body, bool chat, CompletionRequest& r) {
     throw bad_param("prompt_logprobs",
                     "Invalid 'prompt_logprobs': prompt logprobs are not "
                     "supported.");
+}
+
+// Fields of OpenAI's or vLLM's schema that would change the answer and that inferd does not do:
+// each is a 400 naming it (rather than an answer that silently ignores it). A value that asks
+// for nothing (null, false, [], {}, modalities ["text"], length_penalty 1) passes.
+void refuse_unsupported(const json& body, bool chat) {
+  struct Unsupported {
+    const char* field;
+    bool chat_only;
+    const char* why;
+  };
+  static const Unsupported kFields[] = {
+      {"functions", true, "the deprecated functions are not supported; use tools"},
+      {"function_call", true, "the deprecated function_call is not supported; use tool_choice"},
+      {"audio", true, "audio output is not supported"},
+      {"modalities", true, "only the \"text\" modality is supported"},
+      {"web_search_options", true, "web search is not supported"},
+      {"reasoning_effort", true,
+       "reasoning_effort is not supported; pass the model's own switch in chat_template_kwargs "
+       "(for example {\"enable_thinking\": false})"},
+      {"verbosity", true, "verbosity is not supported"},
+      {"use_beam_search", false, "beam search is not supported"},
+      {"length_penalty", false, "length_penalty applies to beam search, which is not supported"},
+      {"bad_words", false, "bad_words is not supported; use logit_bias"},
+      {"allowed_token_ids", false, "allowed_token_ids is not supported; use logit_bias"},
+      {"logits_processors", false, "custom logits processors are not supported"},
+      {"prompt_embeds", false, "prompt embeddings are not supported"},
+      {"mm_processor_kwargs", false, "this server runs no multimodal model"},
+      {"cache_salt", false, "cache_salt (prefix-cache isolation) is not supported"},
+      {"kv_transfer_params", false, "KV-cache transfer is not supported"},
+      {"vllm_xargs", false, "vllm_xargs is not supported"},
+      {"guided_whitespace_pattern", false, "guided_whitespace_pattern is not supported"},
+  };
+  for (const Unsupported& u : kFields) {
+    if (u.chat_only && !chat) continue;
+    const json* v = find_field(body, u.field);
+    if (!v || v->is_null() || (v->is_boolean() && !v->get<bool>()) ||
+        ((v->is_array() || v->is_object()) && v->empty()))
+      continue;
+    const std::string f = u.field;
+    if (f == "modalities" && *v == json::array({"text"})) continue;
+    if (f == "length_penalty" && v->is_number() && v->get<double>() == 1.0) continue;
+    throw bad_param(f, fmt::format("Invalid '{}': {}.", f, u.why));
+  }
+}
+
+// vLLM's request_id: it becomes the answer's id and the X-Request-Id header, so it is kept to
+// characters that are safe there.
+std::string request_id_field(const json& body) {
+  const std::optional<std::string> id = get_string(body, "request_id");
+  if (!id) return {};
+  const bool ok =
+      !id->empty() && id->size() <= 128 && std::all_of(id->begin(), id->end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+               c == ':';
+      });
+  if (!ok)
+    throw bad_param("request_id",
+                    "Invalid 'request_id': expected 1 to 128 letters, digits or '-', '_', '.', "
+                    "':'.");
+  return *id;
 }
 
 // The body with the client's key order, when it has a schema or tools (they are generated in that
@@ -400,6 +462,8 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
   const MaxTokens mt = max_tokens(body, chat, sp);
   stop_fields(body, ctx.limits, sp);
   if (auto v = get_string(body, "user")) r.user = *v;
+  r.request_id = request_id_field(body);
+  refuse_unsupported(body, chat);
   if (auto v = get_int(body, "priority", kInt32Min, kInt32Max)) r.priority = int32_t(*v);
   logprobs_fields(body, chat, r);
 

@@ -34,6 +34,7 @@ struct CompletionRequest {
   bool echo = false;                      // completions: prepend the prompt text
   std::vector<std::string> prompt_texts;  // for echo and --log-prompts (chat: the rendered text)
   std::string user;
+  std::string request_id;  // vLLM's: the answer's id is "chatcmpl-" / "cmpl-" and this
   int32_t priority = 0;
   // The field that gave params.structured_outputs (response_format, structured_outputs,
   // guided_json, ..., tools): the `param` of a 400 when the engine cannot compile it.

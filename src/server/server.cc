@@ -312,7 +312,8 @@ void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request&
                      v.kind, std::nullopt, "rate_limit_exceeded")
           .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
   }
-  ex.request_id = (chat ? "chatcmpl-" : "cmpl-") + random_hex(24);
+  ex.request_id =
+      (chat ? "chatcmpl-" : "cmpl-") + (cr.request_id.empty() ? random_hex(24) : cr.request_id);
   const uint64_t job_id = next_job_.fetch_add(1);
   auto job = std::make_shared<CompletionJob>(*this, conn, ex, std::move(cr));
   add_job(job_id, job);

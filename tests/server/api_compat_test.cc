@@ -162,6 +162,73 @@ TEST_F(ApiCompatTest, RequestChatTemplateOnlyWhenTrusted) {
   expect_400(post(port_, "/v1/chat/completions", body), "chat_template");
 }
 
+// Fields of OpenAI's and vLLM's schemas that would change the answer and that inferd does not do
+// are a 400 naming them; a value that asks for nothing passes.
+TEST_F(ApiCompatTest, UnsupportedFieldsAreRefusedByName) {
+  start();
+  const std::vector<std::pair<std::string, json>> chat_only = {
+      {"functions", json::array({{{"name", "f"}}})},
+      {"function_call", "auto"},
+      {"audio", {{"voice", "alloy"}}},
+      {"modalities", json::array({"text", "audio"})},
+      {"web_search_options", {{"search_context_size", "low"}}},
+      {"reasoning_effort", "low"},
+      {"verbosity", "low"}};
+  const std::vector<std::pair<std::string, json>> both = {{"use_beam_search", true},
+                                                          {"length_penalty", 0.5},
+                                                          {"bad_words", {"x"}},
+                                                          {"allowed_token_ids", {5}},
+                                                          {"logits_processors", {"x"}},
+                                                          {"prompt_embeds", "AAAA"},
+                                                          {"mm_processor_kwargs", {{"a", 1}}},
+                                                          {"cache_salt", "s"},
+                                                          {"kv_transfer_params", {{"a", 1}}},
+                                                          {"vllm_xargs", {{"a", 1}}},
+                                                          {"guided_whitespace_pattern", " "}};
+  for (const auto& [field, value] : chat_only) {
+    json body = chat("hi");
+    body[field] = value;
+    expect_400(post(port_, "/v1/chat/completions", body), field);
+  }
+  for (const auto& [field, value] : both) {
+    json body = chat("hi");
+    body[field] = value;
+    expect_400(post(port_, "/v1/chat/completions", body), field);
+    json c = {{"prompt", "q"}, {"max_tokens", 1}, {field, value}};
+    expect_400(post(port_, "/v1/completions", c), field);
+  }
+  EXPECT_EQ(gen_->num_submitted(), 0);
+  json fine = chat("hi");
+  fine["modalities"] = json::array({"text"});
+  fine["length_penalty"] = 1.0;
+  fine["use_beam_search"] = false;
+  fine["bad_words"] = json::array();
+  fine["functions"] = nullptr;
+  EXPECT_EQ(post(port_, "/v1/chat/completions", fine).status, 200);
+}
+
+TEST_F(ApiCompatTest, RequestIdAndDocuments) {
+  ServerConfig cfg;
+  cfg.trust_request_chat_template = true;
+  start(cfg);
+  json body = chat("hi");
+  body["request_id"] = "abc-123";
+  auto r = post(port_, "/v1/chat/completions", body);
+  EXPECT_EQ(r.json()["id"], "chatcmpl-abc-123");
+  json c = {{"prompt", "q"}, {"max_tokens", 1}, {"request_id", "r1"}};
+  EXPECT_EQ(post(port_, "/v1/completions", c).json()["id"], "cmpl-r1");
+  body["request_id"] = "bad\r\nX-Injected: 1";
+  expect_400(post(port_, "/v1/chat/completions", body), "request_id");
+  // documents: the template's `documents`.
+  body = chat("hi");
+  body["documents"] = json::array({{{"title", "A"}}, {{"title", "B"}}});
+  body["chat_template"] = "{% for d in documents %}<{{ d.title }}>{% endfor %}";
+  ASSERT_EQ(post(port_, "/v1/chat/completions", body).status, 200);
+  EXPECT_EQ(gen_->last_request().prompt_token_ids, gen_->encode("<A><B>", false));
+  body["documents"] = json::array({"text"});
+  expect_400(post(port_, "/v1/chat/completions", body), "documents[0]");
+}
+
 TEST_F(ApiCompatTest, SageMakerPingAndInvocations) {
   start();
   EXPECT_EQ(get(port_, "/ping").status, 200);
