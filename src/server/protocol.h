@@ -99,7 +99,8 @@ ojson normalize_messages(const json& messages, size_t max_messages = RequestLimi
 // vLLM's /tokenize and /detokenize: the answer to a body whose `model` was already checked.
 // /tokenize takes `prompt` or chat `messages` (rendered by the chat template); /detokenize takes
 // `tokens`. Throws ApiError 400 naming the field.
-ojson tokenize_body(const json& body, const Generator& gen, const RequestLimits& limits);
+ojson tokenize_body(const json& body, const Generator& gen, const RequestLimits& limits,
+                    bool trust_request_chat_template = false);
 ojson detokenize_body(const json& body, const Generator& gen);
 
 }  // namespace inferd::server

@@ -211,7 +211,8 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
     if (auto mname = get_string(body, "model"); mname && !serves_model(*mname))
       throw ApiError(404, fmt::format("The model `{}` does not exist.", *mname),
                      "invalid_request_error", "model", "model_not_found");
-    const ojson out = path == "/tokenize" ? tokenize_body(body, *generator_, config_.request_limits)
+    const ojson out = path == "/tokenize" ? tokenize_body(body, *generator_, config_.request_limits,
+                                                          config_.trust_request_chat_template)
                                           : detokenize_body(body, *generator_);
     return send_json(conn, ex, 200, dump_json(out));
   }

@@ -149,6 +149,9 @@ TEST_F(ApiCompatTest, RequestChatTemplateOnlyWhenTrusted) {
   expect_400(r, "chat_template");
   EXPECT_NE(r.body.find("--trust-request-chat-template"), std::string::npos);
   EXPECT_EQ(gen_->num_submitted(), 0);
+  expect_400(
+      post(port_, "/tokenize", json{{"messages", body["messages"]}, {"chat_template", tmpl}}),
+      "chat_template");
   TearDown();
 
   ServerConfig cfg;
@@ -156,6 +159,11 @@ TEST_F(ApiCompatTest, RequestChatTemplateOnlyWhenTrusted) {
   start(cfg);
   ASSERT_EQ(post(port_, "/v1/chat/completions", body).status, 200);
   EXPECT_EQ(gen_->last_request().prompt_token_ids, gen_->encode("[hi]>", false));
+  // /tokenize renders it alike.
+  json tk = {{"messages", body["messages"]}, {"chat_template", tmpl}};
+  EXPECT_EQ(post(port_, "/tokenize", tk).json()["tokens"], json(gen_->encode("[hi]>", false)));
+  tk["tools"] = json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}});
+  expect_400(post(port_, "/tokenize", tk), "tools");
   body["chat_template"] = 5;
   expect_400(post(port_, "/v1/chat/completions", body), "chat_template");
   body["chat_template"] = "";
