@@ -15,6 +15,7 @@
 // the caller polls (`try_next`) or blocks on (`next`).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -151,6 +152,18 @@ struct SequenceDelta {
   std::optional<std::string> stop_string;
 };
 
+// When the engine handled one request: the engine thread's steady-clock readings, in the
+// request's finished output. What vLLM's queue (first_scheduled - arrival), prefill (first_token -
+// first_scheduled), decode (last_token - first_token) and inference (last_token -
+// first_scheduled) times are made of. A time point left at its default did not happen (the
+// request was aborted before it ran, or before its first token).
+struct RequestTimes {
+  std::chrono::steady_clock::time_point arrival{};          // accepted by submit
+  std::chrono::steady_clock::time_point first_scheduled{};  // the first step that ran its prompt
+  std::chrono::steady_clock::time_point first_token{};      // the step that sampled its first token
+  std::chrono::steady_clock::time_point last_token{};       // the step that sampled its last one
+};
+
 struct RequestOutput {
   std::string request_id;
   std::vector<SequenceDelta> outputs;  // sequences with news in this step
@@ -164,6 +177,7 @@ struct RequestOutput {
   std::vector<SampleLogprobs> prompt_logprobs;
   // Embedding requests (GenerateRequest::pooling): the pooled vector, in the finished output.
   std::vector<float> embedding;
+  RequestTimes times;  // in the finished output; default in the others
 };
 
 using OutputCallback = std::function<void(RequestOutput&&)>;
@@ -234,6 +248,10 @@ struct EngineStats {
   int64_t grammar_masks = 0;          // structured outputs: next-token bitmasks filled
   double grammar_mask_seconds = 0;    // wall time the engine thread spent filling them
   double grammar_accept_seconds = 0;  // and advancing the grammars by the sampled tokens
+  // Steps by the number of tokens in their forward: entry i counts the steps of more than
+  // 2^(i-1) and at most 2^i tokens (entry 0: one token). Their sum is num_steps, their tokens
+  // tokens_computed (vLLM's iteration_tokens_total histogram is made from these).
+  std::array<int64_t, 32> steps_by_tokens_log2{};
 };
 
 // ---- Engine -----------------------------------------------------------------------------------

@@ -87,6 +87,9 @@ struct SamplingParams {
 
   bool detokenize = true;  // produce text (when the engine has a TextDecoder)
   bool skip_special_tokens = true;
+  // vLLM's: false drops the space a decoder (WordPiece, or none) puts between two added tokens
+  // in a row; no effect while skip_special_tokens is on.
+  bool spaces_between_special_tokens = true;
 
   // True when this request samples greedily.
   bool greedy() const { return temperature < 1e-5f; }

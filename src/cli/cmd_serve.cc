@@ -45,6 +45,7 @@ struct ServeArgs {
   bool enable_auto_tool_choice = false;
   std::string tool_call_parser;
   std::string reasoning_parser;
+  bool trust_request_chat_template = false;
 };
 
 server::ChatParsing chat_parsing(const ServeArgs& a) {
@@ -114,6 +115,12 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   sc.http.keep_alive_timeout =
       std::chrono::milliseconds(int64_t(std::max(0.001, a.http.keep_alive_timeout) * 1000));
   sc.served_model_names = llm.served_model_names();
+  // The demo model answers to "default" too, without a second /v1/models entry.
+  if (a.model.args.model.served_model_names.empty() && !a.model.model_given()) {
+    std::erase(sc.served_model_names, std::string("default"));
+    sc.model_aliases = {"default"};
+  }
+  sc.trust_request_chat_template = a.trust_request_chat_template;
   sc.model_root = a.model.model();
   sc.allowed_origins = split_commas(a.allowed_origins);
   sc.rate_limit_rpm = a.rate_limit_rpm;
@@ -123,6 +130,11 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   sc.ui = !a.no_ui;
   sc.log_prompts = a.log_prompts;
   sc.log_prompt_max_bytes = a.max_log_len;
+  const ModelSummary m = llm.summary();
+  sc.cache_config_info = {
+      {"block_size", std::to_string(m.block_size)},
+      {"enable_prefix_caching", a.model.args.cache.enable_prefix_caching ? "True" : "False"},
+      {"num_gpu_blocks", std::to_string(m.num_kv_blocks)}};
   return sc;
 }
 
@@ -205,6 +217,9 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--chat-template", a->chat_template,
                   "Chat template instead of the model's: a file, the name of one of the model's "
                   "templates, or Jinja text");
+  cmd->add_flag("--trust-request-chat-template", a->trust_request_chat_template,
+                "Render a chat request's own `chat_template` (Jinja text); without this flag "
+                "such a request is a 400");
   cmd->add_option("--tokenizer", a->model.args.model.tokenizer,
                   "Tokenizer directory (default: the model's)");
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching",

@@ -49,6 +49,7 @@ class Engine::Impl {
   void fork(RequestState& rs);
   void step();
   void mark_started();
+  void count_step_tokens(int64_t tokens);
   void process_sampled();
   void process_prompt_rows();
   void abort_all(const std::string& error);
@@ -84,6 +85,7 @@ class Engine::Impl {
   std::vector<ScheduledSeq> scheduled_;
   InputBatch input_;
   int64_t num_steps_ = 0, tokens_computed_ = 0;
+  std::array<int64_t, 32> steps_by_tokens_log2_{};
   int64_t requests_finished_ = 0, requests_aborted_ = 0;
 };
 
@@ -118,6 +120,7 @@ std::string Engine::Impl::submit(GenerateRequest request, OutputCallback cb,
   std::unique_ptr<RequestState> rs = new_request_state(std::move(request), config_);
   rs->grammar = std::move(grammar);
   rs->callback = std::move(cb);
+  rs->times.arrival = std::chrono::steady_clock::now();
   std::string id;
   {
     std::lock_guard lk(mu_);
@@ -234,6 +237,7 @@ void Engine::Impl::step() {
   exec_->execute(input_.forward(), input_.sampling(), input_.sampled());
   ++num_steps_;
   tokens_computed_ += input_.forward().num_tokens();
+  count_step_tokens(input_.forward().num_tokens());
 
   for (const ScheduledSeq& s : scheduled_) {
     s.seq->num_computed += s.num_tokens;
@@ -277,13 +281,21 @@ void Engine::Impl::process_prompt_rows() {
 
 // A request leaves the waiting-queue count when its first sequence is first scheduled.
 void Engine::Impl::mark_started() {
+  const auto now = std::chrono::steady_clock::now();
   for (const ScheduledSeq& s : scheduled_) {
     RequestState& rs = *s.seq->request;
     if (s.seq->index == 0 && !rs.started) {
       rs.started = true;
+      rs.times.first_scheduled = now;
       --queued_;
     }
   }
+}
+
+void Engine::Impl::count_step_tokens(int64_t tokens) {
+  size_t i = 0;
+  while (i + 1 < steps_by_tokens_log2_.size() && (int64_t(1) << i) < tokens) ++i;
+  ++steps_by_tokens_log2_[i];
 }
 
 // The step's sampled tokens: the grammars advance (in parallel), then each row's token becomes
@@ -297,6 +309,8 @@ void Engine::Impl::process_sampled() {
     RequestState& rs = *q.request;
     if (q.index == 0 && !rs.forked && !rs.out_of(q).finished) fork(rs);
     outputs_.process_token(q, input_.sampled()[i]);
+    if (rs.times.first_token == std::chrono::steady_clock::time_point{}) rs.times.first_token = t0;
+    rs.times.last_token = t0;
   }
   if (structured_.has_mask_rows()) {
     structured_.add_accept_seconds(
@@ -311,8 +325,10 @@ void Engine::Impl::abort_all(const std::string& error) {
 // The step's outputs go to their callbacks; finished requests are forgotten.
 void Engine::Impl::deliver() {
   outputs_.take_outputs(ready_);
-  for (const ReadyOutput& r : ready_) {
-    if (r.output.finished) retire(*r.request);
+  for (ReadyOutput& r : ready_) {
+    if (!r.output.finished) continue;
+    retire(*r.request);
+    r.output.times = r.request->times;
   }
   publish_stats();
   OutputProcessor::deliver(ready_);
@@ -355,6 +371,7 @@ void Engine::Impl::publish_stats() {
   s.grammar_masks = structured_.num_masks();
   s.grammar_mask_seconds = structured_.mask_seconds();
   s.grammar_accept_seconds = structured_.accept_seconds();
+  s.steps_by_tokens_log2 = steps_by_tokens_log2_;
   std::lock_guard lk(stats_mu_);
   stats_ = s;
 }

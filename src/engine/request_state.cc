@@ -81,7 +81,8 @@ Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t
                                      (rs.is_embedding() && rs.pooling.type != PoolingType::kLast));
   SeqOutputState& so = rs.outs[size_t(index)];
   if (decoder && p.detokenize) {
-    so.detok.emplace(*decoder, p.skip_special_tokens, std::span<const int32_t>(seq->tokens));
+    so.detok.emplace(*decoder, p.skip_special_tokens, std::span<const int32_t>(seq->tokens),
+                     p.skip_special_tokens || p.spaces_between_special_tokens);
   }
   so.stop = StopStringMatcher(p.stop, p.include_stop_str_in_output);
   if (rs.grammar) {

@@ -48,6 +48,7 @@ struct RequestState {
   bool started = false;  // counted out of the waiting-queue limit
   bool aborted = false;
   int32_t num_finished = 0;
+  RequestTimes times;  // goes out in the finished output
   // Output being assembled in the current step.
   RequestOutput pending;
   bool has_pending = false;

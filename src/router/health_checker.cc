@@ -89,8 +89,11 @@ net::awaitable<GetResult> http_get(HealthSession& session, const std::vector<tcp
 
 }  // namespace
 
+// vLLM's names (inferd serve's, and vLLM's own replicas'); before issue 30 inferd served them as
+// inferd:*, still read so that a router upgraded before its replicas sees their load. A page
+// with both counts vLLM's.
 LoadMetrics parse_load_metrics(const std::string& page) {
-  LoadMetrics m;
+  LoadMetrics m, legacy;
   size_t pos = 0;
   while (pos < page.size()) {
     size_t eol = page.find('\n', pos);
@@ -102,9 +105,12 @@ LoadMetrics parse_load_metrics(const std::string& page) {
     if (name_end == std::string_view::npos) continue;
     const std::string_view name = line.substr(0, name_end);
     std::optional<double>* field = nullptr;
-    if (name == "inferd:num_requests_running") field = &m.running;
-    if (name == "inferd:num_requests_waiting") field = &m.waiting;
-    if (name == "inferd:kv_cache_usage_perc") field = &m.kv_usage;
+    if (name == "vllm:num_requests_running") field = &m.running;
+    if (name == "vllm:num_requests_waiting") field = &m.waiting;
+    if (name == "vllm:kv_cache_usage_perc") field = &m.kv_usage;
+    if (name == "inferd:num_requests_running") field = &legacy.running;
+    if (name == "inferd:num_requests_waiting") field = &legacy.waiting;
+    if (name == "inferd:kv_cache_usage_perc") field = &legacy.kv_usage;
     if (!field) continue;
     const size_t sp = line.rfind(' ');
     if (sp == std::string_view::npos) continue;
@@ -114,6 +120,9 @@ LoadMetrics parse_load_metrics(const std::string& page) {
     if (end == value.c_str()) continue;
     *field = field->value_or(0.0) + v;
   }
+  if (!m.running) m.running = legacy.running;
+  if (!m.waiting) m.waiting = legacy.waiting;
+  if (!m.kv_usage) m.kv_usage = legacy.kv_usage;
   return m;
 }
 

@@ -98,17 +98,17 @@ std::string RouterMetrics::render(const std::vector<ReplicaState>& replicas,
     out += fmt::format("inferd:router_replica_in_flight{{replica=\"{}\"}} {}\n",
                        server::prom_label(r.url), server::prom_number(double(r.in_flight)));
   head(out, "inferd:router_replica_waiting", "gauge",
-       "The replica's inferd:num_requests_waiting at its last health check.");
+       "The replica's vllm:num_requests_waiting at its last health check.");
   for (const auto& r : replicas)
     out += fmt::format("inferd:router_replica_waiting{{replica=\"{}\"}} {}\n",
                        server::prom_label(r.url), server::prom_number(r.waiting));
   head(out, "inferd:router_replica_running", "gauge",
-       "The replica's inferd:num_requests_running at its last health check.");
+       "The replica's vllm:num_requests_running at its last health check.");
   for (const auto& r : replicas)
     out += fmt::format("inferd:router_replica_running{{replica=\"{}\"}} {}\n",
                        server::prom_label(r.url), server::prom_number(r.running));
   head(out, "inferd:router_replica_kv_cache_usage_perc", "gauge",
-       "The replica's inferd:kv_cache_usage_perc at its last health check.");
+       "The replica's vllm:kv_cache_usage_perc at its last health check.");
   for (const auto& r : replicas)
     out += fmt::format("inferd:router_replica_kv_cache_usage_perc{{replica=\"{}\"}} {}\n",
                        server::prom_label(r.url), server::prom_number(r.kv_usage));

@@ -122,6 +122,28 @@ void template_options(const json& body, ChatTemplateArgs& args) {
     if (!kw->is_object()) wrong_type("chat_template_kwargs", "an object", *kw);
     args.kwargs = ojson::parse(kw->dump());
   }
+  // vLLM's documents (RAG): the template's `documents` variable, as transformers passes them.
+  if (const json* docs = find_field(body, "documents"); docs && !docs->is_null()) {
+    if (!docs->is_array()) wrong_type("documents", "an array of objects", *docs);
+    for (size_t i = 0; i < docs->size(); ++i)
+      if (!(*docs)[i].is_object())
+        wrong_type(fmt::format("documents[{}]", i), "an object", (*docs)[i]);
+    args.kwargs["documents"] = ojson::parse(docs->dump());
+  }
+}
+
+// A request's own chat_template (Jinja text), as vLLM: only when the server trusts it.
+void request_template(const json& body, bool trusted, ChatTemplateArgs& args) {
+  const json* t = find_field(body, "chat_template");
+  if (!t || t->is_null()) return;
+  if (!t->is_string()) wrong_type("chat_template", "a string", *t);
+  if (!trusted)
+    throw bad_param("chat_template",
+                    "Chat template is passed with request, but --trust-request-chat-template is "
+                    "not set. Refused request with untrusted chat template.");
+  if (t->get_ref<const std::string&>().empty())
+    throw bad_param("chat_template", "Invalid 'chat_template': empty string.");
+  args.template_text = t->get<std::string>();
 }
 
 std::string render_template(const Generator& gen, const ChatTemplateArgs& args) {
@@ -189,6 +211,7 @@ void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationC
   const std::vector<ToolSpec> tools = parse_tools(body, ordered, ctx.limits, args.tools);
   apply_tool_choice(body, tools, ctx.parsing, gen, r, args);
   template_options(body, args);
+  request_template(body, ctx.trust_request_chat_template, args);
   const bool add_special = get_bool(body, "add_special_tokens").value_or(false);
   std::string text = render_template(gen, args);
   r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));

@@ -3,16 +3,18 @@
 // the prompts (chat: chat_request.cc).
 //
 // What is checked where. Here: the JSON itself (types, integers that fit their int32 field, unknown
-// or unsupported fields), OpenAI's own bounds (n <= 128, temperature <= 2, logit_bias values in
-// [-100, 100]), the sizes of RequestLimits, and fields that exist only in this API (best_of,
-// stream_options, top_logprobs needing logprobs, suffix, echo, prompt_logprobs, tools). Everything
-// the engine itself requires (ranges of the sampling parameters, token ids inside the vocabulary,
-// logprobs within max_logprobs, min_tokens <= max_tokens, prompt + max_tokens within
-// max_model_len) is the engine's validate_request (include/inferd/request_validation.h), run here
-// before anything is submitted, its errors named by the body's fields.
+// or unsupported fields), OpenAI's own bounds (n <= 128, logit_bias values in [-100, 100];
+// temperature is any value >= 0, as vLLM takes it), the sizes of RequestLimits, and fields that
+// exist only in this API (best_of, stream_options, top_logprobs needing logprobs, suffix, echo,
+// prompt_logprobs, tools). Everything the engine itself requires (ranges of the sampling
+// parameters, token ids inside the vocabulary, logprobs within max_logprobs, min_tokens <=
+// max_tokens, prompt + max_tokens within max_model_len) is the engine's validate_request
+// (include/inferd/request_validation.h), run here before anything is submitted, its errors named by
+// the body's fields.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 
 #include "inferd/request_validation.h"
@@ -59,14 +61,15 @@ void streaming(const json& body, CompletionRequest& r) {
 }
 
 // n, best_of, temperature, top_p, top_k, min_p and the penalties: their types, and OpenAI's bounds
-// where they are tighter than the engine's (n <= 128, temperature <= 2).
+// where they are tighter than the engine's (n <= 128). temperature: any value >= 0 (vLLM; OpenAI
+// stops at 2), the engine's check.
 void sampling_fields(const json& body, int32_t vocab, SamplingParams& sp) {
   sp.n = int32_t(get_int(body, "n", kInt32Min, kMaxN).value_or(1));
   if (const json* bo = find_field(body, "best_of")) {
     if (int_value(*bo, "best_of", 1, kMaxN) != sp.n)
       throw bad_param("best_of", "Invalid 'best_of': only best_of equal to n is supported.");
   }
-  if (auto t = get_number(body, "temperature", -kNoBound, 2)) sp.temperature = float(*t);
+  if (auto t = get_number(body, "temperature", -kNoBound, kNoBound)) sp.temperature = float(*t);
   if (auto v = get_number(body, "top_p", -kNoBound, kNoBound)) sp.top_p = float(*v);
   // -1 (vLLM) and 0 both turn top_k off; more than the vocabulary keeps every token.
   if (auto k = get_int(body, "top_k", kInt32Min, kInt32Max))
@@ -177,6 +180,8 @@ void stop_fields(const json& body, const RequestLimits& lim, SamplingParams& sp)
   if (auto v = get_bool(body, "include_stop_str_in_output")) sp.include_stop_str_in_output = *v;
   if (auto v = get_bool(body, "ignore_eos")) sp.ignore_eos = *v;
   if (auto v = get_bool(body, "skip_special_tokens")) sp.skip_special_tokens = *v;
+  if (auto v = get_bool(body, "spaces_between_special_tokens"))
+    sp.spaces_between_special_tokens = *v;
 }
 
 // Chat: logprobs (a boolean) and top_logprobs; completions: logprobs (a count), echo, suffix.
@@ -213,6 +218,67 @@ void logprobs_fields(const json& body, bool chat, CompletionRequest& r) {
   }
   if (r.echo && r.logprobs)
     r.params.prompt_logprobs = std::max(r.params.prompt_logprobs.value_or(0), r.top_logprobs);
+}
+
+// Fields of OpenAI's or vLLM's schema that would change the answer and that inferd does not do:
+// each is a 400 naming it (rather than an answer that silently ignores it). A value that asks
+// for nothing (null, false, [], {}, modalities ["text"], length_penalty 1) passes.
+void refuse_unsupported(const json& body, bool chat) {
+  struct Unsupported {
+    const char* field;
+    bool chat_only;
+    const char* why;
+  };
+  static const Unsupported kFields[] = {
+      {"functions", true, "the deprecated functions are not supported; use tools"},
+      {"function_call", true, "the deprecated function_call is not supported; use tool_choice"},
+      {"audio", true, "audio output is not supported"},
+      {"modalities", true, "only the \"text\" modality is supported"},
+      {"web_search_options", true, "web search is not supported"},
+      {"reasoning_effort", true,
+       "reasoning_effort is not supported; pass the model's own switch in chat_template_kwargs "
+       "(for example {\"enable_thinking\": false})"},
+      {"verbosity", true, "verbosity is not supported"},
+      {"use_beam_search", false, "beam search is not supported"},
+      {"length_penalty", false, "length_penalty applies to beam search, which is not supported"},
+      {"bad_words", false, "bad_words is not supported; use logit_bias"},
+      {"allowed_token_ids", false, "allowed_token_ids is not supported; use logit_bias"},
+      {"logits_processors", false, "custom logits processors are not supported"},
+      {"prompt_embeds", false, "prompt embeddings are not supported"},
+      {"mm_processor_kwargs", false, "this server runs no multimodal model"},
+      {"cache_salt", false, "cache_salt (prefix-cache isolation) is not supported"},
+      {"kv_transfer_params", false, "KV-cache transfer is not supported"},
+      {"vllm_xargs", false, "vllm_xargs is not supported"},
+      {"guided_whitespace_pattern", false, "guided_whitespace_pattern is not supported"},
+  };
+  for (const Unsupported& u : kFields) {
+    if (u.chat_only && !chat) continue;
+    const json* v = find_field(body, u.field);
+    if (!v || v->is_null() || (v->is_boolean() && !v->get<bool>()) ||
+        ((v->is_array() || v->is_object()) && v->empty()))
+      continue;
+    const std::string f = u.field;
+    if (f == "modalities" && *v == json::array({"text"})) continue;
+    if (f == "length_penalty" && v->is_number() && v->get<double>() == 1.0) continue;
+    throw bad_param(f, fmt::format("Invalid '{}': {}.", f, u.why));
+  }
+}
+
+// vLLM's request_id: it becomes the answer's id and the X-Request-Id header, so it is kept to
+// characters that are safe there.
+std::string request_id_field(const json& body) {
+  const std::optional<std::string> id = get_string(body, "request_id");
+  if (!id) return {};
+  const bool ok =
+      !id->empty() && id->size() <= 128 && std::all_of(id->begin(), id->end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+               c == ':';
+      });
+  if (!ok)
+    throw bad_param("request_id",
+                    "Invalid 'request_id': expected 1 to 128 letters, digits or '-', '_', '.', "
+                    "':'.");
+  return *id;
 }
 
 // The body with the client's key order, when it has a schema or tools (they are generated in that
@@ -283,6 +349,47 @@ std::vector<std::string> completion_prompts(const json& body, const Generator& g
   return id_fields;
 }
 
+// Completions without max_tokens: 16, as OpenAI and vLLM (chat: up to the end of the context).
+// Like vLLM, never past the context: a prompt within 16 tokens of max_model_len gets what is left
+// (with several prompts, the least any of them has; a prompt with no room at all is the engine's
+// context-length error).
+void default_max_tokens(const Generator& gen, CompletionRequest& r) {
+  constexpr int32_t kDefault = 16;
+  int32_t room = kDefault;
+  for (const auto& p : r.prompts) {
+    const int64_t left = int64_t(gen.max_model_len()) - int64_t(p.size());
+    if (left >= 1) room = int32_t(std::min<int64_t>(room, left));
+  }
+  r.params.max_tokens = room;
+}
+
+// vLLM's truncate_prompt_tokens: keep the last k tokens of each prompt (-1: max_model_len). The
+// text of a cut prompt (echo, the log) becomes the text of what is kept.
+void truncate_prompts(const json& body, const Generator& gen, CompletionRequest& r) {
+  const std::optional<int64_t> k = get_int(body, "truncate_prompt_tokens", kInt32Min, kInt32Max);
+  if (!k) return;
+  const int64_t max_len = gen.max_model_len();
+  if (*k < -1 || *k == 0)
+    throw bad_param("truncate_prompt_tokens",
+                    fmt::format("Invalid 'truncate_prompt_tokens': expected -1 (max_model_len) or "
+                                "a count of at least 1, got {}.",
+                                *k));
+  if (*k > max_len)
+    throw bad_param("truncate_prompt_tokens",
+                    fmt::format("truncate_prompt_tokens value ({}) is greater than max_model_len "
+                                "({}). Please, select a smaller truncation size.",
+                                *k, max_len));
+  const size_t keep = size_t(*k == -1 ? max_len : *k);
+  for (size_t i = 0; i < r.prompts.size(); ++i) {
+    std::vector<int32_t>& p = r.prompts[i];
+    if (p.size() <= keep) continue;
+    p.erase(p.begin(), p.end() - std::ptrdiff_t(keep));
+    // Text prompts (and chat's rendered one); token-id prompts are decoded after validation.
+    if (i < r.prompt_texts.size() && !r.prompt_texts[i].empty())
+      r.prompt_texts[i] = gen.decode(p, false);
+  }
+}
+
 void decode_token_prompts(const Generator& gen, const std::vector<std::string>& id_fields,
                           CompletionRequest& r) {
   for (size_t k = 0; k < id_fields.size(); ++k) {
@@ -344,6 +451,16 @@ void validate_for_engine(const CompletionRequest& r, const MaxTokens& mt,
 
 }  // namespace
 
+bool invocation_is_chat(const json& body) {
+  if (body.is_object() && body.contains("messages")) return true;
+  if (body.is_object() && body.contains("prompt")) return false;
+  throw ApiError(400,
+                 "Cannot find suitable handler for request. Expected one of: "
+                 "ChatCompletionRequest (a body with 'messages'), CompletionRequest (a body "
+                 "with 'prompt').",
+                 "invalid_request_error");
+}
+
 CompletionRequest parse_completion_request(const json& body, bool chat,
                                            const ValidationContext& ctx) {
   const Generator& gen = *ctx.generator;
@@ -358,6 +475,8 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
   const MaxTokens mt = max_tokens(body, chat, sp);
   stop_fields(body, ctx.limits, sp);
   if (auto v = get_string(body, "user")) r.user = *v;
+  r.request_id = request_id_field(body);
+  refuse_unsupported(body, chat);
   if (auto v = get_int(body, "priority", kInt32Min, kInt32Max)) r.priority = int32_t(*v);
   logprobs_fields(body, chat, r);
 
@@ -371,6 +490,8 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
   } else {
     id_fields = completion_prompts(body, gen, r);
   }
+  truncate_prompts(body, gen, r);
+  if (!chat && !mt.value) default_max_tokens(gen, r);
   validate_for_engine(r, mt, id_fields, gen);
   decode_token_prompts(gen, id_fields, r);
   return r;

@@ -1,5 +1,9 @@
 #include "server/engine_generator.h"
 
+#include <fmt/format.h>
+
+#include <map>
+
 #include "core/error.h"
 #include "server/api_error.h"
 
@@ -53,6 +57,19 @@ std::string render_chat_prompt(const ChatTemplate* chat_template, const ChatTemp
 }
 
 std::string EngineGenerator::apply_chat_template(const ChatTemplateArgs& args) const {
+  if (!args.template_text.empty()) {
+    // A request's own template, with the model's special tokens (bos_token, ...).
+    std::optional<ChatTemplate> own;
+    try {
+      own.emplace(args.template_text,
+                  template_ ? template_->special_tokens() : std::map<std::string, std::string>{});
+    } catch (const std::exception& e) {
+      throw bad_param(
+          "chat_template",
+          fmt::format("Invalid 'chat_template': the template does not parse: {}", e.what()));
+    }
+    return render_chat_prompt(&*own, args);
+  }
   return render_chat_prompt(template_ ? &*template_ : nullptr, args);
 }
 

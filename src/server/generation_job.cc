@@ -179,6 +179,13 @@ void GenerationJob::on_output(RequestOutput&& out, Clock::time_point t) {
   for (auto& lp : out.prompt_logprobs) prompt.prompt_logprobs.push_back(std::move(lp));
   if (!out.error.empty() && !failure_)
     fail_with(ApiError(500, "The engine failed the request: " + out.error, "server_error"));
+  if (out.finished) sub.times = out.times;
+  if (std::any_of(out.outputs.begin(), out.outputs.end(),
+                  [](const SequenceDelta& d) { return !d.token_ids.empty(); })) {
+    if (sub.last_token != Clock::time_point{})
+      server_.metrics_.record_inter_token(seconds(t - sub.last_token));
+    sub.last_token = t;
+  }
   for (auto& d : out.outputs) {
     const size_t ci = k * size_t(req_.params.n) + size_t(d.index);
     if (ci >= out_.choices.size()) continue;
@@ -280,6 +287,9 @@ void GenerationJob::record(int status, Clock::time_point end) {
   if (any_token && per_seq > 1)
     r.tpot_s = seconds(last_token_ - first_token_) / double(per_seq - 1);
   r.e2e_s = seconds(end - ex_.start);
+  r.n = req_.params.n;
+  r.max_tokens = req_.params.max_tokens;
+  for (const auto& s : subs_) r.engine_times.push_back(s.times);
   server_.metrics_.record_request(r);
   if (server_.limiter_.enabled()) server_.limiter_.charge(ex_.api_key, r.generation_tokens);
   std::string finish;

@@ -40,6 +40,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob>, privat
     std::string engine_id;
     bool submitted = false;
     bool finished = false;
+    Clock::time_point last_token{};  // for the inter-token latency
+    RequestTimes times;              // the engine's, from the finished output
   };
 
   // Submitting, failing, finishing.

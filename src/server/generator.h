@@ -20,6 +20,9 @@ struct ChatTemplateArgs {
   bool add_generation_prompt = true;
   bool continue_final_message = false;
   nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();  // chat_template_kwargs
+  // Non-empty: this Jinja text instead of the server's template (a request's chat_template,
+  // allowed by --trust-request-chat-template).
+  std::string template_text;
 };
 
 class Generator {

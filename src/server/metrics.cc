@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 namespace inferd::server {
@@ -13,7 +14,8 @@ void head(std::string& out, const std::string& name, const char* type, const cha
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-// Token-count buckets as vLLM builds them: 1, 2, 5 x powers of ten up to the limit.
+// Token-count buckets as vLLM builds them: 1, 2, 5 x powers of ten up to the limit (its
+// build_1_2_5_buckets(max_model_len)).
 std::vector<double> token_buckets(double max) {
   std::vector<double> b;
   for (double e = 1; e <= max; e *= 10)
@@ -65,20 +67,49 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
   out += fmt::format("{}_count{{{}}} {}\n", name, labels, prom_number(double(count_)));
 }
 
-Metrics::Metrics(std::string model_name)
+namespace {
+
+const std::vector<double> kTtftBuckets = {0.001, 0.005, 0.01, 0.02,  0.04,  0.06,  0.08, 0.1,
+                                          0.25,  0.5,   0.75, 1.0,   2.5,   5.0,   7.5,  10.0,
+                                          20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
+// Inter-token latency and the per-request time per output token.
+const std::vector<double> kTokenLatencyBuckets = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
+                                                  0.3,  0.4,   0.5,  0.75,  1.0, 2.5,  5.0,
+                                                  7.5,  10.0,  20.0, 40.0,  80.0};
+// End to end, queue, prefill, decode and inference times.
+const std::vector<double> kRequestLatencyBuckets = {
+    0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
+    30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+const std::vector<double> kParamsNBuckets = {1, 2, 5, 10, 20};
+
+double span_s(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+Metrics::Metrics(std::string model_name, int32_t max_model_len,
+                 std::vector<std::pair<std::string, std::string>> cache_info)
     : model_name_(std::move(model_name)),
-      ttft_({0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,  0.5,   0.75,
-             1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}),
-      tpot_({0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-             10.0, 20.0, 40.0, 80.0}),
-      e2e_({0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
-            30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}),
-      prompt_hist_(token_buckets(1 << 20)),
-      gen_hist_(token_buckets(1 << 20)) {
+      labels_(fmt::format("model_name=\"{}\",engine=\"0\"", prom_label(model_name_))),
+      cache_info_(std::move(cache_info)),
+      ttft_(kTtftBuckets),
+      itl_(kTokenLatencyBuckets),
+      tpot_(kTokenLatencyBuckets),
+      e2e_(kRequestLatencyBuckets),
+      queue_(kRequestLatencyBuckets),
+      prefill_(kRequestLatencyBuckets),
+      decode_(kRequestLatencyBuckets),
+      inference_(kRequestLatencyBuckets),
+      prompt_hist_(token_buckets(std::max(1, max_model_len))),
+      gen_hist_(token_buckets(std::max(1, max_model_len))),
+      params_n_(kParamsNBuckets),
+      params_max_tokens_(token_buckets(std::max(1, max_model_len))) {
   for (const char* r : {"stop", "length", "abort"}) success_by_reason_[r] = 0;
 }
 
 void Metrics::record_request(const RequestRecord& r) {
+  using TimePoint = std::chrono::steady_clock::time_point;
   std::lock_guard lk(mu_);
   prompt_tokens_ += r.prompt_tokens;
   generation_tokens_ += r.generation_tokens;
@@ -88,6 +119,23 @@ void Metrics::record_request(const RequestRecord& r) {
   e2e_.observe(r.e2e_s);
   prompt_hist_.observe(double(r.prompt_tokens));
   gen_hist_.observe(double(r.generation_tokens));
+  params_n_.observe(double(r.n));
+  if (r.max_tokens) params_max_tokens_.observe(double(*r.max_tokens));
+  // As vLLM: queue = first scheduled - arrival, prefill = first token - first scheduled, decode =
+  // last token - first token, inference = prefill + decode; a phase that never began is skipped.
+  for (const RequestTimes& t : r.engine_times) {
+    if (t.first_scheduled == TimePoint{}) continue;
+    queue_.observe(span_s(t.arrival, t.first_scheduled));
+    if (t.first_token == TimePoint{}) continue;
+    prefill_.observe(span_s(t.first_scheduled, t.first_token));
+    decode_.observe(span_s(t.first_token, t.last_token));
+    inference_.observe(span_s(t.first_scheduled, t.last_token));
+  }
+}
+
+void Metrics::record_inter_token(double seconds) {
+  std::lock_guard lk(mu_);
+  itl_.observe(seconds);
 }
 
 void Metrics::record_http(const std::string& handler, const std::string& method, int status) {
@@ -95,10 +143,9 @@ void Metrics::record_http(const std::string& handler, const std::string& method,
   http_[{handler, method, status}]++;
 }
 
-std::string Metrics::render(const EngineStats& s) const {
-  std::lock_guard lk(mu_);
-  const std::string ml = fmt::format("model_name=\"{}\"", prom_label(model_name_));
-  std::string out;
+// Gauges and counters the engine keeps, and the steps' token counts.
+void Metrics::render_engine(std::string& out, const EngineStats& s) const {
+  const std::string& ml = labels_;
   auto gauge = [&](const char* name, const char* help, double v) {
     head(out, name, "gauge", help);
     out += fmt::format("{}{{{}}} {}\n", name, ml, prom_number(v));
@@ -107,45 +154,92 @@ std::string Metrics::render(const EngineStats& s) const {
     head(out, base, "counter", help);
     out += fmt::format("{}_total{{{}}} {}\n", base, ml, prom_number(v));
   };
-  gauge("inferd:num_requests_running", "Number of sequences in model execution batches.",
+  gauge("vllm:num_requests_running", "Number of requests in model execution batches.",
         s.num_running);
-  gauge("inferd:num_requests_waiting", "Number of sequences waiting to be processed.",
-        s.num_waiting);
-  gauge("inferd:kv_cache_usage_perc",
-        "KV-cache usage: the fraction of blocks held by live requests (1 = 100 percent).",
+  gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.num_waiting);
+  gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
         s.blocks_total > 0 ? double(s.blocks_used) / double(s.blocks_total) : 0.0);
+  counter("vllm:prefix_cache_queries",
+          "Prefix cache queries, in terms of number of queried tokens.",
+          double(s.prefix_cache_queries));
+  counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
+          double(s.prefix_cache_hits));
+  counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.",
+          double(s.preemptions));
+  // vllm:iteration_tokens_total: vLLM's buckets are powers of two, so the engine's log2 counts
+  // give them exactly (tokens per step = tokens in the step's forward).
+  const char* it = "vllm:iteration_tokens_total";
+  head(out, it, "histogram", "Histogram of number of tokens per engine_step.");
+  int64_t cum = 0;
+  size_t next = 0;
+  for (size_t k : {0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}) {
+    for (; next <= k; ++next) cum += s.steps_by_tokens_log2[next];
+    out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", it, ml, prom_number(double(1 << k)),
+                       prom_number(double(cum)));
+  }
+  out += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", it, ml, prom_number(double(s.num_steps)));
+  out += fmt::format("{}_sum{{{}}} {}\n", it, ml, prom_number(double(s.tokens_computed)));
+  out += fmt::format("{}_count{{{}}} {}\n", it, ml, prom_number(double(s.num_steps)));
+  if (!cache_info_.empty()) {
+    head(out, "vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
+    std::string labels;
+    for (const auto& [k, v] : cache_info_) labels += fmt::format("{}=\"{}\",", k, prom_label(v));
+    out += fmt::format("vllm:cache_config_info{{{}engine=\"0\"}} 1.0\n", labels);
+  }
   gauge("inferd:kv_cache_blocks_total", "KV-cache blocks in the pool.", s.blocks_total);
   gauge("inferd:kv_cache_blocks_used", "KV-cache blocks referenced by live sequences.",
         s.blocks_used);
   gauge("inferd:kv_cache_blocks_cached",
         "KV-cache blocks that nothing references but that hold a reusable prefix.",
         s.blocks_cached);
-  counter("inferd:prefix_cache_queries", "Prefix-cache queries, in tokens.",
-          double(s.prefix_cache_queries));
-  counter("inferd:prefix_cache_hits", "Prefix-cache hits, in tokens.", double(s.prefix_cache_hits));
-  counter("inferd:num_preemptions", "Cumulative number of preemptions.", double(s.preemptions));
-  counter("inferd:prompt_tokens", "Number of prefill tokens processed.", double(prompt_tokens_));
-  counter("inferd:generation_tokens", "Number of generation tokens processed.",
+}
+
+// What finished requests recorded.
+void Metrics::render_requests(std::string& out) const {
+  const std::string& ml = labels_;
+  auto counter = [&](const std::string& base, const char* help, double v) {
+    head(out, base, "counter", help);
+    out += fmt::format("{}_total{{{}}} {}\n", base, ml, prom_number(v));
+  };
+  auto histogram = [&](const char* name, const char* help, const Histogram& h) {
+    head(out, name, "histogram", help);
+    h.render(out, name, ml);
+  };
+  counter("vllm:prompt_tokens", "Number of prefill tokens processed.", double(prompt_tokens_));
+  counter("vllm:generation_tokens", "Number of generation tokens processed.",
           double(generation_tokens_));
-  head(out, "inferd:request_success", "counter",
-       "Count of successfully processed sequences, by finish reason.");
+  head(out, "vllm:request_success", "counter", "Count of successfully processed requests.");
   for (const auto& [reason, n] : success_by_reason_)
-    out += fmt::format("inferd:request_success_total{{finished_reason=\"{}\",{}}} {}\n", reason, ml,
+    out += fmt::format("vllm:request_success_total{{{},finished_reason=\"{}\"}} {}\n", ml, reason,
                        prom_number(double(n)));
-  head(out, "inferd:time_to_first_token_seconds", "histogram",
-       "Histogram of time to first token in seconds.");
-  ttft_.render(out, "inferd:time_to_first_token_seconds", ml);
-  head(out, "inferd:time_per_output_token_seconds", "histogram",
-       "Histogram of time per output token in seconds (mean over each request).");
-  tpot_.render(out, "inferd:time_per_output_token_seconds", ml);
-  head(out, "inferd:e2e_request_latency_seconds", "histogram",
-       "Histogram of end to end request latency in seconds.");
-  e2e_.render(out, "inferd:e2e_request_latency_seconds", ml);
-  head(out, "inferd:request_prompt_tokens", "histogram", "Number of prefill tokens processed.");
-  prompt_hist_.render(out, "inferd:request_prompt_tokens", ml);
-  head(out, "inferd:request_generation_tokens", "histogram",
-       "Number of generation tokens processed.");
-  gen_hist_.render(out, "inferd:request_generation_tokens", ml);
+  histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+            ttft_);
+  histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
+            itl_);
+  histogram("vllm:request_time_per_output_token_seconds",
+            "Histogram of time_per_output_token_seconds per request.", tpot_);
+  histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
+            e2e_);
+  histogram("vllm:request_queue_time_seconds",
+            "Histogram of time spent in WAITING phase for request.", queue_);
+  histogram("vllm:request_inference_time_seconds",
+            "Histogram of time spent in RUNNING phase for request.", inference_);
+  histogram("vllm:request_prefill_time_seconds",
+            "Histogram of time spent in PREFILL phase for request.", prefill_);
+  histogram("vllm:request_decode_time_seconds",
+            "Histogram of time spent in DECODE phase for request.", decode_);
+  histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", prompt_hist_);
+  histogram("vllm:request_generation_tokens", "Number of generation tokens processed.", gen_hist_);
+  histogram("vllm:request_params_n", "Histogram of the n request parameter.", params_n_);
+  histogram("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.",
+            params_max_tokens_);
+}
+
+std::string Metrics::render(const EngineStats& s) const {
+  std::lock_guard lk(mu_);
+  std::string out;
+  render_engine(out, s);
+  render_requests(out);
   head(out, "inferd:http_requests", "counter", "HTTP requests by handler, method and status.");
   for (const auto& [key, n] : http_) {
     const auto& [h, m, st] = key;

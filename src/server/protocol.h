@@ -36,6 +36,7 @@ struct CompletionRequest {
   std::optional<int32_t> prompt_logprobs;  // vLLM's prompt_logprobs field (rendered as vLLM)
   std::vector<std::string> prompt_texts;   // for echo and --log-prompts (chat: the rendered text)
   std::string user;
+  std::string request_id;  // vLLM's: the answer's id is "chatcmpl-" / "cmpl-" and this
   int32_t priority = 0;
   // The field that gave params.structured_outputs (response_format, structured_outputs,
   // guided_json, ..., tools): the `param` of a 400 when the engine cannot compile it.
@@ -69,10 +70,16 @@ struct ValidationContext {
   std::vector<std::string> model_names;  // accepted names; the first is the default
   RequestLimits limits;
   ChatParsing parsing;
+  // --trust-request-chat-template: a request's own `chat_template` is rendered; off, it is a 400.
+  bool trust_request_chat_template = false;
   // The body's text, when at hand: schemas and tools are read from it again with their keys in
   // the client's order (properties are generated in schema order); empty: sorted order.
   std::string_view raw_body;
 };
+
+// POST /invocations (SageMaker) as vLLM routes it: a body with `messages` is a chat completion,
+// one with `prompt` a completion. Anything else is a 400 saying what was expected.
+bool invocation_is_chat(const json& body);
 
 // Throws ApiError (400, or 404 for an unknown model).
 CompletionRequest parse_completion_request(const json& body, bool chat,
@@ -94,7 +101,8 @@ ojson normalize_messages(const json& messages, size_t max_messages = RequestLimi
 // vLLM's /tokenize and /detokenize: the answer to a body whose `model` was already checked.
 // /tokenize takes `prompt` or chat `messages` (rendered by the chat template); /detokenize takes
 // `tokens`. Throws ApiError 400 naming the field.
-ojson tokenize_body(const json& body, const Generator& gen, const RequestLimits& limits);
+ojson tokenize_body(const json& body, const Generator& gen, const RequestLimits& limits,
+                    bool trust_request_chat_template = false);
 ojson detokenize_body(const json& body, const Generator& gen);
 
 }  // namespace inferd::server

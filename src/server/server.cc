@@ -39,7 +39,8 @@ std::string random_hex(size_t n) {
 Server::Server(ServerConfig config, std::shared_ptr<Generator> generator)
     : config_(std::move(config)),
       generator_(std::move(generator)),
-      metrics_(config_.served_model_names.empty() ? "" : config_.served_model_names.front()),
+      metrics_(config_.served_model_names.empty() ? "" : config_.served_model_names.front(),
+               generator_ ? generator_->max_model_len() : 1 << 20, config_.cache_config_info),
       limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm),
       http_(config_.http, *this) {
   INFERD_CHECK(generator_ != nullptr, "Server needs a generator");
@@ -197,10 +198,20 @@ ValidationContext Server::validation_context(const Request& req) const {
   ValidationContext vc;
   vc.generator = generator_.get();
   vc.model_names = config_.served_model_names;
+  vc.model_names.insert(vc.model_names.end(), config_.model_aliases.begin(),
+                        config_.model_aliases.end());
   vc.limits = config_.request_limits;
   vc.parsing = config_.chat_parsing;
+  vc.trust_request_chat_template = config_.trust_request_chat_template;
   vc.raw_body = req.body();
   return vc;
+}
+
+bool Server::serves_model(const std::string& name) const {
+  auto has = [&](const std::vector<std::string>& v) {
+    return std::find(v.begin(), v.end(), name) != v.end();
+  };
+  return has(config_.served_model_names) || has(config_.model_aliases);
 }
 
 void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
@@ -218,7 +229,8 @@ void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange&
                      v.kind, std::nullopt, "rate_limit_exceeded")
           .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
   }
-  ex.request_id = id_prefix + random_hex(24);
+  // vLLM's request_id field (checked by the parser) names the answer; else a random id.
+  ex.request_id = id_prefix + (cr.request_id.empty() ? random_hex(24) : cr.request_id);
   const uint64_t job_id = next_job_.fetch_add(1);
   auto job = std::make_shared<GenerationJob>(*this, conn, ex, std::move(cr), std::move(renderer));
   add_job(job_id, job);

@@ -25,7 +25,10 @@ namespace inferd::server {
 
 struct ServerConfig {
   HttpConfig http;
-  std::vector<std::string> served_model_names;    // the first is the default and the metrics label
+  std::vector<std::string> served_model_names;  // the first is the default and the metrics label
+  // Further names a request's `model` may use that /v1/models does not list (the demo model's
+  // "default"): one model, one entry.
+  std::vector<std::string> model_aliases;
   std::string model_root;                         // shown as "root" in /v1/models
   std::vector<std::string> api_keys;              // empty: no auth
   std::vector<std::string> allowed_origins{"*"};  // CORS; empty: no CORS headers
@@ -37,10 +40,14 @@ struct ServerConfig {
   bool ui = true;                // the chat page at / (server/ui_page.h); off: / answers 404
   RequestLimits request_limits;  // sizes of stop, logit_bias, tools, schemas, messages
   ChatParsing chat_parsing;      // tool-call and reasoning parsers (--tool-call-parser, ...)
+  bool trust_request_chat_template = false;  // --trust-request-chat-template
   // Request log lines hold no prompt text unless this is on (--log-prompts); then each holds the
   // prompt's first log_prompt_max_bytes bytes, escaped.
   bool log_prompts = false;
   size_t log_prompt_max_bytes = 512;
+  // The labels of vllm:cache_config_info on /metrics (block_size, num_gpu_blocks, ...); empty:
+  // that gauge is not served.
+  std::vector<std::pair<std::string, std::string>> cache_config_info;
 };
 
 class GenerationJob;
@@ -84,6 +91,8 @@ class Server final : public RequestHandler {
   void check_accepting() const;
   // How request bodies are validated here (models, limits, parsers); `req`'s body is kept.
   ValidationContext validation_context(const Request& req) const;
+  // A request's `model` names this server's model (a served name or an alias).
+  bool serves_model(const std::string& name) const;
   // Admits a parsed generating request (rate limits: 429) and runs it as a GenerationJob whose
   // answer `renderer` writes; ex.request_id becomes `id_prefix` and random hex. Throws ApiError
   // when it cannot start.

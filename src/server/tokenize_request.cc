@@ -6,7 +6,8 @@
 
 namespace inferd::server {
 
-ojson tokenize_body(const json& body, const Generator& gen, const RequestLimits& limits) {
+ojson tokenize_body(const json& body, const Generator& gen, const RequestLimits& limits,
+                    bool trust_request_chat_template) {
   ojson out;
   std::vector<int32_t> ids;
   if (const json* msgs = find_field(body, "messages")) {
@@ -21,6 +22,19 @@ ojson tokenize_body(const json& body, const Generator& gen, const RequestLimits&
                         "Invalid type for 'chat_template_kwargs': expected an object.");
       args.kwargs = ojson::parse(kw->dump());
     }
+    if (const json* t = find_field(body, "chat_template"); t && !t->is_null()) {
+      if (!t->is_string() || t->get_ref<const std::string&>().empty())
+        wrong_type("chat_template", "a non-empty string", *t);
+      if (!trust_request_chat_template)
+        throw bad_param("chat_template",
+                        "Chat template is passed with request, but --trust-request-chat-template "
+                        "is not set. Refused request with untrusted chat template.");
+      args.template_text = t->get<std::string>();
+    }
+    if (const json* tools = find_field(body, "tools"); tools && !tools->is_null())
+      throw bad_param("tools",
+                      "Invalid 'tools': /tokenize does not render tools; tokenize the prompt "
+                      "of /v1/chat/completions instead.");
     std::string text;
     try {
       text = gen.apply_chat_template(args);

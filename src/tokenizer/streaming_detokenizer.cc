@@ -13,8 +13,11 @@ constexpr size_t kContextTokens = 5;
 }  // namespace
 
 StreamingDetokenizer::StreamingDetokenizer(const TextDecoder& decoder, bool skip_special_tokens,
-                                           std::span<const int32_t> context)
-    : decoder_(&decoder), skip_special_(skip_special_tokens) {
+                                           std::span<const int32_t> context,
+                                           bool spaces_between_special_tokens)
+    : decoder_(&decoder),
+      skip_special_(skip_special_tokens),
+      spaces_between_special_(spaces_between_special_tokens) {
   size_t start = context.size() < kContextTokens ? 0 : context.size() - kContextTokens;
   // Never start the window inside a run of byte-fallback tokens: the run decodes as a whole.
   while (start > 0 && decoder.continuation(context[start - 1], skip_special_tokens) !=
@@ -41,6 +44,17 @@ void StreamingDetokenizer::track(int32_t id) {
 }
 
 std::string StreamingDetokenizer::push(int32_t id) {
+  std::string out = decode_next(id);
+  if (!spaces_between_special_) {
+    // As vLLM's detokenizer: two added tokens in a row, the second as its bare text.
+    std::optional<std::string> added = decoder_->added_token_content(id);
+    if (added && last_added_ && !out.empty()) out = std::move(*added);
+    last_added_ = added.has_value();
+  }
+  return out;
+}
+
+std::string StreamingDetokenizer::decode_next(int32_t id) {
   ids_.push_back(id);
   track(id);
   if (open_) return {};

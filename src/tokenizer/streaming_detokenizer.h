@@ -24,8 +24,12 @@ class StreamingDetokenizer {
  public:
   // `context` are ids that precede the generated ones (for example the prompt's last few
   // tokens); they are never emitted, only used so the first generated token decodes in context.
+  // `spaces_between_special_tokens` false (vLLM's sampling parameter): an added token that follows
+  // another comes out as its bare text, without the space a decoder such as WordPiece puts before
+  // it (then the pieces no longer concatenate to the full decode).
   StreamingDetokenizer(const TextDecoder& decoder, bool skip_special_tokens,
-                       std::span<const int32_t> context = {});
+                       std::span<const int32_t> context = {},
+                       bool spaces_between_special_tokens = true);
 
   // Adds one id; returns the text that became final (often empty or one token's worth).
   std::string push(int32_t id);
@@ -37,6 +41,7 @@ class StreamingDetokenizer {
 
  private:
   void track(int32_t id);
+  std::string decode_next(int32_t id);
 
   const TextDecoder* decoder_;
   bool skip_special_;
@@ -44,6 +49,8 @@ class StreamingDetokenizer {
   size_t prefix_offset_ = 0;  // start of the decode window
   size_t read_offset_ = 0;    // ids before this have been emitted
   bool open_ = false;         // the last visible id leaves the text open to rewriting
+  bool spaces_between_special_ = true;
+  bool last_added_ = false;  // the last pushed id is an added token
 };
 
 }  // namespace inferd

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -22,6 +23,10 @@ class TextDecoder {
   };
   virtual Continuation continuation(int32_t /*id*/, bool /*skip_special_tokens*/) const {
     return Continuation::kCloses;
+  }
+  // The text of `id` when it is an added token (special or not); nullopt otherwise.
+  virtual std::optional<std::string> added_token_content(int32_t /*id*/) const {
+    return std::nullopt;
   }
 };
 

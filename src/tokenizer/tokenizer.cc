@@ -455,6 +455,12 @@ TextDecoder::Continuation Tokenizer::continuation(int32_t id, bool skip_special_
              : Continuation::kCloses;
 }
 
+std::optional<std::string> Tokenizer::added_token_content(int32_t id) const {
+  const auto it = impl_->added_by_id.find(id);
+  if (it == impl_->added_by_id.end()) return std::nullopt;
+  return impl_->added[it->second].content;
+}
+
 std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
   const std::string* t = impl_->token_of(id);
   return t ? std::optional<std::string>(*t) : std::nullopt;

@@ -49,6 +49,7 @@ class Tokenizer : public TextDecoder {
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override;
   // kOpen for byte tokens ("<0xNN>") when the decoder has ByteFallback.
   Continuation continuation(int32_t id, bool skip_special_tokens) const override;
+  std::optional<std::string> added_token_content(int32_t id) const override;
 
   std::optional<std::string> id_to_token(int32_t id) const;
   // The raw bytes token `id` adds to the output (the decoder applied to this token alone, bytes

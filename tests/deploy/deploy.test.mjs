@@ -122,7 +122,7 @@ test('the HPA scales the replicas on a metric the adapter rule serves', () => {
   assert.equal(hpa.spec.scaleTargetRef.name, 'inferd-replica');
   assert.ok(hpa.spec.minReplicas >= 1 && hpa.spec.maxReplicas > hpa.spec.minReplicas);
   const names = hpa.spec.metrics.map((m) => m.pods?.metric?.name);
-  assert.deepEqual(names, ['inferd_num_requests_waiting']);
+  assert.deepEqual(names, ['vllm_num_requests_waiting']);
   // The adapter names each series by its rule's matches/as: one must produce the HPA's name.
   const served = [];
   for (const r of adapterRules()) {
@@ -200,24 +200,32 @@ async function exported(base) {
   return names;
 }
 
-const metricNames = (text) => [...new Set(text.match(/inferd:[a-zA-Z0-9_:]+/g) ?? [])];
+const metricNames = (text) => [...new Set(text.match(/(?:inferd|vllm):[a-zA-Z0-9_:]+/g) ?? [])];
 
 test('every metric the dashboard and the adapter use is one /metrics exports', async () => {
   const names = new Set([...(await exported(replica.base)), ...(await exported(router.base))]);
-  assert.ok(names.has('inferd:num_requests_waiting') && names.has('inferd:router_requests_total'),
+  assert.ok(names.has('vllm:num_requests_waiting') && names.has('inferd:router_requests_total'),
     'the pages look wrong');
   const dashboard = JSON.parse(fs.readFileSync(path.join(DEPLOY, 'grafana', 'inferd-dashboard.json'), 'utf8'));
   const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
   assert.ok(exprs.length >= 10);
   const used = metricNames(exprs.join('\n'));
   // TTFT, TPOT, throughput, queue, KV usage, prefix hit rate, errors: each has its series.
-  for (const needed of ['inferd:time_to_first_token_seconds_bucket', 'inferd:time_per_output_token_seconds_bucket',
-    'inferd:generation_tokens_total', 'inferd:num_requests_waiting', 'inferd:kv_cache_usage_perc',
-    'inferd:prefix_cache_hits_total', 'inferd:prefix_cache_queries_total', 'inferd:http_requests_total'])
+  // vLLM's names (issue 30), so that dashboards written for vLLM work too.
+  for (const needed of ['vllm:time_to_first_token_seconds_bucket', 'vllm:inter_token_latency_seconds_bucket',
+    'vllm:generation_tokens_total', 'vllm:num_requests_waiting', 'vllm:kv_cache_usage_perc',
+    'vllm:prefix_cache_hits_total', 'vllm:prefix_cache_queries_total', 'vllm:request_queue_time_seconds_bucket',
+    'vllm:iteration_tokens_total_bucket', 'inferd:http_requests_total'])
     assert.ok(used.includes(needed), `the dashboard does not chart ${needed}`);
   for (const rule of adapterRules()) used.push(...metricNames(rule.seriesQuery));
+  // The KEDA alternative (deploy/keda, outside kubernetes/: it needs KEDA's CRDs) queries them too.
+  const keda = YAML.parse(fs.readFileSync(path.join(DEPLOY, 'keda', 'scaledobject.yaml'), 'utf8'));
+  assert.equal(keda.spec.scaleTargetRef.name, find('Deployment', 'inferd-replica').metadata.name);
+  const kedaQueries = keda.spec.triggers.map((t) => t.metadata.query).join('\n');
+  assert.ok(kedaQueries.includes('vllm:num_requests_waiting'));
+  used.push(...metricNames(kedaQueries));
   const unknown = used.filter((n) => !names.has(n));
   assert.deepEqual(unknown, [], `used but not exported: ${unknown.join(', ')}`);
   // And the check itself can fail: a misspelt name is caught.
-  assert.ok(!names.has('inferd:num_request_waiting'));
+  assert.ok(!names.has('vllm:num_request_waiting'));
 });

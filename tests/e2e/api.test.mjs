@@ -195,7 +195,7 @@ describe('errors surface as the client error classes', () => {
 
 describe('disconnect', () => {
   test('aborting a stream frees its KV blocks at once', async () => {
-    const abortedBefore = await metric(srv.base, 'inferd:request_success_total', 'abort');
+    const abortedBefore = await metric(srv.base, 'vllm:request_success_total', 'abort');
     const ac = new AbortController();
     const stream = await client.chat.completions.create(
       { model: 'tiny', messages, max_tokens: 900, ignore_eos: true, stream: true },
@@ -205,7 +205,7 @@ describe('disconnect', () => {
     try {
       for await (const _ of stream) {
         if (++chunks === 5) {
-          assert.ok(await metric(srv.base, 'inferd:kv_cache_usage_perc') > 0, 'blocks are held while streaming');
+          assert.ok(await metric(srv.base, 'vllm:kv_cache_usage_perc') > 0, 'blocks are held while streaming');
           ac.abort();
         }
       }
@@ -213,10 +213,10 @@ describe('disconnect', () => {
       assert.ok(e instanceof OpenAI.APIUserAbortError || e.name === 'AbortError', String(e));
     }
     assert.ok(chunks >= 5 && chunks < 900, `read ${chunks} chunks`);
-    assert.ok(await waitFor(async () => (await metric(srv.base, 'inferd:kv_cache_usage_perc')) === 0, { timeoutMs: 5000 }),
+    assert.ok(await waitFor(async () => (await metric(srv.base, 'vllm:kv_cache_usage_perc')) === 0, { timeoutMs: 5000 }),
       'KV usage back to 0');
-    assert.ok(await waitFor(async () => (await metric(srv.base, 'inferd:request_success_total', 'abort')) === abortedBefore + 1, { timeoutMs: 5000 }));
-    assert.ok(await waitFor(async () => (await metric(srv.base, 'inferd:num_requests_running')) === 0));
+    assert.ok(await waitFor(async () => (await metric(srv.base, 'vllm:request_success_total', 'abort')) === abortedBefore + 1, { timeoutMs: 5000 }));
+    assert.ok(await waitFor(async () => (await metric(srv.base, 'vllm:num_requests_running')) === 0));
   });
 });
 
@@ -227,7 +227,7 @@ describe('concurrency', () => {
     let polling = true;
     const poller = (async () => {
       while (polling) {
-        peakRunning = Math.max(peakRunning, (await metric(srv.base, 'inferd:num_requests_running')) ?? 0);
+        peakRunning = Math.max(peakRunning, (await metric(srv.base, 'vllm:num_requests_running')) ?? 0);
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
@@ -249,7 +249,7 @@ describe('concurrency', () => {
     await poller;
     assert.equal(results.filter(Boolean).length, N);
     assert.ok(peakRunning > 50, `peak running ${peakRunning}`);
-    assert.ok(await waitFor(async () => (await metric(srv.base, 'inferd:kv_cache_usage_perc')) === 0),
+    assert.ok(await waitFor(async () => (await metric(srv.base, 'vllm:kv_cache_usage_perc')) === 0),
       'KV usage back to 0');
   });
 });

@@ -72,7 +72,7 @@ test('page: loads, streams an answer, stops a long one, keeps the conversation',
     await page.eval(`localStorage.setItem('inferd.settings.v1', JSON.stringify({ max_tokens: '', extra: '{"ignore_eos": true}' }))`);
     await page.goto(`${srv.base}/`);
     await waitFor(async () => (await page.eval('document.body.dataset.state')) === 'idle');
-    const abortedBefore = (await metric(srv.base, 'inferd:request_success_total', 'abort')) ?? 0;
+    const abortedBefore = (await metric(srv.base, 'vllm:request_success_total', 'abort')) ?? 0;
     await page.eval(`document.getElementById('input').focus()`);
     await page.typeAndEnter('Tell me a long story');
     assert.ok(await waitFor(async () => ((await page.eval(lastAnswer))?.text.length ?? 0) > 20, { timeoutMs: 30000 }));
@@ -86,7 +86,7 @@ test('page: loads, streams an answer, stops a long one, keeps the conversation',
     await sleep(400);
     assert.equal((await page.eval(lastAnswer)).text, stopped.text, 'no text arrives after Stop');
     // The server saw the client go and aborted the generation (it would otherwise run to ~1000 tokens).
-    assert.ok(await waitFor(async () => ((await metric(srv.base, 'inferd:request_success_total', 'abort')) ?? 0) > abortedBefore,
+    assert.ok(await waitFor(async () => ((await metric(srv.base, 'vllm:request_success_total', 'abort')) ?? 0) > abortedBefore,
       { timeoutMs: 5000 }), 'the server did not abort the stopped answer');
     assert.match(srv.log(), /status=499/);
 

@@ -178,9 +178,9 @@ test('terminal chat against a running server (--url): streaming, Ctrl-C aborts o
     const s = await ask(chat, 'In the beginning');
     const last = statsLines(s).pop();
     assert.ok(Number(last[2]) > 0 && Number(last[2]) <= 40, last[0]);
-    const aborted = (await metric(srv.base, 'inferd:request_success_total', 'abort')) ?? 0;
+    const aborted = (await metric(srv.base, 'vllm:request_success_total', 'abort')) ?? 0;
     await stopLongAnswer(chat);
-    assert.ok(await waitFor(async () => ((await metric(srv.base, 'inferd:request_success_total', 'abort')) ?? 0) > aborted),
+    assert.ok(await waitFor(async () => ((await metric(srv.base, 'vllm:request_success_total', 'abort')) ?? 0) > aborted),
       'the server did not abort the stopped answer');
     chat.line('/params max_tokens=10 ignore_eos=false');
     await ask(chat, 'Still there?');

@@ -96,7 +96,7 @@ describe('queue limit and request timeout', () => {
     await it.next();  // A runs and holds the only sequence slot
     const ac = new AbortController();
     const b = client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2 }, { signal: ac.signal }).catch((e) => e);
-    assert.ok(await waitFor(async () => (await metric(srv.base, 'inferd:num_requests_waiting')) === 1));
+    assert.ok(await waitFor(async () => (await metric(srv.base, 'vllm:num_requests_waiting')) === 1));
     await assert.rejects(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2 }), (e) => {
       assert.ok(e instanceof OpenAI.RateLimitError, String(e));
       assert.equal(e.code, 'queue_full');
@@ -113,7 +113,7 @@ describe('queue limit and request timeout', () => {
     });
     const took = Date.now() - t0;
     assert.ok(took >= 1900 && took < 10000, `timed out after ${took} ms`);
-    assert.ok(await waitFor(async () => (await metric(srv.base, 'inferd:kv_cache_usage_perc')) === 0));
+    assert.ok(await waitFor(async () => (await metric(srv.base, 'vllm:kv_cache_usage_perc')) === 0));
   });
 
   test('a timed-out plain request gets a 408 error', async () => {

@@ -190,6 +190,38 @@ TEST(Engine, PrefixCacheHitGivesIdenticalTokensAndShowsInCounters) {
   EXPECT_EQ(plain.stats().blocks_cached, 0);
 }
 
+// The finished output carries when the request arrived, was first scheduled and sampled its first
+// and last tokens (in that order; only the finished output has them), and the stats count the
+// steps by their tokens (what the server's iteration_tokens_total and the queue / prefill /
+// decode histograms are made of).
+TEST(Engine, FinishedOutputCarriesTheRequestsTimesAndStatsCountStepsByTokens) {
+  FakeModelSpec spec;
+  Rng rng(11);
+  Engine engine(std::make_shared<FakeExecutor>(spec), config_with(8, 16));  // chunks of 8
+  Collector col;
+  const std::string id =
+      engine.submit(greedy_request(random_tokens(rng, 20, spec.vocab), 4), col.cb());
+  col.wait_finished(1);
+  std::lock_guard lk(col.mu);
+  const std::vector<RequestOutput>& outs = col.raw.at(id);
+  ASSERT_FALSE(outs.empty());
+  const RequestTimes& t = outs.back().times;
+  using TimePoint = std::chrono::steady_clock::time_point;
+  EXPECT_NE(t.arrival, TimePoint{});
+  EXPECT_LE(t.arrival, t.first_scheduled);
+  EXPECT_LT(t.first_scheduled, t.first_token);  // three chunks of prompt before the first token
+  EXPECT_LT(t.first_token, t.last_token);
+  for (size_t i = 0; i + 1 < outs.size(); ++i) EXPECT_EQ(outs[i].times.arrival, TimePoint{});
+
+  const EngineStats s = engine.stats();
+  int64_t steps = 0;
+  for (int64_t n : s.steps_by_tokens_log2) steps += n;
+  EXPECT_EQ(steps, s.num_steps);
+  EXPECT_EQ(s.steps_by_tokens_log2[3], 2);  // two prompt chunks of 8 tokens
+  EXPECT_EQ(s.steps_by_tokens_log2[2], 1);  // the last 4
+  EXPECT_EQ(s.steps_by_tokens_log2[0], 3);  // three decode steps of one token
+}
+
 TEST(Engine, CachedBlocksAreEvictedWhenThePoolNeedsRoom) {
   FakeModelSpec spec;
   spec.num_blocks = 12;

@@ -222,16 +222,25 @@ TEST(ReplicaTable, RoutesOnlyToHealthyReplicasOfTheModelAndCountsInFlight) {
 
 TEST(LoadMetrics, SumsTheReplicaGaugesAcrossLabelSets) {
   const std::string page =
-      "# HELP inferd:num_requests_running x\n"
-      "inferd:num_requests_running{model_name=\"a\"} 3.0\n"
-      "inferd:num_requests_running{model_name=\"b\"} 2.0\n"
-      "inferd:num_requests_waiting{model_name=\"a\"} 7.0\n"
-      "inferd:num_requests_waiting_other{model_name=\"a\"} 100.0\n"
-      "inferd:kv_cache_usage_perc{model_name=\"a\"} 0.25\n";
+      "# HELP vllm:num_requests_running x\n"
+      "vllm:num_requests_running{model_name=\"a\",engine=\"0\"} 3.0\n"
+      "vllm:num_requests_running{model_name=\"b\",engine=\"0\"} 2.0\n"
+      "vllm:num_requests_waiting{model_name=\"a\",engine=\"0\"} 7.0\n"
+      "vllm:num_requests_waiting_other{model_name=\"a\"} 100.0\n"
+      "vllm:kv_cache_usage_perc{model_name=\"a\",engine=\"0\"} 0.25\n";
   const LoadMetrics m = parse_load_metrics(page);
   EXPECT_EQ(m.running, 5.0);
   EXPECT_EQ(m.waiting, 7.0);
   EXPECT_EQ(m.kv_usage, 0.25);
+  // A replica from before issue 30 serves the inferd: names; with both, vLLM's count.
+  const std::string legacy =
+      "inferd:num_requests_running{model_name=\"a\"} 4.0\n"
+      "inferd:num_requests_waiting{model_name=\"a\"} 1.0\n"
+      "vllm:num_requests_waiting{model_name=\"a\",engine=\"0\"} 2.0\n";
+  const LoadMetrics l = parse_load_metrics(legacy);
+  EXPECT_EQ(l.running, 4.0);
+  EXPECT_EQ(l.waiting, 2.0);
+  EXPECT_FALSE(l.kv_usage.has_value());
   EXPECT_FALSE(parse_load_metrics("").running.has_value());
   auto models = parse_model_list(R"({"object":"list","data":[{"id":"a"},{"id":"b"}]})");
   ASSERT_TRUE(models.has_value());

@@ -40,13 +40,14 @@ std::string FakeGenerator::token_text(int32_t id) const {
 
 std::string FakeGenerator::apply_chat_template(const ChatTemplateArgs& args) const {
   if (args.kwargs.contains("raise")) throw Error("template raised: " + args.kwargs["raise"].dump());
-  if (!config_.chat_template.empty()) {
+  if (!config_.chat_template.empty() || !args.template_text.empty()) {
     nlohmann::ordered_json ctx =
         args.kwargs.is_object() ? args.kwargs : nlohmann::ordered_json::object();
     ctx["messages"] = args.messages;
     ctx["tools"] = args.tools;
     ctx["add_generation_prompt"] = args.add_generation_prompt;
-    return jinja::Template(config_.chat_template).render(ctx);
+    return jinja::Template(args.template_text.empty() ? config_.chat_template : args.template_text)
+        .render(ctx);
   }
   std::string s;
   for (const auto& m : args.messages) {
@@ -76,6 +77,7 @@ std::string FakeGenerator::submit(GenerateRequest r, OutputCallback cb) {
   l.req = r;
   l.cb = std::move(cb);
   l.seqs.resize(size_t(r.params.n));
+  l.times.arrival = std::chrono::steady_clock::now();
   // Prefix cache stand-in: a prompt seen before hits in whole blocks.
   prefix_queries_ += plen;
   if (seen_prompts_.count(r.prompt_token_ids)) {
@@ -141,6 +143,9 @@ EngineStats FakeGenerator::stats() const {
   s.generation_tokens = generated_;
   s.requests_finished = finished_;
   s.requests_aborted = aborted_;
+  s.steps_by_tokens_log2 = steps_by_tokens_log2_;
+  s.tokens_computed = tokens_computed_;
+  for (int64_t n : steps_by_tokens_log2_) s.num_steps += n;
   return s;
 }
 
@@ -255,6 +260,7 @@ void FakeGenerator::loop() {
     else
       cv_.wait_for(lk, config_.step, [&] { return stop_ || any_aborted(); });
     std::vector<std::pair<OutputCallback*, RequestOutput>> outs;
+    int64_t step_tokens = 0;
     std::vector<std::string> done;
     if (stop_) {
       for (auto& [id, l] : live_) l.aborted = true;
@@ -265,6 +271,7 @@ void FakeGenerator::loop() {
         auto& l = live_.at(id);
         if (!l.running && running < config_.max_running && !paused_) {
           l.running = true;
+          l.times.first_scheduled = std::chrono::steady_clock::now();
           running++;
         }
       }
@@ -277,8 +284,18 @@ void FakeGenerator::loop() {
       out.num_prompt_tokens = int32_t(l.req.prompt_token_ids.size());
       out.num_cached_tokens = l.cached;
       step_one(l, out);
+      int64_t tokens = 0;
+      for (const SequenceDelta& d : out.outputs) tokens += int64_t(d.token_ids.size());
+      step_tokens += tokens;
+      if (tokens > 0) {
+        const auto now = std::chrono::steady_clock::now();
+        if (l.times.first_token == std::chrono::steady_clock::time_point{})
+          l.times.first_token = now;
+        l.times.last_token = now;
+      }
       out.finished = std::all_of(l.seqs.begin(), l.seqs.end(), [](auto& s) { return s.finished; });
       if (out.finished) {
+        out.times = l.times;
         done.push_back(id);
         if (l.aborted)
           aborted_++;
@@ -286,6 +303,12 @@ void FakeGenerator::loop() {
           finished_++;
       }
       outs.emplace_back(&l.cb, std::move(out));
+    }
+    if (step_tokens > 0) {  // one step's forward: the prompts are not counted, the tokens are
+      size_t b = 0;
+      while (b + 1 < steps_by_tokens_log2_.size() && (int64_t(1) << b) < step_tokens) ++b;
+      ++steps_by_tokens_log2_[b];
+      tokens_computed_ += step_tokens;
     }
     // Finished requests leave before their last output goes out (as the engine frees a
     // request's blocks before its finished output); callbacks run without the lock.

@@ -4,6 +4,7 @@
 // Prompt logprobs (fake_prompt_logprob) come with the first output; max_tokens 0 finishes at once.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -77,6 +78,7 @@ class FakeGenerator final : public Generator {
     bool first = true;
     int32_t cached = 0;
     bool prompt_scored = false;  // prompt_logprobs sent
+    RequestTimes times;          // as the engine fills them
   };
   void loop();
   void step_one(Live& l, RequestOutput& out);
@@ -93,6 +95,8 @@ class FakeGenerator final : public Generator {
   std::atomic<int64_t> submitted_{0}, aborted_{0};
   int64_t next_id_ = 0;
   int64_t generated_ = 0, finished_ = 0, prefix_queries_ = 0, prefix_hits_ = 0;
+  std::array<int64_t, 32> steps_by_tokens_log2_{};
+  int64_t tokens_computed_ = 0;
   GenerateRequest last_;
   std::thread thread_;
 };

@@ -121,6 +121,27 @@ TEST_P(StreamingDetokenizerTest, WithPromptContext) {
   EXPECT_EQ(failures, 0) << "of " << checked << " sequences";
 }
 
+// vLLM's spaces_between_special_tokens=false: two added tokens in a row stream without the space
+// the WordPiece decoder puts between them; text next to an added token keeps it, and with the
+// flag on (the default) the pieces are the full decode.
+TEST(StreamingDetokenizer, NoSpacesBetweenSpecialTokens) {
+  const Tokenizer& tok = fixture_tokenizer("v_wordpiece");
+  ASSERT_EQ(tok.added_token_content(3), "[SEP]");
+  EXPECT_FALSE(tok.added_token_content(tok.encode("hello", false).at(0)).has_value());
+  std::vector<int32_t> ids = {2, 3};  // [CLS] [SEP]
+  for (int32_t id : tok.encode("hello", false)) ids.push_back(id);
+  ids.insert(ids.end(), {3, 2, 4});  // [SEP] [CLS] [MASK]
+  auto stream = [&](bool spaces) {
+    StreamingDetokenizer sd(tok, false, {}, spaces);
+    std::string out;
+    for (int32_t id : ids) out += sd.push(id);
+    return out + sd.finish();
+  };
+  EXPECT_EQ(stream(true), tok.decode(ids, false));
+  EXPECT_EQ(stream(true), "[CLS] [SEP] hello [SEP] [CLS] [MASK]");
+  EXPECT_EQ(stream(false), "[CLS][SEP] hello [SEP][CLS][MASK]");
+}
+
 // All fixtures with decode cases except v_normalizers, whose Strip decoder has start=2 (see the
 // limitation in streaming_detokenizer.h).
 std::vector<std::string> streaming_fixtures() {

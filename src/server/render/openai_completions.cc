@@ -25,7 +25,7 @@ void completion_logprobs(const Generation& g, std::span<const SampleLogprobs> lp
     ojson top = ojson::object();
     for (size_t i = 0; i < s.top.size() && int32_t(i) < top_n; ++i)
       top[g.generator.token_text(s.top[i].token_id)] = openai_logprob(s.top[i].logprob);
-    if (top_n > 0) top[tok] = openai_logprob(s.logprob);
+    top[tok] = openai_logprob(s.logprob);  // logprobs: 0 too: the sampled token's (vLLM)
     out["top_logprobs"].push_back(std::move(top));
     out["text_offset"].push_back(offset);
     offset += tok.size();

@@ -1,6 +1,8 @@
-// /v1/chat/completions: admission (draining, the body parsed and validated, the chat template
-// rendered, rate limits), then a GenerationJob answered by the OpenAI chat renderer.
+// /v1/chat/completions (and SageMaker's /invocations): admission (draining, the body parsed and
+// validated, the chat template rendered, rate limits), then a GenerationJob answered by the OpenAI
+// chat renderer.
 #include "server/render/openai_chat.h"
+#include "server/render/openai_completions.h"
 #include "server/routes/routes.h"
 
 namespace inferd::server {
@@ -14,10 +16,26 @@ void chat_route(Server& s, const std::shared_ptr<Connection>& conn, Request& req
   s.start_generation(conn, ex, std::move(cr), std::make_unique<OpenAiChatRenderer>(), "chatcmpl-");
 }
 
+// SageMaker's POST /invocations: the body's shape picks chat (`messages`) or completions
+// (`prompt`), as vLLM routes it.
+void invocations_route(Server& s, const std::shared_ptr<Connection>& conn, Request& req,
+                       Exchange& ex) {
+  s.check_accepting();
+  const json body = parse_json_body(req.body());
+  const bool chat = invocation_is_chat(body);
+  CompletionRequest cr = parse_completion_request(body, chat, s.validation_context(req));
+  if (chat)
+    return s.start_generation(conn, ex, std::move(cr), std::make_unique<OpenAiChatRenderer>(),
+                              "chatcmpl-");
+  s.start_generation(conn, ex, std::move(cr), std::make_unique<OpenAiCompletionsRenderer>(),
+                     "cmpl-");
+}
+
 }  // namespace
 
 void add_chat_routes(RouteTable& t) {
   t.add({"/v1/chat/completions", false, http::verb::post, true, "", chat_route});
+  t.add({"/invocations", false, http::verb::post, true, "", invocations_route});
 }
 
 }  // namespace inferd::server

@@ -1,4 +1,5 @@
-// /v1/models (every served name) and /v1/models/{model}.
+// /v1/models: one entry per --served-model-name, as vLLM lists them (ServerConfig::model_aliases
+// are accepted but not listed); /v1/models/{model}.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -22,7 +23,8 @@ void models_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, 
     c["object"] = "model";
     c["created"] = unix_now();
     c["owned_by"] = "inferd";
-    c["root"] = config.model_root.empty() ? name : config.model_root;
+    // One model behind every name: the same root (the model's path, else its first name).
+    c["root"] = config.model_root.empty() ? config.served_model_names.front() : config.model_root;
     c["parent"] = nullptr;
     c["max_model_len"] = s.generator().max_model_len();
     return c;
@@ -34,8 +36,7 @@ void models_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, 
                        dump_json(ojson{{"object", "list"}, {"data", std::move(data)}}));
   }
   const std::string name = ex.route.substr(kModelPrefix.size());
-  const auto& names = config.served_model_names;
-  if (std::find(names.begin(), names.end(), name) == names.end())
+  if (!s.serves_model(name))
     throw ApiError(404, fmt::format("The model `{}` does not exist.", name),
                    "invalid_request_error", "model", "model_not_found");
   s.send_json(conn, ex, 200, dump_json(card(name)));

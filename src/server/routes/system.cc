@@ -1,5 +1,5 @@
-// The server's own routes: the chat page at / (when --ui is on), /health, /ready (503 until warm
-// and while draining), /metrics (Prometheus text) and /version.
+// The server's own routes: the chat page at / (when --ui is on), /health and SageMaker's /ping,
+// /ready (503 until warm and while draining), /metrics (Prometheus text) and /version.
 #include <string>
 
 #include "server/api_error.h"
@@ -29,6 +29,11 @@ void health_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, 
   s.send(conn, ex, Response{http::status::ok, 11});
 }
 
+// SageMaker's health check (GET or POST), as vLLM serves it.
+void ping_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, Exchange& ex) {
+  s.send(conn, ex, Response{http::status::ok, 11});
+}
+
 void ready_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, Exchange& ex) {
   if (!s.ready() || s.draining())
     throw ApiError(503, s.draining() ? "The server is shutting down." : "The server is warming up.",
@@ -52,6 +57,8 @@ void version_route(Server& s, const std::shared_ptr<Connection>& conn, Request&,
 void add_system_routes(RouteTable& t, const ServerConfig& config) {
   if (config.ui) t.add({"/", false, http::verb::get, false, "", chat_page_route});
   t.add({"/health", false, http::verb::get, false, "", health_route});
+  t.add({"/ping", false, http::verb::get, false, "", ping_route});
+  t.add({"/ping", false, http::verb::post, false, "", ping_route});
   t.add({"/ready", false, http::verb::get, false, "", ready_route});
   t.add({"/metrics", false, http::verb::get, false, "", metrics_route});
   t.add({"/version", false, http::verb::get, false, "", version_route});

@@ -15,13 +15,12 @@ namespace {
 void tokenize_route(Server& s, const std::shared_ptr<Connection>& conn, Request& req,
                     Exchange& ex) {
   const json body = parse_json_body(req.body());
-  const auto& names = s.config().served_model_names;
-  if (auto mname = get_string(body, "model");
-      mname && std::find(names.begin(), names.end(), *mname) == names.end())
+  if (auto mname = get_string(body, "model"); mname && !s.serves_model(*mname))
     throw ApiError(404, fmt::format("The model `{}` does not exist.", *mname),
                    "invalid_request_error", "model", "model_not_found");
   const ojson out = ex.route == "/tokenize"
-                        ? tokenize_body(body, s.generator(), s.config().request_limits)
+                        ? tokenize_body(body, s.generator(), s.config().request_limits,
+                                        s.config().trust_request_chat_template)
                         : detokenize_body(body, s.generator());
   s.send_json(conn, ex, 200, dump_json(out));
 }
