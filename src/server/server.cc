@@ -1,5 +1,5 @@
 // Server: start, drain and stop; the routes and their answers; admission of a completions
-// request (validation, rate limits) before it runs as a CompletionJob.
+// request (validation, rate limits) before it runs as a GenerationJob.
 #include "server/server.h"
 
 #include <fmt/format.h>
@@ -13,8 +13,10 @@
 #include "core/logging.h"
 #include "server/api_error.h"
 #include "server/api_keys.h"
-#include "server/completion_job.h"
+#include "server/generation_job.h"
 #include "server/protocol.h"
+#include "server/render/openai_chat.h"
+#include "server/render/openai_completions.h"
 #include "server/responses.h"
 #include "server/ui_page.h"
 
@@ -68,7 +70,7 @@ size_t Server::active_requests() const {
   return jobs_.size();
 }
 
-void Server::add_job(uint64_t id, const std::shared_ptr<CompletionJob>& job) {
+void Server::add_job(uint64_t id, const std::shared_ptr<GenerationJob>& job) {
   std::lock_guard lk(jobs_mu_);
   jobs_[id] = job;
 }
@@ -90,7 +92,7 @@ void Server::drain_and_stop() {
   while (active_requests() > 0 && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (active_requests() > 0) {
-    std::vector<std::shared_ptr<CompletionJob>> live;
+    std::vector<std::shared_ptr<GenerationJob>> live;
     {
       std::lock_guard lk(jobs_mu_);
       for (auto& [id, w] : jobs_)
@@ -297,7 +299,12 @@ void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request&
   }
   ex.request_id = (chat ? "chatcmpl-" : "cmpl-") + random_hex(24);
   const uint64_t job_id = next_job_.fetch_add(1);
-  auto job = std::make_shared<CompletionJob>(*this, conn, ex, std::move(cr));
+  std::unique_ptr<Renderer> renderer;
+  if (chat)
+    renderer = std::make_unique<OpenAiChatRenderer>();
+  else
+    renderer = std::make_unique<OpenAiCompletionsRenderer>();
+  auto job = std::make_shared<GenerationJob>(*this, conn, ex, std::move(cr), std::move(renderer));
   add_job(job_id, job);
   try {
     job->start(job_id);

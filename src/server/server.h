@@ -1,6 +1,6 @@
 // The OpenAI-compatible server: routes, auth, CORS, admission (rate limits, queue), /tokenize,
 // /detokenize, /v1/models, /health, /ready, /metrics, drain, and the chat page at /. A completions
-// request, once admitted, runs as a CompletionJob (completion_job.h).
+// request, once admitted, runs as a GenerationJob (generation_job.h).
 #pragma once
 
 #include <atomic>
@@ -41,7 +41,7 @@ struct ServerConfig {
   size_t log_prompt_max_bytes = 512;
 };
 
-class CompletionJob;
+class GenerationJob;
 
 // Lifetime: requests in flight post their engine outputs to the server's io threads, so shut the
 // generator down (Generator::shutdown) before destroying a Server that may still have some.
@@ -71,7 +71,7 @@ class Server final : public RequestHandler {
   Response http_error(int status, const std::string& message, unsigned version) override;
 
  private:
-  friend class CompletionJob;
+  friend class GenerationJob;
   // Per-request context: route, method, request id, API key, start, CORS headers.
   struct Exchange {
     std::string route;
@@ -93,7 +93,7 @@ class Server final : public RequestHandler {
   void send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const class ApiError& e);
   void check_auth(const Request& req) const;
 
-  void add_job(uint64_t id, const std::shared_ptr<CompletionJob>& job);
+  void add_job(uint64_t id, const std::shared_ptr<GenerationJob>& job);
   void remove_job(uint64_t id);
 
   ServerConfig config_;
@@ -105,7 +105,7 @@ class Server final : public RequestHandler {
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_job_{1};
   mutable std::mutex jobs_mu_;
-  std::unordered_map<uint64_t, std::weak_ptr<CompletionJob>> jobs_;
+  std::unordered_map<uint64_t, std::weak_ptr<GenerationJob>> jobs_;
   bool stopped_ = false;
 };
 
