@@ -1,8 +1,6 @@
 // MessagesOutput: one Messages answer, streamed or whole (see messages_output.h).
 #include "server/messages_output.h"
 
-#include <fmt/format.h>
-
 #include <utility>
 
 #include "server/messages_request.h"
@@ -14,8 +12,8 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-std::string sse(const char* event, const ojson& data) {
-  return fmt::format("event: {}\ndata: {}\n\n", event, dump_json(data));
+SseEvent sse(const char* event, const ojson& data) {
+  return {event, dump_json(data)};
 }
 
 bool only_whitespace(std::string_view s) {
@@ -49,7 +47,7 @@ ojson MessagesOutput::usage_json(const MessagesUsage& u) {
   return j;
 }
 
-std::string MessagesOutput::start(const MessagesUsage& usage) {
+SseEvents MessagesOutput::start(const MessagesUsage& usage) {
   ojson msg;
   msg["id"] = id_;
   msg["type"] = "message";
@@ -59,21 +57,21 @@ std::string MessagesOutput::start(const MessagesUsage& usage) {
   msg["stop_reason"] = nullptr;
   msg["stop_sequence"] = nullptr;
   msg["usage"] = usage_json(usage);
-  return sse("message_start", {{"type", "message_start"}, {"message", std::move(msg)}}) +
-         sse("ping", {{"type", "ping"}});
+  return {sse("message_start", {{"type", "message_start"}, {"message", std::move(msg)}}),
+          sse("ping", {{"type", "ping"}})};
 }
 
-std::string MessagesOutput::feed(std::string_view reasoning, std::string_view content_text,
-                                 std::span<const ToolCallDelta> calls) {
-  std::string events;
+SseEvents MessagesOutput::feed(std::string_view reasoning, std::string_view content_text,
+                               std::span<const ToolCallDelta> calls) {
+  SseEvents events;
   if (!reasoning.empty()) {
     if (!open_ || blocks_.back().kind != Kind::kThinking)
       open({Kind::kThinking, {}, {}, {}}, events);
     blocks_.back().text += reasoning;
-    events += sse("content_block_delta",
-                  {{"type", "content_block_delta"},
-                   {"index", blocks_.size() - 1},
-                   {"delta", {{"type", "thinking_delta"}, {"thinking", reasoning}}}});
+    events.push_back(sse("content_block_delta",
+                         {{"type", "content_block_delta"},
+                          {"index", blocks_.size() - 1},
+                          {"delta", {{"type", "thinking_delta"}, {"thinking", reasoning}}}}));
   }
   if (!content_text.empty()) content(std::string(content_text), events);
   for (const auto& c : calls) {
@@ -83,17 +81,18 @@ std::string MessagesOutput::feed(std::string_view reasoning, std::string_view co
     }
     if (c.arguments.empty() || !open_ || blocks_.back().kind != Kind::kToolUse) continue;
     blocks_.back().text += c.arguments;
-    events += sse("content_block_delta",
-                  {{"type", "content_block_delta"},
-                   {"index", blocks_.size() - 1},
-                   {"delta", {{"type", "input_json_delta"}, {"partial_json", c.arguments}}}});
+    events.push_back(
+        sse("content_block_delta",
+            {{"type", "content_block_delta"},
+             {"index", blocks_.size() - 1},
+             {"delta", {{"type", "input_json_delta"}, {"partial_json", c.arguments}}}}));
   }
   return events;
 }
 
 // Text opens a text block only once it holds more than whitespace (the blank lines a model writes
 // between its reasoning and a tool call make no block of their own).
-void MessagesOutput::content(const std::string& text, std::string& events) {
+void MessagesOutput::content(const std::string& text, SseEvents& events) {
   std::string piece = text;
   if (!open_ || blocks_.back().kind != Kind::kText) {
     pending_ += text;
@@ -103,12 +102,13 @@ void MessagesOutput::content(const std::string& text, std::string& events) {
     pending_.clear();
   }
   blocks_.back().text += piece;
-  events += sse("content_block_delta", {{"type", "content_block_delta"},
-                                        {"index", blocks_.size() - 1},
-                                        {"delta", {{"type", "text_delta"}, {"text", piece}}}});
+  events.push_back(
+      sse("content_block_delta", {{"type", "content_block_delta"},
+                                  {"index", blocks_.size() - 1},
+                                  {"delta", {{"type", "text_delta"}, {"text", piece}}}}));
 }
 
-void MessagesOutput::open(Block b, std::string& events) {
+void MessagesOutput::open(Block b, SseEvents& events) {
   close(events);
   ojson start;
   switch (b.kind) {
@@ -124,20 +124,20 @@ void MessagesOutput::open(Block b, std::string& events) {
   }
   blocks_.push_back(std::move(b));
   open_ = true;
-  events += sse("content_block_start", {{"type", "content_block_start"},
-                                        {"index", blocks_.size() - 1},
-                                        {"content_block", std::move(start)}});
+  events.push_back(sse("content_block_start", {{"type", "content_block_start"},
+                                               {"index", blocks_.size() - 1},
+                                               {"content_block", std::move(start)}}));
 }
 
-void MessagesOutput::close(std::string& events) {
+void MessagesOutput::close(SseEvents& events) {
   if (!open_) return;
   open_ = false;
-  events +=
-      sse("content_block_stop", {{"type", "content_block_stop"}, {"index", blocks_.size() - 1}});
+  events.push_back(
+      sse("content_block_stop", {{"type", "content_block_stop"}, {"index", blocks_.size() - 1}}));
 }
 
 // Closes the last block; an answer of whitespace only is still a text block.
-void MessagesOutput::end_blocks(std::string& events) {
+void MessagesOutput::end_blocks(SseEvents& events) {
   if (ended_) return;
   ended_ = true;
   if (!pending_.empty() && blocks_.empty()) {
@@ -154,21 +154,21 @@ std::string MessagesOutput::stop_reason(const MessagesFinish& f) const {
   return messages_stop_reason(f, tool_use);
 }
 
-std::string MessagesOutput::finish(const MessagesFinish& f, const MessagesUsage& usage) {
-  std::string events;
+SseEvents MessagesOutput::finish(const MessagesFinish& f, const MessagesUsage& usage) {
+  SseEvents events;
   end_blocks(events);
   ojson delta;
   delta["stop_reason"] = stop_reason(f);
   delta["stop_sequence"] = f.stop_sequence ? ojson(*f.stop_sequence) : ojson(nullptr);
-  events +=
+  events.push_back(
       sse("message_delta",
-          {{"type", "message_delta"}, {"delta", std::move(delta)}, {"usage", usage_json(usage)}});
-  events += sse("message_stop", {{"type", "message_stop"}});
+          {{"type", "message_delta"}, {"delta", std::move(delta)}, {"usage", usage_json(usage)}}));
+  events.push_back(sse("message_stop", {{"type", "message_stop"}}));
   return events;
 }
 
-std::string MessagesOutput::error_event(const ApiError& e) {
-  return "event: error\ndata: " + anthropic_error_body(e) + "\n\n";
+SseEvent MessagesOutput::error_event(const ApiError& e) {
+  return {"error", anthropic_error_body(e)};
 }
 
 // A tool_use block's input: the arguments parsed (an object with a grammar; what the model wrote
@@ -194,7 +194,7 @@ ojson MessagesOutput::block_json(const Block& b) const {
 }
 
 ojson MessagesOutput::message(const MessagesFinish& f, const MessagesUsage& usage) {
-  std::string ignored;
+  SseEvents ignored;
   end_blocks(ignored);
   ojson j;
   j["id"] = id_;

@@ -28,6 +28,13 @@ struct MessagesUsage {
   int64_t output_tokens = 0;
 };
 
+// One server-sent event: "event: <name>" and its JSON data.
+struct SseEvent {
+  std::string name;
+  std::string data;
+};
+using SseEvents = std::vector<SseEvent>;
+
 // How the output ended.
 struct MessagesFinish {
   FinishReason reason = FinishReason::kStop;
@@ -39,16 +46,16 @@ class MessagesOutput {
   // `id`: "msg_...".
   MessagesOutput(std::string id, std::string model);
 
-  // ---- streaming: each returns the SSE text to send ----
+  // ---- streaming: each returns the events to send ----
   // message_start (with the usage known so far) and a ping.
-  std::string start(const MessagesUsage& usage);
+  SseEvents start(const MessagesUsage& usage);
   // The blocks the next piece of output opens, continues and closes.
-  std::string feed(std::string_view reasoning, std::string_view content,
-                   std::span<const ToolCallDelta> calls);
+  SseEvents feed(std::string_view reasoning, std::string_view content,
+                 std::span<const ToolCallDelta> calls);
   // The rest: the last blocks, message_delta (stop_reason, usage), message_stop.
-  std::string finish(const MessagesFinish& finish, const MessagesUsage& usage);
+  SseEvents finish(const MessagesFinish& finish, const MessagesUsage& usage);
   // An error event (the stream then ends).
-  static std::string error_event(const ApiError& e);
+  static SseEvent error_event(const ApiError& e);
 
   // ---- the whole answer: after feed() of all of it (or none) ----
   nlohmann::ordered_json message(const MessagesFinish& finish, const MessagesUsage& usage);
@@ -61,10 +68,10 @@ class MessagesOutput {
     std::string text;      // thinking, text, or the tool's input as JSON text
   };
 
-  void content(const std::string& text, std::string& events);
-  void open(Block b, std::string& events);
-  void close(std::string& events);
-  void end_blocks(std::string& events);
+  void content(const std::string& text, SseEvents& events);
+  void open(Block b, SseEvents& events);
+  void close(SseEvents& events);
+  void end_blocks(SseEvents& events);
   std::string stop_reason(const MessagesFinish& f) const;
   nlohmann::ordered_json block_json(const Block& b) const;
   static nlohmann::ordered_json usage_json(const MessagesUsage& u);

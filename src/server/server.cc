@@ -14,6 +14,7 @@
 #include "server/api_error.h"
 #include "server/api_keys.h"
 #include "server/generation_job.h"
+#include "server/messages_request.h"
 #include "server/protocol.h"
 #include "server/render/openai_chat.h"
 #include "server/render/openai_completions.h"
@@ -133,7 +134,9 @@ void Server::send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, in
 }
 
 void Server::send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const ApiError& e) {
-  send(conn, ex, error_response(e));
+  Response res = error_response(e);
+  if (ex.route.starts_with("/v1/messages")) res.body() = anthropic_error_body(e);
+  send(conn, ex, std::move(res));
 }
 
 void Server::check_auth(const Request& req) const {
@@ -222,6 +225,10 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
     if (!is_post) return allow("POST");
     return handle_completion(conn, req, ex, path == "/v1/chat/completions");
   }
+  if (path == "/v1/messages" || path == "/v1/messages/count_tokens") {
+    if (!is_post) return allow("POST");
+    return handle_messages(conn, req, ex, path == "/v1/messages/count_tokens");
+  }
   if (path.rfind("/v1/", 0) == 0) check_auth(req);
   throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, path), "invalid_request_error",
                  std::nullopt, "not_found");
@@ -269,22 +276,41 @@ void Server::serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex)
   send_json(conn, ex, 200, dump_json(card(name)));
 }
 
-void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
-                               bool chat) {
+void Server::check_draining() const {
   if (draining_)
     throw ApiError(503, "The server is shutting down.", "service_unavailable_error", std::nullopt,
                    "server_shutdown")
         .with_retry_after(config_.retry_after_s);
-  const std::string_view auth = req[http::field::authorization];
-  ex.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : std::string();
-  const json body = parse_json_body(req.body());
+}
+
+ValidationContext Server::validation_context(const Request& req) const {
   ValidationContext vc;
   vc.generator = generator_.get();
   vc.model_names = config_.served_model_names;
   vc.limits = config_.request_limits;
   vc.parsing = config_.chat_parsing;
   vc.raw_body = req.body();
-  CompletionRequest cr = parse_completion_request(body, chat, vc);
+  return vc;
+}
+
+void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
+                               bool chat) {
+  check_draining();
+  const std::string_view auth = req[http::field::authorization];
+  ex.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : std::string();
+  const json body = parse_json_body(req.body());
+  CompletionRequest cr = parse_completion_request(body, chat, validation_context(req));
+  std::unique_ptr<Renderer> renderer;
+  if (chat)
+    renderer = std::make_unique<OpenAiChatRenderer>();
+  else
+    renderer = std::make_unique<OpenAiCompletionsRenderer>();
+  run_generation(conn, ex, std::move(cr), std::move(renderer), chat ? "chatcmpl-" : "cmpl-");
+}
+
+void Server::run_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
+                            CompletionRequest cr, std::unique_ptr<Renderer> renderer,
+                            std::string_view id_prefix) {
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());
   if (limiter_.enabled()) {
@@ -297,13 +323,8 @@ void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request&
                      v.kind, std::nullopt, "rate_limit_exceeded")
           .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
   }
-  ex.request_id = (chat ? "chatcmpl-" : "cmpl-") + random_hex(24);
+  ex.request_id = std::string(id_prefix) + random_hex(24);
   const uint64_t job_id = next_job_.fetch_add(1);
-  std::unique_ptr<Renderer> renderer;
-  if (chat)
-    renderer = std::make_unique<OpenAiChatRenderer>();
-  else
-    renderer = std::make_unique<OpenAiCompletionsRenderer>();
   auto job = std::make_shared<GenerationJob>(*this, conn, ex, std::move(cr), std::move(renderer));
   add_job(job_id, job);
   try {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -42,6 +43,7 @@ struct ServerConfig {
 };
 
 class GenerationJob;
+class Renderer;
 
 // Lifetime: requests in flight post their engine outputs to the server's io threads, so shut the
 // generator down (Generator::shutdown) before destroying a Server that may still have some.
@@ -87,6 +89,15 @@ class Server final : public RequestHandler {
   void serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex);
   void handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
                          bool chat);
+  // /v1/messages and /v1/messages/count_tokens (messages_route.cc).
+  void handle_messages(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
+                       bool count_tokens);
+  void check_draining() const;
+  ValidationContext validation_context(const Request& req) const;
+  // Admits a parsed request (rate limits) and runs it as a GenerationJob whose answer `renderer`
+  // writes; the response id is `id_prefix` and random hex digits.
+  void run_generation(const std::shared_ptr<Connection>& conn, Exchange& ex, CompletionRequest cr,
+                      std::unique_ptr<Renderer> renderer, std::string_view id_prefix);
   void send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res);
   void send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, int status,
                  const std::string& body);

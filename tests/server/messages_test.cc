@@ -8,6 +8,8 @@
 #include "server/fake_generator.h"
 #include "server/messages_output.h"
 #include "server/messages_request.h"
+#include "server/server.h"
+#include "server/test_client.h"
 
 namespace inferd::server::testing {
 namespace {
@@ -329,38 +331,35 @@ struct Event {
   json data;
 };
 
-std::vector<Event> parse_events(const std::string& sse) {
+std::vector<Event> parse_events(const SseEvents& sse) {
   std::vector<Event> out;
-  size_t pos = 0;
-  while (pos < sse.size()) {
-    const size_t end = sse.find("\n\n", pos);
-    const std::string ev = sse.substr(pos, end - pos);
-    const size_t nl = ev.find('\n');
-    EXPECT_EQ(ev.rfind("event: ", 0), 0u) << ev;
-    EXPECT_EQ(ev.compare(nl + 1, 6, "data: "), 0) << ev;
-    Event e{ev.substr(7, nl - 7), json::parse(ev.substr(nl + 7))};
-    EXPECT_EQ(e.data["type"], e.name) << ev;
+  for (const auto& ev : sse) {
+    Event e{ev.name, json::parse(ev.data)};
+    EXPECT_EQ(e.data["type"], e.name) << ev.data;
     out.push_back(std::move(e));
-    pos = end + 2;
   }
   return out;
+}
+
+void append(SseEvents& to, SseEvents more) {
+  for (auto& e : more) to.push_back(std::move(e));
 }
 
 // Streams `pieces` through the chat output parsers and MessagesOutput; returns the events.
 std::vector<Event> stream(const ChatOutputOptions& opts, const std::vector<std::string>& pieces,
                           const MessagesFinish& f, const MessagesUsage& u) {
   MessagesOutput out("msg_1", "tiny");
-  std::string sse = out.start({u.prompt_tokens, 0, 0});
+  SseEvents sse = out.start({u.prompt_tokens, 0, 0});
   ChatOutputParser parser(opts);
-  auto feed = [&](const ChatDelta& d) { sse += out.feed(d.reasoning, d.content, d.calls); };
+  auto feed = [&](const ChatDelta& d) { append(sse, out.feed(d.reasoning, d.content, d.calls)); };
   for (const auto& p : pieces) {
     if (opts.active())
       feed(parser.feed(p));
     else
-      sse += out.feed({}, p, {});
+      append(sse, out.feed({}, p, {}));
   }
   if (opts.active()) feed(parser.finish());
-  sse += out.finish(f, u);
+  append(sse, out.finish(f, u));
   return parse_events(sse);
 }
 
@@ -494,12 +493,240 @@ TEST(MessagesOutputTest, WhitespaceBetweenBlocksMakesNoTextBlock) {
 }
 
 TEST(MessagesOutputTest, ErrorEvent) {
-  const auto evs = parse_events(MessagesOutput::error_event(ApiError(
-      408, "too slow", "timeout_error", std::nullopt, std::optional<std::string>("timeout"))));
+  const auto evs = parse_events({MessagesOutput::error_event(ApiError(
+      408, "too slow", "timeout_error", std::nullopt, std::optional<std::string>("timeout")))});
   ASSERT_EQ(evs.size(), 1u);
   EXPECT_EQ(evs[0].name, "error");
   EXPECT_EQ(evs[0].data["error"]["type"], "timeout_error");
   EXPECT_EQ(evs[0].data["error"]["message"], "too slow");
+}
+
+// ---- through the server ------------------------------------------------------------------------
+
+class MessagesServerTest : public ::testing::Test {
+ protected:
+  void start() { start(ServerConfig(), FakeConfig()); }
+  void start(const ServerConfig& c, const FakeConfig& fc) {
+    ServerConfig cfg = c;
+    gen_ = std::make_shared<FakeGenerator>(fc);
+    cfg.http.host = "127.0.0.1";
+    cfg.http.port = 0;
+    cfg.http.io_threads = 2;
+    cfg.served_model_names = {"tiny"};
+    server_ = std::make_unique<Server>(cfg, gen_);
+    server_->start();
+    server_->set_ready(true);
+    port_ = server_->port();
+  }
+  // A server whose fake model answers `reply` and then stops (EOS).
+  void start_replying(const std::string& reply, ChatParsing parsing = {}) {
+    ServerConfig cfg;
+    cfg.chat_parsing = parsing;
+    FakeConfig fc;
+    fc.reply = reply;
+    fc.eos_after = int32_t(reply.size());
+    fc.max_model_len = 4096;
+    start(cfg, fc);
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (gen_) gen_->shutdown();
+  }
+  HttpResult messages(const json& b,
+                      const std::vector<std::pair<std::string, std::string>>& h = {}) {
+    return post(port_, "/v1/messages", b, h);
+  }
+  // An Anthropic error answer: status, {"type": "error", "error": {"type", "message"}}.
+  json expect_error(const HttpResult& r, int status, const std::string& type) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const json j = json::parse(r.body, nullptr, false);
+    EXPECT_EQ(j.value("type", ""), "error") << r.body;
+    EXPECT_TRUE(j.contains("error") && j["error"]["message"].is_string()) << r.body;
+    if (j.contains("error")) {
+      EXPECT_EQ(j["error"]["type"], type) << r.body;
+    }
+    return j;
+  }
+
+  std::shared_ptr<FakeGenerator> gen_;
+  std::unique_ptr<Server> server_;
+  uint16_t port_ = 0;
+};
+
+// The named events of an SSE body.
+std::vector<Event> body_events(const std::string& body) {
+  SseEvents evs;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t end = body.find("\n\n", pos);
+    if (end == std::string::npos) end = body.size();
+    const std::string ev = body.substr(pos, end - pos);
+    const size_t nl = ev.find('\n');
+    EXPECT_EQ(ev.rfind("event: ", 0), 0u) << ev;
+    EXPECT_EQ(ev.compare(nl + 1, 6, "data: "), 0) << ev;
+    evs.push_back({ev.substr(7, nl - 7), ev.substr(nl + 7)});
+    pos = end + 2;
+  }
+  return parse_events(evs);
+}
+
+TEST_F(MessagesServerTest, TextAnswerStopReasonsAndUsage) {
+  start();
+  auto r = messages(body({{"max_tokens", 5}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.json();
+  EXPECT_EQ(j["id"].get<std::string>().rfind("msg_", 0), 0u);
+  EXPECT_EQ(j["type"], "message");
+  EXPECT_EQ(j["role"], "assistant");
+  EXPECT_EQ(j["model"], "tiny");
+  EXPECT_EQ(j["content"], json::array({{{"type", "text"}, {"text", "Hello"}}}));
+  EXPECT_EQ(j["stop_reason"], "max_tokens");
+  EXPECT_TRUE(j["stop_sequence"].is_null());
+  const int64_t prompt = int64_t(gen_->last_request().prompt_token_ids.size());
+  EXPECT_EQ(j["usage"],
+            json({{"input_tokens", prompt}, {"cache_read_input_tokens", 0}, {"output_tokens", 5}}));
+  // The same prompt again: part of it from the prefix cache.
+  const json again = messages(body({{"max_tokens", 5}})).json();
+  EXPECT_GT(again["usage"]["cache_read_input_tokens"], 0);
+  EXPECT_EQ(again["usage"]["input_tokens"].get<int64_t>() +
+                again["usage"]["cache_read_input_tokens"].get<int64_t>(),
+            prompt);
+
+  // A stop sequence: not in the text, named in the answer.
+  const json st = messages(body({{"max_tokens", 30}, {"stop_sequences", {"world"}}})).json();
+  EXPECT_EQ(st["content"][0]["text"], "Hello ");
+  EXPECT_EQ(st["stop_reason"], "stop_sequence");
+  EXPECT_EQ(st["stop_sequence"], "world");
+
+  // count_tokens: the prompt the same body makes.
+  json cb = body();
+  cb.erase("max_tokens");
+  auto c = post(port_, "/v1/messages/count_tokens", cb);
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(c.json(), json({{"input_tokens", prompt}}));
+  EXPECT_EQ(gen_->num_submitted(), 3);  // counting submits nothing
+}
+
+TEST_F(MessagesServerTest, EndTurnAndStreamedText) {
+  start_replying("Hi there.");
+  auto r = messages(body({{"max_tokens", 50}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["stop_reason"], "end_turn");
+  EXPECT_EQ(r.json()["content"][0]["text"], "Hi there.");
+
+  r = messages(body({{"max_tokens", 50}, {"stream", true}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type").rfind("text/event-stream", 0), 0u);
+  const auto evs = body_events(r.body);
+  ASSERT_GE(evs.size(), 6u);
+  EXPECT_EQ(evs[0].name, "message_start");
+  EXPECT_EQ(evs[0].data["message"]["id"].get<std::string>().rfind("msg_", 0), 0u);
+  EXPECT_EQ(evs[1].name, "ping");
+  EXPECT_EQ(evs[2].name, "content_block_start");
+  std::string text;
+  for (const auto& e : evs)
+    if (e.name == "content_block_delta") text += e.data["delta"]["text"].get<std::string>();
+  EXPECT_EQ(text, "Hi there.");
+  EXPECT_EQ(evs[evs.size() - 3].name, "content_block_stop");
+  EXPECT_EQ(evs[evs.size() - 2].name, "message_delta");
+  EXPECT_EQ(evs[evs.size() - 2].data["delta"]["stop_reason"], "end_turn");
+  EXPECT_EQ(evs[evs.size() - 2].data["usage"]["output_tokens"], 10);  // 9 bytes and EOS
+  EXPECT_EQ(evs.back().name, "message_stop");
+}
+
+TEST_F(MessagesServerTest, ToolUseAndToolResultTurn) {
+  start_replying(
+      "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+      "\"Paris\"}}\n</tool_call>",
+      {true, ToolCallFormat::kHermes, std::nullopt});
+  const json b = body({{"max_tokens", 400}, {"tools", {kWeather}}});
+  auto r = messages(b);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.json();
+  EXPECT_EQ(j["stop_reason"], "tool_use");
+  ASSERT_EQ(j["content"].size(), 2u) << j.dump(1);
+  EXPECT_EQ(j["content"][0], json({{"type", "text"}, {"text", "Checking."}}));
+  const json use = j["content"][1];
+  EXPECT_EQ(use["type"], "tool_use");
+  EXPECT_EQ(use["name"], "get_weather");
+  EXPECT_EQ(use["input"], json({{"city", "Paris"}}));
+  EXPECT_EQ(use["id"].get<std::string>().rfind("toolu_", 0), 0u);
+
+  // Streamed: the same blocks.
+  json sb = b;
+  sb["stream"] = true;
+  const auto evs = body_events(messages(sb).body);
+  std::string args;
+  json tool_start;
+  for (const auto& e : evs) {
+    if (e.name == "content_block_start" && e.data["content_block"]["type"] == "tool_use")
+      tool_start = e.data["content_block"];
+    if (e.name == "content_block_delta" && e.data["delta"]["type"] == "input_json_delta")
+      args += e.data["delta"]["partial_json"].get<std::string>();
+  }
+  EXPECT_EQ(tool_start["name"], "get_weather");
+  EXPECT_EQ(json::parse(args), json({{"city", "Paris"}}));
+  EXPECT_EQ(evs[evs.size() - 2].data["delta"]["stop_reason"], "tool_use");
+
+  // The next turn: the assistant's tool_use and the user's tool_result reach the template.
+  json next = b;
+  next["messages"].push_back({{"role", "assistant"}, {"content", j["content"]}});
+  next["messages"].push_back({{"role", "user"},
+                              {"content", json::array({{{"type", "tool_result"},
+                                                        {"tool_use_id", use["id"]},
+                                                        {"content", "Sunny, 21 C"}}})}});
+  ASSERT_EQ(messages(next).status, 200);
+  const std::string prompt = gen_->decode(gen_->last_request().prompt_token_ids, true);
+  EXPECT_NE(prompt.find("<|tool|>Sunny, 21 C"), std::string::npos) << prompt;
+  EXPECT_NE(prompt.find("<|assistant|>Checking."), std::string::npos) << prompt;
+}
+
+TEST_F(MessagesServerTest, ErrorsInAnthropicShape) {
+  ServerConfig cfg;
+  cfg.api_keys = {"sk-good"};
+  cfg.request_timeout_s = 0.3;
+  start(cfg, FakeConfig());
+  const std::vector<std::pair<std::string, std::string>> key = {{"x-api-key", "sk-good"}};
+  // Keys: x-api-key or Bearer; anthropic-version may be anything.
+  expect_error(messages(body()), 401, "authentication_error");
+  expect_error(messages(body(), {{"x-api-key", "sk-bad"}}), 401, "authentication_error");
+  EXPECT_EQ(
+      messages(body(), {{"x-api-key", "sk-good"}, {"anthropic-version", "2023-06-01"}}).status,
+      200);
+  EXPECT_EQ(messages(body(), {{"Authorization", "Bearer sk-good"}}).status, 200);
+  EXPECT_EQ(messages(body(), {{"x-api-key", "sk-good"}, {"anthropic-version", "whatever"}}).status,
+            200);
+  // Chat keeps OpenAI's shape and only Bearer.
+  auto chat = post(port_, "/v1/chat/completions",
+                   {{"messages", {{{"role", "user"}, {"content", "hi"}}}}}, key);
+  EXPECT_EQ(chat.status, 401);
+  EXPECT_TRUE(chat.json()["error"].contains("code"));
+
+  json no_max = body();
+  no_max.erase("max_tokens");
+  json e = expect_error(messages(no_max, key), 400, "invalid_request_error");
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("max_tokens"), std::string::npos);
+  EXPECT_EQ(e["error"]["param"], "max_tokens");
+  expect_error(messages(body({{"logprobs", true}}), key), 400, "invalid_request_error");
+  expect_error(messages(body({{"model", "nope"}}), key), 404, "not_found_error");
+  expect_error(http_call(port_, http::verb::post, "/v1/messages", "{not json", key), 400,
+               "invalid_request_error");
+  EXPECT_EQ(gen_->num_submitted(), 3);
+
+  // A failure mid-request: the timeout, plain (408) and streamed (an error event).
+  gen_->pause(true);
+  expect_error(messages(body(), key), 408, "timeout_error");
+  auto r = messages(body({{"stream", true}}), key);
+  ASSERT_EQ(r.status, 200);
+  const auto evs = body_events(r.body);
+  ASSERT_GE(evs.size(), 3u);
+  EXPECT_EQ(evs[0].name, "message_start");
+  EXPECT_EQ(evs.back().name, "error");
+  EXPECT_EQ(evs.back().data["error"]["type"], "timeout_error");
+  gen_->pause(false);
+
+  const std::string page = get(port_, "/metrics").body;
+  EXPECT_GT(metric_value(page, "inferd:http_requests_total", "handler=\"/v1/messages\""), 0);
 }
 
 }  // namespace
