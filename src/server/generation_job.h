@@ -26,7 +26,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob>, privat
   using Clock = std::chrono::steady_clock;
 
   // `ex.request_id` is the response id the renderer shows.
-  GenerationJob(Server& server, std::shared_ptr<Connection> conn, Server::Exchange ex,
+  GenerationJob(Server& server, std::shared_ptr<Connection> conn, Exchange ex,
                 CompletionRequest req, std::unique_ptr<Renderer> renderer);
 
   // Submits to the engine and starts answering. Throws ApiError when nothing could be submitted.
@@ -63,7 +63,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob>, privat
   Server& server_;
   Generator& gen_;
   std::shared_ptr<Connection> conn_;
-  Server::Exchange ex_;
+  Exchange ex_;
   CompletionRequest req_;
   Generation out_;  // refers to req_
   std::unique_ptr<Renderer> renderer_;

@@ -1,5 +1,5 @@
-// Server: start, drain and stop; the routes and their answers; admission of a completions
-// request (validation, rate limits) before it runs as a GenerationJob.
+// Server: start, drain and stop; dispatch through the route table; admission of a generating
+// request (draining, rate limits) before it runs as a GenerationJob.
 #include "server/server.h"
 
 #include <fmt/format.h>
@@ -14,12 +14,10 @@
 #include "server/api_error.h"
 #include "server/api_keys.h"
 #include "server/generation_job.h"
-#include "server/messages_request.h"
 #include "server/protocol.h"
-#include "server/render/openai_chat.h"
-#include "server/render/openai_completions.h"
+#include "server/render/renderer.h"
 #include "server/responses.h"
-#include "server/ui_page.h"
+#include "server/routes/routes.h"
 
 namespace inferd::server {
 
@@ -36,16 +34,32 @@ std::string random_hex(size_t n) {
   return s;
 }
 
+FrontConfig front_config(const ServerConfig& c) {
+  FrontConfig f;
+  f.service = "server";
+  f.log_tag = "request";
+  f.api_keys = c.api_keys;
+  f.allowed_origins = c.allowed_origins;
+  f.rate_limit_rpm = c.rate_limit_rpm;
+  f.rate_limit_tpm = c.rate_limit_tpm;
+  f.retry_after_s = c.retry_after_s;
+  return f;
+}
+
 }  // namespace
 
 Server::Server(ServerConfig config, std::shared_ptr<Generator> generator)
     : config_(std::move(config)),
       generator_(std::move(generator)),
       metrics_(config_.served_model_names.empty() ? "" : config_.served_model_names.front()),
-      limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm),
+      front_(front_config(config_),
+             [this](const std::string& handler, const std::string& method, int status) {
+               metrics_.record_http(handler, method, status);
+             }),
       http_(config_.http, *this) {
   INFERD_CHECK(generator_ != nullptr, "Server needs a generator");
   if (config_.served_model_names.empty()) config_.served_model_names.push_back("model");
+  add_routes(front_.routes(), *this);
 }
 
 Server::~Server() {
@@ -61,7 +75,7 @@ void Server::start() {
 void Server::stop() {
   if (stopped_) return;
   stopped_ = true;
-  draining_ = true;
+  front_.set_draining();
   ready_ = false;
   http_.stop();
 }
@@ -83,7 +97,7 @@ void Server::remove_job(uint64_t id) {
 
 void Server::drain_and_stop() {
   if (stopped_) return;
-  draining_ = true;
+  front_.set_draining();
   ready_ = false;
   http_.stop_accepting();
   LOG_INFO("draining: {} request(s) in flight, waiting up to {} s", active_requests(),
@@ -116,171 +130,24 @@ void Server::drain_and_stop() {
 }
 
 Response Server::http_error(int status, const std::string& message, unsigned version) {
-  Response res = http_layer_error(status, message, version);
-  metrics_.record_http("-", "-", status);
-  LOG_INFO("request route=- status={} error=\"{}\"", status, message);
-  return res;
+  return front_.http_error(status, message, version);
 }
 
 void Server::send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res) {
-  for (const auto& [k, v] : ex.cors) res.set(k, v);
-  metrics_.record_http(handler_label(ex.route), ex.method, res.result_int());
-  conn->respond(std::move(res));
+  front_.send(conn, ex, std::move(res));
 }
 
 void Server::send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, int status,
                        const std::string& body) {
-  send(conn, ex, json_response(status, body));
+  front_.send_json(conn, ex, status, body);
 }
 
 void Server::send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const ApiError& e) {
-  Response res = error_response(e);
-  if (ex.route.starts_with("/v1/messages")) res.body() = anthropic_error_body(e);
-  send(conn, ex, std::move(res));
-}
-
-void Server::check_auth(const Request& req) const {
-  check_bearer(req[http::field::authorization], config_.api_keys);
+  front_.send_error(conn, ex, e);
 }
 
 void Server::handle(const std::shared_ptr<Connection>& conn, Request&& req) {
-  Exchange ex;
-  std::string target(req.target());
-  if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
-  ex.route = target;
-  ex.method = std::string(req.method_string());
-  if (req.method() == http::verb::unknown) ex.method = "other";
-  // CORS
-  const std::string origin(req[http::field::origin]);
-  const bool origin_ok = cors_headers(origin, config_.allowed_origins, ex.cors);
-  try {
-    if (is_cors_preflight(req, origin))
-      return send(conn, ex, cors_preflight(req, origin, origin_ok));
-    route(conn, req, ex);
-  } catch (const ApiError& e) {
-    if (ex.route.rfind("/v1/", 0) == 0 || e.status() >= 400)
-      LOG_INFO("request route={} status={} error=\"{}\"", ex.route, e.status(), e.what());
-    send_error(conn, ex, e);
-  } catch (const std::exception& e) {
-    LOG_ERROR("request route={} status=500 error=\"{}\"", ex.route, e.what());
-    send_error(conn, ex,
-               ApiError(500, std::string("Internal server error: ") + e.what(), "server_error"));
-  }
-}
-
-void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex) {
-  const std::string& path = ex.route;
-  auto allow = [&](const char* methods) {
-    send(conn, ex, method_not_allowed(ex.method, path, methods));
-  };
-  const bool is_get = req.method() == http::verb::get;
-  const bool is_post = req.method() == http::verb::post;
-
-  if (path == "/" && config_.ui) {
-    if (!is_get) return allow("GET");
-    return serve_chat_page(conn, ex);
-  }
-  if (path == "/health") {
-    if (!is_get) return allow("GET");
-    Response res{http::status::ok, 11};
-    return send(conn, ex, std::move(res));
-  }
-  if (path == "/ready") {
-    if (!is_get) return allow("GET");
-    if (!ready_ || draining_)
-      throw ApiError(503, draining_ ? "The server is shutting down." : "The server is warming up.",
-                     "service_unavailable_error", std::nullopt, "not_ready");
-    return send_json(conn, ex, 200, R"({"status":"ready"})");
-  }
-  if (path == "/metrics") {
-    if (!is_get) return allow("GET");
-    Response res{http::status::ok, 11};
-    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.body() = metrics_.render(generator_->stats());
-    return send(conn, ex, std::move(res));
-  }
-  if (path == "/version") {
-    if (!is_get) return allow("GET");
-    return send_json(conn, ex, 200, R"({"version":"0.1.0"})");
-  }
-  if (path == "/tokenize" || path == "/detokenize") {
-    if (!is_post) return allow("POST");
-    const json body = parse_json_body(req.body());
-    if (auto mname = get_string(body, "model");
-        mname && std::find(config_.served_model_names.begin(), config_.served_model_names.end(),
-                           *mname) == config_.served_model_names.end())
-      throw ApiError(404, fmt::format("The model `{}` does not exist.", *mname),
-                     "invalid_request_error", "model", "model_not_found");
-    const ojson out = path == "/tokenize" ? tokenize_body(body, *generator_, config_.request_limits)
-                                          : detokenize_body(body, *generator_);
-    return send_json(conn, ex, 200, dump_json(out));
-  }
-  if (path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) {
-    check_auth(req);
-    if (!is_get) return allow("GET");
-    return serve_models(conn, ex);
-  }
-  if (path == "/v1/chat/completions" || path == "/v1/completions") {
-    check_auth(req);
-    if (!is_post) return allow("POST");
-    return handle_completion(conn, req, ex, path == "/v1/chat/completions");
-  }
-  if (path == "/v1/messages" || path == "/v1/messages/count_tokens") {
-    if (!is_post) return allow("POST");
-    return handle_messages(conn, req, ex, path == "/v1/messages/count_tokens");
-  }
-  if (path.rfind("/v1/", 0) == 0) check_auth(req);
-  throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, path), "invalid_request_error",
-                 std::nullopt, "not_found");
-}
-
-// The chat page (ui/chat.html, compiled in).
-void Server::serve_chat_page(const std::shared_ptr<Connection>& conn, Exchange& ex) {
-  Response res{http::status::ok, 11};
-  res.set(http::field::content_type, "text/html; charset=utf-8");
-  res.set(http::field::cache_control, "no-cache");
-  res.set("X-Content-Type-Options", "nosniff");
-  // The page is self-contained: nothing may load from elsewhere.
-  res.set("Content-Security-Policy",
-          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-          "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'");
-  res.body() = std::string(chat_page());
-  send(conn, ex, std::move(res));
-}
-
-// /v1/models (every served name) and /v1/models/{model}.
-void Server::serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex) {
-  const std::string& path = ex.route;
-  auto card = [&](const std::string& name) {
-    ojson c;
-    c["id"] = name;
-    c["object"] = "model";
-    c["created"] = unix_now();
-    c["owned_by"] = "inferd";
-    c["root"] = config_.model_root.empty() ? name : config_.model_root;
-    c["parent"] = nullptr;
-    c["max_model_len"] = generator_->max_model_len();
-    return c;
-  };
-  if (path == "/v1/models") {
-    ojson data = ojson::array();
-    for (const auto& n : config_.served_model_names) data.push_back(card(n));
-    return send_json(conn, ex, 200,
-                     dump_json(ojson{{"object", "list"}, {"data", std::move(data)}}));
-  }
-  const std::string name = path.substr(std::string("/v1/models/").size());
-  if (std::find(config_.served_model_names.begin(), config_.served_model_names.end(), name) ==
-      config_.served_model_names.end())
-    throw ApiError(404, fmt::format("The model `{}` does not exist.", name),
-                   "invalid_request_error", "model", "model_not_found");
-  send_json(conn, ex, 200, dump_json(card(name)));
-}
-
-void Server::check_draining() const {
-  if (draining_)
-    throw ApiError(503, "The server is shutting down.", "service_unavailable_error", std::nullopt,
-                   "server_shutdown")
-        .with_retry_after(config_.retry_after_s);
+  front_.handle(conn, req);
 }
 
 ValidationContext Server::validation_context(const Request& req) const {
@@ -293,37 +160,13 @@ ValidationContext Server::validation_context(const Request& req) const {
   return vc;
 }
 
-void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
-                               bool chat) {
-  check_draining();
-  const std::string_view auth = req[http::field::authorization];
-  ex.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : std::string();
-  const json body = parse_json_body(req.body());
-  CompletionRequest cr = parse_completion_request(body, chat, validation_context(req));
-  std::unique_ptr<Renderer> renderer;
-  if (chat)
-    renderer = std::make_unique<OpenAiChatRenderer>();
-  else
-    renderer = std::make_unique<OpenAiCompletionsRenderer>();
-  run_generation(conn, ex, std::move(cr), std::move(renderer), chat ? "chatcmpl-" : "cmpl-");
-}
-
-void Server::run_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
-                            CompletionRequest cr, std::unique_ptr<Renderer> renderer,
-                            std::string_view id_prefix) {
+void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
+                              CompletionRequest cr, std::unique_ptr<Renderer> renderer,
+                              const std::string& id_prefix) {
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());
-  if (limiter_.enabled()) {
-    const auto v = limiter_.admit(ex.api_key, prompt_tokens);
-    if (!v.allowed)
-      throw ApiError(429,
-                     fmt::format("Rate limit reached for {} per minute on this API key. Try "
-                                 "again in {:.1f} s.",
-                                 v.kind, v.retry_after_s),
-                     v.kind, std::nullopt, "rate_limit_exceeded")
-          .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
-  }
-  ex.request_id = std::string(id_prefix) + random_hex(24);
+  front_.admit(ex.api_key, prompt_tokens);
+  ex.request_id = id_prefix + random_hex(24);
   const uint64_t job_id = next_job_.fetch_add(1);
   auto job = std::make_shared<GenerationJob>(*this, conn, ex, std::move(cr), std::move(renderer));
   add_job(job_id, job);

@@ -1,6 +1,7 @@
-// The OpenAI-compatible server: routes, auth, CORS, admission (rate limits, queue), /tokenize,
-// /detokenize, /v1/models, /health, /ready, /metrics, drain, and the chat page at /. A completions
-// request, once admitted, runs as a GenerationJob (generation_job.h).
+// The OpenAI-compatible server: start, drain and stop; dispatch through the route table (auth,
+// CORS, 404 / 405, errors); admission of generating requests (draining, rate limits) and the jobs
+// in flight. The routes themselves live in routes/ (one file per route family, see routes.h); an
+// admitted generating request runs as a GenerationJob (generation_job.h).
 #pragma once
 
 #include <atomic>
@@ -9,16 +10,15 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "server/front.h"
 #include "server/generator.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/protocol.h"
-#include "server/rate_limiter.h"
 
 namespace inferd::server {
 
@@ -72,37 +72,27 @@ class Server final : public RequestHandler {
   void handle(const std::shared_ptr<Connection>& conn, Request&& req) override;
   Response http_error(int status, const std::string& message, unsigned version) override;
 
- private:
-  friend class GenerationJob;
-  // Per-request context: route, method, request id, API key, start, CORS headers.
-  struct Exchange {
-    std::string route;
-    std::string method;
-    std::string request_id;
-    std::string api_key;
-    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-    std::vector<std::pair<std::string, std::string>> cors;
-  };
-
-  void route(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
-  void serve_chat_page(const std::shared_ptr<Connection>& conn, Exchange& ex);
-  void serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex);
-  void handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
-                         bool chat);
-  // /v1/messages and /v1/messages/count_tokens (messages_route.cc).
-  void handle_messages(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
-                       bool count_tokens);
-  void check_draining() const;
-  ValidationContext validation_context(const Request& req) const;
-  // Admits a parsed request (rate limits) and runs it as a GenerationJob whose answer `renderer`
-  // writes; the response id is `id_prefix` and random hex digits.
-  void run_generation(const std::shared_ptr<Connection>& conn, Exchange& ex, CompletionRequest cr,
-                      std::unique_ptr<Renderer> renderer, std::string_view id_prefix);
+  // ---- for route handlers (routes/*.cc) ----
+  bool ready() const { return ready_; }
+  bool draining() const { return front_.draining(); }
+  Front& front() { return front_; }
   void send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res);
   void send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, int status,
                  const std::string& body);
   void send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const class ApiError& e);
-  void check_auth(const Request& req) const;
+  // Throws 503 while the server drains (a generating request is refused before it is parsed).
+  void check_accepting() const { front_.check_accepting(); }
+  // How request bodies are validated here (models, limits, parsers); `req`'s body is kept.
+  ValidationContext validation_context(const Request& req) const;
+  // Admits a parsed generating request (rate limits: 429) and runs it as a GenerationJob whose
+  // answer `renderer` writes; ex.request_id becomes `id_prefix` and random hex. Throws ApiError
+  // when it cannot start.
+  void start_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
+                        CompletionRequest req, std::unique_ptr<Renderer> renderer,
+                        const std::string& id_prefix);
+
+ private:
+  friend class GenerationJob;
 
   void add_job(uint64_t id, const std::shared_ptr<GenerationJob>& job);
   void remove_job(uint64_t id);
@@ -110,10 +100,9 @@ class Server final : public RequestHandler {
   ServerConfig config_;
   std::shared_ptr<Generator> generator_;
   Metrics metrics_;
-  RateLimiter limiter_;
+  Front front_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
-  std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_job_{1};
   mutable std::mutex jobs_mu_;
   std::unordered_map<uint64_t, std::weak_ptr<GenerationJob>> jobs_;

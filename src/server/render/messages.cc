@@ -1,6 +1,7 @@
 // The Anthropic Messages renderer (see messages.h).
 #include "server/render/messages.h"
 
+#include "server/messages_request.h"
 #include "server/responses.h"
 
 namespace inferd::server {
@@ -54,9 +55,10 @@ void MessagesRenderer::full(const Generation& g, RenderSink& out) {
   out.send_json(200, dump_json(body));
 }
 
-// The server answers /v1/messages errors in Anthropic's shape (Server::send_error).
+// Anthropic's error JSON with the error's status (no Retry-After: a running request fails by
+// timeout, engine error or drain), or an error event that ends the stream.
 void MessagesRenderer::fail(const Generation&, const ApiError& e, bool streaming, RenderSink& out) {
-  if (!streaming) return out.send_error(e);
+  if (!streaming) return out.send_json(e.status(), anthropic_error_body(e));
   const SseEvent ev = MessagesOutput::error_event(e);
   out.event(ev.data, ev.name);
   out.end_stream();
