@@ -681,6 +681,34 @@ TEST_F(MessagesServerTest, ToolUseAndToolResultTurn) {
   EXPECT_NE(prompt.find("<|assistant|>Checking."), std::string::npos) << prompt;
 }
 
+TEST_F(MessagesServerTest, ThinkingBlocksFromTheReasoningParser) {
+  start_replying("<think>Short question.</think>\n\nHello!",
+                 {false, std::nullopt, ReasoningFormat::kQwen3});
+  const json b =
+      body({{"max_tokens", 100}, {"thinking", {{"type", "enabled"}, {"budget_tokens", 50}}}});
+  auto r = messages(b);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.json();
+  ASSERT_EQ(j["content"].size(), 2u) << j.dump(1);
+  EXPECT_EQ(j["content"][0],
+            json({{"type", "thinking"}, {"thinking", "Short question."}, {"signature", ""}}));
+  EXPECT_EQ(j["content"][1]["type"], "text");
+  EXPECT_NE(j["content"][1]["text"].get<std::string>().find("Hello!"), std::string::npos);
+  EXPECT_EQ(j["stop_reason"], "end_turn");
+  // Streamed: a thinking block of thinking_delta events, then the text block.
+  json sb = b;
+  sb["stream"] = true;
+  std::string thinking;
+  std::vector<std::string> kinds;
+  for (const auto& e : body_events(messages(sb).body)) {
+    if (e.name == "content_block_start") kinds.push_back(e.data["content_block"]["type"]);
+    if (e.name == "content_block_delta" && e.data["delta"]["type"] == "thinking_delta")
+      thinking += e.data["delta"]["thinking"].get<std::string>();
+  }
+  EXPECT_EQ(kinds, std::vector<std::string>({"thinking", "text"}));
+  EXPECT_EQ(thinking, "Short question.");
+}
+
 TEST_F(MessagesServerTest, ErrorsInAnthropicShape) {
   ServerConfig cfg;
   cfg.api_keys = {"sk-good"};
