@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests (tests/e2e/, tests/deploy/) need: the official `openai` npm
-# client, ajv, ajv-formats, kubernetes-models and yaml, into tests/node_modules (git-ignored), and
+# Installs what the end-to-end tests (tests/e2e/, tests/deploy/) need: the official `openai` and
+# `@anthropic-ai/sdk` npm clients, ajv, ajv-formats, kubernetes-models and yaml, into tests/node_modules (git-ignored), and
 # from Debian tmux (the `inferd chat` terminal test) and chromium (the chat page test, headless). Cached: does nothing when all of it is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +17,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# npm packages, pinned: the openai client (e2e tests), ajv and ajv-formats (the structured-output
+# npm packages, pinned: the openai client (e2e tests), the Anthropic client (the messages suite), ajv and ajv-formats (the structured-output
 # test validates outputs against their JSON Schemas), and for the deployment kit's test
 # (tests/deploy) the Kubernetes schemas (kubernetes-models) and a YAML parser. One npm install for
 # all of them (an install of some would prune the others).
 NPM_PACKAGES=(
   openai@6.30.1            # the newest major that runs on Node 20 (7.x needs Node 22)
+  @anthropic-ai/sdk@1.17.0 # the Messages API's official client (e2e messages suite)
   ajv@8.20.0
   ajv-formats@3.0.1
   kubernetes-models@5.1.0

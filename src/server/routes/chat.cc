@@ -33,9 +33,9 @@ void invocations_route(Server& s, const std::shared_ptr<Connection>& conn, Reque
 
 }  // namespace
 
-void add_chat_routes(RouteTable& t) {
-  t.add({"/v1/chat/completions", false, http::verb::post, true, "", chat_route});
-  t.add({"/invocations", false, http::verb::post, true, "", invocations_route});
+void add_chat_routes(RouteTable& t, Server& s) {
+  t.add({"/v1/chat/completions", false, http::verb::post, true, "", on(s, chat_route)});
+  t.add({"/invocations", false, http::verb::post, true, "", on(s, invocations_route)});
 }
 
 }  // namespace inferd::server
