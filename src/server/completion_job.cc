@@ -56,18 +56,19 @@ ojson utf8_bytes(const std::string& s) {
 }  // namespace
 
 CompletionJob::CompletionJob(Server& server, std::shared_ptr<Connection> conn, Server::Exchange ex,
-                             CompletionRequest req)
+                             CompletionRequest req, std::shared_ptr<ResponsesRenderer> responses)
     : server_(server),
       gen_(*server.generator_),
       conn_(std::move(conn)),
       ex_(std::move(ex)),
       req_(std::move(req)),
+      responses_(std::move(responses)),
       timer_(conn_->executor()) {
   created_ = unix_now();
   const size_t n = size_t(req_.params.n);
   subs_.resize(req_.prompts.size());
   choices_.resize(req_.prompts.size() * n);
-  if (req_.chat && req_.output.active())
+  if (req_.chat && req_.output.active() && !responses_)
     for (auto& c : choices_) c.parser.emplace(req_.output);
 }
 
@@ -230,13 +231,20 @@ void CompletionJob::complete() {
   server_.remove_job(job_id_);
   if (client_gone_) return;
   if (failure_) {
-    if (streamed_) {
+    if (streamed_ && responses_) {
+      conn_->write_chunk(responses_->fail(*failure_, responses_usage()));
+      conn_->end_stream();
+    } else if (streamed_) {
       conn_->write_chunk("data: " + failure_->body() + "\n\n");
       conn_->write_chunk("data: [DONE]\n\n");
       conn_->end_stream();
     } else {
       server_.send_error(conn_, ex_, *failure_);
     }
+  } else if (streamed_ && responses_) {
+    conn_->write_chunk(
+        responses_->finish(choices_[0].finish.value_or(FinishReason::kAbort), responses_usage()));
+    conn_->end_stream();
   } else if (streamed_) {
     if (req_.include_usage) {
       ojson j = chunk_base();
@@ -319,6 +327,16 @@ ojson CompletionJob::usage_json() const {
   return u;
 }
 
+ResponsesUsage CompletionJob::responses_usage() const {
+  ResponsesUsage u;
+  for (const auto& s : subs_) {
+    u.input_tokens += s.prompt_tokens;
+    u.cached_tokens += s.cached_tokens;
+  }
+  for (const auto& c : choices_) u.output_tokens += c.tokens;
+  return u;
+}
+
 ojson CompletionJob::chunk_base() const {
   ojson j;
   j["id"] = ex_.request_id;
@@ -396,6 +414,12 @@ ojson CompletionJob::chat_message(Choice& c) const {
 }
 
 void CompletionJob::send_full() {
+  if (responses_) {
+    const Choice& c = choices_[0];
+    return server_.send_json(
+        conn_, ex_, 200,
+        responses_->full(c.text, c.finish.value_or(FinishReason::kAbort), responses_usage()));
+  }
   ojson j;
   j["id"] = ex_.request_id;
   j["object"] = object_name(false);
@@ -436,6 +460,7 @@ void CompletionJob::begin_stream() {
   conn_->begin_stream(http::status::ok, std::move(h));
   server_.metrics_.record_http(ex_.route, "POST", 200);
   streamed_ = true;
+  if (responses_) return conn_->write_chunk(responses_->begin());
   for (size_t i = 0; i < choices_.size(); ++i) {
     ojson c;
     c["index"] = i;
@@ -460,6 +485,10 @@ void CompletionJob::write_event(ojson j) {
 }
 
 void CompletionJob::stream_delta(size_t ci, Choice& c, const SequenceDelta& d) {
+  if (responses_) {
+    if (!d.text.empty()) conn_->write_chunk(responses_->text(d.text));
+    return;
+  }
   if (c.parser) return stream_parsed(ci, c, d);
   if (d.text.empty() && !d.finish_reason && (!req_.logprobs || d.logprobs.empty())) return;
   ojson ch;

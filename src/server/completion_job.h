@@ -15,6 +15,7 @@
 #include "server/api_error.h"
 #include "server/chat_output.h"
 #include "server/protocol.h"
+#include "server/responses_renderer.h"
 #include "server/server.h"
 
 namespace inferd::server {
@@ -23,8 +24,10 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // `responses`: a /v1/responses request (one choice), answered by its renderer instead of as a
+  // chat completion.
   CompletionJob(Server& server, std::shared_ptr<Connection> conn, Server::Exchange ex,
-                CompletionRequest req);
+                CompletionRequest req, std::shared_ptr<ResponsesRenderer> responses = nullptr);
 
   // Submits to the engine and starts answering. Throws ApiError when nothing could be submitted.
   void start(uint64_t job_id);
@@ -67,6 +70,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   std::string finish_reason(const Choice& c) const;
   std::string object_name(bool chunk) const;
   ojson usage_json() const;
+  ResponsesUsage responses_usage() const;
   ojson chunk_base() const;
   ojson chat_logprobs(const std::vector<SampleLogprobs>& lps) const;
   void completion_logprobs(const std::vector<SampleLogprobs>& lps, Choice& c, ojson& out) const;
@@ -84,6 +88,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   std::shared_ptr<Connection> conn_;
   Server::Exchange ex_;
   CompletionRequest req_;
+  std::shared_ptr<ResponsesRenderer> responses_;
   net::steady_timer timer_;
   uint64_t job_id_ = 0;
   int64_t created_ = 0;

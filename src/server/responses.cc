@@ -65,7 +65,7 @@ Response cors_preflight(const Request& req, const std::string& origin, bool orig
     throw ApiError(400, fmt::format("Disallowed CORS origin '{}'.", origin),
                    "invalid_request_error", std::nullopt, "cors_origin");
   Response res{http::status::ok, req.version()};
-  res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+  res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
   const std::string_view rh = req[http::field::access_control_request_headers];
   res.set(http::field::access_control_allow_headers,
           rh.empty() ? std::string("Authorization, Content-Type") : std::string(rh));
@@ -74,14 +74,14 @@ Response cors_preflight(const Request& req, const std::string& origin, bool orig
 }
 
 std::string handler_label(const std::string& path) {
-  static const char* kRoutes[] = {"/health",         "/ready",
-                                  "/metrics",        "/version",
-                                  "/tokenize",       "/detokenize",
-                                  "/v1/models",      "/v1/chat/completions",
-                                  "/v1/completions", "/"};
+  static const char* kRoutes[] = {
+      "/health",         "/ready",        "/metrics",   "/version",
+      "/tokenize",       "/detokenize",   "/v1/models", "/v1/chat/completions",
+      "/v1/completions", "/v1/responses", "/"};
   for (const char* r : kRoutes)
     if (path == r) return path;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{model}";
+  if (path.rfind("/v1/responses/", 0) == 0) return "/v1/responses/{id}";
   return "other";
 }
 

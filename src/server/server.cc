@@ -40,6 +40,7 @@ Server::Server(ServerConfig config, std::shared_ptr<Generator> generator)
       generator_(std::move(generator)),
       metrics_(config_.served_model_names.empty() ? "" : config_.served_model_names.front()),
       limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm),
+      responses_store_(config_.responses_store),
       http_(config_.http, *this) {
   INFERD_CHECK(generator_ != nullptr, "Server needs a generator");
   if (config_.served_model_names.empty()) config_.served_model_names.push_back("model");
@@ -220,6 +221,10 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
     if (!is_post) return allow("POST");
     return handle_completion(conn, req, ex, path == "/v1/chat/completions");
   }
+  if (path == "/v1/responses" || path.rfind("/v1/responses/", 0) == 0) {
+    check_auth(req);
+    return route_responses(conn, req, ex);
+  }
   if (path.rfind("/v1/", 0) == 0) check_auth(req);
   throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, path), "invalid_request_error",
                  std::nullopt, "not_found");
@@ -267,22 +272,33 @@ void Server::serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex)
   send_json(conn, ex, 200, dump_json(card(name)));
 }
 
-void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
-                               bool chat) {
+ValidationContext Server::admission(const Request& req, Exchange& ex) const {
   if (draining_)
     throw ApiError(503, "The server is shutting down.", "service_unavailable_error", std::nullopt,
                    "server_shutdown")
         .with_retry_after(config_.retry_after_s);
   const std::string_view auth = req[http::field::authorization];
   ex.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : std::string();
-  const json body = parse_json_body(req.body());
   ValidationContext vc;
   vc.generator = generator_.get();
   vc.model_names = config_.served_model_names;
   vc.limits = config_.request_limits;
   vc.parsing = config_.chat_parsing;
   vc.raw_body = req.body();
+  return vc;
+}
+
+void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
+                               bool chat) {
+  const ValidationContext vc = admission(req, ex);
+  const json body = parse_json_body(req.body());
   CompletionRequest cr = parse_completion_request(body, chat, vc);
+  ex.request_id = (chat ? "chatcmpl-" : "cmpl-") + random_hex(24);
+  run_job(conn, ex, std::move(cr));
+}
+
+void Server::run_job(const std::shared_ptr<Connection>& conn, Exchange& ex, CompletionRequest cr,
+                     std::shared_ptr<ResponsesRenderer> responses) {
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());
   if (limiter_.enabled()) {
@@ -295,9 +311,8 @@ void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request&
                      v.kind, std::nullopt, "rate_limit_exceeded")
           .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
   }
-  ex.request_id = (chat ? "chatcmpl-" : "cmpl-") + random_hex(24);
   const uint64_t job_id = next_job_.fetch_add(1);
-  auto job = std::make_shared<CompletionJob>(*this, conn, ex, std::move(cr));
+  auto job = std::make_shared<CompletionJob>(*this, conn, ex, std::move(cr), std::move(responses));
   add_job(job_id, job);
   try {
     job->start(job_id);

@@ -18,6 +18,7 @@
 #include "server/metrics.h"
 #include "server/protocol.h"
 #include "server/rate_limiter.h"
+#include "server/responses_store.h"
 
 namespace inferd::server {
 
@@ -39,9 +40,12 @@ struct ServerConfig {
   // prompt's first log_prompt_max_bytes bytes, escaped.
   bool log_prompts = false;
   size_t log_prompt_max_bytes = 512;
+  // /v1/responses' store (store: true, previous_response_id): bounds of the in-memory LRU.
+  ResponsesStoreConfig responses_store;
 };
 
 class CompletionJob;
+class ResponsesRenderer;
 
 // Lifetime: requests in flight post their engine outputs to the server's io threads, so shut the
 // generator down (Generator::shutdown) before destroying a Server that may still have some.
@@ -87,6 +91,13 @@ class Server final : public RequestHandler {
   void serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex);
   void handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
                          bool chat);
+  // Draining check, the API key, the validation context of a generation request.
+  ValidationContext admission(const Request& req, Exchange& ex) const;
+  // Rate limits, then the request runs as a CompletionJob (answered by `responses` when set).
+  void run_job(const std::shared_ptr<Connection>& conn, Exchange& ex, CompletionRequest cr,
+               std::shared_ptr<ResponsesRenderer> responses = nullptr);
+  // /v1/responses (responses_route.cc): POST creates, GET and DELETE /v1/responses/{id}.
+  void route_responses(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
   void send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res);
   void send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, int status,
                  const std::string& body);
@@ -100,6 +111,7 @@ class Server final : public RequestHandler {
   std::shared_ptr<Generator> generator_;
   Metrics metrics_;
   RateLimiter limiter_;
+  ResponsesStore responses_store_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
