@@ -74,14 +74,14 @@ Response cors_preflight(const Request& req, const std::string& origin, bool orig
 }
 
 std::string handler_label(const std::string& path) {
-  static const char* kRoutes[] = {
-      "/health",         "/ready",        "/metrics",   "/version",
-      "/tokenize",       "/detokenize",   "/v1/models", "/v1/chat/completions",
-      "/v1/completions", "/v1/responses", "/"};
+  static const char* kRoutes[] = {"/health",         "/ready",
+                                  "/metrics",        "/version",
+                                  "/tokenize",       "/detokenize",
+                                  "/v1/models",      "/v1/chat/completions",
+                                  "/v1/completions", "/"};
   for (const char* r : kRoutes)
     if (path == r) return path;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{model}";
-  if (path.rfind("/v1/responses/", 0) == 0) return "/v1/responses/{id}";
   return "other";
 }
 

@@ -1,5 +1,5 @@
-// Server: start, drain and stop; the routes and their answers; admission of a completions
-// request (validation, rate limits) before it runs as a CompletionJob.
+// Server: start, drain and stop; dispatch through the route table; admission of a generating
+// request (draining, rate limits) before it runs as a GenerationJob.
 #include "server/server.h"
 
 #include <fmt/format.h>
@@ -13,10 +13,11 @@
 #include "core/logging.h"
 #include "server/api_error.h"
 #include "server/api_keys.h"
-#include "server/completion_job.h"
+#include "server/generation_job.h"
 #include "server/protocol.h"
+#include "server/render/renderer.h"
 #include "server/responses.h"
-#include "server/ui_page.h"
+#include "server/routes/routes.h"
 
 namespace inferd::server {
 
@@ -44,6 +45,7 @@ Server::Server(ServerConfig config, std::shared_ptr<Generator> generator)
       http_(config_.http, *this) {
   INFERD_CHECK(generator_ != nullptr, "Server needs a generator");
   if (config_.served_model_names.empty()) config_.served_model_names.push_back("model");
+  add_routes(routes_, config_);
 }
 
 Server::~Server() {
@@ -69,7 +71,7 @@ size_t Server::active_requests() const {
   return jobs_.size();
 }
 
-void Server::add_job(uint64_t id, const std::shared_ptr<CompletionJob>& job) {
+void Server::add_job(uint64_t id, const std::shared_ptr<GenerationJob>& job) {
   std::lock_guard lk(jobs_mu_);
   jobs_[id] = job;
 }
@@ -91,7 +93,7 @@ void Server::drain_and_stop() {
   while (active_requests() > 0 && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (active_requests() > 0) {
-    std::vector<std::shared_ptr<CompletionJob>> live;
+    std::vector<std::shared_ptr<GenerationJob>> live;
     {
       std::lock_guard lk(jobs_mu_);
       for (auto& [id, w] : jobs_)
@@ -122,7 +124,8 @@ Response Server::http_error(int status, const std::string& message, unsigned ver
 
 void Server::send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res) {
   for (const auto& [k, v] : ex.cors) res.set(k, v);
-  metrics_.record_http(handler_label(ex.route), ex.method, res.result_int());
+  metrics_.record_http(ex.label.empty() ? handler_label(ex.route) : ex.label, ex.method,
+                       res.result_int());
   conn->respond(std::move(res));
 }
 
@@ -146,13 +149,15 @@ void Server::handle(const std::shared_ptr<Connection>& conn, Request&& req) {
   ex.route = target;
   ex.method = std::string(req.method_string());
   if (req.method() == http::verb::unknown) ex.method = "other";
+  const std::string_view auth = req[http::field::authorization];
+  ex.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : std::string();
   // CORS
   const std::string origin(req[http::field::origin]);
   const bool origin_ok = cors_headers(origin, config_.allowed_origins, ex.cors);
   try {
     if (is_cors_preflight(req, origin))
       return send(conn, ex, cors_preflight(req, origin, origin_ok));
-    route(conn, req, ex);
+    dispatch(conn, req, ex);
   } catch (const ApiError& e) {
     if (ex.route.rfind("/v1/", 0) == 0 || e.status() >= 400)
       LOG_INFO("request route={} status={} error=\"{}\"", ex.route, e.status(), e.what());
@@ -164,121 +169,32 @@ void Server::handle(const std::shared_ptr<Connection>& conn, Request&& req) {
   }
 }
 
-void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex) {
-  const std::string& path = ex.route;
-  auto allow = [&](const char* methods) {
-    send(conn, ex, method_not_allowed(ex.method, path, methods));
-  };
-  const bool is_get = req.method() == http::verb::get;
-  const bool is_post = req.method() == http::verb::post;
-
-  if (path == "/" && config_.ui) {
-    if (!is_get) return allow("GET");
-    return serve_chat_page(conn, ex);
+// The route for the path and method: the API key first where the route needs it, then 405 when
+// the path has routes but none for the method; no route is a 404 (after the key, under /v1/).
+void Server::dispatch(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex) {
+  const std::vector<const Route*> routes = routes_.match(ex.route);
+  if (routes.empty()) {
+    if (ex.route.rfind("/v1/", 0) == 0) check_auth(req);
+    throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, ex.route),
+                   "invalid_request_error", std::nullopt, "not_found");
   }
-  if (path == "/health") {
-    if (!is_get) return allow("GET");
-    Response res{http::status::ok, 11};
-    return send(conn, ex, std::move(res));
-  }
-  if (path == "/ready") {
-    if (!is_get) return allow("GET");
-    if (!ready_ || draining_)
-      throw ApiError(503, draining_ ? "The server is shutting down." : "The server is warming up.",
-                     "service_unavailable_error", std::nullopt, "not_ready");
-    return send_json(conn, ex, 200, R"({"status":"ready"})");
-  }
-  if (path == "/metrics") {
-    if (!is_get) return allow("GET");
-    Response res{http::status::ok, 11};
-    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.body() = metrics_.render(generator_->stats());
-    return send(conn, ex, std::move(res));
-  }
-  if (path == "/version") {
-    if (!is_get) return allow("GET");
-    return send_json(conn, ex, 200, R"({"version":"0.1.0"})");
-  }
-  if (path == "/tokenize" || path == "/detokenize") {
-    if (!is_post) return allow("POST");
-    const json body = parse_json_body(req.body());
-    if (auto mname = get_string(body, "model");
-        mname && std::find(config_.served_model_names.begin(), config_.served_model_names.end(),
-                           *mname) == config_.served_model_names.end())
-      throw ApiError(404, fmt::format("The model `{}` does not exist.", *mname),
-                     "invalid_request_error", "model", "model_not_found");
-    const ojson out = path == "/tokenize" ? tokenize_body(body, *generator_, config_.request_limits)
-                                          : detokenize_body(body, *generator_);
-    return send_json(conn, ex, 200, dump_json(out));
-  }
-  if (path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) {
+  ex.label = routes.front()->label;
+  if (std::any_of(routes.begin(), routes.end(), [](const Route* r) { return r->needs_key; }))
     check_auth(req);
-    if (!is_get) return allow("GET");
-    return serve_models(conn, ex);
-  }
-  if (path == "/v1/chat/completions" || path == "/v1/completions") {
-    check_auth(req);
-    if (!is_post) return allow("POST");
-    return handle_completion(conn, req, ex, path == "/v1/chat/completions");
-  }
-  if (path == "/v1/responses" || path.rfind("/v1/responses/", 0) == 0) {
-    check_auth(req);
-    return route_responses(conn, req, ex);
-  }
-  if (path.rfind("/v1/", 0) == 0) check_auth(req);
-  throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, path), "invalid_request_error",
-                 std::nullopt, "not_found");
+  for (const Route* r : routes)
+    if (r->method == req.method()) return r->handler(*this, conn, req, ex);
+  const std::string allowed = allowed_methods(routes);
+  send(conn, ex, method_not_allowed(ex.method, ex.route, allowed.c_str()));
 }
 
-// The chat page (ui/chat.html, compiled in).
-void Server::serve_chat_page(const std::shared_ptr<Connection>& conn, Exchange& ex) {
-  Response res{http::status::ok, 11};
-  res.set(http::field::content_type, "text/html; charset=utf-8");
-  res.set(http::field::cache_control, "no-cache");
-  res.set("X-Content-Type-Options", "nosniff");
-  // The page is self-contained: nothing may load from elsewhere.
-  res.set("Content-Security-Policy",
-          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-          "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'");
-  res.body() = std::string(chat_page());
-  send(conn, ex, std::move(res));
-}
-
-// /v1/models (every served name) and /v1/models/{model}.
-void Server::serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex) {
-  const std::string& path = ex.route;
-  auto card = [&](const std::string& name) {
-    ojson c;
-    c["id"] = name;
-    c["object"] = "model";
-    c["created"] = unix_now();
-    c["owned_by"] = "inferd";
-    c["root"] = config_.model_root.empty() ? name : config_.model_root;
-    c["parent"] = nullptr;
-    c["max_model_len"] = generator_->max_model_len();
-    return c;
-  };
-  if (path == "/v1/models") {
-    ojson data = ojson::array();
-    for (const auto& n : config_.served_model_names) data.push_back(card(n));
-    return send_json(conn, ex, 200,
-                     dump_json(ojson{{"object", "list"}, {"data", std::move(data)}}));
-  }
-  const std::string name = path.substr(std::string("/v1/models/").size());
-  if (std::find(config_.served_model_names.begin(), config_.served_model_names.end(), name) ==
-      config_.served_model_names.end())
-    throw ApiError(404, fmt::format("The model `{}` does not exist.", name),
-                   "invalid_request_error", "model", "model_not_found");
-  send_json(conn, ex, 200, dump_json(card(name)));
-}
-
-ValidationContext Server::admission(const Request& req, Exchange& ex) const {
+void Server::check_accepting() const {
   if (draining_)
     throw ApiError(503, "The server is shutting down.", "service_unavailable_error", std::nullopt,
                    "server_shutdown")
         .with_retry_after(config_.retry_after_s);
-  const std::string_view auth = req[http::field::authorization];
-  ex.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : std::string();
+}
+
+ValidationContext Server::validation_context(const Request& req) const {
   ValidationContext vc;
   vc.generator = generator_.get();
   vc.model_names = config_.served_model_names;
@@ -288,17 +204,9 @@ ValidationContext Server::admission(const Request& req, Exchange& ex) const {
   return vc;
 }
 
-void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
-                               bool chat) {
-  const ValidationContext vc = admission(req, ex);
-  const json body = parse_json_body(req.body());
-  CompletionRequest cr = parse_completion_request(body, chat, vc);
-  ex.request_id = (chat ? "chatcmpl-" : "cmpl-") + random_hex(24);
-  run_job(conn, ex, std::move(cr));
-}
-
-void Server::run_job(const std::shared_ptr<Connection>& conn, Exchange& ex, CompletionRequest cr,
-                     std::shared_ptr<ResponsesRenderer> responses) {
+void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
+                              CompletionRequest cr, std::unique_ptr<Renderer> renderer,
+                              const std::string& id_prefix) {
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());
   if (limiter_.enabled()) {
@@ -311,8 +219,9 @@ void Server::run_job(const std::shared_ptr<Connection>& conn, Exchange& ex, Comp
                      v.kind, std::nullopt, "rate_limit_exceeded")
           .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
   }
+  ex.request_id = id_prefix + random_hex(24);
   const uint64_t job_id = next_job_.fetch_add(1);
-  auto job = std::make_shared<CompletionJob>(*this, conn, ex, std::move(cr), std::move(responses));
+  auto job = std::make_shared<GenerationJob>(*this, conn, ex, std::move(cr), std::move(renderer));
   add_job(job_id, job);
   try {
     job->start(job_id);

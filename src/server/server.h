@@ -1,6 +1,7 @@
-// The OpenAI-compatible server: routes, auth, CORS, admission (rate limits, queue), /tokenize,
-// /detokenize, /v1/models, /health, /ready, /metrics, drain, and the chat page at /. A completions
-// request, once admitted, runs as a CompletionJob (completion_job.h).
+// The OpenAI-compatible server: start, drain and stop; dispatch through the route table (auth,
+// CORS, 404 / 405, errors); admission of generating requests (draining, rate limits) and the jobs
+// in flight. The routes themselves live in routes/ (one file per route family, see routes.h); an
+// admitted generating request runs as a GenerationJob (generation_job.h).
 #pragma once
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include "server/protocol.h"
 #include "server/rate_limiter.h"
 #include "server/responses_store.h"
+#include "server/route_table.h"
 
 namespace inferd::server {
 
@@ -44,8 +46,8 @@ struct ServerConfig {
   ResponsesStoreConfig responses_store;
 };
 
-class CompletionJob;
-class ResponsesRenderer;
+class GenerationJob;
+class Renderer;
 
 // Lifetime: requests in flight post their engine outputs to the server's io threads, so shut the
 // generator down (Generator::shutdown) before destroying a Server that may still have some.
@@ -74,37 +76,33 @@ class Server final : public RequestHandler {
   void handle(const std::shared_ptr<Connection>& conn, Request&& req) override;
   Response http_error(int status, const std::string& message, unsigned version) override;
 
- private:
-  friend class CompletionJob;
-  // Per-request context: route, method, request id, API key, start, CORS headers.
-  struct Exchange {
-    std::string route;
-    std::string method;
-    std::string request_id;
-    std::string api_key;
-    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-    std::vector<std::pair<std::string, std::string>> cors;
-  };
-
-  void route(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
-  void serve_chat_page(const std::shared_ptr<Connection>& conn, Exchange& ex);
-  void serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex);
-  void handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
-                         bool chat);
-  // Draining check, the API key, the validation context of a generation request.
-  ValidationContext admission(const Request& req, Exchange& ex) const;
-  // Rate limits, then the request runs as a CompletionJob (answered by `responses` when set).
-  void run_job(const std::shared_ptr<Connection>& conn, Exchange& ex, CompletionRequest cr,
-               std::shared_ptr<ResponsesRenderer> responses = nullptr);
-  // /v1/responses (responses_route.cc): POST creates, GET and DELETE /v1/responses/{id}.
-  void route_responses(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
+  // ---- for route handlers (routes/*.cc) ----
+  bool ready() const { return ready_; }
+  bool draining() const { return draining_; }
   void send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res);
   void send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, int status,
                  const std::string& body);
   void send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const class ApiError& e);
+  // Throws 503 while the server drains (a generating request is refused before it is parsed).
+  void check_accepting() const;
+  // How request bodies are validated here (models, limits, parsers); `req`'s body is kept.
+  ValidationContext validation_context(const Request& req) const;
+  // Admits a parsed generating request (rate limits: 429) and runs it as a GenerationJob whose
+  // answer `renderer` writes; ex.request_id becomes `id_prefix` and random hex. Throws ApiError
+  // when it cannot start.
+  void start_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
+                        CompletionRequest req, std::unique_ptr<Renderer> renderer,
+                        const std::string& id_prefix);
+  // /v1/responses' stored responses (routes/responses.cc).
+  ResponsesStore& responses_store() { return responses_store_; }
+
+ private:
+  friend class GenerationJob;
+
+  void dispatch(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
   void check_auth(const Request& req) const;
 
-  void add_job(uint64_t id, const std::shared_ptr<CompletionJob>& job);
+  void add_job(uint64_t id, const std::shared_ptr<GenerationJob>& job);
   void remove_job(uint64_t id);
 
   ServerConfig config_;
@@ -112,12 +110,13 @@ class Server final : public RequestHandler {
   Metrics metrics_;
   RateLimiter limiter_;
   ResponsesStore responses_store_;
+  RouteTable routes_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_job_{1};
   mutable std::mutex jobs_mu_;
-  std::unordered_map<uint64_t, std::weak_ptr<CompletionJob>> jobs_;
+  std::unordered_map<uint64_t, std::weak_ptr<GenerationJob>> jobs_;
   bool stopped_ = false;
 };
 

@@ -1,0 +1,344 @@
+// GenerationJob: one generating request from submission to its last byte (see generation_job.h).
+#include "server/generation_job.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/logging.h"
+#include "server/responses.h"
+
+namespace inferd::server {
+
+using Clock = GenerationJob::Clock;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+namespace {
+
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// The first max_bytes bytes of `s` (cut at a UTF-8 boundary) for a log line: quotes, backslashes
+// and control characters escaped, "...(N bytes)" when cut.
+std::string log_excerpt(const std::string& s, size_t max_bytes) {
+  size_t n = std::min(s.size(), max_bytes);
+  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += char(c);
+    }
+  }
+  if (n < s.size()) out += fmt::format("...({} bytes)", s.size());
+  return out;
+}
+
+}  // namespace
+
+GenerationJob::GenerationJob(Server& server, std::shared_ptr<Connection> conn, Exchange ex,
+                             CompletionRequest req, std::unique_ptr<Renderer> renderer)
+    : server_(server),
+      gen_(*server.generator_),
+      conn_(std::move(conn)),
+      ex_(std::move(ex)),
+      req_(std::move(req)),
+      out_{req_, gen_, ex_.request_id, unix_now(), {}, {}},
+      renderer_(std::move(renderer)),
+      timer_(conn_->executor()) {
+  const size_t n = size_t(req_.params.n);
+  subs_.resize(req_.prompts.size());
+  out_.prompts.resize(req_.prompts.size());
+  for (size_t k = 0; k < req_.prompts.size(); ++k) {
+    out_.prompts[k].token_ids = req_.prompts[k];
+    out_.prompts[k].num_tokens = int32_t(req_.prompts[k].size());
+  }
+  out_.choices.resize(req_.prompts.size() * n);
+  parsers_.resize(out_.choices.size());
+  for (size_t i = 0; i < out_.choices.size(); ++i) {
+    out_.choices[i].prompt_index = i / n;
+    if (req_.chat && req_.output.active()) {
+      parsers_[i].emplace(req_.output);
+      out_.choices[i].parsed = &*parsers_[i];
+    }
+  }
+}
+
+// ---- submitting, failing, finishing -----------------------------------------------------------
+
+void GenerationJob::start(uint64_t job_id) {
+  job_id_ = job_id;
+  submit_all();
+  conn_->on_peer_gone([self = shared_from_this()] { self->on_peer_gone(); });
+  if (server_.config_.request_timeout_s > 0) start_timeout();
+  if (req_.stream) begin_stream();
+}
+
+// One engine request per prompt; an engine error on any aborts those already submitted and
+// becomes the ApiError the client gets.
+void GenerationJob::submit_all() {
+  auto self = shared_from_this();
+  auto strand = conn_->executor();
+  for (size_t k = 0; k < req_.prompts.size(); ++k) {
+    GenerateRequest gr;
+    gr.request_id =
+        req_.prompts.size() == 1 ? ex_.request_id : fmt::format("{}-{}", ex_.request_id, k);
+    gr.prompt_token_ids = req_.prompts[k];
+    gr.params = req_.params;
+    gr.priority = req_.priority;
+    subs_[k].engine_id = gr.request_id;
+    try {
+      gen_.submit(std::move(gr), [self, strand](RequestOutput&& out) {
+        const auto t = Clock::now();
+        net::post(strand, [self, out = std::move(out), t]() mutable {
+          self->on_output(std::move(out), t);
+        });
+      });
+      subs_[k].submitted = true;
+    } catch (const QueueFullError& e) {
+      done_ = true;
+      abort_submitted();
+      throw ApiError(429, fmt::format("The server is busy: {}. Retry later.", e.what()),
+                     "rate_limit_error", std::nullopt, "queue_full")
+          .with_retry_after(server_.config_.retry_after_s);
+    } catch (const InvalidConstraintError& e) {
+      done_ = true;
+      abort_submitted();
+      throw ApiError(400, e.what(), "invalid_request_error",
+                     req_.constraint_param.empty()
+                         ? std::nullopt
+                         : std::optional<std::string>(req_.constraint_param));
+    } catch (const InvalidRequestError& e) {
+      done_ = true;
+      abort_submitted();
+      throw ApiError(400, e.what(), "invalid_request_error");
+    } catch (const EngineStoppedError& e) {
+      done_ = true;
+      abort_submitted();
+      throw ApiError(503, fmt::format("The engine is not running: {}", e.what()),
+                     "service_unavailable_error", std::nullopt, "engine_stopped");
+    }
+  }
+}
+
+// --request-timeout: a request still running then fails with 408.
+void GenerationJob::start_timeout() {
+  timer_.expires_after(std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(server_.config_.request_timeout_s)));
+  timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->done_) return;
+    self->fail_with(ApiError(408,
+                             fmt::format("The request took longer than the server's limit "
+                                         "of {} s (--request-timeout) and was aborted.",
+                                         self->server_.config_.request_timeout_s),
+                             "timeout_error", std::nullopt, "request_timeout"));
+  });
+}
+
+void GenerationJob::abort_with(ApiError e) {
+  net::post(conn_->executor(), [self = shared_from_this(), e = std::move(e)]() mutable {
+    if (!self->done_) self->fail_with(std::move(e));
+  });
+}
+
+void GenerationJob::abort_submitted() {
+  for (auto& s : subs_)
+    if (s.submitted && !s.finished) gen_.abort(s.engine_id);
+}
+
+void GenerationJob::on_peer_gone() {
+  if (done_) return;
+  client_gone_ = true;
+  abort_submitted();
+}
+
+void GenerationJob::fail_with(ApiError e) {
+  if (failure_) return;
+  failure_ = std::move(e);
+  abort_submitted();
+}
+
+void GenerationJob::on_output(RequestOutput&& out, Clock::time_point t) {
+  if (done_) return;
+  size_t k = 0;
+  while (k < subs_.size() && subs_[k].engine_id != out.request_id) ++k;
+  if (k == subs_.size()) return;
+  Sub& sub = subs_[k];
+  if (sub.finished) return;
+  PromptOutput& prompt = out_.prompts[k];
+  if (out.num_prompt_tokens > 0) prompt.num_tokens = out.num_prompt_tokens;
+  prompt.cached_tokens = std::max(prompt.cached_tokens, out.num_cached_tokens);
+  for (auto& lp : out.prompt_logprobs) prompt.prompt_logprobs.push_back(std::move(lp));
+  if (!out.error.empty() && !failure_)
+    fail_with(ApiError(500, "The engine failed the request: " + out.error, "server_error"));
+  for (auto& d : out.outputs) {
+    const size_t ci = k * size_t(req_.params.n) + size_t(d.index);
+    if (ci >= out_.choices.size()) continue;
+    if (!d.token_ids.empty()) {
+      if (first_token_ == Clock::time_point{}) first_token_ = t;
+      last_token_ = t;
+    }
+    on_delta(ci, d);
+  }
+  if (out.finished) {
+    sub.finished = true;
+    if (std::all_of(subs_.begin(), subs_.end(), [](const Sub& s) { return s.finished; }))
+      complete();
+  }
+}
+
+// One choice's news: gathered into the choice; in a live stream, parsed and rendered.
+void GenerationJob::on_delta(size_t ci, SequenceDelta& d) {
+  ChoiceOutput& c = out_.choices[ci];
+  c.token_ids.insert(c.token_ids.end(), d.token_ids.begin(), d.token_ids.end());
+  c.text += d.text;
+  if (req_.logprobs) c.logprobs.insert(c.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+  if (d.finish_reason) {
+    c.finish = *d.finish_reason;
+    if (d.stop_string)
+      c.stop_reason = *d.stop_string;
+    else if (d.stop_token_id)
+      c.stop_reason = *d.stop_token_id;
+  }
+  if (!streamed_ || client_gone_ || failure_) return;
+  ChoiceDelta cd;
+  cd.index = ci;
+  cd.text = d.text;
+  cd.token_ids = d.token_ids;
+  if (req_.logprobs) cd.logprobs = d.logprobs;
+  cd.finish = d.finish_reason;
+  ChatDelta parsed;
+  if (parsers_[ci]) {
+    parsed = parsers_[ci]->feed(d.text);
+    if (d.finish_reason) {
+      ChatDelta f = parsers_[ci]->finish();
+      parsed.reasoning += f.reasoning;
+      parsed.content += f.content;
+      for (auto& t : f.calls) parsed.calls.push_back(std::move(t));
+    }
+    cd.reasoning = parsed.reasoning;
+    cd.content = parsed.content;
+    cd.calls = parsed.calls;
+  } else {
+    cd.content = d.text;
+  }
+  renderer_->delta(out_, cd, *this);
+}
+
+void GenerationJob::complete() {
+  if (done_) return;
+  done_ = true;
+  timer_.cancel();
+  const auto end = Clock::now();
+  int status = 200;
+  if (client_gone_)
+    status = 499;  // client closed the request (nginx's convention, for logs)
+  else if (failure_)
+    status = failure_->status();
+  // Count the request before answering, so a client that reads /metrics next sees it.
+  conn_->on_peer_gone(nullptr);
+  record(status, end);
+  server_.remove_job(job_id_);
+  if (client_gone_) return;
+  if (failure_) {
+    renderer_->fail(out_, *failure_, streamed_, *this);
+  } else if (streamed_) {
+    renderer_->end(out_, *this);
+  } else {
+    // A plain request's chat text goes through its parsers whole.
+    for (auto& p : parsers_)
+      if (p) {
+        const size_t i = size_t(&p - parsers_.data());
+        p->feed(out_.choices[i].text);
+        p->finish();
+      }
+    renderer_->full(out_, *this);
+  }
+}
+
+void GenerationJob::record(int status, Clock::time_point end) {
+  RequestRecord r;
+  const Usage usage = out_.usage();
+  r.prompt_tokens = usage.prompt_tokens;
+  const int64_t cached = usage.cached_tokens;
+  for (const auto& c : out_.choices) {
+    r.generation_tokens += c.num_tokens();
+    r.finish_reasons.push_back(c.finish.value_or(FinishReason::kAbort));
+  }
+  const bool any_token = first_token_ != Clock::time_point{};
+  if (any_token) r.ttft_s = seconds(first_token_ - ex_.start);
+  const int64_t per_seq =
+      out_.choices.empty() ? 0 : r.generation_tokens / int64_t(out_.choices.size());
+  if (any_token && per_seq > 1)
+    r.tpot_s = seconds(last_token_ - first_token_) / double(per_seq - 1);
+  r.e2e_s = seconds(end - ex_.start);
+  server_.metrics_.record_request(r);
+  if (server_.limiter_.enabled()) server_.limiter_.charge(ex_.api_key, r.generation_tokens);
+  std::string finish;
+  for (const auto& c : out_.choices) {
+    if (!finish.empty()) finish += ',';
+    finish += to_string(c.finish.value_or(FinishReason::kAbort));
+  }
+  // No prompt text unless --log-prompts (then bounded and escaped: one line per request).
+  std::string prompt;
+  if (server_.config_.log_prompts)
+    for (size_t i = 0; i < req_.prompt_texts.size(); ++i)
+      prompt +=
+          fmt::format(" prompt{}=\"{}\"", req_.prompt_texts.size() > 1 ? std::to_string(i) : "",
+                      log_excerpt(req_.prompt_texts[i], server_.config_.log_prompt_max_bytes));
+  LOG_INFO(
+      "request id={} route={} status={} stream={} n={} prompt_tokens={} completion_tokens={} "
+      "cached_tokens={} ttft_ms={} total_ms={:.1f} finish={}{}{}{}",
+      ex_.request_id, ex_.route, status, req_.stream, out_.choices.size(), r.prompt_tokens,
+      r.generation_tokens, cached, any_token ? fmt::format("{:.1f}", r.ttft_s * 1e3) : "-",
+      r.e2e_s * 1e3, finish, req_.user.empty() ? "" : " user=", req_.user, prompt);
+}
+
+// ---- the stream and the sink ------------------------------------------------------------------
+
+void GenerationJob::begin_stream() {
+  Headers h = ex_.cors;
+  h.emplace_back("Content-Type", "text/event-stream; charset=utf-8");
+  h.emplace_back("Cache-Control", "no-cache");
+  h.emplace_back("X-Request-Id", ex_.request_id);
+  conn_->begin_stream(http::status::ok, std::move(h));
+  server_.metrics_.record_http(ex_.route, "POST", 200);
+  streamed_ = true;
+  renderer_->begin(out_, *this);
+}
+
+void GenerationJob::event(std::string_view data, std::string_view name) {
+  std::string e;
+  e.reserve(data.size() + name.size() + 16);
+  if (!name.empty()) {
+    e += "event: ";
+    e += name;
+    e += '\n';
+  }
+  e += "data: ";
+  e += data;
+  e += "\n\n";
+  conn_->write_chunk(std::move(e));
+}
+
+void GenerationJob::end_stream() {
+  conn_->end_stream();
+}
+
+void GenerationJob::send_json(int status, std::string body) {
+  server_.send_json(conn_, ex_, status, body);
+}
+
+void GenerationJob::send_error(const ApiError& e) {
+  server_.send_error(conn_, ex_, e);
+}
+
+}  // namespace inferd::server

@@ -1,0 +1,90 @@
+// The OpenAI completions renderer (see openai_completions.h).
+#include "server/render/openai_completions.h"
+
+#include "server/responses.h"
+
+namespace inferd::server {
+
+namespace {
+
+// Appends the logprobs of some tokens to completions' logprobs object (created when null):
+// tokens, token_logprobs, top_logprobs (the token itself among them), text_offset (advancing
+// `offset` by each token's text).
+void completion_logprobs(const Generation& g, std::span<const SampleLogprobs> lps, size_t& offset,
+                         ojson& out) {
+  if (out.is_null())
+    out = {{"tokens", ojson::array()},
+           {"token_logprobs", ojson::array()},
+           {"top_logprobs", ojson::array()},
+           {"text_offset", ojson::array()}};
+  const int32_t top_n = g.request.top_logprobs;
+  for (const auto& s : lps) {
+    const std::string tok = g.generator.token_text(s.token_id);
+    out["tokens"].push_back(tok);
+    out["token_logprobs"].push_back(openai_logprob(s.logprob));
+    ojson top = ojson::object();
+    for (size_t i = 0; i < s.top.size() && int32_t(i) < top_n; ++i)
+      top[g.generator.token_text(s.top[i].token_id)] = openai_logprob(s.top[i].logprob);
+    if (top_n > 0) top[tok] = openai_logprob(s.logprob);
+    out["top_logprobs"].push_back(std::move(top));
+    out["text_offset"].push_back(offset);
+    offset += tok.size();
+  }
+}
+
+}  // namespace
+
+void OpenAiCompletionsRenderer::begin(const Generation& g, RenderSink& out) {
+  text_offset_.assign(g.choices.size(), 0);
+  if (!g.request.echo) return;
+  for (size_t i = 0; i < g.choices.size(); ++i) {
+    const std::string& prompt = g.request.prompt_texts[g.choices[i].prompt_index];
+    ojson c;
+    c["index"] = i;
+    c["text"] = prompt;
+    text_offset_[i] = prompt.size();
+    c["logprobs"] = nullptr;
+    c["finish_reason"] = nullptr;
+    write_chunk(g, std::move(c), out);
+  }
+}
+
+void OpenAiCompletionsRenderer::delta(const Generation& g, const ChoiceDelta& d, RenderSink& out) {
+  if (d.content.empty() && !d.finish && d.logprobs.empty()) return;
+  ojson ch;
+  ch["index"] = d.index;
+  ch["text"] = d.content;
+  ojson lp = nullptr;
+  if (!d.logprobs.empty()) completion_logprobs(g, d.logprobs, text_offset_[d.index], lp);
+  ch["logprobs"] = std::move(lp);
+  ch["finish_reason"] = d.finish ? ojson(to_string(*d.finish)) : ojson(nullptr);
+  if (d.finish) ch["stop_reason"] = g.choices[d.index].stop_reason;
+  write_chunk(g, std::move(ch), out);
+}
+
+void OpenAiCompletionsRenderer::full(const Generation& g, RenderSink& out) {
+  ojson j;
+  j["id"] = g.id;
+  j["object"] = "text_completion";
+  j["created"] = g.created;
+  j["model"] = g.request.model;
+  ojson choices = ojson::array();
+  for (size_t i = 0; i < g.choices.size(); ++i) {
+    const ChoiceOutput& c = g.choices[i];
+    ojson ch;
+    ch["index"] = i;
+    ch["text"] = g.request.echo ? g.request.prompt_texts[c.prompt_index] + c.text : c.text;
+    ojson lp = nullptr;
+    size_t offset = 0;
+    if (g.request.logprobs && !c.logprobs.empty()) completion_logprobs(g, c.logprobs, offset, lp);
+    ch["logprobs"] = std::move(lp);
+    ch["finish_reason"] = to_string(c.finish.value_or(FinishReason::kAbort));
+    ch["stop_reason"] = c.stop_reason;
+    choices.push_back(std::move(ch));
+  }
+  j["choices"] = std::move(choices);
+  j["usage"] = openai_usage(g.usage());
+  out.send_json(200, dump_json(j));
+}
+
+}  // namespace inferd::server

@@ -1,0 +1,24 @@
+// /v1/completions' answer: a text_completion body, or text_completion events (the echoed prompt
+// first when echo is on, then text deltas with their logprobs and text offsets).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "server/render/openai_common.h"
+
+namespace inferd::server {
+
+class OpenAiCompletionsRenderer final : public OpenAiRenderer {
+ public:
+  void begin(const Generation& g, RenderSink& out) override;
+  void delta(const Generation& g, const ChoiceDelta& d, RenderSink& out) override;
+  void full(const Generation& g, RenderSink& out) override;
+
+ private:
+  const char* chunk_object() const override { return "text_completion"; }
+
+  std::vector<size_t> text_offset_;  // streaming: per choice, the next token's text_offset
+};
+
+}  // namespace inferd::server

@@ -1,0 +1,28 @@
+// The server's route families, one file each; add_routes registers them all. A new family (say
+// /v1/embeddings) is a new routes/<family>.cc with its add_<family>_routes, a line here and one in
+// routes.cc. A generating route parses its body into a CompletionRequest and hands it, with the
+// Renderer of its API (render/renderer.h), to Server::start_generation.
+#pragma once
+
+#include "server/route_table.h"
+#include "server/server.h"
+
+namespace inferd::server {
+
+// /, /health, /ready, /metrics, /version (system.cc).
+void add_system_routes(RouteTable& t, const ServerConfig& config);
+// vLLM's /tokenize and /detokenize (tokenize.cc).
+void add_tokenize_routes(RouteTable& t);
+// /v1/models and /v1/models/{model} (models.cc).
+void add_models_routes(RouteTable& t);
+// /v1/completions (completions.cc).
+void add_completions_routes(RouteTable& t);
+// /v1/chat/completions (chat.cc).
+void add_chat_routes(RouteTable& t);
+// /v1/responses, GET and DELETE /v1/responses/{id} (responses.cc).
+void add_responses_routes(RouteTable& t);
+
+// Every family above.
+void add_routes(RouteTable& t, const ServerConfig& config);
+
+}  // namespace inferd::server
