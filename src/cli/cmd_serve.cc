@@ -45,6 +45,8 @@ struct ServeArgs {
   bool enable_auto_tool_choice = false;
   std::string tool_call_parser;
   std::string reasoning_parser;
+  size_t max_stored_responses = server::ResponsesStoreConfig{}.max_responses;
+  size_t max_stored_responses_mb = server::ResponsesStoreConfig{}.max_bytes >> 20;
 };
 
 server::ChatParsing chat_parsing(const ServeArgs& a) {
@@ -123,6 +125,8 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   sc.ui = !a.no_ui;
   sc.log_prompts = a.log_prompts;
   sc.log_prompt_max_bytes = a.max_log_len;
+  sc.responses_store.max_responses = a.max_stored_responses;
+  sc.responses_store.max_bytes = a.max_stored_responses_mb << 20;
   return sc;
 }
 
@@ -247,6 +251,13 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--reasoning-parser", a->reasoning_parser,
                   "Split the model's <think>...</think> into reasoning_content: qwen3, "
                   "deepseek_r1; output constraints then apply after the reasoning");
+  cmd->add_option("--max-stored-responses", a->max_stored_responses,
+                  "/v1/responses: most responses kept in memory for GET, DELETE and "
+                  "previous_response_id; the least recently used go first (0: store nothing)")
+      ->capture_default_str();
+  cmd->add_option("--max-stored-responses-mb", a->max_stored_responses_mb,
+                  "/v1/responses: most MiB (as JSON) the stored responses may hold")
+      ->capture_default_str();
   cmd->callback([a] { serve(*a); });
 }
 

@@ -512,6 +512,8 @@ ResponsesRequest parse_responses_request(const json& body, const ValidationConte
   } catch (const ApiError& e) {
     throw renamed(e);
   }
+  // The engine's compile error for the constraint names the Responses field.
+  if (r.chat.constraint_param == "response_format") r.chat.constraint_param = "text.format";
   r.echo = echo_fields(body, o, metadata);
   return r;
 }

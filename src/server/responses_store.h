@@ -15,8 +15,8 @@
 namespace inferd::server {
 
 struct ResponsesStoreConfig {
-  size_t max_responses = 1000;           // entries; 0 turns the store off
-  size_t max_bytes = size_t(256) << 20;  // JSON bytes of all entries
+  size_t max_responses = 1000;          // entries; 0 turns the store off
+  size_t max_bytes = size_t(64) << 20;  // JSON bytes of all entries
 };
 
 // One stored response: the response object as answered, and the conversation it continued from

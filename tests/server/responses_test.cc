@@ -72,13 +72,15 @@ const json kWeather = {{"type", "function"},
 class ResponsesTest : public ::testing::Test {
  protected:
   void start(const std::string& reply = "Hello there.", ChatParsing parsing = {},
-             ResponsesStoreConfig store = {}) {
+             ResponsesStoreConfig store = {}, double timeout_s = 0) {
     FakeConfig fc;
     fc.reply = reply;
     fc.eos_after = int32_t(reply.size());
     fc.max_model_len = 4096;
+    if (timeout_s > 0) fc.step = std::chrono::milliseconds(20);
     gen_ = std::make_shared<FakeGenerator>(fc);
     ServerConfig cfg;
+    cfg.request_timeout_s = timeout_s;
     cfg.chat_parsing = parsing;
     cfg.responses_store = store;
     cfg.http.host = "127.0.0.1";
@@ -455,6 +457,25 @@ TEST_F(ResponsesTest, StreamedLengthIsIncomplete) {
   const auto evs = stream_events(port_, body({{"stream", true}, {"max_output_tokens", 3}}));
   EXPECT_EQ(evs.back()["type"], "response.incomplete");
   EXPECT_EQ(evs.back()["response"]["incomplete_details"]["reason"], "max_output_tokens");
+}
+
+TEST_F(ResponsesTest, AFailureAfterTheStreamBeganIsResponseFailed) {
+  start(std::string(200, 'x'), {}, {}, 0.15);
+  const auto evs = stream_events(port_, body({{"stream", true}, {"max_output_tokens", 150}}));
+  ASSERT_GE(evs.size(), 3u);
+  const json err = evs[evs.size() - 2];
+  EXPECT_EQ(err["type"], "error");
+  EXPECT_EQ(err["code"], "request_timeout");
+  const json failed = evs.back();
+  EXPECT_EQ(failed["type"], "response.failed");
+  EXPECT_EQ(failed["response"]["status"], "failed");
+  EXPECT_EQ(failed["response"]["error"]["code"], "request_timeout");
+  EXPECT_EQ(failed["response"]["output"][0]["status"], "incomplete");
+  // Not streamed: the error itself, with its status; nothing stored.
+  auto r = post(port_, "/v1/responses", body({{"max_output_tokens", 150}}));
+  EXPECT_EQ(r.status, 408) << r.body;
+  EXPECT_EQ(r.json()["error"]["code"], "request_timeout");
+  EXPECT_EQ(server_->responses_store().size(), 0u);
 }
 
 }  // namespace
