@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e/, tests/deploy/) need: the official `openai` npm
-# client, ajv, ajv-formats, kubernetes-models, yaml and LangChain.js's OpenAI chat model, into tests/node_modules (git-ignored), and
-# from Debian tmux (the `inferd chat` terminal test) and chromium (the chat page test, headless). Cached: does nothing when all of it is there.
+# client, ajv, ajv-formats, kubernetes-models, yaml and LangChain.js's OpenAI chat model, into
+# tests/node_modules (git-ignored), and from Debian tmux (the `inferd chat` terminal test) and
+# chromium (the chat page test, headless). Cached: does nothing when all of it is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
