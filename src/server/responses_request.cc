@@ -41,6 +41,10 @@ constexpr std::string_view kFields[] = {"model",
                                         "safety_identifier",
                                         "prompt_cache_key"};
 
+// Fields of OpenAI's request this server does not implement: a 400 when given (not null).
+constexpr std::string_view kUnsupported[] = {"conversation", "prompt", "context_management",
+                                             "max_tool_calls", "top_logprobs"};
+
 [[noreturn]] void unsupported(const std::string& param, const std::string& why) {
   throw ApiError(400, fmt::format("Unsupported parameter: '{}': {}", param, why),
                  "invalid_request_error", param, "unsupported_parameter");
@@ -54,6 +58,16 @@ const std::string& string_of(const json& v, const std::string& param) {
 // Unknown fields, and the fields of OpenAI's API whose asking this server cannot honour.
 void check_fields(const json& body) {
   for (auto it = body.begin(); it != body.end(); ++it) {
+    if (std::find(std::begin(kUnsupported), std::end(kUnsupported), it.key()) !=
+        std::end(kUnsupported)) {
+      if (it.value().is_null()) continue;
+      unsupported(it.key(), "not supported by this server.");
+    }
+    if (it.key() == "prompt_cache_retention") {
+      if (auto v = get_string(body, "prompt_cache_retention"); v && *v != "in-memory")
+        unsupported(it.key(), "only 'in-memory' (the prefix cache) is supported by this server.");
+      continue;
+    }
     if (std::find(std::begin(kFields), std::end(kFields), it.key()) == std::end(kFields))
       throw ApiError(400, fmt::format("Unknown parameter: '{}'.", it.key()),
                      "invalid_request_error", it.key(), "unknown_parameter");

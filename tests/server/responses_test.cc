@@ -333,6 +333,9 @@ TEST_F(ResponsesTest, UnknownAndUnsupportedFieldsAre400s) {
   expect_400(body({{"tools", {{{"type", "web_search"}}}}}), "tools[0].type");
   expect_400(body({{"include", {"reasoning.encrypted_content"}}}), "include[0]");
   expect_400(body({{"truncation", "auto"}}), "truncation");
+  expect_400(body({{"conversation", "conv_1"}}), "conversation");
+  expect_400(body({{"top_logprobs", 2}}), "top_logprobs");
+  expect_400(body({{"prompt_cache_retention", "24h"}}), "prompt_cache_retention");
   expect_400(
       body({{"input",
              {{{"role", "user"}, {"content", {{{"type", "input_image"}, {"image_url", "x"}}}}}}}}),
@@ -357,6 +360,8 @@ TEST_F(ResponsesTest, UnknownAndUnsupportedFieldsAre400s) {
                               {"safety_identifier", "s"},
                               {"include", json::array()},
                               {"truncation", "disabled"},
+                              {"conversation", nullptr},
+                              {"prompt_cache_retention", "in-memory"},
                               {"background", false}}));
   EXPECT_EQ(j["metadata"], json({{"k", "v"}}));
   EXPECT_EQ(j["user"], "u1");
