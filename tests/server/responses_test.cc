@@ -314,6 +314,12 @@ TEST_F(ResponsesTest, ReasoningItems) {
   EXPECT_EQ(j["output"][1]["content"][0]["text"], "It is 4.");
   EXPECT_EQ(j["usage"]["output_tokens_details"]["reasoning_tokens"], 12);
   EXPECT_EQ(j["reasoning"]["effort"], "high");
+  // The output items sent back as input (a stateless client): the reasoning is not replayed.
+  json input = json::array({{{"role", "user"}, {"content", "hi"}}});
+  for (const auto& o : j["output"]) input.push_back(o);
+  input.push_back({{"role", "user"}, {"content", "more"}});
+  create(body({{"input", input}, {"store", false}}));
+  EXPECT_EQ(last_prompt(), "<|user|>hi\n<|assistant|>It is 4.\n<|user|>more\n<|assistant|>");
   // effort none turns thinking off in the template.
   create(body({{"reasoning", {{"effort", "none"}}}}));
   expect_400(body({{"reasoning", {{"effort", "huge"}}}}), "reasoning.effort");
