@@ -40,16 +40,13 @@ ApiError no_replica_ready(int retry_after_s) {
 
 void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Request& req,
                    Exchange& ex, ProxyKind kind) {
-  if (draining_)
-    throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
-                   "server_shutdown")
-        .with_retry_after(config_.retry_after_s);
+  front_.check_accepting();
   const bool completion = kind == ProxyKind::kCompletion;
   server::json body =
       kind == ProxyKind::kPage ? server::json::object() : server::parse_json_body(req.body());
   auto job = std::make_shared<ProxyJob>();
   job->model = route_model(kind, body);
-  if (completion && limiter_.enabled()) admit(*job, req, body);
+  if (completion && front_.limiter().enabled()) admit(*job, req, body);
   if (completion) job->key = prompt_key(body, ex.route == "/v1/chat/completions");
   job->conn = conn;
   job->ex = ex;
@@ -94,18 +91,10 @@ std::string Router::route_model(ProxyKind kind, const nlohmann::json& body) cons
 }
 
 void Router::admit(ProxyJob& job, const server::Request& req, nlohmann::json& body) {
-  const std::string_view auth = req[http::field::authorization];
-  job.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : "";
+  job.api_key = server::bearer_token(req[http::field::authorization]);
   // Tokens are charged once the replica reports them: a key over its token budget is refused
   // from then on, until the bucket refills.
-  const auto v = limiter_.admit(job.api_key, 0);
-  if (!v.allowed)
-    throw ApiError(429,
-                   fmt::format("Rate limit reached for {} per minute on this API key. "
-                               "Try again in {:.1f} s.",
-                               v.kind, v.retry_after_s),
-                   v.kind, std::nullopt, "rate_limit_exceeded")
-        .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
+  front_.admit(job.api_key, 0);
   if (config_.rate_limit_tpm <= 0) return;
   job.count_usage = true;
   const auto st = body.find("stream");
@@ -172,7 +161,7 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
     metrics_.record_request(last_replica, job->model, last->status);
     LOG_INFO("router request route={} model={} replica={} status={} attempts={}", job->ex.route,
              job->model, last_replica, last->status, tried.size());
-    send(job->conn, job->ex, std::move(res));
+    front_.send(job->conn, job->ex, std::move(res));
     co_return;
   }
   ApiError e =
@@ -186,15 +175,16 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
   metrics_.record_request(last_replica, job->model, e.status());
   LOG_INFO("router request route={} model={} status={} attempts={} error=\"{}\"", job->ex.route,
            job->model, e.status(), tried.size(), e.what());
-  send_error(job->conn, job->ex, e);
+  front_.send_error(job->conn, job->ex, e);
 }
 
 void Router::finish(ProxyJob& job, const std::string& replica, int status) {
-  if (job.count_usage && job.usage_tokens > 0) limiter_.charge(job.api_key, job.usage_tokens);
+  if (job.count_usage && job.usage_tokens > 0)
+    front_.limiter().charge(job.api_key, job.usage_tokens);
   job.status = status;
   job.replica = replica;
   metrics_.record_request(replica, job.model, status);
-  metrics_.record_http(server::handler_label(job.ex.route), job.ex.method, status);
+  front_.record(job.ex, status);
 }
 
 }  // namespace inferd::router

@@ -1,5 +1,6 @@
-// Router: construction, start, drain and stop; its own routes (/health, /ready, /metrics,
-// /version, /v1/models) and the dispatch of everything else to proxy() (proxy.cc).
+// Router: construction, start, drain and stop; its route table (on the shared front, front.h):
+// its own routes (/health, /ready, /metrics, /version, /v1/models) and the proxied ones
+// (proxy.cc).
 #include "router/router.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -22,10 +23,29 @@ namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 using server::ApiError;
 
+namespace {
+
+server::FrontConfig front_config(const RouterConfig& c) {
+  server::FrontConfig f;
+  f.service = "router";
+  f.log_tag = "router request";
+  f.api_keys = c.api_keys;
+  f.allowed_origins = c.allowed_origins;
+  f.rate_limit_rpm = c.rate_limit_rpm;
+  f.rate_limit_tpm = c.rate_limit_tpm;
+  f.retry_after_s = c.retry_after_s;
+  return f;
+}
+
+}  // namespace
+
 Router::Router(RouterConfig config)
     : config_(std::move(config)),
       table_(config_.policy, config_.health),
-      limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm),
+      front_(front_config(config_),
+             [this](const std::string& handler, const std::string& method, int status) {
+               metrics_.record_http(handler, method, status);
+             }),
       http_(config_.http, *this) {
   if (config_.backends.empty() && config_.backend_file.empty() && config_.backend_dns.empty())
     fail("no replicas: pass --backend URL (repeatable), --backend-file FILE or --backend-dns URL");
@@ -34,6 +54,7 @@ Router::Router(RouterConfig config)
   for (const auto& b : config_.backends) (void)parse_backend_url(b);
   for (const auto& b : config_.backend_dns) (void)parse_backend_url(b);
   health_ = std::make_unique<HealthChecker>(http_.io(), table_, config_.health_check);
+  add_routes();
 }
 
 Router::~Router() {
@@ -52,14 +73,14 @@ void Router::start() {
 
 void Router::stop() {
   if (stopped_.exchange(true)) return;
-  draining_ = true;
+  front_.set_draining();
   if (health_) health_->stop();
   http_.stop();
 }
 
 void Router::drain_and_stop() {
   if (stopped_) return;
-  draining_ = true;
+  front_.set_draining();
   http_.stop_accepting();
   LOG_INFO("draining: {} request(s) in flight, waiting up to {} s", active_.load(),
            config_.drain_timeout_s);
@@ -73,110 +94,61 @@ void Router::drain_and_stop() {
 }
 
 server::Response Router::http_error(int status, const std::string& message, unsigned version) {
-  server::Response res = server::http_layer_error(status, message, version);
-  metrics_.record_http("-", "-", status);
-  return res;
-}
-
-void Router::send(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
-                  server::Response&& res) {
-  for (const auto& [k, v] : ex.cors) res.set(k, v);
-  metrics_.record_http(server::handler_label(ex.route), ex.method, res.result_int());
-  conn->respond(std::move(res));
-}
-
-void Router::send_json(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
-                       int status, const std::string& body) {
-  send(conn, ex, server::json_response(status, body));
-}
-
-void Router::send_error(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
-                        const ApiError& e) {
-  send(conn, ex, server::error_response(e));
-}
-
-void Router::check_auth(const server::Request& req) const {
-  server::check_bearer(req[http::field::authorization], config_.api_keys);
+  return front_.http_error(status, message, version);
 }
 
 void Router::handle(const std::shared_ptr<server::Connection>& conn, server::Request&& req) {
-  Exchange ex;
-  ex.target = std::string(req.target());
-  ex.route = ex.target.substr(0, ex.target.find('?'));
-  ex.method = req.method() == http::verb::unknown ? "other" : std::string(req.method_string());
-  // CORS, as the server answers it (--allowed-origins).
-  const std::string origin(req[http::field::origin]);
-  const bool origin_ok = server::cors_headers(origin, config_.allowed_origins, ex.cors);
-  try {
-    if (server::is_cors_preflight(req, origin))
-      return send(conn, ex, server::cors_preflight(req, origin, origin_ok));
-    route(conn, req, ex);
-  } catch (const ApiError& e) {
-    LOG_INFO("router request route={} status={} error=\"{}\"", ex.route, e.status(), e.what());
-    send_error(conn, ex, e);
-  } catch (const std::exception& e) {
-    LOG_ERROR("router request route={} status=500 error=\"{}\"", ex.route, e.what());
-    send_error(conn, ex,
-               ApiError(500, std::string("Internal server error: ") + e.what(), "server_error"));
-  }
+  front_.handle(conn, req);
 }
 
-void Router::route(const std::shared_ptr<server::Connection>& conn, server::Request& req,
-                   Exchange& ex) {
-  const std::string& path = ex.route;
-  const bool is_get = req.method() == http::verb::get;
-  const bool is_post = req.method() == http::verb::post;
-  auto allow = [&](const char* methods) {
-    send(conn, ex, server::method_not_allowed(ex.method, path, methods));
+void Router::add_routes() {
+  using server::Connection;
+  using server::Request;
+  using server::Route;
+  using Conn = const std::shared_ptr<Connection>&;
+  auto proxied = [this](ProxyKind kind) {
+    return [this, kind](Conn c, Request& r, Exchange& ex) { proxy(c, r, ex, kind); };
   };
-  if (path == "/") {
-    // The chat page of the replicas (`inferd serve` at /): from any ready one. It talks to this
-    // router's /v1 routes, so it offers every model behind it.
-    if (!is_get) return allow("GET");
-    return proxy(conn, req, ex, ProxyKind::kPage);
-  }
-  if (path == "/health") {
-    if (!is_get) return allow("GET");
-    return send(conn, ex, server::Response{http::status::ok, 11});
-  }
-  if (path == "/ready") {
-    if (!is_get) return allow("GET");
-    if (draining_)
-      throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
-                     "not_ready");
-    if (table_.num_healthy() == 0)
-      throw ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
-                     "not_ready");
-    return send_json(conn, ex, 200, R"({"status":"ready"})");
-  }
-  if (path == "/metrics") {
-    if (!is_get) return allow("GET");
-    server::Response res{http::status::ok, 11};
-    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.body() = metrics_.render(table_.states(), table_.prefix_index_size());
-    return send(conn, ex, std::move(res));
-  }
-  if (path == "/version") {
-    if (!is_get) return allow("GET");
-    return send_json(conn, ex, 200, R"({"version":"0.1.0"})");
-  }
-  if (path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) {
-    check_auth(req);
-    if (!is_get) return allow("GET");
-    return serve_models(conn, ex);
-  }
-  if (path == "/v1/chat/completions" || path == "/v1/completions") {
-    check_auth(req);
-    if (!is_post) return allow("POST");
-    return proxy(conn, req, ex, ProxyKind::kCompletion);
-  }
-  if (path == "/tokenize" || path == "/detokenize") {
-    if (!is_post) return allow("POST");
-    return proxy(conn, req, ex, ProxyKind::kModel);
-  }
-  if (path.rfind("/v1/", 0) == 0) check_auth(req);
-  throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, path), "invalid_request_error",
-                 std::nullopt, "not_found");
+  auto own = [this](void (Router::*f)(Conn, const Exchange&)) {
+    return [this, f](Conn c, Request&, Exchange& ex) { (this->*f)(c, ex); };
+  };
+  server::RouteTable& t = front_.routes();
+  constexpr auto kGet = http::verb::get;
+  constexpr auto kPost = http::verb::post;
+  // The chat page of the replicas (`inferd serve` at /): from any ready one. It talks to this
+  // router's /v1 routes, so it offers every model behind it.
+  t.add(Route{"/", false, kGet, false, "", proxied(ProxyKind::kPage)});
+  t.add(Route{"/health", false, kGet, false, "", [this](Conn c, Request&, Exchange& ex) {
+                front_.send(c, ex, server::Response{http::status::ok, 11});
+              }});
+  t.add(Route{"/ready", false, kGet, false, "", own(&Router::serve_ready)});
+  t.add(Route{"/metrics", false, kGet, false, "", own(&Router::serve_metrics)});
+  t.add(Route{"/version", false, kGet, false, "", [this](Conn c, Request&, Exchange& ex) {
+                front_.send_json(c, ex, 200, R"({"version":"0.1.0"})");
+              }});
+  t.add(Route{"/v1/models", false, kGet, true, "", own(&Router::serve_models)});
+  t.add(Route{"/v1/models/", true, kGet, true, "/v1/models/{model}", own(&Router::serve_models)});
+  t.add(Route{"/v1/chat/completions", false, kPost, true, "", proxied(ProxyKind::kCompletion)});
+  t.add(Route{"/v1/completions", false, kPost, true, "", proxied(ProxyKind::kCompletion)});
+  t.add(Route{"/tokenize", false, kPost, false, "", proxied(ProxyKind::kModel)});
+  t.add(Route{"/detokenize", false, kPost, false, "", proxied(ProxyKind::kModel)});
+}
+
+void Router::serve_ready(const std::shared_ptr<server::Connection>& conn, const Exchange& ex) {
+  if (front_.draining())
+    throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
+                   "not_ready");
+  if (table_.num_healthy() == 0)
+    throw ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
+                   "not_ready");
+  front_.send_json(conn, ex, 200, R"({"status":"ready"})");
+}
+
+void Router::serve_metrics(const std::shared_ptr<server::Connection>& conn, const Exchange& ex) {
+  server::Response res{http::status::ok, 11};
+  res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  res.body() = metrics_.render(table_.states(), table_.prefix_index_size());
+  front_.send(conn, ex, std::move(res));
 }
 
 // /v1/models (the union of the healthy replicas' models) and /v1/models/{model}.
@@ -191,14 +163,15 @@ void Router::serve_models(const std::shared_ptr<server::Connection>& conn, const
   if (path == "/v1/models") {
     nlohmann::ordered_json data = nlohmann::ordered_json::array();
     for (const auto& m : models) data.push_back(card(m));
-    return send_json(conn, ex, 200,
-                     nlohmann::ordered_json{{"object", "list"}, {"data", std::move(data)}}.dump());
+    return front_.send_json(
+        conn, ex, 200,
+        nlohmann::ordered_json{{"object", "list"}, {"data", std::move(data)}}.dump());
   }
   const std::string id = path.substr(std::string("/v1/models/").size());
   if (std::find(models.begin(), models.end(), id) == models.end())
     throw ApiError(404, fmt::format("The model `{}` does not exist.", id), "invalid_request_error",
                    "model", "model_not_found");
-  send_json(conn, ex, 200, card(id).dump());
+  front_.send_json(conn, ex, 200, card(id).dump());
 }
 
 }  // namespace inferd::router

@@ -24,8 +24,8 @@
 #include "router/router_metrics.h"
 #include "router/upstream_pool.h"
 #include "server/api_error.h"
+#include "server/front.h"
 #include "server/http.h"
-#include "server/rate_limiter.h"
 
 namespace inferd::router {
 
@@ -81,29 +81,17 @@ class Router final : public server::RequestHandler {
   void handle(const std::shared_ptr<server::Connection>& conn, server::Request&& req) override;
   server::Response http_error(int status, const std::string& message, unsigned version) override;
 
-  // Per-request context: route, target, method, start, CORS headers.
-  struct Exchange {
-    std::string route;
-    std::string target;  // with the query
-    std::string method;
-    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-    std::vector<std::pair<std::string, std::string>> cors;  // CORS headers every answer carries
-  };
+  using Exchange = server::Exchange;
   struct Attempt;  // how one attempt on a replica ended (proxy_job.h)
 
  private:
   friend struct ProxyJob;
 
   // ---- routes (router.cc) ----
-  void route(const std::shared_ptr<server::Connection>& conn, server::Request& req, Exchange& ex);
+  void add_routes();
+  void serve_ready(const std::shared_ptr<server::Connection>& conn, const Exchange& ex);
+  void serve_metrics(const std::shared_ptr<server::Connection>& conn, const Exchange& ex);
   void serve_models(const std::shared_ptr<server::Connection>& conn, const Exchange& ex);
-  void check_auth(const server::Request& req) const;
-  void send(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
-            server::Response&& res);
-  void send_json(const std::shared_ptr<server::Connection>& conn, const Exchange& ex, int status,
-                 const std::string& body);
-  void send_error(const std::shared_ptr<server::Connection>& conn, const Exchange& ex,
-                  const server::ApiError& e);
 
   // ---- discovery (backend_discovery.cc) ----
   // --backend-file and --backend-dns as they are at start.
@@ -140,9 +128,8 @@ class Router final : public server::RequestHandler {
   RouterConfig config_;
   ReplicaTable table_;
   RouterMetrics metrics_;
-  server::RateLimiter limiter_;
+  server::Front front_;  // routes, keys, CORS, rate limits, errors, draining
   std::atomic<int64_t> active_{0};
-  std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_{false};
   // Discovery state (start(), then the discover() coroutine only).
   int64_t backend_file_mtime_ = -1;

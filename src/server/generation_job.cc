@@ -281,7 +281,8 @@ void GenerationJob::record(int status, Clock::time_point end) {
     r.tpot_s = seconds(last_token_ - first_token_) / double(per_seq - 1);
   r.e2e_s = seconds(end - ex_.start);
   server_.metrics_.record_request(r);
-  if (server_.limiter_.enabled()) server_.limiter_.charge(ex_.api_key, r.generation_tokens);
+  if (server_.front_.limiter().enabled())
+    server_.front_.limiter().charge(ex_.api_key, r.generation_tokens);
   std::string finish;
   for (const auto& c : out_.choices) {
     if (!finish.empty()) finish += ',';
@@ -310,7 +311,7 @@ void GenerationJob::begin_stream() {
   h.emplace_back("Cache-Control", "no-cache");
   h.emplace_back("X-Request-Id", ex_.request_id);
   conn_->begin_stream(http::status::ok, std::move(h));
-  server_.metrics_.record_http(ex_.route, "POST", 200);
+  server_.front_.record(ex_, 200);
   streamed_ = true;
   renderer_->begin(out_, *this);
 }

@@ -1,8 +1,8 @@
-// The server's routes as a table: each route is a path (exact, or a prefix such as
-// "/v1/models/"), one HTTP method, whether it needs the API key, its metrics label and its
-// handler. Server::handle looks a request up here: no route for the path is a 404, a route for
-// the path but not the method a 405 naming the methods there are. Route families register
-// themselves (routes/routes.h), one file each.
+// Routes as a table: each route is a path (exact, or a prefix such as "/v1/models/"), one HTTP
+// method, whether it needs the API key, its metrics label and its handler. Front::handle
+// (front.h) looks a request up here: no route for the path is a 404, a route for the path but
+// not the method a 405 naming the methods there are. Both services fill one: `inferd serve` from
+// routes/routes.h (one file per route family), `inferd router` in router.cc.
 #pragma once
 
 #include <chrono>
@@ -16,11 +16,10 @@
 
 namespace inferd::server {
 
-class Server;
-
 // Per-request context: route, method, request id, API key, start, CORS headers.
 struct Exchange {
   std::string route;   // the path, without the query
+  std::string target;  // the path with the query
   std::string method;  // "GET", "POST", ..., "other"
   std::string label;   // the metrics handler label (the route's; empty: handler_label(route))
   std::string request_id;
@@ -31,8 +30,8 @@ struct Exchange {
 
 // Answers `req` now or later (from the connection's strand); may throw ApiError, which the
 // server turns into the error response.
-using RouteHandler = std::function<void(Server& server, const std::shared_ptr<Connection>& conn,
-                                        Request& req, Exchange& ex)>;
+using RouteHandler =
+    std::function<void(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex)>;
 
 struct Route {
   std::string path;

@@ -34,18 +34,33 @@ std::string random_hex(size_t n) {
   return s;
 }
 
+FrontConfig front_config(const ServerConfig& c) {
+  FrontConfig f;
+  f.service = "server";
+  f.log_tag = "request";
+  f.api_keys = c.api_keys;
+  f.allowed_origins = c.allowed_origins;
+  f.rate_limit_rpm = c.rate_limit_rpm;
+  f.rate_limit_tpm = c.rate_limit_tpm;
+  f.retry_after_s = c.retry_after_s;
+  return f;
+}
+
 }  // namespace
 
 Server::Server(ServerConfig config, std::shared_ptr<Generator> generator)
     : config_(std::move(config)),
       generator_(std::move(generator)),
       metrics_(config_.served_model_names.empty() ? "" : config_.served_model_names.front()),
-      limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm),
       responses_store_(config_.responses_store),
+      front_(front_config(config_),
+             [this](const std::string& handler, const std::string& method, int status) {
+               metrics_.record_http(handler, method, status);
+             }),
       http_(config_.http, *this) {
   INFERD_CHECK(generator_ != nullptr, "Server needs a generator");
   if (config_.served_model_names.empty()) config_.served_model_names.push_back("model");
-  add_routes(routes_, config_);
+  add_routes(front_.routes(), *this);
 }
 
 Server::~Server() {
@@ -61,7 +76,7 @@ void Server::start() {
 void Server::stop() {
   if (stopped_) return;
   stopped_ = true;
-  draining_ = true;
+  front_.set_draining();
   ready_ = false;
   http_.stop();
 }
@@ -83,7 +98,7 @@ void Server::remove_job(uint64_t id) {
 
 void Server::drain_and_stop() {
   if (stopped_) return;
-  draining_ = true;
+  front_.set_draining();
   ready_ = false;
   http_.stop_accepting();
   LOG_INFO("draining: {} request(s) in flight, waiting up to {} s", active_requests(),
@@ -116,82 +131,24 @@ void Server::drain_and_stop() {
 }
 
 Response Server::http_error(int status, const std::string& message, unsigned version) {
-  Response res = http_layer_error(status, message, version);
-  metrics_.record_http("-", "-", status);
-  LOG_INFO("request route=- status={} error=\"{}\"", status, message);
-  return res;
+  return front_.http_error(status, message, version);
 }
 
 void Server::send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res) {
-  for (const auto& [k, v] : ex.cors) res.set(k, v);
-  metrics_.record_http(ex.label.empty() ? handler_label(ex.route) : ex.label, ex.method,
-                       res.result_int());
-  conn->respond(std::move(res));
+  front_.send(conn, ex, std::move(res));
 }
 
 void Server::send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, int status,
                        const std::string& body) {
-  send(conn, ex, json_response(status, body));
+  front_.send_json(conn, ex, status, body);
 }
 
 void Server::send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const ApiError& e) {
-  send(conn, ex, error_response(e));
-}
-
-void Server::check_auth(const Request& req) const {
-  check_bearer(req[http::field::authorization], config_.api_keys);
+  front_.send_error(conn, ex, e);
 }
 
 void Server::handle(const std::shared_ptr<Connection>& conn, Request&& req) {
-  Exchange ex;
-  std::string target(req.target());
-  if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
-  ex.route = target;
-  ex.method = std::string(req.method_string());
-  if (req.method() == http::verb::unknown) ex.method = "other";
-  const std::string_view auth = req[http::field::authorization];
-  ex.api_key = auth.size() > 7 ? std::string(auth.substr(7)) : std::string();
-  // CORS
-  const std::string origin(req[http::field::origin]);
-  const bool origin_ok = cors_headers(origin, config_.allowed_origins, ex.cors);
-  try {
-    if (is_cors_preflight(req, origin))
-      return send(conn, ex, cors_preflight(req, origin, origin_ok));
-    dispatch(conn, req, ex);
-  } catch (const ApiError& e) {
-    if (ex.route.rfind("/v1/", 0) == 0 || e.status() >= 400)
-      LOG_INFO("request route={} status={} error=\"{}\"", ex.route, e.status(), e.what());
-    send_error(conn, ex, e);
-  } catch (const std::exception& e) {
-    LOG_ERROR("request route={} status=500 error=\"{}\"", ex.route, e.what());
-    send_error(conn, ex,
-               ApiError(500, std::string("Internal server error: ") + e.what(), "server_error"));
-  }
-}
-
-// The route for the path and method: the API key first where the route needs it, then 405 when
-// the path has routes but none for the method; no route is a 404 (after the key, under /v1/).
-void Server::dispatch(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex) {
-  const std::vector<const Route*> routes = routes_.match(ex.route);
-  if (routes.empty()) {
-    if (ex.route.rfind("/v1/", 0) == 0) check_auth(req);
-    throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, ex.route),
-                   "invalid_request_error", std::nullopt, "not_found");
-  }
-  ex.label = routes.front()->label;
-  if (std::any_of(routes.begin(), routes.end(), [](const Route* r) { return r->needs_key; }))
-    check_auth(req);
-  for (const Route* r : routes)
-    if (r->method == req.method()) return r->handler(*this, conn, req, ex);
-  const std::string allowed = allowed_methods(routes);
-  send(conn, ex, method_not_allowed(ex.method, ex.route, allowed.c_str()));
-}
-
-void Server::check_accepting() const {
-  if (draining_)
-    throw ApiError(503, "The server is shutting down.", "service_unavailable_error", std::nullopt,
-                   "server_shutdown")
-        .with_retry_after(config_.retry_after_s);
+  front_.handle(conn, req);
 }
 
 ValidationContext Server::validation_context(const Request& req) const {
@@ -209,16 +166,7 @@ void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange&
                               const std::string& id_prefix) {
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());
-  if (limiter_.enabled()) {
-    const auto v = limiter_.admit(ex.api_key, prompt_tokens);
-    if (!v.allowed)
-      throw ApiError(429,
-                     fmt::format("Rate limit reached for {} per minute on this API key. Try "
-                                 "again in {:.1f} s.",
-                                 v.kind, v.retry_after_s),
-                     v.kind, std::nullopt, "rate_limit_exceeded")
-          .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
-  }
+  front_.admit(ex.api_key, prompt_tokens);
   ex.request_id = id_prefix + random_hex(24);
   const uint64_t job_id = next_job_.fetch_add(1);
   auto job = std::make_shared<GenerationJob>(*this, conn, ex, std::move(cr), std::move(renderer));

@@ -14,13 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "server/front.h"
 #include "server/generator.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/protocol.h"
-#include "server/rate_limiter.h"
 #include "server/responses_store.h"
-#include "server/route_table.h"
 
 namespace inferd::server {
 
@@ -78,13 +77,14 @@ class Server final : public RequestHandler {
 
   // ---- for route handlers (routes/*.cc) ----
   bool ready() const { return ready_; }
-  bool draining() const { return draining_; }
+  bool draining() const { return front_.draining(); }
+  Front& front() { return front_; }
   void send(const std::shared_ptr<Connection>& conn, Exchange& ex, Response&& res);
   void send_json(const std::shared_ptr<Connection>& conn, Exchange& ex, int status,
                  const std::string& body);
   void send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const class ApiError& e);
   // Throws 503 while the server drains (a generating request is refused before it is parsed).
-  void check_accepting() const;
+  void check_accepting() const { front_.check_accepting(); }
   // How request bodies are validated here (models, limits, parsers); `req`'s body is kept.
   ValidationContext validation_context(const Request& req) const;
   // Admits a parsed generating request (rate limits: 429) and runs it as a GenerationJob whose
@@ -99,21 +99,16 @@ class Server final : public RequestHandler {
  private:
   friend class GenerationJob;
 
-  void dispatch(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
-  void check_auth(const Request& req) const;
-
   void add_job(uint64_t id, const std::shared_ptr<GenerationJob>& job);
   void remove_job(uint64_t id);
 
   ServerConfig config_;
   std::shared_ptr<Generator> generator_;
   Metrics metrics_;
-  RateLimiter limiter_;
   ResponsesStore responses_store_;
-  RouteTable routes_;
+  Front front_;
   HttpServer http_;
   std::atomic<bool> ready_{false};
-  std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_job_{1};
   mutable std::mutex jobs_mu_;
   std::unordered_map<uint64_t, std::weak_ptr<GenerationJob>> jobs_;

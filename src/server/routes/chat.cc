@@ -16,8 +16,8 @@ void chat_route(Server& s, const std::shared_ptr<Connection>& conn, Request& req
 
 }  // namespace
 
-void add_chat_routes(RouteTable& t) {
-  t.add({"/v1/chat/completions", false, http::verb::post, true, "", chat_route});
+void add_chat_routes(RouteTable& t, Server& s) {
+  t.add({"/v1/chat/completions", false, http::verb::post, true, "", on(s, chat_route)});
 }
 
 }  // namespace inferd::server

@@ -18,8 +18,8 @@ void completions_route(Server& s, const std::shared_ptr<Connection>& conn, Reque
 
 }  // namespace
 
-void add_completions_routes(RouteTable& t) {
-  t.add({"/v1/completions", false, http::verb::post, true, "", completions_route});
+void add_completions_routes(RouteTable& t, Server& s) {
+  t.add({"/v1/completions", false, http::verb::post, true, "", on(s, completions_route)});
 }
 
 }  // namespace inferd::server

@@ -43,9 +43,9 @@ void models_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, 
 
 }  // namespace
 
-void add_models_routes(RouteTable& t) {
-  t.add({"/v1/models", false, http::verb::get, true, "", models_route});
-  t.add({kModelPrefix, true, http::verb::get, true, "/v1/models/{model}", models_route});
+void add_models_routes(RouteTable& t, Server& s) {
+  t.add({"/v1/models", false, http::verb::get, true, "", on(s, models_route)});
+  t.add({kModelPrefix, true, http::verb::get, true, "/v1/models/{model}", on(s, models_route)});
 }
 
 }  // namespace inferd::server

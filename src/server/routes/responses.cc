@@ -53,10 +53,10 @@ void delete_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, 
 
 }  // namespace
 
-void add_responses_routes(RouteTable& t) {
-  t.add({"/v1/responses", false, http::verb::post, true, "", create_route});
-  t.add({kPrefix, true, http::verb::get, true, "/v1/responses/{id}", retrieve_route});
-  t.add({kPrefix, true, http::verb::delete_, true, "/v1/responses/{id}", delete_route});
+void add_responses_routes(RouteTable& t, Server& s) {
+  t.add({"/v1/responses", false, http::verb::post, true, "", on(s, create_route)});
+  t.add({kPrefix, true, http::verb::get, true, "/v1/responses/{id}", on(s, retrieve_route)});
+  t.add({kPrefix, true, http::verb::delete_, true, "/v1/responses/{id}", on(s, delete_route)});
 }
 
 }  // namespace inferd::server

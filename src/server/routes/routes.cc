@@ -3,13 +3,13 @@
 
 namespace inferd::server {
 
-void add_routes(RouteTable& t, const ServerConfig& config) {
-  add_system_routes(t, config);
-  add_tokenize_routes(t);
-  add_models_routes(t);
-  add_completions_routes(t);
-  add_chat_routes(t);
-  add_responses_routes(t);
+void add_routes(RouteTable& t, Server& s) {
+  add_system_routes(t, s);
+  add_tokenize_routes(t, s);
+  add_models_routes(t, s);
+  add_completions_routes(t, s);
+  add_chat_routes(t, s);
+  add_responses_routes(t, s);
 }
 
 }  // namespace inferd::server

@@ -49,12 +49,12 @@ void version_route(Server& s, const std::shared_ptr<Connection>& conn, Request&,
 
 }  // namespace
 
-void add_system_routes(RouteTable& t, const ServerConfig& config) {
-  if (config.ui) t.add({"/", false, http::verb::get, false, "", chat_page_route});
-  t.add({"/health", false, http::verb::get, false, "", health_route});
-  t.add({"/ready", false, http::verb::get, false, "", ready_route});
-  t.add({"/metrics", false, http::verb::get, false, "", metrics_route});
-  t.add({"/version", false, http::verb::get, false, "", version_route});
+void add_system_routes(RouteTable& t, Server& s) {
+  if (s.config().ui) t.add({"/", false, http::verb::get, false, "", on(s, chat_page_route)});
+  t.add({"/health", false, http::verb::get, false, "", on(s, health_route)});
+  t.add({"/ready", false, http::verb::get, false, "", on(s, ready_route)});
+  t.add({"/metrics", false, http::verb::get, false, "", on(s, metrics_route)});
+  t.add({"/version", false, http::verb::get, false, "", on(s, version_route)});
 }
 
 }  // namespace inferd::server

@@ -28,9 +28,9 @@ void tokenize_route(Server& s, const std::shared_ptr<Connection>& conn, Request&
 
 }  // namespace
 
-void add_tokenize_routes(RouteTable& t) {
-  t.add({"/tokenize", false, http::verb::post, false, "", tokenize_route});
-  t.add({"/detokenize", false, http::verb::post, false, "", tokenize_route});
+void add_tokenize_routes(RouteTable& t, Server& s) {
+  t.add({"/tokenize", false, http::verb::post, false, "", on(s, tokenize_route)});
+  t.add({"/detokenize", false, http::verb::post, false, "", on(s, tokenize_route)});
 }
 
 }  // namespace inferd::server
