@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <limits>
 #include <map>
 #include <string_view>
 
@@ -13,10 +12,8 @@ namespace inferd::server {
 
 namespace {
 
-constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
-
-// Fields of OpenAI's request this server honours; the unsupported ones (checked_unsupported) are
-// accepted only with the value that asks for nothing.
+// Fields of OpenAI's request this server takes; some of them (background, truncation,
+// service_tier, include) only with the value that asks for nothing (check_fields).
 constexpr std::string_view kFields[] = {"model",
                                         "input",
                                         "instructions",
