@@ -78,6 +78,7 @@ class ResponsesTest : public ::testing::Test {
     fc.eos_after = int32_t(reply.size());
     fc.max_model_len = 4096;
     if (timeout_s > 0) fc.step = std::chrono::milliseconds(20);
+    fc.chat_template = chat_template_;
     gen_ = std::make_shared<FakeGenerator>(fc);
     ServerConfig cfg;
     cfg.request_timeout_s = timeout_s;
@@ -119,6 +120,7 @@ class ResponsesTest : public ::testing::Test {
   }
   std::string last_prompt() { return gen_->decode(gen_->last_request().prompt_token_ids, true); }
 
+  std::string chat_template_;  // set before start(): a Jinja template instead of the fake's own
   std::shared_ptr<FakeGenerator> gen_;
   std::unique_ptr<Server> server_;
   uint16_t port_ = 0;
@@ -324,6 +326,19 @@ TEST_F(ResponsesTest, ReasoningItems) {
   create(body({{"reasoning", {{"effort", "none"}}}}));
   expect_400(body({{"reasoning", {{"effort", "huge"}}}}), "reasoning.effort");
   expect_400(body({{"reasoning", {{"summary", "detailed"}}}}), "reasoning.summary");
+}
+
+TEST_F(ResponsesTest, ReasoningEffortReachesTheTemplate) {
+  chat_template_ =
+      "{% for m in messages %}{{ m.content }}{% endfor %}|thinking={{ enable_thinking }}"
+      "|effort={{ reasoning_effort }}|";
+  start("ok", {false, std::nullopt, ReasoningFormat::kQwen3});
+  create(body({{"reasoning", {{"effort", "low"}}}}));
+  EXPECT_EQ(last_prompt(), "hi|thinking=True|effort=low|");
+  create(body({{"reasoning", {{"effort", "none"}}}}));
+  EXPECT_EQ(last_prompt(), "hi|thinking=False|effort=|");
+  create(body());
+  EXPECT_EQ(last_prompt(), "hi|thinking=|effort=|");
 }
 
 TEST_F(ResponsesTest, ReasoningEffortNeedsAReasoningParser) {
