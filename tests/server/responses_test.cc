@@ -429,7 +429,10 @@ TEST_F(ResponsesTest, StreamedTextEvents) {
   EXPECT_EQ(types[3], "response.content_part.added");
   std::string text;
   for (const auto& e : evs)
-    if (e["type"] == "response.output_text.delta") text += e["delta"].get<std::string>();
+    if (e["type"] == "response.output_text.delta") {
+      text += e["delta"].get<std::string>();
+      EXPECT_EQ(e["logprobs"], json::array());
+    }
   EXPECT_EQ(text, "Hi there");
   const size_t n = types.size();
   EXPECT_EQ(types[n - 4], "response.output_text.done");

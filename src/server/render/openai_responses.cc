@@ -148,10 +148,12 @@ void OpenAiResponsesRenderer::append(Kind kind, std::string_view s, const char* 
     open(kind);
   }
   text_ += s;
-  event(type, {{"item_id", output_.back()["id"]},
-               {"output_index", output_.size() - 1},
-               {"content_index", 0},
-               {"delta", s}});
+  ojson fields = {{"item_id", output_.back()["id"]},
+                  {"output_index", output_.size() - 1},
+                  {"content_index", 0},
+                  {"delta", s}};
+  if (kind == Kind::kMessage) fields["logprobs"] = ojson::array();
+  event(type, std::move(fields));
 }
 
 // The pieces of one delta, into items: reasoning, then text, then each tool call.
