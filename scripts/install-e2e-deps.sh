@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e/, tests/deploy/) need: the official `openai` and
-# `@anthropic-ai/sdk` npm clients, ajv, ajv-formats, kubernetes-models and yaml, into tests/node_modules (git-ignored), and
-# from Debian tmux (the `inferd chat` terminal test) and chromium (the chat page test, headless). Cached: does nothing when all of it is there.
+# `@anthropic-ai/sdk` npm clients, ajv, ajv-formats, kubernetes-models, yaml and LangChain.js's
+# OpenAI models, into tests/node_modules (git-ignored), and from Debian tmux (the `inferd chat`
+# terminal test) and chromium (the chat page test, headless). Cached: does nothing when all of it
+# is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,8 @@ fi
 
 # npm packages, pinned: the openai client (e2e tests), the Anthropic client (the messages suite), ajv and ajv-formats (the structured-output
 # test validates outputs against their JSON Schemas), and for the deployment kit's test
-# (tests/deploy) the Kubernetes schemas (kubernetes-models) and a YAML parser. One npm install for
+# (tests/deploy) the Kubernetes schemas (kubernetes-models) and a YAML parser, and LangChain.js's
+# ChatOpenAI (@langchain/openai, @langchain/core) for the Responses API test. One npm install for
 # all of them (an install of some would prune the others).
 NPM_PACKAGES=(
   openai@6.30.1            # the newest major that runs on Node 20 (7.x needs Node 22)
@@ -28,6 +31,8 @@ NPM_PACKAGES=(
   ajv-formats@3.0.1
   kubernetes-models@5.1.0
   yaml@2.9.1
+  @langchain/openai@1.3.1  # ChatOpenAI with useResponsesApi; the newest on Node 20 whose openai is 6.30.1
+  @langchain/core@1.1.49
 )
 have_all=1
 for spec in "${NPM_PACKAGES[@]}"; do

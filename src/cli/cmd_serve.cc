@@ -46,6 +46,8 @@ struct ServeArgs {
   std::string tool_call_parser;
   std::string reasoning_parser;
   bool trust_request_chat_template = false;
+  size_t max_stored_responses = server::ResponsesStoreConfig{}.max_responses;
+  size_t max_stored_responses_mb = server::ResponsesStoreConfig{}.max_bytes >> 20;
 };
 
 server::ChatParsing chat_parsing(const ServeArgs& a) {
@@ -135,6 +137,8 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
       {"block_size", std::to_string(m.block_size)},
       {"enable_prefix_caching", a.model.args.cache.enable_prefix_caching ? "True" : "False"},
       {"num_gpu_blocks", std::to_string(m.num_kv_blocks)}};
+  sc.responses_store.max_responses = a.max_stored_responses;
+  sc.responses_store.max_bytes = a.max_stored_responses_mb << 20;
   return sc;
 }
 
@@ -262,6 +266,13 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--reasoning-parser", a->reasoning_parser,
                   "Split the model's <think>...</think> into reasoning_content: qwen3, "
                   "deepseek_r1; output constraints then apply after the reasoning");
+  cmd->add_option("--max-stored-responses", a->max_stored_responses,
+                  "/v1/responses: most responses kept in memory for GET, DELETE and "
+                  "previous_response_id; the least recently used go first (0: store nothing)")
+      ->capture_default_str();
+  cmd->add_option("--max-stored-responses-mb", a->max_stored_responses_mb,
+                  "/v1/responses: most MiB (as JSON) the stored responses may hold")
+      ->capture_default_str();
   cmd->callback([a] { serve(*a); });
 }
 

@@ -65,7 +65,7 @@ Response cors_preflight(const Request& req, const std::string& origin, bool orig
     throw ApiError(400, fmt::format("Disallowed CORS origin '{}'.", origin),
                    "invalid_request_error", std::nullopt, "cors_origin");
   Response res{http::status::ok, req.version()};
-  res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+  res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
   const std::string_view rh = req[http::field::access_control_request_headers];
   res.set(http::field::access_control_allow_headers,
           rh.empty() ? std::string("Authorization, Content-Type") : std::string(rh));

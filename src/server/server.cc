@@ -53,6 +53,7 @@ Server::Server(ServerConfig config, std::shared_ptr<Generator> generator)
       generator_(std::move(generator)),
       metrics_(config_.served_model_names.empty() ? "" : config_.served_model_names.front(),
                generator_ ? generator_->max_model_len() : 1 << 20, config_.cache_config_info),
+      responses_store_(config_.responses_store),
       front_(front_config(config_),
              [this](const std::string& handler, const std::string& method, int status) {
                metrics_.record_http(handler, method, status);

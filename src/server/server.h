@@ -19,6 +19,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/protocol.h"
+#include "server/responses_store.h"
 
 namespace inferd::server {
 
@@ -47,6 +48,8 @@ struct ServerConfig {
   // The labels of vllm:cache_config_info on /metrics (block_size, num_gpu_blocks, ...); empty:
   // that gauge is not served.
   std::vector<std::pair<std::string, std::string>> cache_config_info;
+  // /v1/responses' store (store: true, previous_response_id): bounds of the in-memory LRU.
+  ResponsesStoreConfig responses_store;
 };
 
 class GenerationJob;
@@ -99,6 +102,8 @@ class Server final : public RequestHandler {
   void start_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
                         CompletionRequest req, std::unique_ptr<Renderer> renderer,
                         const std::string& id_prefix);
+  // /v1/responses' stored responses (routes/responses.cc).
+  ResponsesStore& responses_store() { return responses_store_; }
 
  private:
   friend class GenerationJob;
@@ -109,6 +114,7 @@ class Server final : public RequestHandler {
   ServerConfig config_;
   std::shared_ptr<Generator> generator_;
   Metrics metrics_;
+  ResponsesStore responses_store_;
   Front front_;
   HttpServer http_;
   std::atomic<bool> ready_{false};

@@ -10,6 +10,7 @@ void add_routes(RouteTable& t, Server& s) {
   add_completions_routes(t, s);
   add_chat_routes(t, s);
   add_messages_routes(t, s);
+  add_responses_routes(t, s);
 }
 
 }  // namespace inferd::server

@@ -33,6 +33,8 @@ void add_completions_routes(RouteTable& t, Server& s);
 void add_chat_routes(RouteTable& t, Server& s);
 // Anthropic's /v1/messages and /v1/messages/count_tokens (messages.cc).
 void add_messages_routes(RouteTable& t, Server& s);
+// /v1/responses, GET and DELETE /v1/responses/{id} (responses.cc).
+void add_responses_routes(RouteTable& t, Server& s);
 
 // Every family above.
 void add_routes(RouteTable& t, Server& s);
