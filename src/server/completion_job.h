@@ -19,7 +19,7 @@
 
 namespace inferd::server {
 
-class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
+class CompletionJob : public ServerJob, public std::enable_shared_from_this<CompletionJob> {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -31,7 +31,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
 
   // Aborts the generation; the client gets `e` (a status for a plain response, an error event
   // in a stream). Any thread.
-  void abort_with(ApiError e);
+  void abort_with(ApiError e) override;
 
  private:
   struct Sub {  // one prompt's engine request

@@ -14,6 +14,7 @@
 #include "server/api_error.h"
 #include "server/api_keys.h"
 #include "server/completion_job.h"
+#include "server/embedding_job.h"
 #include "server/protocol.h"
 #include "server/responses.h"
 #include "server/ui_page.h"
@@ -68,7 +69,7 @@ size_t Server::active_requests() const {
   return jobs_.size();
 }
 
-void Server::add_job(uint64_t id, const std::shared_ptr<CompletionJob>& job) {
+void Server::add_job(uint64_t id, const std::shared_ptr<ServerJob>& job) {
   std::lock_guard lk(jobs_mu_);
   jobs_[id] = job;
 }
@@ -90,7 +91,7 @@ void Server::drain_and_stop() {
   while (active_requests() > 0 && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (active_requests() > 0) {
-    std::vector<std::shared_ptr<CompletionJob>> live;
+    std::vector<std::shared_ptr<ServerJob>> live;
     {
       std::lock_guard lk(jobs_mu_);
       for (auto& [id, w] : jobs_)
@@ -220,6 +221,11 @@ void Server::route(const std::shared_ptr<Connection>& conn, Request& req, Exchan
     if (!is_post) return allow("POST");
     return handle_completion(conn, req, ex, path == "/v1/chat/completions");
   }
+  if (path == "/v1/embeddings") {
+    check_auth(req);
+    if (!is_post) return allow("POST");
+    return EmbeddingJob::admit(*this, conn, req, ex);
+  }
   if (path.rfind("/v1/", 0) == 0) check_auth(req);
   throw ApiError(404, fmt::format("Unknown route: {} {}", ex.method, path), "invalid_request_error",
                  std::nullopt, "not_found");
@@ -269,6 +275,7 @@ void Server::serve_models(const std::shared_ptr<Connection>& conn, Exchange& ex)
 
 void Server::handle_completion(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex,
                                bool chat) {
+  if (generator_->task() == ModelTask::kEmbed) throw embedding_model_error(ex.route);
   if (draining_)
     throw ApiError(503, "The server is shutting down.", "service_unavailable_error", std::nullopt,
                    "server_shutdown")

@@ -1,6 +1,7 @@
 // The OpenAI-compatible server: routes, auth, CORS, admission (rate limits, queue), /tokenize,
 // /detokenize, /v1/models, /health, /ready, /metrics, drain, and the chat page at /. A completions
-// request, once admitted, runs as a CompletionJob (completion_job.h).
+// request, once admitted, runs as a CompletionJob (completion_job.h); an embeddings request as an
+// EmbeddingJob (embedding_job.h).
 #pragma once
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/api_error.h"
 #include "server/generator.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -41,7 +43,16 @@ struct ServerConfig {
   size_t log_prompt_max_bytes = 512;
 };
 
+// A request in flight (completions, embeddings): drain aborts those still running.
+class ServerJob {
+ public:
+  virtual ~ServerJob() = default;
+  // Aborts the request; its client gets `e`. Any thread.
+  virtual void abort_with(ApiError e) = 0;
+};
+
 class CompletionJob;
+class EmbeddingJob;
 
 // Lifetime: requests in flight post their engine outputs to the server's io threads, so shut the
 // generator down (Generator::shutdown) before destroying a Server that may still have some.
@@ -72,6 +83,7 @@ class Server final : public RequestHandler {
 
  private:
   friend class CompletionJob;
+  friend class EmbeddingJob;
   // Per-request context: route, method, request id, API key, start, CORS headers.
   struct Exchange {
     std::string route;
@@ -93,7 +105,7 @@ class Server final : public RequestHandler {
   void send_error(const std::shared_ptr<Connection>& conn, Exchange& ex, const class ApiError& e);
   void check_auth(const Request& req) const;
 
-  void add_job(uint64_t id, const std::shared_ptr<CompletionJob>& job);
+  void add_job(uint64_t id, const std::shared_ptr<ServerJob>& job);
   void remove_job(uint64_t id);
 
   ServerConfig config_;
@@ -105,7 +117,7 @@ class Server final : public RequestHandler {
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_job_{1};
   mutable std::mutex jobs_mu_;
-  std::unordered_map<uint64_t, std::weak_ptr<CompletionJob>> jobs_;
+  std::unordered_map<uint64_t, std::weak_ptr<ServerJob>> jobs_;
   bool stopped_ = false;
 };
 

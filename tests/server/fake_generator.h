@@ -1,6 +1,8 @@
 // A Generator for server tests: a byte-level tokenizer (id = byte + 3; 0 <pad>, 1 <s>, 2 </s>),
 // a tiny chat template, and an engine thread that "generates" a fixed reply one token per step,
 // with the engine's contract (max_queue, max_model_len, stop strings, logprobs, abort, KV blocks).
+// With task kEmbed it answers pooling requests instead: in one step, a vector of embedding_size
+// values derived from the token ids (fake_embedding), truncated and normalised as asked.
 #pragma once
 
 #include <atomic>
@@ -25,7 +27,14 @@ struct FakeConfig {
   std::string reply = "Hello world! This is a fake reply. ";
   int32_t eos_after = 0;      // > 0: EOS after this many tokens (finish stop)
   std::string chat_template;  // non-empty: a Jinja chat template rendered instead of the tiny one
+  ModelTask task = ModelTask::kGenerate;
+  EngineConfig::Pooling pooling;  // the model's (defaults for requests that leave them unset)
+  int32_t embedding_size = 16;
 };
+
+// The fake's pooled vector of `ids` (before truncation and normalisation): deterministic, and
+// different for different ids.
+std::vector<float> fake_embedding(std::span<const int32_t> ids, int32_t size);
 
 class FakeGenerator final : public Generator {
  public:
@@ -38,6 +47,8 @@ class FakeGenerator final : public Generator {
   std::string apply_chat_template(const ChatTemplateArgs& args) const override;
   int32_t vocab_size() const override { return 259; }
   int32_t max_model_len() const override { return config_.max_model_len; }
+  ModelTask task() const override { return config_.task; }
+  EngineConfig::Pooling pooling() const override { return config_.pooling; }
 
   std::string submit(GenerateRequest request, OutputCallback on_output) override;
   bool abort(const std::string& request_id) override;
@@ -69,6 +80,7 @@ class FakeGenerator final : public Generator {
   };
   void loop();
   void step_one(Live& l, RequestOutput& out);
+  void pool_one(Live& l, RequestOutput& out) const;
   int32_t blocks_of(const Live& l) const;
 
   FakeConfig config_;
