@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/logging.h"
+#include "inferd/request_validation.h"
 #include "server/responses.h"
 
 namespace inferd::server {
@@ -120,6 +121,14 @@ EmbeddingJob::EmbeddingJob(Server& server, std::shared_ptr<Connection> conn, Ser
 
 // ---- submitting, failing, finishing -----------------------------------------------------------
 
+// The body's field behind an engine validation error on input k: the pooling options by their
+// names, anything else the input.
+std::string EmbeddingJob::engine_param(const std::string& field, size_t k) const {
+  if (field.find("dimensions") != std::string::npos) return "dimensions";
+  if (field.find("normalize") != std::string::npos) return "normalize";
+  return req_.inputs.size() == 1 ? "input" : fmt::format("input[{}]", k);
+}
+
 void EmbeddingJob::start(uint64_t job_id) {
   job_id_ = job_id;
   submit_all();
@@ -156,9 +165,10 @@ void EmbeddingJob::submit_all() {
       fail(ApiError(429, fmt::format("The server is busy: {}. Retry later.", e.what()),
                     "rate_limit_error", std::nullopt, "queue_full")
                .with_retry_after(server_.config_.retry_after_s));
+    } catch (const InvalidFieldError& e) {
+      fail(ApiError(400, e.what(), "invalid_request_error", engine_param(e.param(), k)));
     } catch (const InvalidRequestError& e) {
-      fail(ApiError(400, e.what(), "invalid_request_error",
-                    req_.inputs.size() == 1 ? "input" : fmt::format("input[{}]", k)));
+      fail(ApiError(400, e.what(), "invalid_request_error", engine_param("", k)));
     } catch (const EngineStoppedError& e) {
       fail(ApiError(503, fmt::format("The engine is not running: {}", e.what()),
                     "service_unavailable_error", std::nullopt, "engine_stopped"));

@@ -49,6 +49,7 @@ class EmbeddingJob : public ServerJob, public std::enable_shared_from_this<Embed
   };
 
   void submit_all();
+  std::string engine_param(const std::string& field, size_t k) const;
   void start_timeout();
   void abort_submitted();
   void on_peer_gone();

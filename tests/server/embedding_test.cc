@@ -232,6 +232,8 @@ TEST_F(EmbeddingTest, DimensionsOnlyForMatryoshkaModels) {
   expect_vector(r.json()["data"][0]["embedding"], expected({5, 6, 7}, true, 5));
   EXPECT_EQ(gen_->last_request().pooling->dimensions, 5);
   expect_error(embed({{"input", "a"}, {"dimensions", 0}}), 400, "dimensions");
+  // More than the model has: the engine's refusal, named by the body's field.
+  expect_error(embed({{"input", {"a", "b"}}, {"dimensions", 32}}), 400, "dimensions");
   TearDown();
 
   fc.pooling.dimensions = {4, 8};  // only these

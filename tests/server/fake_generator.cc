@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "inferd/request_validation.h"
 #include "jinja/template.h"
 
 namespace inferd::server::testing {
@@ -75,6 +76,10 @@ std::string FakeGenerator::submit(GenerateRequest r, OutputCallback cb) {
   if (plen == 0) throw InvalidRequestError("empty prompt");
   if (r.pooling && config_.task != ModelTask::kEmbed)
     throw InvalidRequestError("pooling requests need --task embed");
+  if (r.pooling && r.pooling->dimensions && *r.pooling->dimensions > config_.embedding_size)
+    throw InvalidFieldError("Invalid 'pooling.dimensions': the model's vectors have " +
+                                std::to_string(config_.embedding_size) + " values.",
+                            "pooling.dimensions");
   if (!r.pooling && config_.task == ModelTask::kEmbed)
     throw InvalidRequestError("an embedding model does not generate");
   for (int32_t id : r.prompt_token_ids)
