@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e/, tests/deploy/) need: the official `openai` and
 # `@anthropic-ai/sdk` npm clients, ajv, ajv-formats, kubernetes-models, yaml and LangChain.js's
-# OpenAI models, into tests/node_modules (git-ignored), and from Debian tmux (the `inferd chat`
+# OpenAI models (ChatOpenAI, OpenAIEmbeddings), into tests/node_modules (git-ignored), and from Debian tmux (the `inferd chat`
 # terminal test) and chromium (the chat page test, headless). Cached: does nothing when all of it
 # is there.
 set -euo pipefail
@@ -22,7 +22,8 @@ fi
 # npm packages, pinned: the openai client (e2e tests), the Anthropic client (the messages suite), ajv and ajv-formats (the structured-output
 # test validates outputs against their JSON Schemas), and for the deployment kit's test
 # (tests/deploy) the Kubernetes schemas (kubernetes-models) and a YAML parser, and LangChain.js's
-# ChatOpenAI (@langchain/openai, @langchain/core) for the Responses API test. One npm install for
+# ChatOpenAI and OpenAIEmbeddings (@langchain/openai, @langchain/core) for the Responses API and
+# embeddings tests. One npm install for
 # all of them (an install of some would prune the others).
 NPM_PACKAGES=(
   openai@6.30.1            # the newest major that runs on Node 20 (7.x needs Node 22)

@@ -26,6 +26,12 @@ struct ModelArgs {
   std::string device = "auto";       // --device: auto (a GPU when there is one) | cpu | cuda
   int32_t threads = 0;               // --threads: CPU threads (0: one per core)
   bool enforce_eager = false;        // --enforce-eager: no CUDA graphs for decode steps
+  // --task: generate | embed | auto (embed when the model directory has a sentence-transformers
+  // modules.json, else generate).
+  std::string task = "auto";
+  // --pooler-config: vLLM's JSON over the model's pooling (embed only):
+  // {"pooling_type": "LAST" | "MEAN" | "CLS", "normalize": true | false}. "": the model's.
+  std::string pooler_config;
 };
 
 // The paged KV cache.

@@ -1,5 +1,8 @@
 // `inferd run MODEL "text"` / `inferd run MODEL --prompt-ids 1,2,3`: one-shot generation through
-// the engine (the same path the server uses), streaming text (or ids) to stdout.
+// the engine (the same path the server uses), streaming text (or ids) to stdout; with --task
+// embed, the prompt's pooled vector as a JSON array.
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -104,6 +107,27 @@ void generate(Engine& engine, GenerateRequest req, bool print_ids) {
                static_cast<long long>(st.tokens_computed), static_cast<long long>(st.num_steps));
 }
 
+// --task embed: the prompt's vector, as a JSON array on one line, and a summary to stderr.
+void embed(Engine& engine, GenerateRequest req) {
+  req.pooling = PoolingParams{};
+  const size_t n = req.prompt_token_ids.size();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto stream = engine.submit_stream(std::move(req));
+  std::vector<float> v;
+  std::string error;
+  while (auto out = stream->next()) {
+    if (!out->error.empty()) error = out->error;
+    if (out->finished) v = std::move(out->embedding);
+  }
+  if (!error.empty()) fail("embedding failed: {}", error);
+  if (v.empty()) fail("embedding failed: the engine returned no vector");
+  std::string line = "[";
+  for (size_t i = 0; i < v.size(); ++i) line += fmt::format("{}{}", i ? "," : "", v[i]);
+  std::printf("%s]\n", line.c_str());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "embedded %zu tokens into %zu dimensions in %.3f s\n", n, v.size(), s);
+}
+
 void run(const RunArgs& a) {
   if (a.prompt.empty() == a.prompt_ids.empty())
     fail("give either a prompt text or --prompt-ids (exactly one of them)");
@@ -116,6 +140,8 @@ void run(const RunArgs& a) {
   args.model.skip_tokenizer_init = !has_tokenizer;
   args.scheduler.max_num_seqs = 1;  // one request
   const std::unique_ptr<LLM> llm = LLM::load(args);
+  if (llm->engine()->config().task == ModelTask::kEmbed)
+    return embed(*llm->engine(), make_request(a, llm->tokenizer().get()));
   generate(*llm->engine(), make_request(a, llm->tokenizer().get()), !a.prompt_ids.empty());
 }
 
@@ -125,6 +151,7 @@ void register_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Generate from one prompt, offline");
   a->model.add_to(cmd, /*batching=*/false);
+  add_task_flags(cmd, a->model.args);
   cmd->add_option("prompt", a->prompt, "Prompt text (needs the model's tokenizer files)");
   cmd->add_option("--prompt-ids", a->prompt_ids,
                   "Prompt as comma-separated token ids (prints generated ids)");

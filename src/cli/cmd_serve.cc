@@ -1,4 +1,5 @@
 // `inferd serve MODEL`: the OpenAI-compatible HTTP server (flag names follow vLLM's).
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -142,13 +143,18 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   return sc;
 }
 
-// One tiny generation through the whole engine, before /ready says yes.
+// One tiny generation (an embedding with --task embed) through the whole engine, before /ready
+// says yes.
 void warm_up(Engine& engine, const Tokenizer& tokenizer) {
   GenerateRequest w;
   w.request_id = "warmup";
   w.prompt_token_ids = {tokenizer.bos_id().value_or(0)};
-  w.params.max_tokens = 1;
-  w.params.temperature = 0;
+  if (engine.config().task == ModelTask::kEmbed) {
+    w.pooling = PoolingParams{};
+  } else {
+    w.params.max_tokens = 1;
+    w.params.temperature = 0;
+  }
   auto done = std::make_shared<std::promise<void>>();
   auto fut = done->get_future();
   engine.submit(std::move(w), [done](RequestOutput&& out) {
@@ -158,12 +164,18 @@ void warm_up(Engine& engine, const Tokenizer& tokenizer) {
 }
 
 // One summary of what runs.
-void log_ready(const ModelSummary& m, const server::ServerConfig& sc, uint16_t port) {
+void log_ready(const ModelSummary& m, const EngineConfig& ec, const server::ServerConfig& sc,
+               uint16_t port) {
+  std::string task;
+  if (ec.task == ModelTask::kEmbed)
+    task = fmt::format("; embeddings: {} pooling{}{}", to_string(ec.pooling.type),
+                       ec.pooling.normalize ? ", normalized" : "",
+                       ec.pooling.matryoshka ? ", matryoshka" : "");
   LOG_INFO(
-      "ready: model {} ({}, {} layers) on {}; weights {}; KV cache {} blocks of {} = {} tokens; "
+      "ready: model {} ({}, {} layers{}) on {}; weights {}; KV cache {} blocks of {} = {} tokens; "
       "max_model_len {}; max concurrency {} sequences (KV room for {:.1f} at full context); "
       "http://{}:{}{}; api key {}",
-      sc.served_model_names.front(), m.architecture, m.num_layers, m.backend, m.dtype,
+      sc.served_model_names.front(), m.architecture, m.num_layers, task, m.backend, m.dtype,
       m.num_kv_blocks, m.block_size, m.kv_tokens(), m.max_model_len, m.max_num_seqs,
       m.max_model_len > 0 ? double(m.kv_tokens()) / double(m.max_model_len) : 0.0, sc.http.host,
       port, sc.ui ? " (chat page at /)" : "", sc.api_keys.empty() ? "off" : "on");
@@ -190,7 +202,7 @@ void serve(const ServeArgs& a) {
   server::Server srv(sc, gen);
   srv.start();
   warm_up(*engine, *llm->tokenizer());
-  log_ready(llm->summary(), sc, srv.port());
+  log_ready(llm->summary(), engine->config(), sc, srv.port());
   srv.set_ready(true);
 
   int sig = 0;
@@ -206,6 +218,7 @@ void register_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand("serve", "Serve the model over an OpenAI-compatible HTTP API");
   a->model.add_to(cmd, /*batching=*/true, /*model_optional=*/true);
+  add_task_flags(cmd, a->model.args);
   cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->port, "Port to listen on (0: any free port)")->capture_default_str();
   cmd->add_option("--served-model-name", a->model.args.model.served_model_names,

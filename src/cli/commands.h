@@ -29,6 +29,10 @@ struct ModelFlags {
   CLI::Option* model_opt_ = nullptr;
 };
 
+// --task and --pooler-config (also as vLLM's older --override-pooler-config), for the commands
+// that can run an embedding model (serve, run).
+void add_task_flags(CLI::App* app, EngineArgs& args);
+
 // The model served when none is named: $INFERD_DEFAULT_MODEL, else the demo model trained by the
 // project (models/demo of the source tree this binary was built from).
 std::string default_model_dir();

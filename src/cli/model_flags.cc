@@ -73,6 +73,18 @@ void add_unsupported_flags(CLI::App* app, EngineArgs& a) {
 
 }  // namespace
 
+void add_task_flags(CLI::App* app, EngineArgs& a) {
+  app->add_option("--task", a.model.task,
+                  "generate, embed (pooled vectors at /v1/embeddings) or auto: embed when the "
+                  "model directory has a sentence-transformers modules.json")
+      ->check(CLI::IsMember({"generate", "embed", "auto"}))
+      ->capture_default_str();
+  app->add_option("--pooler-config,--override-pooler-config", a.model.pooler_config,
+                  "Embedding models: pooling over the model's sentence-transformers config, as "
+                  "vLLM's JSON: '{\"pooling_type\": \"LAST\"|\"MEAN\"|\"CLS\", "
+                  "\"normalize\": true|false}'");
+}
+
 std::string default_model_dir() {
   if (const char* env = std::getenv("INFERD_DEFAULT_MODEL"); env != nullptr && *env != '\0')
     return env;

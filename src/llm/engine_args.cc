@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "llm/pooling_config.h"
 #include "llm/resolved_config.h"
 #ifdef INFERD_HAVE_CUDA
 #include "backend/cuda/cuda_device.h"
@@ -68,6 +69,7 @@ void resolve_model(const ModelArgs& m, int gpu_count, bool cuda_built, ResolvedC
   rc.threads =
       m.threads > 0 ? m.threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
   rc.enforce_eager = m.enforce_eager;
+  resolve_task_and_pooling(m.model, m.task, m.pooler_config, rc.engine);
 }
 
 void resolve_cache(const CacheArgs& c, ResolvedConfig& rc) {

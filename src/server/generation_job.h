@@ -21,7 +21,9 @@
 
 namespace inferd::server {
 
-class GenerationJob : public std::enable_shared_from_this<GenerationJob>, private RenderSink {
+class GenerationJob : public ServerJob,
+                      public std::enable_shared_from_this<GenerationJob>,
+                      private RenderSink {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -33,7 +35,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob>, privat
   void start(uint64_t job_id);
 
   // Aborts the generation; the client gets `e` (through the renderer's fail()). Any thread.
-  void abort_with(ApiError e);
+  void abort_with(ApiError e) override;
 
  private:
   struct Sub {  // one prompt's engine request

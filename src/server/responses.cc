@@ -77,7 +77,8 @@ std::string handler_label(const std::string& path) {
   static const char* kRoutes[] = {
       "/health",         "/ready",      "/metrics",   "/version",
       "/tokenize",       "/detokenize", "/v1/models", "/v1/chat/completions",
-      "/v1/completions", "/",           "/ping",      "/invocations"};
+      "/v1/completions", "/",           "/ping",      "/invocations",
+      "/v1/embeddings"};
   for (const char* r : kRoutes)
     if (path == r) return path;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{model}";

@@ -13,6 +13,7 @@
 #include "core/logging.h"
 #include "server/api_error.h"
 #include "server/api_keys.h"
+#include "server/embedding_job.h"
 #include "server/generation_job.h"
 #include "server/protocol.h"
 #include "server/render/renderer.h"
@@ -87,7 +88,7 @@ size_t Server::active_requests() const {
   return jobs_.size();
 }
 
-void Server::add_job(uint64_t id, const std::shared_ptr<GenerationJob>& job) {
+void Server::add_job(uint64_t id, const std::shared_ptr<ServerJob>& job) {
   std::lock_guard lk(jobs_mu_);
   jobs_[id] = job;
 }
@@ -109,7 +110,7 @@ void Server::drain_and_stop() {
   while (active_requests() > 0 && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (active_requests() > 0) {
-    std::vector<std::shared_ptr<GenerationJob>> live;
+    std::vector<std::shared_ptr<ServerJob>> live;
     {
       std::lock_guard lk(jobs_mu_);
       for (auto& [id, w] : jobs_)
@@ -175,6 +176,8 @@ bool Server::serves_model(const std::string& name) const {
 void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,
                               CompletionRequest cr, std::unique_ptr<Renderer> renderer,
                               const std::string& id_prefix) {
+  // Every generating route (completions, chat, messages, responses) on an embedding server.
+  if (generator_->task() == ModelTask::kEmbed) throw embedding_model_error(ex.route);
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());
   front_.admit(ex.api_key, prompt_tokens);

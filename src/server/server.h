@@ -54,6 +54,15 @@ struct ServerConfig {
 
 class GenerationJob;
 class Renderer;
+class EmbeddingJob;
+
+// A request in flight (generating, embeddings): drain aborts those still running.
+class ServerJob {
+ public:
+  virtual ~ServerJob() = default;
+  // Aborts the request; its client gets `e`. Any thread.
+  virtual void abort_with(ApiError e) = 0;
+};
 
 // Lifetime: requests in flight post their engine outputs to the server's io threads, so shut the
 // generator down (Generator::shutdown) before destroying a Server that may still have some.
@@ -107,8 +116,9 @@ class Server final : public RequestHandler {
 
  private:
   friend class GenerationJob;
+  friend class EmbeddingJob;
 
-  void add_job(uint64_t id, const std::shared_ptr<GenerationJob>& job);
+  void add_job(uint64_t id, const std::shared_ptr<ServerJob>& job);
   void remove_job(uint64_t id);
 
   ServerConfig config_;
@@ -120,7 +130,7 @@ class Server final : public RequestHandler {
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> next_job_{1};
   mutable std::mutex jobs_mu_;
-  std::unordered_map<uint64_t, std::weak_ptr<GenerationJob>> jobs_;
+  std::unordered_map<uint64_t, std::weak_ptr<ServerJob>> jobs_;
   bool stopped_ = false;
 };
 

@@ -69,6 +69,7 @@ export async function startServer(modelDir, extraArgs = [], { env = {}, timeoutM
     try {
       if ((await fetch(`${base}/ready`)).status === 200) break;
     } catch {}
+    if (proc.exitCode !== null) throw new Error(`inferd exited before it was ready:\n${log}`);
     if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`inferd never became ready:\n${log}`); }
     await sleep(20);
   }

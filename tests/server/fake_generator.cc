@@ -1,11 +1,21 @@
 #include "server/fake_generator.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
+#include "inferd/request_validation.h"
 #include "jinja/template.h"
 
 namespace inferd::server::testing {
+
+std::vector<float> fake_embedding(std::span<const int32_t> ids, int32_t size) {
+  std::vector<float> v(size_t(size), 0.0f);
+  for (size_t t = 0; t < ids.size(); ++t)
+    for (int32_t i = 0; i < size; ++i)
+      v[size_t(i)] += std::sin(0.37f * float(ids[t]) * float(i + 1) + 0.11f * float(t));
+  return v;
+}
 
 FakeGenerator::FakeGenerator(FakeConfig config) : config_(std::move(config)) {
   thread_ = std::thread([this] { loop(); });
@@ -65,6 +75,16 @@ std::string FakeGenerator::submit(GenerateRequest r, OutputCallback cb) {
   if (stop_) throw EngineStoppedError("the engine is shut down");
   const int64_t plen = int64_t(r.prompt_token_ids.size());
   if (plen == 0) throw InvalidRequestError("empty prompt");
+  if (r.pooling && config_.task != ModelTask::kEmbed)
+    throw InvalidRequestError("pooling requests need --task embed");
+  if (r.pooling && r.pooling->dimensions && *r.pooling->dimensions > config_.embedding_size)
+    throw InvalidFieldError("Invalid 'pooling.dimensions': the model's vectors have " +
+                                std::to_string(config_.embedding_size) + " values.",
+                            "pooling.dimensions");
+  if (!r.pooling && config_.task == ModelTask::kEmbed)
+    throw InvalidRequestError("an embedding model does not generate");
+  for (int32_t id : r.prompt_token_ids)
+    if (id < 0 || id >= vocab_size()) throw InvalidRequestError("token id outside the vocabulary");
   if (plen + r.params.max_tokens.value_or(0) > config_.max_model_len)
     throw InvalidRequestError("prompt + max_tokens exceeds max_model_len");
   int32_t waiting = 0;
@@ -159,7 +179,33 @@ void FakeGenerator::shutdown() {
   if (thread_.joinable()) thread_.join();
 }
 
+// A pooling request finishes in one step: its vector, truncated to `dimensions`, then
+// L2-normalised when asked (the engine's order).
+void FakeGenerator::pool_one(Live& l, RequestOutput& out) const {
+  SequenceDelta d;
+  d.index = 0;
+  l.seqs[0].finished = true;
+  if (l.aborted) {
+    d.finish_reason = FinishReason::kAbort;
+    out.outputs.push_back(std::move(d));
+    return;
+  }
+  const PoolingParams& p = *l.req.pooling;
+  std::vector<float> v = fake_embedding(l.req.prompt_token_ids, config_.embedding_size);
+  if (p.dimensions && *p.dimensions < int32_t(v.size())) v.resize(size_t(*p.dimensions));
+  if (p.normalize.value_or(config_.pooling.normalize)) {
+    double sq = 0;
+    for (float x : v) sq += double(x) * x;
+    const float inv = sq > 0 ? float(1.0 / std::sqrt(sq)) : 0.0f;
+    for (float& x : v) x *= inv;
+  }
+  out.embedding = std::move(v);
+  d.finish_reason = FinishReason::kStop;
+  out.outputs.push_back(std::move(d));
+}
+
 void FakeGenerator::step_one(Live& l, RequestOutput& out) {
+  if (l.req.pooling) return pool_one(l, out);
   const auto& p = l.req.params;
   if (p.prompt_logprobs && !l.prompt_scored && !l.aborted) {
     l.prompt_scored = true;

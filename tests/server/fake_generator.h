@@ -2,6 +2,8 @@
 // a tiny chat template, and an engine thread that "generates" a fixed reply one token per step,
 // with the engine's contract (max_queue, max_model_len, stop strings, logprobs, abort, KV blocks).
 // Prompt logprobs (fake_prompt_logprob) come with the first output; max_tokens 0 finishes at once.
+// With task kEmbed it answers pooling requests instead: in one step, a vector of embedding_size
+// values derived from the token ids (fake_embedding), truncated and normalised as asked.
 #pragma once
 
 #include <array>
@@ -27,6 +29,9 @@ struct FakeConfig {
   std::string reply = "Hello world! This is a fake reply. ";
   int32_t eos_after = 0;      // > 0: EOS after this many tokens (finish stop)
   std::string chat_template;  // non-empty: a Jinja chat template rendered instead of the tiny one
+  ModelTask task = ModelTask::kGenerate;
+  EngineConfig::Pooling pooling;  // the model's (defaults for requests that leave them unset)
+  int32_t embedding_size = 16;
 };
 
 // The fake's logprob of prompt token i (i >= 1) and its rank; its alternatives are the ids
@@ -37,6 +42,9 @@ inline float fake_prompt_logprob(size_t i) {
 inline int32_t fake_prompt_rank(size_t i) {
   return 1 + int32_t(i % 3);
 }
+// The fake's pooled vector of `ids` (before truncation and normalisation): deterministic, and
+// different for different ids.
+std::vector<float> fake_embedding(std::span<const int32_t> ids, int32_t size);
 
 class FakeGenerator final : public Generator {
  public:
@@ -49,6 +57,8 @@ class FakeGenerator final : public Generator {
   std::string apply_chat_template(const ChatTemplateArgs& args) const override;
   int32_t vocab_size() const override { return 259; }
   int32_t max_model_len() const override { return config_.max_model_len; }
+  ModelTask task() const override { return config_.task; }
+  EngineConfig::Pooling pooling() const override { return config_.pooling; }
 
   std::string submit(GenerateRequest request, OutputCallback on_output) override;
   bool abort(const std::string& request_id) override;
@@ -82,6 +92,7 @@ class FakeGenerator final : public Generator {
   };
   void loop();
   void step_one(Live& l, RequestOutput& out);
+  void pool_one(Live& l, RequestOutput& out) const;
   int32_t blocks_of(const Live& l) const;
 
   FakeConfig config_;

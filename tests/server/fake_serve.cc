@@ -1,4 +1,5 @@
 // Development tool: the server over the fake generator, on 127.0.0.1:PORT, until stdin closes.
+// `inferd_fake_serve PORT embed` serves the fake's embeddings (--task embed) instead.
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -12,7 +13,9 @@ int main(int argc, char** argv) {
   cfg.http.host = "127.0.0.1";
   cfg.http.port = uint16_t(argc > 1 ? std::stoi(argv[1]) : 0);
   cfg.served_model_names = {"tiny"};
-  Server s(cfg, std::make_shared<testing::FakeGenerator>());
+  testing::FakeConfig fc;
+  if (argc > 2 && std::string(argv[2]) == "embed") fc.task = inferd::ModelTask::kEmbed;
+  Server s(cfg, std::make_shared<testing::FakeGenerator>(fc));
   s.start();
   s.set_ready(true);
   std::printf("port %d\n", s.port());

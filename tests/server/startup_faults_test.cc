@@ -1,6 +1,6 @@
 // Issue 17 (faults): `inferd serve` given what cannot work stops at start with one clear message
 // (exit status 1), never hangs: a --max-model-len the KV pool cannot hold, a truncated weights
-// file, an unreadable --api-key-file.
+// file, an unreadable --api-key-file, a pooling configuration inferd cannot honour (issue 30).
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -66,6 +66,37 @@ TEST(StartupFaults, UnreadableKeyFileBeforeTheModelLoads) {
   EXPECT_NE(r.output.find("--api-key-file '/nonexistent/keys': cannot read it"), std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("loading weights"), std::string::npos) << r.output;
+}
+
+TEST(StartupFaults, PoolingTheServerCannotHonour) {
+  ProcessResult r =
+      inferd("serve " + kDemo + " --port 0 --pooler-config '{\"pooling_type\": \"MEAN\"}'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("--pooler-config applies to embedding models: add --task embed"),
+            std::string::npos)
+      << r.output;
+  r = inferd("serve " + kDemo +
+             " --port 0 --task embed --pooler-config '{\"pooling_type\": \"ALL\"}'");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("pooling_type \"ALL\" is not supported"), std::string::npos) << r.output;
+  // A sentence-transformers layout with a Dense module: --task auto reads it and refuses.
+  const fs::path dir = fs::temp_directory_path() / "inferd_startup_faults_dense";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "1_Pooling");
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(kDemo) / f, dir / f);
+  std::ofstream(dir / "modules.json")
+      << R"([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+             {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}])";
+  std::ofstream(dir / "1_Pooling" / "config.json") << R"({"pooling_mode_mean_tokens": true})";
+  r = inferd("serve " + dir.string() + " --port 0 --load-format dummy");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("modules.json: module 2 (sentence_transformers.models.Dense) is not "
+                          "supported"),
+            std::string::npos)
+      << r.output;
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ void add_routes(RouteTable& t, Server& s) {
   add_chat_routes(t, s);
   add_messages_routes(t, s);
   add_responses_routes(t, s);
+  add_embeddings_routes(t, s);
 }
 
 }  // namespace inferd::server

@@ -36,6 +36,9 @@ void add_messages_routes(RouteTable& t, Server& s);
 // /v1/responses, GET and DELETE /v1/responses/{id} (responses.cc).
 void add_responses_routes(RouteTable& t, Server& s);
 
+// /v1/embeddings (embeddings.cc).
+void add_embeddings_routes(RouteTable& t, Server& s);
+
 // Every family above.
 void add_routes(RouteTable& t, Server& s);
 
