@@ -54,6 +54,7 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   o.load.dummy_seed = rc.seed;
   o.load.dummy_dtype = rc.dtype;
   o.load.quantization = rc.quantization;
+  o.load.pooling_only = rc.engine.task == ModelTask::kEmbed;  // no lm_head
   o.block_size = rc.block_size;
   o.num_kv_blocks = rc.num_kv_blocks;
   o.kv_cache_bytes = rc.kv_cache_bytes;

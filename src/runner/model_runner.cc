@@ -27,6 +27,9 @@ ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts
   }
   allocate_workspace();
   allocate_kv_cache();
+  // An embedding model (no lm_head) runs prompts only: no decode graphs, and no warm-up step
+  // (whose padding row would ask for logits); its buffers are made by its first steps.
+  if (opts_.load.pooling_only) return;
   if (backend_->supports_graphs() && !opts_.enforce_eager) {
     capture_graphs();
   } else if (backend_->samples_on_device()) {

@@ -186,6 +186,41 @@ TEST_P(CudaGoldens, PooledEmbeddingsMatchCpuBackend) {
               worst);
 }
 
+// A Qwen3-Embedding-style checkpoint (bare-decoder names, no lm_head) on the device: LAST and MEAN
+// embeddings against transformers' (tests/data/goldens_embed; the CPU path is checked to 1e-4 in
+// tests/llm/embedding_golden_test.cc).
+TEST(CudaModel, Qwen3EmbeddingNearTransformers) {
+  INFERD_REQUIRE_GPU();
+  const std::string dir = std::string(INFERD_TEST_DATA_DIR) + "/goldens_embed/qwen3_embedding";
+  RunnerOptions o;
+  o.num_kv_blocks = 64;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 16;
+  o.load.pooling_only = true;
+  EngineConfig c;
+  c.task = ModelTask::kEmbed;
+  c.max_num_batched_tokens = 16;
+  Engine engine(std::make_shared<ModelRunner>(dir, o, make_cuda_backend(0)), c);
+  const auto gold = SafetensorsIndex::open_file(dir + "/golden.safetensors");
+  double worst = 0;
+  for (int i = 0; gold.contains("prompt" + std::to_string(i) + ".ids"); ++i) {
+    const std::string p = "prompt" + std::to_string(i);
+    for (PoolingType t : {PoolingType::kLast, PoolingType::kMean}) {
+      GenerateRequest r;
+      r.prompt_token_ids = ints(gold.get(p + ".ids"));
+      r.pooling = PoolingParams{t, true, std::nullopt};
+      const auto got = engine.generate({r})[0].embedding;
+      const Tensor want = gold.get(p + (t == PoolingType::kLast ? ".last" : ".mean"));
+      ASSERT_EQ(got.size(), size_t(want.numel()));
+      const double err = test::rel_err(got.data(), want.data_as<float>(), got.size());
+      worst = std::max(worst, err);
+      EXPECT_LT(err, kLogitTol) << p << " " << to_string(t);
+    }
+  }
+  std::printf("[cuda-golden] qwen3_embedding embeddings: max rel err vs transformers %.3e\n",
+              worst);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, CudaGoldens,
                          ::testing::ValuesIn(testing_util::golden_models()));
 
