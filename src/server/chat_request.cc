@@ -124,6 +124,15 @@ void template_options(const json& body, ChatTemplateArgs& args) {
   }
 }
 
+// Chat `echo`, as vLLM: the last message's content when its role is the one the answer takes:
+// the assistant's with add_generation_prompt, else its own (normalize_messages joined its parts).
+std::string echo_text(const ChatTemplateArgs& args) {
+  const ojson& last = args.messages.back();
+  if (args.add_generation_prompt && last.value("role", "") != "assistant") return "";
+  const auto content = last.find("content");
+  return content != last.end() && content->is_string() ? content->get<std::string>() : "";
+}
+
 std::string render_template(const Generator& gen, const ChatTemplateArgs& args) {
   try {
     return gen.apply_chat_template(args);
@@ -191,6 +200,7 @@ void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationC
   template_options(body, args);
   const bool add_special = get_bool(body, "add_special_tokens").value_or(false);
   std::string text = render_template(gen, args);
+  if (get_bool(body, "echo").value_or(false)) r.chat_echo = echo_text(args);
   r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
   if (ctx.parsing.reasoning_parser) start_reasoning(text, *ctx.parsing.reasoning_parser, gen, r);
   r.prompt_texts.push_back(std::move(text));

@@ -196,6 +196,8 @@ void logprobs_fields(const json& body, bool chat, CompletionRequest& r) {
       throw bad_param("suffix", "Invalid 'suffix': suffix is not supported by this model.");
   }
   if (r.logprobs) r.params.logprobs = r.top_logprobs;
+  if (auto v = get_bool(body, "return_tokens_as_token_ids")) r.tokens_as_ids = *v;
+  if (auto v = get_bool(body, "return_token_ids")) r.return_token_ids = *v;
   if (find_field(body, "prompt_logprobs"))
     throw bad_param("prompt_logprobs",
                     "Invalid 'prompt_logprobs': prompt logprobs are not "

@@ -27,11 +27,17 @@ struct CompletionRequest {
   std::vector<std::vector<int32_t>> prompts;  // token ids, one per prompt (chat: one)
   SamplingParams params;
   bool stream = false;
-  bool include_usage = false;             // stream_options.include_usage
-  bool continuous_usage = false;          // stream_options.continuous_usage_stats (vLLM)
-  bool logprobs = false;                  // return logprobs
-  int32_t top_logprobs = 0;               // alternatives per token
-  bool echo = false;                      // completions: prepend the prompt text
+  bool include_usage = false;     // stream_options.include_usage
+  bool continuous_usage = false;  // stream_options.continuous_usage_stats (vLLM)
+  bool logprobs = false;          // return logprobs
+  int32_t top_logprobs = 0;       // alternatives per token
+  bool echo = false;              // completions: prepend the prompt text
+  // Chat `echo` (vLLM): the last message's content, prepended to every choice's content when
+  // that message has the role the answer takes (the assistant's, or with add_generation_prompt
+  // false the last message's own); empty: nothing echoed.
+  std::string chat_echo;
+  bool tokens_as_ids = false;     // return_tokens_as_token_ids: logprob tokens as "token_id:N"
+  bool return_token_ids = false;  // return_token_ids: prompt_token_ids and token_ids (vLLM)
   std::vector<std::string> prompt_texts;  // for echo and --log-prompts (chat: the rendered text)
   std::string user;
   int32_t priority = 0;
