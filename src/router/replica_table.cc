@@ -9,7 +9,7 @@
 namespace inferd::router {
 
 BackendAddress parse_backend_url(const std::string& url) {
-  return server::parse_http_url(url, "backend", "replicas sit on a private network");
+  return server::parse_http_url(url, "backend", "replicas sit on a private network", "PREFIX");
 }
 
 std::vector<std::string> parse_backend_list(const std::string& text, const std::string& source) {

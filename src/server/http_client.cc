@@ -21,12 +21,13 @@ std::string HttpUrl::host_header() const {
   return port == 80 ? h : h + ":" + std::to_string(port);
 }
 
-HttpUrl parse_http_url(const std::string& url, std::string_view what, std::string_view https_hint) {
+HttpUrl parse_http_url(const std::string& url, std::string_view what, std::string_view https_hint,
+                       std::string_view path_name) {
   if (!url.starts_with("http://")) {
     if (url.starts_with("https://"))
       fail("{} '{}': https is not supported; use http://{}{}{}", what, url,
            https_hint.empty() ? "" : " (", https_hint, https_hint.empty() ? "" : ")");
-    fail("{} '{}': expected http://HOST[:PORT][/PATH]", what, url);
+    fail("{} '{}': expected http://HOST[:PORT][/{}]", what, url, path_name);
   }
   HttpUrl a;
   const std::string rest = url.substr(7);

@@ -31,10 +31,11 @@ struct HttpUrl {
   std::string path;                 // "" or "/prefix", without a trailing '/'
   std::string host_header() const;  // host[:port], IPv6 in brackets
 };
-// Throws Error "<what> '<url>': ..." naming what is wrong; https is refused, with `https_hint`
-// (why, or what to do instead) after "use http://".
+// Throws Error "<what> '<url>': ..." naming what is wrong ("expected
+// http://HOST[:PORT][/<path_name>]"); https is refused, with `https_hint` (why, or what to do
+// instead) after "use http://".
 HttpUrl parse_http_url(const std::string& url, std::string_view what,
-                       std::string_view https_hint = "");
+                       std::string_view https_hint = "", std::string_view path_name = "PATH");
 
 // True for the errors a kept-alive connection that the peer closed meanwhile gives on the next
 // write or read (reset, EOF, broken pipe, a response cut short).
