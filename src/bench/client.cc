@@ -66,12 +66,6 @@ std::string short_text(std::string_view s, size_t n = 160) {
   return out;
 }
 
-bool is_connection_reset(const beast::error_code& ec) {
-  return ec == http::error::end_of_stream || ec == net::error::eof ||
-         ec == net::error::connection_reset || ec == net::error::broken_pipe ||
-         ec == net::error::connection_aborted;
-}
-
 // What one stream produced so far.
 struct StreamState {
   bool done = false;
@@ -84,14 +78,8 @@ struct StreamState {
   std::optional<Clock::time_point> t_first_choice;  // first chunk with a choice, text or not
 };
 
-// One request's HTTP exchange: the connection, its read buffer, the response parser, and the
-// last error.
-struct HttpExchange {
-  std::unique_ptr<beast::tcp_stream> stream;
-  beast::flat_buffer buf;
-  std::optional<http::response_parser<http::buffer_body>> parser;
-  beast::error_code ec;
-};
+// One request's HTTP exchange (server/http_client.h).
+using HttpExchange = server::ClientExchange;
 
 class Runner {
  public:
@@ -112,8 +100,9 @@ class Runner {
   RunResult run() {
     tcp::resolver resolver(ioc_);
     beast::error_code ec;
-    endpoints_ = resolver.resolve(opts_.base.host, std::to_string(opts_.base.port), ec);
+    const auto resolved = resolver.resolve(opts_.base.host, std::to_string(opts_.base.port), ec);
     if (ec) fail("cannot resolve '{}': {}", opts_.base.host, ec.message());
+    endpoints_.assign(resolved.begin(), resolved.end());
     tty_ = isatty(STDERR_FILENO) != 0;
     t0_ = Clock::now();
     auto on_done = [this](std::exception_ptr e) {
@@ -293,41 +282,17 @@ class Runner {
   net::awaitable<bool> send_request(size_t i, Clock::time_point deadline, HttpExchange& x) {
     RequestResult& r = results_[i];
     http::request<http::string_body> req = make_request(i);
-    beast::error_code& ec = x.ec;
+    const beast::error_code& ec = x.ec;
     x.stream = take_idle();
-    bool reused = x.stream != nullptr;
-    for (;;) {
-      if (!x.stream) {
-        x.stream = std::make_unique<beast::tcp_stream>(ioc_);
-        x.stream->expires_at(deadline);
-        co_await x.stream->async_connect(endpoints_, net::redirect_error(net::use_awaitable, ec));
-        if (ec) {
-          if (ec == beast::error::timeout)
-            fail_request(r, "timeout", "connect timed out");
-          else
-            fail_request(r, "connect", ec.message());
-          co_return false;
-        }
-        beast::error_code ignored;
-        x.stream->socket().set_option(tcp::no_delay(true), ignored);
-      }
-      x.stream->expires_at(deadline);
-      co_await http::async_write(*x.stream, req, net::redirect_error(net::use_awaitable, ec));
-      if (!ec) {
-        x.buf.clear();
-        x.parser.emplace();
-        x.parser->body_limit(
-            std::numeric_limits<std::uint64_t>::max());  // (boost::none is broken in 1.74)
-        co_await http::async_read_header(*x.stream, x.buf, *x.parser,
-                                         net::redirect_error(net::use_awaitable, ec));
-      }
-      if (ec && reused && ec != beast::error::timeout && is_connection_reset(ec)) {
-        // The kept-alive connection was closed by the server meanwhile: once more, fresh.
-        x.stream.reset();
-        reused = false;
-        continue;
-      }
-      break;
+    server::SendOptions o;
+    o.arm_connect = o.arm = [deadline](beast::tcp_stream& s) { s.expires_at(deadline); };
+    const server::SendResult sent = co_await server::send_request(x, endpoints_, req, o);
+    if (sent == server::SendResult::kConnectFailed) {
+      if (ec == beast::error::timeout)
+        fail_request(r, "timeout", "connect timed out");
+      else
+        fail_request(r, "connect", ec.message());
+      co_return false;
     }
     if (ec) {
       if (ec == beast::error::timeout)
@@ -447,7 +412,7 @@ class Runner {
   const ServeOptions& opts_;
   const std::vector<BenchRequest>& reqs_;
   net::io_context ioc_{1};
-  tcp::resolver::results_type endpoints_;
+  std::vector<tcp::endpoint> endpoints_;
   std::string target_;
   bool chat_ = false;
   bool tty_ = false;

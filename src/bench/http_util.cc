@@ -1,6 +1,9 @@
+// The benchmark's blocking HTTP client (see http_util.h).
 #include "bench/http_util.h"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
@@ -14,53 +17,8 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-std::string Url::host_header() const {
-  return port == 80 ? host : host + ":" + std::to_string(port);
-}
-
 Url parse_url(const std::string& url) {
-  std::string rest;
-  if (url.starts_with("http://")) {
-    rest = url.substr(7);
-  } else if (url.starts_with("https://")) {
-    fail(
-        "--base-url '{}': https is not supported; use http:// (for example through a local "
-        "proxy)",
-        url);
-  } else {
-    fail("--base-url '{}': expected http://HOST[:PORT][/PATH]", url);
-  }
-  Url u;
-  const size_t slash = rest.find('/');
-  std::string hostport = rest.substr(0, slash);
-  if (slash != std::string::npos) u.path = rest.substr(slash);
-  while (!u.path.empty() && u.path.back() == '/') u.path.pop_back();
-  if (!hostport.empty() && hostport.front() == '[') {  // [v6]:port
-    const size_t close = hostport.find(']');
-    if (close == std::string::npos) fail("--base-url '{}': unterminated IPv6 address", url);
-    u.host = hostport.substr(1, close - 1);
-    hostport = hostport.substr(close + 1);
-    if (!hostport.empty() && hostport.front() != ':')
-      fail("--base-url '{}': expected ':' after the IPv6 address", url);
-  } else {
-    const size_t colon = hostport.find(':');
-    u.host = hostport.substr(0, colon);
-    hostport = colon == std::string::npos ? "" : hostport.substr(colon);
-  }
-  if (u.host.empty()) fail("--base-url '{}': no host", url);
-  if (!hostport.empty()) {
-    const std::string p = hostport.substr(1);
-    size_t used = 0;
-    long v = -1;
-    try {
-      v = std::stol(p, &used);
-    } catch (const std::exception&) {
-    }
-    if (used != p.size() || v <= 0 || v > 65535)
-      fail("--base-url '{}': port '{}' is not a number in 1..65535", url, p);
-    u.port = uint16_t(v);
-  }
-  return u;
+  return server::parse_http_url(url, "--base-url", "for example through a local proxy");
 }
 
 SyncHttpClient::SyncHttpClient(Url base, std::string api_key, std::chrono::milliseconds timeout)
@@ -194,37 +152,36 @@ HttpResult SyncHttpClient::request(bool post, const std::string& path, const std
     req.body() = body;
   }
   req.prepare_payload();
-  // Each step runs asynchronously so that the stream's deadline applies (beast::tcp_stream
-  // timeouts cover asynchronous operations only).
-  auto wait = [&](beast::error_code& out) {
-    ioc_.restart();
-    ioc_.run();
-    return !out;
-  };
-  // One retry on a fresh connection when a kept-alive one turns out closed.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const bool reused = stream_ != nullptr;
+  if (endpoints_.empty()) {  // resolved once
     beast::error_code ec;
-    if (!stream_) connect();
-    stream_->expires_after(timeout_);
-    http::async_write(*stream_, req, [&](beast::error_code e, size_t) { ec = e; });
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    if (wait(ec)) {
-      http::async_read(*stream_, buf, res, [&](beast::error_code e, size_t) { ec = e; });
-      wait(ec);
-    }
-    if (ec) {
-      stream_.reset();
-      if (reused && ec != beast::error::timeout) continue;
-      fail("request {} {} to {}:{} failed: {}", post ? "POST" : "GET", base_.path + path,
-           base_.host, base_.port, ec.message());
-    }
-    if (!res.keep_alive()) stream_.reset();
-    return HttpResult{int(res.result_int()), std::move(res.body())};
+    net::ip::tcp::resolver resolver(ioc_);
+    const auto resolved = resolver.resolve(base_.host, std::to_string(base_.port), ec);
+    if (ec) fail("cannot resolve '{}': {}", base_.host, ec.message());
+    endpoints_.assign(resolved.begin(), resolved.end());
   }
-  fail("request {} {} to {}:{} failed", post ? "POST" : "GET", base_.path + path, base_.host,
-       base_.port);
+  server::ClientExchange x;
+  x.stream = std::move(stream_);
+  server::SendOptions o;
+  o.arm_connect = o.arm = [this](beast::tcp_stream& s) { s.expires_after(timeout_); };
+  server::SendResult sent = server::SendResult::kFailed;
+  std::string out;
+  net::co_spawn(
+      ioc_,
+      [&]() -> net::awaitable<void> {
+        sent = co_await server::send_request(x, endpoints_, req, o);
+        if (sent == server::SendResult::kSent && !co_await server::read_body(x, out, 1u << 30))
+          sent = server::SendResult::kFailed;
+      },
+      net::detached);
+  ioc_.restart();
+  ioc_.run();
+  if (sent == server::SendResult::kConnectFailed)
+    fail("cannot connect to {}:{}: {}", base_.host, base_.port, x.ec.message());
+  if (sent != server::SendResult::kSent)
+    fail("request {} {} to {}:{} failed: {}", post ? "POST" : "GET", base_.path + path, base_.host,
+         base_.port, x.ec.message());
+  if (x.parser->get().keep_alive()) stream_ = std::move(x.stream);
+  return HttpResult{int(x.parser->get().result_int()), std::move(out)};
 }
 
 }  // namespace inferd::bench

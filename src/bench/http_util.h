@@ -1,5 +1,5 @@
-// Small HTTP helpers for the benchmark client: URL parsing and a blocking keep-alive client used
-// before the measured run (/v1/models, /tokenize).
+// The benchmark's blocking keep-alive HTTP client, used before the measured run (/v1/models,
+// /tokenize) and by `inferd chat --url`; on the shared client (server/http_client.h).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -15,15 +15,12 @@
 #include <string_view>
 #include <vector>
 
+#include "server/http_client.h"
+
 namespace inferd::bench {
 
-// http://host[:port][/path]. https is not supported (Error).
-struct Url {
-  std::string host;
-  uint16_t port = 80;
-  std::string path;                 // without a trailing '/', "" for none
-  std::string host_header() const;  // host[:port]
-};
+// http://host[:port][/path]. https is not supported (Error naming --base-url).
+using Url = server::HttpUrl;
 Url parse_url(const std::string& url);
 
 struct HttpResult {
@@ -61,6 +58,7 @@ class SyncHttpClient {
   std::string api_key_;
   std::chrono::milliseconds timeout_;
   boost::asio::io_context ioc_;
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;  // request(): resolved once
   std::unique_ptr<boost::beast::tcp_stream> stream_;
 };
 

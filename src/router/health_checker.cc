@@ -24,9 +24,8 @@ using tcp = net::ip::tcp;
 
 // The health checks of one replica share a kept-alive connection.
 struct HealthSession {
-  std::unique_ptr<beast::tcp_stream> stream;
-  std::vector<tcp::endpoint> endpoints;  // `stream` goes to one of these
-  beast::flat_buffer buffer;
+  server::ClientExchange x;
+  std::vector<tcp::endpoint> endpoints;  // x.stream goes to one of these
 };
 
 namespace {
@@ -37,53 +36,37 @@ struct GetResult {
   std::string error;
 };
 
-// One GET, bounded by `timeout` as a whole; on the session's connection when it is still open (once
-// more on a fresh one when the replica closed it meanwhile).
+// One GET, bounded by `timeout` from the request on (and its connect by another); on the session's
+// connection when it is still open (once more on a fresh one when the replica closed it meanwhile:
+// server::send_request).
 net::awaitable<GetResult> http_get(HealthSession& session, const std::vector<tcp::endpoint>& eps,
                                    const BackendAddress& a, const std::string& path,
                                    std::chrono::milliseconds timeout, const std::string& api_key) {
   GetResult out;
-  if (session.stream && session.endpoints != eps) session.stream.reset();
-  http::request<http::empty_body> req{http::verb::get, a.path + path, 11};
+  server::ClientExchange& x = session.x;
+  if (x.stream && session.endpoints != eps) x.stream.reset();
+  session.endpoints = eps;
+  http::request<http::string_body> req{http::verb::get, a.path + path, 11};
   req.set(http::field::host, a.host_header());
   req.set(http::field::user_agent, "inferd-router");
   if (!api_key.empty()) req.set(http::field::authorization, "Bearer " + api_key);
   req.keep_alive(true);
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const bool reused = session.stream != nullptr;
-    beast::error_code ec;
-    if (!reused) {
-      session.stream = std::make_unique<beast::tcp_stream>(co_await net::this_coro::executor);
-      session.endpoints = eps;
-      session.buffer.clear();
-      session.stream->expires_after(timeout);
-      co_await session.stream->async_connect(eps, net::redirect_error(net::use_awaitable, ec));
-      if (ec) {
-        session.stream.reset();
-        out.error = "connect: " + ec.message();
-        co_return out;
-      }
-    }
-    beast::tcp_stream& s = *session.stream;
-    s.expires_after(timeout);
-    co_await http::async_write(s, req, net::redirect_error(net::use_awaitable, ec));
-    http::response_parser<http::string_body> p;
-    p.body_limit(8u << 20);
-    if (!ec) {
-      session.buffer.reserve(64u << 10);  // a /metrics page in a few reads
-      co_await http::async_read(s, session.buffer, p, net::redirect_error(net::use_awaitable, ec));
-    }
-    if (ec) {
-      session.stream.reset();
-      if (reused && ec != beast::error::timeout) continue;  // closed by the replica meanwhile
-      out.error = "GET " + path + ": " + ec.message();
-      co_return out;
-    }
-    out.status = int(p.get().result_int());
-    out.body = std::move(p.get().body());
-    if (!p.get().keep_alive()) session.stream.reset();
+  server::SendOptions o;
+  o.arm_connect = o.arm = [timeout](beast::tcp_stream& s) { s.expires_after(timeout); };
+  const server::SendResult sent = co_await server::send_request(x, eps, req, o);
+  if (sent == server::SendResult::kConnectFailed) {
+    x.stream.reset();
+    out.error = "connect: " + x.ec.message();
     co_return out;
   }
+  if (sent != server::SendResult::kSent || !co_await server::read_body(x, out.body, 8u << 20)) {
+    x.stream.reset();
+    out.body.clear();
+    out.error = "GET " + path + ": " + x.ec.message();
+    co_return out;
+  }
+  out.status = int(x.parser->get().result_int());
+  if (!x.parser->get().keep_alive()) x.stream.reset();
   co_return out;
 }
 

@@ -8,53 +8,8 @@
 
 namespace inferd::router {
 
-std::string BackendAddress::host_header() const {
-  const bool v6 = host.find(':') != std::string::npos;
-  const std::string h = v6 ? "[" + host + "]" : host;
-  return port == 80 ? h : h + ":" + std::to_string(port);
-}
-
 BackendAddress parse_backend_url(const std::string& url) {
-  if (!url.starts_with("http://")) {
-    if (url.starts_with("https://"))
-      fail("backend '{}': https is not supported; use http:// (replicas sit on a private network)",
-           url);
-    fail("backend '{}': expected http://HOST[:PORT][/PREFIX]", url);
-  }
-  BackendAddress a;
-  const std::string rest = url.substr(7);
-  const size_t slash = rest.find('/');
-  std::string hostport = rest.substr(0, slash);
-  if (slash != std::string::npos) a.path = rest.substr(slash);
-  while (!a.path.empty() && a.path.back() == '/') a.path.pop_back();
-  std::string port;
-  if (!hostport.empty() && hostport.front() == '[') {
-    const size_t close = hostport.find(']');
-    if (close == std::string::npos) fail("backend '{}': unterminated IPv6 address", url);
-    a.host = hostport.substr(1, close - 1);
-    const std::string after = hostport.substr(close + 1);
-    if (!after.empty() && after.front() != ':')
-      fail("backend '{}': expected ':' after the IPv6 address", url);
-    if (!after.empty()) port = after.substr(1);
-  } else {
-    const size_t colon = hostport.find(':');
-    a.host = hostport.substr(0, colon);
-    if (colon != std::string::npos) port = hostport.substr(colon + 1);
-  }
-  if (a.host.empty()) fail("backend '{}': no host", url);
-  if (!port.empty() || hostport.ends_with(":")) {
-    size_t used = 0;
-    long v = -1;
-    try {
-      v = std::stol(port, &used);
-    } catch (const std::exception&) {
-    }
-    if (used != port.size() || v <= 0 || v > 65535)
-      fail("backend '{}': port '{}' is not a number in 1..65535", url, port);
-    a.port = uint16_t(v);
-  }
-  a.url = "http://" + a.host_header() + a.path;
-  return a;
+  return server::parse_http_url(url, "backend", "replicas sit on a private network", "PREFIX");
 }
 
 std::vector<std::string> parse_backend_list(const std::string& text, const std::string& source) {

@@ -16,17 +16,13 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "router/routing_policy.h"
+#include "server/http_client.h"
 
 namespace inferd::router {
 
 // http://host[:port][/prefix] (https is not supported).
-struct BackendAddress {
-  std::string url;  // normalised: no trailing '/'
-  std::string host;
-  uint16_t port = 80;
-  std::string path;  // "" or "/prefix"
-  std::string host_header() const;
-};
+// A replica's URL (server/http_client.h).
+using BackendAddress = server::HttpUrl;
 // Throws Error naming the URL and what was expected.
 BackendAddress parse_backend_url(const std::string& url);
 

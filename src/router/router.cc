@@ -13,7 +13,6 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "server/api_error.h"
-#include "server/api_keys.h"
 #include "server/responses.h"
 
 namespace inferd::router {

@@ -26,12 +26,7 @@ using server::ApiError;
 
 // One attempt's side towards the replica: the connection, its read buffer, the response parser,
 // and the first error of the exchange.
-struct UpstreamExchange {
-  std::unique_ptr<beast::tcp_stream> stream;
-  beast::flat_buffer buf;
-  std::optional<http::response_parser<http::buffer_body>> parser;
-  beast::error_code ec;
-};
+struct UpstreamExchange : server::ClientExchange {};
 
 // What of the response the client has (or is yet to get).
 struct ResponseRelay {
@@ -56,9 +51,7 @@ Clock::duration from_seconds(double s) {
 }
 
 bool is_reset(const beast::error_code& ec) {
-  return ec == net::error::connection_reset || ec == net::error::eof ||
-         ec == http::error::end_of_stream || ec == net::error::broken_pipe ||
-         ec == net::error::connection_aborted || ec == http::error::partial_message;
+  return server::is_stale_connection(ec);
 }
 
 Router::Attempt failed(std::string reason) {
@@ -155,42 +148,24 @@ net::awaitable<std::optional<Router::Attempt>> Router::send_request(ProxyJob& jo
                                                                     UpstreamExchange& up) {
   Replica& rep = *pick.replica;
   http::request<http::string_body> req = upstream_request(job, rep.addr());
-  beast::error_code& ec = up.ec;
+  const beast::error_code& ec = up.ec;
   up.stream = pool_.take(rep.id());
-  bool reused = up.stream != nullptr;
-  for (;;) {
-    if (!up.stream) {
-      up.stream = std::make_unique<beast::tcp_stream>(http_.io().get_executor());
-      job.upstream = up.stream.get();
-      up.stream->expires_after(from_seconds(config_.connect_timeout_s));
-      co_await up.stream->async_connect(pick.endpoints,
-                                        net::redirect_error(net::use_awaitable, ec));
-      if (job.client_gone) co_return Attempt{true};
-      if (ec) {
-        mark_failed(rep, "connect: " + ec.message());
-        co_return failed("connect");
-      }
-      beast::error_code ignored;
-      up.stream->socket().set_option(tcp::no_delay(true), ignored);
-    }
-    job.upstream = up.stream.get();
-    arm_timeout(*up.stream);
-    co_await http::async_write(*up.stream, req, net::redirect_error(net::use_awaitable, ec));
-    if (job.client_gone) co_return Attempt{true};
-    if (!ec) {
-      up.buf.clear();
-      up.parser.emplace();
-      up.parser->body_limit(std::numeric_limits<uint64_t>::max());
-      co_await http::async_read_header(*up.stream, up.buf, *up.parser,
-                                       net::redirect_error(net::use_awaitable, ec));
-      if (job.client_gone) co_return Attempt{true};
-    }
-    if (ec && reused && is_reset(ec)) {
-      up.stream.reset();
-      reused = false;
-      continue;
-    }
-    break;
+  server::SendOptions o;
+  o.arm_connect = [this](beast::tcp_stream& s) {
+    s.expires_after(from_seconds(config_.connect_timeout_s));
+  };
+  o.arm = [this](beast::tcp_stream& s) { arm_timeout(s); };
+  o.cancelled = [&job] { return job.client_gone; };
+  o.on_stream = [&job](beast::tcp_stream& s) { job.upstream = &s; };
+  switch (co_await server::send_request(up, pick.endpoints, req, o)) {
+    case server::SendResult::kCancelled:
+      co_return Attempt{true};
+    case server::SendResult::kConnectFailed:
+      mark_failed(rep, "connect: " + ec.message());
+      co_return failed("connect");
+    case server::SendResult::kFailed:
+    case server::SendResult::kSent:
+      break;
   }
   if (ec) {
     if (is_reset(ec)) mark_failed(rep, "no response: " + ec.message());

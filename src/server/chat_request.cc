@@ -146,6 +146,15 @@ void request_template(const json& body, bool trusted, ChatTemplateArgs& args) {
   args.template_text = t->get<std::string>();
 }
 
+// Chat `echo`, as vLLM: the last message's content when its role is the one the answer takes:
+// the assistant's with add_generation_prompt, else its own (normalize_messages joined its parts).
+std::string echo_text(const ChatTemplateArgs& args) {
+  const ojson& last = args.messages.back();
+  if (args.add_generation_prompt && last.value("role", "") != "assistant") return "";
+  const auto content = last.find("content");
+  return content != last.end() && content->is_string() ? content->get<std::string>() : "";
+}
+
 std::string render_template(const Generator& gen, const ChatTemplateArgs& args) {
   try {
     return gen.apply_chat_template(args);
@@ -214,6 +223,7 @@ void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationC
   request_template(body, ctx.trust_request_chat_template, args);
   const bool add_special = get_bool(body, "add_special_tokens").value_or(false);
   std::string text = render_template(gen, args);
+  if (get_bool(body, "echo").value_or(false)) r.chat_echo = echo_text(args);
   r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
   if (ctx.parsing.reasoning_parser) start_reasoning(text, *ctx.parsing.reasoning_parser, gen, r);
   r.prompt_texts.push_back(std::move(text));

@@ -206,6 +206,8 @@ void logprobs_fields(const json& body, bool chat, CompletionRequest& r) {
       throw bad_param("suffix", "Invalid 'suffix': suffix is not supported by this model.");
   }
   if (r.logprobs) r.params.logprobs = r.top_logprobs;
+  if (auto v = get_bool(body, "return_tokens_as_token_ids")) r.tokens_as_ids = *v;
+  if (auto v = get_bool(body, "return_token_ids")) r.return_token_ids = *v;
   // vLLM's prompt_logprobs (-1, vLLM's "the whole vocabulary", is out of range here), and the
   // prompt's logprobs that echo + logprobs show (lm-evaluation-harness scores prompts so).
   if (auto pl = get_int(body, "prompt_logprobs", kInt32Min, kInt32Max)) {

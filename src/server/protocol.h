@@ -34,7 +34,13 @@ struct CompletionRequest {
   bool echo = false;                       // completions: prepend the prompt text (and, with
                                            // logprobs, the prompt tokens' logprobs)
   std::optional<int32_t> prompt_logprobs;  // vLLM's prompt_logprobs field (rendered as vLLM)
-  std::vector<std::string> prompt_texts;   // for echo and --log-prompts (chat: the rendered text)
+  // Chat `echo` (vLLM): the last message's content, prepended to every choice's content when
+  // that message has the role the answer takes (the assistant's, or with add_generation_prompt
+  // false the last message's own); empty: nothing echoed.
+  std::string chat_echo;
+  bool tokens_as_ids = false;     // return_tokens_as_token_ids: logprob tokens as "token_id:N"
+  bool return_token_ids = false;  // return_token_ids: prompt_token_ids and token_ids (vLLM)
+  std::vector<std::string> prompt_texts;  // for echo and --log-prompts (chat: the rendered text)
   std::string user;
   std::string request_id;  // vLLM's: the answer's id is "chatcmpl-" / "cmpl-" and this
   int32_t priority = 0;

@@ -5,14 +5,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <random>
 #include <thread>
 
 #include "core/error.h"
 #include "core/logging.h"
 #include "server/api_error.h"
-#include "server/api_keys.h"
 #include "server/embedding_job.h"
 #include "server/generation_job.h"
 #include "server/protocol.h"

@@ -20,14 +20,14 @@ ojson utf8_bytes(const std::string& s) {
 ojson chat_logprobs(const Generation& g, std::span<const SampleLogprobs> lps) {
   ojson content = ojson::array();
   for (const auto& s : lps) {
-    const std::string tok = g.generator.token_text(s.token_id);
+    const std::string tok = openai_token(g, s.token_id);
     ojson e;
     e["token"] = tok;
     e["logprob"] = openai_logprob(s.logprob);
     e["bytes"] = utf8_bytes(tok);
     ojson top = ojson::array();
     for (size_t i = 0; i < s.top.size() && int32_t(i) < g.request.top_logprobs; ++i) {
-      const std::string t = g.generator.token_text(s.top[i].token_id);
+      const std::string t = openai_token(g, s.top[i].token_id);
       top.push_back(
           {{"token", t}, {"logprob", openai_logprob(s.top[i].logprob)}, {"bytes", utf8_bytes(t)}});
     }
@@ -44,16 +44,17 @@ std::string finish_reason(const ChoiceOutput& c) {
   return to_string(f);
 }
 
-// The assistant message of a choice: content, and with output parsing reasoning_content and
-// tool_calls.
-ojson chat_message(const ChoiceOutput& c) {
-  if (!c.parsed) return {{"role", "assistant"}, {"content", c.text}};
+// The assistant message of a choice: content (after the echoed last message, chat `echo`), and
+// with output parsing reasoning_content and tool_calls.
+ojson chat_message(const ChoiceOutput& c, const std::string& echo) {
+  if (!c.parsed) return {{"role", "assistant"}, {"content", echo + c.text}};
   const ChatOutputParser& p = *c.parsed;
   const std::string& content = p.content();
   const auto& calls = p.calls();
   ojson msg = {{"role", "assistant"}};
-  msg["content"] = content.empty() && (!calls.empty() || !p.reasoning().empty()) ? ojson(nullptr)
-                                                                                 : ojson(content);
+  msg["content"] = content.empty() && echo.empty() && (!calls.empty() || !p.reasoning().empty())
+                       ? ojson(nullptr)
+                       : ojson(echo + content);
   if (p.has_reasoning())
     msg["reasoning_content"] = p.reasoning().empty() ? ojson(nullptr) : ojson(p.reasoning());
   if (!calls.empty()) {
@@ -74,6 +75,18 @@ void OpenAiChatRenderer::begin(const Generation& g, RenderSink& out) {
     ojson c;
     c["index"] = i;
     c["delta"] = {{"role", "assistant"}, {"content", ""}};
+    c["logprobs"] = nullptr;
+    c["finish_reason"] = nullptr;
+    ojson extra = nullptr;
+    if (g.request.return_token_ids)
+      extra = {{"prompt_token_ids", openai_token_ids(g.prompts[0].token_ids)}};
+    write_chunk(g, std::move(c), out, std::move(extra));
+  }
+  if (g.request.chat_echo.empty()) return;
+  for (size_t i = 0; i < g.choices.size(); ++i) {
+    ojson c;
+    c["index"] = i;
+    c["delta"] = {{"content", g.request.chat_echo}};
     c["logprobs"] = nullptr;
     c["finish_reason"] = nullptr;
     write_chunk(g, std::move(c), out);
@@ -102,7 +115,8 @@ void OpenAiChatRenderer::delta(const Generation& g, const ChoiceDelta& d, Render
     }
     deltas.push_back({{"tool_calls", ojson::array({std::move(tc)})}});
   }
-  if (d.finish && deltas.empty()) deltas.push_back(ojson::object());
+  const bool ids = g.request.return_token_ids && !d.token_ids.empty();
+  if ((d.finish || ids) && deltas.empty()) deltas.push_back(ojson::object());
   for (size_t k = 0; k < deltas.size(); ++k) {
     ojson ch;
     ch["index"] = d.index;
@@ -112,6 +126,7 @@ void OpenAiChatRenderer::delta(const Generation& g, const ChoiceDelta& d, Render
     const bool last = k + 1 == deltas.size() && d.finish;
     ch["finish_reason"] = last ? ojson(finish_reason(c)) : ojson(nullptr);
     if (last) ch["stop_reason"] = c.stop_reason;
+    if (k == 0 && g.request.return_token_ids) ch["token_ids"] = openai_token_ids(d.token_ids);
     write_chunk(g, std::move(ch), out);
   }
 }
@@ -127,16 +142,18 @@ void OpenAiChatRenderer::full(const Generation& g, RenderSink& out) {
     const ChoiceOutput& c = g.choices[i];
     ojson ch;
     ch["index"] = i;
-    ch["message"] = chat_message(c);
+    ch["message"] = chat_message(c, g.request.chat_echo);
     ch["logprobs"] =
         g.request.logprobs ? ojson{{"content", chat_logprobs(g, c.logprobs)}} : ojson(nullptr);
     ch["finish_reason"] = finish_reason(c);
     ch["stop_reason"] = c.stop_reason;
+    if (g.request.return_token_ids) ch["token_ids"] = openai_token_ids(c.token_ids);
     choices.push_back(std::move(ch));
   }
   j["choices"] = std::move(choices);
   j["usage"] = openai_usage(g.usage());
   if (g.request.prompt_logprobs) j["prompt_logprobs"] = vllm_prompt_logprobs(g, g.prompts[0]);
+  if (g.request.return_token_ids) j["prompt_token_ids"] = openai_token_ids(g.prompts[0].token_ids);
   out.send_json(200, dump_json(j));
 }
 

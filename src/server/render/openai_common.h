@@ -14,6 +14,10 @@ namespace inferd::server {
 ojson openai_usage(const Usage& u);
 // A logprob as JSON: -inf (and NaN) become -9999.
 double openai_logprob(float lp);
+// A token as logprobs show it: its text, or "token_id:N" with return_tokens_as_token_ids.
+std::string openai_token(const Generation& g, int32_t id);
+// Token ids as a JSON array (return_token_ids).
+ojson openai_token_ids(std::span<const int32_t> ids);
 
 class OpenAiRenderer : public Renderer {
  public:
@@ -26,8 +30,8 @@ class OpenAiRenderer : public Renderer {
   // {id, object, created, model}.
   ojson chunk_base(const Generation& g, const char* object) const;
   // One chunk holding `choice`; usage added as stream_options asks (null, or the running totals
-  // with continuous_usage_stats).
-  void write_chunk(const Generation& g, ojson choice, RenderSink& out) const;
+  // with continuous_usage_stats); then the members of `extra` (an object, or null).
+  void write_chunk(const Generation& g, ojson choice, RenderSink& out, ojson extra = nullptr) const;
 };
 
 }  // namespace inferd::server

@@ -19,16 +19,17 @@ void completion_logprobs(const Generation& g, std::span<const SampleLogprobs> lp
            {"text_offset", ojson::array()}};
   const int32_t top_n = g.request.top_logprobs;
   for (const auto& s : lps) {
-    const std::string tok = g.generator.token_text(s.token_id);
+    const std::string tok = openai_token(g, s.token_id);
     out["tokens"].push_back(tok);
     out["token_logprobs"].push_back(openai_logprob(s.logprob));
     ojson top = ojson::object();
     for (size_t i = 0; i < s.top.size() && int32_t(i) < top_n; ++i)
-      top[g.generator.token_text(s.top[i].token_id)] = openai_logprob(s.top[i].logprob);
+      top[openai_token(g, s.top[i].token_id)] = openai_logprob(s.top[i].logprob);
     top[tok] = openai_logprob(s.logprob);  // logprobs: 0 too: the sampled token's (vLLM)
     out["top_logprobs"].push_back(std::move(top));
     out["text_offset"].push_back(offset);
-    offset += tok.size();
+    // Offsets count the text, also when tokens show as ids.
+    offset += g.request.tokens_as_ids ? g.generator.token_text(s.token_id).size() : tok.size();
   }
 }
 
@@ -37,12 +38,12 @@ void completion_logprobs(const Generation& g, std::span<const SampleLogprobs> lp
 void echoed_prompt_logprobs(const Generation& g, const PromptOutput& p, size_t& offset,
                             ojson& out) {
   if (p.token_ids.empty()) return;
-  const std::string first = g.generator.token_text(p.token_ids[0]);
+  const std::string first = openai_token(g, p.token_ids[0]);
   out = {{"tokens", ojson::array({first})},
          {"token_logprobs", ojson::array({nullptr})},
          {"top_logprobs", ojson::array({nullptr})},
          {"text_offset", ojson::array({offset})}};
-  offset += first.size();
+  offset += g.generator.token_text(p.token_ids[0]).size();
   completion_logprobs(g, p.prompt_logprobs, offset, out);
 }
 
@@ -74,6 +75,7 @@ ojson vllm_prompt_logprobs(const Generation& g, const PromptOutput& p) {
 void OpenAiCompletionsRenderer::begin(const Generation& g, RenderSink& out) {
   text_offset_.assign(g.choices.size(), 0);
   echo_pending_.assign(g.choices.size(), false);
+  prompt_ids_sent_.assign(g.choices.size(), false);
   if (!g.request.echo) return;
   for (size_t i = 0; i < g.choices.size(); ++i) {
     // With logprobs the echo waits for the prompt's logprobs (they come with the first output).
@@ -88,8 +90,16 @@ void OpenAiCompletionsRenderer::begin(const Generation& g, RenderSink& out) {
     text_offset_[i] = prompt.size();
     c["logprobs"] = nullptr;
     c["finish_reason"] = nullptr;
+    add_prompt_ids(g, i, c);
     write_chunk(g, std::move(c), out);
   }
+}
+
+// return_token_ids: the first chunk of a choice carries its prompt's token ids.
+void OpenAiCompletionsRenderer::add_prompt_ids(const Generation& g, size_t i, ojson& choice) {
+  if (!g.request.return_token_ids || prompt_ids_sent_[i]) return;
+  prompt_ids_sent_[i] = true;
+  choice["prompt_token_ids"] = openai_token_ids(g.prompts[g.choices[i].prompt_index].token_ids);
 }
 
 void OpenAiCompletionsRenderer::delta(const Generation& g, const ChoiceDelta& d, RenderSink& out) {
@@ -105,7 +115,8 @@ void OpenAiCompletionsRenderer::delta(const Generation& g, const ChoiceDelta& d,
     ch["finish_reason"] = nullptr;
     write_chunk(g, std::move(ch), out);
   }
-  if (d.content.empty() && !d.finish && d.logprobs.empty()) return;
+  const bool ids = g.request.return_token_ids && !d.token_ids.empty();
+  if (d.content.empty() && !d.finish && d.logprobs.empty() && !ids) return;
   ojson ch;
   ch["index"] = d.index;
   ch["text"] = d.content;
@@ -114,6 +125,8 @@ void OpenAiCompletionsRenderer::delta(const Generation& g, const ChoiceDelta& d,
   ch["logprobs"] = std::move(lp);
   ch["finish_reason"] = d.finish ? ojson(to_string(*d.finish)) : ojson(nullptr);
   if (d.finish) ch["stop_reason"] = g.choices[d.index].stop_reason;
+  add_prompt_ids(g, d.index, ch);
+  if (g.request.return_token_ids) ch["token_ids"] = openai_token_ids(d.token_ids);
   write_chunk(g, std::move(ch), out);
 }
 
@@ -139,6 +152,10 @@ void OpenAiCompletionsRenderer::full(const Generation& g, RenderSink& out) {
       ch["prompt_logprobs"] = vllm_prompt_logprobs(g, g.prompts[c.prompt_index]);
     ch["finish_reason"] = to_string(c.finish.value_or(FinishReason::kAbort));
     ch["stop_reason"] = c.stop_reason;
+    if (g.request.return_token_ids) {
+      ch["prompt_token_ids"] = openai_token_ids(g.prompts[c.prompt_index].token_ids);
+      ch["token_ids"] = openai_token_ids(c.token_ids);
+    }
     choices.push_back(std::move(ch));
   }
   j["choices"] = std::move(choices);

@@ -21,8 +21,11 @@ class OpenAiCompletionsRenderer final : public OpenAiRenderer {
  private:
   const char* chunk_object() const override { return "text_completion"; }
 
-  std::vector<size_t> text_offset_;  // streaming: per choice, the next token's text_offset
-  std::vector<bool> echo_pending_;   // streaming echo + logprobs: the prompt not written yet
+  void add_prompt_ids(const Generation& g, size_t i, ojson& choice);
+
+  std::vector<size_t> text_offset_;    // streaming: per choice, the next token's text_offset
+  std::vector<bool> prompt_ids_sent_;  // streaming: per choice, prompt_token_ids went out
+  std::vector<bool> echo_pending_;     // streaming echo + logprobs: the prompt not written yet
 };
 
 }  // namespace inferd::server
