@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "core/logging.h"
 #include "inferd/request_validation.h"
@@ -19,36 +18,6 @@ namespace {
 
 double seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
-}
-
-std::string random_hex(size_t n) {
-  thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                   uint64_t(Clock::now().time_since_epoch().count())};
-  static const char* kHex = "0123456789abcdef";
-  std::string s(n, '0');
-  for (auto& c : s) c = kHex[rng() & 15];
-  return s;
-}
-
-// The first max_bytes bytes of `s` (cut at a UTF-8 boundary), escaped for one log line. The same
-// rule as the completions' log lines (completion_job.cc).
-std::string log_excerpt(const std::string& s, size_t max_bytes) {
-  size_t n = std::min(s.size(), max_bytes);
-  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\')
-      out += fmt::format("\\{}", char(c));
-    else if (c == '\n')
-      out += "\\n";
-    else if (c < 0x20 || c == 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += char(c);
-  }
-  if (n < s.size()) out += fmt::format("...({} bytes)", s.size());
-  return out;
 }
 
 }  // namespace

@@ -19,29 +19,6 @@ double seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-// The first max_bytes bytes of `s` (cut at a UTF-8 boundary) for a log line: quotes, backslashes
-// and control characters escaped, "...(N bytes)" when cut.
-std::string log_excerpt(const std::string& s, size_t max_bytes) {
-  size_t n = std::min(s.size(), max_bytes);
-  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20 || c == 0x7f) {
-      out += fmt::format("\\x{:02x}", c);
-    } else {
-      out += char(c);
-    }
-  }
-  if (n < s.size()) out += fmt::format("...({} bytes)", s.size());
-  return out;
-}
-
 }  // namespace
 
 GenerationJob::GenerationJob(Server& server, std::shared_ptr<Connection> conn, Exchange ex,

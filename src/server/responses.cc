@@ -3,8 +3,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
+#include <random>
 
 namespace inferd::server {
 
@@ -16,6 +18,37 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::string random_hex(size_t n) {
+  thread_local std::mt19937_64 rng{
+      std::random_device{}() ^
+      uint64_t(std::chrono::steady_clock::now().time_since_epoch().count())};
+  static const char* kHex = "0123456789abcdef";
+  std::string s(n, '0');
+  for (auto& ch : s) ch = kHex[rng() & 15];
+  return s;
+}
+
+std::string log_excerpt(const std::string& s, size_t max_bytes) {
+  size_t n = std::min(s.size(), max_bytes);
+  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += char(c);
+    }
+  }
+  if (n < s.size()) out += fmt::format("...({} bytes)", s.size());
+  return out;
 }
 
 Response json_response(int status, std::string body) {

@@ -17,6 +17,11 @@ namespace inferd::server {
 std::string dump_json(const nlohmann::ordered_json& j);
 // Seconds since the Unix epoch (the "created" fields).
 int64_t unix_now();
+// n random lowercase hex digits (response and request ids).
+std::string random_hex(size_t n);
+// The first max_bytes bytes of `s` (cut at a UTF-8 boundary) for one request log line: quotes,
+// backslashes and control characters escaped, "...(N bytes)" when cut (--log-prompts).
+std::string log_excerpt(const std::string& s, size_t max_bytes);
 
 // `body` as application/json.
 Response json_response(int status, std::string body);

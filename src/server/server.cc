@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <random>
 #include <thread>
 
 #include "core/error.h"
@@ -23,15 +22,6 @@ namespace inferd::server {
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string random_hex(size_t n) {
-  thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                   uint64_t(Clock::now().time_since_epoch().count())};
-  static const char* kHex = "0123456789abcdef";
-  std::string s(n, '0');
-  for (auto& c : s) c = kHex[rng() & 15];
-  return s;
-}
 
 FrontConfig front_config(const ServerConfig& c) {
   FrontConfig f;
