@@ -14,6 +14,7 @@
 
 #include "server/api_error.h"
 #include "server/embedding_request.h"
+#include "server/engine_job.h"
 #include "server/server.h"
 
 namespace inferd::server {
@@ -21,10 +22,8 @@ namespace inferd::server {
 // The 400 a generation route (`route`) answers on a server started with --task embed.
 ApiError embedding_model_error(const std::string& route);
 
-class EmbeddingJob : public ServerJob, public std::enable_shared_from_this<EmbeddingJob> {
+class EmbeddingJob : public EngineJob {
  public:
-  using Clock = std::chrono::steady_clock;
-
   // Admits a POST /v1/embeddings (authenticated already) and starts its job. Throws ApiError:
   // 400 when the server generates (--task generate) or for a bad body, 429 rate limit or queue
   // full, 503 draining or engine stopped.
@@ -33,43 +32,25 @@ class EmbeddingJob : public ServerJob, public std::enable_shared_from_this<Embed
 
   EmbeddingJob(Server& server, std::shared_ptr<Connection> conn, Exchange ex, EmbeddingRequest req);
 
-  // Submits every input to the engine. Throws ApiError when they could not all be submitted
-  // (those that were are aborted).
-  void start(uint64_t job_id);
-  void abort_with(ApiError e) override;
-
  private:
-  struct Sub {  // one input's engine request
-    std::string engine_id;
-    bool submitted = false;
-    bool finished = false;
+  struct Input {  // one input's result
     int32_t prompt_tokens = 0;
     std::vector<float> embedding;
   };
 
-  void submit_all();
+  // EngineJob
+  void submit_all() override;
+  void on_output(RequestOutput&& out, Clock::time_point t) override;
+  ApiError invalid_request(const InvalidRequestError& e, size_t k) const override;
+  void record(int status, Clock::time_point end) override;
+
   std::string engine_param(const std::string& field, size_t k) const;
-  void start_timeout();
-  void abort_submitted();
-  void on_peer_gone();
-  void fail_with(ApiError e);
-  void on_output(RequestOutput&& out);
   void complete();
-  void record(int status, Clock::time_point end);
   void send_result();
 
-  Server& server_;
-  Generator& gen_;
-  std::shared_ptr<Connection> conn_;
-  Exchange ex_;
   EmbeddingRequest req_;
-  net::steady_timer timer_;
-  uint64_t job_id_ = 0;
   int64_t created_ = 0;
-  std::vector<Sub> subs_;
-  bool client_gone_ = false;
-  bool done_ = false;
-  std::optional<ApiError> failure_;
+  std::vector<Input> inputs_;
 };
 
 }  // namespace inferd::server

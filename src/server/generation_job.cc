@@ -23,16 +23,12 @@ double seconds(Clock::duration d) {
 
 GenerationJob::GenerationJob(Server& server, std::shared_ptr<Connection> conn, Exchange ex,
                              CompletionRequest req, std::unique_ptr<Renderer> renderer)
-    : server_(server),
-      gen_(*server.generator_),
-      conn_(std::move(conn)),
-      ex_(std::move(ex)),
+    : EngineJob(server, std::move(conn), std::move(ex), req.prompts.size()),
       req_(std::move(req)),
       out_{req_, gen_, ex_.request_id, unix_now(), {}, {}},
       renderer_(std::move(renderer)),
-      timer_(conn_->executor()) {
+      sub_times_(req_.prompts.size()) {
   const size_t n = size_t(req_.params.n);
-  subs_.resize(req_.prompts.size());
   out_.prompts.resize(req_.prompts.size());
   for (size_t k = 0; k < req_.prompts.size(); ++k) {
     out_.prompts[k].token_ids = req_.prompts[k];
@@ -51,105 +47,36 @@ GenerationJob::GenerationJob(Server& server, std::shared_ptr<Connection> conn, E
 
 // ---- submitting, failing, finishing -----------------------------------------------------------
 
-void GenerationJob::start(uint64_t job_id) {
-  job_id_ = job_id;
-  submit_all();
-  conn_->on_peer_gone([self = shared_from_this()] { self->on_peer_gone(); });
-  if (server_.config_.request_timeout_s > 0) start_timeout();
+void GenerationJob::started() {
   if (req_.stream) begin_stream();
 }
 
 // One engine request per prompt; an engine error on any aborts those already submitted and
 // becomes the ApiError the client gets.
 void GenerationJob::submit_all() {
-  auto self = shared_from_this();
-  auto strand = conn_->executor();
   for (size_t k = 0; k < req_.prompts.size(); ++k) {
     GenerateRequest gr;
-    gr.request_id =
-        req_.prompts.size() == 1 ? ex_.request_id : fmt::format("{}-{}", ex_.request_id, k);
     gr.prompt_token_ids = req_.prompts[k];
     gr.params = req_.params;
     gr.priority = req_.priority;
-    subs_[k].engine_id = gr.request_id;
-    try {
-      gen_.submit(std::move(gr), [self, strand](RequestOutput&& out) {
-        const auto t = Clock::now();
-        net::post(strand, [self, out = std::move(out), t]() mutable {
-          self->on_output(std::move(out), t);
-        });
-      });
-      subs_[k].submitted = true;
-    } catch (const QueueFullError& e) {
-      done_ = true;
-      abort_submitted();
-      throw ApiError(429, fmt::format("The server is busy: {}. Retry later.", e.what()),
-                     "rate_limit_error", std::nullopt, "queue_full")
-          .with_retry_after(server_.config_.retry_after_s);
-    } catch (const InvalidConstraintError& e) {
-      done_ = true;
-      abort_submitted();
-      throw ApiError(400, e.what(), "invalid_request_error",
-                     req_.constraint_param.empty()
-                         ? std::nullopt
-                         : std::optional<std::string>(req_.constraint_param));
-    } catch (const InvalidRequestError& e) {
-      done_ = true;
-      abort_submitted();
-      throw ApiError(400, e.what(), "invalid_request_error");
-    } catch (const EngineStoppedError& e) {
-      done_ = true;
-      abort_submitted();
-      throw ApiError(503, fmt::format("The engine is not running: {}", e.what()),
-                     "service_unavailable_error", std::nullopt, "engine_stopped");
-    }
+    submit(k, std::move(gr));
   }
 }
 
-// --request-timeout: a request still running then fails with 408.
-void GenerationJob::start_timeout() {
-  timer_.expires_after(std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(server_.config_.request_timeout_s)));
-  timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (ec || self->done_) return;
-    self->fail_with(ApiError(408,
-                             fmt::format("The request took longer than the server's limit "
-                                         "of {} s (--request-timeout) and was aborted.",
-                                         self->server_.config_.request_timeout_s),
-                             "timeout_error", std::nullopt, "request_timeout"));
-  });
-}
-
-void GenerationJob::abort_with(ApiError e) {
-  net::post(conn_->executor(), [self = shared_from_this(), e = std::move(e)]() mutable {
-    if (!self->done_) self->fail_with(std::move(e));
-  });
-}
-
-void GenerationJob::abort_submitted() {
-  for (auto& s : subs_)
-    if (s.submitted && !s.finished) gen_.abort(s.engine_id);
-}
-
-void GenerationJob::on_peer_gone() {
-  if (done_) return;
-  client_gone_ = true;
-  abort_submitted();
-}
-
-void GenerationJob::fail_with(ApiError e) {
-  if (failure_) return;
-  failure_ = std::move(e);
-  abort_submitted();
+// A constraint that does not compile names the field it came from; other refusals name none
+// (the server validated the body before submitting).
+ApiError GenerationJob::invalid_request(const InvalidRequestError& e, size_t) const {
+  std::optional<std::string> param;
+  if (dynamic_cast<const InvalidConstraintError*>(&e) && !req_.constraint_param.empty())
+    param = req_.constraint_param;
+  return ApiError(400, e.what(), "invalid_request_error", param);
 }
 
 void GenerationJob::on_output(RequestOutput&& out, Clock::time_point t) {
   if (done_) return;
-  size_t k = 0;
-  while (k < subs_.size() && subs_[k].engine_id != out.request_id) ++k;
-  if (k == subs_.size()) return;
-  Sub& sub = subs_[k];
-  if (sub.finished) return;
+  const size_t k = sub_of(out.request_id);
+  if (k == subs_.size() || subs_[k].finished) return;
+  SubTimes& sub = sub_times_[k];
   PromptOutput& prompt = out_.prompts[k];
   if (out.num_prompt_tokens > 0) prompt.num_tokens = out.num_prompt_tokens;
   prompt.cached_tokens = std::max(prompt.cached_tokens, out.num_cached_tokens);
@@ -173,9 +100,8 @@ void GenerationJob::on_output(RequestOutput&& out, Clock::time_point t) {
     on_delta(ci, d);
   }
   if (out.finished) {
-    sub.finished = true;
-    if (std::all_of(subs_.begin(), subs_.end(), [](const Sub& s) { return s.finished; }))
-      complete();
+    subs_[k].finished = true;
+    if (all_finished()) complete();
   }
 }
 
@@ -218,20 +144,7 @@ void GenerationJob::on_delta(size_t ci, SequenceDelta& d) {
 }
 
 void GenerationJob::complete() {
-  if (done_) return;
-  done_ = true;
-  timer_.cancel();
-  const auto end = Clock::now();
-  int status = 200;
-  if (client_gone_)
-    status = 499;  // client closed the request (nginx's convention, for logs)
-  else if (failure_)
-    status = failure_->status();
-  // Count the request before answering, so a client that reads /metrics next sees it.
-  conn_->on_peer_gone(nullptr);
-  record(status, end);
-  server_.remove_job(job_id_);
-  if (client_gone_) return;
+  if (!end_job() || client_gone_) return;
   if (failure_) {
     renderer_->fail(out_, *failure_, streamed_, *this);
   } else if (streamed_) {
@@ -266,7 +179,7 @@ void GenerationJob::record(int status, Clock::time_point end) {
   r.e2e_s = seconds(end - ex_.start);
   r.n = req_.params.n;
   r.max_tokens = req_.params.max_tokens;
-  for (const auto& s : subs_) r.engine_times.push_back(s.times);
+  for (const auto& s : sub_times_) r.engine_times.push_back(s.times);
   server_.metrics_.record_request(r);
   if (server_.front_.limiter().enabled())
     server_.front_.limiter().charge(ex_.api_key, r.generation_tokens);

@@ -115,6 +115,7 @@ class Server final : public RequestHandler {
   ResponsesStore& responses_store() { return responses_store_; }
 
  private:
+  friend class EngineJob;
   friend class GenerationJob;
   friend class EmbeddingJob;
 
