@@ -152,6 +152,15 @@ TEST_F(EmbeddingTest, OneStringIsOneNormalisedVector) {
   expect_vector(r.json()["data"][0]["embedding"], expected(ids_of("hello world", false)));
 }
 
+// SageMaker's /invocations on an embedding server answers embeddings, as vLLM routes it.
+TEST_F(EmbeddingTest, InvocationsOnAnEmbeddingServer) {
+  start();
+  auto r = post(port_, "/invocations", json{{"input", "hello world"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["object"], "list");
+  expect_vector(r.json()["data"][0]["embedding"], expected(ids_of("hello world")));
+}
+
 TEST_F(EmbeddingTest, BatchesAnswerInInputOrder) {
   start();
   const std::vector<std::string> texts = {"alpha", "a much longer second input", "c"};
