@@ -1,14 +1,18 @@
 // lm-evaluation-harness's loglikelihood requests, made with the official `openai` client against
-// the real `inferd serve` (tiny random model, real Qwen3 tokenizer): /v1/completions with
-// token-id prompts, echo, logprobs 1 and max_tokens 1 (its local-completions shape) and 0, read as
-// lm-eval reads them (sum of token_logprobs[ctxlen:-1], is_greedy from top_logprobs). The check
-// that needs no reference model: a continuation scored inside the prompt gets the same logprob
-// the model gave it when it generated it, and the same top alternative.
+// the real `inferd serve`: /v1/completions with token-id prompts, echo, logprobs 1 and max_tokens
+// 1 (its local-completions shape) and 0, read as lm-eval reads them (sum of
+// token_logprobs[ctxlen:-1], is_greedy from top_logprobs).
+//   - On a golden model (tests/data/goldens/llama3, real weights) against transformers: the sum
+//     and is_greedy equal those of the log-softmax of transformers' logits (golden.safetensors).
+//   - On a tiny random model with the real Qwen3 tokenizer: a continuation scored inside the
+//     prompt gets the logprobs it was generated with.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import OpenAI from 'openai';
-import { makeModelDir, startServer } from './helpers.mjs';
+import { DATA, makeModelDir, startServer } from './helpers.mjs';
 
 let modelDir;
 let srv;
@@ -100,6 +104,94 @@ describe('loglikelihood (lm-eval)', () => {
       assert.ok(own, `position ${i}: the prompt token is in its entry`);
       assert.ok(close(own.logprob, echo.logprobs.token_logprobs[i]), `position ${i}`);
       assert.ok(entries.length >= 2 && entries.length <= 3);
+    }
+  });
+});
+
+// ---- against transformers, on a golden model ------------------------------------------------
+
+// The tensors of a safetensors file (F32 and I32 only) by name.
+function readSafetensors(file) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [a, b] = t.data_offsets;
+    const bytes = buf.subarray(8 + n + a, 8 + n + b);
+    const copy = new ArrayBuffer(bytes.length);
+    new Uint8Array(copy).set(bytes);
+    out[name] = { shape: t.shape, data: t.dtype === 'I32' ? new Int32Array(copy) : new Float32Array(copy) };
+  }
+  return out;
+}
+
+// A model directory: the golden model's config and weights, and a tokenizer of one character a
+// token (ids 3.. are distinct CJK characters; 0-2 <unk> <s> </s>) so the server can show tokens.
+function goldenModelDir(name, vocab) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferd-ll-'));
+  const src = path.join(DATA, 'goldens', name);
+  for (const f of ['config.json', 'model.safetensors', 'generation_config.json'])
+    fs.copyFileSync(path.join(src, f), path.join(dir, f));
+  const specials = ['<unk>', '<s>', '</s>'];
+  const v = {};
+  specials.forEach((t, i) => { v[t] = i; });
+  for (let i = 3; i < vocab; ++i) v[String.fromCodePoint(0x4e00 + i)] = i;
+  const added = specials.map((content, id) => ({ id, content, single_word: false, lstrip: false,
+    rstrip: false, normalized: false, special: true }));
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({
+    version: '1.0', truncation: null, padding: null, added_tokens: added, normalizer: null,
+    pre_tokenizer: null, post_processor: null, decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null,
+      end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false,
+      vocab: v, merges: [] },
+  }));
+  fs.writeFileSync(path.join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' }));
+  return dir;
+}
+
+describe('loglikelihood against transformers (golden llama3)', () => {
+  test('lm-eval\'s request gives transformers\' loglikelihood and is_greedy', async () => {
+    const gold = readSafetensors(path.join(DATA, 'goldens', 'llama3', 'golden.safetensors'));
+    const V = gold['prompt0.logits'].shape[1];
+    const dir = goldenModelDir('llama3', V);
+    const server = await startServer(dir, ['--max-num-batched-tokens', '16'], { realWeights: true });
+    try {
+      const c = new OpenAI({ baseURL: server.baseURL, apiKey: 'unused', maxRetries: 0, timeout: 60000 });
+      let checked = 0;
+      for (let i = 0; gold[`prompt${i}.ids`]; ++i) {
+        const ids = Array.from(gold[`prompt${i}.ids`].data);
+        if (ids.length < 3) continue;
+        const logits = gold[`prompt${i}.logits`].data;
+        // Context: the first half; continuation: the rest (as lm-eval splits a request).
+        const ctxlen = Math.floor(ids.length / 2);
+        let want = 0;
+        let wantGreedy = true;
+        for (let p = ctxlen - 1; p + 1 < ids.length; ++p) {
+          const row = logits.subarray(p * V, (p + 1) * V);
+          const mx = Math.max(...row);
+          let s = 0;
+          for (const x of row) s += Math.exp(x - mx);
+          want += row[ids[p + 1]] - mx - Math.log(s);
+          if (row[ids[p + 1]] !== mx) wantGreedy = false;
+        }
+        // lm-eval's local-completions payload for loglikelihood requests.
+        const res = await c.completions.create({
+          model: 'tiny', prompt: ids, temperature: 0, max_tokens: 1, logprobs: 1, seed: 1234,
+          echo: true,
+        });
+        const { sum, isGreedy } = loglikelihood(res.choices[0], ctxlen);
+        assert.ok(Math.abs(sum - want) <= 1e-3 * (ids.length - ctxlen),
+          `prompt ${i}: loglikelihood ${sum}, transformers ${want}`);
+        assert.equal(isGreedy, wantGreedy, `prompt ${i}: is_greedy`);
+        ++checked;
+      }
+      assert.equal(checked, 3);
+    } finally {
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
