@@ -15,6 +15,7 @@
 
 #include "server/embedding_request.h"
 #include "server/fake_generator.h"
+#include "server/fake_server.h"
 #include "server/server.h"
 #include "server/test_client.h"
 
@@ -34,14 +35,8 @@ class EmbeddingTest : public ::testing::Test {
   void start(const ServerConfig& c = ServerConfig(), const FakeConfig& fc = embed_config()) {
     ServerConfig cfg = c;
     gen_ = std::make_shared<FakeGenerator>(fc);
-    cfg.http.host = "127.0.0.1";
-    cfg.http.port = 0;
-    cfg.http.io_threads = 2;
     if (cfg.served_model_names.empty()) cfg.served_model_names = {"tiny", "tiny-alias"};
-    server_ = std::make_unique<Server>(cfg, gen_);
-    server_->start();
-    server_->set_ready(true);
-    port_ = server_->port();
+    port_ = start_test_server(cfg, gen_, server_);
   }
   void TearDown() override {
     if (server_) server_->stop();

@@ -6,6 +6,7 @@
 
 #include "server/chat_output.h"
 #include "server/fake_generator.h"
+#include "server/fake_server.h"
 #include "server/messages_output.h"
 #include "server/messages_request.h"
 #include "server/server.h"
@@ -509,14 +510,8 @@ class MessagesServerTest : public ::testing::Test {
   void start(const ServerConfig& c, const FakeConfig& fc) {
     ServerConfig cfg = c;
     gen_ = std::make_shared<FakeGenerator>(fc);
-    cfg.http.host = "127.0.0.1";
-    cfg.http.port = 0;
-    cfg.http.io_threads = 2;
     cfg.served_model_names = {"tiny"};
-    server_ = std::make_unique<Server>(cfg, gen_);
-    server_->start();
-    server_->set_ready(true);
-    port_ = server_->port();
+    port_ = start_test_server(cfg, gen_, server_);
   }
   // A server whose fake model answers `reply` and then stops (EOS).
   void start_replying(const std::string& reply, ChatParsing parsing = {}) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "server/fake_generator.h"
+#include "server/fake_server.h"
 #include "server/server.h"
 #include "server/test_client.h"
 
@@ -18,14 +19,8 @@ class RenderFieldsTest : public ::testing::Test {
   void SetUp() override {
     ServerConfig cfg;
     gen_ = std::make_shared<FakeGenerator>();
-    cfg.http.host = "127.0.0.1";
-    cfg.http.port = 0;
-    cfg.http.io_threads = 2;
     cfg.served_model_names = {"tiny"};
-    server_ = std::make_unique<Server>(cfg, gen_);
-    server_->start();
-    server_->set_ready(true);
-    port_ = server_->port();
+    port_ = start_test_server(cfg, gen_, server_);
   }
   void TearDown() override {
     server_->stop();

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "server/fake_generator.h"
+#include "server/fake_server.h"
 #include "server/responses_store.h"
 #include "server/server.h"
 #include "server/test_client.h"
@@ -84,14 +85,8 @@ class ResponsesTest : public ::testing::Test {
     cfg.request_timeout_s = timeout_s;
     cfg.chat_parsing = parsing;
     cfg.responses_store = store;
-    cfg.http.host = "127.0.0.1";
-    cfg.http.port = 0;
-    cfg.http.io_threads = 2;
     cfg.served_model_names = {"tiny"};
-    server_ = std::make_unique<Server>(cfg, gen_);
-    server_->start();
-    server_->set_ready(true);
-    port_ = server_->port();
+    port_ = start_test_server(cfg, gen_, server_);
   }
   void TearDown() override {
     if (server_) server_->stop();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "server/fake_generator.h"
+#include "server/fake_server.h"
 #include "server/protocol.h"
 #include "server/server.h"
 #include "server/test_client.h"
@@ -29,14 +30,8 @@ class StructuredTest : public ::testing::Test {
     ServerConfig cfg;
     cfg.chat_parsing = parsing;
     gen_ = std::make_shared<FakeGenerator>(fc);
-    cfg.http.host = "127.0.0.1";
-    cfg.http.port = 0;
-    cfg.http.io_threads = 2;
     cfg.served_model_names = {"tiny"};
-    server_ = std::make_unique<Server>(cfg, gen_);
-    server_->start();
-    server_->set_ready(true);
-    port_ = server_->port();
+    port_ = start_test_server(cfg, gen_, server_);
   }
   // A server whose fake model answers `reply` and then stops (EOS).
   void start_replying(const std::string& reply, ChatParsing parsing = {}) {
