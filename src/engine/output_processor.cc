@@ -113,24 +113,9 @@ void OutputProcessor::finish_sequence(Sequence& seq, FinishReason reason) {
   ++rs.num_finished;
 }
 
-void OutputProcessor::abort_request(RequestState& rs, const std::string& error) {
-  for (int32_t i = 0; i < rs.n(); ++i) {
-    SeqOutputState& so = rs.outs[size_t(i)];
-    if (so.finished) continue;
-    if (size_t(i) < rs.seqs.size()) sched_.remove(rs.seqs[size_t(i)].get());
-    so.finished = true;
-    delta_of(rs, i).finish_reason = FinishReason::kAbort;
-    ++rs.num_finished;
-    rs.aborted = true;
-  }
-  if (!error.empty()) {
-    delta_of(rs, 0);
-    rs.pending.error = error;
-  }
-}
-
-void OutputProcessor::finish_prompt_only(RequestState& rs) {
-  const FinishReason reason = rs.is_embedding() ? FinishReason::kStop : FinishReason::kLength;
+// Ends every sequence of `rs` not finished yet with `reason`; true when there was one.
+bool OutputProcessor::finish_unfinished(RequestState& rs, FinishReason reason) {
+  bool any = false;
   for (int32_t i = 0; i < rs.n(); ++i) {
     SeqOutputState& so = rs.outs[size_t(i)];
     if (so.finished) continue;
@@ -138,7 +123,21 @@ void OutputProcessor::finish_prompt_only(RequestState& rs) {
     so.finished = true;
     delta_of(rs, i).finish_reason = reason;
     ++rs.num_finished;
+    any = true;
   }
+  return any;
+}
+
+void OutputProcessor::abort_request(RequestState& rs, const std::string& error) {
+  if (finish_unfinished(rs, FinishReason::kAbort)) rs.aborted = true;
+  if (!error.empty()) {
+    delta_of(rs, 0);
+    rs.pending.error = error;
+  }
+}
+
+void OutputProcessor::finish_prompt_only(RequestState& rs) {
+  finish_unfinished(rs, rs.is_embedding() ? FinishReason::kStop : FinishReason::kLength);
   if (rs.is_embedding()) rs.pending.embedding = pooled_embedding(rs);
 }
 

@@ -52,6 +52,7 @@ class OutputProcessor {
   std::optional<FinishReason> stop_on_token(Sequence& seq, SequenceDelta& d, int32_t tok);
   std::optional<FinishReason> stop_on_text(Sequence& seq, SequenceDelta& d, int32_t tok);
   std::optional<size_t> finish_text(Sequence& seq, SequenceDelta& d, bool allow_stop_match);
+  bool finish_unfinished(RequestState& rs, FinishReason reason);
   void finish_sequence(Sequence& seq, FinishReason reason);
 
   int32_t max_model_len_;

@@ -37,16 +37,6 @@ struct MaxTokens {
   std::string param = "max_tokens";
 };
 
-std::string model_name(const json& body, const ValidationContext& ctx) {
-  if (auto m = get_string(body, "model")) {
-    if (std::find(ctx.model_names.begin(), ctx.model_names.end(), *m) == ctx.model_names.end())
-      throw ApiError(404, fmt::format("The model `{}` does not exist.", *m),
-                     "invalid_request_error", "model", "model_not_found");
-    return *m;
-  }
-  return ctx.model_names.empty() ? "" : ctx.model_names.front();
-}
-
 void streaming(const json& body, CompletionRequest& r) {
   r.stream = get_bool(body, "stream").value_or(false);
   if (const json* so = find_field(body, "stream_options")) {
@@ -453,6 +443,16 @@ void validate_for_engine(const CompletionRequest& r, const MaxTokens& mt,
 
 }  // namespace
 
+std::string request_model_name(const json& body, const ValidationContext& ctx) {
+  if (auto m = get_string(body, "model")) {
+    if (std::find(ctx.model_names.begin(), ctx.model_names.end(), *m) == ctx.model_names.end())
+      throw ApiError(404, fmt::format("The model `{}` does not exist.", *m),
+                     "invalid_request_error", "model", "model_not_found");
+    return *m;
+  }
+  return ctx.model_names.empty() ? "" : ctx.model_names.front();
+}
+
 bool invocation_is_chat(const json& body) {
   if (body.is_object() && body.contains("messages")) return true;
   if (body.is_object() && body.contains("prompt")) return false;
@@ -468,7 +468,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
   const Generator& gen = *ctx.generator;
   CompletionRequest r;
   r.chat = chat;
-  r.model = model_name(body, ctx);
+  r.model = request_model_name(body, ctx);
   streaming(body, r);
   SamplingParams& sp = r.params;
   sampling_fields(body, gen.vocab_size(), sp);

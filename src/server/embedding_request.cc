@@ -59,16 +59,6 @@ void check_fields(const json& body) {
   }
 }
 
-std::string model_name(const json& body, const ValidationContext& ctx) {
-  if (auto m = get_string(body, "model")) {
-    if (std::find(ctx.model_names.begin(), ctx.model_names.end(), *m) == ctx.model_names.end())
-      throw ApiError(404, fmt::format("The model `{}` does not exist.", *m),
-                     "invalid_request_error", "model", "model_not_found");
-    return *m;
-  }
-  return ctx.model_names.empty() ? "" : ctx.model_names.front();
-}
-
 // encoding_format, embed_dtype, endianness.
 void encoding(const json& body, EmbeddingRequest& r) {
   if (auto f = get_string(body, "encoding_format")) {
@@ -287,7 +277,7 @@ EmbeddingRequest parse_embedding_request(const json& body, const ValidationConte
   const Generator& gen = *ctx.generator;
   check_fields(body);
   EmbeddingRequest r;
-  r.model = model_name(body, ctx);
+  r.model = request_model_name(body, ctx);
   encoding(body, r);
   pooling_fields(body, r.model, gen, r);
   if (auto v = get_string(body, "user")) r.user = *v;

@@ -87,6 +87,10 @@ struct ValidationContext {
 // one with `prompt` a completion. Anything else is a 400 saying what was expected.
 bool invocation_is_chat(const json& body);
 
+// The body's `model` (one of ctx.model_names, else 404 model_not_found); absent: the default
+// name (the first).
+std::string request_model_name(const json& body, const ValidationContext& ctx);
+
 // Throws ApiError (400, or 404 for an unknown model).
 CompletionRequest parse_completion_request(const json& body, bool chat,
                                            const ValidationContext& ctx);

@@ -81,18 +81,24 @@ __global__ void embedding_kernel(const bf16* __restrict__ table, int64_t vocab, 
 
 // ---- RMSNorm -----------------------------------------------------------------------------
 // HF RMSNorm: x * rsqrt(mean(x^2) + eps) in fp32, then * weight.
-__global__ void rms_norm_kernel(const bf16* __restrict__ x, int64_t ld_x,
-                                const float* __restrict__ w, float eps, int64_t hidden,
-                                bf16* __restrict__ out, int64_t ld_out) {
-  const int64_t t = blockIdx.x;
-  const bf16* xr = x + t * ld_x;
+// 1 / sqrt(mean(row^2) + eps) of one row, in fp32 (every thread of the block gets it).
+__device__ __forceinline__ float row_inv_rms(const bf16* __restrict__ xr, int64_t hidden,
+                                             float eps) {
   float ss = 0.f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
     const float v = to_f(xr[i]);
     ss += v * v;
   }
   ss = block_sum(ss);
-  const float r = 1.0f / sqrtf(ss / float(hidden) + eps);
+  return 1.0f / sqrtf(ss / float(hidden) + eps);
+}
+
+__global__ void rms_norm_kernel(const bf16* __restrict__ x, int64_t ld_x,
+                                const float* __restrict__ w, float eps, int64_t hidden,
+                                bf16* __restrict__ out, int64_t ld_out) {
+  const int64_t t = blockIdx.x;
+  const bf16* xr = x + t * ld_x;
+  const float r = row_inv_rms(xr, hidden, eps);
   bf16* o = out + t * ld_out;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) o[i] = to_bf(w[i] * (to_f(xr[i]) * r));
 }
@@ -125,13 +131,7 @@ __global__ void rms_norm_add_kernel(const bf16* __restrict__ x, int64_t ld_x,
                                     bf16* __restrict__ residual, int64_t ld_res) {
   const int64_t t = blockIdx.x;
   const bf16* xr = x + t * ld_x;
-  float ss = 0.f;
-  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const float v = to_f(xr[i]);
-    ss += v * v;
-  }
-  ss = block_sum(ss);
-  const float r = 1.0f / sqrtf(ss / float(hidden) + eps);
+  const float r = row_inv_rms(xr, hidden, eps);
   bf16* rr = residual + t * ld_res;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
     const float n = to_f(to_bf(w[i] * (to_f(xr[i]) * r)));

@@ -132,11 +132,7 @@ void OpenAiChatRenderer::delta(const Generation& g, const ChoiceDelta& d, Render
 }
 
 void OpenAiChatRenderer::full(const Generation& g, RenderSink& out) {
-  ojson j;
-  j["id"] = g.id;
-  j["object"] = "chat.completion";
-  j["created"] = g.created;
-  j["model"] = g.request.model;
+  ojson j = chunk_base(g, "chat.completion");
   ojson choices = ojson::array();
   for (size_t i = 0; i < g.choices.size(); ++i) {
     const ChoiceOutput& c = g.choices[i];

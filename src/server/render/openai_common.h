@@ -27,7 +27,7 @@ class OpenAiRenderer : public Renderer {
  protected:
   // "chat.completion.chunk" or "text_completion".
   virtual const char* chunk_object() const = 0;
-  // {id, object, created, model}.
+  // {id, object, created, model}: a chunk's envelope, and the whole answer's.
   ojson chunk_base(const Generation& g, const char* object) const;
   // One chunk holding `choice`; usage added as stream_options asks (null, or the running totals
   // with continuous_usage_stats); then the members of `extra` (an object, or null).

@@ -131,11 +131,7 @@ void OpenAiCompletionsRenderer::delta(const Generation& g, const ChoiceDelta& d,
 }
 
 void OpenAiCompletionsRenderer::full(const Generation& g, RenderSink& out) {
-  ojson j;
-  j["id"] = g.id;
-  j["object"] = "text_completion";
-  j["created"] = g.created;
-  j["model"] = g.request.model;
+  ojson j = chunk_base(g, "text_completion");
   ojson choices = ojson::array();
   for (size_t i = 0; i < g.choices.size(); ++i) {
     const ChoiceOutput& c = g.choices[i];
