@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/ggml_types.h"
 
 namespace inferd::cpu {
 
@@ -21,6 +22,19 @@ struct Kernels {
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   // Converts n elements of `src` (f32/bf16/f16) to fp32.
   void (*to_f32)(const void* src, DType t, float* dst, int64_t n);
+
+  // ---- GGUF block types (quant_kernels_impl.inc) ----------------------------------------------
+  // The activation format a weight type's dot product takes (ggml's vec_dot_type: Q8_0, Q8_1 or
+  // Q8_K), or kF32 when the type has no quantized path here.
+  ggml::Type (*act_type)(ggml::Type wtype);
+  // Quantizes T rows of x [T, K] to act_type(wtype), row after row (row t at
+  // dst + t * row_bytes(act_type, K)).
+  void (*quantize_act)(ggml::Type wtype, const float* x, int64_t T, int64_t K, void* dst);
+  // out[t * ldo + n] = dot(W row n, x row t) (+ bias[n]) for t < T, n in [n0, n1): W is rows of
+  // `wtype` blocks (row n at W + n * row_bytes(wtype, K)), xq the rows quantize_act wrote. Each
+  // element is computed by the same operations whatever T is (results do not depend on the batch).
+  void (*qgemm)(const void* xq, int64_t T, int64_t K, const void* W, ggml::Type wtype,
+                const float* bias, int64_t n0, int64_t n1, float* out, int64_t ldo);
 };
 
 const Kernels& kernels();
