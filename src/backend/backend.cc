@@ -1,6 +1,7 @@
 // Defaults of the optional parts of the backend interfaces: a backend that does not sample on the
-// device, capture graphs or compute FP8 GEMMs is never asked to (the runner and the quantization
-// methods check samples_on_device(), supports_graphs() and fp8_gemm_supported() first), so
+// device, capture graphs or compute FP8 / GGUF-block GEMMs is never asked to (the runner and the
+// quantization methods check samples_on_device(), supports_graphs(), fp8_gemm_supported() and
+// supports_ggml() first), so
 // reaching these is an internal error.
 #include "backend/backend.h"
 
@@ -20,6 +21,21 @@ void KernelOps::linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out) {
   (void)w;
   (void)out;
   INFERD_CHECK(false, "this backend does not compute FP8 linears");
+}
+
+void KernelOps::linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out) {
+  (void)x;
+  (void)w;
+  (void)out;
+  INFERD_CHECK(false, "this backend does not compute GGUF block-format linears");
+}
+
+GgmlLinear DeviceRuntime::make_linear_ggml(std::vector<GgmlLinear::Part> parts,
+                                           const Tensor& bias) {
+  (void)parts;
+  (void)bias;
+  INFERD_CHECK(false, "backend '{}' does not compute GGUF block-format linears", name());
+  return GgmlLinear();
 }
 
 void DeviceRuntime::finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,

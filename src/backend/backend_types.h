@@ -8,6 +8,7 @@
 
 #include "backend/forward_batch.h"
 #include "backend/sampling.h"
+#include "core/ggml_types.h"
 #include "core/tensor.h"
 
 namespace inferd {
@@ -30,6 +31,21 @@ struct Fp8Linear {
   Tensor weight_scale;  // fp32 [out_features] on the device
   Tensor bias;          // [out_features] fp32, or undefined
   float act_scale = 0.0f;
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+};
+
+// A linear weight in GGUF block formats (issue 35): row blocks (q/k/v, gate/up) each in the ggml
+// type the file stores it in (Q4_K_M files mix Q4_K and Q6_K, for instance). The CPU backend reads
+// the blocks in place from the mapping and quantizes the input rows to the type's 8-bit partner.
+struct GgmlLinear {
+  struct Part {
+    Tensor data;  // kU8 [rows, row_bytes(type, in_features)]; or F32/F16/BF16 [rows, in_features]
+    ggml::Type type = ggml::Type::kF32;
+    int64_t rows = 0;
+  };
+  std::vector<Part> parts;
+  Tensor bias;  // [out_features] fp32, or undefined
   int64_t in_features = 0;
   int64_t out_features = 0;
 };

@@ -61,6 +61,14 @@ class DeviceRuntime {
   virtual Fp8Linear make_linear_fp8(std::vector<Tensor> parts, std::vector<Tensor> scales,
                                     const Tensor& bias, float act_scale);
   virtual Fp8Linear quantize_linear_fp8(const Linear& l);
+  // GGUF block types (issue 35): supports_ggml(type) says whether linear_ggml computes weights of
+  // that type where they are (else the GGUF method dequantizes them into a dense linear);
+  // make_linear_ggml places host parts (views of the mapping or owned) as they are.
+  virtual bool supports_ggml(ggml::Type type) const {
+    (void)type;
+    return false;
+  }
+  virtual GgmlLinear make_linear_ggml(std::vector<GgmlLinear::Part> parts, const Tensor& bias);
   // Sizes the per-step buffers for the largest step (device backends; start-up only).
   virtual void reserve(const StepCapacity& capacity) { (void)capacity; }
 

@@ -33,6 +33,9 @@ class KernelOps {
   virtual void linear(const Tensor& x, const Linear& w, Tensor out) = 0;
   // The same with an FP8 weight (backends whose DeviceRuntime::fp8_gemm_supported says so).
   virtual void linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out);
+  // The same with a weight in GGUF block formats (backends whose
+  // DeviceRuntime::supports_ggml(type) says so).
+  virtual void linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out);
   // Rotary embedding in place on the q and k parts of qkv [T, (nh + 2 nkv) * hd] (rotate-half).
   virtual void rope(Tensor qkv, int64_t num_heads, int64_t num_kv_heads, const RopeTable& rope,
                     const DeviceBatch& b) = 0;

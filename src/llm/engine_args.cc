@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "llm/pooling_config.h"
 #include "llm/resolved_config.h"
+#include "model/loader/model_source.h"
 #ifdef INFERD_HAVE_CUDA
 #include "backend/cuda/cuda_device.h"
 #endif
@@ -48,9 +49,10 @@ DeviceKind resolve_device(const std::string& device, int gpu_count, bool cuda_bu
 }
 
 void resolve_model(const ModelArgs& m, int gpu_count, bool cuda_built, ResolvedConfig& rc) {
-  if (m.model.empty()) fail("no model given: expected a model directory");
-  rc.model_dir = m.model;
-  rc.tokenizer_dir = m.tokenizer.empty() ? m.model : m.tokenizer;
+  if (m.model.empty()) fail("no model given: expected a model directory or GGUF file");
+  // An Ollama name reads its GGUF blob; the name the user gave stays the served name.
+  rc.model_dir = resolve_model_source(m.model);
+  rc.tokenizer_dir = m.tokenizer.empty() ? rc.model_dir : resolve_model_source(m.tokenizer);
   rc.load_tokenizer = !m.skip_tokenizer_init;
   rc.served_model_names =
       m.served_model_names.empty() ? std::vector<std::string>{m.model} : m.served_model_names;
@@ -69,7 +71,7 @@ void resolve_model(const ModelArgs& m, int gpu_count, bool cuda_built, ResolvedC
   rc.threads =
       m.threads > 0 ? m.threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
   rc.enforce_eager = m.enforce_eager;
-  resolve_task_and_pooling(m.model, m.task, m.pooler_config, rc.engine);
+  resolve_task_and_pooling(rc.model_dir, m.task, m.pooler_config, rc.engine);
 }
 
 void resolve_cache(const CacheArgs& c, ResolvedConfig& rc) {

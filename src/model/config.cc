@@ -2,6 +2,8 @@
 // (registry.h), then quantization, dtype and special tokens.
 #include "model/config.h"
 
+#include "model/loader/gguf_model.h"
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -103,10 +105,11 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
 ModelConfig load_model_config(const std::string& model_dir) {
   namespace fs = std::filesystem;
   if (!fs::exists(model_dir)) fail("model path '{}' does not exist", model_dir);
+  if (is_gguf_model_path(model_dir)) return load_gguf_model_config(model_dir);
   if (!fs::is_directory(model_dir)) {
     fail(
-        "model path '{}' is not a directory (expected a Hugging Face model directory with "
-        "config.json)",
+        "model path '{}' is neither a directory (a Hugging Face model directory with "
+        "config.json) nor a GGUF file",
         model_dir);
   }
   const std::string path = (fs::path(model_dir) / "config.json").string();

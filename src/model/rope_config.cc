@@ -46,6 +46,10 @@ RopeFrequencies rope_frequencies(const RopeConfig& r, int64_t head_dim,
 
   switch (r.type) {
     case RopeType::kDefault:
+      // GGUF files of Llama 3.1: llama.cpp's per-frequency divisors (rope_freqs.weight).
+      if (!r.freq_factors.empty())
+        for (size_t i = 0; i < inv.size(); ++i) inv[i] = inv[i] / float(r.freq_factors[i]);
+      break;
     case RopeType::kDynamic:
       break;
     case RopeType::kLinear:

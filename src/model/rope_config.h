@@ -25,6 +25,8 @@ struct RopeConfig {
   double mscale = 0.0, mscale_all_dim = 0.0;  // yarn (0: not set)
   bool truncate = true;                       // yarn
   std::vector<double> short_factor, long_factor;  // longrope, head_dim / 2 each
+  // default: inv_freq[i] / freq_factors[i] (llama.cpp's rope_freqs tensor of GGUF files), or empty
+  std::vector<double> freq_factors;
 };
 
 // The inverse frequencies [head_dim / 2] (fp32, computed as transformers computes them) and the

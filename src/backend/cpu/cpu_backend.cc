@@ -18,6 +18,10 @@ float* fp(const Tensor& t) {
   return t.data_as<float>();
 }
 
+bool is_block_type(ggml::Type t) {
+  return t != ggml::Type::kF32 && t != ggml::Type::kF16 && t != ggml::Type::kBF16;
+}
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) : pool_(threads), k_(cpu::kernels()) {}
@@ -41,6 +45,30 @@ class CpuBackend final : public Backend {
                    "bad linear part {}", p.shape_str());
       l.out_features += p.size(0);
     }
+    l.parts = std::move(parts);
+    if (bias.defined()) l.bias = to_f32(bias);
+    return l;
+  }
+
+  bool supports_ggml(ggml::Type t) const override {
+    return t == ggml::Type::kF32 || t == ggml::Type::kF16 || t == ggml::Type::kBF16 ||
+           k_.act_type(t) != ggml::Type::kF32;
+  }
+
+  GgmlLinear make_linear_ggml(std::vector<GgmlLinear::Part> parts, const Tensor& bias) override {
+    GgmlLinear l;
+    INFERD_CHECK(!parts.empty(), "linear without weights");
+    for (const GgmlLinear::Part& p : parts) {
+      INFERD_CHECK(supports_ggml(p.type) && p.data.is_contiguous() && p.data.ndim() == 2 &&
+                       p.data.size(0) == p.rows,
+                   "bad GGUF linear part {} of type {}", p.data.shape_str(),
+                   ggml::type_name(uint32_t(p.type)));
+      l.out_features += p.rows;
+    }
+    l.in_features = is_block_type(parts[0].type)
+                        ? parts[0].data.size(1) / ggml::traits(parts[0].type).block_bytes *
+                              ggml::traits(parts[0].type).block_elems
+                        : parts[0].data.size(1);
     l.parts = std::move(parts);
     if (bias.defined()) l.bias = to_f32(bias);
     return l;
@@ -208,6 +236,56 @@ class CpuBackend final : public Backend {
                       e - base, fp(out) + base, out.stride(0));
             }
             base += rows;
+          }
+        },
+        16);
+  }
+
+  void linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out) override {
+    const int64_t T = x.size(0), K = w.in_features, N = w.out_features;
+    INFERD_CHECK(x.size(1) == K && out.size(1) == N && out.size(0) == T,
+                 "linear shapes x {} W [{}, {}] out {}", x.shape_str(), N, K, out.shape_str());
+    const float* bias = w.bias.defined() ? fp(w.bias) : nullptr;
+    // The input rows quantized once per 8-bit partner type the parts need (Q8_0, Q8_1, Q8_K).
+    struct Act {
+      ggml::Type type;
+      std::vector<uint8_t>* buf;
+    };
+    std::vector<Act> acts;
+    auto act_of = [&](ggml::Type wt) -> const uint8_t* {
+      const ggml::Type at = k_.act_type(wt);
+      for (const Act& a : acts)
+        if (a.type == at) return a.buf->data();
+      std::vector<uint8_t>& buf = act_scratch_[acts.size()];
+      const int64_t rb = ggml::row_bytes(at, K);
+      buf.resize(size_t(T * rb));
+      pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+        k_.quantize_act(wt, fp(x) + t0 * K, t1 - t0, K, buf.data() + t0 * rb);
+      });
+      acts.push_back({at, &buf});
+      return buf.data();
+    };
+    std::vector<const uint8_t*> xq(w.parts.size(), nullptr);
+    for (size_t i = 0; i < w.parts.size(); ++i)
+      if (is_block_type(w.parts[i].type)) xq[i] = act_of(w.parts[i].type);
+    pool_.parallel_for(
+        N,
+        [&](int64_t n0, int64_t n1, int) {
+          int64_t base = 0;
+          for (size_t i = 0; i < w.parts.size(); ++i) {
+            const GgmlLinear::Part& p = w.parts[i];
+            const int64_t a = std::max(n0, base), e = std::min(n1, base + p.rows);
+            if (a < e) {
+              const float* b = bias ? bias + base : nullptr;
+              if (xq[i]) {
+                k_.qgemm(xq[i], T, K, p.data.data(), p.type, b, a - base, e - base, fp(out) + base,
+                         out.stride(0));
+              } else {
+                k_.gemm(fp(x), T, K, p.data.data(), p.data.dtype(), b, a - base, e - base,
+                        fp(out) + base, out.stride(0));
+              }
+            }
+            base += p.rows;
           }
         },
         16);
@@ -385,6 +463,8 @@ class CpuBackend final : public Backend {
   std::vector<int32_t> slots_, q_start_, kv_len_, tables_;
   // Per-step scratch, grown to the largest batch seen and reused (no allocation per step).
   std::vector<float> rope_scratch_;
+  std::vector<uint8_t>
+      act_scratch_[3];  // input rows quantized for GGUF linears (one per partner type)
   std::vector<int32_t> token_seq_;
   DeviceBatch b_;
   int32_t block_size_ = 16;

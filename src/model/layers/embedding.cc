@@ -26,7 +26,12 @@ LmHead::LmHead(ModelLoader& loader, const VocabEmbedding& embedding, bool tied, 
                int64_t hidden) {
   DeviceRuntime& rt = loader.runtime();
   if (loader.options().pooling_only) return;  // an embedding model: no logits
-  if (!tied) {
+  if (loader.gguf()) {
+    gguf_ = LinearLayer(plain_linear(tied ? "model.embed_tokens" : "lm_head", vocab, hidden, false,
+                                     LinearSpec::Parallel::kReplicated),
+                        loader);
+    use_gguf_ = true;
+  } else if (!tied) {
     w_ = rt.make_linear({loader.weight("lm_head.weight", {vocab, hidden})}, Tensor());
   } else if (loader.dummy()) {
     w_ = rt.make_linear({embedding.table()}, Tensor());
@@ -37,8 +42,13 @@ LmHead::LmHead(ModelLoader& loader, const VocabEmbedding& embedding, bool tied, 
 }
 
 void LmHead::forward(KernelOps& ops, const Tensor& rows, Tensor logits) const {
-  INFERD_CHECK(!w_.parts.empty(), "the model was loaded for embeddings (--task embed): no lm_head");
-  ops.linear(rows, w_, logits);
+  INFERD_CHECK(use_gguf_ || !w_.parts.empty(),
+               "the model was loaded for embeddings (--task embed): no lm_head");
+  if (use_gguf_) {
+    gguf_.apply(ops, rows, logits);
+  } else {
+    ops.linear(rows, w_, logits);
+  }
   if (softcap_ > 0) ops.softcap(logits, softcap_);
   if (divisor_ != 1.0f) ops.div_scalar(logits, divisor_);
 }

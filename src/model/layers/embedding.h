@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "model/layers/linear.h"
 
 namespace inferd {
 
@@ -38,7 +39,8 @@ class VocabEmbedding {
 class LmHead {
  public:
   LmHead() = default;
-  // The checkpoint's lm_head.weight, or the embedding table when `tied`. Unquantized always.
+  // The checkpoint's lm_head.weight, or the embedding table when `tied`. Unquantized always,
+  // except in GGUF files: there it keeps the file's block type (through the gguf method).
   LmHead(ModelLoader& loader, const VocabEmbedding& embedding, bool tied, int64_t vocab,
          int64_t hidden);
   void set_softcap(double cap) { softcap_ = float(cap); }
@@ -48,6 +50,8 @@ class LmHead {
 
  private:
   Linear w_;
+  LinearLayer gguf_;  // GGUF files: the lm_head through the gguf method
+  bool use_gguf_ = false;
   float softcap_ = 0;
   float divisor_ = 1.0f;
 };

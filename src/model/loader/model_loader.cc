@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "model/loader/gguf_model.h"
 #include "model/loader/safetensors.h"
 #include "model/quant/quantization.h"
 
@@ -64,7 +65,12 @@ uint64_t dummy_seed_of(uint64_t load_seed, const std::string& name) {
 ModelLoader::ModelLoader(const std::string& model_dir, const ModelConfig& config,
                          const LoadOptions& opts, DeviceRuntime& runtime, int64_t max_model_len)
     : cfg_(config), opts_(opts), rt_(runtime), max_model_len_(max_model_len) {
-  if (!dummy()) st_ = std::make_unique<SafetensorsIndex>(SafetensorsIndex::open_dir(model_dir));
+  if (!dummy() && is_gguf_model_path(model_dir)) {
+    gguf_ = std::make_unique<GgufWeights>(
+        std::make_shared<const GgufFile>(GgufFile::open(model_dir)), cfg_);
+  } else if (!dummy()) {
+    st_ = std::make_unique<SafetensorsIndex>(SafetensorsIndex::open_dir(model_dir));
+  }
   // Saved from the bare decoder (AutoModel; embedding models): names without "model.".
   if (st_ && !st_->contains("model.embed_tokens.weight") && st_->contains("embed_tokens.weight"))
     st_->add_prefix("model.");
@@ -87,6 +93,7 @@ Tensor ModelLoader::weight(const std::string& name, std::span<const int64_t> sha
                              dummy_seed_of(opts_.dummy_seed, name) ^ uint64_t(shard.rank), 0.02f,
                              0.f);
   }
+  if (gguf_) return host_shard(gguf_->get_float(name, shape), shard, name);
   return host_shard(st_->get_float(name, shape), shard, name);
 }
 
@@ -96,8 +103,9 @@ Tensor ModelLoader::norm(const std::string& name, int64_t n, bool plus_one) {
     return rt_.make_param(
         rt_.random_tensor(DType::kF32, shape, dummy_seed_of(opts_.dummy_seed, name), 0.f, 1.f));
   }
-  const Tensor w = st_->get_float(name, shape);
-  if (!plus_one) return rt_.make_param(w);
+  const Tensor w = gguf_ ? gguf_->get_float(name, shape) : st_->get_float(name, shape);
+  // GGUF files of Gemma store the (1 + w) already.
+  if (!plus_one || (gguf_ && gguf_->norms_plus_one_folded())) return rt_.make_param(w);
   // transformers computes 1.0 + w.float(): folded in fp32.
   Tensor f = host_f32(w);
   for (int64_t i = 0; i < n; ++i) f.data_as<float>()[i] += 1.0f;
@@ -115,8 +123,9 @@ Tensor ModelLoader::bias(const std::vector<LinearSpec::Part>& parts) {
   Tensor out = Tensor::empty_host(DType::kF32, shape);
   int64_t off = 0;
   for (const auto& p : parts) {
-    const Tensor b =
-        host_f32(st_->get_float(p.name + ".bias", std::initializer_list<int64_t>{p.rows}));
+    const int64_t shape1[1] = {p.rows};
+    const Tensor b = host_f32(gguf_ ? gguf_->get_float(p.name + ".bias", shape1)
+                                    : st_->get_float(p.name + ".bias", shape1));
     std::copy(b.data_as<float>(), b.data_as<float>() + p.rows, out.data_as<float>() + off);
     off += p.rows;
   }

@@ -2,7 +2,7 @@
 // tensors (safetensors, mmap'd: no copy on the CPU) or seeded dummy values (--load-format dummy:
 // drawn on the device, no host copy) to module weights by name, shard-aware (a column- or
 // row-parallel linear can take its slice; issue 33), and gives each linear layer its quantization
-// method. GGUF files join later as another source (issue 35).
+// method. A GGUF file (issue 35) is the other source: its tensors under the Hugging Face names.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@
 namespace inferd {
 
 class SafetensorsIndex;
+class GgufWeights;
 
 enum class LoadFormat : uint8_t { kAuto, kSafetensors, kDummy };
 LoadFormat parse_load_format(const std::string& s);
@@ -46,7 +47,8 @@ struct Shard {
 
 class ModelLoader {
  public:
-  // `max_model_len`: the runner's longest sequence (rope types that depend on it).
+  // `model_dir`: a Hugging Face directory or a GGUF file. `max_model_len`: the runner's longest
+  // sequence (rope types that depend on it).
   ModelLoader(const std::string& model_dir, const ModelConfig& config, const LoadOptions& opts,
               DeviceRuntime& runtime, int64_t max_model_len);
   ~ModelLoader();
@@ -62,6 +64,8 @@ class ModelLoader {
   const SafetensorsIndex& checkpoint() const;
   // The same, or null under --load-format dummy.
   const SafetensorsIndex* checkpoint_if_any() const { return st_.get(); }
+  // The GGUF file's tensors when the model is one, else null.
+  const GgufWeights* gguf() const { return gguf_.get(); }
   const QuantizationConfig& quantization() const { return *quant_; }
   // Shared: the model's linear layers keep their methods alive after the loader is gone.
   const std::shared_ptr<const QuantizationConfig>& quantization_ptr() const { return quant_; }
@@ -85,6 +89,7 @@ class ModelLoader {
   DeviceRuntime& rt_;
   int64_t max_model_len_;
   std::unique_ptr<SafetensorsIndex> st_;
+  std::unique_ptr<GgufWeights> gguf_;
   std::shared_ptr<const QuantizationConfig> quant_;
 };
 

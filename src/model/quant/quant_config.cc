@@ -113,6 +113,8 @@ const char* quant_method_name(QuantMethod m) {
       return "compressed-tensors fp8";
     case QuantMethod::kFp8Block:
       return "fp8 (128x128 blocks)";
+    case QuantMethod::kGguf:
+      return "gguf";
   }
   return "?";
 }

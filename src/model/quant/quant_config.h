@@ -19,6 +19,8 @@ enum class QuantMethod : uint8_t {
   // transformers' "fp8" (Qwen3-FP8, DeepSeek): weight_scale_inv per 128x128 block, activations
   // quantized per token and 128-wide group at run time.
   kFp8Block,
+  // A GGUF file (issue 35): each tensor in its own ggml block type (model/quant/gguf.cc).
+  kGguf,
 };
 struct QuantConfig {
   QuantMethod method = QuantMethod::kNone;

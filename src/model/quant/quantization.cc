@@ -49,10 +49,17 @@ class Fp8CheckpointConfig final : public QuantizationConfig {
 
 std::unique_ptr<QuantizationConfig> make_quantization_config(const ModelConfig& config,
                                                              const LoadOptions& opts) {
-  if (!opts.quantization.empty() && opts.quantization != "fp8")
-    fail("unsupported --quantization '{}': expected fp8", opts.quantization);
+  const bool gguf = config.quant.method == QuantMethod::kGguf;
+  if (!opts.quantization.empty() && opts.quantization != "fp8" && opts.quantization != "gguf")
+    fail("unsupported --quantization '{}': expected fp8 or gguf", opts.quantization);
+  if (opts.quantization == "gguf" && !gguf)
+    fail("--quantization gguf needs a GGUF model file; this model is not one");
+  if (opts.quantization == "fp8" && gguf)
+    fail("--quantization fp8 does not apply to a GGUF file (its tensors keep their GGUF types)");
   const bool online = opts.quantization == "fp8";
   switch (config.quant.method) {
+    case QuantMethod::kGguf:
+      return make_gguf_quantization_config();
     case QuantMethod::kCompressedTensorsFp8:
       return std::make_unique<Fp8CheckpointConfig>("compressed-tensors fp8",
                                                    make_compressed_tensors_method(), online);

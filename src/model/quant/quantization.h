@@ -23,5 +23,8 @@ const LinearMethod& fp8_online_method();
 std::unique_ptr<LinearMethod> make_fp8_block_method(const ModelConfig& config);
 // compressed-tensors FP8 (per tensor / channel scales, dynamic or static input scales).
 std::unique_ptr<LinearMethod> make_compressed_tensors_method();
+// A GGUF file's linears (gguf.cc): block types computed where they are when the backend has
+// kernels for them (DeviceRuntime::supports_ggml), dequantized into a dense linear otherwise.
+std::unique_ptr<QuantizationConfig> make_gguf_quantization_config();
 
 }  // namespace inferd
