@@ -4,7 +4,9 @@
 // trip of quantize_row within a per-type error bound, and the type table.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -165,6 +167,179 @@ TEST(GgmlDequant, Q4_KHandMade) {
     const int q = (b.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
     EXPECT_EQ(y[k], float(sc[j]) * float(q) - 0.5f * float(mn[j])) << k;
   }
+}
+
+// ---- Bit-exact against gguf-py on random blocks
+// --------------------------------------------------
+
+struct Fixture {
+  uint32_t type = 0;
+  uint32_t blocks = 0;
+  std::vector<uint8_t> raw;
+  std::vector<float> values;
+};
+
+Fixture read_fixture(const std::string& name) {
+  const std::string path = std::string(INFERD_TEST_DATA_DIR) + "/ggml_blocks/" + name + ".bin";
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(f.good()) << path;
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  Fixture fx;
+  if (bytes.size() < 12 || std::memcmp(bytes.data(), "GBLK", 4) != 0) {
+    ADD_FAILURE() << path << ": not a fixture file";
+    return fx;
+  }
+  std::memcpy(&fx.type, bytes.data() + 4, 4);
+  std::memcpy(&fx.blocks, bytes.data() + 8, 4);
+  const auto tr = type_traits(fx.type);
+  if (!tr) {
+    ADD_FAILURE() << path << ": unknown type id " << fx.type;
+    return fx;
+  }
+  const size_t raw_bytes = size_t(fx.blocks) * size_t(tr->block_bytes);
+  const size_t n = size_t(fx.blocks) * size_t(tr->block_elems);
+  if (bytes.size() != 12 + raw_bytes + 4 * n) {
+    ADD_FAILURE() << path << ": " << bytes.size() << " bytes, expected " << 12 + raw_bytes + 4 * n;
+    return fx;
+  }
+  fx.raw.assign(bytes.begin() + 12, bytes.begin() + 12 + std::ptrdiff_t(raw_bytes));
+  fx.values.resize(n);
+  std::memcpy(fx.values.data(), bytes.data() + 12 + raw_bytes, 4 * n);
+  return fx;
+}
+
+class GgmlFixture : public testing::TestWithParam<const char*> {};
+
+TEST_P(GgmlFixture, BitExactWithGgufPy) {
+  const Fixture fx = read_fixture(GetParam());
+  ASSERT_FALSE(fx.values.empty());
+  std::string name(type_name(fx.type));  // ggml's names: "q4_K"; the files' names: "q4_k"
+  for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+  EXPECT_EQ(name, GetParam());
+  std::vector<float> y(fx.values.size(), NAN);
+  dequantize_row(Type(fx.type), fx.raw.data(), y.data(), int64_t(y.size()));
+  if (std::memcmp(y.data(), fx.values.data(), 4 * y.size()) != 0) {
+    const int64_t block = traits(Type(fx.type)).block_elems;
+    for (size_t i = 0; i < y.size(); ++i) {
+      if (std::memcmp(&y[i], &fx.values[i], 4) != 0) {
+        ADD_FAILURE() << GetParam() << ": first mismatch at element " << i << " (block "
+                      << int64_t(i) / block << ", element " << int64_t(i) % block << "): got "
+                      << y[i] << ", gguf-py " << fx.values[i];
+        break;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, GgmlFixture,
+                         testing::Values("f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1",
+                                         "q8_0", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"));
+
+// ---- quantize_row -> dequantize_row round trip
+// ---------------------------------------------------
+
+struct Bound {
+  Type type;
+  double max_rel_rms;
+};
+
+class GgmlRoundTrip : public testing::TestWithParam<Bound> {};
+
+// sqrt(sum (x - y)^2 / sum x^2) over elements [lo, hi).
+double rel_rms(const std::vector<float>& x, const std::vector<float>& y, size_t lo, size_t hi) {
+  double err = 0, ref = 0;
+  for (size_t i = lo; i < hi; ++i) {
+    err += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+    ref += double(x[i]) * x[i];
+  }
+  return std::sqrt(err / ref);
+}
+
+TEST_P(GgmlRoundTrip, ErrorWithinBound) {
+  const Bound b = GetParam();
+  const TypeTraits& tr = traits(b.type);
+  const int64_t n = 4096;
+  std::mt19937 gen(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = dist(gen);
+  // Half N(0, 1), a quarter offset by 3, a quarter small and negative (for the min / max
+  // quantizers and the signed scales).
+  for (int64_t i = n / 2; i < 3 * n / 4; ++i) x[size_t(i)] += 3.0f;
+  for (int64_t i = 3 * n / 4; i < n; ++i) x[size_t(i)] = -std::fabs(x[size_t(i)]) * 0.01f;
+  std::vector<uint8_t> q(size_t(row_bytes(b.type, n)));
+  quantize_row(b.type, x.data(), q.data(), n);
+  std::vector<float> y(static_cast<size_t>(n));
+  dequantize_row(b.type, q.data(), y.data(), n);
+  // Each part on its own: N(0, 1); N(3, 1); small values of one sign.
+  const size_t h = size_t(n) / 2, q3 = 3 * size_t(n) / 4;
+  const double e0 = rel_rms(x, y, 0, h), e1 = rel_rms(x, y, h, q3),
+               e2 = rel_rms(x, y, q3, x.size());
+  EXPECT_LT(e0, b.max_rel_rms) << tr.name << " N(0,1)";
+  EXPECT_LT(e1, b.max_rel_rms) << tr.name << " N(3,1)";
+  EXPECT_LT(e2, b.max_rel_rms) << tr.name << " -0.01|N(0,1)|";
+  std::printf("%-7s rel-RMS N(0,1) %.4f  N(3,1) %.4f  -0.01|N(0,1)| %.4f\n",
+              std::string(tr.name).c_str(), e0, e1, e2);
+
+  // Zeros quantize to zeros (a zero scale must not divide by zero).
+  std::vector<float> zeros(size_t(n), 0.0f), back(size_t(n), 1.0f);
+  quantize_row(b.type, zeros.data(), q.data(), n);
+  dequantize_row(b.type, q.data(), back.data(), n);
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(back[size_t(i)], 0.0f) << tr.name << " " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, GgmlRoundTrip,
+    testing::Values(Bound{Type::kF32, 1e-12}, Bound{Type::kF16, 1e-3}, Bound{Type::kBF16, 5e-3},
+                    Bound{Type::kQ8_0, 0.01}, Bound{Type::kQ8_K, 0.01}, Bound{Type::kQ6_K, 0.03},
+                    Bound{Type::kQ5_0, 0.06}, Bound{Type::kQ5_1, 0.06}, Bound{Type::kQ5_K, 0.06},
+                    Bound{Type::kQ4_0, 0.12}, Bound{Type::kQ4_1, 0.12}, Bound{Type::kQ4_K, 0.12},
+                    Bound{Type::kIQ4_NL, 0.12}, Bound{Type::kQ3_K, 0.25}, Bound{Type::kQ2_K, 0.40}),
+    [](const testing::TestParamInfo<Bound>& info) {
+      return std::string(traits(info.param.type).name);
+    });
+
+TEST(GgmlQuant, Q8_KBsumsAreSumsOf16) {
+  std::mt19937 gen(3);
+  std::uniform_real_distribution<float> dist(-2.0f, 1.0f);
+  std::vector<float> x(2 * kQKK);
+  for (auto& v : x) v = dist(gen);
+  BlockQ8_K b[2];
+  quantize_row(Type::kQ8_K, x.data(), b, 2 * kQKK);
+  for (const BlockQ8_K& blk : b) {
+    EXPECT_GT(blk.d, 0.0f);
+    for (int g = 0; g < kQKK / 16; ++g) {
+      int sum = 0;
+      for (int l = 0; l < 16; ++l) sum += blk.qs[16 * g + l];
+      EXPECT_EQ(blk.bsums[g], sum) << g;
+    }
+  }
+}
+
+// ---- The type table and bad input
+// -----------------------------------------------------------------
+
+TEST(GgmlTypes, TableSizes) {
+  EXPECT_EQ(traits(Type::kQ4_K).block_bytes, int64_t(sizeof(BlockQ4_K)));
+  EXPECT_EQ(traits(Type::kQ8_K).block_bytes, int64_t(sizeof(BlockQ8_K)));
+  EXPECT_EQ(traits(Type::kIQ4_NL).block_bytes, int64_t(sizeof(BlockIQ4_NL)));
+  EXPECT_EQ(traits(Type::kQ5_1).block_bytes, int64_t(sizeof(BlockQ5_1)));
+  EXPECT_EQ(row_bytes(Type::kQ6_K, 512), 420);
+  EXPECT_EQ(row_bytes(Type::kBF16, 3), 6);
+  EXPECT_EQ(type_name(uint32_t(Type::kIQ4_XS)), "iq4_xs");
+  EXPECT_EQ(type_name(31), "type 31");
+  EXPECT_FALSE(type_traits(31).has_value());
+  EXPECT_FALSE(traits(Type::kIQ2_XXS).supported);
+  EXPECT_TRUE(traits(Type::kQ3_K).supported);
+}
+
+TEST(GgmlTypes, BadInputIsAnError) {
+  std::vector<uint8_t> raw(1024);
+  std::vector<float> y(256);
+  EXPECT_THROW(dequantize_row(Type::kIQ2_XXS, raw.data(), y.data(), 256), Error);
+  EXPECT_THROW(dequantize_row(Type::kQ4_0, raw.data(), y.data(), 33), Error);
+  EXPECT_THROW(quantize_row(Type::kQ4_K, y.data(), raw.data(), 128), Error);
+  EXPECT_THROW(row_bytes(Type::kQ8_0, 31), Error);
 }
 
 }  // namespace
