@@ -19,9 +19,15 @@ gguf-py is used from a checkout outside the project (never copied in), passed by
 gguf/constants.py, gguf/lazy.py and gguf/quants.py are imported (the package's __init__ pulls in
 tokenizer modules this tool does not need). Needs numpy (Debian: python3-numpy).
 
-Command line used for the committed files:
+The gguf-py used for the committed files: llama.cpp's own repository was too large to fetch here,
+so the copy of its gguf-py package (version 0.10.0) kept as github.com/jerrylsu/gguf-py, commit
+7c3ecea7ee150638fd875420b96bc50da1b36394 (2024-11-14); its gguf/quants.py dequantize_blocks of
+these 14 types read the same, line for line, as llama.cpp's gguf-py/gguf/quants.py at llama.cpp
+commit 150f157acf0fd4bd5379bdb3aae3dde1aa1397a5. Command lines used:
+  git -C <that repository> archive HEAD | tar -x -C /tmp/ggml-blocks-gguf-py
   /usr/bin/python3 tools/make_ggml_block_fixtures.py --gguf-py /tmp/ggml-blocks-gguf-py \
       --out tests/data/ggml_blocks
+(With a llama.cpp checkout: --gguf-py <llama.cpp>/gguf-py.)
 """
 
 import argparse
