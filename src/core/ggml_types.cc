@@ -349,18 +349,82 @@ struct SuperBlock {
   int q[kQKK] = {};
 };
 
+double affine_error(const float* x, int n, int qmax, float scale, float neg_min) {
+  double err = 0;
+  const float is = inv(scale);
+  for (int l = 0; l < n; ++l) {
+    const float v = scale * float(round_clamp((x[l] + neg_min) * is, 0, qmax)) - neg_min;
+    err += (double(x[l]) - v) * (double(x[l]) - v);
+  }
+  return err;
+}
+
+// Fits x ~ scale * q - neg_min over one sub-block (q in 0..qmax, neg_min >= 0): from the range of
+// the values, then a few rounds of rounding and a least-squares refit, keeping the best.
+void fit_affine(const float* x, int n, int qmax, float* scale, float* neg_min) {
+  float lo = 0.0f, hi = x[0];
+  for (int l = 0; l < n; ++l) {
+    lo = std::min(lo, x[l]);
+    hi = std::max(hi, x[l]);
+  }
+  *scale = (hi - lo) / float(qmax);
+  *neg_min = -lo;
+  double best = affine_error(x, n, qmax, *scale, *neg_min);
+  float s = *scale, m = *neg_min;
+  for (int round = 0; round < 4 && s > 0.0f; ++round) {
+    double sq = 0, sqq = 0, sx = 0, sqx = 0;
+    for (int l = 0; l < n; ++l) {
+      const double q = round_clamp((x[l] + m) * inv(s), 0, qmax);
+      sq += q, sqq += q * q, sx += x[l], sqx += q * x[l];
+    }
+    const double det = n * sqq - sq * sq;
+    if (det <= 0) break;
+    double a = (n * sqx - sq * sx) / det, b = (sx - a * sq) / n;  // x ~ a q + b
+    if (b > 0) b = 0, a = sqx / sqq;
+    if (!(a > 0)) break;
+    s = float(a), m = float(-b);
+    const double err = affine_error(x, n, qmax, s, m);
+    if (err >= best) break;
+    best = err, *scale = s, *neg_min = m;
+  }
+}
+
+double symmetric_error(const float* x, int n, int qlev, float scale) {
+  double err = 0;
+  const float is = inv(scale);
+  for (int l = 0; l < n; ++l) {
+    const float v = scale * float(round_clamp(x[l] * is, -qlev, qlev - 1));
+    err += (double(x[l]) - v) * (double(x[l]) - v);
+  }
+  return err;
+}
+
+// Fits x ~ scale * q (q in -qlev..qlev-1): the largest-magnitude value mapped to -qlev +- 0.9 in
+// steps of 0.1, each refit by least squares, the best kept.
+float fit_symmetric(const float* x, int n, int qlev) {
+  const float extreme = signed_max(x, n);
+  float best_scale = extreme / float(-qlev);
+  double best = symmetric_error(x, n, qlev, best_scale);
+  for (int k = -9; k <= 9 && extreme != 0.0f; ++k) {
+    const float is = float(-qlev) - 0.1f * float(k);
+    double sqq = 0, sqx = 0;
+    for (int l = 0; l < n; ++l) {
+      const double q = round_clamp(x[l] * is / extreme, -qlev, qlev - 1);
+      sqq += q * q, sqx += q * x[l];
+    }
+    if (sqq <= 0) continue;
+    const float scale = float(sqx / sqq);
+    const double err = symmetric_error(x, n, qlev, scale);
+    if (err < best) best = err, best_scale = scale;
+  }
+  return best_scale;
+}
+
 void quant_affine_k(const float* x, int sub_len, int qmax, int code_max, SuperBlock* b) {
   const int n_sub = kQKK / sub_len;
   float scale[16], neg_min[16], max_scale = 0.0f, max_neg_min = 0.0f;
   for (int s = 0; s < n_sub; ++s) {
-    const float* xs = x + s * sub_len;
-    float lo = 0.0f, hi = xs[0];
-    for (int l = 0; l < sub_len; ++l) {
-      lo = std::min(lo, xs[l]);
-      hi = std::max(hi, xs[l]);
-    }
-    scale[s] = (hi - lo) / float(qmax);
-    neg_min[s] = -lo;
+    fit_affine(x + s * sub_len, sub_len, qmax, &scale[s], &neg_min[s]);
     max_scale = std::max(max_scale, scale[s]);
     max_neg_min = std::max(max_neg_min, neg_min[s]);
   }
@@ -381,7 +445,7 @@ void quant_affine_k(const float* x, int sub_len, int qmax, int code_max, SuperBl
 void quant_symmetric_k(const float* x, int qlev, int clev, SuperBlock* b) {
   float scale[16], extreme = 0.0f;
   for (int s = 0; s < 16; ++s) {
-    scale[s] = signed_max(x + 16 * s, 16) / float(-qlev);
+    scale[s] = fit_symmetric(x + 16 * s, 16, qlev);
     if (std::fabs(scale[s]) > std::fabs(extreme)) extreme = scale[s];
   }
   b->d = f32_to_f16(extreme / float(-clev));

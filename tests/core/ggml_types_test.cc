@@ -291,10 +291,10 @@ TEST_P(GgmlRoundTrip, ErrorWithinBound) {
 INSTANTIATE_TEST_SUITE_P(
     Types, GgmlRoundTrip,
     testing::Values(Bound{Type::kF32, 1e-12}, Bound{Type::kF16, 1e-3}, Bound{Type::kBF16, 5e-3},
-                    Bound{Type::kQ8_0, 0.01}, Bound{Type::kQ8_K, 0.01}, Bound{Type::kQ6_K, 0.03},
-                    Bound{Type::kQ5_0, 0.06}, Bound{Type::kQ5_1, 0.06}, Bound{Type::kQ5_K, 0.06},
-                    Bound{Type::kQ4_0, 0.12}, Bound{Type::kQ4_1, 0.12}, Bound{Type::kQ4_K, 0.12},
-                    Bound{Type::kIQ4_NL, 0.12}, Bound{Type::kQ3_K, 0.25}, Bound{Type::kQ2_K, 0.40}),
+                    Bound{Type::kQ8_0, 0.01}, Bound{Type::kQ8_K, 0.01}, Bound{Type::kQ6_K, 0.025},
+                    Bound{Type::kQ5_0, 0.05}, Bound{Type::kQ5_1, 0.05}, Bound{Type::kQ5_K, 0.05},
+                    Bound{Type::kQ4_0, 0.10}, Bound{Type::kQ4_1, 0.10}, Bound{Type::kQ4_K, 0.10},
+                    Bound{Type::kIQ4_NL, 0.10}, Bound{Type::kQ3_K, 0.18}, Bound{Type::kQ2_K, 0.32}),
     [](const testing::TestParamInfo<Bound>& info) {
       return std::string(traits(info.param.type).name);
     });
