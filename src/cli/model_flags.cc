@@ -95,13 +95,13 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
   ModelArgs& m = args.model;
   CacheArgs& c = args.cache;
   SchedulerArgs& s = args.scheduler;
-  model_opt_ = app->add_option("model", m.model,
-                               "Model directory (Hugging Face layout: config.json, *.safetensors)");
+  constexpr const char* kModelHelp =
+      "Model: a directory (Hugging Face layout: config.json, *.safetensors), a GGUF file (the "
+      "first of a split set), or ollama:NAME[:TAG] from the local Ollama store";
+  model_opt_ = app->add_option("model", m.model, kModelHelp);
   if (model_optional) {
-    model_opt_->description(
-        "Model directory (Hugging Face layout: config.json, *.safetensors); default: the "
-        "project's demo model (" +
-        default_model_dir() + ", or $INFERD_DEFAULT_MODEL)");
+    model_opt_->description(std::string(kModelHelp) + "; default: the project's demo model (" +
+                            default_model_dir() + ", or $INFERD_DEFAULT_MODEL)");
     model_opt_->default_val(default_model_dir());
   } else {
     model_opt_->required();
@@ -112,7 +112,7 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
                   "Fraction of GPU memory for weights, activations and the KV cache")
       ->capture_default_str();
   app->add_option("--load-format", m.load_format,
-                  "auto|safetensors|dummy (dummy: seeded random weights from config.json alone)")
+                  "auto|safetensors|gguf|dummy (dummy: seeded random weights from the config alone)")
       ->capture_default_str();
   app->add_option("--dtype", m.dtype,
                   "Weight dtype for dummy weights: auto (bfloat16), bfloat16, float16, float32. "

@@ -52,8 +52,9 @@ Tensor host_shard(const Tensor& t, const Shard& s, const std::string& name) {
 LoadFormat parse_load_format(const std::string& s) {
   if (s == "auto") return LoadFormat::kAuto;
   if (s == "safetensors") return LoadFormat::kSafetensors;
+  if (s == "gguf") return LoadFormat::kGguf;
   if (s == "dummy") return LoadFormat::kDummy;
-  fail("unsupported --load-format '{}': expected auto, safetensors or dummy", s);
+  fail("unsupported --load-format '{}': expected auto, safetensors, gguf or dummy", s);
 }
 
 uint64_t dummy_seed_of(uint64_t load_seed, const std::string& name) {
@@ -65,7 +66,12 @@ uint64_t dummy_seed_of(uint64_t load_seed, const std::string& name) {
 ModelLoader::ModelLoader(const std::string& model_dir, const ModelConfig& config,
                          const LoadOptions& opts, DeviceRuntime& runtime, int64_t max_model_len)
     : cfg_(config), opts_(opts), rt_(runtime), max_model_len_(max_model_len) {
-  if (!dummy() && is_gguf_model_path(model_dir)) {
+  const bool gguf = is_gguf_model_path(model_dir);
+  if (opts_.format == LoadFormat::kGguf && !gguf)
+    fail("--load-format gguf: '{}' is not a GGUF file", model_dir);
+  if (opts_.format == LoadFormat::kSafetensors && gguf)
+    fail("--load-format safetensors: '{}' is a GGUF file", model_dir);
+  if (!dummy() && gguf) {
     gguf_ = std::make_unique<GgufWeights>(
         std::make_shared<const GgufFile>(GgufFile::open(model_dir)), cfg_);
   } else if (!dummy()) {

@@ -21,7 +21,7 @@ namespace inferd {
 class SafetensorsIndex;
 class GgufWeights;
 
-enum class LoadFormat : uint8_t { kAuto, kSafetensors, kDummy };
+enum class LoadFormat : uint8_t { kAuto, kSafetensors, kGguf, kDummy };
 LoadFormat parse_load_format(const std::string& s);
 
 struct LoadOptions {

@@ -59,6 +59,8 @@ std::unique_ptr<QuantizationConfig> make_quantization_config(const ModelConfig& 
   const bool online = opts.quantization == "fp8";
   switch (config.quant.method) {
     case QuantMethod::kGguf:
+      // --load-format dummy draws dense weights from the GGUF file's config alone.
+      if (opts.format == LoadFormat::kDummy) break;
       return make_gguf_quantization_config();
     case QuantMethod::kCompressedTensorsFp8:
       return std::make_unique<Fp8CheckpointConfig>("compressed-tensors fp8",
