@@ -1,0 +1,316 @@
+// GGUF models on the CPU (issue 35): the golden models written as GGUF files the way llama.cpp's
+// converter writes them (gguf_convert_util.h) give the logits of the same model loaded from its
+// Hugging Face directory (F32: to rounding; Q8_0 / Q4_0 / K-quants: within quantization error),
+// and the metadata mapping refuses what it cannot represent.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "model/gguf_convert_util.h"
+#include "model/golden_util.h"
+#include "model/loader/gguf_model.h"
+#include "model/loader/model_source.h"
+#include "runner/model_runner.h"
+
+namespace inferd {
+namespace {
+
+namespace fs = std::filesystem;
+using testing_util::forward_all;
+using testing_util::ints;
+using testing_util::rel_err;
+
+const std::string kGoldens = testing_util::goldens_dir();
+
+fs::path temp_dir(const std::string& tag) {
+  const fs::path d =
+      fs::temp_directory_path() / ("inferd-gguf-" + tag + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::unique_ptr<ModelRunner> load(const std::string& path) {
+  RunnerOptions o;
+  o.num_kv_blocks = 64;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 256;
+  return std::make_unique<ModelRunner>(path, o, make_cpu_backend(2));
+}
+
+// The golden model's directory, or a copy whose config.json says only what GGUF can say (GGUF
+// has no sliding window for llama / qwen3 layers, Gemma 3's every-sixth-layer pattern and
+// query scale are fixed by llama.cpp).
+std::string gguf_expressible_dir(const std::string& name, const fs::path& tmp) {
+  const fs::path src = kGoldens + name;
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(src / "config.json"));
+  bool changed = false;
+  const std::string arch = j["architectures"][0];
+  if (arch == "MistralForCausalLM" || arch == "Qwen3ForCausalLM") {
+    j.erase("sliding_window");
+    j.erase("layer_types");
+    j.erase("use_sliding_window");
+    changed = true;
+  }
+  if (arch == "Gemma3ForCausalLM") {
+    j.erase("layer_types");
+    j["sliding_window_pattern"] = 6;
+    j["query_pre_attn_scalar"] = j["head_dim"];
+    changed = true;
+  }
+  if (!changed) return src.string();
+  const fs::path dst = tmp / "hf";
+  fs::create_directories(dst);
+  std::ofstream(dst / "config.json") << j.dump(1);
+  fs::create_symlink(fs::absolute(src / "model.safetensors"), dst / "model.safetensors");
+  return dst.string();
+}
+
+std::vector<std::vector<int32_t>> golden_prompts(const std::string& name) {
+  const auto gold = SafetensorsIndex::open_file(kGoldens + name + "/golden.safetensors");
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; gold.contains("prompt" + std::to_string(i) + ".ids"); ++i)
+    prompts.push_back(ints(gold.get("prompt" + std::to_string(i) + ".ids")));
+  return prompts;
+}
+
+// Logits of the GGUF file (linear weights in `type`) vs the Hugging Face directory, per prompt:
+// the largest relative error.
+double gguf_vs_hf(const std::string& name, ggml::Type type) {
+  const fs::path tmp = temp_dir(name);
+  const std::string hf = gguf_expressible_dir(name, tmp);
+  const ModelConfig c = load_model_config(hf);
+  const std::string file = (tmp / "model.gguf").string();
+  testing_util::write_gguf_like_llama_cpp(hf, c, file, type);
+  auto a = load(hf);
+  auto b = load(file);
+  EXPECT_EQ(a->vocab_size(), b->vocab_size());
+  double worst = 0;
+  for (const auto& p : golden_prompts(name)) {
+    const auto ra = forward_all(*a, {p}, 64)[0];
+    const auto rb = forward_all(*b, {p}, 64)[0];
+    EXPECT_EQ(ra.size(), rb.size());
+    for (float v : rb) EXPECT_TRUE(std::isfinite(v));
+    worst = std::max(worst, rel_err(rb.data(), ra.data(), ra.size()));
+  }
+  fs::remove_all(tmp);
+  return worst;
+}
+
+class GgufGoldens : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GgufGoldens, F32FileGivesTheDirectorysLogits) {
+  const double err = gguf_vs_hf(GetParam(), ggml::Type::kF32);
+  // Same weights, same math; Llama 3's rope arrives as llama.cpp's per-frequency divisors.
+  EXPECT_LT(err, 2e-6) << GetParam();
+}
+
+TEST_P(GgufGoldens, Q8_0FileStaysWithinQuantizationError) {
+  const double err = gguf_vs_hf(GetParam(), ggml::Type::kQ8_0);
+  EXPECT_LT(err, 3e-2) << GetParam();
+  EXPECT_GT(err, 1e-6) << GetParam() << ": the weights were not quantized";
+}
+
+TEST_P(GgufGoldens, Q4_0FileStaysWithinQuantizationError) {
+  const double err = gguf_vs_hf(GetParam(), ggml::Type::kQ4_0);
+  EXPECT_LT(err, 0.25) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, GgufGoldens,
+                         ::testing::Values("llama3", "llama32_tied", "llama_linear", "mistral",
+                                           "qwen2", "qwen2_yarn", "qwen3", "phi3", "gemma3",
+                                           "gemma3_softcap"));
+
+// The Llama 3 golden from its GGUF file against transformers' own logits.
+TEST(GgufModel, Llama3FileMatchesTransformers) {
+  const fs::path tmp = temp_dir("llama3-ref");
+  const std::string hf = kGoldens + "llama3";
+  const std::string file = (tmp / "model.gguf").string();
+  testing_util::write_gguf_like_llama_cpp(hf, load_model_config(hf), file, ggml::Type::kF32);
+  auto m = load(file);
+  const auto gold = SafetensorsIndex::open_file(hf + "/golden.safetensors");
+  for (int i = 0; gold.contains("prompt" + std::to_string(i) + ".ids"); ++i) {
+    const auto ids = ints(gold.get("prompt" + std::to_string(i) + ".ids"));
+    const Tensor ref = gold.get("prompt" + std::to_string(i) + ".logits");
+    const auto got = forward_all(*m, {ids}, 64)[0];
+    ASSERT_EQ(got.size(), size_t(ref.numel()));
+    EXPECT_LT(rel_err(got.data(), ref.data_as<float>(), got.size()), 1e-4) << "prompt " << i;
+  }
+  fs::remove_all(tmp);
+}
+
+// K-quants need rows of 256: a model with hidden 256 written in Q4_K and Q6_K (the types of
+// Q4_K_M files) against its F32 file.
+TEST(GgufModel, KQuantFilesStayWithinQuantizationError) {
+  const fs::path tmp = temp_dir("kquant");
+  const fs::path hf = tmp / "hf";
+  fs::create_directories(hf);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(kGoldens + "qwen2/config.json"));
+  j["hidden_size"] = 256;
+  j["intermediate_size"] = 512;
+  j["num_attention_heads"] = 4;
+  j["num_key_value_heads"] = 2;
+  j.erase("head_dim");
+  std::ofstream(hf / "config.json") << j.dump(1);
+  const ModelConfig c = load_model_config(hf.string());
+  // Seeded random weights in a safetensors file.
+  std::vector<std::pair<std::string, Tensor>> ws;
+  uint64_t s = 12345;
+  const auto rnd = [&](std::vector<int64_t> shape, float stddev, float mean) {
+    Tensor t = Tensor::empty_host(DType::kF32, shape);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      const double u = double(s >> 11) / double(1ull << 53);
+      t.data_as<float>()[i] = mean + stddev * float(std::sqrt(12.0) * (u - 0.5));
+    }
+    return t;
+  };
+  const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t q = c.q_size(), kv = c.kv_size();
+  ws.push_back({"model.embed_tokens.weight", rnd({V, H}, 0.5f, 0)});
+  ws.push_back({"model.norm.weight", rnd({H}, 0.1f, 1)});
+  ws.push_back({"lm_head.weight", rnd({V, H}, 0.05f, 0)});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    ws.push_back({p + "input_layernorm.weight", rnd({H}, 0.1f, 1)});
+    ws.push_back({p + "post_attention_layernorm.weight", rnd({H}, 0.1f, 1)});
+    ws.push_back({p + "self_attn.q_proj.weight", rnd({q, H}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.k_proj.weight", rnd({kv, H}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.v_proj.weight", rnd({kv, H}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.q_proj.bias", rnd({q}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.k_proj.bias", rnd({kv}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.v_proj.bias", rnd({kv}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.o_proj.weight", rnd({H, q}, 0.05f, 0)});
+    ws.push_back({p + "mlp.gate_proj.weight", rnd({F, H}, 0.05f, 0)});
+    ws.push_back({p + "mlp.up_proj.weight", rnd({F, H}, 0.05f, 0)});
+    ws.push_back({p + "mlp.down_proj.weight", rnd({H, F}, 0.05f, 0)});
+  }
+  write_safetensors((hf / "model.safetensors").string(), ws);
+  const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 200, 3, 77, 12, 14, 100, 2, 8, 31},
+                                                     {7, 7, 8, 9, 10}};
+  auto ref = load(hf.string());
+  for (ggml::Type t : {ggml::Type::kQ8_0, ggml::Type::kQ6_K, ggml::Type::kQ5_K, ggml::Type::kQ4_K,
+                       ggml::Type::kQ5_0, ggml::Type::kQ3_K}) {
+    const std::string file = (tmp / "model.gguf").string();
+    testing_util::write_gguf_like_llama_cpp(hf.string(), c, file, t);
+    auto m = load(file);
+    double worst = 0;
+    for (const auto& p : prompts) {
+      const auto a = forward_all(*ref, {p}, 64)[0];
+      const auto b = forward_all(*m, {p}, 64)[0];
+      worst = std::max(worst, rel_err(b.data(), a.data(), a.size()));
+    }
+    const double bound = t == ggml::Type::kQ8_0   ? 0.02
+                         : t == ggml::Type::kQ6_K ? 0.04
+                         : t == ggml::Type::kQ3_K ? 0.4
+                                                  : 0.2;
+    EXPECT_LT(worst, bound) << ggml::type_name(uint32_t(t));
+    EXPECT_GT(worst, 1e-6) << ggml::type_name(uint32_t(t));
+  }
+  fs::remove_all(tmp);
+}
+
+GgufMetadata base_metadata(const std::string& arch) {
+  GgufMetadata kv;
+  kv["general.architecture"] = gguf_string(arch);
+  kv[arch + ".embedding_length"] = gguf_u32(64);
+  kv[arch + ".block_count"] = gguf_u32(2);
+  kv[arch + ".feed_forward_length"] = gguf_u32(128);
+  kv[arch + ".attention.head_count"] = gguf_u32(4);
+  kv[arch + ".attention.head_count_kv"] = gguf_u32(2);
+  kv[arch + ".context_length"] = gguf_u32(256);
+  kv[arch + ".attention.layer_norm_rms_epsilon"] = gguf_f32(1e-5f);
+  return kv;
+}
+
+std::string write_metadata_only(const GgufMetadata& kv, const std::string& tag) {
+  const fs::path tmp = temp_dir(tag);
+  const std::string file = (tmp / "m.gguf").string();
+  GgufWriteTensor emb;
+  emb.name = "token_embd.weight";
+  emb.type = ggml::Type::kF32;
+  emb.shape = {32, 64};
+  emb.bytes.assign(32 * 64 * 4, 0);
+  write_gguf(file, kv, {emb});
+  return file;
+}
+
+TEST(GgufModel, ConfigFromMetadata) {
+  GgufMetadata kv = base_metadata("qwen3");
+  kv["qwen3.attention.key_length"] = gguf_u32(32);
+  kv["qwen3.attention.value_length"] = gguf_u32(32);
+  kv["qwen3.rope.freq_base"] = gguf_f32(1e6f);
+  kv["tokenizer.ggml.eos_token_id"] = gguf_u32(7);
+  const ModelConfig c = load_gguf_model_config(write_metadata_only(kv, "cfg"));
+  EXPECT_EQ(c.architecture, "Qwen3ForCausalLM");
+  EXPECT_EQ(c.head_dim, 32);  // key_length, not hidden / heads
+  EXPECT_EQ(c.num_kv_heads, 2);
+  EXPECT_EQ(c.vocab_size, 32);
+  EXPECT_TRUE(c.tie_word_embeddings);  // no output.weight
+  EXPECT_DOUBLE_EQ(c.rope.theta, 1e6);
+  EXPECT_EQ(c.quant.method, QuantMethod::kGguf);
+  ASSERT_EQ(c.eos_token_ids.size(), 1u);
+  EXPECT_EQ(c.eos_token_ids[0], 7);
+}
+
+TEST(GgufModel, UnsupportedMetadataIsAnError) {
+  const auto fails_with = [](const GgufMetadata& kv, const std::string& word) {
+    try {
+      load_gguf_model_config(write_metadata_only(kv, "bad"));
+      ADD_FAILURE() << "no error; expected one naming " << word;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
+    }
+  };
+  fails_with(base_metadata("mamba"), "mamba");
+  GgufMetadata partial = base_metadata("llama");
+  partial["llama.rope.dimension_count"] = gguf_u32(8);
+  fails_with(partial, "partial rotary");
+  GgufMetadata scaling = base_metadata("llama");
+  scaling["llama.rope.scaling.type"] = gguf_string("fancy");
+  fails_with(scaling, "fancy");
+  GgufMetadata missing = base_metadata("llama");
+  missing.erase("llama.block_count");
+  fails_with(missing, "block_count");
+}
+
+TEST(ModelSource, OllamaNamesResolveThroughTheStore) {
+  const fs::path store = temp_dir("ollama");
+  const std::string digest(64, 'a');
+  fs::create_directories(store / "blobs");
+  std::ofstream(store / "blobs" / ("sha256-" + digest)) << "GGUF";
+  const fs::path man = store / "manifests/registry.ollama.ai/library/qwen3";
+  fs::create_directories(man);
+  std::ofstream(man / "8b") << nlohmann::json{
+      {"layers",
+       {{{"mediaType", "application/vnd.ollama.image.template"},
+         {"digest", "sha256:" + std::string(64, 'b')}},
+        {{"mediaType", "application/vnd.ollama.image.model"},
+         {"digest",
+          "sha256:" + digest}}}}}.dump();
+  ::setenv("OLLAMA_MODELS", store.c_str(), 1);
+  EXPECT_EQ(resolve_model_source("ollama:qwen3:8b"),
+            (store / "blobs" / ("sha256-" + digest)).string());
+  EXPECT_EQ(resolve_model_source("/some/dir"), "/some/dir");
+  for (const char* bad : {"ollama:qwen3", "ollama:nope:1b", "ollama:", "ollama:../x:1"}) {
+    EXPECT_THROW(resolve_model_source(bad), Error) << bad;
+  }
+  try {
+    resolve_model_source("ollama:qwen3:latest");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ollama pull qwen3:latest"), std::string::npos)
+        << e.what();
+  }
+  fs::remove(store / "blobs" / ("sha256-" + digest));
+  EXPECT_THROW(resolve_model_source("ollama:qwen3:8b"), Error);
+  ::unsetenv("OLLAMA_MODELS");
+  fs::remove_all(store);
+}
+
+}  // namespace
+}  // namespace inferd
