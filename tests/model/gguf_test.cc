@@ -341,6 +341,9 @@ TEST_F(Gguf, HeaderFaults) {
     b.replace(at, bytes.size(), bytes);
     write_bytes(p, b);
   };
+  with(4, std::string("\x02\0\0\0", 4));  // version 2 has the layout of version 3
+  EXPECT_EQ(GgufFile::open(p).version(), 2u);
+  EXPECT_EQ(GgufFile::open(p).tensors().size(), 2u);
   with(0, "GGUX");
   expect_error(p, "bad magic");
   with(4, std::string("\x01\0\0\0", 4));
@@ -361,6 +364,8 @@ TEST_F(Gguf, MetadataFaults) {
   const std::string p = path("bad.gguf");
   write_bytes(p, Bytes().header(0, 2).kv_u32("a.b", 1).kv_u32("a.b", 2).b);
   expect_error(p, "duplicate metadata key 'a.b'");
+  write_bytes(p, Bytes().header(0, 2).kv_u32("a\nb", 1).kv_u32("a\nb", 2).b);
+  expect_error(p, "duplicate metadata key 'a\\x0ab'");  // control bytes of names escaped
   write_bytes(p, Bytes().header(0, 1).str("a.b").u32(13).u32(0).b);
   expect_error(p, "'a.b' has unknown value type 13");
   write_bytes(p, Bytes().header(0, 1).str("a.b").u32(9).u32(9).u64(1).u32(4).u64(0).b);

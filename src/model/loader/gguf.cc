@@ -15,8 +15,8 @@
 #include <filesystem>
 #include <limits>
 #include <optional>
-#include <regex>
 #include <set>
+#include <string_view>
 
 #include "core/error.h"
 #include "model/loader/gguf.h"
@@ -32,6 +32,17 @@ namespace {
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;          // key length, value type, a 1-byte value
 constexpr uint64_t kMinTensorBytes = 8 + 4 + 4 + 8;  // name length, n_dims, type, offset
 constexpr uint32_t kDefaultAlignment = 32;
+
+// A key or tensor name as an error message shows it: control bytes escaped, at most 80 bytes (the
+// names of a corrupt file can be anything).
+std::string shown(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < 80; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    out += c < 0x20 || c == 0x7f ? fmt::format("\\x{:02x}", c) : std::string(1, s[i]);
+  }
+  return s.size() > 80 ? out + "..." : out;
+}
 
 // A bounds-checked cursor over the bytes of one file.
 class Cursor {
@@ -147,7 +158,7 @@ GgufValueType value_type(uint32_t raw, const std::string& path, const std::strin
 }
 
 void read_array(Cursor& c, GgufValue& v, const std::string& path, const std::string& key) {
-  const std::string what = fmt::format("metadata key '{}'", key);
+  const std::string what = fmt::format("metadata key '{}'", shown(key));
   v.elem_type = value_type(c.read<uint32_t>(what + " (its array type)"), path, what + " array");
   if (v.elem_type == GgufValueType::kArray) {
     fail("'{}': {} is an array of arrays, which inferd does not read (no model key uses them)",
@@ -193,7 +204,7 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& path,
                      const std::string& key) {
   GgufValue v;
   v.type = type;
-  const std::string what = fmt::format("metadata key '{}'", key);
+  const std::string what = fmt::format("metadata key '{}'", shown(key));
   if (type == GgufValueType::kArray) {
     read_array(c, v, path, key);
   } else if (type == GgufValueType::kString) {
@@ -234,7 +245,7 @@ RawTensor read_tensor_info(Cursor& c, const std::string& path, uint64_t index) {
   RawTensor t;
   const std::string what = fmt::format("tensor {} of the tensor table", index);
   t.info.name = c.string(what + " (its name)");
-  const std::string named = fmt::format("tensor '{}'", t.info.name);
+  const std::string named = fmt::format("tensor '{}'", shown(t.info.name));
   const uint32_t n_dims = c.read<uint32_t>(named + " (its n_dims)");
   if (n_dims == 0 || n_dims > 4) {
     fail("'{}': {} has {} dimensions (expected 1 to 4)", path, named, n_dims);
@@ -278,7 +289,7 @@ void locate_tensors(std::vector<RawTensor>& raw, const MappedFile& file, size_t 
   for (RawTensor& t : raw) {
     if (t.offset % alignment != 0) {
       fail("'{}': tensor '{}' has a misaligned data offset {} (not a multiple of the alignment {})",
-           path, t.info.name, t.offset, alignment);
+           path, shown(t.info.name), t.offset, alignment);
     }
     const uint64_t start = data_start + t.offset;
     if (data_start > size || t.offset > size - data_start ||
@@ -286,7 +297,7 @@ void locate_tensors(std::vector<RawTensor>& raw, const MappedFile& file, size_t 
       fail(
           "'{}': truncated GGUF file: tensor '{}' data (offset {} of the data section at {}, {} "
           "bytes) runs past the end of the file at {}",
-          path, t.info.name, t.offset, data_start, t.info.nbytes, size);
+          path, shown(t.info.name), t.offset, data_start, t.info.nbytes, size);
     }
     t.info.data = file.data() + start;
   }
@@ -355,11 +366,11 @@ GgufPart parse_gguf_part(const std::shared_ptr<MappedFile>& file, int file_index
   }
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = c.string(fmt::format("metadata key {}", i));
-    const std::string what = fmt::format("metadata key '{}'", key);
+    const std::string what = fmt::format("metadata key '{}'", shown(key));
     const GgufValueType type = value_type(c.read<uint32_t>(what + " (its type)"), path, what);
     GgufValue v = read_value(c, type, path, key);
     if (!part.kv.emplace(key, std::move(v)).second) {
-      fail("'{}': duplicate metadata key '{}'", path, key);
+      fail("'{}': duplicate metadata key '{}'", path, shown(key));
     }
   }
   const uint32_t alignment = alignment_of(part.kv, path);
@@ -369,7 +380,7 @@ GgufPart parse_gguf_part(const std::shared_ptr<MappedFile>& file, int file_index
   for (uint64_t i = 0; i < n_tensors; ++i) {
     raw.push_back(read_tensor_info(c, path, i));
     if (!names.insert(raw.back().info.name).second) {
-      fail("'{}': duplicate tensor name '{}'", path, raw.back().info.name);
+      fail("'{}': duplicate tensor name '{}'", path, shown(raw.back().info.name));
     }
   }
   const size_t data_start = (c.pos() + alignment - 1) / alignment * alignment;
@@ -394,10 +405,16 @@ struct SplitName {
 };
 
 std::optional<SplitName> split_name(const std::string& path) {
-  static const std::regex re(R"((.+)-([0-9]{5})-of-([0-9]{5})\.gguf)");
-  std::smatch m;
-  if (!std::regex_match(path, m, re)) return std::nullopt;
-  return SplitName{m[1].str(), std::stoi(m[2].str()), std::stoi(m[3].str())};
+  constexpr std::string_view kTail = "-00000-of-00000.gguf";  // the shape: digits where 0 is
+  if (path.size() <= kTail.size()) return std::nullopt;
+  const std::string_view tail = std::string_view(path).substr(path.size() - kTail.size());
+  for (size_t i = 0; i < kTail.size(); ++i) {
+    const bool digit = tail[i] >= '0' && tail[i] <= '9';
+    if (kTail[i] == '0' ? !digit : tail[i] != kTail[i]) return std::nullopt;
+  }
+  return SplitName{path.substr(0, path.size() - kTail.size()),
+                   std::stoi(std::string(tail.substr(1, 5))),
+                   std::stoi(std::string(tail.substr(10, 5)))};
 }
 
 // An integer split.* key of a part, or -1 when it is absent.
