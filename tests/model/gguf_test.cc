@@ -382,6 +382,21 @@ TEST_F(Gguf, MetadataFaults) {
   expect_error(p, "power of two");
   write_bytes(p, Bytes().header(0, 1).kv_u32("general.alignment", 0).b);
   expect_error(p, "power of two");
+  write_bytes(p, Bytes().header(0, 1).str("general.alignment").u32(8).str("32").b);
+  expect_error(p, "general.alignment is a string, expected an integer");
+  write_bytes(p, Bytes().header(0, 1).str("general.alignment").u32(10).u64(~0ull).b);
+  expect_error(p, "general.alignment is 18446744073709551615, out of range");
+  write_bytes(p, Bytes().header(0, 1).str("general.architecture").u32(4).u32(1).b);
+  const std::string e = [&] {
+    try {
+      GgufFile::open(p).architecture();
+    } catch (const Error& x) {
+      return std::string(x.what());
+    }
+    return std::string();
+  }();
+  EXPECT_NE(e.find(p + "': general.architecture is a uint32, expected a string"), std::string::npos)
+      << e;
 }
 
 TEST_F(Gguf, TensorTableFaults) {

@@ -221,14 +221,24 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& path,
   return v;
 }
 
+// An integer metadata value as int64, or an Error naming the file and the key.
+int64_t int_value(const GgufValue& v, const std::string& key, const std::string& path) {
+  if (v.is_array() || !is_integer_type(v.type)) {
+    fail("'{}': {} is a {}, expected an integer", path, key,
+         v.is_array() ? std::string("array") : std::string(gguf_value_type_name(v.type)));
+  }
+  if (const uint64_t* u = std::get_if<uint64_t>(&v.scalar)) {
+    if (*u > uint64_t(std::numeric_limits<int64_t>::max())) {
+      fail("'{}': {} is {}, out of range", path, key, *u);
+    }
+  }
+  return v.as_int(key);
+}
+
 uint32_t alignment_of(const GgufMetadata& kv, const std::string& path) {
   const auto it = kv.find("general.alignment");
   if (it == kv.end()) return kDefaultAlignment;
-  if (!is_integer_type(it->second.type)) {
-    fail("'{}': general.alignment is a {}, expected an integer", path,
-         gguf_value_type_name(it->second.type));
-  }
-  const int64_t a = it->second.as_int("general.alignment");
+  const int64_t a = int_value(it->second, "general.alignment", path);
   if (a <= 0 || a > (int64_t(1) << 30) || !std::has_single_bit(uint64_t(a))) {
     fail("'{}': general.alignment is {}, expected a power of two (at most 2^30)", path, a);
   }
@@ -421,10 +431,7 @@ std::optional<SplitName> split_name(const std::string& path) {
 int64_t split_key(const GgufMetadata& kv, const std::string& key, const std::string& path) {
   const auto it = kv.find(key);
   if (it == kv.end()) return -1;
-  if (!is_integer_type(it->second.type)) {
-    fail("'{}': {} is a {}, expected an integer", path, key, gguf_value_type_name(it->second.type));
-  }
-  const int64_t v = it->second.as_int(key);
+  const int64_t v = int_value(it->second, key, path);
   if (v < 0) fail("'{}': {} is {}, expected a non-negative count", path, key, v);
   return v;
 }
@@ -586,7 +593,12 @@ const GgufValue& GgufFile::get(const std::string& key) const {
 }
 
 std::string GgufFile::architecture() const {
-  return get("general.architecture").as_string("general.architecture");
+  const GgufValue& v = get("general.architecture");
+  if (v.is_array() || v.type != GgufValueType::kString) {
+    fail("'{}': general.architecture is a {}, expected a string", path_,
+         gguf_value_type_name(v.type));
+  }
+  return v.as_string("general.architecture");
 }
 
 const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
