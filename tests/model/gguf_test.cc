@@ -467,6 +467,55 @@ TEST_F(Gguf, WriterRefusesWhatItCannotWrite) {
   EXPECT_NE(msg({{"general.alignment", gguf_u32(3)}}, {}).find("power of two"), std::string::npos);
 }
 
+// A file made by llama.cpp's own writer (gguf-py, tools/make_gguf_fixture.py): values, shapes
+// (gguf-py writes numpy's row-major shapes reversed, as ggml's ne) and data as that script wrote.
+TEST(GgufFixture, GgufPyReference) {
+  const GgufFile f = GgufFile::open(INFERD_TEST_DATA_DIR "/gguf/gguf_py_reference.gguf");
+  EXPECT_EQ(f.version(), 3u);
+  EXPECT_EQ(f.architecture(), "qwen2");
+  EXPECT_EQ(f.get("qwen2.block_count").type, GgufValueType::kUint32);
+  EXPECT_EQ(f.get("qwen2.block_count").as_int("k"), 2);
+  EXPECT_EQ(f.get("qwen2.attention.layer_norm_rms_epsilon").as_float("k"), double(1e-6f));
+  EXPECT_FALSE(f.get("tokenizer.ggml.add_bos_token").as_bool("k"));
+  EXPECT_EQ(f.get("tokenizer.ggml.tokens").strings,
+            (std::vector<std::string>{"a", "b", "\u2581c"}));
+  EXPECT_EQ(f.get("tokenizer.ggml.token_type").elem_type, GgufValueType::kInt32);
+  EXPECT_EQ(f.get("tokenizer.ggml.token_type").ints, (std::vector<int64_t>{1, 3, 1}));
+  EXPECT_EQ(f.get("tokenizer.ggml.scores").floats, (std::vector<double>{0.5, -1.0, 2.0}));
+  EXPECT_EQ(f.get("x.u64").as_int("k"), int64_t(1) << 40);
+  EXPECT_EQ(f.get("x.i8").type, GgufValueType::kInt8);
+  EXPECT_EQ(f.get("x.i8").as_int("k"), -3);
+  EXPECT_EQ(f.get("x.f64").type, GgufValueType::kFloat64);
+  EXPECT_EQ(f.get("x.f64").as_float("k"), 0.125);
+  EXPECT_EQ(f.get("tokenizer.chat_template").as_string("k"), "{{ messages }}");
+
+  ASSERT_EQ(f.tensors().size(), 5u);
+  const GgufTensorInfo& a = f.tensor("a.f32");
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{3, 5, 7}));
+  for (int i = 0; i < 105; ++i) {
+    float x;
+    std::memcpy(&x, a.data + 4 * i, 4);
+    ASSERT_EQ(x, float(i)) << i;
+  }
+  const GgufTensorInfo& b = f.tensor("b.f16");
+  EXPECT_EQ(b.type, ggml::Type::kF16);
+  EXPECT_EQ(b.shape, (std::vector<int64_t>{4, 6}));
+  uint16_t h;
+  std::memcpy(&h, b.data + 2 * 9, 2);
+  EXPECT_EQ(h, 0x3c80);  // 9 / 8 = 1.125 in IEEE half
+  const GgufTensorInfo& c = f.tensor("c.q8_0");
+  EXPECT_EQ(c.type, ggml::Type::kQ8_0);
+  EXPECT_EQ(c.shape, (std::vector<int64_t>{2, 64}));
+  ASSERT_EQ(c.nbytes, 136);
+  for (int i = 0; i < 136; ++i) ASSERT_EQ(uint8_t(c.data[i]), uint8_t(i * 7 % 256)) << i;
+  const GgufTensorInfo& d = f.tensor("d.q4_k");
+  EXPECT_EQ(d.type, ggml::Type::kQ4_K);
+  EXPECT_EQ(d.shape, (std::vector<int64_t>{3, 256}));
+  ASSERT_EQ(d.nbytes, 432);
+  for (int i = 0; i < 432; ++i) ASSERT_EQ(uint8_t(d.data[i]), uint8_t(i * 13 % 256)) << i;
+  EXPECT_EQ(f.tensor("e.1d").shape, (std::vector<int64_t>{2}));
+}
+
 // A real llama.cpp file (e.g. models/ggml-vocab-llama-spm.gguf of a llama.cpp checkout), named by
 // INFERD_GGUF_REAL_FILE; the project ships none.
 TEST(GgufReal, OpensAVocabularyFile) {
