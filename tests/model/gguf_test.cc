@@ -467,6 +467,52 @@ TEST_F(Gguf, WriterRefusesWhatItCannotWrite) {
   EXPECT_NE(msg({{"general.alignment", gguf_u32(3)}}, {}).find("power of two"), std::string::npos);
 }
 
+// The type table (core/ggml_type_table.cc) the reader sizes tensors by. ggml-common.h's sizes.
+TEST(GgmlTypeTable, BlockSizesNamesAndUnknownIds) {
+  struct Want {
+    uint32_t id;
+    const char* name;
+    int64_t elems, bytes;
+    bool supported;
+  };
+  const Want want[] = {
+      {0, "f32", 1, 4, true},          {1, "f16", 1, 2, true},
+      {2, "q4_0", 32, 18, true},       {3, "q4_1", 32, 20, true},
+      {6, "q5_0", 32, 22, true},       {7, "q5_1", 32, 24, true},
+      {8, "q8_0", 32, 34, true},       {9, "q8_1", 32, 36, false},
+      {10, "q2_K", 256, 84, true},     {11, "q3_K", 256, 110, true},
+      {12, "q4_K", 256, 144, true},    {13, "q5_K", 256, 176, true},
+      {14, "q6_K", 256, 210, true},    {15, "q8_K", 256, 292, true},
+      {16, "iq2_xxs", 256, 66, false}, {17, "iq2_xs", 256, 74, false},
+      {18, "iq3_xxs", 256, 98, false}, {19, "iq1_s", 256, 50, false},
+      {20, "iq4_nl", 32, 18, true},    {21, "iq3_s", 256, 110, false},
+      {22, "iq2_s", 256, 82, false},   {23, "iq4_xs", 256, 136, false},
+      {24, "i8", 1, 1, false},         {25, "i16", 1, 2, false},
+      {26, "i32", 1, 4, false},        {27, "i64", 1, 8, false},
+      {28, "f64", 1, 8, false},        {29, "iq1_m", 256, 56, false},
+      {30, "bf16", 1, 2, true},        {34, "tq1_0", 256, 54, false},
+      {35, "tq2_0", 256, 66, false},   {39, "mxfp4", 32, 17, false},
+  };
+  for (const Want& w : want) {
+    const auto t = ggml::type_traits(w.id);
+    ASSERT_TRUE(t.has_value()) << w.id;
+    EXPECT_EQ(t->name, w.name);
+    EXPECT_EQ(t->block_elems, w.elems) << w.name;
+    EXPECT_EQ(t->block_bytes, w.bytes) << w.name;
+    EXPECT_EQ(t->supported, w.supported) << w.name;
+    EXPECT_EQ(ggml::type_name(w.id), w.name);
+    EXPECT_EQ(ggml::traits(ggml::Type(w.id)).block_bytes, w.bytes);
+  }
+  for (uint32_t id : {4u, 5u, 31u, 32u, 33u, 36u, 37u, 38u, 40u, 1000u, 0xFFFFFFFFu}) {
+    EXPECT_FALSE(ggml::type_traits(id).has_value()) << id;
+    EXPECT_EQ(ggml::type_name(id), "type " + std::to_string(id));
+  }
+  EXPECT_EQ(ggml::row_bytes(ggml::Type::kQ4_K, 512), 288);
+  EXPECT_EQ(ggml::row_bytes(ggml::Type::kQ8_0, 64), 68);
+  EXPECT_EQ(ggml::row_bytes(ggml::Type::kBF16, 3), 6);
+  EXPECT_THROW(ggml::row_bytes(ggml::Type::kQ4_0, 31), InternalError);
+}
+
 // A file made by llama.cpp's own writer (gguf-py, tools/make_gguf_fixture.py): values, shapes
 // (gguf-py writes numpy's row-major shapes reversed, as ggml's ne) and data as that script wrote.
 TEST(GgufFixture, GgufPyReference) {
