@@ -69,7 +69,9 @@ struct GgufTensorInfo {
   std::string name;
   ggml::Type type = ggml::Type::kF32;
   std::vector<int64_t> shape;  // row-major (GGUF stores ne[] fastest-first: this is reversed)
-  const char* data = nullptr;  // inside the mapping of its file
+  // Inside the mapping of its file, at a multiple of general.alignment from the (page-aligned)
+  // start of the mapping: so aligned in memory to at least 32 bytes by default.
+  const char* data = nullptr;
   int64_t nbytes = 0;
   int file_index = 0;  // which file of a split set
 };
