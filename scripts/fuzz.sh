@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-30}"
 shift || true
-ALL=(fuzz_http fuzz_request fuzz_tokenizer fuzz_chat_template fuzz_model_config fuzz_safetensors)
+ALL=(fuzz_http fuzz_request fuzz_tokenizer fuzz_chat_template fuzz_model_config fuzz_safetensors fuzz_gguf)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 

@@ -145,6 +145,53 @@ def safetensors():
               "w_scale": {"dtype": "F32", "shape": [1], "data_offsets": [16, 20]}}, 20))
 
 
+def gguf_bytes(kv, tensors, alignment=32, version=3):
+    """A GGUF file (ggml's docs/gguf.md): kv is [(key, type id, packed value bytes)], tensors
+    [(name, ne fastest-first, ggml type id, data bytes)]."""
+    def s(x):
+        x = x.encode()
+        return struct.pack("<Q", len(x)) + x
+
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kv))
+    for key, t, v in kv:
+        out += s(key) + struct.pack("<I", t) + v
+    offset, infos, data = 0, b"", b""
+    for name, ne, t, d in tensors:
+        infos += s(name) + struct.pack("<I", len(ne)) + struct.pack(f"<{len(ne)}Q", *ne)
+        infos += struct.pack("<IQ", t, offset)
+        d += b"\0" * (-len(d) % alignment)
+        data += d
+        offset += len(d)
+    out += infos
+    out += b"\0" * (-len(out) % alignment)
+    return out + data
+
+
+def gguf():
+    def s(x):
+        x = x.encode()
+        return struct.pack("<Q", len(x)) + x
+
+    arch = ("general.architecture", 8, s("llama"))
+    tokens = ("tokenizer.ggml.tokens", 9,
+              struct.pack("<IQ", 8, 4) + s("<s>") + s("</s>") + s("\u2581a") + s("b"))
+    scores = ("tokenizer.ggml.scores", 9, struct.pack("<IQ4f", 6, 4, 0, 0, -1.5, -2))
+    ttype = ("tokenizer.ggml.token_type", 9, struct.pack("<IQ4i", 5, 4, 3, 3, 1, 1))
+    eps = ("llama.attention.layer_norm_rms_epsilon", 6, struct.pack("<f", 1e-5))
+    bos = ("tokenizer.ggml.add_bos_token", 7, b"\1")
+    f32 = ("a.weight", [4, 2], 0, struct.pack("<8f", *range(8)))
+    q8 = ("b.weight", [32, 2], 8, bytes(range(68)))
+    q4k = ("c.weight", [256], 12, bytes(i % 251 for i in range(144)))
+    write("fuzz_gguf", "vocab.gguf", gguf_bytes([arch, tokens, scores, ttype, bos], []))
+    write("fuzz_gguf", "tensors.gguf", gguf_bytes([arch, eps], [f32, q8, q4k]))
+    write("fuzz_gguf", "align64_v2.gguf",
+          gguf_bytes([("general.alignment", 4, struct.pack("<I", 64)), arch], [q8, f32],
+                     alignment=64, version=2))
+    write("fuzz_gguf", "split_keys.gguf",
+          gguf_bytes([arch, ("split.no", 2, struct.pack("<H", 0)),
+                      ("split.count", 2, struct.pack("<H", 1))], [f32]))
+
+
 def requests():
     bodies = [
         (0, {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}),
@@ -206,5 +253,6 @@ if __name__ == "__main__":
     chat_templates()
     model_configs()
     safetensors()
+    gguf()
     requests()
     http()

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -45,7 +46,7 @@ struct GgufValue {
   std::variant<int64_t, uint64_t, double, bool, std::string> scalar;
   // Arrays: exactly one of these is filled, by elem_type.
   std::vector<std::string> strings;
-  std::vector<int64_t> ints;  // every integer element type (uint64 values above INT64_MAX: error)
+  std::vector<int64_t> ints;   // every integer element type (uint64 values above INT64_MAX: error)
   std::vector<double> floats;  // float32 / float64 elements
   std::vector<uint8_t> bools;
 
@@ -61,11 +62,16 @@ struct GgufValue {
 
 using GgufMetadata = std::map<std::string, GgufValue>;
 
+// "uint32", "string", ... (the names gguf.md gives the value types).
+std::string_view gguf_value_type_name(GgufValueType t);
+
 struct GgufTensorInfo {
   std::string name;
   ggml::Type type = ggml::Type::kF32;
   std::vector<int64_t> shape;  // row-major (GGUF stores ne[] fastest-first: this is reversed)
-  const char* data = nullptr;  // inside the mapping of its file
+  // Inside the mapping of its file, at a multiple of general.alignment from the (page-aligned)
+  // start of the mapping: so aligned in memory to at least 32 bytes by default.
+  const char* data = nullptr;
   int64_t nbytes = 0;
   int file_index = 0;  // which file of a split set
 };
@@ -124,6 +130,9 @@ GgufValue gguf_f32(float v);
 GgufValue gguf_bool(bool v);
 GgufValue gguf_strings(std::vector<std::string> v);
 GgufValue gguf_ints(GgufValueType elem, std::vector<int64_t> v);
-GgufValue gguf_floats(std::vector<double> v);  // float32 elements
+GgufValue gguf_floats(std::vector<double> v);       // float32 elements
+GgufValue gguf_int(GgufValueType type, int64_t v);  // a scalar of any integer type
+GgufValue gguf_f64(double v);
+GgufValue gguf_bools(std::vector<bool> v);
 
 }  // namespace inferd
