@@ -44,8 +44,8 @@ std::unique_ptr<ModelRunner> load(const std::string& path) {
 }
 
 // The golden model's directory, or a copy whose config.json says only what GGUF can say (GGUF
-// has no sliding window for llama / qwen3 layers, Gemma 3's every-sixth-layer pattern and
-// query scale are fixed by llama.cpp).
+// has no sliding window for llama / qwen3 layers; Gemma 3's every-sixth-layer pattern, query
+// scale and local rope base are fixed by llama.cpp).
 std::string gguf_expressible_dir(const std::string& name, const fs::path& tmp) {
   const fs::path src = kGoldens + name;
   nlohmann::json j = nlohmann::json::parse(std::ifstream(src / "config.json"));
@@ -61,6 +61,10 @@ std::string gguf_expressible_dir(const std::string& name, const fs::path& tmp) {
     j.erase("layer_types");
     j["sliding_window_pattern"] = 6;
     j["query_pre_attn_scalar"] = j["head_dim"];
+    // llama.cpp's local rope base is 10000 whatever the model says.
+    if (j.contains("rope_parameters") && j["rope_parameters"].contains("sliding_attention"))
+      j["rope_parameters"]["sliding_attention"]["rope_theta"] = 10000.0;
+    if (j.contains("rope_local_base_freq")) j["rope_local_base_freq"] = 10000.0;
     changed = true;
   }
   if (!changed) return src.string();
