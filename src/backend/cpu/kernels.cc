@@ -16,6 +16,9 @@ const Kernels& get_kernels();
 namespace avx512 {
 const Kernels& get_kernels();
 }
+namespace avx512vnni {
+const Kernels& get_kernels();
+}
 
 const Kernels* kernels_for(const char* isa) {
   __builtin_cpu_init();
@@ -28,16 +31,18 @@ const Kernels* kernels_for(const char* isa) {
   if (std::strcmp(isa, "generic") == 0) return &generic::get_kernels();
   if (std::strcmp(isa, "avx2") == 0) return has2 ? &avx2::get_kernels() : nullptr;
   if (std::strcmp(isa, "avx512") == 0) return has512 ? &avx512::get_kernels() : nullptr;
+  if (std::strcmp(isa, "avx512vnni") == 0)
+    return has512 && __builtin_cpu_supports("avx512vnni") ? &avx512vnni::get_kernels() : nullptr;
   return nullptr;
 }
 
 const Kernels& kernels() {
-  // INFERD_CPU_ISA=generic|avx2|avx512 forces a path (for tests and comparisons).
+  // INFERD_CPU_ISA=generic|avx2|avx512|avx512vnni forces a path (for tests and comparisons).
   static const Kernels& k = [&]() -> const Kernels& {
     if (const char* force = std::getenv("INFERD_CPU_ISA")) {
       if (const Kernels* f = kernels_for(force)) return *f;
     }
-    for (const char* isa : {"avx512", "avx2"})
+    for (const char* isa : {"avx512vnni", "avx512", "avx2"})
       if (const Kernels* f = kernels_for(isa)) return *f;
     return generic::get_kernels();
   }();

@@ -38,8 +38,8 @@ struct Kernels {
 };
 
 const Kernels& kernels();
-// The kernels of one instruction set ("generic", "avx2", "avx512"), or nullptr when this CPU
-// lacks it.
+// The kernels of one instruction set ("generic", "avx2", "avx512", "avx512vnni"), or nullptr when
+// this CPU lacks it.
 const Kernels* kernels_for(const char* isa);
 
 }  // namespace inferd::cpu
