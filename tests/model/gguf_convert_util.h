@@ -28,8 +28,11 @@ inline std::vector<float> tensor_f32(const Tensor& t) {
   return v;
 }
 
+// `dequantized`: the values quantized to `type` and back, stored as F32 (the exact reference of
+// the quantized file's weights).
 inline GgufWriteTensor gguf_tensor(const std::string& name, const std::vector<float>& v,
-                                   std::vector<int64_t> shape, ggml::Type type) {
+                                   std::vector<int64_t> shape, ggml::Type type,
+                                   bool dequantized = false) {
   GgufWriteTensor t;
   t.name = name;
   t.shape = shape;
@@ -47,7 +50,11 @@ inline GgufWriteTensor gguf_tensor(const std::string& name, const std::vector<fl
   t.bytes.resize(size_t(rows * rb));
   for (int64_t r = 0; r < rows; ++r)
     ggml::quantize_row(type, v.data() + r * cols, t.bytes.data() + r * rb, cols);
-  return t;
+  if (!dequantized) return t;
+  std::vector<float> back(v.size());
+  for (int64_t r = 0; r < rows; ++r)
+    ggml::dequantize_row(type, t.bytes.data() + r * rb, back.data() + r * cols, cols);
+  return gguf_tensor(name, back, shape, ggml::Type::kF32);
 }
 
 // convert_hf_to_gguf's LlamaModel.permute: rows of each head reordered so that llama.cpp's rope
@@ -85,9 +92,11 @@ inline std::vector<float> llama3_rope_factors(const ModelConfig& c) {
   return f;
 }
 
-// Writes `hf_dir` (config parsed as `c`) to `out` with linear weights of `linear_type`.
+// Writes `hf_dir` (config parsed as `c`) to `out` with linear weights of `linear_type`
+// (`dequantized`: stored as F32 after a round trip through that type).
 inline void write_gguf_like_llama_cpp(const std::string& hf_dir, const ModelConfig& c,
-                                      const std::string& out, ggml::Type linear_type) {
+                                      const std::string& out, ggml::Type linear_type,
+                                      bool dequantized = false) {
   std::string arch;
   if (c.architecture == "LlamaForCausalLM" || c.architecture == "MistralForCausalLM")
     arch = "llama";
@@ -144,7 +153,8 @@ inline void write_gguf_like_llama_cpp(const std::string& hf_dir, const ModelConf
     std::vector<float> v = get(hf);
     const auto sh = shape_of(hf);
     if (permute_heads) v = permute_qk(v, permute_heads, sh.size() == 2 ? sh[1] : 1);
-    ts.push_back(gguf_tensor(g, v, sh, sh.size() == 2 ? linear_type : ggml::Type::kF32));
+    ts.push_back(
+        gguf_tensor(g, v, sh, sh.size() == 2 ? linear_type : ggml::Type::kF32, dequantized));
   };
   lin("model.embed_tokens.weight", "token_embd.weight");
   norm("model.norm.weight", "output_norm.weight");
