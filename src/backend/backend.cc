@@ -30,6 +30,15 @@ void KernelOps::linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out) {
   INFERD_CHECK(false, "this backend does not compute GGUF block-format linears");
 }
 
+void KernelOps::embedding_ggml(const GgmlLinear::Part& table, const DeviceBatch& b, float scale,
+                               Tensor out) {
+  (void)table;
+  (void)b;
+  (void)scale;
+  (void)out;
+  INFERD_CHECK(false, "this backend does not gather from GGUF block-format tables");
+}
+
 GgmlLinear DeviceRuntime::make_linear_ggml(std::vector<GgmlLinear::Part> parts,
                                            const Tensor& bias) {
   (void)parts;

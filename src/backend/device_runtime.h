@@ -69,6 +69,12 @@ class DeviceRuntime {
     return false;
   }
   virtual GgmlLinear make_linear_ggml(std::vector<GgmlLinear::Part> parts, const Tensor& bias);
+  // Whether KernelOps::embedding_ggml gathers from a table of that type kept as it is (else the
+  // table is dequantized at load).
+  virtual bool supports_ggml_embedding(ggml::Type type) const {
+    (void)type;
+    return false;
+  }
   // Sizes the per-step buffers for the largest step (device backends; start-up only).
   virtual void reserve(const StepCapacity& capacity) { (void)capacity; }
 

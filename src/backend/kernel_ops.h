@@ -16,6 +16,10 @@ class KernelOps {
   virtual ~KernelOps() = default;
   // out[t] = table[ids[t]] * scale (Gemma and Granite scale their embeddings; 1 elsewhere)
   virtual void embedding(const Tensor& table, const DeviceBatch& b, float scale, Tensor out) = 0;
+  // The same from a table in a GGUF block type (DeviceRuntime::supports_ggml_embedding): rows
+  // dequantized as they are gathered.
+  virtual void embedding_ggml(const GgmlLinear::Part& table, const DeviceBatch& b, float scale,
+                              Tensor out);
   // out = rms_norm(x) * w (x and out may be the same tensor)
   virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor out) = 0;
   // residual += x * x_scale; out = rms_norm(residual) * w. x_scale is Granite's

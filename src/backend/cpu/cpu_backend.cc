@@ -55,6 +55,10 @@ class CpuBackend final : public Backend {
            k_.act_type(t) != ggml::Type::kF32;
   }
 
+  bool supports_ggml_embedding(ggml::Type t) const override {
+    return is_block_type(t) && ggml::traits(t).supported;
+  }
+
   GgmlLinear make_linear_ggml(std::vector<GgmlLinear::Part> parts, const Tensor& bias) override {
     GgmlLinear l;
     INFERD_CHECK(!parts.empty(), "linear without weights");
@@ -166,6 +170,19 @@ class CpuBackend final : public Backend {
       float* o = fp(out) + int64_t(t) * H;
       k_.to_f32(static_cast<const char*>(table.data()) + size_t(id) * size_t(H) * es, table.dtype(),
                 o, H);
+      if (scale != 1.0f)
+        for (int64_t i = 0; i < H; ++i) o[i] *= scale;
+    }
+  }
+
+  void embedding_ggml(const GgmlLinear::Part& table, const DeviceBatch& b, float scale,
+                      Tensor out) override {
+    const int64_t H = out.size(1), rb = table.data.size(1);
+    for (int32_t t = 0; t < b.num_tokens; ++t) {
+      const int32_t id = b.token_ids[t];
+      INFERD_CHECK(id >= 0 && id < table.rows, "token id {} outside vocab {}", id, table.rows);
+      float* o = fp(out) + int64_t(t) * H;
+      ggml::dequantize_row(table.type, table.data.data_as<uint8_t>() + int64_t(id) * rb, o, H);
       if (scale != 1.0f)
         for (int64_t i = 0; i < H; ++i) o[i] *= scale;
     }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/loader/gguf_model.h"
 #include "model/loader/model_loader.h"
 
 namespace inferd {
@@ -11,6 +12,15 @@ namespace inferd {
 VocabEmbedding::VocabEmbedding(ModelLoader& loader, const std::string& name, int64_t vocab,
                                int64_t hidden)
     : hidden_(hidden) {
+  // A GGUF table in a block type stays as it is where the backend gathers from it.
+  if (const GgufWeights* g = loader.gguf()) {
+    const GgufTensorInfo& t = g->get(name);
+    if (loader.runtime().supports_ggml_embedding(t.type)) {
+      const int64_t shape[2] = {vocab, hidden};
+      blocks_ = {g->raw(name, shape), t.type, vocab};
+      return;
+    }
+  }
   const Tensor stored = loader.weight(name, {vocab, hidden});
   stored_dtype_ = loader.dummy() ? loader.options().dummy_dtype : stored.dtype();
   table_ = loader.runtime().make_param(stored);

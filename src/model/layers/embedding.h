@@ -21,7 +21,11 @@ class VocabEmbedding {
   VocabEmbedding(ModelLoader& loader, const std::string& name, int64_t vocab, int64_t hidden);
   // out [T, hidden] = table[ids] * scale
   void forward(KernelOps& ops, const DeviceBatch& b, Tensor out) const {
-    ops.embedding(table_, b, scale_, out);
+    if (blocks_.rows > 0) {
+      ops.embedding_ggml(blocks_, b, scale_, out);
+    } else {
+      ops.embedding(table_, b, scale_, out);
+    }
   }
   void set_scale(float s) { scale_ = s; }
   // Gemma: sqrt(hidden_size) as transformers computes it, a tensor in the weights' dtype (so
@@ -31,6 +35,7 @@ class VocabEmbedding {
 
  private:
   Tensor table_;
+  GgmlLinear::Part blocks_;  // a GGUF table kept in its block type (rows > 0), else table_
   DType stored_dtype_ = DType::kF32;
   int64_t hidden_ = 0;
   float scale_ = 1.0f;
