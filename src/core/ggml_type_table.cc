@@ -93,7 +93,10 @@ int64_t row_bytes(Type t, int64_t n) {
   const TypeTraits& tr = traits(t);
   INFERD_CHECK(n >= 0 && n % tr.block_elems == 0, "{} elements of {}: not a multiple of {}", n,
                tr.name, tr.block_elems);
-  return n / tr.block_elems * tr.block_bytes;
+  int64_t bytes = 0;
+  INFERD_CHECK(!__builtin_mul_overflow(n / tr.block_elems, tr.block_bytes, &bytes),
+               "{} elements of {}: more bytes than an int64 holds", n, tr.name);
+  return bytes;
 }
 
 }  // namespace inferd::ggml

@@ -283,8 +283,9 @@ RawTensor read_tensor_info(Cursor& c, const std::string& path, uint64_t index) {
   }
   t.offset = c.read<uint64_t>(named + " (its data offset)");
   const int64_t rows = elems / ne[0];
-  const int64_t row = ggml::row_bytes(t.info.type, ne[0]);
-  if (__builtin_mul_overflow(rows, row, &t.info.nbytes)) {
+  int64_t row = 0;  // row_bytes, with the overflow checked (a lying ne[0] of 2^62 f32s)
+  if (__builtin_mul_overflow(ne[0] / tr->block_elems, tr->block_bytes, &row) ||
+      __builtin_mul_overflow(rows, row, &t.info.nbytes)) {
     fail("'{}': {} has more bytes than an int64 holds", path, named);
   }
   t.info.shape.assign(ne.rbegin(), ne.rend());
