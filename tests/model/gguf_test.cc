@@ -420,6 +420,10 @@ TEST_F(Gguf, TensorTableFaults) {
   expect_error(p, "negative");
   one({1ull << 40, 1ull << 40}, 0, 0, 64);
   expect_error(p, "more elements than an int64");
+  one({1ull << 62}, 0, 0, 64);  // 2^62 elements fit an int64, their 2^64 bytes do not
+  expect_error(p, "more bytes than an int64");
+  one({1ull << 40, 1ull << 22}, 0, 0, 64);  // rows of 2^42 bytes, 2^22 of them
+  expect_error(p, "more bytes than an int64");
   one({32}, 12, 0, 256);  // q4_K rows must hold whole 256-element blocks
   expect_error(p, "block size 256");
   one({8}, 0, 0, 31);

@@ -32,6 +32,7 @@ namespace {
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;          // key length, value type, a 1-byte value
 constexpr uint64_t kMinTensorBytes = 8 + 4 + 4 + 8;  // name length, n_dims, type, offset
 constexpr uint32_t kDefaultAlignment = 32;
+constexpr uint64_t kMaxReserve = 1 << 18;  // elements reserved before any is read
 
 // A key or tensor name as an error message shows it: control bytes escaped, at most 80 bytes (the
 // names of a corrupt file can be anything).
@@ -172,20 +173,23 @@ void read_array(Cursor& c, GgufValue& v, const std::string& path, const std::str
         path, what, n, gguf_value_type_name(v.elem_type), c.left());
   }
   const std::string elem = what + " (an array element)";
+  // The count is bounded by the bytes left, but an element in memory is larger than in the file
+  // (a std::string is 32 bytes, a uint8 becomes an int64): reserve a bounded amount up front.
+  const size_t reserve = size_t(std::min<uint64_t>(n, kMaxReserve));
   if (v.elem_type == GgufValueType::kString) {
-    v.strings.reserve(size_t(n));
+    v.strings.reserve(reserve);
     for (uint64_t i = 0; i < n; ++i) v.strings.push_back(c.string(elem));
   } else if (v.elem_type == GgufValueType::kBool) {
-    v.bools.reserve(size_t(n));
+    v.bools.reserve(reserve);
     for (uint64_t i = 0; i < n; ++i) v.bools.push_back(read_bool(c, path, elem) ? 1 : 0);
   } else if (v.elem_type == GgufValueType::kFloat32 || v.elem_type == GgufValueType::kFloat64) {
-    v.floats.reserve(size_t(n));
+    v.floats.reserve(reserve);
     for (uint64_t i = 0; i < n; ++i) {
       v.floats.push_back(v.elem_type == GgufValueType::kFloat32 ? double(c.read<float>(elem))
                                                                 : c.read<double>(elem));
     }
   } else {
-    v.ints.reserve(size_t(n));
+    v.ints.reserve(reserve);
     for (uint64_t i = 0; i < n; ++i) {
       const auto x = read_integer(c, v.elem_type, elem);
       if (const uint64_t* u = std::get_if<uint64_t>(&x)) {
@@ -283,8 +287,9 @@ RawTensor read_tensor_info(Cursor& c, const std::string& path, uint64_t index) {
   }
   t.offset = c.read<uint64_t>(named + " (its data offset)");
   const int64_t rows = elems / ne[0];
-  const int64_t row = ggml::row_bytes(t.info.type, ne[0]);
-  if (__builtin_mul_overflow(rows, row, &t.info.nbytes)) {
+  int64_t row = 0;  // row_bytes, with the overflow checked (a lying ne[0] of 2^62 f32s)
+  if (__builtin_mul_overflow(ne[0] / tr->block_elems, tr->block_bytes, &row) ||
+      __builtin_mul_overflow(rows, row, &t.info.nbytes)) {
     fail("'{}': {} has more bytes than an int64 holds", path, named);
   }
   t.info.shape.assign(ne.rbegin(), ne.rend());
@@ -385,7 +390,7 @@ GgufPart parse_gguf_part(const std::shared_ptr<MappedFile>& file, int file_index
   }
   const uint32_t alignment = alignment_of(part.kv, path);
   std::vector<RawTensor> raw;
-  raw.reserve(size_t(n_tensors));
+  raw.reserve(size_t(std::min<uint64_t>(n_tensors, kMaxReserve)));
   std::set<std::string> names;
   for (uint64_t i = 0; i < n_tensors; ++i) {
     raw.push_back(read_tensor_info(c, path, i));
