@@ -341,9 +341,31 @@ bool GgufVocab::adds_eos() const {
 }
 
 std::vector<int32_t> GgufVocab::stop_ids() const {
+  static constexpr std::string_view kEndOfTurn[] = {"<|eot_id|>",
+                                                    "<|eom_id|>",
+                                                    "<|im_end|>",
+                                                    "<|end|>",
+                                                    "<end_of_turn>",
+                                                    "<|endoftext|>",
+                                                    "<EOT>",
+                                                    "<\xef\xbd\x9c"
+                                                    "end\xe2\x96\x81"
+                                                    "of\xe2\x96\x81"
+                                                    "sentence\xef\xbd\x9c>"};
   std::vector<int32_t> out;
+  auto add = [&](int32_t id) {
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  };
   for (const auto& id : {eos_id, eot_id, eom_id}) {
-    if (id && std::find(out.begin(), out.end(), *id) == out.end()) out.push_back(*id);
+    if (id) add(*id);
+  }
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const GgufTokenType t = type_of(id);
+    if (t != GgufTokenType::kControl && t != GgufTokenType::kUserDefined) continue;
+    if (std::find(std::begin(kEndOfTurn), std::end(kEndOfTurn), tokens[id]) !=
+        std::end(kEndOfTurn)) {
+      add(static_cast<int32_t>(id));
+    }
   }
   return out;
 }

@@ -55,7 +55,10 @@ struct GgufVocab {
   // for the model and pre-tokenizer (SentencePiece and llama-bpe add BOS; others add nothing).
   bool adds_bos() const;
   bool adds_eos() const;
-  // The ids that end generation: eos, eot and eom, without repeats.
+  // The ids that end generation, as llama.cpp finds them (a GGUF has no generation_config.json):
+  // eos, eot and eom, then the control and user-defined tokens spelled as an end of turn
+  // ("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+  // "<EOT>", DeepSeek's "<｜end▁of▁sentence｜>"), in id order, without repeats.
   std::vector<int32_t> stop_ids() const;
 };
 

@@ -31,6 +31,7 @@ json read_json(const std::string& path) {
 struct Case {
   std::string base;  // tests/data/tokenizers/<base> and its fixture
   HfGgufOptions options;
+  std::vector<int32_t> stop_ids;  // what llama.cpp stops at for this vocabulary
 };
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
@@ -38,12 +39,12 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
 }
 
 const Case kCases[] = {
-    {"llama3", {"gpt2", "llama-bpe", std::nullopt}},
-    {"llama3_1", {"gpt2", "llama-bpe", std::nullopt}},
-    {"qwen3", {"gpt2", "qwen2", std::nullopt}},
-    {"deepseek_v3", {"gpt2", "deepseek-v3", std::nullopt}},
-    {"llama2", {"llama", "default", std::nullopt}},
-    {"gemma3", {"llama", "default", false}},
+    {"llama3", {"gpt2", "llama-bpe", std::nullopt}, {128001, 128009}},
+    {"llama3_1", {"gpt2", "llama-bpe", std::nullopt}, {128009}},
+    {"qwen3", {"gpt2", "qwen2", std::nullopt}, {151645, 151643}},
+    {"deepseek_v3", {"gpt2", "deepseek-v3", std::nullopt}, {1}},
+    {"llama2", {"llama", "default", std::nullopt}, {2}},
+    {"gemma3", {"llama", "default", false}, {106}},
 };
 
 struct Loaded {
@@ -169,7 +170,9 @@ TEST_P(GgufVocabReference, TokensAndSpecialIds) {
   if (ref.eos_id()) {
     EXPECT_EQ(t.eos_id(), ref.eos_id());
   }
-  EXPECT_EQ(l.vocab.stop_ids(), std::vector<int32_t>{*ref.eos_id()});
+  ASSERT_TRUE(ref.eos_id().has_value());
+  EXPECT_EQ(l.vocab.eos_id, ref.eos_id());
+  EXPECT_EQ(l.vocab.stop_ids(), GetParam().stop_ids);
   if (cfg.contains("chat_template")) {
     EXPECT_EQ(t.chat_template(), cfg["chat_template"].get<std::string>());
   } else {
@@ -184,6 +187,27 @@ TEST_P(GgufVocabReference, PreTokenizerIsTheModels) {
   const json j = gguf_vocab_tokenizer_json(l.vocab);
   EXPECT_EQ(j["pre_tokenizer"], l.tokenizer_json["pre_tokenizer"]);
   EXPECT_EQ(j["decoder"], l.tokenizer_json["decoder"]);
+}
+
+// tokenizer.ggml.pre "gpt-2" (and "default", which names no known pre-tokenizer): GPT-2's own
+// byte-level pre-tokenizer; llama-bpe keeps whole-word tokens (ignore_merges) as Llama 3's file.
+TEST(GgufVocab, Gpt2AndLlama3Options) {
+  const Loaded& l = loaded(kCases[0]);
+  GgufVocab v = l.vocab;
+  EXPECT_EQ(gguf_vocab_tokenizer_json(v)["model"]["ignore_merges"], true);
+  for (const char* pre : {"gpt-2", "default"}) {
+    v.pre = pre;
+    const json j = gguf_vocab_tokenizer_json(v);
+    EXPECT_EQ(j["pre_tokenizer"], json::parse(R"({"type": "ByteLevel", "add_prefix_space": false,
+        "trim_offsets": true, "use_regex": true})"));
+    EXPECT_EQ(j["model"]["ignore_merges"], false);
+    EXPECT_TRUE(j["normalizer"].is_null());
+    const Tokenizer t = tokenizer_from_gguf_vocab(v);
+    // GPT-2's pattern takes "'s" in lower case only (Llama 3's in any case): "'S" splits.
+    const auto ids = t.encode("HE'S here", false);
+    EXPECT_EQ(t.decode(ids, false), "HE'S here");
+    EXPECT_EQ(ids.size(), l.tokenizer->encode("HE'S here", false).size() + 1);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Real, GgufVocabReference, ::testing::ValuesIn(kCases), case_name);
