@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <stdexcept>
+#include <variant>
 #include <vector>
 
 namespace inferd::testing {
@@ -220,6 +221,24 @@ GgufMetadata gguf_metadata_from_hf(const json& tj, const json& cfg, const HfGguf
   add_special_vocab(tj, cfg, kv);
   if (o.add_space_prefix) kv["tokenizer.ggml.add_space_prefix"] = gguf_bool(*o.add_space_prefix);
   return kv;
+}
+
+json gguf_metadata_json(const GgufMetadata& kv) {
+  json out = json::object();
+  for (const auto& [key, v] : kv) {
+    if (!v.is_array()) {
+      std::visit([&](const auto& x) { out[key] = x; }, v.scalar);
+    } else if (v.elem_type == GgufValueType::kString) {
+      out[key] = v.strings;
+    } else if (v.elem_type == GgufValueType::kFloat32 || v.elem_type == GgufValueType::kFloat64) {
+      out[key] = v.floats;
+    } else if (v.elem_type == GgufValueType::kBool) {
+      out[key] = v.bools;
+    } else {
+      out[key] = v.ints;
+    }
+  }
+  return out;
 }
 
 }  // namespace inferd::testing

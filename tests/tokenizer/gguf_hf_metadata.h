@@ -35,4 +35,7 @@ GgufMetadata gguf_metadata_from_hf(const nlohmann::json& tokenizer_json,
                                    const nlohmann::json& tokenizer_config,
                                    const HfGgufOptions& options);
 
+// The metadata as JSON, one member a key (what tools/gguf_vocab_check.py prints for llama.cpp's).
+nlohmann::json gguf_metadata_json(const GgufMetadata& kv);
+
 }  // namespace inferd::testing

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -63,6 +64,11 @@ const Loaded& loaded(const Case& c) {
     slot->tokenizer_json = read_json(dir + "/tokenizer.json");
     slot->tokenizer_config = read_json(dir + "/tokenizer_config.json");
     slot->metadata = gguf_metadata_from_hf(slot->tokenizer_json, slot->tokenizer_config, c.options);
+    // For tools/gguf_vocab_check.py --compare.
+    if (const char* dump = std::getenv("INFERD_GGUF_VOCAB_DUMP_DIR")) {
+      std::ofstream(std::string(dump) + "/" + c.base + ".json")
+          << gguf_metadata_json(slot->metadata).dump(1);
+    }
     slot->vocab = gguf_vocab_from_metadata(slot->metadata);
     slot->tokenizer = std::make_unique<Tokenizer>(tokenizer_from_gguf_vocab(slot->vocab));
   }
