@@ -92,7 +92,12 @@ GgufVocab gguf_vocab_from_metadata(const GgufMetadata& kv) {
   if (find(kv, "tokenizer.ggml.token_type")) {
     const auto& t = array_of(kv, "tokenizer.ggml.token_type", GgufValueType::kInt32, "integers");
     out.token_types.reserve(t.ints.size());
-    for (int64_t x : t.ints) out.token_types.push_back(static_cast<int32_t>(x));
+    for (size_t i = 0; i < t.ints.size(); ++i) {
+      if (t.ints[i] < 1 || t.ints[i] > 6) {
+        fail("GGUF tokenizer.ggml.token_type[{}] is {}: expected 1 to 6", i, t.ints[i]);
+      }
+      out.token_types.push_back(static_cast<int32_t>(t.ints[i]));
+    }
   }
   if (find(kv, "tokenizer.ggml.merges")) {
     out.merges = array_of(kv, "tokenizer.ggml.merges", GgufValueType::kString, "strings").strings;

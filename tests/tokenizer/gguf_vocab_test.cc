@@ -309,6 +309,11 @@ TEST(GgufVocab, MissingOrMalformedKeysAreErrors) {
   EXPECT_NE(error_of(kv).find("tokenizer.ggml.tokens"), std::string::npos) << error_of(kv);
 
   kv = tiny_spm();
+  kv["tokenizer.ggml.token_type"] =
+      gguf_ints(GgufValueType::kInt64, {2, 3, 3, 1, 1, 1, 1, int64_t{1} << 32 | 1});
+  EXPECT_NE(error_of(kv).find("token_type[7]"), std::string::npos) << error_of(kv);
+
+  kv = tiny_spm();
   kv["tokenizer.ggml.eos_token_id"] = gguf_u32(99);
   EXPECT_NE(error_of(kv).find("eos_token_id 99"), std::string::npos) << error_of(kv);
 
