@@ -121,4 +121,21 @@ Tokenizer tokenizer_from_gguf_metadata(const GgufMetadata& kv) {
   return tokenizer_from_gguf_vocab(gguf_vocab_from_metadata(kv));
 }
 
+GgufVocab gguf_vocab_from_file(const GgufFile& file) {
+  try {
+    return gguf_vocab_from_metadata(file.metadata());
+  } catch (const Error& e) {
+    fail("{}: {}", file.path(), e.what());
+  }
+}
+
+Tokenizer tokenizer_from_gguf_file(const GgufFile& file) {
+  const GgufVocab v = gguf_vocab_from_file(file);
+  try {
+    return tokenizer_from_gguf_vocab(v);
+  } catch (const Error& e) {
+    fail("{}: {}", file.path(), e.what());
+  }
+}
+
 }  // namespace inferd

@@ -16,5 +16,8 @@ namespace inferd {
 GgufVocab gguf_vocab_from_metadata(const GgufMetadata& kv);
 // tokenizer_from_gguf_vocab(gguf_vocab_from_metadata(kv)).
 Tokenizer tokenizer_from_gguf_metadata(const GgufMetadata& kv);
+// The same for an open file: errors start with the file's path.
+GgufVocab gguf_vocab_from_file(const GgufFile& file);
+Tokenizer tokenizer_from_gguf_file(const GgufFile& file);
 
 }  // namespace inferd

@@ -334,6 +334,16 @@ TEST(GgufVocab, MissingOrMalformedKeysAreErrors) {
   }
 }
 
+TEST(GgufVocab, FileErrorsNameTheFile) {
+  const GgufFile empty;  // no metadata: no tokenizer
+  try {
+    gguf_vocab_from_file(empty);
+    ADD_FAILURE() << "a file without tokenizer.ggml.model was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.ggml.model"), std::string::npos) << e.what();
+  }
+}
+
 TEST(GgufVocab, ChatTemplatesAndStopIds) {
   GgufMetadata kv = tiny_spm();
   kv["tokenizer.chat_template"] = gguf_string("{{ messages }}");
