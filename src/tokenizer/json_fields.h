@@ -32,7 +32,7 @@ bool fits(const nlohmann::json& v) {
   const int64_t x = v.get<int64_t>();
   return std::is_signed_v<T> ? x >= int64_t(std::numeric_limits<T>::min()) &&
                                    x <= int64_t(std::numeric_limits<T>::max())
-                             : false;  // negative
+                             : x >= 0 && uint64_t(x) <= uint64_t(std::numeric_limits<T>::max());
 }
 
 // j[key], or `def` when it is absent or null.
