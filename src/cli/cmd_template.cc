@@ -12,6 +12,8 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "jinja/chat_template.h"
+#include "llm/gguf_tokenizer.h"
+#include "model/loader/model_source.h"
 
 namespace inferd::cli {
 
@@ -88,9 +90,16 @@ void register_template_command(CLI::App& app) {
       }
       if (!kwargs.is_object()) fail("--chat-template-kwargs must be a JSON object");
     }
-    const ChatTemplate tmpl = args->chat_template_file.empty()
-                                  ? ChatTemplate::from_model_dir(args->model)
-                                  : ChatTemplate::resolve(args->chat_template_file, args->model);
+    const ModelVocabSource vocab = ModelVocabSource::open(resolve_model_source(args->model));
+    const std::string src = vocab.path + " (GGUF metadata)";
+    const ChatTemplate tmpl =
+        vocab.gguf ? (args->chat_template_file.empty()
+                          ? ChatTemplate::from_tokenizer_config(vocab.tokenizer_config(), src)
+                          : ChatTemplate::resolve_with_config(args->chat_template_file,
+                                                              vocab.tokenizer_config(), src))
+        : args->chat_template_file.empty()
+            ? ChatTemplate::from_model_dir(vocab.path)
+            : ChatTemplate::resolve(args->chat_template_file, vocab.path);
     const std::string prompt = tmpl.apply(messages, tools, !args->no_generation_prompt, kwargs);
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
     std::fflush(stdout);

@@ -93,6 +93,18 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& dir) {
         "tokenizer_config.json has no "
         "'chat_template'); pass one with --chat-template FILE",
         dir);
+  ChatTemplate c = from_tokenizer_config(config, config_path.string());
+  c.special_tokens_ = std::move(t.special_tokens_);
+  return c;
+}
+
+ChatTemplate ChatTemplate::from_tokenizer_config(const nlohmann::ordered_json& config,
+                                                 const std::string& source) {
+  ChatTemplate t;
+  t.special_tokens_ = special_tokens_of(config, source);
+  auto it = config.is_object() ? config.find("chat_template") : config.end();
+  if (!config.is_object() || it == config.end() || it->is_null())
+    fail("{} has no chat template; pass one with --chat-template FILE", source);
   if (it->is_string()) {
     t.add("default", it->get<std::string>());
   } else if (it->is_array()) {
@@ -101,14 +113,37 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& dir) {
           !e["name"].is_string() || !e["template"].is_string())
         fail(
             "{}: each entry of 'chat_template' must be an object with string 'name' and 'template'",
-            config_path.string());
+            source);
       t.add(e["name"].get<std::string>(), e["template"].get<std::string>());
     }
-    if (t.templates_.empty()) fail("{}: 'chat_template' is an empty list", config_path.string());
+    if (t.templates_.empty()) fail("{}: 'chat_template' is an empty list", source);
   } else {
-    fail("{}: 'chat_template' must be a string or a list of {{name, template}}",
-         config_path.string());
+    fail("{}: 'chat_template' must be a string or a list of {{name, template}}", source);
   }
+  return t;
+}
+
+ChatTemplate ChatTemplate::resolve_with_config(const std::string& value,
+                                               const nlohmann::ordered_json& config,
+                                               const std::string& source) {
+  ChatTemplate t;
+  if (fs::is_regular_file(value)) {
+    t.add("default", read_text_file(value));
+  } else if (value.find("{{") != std::string::npos || value.find("{%") != std::string::npos) {
+    t.add("default", value);
+  } else {
+    std::optional<ChatTemplate> model;
+    try {
+      model = from_tokenizer_config(config, source);
+    } catch (const Error&) {
+    }
+    const auto names = model ? model->names() : std::vector<std::string>{};
+    if (std::find(names.begin(), names.end(), value) == names.end())
+      fail("chat template '{}' is neither a file nor the name of one of the model's templates",
+           value);
+    return model->named(value);
+  }
+  t.special_tokens_ = special_tokens_of(config, source);
   return t;
 }
 

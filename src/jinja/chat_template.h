@@ -27,6 +27,15 @@ class ChatTemplate {
   // path, else the name of one of the model's named templates, else (when it contains "{{" or
   // "{%") the template text itself. Special tokens come from model_dir.
   static ChatTemplate resolve(const std::string& value, const std::string& model_dir);
+  // The template of a tokenizer_config.json object (its `chat_template`, a string or a list of
+  // {name, template}; its special tokens): what a model that is not a directory gives (a GGUF
+  // file's metadata read as that object). `source` names it in errors.
+  static ChatTemplate from_tokenizer_config(const nlohmann::ordered_json& config,
+                                            const std::string& source);
+  // resolve() against such an object instead of a directory.
+  static ChatTemplate resolve_with_config(const std::string& value,
+                                          const nlohmann::ordered_json& config,
+                                          const std::string& source);
   // Loads the template from `template_file`; special tokens from `model_dir`'s
   // tokenizer_config.json when model_dir is not empty and has one.
   static ChatTemplate from_file(const std::string& template_file,

@@ -1,6 +1,8 @@
 // GGUF metadata -> GgufVocab (see gguf_tokenizer.h).
 #include "llm/gguf_tokenizer.h"
 
+#include "model/loader/gguf_model.h"
+
 #include <limits>
 #include <string>
 
@@ -136,6 +138,26 @@ Tokenizer tokenizer_from_gguf_file(const GgufFile& file) {
   } catch (const Error& e) {
     fail("{}: {}", file.path(), e.what());
   }
+}
+
+ModelVocabSource ModelVocabSource::open(const std::string& path) {
+  ModelVocabSource s;
+  s.path = path;
+  if (is_gguf_model_path(path)) s.gguf = gguf_vocab_from_file(GgufFile::open(path));
+  return s;
+}
+
+Tokenizer ModelVocabSource::tokenizer() const {
+  return gguf ? tokenizer_from_gguf_vocab(*gguf) : Tokenizer::from_dir(path);
+}
+
+nlohmann::ordered_json ModelVocabSource::tokenizer_config() const {
+  if (!gguf) return nlohmann::ordered_json();
+  return nlohmann::ordered_json::parse(gguf_vocab_tokenizer_config(*gguf).dump());
+}
+
+std::vector<int32_t> ModelVocabSource::extra_stop_ids() const {
+  return gguf ? gguf->stop_ids() : std::vector<int32_t>{};
 }
 
 }  // namespace inferd

@@ -8,6 +8,12 @@
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace inferd {
 
 // Throws Error naming the key for a missing tokenizer.ggml.model or tokenizer.ggml.tokens, a value
@@ -19,5 +25,19 @@ Tokenizer tokenizer_from_gguf_metadata(const GgufMetadata& kv);
 // The same for an open file: errors start with the file's path.
 GgufVocab gguf_vocab_from_file(const GgufFile& file);
 Tokenizer tokenizer_from_gguf_file(const GgufFile& file);
+
+// What a model path gives the tokenizer side: for a GGUF file its vocabulary (tokenizer, chat
+// template, the stop ids llama.cpp finds), opened once; for a directory, nothing (the files are
+// read by Tokenizer::from_dir and ChatTemplate::from_model_dir).
+struct ModelVocabSource {
+  std::string path;
+  std::optional<GgufVocab> gguf;
+  static ModelVocabSource open(const std::string& path);
+  Tokenizer tokenizer() const;
+  // The tokenizer_config.json object of a GGUF file (chat templates and special tokens).
+  nlohmann::ordered_json tokenizer_config() const;
+  // End-of-generation ids beyond the tokenizer's eos (GGUF: eot, eom, end-of-turn tokens).
+  std::vector<int32_t> extra_stop_ids() const;
+};
 
 }  // namespace inferd

@@ -3,10 +3,13 @@
 // RunnerOptions); everything else reads the ResolvedConfig.
 #include "inferd/llm.h"
 
+#include <algorithm>
+
 #include "backend/backend.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "jinja/chat_template.h"
+#include "llm/gguf_tokenizer.h"
 #include "llm/resolved_config.h"
 #include "runner/executor.h"
 #include "runner/model_runner.h"
@@ -83,9 +86,19 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
 }
 
 std::shared_ptr<const ChatTemplate> load_chat_template(const ResolvedConfig& rc,
+                                                       const ModelVocabSource& vocab,
                                                        const LLMOptions& options) {
   try {
-    // A file, a named template of the model, or template text (as Hugging Face resolves it).
+    // A file, a named template of the model, or template text (as Hugging Face resolves it);
+    // a GGUF file's come from its metadata.
+    if (vocab.gguf) {
+      const auto config = vocab.tokenizer_config();
+      return std::make_shared<const ChatTemplate>(
+          options.chat_template.empty()
+              ? ChatTemplate::from_tokenizer_config(config, vocab.path + " (GGUF metadata)")
+              : ChatTemplate::resolve_with_config(options.chat_template, config,
+                                                  vocab.path + " (GGUF metadata)"));
+    }
     return std::make_shared<const ChatTemplate>(
         options.chat_template.empty()
             ? ChatTemplate::from_model_dir(rc.tokenizer_dir)
@@ -103,9 +116,11 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
   ResolvedConfig rc = resolve_engine_args(args);
   auto impl = std::make_unique<Impl>();
   impl->served_model_names = rc.served_model_names;
-  if (rc.load_tokenizer)
-    impl->tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_dir(rc.tokenizer_dir));
-  if (options.load_chat_template) impl->chat_template = load_chat_template(rc, options);
+  const ModelVocabSource vocab = rc.load_tokenizer || options.load_chat_template
+                                     ? ModelVocabSource::open(rc.tokenizer_dir)
+                                     : ModelVocabSource{};
+  if (rc.load_tokenizer) impl->tokenizer = std::make_shared<const Tokenizer>(vocab.tokenizer());
+  if (options.load_chat_template) impl->chat_template = load_chat_template(rc, vocab, options);
   if (options.before_weights) options.before_weights(args);
 
   LoadedModel m = load_model(rc, make_backend(rc));
@@ -114,6 +129,11 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
          impl->tokenizer->id_limit(), m.executor->vocab_size());
   rc.engine.eos_token_ids = default_eos_ids(
       impl->tokenizer ? impl->tokenizer->eos_ids() : std::vector<int32_t>{}, m.eos_token_ids);
+  // GGUF files carry no generation_config.json: llama.cpp's end-of-turn ids stop too.
+  for (int32_t id : vocab.extra_stop_ids())
+    if (std::find(rc.engine.eos_token_ids.begin(), rc.engine.eos_token_ids.end(), id) ==
+        rc.engine.eos_token_ids.end())
+      rc.engine.eos_token_ids.push_back(id);
   impl->engine = std::make_shared<Engine>(m.executor, rc.engine, impl->tokenizer);
 
   impl->summary = std::move(m.summary);
