@@ -1,0 +1,422 @@
+// GGUF block decoding for the CUDA backend's GGUF kernels (ggml_gemv.cu), compiled for the device
+// and for the host (the host build is what tests/backend/ggml_blocks_emulation_test.cc checks,
+// element by element, against ggml::dequantize_row). Plain C++ with no CUDA headers in the host
+// build. The arithmetic is ggml's (core/ggml_types.cc: dequantize_row_*, ggml-quants.c as of
+// llama.cpp b4700): the same float operations in the same order.
+//
+// Device layout: each block of a row sits in a slot of kSlot bytes (kSlot >= ggml's block size, a
+// multiple of 4) at byte kFront of the slot, so that the quant fields are 4-byte aligned (Q4_K
+// and Q5_K: 16-byte) and can be read with wide loads; rows are nb * kSlot bytes. Types whose ggml
+// block is already aligned keep it as it is (kSlot = block size, kFront = 0).
+//
+// Work split: a block is kUnits units; a unit is kRuns runs of kRunLen consecutive elements (runs
+// start at multiples of 8 elements, so the bf16 activations are read 16 bytes at a time).
+// dequant(slot, u, w) writes the unit's values run after run: w[r * kRunLen + i] is element
+// run_start(u, r) + i of the block (`slot` is the slot's first byte, 4-byte aligned).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "core/ggml_types.h"
+
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+#define INFERD_HD __host__ __device__ __forceinline__
+#else
+#include <cstdlib>
+#define INFERD_HD inline
+#endif
+
+namespace inferd::cuda::gg {
+
+struct U4 {
+  uint32_t x, y, z, w;
+};
+
+// 4-byte (ld32) and 16-byte (ld128) loads at addresses aligned to their size; the host build
+// aborts on a misaligned address (what the device would fault on).
+INFERD_HD uint32_t ld32(const uint8_t* p) {
+#ifdef __CUDA_ARCH__
+  return __ldg(reinterpret_cast<const unsigned int*>(p));
+#else
+  if (reinterpret_cast<uintptr_t>(p) % 4 != 0) std::abort();
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+#endif
+}
+
+INFERD_HD U4 ld128(const uint8_t* p) {
+#ifdef __CUDA_ARCH__
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  return U4{v.x, v.y, v.z, v.w};
+#else
+  if (reinterpret_cast<uintptr_t>(p) % 16 != 0) std::abort();
+  U4 v;
+  std::memcpy(&v, p, 16);
+  return v;
+#endif
+}
+
+INFERD_HD uint32_t word(const U4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+INFERD_HD uint32_t byte_of(uint32_t w, int i) {
+  return (w >> (8 * i)) & 0xFFu;
+}
+
+// IEEE half bits to float (exact).
+INFERD_HD float half_to_float(uint32_t h) {
+#ifdef __CUDA_ARCH__
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
+#else
+  const uint32_t sign = (h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu, bits;
+  if (exp == 0 && man == 0) {
+    bits = sign;
+  } else if (exp == 0) {  // subnormal: normalise
+    exp = 113;
+    while ((man & 0x400u) == 0) {
+      man <<= 1;
+      --exp;
+    }
+    bits = sign | (exp << 23) | ((man & 0x3FFu) << 13);
+  } else if (exp == 31) {
+    bits = sign | 0x7F800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 112) << 23) | (man << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
+// The 16-bit field at byte offset `off` (even) of a 4-byte aligned slot.
+INFERD_HD float half_at(const uint8_t* slot, int off) {
+  return half_to_float(ld32(slot + (off & ~3)) >> (8 * (off & 2)) & 0xFFFFu);
+}
+
+// ---- legacy 32-element blocks: one unit, two runs of 16 (elements j and j + 16 share a byte) --
+struct Legacy {
+  static constexpr int kBlockElems = 32, kUnits = 1, kRuns = 2, kRunLen = 16;
+  INFERD_HD static int run_start(int u, int r) { return (void)u, 16 * r; }
+};
+
+struct Q4_0 : Legacy {  // slot: pad(2) d(2) qs(16)
+  static constexpr ggml::Type kType = ggml::Type::kQ4_0;
+  static constexpr int kSlot = 20, kFront = 2;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    (void)u;
+    const float d = half_at(s, 2);
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t q = ld32(s + 4 + 4 * k);
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t v = byte_of(q, j);
+        w[4 * k + j] = float(int(v & 0xF) - 8) * d;
+        w[16 + 4 * k + j] = float(int(v >> 4) - 8) * d;
+      }
+    }
+  }
+};
+
+struct Q4_1 : Legacy {  // slot: d(2) m(2) qs(16)
+  static constexpr ggml::Type kType = ggml::Type::kQ4_1;
+  static constexpr int kSlot = 20, kFront = 0;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    (void)u;
+    const uint32_t dm = ld32(s);
+    const float d = half_to_float(dm & 0xFFFFu), m = half_to_float(dm >> 16);
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t q = ld32(s + 4 + 4 * k);
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t v = byte_of(q, j);
+        w[4 * k + j] = float(int(v & 0xF)) * d + m;
+        w[16 + 4 * k + j] = float(int(v >> 4)) * d + m;
+      }
+    }
+  }
+};
+
+struct Q5_0 : Legacy {  // slot: pad(2) d(2) qh(4) qs(16)
+  static constexpr ggml::Type kType = ggml::Type::kQ5_0;
+  static constexpr int kSlot = 24, kFront = 2;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    (void)u;
+    const float d = half_at(s, 2);
+    const uint32_t qh = ld32(s + 4);
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t q = ld32(s + 8 + 4 * k);
+      for (int j = 0; j < 4; ++j) {
+        const int e = 4 * k + j;
+        const uint32_t v = byte_of(q, j);
+        const int lo = int((v & 0xF) | (((qh >> e) & 1u) << 4)) - 16;
+        const int hi = int((v >> 4) | (((qh >> (e + 16)) & 1u) << 4)) - 16;
+        w[e] = float(lo) * d;
+        w[16 + e] = float(hi) * d;
+      }
+    }
+  }
+};
+
+struct Q5_1 : Legacy {  // slot: d(2) m(2) qh(4) qs(16)
+  static constexpr ggml::Type kType = ggml::Type::kQ5_1;
+  static constexpr int kSlot = 24, kFront = 0;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    (void)u;
+    const uint32_t dm = ld32(s);
+    const float d = half_to_float(dm & 0xFFFFu), m = half_to_float(dm >> 16);
+    const uint32_t qh = ld32(s + 4);
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t q = ld32(s + 8 + 4 * k);
+      for (int j = 0; j < 4; ++j) {
+        const int e = 4 * k + j;
+        const uint32_t v = byte_of(q, j);
+        const int lo = int((v & 0xF) | (((qh >> e) & 1u) << 4));
+        const int hi = int((v >> 4) | (((qh >> (e + 16)) & 1u) << 4));
+        w[e] = float(lo) * d + m;
+        w[16 + e] = float(hi) * d + m;
+      }
+    }
+  }
+};
+
+struct Q8_0 : Legacy {  // slot: pad(2) d(2) qs(32)
+  static constexpr ggml::Type kType = ggml::Type::kQ8_0;
+  static constexpr int kSlot = 36, kFront = 2;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    (void)u;
+    const float d = half_at(s, 2);
+    for (int k = 0; k < 8; ++k) {
+      const uint32_t q = ld32(s + 4 + 4 * k);
+      for (int j = 0; j < 4; ++j) w[4 * k + j] = float(int(int8_t(uint8_t(byte_of(q, j))))) * d;
+    }
+  }
+};
+
+// IQ4_NL's levels (ggml's kvalues_iq4nl), four to a word.
+INFERD_HD int iq4nl_level(uint32_t i) {
+  constexpr uint32_t w0 = 0xBFAD9881u;  // -127 -104 -83 -65
+  constexpr uint32_t w1 = 0xF6EADDCFu;  // -49 -35 -22 -10
+  constexpr uint32_t w2 = 0x26190D01u;  // 1 13 25 38
+  constexpr uint32_t w3 = 0x71594535u;  // 53 69 89 113
+  const uint32_t wd = i < 8 ? (i < 4 ? w0 : w1) : (i < 12 ? w2 : w3);
+  return int(int8_t(uint8_t(byte_of(wd, int(i & 3)))));
+}
+
+struct IQ4_NL : Legacy {  // slot: pad(2) d(2) qs(16)
+  static constexpr ggml::Type kType = ggml::Type::kIQ4_NL;
+  static constexpr int kSlot = 20, kFront = 2;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    (void)u;
+    const float d = half_at(s, 2);
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t q = ld32(s + 4 + 4 * k);
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t v = byte_of(q, j);
+        w[4 * k + j] = d * float(iq4nl_level(v & 0xF));
+        w[16 + 4 * k + j] = d * float(iq4nl_level(v >> 4));
+      }
+    }
+  }
+};
+
+// ---- K-quants: 256-element super-blocks, eight units ----------------------------------------
+
+// Scale and min j (0..7) of a Q4_K / Q5_K block from its 12 scale bytes (ggml's get_scale_min_k4).
+INFERD_HD void scale_min(int j, const uint8_t* q, int* sc, int* mn) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *mn = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Q4_K and Q5_K: unit u covers byte l0 = 16 (u % 2) .. l0 + 16 of the qs group c = u / 2 (32
+// bytes); its low nibbles are elements 64 c + l0 + i (sub-block 2c), its high nibbles elements
+// 64 c + 32 + l0 + i (sub-block 2c + 1).
+struct KQuant45 {
+  static constexpr int kBlockElems = 256, kUnits = 8, kRuns = 2, kRunLen = 16;
+  INFERD_HD static int run_start(int u, int r) { return 64 * (u / 2) + 32 * r + 16 * (u % 2); }
+};
+
+struct Q4_K : KQuant45 {  // d(2) dmin(2) scales(12) qs(128)
+  static constexpr ggml::Type kType = ggml::Type::kQ4_K;
+  static constexpr int kSlot = 144, kFront = 0;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    const uint32_t dm = ld32(s);
+    const float d = half_to_float(dm & 0xFFFFu), dmin = half_to_float(dm >> 16);
+    const int c = u / 2;
+    int sc0, m0, sc1, m1;
+    scale_min(2 * c, s + 4, &sc0, &m0);
+    scale_min(2 * c + 1, s + 4, &sc1, &m1);
+    const float d1 = d * float(sc0), ml1 = dmin * float(m0);
+    const float d2 = d * float(sc1), ml2 = dmin * float(m1);
+    const U4 q = ld128(s + 16 + 32 * c + 16 * (u % 2));
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t qw = word(q, k);
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t v = byte_of(qw, j);
+        w[4 * k + j] = d1 * float(v & 0xF) - ml1;
+        w[16 + 4 * k + j] = d2 * float(v >> 4) - ml2;
+      }
+    }
+  }
+};
+
+struct Q5_K : KQuant45 {  // d(2) dmin(2) scales(12) qh(32) qs(128)
+  static constexpr ggml::Type kType = ggml::Type::kQ5_K;
+  static constexpr int kSlot = 176, kFront = 0;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    const uint32_t dm = ld32(s);
+    const float d = half_to_float(dm & 0xFFFFu), dmin = half_to_float(dm >> 16);
+    const int c = u / 2, half = u % 2;
+    int sc0, m0, sc1, m1;
+    scale_min(2 * c, s + 4, &sc0, &m0);
+    scale_min(2 * c + 1, s + 4, &sc1, &m1);
+    const float d1 = d * float(sc0), ml1 = dmin * float(m0);
+    const float d2 = d * float(sc1), ml2 = dmin * float(m1);
+    const U4 q = ld128(s + 48 + 32 * c + 16 * half);
+    const U4 h = ld128(s + 16 + 16 * half);  // qh[l0 .. l0 + 16)
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t qw = word(q, k), hw = word(h, k);
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t v = byte_of(qw, j), hb = byte_of(hw, j);
+        const int lo = int((v & 0xF) + (((hb >> (2 * c)) & 1u) << 4));
+        const int hi = int((v >> 4) + (((hb >> (2 * c + 1)) & 1u) << 4));
+        w[4 * k + j] = d1 * float(lo) - ml1;
+        w[16 + 4 * k + j] = d2 * float(hi) - ml2;
+      }
+    }
+  }
+};
+
+// Q2_K, Q3_K and Q6_K: unit u covers bytes l0 = 8 (u % 4) .. l0 + 8 of half h = u / 4; byte l
+// holds elements 128 h + 32 r + l for r = 0..3 (the unit's four runs of 8).
+struct KQuant236 {
+  static constexpr int kBlockElems = 256, kUnits = 8, kRuns = 4, kRunLen = 8;
+  INFERD_HD static int run_start(int u, int r) { return 128 * (u / 4) + 32 * r + 8 * (u % 4); }
+};
+
+struct Q2_K : KQuant236 {  // scales(16) qs(64) d(2) dmin(2)
+  static constexpr ggml::Type kType = ggml::Type::kQ2_K;
+  static constexpr int kSlot = 84, kFront = 0;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    const uint32_t dm = ld32(s + 80);
+    const float d = half_to_float(dm & 0xFFFFu), dmin = half_to_float(dm >> 16);
+    const int h = u / 4, l0 = 8 * (u % 4);
+    const uint32_t q[2] = {ld32(s + 16 + 32 * h + l0), ld32(s + 16 + 32 * h + l0 + 4)};
+    for (int r = 0; r < 4; ++r) {
+      const uint32_t sc = s[8 * h + 2 * r + l0 / 16];
+      const float dl = d * float(sc & 0xF), ml = dmin * float(sc >> 4);
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t v = (byte_of(q[i / 4], i % 4) >> (2 * r)) & 3u;
+        w[8 * r + i] = dl * float(v) - ml;
+      }
+    }
+  }
+};
+
+// Q3_K's 6-bit scale k (0..15), minus 32.
+INFERD_HD int q3k_scale(const uint8_t* sc, int k) {
+  const int lo = (sc[k % 8] >> (4 * (k / 8))) & 0xF;
+  const int hi = (sc[8 + k % 4] >> (2 * (k / 4))) & 3;
+  return (lo | (hi << 4)) - 32;
+}
+
+struct Q3_K : KQuant236 {  // hmask(32) qs(64) scales(12) d(2)
+  static constexpr ggml::Type kType = ggml::Type::kQ3_K;
+  static constexpr int kSlot = 112, kFront = 0;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    const float d = half_at(s, 108);
+    const int h = u / 4, l0 = 8 * (u % 4);
+    const uint32_t q[2] = {ld32(s + 32 + 32 * h + l0), ld32(s + 32 + 32 * h + l0 + 4)};
+    const uint32_t hm[2] = {ld32(s + l0), ld32(s + l0 + 4)};
+    for (int r = 0; r < 4; ++r) {
+      const float dl = d * float(q3k_scale(s + 96, 8 * h + 2 * r + l0 / 16));
+      const uint32_t m = 1u << (4 * h + r);
+      for (int i = 0; i < 8; ++i) {
+        const int v = int((byte_of(q[i / 4], i % 4) >> (2 * r)) & 3u) -
+                      ((byte_of(hm[i / 4], i % 4) & m) ? 0 : 4);
+        w[8 * r + i] = dl * float(v);
+      }
+    }
+  }
+};
+
+struct Q6_K : KQuant236 {  // ql(128) qh(64) scales(16) d(2), slot padded to 212
+  static constexpr ggml::Type kType = ggml::Type::kQ6_K;
+  static constexpr int kSlot = 212, kFront = 0;
+  INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
+    const float d = half_at(s, 208);
+    const int h = u / 4, l0 = 8 * (u % 4);
+    const uint8_t* ql = s + 64 * h + l0;
+    const uint32_t lo[2] = {ld32(ql), ld32(ql + 4)};        // ql[l]: runs 0 (low) and 2 (high)
+    const uint32_t hi[2] = {ld32(ql + 32), ld32(ql + 36)};  // ql[l + 32]: runs 1 and 3
+    const uint32_t qh[2] = {ld32(s + 128 + 32 * h + l0), ld32(s + 128 + 32 * h + l0 + 4)};
+    for (int r = 0; r < 4; ++r) {
+      const float ds = d * float(int8_t(s[192 + 8 * h + 2 * r + l0 / 16]));
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t b = byte_of(r % 2 == 0 ? lo[i / 4] : hi[i / 4], i % 4);
+        const uint32_t hb = byte_of(qh[i / 4], i % 4);
+        const int v = int(((b >> (4 * (r / 2))) & 0xF) | (((hb >> (2 * r)) & 3u) << 4)) - 32;
+        w[8 * r + i] = ds * float(v);
+      }
+    }
+  }
+};
+
+// ---- host side ---------------------------------------------------------------------------------
+
+// Slot size and front offset of a block type (0 for types without a kernel here).
+struct SlotLayout {
+  int slot = 0, front = 0;
+};
+inline SlotLayout slot_layout(ggml::Type t) {
+  switch (t) {
+    case ggml::Type::kQ4_0:
+      return {Q4_0::kSlot, Q4_0::kFront};
+    case ggml::Type::kQ4_1:
+      return {Q4_1::kSlot, Q4_1::kFront};
+    case ggml::Type::kQ5_0:
+      return {Q5_0::kSlot, Q5_0::kFront};
+    case ggml::Type::kQ5_1:
+      return {Q5_1::kSlot, Q5_1::kFront};
+    case ggml::Type::kQ8_0:
+      return {Q8_0::kSlot, Q8_0::kFront};
+    case ggml::Type::kIQ4_NL:
+      return {IQ4_NL::kSlot, IQ4_NL::kFront};
+    case ggml::Type::kQ2_K:
+      return {Q2_K::kSlot, Q2_K::kFront};
+    case ggml::Type::kQ3_K:
+      return {Q3_K::kSlot, Q3_K::kFront};
+    case ggml::Type::kQ4_K:
+      return {Q4_K::kSlot, Q4_K::kFront};
+    case ggml::Type::kQ5_K:
+      return {Q5_K::kSlot, Q5_K::kFront};
+    case ggml::Type::kQ6_K:
+      return {Q6_K::kSlot, Q6_K::kFront};
+    default:
+      return {};
+  }
+}
+
+// `rows` rows of `nb` ggml blocks (block_bytes each, rows contiguous) into the device layout
+// (rows of nb slots; padding bytes zero).
+inline void repack_rows(ggml::Type t, const uint8_t* src, int64_t rows, int64_t nb,
+                        int64_t block_bytes, uint8_t* dst) {
+  const SlotLayout L = slot_layout(t);
+  if (L.slot == block_bytes) {
+    std::memcpy(dst, src, size_t(rows * nb * block_bytes));
+    return;
+  }
+  std::memset(dst, 0, size_t(rows * nb * L.slot));
+  for (int64_t b = 0; b < rows * nb; ++b)
+    std::memcpy(dst + b * L.slot + L.front, src + b * block_bytes, size_t(block_bytes));
+}
+
+}  // namespace inferd::cuda::gg
