@@ -121,6 +121,13 @@ TEST(GgmlBlocksEmulation, Q6_K) {
   check_shapes<gg::Q6_K>();
 }
 
+// The integer-to-float shortcuts are exact over the ranges the decoders use.
+TEST(GgmlBlocksEmulation, IntToFloatShortcutsAreExact) {
+  for (int v = -1000; v <= 1000; ++v) EXPECT_EQ(gg::i2f(v), float(v)) << v;
+  for (uint32_t q = 0; q < 1024; ++q)
+    for (int off : {0, 8, 16, 32, 128}) EXPECT_EQ(gg::u2f(q, off), float(int(q) - off)) << q;
+}
+
 // Half-precision fields decode exactly, subnormals and specials included.
 TEST(GgmlBlocksEmulation, HalfToFloatIsExact) {
   for (uint32_t h = 0; h < 0x10000u; ++h) {
