@@ -34,11 +34,12 @@ struct U4 {
   uint32_t x, y, z, w;
 };
 
-// 4-byte (ld32) and 16-byte (ld128) loads at addresses aligned to their size; the host build
-// aborts on a misaligned address (what the device would fault on).
+// 4-byte (ld32) and 16-byte (ld128) weight loads at addresses aligned to their size, streamed
+// (evict-first: weights are read once, the activations stay in L1); the host build aborts on a
+// misaligned address (what the device would fault on).
 INFERD_HD uint32_t ld32(const uint8_t* p) {
 #ifdef __CUDA_ARCH__
-  return __ldg(reinterpret_cast<const unsigned int*>(p));
+  return __ldcs(reinterpret_cast<const unsigned int*>(p));
 #else
   if (reinterpret_cast<uintptr_t>(p) % 4 != 0) std::abort();
   uint32_t v;
@@ -49,7 +50,7 @@ INFERD_HD uint32_t ld32(const uint8_t* p) {
 
 INFERD_HD U4 ld128(const uint8_t* p) {
 #ifdef __CUDA_ARCH__
-  const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  const uint4 v = __ldcs(reinterpret_cast<const uint4*>(p));
   return U4{v.x, v.y, v.z, v.w};
 #else
   if (reinterpret_cast<uintptr_t>(p) % 16 != 0) std::abort();
@@ -120,25 +121,31 @@ INFERD_HD float half_at(const uint8_t* slot, int off) {
   return half_to_float(ld32(slot + (off & ~3)) >> (8 * (off & 2)) & 0xFFFFu);
 }
 
-// ---- legacy 32-element blocks: one unit, two runs of 16 (elements j and j + 16 share a byte) --
+// ---- legacy 32-element blocks: two units; unit u holds qs bytes 8u .. 8u + 8, whose low nibbles
+// are elements 8u + i (run 0) and high nibbles elements 16 + 8u + i (run 1). Half a block a lane
+// keeps a warp's loads close together (16 blocks a warp step).
 struct Legacy {
-  static constexpr int kBlockElems = 32, kUnits = 1, kRuns = 2, kRunLen = 16;
-  INFERD_HD static int run_start(int u, int r) { return (void)u, 16 * r; }
+  static constexpr int kBlockElems = 32, kUnits = 2, kRuns = 2, kRunLen = 8;
+  INFERD_HD static int run_start(int u, int r) { return 16 * r + 8 * u; }
 };
+
+// The two qs words of unit u, qs starting at byte `qs` of the slot.
+INFERD_HD void unit_words(const uint8_t* s, int qs, int u, uint32_t* q) {
+  q[0] = ld32(s + qs + 8 * u);
+  q[1] = ld32(s + qs + 8 * u + 4);
+}
 
 struct Q4_0 : Legacy {  // slot: pad(2) d(2) qs(16)
   static constexpr ggml::Type kType = ggml::Type::kQ4_0;
   static constexpr int kSlot = 20, kFront = 2;
   INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
-    (void)u;
     const float d = half_at(s, 2);
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t q = ld32(s + 4 + 4 * k);
-      for (int j = 0; j < 4; ++j) {
-        const uint32_t v = byte_of(q, j);
-        w[4 * k + j] = u2f(v & 0xF, 8) * d;
-        w[16 + 4 * k + j] = u2f(v >> 4, 8) * d;
-      }
+    uint32_t q[2];
+    unit_words(s, 4, u, q);
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t v = byte_of(q[i / 4], i % 4);
+      w[i] = u2f(v & 0xF, 8) * d;
+      w[8 + i] = u2f(v >> 4, 8) * d;
     }
   }
 };
@@ -147,37 +154,32 @@ struct Q4_1 : Legacy {  // slot: d(2) m(2) qs(16)
   static constexpr ggml::Type kType = ggml::Type::kQ4_1;
   static constexpr int kSlot = 20, kFront = 0;
   INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
-    (void)u;
     const uint32_t dm = ld32(s);
     const float d = half_to_float(dm & 0xFFFFu), m = half_to_float(dm >> 16);
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t q = ld32(s + 4 + 4 * k);
-      for (int j = 0; j < 4; ++j) {
-        const uint32_t v = byte_of(q, j);
-        w[4 * k + j] = u2f(v & 0xF) * d + m;
-        w[16 + 4 * k + j] = u2f(v >> 4) * d + m;
-      }
+    uint32_t q[2];
+    unit_words(s, 4, u, q);
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t v = byte_of(q[i / 4], i % 4);
+      w[i] = u2f(v & 0xF) * d + m;
+      w[8 + i] = u2f(v >> 4) * d + m;
     }
   }
 };
 
+// Q5_0 / Q5_1: the fifth bit of element e is bit e of the little-endian word qh.
 struct Q5_0 : Legacy {  // slot: pad(2) d(2) qh(4) qs(16)
   static constexpr ggml::Type kType = ggml::Type::kQ5_0;
   static constexpr int kSlot = 24, kFront = 2;
   INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
-    (void)u;
     const float d = half_at(s, 2);
     const uint32_t qh = ld32(s + 4);
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t q = ld32(s + 8 + 4 * k);
-      for (int j = 0; j < 4; ++j) {
-        const int e = 4 * k + j;
-        const uint32_t v = byte_of(q, j);
-        const uint32_t lo = (v & 0xF) | (((qh >> e) & 1u) << 4);
-        const uint32_t hi = (v >> 4) | (((qh >> (e + 16)) & 1u) << 4);
-        w[e] = u2f(lo, 16) * d;
-        w[16 + e] = u2f(hi, 16) * d;
-      }
+    uint32_t q[2];
+    unit_words(s, 8, u, q);
+    for (int i = 0; i < 8; ++i) {
+      const int e = 8 * u + i;
+      const uint32_t v = byte_of(q[i / 4], i % 4);
+      w[i] = u2f((v & 0xF) | (((qh >> e) & 1u) << 4), 16) * d;
+      w[8 + i] = u2f((v >> 4) | (((qh >> (e + 16)) & 1u) << 4), 16) * d;
     }
   }
 };
@@ -186,32 +188,30 @@ struct Q5_1 : Legacy {  // slot: d(2) m(2) qh(4) qs(16)
   static constexpr ggml::Type kType = ggml::Type::kQ5_1;
   static constexpr int kSlot = 24, kFront = 0;
   INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
-    (void)u;
     const uint32_t dm = ld32(s);
     const float d = half_to_float(dm & 0xFFFFu), m = half_to_float(dm >> 16);
     const uint32_t qh = ld32(s + 4);
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t q = ld32(s + 8 + 4 * k);
-      for (int j = 0; j < 4; ++j) {
-        const int e = 4 * k + j;
-        const uint32_t v = byte_of(q, j);
-        const uint32_t lo = (v & 0xF) | (((qh >> e) & 1u) << 4);
-        const uint32_t hi = (v >> 4) | (((qh >> (e + 16)) & 1u) << 4);
-        w[e] = u2f(lo) * d + m;
-        w[16 + e] = u2f(hi) * d + m;
-      }
+    uint32_t q[2];
+    unit_words(s, 8, u, q);
+    for (int i = 0; i < 8; ++i) {
+      const int e = 8 * u + i;
+      const uint32_t v = byte_of(q[i / 4], i % 4);
+      w[i] = u2f((v & 0xF) | (((qh >> e) & 1u) << 4)) * d + m;
+      w[8 + i] = u2f((v >> 4) | (((qh >> (e + 16)) & 1u) << 4)) * d + m;
     }
   }
 };
 
-struct Q8_0 : Legacy {  // slot: pad(2) d(2) qs(32)
+// Q8_0: unit u is elements 16u .. 16u + 16, as two runs of 8.
+struct Q8_0 {  // slot: pad(2) d(2) qs(32)
   static constexpr ggml::Type kType = ggml::Type::kQ8_0;
+  static constexpr int kBlockElems = 32, kUnits = 2, kRuns = 2, kRunLen = 8;
   static constexpr int kSlot = 36, kFront = 2;
+  INFERD_HD static int run_start(int u, int r) { return 16 * u + 8 * r; }
   INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
-    (void)u;
     const float d = half_at(s, 2);
-    for (int k = 0; k < 8; ++k) {
-      const uint32_t q = ld32(s + 4 + 4 * k);
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t q = ld32(s + 4 + 16 * u + 4 * k);
       for (int j = 0; j < 4; ++j) w[4 * k + j] = u2f(byte_of(q, j) ^ 0x80u, 128) * d;  // int8
     }
   }
@@ -231,15 +231,13 @@ struct IQ4_NL : Legacy {  // slot: pad(2) d(2) qs(16)
   static constexpr ggml::Type kType = ggml::Type::kIQ4_NL;
   static constexpr int kSlot = 20, kFront = 2;
   INFERD_HD static void dequant(const uint8_t* s, int u, float* w) {
-    (void)u;
     const float d = half_at(s, 2);
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t q = ld32(s + 4 + 4 * k);
-      for (int j = 0; j < 4; ++j) {
-        const uint32_t v = byte_of(q, j);
-        w[4 * k + j] = d * i2f(iq4nl_level(v & 0xF));
-        w[16 + 4 * k + j] = d * i2f(iq4nl_level(v >> 4));
-      }
+    uint32_t q[2];
+    unit_words(s, 4, u, q);
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t v = byte_of(q[i / 4], i % 4);
+      w[i] = d * i2f(iq4nl_level(v & 0xF));
+      w[8 + i] = d * i2f(iq4nl_level(v >> 4));
     }
   }
 };
