@@ -4,6 +4,7 @@
 // element once; every wide load is aligned (the host build aborts otherwise). Runs without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -79,12 +80,68 @@ void check_type(int64_t rows, int64_t k, uint64_t seed) {
   EXPECT_EQ(bad, 0);
 }
 
+// The GEMV's lane work (gg::gemv_lane) summed over a warp's 32 lanes, warp groups of kRows rows
+// as the kernel forms them (a last partial group reads its last row twice, writes it once),
+// against a float64 product of the dequantized rows.
+template <class Q, int kMaxT, int kRows>
+void check_gemv(int64_t n_rows, int64_t k, int T, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "gemv " << ggml::traits(Q::kType).name << " " << n_rows
+                                    << "x" << k << " T=" << T << " rows/warp " << kRows);
+  const ggml::TypeTraits& tr = ggml::traits(Q::kType);
+  const int64_t nb = k / Q::kBlockElems, rb = ggml::row_bytes(Q::kType, k);
+  const int64_t stride = gg::device_row_stride(Q::kType, k);
+  ASSERT_EQ(stride % 16, 0);
+  Rng rng(seed);
+  std::vector<float> w(size_t(n_rows * k)), x(size_t(T * k));
+  for (float& v : w) v = float(rng.normal());
+  for (float& v : x) v = float(rng.normal());
+  std::vector<uint8_t> q(size_t(n_rows * rb));
+  std::vector<Chunk> dev(size_t(n_rows * stride / 16));
+  uint8_t* d = dev.data()->b;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    ggml::quantize_row(Q::kType, &w[size_t(r * k)], &q[size_t(r * rb)], k);
+    ggml::dequantize_row(Q::kType, &q[size_t(r * rb)], &w[size_t(r * k)], k);
+    gg::repack_rows(Q::kType, &q[size_t(r * rb)], 1, nb, tr.block_bytes, d + r * stride);
+  }
+  auto load8 = [&](int t, int64_t e, float* f) {
+    for (int j = 0; j < 8; ++j) f[j] = x[size_t(t * k + e + j)];
+  };
+  double num = 0, den = 0;
+  for (int64_t n0 = 0; n0 < n_rows; n0 += kRows) {
+    const uint8_t* rows[kRows];
+    for (int r = 0; r < kRows; ++r) rows[r] = d + std::min(n0 + r, n_rows - 1) * stride;
+    double sum[kRows][kMaxT] = {};
+    for (int lane = 0; lane < 32; ++lane) {
+      float acc[kRows][kMaxT];
+      gg::gemv_lane<Q, kMaxT, kRows>(rows, int(nb), lane, T, load8, acc);
+      for (int r = 0; r < kRows; ++r)
+        for (int t = 0; t < T; ++t) sum[r][t] += acc[r][t];
+    }
+    for (int r = 0; r < kRows && n0 + r < n_rows; ++r) {
+      for (int t = 0; t < T; ++t) {
+        double ref = 0;
+        for (int64_t i = 0; i < k; ++i)
+          ref += double(w[size_t((n0 + r) * k + i)]) * double(x[size_t(t * k + i)]);
+        num += (sum[r][t] - ref) * (sum[r][t] - ref);
+        den += ref * ref;
+      }
+    }
+  }
+  EXPECT_LT(std::sqrt(num / den), 1e-5);
+}
+
 template <class Q>
 void check_shapes() {
   const int64_t k1 = Q::kBlockElems == 32 ? 896 : 1024;
   check_type<Q>(3, k1, 1);
   check_type<Q>(5, Q::kBlockElems * 3, 2);
   check_type<Q>(1, 4096, 3);
+  check_gemv<Q, 1, 1>(5, k1, 1, 4);
+  check_gemv<Q, 4, 2>(5, k1, 3, 5);
+  check_gemv<Q, 16, 1>(3, Q::kBlockElems * 3, 16, 6);
+  check_gemv<Q, 4, 2>(3, 4096, 4, 7);
+  check_gemv<Q, 1, 1>(3, 4096 + 3 * Q::kBlockElems, 1, 8);  // several steps a lane, a tail
+  check_gemv<Q, 16, 1>(2, 4096, 11, 9);
 }
 
 TEST(GgmlBlocksEmulation, Q4_0) {

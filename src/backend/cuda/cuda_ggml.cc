@@ -19,12 +19,6 @@ DType float_dtype(ggml::Type t) {
   return t == ggml::Type::kF32 ? DType::kF32 : t == ggml::Type::kF16 ? DType::kF16 : DType::kBF16;
 }
 
-// Device row stride of a block part: its slots, rounded up to 16 bytes.
-int64_t device_row_stride(ggml::Type t, int64_t in_features) {
-  const int64_t nb = in_features / ggml::traits(t).block_elems;
-  return (nb * cuda::gg::slot_layout(t).slot + 15) / 16 * 16;
-}
-
 }  // namespace
 
 bool CudaGgml::supports(ggml::Type t) {
@@ -74,7 +68,7 @@ GgmlLinear CudaGgml::make_linear(std::vector<GgmlLinear::Part> parts, const Tens
 GgmlLinear::Part CudaGgml::place_blocks(const GgmlLinear::Part& p, int64_t in_features) {
   const ggml::TypeTraits& tr = ggml::traits(p.type);
   const int64_t nb = in_features / tr.block_elems, src_stride = p.data.size(1);
-  const int64_t stride = device_row_stride(p.type, in_features);
+  const int64_t stride = cuda::gg::device_row_stride(p.type, in_features);
   Tensor d = ctx_.alloc(DType::kU8, {p.rows, stride});
   const int64_t chunk = std::max<int64_t>(1, (int64_t(16) << 20) / stride);
   std::vector<uint8_t> buf(size_t(std::min(chunk, p.rows) * stride), 0);

@@ -15,6 +15,7 @@
 // run_start(u, r) + i of the block (`slot` is the slot's first byte, 4-byte aligned).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -23,7 +24,9 @@
 #ifdef __CUDACC__
 #include <cuda_fp16.h>
 #define INFERD_HD __host__ __device__ __forceinline__
+#define INFERD_UNROLL _Pragma("unroll")
 #else
+#define INFERD_UNROLL
 #include <cstdlib>
 #define INFERD_HD inline
 #endif
@@ -396,6 +399,66 @@ struct Q6_K : KQuant236 {  // ql(128) qh(64) scales(16) d(2), slot padded to 212
   }
 };
 
+// ---- the GEMV's per-lane work (ggml_gemv.cu; emulated on the host by the block test) ---------
+
+// One unit v (block v / kUnits, unit v % kUnits) of kRows weight rows against the activation rows
+// t < T: acc[r][t] += w_r(unit) . x_t(unit). load8(t, e, f) gives f[0..8) = x[t, e .. e + 8).
+template <class Q, int kMaxT, int kRows, class Load8>
+INFERD_HD void gemv_unit(const uint8_t* const* rows, int v, int T, const Load8& load8,
+                         float (*acc)[kMaxT]) {
+  constexpr int kUnitElems = Q::kRuns * Q::kRunLen;
+  const int b = v / Q::kUnits, u = v % Q::kUnits;
+  float w[kRows][kUnitElems];
+  INFERD_UNROLL
+  for (int r = 0; r < kRows; ++r) Q::dequant(rows[r] + int64_t(b) * Q::kSlot, u, w[r]);
+  INFERD_UNROLL
+  for (int run = 0; run < Q::kRuns; ++run) {
+    const int64_t e0 = int64_t(b) * Q::kBlockElems + Q::run_start(u, run);
+    INFERD_UNROLL
+    for (int t = 0; t < kMaxT; ++t) {
+      if (t < T) {
+        float s[kRows];
+        INFERD_UNROLL
+        for (int r = 0; r < kRows; ++r) s[r] = 0.0f;
+        INFERD_UNROLL
+        for (int c = 0; c < Q::kRunLen / 8; ++c) {
+          float xf[8];
+          load8(t, e0 + 8 * c, xf);
+          INFERD_UNROLL
+          for (int r = 0; r < kRows; ++r) {
+            INFERD_UNROLL
+            for (int j = 0; j < 8; ++j)
+              s[r] = fmaf(xf[j], w[r][run * Q::kRunLen + 8 * c + j], s[r]);
+          }
+        }
+        INFERD_UNROLL
+        for (int r = 0; r < kRows; ++r) acc[r][t] += s[r];
+      }
+    }
+  }
+}
+
+// A lane's share of a warp's kRows weight rows of nb blocks: units lane, lane + 32, ... (one
+// row: two units in flight per step).
+template <class Q, int kMaxT, int kRows, class Load8>
+INFERD_HD void gemv_lane(const uint8_t* const* rows, int nb, int lane, int T, const Load8& load8,
+                         float (*acc)[kMaxT]) {
+  INFERD_UNROLL
+  for (int r = 0; r < kRows; ++r) {
+    INFERD_UNROLL
+    for (int t = 0; t < kMaxT; ++t) acc[r][t] = 0.0f;
+  }
+  const int units = nb * Q::kUnits;
+  int v = lane;
+  if constexpr (kRows == 1) {
+    for (; v + 32 < units; v += 64) {
+      gemv_unit<Q, kMaxT, kRows>(rows, v, T, load8, acc);
+      gemv_unit<Q, kMaxT, kRows>(rows, v + 32, T, load8, acc);
+    }
+  }
+  for (; v < units; v += 32) gemv_unit<Q, kMaxT, kRows>(rows, v, T, load8, acc);
+}
+
 // ---- host side ---------------------------------------------------------------------------------
 
 // Slot size and front offset of a block type (0 for types without a kernel here).
@@ -429,6 +492,11 @@ inline SlotLayout slot_layout(ggml::Type t) {
     default:
       return {};
   }
+}
+
+// Device row stride of a block type's rows of k elements: their slots, rounded up to 16 bytes.
+inline int64_t device_row_stride(ggml::Type t, int64_t k) {
+  return (k / ggml::traits(t).block_elems * slot_layout(t).slot + 15) / 16 * 16;
 }
 
 // `rows` rows of `nb` ggml blocks (block_bytes each, rows contiguous) into the device layout

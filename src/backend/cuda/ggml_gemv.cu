@@ -26,67 +26,47 @@ __device__ __forceinline__ void bf16x8_to_float(const uint4& v, float* f) {
   }
 }
 
-// One unit (kRuns runs of kRunLen weights) against the activation rows: acc[t] += w . x[t].
-template <class Q, int kMaxT>
-__device__ __forceinline__ void gemv_unit(const uint8_t* __restrict__ row, int v,
-                                          const bf16* __restrict__ x, int64_t ld_x, int T,
-                                          float* acc) {
-  const int b = v / Q::kUnits, u = v % Q::kUnits;
-  float w[Q::kRuns * Q::kRunLen];
-  Q::dequant(row + int64_t(b) * Q::kSlot, u, w);
-#pragma unroll
-  for (int r = 0; r < Q::kRuns; ++r) {
-    const int64_t e0 = int64_t(b) * Q::kBlockElems + Q::run_start(u, r);
-#pragma unroll
-    for (int t = 0; t < kMaxT; ++t) {
-      if (t < T) {
-        const uint4* xp = reinterpret_cast<const uint4*>(x + int64_t(t) * ld_x + e0);
-        float s = 0.0f;
-#pragma unroll
-        for (int c = 0; c < Q::kRunLen / 8; ++c) {
-          float xf[8];
-          bf16x8_to_float(__ldg(xp + c), xf);
-#pragma unroll
-          for (int j = 0; j < 8; ++j) s = fmaf(xf[j], w[r * Q::kRunLen + c * 8 + j], s);
-        }
-        acc[t] += s;
-      }
-    }
+// The activation rows, 8 bf16 values (16 bytes) at a time, as fp32.
+struct XLoad8 {
+  const bf16* x;
+  int64_t ld;
+  __device__ __forceinline__ void operator()(int t, int64_t e, float* f) const {
+    bf16x8_to_float(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * ld + e)), f);
   }
-}
+};
 
-template <class Q, int kMaxT>
+// One warp per kRows weight rows (a last partial group reads its last row twice and writes it
+// once); lanes split the units (gg::gemv_lane), then a shuffle reduction.
+template <class Q, int kMaxT, int kRows>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     ggml_gemv_kernel(const uint8_t* __restrict__ w, int64_t row_stride, int64_t n_rows, int nb,
                      const bf16* __restrict__ x, int64_t ld_x, int T,
                      const float* __restrict__ bias, void* __restrict__ out, int64_t ld_out,
                      bool out_f32) {
   const int lane = threadIdx.x & 31;
-  const int64_t n = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
-  if (n >= n_rows) return;  // whole warps
-  const uint8_t* row = w + n * row_stride;
-  float acc[kMaxT];
+  const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5)) * kRows;
+  if (n0 >= n_rows) return;  // whole warps
+  const uint8_t* rows[kRows];
 #pragma unroll
-  for (int t = 0; t < kMaxT; ++t) acc[t] = 0.0f;
-  const int units = nb * Q::kUnits;
-  int v = lane;
-  for (; v + 32 < units; v += 64) {  // two units in flight per lane
-    gemv_unit<Q, kMaxT>(row, v, x, ld_x, T, acc);
-    gemv_unit<Q, kMaxT>(row, v + 32, x, ld_x, T, acc);
-  }
-  if (v < units) gemv_unit<Q, kMaxT>(row, v, x, ld_x, T, acc);
-  const float b = bias != nullptr ? bias[n] : 0.0f;
+  for (int r = 0; r < kRows; ++r) rows[r] = w + min(n0 + r, n_rows - 1) * row_stride;
+  float acc[kRows][kMaxT];
+  gg::gemv_lane<Q, kMaxT, kRows>(rows, nb, lane, T, XLoad8{x, ld_x}, acc);
 #pragma unroll
-  for (int t = 0; t < kMaxT; ++t) {
-    if (t < T) {
-      float s = acc[t];
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t n = n0 + r;
+    const float b = bias != nullptr && n < n_rows ? bias[n] : 0.0f;
 #pragma unroll
-      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-      if (lane == t % 32) {
-        if (out_f32) {
-          static_cast<float*>(out)[int64_t(t) * ld_out + n] = s + b;
-        } else {
-          static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(s + b);
+    for (int t = 0; t < kMaxT; ++t) {
+      if (t < T) {
+        float s = acc[r][t];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == t % 32 && n < n_rows) {
+          if (out_f32) {
+            static_cast<float*>(out)[int64_t(t) * ld_out + n] = s + b;
+          } else {
+            static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(s + b);
+          }
         }
       }
     }
@@ -178,16 +158,21 @@ cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stri
     if (k % Q::kBlockElems != 0 || row_stride < k / Q::kBlockElems * Q::kSlot)
       return cudaErrorInvalidValue;
     const int nb = int(k / Q::kBlockElems);
-    const unsigned blocks = unsigned((rows + kGemvWarps - 1) / kGemvWarps);
     const bf16* xb = static_cast<const bf16*>(x);
+    // Two rows a warp for 2..4 tokens (each activation load serves both rows); one row otherwise
+    // (one token: more loads in flight; 5..16 tokens: two rows would take ~250 registers).
+    auto grid = [&](int rows_per_warp) {
+      const int64_t per_block = int64_t(kGemvWarps) * rows_per_warp;
+      return unsigned((rows + per_block - 1) / per_block);
+    };
     if (num_tokens == 1) {
-      ggml_gemv_kernel<Q, 1><<<blocks, kGemvWarps * 32, 0, stream>>>(
+      ggml_gemv_kernel<Q, 1, 1><<<grid(1), kGemvWarps * 32, 0, stream>>>(
           w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
     } else if (num_tokens <= 4) {
-      ggml_gemv_kernel<Q, 4><<<blocks, kGemvWarps * 32, 0, stream>>>(
+      ggml_gemv_kernel<Q, 4, 2><<<grid(2), kGemvWarps * 32, 0, stream>>>(
           w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
     } else {
-      ggml_gemv_kernel<Q, kGgmlGemvMaxTokens><<<blocks, kGemvWarps * 32, 0, stream>>>(
+      ggml_gemv_kernel<Q, kGgmlGemvMaxTokens, 1><<<grid(1), kGemvWarps * 32, 0, stream>>>(
           w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
     }
     return cudaGetLastError();
