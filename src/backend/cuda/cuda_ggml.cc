@@ -29,7 +29,8 @@ GgmlLinear CudaGgml::make_linear(std::vector<GgmlLinear::Part> parts, const Tens
   INFERD_CHECK(!parts.empty(), "GGUF linear without weights");
   GgmlLinear l;
   const ggml::Type t0 = parts[0].type;
-  INFERD_CHECK(parts[0].data.ndim() == 2, "GGUF linear part {}", parts[0].data.shape_str());
+  INFERD_CHECK(supports(t0) && parts[0].data.ndim() == 2, "GGUF linear part {} of type {}",
+               parts[0].data.shape_str(), ggml::type_name(uint32_t(t0)));
   l.in_features = is_float_type(t0) ? parts[0].data.size(1)
                                     : parts[0].data.size(1) / ggml::traits(t0).block_bytes *
                                           ggml::traits(t0).block_elems;
