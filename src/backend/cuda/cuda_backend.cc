@@ -15,6 +15,7 @@
 
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/cuda_gemm.h"
+#include "backend/cuda/cuda_ggml.h"
 #include "backend/cuda/cuda_graphs.h"
 #include "backend/cuda/cuda_step.h"
 #include "backend/cuda/cuda_weights.h"
@@ -33,6 +34,7 @@ class CudaBackend final : public Backend {
       : ctx_(device),
         weights_(ctx_, opts.staging_bytes),
         gemm_(ctx_, opts.gemm_workspace_bytes),
+        ggml_(ctx_, weights_, gemm_),
         graphs_(ctx_),
         step_(ctx_, graphs_, opts.metadata_bytes) {}
 
@@ -84,9 +86,15 @@ class CudaBackend final : public Backend {
     gemm_.note_fp8_input(l.in_features);
     return weights_.quantize_linear_fp8(l);
   }
+  // GGUF block types (issue 35): the blocks stay on the device (cuda_ggml).
+  bool supports_ggml(ggml::Type type) const override { return CudaGgml::supports(type); }
+  GgmlLinear make_linear_ggml(std::vector<GgmlLinear::Part> parts, const Tensor& bias) override {
+    return ggml_.make_linear(std::move(parts), bias);
+  }
   void reserve(const StepCapacity& c) override {
     step_.reserve(c);
     gemm_.reserve(c.max_tokens);
+    ggml_.reserve();
   }
   const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
                                    const SamplingBatch* sampling, int32_t pad_to) override {
@@ -179,6 +187,9 @@ class CudaBackend final : public Backend {
   void linear(const Tensor& x, const Linear& w, Tensor out) override { gemm_.linear(x, w, out); }
   void linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out) override {
     gemm_.linear_fp8(x, w, out);
+  }
+  void linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out) override {
+    ggml_.linear(x, w, out);
   }
 
   void rope(Tensor qkv, int64_t nh, int64_t nkv, const RopeTable& rope,
@@ -380,6 +391,7 @@ class CudaBackend final : public Backend {
   CudaContext ctx_;
   CudaWeights weights_;
   CudaGemm gemm_;
+  CudaGgml ggml_;
   CudaGraphs graphs_;
   CudaStepIo step_;
   Tensor partial_acc_, partial_m_, partial_l_;

@@ -70,6 +70,14 @@ void CudaGemm::linear(const Tensor& x, const Linear& w, Tensor out) {
   if (w.bias.defined()) add_bias(w.bias, T, N, out, om.ld);
 }
 
+void CudaGemm::matmul(const void* w, int64_t N, int64_t K, int64_t ld_w, const void* x, int64_t T,
+                      int64_t ld_x, void* out, int64_t ld_out, bool out_f32) {
+  if (T == 0 || N == 0) return;
+  const Plan& p =
+      plan(N, T, K, ld_w, ld_x, ld_out, out_f32, w, x, out, ScalePtrs{nullptr, nullptr});
+  run(p, w, x, out);
+}
+
 void CudaGemm::linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out) {
   const auto [xm, om] = operands(x, out, w.in_features, w.out_features);
   const int64_t T = xm.rows, K = w.in_features, N = w.out_features;

@@ -28,6 +28,10 @@ class CudaGemm {
 
   void linear(const Tensor& x, const Linear& w, Tensor out);
   void linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out);
+  // out [T, N] (row stride ld_out, bf16 or fp32) = x [T, K] (bf16, row stride ld_x) W^T for a
+  // bf16 device matrix W [N, K] (row stride ld_w); no bias. The GGUF linears' GEMMs (cuda_ggml).
+  void matmul(const void* w, int64_t N, int64_t K, int64_t ld_w, const void* x, int64_t T,
+              int64_t ld_x, void* out, int64_t ld_out, bool out_f32);
   // An FP8 linear of `in_features` inputs exists: reserve() sizes the quantized-input buffer for
   // the widest.
   void note_fp8_input(int64_t in_features) { fp8_max_k_ = std::max(fp8_max_k_, in_features); }

@@ -1,0 +1,202 @@
+// GGUF block weights on the CUDA backend (ggml_gemv.h): the decode GEMV (one warp per weight row,
+// each lane decoding whole units of blocks into registers with aligned wide loads, fp32 FMAs
+// against the activation rows read 16 bytes at a time, warp-shuffle reduction) and the
+// dequantization of a row range to bf16 for the prefill GEMMs. Block decoding: ggml_blocks.h.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+
+#include "backend/cuda/ggml_blocks.h"
+#include "backend/cuda/ggml_gemv.h"
+
+namespace inferd::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kGemvWarps = 4;  // weight rows per block of the GEMV
+
+__device__ __forceinline__ void bf16x8_to_float(const uint4& v, float* f) {
+  const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float2 t = __bfloat1622float2(p[j]);
+    f[2 * j] = t.x;
+    f[2 * j + 1] = t.y;
+  }
+}
+
+// The activation rows, 8 bf16 values (16 bytes) at a time, as fp32.
+struct XLoad8 {
+  const bf16* x;
+  int64_t ld;
+  __device__ __forceinline__ void operator()(int t, int64_t e, float* f) const {
+    bf16x8_to_float(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * ld + e)), f);
+  }
+};
+
+// One warp per kRows weight rows (a last partial group reads its last row twice and writes it
+// once); lanes split the units (gg::gemv_lane), then a shuffle reduction.
+template <class Q, int kMaxT, int kRows>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    ggml_gemv_kernel(const uint8_t* __restrict__ w, int64_t row_stride, int64_t n_rows, int nb,
+                     const bf16* __restrict__ x, int64_t ld_x, int T,
+                     const float* __restrict__ bias, void* __restrict__ out, int64_t ld_out,
+                     bool out_f32) {
+  const int lane = threadIdx.x & 31;
+  const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5)) * kRows;
+  if (n0 >= n_rows) return;  // whole warps
+  const uint8_t* rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) rows[r] = w + min(n0 + r, n_rows - 1) * row_stride;
+  float acc[kRows][kMaxT];
+  gg::gemv_lane<Q, kMaxT, kRows>(rows, nb, lane, T, XLoad8{x, ld_x}, acc);
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t n = n0 + r;
+    const float b = bias != nullptr && n < n_rows ? bias[n] : 0.0f;
+#pragma unroll
+    for (int t = 0; t < kMaxT; ++t) {
+      if (t < T) {
+        float s = acc[r][t];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == t % 32 && n < n_rows) {
+          if (out_f32) {
+            static_cast<float*>(out)[int64_t(t) * ld_out + n] = s + b;
+          } else {
+            static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(s + b);
+          }
+        }
+      }
+    }
+  }
+}
+
+// One thread per unit: its runs rounded to bf16, 16 bytes at a time.
+template <class Q>
+__global__ void ggml_dequantize_kernel(const uint8_t* __restrict__ w, int64_t row_stride,
+                                       int64_t rows, int nb, bf16* __restrict__ dst,
+                                       int64_t ld_dst) {
+  const int64_t per_row = int64_t(nb) * Q::kUnits, total = rows * per_row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / per_row;
+    const int v = int(i % per_row), b = v / Q::kUnits, u = v % Q::kUnits;
+    float f[Q::kRuns * Q::kRunLen];
+    Q::dequant(w + r * row_stride + int64_t(b) * Q::kSlot, u, f);
+#pragma unroll
+    for (int run = 0; run < Q::kRuns; ++run) {
+      uint4* d = reinterpret_cast<uint4*>(dst + r * ld_dst + int64_t(b) * Q::kBlockElems +
+                                          Q::run_start(u, run));
+#pragma unroll
+      for (int c = 0; c < Q::kRunLen / 8; ++c) {
+        const float* p = f + run * Q::kRunLen + c * 8;
+        uint4 o;
+        __nv_bfloat162 h[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) h[j] = __floats2bfloat162_rn(p[2 * j], p[2 * j + 1]);
+        static_assert(sizeof(h) == sizeof(o));
+        memcpy(&o, h, sizeof(o));
+        d[c] = o;
+      }
+    }
+  }
+}
+
+// Calls f(Q{}) with the decoder of `t`; cudaErrorInvalidValue for a type without one.
+template <class F>
+cudaError_t with_type(ggml::Type t, F&& f) {
+  switch (t) {
+    case ggml::Type::kQ4_0:
+      return f(gg::Q4_0{});
+    case ggml::Type::kQ4_1:
+      return f(gg::Q4_1{});
+    case ggml::Type::kQ5_0:
+      return f(gg::Q5_0{});
+    case ggml::Type::kQ5_1:
+      return f(gg::Q5_1{});
+    case ggml::Type::kQ8_0:
+      return f(gg::Q8_0{});
+    case ggml::Type::kIQ4_NL:
+      return f(gg::IQ4_NL{});
+    case ggml::Type::kQ2_K:
+      return f(gg::Q2_K{});
+    case ggml::Type::kQ3_K:
+      return f(gg::Q3_K{});
+    case ggml::Type::kQ4_K:
+      return f(gg::Q4_K{});
+    case ggml::Type::kQ5_K:
+      return f(gg::Q5_K{});
+    case ggml::Type::kQ6_K:
+      return f(gg::Q6_K{});
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+}  // namespace
+
+bool ggml_kernel_supported(ggml::Type t) {
+  return gg::slot_layout(t).slot != 0;
+}
+
+cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stride, int64_t rows,
+                             int64_t k, const void* x, int64_t ld_x, int32_t num_tokens,
+                             const float* bias, void* out, int64_t ld_out, bool out_f32,
+                             cudaStream_t stream) {
+  if (num_tokens <= 0 || rows <= 0) return cudaSuccess;
+  if (num_tokens > kGgmlGemvMaxTokens || ld_x % 8 != 0 || !aligned16(x) || !aligned16(w) ||
+      row_stride % 16 != 0)
+    return cudaErrorInvalidValue;
+  return with_type(type, [&](auto q) {
+    using Q = decltype(q);
+    if (k % Q::kBlockElems != 0 || row_stride < k / Q::kBlockElems * Q::kSlot)
+      return cudaErrorInvalidValue;
+    const int nb = int(k / Q::kBlockElems);
+    const bf16* xb = static_cast<const bf16*>(x);
+    // Two rows a warp for 2..4 tokens (each activation load serves both rows); one row otherwise
+    // (one token: more loads in flight; 5..16 tokens: two rows would take ~250 registers).
+    auto grid = [&](int rows_per_warp) {
+      const int64_t per_block = int64_t(kGemvWarps) * rows_per_warp;
+      return unsigned((rows + per_block - 1) / per_block);
+    };
+    if (num_tokens == 1) {
+      ggml_gemv_kernel<Q, 1, 1><<<grid(1), kGemvWarps * 32, 0, stream>>>(
+          w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
+    } else if (num_tokens <= 4) {
+      ggml_gemv_kernel<Q, 4, 2><<<grid(2), kGemvWarps * 32, 0, stream>>>(
+          w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
+    } else {
+      ggml_gemv_kernel<Q, kGgmlGemvMaxTokens, 1><<<grid(1), kGemvWarps * 32, 0, stream>>>(
+          w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
+    }
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_ggml_dequantize_bf16(ggml::Type type, const uint8_t* w, int64_t row_stride,
+                                        int64_t rows, int64_t k, void* dst, int64_t ld_dst,
+                                        cudaStream_t stream) {
+  if (rows <= 0 || k <= 0) return cudaSuccess;
+  if (ld_dst % 8 != 0 || !aligned16(dst) || !aligned16(w) || row_stride % 16 != 0)
+    return cudaErrorInvalidValue;
+  return with_type(type, [&](auto q) {
+    using Q = decltype(q);
+    if (k % Q::kBlockElems != 0 || row_stride < k / Q::kBlockElems * Q::kSlot)
+      return cudaErrorInvalidValue;
+    const int nb = int(k / Q::kBlockElems);
+    const int64_t units = rows * nb * Q::kUnits;
+    const int threads = 256;
+    const unsigned blocks = unsigned(std::min<int64_t>((units + threads - 1) / threads, 65535));
+    ggml_dequantize_kernel<Q>
+        <<<blocks, threads, 0, stream>>>(w, row_stride, rows, nb, static_cast<bf16*>(dst), ld_dst);
+    return cudaGetLastError();
+  });
+}
+
+}  // namespace inferd::cuda

@@ -1,0 +1,201 @@
+// Host emulation of the CUDA backend's GGUF block decoding (backend/cuda/ggml_blocks.h, compiled
+// here by the host compiler): rows repacked into the device layout and decoded unit by unit, the
+// way the GEMV and dequantize kernels walk them, give exactly ggml::dequantize_row's values, every
+// element once; every wide load is aligned (the host build aborts otherwise). Runs without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cuda/ggml_blocks.h"
+#include "core/dtype.h"
+#include "core/ggml_types.h"
+#include "core/rng.h"
+
+namespace inferd {
+namespace {
+
+namespace gg = cuda::gg;
+
+struct alignas(16) Chunk {
+  uint8_t b[16];
+};
+
+template <class Q>
+void check_type(int64_t rows, int64_t k, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << ggml::traits(Q::kType).name << " " << rows << "x" << k);
+  static_assert(Q::kRunLen % 8 == 0 && Q::kUnits * Q::kRuns * Q::kRunLen == Q::kBlockElems);
+  const gg::SlotLayout L = gg::slot_layout(Q::kType);
+  ASSERT_EQ(L.slot, Q::kSlot);
+  ASSERT_EQ(L.slot % 4, 0);
+  const ggml::TypeTraits& tr = ggml::traits(Q::kType);
+  ASSERT_EQ(tr.block_elems, Q::kBlockElems);
+  ASSERT_LE(tr.block_bytes + Q::kFront, Q::kSlot);
+  const int64_t nb = k / Q::kBlockElems, rb = ggml::row_bytes(Q::kType, k);
+  Rng rng(seed);
+  std::vector<float> x(size_t(rows * k));
+  for (float& v : x) v = float(rng.normal());
+  std::vector<uint8_t> q(size_t(rows * rb));
+  for (int64_t r = 0; r < rows; ++r)
+    ggml::quantize_row(Q::kType, &x[size_t(r * k)], &q[size_t(r * rb)], k);
+  std::vector<float> ref(size_t(rows * k));
+  for (int64_t r = 0; r < rows; ++r)
+    ggml::dequantize_row(Q::kType, &q[size_t(r * rb)], &ref[size_t(r * k)], k);
+
+  const int64_t row_stride = nb * Q::kSlot;
+  std::vector<Chunk> dev(size_t((rows * row_stride + 15) / 16));
+  uint8_t* d = dev.data()->b;
+  gg::repack_rows(Q::kType, q.data(), rows, nb, tr.block_bytes, d);
+
+  std::vector<float> got(size_t(rows * k), NAN);
+  std::vector<int> seen(size_t(rows * k), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t v = 0; v < nb * Q::kUnits; ++v) {  // the kernels' unit order
+      const int64_t b = v / Q::kUnits;
+      const int u = int(v % Q::kUnits);
+      float w[Q::kRuns * Q::kRunLen];
+      Q::dequant(d + r * row_stride + b * Q::kSlot, u, w);
+      for (int run = 0; run < Q::kRuns; ++run) {
+        const int s = Q::run_start(u, run);
+        ASSERT_EQ(s % 8, 0);
+        ASSERT_LE(s + Q::kRunLen, Q::kBlockElems);
+        for (int i = 0; i < Q::kRunLen; ++i) {
+          const size_t e = size_t(r * k + b * Q::kBlockElems + s + i);
+          got[e] = w[run * Q::kRunLen + i];
+          ++seen[e];
+        }
+      }
+    }
+  }
+  int64_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (seen[i] != 1 || std::memcmp(&got[i], &ref[i], 4) != 0) {
+      if (++bad <= 5)
+        ADD_FAILURE() << "element " << i << ": got " << got[i] << " want " << ref[i] << " (seen "
+                      << seen[i] << ")";
+    }
+  }
+  EXPECT_EQ(bad, 0);
+}
+
+// The GEMV's lane work (gg::gemv_lane) summed over a warp's 32 lanes, warp groups of kRows rows
+// as the kernel forms them (a last partial group reads its last row twice, writes it once),
+// against a float64 product of the dequantized rows.
+template <class Q, int kMaxT, int kRows>
+void check_gemv(int64_t n_rows, int64_t k, int T, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "gemv " << ggml::traits(Q::kType).name << " " << n_rows
+                                    << "x" << k << " T=" << T << " rows/warp " << kRows);
+  const ggml::TypeTraits& tr = ggml::traits(Q::kType);
+  const int64_t nb = k / Q::kBlockElems, rb = ggml::row_bytes(Q::kType, k);
+  const int64_t stride = gg::device_row_stride(Q::kType, k);
+  ASSERT_EQ(stride % 16, 0);
+  Rng rng(seed);
+  std::vector<float> w(size_t(n_rows * k)), x(size_t(T * k));
+  for (float& v : w) v = float(rng.normal());
+  for (float& v : x) v = float(rng.normal());
+  std::vector<uint8_t> q(size_t(n_rows * rb));
+  std::vector<Chunk> dev(size_t(n_rows * stride / 16));
+  uint8_t* d = dev.data()->b;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    ggml::quantize_row(Q::kType, &w[size_t(r * k)], &q[size_t(r * rb)], k);
+    ggml::dequantize_row(Q::kType, &q[size_t(r * rb)], &w[size_t(r * k)], k);
+    gg::repack_rows(Q::kType, &q[size_t(r * rb)], 1, nb, tr.block_bytes, d + r * stride);
+  }
+  auto load8 = [&](int t, int64_t e, float* f) {
+    for (int j = 0; j < 8; ++j) f[j] = x[size_t(t * k + e + j)];
+  };
+  double num = 0, den = 0;
+  for (int64_t n0 = 0; n0 < n_rows; n0 += kRows) {
+    const uint8_t* rows[kRows];
+    for (int r = 0; r < kRows; ++r) rows[r] = d + std::min(n0 + r, n_rows - 1) * stride;
+    double sum[kRows][kMaxT] = {};
+    for (int lane = 0; lane < 32; ++lane) {
+      float acc[kRows][kMaxT];
+      gg::gemv_lane<Q, kMaxT, kRows>(rows, int(nb), lane, T, load8, acc);
+      for (int r = 0; r < kRows; ++r)
+        for (int t = 0; t < T; ++t) sum[r][t] += acc[r][t];
+    }
+    for (int r = 0; r < kRows && n0 + r < n_rows; ++r) {
+      for (int t = 0; t < T; ++t) {
+        double ref = 0;
+        for (int64_t i = 0; i < k; ++i)
+          ref += double(w[size_t((n0 + r) * k + i)]) * double(x[size_t(t * k + i)]);
+        num += (sum[r][t] - ref) * (sum[r][t] - ref);
+        den += ref * ref;
+      }
+    }
+  }
+  EXPECT_LT(std::sqrt(num / den), 1e-5);
+}
+
+template <class Q>
+void check_shapes() {
+  const int64_t k1 = Q::kBlockElems == 32 ? 896 : 1024;
+  check_type<Q>(3, k1, 1);
+  check_type<Q>(5, Q::kBlockElems * 3, 2);
+  check_type<Q>(1, 4096, 3);
+  check_gemv<Q, 1, 1>(5, k1, 1, 4);
+  check_gemv<Q, 4, 2>(5, k1, 3, 5);
+  check_gemv<Q, 16, 1>(3, Q::kBlockElems * 3, 16, 6);
+  check_gemv<Q, 4, 2>(3, 4096, 4, 7);
+  check_gemv<Q, 1, 1>(3, 4096 + 3 * Q::kBlockElems, 1, 8);  // several steps a lane, a tail
+  check_gemv<Q, 16, 1>(2, 4096, 11, 9);
+}
+
+TEST(GgmlBlocksEmulation, Q4_0) {
+  check_shapes<gg::Q4_0>();
+}
+TEST(GgmlBlocksEmulation, Q4_1) {
+  check_shapes<gg::Q4_1>();
+}
+TEST(GgmlBlocksEmulation, Q5_0) {
+  check_shapes<gg::Q5_0>();
+}
+TEST(GgmlBlocksEmulation, Q5_1) {
+  check_shapes<gg::Q5_1>();
+}
+TEST(GgmlBlocksEmulation, Q8_0) {
+  check_shapes<gg::Q8_0>();
+}
+TEST(GgmlBlocksEmulation, IQ4_NL) {
+  check_shapes<gg::IQ4_NL>();
+}
+TEST(GgmlBlocksEmulation, Q2_K) {
+  check_shapes<gg::Q2_K>();
+}
+TEST(GgmlBlocksEmulation, Q3_K) {
+  check_shapes<gg::Q3_K>();
+}
+TEST(GgmlBlocksEmulation, Q4_K) {
+  check_shapes<gg::Q4_K>();
+}
+TEST(GgmlBlocksEmulation, Q5_K) {
+  check_shapes<gg::Q5_K>();
+}
+TEST(GgmlBlocksEmulation, Q6_K) {
+  check_shapes<gg::Q6_K>();
+}
+
+// The integer-to-float shortcuts are exact over the ranges the decoders use.
+TEST(GgmlBlocksEmulation, IntToFloatShortcutsAreExact) {
+  for (int v = -1000; v <= 1000; ++v) EXPECT_EQ(gg::i2f(v), float(v)) << v;
+  for (uint32_t q = 0; q < 1024; ++q)
+    for (int off : {0, 8, 16, 32, 128}) EXPECT_EQ(gg::u2f(q, off), float(int(q) - off)) << q;
+}
+
+// Half-precision fields decode exactly, subnormals and specials included.
+TEST(GgmlBlocksEmulation, HalfToFloatIsExact) {
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const float a = gg::half_to_float(h), b = f16_to_f32(uint16_t(h));
+    if (std::isnan(b)) {
+      EXPECT_TRUE(std::isnan(a)) << h;
+    } else {
+      EXPECT_EQ(std::memcmp(&a, &b, 4), 0) << h;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace inferd
