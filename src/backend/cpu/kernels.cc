@@ -38,15 +38,15 @@ const Kernels* kernels_for(const char* isa) {
 
 const Kernels& kernels() {
   // INFERD_CPU_ISA=generic|avx2|avx512|avx512vnni forces a path (for tests and comparisons).
-  static const Kernels& k = [&]() -> const Kernels& {
+  static const Kernels* const k = []() -> const Kernels* {
     if (const char* force = std::getenv("INFERD_CPU_ISA")) {
-      if (const Kernels* f = kernels_for(force)) return *f;
+      if (const Kernels* f = kernels_for(force)) return f;
     }
     for (const char* isa : {"avx512vnni", "avx512", "avx2"})
-      if (const Kernels* f = kernels_for(isa)) return *f;
-    return generic::get_kernels();
+      if (const Kernels* f = kernels_for(isa)) return f;
+    return &generic::get_kernels();
   }();
-  return k;
+  return *k;
 }
 
 }  // namespace inferd::cpu
