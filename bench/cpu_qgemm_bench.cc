@@ -115,10 +115,39 @@ void bench_shape(ThreadPool& pool, const cpu::Kernels& k, Type t, int64_t K, int
       run_linear(pool, k, x.data(), T, ws[size_t(r % copies)], out.data(), scratch);
     per = std::min(per, seconds_since(r0) / double(per_round));
   }
-  std::printf("%-6s K=%5lld N=%5lld T=%3lld thr=%d  %8.1f us  %6.2f GB/s  %7.1f GFLOP/s\n",
+  // The same walk over the copies that only reads the bytes (one parallel_for per copy, rows split
+  // as qlinear splits them): the memory floor of this shape.
+  double floor_per = 1e30;
+  if (T == 1) {
+    std::vector<uint64_t> sink(64, 0);
+    for (int round = 0; round < 3; ++round) {
+      const auto r0 = clock_type::now();
+      for (int64_t r = 0; r < per_round; ++r) {
+        const Weights& w = ws[size_t(r % copies)];
+        const int64_t rb = int64_t(w.bytes.size()) / w.N;
+        pool.parallel_for(
+            w.N,
+            [&](int64_t n0, int64_t n1, int tid) {
+              const auto* p = reinterpret_cast<const uint64_t*>(w.bytes.data() + n0 * rb);
+              uint64_t acc = 0;
+              for (int64_t i = 0; i < (n1 - n0) * rb / 8; ++i) acc += p[i];
+              sink[size_t(tid)] += acc;
+            },
+            8);
+      }
+      floor_per = std::min(floor_per, seconds_since(r0) / double(per_round));
+    }
+    if (sink[0] == 1) std::printf("?");
+  }
+  std::printf("%-6s K=%5lld N=%5lld T=%3lld thr=%d  %8.1f us  %6.2f GB/s  %7.1f GFLOP/s%s\n",
               std::string(ggml::traits(t).name).c_str(), (long long)K, (long long)N, (long long)T,
               pool.num_threads(), per * 1e6, double(bytes_one) / per * 1e-9,
-              2.0 * double(T * N * K) / per * 1e-9);
+              2.0 * double(T * N * K) / per * 1e-9,
+              T == 1
+                  ? ("  (read-only walk: " + std::to_string(int(floor_per * 1e6)) + " us, " +
+                     std::to_string(double(bytes_one) / floor_per * 1e-9).substr(0, 5) + " GB/s)")
+                        .c_str()
+                  : "");
 }
 
 // One decode step's linear layers of Qwen2.5-0.5B in llama.cpp's Q4_K_M file.

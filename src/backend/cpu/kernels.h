@@ -1,5 +1,5 @@
-// CPU kernels, compiled once per instruction set (generic x86-64, AVX2+FMA+F16C, AVX-512) from
-// kernels_impl.inc; `cpu_kernels()` picks the best the running CPU supports.
+// CPU kernels, compiled once per instruction set (generic x86-64, AVX2+FMA+F16C, AVX-512, AVX-512
+// with VNNI) from kernels_impl.inc; `cpu_kernels()` picks the best the running CPU supports.
 #pragma once
 
 #include <cstdint>
