@@ -1,8 +1,40 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace inferd {
+
+namespace {
+
+// How long a waiting thread spins before it sleeps.
+constexpr int64_t kSpinNs = 200'000;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// Spins until pred() holds or kSpinNs have passed; true when it holds.
+template <typename Pred>
+bool spin_until(Pred pred) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::nanoseconds(kSpinNs);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (pred()) return true;
+      cpu_relax();
+    }
+    if (Clock::now() >= deadline) return pred();
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -12,7 +44,8 @@ ThreadPool::ThreadPool(int num_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_start_.notify_all();
   for (auto& t : workers_) t.join();
@@ -21,21 +54,22 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t, int)>* task;
-    int64_t begin, end;
-    {
+    const auto changed = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(changed)) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      task = task_;
-      begin = std::min(n_, chunk_ * index);
-      end = std::min(n_, begin + chunk_);
+      ++sleepers_;
+      cv_start_.wait(lock, changed);
+      --sleepers_;
     }
-    if (begin < end) (*task)(begin, end, index);
-    {
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = generation_.load(std::memory_order_acquire);
+    const int64_t begin = std::min(n_, chunk_ * index);
+    const int64_t end = std::min(n_, begin + chunk_);
+    if (begin < end) (*task_)(begin, end, index);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // The caller may be asleep: wake it (under the mutex, so the wake-up cannot be lost).
       std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+      cv_done_.notify_one();
     }
   }
 }
@@ -51,18 +85,24 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n, 0);
     return;
   }
+  task_ = &fn;
+  n_ = n;
+  chunk_ = chunk;
+  pending_.store(int(workers_.size()), std::memory_order_relaxed);
+  bool wake;
   {
+    // Under the mutex: a worker about to sleep either sees the new generation or is counted in
+    // sleepers_ and woken.
     std::lock_guard<std::mutex> lock(mu_);
-    task_ = &fn;
-    n_ = n;
-    chunk_ = chunk;
-    pending_ = int(workers_.size());
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
+    wake = sleepers_ > 0;
   }
-  cv_start_.notify_all();
+  if (wake) cv_start_.notify_all();
   fn(0, std::min(n, chunk), 0);
+  const auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (spin_until(done)) return;
   std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [&] { return pending_ == 0; });
+  cv_done_.wait(lock, done);
 }
 
 }  // namespace inferd
