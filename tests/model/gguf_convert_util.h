@@ -3,7 +3,7 @@
 // row permutation of llama-style rope, Gemma's (1 + w) norms, Phi-3's fused names and longrope
 // factor tensors, Llama 3's rope_freqs), with the linear weights in a chosen ggml type
 // (quantized by ggml::quantize_row where their rows allow it, else kept F32, as llama-quantize
-// falls back). No tokenizer keys: the model tests need none.
+// falls back). Tokenizer keys come from the caller (`extra`; the model tests need none).
 #pragma once
 
 #include <cmath>
@@ -96,7 +96,7 @@ inline std::vector<float> llama3_rope_factors(const ModelConfig& c) {
 // (`dequantized`: stored as F32 after a round trip through that type).
 inline void write_gguf_like_llama_cpp(const std::string& hf_dir, const ModelConfig& c,
                                       const std::string& out, ggml::Type linear_type,
-                                      bool dequantized = false) {
+                                      bool dequantized = false, const GgufMetadata& extra = {}) {
   std::string arch;
   if (c.architecture == "LlamaForCausalLM" || c.architecture == "MistralForCausalLM")
     arch = "llama";
@@ -206,6 +206,7 @@ inline void write_gguf_like_llama_cpp(const std::string& hf_dir, const ModelConf
       norm(p + "post_attention_layernorm.weight", b + "ffn_norm.weight");
     }
   }
+  for (const auto& [k, v] : extra) kv[k] = v;
   write_gguf(out, kv, ts);
 }
 
