@@ -67,7 +67,9 @@ void register_tokenizer_commands(CLI::App& app) {
   auto targs = std::make_shared<TokenizeArgs>();
   CLI::App* tokenize = app.add_subcommand(
       "tokenize", "Print the token ids of a text (comma-separated), as Hugging Face encodes it");
-  tokenize->add_option("model", targs->model, "Model directory (holding tokenizer.json), GGUF file or ollama:NAME[:TAG]")
+  tokenize
+      ->add_option("model", targs->model,
+                   "Model directory (holding tokenizer.json), GGUF file or ollama:NAME[:TAG]")
       ->required();
   tokenize->add_option("text", targs->text, "Text to tokenize")->required();
   tokenize->add_flag("--add-special-tokens", targs->add_special_tokens,
@@ -87,7 +89,9 @@ void register_tokenizer_commands(CLI::App& app) {
   auto dargs = std::make_shared<DetokenizeArgs>();
   CLI::App* detokenize = app.add_subcommand(
       "detokenize", "Print the text of comma-separated token ids (exactly, no newline added)");
-  detokenize->add_option("model", dargs->model, "Model directory (holding tokenizer.json), GGUF file or ollama:NAME[:TAG]")
+  detokenize
+      ->add_option("model", dargs->model,
+                   "Model directory (holding tokenizer.json), GGUF file or ollama:NAME[:TAG]")
       ->required();
   detokenize->add_option("ids", dargs->ids, "Token ids, e.g. 1,2,3")->required();
   detokenize->add_flag("--skip-special-tokens", dargs->skip_special_tokens,
