@@ -13,6 +13,8 @@
 #include "core/error.h"
 #include "inferd/engine.h"
 #include "inferd/llm.h"
+#include "model/loader/gguf_model.h"
+#include "model/loader/model_source.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd::cli {
@@ -133,10 +135,15 @@ void run(const RunArgs& a) {
     fail("give either a prompt text or --prompt-ids (exactly one of them)");
   if (a.max_tokens < 0) fail("--max-tokens must be >= 0, got {}", a.max_tokens);
   EngineArgs args = a.model.args;
+  // A directory's tokenizer.json, or a GGUF file's vocabulary.
+  const std::string source = resolve_model_source(args.model.model);
   const bool has_tokenizer =
-      std::filesystem::exists(std::filesystem::path(args.model.model) / "tokenizer.json");
+      is_gguf_model_path(source)
+          ? GgufFile::open(source).find("tokenizer.ggml.tokens") != nullptr
+          : std::filesystem::exists(std::filesystem::path(source) / "tokenizer.json");
   if (!a.prompt.empty() && !has_tokenizer)
-    fail("'{}' has no tokenizer.json: give the prompt as --prompt-ids", args.model.model);
+    fail("'{}' has no tokenizer ({}): give the prompt as --prompt-ids", args.model.model,
+         is_gguf_model_path(source) ? "no tokenizer.ggml.tokens" : "no tokenizer.json");
   args.model.skip_tokenizer_init = !has_tokenizer;
   args.scheduler.max_num_seqs = 1;  // one request
   const std::unique_ptr<LLM> llm = LLM::load(args);

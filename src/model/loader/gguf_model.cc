@@ -1,10 +1,13 @@
 // GGUF models (gguf_model.h).
 #include "model/loader/gguf_model.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <regex>
 
 #include "core/error.h"
@@ -209,6 +212,32 @@ ModelConfig gguf_model_config(const GgufFile& f) {
     }
   }
   return c;
+}
+
+std::string gguf_summary(const GgufFile& f) {
+  std::map<std::string, std::pair<int64_t, int64_t>> by_type;  // count, bytes
+  int64_t total = 0;
+  for (const GgufTensorInfo& t : f.tensors()) {
+    auto& e = by_type[std::string(ggml::type_name(uint32_t(t.type)))];
+    ++e.first;
+    e.second += t.nbytes;
+    total += t.nbytes;
+  }
+  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> v(by_type.begin(),
+                                                                     by_type.end());
+  std::sort(v.begin(), v.end(),
+            [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+  std::string types;
+  for (const auto& [name, ce] : v)
+    types += fmt::format("{}{} {} ({:.2f} GB)", types.empty() ? "" : ", ", name, ce.first,
+                         double(ce.second) / 1e9);
+  const GgufValue* name = f.find("general.name");
+  return fmt::format("GGUF v{} {}{}: {} tensors, {:.2f} GB in {} file{}: {}", f.version(), f.path(),
+                     name && !name->is_array() && name->type == GgufValueType::kString
+                         ? " (" + name->as_string("general.name") + ")"
+                         : "",
+                     f.tensors().size(), double(total) / 1e9, f.paths().size(),
+                     f.paths().size() == 1 ? "" : "s", types);
 }
 
 ModelConfig load_gguf_model_config(const std::string& path) {

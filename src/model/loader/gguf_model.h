@@ -30,6 +30,9 @@ nlohmann::json gguf_config_json(const GgufFile& f);
 // parse_model_config of that JSON, plus what config.json cannot say: llama.cpp's rope frequency
 // factors (the rope_freqs tensor of Llama 3.1 files) and the longrope factors of Phi-3 files.
 ModelConfig gguf_model_config(const GgufFile& f);
+// One line for the load log: the file, its GGUF version, the tensor types with their counts and
+// bytes ("GGUF v3 model.gguf: 8 files ... q4_K 193 tensors (3.9 GB), q6_K 33 (1.0 GB), f32 65").
+std::string gguf_summary(const GgufFile& f);
 // Opens `path` and returns its model config.
 ModelConfig load_gguf_model_config(const std::string& path);
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "model/loader/gguf_model.h"
 #include "model/loader/safetensors.h"
 #include "model/quant/quantization.h"
@@ -74,6 +75,7 @@ ModelLoader::ModelLoader(const std::string& model_dir, const ModelConfig& config
   if (!dummy() && gguf) {
     gguf_ = std::make_unique<GgufWeights>(
         std::make_shared<const GgufFile>(GgufFile::open(model_dir)), cfg_);
+    LOG_INFO("{}", gguf_summary(gguf_->file()));
   } else if (!dummy()) {
     st_ = std::make_unique<SafetensorsIndex>(SafetensorsIndex::open_dir(model_dir));
   }
