@@ -7,6 +7,9 @@
 #pragma once
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -208,6 +211,54 @@ inline void write_gguf_like_llama_cpp(const std::string& hf_dir, const ModelConf
   }
   for (const auto& [k, v] : extra) kv[k] = v;
   write_gguf(out, kv, ts);
+}
+
+// A Qwen2-architecture model directory with seeded random weights: `base_config` (a config.json)
+// with hidden / intermediate sizes replaced (hidden 256: K-quant rows), 4 heads / 2 kv heads.
+inline void write_random_qwen2_dir(const std::string& base_config, const std::string& dir,
+                                   int64_t hidden, int64_t intermediate) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(base_config));
+  j["hidden_size"] = hidden;
+  j["intermediate_size"] = intermediate;
+  j["num_attention_heads"] = 4;
+  j["num_key_value_heads"] = 2;
+  j.erase("head_dim");
+  std::ofstream(fs::path(dir) / "config.json") << j.dump(1);
+  const ModelConfig c = load_model_config(dir);
+  std::vector<std::pair<std::string, Tensor>> ws;
+  uint64_t s = 12345;
+  const auto rnd = [&](std::vector<int64_t> shape, float stddev, float mean) {
+    Tensor t = Tensor::empty_host(DType::kF32, shape);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      const double u = double(s >> 11) / double(1ull << 53);
+      t.data_as<float>()[i] = mean + stddev * float(std::sqrt(12.0) * (u - 0.5));
+    }
+    return t;
+  };
+  const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t q = c.q_size(), kv = c.kv_size();
+  ws.push_back({"model.embed_tokens.weight", rnd({V, H}, 0.5f, 0)});
+  ws.push_back({"model.norm.weight", rnd({H}, 0.1f, 1)});
+  ws.push_back({"lm_head.weight", rnd({V, H}, 0.05f, 0)});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    ws.push_back({p + "input_layernorm.weight", rnd({H}, 0.1f, 1)});
+    ws.push_back({p + "post_attention_layernorm.weight", rnd({H}, 0.1f, 1)});
+    ws.push_back({p + "self_attn.q_proj.weight", rnd({q, H}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.k_proj.weight", rnd({kv, H}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.v_proj.weight", rnd({kv, H}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.q_proj.bias", rnd({q}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.k_proj.bias", rnd({kv}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.v_proj.bias", rnd({kv}, 0.05f, 0)});
+    ws.push_back({p + "self_attn.o_proj.weight", rnd({H, q}, 0.05f, 0)});
+    ws.push_back({p + "mlp.gate_proj.weight", rnd({F, H}, 0.05f, 0)});
+    ws.push_back({p + "mlp.up_proj.weight", rnd({F, H}, 0.05f, 0)});
+    ws.push_back({p + "mlp.down_proj.weight", rnd({H, F}, 0.05f, 0)});
+  }
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), ws);
 }
 
 }  // namespace inferd::testing_util

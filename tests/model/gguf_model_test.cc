@@ -162,48 +162,8 @@ TEST(GgufModel, Llama3FileMatchesTransformers) {
 TEST(GgufModel, KQuantFilesStayWithinQuantizationError) {
   const fs::path tmp = temp_dir("kquant");
   const fs::path hf = tmp / "hf";
-  fs::create_directories(hf);
-  nlohmann::json j = nlohmann::json::parse(std::ifstream(kGoldens + "qwen2/config.json"));
-  j["hidden_size"] = 256;
-  j["intermediate_size"] = 512;
-  j["num_attention_heads"] = 4;
-  j["num_key_value_heads"] = 2;
-  j.erase("head_dim");
-  std::ofstream(hf / "config.json") << j.dump(1);
+  testing_util::write_random_qwen2_dir(kGoldens + "qwen2/config.json", hf.string(), 256, 512);
   const ModelConfig c = load_model_config(hf.string());
-  // Seeded random weights in a safetensors file.
-  std::vector<std::pair<std::string, Tensor>> ws;
-  uint64_t s = 12345;
-  const auto rnd = [&](std::vector<int64_t> shape, float stddev, float mean) {
-    Tensor t = Tensor::empty_host(DType::kF32, shape);
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      const double u = double(s >> 11) / double(1ull << 53);
-      t.data_as<float>()[i] = mean + stddev * float(std::sqrt(12.0) * (u - 0.5));
-    }
-    return t;
-  };
-  const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
-  const int64_t q = c.q_size(), kv = c.kv_size();
-  ws.push_back({"model.embed_tokens.weight", rnd({V, H}, 0.5f, 0)});
-  ws.push_back({"model.norm.weight", rnd({H}, 0.1f, 1)});
-  ws.push_back({"lm_head.weight", rnd({V, H}, 0.05f, 0)});
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    ws.push_back({p + "input_layernorm.weight", rnd({H}, 0.1f, 1)});
-    ws.push_back({p + "post_attention_layernorm.weight", rnd({H}, 0.1f, 1)});
-    ws.push_back({p + "self_attn.q_proj.weight", rnd({q, H}, 0.05f, 0)});
-    ws.push_back({p + "self_attn.k_proj.weight", rnd({kv, H}, 0.05f, 0)});
-    ws.push_back({p + "self_attn.v_proj.weight", rnd({kv, H}, 0.05f, 0)});
-    ws.push_back({p + "self_attn.q_proj.bias", rnd({q}, 0.05f, 0)});
-    ws.push_back({p + "self_attn.k_proj.bias", rnd({kv}, 0.05f, 0)});
-    ws.push_back({p + "self_attn.v_proj.bias", rnd({kv}, 0.05f, 0)});
-    ws.push_back({p + "self_attn.o_proj.weight", rnd({H, q}, 0.05f, 0)});
-    ws.push_back({p + "mlp.gate_proj.weight", rnd({F, H}, 0.05f, 0)});
-    ws.push_back({p + "mlp.up_proj.weight", rnd({F, H}, 0.05f, 0)});
-    ws.push_back({p + "mlp.down_proj.weight", rnd({H, F}, 0.05f, 0)});
-  }
-  write_safetensors((hf / "model.safetensors").string(), ws);
   const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 200, 3, 77, 12, 14, 100, 2, 8, 31},
                                                      {7, 7, 8, 9, 10}};
   auto orig = load(hf.string());
