@@ -5,9 +5,11 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/ggml_blocks.h"
 #include "backend/cuda/ggml_gemv.h"
+#include "backend/cuda/ggml_mma.h"
 
 namespace inferd::cuda {
 
@@ -104,6 +106,120 @@ __global__ void ggml_dequantize_kernel(const uint8_t* __restrict__ w, int64_t ro
   }
 }
 
+// ---- Q4_K / Q6_K on the tensor cores (ggml_mma.h) -------------------------------------------
+
+constexpr int kMmaWarps = 8;  // warps of a block: 16 weight rows, blocks b = warp (mod 8) each
+
+__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// One block b of the warp's 16 rows (r[0]: row g, r[1]: row g + 8) against kNT n-tiles of 8
+// activation rows (xt[nt]: token 8 nt + g, clamped to T - 1; the columns of tokens >= T are
+// computed and never written).
+template <class M, int kNT>
+__device__ __forceinline__ void mma_block(const typename M::Rows* r, const bf16* const* xt,
+                                          int64_t e0, int tq, float (*acc)[4]) {
+  constexpr uint32_t ones[4] = {gg::kBf16x2Ones, gg::kBf16x2Ones, gg::kBf16x2Ones, gg::kBf16x2Ones};
+#pragma unroll
+  for (int sub = 0; sub < M::kSubs; ++sub) {
+    float dg, mg, dg8, mg8;
+    M::scale(r[0], sub, &dg, &mg);
+    M::scale(r[1], sub, &dg8, &mg8);
+    uint32_t a[M::kStepsPerSub][4];
+#pragma unroll
+    for (int j = 0; j < M::kStepsPerSub; ++j)
+      M::a_regs(r[0], r[1], sub * M::kStepsPerSub + j, a[j]);
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) {
+      float cq[4] = {0.0f, 0.0f, 0.0f, 0.0f}, cx[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int j = 0; j < M::kStepsPerSub; ++j) {
+        const int step = sub * M::kStepsPerSub + j;
+        const uint2 xb = __ldg(reinterpret_cast<const uint2*>(xt[nt] + e0 + M::x_elem(step, tq)));
+        mma_bf16(cq, a[j], xb.x, xb.y);
+        if constexpr (M::kHasMin) mma_bf16(cx, ones, xb.x, xb.y);
+      }
+      gg::mma_epilogue<M>(dg, mg, dg8, mg8, cq, cx, acc[nt]);
+    }
+  }
+}
+
+// 16 weight rows a block; warp w takes the blocks w, w + 8, ... two at a time (all their loads
+// issued before either is used), then the warps' sums meet in shared memory.
+template <class M, int kNT>
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    ggml_mma_gemv_kernel(const uint8_t* __restrict__ w, int64_t row_stride, int64_t n_rows, int nb,
+                         const bf16* __restrict__ x, int64_t ld_x, int T,
+                         const float* __restrict__ bias, void* __restrict__ out, int64_t ld_out,
+                         bool out_f32) {
+  using Q = typename M::Q;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, tq = lane & 3;
+  const int64_t row0 = int64_t(blockIdx.x) * 16;
+  const uint8_t* wg = w + min(row0 + g, n_rows - 1) * row_stride;
+  const uint8_t* wg8 = w + min(row0 + g + 8, n_rows - 1) * row_stride;
+  const bf16* xt[kNT];
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt) xt[nt] = x + int64_t(min(8 * nt + g, T - 1)) * ld_x;
+  float acc[kNT][4];
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[nt][i] = 0.0f;
+  for (int b = warp; b < nb; b += 2 * kMmaWarps) {
+    const int b2 = b + kMmaWarps;
+    typename M::Rows r0[2], r1[2];
+    M::load(wg + int64_t(b) * Q::kSlot, tq, &r0[0]);
+    M::load(wg8 + int64_t(b) * Q::kSlot, tq, &r0[1]);
+    if (b2 < nb) {
+      M::load(wg + int64_t(b2) * Q::kSlot, tq, &r1[0]);
+      M::load(wg8 + int64_t(b2) * Q::kSlot, tq, &r1[1]);
+    }
+    mma_block<M, kNT>(r0, xt, int64_t(b) * Q::kBlockElems, tq, acc);
+    if (b2 < nb) mma_block<M, kNT>(r1, xt, int64_t(b2) * Q::kBlockElems, tq, acc);
+  }
+  __shared__ float red[kMmaWarps][kNT * 4][32];
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) red[warp][nt * 4 + i][lane] = acc[nt][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < kNT * 4 * 32; idx += kMmaWarps * 32) {
+    const int i = idx / 32, l = idx % 32;
+    float s = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kMmaWarps; ++v) s += red[v][i][l];
+    const int64_t n = row0 + (l >> 2) + 8 * ((i % 4) >> 1);
+    const int t = 8 * (i / 4) + 2 * (l & 3) + (i & 1);
+    if (n < n_rows && t < T) {
+      if (bias != nullptr) s += bias[n];
+      if (out_f32) {
+        static_cast<float*>(out)[int64_t(t) * ld_out + n] = s;
+      } else {
+        static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(s);
+      }
+    }
+  }
+}
+
+template <class M>
+cudaError_t launch_mma_gemv(const uint8_t* w, int64_t row_stride, int64_t rows, int nb,
+                            const bf16* x, int64_t ld_x, int T, const float* bias, void* out,
+                            int64_t ld_out, bool out_f32, cudaStream_t stream) {
+  const unsigned grid = unsigned((rows + 15) / 16);
+  if (T <= 8) {
+    ggml_mma_gemv_kernel<M, 1><<<grid, kMmaWarps * 32, 0, stream>>>(
+        w, row_stride, rows, nb, x, ld_x, T, bias, out, ld_out, out_f32);
+  } else {
+    ggml_mma_gemv_kernel<M, 2><<<grid, kMmaWarps * 32, 0, stream>>>(
+        w, row_stride, rows, nb, x, ld_x, T, bias, out, ld_out, out_f32);
+  }
+  return cudaGetLastError();
+}
+
 // Calls f(Q{}) with the decoder of `t`; cudaErrorInvalidValue for a type without one.
 template <class F>
 cudaError_t with_type(ggml::Type t, F&& f) {
@@ -159,6 +275,13 @@ cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stri
       return cudaErrorInvalidValue;
     const int nb = int(k / Q::kBlockElems);
     const bf16* xb = static_cast<const bf16*>(x);
+    if constexpr (std::is_same_v<Q, gg::Q4_K>) {
+      return launch_mma_gemv<gg::Q4KMma>(w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out,
+                                         ld_out, out_f32, stream);
+    } else if constexpr (std::is_same_v<Q, gg::Q6_K>) {
+      return launch_mma_gemv<gg::Q6KMma>(w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out,
+                                         ld_out, out_f32, stream);
+    }
     // Two rows a warp for 2..4 tokens (each activation load serves both rows); one row otherwise
     // (one token: more loads in flight; 5..16 tokens: two rows would take ~250 registers).
     auto grid = [&](int rows_per_warp) {

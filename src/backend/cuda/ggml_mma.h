@@ -1,0 +1,164 @@
+// The tensor-core decode GEMV's per-lane work for Q4_K and Q6_K (ggml_gemv.cu), compiled for the
+// device and for the host (tests/backend/ggml_blocks_emulation_test.cc emulates a warp's mma.sync
+// on it). Block layouts: ggml_blocks.h (ggml's, as of llama.cpp b4700).
+//
+// A warp computes 16 weight rows against up to 8 activation rows (one n-tile; two for T <= 16)
+// with mma.sync.m16n8k16 bf16 -> fp32 (PTX ISA "Matrix Fragments for mma.m16n8k16"): lane
+// 4 g + tq holds A rows g and g + 8 and B column (token) g at the k-slots 2tq, 2tq + 1, 2tq + 8,
+// 2tq + 9, and C rows g, g + 8 at columns 2tq, 2tq + 1. The k-slots of a lane are mapped to four
+// consecutive elements e .. e + 4 of the block (x_elem): a(0) = {e, e + 1}, a(2) = {e + 2, e + 3}
+// for row g, a(1) / a(3) the same for row g + 8, b(0) = x[e], x[e + 1], b(1) = x[e + 2], x[e + 3].
+// The A values are the bare quants as exact bf16 integers (q - offset; the block scale is applied
+// to the fp32 product afterwards), so each mma sums exact products in fp32: sum_k q_k x_k over a
+// 16-element part of one sub-block. Q4_K's mins use a second mma with A = 1 (sum_k x_k).
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/ggml_blocks.h"
+
+#ifdef __CUDACC__
+#include <cuda_bf16.h>
+#endif
+
+namespace inferd::cuda::gg {
+
+// 8-byte load at an 8-byte aligned address (streamed, as ld32 / ld128).
+INFERD_HD void ld64(const uint8_t* p, uint32_t* w) {
+#ifdef __CUDA_ARCH__
+  const uint2 v = __ldcs(reinterpret_cast<const uint2*>(p));
+  w[0] = v.x;
+  w[1] = v.y;
+#else
+  if (reinterpret_cast<uintptr_t>(p) % 8 != 0) std::abort();
+  std::memcpy(w, p, 8);
+#endif
+}
+
+// bf16x2 {byte 2i of v - off, byte 2i + 1 of v - off} for bytes < 128 and off <= 255: the byte
+// placed in the mantissa of bf16 128 (0x43xx), then 128 + off subtracted (exact).
+INFERD_HD uint32_t bf16x2_of_bytes(uint32_t v, int i, int off) {
+#ifdef __CUDA_ARCH__
+  const uint32_t m = __byte_perm(v, 0x43434343u, i == 0 ? 0x4140u : 0x4342u);
+  __nv_bfloat162 h;
+  memcpy(&h, &m, 4);
+  const float o = 128.0f + float(off);
+  h = __hsub2(h, __floats2bfloat162_rn(o, o));
+  uint32_t r;
+  memcpy(&r, &h, 4);
+  return r;
+#else
+  auto one = [&](uint32_t byte) {
+    const float f = float(int(byte) - off);  // exact in bf16 for |f| < 256
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return b >> 16;
+  };
+  return one(byte_of(v, 2 * i)) | (one(byte_of(v, 2 * i + 1)) << 16);
+#endif
+}
+
+constexpr uint32_t kBf16x2Ones = 0x3F803F80u;
+
+// Q4_K: 16 steps a block, step = 2 sub + p for sub-block sub = 2c + hi (c: the 32-byte qs group,
+// hi: its high nibbles) and p = 0, 1; a lane's four elements are bytes 8tq + 4p .. + 4 of group c.
+struct Q4KMma {
+  using Q = Q4_K;
+  static constexpr int kSubs = 8, kStepsPerSub = 2;
+  static constexpr bool kHasMin = true;
+  struct Rows {     // one row's block as a lane holds it
+    U4 head;        // d, dmin, scales
+    uint32_t q[8];  // qs words 16 + 32c + 8tq + 4p at [2c + p]
+  };
+  INFERD_HD static void load(const uint8_t* s, int tq, Rows* r) {
+    r->head = ld128(s);
+    INFERD_UNROLL
+    for (int c = 0; c < 4; ++c) ld64(s + 16 + 32 * c + 8 * tq, r->q + 2 * c);
+  }
+  INFERD_HD static int x_elem(int step, int tq) {
+    const int sub = step / 2, p = step % 2;
+    return 64 * (sub / 2) + 32 * (sub % 2) + 8 * tq + 4 * p;
+  }
+  INFERD_HD static uint32_t quads(const Rows& r, int step) {
+    const int sub = step / 2;
+    return (r.q[2 * (sub / 2) + step % 2] >> (4 * (sub % 2))) & 0x0F0F0F0Fu;
+  }
+  INFERD_HD static void a_regs(const Rows& g, const Rows& g8, int step, uint32_t* a) {
+    const uint32_t vg = quads(g, step), vg8 = quads(g8, step);
+    a[0] = bf16x2_of_bytes(vg, 0, 0);
+    a[1] = bf16x2_of_bytes(vg8, 0, 0);
+    a[2] = bf16x2_of_bytes(vg, 1, 0);
+    a[3] = bf16x2_of_bytes(vg8, 1, 0);
+  }
+  // Sub-block sub's scale d * sc and min dmin * m (as dequantize_row_q4_K forms them).
+  INFERD_HD static void scale(const Rows& r, int sub, float* d, float* m) {
+    uint32_t sc, mn;
+    scale_min(sub, r.head, &sc, &mn);
+    *d = half_to_float(r.head.x & 0xFFFFu) * u2f(sc);
+    *m = half_to_float(r.head.x >> 16) * u2f(mn);
+  }
+};
+
+// Q6_K: 16 steps a block, step = sub-block 8h + 2r + s (ggml's scale index): elements
+// 128h + 32r + 16s + l, l < 16, of which a lane takes l = 4tq .. 4tq + 4: ql bytes
+// 64h + 32 (r % 2) + 16s + l (nibble r / 2), qh bytes 128 + 32h + 16s + l (bits 2r, 2r + 1).
+struct Q6KMma {
+  using Q = Q6_K;
+  static constexpr int kSubs = 16, kStepsPerSub = 1;
+  static constexpr bool kHasMin = false;
+  struct Rows {
+    uint32_t ql[8];  // [4h + 2s + r % 2]
+    uint32_t qh[4];  // [2h + s]
+    uint32_t sc[4];  // the 16 int8 scales
+    uint32_t d;      // low half: d
+  };
+  INFERD_HD static void load(const uint8_t* s, int tq, Rows* r) {
+    INFERD_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      INFERD_UNROLL
+      for (int sb = 0; sb < 2; ++sb) {
+        const int l = 16 * sb + 4 * tq;
+        r->ql[4 * h + 2 * sb] = ld32(s + 64 * h + l);
+        r->ql[4 * h + 2 * sb + 1] = ld32(s + 64 * h + 32 + l);
+        r->qh[2 * h + sb] = ld32(s + 128 + 32 * h + l);
+      }
+    }
+    INFERD_UNROLL
+    for (int i = 0; i < 4; ++i) r->sc[i] = ld32(s + 192 + 4 * i);
+    r->d = ld32(s + 208);
+  }
+  INFERD_HD static int x_elem(int step, int tq) {
+    return 128 * (step / 8) + 32 * ((step / 2) % 4) + 16 * (step % 2) + 4 * tq;
+  }
+  INFERD_HD static uint32_t quads(const Rows& rw, int step) {
+    const int h = step / 8, r = (step / 2) % 4, sb = step % 2;
+    const uint32_t lo = (rw.ql[4 * h + 2 * sb + r % 2] >> (4 * (r / 2))) & 0x0F0F0F0Fu;
+    const uint32_t hi = ((rw.qh[2 * h + sb] >> (2 * r)) & 0x03030303u) << 4;
+    return lo | hi;
+  }
+  INFERD_HD static void a_regs(const Rows& g, const Rows& g8, int step, uint32_t* a) {
+    const uint32_t vg = quads(g, step), vg8 = quads(g8, step);
+    a[0] = bf16x2_of_bytes(vg, 0, 32);
+    a[1] = bf16x2_of_bytes(vg8, 0, 32);
+    a[2] = bf16x2_of_bytes(vg, 1, 32);
+    a[3] = bf16x2_of_bytes(vg8, 1, 32);
+  }
+  INFERD_HD static void scale(const Rows& r, int sub, float* d, float* m) {
+    *d = half_to_float(r.d & 0xFFFFu) * u2f(byte_of(r.sc[sub / 4], sub % 4) ^ 0x80u, 128);
+    *m = 0.0f;
+  }
+};
+
+// acc (C layout: rows g, g, g + 8, g + 8) += d_row * cq - m_row * cx for one sub-block.
+template <class M>
+INFERD_HD void mma_epilogue(float dg, float mg, float dg8, float mg8, const float* cq,
+                            const float* cx, float* acc) {
+  INFERD_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    const float d = i < 2 ? dg : dg8;
+    acc[i] = fmaf(d, cq[i], acc[i]);
+    if constexpr (M::kHasMin) acc[i] = fmaf(-(i < 2 ? mg : mg8), cx[i], acc[i]);
+  }
+}
+
+}  // namespace inferd::cuda::gg
