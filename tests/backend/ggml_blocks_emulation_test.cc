@@ -219,7 +219,8 @@ void check_mma_gemv(int64_t n_rows, int64_t k, int T, uint64_t seed) {
   SCOPED_TRACE(::testing::Message() << "mma gemv " << ggml::traits(Q::kType).name << " " << n_rows
                                     << "x" << k << " T=" << T);
   const ggml::TypeTraits& tr = ggml::traits(Q::kType);
-  const int64_t nb = k / Q::kBlockElems, rb = ggml::row_bytes(Q::kType, k);
+  const int64_t nb = k / M::kElems, rb = ggml::row_bytes(Q::kType, k);
+  ASSERT_EQ(k % M::kElems, 0);
   const int64_t stride = gg::device_row_stride(Q::kType, k);
   Rng rng(seed);
   std::vector<float> w(size_t(n_rows * k)), x(size_t(T * k));
@@ -233,7 +234,8 @@ void check_mma_gemv(int64_t n_rows, int64_t k, int T, uint64_t seed) {
   for (int64_t r = 0; r < n_rows; ++r) {
     ggml::quantize_row(Q::kType, &w[size_t(r * k)], &q[size_t(r * rb)], k);
     ggml::dequantize_row(Q::kType, &q[size_t(r * rb)], &w[size_t(r * k)], k);
-    gg::repack_rows(Q::kType, &q[size_t(r * rb)], 1, nb, tr.block_bytes, d + r * stride);
+    gg::repack_rows(Q::kType, &q[size_t(r * rb)], 1, k / Q::kBlockElems, tr.block_bytes,
+                    d + r * stride);
   }
   const int n_tiles = (T + 7) / 8;
   double num = 0, den = 0;
@@ -244,7 +246,7 @@ void check_mma_gemv(int64_t n_rows, int64_t k, int T, uint64_t seed) {
       for (int lane = 0; lane < 32; ++lane) {
         for (int h = 0; h < 2; ++h) {
           const int64_t n = std::min(n0 + lane / 4 + 8 * h, n_rows - 1);
-          M::load(d + n * stride + b * Q::kSlot, lane % 4, &rows[lane][h]);
+          M::load(d + n * stride + b * M::kBytes, lane % 4, &rows[lane][h]);
         }
       }
       for (int sub = 0; sub < M::kSubs; ++sub) {
@@ -257,7 +259,7 @@ void check_mma_gemv(int64_t n_rows, int64_t k, int T, uint64_t seed) {
               M::a_regs(rows[lane][0], rows[lane][1], step, a[lane]);
               for (int i = 0; i < 4; ++i) ones[lane][i] = gg::kBf16x2Ones;
               const int t = std::min(8 * nt + lane / 4, T - 1);
-              const int64_t e = b * Q::kBlockElems + M::x_elem(step, lane % 4);
+              const int64_t e = b * M::kElems + M::x_elem(step, lane % 4);
               ASSERT_EQ(e % 4, 0);
               std::memcpy(bx[lane], &xb[size_t(t * k + e)], 8);
             }
@@ -307,6 +309,23 @@ TEST(GgmlBlocksEmulation, MmaGemvQ6_K) {
   check_mma_gemv<gg::Q6KMma>(7, 768, 11, 8);
 }
 
+template <class Q>
+void check_legacy_mma() {
+  using M = gg::LegacyMma<Q>;
+  check_mma_gemv<M>(16, 128, 1, 11);
+  check_mma_gemv<M>(21, 896, 5, 12);
+  check_mma_gemv<M>(40, 512, 16, 13);
+  check_mma_gemv<M>(7, 384, 11, 14);
+}
+
+TEST(GgmlBlocksEmulation, MmaGemvLegacy) {
+  check_legacy_mma<gg::Q4_0>();
+  check_legacy_mma<gg::Q4_1>();
+  check_legacy_mma<gg::Q5_0>();
+  check_legacy_mma<gg::Q5_1>();
+  check_legacy_mma<gg::Q8_0>();
+}
+
 // The bf16 quant fragments hold q - off exactly, byte pairs in register order.
 TEST(GgmlBlocksEmulation, Bf16PairsOfBytes) {
   for (uint32_t v : {0x00000000u, 0x7F3F1F0Fu, 0x01020304u, 0x3F003F00u})
@@ -315,6 +334,14 @@ TEST(GgmlBlocksEmulation, Bf16PairsOfBytes) {
         for (int h = 0; h < 2; ++h)
           EXPECT_EQ(bf16_half(gg::bf16x2_of_bytes(v, i, off), h),
                     float(int(gg::byte_of(v, 2 * i + h)) - off));
+  for (uint32_t v : {0x807F01FFu, 0x00C04080u})
+    for (int i = 0; i < 2; ++i)
+      for (int h = 0; h < 2; ++h)
+        EXPECT_EQ(bf16_half(gg::bf16x2_of_int8(v, i), h),
+                  float(int8_t(uint8_t(gg::byte_of(v, 2 * i + h)))));
+  for (uint32_t n = 0; n < 16; ++n)
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(gg::byte_of(gg::with_fifth_bits(0, n << 3, 3), i), ((n >> i) & 1u) << 4);
 }
 
 // The integer-to-float shortcuts are exact over the ranges the decoders use.

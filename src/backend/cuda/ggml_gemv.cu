@@ -1,7 +1,10 @@
-// GGUF block weights on the CUDA backend (ggml_gemv.h): the decode GEMV (one warp per weight row,
-// each lane decoding whole units of blocks into registers with aligned wide loads, fp32 FMAs
-// against the activation rows read 16 bytes at a time, warp-shuffle reduction) and the
-// dequantization of a row range to bf16 for the prefill GEMMs. Block decoding: ggml_blocks.h.
+// GGUF block weights on the CUDA backend (ggml_gemv.h): the decode GEMV and the dequantization of
+// a row range to bf16 for the prefill GEMMs. The GEMV of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (k a multiple
+// of 128), Q4_K and Q6_K runs on the tensor cores (ggml_mma.h: the bare quants as exact bf16
+// fragments of mma.sync, the block scales applied to the fp32 sums; 16 rows a block, k split over
+// its warps); the other types use one warp per weight row, each lane decoding whole units of
+// blocks into registers with aligned wide loads, fp32 FMAs against the activation rows read 16
+// bytes at a time, warp-shuffle reduction. Block decoding: ggml_blocks.h.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -108,8 +111,6 @@ __global__ void ggml_dequantize_kernel(const uint8_t* __restrict__ w, int64_t ro
 
 // ---- Q4_K / Q6_K on the tensor cores (ggml_mma.h) -------------------------------------------
 
-constexpr int kMmaWarps = 8;  // warps of a block: 16 weight rows, blocks b = warp (mod 8) each
-
 __device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
       "{%8,%9}, {%0,%1,%2,%3};\n"
@@ -148,15 +149,15 @@ __device__ __forceinline__ void mma_block(const typename M::Rows* r, const bf16*
   }
 }
 
-// 16 weight rows a block; warp w takes the blocks w, w + 8, ... two at a time (all their loads
-// issued before either is used), then the warps' sums meet in shared memory.
-template <class M, int kNT>
-__global__ void __launch_bounds__(kMmaWarps * 32)
+// 16 weight rows a block of kWarps warps; warp w takes the blocks w, w + kWarps, ... two at a time
+// (all their loads issued before either is used), then the warps' sums meet in shared memory.
+// At most 128 registers a thread: 16 warps resident an SM.
+template <class M, int kNT, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32, 16 / kWarps)
     ggml_mma_gemv_kernel(const uint8_t* __restrict__ w, int64_t row_stride, int64_t n_rows, int nb,
                          const bf16* __restrict__ x, int64_t ld_x, int T,
                          const float* __restrict__ bias, void* __restrict__ out, int64_t ld_out,
                          bool out_f32) {
-  using Q = typename M::Q;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, tq = lane & 3;
   const int64_t row0 = int64_t(blockIdx.x) * 16;
   const uint8_t* wg = w + min(row0 + g, n_rows - 1) * row_stride;
@@ -169,29 +170,29 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[nt][i] = 0.0f;
-  for (int b = warp; b < nb; b += 2 * kMmaWarps) {
-    const int b2 = b + kMmaWarps;
+  for (int b = warp; b < nb; b += 2 * kWarps) {
+    const int b2 = b + kWarps;
     typename M::Rows r0[2], r1[2];
-    M::load(wg + int64_t(b) * Q::kSlot, tq, &r0[0]);
-    M::load(wg8 + int64_t(b) * Q::kSlot, tq, &r0[1]);
+    M::load(wg + int64_t(b) * M::kBytes, tq, &r0[0]);
+    M::load(wg8 + int64_t(b) * M::kBytes, tq, &r0[1]);
     if (b2 < nb) {
-      M::load(wg + int64_t(b2) * Q::kSlot, tq, &r1[0]);
-      M::load(wg8 + int64_t(b2) * Q::kSlot, tq, &r1[1]);
+      M::load(wg + int64_t(b2) * M::kBytes, tq, &r1[0]);
+      M::load(wg8 + int64_t(b2) * M::kBytes, tq, &r1[1]);
     }
-    mma_block<M, kNT>(r0, xt, int64_t(b) * Q::kBlockElems, tq, acc);
-    if (b2 < nb) mma_block<M, kNT>(r1, xt, int64_t(b2) * Q::kBlockElems, tq, acc);
+    mma_block<M, kNT>(r0, xt, int64_t(b) * M::kElems, tq, acc);
+    if (b2 < nb) mma_block<M, kNT>(r1, xt, int64_t(b2) * M::kElems, tq, acc);
   }
-  __shared__ float red[kMmaWarps][kNT * 4][32];
+  __shared__ float red[kWarps][kNT * 4][32];
 #pragma unroll
   for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
     for (int i = 0; i < 4; ++i) red[warp][nt * 4 + i][lane] = acc[nt][i];
   __syncthreads();
-  for (int idx = threadIdx.x; idx < kNT * 4 * 32; idx += kMmaWarps * 32) {
+  for (int idx = threadIdx.x; idx < kNT * 4 * 32; idx += kWarps * 32) {
     const int i = idx / 32, l = idx % 32;
     float s = 0.0f;
 #pragma unroll
-    for (int v = 0; v < kMmaWarps; ++v) s += red[v][i][l];
+    for (int v = 0; v < kWarps; ++v) s += red[v][i][l];
     const int64_t n = row0 + (l >> 2) + 8 * ((i % 4) >> 1);
     const int t = 8 * (i / 4) + 2 * (l & 3) + (i & 1);
     if (n < n_rows && t < T) {
@@ -206,16 +207,31 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
 }
 
 template <class M>
-cudaError_t launch_mma_gemv(const uint8_t* w, int64_t row_stride, int64_t rows, int nb,
+cudaError_t launch_mma_gemv(const uint8_t* w, int64_t row_stride, int64_t rows, int64_t k,
                             const bf16* x, int64_t ld_x, int T, const float* bias, void* out,
                             int64_t ld_out, bool out_f32, cudaStream_t stream) {
   const unsigned grid = unsigned((rows + 15) / 16);
+  const int nb = int(k / M::kElems);
+  // Blocks of 8 warps (two an SM) unless there are fewer blocks than SMs: then 16 warps split k
+  // more finely (1024 rows of k 4096: one ggml block a warp).
+  int device = 0, sms = 132;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+    return cudaGetLastError();
+  auto go = [&](auto nt, auto warps) {
+    ggml_mma_gemv_kernel<M, decltype(nt)::value, decltype(warps)::value>
+        <<<grid, decltype(warps)::value * 32, 0, stream>>>(w, row_stride, rows, nb, x, ld_x, T,
+                                                           bias, out, ld_out, out_f32);
+  };
+  using N1 = std::integral_constant<int, 1>;
+  using N2 = std::integral_constant<int, 2>;
+  using W8 = std::integral_constant<int, 8>;
+  using W16 = std::integral_constant<int, 16>;
+  const bool wide = grid < unsigned(sms);
   if (T <= 8) {
-    ggml_mma_gemv_kernel<M, 1><<<grid, kMmaWarps * 32, 0, stream>>>(
-        w, row_stride, rows, nb, x, ld_x, T, bias, out, ld_out, out_f32);
+    wide ? go(N1{}, W16{}) : go(N1{}, W8{});
   } else {
-    ggml_mma_gemv_kernel<M, 2><<<grid, kMmaWarps * 32, 0, stream>>>(
-        w, row_stride, rows, nb, x, ld_x, T, bias, out, ld_out, out_f32);
+    wide ? go(N2{}, W16{}) : go(N2{}, W8{});
   }
   return cudaGetLastError();
 }
@@ -275,12 +291,19 @@ cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stri
       return cudaErrorInvalidValue;
     const int nb = int(k / Q::kBlockElems);
     const bf16* xb = static_cast<const bf16*>(x);
+    // The tensor-core kernels (ggml_mma.h) where they cover the type and k.
+    auto mma = [&](auto m) {
+      return launch_mma_gemv<decltype(m)>(w, row_stride, rows, k, xb, ld_x, num_tokens, bias, out,
+                                          ld_out, out_f32, stream);
+    };
     if constexpr (std::is_same_v<Q, gg::Q4_K>) {
-      return launch_mma_gemv<gg::Q4KMma>(w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out,
-                                         ld_out, out_f32, stream);
+      return mma(gg::Q4KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q6_K>) {
-      return launch_mma_gemv<gg::Q6KMma>(w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out,
-                                         ld_out, out_f32, stream);
+      return mma(gg::Q6KMma{});
+    } else if constexpr (std::is_same_v<Q, gg::Q4_0> || std::is_same_v<Q, gg::Q4_1> ||
+                         std::is_same_v<Q, gg::Q5_0> || std::is_same_v<Q, gg::Q5_1> ||
+                         std::is_same_v<Q, gg::Q8_0>) {
+      if (k % gg::LegacyMma<Q>::kElems == 0) return mma(gg::LegacyMma<Q>{});
     }
     // Two rows a warp for 2..4 tokens (each activation load serves both rows); one row otherwise
     // (one token: more loads in flight; 5..16 tokens: two rows would take ~250 registers).

@@ -35,27 +35,58 @@ INFERD_HD void ld64(const uint8_t* p, uint32_t* w) {
 #endif
 }
 
-// bf16x2 {byte 2i of v - off, byte 2i + 1 of v - off} for bytes < 128 and off <= 255: the byte
-// placed in the mantissa of bf16 128 (0x43xx), then 128 + off subtracted (exact).
-INFERD_HD uint32_t bf16x2_of_bytes(uint32_t v, int i, int off) {
+// __byte_perm: byte i of the result is byte (s >> 4i) & 7 of {a, b}.
+INFERD_HD uint32_t prmt(uint32_t a, uint32_t b, uint32_t s) {
 #ifdef __CUDA_ARCH__
-  const uint32_t m = __byte_perm(v, 0x43434343u, i == 0 ? 0x4140u : 0x4342u);
-  __nv_bfloat162 h;
-  memcpy(&h, &m, 4);
-  const float o = 128.0f + float(off);
-  h = __hsub2(h, __floats2bfloat162_rn(o, o));
+  return __byte_perm(a, b, s);
+#else
+  const uint64_t ab = uint64_t(a) | (uint64_t(b) << 32);
+  uint32_t r = 0;
+  for (int i = 0; i < 4; ++i) r |= uint32_t((ab >> (8 * ((s >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+  return r;
+#endif
+}
+
+// bf16x2 a + b (the host build: for sums exact in bf16, the only ones used here).
+INFERD_HD uint32_t bf16x2_add(uint32_t a, uint32_t b) {
+#ifdef __CUDA_ARCH__
+  __nv_bfloat162 ha, hb;
+  memcpy(&ha, &a, 4);
+  memcpy(&hb, &b, 4);
+  ha = __hadd2(ha, hb);
   uint32_t r;
-  memcpy(&r, &h, 4);
+  memcpy(&r, &ha, 4);
   return r;
 #else
-  auto one = [&](uint32_t byte) {
-    const float f = float(int(byte) - off);  // exact in bf16 for |f| < 256
-    uint32_t b;
-    std::memcpy(&b, &f, 4);
-    return b >> 16;
-  };
-  return one(byte_of(v, 2 * i)) | (one(byte_of(v, 2 * i + 1)) << 16);
+  uint32_t r = 0;
+  for (int i = 0; i < 2; ++i) {
+    const float f = bits_to_float((a >> (16 * i)) << 16) + bits_to_float((b >> (16 * i)) << 16);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0xFFFFu) != 0) std::abort();  // not exact in bf16
+    r |= (u >> 16) << (16 * i);
+  }
+  return r;
 #endif
+}
+
+// bf16 bits of -(128 + off), twice (exact for 0 <= off < 128).
+INFERD_HD constexpr uint32_t bf16x2_neg_magic(int off) {
+  // -(128 + off) = -1.m * 2^7: sign, exponent 134, mantissa off (7 bits).
+  return (0xC300u | uint32_t(off)) * 0x00010001u;
+}
+
+// bf16x2 {byte 2i of v - off, byte 2i + 1 of v - off} for bytes < 128 and 0 <= off < 128: the
+// byte placed in the mantissa of bf16 128 (0x43xx), then 128 + off added back (exact).
+INFERD_HD uint32_t bf16x2_of_bytes(uint32_t v, int i, int off) {
+  return bf16x2_add(prmt(v, 0x43434343u, i == 0 ? 0x4140u : 0x4342u), bf16x2_neg_magic(off));
+}
+
+// bf16x2 {int8 byte 2i of v, int8 byte 2i + 1 of v}: (128 + the low seven bits) + (-128 or
+// -256 by the sign bit), both exact in bf16.
+INFERD_HD uint32_t bf16x2_of_int8(uint32_t v, int i) {
+  const uint32_t t = prmt(v, 0u, i == 0 ? 0x4140u : 0x4342u);
+  return bf16x2_add((t & 0x007F007Fu) | 0x43004300u, (t & 0x00800080u) | 0xC300C300u);
 }
 
 constexpr uint32_t kBf16x2Ones = 0x3F803F80u;
@@ -64,6 +95,7 @@ constexpr uint32_t kBf16x2Ones = 0x3F803F80u;
 // hi: its high nibbles) and p = 0, 1; a lane's four elements are bytes 8tq + 4p .. + 4 of group c.
 struct Q4KMma {
   using Q = Q4_K;
+  static constexpr int kElems = 256, kBytes = Q::kSlot;  // a kernel block: one ggml block
   static constexpr int kSubs = 8, kStepsPerSub = 2;
   static constexpr bool kHasMin = true;
   struct Rows {     // one row's block as a lane holds it
@@ -104,6 +136,7 @@ struct Q4KMma {
 // 64h + 32 (r % 2) + 16s + l (nibble r / 2), qh bytes 128 + 32h + 16s + l (bits 2r, 2r + 1).
 struct Q6KMma {
   using Q = Q6_K;
+  static constexpr int kElems = 256, kBytes = Q::kSlot;
   static constexpr int kSubs = 16, kStepsPerSub = 1;
   static constexpr bool kHasMin = false;
   struct Rows {
@@ -146,6 +179,76 @@ struct Q6KMma {
   INFERD_HD static void scale(const Rows& r, int sub, float* d, float* m) {
     *d = half_to_float(r.d & 0xFFFFu) * u2f(byte_of(r.sc[sub / 4], sub % 4) ^ 0x80u, 128);
     *m = 0.0f;
+  }
+};
+
+// The 4-bit bytes of Q5_0 / Q5_1 elements e0 .. e0 + 4 (e0 % 4 == 0) with their fifth bits from
+// qh: bit i of the nibble (qh >> e0) & 15 to bit 4 of byte i (the four shifted copies of the
+// nibble do not overlap, so the multiply carries nothing).
+INFERD_HD uint32_t with_fifth_bits(uint32_t nibbles, uint32_t qh, int e0) {
+  return nibbles | ((((qh >> e0) & 0xFu) * 0x00204081u & 0x01010101u) << 4);
+}
+
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: four 32-element ggml blocks to a kernel block of 128 elements;
+// sub-block j = ggml block j, steps 2j + p: p = 0 the low nibbles (Q8_0: bytes 0..15), p = 1 the
+// high nibbles (bytes 16..31); a lane's elements are 16p + 4tq .. + 4 of the ggml block.
+template <class QT>
+struct LegacyMma {
+  using Q = QT;
+  static constexpr ggml::Type kT = Q::kType;
+  static constexpr bool kQ8 = kT == ggml::Type::kQ8_0;
+  static constexpr bool kFifth = kT == ggml::Type::kQ5_0 || kT == ggml::Type::kQ5_1;
+  static constexpr bool kHasMin = kT == ggml::Type::kQ4_1 || kT == ggml::Type::kQ5_1;
+  static constexpr int kQs = kFifth ? 8 : 4;  // the qs bytes' offset in the slot
+  static constexpr int kElems = 128, kBytes = 4 * Q::kSlot, kSubs = 4, kStepsPerSub = 2;
+  static_assert(kQ8 || kT == ggml::Type::kQ4_0 || kT == ggml::Type::kQ4_1 || kFifth);
+  struct Rows {
+    uint32_t q[4][2];  // qs words 4tq (nibble types: [j][0]) and 16 + 4tq (Q8_0) of block j
+    uint32_t qh[4];  // Q5_0 / Q5_1: qh of block j >> 4tq (bit i: the fifth bit of element 4tq + i)
+    uint32_t dm[4];  // the slot's first word: d (pad, d for the types with a front pad), m
+  };
+  INFERD_HD static void load(const uint8_t* s, int tq, Rows* r) {
+    INFERD_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const uint8_t* b = s + j * Q::kSlot;
+      r->dm[j] = ld32(b);
+      r->q[j][0] = ld32(b + kQs + 4 * tq);
+      if constexpr (kQ8) r->q[j][1] = ld32(b + kQs + 16 + 4 * tq);
+      if constexpr (kFifth) r->qh[j] = ld32(b + 4) >> (4 * tq);
+    }
+  }
+  INFERD_HD static int x_elem(int step, int tq) {
+    return 32 * (step / 2) + 16 * (step % 2) + 4 * tq;
+  }
+  INFERD_HD static void a_regs(const Rows& g, const Rows& g8, int step, uint32_t* a) {
+    const int j = step / 2, p = step % 2;
+    if constexpr (kQ8) {
+      a[0] = bf16x2_of_int8(g.q[j][p], 0);
+      a[1] = bf16x2_of_int8(g8.q[j][p], 0);
+      a[2] = bf16x2_of_int8(g.q[j][p], 1);
+      a[3] = bf16x2_of_int8(g8.q[j][p], 1);
+    } else {
+      uint32_t vg = (g.q[j][0] >> (4 * p)) & 0x0F0F0F0Fu,
+               vg8 = (g8.q[j][0] >> (4 * p)) & 0x0F0F0F0Fu;
+      if constexpr (kFifth) {
+        vg = with_fifth_bits(vg, g.qh[j], 16 * p);
+        vg8 = with_fifth_bits(vg8, g8.qh[j], 16 * p);
+      }
+      const int off = kHasMin ? 0 : kFifth ? 16 : 8;
+      a[0] = bf16x2_of_bytes(vg, 0, off);
+      a[1] = bf16x2_of_bytes(vg8, 0, off);
+      a[2] = bf16x2_of_bytes(vg, 1, off);
+      a[3] = bf16x2_of_bytes(vg8, 1, off);
+    }
+  }
+  INFERD_HD static void scale(const Rows& r, int sub, float* d, float* m) {
+    if constexpr (kHasMin) {  // d(2) m(2): w = d q + m
+      *d = half_to_float(r.dm[sub] & 0xFFFFu);
+      *m = -half_to_float(r.dm[sub] >> 16);
+    } else {  // pad(2) d(2)
+      *d = half_to_float(r.dm[sub] >> 16);
+      *m = 0.0f;
+    }
   }
 };
 
