@@ -302,6 +302,12 @@ TEST(GgmlBlocksEmulation, MmaGemvQ4_K) {
   check_mma_gemv<gg::Q4KMma>(7, 768, 11, 4);
 }
 
+TEST(GgmlBlocksEmulation, MmaGemvQ5_K) {
+  check_mma_gemv<gg::Q5KMma>(16, 256, 1, 21);
+  check_mma_gemv<gg::Q5KMma>(21, 1024, 5, 22);
+  check_mma_gemv<gg::Q5KMma>(40, 512, 16, 23);
+}
+
 TEST(GgmlBlocksEmulation, MmaGemvQ6_K) {
   check_mma_gemv<gg::Q6KMma>(16, 256, 1, 5);
   check_mma_gemv<gg::Q6KMma>(21, 1024, 5, 6);

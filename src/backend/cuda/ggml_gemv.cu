@@ -1,6 +1,6 @@
 // GGUF block weights on the CUDA backend (ggml_gemv.h): the decode GEMV and the dequantization of
 // a row range to bf16 for the prefill GEMMs. The GEMV of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (k a multiple
-// of 128), Q4_K and Q6_K runs on the tensor cores (ggml_mma.h: the bare quants as exact bf16
+// of 128), Q4_K, Q5_K and Q6_K runs on the tensor cores (ggml_mma.h: the bare quants as exact bf16
 // fragments of mma.sync, the block scales applied to the fp32 sums; 16 rows a block, k split over
 // its warps); the other types use one warp per weight row, each lane decoding whole units of
 // blocks into registers with aligned wide loads, fp32 FMAs against the activation rows read 16
@@ -109,7 +109,7 @@ __global__ void ggml_dequantize_kernel(const uint8_t* __restrict__ w, int64_t ro
   }
 }
 
-// ---- Q4_K / Q6_K on the tensor cores (ggml_mma.h) -------------------------------------------
+// ---- K-quants and legacy blocks on the tensor cores (ggml_mma.h) ------------------------------
 
 __device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
@@ -298,6 +298,8 @@ cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stri
     };
     if constexpr (std::is_same_v<Q, gg::Q4_K>) {
       return mma(gg::Q4KMma{});
+    } else if constexpr (std::is_same_v<Q, gg::Q5_K>) {
+      return mma(gg::Q5KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q6_K>) {
       return mma(gg::Q6KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q4_0> || std::is_same_v<Q, gg::Q4_1> ||

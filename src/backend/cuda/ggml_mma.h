@@ -1,6 +1,7 @@
-// The tensor-core decode GEMV's per-lane work for Q4_K and Q6_K (ggml_gemv.cu), compiled for the
-// device and for the host (tests/backend/ggml_blocks_emulation_test.cc emulates a warp's mma.sync
-// on it). Block layouts: ggml_blocks.h (ggml's, as of llama.cpp b4700).
+// The tensor-core decode GEMV's per-lane work (ggml_gemv.cu) for Q4_K, Q5_K, Q6_K and the legacy
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0, compiled for the device and for the host
+// (tests/backend/ggml_blocks_emulation_test.cc emulates a warp's mma.sync on it). Block layouts:
+// ggml_blocks.h (ggml's, as of llama.cpp b4700).
 //
 // A warp computes 16 weight rows against up to 8 activation rows (one n-tile; two for T <= 16)
 // with mma.sync.m16n8k16 bf16 -> fp32 (PTX ISA "Matrix Fragments for mma.m16n8k16"): lane
@@ -10,7 +11,8 @@
 // for row g, a(1) / a(3) the same for row g + 8, b(0) = x[e], x[e + 1], b(1) = x[e + 2], x[e + 3].
 // The A values are the bare quants as exact bf16 integers (q - offset; the block scale is applied
 // to the fp32 product afterwards), so each mma sums exact products in fp32: sum_k q_k x_k over a
-// 16-element part of one sub-block. Q4_K's mins use a second mma with A = 1 (sum_k x_k).
+// 16-element part of one sub-block. Mins (Q4_K, Q5_K, Q4_1, Q5_1) use a second mma with A = 1
+// (sum_k x_k).
 #pragma once
 
 #include <cstdint>
@@ -91,29 +93,37 @@ INFERD_HD uint32_t bf16x2_of_int8(uint32_t v, int i) {
 
 constexpr uint32_t kBf16x2Ones = 0x3F803F80u;
 
-// Q4_K: 16 steps a block, step = 2 sub + p for sub-block sub = 2c + hi (c: the 32-byte qs group,
-// hi: its high nibbles) and p = 0, 1; a lane's four elements are bytes 8tq + 4p .. + 4 of group c.
-struct Q4KMma {
-  using Q = Q4_K;
+// Q4_K and Q5_K: 16 steps a block, step = 2 sub + p for sub-block sub = 2c + hi (c: the 32-byte
+// qs group, hi: its high nibbles) and p = 0, 1; a lane's four elements are bytes
+// l = 8tq + 4p .. + 4 of group c. Q5_K's fifth bits: bit sub of qh byte l.
+template <class QT>
+struct KQuant45Mma {
+  using Q = QT;
+  static constexpr bool kFive = Q::kType == ggml::Type::kQ5_K;
+  static constexpr int kQs = kFive ? 48 : 16;
   static constexpr int kElems = 256, kBytes = Q::kSlot;  // a kernel block: one ggml block
   static constexpr int kSubs = 8, kStepsPerSub = 2;
   static constexpr bool kHasMin = true;
-  struct Rows {     // one row's block as a lane holds it
-    U4 head;        // d, dmin, scales
-    uint32_t q[8];  // qs words 16 + 32c + 8tq + 4p at [2c + p]
+  struct Rows {      // one row's block as a lane holds it
+    U4 head;         // d, dmin, scales
+    uint32_t q[8];   // qs words kQs + 32c + 8tq + 4p at [2c + p]
+    uint32_t qh[2];  // Q5_K: qh words 16 + 8tq + 4p at [p]
   };
   INFERD_HD static void load(const uint8_t* s, int tq, Rows* r) {
     r->head = ld128(s);
     INFERD_UNROLL
-    for (int c = 0; c < 4; ++c) ld64(s + 16 + 32 * c + 8 * tq, r->q + 2 * c);
+    for (int c = 0; c < 4; ++c) ld64(s + kQs + 32 * c + 8 * tq, r->q + 2 * c);
+    if constexpr (kFive) ld64(s + 16 + 8 * tq, r->qh);
   }
   INFERD_HD static int x_elem(int step, int tq) {
     const int sub = step / 2, p = step % 2;
     return 64 * (sub / 2) + 32 * (sub % 2) + 8 * tq + 4 * p;
   }
   INFERD_HD static uint32_t quads(const Rows& r, int step) {
-    const int sub = step / 2;
-    return (r.q[2 * (sub / 2) + step % 2] >> (4 * (sub % 2))) & 0x0F0F0F0Fu;
+    const int sub = step / 2, p = step % 2;
+    const uint32_t v = (r.q[2 * (sub / 2) + p] >> (4 * (sub % 2))) & 0x0F0F0F0Fu;
+    if constexpr (kFive) return v | (((r.qh[p] >> sub) & 0x01010101u) << 4);
+    return v;
   }
   INFERD_HD static void a_regs(const Rows& g, const Rows& g8, int step, uint32_t* a) {
     const uint32_t vg = quads(g, step), vg8 = quads(g8, step);
@@ -122,7 +132,7 @@ struct Q4KMma {
     a[2] = bf16x2_of_bytes(vg, 1, 0);
     a[3] = bf16x2_of_bytes(vg8, 1, 0);
   }
-  // Sub-block sub's scale d * sc and min dmin * m (as dequantize_row_q4_K forms them).
+  // Sub-block sub's scale d * sc and min dmin * m (as dequantize_row_q4_K / _q5_K form them).
   INFERD_HD static void scale(const Rows& r, int sub, float* d, float* m) {
     uint32_t sc, mn;
     scale_min(sub, r.head, &sc, &mn);
@@ -130,6 +140,8 @@ struct Q4KMma {
     *m = half_to_float(r.head.x >> 16) * u2f(mn);
   }
 };
+using Q4KMma = KQuant45Mma<Q4_K>;
+using Q5KMma = KQuant45Mma<Q5_K>;
 
 // Q6_K: 16 steps a block, step = sub-block 8h + 2r + s (ggml's scale index): elements
 // 128h + 32r + 16s + l, l < 16, of which a lane takes l = 4tq .. 4tq + 4: ql bytes
