@@ -277,6 +277,25 @@ bool ggml_kernel_supported(ggml::Type t) {
   return gg::slot_layout(t).slot != 0;
 }
 
+bool ggml_gemv_preferred(ggml::Type type, int64_t k, int32_t num_tokens) {
+  if (num_tokens <= 8) return true;
+  if (num_tokens > kGgmlGemvMaxTokens) return false;
+  switch (type) {
+    case ggml::Type::kQ4_K:
+    case ggml::Type::kQ5_K:
+    case ggml::Type::kQ6_K:
+      return true;
+    case ggml::Type::kQ4_0:
+    case ggml::Type::kQ4_1:
+    case ggml::Type::kQ5_0:
+    case ggml::Type::kQ5_1:
+    case ggml::Type::kQ8_0:
+      return k % 128 == 0;  // gg::LegacyMma<>::kElems
+    default:
+      return false;
+  }
+}
+
 cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stride, int64_t rows,
                              int64_t k, const void* x, int64_t ld_x, int32_t num_tokens,
                              const float* bias, void* out, int64_t ld_out, bool out_f32,
