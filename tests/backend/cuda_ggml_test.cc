@@ -276,13 +276,13 @@ TEST_F(CudaGgml, Benchmark) {
   const char* env = std::getenv("INFERD_BENCH_GGML");
   if (env == nullptr || std::string(env) != "1") GTEST_SKIP() << "set INFERD_BENCH_GGML=1";
   const std::vector<std::pair<int64_t, int64_t>> shapes = {
-      {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
-  const std::vector<int32_t> tokens = {1, 4, 16, 64, 512};
+      {4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+  const std::vector<int32_t> tokens = {1, 4, 8, 16, 64, 512};
   std::printf("[ggml-bench] %s\n", gpu_->name().c_str());
   std::printf("[ggml-bench] %-6s %7s %6s %5s %10s %9s\n", "type", "N", "K", "T", "us/call", "GB/s");
   int32_t key = 5000;
   for (const auto& [N, K] : shapes) {
-    for (const char* tn : {"q4_K", "q6_K", "q8_0", "bf16"}) {
+    for (const char* tn : {"q4_K", "q6_K", "q5_K", "q8_0", "q5_0", "q4_0", "bf16"}) {
       const std::string name = tn;
       GgmlLinear gl;
       Linear dense;
@@ -295,6 +295,9 @@ TEST_F(CudaGgml, Benchmark) {
       } else {
         const ggml::Type t = name == "q4_K"   ? ggml::Type::kQ4_K
                              : name == "q6_K" ? ggml::Type::kQ6_K
+                             : name == "q5_K" ? ggml::Type::kQ5_K
+                             : name == "q5_0" ? ggml::Type::kQ5_0
+                             : name == "q4_0" ? ggml::Type::kQ4_0
                                               : ggml::Type::kQ8_0;
         HostWeight w = make_weight(t, N, K, rng_, 64);
         gl = place({&w}, Tensor());
