@@ -302,6 +302,15 @@ TEST(GgmlBlocksEmulation, MmaGemvQ4_K) {
   check_mma_gemv<gg::Q4KMma>(7, 768, 11, 4);
 }
 
+TEST(GgmlBlocksEmulation, MmaGemvQ2_KQ3_K) {
+  check_mma_gemv<gg::Q2KMma>(16, 256, 1, 31);
+  check_mma_gemv<gg::Q2KMma>(21, 1024, 5, 32);
+  check_mma_gemv<gg::Q2KMma>(40, 512, 16, 33);
+  check_mma_gemv<gg::Q3KMma>(16, 256, 1, 34);
+  check_mma_gemv<gg::Q3KMma>(21, 1024, 5, 35);
+  check_mma_gemv<gg::Q3KMma>(40, 512, 16, 36);
+}
+
 TEST(GgmlBlocksEmulation, MmaGemvQ5_K) {
   check_mma_gemv<gg::Q5KMma>(16, 256, 1, 21);
   check_mma_gemv<gg::Q5KMma>(21, 1024, 5, 22);

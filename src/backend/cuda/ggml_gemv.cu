@@ -1,6 +1,6 @@
 // GGUF block weights on the CUDA backend (ggml_gemv.h): the decode GEMV and the dequantization of
 // a row range to bf16 for the prefill GEMMs. The GEMV of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (k a multiple
-// of 128), Q4_K, Q5_K and Q6_K runs on the tensor cores (ggml_mma.h: the bare quants as exact bf16
+// of 128) and Q2_K .. Q6_K runs on the tensor cores (ggml_mma.h: the bare quants as exact bf16
 // fragments of mma.sync, the block scales applied to the fp32 sums; 16 rows a block, k split over
 // its warps); the other types use one warp per weight row, each lane decoding whole units of
 // blocks into registers with aligned wide loads, fp32 FMAs against the activation rows read 16
@@ -281,6 +281,8 @@ bool ggml_gemv_preferred(ggml::Type type, int64_t k, int32_t num_tokens) {
   if (num_tokens <= 8) return true;
   if (num_tokens > kGgmlGemvMaxTokens) return false;
   switch (type) {
+    case ggml::Type::kQ2_K:
+    case ggml::Type::kQ3_K:
     case ggml::Type::kQ4_K:
     case ggml::Type::kQ5_K:
     case ggml::Type::kQ6_K:
@@ -317,6 +319,10 @@ cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stri
     };
     if constexpr (std::is_same_v<Q, gg::Q4_K>) {
       return mma(gg::Q4KMma{});
+    } else if constexpr (std::is_same_v<Q, gg::Q2_K>) {
+      return mma(gg::Q2KMma{});
+    } else if constexpr (std::is_same_v<Q, gg::Q3_K>) {
+      return mma(gg::Q3KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q5_K>) {
       return mma(gg::Q5KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q6_K>) {

@@ -1,4 +1,4 @@
-// The tensor-core decode GEMV's per-lane work (ggml_gemv.cu) for Q4_K, Q5_K, Q6_K and the legacy
+// The tensor-core decode GEMV's per-lane work (ggml_gemv.cu) for Q2_K .. Q6_K and the legacy
 // Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0, compiled for the device and for the host
 // (tests/backend/ggml_blocks_emulation_test.cc emulates a warp's mma.sync on it). Block layouts:
 // ggml_blocks.h (ggml's, as of llama.cpp b4700).
@@ -11,7 +11,7 @@
 // for row g, a(1) / a(3) the same for row g + 8, b(0) = x[e], x[e + 1], b(1) = x[e + 2], x[e + 3].
 // The A values are the bare quants as exact bf16 integers (q - offset; the block scale is applied
 // to the fp32 product afterwards), so each mma sums exact products in fp32: sum_k q_k x_k over a
-// 16-element part of one sub-block. Mins (Q4_K, Q5_K, Q4_1, Q5_1) use a second mma with A = 1
+// 16-element part of one sub-block. Mins (Q2_K, Q4_K, Q5_K, Q4_1, Q5_1) use a second mma with A = 1
 // (sum_k x_k).
 #pragma once
 
@@ -193,6 +193,68 @@ struct Q6KMma {
     *m = 0.0f;
   }
 };
+
+// Q2_K and Q3_K: Q6_K's walk (step = sub-block 8h + 2r + s; a lane's elements
+// 128h + 32r + 16s + 4tq .. + 4): qs bytes 32h + 16s + 4tq + i (bits 2r, 2r + 1); Q3_K's third
+// bit is bit 4h + r of hmask byte 16s + 4tq + i (set: q, clear: q - 4).
+template <class QT>
+struct KQuant23Mma {
+  using Q = QT;
+  static constexpr bool kThree = Q::kType == ggml::Type::kQ3_K;
+  static constexpr int kQs = kThree ? 32 : 16;
+  static constexpr int kElems = 256, kBytes = Q::kSlot, kSubs = 16, kStepsPerSub = 1;
+  static constexpr bool kHasMin = !kThree;
+  struct Rows {
+    uint32_t qs[4];  // [2h + s]
+    uint32_t hm[2];  // Q3_K: hmask words [s]
+    uint32_t sc[4];  // Q2_K: the 16 scale bytes; Q3_K: the 12 packed scale bytes
+    uint32_t d;      // Q2_K: d, dmin; Q3_K: d (low half)
+  };
+  INFERD_HD static void load(const uint8_t* s, int tq, Rows* r) {
+    INFERD_UNROLL
+    for (int i = 0; i < 4; ++i) r->qs[i] = ld32(s + kQs + 32 * (i / 2) + 16 * (i % 2) + 4 * tq);
+    if constexpr (kThree) {
+      r->hm[0] = ld32(s + 4 * tq);
+      r->hm[1] = ld32(s + 16 + 4 * tq);
+      INFERD_UNROLL
+      for (int i = 0; i < 3; ++i) r->sc[i] = ld32(s + 96 + 4 * i);
+      r->d = ld32(s + 108);
+    } else {
+      INFERD_UNROLL
+      for (int i = 0; i < 4; ++i) r->sc[i] = ld32(s + 4 * i);
+      r->d = ld32(s + 80);
+    }
+  }
+  INFERD_HD static int x_elem(int step, int tq) {
+    return 128 * (step / 8) + 32 * ((step / 2) % 4) + 16 * (step % 2) + 4 * tq;
+  }
+  INFERD_HD static uint32_t quads(const Rows& rw, int step) {
+    const int h = step / 8, r = (step / 2) % 4, sb = step % 2;
+    const uint32_t q = (rw.qs[2 * h + sb] >> (2 * r)) & 0x03030303u;
+    if constexpr (kThree) return q | (((rw.hm[sb] >> (4 * h + r)) & 0x01010101u) << 2);
+    return q;
+  }
+  INFERD_HD static void a_regs(const Rows& g, const Rows& g8, int step, uint32_t* a) {
+    const uint32_t vg = quads(g, step), vg8 = quads(g8, step);
+    constexpr int off = kThree ? 4 : 0;
+    a[0] = bf16x2_of_bytes(vg, 0, off);
+    a[1] = bf16x2_of_bytes(vg8, 0, off);
+    a[2] = bf16x2_of_bytes(vg, 1, off);
+    a[3] = bf16x2_of_bytes(vg8, 1, off);
+  }
+  INFERD_HD static void scale(const Rows& r, int sub, float* d, float* m) {
+    if constexpr (kThree) {
+      *d = half_to_float(r.d & 0xFFFFu) * i2f(q3k_scale(r.sc, sub));
+      *m = 0.0f;
+    } else {
+      const uint32_t sc = byte_of(r.sc[sub / 4], sub % 4);
+      *d = half_to_float(r.d & 0xFFFFu) * u2f(sc & 0xF);
+      *m = half_to_float(r.d >> 16) * u2f(sc >> 4);
+    }
+  }
+};
+using Q2KMma = KQuant23Mma<Q2_K>;
+using Q3KMma = KQuant23Mma<Q3_K>;
 
 // The 4-bit bytes of Q5_0 / Q5_1 elements e0 .. e0 + 4 (e0 % 4 == 0) with their fifth bits from
 // qh: bit i of the nibble (qh >> e0) & 15 to bit 4 of byte i (the four shifted copies of the
