@@ -2,7 +2,7 @@
 // a row range to bf16 for the prefill GEMMs. The GEMV of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (k a multiple
 // of 128) and Q2_K .. Q6_K runs on the tensor cores (ggml_mma.h: the bare quants as exact bf16
 // fragments of mma.sync, the block scales applied to the fp32 sums; 16 rows a block, k split over
-// its warps); the other types use one warp per weight row, each lane decoding whole units of
+// its warps); IQ4_NL (and the rest) use one warp per weight row, each lane decoding whole units of
 // blocks into registers with aligned wide loads, fp32 FMAs against the activation rows read 16
 // bytes at a time, warp-shuffle reduction. Block decoding: ggml_blocks.h.
 #include <cuda_bf16.h>
@@ -236,6 +236,30 @@ cudaError_t launch_mma_gemv(const uint8_t* w, int64_t row_stride, int64_t rows, 
   return cudaGetLastError();
 }
 
+// The lane kernel (IQ4_NL, and the legacy types for k not a multiple of 128): two rows a warp for
+// 2..4 tokens (each activation load serves both rows); one row otherwise (one token: more loads in
+// flight; 5..16 tokens: two rows would take ~250 registers).
+template <class Q>
+cudaError_t launch_lane_gemv(const uint8_t* w, int64_t row_stride, int64_t rows, int nb,
+                             const bf16* xb, int64_t ld_x, int num_tokens, const float* bias,
+                             void* out, int64_t ld_out, bool out_f32, cudaStream_t stream) {
+  auto grid = [&](int rows_per_warp) {
+    const int64_t per_block = int64_t(kGemvWarps) * rows_per_warp;
+    return unsigned((rows + per_block - 1) / per_block);
+  };
+  if (num_tokens == 1) {
+    ggml_gemv_kernel<Q, 1, 1><<<grid(1), kGemvWarps * 32, 0, stream>>>(
+        w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
+  } else if (num_tokens <= 4) {
+    ggml_gemv_kernel<Q, 4, 2><<<grid(2), kGemvWarps * 32, 0, stream>>>(
+        w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
+  } else {
+    ggml_gemv_kernel<Q, kGgmlGemvMaxTokens, 1><<<grid(1), kGemvWarps * 32, 0, stream>>>(
+        w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
+  }
+  return cudaGetLastError();
+}
+
 // Calls f(Q{}) with the decoder of `t`; cudaErrorInvalidValue for a type without one.
 template <class F>
 cudaError_t with_type(ggml::Type t, F&& f) {
@@ -310,45 +334,30 @@ cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stri
     using Q = decltype(q);
     if (k % Q::kBlockElems != 0 || row_stride < k / Q::kBlockElems * Q::kSlot)
       return cudaErrorInvalidValue;
-    const int nb = int(k / Q::kBlockElems);
     const bf16* xb = static_cast<const bf16*>(x);
-    // The tensor-core kernels (ggml_mma.h) where they cover the type and k.
     auto mma = [&](auto m) {
       return launch_mma_gemv<decltype(m)>(w, row_stride, rows, k, xb, ld_x, num_tokens, bias, out,
                                           ld_out, out_f32, stream);
     };
-    if constexpr (std::is_same_v<Q, gg::Q4_K>) {
-      return mma(gg::Q4KMma{});
-    } else if constexpr (std::is_same_v<Q, gg::Q2_K>) {
+    auto lanes = [&](auto qq) {  // instantiated only where called
+      return launch_lane_gemv<decltype(qq)>(w, row_stride, rows, int(k / Q::kBlockElems), xb, ld_x,
+                                            num_tokens, bias, out, ld_out, out_f32, stream);
+    };
+    if constexpr (std::is_same_v<Q, gg::Q2_K>) {
       return mma(gg::Q2KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q3_K>) {
       return mma(gg::Q3KMma{});
+    } else if constexpr (std::is_same_v<Q, gg::Q4_K>) {
+      return mma(gg::Q4KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q5_K>) {
       return mma(gg::Q5KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q6_K>) {
       return mma(gg::Q6KMma{});
-    } else if constexpr (std::is_same_v<Q, gg::Q4_0> || std::is_same_v<Q, gg::Q4_1> ||
-                         std::is_same_v<Q, gg::Q5_0> || std::is_same_v<Q, gg::Q5_1> ||
-                         std::is_same_v<Q, gg::Q8_0>) {
-      if (k % gg::LegacyMma<Q>::kElems == 0) return mma(gg::LegacyMma<Q>{});
+    } else if constexpr (std::is_same_v<Q, gg::IQ4_NL>) {
+      return lanes(q);
+    } else {  // the legacy types: the tensor cores for k a multiple of 128
+      return k % gg::LegacyMma<Q>::kElems == 0 ? mma(gg::LegacyMma<Q>{}) : lanes(q);
     }
-    // Two rows a warp for 2..4 tokens (each activation load serves both rows); one row otherwise
-    // (one token: more loads in flight; 5..16 tokens: two rows would take ~250 registers).
-    auto grid = [&](int rows_per_warp) {
-      const int64_t per_block = int64_t(kGemvWarps) * rows_per_warp;
-      return unsigned((rows + per_block - 1) / per_block);
-    };
-    if (num_tokens == 1) {
-      ggml_gemv_kernel<Q, 1, 1><<<grid(1), kGemvWarps * 32, 0, stream>>>(
-          w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
-    } else if (num_tokens <= 4) {
-      ggml_gemv_kernel<Q, 4, 2><<<grid(2), kGemvWarps * 32, 0, stream>>>(
-          w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
-    } else {
-      ggml_gemv_kernel<Q, kGgmlGemvMaxTokens, 1><<<grid(1), kGemvWarps * 32, 0, stream>>>(
-          w, row_stride, rows, nb, xb, ld_x, num_tokens, bias, out, ld_out, out_f32);
-    }
-    return cudaGetLastError();
   });
 }
 
