@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 
 #include "backend/cuda/ggml_blocks.h"
@@ -206,6 +207,17 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps)
   }
 }
 
+// The current device's SM count (looked up once a device; 0 on an error).
+int sm_count() {
+  static std::atomic<int> cache[64];
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return 0;
+  if (device < 64 && (sms = cache[device].load(std::memory_order_relaxed)) > 0) return sms;
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 0;
+  if (device < 64) cache[device].store(sms, std::memory_order_relaxed);
+  return sms;
+}
+
 template <class M>
 cudaError_t launch_mma_gemv(const uint8_t* w, int64_t row_stride, int64_t rows, int64_t k,
                             const bf16* x, int64_t ld_x, int T, const float* bias, void* out,
@@ -214,10 +226,8 @@ cudaError_t launch_mma_gemv(const uint8_t* w, int64_t row_stride, int64_t rows, 
   const int nb = int(k / M::kElems);
   // Blocks of 8 warps (two an SM) unless there are fewer blocks than SMs: then 16 warps split k
   // more finely (1024 rows of k 4096: one ggml block a warp).
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    return cudaGetLastError();
+  const int sms = sm_count();
+  if (sms <= 0) return cudaGetLastError();
   auto go = [&](auto nt, auto warps) {
     ggml_mma_gemv_kernel<M, decltype(nt)::value, decltype(warps)::value>
         <<<grid, decltype(warps)::value * 32, 0, stream>>>(w, row_stride, rows, nb, x, ld_x, T,
