@@ -339,6 +339,7 @@ TEST(GgmlBlocksEmulation, MmaGemvLegacy) {
   check_legacy_mma<gg::Q5_0>();
   check_legacy_mma<gg::Q5_1>();
   check_legacy_mma<gg::Q8_0>();
+  check_legacy_mma<gg::IQ4_NL>();
 }
 
 // The bf16 quant fragments hold q - off exactly, byte pairs in register order.
@@ -357,6 +358,12 @@ TEST(GgmlBlocksEmulation, Bf16PairsOfBytes) {
   for (uint32_t n = 0; n < 16; ++n)
     for (int i = 0; i < 4; ++i)
       EXPECT_EQ(gg::byte_of(gg::with_fifth_bits(0, n << 3, 3), i), ((n >> i) & 1u) << 4);
+  for (uint32_t n = 0; n < 16; ++n) {  // every level in every byte
+    const uint32_t v = n | ((15 - n) << 8) | (((n + 5) % 16) << 16) | (((n * 7) % 16) << 24);
+    const uint32_t l = gg::iq4nl_levels(v);
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(int(int8_t(uint8_t(gg::byte_of(l, i)))), gg::iq4nl_level(gg::byte_of(v, i)));
+  }
 }
 
 // The integer-to-float shortcuts are exact over the ranges the decoders use.

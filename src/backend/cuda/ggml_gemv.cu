@@ -1,10 +1,10 @@
 // GGUF block weights on the CUDA backend (ggml_gemv.h): the decode GEMV and the dequantization of
-// a row range to bf16 for the prefill GEMMs. The GEMV of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (k a multiple
-// of 128) and Q2_K .. Q6_K runs on the tensor cores (ggml_mma.h: the bare quants as exact bf16
-// fragments of mma.sync, the block scales applied to the fp32 sums; 16 rows a block, k split over
-// its warps); IQ4_NL (and the rest) use one warp per weight row, each lane decoding whole units of
-// blocks into registers with aligned wide loads, fp32 FMAs against the activation rows read 16
-// bytes at a time, warp-shuffle reduction. Block decoding: ggml_blocks.h.
+// a row range to bf16 for the prefill GEMMs. The GEMV of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL (k a
+// multiple of 128) and Q2_K .. Q6_K runs on the tensor cores (ggml_mma.h: the bare quants as exact
+// bf16 fragments of mma.sync, the block scales applied to the fp32 sums; 16 rows a block, k split
+// over its warps); the 32-element blocks of other k use one warp per weight row, each lane decoding
+// whole units of blocks into registers with aligned wide loads, fp32 FMAs against the activation
+// rows read 16 bytes at a time, warp-shuffle reduction. Block decoding: ggml_blocks.h.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -246,7 +246,7 @@ cudaError_t launch_mma_gemv(const uint8_t* w, int64_t row_stride, int64_t rows, 
   return cudaGetLastError();
 }
 
-// The lane kernel (IQ4_NL, and the legacy types for k not a multiple of 128): two rows a warp for
+// The lane kernel (the 32-element blocks for k not a multiple of 128): two rows a warp for
 // 2..4 tokens (each activation load serves both rows); one row otherwise (one token: more loads in
 // flight; 5..16 tokens: two rows would take ~250 registers).
 template <class Q>
@@ -326,6 +326,7 @@ bool ggml_gemv_preferred(ggml::Type type, int64_t k, int32_t num_tokens) {
     case ggml::Type::kQ5_0:
     case ggml::Type::kQ5_1:
     case ggml::Type::kQ8_0:
+    case ggml::Type::kIQ4_NL:
       return k % 128 == 0;  // gg::LegacyMma<>::kElems
     default:
       return false;
@@ -363,9 +364,7 @@ cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stri
       return mma(gg::Q5KMma{});
     } else if constexpr (std::is_same_v<Q, gg::Q6_K>) {
       return mma(gg::Q6KMma{});
-    } else if constexpr (std::is_same_v<Q, gg::IQ4_NL>) {
-      return lanes(q);
-    } else {  // the legacy types: the tensor cores for k a multiple of 128
+    } else {  // the 32-element blocks: the tensor cores for k a multiple of 128
       return k % gg::LegacyMma<Q>::kElems == 0 ? mma(gg::LegacyMma<Q>{}) : lanes(q);
     }
   });

@@ -263,19 +263,30 @@ INFERD_HD uint32_t with_fifth_bits(uint32_t nibbles, uint32_t qh, int e0) {
   return nibbles | ((((qh >> e0) & 0xFu) * 0x00204081u & 0x01010101u) << 4);
 }
 
-// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: four 32-element ggml blocks to a kernel block of 128 elements;
-// sub-block j = ggml block j, steps 2j + p: p = 0 the low nibbles (Q8_0: bytes 0..15), p = 1 the
-// high nibbles (bytes 16..31); a lane's elements are 16p + 4tq .. + 4 of the ggml block.
+// IQ4_NL's int8 levels of four nibbles (one a byte, each < 16): bytes of the table words picked by
+// the low three bits, the upper or lower half of the table by bit 3.
+INFERD_HD uint32_t iq4nl_levels(uint32_t v) {
+  const uint32_t sel = (v & 7u) | ((v >> 4) & 0x70u) | ((v >> 8) & 0x700u) | ((v >> 12) & 0x7000u);
+  const uint32_t lo = prmt(0xBFAD9881u, 0xF6EADDCFu, sel);  // levels 0..7 (ggml's kvalues_iq4nl)
+  const uint32_t hi = prmt(0x26190D01u, 0x71594535u, sel);  // levels 8..15
+  const uint32_t m = ((v >> 3) & 0x01010101u) * 0xFFu;
+  return (hi & m) | (lo & ~m);
+}
+
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL: four 32-element ggml blocks to a kernel block of 128
+// elements; sub-block j = ggml block j, steps 2j + p: p = 0 the low nibbles (Q8_0: bytes 0..15), p
+// = 1 the high nibbles (bytes 16..31); a lane's elements are 16p + 4tq .. + 4 of the ggml block.
 template <class QT>
 struct LegacyMma {
   using Q = QT;
   static constexpr ggml::Type kT = Q::kType;
   static constexpr bool kQ8 = kT == ggml::Type::kQ8_0;
+  static constexpr bool kNL = kT == ggml::Type::kIQ4_NL;
   static constexpr bool kFifth = kT == ggml::Type::kQ5_0 || kT == ggml::Type::kQ5_1;
   static constexpr bool kHasMin = kT == ggml::Type::kQ4_1 || kT == ggml::Type::kQ5_1;
   static constexpr int kQs = kFifth ? 8 : 4;  // the qs bytes' offset in the slot
   static constexpr int kElems = 128, kBytes = 4 * Q::kSlot, kSubs = 4, kStepsPerSub = 2;
-  static_assert(kQ8 || kT == ggml::Type::kQ4_0 || kT == ggml::Type::kQ4_1 || kFifth);
+  static_assert(kQ8 || kNL || kT == ggml::Type::kQ4_0 || kT == ggml::Type::kQ4_1 || kFifth);
   struct Rows {
     uint32_t q[4][2];  // qs words 4tq (nibble types: [j][0]) and 16 + 4tq (Q8_0) of block j
     uint32_t qh[4];  // Q5_0 / Q5_1: qh of block j >> 4tq (bit i: the fifth bit of element 4tq + i)
@@ -307,6 +318,14 @@ struct LegacyMma {
       if constexpr (kFifth) {
         vg = with_fifth_bits(vg, g.qh[j], 16 * p);
         vg8 = with_fifth_bits(vg8, g8.qh[j], 16 * p);
+      }
+      if constexpr (kNL) {
+        const uint32_t lg = iq4nl_levels(vg), lg8 = iq4nl_levels(vg8);
+        a[0] = bf16x2_of_int8(lg, 0);
+        a[1] = bf16x2_of_int8(lg8, 0);
+        a[2] = bf16x2_of_int8(lg, 1);
+        a[3] = bf16x2_of_int8(lg8, 1);
+        return;
       }
       const int off = kHasMin ? 0 : kFifth ? 16 : 8;
       a[0] = bf16x2_of_bytes(vg, 0, off);
