@@ -160,7 +160,7 @@ class CudaGgml : public ::testing::Test {
 
 #define TRACE_SEED() SCOPED_TRACE(::testing::Message() << "seed " << seed_)
 
-const std::vector<int32_t> kTokens = {1, 2, 5, 16, 17, 64};
+const std::vector<int32_t> kTokens = {1, 2, 5, 8, 9, 16, 17, 64};
 
 class CudaGgmlType : public CudaGgml, public ::testing::WithParamInterface<ggml::Type> {};
 
