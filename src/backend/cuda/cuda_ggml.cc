@@ -121,7 +121,8 @@ void CudaGgml::linear(const Tensor& x, const GgmlLinear& w, Tensor out) {
     const float* b = bias != nullptr ? bias + base : nullptr;
     const int64_t stride = p.data.size(1);
     const uint8_t* wd = p.data.data_as<uint8_t>();
-    if (!is_float_type(p.type) && gemv) {  // bias fused
+    if (!is_float_type(p.type) && gemv && cuda::ggml_gemv_preferred(p.type, K, int32_t(T))) {
+      // bias fused
       CU_CHECK(cuda::launch_ggml_gemv(p.type, wd, stride, p.rows, K, x.data(), xm.ld, int32_t(T), b,
                                       o, om.ld, out_f32, stream));
       base += p.rows;

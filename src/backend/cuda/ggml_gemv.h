@@ -24,6 +24,11 @@ cudaError_t launch_ggml_gemv(ggml::Type type, const uint8_t* w, int64_t row_stri
                              const float* bias, void* out, int64_t ld_out, bool out_f32,
                              cudaStream_t stream);
 
+// Whether launch_ggml_gemv is the faster path for num_tokens activation rows of this type and k:
+// the tensor-core kernels (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL with k % 128 == 0; Q2_K .. Q6_K)
+// up to kGgmlGemvMaxTokens, the others up to 8 (beyond: dequantization to bf16 and a GEMM).
+bool ggml_gemv_preferred(ggml::Type type, int64_t k, int32_t num_tokens);
+
 // dst bf16 [rows, k] (row stride ld_dst, a multiple of 8; dst 16-byte aligned) = W rounded to
 // bf16.
 cudaError_t launch_ggml_dequantize_bf16(ggml::Type type, const uint8_t* w, int64_t row_stride,
