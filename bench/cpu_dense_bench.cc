@@ -4,13 +4,17 @@
 // GFLOP/s. Decode cycles through copies of the weights totalling > 256 MiB so that they come from
 // memory, as in a model's decode step. Last, the linear layers of one decode step of Qwen2.5-0.5B
 // (q/k/v, o, gate/up, down x 24 and the 151936-row lm_head) as tokens/s of the linears alone.
-//   cpu_dense_bench [--isa NAME] [--threads N] [--dtype bf16|f16] [--decode-only] [--quick]
+//   cpu_dense_bench [--isa NAME] [--threads N] [--dtype bf16|f16] [--decode-only] [--step-only]
+//                   [--quick] [--huge (weights in transparent huge pages)]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "backend/cpu/kernels.h"
 #include "core/dtype.h"
@@ -22,13 +26,32 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
+bool g_huge = false;  // --huge: weights in transparent huge pages (madvise)
+
+// Page-aligned storage for weights, optionally advised into transparent huge pages.
+struct Buffer {
+  uint16_t* p = nullptr;
+  size_t n = 0;
+  explicit Buffer(size_t count) : n(count) {
+    const size_t bytes = (count * 2 + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
+    p = static_cast<uint16_t*>(std::aligned_alloc(size_t(2) << 20, bytes));
+    if (g_huge) madvise(p, bytes, MADV_HUGEPAGE);
+  }
+  Buffer(Buffer&& o) noexcept : p(o.p), n(o.n) { o.p = nullptr; }
+  Buffer(const Buffer&) = delete;
+  ~Buffer() { std::free(p); }
+  size_t size() const { return n; }
+  uint16_t* data() const { return p; }
+  uint16_t& operator[](size_t i) const { return p[i]; }
+};
+
 struct Weights {
   int64_t K, N;
-  std::vector<uint16_t> h;  // N rows of K, bf16 or f16 bits
+  Buffer h;  // N rows of K, bf16 or f16 bits
 };
 
 Weights make_weights(DType t, int64_t K, int64_t N, Rng& rng) {
-  Weights w{K, N, std::vector<uint16_t>(size_t(N * K))};
+  Weights w{K, N, Buffer(size_t(N * K))};
   // 4096 random values repeated (filling hundreds of MB from the generator would take long).
   std::vector<uint16_t> pool(4096);
   for (auto& v : pool) {
@@ -137,6 +160,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc)
       types = {std::strcmp(argv[++i], "f16") == 0 ? DType::kF16 : DType::kBF16};
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--huge")) g_huge = true;
     if (!std::strcmp(argv[i], "--decode-only")) decode_only = true;
     if (!std::strcmp(argv[i], "--step-only")) step_only = true;
   }
