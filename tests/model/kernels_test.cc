@@ -82,15 +82,39 @@ TEST_P(KernelIsa, GemmRowResultsDoNotDependOnBatchSize) {
   const Kernels* kk = k();
   if (kk == nullptr) GTEST_SKIP() << "this CPU lacks " << GetParam();
   Rng rng(99);
-  const int64_t K = 80, N = 11, T = 9;
-  std::vector<float> x(size_t(T * K)), w(size_t(N * K));
-  for (auto& v : x) v = float(rng.normal());
-  for (auto& v : w) v = float(rng.normal());
-  std::vector<float> all(static_cast<size_t>(T * N)), one(static_cast<size_t>(N));
-  kk->gemm(x.data(), T, K, w.data(), DType::kF32, nullptr, 0, N, all.data(), N);
-  for (int64_t t = 0; t < T; ++t) {
-    kk->gemm(x.data() + t * K, 1, K, w.data(), DType::kF32, nullptr, 0, N, one.data(), N);
-    for (int64_t n = 0; n < N; ++n) EXPECT_EQ(one[size_t(n)], all[size_t(t * N + n)]);
+  // T = 40 crosses the kernels' 32-row batch blocks; N = 37 leaves 8-, 4- and 1-row remainders.
+  const int64_t N = 37, T = 40;
+  for (int64_t K : {80, 903}) {
+    for (DType wt : {DType::kF32, DType::kBF16, DType::kF16}) {
+      std::vector<float> x(size_t(T * K)), w(size_t(N * K));
+      for (auto& v : x) v = float(rng.normal());
+      for (auto& v : w) v = float(rng.normal());
+      std::vector<uint16_t> wh;
+      const void* wp = w.data();
+      if (wt != DType::kF32) {
+        wh = to_dtype(w, wt);
+        wp = wh.data();
+      }
+      std::vector<float> all(static_cast<size_t>(T * N)), one(static_cast<size_t>(N));
+      kk->gemm(x.data(), T, K, wp, wt, nullptr, 0, N, all.data(), N);
+      for (int64_t t = 0; t < T; ++t) {
+        // One row at a time, and its output rows split as threads would split them.
+        const int64_t cut = (t * 7) % N;
+        kk->gemm(x.data() + t * K, 1, K, wp, wt, nullptr, 0, cut, one.data(), N);
+        kk->gemm(x.data() + t * K, 1, K, wp, wt, nullptr, cut, N, one.data(), N);
+        for (int64_t n = 0; n < N; ++n)
+          ASSERT_EQ(one[size_t(n)], all[size_t(t * N + n)])
+              << GetParam() << " K=" << K << " t=" << t << " n=" << n << " cut=" << cut;
+      }
+      // Batches of 2 and 5 (the GEMV path and the tiled path with a remainder), split at 13.
+      for (int64_t tb : {2, 5}) {
+        std::vector<float> part(static_cast<size_t>(tb * N));
+        kk->gemm(x.data() + 3 * K, tb, K, wp, wt, nullptr, 0, 13, part.data(), N);
+        kk->gemm(x.data() + 3 * K, tb, K, wp, wt, nullptr, 13, N, part.data(), N);
+        for (int64_t i = 0; i < tb * N; ++i)
+          ASSERT_EQ(part[size_t(i)], all[size_t(3 * N + i)]) << GetParam() << " tb=" << tb;
+      }
+    }
   }
 }
 
@@ -122,7 +146,8 @@ TEST_P(KernelIsa, DotAxpyConvert) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, KernelIsa, ::testing::Values("generic", "avx2", "avx512"));
+INSTANTIATE_TEST_SUITE_P(Isa, KernelIsa,
+                         ::testing::Values("generic", "avx2", "avx512", "avx512vnni"));
 
 }  // namespace
 }  // namespace inferd::cpu
