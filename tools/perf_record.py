@@ -543,11 +543,12 @@ def summary_table(rec):
 
 def record(args):
     rec = collect(args)
-    # Sections other runs add to the record (e.g. "fp8", issue 13) survive a new bf16 record.
+    # Sections other runs add to the record ("fp8", issue 13; "gguf", issue 35) survive a new bf16
+    # record.
     try:
         with open(args.out_json) as f:
             old = json.load(f)
-        for key in ("fp8",):
+        for key in ("fp8", "gguf"):
             if key in old and key not in rec:
                 rec[key] = old[key]
     except (OSError, ValueError):
