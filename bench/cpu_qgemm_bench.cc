@@ -6,6 +6,7 @@
 // Q4_K_M file holds them (Q5_0 / Q8_0 where rows are 896 wide, Q4_K / Q6_K for ffn_down, Q8_0
 // lm_head), as tokens/s of the linear layers alone.
 //   cpu_qgemm_bench [--isa NAME] [--threads N] [--quick] [--hot] [--decode-only]
+//                   [--prefill-only] [--type NAME] (NAME as ggml names it: q5_0, q4_K, ...)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -190,12 +191,15 @@ void bench_qwen05_decode(ThreadPool& pool, const cpu::Kernels& k, Rng& rng, bool
 int main(int argc, char** argv) {
   std::string isa;
   int threads = 0;
-  bool quick = false, hot = false, decode_only = false;
+  std::string only_type;
+  bool quick = false, hot = false, decode_only = false, prefill_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) isa = argv[++i];
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--decode-only")) decode_only = true;
+    if (!std::strcmp(argv[i], "--prefill-only")) prefill_only = true;
+    if (!std::strcmp(argv[i], "--type") && i + 1 < argc) only_type = argv[++i];
     if (!std::strcmp(argv[i], "--hot")) hot = true;  // one copy of the weights (caches warm)
   }
   const cpu::Kernels* k = isa.empty() ? &cpu::kernels() : cpu::kernels_for(isa.c_str());
@@ -211,15 +215,18 @@ int main(int argc, char** argv) {
     ThreadPool pool(nt);
     bench_memory(pool);
     for (int64_t T : {1, 128}) {
-      if (T == 128 && decode_only) continue;
-      for (Type t : {Type::kQ4_K, Type::kQ6_K, Type::kQ8_0, Type::kQ5_0, Type::kBF16})
+      if ((T == 128 && decode_only) || (T == 1 && prefill_only)) continue;
+      for (Type t : {Type::kQ4_K, Type::kQ6_K, Type::kQ8_0, Type::kQ5_0, Type::kBF16}) {
+        if (!only_type.empty() && only_type != ggml::traits(t).name) continue;
         for (auto [K, N] :
              {std::pair<int64_t, int64_t>{896, 4864}, {4864, 896}, {1536, 8960}, {8960, 1536}}) {
           if (ggml::traits(t).block_elems == 256 && K % 256 != 0) continue;
           if (quick && T == 128 && K > 4864) continue;
           bench_shape(pool, *k, t, K, N, T, rng, quick, hot);
         }
+      }
     }
+    if (!only_type.empty() || prefill_only) continue;
     bench_qwen05_decode(pool, *k, rng, false);
     bench_qwen05_decode(pool, *k, rng, true);
   }

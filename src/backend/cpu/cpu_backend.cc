@@ -339,10 +339,12 @@ class CpuBackend final : public Backend {
     pool_.parallel_for(
         T * F,
         [&](int64_t b, int64_t e, int) {
-          for (int64_t i = b; i < e; ++i) {
-            const int64_t t = i / F, f = i % F;
-            const float g = fp(gu)[t * 2 * F + f], u = fp(gu)[t * 2 * F + F + f];
-            fp(out)[t * F + f] = g / (1.0f + std::exp(-g)) * u;
+          // Row pieces of [b, e): the gate and up halves of row t are F apart.
+          for (int64_t i = b; i < e;) {
+            const int64_t t = i / F, f = i % F, len = std::min(e - i, F - f);
+            const float* g = fp(gu) + t * 2 * F + f;
+            k_.silu_mul(g, g + F, fp(out) + t * F + f, len);
+            i += len;
           }
         },
         256);

@@ -35,6 +35,9 @@ struct Kernels {
   // element is computed by the same operations whatever T is (results do not depend on the batch).
   void (*qgemm)(const void* xq, int64_t T, int64_t K, const void* W, ggml::Type wtype,
                 const float* bias, int64_t n0, int64_t n1, float* out, int64_t ldo);
+
+  // out[i] = g[i] / (1 + exp(-g[i])) * u[i] for i < n (exp vectorized: about 1 ulp; generic: libm).
+  void (*silu_mul)(const float* g, const float* u, float* out, int64_t n);
 };
 
 const Kernels& kernels();
