@@ -120,7 +120,7 @@ struct BadValue {
 TEST(EngineArgs, EveryErrorNamesTheFlag) {
   const std::vector<BadValue> cases = {
       {"model", [](EngineArgs& a) { a.model.model = ""; },
-       "no model given: expected a model directory"},
+       "no model given: expected a model directory or GGUF file"},
       {"--device", [](EngineArgs& a) { a.model.device = "gpu"; },
        "unknown --device 'gpu': expected auto, cpu or cuda"},
       {"--dtype", [](EngineArgs& a) { a.model.dtype = "fp9"; },
