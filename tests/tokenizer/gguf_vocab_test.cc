@@ -22,14 +22,6 @@ namespace {
 
 using nlohmann::json;
 
-json read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
-
 struct Case {
   std::string base;  // tests/data/tokenizers/<base> and its fixture
   HfGgufOptions options;
@@ -400,7 +392,8 @@ TEST(GgufValue, TypedReads) {
   EXPECT_THROW(gguf_f32(1.0f).as_int("k"), Error);
   EXPECT_THROW(gguf_u32(1).as_bool("k"), Error);
   EXPECT_THROW(gguf_strings({"a"}).as_string("k"), Error);
-  EXPECT_THROW(gguf_ints(GgufValueType::kString, {1}), InternalError);  // a caller's mistake, not the file's
+  EXPECT_THROW(gguf_ints(GgufValueType::kString, {1}),
+               InternalError);  // a caller's mistake, not the file's
 }
 
 }  // namespace

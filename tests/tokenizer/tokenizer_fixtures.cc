@@ -18,14 +18,6 @@ namespace {
 const std::string kFixtureDir = std::string(INFERD_TEST_DATA_DIR) + "/tokenizer_fixtures";
 const std::string kTokenizerDir = std::string(INFERD_TEST_DATA_DIR) + "/tokenizers";
 
-json read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
-
 bool is_line_terminator_free(std::string_view s) {
   return s.find('\n') == std::string_view::npos && s.find('\r') == std::string_view::npos &&
          s.find("\xE2\x80\xA8") == std::string_view::npos &&
@@ -171,6 +163,14 @@ const Tokenizer& fixture_tokenizer(const std::string& name) {
         std::make_unique<Tokenizer>(Tokenizer::from_json(apply_tokenizer_patch(*b, fx["patch"])));
   }
   return *slot;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
 }
 
 }  // namespace inferd::testing

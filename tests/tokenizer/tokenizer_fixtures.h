@@ -23,6 +23,8 @@ const nlohmann::json& tokenizer_fixture(const std::string& name);
 const Tokenizer& fixture_tokenizer(const std::string& name);
 // The directory of a real tokenizer (tests/data/tokenizers/<base>), checked to exist.
 std::string tokenizer_dir(const std::string& base);
+// A JSON file, parsed (throws naming the path when it cannot be opened).
+nlohmann::json read_json(const std::string& path);
 // The patch rules of tools/make_tokenizer_fixtures.mjs applied to a tokenizer.json.
 nlohmann::json apply_tokenizer_patch(const nlohmann::json& base, const nlohmann::json& patch);
 

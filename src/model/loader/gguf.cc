@@ -88,22 +88,6 @@ class Cursor {
   const std::string& path_;
 };
 
-bool is_integer_type(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::kUint8:
-    case GgufValueType::kInt8:
-    case GgufValueType::kUint16:
-    case GgufValueType::kInt16:
-    case GgufValueType::kUint32:
-    case GgufValueType::kInt32:
-    case GgufValueType::kUint64:
-    case GgufValueType::kInt64:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Bytes of one encoded element (strings: their length field only).
 uint64_t min_value_bytes(GgufValueType t) {
   switch (t) {
@@ -227,7 +211,7 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& path,
 
 // An integer metadata value as int64, or an Error naming the file and the key.
 int64_t int_value(const GgufValue& v, const std::string& key, const std::string& path) {
-  if (v.is_array() || !is_integer_type(v.type)) {
+  if (v.is_array() || !gguf_is_integer_type(v.type)) {
     fail("'{}': {} is a {}, expected an integer", path, key,
          v.is_array() ? std::string("array") : std::string(gguf_value_type_name(v.type)));
   }
@@ -627,6 +611,22 @@ std::vector<std::string> GgufFile::paths() const {
   std::vector<std::string> out;
   for (const auto& f : files_) out.push_back(f->path());
   return out;
+}
+
+bool gguf_is_integer_type(GgufValueType t) {
+  switch (t) {
+    case GgufValueType::kUint8:
+    case GgufValueType::kInt8:
+    case GgufValueType::kUint16:
+    case GgufValueType::kInt16:
+    case GgufValueType::kUint32:
+    case GgufValueType::kInt32:
+    case GgufValueType::kUint64:
+    case GgufValueType::kInt64:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace inferd

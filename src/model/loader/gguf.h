@@ -62,6 +62,9 @@ struct GgufValue {
 
 using GgufMetadata = std::map<std::string, GgufValue>;
 
+// True for the eight integer value types.
+bool gguf_is_integer_type(GgufValueType t);
+
 // "uint32", "string", ... (the names gguf.md gives the value types).
 std::string_view gguf_value_type_name(GgufValueType t);
 

@@ -41,22 +41,6 @@ class Out {
   std::string bytes_;
 };
 
-bool is_integer(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::kUint8:
-    case GgufValueType::kInt8:
-    case GgufValueType::kUint16:
-    case GgufValueType::kInt16:
-    case GgufValueType::kUint32:
-    case GgufValueType::kInt32:
-    case GgufValueType::kUint64:
-    case GgufValueType::kInt64:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // The range of an integer type: the smallest value and the largest.
 std::pair<int64_t, uint64_t> integer_range(GgufValueType t) {
   switch (t) {
@@ -126,7 +110,7 @@ void put_scalar(Out& out, const GgufValue& v, const std::string& key) {
     if (!std::holds_alternative<double>(v.scalar)) wrong();
     const double d = std::get<double>(v.scalar);
     v.type == GgufValueType::kFloat32 ? out.put<float>(float(d)) : out.put<double>(d);
-  } else if (is_integer(v.type)) {
+  } else if (gguf_is_integer_type(v.type)) {
     if (const int64_t* i = std::get_if<int64_t>(&v.scalar)) {
       put_integer(out, v.type, *i, key);
     } else if (const uint64_t* u = std::get_if<uint64_t>(&v.scalar)) {
@@ -237,7 +221,8 @@ GgufValue gguf_string(std::string s) {
 }
 
 GgufValue gguf_int(GgufValueType type, int64_t x) {
-  INFERD_CHECK(is_integer(type), "gguf_int: {} is not an integer type", gguf_value_type_name(type));
+  INFERD_CHECK(gguf_is_integer_type(type), "gguf_int: {} is not an integer type",
+               gguf_value_type_name(type));
   GgufValue v;
   v.type = type;
   // As the reader widens them: unsigned types to uint64, signed ones to int64.
@@ -295,7 +280,7 @@ GgufValue gguf_strings(std::vector<std::string> s) {
 }
 
 GgufValue gguf_ints(GgufValueType elem, std::vector<int64_t> x) {
-  INFERD_CHECK(is_integer(elem), "gguf_ints: {} is not an integer type",
+  INFERD_CHECK(gguf_is_integer_type(elem), "gguf_ints: {} is not an integer type",
                gguf_value_type_name(elem));
   GgufValue v;
   v.type = GgufValueType::kArray;
