@@ -46,7 +46,7 @@ QuantConfig parse_quantization(const json& q, const std::string& src) {
     const json groups = q.contains("config_groups") ? q["config_groups"] : json();
     if (!groups.is_object() || groups.size() != 1)
       fail("{}: quantization_config.config_groups must hold exactly one group", src);
-    const json& g = groups.begin().value();
+    const json g = groups.begin().value();  // a copy: g++ 13 warns of a dangling reference
     const std::string where = "quantization_config.config_groups." + groups.begin().key();
     if (!g.contains("targets") || g["targets"] != json::array({"Linear"}))
       fail("{}: {}.targets must be [\"Linear\"]", src, where);
