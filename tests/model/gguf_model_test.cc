@@ -255,6 +255,40 @@ TEST(GgufModel, UnsupportedMetadataIsAnError) {
   fails_with(missing, "block_count");
 }
 
+// A tensor in a type inferd has no kernels for stops the load naming the tensor and the type.
+TEST(GgufModel, UnsupportedTensorTypeIsAnError) {
+  const fs::path tmp = temp_dir("iq2");
+  // IQ2_XXS has 256-element blocks: a model with 256-wide rows.
+  const std::string kq = (tmp / "kq").string(), file = (tmp / "m.gguf").string();
+  testing_util::write_random_qwen2_dir(kGoldens + "qwen2/config.json", kq, 256, 512);
+  testing_util::write_gguf_like_llama_cpp(kq, load_model_config(kq), file, ggml::Type::kF32);
+  const GgufFile f = GgufFile::open(file);
+  GgufMetadata kv = f.metadata();
+  std::vector<GgufWriteTensor> ts;
+  for (const GgufTensorInfo& t : f.tensors()) {
+    GgufWriteTensor w;
+    w.name = t.name;
+    w.shape = t.shape;
+    w.type = t.type;
+    w.bytes.assign(t.data, t.data + t.nbytes);
+    if (t.name == "blk.0.attn_q.weight") {
+      w.type = ggml::Type::kIQ2_XXS;
+      w.bytes.assign(size_t(t.shape[0] * ggml::row_bytes(ggml::Type::kIQ2_XXS, t.shape[1])), 0);
+    }
+    ts.push_back(std::move(w));
+  }
+  const std::string bad = (tmp / "bad.gguf").string();
+  write_gguf(bad, kv, ts);
+  try {
+    load(bad);
+    ADD_FAILURE() << "an IQ2_XXS tensor loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.0.attn_q.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("iq2_xxs"), std::string::npos) << e.what();
+  }
+  fs::remove_all(tmp);
+}
+
 TEST(ModelSource, OllamaNamesResolveThroughTheStore) {
   const fs::path store = temp_dir("ollama");
   const std::string digest(64, 'a');

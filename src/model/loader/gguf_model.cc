@@ -315,6 +315,11 @@ bool GgufWeights::permuted(const std::string& hf_name) const {
 
 Tensor GgufWeights::raw(const std::string& hf_name, std::span<const int64_t> shape) const {
   const GgufTensorInfo& t = get(hf_name);
+  if (!ggml::traits(t.type).supported)
+    fail(
+        "{}: tensor '{}' has type {}, which inferd does not support (F32, F16, BF16, Q4_0, Q4_1, "
+        "Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)",
+        file_->path(), t.name, ggml::type_name(uint32_t(t.type)));
   const std::vector<int64_t> want(shape.begin(), shape.end());
   if (t.shape != want) {
     std::string got, exp;
