@@ -216,8 +216,10 @@ int main(int argc, char** argv) {
     bench_memory(pool);
     for (int64_t T : {1, 128}) {
       if ((T == 128 && decode_only) || (T == 1 && prefill_only)) continue;
-      for (Type t : {Type::kQ4_K, Type::kQ6_K, Type::kQ8_0, Type::kQ5_0, Type::kBF16}) {
+      for (Type t :
+           {Type::kQ4_K, Type::kQ6_K, Type::kQ8_0, Type::kQ5_0, Type::kBF16, Type::kQ5_K}) {
         if (!only_type.empty() && only_type != ggml::traits(t).name) continue;
+        if (only_type.empty() && t == Type::kQ5_K) continue;  // --type q5_K only
         for (auto [K, N] :
              {std::pair<int64_t, int64_t>{896, 4864}, {4864, 896}, {1536, 8960}, {8960, 1536}}) {
           if (ggml::traits(t).block_elems == 256 && K % 256 != 0) continue;
