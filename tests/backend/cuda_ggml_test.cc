@@ -274,7 +274,8 @@ double time_per_call(Backend& gpu, F&& fn, int32_t key) {
 
 TEST_F(CudaGgml, Benchmark) {
   const char* env = std::getenv("INFERD_BENCH_GGML");
-  if (env == nullptr || std::string(env) != "1") GTEST_SKIP() << "set INFERD_BENCH_GGML=1";
+  if (env == nullptr || std::string(env) != "1")
+    GTEST_SKIP() << "a timing table, not a check: set INFERD_BENCH_GGML=1 (on a GPU) to print it";
   const std::vector<std::pair<int64_t, int64_t>> shapes = {
       {4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
   const std::vector<int32_t> tokens = {1, 4, 8, 16, 64, 512};

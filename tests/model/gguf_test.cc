@@ -571,8 +571,10 @@ TEST(GgufFixture, GgufPyReference) {
 TEST(GgufReal, OpensAVocabularyFile) {
   const char* p = std::getenv("INFERD_GGUF_REAL_FILE");
   if (p == nullptr || *p == '\0') {
-    GTEST_SKIP() << "set INFERD_GGUF_REAL_FILE to a llama.cpp .gguf file (e.g. "
-                    "models/ggml-vocab-llama-spm.gguf) to run this test";
+    GTEST_SKIP() << "llama.cpp's own GGUF files are not part of this project (they are not "
+                    "committed): set INFERD_GGUF_REAL_FILE to one (e.g. llama.cpp's "
+                    "models/ggml-vocab-llama-spm.gguf) to read it here; gguf_py_reference.gguf, "
+                    "written by llama.cpp's gguf-py, is read by GgufFixture always";
   }
   EXPECT_TRUE(GgufFile::is_gguf(p));
   const GgufFile f = GgufFile::open(p);

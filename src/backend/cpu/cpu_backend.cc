@@ -1,12 +1,14 @@
 // The CPU backend: the reference. fp32 activations and KV cache; weights stay in their stored
 // dtype (bf16/f16/f32) and are read in place from the mmap'd files.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/qlinear.h"
 #include "backend/random_fill.h"
 #include "core/thread_pool.h"
 
@@ -263,28 +265,28 @@ class CpuBackend final : public Backend {
     INFERD_CHECK(x.size(1) == K && out.size(1) == N && out.size(0) == T,
                  "linear shapes x {} W [{}, {}] out {}", x.shape_str(), N, K, out.shape_str());
     const float* bias = w.bias.defined() ? fp(w.bias) : nullptr;
-    // The input rows quantized once per 8-bit partner type the parts need (Q8_0, Q8_1, Q8_K).
-    struct Act {
-      ggml::Type type;
-      std::vector<uint8_t>* buf;
-    };
-    std::vector<Act> acts;
-    auto act_of = [&](ggml::Type wt) -> const uint8_t* {
+    // The input rows quantized once per 8-bit partner type the parts need (Q8_0, Q8_1, Q8_K:
+    // one scratch buffer each, reused across steps).
+    constexpr size_t kMaxParts = 8;
+    INFERD_CHECK(w.parts.size() <= kMaxParts, "a GGUF linear of {} parts", w.parts.size());
+    std::array<const uint8_t*, kMaxParts> xq{};
+    std::array<ggml::Type, 3> done{};
+    std::array<const uint8_t*, 3> done_xq{};
+    size_t n_done = 0;
+    for (size_t i = 0; i < w.parts.size(); ++i) {
+      const ggml::Type wt = w.parts[i].type;
+      if (!is_block_type(wt)) continue;
       const ggml::Type at = k_.act_type(wt);
-      for (const Act& a : acts)
-        if (a.type == at) return a.buf->data();
-      std::vector<uint8_t>& buf = act_scratch_[acts.size()];
-      const int64_t rb = ggml::row_bytes(at, K);
-      buf.resize(size_t(T * rb));
-      pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-        k_.quantize_act(wt, fp(x) + t0 * K, t1 - t0, K, buf.data() + t0 * rb);
-      });
-      acts.push_back({at, &buf});
-      return buf.data();
-    };
-    std::vector<const uint8_t*> xq(w.parts.size(), nullptr);
-    for (size_t i = 0; i < w.parts.size(); ++i)
-      if (is_block_type(w.parts[i].type)) xq[i] = act_of(w.parts[i].type);
+      size_t j = 0;
+      while (j < n_done && done[j] != at) ++j;
+      if (j == n_done) {
+        INFERD_CHECK(n_done < done.size(), "more than three activation formats");
+        done[j] = at;
+        done_xq[j] = cpu::quantize_rows(pool_, k_, wt, fp(x), T, K, act_scratch_[j]);
+        ++n_done;
+      }
+      xq[i] = done_xq[j];
+    }
     pool_.parallel_for(
         N,
         [&](int64_t n0, int64_t n1, int) {

@@ -12,6 +12,10 @@
 
 namespace inferd::cpu {
 
+// The input rows x [T, K] quantized for weights of `wtype` into `buf` (grown when too small; rows
+// split over the pool when T > 1): what qlinear and the CPU backend's GGUF linears run on.
+const uint8_t* quantize_rows(ThreadPool& pool, const Kernels& k, ggml::Type wtype, const float* x,
+                             int64_t T, int64_t K, std::vector<uint8_t>& buf);
 // Bytes of T rows of K activations quantized for weights of `wtype` (0 when it has no
 // quantized path: k.act_type(wtype) == kF32).
 int64_t qlinear_scratch_bytes(const Kernels& k, ggml::Type wtype, int64_t T, int64_t K);
