@@ -287,6 +287,12 @@ class Engine {
   // Stops the engine thread; live requests finish with reason abort. Idempotent.
   void shutdown();
 
+  // Empty while the device works. After a device fault (DeviceFault: a sticky GPU error) during
+  // a step, its message: the engine thread has stopped, every request then live finished with
+  // reason abort and RequestOutput::error set to this message, and submit throws
+  // EngineStoppedError. The process should exit (the device can run nothing more).
+  std::string device_fault() const;
+
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;

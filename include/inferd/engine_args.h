@@ -26,6 +26,9 @@ struct ModelArgs {
   std::string device = "auto";       // --device: auto (a GPU when there is one) | cpu | cuda
   int32_t threads = 0;               // --threads: CPU threads (0: one per core)
   bool enforce_eager = false;        // --enforce-eager: no CUDA graphs for decode steps
+  // Test-only (serve's hidden --debug-inject-device-fault after_steps=N): the device fails after
+  // N model steps. Negative: never.
+  int64_t debug_inject_device_fault_after_steps = -1;
   // --task: generate | embed | auto (embed when the model directory has a sentence-transformers
   // modules.json, else generate).
   std::string task = "auto";

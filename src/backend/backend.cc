@@ -39,6 +39,13 @@ void KernelOps::embedding_ggml(const GgmlLinear::Part& table, const DeviceBatch&
   INFERD_CHECK(false, "this backend does not gather from GGUF block-format tables");
 }
 
+void DeviceRuntime::inject_device_fault() {
+  throw DeviceFault(fmt::format(
+      "device fault on {}: injected by --debug-inject-device-fault (the CPU stands in for a "
+      "sticky GPU error)",
+      name()));
+}
+
 GgmlLinear DeviceRuntime::make_linear_ggml(std::vector<GgmlLinear::Part> parts,
                                            const Tensor& bias) {
   (void)parts;

@@ -32,6 +32,17 @@ class DeviceRuntime {
   // Bytes of device memory the backend has allocated so far (0 where there is no device).
   virtual int64_t device_bytes_allocated() const { return 0; }
 
+  // ---- device faults ---------------------------------------------------------------------------
+  // Throws DeviceFault (core/error_types.h) when the device can run nothing more (a sticky CUDA
+  // error); returns otherwise. Called after a step failed with another error, to tell a broken
+  // device from a broken step. No-op where there is no device.
+  virtual void check_device() {}
+  // Test-only (--debug-inject-device-fault): makes the device fail as a real fault would and
+  // throws the DeviceFault that results. CUDA launches a kernel that writes to an illegal address
+  // (a sticky cudaErrorIllegalAddress); the CPU, which has no such error, throws the DeviceFault
+  // itself.
+  virtual void inject_device_fault();
+
   // ---- memory and weights (start-up only) ------------------------------------------------------
   virtual Tensor alloc(DType dtype, std::span<const int64_t> shape) = 0;
   Tensor alloc(DType dtype, std::initializer_list<int64_t> shape) {

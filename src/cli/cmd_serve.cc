@@ -10,6 +10,8 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "cli/commands.h"
@@ -49,6 +51,7 @@ struct ServeArgs {
   bool trust_request_chat_template = false;
   size_t max_stored_responses = server::ResponsesStoreConfig{}.max_responses;
   size_t max_stored_responses_mb = server::ResponsesStoreConfig{}.max_bytes >> 20;
+  std::string inject_device_fault;  // test-only: --debug-inject-device-fault after_steps=N
 };
 
 server::ChatParsing chat_parsing(const ServeArgs& a) {
@@ -89,8 +92,38 @@ sigset_t prepare_process() {
   return sigs;
 }
 
+// Waits for SIGTERM / SIGINT (returns it) or a device fault that stopped the engine (returns 0),
+// looking for the fault every 100 ms.
+int wait_for_signal_or_fault(const sigset_t& sigs, const Engine& engine) {
+  while (true) {
+    const timespec tick{0, 100'000'000};
+    const int sig = sigtimedwait(&sigs, nullptr, &tick);
+    if (sig > 0) return sig;
+    if (!engine.device_fault().empty()) return 0;
+  }
+}
+
+// --debug-inject-device-fault after_steps=N: the number of model steps before the device fails.
+int64_t parse_fault_injection(const std::string& spec) {
+  constexpr std::string_view kKey = "after_steps=";
+  int64_t n = -1;
+  if (spec.rfind(kKey, 0) == 0) {
+    try {
+      size_t used = 0;
+      n = std::stoll(spec.substr(kKey.size()), &used);
+      if (used != spec.size() - kKey.size()) n = -1;
+    } catch (const std::exception&) {
+      n = -1;
+    }
+  }
+  if (n < 0) fail("--debug-inject-device-fault '{}': expected after_steps=N with N >= 0", spec);
+  return n;
+}
+
 std::unique_ptr<LLM> load_llm(const ServeArgs& a) {
   EngineArgs args = a.model.args;
+  if (!a.inject_device_fault.empty())
+    args.model.debug_inject_device_fault_after_steps = parse_fault_injection(a.inject_device_fault);
   if (args.model.served_model_names.empty() && !a.model.model_given())
     args.model.served_model_names = {"demo", "default"};
   LLMOptions options;
@@ -205,8 +238,18 @@ void serve(const ServeArgs& a) {
   log_ready(llm->summary(), engine->config(), sc, srv.port());
   srv.set_ready(true);
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  const int sig = wait_for_signal_or_fault(sigs, *engine);
+  if (sig == 0) {
+    // The in-flight requests have their 500s; /health and /ready answer 503 for a moment (a
+    // health check sees why), then the process exits non-zero for its supervisor to restart it.
+    const std::string fault = engine->device_fault();
+    LOG_ERROR("exiting after a {}", fault);
+    srv.set_ready(false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    srv.drain_and_stop();
+    engine->shutdown();
+    throw DeviceFault(fault);
+  }
   LOG_INFO("received {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   srv.drain_and_stop();
   engine->shutdown();
@@ -286,6 +329,11 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-stored-responses-mb", a->max_stored_responses_mb,
                   "/v1/responses: most MiB (as JSON) the stored responses may hold")
       ->capture_default_str();
+  // Test-only, hidden from --help (no group): the device fails after N model steps (the warm-up
+  // takes one), on CUDA by a real illegal-address write; tests of the fault path use it.
+  cmd->add_option("--debug-inject-device-fault", a->inject_device_fault,
+                  "TESTING ONLY: make the device fail after N model steps (after_steps=N)")
+      ->group("");
   cmd->callback([a] { serve(*a); });
 }
 

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   } catch (const inferd::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
+  } catch (const inferd::DeviceFault& e) {
+    // The GPU failed (a sticky CUDA error): exit status 3, for a supervisor to restart us.
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 3;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "internal error: %s\n", e.what());
     return 2;

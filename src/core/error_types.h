@@ -19,4 +19,13 @@ class InternalError : public std::logic_error {
   explicit InternalError(const std::string& msg) : std::logic_error(msg) {}
 };
 
+// The device (a GPU) failed so that this process can run nothing more on it: a sticky CUDA error
+// (illegal address, launch failure, uncorrectable ECC error, ...; the CUDA runtime then fails every
+// later call). Neither a user's error nor a broken invariant: the serving process stops and exits
+// non-zero so that its supervisor restarts it. The message names the device error.
+class DeviceFault : public std::runtime_error {
+ public:
+  explicit DeviceFault(const std::string& msg) : std::runtime_error(msg) {}
+};
+
 }  // namespace inferd

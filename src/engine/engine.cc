@@ -35,6 +35,10 @@ class Engine::Impl {
   bool abort(const std::string& id);
   void validate(const GenerateRequest& r) const { validate_request(r, bounds_); }
   void shutdown();
+  std::string device_fault() const {
+    std::lock_guard lk(mu_);
+    return fault_;
+  }
   EngineStats stats() const {
     std::lock_guard lk(stats_mu_);
     return stats_;
@@ -53,6 +57,11 @@ class Engine::Impl {
   void process_sampled();
   void process_prompt_rows();
   void abort_all(const std::string& error);
+  // After a step failed with `e`: the device's fault when the device is broken too, else "".
+  std::string device_fault_after(const std::exception& e);
+  // The device can run nothing more: every request, running or just submitted, fails with the
+  // fault, later submits are refused, and the loop ends.
+  void stop_on_device_fault(const std::string& fault);
   void deliver();
   void retire(RequestState& rs);
   void publish_stats();
@@ -73,6 +82,7 @@ class Engine::Impl {
   std::unordered_set<std::string> live_;
   uint64_t next_number_ = 0;
   bool stopping_ = false;
+  std::string fault_;               // the device fault that stopped the engine
   std::atomic<int64_t> queued_{0};  // submitted, not started, not finished
   mutable std::mutex stats_mu_;
   EngineStats stats_;
@@ -124,7 +134,10 @@ std::string Engine::Impl::submit(GenerateRequest request, OutputCallback cb,
   std::string id;
   {
     std::lock_guard lk(mu_);
-    if (stopping_) throw EngineStoppedError("the engine is shut down");
+    if (stopping_) {
+      throw EngineStoppedError(fault_.empty() ? "the engine is shut down"
+                                              : "the engine stopped after a " + fault_);
+    }
     if (!ignore_queue_limit && config_.max_queue > 0 && queued_.load() >= config_.max_queue) {
       throw QueueFullError(
           fmt::format("the waiting queue is full ({} requests waiting, max_queue {}); retry later",
@@ -195,15 +208,52 @@ void Engine::Impl::run() {
       break;
     }
     if (sched_.has_work()) {
+      std::string fault;
       try {
         step();
+      } catch (const DeviceFault& e) {
+        fault = e.what();
       } catch (const std::exception& e) {
-        LOG_ERROR("engine step failed: {}", e.what());
-        abort_all(fmt::format("the engine failed: {}", e.what()));
+        fault = device_fault_after(e);
+        if (fault.empty()) {
+          LOG_ERROR("engine step failed: {}", e.what());
+          abort_all(fmt::format("the engine failed: {}", e.what()));
+        }
+      }
+      if (!fault.empty()) {
+        stop_on_device_fault(fault);
+        break;
       }
     }
     deliver();
   }
+}
+
+std::string Engine::Impl::device_fault_after(const std::exception& e) {
+  try {
+    exec_->check_device();
+  } catch (const DeviceFault& f) {
+    LOG_ERROR("engine step failed: {}", e.what());
+    return f.what();
+  } catch (const std::exception& other) {
+    LOG_ERROR("checking the device after a failed step: {}", other.what());
+  }
+  return "";
+}
+
+void Engine::Impl::stop_on_device_fault(const std::string& fault) {
+  LOG_ERROR("the engine stops: {}", fault);
+  std::vector<std::unique_ptr<RequestState>> incoming;
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+    fault_ = fault;
+    incoming.swap(incoming_);
+    aborts_.clear();
+  }
+  for (auto& r : incoming) start_request(std::move(r));
+  abort_all(fault);
+  deliver();
 }
 
 void Engine::Impl::start_request(std::unique_ptr<RequestState> rs) {
@@ -454,6 +504,9 @@ int32_t Engine::vocab_size() const {
 }
 void Engine::shutdown() {
   impl_->shutdown();
+}
+std::string Engine::device_fault() const {
+  return impl_->device_fault();
 }
 
 }  // namespace inferd

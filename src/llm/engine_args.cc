@@ -71,6 +71,7 @@ void resolve_model(const ModelArgs& m, int gpu_count, bool cuda_built, ResolvedC
   rc.threads =
       m.threads > 0 ? m.threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
   rc.enforce_eager = m.enforce_eager;
+  rc.inject_device_fault_after_steps = m.debug_inject_device_fault_after_steps;
   resolve_task_and_pooling(rc.model_dir, m.task, m.pooler_config, rc.engine);
 }
 

@@ -66,6 +66,7 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   o.max_model_len = rc.engine.max_model_len;
   o.max_num_seqs = rc.engine.max_num_seqs;
   o.enforce_eager = rc.enforce_eager;
+  o.inject_device_fault_after_steps = rc.inject_device_fault_after_steps;
   o.max_top_logprobs = rc.engine.max_logprobs;
   auto m = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
   const ModelConfig& c = m->config();

@@ -51,6 +51,10 @@ class ModelExecutor {
   // Valid until the next step.
   virtual std::span<const float> pooled() const { return {}; }
 
+  // Throws DeviceFault when the device can run nothing more (after a step failed, to tell a
+  // broken device from a broken step); no-op where there is no device.
+  virtual void check_device() {}
+
   // Device time of the execute() steps so far (zeros where the executor does not measure it).
   virtual StepTiming step_timing() const { return {}; }
   virtual void reset_step_timing() {}

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "core/error.h"
 #include "core/logging.h"
@@ -18,6 +19,8 @@ ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts
     : opts_(opts), backend_(std::move(backend)) {
   const ModelConfig cfg = load_model_config(model_dir);
   check_options();
+  int64_t total_bytes = 0;
+  (void)backend_->memory_info(&start_free_bytes_, &total_bytes);
   max_model_len_ = opts_.max_model_len > 0
                        ? opts_.max_model_len
                        : int32_t(std::min<int64_t>(cfg.max_position_embeddings, 1 << 30));
@@ -25,7 +28,9 @@ ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts
     ModelLoader loader(model_dir, cfg, opts_.load, *backend_, max_model_len_);
     model_ = create_model(loader);
   }
+  weight_bytes_ = backend_->device_bytes_allocated();
   allocate_workspace();
+  workspace_bytes_ = backend_->device_bytes_allocated() - weight_bytes_;
   allocate_kv_cache();
   // An embedding model (no lm_head) runs prompts only: no decode graphs, and no warm-up step
   // (whose padding row would ask for logits); its buffers are made by its first steps.
@@ -91,13 +96,19 @@ void ModelRunner::allocate_kv_cache() {
   if (be.memory_info(&free_bytes, &total_bytes)) {
     if (opts_.gpu_memory_utilization <= 0 || opts_.gpu_memory_utilization > 1)
       fail("--gpu-memory-utilization must be in (0, 1], got {}", opts_.gpu_memory_utilization);
-    const int64_t used = total_bytes - free_bytes;  // weights, workspace, context
+    // In use now: the weights, the workspace, the CUDA context and whatever other processes
+    // hold, so memory taken by another process before the start is never counted as ours.
+    const int64_t used = total_bytes - free_bytes;
     kv_bytes = int64_t(double(total_bytes) * opts_.gpu_memory_utilization) - used;
-    if (opts_.num_kv_blocks <= 0 && kv_bytes < bytes_per_block) {
-      fail(
-          "no device memory left for the KV cache: {} MiB of {} MiB are in use after loading "
-          "the weights, over --gpu-memory-utilization {}",
-          used >> 20, total_bytes >> 20, opts_.gpu_memory_utilization);
+    if (opts_.num_kv_blocks <= 0 && kv_bytes < bytes_per_block)
+      fail_kv_memory(kv_bytes, bytes_per_block, free_bytes, total_bytes);
+    if (opts_.num_kv_blocks <= 0) {
+      LOG_INFO(
+          "GPU memory: {} MiB in total, {} MiB in use before the start (CUDA context, other "
+          "processes), weights {} MiB, workspace {} MiB, KV cache {} MiB "
+          "(--gpu-memory-utilization {})",
+          total_bytes >> 20, (total_bytes - start_free_bytes_) >> 20, weight_bytes_ >> 20,
+          workspace_bytes_ >> 20, kv_bytes >> 20, opts_.gpu_memory_utilization);
     }
   }
   num_blocks_ = opts_.num_kv_blocks > 0
@@ -112,6 +123,30 @@ void ModelRunner::allocate_kv_cache() {
   }
   LOG_DEBUG("KV pool: {} blocks of {} tokens ({} MiB)", num_blocks_, opts_.block_size,
             bytes_per_block * num_blocks_ >> 20);
+}
+
+void ModelRunner::fail_kv_memory(int64_t kv_bytes, int64_t bytes_per_block, int64_t free_bytes,
+                                 int64_t total_bytes) const {
+  const int64_t blocks = (int64_t(max_model_len_) + opts_.block_size - 1) / opts_.block_size;
+  const int64_t need = blocks * bytes_per_block;  // one sequence of max_model_len tokens
+  const int64_t used = total_bytes - free_bytes;
+  const double util = double(used + need) / double(total_bytes);
+  const std::string raise = util <= 1.0
+                                ? fmt::format("raise --gpu-memory-utilization to at least {:.2f}",
+                                              std::ceil(util * 100) / 100)
+                                : std::string("free GPU memory held by other processes");
+  fail(
+      "not enough GPU memory for the KV cache: --gpu-memory-utilization {} allows {} MiB of "
+      "the GPU's {} MiB; {} MiB were in use before the start (the CUDA context and other "
+      "processes), the weights take {} MiB and the workspace {} MiB, which leaves {} MiB where "
+      "max_model_len {} needs {} MiB ({} blocks of {} tokens); {} MiB are free now. To fix: "
+      "{}, lower --max-model-len, or lower --max-num-seqs / --max-num-batched-tokens (the "
+      "workspace)",
+      opts_.gpu_memory_utilization,
+      int64_t(double(total_bytes) * opts_.gpu_memory_utilization) >> 20, total_bytes >> 20,
+      (total_bytes - start_free_bytes_) >> 20, weight_bytes_ >> 20, workspace_bytes_ >> 20,
+      kv_bytes / (1 << 20), max_model_len_, need >> 20, blocks, opts_.block_size, free_bytes >> 20,
+      raise);
 }
 
 int32_t ModelRunner::max_top_logprobs() const {
@@ -150,7 +185,14 @@ void ModelRunner::pool(const ForwardBatch& fb) {
   }
 }
 
+void ModelRunner::count_step() {
+  if (opts_.inject_device_fault_after_steps >= 0 && steps_ == opts_.inject_device_fault_after_steps)
+    backend_->inject_device_fault();
+  ++steps_;
+}
+
 void ModelRunner::forward(const ForwardBatch& fb, float* logits) {
+  count_step();
   const int32_t T = fb.num_tokens();
   INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
                opts_.max_num_batched_tokens);
@@ -214,9 +256,10 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
                           std::span<SampledToken> out) {
   Backend& be = *backend_;
   if (!be.samples_on_device()) {
-    ModelExecutor::execute(fb, sampling, out);
+    ModelExecutor::execute(fb, sampling, out);  // forward() counts the step
     return;
   }
+  count_step();
   const int32_t T = fb.num_tokens();
   const size_t R = fb.logit_rows.size();
   INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,

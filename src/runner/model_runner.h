@@ -36,6 +36,9 @@ struct RunnerOptions {
   int32_t max_num_seqs = 256;
   bool enforce_eager = false;     // no CUDA graphs (vLLM's --enforce-eager)
   int32_t max_top_logprobs = 20;  // most top logprobs a row may ask for (device sampling)
+  // Test-only (--debug-inject-device-fault after_steps=N): the first N steps run, the next one
+  // makes the device fail (DeviceRuntime::inject_device_fault). Negative: never.
+  int64_t inject_device_fault_after_steps = -1;
 };
 
 class ModelRunner final : public ModelExecutor {
@@ -62,6 +65,7 @@ class ModelRunner final : public ModelExecutor {
   bool fills_masks_late() const override;
   void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
                std::span<SampledToken> out) override;
+  void check_device() override { backend_->check_device(); }
   StepTiming step_timing() const override { return backend_->step_timing(); }
   void reset_step_timing() override {
     backend_->reset_step_timing();
@@ -94,6 +98,12 @@ class ModelRunner final : public ModelExecutor {
   // runs after the replay, so that a step's grammar masks can be built while the graph runs).
   void graph_forward(const DeviceBatch& b);
   int32_t graph_size_for(int32_t n) const;  // the smallest captured batch size >= n, or 0
+  // Counts a step; the one after --debug-inject-device-fault's N makes the device fail.
+  void count_step();
+  // The Error for a KV cache that --gpu-memory-utilization leaves no room for (the numbers and
+  // the flags to change).
+  [[noreturn]] void fail_kv_memory(int64_t kv_bytes, int64_t bytes_per_block, int64_t free_bytes,
+                                   int64_t total_bytes) const;
 
   RunnerOptions opts_;
   std::unique_ptr<Backend> backend_;
@@ -108,6 +118,10 @@ class ModelRunner final : public ModelExecutor {
   std::vector<int32_t> graph_sizes_;
   bool graphs_enabled_ = true;
   StepProfile profile_;
+  int64_t steps_ = 0;
+  // Device memory (0 on the CPU): free when the runner started (what the CUDA context and other
+  // processes held is total - free), and what the weights and the workspace took.
+  int64_t start_free_bytes_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0;
 };
 
 }  // namespace inferd

@@ -36,6 +36,7 @@ class EngineGenerator final : public Generator {
   bool abort(const std::string& request_id) override;
   EngineStats stats() const override;
   void shutdown() override;
+  std::string device_fault() const override { return engine_->device_fault(); }
 
   Engine& engine() { return *engine_; }
 

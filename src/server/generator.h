@@ -51,6 +51,9 @@ class Generator {
   virtual bool abort(const std::string& request_id) = 0;
   virtual EngineStats stats() const = 0;
   virtual void shutdown() = 0;
+  // Empty while the engine's device works; else the device fault that stopped the engine
+  // (Engine::device_fault): /health and /ready answer 503 and the process is about to exit.
+  virtual std::string device_fault() const { return {}; }
 };
 
 }  // namespace inferd::server

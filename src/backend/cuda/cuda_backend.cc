@@ -52,6 +52,18 @@ class CudaBackend final : public Backend {
     return true;
   }
   int64_t device_bytes_allocated() const override { return ctx_.allocated_bytes(); }
+  // A sticky error shows in every later call: the stream's synchronisation reports it.
+  void check_device() override {
+    const cudaError_t e = cudaStreamSynchronize(ctx_.stream());
+    if (is_sticky(e)) CU_CHECK(e);
+  }
+  void inject_device_fault() override {
+    LOG_WARN("--debug-inject-device-fault: writing to an illegal device address");
+    CU_CHECK(cuda::launch_illegal_write(ctx_.stream()));
+    CU_CHECK(cudaStreamSynchronize(ctx_.stream()));
+    // Not reached on a real GPU (the write faults); a driver that let it pass is a failed test.
+    throw DeviceFault("--debug-inject-device-fault: the illegal write did not fault");
+  }
 
   using DeviceRuntime::alloc;
   Tensor alloc(DType dtype, std::span<const int64_t> shape) override {

@@ -8,11 +8,40 @@
 
 namespace inferd::cuda_impl {
 
-void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
-  if (e != cudaSuccess) {
-    throw Error(
-        fmt::format("CUDA error '{}' from {} at {}:{}", cudaGetErrorString(e), what, file, line));
+bool is_sticky(cudaError_t e) {
+  switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorNvlinkUncorrectable:
+    case cudaErrorContextIsDestroyed:
+    case cudaErrorExternalDevice:
+    case cudaErrorUnknown:
+      return true;
+    default:
+      return false;
   }
+}
+
+void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  if (is_sticky(e)) {
+    int device = -1;
+    (void)cudaGetDevice(&device);
+    throw DeviceFault(fmt::format(
+        "device fault on CUDA device {}: {} ({}) from {} at {}:{}; the GPU can run nothing more "
+        "in this process (check `nvidia-smi -q` and the kernel log for Xid / ECC errors)",
+        device, cudaGetErrorName(e), cudaGetErrorString(e), what, file, line));
+  }
+  throw Error(
+      fmt::format("CUDA error '{}' from {} at {}:{}", cudaGetErrorString(e), what, file, line));
 }
 
 bool is_float(DType t) {
@@ -126,9 +155,17 @@ Tensor CudaContext::alloc(DType dtype, std::span<const int64_t> shape) {
   void* p = nullptr;
   const cudaError_t e = cudaMalloc(&p, (bytes + 255) / 256 * 256);
   if (e != cudaSuccess) {
+    if (is_sticky(e)) CU_CHECK(e);
     (void)cudaGetLastError();
-    fail("out of GPU memory allocating {} MiB on CUDA device {} ({})", bytes >> 20, device_,
-         cudaGetErrorString(e));
+    size_t free_b = 0, total_b = 0;
+    (void)cudaMemGetInfo(&free_b, &total_b);
+    fail(
+        "out of GPU memory allocating {} MiB on CUDA device {} ({}): {} MiB free of {} MiB, {} "
+        "MiB allocated by inferd so far (the rest is held by the CUDA context and other "
+        "processes). Free the GPU, load a smaller model or quantize it (--quantization fp8), or "
+        "lower --max-num-batched-tokens / --max-num-seqs (the workspace) and --max-model-len",
+        bytes >> 20, device_, cudaGetErrorString(e), free_b >> 20, total_b >> 20,
+        allocated_bytes_ >> 20);
   }
   allocated_bytes_ += int64_t((bytes + 255) / 256 * 256);
   std::shared_ptr<void> holder(p, [](void* q) { (void)cudaFree(q); });

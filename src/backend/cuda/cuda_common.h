@@ -15,7 +15,11 @@
 
 namespace inferd::cuda_impl {
 
+// Throws DeviceFault for a sticky error (is_sticky: the context is unusable), Error otherwise.
 void check_cuda(cudaError_t e, const char* what, const char* file, int line);
+// Errors after which every CUDA call of the process fails (illegal address, launch failure,
+// uncorrectable ECC, device-side assert, ...).
+bool is_sticky(cudaError_t e);
 #define CU_CHECK(expr) ::inferd::cuda_impl::check_cuda((expr), #expr, __FILE__, __LINE__)
 
 bool is_float(DType t);

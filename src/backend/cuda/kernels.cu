@@ -664,4 +664,14 @@ cudaError_t launch_fill_random(void* dst, int dtype_code, int64_t n, uint64_t se
   return cudaGetLastError();
 }
 
+__global__ void illegal_write_kernel(int* p) {
+  *p = 1;
+}
+
+cudaError_t launch_illegal_write(cudaStream_t stream) {
+  // Low addresses are never mapped on the device (as on the host).
+  illegal_write_kernel<<<1, 1, 0, stream>>>(reinterpret_cast<int*>(uintptr_t{64}));
+  return cudaGetLastError();
+}
+
 }  // namespace inferd::cuda

@@ -142,4 +142,9 @@ cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t ro
 cudaError_t launch_fill_random(void* dst, int dtype_code, int64_t n, uint64_t seed, float stddev,
                                float fill, cudaStream_t stream);
 
+// Test-only (--debug-inject-device-fault): one thread writes through a pointer into an unmapped
+// page, which the device reports as cudaErrorIllegalAddress at the next synchronisation: a real
+// sticky error (the CUDA context is unusable from then on).
+cudaError_t launch_illegal_write(cudaStream_t stream);
+
 }  // namespace inferd::cuda

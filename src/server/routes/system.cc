@@ -1,5 +1,6 @@
 // The server's own routes: the chat page at / (when --ui is on), /health and SageMaker's /ping,
-// /ready (503 until warm and while draining), /metrics (Prometheus text) and /version.
+// /ready (503 until warm and while draining; both 503 after a device fault), /metrics (Prometheus
+// text) and /version.
 #include <string>
 
 #include "server/api_error.h"
@@ -25,16 +26,28 @@ void chat_page_route(Server& s, const std::shared_ptr<Connection>& conn, Request
   s.send(conn, ex, std::move(res));
 }
 
+// After a device fault (the engine has stopped; the process is exiting): 503 naming it.
+void check_device(Server& s) {
+  const std::string fault = s.generator().device_fault();
+  if (!fault.empty()) {
+    throw ApiError(503, "The engine stopped after a " + fault + "; the server is exiting.",
+                   "service_unavailable_error", std::nullopt, "device_fault");
+  }
+}
+
 void health_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, Exchange& ex) {
+  check_device(s);
   s.send(conn, ex, Response{http::status::ok, 11});
 }
 
 // SageMaker's health check (GET or POST), as vLLM serves it.
 void ping_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, Exchange& ex) {
+  check_device(s);
   s.send(conn, ex, Response{http::status::ok, 11});
 }
 
 void ready_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, Exchange& ex) {
+  check_device(s);
   if (!s.ready() || s.draining())
     throw ApiError(503, s.draining() ? "The server is shutting down." : "The server is warming up.",
                    "service_unavailable_error", std::nullopt, "not_ready");
