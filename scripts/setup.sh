@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # micro-benchmarks
   python3 python3-jinja2             # tools/ scripts (chat-template fixtures)
+  clang-16 libclang-rt-16-dev        # libFuzzer targets (scripts/fuzz.sh, run by CI)
 )
 
 missing=()

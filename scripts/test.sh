@@ -12,9 +12,9 @@ scripts/install-e2e-deps.sh
 cmake --preset "$PRESET"
 cmake --build --preset "$PRESET" -j "$(nproc)"
 ctest --preset "$PRESET" -j "$(nproc)" --timeout 900
-# Fuzzing (issue 17, docs/reliability.md): each libFuzzer target for INFERD_FUZZ_SECONDS seconds
-# (30 for the issue's CI run). Opt-in: it installs clang 16 and builds a second, sanitized tree,
-# about 9 minutes on 2 cores on top of the tests.
+# Fuzzing (issues 17, 32; docs/fuzzing.md): every libFuzzer target for INFERD_FUZZ_SECONDS seconds,
+# as many at once as there are cores (CI sets 30). It builds only the fuzz targets in a second,
+# sanitized tree (clang 16, installed by setup.sh); see docs/fuzzing.md for what it adds to a run.
 if [ -n "${INFERD_FUZZ_SECONDS:-}" ]; then
-  scripts/fuzz.sh "$INFERD_FUZZ_SECONDS"
+  FUZZ_NO_SETUP=1 FUZZ_JOBS="${FUZZ_JOBS:-$(nproc)}" scripts/fuzz.sh "$INFERD_FUZZ_SECONDS"
 fi

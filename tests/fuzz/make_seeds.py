@@ -248,11 +248,92 @@ def http():
         write("fuzz_http", f"req_{i}.bin", bytes([255 if i % 2 == 0 else 7]) + r)
 
 
+GBNF_SEEDS = [
+    'root ::= "yes" | "no"',
+    'root ::= object\nobject ::= "{" ws (pair ("," ws pair)*)? "}"\npair ::= string ":" ws value\n'
+    'value ::= string | [0-9]+ | object | "true" | "false" | "null"\n'
+    'string ::= "\\"" ([^"\\\\\\x00-\\x1f] | "\\\\" ["\\\\/bfnrt])* "\\""\nws ::= [ \\t\\n]*',
+    'root ::= item{2,5} "."  # comment\nitem ::= [a-zA-Z\\u00e9-\\u00ff] | "\\U0001F642"',
+    'root ::= (expr "=" term "\\n")+\nexpr ::= term ([-+*/] term)*\nterm ::= [0-9]+ | "(" expr ")"',
+    'root ::= a b?\na ::= [^\\n]* "x"\nb ::= "<tool_call>" [\\x20-\\x7e]{0,8} "</tool_call>"',
+    'root ::= "a" root | ""',
+]
+
+REGEX_SEEDS = [
+    r"^\+?[0-9]{7,12}$", r"[a-z]+@[a-z]+\.(com|org)", r"(?:ab|cd)*e?\d{2,}", r"\w+\s\W\S.",
+    r"[^\x00-\x1f\"]{0,10}", r"(?<y>\d{4})-(?P<m>\d\d)-\d\d", r"\u00e9|\u{1F642}|[\u0400-\u04ff]+?",
+    r"a{3}b{1,}c{0,2}|^x$", r"[\]\-\\a-c]", r"(a|)+",
+]
+
+TOOL_OUTPUTS = [
+    'Let me check. <tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
+    '</tool_call>\n<tool_call>\n{"name": "f2", "arguments": {}}\n</tool_call> done',
+    '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Oslo", "n": [1, 2.5e3]}}; '
+    '{"name": "f2", "parameters": {}}',
+    '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Bern\\u00e9"}}, '
+    '{"name": "f2", "arguments": {"x": null}}]',
+    '[{"name": "get_weather", "parameters": {"city": "Rome"}}]',
+    '{"city": "Lima", "days": 3, "nested": {"a": [true, false]}}',
+    '<tool_call>\n{"name": "broken", "arguments": {"x": </tool_call> text',
+]
+
+REASONING_OUTPUTS = [
+    "<think>\nplan: a, then b\n</think>\n\nThe answer is 4.",
+    "no reasoning here </think> after",
+    "<thi", "reasoning only, unfinished <think> nested </think></think>",
+]
+
+
+def grammars():
+    for i, g in enumerate(GBNF_SEEDS):
+        write("fuzz_gbnf", f"gbnf_{i}.bin", g.encode() + b"\0" + bytes([i * 37 % 256, 3, 250]))
+    schemas = json.load(open(os.path.join(DATA, "structured", "schemas.json")))
+    for i, s in enumerate(schemas[:40]):
+        mode = [0, 1, 2, 4, 6, 8, 10, 3, 18, 26][i % 10]
+        write("fuzz_json_schema", f"{s['name']}.bin", bytes([mode]) + dumps(s["schema"]).encode())
+    for i, r in enumerate(REGEX_SEEDS):
+        write("fuzz_regex", f"regex_{i}.bin", bytes([i % 2]) + r.encode())
+    write("fuzz_regex", "choices.bin", b"\x02" + "yes\0no\0maybe \u00e9\0".encode())
+
+
+def tool_calls():
+    for i, t in enumerate(TOOL_OUTPUTS):
+        for fmt in range(5):
+            write("fuzz_tool_calls", f"tools_{i}_{fmt}.bin", bytes([fmt, 17 + i]) + t.encode())
+    for i, t in enumerate(REASONING_OUTPUTS):
+        for which in (5, 6, 13):
+            write("fuzz_tool_calls", f"reasoning_{i}_{which}.bin",
+                  bytes([which, 3 + i]) + t.encode())
+
+
+def router():
+    chat = {"model": "m", "stream": True, "stream_options": None,
+            "messages": [{"role": "system", "content": "You are terse."},
+                         {"role": "user", "content": [{"type": "text", "text": "Hi \u00e9"}]}]}
+    comp = {"model": "m", "prompt": [[1, 2, 3], [4]], "max_tokens": 5}
+    write("fuzz_router", "chat.bin", b"\x00\x00" + dumps(chat).encode())
+    write("fuzz_router", "completion.bin", b"\x01\x00" + dumps(comp).encode())
+    write("fuzz_router", "completion_text.bin", b"\x01\x00" + b'{"prompt":"abc","model":7}')
+    sse = ('data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+           'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+           'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,'
+           '"total_tokens":4}}\n\ndata: [DONE]\n\n')
+    write("fuzz_router", "stream_strip.bin", b"\x02\x01" + sse.encode())
+    write("fuzz_router", "stream_keep.bin", b"\x02\x02" + sse.replace("\n\n", "\r\n\r\n").encode())
+    write("fuzz_router", "models.bin", b"\x03\x00" + b'{"object":"list","data":[{"id":"m"},{"id":2}]}')
+    metrics = ('# HELP vllm:num_requests_running x\nvllm:num_requests_running{model_name="m"} 2\n'
+               'vllm:num_requests_waiting{model_name="m"} 1e1\nvllm:kv_cache_usage_perc 0.5\n'
+               'inferd_requests_running 3\nbad line\n')
+    write("fuzz_router", "metrics.bin", b"\x04\x00" + metrics.encode())
+
+
+GROUPS = {"tokenizers": tokenizers, "chat_templates": chat_templates,
+          "model_configs": model_configs, "safetensors": safetensors, "gguf": gguf,
+          "requests": requests, "http": http, "grammars": grammars, "tool_calls": tool_calls,
+          "router": router}
+
 if __name__ == "__main__":
-    tokenizers()
-    chat_templates()
-    model_configs()
-    safetensors()
-    gguf()
-    requests()
-    http()
+    # make_seeds.py [GROUP...]: only those groups (default: all).
+    import sys
+    for name in sys.argv[1:] or list(GROUPS):
+        GROUPS[name]()
