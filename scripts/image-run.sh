@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs a command inside an unpacked container root file system without a container runtime:
+# new mount, PID, IPC and UTS namespaces (unshare), chroot, the host's network. For machines where
+# crun cannot set up cgroups (hybrid cgroup v1/v2 hosts) and for the GPU check, where the NVIDIA
+# driver must be made visible the way nvidia-container-toolkit does it. Used by the image smoke
+# test (tests/e2e/image.test.mjs) and scripts/image-gpu-check.sh.
+#
+#   scripts/image-run.sh [--user UID:GID] [--cwd DIR] [--env K=V]... [--bind SRC:DST[:ro]]...
+#                        [--gpu] ROOTFS CMD [ARG...]
+#
+# Inside: /proc of the new PID namespace, a /dev tmpfs with null, zero, full, random, urandom and
+# tty, a /dev/shm tmpfs, the binds; with --gpu also every /dev/nvidia* device and the host
+# driver's user-space libraries (libcuda.so.1 and the libraries it loads: see gpu_libs below),
+# bind-mounted read-only into ROOTFS/usr/lib/x86_64-linux-gnu with their soname links and
+# ldconfig run inside, as the toolkit's `update-ldcache` hook does. The environment is only the
+# --env values (as a container's). SIGTERM and SIGINT are passed on to CMD; the exit status is
+# CMD's. Needs root. All mounts vanish with the mount namespace.
+set -euo pipefail
+
+user=0:0 cwd=/ gpu=0
+envs=() binds=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --user) user="$2"; shift 2 ;;
+    --cwd) cwd="$2"; shift 2 ;;
+    --env) envs+=("$2"); shift 2 ;;
+    --bind) binds+=("$2"); shift 2 ;;
+    --gpu) gpu=1; shift ;;
+    --) shift; break ;;
+    -*) echo "image-run: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+[ $# -ge 2 ] || { echo "usage: image-run.sh [options] ROOTFS CMD [ARG...]" >&2; exit 2; }
+rootfs="$(readlink -f "$1")"; shift
+[ -x "$rootfs/bin/sh" ] || { echo "image-run: $rootfs is not a root file system (no /bin/sh)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "image-run: needs root (namespaces, mounts, chroot)" >&2; exit 1; }
+
+# The host driver libraries nvidia-container-toolkit mounts for the `compute` and `utility`
+# capabilities that exist on this host (libcuda.so.1 loads the JIT compilers when a kernel has no
+# SASS for the GPU; libnvidia-ml.so.1 is NVML).
+gpu_libs="libcuda.so.1 libcudadebugger.so.1 libnvidia-ptxjitcompiler.so.1 libnvidia-nvvm.so.4
+  libnvidia-gpucomp.so libnvidia-ml.so.1 libnvidia-cfg.so.1"
+
+# The set-up script run as the namespaces' first process (it ends by exec'ing the command).
+setup="$(mktemp)"
+trap 'rm -f "$setup"' EXIT
+{
+  echo 'set -e'
+  echo "r='$rootfs'"
+  echo 'mount --make-rprivate /'
+  echo 'mount -t proc proc "$r/proc"'
+  echo 'mount -t tmpfs -o nosuid,mode=755 tmpfs "$r/dev"'
+  echo 'for d in null zero full random urandom tty; do touch "$r/dev/$d"; mount --bind "/dev/$d" "$r/dev/$d"; done'
+  echo 'mkdir -p "$r/dev/shm" "$r/dev/pts"; mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$r/dev/shm"'
+  echo 'ln -s /proc/self/fd "$r/dev/fd"; ln -s /proc/self/fd/0 "$r/dev/stdin"; ln -s /proc/self/fd/1 "$r/dev/stdout"; ln -s /proc/self/fd/2 "$r/dev/stderr"'
+  echo 'mount -t tmpfs -o nosuid,nodev,mode=1777 tmp "$r/tmp"'
+  for b in "${binds[@]}"; do
+    IFS=: read -r src dst mode <<<"$b"
+    [ -e "$src" ] || { echo "image-run: --bind $b: $src does not exist" >&2; exit 1; }
+    printf 'mkdir -p "$r%q"; mount --bind %q "$r%q"\n' "$dst" "$(readlink -f "$src")" "$dst"
+    [ "$mode" = ro ] && printf 'mount -o remount,bind,ro "$r%q"\n' "$dst"
+  done
+  if [ "$gpu" = 1 ]; then
+    found=0
+    for dev in /dev/nvidia*; do
+      [ -c "$dev" ] || continue
+      printf 'touch "$r%q"; mount --bind %q "$r%q"\n' "$dev" "$dev" "$dev"
+      found=1
+    done
+    [ -d /dev/nvidia-caps ] && echo 'mkdir -p "$r/dev/nvidia-caps"; mount --bind /dev/nvidia-caps "$r/dev/nvidia-caps"'
+    [ "$found" = 1 ] || { echo "image-run: --gpu: no /dev/nvidia* device on this host (no NVIDIA driver loaded)" >&2; exit 1; }
+    libdir=/usr/lib/x86_64-linux-gnu
+    for soname in $gpu_libs; do
+      host="$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64/ {print $NF; exit}')"
+      [ -n "$host" ] || { [ "$soname" = libcuda.so.1 ] && { echo "image-run: --gpu: the host has no $soname (ldconfig -p)" >&2; exit 1; }; continue; }
+      real="$(readlink -f "$host")"
+      base="$(basename "$real")"
+      printf 'touch "$r%s/%s"; mount --bind -o ro %q "$r%s/%s"; ln -sfn %s "$r%s/%s"\n' \
+        "$libdir" "$base" "$real" "$libdir" "$base" "$base" "$libdir" "$soname"
+    done
+    echo "chroot \"\$r\" /sbin/ldconfig"
+  fi
+  printf 'cd "$r"\n'
+  printf 'exec chroot --userspec=%q "$r" /usr/bin/env -i' "$user"
+  for e in "${envs[@]}"; do printf ' %q' "$e"; done
+  printf ' /bin/sh -c %q sh' 'cd "$1" && shift && exec "$@"'
+  printf ' %q' "$cwd" "$@"
+  echo
+} > "$setup"
+
+unshare --mount --pid --ipc --uts --fork --kill-child /bin/sh "$setup" &
+child=$!
+# The command runs as the child of unshare (PID 1 of its namespace): signals go to it.
+forward() {
+  local pids
+  pids="$(cat /proc/"$child"/task/*/children 2>/dev/null || true)"
+  [ -n "$pids" ] && kill -s "$1" $pids 2>/dev/null || true
+}
+trap 'forward TERM' TERM
+trap 'forward INT' INT
+status=0
+while true; do
+  wait "$child" && status=0 || status=$?
+  # wait returns >128 when a trapped signal interrupted it; the child may still run.
+  kill -0 "$child" 2>/dev/null || break
+done
+exit "$status"
