@@ -37,14 +37,14 @@ rootfs="$(readlink -f "$1")"; shift
 [ "$(id -u)" -eq 0 ] || { echo "image-run: needs root (namespaces, mounts, chroot)" >&2; exit 1; }
 
 # The host driver libraries nvidia-container-toolkit mounts for the `compute` and `utility`
-# capabilities that exist on this host (libcuda.so.1 loads the JIT compilers when a kernel has no
-# SASS for the GPU; libnvidia-ml.so.1 is NVML).
-gpu_libs="libcuda.so.1 libcudadebugger.so.1 libnvidia-ptxjitcompiler.so.1 libnvidia-nvvm.so.4
-  libnvidia-gpucomp.so libnvidia-ml.so.1 libnvidia-cfg.so.1"
+# capabilities, by soname prefix, those this host has (libcuda.so.1 loads the JIT compilers,
+# ptxjitcompiler / nvvm / gpucomp, when a kernel has no code for the GPU; libnvidia-ml.so.1 is NVML).
+gpu_libs="libcuda.so libcudadebugger.so libnvidia-ptxjitcompiler.so libnvidia-nvvm.so
+  libnvidia-gpucomp.so libnvidia-allocator.so libnvidia-ml.so libnvidia-cfg.so"
 
 # The set-up script run as the namespaces' first process (it ends by exec'ing the command).
 setup="$(mktemp)"
-trap 'rm -f "$setup"' EXIT
+trap 'rm -f "$setup" "$setup.libs"' EXIT
 {
   echo 'set -e'
   echo "r='$rootfs'"
@@ -71,13 +71,17 @@ trap 'rm -f "$setup"' EXIT
     [ -d /dev/nvidia-caps ] && echo 'mkdir -p "$r/dev/nvidia-caps"; mount --bind /dev/nvidia-caps "$r/dev/nvidia-caps"'
     [ "$found" = 1 ] || { echo "image-run: --gpu: no /dev/nvidia* device on this host (no NVIDIA driver loaded)" >&2; exit 1; }
     libdir=/usr/lib/x86_64-linux-gnu
-    for soname in $gpu_libs; do
-      host="$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64/ {print $NF; exit}')"
-      [ -n "$host" ] || { [ "$soname" = libcuda.so.1 ] && { echo "image-run: --gpu: the host has no $soname (ldconfig -p)" >&2; exit 1; }; continue; }
-      real="$(readlink -f "$host")"
-      base="$(basename "$real")"
-      printf 'touch "$r%s/%s"; mount --bind -o ro %q "$r%s/%s"; ln -sfn %s "$r%s/%s"\n' \
-        "$libdir" "$base" "$real" "$libdir" "$base" "$base" "$libdir" "$soname"
+    ldconfig -p | awk '/x86-64/ {print $1, $NF}' | sort -u -k1,1 > "$setup.libs"
+    grep -q '^libcuda\.so\.1 ' "$setup.libs" ||
+      { echo "image-run: --gpu: the host has no libcuda.so.1 (ldconfig -p): no NVIDIA driver" >&2; exit 1; }
+    for prefix in $gpu_libs; do
+      while read -r soname host; do
+        case "$soname" in "$prefix".*) ;; *) continue ;; esac
+        real="$(readlink -f "$host")"
+        base="$(basename "$real")"
+        printf 'touch "$r%s/%s"; mount --bind -o ro %q "$r%s/%s"\n' "$libdir" "$base" "$real" "$libdir" "$base"
+        [ "$soname" != "$base" ] && printf 'ln -sfn %s "$r%s/%s"\n' "$base" "$libdir" "$soname"
+      done < "$setup.libs"
     done
     echo "chroot \"\$r\" /sbin/ldconfig"
   fi
