@@ -9,11 +9,12 @@
 #                        [--gpu] ROOTFS CMD [ARG...]
 #
 # Inside: /proc of the new PID namespace, a /dev tmpfs with null, zero, full, random, urandom and
-# tty, a /dev/shm tmpfs, the binds; with --gpu also every /dev/nvidia* device and the host
-# driver's user-space libraries (libcuda.so.1 and the libraries it loads: see gpu_libs below),
-# bind-mounted read-only into ROOTFS/usr/lib/x86_64-linux-gnu with their soname links and
-# ldconfig run inside, as the toolkit's `update-ldcache` hook does. The environment is only the
-# --env values (as a container's). SIGTERM and SIGINT are passed on to CMD; the exit status is
+# tty, /dev/shm and /tmp tmpfs, the host's /etc/hosts and /etc/resolv.conf, the binds; with --gpu
+# also every /dev/nvidia* device and the host driver's user-space libraries (libcuda.so.1 and the
+# libraries it loads: see gpu_libs below), bind-mounted read-only into
+# ROOTFS/usr/lib/x86_64-linux-gnu with their soname links and ldconfig run inside, as the
+# toolkit's `update-ldcache` hook does. The environment is only the --env values (as a
+# container's). SIGTERM and SIGINT are passed on to CMD; the exit status is
 # CMD's. Needs root. All mounts vanish with the mount namespace.
 set -euo pipefail
 
@@ -55,6 +56,8 @@ trap 'rm -f "$setup" "$setup.libs"' EXIT
   echo 'mkdir -p "$r/dev/shm" "$r/dev/pts"; mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$r/dev/shm"'
   echo 'ln -s /proc/self/fd "$r/dev/fd"; ln -s /proc/self/fd/0 "$r/dev/stdin"; ln -s /proc/self/fd/1 "$r/dev/stdout"; ln -s /proc/self/fd/2 "$r/dev/stderr"'
   echo 'mount -t tmpfs -o nosuid,nodev,mode=1777 tmp "$r/tmp"'
+  # Name resolution as a container runtime provides it: the host's hosts and resolv.conf.
+  echo 'for f in hosts resolv.conf; do [ -f "/etc/$f" ] || continue; [ -e "$r/etc/$f" ] || touch "$r/etc/$f"; mount --bind -o ro "/etc/$f" "$r/etc/$f"; done'
   for b in "${binds[@]}"; do
     IFS=: read -r src dst mode <<<"$b"
     [ -e "$src" ] || { echo "image-run: --bind $b: $src does not exist" >&2; exit 1; }
