@@ -20,7 +20,8 @@
 #
 # Environment: INFERD_BIN (a built inferd to package instead of building one), INFERD_IMAGE_OUT
 # (build/image), INFERD_IMAGE_CACHE (build/image-cache), DEBIAN_MIRROR (http://deb.debian.org/debian),
-# INFERD_IMAGE_KEEP_ROOTFS=1 (leave the assembled root file system in $INFERD_IMAGE_OUT/rootfs-VARIANT).
+# INFERD_IMAGE_KEEP_ROOTFS=1 (leave the assembled root file system in $INFERD_IMAGE_OUT/rootfs-VARIANT),
+# INFERD_BUILD_LOCK (a lock file the compile step takes with flock, on a machine shared by builds).
 # Needs root (debootstrap, chroot) and debootstrap, umoci, tar (scripts/setup.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,11 +58,11 @@ if [ -n "${INFERD_BIN:-}" ]; then
   [ -x "$bin" ] || die "INFERD_BIN=$bin is not an executable"
 elif [ "$variant" = cpu ]; then
   cmake --preset image-cpu >/dev/null
-  cmake --build --preset image-cpu -j "$(nproc)"
+  ${INFERD_BUILD_LOCK:+flock "$INFERD_BUILD_LOCK"} cmake --build --preset image-cpu -j "$(nproc)"
   bin=build/image-cpu/src/cli/inferd
 else
   cmake --preset ci >/dev/null
-  cmake --build --preset ci -j "$(nproc)" --target inferd
+  ${INFERD_BUILD_LOCK:+flock "$INFERD_BUILD_LOCK"} cmake --build --preset ci -j "$(nproc)" --target inferd
   bin=build/ci/src/cli/inferd
 fi
 if [ "$variant" = cpu ] && ldd "$bin" | grep -q 'libcu'; then
@@ -177,9 +178,12 @@ fi
 # since minbase may hold it by chance).
 while read -r soname path; do
   case "$path" in /usr/local/cuda/*) continue ;; esac
-  pkg="$(chroot "$rootfs" dpkg -S "$(readlink -f "$rootfs$path" | sed "s|^$rootfs||")" 2>/dev/null |
-    head -1 | cut -d: -f1)" || true
-  case "$pkg" in libc6 | "") continue ;; esac
+  real="$(chroot "$rootfs" readlink -f "$path")"
+  # dpkg records some libraries under /lib (merged /usr: the same file).
+  pkg="$(chroot "$rootfs" dpkg -S "$real" 2>/dev/null || chroot "$rootfs" dpkg -S "${real#/usr}" 2>/dev/null)" ||
+    die "$soname ($real): no Debian package in the image owns it"
+  pkg="${pkg%%:*}"
+  [ "$pkg" = libc6 ] && continue
   printf '%s\n' "${runtime_pkgs[@]}" | grep -qx "$pkg" ||
     die "$soname comes from $pkg, which scripts/packages/runtime.txt does not list"
 done < <(awk '$2 == "=>" {print $1, $3}' <<<"$ldd_out")
