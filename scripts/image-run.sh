@@ -43,7 +43,21 @@ rootfs="$(readlink -f "$1")"; shift
 gpu_libs="libcuda.so libcudadebugger.so libnvidia-ptxjitcompiler.so libnvidia-nvvm.so
   libnvidia-gpucomp.so libnvidia-allocator.so libnvidia-ml.so libnvidia-cfg.so"
 
-# The set-up script run as the namespaces' first process (it ends by exec'ing the command).
+# Where the driver's libraries may be besides ld.so.cache: LD_LIBRARY_PATH, and the folder
+# GPU node images mount the driver at (/usr/local/nvidia on GKE and on gVisor hosts).
+driver_dirs="${NVIDIA_DRIVER_LIB_DIRS:-${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/usr/local/nvidia/lib64:/usr/local/nvidia/lib}"
+host_driver_libs() {  # "soname path" of the host's libraries, first found first (ld.so.cache last)
+  local d f
+  IFS=: read -ra dirs <<<"$driver_dirs"
+  for d in "${dirs[@]}"; do
+    [ -d "$d" ] || continue
+    for f in "$d"/lib*.so.*; do [ -e "$f" ] && echo "$(basename "$f") $f"; done
+  done
+  ldconfig -p | awk '/x86-64/ {print $1, $NF}'
+}
+
+# The set-up script (bash: printf %q quoting) run as the namespaces' first process (it ends by
+# exec'ing the command).
 setup="$(mktemp)"
 trap 'rm -f "$setup" "$setup.libs"' EXIT
 {
@@ -74,15 +88,19 @@ trap 'rm -f "$setup" "$setup.libs"' EXIT
     [ -d /dev/nvidia-caps ] && echo 'mkdir -p "$r/dev/nvidia-caps"; mount --bind /dev/nvidia-caps "$r/dev/nvidia-caps"'
     [ "$found" = 1 ] || { echo "image-run: --gpu: no /dev/nvidia* device on this host (no NVIDIA driver loaded)" >&2; exit 1; }
     libdir=/usr/lib/x86_64-linux-gnu
-    ldconfig -p | awk '/x86-64/ {print $1, $NF}' | sort -u -k1,1 > "$setup.libs"
+    host_driver_libs | sort -s -u -k1,1 > "$setup.libs"
     grep -q '^libcuda\.so\.1 ' "$setup.libs" ||
-      { echo "image-run: --gpu: the host has no libcuda.so.1 (ldconfig -p): no NVIDIA driver" >&2; exit 1; }
+      { echo "image-run: --gpu: no libcuda.so.1 on this host (ldconfig -p, $driver_dirs): no NVIDIA driver" >&2; exit 1; }
+    seen=" "
     for prefix in $gpu_libs; do
       while read -r soname host; do
         case "$soname" in "$prefix".*) ;; *) continue ;; esac
         real="$(readlink -f "$host")"
         base="$(basename "$real")"
-        printf 'touch "$r%s/%s"; mount --bind -o ro %q "$r%s/%s"\n' "$libdir" "$base" "$real" "$libdir" "$base"
+        case "$seen" in *" $base "*) ;; *)
+          printf 'touch "$r%s/%s"; mount --bind -o ro %q "$r%s/%s"\n' "$libdir" "$base" "$real" "$libdir" "$base"
+          seen="$seen$base " ;;
+        esac
         [ "$soname" != "$base" ] && printf 'ln -sfn %s "$r%s/%s"\n' "$base" "$libdir" "$soname"
       done < "$setup.libs"
     done
@@ -96,7 +114,7 @@ trap 'rm -f "$setup" "$setup.libs"' EXIT
   echo
 } > "$setup"
 
-unshare --mount --pid --ipc --uts --fork --kill-child /bin/sh "$setup" &
+unshare --mount --pid --ipc --uts --fork --kill-child /bin/bash "$setup" &
 child=$!
 # The command runs as the child of unshare (PID 1 of its namespace): signals go to it.
 forward() {
