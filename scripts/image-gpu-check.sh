@@ -135,7 +135,12 @@ cleanup() {
 trap cleanup EXIT
 r="$work/rootfs"
 mkdir "$r"
-tar --numeric-owner -C "$r" -xJf "$carry/rootfs.tar.xz" || failx "unpack $carry/rootfs.tar.xz"
+if command -v xz >/dev/null; then
+  tar --numeric-owner -C "$r" -xJf "$carry/rootfs.tar.xz" || failx "unpack $carry/rootfs.tar.xz"
+else  # no xz-utils: python3's lzma
+  python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' \
+    "$carry/rootfs.tar.xz" | tar --numeric-owner -C "$r" -xf - || failx "unpack $carry/rootfs.tar.xz"
+fi
 pass "unpack: $carry/rootfs.tar.xz -> $r ($(du -sm "$r" | cut -f1) MB)"
 
 # The toolkit libraries, by soname, from this machine's toolkit.
