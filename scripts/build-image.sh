@@ -81,10 +81,11 @@ base_tar="$cache/base-$suite-$base_key.tar"
 
 trim_rootfs() {  # $1: a root file system; removes what a server container never reads
   local r="$1"
+  # (/dev: the runtime provides it; debootstrap leaves device nodes there.)
   rm -rf "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/usr/share/lintian "$r"/usr/share/linda \
     "$r"/usr/share/locale/* "$r"/usr/share/i18n "$r"/usr/share/bash-completion \
     "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/* "$r"/var/cache/debconf/*-old "$r"/var/lib/dpkg/*-old \
-    "$r"/var/log/* "$r"/tmp/* "$r"/var/tmp/* "$r"/etc/hostname "$r"/etc/resolv.conf
+    "$r"/var/log/* "$r"/tmp/* "$r"/var/tmp/* "$r"/etc/hostname "$r"/etc/resolv.conf "$r"/dev/*
   # Docs: only the copyright files stay (the licences of what the image ships).
   find "$r"/usr/share/doc -mindepth 1 ! -type d ! -name copyright -delete
   find "$r"/usr/share/doc -mindepth 1 -type d -empty -delete
@@ -119,6 +120,7 @@ else
     { tail -20 "$tmp_base/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
   trim_rootfs "$tmp_base/rootfs"
   tar --numeric-owner --xattrs -C "$tmp_base/rootfs" -cf "$base_tar.tmp" .
+  rm -f "$cache/base-$suite-"*.tar  # bases of earlier package lists
   mv "$base_tar.tmp" "$base_tar"
   rm -rf "$tmp_base"
   trap - EXIT
