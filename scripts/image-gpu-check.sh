@@ -170,17 +170,24 @@ pass "ldd in the root file system: $(grep -c '=>' <<<"$ldd_out") libraries, none
 
 # The GPU: the driver's device nodes and libcuda.so.1 on the host. INFERD_GPU_CHECK_CPU=1 runs
 # the rest on the CPU instead (a rehearsal of the script on a machine without a GPU).
+host_libcuda() {  # the host's libcuda.so.1: ld.so.cache, LD_LIBRARY_PATH, /usr/local/nvidia (as image-run.sh)
+  local d
+  IFS=: read -ra dirs <<<"${NVIDIA_DRIVER_LIB_DIRS:-${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/usr/local/nvidia/lib64:/usr/local/nvidia/lib}"
+  for d in "${dirs[@]}"; do [ -e "$d/libcuda.so.1" ] && { echo "$d/libcuda.so.1"; return; }; done
+  ldconfig -p | awk '$1 == "libcuda.so.1" && /x86-64/ {print $NF; exit}'
+}
+libcuda="$(host_libcuda)"
 device=cuda
 if [ "${INFERD_GPU_CHECK_CPU:-0}" = 1 ]; then
   device=cpu
   echo "NOTE INFERD_GPU_CHECK_CPU=1: the rest runs on the CPU (--device cpu, no driver mounts): a rehearsal, not the GPU check"
-elif ! ls /dev/nvidia[0-9]* >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libcuda\.so\.1 '; then
+elif ! ls /dev/nvidia[0-9]* >/dev/null 2>&1 || [ -z "$libcuda" ]; then
   echo "FAIL gpu: no NVIDIA GPU here (/dev/nvidia[0-9]*: $(ls /dev/nvidia[0-9]* 2>/dev/null | tr '\n' ' ' || true)none;" \
-    "libcuda.so.1 in ldconfig -p: $(ldconfig -p | grep -c 'libcuda\.so\.1 ' || true)); the checks above need" \
+    "libcuda.so.1: ${libcuda:-none} in ldconfig -p, LD_LIBRARY_PATH, /usr/local/nvidia); the checks above need" \
     "none and passed; run this on the GPU machine"
   exit 2
 else
-  pass "gpu: $(ls /dev/nvidia[0-9]* | tr '\n' ' ')and $(ldconfig -p | awk '$1 == "libcuda.so.1" {print $NF; exit}')"
+  pass "gpu: $(ls /dev/nvidia[0-9]* | tr '\n' ' ')and $libcuda -> $(readlink -f "$libcuda")"
 fi
 
 http() {  # METHOD URL [JSON]: prints "STATUS BODY" (curl, or python3 where curl is absent)
@@ -241,7 +248,7 @@ log="$work/inferd.log"
 if [ "$mode" = chroot ]; then
   scripts/image-run.sh "${run_args[@]}" "$r" "${IMAGE_ARGS[@]}" /models/demo "${serve_args[@]}" > "$log" 2>&1 &
 else
-  drv="$(dirname "$(readlink -f "$(ldconfig -p | awk '$1 == "libcuda.so.1" {print $NF; exit}')")")"
+  drv="$(dirname "${libcuda:-.}")"
   env -i "${IMAGE_ENV[@]}" HOME="$work" "$r/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \
     --library-path "$r/usr/local/cuda/lib64:$r/usr/lib/x86_64-linux-gnu:$drv" \
     "$r${IMAGE_ARGS[0]}" "${IMAGE_ARGS[@]:1}" "$(readlink -f "$model")" "${serve_args[@]}" > "$log" 2>&1 &
