@@ -22,7 +22,8 @@
 # (build/image), INFERD_IMAGE_CACHE (build/image-cache), DEBIAN_MIRROR (http://deb.debian.org/debian),
 # INFERD_IMAGE_KEEP_ROOTFS=1 (leave the assembled root file system in $INFERD_IMAGE_OUT/rootfs-VARIANT),
 # INFERD_BUILD_LOCK (a lock file the compile step takes with flock, on a machine shared by builds).
-# Needs root (debootstrap, chroot) and debootstrap, umoci, tar (scripts/setup.sh installs them).
+# Needs root (debootstrap, chroot); runs scripts/setup.sh first (the build and image packages;
+# INFERD_SKIP_SETUP=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir="$PWD"
@@ -41,6 +42,8 @@ cuda_dir="${CUDA_HOME:-/usr/local/cuda}"
 die() { echo "build-image: $*" >&2; exit 1; }
 log() { echo "build-image: $*"; }
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap and chroot); run it as root or with sudo"
+# From a clean checkout in one command: the build and image tools (idempotent, quick when present).
+[ "${INFERD_SKIP_SETUP:-0}" = 1 ] || scripts/setup.sh
 for tool in debootstrap umoci tar chroot; do
   command -v "$tool" >/dev/null || die "'$tool' not found: scripts/setup.sh installs it"
 done
