@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { sleep, waitFor } from './helpers.mjs';
+import { waitFor } from './helpers.mjs';
 
 const SRC = path.resolve(import.meta.dirname, '../..');
 const ARCHIVE = process.env.INFERD_IMAGE_ARCHIVE ?? path.join(SRC, 'build/image/inferd-cpu.oci.tar');
@@ -105,6 +105,5 @@ describe('the CPU container image', { skip: reason ?? false }, () => {
     assert.match(log, /received SIGTERM: draining/);
     assert.match(log, /draining: 1 request\(s\) in flight/);
     assert.match(log, /drained; stopped/);
-    await sleep(0);
   });
 });
