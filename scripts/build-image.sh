@@ -75,6 +75,7 @@ if [ "$variant" = cuda ] && ! ldd "$bin" | grep -q 'libcudart'; then
   die "$bin does not link libcudart: not a CUDA build (preset ci on a machine with nvcc)"
 fi
 log "$variant image $tag from $bin (commit $commit)"
+start=$SECONDS  # the image itself, from here (the compile above may have waited on a lock)
 
 # ---- 2. the Debian base (cached) -------------------------------------------------------------
 mapfile -t runtime_pkgs < <(scripts/packages/read.sh runtime)
@@ -115,6 +116,7 @@ if [ -f "$base_tar" ]; then
   log "base: $base_tar (cached)"
 else
   mkdir -p "$cache"
+  base_start=$SECONDS
   tmp_base="$(mktemp -d "$cache/debootstrap.XXXXXX")"
   trap 'rm -rf "$tmp_base"' EXIT
   log "base: debootstrap --variant=minbase $suite from $mirror with ${runtime_pkgs[*]}"
@@ -127,7 +129,7 @@ else
   mv "$base_tar.tmp" "$base_tar"
   rm -rf "$tmp_base"
   trap - EXIT
-  log "base: cached $base_tar ($((SECONDS - start)) s)"
+  log "base: cached $base_tar (debootstrap and trimming: $((SECONDS - base_start)) s)"
 fi
 
 # ---- 3. assemble the layers with umoci -------------------------------------------------------
