@@ -3,19 +3,9 @@
 # Idempotent: packages already installed are skipped. Run as root (or with sudo available).
 set -euo pipefail
 
-PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config git clang-format
-  libboost-dev libboost-system-dev   # Beast/Asio (HTTP server, bench client)
-  nlohmann-json3-dev                 # JSON
-  libpcre2-dev                       # tokenizer regexes (\p{L}, look-ahead), JIT
-  libutf8proc-dev                    # Unicode normalization (NFC/NFKC)
-  libcli11-dev                       # command line
-  libspdlog-dev libfmt-dev           # logging, formatting
-  libgtest-dev libgmock-dev          # tests
-  libbenchmark-dev                   # micro-benchmarks
-  python3 python3-jinja2             # tools/ scripts (chat-template fixtures)
-  clang-16 libclang-rt-16-dev        # libFuzzer targets (scripts/fuzz.sh, run by CI)
-)
+# The lists live in scripts/packages/ (build.txt: build and test; image.txt: the container image's
+# build and smoke test; fuzz.txt: the libFuzzer targets CI runs), shared with the Containerfile and scripts/build-image.sh.
+mapfile -t PACKAGES < <("$(dirname "$0")/packages/read.sh" build image fuzz)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -92,6 +92,21 @@ test('the replica Deployment: probes, drain, GPU, services and budget that selec
   assert.ok(matches(pdb.spec.selector.matchLabels, pod.metadata.labels));
 });
 
+test('the images: the CUDA variant for the replicas, the CPU one for the router, as the image user', () => {
+  // scripts/build-image.sh tags inferd:VERSION-VARIANT, VERSION the project's (CMakeLists.txt).
+  const cmake = fs.readFileSync(path.join(DEPLOY, '../CMakeLists.txt'), 'utf8');
+  const version = /project\(inferd VERSION ([0-9.]+)/.exec(cmake)[1];
+  for (const [name, variant] of [['inferd-replica', 'cuda'], ['inferd-router', 'cpu']]) {
+    const pod = find('Deployment', name).spec.template.spec;
+    const c = pod.containers[0];
+    assert.match(c.image, new RegExp(`(^|/)inferd:${version.replaceAll('.', '\\.')}-${variant}$`), `${name}: ${c.image}`);
+    // The image's user (uid 1000, made by scripts/build-image.sh and the Containerfile).
+    assert.equal(pod.securityContext.runAsNonRoot, true, name);
+    assert.equal(pod.securityContext.runAsUser, 1000, name);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false, name);
+  }
+});
+
 test('the router Deployment finds the replicas and its Service selects it', () => {
   const dep = find('Deployment', 'inferd-router');
   const pod = dep.spec.template;
