@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # The lists live in scripts/packages/ (build.txt: build and test; image.txt: the container image's
-# build and smoke test; fuzz.txt: the libFuzzer targets CI runs), shared with the Containerfile and scripts/build-image.sh.
+# build and smoke test; fuzz.txt: the libFuzzer targets CI runs), shared with the Containerfile
+# and scripts/build-image.sh.
 mapfile -t PACKAGES < <("$(dirname "$0")/packages/read.sh" build image fuzz)
 
 missing=()
