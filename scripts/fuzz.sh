@@ -16,7 +16,8 @@
 #   FUZZ_RUNS=N      stop each after N executions instead of SECONDS
 #   FUZZ_CORPUS=DIR  where the kept inputs live (default build/fuzz/corpus)
 #   FUZZ_RECORD=F    also append the record lines to F (markdown table rows)
-#   FUZZ_NO_SETUP=1  skip scripts/setup.sh and the clang check (the caller ran them)
+#   FUZZ_NO_SETUP=1  skip scripts/setup.sh (the caller ran it)
+#   FUZZ_NO_BUILD=1  run the targets as built (no configure, no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-30}"
@@ -39,8 +40,10 @@ if [ -z "${FUZZ_NO_SETUP:-}" ]; then
   scripts/setup.sh
 fi
 
-cmake --preset fuzz >/dev/null
-cmake --build build/fuzz -j "$(nproc)" --target "${TARGETS[@]}"
+if [ -z "${FUZZ_NO_BUILD:-}" ]; then
+  cmake --preset fuzz >/dev/null
+  cmake --build build/fuzz -j "$(nproc)" --target "${TARGETS[@]}"
+fi
 
 mkdir -p build/fuzz/artifacts
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
