@@ -51,6 +51,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 prefix=()
 [ -n "${FUZZ_NICE:-}" ] && prefix=(nice -n 19)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Built from a tree with changes to the code or the targets: the record says so.
+git diff --quiet HEAD -- src include tests/fuzz 2>/dev/null || commit="$commit-dirty"
 
 # One target; its exit status is libFuzzer's.
 run_one() {
