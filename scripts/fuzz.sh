@@ -16,7 +16,8 @@
 #   FUZZ_RUNS=N      stop each after N executions instead of SECONDS
 #   FUZZ_CORPUS=DIR  where the kept inputs live (default build/fuzz/corpus)
 #   FUZZ_RECORD=F    also append the record lines to F (markdown table rows)
-#   FUZZ_NO_SETUP=1  skip scripts/setup.sh and the clang check (the caller ran them)
+#   FUZZ_NO_SETUP=1  skip scripts/setup.sh (the caller ran it)
+#   FUZZ_NO_BUILD=1  run the targets as built (no configure, no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-30}"
@@ -39,8 +40,10 @@ if [ -z "${FUZZ_NO_SETUP:-}" ]; then
   scripts/setup.sh
 fi
 
-cmake --preset fuzz >/dev/null
-cmake --build build/fuzz -j "$(nproc)" --target "${TARGETS[@]}"
+if [ -z "${FUZZ_NO_BUILD:-}" ]; then
+  cmake --preset fuzz >/dev/null
+  cmake --build build/fuzz -j "$(nproc)" --target "${TARGETS[@]}"
+fi
 
 mkdir -p build/fuzz/artifacts
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
@@ -48,6 +51,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 prefix=()
 [ -n "${FUZZ_NICE:-}" ] && prefix=(nice -n 19)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Built from a tree with changes to the code or the targets: the record says so.
+git diff --quiet HEAD -- src include tests/fuzz 2>/dev/null || commit="$commit-dirty"
 
 # One target; its exit status is libFuzzer's.
 run_one() {

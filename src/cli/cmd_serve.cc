@@ -244,6 +244,12 @@ void serve(const ServeArgs& a) {
     // health check sees why), then the process exits non-zero for its supervisor to restart it.
     const std::string fault = engine->device_fault();
     LOG_ERROR("exiting after a {}", fault);
+    // Should tearing down on a broken device hang, the process still exits in seconds.
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+      std::fflush(nullptr);
+      std::_Exit(3);
+    }).detach();
     srv.set_ready(false);
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
     srv.drain_and_stop();

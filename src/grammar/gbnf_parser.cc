@@ -453,7 +453,50 @@ class Parser {
     }
   }
 
+  // What a helper rule made by repeat() matches: its element x, from 0 to `hi` times (-1: any).
+  struct Rep {
+    GElement x;
+    int hi;
+  };
+
+  static bool same(const GElement& a, const GElement& b) {
+    return a.kind == b.kind &&
+           (a.kind == GElement::kRule ? a.rule == b.rule : a.bytes.w == b.bytes.w);
+  }
+
+  // `unit` as repeat() made it from one element: x{lo,hi} (x* x? x{0,n} as one helper, x+ as x
+  // and the helper of x*). False for anything else.
+  bool as_repetition(const Seq& unit, GElement& x, int& lo, int& hi) const {
+    auto rep_of = [&](const GElement& e) -> const Rep* {
+      if (e.kind != GElement::kRule) return nullptr;
+      const auto it = reps_.find(e.rule);
+      return it == reps_.end() ? nullptr : &it->second;
+    };
+    if (unit.size() == 1) {
+      if (const Rep* r = rep_of(unit[0])) {
+        x = r->x, lo = 0, hi = r->hi;
+        return true;
+      }
+    } else if (unit.size() == 2) {
+      const Rep* r = rep_of(unit[1]);
+      if (r && r->hi < 0 && same(unit[0], r->x)) {
+        x = r->x, lo = 1, hi = -1;
+        return true;
+      }
+    }
+    return false;
+  }
+
   Seq repeat(Seq unit, int lo, int hi) {
+    // A repetition of a repetition (x*+, (x+)*, (x?){2,5}, ...) is one repetition of x: nested,
+    // every way of splitting the text among the levels would be another parse, and a matcher
+    // would follow 2^depth stacks (found by fuzz_gbnf: [^]*+++...+ took minutes to compile).
+    GElement base;
+    int a = 0, b = 0;
+    if (as_repetition(unit, base, a, b)) {
+      if (b < 0) return repeat(Seq{base}, lo * a, -1);  // (x*){lo,hi} = x*, (x+){lo,hi} = x{lo,}
+      if (b == 1) return repeat(Seq{base}, 0, hi);      // (x?){lo,hi} = x{0,hi}
+    }
     // The repeated thing as one element; a byte set repeated many times gets its own rule so its
     // token table is computed once and shared by every copy.
     GElement x;
@@ -469,10 +512,12 @@ class Parser {
       const int32_t star = new_helper({});
       g_.rules[static_cast<size_t>(star)].alts = {{x, ref(star)}, {}};
       out.push_back(ref(star));
+      reps_[star] = {x, -1};
     } else if (hi > lo) {
       int32_t prev = new_helper({{x}, {}});
       for (int k = 1; k < hi - lo; ++k) prev = new_helper({{x, ref(prev)}, {}});
       out.push_back(ref(prev));
+      reps_[prev] = {x, hi - lo};
     }
     return out;
   }
@@ -485,6 +530,7 @@ class Parser {
   std::vector<bool> defined_;
   std::vector<size_t> first_use_;
   std::map<std::string, int32_t> class_rules_;
+  std::map<int32_t, Rep> reps_;  // the helpers repeat() made
 };
 
 }  // namespace

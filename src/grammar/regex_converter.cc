@@ -651,11 +651,39 @@ std::string regex_to_gbnf(std::string_view pattern, std::string_view root,
   return std::string(root) + " ::= " + regex_to_gbnf_expr(pattern, RegexTarget::kRaw, false) + "\n";
 }
 
+namespace {
+
+// The offset of the first byte of `s` that does not start or continue a UTF-8 character as GBNF
+// reads it, or npos (found by fuzz_regex: a choice with a stray byte became GBNF that does not
+// parse, reported as "line 1, column 37: invalid UTF-8 in the grammar").
+size_t invalid_utf8_at(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80    ? 1
+                     : c >= 0xF8 ? 0
+                     : c >= 0xF0 ? 4
+                     : c >= 0xE0 ? 3
+                     : c >= 0xC0 ? 2
+                                 : 0;
+    if (n == 0 || i + n > s.size()) return i;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
 std::string choice_to_gbnf(const std::vector<std::string>& choices, std::string_view root,
                            std::string_view /*prefix*/) {
   if (choices.empty()) throw GrammarError("choice: expected at least one string, got none");
   std::string s = std::string(root) + " ::=";
   for (size_t i = 0; i < choices.size(); ++i) {
+    if (const size_t at = invalid_utf8_at(choices[i]); at != std::string_view::npos) {
+      throw GrammarError("choice: choice " + std::to_string(i) + " is not valid UTF-8 (byte " +
+                         std::to_string(at) + ")");
+    }
     if (choices[i].empty())
       s += (i ? " | " : " ") + std::string("\"\"");
     else

@@ -365,8 +365,11 @@ bool ToolCallParser::step_call(ToolParseDelta& out, bool final, size_t i, size_t
   const std::string_view s = buf_;
   const CallScan c = scan_call(s, i);
   const bool complete = c.status == Scan::kOk;
-  const bool bad = c.status == Scan::kBad || (complete && !c.name);
-  if (c.name) {  // a complete name announces the call, even if what follows is broken
+  // An empty name is no name: no client could call it (found by fuzz_tool_calls: "" announced a
+  // call).
+  const bool named = c.name && !c.name->empty();
+  const bool bad = c.status == Scan::kBad || (complete && !named);
+  if (named) {  // a complete name announces the call, even if what follows is broken
     announce(out, *c.name);
     if (c.args_started && !c.args_string)
       send_args(out, s.substr(c.args_begin, c.args_end - c.args_begin));

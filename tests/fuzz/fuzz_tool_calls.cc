@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -33,9 +34,14 @@ void in_pieces(std::string_view text, uint8_t seed, Feed feed) {
   }
 }
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
+// A broken contract: says which, then aborts (the fuzzer's finding).
+#define CHECK(cond)                                         \
+  do {                                                      \
+    if (!(cond)) {                                          \
+      std::fprintf(stderr, "contract broken: %s\n", #cond); \
+      std::abort();                                         \
+    }                                                       \
+  } while (0)
 
 void tool_calls(ToolCallFormat format, std::string_view text, uint8_t seed) {
   ToolCallParser p(format, "get_weather");
@@ -45,21 +51,21 @@ void tool_calls(ToolCallFormat format, std::string_view text, uint8_t seed) {
     content += d.content;
     for (const ToolCallDelta& c : d.calls) {
       if (c.index == names.size()) {  // a new call: announced with id and name
-        check(!c.id.empty() && !c.name.empty());
+        CHECK(!c.id.empty() && !c.name.empty());
         names.push_back(c.name);
         args.emplace_back();
       }
-      check(c.index + 1 == names.size());
+      CHECK(c.index + 1 == names.size());
       args.back() += c.arguments;
     }
   };
   in_pieces(text, seed, [&](std::string_view piece) { take(p.feed(piece)); });
   take(p.finish());
-  check(content == p.content());
-  check(names.size() == p.calls().size());
+  CHECK(content == p.content());
+  CHECK(names.size() == p.calls().size());
   for (size_t i = 0; i < names.size(); ++i) {
-    check(p.calls()[i].name == names[i]);
-    check(p.calls()[i].arguments == args[i]);
+    CHECK(p.calls()[i].name == names[i]);
+    CHECK(p.calls()[i].arguments == args[i]);
   }
 }
 
@@ -74,7 +80,7 @@ void reasoning(ReasoningFormat format, bool inside, std::string_view text, uint8
   const ReasoningDelta d = p.finish();
   r += d.reasoning;
   c += d.content;
-  check(r == p.reasoning() && c == p.content());
+  CHECK(r == p.reasoning() && c == p.content());
   (void)prompt_reasoning(text);
 }
 

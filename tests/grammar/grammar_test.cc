@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -67,6 +68,35 @@ TEST(GbnfParser, LiteralsAndEscapes) {
   EXPECT_FALSE(matches(R"(root ::= "ab")", "a"));
   EXPECT_FALSE(matches(R"(root ::= "ab")", "abc"));
   EXPECT_TRUE(matches(R"(root ::= "")", ""));
+}
+
+// Found by fuzz_gbnf (issue 32): a repetition of a repetition of one thing (x*+, (x+)*, (x?){2,3})
+// is one repetition of it; nested, each level doubled the ways to parse the text ("[^]*" with 120
+// '+' did not finish compiling).
+TEST(GbnfParser, RepetitionsOfRepetitionsAreOneRepetition) {
+  const std::string deep = "root ::= [a-z]*" + std::string(40, '+') + " \"x\"";
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(matches(deep, "abcx"));
+  EXPECT_TRUE(matches(deep, "x"));
+  EXPECT_FALSE(matches(deep, "ab"));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  for (const char* g : {R"(root ::= (("ab"+)*)+)", R"(root ::= ("ab"?)*)", R"(root ::= "ab"+?)",
+                        R"(root ::= ((("ab")*)?)+)"}) {
+    EXPECT_TRUE(matches(g, "")) << g;
+    EXPECT_TRUE(matches(g, "abab")) << g;
+    EXPECT_FALSE(matches(g, "aba")) << g;
+  }
+  const char* two_or_more = R"(root ::= ("ab"+){2,3})";
+  EXPECT_FALSE(matches(two_or_more, "ab"));
+  EXPECT_TRUE(matches(two_or_more, "abab"));
+  EXPECT_TRUE(matches(two_or_more, "abababababab"));
+  const char* at_most_three = R"(root ::= ("ab"?){2,3})";
+  EXPECT_TRUE(matches(at_most_three, ""));
+  EXPECT_TRUE(matches(at_most_three, "ababab"));
+  EXPECT_FALSE(matches(at_most_three, "abababab"));
+  const char* pairs = R"(root ::= ("ab"{2})*)";  // not one repetition: kept as it is
+  EXPECT_TRUE(matches(pairs, "abab"));
+  EXPECT_FALSE(matches(pairs, "ab"));
 }
 
 TEST(GbnfParser, ClassesDotAndNegation) {

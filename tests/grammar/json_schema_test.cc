@@ -722,6 +722,16 @@ TEST(Choice, ExactlyOneOfTheStrings) {
   EXPECT_THROW(choice_to_gbnf({}), GrammarError);
 }
 
+// Found by fuzz_regex (issue 32): a choice that is not UTF-8 became GBNF that did not parse.
+TEST(Choice, NotUtf8IsAClearError) {
+  try {
+    choice_to_gbnf({"yes", "no \xC3"});
+    ADD_FAILURE() << "accepted";
+  } catch (const GrammarError& e) {
+    EXPECT_STREQ(e.what(), "choice: choice 1 is not valid UTF-8 (byte 3)");
+  }
+}
+
 // ---- the schema corpus of the end-to-end test ----
 
 TEST(JsonSchemaCorpus, EveryCorpusSchemaCompilesAndItsExamplesMatch) {

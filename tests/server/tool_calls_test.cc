@@ -146,6 +146,19 @@ TEST(ToolCallParser, HermesMalformedCallsAreContent) {
   // A name that is not a string.
   r = parse_all_ways(ToolCallFormat::kHermes, "<tool_call>{\"name\": 7}</tool_call>");
   EXPECT_TRUE(r.calls.empty());
+  // An empty name, complete or followed by garbage (found by fuzz_tool_calls, issue 32).
+  r = parse_all_ways(ToolCallFormat::kHermes,
+                     "<tool_call>{\"name\": \"\", \"arguments\": {}}</tool_call>");
+  EXPECT_TRUE(r.calls.empty());
+  EXPECT_EQ(r.content, "<tool_call>{\"name\": \"\", \"arguments\": {}}</tool_call>");
+  r = parse_all_ways(ToolCallFormat::kHermes, "<tool_call>{\"name\" :\"\"2f, x}</tool_call> done");
+  EXPECT_TRUE(r.calls.empty());
+  for (ToolCallFormat f :
+       {ToolCallFormat::kLlama3Json, ToolCallFormat::kMistral, ToolCallFormat::kJsonArray}) {
+    EXPECT_TRUE(
+        parse_all_ways(f, "[TOOL_CALLS][{\"name\": \"\", \"parameters\": {}}]").calls.empty());
+    EXPECT_TRUE(parse_all_ways(f, "{\"name\": \"\", \"parameters\": {}}").calls.empty());
+  }
   // Cut off before the name was complete (max_tokens): content.
   r = parse_all_ways(ToolCallFormat::kHermes, "<tool_call>\n{\"name\": \"get_wea");
   EXPECT_EQ(r.content, "<tool_call>\n{\"name\": \"get_wea");
