@@ -91,6 +91,7 @@ void run_router(const RouterArgs& a) {
   c.http.io_threads = a.http.io_threads;
   c.http.max_body_bytes = a.http.max_request_body_bytes;
   c.http.keep_alive_timeout = ms(std::max(0.001, a.http.keep_alive_timeout));
+  a.http.apply_read_timeouts(c.http);
   c.backends = split_commas(a.backends);
   c.backend_file = a.backend_file;
   c.backend_dns = split_commas(a.backend_dns);
