@@ -287,6 +287,10 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-logprobs", a->model.args.scheduler.max_logprobs,
                   "Largest logprobs / top_logprobs accepted")
       ->capture_default_str();
+  cmd->add_option("--grammar-compile-timeout", a->model.args.scheduler.grammar_compile_timeout_s,
+                  "Seconds one output constraint (JSON schema, regex, grammar) may take to "
+                  "compile; longer: 400 naming the limit (0: no limit)")
+      ->capture_default_str();
   cmd->add_option("--request-timeout", a->request_timeout,
                   "Seconds a request may take before it is aborted (0: no limit)")
       ->capture_default_str();
