@@ -92,6 +92,9 @@ struct EngineConfig {
   bool enable_chunked_prefill = true;  // off: a prompt is admitted only when it fits one step
   int32_t max_queue = 4096;   // requests waiting to start; submit fails beyond. 0: no limit
   int32_t max_logprobs = 20;  // largest SamplingParams::logprobs accepted
+  // Longest one output constraint may take to compile (in submit, on the submitting thread);
+  // longer: the request is an InvalidRequestError saying so. 0: no limit.
+  double grammar_compile_timeout_s = 10;
   std::vector<int32_t> eos_token_ids;  // default EOS ids (a request may override them)
   uint64_t seed = 0;                   // seeds the generators of unseeded requests
   ModelTask task = ModelTask::kGenerate;

@@ -54,6 +54,7 @@ struct SchedulerArgs {
   bool enable_chunked_prefill = true;  // off: a prompt runs only when it fits one step
   int32_t max_queue = 4096;            // --max-queue: requests waiting (0: no limit)
   int32_t max_logprobs = 20;           // --max-logprobs: largest logprobs / top_logprobs
+  double grammar_compile_timeout_s = 10;  // --grammar-compile-timeout (0: no limit)
 };
 
 // Several GPUs (issue 33).

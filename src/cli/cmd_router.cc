@@ -38,6 +38,7 @@ struct RouterArgs {
   std::vector<std::string> allowed_origins{"*"};
   int64_t rate_limit_rpm = 0;
   int64_t rate_limit_tpm = 0;
+  int64_t max_concurrent_per_key = 0;
   int max_retries = 2;
   double connect_timeout = 5;
   double request_timeout = 600;
@@ -73,6 +74,8 @@ void run_router(const RouterArgs& a) {
   if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
   if (a.rate_limit_rpm < 0) fail("--rate-limit-rpm must be >= 0, got {}", a.rate_limit_rpm);
   if (a.rate_limit_tpm < 0) fail("--rate-limit-tpm must be >= 0, got {}", a.rate_limit_tpm);
+  if (a.max_concurrent_per_key < 0)
+    fail("--max-concurrent-requests-per-key must be >= 0, got {}", a.max_concurrent_per_key);
 
   rlimit nofile{};
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
@@ -91,6 +94,7 @@ void run_router(const RouterArgs& a) {
   c.http.io_threads = a.http.io_threads;
   c.http.max_body_bytes = a.http.max_request_body_bytes;
   c.http.keep_alive_timeout = ms(std::max(0.001, a.http.keep_alive_timeout));
+  a.http.apply_read_timeouts(c.http);
   c.backends = split_commas(a.backends);
   c.backend_file = a.backend_file;
   c.backend_dns = split_commas(a.backend_dns);
@@ -110,6 +114,7 @@ void run_router(const RouterArgs& a) {
   c.allowed_origins = split_commas(a.allowed_origins);
   c.rate_limit_rpm = a.rate_limit_rpm;
   c.rate_limit_tpm = a.rate_limit_tpm;
+  c.max_concurrent_per_key = a.max_concurrent_per_key;
   c.max_retries = a.max_retries;
   c.connect_timeout_s = a.connect_timeout;
   c.request_timeout_s = a.request_timeout;
@@ -174,6 +179,10 @@ void register_router(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--rate-limit-rpm", a->rate_limit_rpm,
                   "Requests per minute per API key (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--max-concurrent-requests-per-key", a->max_concurrent_per_key,
+                  "Most completion requests of one API key in flight at once; beyond, 429 with "
+                  "Retry-After (0: no limit)")
       ->capture_default_str();
   cmd->add_option("--rate-limit-tpm", a->rate_limit_tpm,
                   "Tokens (prompt + completion, from the replicas' usage) per minute per API key "

@@ -41,6 +41,8 @@ struct ServeArgs {
   std::vector<std::string> allowed_origins{"*"};
   int64_t rate_limit_rpm = 0;
   int64_t rate_limit_tpm = 0;
+  int64_t max_concurrent_per_key = 0;
+  server::RequestLimits limits;
   HttpFlags http;
   bool no_ui = false;
   bool log_prompts = false;
@@ -150,6 +152,7 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   sc.http.max_body_bytes = a.http.max_request_body_bytes;
   sc.http.keep_alive_timeout =
       std::chrono::milliseconds(int64_t(std::max(0.001, a.http.keep_alive_timeout) * 1000));
+  a.http.apply_read_timeouts(sc.http);
   sc.served_model_names = llm.served_model_names();
   // The demo model answers to "default" too, without a second /v1/models entry.
   if (a.model.args.model.served_model_names.empty() && !a.model.model_given()) {
@@ -161,6 +164,8 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   sc.allowed_origins = split_commas(a.allowed_origins);
   sc.rate_limit_rpm = a.rate_limit_rpm;
   sc.rate_limit_tpm = a.rate_limit_tpm;
+  sc.max_concurrent_per_key = a.max_concurrent_per_key;
+  sc.request_limits = a.limits;
   sc.request_timeout_s = a.request_timeout;
   sc.drain_timeout_s = a.http.drain_timeout;
   sc.ui = !a.no_ui;
@@ -218,6 +223,8 @@ void serve(const ServeArgs& a) {
   if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
   if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
   if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
+  if (a.max_concurrent_per_key < 0)
+    fail("--max-concurrent-requests-per-key must be >= 0, got {}", a.max_concurrent_per_key);
   const server::ChatParsing parsing = chat_parsing(a);
   // Before the model loads: a bad key file fails at once.
   const std::vector<std::string> api_keys = server::collect_api_keys(a.api_keys, a.api_key_file);
@@ -261,6 +268,38 @@ void serve(const ServeArgs& a) {
   engine->shutdown();
 }
 
+// The per-request limits (server::RequestLimits; docs/api.md "Limits").
+void add_limit_flags(CLI::App* cmd, server::RequestLimits& l) {
+  cmd->add_option("--max-n", l.max_n, "Largest n (choices) of a request")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  cmd->add_option("--max-output-tokens", l.max_output_tokens,
+                  "Largest max_tokens (max_completion_tokens, max_output_tokens) of a request; "
+                  "a request without one generates at most this (0: up to max_model_len)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-prompt-tokens", l.max_prompt_tokens,
+                  "Largest prompt in tokens (0: up to max_model_len)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-stop-sequences", l.max_stop, "Most stop strings in a request")
+      ->capture_default_str();
+  cmd->add_option("--max-stop-sequence-bytes", l.max_stop_bytes, "Longest stop string in bytes")
+      ->capture_default_str();
+  cmd->add_option("--max-logit-bias", l.max_logit_bias, "Most logit_bias entries in a request")
+      ->capture_default_str();
+  cmd->add_option("--max-tools", l.max_tools, "Most tools in a request")->capture_default_str();
+  cmd->add_option("--max-tools-bytes", l.max_tools_bytes,
+                  "Largest tools array of a request, in bytes of JSON")
+      ->capture_default_str();
+  cmd->add_option("--max-structured-output-bytes", l.max_schema_bytes,
+                  "Largest output constraint (JSON schema, regex, grammar, choices) of a request, "
+                  "in bytes of JSON")
+      ->capture_default_str();
+  cmd->add_option("--max-messages", l.max_messages, "Most chat messages in a request")
+      ->capture_default_str();
+}
+
 }  // namespace
 
 void register_serve(CLI::App& app) {
@@ -297,6 +336,10 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-logprobs", a->model.args.scheduler.max_logprobs,
                   "Largest logprobs / top_logprobs accepted")
       ->capture_default_str();
+  cmd->add_option("--grammar-compile-timeout", a->model.args.scheduler.grammar_compile_timeout_s,
+                  "Seconds one output constraint (JSON schema, regex, grammar) may take to "
+                  "compile; longer: 400 naming the limit (0: no limit)")
+      ->capture_default_str();
   cmd->add_option("--request-timeout", a->request_timeout,
                   "Seconds a request may take before it is aborted (0: no limit)")
       ->capture_default_str();
@@ -309,6 +352,11 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--rate-limit-tpm", a->rate_limit_tpm,
                   "Tokens (prompt + completion) per minute per API key (0: no limit)")
       ->capture_default_str();
+  cmd->add_option("--max-concurrent-requests-per-key", a->max_concurrent_per_key,
+                  "Most requests of one API key in flight at once; beyond, 429 with Retry-After "
+                  "(0: no limit; without --api-key every client shares one key)")
+      ->capture_default_str();
+  add_limit_flags(cmd, a->limits);
   a->http.add_to(cmd);
   cmd->add_flag("--no-ui", a->no_ui, "Do not serve the chat page at /");
   cmd->add_flag(

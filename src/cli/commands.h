@@ -9,6 +9,10 @@
 
 #include "inferd/engine_args.h"
 
+namespace inferd::server {
+struct HttpConfig;
+}
+
 namespace inferd::cli {
 
 // Flags shared by every command that loads a model (names follow vLLM's), bound to the
@@ -46,9 +50,13 @@ struct HttpFlags {
   int io_threads = 4;
   double drain_timeout = 30;
   double keep_alive_timeout = 60;
-  // Registers --max-request-body-bytes, --io-threads (checked >= 1), --drain-timeout and
-  // --keep-alive-timeout.
+  double header_timeout = 30;  // --http-header-timeout
+  double body_timeout = 60;    // --http-body-timeout
+  // Registers --max-request-body-bytes, --io-threads (checked >= 1), --drain-timeout,
+  // --keep-alive-timeout, --http-header-timeout and --http-body-timeout.
   void add_to(CLI::App* app);
+  // The header and body read timeouts into `c`.
+  void apply_read_timeouts(server::HttpConfig& c) const;
 };
 
 void register_run(CLI::App& app);

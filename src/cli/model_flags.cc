@@ -1,8 +1,11 @@
 // The flags the commands share: those of a model (bound to the EngineArgs the command hands to
 // LLM::load), the HTTP ones of `serve` and `router`, and the demo model's directory.
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "server/http.h"
 
 #ifndef INFERD_DEFAULT_MODEL_DIR
 #define INFERD_DEFAULT_MODEL_DIR "models/demo"
@@ -40,6 +43,22 @@ void HttpFlags::add_to(CLI::App* app) {
   app->add_option("--keep-alive-timeout", keep_alive_timeout,
                   "Seconds an idle keep-alive connection stays open")
       ->capture_default_str();
+  app->add_option("--http-header-timeout", header_timeout,
+                  "Seconds a client has to send a request's headers once it starts; a slower "
+                  "one is cut")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--http-body-timeout", body_timeout,
+                  "Seconds a client has to send a request's body after its headers; a slower "
+                  "one is cut")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
+void HttpFlags::apply_read_timeouts(server::HttpConfig& c) const {
+  auto ms = [](double s) { return std::chrono::milliseconds(int64_t(std::max(0.001, s) * 1000)); };
+  c.header_timeout = ms(header_timeout);
+  c.body_timeout = ms(body_timeout);
 }
 
 void expand_vllm_short_flags(std::vector<std::string>& args) {
@@ -111,8 +130,9 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
   app->add_option("--gpu-memory-utilization", c.gpu_memory_utilization,
                   "Fraction of GPU memory for weights, activations and the KV cache")
       ->capture_default_str();
-  app->add_option("--load-format", m.load_format,
-                  "auto|safetensors|gguf|dummy (dummy: seeded random weights from the config alone)")
+  app->add_option(
+         "--load-format", m.load_format,
+         "auto|safetensors|gguf|dummy (dummy: seeded random weights from the config alone)")
       ->capture_default_str();
   app->add_option("--dtype", m.dtype,
                   "Weight dtype for dummy weights: auto (bfloat16), bfloat16, float16, float32. "

@@ -111,7 +111,7 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
       sched_(SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens,
                              config_.enable_chunked_prefill},
              kv_),
-      structured_(vocab_, config_.eos_token_ids, decoder_),
+      structured_(vocab_, config_.eos_token_ids, decoder_, config_.grammar_compile_timeout_s),
       outputs_(config_.max_model_len, sched_, structured_),
       input_(vocab_) {
   publish_stats();

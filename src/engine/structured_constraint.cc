@@ -60,8 +60,11 @@ std::string structured_to_gbnf(const StructuredOutputs& so) {
   return *so.grammar;
 }
 
-StructuredCompiler::StructuredCompiler(std::shared_ptr<const TokenizerInfo> vocab, size_t capacity)
-    : vocab_(std::move(vocab)), capacity_(capacity == 0 ? 1 : capacity) {}
+StructuredCompiler::StructuredCompiler(std::shared_ptr<const TokenizerInfo> vocab, size_t capacity,
+                                       double compile_timeout_s)
+    : vocab_(std::move(vocab)),
+      capacity_(capacity == 0 ? 1 : capacity),
+      compile_timeout_s_(compile_timeout_s) {}
 
 std::shared_ptr<const CompiledGrammar> StructuredCompiler::compile(const StructuredOutputs& so) {
   const auto [kind, text] = key_parts(so);
@@ -86,7 +89,8 @@ std::shared_ptr<const CompiledGrammar> StructuredCompiler::compile(const Structu
     gbnf += "\ninferd-after-reasoning ::= \"\\n\"{0,2} root\n";
     root = "inferd-after-reasoning";
   }
-  std::shared_ptr<const CompiledGrammar> g = grammar::compile_gbnf(gbnf, vocab_, root);
+  std::shared_ptr<const CompiledGrammar> g =
+      grammar::compile_gbnf(gbnf, vocab_, root, compile_timeout_s_);
   std::lock_guard lk(mu_);
   if (auto it = index_.find(key); it != index_.end()) return it->second->second;
   lru_.emplace_front(key, g);

@@ -25,9 +25,10 @@ std::string structured_to_gbnf(const StructuredOutputs& so);
 class StructuredCompiler {
  public:
   // `capacity`: compiled grammars kept; each holds the token tables it built lazily, which grow
-  // with the schema and the vocabulary, so the cache is kept small.
+  // with the schema and the vocabulary, so the cache is kept small. `compile_timeout_s` > 0: a
+  // constraint that takes longer to compile is a GrammarError saying so.
   explicit StructuredCompiler(std::shared_ptr<const grammar::TokenizerInfo> vocab,
-                              size_t capacity = 64);
+                              size_t capacity = 64, double compile_timeout_s = 0);
 
   // Compiled grammar of the constraint, from the cache when the same one was compiled before.
   // Thread-safe; throws grammar::GrammarError.
@@ -41,6 +42,7 @@ class StructuredCompiler {
   using Entry = std::pair<std::string, std::shared_ptr<const grammar::CompiledGrammar>>;
   std::shared_ptr<const grammar::TokenizerInfo> vocab_;
   size_t capacity_;
+  double compile_timeout_s_;
   mutable std::mutex mu_;
   std::list<Entry> lru_;  // most recently used first
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;

@@ -24,11 +24,13 @@ bool contains(const std::vector<int32_t>& ids, int32_t tok) {
 
 StructuredOutputManager::StructuredOutputManager(int32_t vocab_size,
                                                  std::vector<int32_t> eos_token_ids,
-                                                 std::shared_ptr<const TextDecoder> decoder)
+                                                 std::shared_ptr<const TextDecoder> decoder,
+                                                 double compile_timeout_s)
     : vocab_(vocab_size),
       mask_words_(sampling::bitmask_words(vocab_size)),
       eos_token_ids_(std::move(eos_token_ids)),
-      decoder_(std::move(decoder)) {}
+      decoder_(std::move(decoder)),
+      compile_timeout_s_(compile_timeout_s) {}
 
 StructuredOutputManager::~StructuredOutputManager() = default;
 
@@ -40,8 +42,8 @@ StructuredCompiler& StructuredOutputManager::compiler() {
       throw InvalidRequestError(
           "structured outputs need the model's tokenizer, and this engine was started without one");
     }
-    compiler_ =
-        std::make_unique<StructuredCompiler>(tokenizer_info_from(*tok, vocab_, eos_token_ids_));
+    compiler_ = std::make_unique<StructuredCompiler>(
+        tokenizer_info_from(*tok, vocab_, eos_token_ids_), 64, compile_timeout_s_);
   }
   return *compiler_;
 }

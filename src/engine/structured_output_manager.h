@@ -26,9 +26,10 @@ class TextDecoder;
 
 class StructuredOutputManager {
  public:
-  // `decoder` must be a Tokenizer for constraints to compile; `eos_token_ids` are the model's.
+  // `decoder` must be a Tokenizer for constraints to compile; `eos_token_ids` are the model's;
+  // `compile_timeout_s` > 0 bounds one constraint's compile (EngineConfig).
   StructuredOutputManager(int32_t vocab_size, std::vector<int32_t> eos_token_ids,
-                          std::shared_ptr<const TextDecoder> decoder);
+                          std::shared_ptr<const TextDecoder> decoder, double compile_timeout_s = 0);
   ~StructuredOutputManager();
 
   // Compiles a constraint (any thread). Throws InvalidConstraintError naming the problem, or
@@ -68,6 +69,7 @@ class StructuredOutputManager {
   int32_t mask_words_;
   std::vector<int32_t> eos_token_ids_;  // the model's: the grammar's end is the request's EOS
   std::shared_ptr<const TextDecoder> decoder_;
+  double compile_timeout_s_;
   std::mutex compiler_mu_;  // guards compiler_'s creation (submitting threads)
   std::unique_ptr<StructuredCompiler> compiler_;
 

@@ -3,7 +3,10 @@
 // stack holding that position and the frames that are certain to lie below it. Tables are cached
 // process-wide by a canonical key of the position's content, so rules repeated across grammars
 // are classified once; a grammar compiled again reuses its tables whole.
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -138,12 +141,25 @@ void clear_table_cache() {
 
 std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
                                                     std::shared_ptr<const TokenizerInfo> vocab,
-                                                    std::string_view root) {
+                                                    std::string_view root, double timeout_s) {
   if (!vocab) throw GrammarError("grammar: no vocabulary to compile against");
+  const auto start = std::chrono::steady_clock::now();
+  auto check_time = [&] {
+    if (timeout_s <= 0) return;
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (took > timeout_s)
+      throw GrammarError(
+          fmt::format("the constraint did not compile within the server's limit "
+                      "of {} s (--grammar-compile-timeout); give a smaller "
+                      "schema, grammar or regex",
+                      timeout_s));
+  };
   Grammar g = parse_gbnf(gbnf, root);
   auto out = std::make_shared<CompiledGrammar>();
   out->vocab = vocab;
   out->automaton = build_automaton(g);
+  check_time();
   const Automaton& a = out->automaton;
   const TokenizerInfo::Impl& v = vocab->impl();
   TableCache& c = cache();
@@ -190,6 +206,7 @@ std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
       }
     }
     if (!table) {
+      check_time();
       if (!classifier) classifier = std::make_unique<Classifier>(a, v);
       table = classifier->classify(pos, ctx);
       std::lock_guard<std::mutex> lock(c.mu);

@@ -62,10 +62,13 @@ inline int32_t bitmask_words(int32_t vocab_size) {
 class CompiledGrammar;
 
 // Compiles GBNF text; `root` names the start rule. Throws GrammarError (parse errors with line and
-// column, undefined rules, left recursion, rules that can match nothing).
+// column, undefined rules, left recursion, rules that can match nothing, and a compile that takes
+// longer than `timeout_s` seconds when that is > 0: checked between the positions it builds
+// token tables for, so it stops within about one table's time of the limit).
 std::shared_ptr<const CompiledGrammar> compile_gbnf(std::string_view gbnf,
                                                     std::shared_ptr<const TokenizerInfo> vocab,
-                                                    std::string_view root = "root");
+                                                    std::string_view root = "root",
+                                                    double timeout_s = 0);
 
 // Follows one sequence's output through a compiled grammar.
 class GrammarMatcher {

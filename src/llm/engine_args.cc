@@ -99,6 +99,8 @@ void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
     fail("--max-model-len must be >= 0 (0: the model's), got {}", s.max_model_len);
   if (s.max_queue < 0) fail("--max-queue must be >= 0, got {}", s.max_queue);
   if (s.max_logprobs < 0) fail("--max-logprobs must be >= 0, got {}", s.max_logprobs);
+  if (!(s.grammar_compile_timeout_s >= 0))
+    fail("--grammar-compile-timeout must be >= 0 seconds, got {}", s.grammar_compile_timeout_s);
   EngineConfig& e = rc.engine;
   e.max_num_seqs = s.max_num_seqs;
   e.max_num_batched_tokens = s.max_num_batched_tokens;
@@ -106,6 +108,7 @@ void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
   e.enable_chunked_prefill = s.enable_chunked_prefill;
   e.max_queue = s.max_queue;
   e.max_logprobs = s.max_logprobs;
+  e.grammar_compile_timeout_s = s.grammar_compile_timeout_s;
 }
 
 }  // namespace

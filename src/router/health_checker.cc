@@ -31,10 +31,43 @@ struct HealthSession {
 namespace {
 
 struct GetResult {
-  int status = 0;  // 0: no answer (error says why)
+  int status = 0;  // 0: no answer (error and reason say why)
   std::string body;
   std::string error;
+  std::string reason;  // health_reason
 };
+
+// The bytes a TLS server sends first (a record: alert 0x15 or handshake 0x16, version 3.x).
+bool looks_like_tls(const beast::flat_buffer& buf) {
+  if (buf.size() < 2) return false;
+  const auto* p = static_cast<const unsigned char*>(buf.data().data());
+  return (p[0] == 0x15 || p[0] == 0x16) && p[1] == 0x03;
+}
+
+// Why an exchange that got no HTTP answer failed: the reason and its hint.
+void classify_failure(const server::ClientExchange& x, bool connect, GetResult& out) {
+  const beast::error_code& ec = x.ec;
+  if (ec == beast::error::timeout) {
+    out.reason = health_reason::kTimeout;
+    out.error += " (no answer within --health-check-timeout)";
+  } else if (connect && ec == net::error::connection_refused) {
+    out.reason = health_reason::kConnectRefused;
+    out.error += " (nothing listens there: is the replica running, on this port?)";
+  } else if (!connect && looks_like_tls(x.buf)) {
+    out.reason = health_reason::kTls;
+    out.error +=
+        " (the replica answered in TLS: it serves https, and the router speaks plain "
+        "http to replicas; put a TLS-terminating proxy in between or serve the replica "
+        "over http on a private network)";
+  } else if (!connect && server::is_stale_connection(ec)) {
+    out.reason = health_reason::kConnection;
+    out.error +=
+        " (closed without an HTTP answer: is it an http:// inferd serve? a replica "
+        "serving https closes so)";
+  } else {
+    out.reason = health_reason::kConnection;
+  }
+}
 
 // One GET, bounded by `timeout` from the request on (and its connect by another); on the session's
 // connection when it is still open (once more on a fresh one when the replica closed it meanwhile:
@@ -57,12 +90,14 @@ net::awaitable<GetResult> http_get(HealthSession& session, const std::vector<tcp
   if (sent == server::SendResult::kConnectFailed) {
     x.stream.reset();
     out.error = "connect: " + x.ec.message();
+    classify_failure(x, true, out);
     co_return out;
   }
   if (sent != server::SendResult::kSent || !co_await server::read_body(x, out.body, 8u << 20)) {
     x.stream.reset();
     out.body.clear();
     out.error = "GET " + path + ": " + x.ec.message();
+    classify_failure(x, false, out);
     co_return out;
   }
   out.status = int(x.parser->get().result_int());
@@ -126,6 +161,32 @@ void HealthChecker::watch(std::shared_ptr<Replica> replica) {
   net::co_spawn(net::make_strand(io_), loop(std::move(replica)), net::detached);
 }
 
+namespace {
+
+// The report of a GET that did not answer 200: why, with what to do about it.
+void answered(HealthReport& h, const GetResult& g, const std::string& path,
+              const std::string& api_key, const char* other_reason) {
+  if (g.status == 0) {
+    h.error = g.error;
+    h.reason = g.reason;
+    return;
+  }
+  h.error = "GET " + path + " answered " + std::to_string(g.status);
+  if (g.status == 401 || g.status == 403) {
+    h.reason = health_reason::kUnauthorized;
+    h.error += api_key.empty()
+                   ? " (the replica requires an API key: start the router with "
+                     "--backend-api-key KEY, the replicas' --api-key)"
+                   : " (the replica refused the router's --backend-api-key: give it one of "
+                     "the replicas' --api-key keys)";
+    return;
+  }
+  h.reason = other_reason;
+  if (g.status == 200) h.error += " without a model list";
+}
+
+}  // namespace
+
 net::awaitable<HealthReport> HealthChecker::check(const Replica& r, HealthSession& session) {
   HealthReport h;
   const BackendAddress& a = r.addr();
@@ -135,22 +196,20 @@ net::awaitable<HealthReport> HealthChecker::check(const Replica& r, HealthSessio
                                                  net::redirect_error(net::use_awaitable, ec));
   if (ec) {
     h.error = "cannot resolve '" + a.host + "': " + ec.message();
+    h.reason = health_reason::kResolve;
     co_return h;
   }
   for (const auto& e : results) h.endpoints.push_back(e.endpoint());
   GetResult ready = co_await http_get(session, h.endpoints, a, "/ready", config_.timeout, "");
   if (ready.status != 200) {
-    h.error =
-        ready.status == 0 ? ready.error : "GET /ready answered " + std::to_string(ready.status);
+    answered(h, ready, "/ready", "", health_reason::kNotReady);
     co_return h;
   }
   GetResult models =
       co_await http_get(session, h.endpoints, a, "/v1/models", config_.timeout, config_.api_key);
   if (models.status == 200) h.models = parse_model_list(models.body);
   if (!h.models) {
-    h.error = models.status == 0 ? models.error
-                                 : "GET /v1/models answered " + std::to_string(models.status) +
-                                       " without a model list";
+    answered(h, models, "/v1/models", config_.api_key, health_reason::kBadResponse);
     co_return h;
   }
   GetResult metrics = co_await http_get(session, h.endpoints, a, "/metrics", config_.timeout, "");

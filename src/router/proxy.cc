@@ -46,6 +46,8 @@ void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Requ
       kind == ProxyKind::kPage ? server::json::object() : server::parse_json_body(req.body());
   auto job = std::make_shared<ProxyJob>();
   job->model = route_model(kind, body);
+  if (completion)
+    job->slot = front_.acquire_slot(server::bearer_token(req[http::field::authorization]));
   if (completion && front_.limiter().enabled()) admit(*job, req, body);
   if (completion) job->key = prompt_key(body, ex.route == "/v1/chat/completions");
   job->conn = conn;
@@ -114,6 +116,8 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
     std::atomic<int64_t>& n;
     ~Active() { --n; }
   } active_guard{active_};
+  // Given back when the request ends, however it ends.
+  const server::ConcurrencyLimiter::Slot slot = std::move(job->slot);
   job->conn->on_peer_gone([job] {
     job->client_gone = true;
     if (job->upstream) {

@@ -33,6 +33,8 @@ struct ProxyJob {
   int64_t usage_tokens = 0;
   bool strip_usage_event = false;
   bool count_usage = false;
+  // The key's place under --max-concurrent-requests-per-key; run() holds it to its end.
+  server::ConcurrencyLimiter::Slot slot;
 };
 
 struct Router::Attempt {

@@ -113,8 +113,10 @@ void ReplicaTable::mark_failed(Replica& r, const std::string& error) {
   std::lock_guard lk(mu_);
   auto& rep = r;
   if (rep.state_.healthy) LOG_WARN("router: replica {} out: {}", rep.addr().url, error);
+  if (rep.state_.healthy) rep.logged_problem_ = health_reason::kConnection;
   rep.state_.healthy = false;
   rep.state_.last_error = error;
+  rep.state_.problem = health_reason::kConnection;
   rep.successes_ = 0;
   rep.failures_ = std::max(rep.failures_, health_.failures_to_remove);
 }
@@ -144,13 +146,22 @@ bool ReplicaTable::apply(Replica& r, const HealthReport& h) {
     rep.successes_ = 0;
     rep.failures_++;
     s.last_error = h.error;
+    s.check_failures[h.reason.empty() ? "unknown" : h.reason]++;
     if (s.healthy && rep.failures_ >= health_.failures_to_remove) s.healthy = false;
   }
+  s.problem = h.ready || s.healthy ? std::string() : h.reason;
   if (was != s.healthy) {
-    if (s.healthy)
+    if (s.healthy) {
+      rep.logged_problem_.clear();
       LOG_INFO("router: replica {} in (models: {})", rep.addr().url, fmt::join(s.models, ", "));
-    else
+    } else {
+      rep.logged_problem_ = h.reason;
       LOG_WARN("router: replica {} out: {}", rep.addr().url, h.error);
+    }
+  } else if (!s.healthy && !h.ready && h.reason != rep.logged_problem_) {
+    // Out (or never in) for a new reason: said once, not at every check.
+    rep.logged_problem_ = h.reason;
+    LOG_WARN("router: replica {} not in rotation: {}", rep.addr().url, h.error);
   }
   return was != s.healthy;
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,10 +30,23 @@ BackendAddress parse_backend_url(const std::string& url);
 // A backend file: one URL a line; blank lines and '#' comments are skipped. Throws Error.
 std::vector<std::string> parse_backend_list(const std::string& text, const std::string& source);
 
+// Why a health check failed (HealthReport::reason; the label of the router's metrics).
+namespace health_reason {
+inline constexpr const char* kUnauthorized = "unauthorized";  // 401 / 403: --backend-api-key
+inline constexpr const char* kConnectRefused = "connection_refused";
+inline constexpr const char* kTimeout = "timeout";  // connect or answer past --health-check-timeout
+inline constexpr const char* kTls = "tls";          // the replica answers in TLS (https)
+inline constexpr const char* kConnection = "connection";     // reset, closed without an answer, ...
+inline constexpr const char* kResolve = "resolve";           // the host name does not resolve
+inline constexpr const char* kNotReady = "not_ready";        // /ready answered another status
+inline constexpr const char* kBadResponse = "bad_response";  // /v1/models: no model list
+}  // namespace health_reason
+
 // What one health check found.
 struct HealthReport {
   bool ready = false;
   std::string error;                               // why not ready
+  std::string reason;                              // why not ready, one of health_reason
   std::optional<std::vector<std::string>> models;  // when /v1/models was read
   std::optional<double> running, waiting, kv_usage;
   std::vector<boost::asio::ip::tcp::endpoint> endpoints;  // resolved address
@@ -45,6 +59,8 @@ struct ReplicaState {
   bool healthy = false;
   bool removed = false;
   std::string last_error;
+  std::string problem;  // the last failed check's reason (health_reason) while out; else empty
+  std::map<std::string, int64_t> check_failures;  // failed health checks by reason
   std::vector<std::string> models;
   double running = 0, waiting = 0, kv_usage = 0;
   int64_t in_flight = 0;
@@ -65,6 +81,7 @@ class Replica {
   ReplicaState state_;
   int failures_ = 0;
   int successes_ = 0;
+  std::string logged_problem_;  // the problem last logged: each is logged once, not every check
   std::vector<boost::asio::ip::tcp::endpoint> endpoints_;
 };
 

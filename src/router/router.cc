@@ -32,6 +32,7 @@ server::FrontConfig front_config(const RouterConfig& c) {
   f.allowed_origins = c.allowed_origins;
   f.rate_limit_rpm = c.rate_limit_rpm;
   f.rate_limit_tpm = c.rate_limit_tpm;
+  f.max_concurrent_per_key = c.max_concurrent_per_key;
   f.retry_after_s = c.retry_after_s;
   return f;
 }
@@ -137,10 +138,20 @@ void Router::serve_ready(const std::shared_ptr<server::Connection>& conn, const 
   if (front_.draining())
     throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
                    "not_ready");
+  // The replicas out of rotation and why (an API key missing, a connection refused, ...).
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  std::string why;
+  for (const ReplicaState& s : table_.states()) {
+    if (s.healthy) continue;
+    out.push_back({{"replica", s.url}, {"reason", s.problem}, {"error", s.last_error}});
+    why += fmt::format("{} {}: {}", why.empty() ? ":" : ";", s.url, s.last_error);
+  }
   if (table_.num_healthy() == 0)
-    throw ApiError(503, "No replica is ready.", "service_unavailable_error", std::nullopt,
-                   "not_ready");
-  front_.send_json(conn, ex, 200, R"({"status":"ready"})");
+    throw ApiError(503, "No replica is ready" + why + ".", "service_unavailable_error",
+                   std::nullopt, "not_ready");
+  nlohmann::ordered_json body = {{"status", "ready"}};
+  if (!out.empty()) body["replicas_out"] = std::move(out);
+  front_.send_json(conn, ex, 200, body.dump());
 }
 
 void Router::serve_metrics(const std::shared_ptr<server::Connection>& conn, const Exchange& ex) {

@@ -48,7 +48,8 @@ struct RouterConfig {
   // report (streams get include_usage upstream; the usage event is passed on only when the
   // client asked for it); 0: off.
   int64_t rate_limit_tpm = 0;
-  int max_retries = 2;  // further replicas tried after a failed attempt
+  int64_t max_concurrent_per_key = 0;  // completions in flight per API key; 0: off
+  int max_retries = 2;                 // further replicas tried after a failed attempt
   double connect_timeout_s = 5;
   double request_timeout_s = 600;  // an upstream exchange that stays silent this long fails
   double drain_timeout_s = 30;     // SIGTERM: how long in-flight requests may finish
@@ -74,6 +75,7 @@ class Router final : public server::RequestHandler {
 
   ReplicaTable& table() { return table_; }
   RouterMetrics& metrics() { return metrics_; }
+  server::ConcurrencyLimiter& concurrency() { return front_.concurrency(); }
   int64_t active_requests() const { return active_; }
   // Reads the backend file now (also done every discovery_interval when it changed).
   void reload_backend_file();

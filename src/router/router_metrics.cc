@@ -92,6 +92,22 @@ std::string RouterMetrics::render(const std::vector<ReplicaState>& replicas,
   for (const auto& r : replicas)
     out += fmt::format("inferd:router_replica_healthy{{replica=\"{}\"}} {}\n",
                        server::prom_label(r.url), r.healthy ? "1.0" : "0.0");
+  head(out, "inferd:router_replica_problem", "gauge",
+       "1 for a replica out of rotation, labelled with why its last health check failed: "
+       "unauthorized (401/403: --backend-api-key), connection_refused, timeout, tls, connection, "
+       "resolve, not_ready, bad_response.");
+  for (const auto& r : replicas)
+    if (!r.problem.empty())
+      out += fmt::format("inferd:router_replica_problem{{replica=\"{}\",reason=\"{}\"}} 1.0\n",
+                         server::prom_label(r.url), server::prom_label(r.problem));
+  head(out, "inferd:router_health_check_failures", "counter",
+       "Failed health checks by replica and reason (the reasons of "
+       "inferd:router_replica_problem).");
+  for (const auto& r : replicas)
+    for (const auto& [reason, n] : r.check_failures)
+      out += fmt::format(
+          "inferd:router_health_check_failures_total{{replica=\"{}\",reason=\"{}\"}} {}\n",
+          server::prom_label(r.url), server::prom_label(reason), server::prom_number(double(n)));
   head(out, "inferd:router_replica_in_flight", "gauge",
        "Requests the router has open on the replica.");
   for (const auto& r : replicas)

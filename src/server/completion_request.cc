@@ -25,7 +25,6 @@ namespace inferd::server {
 
 namespace {
 
-constexpr int kMaxN = 128;
 constexpr size_t kMaxPrompts = 256;
 constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
@@ -50,13 +49,19 @@ void streaming(const json& body, CompletionRequest& r) {
   }
 }
 
-// n, best_of, temperature, top_p, top_k, min_p and the penalties: their types, and OpenAI's bounds
-// where they are tighter than the engine's (n <= 128). temperature: any value >= 0 (vLLM; OpenAI
-// stops at 2), the engine's check.
-void sampling_fields(const json& body, int32_t vocab, SamplingParams& sp) {
-  sp.n = int32_t(get_int(body, "n", kInt32Min, kMaxN).value_or(1));
+// n, best_of, temperature, top_p, top_k, min_p and the penalties: their types, and bounds where
+// they are tighter than the engine's (n <= --max-n, 128 as OpenAI by default). temperature: any
+// value >= 0 (vLLM; OpenAI stops at 2), the engine's check.
+void sampling_fields(const json& body, int32_t vocab, const RequestLimits& lim,
+                     SamplingParams& sp) {
+  const int64_t n = get_int(body, "n", kInt32Min, kInt32Max).value_or(1);
+  if (n > lim.max_n)
+    throw bad_param("n", fmt::format("Invalid 'n': at most {} choices per request are allowed on "
+                                     "this server (--max-n), got {}.",
+                                     lim.max_n, n));
+  sp.n = int32_t(n);
   if (const json* bo = find_field(body, "best_of")) {
-    if (int_value(*bo, "best_of", 1, kMaxN) != sp.n)
+    if (int_value(*bo, "best_of", 1, lim.max_n) != sp.n)
       throw bad_param("best_of", "Invalid 'best_of': only best_of equal to n is supported.");
   }
   if (auto t = get_number(body, "temperature", -kNoBound, kNoBound)) sp.temperature = float(*t);
@@ -291,7 +296,7 @@ std::optional<ojson> ordered_body(const json& body, const ValidationContext& ctx
 // per prompt, the field its token ids came from ("prompt", "prompt[k]"; empty for text); their
 // text is decoded once the engine's validation has checked them (decode_token_prompts).
 std::vector<std::string> completion_prompts(const json& body, const Generator& gen,
-                                            CompletionRequest& r) {
+                                            const RequestLimits& lim, CompletionRequest& r) {
   const json* p = find_field(body, "prompt");
   if (!p) throw bad_param("prompt", "Missing required parameter: 'prompt'.");
   const bool add_special = get_bool(body, "add_special_tokens").value_or(true);
@@ -334,10 +339,10 @@ std::vector<std::string> completion_prompts(const json& body, const Generator& g
   } else {
     wrong_type("prompt", "a string or an array", *p);
   }
-  if (int64_t(r.prompts.size()) * r.params.n > int64_t(kMaxN) * 4)
+  if (int64_t(r.prompts.size()) * r.params.n > int64_t(lim.max_n) * 4)
     throw bad_param("n", fmt::format("Invalid 'n': {} prompts x n={} is more than {} "
-                                     "completions in one request.",
-                                     r.prompts.size(), r.params.n, kMaxN * 4));
+                                     "completions in one request (4 x --max-n).",
+                                     r.prompts.size(), r.params.n, int64_t(lim.max_n) * 4));
   return id_fields;
 }
 
@@ -380,6 +385,35 @@ void truncate_prompts(const json& body, const Generator& gen, CompletionRequest&
     if (i < r.prompt_texts.size() && !r.prompt_texts[i].empty())
       r.prompt_texts[i] = gen.decode(p, false);
   }
+}
+
+// --max-prompt-tokens and --max-output-tokens: a prompt or a max_tokens over the server's limit is
+// a 400 naming it; a request that leaves max_tokens out gets at most the limit (and never more
+// than its context has room for).
+void apply_token_limits(const RequestLimits& lim, const MaxTokens& mt, const Generator& gen,
+                        CompletionRequest& r) {
+  const std::string pp = r.chat ? "messages" : "prompt";
+  if (lim.max_prompt_tokens > 0) {
+    for (size_t k = 0; k < r.prompts.size(); ++k) {
+      if (r.prompts[k].size() > size_t(lim.max_prompt_tokens))
+        throw bad_param(pp, fmt::format("Invalid '{}': the prompt{} is {} tokens, more than this "
+                                        "server's limit of {} (--max-prompt-tokens).",
+                                        pp, r.prompts.size() > 1 ? fmt::format(" {}", k) : "",
+                                        r.prompts[k].size(), lim.max_prompt_tokens));
+    }
+  }
+  if (lim.max_output_tokens <= 0) return;
+  if (mt.value && *mt.value > lim.max_output_tokens)
+    throw bad_param(mt.param, fmt::format("Invalid '{}': at most {} tokens may be generated per "
+                                          "request on this server (--max-output-tokens), got {}.",
+                                          mt.param, lim.max_output_tokens, *mt.value));
+  if (r.params.max_tokens) return;
+  int32_t room = lim.max_output_tokens;
+  for (const auto& p : r.prompts) {
+    const int64_t left = int64_t(gen.max_model_len()) - int64_t(p.size());
+    if (left >= 1) room = int32_t(std::min<int64_t>(room, left));
+  }
+  r.params.max_tokens = room;
 }
 
 void decode_token_prompts(const Generator& gen, const std::vector<std::string>& id_fields,
@@ -471,7 +505,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
   r.model = request_model_name(body, ctx);
   streaming(body, r);
   SamplingParams& sp = r.params;
-  sampling_fields(body, gen.vocab_size(), sp);
+  sampling_fields(body, gen.vocab_size(), ctx.limits, sp);
   logit_bias(body, ctx.limits, sp);
   seed_field(body, sp);
   const MaxTokens mt = max_tokens(body, chat, sp);
@@ -490,10 +524,11 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
   if (chat) {
     parse_chat_prompt(body, o, ctx, r);
   } else {
-    id_fields = completion_prompts(body, gen, r);
+    id_fields = completion_prompts(body, gen, ctx.limits, r);
   }
   truncate_prompts(body, gen, r);
   if (!chat && !mt.value) default_max_tokens(gen, r);
+  apply_token_limits(ctx.limits, mt, gen, r);
   validate_for_engine(r, mt, id_fields, gen);
   decode_token_prompts(gen, id_fields, r);
   return r;

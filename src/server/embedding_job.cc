@@ -45,13 +45,14 @@ void EmbeddingJob::admit(Server& server, const std::shared_ptr<Connection>& conn
   EmbeddingRequest er = parse_embedding_request(body, server.validation_context(req));
   int64_t tokens = 0;
   for (const auto& in : er.inputs) tokens += int64_t(in.size());
+  ConcurrencyLimiter::Slot slot = server.front().acquire_slot(ex.api_key);
   server.front().admit(ex.api_key, tokens);
   ex.request_id = "embd-" + random_hex(24);
   const uint64_t job_id = server.next_job_.fetch_add(1);
   auto job = std::make_shared<EmbeddingJob>(server, conn, ex, std::move(er));
   server.add_job(job_id, job);
   try {
-    job->start(job_id);
+    job->start(job_id, std::move(slot));
   } catch (...) {
     server.remove_job(job_id);
     throw;

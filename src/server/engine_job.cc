@@ -16,9 +16,15 @@ EngineJob::EngineJob(Server& server, std::shared_ptr<Connection> conn, Exchange 
       timer_(conn_->executor()),
       subs_(num_requests) {}
 
-void EngineJob::start(uint64_t job_id) {
+void EngineJob::start(uint64_t job_id, ConcurrencyLimiter::Slot slot) {
   job_id_ = job_id;
-  submit_all();
+  slot_ = std::move(slot);
+  try {
+    submit_all();
+  } catch (...) {
+    slot_.release();
+    throw;
+  }
   conn_->on_peer_gone([self = shared_from_this()] { self->on_peer_gone(); });
   if (server_.config_.request_timeout_s > 0) start_timeout();
   started();
@@ -113,6 +119,7 @@ bool EngineJob::end_job() {
   // Count the request before answering, so a client that reads /metrics next sees it.
   conn_->on_peer_gone(nullptr);
   record(status, end);
+  slot_.release();
   server_.remove_job(job_id_);
   return true;
 }

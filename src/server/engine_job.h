@@ -24,8 +24,9 @@ class EngineJob : public ServerJob, public std::enable_shared_from_this<EngineJo
   using Clock = std::chrono::steady_clock;
 
   // Submits the engine requests (submit_all), then watches the client and the timeout and calls
-  // started(). Throws ApiError when they could not all be submitted (none then runs).
-  void start(uint64_t job_id);
+  // started(). Throws ApiError when they could not all be submitted (none then runs). `slot`
+  // (the API key's place under --max-concurrent-requests-per-key) is held until the job ends.
+  void start(uint64_t job_id, ConcurrencyLimiter::Slot slot = {});
   // Aborts the request; the client gets `e` (the derived job writes it). Any thread.
   void abort_with(ApiError e) override;
 
@@ -71,6 +72,7 @@ class EngineJob : public ServerJob, public std::enable_shared_from_this<EngineJo
   bool client_gone_ = false;
   bool done_ = false;
   std::optional<ApiError> failure_;
+  ConcurrencyLimiter::Slot slot_;
 
  private:
   void start_timeout();

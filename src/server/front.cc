@@ -19,7 +19,8 @@ std::string bearer_token(std::string_view authorization) {
 Front::Front(FrontConfig config, RecordHttp record)
     : config_(std::move(config)),
       record_(std::move(record)),
-      limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm) {}
+      limiter_(config_.rate_limit_rpm, config_.rate_limit_tpm),
+      concurrency_(config_.max_concurrent_per_key) {}
 
 void Front::handle(const std::shared_ptr<Connection>& conn, Request& req) {
   Exchange ex;
@@ -113,6 +114,20 @@ void Front::admit(const std::string& api_key, int64_t tokens) {
                                v.kind, v.retry_after_s),
                    v.kind, std::nullopt, "rate_limit_exceeded")
         .with_retry_after(std::max(1, int(std::ceil(v.retry_after_s))));
+}
+
+ConcurrencyLimiter::Slot Front::acquire_slot(const std::string& api_key) {
+  bool refused = false;
+  ConcurrencyLimiter::Slot slot = concurrency_.try_acquire(api_key, refused);
+  if (refused)
+    throw ApiError(429,
+                   fmt::format("Too many concurrent requests on this API key: the limit is {} in "
+                               "flight at once (--max-concurrent-requests-per-key). Retry when "
+                               "one finishes.",
+                               concurrency_.max_per_key()),
+                   "rate_limit_error", std::nullopt, "concurrency_limit_exceeded")
+        .with_retry_after(config_.retry_after_s);
+  return slot;
 }
 
 }  // namespace inferd::server

@@ -25,7 +25,8 @@ struct FrontConfig {
   std::vector<std::string> allowed_origins{"*"};  // CORS; empty: no CORS headers
   int64_t rate_limit_rpm = 0;                     // per API key; 0: off
   int64_t rate_limit_tpm = 0;
-  int retry_after_s = 1;  // Retry-After of a 503 while draining
+  int64_t max_concurrent_per_key = 0;  // requests in flight per API key; 0: off
+  int retry_after_s = 1;               // Retry-After of a 503 while draining or a 429 (in flight)
 };
 
 class Front {
@@ -62,6 +63,10 @@ class Front {
   bool draining() const { return draining_; }
   // Per-key rate limits: admits a request bringing `tokens`, else throws 429 (Retry-After).
   void admit(const std::string& api_key, int64_t tokens);
+  // Per-key concurrency: a slot for one more request of `api_key` (hold it until the request
+  // ends), else throws 429 (Retry-After). An empty slot when the limit is off.
+  ConcurrencyLimiter::Slot acquire_slot(const std::string& api_key);
+  ConcurrencyLimiter& concurrency() { return concurrency_; }
 
  private:
   void dispatch(const std::shared_ptr<Connection>& conn, Request& req, Exchange& ex);
@@ -71,6 +76,7 @@ class Front {
   RecordHttp record_;
   RouteTable routes_;
   RateLimiter limiter_;
+  ConcurrencyLimiter concurrency_;
   std::atomic<bool> draining_{false};
 };
 

@@ -43,7 +43,21 @@ void Connection::do_read_header() {
   parser_.emplace();
   parser_->body_limit(server_.config().max_body_bytes);
   parser_->header_limit(server_.config().max_header_bytes);
+  if (buffer_.size() > 0) return read_header_now();
+  // Idle until the next request's first byte (keep_alive_timeout), then header_timeout for the
+  // whole header from there.
   stream_.expires_after(server_.config().keep_alive_timeout);
+  stream_.async_read_some(buffer_.prepare(4096),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            if (self->closed_) return;
+                            if (ec) return self->close();
+                            self->buffer_.commit(n);
+                            self->read_header_now();
+                          });
+}
+
+void Connection::read_header_now() {
+  stream_.expires_after(server_.config().header_timeout);
   http::async_read_header(
       stream_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_read_header(ec, n); });
@@ -85,7 +99,7 @@ void Connection::on_read_header(beast::error_code ec, size_t) {
     net::async_write(stream_, net::buffer(*buf),
                      [self = shared_from_this(), buf](beast::error_code wec, size_t) {
                        if (wec) return self->close();
-                       self->stream_.expires_after(self->server_.config().keep_alive_timeout);
+                       self->stream_.expires_after(self->server_.config().body_timeout);
                        http::async_read(self->stream_, self->buffer_, *self->parser_,
                                         [self](beast::error_code ec2, size_t n2) {
                                           self->on_read_body(ec2, n2);
@@ -93,6 +107,7 @@ void Connection::on_read_header(beast::error_code ec, size_t) {
                      });
     return;
   }
+  stream_.expires_after(server_.config().body_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec2, size_t n2) {
                      self->on_read_body(ec2, n2);

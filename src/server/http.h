@@ -1,5 +1,6 @@
 // An async HTTP/1.1 server on Boost.Beast: a few io threads serve every connection; each
-// connection runs on its own strand. Keep-alive, a request body limit (413), streamed responses
+// connection runs on its own strand. Keep-alive, a request body limit (413), read timeouts for the
+// idle wait, the headers and the body (a slow-loris client is cut), streamed responses
 // (chunked transfer encoding) and detection of a peer that goes away while its request is being
 // answered (so the generation behind it can be aborted).
 #pragma once
@@ -38,8 +39,12 @@ struct HttpConfig {
   int io_threads = 4;
   uint64_t max_body_bytes = 16ull << 20;
   uint32_t max_header_bytes = 64u << 10;
-  std::chrono::milliseconds keep_alive_timeout{60'000};  // idle between requests / header read
-  std::chrono::milliseconds write_timeout{60'000};       // one write to a peer that stops reading
+  std::chrono::milliseconds keep_alive_timeout{60'000};  // idle before a request's first byte
+  // A request's headers from its first byte, and its body after them: a client that trickles
+  // them slower (slow loris) is cut. Waiting costs no thread (the reads are asynchronous).
+  std::chrono::milliseconds header_timeout{30'000};
+  std::chrono::milliseconds body_timeout{60'000};
+  std::chrono::milliseconds write_timeout{60'000};  // one write to a peer that stops reading
 };
 
 class Connection;
@@ -88,6 +93,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void do_read_header();
+  void read_header_now();
   void on_read_header(beast::error_code ec, size_t n);
   void on_read_body(beast::error_code ec, size_t n);
   void dispatch();

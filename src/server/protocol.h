@@ -54,14 +54,18 @@ struct CompletionRequest {
 // Bounds on the size of request fields (each beyond is a 400 naming the field and the limit).
 // OpenAI's where it has one (128 tools, 2048 messages); the rest generous for real clients and
 // small enough that one request cannot make the server scan or compile megabytes per token.
+// Each is a serve flag (docs/api.md "Limits").
 struct RequestLimits {
-  size_t max_stop = 64;                         // stop sequences
+  size_t max_stop = 64;                         // stop sequences (--max-stop-sequences)
   size_t max_stop_bytes = 1024;                 // bytes of one stop sequence
   size_t max_logit_bias = 1024;                 // logit_bias entries
   size_t max_tools = 128;                       // tools
   size_t max_tools_bytes = size_t(1) << 20;     // the tools array as JSON
-  size_t max_schema_bytes = size_t(256) << 10;  // response_format (a JSON schema) as JSON
+  size_t max_schema_bytes = size_t(256) << 10;  // a constraint (schema, regex, grammar) as JSON
   size_t max_messages = 2048;                   // chat messages (also /tokenize)
+  int32_t max_n = 128;                          // n (OpenAI's bound); prompts x n <= 4 x this
+  int32_t max_output_tokens = 0;                // max_tokens; 0: up to max_model_len
+  int32_t max_prompt_tokens = 0;                // prompt tokens; 0: up to max_model_len
 };
 
 // The server's tool-calling and reasoning flags (vLLM's names).

@@ -70,4 +70,58 @@ void RateLimiter::charge(const std::string& key, int64_t tokens, Clock::time_poi
   bucket(key, now).tokens -= double(tokens);
 }
 
+// ---- ConcurrencyLimiter ------------------------------------------------------------------------
+
+struct ConcurrencyLimiter::Slot::State {
+  std::mutex mu;
+  std::unordered_map<std::string, int64_t> in_flight;  // keys with requests in flight only
+};
+
+ConcurrencyLimiter::ConcurrencyLimiter(int64_t max_per_key)
+    : max_(std::max<int64_t>(0, max_per_key)), state_(std::make_shared<Slot::State>()) {}
+
+ConcurrencyLimiter::Slot ConcurrencyLimiter::try_acquire(const std::string& key, bool& refused) {
+  refused = false;
+  if (max_ == 0) return {};
+  std::lock_guard lk(state_->mu);
+  int64_t& n = state_->in_flight[key];
+  if (n >= max_) {
+    refused = true;
+    return {};
+  }
+  ++n;
+  return Slot(state_, key);
+}
+
+int64_t ConcurrencyLimiter::in_flight(const std::string& key) const {
+  std::lock_guard lk(state_->mu);
+  auto it = state_->in_flight.find(key);
+  return it == state_->in_flight.end() ? 0 : it->second;
+}
+
+ConcurrencyLimiter::Slot::Slot(Slot&& o) noexcept
+    : state_(std::move(o.state_)), key_(std::move(o.key_)) {
+  o.state_ = nullptr;
+}
+
+ConcurrencyLimiter::Slot& ConcurrencyLimiter::Slot::operator=(Slot&& o) noexcept {
+  if (this != &o) {
+    release();
+    state_ = std::move(o.state_);
+    key_ = std::move(o.key_);
+    o.state_ = nullptr;
+  }
+  return *this;
+}
+
+void ConcurrencyLimiter::Slot::release() {
+  if (!state_) return;
+  {
+    std::lock_guard lk(state_->mu);
+    auto it = state_->in_flight.find(key_);
+    if (it != state_->in_flight.end() && --it->second <= 0) state_->in_flight.erase(it);
+  }
+  state_ = nullptr;
+}
+
 }  // namespace inferd::server

@@ -31,6 +31,7 @@ FrontConfig front_config(const ServerConfig& c) {
   f.allowed_origins = c.allowed_origins;
   f.rate_limit_rpm = c.rate_limit_rpm;
   f.rate_limit_tpm = c.rate_limit_tpm;
+  f.max_concurrent_per_key = c.max_concurrent_per_key;
   f.retry_after_s = c.retry_after_s;
   return f;
 }
@@ -168,6 +169,7 @@ void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange&
   if (generator_->task() == ModelTask::kEmbed) throw embedding_model_error(ex.route);
   int64_t prompt_tokens = 0;
   for (const auto& p : cr.prompts) prompt_tokens += int64_t(p.size());
+  ConcurrencyLimiter::Slot slot = front_.acquire_slot(ex.api_key);
   front_.admit(ex.api_key, prompt_tokens);
   // vLLM's request_id field (checked by the parser) names the answer; else a random id.
   ex.request_id = id_prefix + (cr.request_id.empty() ? random_hex(24) : cr.request_id);
@@ -175,7 +177,7 @@ void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange&
   auto job = std::make_shared<GenerationJob>(*this, conn, ex, std::move(cr), std::move(renderer));
   add_job(job_id, job);
   try {
-    job->start(job_id);
+    job->start(job_id, std::move(slot));
   } catch (...) {
     remove_job(job_id);
     throw;

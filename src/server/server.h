@@ -34,12 +34,13 @@ struct ServerConfig {
   std::vector<std::string> allowed_origins{"*"};  // CORS; empty: no CORS headers
   int64_t rate_limit_rpm = 0;                     // per API key; 0: off
   int64_t rate_limit_tpm = 0;
-  double request_timeout_s = 0;  // 0: none
-  int retry_after_s = 1;         // Retry-After when the queue is full
-  double drain_timeout_s = 30;   // SIGTERM: how long in-flight requests may finish
-  bool ui = true;                // the chat page at / (server/ui_page.h); off: / answers 404
-  RequestLimits request_limits;  // sizes of stop, logit_bias, tools, schemas, messages
-  ChatParsing chat_parsing;      // tool-call and reasoning parsers (--tool-call-parser, ...)
+  int64_t max_concurrent_per_key = 0;  // requests in flight per API key; 0: off
+  double request_timeout_s = 0;        // 0: none
+  int retry_after_s = 1;               // Retry-After when the queue is full
+  double drain_timeout_s = 30;         // SIGTERM: how long in-flight requests may finish
+  bool ui = true;                      // the chat page at / (server/ui_page.h); off: / answers 404
+  RequestLimits request_limits;        // sizes of stop, logit_bias, tools, schemas, messages
+  ChatParsing chat_parsing;            // tool-call and reasoning parsers (--tool-call-parser, ...)
   bool trust_request_chat_template = false;  // --trust-request-chat-template
   // Request log lines hold no prompt text unless this is on (--log-prompts); then each holds the
   // prompt's first log_prompt_max_bytes bytes, escaped.

@@ -129,6 +129,65 @@ describe('queue limit and request timeout', () => {
   });
 });
 
+describe('per-request caps, per-key concurrency, slow loris (issue 32)', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer(slowDir, ['--api-key', 'sk-a,sk-b', '--max-concurrent-requests-per-key', '1',
+      '--max-output-tokens', '900', '--max-n', '2', '--max-stop-sequences', '1', '--http-header-timeout', '1']);
+  });
+  after(async () => { await srv?.stop(); });
+
+  test('caps: a 400 naming the field, the limit and the value', async () => {
+    const check = async (body, param, ...parts) => {
+      await assert.rejects(mk(srv, 'sk-a').chat.completions.create({ model: 'tiny', messages, ...body }), (e) => {
+        assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+        assert.equal(e.param, param);
+        for (const p of parts) assert.ok(e.message.includes(p), e.message);
+        return true;
+      });
+    };
+    await check({ max_tokens: 901 }, 'max_tokens', '--max-output-tokens', '900', '901');
+    await check({ n: 3, max_tokens: 1 }, 'n', '--max-n', '3');
+    await check({ stop: ['a', 'b'], max_tokens: 1 }, 'stop', 'at most 1');
+  });
+
+  test('one request of a key in flight: the next is a 429 with Retry-After, another key passes', async () => {
+    const a = await mk(srv, 'sk-a').chat.completions.create({ model: 'tiny', messages, max_tokens: 900, ignore_eos: true, stream: true });
+    const it = a[Symbol.asyncIterator]();
+    await it.next();
+    await assert.rejects(mk(srv, 'sk-a').chat.completions.create({ model: 'tiny', messages, max_tokens: 1 }), (e) => {
+      assert.ok(e instanceof OpenAI.RateLimitError, String(e));
+      assert.equal(e.code, 'concurrency_limit_exceeded');
+      assert.ok(Number(e.headers.get('retry-after')) >= 1);
+      return true;
+    });
+    const b = await mk(srv, 'sk-b').chat.completions.create({ model: 'tiny', messages, max_tokens: 1 });
+    assert.equal(b.choices.length, 1);
+    a.controller.abort();  // the client leaves: its slot comes back
+    assert.ok(await waitFor(async () => {
+      try {
+        await mk(srv, 'sk-a').chat.completions.create({ model: 'tiny', messages, max_tokens: 1 });
+        return true;
+      } catch { return false; }
+    }));
+  });
+
+  test('a client trickling its headers is cut after --http-header-timeout', async () => {
+    const net = await import('node:net');
+    const url = new URL(srv.base);
+    const t0 = Date.now();
+    const closed = await new Promise((resolve) => {
+      const s = net.connect(Number(url.port), url.hostname);
+      const text = 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaa\r\n';
+      let i = 0;
+      const timer = setInterval(() => { if (i < text.length) s.write(text[i++]); }, 250);
+      s.on('close', () => { clearInterval(timer); resolve(Date.now() - t0); });
+      s.on('error', () => {});
+    });
+    assert.ok(closed >= 900 && closed < 5000, `closed after ${closed} ms`);
+  });
+});
+
 describe('SIGTERM', () => {
   test('drains: the in-flight stream finishes, new connections are refused, exit 0', async () => {
     const srv = await startServer(modelDir);

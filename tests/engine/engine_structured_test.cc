@@ -242,5 +242,33 @@ TEST_F(EngineStructured, BadConstraintsAreInvalidRequests) {
   EXPECT_THROW(submit(none), InvalidRequestError);
 }
 
+// --grammar-compile-timeout: a constraint that takes longer to compile is refused as an invalid
+// request naming the limit; the same constraint under a generous limit compiles.
+TEST_F(EngineStructured, ACompileOverTheTimeLimitIsAnInvalidRequest) {
+  FakeModelSpec spec;
+  spec.vocab = eos_ + 1;
+  spec.max_model_len = 1024;
+  spec.num_blocks = 4096;
+  EngineConfig cfg;
+  cfg.eos_token_ids = {eos_};
+  cfg.grammar_compile_timeout_s = 1e-9;
+  Engine strict(std::make_shared<FakeExecutor>(spec), cfg, tok_);
+  StructuredOutputs so;
+  so.json =
+      R"({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}})";
+  try {
+    strict.submit(request(so, 1), [](RequestOutput&&) {});
+    ADD_FAILURE() << "a compile over the limit was accepted";
+  } catch (const InvalidRequestError& e) {
+    EXPECT_NE(std::string(e.what()).find("--grammar-compile-timeout"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("1e-09 s"), std::string::npos) << e.what();
+  }
+  strict.shutdown();
+  EXPECT_EQ(engine_->config().grammar_compile_timeout_s, 10);  // the default
+  const auto texts = run(so, 4, 0.5);
+  EXPECT_FALSE(texts.empty());
+}
+
 }  // namespace
 }  // namespace inferd

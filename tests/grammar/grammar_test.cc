@@ -199,6 +199,15 @@ TEST(GbnfParser, Errors) {
             std::string::npos);
   // compile_gbnf reports the same errors.
   EXPECT_THROW(compile_gbnf("root ::= nope", byte_vocab()), GrammarError);
+  // A compile over its time limit says which limit (and a generous one compiles).
+  try {
+    compile_gbnf("root ::= \"a\" [0-9]+ \"b\"", byte_vocab(), "root", 1e-12);
+    ADD_FAILURE() << "no time limit error";
+  } catch (const GrammarError& e) {
+    EXPECT_NE(std::string(e.what()).find("--grammar-compile-timeout"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_NE(compile_gbnf("root ::= \"a\" [0-9]+ \"b\"", byte_vocab(), "root", 60), nullptr);
 }
 
 TEST(GbnfParser, HarmlessNullableCyclesAreAccepted) {

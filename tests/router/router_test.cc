@@ -558,5 +558,44 @@ TEST(RouterCli, BadCommandLinesNameTheProblem) {
   }
 }
 
+// --max-concurrent-requests-per-key on the router: a key with a completion in flight gets 429
+// (Retry-After) for the next; another key does not; the slot comes back when the request ends,
+// and when its client leaves.
+TEST_F(RouterTest, ConcurrentRequestsPerKey) {
+  Replica& a = add_replica();
+  RouterConfig cfg = config();
+  cfg.api_keys = {"key-a", "key-b"};
+  cfg.max_concurrent_per_key = 1;
+  start_router(cfg, 1);
+  const std::vector<std::pair<std::string, std::string>> ka = {{"Authorization", "Bearer key-a"}};
+  const std::vector<std::pair<std::string, std::string>> kb = {{"Authorization", "Bearer key-b"}};
+  a.gen->pause(true);
+  std::thread first(
+      [&] { EXPECT_EQ(post(port_, "/v1/completions", completion("x"), ka).status, 200); });
+  ASSERT_TRUE(wait_for([&] { return a.gen->num_live() == 1; }));
+  HttpResult r = post(port_, "/v1/completions", completion("y"), ka);
+  expect_error_shape(r, 429, "concurrency_limit_exceeded");
+  EXPECT_FALSE(r.header("retry-after").empty());
+  std::thread other(
+      [&] { EXPECT_EQ(post(port_, "/v1/completions", completion("z"), kb).status, 200); });
+  ASSERT_TRUE(wait_for([&] { return a.gen->num_live() == 2; }));
+  a.gen->pause(false);
+  first.join();
+  other.join();
+  ASSERT_TRUE(wait_for([&] { return router_->concurrency().in_flight("key-a") == 0; }));
+  EXPECT_EQ(post(port_, "/v1/completions", completion("w"), ka).status, 200);
+  // A client that leaves gives its slot back.
+  a.gen->pause(true);
+  {
+    TestConnection c(port_);
+    c.send(server::testing::http::verb::post, "/v1/completions", completion("v").dump(), ka);
+    ASSERT_TRUE(wait_for([&] { return a.gen->num_live() == 1; }));
+    c.close();
+  }
+  ASSERT_TRUE(wait_for([&] { return router_->concurrency().in_flight("key-a") == 0; }));
+  a.gen->pause(false);
+  EXPECT_EQ(post(port_, "/v1/completions", completion("u"), ka).status, 200);
+}
+
 }  // namespace
 }  // namespace inferd::router
