@@ -629,12 +629,14 @@ void register_latency(CLI::App& bench) {
 
 void register_bench(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(
-      "bench", "Benchmarks: serve (any OpenAI-compatible server), throughput, latency, perplexity");
+      "bench",
+      "Benchmarks: serve (any OpenAI-compatible server), soak, throughput, latency, perplexity");
   bench->require_subcommand(1);
   register_bench_serve(*bench);
   register_throughput(*bench);
   register_latency(*bench);
   register_perplexity(*bench);
+  register_bench_soak(*bench);
 }
 
 }  // namespace inferd::cli
