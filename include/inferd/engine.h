@@ -90,7 +90,10 @@ struct EngineConfig {
   int32_t max_model_len = 0;
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;  // off: a prompt is admitted only when it fits one step
-  int32_t max_queue = 4096;   // requests waiting to start; submit fails beyond. 0: no limit
+  int32_t max_queue = 4096;  // requests waiting to start; submit fails beyond. 0: no limit
+  // Admission by expected wait: submit fails (QueueFullError) when the requests waiting times the
+  // recent seconds between request starts (measured while others waited) exceeds this. 0: off.
+  double max_queue_wait_s = 0;
   int32_t max_logprobs = 20;  // largest SamplingParams::logprobs accepted
   // Longest one output constraint may take to compile (in submit, on the submitting thread);
   // longer: the request is an InvalidRequestError saying so. 0: no limit.

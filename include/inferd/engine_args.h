@@ -53,6 +53,7 @@ struct SchedulerArgs {
   int32_t max_model_len = 0;           // --max-model-len (0: the model's, capped by the KV cache)
   bool enable_chunked_prefill = true;  // off: a prompt runs only when it fits one step
   int32_t max_queue = 4096;            // --max-queue: requests waiting (0: no limit)
+  double max_queue_wait_ms = 0;        // --max-queue-wait-ms: expected wait bound (0: off)
   int32_t max_logprobs = 20;           // --max-logprobs: largest logprobs / top_logprobs
   double grammar_compile_timeout_s = 10;  // --grammar-compile-timeout (0: no limit)
 };

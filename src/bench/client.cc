@@ -320,6 +320,7 @@ class Runner {
       if (x.ec) break;
     }
     fail_request(r, "http_" + std::to_string(r.http_status), short_text(body, 300));
+    r.retry_after = std::string(p.get()[http::field::retry_after]);
     if (!x.ec && p.is_done() && p.keep_alive()) idle_.push_back(std::move(x.stream));
   }
 

@@ -54,7 +54,8 @@ struct RequestResult {
   std::string error_kind;  // empty on success
   std::string error;       // message
   int http_status = 0;
-  double start_s = 0;  // since the run began
+  std::string retry_after;  // the Retry-After header of a non-200 answer ("" when none)
+  double start_s = 0;       // since the run began
   double ttft_s = 0;
   double e2e_s = 0;
   std::vector<double> itl_s;

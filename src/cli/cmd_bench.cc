@@ -628,13 +628,16 @@ void register_latency(CLI::App& bench) {
 }  // namespace
 
 void register_bench(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand(
-      "bench", "Benchmarks: serve (any OpenAI-compatible server), throughput, latency, perplexity");
+  CLI::App* bench = app.add_subcommand("bench",
+                                       "Benchmarks: serve (any OpenAI-compatible server), soak, "
+                                       "overload, throughput, latency, perplexity");
   bench->require_subcommand(1);
   register_bench_serve(*bench);
   register_throughput(*bench);
   register_latency(*bench);
   register_perplexity(*bench);
+  register_bench_soak(*bench);
+  register_bench_overload(*bench);
 }
 
 }  // namespace inferd::cli

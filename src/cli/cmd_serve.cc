@@ -333,6 +333,10 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-queue", a->model.args.scheduler.max_queue,
                   "Most requests waiting to start; beyond, 429 with Retry-After (0: no limit)")
       ->capture_default_str();
+  cmd->add_option("--max-queue-wait-ms", a->model.args.scheduler.max_queue_wait_ms,
+                  "Admission by expected wait: 429 with Retry-After when the requests waiting x "
+                  "the recent time between request starts exceeds this (0: off)")
+      ->capture_default_str();
   cmd->add_option("--max-logprobs", a->model.args.scheduler.max_logprobs,
                   "Largest logprobs / top_logprobs accepted")
       ->capture_default_str();

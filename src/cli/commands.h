@@ -39,6 +39,10 @@ void add_task_flags(CLI::App* app, EngineArgs& args);
 
 // `inferd bench perplexity` (cmd_perplexity.cc), registered by `bench`.
 void register_perplexity(CLI::App& bench);
+// `inferd bench soak` (cmd_bench_soak.cc), registered by `bench`.
+void register_bench_soak(CLI::App& bench);
+// `inferd bench overload` (cmd_bench_overload.cc), registered by `bench`.
+void register_bench_overload(CLI::App& bench);
 
 // The model served when none is named: $INFERD_DEFAULT_MODEL, else the demo model trained by the
 // project (models/demo of the source tree this binary was built from).

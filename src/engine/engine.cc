@@ -84,6 +84,10 @@ class Engine::Impl {
   bool stopping_ = false;
   std::string fault_;               // the device fault that stopped the engine
   std::atomic<int64_t> queued_{0};  // submitted, not started, not finished
+  // Seconds between request starts while others waited (an exponential average; 0: none seen
+  // yet), for admission by expected wait (max_queue_wait_s). Written by the loop.
+  std::atomic<double> start_gap_s_{0};
+  std::chrono::steady_clock::time_point last_start_;
   mutable std::mutex stats_mu_;
   EngineStats stats_;
   std::thread thread_;
@@ -142,6 +146,13 @@ std::string Engine::Impl::submit(GenerateRequest request, OutputCallback cb,
       throw QueueFullError(
           fmt::format("the waiting queue is full ({} requests waiting, max_queue {}); retry later",
                       queued_.load(), config_.max_queue));
+    }
+    const double wait_s = double(queued_.load()) * start_gap_s_.load();
+    if (!ignore_queue_limit && config_.max_queue_wait_s > 0 && wait_s > config_.max_queue_wait_s) {
+      throw QueueFullError(fmt::format(
+          "the expected wait is {:.3f} s ({} requests waiting x {:.4f} s between starts), over "
+          "max_queue_wait {:g} s; retry later",
+          wait_s, queued_.load(), start_gap_s_.load(), config_.max_queue_wait_s));
     }
     rs->number = next_number_++;
     std::string& request_id = rs->req.request_id;
@@ -337,7 +348,13 @@ void Engine::Impl::mark_started() {
     if (s.seq->index == 0 && !rs.started) {
       rs.started = true;
       rs.times.first_scheduled = now;
-      --queued_;
+      // The gap since the previous start counts only while requests were waiting behind it.
+      if (queued_-- > 1) {
+        const double gap = std::chrono::duration<double>(now - last_start_).count();
+        const double avg = start_gap_s_.load();
+        start_gap_s_.store(avg == 0 ? gap : 0.8 * avg + 0.2 * gap);
+      }
+      last_start_ = now;
     }
   }
 }

@@ -18,6 +18,8 @@ EngineConfig resolve_config(EngineConfig c, const ModelExecutor& exec) {
          c.max_num_batched_tokens, exec.max_num_batched_tokens());
   }
   if (c.max_queue < 0) fail("max_queue must be >= 0 (0: no limit), got {}", c.max_queue);
+  if (!(c.max_queue_wait_s >= 0))
+    fail("max_queue_wait_s must be >= 0 (0: off), got {}", c.max_queue_wait_s);
   if (c.max_logprobs < 0) fail("max_logprobs must be >= 0, got {}", c.max_logprobs);
   if (c.max_logprobs > exec.max_top_logprobs()) {
     fail("max_logprobs {} exceeds the top logprobs per token the model executor can return ({})",

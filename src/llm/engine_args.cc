@@ -98,6 +98,8 @@ void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
   if (s.max_model_len < 0)
     fail("--max-model-len must be >= 0 (0: the model's), got {}", s.max_model_len);
   if (s.max_queue < 0) fail("--max-queue must be >= 0, got {}", s.max_queue);
+  if (!(s.max_queue_wait_ms >= 0))
+    fail("--max-queue-wait-ms must be >= 0 (0: off), got {}", s.max_queue_wait_ms);
   if (s.max_logprobs < 0) fail("--max-logprobs must be >= 0, got {}", s.max_logprobs);
   if (!(s.grammar_compile_timeout_s >= 0))
     fail("--grammar-compile-timeout must be >= 0 seconds, got {}", s.grammar_compile_timeout_s);
@@ -107,6 +109,7 @@ void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
   e.max_model_len = s.max_model_len;
   e.enable_chunked_prefill = s.enable_chunked_prefill;
   e.max_queue = s.max_queue;
+  e.max_queue_wait_s = s.max_queue_wait_ms / 1e3;
   e.max_logprobs = s.max_logprobs;
   e.grammar_compile_timeout_s = s.grammar_compile_timeout_s;
 }

@@ -5,10 +5,23 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+
+#include <unistd.h>
 
 namespace inferd::server {
 
 namespace {
+
+// The process's resident set in bytes (/proc/self/statm's second field); 0 where unreadable.
+double resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? double(resident) * double(sysconf(_SC_PAGESIZE)) : 0.0;
+}
 
 void head(std::string& out, const std::string& name, const char* type, const char* help) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
@@ -247,6 +260,9 @@ std::string Metrics::render(const EngineStats& s) const {
         fmt::format("inferd:http_requests_total{{handler=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
                     prom_label(h), prom_label(m), st, prom_number(double(n)));
   }
+  // Prometheus' standard process collector name (what vLLM's prometheus_client exports).
+  head(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  out += fmt::format("process_resident_memory_bytes {}\n", prom_number(resident_bytes()));
   return out;
 }
 

@@ -201,6 +201,27 @@ TEST(BenchCli, HelpDefinesTheMetrics) {
   EXPECT_NE(help.find("--slo-tpot-ms"), std::string::npos);
 }
 
+// `bench soak` exits non-zero (an Error) when answers fail its checks: the fake server streams
+// one choice with no usage whatever was asked, so n > 1 and include_usage requests fail; the
+// summary still goes to --json first.
+TEST(BenchCli, SoakFailsAgainstAWrongServer) {
+  FakeOpenAIServer server(quick());
+  const std::string json_path = tmp("soak.json");
+  EXPECT_THROW(run_cli({"bench", "soak", "--base-url", server.url(), "--num-requests", "30",
+                        "--stream-share", "1", "--idle-timeout", "0.2", "--json", json_path,
+                        "--no-progress"}),
+               Error);
+  const nlohmann::json j = read_json(json_path);
+  EXPECT_EQ(j["num_requests"], 30);
+  EXPECT_EQ(j["passed"], false);
+  EXPECT_EQ(j["server_errors"], 0);
+  EXPECT_EQ(j["gauges_after"]["idle"], false);  // the fake has no /metrics
+  EXPECT_THROW(run_cli({"bench", "soak", "--base-url", server.url(), "--num-requests", "0",
+                        "--no-progress"}),
+               Error);
+  std::filesystem::remove(json_path);
+}
+
 const std::string kTinyModel = std::string(INFERD_TEST_DATA_DIR) + "/goldens/qwen2";
 
 TEST(BenchCli, ThroughputOnADummyModel) {

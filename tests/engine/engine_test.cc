@@ -667,6 +667,42 @@ TEST(Engine, FullQueueFailsFastAndDuplicateIdsAreRefused) {
   col.wait_finished(5);
 }
 
+// --max-queue-wait-ms: a request is refused when the requests waiting times the measured time
+// between starts exceeds the bound; nothing is refused before a gap was measured, or with no queue.
+TEST(Engine, AdmissionByExpectedWait) {
+  FakeModelSpec spec;
+  auto exec = std::make_shared<FakeExecutor>(spec);
+  EngineConfig cfg = config_with(2048, 1);
+  cfg.max_queue = 0;
+  cfg.max_queue_wait_s = 1e-9;
+  Engine engine(exec, cfg);
+  Collector col;
+  exec->close_gate();
+  engine.submit(greedy_request({1, 2}, 3, "a"), col.cb());
+  exec->wait_entered(1);
+  // No gap measured yet: any queue is admitted.
+  for (const char* id : {"b", "c", "d"}) engine.submit(greedy_request({1, 2}, 3, id), col.cb());
+  exec->open_gate();
+  col.wait_finished(4);  // b, c and d started while others waited: gaps measured
+  engine.submit(greedy_request({1, 2}, 3, "e"), col.cb());  // no queue: admitted
+  col.wait_finished(5);
+  exec->close_gate();
+  engine.submit(greedy_request({1, 2}, 3, "f"), col.cb());
+  exec->wait_entered(exec->num_forwards() + 1);
+  engine.submit(greedy_request({1, 2}, 3, "g"), col.cb());  // nothing waiting yet: admitted
+  try {
+    engine.submit(greedy_request({1, 2}, 3, "h"), col.cb());
+    ADD_FAILURE() << "h was admitted behind g";
+  } catch (const QueueFullError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("expected wait"));
+  }
+  exec->open_gate();
+  col.wait_finished(7);
+  EngineConfig bad = cfg;
+  bad.max_queue_wait_s = -1;
+  EXPECT_ANY_THROW(Engine(std::make_shared<FakeExecutor>(spec), bad));
+}
+
 TEST(Engine, AbortAtAnyPointFreesBlocks) {
   FakeModelSpec spec;
   auto exec = std::make_shared<FakeExecutor>(spec);

@@ -102,6 +102,8 @@ TEST_F(ServerTest, UnknownRouteAndWrongMethod) {
   const auto page = metrics();
   EXPECT_EQ(metric_value(page, "inferd:http_requests_total", "handler=\"other\""), 3.0);
   EXPECT_EQ(page.find("/random/path"), std::string::npos);
+  // The process's resident memory (what `bench soak` watches for leaks).
+  EXPECT_GT(metric_value(page, "process_resident_memory_bytes"), 1e6);
 }
 
 TEST_F(ServerTest, ChatNonStreaming) {
