@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -37,6 +38,8 @@ const char* probe_amx() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return "no CPUID leaf 7";
   if (!(d & (1u << 24)) || !(d & (1u << 25))) return "the CPU has no AMX-TILE / AMX-INT8";
+  if (!(c & (1u << 1)) || !(b & (1u << 16)) || !(c & (1u << 11)))
+    return "the CPU lacks AVX-512 VBMI / F / VNNI";
   if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return "the OS has not enabled XSAVE";
   unsigned lo = 0, hi = 0;
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -167,6 +170,36 @@ struct AQ6K {
   }
 };
 
+// Q4_K / Q5_K with the scales folded into the weights: each 6-bit scale is 8 * hi + lo (hi, lo in
+// 0..7), and the quants times hi and times lo (at most 31 * 7 = 217) are two u8 A operands over the
+// whole block, so one exact int per output and block is 8 * (A_hi . x) + (A_lo . x): two tile
+// products per 64 elements and no per-sub-block rescaling.
+alignas(64) constexpr auto kMulTab = [] {
+  std::array<std::array<uint8_t, 32>, 8> t{};
+  for (int m = 0; m < 8; ++m)
+    for (int i = 0; i < 32; ++i) t[size_t(m)][size_t(i)] = uint8_t(m * i);
+  return t;
+}();
+
+template <class Q>
+void unpack_digits(const typename Q::Block& w, const RowPrep& p, uint8_t* u /* [2][256] */) {
+  alignas(64) uint8_t q[256];
+  Q::unpack(w, q);
+  const __m512i upper = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi8(32), 1);
+  for (int c = 0; c < 4; ++c) {
+    const __m512i idx = _mm512_or_si512(_mm512_load_si512(q + 64 * c), upper);
+    for (int h = 0; h < 2; ++h) {  // h = 0: hi digits, 1: lo digits
+      const int f0 = h ? p.sc[2 * c] & 7 : p.sc[2 * c] >> 3;
+      const int f1 = h ? p.sc[2 * c + 1] & 7 : p.sc[2 * c + 1] >> 3;
+      const __m512i tab = _mm512_inserti64x4(
+          _mm512_castsi256_si512(
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(kMulTab[size_t(f0)].data()))),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(kMulTab[size_t(f1)].data())), 1);
+      _mm512_storeu_si512(u + 256 * h + 64 * c, _mm512_permutexvar_epi8(idx, tab));
+    }
+  }
+}
+
 using AQ4K = AQ45K<ggml::BlockQ4_K, false>;
 using AQ5K = AQ45K<ggml::BlockQ5_K, true>;
 
@@ -186,7 +219,8 @@ struct alignas(64) XGroup {
 struct Scratch {
   std::vector<XGroup> x;            // [nb][G]
   std::vector<float> acc;           // [32][G * 16]
-  alignas(64) uint8_t u[32 * 256];  // 32 weight rows of one block, one byte per quant
+  alignas(64) uint8_t u[32 * 256];  // 32 weight rows of one block, one byte per quant (or 16
+                                    // rows of hi and lo digits)
   RowPrep prep[32];
   alignas(64) int32_t c[8][4][16][16];  // tile results of up to 8 sub-blocks
   alignas(64) int32_t tot[4][16][16];   // the exact sums of the sub-blocks so far
@@ -334,6 +368,89 @@ void run(const uint8_t* xq, int64_t T, int64_t K, const uint8_t* W, const float*
   _tile_release();
 }
 
+// Q4_K / Q5_K: 16 weight rows at a time (hi and lo digit rows, unpacked once per block), token
+// groups in pairs: tiles 0, 1 hi x groups g, g + 1; 2, 3 lo; A 4 (hi), 5 (lo); B 6, 7.
+template <class Q>
+void products45(const uint8_t* u, const XGroup& xa, const XGroup& xb, int32_t (*c)[16][16]) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int k = 0; k < 4; ++k) {
+    _tile_loadd(4, u + 64 * k, 512);
+    _tile_loadd(5, u + 256 + 64 * k, 512);
+    _tile_loadd(6, xa.q[16 * k].b, 64);
+    _tile_loadd(7, xb.q[16 * k].b, 64);
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  _tile_stored(0, c[0], 64);
+  _tile_stored(1, c[1], 64);
+  _tile_stored(2, c[2], 64);
+  _tile_stored(3, c[3], 64);
+}
+
+void fold45(const int32_t (*c)[16][16], const RowPrep* prep, const XGroup* xg[2], float* acc,
+            int64_t ld) {
+  for (int j = 0; j < 2; ++j) {
+    const XGroup& x = *xg[j];
+    const __m512 dx = _mm512_load_ps(x.d);
+    __m512i sp[4];
+    for (int q = 0; q < 4; ++q) sp[q] = _mm512_load_si512(x.sp[q]);
+    for (int r = 0; r < 16; ++r) {
+      const RowPrep& p = prep[r];
+      const __m512i v = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[j][r]), 3),
+                                         _mm512_load_si512(c[2 + j][r]));
+      float* a = acc + r * ld + 16 * j;
+      __m512 s = _mm512_loadu_ps(a);
+      s = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(p.d), dx), _mm512_cvtepi32_ps(v), s);
+      __m512i m = _mm512_setzero_si512();
+      for (int q = 0; q < 4; ++q) m = _mm512_dpwssd_epi32(m, _mm512_set1_epi32(p.mnp[q]), sp[q]);
+      const __m512 dm =
+          _mm512_xor_ps(_mm512_mul_ps(_mm512_set1_ps(p.dmin), dx), _mm512_set1_ps(-0.f));
+      _mm512_storeu_ps(a, _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(m), s));
+    }
+  }
+}
+
+template <class Q>
+void run45(const uint8_t* xq, int64_t T, int64_t K, const uint8_t* W, const float* bias, int64_t n0,
+           int64_t n1, float* out, int64_t ldo) {
+  using WB = typename Q::Block;
+  const int64_t nb = K / ggml::kQKK, xs = nb * int64_t(sizeof(BlockQ8_K));
+  const int64_t ws = nb * int64_t(sizeof(WB)), G = (T + 31) / 32 * 2, ld = G * 16;
+  Scratch& sc = scratch();
+  if (sc.x.size() < size_t(nb * G)) sc.x.resize(size_t(nb * G));
+  if (sc.acc.size() < size_t(32 * ld)) sc.acc.resize(size_t(32 * ld));
+  pack_x(xq, T, xs, nb, G, sc.x.data());
+  configure(64);
+  for (int64_t n = n0; n < n1; n += 16) {
+    std::fill_n(sc.acc.data(), 16 * ld, 0.f);
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int r = 0; r < 16; ++r) {  // rows past n1 repeat the last (their outputs are dropped)
+        const WB& w = reinterpret_cast<const WB*>(W + std::min(n + r, n1 - 1) * ws)[b];
+        Q::prep(w, sc.prep[r]);
+        unpack_digits<Q>(w, sc.prep[r], sc.u + 512 * r);
+      }
+      for (int64_t g = 0; g < G; g += 2) {
+        const XGroup* xg[2] = {&sc.x[size_t(b * G + g)], &sc.x[size_t(b * G + g + 1)]};
+        products45<Q>(sc.u, *xg[0], *xg[1], sc.c[0]);
+        fold45(sc.c[0], sc.prep, xg, sc.acc.data() + g * 16, ld);
+      }
+    }
+    const int64_t rows = std::min<int64_t>(16, n1 - n);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < T; ++t) {
+        float s = sc.acc[size_t(r * ld + t)];
+        if (bias) s += bias[n + r];
+        out[t * ldo + n + r] = s;
+      }
+  }
+  _tile_release();
+}
+
 }  // namespace
 
 bool amx_available() {
@@ -357,6 +474,12 @@ bool amx_handles(ggml::Type t) {
   return t == ggml::Type::kQ4_K || t == ggml::Type::kQ5_K || t == ggml::Type::kQ6_K;
 }
 
+// INFERD_AMX_DIGITS=0: Q4_K / Q5_K by sub-block products and AVX-512 rescaling (for comparison).
+const bool kDigits = [] {
+  const char* e = std::getenv("INFERD_AMX_DIGITS");
+  return !(e && std::strcmp(e, "0") == 0);
+}();
+
 bool amx_qgemm(const void* xq, int64_t T, int64_t K, const void* W, ggml::Type wtype,
                const float* bias, int64_t n0, int64_t n1, float* out, int64_t ldo) {
   if (!amx_handles(wtype) || !amx_available()) return false;
@@ -365,10 +488,16 @@ bool amx_qgemm(const void* xq, int64_t T, int64_t K, const void* W, ggml::Type w
   const auto* w = static_cast<const uint8_t*>(W);
   switch (wtype) {
     case ggml::Type::kQ4_K:
-      run<AQ4K>(x, T, K, w, bias, n0, n1, out, ldo);
+      if (kDigits)
+        run45<AQ4K>(x, T, K, w, bias, n0, n1, out, ldo);
+      else
+        run<AQ4K>(x, T, K, w, bias, n0, n1, out, ldo);
       break;
     case ggml::Type::kQ5_K:
-      run<AQ5K>(x, T, K, w, bias, n0, n1, out, ldo);
+      if (kDigits)
+        run45<AQ5K>(x, T, K, w, bias, n0, n1, out, ldo);
+      else
+        run<AQ5K>(x, T, K, w, bias, n0, n1, out, ldo);
       break;
     default:
       run<AQ6K>(x, T, K, w, bias, n0, n1, out, ldo);
