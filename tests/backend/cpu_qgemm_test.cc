@@ -5,12 +5,17 @@
 // (every bit pattern) with sane fp16 scales.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "backend/cpu/amx_qgemm.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/qlinear.h"
 #include "core/dtype.h"
@@ -290,6 +295,92 @@ TEST(Qgemm, QuantizedActivationsAreCloseToTheInput) {
       }
     }
   }
+}
+
+// The AMX prefill path (amx_qgemm.h) against float64 and bit-identical to the one-row (decode)
+// path, for odd batch sizes, odd row counts and row splits; run directly and through qgemm /
+// qlinear.
+TEST(QgemmAmx, MatchesFloat64AndTheOneRowPathBitForBit) {
+  if (!amx_available()) GTEST_SKIP() << "no AMX int8 here: " << amx_unavailable_reason();
+  const Kernels* kk = kernels_for("avx512vnni");
+  ASSERT_NE(kk, nullptr) << "AMX without AVX-512 VNNI";
+  Rng rng(17);
+  int checked = 0;
+  for (Type t : {Type::kQ4_K, Type::kQ5_K, Type::kQ6_K}) {
+    ASSERT_TRUE(amx_handles(t));
+    for (int64_t K : {256, 768, 1280})
+      for (int64_t T : {1, 5, 16, 17, 32, 33, 37, 64, 70}) {
+        const int64_t N = 1 + int64_t(rng.next_u64() % 77);
+        const auto w = random_weights(t, N, K, rng);
+        const auto x = random_x(T, K, rng);
+        std::vector<float> bias(static_cast<size_t>(N));
+        for (auto& b : bias) b = float(rng.normal());
+        const float* bp = (T + K) % 2 == 0 ? bias.data() : nullptr;
+        const int64_t xrb = ggml::row_bytes(Type::kQ8_K, K);
+        std::vector<uint8_t> xq(size_t(T * xrb));
+        kk->quantize_act(t, x.data(), T, K, xq.data());
+        const Ref r = reference(t, w, xq, T, K, N, bp);
+        // Three ranges of rows, as three threads would take them; one column left unwritten.
+        const int64_t ldo = N + 1, a1 = N / 3, a2 = std::min(N, (2 * N) / 3 + 1);
+        std::vector<float> out(size_t(T * ldo), std::numeric_limits<float>::quiet_NaN());
+        for (auto [n0, n1] : {std::pair{a1, a2}, std::pair{int64_t(0), a1}, std::pair{a2, N}})
+          ASSERT_TRUE(amx_qgemm(xq.data(), T, K, w.data(), t, bp, n0, n1, out.data(), ldo));
+        std::vector<float> one(static_cast<size_t>(N));
+        for (int64_t i = 0; i < T; ++i) {
+          kk->qgemm(&xq[size_t(i * xrb)], 1, K, w.data(), t, bp, 0, N, one.data(), N);
+          for (int64_t n = 0; n < N; ++n) {
+            const size_t e = size_t(i * N + n);
+            ASSERT_NEAR(out[size_t(i * ldo + n)], r.value[e], 1e-5 * r.scale[e] + 1e-30)
+                << ggml::traits(t).name << " K=" << K << " T=" << T << " t=" << i << " n=" << n;
+            ASSERT_EQ(std::bit_cast<uint32_t>(out[size_t(i * ldo + n)]),
+                      std::bit_cast<uint32_t>(one[size_t(n)]))
+                << ggml::traits(t).name << " K=" << K << " T=" << T << " t=" << i << " n=" << n;
+          }
+          ASSERT_TRUE(std::isnan(out[size_t(i * ldo + N)])) << "wrote past the rows";
+        }
+        ++checked;
+      }
+  }
+  std::printf("AMX int8 path checked on %d shapes\n", checked);
+}
+
+TEST(QgemmAmx, KernelsAndQlinearTakeItForLargeBatchesOnAnyThreadCount) {
+  if (!amx_enabled()) GTEST_SKIP() << "AMX off here: " << amx_unavailable_reason();
+  const Kernels* kk = kernels_for("avx512vnni");
+  ASSERT_NE(kk, nullptr);
+  Rng rng(23);
+  const int64_t K = 512, N = 101, T = kAmxMinRows + 9;
+  for (Type t : {Type::kQ4_K, Type::kQ5_K, Type::kQ6_K}) {
+    const auto w = random_weights(t, N, K, rng);
+    const auto x = random_x(T, K, rng);
+    const int64_t xrb = ggml::row_bytes(Type::kQ8_K, K);
+    std::vector<uint8_t> xq(size_t(T * xrb));
+    kk->quantize_act(t, x.data(), T, K, xq.data());
+    std::vector<float> amx(static_cast<size_t>(T * N)), want(amx.size());
+    ASSERT_TRUE(amx_qgemm(xq.data(), T, K, w.data(), t, nullptr, 0, N, amx.data(), N));
+    for (int64_t i = 0; i < T; ++i)
+      kk->qgemm(&xq[size_t(i * xrb)], 1, K, w.data(), t, nullptr, 0, N, &want[size_t(i * N)], N);
+    ASSERT_EQ(amx, want) << ggml::traits(t).name;
+    std::vector<float> got(amx.size());
+    kk->qgemm(xq.data(), T, K, w.data(), t, nullptr, 0, N, got.data(), N);
+    EXPECT_EQ(got, want) << ggml::traits(t).name << " through Kernels::qgemm";
+    if (&kernels() != kk) continue;
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<uint8_t> scratch;
+      std::fill(got.begin(), got.end(), 0.f);
+      qlinear(pool, *kk, x.data(), T, K, w.data(), t, nullptr, N, got.data(), N, scratch);
+      EXPECT_EQ(got, want) << ggml::traits(t).name << " " << threads << " threads";
+    }
+  }
+}
+
+TEST(QgemmAmx, DeclinesTypesItDoesNotHandle) {
+  for (Type t : {Type::kQ4_0, Type::kQ8_0, Type::kQ2_K, Type::kQ3_K, Type::kIQ4_NL})
+    EXPECT_FALSE(amx_handles(t)) << ggml::traits(t).name;
+  float out = 0.f;
+  const uint8_t dummy[1] = {};
+  EXPECT_FALSE(amx_qgemm(dummy, 1, 32, dummy, Type::kQ8_0, nullptr, 0, 1, &out, 1));
 }
 
 }  // namespace
