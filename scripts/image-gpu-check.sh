@@ -230,7 +230,7 @@ mode="${INFERD_GPU_CHECK_MODE:-chroot}"  # loader: skip the chroot, straight to 
 probe=inside-ok
 [ "$mode" = chroot ] && probe="$(scripts/image-run.sh "${run_args[@]}" "$r" /bin/sh -c '
   if [ "$0" = cpu ]; then echo inside-ok; exit; fi
-  set -- /dev/nvidia*; [ -c "$1" ] || { echo "no /dev/nvidia* inside"; exit 1; }
+  set -- /dev/nvidia[0-9]*; [ -c "$1" ] || { echo "no /dev/nvidia[0-9]* inside: $(ls -la /dev | tr "\n" " ")"; exit 1; }
   case "$(/sbin/ldconfig -p)" in *"libcuda.so.1 "*) echo inside-ok ;; *) echo "no libcuda.so.1 inside" ;; esac' \
   "$device" 2>&1)" || true
 if [ "$mode" = loader ]; then
@@ -263,7 +263,18 @@ for _ in $(seq 1 600); do
 done
 if [ -z "$port" ]; then
   tail -30 "$log"
-  failx "serve: inferd did not start in the chroot (its log above)"
+  # Which libraries the dynamic loader found (libcuda.so.1 above all), to say why no GPU was seen.
+  echo "--- LD_DEBUG=libs of the same start (lines naming libcuda / libnvidia / errors):"
+  if [ "$mode" = chroot ]; then
+    scripts/image-run.sh "${run_args[@]}" --env LD_DEBUG=libs "$r" "${IMAGE_ARGS[@]}" /models/demo \
+      "${serve_args[@]}" 2>&1 | grep -E "libcuda|libnvidia|cannot|error" | head -20
+  else
+    env -i "${IMAGE_ENV[@]}" LD_DEBUG=libs HOME="$work" "$r/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \
+      --library-path "$r/usr/local/cuda/lib64:$r/usr/lib/x86_64-linux-gnu:$drv" \
+      "$r${IMAGE_ARGS[0]}" "${IMAGE_ARGS[@]:1}" "$(readlink -f "$model")" "${serve_args[@]}" 2>&1 |
+      grep -E "libcuda|libnvidia|cannot|error" | head -20
+  fi
+  failx "serve: inferd did not start ($mode; its log above)"
 fi
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 600); do
