@@ -9,6 +9,8 @@
 
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 
 namespace inferd::bench {
@@ -182,6 +184,17 @@ HttpResult SyncHttpClient::request(bool post, const std::string& path, const std
          base_.port, x.ec.message());
   if (x.parser->get().keep_alive()) stream_ = std::move(x.stream);
   return HttpResult{int(x.parser->get().result_int()), std::move(out)};
+}
+
+std::string discover_model(const Url& base, const std::string& api_key) {
+  SyncHttpClient c(base, api_key);
+  const HttpResult r = c.get("/v1/models");
+  if (r.status != 200) fail("GET /v1/models answered {}; pass --model NAME", r.status);
+  const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("data") && j["data"].is_array() && !j["data"].empty() &&
+      j["data"][0].contains("id") && j["data"][0]["id"].is_string())
+    return j["data"][0]["id"].get<std::string>();
+  fail("GET /v1/models listed no model; pass --model NAME");
 }
 
 }  // namespace inferd::bench

@@ -62,4 +62,8 @@ class SyncHttpClient {
   std::unique_ptr<boost::beast::tcp_stream> stream_;
 };
 
+// The first model the server at `base` lists on /v1/models: the bench commands' default --model.
+// Throws Error (naming --model) when the answer is not 200 or lists none.
+std::string discover_model(const Url& base, const std::string& api_key);
+
 }  // namespace inferd::bench

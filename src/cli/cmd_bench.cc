@@ -131,17 +131,6 @@ struct ServeArgs {
   bool no_progress = false;
 };
 
-std::string discover_model(const Url& base, const std::string& api_key) {
-  SyncHttpClient c(base, api_key);
-  const HttpResult r = c.get("/v1/models");
-  if (r.status != 200) fail("GET /v1/models answered {}; pass --model NAME", r.status);
-  const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("data") && j["data"].is_array() && !j["data"].empty() &&
-      j["data"][0].contains("id") && j["data"][0]["id"].is_string())
-    return j["data"][0]["id"].get<std::string>();
-  fail("GET /v1/models listed no model; pass --model NAME");
-}
-
 ServeOptions serve_options(const ServeArgs& a) {
   ServeOptions o;
   o.base = parse_url(a.base_url);

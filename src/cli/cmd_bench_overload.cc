@@ -73,13 +73,7 @@ void run_overload_cmd(OverloadArgs& a) {
   so.endpoint = a.endpoint.empty() || a.endpoint[0] != '/' ? "/" + a.endpoint : a.endpoint;
   if (so.api_key.empty())
     if (const char* k = std::getenv("OPENAI_API_KEY")) so.api_key = k;
-  if (so.model.empty()) {
-    SyncHttpClient c(so.base, so.api_key);
-    const nlohmann::json j = nlohmann::json::parse(c.get("/v1/models").body, nullptr, false);
-    if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty())
-      fail("GET /v1/models listed no model; pass --model NAME");
-    so.model = j["data"][0].value("id", "");
-  }
+  if (so.model.empty()) so.model = discover_model(so.base, so.api_key);
   a.o.ramp_rates = parse_rates(a.ramp_rates);
   RemoteTokenCounter counter(so.base, so.api_key, so.model);
   a.o.pool = make_dataset(a.data, &counter);

@@ -26,17 +26,6 @@ struct SoakArgs {
   bool no_progress = false;
 };
 
-std::string first_model(const Url& base, const std::string& api_key) {
-  SyncHttpClient c(base, api_key);
-  const HttpResult r = c.get("/v1/models");
-  if (r.status != 200) fail("GET /v1/models answered {}; pass --model NAME", r.status);
-  const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("data") && j["data"].is_array() && !j["data"].empty() &&
-      j["data"][0].contains("id") && j["data"][0]["id"].is_string())
-    return j["data"][0]["id"].get<std::string>();
-  fail("GET /v1/models listed no model; pass --model NAME");
-}
-
 nlohmann::json report_json(const SoakReport& r, const SoakOptions& o) {
   nlohmann::json statuses = nlohmann::json::object();
   for (const auto& [st, n] : r.by_status) statuses[std::to_string(st)] = n;
@@ -78,7 +67,7 @@ void run_soak_cmd(SoakArgs& a) {
   a.o.base = parse_url(a.base_url);
   if (a.o.api_key.empty())
     if (const char* k = std::getenv("OPENAI_API_KEY")) a.o.api_key = k;
-  if (a.o.model.empty()) a.o.model = first_model(a.o.base, a.o.api_key);
+  if (a.o.model.empty()) a.o.model = discover_model(a.o.base, a.o.api_key);
   a.o.progress = !a.no_progress;
   std::fprintf(stderr, "soak: %lld requests, %d connections, model %s at %s\n",
                (long long)a.o.num_requests, a.o.concurrency, a.o.model.c_str(), a.base_url.c_str());

@@ -3,6 +3,7 @@
 #include <cuda_fp8.h>
 
 #include "backend/cuda/fp8.h"
+#include "backend/cuda/mma.cuh"
 
 namespace inferd::cuda {
 
@@ -82,16 +83,6 @@ __device__ __forceinline__ void fp8x16_to_float(const uint4& v, float* f) {
   for (int j = 0; j < 8; ++j) {
     const __half2 h(__nv_cvt_fp8x2_to_halfraw2(p[j], __NV_E4M3));
     const float2 t = __half22float2(h);
-    f[2 * j] = t.x;
-    f[2 * j + 1] = t.y;
-  }
-}
-
-__device__ __forceinline__ void bf16x8_to_float(const uint4& v, float* f) {
-  const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const float2 t = __bfloat1622float2(p[j]);
     f[2 * j] = t.x;
     f[2 * j + 1] = t.y;
   }

@@ -14,6 +14,7 @@
 #include "backend/cuda/ggml_blocks.h"
 #include "backend/cuda/ggml_gemv.h"
 #include "backend/cuda/ggml_mma.h"
+#include "backend/cuda/mma.cuh"
 
 namespace inferd::cuda {
 
@@ -21,16 +22,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 constexpr int kGemvWarps = 4;  // weight rows per block of the GEMV
-
-__device__ __forceinline__ void bf16x8_to_float(const uint4& v, float* f) {
-  const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const float2 t = __bfloat1622float2(p[j]);
-    f[2 * j] = t.x;
-    f[2 * j + 1] = t.y;
-  }
-}
 
 // The activation rows, 8 bf16 values (16 bytes) at a time, as fp32.
 struct XLoad8 {

@@ -1,5 +1,6 @@
 // Tensor-core and async-copy building blocks shared by the attention kernels (sm_80+ PTX):
-// mma.sync m16n8k16 bf16 -> fp32, ldmatrix (transposed), cp.async with zero fill, bf16 packing.
+// mma.sync m16n8k16 bf16 -> fp32, ldmatrix (transposed), cp.async with zero fill, bf16 packing
+// and unpacking (also used by the fp8 and GGUF GEMVs).
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"): lane = 4 * g + tq; A holds rows
 // g and g + 8, columns 2 tq, 2 tq + 1 and + 8; B holds columns (n) g, rows (k) 2 tq, 2 tq + 1 and
 // + 8; C holds rows g and g + 8, columns 2 tq and 2 tq + 1.
@@ -11,6 +12,17 @@
 #include <cstdint>
 
 namespace inferd::cuda {
+
+// Eight bf16 values (one 16-byte load) as floats.
+__device__ __forceinline__ void bf16x8_to_float(const uint4& v, float* f) {
+  const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float2 t = __bfloat1622float2(p[j]);
+    f[2 * j] = t.x;
+    f[2 * j + 1] = t.y;
+  }
+}
 
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
