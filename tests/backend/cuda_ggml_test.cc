@@ -2,14 +2,10 @@
 // a float64 reference (the blocks dequantized by ggml::dequantize_row, times the bf16 inputs), for
 // decode rows (the GEMV) and prefill rows (dequantized to bf16, then cuBLASLt), bf16 and fp32
 // outputs, with bias, parts of mixed types (Q4_K_M style) and a float part; under CUDA graph
-// capture with nothing allocated. INFERD_BENCH_GGML=1 adds a timing table (Q4_K, Q6_K, Q8_0 and
-// dense bf16 cuBLAS). Skips itself without a GPU.
+// capture with nothing allocated (timings: bench/cuda_ggml_bench). Skips itself without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -243,86 +239,6 @@ TEST_F(CudaGgml, RunsInsideCudaGraphsWithoutAllocating) {
     const Tensor ref = reference({&q4k, &q6k}, x, bias);
     EXPECT_LT(rel_err(cuda_download_f32(*gpu_, dout), ref), 1e-2) << "T=" << T;
     EXPECT_EQ(gpu_->device_bytes_allocated(), allocated) << "T=" << T;
-  }
-}
-
-// ---- INFERD_BENCH_GGML=1: time per call and weight GB/s -----------------------------------------
-
-// Seconds per call of `fn`, from CUDA graphs of `reps` calls (launch gaps included, as in decode).
-template <class F>
-double time_per_call(Backend& gpu, F&& fn, int32_t key) {
-  fn();  // plans, scratch
-  cuda_synchronize(gpu);
-  auto t0 = std::chrono::steady_clock::now();
-  fn();
-  cuda_synchronize(gpu);
-  const double once = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const int reps = int(std::clamp(0.02 / std::max(once, 1e-7), 5.0, 200.0));
-  gpu.begin_graph_capture();
-  for (int i = 0; i < reps; ++i) fn();
-  gpu.end_graph_capture(key);
-  double best = 1e30;
-  for (int trial = 0; trial < 3; ++trial) {
-    t0 = std::chrono::steady_clock::now();
-    gpu.replay_graph(key);
-    cuda_synchronize(gpu);
-    best = std::min(
-        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
-  }
-  return best;
-}
-
-TEST_F(CudaGgml, Benchmark) {
-  const char* env = std::getenv("INFERD_BENCH_GGML");
-  if (env == nullptr || std::string(env) != "1")
-    GTEST_SKIP() << "a timing table, not a check: set INFERD_BENCH_GGML=1 (on a GPU) to print it";
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {
-      {4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
-  const std::vector<int32_t> tokens = {1, 4, 8, 16, 64, 512};
-  std::printf("[ggml-bench] %s\n", gpu_->name().c_str());
-  std::printf("[ggml-bench] %-6s %7s %6s %5s %10s %9s\n", "type", "N", "K", "T", "us/call", "GB/s");
-  int32_t key = 5000;
-  for (const auto& [N, K] : shapes) {
-    for (const char* tn : {"q4_K", "q6_K", "q5_K", "q8_0", "q5_0", "q4_0", "bf16"}) {
-      const std::string name = tn;
-      GgmlLinear gl;
-      Linear dense;
-      double bytes = 0;
-      if (name == "bf16") {
-        const int64_t shape[2] = {N, K};
-        dense =
-            gpu_->make_linear({cuda_random_tensor(*gpu_, DType::kBF16, shape, 7, 0.05f)}, Tensor());
-        bytes = double(N) * double(K) * 2;
-      } else {
-        const ggml::Type t = name == "q4_K"   ? ggml::Type::kQ4_K
-                             : name == "q6_K" ? ggml::Type::kQ6_K
-                             : name == "q5_K" ? ggml::Type::kQ5_K
-                             : name == "q5_0" ? ggml::Type::kQ5_0
-                             : name == "q4_0" ? ggml::Type::kQ4_0
-                                              : ggml::Type::kQ8_0;
-        HostWeight w = make_weight(t, N, K, rng_, 64);
-        gl = place({&w}, Tensor());
-        bytes = double(N) * double(ggml::row_bytes(t, K));
-      }
-      for (int32_t T : tokens) {
-        const int64_t xs[2] = {T, K};
-        Tensor dx = cuda_random_tensor(*gpu_, DType::kBF16, xs, 11, 1.0f);
-        Tensor dout = gpu_->alloc(DType::kBF16, {T, N});
-        const double s = time_per_call(
-            *gpu_,
-            [&] {
-              if (name == "bf16") {
-                gpu_->linear(dx, dense, dout);
-              } else {
-                gpu_->linear_ggml(dx, gl, dout);
-              }
-            },
-            key++);
-        std::printf("[ggml-bench] %-6s %7lld %6lld %5d %10.2f %9.1f\n", tn, (long long)N,
-                    (long long)K, T, s * 1e6, bytes / s / 1e9);
-        std::fflush(stdout);
-      }
-    }
   }
 }
 

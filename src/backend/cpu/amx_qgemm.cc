@@ -334,6 +334,17 @@ void fold(Scratch& sc, const XGroup* xg[2], int64_t g, int64_t ld, int s0, int n
   }
 }
 
+// out[t, n + r] = acc[r, t] (+ bias[n + r]) for the `rows` finished weight rows of a tile.
+void store_rows(const float* acc, int64_t ld, int64_t rows, int64_t T, const float* bias, int64_t n,
+                float* out, int64_t ldo) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < T; ++t) {
+      float s = acc[r * ld + t];
+      if (bias) s += bias[n + r];
+      out[t * ldo + n + r] = s;
+    }
+}
+
 template <class Q>
 void run(const uint8_t* xq, int64_t T, int64_t K, const uint8_t* W, const float* bias, int64_t n0,
          int64_t n1, float* out, int64_t ldo) {
@@ -362,13 +373,7 @@ void run(const uint8_t* xq, int64_t T, int64_t K, const uint8_t* W, const float*
         }
       }
     }
-    const int64_t rows = std::min<int64_t>(32, n1 - n);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t t = 0; t < T; ++t) {
-        float s = sc.acc[size_t(r * ld + t)];
-        if (bias) s += bias[n + r];
-        out[t * ldo + n + r] = s;
-      }
+    store_rows(sc.acc.data(), ld, std::min<int64_t>(32, n1 - n), T, bias, n, out, ldo);
   }
   _tile_release();
 }
@@ -445,13 +450,7 @@ void run45(const uint8_t* xq, int64_t T, int64_t K, const uint8_t* W, const floa
         fold45(sc.c[0], sc.prep, xg, sc.acc.data() + g * 16, ld);
       }
     }
-    const int64_t rows = std::min<int64_t>(16, n1 - n);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t t = 0; t < T; ++t) {
-        float s = sc.acc[size_t(r * ld + t)];
-        if (bias) s += bias[n + r];
-        out[t * ldo + n + r] = s;
-      }
+    store_rows(sc.acc.data(), ld, std::min<int64_t>(16, n1 - n), T, bias, n, out, ldo);
   }
   _tile_release();
 }
