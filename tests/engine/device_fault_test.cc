@@ -5,9 +5,11 @@
 // on a healthy device it fails only the requests of that step and the engine keeps serving.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/fake_model.h"
@@ -21,12 +23,16 @@ using testing::FakeModelSpec;
 
 enum class Failure { kDeviceFault, kStepErrorOnBrokenDevice, kStepErrorOnHealthyDevice };
 
-// The fake model, failing its forward number `fail_at` (0-based) as `failure` says.
+// The fake model, failing its forward number `fail_at` (0-based) as `failure` says. Its forwards
+// wait until open() so that a test submits all its requests before the first step (otherwise the
+// engine may reach the fault, and stop, before the last submit).
 class FailingExecutor final : public FakeExecutor {
  public:
   FailingExecutor(Failure failure, int fail_at)
       : FakeExecutor(FakeModelSpec{}), failure_(failure), fail_at_(fail_at) {}
+  void open() { open_ = true; }
   void forward(const ForwardBatch& b, float* logits) override {
+    while (!open_.load()) std::this_thread::yield();
     if (steps_++ == fail_at_) {
       if (failure_ == Failure::kDeviceFault)
         throw DeviceFault("device fault on test device: cudaErrorIllegalAddress");
@@ -42,6 +48,7 @@ class FailingExecutor final : public FakeExecutor {
  private:
   Failure failure_;
   int fail_at_;
+  std::atomic<bool> open_{false};
   int steps_ = 0;
   bool broken_ = false;
 };
@@ -78,22 +85,28 @@ void expect_stopped_by(Engine& engine, std::vector<std::shared_ptr<RequestStream
 }
 
 TEST(DeviceFault, FailsEveryLiveRequestAndStopsTheEngine) {
-  Engine engine(std::make_shared<FailingExecutor>(Failure::kDeviceFault, 3));
+  auto exec = std::make_shared<FailingExecutor>(Failure::kDeviceFault, 3);
+  Engine engine(exec);
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 3; ++i) streams.push_back(engine.submit_stream(request(50)));
+  exec->open();
   expect_stopped_by(engine, streams, "device fault on test device: cudaErrorIllegalAddress");
 }
 
 TEST(DeviceFault, AStepErrorOnABrokenDeviceIsTheDevicesFault) {
-  Engine engine(std::make_shared<FailingExecutor>(Failure::kStepErrorOnBrokenDevice, 2));
+  auto exec = std::make_shared<FailingExecutor>(Failure::kStepErrorOnBrokenDevice, 2);
+  Engine engine(exec);
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 2; ++i) streams.push_back(engine.submit_stream(request(50)));
+  exec->open();
   expect_stopped_by(engine, streams, "device fault on test device: cudaErrorLaunchFailure");
 }
 
 TEST(DeviceFault, AStepErrorOnAHealthyDeviceFailsThatStepOnly) {
-  Engine engine(std::make_shared<FailingExecutor>(Failure::kStepErrorOnHealthyDevice, 1));
+  auto exec = std::make_shared<FailingExecutor>(Failure::kStepErrorOnHealthyDevice, 1);
+  Engine engine(exec);
   auto first = engine.submit_stream(request(50));
+  exec->open();
   EXPECT_EQ(finished_error(*first), "the engine failed: cuBLAS: execution failed");
   EXPECT_EQ(engine.device_fault(), "");
   auto second = engine.submit_stream(request(4));
