@@ -130,7 +130,10 @@ ResolvedConfig resolve_engine_args(const EngineArgs& args) {
 #ifdef INFERD_HAVE_CUDA
   // Asked only when a GPU may be wanted: counting devices initializes the CUDA driver.
   const bool may_use_gpu = args.model.device == "auto" || args.model.device == "cuda";
-  return resolve_engine_args(args, may_use_gpu ? cuda::device_count() : 0, true);
+  const int gpu_count = may_use_gpu ? cuda::device_count() : 0;
+  if (args.model.device == "cuda" && gpu_count <= 0)
+    fail("--device cuda: no CUDA GPU is visible ({})", cuda::device_count_problem());
+  return resolve_engine_args(args, gpu_count, true);
 #else
   return resolve_engine_args(args, 0, false);
 #endif

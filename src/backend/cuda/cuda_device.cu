@@ -28,13 +28,25 @@ __global__ void saxpy_kernel(int n, float a, const float* x, float* y) {
 }
 }  // namespace
 
+namespace {
+std::string g_device_count_problem;  // why the last device_count() found none
+}  // namespace
+
 int device_count() {
   int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    g_device_count_problem =
+        std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
     cudaGetLastError();  // clear the sticky "no device" error
     return 0;
   }
+  g_device_count_problem = n == 0 ? "cudaGetDeviceCount: 0 devices" : "";
   return n;
+}
+
+std::string device_count_problem() {
+  return g_device_count_problem;
 }
 
 std::string device_description(int index) {

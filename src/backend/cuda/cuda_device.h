@@ -8,6 +8,8 @@ namespace inferd::cuda {
 
 // Number of usable CUDA devices (0 when there is no driver or no GPU; never throws).
 int device_count();
+// Why the last device_count() returned 0 (the CUDA runtime's error), empty when it found some.
+std::string device_count_problem();
 // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)" for device `index`.
 std::string device_description(int index);
 // Runs a small kernel (y = a*x + y on n elements) on the device and returns max |error| against
