@@ -32,7 +32,8 @@
 # The GPU machine lacks the PCRE2 and utf8proc headers that CMake requires. When .carry/debs/ holds
 # Debian packages (fetched on the dev machine, not committed:
 #   mkdir -p .carry/debs && cd .carry/debs &&
-#   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 )
+#   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 libcurl4-openssl-dev \
+#     libssl-dev )
 # they are unpacked into a private prefix (never into /) and CMake is pointed at it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -116,6 +117,17 @@ if compgen -G ".carry/debs/*.deb" >/dev/null; then
     sed -i "s|^prefix=/usr\$|prefix=$deps/usr|" "$pc"
   done
   libdir=$(echo "$deps"/usr/lib/*-linux-gnu)
+  # A -dev package carried without its runtime package (libcurl4-openssl-dev, libssl-dev: the
+  # machine has libcurl.so.4 and libssl.so.3 of its own) leaves a dangling libX.so link: point it
+  # at the machine's library of the same soname.
+  for l in "$libdir"/*.so; do
+    [ -L "$l" ] && [ ! -e "$l" ] || continue
+    soname=$(readlink "$l" | sed -E 's/^(.*\.so\.[0-9]+).*/\1/')
+    for d in /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu /usr/lib64; do
+      [ -e "$d/$soname" ] && { ln -sf "$d/$soname" "$l"; break; }
+    done
+    [ -e "$l" ] || echo "gpu-check: $(basename "$l") -> $(readlink "$l"): no $soname on this machine"
+  done
   export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   cmake_extra+=("-DCMAKE_PREFIX_PATH=$deps/usr")
