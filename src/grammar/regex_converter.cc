@@ -452,11 +452,14 @@ class Writer {
         return s;
       }
       case Node::kAlt: {
-        std::string s = "(";
-        for (size_t i = 0; i < n.kids.size(); ++i) {
+        std::vector<std::string> alts;  // each alternative once: a repeat only adds ambiguity
+        for (const auto& kid : n.kids) {
           bool a;
-          s += (i ? " | " : " ") + write(*n.kids[i], a);
+          std::string e = write(*kid, a);
+          if (std::find(alts.begin(), alts.end(), e) == alts.end()) alts.push_back(std::move(e));
         }
+        std::string s = "(";
+        for (size_t i = 0; i < alts.size(); ++i) s += (i ? " | " : " ") + alts[i];
         atomic = true;
         return s + " )";
       }
@@ -638,8 +641,13 @@ std::string regex_to_gbnf_expr(std::string_view pattern, RegexTarget target, boo
       if (!start) e = e == "\"\"" ? any : any + " " + e;
       if (!end && !(e == any)) e += " " + any;
     }
-    out.push_back(e);
+    // The same alternative twice adds nothing but ambiguity (found by fuzz_regex: hundreds of
+    // empty alternatives, each a copy of "any text", passed the matcher's bound on live parses).
+    if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
   }
+  // Searching, an unanchored empty alternative matches every string: it is the whole pattern.
+  const std::string any = "( " + std::string(any_char_expr) + " )*";
+  if (search && std::find(out.begin(), out.end(), any) != out.end()) return any;
   if (out.size() == 1) return out[0];
   std::string s = "(";
   for (size_t i = 0; i < out.size(); ++i) s += (i ? " | " : " ") + out[i];

@@ -53,6 +53,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     fuzz::walk_grammar(grammar::compile_gbnf(gbnf, fuzz::small_vocab()), text);
   } catch (const grammar::GrammarError& e) {
+    // The matcher's bound on live parses (kMaxStacks) refuses a legal but hopelessly ambiguous
+    // pattern (`a|aa|aaa|...` searched): a 400 naming the limit, as meant, not a converter bug.
+    if (std::string_view(e.what()).find("too ambiguous") != std::string_view::npos) return 0;
     std::fprintf(stderr, "the converter wrote GBNF that does not compile: %s\n%s\n", e.what(),
                  gbnf.c_str());
     std::abort();

@@ -428,6 +428,22 @@ TEST(JsonSchema, Pattern) {
   EXPECT_ACCEPTS(dot, R"("a\"\\")");
   EXPECT_REJECTS(dot, R"("a\nb")");
 
+  // An empty alternative in a search matches everything; repeated alternatives count once (found
+  // by fuzz_regex: "\\|" then 400 empty alternatives passed the matcher's bound on live parses).
+  std::string many = "\\\\|";
+  for (int i = 0; i < 400; ++i) many += "|";
+  auto everything = schema(R"({"type":"string","pattern":")" + many + R"("})");
+  EXPECT_ACCEPTS(everything, R"("anything at all")");
+  EXPECT_ACCEPTS(everything, R"("")");
+  std::string same = "ab", inner = "^x(a";
+  for (int i = 0; i < 5000; ++i) same += "|ab", inner += "|a";
+  auto repeated = schema(R"({"type":"string","pattern":")" + same + R"("})");
+  EXPECT_ACCEPTS(repeated, R"("xx ab yy")");
+  EXPECT_REJECTS(repeated, R"("a b")");
+  auto grouped = schema(R"({"type":"string","pattern":")" + inner + R"()+$"})");
+  EXPECT_ACCEPTS(grouped, R"("xaaaa")");
+  EXPECT_REJECTS(grouped, R"("xab")");
+
   EXPECT_NE(schema_error(R"({"type":"string","pattern":"(a)\\1"})").find("backreference"),
             std::string::npos);
   EXPECT_NE(schema_error(R"({"type":"string","pattern":"a","maxLength":3})").find("pattern"),
