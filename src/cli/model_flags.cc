@@ -175,7 +175,9 @@ void ModelFlags::resolve_hub_names() {
   ModelArgs& m = args.model;
   if (hub::is_hub_name(m.model)) {
     const std::string name = m.model;
-    m.model = hub::resolve(*hub::parse_hub_name(name), hub::options_from_env(hf_token_));
+    hub::HubOptions opts = hub::options_from_env(hf_token_);
+    opts.config_only = m.load_format == "dummy";  // seeded random weights: no download of them
+    m.model = hub::resolve(*hub::parse_hub_name(name), opts);
     if (m.served_model_names.empty()) m.served_model_names = {name};
   }
   if (!m.tokenizer.empty() && hub::is_hub_name(m.tokenizer))

@@ -70,6 +70,9 @@ std::optional<HubName> parse_hub_name(const std::string& s) {
 bool is_hub_name(const std::string& s) {
   std::error_code ec;
   if (fs::exists(s, ec)) return false;
+  // A mistyped file path ("models/x.gguf") is left to the loader's "no such file" error.
+  for (const char* ext : {".gguf", ".safetensors", ".json", ".bin"})
+    if (s.ends_with(ext)) return false;
   return parse_hub_name(s).has_value();
 }
 

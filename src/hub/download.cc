@@ -8,6 +8,7 @@
 // linked from snapshots/COMMIT/; refs/REV is written last.
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/file.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -268,6 +269,37 @@ uint64_t rehash_partial(const fs::path& part, Checker& check) {
   return n;
 }
 
+// huggingface_hub's lock of a blob being downloaded, <cache>/.locks/models--org--name/<blob>.lock
+// (its filelock takes flock(2) on it), so that inferd and Python processes never write one
+// .incomplete file at once.
+class BlobLock {
+ public:
+  BlobLock(const Job& job, const std::string& blob) {
+    const fs::path dir =
+        fs::path(job.opts->cache_dir) / ".locks" / repo_folder_name(job.name->repo);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    fd_ = ::open((dir / (blob + ".lock")).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0)
+      while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+      }
+  }
+  ~BlobLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  }
+  BlobLock(const BlobLock&) = delete;
+  BlobLock& operator=(const BlobLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+bool have_blob(const std::string& rdir, const RemoteFile& f) {
+  const fs::path blob = fs::path(rdir) / "blobs" / f.blob;
+  std::error_code ec;
+  return fs::is_regular_file(blob, ec) && (!f.size_known || file_size_or_zero(blob) == f.size);
+}
+
 // One file into blobs/<blob>.incomplete (resuming what is there), checked and renamed.
 void download_blob(const Job& job, const RemoteFile& f, const std::string& url) {
   const fs::path blob = fs::path(job.rdir) / "blobs" / f.blob;
@@ -368,7 +400,8 @@ void download_all(const Job& job, const std::vector<const RemoteFile*>& todo) {
       const std::string url = job.opts->endpoint + "/" + url_escape(job.name->repo, true) +
                               "/resolve/" + job.commit + "/" + url_escape(f.rfilename, true);
       try {
-        download_blob(job, f, url);
+        const BlobLock lock(job, f.blob);
+        if (!have_blob(job.rdir, f)) download_blob(job, f, url);  // else another process did
         if (!job.abort->load()) link_snapshot_file(job.rdir, job.commit, f.rfilename, f.blob);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
@@ -397,7 +430,13 @@ std::string pull(const HubName& name, const HubOptions& opts) {
         name.str(), opts.cache_dir, name.revision, name.str());
   }
   RepoInfo info = fetch_repo_info(name, opts);
+  if (opts.config_only)
+    std::erase_if(info.files, [](const RemoteFile& f) {
+      return f.rfilename.ends_with(".safetensors") ||
+             f.rfilename.ends_with(".safetensors.index.json");
+    });
   const bool has_weights =
+      opts.config_only ||
       std::any_of(info.files.begin(), info.files.end(), [](const RemoteFile& f) {
         return f.rfilename.size() > 12 && f.rfilename.ends_with(".safetensors");
       });
@@ -423,8 +462,7 @@ std::string pull(const HubName& name, const HubOptions& opts) {
                     "/" + url_escape(f.rfilename, true),
                 name, opts);
     }
-    const fs::path blob = fs::path(rdir) / "blobs" / f.blob;
-    if (fs::is_regular_file(blob, ec) && (!f.size_known || file_size_or_zero(blob) == f.size)) {
+    if (have_blob(rdir, f)) {
       link_snapshot_file(rdir, info.commit, f.rfilename, f.blob);
       continue;
     }

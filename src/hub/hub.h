@@ -24,7 +24,8 @@ struct HubName {
 // whether a path `s` exists: the caller checks that first (a path on disk always wins).
 std::optional<HubName> parse_hub_name(const std::string& s);
 
-// True when `s` names no existing file or directory and parses as a hub name.
+// True when `s` names no existing file or directory, does not end in a weights or JSON file's
+// extension (.gguf, .safetensors, .json, .bin: a mistyped path), and parses as a hub name.
 bool is_hub_name(const std::string& s);
 
 // Where and how to reach the hub; from the environment by default (options_from_env).
@@ -37,6 +38,7 @@ struct HubOptions {
   int parallel = 8;                                 // files downloaded at once
   int max_retries = 5;                              // resumes of one file after a dropped transfer
   double stall_timeout_s = 60;                      // no byte for this long: retry (resume)
+  bool config_only = false;  // no weights: configs and tokenizer files (--load-format dummy)
 };
 
 // $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub (huggingface_hub's order).

@@ -324,3 +324,25 @@ TEST_F(HubTest, ListAndRemove) {
   EXPECT_FALSE(remove_cached("org/model", opts_.cache_dir));
   EXPECT_TRUE(list_cached(opts_.cache_dir).empty());
 }
+
+TEST_F(HubTest, ConfigOnlySkipsTheWeights) {
+  auto hub = start();
+  opts_.config_only = true;
+  const std::string snap = pull({"org/model"}, opts_);
+  EXPECT_TRUE(fs::is_regular_file(fs::path(snap) / "config.json"));
+  EXPECT_TRUE(fs::is_regular_file(fs::path(snap) / "tokenizer.json"));
+  EXPECT_FALSE(fs::exists(fs::path(snap) / "model-00001-of-00002.safetensors"));
+  EXPECT_EQ(count_requests(*hub, ".safetensors"), 0);
+  opts_.config_only = false;  // the weights come when asked for
+  EXPECT_EQ(read_file(fs::path(pull({"org/model"}, opts_)) / "model-00001-of-00002.safetensors"),
+            shard1_);
+}
+
+TEST_F(HubTest, BlobsAreLockedAsHuggingFaceHubLocksThem) {
+  auto hub = start();
+  const std::string snap = pull({"org/model"}, opts_);
+  const std::string blob =
+      fs::read_symlink(fs::path(snap) / "model-00001-of-00002.safetensors").filename().string();
+  EXPECT_TRUE(
+      fs::exists(fs::path(opts_.cache_dir) / ".locks" / "models--org--model" / (blob + ".lock")));
+}
