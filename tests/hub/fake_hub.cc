@@ -161,7 +161,7 @@ void FakeHub::Impl::send_file(int fd, const File& f, const http::request<http::e
   uint64_t begin = 0, end = f.size;  // [begin, end)
   const auto range = req.find(http::field::range);
   int status = 200;
-  if (range != req.end()) {
+  if (range != req.end() && !faults.ignore_range) {
     const std::string r(range->value());
     if (r.rfind("bytes=", 0) != 0)
       return send_status(fd, 400, "Bad Request", {}, "bad range", head);

@@ -29,6 +29,7 @@ struct FakeHubFaults {
   std::string drop_file;      // its first GET without a Range closes the connection mid-body
   std::string corrupt_file;   // served with one byte flipped (its metadata stays right)
   bool blob_metadata = true;  // model info lists size, blobId and lfs (false: names only)
+  bool ignore_range = false;  // answer Range requests with the whole file (200)
 };
 
 class FakeHub {

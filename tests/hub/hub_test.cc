@@ -232,6 +232,15 @@ TEST_F(HubTest, ADroppedConnectionIsResumed) {
   EXPECT_EQ(count_requests(*hub, "GET /blobs/", " range=bytes=750000-"), 1);
 }
 
+TEST_F(HubTest, AServerIgnoringRangesGetsTheWholeFileAgain) {
+  FakeHubFaults f;
+  f.drop_file = "model-00001-of-00002.safetensors";
+  f.ignore_range = true;
+  auto hub = start(f);
+  const std::string snap = pull({"org/model"}, opts_);
+  EXPECT_EQ(read_file(fs::path(snap) / f.drop_file), shard1_);
+}
+
 TEST_F(HubTest, APartialBlobIsResumed) {
   auto hub = start();
   HubOptions one = opts_;
