@@ -28,9 +28,14 @@ struct ModelFlags {
   // True when the command line named a model (false: the default model is used).
   bool model_given() const { return model_opt_ != nullptr && model_opt_->count() > 0; }
   const std::string& model() const { return args.model.model; }
+  // A model (or --tokenizer) named as org/name[:revision] that is no path on disk becomes its
+  // snapshot directory in the Hugging Face cache, downloaded when missing (src/hub); the hub name
+  // stays the served name. add_to() runs it once the command line is parsed.
+  void resolve_hub_names();
 
  private:
   CLI::Option* model_opt_ = nullptr;
+  std::string hf_token_;  // --hf-token
 };
 
 // --task and --pooler-config (also as vLLM's older --override-pooler-config), for the commands
@@ -70,6 +75,7 @@ void register_bench(CLI::App& app);               // bench serve|throughput|late
 void register_serve(CLI::App& app);               // serve
 void register_router(CLI::App& app);              // router
 void register_chat(CLI::App& app);                // chat
+void register_hub_commands(CLI::App& app);        // pull, ls, rm (cmd_hub.cc)
 
 // Flag values that may each hold several comma-separated items ("a,b" "c" -> a, b, c), trimmed,
 // empty items dropped.

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   inferd::cli::register_tokenizer_commands(app);
   inferd::cli::register_template_command(app);
   inferd::cli::register_bench(app);
+  inferd::cli::register_hub_commands(app);
   std::vector<std::string> args(argv, argv + argc);
   inferd::cli::expand_vllm_short_flags(args);
   std::vector<char*> arg_ptrs;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "hub/hub.h"
 #include "server/http.h"
 
 #ifndef INFERD_DEFAULT_MODEL_DIR
@@ -116,7 +117,8 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
   SchedulerArgs& s = args.scheduler;
   constexpr const char* kModelHelp =
       "Model: a directory (Hugging Face layout: config.json, *.safetensors), a GGUF file (the "
-      "first of a split set), or ollama:NAME[:TAG] from the local Ollama store";
+      "first of a split set), a hub name org/name[:revision] (the Hugging Face cache, downloaded "
+      "when missing), or ollama:NAME[:TAG] from the local Ollama store";
   model_opt_ = app->add_option("model", m.model, kModelHelp);
   if (model_optional) {
     model_opt_->description(std::string(kModelHelp) + "; default: the project's demo model (" +
@@ -162,7 +164,24 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
   app->add_flag("--enforce-eager", m.enforce_eager,
                 "GPU: run every step eagerly (no CUDA graphs for decode steps)");
   app->add_option("--threads", m.threads, "CPU threads (0 = one per core)")->capture_default_str();
+  app->add_option("--hf-token", hf_token_,
+                  "Hugging Face token for gated or private models named by hub name (default: "
+                  "$HF_TOKEN)");
+  app->parse_complete_callback([this] { resolve_hub_names(); });
   add_unsupported_flags(app, args);
+}
+
+void ModelFlags::resolve_hub_names() {
+  ModelArgs& m = args.model;
+  if (hub::is_hub_name(m.model)) {
+    const std::string name = m.model;
+    hub::HubOptions opts = hub::options_from_env(hf_token_);
+    opts.config_only = m.load_format == "dummy";  // seeded random weights: no download of them
+    m.model = hub::resolve(*hub::parse_hub_name(name), opts);
+    if (m.served_model_names.empty()) m.served_model_names = {name};
+  }
+  if (!m.tokenizer.empty() && hub::is_hub_name(m.tokenizer))
+    m.tokenizer = hub::resolve(*hub::parse_hub_name(m.tokenizer), hub::options_from_env(hf_token_));
 }
 
 }  // namespace inferd::cli

@@ -1,0 +1,83 @@
+// Models by Hugging Face hub name (issue 31): "org/name[:revision]" resolved through the Hugging
+// Face cache layout that huggingface_hub writes and reads (its "Manage the cache" guide and
+// file_download.py: models--org--name/{refs/REV, snapshots/COMMIT/FILE -> ../../blobs/ETAG,
+// blobs/ETAG[.incomplete]}), downloading the files serving needs when they are missing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace inferd::hub {
+
+// "org/name[:revision]"; revision is a branch, a tag or a commit hash ("main" when left out).
+struct HubName {
+  std::string repo;  // "org/name"
+  std::string revision = "main";
+  std::string str() const { return revision == "main" ? repo : repo + ":" + revision; }
+};
+
+// The name when `s` has the syntax of a hub name (org/name[:rev]: two non-empty parts of
+// letters, digits, '-', '_', '.'; no "..", no leading '.' or '-'), else nullopt. Says nothing of
+// whether a path `s` exists: the caller checks that first (a path on disk always wins).
+std::optional<HubName> parse_hub_name(const std::string& s);
+
+// True when `s` names no existing file or directory, does not end in a weights or JSON file's
+// extension (.gguf, .safetensors, .json, .bin: a mistyped path), and parses as a hub name.
+bool is_hub_name(const std::string& s);
+
+// Where and how to reach the hub; from the environment by default (options_from_env).
+struct HubOptions {
+  std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT (no trailing '/')
+  std::string token;                                // HF_TOKEN, or --hf-token
+  std::string cache_dir;                            // hub_cache_dir()
+  bool offline = false;                             // HF_HUB_OFFLINE=1
+  bool progress = true;                             // a progress bar when stderr is a terminal
+  int parallel = 8;                                 // files downloaded at once
+  int max_retries = 5;                              // resumes of one file after a dropped transfer
+  double stall_timeout_s = 60;                      // no byte for this long: retry (resume)
+  bool config_only = false;  // no weights: configs and tokenizer files (--load-format dummy)
+};
+
+// $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub (huggingface_hub's order).
+std::string hub_cache_dir();
+// HubOptions from HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE (1/true/yes/on) and the cache dir;
+// `token` overrides HF_TOKEN when non-empty.
+HubOptions options_from_env(const std::string& token = "");
+
+// "org/name" -> "models--org--name" (the repo's folder under the cache).
+std::string repo_folder_name(const std::string& repo);
+
+// The files of a repo that serving needs: safetensors weights and index, config.json,
+// generation_config.json, tokenizer files, chat templates, preprocessor configs; never *.bin,
+// *.pt, *.h5, ONNX or GGUF weights.
+bool is_needed_file(const std::string& rfilename);
+
+// The snapshot directory of `name` when the cache has it (refs/REV -> snapshots/COMMIT, or
+// snapshots/REV for a commit hash) and it holds a config.json or a .gguf; else nullopt.
+std::optional<std::string> cached_snapshot(const HubName& name, const std::string& cache_dir);
+
+// The snapshot directory of `name`, downloading what is missing (offline: the cache only, an
+// Error naming the cache dir when the model is not there). Network failures with a complete
+// cached snapshot of the same revision fall back to it (with a warning).
+std::string resolve(const HubName& name, const HubOptions& opts);
+
+// Downloads (or checks) `name` and returns its snapshot directory: resolve() without the
+// offline fall-back.
+std::string pull(const HubName& name, const HubOptions& opts);
+
+// A model in the cache (`inferd ls`).
+struct CachedRepo {
+  std::string repo;                         // "org/name"
+  std::map<std::string, std::string> refs;  // revision -> commit
+  std::vector<std::string> snapshots;       // commits with a snapshot folder
+  uint64_t size_bytes = 0;                  // blobs on disk (each counted once)
+};
+std::vector<CachedRepo> list_cached(const std::string& cache_dir);
+
+// Removes models--org--name (and its .locks folder); false when it was not in the cache.
+bool remove_cached(const std::string& repo, const std::string& cache_dir);
+
+}  // namespace inferd::hub
