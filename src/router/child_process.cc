@@ -1,11 +1,11 @@
-// ChildProcess (posix_spawn, output forwarding, exit polling) and the loopback helpers.
+// ChildProcess (fork + exec, output forwarding, exit polling) and the loopback helpers.
 #include "router/child_process.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -37,10 +37,6 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv,
   if (argv.empty()) fail("child process: no program");
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) fail("child process {}: pipe: {}", tag_, std::strerror(errno));
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -57,21 +53,30 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv,
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  // The signals the server blocks (SIGTERM, SIGINT) are unblocked in the child: it waits for
-  // them itself.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  const int rc = ::posix_spawn(&pid_, args[0], &fa, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
+  // fork + exec rather than posix_spawn: the child asks for SIGTERM when its parent dies
+  // (prctl), so a server that is killed leaves no model process holding memory. Between fork and
+  // exec only async-signal-safe calls.
+  const pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(fds[1], 1);
+    ::dup2(fds[1], 2);
+    // The signals the server blocks (SIGTERM, SIGINT) are the child's to take.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+    ::execve(args[0], args.data(), envp.data());
+    static const char kMsg[] = "error: cannot execute the inferd binary for a model\n";
+    [[maybe_unused]] const ssize_t n = ::write(2, kMsg, sizeof kMsg - 1);
+    ::_exit(127);
+  }
+  const int err = errno;
   ::close(fds[1]);
-  if (rc != 0) {
+  if (pid_ < 0) {
     ::close(fds[0]);
-    fail("child process {}: cannot start {}: {}", tag_, argv[0], std::strerror(rc));
+    fail("child process {}: cannot start {}: {}", tag_, argv[0], std::strerror(err));
   }
   reader_ = std::thread([this, fd = fds[0]] { forward_output(fd); });
 }

@@ -1,6 +1,7 @@
-// A child process of the multi-model server (model_manager.h): started with posix_spawn, its
-// stdout and stderr forwarded to ours line by line with a "[tag] " prefix (the last lines kept, to
-// say why a load failed), polled for its exit without blocking, stopped by SIGTERM / SIGKILL.
+// A child process of the multi-model server (model_manager.h): started with fork + exec (it gets
+// SIGTERM should the server die), its stdout and stderr forwarded to ours line by line with a
+// "[tag] " prefix (the last lines kept, to say why a load failed), polled for its exit without
+// blocking, stopped by SIGTERM / SIGKILL.
 // Also the two loopback helpers the manager needs: a free port, and a probe of GET /ready.
 #pragma once
 
