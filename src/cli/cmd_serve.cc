@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/serve_multi.h"
 #include "cli/weights_progress.h"
 #include "core/error.h"
 #include "core/logging.h"
@@ -54,6 +55,9 @@ struct ServeArgs {
   size_t max_stored_responses = server::ResponsesStoreConfig{}.max_responses;
   size_t max_stored_responses_mb = server::ResponsesStoreConfig{}.max_bytes >> 20;
   std::string inject_device_fault;  // test-only: --debug-inject-device-fault after_steps=N
+  MultiServeFlags multi;            // --model (repeated), --models, --memory-budget, ...
+  // The command line named the model (the argument, or one --model).
+  bool model_named() const { return model.model_given() || multi.models.size() == 1; }
 };
 
 server::ChatParsing chat_parsing(const ServeArgs& a) {
@@ -126,7 +130,7 @@ std::unique_ptr<LLM> load_llm(const ServeArgs& a) {
   EngineArgs args = a.model.args;
   if (!a.inject_device_fault.empty())
     args.model.debug_inject_device_fault_after_steps = parse_fault_injection(a.inject_device_fault);
-  if (args.model.served_model_names.empty() && !a.model.model_given())
+  if (args.model.served_model_names.empty() && !a.model_named())
     args.model.served_model_names = {"demo", "default"};
   LLMOptions options;
   options.load_chat_template = true;
@@ -155,7 +159,7 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   a.http.apply_read_timeouts(sc.http);
   sc.served_model_names = llm.served_model_names();
   // The demo model answers to "default" too, without a second /v1/models entry.
-  if (a.model.args.model.served_model_names.empty() && !a.model.model_given()) {
+  if (a.model.args.model.served_model_names.empty() && !a.model_named()) {
     std::erase(sc.served_model_names, std::string("default"));
     sc.model_aliases = {"default"};
   }
@@ -219,7 +223,31 @@ void log_ready(const ModelSummary& m, const EngineConfig& ec, const server::Serv
       port, sc.ui ? " (chat page at /)" : "", sc.api_keys.empty() ? "off" : "on");
 }
 
-void serve(const ServeArgs& a) {
+// `inferd serve --model A --model B` / `--models FILE` (serve_multi.h).
+void serve_several(const ServeArgs& a, const CLI::App& cmd) {
+  MultiServeFront f;
+  f.host = a.host;
+  f.port = a.port;
+  f.api_keys = server::collect_api_keys(a.api_keys, a.api_key_file);
+  f.allowed_origins = a.allowed_origins;
+  f.rate_limit_rpm = a.rate_limit_rpm;
+  f.rate_limit_tpm = a.rate_limit_tpm;
+  f.max_concurrent_per_key = a.max_concurrent_per_key;
+  f.http = a.http;
+  if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
+  if (a.max_concurrent_per_key < 0)
+    fail("--max-concurrent-requests-per-key must be >= 0, got {}", a.max_concurrent_per_key);
+  serve_multi(a.multi, f, cmd);
+}
+
+void serve(ServeArgs& a, const CLI::App& cmd) {
+  if (a.multi.active()) return serve_several(a, cmd);
+  if (a.multi.models.size() == 1) {
+    if (a.model.model_given())
+      fail("serve: the model is given twice (argument '{}' and --model '{}')", a.model.model(),
+           a.multi.models.front());
+    a.model.args.model.model = a.multi.models.front();
+  }
   if (a.port < 0 || a.port > 65535) fail("--port must be in [0, 65535], got {}", a.port);
   if (a.request_timeout < 0) fail("--request-timeout must be >= 0, got {}", a.request_timeout);
   if (a.rate_limit_rpm < 0 || a.rate_limit_tpm < 0) fail("rate limits must be >= 0");
@@ -392,7 +420,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--debug-inject-device-fault", a->inject_device_fault,
                   "TESTING ONLY: make the device fail after N model steps (after_steps=N)")
       ->group("");
-  cmd->callback([a] { serve(*a); });
+  a->multi.add_to(cmd);
+  cmd->callback([a, cmd] { serve(*a, *cmd); });
 }
 
 }  // namespace inferd::cli

@@ -45,15 +45,27 @@ void Router::proxy(const std::shared_ptr<server::Connection>& conn, server::Requ
   server::json body =
       kind == ProxyKind::kPage ? server::json::object() : server::parse_json_body(req.body());
   auto job = std::make_shared<ProxyJob>();
-  job->model = route_model(kind, body);
+  bool rewrite = false;  // the body goes on changed (keep_alive taken out, an alias resolved)
+  if (config_.models && kind != ProxyKind::kPage) {
+    job->model = managed_model(body);
+    job->needs_model = true;
+    rewrite = body.contains("keep_alive");
+    job->keep_alive_s = take_keep_alive(body);
+    if (auto m = server::get_string(body, "model"); m && *m != job->model) {
+      body["model"] = job->model;
+      rewrite = true;
+    }
+  } else {
+    job->model = route_model(kind, body);
+  }
   if (completion)
     job->slot = front_.acquire_slot(server::bearer_token(req[http::field::authorization]));
+  job->ex = ex;
   if (completion && front_.limiter().enabled()) admit(*job, req, body);
   if (completion) job->key = prompt_key(body, ex.route == "/v1/chat/completions");
   job->conn = conn;
-  job->ex = ex;
   job->method = req.method();
-  job->body = job->strip_usage_event ? body.dump() : std::move(req.body());
+  job->body = job->strip_usage_event || rewrite ? body.dump() : std::move(req.body());
   if (kind != ProxyKind::kPage) job->forward.emplace_back("Content-Type", "application/json");
   if (auto a = req[http::field::accept]; !a.empty()) job->forward.emplace_back("Accept", a);
   if (auto id = req["X-Request-Id"]; !id.empty()) job->forward.emplace_back("X-Request-Id", id);
@@ -99,6 +111,8 @@ void Router::admit(ProxyJob& job, const server::Request& req, nlohmann::json& bo
   front_.admit(job.api_key, 0);
   if (config_.rate_limit_tpm <= 0) return;
   job.count_usage = true;
+  // Only the OpenAI completion routes have stream_options (the usage event the router reads).
+  if (job.ex.route != "/v1/chat/completions" && job.ex.route != "/v1/completions") return;
   const auto st = body.find("stream");
   if (st != body.end() && st->is_boolean() && st->get<bool>()) {
     const auto so = body.find("stream_options");
@@ -125,6 +139,21 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
       job->upstream->socket().close(ec);
     }
   });
+  // Multi-model serving: the model loaded first, and held (not unloaded) until the end.
+  ModelManager::Lease lease;
+  if (job->needs_model) {
+    lease = config_.models->acquire(job->model, job->keep_alive_s);
+    std::optional<ApiError> e = co_await await_model(*job, lease);
+    if (job->client_gone) co_return;
+    if (e) {
+      job->conn->on_peer_gone(nullptr);
+      metrics_.record_request("none", job->model, e->status());
+      LOG_INFO("router request route={} model={} status={} error=\"{}\"", job->ex.route, job->model,
+               e->status(), e->what());
+      front_.send_error(job->conn, job->ex, *e);
+      co_return;
+    }
+  }
   std::vector<uint32_t> tried;
   std::optional<Attempt> last;
   std::string last_replica = "none";

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,7 +36,15 @@ struct ProxyJob {
   bool count_usage = false;
   // The key's place under --max-concurrent-requests-per-key; run() holds it to its end.
   server::ConcurrencyLimiter::Slot slot;
+  // Multi-model serving: the request's model must be loaded first; keep_alive (seconds) is the
+  // request's own (nullopt: --idle-unload-seconds).
+  bool needs_model = false;
+  std::optional<double> keep_alive_s;
 };
+
+// A request's keep_alive (Ollama's: seconds as a number, or a duration string), taken out of
+// `body`; nullopt when it has none. Throws ApiError 400 naming the field on a bad value.
+std::optional<double> take_keep_alive(nlohmann::json& body);
 
 struct Router::Attempt {
   bool done = false;   // the client got its answer (or left)

@@ -47,7 +47,8 @@ Router::Router(RouterConfig config)
                metrics_.record_http(handler, method, status);
              }),
       http_(config_.http, *this) {
-  if (config_.backends.empty() && config_.backend_file.empty() && config_.backend_dns.empty())
+  if (!config_.models && config_.backends.empty() && config_.backend_file.empty() &&
+      config_.backend_dns.empty())
     fail("no replicas: pass --backend URL (repeatable), --backend-file FILE or --backend-dns URL");
   if (config_.max_retries < 0) fail("--max-retries must be >= 0, got {}", config_.max_retries);
   // Fail early on a bad URL.
@@ -64,6 +65,11 @@ Router::~Router() {
 void Router::start() {
   load_backends();
   apply_backends();
+  if (config_.models) {
+    config_.models->set_on_change(
+        [this](const std::map<std::string, std::string>& loaded) { set_model_replicas(loaded); });
+    config_.models->start();
+  }
   http_.start();
   if (!config_.backend_file.empty() || !config_.backend_dns.empty())
     net::co_spawn(net::make_strand(http_.io()), discover(), net::detached);
@@ -76,6 +82,8 @@ void Router::stop() {
   front_.set_draining();
   if (health_) health_->stop();
   http_.stop();
+  // The children go last: no request is left to use them.
+  if (config_.models) config_.models->stop();
 }
 
 void Router::drain_and_stop() {
@@ -130,6 +138,12 @@ void Router::add_routes() {
   t.add(Route{"/v1/models/", true, kGet, true, "/v1/models/{model}", own(&Router::serve_models)});
   t.add(Route{"/v1/chat/completions", false, kPost, true, "", proxied(ProxyKind::kCompletion)});
   t.add(Route{"/v1/completions", false, kPost, true, "", proxied(ProxyKind::kCompletion)});
+  if (config_.models) {
+    // `inferd serve` with several models: its other generating routes too.
+    t.add(Route{"/v1/responses", false, kPost, true, "", proxied(ProxyKind::kCompletion)});
+    t.add(Route{"/v1/messages", false, kPost, true, "", proxied(ProxyKind::kCompletion)});
+    t.add(Route{"/v1/embeddings", false, kPost, true, "", proxied(ProxyKind::kCompletion)});
+  }
   t.add(Route{"/tokenize", false, kPost, false, "", proxied(ProxyKind::kModel)});
   t.add(Route{"/detokenize", false, kPost, false, "", proxied(ProxyKind::kModel)});
 }
@@ -138,6 +152,8 @@ void Router::serve_ready(const std::shared_ptr<server::Connection>& conn, const 
   if (front_.draining())
     throw ApiError(503, "The router is shutting down.", "service_unavailable_error", std::nullopt,
                    "not_ready");
+  // Several models in one server: ready to take requests whether or not a model is loaded.
+  if (config_.models) return front_.send_json(conn, ex, 200, R"({"status":"ready"})");
   // The replicas out of rotation and why (an API key missing, a connection refused, ...).
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   std::string why;
@@ -158,11 +174,13 @@ void Router::serve_metrics(const std::shared_ptr<server::Connection>& conn, cons
   server::Response res{http::status::ok, 11};
   res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
   res.body() = metrics_.render(table_.states(), table_.prefix_index_size());
+  if (config_.models) res.body() += config_.models->render_metrics();
   front_.send(conn, ex, std::move(res));
 }
 
 // /v1/models (the union of the healthy replicas' models) and /v1/models/{model}.
 void Router::serve_models(const std::shared_ptr<server::Connection>& conn, const Exchange& ex) {
+  if (config_.models) return serve_managed_models(conn, ex);
   const std::string& path = ex.route;
   const std::vector<std::string> models = table_.served_models();
   const int64_t now = server::unix_now();

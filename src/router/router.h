@@ -20,6 +20,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "router/health_checker.h"
+#include "router/model_manager.h"
 #include "router/replica_table.h"
 #include "router/router_metrics.h"
 #include "router/upstream_pool.h"
@@ -54,6 +55,10 @@ struct RouterConfig {
   double request_timeout_s = 600;  // an upstream exchange that stays silent this long fails
   double drain_timeout_s = 30;     // SIGTERM: how long in-flight requests may finish
   int retry_after_s = 1;           // Retry-After when no replica can take a request
+  // Multi-model serving (`inferd serve --model A --model B`, model_manager.h): the replicas are
+  // the manager's child processes, loaded on demand; /v1/models lists every configured model with
+  // its state; requests may carry keep_alive. Null: a plain router over --backend replicas.
+  std::shared_ptr<ModelManager> models;
 };
 
 struct ProxyJob;
@@ -94,6 +99,18 @@ class Router final : public server::RequestHandler {
   void serve_ready(const std::shared_ptr<server::Connection>& conn, const Exchange& ex);
   void serve_metrics(const std::shared_ptr<server::Connection>& conn, const Exchange& ex);
   void serve_models(const std::shared_ptr<server::Connection>& conn, const Exchange& ex);
+
+  // ---- multi-model serving (managed_models.cc) ----
+  // The manager's loaded children become the table's replicas.
+  void set_model_replicas(const std::map<std::string, std::string>& loaded);
+  // The configured model a request names (an alias gives its model's name), or the only one.
+  // Throws ApiError 400 / 404.
+  std::string managed_model(const nlohmann::json& body) const;
+  // Waits (bounded by --model-load-timeout) until the job's model is loaded; the error to answer
+  // when it does not get loaded.
+  boost::asio::awaitable<std::optional<server::ApiError>> await_model(ProxyJob& job,
+                                                                      ModelManager::Lease& lease);
+  void serve_managed_models(const std::shared_ptr<server::Connection>& conn, const Exchange& ex);
 
   // ---- discovery (backend_discovery.cc) ----
   // --backend-file and --backend-dns as they are at start.

@@ -1,0 +1,191 @@
+// Multi-model serving's configuration (issue 31 item 3): keep_alive durations (Ollama's), memory
+// sizes, --model values, the --models file (errors name the file, line and key), flag merging and
+// the memory need estimates.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "core/error.h"
+#include "router/model_manager.h"
+#include "router/models_config.h"
+
+namespace inferd::router {
+namespace {
+
+TEST(KeepAlive, OllamaDurations) {
+  EXPECT_DOUBLE_EQ(parse_keep_alive("5m"), 300);
+  EXPECT_DOUBLE_EQ(parse_keep_alive("30s"), 30);
+  EXPECT_DOUBLE_EQ(parse_keep_alive("1h30m"), 5400);
+  EXPECT_DOUBLE_EQ(parse_keep_alive("1.5h"), 5400);
+  EXPECT_DOUBLE_EQ(parse_keep_alive("250ms"), 0.25);
+  EXPECT_DOUBLE_EQ(parse_keep_alive("0"), 0);
+  EXPECT_DOUBLE_EQ(parse_keep_alive("-1"), -1);
+  EXPECT_DOUBLE_EQ(parse_keep_alive("-1m"), -60);
+  EXPECT_DOUBLE_EQ(parse_keep_alive("120"), 120);  // seconds, as Ollama's JSON number
+}
+
+TEST(KeepAlive, BadValuesSayWhatIsExpected) {
+  for (const char* bad : {"", "zz", "5x", "m", "5m3", "1..2s", "-"}) {
+    try {
+      parse_keep_alive(bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("duration"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(MemorySize, UnitsAndErrors) {
+  EXPECT_EQ(parse_memory_size("1024", "x"), 1024);
+  EXPECT_EQ(parse_memory_size("2GiB", "x"), 2ll << 30);
+  EXPECT_EQ(parse_memory_size("2G", "x"), 2ll << 30);
+  EXPECT_EQ(parse_memory_size("2GB", "x"), 2'000'000'000);
+  EXPECT_EQ(parse_memory_size("0.5GiB", "x"), 1ll << 29);
+  EXPECT_EQ(parse_memory_size("512MiB", "x"), 512ll << 20);
+  EXPECT_THROW(parse_memory_size("lots", "--memory-budget"), Error);
+  EXPECT_THROW(parse_memory_size("-1G", "--memory-budget"), Error);
+  EXPECT_THROW(parse_memory_size("3 parsecs", "--memory-budget"), Error);
+  try {
+    parse_memory_size("12Q", "--memory-budget");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--memory-budget: '12Q'"), std::string::npos);
+  }
+}
+
+TEST(ModelFlag, NameFromPathOrGiven) {
+  EXPECT_EQ(model_from_flag("/models/Qwen3-8B").name, "Qwen3-8B");
+  EXPECT_EQ(model_from_flag("/models/Qwen3-8B/").name, "Qwen3-8B");
+  EXPECT_EQ(model_from_flag("./m/tiny-Q4_K_M.gguf").name, "tiny-Q4_K_M");
+  const ModelEntry e = model_from_flag("qwen=/models/Qwen3-8B");
+  EXPECT_EQ(e.name, "qwen");
+  EXPECT_EQ(e.path, "/models/Qwen3-8B");
+  // A '=' after a '/' is part of the path.
+  EXPECT_EQ(model_from_flag("/m/a=b").path, "/m/a=b");
+  EXPECT_THROW(model_from_flag("x="), Error);
+}
+
+bool serve_flag(const std::string& f) {
+  return f == "max-model-len" || f == "dtype" || f == "enforce-eager" || f == "device" ||
+         f == "kv-cache-memory";
+}
+
+TEST(ModelsFile, ParsesModelsWithTheirFlags) {
+  const std::string text = R"({"models": [
+  {"name": "qwen", "model": "/m/qwen", "aliases": ["q", "qw"], "memory": "20GiB",
+   "max_model_len": 8192, "dtype": "bfloat16", "enforce_eager": true},
+  {"path": "/m/llama", "alias": "l", "enforce-eager": false}
+]})";
+  const auto ms = parse_models_file(text, "models.json", serve_flag);
+  ASSERT_EQ(ms.size(), 2u);
+  EXPECT_EQ(ms[0].name, "qwen");
+  EXPECT_EQ(ms[0].aliases, (std::vector<std::string>{"q", "qw"}));
+  EXPECT_EQ(ms[0].memory_bytes, 20ll << 30);
+  EXPECT_EQ(to_args(ms[0].flags), (std::vector<std::string>{"--dtype=bfloat16", "--enforce-eager",
+                                                            "--max-model-len=8192"}));
+  EXPECT_EQ(ms[1].name, "llama");
+  EXPECT_EQ(ms[1].aliases, std::vector<std::string>{"l"});
+  EXPECT_EQ(to_args(ms[1].flags), std::vector<std::string>{"--enforce-eager=false"});
+  EXPECT_EQ(ms[1].line, 4);
+  // A bare list is taken too.
+  EXPECT_EQ(parse_models_file(R"([{"model": "/m/a"}])", "f", serve_flag).size(), 1u);
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_models_file(text, "models.json", serve_flag);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+TEST(ModelsFile, ErrorsNameTheFileLineAndKey) {
+  const std::string unknown = error_of(R"({"models": [
+  {"model": "/m/a"},
+  {"model": "/m/b",
+   "max_model_len": 512,
+   "temprature": 0.5}
+]})");
+  EXPECT_NE(unknown.find("models.json:5:"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("unknown key 'temprature'"), std::string::npos) << unknown;
+  EXPECT_NE(error_of(R"({"modles": []})").find("unknown key 'modles'"), std::string::npos);
+  EXPECT_NE(error_of("{not json").find("not JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"models": [{"name": "x"}]})").find("\"model\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"models": []})").find("non-empty"), std::string::npos);
+  EXPECT_NE(error_of(R"([{"model": "/a", "memory": "big"}])").find("not a memory size"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"([{"model": "/a", "aliases": [1]}])").find("aliases"), std::string::npos);
+}
+
+TEST(ModelsFile, DuplicateNamesAreRefused) {
+  std::vector<ModelEntry> ms{model_from_flag("/m/x"), model_from_flag("/n/x")};
+  EXPECT_THROW(check_models(ms), Error);
+  ms[1] = model_from_flag("y=/n/x");
+  EXPECT_NO_THROW(check_models(ms));
+  ms[1].aliases = {"x"};
+  EXPECT_THROW(check_models(ms), Error);
+}
+
+TEST(Flags, AModelsOwnFlagReplacesTheSharedOne) {
+  const std::vector<FlagValue> shared{{"device", "cpu"}, {"max-model-len", "1024"}};
+  const std::vector<FlagValue> own{{"max-model-len", "256"}};
+  EXPECT_EQ(to_args(merge_flags(shared, own)),
+            (std::vector<std::string>{"--device=cpu", "--max-model-len=256"}));
+}
+
+TEST(Estimate, CpuModelIsItsFilesPlusTheKvCache) {
+  const std::string demo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
+  const int64_t files =
+      int64_t(std::filesystem::file_size(std::filesystem::path(demo) / "model.safetensors"));
+  MachineMemory mm;
+  mm.host_total_bytes = 64ll << 30;
+  ModelEntry e = model_from_flag(demo);
+  const int64_t need = estimate_need_bytes(e, {{"device", "cpu"}, {"kv-cache-memory", "0.25"}}, mm);
+  EXPECT_GE(need, files + (1ll << 28));
+  EXPECT_LE(need, files + (1ll << 28) + (128ll << 20));
+  e.memory_bytes = 12345;
+  EXPECT_EQ(estimate_need_bytes(e, {}, mm), 12345);
+  EXPECT_EQ(default_memory_budget(false, mm), (64ll << 30) * 9 / 10);
+}
+
+TEST(Estimate, Dummy8BOnAGpu) {
+  // Llama-3.1-8B's shape in bf16: 16.06 GB of weights.
+  const ModelEntry e =
+      model_from_flag(std::string(INFERD_SOURCE_DIR) + "/models/configs/llama-3.1-8b");
+  MachineMemory mm;
+  mm.gpu_total_bytes = 80ll << 30;
+  std::string how;
+  // 8192 KV blocks of 16 tokens: 32 layers x 2 x 16 x 8 heads x 128 x 2 bytes = 2 MiB a block.
+  const int64_t blocks = estimate_need_bytes(
+      e, {{"load-format", "dummy"}, {"num-kv-blocks", "8192"}, {"device", "cuda"}}, mm, &how);
+  EXPECT_GT(blocks, int64_t(16.0e9) + (16ll << 30));
+  EXPECT_LT(blocks, int64_t(16.1e9) + (16ll << 30) + (2ll << 30));
+  EXPECT_NE(how.find("weights 14.9"), std::string::npos) << how;
+  // Without blocks: its --gpu-memory-utilization share of the GPU.
+  const int64_t share = estimate_need_bytes(
+      e, {{"load-format", "dummy"}, {"gpu-memory-utilization", "0.45"}}, mm, &how);
+  EXPECT_EQ(share, int64_t(0.45 * double(80ll << 30)));
+  EXPECT_TRUE(runs_on_gpu({}, mm));
+  EXPECT_FALSE(runs_on_gpu({{"device", "cpu"}}, mm));
+  EXPECT_EQ(default_memory_budget(true, mm), 80ll << 30);
+}
+
+TEST(Manager, RefusesBadConfigurations) {
+  ModelManagerConfig c;
+  c.memory_budget_bytes = 1 << 30;
+  EXPECT_THROW(ModelManager{c}, Error);  // no models
+  c.models.push_back(ModelSpec{"a", {"b"}, "/m/a", {}, 1});
+  c.models.push_back(ModelSpec{"b", {}, "/m/b", {}, 1});
+  EXPECT_THROW(ModelManager{c}, Error);  // 'b' twice
+  c.models.pop_back();
+  c.memory_budget_bytes = 0;
+  EXPECT_THROW(ModelManager{c}, Error);
+  c.memory_budget_bytes = 1 << 30;
+  ModelManager m(c);
+  EXPECT_EQ(m.resolve("b"), "a");
+  EXPECT_EQ(m.resolve("c"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace inferd::router
