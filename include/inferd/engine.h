@@ -60,6 +60,12 @@ class EngineStoppedError : public Error {
   using Error::Error;
 };
 
+// The engine is asleep (sleep mode, Engine::sleep) and takes no request until woken (HTTP 503).
+class EngineSleepingError : public Error {
+ public:
+  using Error::Error;
+};
+
 // ---- Tasks -----------------------------------------------------------------------------------
 
 // What a model serves (--task): generation (sampling tokens), or embeddings (a pooled hidden
@@ -98,6 +104,9 @@ struct EngineConfig {
   // Longest one output constraint may take to compile (in submit, on the submitting thread);
   // longer: the request is an InvalidRequestError saying so. 0: no limit.
   double grammar_compile_timeout_s = 10;
+  // Sleep mode (Engine::sleep): a request submitted while the engine sleeps waits this long for a
+  // wake, then fails (RequestOutput::unavailable). 0: submit throws EngineSleepingError at once.
+  double sleep_wait_s = 0;
   std::vector<int32_t> eos_token_ids;  // default EOS ids (a request may override them)
   uint64_t seed = 0;                   // seeds the generators of unseeded requests
   ModelTask task = ModelTask::kGenerate;
@@ -177,6 +186,9 @@ struct RequestOutput {
   int32_t num_cached_tokens = 0;  // prompt tokens found in the prefix cache (first admission)
   bool finished = false;          // every sequence finished: the last output of this request
   std::string error;              // set when the engine itself failed the request
+  // With `error`: the engine's state failed the request, not the request itself (it waited for a
+  // wake from sleep mode longer than EngineConfig::sleep_wait_s); HTTP 503.
+  bool unavailable = false;
   // SamplingParams::prompt_logprobs: entry i belongs to prompt token i + 1 (num_prompt_tokens - 1
   // entries). Set once, in the first output after the whole prompt ran (with max_tokens 0 that
   // is the finished one); empty in every other output.
@@ -258,6 +270,7 @@ struct EngineStats {
   // 2^(i-1) and at most 2^i tokens (entry 0: one token). Their sum is num_steps, their tokens
   // tokens_computed (vLLM's iteration_tokens_total histogram is made from these).
   std::array<int64_t, 32> steps_by_tokens_log2{};
+  int32_t sleep_level = 0;  // sleep mode: 0 awake, else the level the engine sleeps at
 };
 
 // ---- Engine -----------------------------------------------------------------------------------
@@ -298,6 +311,19 @@ class Engine {
   // reason abort and RequestOutput::error set to this message, and submit throws
   // EngineStoppedError. The process should exit (the device can run nothing more).
   std::string device_fault() const;
+
+  // ---- Sleep mode (the executor's sleep(): --enable-sleep-mode) ----
+  // Stops admitting (submit throws EngineSleepingError, or with EngineConfig::sleep_wait_s the
+  // request waits for a wake), lets the requests in flight finish for up to drain_timeout_s, then
+  // puts the executor to sleep at `level` and forgets the prefix cache (its KV is gone). Blocks
+  // until asleep; never drops a request. Throws InvalidRequestError for a level other than 1 or 2,
+  // Error when requests still ran at the bound (nothing sleeps then and admission resumes) or the
+  // executor could not sleep. No-op when asleep already.
+  void sleep(int level, double drain_timeout_s);
+  // Wakes the executor; the requests that waited start. No-op when awake. Throws Error when the
+  // executor cannot wake (the engine stays asleep).
+  void wake_up();
+  int sleep_level() const;  // 0: awake (or still draining for a sleep)
 
  private:
   class Impl;

@@ -26,6 +26,8 @@ struct ModelArgs {
   std::string device = "auto";       // --device: auto (a GPU when there is one) | cpu | cuda
   int32_t threads = 0;               // --threads: CPU threads (0: one per core)
   bool enforce_eager = false;        // --enforce-eager: no CUDA graphs for decode steps
+  // --enable-sleep-mode: the engine can sleep (Engine::sleep; serve's POST /sleep, /wake_up).
+  bool enable_sleep_mode = false;
   // Test-only (serve's hidden --debug-inject-device-fault after_steps=N): the device fails after
   // N model steps. Negative: never.
   int64_t debug_inject_device_fault_after_steps = -1;
@@ -56,6 +58,9 @@ struct SchedulerArgs {
   double max_queue_wait_ms = 0;        // --max-queue-wait-ms: expected wait bound (0: off)
   int32_t max_logprobs = 20;           // --max-logprobs: largest logprobs / top_logprobs
   double grammar_compile_timeout_s = 10;  // --grammar-compile-timeout (0: no limit)
+  // --sleep-wait-seconds: a request arriving while the model sleeps waits this long for a wake
+  // (0: 503 at once). Needs --enable-sleep-mode.
+  double sleep_wait_seconds = 0;
 };
 
 // Several GPUs (issue 33).

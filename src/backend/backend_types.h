@@ -13,6 +13,11 @@
 
 namespace inferd {
 
+// What an allocation holds, for sleep mode (DeviceRuntime::set_memory_tag): the weights and the
+// KV cache can leave the device and come back; everything else (workspace, per-step buffers)
+// stays.
+enum class MemoryTag : uint8_t { kOther, kWeights, kKvCache };
+
 // A dense linear weight y = x W^T (+ b). W may be stored as several row blocks ("parts": q/k/v or
 // gate/up) that together form [out_features, in_features]; the CUDA backend concatenates them at
 // placement, the CPU backend reads them in place from the mmap'd file.

@@ -89,6 +89,26 @@ class DeviceRuntime {
   // Sizes the per-step buffers for the largest step (device backends; start-up only).
   virtual void reserve(const StepCapacity& capacity) { (void)capacity; }
 
+  // ---- sleep mode (--enable-sleep-mode) --------------------------------------------------------
+  // Call before any weight is placed. True: from then on what is allocated under the tags
+  // kWeights and kKvCache (set_memory_tag; kOther is the default) can leave the device and come
+  // back at the same addresses (sleep_memory / wake_memory), so captured CUDA graphs stay valid.
+  // False: the backend holds no device memory of its own (the CPU; the runner frees host memory
+  // itself).
+  virtual bool enable_sleep_mode() { return false; }
+  virtual void set_memory_tag(MemoryTag tag) { (void)tag; }
+  // Waits for the device, then releases the device memory of the KV cache (contents dropped) and
+  // of the weights (level 1: copied to pinned host memory first, kept for the next sleep; level 2:
+  // dropped; the runner frees the weights themselves first). The addresses stay reserved.
+  // Returns the bytes released.
+  virtual int64_t sleep_memory(int level) {
+    (void)level;
+    return 0;
+  }
+  // Maps that memory again at the same addresses: level 1 copies the weights back; the KV cache
+  // (and after level 2 whatever the weights tag still held) comes back zeroed.
+  virtual void wake_memory(int level) { (void)level; }
+
   // ---- per step --------------------------------------------------------------------------------
   // Copies the metadata (and the sampling rows and edits when given) to the device in one copy.
   // Valid until the next prepare_batch. pad_to > num_tokens (decode batches of a device backend)

@@ -172,6 +172,7 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   sc.request_limits = a.limits;
   sc.request_timeout_s = a.request_timeout;
   sc.drain_timeout_s = a.http.drain_timeout;
+  sc.enable_sleep_mode = a.model.args.model.enable_sleep_mode;
   sc.ui = !a.no_ui;
   sc.log_prompts = a.log_prompts;
   sc.log_prompt_max_bytes = a.max_log_len;
@@ -367,6 +368,13 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-logprobs", a->model.args.scheduler.max_logprobs,
                   "Largest logprobs / top_logprobs accepted")
+      ->capture_default_str();
+  cmd->add_flag("--enable-sleep-mode", a->model.args.model.enable_sleep_mode,
+                "Sleep mode: POST /sleep?level=1|2 frees the KV cache and moves the weights to "
+                "host memory (level 2: frees them), POST /wake_up restores, GET /is_sleeping");
+  cmd->add_option("--sleep-wait-seconds", a->model.args.scheduler.sleep_wait_seconds,
+                  "Sleep mode: a request arriving while the model sleeps waits this long for a "
+                  "wake (0: 503 at once)")
       ->capture_default_str();
   cmd->add_option("--grammar-compile-timeout", a->model.args.scheduler.grammar_compile_timeout_s,
                   "Seconds one output constraint (JSON schema, regex, grammar) may take to "

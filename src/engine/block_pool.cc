@@ -151,6 +151,13 @@ void BlockPool::unregister_block(int32_t b) {
   uncache(b);
 }
 
+bool BlockPool::reset_prefix_cache() {
+  if (num_used() != 0) return false;
+  for (int32_t b = 0; b < num_blocks_; ++b) uncache(b);
+  num_cached_in_queue_ = 0;  // every block is in the queue, none cached now
+  return true;
+}
+
 void BlockPool::check_invariants() const {
   int32_t count = 0, cached = 0;
   std::vector<uint8_t> seen(size_t(num_blocks_), 0);

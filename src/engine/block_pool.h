@@ -60,6 +60,9 @@ class BlockPool {
   // Takes a referenced block out of the prefix cache, because its holder is about to overwrite
   // part of it (KvCacheManager::truncate). Nothing when it is not cached.
   void unregister_block(int32_t block);
+  // Forgets every cached prefix (sleep mode: the KV memory behind them is gone). Only when no
+  // block is referenced; returns false (changing nothing) otherwise.
+  bool reset_prefix_cache();
 
   // Checks every internal invariant (tests).
   void check_invariants() const;

@@ -5,6 +5,7 @@
 // tokens into deltas, and the step's outputs go to the requests' callbacks.
 #include "inferd/engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -43,6 +44,12 @@ class Engine::Impl {
     std::lock_guard lk(stats_mu_);
     return stats_;
   }
+  void sleep(int level, double drain_timeout_s);
+  void wake_up();
+  int sleep_level() const {
+    std::lock_guard lk(mu_);
+    return sleep_state_ == SleepState::kAsleep ? sleep_level_ : 0;
+  }
 
   EngineConfig config_;
   int32_t vocab_ = 0;
@@ -65,6 +72,24 @@ class Engine::Impl {
   void deliver();
   void retire(RequestState& rs);
   void publish_stats();
+  // ---- sleep mode (below) ----
+  enum class SleepState { kAwake, kDraining, kAsleep };
+  // Under mu_: the next time the loop must look at the parked requests or the drain bound.
+  std::chrono::steady_clock::time_point sleep_deadline() const;
+  // Under mu_: parked requests named by `aborts` move to `incoming` (they start and are aborted
+  // as usual); those that waited sleep_wait_s go to `expired`.
+  void take_parked(const std::vector<std::string>& aborts,
+                   std::vector<std::unique_ptr<RequestState>>& incoming,
+                   std::vector<std::unique_ptr<RequestState>>& expired);
+  // Expired parked requests fail with a 503-kind error naming sleep mode.
+  void fail_expired(std::vector<std::unique_ptr<RequestState>>& expired);
+  // One turn of a pending sleep or wake (engine thread): steps while draining, then sleeps;
+  // returns true when it ran something (else the loop steps as usual).
+  bool run_sleep_control(SleepState state, bool wake);
+  void drain_for_sleep();
+  void wake_executor();
+  // Tells the caller of sleep() / wake_up() that it is done ("" or the error).
+  void finish_control(std::string error);
 
   std::shared_ptr<ModelExecutor> exec_;
   std::shared_ptr<const TextDecoder> decoder_;
@@ -91,6 +116,16 @@ class Engine::Impl {
   mutable std::mutex stats_mu_;
   EngineStats stats_;
   std::thread thread_;
+  // Sleep mode, under mu_ (control_mu_: one sleep or wake at a time).
+  std::mutex control_mu_;
+  std::condition_variable control_cv_;
+  SleepState sleep_state_ = SleepState::kAwake;
+  int sleep_level_ = 0;  // asleep: its level; draining: the level asked for
+  bool wake_requested_ = false;
+  bool control_done_ = true;
+  std::string control_error_;
+  std::chrono::steady_clock::time_point drain_deadline_;
+  std::vector<std::unique_ptr<RequestState>> parked_;  // submitted while not awake (oldest first)
 
   // Engine thread only.
   std::unordered_map<std::string, std::unique_ptr<RequestState>> requests_;
@@ -154,6 +189,12 @@ std::string Engine::Impl::submit(GenerateRequest request, OutputCallback cb,
           "max_queue_wait {:g} s; retry later",
           wait_s, queued_.load(), start_gap_s_.load(), config_.max_queue_wait_s));
     }
+    if (sleep_state_ != SleepState::kAwake && config_.sleep_wait_s <= 0) {
+      throw EngineSleepingError(
+          sleep_state_ == SleepState::kAsleep
+              ? "the model is asleep (sleep mode); POST /wake_up wakes it"
+              : "the model is going to sleep (sleep mode); POST /wake_up wakes it afterwards");
+    }
     rs->number = next_number_++;
     std::string& request_id = rs->req.request_id;
     if (request_id.empty()) request_id = fmt::format("req-{}", rs->number);
@@ -165,7 +206,7 @@ std::string Engine::Impl::submit(GenerateRequest request, OutputCallback cb,
     rs->id = request_id;
     id = rs->id;
     ++queued_;
-    incoming_.push_back(std::move(rs));
+    (sleep_state_ == SleepState::kAwake ? incoming_ : parked_).push_back(std::move(rs));
   }
   cv_.notify_one();
   return id;
@@ -193,21 +234,41 @@ void Engine::Impl::shutdown() {
 // ---- The engine thread ------------------------------------------------------------------------
 
 void Engine::Impl::run() {
-  std::vector<std::unique_ptr<RequestState>> incoming;
+  std::vector<std::unique_ptr<RequestState>> incoming, expired;
   std::vector<std::string> aborts;
   while (true) {
-    bool stop = false;
+    bool stop = false, wake = false;
+    SleepState state = SleepState::kAwake;
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] {
-        return stopping_ || !incoming_.empty() || !aborts_.empty() || sched_.has_work();
-      });
+      const auto deadline = sleep_deadline();
+      // (A request parked meanwhile brings an earlier deadline: the wait starts again.)
+      const auto ready = [&] {
+        return stopping_ || !incoming_.empty() || !aborts_.empty() || wake_requested_ ||
+               sleep_state_ == SleepState::kDraining ||
+               (sleep_state_ == SleepState::kAwake && sched_.has_work()) ||
+               sleep_deadline() < deadline;
+      };
+      if (deadline == std::chrono::steady_clock::time_point::max()) {
+        cv_.wait(lk, ready);
+      } else {
+        cv_.wait_until(lk, deadline, ready);
+      }
       incoming.swap(incoming_);
       aborts.swap(aborts_);
       stop = stopping_;
+      if (stop) {
+        for (auto& r : parked_) incoming.push_back(std::move(r));
+        parked_.clear();
+      } else {
+        take_parked(aborts, incoming, expired);
+      }
+      wake = wake_requested_;
+      state = sleep_state_;
     }
     for (auto& r : incoming) start_request(std::move(r));
     incoming.clear();
+    fail_expired(expired);
     for (const auto& id : aborts) {
       auto it = requests_.find(id);
       if (it != requests_.end()) outputs_.abort_request(*it->second, "");
@@ -218,26 +279,26 @@ void Engine::Impl::run() {
       deliver();
       break;
     }
-    if (sched_.has_work()) {
-      std::string fault;
-      try {
+    std::string fault;
+    try {
+      if (!run_sleep_control(state, wake) && state == SleepState::kAwake && sched_.has_work())
         step();
-      } catch (const DeviceFault& e) {
-        fault = e.what();
-      } catch (const std::exception& e) {
-        fault = device_fault_after(e);
-        if (fault.empty()) {
-          LOG_ERROR("engine step failed: {}", e.what());
-          abort_all(fmt::format("the engine failed: {}", e.what()));
-        }
+    } catch (const DeviceFault& e) {
+      fault = e.what();
+    } catch (const std::exception& e) {
+      fault = device_fault_after(e);
+      if (fault.empty()) {
+        LOG_ERROR("engine step failed: {}", e.what());
+        abort_all(fmt::format("the engine failed: {}", e.what()));
       }
-      if (!fault.empty()) {
-        stop_on_device_fault(fault);
-        break;
-      }
+    }
+    if (!fault.empty()) {
+      stop_on_device_fault(fault);
+      break;
     }
     deliver();
   }
+  finish_control("the engine stopped");
 }
 
 std::string Engine::Impl::device_fault_after(const std::exception& e) {
@@ -260,6 +321,8 @@ void Engine::Impl::stop_on_device_fault(const std::string& fault) {
     stopping_ = true;
     fault_ = fault;
     incoming.swap(incoming_);
+    for (auto& r : parked_) incoming.push_back(std::move(r));
+    parked_.clear();
     aborts_.clear();
   }
   for (auto& r : incoming) start_request(std::move(r));
@@ -439,8 +502,186 @@ void Engine::Impl::publish_stats() {
   s.grammar_mask_seconds = structured_.mask_seconds();
   s.grammar_accept_seconds = structured_.accept_seconds();
   s.steps_by_tokens_log2 = steps_by_tokens_log2_;
+  s.sleep_level = sleep_level();
   std::lock_guard lk(stats_mu_);
   stats_ = s;
+}
+
+// ---- Sleep mode ------------------------------------------------------------------------------
+
+void Engine::Impl::sleep(int level, double drain_timeout_s) {
+  if (level != 1 && level != 2) {
+    throw InvalidRequestError(fmt::format(
+        "sleep level {} is not supported: expected 1 (weights offloaded to host memory, KV cache "
+        "freed) or 2 (weights and KV cache freed)",
+        level));
+  }
+  std::lock_guard control(control_mu_);
+  std::unique_lock lk(mu_);
+  if (stopping_) throw EngineStoppedError("the engine is shut down");
+  if (sleep_state_ == SleepState::kAsleep) return;
+  sleep_state_ = SleepState::kDraining;
+  sleep_level_ = level;
+  drain_deadline_ = std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(std::max(drain_timeout_s, 0.0)));
+  control_done_ = false;
+  cv_.notify_one();
+  control_cv_.wait(lk, [&] { return control_done_; });
+  if (!control_error_.empty()) throw Error(control_error_);
+}
+
+void Engine::Impl::wake_up() {
+  std::lock_guard control(control_mu_);
+  std::unique_lock lk(mu_);
+  if (stopping_) throw EngineStoppedError("the engine is shut down");
+  if (sleep_state_ != SleepState::kAsleep) return;
+  wake_requested_ = true;
+  control_done_ = false;
+  cv_.notify_one();
+  control_cv_.wait(lk, [&] { return control_done_; });
+  if (!control_error_.empty()) throw Error(control_error_);
+}
+
+void Engine::Impl::finish_control(std::string error) {
+  {
+    std::lock_guard lk(mu_);
+    if (control_done_) return;
+    control_done_ = true;
+    control_error_ = std::move(error);
+  }
+  control_cv_.notify_all();
+}
+
+std::chrono::steady_clock::time_point Engine::Impl::sleep_deadline() const {
+  auto t = std::chrono::steady_clock::time_point::max();
+  if (sleep_state_ == SleepState::kAwake) return t;
+  if (sleep_state_ == SleepState::kDraining) t = drain_deadline_;
+  if (!parked_.empty()) {
+    t = std::min(t, parked_.front()->times.arrival +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(config_.sleep_wait_s)));
+  }
+  return t;
+}
+
+void Engine::Impl::take_parked(const std::vector<std::string>& aborts,
+                               std::vector<std::unique_ptr<RequestState>>& incoming,
+                               std::vector<std::unique_ptr<RequestState>>& expired) {
+  if (parked_.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(config_.sleep_wait_s));
+  std::vector<std::unique_ptr<RequestState>> keep;
+  for (auto& r : parked_) {
+    if (std::find(aborts.begin(), aborts.end(), r->id) != aborts.end()) {
+      incoming.push_back(std::move(r));
+    } else if (sleep_state_ != SleepState::kAwake && r->times.arrival + wait <= now) {
+      expired.push_back(std::move(r));
+    } else {
+      keep.push_back(std::move(r));
+    }
+  }
+  parked_ = std::move(keep);
+}
+
+void Engine::Impl::fail_expired(std::vector<std::unique_ptr<RequestState>>& expired) {
+  for (auto& r : expired) {
+    RequestState& rs = *r;
+    start_request(std::move(r));
+    outputs_.abort_request(
+        rs, fmt::format("the model is asleep (sleep mode) and was not woken up within "
+                        "--sleep-wait-seconds {:g}; POST /wake_up wakes it",
+                        config_.sleep_wait_s));
+    rs.pending.unavailable = true;
+  }
+  expired.clear();
+}
+
+bool Engine::Impl::run_sleep_control(SleepState state, bool wake) {
+  if (wake) {
+    wake_executor();
+    return true;
+  }
+  if (state != SleepState::kDraining) return false;
+  drain_for_sleep();
+  return true;
+}
+
+void Engine::Impl::drain_for_sleep() {
+  int level = 0;
+  std::chrono::steady_clock::time_point deadline;
+  {
+    std::lock_guard lk(mu_);
+    level = sleep_level_;
+    deadline = drain_deadline_;
+  }
+  if (sched_.has_work()) {
+    if (std::chrono::steady_clock::now() < deadline) {
+      step();
+      return;
+    }
+    const int32_t running = sched_.num_running(), waiting = sched_.num_waiting();
+    {
+      std::lock_guard lk(mu_);
+      sleep_state_ = SleepState::kAwake;
+      sleep_level_ = 0;
+      for (auto& r : parked_) incoming_.push_back(std::move(r));
+      parked_.clear();
+    }
+    finish_control(fmt::format(
+        "sleep level {} called off: {} sequences were still running and {} waiting when the "
+        "bound on draining them passed; nothing was put to sleep and requests are admitted again",
+        level, running, waiting));
+    return;
+  }
+  try {
+    exec_->sleep(level);
+  } catch (const DeviceFault& e) {
+    finish_control(e.what());
+    throw;
+  } catch (const std::exception& e) {
+    {
+      std::lock_guard lk(mu_);
+      sleep_state_ = SleepState::kAwake;
+      sleep_level_ = 0;
+      for (auto& r : parked_) incoming_.push_back(std::move(r));
+      parked_.clear();
+    }
+    finish_control(fmt::format("sleep level {} failed: {}", level, e.what()));
+    return;
+  }
+  kv_.pool().reset_prefix_cache();  // no block is referenced: nothing runs
+  {
+    std::lock_guard lk(mu_);
+    sleep_state_ = SleepState::kAsleep;
+  }
+  finish_control("");
+}
+
+void Engine::Impl::wake_executor() {
+  try {
+    exec_->wake_up();
+  } catch (const DeviceFault& e) {
+    finish_control(e.what());
+    throw;
+  } catch (const std::exception& e) {
+    {
+      std::lock_guard lk(mu_);
+      wake_requested_ = false;
+    }
+    finish_control(fmt::format("wake_up failed (the model stays asleep): {}", e.what()));
+    return;
+  }
+  {
+    std::lock_guard lk(mu_);
+    wake_requested_ = false;
+    sleep_state_ = SleepState::kAwake;
+    sleep_level_ = 0;
+    for (auto& r : parked_) incoming_.push_back(std::move(r));
+    parked_.clear();
+  }
+  finish_control("");
 }
 
 // ---- Engine -----------------------------------------------------------------------------------
@@ -522,6 +763,18 @@ int32_t Engine::vocab_size() const {
 void Engine::shutdown() {
   impl_->shutdown();
 }
+void Engine::sleep(int level, double drain_timeout_s) {
+  impl_->sleep(level, drain_timeout_s);
+}
+
+void Engine::wake_up() {
+  impl_->wake_up();
+}
+
+int Engine::sleep_level() const {
+  return impl_->sleep_level();
+}
+
 std::string Engine::device_fault() const {
   return impl_->device_fault();
 }

@@ -71,6 +71,7 @@ void resolve_model(const ModelArgs& m, int gpu_count, bool cuda_built, ResolvedC
   rc.threads =
       m.threads > 0 ? m.threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
   rc.enforce_eager = m.enforce_eager;
+  rc.enable_sleep_mode = m.enable_sleep_mode;
   rc.inject_device_fault_after_steps = m.debug_inject_device_fault_after_steps;
   resolve_task_and_pooling(rc.model_dir, m.task, m.pooler_config, rc.engine);
 }
@@ -103,6 +104,10 @@ void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
   if (s.max_logprobs < 0) fail("--max-logprobs must be >= 0, got {}", s.max_logprobs);
   if (!(s.grammar_compile_timeout_s >= 0))
     fail("--grammar-compile-timeout must be >= 0 seconds, got {}", s.grammar_compile_timeout_s);
+  if (!(s.sleep_wait_seconds >= 0))
+    fail("--sleep-wait-seconds must be >= 0 (0: 503 at once), got {}", s.sleep_wait_seconds);
+  if (s.sleep_wait_seconds > 0 && !rc.enable_sleep_mode)
+    fail("--sleep-wait-seconds {} needs --enable-sleep-mode", s.sleep_wait_seconds);
   EngineConfig& e = rc.engine;
   e.max_num_seqs = s.max_num_seqs;
   e.max_num_batched_tokens = s.max_num_batched_tokens;
@@ -112,6 +117,7 @@ void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
   e.max_queue_wait_s = s.max_queue_wait_ms / 1e3;
   e.max_logprobs = s.max_logprobs;
   e.grammar_compile_timeout_s = s.grammar_compile_timeout_s;
+  e.sleep_wait_s = s.sleep_wait_seconds;
 }
 
 }  // namespace

@@ -68,6 +68,7 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   o.enforce_eager = rc.enforce_eager;
   o.inject_device_fault_after_steps = rc.inject_device_fault_after_steps;
   o.max_top_logprobs = rc.engine.max_logprobs;
+  o.enable_sleep_mode = rc.enable_sleep_mode;
   auto m = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
   const ModelConfig& c = m->config();
   LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",

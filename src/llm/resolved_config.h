@@ -28,6 +28,7 @@ struct ResolvedConfig {
   DeviceKind device = DeviceKind::kCpu;
   int32_t threads = 1;  // CPU threads, >= 1
   bool enforce_eager = false;
+  bool enable_sleep_mode = false;
   int64_t inject_device_fault_after_steps = -1;  // test-only (ModelArgs)
   // KV cache.
   int32_t block_size = 16;

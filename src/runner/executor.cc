@@ -1,4 +1,5 @@
-// The default ModelExecutor::execute: logits to the host, then the reference sampler.
+// The default ModelExecutor::execute (logits to the host, then the reference sampler) and the
+// default sleep mode (none).
 #include "runner/executor.h"
 
 #include "core/error.h"
@@ -6,6 +7,12 @@
 namespace inferd {
 
 ModelExecutor::~ModelExecutor() = default;
+
+void ModelExecutor::sleep(int level) {
+  fail("sleep mode (level {}): this model executor cannot sleep", level);
+}
+
+void ModelExecutor::wake_up() {}
 
 void ModelExecutor::execute(const ForwardBatch& batch, const SamplingBatch& sampling,
                             std::span<SampledToken> out) {

@@ -55,6 +55,17 @@ class ModelExecutor {
   // broken device from a broken step); no-op where there is no device.
   virtual void check_device() {}
 
+  // Sleep mode (--enable-sleep-mode; vLLM's LLM.sleep / wake_up). Called with no step in flight
+  // and nothing holding KV blocks. Level 1 frees the KV pool and moves the weights off the device
+  // (pinned host memory; on the CPU they stay where they are); level 2 frees the weights too, and
+  // wake_up() loads them again (from the checkpoint, or dummy weights made anew). The KV cache's
+  // contents are gone after wake_up(): the caller forgets its prefix cache. Throws Error for a
+  // bad level, when already asleep, or where the executor has no sleep mode.
+  virtual void sleep(int level);
+  // Brings back what sleep() released; greedy outputs are the same as before. No-op when awake.
+  virtual void wake_up();
+  virtual int sleep_level() const { return 0; }  // 0: awake
+
   // Device time of the execute() steps so far (zeros where the executor does not measure it).
   virtual StepTiming step_timing() const { return {}; }
   virtual void reset_step_timing() {}

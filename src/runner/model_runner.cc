@@ -12,22 +12,32 @@ namespace inferd {
 
 namespace {
 constexpr int64_t kMinLogitRowsPerPass = 128;
+
+// Allocations of its scope are tagged `tag` (sleep mode); kOther again after it.
+class MemoryTagScope {
+ public:
+  MemoryTagScope(Backend& be, MemoryTag tag) : be_(be) { be_.set_memory_tag(tag); }
+  ~MemoryTagScope() { be_.set_memory_tag(MemoryTag::kOther); }
+  MemoryTagScope(const MemoryTagScope&) = delete;
+  MemoryTagScope& operator=(const MemoryTagScope&) = delete;
+
+ private:
+  Backend& be_;
+};
 }  // namespace
 
 ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts,
                          std::unique_ptr<Backend> backend)
-    : opts_(opts), backend_(std::move(backend)) {
-  const ModelConfig cfg = load_model_config(model_dir);
+    : opts_(opts), model_dir_(model_dir), backend_(std::move(backend)) {
+  config_ = load_model_config(model_dir);
   check_options();
   int64_t total_bytes = 0;
   (void)backend_->memory_info(&start_free_bytes_, &total_bytes);
   max_model_len_ = opts_.max_model_len > 0
                        ? opts_.max_model_len
-                       : int32_t(std::min<int64_t>(cfg.max_position_embeddings, 1 << 30));
-  {
-    ModelLoader loader(model_dir, cfg, opts_.load, *backend_, max_model_len_);
-    model_ = create_model(loader);
-  }
+                       : int32_t(std::min<int64_t>(config_.max_position_embeddings, 1 << 30));
+  if (opts_.enable_sleep_mode) fixed_addresses_ = backend_->enable_sleep_mode();
+  load_weights();
   weight_bytes_ = backend_->device_bytes_allocated();
   allocate_workspace();
   workspace_bytes_ = backend_->device_bytes_allocated() - weight_bytes_;
@@ -47,6 +57,14 @@ ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts
 }
 
 ModelRunner::~ModelRunner() = default;
+
+void ModelRunner::load_weights() {
+  const MemoryTagScope tag(*backend_, MemoryTag::kWeights);
+  ModelLoader loader(model_dir_, load_model_config(model_dir_), opts_.load, *backend_,
+                     max_model_len_);
+  model_ = create_model(loader);
+  config_ = model_->config();
+}
 
 void ModelRunner::check_options() const {
   if (opts_.block_size <= 0 || opts_.block_size > 1024)
@@ -115,14 +133,25 @@ void ModelRunner::allocate_kv_cache() {
                     ? opts_.num_kv_blocks
                     : int32_t(std::min<int64_t>(std::max<int64_t>(1, kv_bytes / bytes_per_block),
                                                 INT32_MAX / 2));
-  for (const KvCacheSpec& s : spec) {
+  kv_spec_ = spec;
+  allocate_kv_layers();
+  LOG_DEBUG("KV pool: {} blocks of {} tokens ({} MiB)", num_blocks_, opts_.block_size,
+            bytes_per_block * num_blocks_ >> 20);
+}
+
+void ModelRunner::allocate_kv_layers() {
+  Backend& be = *backend_;
+  const DType act = be.activation_dtype();
+  const MemoryTagScope tag(be, MemoryTag::kKvCache);
+  kv_.clear();
+  for (const KvCacheSpec& s : kv_spec_) {
     KvLayer l;
     l.k = be.alloc(act, {num_blocks_, opts_.block_size, s.num_kv_heads, s.head_dim});
     l.v = be.alloc(act, {num_blocks_, opts_.block_size, s.num_kv_heads, s.head_dim});
     kv_.push_back(l);
   }
-  LOG_DEBUG("KV pool: {} blocks of {} tokens ({} MiB)", num_blocks_, opts_.block_size,
-            bytes_per_block * num_blocks_ >> 20);
+  kv_bytes_ = 0;
+  for (const KvLayer& l : kv_) kv_bytes_ += int64_t(l.k.nbytes() + l.v.nbytes());
 }
 
 void ModelRunner::fail_kv_memory(int64_t kv_bytes, int64_t bytes_per_block, int64_t free_bytes,

@@ -39,6 +39,9 @@ struct RunnerOptions {
   // Test-only (--debug-inject-device-fault after_steps=N): the first N steps run, the next one
   // makes the device fail (DeviceRuntime::inject_device_fault). Negative: never.
   int64_t inject_device_fault_after_steps = -1;
+  // --enable-sleep-mode: sleep() / wake_up() work (on a GPU the weights and the KV pool are then
+  // allocated so that they can leave the device and come back at the same addresses).
+  bool enable_sleep_mode = false;
 };
 
 class ModelRunner final : public ModelExecutor {
@@ -48,7 +51,7 @@ class ModelRunner final : public ModelExecutor {
               std::unique_ptr<Backend> backend);
   ~ModelRunner() override;
 
-  const ModelConfig& config() const { return model_->config(); }
+  const ModelConfig& config() const { return config_; }
   Backend& backend() { return *backend_; }
   CausalLM& model() { return *model_; }
 
@@ -71,6 +74,15 @@ class ModelRunner final : public ModelExecutor {
     backend_->reset_step_timing();
     profile_.clear();
   }
+  // Sleep mode (ModelExecutor's contract). Level 2 drops the model and loads it again on wake,
+  // capturing the CUDA graphs again (the new weights may sit at other addresses); level 1 keeps
+  // every address, so the graphs replay as they are.
+  void sleep(int level) override;
+  void wake_up() override;
+  int sleep_level() const override { return sleep_level_; }
+  // Device memory the weights took at start (0 on the CPU), and the KV pool's bytes.
+  int64_t weight_bytes() const { return weight_bytes_; }
+  int64_t kv_cache_bytes() const { return kv_bytes_; }
   // Batch sizes with a captured CUDA graph (empty in eager mode or on the CPU).
   const std::vector<int32_t>& graph_batch_sizes() const { return graph_sizes_; }
   // Wall time of execute() steps by kind and size since the last reset_step_timing().
@@ -80,7 +92,11 @@ class ModelRunner final : public ModelExecutor {
 
  private:
   void check_options() const;
+  // Loads the weights (sleep mode: under MemoryTag::kWeights) into model_.
+  void load_weights();
   void allocate_workspace();
+  // The KV pool's layers for num_blocks_ blocks (sleep mode: under MemoryTag::kKvCache).
+  void allocate_kv_layers();
   void allocate_kv_cache();
   void capture_graphs();
   // Rows with adapters or embedding spans: no model consumes them yet (issues 29, 34).
@@ -106,8 +122,15 @@ class ModelRunner final : public ModelExecutor {
                                    int64_t total_bytes) const;
 
   RunnerOptions opts_;
+  std::string model_dir_;
+  ModelConfig config_;  // the model's (kept while a level-2 sleep has dropped the model)
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<CausalLM> model_;
+  std::vector<KvCacheSpec> kv_spec_;
+  // Sleep mode: the backend keeps the weights and the KV pool at fixed addresses (CUDA); false:
+  // the runner frees the KV pool itself (host memory).
+  bool fixed_addresses_ = false;
+  int sleep_level_ = 0;
   int32_t max_model_len_ = 0;
   int32_t num_blocks_ = 0;
   int64_t rows_per_pass_ = 0;      // logit rows per lm_head pass
@@ -121,7 +144,7 @@ class ModelRunner final : public ModelExecutor {
   int64_t steps_ = 0;
   // Device memory (0 on the CPU): free when the runner started (what the CUDA context and other
   // processes held is total - free), and what the weights and the workspace took.
-  int64_t start_free_bytes_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0;
+  int64_t start_free_bytes_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0, kv_bytes_ = 0;
 };
 
 }  // namespace inferd

@@ -100,8 +100,12 @@ void EmbeddingJob::on_output(RequestOutput&& out, Clock::time_point) {
   if (k == subs_.size() || subs_[k].finished) return;
   Input& sub = inputs_[k];
   if (out.num_prompt_tokens > 0) sub.prompt_tokens = out.num_prompt_tokens;
-  if (!out.error.empty() && !failure_)
-    fail_with(ApiError(500, "The engine failed the request: " + out.error, "server_error"));
+  if (!out.error.empty() && !failure_) {
+    fail_with(out.unavailable
+                  ? ApiError(503, "The model is not available: " + out.error + ".",
+                             "service_unavailable_error", std::nullopt, "model_sleeping")
+                  : ApiError(500, "The engine failed the request: " + out.error, "server_error"));
+  }
   if (!out.finished) return;
   subs_[k].finished = true;
   sub.embedding = std::move(out.embedding);

@@ -37,6 +37,9 @@ class EngineGenerator final : public Generator {
   EngineStats stats() const override;
   void shutdown() override;
   std::string device_fault() const override { return engine_->device_fault(); }
+  void sleep(int level, double drain_timeout_s) override { engine_->sleep(level, drain_timeout_s); }
+  void wake_up() override { engine_->wake_up(); }
+  int sleep_level() const override { return engine_->sleep_level(); }
 
   Engine& engine() { return *engine_; }
 

@@ -53,6 +53,10 @@ void EngineJob::submit(size_t k, GenerateRequest gr) {
                .with_retry_after(server_.config_.retry_after_s));
   } catch (const InvalidRequestError& e) {
     refuse(invalid_request(e, k));
+  } catch (const EngineSleepingError& e) {
+    refuse(ApiError(503, fmt::format("The model is not available: {}.", e.what()),
+                    "service_unavailable_error", std::nullopt, "model_sleeping")
+               .with_retry_after(server_.config_.retry_after_s));
   } catch (const EngineStoppedError& e) {
     refuse(ApiError(503, fmt::format("The engine is not running: {}", e.what()),
                     "service_unavailable_error", std::nullopt, "engine_stopped"));

@@ -81,8 +81,12 @@ void GenerationJob::on_output(RequestOutput&& out, Clock::time_point t) {
   if (out.num_prompt_tokens > 0) prompt.num_tokens = out.num_prompt_tokens;
   prompt.cached_tokens = std::max(prompt.cached_tokens, out.num_cached_tokens);
   for (auto& lp : out.prompt_logprobs) prompt.prompt_logprobs.push_back(std::move(lp));
-  if (!out.error.empty() && !failure_)
-    fail_with(ApiError(500, "The engine failed the request: " + out.error, "server_error"));
+  if (!out.error.empty() && !failure_) {
+    fail_with(out.unavailable
+                  ? ApiError(503, "The model is not available: " + out.error + ".",
+                             "service_unavailable_error", std::nullopt, "model_sleeping")
+                  : ApiError(500, "The engine failed the request: " + out.error, "server_error"));
+  }
   if (out.finished) sub.times = out.times;
   if (std::any_of(out.outputs.begin(), out.outputs.end(),
                   [](const SequenceDelta& d) { return !d.token_ids.empty(); })) {

@@ -54,6 +54,13 @@ class Generator {
   // Empty while the engine's device works; else the device fault that stopped the engine
   // (Engine::device_fault): /health and /ready answer 503 and the process is about to exit.
   virtual std::string device_fault() const { return {}; }
+  // Sleep mode (Engine::sleep / wake_up / sleep_level's contracts). The defaults: no sleep mode.
+  virtual void sleep(int level, double drain_timeout_s) {
+    (void)drain_timeout_s;
+    fail("sleep level {}: this server's model has no sleep mode", level);
+  }
+  virtual void wake_up() {}
+  virtual int sleep_level() const { return 0; }
 };
 
 }  // namespace inferd::server

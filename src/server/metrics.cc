@@ -205,6 +205,10 @@ void Metrics::render_engine(std::string& out, const EngineStats& s) const {
   gauge("inferd:kv_cache_blocks_cached",
         "KV-cache blocks that nothing references but that hold a reusable prefix.",
         s.blocks_cached);
+  gauge("inferd:engine_sleeping", "1 while the model sleeps (sleep mode, POST /sleep), else 0.",
+        s.sleep_level > 0 ? 1 : 0);
+  gauge("inferd:engine_sleep_level", "The sleep level (1 or 2) while asleep, 0 when awake.",
+        s.sleep_level);
 }
 
 // What finished requests recorded.

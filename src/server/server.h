@@ -49,6 +49,8 @@ struct ServerConfig {
   // The labels of vllm:cache_config_info on /metrics (block_size, num_gpu_blocks, ...); empty:
   // that gauge is not served.
   std::vector<std::pair<std::string, std::string>> cache_config_info;
+  // --enable-sleep-mode: POST /sleep, POST /wake_up and GET /is_sleeping work (404 otherwise).
+  bool enable_sleep_mode = false;
   // /v1/responses' store (store: true, previous_response_id): bounds of the in-memory LRU.
   ResponsesStoreConfig responses_store;
 };

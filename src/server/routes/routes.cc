@@ -12,6 +12,7 @@ void add_routes(RouteTable& t, Server& s) {
   add_messages_routes(t, s);
   add_responses_routes(t, s);
   add_embeddings_routes(t, s);
+  add_sleep_routes(t, s);
 }
 
 }  // namespace inferd::server

@@ -39,6 +39,10 @@ void add_responses_routes(RouteTable& t, Server& s);
 // /v1/embeddings (embeddings.cc).
 void add_embeddings_routes(RouteTable& t, Server& s);
 
+// Sleep mode: POST /sleep, POST /wake_up, GET /is_sleeping (sleep.cc; 404 naming
+// --enable-sleep-mode without it).
+void add_sleep_routes(RouteTable& t, Server& s);
+
 // Every family above.
 void add_routes(RouteTable& t, Server& s);
 

@@ -1,6 +1,6 @@
 // The server's own routes: the chat page at / (when --ui is on), /health and SageMaker's /ping,
-// /ready (503 until warm and while draining; both 503 after a device fault), /metrics (Prometheus
-// text) and /version.
+// /ready (503 until warm, while draining and while the model sleeps; both 503 after a device
+// fault), /metrics (Prometheus text) and /version.
 #include <string>
 
 #include "server/api_error.h"
@@ -51,6 +51,9 @@ void ready_route(Server& s, const std::shared_ptr<Connection>& conn, Request&, E
   if (!s.ready() || s.draining())
     throw ApiError(503, s.draining() ? "The server is shutting down." : "The server is warming up.",
                    "service_unavailable_error", std::nullopt, "not_ready");
+  if (s.generator().sleep_level() > 0)
+    throw ApiError(503, "The model is asleep (sleep mode); POST /wake_up wakes it.",
+                   "service_unavailable_error", std::nullopt, "model_sleeping");
   s.send_json(conn, ex, 200, R"({"status":"ready"})");
 }
 
