@@ -46,7 +46,7 @@ void KernelOps::lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch
   INFERD_CHECK(b.lora_slots == nullptr, "this backend does not apply LoRA adapters");
 }
 
-void DeviceRuntime::upload(Tensor dst, std::span<const float> src) {
+void DeviceRuntime::upload_f32(Tensor dst, std::span<const float> src) {
   (void)dst;
   (void)src;
   INFERD_CHECK(false, "backend '{}' does not upload host values", name());

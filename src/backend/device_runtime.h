@@ -91,7 +91,7 @@ class DeviceRuntime {
   // Copies fp32 host values into the contiguous tensor `dst` on this device (dst.numel() of them),
   // converting to dst's dtype. LoRA adapters swapped into their slots (issue 29); never inside a
   // graph capture.
-  virtual void upload(Tensor dst, std::span<const float> src);
+  virtual void upload_f32(Tensor dst, std::span<const float> src);
   // Sizes the per-step buffers for the largest step (device backends; start-up only).
   virtual void reserve(const StepCapacity& capacity) { (void)capacity; }
 

@@ -90,6 +90,8 @@ void ModelRunner::allocate_workspace() {
   cap.max_edits = int64_t(opts_.max_num_seqs) * 2048;
   // Structured outputs: one bitmask row (vocab / 32 words) per sequence.
   cap.max_mask_words = int64_t(opts_.max_num_seqs) * sampling::bitmask_words(int32_t(c.vocab_size));
+  // LoRA: q/k/v stacked is the widest linear (three parts of max_lora_rank columns).
+  if (lora_) cap.max_lora_columns = LoraLinear::kMaxParts * opts_.max_lora_rank;
   be.reserve(cap);
 }
 

@@ -241,7 +241,7 @@ class CpuBackend final : public Backend {
       }
   }
 
-  void upload(Tensor dst, std::span<const float> src) override {
+  void upload_f32(Tensor dst, std::span<const float> src) override {
     INFERD_CHECK(dst.is_contiguous() && size_t(dst.numel()) == src.size(),
                  "upload of {} values into {}", src.size(), dst.shape_str());
     if (dst.dtype() == DType::kF32) {

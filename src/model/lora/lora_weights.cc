@@ -90,8 +90,8 @@ void LoraWeights::write(int32_t slot, const LoraAdapter* ad) {
     for (int t = 0; t < kNumTargets; ++t) {
       fill(ad, i, Target(t), a, b);
       const LoraLinear& l = linear(i, Target(t));
-      rt_.upload(l.a.slice_rows(slot, slot + 1), a);
-      rt_.upload(l.b.slice_rows(slot, slot + 1), b);
+      rt_.upload_f32(l.a.slice_rows(slot, slot + 1), a);
+      rt_.upload_f32(l.b.slice_rows(slot, slot + 1), b);
     }
   }
 }

@@ -261,6 +261,37 @@ std::pair<int32_t, float> rank_and_scale(const PeftLoraConfig& c, const std::str
 
 }  // namespace
 
+LoraAdapter random_lora_adapter(const ModelConfig& cfg, int32_t rank, uint64_t seed) {
+  LoraAdapter ad;
+  ad.path = "<random rank " + std::to_string(rank) + ">";
+  ad.config.r = rank;
+  ad.config.lora_alpha = rank;
+  ad.config.all_linear = true;
+  ad.max_rank = rank;
+  ad.layers.resize(size_t(cfg.num_layers));
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  auto uniform = [&x] {  // xorshift64*: in [-1, 1)
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return float(double((x * 0x2545f4914f6cdd1dull) >> 11) * 0x1.0p-52 - 1.0);
+  };
+  for (auto& layer : ad.layers) {
+    for (int i = 0; i < kNumLoraModules; ++i) {
+      const auto [out_f, in_f] = lora_module_shape(cfg, LoraModule(i));
+      LoraModuleWeights& w = layer[size_t(i)];
+      w.rank = rank;
+      w.scale = 1.0f;
+      w.a.resize(size_t(rank * in_f));
+      w.b.resize(size_t(out_f * rank));
+      const float sa = 1.7f / std::sqrt(float(in_f)), sb = 0.02f;
+      for (float& v : w.a) v = uniform() * sa;
+      for (float& v : w.b) v = uniform() * sb;
+    }
+  }
+  return ad;
+}
+
 LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& cfg,
                               int32_t max_lora_rank) {
   namespace fs = std::filesystem;

@@ -70,4 +70,8 @@ std::pair<int64_t, int64_t> lora_module_shape(const ModelConfig& cfg, LoraModule
 LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& cfg,
                               int32_t max_lora_rank = 0);
 
+// A random adapter of rank `rank` on all seven projections of every layer of `cfg` (scale 1,
+// seeded; A ~ 1/sqrt(in), B small): benchmarks (`inferd bench --lora-dummy-count`).
+LoraAdapter random_lora_adapter(const ModelConfig& cfg, int32_t rank, uint64_t seed);
+
 }  // namespace inferd
