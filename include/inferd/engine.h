@@ -33,6 +33,7 @@
 namespace inferd {
 
 class ModelExecutor;
+struct LoraAdapter;
 class TextDecoder;
 
 // ---- Errors (all derive from inferd::Error) ---------------------------------------------------
@@ -133,6 +134,9 @@ struct GenerateRequest {
   // Set: an embedding request (needs EngineConfig::task == kEmbed). The prompt runs, nothing is
   // sampled (`params` is ignored but for nothing), and the finished output carries the vector.
   std::optional<PoolingParams> pooling;
+  // The LoRA adapter to run with (issue 29): an id the executor was given with
+  // ModelExecutor::add_lora_adapter; -1: the base model.
+  int32_t lora_adapter_id = -1;
 };
 
 // ---- Outputs ----------------------------------------------------------------------------------
@@ -259,6 +263,8 @@ struct EngineStats {
   int32_t num_running = 0;  // sequences holding KV blocks
   int32_t num_waiting = 0;  // sequences waiting to start or resume
   int64_t num_steps = 0;
+  // LoRA adapters (ids) with a running request, and with only waiting ones (lora_requests_info).
+  std::vector<int32_t> lora_running, lora_waiting;
   int64_t tokens_computed = 0;    // tokens run through the model (prefill, recompute, decode)
   int64_t generation_tokens = 0;  // tokens sampled
   int64_t requests_finished = 0;  // finished with stop or length
@@ -299,6 +305,12 @@ class Engine {
   // Results are in request order. Throws InvalidRequestError for a bad request (none run then).
   std::vector<GenerateResult> generate(std::vector<GenerateRequest> requests);
 
+  // LoRA adapters (issue 29; executors with ModelExecutor::max_loras() > 0, else Error): after
+  // add, requests may name `id` in GenerateRequest::lora_adapter_id; after remove they may not,
+  // and the executor forgets the adapter once no live request uses it. Both are applied on the
+  // engine thread between steps; ids should not be reused (prefix-cache keys include them).
+  void add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter);
+  void remove_lora_adapter(int32_t id);
   EngineStats stats() const;           // snapshot taken after the latest step
   const EngineConfig& config() const;  // resolved (max_model_len filled in)
   int32_t vocab_size() const;

@@ -73,12 +73,13 @@ struct SpeculativeArgs {
   std::string config;  // --speculative-config: vLLM's JSON ({"method": ..., ...}); "": off
 };
 
-// LoRA adapters (issue 29).
+// LoRA adapters (issue 29), vLLM's flags.
 struct LoraArgs {
   bool enable_lora = false;               // --enable-lora
-  std::vector<std::string> lora_modules;  // --lora-modules name=path ...
-  int32_t max_loras = 1;                  // --max-loras
-  int32_t max_lora_rank = 16;             // --max-lora-rank
+  std::vector<std::string> lora_modules;  // --lora-modules name=path ... (or vLLM's JSON form)
+  int32_t max_loras = 1;                  // --max-loras: adapters one step may mix (GPU slots)
+  int32_t max_lora_rank = 16;             // --max-lora-rank: largest rank of any module
+  int32_t max_cpu_loras = 0;  // --max-cpu-loras: adapters loaded at once (0: max(max_loras, 64))
 };
 
 struct EngineArgs {

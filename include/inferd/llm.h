@@ -16,6 +16,7 @@
 
 #include "inferd/engine.h"
 #include "inferd/engine_args.h"
+#include "inferd/lora.h"
 
 namespace inferd {
 
@@ -74,6 +75,8 @@ class LLM {
   // reset_step_timing(), one line a bucket ("" where the model does not keep it).
   std::string step_profile() const;
   const ModelSummary& summary() const;
+  // The LoRA adapters (--enable-lora; --lora-modules loaded already); null when LoRA is off.
+  const std::shared_ptr<LoraAdapters>& lora() const;
   // args.model.served_model_names, or the model argument when none was given.
   const std::vector<std::string>& served_model_names() const;
 

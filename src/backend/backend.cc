@@ -39,6 +39,24 @@ void KernelOps::embedding_ggml(const GgmlLinear::Part& table, const DeviceBatch&
   INFERD_CHECK(false, "this backend does not gather from GGUF block-format tables");
 }
 
+void KernelOps::lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, Tensor out) {
+  (void)x;
+  (void)w;
+  (void)out;
+  INFERD_CHECK(b.lora_slots == nullptr, "this backend does not apply LoRA adapters");
+}
+
+void DeviceRuntime::upload_f32(Tensor dst, std::span<const float> src) {
+  (void)dst;
+  (void)src;
+  INFERD_CHECK(false, "backend '{}' does not upload host values", name());
+}
+
+void DeviceRuntime::set_lora_rows(std::span<const int32_t> slots) {
+  (void)slots;
+  INFERD_CHECK(false, "backend '{}' does not apply LoRA adapters", name());
+}
+
 void DeviceRuntime::inject_device_fault() {
   throw DeviceFault(fmt::format(
       "device fault on {}: injected by --debug-inject-device-fault (the CPU stands in for a "

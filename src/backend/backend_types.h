@@ -55,6 +55,23 @@ struct GgmlLinear {
   int64_t out_features = 0;
 };
 
+// The LoRA slots of one linear (issue 29): up to max_loras adapters resident at once, slot s
+// holding A [rank, in] and B [out, rank]. A merged linear (q/k/v, gate/up) stacks its parts: part p
+// owns A's rows and B's columns [p * max_rank, p * max_rank + r_p) and B's rows of its own outputs,
+// B is zero elsewhere (and past each part's rank), and B already holds scale_p * B_p. So one shrink
+// (x A^T, [T, rank]) and one expand (+= (x A^T) B^T) serve every part; kernels may skip B's zero
+// blocks through part_end. Stored in the activation dtype, allocated once at start-up.
+struct LoraLinear {
+  static constexpr int kMaxParts = 3;
+  Tensor a;  // [max_loras, rank, in_features]
+  Tensor b;  // [max_loras, out_features, rank]
+  int64_t in_features = 0, out_features = 0;
+  int64_t rank = 0;                         // num_parts * max_rank
+  int64_t max_rank = 0;                     // columns per part
+  int32_t num_parts = 1;                    // 3 for qkv, 2 for gate_up
+  int64_t part_end[kMaxParts] = {0, 0, 0};  // end of each part's output rows
+};
+
 struct RopeTable {
   Tensor inv_freq;  // [head_dim / 2] fp32 on the device
   int64_t head_dim = 0;
@@ -88,6 +105,9 @@ struct DeviceBatch {
   const SamplingRow* sampling_rows = nullptr;
   int32_t num_real_rows = 0;          // logit rows before padding (R counts the padding rows too)
   int32_t num_single_token_seqs = 0;  // sequences with exactly one new token (padding included)
+  // [T] the LoRA slot of each row (-1: the base model), from DeviceRuntime::set_lora_rows; null
+  // when LoRA is off. Device backends keep it in device memory, so graphs replay any mix.
+  const int32_t* lora_slots = nullptr;
 };
 
 // The largest step the model will run, so a device backend can size its per-step buffers once at
@@ -98,6 +118,7 @@ struct StepCapacity {
   int32_t max_top_logprobs = 0;    // SamplingRow::num_logprobs at most
   int64_t max_edits = 0;           // LogitEdit entries per step (more grows the buffer once)
   int64_t max_mask_words = 0;      // bitmask words per step (structured outputs; rows x words)
+  int32_t max_lora_columns = 0;    // widest LoraLinear::rank (0: LoRA off): the shrink's scratch
 };
 
 }  // namespace inferd

@@ -86,6 +86,12 @@ class DeviceRuntime {
     (void)type;
     return false;
   }
+  // Whether KernelOps::lora_add, upload and set_lora_rows work here (issue 29).
+  virtual bool supports_lora() const { return false; }
+  // Copies fp32 host values into the contiguous tensor `dst` on this device (dst.numel() of them),
+  // converting to dst's dtype. LoRA adapters swapped into their slots (issue 29); never inside a
+  // graph capture.
+  virtual void upload_f32(Tensor dst, std::span<const float> src);
   // Sizes the per-step buffers for the largest step (device backends; start-up only).
   virtual void reserve(const StepCapacity& capacity) { (void)capacity; }
 
@@ -117,6 +123,9 @@ class DeviceRuntime {
   virtual const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
                                            const SamplingBatch* sampling = nullptr,
                                            int32_t pad_to = 0) = 0;
+  // The LoRA slot of each row ([T], -1: base) for the next prepare_batch (DeviceBatch::lora_slots);
+  // never called while LoRA is off. Padding rows get -1.
+  virtual void set_lora_rows(std::span<const int32_t> slots);
   // Copies a device tensor to host memory (fp32 conversion if needed) and waits for it.
   virtual void copy_to_host_f32(const Tensor& x, float* dst) = 0;
   // True where tokens are sampled on the device (KernelOps::sample, then finish_samples).

@@ -40,6 +40,10 @@ class KernelOps {
   // The same with a weight in GGUF block formats (backends whose
   // DeviceRuntime::supports_ggml(type) says so).
   virtual void linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out);
+  // LoRA (issue 29): out[t] += (x[t] A_s^T) B_s^T for each row t whose slot s =
+  // b.lora_slots[t] >= 0 (rows of one slot grouped into segments); nothing when b.lora_slots is
+  // null. x [T, in], out [T, out] as linear() takes them.
+  virtual void lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, Tensor out);
   // Rotary embedding in place on the q and k parts of qkv [T, (nh + 2 nkv) * hd] (rotate-half).
   virtual void rope(Tensor qkv, int64_t num_heads, int64_t num_kv_heads, const RopeTable& rope,
                     const DeviceBatch& b) = 0;

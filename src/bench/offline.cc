@@ -59,7 +59,8 @@ size_t fit_to_context(std::vector<std::vector<int32_t>>& prompts, std::vector<in
 
 ThroughputResult run_throughput(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
                                 const std::vector<int32_t>& output_lens, float temperature,
-                                const std::optional<StructuredOutputs>& constraint) {
+                                const std::optional<StructuredOutputs>& constraint,
+                                const std::vector<int32_t>& lora_ids) {
   INFERD_CHECK(prompts.size() == output_lens.size(), "{} prompts, {} output lengths",
                prompts.size(), output_lens.size());
   std::vector<GenerateRequest> reqs(prompts.size());
@@ -69,6 +70,7 @@ ThroughputResult run_throughput(Engine& engine, const std::vector<std::vector<in
     reqs[i].prompt_token_ids = prompts[i];
     reqs[i].params = forced_params(output_lens[i], temperature);
     reqs[i].params.structured_outputs = constraint;
+    if (!lora_ids.empty()) reqs[i].lora_adapter_id = lora_ids[i % lora_ids.size()];
     r.prompt_tokens += int64_t(prompts[i].size());
   }
   const Clock::time_point t0 = Clock::now();
@@ -86,9 +88,10 @@ ThroughputResult run_throughput(Engine& engine, const std::vector<std::vector<in
 }
 
 LatencyResult run_latency(Engine& engine, const std::vector<int32_t>& prompt, int32_t output_len,
-                          float temperature) {
+                          float temperature, int32_t lora_id) {
   GenerateRequest req;
   req.prompt_token_ids = prompt;
+  req.lora_adapter_id = lora_id;
   req.params = forced_params(output_len, temperature);
   LatencyResult r;
   r.prompt_tokens = int32_t(prompt.size());

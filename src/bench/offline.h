@@ -29,10 +29,12 @@ struct ThroughputResult {
 // Submits every request at once (Engine::generate) with ignore_eos and min_tokens = max_tokens =
 // the request's output length, and times the whole batch.
 // `constraint` (optional) is put on every request: its grammar is enforced token by token (once it
-// is complete only EOS is allowed, and ignore_eos keeps the length forced).
+// is complete only EOS is allowed, and ignore_eos keeps the length forced). `lora_ids` (optional):
+// request i runs with LoRA adapter lora_ids[i % size] (issue 29's spread over adapters).
 ThroughputResult run_throughput(Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
                                 const std::vector<int32_t>& output_lens, float temperature,
-                                const std::optional<StructuredOutputs>& constraint = std::nullopt);
+                                const std::optional<StructuredOutputs>& constraint = std::nullopt,
+                                const std::vector<int32_t>& lora_ids = {});
 
 struct LatencyResult {
   int32_t prompt_tokens = 0;
@@ -43,9 +45,9 @@ struct LatencyResult {
   double decode_tok_s = 0;   // (output_tokens - 1) / (e2e - ttft)
 };
 
-// One request, alone in the engine.
+// One request, alone in the engine (with LoRA adapter `lora_id`; -1: the base model).
 LatencyResult run_latency(Engine& engine, const std::vector<int32_t>& prompt, int32_t output_len,
-                          float temperature);
+                          float temperature, int32_t lora_id = -1);
 
 // Fits (prompt, output) pairs into max_model_len: the output is shortened first (to at least 1
 // token), then the prompt. Returns how many requests were changed.

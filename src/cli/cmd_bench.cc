@@ -1,6 +1,7 @@
 // `inferd bench serve|throughput|latency`: the load generator and the benchmark suite (issue 7).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,8 @@
 #include "core/mmap_file.h"
 #include "inferd/engine.h"
 #include "inferd/llm.h"
+#include "model/config.h"
+#include "model/lora/peft_adapter.h"
 #include "runner/executor.h"
 #include "tokenizer/tokenizer.h"
 
@@ -344,6 +347,10 @@ struct OfflineArgs {
   int32_t num_iters = 3;
   int32_t num_warmups = 1;
   std::string json_path;
+  // LoRA (issue 29): random adapters of this rank on all seven projections, requests spread over
+  // them (and over --lora-modules) round-robin.
+  int32_t lora_dummy_count = 0;
+  int32_t lora_dummy_rank = 16;
 
   OfflineArgs() { model.args.scheduler.max_queue = 0; }  // every request is submitted at once
   const std::string& tokenizer() const { return model.args.model.tokenizer; }
@@ -354,7 +361,36 @@ struct OfflineArgs {
 std::unique_ptr<LLM> load_llm(const OfflineArgs& a) {
   EngineArgs args = a.model.args;
   args.model.skip_tokenizer_init = args.model.tokenizer.empty();
+  if (a.lora_dummy_count < 0) fail("--lora-dummy-count must be >= 0, got {}", a.lora_dummy_count);
+  if (a.lora_dummy_count > 0) {
+    if (a.lora_dummy_rank <= 0)
+      fail("--lora-dummy-rank must be positive, got {}", a.lora_dummy_rank);
+    args.lora.enable_lora = true;
+    if (args.lora.max_loras == LoraArgs{}.max_loras) args.lora.max_loras = a.lora_dummy_count;
+    args.lora.max_lora_rank = std::max(args.lora.max_lora_rank, a.lora_dummy_rank);
+  }
   return LLM::load(args);
+}
+
+// The adapters requests are spread over: --lora-dummy-count random ones (given to the engine
+// here, ids from 1 << 20) and those of --lora-modules. Empty: the base model.
+std::vector<int32_t> bench_lora_ids(const OfflineArgs& a, LLM& llm) {
+  std::vector<int32_t> ids;
+  if (a.lora_dummy_count > 0) {
+    const ModelConfig cfg = load_model_config(a.model.model());
+    for (int32_t i = 0; i < a.lora_dummy_count; ++i) {
+      const int32_t id = (1 << 20) + i;
+      llm.engine()->add_lora_adapter(
+          id, std::make_shared<const LoraAdapter>(
+                  random_lora_adapter(cfg, a.lora_dummy_rank, a.dataset_seed + uint64_t(i))));
+      ids.push_back(id);
+    }
+    std::fprintf(stderr, "LoRA: %d random adapters of rank %d on all seven projections\n",
+                 a.lora_dummy_count, a.lora_dummy_rank);
+  }
+  if (llm.lora())
+    for (const LoraAdapterInfo& info : llm.lora()->list()) ids.push_back(info.id);
+  return ids;
 }
 
 void add_engine_flags(CLI::App* cmd, OfflineArgs& a) {
@@ -365,6 +401,13 @@ void add_engine_flags(CLI::App* cmd, OfflineArgs& a) {
       ->capture_default_str();
   cmd->add_option("--temperature", a.temperature, "Sampling temperature")->capture_default_str();
   cmd->add_option("--json", a.json_path, "Write the results to this JSON file");
+  cmd->add_option("--lora-dummy-count", a.lora_dummy_count,
+                  "Random LoRA adapters to spread the requests over (round-robin; with "
+                  "--lora-modules' adapters); implies --enable-lora")
+      ->capture_default_str();
+  cmd->add_option("--lora-dummy-rank", a.lora_dummy_rank,
+                  "Rank of the random LoRA adapters (all seven projections)")
+      ->capture_default_str();
 }
 
 struct Workload {
@@ -477,7 +520,9 @@ void write_throughput_json(const OfflineArgs& a, const std::string& dataset,
                       {"elapsed_s", r.elapsed_s},
                       {"requests_per_s", r.requests_per_s},
                       {"output_tokens_per_s", r.output_tok_s},
-                      {"total_tokens_per_s", r.total_tok_s}};
+                      {"total_tokens_per_s", r.total_tok_s},
+                      {"lora_dummy_count", a.lora_dummy_count},
+                      {"lora_dummy_rank", a.lora_dummy_count > 0 ? a.lora_dummy_rank : 0}};
   if (st.steps > 0) {
     j["gpu_steps"] = st.steps;
     j["gpu_busy_s"] = st.busy_ms / 1e3;
@@ -502,10 +547,11 @@ void run_throughput_cmd(const OfflineArgs& a) {
   std::fprintf(stderr, "running %zu requests (%s), all submitted at once...\n", w.prompts.size(),
                d.name.c_str());
   const std::optional<StructuredOutputs> constraint = schema_constraint(a);
+  const std::vector<int32_t> lora_ids = bench_lora_ids(a, *llm);
   ModelExecutor& model = *llm->executor();
   model.reset_step_timing();
   const ThroughputResult r =
-      run_throughput(engine, w.prompts, w.outputs, a.temperature, constraint);
+      run_throughput(engine, w.prompts, w.outputs, a.temperature, constraint, lora_ids);
   const StepTiming st = model.step_timing();
   const EngineStats es = engine.stats();
   print_step_report(constraint ? &es : nullptr, st, llm->step_profile());
@@ -525,12 +571,14 @@ void run_latency_cmd(const OfflineArgs& a) {
   if (d.input_len + d.output_len > max_len)
     fail("--input-len {} + --output-len {} exceeds the context length {}", d.input_len,
          d.output_len, max_len);
+  const std::vector<int32_t> lora_ids = bench_lora_ids(a, *llm);
   nlohmann::json iters = nlohmann::json::array();
   std::vector<double> prefill, decode, ttft, e2e;
   for (int32_t i = 0; i < a.num_warmups + a.num_iters; ++i) {
     // A fresh random prompt per iteration so that the prefix cache does not serve it.
     const auto prompt = random_token_prompts({d.input_len}, vocab, a.dataset_seed + uint64_t(i))[0];
-    const LatencyResult r = run_latency(engine, prompt, d.output_len, a.temperature);
+    const LatencyResult r = run_latency(engine, prompt, d.output_len, a.temperature,
+                                        lora_ids.empty() ? -1 : lora_ids.front());
     const bool warm = i < a.num_warmups;
     std::fprintf(stderr,
                  "%s %d: TTFT %.1f ms (prefill %.1f tok/s), decode %.2f tok/s, E2E %.3f s\n",

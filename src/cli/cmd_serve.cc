@@ -52,6 +52,7 @@ struct ServeArgs {
   std::string tool_call_parser;
   std::string reasoning_parser;
   bool trust_request_chat_template = false;
+  bool enable_runtime_lora_updating = false;  // /v1/load_lora_adapter, /v1/unload_lora_adapter
   size_t max_stored_responses = server::ResponsesStoreConfig{}.max_responses;
   size_t max_stored_responses_mb = server::ResponsesStoreConfig{}.max_bytes >> 20;
   std::string inject_device_fault;  // test-only: --debug-inject-device-fault after_steps=N
@@ -164,6 +165,10 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
     sc.model_aliases = {"default"};
   }
   sc.trust_request_chat_template = a.trust_request_chat_template;
+  sc.lora = llm.lora();
+  if (a.enable_runtime_lora_updating && !sc.lora)
+    fail("--enable-runtime-lora-updating needs --enable-lora");
+  sc.enable_runtime_lora_updating = a.enable_runtime_lora_updating;
   sc.model_root = a.model.model();
   sc.allowed_origins = split_commas(a.allowed_origins);
   sc.rate_limit_rpm = a.rate_limit_rpm;
@@ -351,6 +356,9 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--chat-template", a->chat_template,
                   "Chat template instead of the model's: a file, the name of one of the model's "
                   "templates, or Jinja text");
+  cmd->add_flag("--enable-runtime-lora-updating", a->enable_runtime_lora_updating,
+                "Allow POST /v1/load_lora_adapter and /v1/unload_lora_adapter (needs "
+                "--enable-lora)");
   cmd->add_flag("--trust-request-chat-template", a->trust_request_chat_template,
                 "Render a chat request's own `chat_template` (Jinja text); without this flag "
                 "such a request is a 400");

@@ -71,8 +71,8 @@ void expand_vllm_short_flags(std::vector<std::string>& args) {
 
 namespace {
 
-// vLLM's flags for what comes with later issues: accepted by the parser so that LLM::load can
-// refuse them by name instead of the parser calling them unknown.
+// vLLM's flags for what comes with later issues (accepted by the parser so that LLM::load can
+// refuse them by name instead of the parser calling them unknown), and the LoRA flags.
 void add_unsupported_flags(CLI::App* app, EngineArgs& a) {
   app->add_option("--tensor-parallel-size", a.parallel.tensor_parallel_size,
                   "GPUs to split the model over (-tp; only 1 until tensor parallelism, issue 33)")
@@ -80,14 +80,18 @@ void add_unsupported_flags(CLI::App* app, EngineArgs& a) {
   app->add_option("--speculative-config", a.speculative.config,
                   "Speculative decoding as vLLM's JSON (not supported yet: issue 26)");
   app->add_flag("--enable-lora", a.lora.enable_lora,
-                "Enable LoRA adapters (not supported yet: issue 29)");
+                "Serve LoRA adapters (PEFT directories): a request's model names one");
   app->add_option("--lora-modules", a.lora.lora_modules,
-                  "LoRA adapters as name=path (not supported yet: issue 29)");
+                  "LoRA adapters to load at start, as name=path (or vLLM's JSON "
+                  "{\"name\": ..., \"path\": ...})");
   app->add_option("--max-loras", a.lora.max_loras,
-                  "LoRA adapters in one batch (not supported yet: issue 29)")
+                  "LoRA adapters one step may mix (device slots); others wait in host memory")
       ->capture_default_str();
   app->add_option("--max-lora-rank", a.lora.max_lora_rank,
-                  "Largest LoRA rank (not supported yet: issue 29)")
+                  "Largest LoRA rank an adapter may have (slots are sized for it)")
+      ->capture_default_str();
+  app->add_option("--max-cpu-loras", a.lora.max_cpu_loras,
+                  "LoRA adapters loaded at once (host memory); 0: max(--max-loras, 64)")
       ->capture_default_str();
 }
 

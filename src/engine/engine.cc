@@ -34,7 +34,22 @@ class Engine::Impl {
 
   std::string submit(GenerateRequest request, OutputCallback cb, bool ignore_queue_limit);
   bool abort(const std::string& id);
-  void validate(const GenerateRequest& r) const { validate_request(r, bounds_); }
+  void validate(const GenerateRequest& r) const {
+    validate_request(r, bounds_);
+    if (r.lora_adapter_id < 0) return;
+    if (exec_->max_loras() == 0)
+      throw InvalidRequestError(
+          fmt::format("lora_adapter_id {}: LoRA adapters need --enable-lora", r.lora_adapter_id));
+    std::lock_guard lk(mu_);
+    if (!lora_known_.count(r.lora_adapter_id))
+      throw InvalidRequestError(
+          fmt::format("lora_adapter_id {}: no such LoRA adapter", r.lora_adapter_id));
+  }
+  void add_lora(int32_t id, std::shared_ptr<const LoraAdapter> adapter);
+  void remove_lora(int32_t id);
+  // Engine thread: hands queued adapters to the executor; takes removed ones from it once no
+  // live request names them.
+  void apply_lora_updates();
   void shutdown();
   std::string device_fault() const {
     std::lock_guard lk(mu_);
@@ -104,6 +119,10 @@ class Engine::Impl {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<RequestState>> incoming_;
   std::vector<std::string> aborts_;
+  // LoRA: ids requests may name; adapters to hand to the executor, ids to take from it.
+  std::unordered_set<int32_t> lora_known_;
+  std::vector<std::pair<int32_t, std::shared_ptr<const LoraAdapter>>> lora_adds_;
+  std::vector<int32_t> lora_removes_;
   std::unordered_set<std::string> live_;
   uint64_t next_number_ = 0;
   bool stopping_ = false;
@@ -129,6 +148,7 @@ class Engine::Impl {
 
   // Engine thread only.
   std::unordered_map<std::string, std::unique_ptr<RequestState>> requests_;
+  std::vector<int32_t> lora_removing_;  // removed adapters the executor still holds
   std::vector<ReadyOutput> ready_;
   int64_t next_seq_id_ = 0;
   std::vector<ScheduledSeq> scheduled_;
@@ -148,7 +168,7 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
               config_.task, exec_->hidden_size(),  config_.pooling},
       kv_(exec_->num_kv_blocks(), exec_->block_size(), config_.enable_prefix_caching),
       sched_(SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens,
-                             config_.enable_chunked_prefill},
+                             config_.enable_chunked_prefill, exec_->max_loras()},
              kv_),
       structured_(vocab_, config_.eos_token_ids, decoder_, config_.grammar_compile_timeout_s),
       outputs_(config_.max_model_len, sched_, structured_),
@@ -236,6 +256,7 @@ void Engine::Impl::shutdown() {
 void Engine::Impl::run() {
   std::vector<std::unique_ptr<RequestState>> incoming, expired;
   std::vector<std::string> aborts;
+  std::vector<std::pair<int32_t, std::shared_ptr<const LoraAdapter>>> lora_adds;
   while (true) {
     bool stop = false, wake = false;
     SleepState state = SleepState::kAwake;
@@ -245,6 +266,7 @@ void Engine::Impl::run() {
       // (A request parked meanwhile brings an earlier deadline: the wait starts again.)
       const auto ready = [&] {
         return stopping_ || !incoming_.empty() || !aborts_.empty() || wake_requested_ ||
+               !lora_adds_.empty() || !lora_removes_.empty() ||
                sleep_state_ == SleepState::kDraining ||
                (sleep_state_ == SleepState::kAwake && sched_.has_work()) ||
                sleep_deadline() < deadline;
@@ -254,6 +276,9 @@ void Engine::Impl::run() {
       } else {
         cv_.wait_until(lk, deadline, ready);
       }
+      lora_removing_.insert(lora_removing_.end(), lora_removes_.begin(), lora_removes_.end());
+      lora_removes_.clear();
+      lora_adds.swap(lora_adds_);
       incoming.swap(incoming_);
       aborts.swap(aborts_);
       stop = stopping_;
@@ -266,6 +291,14 @@ void Engine::Impl::run() {
       wake = wake_requested_;
       state = sleep_state_;
     }
+    for (auto& [id, ad] : lora_adds) {
+      try {
+        exec_->add_lora_adapter(id, std::move(ad));
+      } catch (const std::exception& e) {
+        LOG_ERROR("LoRA adapter {} could not be added: {}", id, e.what());
+      }
+    }
+    lora_adds.clear();
     for (auto& r : incoming) start_request(std::move(r));
     incoming.clear();
     fail_expired(expired);
@@ -274,6 +307,7 @@ void Engine::Impl::run() {
       if (it != requests_.end()) outputs_.abort_request(*it->second, "");
     }
     aborts.clear();
+    if (!lora_removing_.empty()) apply_lora_updates();
     if (stop) {
       abort_all("the engine was shut down");
       deliver();
@@ -480,6 +514,36 @@ void Engine::Impl::retire(RequestState& rs) {
   live_.erase(rs.id);
 }
 
+void Engine::Impl::add_lora(int32_t id, std::shared_ptr<const LoraAdapter> adapter) {
+  if (exec_->max_loras() == 0) fail("LoRA adapters need --enable-lora");
+  if (id < 0 || adapter == nullptr) fail("LoRA adapter id {} must be >= 0", id);
+  {
+    std::lock_guard lk(mu_);
+    if (lora_known_.count(id)) fail("LoRA adapter id {} is in use", id);
+    lora_known_.insert(id);
+    lora_adds_.emplace_back(id, std::move(adapter));
+  }
+  cv_.notify_one();
+}
+
+void Engine::Impl::remove_lora(int32_t id) {
+  {
+    std::lock_guard lk(mu_);
+    if (!lora_known_.erase(id)) fail("no LoRA adapter with id {}", id);
+    lora_removes_.push_back(id);
+  }
+  cv_.notify_one();
+}
+
+void Engine::Impl::apply_lora_updates() {
+  std::erase_if(lora_removing_, [&](int32_t id) {
+    for (const auto& [rid, rs] : requests_)
+      if (rs->req.lora_adapter_id == id) return false;
+    exec_->remove_lora_adapter(id);
+    return true;
+  });
+}
+
 void Engine::Impl::publish_stats() {
   EngineStats s;
   const BlockPool& pool = kv_.pool();
@@ -503,6 +567,19 @@ void Engine::Impl::publish_stats() {
   s.grammar_accept_seconds = structured_.accept_seconds();
   s.steps_by_tokens_log2 = steps_by_tokens_log2_;
   s.sleep_level = sleep_level();
+  if (exec_->max_loras() > 0) {
+    for (const auto& [id, rs] : requests_) {
+      const int32_t a = rs->req.lora_adapter_id;
+      if (a < 0) continue;
+      bool running = false;
+      for (const auto& q : rs->seqs) running = running || q->status == SeqStatus::kRunning;
+      auto& v = running ? s.lora_running : s.lora_waiting;
+      if (std::find(v.begin(), v.end(), a) == v.end()) v.push_back(a);
+    }
+    std::erase_if(s.lora_waiting, [&](int32_t a) {
+      return std::find(s.lora_running.begin(), s.lora_running.end(), a) != s.lora_running.end();
+    });
+  }
   std::lock_guard lk(stats_mu_);
   stats_ = s;
 }
@@ -703,6 +780,14 @@ std::shared_ptr<RequestStream> Engine::submit_stream(GenerateRequest request) {
   stream->request_id_ = impl_->submit(
       std::move(request), [stream](RequestOutput&& o) { stream->push(std::move(o)); }, false);
   return stream;
+}
+
+void Engine::add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) {
+  impl_->add_lora(id, std::move(adapter));
+}
+
+void Engine::remove_lora_adapter(int32_t id) {
+  impl_->remove_lora(id);
 }
 
 bool Engine::abort(const std::string& request_id) {

@@ -20,6 +20,7 @@ void InputBatch::build_forward(std::span<const ScheduledSeq> scheduled) {
     info.kv_len = q->num_computed + s.num_tokens;
     info.block_table_offset = int32_t(forward_.block_tables.size());
     info.num_blocks = int32_t(q->blocks.size());
+    info.adapter_id = q->adapter_id;
     forward_.block_tables.insert(forward_.block_tables.end(), q->blocks.begin(), q->blocks.end());
     for (int32_t j = 0; j < s.num_tokens; ++j) {
       forward_.token_ids.push_back(q->tokens[size_t(q->num_computed + j)]);

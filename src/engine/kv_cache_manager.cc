@@ -9,12 +9,23 @@ namespace inferd {
 KvCacheManager::KvCacheManager(int32_t num_blocks, int32_t block_size, bool enable_caching)
     : block_size_(block_size), pool_(num_blocks, block_size, enable_caching) {}
 
+namespace {
+
+// The hash chain of a sequence starts at the root, or at a root of its LoRA adapter's own.
+BlockHash root_hash(const Sequence& seq) {
+  if (seq.adapter_id < 0) return kRootBlockHash;
+  const int32_t tag[2] = {-1, seq.adapter_id};  // no token id is negative
+  return hash_block(kRootBlockHash, tag);
+}
+
+}  // namespace
+
 void KvCacheManager::update_hashes(Sequence& seq) const {
   if (!pool_.caching()) return;
   const size_t full = size_t(seq.num_tokens() / block_size_);
   while (seq.block_hashes.size() < full) {
     const size_t i = seq.block_hashes.size();
-    const BlockHash parent = i == 0 ? kRootBlockHash : seq.block_hashes[i - 1];
+    const BlockHash parent = i == 0 ? root_hash(seq) : seq.block_hashes[i - 1];
     std::span<const int32_t> toks(seq.tokens.data() + i * size_t(block_size_), size_t(block_size_));
     seq.block_hashes.push_back(hash_block(parent, toks));
   }
@@ -27,7 +38,7 @@ void KvCacheManager::find_prefix(const Sequence& seq, std::vector<int32_t>& out)
   if (pool_.caching()) {
     INFERD_CHECK(int32_t(seq.block_hashes.size()) >= max_blocks, "stale block hashes");
     for (int32_t i = 0; i < max_blocks; ++i) {
-      const BlockHash parent = i == 0 ? kRootBlockHash : seq.block_hashes[size_t(i - 1)];
+      const BlockHash parent = i == 0 ? root_hash(seq) : seq.block_hashes[size_t(i - 1)];
       std::span<const int32_t> toks(seq.tokens.data() + size_t(i) * size_t(block_size_),
                                     size_t(block_size_));
       const int32_t b = pool_.lookup(seq.block_hashes[size_t(i)], parent, toks);
@@ -72,7 +83,7 @@ void KvCacheManager::register_computed(Sequence& seq) {
   update_hashes(seq);
   const int32_t full = std::min(seq.num_computed / block_size_, int32_t(seq.blocks.size()));
   for (int32_t i = seq.num_registered_blocks; i < full; ++i) {
-    const BlockHash parent = i == 0 ? kRootBlockHash : seq.block_hashes[size_t(i - 1)];
+    const BlockHash parent = i == 0 ? root_hash(seq) : seq.block_hashes[size_t(i - 1)];
     std::span<const int32_t> toks(seq.tokens.data() + size_t(i) * size_t(block_size_),
                                   size_t(block_size_));
     pool_.register_block(seq.blocks[size_t(i)], seq.block_hashes[size_t(i)], parent, toks);

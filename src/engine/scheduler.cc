@@ -42,6 +42,19 @@ void Scheduler::preempt(Sequence* seq) {
   add_waiting(seq);
 }
 
+void Scheduler::note_adapter(int32_t id) {
+  if (id >= 0 && !is_running_adapter(id)) running_adapters_.push_back(id);
+}
+
+bool Scheduler::is_running_adapter(int32_t id) const {
+  return std::find(running_adapters_.begin(), running_adapters_.end(), id) !=
+         running_adapters_.end();
+}
+
+bool Scheduler::adapter_fits(int32_t id) const {
+  return id < 0 || is_running_adapter(id) || int32_t(running_adapters_.size()) < config_.max_loras;
+}
+
 void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>* preempted) {
   out.clear();
   int32_t budget = config_.max_num_batched_tokens;
@@ -72,8 +85,15 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
 
   // 2. Waiting sequences in order, unless this step had to preempt (the pool is full).
   if (preempted_any) return;
-  while (!waiting_.empty() && budget > 0 && int32_t(running_.size()) < config_.max_num_seqs) {
-    Sequence* seq = *waiting_.begin();
+  running_adapters_.clear();
+  for (const Sequence* r : running_) note_adapter(r->adapter_id);
+  for (auto it = waiting_.begin();
+       it != waiting_.end() && budget > 0 && int32_t(running_.size()) < config_.max_num_seqs;) {
+    Sequence* seq = *it;
+    if (!adapter_fits(seq->adapter_id)) {
+      ++it;  // its adapter needs a slot that running sequences hold: later ones may go first
+      continue;
+    }
     kv_.update_hashes(*seq);
     if (seq->reuse_prefix) {
       kv_.find_prefix(*seq, prefix_scratch_);
@@ -89,7 +109,8 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
       seq->num_computed = 0;
       break;
     }
-    waiting_.erase(waiting_.begin());
+    it = waiting_.erase(it);
+    note_adapter(seq->adapter_id);
     counters_.prefix_cache_queries += seq->num_tokens();
     counters_.prefix_cache_hits += hit_tokens;
     if (!seq->admitted_once) {

@@ -19,6 +19,9 @@ struct SchedulerConfig {
   int32_t max_num_seqs = 256;
   int32_t max_num_batched_tokens = 2048;
   bool enable_chunked_prefill = true;
+  // Most LoRA adapters among the running sequences (the executor's slots); a waiting sequence
+  // of another adapter waits until one of them has no running sequence left. 0: no adapters.
+  int32_t max_loras = 0;
 };
 
 struct ScheduledSeq {
@@ -58,12 +61,18 @@ class Scheduler {
   };
   void preempt(Sequence* seq);
   void insert_running(Sequence* seq);
+  // The LoRA adapters of the running sequences (running_adapters_), and whether a sequence of
+  // adapter `id` may join them (config_.max_loras).
+  void note_adapter(int32_t id);
+  bool is_running_adapter(int32_t id) const;
+  bool adapter_fits(int32_t id) const;
 
   SchedulerConfig config_;
   KvCacheManager& kv_;
   std::vector<Sequence*> running_;  // in scheduling order
   std::set<Sequence*, Before> waiting_;
   std::vector<int32_t> prefix_scratch_;
+  std::vector<int32_t> running_adapters_;
   SchedulerCounters counters_;
 };
 

@@ -39,6 +39,10 @@ struct Sequence {
   int32_t num_cached_tokens = 0;  // prefix-cache hit at first admission
 
   uint64_t sample_key = 0;  // Philox key of its draws (with the output position as counter)
+  // The LoRA adapter it runs with (GenerateRequest::lora_adapter_id; -1: the base model). Its
+  // prefix-cache hashes start from a root of their own: KV computed with one adapter is never
+  // reused by another (or by the base).
+  int32_t adapter_id = -1;
 
   int32_t num_tokens() const { return int32_t(tokens.size()); }
   int32_t num_output() const { return num_tokens() - prompt_len; }

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "llm/lora_registry.h"
 #include "llm/pooling_config.h"
 #include "llm/resolved_config.h"
 #include "model/loader/model_source.h"
@@ -25,15 +26,30 @@ void refuse_unsupported(const EngineArgs& a) {
          p.tensor_parallel_size);
   if (!a.speculative.config.empty())
     fail("--speculative-config: speculative decoding is not supported yet (issue 26)");
-  const LoraArgs& l = a.lora;
+}
+
+void resolve_lora(const LoraArgs& l, ResolvedConfig& rc) {
   const LoraArgs unset;
-  if (l.enable_lora) fail("--enable-lora: LoRA adapters are not supported yet (issue 29)");
-  if (!l.lora_modules.empty())
-    fail("--lora-modules: LoRA adapters are not supported yet (issue 29)");
-  if (l.max_loras != unset.max_loras)
-    fail("--max-loras {}: LoRA adapters are not supported yet (issue 29)", l.max_loras);
-  if (l.max_lora_rank != unset.max_lora_rank)
-    fail("--max-lora-rank {}: LoRA adapters are not supported yet (issue 29)", l.max_lora_rank);
+  if (!l.enable_lora) {
+    if (!l.lora_modules.empty()) fail("--lora-modules needs --enable-lora");
+    if (l.max_loras != unset.max_loras) fail("--max-loras needs --enable-lora");
+    if (l.max_lora_rank != unset.max_lora_rank) fail("--max-lora-rank needs --enable-lora");
+    if (l.max_cpu_loras != unset.max_cpu_loras) fail("--max-cpu-loras needs --enable-lora");
+    return;
+  }
+  if (l.max_loras < 1) fail("--max-loras must be >= 1, got {}", l.max_loras);
+  if (l.max_lora_rank < 1 || l.max_lora_rank > 512)
+    fail("--max-lora-rank must be in 1..512, got {}", l.max_lora_rank);
+  if (l.max_cpu_loras < 0) fail("--max-cpu-loras must be >= 0, got {}", l.max_cpu_loras);
+  if (l.max_cpu_loras > 0 && l.max_cpu_loras < l.max_loras)
+    fail("--max-cpu-loras ({}) must be >= --max-loras ({})", l.max_cpu_loras, l.max_loras);
+  rc.max_loras = l.max_loras;
+  rc.max_lora_rank = l.max_lora_rank;
+  rc.max_cpu_loras = l.max_cpu_loras > 0 ? l.max_cpu_loras : std::max(l.max_loras, 64);
+  for (const std::string& m : l.lora_modules) rc.lora_modules.push_back(parse_lora_module(m));
+  if (int32_t(rc.lora_modules.size()) > rc.max_cpu_loras)
+    fail("--lora-modules names {} adapters, more than --max-cpu-loras {}", rc.lora_modules.size(),
+         rc.max_cpu_loras);
 }
 
 DeviceKind resolve_device(const std::string& device, int gpu_count, bool cuda_built) {
@@ -128,6 +144,7 @@ ResolvedConfig resolve_engine_args(const EngineArgs& args, int gpu_count, bool c
   resolve_model(args.model, gpu_count, cuda_built, rc);
   resolve_cache(args.cache, rc);
   resolve_scheduler(args.scheduler, rc);
+  resolve_lora(args.lora, rc);
   rc.engine.seed = args.model.seed;
   return rc;
 }

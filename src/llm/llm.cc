@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "jinja/chat_template.h"
 #include "llm/gguf_tokenizer.h"
+#include "llm/lora_registry.h"
 #include "llm/resolved_config.h"
 #include "runner/executor.h"
 #include "runner/model_runner.h"
@@ -28,6 +29,7 @@ struct LLM::Impl {
   std::shared_ptr<Engine> engine;
   ModelSummary summary;
   std::vector<std::string> served_model_names;
+  std::shared_ptr<LoraAdapters> lora;  // null: --enable-lora off
 };
 
 namespace {
@@ -49,6 +51,8 @@ struct LoadedModel {
   std::function<std::string()> step_profile;
   ModelSummary summary;                // architecture, layers, backend and dtype
   std::vector<int64_t> eos_token_ids;  // the model config's
+  // Reads a PEFT adapter directory for this model (its shapes, --max-lora-rank).
+  std::function<LoraAdapter(const std::string&)> read_lora;
 };
 
 LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backend) {
@@ -69,6 +73,8 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   o.inject_device_fault_after_steps = rc.inject_device_fault_after_steps;
   o.max_top_logprobs = rc.engine.max_logprobs;
   o.enable_sleep_mode = rc.enable_sleep_mode;
+  o.max_loras = rc.max_loras;
+  o.max_lora_rank = rc.max_lora_rank;
   auto m = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
   const ModelConfig& c = m->config();
   LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",
@@ -83,6 +89,9 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
                                                           : c.dtype;
   out.eos_token_ids = c.eos_token_ids;
   out.step_profile = [m] { return m->step_profile(); };
+  out.read_lora = [cfg = c, rank = rc.max_lora_rank](const std::string& path) {
+    return load_peft_adapter(path, cfg, rank);
+  };
   out.executor = std::move(m);
   return out;
 }
@@ -145,6 +154,11 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
   impl->summary.max_num_seqs = impl->engine->config().max_num_seqs;
   impl->executor = std::move(m.executor);
   impl->step_profile = std::move(m.step_profile);
+  if (rc.max_loras > 0) {
+    impl->lora = std::make_shared<LoraRegistry>(impl->engine, m.read_lora, rc.served_model_names,
+                                                rc.max_loras, rc.max_cpu_loras);
+    for (const auto& [name, path] : rc.lora_modules) impl->lora->load(name, path);
+  }
   return std::unique_ptr<LLM>(new LLM(std::move(impl)));
 }
 
@@ -168,6 +182,9 @@ std::string LLM::step_profile() const {
 }
 const ModelSummary& LLM::summary() const {
   return impl_->summary;
+}
+const std::shared_ptr<LoraAdapters>& LLM::lora() const {
+  return impl_->lora;
 }
 const std::vector<std::string>& LLM::served_model_names() const {
   return impl_->served_model_names;

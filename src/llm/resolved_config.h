@@ -30,6 +30,11 @@ struct ResolvedConfig {
   bool enforce_eager = false;
   bool enable_sleep_mode = false;
   int64_t inject_device_fault_after_steps = -1;  // test-only (ModelArgs)
+  // LoRA (max_loras 0: off).
+  int32_t max_loras = 0;
+  int32_t max_lora_rank = 16;
+  int32_t max_cpu_loras = 0;
+  std::vector<std::pair<std::string, std::string>> lora_modules;  // (name, path)
   // KV cache.
   int32_t block_size = 16;
   int32_t num_kv_blocks = 0;  // 0: derived from kv_cache_bytes (CPU) or the GPU's free memory

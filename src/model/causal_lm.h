@@ -16,6 +16,7 @@
 namespace inferd {
 
 class ModelLoader;
+class LoraWeights;
 
 // One layer's KV cache: [num_blocks, block_size, num_kv_heads, head_dim] for k and for v.
 struct KvCacheSpec {
@@ -49,6 +50,10 @@ class CausalLM {
   // The batch's rows through the model: `hidden` [T, hidden_size] gets each row's final-normed
   // hidden state (the model may use it as scratch before).
   virtual void forward(const ForwardContext& ctx, Tensor hidden) = 0;
+  // Attaches the runner's LoRA slots to the linears adapters change (issue 29), for the life of
+  // the model; forward() then adds each row's adapter (DeviceBatch::lora_slots). The default
+  // throws Error: the family takes no adapters.
+  virtual void attach_lora(const LoraWeights& lora);
   // logits [n, vocab] (fp32) of hidden rows [n, hidden_size].
   virtual void compute_logits(KernelOps& ops, const Tensor& hidden_rows, Tensor logits) const = 0;
 

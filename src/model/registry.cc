@@ -45,6 +45,15 @@ std::string supported_architectures() {
   return out;
 }
 
+void CausalLM::attach_lora(const LoraWeights& lora) {
+  (void)lora;
+  fail(
+      "LoRA adapters are not supported for {} models: expected a Llama-family model "
+      "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+      "GraniteForCausalLM)",
+      cfg_.architecture);
+}
+
 std::vector<KvCacheSpec> CausalLM::kv_cache_spec() const {
   return std::vector<KvCacheSpec>(size_t(cfg_.num_layers), {cfg_.num_kv_heads, cfg_.head_dim});
 }

@@ -28,4 +28,15 @@ void ModelExecutor::execute(const ForwardBatch& batch, const SamplingBatch& samp
   host_sampler_->sample(host_logits_.data(), vocab_size(), sampling, out);
 }
 
+void ModelExecutor::add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) {
+  (void)id;
+  (void)adapter;
+  fail("LoRA adapters need --enable-lora (this model runs without LoRA slots)");
+}
+
+void ModelExecutor::remove_lora_adapter(int32_t id) {
+  (void)id;
+  fail("LoRA adapters need --enable-lora (this model runs without LoRA slots)");
+}
+
 }  // namespace inferd

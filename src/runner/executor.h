@@ -15,6 +15,8 @@
 
 namespace inferd {
 
+struct LoraAdapter;
+
 class ModelExecutor {
  public:
   virtual ~ModelExecutor();
@@ -65,6 +67,13 @@ class ModelExecutor {
   // Brings back what sleep() released; greedy outputs are the same as before. No-op when awake.
   virtual void wake_up();
   virtual int sleep_level() const { return 0; }  // 0: awake
+  // LoRA adapters (issue 29): rows whose SeqBatchInfo::adapter_id is `id` run with `adapter`
+  // (host weights; the executor moves it into a device slot when a step needs it). Executors
+  // without LoRA (max_loras() == 0) refuse.
+  virtual void add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter);
+  virtual void remove_lora_adapter(int32_t id);
+  // Most adapters one step may mix (0: LoRA off).
+  virtual int32_t max_loras() const { return 0; }
 
   // Device time of the execute() steps so far (zeros where the executor does not measure it).
   virtual StepTiming step_timing() const { return {}; }

@@ -38,6 +38,15 @@ ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts
                        : int32_t(std::min<int64_t>(config_.max_position_embeddings, 1 << 30));
   if (opts_.enable_sleep_mode) fixed_addresses_ = backend_->enable_sleep_mode();
   load_weights();
+  if (opts_.max_loras > 0) {
+    if (!backend_->supports_lora())
+      fail("--enable-lora: LoRA adapters are not supported on {} yet", backend_->name());
+    lora_ = std::make_unique<LoraWeights>(*backend_, config_, opts_.max_loras, opts_.max_lora_rank);
+    model_->attach_lora(*lora_);
+    lora_slots_ = std::make_unique<LoraSlotTable>(opts_.max_loras);
+    LOG_INFO("LoRA: {} slots of rank {} ({} MiB)", opts_.max_loras, opts_.max_lora_rank,
+             lora_->device_bytes() >> 20);
+  }
   weight_bytes_ = backend_->device_bytes_allocated();
   allocate_workspace();
   workspace_bytes_ = backend_->device_bytes_allocated() - weight_bytes_;
@@ -50,6 +59,7 @@ ModelRunner::ModelRunner(const std::string& model_dir, const RunnerOptions& opts
   } else if (backend_->samples_on_device()) {
     // Eager: one padding-only step makes the buffers the first real steps would otherwise
     // allocate (nothing is allocated once serving starts).
+    prepare_lora(ForwardBatch());
     device_step(backend_->prepare_batch(ForwardBatch(), opts_.block_size, nullptr, 1),
                 SamplingBatch(), ForwardBatch());
     backend_->reset_step_timing();
@@ -64,6 +74,7 @@ void ModelRunner::load_weights() {
                      max_model_len_);
   model_ = create_model(loader);
   config_ = model_->config();
+  if (lora_) model_->attach_lora(*lora_);  // a reload (wake from sleep level 2)
 }
 
 void ModelRunner::check_options() const {
@@ -98,6 +109,8 @@ void ModelRunner::allocate_workspace() {
   cap.max_edits = int64_t(opts_.max_num_seqs) * 2048;
   // Structured outputs: one bitmask row (vocab / 32 words) per sequence.
   cap.max_mask_words = int64_t(opts_.max_num_seqs) * sampling::bitmask_words(int32_t(c.vocab_size));
+  // LoRA: q/k/v stacked is the widest linear (three parts of max_lora_rank columns).
+  if (lora_) cap.max_lora_columns = LoraLinear::kMaxParts * opts_.max_lora_rank;
   be.reserve(cap);
 }
 
@@ -184,12 +197,51 @@ int32_t ModelRunner::max_top_logprobs() const {
 
 void ModelRunner::check_batch(const ForwardBatch& fb) const {
   for (const SeqBatchInfo& s : fb.seqs) {
-    if (s.adapter_id >= 0)
-      fail("a batch row asks for LoRA adapter {}: adapters are not supported yet (issue 29)",
-           s.adapter_id);
+    if (s.adapter_id < 0) continue;
+    if (!lora_)
+      fail("a batch row asks for LoRA adapter {}, but LoRA is off (--enable-lora)", s.adapter_id);
+    if (lora_adapters_.count(s.adapter_id) == 0)
+      fail("a batch row asks for LoRA adapter {}, which is not loaded", s.adapter_id);
   }
   if (!fb.embedding_spans.empty())
     fail("a batch carries input embeddings: no model consumes them yet (issue 34)");
+}
+
+void ModelRunner::add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) {
+  if (!lora_) ModelExecutor::add_lora_adapter(id, std::move(adapter));
+  INFERD_CHECK(id >= 0 && adapter != nullptr, "adapter id {}", id);
+  if (adapter->layers.size() != size_t(config().num_layers))
+    fail("LoRA adapter {} has {} layers, the model {}", adapter->path, adapter->layers.size(),
+         config().num_layers);
+  if (adapter->max_rank > opts_.max_lora_rank)
+    fail("LoRA adapter {} has rank {}, more than --max-lora-rank {}", adapter->path,
+         adapter->max_rank, opts_.max_lora_rank);
+  lora_slots_->release(id);  // a new adapter under an old id: its slot is stale
+  lora_adapters_[id] = std::move(adapter);
+}
+
+void ModelRunner::remove_lora_adapter(int32_t id) {
+  if (!lora_) ModelExecutor::remove_lora_adapter(id);
+  lora_slots_->release(id);
+  lora_adapters_.erase(id);
+}
+
+void ModelRunner::prepare_lora(const ForwardBatch& fb) {
+  if (!lora_) return;
+  lora_rows_.assign(size_t(fb.num_tokens()), -1);
+  lora_busy_.clear();
+  for (const SeqBatchInfo& s : fb.seqs) {
+    if (s.adapter_id < 0) continue;
+    bool load = false;
+    const int32_t slot = lora_slots_->acquire(s.adapter_id, lora_busy_, uint64_t(steps_), &load);
+    if (slot < 0)
+      fail("a step mixes more LoRA adapters than --max-loras {}", lora_slots_->num_slots());
+    if (load) lora_->load(slot, *lora_adapters_.at(s.adapter_id));
+    if (std::find(lora_busy_.begin(), lora_busy_.end(), slot) == lora_busy_.end())
+      lora_busy_.push_back(slot);
+    std::fill(lora_rows_.begin() + s.q_start, lora_rows_.begin() + s.q_start + s.q_len, slot);
+  }
+  backend_->set_lora_rows(lora_rows_);
 }
 
 void ModelRunner::run_model(const DeviceBatch& b) {
@@ -226,6 +278,7 @@ void ModelRunner::forward(const ForwardBatch& fb, float* logits) {
   INFERD_CHECK(T > 0 && T <= opts_.max_num_batched_tokens, "batch of {} tokens (max {})", T,
                opts_.max_num_batched_tokens);
   check_batch(fb);
+  prepare_lora(fb);
   Backend& be = *backend_;
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
   run_model(b);
@@ -303,6 +356,7 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
   for (size_t i = 0; decode && i < R; ++i) decode = sampling.rows[i].score_token < 0;
   const int32_t g = decode && graphs_enabled_ ? graph_size_for(T) : 0;
   const auto t0 = std::chrono::steady_clock::now();
+  prepare_lora(fb);
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &sampling, g);
   if (g > 0 && be.replay_graph(g)) {
     be.upload_masks(b, sampling);  // built on the host while the graph runs
@@ -337,6 +391,7 @@ void ModelRunner::capture_graphs() {
   // capture starts (the warm-up run of each size makes them).
   for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) {
     const int32_t n = *it;
+    prepare_lora(empty);  // padding rows only: no adapter, but the slots' kernels are captured
     const DeviceBatch& b = be.prepare_batch(empty, opts_.block_size, &none, n);
     be.set_gemm_tuning(true);
     device_step(b, none, empty);  // warm-up: GEMM algorithm choice, buffers

@@ -9,6 +9,7 @@
 // allocated once the constructor returns.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,7 +17,9 @@
 #include "backend/backend.h"
 #include "model/causal_lm.h"
 #include "model/loader/model_loader.h"
+#include "model/lora/lora_weights.h"
 #include "runner/executor.h"
+#include "runner/lora_slots.h"
 #include "runner/step_profile.h"
 
 namespace inferd {
@@ -42,6 +45,10 @@ struct RunnerOptions {
   // --enable-sleep-mode: sleep() / wake_up() work (on a GPU the weights and the KV pool are then
   // allocated so that they can leave the device and come back at the same addresses).
   bool enable_sleep_mode = false;
+  // LoRA (issue 29; vLLM's --max-loras, --max-lora-rank): slots for this many adapters in one
+  // step, each module of rank at most max_lora_rank. 0: LoRA off (rows with adapters are refused).
+  int32_t max_loras = 0;
+  int32_t max_lora_rank = 16;
 };
 
 class ModelRunner final : public ModelExecutor {
@@ -69,6 +76,11 @@ class ModelRunner final : public ModelExecutor {
   void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
                std::span<SampledToken> out) override;
   void check_device() override { backend_->check_device(); }
+  void add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) override;
+  void remove_lora_adapter(int32_t id) override;
+  int32_t max_loras() const override { return opts_.max_loras; }
+  // The slot of each resident adapter (tests): -1 when it waits in host memory.
+  int32_t lora_slot_of(int32_t id) const { return lora_slots_ ? lora_slots_->find(id) : -1; }
   StepTiming step_timing() const override { return backend_->step_timing(); }
   void reset_step_timing() override {
     backend_->reset_step_timing();
@@ -99,8 +111,12 @@ class ModelRunner final : public ModelExecutor {
   void allocate_kv_layers();
   void allocate_kv_cache();
   void capture_graphs();
-  // Rows with adapters or embedding spans: no model consumes them yet (issues 29, 34).
+  // Rows with unknown adapters (or any adapter while LoRA is off), embedding spans (no model
+  // consumes them yet, issue 34).
   void check_batch(const ForwardBatch& fb) const;
+  // Gives every adapter of the batch a slot (loading those not resident into idle slots, LRU) and
+  // hands the backend each row's slot; no-op while LoRA is off.
+  void prepare_lora(const ForwardBatch& fb);
   // The sums of fb.pool_spans' final hidden states (after run_model) into pooled_.
   void pool(const ForwardBatch& fb);
   // The model over the batch: hidden_ holds the final-normed hidden state of every row.
@@ -141,6 +157,10 @@ class ModelRunner final : public ModelExecutor {
   std::vector<int32_t> graph_sizes_;
   bool graphs_enabled_ = true;
   StepProfile profile_;
+  std::unique_ptr<LoraWeights> lora_;  // null: LoRA off
+  std::unique_ptr<LoraSlotTable> lora_slots_;
+  std::map<int32_t, std::shared_ptr<const LoraAdapter>> lora_adapters_;  // by adapter id
+  std::vector<int32_t> lora_rows_, lora_busy_;                           // per step
   int64_t steps_ = 0;
   // Device memory (0 on the CPU): free when the runner started (what the CUDA context and other
   // processes held is total - free), and what the weights and the workspace took.

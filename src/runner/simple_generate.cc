@@ -1,3 +1,4 @@
+// Greedy generation on a ModelExecutor (simple_generate.h).
 #include "runner/simple_generate.h"
 
 #include <algorithm>
@@ -16,7 +17,8 @@ int32_t argmax(const float* logits, int32_t n) {
 std::vector<int32_t> greedy_generate(ModelExecutor& model, const std::vector<int32_t>& prompt,
                                      int32_t max_tokens, int32_t chunk,
                                      const std::vector<int32_t>& stop_ids,
-                                     const std::function<void(int32_t)>& on_token) {
+                                     const std::function<void(int32_t)>& on_token,
+                                     int32_t adapter_id) {
   if (prompt.empty()) fail("the prompt is empty: at least one token id is needed");
   const int32_t bs = model.block_size();
   const int64_t total = int64_t(prompt.size()) + max_tokens;
@@ -41,7 +43,7 @@ std::vector<int32_t> greedy_generate(ModelExecutor& model, const std::vector<int
       b.positions.push_back(done + j);
     }
     b.block_tables = table;
-    b.seqs.push_back(SeqBatchInfo{0, n, done + n, 0, blocks});
+    b.seqs.push_back(SeqBatchInfo{0, n, done + n, 0, blocks, adapter_id});
     const bool last = done + n == int32_t(seq.size());
     if (last) b.logit_rows.push_back(n - 1);
     model.forward(b, logits.data());

@@ -479,7 +479,8 @@ void validate_for_engine(const CompletionRequest& r, const MaxTokens& mt,
 
 std::string request_model_name(const json& body, const ValidationContext& ctx) {
   if (auto m = get_string(body, "model")) {
-    if (std::find(ctx.model_names.begin(), ctx.model_names.end(), *m) == ctx.model_names.end())
+    if (std::find(ctx.model_names.begin(), ctx.model_names.end(), *m) == ctx.model_names.end() &&
+        !(ctx.lora && ctx.lora->id_of(*m) >= 0))
       throw ApiError(404, fmt::format("The model `{}` does not exist.", *m),
                      "invalid_request_error", "model", "model_not_found");
     return *m;
@@ -503,6 +504,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat,
   CompletionRequest r;
   r.chat = chat;
   r.model = request_model_name(body, ctx);
+  r.lora_adapter_id = ctx.lora ? ctx.lora->id_of(r.model) : -1;
   streaming(body, r);
   SamplingParams& sp = r.params;
   sampling_fields(body, gen.vocab_size(), ctx.limits, sp);

@@ -278,6 +278,10 @@ EmbeddingRequest parse_embedding_request(const json& body, const ValidationConte
   check_fields(body);
   EmbeddingRequest r;
   r.model = request_model_name(body, ctx);
+  if (ctx.lora && ctx.lora->id_of(r.model) >= 0)
+    throw bad_param("model", fmt::format("The model `{}` is a LoRA adapter: embeddings come from "
+                                         "the base model only.",
+                                         r.model));
   encoding(body, r);
   pooling_fields(body, r.model, gen, r);
   if (auto v = get_string(body, "user")) r.user = *v;

@@ -59,6 +59,7 @@ void GenerationJob::submit_all() {
     gr.prompt_token_ids = req_.prompts[k];
     gr.params = req_.params;
     gr.priority = req_.priority;
+    gr.lora_adapter_id = req_.lora_adapter_id;
     submit(k, std::move(gr));
   }
 }

@@ -199,6 +199,25 @@ void Metrics::render_engine(std::string& out, const EngineStats& s) const {
     for (const auto& [k, v] : cache_info_) labels += fmt::format("{}=\"{}\",", k, prom_label(v));
     out += fmt::format("vllm:cache_config_info{{{}engine=\"0\"}} 1.0\n", labels);
   }
+  if (lora_) {
+    // vLLM's: the adapters with running and with waiting requests, comma-separated, as labels;
+    // the value is the time of the snapshot.
+    const std::vector<LoraAdapterInfo> all = lora_->list();
+    auto names = [&](const std::vector<int32_t>& ids) {
+      std::string out;
+      for (int32_t id : ids)
+        for (const auto& a : all)
+          if (a.id == id) out += (out.empty() ? "" : ",") + a.name;
+      return prom_label(out);
+    };
+    head(out, "vllm:lora_requests_info", "gauge", "Running stats on lora requests.");
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    out += fmt::format(
+        "vllm:lora_requests_info{{max_lora=\"{}\",running_lora_adapters=\"{}\","
+        "waiting_lora_adapters=\"{}\"}} {}\n",
+        lora_->max_loras(), names(s.lora_running), names(s.lora_waiting), prom_number(now));
+  }
   gauge("inferd:kv_cache_blocks_total", "KV-cache blocks in the pool.", s.blocks_total);
   gauge("inferd:kv_cache_blocks_used", "KV-cache blocks referenced by live sequences.",
         s.blocks_used);

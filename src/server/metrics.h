@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "inferd/engine.h"
+#include "inferd/lora.h"
 
 namespace inferd::server {
 
@@ -67,6 +69,9 @@ class Metrics {
   void record_inter_token(double seconds);
   void record_http(const std::string& handler, const std::string& method, int status);
 
+  // LoRA (issue 29): vllm:lora_requests_info names the adapters of EngineStats' ids.
+  void set_lora(std::shared_ptr<LoraAdapters> lora) { lora_ = std::move(lora); }
+
   // The whole /metrics page. Gauges and engine counters come from `stats`.
   std::string render(const EngineStats& stats) const;
 
@@ -77,6 +82,7 @@ class Metrics {
   std::string model_name_;
   std::string labels_;  // model_name="...",engine="0"
   std::vector<std::pair<std::string, std::string>> cache_info_;
+  std::shared_ptr<LoraAdapters> lora_;
   mutable std::mutex mu_;
   int64_t prompt_tokens_ = 0;
   int64_t generation_tokens_ = 0;

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "inferd/lora.h"
 #include "inferd/sampling_params.h"
 #include "server/api_error.h"
 #include "server/chat_output.h"
@@ -23,7 +24,8 @@ namespace inferd::server {
 
 struct CompletionRequest {
   bool chat = false;
-  std::string model;                          // the name to answer with
+  std::string model;             // the name to answer with
+  int32_t lora_adapter_id = -1;  // `model` names a LoRA adapter: its id (GenerateRequest's)
   std::vector<std::vector<int32_t>> prompts;  // token ids, one per prompt (chat: one)
   SamplingParams params;
   bool stream = false;
@@ -78,6 +80,7 @@ struct ChatParsing {
 struct ValidationContext {
   const Generator* generator = nullptr;
   std::vector<std::string> model_names;  // accepted names; the first is the default
+  const LoraAdapters* lora = nullptr;    // LoRA adapters a request may name; null: none
   RequestLimits limits;
   ChatParsing parsing;
   // --trust-request-chat-template: a request's own `chat_template` is rendered; off, it is a 400.
@@ -91,8 +94,8 @@ struct ValidationContext {
 // one with `prompt` a completion. Anything else is a 400 saying what was expected.
 bool invocation_is_chat(const json& body);
 
-// The body's `model` (one of ctx.model_names, else 404 model_not_found); absent: the default
-// name (the first).
+// The body's `model` (one of ctx.model_names or a LoRA adapter's name, else 404
+// model_not_found); absent: the default name (the first).
 std::string request_model_name(const json& body, const ValidationContext& ctx);
 
 // Throws ApiError (400, or 404 for an unknown model).

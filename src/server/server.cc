@@ -51,6 +51,7 @@ Server::Server(ServerConfig config, std::shared_ptr<Generator> generator)
       http_(config_.http, *this) {
   INFERD_CHECK(generator_ != nullptr, "Server needs a generator");
   if (config_.served_model_names.empty()) config_.served_model_names.push_back("model");
+  metrics_.set_lora(config_.lora);
   add_routes(front_.routes(), *this);
 }
 
@@ -148,6 +149,7 @@ ValidationContext Server::validation_context(const Request& req) const {
   vc.model_names = config_.served_model_names;
   vc.model_names.insert(vc.model_names.end(), config_.model_aliases.begin(),
                         config_.model_aliases.end());
+  vc.lora = config_.lora.get();
   vc.limits = config_.request_limits;
   vc.parsing = config_.chat_parsing;
   vc.trust_request_chat_template = config_.trust_request_chat_template;
@@ -159,7 +161,8 @@ bool Server::serves_model(const std::string& name) const {
   auto has = [&](const std::vector<std::string>& v) {
     return std::find(v.begin(), v.end(), name) != v.end();
   };
-  return has(config_.served_model_names) || has(config_.model_aliases);
+  return has(config_.served_model_names) || has(config_.model_aliases) ||
+         (config_.lora && config_.lora->id_of(name) >= 0);
 }
 
 void Server::start_generation(const std::shared_ptr<Connection>& conn, Exchange& ex,

@@ -53,6 +53,11 @@ struct ServerConfig {
   bool enable_sleep_mode = false;
   // /v1/responses' store (store: true, previous_response_id): bounds of the in-memory LRU.
   ResponsesStoreConfig responses_store;
+  // LoRA adapters (--enable-lora; issue 29): a request's model may name one, /v1/models lists
+  // them; null: none. --enable-runtime-lora-updating: /v1/load_lora_adapter and
+  // /v1/unload_lora_adapter change them while serving.
+  std::shared_ptr<LoraAdapters> lora;
+  bool enable_runtime_lora_updating = false;
 };
 
 class GenerationJob;

@@ -158,14 +158,33 @@ TEST(EngineArgs, EveryErrorNamesTheFlag) {
       {"--speculative-config",
        [](EngineArgs& a) { a.speculative.config = R"({"method": "ngram"})"; },
        "--speculative-config: speculative decoding is not supported yet (issue 26)"},
-      {"--enable-lora", [](EngineArgs& a) { a.lora.enable_lora = true; },
-       "--enable-lora: LoRA adapters are not supported yet (issue 29)"},
       {"--lora-modules", [](EngineArgs& a) { a.lora.lora_modules = {"sql=/adapters/sql"}; },
-       "--lora-modules: LoRA adapters are not supported yet (issue 29)"},
+       "--lora-modules needs --enable-lora"},
       {"--max-loras", [](EngineArgs& a) { a.lora.max_loras = 4; },
-       "--max-loras 4: LoRA adapters are not supported yet (issue 29)"},
+       "--max-loras needs --enable-lora"},
       {"--max-lora-rank", [](EngineArgs& a) { a.lora.max_lora_rank = 64; },
-       "--max-lora-rank 64: LoRA adapters are not supported yet (issue 29)"},
+       "--max-lora-rank needs --enable-lora"},
+      {"--max-cpu-loras", [](EngineArgs& a) { a.lora.max_cpu_loras = 2; },
+       "--max-cpu-loras needs --enable-lora"},
+      {"--max-loras",
+       [](EngineArgs& a) {
+         a.lora.enable_lora = true;
+         a.lora.max_loras = 0;
+       },
+       "--max-loras must be >= 1, got 0"},
+      {"--max-cpu-loras",
+       [](EngineArgs& a) {
+         a.lora.enable_lora = true;
+         a.lora.max_loras = 4;
+         a.lora.max_cpu_loras = 2;
+       },
+       "--max-cpu-loras (2) must be >= --max-loras (4)"},
+      {"--lora-modules",
+       [](EngineArgs& a) {
+         a.lora.enable_lora = true;
+         a.lora.lora_modules = {"=/x"};
+       },
+       "--lora-modules '=/x': expected name=path"},
   };
   for (const BadValue& c : cases) {
     EngineArgs a = args_for();

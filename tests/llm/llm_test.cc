@@ -108,9 +108,11 @@ TEST(LLM, UnsupportedFlagsStopTheLoadByName) {
   a.parallel.tensor_parallel_size = 2;
   EXPECT_EQ(load_error(a),
             "--tensor-parallel-size 2: tensor parallelism is not supported yet (issue 33)");
+  // LoRA (issue 29): an adapter that does not exist stops the load naming it.
   a = tiny();
   a.lora.enable_lora = true;
-  EXPECT_EQ(load_error(a), "--enable-lora: LoRA adapters are not supported yet (issue 29)");
+  a.lora.lora_modules = {"sql=/nonexistent/adapter"};
+  EXPECT_EQ(load_error(a), "LoRA adapter /nonexistent/adapter: not a directory");
 }
 
 TEST(LLM, ATokenizerLargerThanTheVocabularyIsRefused) {

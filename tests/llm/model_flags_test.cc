@@ -133,14 +133,15 @@ ProcessResult inferd(const std::string& args) {
   return r;
 }
 
-TEST(ModelFlags, TheBinaryRefusesWhatLaterIssuesAdd) {
+TEST(ModelFlags, TheBinaryRefusesWhatLaterIssuesAddAndBadLoraFlags) {
   const std::string demo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"-tp 2",
        "error: --tensor-parallel-size 2: tensor parallelism is not supported yet (issue 33)"},
       {"--speculative-config '{\"method\": \"ngram\"}'",
        "error: --speculative-config: speculative decoding is not supported yet (issue 26)"},
-      {"--enable-lora", "error: --enable-lora: LoRA adapters are not supported yet (issue 29)"},
+      {"--max-loras 2", "error: --max-loras needs --enable-lora"},
+      {"--enable-lora --lora-modules nopath", "error: --lora-modules 'nopath': expected name=path"},
   };
   for (const auto& [flags, message] : cases) {
     for (const char* cmd : {"run", "serve", "bench latency"}) {

@@ -74,10 +74,12 @@ inline double rel_err(const float* a, const float* ref, size_t n) {
 
 // Runs `prompts` together in chunks of at most `chunk` tokens per sequence and step, with block
 // tables taken from the top of the pool downwards (so no sequence's blocks are contiguous with
-// another's); returns every position's logits per sequence.
+// another's); returns every position's logits per sequence. `adapters[s]`: sequence s's LoRA
+// adapter id (empty: every sequence runs the base model).
 inline std::vector<std::vector<float>> forward_all(ModelExecutor& m,
                                                    const std::vector<std::vector<int32_t>>& prompts,
-                                                   int32_t chunk) {
+                                                   int32_t chunk,
+                                                   const std::vector<int32_t>& adapters = {}) {
   const int32_t V = m.vocab_size(), bs = m.block_size();
   const size_t S = prompts.size();
   std::vector<std::vector<int32_t>> tables(S);
@@ -98,6 +100,7 @@ inline std::vector<std::vector<float>> forward_all(ModelExecutor& m,
       info.kv_len = int32_t(done[s] + n);
       info.block_table_offset = int32_t(b.block_tables.size());
       info.num_blocks = int32_t(tables[s].size());
+      info.adapter_id = adapters.empty() ? -1 : adapters[s];
       b.block_tables.insert(b.block_tables.end(), tables[s].begin(), tables[s].end());
       for (size_t j = 0; j < n; ++j) {
         b.logit_rows.push_back(b.num_tokens());

@@ -11,7 +11,10 @@
 #include <fstream>
 #include <functional>
 #include <thread>
+#include <utility>
 
+#include "core/error.h"
+#include "inferd/lora.h"
 #include "router/router.h"
 #include "server/fake_generator.h"
 #include "server/server.h"
@@ -36,6 +39,24 @@ struct Replica {
   std::unique_ptr<server::Server> server;
   uint16_t port = 0;
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+};
+
+// A replica's LoRA adapters (issue 29), fixed: what /v1/models lists and a request may name.
+class FixedLoras final : public LoraAdapters {
+ public:
+  explicit FixedLoras(std::vector<LoraAdapterInfo> a) : a_(std::move(a)) {}
+  LoraAdapterInfo load(const std::string&, const std::string&) override { fail("fixed"); }
+  void unload(const std::string&) override { fail("fixed"); }
+  std::vector<LoraAdapterInfo> list() const override { return a_; }
+  int32_t id_of(const std::string& name) const override {
+    for (const auto& x : a_)
+      if (x.name == name) return x.id;
+    return -1;
+  }
+  int32_t max_loras() const override { return 1; }
+
+ private:
+  std::vector<LoraAdapterInfo> a_;
 };
 
 bool wait_for(const std::function<bool()>& cond, double seconds = 10) {
@@ -75,6 +96,7 @@ class RouterTest : public ::testing::Test {
     cfg.http.port = port;
     cfg.http.io_threads = 1;
     cfg.served_model_names = std::move(names);
+    cfg.lora = std::exchange(lora_for_next_replica_, nullptr);
     if (!api_key.empty()) cfg.api_keys = {api_key};
     r.gen = std::make_shared<FakeGenerator>(fc);
     r.server = std::make_unique<server::Server>(cfg, r.gen);
@@ -88,6 +110,8 @@ class RouterTest : public ::testing::Test {
     r.server.reset();
     r.gen.reset();
   }
+
+  std::shared_ptr<LoraAdapters> lora_for_next_replica_;  // start_replica's ServerConfig::lora
 
   RouterConfig config() {
     RouterConfig c;
@@ -182,6 +206,30 @@ TEST_F(RouterTest, SeveralModelsBehindOneAddressEachAnswerUnderItsOwnName) {
   ASSERT_EQ(t.status, 200) << t.body;
   EXPECT_EQ(t.json()["count"], 4);  // <s> a b c
   expect_error_shape(post(port_, "/v1/completions", "{not json"), 400);
+}
+
+// A replica's LoRA adapters are listed by its /v1/models: the router routes a request naming one
+// to that replica, as it routes a model name.
+TEST_F(RouterTest, LoraAdaptersAreRoutedByNameLikeModels) {
+  lora_for_next_replica_ =
+      std::make_shared<FixedLoras>(std::vector<LoraAdapterInfo>{{"sql", "/adapters/sql", 0, 8}});
+  Replica& a = add_replica({"base"});
+  add_replica({"base"});
+  start_router();
+  ASSERT_TRUE(wait_for([&] {
+    const json models = get(port_, "/v1/models").json();
+    for (const auto& m : models["data"])
+      if (m["id"] == "sql") return true;
+    return false;
+  }));
+  for (int i = 0; i < 4; ++i) {
+    HttpResult r = post(port_, "/v1/completions", completion("q " + std::to_string(i), "sql"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.json()["model"], "sql");
+    EXPECT_EQ(served_by(r), &a);
+  }
+  expect_error_shape(post(port_, "/v1/completions", completion("x", "chat")), 404,
+                     "model_not_found");
 }
 
 TEST_F(RouterTest, RequestsSharingAPrefixGoToTheSameReplica) {

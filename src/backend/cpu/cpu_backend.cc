@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/lora.h"
 #include "backend/cpu/qlinear.h"
 #include "backend/random_fill.h"
 #include "core/thread_pool.h"
@@ -158,6 +159,11 @@ class CpuBackend final : public Backend {
     b_.block_tables = tables_.data();
     b_.max_blocks_per_seq = max_blocks;
     b_.logit_rows = fb.logit_rows.data();
+    if (lora_on_) {
+      INFERD_CHECK(lora_rows_.size() == size_t(T), "{} LoRA rows for a batch of {}",
+                   lora_rows_.size(), T);
+      b_.lora_slots = lora_rows_.data();
+    }
     block_size_ = block_size;
     return b_;
   }
@@ -233,6 +239,29 @@ class CpuBackend final : public Backend {
         float* v = fp(x) + t * ld + h * head_dim;
         norm_row(v, fp(w), eps, head_dim, v);
       }
+  }
+
+  void upload_f32(Tensor dst, std::span<const float> src) override {
+    INFERD_CHECK(dst.is_contiguous() && size_t(dst.numel()) == src.size(),
+                 "upload of {} values into {}", src.size(), dst.shape_str());
+    if (dst.dtype() == DType::kF32) {
+      std::memcpy(dst.data(), src.data(), src.size() * 4);
+    } else {
+      INFERD_CHECK(dst.dtype() == DType::kBF16, "upload into {}", dtype_name(dst.dtype()));
+      for (size_t i = 0; i < src.size(); ++i) dst.data_as<uint16_t>()[i] = f32_to_bf16(src[i]);
+    }
+  }
+
+  bool supports_lora() const override { return true; }
+
+  void set_lora_rows(std::span<const int32_t> slots) override {
+    lora_on_ = true;
+    lora_rows_.assign(slots.begin(), slots.end());
+  }
+
+  void lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, Tensor out) override {
+    if (b.lora_slots == nullptr) return;
+    cpu::lora_add(pool_, x, w, b.lora_slots, out, lora_scratch_);
   }
 
   void linear(const Tensor& x, const Linear& w, Tensor out) override {
@@ -487,6 +516,9 @@ class CpuBackend final : public Backend {
   std::vector<uint8_t>
       act_scratch_[3];  // input rows quantized for GGUF linears (one per partner type)
   std::vector<int32_t> token_seq_;
+  std::vector<int32_t> lora_rows_;  // set_lora_rows: each row's LoRA slot
+  bool lora_on_ = false;
+  std::vector<std::vector<float>> lora_scratch_;  // one shrink vector per thread
   DeviceBatch b_;
   int32_t block_size_ = 16;
 };

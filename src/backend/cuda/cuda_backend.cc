@@ -20,6 +20,8 @@
 #include "backend/cuda/cuda_step.h"
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/lora.h"
+#include "core/dtype.h"
 #include "core/logging.h"
 
 namespace inferd {
@@ -107,6 +109,41 @@ class CudaBackend final : public Backend {
     step_.reserve(c);
     gemm_.reserve(c.max_tokens);
     ggml_.reserve();
+    if (c.max_lora_columns > 0) {
+      lora_tmp_ = ctx_.alloc(DType::kF32, {int64_t(c.max_tokens), int64_t(c.max_lora_columns)});
+    }
+  }
+  // LoRA (issue 29): slots written between steps, in stream order (a slot the previous step read
+  // is rewritten only after it); rows' slots travel in the step's metadata.
+  bool supports_lora() const override { return true; }
+  void upload_f32(Tensor dst, std::span<const float> src) override {
+    INFERD_CHECK(
+        dst.is_contiguous() && size_t(dst.numel()) == src.size() && dst.dtype() == DType::kBF16,
+        "upload of {} values into {} {}", src.size(), dtype_name(dst.dtype()), dst.shape_str());
+    lora_staging_.resize(src.size());
+    for (size_t i = 0; i < src.size(); ++i) lora_staging_[i] = f32_to_bf16(src[i]);
+    CU_CHECK(cudaMemcpyAsync(dst.data(), lora_staging_.data(), src.size() * 2,
+                             cudaMemcpyHostToDevice, stream()));
+  }
+  void set_lora_rows(std::span<const int32_t> slots) override { step_.set_lora_rows(slots); }
+  void lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, Tensor out) override {
+    if (b.lora_slots == nullptr) return;
+    check_dtype(x, DType::kBF16, "lora x");
+    check_dtype(out, DType::kBF16, "lora out");
+    const Mat xm = as_matrix(x, "lora x"), om = as_matrix(out, "lora out");
+    INFERD_CHECK(xm.cols == w.in_features && om.cols == w.out_features && om.rows == xm.rows &&
+                     xm.rows <= b.num_tokens,
+                 "lora x {} out {} A {} B {}", x.shape_str(), out.shape_str(), w.a.shape_str(),
+                 w.b.shape_str());
+    INFERD_CHECK(lora_tmp_.defined() && xm.rows <= lora_tmp_.size(0) && w.rank <= lora_tmp_.size(1),
+                 "LoRA scratch [{}] for {} rows of rank {}", lora_tmp_.shape_str(), xm.rows,
+                 w.rank);
+    float* tmp = lora_tmp_.data_as<float>();
+    CU_CHECK(cuda::launch_lora_shrink(x.data(), xm.ld, w.a.data(), b.lora_slots, int32_t(xm.rows),
+                                      w.in_features, w.rank, tmp, stream()));
+    CU_CHECK(cuda::launch_lora_expand(tmp, w.b.data(), b.lora_slots, int32_t(xm.rows),
+                                      w.out_features, w.rank, w.max_rank, w.num_parts, w.part_end,
+                                      out.data(), om.ld, stream()));
   }
   const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
                                    const SamplingBatch* sampling, int32_t pad_to) override {
@@ -406,6 +443,8 @@ class CudaBackend final : public Backend {
   CudaGgml ggml_;
   CudaGraphs graphs_;
   CudaStepIo step_;
+  Tensor lora_tmp_;                     // LoRA shrink output [max_tokens, max columns], fp32
+  std::vector<uint16_t> lora_staging_;  // upload_f32's bf16 copy
   Tensor partial_acc_, partial_m_, partial_l_;
   int64_t partial_hd_ = 0;
 };

@@ -41,7 +41,8 @@ CudaStepIo::Layout CudaStepIo::layout_ints(int32_t T, int32_t S, int32_t R, int3
   o.ids = kHeaderIntsPadded;
   o.pos = o.ids + seg(size_t(T));
   o.slot = o.pos + seg(size_t(T));
-  o.qs = o.slot + seg(size_t(T));
+  o.lora = o.slot + seg(size_t(T));
+  o.qs = o.lora + seg(size_t(T));
   o.kv = o.qs + seg(size_t(S) + 1);
   o.rows = o.kv + seg(size_t(S));
   o.samp = o.rows + seg(size_t(R));
@@ -62,6 +63,7 @@ void CudaStepIo::reserve(const StepCapacity& c) {
                           .total;
   if (need > meta_capacity_) grow_metadata(need);
   rows_cap_ = c.max_tokens;
+  lora_rows_.reserve(size_t(c.max_tokens));
   record_bytes_ = size_t(cuda::logprob_record_bytes(c.max_top_logprobs));
   tokens_bytes_ = (size_t(rows_cap_) * 4 + 255) / 256 * 256;
   results_bytes_ = tokens_bytes_ + size_t(rows_cap_) * record_bytes_;
@@ -116,6 +118,12 @@ const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t blo
   std::fill(h + o.ids + T0, h + o.ids + T, 0);
   std::fill(h + o.pos + T0, h + o.pos + T, 0);
   std::fill(h + o.slot + T0, h + o.slot + T, -1);
+  if (lora_on_) {
+    INFERD_CHECK(lora_rows_.size() == size_t(T0), "{} LoRA rows for a batch of {}",
+                 lora_rows_.size(), T0);
+    std::copy(lora_rows_.begin(), lora_rows_.end(), h + o.lora);
+    std::fill(h + o.lora + T0, h + o.lora + T, -1);  // padding rows: the base model
+  }
   std::fill(h + o.bt, h + o.bt + size_t(S) * size_t(stride), 0);
   SeqStats st = pack_sequences(fb, o, stride, block_size);
   for (int32_t j = 0; j < pad; ++j) {  // padding: one sequence per row, no keys
@@ -163,12 +171,18 @@ const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t blo
   b_.block_tables = d + o.bt;
   b_.max_blocks_per_seq = stride;
   b_.logit_rows = d + o.rows;
+  b_.lora_slots = lora_on_ ? d + o.lora : nullptr;
   b_.header = d;
   b_.meta = d;
   b_.sampling_rows = reinterpret_cast<const SamplingRow*>(d + o.samp);
   host_ids_ = h + o.ids;
   block_size_ = block_size;
   return b_;
+}
+
+void CudaStepIo::set_lora_rows(std::span<const int32_t> slots) {
+  lora_on_ = true;
+  lora_rows_.assign(slots.begin(), slots.end());
 }
 
 CudaStepIo::SeqStats CudaStepIo::pack_sequences(const ForwardBatch& fb, const Layout& o,

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "backend/backend_types.h"
 #include "backend/cuda/cuda_common.h"
@@ -30,6 +31,8 @@ class CudaStepIo {
   const DeviceBatch& prepare_batch(const ForwardBatch& fb, int32_t block_size,
                                    const SamplingBatch* sampling, int32_t pad_to);
   void upload_masks(const SamplingBatch& sampling);
+  // The next prepare_batch's per-row LoRA slots (DeviceBatch::lora_slots; issue 29).
+  void set_lora_rows(std::span<const int32_t> slots);
   void sample(const Tensor& logits, const DeviceBatch& b, int32_t row0);
   void finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,
                       std::span<SampledToken> out);
@@ -51,7 +54,7 @@ class CudaStepIo {
   // a batch size reads the right places; the block-table stride and the offsets of the edits and
   // masks are in the header.
   struct Layout {
-    size_t ids, pos, slot, qs, kv, rows, samp, bt, edits, masks, total;
+    size_t ids, pos, slot, lora, qs, kv, rows, samp, bt, edits, masks, total;
   };
   static constexpr size_t kHeaderIntsPadded = 32;
   static_assert(cuda::kHeaderInts <= int(kHeaderIntsPadded));
@@ -77,6 +80,8 @@ class CudaStepIo {
   cudaEvent_t meta_ev_ = nullptr;
   size_t late_mask_offset_ = 0, late_mask_words_ = 0;  // masks upload_masks() still has to copy
   const int32_t* host_ids_ = nullptr;
+  std::vector<int32_t> lora_rows_;  // set_lora_rows (capacity reserved: no allocation per step)
+  bool lora_on_ = false;
   DeviceBatch b_;
   int32_t block_size_ = 0;
 

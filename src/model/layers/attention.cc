@@ -41,7 +41,7 @@ Attention::Attention(const AttentionSpec& s, ModelLoader& loader)
 
 void Attention::forward(KernelOps& ops, const DeviceBatch& b, const Tensor& x, Tensor qkv,
                         Tensor attn, KvLayer& kv, Tensor out) const {
-  qkv_.apply(ops, x, qkv);
+  qkv_.apply(ops, x, qkv, b);
   const int64_t qs = nh_ * hd_, kvs = nkv_ * hd_;
   switch (qk_kind_) {
     case AttentionSpec::QkNorm::kNone:
@@ -59,7 +59,7 @@ void Attention::forward(KernelOps& ops, const DeviceBatch& b, const Tensor& x, T
   }
   ops.rope_write_kv(qkv, nh_, nkv_, *rope_, kv, b);
   ops.attention(qkv, nh_, nkv_, kv, scale_, window_, b, attn);
-  o_.apply(ops, attn, out);
+  o_.apply(ops, attn, out, b);
 }
 
 }  // namespace inferd

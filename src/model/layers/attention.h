@@ -35,6 +35,11 @@ class Attention {
   // are workspace; k and v are written to `kv` at the batch's slots.
   void forward(KernelOps& ops, const DeviceBatch& b, const Tensor& x, Tensor qkv, Tensor attn,
                KvLayer& kv, Tensor out) const;
+  // Each row's LoRA adapter on qkv and o (null: none).
+  void set_lora(const LoraLinear* qkv, const LoraLinear* o) {
+    qkv_.set_lora(qkv);
+    o_.set_lora(o);
+  }
 
  private:
   int64_t nh_, nkv_, hd_;

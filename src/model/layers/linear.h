@@ -25,11 +25,19 @@ class LinearLayer {
   void apply(KernelOps& ops, const Tensor& x, Tensor out) const {
     method_->apply(ops, *w_, x, out);
   }
+  // The same, then each row's LoRA adapter added when one is attached (issue 29).
+  void apply(KernelOps& ops, const Tensor& x, Tensor out, const DeviceBatch& b) const {
+    method_->apply(ops, *w_, x, out);
+    if (lora_ != nullptr) ops.lora_add(x, *lora_, b, out);
+  }
+  // The LoRA slots of this linear (owned by the runner's LoraWeights); null: none.
+  void set_lora(const LoraLinear* lora) { lora_ = lora; }
 
  private:
   std::shared_ptr<const QuantizationConfig> quant_;  // owns method_
   const LinearMethod* method_ = nullptr;
   std::unique_ptr<LinearWeights> w_;
+  const LoraLinear* lora_ = nullptr;
 };
 
 // A plain linear `<name>.weight` [out, in] (+ `<name>.bias`).

@@ -17,15 +17,26 @@ GatedMlp::GatedMlp(const std::string& p, int64_t H, int64_t F, Activation act, b
   down_ = LinearLayer(row_linear(p + "down_proj", H, F), loader);
 }
 
-void GatedMlp::forward(KernelOps& ops, const Tensor& x, Tensor gate_up, Tensor act,
-                       Tensor out) const {
-  gate_up_.apply(ops, x, gate_up);
+void GatedMlp::activate(KernelOps& ops, const Tensor& gate_up, Tensor act) const {
   if (act_ == Activation::kGeluTanh) {
     ops.gelu_tanh_mul(gate_up, act);
   } else {
     ops.silu_mul(gate_up, act);
   }
+}
+
+void GatedMlp::forward(KernelOps& ops, const Tensor& x, Tensor gate_up, Tensor act,
+                       Tensor out) const {
+  gate_up_.apply(ops, x, gate_up);
+  activate(ops, gate_up, act);
   down_.apply(ops, act, out);
+}
+
+void GatedMlp::forward(KernelOps& ops, const DeviceBatch& b, const Tensor& x, Tensor gate_up,
+                       Tensor act, Tensor out) const {
+  gate_up_.apply(ops, x, gate_up, b);
+  activate(ops, gate_up, act);
+  down_.apply(ops, act, out, b);
 }
 
 }  // namespace inferd

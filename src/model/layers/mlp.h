@@ -21,8 +21,17 @@ class GatedMlp {
            bool fused_gate_up, ModelLoader& loader);
   // out [T, hidden]; `gate_up` [T, 2F] and `act` [T, F] are workspace.
   void forward(KernelOps& ops, const Tensor& x, Tensor gate_up, Tensor act, Tensor out) const;
+  // The same with each row's LoRA adapter on gate_up and down (set_lora).
+  void forward(KernelOps& ops, const DeviceBatch& b, const Tensor& x, Tensor gate_up, Tensor act,
+               Tensor out) const;
+  void set_lora(const LoraLinear* gate_up, const LoraLinear* down) {
+    gate_up_.set_lora(gate_up);
+    down_.set_lora(down);
+  }
 
  private:
+  void activate(KernelOps& ops, const Tensor& gate_up, Tensor act) const;
+
   Activation act_;
   LinearLayer gate_up_, down_;
 };

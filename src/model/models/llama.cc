@@ -4,6 +4,7 @@
 
 #include "model/config_parsing.h"
 #include "model/loader/model_loader.h"
+#include "model/lora/lora_weights.h"
 #include "model/models/models.h"
 #include "model/registry.h"
 
@@ -43,9 +44,23 @@ void LlamaModel::forward(const ForwardContext& ctx, Tensor h) {
     }
     L.attn->forward(ops, b, h, qkv, attn, ctx.kv_cache[i], x);
     ops.add_rms_norm(residual, x, m, L.post_norm.weight, L.post_norm.eps, h);
-    L.mlp->forward(ops, h, gate_up, act, x);
+    L.mlp->forward(ops, b, h, gate_up, act, x);
   }
   ops.add_rms_norm(residual, x, m, final_norm_.weight, final_norm_.eps, h);
+}
+
+void LlamaModel::attach_lora(const LoraWeights& lora) {
+  // Phi-3's checkpoint names its merged projections qkv_proj and gate_up_proj: PEFT adapters of
+  // it target those, which the slots (q/k/v, gate/up apart) do not describe.
+  if (cfg_.fused_qkv_gate_up)
+    fail("LoRA adapters are not supported for {} (fused qkv_proj / gate_up_proj)",
+         cfg_.architecture);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const int64_t l = int64_t(i);
+    layers_[i].attn->set_lora(&lora.linear(l, LoraWeights::kQkv), &lora.linear(l, LoraWeights::kO));
+    layers_[i].mlp->set_lora(&lora.linear(l, LoraWeights::kGateUp),
+                             &lora.linear(l, LoraWeights::kDown));
+  }
 }
 
 namespace {

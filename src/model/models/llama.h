@@ -20,6 +20,7 @@ class LlamaModel final : public DecoderBase {
  public:
   LlamaModel(const ModelConfig& config, ModelLoader& loader);
   void forward(const ForwardContext& ctx, Tensor hidden) override;
+  void attach_lora(const LoraWeights& lora) override;
 
  private:
   struct Layer {
