@@ -40,6 +40,13 @@ struct Sequence {
 
   uint64_t sample_key = 0;  // Philox key of its draws (with the output position as counter)
 
+  // Speculative decoding: this step's draft tokens (guesses of the tokens after `tokens`,
+  // verified in the step's forward), and the policy's backoff: steps left without drafts, and
+  // the length of the next pause after a verification that accepted nothing.
+  std::vector<int32_t> drafts;
+  int32_t spec_skip = 0;
+  int32_t spec_backoff = 0;
+
   int32_t num_tokens() const { return int32_t(tokens.size()); }
   int32_t num_output() const { return num_tokens() - prompt_len; }
 };

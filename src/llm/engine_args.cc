@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "llm/pooling_config.h"
 #include "llm/resolved_config.h"
+#include "llm/speculative_config.h"
 #include "model/loader/model_source.h"
 #ifdef INFERD_HAVE_CUDA
 #include "backend/cuda/cuda_device.h"
@@ -23,8 +24,6 @@ void refuse_unsupported(const EngineArgs& a) {
   if (p.tensor_parallel_size != 1)
     fail("--tensor-parallel-size {}: tensor parallelism is not supported yet (issue 33)",
          p.tensor_parallel_size);
-  if (!a.speculative.config.empty())
-    fail("--speculative-config: speculative decoding is not supported yet (issue 26)");
   const LoraArgs& l = a.lora;
   const LoraArgs unset;
   if (l.enable_lora) fail("--enable-lora: LoRA adapters are not supported yet (issue 29)");
@@ -123,6 +122,7 @@ ResolvedConfig resolve_engine_args(const EngineArgs& args, int gpu_count, bool c
   resolve_cache(args.cache, rc);
   resolve_scheduler(args.scheduler, rc);
   rc.engine.seed = args.model.seed;
+  rc.engine.speculative = parse_speculative_config(args.speculative.config);
   return rc;
 }
 

@@ -1,0 +1,61 @@
+// Speculative decoding in the engine: proposals, policy, counters (speculator.h).
+#include "engine/speculator.h"
+
+#include <algorithm>
+
+#include "engine/ngram_proposer.h"
+#include "engine/request_state.h"
+
+namespace inferd {
+
+namespace {
+constexpr int32_t kMaxBackoffSteps = 64;
+}  // namespace
+
+void Speculator::propose(std::span<Sequence* const> running) {
+  int32_t decoding = 0;
+  for (Sequence* q : running) {
+    q->drafts.clear();
+    decoding += q->num_tokens() - q->num_computed == 1 ? 1 : 0;
+  }
+  if (!enabled()) return;
+  if (config_.disable_by_batch_size > 0 && decoding > config_.disable_by_batch_size) return;
+  for (Sequence* q : running) {
+    if (q->num_tokens() - q->num_computed != 1) continue;  // prefilling or recomputing
+    RequestState& rs = *q->request;
+    if (rs.prompt_only() || rs.out_of(*q).matcher || rs.out_of(*q).finished) continue;
+    if (q->spec_skip > 0) {
+      --q->spec_skip;
+      continue;
+    }
+    // The tokens this sequence may still produce; the last of a step is never a draft.
+    const int32_t left =
+        std::min(rs.max_tokens - q->num_output(), max_model_len_ - q->num_tokens());
+    const int32_t k = std::min(config_.num_speculative_tokens, left - 1);
+    if (k <= 0) continue;
+    propose_ngram(q->tokens, config_.prompt_lookup_min, config_.prompt_lookup_max, k, q->drafts);
+  }
+}
+
+void Speculator::record(Sequence& seq, int32_t num_drafts, int32_t matched) {
+  if (num_drafts <= 0) return;
+  ++num_drafts_;
+  num_draft_tokens_ += num_drafts;
+  num_accepted_ += matched;
+  for (int32_t j = 0; j < matched && j < kMaxSpeculativeTokens; ++j) ++per_pos_[size_t(j)];
+  if (matched > 0) {
+    seq.spec_backoff = 0;
+  } else {
+    seq.spec_backoff = std::min(kMaxBackoffSteps, std::max(1, seq.spec_backoff * 2));
+    seq.spec_skip = seq.spec_backoff;
+  }
+}
+
+void Speculator::fill_stats(EngineStats& s) const {
+  s.spec_num_drafts = num_drafts_;
+  s.spec_num_draft_tokens = num_draft_tokens_;
+  s.spec_num_accepted_tokens = num_accepted_;
+  s.spec_accepted_per_pos = per_pos_;
+}
+
+}  // namespace inferd
