@@ -279,6 +279,7 @@ struct EngineStats {
   // Speculative decoding (vLLM's spec_decode_* counters): verifications of a sequence with
   // drafts, draft tokens verified, of those accepted, and accepted by draft position (entry i:
   // drafts whose position i was accepted). Mean accepted length = 1 + accepted / drafts.
+  int32_t spec_num_speculative_tokens = 0;  // k; 0: speculation off
   int64_t spec_num_drafts = 0;
   int64_t spec_num_draft_tokens = 0;
   int64_t spec_num_accepted_tokens = 0;

@@ -51,6 +51,9 @@ class Engine::Impl {
  private:
   void run();
   void start_request(std::unique_ptr<RequestState> rs);
+  int32_t spec_rollback() const {
+    return spec_.enabled() ? config_.speculative.num_speculative_tokens : 0;
+  }
   void fork(RequestState& rs);
   void step();
   void mark_started();
@@ -273,14 +276,16 @@ void Engine::Impl::stop_on_device_fault(const std::string& fault) {
 void Engine::Impl::start_request(std::unique_ptr<RequestState> rs) {
   RequestState* r = rs.get();
   requests_[r->id] = std::move(rs);
-  sched_.add_waiting(add_sequence(*r, 0, next_seq_id_++, config_.seed, decoder_.get()));
+  sched_.add_waiting(
+      add_sequence(*r, 0, next_seq_id_++, config_.seed, decoder_.get(), spec_rollback()));
 }
 
 // The prompt is computed: the other sequences of an n > 1 request start, sharing its blocks.
 void Engine::Impl::fork(RequestState& rs) {
   rs.forked = true;
   for (int32_t i = 1; i < rs.n(); ++i) {
-    Sequence* c = add_sequence(rs, i, next_seq_id_++, config_.seed, decoder_.get());
+    Sequence* c =
+        add_sequence(rs, i, next_seq_id_++, config_.seed, decoder_.get(), spec_rollback());
     c->share_from = rs.seqs[0].get();
     sched_.add_waiting(c);
   }

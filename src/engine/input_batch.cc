@@ -88,7 +88,7 @@ void InputBatch::add_sampling_row(const Sequence& q, int32_t draft_index) {
   const int32_t out_len = q.num_output() + draft_index;  // the output position being sampled
   row.counter = uint64_t(out_len);
   const SeqOutputState& so = rs.outs[size_t(q.index)];
-  row.mask_row = so.mask_row;
+  row.mask_row = so.mask_row >= 0 ? so.mask_row + draft_index : -1;
   const std::span<const int32_t> prompt(q.tokens.data(), size_t(q.prompt_len));
   std::span<const int32_t> output(q.tokens.data() + q.prompt_len, size_t(q.num_output()));
   if (draft_index > 0) {  // penalties count the drafts before this row as output

@@ -23,7 +23,14 @@ void Speculator::propose(std::span<Sequence* const> running) {
   for (Sequence* q : running) {
     if (q->num_tokens() - q->num_computed != 1) continue;  // prefilling or recomputing
     RequestState& rs = *q->request;
-    if (rs.prompt_only() || rs.out_of(*q).matcher || rs.out_of(*q).finished) continue;
+    SeqOutputState& so = rs.out_of(*q);
+    if (rs.prompt_only() || so.finished) continue;
+    // Structured outputs: only inside the grammar, past min_tokens (whose EOS ban depends on
+    // the grammar's state).
+    if (so.matcher && (!so.grammar_on || so.grammar_done ||
+                       so.begin_pos < rs.req.params.structured_outputs->begin_tokens.size() ||
+                       q->num_output() < rs.req.params.min_tokens))
+      continue;
     if (q->spec_skip > 0) {
       --q->spec_skip;
       continue;
@@ -34,7 +41,22 @@ void Speculator::propose(std::span<Sequence* const> running) {
     const int32_t k = std::min(config_.num_speculative_tokens, left - 1);
     if (k <= 0) continue;
     propose_ngram(q->tokens, config_.prompt_lookup_min, config_.prompt_lookup_max, k, q->drafts);
+    if (so.matcher) check_against_grammar(rs, so, q->drafts);
   }
+}
+
+// Drafts are cut before the first token the grammar refuses (or an EOS id): the rows after it
+// would have no mask to sample with. The matcher is left as it was.
+void Speculator::check_against_grammar(const RequestState& rs, SeqOutputState& so,
+                                       std::vector<int32_t>& drafts) {
+  int32_t ok = 0;
+  for (int32_t t : drafts) {
+    if (std::find(rs.eos.begin(), rs.eos.end(), t) != rs.eos.end()) break;
+    if (!so.matcher->accept_token(t)) break;
+    ++ok;
+  }
+  so.matcher->rollback(ok);
+  drafts.resize(size_t(ok));
 }
 
 void Speculator::record(Sequence& seq, int32_t num_drafts, int32_t matched) {
@@ -52,6 +74,7 @@ void Speculator::record(Sequence& seq, int32_t num_drafts, int32_t matched) {
 }
 
 void Speculator::fill_stats(EngineStats& s) const {
+  s.spec_num_speculative_tokens = enabled() ? config_.num_speculative_tokens : 0;
   s.spec_num_drafts = num_drafts_;
   s.spec_num_draft_tokens = num_draft_tokens_;
   s.spec_num_accepted_tokens = num_accepted_;

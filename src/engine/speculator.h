@@ -13,7 +13,9 @@
 //
 // Policy (docs/speculative.md): no drafts in a step where more than disable_by_batch_size
 // sequences decode; a sequence whose verification accepted nothing pauses for 1, 2, 4 ... 64
-// steps (reset by an accepted draft); requests with structured outputs do not speculate yet.
+// steps (reset by an accepted draft). Structured outputs: drafts are cut at the first token the
+// grammar refuses; row j's bitmask is the grammar's after drafts 0..j-1 (the matcher advances
+// and rolls back while the masks are filled); the grammar then advances by the tokens taken.
 #pragma once
 
 #include <array>
@@ -21,6 +23,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/request_state.h"
 #include "engine/sequence.h"
 #include "inferd/engine.h"
 
@@ -44,6 +47,9 @@ class Speculator {
   void fill_stats(EngineStats& s) const;
 
  private:
+  static void check_against_grammar(const RequestState& rs, SeqOutputState& so,
+                                    std::vector<int32_t>& drafts);
+
   SpeculativeConfig config_;
   int32_t max_model_len_;
   int64_t num_drafts_ = 0, num_draft_tokens_ = 0, num_accepted_ = 0;

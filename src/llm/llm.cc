@@ -68,6 +68,12 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   o.enforce_eager = rc.enforce_eager;
   o.inject_device_fault_after_steps = rc.inject_device_fault_after_steps;
   o.max_top_logprobs = rc.engine.max_logprobs;
+  if (const SpeculativeConfig& sp = rc.engine.speculative; sp.enabled()) {
+    const int32_t seqs = sp.disable_by_batch_size > 0
+                             ? std::min(sp.disable_by_batch_size, rc.engine.max_num_seqs)
+                             : rc.engine.max_num_seqs;
+    o.max_extra_logit_rows = seqs * sp.num_speculative_tokens;
+  }
   auto m = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
   const ModelConfig& c = m->config();
   LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",

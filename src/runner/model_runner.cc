@@ -77,9 +77,10 @@ void ModelRunner::allocate_workspace() {
   cap.max_top_logprobs = opts_.max_top_logprobs;
   // Edits: logit_bias, banned ids and penalty tokens; 2048 a sequence covers all but requests
   // with long histories and penalties (more grows the buffer once).
-  cap.max_edits = int64_t(opts_.max_num_seqs) * 2048;
-  // Structured outputs: one bitmask row (vocab / 32 words) per sequence.
-  cap.max_mask_words = int64_t(opts_.max_num_seqs) * sampling::bitmask_words(int32_t(c.vocab_size));
+  const int64_t rows = int64_t(opts_.max_num_seqs) + std::max(0, opts_.max_extra_logit_rows);
+  cap.max_edits = rows * 2048;
+  // Structured outputs: one bitmask row (vocab / 32 words) per sequence (and draft row).
+  cap.max_mask_words = rows * sampling::bitmask_words(int32_t(c.vocab_size));
   be.reserve(cap);
 }
 
