@@ -565,7 +565,10 @@ void run_latency_cmd(const OfflineArgs& a) {
   int64_t in_tokens = 0, out_tokens = 0;  // over the measured iterations
   EngineStats spec_before;
   for (int32_t i = 0; i < a.num_warmups + a.num_iters; ++i) {
-    if (i == a.num_warmups) spec_before = engine.stats();
+    if (i == a.num_warmups) {
+      spec_before = engine.stats();
+      llm->executor()->reset_step_timing();  // the step profile of the measured iterations
+    }
     // A fresh random prompt per iteration so that the prefix cache does not serve it.
     const size_t fi = file.prompts.empty() ? 0 : size_t(i) % file.prompts.size();
     const auto prompt = file.prompts.empty() ? random_token_prompts({d.input_len}, vocab,
@@ -592,6 +595,7 @@ void run_latency_cmd(const OfflineArgs& a) {
                      {"prefill_tokens_per_s", r.prefill_tok_s},
                      {"decode_tokens_per_s", r.decode_tok_s}});
   }
+  print_step_report(nullptr, llm->executor()->step_timing(), llm->step_profile());
   const nlohmann::json spec = spec_report(spec_before, engine.stats());
   const std::vector<double> ps = {50};
   const Summary sp = summarize(prefill, ps), sd = summarize(decode, ps), st = summarize(ttft, ps),

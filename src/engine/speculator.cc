@@ -10,6 +10,11 @@ namespace inferd {
 
 namespace {
 constexpr int32_t kMaxBackoffSteps = 64;
+// Engine-wide: an exponential average (weight 1/32 a verification) of the drafts accepted per
+// verification; below kMinAcceptedPerDraft, only every kProbeEvery-th step proposes.
+constexpr double kAcceptedWeight = 1.0 / 32;
+constexpr double kMinAcceptedPerDraft = 0.25;
+constexpr int64_t kProbeEvery = 32;
 }  // namespace
 
 void Speculator::propose(std::span<Sequence* const> running) {
@@ -20,6 +25,7 @@ void Speculator::propose(std::span<Sequence* const> running) {
   }
   if (!enabled()) return;
   if (config_.disable_by_batch_size > 0 && decoding > config_.disable_by_batch_size) return;
+  if (accepted_avg_ < kMinAcceptedPerDraft && steps_++ % kProbeEvery != 0) return;
   for (Sequence* q : running) {
     if (q->num_tokens() - q->num_computed != 1) continue;  // prefilling or recomputing
     RequestState& rs = *q->request;
@@ -62,6 +68,7 @@ void Speculator::check_against_grammar(const RequestState& rs, SeqOutputState& s
 void Speculator::record(Sequence& seq, int32_t num_drafts, int32_t matched) {
   if (num_drafts <= 0) return;
   ++num_drafts_;
+  accepted_avg_ += kAcceptedWeight * (double(matched) - accepted_avg_);
   num_draft_tokens_ += num_drafts;
   num_accepted_ += matched;
   for (int32_t j = 0; j < matched && j < kMaxSpeculativeTokens; ++j) ++per_pos_[size_t(j)];

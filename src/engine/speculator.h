@@ -13,9 +13,11 @@
 //
 // Policy (docs/speculative.md): no drafts in a step where more than disable_by_batch_size
 // sequences decode; a sequence whose verification accepted nothing pauses for 1, 2, 4 ... 64
-// steps (reset by an accepted draft). Structured outputs: drafts are cut at the first token the
-// grammar refuses; row j's bitmask is the grammar's after drafts 0..j-1 (the matcher advances
-// and rolls back while the masks are filled); the grammar then advances by the tokens taken.
+// steps (reset by an accepted draft); while the engine's recent verifications accept fewer than
+// 0.25 drafts on average, only every 32nd step proposes (probes). Structured outputs: drafts are
+// cut at the first token the grammar refuses; row j's bitmask is the grammar's after drafts 0..j-1
+// (the matcher advances and rolls back while the masks are filled); the grammar then advances by
+// the tokens taken.
 #pragma once
 
 #include <array>
@@ -54,6 +56,8 @@ class Speculator {
   int32_t max_model_len_;
   int64_t num_drafts_ = 0, num_draft_tokens_ = 0, num_accepted_ = 0;
   std::array<int64_t, kMaxSpeculativeTokens> per_pos_{};
+  double accepted_avg_ = 1.0;  // recent drafts accepted per verification (starts hopeful)
+  int64_t steps_ = 0;          // steps while that average is low (every 32nd proposes)
 };
 
 }  // namespace inferd

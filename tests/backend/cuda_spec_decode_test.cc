@@ -3,6 +3,7 @@
 // verification step (k + 1 rows of one sequence, output positions n..n+k, penalties counting the
 // drafts before each row) against the reference sampler on the same logits. Skipped without a
 // GPU.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -50,7 +51,7 @@ std::vector<GenerateRequest> demo_requests(int32_t vocab) {
     std::vector<int32_t> seg(size_t(20 + 5 * i));
     for (auto& t : seg) t = 6 + int32_t(rng.next_u64() % uint64_t(vocab - 6));
     GenerateRequest r;
-    r.request_id = "d" + std::to_string(i);
+    r.request_id = fmt::format("d{}", i);
     r.prompt_token_ids = {0};
     for (int rep = 0; rep < 2; ++rep)
       r.prompt_token_ids.insert(r.prompt_token_ids.end(), seg.begin(), seg.end());
