@@ -87,6 +87,23 @@ struct PoolingParams {
 
 // ---- Configuration ----------------------------------------------------------------------------
 
+// Speculative decoding (--speculative-config, vLLM's JSON; docs/speculative.md). A proposer
+// guesses up to num_speculative_tokens next tokens of a decoding sequence; one forward verifies
+// them (k + 1 rows with logits); the sampler keeps the target distribution exactly. Only the
+// n-gram proposer (prompt lookup over prompt + output) is built.
+struct SpeculativeConfig {
+  enum class Method { kNone, kNgram };
+  Method method = Method::kNone;
+  int32_t num_speculative_tokens = 0;  // k, 1..kMaxSpeculativeTokens when a method is set
+  int32_t prompt_lookup_min = 0;       // n-gram sizes tried, longest first
+  int32_t prompt_lookup_max = 0;
+  // Policy: no sequence speculates in a step where more than this many sequences decode (the
+  // verification rows then cost more than the accepted tokens save). 0: never off by batch size.
+  int32_t disable_by_batch_size = 32;
+  bool enabled() const { return method != Method::kNone && num_speculative_tokens > 0; }
+};
+constexpr int32_t kMaxSpeculativeTokens = 16;
+
 // LLM::load (inferd/llm.h) fills this from EngineArgs, where each limit is given once; an
 // embedder that builds an Engine on its own executor fills it directly.
 struct EngineConfig {
@@ -119,6 +136,7 @@ struct EngineConfig {
     bool matryoshka = false;
     std::vector<int32_t> dimensions;
   } pooling;
+  SpeculativeConfig speculative;
 };
 
 // ---- Requests ---------------------------------------------------------------------------------
@@ -277,6 +295,14 @@ struct EngineStats {
   // tokens_computed (vLLM's iteration_tokens_total histogram is made from these).
   std::array<int64_t, 32> steps_by_tokens_log2{};
   int32_t sleep_level = 0;  // sleep mode: 0 awake, else the level the engine sleeps at
+  // Speculative decoding (vLLM's spec_decode_* counters): verifications of a sequence with
+  // drafts, draft tokens verified, of those accepted, and accepted by draft position (entry i:
+  // drafts whose position i was accepted). Mean accepted length = 1 + accepted / drafts.
+  int32_t spec_num_speculative_tokens = 0;  // k; 0: speculation off
+  int64_t spec_num_drafts = 0;
+  int64_t spec_num_draft_tokens = 0;
+  int64_t spec_num_accepted_tokens = 0;
+  std::array<int64_t, kMaxSpeculativeTokens> spec_accepted_per_pos{};
 };
 
 // ---- Engine -----------------------------------------------------------------------------------

@@ -495,6 +495,26 @@ void print_step_report(const EngineStats* grammar, const StepTiming& st,
   }
 }
 
+// Speculative decoding over a run (`after` - `before`): drafts and the mean accepted length
+// (1 + accepted / drafts, vLLM's "mean acceptance length"); nothing when speculation is off.
+nlohmann::json spec_report(const EngineStats& before, const EngineStats& after) {
+  if (after.spec_num_speculative_tokens <= 0) return nullptr;
+  const int64_t drafts = after.spec_num_drafts - before.spec_num_drafts;
+  const int64_t tokens = after.spec_num_draft_tokens - before.spec_num_draft_tokens;
+  const int64_t accepted = after.spec_num_accepted_tokens - before.spec_num_accepted_tokens;
+  const double mean_len = 1.0 + double(accepted) / double(std::max<int64_t>(1, drafts));
+  std::printf(
+      "speculative decoding: %lld verifications, %lld draft tokens, %lld accepted (%.1f%%), "
+      "mean accepted length %.3f\n",
+      static_cast<long long>(drafts), static_cast<long long>(tokens),
+      static_cast<long long>(accepted),
+      100.0 * double(accepted) / double(std::max<int64_t>(1, tokens)), mean_len);
+  return {{"num_drafts", drafts},
+          {"num_draft_tokens", tokens},
+          {"num_accepted_tokens", accepted},
+          {"mean_accepted_length", mean_len}};
+}
+
 void print_throughput(const ThroughputResult& r) {
   std::printf(
       "============ Offline Throughput Result ============\n"
@@ -509,7 +529,8 @@ void print_throughput(const ThroughputResult& r) {
 }
 
 void write_throughput_json(const OfflineArgs& a, const std::string& dataset,
-                           const ThroughputResult& r, const StepTiming& st) {
+                           const ThroughputResult& r, const StepTiming& st,
+                           const nlohmann::json& spec) {
   nlohmann::json j = {{"model", a.model.model()},
                       {"load_format", a.model.args.model.load_format},
                       {"dataset", dataset},
@@ -523,6 +544,7 @@ void write_throughput_json(const OfflineArgs& a, const std::string& dataset,
                       {"total_tokens_per_s", r.total_tok_s},
                       {"lora_dummy_count", a.lora_dummy_count},
                       {"lora_dummy_rank", a.lora_dummy_count > 0 ? a.lora_dummy_rank : 0}};
+  if (!spec.is_null()) j["speculative"] = spec;
   if (st.steps > 0) {
     j["gpu_steps"] = st.steps;
     j["gpu_busy_s"] = st.busy_ms / 1e3;
@@ -550,13 +572,15 @@ void run_throughput_cmd(const OfflineArgs& a) {
   const std::vector<int32_t> lora_ids = bench_lora_ids(a, *llm);
   ModelExecutor& model = *llm->executor();
   model.reset_step_timing();
+  const EngineStats before = engine.stats();
   const ThroughputResult r =
       run_throughput(engine, w.prompts, w.outputs, a.temperature, constraint, lora_ids);
   const StepTiming st = model.step_timing();
   const EngineStats es = engine.stats();
   print_step_report(constraint ? &es : nullptr, st, llm->step_profile());
   print_throughput(r);
-  if (!a.json_path.empty()) write_throughput_json(a, d.name, r, st);
+  const nlohmann::json spec = spec_report(before, es);
+  if (!a.json_path.empty()) write_throughput_json(a, d.name, r, st, spec);
 }
 
 void run_latency_cmd(const OfflineArgs& a) {
@@ -565,19 +589,40 @@ void run_latency_cmd(const OfflineArgs& a) {
   if (d.output_len <= 0) fail("--output-len must be positive, got {}", d.output_len);
   if (a.num_iters <= 0) fail("--num-iters must be positive, got {}", a.num_iters);
   if (a.num_warmups < 0) fail("--num-warmups must be >= 0, got {}", a.num_warmups);
+  // --dataset FILE.jsonl: iteration i runs prompt i (cycling), encoded by the tokenizer.
+  Workload file;
+  if (!d.name.empty()) {
+    if (!is_dataset_file(d.name)) fail("--dataset '{}': expected a .jsonl file of prompts", d.name);
+    LocalTokenCounter counter(a.tokenizer().empty() ? a.model.model() : a.tokenizer());
+    DatasetOptions fd = d;
+    fd.num_prompts = 0;
+    file = tokenized_workload(fd, &counter);
+  }
   const std::unique_ptr<LLM> llm = load_llm(a);
   Engine& engine = *llm->engine();
   const int32_t vocab = engine.vocab_size(), max_len = engine.config().max_model_len;
-  if (d.input_len + d.output_len > max_len)
+  if (file.prompts.empty() && d.input_len + d.output_len > max_len)
     fail("--input-len {} + --output-len {} exceeds the context length {}", d.input_len,
          d.output_len, max_len);
   const std::vector<int32_t> lora_ids = bench_lora_ids(a, *llm);
+  if (size_t n = fit_to_context(file.prompts, file.outputs, max_len))
+    LOG_WARN("{} prompts were shortened to fit the context length {}", n, max_len);
   nlohmann::json iters = nlohmann::json::array();
   std::vector<double> prefill, decode, ttft, e2e;
+  int64_t in_tokens = 0, out_tokens = 0;  // over the measured iterations
+  EngineStats spec_before;
   for (int32_t i = 0; i < a.num_warmups + a.num_iters; ++i) {
+    if (i == a.num_warmups) {
+      spec_before = engine.stats();
+      llm->executor()->reset_step_timing();  // the step profile of the measured iterations
+    }
     // A fresh random prompt per iteration so that the prefix cache does not serve it.
-    const auto prompt = random_token_prompts({d.input_len}, vocab, a.dataset_seed + uint64_t(i))[0];
-    const LatencyResult r = run_latency(engine, prompt, d.output_len, a.temperature,
+    const size_t fi = file.prompts.empty() ? 0 : size_t(i) % file.prompts.size();
+    const auto prompt = file.prompts.empty() ? random_token_prompts({d.input_len}, vocab,
+                                                                    a.dataset_seed + uint64_t(i))[0]
+                                             : file.prompts[fi];
+    const int32_t out_len = file.prompts.empty() ? d.output_len : file.outputs[fi];
+    const LatencyResult r = run_latency(engine, prompt, out_len, a.temperature,
                                         lora_ids.empty() ? -1 : lora_ids.front());
     const bool warm = i < a.num_warmups;
     std::fprintf(stderr,
@@ -585,6 +630,8 @@ void run_latency_cmd(const OfflineArgs& a) {
                  warm ? "warm-up" : "iteration", warm ? i + 1 : i - a.num_warmups + 1,
                  r.ttft_s * 1e3, r.prefill_tok_s, r.decode_tok_s, r.e2e_s);
     if (warm) continue;
+    in_tokens += r.prompt_tokens;
+    out_tokens += r.output_tokens;
     prefill.push_back(r.prefill_tok_s);
     decode.push_back(r.decode_tok_s);
     ttft.push_back(r.ttft_s * 1e3);
@@ -596,6 +643,8 @@ void run_latency_cmd(const OfflineArgs& a) {
                      {"prefill_tokens_per_s", r.prefill_tok_s},
                      {"decode_tokens_per_s", r.decode_tok_s}});
   }
+  print_step_report(nullptr, llm->executor()->step_timing(), llm->step_profile());
+  const nlohmann::json spec = spec_report(spec_before, engine.stats());
   const std::vector<double> ps = {50};
   const Summary sp = summarize(prefill, ps), sd = summarize(decode, ps), st = summarize(ttft, ps),
                 se = summarize(e2e, ps);
@@ -605,7 +654,8 @@ void run_latency_cmd(const OfflineArgs& a) {
       "%-34s%8.2f (median %.2f)\n%-34s%8.2f (median %.2f)\n%-34s%8.2f (median %.2f)\n"
       "%-34s%8.3f (median %.3f)\n"
       "================================================\n",
-      "Prompt tokens:", d.input_len, "Generated tokens:", d.output_len, "Iterations:", a.num_iters,
+      "Prompt tokens:", int(in_tokens / a.num_iters),
+      "Generated tokens:", int(out_tokens / a.num_iters), "Iterations:", a.num_iters,
       "Prefill tok/s (mean):", sp.mean, sp.at(50), "Decode tok/s (mean):", sd.mean, sd.at(50),
       "TTFT ms (mean):", st.mean, st.at(50), "End-to-end s (mean):", se.mean, se.at(50));
   if (!a.json_path.empty()) {
@@ -618,6 +668,7 @@ void run_latency_cmd(const OfflineArgs& a) {
                         {"ttft_ms_mean", st.mean},
                         {"e2e_s_mean", se.mean},
                         {"iterations", iters}};
+    if (!spec.is_null()) j["speculative"] = spec;
     write_text_file(a.json_path, j.dump(1) + "\n");
   }
 }
@@ -659,6 +710,12 @@ void register_latency(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--dataset-seed", a->dataset_seed, "Seed of the random prompts")
       ->capture_default_str();
+  a->data.opts.name.clear();
+  cmd->add_option("--dataset,--dataset-name", a->data.opts.name,
+                  "A .jsonl file of prompts ({\"prompt\": ..., \"max_tokens\": ...}) run in turn "
+                  "instead of random ids (encoded by --tokenizer, default the model's)");
+  cmd->add_option("--tokenizer", a->model.args.model.tokenizer,
+                  "Tokenizer directory for --dataset (default: the model directory)");
   cmd->callback([a] { run_latency_cmd(*a); });
 }
 

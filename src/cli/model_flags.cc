@@ -78,7 +78,8 @@ void add_unsupported_flags(CLI::App* app, EngineArgs& a) {
                   "GPUs to split the model over (-tp; only 1 until tensor parallelism, issue 33)")
       ->capture_default_str();
   app->add_option("--speculative-config", a.speculative.config,
-                  "Speculative decoding as vLLM's JSON (not supported yet: issue 26)");
+                  "Speculative decoding as vLLM's JSON, e.g. {\"method\": \"ngram\", "
+                  "\"num_speculative_tokens\": 4} (ngram only)");
   app->add_flag("--enable-lora", a.lora.enable_lora,
                 "Serve LoRA adapters (PEFT directories): a request's model names one");
   app->add_option("--lora-modules", a.lora.lora_modules,

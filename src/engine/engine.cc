@@ -19,6 +19,7 @@
 #include "engine/output_processor.h"
 #include "engine/request_state.h"
 #include "engine/scheduler.h"
+#include "engine/speculator.h"
 #include "engine/structured_output_manager.h"
 #include "inferd/request_validation.h"
 #include "runner/executor.h"
@@ -72,6 +73,9 @@ class Engine::Impl {
  private:
   void run();
   void start_request(std::unique_ptr<RequestState> rs);
+  int32_t spec_rollback() const {
+    return spec_.enabled() ? config_.speculative.num_speculative_tokens : 0;
+  }
   void fork(RequestState& rs);
   void step();
   void mark_started();
@@ -113,6 +117,7 @@ class Engine::Impl {
   Scheduler sched_;
   StructuredOutputManager structured_;  // compile() is called by submitting threads
   OutputProcessor outputs_;
+  Speculator spec_;
 
   // Shared with submitting threads.
   mutable std::mutex mu_;
@@ -172,6 +177,7 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
              kv_),
       structured_(vocab_, config_.eos_token_ids, decoder_, config_.grammar_compile_timeout_s),
       outputs_(config_.max_model_len, sched_, structured_),
+      spec_(config_.speculative, config_.max_model_len),
       input_(vocab_) {
   publish_stats();
   thread_ = std::thread([this] { run(); });
@@ -367,20 +373,23 @@ void Engine::Impl::stop_on_device_fault(const std::string& fault) {
 void Engine::Impl::start_request(std::unique_ptr<RequestState> rs) {
   RequestState* r = rs.get();
   requests_[r->id] = std::move(rs);
-  sched_.add_waiting(add_sequence(*r, 0, next_seq_id_++, config_.seed, decoder_.get()));
+  sched_.add_waiting(
+      add_sequence(*r, 0, next_seq_id_++, config_.seed, decoder_.get(), spec_rollback()));
 }
 
 // The prompt is computed: the other sequences of an n > 1 request start, sharing its blocks.
 void Engine::Impl::fork(RequestState& rs) {
   rs.forked = true;
   for (int32_t i = 1; i < rs.n(); ++i) {
-    Sequence* c = add_sequence(rs, i, next_seq_id_++, config_.seed, decoder_.get());
+    Sequence* c =
+        add_sequence(rs, i, next_seq_id_++, config_.seed, decoder_.get(), spec_rollback());
     c->share_from = rs.seqs[0].get();
     sched_.add_waiting(c);
   }
 }
 
 void Engine::Impl::step() {
+  if (spec_.enabled()) spec_.propose(sched_.running());
   sched_.schedule(scheduled_);
   if (scheduled_.empty()) {
     // Cannot happen while every request fits the pool (checked at submit); never spin.
@@ -399,9 +408,19 @@ void Engine::Impl::step() {
 
   for (const ScheduledSeq& s : scheduled_) {
     s.seq->num_computed += s.num_tokens;
-    kv_.register_computed(*s.seq);
+    // A verified sequence's blocks are offered once its rejected drafts are dropped.
+    if (s.num_drafts == 0) kv_.register_computed(*s.seq);
   }
   process_sampled();
+  for (const ScheduledSeq& s : scheduled_) {
+    Sequence& q = *s.seq;
+    if (s.num_drafts == 0) continue;
+    q.drafts.clear();
+    if (q.status != SeqStatus::kRunning) continue;  // finished: its blocks are freed
+    // The KV of the last token and of the accepted drafts stays; the last token taken is new.
+    if (q.num_computed > q.num_tokens() - 1) kv_.truncate(q, q.num_tokens() - 1);
+    kv_.register_computed(q);
+  }
   process_prompt_rows();
 }
 
@@ -468,13 +487,25 @@ void Engine::Impl::process_sampled() {
   const auto t0 = std::chrono::steady_clock::now();
   structured_.accept_sampled(input_.sampled());
   const std::span<Sequence* const> rows = input_.rows();
-  for (size_t i = 0; i < rows.size(); ++i) {
+  for (size_t i = 0; i < rows.size();) {
     Sequence& q = *rows[i];
     RequestState& rs = *q.request;
     if (q.index == 0 && !rs.forked && !rs.out_of(q).finished) fork(rs);
-    outputs_.process_token(q, input_.sampled()[i]);
+    // A sequence with drafts has 1 + drafts rows: its tokens are taken in order while each
+    // equals the draft it follows (speculator.h), stopping where the sequence finishes.
+    size_t num_rows = 1;
+    while (i + num_rows < rows.size() && input_.draft_index(i + num_rows) > 0) ++num_rows;
+    const int32_t num_drafts = int32_t(num_rows) - 1;
+    int32_t matched = 0;
+    while (matched < num_drafts &&
+           input_.sampled()[i + size_t(matched)].token_id == q.drafts[size_t(matched)])
+      ++matched;
+    for (int32_t j = 0; j <= matched && !rs.out_of(q).finished; ++j)
+      outputs_.process_token(q, input_.sampled()[i + size_t(j)]);
+    spec_.record(q, num_drafts, matched);
     if (rs.times.first_token == std::chrono::steady_clock::time_point{}) rs.times.first_token = t0;
     rs.times.last_token = t0;
+    i += num_rows;
   }
   if (structured_.has_mask_rows()) {
     structured_.add_accept_seconds(
@@ -580,6 +611,7 @@ void Engine::Impl::publish_stats() {
       return std::find(s.lora_running.begin(), s.lora_running.end(), a) != s.lora_running.end();
     });
   }
+  spec_.fill_stats(s);
   std::lock_guard lk(stats_mu_);
   stats_ = s;
 }

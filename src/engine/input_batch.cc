@@ -10,6 +10,7 @@ namespace inferd {
 void InputBatch::build_forward(std::span<const ScheduledSeq> scheduled) {
   forward_.clear();
   rows_.clear();
+  draft_index_.clear();
   score_rows_.clear();
   pool_rows_.clear();
   for (const ScheduledSeq& s : scheduled) {
@@ -22,13 +23,18 @@ void InputBatch::build_forward(std::span<const ScheduledSeq> scheduled) {
     info.num_blocks = int32_t(q->blocks.size());
     info.adapter_id = q->adapter_id;
     forward_.block_tables.insert(forward_.block_tables.end(), q->blocks.begin(), q->blocks.end());
+    const int32_t from_seq = s.num_tokens - s.num_drafts;
     for (int32_t j = 0; j < s.num_tokens; ++j) {
-      forward_.token_ids.push_back(q->tokens[size_t(q->num_computed + j)]);
+      forward_.token_ids.push_back(j < from_seq ? q->tokens[size_t(q->num_computed + j)]
+                                                : q->drafts[size_t(j - from_seq)]);
       forward_.positions.push_back(q->num_computed + j);
     }
-    if (info.kv_len == q->num_tokens() && !q->request->prompt_only()) {
-      forward_.logit_rows.push_back(info.q_start + info.q_len - 1);
-      rows_.push_back(q);
+    if (info.kv_len == q->num_tokens() + s.num_drafts && !q->request->prompt_only()) {
+      for (int32_t j = 0; j <= s.num_drafts; ++j) {
+        forward_.logit_rows.push_back(info.q_start + info.q_len - 1 - s.num_drafts + j);
+        rows_.push_back(q);
+        draft_index_.push_back(j);
+      }
     }
     add_prompt_rows(q, info);
     forward_.seqs.push_back(info);
@@ -57,7 +63,7 @@ void InputBatch::add_prompt_rows(Sequence* q, const SeqBatchInfo& info) {
 }
 
 void InputBatch::build_sampling() {
-  for (Sequence* q : rows_) add_sampling_row(*q);
+  for (size_t i = 0; i < rows_.size(); ++i) add_sampling_row(*rows_[i], draft_index_[i]);
   for (const PromptRow& r : score_rows_) {
     SamplingRow row;
     row.num_logprobs = *r.seq->request->req.params.prompt_logprobs;
@@ -67,7 +73,7 @@ void InputBatch::build_sampling() {
   sampled_.resize(rows_.size() + score_rows_.size());
 }
 
-void InputBatch::add_sampling_row(const Sequence& q) {
+void InputBatch::add_sampling_row(const Sequence& q, int32_t draft_index) {
   const RequestState& rs = *q.request;
   const SamplingParams& p = rs.req.params;
   SamplingRow row;
@@ -80,15 +86,21 @@ void InputBatch::add_sampling_row(const Sequence& q) {
   row.frequency_penalty = p.frequency_penalty;
   row.num_logprobs = p.logprobs ? *p.logprobs : -1;
   row.seed = q.sample_key;
-  row.counter = uint64_t(q.num_output());  // the output position being sampled
+  const int32_t out_len = q.num_output() + draft_index;  // the output position being sampled
+  row.counter = uint64_t(out_len);
   const SeqOutputState& so = rs.outs[size_t(q.index)];
-  row.mask_row = so.mask_row;
+  row.mask_row = so.mask_row >= 0 ? so.mask_row + draft_index : -1;
   const std::span<const int32_t> prompt(q.tokens.data(), size_t(q.prompt_len));
-  const std::span<const int32_t> output(q.tokens.data() + q.prompt_len, size_t(q.num_output()));
+  std::span<const int32_t> output(q.tokens.data() + q.prompt_len, size_t(q.num_output()));
+  if (draft_index > 0) {  // penalties count the drafts before this row as output
+    output_scratch_.assign(output.begin(), output.end());
+    output_scratch_.insert(output_scratch_.end(), q.drafts.begin(), q.drafts.begin() + draft_index);
+    output = output_scratch_;
+  }
   // A grammar that is complete decides that the output ends: min_tokens does not ban EOS then
   // (the grammar would allow nothing else).
   const bool grammar_complete = so.mask_row >= 0 && so.matcher->can_terminate();
-  const std::span<const int32_t> banned = q.num_output() < p.min_tokens && !grammar_complete
+  const std::span<const int32_t> banned = out_len < p.min_tokens && !grammar_complete
                                               ? std::span<const int32_t>(rs.banned)
                                               : std::span<const int32_t>();
   edit_builder_.append(row, banned, p.logit_bias, prompt, output, sampling_.edits);

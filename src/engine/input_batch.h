@@ -37,6 +37,9 @@ class InputBatch {
   const ForwardBatch& forward() const { return forward_; }
   SamplingBatch& sampling() { return sampling_; }
   std::span<Sequence* const> rows() const { return rows_; }
+  // Speculative decoding: a sequence with drafts has 1 + drafts consecutive rows; the j-th of
+  // them (draft_index j) samples the token after its drafts[0, j).
+  int32_t draft_index(size_t row) const { return draft_index_[row]; }
   // Scoring rows; their results follow the rows()' in sampled().
   std::span<const PromptRow> score_rows() const { return score_rows_; }
   // The sequence of each of forward().pool_spans.
@@ -44,12 +47,14 @@ class InputBatch {
   std::vector<SampledToken>& sampled() { return sampled_; }
 
  private:
-  void add_sampling_row(const Sequence& q);
+  void add_sampling_row(const Sequence& q, int32_t draft_index);
   // Scoring rows and pool spans of sequence q's prompt positions in this step.
   void add_prompt_rows(Sequence* q, const SeqBatchInfo& info);
 
   ForwardBatch forward_;
   std::vector<Sequence*> rows_;  // the sequence each logit row samples for
+  std::vector<int32_t> draft_index_;
+  std::vector<int32_t> output_scratch_;  // a row's output so far, its drafts included
   std::vector<PromptRow> score_rows_;
   std::vector<PromptRow> pool_rows_;
   SamplingBatch sampling_;

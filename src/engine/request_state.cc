@@ -59,7 +59,7 @@ std::unique_ptr<RequestState> new_request_state(GenerateRequest request,
 }
 
 Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t engine_seed,
-                       const TextDecoder* decoder) {
+                       const TextDecoder* decoder, int32_t max_rollback_tokens) {
   const SamplingParams& p = rs.req.params;
   auto seq = std::make_unique<Sequence>();
   seq->id = seq_id;
@@ -87,7 +87,7 @@ Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t
   }
   so.stop = StopStringMatcher(p.stop, p.include_stop_str_in_output);
   if (rs.grammar) {
-    so.matcher.emplace(rs.grammar);
+    so.matcher.emplace(rs.grammar, max_rollback_tokens);
     so.grammar_on = !p.structured_outputs->start_after_token;
   }
   Sequence* raw = seq.get();

@@ -83,8 +83,10 @@ std::unique_ptr<RequestState> new_request_state(GenerateRequest request,
 // Creates sequence `index` of `rs` (id `seq_id`) and its output state: the sample key (from the
 // request's seed, or from `engine_seed` and the request number), a detokenizer when `decoder` is
 // given and the request wants text, its stop strings, its grammar matcher.
+// `max_rollback_tokens`: draft tokens its grammar matcher must be able to undo (speculative
+// decoding's k).
 Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t engine_seed,
-                       const TextDecoder* decoder);
+                       const TextDecoder* decoder, int32_t max_rollback_tokens = 0);
 
 // An embedding request's vector from its pooled sum: averaged (MEAN), truncated to
 // pooling.dimensions, L2-normalised when pooling.normalize.

@@ -38,6 +38,7 @@ void Scheduler::insert_running(Sequence* seq) {
 void Scheduler::preempt(Sequence* seq) {
   kv_.free(*seq);
   seq->num_computed = 0;
+  seq->drafts.clear();
   ++counters_.preemptions;
   add_waiting(seq);
 }
@@ -65,7 +66,10 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
     Sequence* seq = running_[i];
     const int32_t pending = seq->num_tokens() - seq->num_computed;
     INFERD_CHECK(pending > 0, "running sequence {} has nothing to compute", seq->id);
-    const int32_t n = std::min(pending, budget);
+    if (pending != 1 || budget < 2) seq->drafts.clear();
+    if (int32_t(seq->drafts.size()) > budget - 1) seq->drafts.resize(size_t(budget - 1));
+    const int32_t drafts = int32_t(seq->drafts.size());
+    const int32_t n = drafts > 0 ? 1 + drafts : std::min(pending, budget);
     bool self_preempted = false;
     while (!kv_.allocate(*seq, n)) {
       Sequence* victim = running_.back();
@@ -79,7 +83,7 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
       }
     }
     if (self_preempted) break;
-    out.push_back({seq, n});
+    out.push_back({seq, n, drafts});
     budget -= n;
   }
 

@@ -27,6 +27,9 @@ struct SchedulerConfig {
 struct ScheduledSeq {
   Sequence* seq = nullptr;
   int32_t num_tokens = 0;  // tokens computed this step: [num_computed, num_computed + num_tokens)
+  // Speculative decoding: of those, the last num_drafts are seq->drafts (the rest: the sequence's
+  // last token), each with logits wanted.
+  int32_t num_drafts = 0;
 };
 
 struct SchedulerCounters {
@@ -44,7 +47,9 @@ class Scheduler {
   // Takes a sequence out of the scheduler (finished or aborted) and frees its blocks.
   void remove(Sequence* seq);
 
-  // Plans one step into `out` (cleared first). Sequences preempted in this step are appended to
+  // Plans one step into `out` (cleared first). A running sequence with drafts (speculative
+  // decoding) gets its last token and as many of its drafts as the token budget leaves room for
+  // (seq->drafts is cut to those). Sequences preempted in this step are appended to
   // `preempted`. Does not change num_computed of scheduled sequences (the caller advances it
   // after the forward pass).
   void schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>* preempted = nullptr);

@@ -44,6 +44,13 @@ struct Sequence {
   // reused by another (or by the base).
   int32_t adapter_id = -1;
 
+  // Speculative decoding: this step's draft tokens (guesses of the tokens after `tokens`,
+  // verified in the step's forward), and the policy's backoff: steps left without drafts, and
+  // the length of the next pause after a verification that accepted nothing.
+  std::vector<int32_t> drafts;
+  int32_t spec_skip = 0;
+  int32_t spec_backoff = 0;
+
   int32_t num_tokens() const { return int32_t(tokens.size()); }
   int32_t num_output() const { return num_tokens() - prompt_len; }
 };

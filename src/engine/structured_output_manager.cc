@@ -64,14 +64,23 @@ void StructuredOutputManager::prepare_masks(std::span<Sequence* const> rows,
                                             SamplingBatch& sampling, bool fill_late) {
   mask_seqs_.clear();
   mask_sample_index_.clear();
+  mask_groups_.clear();
   accepted_.clear();
   mask_errors_.clear();
   for (size_t i = 0; i < rows.size(); ++i) {
     Sequence* q = rows[i];
     SeqOutputState& so = q->request->out_of(*q);
-    so.mask_row = -1;
+    // A sequence's draft rows follow its first row (speculative decoding): one group of mask
+    // rows, the first named by so.mask_row.
+    const bool draft_row = i > 0 && rows[i - 1] == q;
+    if (!draft_row) so.mask_row = -1;
     if (so.matcher && so.grammar_on) {
-      so.mask_row = int32_t(mask_seqs_.size());
+      if (draft_row) {
+        ++mask_groups_.back().second;
+      } else {
+        so.mask_row = int32_t(mask_seqs_.size());
+        mask_groups_.push_back({mask_seqs_.size(), 1});
+      }
       mask_seqs_.push_back(q);
       mask_sample_index_.push_back(i);
     }
@@ -92,8 +101,26 @@ void StructuredOutputManager::prepare_masks(std::span<Sequence* const> rows,
 // their cost varies a lot). Cost: bench/grammar_bench.
 void StructuredOutputManager::fill_masks(uint32_t* dst) {
   const auto t0 = std::chrono::steady_clock::now();
-  for_each_mask_row([&](size_t i) {
-    fill_mask_row(i, std::span<uint32_t>(dst + i * size_t(mask_words_), size_t(mask_words_)));
+  for_each_mask_group([&](size_t g) {
+    const auto [first, count] = mask_groups_[g];
+    Sequence* q = mask_seqs_[first];
+    SeqOutputState& so = q->request->out_of(*q);
+    // Row j of a sequence with drafts: the grammar after drafts 0..j-1 (checked against it when
+    // proposed), rolled back once the rows are filled.
+    int32_t advanced = 0;
+    size_t j = 0;
+    for (; j < count; ++j) {
+      const size_t i = first + j;
+      fill_mask_row(i, std::span<uint32_t>(dst + i * size_t(mask_words_), size_t(mask_words_)));
+      if (j + 1 == count) break;
+      if (!mask_errors_[i].empty() || !so.matcher->accept_token(q->drafts[j])) break;
+      ++advanced;
+    }
+    // Rows past a draft the grammar refused allow nothing (the target cannot take that draft,
+    // so they are never used).
+    for (++j; j < count; ++j)
+      std::fill_n(dst + (first + j) * size_t(mask_words_), size_t(mask_words_), 0u);
+    if (advanced > 0) so.matcher->rollback(advanced);
   });
   num_masks_ += int64_t(mask_seqs_.size());
   mask_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -130,10 +157,10 @@ void StructuredOutputManager::fill_mask_row(size_t i, std::span<uint32_t> m) {
   }
 }
 
-// Runs fn(i) for every mask row i on the mask threads, rows taken one at a time (their cost
-// varies a lot).
-void StructuredOutputManager::for_each_mask_row(const std::function<void(size_t)>& fn) {
-  const size_t n = mask_seqs_.size();
+// Runs fn(g) for every group g of mask rows (a sequence's rows) on the mask threads, groups taken
+// one at a time (their cost varies a lot).
+void StructuredOutputManager::for_each_mask_group(const std::function<void(size_t)>& fn) {
+  const size_t n = mask_groups_.size();
   if (n == 1) {
     fn(0);
     return;
@@ -154,7 +181,11 @@ void StructuredOutputManager::for_each_mask_row(const std::function<void(size_t)
 void StructuredOutputManager::accept_sampled(std::span<const SampledToken> sampled) {
   if (mask_seqs_.empty()) return;
   accepted_.assign(mask_seqs_.size(), int8_t(-1));
-  for_each_mask_row([&](size_t i) { accept_row(i, sampled[mask_sample_index_[i]].token_id); });
+  // A sequence with draft rows advances by the tokens it takes, one by one, in accept_token.
+  for_each_mask_group([&](size_t g) {
+    const auto [i, count] = mask_groups_[g];
+    if (count == 1) accept_row(i, sampled[mask_sample_index_[i]].token_id);
+  });
 }
 
 void StructuredOutputManager::accept_row(size_t i, int32_t tok) {

@@ -63,7 +63,7 @@ class StructuredOutputManager {
   void fill_masks(uint32_t* dst);
   void fill_mask_row(size_t i, std::span<uint32_t> m);
   void accept_row(size_t i, int32_t tok);
-  void for_each_mask_row(const std::function<void(size_t)>& fn);
+  void for_each_mask_group(const std::function<void(size_t)>& fn);
 
   int32_t vocab_;
   int32_t mask_words_;
@@ -76,6 +76,8 @@ class StructuredOutputManager {
   // This step (engine thread; the mask threads write their own rows).
   std::vector<Sequence*> mask_seqs_;       // rows with a grammar this step
   std::vector<size_t> mask_sample_index_;  // their index among the step's sampled rows
+  // Per sequence: its first mask row and how many it has (1 + its drafts).
+  std::vector<std::pair<size_t, size_t>> mask_groups_;
   std::vector<std::string> mask_errors_;   // per mask row: why its grammar failed (rare)
   std::vector<int8_t> accepted_;           // per mask row: grammar advanced (1), refused
                                            // (0), or left to accept_token (-1)

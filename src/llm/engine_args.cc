@@ -7,6 +7,7 @@
 #include "llm/lora_registry.h"
 #include "llm/pooling_config.h"
 #include "llm/resolved_config.h"
+#include "llm/speculative_config.h"
 #include "model/loader/model_source.h"
 #ifdef INFERD_HAVE_CUDA
 #include "backend/cuda/cuda_device.h"
@@ -24,8 +25,6 @@ void refuse_unsupported(const EngineArgs& a) {
   if (p.tensor_parallel_size != 1)
     fail("--tensor-parallel-size {}: tensor parallelism is not supported yet (issue 33)",
          p.tensor_parallel_size);
-  if (!a.speculative.config.empty())
-    fail("--speculative-config: speculative decoding is not supported yet (issue 26)");
 }
 
 void resolve_lora(const LoraArgs& l, ResolvedConfig& rc) {
@@ -146,6 +145,7 @@ ResolvedConfig resolve_engine_args(const EngineArgs& args, int gpu_count, bool c
   resolve_scheduler(args.scheduler, rc);
   resolve_lora(args.lora, rc);
   rc.engine.seed = args.model.seed;
+  rc.engine.speculative = parse_speculative_config(args.speculative.config);
   return rc;
 }
 

@@ -75,6 +75,12 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   o.enable_sleep_mode = rc.enable_sleep_mode;
   o.max_loras = rc.max_loras;
   o.max_lora_rank = rc.max_lora_rank;
+  if (const SpeculativeConfig& sp = rc.engine.speculative; sp.enabled()) {
+    const int32_t seqs = sp.disable_by_batch_size > 0
+                             ? std::min(sp.disable_by_batch_size, rc.engine.max_num_seqs)
+                             : rc.engine.max_num_seqs;
+    o.max_extra_logit_rows = seqs * sp.num_speculative_tokens;
+  }
   auto m = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
   const ModelConfig& c = m->config();
   LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",

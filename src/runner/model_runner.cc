@@ -106,9 +106,10 @@ void ModelRunner::allocate_workspace() {
   cap.max_top_logprobs = opts_.max_top_logprobs;
   // Edits: logit_bias, banned ids and penalty tokens; 2048 a sequence covers all but requests
   // with long histories and penalties (more grows the buffer once).
-  cap.max_edits = int64_t(opts_.max_num_seqs) * 2048;
-  // Structured outputs: one bitmask row (vocab / 32 words) per sequence.
-  cap.max_mask_words = int64_t(opts_.max_num_seqs) * sampling::bitmask_words(int32_t(c.vocab_size));
+  const int64_t rows = int64_t(opts_.max_num_seqs) + std::max(0, opts_.max_extra_logit_rows);
+  cap.max_edits = rows * 2048;
+  // Structured outputs: one bitmask row (vocab / 32 words) per sequence (and draft row).
+  cap.max_mask_words = rows * sampling::bitmask_words(int32_t(c.vocab_size));
   // LoRA: q/k/v stacked is the widest linear (three parts of max_lora_rank columns).
   if (lora_) cap.max_lora_columns = LoraLinear::kMaxParts * opts_.max_lora_rank;
   be.reserve(cap);
@@ -365,9 +366,16 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
     device_step(b, sampling, fb);
   }
   be.finish_samples(b, sampling, out);
-  profile_.add(
-      decode, T,
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  // Speculative verification: every token sampled (no scoring rows), some sequence has several.
+  bool verify = !decode && R == size_t(T) && fb.pool_spans.empty();
+  for (size_t i = 0; verify && i < R; ++i) verify = sampling.rows[i].score_token < 0;
+  if (verify) {
+    profile_.add_verify(T, ms);
+  } else {
+    profile_.add(decode, T, ms);
+  }
 }
 
 int32_t ModelRunner::graph_size_for(int32_t n) const {

@@ -39,6 +39,9 @@ struct RunnerOptions {
   int32_t max_num_seqs = 256;
   bool enforce_eager = false;     // no CUDA graphs (vLLM's --enforce-eager)
   int32_t max_top_logprobs = 20;  // most top logprobs a row may ask for (device sampling)
+  // Speculative decoding: logit rows a step may have beyond one a sequence (the draft rows), so
+  // that the sampler's edits and grammar masks are reserved for them at start.
+  int32_t max_extra_logit_rows = 0;
   // Test-only (--debug-inject-device-fault after_steps=N): the first N steps run, the next one
   // makes the device fail (DeviceRuntime::inject_device_fault). Negative: never.
   int64_t inject_device_fault_after_steps = -1;

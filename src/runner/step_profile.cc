@@ -14,11 +14,19 @@ void StepProfile::add(bool decode, int32_t num_tokens, double ms) {
   b.ms += ms;
 }
 
+void StepProfile::add_verify(int32_t num_tokens, double ms) {
+  Bucket& b = buckets_[{2, num_tokens}];
+  ++b.steps;
+  b.tokens += num_tokens;
+  b.ms += ms;
+}
+
 std::string StepProfile::to_string() const {
   std::string s;
   for (const auto& [key, v] : buckets_) {
-    s += fmt::format("{} steps of <= {} tokens: {} steps, {} tokens, {:.1f} s, {:.2f} ms a step\n",
-                     key.first == 0 ? "decode" : "mixed/prefill", key.second, v.steps, v.tokens,
+    const char* kind = key.first == 0 ? "decode" : key.first == 1 ? "mixed/prefill" : "verify";
+    s += fmt::format("{} steps of {} {} tokens: {} steps, {} tokens, {:.1f} s, {:.2f} ms a step\n",
+                     kind, key.first == 2 ? "exactly" : "<=", key.second, v.steps, v.tokens,
                      v.ms / 1e3, v.ms / double(v.steps));
   }
   return s;

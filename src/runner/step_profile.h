@@ -1,5 +1,7 @@
 // Wall time of the runner's steps by kind (decode, mixed/prefill) and size bucket (powers of 4 of
-// the token count): where a benchmark's time went, printed as one line a bucket.
+// the token count): where a benchmark's time went, printed as one line a bucket. Verification
+// steps of speculative decoding (every token of the step sampled, some sequence with several)
+// are a kind of their own, by exact token count (one sequence with k drafts: 1 + k tokens).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,7 @@ namespace inferd {
 class StepProfile {
  public:
   void add(bool decode, int32_t num_tokens, double ms);
+  void add_verify(int32_t num_tokens, double ms);
   void clear() { buckets_.clear(); }
   // "decode steps of <= 4 tokens: 120 steps, 480 tokens, 0.6 s, 4.90 ms a step\n" ...
   std::string to_string() const;
@@ -21,7 +24,7 @@ class StepProfile {
     int64_t steps = 0, tokens = 0;
     double ms = 0;
   };
-  std::map<std::pair<int, int32_t>, Bucket> buckets_;  // (mixed?, size bound)
+  std::map<std::pair<int, int32_t>, Bucket> buckets_;  // (decode 0 / mixed 1 / verify 2, bound)
 };
 
 }  // namespace inferd

@@ -193,6 +193,8 @@ void Metrics::render_engine(std::string& out, const EngineStats& s) const {
   out += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", it, ml, prom_number(double(s.num_steps)));
   out += fmt::format("{}_sum{{{}}} {}\n", it, ml, prom_number(double(s.tokens_computed)));
   out += fmt::format("{}_count{{{}}} {}\n", it, ml, prom_number(double(s.num_steps)));
+  if (s.spec_num_speculative_tokens > 0) render_spec_decode(out, s);
+  if (s.spec_num_speculative_tokens > 0) render_spec_decode(out, s);
   if (!cache_info_.empty()) {
     head(out, "vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
     std::string labels;
@@ -228,6 +230,26 @@ void Metrics::render_engine(std::string& out, const EngineStats& s) const {
         s.sleep_level > 0 ? 1 : 0);
   gauge("inferd:engine_sleep_level", "The sleep level (1 or 2) while asleep, 0 when awake.",
         s.sleep_level);
+}
+
+// Speculative decoding's counters, named as vLLM names them (only when speculation is on).
+void Metrics::render_spec_decode(std::string& out, const EngineStats& s) const {
+  const std::string& ml = labels_;
+  auto counter = [&](const std::string& base, const char* help, double v) {
+    head(out, base, "counter", help);
+    out += fmt::format("{}_total{{{}}} {}\n", base, ml, prom_number(v));
+  };
+  counter("vllm:spec_decode_num_drafts", "Number of spec decoding drafts.",
+          double(s.spec_num_drafts));
+  counter("vllm:spec_decode_num_draft_tokens", "Number of draft tokens.",
+          double(s.spec_num_draft_tokens));
+  counter("vllm:spec_decode_num_accepted_tokens", "Number of accepted tokens.",
+          double(s.spec_num_accepted_tokens));
+  const char* pos = "vllm:spec_decode_num_accepted_tokens_per_pos";
+  head(out, pos, "counter", "Accepted tokens per draft position.");
+  for (int32_t i = 0; i < s.spec_num_speculative_tokens && i < kMaxSpeculativeTokens; ++i)
+    out += fmt::format("{}_total{{{},position=\"{}\"}} {}\n", pos, ml, i,
+                       prom_number(double(s.spec_accepted_per_pos[size_t(i)])));
 }
 
 // What finished requests recorded.

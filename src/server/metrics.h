@@ -77,6 +77,7 @@ class Metrics {
 
  private:
   void render_engine(std::string& out, const EngineStats& s) const;
+  void render_spec_decode(std::string& out, const EngineStats& s) const;
   void render_requests(std::string& out) const;
 
   std::string model_name_;

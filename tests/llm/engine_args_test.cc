@@ -157,7 +157,11 @@ TEST(EngineArgs, EveryErrorNamesTheFlag) {
        "--tensor-parallel-size 2: tensor parallelism is not supported yet (issue 33)"},
       {"--speculative-config",
        [](EngineArgs& a) { a.speculative.config = R"({"method": "ngram"})"; },
-       "--speculative-config: speculative decoding is not supported yet (issue 26)"},
+       "--speculative-config: \"num_speculative_tokens\" is missing (1..16)"},
+      {"--speculative-config",
+       [](EngineArgs& a) { a.speculative.config = R"({"method": "eagle3", "model": "h"})"; },
+       "--speculative-config: method \"eagle3\" is not supported yet (issue 26: only ngram is "
+       "built)"},
       {"--lora-modules", [](EngineArgs& a) { a.lora.lora_modules = {"sql=/adapters/sql"}; },
        "--lora-modules needs --enable-lora"},
       {"--max-loras", [](EngineArgs& a) { a.lora.max_loras = 4; },

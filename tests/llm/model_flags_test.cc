@@ -138,8 +138,9 @@ TEST(ModelFlags, TheBinaryRefusesWhatLaterIssuesAddAndBadLoraFlags) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"-tp 2",
        "error: --tensor-parallel-size 2: tensor parallelism is not supported yet (issue 33)"},
-      {"--speculative-config '{\"method\": \"ngram\"}'",
-       "error: --speculative-config: speculative decoding is not supported yet (issue 26)"},
+      {"--speculative-config '{\"method\": \"eagle3\", \"model\": \"x\"}'",
+       "error: --speculative-config: method \"eagle3\" is not supported yet (issue 26: only ngram "
+       "is built)"},
       {"--max-loras 2", "error: --max-loras needs --enable-lora"},
       {"--enable-lora --lora-modules nopath", "error: --lora-modules 'nopath': expected name=path"},
   };

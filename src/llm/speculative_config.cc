@@ -1,0 +1,107 @@
+// --speculative-config (see speculative_config.h).
+#include "llm/speculative_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace inferd {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kFlag = "--speculative-config";
+
+// An integer field: nullopt when absent or null; an Error naming it when not an integer in
+// [lo, hi].
+std::optional<int32_t> int_field(const json& j, const char* key, int64_t lo, int64_t hi) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number_integer())
+    fail("{}: \"{}\" must be an integer, got {}", kFlag, key, it->dump());
+  const int64_t v = it->get<int64_t>();
+  if (v < lo || v > hi) fail("{}: \"{}\" is {}: expected {}..{}", kFlag, key, v, lo, hi);
+  return int32_t(v);
+}
+
+std::string string_field(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return "";
+  if (!it->is_string()) fail("{}: \"{}\" must be a string, got {}", kFlag, key, it->dump());
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+SpeculativeConfig parse_speculative_config(const std::string& json_text) {
+  SpeculativeConfig c;
+  if (json_text.empty()) return c;
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON ({})", kFlag, e.what());
+  }
+  if (!j.is_object()) fail("{}: expected a JSON object, got {}", kFlag, j.dump());
+  static const char* const kKnown[] = {"method",
+                                       "model",
+                                       "num_speculative_tokens",
+                                       "prompt_lookup_min",
+                                       "prompt_lookup_max",
+                                       "draft_tensor_parallel_size",
+                                       "disable_by_batch_size"};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = false;
+    for (const char* k : kKnown) known = known || it.key() == k;
+    if (!known) {
+      fail(
+          "{}: unknown field \"{}\": expected method, model, num_speculative_tokens, "
+          "prompt_lookup_min, prompt_lookup_max, draft_tensor_parallel_size or "
+          "disable_by_batch_size",
+          kFlag, it.key());
+    }
+  }
+  std::string method = string_field(j, "method");
+  const std::string model = string_field(j, "model");
+  // vLLM infers the method from "model" when it is absent ("ngram" or a draft's path).
+  if (method.empty()) {
+    if (model.empty())
+      fail("{}: \"method\" is missing: expected ngram, draft_model or eagle3", kFlag);
+    method = model == "ngram" || model == "[ngram]" ? "ngram" : "draft_model";
+  }
+  const std::optional<int32_t> tp = int_field(j, "draft_tensor_parallel_size", 1, 1 << 20);
+  if (tp && *tp != 1)
+    fail(
+        "{}: \"draft_tensor_parallel_size\" {}: only 1 is supported (tensor parallelism is "
+        "issue 33)",
+        kFlag, *tp);
+  if (method == "draft_model") {
+    if (model.empty()) fail("{}: method draft_model needs \"model\" (the draft's path)", kFlag);
+    fail("{}: method \"draft_model\" is not supported yet (issue 26: only ngram is built)", kFlag);
+  }
+  if (method == "eagle3" || method == "eagle")
+    fail("{}: method \"{}\" is not supported yet (issue 26: only ngram is built)", kFlag, method);
+  if (method != "ngram")
+    fail("{}: unknown \"method\" \"{}\": expected ngram, draft_model or eagle3", kFlag, method);
+  if (!model.empty() && model != "ngram" && model != "[ngram]")
+    fail("{}: method ngram takes no \"model\", got \"{}\"", kFlag, model);
+  const std::optional<int32_t> k = int_field(j, "num_speculative_tokens", 1, kMaxSpeculativeTokens);
+  if (!k) fail("{}: \"num_speculative_tokens\" is missing (1..{})", kFlag, kMaxSpeculativeTokens);
+  std::optional<int32_t> lo = int_field(j, "prompt_lookup_min", 1, 1024);
+  std::optional<int32_t> hi = int_field(j, "prompt_lookup_max", 1, 1024);
+  // vLLM's defaults: both 5 when neither is given, else the one given for the other.
+  if (!lo && !hi) lo = hi = 5;
+  if (!lo) lo = hi;
+  if (!hi) hi = lo;
+  if (*lo > *hi)
+    fail("{}: \"prompt_lookup_min\" {} is larger than \"prompt_lookup_max\" {}", kFlag, *lo, *hi);
+  c.method = SpeculativeConfig::Method::kNgram;
+  c.num_speculative_tokens = *k;
+  c.prompt_lookup_min = *lo;
+  c.prompt_lookup_max = *hi;
+  if (auto d = int_field(j, "disable_by_batch_size", 0, 1 << 20)) c.disable_by_batch_size = *d;
+  return c;
+}
+
+}  // namespace inferd

@@ -1,0 +1,158 @@
+// Speculative decoding on the GPU (issue 26): the demo model's greedy output with n-gram
+// speculation against the same engine without it, and the device sampler on the rows of a
+// verification step (k + 1 rows of one sequence, output positions n..n+k, penalties counting the
+// drafts before each row) against the reference sampler on the same logits. Skipped without a
+// GPU.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/sampling.h"
+#include "cuda_test_util.h"
+#include "inferd/engine.h"
+#include "runner/model_runner.h"
+
+namespace inferd {
+namespace {
+
+const std::string kDemo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
+
+RunnerOptions demo_options() {
+  RunnerOptions o;
+  o.num_kv_blocks = 512;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 512;
+  o.max_num_seqs = 8;
+  o.max_extra_logit_rows = 8 * 7;
+  return o;
+}
+
+EngineConfig engine_config(int32_t k) {
+  EngineConfig c;
+  c.max_num_seqs = 8;
+  c.max_num_batched_tokens = 512;
+  if (k > 0) {
+    c.speculative.method = SpeculativeConfig::Method::kNgram;
+    c.speculative.num_speculative_tokens = k;
+    c.speculative.prompt_lookup_min = 1;
+    c.speculative.prompt_lookup_max = 4;
+    c.speculative.disable_by_batch_size = 0;
+  }
+  return c;
+}
+
+// Prompts that repeat a stretch of random ids: the n-gram lookup has something to propose.
+std::vector<GenerateRequest> demo_requests(int32_t vocab) {
+  std::vector<GenerateRequest> reqs;
+  Rng rng(3);
+  for (int i = 0; i < 6; ++i) {
+    std::vector<int32_t> seg(size_t(20 + 5 * i));
+    for (auto& t : seg) t = 6 + int32_t(rng.next_u64() % uint64_t(vocab - 6));
+    GenerateRequest r;
+    r.request_id = fmt::format("d{}", i);
+    r.prompt_token_ids = {0};
+    for (int rep = 0; rep < 2; ++rep)
+      r.prompt_token_ids.insert(r.prompt_token_ids.end(), seg.begin(), seg.end());
+    r.prompt_token_ids.insert(r.prompt_token_ids.end(), seg.begin(), seg.begin() + 6);
+    r.params.temperature = 0.0f;
+    r.params.max_tokens = 48;
+    r.params.ignore_eos = true;
+    r.params.logprobs = 2;  // the top-2 margin where outputs part
+    reqs.push_back(r);
+  }
+  return reqs;
+}
+
+TEST(CudaSpecDecode, DemoGreedyIdenticalWithNgram) {
+  INFERD_REQUIRE_GPU();
+  auto model = std::make_shared<ModelRunner>(kDemo, demo_options(), make_cuda_backend(0));
+  const int32_t V = model->vocab_size();
+  std::vector<GenerateResult> want;
+  {
+    Engine plain(model, engine_config(0));
+    want = plain.generate(demo_requests(V));
+  }
+  for (int32_t k : {1, 4, 7}) {
+    SCOPED_TRACE(::testing::Message() << "k " << k);
+    Engine spec(model, engine_config(k));
+    const auto got = spec.generate(demo_requests(V));
+    const EngineStats st = spec.stats();
+    EXPECT_GT(st.spec_num_drafts, 0);
+    EXPECT_GT(st.spec_num_accepted_tokens, 0);
+    std::printf("[cuda-golden] demo ngram k=%d: %lld verifications, mean accepted length %.2f\n", k,
+                static_cast<long long>(st.spec_num_drafts),
+                1.0 + double(st.spec_num_accepted_tokens) /
+                          double(std::max<int64_t>(1, st.spec_num_drafts)));
+    for (size_t i = 0; i < want.size(); ++i) {
+      const SequenceResult &a = want[i].outputs.at(0), &b = got.at(i).outputs.at(0);
+      ASSERT_EQ(a.token_ids.size(), b.token_ids.size());
+      size_t d = 0;
+      while (d < a.token_ids.size() && a.token_ids[d] == b.token_ids[d]) ++d;
+      if (d == a.token_ids.size()) continue;
+      // A verification step's bf16 logits may differ in the last bits from a decode step's (other
+      // kernels): the outputs may part only where the top two were within that noise.
+      const SampleLogprobs& lp = a.logprobs.at(d);
+      ASSERT_GE(lp.top.size(), 2u);
+      EXPECT_LT(std::fabs(lp.top[0].logprob - lp.top[1].logprob), 2e-2)
+          << want[i].request_id << " parts at token " << d << " with a clear margin";
+    }
+  }
+}
+
+TEST(CudaSpecDecode, VerificationRowsSampleLikeTheReference) {
+  INFERD_REQUIRE_GPU();
+  ModelRunner model(kDemo, demo_options(), make_cuda_backend(0));
+  const int32_t V = model.vocab_size();
+  Rng rng(9);
+  for (int32_t k : {1, 3, 7}) {
+    for (int trial = 0; trial < 4; ++trial) {
+      // One sequence: a 40-token prefill, then its last token and k drafts in one verification.
+      const int32_t n_ctx = 40;
+      std::vector<int32_t> toks(size_t(n_ctx + k));
+      for (auto& t : toks) t = int32_t(rng.next_u64() % uint64_t(V));
+      ForwardBatch fb;
+      for (int32_t p = 0; p < n_ctx + k; ++p) {
+        fb.token_ids.push_back(toks[size_t(p)]);
+        fb.positions.push_back(p);
+      }
+      SeqBatchInfo s;
+      s.q_len = n_ctx + k;
+      s.kv_len = n_ctx + k;
+      s.num_blocks = (n_ctx + k + 15) / 16;
+      fb.seqs.push_back(s);
+      for (int32_t b = 0; b < s.num_blocks; ++b) fb.block_tables.push_back(b);
+      for (int32_t j = 0; j <= k; ++j) fb.logit_rows.push_back(n_ctx - 1 + j);
+      SamplingBatch sb;
+      LogitEditBuilder eb(V);
+      std::vector<int32_t> out_so_far = {toks[5], toks[9]};
+      for (int32_t j = 0; j <= k; ++j) {
+        SamplingRow row;
+        row.temperature = trial == 0 ? 0.0f : 0.8f;
+        row.top_p = trial == 2 ? 0.9f : 1.0f;
+        row.top_k = trial == 3 ? 20 : 0;
+        row.repetition_penalty = 1.2f;
+        row.frequency_penalty = 0.3f;
+        row.seed = 1000 + uint64_t(trial);
+        row.counter = uint64_t(2 + j);
+        row.num_logprobs = 2;
+        eb.append(row, {}, {}, std::span<const int32_t>(toks.data(), size_t(n_ctx - 2)), out_so_far,
+                  sb.edits);
+        sb.rows.push_back(row);
+        if (j < k) out_so_far.push_back(toks[size_t(n_ctx + j)]);
+      }
+      std::vector<SampledToken> dev(size_t(k + 1)), ref(size_t(k + 1));
+      model.execute(fb, sb, dev);
+      std::vector<float> logits(size_t(k + 1) * size_t(V));
+      model.forward(fb, logits.data());
+      ReferenceSampler().sample(logits.data(), V, sb, ref);
+      for (int32_t j = 0; j <= k; ++j)
+        EXPECT_EQ(dev[size_t(j)].token_id, ref[size_t(j)].token_id)
+            << "k " << k << " trial " << trial << " row " << j;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace inferd
