@@ -145,6 +145,16 @@ TEST(HubNames, CacheDirFollowsHuggingFaceHubOrder) {
   unsetenv("HF_TOKEN");
   unsetenv("HF_HUB_OFFLINE");
   EXPECT_EQ(options_from_env().endpoint, "https://huggingface.co");
+  // The token `hf auth login` stored, when HF_TOKEN is not set.
+  const fs::path tok = fs::temp_directory_path() / ("inferd_hub_token_" + std::to_string(getpid()));
+  write_file(tok, "hf_stored\n");
+  setenv("HF_TOKEN_PATH", tok.c_str(), 1);
+  EXPECT_EQ(options_from_env().token, "hf_stored");
+  setenv("HF_TOKEN", "hf_env", 1);
+  EXPECT_EQ(options_from_env().token, "hf_env");
+  unsetenv("HF_TOKEN");
+  unsetenv("HF_TOKEN_PATH");
+  fs::remove(tok);
 }
 
 TEST(HubNames, OnlyServingFilesAreNeeded) {
