@@ -97,14 +97,15 @@ FakeHub::Repo load_repo(const FakeHubRepo& spec) {
 }  // namespace
 
 // The model-info route's answer (huggingface_hub's ModelInfo fields).
-static nlohmann::json model_info(const FakeHub::Repo& r, bool blob_metadata) {
+static nlohmann::json model_info(const FakeHub::Repo& r, const FakeHubFaults& faults) {
   nlohmann::json siblings = nlohmann::json::array();
   for (const FakeHub::File& f : r.files) {
     nlohmann::json s = {{"rfilename", f.rfilename}};
-    if (blob_metadata) {
-      s["size"] = f.size;
+    if (faults.blob_metadata) {
+      const uint64_t size = f.size + faults.extra_size;
+      s["size"] = size;
       s["blobId"] = f.git_sha1;
-      if (f.lfs) s["lfs"] = {{"sha256", f.sha256}, {"size", f.size}, {"pointerSize", 134}};
+      if (f.lfs) s["lfs"] = {{"sha256", f.sha256}, {"size", size}, {"pointerSize", 134}};
     }
     siblings.push_back(s);
   }
@@ -279,7 +280,7 @@ void FakeHub::Impl::answer(int fd, const http::request<http::empty_body>& req) {
     if (!authorized(*r)) return error(401, "GatedRepo", "Access to this model is restricted");
     if (at != std::string::npos && !rev_ok(*r, rest.substr(at + 10)))
       return error(404, "RevisionNotFound", "Invalid rev id");
-    const nlohmann::json info = model_info(*r, faults.blob_metadata);
+    const nlohmann::json info = model_info(*r, faults);
     return send_status(fd, 200, "OK", {{"Content-Type", "application/json"}}, info.dump(), head);
   }
   const size_t res = target.find("/resolve/");

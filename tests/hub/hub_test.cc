@@ -279,6 +279,16 @@ TEST_F(HubTest, AChecksumMismatchIsCaughtAndTheBlobRemoved) {
   EXPECT_FALSE(fs::exists(repo_cache() / "refs" / "main"));
 }
 
+TEST_F(HubTest, ADiskTooSmallIsNamedBeforeAnythingIsWritten) {
+  FakeHubFaults f;
+  f.extra_size = uint64_t{1} << 60;  // an exabyte a file
+  auto hub = start(f);
+  const std::string e = error_of([&] { pull({"org/model"}, opts_); });
+  EXPECT_NE(e.find("disk full: org/model needs"), std::string::npos) << e;
+  EXPECT_NE(e.find("in the cache " + opts_.cache_dir), std::string::npos) << e;
+  EXPECT_EQ(count_requests(*hub, "/resolve/"), 0);
+}
+
 TEST_F(HubTest, AGatedRepoNeedsItsToken) {
   auto hub = start({}, "hf_secret");
   std::string e = error_of([&] { pull({"org/model"}, opts_); });
