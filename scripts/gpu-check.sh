@@ -32,8 +32,11 @@
 # The GPU machine lacks the PCRE2 and utf8proc headers that CMake requires. When .carry/debs/ holds
 # Debian packages (fetched on the dev machine, not committed:
 #   mkdir -p .carry/debs && cd .carry/debs &&
-#   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 )
-# they are unpacked into a private prefix (never into /) and CMake is pointed at it.
+#   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 \
+#     libcurl4-openssl-dev libssl-dev )
+# they are unpacked into a private prefix (never into /) and CMake is pointed at it. libcurl and
+# libcrypto themselves are the host's (Ubuntu's libcurl4t64 / libssl3t64): the carried -dev
+# packages' lib*.so links are pointed at them.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 MODE=full
@@ -116,6 +119,10 @@ if compgen -G ".carry/debs/*.deb" >/dev/null; then
     sed -i "s|^prefix=/usr\$|prefix=$deps/usr|" "$pc"
   done
   libdir=$(echo "$deps"/usr/lib/*-linux-gnu)
+  for so in libcurl.so:libcurl.so.4 libcrypto.so:libcrypto.so.3 libssl.so:libssl.so.3; do
+    link="$libdir/${so%%:*}" host="/usr/lib/x86_64-linux-gnu/${so##*:}"
+    if [ -L "$link" ] && [ ! -e "$link" ] && [ -e "$host" ]; then ln -sf "$host" "$link"; fi
+  done
   export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   cmake_extra+=("-DCMAKE_PREFIX_PATH=$deps/usr")
