@@ -32,9 +32,11 @@
 # The GPU machine lacks the PCRE2 and utf8proc headers that CMake requires. When .carry/debs/ holds
 # Debian packages (fetched on the dev machine, not committed:
 #   mkdir -p .carry/debs && cd .carry/debs &&
-#   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 libcurl4-openssl-dev \
-#     libssl-dev )
-# they are unpacked into a private prefix (never into /) and CMake is pointed at it.
+#   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 \
+#     libcurl4-openssl-dev libssl-dev )
+# they are unpacked into a private prefix (never into /) and CMake is pointed at it. libcurl and
+# libcrypto themselves are the host's (Ubuntu's libcurl4t64 / libssl3t64): the carried -dev
+# packages' lib*.so links are pointed at them.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 MODE=full

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/mmap_file.h"
+#include "hub/hub.h"
 #include "jinja/chat_template.h"
 #include "llm/gguf_tokenizer.h"
 #include "model/loader/model_source.h"
@@ -90,7 +91,8 @@ void register_template_command(CLI::App& app) {
       }
       if (!kwargs.is_object()) fail("--chat-template-kwargs must be a JSON object");
     }
-    const ModelVocabSource vocab = ModelVocabSource::open(resolve_model_source(args->model));
+    const ModelVocabSource vocab =
+        ModelVocabSource::open(resolve_model_source(hub::resolve_if_hub_name(args->model)));
     const std::string src = vocab.path + " (GGUF metadata)";
     const ChatTemplate tmpl =
         vocab.gguf ? (args->chat_template_file.empty()

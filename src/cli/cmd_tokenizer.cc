@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "hub/hub.h"
 #include "llm/gguf_tokenizer.h"
 #include "model/loader/model_source.h"
 #include "tokenizer/tokenizer.h"
@@ -75,7 +76,9 @@ void register_tokenizer_commands(CLI::App& app) {
   tokenize->add_flag("--add-special-tokens", targs->add_special_tokens,
                      "Add the special tokens of the post-processor (for example BOS)");
   tokenize->callback([targs] {
-    const Tokenizer tok = ModelVocabSource::open(resolve_model_source(targs->model)).tokenizer();
+    const Tokenizer tok =
+        ModelVocabSource::open(resolve_model_source(hub::resolve_if_hub_name(targs->model)))
+            .tokenizer();
     const std::vector<int32_t> ids = tok.encode(targs->text, targs->add_special_tokens);
     std::string out;
     for (size_t i = 0; i < ids.size(); ++i) {
@@ -97,7 +100,9 @@ void register_tokenizer_commands(CLI::App& app) {
   detokenize->add_flag("--skip-special-tokens", dargs->skip_special_tokens,
                        "Leave special tokens out of the text");
   detokenize->callback([dargs] {
-    const Tokenizer tok = ModelVocabSource::open(resolve_model_source(dargs->model)).tokenizer();
+    const Tokenizer tok =
+        ModelVocabSource::open(resolve_model_source(hub::resolve_if_hub_name(dargs->model)))
+            .tokenizer();
     const std::vector<int32_t> ids = parse_id_list(dargs->ids, tok);
     const std::string text = tok.decode(ids, dargs->skip_special_tokens);
     std::fwrite(text.data(), 1, text.size(), stdout);

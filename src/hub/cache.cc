@@ -85,6 +85,25 @@ std::string hub_cache_dir() {
   return (fs::path(home && *home ? home : ".") / ".cache" / "huggingface" / "hub").string();
 }
 
+std::string stored_token() {
+  fs::path path;
+  if (const char* p = std::getenv("HF_TOKEN_PATH"); p && *p) {
+    path = p;
+  } else if (const char* h = std::getenv("HF_HOME"); h && *h) {
+    path = fs::path(h) / "token";
+  } else {
+    const char* x = std::getenv("XDG_CACHE_HOME");
+    const char* home = std::getenv("HOME");
+    path = (x && *x ? fs::path(x) : fs::path(home && *home ? home : ".") / ".cache") /
+           "huggingface" / "token";
+  }
+  std::ifstream in(path);
+  std::string t;
+  if (!in || !std::getline(in, t)) return "";
+  while (!t.empty() && (t.back() == '\r' || t.back() == ' ' || t.back() == '\t')) t.pop_back();
+  return t;
+}
+
 HubOptions options_from_env(const std::string& token) {
   HubOptions o;
   if (const char* e = std::getenv("HF_ENDPOINT"); e && *e) o.endpoint = e;
@@ -93,6 +112,8 @@ HubOptions options_from_env(const std::string& token) {
     o.token = token;
   } else if (const char* t = std::getenv("HF_TOKEN"); t && *t) {
     o.token = t;
+  } else {
+    o.token = stored_token();
   }
   o.cache_dir = hub_cache_dir();
   o.offline = env_true("HF_HUB_OFFLINE");

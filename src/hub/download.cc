@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -419,9 +420,12 @@ void download_blob(const Job& job, const RemoteFile& f, const std::string& url) 
     if (job.abort->load()) return;
     if (r.curl_code == 0 && r.status == 416 && f.size_known && have == f.size) break;
     if (r.curl_code == 0 && (r.status == 200 || r.status == 206)) break;
-    if (r.curl_code == 0 || r.connect_failed() || attempt >= job.opts->max_retries)
+    const bool transient = r.curl_code != 0 || r.status == 429 || r.status >= 500;
+    if (!transient || r.connect_failed() || attempt >= job.opts->max_retries)
       fail_http(r, *job.name, *job.opts, f.rfilename);
-    LOG_WARN("{}: transfer dropped at {} bytes ({}); resuming", f.rfilename, have, r.curl_error);
+    LOG_WARN("{}: transfer stopped at {} bytes ({}); resuming", f.rfilename, have,
+             r.curl_code != 0 ? r.curl_error : fmt::format("HTTP {}", r.status));
+    std::this_thread::sleep_for(std::chrono::milliseconds(250 * attempt));
   }
   if (f.size_known && have != f.size)
     fail("{}: downloaded {} bytes, the hub said {}", f.rfilename, have, f.size);
@@ -562,6 +566,11 @@ std::string resolve(const HubName& name, const HubOptions& opts) {
     }
     throw;
   }
+}
+
+std::string resolve_if_hub_name(const std::string& model, const std::string& token) {
+  if (!is_hub_name(model)) return model;
+  return resolve(*parse_hub_name(model), options_from_env(token));
 }
 
 }  // namespace inferd::hub

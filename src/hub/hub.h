@@ -43,9 +43,15 @@ struct HubOptions {
 
 // $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub (huggingface_hub's order).
 std::string hub_cache_dir();
-// HubOptions from HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE (1/true/yes/on) and the cache dir;
-// `token` overrides HF_TOKEN when non-empty.
+// The token `hf auth login` stored: $HF_TOKEN_PATH, else $HF_HOME/token, else
+// ~/.cache/huggingface/token; "" when there is none.
+std::string stored_token();
+// HubOptions from HF_ENDPOINT, HF_TOKEN (else stored_token()), HF_HUB_OFFLINE (1/true/yes/on)
+// and the cache dir; `token` (--hf-token) overrides them when non-empty.
 HubOptions options_from_env(const std::string& token = "");
+
+// `model` unchanged, unless is_hub_name(model): then resolve() with options_from_env(token).
+std::string resolve_if_hub_name(const std::string& model, const std::string& token = "");
 
 // "org/name" -> "models--org--name" (the repo's folder under the cache).
 std::string repo_folder_name(const std::string& repo);

@@ -96,6 +96,37 @@ FakeHub::Repo load_repo(const FakeHubRepo& spec) {
 
 }  // namespace
 
+// The model-info route's answer (huggingface_hub's ModelInfo fields).
+static nlohmann::json model_info(const FakeHub::Repo& r, const FakeHubFaults& faults) {
+  nlohmann::json siblings = nlohmann::json::array();
+  for (const FakeHub::File& f : r.files) {
+    nlohmann::json s = {{"rfilename", f.rfilename}};
+    if (faults.blob_metadata) {
+      const uint64_t size = f.size + faults.extra_size;
+      s["size"] = size;
+      s["blobId"] = f.git_sha1;
+      if (f.lfs) s["lfs"] = {{"sha256", f.sha256}, {"size", size}, {"pointerSize", 134}};
+    }
+    siblings.push_back(s);
+  }
+  const nlohmann::json info = {{"_id", r.commit.substr(0, 24)},
+                               {"id", r.spec.repo},
+                               {"modelId", r.spec.repo},
+                               {"author", r.spec.repo.substr(0, r.spec.repo.find('/'))},
+                               {"sha", r.commit},
+                               {"lastModified", "2026-12-01T00:00:00.000Z"},
+                               {"createdAt", "2026-12-01T00:00:00.000Z"},
+                               {"private", false},
+                               {"gated", r.spec.token.empty() ? nlohmann::json(false) : "auto"},
+                               {"disabled", false},
+                               {"downloads", 0},
+                               {"likes", 0},
+                               {"tags", nlohmann::json::array()},
+                               {"library_name", "transformers"},
+                               {"siblings", siblings}};
+  return info;
+}
+
 struct FakeHub::Impl {
   std::vector<Repo> repos;
   FakeHubFaults faults;
@@ -249,31 +280,7 @@ void FakeHub::Impl::answer(int fd, const http::request<http::empty_body>& req) {
     if (!authorized(*r)) return error(401, "GatedRepo", "Access to this model is restricted");
     if (at != std::string::npos && !rev_ok(*r, rest.substr(at + 10)))
       return error(404, "RevisionNotFound", "Invalid rev id");
-    nlohmann::json siblings = nlohmann::json::array();
-    for (const File& f : r->files) {
-      nlohmann::json s = {{"rfilename", f.rfilename}};
-      if (faults.blob_metadata) {
-        s["size"] = f.size;
-        s["blobId"] = f.git_sha1;
-        if (f.lfs) s["lfs"] = {{"sha256", f.sha256}, {"size", f.size}, {"pointerSize", 134}};
-      }
-      siblings.push_back(s);
-    }
-    const nlohmann::json info = {{"_id", r->commit.substr(0, 24)},
-                                 {"id", r->spec.repo},
-                                 {"modelId", r->spec.repo},
-                                 {"author", r->spec.repo.substr(0, r->spec.repo.find('/'))},
-                                 {"sha", r->commit},
-                                 {"lastModified", "2026-12-01T00:00:00.000Z"},
-                                 {"createdAt", "2026-12-01T00:00:00.000Z"},
-                                 {"private", false},
-                                 {"gated", r->spec.token.empty() ? nlohmann::json(false) : "auto"},
-                                 {"disabled", false},
-                                 {"downloads", 0},
-                                 {"likes", 0},
-                                 {"tags", nlohmann::json::array()},
-                                 {"library_name", "transformers"},
-                                 {"siblings", siblings}};
+    const nlohmann::json info = model_info(*r, faults);
     return send_status(fd, 200, "OK", {{"Content-Type", "application/json"}}, info.dump(), head);
   }
   const size_t res = target.find("/resolve/");

@@ -30,6 +30,7 @@ struct FakeHubFaults {
   std::string corrupt_file;   // served with one byte flipped (its metadata stays right)
   bool blob_metadata = true;  // model info lists size, blobId and lfs (false: names only)
   bool ignore_range = false;  // answer Range requests with the whole file (200)
+  uint64_t extra_size = 0;    // added to every size the model info lists (a disk too small)
 };
 
 class FakeHub {

@@ -145,6 +145,16 @@ TEST(HubNames, CacheDirFollowsHuggingFaceHubOrder) {
   unsetenv("HF_TOKEN");
   unsetenv("HF_HUB_OFFLINE");
   EXPECT_EQ(options_from_env().endpoint, "https://huggingface.co");
+  // The token `hf auth login` stored, when HF_TOKEN is not set.
+  const fs::path tok = fs::temp_directory_path() / ("inferd_hub_token_" + std::to_string(getpid()));
+  write_file(tok, "hf_stored\n");
+  setenv("HF_TOKEN_PATH", tok.c_str(), 1);
+  EXPECT_EQ(options_from_env().token, "hf_stored");
+  setenv("HF_TOKEN", "hf_env", 1);
+  EXPECT_EQ(options_from_env().token, "hf_env");
+  unsetenv("HF_TOKEN");
+  unsetenv("HF_TOKEN_PATH");
+  fs::remove(tok);
 }
 
 TEST(HubNames, OnlyServingFilesAreNeeded) {
@@ -267,6 +277,16 @@ TEST_F(HubTest, AChecksumMismatchIsCaughtAndTheBlobRemoved) {
   for (const auto& b : fs::directory_iterator(repo_cache() / "blobs"))
     EXPECT_NE(fs::file_size(b.path()), shard2_.size()) << b.path();
   EXPECT_FALSE(fs::exists(repo_cache() / "refs" / "main"));
+}
+
+TEST_F(HubTest, ADiskTooSmallIsNamedBeforeAnythingIsWritten) {
+  FakeHubFaults f;
+  f.extra_size = uint64_t{1} << 60;  // an exabyte a file
+  auto hub = start(f);
+  const std::string e = error_of([&] { pull({"org/model"}, opts_); });
+  EXPECT_NE(e.find("disk full: org/model needs"), std::string::npos) << e;
+  EXPECT_NE(e.find("in the cache " + opts_.cache_dir), std::string::npos) << e;
+  EXPECT_EQ(count_requests(*hub, "/resolve/"), 0);
 }
 
 TEST_F(HubTest, AGatedRepoNeedsItsToken) {
