@@ -277,6 +277,11 @@ TEST(MultiModelServe, ConfigurationErrorsStopTheStart) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("--memory-budget: 'lots'"), std::string::npos) << r.output;
 
+  r = inferd("serve --model a=" + kDemo + " --model b=" + kDemo + " --served-model-name x");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("--served-model-name: with several models"), std::string::npos)
+      << r.output;
+
   r = inferd("serve " + kDemo + " --model a=" + kDemo + " --model b=" + kDemo);
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("not as the positional argument"), std::string::npos) << r.output;
