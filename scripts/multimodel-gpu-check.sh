@@ -88,7 +88,7 @@ fails=0
 switch_times=()
 warm_times=()
 say ""
-say "round  model  status  switch_s  warm_s"
+say "round  model  status  switch_s  warm_s   (round 1: a cold load, nothing to unload)"
 for i in $(seq 1 "$ROUNDS"); do
   if [ $((i % 2)) = 1 ]; then m=a; else m=b; fi
   read -r st1 t1 <<<"$(request "$m" "r${i}_switch")"

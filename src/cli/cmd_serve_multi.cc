@@ -69,6 +69,10 @@ std::vector<router::ModelEntry> read_models(const MultiServeFlags& f, const CLI:
     fail(
         "serve: with several models give every one with --model (or in --models), not as the "
         "positional argument");
+  if (const CLI::Option* o = cmd.get_option_no_throw("--served-model-name"); o && o->count() > 0)
+    fail(
+        "--served-model-name: with several models name each with --model NAME=PATH, or with "
+        "\"name\" and \"aliases\" in --models");
   if (f.models_file.empty()) {
     std::vector<router::ModelEntry> out;
     for (const auto& m : f.models) out.push_back(router::model_from_flag(m));
@@ -116,7 +120,8 @@ std::shared_ptr<router::ModelManager> make_manager(const MultiServeFlags& f, con
     LOG_INFO("model {}: {} needs about {:.2f} GiB ({}); flags: {}", s.name, s.path,
              double(s.need_bytes) / double(1ll << 30), how, fmt::join(s.args, " "));
     std::error_code ec;
-    if (!std::filesystem::exists(s.path, ec) && s.path.rfind("ollama:", 0) != 0)
+    const bool local = s.path.rfind('/', 0) == 0 || s.path.rfind('.', 0) == 0;
+    if (local && !std::filesystem::exists(s.path, ec))
       LOG_WARN("model {}: '{}' does not exist; its requests will fail until it does", s.name,
                s.path);
     mc.models.push_back(std::move(s));

@@ -43,6 +43,7 @@ struct ModelManager::Entry {
   std::unique_ptr<ChildProcess> child;
   uint16_t port = 0;
   bool probed_ready = false;  // set by the probe (outside the lock), applied by tick()
+  bool port_retried = false;  // this load was started again after its port was taken
   int64_t in_flight = 0;      // leases held
   int64_t waiting_new = 0;    // leases taken since the last failed load: they want a load
   uint64_t failures = 0;      // failed loads so far (a lease's epoch)
@@ -251,6 +252,14 @@ void ModelManager::tick() {
 void ModelManager::step_loading(Entry& e) {
   if (auto st = e.child->poll_exit()) {
     const std::string line = e.child->last_error_line();
+    // Its port taken meanwhile by another process (free_loopback_port's race): once more.
+    if (line.find("cannot listen on") != std::string::npos && !e.port_retried) {
+      LOG_WARN("model {}: port {} was taken; starting again on another", e.spec.name, e.port);
+      e.port_retried = true;
+      e.child.reset();
+      start_load(e);
+      return;
+    }
     fail_load(e, fmt::format("its process exited with status {} while loading{}{}", *st,
                              line.empty() ? "" : ": ", line));
     return;
@@ -401,9 +410,12 @@ void ModelManager::start_load(Entry& e) {
     fail_load(e, err.what());
     return;
   }
+  if (e.state != ModelState::kLoading) {  // a new load, not the retry of one
+    e.port_retried = false;
+    e.load_started = Clock::now();
+  }
   e.state = ModelState::kLoading;
   e.probed_ready = false;
-  e.load_started = Clock::now();
   LOG_INFO("model {}: loading {} (pid {}, port {}, estimated {:.2f} GiB of the {:.2f} GiB budget)",
            e.spec.name, e.spec.path, e.child->pid(), e.port, gib(e.spec.need_bytes),
            gib(config_.memory_budget_bytes));

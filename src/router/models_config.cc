@@ -31,6 +31,33 @@ int line_of(const std::string& text, const std::string& key, size_t from) {
   return 1 + int(std::count(text.begin(), text.begin() + std::min(pos, text.size()), '\n'));
 }
 
+// Offsets of the '{' that open the models list's objects: those at `depth` (brackets and braces
+// counted, strings skipped).
+std::vector<size_t> element_starts(const std::string& text, int depth) {
+  std::vector<size_t> out;
+  int d = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"')
+      in_string = true;
+    else if (c == '{' || c == '[') {
+      if (c == '{' && d == depth) out.push_back(i);
+      ++d;
+    } else if (c == '}' || c == ']') {
+      --d;
+    }
+  }
+  return out;
+}
+
 std::string kebab(std::string key) {
   std::replace(key.begin(), key.end(), '_', '-');
   return key;
@@ -198,8 +225,9 @@ std::vector<ModelEntry> parse_models_file(
   if (!list->is_array() || list->empty())
     fail("{}: \"models\" must be a non-empty list of model objects", source);
   std::vector<ModelEntry> out;
-  size_t from = 0;  // where the previous model's keys were found
+  const std::vector<size_t> starts = element_starts(text, doc.is_object() ? 2 : 1);
   for (size_t i = 0; i < list->size(); ++i) {
+    const size_t from = i < starts.size() ? starts[i] : 0;  // where its keys are looked for
     const json& o = (*list)[i];
     const std::string where = fmt::format("{}: model {}", source, i + 1);
     if (!o.is_object()) fail("{}: expected an object, got {}", where, o.dump());
@@ -207,7 +235,6 @@ std::vector<ModelEntry> parse_models_file(
     const auto path_key = o.contains("model") ? "model" : "path";
     if (!o.contains(path_key) || !o[path_key].is_string() || o[path_key].get<std::string>().empty())
       fail("{}: \"model\" (its path) must be a non-empty string", where);
-    const size_t start = text.find('"' + std::string(path_key) + '"', from);
     m.line = line_of(text, path_key, from);
     if (o.contains("model") && o.contains("path"))
       fail("{}:{}: give \"model\" or \"path\", not both", source, m.line);
@@ -245,7 +272,6 @@ std::vector<ModelEntry> parse_models_file(
         for (const auto& x : vals) m.flags.emplace_back(f, x);
       }
     }
-    if (start != std::string::npos) from = start + 1;
     out.push_back(std::move(m));
   }
   return out;

@@ -42,8 +42,9 @@ ModelEntry model_from_flag(const std::string& value);
 
 // Parses a --models file. `known_flag(name)` says whether `serve` takes --name (name in
 // kebab-case) per model; any other key is an Error naming the file, its line and the key.
-std::vector<ModelEntry> parse_models_file(const std::string& text, const std::string& source,
-                                          const std::function<bool(const std::string&)>& known_flag);
+std::vector<ModelEntry> parse_models_file(
+    const std::string& text, const std::string& source,
+    const std::function<bool(const std::string&)>& known_flag);
 
 // Checks a set of models: names and aliases unique, paths given. Throws Error.
 void check_models(const std::vector<ModelEntry>& models);

@@ -109,6 +109,13 @@ TEST(ModelsFile, ErrorsNameTheFileLineAndKey) {
 ]})");
   EXPECT_NE(unknown.find("models.json:5:"), std::string::npos) << unknown;
   EXPECT_NE(unknown.find("unknown key 'temprature'"), std::string::npos) << unknown;
+  // The line is the model's own, not an earlier model's key of the same name.
+  const std::string second = error_of(R"({"models": [
+  {"model": "/m/a", "aliases": "x"},
+  {"model": "/m/b",
+   "aliases": [1]}
+]})");
+  EXPECT_NE(second.find("models.json:4: model '/m/b'"), std::string::npos) << second;
   EXPECT_NE(error_of(R"({"modles": []})").find("unknown key 'modles'"), std::string::npos);
   EXPECT_NE(error_of("{not json").find("not JSON"), std::string::npos);
   EXPECT_NE(error_of(R"({"models": [{"name": "x"}]})").find("\"model\""), std::string::npos);

@@ -115,6 +115,24 @@ TEST(MultiModelServe, LoadsOnFirstRequestAndUnloadsTheLeastRecentlyUsed) {
   EXPECT_NE(r.text.find("`c`"), std::string::npos);
 }
 
+TEST(MultiModelServe, TheLeastRecentlyUsedGoesFirst) {
+  // Two of the three fit.
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--model a=" + kDemo + " --model b=" + kDemo + " --model c=" + kDemo + kCpu +
+                      "--memory-budget 0.8GiB --idle-unload-seconds 0"))
+      << s.log();
+  ASSERT_EQ(complete(s, "a").status, 200);
+  ASSERT_EQ(complete(s, "b").status, 200);
+  ASSERT_EQ(complete(s, "a").status, 200);  // a is used after b
+  ASSERT_EQ(complete(s, "c").status, 200);  // c needs room: b goes, not a
+  EXPECT_TRUE(wait_state(s, "b", "unloaded"));
+  EXPECT_EQ(state(s, "a"), "loaded");
+  EXPECT_EQ(state(s, "c"), "loaded");
+  ASSERT_EQ(complete(s, "b").status, 200);  // now a is the least recently used
+  EXPECT_TRUE(wait_state(s, "a", "unloaded"));
+  EXPECT_EQ(state(s, "c"), "loaded");
+}
+
 TEST(MultiModelServe, BadKeepAliveIs400AndAFailedLoadLeavesTheServerUp) {
   ServeProcess s;
   ASSERT_TRUE(s.start("--model a=" + kDemo + " --model bad=/nonexistent/model" + kCpu +
@@ -276,6 +294,11 @@ TEST(MultiModelServe, ConfigurationErrorsStopTheStart) {
   r = inferd("serve --model a=" + kDemo + " --model b=" + kDemo + " --memory-budget lots");
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("--memory-budget: 'lots'"), std::string::npos) << r.output;
+
+  r = inferd("serve --model a=" + kDemo + " --model b=" + kDemo + " --served-model-name x");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("--served-model-name: with several models"), std::string::npos)
+      << r.output;
 
   r = inferd("serve " + kDemo + " --model a=" + kDemo + " --model b=" + kDemo);
   EXPECT_EQ(r.status, 1) << r.output;
