@@ -302,6 +302,8 @@ void Engine::Impl::run() {
         exec_->add_lora_adapter(id, std::move(ad));
       } catch (const std::exception& e) {
         LOG_ERROR("LoRA adapter {} could not be added: {}", id, e.what());
+        std::lock_guard lk(mu_);
+        lora_known_.erase(id);  // new requests naming it are refused at submit
       }
     }
     lora_adds.clear();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -421,12 +422,16 @@ TEST_F(LoraGoldens, LogitsAndGreedyTokensMatchPeft) {
   const auto got = forward_all(*m, seqs, 7, ids);
   size_t s = 0;
   for (const auto& [name, id] : models) {
+    double worst = 0;
     for (size_t i = 0; i < prompts.size(); ++i, ++s) {
       const Tensor ref = gold.get(name + ".prompt" + std::to_string(i) + ".logits");
       ASSERT_EQ(size_t(ref.numel()), got[s].size());
-      EXPECT_LT(rel_err(got[s].data(), ref.data_as<float>(), got[s].size()), 1e-4)
-          << name << " prompt " << i;
+      const double err = rel_err(got[s].data(), ref.data_as<float>(), got[s].size());
+      worst = std::max(worst, err);
+      EXPECT_LT(err, 1e-4) << name << " prompt " << i;
     }
+    std::printf("[lora-golden] %s: max rel err %.2e vs peft (mixed batch, chunks of 7)\n",
+                name.c_str(), worst);
     const int pi = ints(gold.get("greedy.prompt_index"))[0];
     const auto want = ints(gold.get(name + ".greedy.tokens"));
     EXPECT_EQ(greedy_generate(*m, prompts[size_t(pi)], int32_t(want.size()), 64, {}, nullptr, id),

@@ -1,11 +1,12 @@
 // Batched multi-LoRA on the GPU (lora.h; issue 29), BGMV-style: every row reads its own adapter
 // slot from a device array (DeviceBatch::lora_slots), so one captured CUDA graph serves any mix of
-// adapters and the base model. Shrink: one warp per (row, rank column) computes x[t] . A_s[k]
-// with 16-byte bf16 loads and fp32 sums into a [T, R] fp32 scratch; launch grid (T, R / 8) of 8
-// warps. Expand: one thread per (row, output) sums its part's max_rank columns of scratch and
-// B_s, adds to the base GEMM's bf16 output; grid (T, N / 256). Rows of the base model (slot -1)
-// return at once. A and B of a decode step's slots stay in L2 (an 8B rank-16 qkv slot is 0.4 MB).
-// Figures: not measured yet (written without a GPU; the lead's H100 run records them).
+// adapters and the base model. Shrink: one warp per (row, 4 rank columns) computes x[t] . A_s[k]
+// with 16-byte bf16 loads (each chunk of x once for its 4 columns) and fp32 sums into a [T, R]
+// fp32 scratch; launch grid (T, R / 32) of 8 warps. Expand: one thread per (row, output) sums its
+// part's max_rank columns of scratch and B_s, adds to the base GEMM's bf16 output; grid (T, N /
+// 256). Rows of the base model (slot -1) return at once. A and B of a decode step's slots stay in
+// L2 (an 8B rank-16 qkv slot is 0.4 MB). Figures: not measured yet (written without a GPU; the
+// lead's H100 run records them).
 #include <cuda_bf16.h>
 
 #include "backend/cuda/lora.h"
@@ -16,6 +17,7 @@ namespace inferd::cuda {
 namespace {
 
 constexpr int kShrinkWarps = 8;
+constexpr int kShrinkCols = 4;  // rank columns a warp computes
 constexpr int kExpandThreads = 256;
 
 __global__ void lora_shrink_kernel(const __nv_bfloat16* __restrict__ x, int64_t ld_x,
@@ -26,25 +28,44 @@ __global__ void lora_shrink_kernel(const __nv_bfloat16* __restrict__ x, int64_t 
   const int s = slots[t];
   if (s < 0) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t k = int64_t(blockIdx.y) * kShrinkWarps + warp;
-  if (k >= R) return;
+  // This warp's kShrinkCols rank columns: each chunk of x is loaded once for all of them.
+  const int64_t k0 = (int64_t(blockIdx.y) * kShrinkWarps + warp) * kShrinkCols;
+  if (k0 >= R) return;
+  const int nk = int(R - k0 < kShrinkCols ? R - k0 : kShrinkCols);
   const __nv_bfloat16* xr = x + int64_t(t) * ld_x;
-  const __nv_bfloat16* ar = a + (int64_t(s) * R + k) * K;
-  float acc = 0.0f;
+  const __nv_bfloat16* ar = a + (int64_t(s) * R + k0) * K;
+  float acc[kShrinkCols] = {};
   if (vec) {
     for (int64_t i = int64_t(lane) * 8; i < K; i += 32 * 8) {
-      float xf[8], af[8];
+      float xf[8];
       bf16x8_to_float(*reinterpret_cast<const uint4*>(xr + i), xf);
-      bf16x8_to_float(*reinterpret_cast<const uint4*>(ar + i), af);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc += xf[j] * af[j];
+      for (int j = 0; j < kShrinkCols; ++j) {
+        if (j >= nk) break;
+        float af[8];
+        bf16x8_to_float(*reinterpret_cast<const uint4*>(ar + j * K + i), af);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[j] += xf[e] * af[e];
+      }
     }
   } else {
-    for (int64_t i = lane; i < K; i += 32) acc += __bfloat162float(xr[i]) * __bfloat162float(ar[i]);
+    for (int64_t i = lane; i < K; i += 32) {
+      const float xv = __bfloat162float(xr[i]);
+#pragma unroll
+      for (int j = 0; j < kShrinkCols; ++j) {
+        if (j >= nk) break;
+        acc[j] += xv * __bfloat162float(ar[j * K + i]);
+      }
+    }
   }
 #pragma unroll
-  for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  if (lane == 0) tmp[int64_t(t) * R + k] = acc;
+  for (int j = 0; j < kShrinkCols; ++j) {
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
+  }
+  if (lane == 0) {
+    for (int j = 0; j < nk; ++j) tmp[int64_t(t) * R + k0 + j] = acc[j];
+  }
 }
 
 struct PartEnds {
@@ -80,7 +101,8 @@ cudaError_t launch_lora_shrink(const void* x, int64_t ld_x, const void* a, const
   const bool vec = in_features % 8 == 0 && ld_x % 8 == 0 &&
                    reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(a) % 16 == 0;
-  const dim3 grid(unsigned(num_tokens), unsigned((rank + kShrinkWarps - 1) / kShrinkWarps));
+  const int64_t per_block = int64_t(kShrinkWarps) * kShrinkCols;
+  const dim3 grid(unsigned(num_tokens), unsigned((rank + per_block - 1) / per_block));
   lora_shrink_kernel<<<grid, kShrinkWarps * 32, 0, stream>>>(
       static_cast<const __nv_bfloat16*>(x), ld_x, static_cast<const __nv_bfloat16*>(a), slots,
       in_features, rank, tmp, vec);
