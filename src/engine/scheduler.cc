@@ -68,10 +68,16 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
     INFERD_CHECK(pending > 0, "running sequence {} has nothing to compute", seq->id);
     if (pending != 1 || budget < 2) seq->drafts.clear();
     if (int32_t(seq->drafts.size()) > budget - 1) seq->drafts.resize(size_t(budget - 1));
-    const int32_t drafts = int32_t(seq->drafts.size());
-    const int32_t n = drafts > 0 ? 1 + drafts : std::min(pending, budget);
+    int32_t drafts = int32_t(seq->drafts.size());
+    int32_t n = drafts > 0 ? 1 + drafts : std::min(pending, budget);
     bool self_preempted = false;
     while (!kv_.allocate(*seq, n)) {
+      if (drafts > 0) {  // drafts never cost another sequence its blocks
+        seq->drafts.clear();
+        drafts = 0;
+        n = 1;
+        continue;
+      }
       Sequence* victim = running_.back();
       running_.pop_back();
       preempt(victim);

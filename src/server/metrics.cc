@@ -194,7 +194,6 @@ void Metrics::render_engine(std::string& out, const EngineStats& s) const {
   out += fmt::format("{}_sum{{{}}} {}\n", it, ml, prom_number(double(s.tokens_computed)));
   out += fmt::format("{}_count{{{}}} {}\n", it, ml, prom_number(double(s.num_steps)));
   if (s.spec_num_speculative_tokens > 0) render_spec_decode(out, s);
-  if (s.spec_num_speculative_tokens > 0) render_spec_decode(out, s);
   if (!cache_info_.empty()) {
     head(out, "vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig");
     std::string labels;

@@ -266,5 +266,26 @@ TEST(BenchCli, LatencyOnADummyModel) {
   std::filesystem::remove(json);
 }
 
+TEST(BenchCli, LatencyOnQuotedPromptsWithNgramSpeculation) {
+  // The demo model on bench/data/demo_quotes.jsonl (encoded by its own tokenizer), n-gram
+  // speculation: the JSON carries the acceptance and the mean accepted length.
+  const std::string json = tmp("latency_spec.json");
+  const std::string demo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
+  run_cli({"bench", "latency", demo, "--dataset",
+           std::string(INFERD_SOURCE_DIR) + "/bench/data/demo_quotes.jsonl", "--temperature", "0",
+           "--num-iters", "2", "--num-warmups", "0", "--threads", "1", "--json", json,
+           "--speculative-config",
+           R"({"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 3})"});
+  const nlohmann::json j = read_json(json);
+  ASSERT_EQ(j["iterations"].size(), 2u);
+  EXPECT_EQ(j["iterations"][0]["output_tokens"], 256);
+  EXPECT_GT(j["iterations"][0]["prompt_tokens"].get<int>(), 50);
+  ASSERT_TRUE(j.contains("speculative")) << j.dump();
+  EXPECT_GT(j["speculative"]["num_drafts"].get<int64_t>(), 0);
+  EXPECT_GE(j["speculative"]["mean_accepted_length"].get<double>(), 1.0);
+  EXPECT_THROW(run_cli({"bench", "latency", demo, "--dataset", "random", "--threads", "1"}), Error);
+  std::filesystem::remove(json);
+}
+
 }  // namespace
 }  // namespace inferd::bench

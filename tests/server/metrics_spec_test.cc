@@ -30,6 +30,9 @@ TEST(MetricsSpecDecode, VllmNamesWhenSpeculationIsOn) {
        })
     EXPECT_NE(page.find(line), std::string::npos) << line << "\n" << page;
   EXPECT_EQ(page.find("position=\"3\""), std::string::npos);
+  // Each family once.
+  const std::string type = "# TYPE vllm:spec_decode_num_drafts counter";
+  EXPECT_EQ(page.find(type, page.find(type) + 1), std::string::npos) << page;
 }
 
 }  // namespace
