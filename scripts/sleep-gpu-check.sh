@@ -13,7 +13,8 @@
 # tokenizer; the dummy model has none), timeout_s 600. Writes $OUT/sleep-summary.txt and
 # $OUT/sleep-logs.tgz. Switches: SLEEP_CHECK_SKIP_BUILD=1 (use INFERD_BIN, default
 # build/gpu/src/cli/inferd; no tests), SLEEP_CHECK_MODEL (default models/configs/llama-3.1-8b),
-# SLEEP_CHECK_DEVICE (default cuda; cpu with a small model is a dry run), SLEEP_CHECK_PORT.
+# SLEEP_CHECK_DEVICE (default cuda; cpu with a small model is a dry run), SLEEP_CHECK_PORT,
+# SLEEP_CHECK_MAX_MODEL_LEN (default 4096), INFERD_SERVE_TOKENIZER (a directory with tokenizer.json).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-/tmp/inferd-sleep-check-out}"
@@ -88,7 +89,7 @@ post() {
 gpu_used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1; }
 
 t0=$(now_ms)
-"$INFERD" serve "$MODEL" --load-format dummy --device "$DEV" --max-model-len 4096 \
+"$INFERD" serve "$MODEL" --load-format dummy --device "$DEV" --max-model-len "${SLEEP_CHECK_MAX_MODEL_LEN:-4096}" \
   --served-model-name m --tokenizer "$tok" --host 127.0.0.1 --port "$PORT" --enable-sleep-mode \
   --drain-timeout 30 >"$W/serve.log" 2>&1 &
 spid=$!
