@@ -767,6 +767,7 @@ void Engine::Impl::drain_for_sleep() {
     std::lock_guard lk(mu_);
     sleep_state_ = SleepState::kAsleep;
   }
+  publish_stats();  // before the caller returns: /metrics says asleep
   finish_control("");
 }
 
@@ -792,6 +793,7 @@ void Engine::Impl::wake_executor() {
     for (auto& r : parked_) incoming_.push_back(std::move(r));
     parked_.clear();
   }
+  publish_stats();
   finish_control("");
 }
 

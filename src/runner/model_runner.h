@@ -95,8 +95,7 @@ class ModelRunner final : public ModelExecutor {
   void sleep(int level) override;
   void wake_up() override;
   int sleep_level() const override { return sleep_level_; }
-  // Device memory the weights took at start (0 on the CPU), and the KV pool's bytes.
-  int64_t weight_bytes() const { return weight_bytes_; }
+  // The KV pool's bytes.
   int64_t kv_cache_bytes() const { return kv_bytes_; }
   // Batch sizes with a captured CUDA graph (empty in eager mode or on the CPU).
   const std::vector<int32_t>& graph_batch_sizes() const { return graph_sizes_; }

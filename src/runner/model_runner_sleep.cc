@@ -24,14 +24,14 @@ void ModelRunner::sleep(int level) {
   if (sleep_level_ != 0)
     fail("the model is already asleep (level {}): wake it first", sleep_level_);
   const auto t0 = std::chrono::steady_clock::now();
-  if (level == 2) model_.reset();  // its weights go now (the backend drops what it cached)
   int64_t released = 0;
   if (fixed_addresses_) {
-    released = backend_->sleep_memory(level);
+    released = backend_->sleep_memory(level);  // waits for the device first
   } else {
     for (const KvLayer& l : kv_) released += int64_t(l.k.nbytes() + l.v.nbytes());
     kv_.clear();
   }
+  if (level == 2) model_.reset();  // the weights' memory (already released on a GPU) goes
   sleep_level_ = level;
   LOG_INFO("sleep level {}: {} MiB of {} memory released in {:.3f} s", level, released >> 20,
            backend_->device() == Device::kCPU ? "host" : "device", seconds_since(t0));

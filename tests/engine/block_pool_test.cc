@@ -90,6 +90,31 @@ TEST(BlockPool, CachedBlocksAreReusedAndEvictedLeastRecentlyFreedFirst) {
   pool.check_invariants();
 }
 
+// Sleep mode: the KV behind every cached prefix is gone after a wake.
+TEST(BlockPool, ResetPrefixCacheForgetsEveryCachedBlockOnlyWhenNothingIsReferenced) {
+  BlockPool pool(4, 2, /*enable_caching=*/true);
+  const auto t0 = iota(2, 0), t1 = iota(2, 10);
+  const BlockHash h0 = hash_block(kRootBlockHash, t0), h1 = hash_block(h0, t1);
+  const int32_t a = pool.allocate(), b = pool.allocate();
+  ASSERT_TRUE(pool.register_block(a, h0, kRootBlockHash, t0));
+  ASSERT_TRUE(pool.register_block(b, h1, h0, t1));
+  EXPECT_FALSE(pool.reset_prefix_cache());  // referenced blocks: nothing changes
+  EXPECT_EQ(pool.lookup(h0, kRootBlockHash, t0), a);
+  pool.decref(a);
+  pool.decref(b);
+  EXPECT_EQ(pool.num_cached_unreferenced(), 2);
+  EXPECT_TRUE(pool.reset_prefix_cache());
+  EXPECT_EQ(pool.lookup(h0, kRootBlockHash, t0), -1);
+  EXPECT_EQ(pool.lookup(h1, h0, t1), -1);
+  EXPECT_EQ(pool.num_cached_unreferenced(), 0);
+  EXPECT_EQ(pool.num_free(), 4);
+  pool.check_invariants();
+  // The blocks serve and cache again.
+  const int32_t c = pool.allocate();
+  EXPECT_TRUE(pool.register_block(c, h0, kRootBlockHash, t0));
+  pool.check_invariants();
+}
+
 TEST(BlockPool, CachingOffNeverCaches) {
   BlockPool pool(2, 2, false);
   const int32_t a = pool.allocate();

@@ -163,9 +163,17 @@ TEST(SleepMode, SleepDrainsTheRequestsInFlight) {
 TEST(SleepMode, DrainBoundPassedCallsTheSleepOff) {
   auto runner = load(true);
   Engine e(runner);
-  const std::vector<int32_t> want = run(e, greedy(60, 3));
-  auto fut = submit(e, greedy(60, 3));
-  while (e.stats().num_running == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const std::vector<int32_t> want = run(e, greedy(230, 3));
+  // Until the request is seen running (a fast machine may finish one before it is seen).
+  std::future<RequestOutput> fut;
+  for (bool running = false; !running;) {
+    fut = submit(e, greedy(230, 3));
+    while (!running && fut.wait_for(std::chrono::microseconds(100)) != std::future_status::ready)
+      running = e.stats().num_running > 0;
+    if (!running) {
+      EXPECT_EQ(fut.get().outputs.at(0).token_ids, want);
+    }
+  }
   try {
     e.sleep(2, 0);
     FAIL() << "slept with a request in flight";

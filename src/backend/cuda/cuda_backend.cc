@@ -54,6 +54,17 @@ class CudaBackend final : public Backend {
     return true;
   }
   int64_t device_bytes_allocated() const override { return ctx_.allocated_bytes(); }
+  bool enable_sleep_mode() override {
+    ctx_.enable_sleep_mode();
+    return true;
+  }
+  void set_memory_tag(MemoryTag tag) override { ctx_.set_memory_tag(tag); }
+  int64_t sleep_memory(int level) override {
+    const int64_t released = ctx_.sleep_memory(level);
+    if (level == 2) weights_.forget_cached();  // the runner drops the weights themselves
+    return released;
+  }
+  void wake_memory(int level) override { ctx_.wake_memory(level); }
   // A sticky error shows in every later call: the stream's synchronisation reports it.
   void check_device() override {
     const cudaError_t e = cudaStreamSynchronize(ctx_.stream());

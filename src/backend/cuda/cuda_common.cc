@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cuda_vmm.h"
 
 namespace inferd::cuda_impl {
 
@@ -152,6 +153,16 @@ Tensor CudaContext::alloc(DType dtype, std::span<const int64_t> shape) {
   int64_t n = 1;
   for (int64_t s : shape) n *= s;
   const size_t bytes = std::max<size_t>(size_t(n) * dtype_size(dtype), 1);
+  VmmPool* pool = tag_ == MemoryTag::kWeights   ? weights_pool_.get()
+                  : tag_ == MemoryTag::kKvCache ? kv_pool_.get()
+                                                : nullptr;
+  if (pool) {
+    std::shared_ptr<void> holder = pool->allocate(bytes);
+    allocated_bytes_ += int64_t((bytes + 255) / 256 * 256);
+    CU_CHECK(cudaMemsetAsync(holder.get(), 0, bytes, stream_));
+    void* p = holder.get();
+    return Tensor(p, dtype, shape, Device::kCUDA, std::move(holder));
+  }
   void* p = nullptr;
   const cudaError_t e = cudaMalloc(&p, (bytes + 255) / 256 * 256);
   if (e != cudaSuccess) {
@@ -178,6 +189,29 @@ void* CudaContext::alloc_raw(size_t bytes) {
   CU_CHECK(cudaMalloc(&p, bytes));
   allocated_bytes_ += int64_t(bytes);
   return p;
+}
+
+void CudaContext::enable_sleep_mode() {
+  if (weights_pool_) return;
+  weights_pool_ = VmmPool::create(device_, "weights");
+  kv_pool_ = VmmPool::create(device_, "KV cache");
+}
+
+int64_t CudaContext::sleep_memory(int level) {
+  INFERD_CHECK(weights_pool_, "sleep_memory without sleep mode");
+  CU_CHECK(cudaSetDevice(device_));
+  synchronize();
+  int64_t released = kv_pool_->release(false, stream_);
+  released += weights_pool_->release(level == 1, stream_);
+  return released;
+}
+
+void CudaContext::wake_memory(int level) {
+  (void)level;  // what was kept decides: level 1 copies the weights back, level 2 maps zeros
+  INFERD_CHECK(weights_pool_, "wake_memory without sleep mode");
+  CU_CHECK(cudaSetDevice(device_));
+  weights_pool_->restore(stream_);
+  kv_pool_->restore(stream_);
 }
 
 bool CudaContext::capturing() const {

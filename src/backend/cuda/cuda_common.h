@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <span>
 #include <string>
 
+#include "backend/backend_types.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -41,6 +43,8 @@ void check_vec(const Tensor& w, int64_t n, const char* what);
 
 // What every part of the backend shares: the device, its one stream, and allocation (accounted,
 // so tests can prove nothing is allocated per step).
+class VmmPool;
+
 class CudaContext {
  public:
   explicit CudaContext(int device);
@@ -60,6 +64,13 @@ class CudaContext {
   // Raw device bytes counted in allocated_bytes() (the caller frees them with cudaFree).
   void* alloc_raw(size_t bytes);
   int64_t allocated_bytes() const { return allocated_bytes_; }
+  // Sleep mode (DeviceRuntime's contract): from now on alloc() under MemoryTag::kWeights and
+  // kKvCache goes through a VmmPool each (cuda_vmm.h), whose memory sleep_memory() releases and
+  // wake_memory() maps back at the same addresses.
+  void enable_sleep_mode();
+  void set_memory_tag(MemoryTag tag) { tag_ = tag; }
+  int64_t sleep_memory(int level);
+  void wake_memory(int level);
   bool capturing() const;  // the stream is recording a graph
   void synchronize() const;
 
@@ -69,6 +80,8 @@ class CudaContext {
   int num_sms_ = 1;
   std::string description_;
   int64_t allocated_bytes_ = 0;
+  MemoryTag tag_ = MemoryTag::kOther;
+  std::shared_ptr<VmmPool> weights_pool_, kv_pool_;  // sleep mode only
 };
 
 }  // namespace inferd::cuda_impl

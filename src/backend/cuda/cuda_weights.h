@@ -37,6 +37,12 @@ class CudaWeights {
   void poison(const Tensor& t);
   // fp32 device copy of a 1-D parameter (host or device, any float dtype).
   Tensor place_vector(const Tensor& v);
+  // Drops the embedding table kept for a tied lm_head (sleep level 2 frees the weights).
+  void forget_cached() {
+    embed_src_ = nullptr;
+    embed_holder_.reset();
+    embed_dev_ = Tensor();
+  }
 
  private:
   // Host tensor -> device memory in `dst_dtype`, through the pinned staging halves.
