@@ -31,7 +31,7 @@ void register_chat(CLI::App& app) {
       "chat", "Chat in the terminal with a model (loaded here) or with a running server (--url)");
   a->model.add_to(cmd, /*batching=*/false, /*model_optional=*/true);
   // With --url the positional argument names the served model instead.
-  CLI::Option* model_opt = cmd->get_option("model");
+  CLI::Option* model_opt = cmd->get_option("model_tag");
   model_opt->description(model_opt->get_description() +
                          "; with --url: the served model name (default: the server's first)");
   cmd->add_option("--url", a->url,

@@ -65,7 +65,7 @@ std::string random_key() {
 }
 
 std::vector<router::ModelEntry> read_models(const MultiServeFlags& f, const CLI::App& cmd) {
-  if (const CLI::Option* pos = cmd.get_option_no_throw("model"); pos && pos->count() > 0)
+  if (const CLI::Option* pos = cmd.get_option_no_throw("model_tag"); pos && pos->count() > 0)
     fail(
         "serve: with several models give every one with --model (or in --models), not as the "
         "positional argument");

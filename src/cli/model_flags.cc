@@ -124,7 +124,7 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
       "Model: a directory (Hugging Face layout: config.json, *.safetensors), a GGUF file (the "
       "first of a split set), a hub name org/name[:revision] (the Hugging Face cache, downloaded "
       "when missing), or ollama:NAME[:TAG] from the local Ollama store";
-  model_opt_ = app->add_option("model", m.model, kModelHelp);
+  model_opt_ = app->add_option("model_tag", m.model, kModelHelp);
   if (model_optional) {
     model_opt_->description(std::string(kModelHelp) + "; default: the project's demo model (" +
                             default_model_dir() + ", or $INFERD_DEFAULT_MODEL)");
