@@ -215,7 +215,8 @@ std::string Converter::array_expr(const Json& s, const std::string& path) {
     const Json& v = s[k];
     if (!v.is_number() || v.get<double>() < 0 || std::floor(v.get<double>()) != v.get<double>())
       fail_at(path, std::string("'") + k + "' must be a non-negative integer");
-    return static_cast<int64_t>(v.get<double>());
+    // Clamped before the cast (found by fuzz_json_schema: minItems 1.8e39 overflowed int64).
+    return static_cast<int64_t>(std::min(v.get<double>(), 1e9));
   };
   int64_t min = count("minItems", 0), max = count("maxItems", -1);
   if (min > kMaxCount)

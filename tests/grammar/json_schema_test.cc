@@ -450,6 +450,15 @@ TEST(JsonSchema, Pattern) {
             std::string::npos);
 }
 
+TEST(JsonSchema, HugeItemCountsAreClearErrorsOrClamped) {
+  // Found by fuzz_json_schema (UBSan): minItems 1.8e39 was cast to int64 unchecked.
+  EXPECT_NE(schema_error(R"({"type":"array","minItems":1777777777777777777777777777777777777777})")
+                .find("minItems over"),
+            std::string::npos);
+  auto many = schema(R"({"type":"array","items":{"type":"integer"},"maxItems":1e300})");
+  EXPECT_ACCEPTS(many, "[1, 2, 3]");
+}
+
 TEST(JsonSchema, Formats) {
   auto date = schema(R"({"type":"string","format":"date"})");
   for (const char* ok :
