@@ -68,7 +68,7 @@ else
   ${INFERD_BUILD_LOCK:+flock "$INFERD_BUILD_LOCK"} cmake --build --preset ci -j "$(nproc)" --target inferd
   bin=build/ci/src/cli/inferd
 fi
-if [ "$variant" = cpu ] && ldd "$bin" | grep -q 'libcu'; then
+if [ "$variant" = cpu ] && ldd "$bin" | grep -qE 'libcuda|libcudart|libcublas|libnccl'; then
   die "$bin links CUDA libraries; the cpu image takes a CPU-only build (preset image-cpu)"
 fi
 if [ "$variant" = cuda ] && ! ldd "$bin" | grep -q 'libcudart'; then
