@@ -183,6 +183,20 @@ fi
 # Every library outside glibc and the CUDA toolkit comes from runtime.txt, the list the
 # Containerfile installs too (a package missing from the list would go unnoticed here otherwise,
 # since minbase may hold it by chance).
+# ... or from a package those depend on (apt installs it with them in the Containerfile too):
+# the closure of runtime.txt under Depends / Pre-Depends, as the image's dpkg records them.
+declare -A wanted=()
+queue=("${runtime_pkgs[@]}")
+while [ ${#queue[@]} -gt 0 ]; do
+  p="${queue[0]}"
+  queue=("${queue[@]:1}")
+  if [ -n "${wanted[$p]:-}" ]; then continue; fi
+  wanted[$p]=1
+  deps="$(chroot "$rootfs" dpkg-query -W -f='${Depends}, ${Pre-Depends}' "$p" 2>/dev/null || true)"
+  for d in $(tr ',|' '\n\n' <<<"$deps" | sed -E 's/\(.*\)//; s/:any//; s/^ +//; s/ +$//' | grep -v '^$'); do
+    if [ -z "${wanted[$d]:-}" ]; then queue+=("$d"); fi
+  done
+done
 while read -r soname path; do
   case "$path" in /usr/local/cuda/*) continue ;; esac
   real="$(chroot "$rootfs" readlink -f "$path")"
@@ -191,8 +205,8 @@ while read -r soname path; do
     die "$soname ($real): no Debian package in the image owns it"
   pkg="${pkg%%:*}"
   [ "$pkg" = libc6 ] && continue
-  printf '%s\n' "${runtime_pkgs[@]}" | grep -qx "$pkg" ||
-    die "$soname comes from $pkg, which scripts/packages/runtime.txt does not list"
+  [ -n "${wanted[$pkg]:-}" ] ||
+    die "$soname comes from $pkg, which neither scripts/packages/runtime.txt nor its packages' dependencies name"
 done < <(awk '$2 == "=>" {print $1, $3}' <<<"$ldd_out")
 log "ldd in the image: $(grep -c '=>' <<<"$ldd_out") libraries, none missing"
 chroot "$rootfs" /usr/local/bin/inferd --help >/dev/null || die "inferd --help fails inside the image"
