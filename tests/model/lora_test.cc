@@ -389,16 +389,11 @@ TEST_F(LoraRunner, RefusesAdaptersItCannotRun) {
             std::string::npos);
 }
 
-// transformers + peft (tools/make_lora_goldens.py), when the goldens have been made.
-class LoraGoldens : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!fs::exists(kLoraGoldens + "/golden.safetensors"))
-      GTEST_SKIP() << "no " << kLoraGoldens << " (tools/make_lora_goldens.py on the GPU machine)";
-  }
-};
-
-TEST_F(LoraGoldens, LogitsAndGreedyTokensMatchPeft) {
+// transformers + peft: tests/data/lora, committed (made by tools/make_lora_goldens.py on the GPU
+// machine).
+TEST(LoraGoldens, LogitsAndGreedyTokensMatchPeft) {
+  ASSERT_TRUE(fs::exists(kLoraGoldens + "/golden.safetensors"))
+      << kLoraGoldens << " is missing (tools/make_lora_goldens.py writes it)";
   const auto gold = SafetensorsIndex::open_file(kLoraGoldens + "/golden.safetensors");
   auto m = runner(kBase, 2);
   m->add_lora_adapter(0, std::make_shared<LoraAdapter>(
