@@ -3,7 +3,6 @@
 // one).
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <chrono>
 #include <memory>
@@ -77,16 +76,7 @@ void run_router(const RouterArgs& a) {
   if (a.max_concurrent_per_key < 0)
     fail("--max-concurrent-requests-per-key must be >= 0, got {}", a.max_concurrent_per_key);
 
-  rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
-  }
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  const sigset_t sigs = prepare_process();
 
   router::RouterConfig c;
   c.http.host = a.host;

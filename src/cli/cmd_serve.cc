@@ -29,6 +29,23 @@
 
 namespace inferd::cli {
 
+// Raises the open-file limit (one descriptor per connection: thousands of streams) and blocks
+// SIGTERM / SIGINT, before any other thread starts so that every thread inherits the mask: they
+// are taken by the main thread alone (sigwait).
+sigset_t prepare_process() {
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  return sigs;
+}
+
 namespace {
 
 struct ServeArgs {
@@ -80,23 +97,6 @@ server::ChatParsing chat_parsing(const ServeArgs& a) {
            server::reasoning_parser_names());
   }
   return parsing;
-}
-
-// Raises the open-file limit (one descriptor per connection: thousands of streams) and blocks
-// SIGTERM / SIGINT, before any other thread starts so that every thread inherits the mask: they
-// are taken by the main thread alone (sigwait).
-sigset_t prepare_process() {
-  rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
-  }
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  return sigs;
 }
 
 // Waits for SIGTERM / SIGINT (returns it) or a device fault that stopped the engine (returns 0),

@@ -2,7 +2,6 @@
 // model's memory need, and the router front over the model manager's child processes.
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
@@ -164,16 +163,7 @@ void serve_multi(const MultiServeFlags& f, const MultiServeFront& fr, const CLI:
   const std::string key = random_key();
   router::RouterConfig c;
   c.models = make_manager(f, cmd, key);
-  rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
-  }
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  const sigset_t sigs = prepare_process();
 
   auto ms = [](double s) { return std::chrono::milliseconds(int64_t(s * 1000)); };
   c.http.host = fr.host;

@@ -1,6 +1,8 @@
 // Subcommands of the `inferd` binary; each file registers its own.
 #pragma once
 
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 
 #include <memory>
@@ -88,5 +90,9 @@ void expand_vllm_short_flags(std::vector<std::string>& args);
 
 // "1,2,3" -> ids; throws Error naming `what` (the flag) on anything else.
 std::vector<int32_t> parse_id_list(const std::string& s, const char* what);
+
+// Raises the open-file limit and blocks SIGTERM / SIGINT in this thread (call it before any other
+// thread starts, so that all inherit the mask); returns the set for sigwait (serve, router).
+sigset_t prepare_process();
 
 }  // namespace inferd::cli
