@@ -20,17 +20,9 @@ mkdir -p "$OUT"
 MODEL=${AB_MODEL:-models/configs/llama-3.1-8b}
 jobs=$(nproc 2>/dev/null || echo 8)
 
-deps_args=()
-if compgen -G ".carry/debs/*.deb" >/dev/null; then
-  deps=/tmp/inferd-deps
-  mkdir -p "$deps"
-  for f in .carry/debs/*.deb; do dpkg-deb -x "$f" "$deps"; done
-  for pc in "$deps"/usr/lib/*/pkgconfig/*.pc; do sed -i "s|^prefix=/usr\$|prefix=$deps/usr|" "$pc"; done
-  libdir=$(echo "$deps"/usr/lib/*-linux-gnu)
-  export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  deps_args=("-DCMAKE_PREFIX_PATH=$deps/usr")
-fi
+# shellcheck source=scripts/carried-debs.sh
+. scripts/carried-debs.sh
+deps_args=("${CARRIED_CMAKE_ARGS[@]}")
 
 build_one() {  # build_one SRC_DIR BUILD_DIR LOG [CMAKE_ARGS...]: the inferd binary only
   local src=$1 dir=$2 log=$3

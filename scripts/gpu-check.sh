@@ -34,7 +34,7 @@
 #   mkdir -p .carry/debs && cd .carry/debs &&
 #   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 \
 #     libcurl4-openssl-dev libssl-dev )
-# they are unpacked into a private prefix (never into /) and CMake is pointed at it. libcurl and
+# they are unpacked into a private prefix (scripts/carried-debs.sh, never into /) and CMake is pointed at it. libcurl and
 # libcrypto themselves are the host's (Ubuntu's libcurl4t64 / libssl3t64): the carried -dev
 # packages' lib*.so links are pointed at them.
 set -uo pipefail
@@ -110,31 +110,9 @@ run_step() {
   return 0
 }
 
-cmake_extra=()
-if compgen -G ".carry/debs/*.deb" >/dev/null; then
-  deps=/tmp/inferd-deps
-  mkdir -p "$deps"
-  for f in .carry/debs/*.deb; do dpkg-deb -x "$f" "$deps"; done
-  for pc in "$deps"/usr/lib/*/pkgconfig/*.pc; do
-    sed -i "s|^prefix=/usr\$|prefix=$deps/usr|" "$pc"
-  done
-  libdir=$(echo "$deps"/usr/lib/*-linux-gnu)
-  # A -dev package carried without its runtime package (libcurl4-openssl-dev, libssl-dev: the
-  # machine has libcurl.so.4 and libssl.so.3 of its own) leaves a dangling libX.so link: point it
-  # at the machine's library of the same soname.
-  for l in "$libdir"/*.so; do
-    [ -L "$l" ] && [ ! -e "$l" ] || continue
-    soname=$(readlink "$l" | sed -E 's/^(.*\.so\.[0-9]+).*/\1/')
-    for d in /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu /usr/lib64; do
-      [ -e "$d/$soname" ] && { ln -sf "$d/$soname" "$l"; break; }
-    done
-    [ -e "$l" ] || echo "gpu-check: $(basename "$l") -> $(readlink "$l"): no $soname on this machine"
-  done
-  export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  cmake_extra+=("-DCMAKE_PREFIX_PATH=$deps/usr")
-  echo "using carried packages: $(ls .carry/debs | tr '\n' ' ')"
-fi
+# shellcheck source=scripts/carried-debs.sh
+. scripts/carried-debs.sh
+cmake_extra=("${CARRIED_CMAKE_ARGS[@]}")
 
 # ---- build: only what this script runs (warnings are not errors here: another compiler may differ)
 build_s=-

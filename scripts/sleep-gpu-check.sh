@@ -40,17 +40,9 @@ say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo "${GPU_CHECK_COMMI
 
 # ---- build and the CUDA sleep tests -----------------------------------------------------------
 if [ "${SLEEP_CHECK_SKIP_BUILD:-0}" != 1 ]; then
-  cmake_extra=()
-  if compgen -G ".carry/debs/*.deb" >/dev/null; then  # as scripts/gpu-check.sh: PCRE2, utf8proc
-    deps=/tmp/inferd-deps
-    mkdir -p "$deps"
-    for f in .carry/debs/*.deb; do dpkg-deb -x "$f" "$deps"; done
-    for pc in "$deps"/usr/lib/*/pkgconfig/*.pc; do sed -i "s|^prefix=/usr\$|prefix=$deps/usr|" "$pc"; done
-    libdir=$(echo "$deps"/usr/lib/*-linux-gnu)
-    export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-    export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    cmake_extra+=("-DCMAKE_PREFIX_PATH=$deps/usr")
-  fi
+  # shellcheck source=scripts/carried-debs.sh
+  . scripts/carried-debs.sh
+  cmake_extra=("${CARRIED_CMAKE_ARGS[@]}")
   t0=$(now_ms)
   cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DINFERD_CUDA=ON \
     -DINFERD_BUILD_BENCH=ON "${cmake_extra[@]}" >"$W/configure.log" 2>&1 ||
