@@ -442,6 +442,21 @@ TEST(CudaModel, GraphsOnAndOffGiveIdenticalTokens) {
     EXPECT_EQ(t.size(), 24u);
 }
 
+// The same requests run twice on one engine give the same tokens, eagerly and with graphs (the
+// steps have the same composition both times, so every kernel sees the same shapes).
+TEST(CudaModel, SameRequestsTwiceGiveIdenticalTokens) {
+  INFERD_REQUIRE_GPU();
+  const std::string dir = std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen2.5-0.5b";
+  auto model = std::make_shared<ModelRunner>(dir, small_dummy_options(), make_cuda_backend(0));
+  Engine engine(model, small_engine_config());
+  for (bool graphs : {false, true}) {
+    model->set_graphs_enabled(graphs);
+    const auto first = run_requests(engine, model->vocab_size(), 42, false);
+    const auto second = run_requests(engine, model->vocab_size(), 42, false);
+    EXPECT_EQ(first, second) << (graphs ? "with graphs" : "eager");
+  }
+}
+
 TEST(CudaModel, NothingIsAllocatedOnTheGpuWhileServing) {
   INFERD_REQUIRE_GPU();
   const std::string dir = std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen2.5-0.5b";
