@@ -17,6 +17,11 @@ namespace inferd::grammar {
 namespace {
 
 constexpr int kMaxRepeat = 10000;
+// Most copies of something that can match the empty text: each way of spreading the text over
+// the copies is another parse, so a matcher follows O(copies) stacks at every byte and a mask
+// costs O(copies^2) (fuzz_gbnf: item{512,} with a nullable item took 3.7 s for one mask over
+// Llama 3's vocabulary; 16 copies take ~30 ms cold).
+constexpr int kMaxNullableRepeat = 16;
 constexpr int kMaxNesting = 256;
 constexpr size_t kMaxElements = size_t{1} << 22;
 
@@ -70,6 +75,7 @@ class Parser {
                          std::string(root) + " ::= ...')");
     }
     g_.root = it->second;
+    check_nullable_repeats();
     check_grammar(g_);
     return std::move(g_);
   }
@@ -89,6 +95,21 @@ class Parser {
                        ": " + what);
   }
   [[noreturn]] void fail(const std::string& what) const { fail_at(i_, what); }
+
+  // A repetition of more than kMaxNullableRepeat copies of a rule that can match the empty text
+  // (known only once every rule is parsed) is refused, naming it.
+  void check_nullable_repeats() const {
+    if (big_repeats_.empty()) return;
+    const std::vector<bool> nullable = nullable_rules(g_);
+    for (const BigRepeat& r : big_repeats_) {
+      if (!nullable[static_cast<size_t>(r.rule)]) continue;
+      fail_at(r.at, "too ambiguous: this repetition makes " + std::to_string(r.copies) +
+                        " copies of something that can match the empty text (at most " +
+                        std::to_string(kMaxNullableRepeat) +
+                        "): every split of the text among them is a parse; repeat a part that "
+                        "cannot be empty, or use '*'");
+    }
+  }
 
   bool at_end() const { return i_ >= s_.size(); }
 
@@ -418,6 +439,7 @@ class Parser {
       if (at_end()) return;
       const char c = s_[i_];
       int lo = 0, hi = -1;  // hi -1: unbounded
+      rep_at_ = i_;
       if (c == '*') {
         ++i_;
       } else if (c == '+') {
@@ -506,6 +528,9 @@ class Parser {
     } else {
       x = ref(new_helper({std::move(unit)}));
     }
+    if (x.kind == GElement::kRule && most > kMaxNullableRepeat) {
+      big_repeats_.push_back({x.rule, most, rep_at_});
+    }
     Seq out;
     for (int k = 0; k < lo; ++k) out.push_back(x);
     if (hi < 0) {
@@ -531,6 +556,14 @@ class Parser {
   std::vector<size_t> first_use_;
   std::map<std::string, int32_t> class_rules_;
   std::map<int32_t, Rep> reps_;  // the helpers repeat() made
+  // Repetitions of a rule with more than kMaxNullableRepeat copies (checked once parsed).
+  struct BigRepeat {
+    int32_t rule;
+    int copies;
+    size_t at;
+  };
+  std::vector<BigRepeat> big_repeats_;
+  size_t rep_at_ = 0;  // where the repetition operator being parsed starts
 };
 
 }  // namespace

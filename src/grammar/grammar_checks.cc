@@ -10,7 +10,6 @@
 #include "grammar/grammar_ir.h"
 
 namespace inferd::grammar {
-namespace {
 
 std::vector<bool> nullable_rules(const Grammar& g) {
   std::vector<bool> nullable(g.rules.size(), false);
@@ -35,6 +34,8 @@ std::vector<bool> nullable_rules(const Grammar& g) {
   }
   return nullable;
 }
+
+namespace {
 
 // Every rule has an alternative, every reference names a rule, no byte class is empty.
 void check_references(const Grammar& g) {

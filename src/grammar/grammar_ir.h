@@ -52,6 +52,8 @@ Grammar parse_gbnf(std::string_view text, std::string_view root = "root");
 // Checks a normalised grammar (rules defined, no left recursion, every rule reachable from the
 // root can match something). Throws GrammarError naming the rule.
 void check_grammar(const Grammar& g);
+// nullable[r]: rule r can match the empty text.
+std::vector<bool> nullable_rules(const Grammar& g);
 
 // The UTF-8 byte sequences of the code points in [lo, hi] (surrogates excluded), as sequences of
 // byte ranges: each inner vector is one alternative, one (first, last) range per byte.
