@@ -475,7 +475,9 @@ class Lexer {
       char base = static_cast<char>(s_[b + 1] | 0x20);
       size_t q = b + 2;
       auto ok = [&](char ch) {
-        ch = static_cast<char>(ch | 0x20);
+        // Lower-case letters only: `ch | 0x20` would also turn bytes 0x10-0x19 into '0'-'9'
+        // (fuzz_chat_template: "0x\x13" reached std::stoll, which threw invalid_argument).
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
         if (base == 'b') return ch == '0' || ch == '1';
         if (base == 'o') return ch >= '0' && ch <= '7';
         return is_digit(ch) || (ch >= 'a' && ch <= 'f');

@@ -110,6 +110,23 @@ TEST(JinjaErrors, IntegerLiteralsTooLargeAreSyntaxErrors) {
   }
 }
 
+// Found by fuzz_chat_template's 30-minute run: a control byte after 0x / 0b / 0o (0x13 | 0x20 is
+// '3') was taken for a digit and std::stoll threw invalid_argument, which ended the process.
+TEST(JinjaErrors, ControlBytesAfterARadixPrefixAreNotDigits) {
+  for (const std::string& src : {std::string("{{ 0x\x13 }}"), std::string("{{ 0b\x11 }}"),
+                                 std::string("{{ 0o\x12 }}"), std::string("{{ 0x1\x19 }}")}) {
+    SCOPED_TRACE(src);
+    try {
+      const std::string out = render(src);
+      ADD_FAILURE() << "rendered: " << out;
+    } catch (const jinja::TemplateError&) {
+    }
+  }
+  EXPECT_EQ(render("{{ 0xfF }}"), "255");
+  EXPECT_EQ(render("{{ 0B101 }}"), "5");
+  EXPECT_EQ(render("{{ 0o17 }}"), "15");
+}
+
 TEST(JinjaTime, StrftimeNowUsesInjectedClock) {
   jinja::RenderOptions o;
   o.now = [] {
