@@ -442,6 +442,54 @@ TEST(CudaModel, GraphsOnAndOffGiveIdenticalTokens) {
     EXPECT_EQ(t.size(), 24u);
 }
 
+// A step's logits depend only on the batch: not on what earlier steps left in the KV blocks past
+// each sequence's length, nor on which blocks hold it. (The engine's second run of the same
+// requests reuses blocks that the first run's decode tokens wrote.)
+TEST(CudaModel, LogitsDoNotDependOnStaleKvOrBlockPlacement) {
+  INFERD_REQUIRE_GPU();
+  const std::string dir = std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen2.5-0.5b";
+  RunnerOptions o = small_dummy_options();
+  o.enforce_eager = true;
+  ModelRunner gpu(dir, o, make_cuda_backend(0));
+  const size_t V = size_t(gpu.vocab_size());
+  Rng rng(21);
+  const ForwardBatch pre = test::make_batch({{0, 21}, {0, 13}, {0, 30}}, 16, 64, rng, 1000);
+  auto logits = [&](const ForwardBatch& b) {
+    std::vector<float> lg(b.logit_rows.size() * V);
+    gpu.forward(b, lg.data());
+    return lg;
+  };
+  const std::vector<float> first = logits(pre);  // fresh (zeroed) blocks
+  EXPECT_EQ(logits(pre), first) << "the same prefill twice";
+  // Fill every slot of the same blocks (positions up to 31 of each sequence) with other keys.
+  ForwardBatch fill = pre;
+  fill.token_ids.clear();
+  fill.positions.clear();
+  fill.logit_rows.clear();
+  for (SeqBatchInfo& s : fill.seqs) {
+    s.q_start = fill.num_tokens();
+    s.q_len = s.kv_len = s.num_blocks * 16;
+    for (int32_t j = 0; j < s.q_len; ++j) {
+      fill.token_ids.push_back(int32_t(rng.next_u64() % 1000));
+      fill.positions.push_back(j);
+    }
+    fill.logit_rows.push_back(fill.num_tokens() - 1);
+  }
+  (void)logits(fill);
+  const std::vector<float> stale = logits(pre);
+  size_t differ = 0;
+  for (size_t i = 0; i < first.size(); ++i) differ += first[i] != stale[i];
+  EXPECT_EQ(differ, 0u) << "prefill logits changed with stale keys past the prompts (" << differ
+                        << " of " << first.size() << ")";
+  // The same prompts in other blocks.
+  ForwardBatch moved = pre;
+  for (int32_t& blk : moved.block_tables) blk = 63 - blk;
+  const std::vector<float> other = logits(moved);
+  differ = 0;
+  for (size_t i = 0; i < first.size(); ++i) differ += first[i] != other[i];
+  EXPECT_EQ(differ, 0u) << "prefill logits changed with the block placement (" << differ << ")";
+}
+
 // The same requests run twice on one engine give the same tokens, eagerly and with graphs (the
 // steps have the same composition both times, so every kernel sees the same shapes).
 TEST(CudaModel, SameRequestsTwiceGiveIdenticalTokens) {
