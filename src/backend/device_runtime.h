@@ -86,6 +86,13 @@ class DeviceRuntime {
     (void)type;
     return false;
   }
+  // Mixture-of-experts layers (KernelOps::fused_moe): supports_moe says whether this backend
+  // computes them, supports_mxfp4 whether it takes kMxfp4 experts as they are (else the MXFP4
+  // method dequantizes them at load). make_experts places host experts (mmap views or owned; bias
+  // any float dtype) for the backend; the default throws Error.
+  virtual bool supports_moe() const { return false; }
+  virtual bool supports_mxfp4() const { return false; }
+  virtual ExpertLinear make_experts(const ExpertLinear& host);
   // Whether KernelOps::lora_add, upload and set_lora_rows work here (issue 29).
   virtual bool supports_lora() const { return false; }
   // Copies fp32 host values into the contiguous tensor `dst` on this device (dst.numel() of them),

@@ -54,6 +54,12 @@ struct ModelConfig {
   std::vector<uint8_t> layer_sliding;  // [num_layers]: 1 where the layer uses sliding_window
   std::string dtype;                   // as declared ("bfloat16", ...), may be empty
   QuantConfig quant;                   // quantization_config of the checkpoint
+  // Mixture of experts (issue 27). gpt-oss: every layer's MLP is num_experts experts of
+  // intermediate_size, experts_per_token of them a token; attention sinks; clamped SwiGLU.
+  int64_t num_experts = 0;
+  int64_t experts_per_token = 0;
+  bool attention_sinks = false;
+  double swiglu_alpha = 1.702, swiglu_limit = 7.0;
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
 

@@ -21,6 +21,7 @@ const std::vector<const Architecture*>& registry() {
       &phi3_architecture(),
       &olmo2_architecture(),
       &granite_architecture(),
+      &gpt_oss_architecture(),
   };
   // clang-format on
 

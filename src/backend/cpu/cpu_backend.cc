@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/lora.h"
+#include "backend/cpu/moe.h"
 #include "backend/cpu/qlinear.h"
 #include "backend/random_fill.h"
 #include "core/thread_pool.h"
@@ -434,7 +435,10 @@ class CpuBackend final : public Backend {
   }
 
   void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,
-                 int64_t window, const DeviceBatch& b, Tensor out) override {
+                 int64_t window, const DeviceBatch& b, Tensor out, const Tensor& sinks) override {
+    INFERD_CHECK(!sinks.defined() || (sinks.dtype() == DType::kF32 && sinks.numel() == nh),
+                 "attention sinks {} for {} heads", sinks.shape_str(), nh);
+    const float* sink = sinks.defined() ? fp(sinks) : nullptr;
     const int64_t hd = kv.k.size(3), ld = qkv.stride(0), kvs = nkv * hd, G = nh / nkv;
     const int64_t bs = block_size_;
     // One task per (sequence token, kv head).
@@ -458,14 +462,15 @@ class CpuBackend final : public Backend {
         for (int64_t g = 0; g < G; ++g) {
           const float* q = fp(qkv) + int64_t(t) * ld + (h * G + g) * hd;
           float* sc = scores.data() + g * n;
-          float mx = -INFINITY;
+          // A sink joins the softmax as one more logit (no value row).
+          float mx = sink != nullptr ? sink[h * G + g] : -INFINITY;
           for (int64_t j = 0; j < n; ++j) {
             const int64_t p = first + j;
             const int64_t slot = int64_t(table[p / bs]) * bs + p % bs;
             sc[j] = k_.dot(q, fp(kv.k) + slot * kvs + h * hd, hd) * scale;
             mx = std::max(mx, sc[j]);
           }
-          double sum = 0.0;
+          double sum = sink != nullptr ? std::exp(double(sink[h * G + g] - mx)) : 0.0;
           for (int64_t j = 0; j < n; ++j) {
             sc[j] = std::exp(sc[j] - mx);
             sum += sc[j];
@@ -482,6 +487,25 @@ class CpuBackend final : public Backend {
         }
       }
     });
+  }
+
+  bool supports_moe() const override { return true; }
+
+  ExpertLinear make_experts(const ExpertLinear& host) override {
+    INFERD_CHECK(host.format == ExpertLinear::Format::kDense && host.weight.ndim() == 3 &&
+                     host.weight.is_contiguous() && host.weight.size(0) == host.num_experts &&
+                     host.weight.size(1) == host.out_features &&
+                     host.weight.size(2) == host.in_features,
+                 "bad experts {} for [{}, {}, {}]", host.weight.shape_str(), host.num_experts,
+                 host.out_features, host.in_features);
+    ExpertLinear e = host;
+    if (host.bias.defined()) e.bias = to_f32(host.bias);
+    return e;
+  }
+
+  void fused_moe(const Tensor& x, const Tensor& router_logits, const ExpertLinear& gate_up,
+                 const ExpertLinear& down, const MoeParams& p, Tensor out) override {
+    cpu::fused_moe(k_, pool_, x, router_logits, gate_up, down, p, std::move(out), moe_scratch_);
   }
 
   void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) override {
@@ -516,6 +540,7 @@ class CpuBackend final : public Backend {
   std::vector<uint8_t>
       act_scratch_[3];  // input rows quantized for GGUF linears (one per partner type)
   std::vector<int32_t> token_seq_;
+  cpu::MoeScratch moe_scratch_;
   std::vector<int32_t> lora_rows_;  // set_lora_rows: each row's LoRA slot
   bool lora_on_ = false;
   std::vector<std::vector<float>> lora_scratch_;  // one shrink vector per thread

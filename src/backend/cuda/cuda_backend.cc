@@ -327,8 +327,13 @@ class CudaBackend final : public Backend {
   }
 
   void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,
-                 int64_t window, const DeviceBatch& b, Tensor out) override {
+                 int64_t window, const DeviceBatch& b, Tensor out, const Tensor& sinks) override {
     cuda::AttentionParams p = attention_params(qkv, nh, nkv, kv, scale, window, b, out);
+    if (sinks.defined()) {
+      check_dtype(sinks, DType::kF32, "attention sinks");
+      INFERD_CHECK(sinks.numel() == nh, "attention sinks {} for {} heads", sinks.shape_str(), nh);
+      p.sinks = sinks.data_as<float>();
+    }
     // Sequences with several new tokens (prefill chunks) go to the tensor-core kernel, the rest
     // (decode rows) to the split-KV kernel; a batch may hold both.
     const bool prefill_kernel = b.max_q_len > 1 && cuda::prefill_attention_supported(p.head_dim);

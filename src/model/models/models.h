@@ -12,5 +12,6 @@ const Architecture& gemma3_architecture();   // Gemma3ForCausalLM
 const Architecture& phi3_architecture();     // Phi3ForCausalLM
 const Architecture& olmo2_architecture();    // Olmo2ForCausalLM
 const Architecture& granite_architecture();  // GraniteForCausalLM
+const Architecture& gpt_oss_architecture();  // GptOssForCausalLM
 
 }  // namespace inferd
