@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
@@ -115,6 +116,19 @@ ModelConfig load_model_config(const std::string& model_dir) {
   const std::string path = (fs::path(model_dir) / "config.json").string();
   if (!fs::exists(path)) fail("'{}' is missing: a model directory needs config.json", path);
   return parse_model_config(read_text_file(path), path);
+}
+
+double decode_weight_bytes(const ModelConfig& c) {
+  const double H = double(c.hidden_size), F = double(c.intermediate_size), bf16 = 2.0;
+  const double attn = (H * double(c.q_size() + 2 * c.kv_size()) + double(c.q_size()) * H) * bf16;
+  double mlp = 3.0 * H * F * bf16;
+  if (c.num_experts > 0) {
+    const double per_value = c.quant.method == QuantMethod::kMxfp4 ? 0.5 + 1.0 / 32 : bf16;
+    const double active = double(std::min(c.experts_per_token, c.num_experts));
+    mlp = double(c.num_experts) * H * bf16 + active * 3.0 * H * F * per_value;
+  }
+  const double head = double(c.vocab_size) * H * bf16 + H * bf16;  // lm_head + one embedding row
+  return double(c.num_layers) * (attn + mlp) + head;
 }
 
 }  // namespace inferd

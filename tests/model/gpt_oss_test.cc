@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/cpu/moe.h"
+#include "backend/cpu/fused_moe.h"
 #include "core/error.h"
 #include "model/config.h"
 #include "model/quant/experts.h"

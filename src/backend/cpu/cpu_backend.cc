@@ -9,7 +9,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/lora.h"
-#include "backend/cpu/moe.h"
+#include "backend/cpu/fused_moe.h"
 #include "backend/cpu/qlinear.h"
 #include "backend/random_fill.h"
 #include "core/thread_pool.h"

@@ -11,6 +11,12 @@ namespace inferd {
 
 Tensor load_expert_bias(const ExpertSpec& s, ModelLoader& loader) {
   if (!s.bias) return Tensor();
+  if (loader.dummy()) {  // fp32, as every backend keeps expert biases
+    const int64_t shape[2] = {s.num_experts, s.out_features};
+    return loader.runtime().random_tensor(
+        DType::kF32, shape, dummy_seed_of(loader.options().dummy_seed, s.name + "_bias"), 0.02f,
+        0.f);
+  }
   return loader.weight(s.name + "_bias", {s.num_experts, s.out_features});
 }
 

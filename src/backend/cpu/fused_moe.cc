@@ -1,5 +1,5 @@
-// The CPU reference of the mixture-of-experts op (moe.h).
-#include "backend/cpu/moe.h"
+// The CPU reference of the mixture-of-experts op (fused_moe.h).
+#include "backend/cpu/fused_moe.h"
 
 #include <algorithm>
 #include <cmath>
