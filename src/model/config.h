@@ -50,6 +50,17 @@ struct ModelConfig {
   double embedding_multiplier = 0;
   double residual_multiplier = 1.0;
   double logits_scaling = 1.0;
+  // Mixture of experts (issue 27: Qwen3-MoE, Mixtral): num_experts > 0 and layer_sparse[i] = 1
+  // where layer i's MLP is the MoE block (num_experts_per_tok of num_experts, each of
+  // moe_intermediate_size; the others stay dense with intermediate_size).
+  int64_t num_experts = 0;
+  int64_t num_experts_per_tok = 0;
+  int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = true;  // renormalise the top-k routing weights
+  std::vector<uint8_t> layer_sparse;
+  bool is_moe_layer(int64_t layer) const {
+    return num_experts > 0 && !layer_sparse.empty() && layer_sparse[size_t(layer)];
+  }
   int64_t sliding_window = 0;          // 0: none; else the window of the layers marked sliding
   std::vector<uint8_t> layer_sliding;  // [num_layers]: 1 where the layer uses sliding_window
   std::string dtype;                   // as declared ("bfloat16", ...), may be empty

@@ -186,7 +186,11 @@ TEST(GoldensData, ReferenceIsRecorded) {
   for (const auto& e : std::filesystem::directory_iterator(kGoldens)) {
     ASSERT_TRUE(std::filesystem::exists(e.path() / "golden.json")) << e.path();
     const auto info = nlohmann::json::parse(std::ifstream(e.path() / "golden.json"));
-    if (std::getenv("INFERD_GOLDENS_DIR") == nullptr) {
+    // Made on a CPU machine by the script's own float64 implementation (issue 27), awaiting the
+    // transformers run on the GPU machine that replaces them: the lead removes each name then.
+    const bool awaiting_transformers =
+        e.path().filename() == "qwen3_moe" || e.path().filename() == "mixtral";
+    if (std::getenv("INFERD_GOLDENS_DIR") == nullptr && !awaiting_transformers) {
       EXPECT_TRUE(info.value("reference", "").starts_with("transformers "))
           << e.path() << ": " << info.value("reference", "");
     }
