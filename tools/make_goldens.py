@@ -161,13 +161,35 @@ MODELS = {
         quantization_config=dict(quant_method="mxfp4", modules_to_not_convert=[
             "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
             "lm_head"])),
+    # Qwen3-MoE: Qwen3's attention, experts in layers 0 and 2 (decoder_sparse_step 1, layer 1 in
+    # mlp_only_layers: a dense MLP of intermediate_size), top-3 of 8, renormalised. The
+    # checkpoint stores the experts one by one (mlp.experts.<e>.gate_proj ...: the published
+    # layout).
+    "qwen3_moe": dict(
+        architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe", hidden_size=64,
+        intermediate_size=64, moe_intermediate_size=32, num_experts=8, num_experts_per_tok=3,
+        norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[1],
+        num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        rope_theta=1000000.0, tie_word_embeddings=False, attention_bias=False,
+        use_sliding_window=False, rms_norm_eps=1e-6, router_aux_loss_coef=0.001,
+        output_router_logits=False),
+    # Mixtral: top-2 of 4 experts in every layer, a sliding window. The checkpoint stores the
+    # experts stacked as transformers 5 does (mlp.experts.gate_up_proj [E, 2F, H], down_proj).
+    "mixtral": dict(
+        architectures=["MixtralForCausalLM"], model_type="mixtral", hidden_size=64,
+        intermediate_size=48, num_local_experts=4, num_experts_per_tok=2,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        rope_theta=1000000.0, tie_word_embeddings=False, sliding_window=24,
+        rms_norm_eps=1e-5, router_jitter_noise=0.0, router_aux_loss_coef=0.02,
+        output_router_logits=False),
 }
 # How each config is given to transformers (and written by the own implementation):
 # "new": rope_parameters with rope_theta inside (transformers 5), "old": rope_theta + rope_scaling.
 STYLE = {"llama3": "new", "llama32_tied": "old", "llama_linear": "new", "llama_dynamic": "old",
          "mistral": "old", "qwen2": "new", "qwen2_yarn": "old", "qwen3": "new",
          "gemma3": "new", "gemma3_softcap": "old", "phi3": "old", "olmo2": "new",
-         "granite": "old", "gpt_oss": "old", "gpt_oss_mxfp4": "new"}
+         "granite": "old", "qwen3_moe": "new", "mixtral": "old", "gpt_oss": "old",
+         "gpt_oss_mxfp4": "new"}
 PROMPT_LENS = [1, 7, 21, 80]
 # longrope: transformers picks the short or long factors by the sequence's length, inferd once
 # for its max_model_len (here max_position_embeddings: long), so every Phi-3 prompt is longer
@@ -270,7 +292,7 @@ def layer_windows(c):
     """The sliding window of each layer (None: full attention), as transformers applies it."""
     n = c["num_hidden_layers"]
     arch = c["architectures"][0]
-    if arch == "MistralForCausalLM":
+    if arch in ("MistralForCausalLM", "MixtralForCausalLM"):
         return [c.get("sliding_window")] * n
     if arch == "Gemma3ForCausalLM":
         return [c.get("sliding_window", 4096) if t == "sliding_attention" else None
@@ -285,6 +307,78 @@ def layer_windows(c):
         return [c["sliding_window"] if i >= c.get("max_window_layers", 28) else None
                 for i in range(n)]
     return [None] * n
+
+
+def is_moe(c):
+    return c["architectures"][0] in ("Qwen3MoeForCausalLM", "MixtralForCausalLM")
+
+
+def moe_sizes(c):
+    """(experts, top-k, expert intermediate size, renormalise) of an MoE config."""
+    if c["architectures"][0] == "MixtralForCausalLM":
+        return c["num_local_experts"], c["num_experts_per_tok"], c["intermediate_size"], True
+    return (c["num_experts"], c["num_experts_per_tok"], c["moe_intermediate_size"],
+            c.get("norm_topk_prob", False))
+
+
+def is_sparse_layer(c, i):
+    """Qwen3MoeDecoderLayer: not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0."""
+    if c["architectures"][0] == "MixtralForCausalLM":
+        return True
+    if not is_moe(c) or i in c.get("mlp_only_layers", []):
+        return False
+    return (i + 1) % c.get("decoder_sparse_step", 1) == 0
+
+
+def checkpoint_layout(c, w):
+    """The tensors as the checkpoint stores them. The weights are kept as transformers 5 holds
+    them (mlp.gate.weight, mlp.experts.gate_up_proj [E, 2F, H] with the gate rows first,
+    mlp.experts.down_proj [E, H, F]); Qwen3-MoE is written per expert as its published
+    checkpoints are, Mixtral stacked as transformers 5 saves it."""
+    if c["architectures"][0] != "Qwen3MoeForCausalLM":
+        return w
+    out = {}
+    for k, v in w.items():
+        if k.endswith("mlp.experts.gate_up_proj"):
+            p = k[: -len("gate_up_proj")]
+            F = v.shape[1] // 2
+            for e in range(v.shape[0]):
+                out[f"{p}{e}.gate_proj.weight"] = v[e, :F].contiguous()
+                out[f"{p}{e}.up_proj.weight"] = v[e, F:].contiguous()
+        elif k.endswith("mlp.experts.down_proj"):
+            p = k[: -len("down_proj")]
+            for e in range(v.shape[0]):
+                out[f"{p}{e}.down_proj.weight"] = v[e].contiguous()
+        else:
+            out[k] = v
+    return out
+
+
+def transformers_layout(model, c, w):
+    """The weights under the names the transformers model holds: stacked experts (transformers 5)
+    or per expert (older versions: Mixtral's block_sparse_moe.experts.<e>.w1/w3/w2)."""
+    names = set(model.state_dict().keys())
+    if any(k.endswith("experts.gate_up_proj") for k in names):
+        return w
+    mixtral = c["architectures"][0] == "MixtralForCausalLM"
+    gate, up, down = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+    out = {}
+    for k, v in w.items():
+        if ".mlp.gate.weight" in k or ".mlp.experts." in k:
+            k2 = k.replace(".mlp.", ".block_sparse_moe.") if mixtral else k
+            if k.endswith("gate.weight"):
+                out[k2] = v
+            elif k.endswith("gate_up_proj"):
+                F = v.shape[1] // 2
+                for e in range(v.shape[0]):
+                    out[k2[: -len("gate_up_proj")] + f"{e}.{gate}.weight"] = v[e, :F].contiguous()
+                    out[k2[: -len("gate_up_proj")] + f"{e}.{up}.weight"] = v[e, F:].contiguous()
+            else:
+                for e in range(v.shape[0]):
+                    out[k2[: -len("down_proj")] + f"{e}.{down}.weight"] = v[e].contiguous()
+        else:
+            out[k] = v
+    return out
 
 
 def head_dim(c):
@@ -344,7 +438,7 @@ def make_weights(c, gen):
             bias(p + "self_attn.v_proj.bias", nkv * hd)
         if o_bias(c):
             bias(p + "self_attn.o_proj.bias", H)
-        if c["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+        if c["architectures"][0] in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "Gemma3ForCausalLM"):
             norm(p + "self_attn.q_norm.weight", hd)
             norm(p + "self_attn.k_norm.weight", hd)
         if is_olmo2(c):  # over the whole projection
@@ -363,6 +457,12 @@ def make_weights(c, gen):
             w[p + "mlp.experts.gate_up_proj_bias"] = 0.2 * torch.randn(E, 2 * F, generator=gen)
             w[p + "mlp.experts.down_proj"] = torch.randn(E, F, H, generator=gen) / math.sqrt(F)
             w[p + "mlp.experts.down_proj_bias"] = 0.2 * torch.randn(E, H, generator=gen)
+            continue
+        if is_sparse_layer(c, i):
+            E, _, Fe, _ = moe_sizes(c)
+            lin(p + "mlp.gate.weight", E, H)
+            w[p + "mlp.experts.gate_up_proj"] = torch.randn(E, 2 * Fe, H, generator=gen) / math.sqrt(H)
+            w[p + "mlp.experts.down_proj"] = torch.randn(E, H, Fe, generator=gen) / math.sqrt(Fe)
             continue
         lin(p + "mlp.gate_proj.weight", F, H)
         lin(p + "mlp.up_proj.weight", F, H)
@@ -581,7 +681,7 @@ def reference_forward(c, w, ids, dtype=torch.float64):
             q = proj("self_attn.q_proj", x).view(L, nh, hd)
             k = proj("self_attn.k_proj", x).view(L, nkv, hd)
             v = proj("self_attn.v_proj", x).view(L, nkv, hd)
-        if c["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+        if c["architectures"][0] in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "Gemma3ForCausalLM"):
             q = rms(q, g(p + "self_attn.q_norm.weight"))
             k = rms(k, g(p + "self_attn.k_norm.weight"))
         if is_olmo2(c):
@@ -620,6 +720,9 @@ def reference_forward(c, w, ids, dtype=torch.float64):
         if is_gpt_oss(c):
             h = h + gpt_oss_moe(c, g, p + "mlp.", x)
             continue
+        if is_sparse_layer(c, li):
+            h = h + moe_block(c, g, p + "mlp.", x)
+            continue
         if is_phi3(c):
             gate, up = proj("mlp.gate_up_proj", x).chunk(2, dim=-1)
         else:
@@ -652,6 +755,26 @@ def gpt_oss_moe(c, g, p, x):
             act = (up + 1) * (gate * torch.sigmoid(gate * alpha))
             y = act @ g(p + "experts.down_proj")[e] + g(p + "experts.down_proj_bias")[e]
             out[t] += weights[t, j] * y
+    return out
+
+
+def moe_block(c, g, p, x):
+    """The sparse MoE block: softmax over all router logits, the top k (renormalised as the
+    config says), each chosen expert's SwiGLU MLP weighted and summed."""
+    E, K, F, renorm = moe_sizes(c)
+    probs = torch.softmax(x @ g(p + "gate.weight").T, dim=-1)
+    top_w, top_i = probs.topk(K, dim=-1)
+    if renorm:
+        top_w = top_w / top_w.sum(dim=-1, keepdim=True)
+    w13, w2 = g(p + "experts.gate_up_proj"), g(p + "experts.down_proj")
+    out = torch.zeros_like(x)
+    for e in range(E):
+        tok, slot = torch.where(top_i == e)
+        if len(tok) == 0:
+            continue
+        gate, up = (x[tok] @ w13[e].T).chunk(2, dim=-1)
+        y = (torch.nn.functional.silu(gate) * up) @ w2[e].T
+        out.index_add_(0, tok, y * top_w[tok, slot][:, None])
     return out
 
 
@@ -756,7 +879,8 @@ def main():
                                           if k != "quantization_config"})
             model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32,
                                                      attn_implementation="eager")
-            missing, unexpected = model.load_state_dict(w, strict=False)
+            missing, unexpected = model.load_state_dict(transformers_layout(model, c, w),
+                                                        strict=False)
             bad = [m for m in missing if not (c["tie_word_embeddings"] and m == "lm_head.weight")]
             assert not bad and not unexpected, (bad, unexpected)
             model.eval()
@@ -783,7 +907,8 @@ def main():
             greedy = [reference_greedy(c, w, prompts[pi], GREEDY_TOKENS) for pi in GREEDY_FROM]
             with open(os.path.join(d, "config.json"), "w") as f:
                 json.dump(c, f, indent=2, sort_keys=True)
-            write_safetensors(os.path.join(d, "model.safetensors"), checkpoint_tensors(c, w))
+            write_safetensors(os.path.join(d, "model.safetensors"),
+                              checkpoint_layout(c, checkpoint_tensors(c, w)))
         with open(os.path.join(d, "generation_config.json"), "w") as f:
             json.dump({"bos_token_id": 1, "eos_token_id": 2, "do_sample": False}, f, indent=2)
         gold = {}

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "backend/backend_types.h"
+#include "backend/moe_types.h"
 
 namespace inferd {
 
@@ -85,6 +86,19 @@ class KernelOps {
                          const ExpertLinear& down, const MoeParams& p, Tensor out);
   // out [R, H] = x[logit_rows]
   virtual void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) = 0;
+  // ---- mixture of experts (issue 27; backends without them throw) ------------------------------
+  // Each token's experts: topk_ids [T, k] int32 and topk_weights [T, k] fp32 from router logits
+  // [T, E] (activation dtype), as `r` says (moe_types.h), highest weight first.
+  virtual void moe_topk(const Tensor& router_logits, const MoeRouting& r, Tensor topk_ids,
+                        Tensor topk_weights);
+  // out [T, H] = sum_j topk_weights[t, j] * expert_{topk_ids[t, j]}(x[t]) for x [T, H]: tokens
+  // grouped by expert, gate+up, activation, down, weighted combine. `scratch`: at least
+  // T * moe_scratch_bytes_per_row(...) bytes of device memory (any dtype; viewed as bytes).
+  // `expert_counts`, when defined ([E] int32, on the device), gets += the tokens routed to each
+  // expert (the step profile's load histogram).
+  virtual void moe_experts(const Tensor& x, const MoeExperts& w, const Tensor& topk_ids,
+                           const Tensor& topk_weights, Tensor scratch, Tensor expert_counts,
+                           Tensor out);
   // Samples logit rows [row0, row0 + logits.size(0)) of the batch (sampling rows uploaded by
   // prepare_batch) from fp32 logits on the device; results stay on the device until
   // DeviceRuntime::finish_samples. Backends where samples_on_device() only.

@@ -91,7 +91,7 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
     LOG_INFO(
         "mixture of experts: {} of {} experts a token; one decode step reads {:.2f} GB of "
         "weights: bandwidth floor {:.0f} tok/s at 3.35 TB/s (H100 SXM), {:.0f} at 4.8 TB/s (H200)",
-        c.experts_per_token, c.num_experts, gb, 3350.0 / gb, 4800.0 / gb);
+        c.num_experts_per_tok, c.num_experts, gb, 3350.0 / gb, 4800.0 / gb);
   }
   LoadedModel out;
   out.summary.architecture = c.architecture;

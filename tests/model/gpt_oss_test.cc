@@ -152,7 +152,7 @@ TEST(GptOssConfig, TransformersDefaults) {
   const ModelConfig c = parse_model_config(gpt_oss_base().dump(), "config.json");
   EXPECT_EQ(c.head_dim, 64);
   EXPECT_EQ(c.num_experts, 8);
-  EXPECT_EQ(c.experts_per_token, 4);
+  EXPECT_EQ(c.num_experts_per_tok, 4);
   EXPECT_TRUE(c.qkv_bias && c.o_bias && c.attention_sinks);
   EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
   EXPECT_EQ(c.sliding_window, 128);
@@ -172,7 +172,7 @@ TEST(GptOssConfig, PublishedShapeAndMxfp4) {
       load_model_config(std::string(INFERD_SOURCE_DIR) + "/models/configs/gpt-oss-20b");
   EXPECT_EQ(c.num_layers, 24);
   EXPECT_EQ(c.num_experts, 32);
-  EXPECT_EQ(c.experts_per_token, 4);
+  EXPECT_EQ(c.num_experts_per_tok, 4);
   EXPECT_EQ(c.quant.method, QuantMethod::kMxfp4);
   EXPECT_EQ(c.window_of(22), 128);
   EXPECT_EQ(c.window_of(23), 0);

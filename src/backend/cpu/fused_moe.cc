@@ -95,7 +95,7 @@ void moe_route(const float* logits, int64_t E, const MoeParams& p, int32_t* ids,
 
 void fused_moe(const Kernels& k, ThreadPool& pool, const Tensor& x, const Tensor& router_logits,
                const ExpertLinear& gate_up, const ExpertLinear& down, const MoeParams& p,
-               Tensor out, MoeScratch& s) {
+               Tensor out, FusedMoeScratch& s) {
   const int64_t T = x.size(0), H = gate_up.in_features, E = gate_up.num_experts, K = p.top_k;
   const int64_t F2 = gate_up.out_features, F = F2 / 2, O = down.out_features;
   INFERD_CHECK(

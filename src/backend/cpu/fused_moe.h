@@ -16,7 +16,7 @@
 namespace inferd::cpu {
 
 // Scratch reused across calls (grown to the largest batch seen).
-struct MoeScratch {
+struct FusedMoeScratch {
   std::vector<int32_t> ids;       // [T, k] chosen experts
   std::vector<float> weights;     // [T, k] their routing weights
   std::vector<int32_t> order;     // (t * k + j) entries grouped by expert
@@ -33,6 +33,6 @@ void moe_route(const float* logits, int64_t num_experts, const MoeParams& p, int
 // x [T, in] and out [T, hidden] fp32 (rows may be strided), router_logits [T, E] fp32.
 void fused_moe(const Kernels& k, ThreadPool& pool, const Tensor& x, const Tensor& router_logits,
                const ExpertLinear& gate_up, const ExpertLinear& down, const MoeParams& p,
-               Tensor out, MoeScratch& s);
+               Tensor out, FusedMoeScratch& s);
 
 }  // namespace inferd::cpu

@@ -17,6 +17,7 @@
 #include "backend/cuda/cuda_gemm.h"
 #include "backend/cuda/cuda_ggml.h"
 #include "backend/cuda/cuda_graphs.h"
+#include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/cuda_step.h"
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/kernels.h"
@@ -39,7 +40,8 @@ class CudaBackend final : public Backend {
         gemm_(ctx_, opts.gemm_workspace_bytes),
         ggml_(ctx_, weights_, gemm_),
         graphs_(ctx_),
-        step_(ctx_, graphs_, opts.metadata_bytes) {}
+        step_(ctx_, graphs_, opts.metadata_bytes),
+        moe_(ctx_, weights_) {}
 
   ~CudaBackend() override { (void)cudaStreamSynchronize(ctx_.stream()); }
 
@@ -116,6 +118,18 @@ class CudaBackend final : public Backend {
   bool supports_ggml(ggml::Type type) const override { return CudaGgml::supports(type); }
   GgmlLinear make_linear_ggml(std::vector<GgmlLinear::Part> parts, const Tensor& bias) override {
     return ggml_.make_linear(std::move(parts), bias);
+  }
+  // Mixture of experts (issue 27): cuda_moe.
+  MoeExperts make_moe_experts(MoeExpertTensors t, int64_t hidden, int64_t inter) override {
+    return moe_.make_experts(std::move(t), hidden, inter);
+  }
+  void quantize_moe_experts_fp8(MoeExperts& w) override { moe_.quantize_fp8(w); }
+  void moe_topk(const Tensor& logits, const MoeRouting& r, Tensor ids, Tensor weights) override {
+    moe_.topk(logits, r, std::move(ids), std::move(weights));
+  }
+  void moe_experts(const Tensor& x, const MoeExperts& w, const Tensor& ids, const Tensor& weights,
+                   Tensor scratch, Tensor counts, Tensor out) override {
+    moe_.experts(x, w, ids, weights, std::move(scratch), std::move(counts), std::move(out));
   }
   void reserve(const StepCapacity& c) override {
     max_tokens_ = c.max_tokens;
@@ -468,6 +482,7 @@ class CudaBackend final : public Backend {
   CudaGgml ggml_;
   CudaGraphs graphs_;
   CudaStepIo step_;
+  CudaMoe moe_;
   Tensor lora_tmp_;                     // LoRA shrink output [max_tokens, max columns], fp32
   std::vector<uint16_t> lora_staging_;  // upload_f32's bf16 copy
   Tensor partial_acc_, partial_m_, partial_l_;

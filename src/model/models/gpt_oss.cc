@@ -30,7 +30,7 @@ class GptOssMoe {
     router_ = LinearLayer(plain_linear(prefix + "router", E, H, /*bias=*/true), loader);
     gate_up_ = load_fused_experts({prefix + "experts.gate_up_proj", E, 2 * F, H, true}, loader);
     down_ = load_fused_experts({prefix + "experts.down_proj", E, H, F, true}, loader);
-    p_.top_k = c.experts_per_token;
+    p_.top_k = c.num_experts_per_tok;
     p_.softmax_before_topk = false;
     p_.act = MoeParams::Act::kClampedSwiglu;
     p_.interleaved_gate_up = true;
@@ -125,10 +125,13 @@ class GptOssArchitecture final : public Architecture {
       fail("{}: num_local_experts and num_experts disagree", src);
     c.num_experts = is_set(j, "num_local_experts") ? get_int(j, "num_local_experts", src)
                                                    : get_int(j, "num_experts", src, 128);
-    c.experts_per_token = get_int(j, "num_experts_per_tok", src, 4);
-    if (c.num_experts <= 0 || c.experts_per_token <= 0 || c.experts_per_token > c.num_experts)
+    c.num_experts_per_tok = get_int(j, "num_experts_per_tok", src, 4);
+    if (c.num_experts <= 0 || c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts)
       fail("{}: num_experts_per_tok ({}) must be in [1, num_local_experts ({})]", src,
-           c.experts_per_token, c.num_experts);
+           c.num_experts_per_tok, c.num_experts);
+    // Every layer's MLP is the expert block, experts of intermediate_size.
+    c.moe_intermediate_size = c.intermediate_size;
+    c.layer_sparse.assign(size_t(c.num_layers), 1);
     c.swiglu_alpha = get_num(j, "swiglu_alpha", src, 1.702);
     c.swiglu_limit = get_num(j, "swiglu_limit", src, 7.0);
     if (!(c.swiglu_limit > 0)) fail("{}: swiglu_limit must be positive", src);
