@@ -1,5 +1,5 @@
-// The fused mixture-of-experts op on the GPU (fused_moe.h). Five launches, all sized by the row count
-// only (graph-safe), nothing read back by the host:
+// The fused mixture-of-experts op on the GPU (fused_moe.h). Five launches, all sized by the row
+// count only (graph-safe), nothing read back by the host:
 //   route    one warp a row: the top k of the router logits (ties: the lower index) and their
 //            weights (softmax over the k, or over all then renormalised, as MoeParams says).
 //   group    one block: the (row, slot) entries counted and listed by expert, and the list of the
@@ -33,6 +33,7 @@ constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kRowsPerWarp = 2;  // output rows (gate_up: pairs) per warp per block
 constexpr int kChunk = 4;        // entries staged in shared memory at a time
+constexpr int kPre = 4;          // MXFP4 groups a lane fetches ahead (per row)
 constexpr int kGroup = 32;
 constexpr int kMaxExperts = 256;
 
@@ -160,6 +161,22 @@ __device__ __forceinline__ float e2m1(uint32_t code) {
   return (code & 8) ? -v : v;
 }
 
+// The 32 values of one MXFP4 group: 16 bytes of codes (element 2i in byte i's low nibble) and
+// its e8m0 exponent.
+__device__ __forceinline__ void decode_mxfp4(uint4 q, uint32_t exponent, float (&out)[kGroup]) {
+  const float scale = ldexpf(1.f, int(exponent) - 127);
+  const uint32_t words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      const uint32_t byte = (words[i] >> (8 * b)) & 0xFF;
+      out[8 * i + 2 * b] = e2m1(byte & 0xF) * scale;
+      out[8 * i + 2 * b + 1] = e2m1(byte >> 4) * scale;
+    }
+  }
+}
+
 // The 32 weights of group g of row `r` of expert e (in features per row) as floats. Valid
 // elements only (k < in); the rest 0.
 __device__ __forceinline__ void load_group(const void* w, const uint8_t* sc, int64_t row, int in,
@@ -168,17 +185,7 @@ __device__ __forceinline__ void load_group(const void* w, const uint8_t* sc, int
     const int groups = in / kGroup;
     const uint4 q = *reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w) +
                                                     (row * groups + g) * (kGroup / 2));
-    const float scale = ldexpf(1.f, int(sc[row * groups + g]) - 127);
-    const uint32_t words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        const uint32_t byte = (words[i] >> (8 * b)) & 0xFF;
-        out[8 * i + 2 * b] = e2m1(byte & 0xF) * scale;
-        out[8 * i + 2 * b + 1] = e2m1(byte >> 4) * scale;
-      }
-    }
+    decode_mxfp4(q, sc[row * groups + g], out);
     return;
   }
   const bf16* src = static_cast<const bf16*>(w) + row * in + int64_t(g) * kGroup;
@@ -240,9 +247,8 @@ __global__ void __launch_bounds__(kThreads) experts_kernel(MoeLaunch p) {
       const int r0 = kGated ? (p.interleaved ? 2 * item : item) : item;
       const int r1 = kGated ? (p.interleaved ? 2 * item + 1 : p.F + item) : item;
       float acc0[kChunk] = {0.f, 0.f, 0.f, 0.f}, acc1[kChunk] = {0.f, 0.f, 0.f, 0.f};
-      for (int g = lane; g < groups; g += 32) {
-        float wv[kGroup];
-        load_group(we, se, r0, in, g, wv);
+      // acc[r] += this group's 32 weights . entry r's inputs.
+      auto dot = [&](const float(&wv)[kGroup], int g, float(&acc)[kChunk]) {
 #pragma unroll
         for (int r = 0; r < kChunk; ++r) {
           if (r < nc) {
@@ -251,22 +257,52 @@ __global__ void __launch_bounds__(kThreads) experts_kernel(MoeLaunch p) {
 #pragma unroll
             for (int i = 0; i < kGroup; ++i)
               if (g * kGroup + i < in) a = fmaf(wv[i], xr[i], a);
-            acc0[r] += a;
+            acc[r] += a;
           }
         }
-        if (kGated) {
-          load_group(we, se, r1, in, g, wv);
+      };
+      int g_rest = lane;  // the groups left to the plain loop
+      if (se != nullptr) {
+        // MXFP4: the lane's first kPre groups of both rows are fetched before any is used (up to
+        // 4096 inputs in flight at once: decode is bound by these loads), then dequantized.
+        uint4 q0[kPre], q1[kPre];
+        uint32_t e0[kPre], e1[kPre];
+        const int64_t rb = in / 2, gs = in / kGroup;
+        const uint8_t* wb = static_cast<const uint8_t*>(we);
 #pragma unroll
-          for (int r = 0; r < kChunk; ++r) {
-            if (r < nc) {
-              const float* xr = xs + r * in + g * kGroup;
-              float a = 0.f;
-#pragma unroll
-              for (int i = 0; i < kGroup; ++i)
-                if (g * kGroup + i < in) a = fmaf(wv[i], xr[i], a);
-              acc1[r] += a;
+        for (int u = 0; u < kPre; ++u) {
+          const int g = lane + 32 * u;
+          if (g < groups) {
+            q0[u] = *reinterpret_cast<const uint4*>(wb + r0 * rb + g * (kGroup / 2));
+            e0[u] = se[r0 * gs + g];
+            if (kGated) {
+              q1[u] = *reinterpret_cast<const uint4*>(wb + r1 * rb + g * (kGroup / 2));
+              e1[u] = se[r1 * gs + g];
             }
           }
+        }
+#pragma unroll
+        for (int u = 0; u < kPre; ++u) {
+          const int g = lane + 32 * u;
+          if (g < groups) {
+            float wv[kGroup];
+            decode_mxfp4(q0[u], e0[u], wv);
+            dot(wv, g, acc0);
+            if (kGated) {
+              decode_mxfp4(q1[u], e1[u], wv);
+              dot(wv, g, acc1);
+            }
+          }
+        }
+        g_rest = lane + 32 * kPre;
+      }
+      for (int g = g_rest; g < groups; g += 32) {
+        float wv[kGroup];
+        load_group(we, se, r0, in, g, wv);
+        dot(wv, g, acc0);
+        if (kGated) {
+          load_group(we, se, r1, in, g, wv);
+          dot(wv, g, acc1);
         }
       }
 #pragma unroll
