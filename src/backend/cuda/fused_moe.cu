@@ -209,6 +209,26 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// An item's result (biases added): gate_up: the activation of (gate v0, up v1) into act (bf16);
+// down: v0 into y.
+template <bool kGated>
+__device__ __forceinline__ void store_item(const MoeLaunch& p, const Scratch& s, int entry,
+                                           int item, float v0, float v1) {
+  if (!kGated) {
+    s.y[int64_t(entry) * p.O + item] = v0;
+    return;
+  }
+  float act;
+  if (p.clamped_swiglu) {
+    const float gate = fminf(v0, p.limit);
+    const float up = fminf(fmaxf(v1, -p.limit), p.limit);
+    act = (up + 1.f) * (gate / (1.f + expf(-p.alpha * gate)));
+  } else {
+    act = v0 / (1.f + expf(-v0)) * v1;
+  }
+  s.act[int64_t(entry) * p.F + item] = __float2bfloat16_rn(act);
+}
+
 // One launch for gate_up (kGated: each warp item is a gate/up pair, activation fused, bf16 act out)
 // or down (one row an item, fp32 y out).
 template <bool kGated>
@@ -310,23 +330,9 @@ __global__ void __launch_bounds__(kThreads) experts_kernel(MoeLaunch p) {
         const float a0 = warp_sum(acc0[r]);
         const float a1 = kGated ? warp_sum(acc1[r]) : 0.f;
         if (lane != 0 || r >= nc) continue;
-        const int entry = s.order[c0 + r];
         const float* be = bias != nullptr ? bias + int64_t(e) * rows : nullptr;
-        float v0 = a0 + (be ? be[r0] : 0.f);
-        if (!kGated) {
-          s.y[int64_t(entry) * p.O + item] = v0;
-          continue;
-        }
-        float v1 = a1 + (be ? be[r1] : 0.f);
-        float act;
-        if (p.clamped_swiglu) {
-          const float gate = fminf(v0, p.limit);
-          const float up = fminf(fmaxf(v1, -p.limit), p.limit);
-          act = (up + 1.f) * (gate / (1.f + expf(-p.alpha * gate)));
-        } else {
-          act = v0 / (1.f + expf(-v0)) * v1;
-        }
-        s.act[int64_t(entry) * p.F + item] = __float2bfloat16_rn(act);
+        store_item<kGated>(p, s, s.order[c0 + r], item, a0 + (be ? be[r0] : 0.f),
+                           a1 + (be ? be[r1] : 0.f));
       }
     }
   }
