@@ -20,9 +20,9 @@
 #include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/cuda_step.h"
 #include "backend/cuda/cuda_weights.h"
+#include "backend/cuda/fused_moe.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/lora.h"
-#include "backend/cuda/fused_moe.h"
 #include "core/dtype.h"
 #include "core/logging.h"
 

@@ -1,7 +1,7 @@
-// The fused mixture-of-experts op on the GPU (fused_moe.cu; KernelOps::fused_moe, the CPU reference is
-// backend/cpu/fused_moe.cc): routing, grouping by expert, the experts' gate_up and down products with
-// bf16 or MXFP4 weights dequantized as they are loaded, and the weighted combine. Everything stays
-// on the device (no host sync): it runs inside CUDA graphs.
+// The fused mixture-of-experts op on the GPU (fused_moe.cu; KernelOps::fused_moe, the CPU reference
+// is backend/cpu/fused_moe.cc): routing, grouping by expert, the experts' gate_up and down products
+// with bf16 or MXFP4 weights dequantized as they are loaded, and the weighted combine. Everything
+// stays on the device (no host sync): it runs inside CUDA graphs.
 #pragma once
 
 #include <cuda_runtime.h>
