@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -14,7 +15,9 @@
 #include "backend/cpu/fused_moe.h"
 #include "core/error.h"
 #include "model/config.h"
+#include "model/loader/safetensors.h"
 #include "model/quant/experts.h"
+#include "runner/model_runner.h"
 
 namespace inferd {
 namespace {
@@ -195,6 +198,52 @@ TEST(GptOssConfig, Errors) {
   j = gpt_oss_base();
   j["quantization_config"] = {{"quant_method", "mxfp8"}};
   EXPECT_NE(error_of(j).find("mxfp4"), std::string::npos) << error_of(j);
+}
+
+// The MXFP4 golden model with one expert tensor missing, or stored in the wrong dtype: the load
+// stops with an error naming the tensor.
+std::string load_error_with(const std::string& drop, const std::string& as_float) {
+  namespace fs = std::filesystem;
+  const std::string src = std::string(INFERD_TEST_DATA_DIR) + "/goldens/gpt_oss_mxfp4";
+  const std::string dir = (fs::temp_directory_path() / "inferd_gpt_oss_bad").string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(src + "/config.json", dir + "/config.json");
+  const auto st = SafetensorsIndex::open_file(src + "/model.safetensors");
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [name, info] : st.tensors()) {
+    if (name == drop) continue;
+    Tensor t = st.get(name);
+    if (name == as_float) {
+      Tensor f = Tensor::empty_host(DType::kF32, t.shape());
+      for (int64_t i = 0; i < t.numel(); ++i)
+        f.data_as<float>()[i] = float(t.data_as<uint8_t>()[i]);
+      t = f;
+    }
+    tensors.emplace_back(name, t);
+  }
+  write_safetensors(dir + "/model.safetensors", tensors);
+  std::string err = "<no error>";
+  try {
+    RunnerOptions o;
+    o.num_kv_blocks = 8;
+    ModelRunner m(dir, o, make_cpu_backend(1));
+  } catch (const Error& e) {
+    err = e.what();
+  }
+  fs::remove_all(dir);
+  return err;
+}
+
+TEST(GptOssLoad, BadMxfp4TensorsNameThemselves) {
+  const std::string b = "model.layers.1.mlp.experts.down_proj_blocks";
+  const std::string s = "model.layers.0.mlp.experts.gate_up_proj_scales";
+  std::string e = load_error_with(b, "");
+  EXPECT_NE(e.find(b), std::string::npos) << e;
+  EXPECT_NE(e.find("missing"), std::string::npos) << e;
+  e = load_error_with("", s);
+  EXPECT_NE(e.find(s), std::string::npos) << e;
+  EXPECT_NE(e.find("uint8"), std::string::npos) << e;
 }
 
 }  // namespace
