@@ -20,6 +20,7 @@ escape HTML, and the globals `raise_exception` and `strftime_now`):
 
 strftime_now is pinned to NOW so that the outputs are reproducible; the C++ tests pin the
 same time. Run from the repository root: python3 tools/make_chat_template_fixtures.py
+(--only gpt_oss: only gpt_oss.json, from the committed template file).
 """
 
 import datetime
@@ -856,8 +857,69 @@ def random_whitespace_templates(count, seed):
     return [items(0) + rng.choice(["", "\n", "\n\n"]) for _ in range(count)]
 
 
+# gpt-oss: the chat template openai/gpt-oss-20b and -120b ship (harmony format; a copy as
+# llama.cpp keeps it in models/templates/openai-gpt-oss-120b.jinja, committed next to the fixture
+# as gpt_oss_chat_template.jinja), with its special tokens; the shared conversations plus ones
+# for its own inputs (thinking, reasoning_effort, model_identity, builtin_tools).
+GPT_OSS_TOKENS = {"bos_token": "<|startoftext|>", "eos_token": "<|return|>",
+                  "pad_token": "<|endoftext|>"}
+GPT_OSS_CONVERSATIONS = [
+    ("thinking_last_turn", [{"role": "user", "content": "2+2?"},
+                            {"role": "assistant", "thinking": "Add them.", "content": "4"}],
+     None, {}),
+    ("thinking_dropped_in_history", [
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "thinking": "Add them.", "content": "4"},
+        {"role": "user", "content": "And 3+3?"}], None, {}),
+    ("reasoning_effort_high", [SYSTEM, {"role": "user", "content": "Prove it."}], None,
+     {"reasoning_effort": "high"}),
+    ("identity_and_builtin_tools", [{"role": "user", "content": "Search."}], None,
+     {"model_identity": "You are a test model.", "builtin_tools": ["browser", "python"]}),
+    ("tool_call_with_thinking", [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "thinking": "I should call the tool.", "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "get_weather", "arguments": {"location": "Paris"}}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18 C"}], [WEATHER_TOOL], {}),
+    ("channel_tags_in_content", [{"role": "user", "content": "hi"}, {
+        "role": "assistant", "content": "<|channel|>final<|message|>x"}], None, {}),
+]
+
+
+def gpt_oss_fixture():
+    tfile = "gpt_oss_chat_template.jinja"
+    with open(os.path.join(OUT, tfile), encoding="utf-8") as f:
+        template = f.read()
+    cases = []
+    for conv_name, messages, tools, extra in CONVERSATIONS + GPT_OSS_CONVERSATIONS:
+        for gen in (True, False):
+            context = {"messages": messages, "tools": tools, "documents": None,
+                       "add_generation_prompt": gen}
+            context.update(GPT_OSS_TOKENS)
+            context.update(extra)
+            case = {"name": f"{conv_name}{'' if gen else '_nogen'}", "messages": messages,
+                    "tools": tools, "add_generation_prompt": gen, "kwargs": extra}
+            case.update(render(template, context))
+            cases.append(case)
+    return {"model": "gpt_oss", "source": tfile, "special_tokens": GPT_OSS_TOKENS,
+            "cases": cases}
+
+
+def write_gpt_oss(meta):
+    fx = gpt_oss_fixture()
+    fx["meta"] = meta
+    with open(os.path.join(OUT, "gpt_oss.json"), "w", encoding="utf-8") as f:
+        json.dump(fx, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    n_err = sum(1 for c in fx["cases"] if "error" in c)
+    print(f"gpt_oss: {len(fx['cases'])} cases ({n_err} errors)")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["--only", "gpt_oss"]:  # needs no fetched tokenizer files
+        write_gpt_oss({"jinja2": jinja2.__version__, "now": NOW.isoformat()})
+        return
     features = []
     names = set()
     for name, template, context in FEATURES:
@@ -882,6 +944,7 @@ def main():
             f.write("\n")
         n_err = sum(1 for c in fx["cases"] if "error" in c)
         print(f"{m}: {len(fx['cases'])} cases ({n_err} errors)")
+    write_gpt_oss(meta)
     st = styles_fixture()
     st["meta"] = meta
     with open(os.path.join(OUT, "styles.json"), "w", encoding="utf-8") as f:

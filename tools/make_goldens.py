@@ -135,13 +135,61 @@ MODELS = {
         num_key_value_heads=1, rope_theta=10000.0, tie_word_embeddings=True,
         embedding_multiplier=3.0, residual_multiplier=0.5, attention_multiplier=0.15,
         logits_scaling=2.0, rms_norm_eps=1e-5),
+    # gpt-oss: attention sinks, q/k/v/o biases, alternating sliding / full layers (layer_types
+    # left to the default), YaRN without truncation, a mixture of experts with a biased router
+    # (top-k then softmax), fused interleaved gate_up experts with biases and the clamped SwiGLU.
+    # gpt_oss stores the experts in bf16 ([E, in, out] as transformers keeps them); gpt_oss_mxfp4
+    # packs them in the MXFP4 checkpoint layout (the reference uses the dequantized values).
+    "gpt_oss": dict(
+        architectures=["GptOssForCausalLM"], model_type="gpt_oss", hidden_size=64,
+        intermediate_size=40, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+        sliding_window=12, attention_bias=True, tie_word_embeddings=False,
+        rope_theta=150000.0,
+        rope_scaling=dict(rope_type="yarn", factor=4.0, beta_fast=32.0, beta_slow=1.0,
+                          truncate=False, original_max_position_embeddings=32),
+        rms_norm_eps=1e-5),
+    "gpt_oss_mxfp4": dict(
+        architectures=["GptOssForCausalLM"], model_type="gpt_oss", hidden_size=64,
+        intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=32, num_local_experts=6, num_experts_per_tok=3,
+        sliding_window=10, attention_bias=True, tie_word_embeddings=False,
+        rope_theta=150000.0,
+        rope_scaling=dict(rope_type="yarn", factor=8.0, beta_fast=32.0, beta_slow=1.0,
+                          truncate=False, original_max_position_embeddings=16),
+        rms_norm_eps=1e-5,
+        quantization_config=dict(quant_method="mxfp4", modules_to_not_convert=[
+            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
+            "lm_head"])),
+    # Qwen3-MoE: Qwen3's attention, experts in layers 0 and 2 (decoder_sparse_step 1, layer 1 in
+    # mlp_only_layers: a dense MLP of intermediate_size), top-3 of 8, renormalised. The
+    # checkpoint stores the experts one by one (mlp.experts.<e>.gate_proj ...: the published
+    # layout).
+    "qwen3_moe": dict(
+        architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe", hidden_size=64,
+        intermediate_size=64, moe_intermediate_size=32, num_experts=8, num_experts_per_tok=3,
+        norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[1],
+        num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        rope_theta=1000000.0, tie_word_embeddings=False, attention_bias=False,
+        use_sliding_window=False, rms_norm_eps=1e-6, router_aux_loss_coef=0.001,
+        output_router_logits=False),
+    # Mixtral: top-2 of 4 experts in every layer, a sliding window. The checkpoint stores the
+    # experts stacked as transformers 5 does (mlp.experts.gate_up_proj [E, 2F, H], down_proj).
+    "mixtral": dict(
+        architectures=["MixtralForCausalLM"], model_type="mixtral", hidden_size=64,
+        intermediate_size=48, num_local_experts=4, num_experts_per_tok=2,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        rope_theta=1000000.0, tie_word_embeddings=False, sliding_window=24,
+        rms_norm_eps=1e-5, router_jitter_noise=0.0, router_aux_loss_coef=0.02,
+        output_router_logits=False),
 }
 # How each config is given to transformers (and written by the own implementation):
 # "new": rope_parameters with rope_theta inside (transformers 5), "old": rope_theta + rope_scaling.
 STYLE = {"llama3": "new", "llama32_tied": "old", "llama_linear": "new", "llama_dynamic": "old",
          "mistral": "old", "qwen2": "new", "qwen2_yarn": "old", "qwen3": "new",
          "gemma3": "new", "gemma3_softcap": "old", "phi3": "old", "olmo2": "new",
-         "granite": "old"}
+         "granite": "old", "qwen3_moe": "new", "mixtral": "old", "gpt_oss": "old",
+         "gpt_oss_mxfp4": "new"}
 PROMPT_LENS = [1, 7, 21, 80]
 # longrope: transformers picks the short or long factors by the sequence's length, inferd once
 # for its max_model_len (here max_position_embeddings: long), so every Phi-3 prompt is longer
@@ -150,6 +198,8 @@ PROMPT_LENS_OF = {"phi3": [9, 12, 21, 80]}
 GREEDY_FROM = [2, 3]  # indices of prompts to continue greedily
 GREEDY_TOKENS = 40
 LM_HEAD_GAIN = 3.0
+ROUTER_GAIN = 2.0
+EXPERT_GAIN = 4.0
 TIED_LAYER_GAIN = 8.0
 GREEDY_CLEAR_TOKENS, GREEDY_MARGIN, GREEDY_TRIES = 8, 0.3, 100
 
@@ -196,6 +246,14 @@ def is_granite(c):
     return c["architectures"][0] == "GraniteForCausalLM"
 
 
+def is_gpt_oss(c):
+    return c["architectures"][0] == "GptOssForCausalLM"
+
+
+def is_mxfp4(c):
+    return (c.get("quantization_config") or {}).get("quant_method") == "mxfp4"
+
+
 def rope_params(c, layer_type=None):
     """The merged rope dict (either style): rope_type, rope_theta and the scaling fields. Gemma 3
     has one per layer type (Gemma3TextConfig.convert_rope_params_to_dict)."""
@@ -234,17 +292,93 @@ def layer_windows(c):
     """The sliding window of each layer (None: full attention), as transformers applies it."""
     n = c["num_hidden_layers"]
     arch = c["architectures"][0]
-    if arch == "MistralForCausalLM":
+    if arch in ("MistralForCausalLM", "MixtralForCausalLM"):
         return [c.get("sliding_window")] * n
     if arch == "Gemma3ForCausalLM":
         return [c.get("sliding_window", 4096) if t == "sliding_attention" else None
                 for t in gemma3_layer_types(c)]
     if arch == "Phi3ForCausalLM":
         return [c.get("sliding_window")] * n
+    if arch == "GptOssForCausalLM":  # GptOssConfig: even layers slide unless layer_types says
+        types = c.get("layer_types") or ["sliding_attention" if i % 2 == 0 else "full_attention"
+                                         for i in range(n)]
+        return [c.get("sliding_window", 128) if t == "sliding_attention" else None for t in types]
     if arch.startswith("Qwen") and c.get("use_sliding_window"):
         return [c["sliding_window"] if i >= c.get("max_window_layers", 28) else None
                 for i in range(n)]
     return [None] * n
+
+
+def is_moe(c):
+    return c["architectures"][0] in ("Qwen3MoeForCausalLM", "MixtralForCausalLM")
+
+
+def moe_sizes(c):
+    """(experts, top-k, expert intermediate size, renormalise) of an MoE config."""
+    if c["architectures"][0] == "MixtralForCausalLM":
+        return c["num_local_experts"], c["num_experts_per_tok"], c["intermediate_size"], True
+    return (c["num_experts"], c["num_experts_per_tok"], c["moe_intermediate_size"],
+            c.get("norm_topk_prob", False))
+
+
+def is_sparse_layer(c, i):
+    """Qwen3MoeDecoderLayer: not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0."""
+    if c["architectures"][0] == "MixtralForCausalLM":
+        return True
+    if not is_moe(c) or i in c.get("mlp_only_layers", []):
+        return False
+    return (i + 1) % c.get("decoder_sparse_step", 1) == 0
+
+
+def checkpoint_layout(c, w):
+    """The tensors as the checkpoint stores them. The weights are kept as transformers 5 holds
+    them (mlp.gate.weight, mlp.experts.gate_up_proj [E, 2F, H] with the gate rows first,
+    mlp.experts.down_proj [E, H, F]); Qwen3-MoE is written per expert as its published
+    checkpoints are, Mixtral stacked as transformers 5 saves it."""
+    if c["architectures"][0] != "Qwen3MoeForCausalLM":
+        return w
+    out = {}
+    for k, v in w.items():
+        if k.endswith("mlp.experts.gate_up_proj"):
+            p = k[: -len("gate_up_proj")]
+            F = v.shape[1] // 2
+            for e in range(v.shape[0]):
+                out[f"{p}{e}.gate_proj.weight"] = v[e, :F].contiguous()
+                out[f"{p}{e}.up_proj.weight"] = v[e, F:].contiguous()
+        elif k.endswith("mlp.experts.down_proj"):
+            p = k[: -len("down_proj")]
+            for e in range(v.shape[0]):
+                out[f"{p}{e}.down_proj.weight"] = v[e].contiguous()
+        else:
+            out[k] = v
+    return out
+
+
+def transformers_layout(model, c, w):
+    """The weights under the names the transformers model holds: stacked experts (transformers 5)
+    or per expert (older versions: Mixtral's block_sparse_moe.experts.<e>.w1/w3/w2)."""
+    names = set(model.state_dict().keys())
+    if any(k.endswith("experts.gate_up_proj") for k in names):
+        return w
+    mixtral = c["architectures"][0] == "MixtralForCausalLM"
+    gate, up, down = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+    out = {}
+    for k, v in w.items():
+        if ".mlp.gate.weight" in k or ".mlp.experts." in k:
+            k2 = k.replace(".mlp.", ".block_sparse_moe.") if mixtral else k
+            if k.endswith("gate.weight"):
+                out[k2] = v
+            elif k.endswith("gate_up_proj"):
+                F = v.shape[1] // 2
+                for e in range(v.shape[0]):
+                    out[k2[: -len("gate_up_proj")] + f"{e}.{gate}.weight"] = v[e, :F].contiguous()
+                    out[k2[: -len("gate_up_proj")] + f"{e}.{up}.weight"] = v[e, F:].contiguous()
+            else:
+                for e in range(v.shape[0]):
+                    out[k2[: -len("down_proj")] + f"{e}.{down}.weight"] = v[e].contiguous()
+        else:
+            out[k] = v
+    return out
 
 
 def head_dim(c):
@@ -304,12 +438,32 @@ def make_weights(c, gen):
             bias(p + "self_attn.v_proj.bias", nkv * hd)
         if o_bias(c):
             bias(p + "self_attn.o_proj.bias", H)
-        if c["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+        if c["architectures"][0] in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "Gemma3ForCausalLM"):
             norm(p + "self_attn.q_norm.weight", hd)
             norm(p + "self_attn.k_norm.weight", hd)
         if is_olmo2(c):  # over the whole projection
             norm(p + "self_attn.q_norm.weight", nh * hd)
             norm(p + "self_attn.k_norm.weight", nkv * hd)
+        if is_gpt_oss(c):
+            E = c["num_local_experts"]
+            w[p + "self_attn.sinks"] = torch.randn(nh, generator=gen)
+            lin(p + "mlp.router.weight", E, H)
+            w[p + "mlp.router.weight"] *= ROUTER_GAIN
+            bias(p + "mlp.router.bias", E)
+            # Experts as transformers keeps them: [E, in, out] (x @ W). The gate_up gain makes
+            # some gate and up values pass the SwiGLU limit (7), so the clamps matter.
+            w[p + "mlp.experts.gate_up_proj"] = (
+                torch.randn(E, H, 2 * F, generator=gen) * (EXPERT_GAIN / math.sqrt(H)))
+            w[p + "mlp.experts.gate_up_proj_bias"] = 0.2 * torch.randn(E, 2 * F, generator=gen)
+            w[p + "mlp.experts.down_proj"] = torch.randn(E, F, H, generator=gen) / math.sqrt(F)
+            w[p + "mlp.experts.down_proj_bias"] = 0.2 * torch.randn(E, H, generator=gen)
+            continue
+        if is_sparse_layer(c, i):
+            E, _, Fe, _ = moe_sizes(c)
+            lin(p + "mlp.gate.weight", E, H)
+            w[p + "mlp.experts.gate_up_proj"] = torch.randn(E, 2 * Fe, H, generator=gen) / math.sqrt(H)
+            w[p + "mlp.experts.down_proj"] = torch.randn(E, H, Fe, generator=gen) / math.sqrt(Fe)
+            continue
         lin(p + "mlp.gate_proj.weight", F, H)
         lin(p + "mlp.up_proj.weight", F, H)
         lin(p + "mlp.down_proj.weight", H, F)
@@ -331,7 +485,67 @@ def make_weights(c, gen):
         for k in list(w):
             if k.endswith(("self_attn.o_proj.weight", "mlp.down_proj.weight")):
                 w[k] *= TIED_LAYER_GAIN
-    return {k: v.float().contiguous() for k, v in w.items()}
+    w = {k: v.float().contiguous() for k, v in w.items()}
+    if is_gpt_oss(c):
+        for k in list(w):
+            if k.endswith(("experts.gate_up_proj", "experts.down_proj")):
+                # bf16 experts (the checkpoint stores them so); MXFP4: the values its packing
+                # represents exactly.
+                w[k] = mxfp4_roundtrip(w[k]) if is_mxfp4(c) else w[k].bfloat16().float()
+    return w
+
+
+# ---- MXFP4 (OCP microscaling FP4; the layout of the gpt-oss checkpoints) -----------------------
+
+FP4_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
+              -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+
+
+def mxfp4_pack(w):
+    """w [E, in, out] (transformers' layout) -> (blocks uint8 [E, out, in/32, 16], scales uint8
+    [E, out, in/32]): each group of 32 inputs of an output row gets the e8m0 scale that puts its
+    largest magnitude at or below 6, each value the nearest e2m1 code; element 2i of a block in the
+    low nibble of byte i."""
+    t = w.transpose(1, 2).contiguous().double()  # [E, out, in]
+    E, O, I = t.shape
+    g = t.reshape(E, O, I // 32, 32)
+    amax = g.abs().amax(-1).clamp_min(2.0 ** -100)
+    exp = torch.ceil(torch.log2(amax / 6.0))
+    scaled = g / torch.pow(2.0, exp)[..., None]
+    lut = torch.tensor(FP4_VALUES, dtype=torch.float64)
+    codes = (scaled[..., None] - lut).abs().argmin(-1)  # the first of equals: +0 before -0
+    codes = codes.to(torch.uint8)
+    blocks = codes[..., 0::2] | (codes[..., 1::2] << 4)
+    scales = (exp + 127).to(torch.uint8)
+    return blocks.contiguous(), scales.contiguous()
+
+
+def mxfp4_unpack(blocks, scales):
+    """The values [E, in, out] (transformers' layout) of packed blocks and scales."""
+    lut = torch.tensor(FP4_VALUES, dtype=torch.float64)
+    lo, hi = (blocks & 0x0F).long(), (blocks >> 4).long()
+    vals = torch.stack([lut[lo], lut[hi]], dim=-1).reshape(*blocks.shape[:-1], 32)
+    vals = vals * torch.pow(2.0, scales.double() - 127)[..., None]
+    E, O = vals.shape[:2]
+    return vals.reshape(E, O, -1).transpose(1, 2).contiguous()
+
+
+def mxfp4_roundtrip(w):
+    return mxfp4_unpack(*mxfp4_pack(w)).float()
+
+
+def checkpoint_tensors(c, w):
+    """The tensors the model directory stores: bf16 experts, or MXFP4 blocks and scales."""
+    out = {}
+    for k, v in w.items():
+        if is_gpt_oss(c) and k.endswith(("experts.gate_up_proj", "experts.down_proj")):
+            if is_mxfp4(c):
+                out[k + "_blocks"], out[k + "_scales"] = mxfp4_pack(v)
+            else:
+                out[k] = v.bfloat16()
+        else:
+            out[k] = v
+    return out
 
 
 # ---- the script's own implementation of the transformers forward pass -------------------
@@ -357,7 +571,10 @@ def inv_freq(c, rs=None, seq_len=None):
         def corr(rot):
             return (hd * math.log(omax / (rot * 2 * math.pi))) / (2 * math.log(base))
 
-        low, high = max(math.floor(corr(fast)), 0), min(math.ceil(corr(slow)), hd - 1)
+        low, high = corr(fast), corr(slow)
+        if rs.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, hd - 1)
         if low == high:
             high += 0.001
         ramp = torch.clamp((torch.arange(hd // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
@@ -464,7 +681,7 @@ def reference_forward(c, w, ids, dtype=torch.float64):
             q = proj("self_attn.q_proj", x).view(L, nh, hd)
             k = proj("self_attn.k_proj", x).view(L, nkv, hd)
             v = proj("self_attn.v_proj", x).view(L, nkv, hd)
-        if c["architectures"][0] in ("Qwen3ForCausalLM", "Gemma3ForCausalLM"):
+        if c["architectures"][0] in ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "Gemma3ForCausalLM"):
             q = rms(q, g(p + "self_attn.q_norm.weight"))
             k = rms(k, g(p + "self_attn.k_norm.weight"))
         if is_olmo2(c):
@@ -478,7 +695,12 @@ def reference_forward(c, w, ids, dtype=torch.float64):
         # passes it to the attention function.)
         scores = torch.einsum("qhd,khd->hqk", q, k) * scale
         scores = scores.masked_fill(~mask_of(windows[li])[None], float("-inf"))
-        probs = torch.softmax(scores, dim=-1)
+        if is_gpt_oss(c):
+            # The sink: one more logit per head in the softmax, its probability dropped.
+            sinks = g(p + "self_attn.sinks")[:, None, None].expand(nh, L, 1)
+            probs = torch.softmax(torch.cat([scores, sinks], dim=-1), dim=-1)[..., :-1]
+        else:
+            probs = torch.softmax(scores, dim=-1)
         o = torch.einsum("hqk,khd->qhd", probs, v).reshape(L, nh * hd)
         if gemma:
             h = h + rms(proj("self_attn.o_proj", o), g(p + "post_attention_layernorm.weight"))
@@ -495,6 +717,12 @@ def reference_forward(c, w, ids, dtype=torch.float64):
             continue
         h = h + proj("self_attn.o_proj", o) * resid
         x = rms(h, g(p + "post_attention_layernorm.weight"))
+        if is_gpt_oss(c):
+            h = h + gpt_oss_moe(c, g, p + "mlp.", x)
+            continue
+        if is_sparse_layer(c, li):
+            h = h + moe_block(c, g, p + "mlp.", x)
+            continue
         if is_phi3(c):
             gate, up = proj("mlp.gate_up_proj", x).chunk(2, dim=-1)
         else:
@@ -509,6 +737,45 @@ def reference_forward(c, w, ids, dtype=torch.float64):
     if gemma and cap:
         logits = torch.tanh(logits / cap) * cap
     return logits
+
+
+def gpt_oss_moe(c, g, p, x):
+    """GptOssMLP: router logits (with bias), the top k, a softmax over them; each chosen expert's
+    gate_up (interleaved: gate = even columns, up = odd), the clamped SwiGLU, down; weighted sum."""
+    k, limit, alpha = c["num_experts_per_tok"], 7.0, 1.702
+    logits = x @ g(p + "router.weight").T + g(p + "router.bias")
+    top, idx = torch.topk(logits, k, dim=-1)
+    weights = torch.softmax(top, dim=-1)
+    out = torch.zeros_like(x)
+    for t in range(x.shape[0]):
+        for j in range(k):
+            e = int(idx[t, j])
+            gu = x[t] @ g(p + "experts.gate_up_proj")[e] + g(p + "experts.gate_up_proj_bias")[e]
+            gate, up = gu[0::2].clamp(max=limit), gu[1::2].clamp(-limit, limit)
+            act = (up + 1) * (gate * torch.sigmoid(gate * alpha))
+            y = act @ g(p + "experts.down_proj")[e] + g(p + "experts.down_proj_bias")[e]
+            out[t] += weights[t, j] * y
+    return out
+
+
+def moe_block(c, g, p, x):
+    """The sparse MoE block: softmax over all router logits, the top k (renormalised as the
+    config says), each chosen expert's SwiGLU MLP weighted and summed."""
+    E, K, F, renorm = moe_sizes(c)
+    probs = torch.softmax(x @ g(p + "gate.weight").T, dim=-1)
+    top_w, top_i = probs.topk(K, dim=-1)
+    if renorm:
+        top_w = top_w / top_w.sum(dim=-1, keepdim=True)
+    w13, w2 = g(p + "experts.gate_up_proj"), g(p + "experts.down_proj")
+    out = torch.zeros_like(x)
+    for e in range(E):
+        tok, slot = torch.where(top_i == e)
+        if len(tok) == 0:
+            continue
+        gate, up = (x[tok] @ w13[e].T).chunk(2, dim=-1)
+        y = (torch.nn.functional.silu(gate) * up) @ w2[e].T
+        out.index_add_(0, tok, y * top_w[tok, slot][:, None])
+    return out
 
 
 def reference_greedy(c, w, ids, n):
@@ -551,7 +818,8 @@ def write_safetensors(path, tensors):
     header, blobs, off = {}, [], 0
     for name, t in tensors.items():
         t = t.contiguous()
-        dt = {torch.float32: "F32", torch.int32: "I32", torch.bfloat16: "BF16"}[t.dtype]
+        dt = {torch.float32: "F32", torch.int32: "I32", torch.bfloat16: "BF16",
+              torch.uint8: "U8"}[t.dtype]
         raw = t.view(torch.uint8).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes()
         header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
         blobs.append(raw)
@@ -605,14 +873,23 @@ def main():
         own_logits = [reference_forward(c, w, p) for p in prompts]
         if have_tf:
             from transformers import AutoConfig, AutoModelForCausalLM
-            cfg = AutoConfig.for_model(**c)
+            # MXFP4: transformers gets the dequantized experts (a plain config); the directory
+            # gets the packed checkpoint below.
+            cfg = AutoConfig.for_model(**{k: v for k, v in c.items()
+                                          if k != "quantization_config"})
             model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32,
                                                      attn_implementation="eager")
-            missing, unexpected = model.load_state_dict(w, strict=False)
+            missing, unexpected = model.load_state_dict(transformers_layout(model, c, w),
+                                                        strict=False)
             bad = [m for m in missing if not (c["tie_word_embeddings"] and m == "lm_head.weight")]
             assert not bad and not unexpected, (bad, unexpected)
             model.eval()
-            model.save_pretrained(d, safe_serialization=True)
+            if is_mxfp4(c):
+                with open(os.path.join(d, "config.json"), "w") as f:
+                    json.dump(c, f, indent=2, sort_keys=True)
+                write_safetensors(os.path.join(d, "model.safetensors"), checkpoint_tensors(c, w))
+            else:
+                model.save_pretrained(d, safe_serialization=True)
             with torch.no_grad():
                 logits = [model(torch.tensor([p])).logits[0].float() for p in prompts]
                 greedy = []
@@ -630,7 +907,8 @@ def main():
             greedy = [reference_greedy(c, w, prompts[pi], GREEDY_TOKENS) for pi in GREEDY_FROM]
             with open(os.path.join(d, "config.json"), "w") as f:
                 json.dump(c, f, indent=2, sort_keys=True)
-            write_safetensors(os.path.join(d, "model.safetensors"), w)
+            write_safetensors(os.path.join(d, "model.safetensors"),
+                              checkpoint_layout(c, checkpoint_tensors(c, w)))
         with open(os.path.join(d, "generation_config.json"), "w") as f:
             json.dump({"bos_token_id": 1, "eos_token_id": 2, "do_sample": False}, f, indent=2)
         gold = {}

@@ -23,6 +23,17 @@ void KernelOps::linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out) {
   INFERD_CHECK(false, "this backend does not compute FP8 linears");
 }
 
+void KernelOps::fused_moe(const Tensor& x, const Tensor& router_logits, const ExpertLinear& gate_up,
+                          const ExpertLinear& down, const MoeParams& p, Tensor out) {
+  (void)x;
+  (void)router_logits;
+  (void)gate_up;
+  (void)down;
+  (void)p;
+  (void)out;
+  fail("this backend does not compute mixture-of-experts layers");
+}
+
 void KernelOps::linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out) {
   (void)x;
   (void)w;
@@ -46,10 +57,50 @@ void KernelOps::lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch
   INFERD_CHECK(b.lora_slots == nullptr, "this backend does not apply LoRA adapters");
 }
 
+void KernelOps::moe_topk(const Tensor& router_logits, const MoeRouting& r, Tensor topk_ids,
+                         Tensor topk_weights) {
+  (void)router_logits;
+  (void)r;
+  (void)topk_ids;
+  (void)topk_weights;
+  INFERD_CHECK(false, "this backend does not route mixture-of-experts layers");
+}
+
+void KernelOps::moe_experts(const Tensor& x, const MoeExperts& w, const Tensor& topk_ids,
+                            const Tensor& topk_weights, Tensor scratch, Tensor expert_counts,
+                            Tensor out) {
+  (void)x;
+  (void)w;
+  (void)topk_ids;
+  (void)topk_weights;
+  (void)scratch;
+  (void)expert_counts;
+  (void)out;
+  INFERD_CHECK(false, "this backend does not compute mixture-of-experts layers");
+}
+
+MoeExperts DeviceRuntime::make_moe_experts(MoeExpertTensors t, int64_t hidden,
+                                           int64_t intermediate) {
+  (void)t;
+  (void)hidden;
+  (void)intermediate;
+  fail("backend '{}' does not place mixture-of-experts weights", name());
+}
+
+void DeviceRuntime::quantize_moe_experts_fp8(MoeExperts& w) {
+  (void)w;
+  INFERD_CHECK(false, "backend '{}' does not compute FP8 experts", name());
+}
+
 void DeviceRuntime::upload_f32(Tensor dst, std::span<const float> src) {
   (void)dst;
   (void)src;
   INFERD_CHECK(false, "backend '{}' does not upload host values", name());
+}
+
+ExpertLinear DeviceRuntime::make_experts(const ExpertLinear& host) {
+  (void)host;
+  fail("{} does not compute mixture-of-experts layers", name());
 }
 
 void DeviceRuntime::set_lora_rows(std::span<const int32_t> slots) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/backend_types.h"
+#include "backend/moe_types.h"
 #include "backend/step_timing.h"
 
 namespace inferd {
@@ -86,6 +87,20 @@ class DeviceRuntime {
     (void)type;
     return false;
   }
+  // Mixture-of-experts weights (issue 27): one layer's experts placed for KernelOps::moe_experts
+  // (host backends keep per-expert views, device backends stack them: MoeExperts). `hidden` H and
+  // `intermediate` F check the shapes. Throws Error where the backend has no MoE kernels.
+  virtual MoeExperts make_moe_experts(MoeExpertTensors t, int64_t hidden, int64_t intermediate);
+  // --quantization fp8: dense experts placed by make_moe_experts rounded to FP8 per expert and
+  // output channel on the device (backends where supports_fp8()); the bf16 copy is freed.
+  virtual void quantize_moe_experts_fp8(MoeExperts& w);
+  // Mixture-of-experts layers (KernelOps::fused_moe): supports_moe says whether this backend
+  // computes them, supports_mxfp4 whether it takes kMxfp4 experts as they are (else the MXFP4
+  // method dequantizes them at load). make_experts places host experts (mmap views or owned; bias
+  // any float dtype) for the backend; the default throws Error.
+  virtual bool supports_moe() const { return false; }
+  virtual bool supports_mxfp4() const { return false; }
+  virtual ExpertLinear make_experts(const ExpertLinear& host);
   // Whether KernelOps::lora_add, upload and set_lora_rows work here (issue 29).
   virtual bool supports_lora() const { return false; }
   // Copies fp32 host values into the contiguous tensor `dst` on this device (dst.numel() of them),

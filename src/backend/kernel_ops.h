@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "backend/backend_types.h"
+#include "backend/moe_types.h"
 
 namespace inferd {
 
@@ -67,11 +68,37 @@ class KernelOps {
     write_kv(qkv, num_heads, num_kv_heads, kv, b);
   }
   // Causal paged attention: out [T, nh * hd] from the q part of qkv and the cache.
+  // `sinks` (gpt-oss): fp32 [num_heads] on the device, one learned logit per head that joins each
+  // row's softmax denominator (exp(sink - max) added to the sum; it has no value row); undefined:
+  // none.
   virtual void attention(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads,
                          const KvLayer& kv, float scale, int64_t sliding_window,
-                         const DeviceBatch& b, Tensor out) = 0;
+                         const DeviceBatch& b, Tensor out, const Tensor& sinks) = 0;
+  void attention(const Tensor& qkv, int64_t num_heads, int64_t num_kv_heads, const KvLayer& kv,
+                 float scale, int64_t sliding_window, const DeviceBatch& b, Tensor out) {
+    attention(qkv, num_heads, num_kv_heads, kv, scale, sliding_window, b, std::move(out), Tensor());
+  }
+  // Mixture of experts: each row t of x [T, in] goes through its top_k experts, chosen from
+  // router_logits [T, E] (activation dtype) as `p` says:
+  // out[t] = sum_k w_k (down_e(act(gate_up_e(x[t])))). Backends whose
+  // DeviceRuntime::supports_moe() says so; the default throws Error.
+  virtual void fused_moe(const Tensor& x, const Tensor& router_logits, const ExpertLinear& gate_up,
+                         const ExpertLinear& down, const MoeParams& p, Tensor out);
   // out [R, H] = x[logit_rows]
   virtual void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) = 0;
+  // ---- mixture of experts (issue 27; backends without them throw) ------------------------------
+  // Each token's experts: topk_ids [T, k] int32 and topk_weights [T, k] fp32 from router logits
+  // [T, E] (activation dtype), as `r` says (moe_types.h), highest weight first.
+  virtual void moe_topk(const Tensor& router_logits, const MoeRouting& r, Tensor topk_ids,
+                        Tensor topk_weights);
+  // out [T, H] = sum_j topk_weights[t, j] * expert_{topk_ids[t, j]}(x[t]) for x [T, H]: tokens
+  // grouped by expert, gate+up, activation, down, weighted combine. `scratch`: at least
+  // T * moe_scratch_bytes_per_row(...) bytes of device memory (any dtype; viewed as bytes).
+  // `expert_counts`, when defined ([E] int32, on the device), gets += the tokens routed to each
+  // expert (the step profile's load histogram).
+  virtual void moe_experts(const Tensor& x, const MoeExperts& w, const Tensor& topk_ids,
+                           const Tensor& topk_weights, Tensor scratch, Tensor expert_counts,
+                           Tensor out);
   // Samples logit rows [row0, row0 + logits.size(0)) of the batch (sampling rows uploaded by
   // prepare_batch) from fp32 logits on the device; results stay on the device until
   // DeviceRuntime::finish_samples. Backends where samples_on_device() only.

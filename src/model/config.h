@@ -50,10 +50,24 @@ struct ModelConfig {
   double embedding_multiplier = 0;
   double residual_multiplier = 1.0;
   double logits_scaling = 1.0;
+  // Mixture of experts (issue 27: Qwen3-MoE, Mixtral): num_experts > 0 and layer_sparse[i] = 1
+  // where layer i's MLP is the MoE block (num_experts_per_tok of num_experts, each of
+  // moe_intermediate_size; the others stay dense with intermediate_size).
+  int64_t num_experts = 0;
+  int64_t num_experts_per_tok = 0;
+  int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = true;  // renormalise the top-k routing weights
+  std::vector<uint8_t> layer_sparse;
+  bool is_moe_layer(int64_t layer) const {
+    return num_experts > 0 && !layer_sparse.empty() && layer_sparse[size_t(layer)];
+  }
   int64_t sliding_window = 0;          // 0: none; else the window of the layers marked sliding
   std::vector<uint8_t> layer_sliding;  // [num_layers]: 1 where the layer uses sliding_window
   std::string dtype;                   // as declared ("bfloat16", ...), may be empty
   QuantConfig quant;                   // quantization_config of the checkpoint
+  // gpt-oss (issue 27): attention sinks; its experts' clamped SwiGLU.
+  bool attention_sinks = false;
+  double swiglu_alpha = 1.702, swiglu_limit = 7.0;
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
 
@@ -64,6 +78,11 @@ struct ModelConfig {
     return layer_sliding.empty() || !layer_sliding[size_t(layer)] ? 0 : sliding_window;
   }
 };
+
+// Bytes of weights one decode step of one sequence reads (bf16 dense weights; MXFP4 experts at
+// 4.25 bits a value; a MoE layer's router and its num_experts_per_tok experts only): the bandwidth
+// floor of single-stream decoding is the memory bandwidth over this.
+double decode_weight_bytes(const ModelConfig& c);
 
 // Parses config.json text. `source` names the file in error messages. Throws Error for missing or
 // invalid fields and for unsupported architectures or features (the error for an unknown

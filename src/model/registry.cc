@@ -21,6 +21,9 @@ const std::vector<const Architecture*>& registry() {
       &phi3_architecture(),
       &olmo2_architecture(),
       &granite_architecture(),
+      &qwen3_moe_architecture(),
+      &mixtral_architecture(),
+      &gpt_oss_architecture(),
   };
   // clang-format on
 

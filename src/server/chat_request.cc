@@ -173,6 +173,7 @@ void start_reasoning(const std::string& prompt, ReasoningFormat format, const Ge
   const PromptReasoning pr = prompt_reasoning(prompt);
   r.output.reasoning = format;
   r.output.starts_in_reasoning = starts_in_reasoning(format, pr);
+  if (format == ReasoningFormat::kGptOss) return;  // (constraints apply from the first token)
   if (r.params.structured_outputs && pr != PromptReasoning::kClosed) {
     const std::vector<int32_t> close =
         encode_checked(gen, std::string(kThinkClose), false, "messages");
@@ -226,6 +227,10 @@ void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationC
   if (get_bool(body, "echo").value_or(false)) r.chat_echo = echo_text(args);
   r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
   if (ctx.parsing.reasoning_parser) start_reasoning(text, *ctx.parsing.reasoning_parser, gen, r);
+  // Harmony's channel markers are special tokens: keep them in the text the parser reads.
+  if (ctx.parsing.reasoning_parser == ReasoningFormat::kGptOss &&
+      !find_field(body, "skip_special_tokens"))
+    r.params.skip_special_tokens = false;
   r.prompt_texts.push_back(std::move(text));
 }
 

@@ -28,11 +28,12 @@ size_t partial_suffix(std::string_view s, std::string_view marker) {
 std::optional<ReasoningFormat> reasoning_parser_from_name(std::string_view name) {
   if (name == "qwen3") return ReasoningFormat::kQwen3;
   if (name == "deepseek_r1") return ReasoningFormat::kDeepSeekR1;
+  if (name == "openai_gptoss" || name == "gpt_oss") return ReasoningFormat::kGptOss;
   return std::nullopt;
 }
 
 const char* reasoning_parser_names() {
-  return "qwen3, deepseek_r1";
+  return "qwen3, deepseek_r1, openai_gptoss";
 }
 
 PromptReasoning prompt_reasoning(std::string_view prompt) {
@@ -43,6 +44,7 @@ PromptReasoning prompt_reasoning(std::string_view prompt) {
 }
 
 bool starts_in_reasoning(ReasoningFormat format, PromptReasoning p) {
+  if (format == ReasoningFormat::kGptOss) return false;  // the channel header says
   if (format == ReasoningFormat::kDeepSeekR1) return p != PromptReasoning::kClosed;
   return p == PromptReasoning::kOpen;
 }
@@ -50,10 +52,16 @@ bool starts_in_reasoning(ReasoningFormat format, PromptReasoning p) {
 ReasoningParser::ReasoningParser(ReasoningFormat format, bool in_reasoning)
     : format_(format), state_(in_reasoning ? State::kInside : State::kBefore) {
   saw_reasoning_ = in_reasoning;
+  if (format == ReasoningFormat::kGptOss) harmony_.emplace();
 }
 
 ReasoningDelta ReasoningParser::feed(std::string_view text) {
   ReasoningDelta out;
+  if (harmony_) {
+    harmony_->feed(text, out);
+    add_harmony(out);
+    return out;
+  }
   pending_.append(text);
   run(out, false);
   return out;
@@ -61,8 +69,19 @@ ReasoningDelta ReasoningParser::feed(std::string_view text) {
 
 ReasoningDelta ReasoningParser::finish() {
   ReasoningDelta out;
+  if (harmony_) {
+    harmony_->finish(out);
+    add_harmony(out);
+    return out;
+  }
   run(out, true);
   return out;
+}
+
+void ReasoningParser::add_harmony(const ReasoningDelta& out) {
+  reasoning_.append(out.reasoning);
+  content_.append(out.content);
+  saw_reasoning_ = harmony_->saw_reasoning();
 }
 
 void ReasoningParser::run(ReasoningDelta& out, bool final) {

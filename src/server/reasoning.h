@@ -4,6 +4,8 @@
 //                with an open <think>, as templates that always think do)
 //   deepseek_r1  the output starts inside the reasoning (the template opened <think>) unless the
 //                prompt already closed it; with no </think> at all, everything is reasoning
+//   openai_gptoss  gpt-oss's harmony channels (harmony.h): analysis is reasoning, final (and
+//                commentary) content (alias: gpt_oss)
 #pragma once
 
 #include <cstdint>
@@ -11,13 +13,15 @@
 #include <string>
 #include <string_view>
 
+#include "server/harmony.h"
+
 namespace inferd::server {
 
-enum class ReasoningFormat { kQwen3, kDeepSeekR1 };
+enum class ReasoningFormat { kQwen3, kDeepSeekR1, kGptOss };
 
 // The format of a --reasoning-parser name (qwen3, deepseek_r1); nullopt when unknown.
 std::optional<ReasoningFormat> reasoning_parser_from_name(std::string_view name);
-const char* reasoning_parser_names();  // "qwen3, deepseek_r1"
+const char* reasoning_parser_names();  // "qwen3, deepseek_r1, openai_gptoss"
 
 inline constexpr std::string_view kThinkOpen = "<think>";
 inline constexpr std::string_view kThinkClose = "</think>";
@@ -54,8 +58,10 @@ class ReasoningParser {
  private:
   enum class State { kBefore, kInside, kAfter };
   void run(ReasoningDelta& out, bool final);
+  void add_harmony(const ReasoningDelta& out);
 
   [[maybe_unused]] ReasoningFormat format_;
+  std::optional<HarmonyParser> harmony_;  // kGptOss
   State state_;
   bool at_start_ = true;  // nothing of the output consumed yet (a leading <think> is dropped)
   bool saw_reasoning_ = false;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "jinja/chat_template.h"
 #include "jinja/fixture_util.h"
@@ -16,24 +18,8 @@ using jinja::testing::fixture_dir;
 using jinja::testing::load_json;
 using jinja::testing::tokenizers_dir;
 
-void check_model(const std::string& model) {
-  const std::string dir = tokenizers_dir() + "/" + model;
-  ASSERT_TRUE(std::filesystem::exists(dir + "/tokenizer_config.json"))
-      << dir
-      << "/tokenizer_config.json is missing: run scripts/fetch-test-data.sh to fetch the tokenizer "
-         "files";
-  auto fx = load_json(fixture_dir() + "/" + model + ".json");
-  const std::string source = fx["source"].get<std::string>();
-  ChatTemplate tmpl = source == "tokenizer_config.json"
-                          ? ChatTemplate::from_model_dir(dir)
-                          : ChatTemplate::from_file(fixture_dir() + "/" + source, dir);
-  tmpl.set_now(jinja::testing::fixture_now);
-  // The special tokens the fixture script saw.
-  std::map<std::string, std::string> want_tokens;
-  for (auto it = fx["special_tokens"].begin(); it != fx["special_tokens"].end(); ++it)
-    want_tokens[it.key()] = it.value().get<std::string>();
-  EXPECT_EQ(tmpl.special_tokens(), want_tokens);
-
+// Every case of fixture `fx` through `tmpl`: the prompt jinja2 rendered, or its error.
+void check_cases(ChatTemplate& tmpl, const nlohmann::ordered_json& fx, const std::string& model) {
   int checked = 0;
   for (const auto& c : fx["cases"]) {
     SCOPED_TRACE(model + "/" + c["name"].get<std::string>());
@@ -65,6 +51,26 @@ void check_model(const std::string& model) {
   EXPECT_GE(checked, 40);
 }
 
+void check_model(const std::string& model) {
+  const std::string dir = tokenizers_dir() + "/" + model;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/tokenizer_config.json"))
+      << dir
+      << "/tokenizer_config.json is missing: run scripts/fetch-test-data.sh to fetch the tokenizer "
+         "files";
+  auto fx = load_json(fixture_dir() + "/" + model + ".json");
+  const std::string source = fx["source"].get<std::string>();
+  ChatTemplate tmpl = source == "tokenizer_config.json"
+                          ? ChatTemplate::from_model_dir(dir)
+                          : ChatTemplate::from_file(fixture_dir() + "/" + source, dir);
+  tmpl.set_now(jinja::testing::fixture_now);
+  // The special tokens the fixture script saw.
+  std::map<std::string, std::string> want_tokens;
+  for (auto it = fx["special_tokens"].begin(); it != fx["special_tokens"].end(); ++it)
+    want_tokens[it.key()] = it.value().get<std::string>();
+  EXPECT_EQ(tmpl.special_tokens(), want_tokens);
+  check_cases(tmpl, fx, model);
+}
+
 TEST(ChatTemplateReal, Llama2) {
   check_model("llama2");
 }
@@ -82,6 +88,19 @@ TEST(ChatTemplateReal, Gemma3) {
 }
 TEST(ChatTemplateReal, DeepseekV3) {
   check_model("deepseek_v3");
+}
+// gpt-oss's harmony template (committed: gpt_oss_chat_template.jinja), with its special tokens.
+TEST(ChatTemplateReal, GptOss) {
+  auto fx = load_json(fixture_dir() + "/gpt_oss.json");
+  std::map<std::string, std::string> tokens;
+  for (auto it = fx["special_tokens"].begin(); it != fx["special_tokens"].end(); ++it)
+    tokens[it.key()] = it.value().get<std::string>();
+  std::ifstream in(fixture_dir() + "/" + fx["source"].get<std::string>());
+  ASSERT_TRUE(in) << fx["source"];
+  const std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ChatTemplate tmpl(source, tokens);
+  tmpl.set_now(jinja::testing::fixture_now);
+  check_cases(tmpl, fx, "gpt_oss");
 }
 
 }  // namespace

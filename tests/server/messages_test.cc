@@ -118,6 +118,25 @@ TEST_F(MessagesRequestTest, SystemAndContentBlocksBecomeChatMessages) {
   EXPECT_EQ(c2["continue_final_message"], true);
 }
 
+// --reasoning-parser openai_gptoss: harmony's channel markers are special tokens, so a chat
+// request keeps them in the output text for the parser (unless it sets skip_special_tokens), the
+// output starts outside any reasoning, and no </think> marks where constraints begin.
+TEST_F(MessagesRequestTest, GptOssHarmonyChatKeepsSpecialTokens) {
+  ctx_.parsing.reasoning_parser = ReasoningFormat::kGptOss;
+  const json msgs = json::array({{{"role", "user"}, {"content", "hi"}}});
+  CompletionRequest r =
+      parse_completion_request(json{{"model", "tiny"}, {"messages", msgs}}, true, ctx_);
+  EXPECT_EQ(r.output.reasoning, ReasoningFormat::kGptOss);
+  EXPECT_FALSE(r.output.starts_in_reasoning);
+  EXPECT_FALSE(r.params.skip_special_tokens);
+  r = parse_completion_request(
+      json{{"model", "tiny"}, {"messages", msgs}, {"skip_special_tokens", true}}, true, ctx_);
+  EXPECT_TRUE(r.params.skip_special_tokens);
+  ctx_.parsing.reasoning_parser = ReasoningFormat::kQwen3;
+  r = parse_completion_request(json{{"model", "tiny"}, {"messages", msgs}}, true, ctx_);
+  EXPECT_TRUE(r.params.skip_special_tokens);
+}
+
 TEST_F(MessagesRequestTest, SamplingStopsToolsAndThinkingReachTheChatRequest) {
   ctx_.parsing = {true, ToolCallFormat::kHermes, ReasoningFormat::kQwen3};
   const json b = body({{"stop_sequences", {"END", "STOP"}},

@@ -403,6 +403,55 @@ void expect_split(ReasoningFormat f, bool inside, const std::string& text,
   }
 }
 
+// gpt-oss harmony (--reasoning-parser openai_gptoss): a fake token stream as the detokenizer gives
+// it with the special tokens kept, fed whole and in pieces of 1, 2, 3 and 7 bytes (every marker
+// split somewhere).
+TEST(ReasoningHarmony, AnalysisIsReasoningFinalIsContent) {
+  const auto g = ReasoningFormat::kGptOss;
+  expect_split(g, false,
+               "<|channel|>analysis<|message|>User asks 2+2. Answer 4.<|end|>"
+               "<|start|>assistant<|channel|>final<|message|>2 + 2 = 4.",
+               "User asks 2+2. Answer 4.", "2 + 2 = 4.");
+  // The stop token may be in the text (include_stop_str_in_output) or not.
+  expect_split(g, false,
+               "<|channel|>analysis<|message|>a<b <|x|> c<|end|><|start|>assistant<|channel|>final"
+               "<|message|>done<|return|>",
+               "a<b <|x|> c", "done");
+  // No analysis (reasoning_effort low may skip it), and a final message only.
+  expect_split(g, false, "<|channel|>final<|message|>just this", "", "just this");
+  // Stopped inside the reasoning (max_tokens): what came is reasoning, no content.
+  expect_split(g, false, "<|channel|>analysis<|message|>thinking about", "thinking about", "");
+  // Commentary (a tool-call preamble or call) is content, headers with recipients included.
+  expect_split(
+      g, false,
+      "<|channel|>analysis<|message|>need weather<|end|><|start|>assistant<|channel|>"
+      "commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\":\"Paris\"}"
+      "<|call|>",
+      "need weather", "{\"city\":\"Paris\"}");
+  // Two analysis messages (a new <|start|> without <|end|> before it).
+  expect_split(g, false,
+               "<|channel|>analysis<|message|>one<|start|>assistant<|channel|>analysis<|message|>"
+               " two<|end|><|start|>assistant<|channel|>final<|message|>ok",
+               "one two", "ok");
+  // Output that is not harmony at all is plain content.
+  expect_split(g, false, "Hello there <|end|>", "", "Hello there <|end|>");
+  // An unfinished header at the end carries no text.
+  expect_split(g, false, "<|channel|>analysis<|message|>x<|end|><|start|>assistant<|chan", "x", "");
+}
+
+TEST(ReasoningHarmony, ParserNameAndStart) {
+  EXPECT_EQ(reasoning_parser_from_name("openai_gptoss"), ReasoningFormat::kGptOss);
+  EXPECT_EQ(reasoning_parser_from_name("gpt_oss"), ReasoningFormat::kGptOss);
+  EXPECT_NE(std::string(reasoning_parser_names()).find("openai_gptoss"), std::string::npos);
+  EXPECT_FALSE(starts_in_reasoning(ReasoningFormat::kGptOss, PromptReasoning::kOpen));
+  ReasoningParser p(ReasoningFormat::kGptOss, false);
+  p.feed("<|channel|>analysis<|mess");
+  EXPECT_FALSE(p.saw_reasoning());
+  const auto d = p.feed("age|>hm");
+  EXPECT_TRUE(p.saw_reasoning());
+  EXPECT_EQ(d.reasoning, "hm");
+}
+
 TEST(ReasoningParser, Qwen3) {
   const auto q = ReasoningFormat::kQwen3;
   expect_split(q, false, "<think>\nLet me see.\n</think>\n\nIt is 4.", "\nLet me see.\n",

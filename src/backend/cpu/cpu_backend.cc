@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/fused_moe.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/lora.h"
+#include "backend/cpu/moe.h"
 #include "backend/cpu/qlinear.h"
 #include "backend/random_fill.h"
 #include "core/thread_pool.h"
@@ -434,7 +436,10 @@ class CpuBackend final : public Backend {
   }
 
   void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,
-                 int64_t window, const DeviceBatch& b, Tensor out) override {
+                 int64_t window, const DeviceBatch& b, Tensor out, const Tensor& sinks) override {
+    INFERD_CHECK(!sinks.defined() || (sinks.dtype() == DType::kF32 && sinks.numel() == nh),
+                 "attention sinks {} for {} heads", sinks.shape_str(), nh);
+    const float* sink = sinks.defined() ? fp(sinks) : nullptr;
     const int64_t hd = kv.k.size(3), ld = qkv.stride(0), kvs = nkv * hd, G = nh / nkv;
     const int64_t bs = block_size_;
     // One task per (sequence token, kv head).
@@ -458,14 +463,15 @@ class CpuBackend final : public Backend {
         for (int64_t g = 0; g < G; ++g) {
           const float* q = fp(qkv) + int64_t(t) * ld + (h * G + g) * hd;
           float* sc = scores.data() + g * n;
-          float mx = -INFINITY;
+          // A sink joins the softmax as one more logit (no value row).
+          float mx = sink != nullptr ? sink[h * G + g] : -INFINITY;
           for (int64_t j = 0; j < n; ++j) {
             const int64_t p = first + j;
             const int64_t slot = int64_t(table[p / bs]) * bs + p % bs;
             sc[j] = k_.dot(q, fp(kv.k) + slot * kvs + h * hd, hd) * scale;
             mx = std::max(mx, sc[j]);
           }
-          double sum = 0.0;
+          double sum = sink != nullptr ? std::exp(double(sink[h * G + g] - mx)) : 0.0;
           for (int64_t j = 0; j < n; ++j) {
             sc[j] = std::exp(sc[j] - mx);
             sum += sc[j];
@@ -484,10 +490,90 @@ class CpuBackend final : public Backend {
     });
   }
 
+  bool supports_moe() const override { return true; }
+
+  ExpertLinear make_experts(const ExpertLinear& host) override {
+    INFERD_CHECK(host.format == ExpertLinear::Format::kDense && host.weight.ndim() == 3 &&
+                     host.weight.is_contiguous() && host.weight.size(0) == host.num_experts &&
+                     host.weight.size(1) == host.out_features &&
+                     host.weight.size(2) == host.in_features,
+                 "bad experts {} for [{}, {}, {}]", host.weight.shape_str(), host.num_experts,
+                 host.out_features, host.in_features);
+    ExpertLinear e = host;
+    if (host.bias.defined()) e.bias = to_f32(host.bias);
+    return e;
+  }
+
+  void fused_moe(const Tensor& x, const Tensor& router_logits, const ExpertLinear& gate_up,
+                 const ExpertLinear& down, const MoeParams& p, Tensor out) override {
+    cpu::fused_moe(k_, pool_, x, router_logits, gate_up, down, p, std::move(out), fused_scratch_);
+  }
+
   void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) override {
     const int64_t H = x.size(1);
     for (int32_t r = 0; r < b.num_logit_rows; ++r)
       std::memcpy(fp(out) + int64_t(r) * H, fp(x) + int64_t(b.logit_rows[r]) * H, size_t(H) * 4);
+  }
+
+  MoeExperts make_moe_experts(MoeExpertTensors t, int64_t H, int64_t F) override {
+    MoeExperts w;
+    w.hidden = H;
+    w.intermediate = F;
+    if (t.w13.defined()) {  // stacked: per-expert views (no copy)
+      INFERD_CHECK(t.w13.ndim() == 3 && t.w2.ndim() == 3 && t.w13.is_contiguous() &&
+                       t.w2.is_contiguous() && t.w13.size(1) == 2 * F && t.w13.size(2) == H &&
+                       t.w2.size(0) == t.w13.size(0) && t.w2.size(1) == H && t.w2.size(2) == F,
+                   "experts w13 {} w2 {} for hidden {} intermediate {}", t.w13.shape_str(),
+                   t.w2.shape_str(), H, F);
+      w.num_experts = t.w13.size(0);
+      auto slice = [](const Tensor& a, int64_t e) {
+        const size_t bytes = size_t(a.size(1) * a.size(2)) * dtype_size(a.dtype());
+        return Tensor(static_cast<char*>(a.data()) + size_t(e) * bytes, a.dtype(),
+                      {a.size(1), a.size(2)}, Device::kCPU, a.holder());
+      };
+      for (int64_t e = 0; e < w.num_experts; ++e) {
+        w.gate_up.push_back({slice(t.w13, e)});
+        w.down.push_back(slice(t.w2, e));
+      }
+    } else {
+      w.num_experts = int64_t(t.gate_up.size());
+      INFERD_CHECK(t.down.size() == t.gate_up.size(), "{} gate/up experts, {} down",
+                   t.gate_up.size(), t.down.size());
+      for (int64_t e = 0; e < w.num_experts; ++e) {
+        int64_t rows = 0;
+        for (const Tensor& p : t.gate_up[size_t(e)]) {
+          INFERD_CHECK(p.ndim() == 2 && p.size(1) == H && p.is_contiguous(),
+                       "expert {} gate/up part {}", e, p.shape_str());
+          rows += p.size(0);
+        }
+        const Tensor& d = t.down[size_t(e)];
+        INFERD_CHECK(
+            rows == 2 * F && d.ndim() == 2 && d.size(0) == H && d.size(1) == F && d.is_contiguous(),
+            "expert {}: gate/up rows {} down {} for hidden {} intermediate {}", e, rows,
+            d.shape_str(), H, F);
+      }
+      w.gate_up = std::move(t.gate_up);
+      w.down = std::move(t.down);
+    }
+    for (const auto& parts : w.gate_up)
+      for (const Tensor& p : parts)
+        INFERD_CHECK(
+            p.dtype() == DType::kF32 || p.dtype() == DType::kBF16 || p.dtype() == DType::kF16,
+            "expert weights in {}: f32, bf16 or f16 expected", dtype_name(p.dtype()));
+    if (t.w13_bias.defined()) w.w13_bias = to_f32(t.w13_bias);
+    if (t.w2_bias.defined()) w.w2_bias = to_f32(t.w2_bias);
+    return w;
+  }
+
+  void moe_topk(const Tensor& logits, const MoeRouting& r, Tensor ids, Tensor weights) override {
+    cpu::moe_topk(logits, r, std::move(ids), std::move(weights));
+  }
+
+  void moe_experts(const Tensor& x, const MoeExperts& w, const Tensor& ids, const Tensor& weights,
+                   Tensor scratch, Tensor counts, Tensor out) override {
+    (void)scratch;  // the CPU keeps its own (moe_scratch_)
+    cpu::moe_experts(pool_, k_, x, w, ids, weights, std::move(counts), std::move(out),
+                     moe_scratch_);
   }
 
   void copy_to_host_f32(const Tensor& x, float* dst) override {
@@ -516,7 +602,9 @@ class CpuBackend final : public Backend {
   std::vector<uint8_t>
       act_scratch_[3];  // input rows quantized for GGUF linears (one per partner type)
   std::vector<int32_t> token_seq_;
-  std::vector<int32_t> lora_rows_;  // set_lora_rows: each row's LoRA slot
+  cpu::MoeScratch moe_scratch_;
+  cpu::FusedMoeScratch fused_scratch_;  // fused_moe (gpt-oss)
+  std::vector<int32_t> lora_rows_;      // set_lora_rows: each row's LoRA slot
   bool lora_on_ = false;
   std::vector<std::vector<float>> lora_scratch_;  // one shrink vector per thread
   DeviceBatch b_;

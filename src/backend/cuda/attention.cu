@@ -34,6 +34,13 @@ using bf16 = __nv_bfloat16;
 constexpr int kAttnThreads = 128;
 constexpr float kLog2E = 1.4426950408889634f;
 
+// gpt-oss's sink of query head qh joins the softmax denominator L (scores in the log2 domain,
+// max mx): L + 2^(sink log2 e - mx). No sinks (other models): L unchanged.
+__device__ __forceinline__ float add_sink(const AttentionParams& p, int32_t qh, float mx, float L) {
+  if (p.sinks == nullptr || mx == -INFINITY) return L;
+  return L + exp2f(p.sinks[qh] * kLog2E - mx);
+}
+
 __device__ __forceinline__ void load8(const bf16* p, float (&f)[8]) {
   const uint4 u = *reinterpret_cast<const uint4*>(p);
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
@@ -216,6 +223,7 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(Attention
       }
       const int32_t qh = h * group + g0 + g;
       if (num_splits == 1) {
+        L = add_sink(p, qh, mx, L);
         bf16* o = static_cast<bf16*>(p.out) + int64_t(t) * p.ld_out + int64_t(qh) * hd + d;
         *o = __float2bfloat16_rn(L > 0.f ? A / L : 0.f);
       } else {
@@ -394,6 +402,7 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
       }
       const int32_t qh = h * group + g0 + r;
       if (num_splits == 1) {
+        L = add_sink(p, qh, mx, L);
         static_cast<bf16*>(p.out)[int64_t(t) * p.ld_out + int64_t(qh) * D + d] =
             __float2bfloat16_rn(L > 0.f ? A / L : 0.f);
       } else {
@@ -446,6 +455,7 @@ __global__ void combine_splits_kernel(AttentionParams p, int32_t num_splits) {
         A = fmaf(w, p.partial_acc[(base + s) * hd + d], A);
       }
     }
+    L = add_sink(p, qh, mx, L);
     static_cast<bf16*>(p.out)[int64_t(t) * p.ld_out + int64_t(qh) * hd + d] =
         __float2bfloat16_rn(L > 0.f ? A / L : 0.f);
   }

@@ -37,6 +37,9 @@ class CudaWeights {
   void poison(const Tensor& t);
   // fp32 device copy of a 1-D parameter (host or device, any float dtype).
   Tensor place_vector(const Tensor& v);
+  // Host tensor (contiguous, any float dtype) -> device memory `dst` in `dst_dtype`, through the
+  // pinned staging halves (MoE experts stacked expert by expert).
+  void upload_into(const Tensor& host, void* dst, DType dst_dtype);
   // Drops the embedding table kept for a tied lm_head (sleep level 2 frees the weights).
   void forget_cached() {
     embed_src_ = nullptr;
@@ -45,9 +48,6 @@ class CudaWeights {
   }
 
  private:
-  // Host tensor -> device memory in `dst_dtype`, through the pinned staging halves.
-  void upload_into(const Tensor& host, void* dst, DType dst_dtype);
-
   CudaContext& ctx_;
   size_t staging_half_ = 0;
   void* staging_[2] = {nullptr, nullptr};

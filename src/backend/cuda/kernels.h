@@ -113,6 +113,8 @@ struct AttentionParams {
   float* partial_acc = nullptr;  // [T, num_heads, num_splits, head_dim]
   float* partial_m = nullptr;    // [T, num_heads, num_splits]
   float* partial_l = nullptr;
+  // gpt-oss: fp32 [num_heads], one logit per head added to the softmax denominator; null: none.
+  const float* sinks = nullptr;
 };
 constexpr int32_t kMaxAttentionHeadDim = 256;
 constexpr int32_t kMaxAttentionSplits = 32;

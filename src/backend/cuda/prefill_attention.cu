@@ -163,6 +163,11 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
   }
 
   sm.finish();
+  if (p.sinks != nullptr) {  // gpt-oss: the head's sink joins the denominator
+    const float s2 = p.sinks[qh] * kLog2E;
+    if (sm.m_lo != -INFINITY) sm.l_lo += exp2f(s2 - sm.m_lo);
+    if (sm.m_hi != -INFINITY) sm.l_hi += exp2f(s2 - sm.m_hi);
+  }
   const float inv_lo = sm.l_lo > 0.f ? 1.f / sm.l_lo : 0.f;
   const float inv_hi = sm.l_hi > 0.f ? 1.f / sm.l_hi : 0.f;
   bf16* out = static_cast<bf16*>(p.out) + int64_t(qh) * D;

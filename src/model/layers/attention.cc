@@ -33,6 +33,7 @@ Attention::Attention(const AttentionSpec& s, ModelLoader& loader)
         loader);
   }
   o_ = LinearLayer(row_linear(s.prefix + "o_proj", s.hidden, qs, s.o_bias), loader);
+  if (s.sinks) sinks_ = loader.norm(s.prefix + "sinks", nh_);
   if (s.qk_norm == AttentionSpec::QkNorm::kWholeProjection) {
     q_norm_ = RmsNorm(loader, s.prefix + "q_norm.weight", qs, s.norm_eps, s.norm_plus_one);
     k_norm_ = RmsNorm(loader, s.prefix + "k_norm.weight", kvs, s.norm_eps, s.norm_plus_one);
@@ -58,7 +59,7 @@ void Attention::forward(KernelOps& ops, const DeviceBatch& b, const Tensor& x, T
     }
   }
   ops.rope_write_kv(qkv, nh_, nkv_, *rope_, kv, b);
-  ops.attention(qkv, nh_, nkv_, kv, scale_, window_, b, attn);
+  ops.attention(qkv, nh_, nkv_, kv, scale_, window_, b, attn, sinks_);
   o_.apply(ops, attn, out, b);
 }
 

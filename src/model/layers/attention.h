@@ -1,6 +1,7 @@
 // Self-attention over the paged KV cache: the qkv projection (one merged GEMM), optional q/k
 // norms (per head: Qwen3, Gemma 3; over the whole projection: OLMo 2), RoPE fused with the KV-cache
-// write, causal paged attention (GQA, an optional sliding window), the output projection. A MoE
+// write, causal paged attention (GQA, an optional sliding window, optional per-head sinks:
+// gpt-oss), the output projection. A MoE
 // or multi-modal model reuses it as it is.
 #pragma once
 
@@ -26,6 +27,7 @@ struct AttentionSpec {
   float scale = 1.0f;          // softmax scale of the scores
   int64_t sliding_window = 0;  // 0: full attention
   const RopeTable* rope = nullptr;
+  bool sinks = false;  // gpt-oss: `<prefix>sinks` [num_heads], a logit per head in the softmax
 };
 
 class Attention {
@@ -49,6 +51,7 @@ class Attention {
   const RopeTable* rope_;
   LinearLayer qkv_, o_;
   RmsNorm q_norm_, k_norm_;
+  Tensor sinks_;  // fp32 [num_heads], or undefined
 };
 
 }  // namespace inferd

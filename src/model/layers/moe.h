@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "backend/moe_types.h"
 #include "model/layers/mlp.h"
 
 namespace inferd {
@@ -18,7 +19,11 @@ namespace inferd {
 class ModelLoader;
 
 struct MoeSpec {
-  std::string prefix;  // "model.layers.<i>.mlp."
+  // "model.layers.<i>.mlp.": the router is `<prefix><router_name>.weight` [E, H], the experts
+  // `<prefix>experts.` (MoeExpertsSpec says both layouts).
+  std::string prefix;
+  std::string router_name = "gate";
+  std::string gate_name = "gate_proj", up_name = "up_proj", down_name = "down_proj";
   int64_t hidden = 0;
   int64_t expert_intermediate = 0;
   int64_t num_experts = 0;
@@ -32,13 +37,20 @@ struct MoeSpec {
 class MoeLayer {
  public:
   virtual ~MoeLayer() = default;
-  // Workspace columns the layer needs beyond the dense MLP's ([max_tokens, cols] each).
+  // Workspace columns the layer needs beyond the dense MLP's ([max_tokens, cols] each, in the
+  // activation dtype: counted for 2-byte elements, so fp32 activations fit too).
   virtual int64_t workspace_columns() const = 0;
-  // out [T, hidden] for x [T, hidden]; `scratch` [T, workspace_columns()].
+  // out [T, hidden] for x [T, hidden]; `scratch` [T, workspace_columns()] (a contiguous buffer).
   virtual void forward(KernelOps& ops, const Tensor& x, Tensor scratch, Tensor out) const = 0;
+  // The step profile's expert-load histogram: while `counts` ([num_experts] int32 on the
+  // backend's device) is defined, each forward adds the tokens routed to each expert to it.
+  virtual void set_expert_counts(Tensor counts) = 0;
+  virtual const MoeSpec& spec() const = 0;
+  virtual const MoeExperts& experts() const = 0;
 };
 
-// No MoE kernels exist yet: throws Error naming the layer (the MoE issue replaces this).
+// The router (unquantized: its few rows decide everything downstream) and the experts through the
+// loader's quantization config (QuantizationConfig::create_moe_experts).
 std::unique_ptr<MoeLayer> make_moe_layer(const MoeSpec& spec, ModelLoader& loader);
 
 }  // namespace inferd

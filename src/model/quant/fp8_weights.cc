@@ -88,6 +88,8 @@ Fp8Weight read_fp8_weight(const SafetensorsIndex& st, const std::string& name,
       fail("tensor '{}' is float8 but config.json has no quantization_config", name);
     case QuantMethod::kGguf:
       fail("tensor '{}': GGUF files have no float8 tensors", name);
+    case QuantMethod::kMxfp4:
+      fail("tensor '{}' is float8 but the checkpoint's quantization_config says mxfp4", name);
   }
   for (float f : w.channel_scale)
     if (!(f > 0) || !std::isfinite(f)) fail("the scales of '{}' must be positive and finite", name);

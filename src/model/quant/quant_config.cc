@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "model/config_parsing.h"
 
 namespace inferd {
@@ -96,10 +97,19 @@ QuantConfig parse_quantization(const json& q, const std::string& src) {
         for (const auto& e : *it)
           if (e.is_string()) qc.ignore.push_back(e.get<std::string>());
     }
+  } else if (method == "mxfp4") {
+    // gpt-oss: only the experts are MXFP4 (modules_to_not_convert lists the others); the MXFP4
+    // layout is fixed (groups of 32, e8m0 scales), so the config has nothing else to read.
+    qc.method = QuantMethod::kMxfp4;
+    if (q.value("dequantize", false))
+      LOG_INFO("{}: quantization_config.dequantize has no effect on inferd's MXFP4 experts", src);
+    if (auto it = q.find("modules_to_not_convert"); it != q.end() && it->is_array())
+      for (const auto& e : *it)
+        if (e.is_string()) qc.ignore.push_back(e.get<std::string>());
   } else {
     fail(
         "{}: quantization_config.quant_method '{}' is not supported: expected "
-        "compressed-tensors (FP8) or fp8",
+        "compressed-tensors (FP8), fp8 or mxfp4",
         src, method);
   }
   return qc;
@@ -115,6 +125,8 @@ const char* quant_method_name(QuantMethod m) {
       return "fp8 (128x128 blocks)";
     case QuantMethod::kGguf:
       return "gguf";
+    case QuantMethod::kMxfp4:
+      return "mxfp4";
   }
   return "?";
 }

@@ -21,6 +21,9 @@ enum class QuantMethod : uint8_t {
   kFp8Block,
   // A GGUF file (issue 35): each tensor in its own ggml block type (model/quant/gguf.cc).
   kGguf,
+  // OCP MXFP4 experts (gpt-oss): `<experts>.<proj>_blocks` / `_scales`, the rest unquantized
+  // (model/quant/mxfp4.cc).
+  kMxfp4,
 };
 struct QuantConfig {
   QuantMethod method = QuantMethod::kNone;

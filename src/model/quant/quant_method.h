@@ -61,8 +61,19 @@ class LinearMethod {
   virtual void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const = 0;
 };
 
+// One MoE layer's experts as the checkpoint holds them (issue 27): per expert
+// `<prefix>experts.<e>.<gate_name|up_name|down_name>.weight` (Qwen3-MoE's gate_proj / up_proj /
+// down_proj, Mixtral's w1 / w3 / w2), or stacked as transformers 5 saves them,
+// `<prefix>experts.gate_up_proj` [E, 2F, H] (gate rows, then up rows) and
+// `<prefix>experts.down_proj` [E, H, F].
+struct MoeExpertsSpec {
+  std::string prefix;  // "model.layers.<i>.mlp."
+  int64_t num_experts = 0, hidden = 0, intermediate = 0;
+  std::string gate_name = "gate_proj", up_name = "up_proj", down_name = "down_proj";
+};
+
 // A model's quantization scheme (from config.json's quantization_config and --quantization):
-// the method of each linear layer, by its name.
+// the method of each linear layer, by its name, and the weights of each MoE layer's experts.
 class QuantizationConfig {
  public:
   virtual ~QuantizationConfig() = default;
@@ -70,6 +81,11 @@ class QuantizationConfig {
   // The method of one linear layer (an FP8 checkpoint's scheme asks `loader` how the checkpoint
   // stores it).
   virtual const LinearMethod& linear_method(const LinearSpec& spec, ModelLoader& loader) const = 0;
+  // One MoE layer's experts, read (or drawn, under dummy) and placed (moe_experts.cc: dense
+  // weights as stored; float8 checkpoint tensors dequantized; --quantization fp8 rounds them per
+  // expert and channel on backends that compute FP8). A scheme with its own expert format (MXFP4:
+  // MoeExperts::Format::kMxfp4) overrides this.
+  virtual MoeExperts create_moe_experts(const MoeExpertsSpec& spec, ModelLoader& loader) const;
 };
 
 // The plain method: weights as stored (bf16/f16/f32), the backend's dense GEMM.

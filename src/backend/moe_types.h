@@ -1,0 +1,84 @@
+// The values the mixture-of-experts ops take (issue 27): how a router's logits pick each token's
+// experts (MoeRouting), the expert weights of one layer as a backend places them (MoeExperts,
+// tagged by format: dense, FP8 with per-expert channel scales, MXFP4 blocks), what the loader
+// hands the backend to place (MoeExpertTensors), and the scratch the expert op may use.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace inferd {
+
+// How a token's experts and their weights come from the router logits [T, E].
+//  softmax_before_topk: p = softmax(logits) over all E, then the k largest p (Qwen3-MoE, Mixtral:
+//    transformers' routers), renormalised to sum 1 when `renormalize` (norm_topk_prob; Mixtral
+//    always: softmax over all then renormalise over the top k equals softmax over the top-k
+//    logits).
+//  else: the k largest logits, then softmax over those k (gpt-oss); `renormalize` is moot.
+// Ties pick the lower expert index (torch.topk on CPU does the same for distinct values).
+struct MoeRouting {
+  int32_t num_experts = 0;
+  int32_t top_k = 0;
+  bool softmax_before_topk = true;
+  bool renormalize = true;
+};
+
+// The expert MLPs of one layer: out = down(act(gate(x)) * up(x)) per expert.
+struct MoeExperts {
+  enum class Format : uint8_t {
+    kDense,  // bf16 / f16 / f32 weights
+    kFp8,    // float8 e4m3 weights, fp32 scale per expert and output channel
+    kMxfp4,  // e2m1 values in blocks of 32 with an e8m0 scale each (gpt-oss; its helper fills it)
+  };
+  // The gated activation between the two GEMMs. kSwigluClamp: gpt-oss's clamped SwiGLU with
+  // alpha / limit (filled with the MXFP4 seam).
+  enum class Act : uint8_t { kSilu, kSwigluClamp };
+  Format format = Format::kDense;
+  Act act = Act::kSilu;
+  float act_alpha = 1.702f, act_limit = 7.0f;  // kSwigluClamp only
+  // gate_up rows alternate gate, up (gpt-oss's checkpoint) instead of all gate rows then all up.
+  bool gate_up_interleaved = false;
+  int64_t num_experts = 0, hidden = 0, intermediate = 0;  // E, H, F
+
+  // Host backends (the CPU): each expert's gate/up weight [2F, H] as row blocks (gate rows then up
+  // rows: two parts of [F, H], or one part of [2F, H]) and its down weight [H, F], views of the
+  // checkpoint where it is mapped (no copy), in f32 / bf16 / f16.
+  std::vector<std::vector<Tensor>> gate_up;
+  std::vector<Tensor> down;
+
+  // Device backends: every expert stacked in one allocation each, w13 [E, 2F, H] and w2 [E, H, F]
+  // (kDense: bf16; kFp8: float8 e4m3 with w13_scale [E, 2F] and w2_scale [E, H] fp32).
+  Tensor w13, w2;
+  Tensor w13_scale, w2_scale;
+  // Optional fp32 biases [E, 2F] and [E, H] (gpt-oss), on the backend's device.
+  Tensor w13_bias, w2_bias;
+  // kMxfp4 (the gpt-oss helper's seam): packed e2m1 blocks and e8m0 scales as the checkpoint
+  // stores them (*_blocks [E, N, K/32, 16] u8, *_scales [E, N, K/32] u8).
+  Tensor w13_blocks, w13_scales, w2_blocks, w2_scales;
+};
+
+// The tensors of one layer's experts as the loader found them, for DeviceRuntime::
+// make_moe_experts: either stacked (`w13` [E, 2F, H] and `w2` [E, H, F], host or device tensors:
+// transformers 5's fused `experts.gate_up_proj` / `experts.down_proj`, or dummy weights drawn on
+// the device) or per expert (`gate_up[e]` one or two row blocks, `down[e]`: the published
+// checkpoints' `experts.<e>.gate_proj` / `up_proj` / `down_proj`, Mixtral's w1 / w3 / w2).
+struct MoeExpertTensors {
+  Tensor w13, w2;
+  std::vector<std::vector<Tensor>> gate_up;
+  std::vector<Tensor> down;
+  Tensor w13_bias, w2_bias;  // optional, any float dtype
+};
+
+// Bytes of scratch per token row that KernelOps::moe_experts may use (the caller passes at least
+// T times this): the tokens gathered by expert (T * top_k rows of x, of gate_up, of the
+// activation and of the down output, at 4 bytes an element so fp32 and bf16 activations both
+// fit), the permutation, and the per-expert counts and offsets (amortised over one row).
+inline int64_t moe_scratch_bytes_per_row(int64_t num_experts, int64_t top_k, int64_t hidden,
+                                         int64_t intermediate) {
+  const int64_t per_slot = 4 * (hidden + 2 * intermediate + intermediate + hidden) + 4 * 4;
+  return top_k * per_slot + 4 * (3 * num_experts + 64) + 256;
+}
+
+}  // namespace inferd

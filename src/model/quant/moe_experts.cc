@@ -1,0 +1,85 @@
+// The default MoE experts method (QuantizationConfig::create_moe_experts, issue 27): reads one
+// layer's experts in either checkpoint layout (per expert as the published Qwen3-MoE / Mixtral
+// checkpoints ship them, or transformers 5's stacked gate_up_proj / down_proj), dequantizes
+// float8 expert tensors (FP8 checkpoints: block or channel scales), draws dummy experts stacked on
+// the device, places them (DeviceRuntime::make_moe_experts) and, under --quantization fp8, rounds
+// them to FP8 per expert and output channel (on the device where the backend computes FP8; on the
+// CPU rounded and dequantized, so it computes what FP8 weights hold).
+#include "core/error.h"
+#include "model/loader/model_loader.h"
+#include "model/loader/safetensors.h"
+#include "model/quant/fp8_weights.h"
+
+namespace inferd {
+
+namespace {
+
+// `name` [rows, cols] as a float host tensor: float8 tensors dequantized with their scales.
+Tensor read_expert_part(ModelLoader& loader, const std::string& name, int64_t rows, int64_t cols,
+                        bool round_fp8) {
+  const int64_t shape[2] = {rows, cols};
+  const SafetensorsIndex& st = loader.checkpoint();
+  Tensor t;
+  if (st.contains(name) && st.info(name).dtype == DType::kF8E4M3) {
+    t = dequantize_fp8(read_fp8_weight(st, name, shape, loader.config().quant));
+  } else {
+    t = loader.weight(name, shape);
+  }
+  if (round_fp8) t = dequantize_fp8(quantize_fp8_per_channel(t));
+  return t;
+}
+
+// Expert e of a stacked host tensor [E, R, C] as a [R, C] view.
+Tensor expert_view(const Tensor& a, int64_t e) {
+  const size_t bytes = size_t(a.size(1) * a.size(2)) * dtype_size(a.dtype());
+  return Tensor(static_cast<char*>(a.data()) + size_t(e) * bytes, a.dtype(), {a.size(1), a.size(2)},
+                a.device(), a.holder());
+}
+
+}  // namespace
+
+MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
+                                                  ModelLoader& loader) const {
+  DeviceRuntime& rt = loader.runtime();
+  const int64_t E = spec.num_experts, H = spec.hidden, F = spec.intermediate;
+  const std::string ex = spec.prefix + "experts.";
+  if (loader.gguf() != nullptr)
+    fail("{}: mixture-of-experts layers from GGUF files are not supported", spec.prefix);
+  const bool fp8 = loader.options().quantization == "fp8";
+  const bool round_on_host = fp8 && !rt.supports_fp8();
+  MoeExpertTensors t;
+  const SafetensorsIndex* st = loader.checkpoint_if_any();
+  if (st == nullptr || st->contains(ex + "gate_up_proj")) {
+    // Stacked (transformers 5), or dummy: drawn stacked on the device.
+    t.w13 = loader.weight(ex + "gate_up_proj", {E, 2 * F, H});
+    t.w2 = loader.weight(ex + "down_proj", {E, H, F});
+    if (round_on_host) {
+      if (st == nullptr)
+        fail("--quantization fp8 with --load-format dummy is not supported on {}", rt.name());
+      for (int64_t e = 0; e < E; ++e) {
+        t.gate_up.push_back({dequantize_fp8(quantize_fp8_per_channel(expert_view(t.w13, e)))});
+        t.down.push_back(dequantize_fp8(quantize_fp8_per_channel(expert_view(t.w2, e))));
+      }
+      t.w13 = t.w2 = Tensor();
+    }
+  } else {
+    const std::string first = ex + "0." + spec.gate_name + ".weight";
+    if (!st->contains(first))
+      fail("checkpoint has neither '{}' nor '{}': expected the experts of {}", first,
+           ex + "gate_up_proj", spec.prefix);
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string p = ex + std::to_string(e) + ".";
+      t.gate_up.push_back(
+          {read_expert_part(loader, p + spec.gate_name + ".weight", F, H, round_on_host),
+           read_expert_part(loader, p + spec.up_name + ".weight", F, H, round_on_host)});
+      t.down.push_back(
+          read_expert_part(loader, p + spec.down_name + ".weight", H, F, round_on_host));
+    }
+  }
+  MoeExperts w = rt.make_moe_experts(std::move(t), H, F);
+  if (w.num_experts != E) fail("{}: {} experts placed, {} expected", spec.prefix, w.num_experts, E);
+  if (fp8 && rt.supports_fp8()) rt.quantize_moe_experts_fp8(w);
+  return w;
+}
+
+}  // namespace inferd
