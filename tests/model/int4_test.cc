@@ -5,6 +5,7 @@
 // errors for variants inferd does not read and for a --quantization that does not match.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -192,6 +193,19 @@ TEST(Int4, QuantizationFlagMustMatchTheCheckpoint) {
   EXPECT_NE(fp8.find("does not apply to a awq checkpoint"), std::string::npos) << fp8;
   EXPECT_EQ(describe_quantization(load(kInt4 + "gptq_g32_actorder")->config().quant, ""),
             "gptq (4-bit, group 32, act-order, asymmetric)");
+}
+
+// --load-format dummy with an int4 config: the CPU (no int4 kernels) draws dense weights and runs.
+TEST(Int4, DummyWeightsLoadAndRun) {
+  RunnerOptions o;
+  o.num_kv_blocks = 8;
+  o.block_size = 16;
+  o.max_num_batched_tokens = 16;
+  o.load.format = LoadFormat::kDummy;
+  ModelRunner m(kInt4 + "gptq_g32_actorder", o, make_cpu_backend(1));
+  const auto logits = forward_all(m, {{1, 2, 3}}, 16);
+  ASSERT_EQ(logits[0].size(), size_t(3 * m.vocab_size()));
+  for (float v : logits[0]) ASSERT_TRUE(std::isfinite(v));
 }
 
 // A missing tensor of a quantized linear is an error naming it.
