@@ -31,17 +31,9 @@ Int4Linear CudaInt4::make_linear(const Int4Linear& h) {
   l.in_features = K;
   l.out_features = N;
   l.group_size = h.group_size;
-  // Codes into the tile layout (int4_gemm.h), one output row at a time.
+  // Codes into the tile layout (int4_layout.h).
   std::vector<uint32_t> tiles(size_t(N * K / 8), 0u);
-  const auto* q = h.qweight.data_as<const uint32_t>();
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) {
-      const uint32_t code = (q[n * (K / 8) + k / 8] >> (4 * (k % 8))) & 15u;
-      int64_t word;
-      int shift;
-      cuda::int4_tile_position(n, k, K, &word, &shift);
-      tiles[size_t(word)] |= code << shift;
-    }
+  cuda::int4_repack_tiles(h.qweight.data_as<const uint32_t>(), N, K, tiles.data());
   std::vector<uint16_t> sz(size_t(2 * G * N));
   for (int64_t i = 0; i < G * N; ++i) {
     sz[size_t(2 * i)] = f32_to_f16(h.scales.data_as<float>()[i]);
