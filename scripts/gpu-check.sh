@@ -118,7 +118,7 @@ cmake_extra=("${CARRIED_CMAKE_ARGS[@]}")
 build_s=-
 cuda_rc=- cuda_s=- cuda_line="not run" cuda_skipped=0
 if [ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ]; then
-  targets=(cuda_test cuda_fault_test cuda_lora_test cuda_moe_test cuda_gptoss_test inferd)
+  targets=(cuda_test cuda_fault_test cuda_lora_test cuda_moe_test cuda_gptoss_test cuda_int4_test inferd)
   [ "$MODE" = full ] && targets+=(model_test cpu_decode_bench)
   t0=$(date +%s)
   cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DINFERD_CUDA=ON \

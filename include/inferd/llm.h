@@ -45,6 +45,8 @@ struct ModelSummary {
   int32_t num_layers = 0;
   std::string backend;  // the backend's name, e.g. "cpu (avx512, 16 threads)"
   std::string dtype;    // of the weights: "bfloat16", ... or "as stored"
+  // The quantization method: "none", "fp8", "awq (4-bit, group 128)", ... (issue 28)
+  std::string quantization = "none";
   int32_t num_kv_blocks = 0;
   int32_t block_size = 0;     // tokens per KV block
   int32_t max_model_len = 0;  // resolved: the longest context a request may have

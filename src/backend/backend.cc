@@ -32,6 +32,11 @@ void KernelOps::fused_moe(const Tensor& x, const Tensor& router_logits, const Ex
   (void)p;
   (void)out;
   fail("this backend does not compute mixture-of-experts layers");
+void KernelOps::linear_int4(const Tensor& x, const Int4Linear& w, Tensor out) {
+  (void)x;
+  (void)w;
+  (void)out;
+  INFERD_CHECK(false, "this backend does not compute int4 linears");
 }
 
 void KernelOps::linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out) {
@@ -113,6 +118,25 @@ void DeviceRuntime::inject_device_fault() {
       "device fault on {}: injected by --debug-inject-device-fault (the CPU stands in for a "
       "sticky GPU error)",
       name()));
+}
+
+Int4Linear DeviceRuntime::make_linear_int4(const Int4Linear& host) {
+  (void)host;
+  INFERD_CHECK(false, "backend '{}' does not compute int4 linears", name());
+  return Int4Linear();
+}
+
+Int4Linear DeviceRuntime::random_linear_int4(int64_t out_features, int64_t in_features,
+                                             int64_t group_size, uint64_t seed, float stddev,
+                                             const Tensor& bias) {
+  (void)out_features;
+  (void)in_features;
+  (void)group_size;
+  (void)seed;
+  (void)stddev;
+  (void)bias;
+  INFERD_CHECK(false, "backend '{}' does not compute int4 linears", name());
+  return Int4Linear();
 }
 
 GgmlLinear DeviceRuntime::make_linear_ggml(std::vector<GgmlLinear::Part> parts,

@@ -40,6 +40,24 @@ struct Fp8Linear {
   int64_t out_features = 0;
 };
 
+// A 4-bit integer linear weight with group scales and zero points (issue 28): AWQ, GPTQ and
+// compressed-tensors W4A16 checkpoints are all repacked to this form at load
+// (model/quant/int_weights.h):
+//   w[n, perm[j]] = (q[n, j] - zeros[j / group_size, n]) * scales[j / group_size, n]
+// j runs over the input features in the order `perm` gives (act-order: the inputs sorted by
+// group, so that every group is contiguous; identity when perm is undefined), so a kernel gathers
+// x's columns by perm once and then reads the groups in order. As make_linear_int4 takes it (the
+// host form): qweight kI32 [N, K/8], bits 4i..4i+3 of word w holding q[n, 8w + i] (0..15);
+// scales and zeros kF32 [K/group_size, N]; perm kI32 [K] or undefined. A device backend places it
+// in its own kernel layout (cuda/int4_gemm.h documents the CUDA one).
+struct Int4Linear {
+  Tensor qweight, scales, zeros, perm;
+  Tensor bias;  // [out_features] fp32, or undefined
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+  int64_t group_size = 0;
+};
+
 // A linear weight in GGUF block formats (issue 35): row blocks (q/k/v, gate/up) each in the ggml
 // type the file stores it in (Q4_K_M files mix Q4_K and Q6_K, for instance). The CPU backend reads
 // the blocks in place from the mapping and quantizes the input rows to the type's 8-bit partner.

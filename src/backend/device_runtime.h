@@ -81,6 +81,21 @@ class DeviceRuntime {
     return false;
   }
   virtual GgmlLinear make_linear_ggml(std::vector<GgmlLinear::Part> parts, const Tensor& bias);
+  // Int4 linears (issue 28): supports_int4 says whether linear_int4 computes a weight of that
+  // shape and group size (else the integer methods dequantize it into a dense linear);
+  // make_linear_int4 places a host Int4Linear (backend_types.h) in the backend's layout;
+  // random_linear_int4 draws one on the device for --load-format dummy (random codes, zeros 8,
+  // scales near stddev / 4.6 so the weights have about that standard deviation).
+  virtual bool supports_int4(int64_t out_features, int64_t in_features, int64_t group_size) const {
+    (void)out_features;
+    (void)in_features;
+    (void)group_size;
+    return false;
+  }
+  virtual Int4Linear make_linear_int4(const Int4Linear& host);
+  virtual Int4Linear random_linear_int4(int64_t out_features, int64_t in_features,
+                                        int64_t group_size, uint64_t seed, float stddev,
+                                        const Tensor& bias);
   // Whether KernelOps::embedding_ggml gathers from a table of that type kept as it is (else the
   // table is dequantized at load).
   virtual bool supports_ggml_embedding(ggml::Type type) const {

@@ -41,6 +41,8 @@ class KernelOps {
   // The same with a weight in GGUF block formats (backends whose
   // DeviceRuntime::supports_ggml(type) says so).
   virtual void linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out);
+  // The same with an int4 weight (backends whose DeviceRuntime::supports_int4 says so).
+  virtual void linear_int4(const Tensor& x, const Int4Linear& w, Tensor out);
   // LoRA (issue 29): out[t] += (x[t] A_s^T) B_s^T for each row t whose slot s =
   // b.lora_slots[t] >= 0 (rows of one slot grouped into segments); nothing when b.lora_slots is
   // null. x [T, in], out [T, out] as linear() takes them.

@@ -220,10 +220,12 @@ void log_ready(const ModelSummary& m, const EngineConfig& ec, const server::Serv
                        ec.pooling.normalize ? ", normalized" : "",
                        ec.pooling.matryoshka ? ", matryoshka" : "");
   LOG_INFO(
-      "ready: model {} ({}, {} layers{}) on {}; weights {}; KV cache {} blocks of {} = {} tokens; "
+      "ready: model {} ({}, {} layers{}) on {}; weights {}{}; KV cache {} blocks of "
+      "{} = {} tokens; "
       "max_model_len {}; max concurrency {} sequences (KV room for {:.1f} at full context); "
       "http://{}:{}{}; api key {}",
       sc.served_model_names.front(), m.architecture, m.num_layers, task, m.backend, m.dtype,
+      m.quantization == "none" ? std::string() : ", quantization " + m.quantization,
       m.num_kv_blocks, m.block_size, m.kv_tokens(), m.max_model_len, m.max_num_seqs,
       m.max_model_len > 0 ? double(m.kv_tokens()) / double(m.max_model_len) : 0.0, sc.http.host,
       port, sc.ui ? " (chat page at /)" : "", sc.api_keys.empty() ? "off" : "on");

@@ -164,8 +164,11 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
   }
   app->add_option("--quantization", m.quantization,
                   "fp8: quantize the linear weights of a bf16/fp16 model to FP8 per output "
-                  "channel at load (FP8 checkpoints are used as stored whatever this says)")
-      ->check(CLI::IsMember({"fp8"}));
+                  "channel at load (FP8 checkpoints are used as stored whatever this says); "
+                  "awq, gptq, compressed-tensors: the checkpoint's method (checked against its "
+                  "quantization_config)")
+      ->check(
+          CLI::IsMember({"fp8", "awq", "awq_marlin", "gptq", "gptq_marlin", "compressed-tensors"}));
   app->add_flag("--enforce-eager", m.enforce_eager,
                 "GPU: run every step eagerly (no CUDA graphs for decode steps)");
   app->add_option("--threads", m.threads, "CPU threads (0 = one per core)")->capture_default_str();

@@ -100,6 +100,8 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   out.summary.dtype = o.load.format == LoadFormat::kDummy ? std::string(dtype_name(rc.dtype))
                       : c.dtype.empty()                   ? std::string("as stored")
                                                           : c.dtype;
+  out.summary.quantization = describe_quantization(c.quant, o.load.quantization);
+  if (out.summary.quantization != "none") LOG_INFO("quantization: {}", out.summary.quantization);
   out.eos_token_ids = c.eos_token_ids;
   out.step_profile = [m] { return m->step_profile(); };
   out.read_lora = [cfg = c, rank = rc.max_lora_rank](const std::string& path) {

@@ -121,8 +121,9 @@ TEST(Fp8, UnsupportedQuantizationConfigsAreNamed) {
     return error_of([&] { parse_model_config(j.dump(), "config.json"); });
   };
   auto j = base;
-  j["quantization_config"]["quant_method"] = "gptq";
-  EXPECT_NE(perr(j).find("quant_method 'gptq' is not supported"), std::string::npos) << perr(j);
+  j["quantization_config"]["quant_method"] = "bitsandbytes";
+  EXPECT_NE(perr(j).find("quant_method 'bitsandbytes' is not supported"), std::string::npos)
+      << perr(j);
   j = base;
   j["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 4;
   EXPECT_NE(perr(j).find("only num_bits 8"), std::string::npos) << perr(j);

@@ -109,7 +109,12 @@ TEST(Quantization, ConfigFollowsTheCheckpointAndTheFlag) {
   o.quantization = "awq";
   EXPECT_NE(error_of([&] {
               make_quantization_config(c, o);
-            }).find("unsupported --quantization 'awq': expected fp8"),
+            }).find("--quantization awq: the checkpoint's config.json has no quantization_config"),
+            std::string::npos);
+  o.quantization = "int4";
+  EXPECT_NE(error_of([&] {
+              make_quantization_config(c, o);
+            }).find("unsupported --quantization 'int4': expected fp8, gguf, awq, gptq"),
             std::string::npos);
   c.quant.method = QuantMethod::kCompressedTensorsFp8;
   o.quantization = "";

@@ -18,6 +18,7 @@
 #include "backend/cuda/cuda_ggml.h"
 #include "backend/cuda/cuda_graphs.h"
 #include "backend/cuda/cuda_moe.h"
+#include "backend/cuda/cuda_int4.h"
 #include "backend/cuda/cuda_step.h"
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/fused_moe.h"
@@ -39,6 +40,7 @@ class CudaBackend final : public Backend {
         weights_(ctx_, opts.staging_bytes),
         gemm_(ctx_, opts.gemm_workspace_bytes),
         ggml_(ctx_, weights_, gemm_),
+        int4_(ctx_, weights_, gemm_),
         graphs_(ctx_),
         step_(ctx_, graphs_, opts.metadata_bytes),
         moe_(ctx_, weights_) {}
@@ -131,11 +133,21 @@ class CudaBackend final : public Backend {
                    Tensor scratch, Tensor counts, Tensor out) override {
     moe_.experts(x, w, ids, weights, std::move(scratch), std::move(counts), std::move(out));
   }
+  // Int4 weights (issue 28): the tile layout and tensor-core GEMM of cuda_int4 / int4_gemm.cu.
+  bool supports_int4(int64_t out_features, int64_t in_features, int64_t group_size) const override {
+    return CudaInt4::supports(out_features, in_features, group_size);
+  }
+  Int4Linear make_linear_int4(const Int4Linear& host) override { return int4_.make_linear(host); }
+  Int4Linear random_linear_int4(int64_t out_features, int64_t in_features, int64_t group_size,
+                                uint64_t seed, float stddev, const Tensor& bias) override {
+    return int4_.random_linear(out_features, in_features, group_size, seed, stddev, bias);
+  }
   void reserve(const StepCapacity& c) override {
     max_tokens_ = c.max_tokens;
     step_.reserve(c);
     gemm_.reserve(c.max_tokens);
     ggml_.reserve();
+    int4_.reserve(c.max_tokens);
     if (c.max_lora_columns > 0) {
       lora_tmp_ = ctx_.alloc(DType::kF32, {int64_t(c.max_tokens), int64_t(c.max_lora_columns)});
     }
@@ -267,6 +279,9 @@ class CudaBackend final : public Backend {
   void linear(const Tensor& x, const Linear& w, Tensor out) override { gemm_.linear(x, w, out); }
   void linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out) override {
     gemm_.linear_fp8(x, w, out);
+  }
+  void linear_int4(const Tensor& x, const Int4Linear& w, Tensor out) override {
+    int4_.linear(x, w, out);
   }
   void linear_ggml(const Tensor& x, const GgmlLinear& w, Tensor out) override {
     ggml_.linear(x, w, out);
@@ -480,6 +495,7 @@ class CudaBackend final : public Backend {
   CudaWeights weights_;
   CudaGemm gemm_;
   CudaGgml ggml_;
+  CudaInt4 int4_;
   CudaGraphs graphs_;
   CudaStepIo step_;
   CudaMoe moe_;

@@ -90,6 +90,11 @@ Fp8Weight read_fp8_weight(const SafetensorsIndex& st, const std::string& name,
       fail("tensor '{}': GGUF files have no float8 tensors", name);
     case QuantMethod::kMxfp4:
       fail("tensor '{}' is float8 but the checkpoint's quantization_config says mxfp4", name);
+    case QuantMethod::kAwq:
+    case QuantMethod::kGptq:
+    case QuantMethod::kCompressedTensorsInt:
+      fail("tensor '{}' is float8 in a {} checkpoint (integer weights expected)", name,
+           quant_method_name(quant.method));
   }
   for (float f : w.channel_scale)
     if (!(f > 0) || !std::isfinite(f)) fail("the scales of '{}' must be positive and finite", name);

@@ -24,6 +24,11 @@ enum class QuantMethod : uint8_t {
   // OCP MXFP4 experts (gpt-oss): `<experts>.<proj>_blocks` / `_scales`, the rest unquantized
   // (model/quant/mxfp4.cc).
   kMxfp4,
+  // Integer weights with group scales (issue 28): AutoAWQ's GEMM layout (awq.cc), AutoGPTQ /
+  // GPTQModel's (gptq.cc), compressed-tensors pack-quantized W4A16 (compressed_tensors_int.cc).
+  kAwq,
+  kGptq,
+  kCompressedTensorsInt,
 };
 struct QuantConfig {
   QuantMethod method = QuantMethod::kNone;
@@ -31,8 +36,21 @@ struct QuantConfig {
   bool static_activations = false;  // compressed-tensors: input_scale given (strategy "tensor")
   int64_t block_n = 128, block_k = 128;  // kFp8Block: weight_block_size
   std::vector<std::string> ignore;       // modules left unquantized ("lm_head")
+  // kAwq / kGptq / kCompressedTensorsInt: bits a weight (4; GPTQ also 8), inputs per scale group
+  // (-1: one group over all inputs, compressed-tensors' "channel" strategy and GPTQ's -1),
+  // symmetric (no zero points stored: GPTQ's sym, compressed-tensors' symmetric), act-order
+  // (GPTQ's desc_act, compressed-tensors' actorder "group": a g_idx tensor per weight), and
+  // GPTQ's v1 zero points (stored minus one: checkpoint_format "gptq", the default).
+  int bits = 0;
+  int64_t group_size = 0;
+  bool symmetric = false;
+  bool act_order = false;
+  bool gptq_v1_zeros = true;
 };
 const char* quant_method_name(QuantMethod m);
+// What a model runs with, for logs: the checkpoint's method with its bits and group size ("awq
+// (4-bit, group 128)"), or `flag` (--quantization fp8) on an unquantized one, or "none".
+std::string describe_quantization(const QuantConfig& q, const std::string& flag);
 
 // Reads config.json's quantization_config (`source` names the file in errors). Throws Error for
 // a method or option inferd does not implement, naming it.

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "model/quant/fp8_linear.h"
+#include "model/quant/int_weights.h"
 
 namespace inferd {
 
@@ -47,15 +48,69 @@ class Fp8CheckpointConfig final : public QuantizationConfig {
 
 }  // namespace
 
+namespace {
+
+// --quantization as vLLM spells it: awq / gptq (and their *_marlin kernel names) and
+// compressed-tensors name the checkpoint's method and must match it.
+const char* checkpoint_method_flag(const std::string& q) {
+  if (q == "awq" || q == "awq_marlin") return "awq";
+  if (q == "gptq" || q == "gptq_marlin") return "gptq";
+  if (q == "compressed-tensors") return "compressed-tensors";
+  return nullptr;
+}
+
+const char* checkpoint_method_of(QuantMethod m) {
+  switch (m) {
+    case QuantMethod::kAwq:
+      return "awq";
+    case QuantMethod::kGptq:
+      return "gptq";
+    case QuantMethod::kCompressedTensorsFp8:
+    case QuantMethod::kCompressedTensorsInt:
+      return "compressed-tensors";
+    case QuantMethod::kFp8Block:
+      return "fp8";
+    case QuantMethod::kGguf:
+      return "gguf";
+    case QuantMethod::kNone:
+      break;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 std::unique_ptr<QuantizationConfig> make_quantization_config(const ModelConfig& config,
                                                              const LoadOptions& opts) {
   const bool gguf = config.quant.method == QuantMethod::kGguf;
-  if (!opts.quantization.empty() && opts.quantization != "fp8" && opts.quantization != "gguf")
-    fail("unsupported --quantization '{}': expected fp8 or gguf", opts.quantization);
+  const char* named = checkpoint_method_flag(opts.quantization);
+  if (!opts.quantization.empty() && opts.quantization != "fp8" && opts.quantization != "gguf" &&
+      named == nullptr)
+    fail("unsupported --quantization '{}': expected fp8, gguf, awq, gptq or compressed-tensors",
+         opts.quantization);
+  if (named != nullptr) {
+    const char* stored = checkpoint_method_of(config.quant.method);
+    if (stored == nullptr)
+      fail(
+          "--quantization {}: the checkpoint's config.json has no quantization_config (expected "
+          "quant_method '{}')",
+          opts.quantization, named);
+    if (std::string(stored) != named)
+      fail(
+          "--quantization {} does not match the checkpoint's quantization_config.quant_method "
+          "'{}'",
+          opts.quantization, stored);
+  }
   if (opts.quantization == "gguf" && !gguf)
     fail("--quantization gguf needs a GGUF model file; this model is not one");
   if (opts.quantization == "fp8" && gguf)
     fail("--quantization fp8 does not apply to a GGUF file (its tensors keep their GGUF types)");
+  const bool int_method = config.quant.method == QuantMethod::kAwq ||
+                          config.quant.method == QuantMethod::kGptq ||
+                          config.quant.method == QuantMethod::kCompressedTensorsInt;
+  if (opts.quantization == "fp8" && int_method)
+    fail("--quantization fp8 does not apply to a {} checkpoint (its weights stay integers)",
+         quant_method_name(config.quant.method));
   const bool online = opts.quantization == "fp8";
   switch (config.quant.method) {
     case QuantMethod::kGguf:
@@ -68,6 +123,13 @@ std::unique_ptr<QuantizationConfig> make_quantization_config(const ModelConfig& 
     case QuantMethod::kFp8Block:
       return std::make_unique<Fp8CheckpointConfig>("fp8 (block scales)",
                                                    make_fp8_block_method(config), online);
+    case QuantMethod::kAwq:
+      return make_int_quantization_config("awq", make_awq_method());
+    case QuantMethod::kGptq:
+      return make_int_quantization_config("gptq", make_gptq_method());
+    case QuantMethod::kCompressedTensorsInt:
+      return make_int_quantization_config("compressed-tensors (pack-quantized)",
+                                          make_compressed_tensors_int_method());
     case QuantMethod::kMxfp4:  // the experts' own method (mxfp4.cc); linears as stored
     case QuantMethod::kNone:
       break;

@@ -1,0 +1,240 @@
+// Int4 weights on the CUDA backend (int4_gemm.h): a Marlin-style mixed-precision GEMM. Each block
+// owns 16 outputs (one tile column of the layout) and 16 * kMT activation rows; its kWarps warps
+// split the inputs in 64-wide chunks (warp w: chunks w, w + kWarps, ...). Per chunk a lane loads
+// its 16 bytes of weights (the next chunk's load is issued before this one is used), turns each
+// word into two bf16 B fragments in registers (nibble | 0x4b000000 is 2^23 + q exactly, minus
+// 2^23 + zero, times the group scale, in fp32, rounded to bf16 once), reads the A fragments of x
+// (bf16, straight from global memory: the activations are small and stay in L1/L2) and issues
+// 2 * kMT mma.sync m16n8k16 (fp32 accumulators). The warps' partial sums meet in shared memory;
+// the epilogue adds the bias and writes bf16 or fp32. kMT = 1 for up to 16 rows (decode: the
+// weight bytes stream once, tensor cores idle most of the time), 2, 4, 8 above; from
+// kInt4DequantMinTokens rows the host side dequantizes to bf16 and calls cuBLASLt instead.
+// Performance: not measured yet (written without a GPU; bench/cuda_int4_bench measures it).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backend/cuda/int4_gemm.h"
+#include "backend/cuda/mma.cuh"
+
+namespace inferd::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ float int4_value(uint32_t word, int nib, float zero_biased, float s) {
+  const float f = __uint_as_float(0x4b000000u | ((word >> (4 * nib)) & 15u)) - zero_biased;
+  return f * s;
+}
+
+// The two B fragments (n8 tiles lo, hi: b0, b1 each) of one tile word.
+__device__ __forceinline__ void int4_b_fragments(uint32_t word, float2 sz_lo, float2 sz_hi,
+                                                 uint32_t (&b)[2][2]) {
+  const float zl = 8388608.0f + sz_lo.y, zh = 8388608.0f + sz_hi.y;
+  b[0][0] = pack_bf16x2(int4_value(word, 0, zl, sz_lo.x), int4_value(word, 1, zl, sz_lo.x));
+  b[0][1] = pack_bf16x2(int4_value(word, 2, zl, sz_lo.x), int4_value(word, 3, zl, sz_lo.x));
+  b[1][0] = pack_bf16x2(int4_value(word, 4, zh, sz_hi.x), int4_value(word, 5, zh, sz_hi.x));
+  b[1][1] = pack_bf16x2(int4_value(word, 6, zh, sz_hi.x), int4_value(word, 7, zh, sz_hi.x));
+}
+
+__device__ __forceinline__ uint32_t load_pair(const bf16* p, bool ok) {
+  return ok ? __ldg(reinterpret_cast<const unsigned int*>(p)) : 0u;
+}
+
+template <int kMT, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32)
+    int4_gemm_kernel(const uint4* __restrict__ w, const __half2* __restrict__ sz, int n, int k,
+                     int group_size, const bf16* __restrict__ x, int64_t ld_x, int T,
+                     const float* __restrict__ bias, void* __restrict__ out, int64_t ld_out,
+                     bool out_f32) {
+  __shared__ float red[kWarps][kMT * 8][32];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int nb = blockIdx.x;
+  const int m0 = blockIdx.y * 16 * kMT;
+  const int kchunks = k / 64;
+  const int n_lo = nb * 16 + g, n_hi = n_lo + 8;
+  const uint4* wt = w + int64_t(nb) * kchunks * 32 + lane;
+  float acc[kMT][2][4];
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[mt][j][c] = 0.0f;
+  const bf16* xr[kMT][2];
+  bool ok[kMT][2];
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = m0 + mt * 16 + g + 8 * h;
+      ok[mt][h] = r < T;
+      xr[mt][h] = x + int64_t(ok[mt][h] ? r : 0) * ld_x + 2 * t;
+    }
+  uint4 next = make_uint4(0, 0, 0, 0);
+  if (warp < kchunks) next = __ldg(wt + int64_t(warp) * 32);
+  for (int kc = warp; kc < kchunks; kc += kWarps) {
+    const uint4 cur = next;
+    if (kc + kWarps < kchunks) next = __ldg(wt + int64_t(kc + kWarps) * 32);
+    const uint32_t words[4] = {cur.x, cur.y, cur.z, cur.w};
+    float2 sz_lo = make_float2(0.f, 0.f), sz_hi = sz_lo;
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const int k0 = kc * 64 + kk * 16;
+      if (kk == 0 || k0 % group_size == 0) {  // a new group (every chunk for groups of 64 up)
+        const int64_t grp = int64_t(k0 / group_size) * n;
+        sz_lo = __half22float2(sz[grp + n_lo]);
+        sz_hi = __half22float2(sz[grp + n_hi]);
+      }
+      uint32_t b[2][2];
+      int4_b_fragments(words[kk], sz_lo, sz_hi, b);
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        uint32_t a[4];
+        a[0] = load_pair(xr[mt][0] + k0, ok[mt][0]);
+        a[1] = load_pair(xr[mt][1] + k0, ok[mt][1]);
+        a[2] = load_pair(xr[mt][0] + k0 + 8, ok[mt][0]);
+        a[3] = load_pair(xr[mt][1] + k0 + 8, ok[mt][1]);
+        mma_m16n8k16(acc[mt][0], a, b[0][0], b[0][1]);
+        mma_m16n8k16(acc[mt][1], a, b[1][0], b[1][1]);
+      }
+    }
+  }
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) red[warp][mt * 8 + j * 4 + c][lane] = acc[mt][j][c];
+  __syncthreads();
+  for (int e = threadIdx.x; e < kMT * 8 * 32; e += kWarps * 32) {
+    const int i = e / 32, l = e % 32;
+    float s = 0.0f;
+#pragma unroll
+    for (int wi = 0; wi < kWarps; ++wi) s += red[wi][i][l];
+    const int mt = i / 8, j = (i / 4) % 2, c = i % 4;
+    const int row = m0 + mt * 16 + (l >> 2) + (c >= 2 ? 8 : 0);
+    const int col = nb * 16 + j * 8 + 2 * (l & 3) + (c & 1);
+    if (row >= T) continue;
+    if (bias != nullptr) s += bias[col];
+    if (out_f32) {
+      static_cast<float*>(out)[int64_t(row) * ld_out + col] = s;
+    } else {
+      static_cast<bf16*>(out)[int64_t(row) * ld_out + col] = __float2bfloat16_rn(s);
+    }
+  }
+}
+
+template <int kMT, int kWarps>
+cudaError_t launch_mt(const uint32_t* w, const void* sz, int64_t n, int64_t k, int64_t group_size,
+                      const void* x, int64_t ld_x, int32_t T, const float* bias, void* out,
+                      int64_t ld_out, bool out_f32, cudaStream_t stream) {
+  const dim3 grid(unsigned(n / 16), unsigned((T + 16 * kMT - 1) / (16 * kMT)));
+  int4_gemm_kernel<kMT, kWarps><<<grid, kWarps * 32, 0, stream>>>(
+      reinterpret_cast<const uint4*>(w), static_cast<const __half2*>(sz), int(n), int(k),
+      int(group_size), static_cast<const bf16*>(x), ld_x, T, bias, out, ld_out, out_f32);
+  return cudaGetLastError();
+}
+
+__global__ void int4_gather_kernel(const bf16* __restrict__ x, int64_t ld_x, int64_t k,
+                                   const int32_t* __restrict__ perm, bf16* __restrict__ dst) {
+  const int64_t row = blockIdx.y;
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < k;
+       j += int64_t(gridDim.x) * blockDim.x)
+    dst[row * k + j] = x[row * ld_x + perm[j]];
+}
+
+// One thread per (output row, 8 inputs): dst[r, 8j .. 8j + 8).
+__global__ void int4_dequantize_kernel(const uint32_t* __restrict__ w,
+                                       const __half2* __restrict__ sz, int64_t n, int64_t k,
+                                       int64_t group_size, int64_t row0, int64_t rows,
+                                       bf16* __restrict__ dst) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * (k / 8)) return;
+  const int64_t r = i / (k / 8), k0 = (i % (k / 8)) * 8;
+  const int64_t nrow = row0 + r;
+  const float2 p = __half22float2(sz[(k0 / group_size) * n + nrow]);
+  bf16 v[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const int64_t kk = k0 + e;
+    int64_t word;
+    int shift;
+    int4_tile_position(nrow, kk, k, &word, &shift);
+    v[e] = __float2bfloat16_rn((float((w[word] >> shift) & 15u) - p.y) * p.x);
+  }
+  *reinterpret_cast<uint4*>(dst + r * k + k0) = *reinterpret_cast<const uint4*>(v);
+}
+
+__host__ __device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+__global__ void int4_fill_kernel(uint32_t* __restrict__ w, int64_t words, __half2* __restrict__ sz,
+                                 int64_t pairs, uint64_t seed, float scale_mean) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < words + pairs;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const uint64_t h = mix64(seed ^ (uint64_t(i) * 0x9e3779b97f4a7c15ull));
+    if (i < words) {
+      w[i] = uint32_t(h);
+    } else {
+      const float u = float(h >> 40) * (1.0f / 16777216.0f);
+      sz[i - words] = __floats2half2_rn(scale_mean * (0.5f + u), 8.0f);
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_int4_gemm(const uint32_t* w, const void* sz, int64_t n, int64_t k,
+                             int64_t group_size, const void* x, int64_t ld_x, int32_t T,
+                             const float* bias, void* out, int64_t ld_out, bool out_f32,
+                             cudaStream_t stream) {
+  if (!int4_shape_supported(n, k, group_size) || T < 0 || ld_x % 2 != 0 ||
+      reinterpret_cast<uintptr_t>(x) % 4 != 0)
+    return cudaErrorInvalidValue;
+  if (T == 0) return cudaSuccess;
+  if (T <= 16)
+    return launch_mt<1, 8>(w, sz, n, k, group_size, x, ld_x, T, bias, out, ld_out, out_f32, stream);
+  if (T <= 32)
+    return launch_mt<2, 8>(w, sz, n, k, group_size, x, ld_x, T, bias, out, ld_out, out_f32, stream);
+  if (T <= 64)
+    return launch_mt<4, 4>(w, sz, n, k, group_size, x, ld_x, T, bias, out, ld_out, out_f32, stream);
+  return launch_mt<8, 4>(w, sz, n, k, group_size, x, ld_x, T, bias, out, ld_out, out_f32, stream);
+}
+
+cudaError_t launch_int4_gather_columns(const void* x, int64_t ld_x, int32_t T, int64_t k,
+                                       const int32_t* perm, void* dst, cudaStream_t stream) {
+  if (T <= 0) return cudaSuccess;
+  const dim3 grid(unsigned((k + 255) / 256), unsigned(T));
+  int4_gather_kernel<<<grid, 256, 0, stream>>>(static_cast<const bf16*>(x), ld_x, k, perm,
+                                               static_cast<bf16*>(dst));
+  return cudaGetLastError();
+}
+
+cudaError_t launch_int4_dequantize_bf16(const uint32_t* w, const void* sz, int64_t n, int64_t k,
+                                        int64_t group_size, int64_t row0, int64_t rows, void* dst,
+                                        cudaStream_t stream) {
+  if (!int4_shape_supported(n, k, group_size) || row0 < 0 || rows < 0 || row0 + rows > n ||
+      reinterpret_cast<uintptr_t>(dst) % 16 != 0)
+    return cudaErrorInvalidValue;
+  const int64_t threads = rows * (k / 8);
+  if (threads == 0) return cudaSuccess;
+  int4_dequantize_kernel<<<unsigned((threads + 255) / 256), 256, 0, stream>>>(
+      w, static_cast<const __half2*>(sz), n, k, group_size, row0, rows, static_cast<bf16*>(dst));
+  return cudaGetLastError();
+}
+
+cudaError_t launch_int4_fill_random(uint32_t* w, void* sz, int64_t n, int64_t k, int64_t group_size,
+                                    uint64_t seed, float scale_mean, cudaStream_t stream) {
+  if (!int4_shape_supported(n, k, group_size)) return cudaErrorInvalidValue;
+  const int64_t words = n * k / 8, pairs = n * (k / group_size);
+  int4_fill_kernel<<<1024, 256, 0, stream>>>(w, words, static_cast<__half2*>(sz), pairs,
+                                             mix64(seed + 0x9e3779b97f4a7c15ull), scale_mean);
+  return cudaGetLastError();
+}
+
+}  // namespace inferd::cuda
