@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Trains speculative-decoding proposers for the demo model (issue 26): a small draft model that
-shares the demo model's tokenizer (`--speculative-config '{"method": "draft_model", ...}'`).
+shares the demo model's tokenizer (`--speculative-config '{"method": "draft_model", ...}'`) and,
+with --out-eagle3, an EAGLE-3 head in the published layout (inferd cannot run EAGLE-3 heads yet:
+docs/speculative.md).
 
 Data: sequences sampled from the target itself (from <|begin_of_text|>, half at temperature 1,
 half at 0.7), so no corpus is needed and what the draft learns is exactly the distribution it must
@@ -9,8 +11,19 @@ guess (self-distillation, as the draft models of DistillSpec / vLLM's recipes ar
 tokens of corpus lines are used as prompts of the sampled sequences instead.
 
 Training: loss = KL(p_target || q_draft) over every position of the sampled sequences (the
-target's logits computed on the fly), AdamW, warm-up + cosine, for --seconds (default 150: the
-whole run stays under 3 minutes on one H100) or --steps.
+target's logits computed on the fly), AdamW, warm-up + cosine, for --seconds each (default 75:
+draft and head together stay under 3 minutes on one H100) or --steps.
+
+EAGLE-3 head (--out-eagle3 DIR; the layout of vLLM's llama_eagle3.py / SpecForge checkpoints):
+config LlamaForCausalLMEagle3 with draft_vocab_size (--draft-vocab most frequent tokens of the
+sampled data) and eagle_config.eagle_aux_hidden_state_layer_ids = (2, L // 2, L - 3) (the residual
+stream entering those target layers, vLLM's and EAGLE's default); tensors fc.weight [H, 3H],
+midlayer.* (q/k/v_proj over concat(input_layernorm(embedding of the next token),
+hidden_norm(hidden)) of width 2H, o_proj, mlp, post_attention_layernorm), norm.weight,
+lm_head.weight [draft_vocab, H], d2t (target id = draft id + d2t[draft id]) and t2d (bool [vocab]);
+no embed_tokens (the target's is used, as in published heads). Trained with KL to the target's
+distribution restricted to the draft vocabulary, unrolled --ttt-steps steps on its own outputs
+(EAGLE-3's training-time test; step s weighted 0.8^s).
 
 Output (--out-draft DIR): config.json (LlamaForCausalLM, tied embeddings), model.safetensors
 (bf16, < 5 MB), the target's tokenizer.json, tokenizer_config.json and generation_config.json
@@ -22,8 +35,10 @@ The model code is this file's own PyTorch Llama (RMSNorm, RoPE "default", groupe
 attention, SwiGLU), reading and writing safetensors by hand: it runs with Debian's PyTorch alone.
 
 Usage (the lead runs the first on the GPU machine; the second is a CPU smoke test of a few steps):
-  python3 tools/train_spec_heads.py --target models/demo --device cuda --out-draft models/demo-draft
-  python3 tools/train_spec_heads.py --target models/demo --device cpu --smoke --out-draft /tmp/dd
+  python3 tools/train_spec_heads.py --target models/demo --device cuda --out-draft models/demo-draft \
+      --out-eagle3 models/demo-eagle3
+  python3 tools/train_spec_heads.py --target models/demo --device cpu --smoke --out-draft /tmp/dd \
+      --out-eagle3 /tmp/ee
 """
 import argparse
 import json
@@ -140,19 +155,23 @@ def mlp(p, pre, x):
     return (F.silu(g) * u) @ p[pre + "mlp.down_proj.weight"].t()
 
 
-def llama_forward(c, p, ids):
-    """Logits [B, T, V] of a LlamaForCausalLM with weights `p` (HF names)."""
+def llama_forward(c, p, ids, aux_layers=()):
+    """Logits [B, T, V] of a LlamaForCausalLM with weights `p` (HF names); with aux_layers, also
+    the residual stream entering each of those layers (EAGLE-3's auxiliary hidden states)."""
     eps = c.get("rms_norm_eps", 1e-5)
     x = p["model.embed_tokens.weight"][ids]
     cos, sin = rope_cos_sin(c, ids.shape[1], ids.device)
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    aux = []
     for i in range(c["num_hidden_layers"]):
+        aux += [x] * sum(1 for a in aux_layers if a == i)
         pre = f"model.layers.{i}."
         x = x + attention(c, p, pre, rms_norm(x, p[pre + "input_layernorm.weight"], eps), cos, sin)
         x = x + mlp(p, pre, rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps))
     x = rms_norm(x, p["model.norm.weight"], eps)
     head = p.get("lm_head.weight", p["model.embed_tokens.weight"])
-    return (x @ head.t()).float()
+    logits = (x @ head.t()).float()
+    return (logits, aux) if aux_layers else logits
 
 
 def init_llama(c, gen, device):
@@ -280,7 +299,157 @@ def train_draft(args, tc, tp, device, gen):
                "num_sequences": int(data.shape[0]), "seq_len": args.seq_len,
                "batch": args.batch, "lr": args.lr, "seed": args.seed, "device": str(device),
                "torch": torch.__version__}
-    return dc, dp, summary
+    return dc, dp, summary, data, held
+
+
+# ---- EAGLE-3 head (the published layout: vLLM's llama_eagle3.py, SpecForge, EAGLE) ----------
+
+
+def eagle3_aux_layers(num_layers):
+    """The target layers whose inputs EAGLE-3 fuses: vLLM's / EAGLE's default for Llama."""
+    return (2, num_layers // 2, num_layers - 3)
+
+
+def init_eagle3(tc, draft_vocab, gen, device):
+    H, I = tc["hidden_size"], tc["intermediate_size"]
+    nh, nkv, d = tc["num_attention_heads"], tc["num_key_value_heads"], head_dim_of(tc)
+
+    def w(*shape):
+        return (torch.randn(*shape, generator=gen) * 0.02).to(device).requires_grad_()
+
+    def ones():
+        return torch.ones(H, device=device, requires_grad=True)
+
+    m = "midlayer."
+    return {"fc.weight": w(H, 3 * H),
+            m + "self_attn.q_proj.weight": w(nh * d, 2 * H),
+            m + "self_attn.k_proj.weight": w(nkv * d, 2 * H),
+            m + "self_attn.v_proj.weight": w(nkv * d, 2 * H),
+            m + "self_attn.o_proj.weight": w(H, nh * d),
+            m + "mlp.gate_proj.weight": w(I, H), m + "mlp.up_proj.weight": w(I, H),
+            m + "mlp.down_proj.weight": w(H, I),
+            m + "input_layernorm.weight": ones(), m + "hidden_norm.weight": ones(),
+            m + "post_attention_layernorm.weight": ones(),
+            "norm.weight": ones(), "lm_head.weight": w(draft_vocab, H)}
+
+
+def eagle3_unroll(tc, embed, e, ids, aux, steps):
+    """The head unrolled `steps` times over every anchor position i at once (training-time test):
+    step 0 at position i reads embed(t[i+1]) and fc(aux[i]); step s reads embed(t[i+s+1]) and step
+    s-1's output at the same anchor, at position i+s, attending to step 0's keys at positions <= i
+    and to steps 1..s of its own anchor. Returns the pre-norm outputs [B, T, H] of each step."""
+    eps = tc.get("rms_norm_eps", 1e-5)
+    B, T = ids.shape
+    nh, nkv, d = tc["num_attention_heads"], tc["num_key_value_heads"], head_dim_of(tc)
+    m = "midlayer."
+    hid = torch.cat(aux, dim=-1) @ e["fc.weight"].t()
+    cos, sin = rope_cos_sin(tc, T + steps, ids.device)
+    causal = torch.full((T, T), float("-inf"), device=ids.device).triu(1)
+    keys, vals, outs = [], [], []
+    for s in range(steps):
+        tok = torch.cat([ids[:, s + 1:], ids.new_zeros(B, s + 1)], dim=1)
+        x = torch.cat([rms_norm(embed[tok], e[m + "input_layernorm.weight"], eps),
+                       rms_norm(hid, e[m + "hidden_norm.weight"], eps)], dim=-1)
+        q = (x @ e[m + "self_attn.q_proj.weight"].t()).view(B, T, nh, d).transpose(1, 2)
+        k = (x @ e[m + "self_attn.k_proj.weight"].t()).view(B, T, nkv, d).transpose(1, 2)
+        v = (x @ e[m + "self_attn.v_proj.weight"].t()).view(B, T, nkv, d).transpose(1, 2)
+        c, sn = cos[s:s + T], sin[s:s + T]
+        q = q * c + rotate_half(q) * sn
+        k = (k * c + rotate_half(k) * sn).repeat_interleave(nh // nkv, dim=1)
+        v = v.repeat_interleave(nh // nkv, dim=1)
+        keys.append(k)
+        vals.append(v)
+        scores = [(q @ keys[0].transpose(-1, -2)) / math.sqrt(d) + causal]
+        scores += [(q * keys[r]).sum(-1, keepdim=True) / math.sqrt(d) for r in range(1, s + 1)]
+        a = torch.softmax(torch.cat(scores, dim=-1), dim=-1)
+        o = a[..., :T] @ vals[0]
+        for r in range(1, s + 1):
+            o = o + a[..., T + r - 1:T + r] * vals[r]
+        o = o.transpose(1, 2).reshape(B, T, nh * d) @ e[m + "self_attn.o_proj.weight"].t()
+        res = hid + o
+        res = res + mlp(e, m, rms_norm(res, e[m + "post_attention_layernorm.weight"], eps))
+        outs.append(res)
+        hid = res
+    return outs
+
+
+def eagle3_losses(tc, tp, e, ids, steps, draft_ids):
+    """Per step: KL(p restricted to the draft vocabulary || head) at the positions that have a
+    target, and the head's greedy agreement with the target's argmax there."""
+    eps = tc.get("rms_norm_eps", 1e-5)
+    with torch.no_grad():
+        pl, aux = llama_forward(tc, tp, ids, eagle3_aux_layers(tc["num_hidden_layers"]))
+    outs = eagle3_unroll(tc, tp["model.embed_tokens.weight"], e, ids, aux, steps)
+    T = ids.shape[1]
+    losses, agree = [], []
+    for s, out in enumerate(outs):
+        n = T - s - 2  # anchors i with a target position i + s + 1 <= T - 1
+        if n <= 0:
+            break
+        ql = rms_norm(out[:, :n], e["norm.weight"], eps) @ e["lm_head.weight"].t()
+        tgt = pl[:, s + 1:s + 1 + n]
+        lp = F.log_softmax(tgt[..., draft_ids], dim=-1)
+        losses.append((lp.exp() * (lp - F.log_softmax(ql.float(), dim=-1))).sum(-1).mean())
+        agree.append((draft_ids[ql.argmax(-1)] == tgt.argmax(-1)).float().mean().item())
+    return losses, agree
+
+
+def train_eagle3(args, tc, tp, device, gen, data, held):
+    V = tc["vocab_size"]
+    counts = torch.bincount(data.flatten().cpu(), minlength=V)
+    draft_vocab = min(args.draft_vocab, V)
+    draft_ids = counts.argsort(descending=True)[:draft_vocab].sort().values.to(device)
+    e = init_eagle3(tc, draft_vocab, gen, device)
+    params = list(e.values())
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    steps, warm = args.steps, max(1, min(100, args.steps // 10))
+    t1, step = time.time(), 0
+    while step < steps and (args.seconds <= 0 or time.time() - t1 < args.seconds):
+        lr = args.lr * (step + 1) / warm if step < warm else \
+            args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.randint(0, data.shape[0], (args.batch,), generator=gen).to(device)
+        losses, agree = eagle3_losses(tc, tp, e, data[idx], args.ttt_steps, draft_ids)
+        loss = sum(l * (0.8 ** s) for s, l in enumerate(losses))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % args.log_every == 0:
+            print(f"eagle3 step {step} loss {loss.item():.4f} agreement "
+                  f"{[round(a, 3) for a in agree]} {time.time() - t1:.1f} s", flush=True)
+        step += 1
+    train_s = time.time() - t1
+    with torch.no_grad():
+        _, agree = eagle3_losses(tc, tp, e, held, args.ttt_steps, draft_ids)
+    agree = [round(a, 4) for a in agree]
+    print(f"eagle3: {step} steps in {train_s:.1f} s; held-out greedy agreement by step {agree}",
+          flush=True)
+    ids = draft_ids.cpu()
+    e["d2t"] = (ids - torch.arange(draft_vocab)).to(torch.int64)
+    t2d = torch.zeros(V, dtype=torch.bool)
+    t2d[ids] = True
+    e["t2d"] = t2d
+    H = tc["hidden_size"]
+    cfg = {"architectures": ["LlamaForCausalLMEagle3"], "model_type": "llama",
+           "hidden_size": H, "intermediate_size": tc["intermediate_size"],
+           "num_hidden_layers": 1, "num_attention_heads": tc["num_attention_heads"],
+           "num_key_value_heads": tc["num_key_value_heads"], "head_dim": head_dim_of(tc),
+           "hidden_act": "silu", "max_position_embeddings": tc["max_position_embeddings"],
+           "rms_norm_eps": tc.get("rms_norm_eps", 1e-5), "rope_theta": 10000.0,
+           "tie_word_embeddings": False, "vocab_size": V, "draft_vocab_size": draft_vocab,
+           "target_hidden_size": H, "bos_token_id": tc.get("bos_token_id", 0),
+           "eos_token_id": tc.get("eos_token_id", 1),
+           "eagle_config": {"use_aux_hidden_state": True,
+                            "eagle_aux_hidden_state_layer_ids":
+                                list(eagle3_aux_layers(tc["num_hidden_layers"]))}}
+    summary = {"steps": step, "train_seconds": round(train_s, 1), "ttt_steps": args.ttt_steps,
+               "draft_vocab_size": draft_vocab,
+               "heldout_greedy_agreement_by_step": agree,
+               "aux_layers": list(eagle3_aux_layers(tc["num_hidden_layers"])),
+               "embed_tokens": "not stored: the target's (as published heads)"}
+    return cfg, e, summary
 
 
 def save_model(out, cfg, params, target_dir, summary):
@@ -289,7 +458,8 @@ def save_model(out, cfg, params, target_dir, summary):
         json.dump(dict(cfg, dtype="bfloat16"), f, indent=2, sort_keys=True)
         f.write("\n")
     write_safetensors(os.path.join(out, "model.safetensors"),
-                      {k: v.detach().to(torch.bfloat16) for k, v in params.items()})
+                      {k: v.detach().to(torch.bfloat16) if v.is_floating_point() else v
+                       for k, v in params.items()})
     for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
         src = os.path.join(target_dir, name)
         if os.path.exists(src):
@@ -305,9 +475,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--target", default="models/demo")
     ap.add_argument("--out-draft", required=True)
+    ap.add_argument("--out-eagle3", default="", help="also train an EAGLE-3 head, written here")
+    ap.add_argument("--draft-vocab", type=int, default=1024,
+                    help="EAGLE-3 draft vocabulary: the most frequent target tokens")
+    ap.add_argument("--ttt-steps", type=int, default=3,
+                    help="EAGLE-3 training-time test: steps unrolled on the head's own output")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--smoke", action="store_true", help="a few CPU steps on a tiny draft")
-    ap.add_argument("--seconds", type=float, default=150.0, help="training time limit (0: none)")
+    ap.add_argument("--seconds", type=float, default=75.0,
+                    help="training time limit of each model (0: none)")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -330,10 +506,15 @@ def main():
                  f"got {tc.get('architectures')}")
     tp = {k: v.to(device=device, dtype=torch.float32)
           for k, v in read_safetensors(os.path.join(args.target, "model.safetensors")).items()}
-    dc, dp, summary = train_draft(args, tc, tp, device, gen)
+    dc, dp, summary, data, held = train_draft(args, tc, tp, device, gen)
     summary["target"] = args.target
     summary["smoke"] = args.smoke
     save_model(args.out_draft, dc, dp, args.target, summary)
+    if args.out_eagle3:
+        ec, e, es = train_eagle3(args, tc, tp, device, gen, data, held)
+        es.update(target=args.target, smoke=args.smoke, seed=args.seed, device=str(device),
+                  torch=torch.__version__, batch=args.batch, lr=args.lr)
+        save_model(args.out_eagle3, ec, e, args.target, es)
 
 
 if __name__ == "__main__":
