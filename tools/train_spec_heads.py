@@ -4,7 +4,7 @@ shares the demo model's tokenizer (`--speculative-config '{"method": "draft_mode
 with --out-eagle3, an EAGLE-3 head in the published layout (inferd cannot run EAGLE-3 heads yet:
 docs/speculative.md).
 
-Data: sequences sampled from the target itself (from <|begin_of_text|>, half at temperature 1,
+Data: sequences sampled from the target itself (--num-sequences of --seq-len tokens) (from <|begin_of_text|>, half at temperature 1,
 half at 0.7), so no corpus is needed and what the draft learns is exactly the distribution it must
 guess (self-distillation, as the draft models of DistillSpec / vLLM's recipes are trained). With
 `--corpus DIR` (scripts/fetch-demo-corpus.sh's folder; needs Hugging Face `tokenizers`) the first
@@ -487,7 +487,7 @@ def main():
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--num-sequences", type=int, default=4096)
+    ap.add_argument("--num-sequences", type=int, default=2048)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--gen-batch", type=int, default=512)
     ap.add_argument("--log-every", type=int, default=100)
@@ -497,6 +497,9 @@ def main():
         args.steps, args.batch, args.num_sequences, args.seq_len = 5, 2, 8, 24
         args.gen_batch, args.log_every, args.seconds = 8, 1, 0
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights, TF32 matmuls
+    t_start = time.time()
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     with open(os.path.join(args.target, "config.json")) as f:
@@ -515,6 +518,7 @@ def main():
         es.update(target=args.target, smoke=args.smoke, seed=args.seed, device=str(device),
                   torch=torch.__version__, batch=args.batch, lr=args.lr)
         save_model(args.out_eagle3, ec, e, args.target, es)
+    print(f"total {time.time() - t_start:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,20 @@ bool DraftProposer::run_round(std::vector<Work>& work) {
     budget -= chunk;
   }
   if (batch_.token_ids.empty()) return false;
+  bool greedy = true;
+  for (size_t i : logit_work_)
+    greedy = greedy && work[i].temperature < sampling::kGreedyTemperature;
+  if (greedy) {
+    // Greedy drafts only: the draft's executor takes the argmax where the logits are (on a GPU,
+    // one-token rounds replay its decode graphs; no logits come to the host).
+    sampling_.clear();
+    sampling_.rows.resize(logit_work_.size());  // temperature 0: argmax, lowest id on ties
+    sampled_.resize(logit_work_.size());
+    draft_->execute(batch_, sampling_, sampled_);
+    for (size_t r = 0; r < logit_work_.size(); ++r)
+      work[logit_work_[r]].seq->drafts.push_back(sampled_[r].token_id);
+    return true;
+  }
   logits_.resize(logit_work_.size() * size_t(vocab_));
   draft_->forward(batch_, logits_.data());
   for (size_t r = 0; r < logit_work_.size(); ++r)

@@ -12,7 +12,10 @@
 // allocator of its own here (no prefix caching); a sequence for which no block is free gets no
 // drafts in that step.
 //
-// Greedy drafts take the draft's argmax (q one-hot: the engine's accept-while-equal rule is exact).
+// Greedy drafts take the draft's argmax (q one-hot: the engine's accept-while-equal rule is exact):
+// a round whose drafts are all greedy runs through the draft's execute() with argmax rows (on a GPU
+// its one-token rounds replay the draft's decode graphs and only token ids come back); a round
+// with a sampled draft runs forward() and brings its logit rows to the host.
 // Sampled drafts (a non-greedy request without a grammar) are drawn from q = softmax(draft logits
 // / temperature) with the sequence's Philox key, the draft's output position as counter and the
 // draft stream (sampling::kStreamDraft), so a seeded request stays reproducible; q goes with the
@@ -77,6 +80,8 @@ class DraftProposer {
   ForwardBatch batch_;
   std::vector<size_t> logit_work_;  // the work item of each logit row
   std::vector<float> logits_;
+  SamplingBatch sampling_;  // greedy rounds: argmax rows
+  std::vector<SampledToken> sampled_;
   std::vector<double> probs_;
 };
 

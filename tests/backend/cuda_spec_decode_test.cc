@@ -202,7 +202,9 @@ TEST(CudaSpecDraftModel, DemoGreedyIdenticalWithDraftModel) {
       const auto got = spec.generate(demo_requests(V));
       const EngineStats st = spec.stats();
       EXPECT_GT(st.spec_num_drafts, 0);
-      if (self) EXPECT_GT(st.spec_num_accepted_tokens, 0);
+      if (self) {
+        EXPECT_GT(st.spec_num_accepted_tokens, 0);
+      }
       std::printf("[cuda-golden] demo draft_model (%s) k=%d: mean accepted length %.2f\n",
                   self ? "self" : "tiny random", k,
                   1.0 + double(st.spec_num_accepted_tokens) /

@@ -91,10 +91,11 @@ TEST(DraftProposer, SampledDraftsCarryTheirDistributionAndAreReproducible) {
       EXPECT_NEAR(sum, 1.0, 1e-5);
       EXPECT_GT(a.draft_probs[j * size_t(spec.vocab) + size_t(a.drafts[j])], 0.0f);
     }
-    if (run == 0)
+    if (run == 0) {
       first = a.drafts;
-    else
+    } else {
       EXPECT_EQ(a.drafts, first);
+    }
   }
   // Temperature 1 over logits in [-4, 4): not the greedy continuation every time.
   Sequence g = make_seq(1, 10, 3);

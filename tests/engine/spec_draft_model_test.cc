@@ -112,6 +112,41 @@ TEST(SpecDraftModel, GreedyOutputsEqualThoseWithoutSpeculation) {
   }
 }
 
+TEST(SpecDraftModel, PreemptionAndChunkedCatchUp) {
+  // A target pool of 7 blocks for 5 sequences of up to 59 tokens: sequences are preempted and
+  // recomputed (their draft KV is freed and caught up again); the draft's batch holds 16 tokens,
+  // so its catch-up runs in chunks over several rounds.
+  const std::string dir = testing_util::goldens_dir();
+  auto big = load(dir + "llama3");
+  const std::vector<GenerateRequest> reqs = golden_requests(big->vocab_size());
+  std::vector<GenerateResult> want;
+  {
+    Engine plain(big, config(nullptr, 0, 0));
+    want = plain.generate(reqs);
+  }
+  RunnerOptions small;
+  small.num_kv_blocks = 7;
+  small.block_size = 16;
+  small.max_num_batched_tokens = 256;
+  small.max_num_seqs = 8;
+  auto target = std::make_shared<ModelRunner>(dir + "llama3", small, make_cpu_backend(2));
+  for (const char* draft_name : {"qwen3", "llama3"}) {
+    SCOPED_TRACE(draft_name);
+    RunnerOptions d;
+    d.num_kv_blocks = 40;
+    d.block_size = 16;
+    d.max_num_batched_tokens = 16;
+    d.max_num_seqs = 8;
+    auto draft = std::make_shared<ModelRunner>(dir + draft_name, d, make_cpu_backend(2));
+    EngineConfig c = config(draft, 3, 0);
+    c.max_num_batched_tokens = 32;
+    Engine spec(target, c);
+    expect_same(want, spec.generate(reqs));
+    EXPECT_GT(spec.stats().preemptions, 0);
+    EXPECT_GT(spec.stats().spec_num_drafts, 0);
+  }
+}
+
 TEST(SpecDraftModel, DemoModelWithGrammarAndStopStrings) {
   const std::string demo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
   auto tok = std::make_shared<const Tokenizer>(Tokenizer::from_dir(demo));
