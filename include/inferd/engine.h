@@ -89,11 +89,16 @@ struct PoolingParams {
 
 // Speculative decoding (--speculative-config, vLLM's JSON; docs/speculative.md). A proposer
 // guesses up to num_speculative_tokens next tokens of a decoding sequence; one forward verifies
-// them (k + 1 rows with logits); the sampler keeps the target distribution exactly. Only the
-// n-gram proposer (prompt lookup over prompt + output) is built.
+// them (k + 1 rows with logits); the sampler keeps the target distribution exactly. Proposers:
+// n-gram (prompt lookup over prompt + output) and a draft model (a second executor sharing the
+// target's vocabulary, with its own KV pool).
 struct SpeculativeConfig {
-  enum class Method { kNone, kNgram };
+  enum class Method { kNone, kNgram, kDraftModel };
   Method method = Method::kNone;
+  // kDraftModel: the draft's path (--speculative-config "model") and the executor that runs it
+  // (LLM::load builds it; an embedder fills it). Its vocab_size must be the target's.
+  std::string model;
+  std::shared_ptr<ModelExecutor> draft_executor;
   int32_t num_speculative_tokens = 0;  // k, 1..kMaxSpeculativeTokens when a method is set
   int32_t prompt_lookup_min = 0;       // n-gram sizes tried, longest first
   int32_t prompt_lookup_max = 0;

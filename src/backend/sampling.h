@@ -20,6 +20,9 @@
 //      - draw: u = Philox(seed, output position) in [0, 1); r = floor(u * kept mass); the token is
 //        the first kept token, by id, whose running mass exceeds r (the last kept one if rounding
 //        leaves none).
+//      - with a sampled draft x ~ q (SamplingRow::draft_row): p_i = m_i / sum m; u1 =
+//        Philox(seed, position, stream 1); x is the token when u1 * q(x) < p(x); else the token is
+//        drawn (stream 0) from r_i = max(0, p_i - q_i) by id (from p when r sums to 0).
 #pragma once
 
 #include <cstdint>
@@ -51,6 +54,9 @@ struct SamplingBatch {
   // of mask_words words at `dst` (host memory).
   std::function<void(uint32_t* dst)> fill_masks;
   int32_t num_mask_rows = 0;
+  // Draft distributions of the rows with SamplingRow::draft_row >= 0: row m is
+  // draft_probs[m * vocab, +vocab), normalised (the target's vocabulary).
+  std::vector<float> draft_probs;
 
   int32_t num_masks() const {
     if (fill_masks) return num_mask_rows;
@@ -62,6 +68,7 @@ struct SamplingBatch {
     masks.clear();
     fill_masks = nullptr;
     num_mask_rows = 0;
+    draft_probs.clear();
   }
 };
 
@@ -102,7 +109,7 @@ class ReferenceSampler {
 
  private:
   void sample_row(float* logits, int32_t vocab, const SamplingRow& row,
-                  std::span<const LogitEdit> edits, SampledToken& out);
+                  std::span<const LogitEdit> edits, const float* draft_q, SampledToken& out);
   void fill_logprobs(const SamplingRow& row, int32_t vocab, int32_t token, SampleLogprobs& lp);
 
   std::vector<float> raw_;

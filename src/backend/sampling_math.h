@@ -62,7 +62,21 @@ struct SamplingRow {
   // >= 0: a scoring row (prompt logprobs). Nothing is sampled: the row gives this token, with its
   // logprob, rank and num_logprobs alternatives from the raw logits (no mask, no edits).
   int32_t score_token = -1;
+  // Speculative decoding with a sampled draft (issue 26): the row verifies draft token
+  // `draft_token`, drawn from the draft distribution SamplingBatch::draft_probs row `draft_row`
+  // (q). The row's token is then the draft with probability min(1, p / q), else a draw from
+  // norm(max(0, p - q)) (docs/speculative.md). -1: no draft distribution (a one-hot draft: the
+  // row samples from p as usual). Greedy rows ignore it. Reference sampler only: device executors
+  // sample such rows on the host.
+  int32_t draft_token = -1;
+  int32_t draft_row = -1;
 };
+
+// Philox streams of one output position (uniform53's `stream`): the token (and the residual draw
+// of a rejected sampled draft), the acceptance test of a sampled draft, the draft's own draw.
+constexpr uint32_t kStreamToken = 0;
+constexpr uint32_t kStreamAccept = 1;
+constexpr uint32_t kStreamDraft = 2;
 
 // Structured-output bitmasks: words per row, and whether token t is allowed.
 INFERD_HD int32_t bitmask_words(int32_t vocab) {

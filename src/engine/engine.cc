@@ -177,7 +177,7 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
              kv_),
       structured_(vocab_, config_.eos_token_ids, decoder_, config_.grammar_compile_timeout_s),
       outputs_(config_.max_model_len, sched_, structured_),
-      spec_(config_.speculative, config_.max_model_len),
+      spec_(config_.speculative, config_.max_model_len, vocab_),
       input_(vocab_) {
   publish_stats();
   thread_ = std::thread([this] { run(); });

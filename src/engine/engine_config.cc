@@ -65,9 +65,13 @@ EngineConfig resolve_config(EngineConfig c, const ModelExecutor& exec) {
     if (sp.num_speculative_tokens < 1 || sp.num_speculative_tokens > kMaxSpeculativeTokens)
       fail("speculative num_speculative_tokens {} is out of range: expected 1..{}",
            sp.num_speculative_tokens, kMaxSpeculativeTokens);
-    if (sp.prompt_lookup_min < 1 || sp.prompt_lookup_max < sp.prompt_lookup_min)
+    if (sp.method == SpeculativeConfig::Method::kNgram &&
+        (sp.prompt_lookup_min < 1 || sp.prompt_lookup_max < sp.prompt_lookup_min))
       fail("speculative prompt_lookup_min {} / prompt_lookup_max {}: expected 1 <= min <= max",
            sp.prompt_lookup_min, sp.prompt_lookup_max);
+    if (sp.method == SpeculativeConfig::Method::kDraftModel && !sp.draft_executor)
+      fail("speculative method draft_model needs the draft model's executor ({})",
+           sp.model.empty() ? "no model given" : sp.model);
     if (sp.disable_by_batch_size < 0)
       fail("speculative disable_by_batch_size must be >= 0, got {}", sp.disable_by_batch_size);
   }

@@ -63,7 +63,13 @@ void InputBatch::add_prompt_rows(Sequence* q, const SeqBatchInfo& info) {
 }
 
 void InputBatch::build_sampling() {
-  for (size_t i = 0; i < rows_.size(); ++i) add_sampling_row(*rows_[i], draft_index_[i]);
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    add_sampling_row(*rows_[i], draft_index_[i]);
+    // A row followed by its sequence's next draft row verifies a draft; a sampled one carries q.
+    const Sequence& q = *rows_[i];
+    const bool verifies = i + 1 < rows_.size() && draft_index_[i + 1] == draft_index_[i] + 1;
+    if (verifies && !q.draft_probs.empty()) add_draft_distribution(q, draft_index_[i]);
+  }
   for (const PromptRow& r : score_rows_) {
     SamplingRow row;
     row.num_logprobs = *r.seq->request->req.params.prompt_logprobs;
@@ -71,6 +77,15 @@ void InputBatch::build_sampling() {
     sampling_.rows.push_back(row);
   }
   sampled_.resize(rows_.size() + score_rows_.size());
+}
+
+void InputBatch::add_draft_distribution(const Sequence& q, int32_t draft_index) {
+  const size_t V = size_t(edit_builder_vocab_);
+  SamplingRow& row = sampling_.rows.back();
+  row.draft_token = q.drafts[size_t(draft_index)];
+  row.draft_row = int32_t(sampling_.draft_probs.size() / V);
+  const auto from = q.draft_probs.begin() + std::ptrdiff_t(size_t(draft_index) * V);
+  sampling_.draft_probs.insert(sampling_.draft_probs.end(), from, from + std::ptrdiff_t(V));
 }
 
 void InputBatch::add_sampling_row(const Sequence& q, int32_t draft_index) {

@@ -19,7 +19,8 @@ namespace inferd {
 
 class InputBatch {
  public:
-  explicit InputBatch(int32_t vocab_size) : edit_builder_(vocab_size) {}
+  explicit InputBatch(int32_t vocab_size)
+      : edit_builder_(vocab_size), edit_builder_vocab_(vocab_size) {}
 
   // Fills the forward batch from this step's scheduled sequences and lists the rows that sample
   // (a sequence whose last token is computed this step); clears the sampling batch.
@@ -48,6 +49,8 @@ class InputBatch {
 
  private:
   void add_sampling_row(const Sequence& q, int32_t draft_index);
+  // The last row verifies q's sampled draft draft_index: its draft and q (SamplingRow::draft_row).
+  void add_draft_distribution(const Sequence& q, int32_t draft_index);
   // Scoring rows and pool spans of sequence q's prompt positions in this step.
   void add_prompt_rows(Sequence* q, const SeqBatchInfo& info);
 
@@ -59,6 +62,7 @@ class InputBatch {
   std::vector<PromptRow> pool_rows_;
   SamplingBatch sampling_;
   LogitEditBuilder edit_builder_;
+  int32_t edit_builder_vocab_ = 0;
   std::vector<SampledToken> sampled_;
 };
 

@@ -48,6 +48,9 @@ struct Sequence {
   // verified in the step's forward), and the policy's backoff: steps left without drafts, and
   // the length of the next pause after a verification that accepted nothing.
   std::vector<int32_t> drafts;
+  // Sampled drafts (a draft model with a non-greedy request): the distribution each draft was
+  // drawn from, [drafts.size(), vocab] row-major; empty: the drafts are one-hot guesses.
+  std::vector<float> draft_probs;
   int32_t spec_skip = 0;
   int32_t spec_backoff = 0;
 

@@ -17,10 +17,21 @@ constexpr double kMinAcceptedPerDraft = 0.25;
 constexpr int64_t kProbeEvery = 32;
 }  // namespace
 
+Speculator::Speculator(const SpeculativeConfig& config, int32_t max_model_len, int32_t vocab)
+    : config_(config), max_model_len_(max_model_len) {
+  if (config_.enabled() && config_.method == SpeculativeConfig::Method::kDraftModel)
+    draft_ = std::make_unique<DraftProposer>(config_.draft_executor, vocab);
+  config_.draft_executor = nullptr;  // draft_ holds it
+}
+
+Speculator::~Speculator() = default;
+
 void Speculator::propose(std::span<Sequence* const> running) {
   int32_t decoding = 0;
+  draft_items_.clear();
   for (Sequence* q : running) {
     q->drafts.clear();
+    q->draft_probs.clear();
     decoding += q->num_tokens() - q->num_computed == 1 ? 1 : 0;
   }
   if (!enabled()) return;
@@ -45,10 +56,29 @@ void Speculator::propose(std::span<Sequence* const> running) {
     const int32_t left =
         std::min(rs.max_tokens - q->num_output(), max_model_len_ - q->num_tokens());
     const int32_t k = std::min(config_.num_speculative_tokens, left - 1);
-    if (k <= 0) continue;
-    propose_ngram(q->tokens, config_.prompt_lookup_min, config_.prompt_lookup_max, k, q->drafts);
-    if (so.matcher) check_against_grammar(rs, so, q->drafts);
+    if (k > 0) propose_for(*q, k);
   }
+  if (draft_items_.empty()) return;
+  draft_->propose(draft_items_, running);
+  for (const DraftProposer::Item& it : draft_items_) {
+    RequestState& rs = *it.seq->request;
+    SeqOutputState& so = rs.out_of(*it.seq);
+    if (so.matcher) check_against_grammar(rs, so, it.seq->drafts);
+  }
+}
+
+void Speculator::propose_for(Sequence& q, int32_t k) {
+  RequestState& rs = *q.request;
+  SeqOutputState& so = rs.out_of(q);
+  if (draft_) {
+    // Structured outputs draft greedily: cutting a sampled draft where the grammar refuses it
+    // would bias the rows after it; a one-hot draft may be cut anywhere.
+    const float t = so.matcher ? 0.0f : rs.req.params.temperature;
+    draft_items_.push_back({&q, k, t});
+    return;
+  }
+  propose_ngram(q.tokens, config_.prompt_lookup_min, config_.prompt_lookup_max, k, q.drafts);
+  if (so.matcher) check_against_grammar(rs, so, q.drafts);
 }
 
 // Drafts are cut before the first token the grammar refuses (or an EOS id): the rows after it
@@ -63,6 +93,7 @@ void Speculator::check_against_grammar(const RequestState& rs, SeqOutputState& s
   }
   so.matcher->rollback(ok);
   drafts.resize(size_t(ok));
+  // (Grammar rows' drafts are greedy: no draft_probs to cut.)
 }
 
 void Speculator::record(Sequence& seq, int32_t num_drafts, int32_t matched) {

@@ -1,5 +1,6 @@
-// Speculative decoding in the engine: before each step, the proposer guesses up to k tokens after
-// each decoding sequence (Sequence::drafts), as the policy allows; the scheduler gives such a
+// Speculative decoding in the engine: before each step, the proposer (n-gram, or a draft model:
+// draft_proposer.h) guesses up to k tokens after each decoding sequence (Sequence::drafts), as
+// the policy allows; the scheduler gives such a
 // sequence 1 + k tokens, the forward computes logits for all of them, and the sampler samples
 // each row from the target distribution as if the tokens before it had been sampled (row j: the
 // output position num_output + j, its Philox draw, its penalties counting drafts 0..j-1). The
@@ -8,8 +9,10 @@
 // exactly rejection sampling (accept draft x with probability p(x) = min(1, p(x) / q(x)); on a
 // rejection the row's token is drawn from p restricted to tokens other than x, which is
 // norm(max(0, p - q))), so outputs keep the target distribution, and a seeded request gives the
-// tokens it gives without speculation. The KV of rejected drafts is dropped
-// (KvCacheManager::truncate).
+// tokens it gives without speculation. A draft model's sampled drafts (q not one-hot) carry q to
+// the sampler, which applies the general rule (accept x with min(1, p(x) / q(x)), else draw from
+// norm(max(0, p - q))); the engine's accept-while-equal loop is the same. The KV of rejected
+// drafts is dropped (KvCacheManager::truncate).
 //
 // Policy (docs/speculative.md): no drafts in a step where more than disable_by_batch_size
 // sequences decode; a sequence whose verification accepted nothing pauses for 1, 2, 4 ... 64
@@ -22,9 +25,11 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
+#include "engine/draft_proposer.h"
 #include "engine/request_state.h"
 #include "engine/sequence.h"
 #include "inferd/engine.h"
@@ -33,8 +38,9 @@ namespace inferd {
 
 class Speculator {
  public:
-  Speculator(const SpeculativeConfig& config, int32_t max_model_len)
-      : config_(config), max_model_len_(max_model_len) {}
+  // `vocab`: the target's vocabulary size (a draft model's must match; Error otherwise).
+  Speculator(const SpeculativeConfig& config, int32_t max_model_len, int32_t vocab);
+  ~Speculator();
 
   bool enabled() const { return config_.enabled(); }
 
@@ -52,8 +58,14 @@ class Speculator {
   static void check_against_grammar(const RequestState& rs, SeqOutputState& so,
                                     std::vector<int32_t>& drafts);
 
+  // The drafts of one sequence that decodes (n-gram at once, a draft model's collected in
+  // draft_items_ for one batched proposal).
+  void propose_for(Sequence& q, int32_t k);
+
   SpeculativeConfig config_;
   int32_t max_model_len_;
+  std::unique_ptr<DraftProposer> draft_;  // method draft_model
+  std::vector<DraftProposer::Item> draft_items_;
   int64_t num_drafts_ = 0, num_draft_tokens_ = 0, num_accepted_ = 0;
   std::array<int64_t, kMaxSpeculativeTokens> per_pos_{};
   double accepted_avg_ = 1.0;  // recent drafts accepted per verification (starts hopeful)

@@ -12,6 +12,7 @@
 #include "llm/gguf_tokenizer.h"
 #include "llm/lora_registry.h"
 #include "llm/resolved_config.h"
+#include "llm/speculative_config.h"
 #include "runner/executor.h"
 #include "runner/model_runner.h"
 #include "tokenizer/tokenizer.h"
@@ -111,6 +112,37 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   return out;
 }
 
+// The draft model of --speculative-config method draft_model: its own runner (own KV pool,
+// workspace and graphs) on a backend of the same kind, loaded before the target so that the
+// target's --gpu-memory-utilization share counts the draft's memory as taken. Its pool holds
+// max_model_len tokens for each sequence that may speculate in one step.
+std::shared_ptr<ModelExecutor> load_draft_model(const ResolvedConfig& rc) {
+  const SpeculativeConfig& sp = rc.engine.speculative;
+  check_draft_vocabulary(rc.tokenizer_dir, sp.model);
+  RunnerOptions o;
+  o.load.format = parse_load_format(rc.load_format);
+  o.load.dummy_seed = rc.seed + 1;
+  o.load.dummy_dtype = rc.dtype;
+  o.block_size = rc.block_size;
+  o.max_num_batched_tokens = rc.engine.max_num_batched_tokens;
+  o.max_model_len = rc.engine.max_model_len;
+  o.max_num_seqs = rc.engine.max_num_seqs;
+  o.enforce_eager = rc.enforce_eager;
+  const ModelConfig dc = load_model_config(sp.model);
+  const int64_t len =
+      rc.engine.max_model_len > 0 ? rc.engine.max_model_len : dc.max_position_embeddings;
+  const int64_t seqs = sp.disable_by_batch_size > 0
+                           ? std::min(sp.disable_by_batch_size, rc.engine.max_num_seqs)
+                           : rc.engine.max_num_seqs;
+  o.num_kv_blocks =
+      int32_t(std::min<int64_t>((len + rc.block_size - 1) / rc.block_size * seqs + 1, 1 << 20));
+  auto d = std::make_shared<ModelRunner>(sp.model, o, make_backend(rc));
+  LOG_INFO("loaded draft model {} ({}, {} layers, vocab {}, {} KV blocks)", sp.model,
+           d->config().architecture, d->config().num_layers, d->config().vocab_size,
+           d->num_kv_blocks());
+  return d;
+}
+
 std::shared_ptr<const ChatTemplate> load_chat_template(const ResolvedConfig& rc,
                                                        const ModelVocabSource& vocab,
                                                        const LLMOptions& options) {
@@ -149,6 +181,8 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
   if (options.load_chat_template) impl->chat_template = load_chat_template(rc, vocab, options);
   if (options.before_weights) options.before_weights(args);
 
+  if (rc.engine.speculative.method == SpeculativeConfig::Method::kDraftModel)
+    rc.engine.speculative.draft_executor = load_draft_model(rc);
   LoadedModel m = load_model(rc, make_backend(rc));
   if (impl->tokenizer && int64_t(impl->tokenizer->id_limit()) > m.executor->vocab_size())
     fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",

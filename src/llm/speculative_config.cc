@@ -3,6 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
+
 #include "core/error.h"
 
 namespace inferd {
@@ -30,6 +34,25 @@ std::string string_field(const json& j, const char* key) {
   if (it == j.end() || it->is_null()) return "";
   if (!it->is_string()) fail("{}: \"{}\" must be a string, got {}", kFlag, key, it->dump());
   return it->get<std::string>();
+}
+
+std::optional<int32_t> num_speculative_tokens(const json& j) {
+  const std::optional<int32_t> k = int_field(j, "num_speculative_tokens", 1, kMaxSpeculativeTokens);
+  if (!k) fail("{}: \"num_speculative_tokens\" is missing (1..{})", kFlag, kMaxSpeculativeTokens);
+  return k;
+}
+
+SpeculativeConfig draft_model_config(const json& j, const std::string& model) {
+  if (model.empty()) fail("{}: method draft_model needs \"model\" (the draft's path)", kFlag);
+  for (const char* key : {"prompt_lookup_min", "prompt_lookup_max"})
+    if (j.contains(key) && !j[key].is_null())
+      fail("{}: \"{}\" is for method ngram, not draft_model", kFlag, key);
+  SpeculativeConfig c;
+  c.method = SpeculativeConfig::Method::kDraftModel;
+  c.model = model;
+  c.num_speculative_tokens = *num_speculative_tokens(j);
+  if (auto d = int_field(j, "disable_by_batch_size", 0, 1 << 20)) c.disable_by_batch_size = *d;
+  return c;
 }
 
 }  // namespace
@@ -76,18 +99,15 @@ SpeculativeConfig parse_speculative_config(const std::string& json_text) {
         "{}: \"draft_tensor_parallel_size\" {}: only 1 is supported (tensor parallelism is "
         "issue 33)",
         kFlag, *tp);
-  if (method == "draft_model") {
-    if (model.empty()) fail("{}: method draft_model needs \"model\" (the draft's path)", kFlag);
-    fail("{}: method \"draft_model\" is not supported yet (issue 26: only ngram is built)", kFlag);
-  }
   if (method == "eagle3" || method == "eagle")
-    fail("{}: method \"{}\" is not supported yet (issue 26: only ngram is built)", kFlag, method);
+    fail("{}: method \"{}\" is not supported yet (issue 26: ngram and draft_model are built)",
+         kFlag, method);
+  if (method == "draft_model") return draft_model_config(j, model);
   if (method != "ngram")
     fail("{}: unknown \"method\" \"{}\": expected ngram, draft_model or eagle3", kFlag, method);
   if (!model.empty() && model != "ngram" && model != "[ngram]")
     fail("{}: method ngram takes no \"model\", got \"{}\"", kFlag, model);
-  const std::optional<int32_t> k = int_field(j, "num_speculative_tokens", 1, kMaxSpeculativeTokens);
-  if (!k) fail("{}: \"num_speculative_tokens\" is missing (1..{})", kFlag, kMaxSpeculativeTokens);
+  const std::optional<int32_t> k = num_speculative_tokens(j);
   std::optional<int32_t> lo = int_field(j, "prompt_lookup_min", 1, 1024);
   std::optional<int32_t> hi = int_field(j, "prompt_lookup_max", 1, 1024);
   // vLLM's defaults: both 5 when neither is given, else the one given for the other.
@@ -102,6 +122,63 @@ SpeculativeConfig parse_speculative_config(const std::string& json_text) {
   c.prompt_lookup_max = *hi;
   if (auto d = int_field(j, "disable_by_batch_size", 0, 1 << 20)) c.disable_by_batch_size = *d;
   return c;
+}
+
+namespace {
+
+// token text -> id of a tokenizer.json (model.vocab and added_tokens).
+std::map<std::string, int64_t> vocabulary_of(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    fail("{}: {}: not valid JSON ({})", kFlag, file.string(), e.what());
+  }
+  std::map<std::string, int64_t> v;
+  if (auto m = j.find("model"); m != j.end() && m->is_object()) {
+    if (auto vocab = m->find("vocab"); vocab != m->end() && vocab->is_object()) {
+      for (auto it = vocab->begin(); it != vocab->end(); ++it)
+        if (it->is_number_integer()) v[it.key()] = it->get<int64_t>();
+    } else if (vocab != m->end() && vocab->is_array()) {  // Unigram: [[piece, score], ...]
+      for (size_t i = 0; i < vocab->size(); ++i)
+        if ((*vocab)[i].is_array() && !(*vocab)[i].empty() && (*vocab)[i][0].is_string())
+          v[(*vocab)[i][0].get<std::string>()] = int64_t(i);
+    }
+  }
+  if (auto a = j.find("added_tokens"); a != j.end() && a->is_array()) {
+    for (const json& t : *a)
+      if (t.contains("content") && t["content"].is_string() && t.contains("id") &&
+          t["id"].is_number_integer())
+        v[t["content"].get<std::string>()] = t["id"].get<int64_t>();
+  }
+  return v;
+}
+
+}  // namespace
+
+void check_draft_vocabulary(const std::string& target_dir, const std::string& draft_dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(draft_dir))
+    fail("{}: \"model\" '{}': not a model directory", kFlag, draft_dir);
+  const fs::path t = fs::path(target_dir) / "tokenizer.json";
+  const fs::path d = fs::path(draft_dir) / "tokenizer.json";
+  if (!fs::is_regular_file(t) || !fs::is_regular_file(d)) return;
+  const auto a = vocabulary_of(t), b = vocabulary_of(d);
+  for (const auto& [text, id] : a) {
+    auto it = b.find(text);
+    if (it == b.end() || it->second != id)
+      fail(
+          "{}: the draft model's tokenizer ({}) differs from the target's ({}): token {} is id {} "
+          "in the target, {} in the draft; a draft model must share the target's vocabulary",
+          kFlag, d.string(), t.string(), json(text).dump(), id,
+          it == b.end() ? std::string("absent") : std::to_string(it->second));
+  }
+  if (b.size() != a.size())
+    fail(
+        "{}: the draft model's tokenizer ({}) has {} tokens, the target's ({}) {}; a draft "
+        "model must share the target's vocabulary",
+        kFlag, d.string(), b.size(), t.string(), a.size());
 }
 
 }  // namespace inferd

@@ -342,6 +342,10 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
     ModelExecutor::execute(fb, sampling, out);  // forward() counts the step
     return;
   }
+  if (has_sampled_draft(sampling)) {
+    execute_on_host(fb, sampling, out);
+    return;
+  }
   count_step();
   const int32_t T = fb.num_tokens();
   const size_t R = fb.logit_rows.size();
@@ -376,6 +380,29 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
   } else {
     profile_.add(decode, T, ms);
   }
+}
+
+bool ModelRunner::has_sampled_draft(const SamplingBatch& sampling) {
+  for (const SamplingRow& r : sampling.rows)
+    if (r.draft_row >= 0 && !sampling::is_greedy(r)) return true;
+  return false;
+}
+
+// Rows verifying a sampled draft need the general rejection rule, which only the reference
+// sampler has: the step's logits come to the host (late grammar masks filled here) and the
+// reference sampler samples every row. Eager, and a copy of R x vocab floats: drafts from a draft
+// model with a non-greedy target only (issue 26; a device version is future work).
+void ModelRunner::execute_on_host(const ForwardBatch& fb, const SamplingBatch& sampling,
+                                  std::span<SampledToken> out) {
+  if (!sampling.fill_masks) {
+    ModelExecutor::execute(fb, sampling, out);
+    return;
+  }
+  SamplingBatch filled = sampling;
+  filled.fill_masks = nullptr;
+  filled.masks.assign(size_t(sampling.num_mask_rows) * size_t(sampling.mask_words), 0u);
+  sampling.fill_masks(filled.masks.data());
+  ModelExecutor::execute(fb, filled, out);
 }
 
 int32_t ModelRunner::graph_size_for(int32_t n) const {

@@ -131,7 +131,12 @@ class ModelRunner final : public ModelExecutor {
   // What a decode graph records: run_model and the logits of all rows in one pass (the sampler
   // runs after the replay, so that a step's grammar masks can be built while the graph runs).
   void graph_forward(const DeviceBatch& b);
-  int32_t graph_size_for(int32_t n) const;  // the smallest captured batch size >= n, or 0
+  int32_t graph_size_for(int32_t n) const;
+  // Speculative rows with a sampled draft's distribution (SamplingRow::draft_row) are sampled by
+  // the reference sampler on the host.
+  static bool has_sampled_draft(const SamplingBatch& sampling);
+  void execute_on_host(const ForwardBatch& fb, const SamplingBatch& sampling,
+                       std::span<SampledToken> out);  // the smallest captured batch size >= n, or 0
   // Counts a step; the one after --debug-inject-device-fault's N makes the device fail.
   void count_step();
   // The Error for a KV cache that --gpu-memory-utilization leaves no room for (the numbers and

@@ -1,8 +1,11 @@
 // Speculative decoding on the GPU (issue 26): the demo model's greedy output with n-gram
 // speculation against the same engine without it, and the device sampler on the rows of a
 // verification step (k + 1 rows of one sequence, output positions n..n+k, penalties counting the
-// drafts before each row) against the reference sampler on the same logits. Skipped without a
-// GPU.
+// drafts before each row) against the reference sampler on the same logits; a draft model
+// (method draft_model: the demo model as its own draft, and a tiny random 1-layer draft, each on
+// a CUDA backend of its own) against no speculation, and rows verifying sampled drafts (the
+// general rejection rule, sampled on the host from the device's logits) against the reference
+// sampler. Skipped without a GPU.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -151,6 +154,107 @@ TEST(CudaSpecDecode, VerificationRowsSampleLikeTheReference) {
         EXPECT_EQ(dev[size_t(j)].token_id, ref[size_t(j)].token_id)
             << "k " << k << " trial " << trial << " row " << j;
     }
+  }
+}
+
+// The greedy outputs of `got` equal `want`'s, or part only where the top two were within bf16
+// noise (a verification step's logits may differ in the last bits from a decode step's).
+void expect_same_or_close(const std::vector<GenerateResult>& want,
+                          const std::vector<GenerateResult>& got) {
+  ASSERT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    const SequenceResult &a = want[i].outputs.at(0), &b = got[i].outputs.at(0);
+    ASSERT_EQ(a.token_ids.size(), b.token_ids.size());
+    size_t d = 0;
+    while (d < a.token_ids.size() && a.token_ids[d] == b.token_ids[d]) ++d;
+    if (d == a.token_ids.size()) continue;
+    const SampleLogprobs& lp = a.logprobs.at(d);
+    ASSERT_GE(lp.top.size(), 2u);
+    EXPECT_LT(std::fabs(lp.top[0].logprob - lp.top[1].logprob), 2e-2)
+        << want[i].request_id << " parts at token " << d << " with a clear margin";
+  }
+}
+
+TEST(CudaSpecDraftModel, DemoGreedyIdenticalWithDraftModel) {
+  INFERD_REQUIRE_GPU();
+  auto model = std::make_shared<ModelRunner>(kDemo, demo_options(), make_cuda_backend(0));
+  const int32_t V = model->vocab_size();
+  std::vector<GenerateResult> want;
+  {
+    Engine plain(model, engine_config(0));
+    want = plain.generate(demo_requests(V));
+  }
+  RunnerOptions tiny = demo_options();
+  tiny.load.format = LoadFormat::kDummy;
+  tiny.load.dummy_seed = 7;
+  const std::string tiny_dir = std::string(INFERD_TEST_DATA_DIR) + "/spec_draft_tiny";
+  for (bool self : {true, false}) {
+    for (int32_t k : {1, 4, 7}) {
+      SCOPED_TRACE(::testing::Message() << (self ? "self" : "tiny") << " draft, k " << k);
+      EngineConfig c = engine_config(0);
+      c.speculative.method = SpeculativeConfig::Method::kDraftModel;
+      c.speculative.num_speculative_tokens = k;
+      c.speculative.disable_by_batch_size = 0;
+      c.speculative.draft_executor =
+          self ? std::make_shared<ModelRunner>(kDemo, demo_options(), make_cuda_backend(0))
+               : std::make_shared<ModelRunner>(tiny_dir, tiny, make_cuda_backend(0));
+      Engine spec(model, c);
+      const auto got = spec.generate(demo_requests(V));
+      const EngineStats st = spec.stats();
+      EXPECT_GT(st.spec_num_drafts, 0);
+      if (self) {
+        EXPECT_GT(st.spec_num_accepted_tokens, 0);
+      }
+      std::printf("[cuda-golden] demo draft_model (%s) k=%d: mean accepted length %.2f\n",
+                  self ? "self" : "tiny random", k,
+                  1.0 + double(st.spec_num_accepted_tokens) /
+                            double(std::max<int64_t>(1, st.spec_num_drafts)));
+      expect_same_or_close(want, got);
+    }
+  }
+}
+
+TEST(CudaSpecDraftModel, SampledDraftRowsSampleLikeTheReference) {
+  INFERD_REQUIRE_GPU();
+  ModelRunner model(kDemo, demo_options(), make_cuda_backend(0));
+  const int32_t V = model.vocab_size();
+  Rng rng(11);
+  for (int32_t k : {1, 4}) {
+    const int32_t n_ctx = 30;
+    std::vector<int32_t> toks(size_t(n_ctx + k));
+    for (auto& t : toks) t = int32_t(rng.next_u64() % uint64_t(V));
+    ForwardBatch fb;
+    for (int32_t p = 0; p < n_ctx + k; ++p) {
+      fb.token_ids.push_back(toks[size_t(p)]);
+      fb.positions.push_back(p);
+    }
+    SeqBatchInfo s;
+    s.q_len = s.kv_len = n_ctx + k;
+    s.num_blocks = (n_ctx + k + 15) / 16;
+    fb.seqs.push_back(s);
+    for (int32_t b = 0; b < s.num_blocks; ++b) fb.block_tables.push_back(b);
+    for (int32_t j = 0; j <= k; ++j) fb.logit_rows.push_back(n_ctx - 1 + j);
+    SamplingBatch sb;
+    for (int32_t j = 0; j <= k; ++j) {
+      SamplingRow row;
+      row.temperature = 0.9f;
+      row.top_p = 0.95f;
+      row.seed = 77;
+      row.counter = uint64_t(j);
+      if (j < k) {  // a draft distribution: uniform over the vocabulary
+        row.draft_token = toks[size_t(n_ctx + j)];
+        row.draft_row = j;
+        sb.draft_probs.insert(sb.draft_probs.end(), size_t(V), 1.0f / float(V));
+      }
+      sb.rows.push_back(row);
+    }
+    std::vector<SampledToken> dev(size_t(k + 1)), ref(size_t(k + 1));
+    model.execute(fb, sb, dev);
+    std::vector<float> logits(size_t(k + 1) * size_t(V));
+    model.forward(fb, logits.data());
+    ReferenceSampler().sample(logits.data(), V, sb, ref);
+    for (int32_t j = 0; j <= k; ++j)
+      EXPECT_EQ(dev[size_t(j)].token_id, ref[size_t(j)].token_id) << "k " << k << " row " << j;
   }
 }
 

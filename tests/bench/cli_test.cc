@@ -287,5 +287,32 @@ TEST(BenchCli, LatencyOnQuotedPromptsWithNgramSpeculation) {
   std::filesystem::remove(json);
 }
 
+TEST(BenchCli, LatencyWithADraftModel) {
+  // method draft_model, the demo model drafting for itself (every greedy draft is accepted): the
+  // JSON carries the acceptance; a draft with another vocabulary is an error naming it.
+  const std::string json = tmp("latency_draft.json");
+  const std::string demo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
+  run_cli(
+      {"bench", "latency", demo, "--input-len", "24", "--output-len", "16", "--temperature", "0",
+       "--num-iters", "2", "--num-warmups", "0", "--threads", "1", "--json", json,
+       "--speculative-config",
+       R"({"method": "draft_model", "model": ")" + demo + R"(", "num_speculative_tokens": 3})"});
+  const nlohmann::json j = read_json(json);
+  ASSERT_TRUE(j.contains("speculative")) << j.dump();
+  EXPECT_GT(j["speculative"]["num_drafts"].get<int64_t>(), 0);
+  EXPECT_GT(j["speculative"]["mean_accepted_length"].get<double>(), 2.0);
+  try {
+    run_cli({"bench", "latency", demo, "--input-len", "24", "--output-len", "4", "--threads", "1",
+             "--speculative-config",
+             R"({"method": "draft_model", "model": ")" + std::string(INFERD_TEST_DATA_DIR) +
+                 R"(/goldens/llama3", "num_speculative_tokens": 3})"});
+    FAIL() << "a draft with another vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("must share the target's vocabulary"), std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove(json);
+}
+
 }  // namespace
 }  // namespace inferd::bench

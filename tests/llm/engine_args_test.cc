@@ -160,8 +160,8 @@ TEST(EngineArgs, EveryErrorNamesTheFlag) {
        "--speculative-config: \"num_speculative_tokens\" is missing (1..16)"},
       {"--speculative-config",
        [](EngineArgs& a) { a.speculative.config = R"({"method": "eagle3", "model": "h"})"; },
-       "--speculative-config: method \"eagle3\" is not supported yet (issue 26: only ngram is "
-       "built)"},
+       "--speculative-config: method \"eagle3\" is not supported yet (issue 26: ngram and "
+       "draft_model are built)"},
       {"--lora-modules", [](EngineArgs& a) { a.lora.lora_modules = {"sql=/adapters/sql"}; },
        "--lora-modules needs --enable-lora"},
       {"--max-loras", [](EngineArgs& a) { a.lora.max_loras = 4; },

@@ -139,8 +139,8 @@ TEST(ModelFlags, TheBinaryRefusesWhatLaterIssuesAddAndBadLoraFlags) {
       {"-tp 2",
        "error: --tensor-parallel-size 2: tensor parallelism is not supported yet (issue 33)"},
       {"--speculative-config '{\"method\": \"eagle3\", \"model\": \"x\"}'",
-       "error: --speculative-config: method \"eagle3\" is not supported yet (issue 26: only ngram "
-       "is built)"},
+       "error: --speculative-config: method \"eagle3\" is not supported yet (issue 26: ngram and "
+       "draft_model are built)"},
       {"--max-loras 2", "error: --max-loras needs --enable-lora"},
       {"--enable-lora --lora-modules nopath", "error: --lora-modules 'nopath': expected name=path"},
   };

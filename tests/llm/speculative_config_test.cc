@@ -43,6 +43,18 @@ TEST(SpeculativeConfig, NgramWithVllmDefaults) {
   EXPECT_EQ(c.prompt_lookup_max, 6);
 }
 
+TEST(SpeculativeConfig, DraftModel) {
+  SpeculativeConfig c = parse_speculative_config(
+      R"({"method": "draft_model", "model": "/d", "num_speculative_tokens": 5})");
+  EXPECT_EQ(c.method, SpeculativeConfig::Method::kDraftModel);
+  EXPECT_EQ(c.model, "/d");
+  EXPECT_EQ(c.num_speculative_tokens, 5);
+  // vLLM's inference: a "model" that is not "ngram" is a draft's path.
+  c = parse_speculative_config(R"({"model": "/e", "num_speculative_tokens": 3})");
+  EXPECT_EQ(c.method, SpeculativeConfig::Method::kDraftModel);
+  EXPECT_EQ(c.model, "/e");
+}
+
 TEST(SpeculativeConfig, ErrorsNameTheField) {
   const std::pair<const char*, const char*> cases[] = {
       {"{", "--speculative-config: not valid JSON"},
@@ -67,10 +79,9 @@ TEST(SpeculativeConfig, ErrorsNameTheField) {
        "method ngram takes no \"model\""},
       {R"({"method": "draft_model", "num_speculative_tokens": 4})",
        "method draft_model needs \"model\""},
-      {R"({"method": "draft_model", "model": "/d", "num_speculative_tokens": 4})",
-       "method \"draft_model\" is not supported yet"},
-      {R"({"model": "/d", "num_speculative_tokens": 4})",
-       "method \"draft_model\" is not supported yet"},
+      {R"({"method": "draft_model", "model": "/d"})", "\"num_speculative_tokens\" is missing"},
+      {R"({"model": "/d", "num_speculative_tokens": 4, "prompt_lookup_max": 3})",
+       "\"prompt_lookup_max\" is for method ngram, not draft_model"},
       {R"({"method": "eagle3", "model": "/h", "num_speculative_tokens": 4})",
        "method \"eagle3\" is not supported yet"},
       {R"({"method": "ngram", "num_speculative_tokens": 4, "disable_by_batch_size": -1})",

@@ -127,6 +127,35 @@ int32_t draw(const std::vector<float>& prob, const SamplingRow& row) {
   return 0;
 }
 
+// Rejection sampling against a sampled draft x ~ q (Leviathan et al. 2023, Chen et al. 2023):
+// x with probability min(1, p(x) / q(x)), else a draw from norm(max(0, p - q)). p is the row's
+// kept masses normalised; the sums are in double, in id order.
+int32_t draw_with_draft(const std::vector<float>& prob, const SamplingRow& row, const float* q) {
+  uint64_t total = 0;
+  for (float p : prob) total += sampling::mass_of(p);
+  if (total == 0) return draw(prob, row);
+  const double inv = 1.0 / double(total);
+  const size_t x = size_t(row.draft_token);
+  const double px = double(sampling::mass_of(prob[x])) * inv;
+  const double u1 = sampling::uniform53(row.seed, row.counter, sampling::kStreamAccept);
+  if (u1 * double(q[x]) < px) return row.draft_token;
+  double residual = 0;
+  for (size_t i = 0; i < prob.size(); ++i)
+    residual += std::max(0.0, double(sampling::mass_of(prob[i])) * inv - double(q[i]));
+  if (!(residual > 0)) return draw(prob, row);  // p <= q everywhere: p == q up to rounding
+  const double r = sampling::uniform53(row.seed, row.counter, sampling::kStreamToken) * residual;
+  double acc = 0;
+  int32_t last = -1;
+  for (size_t i = 0; i < prob.size(); ++i) {
+    const double d = double(sampling::mass_of(prob[i])) * inv - double(q[i]);
+    if (d <= 0) continue;
+    acc += d;
+    last = int32_t(i);
+    if (acc > r) return last;
+  }
+  return last;
+}
+
 }  // namespace
 
 // ---- LogitEditBuilder --------------------------------------------------------------------------
@@ -210,13 +239,22 @@ void ReferenceSampler::sample(float* logits, int32_t vocab, const SamplingBatch&
         if (!sampling::mask_allows(m, t)) l[t] = -INFINITY;
       }
     }
-    sample_row(l, vocab, row, edits.subspan(size_t(row.edit_begin), size_t(row.edit_count)),
+    const float* q = nullptr;
+    if (row.draft_row >= 0) {
+      INFERD_CHECK(row.draft_token >= 0 && row.draft_token < vocab &&
+                       (size_t(row.draft_row) + 1) * size_t(vocab) <= batch.draft_probs.size(),
+                   "row {}: draft token {} / distribution {} outside the batch's", r,
+                   row.draft_token, row.draft_row);
+      q = batch.draft_probs.data() + size_t(row.draft_row) * size_t(vocab);
+    }
+    sample_row(l, vocab, row, edits.subspan(size_t(row.edit_begin), size_t(row.edit_count)), q,
                out[r]);
   }
 }
 
 void ReferenceSampler::sample_row(float* l, int32_t vocab, const SamplingRow& row,
-                                  std::span<const LogitEdit> edits, SampledToken& out) {
+                                  std::span<const LogitEdit> edits, const float* draft_q,
+                                  SampledToken& out) {
   const size_t V = size_t(vocab);
   const bool want_logprobs = row.num_logprobs >= 0;
 
@@ -247,7 +285,7 @@ void ReferenceSampler::sample_row(float* l, int32_t vocab, const SamplingRow& ro
     prob_.resize(V);
     fill_probs(l, vocab, mx, 1.0f / row.temperature, row.min_p, prob_.data());
     if (row.top_k > 0 || row.top_p < 1.0f) filter(prob_, cand_, row);
-    token = draw(prob_, row);
+    token = draft_q ? draw_with_draft(prob_, row, draft_q) : draw(prob_, row);
   }
   out.token_id = token;
   out.has_logprobs = want_logprobs;

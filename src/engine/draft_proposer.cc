@@ -1,0 +1,188 @@
+// The draft-model proposer (draft_proposer.h).
+#include "engine/draft_proposer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/sampling_math.h"
+#include "core/error.h"
+
+namespace inferd {
+
+DraftProposer::DraftProposer(std::shared_ptr<ModelExecutor> draft, int32_t target_vocab)
+    : draft_(std::move(draft)) {
+  if (!draft_) fail("--speculative-config: method draft_model needs a draft model executor");
+  if (draft_->pools_only()) fail("--speculative-config: the draft model has no lm_head");
+  vocab_ = draft_->vocab_size();
+  if (vocab_ != target_vocab)
+    fail(
+        "--speculative-config: the draft model's vocabulary has {} tokens, the target's {}: a "
+        "draft model must share the target's vocabulary",
+        vocab_, target_vocab);
+  block_size_ = draft_->block_size();
+  max_len_ = draft_->max_model_len();
+  max_tokens_ = std::max(1, draft_->max_num_batched_tokens());
+  const int32_t n = draft_->num_kv_blocks();
+  free_blocks_.reserve(size_t(n));
+  for (int32_t b = n; b-- > 0;) free_blocks_.push_back(b);
+}
+
+void DraftProposer::propose(std::span<const Item> items, std::span<Sequence* const> running) {
+  forget_stopped(running);
+  std::vector<Work> work;
+  work.reserve(items.size());
+  for (const Item& it : items) {
+    Sequence& q = *it.seq;
+    q.drafts.clear();
+    q.draft_probs.clear();
+    State& st = states_[q.id];
+    // Keep the longest prefix of the draft's KV that agrees with the sequence, leaving at least
+    // the last token to run (its logits give the first draft).
+    const size_t limit = std::min(st.tokens.size(), q.tokens.size() - 1);
+    size_t same = 0;
+    while (same < limit && st.tokens[same] == q.tokens[same]) ++same;
+    truncate(st, int32_t(same));
+    work.push_back({&q, &st, it.k, it.temperature, true});
+  }
+  while (run_round(work)) {
+  }
+}
+
+void DraftProposer::forget_stopped(std::span<Sequence* const> running) {
+  if (states_.empty()) return;
+  size_t kept = 0;
+  for (const Sequence* q : running) kept += states_.count(q->id);
+  if (kept == states_.size()) return;
+  std::vector<int64_t> ids;
+  ids.reserve(running.size());
+  for (const Sequence* q : running) ids.push_back(q->id);
+  std::sort(ids.begin(), ids.end());
+  for (auto it = states_.begin(); it != states_.end();) {
+    if (std::binary_search(ids.begin(), ids.end(), it->first)) {
+      ++it;
+      continue;
+    }
+    truncate(it->second, 0);
+    it = states_.erase(it);
+  }
+}
+
+void DraftProposer::truncate(State& st, int32_t len) {
+  st.tokens.resize(size_t(len));
+  const size_t keep = size_t((len + block_size_ - 1) / block_size_);
+  while (st.blocks.size() > keep) {
+    free_blocks_.push_back(st.blocks.back());
+    st.blocks.pop_back();
+  }
+}
+
+bool DraftProposer::reserve(State& st, int32_t len) {
+  const size_t need = size_t((len + block_size_ - 1) / block_size_);
+  while (st.blocks.size() < need) {
+    if (free_blocks_.empty()) return false;
+    st.blocks.push_back(free_blocks_.back());
+    free_blocks_.pop_back();
+  }
+  return true;
+}
+
+bool DraftProposer::run_round(std::vector<Work>& work) {
+  batch_.clear();
+  logit_work_.clear();
+  int32_t budget = max_tokens_;
+  for (size_t i = 0; i < work.size() && budget > 0; ++i) {
+    Work& w = work[i];
+    if (!w.active || int32_t(w.seq->drafts.size()) >= w.k) continue;
+    const std::vector<int32_t>& toks = w.seq->tokens;
+    const int32_t n = int32_t(toks.size());
+    const int32_t have = int32_t(w.state->tokens.size());
+    const int32_t pending = n + int32_t(w.seq->drafts.size()) - have;
+    const int32_t chunk = std::min(pending, budget);
+    if (have + chunk > max_len_ || !reserve(*w.state, have + chunk)) {
+      w.active = false;  // the draft's context or pool is full: the drafts so far stay
+      continue;
+    }
+    SeqBatchInfo info;
+    info.q_start = batch_.num_tokens();
+    info.q_len = chunk;
+    info.kv_len = have + chunk;
+    info.block_table_offset = int32_t(batch_.block_tables.size());
+    info.num_blocks = int32_t(w.state->blocks.size());
+    batch_.block_tables.insert(batch_.block_tables.end(), w.state->blocks.begin(),
+                               w.state->blocks.end());
+    for (int32_t p = have; p < have + chunk; ++p) {
+      const int32_t t = p < n ? toks[size_t(p)] : w.seq->drafts[size_t(p - n)];
+      batch_.token_ids.push_back(t);
+      batch_.positions.push_back(p);
+      w.state->tokens.push_back(t);
+    }
+    if (chunk == pending) {
+      batch_.logit_rows.push_back(info.q_start + chunk - 1);
+      logit_work_.push_back(i);
+    }
+    batch_.seqs.push_back(info);
+    budget -= chunk;
+  }
+  if (batch_.token_ids.empty()) return false;
+  bool greedy = true;
+  for (size_t i : logit_work_)
+    greedy = greedy && work[i].temperature < sampling::kGreedyTemperature;
+  if (greedy) {
+    // Greedy drafts only: the draft's executor takes the argmax where the logits are (on a GPU,
+    // one-token rounds replay its decode graphs; no logits come to the host).
+    sampling_.clear();
+    sampling_.rows.resize(logit_work_.size());  // temperature 0: argmax, lowest id on ties
+    sampled_.resize(logit_work_.size());
+    draft_->execute(batch_, sampling_, sampled_);
+    for (size_t r = 0; r < logit_work_.size(); ++r)
+      work[logit_work_[r]].seq->drafts.push_back(sampled_[r].token_id);
+    return true;
+  }
+  logits_.resize(logit_work_.size() * size_t(vocab_));
+  draft_->forward(batch_, logits_.data());
+  for (size_t r = 0; r < logit_work_.size(); ++r)
+    take_draft(work[logit_work_[r]], logits_.data() + r * size_t(vocab_));
+  return true;
+}
+
+void DraftProposer::take_draft(Work& w, const float* l) {
+  Sequence& q = *w.seq;
+  const int32_t V = vocab_;
+  int32_t best = 0;
+  for (int32_t i = 1; i < V; ++i)
+    if (l[i] > l[best]) best = i;
+  const bool sampled = w.temperature >= sampling::kGreedyTemperature;
+  if (!sampled || !std::isfinite(l[best])) {
+    q.drafts.push_back(best);
+    if (sampled) {  // a degenerate row of a sampled sequence: q one-hot
+      q.draft_probs.resize(q.draft_probs.size() + size_t(V), 0.0f);
+      q.draft_probs[q.draft_probs.size() - size_t(V) + size_t(best)] = 1.0f;
+    }
+    return;
+  }
+  // q = softmax(l / T), in double, stored as floats; drawn by id from the stored values.
+  probs_.resize(size_t(V));
+  double sum = 0;
+  for (int32_t i = 0; i < V; ++i) {
+    probs_[size_t(i)] = std::exp((double(l[i]) - double(l[best])) / double(w.temperature));
+    sum += probs_[size_t(i)];
+  }
+  const size_t base = q.draft_probs.size();
+  if (base == 0) q.draft_probs.reserve(size_t(w.k) * size_t(V));
+  q.draft_probs.resize(base + size_t(V));
+  float* qp = q.draft_probs.data() + base;
+  for (int32_t i = 0; i < V; ++i) qp[i] = float(probs_[size_t(i)] / sum);
+  const uint64_t counter = uint64_t(q.num_output()) + uint64_t(q.drafts.size());
+  const double u = sampling::uniform53(q.sample_key, counter, sampling::kStreamDraft);
+  double acc = 0;
+  int32_t token = best;
+  for (int32_t i = 0; i < V; ++i) {
+    if (qp[i] <= 0.0f) continue;
+    acc += double(qp[i]);
+    token = i;
+    if (u < acc) break;
+  }
+  q.drafts.push_back(token);
+}
+
+}  // namespace inferd
