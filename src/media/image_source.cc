@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 
 #include "core/error.h"
+#include "media/image_decode.h"
 
 namespace inferd::media {
 
@@ -102,6 +105,33 @@ bool base64_decode(std::string_view in, std::vector<uint8_t>& out) {
     }
   }
   return bits < 6;  // a lone 6-bit leftover is not valid base64
+}
+
+std::string file_data_url(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("{}: cannot open the image", path);
+  const std::vector<uint8_t> b((std::istreambuf_iterator<char>(f)),
+                               std::istreambuf_iterator<char>());
+  const ImageFormat fmt = sniff_format(b);
+  const char* type = fmt == ImageFormat::kJpeg   ? "image/jpeg"
+                     : fmt == ImageFormat::kPng  ? "image/png"
+                     : fmt == ImageFormat::kWebp ? "image/webp"
+                                                 : nullptr;
+  if (!type)
+    fail("{}: {} is not an image this server reads: expected JPEG, PNG or WebP", path,
+         fmt == ImageFormat::kUnknown ? "the file" : format_name(fmt));
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out = std::string("data:") + type + ";base64,";
+  out.reserve(out.size() + (b.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < b.size(); i += 3) {
+    const uint32_t v = (uint32_t(b[i]) << 16) | (i + 1 < b.size() ? uint32_t(b[i + 1]) << 8 : 0) |
+                       (i + 2 < b.size() ? uint32_t(b[i + 2]) : 0);
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < b.size() ? k[(v >> 6) & 63] : '=';
+    out += i + 2 < b.size() ? k[v & 63] : '=';
+  }
+  return out;
 }
 
 std::string url_host(const std::string& url) {

@@ -28,6 +28,10 @@ std::vector<uint8_t> load_media_bytes(const std::string& url, const MediaFetchOp
 // any other character.
 bool base64_decode(std::string_view in, std::vector<uint8_t>& out);
 
+// The image file `path` as a data: URL (base64) with its media type; Error naming the path when
+// it cannot be read or is not a JPEG, PNG or WebP file (by its first bytes).
+std::string file_data_url(const std::string& path);
+
 // The host part of an http(s) URL, lower-cased ("" when there is none).
 std::string url_host(const std::string& url);
 
