@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "core/error.h"
 
 namespace inferd::media {
@@ -43,6 +46,21 @@ TEST(ImageSource, DataUrls) {
   EXPECT_THAT(error_of("data:image/png;base64,aGVsbG8gd29ybGQ=", small),
               HasSubstr("--max-image-bytes"));
   EXPECT_THAT(error_of("data:image/png;base64,x"), HasSubstr("content[1].image_url.url"));
+}
+
+TEST(ImageSource, FileDataUrlRoundTrips) {
+  const std::string dir = std::string(INFERD_TEST_DATA_DIR) + "/vlm/";
+  for (const char* f : {"photo.jpg", "chart.png", "small.webp"}) {
+    const std::string url = file_data_url(dir + f);
+    EXPECT_TRUE(url.starts_with("data:image/")) << url.substr(0, 30);
+    std::ifstream in(dir + f, std::ios::binary);
+    const std::vector<uint8_t> want((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    EXPECT_EQ(load_media_bytes(url, {}, f), want) << f;
+  }
+  EXPECT_TRUE(file_data_url(dir + "photo.jpg").starts_with("data:image/jpeg;base64,/9j/"));
+  EXPECT_THROW(file_data_url(dir + "pixels.json"), Error);
+  EXPECT_THROW(file_data_url(dir + "no-such-file.png"), Error);
 }
 
 TEST(ImageSource, FetchRules) {
