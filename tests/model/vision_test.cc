@@ -13,6 +13,7 @@
 #include "media/image_decode.h"
 #include "media/image_processor.h"
 #include "model/loader/safetensors.h"
+#include "model/vision/mrope_positions.h"
 #include "model/vision/qwen2_5_vl_vision.h"
 #include "model/vision/siglip.h"
 
@@ -144,6 +145,31 @@ TEST(Qwen25VlVision, ConfigAndInputErrors) {
   EXPECT_THROW(tower.forward(std::vector<float>(10), {1, 2, 2}), Error);
   EXPECT_THROW(tower.forward(std::vector<float>(1176 * 3), {1, 1, 3}), Error);
   EXPECT_THROW(Qwen25VlVisionTower(vc, st, "model.visual."), Error);
+}
+
+// get_rope_index's positions, worked by hand: a, b, <|vision_start|> are text 0..2; a 1x4x6
+// grid (merge 2: 2 x 3 tokens) takes (3, 3 + row, 3 + column); <|vision_end|>, c follow at 6, 7.
+TEST(Mrope, PositionsAndDelta) {
+  constexpr int32_t kImg = 99;
+  const std::vector<int32_t> toks = {1, 2, 7, kImg, kImg, kImg, kImg, kImg, kImg, 8, 3};
+  const std::array<int32_t, 3> grid{1, 4, 6};
+  const MropePositions p = mrope_positions(toks, kImg, std::span(&grid, 1), 2);
+  EXPECT_EQ(p.ids[0], (std::vector<int32_t>{0, 1, 2, 3, 3, 3, 3, 3, 3, 6, 7}));
+  EXPECT_EQ(p.ids[1], (std::vector<int32_t>{0, 1, 2, 3, 3, 3, 4, 4, 4, 6, 7}));
+  EXPECT_EQ(p.ids[2], (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(p.rope_delta, 8 - 11);
+  // Text only: positions 0..n-1 in all three, delta 0.
+  const std::vector<int32_t> text = {5, 6, 7};
+  const MropePositions q = mrope_positions(text, kImg, {}, 2);
+  EXPECT_EQ(q.ids[1], (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_EQ(q.rope_delta, 0);
+  // Two images back to back need two grids; a run of the wrong length is an error.
+  const std::vector<int32_t> two = {kImg, kImg, kImg, kImg, kImg, kImg,
+                                    kImg, kImg, kImg, kImg, kImg, kImg};
+  EXPECT_THROW(mrope_positions(two, kImg, std::span(&grid, 1), 2), Error);
+  const std::vector<int32_t> short_run = {1, kImg, kImg, 2};
+  EXPECT_THROW(mrope_positions(short_run, kImg, std::span(&grid, 1), 2), Error);
+  EXPECT_THROW(mrope_positions(text, kImg, std::span(&grid, 1), 2), Error);
 }
 
 }  // namespace
