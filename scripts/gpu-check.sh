@@ -33,7 +33,7 @@
 # Debian packages (fetched on the dev machine, not committed:
 #   mkdir -p .carry/debs && cd .carry/debs &&
 #   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 \
-#     libcurl4-openssl-dev libssl-dev )
+#     libcurl4-openssl-dev libssl-dev libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16 libwebp-dev )
 # they are unpacked into a private prefix (scripts/carried-debs.sh, never into /) and CMake is pointed at it. libcurl and
 # libcrypto themselves are the host's (Ubuntu's libcurl4t64 / libssl3t64): the carried -dev
 # packages' lib*.so links are pointed at them.
@@ -251,6 +251,23 @@ if [ "$RUN_GOLDENS" = 1 ] && [ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ]; then
   fi
   pack
 fi
+# ---- vision (issue 34): transformers' image processors, SiglipVisionModel + Gemma 3's projector
+# and Qwen2.5-VL's vision tower against the committed fixtures' own references (each tool asserts
+# the agreement; the files it writes come back as vlm-transformers.tgz).
+vlm_line="not run"
+if [ "$RUN_GOLDENS" = 1 ] && [ "$(left)" -ge 60 ]; then
+  mkdir -p /tmp/vlm-tf/gemma3_tiny /tmp/vlm-tf/qwen25vl_tiny
+  if timeout "$(capt 120)" sh -c 'python3 tools/make_vlm_fixtures.py --reference transformers \
+      --out /tmp/vlm-tf && python3 tools/make_vlm_goldens.py --out /tmp/vlm-tf/gemma3_tiny &&
+      python3 tools/make_qwen_vl_goldens.py --out /tmp/vlm-tf/qwen25vl_tiny' \
+    >>"$W/vlm_transformers.log" 2>&1; then
+    tar czf "$OUT/vlm-transformers.tgz" -C /tmp vlm-tf
+    vlm_line="transformers agrees ($(grep -h -o 'transformers [0-9.]* agrees' /tmp/vlm-tf/*/golden.json | head -1))"
+  else
+    vlm_line="failed (see vlm_transformers.log)"
+  fi
+  pack
+fi
 
 # ---- HF transformers baseline (batch 128, 128 in / 128 out) and the CPU decode of the 0.5B shape
 if [ "$RUN_HF" = 1 ]; then
@@ -299,6 +316,7 @@ for c in b1 b256; do [ -f "$W/profile_$c.md" ] && cp "$W/profile_$c.md" "$OUT/";
   [ -f "$W/cuda_test.log" ] && grep -oE "\[cuda-golden\] .*" "$W/cuda_test.log" | sed 's/^\[cuda-golden\] /  /'
   printf "%-30s %s\n" "CPU goldens (rc=$cpu_gold_rc)" "$cpu_gold_line"
   printf "%-30s %s\n" "transformers goldens" "$tf_line"
+  printf "%-30s %s\n" "vision fixtures (issue 34)" "$vlm_line"
   printf "%-30s %s\n" "CPU 0.5B decode" "$cpu_line"
   echo "steps (logs.tgz has each NAME.log):"
   for s in "${STEPS[@]}"; do printf "  %-16s %s\n" "$s" "${STEP[$s]}"; done

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace inferd::cli {
 
@@ -47,6 +48,9 @@ class ChatBackend {
   virtual ~ChatBackend() = default;
   // A line for the start of the session ("demo-model on cpu" / "http://...: model x").
   virtual std::string describe() const = 0;
+  // Whether messages may carry images (image_url parts): a server decides for itself (a 400
+  // names what it refuses); a model loaded here takes none yet (issue 34).
+  virtual bool takes_images() const { return false; }
   // Answers the conversation `messages` (OpenAI message objects, the last one the user's),
   // calling on_text with each piece of text as it arrives. Returns early (stopped = true) when
   // `stop` turns true. Throws Error when the request cannot be made (the conversation is then
@@ -59,6 +63,8 @@ class ChatBackend {
 // The terminal loop: reads the user's input (multi-line with a trailing '\', a """ block or a
 // bracketed paste), runs the /commands, streams each answer and prints its tokens/s. Ctrl-C
 // stops an answer; Ctrl-D or /exit ends. Returns the process exit code.
-int run_chat_repl(ChatBackend& backend, ojson initial_messages, ChatParams params);
+// `images`: data: URLs sent with the first message (--image).
+int run_chat_repl(ChatBackend& backend, ojson initial_messages, ChatParams params,
+                  std::vector<std::string> images = {});
 
 }  // namespace inferd::cli

@@ -17,6 +17,7 @@ class RemoteChat final : public ChatBackend {
   RemoteChat(const std::string& url, const std::string& api_key, std::string model);
 
   std::string describe() const override;
+  bool takes_images() const override { return true; }
   ChatAnswer answer(const ojson& messages, const ChatParams& params,
                     const std::function<void(std::string_view)>& on_text,
                     const std::atomic<bool>& stop) override;

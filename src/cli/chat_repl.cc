@@ -13,6 +13,7 @@
 
 #include "cli/chat.h"
 #include "core/error.h"
+#include "media/image_source.h"
 
 namespace inferd::cli {
 
@@ -140,10 +141,11 @@ void load_conversation(const std::string& path, ojson& messages, ChatParams& par
 
 class Repl {
  public:
-  Repl(ChatBackend& backend, ojson messages, ChatParams params)
+  Repl(ChatBackend& backend, ojson messages, ChatParams params, std::vector<std::string> images)
       : backend_(backend),
         messages_(std::move(messages)),
         params_(std::move(params)),
+        images_(std::move(images)),
         tty_in_(isatty(STDIN_FILENO) != 0),
         tty_out_(isatty(STDOUT_FILENO) != 0) {}
 
@@ -240,6 +242,7 @@ class Repl {
             "/system TEXT         set the system prompt (/system alone shows it)\n"
             "/save FILE           write the conversation and settings as JSON\n"
             "/load FILE           read a conversation written by /save\n"
+            "/image FILE          attach an image (JPEG, PNG, WebP) to the next message\n"
             "/params [k=v ...]    show or set sampling settings: " +
             ChatParams::known() +
             "\n"
@@ -289,6 +292,14 @@ class Repl {
         out(dim(fmt::format("loaded {} messages from {}", messages_.size(), rest)) + "\n");
         return true;
       }
+      if (starts_with_word(t, "/image", &rest)) {
+        if (rest.empty()) fail("/image needs a file name: /image FILE");
+        if (!backend_.takes_images())
+          fail("/image: the model loaded here takes no images (chat with a server: --url)");
+        images_.push_back(media::file_data_url(rest));
+        out(dim(fmt::format("{} will be sent with the next message", rest)) + "\n");
+        return true;
+      }
       if (starts_with_word(t, "/params", &rest)) {
         ChatParams next = params_;
         std::istringstream words(rest);
@@ -307,7 +318,15 @@ class Repl {
   }
 
   void chat(const std::string& text) {
-    messages_.push_back({{"role", "user"}, {"content", text}});
+    if (images_.empty()) {
+      messages_.push_back({{"role", "user"}, {"content", text}});
+    } else {  // OpenAI's content parts: the text, then one image_url part an image
+      ojson parts = ojson::array({{{"type", "text"}, {"text", text}}});
+      for (const std::string& url : images_)
+        parts.push_back({{"type", "image_url"}, {"image_url", {{"url", url}}}});
+      images_.clear();
+      messages_.push_back({{"role", "user"}, {"content", std::move(parts)}});
+    }
     g_interrupted.store(false);
     bool wrote = false;
     bool ends_in_newline = false;
@@ -348,6 +367,7 @@ class Repl {
   ChatBackend& backend_;
   ojson messages_;
   ChatParams params_;
+  std::vector<std::string> images_;  // data: URLs for the next message (--image, /image)
   LineReader reader_;
   bool tty_in_;
   bool tty_out_;
@@ -355,9 +375,10 @@ class Repl {
 
 }  // namespace
 
-int run_chat_repl(ChatBackend& backend, ojson initial_messages, ChatParams params) {
+int run_chat_repl(ChatBackend& backend, ojson initial_messages, ChatParams params,
+                  std::vector<std::string> images) {
   if (!initial_messages.is_array()) initial_messages = ojson::array();
-  Repl repl(backend, std::move(initial_messages), std::move(params));
+  Repl repl(backend, std::move(initial_messages), std::move(params), std::move(images));
   return repl.run();
 }
 

@@ -9,6 +9,7 @@
 #include "cli/chat_remote.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "media/image_source.h"
 
 namespace inferd::cli {
 
@@ -21,6 +22,7 @@ struct ChatArgs {
   std::string chat_template;
   std::string system;
   std::vector<std::string> params;
+  std::vector<std::string> images;
 };
 
 }  // namespace
@@ -44,12 +46,18 @@ void register_chat(CLI::App& app) {
   cmd->add_option("--param", a->params,
                   "Sampling setting to start with, as /params takes it (temperature=0.7); "
                   "repeatable");
+  cmd->add_option("--image", a->images,
+                  "Image file (JPEG, PNG, WebP) sent with the first message; repeatable (with "
+                  "--url: the server's model must take images)");
   cmd->callback([a] {
     ChatParams params;
     for (const auto& p : a->params) params.set(p);
     ojson messages = ojson::array();
     if (!a->system.empty()) messages.push_back({{"role", "system"}, {"content", a->system}});
     std::unique_ptr<ChatBackend> backend;
+    // Checked before a model is loaded here: LocalChat takes no images yet (issue 34).
+    if (!a->images.empty() && a->url.empty())
+      fail("--image: a model loaded here takes no images yet; chat with a server (--url)");
     if (!a->url.empty()) {
       if (!a->chat_template.empty())
         fail(
@@ -60,7 +68,10 @@ void register_chat(CLI::App& app) {
     } else {
       backend = std::make_unique<LocalChat>(a->model, a->chat_template);
     }
-    const int rc = run_chat_repl(*backend, std::move(messages), std::move(params));
+    std::vector<std::string> images;
+    for (const std::string& path : a->images) images.push_back(media::file_data_url(path));
+    const int rc =
+        run_chat_repl(*backend, std::move(messages), std::move(params), std::move(images));
     if (rc != 0) std::exit(rc);
   });
 }

@@ -61,6 +61,7 @@ struct ServeArgs {
   int64_t rate_limit_tpm = 0;
   int64_t max_concurrent_per_key = 0;
   server::RequestLimits limits;
+  server::MediaLimits media;
   HttpFlags http;
   bool no_ui = false;
   bool log_prompts = false;
@@ -165,6 +166,7 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
     sc.model_aliases = {"default"};
   }
   sc.trust_request_chat_template = a.trust_request_chat_template;
+  sc.media = a.media;
   sc.lora = llm.lora();
   if (a.enable_runtime_lora_updating && !sc.lora)
     fail("--enable-runtime-lora-updating needs --enable-lora");
@@ -336,6 +338,30 @@ void add_limit_flags(CLI::App* cmd, server::RequestLimits& l) {
       ->capture_default_str();
 }
 
+// Images in requests (issue 34): where image URLs may be fetched from, and the limits.
+void add_media_flags(CLI::App* cmd, server::MediaLimits& m) {
+  cmd->add_option("--allowed-media-domains", m.fetch.allowed_domains,
+                  "Hosts whose http(s) image URLs are fetched (\"*.example.com\" for a domain's "
+                  "hosts); without it, or --allow-media-fetch, images must come as data: URLs");
+  cmd->add_flag("--allow-media-fetch", m.fetch.allow_any_host,
+                "Fetch http(s) image URLs from any host");
+  cmd->add_option("--max-image-bytes", m.fetch.max_bytes,
+                  "Largest image file of a request (data: URL or fetched), in bytes")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--media-fetch-timeout", m.fetch.timeout_s,
+                  "Seconds a fetch of an image URL may take")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-image-pixels", m.decode.max_pixels,
+                  "Most pixels (width x height) of a request image")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-images-per-request", m.max_images, "Most images in one request")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
 }  // namespace
 
 void register_serve(CLI::App& app) {
@@ -407,6 +433,7 @@ void register_serve(CLI::App& app) {
                   "(0: no limit; without --api-key every client shares one key)")
       ->capture_default_str();
   add_limit_flags(cmd, a->limits);
+  add_media_flags(cmd, a->media);
   a->http.add_to(cmd);
   cmd->add_flag("--no-ui", a->no_ui, "Do not serve the chat page at /");
   cmd->add_flag(

@@ -12,10 +12,63 @@ namespace inferd::server {
 
 namespace {
 
-std::string content_text(const json& content, const std::string& param) {
+// Where the images of a chat request go: the generator's image processor, the limits, and the
+// request's list (null `out`: the endpoint takes no images).
+struct ImageSink {
+  const Generator* gen = nullptr;
+  const MediaLimits* limits = nullptr;
+  std::vector<media::PixelValues>* out = nullptr;
+};
+
+// The url of an image_url part (OpenAI's {"url": ...}; a bare string as vLLM also takes).
+const std::string& image_url_of(const json& part, const std::string& pp) {
+  const json* iu = find_field(part, "image_url");
+  if (!iu)
+    throw bad_param(pp + ".image_url",
+                    fmt::format("Missing required parameter: '{}.image_url'.", pp));
+  if (iu->is_string()) return iu->get_ref<const std::string&>();
+  if (!iu->is_object()) wrong_type(pp + ".image_url", "an object with a 'url'", *iu);
+  const json* url = find_field(*iu, "url");
+  if (!url)
+    throw bad_param(pp + ".image_url.url",
+                    fmt::format("Missing required parameter: '{}.image_url.url'.", pp));
+  if (!url->is_string()) wrong_type(pp + ".image_url.url", "a string", *url);
+  if (const json* d = find_field(*iu, "detail"); d && !d->is_null() && !d->is_string())
+    wrong_type(pp + ".image_url.detail", "a string", *d);
+  return url->get_ref<const std::string&>();
+}
+
+// An image part: fetched or decoded from its data URL, checked and preprocessed into sink.out.
+void take_image(const json& part, const std::string& pp, const ImageSink& sink) {
+  const std::string& url = image_url_of(part, pp);
+  const media::ImageProcessor* proc = sink.gen ? sink.gen->image_processor() : nullptr;
+  if (!sink.out || !proc)
+    throw bad_param(pp + ".type",
+                    fmt::format("Invalid '{}.type': content parts of type 'image_url' are not "
+                                "supported by {} (only 'text').",
+                                pp, sink.out ? "this model" : "this endpoint"));
+  if (sink.out->size() >= sink.limits->max_images)
+    throw bad_param(pp, fmt::format("Invalid '{}': more than {} images in one request "
+                                    "(--max-images-per-request).",
+                                    pp, sink.limits->max_images));
+  try {
+    const std::vector<uint8_t> bytes =
+        media::load_media_bytes(url, sink.limits->fetch, pp + ".image_url.url");
+    sink.out->push_back(proc->preprocess(media::decode_image(bytes, pp, sink.limits->decode)));
+  } catch (const Error& e) {
+    throw bad_param(pp + ".image_url", fmt::format("Invalid image: {}", e.what()));
+  }
+}
+
+// A message's content as the template takes it: a string (text parts joined by newlines), or,
+// when it has images, its parts in order as {"type": "image"} and {"type": "text", "text": ...}
+// (what Gemma 3's and Qwen2-VL's templates iterate over).
+ojson content_value(const json& content, const std::string& param, const ImageSink& sink) {
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) wrong_type(param, "a string or an array of content parts", content);
   std::string text;
+  ojson parts = ojson::array();
+  bool images = false;
   for (size_t j = 0; j < content.size(); ++j) {
     const json& part = content[j];
     const std::string pp = fmt::format("{}[{}]", param, j);
@@ -24,10 +77,16 @@ std::string content_text(const json& content, const std::string& param) {
     if (!type || !type->is_string())
       throw bad_param(pp + ".type", fmt::format("Missing or invalid '{}.type'.", pp));
     const std::string t = type->get<std::string>();
+    if (t == "image_url") {
+      take_image(part, pp, sink);
+      parts.push_back({{"type", "image"}});
+      images = true;
+      continue;
+    }
     if (t != "text")
       throw bad_param(pp + ".type",
                       fmt::format("Invalid '{}.type': content parts of type '{}' are not "
-                                  "supported by this model (only 'text').",
+                                  "supported (expected 'text' or 'image_url').",
                                   pp, t));
     const json* tx = find_field(part, "text");
     if (!tx || !tx->is_string()) {
@@ -35,9 +94,11 @@ std::string content_text(const json& content, const std::string& param) {
         throw bad_param(pp + ".text", fmt::format("Missing required parameter: '{}.text'.", pp));
       wrong_type(pp + ".text", "a string", *tx);
     }
+    parts.push_back({{"type", "text"}, {"text", tx->get<std::string>()}});
     if (!text.empty()) text += "\n";
     text += tx->get<std::string>();
   }
+  if (images) return parts;
   return text;
 }
 
@@ -69,7 +130,7 @@ ojson normalize_tool_calls(const json& tool_calls, const std::string& p) {
 }
 
 // messages[i] (named `p`), checked, as the template expects it.
-ojson normalize_message(const json& m, const std::string& p) {
+ojson normalize_message(const json& m, const std::string& p, const ImageSink& sink) {
   static const char* kRoles[] = {"system", "developer", "user", "assistant", "tool", "function"};
   if (!m.is_object()) wrong_type(p, "an object", m);
   const json* role = find_field(m, "role");
@@ -93,7 +154,7 @@ ojson normalize_message(const json& m, const std::string& p) {
     // Qwen3's test `'</think>' in message.content`, which fails on none).
     om["content"] = "";
   } else {
-    om["content"] = content_text(*content, p + ".content");
+    om["content"] = content_value(*content, p + ".content", sink);
   }
   if (const json* name = find_field(m, "name")) {
     if (!name->is_string()) wrong_type(p + ".name", "a string", *name);
@@ -194,7 +255,9 @@ std::vector<int32_t> encode_checked(const Generator& gen, const std::string& tex
   }
 }
 
-ojson normalize_messages(const json& messages, size_t max_messages) {
+namespace {
+
+ojson normalize_all(const json& messages, size_t max_messages, const ImageSink& sink) {
   if (!messages.is_array()) wrong_type("messages", "an array", messages);
   if (messages.empty())
     throw bad_param("messages",
@@ -207,8 +270,14 @@ ojson normalize_messages(const json& messages, size_t max_messages) {
                                             max_messages, messages.size()));
   ojson out = ojson::array();
   for (size_t i = 0; i < messages.size(); ++i)
-    out.push_back(normalize_message(messages[i], fmt::format("messages[{}]", i)));
+    out.push_back(normalize_message(messages[i], fmt::format("messages[{}]", i), sink));
   return out;
+}
+
+}  // namespace
+
+ojson normalize_messages(const json& messages, size_t max_messages) {
+  return normalize_all(messages, max_messages, ImageSink{});
 }
 
 void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationContext& ctx,
@@ -217,7 +286,8 @@ void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationC
   const json* msgs = find_field(body, "messages");
   if (!msgs) throw bad_param("messages", "Missing required parameter: 'messages'.");
   ChatTemplateArgs args;
-  args.messages = normalize_messages(*msgs, ctx.limits.max_messages);
+  args.messages = normalize_all(*msgs, ctx.limits.max_messages,
+                                ImageSink{ctx.generator, &ctx.media, &r.images});
   const std::vector<ToolSpec> tools = parse_tools(body, ordered, ctx.limits, args.tools);
   apply_tool_choice(body, tools, ctx.parsing, gen, r, args);
   template_options(body, args);

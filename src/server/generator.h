@@ -12,6 +12,10 @@
 
 #include "inferd/engine.h"
 
+namespace inferd::media {
+class ImageProcessor;
+}
+
 namespace inferd::server {
 
 struct ChatTemplateArgs {
@@ -42,6 +46,9 @@ class Generator {
   virtual int32_t max_logprobs() const { return 20; }
   // What the model serves (--task) and, for embeddings, how it pools (EngineConfig's).
   virtual ModelTask task() const { return ModelTask::kGenerate; }
+  // The model's image processor when it takes images (issue 34), else null: requests with image
+  // parts are then a 400. A generator that returns one consumes CompletionRequest::images.
+  virtual const media::ImageProcessor* image_processor() const { return nullptr; }
   virtual EngineConfig::Pooling pooling() const { return {}; }
 
   // ---- engine side (thread-safe) ----

@@ -15,6 +15,9 @@
 
 #include "inferd/lora.h"
 #include "inferd/sampling_params.h"
+#include "media/image_decode.h"
+#include "media/image_processor.h"
+#include "media/image_source.h"
 #include "server/api_error.h"
 #include "server/chat_output.h"
 #include "server/generator.h"
@@ -51,6 +54,9 @@ struct CompletionRequest {
   std::string constraint_param;
   // Chat: how the output becomes reasoning_content / content / tool_calls (inactive: all content).
   ChatOutputOptions output;
+  // Chat: the images of the messages' image parts in order, preprocessed by the generator's
+  // image processor (empty for a model without one: such parts are a 400).
+  std::vector<media::PixelValues> images;
 };
 
 // Bounds on the size of request fields (each beyond is a 400 naming the field and the limit).
@@ -70,6 +76,15 @@ struct RequestLimits {
   int32_t max_prompt_tokens = 0;                // prompt tokens; 0: up to max_model_len
 };
 
+// Images in requests (issue 34): where they may be fetched from, and their limits (serve flags
+// --allowed-media-domains, --allow-media-fetch, --max-image-bytes, --media-fetch-timeout,
+// --max-image-pixels, --max-images-per-request).
+struct MediaLimits {
+  media::MediaFetchOptions fetch;
+  media::DecodeLimits decode;
+  size_t max_images = 16;  // image parts in one request
+};
+
 // The server's tool-calling and reasoning flags (vLLM's names).
 struct ChatParsing {
   bool enable_auto_tool_choice = false;             // --enable-auto-tool-choice
@@ -85,6 +100,7 @@ struct ValidationContext {
   ChatParsing parsing;
   // --trust-request-chat-template: a request's own `chat_template` is rendered; off, it is a 400.
   bool trust_request_chat_template = false;
+  MediaLimits media;
   // The body's text, when at hand: schemas and tools are read from it again with their keys in
   // the client's order (properties are generated in schema order); empty: sorted order.
   std::string_view raw_body;

@@ -146,9 +146,22 @@ std::string parts_text(const json& content, const std::string& p,
       std::string list;
       for (std::string_view k : kinds) list += fmt::format("{}'{}'", list.empty() ? "" : ", ", k);
       throw bad_param(pp + ".type", fmt::format("Invalid value: '{}'. Supported values are: {} "
-                                                "(images, files and audio are not supported by "
+                                                "(files and audio are not supported by "
                                                 "this model).",
                                                 t, list));
+    }
+    if (t == "input_image") {  // checked here, taken by the chat request (chat_content)
+      const json* url = find_field(part, "image_url");
+      if (!url) {
+        if (find_field(part, "file_id"))
+          throw bad_param(pp + ".file_id", fmt::format("Invalid '{}.file_id': files are not "
+                                                       "supported; send 'image_url'.",
+                                                       pp));
+        throw bad_param(pp + ".image_url",
+                        fmt::format("Missing required parameter: '{}.image_url'.", pp));
+      }
+      (void)string_of(*url, pp + ".image_url");
+      continue;
     }
     const char* key = t == "refusal" ? "refusal" : "text";
     const json* tx = find_field(part, key);
@@ -158,6 +171,27 @@ std::string parts_text(const json& content, const std::string& p,
     text += string_of(*tx, pp + "." + key);
   }
   return text;
+}
+
+// A message item's content for the chat request: its text, or, when it has input_image parts,
+// the chat form of its parts (text and image_url) in order.
+ojson chat_content(const json& content, const std::string& p) {
+  const std::string text =
+      parts_text(content, p + ".content", {"output_text", "input_text", "refusal", "input_image"});
+  if (!content.is_array()) return text;
+  bool images = false;
+  for (const json& part : content) images |= part.value("type", "") == "input_image";
+  if (!images) return text;
+  ojson parts = ojson::array();
+  for (const json& part : content) {
+    const std::string t = part.value("type", "");
+    if (t == "input_image") {
+      parts.push_back({{"type", "image_url"}, {"image_url", {{"url", part["image_url"]}}}});
+    } else {
+      parts.push_back({{"type", "text"}, {"text", part[t == "refusal" ? "refusal" : "text"]}});
+    }
+  }
+  return parts;
 }
 
 const json& required(const json& obj, const char* name, const std::string& p) {
@@ -182,7 +216,7 @@ ojson input_item(const json& it, const std::string& p) {
     if (role == "assistant")
       (void)parts_text(content, p + ".content", {"output_text", "input_text", "refusal"});
     else
-      (void)parts_text(content, p + ".content", {"input_text"});
+      (void)parts_text(content, p + ".content", {"input_text", "input_image"});
     return {{"type", "message"}, {"role", role}, {"content", ojson::parse(content.dump())}};
   }
   if (type == "function_call") {
@@ -425,7 +459,21 @@ ojson conversation(const json& body, const ValidationContext& ctx, ResponsesStor
     items = stored->input_items;
     for (const auto& o : stored->response["output"]) items.push_back(o);
   }
-  for (auto& it : input_items(body, ctx.limits.max_messages)) items.push_back(std::move(it));
+  const bool takes_images = ctx.generator && ctx.generator->image_processor();
+  const ojson input = input_items(body, ctx.limits.max_messages);
+  for (size_t i = 0; i < input.size(); ++i) {
+    const ojson& it = input[i];
+    // A model without images refuses input_image here, where the part is named as sent.
+    if (!takes_images && it.contains("content") && it["content"].is_array()) {
+      for (size_t j = 0; j < it["content"].size(); ++j) {
+        if (it["content"][j].value("type", "") == "input_image")
+          throw bad_param(fmt::format("input[{}].content[{}].type", i, j),
+                          fmt::format("Invalid value: 'input_image'. Images are not supported by "
+                                      "this model (only 'input_text')."));
+      }
+    }
+    items.push_back(it);
+  }
   if (items.size() > ctx.limits.max_messages)
     throw bad_param("input", fmt::format("Invalid 'input': the conversation has {} items, more "
                                          "than the server's limit of {}.",
@@ -444,9 +492,7 @@ ojson items_to_messages(const ojson& items, const std::string& param) {
     const std::string type = it.value("type", "message");
     if (type == "message") {
       const std::string role = it["role"].get<std::string>();
-      const std::string text =
-          parts_text(it["content"], p + ".content", {"output_text", "input_text", "refusal"});
-      messages.push_back({{"role", role}, {"content", text}});
+      messages.push_back({{"role", role}, {"content", chat_content(it["content"], p)}});
     } else if (type == "function_call") {
       ojson call = {{"id", it["call_id"]},
                     {"type", "function"},

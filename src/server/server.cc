@@ -153,6 +153,7 @@ ValidationContext Server::validation_context(const Request& req) const {
   vc.limits = config_.request_limits;
   vc.parsing = config_.chat_parsing;
   vc.trust_request_chat_template = config_.trust_request_chat_template;
+  vc.media = config_.media;
   vc.raw_body = req.body();
   return vc;
 }

@@ -42,6 +42,7 @@ struct ServerConfig {
   RequestLimits request_limits;        // sizes of stop, logit_bias, tools, schemas, messages
   ChatParsing chat_parsing;            // tool-call and reasoning parsers (--tool-call-parser, ...)
   bool trust_request_chat_template = false;  // --trust-request-chat-template
+  MediaLimits media;  // images in requests: fetch rules and limits (--allowed-media-domains, ...)
   // Request log lines hold no prompt text unless this is on (--log-prompts); then each holds the
   // prompt's first log_prompt_max_bytes bytes, escaped.
   bool log_prompts = false;

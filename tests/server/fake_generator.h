@@ -32,6 +32,8 @@ struct FakeConfig {
   ModelTask task = ModelTask::kGenerate;
   EngineConfig::Pooling pooling;  // the model's (defaults for requests that leave them unset)
   int32_t embedding_size = 16;
+  // Non-null: the fake takes images (image_url parts) and preprocesses them with this.
+  std::shared_ptr<const media::ImageProcessor> image_processor;
 };
 
 // The fake's logprob of prompt token i (i >= 1) and its rank; its alternatives are the ids
@@ -59,6 +61,9 @@ class FakeGenerator final : public Generator {
   int32_t max_model_len() const override { return config_.max_model_len; }
   ModelTask task() const override { return config_.task; }
   EngineConfig::Pooling pooling() const override { return config_.pooling; }
+  const media::ImageProcessor* image_processor() const override {
+    return config_.image_processor.get();
+  }
 
   std::string submit(GenerateRequest request, OutputCallback on_output) override;
   bool abort(const std::string& request_id) override;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -218,6 +219,30 @@ Tensor SafetensorsIndex::get_float(const std::string& name,
          st_dtype_name(ti.dtype));
   }
   return get(name, expected_shape);
+}
+
+Tensor SafetensorsIndex::get_float_2d(const std::string& name,
+                                      std::span<const int64_t> expected) const {
+  const TensorInfo& ti = info(name);
+  if (ti.dtype != DType::kF32 && ti.dtype != DType::kBF16 && ti.dtype != DType::kF16)
+    fail("tensor '{}' in '{}' has dtype {}, expected BF16, F16 or F32", name, ti.file,
+         st_dtype_name(ti.dtype));
+  if (expected.size() != ti.shape.size() ||
+      !std::equal(expected.begin(), expected.end(), ti.shape.begin()))
+    fail("tensor '{}' in '{}' has shape {}, expected {}", name, ti.file, shape_to_string(ti.shape),
+         shape_to_string(expected));
+  if (ti.shape.empty()) fail("tensor '{}' in '{}' is a scalar, expected a matrix", name, ti.file);
+  int64_t rest = 1;
+  for (size_t i = 1; i < ti.shape.size(); ++i) rest *= ti.shape[i];
+  const std::array<int64_t, 2> shape{ti.shape[0], rest};
+  const auto& f = files_.at(ti.file);
+  void* p = const_cast<char*>(f->data() + ti.offset);
+  if (reinterpret_cast<uintptr_t>(p) % dtype_size(ti.dtype) != 0) {
+    Tensor t = Tensor::empty_host(ti.dtype, shape);
+    std::memcpy(t.data(), p, ti.nbytes);
+    return t;
+  }
+  return Tensor(p, ti.dtype, shape, Device::kCPU, f);
 }
 
 Tensor SafetensorsIndex::get(const std::string& name, std::span<const int64_t> expected) const {

@@ -33,6 +33,9 @@ class SafetensorsIndex {
   Tensor get(const std::string& name, std::span<const int64_t> expected_shape = {}) const;
   // As get(), and the dtype must be BF16, F16 or F32 (model weights).
   Tensor get_float(const std::string& name, std::span<const int64_t> expected_shape = {}) const;
+  // As get_float(), as a 2-D view [shape[0], product of the other dims] whatever the stored rank
+  // (a Conv3d patch embedding [out, c, t, h, w] read as the linear weight it is).
+  Tensor get_float_2d(const std::string& name, std::span<const int64_t> expected_shape) const;
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
   // Every tensor's name gets `prefix` in front (a checkpoint saved from the bare decoder, as
   // embedding models are, read under the causal LM's "model." names).
