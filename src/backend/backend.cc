@@ -32,6 +32,8 @@ void KernelOps::fused_moe(const Tensor& x, const Tensor& router_logits, const Ex
   (void)p;
   (void)out;
   fail("this backend does not compute mixture-of-experts layers");
+}
+
 void KernelOps::linear_int4(const Tensor& x, const Int4Linear& w, Tensor out) {
   (void)x;
   (void)w;
