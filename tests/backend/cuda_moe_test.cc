@@ -10,6 +10,8 @@
 #include <random>
 #include <vector>
 
+#include <cuda_runtime_api.h>
+
 #include "cuda_test_util.h"
 #include "model/quant/fp8_weights.h"
 
@@ -46,7 +48,7 @@ class CudaMoe : public ::testing::Test {
   // Distinct logits (k / 16, exact in bf16) in a random order, so that no tie decides.
   Tensor distinct_logits(int64_t T, int64_t E) {
     Tensor t = Tensor::empty_host(DType::kF32, {T, E});
-    std::vector<int> perm(size_t(E));
+    std::vector<int> perm(static_cast<size_t>(E));
     for (int64_t r = 0; r < T; ++r) {
       std::iota(perm.begin(), perm.end(), 0);
       for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[rng_.next_u64() % i]);

@@ -119,15 +119,6 @@ __global__ void __launch_bounds__(128)
   }
 }
 
-__global__ void moe_count_kernel(const int32_t* __restrict__ ids, int64_t n, int32_t E,
-                                 int32_t* __restrict__ counts) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) {
-    const int32_t e = ids[i];
-    if (e >= 0 && e < E) atomicAdd(counts + e, 1);
-  }
-}
-
 // ---- weights: 8 consecutive values of a row as floats -----------------------------------------
 
 template <bool kFp8>
@@ -172,11 +163,13 @@ constexpr int kGemvWarps = 4;
 template <bool kFp8>
 __global__ void __launch_bounds__(128)
     gate_up_gemv_kernel(const bf16* __restrict__ x, int64_t ld_x, int32_t K,
-                        const int32_t* __restrict__ ids, MoeWeightsView w, bf16* __restrict__ act) {
+                        const int32_t* __restrict__ ids, MoeWeightsView w, bf16* __restrict__ act,
+                        int32_t* __restrict__ counts) {
   const int32_t slot = blockIdx.x, t = slot / K;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t H = w.hidden, F = w.inter;
   const int32_t e = min(max(ids[slot], 0), w.num_experts - 1);
+  if (counts && blockIdx.y == 0 && threadIdx.x == 0) atomicAdd(counts + e, 1);
   const int64_t f0 = (int64_t(blockIdx.y) * kGemvWarps + warp) * kGemvColsPerWarp;
   if (f0 >= F) return;
   const size_t esize = kFp8 ? 1 : 2;
@@ -526,16 +519,10 @@ cudaError_t launch_moe_topk(const void* logits, int64_t ld, int32_t T, int32_t E
   return cudaGetLastError();
 }
 
-cudaError_t launch_moe_count(const int32_t* ids, int64_t n, int32_t E, int32_t* counts,
-                             cudaStream_t stream) {
-  if (n <= 0) return cudaSuccess;
-  moe_count_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(ids, n, E, counts);
-  return cudaGetLastError();
-}
-
 cudaError_t launch_moe_gemv(const void* x, int64_t ld_x, int32_t T, int32_t K, const int32_t* ids,
-                            const float* weights, const MoeWeightsView& w, void* act, void* out,
-                            int64_t ld_out, cudaStream_t stream) {
+                            const float* weights, const MoeWeightsView& w, void* act,
+                            int32_t* expert_counts, void* out, int64_t ld_out,
+                            cudaStream_t stream) {
   if (!shapes_ok(w, K) || T > kMoeGemvMaxTokens || ld_x % 8 != 0) return cudaErrorInvalidValue;
   if (T <= 0) return cudaSuccess;
   const int cols = kGemvWarps * kGemvColsPerWarp;
@@ -546,10 +533,10 @@ cudaError_t launch_moe_gemv(const void* x, int64_t ld_x, int32_t T, int32_t K, c
   bf16* ab = static_cast<bf16*>(act);
   bf16* ob = static_cast<bf16*>(out);
   if (w.fp8) {
-    gate_up_gemv_kernel<true><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab);
+    gate_up_gemv_kernel<true><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab, expert_counts);
     down_combine_gemv_kernel<true><<<g2, 128, 0, stream>>>(ab, K, ids, weights, w, ob, ld_out);
   } else {
-    gate_up_gemv_kernel<false><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab);
+    gate_up_gemv_kernel<false><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab, expert_counts);
     down_combine_gemv_kernel<false><<<g2, 128, 0, stream>>>(ab, K, ids, weights, w, ob, ld_out);
   }
   return cudaGetLastError();
