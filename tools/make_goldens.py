@@ -194,13 +194,20 @@ PROMPT_LENS = [1, 7, 21, 80]
 # longrope: transformers picks the short or long factors by the sequence's length, inferd once
 # for its max_model_len (here max_position_embeddings: long), so every Phi-3 prompt is longer
 # than its original_max_position_embeddings.
-PROMPT_LENS_OF = {"phi3": [9, 12, 21, 80]}
+PROMPT_LENS_OF = {"phi3": [9, 12, 21, 80],
+                  # MoE: shorter (still past Mixtral's window), so that prompts without a routing
+                  # near-tie (ROUTING_MIN_GAP) can be found.
+                  "qwen3_moe": [1, 7, 21, 40], "mixtral": [1, 7, 21, 40]}
 GREEDY_FROM = [2, 3]  # indices of prompts to continue greedily
 GREEDY_TOKENS = 40
 LM_HEAD_GAIN = 3.0
 ROUTER_GAIN = 2.0
 EXPERT_GAIN = 4.0
 TIED_LAYER_GAIN = 8.0
+ROUTER_GAIN = 2.0
+# MoE prompts are drawn again until every token's k-th router logit beats the next by this
+# fraction of the token's logit spread (bf16 on the GPU is ~0.5 % off), so the GPU routes alike.
+ROUTING_MIN_GAP, ROUTING_TRIES = 0.02, 3000
 GREEDY_CLEAR_TOKENS, GREEDY_MARGIN, GREEDY_TRIES = 8, 0.3, 100
 
 
@@ -461,6 +468,9 @@ def make_weights(c, gen):
         if is_sparse_layer(c, i):
             E, _, Fe, _ = moe_sizes(c)
             lin(p + "mlp.gate.weight", E, H)
+            # Sharper routing: fewer near-ties between the k-th and the next expert, which bf16
+            # on the GPU could order the other way.
+            w[p + "mlp.gate.weight"] *= ROUTER_GAIN
             w[p + "mlp.experts.gate_up_proj"] = torch.randn(E, 2 * Fe, H, generator=gen) / math.sqrt(H)
             w[p + "mlp.experts.down_proj"] = torch.randn(E, H, Fe, generator=gen) / math.sqrt(Fe)
             continue
@@ -762,7 +772,12 @@ def moe_block(c, g, p, x):
     """The sparse MoE block: softmax over all router logits, the top k (renormalised as the
     config says), each chosen expert's SwiGLU MLP weighted and summed."""
     E, K, F, renorm = moe_sizes(c)
-    probs = torch.softmax(x @ g(p + "gate.weight").T, dim=-1)
+    logits = x @ g(p + "gate.weight").T
+    if ROUTING_GAPS is not None:
+        # Relative to each token's logit spread: bf16 errors scale with the logits.
+        top = logits.topk(K + 1, dim=-1).values
+        ROUTING_GAPS.extend(((top[:, K - 1] - top[:, K]) / logits.std(dim=-1)).tolist())
+    probs = torch.softmax(logits, dim=-1)
     top_w, top_i = probs.topk(K, dim=-1)
     if renorm:
         top_w = top_w / top_w.sum(dim=-1, keepdim=True)
@@ -776,6 +791,34 @@ def moe_block(c, g, p, x):
         y = (torch.nn.functional.silu(gate) * up) @ w2[e].T
         out.index_add_(0, tok, y * top_w[tok, slot][:, None])
     return out
+
+
+ROUTING_GAPS = None  # a list while routing_gap() records the router's k-th / next gaps
+
+
+def routing_gap(c, w, ids):
+    """The smallest gap between the k-th and the (k+1)-th router logit over the prompt's tokens
+    and MoE layers (inf for a dense model): bf16 on the GPU must choose the same experts."""
+    global ROUTING_GAPS
+    if not is_moe(c):
+        return float("inf")
+    ROUTING_GAPS = []
+    reference_forward(c, w, ids)
+    gaps, ROUTING_GAPS = ROUTING_GAPS, None
+    return min(gaps)
+
+
+def draw_routed_prompt(c, w, n, gen):
+    """A random prompt of n tokens whose routing has no near-tie (ROUTING_MIN_GAP)."""
+    best, best_gap = None, -1.0
+    for _ in range(ROUTING_TRIES):
+        p = torch.randint(3, VOCAB, (n,), generator=gen).tolist()
+        g = routing_gap(c, w, p)
+        if g > best_gap:
+            best, best_gap = p, g
+        if g >= ROUTING_MIN_GAP:
+            break
+    return best
 
 
 def reference_greedy(c, w, ids, n):
@@ -802,8 +845,14 @@ def draw_greedy_prompt(c, w, n, gen):
     least GREEDY_MARGIN: the GPU (bf16 weights, logits within ~1e-2 relative) must reproduce
     them exactly, so they must not hinge on a near-tie."""
     best, best_margin = None, -1.0
-    for _ in range(GREEDY_TRIES):
+    tries = 0
+    for _ in range(ROUTING_TRIES):
         p = torch.randint(3, VOCAB, (n,), generator=gen).tolist()
+        if routing_gap(c, w, p) < ROUTING_MIN_GAP:  # MoE: no routing near-tie either
+            continue
+        tries += 1
+        if tries > GREEDY_TRIES:
+            break
         m = greedy_margin(c, w, p, GREEDY_CLEAR_TOKENS)
         if m > best_margin:
             best, best_margin = p, m
@@ -865,6 +914,9 @@ def main():
         w = make_weights(c, gen)
         prompts = [torch.randint(3, VOCAB, (n,), generator=gen).tolist()
                    for n in PROMPT_LENS_OF.get(name, PROMPT_LENS)]
+        if is_moe(c):  # no routing near-tie in the prompts (the greedy ones: below)
+            prompts = [p if i in GREEDY_FROM else draw_routed_prompt(c, w, len(p), gen)
+                       for i, p in enumerate(prompts)]
         margins = {}
         for pi in GREEDY_FROM:  # the prompts continued greedily: no near-ties early on
             prompts[pi], margins[pi] = draw_greedy_prompt(c, w, len(prompts[pi]), gen)

@@ -37,6 +37,9 @@ struct LLMOptions {
   // Called once the tokenizer and the chat template are loaded, just before the weights are
   // (for example to read the weight files ahead with a progress bar).
   std::function<void(const EngineArgs&)> before_weights;
+  // MoE models: count the tokens routed to each expert, for the step profile's expert-load line
+  // (`inferd bench`).
+  bool expert_load_profile = false;
 };
 
 // What runs, for a start-up line and logs.
@@ -51,6 +54,12 @@ struct ModelSummary {
   int32_t block_size = 0;     // tokens per KV block
   int32_t max_model_len = 0;  // resolved: the longest context a request may have
   int32_t max_num_seqs = 0;   // sequences running at once
+  // Weight bytes from the config's shapes (bf16, or FP8 linears under --quantization fp8), and
+  // those one decode token reads (an MoE model's routed experts only): the decode floor is the
+  // device's bandwidth over active_weight_bytes.
+  int64_t weight_bytes = 0;
+  int64_t active_weight_bytes = 0;
+  int64_t num_experts = 0, num_experts_per_tok = 0;  // 0: a dense model
   int64_t kv_tokens() const { return int64_t(num_kv_blocks) * block_size; }
 };
 

@@ -71,14 +71,13 @@ struct MoeExpertTensors {
   Tensor w13_bias, w2_bias;  // optional, any float dtype
 };
 
-// Bytes of scratch per token row that KernelOps::moe_experts may use (the caller passes at least
-// T times this): the tokens gathered by expert (T * top_k rows of x, of gate_up, of the
-// activation and of the down output, at 4 bytes an element so fp32 and bf16 activations both
-// fit), the permutation, and the per-expert counts and offsets (amortised over one row).
+// Bytes of scratch per token row that KernelOps::moe_experts may use on a device backend (the
+// caller passes at least T times this): per (token, choice) slot the activation row and the down
+// output row in bf16 and two permutation entries, plus the per-expert offsets and the alignment
+// of the regions (amortised over one row). The CPU keeps its own buffers.
 inline int64_t moe_scratch_bytes_per_row(int64_t num_experts, int64_t top_k, int64_t hidden,
                                          int64_t intermediate) {
-  const int64_t per_slot = 4 * (hidden + 2 * intermediate + intermediate + hidden) + 4 * 4;
-  return top_k * per_slot + 4 * (3 * num_experts + 64) + 256;
+  return top_k * (2 * (intermediate + hidden) + 8) + 8 * (num_experts + 1) + 8 * 256;
 }
 
 }  // namespace inferd

@@ -369,7 +369,9 @@ std::unique_ptr<LLM> load_llm(const OfflineArgs& a) {
     if (args.lora.max_loras == LoraArgs{}.max_loras) args.lora.max_loras = a.lora_dummy_count;
     args.lora.max_lora_rank = std::max(args.lora.max_lora_rank, a.lora_dummy_rank);
   }
-  return LLM::load(args);
+  LLMOptions opts;
+  opts.expert_load_profile = true;  // the step profile's expert-load line (MoE models)
+  return LLM::load(args, opts);
 }
 
 // The adapters requests are spread over: --lora-dummy-count random ones (given to the engine
@@ -583,6 +585,35 @@ void run_throughput_cmd(const OfflineArgs& a) {
   if (!a.json_path.empty()) write_throughput_json(a, d.name, r, st, spec);
 }
 
+// The decode floor of one stream: the device's copy bandwidth over the bytes of weights a token
+// reads (an MoE model's routed experts only, ModelSummary::active_weight_bytes). Printed under
+// the latency result; the bandwidth is known for the reference GPUs only (H100 SXM 3.35 TB/s,
+// H200 4.8 TB/s), elsewhere only the bytes are printed.
+struct DecodeFloor {
+  double tok_s = 0, pct = 0;
+};
+DecodeFloor decode_floor(const ModelSummary& m, double decode_tok_s) {
+  const double bw = m.backend.find("H200") != std::string::npos   ? 4.8e12
+                    : m.backend.find("H100") != std::string::npos ? 3.35e12
+                                                                  : 0.0;
+  const double gb = 1e-9;
+  std::printf("%-34s%8.2f GB of %.2f GB",
+              "Weights read per decode token:", double(m.active_weight_bytes) * gb,
+              double(m.weight_bytes) * gb);
+  if (m.num_experts > 0)
+    std::printf(" (MoE: %lld of %lld experts)", static_cast<long long>(m.num_experts_per_tok),
+                static_cast<long long>(m.num_experts));
+  std::printf("\n");
+  DecodeFloor f;
+  if (bw > 0 && m.active_weight_bytes > 0) {
+    f.tok_s = bw / double(m.active_weight_bytes);
+    f.pct = 100.0 * decode_tok_s / f.tok_s;
+    std::printf("%-34s%8.1f tok/s at %.2f TB/s; decode / floor %.1f%%\n",
+                "Decode floor (active weights):", f.tok_s, bw * 1e-12, f.pct);
+  }
+  return f;
+}
+
 void run_latency_cmd(const OfflineArgs& a) {
   const DatasetOptions& d = a.data.opts;
   if (d.input_len <= 0) fail("--input-len must be positive, got {}", d.input_len);
@@ -658,9 +689,13 @@ void run_latency_cmd(const OfflineArgs& a) {
       "Generated tokens:", int(out_tokens / a.num_iters), "Iterations:", a.num_iters,
       "Prefill tok/s (mean):", sp.mean, sp.at(50), "Decode tok/s (mean):", sd.mean, sd.at(50),
       "TTFT ms (mean):", st.mean, st.at(50), "End-to-end s (mean):", se.mean, se.at(50));
+  const DecodeFloor floor = decode_floor(llm->summary(), sd.mean);
   if (!a.json_path.empty()) {
     nlohmann::json j = {{"model", a.model.model()},
                         {"load_format", a.model.args.model.load_format},
+                        {"active_weight_bytes", llm->summary().active_weight_bytes},
+                        {"decode_floor_tok_s", floor.tok_s},
+                        {"decode_floor_pct", floor.pct},
                         {"input_len", d.input_len},
                         {"output_len", d.output_len},
                         {"prefill_tokens_per_s_mean", sp.mean},

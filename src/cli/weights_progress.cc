@@ -6,11 +6,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -110,28 +114,51 @@ void read_weights_with_progress(const std::string& model, const std::string& loa
   }
   LOG_INFO("loading weights: {} file{}, {}", files.size(), files.size() == 1 ? "" : "s",
            format_bytes(double(total)));
+  // Shards are read in parallel (a few at a time: one stream per file keeps each read
+  // sequential), the progress line fed from the bytes all readers have done.
   Progress progress(total);
-  std::vector<char> buf(8u << 20);
-  uint64_t done = 0;
-  for (const auto& f : files) {
-    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail("cannot open '{}': {}", f.string(), std::strerror(errno));
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    for (;;) {
-      const ssize_t n = ::read(fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int err = errno;
-        ::close(fd);
-        fail("cannot read '{}': {}", f.string(), std::strerror(err));
+  std::atomic<uint64_t> done{0};
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  std::string error;
+  auto reader = [&] {
+    std::vector<char> buf(8u << 20);
+    for (size_t i = next++; i < files.size(); i = next++) {
+      const fs::path& f = files[i];
+      const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+      std::string err;
+      if (fd < 0) err = fmt::format("cannot open '{}': {}", f.string(), std::strerror(errno));
+      if (fd >= 0) ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+      while (fd >= 0 && err.empty()) {
+        const ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) err = fmt::format("cannot read '{}': {}", f.string(), std::strerror(errno));
+        if (n <= 0) break;
+        done += uint64_t(n);
       }
-      if (n == 0) break;
-      done += uint64_t(n);
-      progress.update(std::min(done, total), false);
+      if (fd >= 0) ::close(fd);
+      if (!err.empty()) {
+        const std::lock_guard<std::mutex> lock(err_mu);
+        if (error.empty()) error = err;
+        next = files.size();  // the others stop after their current file
+      }
     }
-    ::close(fd);
+  };
+  const size_t n_threads = std::min<size_t>(files.size(), 4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < n_threads; ++t) threads.emplace_back(reader);
+  std::atomic<bool> finished{false};
+  std::thread waiter([&] {
+    for (auto& t : threads) t.join();
+    finished = true;
+  });
+  while (!finished) {
+    progress.update(std::min<uint64_t>(done, total), false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  progress.update(std::min(done, total), true);
+  waiter.join();
+  if (!error.empty()) fail("{}", error);
+  progress.update(std::min<uint64_t>(done, total), true);
 }
 
 }  // namespace inferd::cli

@@ -1,6 +1,7 @@
-// Start-up progress of commands that load a model: the weight files are read once, front to back,
-// before the model maps them (so the model then finds them in the page cache), with a progress bar
-// on a terminal (bytes and rate, on stderr) and plain log lines otherwise.
+// Start-up progress of commands that load a model: the weight files are read once, front to back
+// (up to four shards at a time, each sequentially), before the model maps them (so the model then
+// finds them in the page cache), with a progress bar on a terminal (bytes and rate, on stderr) and
+// plain log lines otherwise.
 #pragma once
 
 #include <string>

@@ -13,6 +13,7 @@
 #include "llm/lora_registry.h"
 #include "llm/resolved_config.h"
 #include "llm/speculative_config.h"
+#include "model/weight_footprint.h"
 #include "runner/executor.h"
 #include "runner/model_runner.h"
 #include "tokenizer/tokenizer.h"
@@ -56,8 +57,10 @@ struct LoadedModel {
   std::function<LoraAdapter(const std::string&)> read_lora;
 };
 
-LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backend) {
+LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backend,
+                       bool expert_load_profile) {
   RunnerOptions o;
+  o.expert_load_profile = expert_load_profile;
   o.load.format = parse_load_format(rc.load_format);
   o.load.dummy_seed = rc.seed;
   o.load.dummy_dtype = rc.dtype;
@@ -103,6 +106,11 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
                                                           : c.dtype;
   out.summary.quantization = describe_quantization(c.quant, o.load.quantization);
   if (out.summary.quantization != "none") LOG_INFO("quantization: {}", out.summary.quantization);
+  const WeightFootprint fp = weight_footprint(c, rc.quantization == "fp8" ? 1 : 2, 2);
+  out.summary.weight_bytes = fp.total_bytes;
+  out.summary.active_weight_bytes = fp.active_bytes;
+  out.summary.num_experts = c.num_experts;
+  out.summary.num_experts_per_tok = c.num_experts_per_tok;
   out.eos_token_ids = c.eos_token_ids;
   out.step_profile = [m] { return m->step_profile(); };
   out.read_lora = [cfg = c, rank = rc.max_lora_rank](const std::string& path) {
@@ -183,7 +191,7 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
 
   if (rc.engine.speculative.method == SpeculativeConfig::Method::kDraftModel)
     rc.engine.speculative.draft_executor = load_draft_model(rc);
-  LoadedModel m = load_model(rc, make_backend(rc));
+  LoadedModel m = load_model(rc, make_backend(rc), options.expert_load_profile);
   if (impl->tokenizer && int64_t(impl->tokenizer->id_limit()) > m.executor->vocab_size())
     fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
          impl->tokenizer->id_limit(), m.executor->vocab_size());

@@ -54,6 +54,11 @@ class CausalLM {
   // the model; forward() then adds each row's adapter (DeviceBatch::lora_slots). The default
   // throws Error: the family takes no adapters.
   virtual void attach_lora(const LoraWeights& lora);
+  // Mixture-of-experts models (issue 27): the sparse layers, and the step profile's expert-load
+  // counters: each sparse layer i adds the tokens routed to each expert to row i of `counts`
+  // ([num_moe_layers(), num_experts] int32 on the backend's device) while it is defined.
+  virtual int64_t num_moe_layers() const { return 0; }
+  virtual void set_expert_counts(const Tensor& counts) { (void)counts; }
   // logits [n, vocab] (fp32) of hidden rows [n, hidden_size].
   virtual void compute_logits(KernelOps& ops, const Tensor& hidden_rows, Tensor logits) const = 0;
 

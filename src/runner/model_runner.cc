@@ -74,6 +74,11 @@ void ModelRunner::load_weights() {
                      max_model_len_);
   model_ = create_model(loader);
   config_ = model_->config();
+  if (opts_.expert_load_profile && model_->num_moe_layers() > 0) {
+    expert_counts_ = backend_->alloc(DType::kI32, {model_->num_moe_layers(), config_.num_experts});
+    model_->set_expert_counts(expert_counts_);
+    expert_base_ = read_expert_counts();
+  }
   if (lora_) model_->attach_lora(*lora_);  // a reload (wake from sleep level 2)
 }
 
@@ -448,6 +453,24 @@ void ModelRunner::capture_graphs() {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   LOG_INFO("captured {} CUDA graphs for decode batches of 1..{} sequences in {:.2f} s",
            sizes.size(), max_b, s);
+}
+
+std::vector<int64_t> ModelRunner::read_expert_counts() const {
+  // The int32 counters copied as they are: a 4-byte float view needs no conversion.
+  const Tensor bits(expert_counts_.data(), DType::kF32, expert_counts_.shape(),
+                    expert_counts_.device());
+  std::vector<int32_t> raw(size_t(expert_counts_.numel()));
+  backend_->copy_to_host_f32(bits, reinterpret_cast<float*>(raw.data()));
+  return std::vector<int64_t>(raw.begin(), raw.end());
+}
+
+std::string ModelRunner::step_profile() const {
+  std::string s = profile_.to_string();
+  if (!expert_counts_.defined()) return s;
+  std::vector<int64_t> now = read_expert_counts();
+  for (size_t i = 0; i < now.size(); ++i) now[i] -= expert_base_[i];
+  return s + expert_load_summary(now, expert_counts_.size(0), expert_counts_.size(1),
+                                 config_.num_experts_per_tok);
 }
 
 }  // namespace inferd

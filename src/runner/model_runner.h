@@ -52,6 +52,9 @@ struct RunnerOptions {
   // step, each module of rank at most max_lora_rank. 0: LoRA off (rows with adapters are refused).
   int32_t max_loras = 0;
   int32_t max_lora_rank = 16;
+  // MoE models: count the tokens routed to each expert of each sparse layer (on the device; the
+  // counts are read back only for step_profile()), for the step profile's expert-load line.
+  bool expert_load_profile = false;
 };
 
 class ModelRunner final : public ModelExecutor {
@@ -88,6 +91,7 @@ class ModelRunner final : public ModelExecutor {
   void reset_step_timing() override {
     backend_->reset_step_timing();
     profile_.clear();
+    if (expert_counts_.defined()) expert_base_ = read_expert_counts();
   }
   // Sleep mode (ModelExecutor's contract). Level 2 drops the model and loads it again on wake,
   // capturing the CUDA graphs again (the new weights may sit at other addresses); level 1 keeps
@@ -99,8 +103,9 @@ class ModelRunner final : public ModelExecutor {
   int64_t kv_cache_bytes() const { return kv_bytes_; }
   // Batch sizes with a captured CUDA graph (empty in eager mode or on the CPU).
   const std::vector<int32_t>& graph_batch_sizes() const { return graph_sizes_; }
-  // Wall time of execute() steps by kind and size since the last reset_step_timing().
-  std::string step_profile() const { return profile_.to_string(); }
+  // Wall time of execute() steps by kind and size since the last reset_step_timing(), and with
+  // expert_load_profile the expert load of each MoE layer over the same steps.
+  std::string step_profile() const;
   // Turns graph replay off and on again (tests compare the two paths on one model).
   void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
 
@@ -164,6 +169,11 @@ class ModelRunner final : public ModelExecutor {
   std::vector<int32_t> graph_sizes_;
   bool graphs_enabled_ = true;
   StepProfile profile_;
+  // expert_load_profile: [MoE layers, experts] int32 on the device, and its values at the last
+  // reset_step_timing() (the counters are never cleared on the device).
+  Tensor expert_counts_;
+  std::vector<int64_t> expert_base_;
+  std::vector<int64_t> read_expert_counts() const;
   std::unique_ptr<LoraWeights> lora_;  // null: LoRA off
   std::unique_ptr<LoraSlotTable> lora_slots_;
   std::map<int32_t, std::shared_ptr<const LoraAdapter>> lora_adapters_;  // by adapter id

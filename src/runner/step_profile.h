@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -26,5 +27,12 @@ class StepProfile {
   };
   std::map<std::pair<int, int32_t>, Bucket> buckets_;  // (decode 0 / mixed 1 / verify 2, bound)
 };
+
+// The expert load of an MoE model's sparse layers: counts [layers * experts] (the tokens routed to
+// each expert since the profile began) as one line: tokens routed, each layer's max / mean load
+// (1.0: perfectly balanced; it bounds how much longer the hottest expert's GEMM runs), their
+// mean, the worst layer with its hottest expert, and how many (layer, expert) pairs got nothing.
+std::string expert_load_summary(std::span<const int64_t> counts, int64_t layers, int64_t experts,
+                                int64_t top_k);
 
 }  // namespace inferd

@@ -10,6 +10,8 @@
 #include <random>
 #include <vector>
 
+#include <cuda_runtime_api.h>
+
 #include "cuda_test_util.h"
 #include "model/quant/fp8_weights.h"
 
@@ -31,7 +33,9 @@ class CudaMoe : public ::testing::Test {
     cpu_ = make_cpu_backend(2);
   }
 
+  // The backend's stream does not synchronise with the legacy stream of cudaMemcpy: wait first.
   Tensor upload_ints(const Tensor& host) {
+    cuda_synchronize(*gpu_);
     Tensor d = gpu_->alloc(DType::kI32, host.shape());
     EXPECT_EQ(cudaMemcpy(d.data(), host.data(), host.nbytes(), cudaMemcpyHostToDevice),
               cudaSuccess);
@@ -39,6 +43,7 @@ class CudaMoe : public ::testing::Test {
   }
   Tensor upload_f32(const Tensor& host) { return cuda_upload(*gpu_, host, DType::kF32); }
   Tensor download_ints(const Tensor& d) {
+    cuda_synchronize(*gpu_);
     Tensor h = Tensor::empty_host(DType::kI32, d.shape());
     EXPECT_EQ(cudaMemcpy(h.data(), d.data(), h.nbytes(), cudaMemcpyDeviceToHost), cudaSuccess);
     return h;
@@ -46,7 +51,7 @@ class CudaMoe : public ::testing::Test {
   // Distinct logits (k / 16, exact in bf16) in a random order, so that no tie decides.
   Tensor distinct_logits(int64_t T, int64_t E) {
     Tensor t = Tensor::empty_host(DType::kF32, {T, E});
-    std::vector<int> perm(size_t(E));
+    std::vector<int> perm(static_cast<size_t>(E));
     for (int64_t r = 0; r < T; ++r) {
       std::iota(perm.begin(), perm.end(), 0);
       for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[rng_.next_u64() % i]);
@@ -205,19 +210,21 @@ TEST_F(CudaMoe, BothPathsReplayFromAGraphWithoutAllocating) {
       gpu_->moe_topk(dlog, r, dids, dw);
       gpu_->moe_experts(dx, gw, dids, dw, scratch, Tensor(), dout);
     };
+    // The inputs the replay must read, copied in after the capture.
+    const Tensor x = rand_host({T, s.H}, rng_);
+    const Tensor logits = distinct_logits(T, s.E);
+    Tensor hx = cuda_upload(*gpu_, x, DType::kBF16), hl = cuda_upload(*gpu_, logits, DType::kBF16);
     step();
     cuda_synchronize(*gpu_);
     const int64_t allocated = gpu_->device_bytes_allocated();
     gpu_->begin_graph_capture();
     step();
     gpu_->end_graph_capture(T);
-    // New inputs after capture: the replay must read them.
-    const Tensor x = rand_host({T, s.H}, rng_);
-    const Tensor logits = distinct_logits(T, s.E);
-    Tensor hx = cuda_upload(*gpu_, x, DType::kBF16), hl = cuda_upload(*gpu_, logits, DType::kBF16);
+    cuda_synchronize(*gpu_);
     ASSERT_EQ(cudaMemcpy(dx.data(), hx.data(), dx.nbytes(), cudaMemcpyDeviceToDevice), cudaSuccess);
     ASSERT_EQ(cudaMemcpy(dlog.data(), hl.data(), dlog.nbytes(), cudaMemcpyDeviceToDevice),
               cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // device-to-device copies are async
     cuda_poison(*gpu_, dout);
     ASSERT_TRUE(gpu_->replay_graph(T));
     Tensor ids = Tensor::empty_host(DType::kI32, {T, s.K});

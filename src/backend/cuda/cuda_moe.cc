@@ -73,8 +73,15 @@ MoeExperts CudaMoe::make_experts(MoeExpertTensors t, int64_t H, int64_t F) {
                            DType::kBF16);
     }
   }
-  if (t.w13_bias.defined()) w.w13_bias = weights_.upload(t.w13_bias, DType::kF32);
-  if (t.w2_bias.defined()) w.w2_bias = weights_.upload(t.w2_bias, DType::kF32);
+  auto bias = [&](const Tensor& b) {
+    if (b.device() == Device::kCUDA) {  // dummy: drawn on the device in fp32
+      check_dtype(b, DType::kF32, "device expert bias");
+      return b;
+    }
+    return weights_.upload(b, DType::kF32);
+  };
+  if (t.w13_bias.defined()) w.w13_bias = bias(t.w13_bias);
+  if (t.w2_bias.defined()) w.w2_bias = bias(t.w2_bias);
   ctx_.synchronize();  // host parts may be temporaries
   return w;
 }
@@ -141,12 +148,9 @@ void CudaMoe::experts(const Tensor& x, const MoeExperts& w, const Tensor& ids,
   if (T <= cuda::kMoeGemvMaxTokens) {
     INFERD_CHECK(scratch.nbytes() >= size_t(T) * size_t(K) * size_t(w.intermediate) * 2,
                  "moe_experts: scratch of {} bytes", scratch.nbytes());
-    if (cnt)
-      CU_CHECK(cuda::launch_moe_count(ids.data_as<int32_t>(), int64_t(T) * K,
-                                      int32_t(w.num_experts), cnt, ctx_.stream()));
     CU_CHECK(cuda::launch_moe_gemv(x.data(), xm.ld, T, K, ids.data_as<int32_t>(),
-                                   weights.data_as<float>(), v, scratch.data(), out.data(), om.ld,
-                                   ctx_.stream()));
+                                   weights.data_as<float>(), v, scratch.data(), cnt, out.data(),
+                                   om.ld, ctx_.stream()));
     return;
   }
   const size_t need = cuda::moe_grouped_scratch_bytes(T, K, v);

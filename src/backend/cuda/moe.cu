@@ -119,15 +119,6 @@ __global__ void __launch_bounds__(128)
   }
 }
 
-__global__ void moe_count_kernel(const int32_t* __restrict__ ids, int64_t n, int32_t E,
-                                 int32_t* __restrict__ counts) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) {
-    const int32_t e = ids[i];
-    if (e >= 0 && e < E) atomicAdd(counts + e, 1);
-  }
-}
-
 // ---- weights: 8 consecutive values of a row as floats -----------------------------------------
 
 template <bool kFp8>
@@ -172,11 +163,13 @@ constexpr int kGemvWarps = 4;
 template <bool kFp8>
 __global__ void __launch_bounds__(128)
     gate_up_gemv_kernel(const bf16* __restrict__ x, int64_t ld_x, int32_t K,
-                        const int32_t* __restrict__ ids, MoeWeightsView w, bf16* __restrict__ act) {
+                        const int32_t* __restrict__ ids, MoeWeightsView w, bf16* __restrict__ act,
+                        int32_t* __restrict__ counts) {
   const int32_t slot = blockIdx.x, t = slot / K;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t H = w.hidden, F = w.inter;
   const int32_t e = min(max(ids[slot], 0), w.num_experts - 1);
+  if (counts && blockIdx.y == 0 && threadIdx.x == 0) atomicAdd(counts + e, 1);
   const int64_t f0 = (int64_t(blockIdx.y) * kGemvWarps + warp) * kGemvColsPerWarp;
   if (f0 >= F) return;
   const size_t esize = kFp8 ? 1 : 2;
@@ -328,6 +321,68 @@ __global__ void __launch_bounds__(kPermThreads)
   }
 }
 
+// The expert e with tile_off[e] <= tile < tile_off[e + 1] (experts without tiles are skipped).
+__device__ __forceinline__ int32_t expert_of_tile(const int32_t* tile_off, int32_t E,
+                                                  int32_t tile) {
+  int lo = 0, hi = E;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (tile_off[mid] <= tile) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+// The grouped GEMM's epilogue: this thread's accumulators (two n8 tiles of each 16-row m tile)
+// scaled (FP8), biased, through the activation (kSwiglu: the gate and up tiles of one column
+// block) and stored as bf16 rows m0 + r < m0 + rows.
+template <bool kFp8, bool kSwiglu>
+__device__ __forceinline__ void store_tile(const float (&acc)[kMoeTileM / 16][2][4],
+                                           const MoeWeightsView& w, int32_t e, int32_t m0,
+                                           int32_t rows, int64_t n0, int warp, int g, int tq,
+                                           bf16* __restrict__ out) {
+  const int64_t H = w.hidden, F = w.inter, Nw = kSwiglu ? 2 * F : H;
+#pragma unroll
+  for (int mt = 0; mt < kMoeTileM / 16; ++mt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = mt * 16 + g + 8 * h;
+      if (r >= rows) continue;
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        if (kSwiglu) {
+          const int64_t f = n0 + 8 * warp + 2 * tq + c;
+          if (f >= F) continue;
+          float gv = acc[mt][0][2 * h + c], uv = acc[mt][1][2 * h + c];
+          const int64_t gr = gate_row(w, f), ur = up_row(w, f);
+          if (kFp8) {
+            gv *= w.w13_scale[int64_t(e) * Nw + gr];
+            uv *= w.w13_scale[int64_t(e) * Nw + ur];
+          }
+          if (w.w13_bias) {
+            gv += w.w13_bias[int64_t(e) * Nw + gr];
+            uv += w.w13_bias[int64_t(e) * Nw + ur];
+          }
+          out[int64_t(m0 + r) * F + f] = __float2bfloat16(act_fn(w, gv, uv));
+        } else {
+#pragma unroll
+          for (int nt = 0; nt < 2; ++nt) {
+            const int64_t n = n0 + 16 * warp + 8 * nt + 2 * tq + c;
+            if (n >= H) continue;
+            float y = acc[mt][nt][2 * h + c];
+            if (kFp8) y *= w.w2_scale[int64_t(e) * H + n];
+            if (w.w2_bias) y += w.w2_bias[int64_t(e) * H + n];
+            out[int64_t(m0 + r) * H + n] = __float2bfloat16(y);
+          }
+        }
+      }
+    }
+  }
+}
+
 constexpr int kBN = 64, kBK = 32, kPad = 8, kLd = kBK + kPad;
 
 // C [rows, N] = A W_e^T over every expert's tiles. kSwiglu: A rows are token rows x[perm[r] / K]
@@ -344,16 +399,7 @@ __global__ void __launch_bounds__(128)
   const int32_t E = w.num_experts;
   const int32_t tile = blockIdx.x;
   if (tile >= tile_off[E]) return;
-  int lo = 0, hi = E;  // the expert e with tile_off[e] <= tile < tile_off[e + 1]
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    if (tile_off[mid] <= tile) {
-      lo = mid;
-    } else {
-      hi = mid;
-    }
-  }
-  const int32_t e = lo;
+  const int32_t e = expert_of_tile(tile_off, E, tile);
   const int32_t m0 = offsets[e] + (tile - tile_off[e]) * kMoeTileM;
   const int32_t rows = min(kMoeTileM, offsets[e + 1] - m0);
   const int64_t H = w.hidden, F = w.inter;
@@ -451,43 +497,7 @@ __global__ void __launch_bounds__(128)
     if (kt + 1 < ktiles) store(buf ^ 1);
     __syncthreads();
   }
-  // Epilogue.
-#pragma unroll
-  for (int mt = 0; mt < kMoeTileM / 16; ++mt) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = mt * 16 + g + 8 * h;
-      if (r >= rows) continue;
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        if (kSwiglu) {
-          const int64_t f = n0 + 8 * warp + 2 * tq + c;
-          if (f >= F) continue;
-          float gv = acc[mt][0][2 * h + c], uv = acc[mt][1][2 * h + c];
-          const int64_t gr = gate_row(w, f), ur = up_row(w, f);
-          if (kFp8) {
-            gv *= w.w13_scale[int64_t(e) * Nw + gr];
-            uv *= w.w13_scale[int64_t(e) * Nw + ur];
-          }
-          if (w.w13_bias) {
-            gv += w.w13_bias[int64_t(e) * Nw + gr];
-            uv += w.w13_bias[int64_t(e) * Nw + ur];
-          }
-          out[int64_t(m0 + r) * F + f] = __float2bfloat16(act_fn(w, gv, uv));
-        } else {
-#pragma unroll
-          for (int nt = 0; nt < 2; ++nt) {
-            const int64_t n = n0 + 16 * warp + 8 * nt + 2 * tq + c;
-            if (n >= H) continue;
-            float y = acc[mt][nt][2 * h + c];
-            if (kFp8) y *= w.w2_scale[int64_t(e) * H + n];
-            if (w.w2_bias) y += w.w2_bias[int64_t(e) * H + n];
-            out[int64_t(m0 + r) * H + n] = __float2bfloat16(y);
-          }
-        }
-      }
-    }
-  }
+  store_tile<kFp8, kSwiglu>(acc, w, e, m0, rows, n0, warp, g, tq, out);
 }
 
 // out[t, :] = sum_j weights[t, j] * y[slot_row[t K + j], :] (choice order, fp32).
@@ -526,16 +536,10 @@ cudaError_t launch_moe_topk(const void* logits, int64_t ld, int32_t T, int32_t E
   return cudaGetLastError();
 }
 
-cudaError_t launch_moe_count(const int32_t* ids, int64_t n, int32_t E, int32_t* counts,
-                             cudaStream_t stream) {
-  if (n <= 0) return cudaSuccess;
-  moe_count_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(ids, n, E, counts);
-  return cudaGetLastError();
-}
-
 cudaError_t launch_moe_gemv(const void* x, int64_t ld_x, int32_t T, int32_t K, const int32_t* ids,
-                            const float* weights, const MoeWeightsView& w, void* act, void* out,
-                            int64_t ld_out, cudaStream_t stream) {
+                            const float* weights, const MoeWeightsView& w, void* act,
+                            int32_t* expert_counts, void* out, int64_t ld_out,
+                            cudaStream_t stream) {
   if (!shapes_ok(w, K) || T > kMoeGemvMaxTokens || ld_x % 8 != 0) return cudaErrorInvalidValue;
   if (T <= 0) return cudaSuccess;
   const int cols = kGemvWarps * kGemvColsPerWarp;
@@ -546,10 +550,10 @@ cudaError_t launch_moe_gemv(const void* x, int64_t ld_x, int32_t T, int32_t K, c
   bf16* ab = static_cast<bf16*>(act);
   bf16* ob = static_cast<bf16*>(out);
   if (w.fp8) {
-    gate_up_gemv_kernel<true><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab);
+    gate_up_gemv_kernel<true><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab, expert_counts);
     down_combine_gemv_kernel<true><<<g2, 128, 0, stream>>>(ab, K, ids, weights, w, ob, ld_out);
   } else {
-    gate_up_gemv_kernel<false><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab);
+    gate_up_gemv_kernel<false><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab, expert_counts);
     down_combine_gemv_kernel<false><<<g2, 128, 0, stream>>>(ab, K, ids, weights, w, ob, ld_out);
   }
   return cudaGetLastError();

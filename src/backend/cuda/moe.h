@@ -48,15 +48,13 @@ cudaError_t launch_moe_topk(const void* logits, int64_t ld, int32_t num_tokens, 
                             int32_t top_k, bool softmax_before_topk, bool renormalize, int32_t* ids,
                             float* weights, cudaStream_t stream);
 
-// counts[e] += the slots of ids [n] routed to e (the step profile's histogram).
-cudaError_t launch_moe_count(const int32_t* ids, int64_t n, int32_t num_experts, int32_t* counts,
-                             cudaStream_t stream);
-
 // The decode path, T <= kMoeGemvMaxTokens: out [T, H] (bf16, row stride ld_out) for x [T, H]
-// (ld_x). `act`: scratch of T * K * F bf16.
+// (ld_x). `act`: scratch of T * K * F bf16. `expert_counts` ([E] int32, or null) gets += the
+// tokens of each expert (counted in the gate+up launch, no launch of its own).
 cudaError_t launch_moe_gemv(const void* x, int64_t ld_x, int32_t num_tokens, int32_t top_k,
                             const int32_t* ids, const float* weights, const MoeWeightsView& w,
-                            void* act, void* out, int64_t ld_out, cudaStream_t stream);
+                            void* act, int32_t* expert_counts, void* out, int64_t ld_out,
+                            cudaStream_t stream);
 
 // Scratch bytes launch_moe_grouped needs for T tokens.
 size_t moe_grouped_scratch_bytes(int32_t num_tokens, int32_t top_k, const MoeWeightsView& w);

@@ -27,8 +27,8 @@ class MoeLayerImpl final : public MoeLayer {
       fail("{}: experts with a GELU activation are not supported", spec.prefix);
     if (spec.shared_expert_intermediate > 0)
       fail("{}: shared experts are not supported", spec.prefix);
-    const LinearSpec router =
-        plain_linear(spec.prefix + spec.router_name, spec.num_experts, spec.hidden);
+    const LinearSpec router = plain_linear(spec.prefix + spec.router_name, spec.num_experts,
+                                           spec.hidden, spec.router_bias);
     router_ = unquantized_linear_method().create_weights(router, loader);
     MoeExpertsSpec es;
     es.prefix = spec.prefix;
@@ -38,6 +38,12 @@ class MoeLayerImpl final : public MoeLayer {
     es.gate_name = spec.gate_name;
     es.up_name = spec.up_name;
     es.down_name = spec.down_name;
+    es.transposed = spec.experts_transposed;
+    es.interleaved = spec.gate_up_interleaved;
+    es.bias = spec.expert_bias;
+    es.act = spec.expert_act;
+    es.act_alpha = spec.act_alpha;
+    es.act_limit = spec.act_limit;
     experts_ = loader.quantization().create_moe_experts(es, loader);
     routing_.num_experts = int32_t(spec.num_experts);
     routing_.top_k = int32_t(spec.top_k);

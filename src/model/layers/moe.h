@@ -32,6 +32,14 @@ struct MoeSpec {
   bool softmax_before_topk = true;  // Qwen3-MoE / Mixtral: softmax over all, then top-k
   Activation activation = Activation::kSilu;
   int64_t shared_expert_intermediate = 0;  // 0: no shared expert
+  // gpt-oss: a router bias, expert biases, experts stored input-major with gate/up interleaved,
+  // the clamped SwiGLU (MoeExpertsSpec says the layout).
+  bool router_bias = false;
+  bool expert_bias = false;
+  bool experts_transposed = false;
+  bool gate_up_interleaved = false;
+  MoeExperts::Act expert_act = MoeExperts::Act::kSilu;
+  float act_alpha = 1.702f, act_limit = 7.0f;
 };
 
 class MoeLayer {

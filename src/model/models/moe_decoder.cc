@@ -80,11 +80,19 @@ void MoeDecoderModel::forward(const ForwardContext& ctx, Tensor h) {
   ops.add_rms_norm(residual, x, final_norm_.weight, final_norm_.eps, h);
 }
 
-std::vector<MoeLayer*> MoeDecoderModel::moe_layers() {
-  std::vector<MoeLayer*> out;
-  for (Layer& L : layers_)
-    if (L.moe) out.push_back(L.moe.get());
-  return out;
+int64_t MoeDecoderModel::num_moe_layers() const {
+  int64_t n = 0;
+  for (const Layer& L : layers_) n += L.moe != nullptr;
+  return n;
+}
+
+void MoeDecoderModel::set_expert_counts(const Tensor& counts) {
+  int64_t i = 0;
+  for (Layer& L : layers_) {
+    if (!L.moe) continue;
+    L.moe->set_expert_counts(counts.defined() ? counts.slice_rows(i, i + 1) : Tensor());
+    ++i;
+  }
 }
 
 }  // namespace inferd

@@ -31,8 +31,8 @@ class MoeDecoderModel final : public DecoderBase {
   MoeDecoderModel(const ModelConfig& config, const MoeNames& names, ModelLoader& loader);
   std::vector<int64_t> workspace_columns() const override;
   void forward(const ForwardContext& ctx, Tensor hidden) override;
-  // The sparse layers, in layer order (the step profile's expert histograms).
-  std::vector<MoeLayer*> moe_layers();
+  int64_t num_moe_layers() const override;
+  void set_expert_counts(const Tensor& counts) override;
 
  private:
   enum : size_t { kMoeScratch = kAct + 1 };

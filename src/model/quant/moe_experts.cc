@@ -5,6 +5,8 @@
 // the device, places them (DeviceRuntime::make_moe_experts) and, under --quantization fp8, rounds
 // them to FP8 per expert and output channel (on the device where the backend computes FP8; on the
 // CPU rounded and dequantized, so it computes what FP8 weights hold).
+#include <cstring>
+
 #include "core/error.h"
 #include "model/loader/model_loader.h"
 #include "model/loader/safetensors.h"
@@ -26,6 +28,21 @@ Tensor read_expert_part(ModelLoader& loader, const std::string& name, int64_t ro
     t = loader.weight(name, shape);
   }
   if (round_fp8) t = dequantize_fp8(quantize_fp8_per_channel(t));
+  return t;
+}
+
+// A stacked host tensor [E, I, O] as a new [E, O, I] one (gpt-oss stores x @ W, input-major).
+Tensor transpose_experts(const Tensor& w) {
+  const int64_t E = w.size(0), I = w.size(1), O = w.size(2);
+  Tensor t = Tensor::empty_host(w.dtype(), {E, O, I});
+  const size_t es = dtype_size(w.dtype());
+  const auto* src = static_cast<const char*>(w.data());
+  auto* dst = static_cast<char*>(t.data());
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t o = 0; o < O; ++o)
+        std::memcpy(dst + size_t((e * O + o) * I + i) * es, src + size_t((e * I + i) * O + o) * es,
+                    es);
   return t;
 }
 
@@ -51,8 +68,13 @@ MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
   const SafetensorsIndex* st = loader.checkpoint_if_any();
   if (st == nullptr || st->contains(ex + "gate_up_proj")) {
     // Stacked (transformers 5), or dummy: drawn stacked on the device.
-    t.w13 = loader.weight(ex + "gate_up_proj", {E, 2 * F, H});
-    t.w2 = loader.weight(ex + "down_proj", {E, H, F});
+    if (spec.transposed && st != nullptr) {
+      t.w13 = transpose_experts(loader.weight(ex + "gate_up_proj", {E, H, 2 * F}));
+      t.w2 = transpose_experts(loader.weight(ex + "down_proj", {E, F, H}));
+    } else {
+      t.w13 = loader.weight(ex + "gate_up_proj", {E, 2 * F, H});
+      t.w2 = loader.weight(ex + "down_proj", {E, H, F});
+    }
     if (round_on_host) {
       if (st == nullptr)
         fail("--quantization fp8 with --load-format dummy is not supported on {}", rt.name());
@@ -76,7 +98,22 @@ MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
           read_expert_part(loader, p + spec.down_name + ".weight", H, F, round_on_host));
     }
   }
+  if (spec.bias && st == nullptr) {  // dummy: fp32 biases drawn where the weights are
+    const uint64_t seed = loader.options().dummy_seed;
+    const int64_t s13[2] = {E, 2 * F}, s2[2] = {E, H};
+    t.w13_bias = rt.random_tensor(DType::kF32, s13, dummy_seed_of(seed, ex + "gate_up_proj_bias"),
+                                  0.02f, 0.f);
+    t.w2_bias =
+        rt.random_tensor(DType::kF32, s2, dummy_seed_of(seed, ex + "down_proj_bias"), 0.02f, 0.f);
+  } else if (spec.bias) {
+    t.w13_bias = loader.weight(ex + "gate_up_proj_bias", {E, 2 * F});
+    t.w2_bias = loader.weight(ex + "down_proj_bias", {E, H});
+  }
   MoeExperts w = rt.make_moe_experts(std::move(t), H, F);
+  w.gate_up_interleaved = spec.interleaved;
+  w.act = spec.act;
+  w.act_alpha = spec.act_alpha;
+  w.act_limit = spec.act_limit;
   if (w.num_experts != E) fail("{}: {} experts placed, {} expected", spec.prefix, w.num_experts, E);
   if (fp8 && rt.supports_fp8()) rt.quantize_moe_experts_fp8(w);
   return w;

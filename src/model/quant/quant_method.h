@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/moe_types.h"
 
 namespace inferd {
 
@@ -66,10 +67,18 @@ class LinearMethod {
 // down_proj, Mixtral's w1 / w3 / w2), or stacked as transformers 5 saves them,
 // `<prefix>experts.gate_up_proj` [E, 2F, H] (gate rows, then up rows) and
 // `<prefix>experts.down_proj` [E, H, F].
+// gpt-oss: stacked and stored input-major (`transposed`: gate_up_proj [E, H, 2F], down_proj
+// [E, F, H], transposed at load), gate and up rows interleaved, biases `<prefix>experts.
+// gate_up_proj_bias` [E, 2F] and `down_proj_bias` [E, H], the clamped SwiGLU.
 struct MoeExpertsSpec {
   std::string prefix;  // "model.layers.<i>.mlp."
   int64_t num_experts = 0, hidden = 0, intermediate = 0;
   std::string gate_name = "gate_proj", up_name = "up_proj", down_name = "down_proj";
+  bool transposed = false;
+  bool interleaved = false;
+  bool bias = false;
+  MoeExperts::Act act = MoeExperts::Act::kSilu;
+  float act_alpha = 1.702f, act_limit = 7.0f;
 };
 
 // A model's quantization scheme (from config.json's quantization_config and --quantization):
