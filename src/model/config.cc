@@ -95,11 +95,12 @@ ModelConfig parse_model_config(const std::string& text, const std::string& src) 
   if (!j.is_object()) fail("{}: expected a JSON object", src);
   ModelConfig c;
   const Architecture& arch = architecture_of(j, src, c);
-  parse_common(j, src, arch.defaults(c.architecture), c);
-  arch.parse_config(j, src, c);
+  const json tj = arch.text_config(j, src);  // j itself unless a vision-language model
+  parse_common(tj, src, arch.defaults(c.architecture), c);
+  arch.parse_config(tj, src, c);
   if (c.sliding_window < 0) fail("{}: sliding_window must be positive", src);
   if (is_set(j, "quantization_config")) c.quant = parse_quantization(j["quantization_config"], src);
-  parse_dtype_and_tokens(j, src, c);
+  parse_dtype_and_tokens(tj, src, c);
   return c;
 }
 

@@ -34,6 +34,10 @@ class Architecture {
     (void)architecture;
     return {};
   }
+  // The config the text model is read from: `j` itself, or for a vision-language model its
+  // text_config completed with the text config's defaults and the top-level keys that apply to
+  // the text model (dtype, special token ids). Throws Error naming a bad or missing key.
+  virtual nlohmann::json text_config(const nlohmann::json& j, const std::string& src) const;
   // After the common keys (sizes, heads, head_dim, positions, eps, tied embeddings): the family's
   // activation, the keys that change the math (config::reject_unhandled_keys with the ones it
   // reads), biases and norms, sliding windows and rope. Throws Error naming a bad or unsupported

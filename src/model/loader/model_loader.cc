@@ -79,6 +79,16 @@ ModelLoader::ModelLoader(const std::string& model_dir, const ModelConfig& config
   } else if (!dummy()) {
     st_ = std::make_unique<SafetensorsIndex>(SafetensorsIndex::open_dir(model_dir));
   }
+  // A vision-language checkpoint (Gemma3ForConditionalGeneration): the text model's tensors under
+  // "language_model.model." (older saves) or "model.language_model." (transformers >= 4.52).
+  if (st_ && !st_->contains("model.embed_tokens.weight")) {
+    if (st_->contains("language_model.model.embed_tokens.weight")) {
+      st_->replace_prefix("language_model.model.", "model.");
+      st_->replace_prefix("language_model.lm_head.", "lm_head.");
+    } else if (st_->contains("model.language_model.embed_tokens.weight")) {
+      st_->replace_prefix("model.language_model.", "model.");
+    }
+  }
   // Saved from the bare decoder (AutoModel; embedding models): names without "model.".
   if (st_ && !st_->contains("model.embed_tokens.weight") && st_->contains("embed_tokens.weight"))
     st_->add_prefix("model.");

@@ -292,6 +292,13 @@ void write_safetensors(const std::string& path,
   if (!out) fail("error writing '{}'", path);
 }
 
+void SafetensorsIndex::replace_prefix(const std::string& from, const std::string& to) {
+  std::map<std::string, TensorInfo> renamed;
+  for (auto& [name, info] : tensors_)
+    renamed.emplace(name.starts_with(from) ? to + name.substr(from.size()) : name, std::move(info));
+  tensors_ = std::move(renamed);
+}
+
 void SafetensorsIndex::add_prefix(const std::string& prefix) {
   std::map<std::string, TensorInfo> renamed;
   for (auto& [name, info] : tensors_) renamed.emplace(prefix + name, std::move(info));

@@ -40,6 +40,9 @@ class SafetensorsIndex {
   // Every tensor's name gets `prefix` in front (a checkpoint saved from the bare decoder, as
   // embedding models are, read under the causal LM's "model." names).
   void add_prefix(const std::string& prefix);
+  // Every tensor whose name starts with `from` is renamed to start with `to` instead (a
+  // vision-language checkpoint's "language_model.model." read as the text model's "model.").
+  void replace_prefix(const std::string& from, const std::string& to);
 
  private:
   void add_file(const std::string& path);

@@ -3,6 +3,7 @@
 // that scale by (1 + w), embeddings scaled by sqrt(hidden_size) in the weights' dtype, GELU (tanh)
 // gating, per-head q/k norms, interleaved sliding-window and global layers with a rope each, the
 // softmax scale from query_pre_attn_scalar, and final logit soft-capping.
+#include <atomic>
 #include <cmath>
 
 #include "core/logging.h"
@@ -76,7 +77,49 @@ class Gemma3Model final : public DecoderBase {
 
 class Gemma3Architecture final : public Architecture {
  public:
-  std::vector<std::string> names() const override { return {"Gemma3ForCausalLM"}; }
+  // Gemma3ForConditionalGeneration: its text model only, for now (issue 34): requests with images
+  // are refused (the server's generator has no image processor for it).
+  std::vector<std::string> names() const override {
+    return {"Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"};
+  }
+  json text_config(const json& j, const std::string& src) const override {
+    if (j.value("architectures", json::array()).at(0) != "Gemma3ForConditionalGeneration") return j;
+    auto it = j.find("text_config");
+    if (it == j.end() || !it->is_object())
+      fail("{}: Gemma3ForConditionalGeneration needs a text_config object", src);
+    // Gemma3TextConfig's defaults for what released checkpoints leave out of text_config.
+    json t = {{"vocab_size", 262208},
+              {"hidden_size", 2304},
+              {"intermediate_size", 9216},
+              {"num_hidden_layers", 26},
+              {"num_attention_heads", 8},
+              {"num_key_value_heads", 4},
+              {"head_dim", 256},
+              {"rms_norm_eps", 1e-6},
+              {"query_pre_attn_scalar", 256},
+              {"sliding_window", 4096},
+              {"max_position_embeddings", 131072},
+              {"rope_theta", 1e6},
+              {"rope_local_base_freq", 1e4},
+              {"tie_word_embeddings", true}};
+    for (const auto& [k, v] : it->items()) t[k] = v;
+    if (t.contains("rope_parameters")) {  // transformers 5 style: no top-level rope keys
+      t.erase("rope_theta");
+      t.erase("rope_local_base_freq");
+    }
+    // The top level holds the dtype and the special tokens of the whole model.
+    for (const char* k : {"torch_dtype", "dtype", "bos_token_id", "eos_token_id", "pad_token_id",
+                          "tie_word_embeddings"})
+      if (j.contains(k) && !it->contains(k)) t[k] = j[k];
+    t["architectures"] = j["architectures"];
+    static std::atomic<bool> warned{false};  // the config is read more than once a load
+    if (!warned.exchange(true))
+      LOG_WARN(
+          "{}: Gemma3ForConditionalGeneration runs its text model only: its vision tower is not "
+          "wired yet (issue 34), so requests with images are refused",
+          src);
+    return t;
+  }
   // Gemma3TextConfig: head_dim 256, max_position_embeddings 131072, tied embeddings.
   ConfigDefaults defaults(const std::string& architecture) const override {
     (void)architecture;
