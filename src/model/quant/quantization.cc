@@ -56,6 +56,7 @@ const char* checkpoint_method_flag(const std::string& q) {
   if (q == "awq" || q == "awq_marlin") return "awq";
   if (q == "gptq" || q == "gptq_marlin") return "gptq";
   if (q == "compressed-tensors") return "compressed-tensors";
+  if (q == "mxfp4") return "mxfp4";
   return nullptr;
 }
 
@@ -72,6 +73,8 @@ const char* checkpoint_method_of(QuantMethod m) {
       return "fp8";
     case QuantMethod::kGguf:
       return "gguf";
+    case QuantMethod::kMxfp4:
+      return "mxfp4";
     case QuantMethod::kNone:
       break;
   }
@@ -86,7 +89,7 @@ std::unique_ptr<QuantizationConfig> make_quantization_config(const ModelConfig& 
   const char* named = checkpoint_method_flag(opts.quantization);
   if (!opts.quantization.empty() && opts.quantization != "fp8" && opts.quantization != "gguf" &&
       named == nullptr)
-    fail("unsupported --quantization '{}': expected fp8, gguf, awq, gptq or compressed-tensors",
+    fail("unsupported --quantization '{}': expected fp8, gguf, awq, gptq, compressed-tensors or mxfp4",
          opts.quantization);
   if (named != nullptr) {
     const char* stored = checkpoint_method_of(config.quant.method);
