@@ -242,6 +242,26 @@ void StackMachine::new_epoch() {
   }
 }
 
+namespace {
+// This thread's WorkBudget: its size and what is left (INT64_MAX: none).
+thread_local int64_t t_budget_total = INT64_MAX;
+thread_local int64_t t_budget_left = INT64_MAX;
+}  // namespace
+
+WorkBudget::WorkBudget(int64_t visits) : outer_total_(t_budget_total), outer_left_(t_budget_left) {
+  t_budget_total = visits;
+  t_budget_left = visits;
+}
+
+WorkBudget::~WorkBudget() {
+  t_budget_total = outer_total_;
+  t_budget_left = outer_left_;
+}
+
+int64_t WorkBudget::used() const {
+  return t_budget_total - t_budget_left;
+}
+
 void StackMachine::expand(int32_t pos, int32_t parent, std::vector<int32_t>& tops, bool& end) {
   const auto& elems = a_->elems;
   work_.clear();
@@ -249,6 +269,11 @@ void StackMachine::expand(int32_t pos, int32_t parent, std::vector<int32_t>& top
   while (!work_.empty()) {
     const auto [p, par] = work_.back();
     work_.pop_back();
+    if (--t_budget_left < 0) {
+      throw GrammarError("the grammar is too ambiguous: one token mask needed more than " +
+                         std::to_string(t_budget_total) +
+                         " parse steps; make the alternatives and repetitions exclusive");
+    }
     const int32_t id = pool_.intern(p, par);
     if (mark_.size() <= static_cast<size_t>(id)) mark_.resize(pool_.size() * 2 + 64, 0);
     if (mark_[static_cast<size_t>(id)] == epoch_) continue;

@@ -71,6 +71,26 @@ class NodePool {
   size_t mask_ = 0;
 };
 
+// A bound on the parse work (stack nodes visited by StackMachine::expand, its whole cost) of
+// what this thread does while the object lives: every machine counts against it, the matcher's
+// own and the classifiers that build context tables for it. Past the bound, expand() throws
+// GrammarError. Each mask and each accepted token runs under one, so that an ambiguous grammar a
+// client sent (each byte keeping many parses alive, far below kMaxStacks) costs its own request
+// an error, never every sequence's mask a stall. Outside one (compilation, which has its own time
+// limit) work is unbounded. Nested budgets: the inner one applies, the outer resumes after.
+class WorkBudget {
+ public:
+  explicit WorkBudget(int64_t visits);
+  ~WorkBudget();
+  WorkBudget(const WorkBudget&) = delete;
+  WorkBudget& operator=(const WorkBudget&) = delete;
+  // Nodes visited under this budget so far.
+  int64_t used() const;
+
+ private:
+  int64_t outer_total_, outer_left_;
+};
+
 // Steps sets of stacks over bytes. Not thread safe; owns its node pool.
 class StackMachine {
  public:

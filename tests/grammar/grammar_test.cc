@@ -960,3 +960,75 @@ TEST(TokenizerInfo, Llama2TokenBytes) {
 
 }  // namespace
 }  // namespace inferd::grammar
+
+namespace inferd::grammar {
+namespace {
+
+TEST(GrammarMatcher, AmbiguousMasksFailWithinTheirWorkBudget) {
+  // Each alternative can end anywhere: a few dozen parses stay alive (far below kMaxStacks), but
+  // over a real vocabulary every long all-letter token walks all of them, and the context tables
+  // multiply that (about 10^6 stack nodes, 50-90 ms, a mask on one core). The mask's WorkBudget
+  // fails the request instead of stalling every sequence's mask step after step.
+  if (!std::filesystem::exists(tok_dir("llama3") + "/tokenizer.json")) {
+    GTEST_SKIP() << "tests/data/tokenizers/llama3 absent (scripts/fetch-test-data.sh)";
+  }
+  const Tokenizer tok = Tokenizer::from_dir(tok_dir("llama3"));
+  auto info = tokenizer_info_from(tok, 128256, tok.eos_ids());
+  GrammarMatcher m(compile_gbnf("root ::= ([a-z] | [a-z][a-z] | [a-z][a-z][a-z]){200,}", info));
+  std::vector<uint32_t> w(static_cast<size_t>(bitmask_words(info->vocab_size())));
+  std::string error;
+  int masks = 0;
+  try {
+    for (; masks < 8; ++masks) {
+      m.fill_next_token_bitmask(w);
+      ASSERT_TRUE(m.accept_bytes("ab"));
+    }
+  } catch (const GrammarError& e) {
+    error = e.what();
+  }
+  EXPECT_LT(masks, 8);
+  EXPECT_NE(error.find("too ambiguous"), std::string::npos) << error;
+  EXPECT_NE(error.find("parse steps"), std::string::npos) << error;
+  // The same grammar with exclusive alternatives is cheap and fine.
+  GrammarMatcher ok(compile_gbnf("root ::= [a-z]{200,}", info));
+  for (int i = 0; i < 8; ++i) {
+    ok.fill_next_token_bitmask(w);
+    ASSERT_TRUE(ok.accept_bytes("ab"));
+  }
+}
+
+TEST(WorkBudget, CountsEveryMachineOnTheThreadAndNests) {
+  // Unbounded outside a budget (compilation); inside, the work of any StackMachine counts.
+  auto g = compile_gbnf("root ::= [a-z]+", byte_vocab());
+  GrammarMatcher m(g);
+  {
+    const WorkBudget outer(1'000'000);
+    ASSERT_TRUE(m.accept_bytes("abc"));  // the matcher's own inner budget
+    EXPECT_EQ(outer.used(), 0);          // restored after the inner one
+    StackMachine sm(g->automaton);
+    std::vector<int32_t> tops;
+    bool end = false;
+    sm.initial(tops, end);
+    EXPECT_GT(outer.used(), 0);
+  }
+  {
+    const WorkBudget tiny(3);
+    StackMachine sm(g->automaton);
+    std::vector<int32_t> tops, out;
+    bool end = false;
+    EXPECT_THROW(
+        {
+          sm.initial(tops, end);
+          for (int i = 0; i < 4; ++i) {
+            sm.step(tops, 'a', out, end);
+            tops = out;
+          }
+        },
+        GrammarError);
+  }
+  // No budget left over on the thread: long work goes on.
+  ASSERT_TRUE(m.accept_bytes(std::string(5000, 'x')));
+}
+
+}  // namespace
+}  // namespace inferd::grammar
