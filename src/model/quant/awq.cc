@@ -29,31 +29,23 @@ class AwqMethod final : public IntLinearMethod {
     if (cols % qc.group_size != 0)
       fail("awq linear '{}': {} input features is not a multiple of group_size {}", name, cols,
            qc.group_size);
-    IntQuantWeight w;
-    w.bits = 4;
-    w.rows = rows;
-    w.cols = cols;
-    w.group_size = qc.group_size;
-    const int64_t G = cols / qc.group_size;
+    IntQuantWeight w = int_weight_part(rows, cols, 4, qc.group_size);
+    const int64_t G = w.groups();
     const Tensor qweight = checkpoint_tensor(st, name + ".qweight", DType::kI32, {cols, rows / 8});
     const Tensor qzeros = checkpoint_tensor(st, name + ".qzeros", DType::kI32, {G, rows / 8});
     w.scales = checkpoint_floats(st, name + ".scales", {G, rows});
-    w.q.resize(size_t(rows * cols));
     const auto* qw = qweight.data_as<const uint32_t>();
     for (int64_t i = 0; i < cols; ++i)
-      for (int64_t p = 0; p < rows / 8; ++p) {
-        const uint32_t word = qw[i * (rows / 8) + p];
+      for (int64_t p = 0; p < rows / 8; ++p)
         for (int n = 0; n < 8; ++n)
-          w.q[size_t((p * 8 + kAwqOrder[n]) * cols + i)] = uint8_t((word >> (4 * n)) & 15u);
-      }
-    w.zeros.resize(size_t(G * rows));
+          w.q[size_t((p * 8 + kAwqOrder[n]) * cols + i)] =
+              packed_code(qw[i * (rows / 8) + p], n, 4);
     const auto* qz = qzeros.data_as<const uint32_t>();
     for (int64_t g = 0; g < G; ++g)
-      for (int64_t p = 0; p < rows / 8; ++p) {
-        const uint32_t word = qz[g * (rows / 8) + p];
+      for (int64_t p = 0; p < rows / 8; ++p)
         for (int n = 0; n < 8; ++n)
-          w.zeros[size_t(g * rows + p * 8 + kAwqOrder[n])] = float((word >> (4 * n)) & 15u);
-      }
+          w.zeros[size_t(g * rows + p * 8 + kAwqOrder[n])] =
+              float(packed_code(qz[g * (rows / 8) + p], n, 4));
     return w;
   }
 };

@@ -30,25 +30,18 @@ class CompressedTensorsIntMethod final : public IntLinearMethod {
                            int64_t cols, const QuantConfig& qc) const override {
     const int bits = qc.bits;
     const int64_t pf = 32 / bits;
-    const uint32_t mask = (1u << bits) - 1u;
     check_shape(st, name + ".weight_shape", rows, cols);
-    IntQuantWeight w;
-    w.bits = bits;
-    w.rows = rows;
-    w.cols = cols;
-    w.group_size = qc.group_size > 0 ? qc.group_size : cols;
+    IntQuantWeight w = int_weight_part(rows, cols, bits, qc.group_size);
     const int64_t G = w.groups();
     const int64_t words = (cols + pf - 1) / pf;
     const Tensor packed =
         checkpoint_tensor(st, name + ".weight_packed", DType::kI32, {rows, words});
     const std::vector<float> scale = checkpoint_floats(st, name + ".weight_scale", {rows, G});
-    w.q.resize(size_t(rows * cols));
     const auto* pw = packed.data_as<const uint32_t>();
     for (int64_t o = 0; o < rows; ++o)
       for (int64_t c = 0; c < cols; ++c)
-        w.q[size_t(o * cols + c)] = uint8_t((pw[o * words + c / pf] >> (bits * (c % pf))) & mask);
-    w.scales.resize(size_t(G * rows));
-    w.zeros.assign(size_t(G * rows), float(1 << (bits - 1)));
+        w.q[size_t(o * cols + c)] = packed_code(pw[o * words + c / pf], c % pf, bits);
+    std::fill(w.zeros.begin(), w.zeros.end(), float(1 << (bits - 1)));
     for (int64_t o = 0; o < rows; ++o)
       for (int64_t g = 0; g < G; ++g) w.scales[size_t(g * rows + o)] = scale[size_t(o * G + g)];
     if (!qc.symmetric) {
@@ -57,7 +50,7 @@ class CompressedTensorsIntMethod final : public IntLinearMethod {
       const auto* z = zp.data_as<const uint32_t>();
       for (int64_t o = 0; o < rows; ++o)
         for (int64_t g = 0; g < G; ++g)
-          w.zeros[size_t(g * rows + o)] = float((z[(o / pf) * G + g] >> (bits * (o % pf))) & mask);
+          w.zeros[size_t(g * rows + o)] = float(packed_code(z[(o / pf) * G + g], o % pf, bits));
     }
     if (qc.act_order) {
       const std::string gi = name + ".weight_g_idx";

@@ -29,36 +29,26 @@ class GptqMethod final : public IntLinearMethod {
                            int64_t cols, const QuantConfig& qc) const override {
     const int bits = qc.bits;
     const int64_t pf = 32 / bits;
-    const uint32_t mask = (1u << bits) - 1u;
     if (cols % pf != 0 || rows % pf != 0)
       fail("gptq linear '{}': {} x {} is not a multiple of {} both ways ({} bits)", name, rows,
            cols, pf, bits);
-    IntQuantWeight w;
-    w.bits = bits;
-    w.rows = rows;
-    w.cols = cols;
-    w.group_size = qc.group_size > 0 ? qc.group_size : cols;
+    IntQuantWeight w = int_weight_part(rows, cols, bits, qc.group_size);
     const int64_t G = w.groups();
     const Tensor qweight = checkpoint_tensor(st, name + ".qweight", DType::kI32, {cols / pf, rows});
     const Tensor qzeros = checkpoint_tensor(st, name + ".qzeros", DType::kI32, {G, rows / pf});
     w.scales = checkpoint_floats(st, name + ".scales", {G, rows});
-    w.q.resize(size_t(rows * cols));
     const auto* qw = qweight.data_as<const uint32_t>();
     for (int64_t r = 0; r < cols / pf; ++r)
-      for (int64_t o = 0; o < rows; ++o) {
-        const uint32_t word = qw[r * rows + o];
+      for (int64_t o = 0; o < rows; ++o)
         for (int64_t j = 0; j < pf; ++j)
-          w.q[size_t(o * cols + r * pf + j)] = uint8_t((word >> (bits * j)) & mask);
-      }
-    w.zeros.resize(size_t(G * rows));
+          w.q[size_t(o * cols + r * pf + j)] = packed_code(qw[r * rows + o], j, bits);
     const auto* qz = qzeros.data_as<const uint32_t>();
     const float off = qc.gptq_v1_zeros ? 1.0f : 0.0f;
     for (int64_t g = 0; g < G; ++g)
-      for (int64_t p = 0; p < rows / pf; ++p) {
-        const uint32_t word = qz[g * (rows / pf) + p];
+      for (int64_t p = 0; p < rows / pf; ++p)
         for (int64_t j = 0; j < pf; ++j)
-          w.zeros[size_t(g * rows + p * pf + j)] = float((word >> (bits * j)) & mask) + off;
-      }
+          w.zeros[size_t(g * rows + p * pf + j)] =
+              float(packed_code(qz[g * (rows / pf) + p], j, bits)) + off;
     if (qc.act_order) {
       const std::string gi = name + ".g_idx";
       if (!st.contains(gi)) fail("tensor '{}' is missing (desc_act = true needs it)", gi);

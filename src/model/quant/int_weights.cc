@@ -13,6 +13,18 @@
 
 namespace inferd {
 
+IntQuantWeight int_weight_part(int64_t rows, int64_t cols, int bits, int64_t group_size) {
+  IntQuantWeight w;
+  w.bits = bits;
+  w.rows = rows;
+  w.cols = cols;
+  w.group_size = group_size > 0 ? group_size : cols;
+  w.q.resize(size_t(rows * cols));
+  w.scales.resize(size_t(w.groups() * rows));
+  w.zeros.resize(size_t(w.groups() * rows));
+  return w;
+}
+
 Tensor dequantize_int_weight(const IntQuantWeight& w) {
   Tensor t = Tensor::empty_host(DType::kF32, {w.rows, w.cols});
   float* d = t.data_as<float>();

@@ -34,6 +34,16 @@ struct IntQuantWeight {
   int64_t group_of(int64_t c) const { return g_idx.empty() ? c / group_size : g_idx[size_t(c)]; }
 };
 
+// A part of `bits`-bit codes, shape [rows, cols] and `group_size` inputs a group (<= 0: one group
+// over all inputs), with its codes, scales and zeros sized but not yet read.
+IntQuantWeight int_weight_part(int64_t rows, int64_t cols, int bits, int64_t group_size);
+
+// Code j of an int32 word packing 32 / bits codes, least significant first: the word order of
+// GPTQ, compressed-tensors and AWQ (before AWQ's own permutation of the codes).
+inline uint8_t packed_code(uint32_t word, int64_t j, int bits) {
+  return uint8_t((word >> (bits * j)) & ((1u << bits) - 1u));
+}
+
 // fp32 [rows, cols] host tensor of the dequantized weight.
 Tensor dequantize_int_weight(const IntQuantWeight& w);
 
