@@ -16,6 +16,7 @@
 
 #include "model/golden_util.h"
 #include "model/quant/fp8_weights.h"
+#include "model/quant_test_util.h"
 #include "runner/model_runner.h"
 #include "runner/simple_generate.h"
 
@@ -28,22 +29,9 @@ using testing_util::forward_all;
 using testing_util::rel_err;
 
 std::unique_ptr<ModelRunner> load(const std::string& dir, const std::string& quantization = "") {
-  RunnerOptions o;
-  o.num_kv_blocks = 64;
-  o.block_size = 16;
-  o.max_num_batched_tokens = 256;
-  o.load.quantization = quantization;
-  return std::make_unique<ModelRunner>(dir, o, make_cpu_backend(2));
+  return testing_util::cpu_runner(dir, quantization, 64, 256);
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using testing_util::error_of;
 
 TEST(Fp8, E4m3ConversionsAreExactAndRoundToNearestEven) {
   for (int c = 0; c < 256; ++c) {

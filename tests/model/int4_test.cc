@@ -15,6 +15,7 @@
 #include "model/golden_util.h"
 #include "model/loader/safetensors.h"
 #include "model/quant/int_weights.h"
+#include "model/quant_test_util.h"
 #include "runner/model_runner.h"
 
 namespace inferd {
@@ -25,22 +26,9 @@ using testing_util::forward_all;
 using testing_util::rel_err;
 
 std::unique_ptr<ModelRunner> load(const std::string& dir, const std::string& quantization = "") {
-  RunnerOptions o;
-  o.num_kv_blocks = 32;
-  o.block_size = 16;
-  o.max_num_batched_tokens = 64;
-  o.load.quantization = quantization;
-  return std::make_unique<ModelRunner>(dir, o, make_cpu_backend(2));
+  return testing_util::cpu_runner(dir, quantization, 32, 64);
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using testing_util::error_of;
 
 class Int4Fixtures : public ::testing::TestWithParam<std::string> {};
 
