@@ -30,28 +30,16 @@ N=${LORA_CHECK_PROMPTS:-400}
 C=${LORA_CHECK_CONCURRENCY:-32}
 pack() { tar czf "$OUT/lora-logs.tgz" -C "$W" --exclude='ad*' . 2>/dev/null; cp -f "$SUM" "$OUT/" 2>/dev/null; }
 say() { echo "$*" | tee -a "$SUM"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# shellcheck source=scripts/gpu-serve-lib.sh
+. scripts/gpu-serve-lib.sh
 
-command -v nvidia-smi >/dev/null &&
-  say "GPU: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)"
-say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo "${GPU_CHECK_COMMIT:-unknown}")"
+say_machine
 
 if [ "${LORA_CHECK_SKIP_BUILD:-0}" != 1 ]; then
-  # shellcheck source=scripts/carried-debs.sh
-  . scripts/carried-debs.sh
-  cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DINFERD_CUDA=ON \
-    -DINFERD_BUILD_BENCH=ON "${CARRIED_CMAKE_ARGS[@]}" >"$W/configure.log" 2>&1 ||
-    { tail -30 "$W/configure.log"; pack; exit 1; }
-  timeout 300 cmake --build build/gpu --target inferd -j "$(nproc)" >"$W/build.log" 2>&1 ||
-    { grep -E "error|Error" "$W/build.log" | head -30; pack; exit 1; }
+  gpu_build inferd
 fi
 
-tok=""
-for d in ${INFERD_SERVE_TOKENIZER:-} tests/data/tokenizers/llama3_1 .carry/tokenizers/llama3_1; do
-  [ -f "$d/tokenizer.json" ] && { tok=$d; break; }
-done
-[ -f "$MODEL/tokenizer.json" ] && tok=$MODEL
-[ -n "$tok" ] || { say "no tokenizer (carry tests/data/tokenizers/llama3_1)"; pack; exit 1; }
+find_tokenizer "$MODEL"
 
 for i in 1 2 3; do
   python3 tools/make_dummy_lora.py "$MODEL" "$W/ad$i" --seed "$i" >>"$W/adapters.log" 2>&1 ||
@@ -67,13 +55,7 @@ load_fmt=()
   >"$W/serve.log" 2>&1 &
 spid=$!
 trap 'kill -TERM $spid 2>/dev/null' EXIT
-t0=$(now_ms)
-ready=0
-while [ $(($(now_ms) - t0)) -lt 200000 ] && kill -0 "$spid" 2>/dev/null; do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/ready")" = 200 ] && { ready=1; break; }
-  sleep 0.2
-done
-[ "$ready" = 1 ] || { say "server not ready (serve.log)"; tail -20 "$W/serve.log"; pack; exit 1; }
+wait_ready "$URL" "$spid" 200 "$W/serve.log"
 
 bench() {  # bench LABEL [N]: one bench serve run of the base model's requests
   "$INFERD" bench serve --base-url "$URL" --model m --tokenizer "$tok" --dataset random \

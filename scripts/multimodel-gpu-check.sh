@@ -24,30 +24,17 @@ ROUNDS=${MM_ROUNDS:-6}
 PORT=${MM_PORT:-8013}
 pack() { tar czf "$OUT/logs.tgz" -C "$W" . 2>/dev/null; }
 say() { echo "$*" | tee -a "$W/summary.txt"; }
+# shellcheck source=scripts/gpu-serve-lib.sh
+. scripts/gpu-serve-lib.sh
 
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1 >"$W/gpu.txt" ||
-  echo "no GPU" >"$W/gpu.txt"
-say "GPU: $(cat "$W/gpu.txt"); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+say_machine
 
 # ---- build (the carried Debian packages as scripts/gpu-check.sh unpacks them)
 if [ "${MM_SKIP_BUILD:-0}" != 1 ]; then
-  # shellcheck source=scripts/carried-debs.sh
-  . scripts/carried-debs.sh
-  cmake_extra=("${CARRIED_CMAKE_ARGS[@]}")
-  t0=$(date +%s)
-  cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DINFERD_CUDA=ON \
-    -DINFERD_BUILD_BENCH=ON "${cmake_extra[@]}" >"$W/configure.log" 2>&1 ||
-    { tail -30 "$W/configure.log"; pack; exit 1; }
-  timeout 300 cmake --build build/gpu --target inferd -j "$(nproc)" >"$W/build.log" 2>&1 ||
-    { grep -E "error|Error" "$W/build.log" | head -30; pack; exit 1; }
-  say "build: $(($(date +%s) - t0)) s"
+  gpu_build inferd
 fi
 
-tok=""
-for d in ${INFERD_SERVE_TOKENIZER:-} tests/data/tokenizers/llama3_1 .carry/tokenizers/llama3_1; do
-  [ -f "$d/tokenizer.json" ] && { tok=$d; break; }
-done
-[ -n "$tok" ] || { say "no tokenizer: carry tests/data/tokenizers/llama3_1"; pack; exit 1; }
+find_tokenizer ""
 
 # ---- the server: two models, a budget that holds one
 t0=$(date +%s)
@@ -57,12 +44,7 @@ t0=$(date +%s)
   >"$W/server.log" 2>&1 &
 spid=$!
 trap 'kill -TERM $spid 2>/dev/null' EXIT
-for _ in $(seq 60); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/ready")" = 200 ] &&
-    break
-  kill -0 "$spid" 2>/dev/null || { say "server exited:"; tail -20 "$W/server.log"; pack; exit 1; }
-  sleep 1
-done
+wait_ready "http://127.0.0.1:$PORT" "$spid" 60 "$W/server.log"
 curl -s "http://127.0.0.1:$PORT/v1/models" >"$W/models_start.json"
 say "server up in $(($(date +%s) - t0)) s; $(grep -o 'memory budget [0-9.]* GiB' "$W/server.log" | head -1)"
 grep -E "needs about" "$W/server.log" | sed 's/.*info //' | cut -c1-120 | tee -a "$W/summary.txt"

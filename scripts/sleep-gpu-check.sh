@@ -29,27 +29,15 @@ URL="http://127.0.0.1:$PORT"
 SUM="$W/sleep-summary.txt"
 pack() { tar czf "$OUT/sleep-logs.tgz" -C "$W" . 2>/dev/null; cp -f "$SUM" "$OUT/" 2>/dev/null; }
 say() { echo "$*" | tee -a "$SUM"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-secs() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }
+# shellcheck source=scripts/gpu-serve-lib.sh
+. scripts/gpu-serve-lib.sh
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
-if command -v nvidia-smi >/dev/null; then
-  say "GPU: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)"
-fi
-say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo "${GPU_CHECK_COMMIT:-unknown}")"
+say_machine
 
 # ---- build and the CUDA sleep tests -----------------------------------------------------------
 if [ "${SLEEP_CHECK_SKIP_BUILD:-0}" != 1 ]; then
-  # shellcheck source=scripts/carried-debs.sh
-  . scripts/carried-debs.sh
-  cmake_extra=("${CARRIED_CMAKE_ARGS[@]}")
-  t0=$(now_ms)
-  cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DINFERD_CUDA=ON \
-    -DINFERD_BUILD_BENCH=ON "${cmake_extra[@]}" >"$W/configure.log" 2>&1 ||
-    { tail -30 "$W/configure.log"; pack; exit 1; }
-  timeout 300 cmake --build build/gpu --target inferd cuda_test -j "$(nproc)" >"$W/build.log" 2>&1 ||
-    { grep -E "error|Error" "$W/build.log" | head -30; pack; exit 1; }
-  say "build: $(secs $(($(now_ms) - t0))) s"
+  gpu_build inferd cuda_test
   timeout 180 ./build/gpu/tests/backend/cuda_test --gtest_filter='*CudaSleep*' --gtest_color=no \
     >"$W/cuda_sleep_test.log" 2>&1
   say "CUDA sleep tests: rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]' "$W/cuda_sleep_test.log" | tr '\n' ' ')"
@@ -58,11 +46,7 @@ if [ "${SLEEP_CHECK_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 # ---- timings through `inferd serve` -----------------------------------------------------------
-tok=""
-for d in ${INFERD_SERVE_TOKENIZER:-} tests/data/tokenizers/llama3_1 .carry/tokenizers/llama3_1; do
-  [ -f "$d/tokenizer.json" ] && { tok=$d; break; }
-done
-[ -n "$tok" ] || { say "no tokenizer (carry tests/data/tokenizers/llama3_1): no timings"; pack; exit 1; }
+find_tokenizer ""
 
 completion() {  # greedy text of a fixed prompt
   curl -s --max-time 60 "$URL/v1/completions" -H 'Content-Type: application/json' \
@@ -86,13 +70,8 @@ t0=$(now_ms)
   --drain-timeout 30 >"$W/serve.log" 2>&1 &
 spid=$!
 trap 'kill -TERM $spid 2>/dev/null' EXIT
-ready=0
-while [ $(($(now_ms) - t0)) -lt 150000 ] && kill -0 "$spid" 2>/dev/null; do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/ready")" = 200 ] && { ready=1; break; }
-  sleep 0.1
-done
+wait_ready "$URL" "$spid" 150 "$W/serve.log"
 cold=$(($(now_ms) - t0))
-[ "$ready" = 1 ] || { say "server not ready after $(secs "$cold") s (serve.log)"; tail -20 "$W/serve.log"; pack; exit 1; }
 say "cold start to /ready: $(secs "$cold") s (GPU memory used: $(gpu_used) MiB)"
 want=$(completion)
 [ -n "$want" ] || { say "the first completion failed (serve.log)"; pack; exit 1; }
