@@ -2,9 +2,10 @@
 //  - moe_topk_kernel: 4 warps a block, one warp a token; each lane holds E / 32 logits in
 //    registers; softmax by warp reductions; K rounds of a warp arg-max (ties: lower index).
 //  - decode: gate_up_gemv_kernel, grid (T * K slots, F / 16): 4 warps, each 4 activation columns
-//    = 8 weight rows (gate and up), 16-byte loads of the weight rows (8 in flight a lane), the
-//    activation fused; down_combine_gemv_kernel, grid (T, H / 32): each warp 8 output rows, the
-//    token's K choices summed in choice order.
+//    = 8 weight rows (gate and up), 16-byte loads of the weight rows (8 in flight a lane; a lane
+//    covers 8 values a load, 32 for MXFP4: one scale group), the activation fused;
+//    down_combine_gemv_kernel, grid (T, H / 32): each warp 8 output rows, the token's K choices
+//    summed in choice order.
 //  - batched: moe_permute_kernel (one block: shared-memory counts, offsets, per-expert tile
 //    offsets, slot positions by shared atomics); grouped_gemm_kernel, grid (max tiles, N tiles):
 //    a CTA finds its expert by binary search over the tile offsets (tiles past the last exit),
@@ -192,6 +193,69 @@ __device__ __forceinline__ int64_t up_row(const MoeWeightsView& w, int64_t f) {
 constexpr int kGemvColsPerWarp = 4;
 constexpr int kGemvWarps = 4;
 
+// One lane's load of a weight row in the GEMVs: 8 values (bf16: 16 bytes, fp8: 8 bytes) or, for
+// MXFP4, 32 (16 bytes of codes: exactly one scale group), so that MXFP4 keeps as many bytes in
+// flight a lane as bf16 does.
+template <Fmt kFmt>
+struct GemvChunk {
+  static constexpr int kVals = kFmt == Fmt::kMxfp4 ? 32 : 8;
+  uint4 raw;
+  uint32_t scale;  // MXFP4: the group's e8m0 byte
+
+  // Values [k, k + kVals) of row `row` (length K) of the expert at `we` (`mx`: its scales).
+  __device__ __forceinline__ void load(const void* we, const uint8_t* mx, int64_t row, int64_t K,
+                                       int64_t k) {
+    const uint8_t* b = static_cast<const uint8_t*>(we);
+    if constexpr (kFmt == Fmt::kMxfp4) {
+      raw = *reinterpret_cast<const uint4*>(b + (row * K + k) / 2);
+      scale = mx[(row * K + k) / 32];
+    } else if constexpr (kFmt == Fmt::kFp8) {
+      const uint2 u = *reinterpret_cast<const uint2*>(b + row * K + k);
+      raw = make_uint4(u.x, u.y, 0u, 0u);
+    } else {
+      raw = *reinterpret_cast<const uint4*>(b + (row * K + k) * 2);
+    }
+  }
+
+  // sum_j value_j * x[j] over the chunk.
+  __device__ __forceinline__ float dot(const float* x) const {
+    float acc = 0.f;
+    if constexpr (kFmt == Fmt::kMxfp4) {
+      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+          acc = fmaf(e2m1_value((words[i] >> (4 * j)) & 15u), x[8 * i + j], acc);
+      // The group's scale 2^(scale - 127) once (2^-127 for scale 0).
+      return acc * (scale != 0 ? __uint_as_float(scale << 23) : __uint_as_float(0x00400000u));
+    } else if constexpr (kFmt == Fmt::kFp8) {
+      const __nv_fp8x2_storage_t* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&raw);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(p[j], __NV_E4M3);
+        const float2 t = __half22float2(*reinterpret_cast<const __half2*>(&h));
+        acc = fmaf(t.x, x[2 * j], acc);
+        acc = fmaf(t.y, x[2 * j + 1], acc);
+      }
+    } else {
+      float w[8];
+      bf16x8_to_float(raw, w);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc = fmaf(w[j], x[j], acc);
+    }
+    return acc;
+  }
+};
+
+// kVals consecutive bf16 values of x from x[k] on, as floats.
+template <int kVals>
+__device__ __forceinline__ void load_x(const bf16* x, int64_t k, float* f) {
+#pragma unroll
+  for (int i = 0; i < kVals / 8; ++i)
+    bf16x8_to_float(*reinterpret_cast<const uint4*>(x + k + 8 * i), f + 8 * i);
+}
+
 template <Fmt kFmt>
 __global__ void __launch_bounds__(128)
     gate_up_gemv_kernel(const bf16* __restrict__ x, int64_t ld_x, int32_t K,
@@ -215,16 +279,15 @@ __global__ void __launch_bounds__(128)
   }
   float acc[2 * kGemvColsPerWarp] = {};
   const bf16* xr = x + int64_t(t) * ld_x;
-  for (int64_t k0 = int64_t(lane) * 8; k0 < H; k0 += 256) {
-    float xv[8];
-    bf16x8_to_float(*reinterpret_cast<const uint4*>(xr + k0), xv);
+  constexpr int V = GemvChunk<kFmt>::kVals;
+  for (int64_t k0 = int64_t(lane) * V; k0 < H; k0 += 32 * V) {
+    GemvChunk<kFmt> c[2 * kGemvColsPerWarp];
 #pragma unroll
-    for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) {
-      float wv[8];
-      load8<kFmt>(we, wmx, rows[r], H, k0, wv);
+    for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) c[r].load(we, wmx, rows[r], H, k0);
+    float xv[V];
+    load_x<V>(xr, k0, xv);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc[r] = fmaf(wv[j], xv[j], acc[r]);
-    }
+    for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) acc[r] += c[r].dot(xv);
   }
 #pragma unroll
   for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) acc[r] = warp_sum(acc[r]);
@@ -269,16 +332,15 @@ __global__ void __launch_bounds__(128)
     const uint8_t* wmx = w.w2_mx + (kFmt == Fmt::kMxfp4 ? size_t(e) * size_t(H * (F / 32)) : 0);
     const bf16* ar = act + int64_t(slot) * F;
     float acc[kDownRowsPerWarp] = {};
-    for (int64_t k0 = int64_t(lane) * 8; k0 < F; k0 += 256) {
-      float av[8];
-      bf16x8_to_float(*reinterpret_cast<const uint4*>(ar + k0), av);
+    constexpr int V = GemvChunk<kFmt>::kVals;
+    for (int64_t k0 = int64_t(lane) * V; k0 < F; k0 += 32 * V) {
+      GemvChunk<kFmt> c[kDownRowsPerWarp];
 #pragma unroll
-      for (int r = 0; r < kDownRowsPerWarp; ++r) {
-        float wv[8];
-        load8<kFmt>(we, wmx, min(n0 + r, H - 1), F, k0, wv);
+      for (int r = 0; r < kDownRowsPerWarp; ++r) c[r].load(we, wmx, min(n0 + r, H - 1), F, k0);
+      float av[V];
+      load_x<V>(ar, k0, av);
 #pragma unroll
-        for (int q = 0; q < 8; ++q) acc[r] = fmaf(wv[q], av[q], acc[r]);
-      }
+      for (int r = 0; r < kDownRowsPerWarp; ++r) acc[r] += c[r].dot(av);
     }
     const float wt = weights[slot];
 #pragma unroll
