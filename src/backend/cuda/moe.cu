@@ -25,6 +25,7 @@
 
 #include "backend/cuda/mma.cuh"
 #include "backend/cuda/moe.h"
+#include "backend/cuda/mxfp4_decode.h"
 
 namespace inferd::cuda {
 
@@ -134,18 +135,10 @@ __device__ __forceinline__ size_t expert_bytes(int64_t rows, int64_t cols) {
   return size_t(rows * cols) * (kFmt == Fmt::kFp8 ? 1 : 2);
 }
 
-// The OCP MX e2m1 value of the 4-bit code c: sign, 2 exponent bits, 1 mantissa bit
-// (0, 0.5, 1, 1.5, 2, 3, 4, 6), built without a table and without subnormals.
-__device__ __forceinline__ float e2m1_value(uint32_t c) {
-  const uint32_t e = (c >> 1) & 3, m = c & 1;
-  const float mag = e != 0 ? __uint_as_float(((e + 126) << 23) | (m << 22)) : 0.5f * float(m);
-  return (c & 8) != 0 ? -mag : mag;
-}
-
 // Values [k, k + 8) of row `row` of an expert's weight (row length K) as floats: `we` the
-// expert's weight base, `mx` its e8m0 scales (MXFP4 only). k is a multiple of 8.
+// expert's weight base, `scales` its e8m0 scales (MXFP4 only). k is a multiple of 8.
 template <Fmt kFmt>
-__device__ __forceinline__ void load8(const void* we, const uint8_t* mx, int64_t row, int64_t K,
+__device__ __forceinline__ void load8(const void* we, const uint8_t* scales, int64_t row, int64_t K,
                                       int64_t k, float* f) {
   if constexpr (kFmt == Fmt::kFp8) {
     const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(we) + row * K + k);
@@ -161,11 +154,9 @@ __device__ __forceinline__ void load8(const void* we, const uint8_t* mx, int64_t
     // Byte i holds element 2i in its low nibble: element j is bits [4j, 4j + 4) of the word.
     const uint32_t u =
         *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(we) + (row * K + k) / 2);
-    const uint32_t sc = mx[(row * K + k) / 32];
-    // 2^(sc - 127): a normal float for sc >= 1, 2^-127 (subnormal) for sc 0.
-    const float scale = sc != 0 ? __uint_as_float(sc << 23) : __uint_as_float(0x00400000u);
+    const float scale = mx::e8m0_scale(scales[(row * K + k) / 32]);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) f[j] = e2m1_value((u >> (4 * j)) & 15u) * scale;
+    for (int j = 0; j < 8; ++j) f[j] = mx::e2m1_value(mx::code_of(u, j)) * scale;
   } else {
     bf16x8_to_float(*reinterpret_cast<const uint4*>(static_cast<const bf16*>(we) + row * K + k), f);
   }
@@ -226,9 +217,8 @@ struct GemvChunk {
       for (int i = 0; i < 4; ++i)
 #pragma unroll
         for (int j = 0; j < 8; ++j)
-          acc = fmaf(e2m1_value((words[i] >> (4 * j)) & 15u), x[8 * i + j], acc);
-      // The group's scale 2^(scale - 127) once (2^-127 for scale 0).
-      return acc * (scale != 0 ? __uint_as_float(scale << 23) : __uint_as_float(0x00400000u));
+          acc = fmaf(mx::e2m1_value(mx::code_of(words[i], j)), x[8 * i + j], acc);
+      return acc * mx::e8m0_scale(scale);  // the group's scale, once
     } else if constexpr (kFmt == Fmt::kFp8) {
       const __nv_fp8x2_storage_t* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&raw);
 #pragma unroll
