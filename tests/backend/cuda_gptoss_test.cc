@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <vector>
 
+#include <cuda_runtime_api.h>
+
 #include "backend/cuda/cuda_backend.h"
 #include "cuda_test_util.h"
 #include "model/golden_util.h"
@@ -112,6 +114,65 @@ TEST(CudaGptOss, MoeMatchesCpu) {
                   long(c.K), long(c.H), long(c.F), c.mxfp4 ? "mxfp4" : "bf16", long(T), err);
       EXPECT_LT(err, kBf16Tol);
     }
+  }
+}
+
+// gpt-oss's MoE with MXFP4 experts captured in a CUDA graph at a decode size (GEMVs) and a
+// batched one (permutation, grouped GEMMs), replayed on inputs written after the capture: the
+// CPU's result, nothing allocated by the replay.
+TEST(CudaGptOss, Mxfp4MoeReplaysFromAGraph) {
+  INFERD_REQUIRE_GPU();
+  auto gpu = make_cuda_backend(0);
+  auto cpu = make_cpu_backend(2);
+  Rng rng(31);
+  const int64_t E = 32, K = 4, H = 256, F = 128;
+  const TestExperts te = make_experts(E, H, F, /*mxfp4=*/true, rng);
+  MoeExperts cw = cpu->make_moe_experts(te.cpu, H, F);
+  MoeExperts gw = gpu->make_moe_experts(te.gpu, H, F);
+  for (MoeExperts* w : {&cw, &gw}) {
+    w->act = MoeExperts::Act::kSwigluClamp;
+    w->gate_up_interleaved = true;
+  }
+  const MoeRouting r{int32_t(E), int32_t(K), false, false};
+  StepCapacity cap;
+  cap.max_tokens = 64;
+  cap.max_blocks_per_seq = 4;
+  gpu->reserve(cap);
+  for (int32_t T : {4, 40}) {
+    Tensor dx = gpu->alloc(DType::kBF16, {T, H});
+    Tensor dlog = gpu->alloc(DType::kBF16, {T, E});
+    Tensor dids = gpu->alloc(DType::kI32, {T, K});
+    Tensor dw = gpu->alloc(DType::kF32, {T, K});
+    Tensor dout = gpu->alloc(DType::kBF16, {T, H});
+    Tensor scratch = gpu->alloc(DType::kU8, {T * moe_scratch_bytes_per_row(E, K, H, F)});
+    auto step = [&] {
+      gpu->moe_topk(dlog, r, dids, dw);
+      gpu->moe_experts(dx, gw, dids, dw, scratch, Tensor(), dout);
+    };
+    const Tensor x = rand_host({T, H}, rng, 2.f);
+    const Tensor logits = rand_host({T, E}, rng, 3.f);
+    const Tensor hx = cuda_upload(*gpu, x, DType::kBF16);
+    const Tensor hl = cuda_upload(*gpu, logits, DType::kBF16);
+    step();  // eager once (nothing to allocate later)
+    cuda_synchronize(*gpu);
+    const int64_t allocated = gpu->device_bytes_allocated();
+    gpu->begin_graph_capture();
+    step();
+    gpu->end_graph_capture(T);
+    cuda_synchronize(*gpu);
+    ASSERT_EQ(cudaMemcpy(dx.data(), hx.data(), dx.nbytes(), cudaMemcpyDeviceToDevice), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(dlog.data(), hl.data(), dlog.nbytes(), cudaMemcpyDeviceToDevice),
+              cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    cuda_poison(*gpu, dout);
+    ASSERT_TRUE(gpu->replay_graph(T));
+    Tensor ids = Tensor::empty_host(DType::kI32, {T, K});
+    Tensor w = Tensor::empty_host(DType::kF32, {T, K});
+    cpu->moe_topk(logits, r, ids, w);
+    Tensor ref = Tensor::empty_host(DType::kF32, {T, H});
+    cpu->moe_experts(x, cw, ids, w, Tensor(), Tensor(), ref);
+    EXPECT_LT(rel_err(cuda_download_f32(*gpu, dout), ref), kBf16Tol) << "T=" << T;
+    EXPECT_EQ(gpu->device_bytes_allocated(), allocated) << "T=" << T;
   }
 }
 
