@@ -282,5 +282,20 @@ TEST(MoeModels, ExpertLoadIsProfiled) {
   EXPECT_NE(m.step_profile().find("no tokens routed"), std::string::npos) << m.step_profile();
 }
 
+// gpt-oss runs through the same MoE layer: its expert load shows in the step profile too.
+TEST(MoeModels, GptOssExpertLoadIsProfiled) {
+  RunnerOptions o;
+  o.num_kv_blocks = 64;
+  o.block_size = 16;
+  o.expert_load_profile = true;
+  ModelRunner m(kGoldens + "gpt_oss_mxfp4", o, make_cpu_backend(2));
+  std::vector<int32_t> prompt(20);
+  for (int32_t i = 0; i < 20; ++i) prompt[size_t(i)] = 3 + i * 7;
+  testing_util::forward_all(m, {prompt}, 64);
+  const std::string p = m.step_profile();
+  EXPECT_NE(p.find("expert load (2 MoE layers, 6 experts, 3 a token)"), std::string::npos) << p;
+  EXPECT_NE(p.find("20 tokens routed a layer"), std::string::npos) << p;
+}
+
 }  // namespace
 }  // namespace inferd
