@@ -3,7 +3,8 @@
 //    registers; softmax by warp reductions; K rounds of a warp arg-max (ties: lower index).
 //  - decode: gate_up_gemv_kernel, grid (T * K slots, F / 16): 4 warps, each 4 activation columns
 //    = 8 weight rows (gate and up), 16-byte loads of the weight rows (8 in flight a lane; a lane
-//    covers 8 values a load, 32 for MXFP4: one scale group), the activation fused;
+//    covers 8 values a load, 32 for MXFP4: one scale group, its codes looked up in a 16-entry
+//    shared-memory table), the activation fused;
 //    down_combine_gemv_kernel, grid (T, H / 32): each warp 8 output rows, the token's K choices
 //    summed in choice order.
 //  - batched: moe_permute_kernel (one block: shared-memory counts, offsets, per-expert tile
@@ -208,18 +209,19 @@ struct GemvChunk {
     }
   }
 
-  // sum_j value_j * x[j] over the chunk.
-  __device__ __forceinline__ float dot(const float* x) const {
+  // sum_j value_j * x[j] over the chunk; `lut` (shared memory, MXFP4 only): the 16 e2m1 values,
+  // one load a code instead of building the float from its bits.
+  __device__ __forceinline__ float dot(const float* x, const float* lut) const {
     float acc = 0.f;
     if constexpr (kFmt == Fmt::kMxfp4) {
       const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
-          acc = fmaf(mx::e2m1_value(mx::code_of(words[i], j)), x[8 * i + j], acc);
+        for (int j = 0; j < 8; ++j) acc = fmaf(lut[mx::code_of(words[i], j)], x[8 * i + j], acc);
       return acc * mx::e8m0_scale(scale);  // the group's scale, once
     } else if constexpr (kFmt == Fmt::kFp8) {
+      (void)lut;
       const __nv_fp8x2_storage_t* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&raw);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -229,6 +231,7 @@ struct GemvChunk {
         acc = fmaf(t.y, x[2 * j + 1], acc);
       }
     } else {
+      (void)lut;
       float w[8];
       bf16x8_to_float(raw, w);
 #pragma unroll
@@ -237,6 +240,16 @@ struct GemvChunk {
     return acc;
   }
 };
+
+// The 16 e2m1 values in shared memory (MXFP4's GEMV lookups); every thread of the block must call
+// it before any returns.
+template <Fmt kFmt>
+__device__ __forceinline__ void fill_e2m1_lut(float* lut) {
+  if constexpr (kFmt == Fmt::kMxfp4) {
+    if (threadIdx.x < 16) lut[threadIdx.x] = mx::e2m1_value(threadIdx.x);
+    __syncthreads();
+  }
+}
 
 // kVals consecutive bf16 values of x from x[k] on, as floats.
 template <int kVals>
@@ -256,6 +269,8 @@ __global__ void __launch_bounds__(128)
   const int64_t H = w.hidden, F = w.inter;
   const int32_t e = min(max(ids[slot], 0), w.num_experts - 1);
   if (counts && blockIdx.y == 0 && threadIdx.x == 0) atomicAdd(counts + e, 1);
+  __shared__ float lut[16];
+  fill_e2m1_lut<kFmt>(lut);
   const int64_t f0 = (int64_t(blockIdx.y) * kGemvWarps + warp) * kGemvColsPerWarp;
   if (f0 >= F) return;
   const char* we = static_cast<const char*>(w.w13) + size_t(e) * expert_bytes<kFmt>(2 * F, H);
@@ -277,7 +292,7 @@ __global__ void __launch_bounds__(128)
     float xv[V];
     load_x<V>(xr, k0, xv);
 #pragma unroll
-    for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) acc[r] += c[r].dot(xv);
+    for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) acc[r] += c[r].dot(xv, lut);
   }
 #pragma unroll
   for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) acc[r] = warp_sum(acc[r]);
@@ -313,6 +328,8 @@ __global__ void __launch_bounds__(128)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t H = w.hidden, F = w.inter;
   const int64_t n0 = (int64_t(blockIdx.y) * kGemvWarps + warp) * kDownRowsPerWarp;
+  __shared__ float lut[16];
+  fill_e2m1_lut<kFmt>(lut);
   if (n0 >= H) return;
   float total[kDownRowsPerWarp] = {};
   for (int j = 0; j < K; ++j) {
@@ -330,7 +347,7 @@ __global__ void __launch_bounds__(128)
       float av[V];
       load_x<V>(ar, k0, av);
 #pragma unroll
-      for (int r = 0; r < kDownRowsPerWarp; ++r) acc[r] += c[r].dot(av);
+      for (int r = 0; r < kDownRowsPerWarp; ++r) acc[r] += c[r].dot(av, lut);
     }
     const float wt = weights[slot];
 #pragma unroll
