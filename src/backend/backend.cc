@@ -23,17 +23,6 @@ void KernelOps::linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out) {
   INFERD_CHECK(false, "this backend does not compute FP8 linears");
 }
 
-void KernelOps::fused_moe(const Tensor& x, const Tensor& router_logits, const ExpertLinear& gate_up,
-                          const ExpertLinear& down, const MoeParams& p, Tensor out) {
-  (void)x;
-  (void)router_logits;
-  (void)gate_up;
-  (void)down;
-  (void)p;
-  (void)out;
-  fail("this backend does not compute mixture-of-experts layers");
-}
-
 void KernelOps::linear_int4(const Tensor& x, const Int4Linear& w, Tensor out) {
   (void)x;
   (void)w;
@@ -103,11 +92,6 @@ void DeviceRuntime::upload_f32(Tensor dst, std::span<const float> src) {
   (void)dst;
   (void)src;
   INFERD_CHECK(false, "backend '{}' does not upload host values", name());
-}
-
-ExpertLinear DeviceRuntime::make_experts(const ExpertLinear& host) {
-  (void)host;
-  fail("{} does not compute mixture-of-experts layers", name());
 }
 
 void DeviceRuntime::set_lora_rows(std::span<const int32_t> slots) {

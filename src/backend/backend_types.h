@@ -90,38 +90,6 @@ struct LoraLinear {
   int64_t part_end[kMaxParts] = {0, 0, 0};  // end of each part's output rows
 };
 
-// The experts of one mixture-of-experts layer, one weight of each (gate_up or down), all experts
-// stacked: expert e's weight is [out_features, in_features] (rows = outputs, as a Linear's W).
-// kDense: `weight` [E, out, in] in a float dtype. kMxfp4 (OCP microscaling FP4, the gpt-oss
-// checkpoints): `weight` kU8 [E, out, in / 2], two e2m1 values a byte (element 2i in the low
-// nibble, 2i + 1 in the high one), `scales` kU8 [E, out, in / 32], one e8m0 exponent (2^(s - 127))
-// a group of 32 consecutive inputs. Only backends whose DeviceRuntime::supports_mxfp4() says so
-// get kMxfp4 experts (the others get them dequantized at load).
-struct ExpertLinear {
-  enum class Format : uint8_t { kDense, kMxfp4 };
-  Format format = Format::kDense;
-  Tensor weight;
-  Tensor scales;
-  Tensor bias;  // [E, out] fp32, or undefined
-  int64_t num_experts = 0, out_features = 0, in_features = 0;
-};
-
-// How a mixture-of-experts layer routes and activates (KernelOps::fused_moe).
-struct MoeParams {
-  int64_t top_k = 0;
-  // true: softmax over every expert's logit, then the top k (Qwen3-MoE; renormalize: divided by
-  // their sum); false: the top k logits, then a softmax over them (Mixtral, gpt-oss).
-  bool softmax_before_topk = false;
-  bool renormalize = false;
-  // kSilu: silu(gate) * up. kClampedSwiglu (gpt-oss): gate = min(gate, limit), up =
-  // clamp(up, -limit, limit), (up + 1) * gate * sigmoid(alpha * gate).
-  enum class Act : uint8_t { kSilu, kClampedSwiglu } act = Act::kSilu;
-  // Where gate and up sit in gate_up's outputs: alternating (gate 2j, up 2j + 1: gpt-oss) or the
-  // first and second halves.
-  bool interleaved_gate_up = false;
-  float alpha = 1.702f, limit = 7.0f;
-};
-
 struct RopeTable {
   Tensor inv_freq;  // [head_dim / 2] fp32 on the device
   int64_t head_dim = 0;

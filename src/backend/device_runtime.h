@@ -109,13 +109,9 @@ class DeviceRuntime {
   // --quantization fp8: dense experts placed by make_moe_experts rounded to FP8 per expert and
   // output channel on the device (backends where supports_fp8()); the bf16 copy is freed.
   virtual void quantize_moe_experts_fp8(MoeExperts& w);
-  // Mixture-of-experts layers (KernelOps::fused_moe): supports_moe says whether this backend
-  // computes them, supports_mxfp4 whether it takes kMxfp4 experts as they are (else the MXFP4
-  // method dequantizes them at load). make_experts places host experts (mmap views or owned; bias
-  // any float dtype) for the backend; the default throws Error.
-  virtual bool supports_moe() const { return false; }
+  // Whether make_moe_experts takes MXFP4 experts packed (MoeExperts::Format::kMxfp4, computed by
+  // moe_experts as they are); elsewhere the MXFP4 method dequantizes them at load.
   virtual bool supports_mxfp4() const { return false; }
-  virtual ExpertLinear make_experts(const ExpertLinear& host);
   // Whether KernelOps::lora_add, upload and set_lora_rows work here (issue 29).
   virtual bool supports_lora() const { return false; }
   // Copies fp32 host values into the contiguous tensor `dst` on this device (dst.numel() of them),

@@ -80,12 +80,6 @@ class KernelOps {
                  float scale, int64_t sliding_window, const DeviceBatch& b, Tensor out) {
     attention(qkv, num_heads, num_kv_heads, kv, scale, sliding_window, b, std::move(out), Tensor());
   }
-  // Mixture of experts: each row t of x [T, in] goes through its top_k experts, chosen from
-  // router_logits [T, E] (activation dtype) as `p` says:
-  // out[t] = sum_k w_k (down_e(act(gate_up_e(x[t])))). Backends whose
-  // DeviceRuntime::supports_moe() says so; the default throws Error.
-  virtual void fused_moe(const Tensor& x, const Tensor& router_logits, const ExpertLinear& gate_up,
-                         const ExpertLinear& down, const MoeParams& p, Tensor out);
   // out [R, H] = x[logit_rows]
   virtual void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) = 0;
   // ---- mixture of experts (issue 27; backends without them throw) ------------------------------

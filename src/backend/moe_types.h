@@ -30,10 +30,10 @@ struct MoeExperts {
   enum class Format : uint8_t {
     kDense,  // bf16 / f16 / f32 weights
     kFp8,    // float8 e4m3 weights, fp32 scale per expert and output channel
-    kMxfp4,  // e2m1 values in blocks of 32 with an e8m0 scale each (gpt-oss; its helper fills it)
+    kMxfp4,  // e2m1 values in blocks of 32 with an e8m0 scale each (gpt-oss; quant/mxfp4.cc)
   };
   // The gated activation between the two GEMMs. kSwigluClamp: gpt-oss's clamped SwiGLU with
-  // alpha / limit (filled with the MXFP4 seam).
+  // alpha / limit.
   enum class Act : uint8_t { kSilu, kSwigluClamp };
   Format format = Format::kDense;
   Act act = Act::kSilu;
@@ -49,13 +49,16 @@ struct MoeExperts {
   std::vector<Tensor> down;
 
   // Device backends: every expert stacked in one allocation each, w13 [E, 2F, H] and w2 [E, H, F]
-  // (kDense: bf16; kFp8: float8 e4m3 with w13_scale [E, 2F] and w2_scale [E, H] fp32).
+  // (kDense: bf16; kFp8: float8 e4m3 with w13_scale [E, 2F] and w2_scale [E, H] fp32; kMxfp4:
+  // undefined, the experts are in the *_blocks / *_scales below).
   Tensor w13, w2;
   Tensor w13_scale, w2_scale;
   // Optional fp32 biases [E, 2F] and [E, H] (gpt-oss), on the backend's device.
   Tensor w13_bias, w2_bias;
-  // kMxfp4 (the gpt-oss helper's seam): packed e2m1 blocks and e8m0 scales as the checkpoint
-  // stores them (*_blocks [E, N, K/32, 16] u8, *_scales [E, N, K/32] u8).
+  // kMxfp4 (backends where DeviceRuntime::supports_mxfp4()): the checkpoint's packed bytes, u8
+  // w13_blocks [E, 2F, H / 2] (byte i of a row holds input 2i in its low nibble, 2i + 1 in the
+  // high one), w13_scales [E, 2F, H / 32] (value = e2m1 * 2^(scale - 127) for the 32 inputs of a
+  // group), w2_blocks [E, H, F / 2], w2_scales [E, H, F / 32]; H and F multiples of 32.
   Tensor w13_blocks, w13_scales, w2_blocks, w2_scales;
 };
 
@@ -64,11 +67,14 @@ struct MoeExperts {
 // transformers 5's fused `experts.gate_up_proj` / `experts.down_proj`, or dummy weights drawn on
 // the device) or per expert (`gate_up[e]` one or two row blocks, `down[e]`: the published
 // checkpoints' `experts.<e>.gate_proj` / `up_proj` / `down_proj`, Mixtral's w1 / w3 / w2).
+// MXFP4 experts (quant/mxfp4.cc, backends where supports_mxfp4()) come as the four u8 host
+// tensors of MoeExperts' kMxfp4 layout instead.
 struct MoeExpertTensors {
   Tensor w13, w2;
   std::vector<std::vector<Tensor>> gate_up;
   std::vector<Tensor> down;
-  Tensor w13_bias, w2_bias;  // optional, any float dtype
+  Tensor w13_blocks, w13_scales, w2_blocks, w2_scales;  // MXFP4, u8
+  Tensor w13_bias, w2_bias;                             // optional, any float dtype
 };
 
 // Bytes of scratch per token row that KernelOps::moe_experts may use on a device backend (the

@@ -90,13 +90,6 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",
            c.architecture, c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size,
            m->backend().name());
-  if (c.num_experts > 0) {
-    const double gb = decode_weight_bytes(c) / 1e9;
-    LOG_INFO(
-        "mixture of experts: {} of {} experts a token; one decode step reads {:.2f} GB of "
-        "weights: bandwidth floor {:.0f} tok/s at 3.35 TB/s (H100 SXM), {:.0f} at 4.8 TB/s (H200)",
-        c.num_experts_per_tok, c.num_experts, gb, 3350.0 / gb, 4800.0 / gb);
-  }
   LoadedModel out;
   out.summary.architecture = c.architecture;
   out.summary.num_layers = int32_t(c.num_layers);
@@ -106,7 +99,14 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
                                                           : c.dtype;
   out.summary.quantization = describe_quantization(c.quant, o.load.quantization);
   if (out.summary.quantization != "none") LOG_INFO("quantization: {}", out.summary.quantization);
-  const WeightFootprint fp = weight_footprint(c, rc.quantization == "fp8" ? 1 : 2, 2);
+  const WeightFootprint fp = weight_footprint(c, weight_bits(c.quant, o.load.quantization));
+  if (c.num_experts > 0) {
+    const double gb = double(fp.active_bytes) / 1e9;
+    LOG_INFO(
+        "mixture of experts: {} of {} experts a token; one decode step reads {:.2f} GB of "
+        "weights: bandwidth floor {:.0f} tok/s at 3.35 TB/s (H100 SXM), {:.0f} at 4.8 TB/s (H200)",
+        c.num_experts_per_tok, c.num_experts, gb, 3350.0 / gb, 4800.0 / gb);
+  }
   out.summary.weight_bytes = fp.total_bytes;
   out.summary.active_weight_bytes = fp.active_bytes;
   out.summary.num_experts = c.num_experts;

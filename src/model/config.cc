@@ -119,21 +119,4 @@ ModelConfig load_model_config(const std::string& model_dir) {
   return parse_model_config(read_text_file(path), path);
 }
 
-double decode_weight_bytes(const ModelConfig& c) {
-  const double H = double(c.hidden_size), F = double(c.intermediate_size), bf16 = 2.0;
-  const double attn = (H * double(c.q_size() + 2 * c.kv_size()) + double(c.q_size()) * H) * bf16;
-  const double per_value = c.quant.method == QuantMethod::kMxfp4 ? 0.5 + 1.0 / 32 : bf16;
-  const double active = double(std::min(c.num_experts_per_tok, c.num_experts));
-  double layers = 0;
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    const double mlp = c.is_moe_layer(i)
-                           ? double(c.num_experts) * H * bf16 +
-                                 active * 3.0 * H * double(c.moe_intermediate_size) * per_value
-                           : 3.0 * H * F * bf16;
-    layers += attn + mlp;
-  }
-  const double head = double(c.vocab_size) * H * bf16 + H * bf16;  // lm_head + one embedding row
-  return layers + head;
-}
-
 }  // namespace inferd

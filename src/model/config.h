@@ -79,11 +79,6 @@ struct ModelConfig {
   }
 };
 
-// Bytes of weights one decode step of one sequence reads (bf16 dense weights; MXFP4 experts at
-// 4.25 bits a value; a MoE layer's router and its num_experts_per_tok experts only): the bandwidth
-// floor of single-stream decoding is the memory bandwidth over this.
-double decode_weight_bytes(const ModelConfig& c);
-
 // Parses config.json text. `source` names the file in error messages. Throws Error for missing or
 // invalid fields and for unsupported architectures or features (the error for an unknown
 // architecture lists the registry's).

@@ -5,6 +5,7 @@
 // shape under --load-format dummy (dense experts on the CPU).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -12,11 +13,11 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/cpu/fused_moe.h"
+#include "backend/cpu/moe.h"
 #include "core/error.h"
 #include "model/config.h"
 #include "model/loader/safetensors.h"
-#include "model/quant/experts.h"
+#include "model/quant/mxfp4.h"
 #include "runner/model_runner.h"
 
 namespace inferd {
@@ -53,13 +54,20 @@ TEST(Mxfp4, NibbleOrderAndScales) {
   EXPECT_EQ(bf16_to_f32(o1[0]), std::ldexp(0.5f, -127));
 }
 
+// Routes one row of logits through the unified op (KernelOps::moe_topk's CPU reference).
+void route(const std::vector<float>& logits, const MoeRouting& r, int32_t* ids, float* w) {
+  Tensor l = Tensor::empty_host(DType::kF32, {1, int64_t(logits.size())});
+  std::copy(logits.begin(), logits.end(), l.data_as<float>());
+  Tensor ti(ids, DType::kI32, {1, int64_t(r.top_k)}, Device::kCPU);
+  Tensor tw(w, DType::kF32, {1, int64_t(r.top_k)}, Device::kCPU);
+  cpu::moe_topk(l, r, ti, tw);
+}
+
 TEST(MoeRoute, TopKThenSoftmax) {
-  const float logits[5] = {0.5f, 2.0f, -1.0f, 2.0f, 1.0f};
-  MoeParams p;
-  p.top_k = 3;
+  const MoeRouting r{5, 3, /*softmax_before_topk=*/false, /*renormalize=*/false};  // gpt-oss
   int32_t ids[3];
   float w[3];
-  cpu::moe_route(logits, 5, p, ids, w);
+  route({0.5f, 2.0f, -1.0f, 2.0f, 1.0f}, r, ids, w);
   EXPECT_EQ(ids[0], 1);  // a tie: the lower index first
   EXPECT_EQ(ids[1], 3);
   EXPECT_EQ(ids[2], 4);
@@ -69,21 +77,19 @@ TEST(MoeRoute, TopKThenSoftmax) {
 }
 
 TEST(MoeRoute, SoftmaxThenTopKWithAndWithoutRenormalisation) {
-  const float logits[4] = {0.0f, 1.0f, 3.0f, 2.0f};
+  const std::vector<float> logits = {0.0f, 1.0f, 3.0f, 2.0f};
   double z = 0;
   for (float l : logits) z += std::exp(double(l));
-  MoeParams p;
-  p.top_k = 2;
-  p.softmax_before_topk = true;
+  MoeRouting r{4, 2, /*softmax_before_topk=*/true, /*renormalize=*/false};
   int32_t ids[2];
   float w[2];
-  cpu::moe_route(logits, 4, p, ids, w);
+  route(logits, r, ids, w);
   EXPECT_EQ(ids[0], 2);
   EXPECT_EQ(ids[1], 3);
   EXPECT_NEAR(w[0], std::exp(3.0) / z, 1e-6);
   EXPECT_NEAR(w[1], std::exp(2.0) / z, 1e-6);
-  p.renormalize = true;
-  cpu::moe_route(logits, 4, p, ids, w);
+  r.renormalize = true;
+  route(logits, r, ids, w);
   EXPECT_NEAR(w[0] + w[1], 1.0, 1e-6);
   EXPECT_NEAR(w[0], 1 / (1 + std::exp(-1.0)), 1e-6);
 }

@@ -196,11 +196,72 @@ TEST(MoeModels, ConfigKeysAreReadAndChecked) {
 TEST(MoeModels, ActiveWeightsOfTheQwen3_30B_A3BShape) {
   const ModelConfig c =
       load_model_config(std::string(INFERD_SOURCE_DIR) + "/models/configs/qwen3-30b-a3b");
-  const WeightFootprint f = weight_footprint(c, 2, 2);
+  const WeightFootprint f = weight_footprint(c, weight_bits(c.quant, ""));
   // 48 layers: attention 18.9M, router 0.26M, experts 128 x 4.72M (8 active) a layer; embedding
   // and lm_head 311M each.
   EXPECT_NEAR(double(f.total_bytes) / 1e9, 61.0, 0.3);
   EXPECT_NEAR(double(f.active_bytes) / 1e9, 6.08, 0.05);
+  // --quantization fp8: linears and experts at one byte, the tables at two.
+  const WeightFootprint q = weight_footprint(c, weight_bits(c.quant, "fp8"));
+  const double tables = 2.0 * 2 * 151936 * 2048;
+  EXPECT_NEAR(double(q.total_bytes), (double(f.total_bytes) - tables) / 2 + tables, 1e3);
+}
+
+// gpt-oss-20b's MXFP4 experts count 4.25 bits a weight (4-bit codes, an 8-bit scale per 32); its
+// attention, routers and tables stay bf16.
+TEST(MoeModels, Mxfp4ExpertsCountFourAndAQuarterBits) {
+  const ModelConfig c =
+      load_model_config(std::string(INFERD_SOURCE_DIR) + "/models/configs/gpt-oss-20b");
+  ASSERT_EQ(c.quant.method, QuantMethod::kMxfp4);
+  const WeightBits b = weight_bits(c.quant, "");
+  EXPECT_DOUBLE_EQ(b.experts, 4.25);
+  EXPECT_DOUBLE_EQ(b.linear, 16.0);
+  const WeightFootprint f = weight_footprint(c, b);
+  // 24 layers of: attention 2880 x (64 + 2 x 8) x 64 + 64 x 64 x 2880, router 32 x 2880, experts
+  // of 3 x 2880 x 2880 (4 of 32 active); embedding and lm_head 201088 x 2880 each.
+  const double H = 2880, attn = H * 80 * 64 + 64 * 64 * H, router = 32 * H, expert = 3 * H * H;
+  const double table = 201088 * H * 2;
+  const double active = 24 * ((attn + router) * 2 + 4 * expert * 4.25 / 8) + table + H * 2;
+  const double total = 24 * ((attn + router) * 2 + 32 * expert * 4.25 / 8) + 2 * table;
+  EXPECT_NEAR(double(f.active_bytes), active, 1.0);
+  EXPECT_NEAR(double(f.total_bytes), total, 1.0);
+  EXPECT_NEAR(double(f.active_bytes) / 1e9, 3.71, 0.01);
+  EXPECT_NEAR(double(f.total_bytes) / 1e9, 13.8, 0.1);
+}
+
+// AWQ / GPTQ int4: 4 bits a weight plus an fp16 scale and (asymmetric) a 4-bit zero point per
+// group; the embedding table and lm_head stay 16-bit.
+TEST(MoeModels, Int4WeightsCountTheirGroupScalesAndZeros) {
+  QuantConfig q;
+  q.method = QuantMethod::kAwq;
+  q.bits = 4;
+  q.group_size = 128;
+  EXPECT_DOUBLE_EQ(weight_bits(q, "").linear, 4.0 + 20.0 / 128);
+  EXPECT_DOUBLE_EQ(weight_bits(q, "").embed, 16.0);
+  q.method = QuantMethod::kGptq;
+  q.symmetric = true;
+  q.group_size = 32;
+  EXPECT_DOUBLE_EQ(weight_bits(q, "").linear, 4.5);
+  q.bits = 8;
+  q.group_size = -1;  // one group a row: the scales are noise
+  EXPECT_DOUBLE_EQ(weight_bits(q, "").linear, 8.0);
+  ModelConfig c;
+  c.hidden_size = 256;
+  c.intermediate_size = 512;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.vocab_size = 1000;
+  c.tie_word_embeddings = true;
+  q.method = QuantMethod::kAwq;
+  q.bits = 4;
+  q.group_size = 128;
+  q.symmetric = false;
+  const WeightFootprint f = weight_footprint(c, weight_bits(q, ""));
+  const double linear = 2 * (256.0 * (256 + 2 * 128) + 256.0 * 256 + 3 * 256.0 * 512);
+  EXPECT_NEAR(double(f.total_bytes), linear * (4.0 + 20.0 / 128) / 8 + 1000 * 256 * 2, 1.0);
+  EXPECT_NEAR(double(f.active_bytes), linear * (4.0 + 20.0 / 128) / 8 + 1000 * 256 * 2 + 512, 1.0);
 }
 
 TEST(MoeModels, ExpertLoadIsProfiled) {
@@ -219,6 +280,21 @@ TEST(MoeModels, ExpertLoadIsProfiled) {
       << p;
   m.reset_step_timing();
   EXPECT_NE(m.step_profile().find("no tokens routed"), std::string::npos) << m.step_profile();
+}
+
+// gpt-oss runs through the same MoE layer: its expert load shows in the step profile too.
+TEST(MoeModels, GptOssExpertLoadIsProfiled) {
+  RunnerOptions o;
+  o.num_kv_blocks = 64;
+  o.block_size = 16;
+  o.expert_load_profile = true;
+  ModelRunner m(kGoldens + "gpt_oss_mxfp4", o, make_cpu_backend(2));
+  std::vector<int32_t> prompt(20);
+  for (int32_t i = 0; i < 20; ++i) prompt[size_t(i)] = 3 + i * 7;
+  testing_util::forward_all(m, {prompt}, 64);
+  const std::string p = m.step_profile();
+  EXPECT_NE(p.find("expert load (2 MoE layers, 6 experts, 3 a token)"), std::string::npos) << p;
+  EXPECT_NE(p.find("20 tokens routed a layer"), std::string::npos) << p;
 }
 
 }  // namespace

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/cpu/fused_moe.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/lora.h"
 #include "backend/cpu/moe.h"
@@ -490,25 +489,6 @@ class CpuBackend final : public Backend {
     });
   }
 
-  bool supports_moe() const override { return true; }
-
-  ExpertLinear make_experts(const ExpertLinear& host) override {
-    INFERD_CHECK(host.format == ExpertLinear::Format::kDense && host.weight.ndim() == 3 &&
-                     host.weight.is_contiguous() && host.weight.size(0) == host.num_experts &&
-                     host.weight.size(1) == host.out_features &&
-                     host.weight.size(2) == host.in_features,
-                 "bad experts {} for [{}, {}, {}]", host.weight.shape_str(), host.num_experts,
-                 host.out_features, host.in_features);
-    ExpertLinear e = host;
-    if (host.bias.defined()) e.bias = to_f32(host.bias);
-    return e;
-  }
-
-  void fused_moe(const Tensor& x, const Tensor& router_logits, const ExpertLinear& gate_up,
-                 const ExpertLinear& down, const MoeParams& p, Tensor out) override {
-    cpu::fused_moe(k_, pool_, x, router_logits, gate_up, down, p, std::move(out), fused_scratch_);
-  }
-
   void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) override {
     const int64_t H = x.size(1);
     for (int32_t r = 0; r < b.num_logit_rows; ++r)
@@ -516,6 +496,8 @@ class CpuBackend final : public Backend {
   }
 
   MoeExperts make_moe_experts(MoeExpertTensors t, int64_t H, int64_t F) override {
+    INFERD_CHECK(!t.w13_blocks.defined() && !t.w2_blocks.defined(),
+                 "the CPU computes dense experts: MXFP4 experts are dequantized at load");
     MoeExperts w;
     w.hidden = H;
     w.intermediate = F;
@@ -603,8 +585,7 @@ class CpuBackend final : public Backend {
       act_scratch_[3];  // input rows quantized for GGUF linears (one per partner type)
   std::vector<int32_t> token_seq_;
   cpu::MoeScratch moe_scratch_;
-  cpu::FusedMoeScratch fused_scratch_;  // fused_moe (gpt-oss)
-  std::vector<int32_t> lora_rows_;      // set_lora_rows: each row's LoRA slot
+  std::vector<int32_t> lora_rows_;  // set_lora_rows: each row's LoRA slot
   bool lora_on_ = false;
   std::vector<std::vector<float>> lora_scratch_;  // one shrink vector per thread
   DeviceBatch b_;

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backend/cuda/attention_split.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mma.cuh"
 
@@ -32,13 +33,12 @@ namespace {
 using bf16 = __nv_bfloat16;
 
 constexpr int kAttnThreads = 128;
-constexpr float kLog2E = 1.4426950408889634f;
+constexpr float kLog2E = kAttnLog2E;
 
 // gpt-oss's sink of query head qh joins the softmax denominator L (scores in the log2 domain,
-// max mx): L + 2^(sink log2 e - mx). No sinks (other models): L unchanged.
+// max mx): L + 2^(sink log2 e - mx), once a row (attention_split.h). No sinks: L unchanged.
 __device__ __forceinline__ float add_sink(const AttentionParams& p, int32_t qh, float mx, float L) {
-  if (p.sinks == nullptr || mx == -INFINITY) return L;
-  return L + exp2f(p.sinks[qh] * kLog2E - mx);
+  return add_sink_log2(p.sinks, qh, mx, L);
 }
 
 __device__ __forceinline__ void load8(const bf16* p, float (&f)[8]) {
@@ -80,14 +80,10 @@ __device__ __forceinline__ KeyRange key_range(const AttentionParams& p, int32_t 
   KeyRange r;
   r.seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
   r.skip = p.single_token_seqs_only && p.seq_q_start[r.seq + 1] - p.seq_q_start[r.seq] > 1;
-  const int32_t kv_len = p.seq_kv_len[r.seq];
-  const int32_t pos = p.positions[t];
-  const int32_t first = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
-  int32_t end = kv_len > 0 ? pos + 1 : 0;
-  if (end < first) end = first;
-  const int32_t chunk = (end - first + num_splits - 1) / num_splits;
-  r.k0 = first + split * chunk;
-  r.k1 = min(end, r.k0 + chunk);
+  const SplitKeys k =
+      split_keys(p.positions[t], p.seq_kv_len[r.seq], p.sliding_window, split, num_splits);
+  r.k0 = k.k0;
+  r.k1 = k.k1;
   return r;
 }
 

@@ -21,7 +21,6 @@
 #include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/cuda_step.h"
 #include "backend/cuda/cuda_weights.h"
-#include "backend/cuda/fused_moe.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/lora.h"
 #include "core/dtype.h"
@@ -143,7 +142,6 @@ class CudaBackend final : public Backend {
     return int4_.random_linear(out_features, in_features, group_size, seed, stddev, bias);
   }
   void reserve(const StepCapacity& c) override {
-    max_tokens_ = c.max_tokens;
     step_.reserve(c);
     gemm_.reserve(c.max_tokens);
     ggml_.reserve();
@@ -152,10 +150,7 @@ class CudaBackend final : public Backend {
       lora_tmp_ = ctx_.alloc(DType::kF32, {int64_t(c.max_tokens), int64_t(c.max_lora_columns)});
     }
   }
-  // Mixture of experts (issue 27): bf16 or MXFP4 experts, fused_moe.cu.
-  bool supports_moe() const override { return true; }
-  bool supports_mxfp4() const override { return true; }
-  ExpertLinear make_experts(const ExpertLinear& host) override;
+  bool supports_mxfp4() const override { return true; }  // MoE experts (moe.cu)
   // LoRA (issue 29): slots written between steps, in stream order (a slot the previous step read
   // is rewritten only after it); rows' slots travel in the step's metadata.
   bool supports_lora() const override { return true; }
@@ -487,9 +482,6 @@ class CudaBackend final : public Backend {
     partial_hd_ = hd;
   }
 
-  void fused_moe(const Tensor& x, const Tensor& router_logits, const ExpertLinear& gate_up,
-                 const ExpertLinear& down, const MoeParams& mp, Tensor out) override;
-
   // Declared in construction order; destroyed in reverse (the context, holding the stream, last).
   CudaContext ctx_;
   CudaWeights weights_;
@@ -503,92 +495,7 @@ class CudaBackend final : public Backend {
   std::vector<uint16_t> lora_staging_;  // upload_f32's bf16 copy
   Tensor partial_acc_, partial_m_, partial_l_;
   int64_t partial_hd_ = 0;
-  int32_t max_tokens_ = 0;  // reserve()
-  Tensor moe_scratch_;      // fused_moe's routing and intermediate buffers (kU8)
 };
-
-ExpertLinear CudaBackend::make_experts(const ExpertLinear& h) {
-  const bool mx = h.format == ExpertLinear::Format::kMxfp4;
-  const int64_t E = h.num_experts, O = h.out_features, I = h.in_features;
-  INFERD_CHECK(
-      h.weight.is_contiguous() && h.weight.numel() == (mx ? E * O * I / 2 : E * O * I) &&
-          (!mx || (I % 32 == 0 && h.scales.is_contiguous() && h.scales.numel() == E * O * I / 32)),
-      "bad experts {} for [{}, {}, {}]", h.weight.shape_str(), E, O, I);
-  ExpertLinear d = h;
-  auto raw = [&](const Tensor& t) {
-    if (t.device() == Device::kCUDA) return t;
-    Tensor dev = ctx_.alloc(DType::kU8, t.shape());
-    CU_CHECK(cudaMemcpy(dev.data(), t.data(), size_t(t.nbytes()), cudaMemcpyHostToDevice));
-    return dev;
-  };
-  if (mx) {
-    INFERD_CHECK(h.weight.dtype() == DType::kU8 && h.scales.dtype() == DType::kU8,
-                 "MXFP4 experts must be uint8");
-    d.weight = raw(h.weight);
-    d.scales = raw(h.scales);
-  } else if (h.weight.device() != Device::kCUDA || h.weight.dtype() != DType::kBF16) {
-    INFERD_CHECK(h.weight.device() != Device::kCUDA, "experts on the device must be bf16");
-    d.weight = weights_.upload(h.weight, DType::kBF16);
-  }
-  if (h.bias.defined() && (h.bias.device() != Device::kCUDA || h.bias.dtype() != DType::kF32)) {
-    INFERD_CHECK(h.bias.device() != Device::kCUDA, "expert biases on the device must be fp32");
-    d.bias = weights_.upload(h.bias, DType::kF32);
-  }
-  return d;
-}
-
-void CudaBackend::fused_moe(const Tensor& x, const Tensor& logits, const ExpertLinear& gu,
-                            const ExpertLinear& dn, const MoeParams& mp, Tensor out) {
-  check_dtype(x, DType::kBF16, "moe x");
-  check_dtype(logits, DType::kBF16, "moe router logits");
-  check_dtype(out, DType::kBF16, "moe out");
-  const Mat xm = as_matrix(x, "moe x"), lm = as_matrix(logits, "moe router logits"),
-            om = as_matrix(out, "moe out");
-  const int64_t T = x.size(0), E = gu.num_experts, F = gu.out_features / 2;
-  INFERD_CHECK(x.size(1) == gu.in_features && dn.in_features == F && dn.num_experts == E &&
-                   logits.size(0) == T && logits.size(1) == E && out.size(0) == T &&
-                   out.size(1) == dn.out_features && mp.top_k > 0 && mp.top_k <= 8 &&
-                   mp.top_k <= E && E <= 256,
-               "fused_moe: x {} logits {} gate_up [{}, {}, {}] down [{}, {}, {}] out {} top_k {} "
-               "(at most 256 experts, top 8)",
-               x.shape_str(), logits.shape_str(), E, gu.out_features, gu.in_features,
-               dn.num_experts, dn.out_features, dn.in_features, out.shape_str(), mp.top_k);
-  cuda::MoeLaunch p;
-  p.x = x.data();
-  p.ld_x = xm.ld;
-  p.logits = logits.data();
-  p.ld_logits = lm.ld;
-  p.out = out.data();
-  p.ld_out = om.ld;
-  p.T = int32_t(T);
-  p.E = int32_t(E);
-  p.K = int32_t(mp.top_k);
-  p.H = int32_t(gu.in_features);
-  p.F = int32_t(F);
-  p.O = int32_t(dn.out_features);
-  p.softmax_before_topk = mp.softmax_before_topk;
-  p.renormalize = mp.renormalize;
-  p.clamped_swiglu = mp.act == MoeParams::Act::kClampedSwiglu;
-  p.interleaved = mp.interleaved_gate_up;
-  p.alpha = mp.alpha;
-  p.limit = mp.limit;
-  auto mx = [](const ExpertLinear& w) { return w.format == ExpertLinear::Format::kMxfp4; };
-  p.gu_w = gu.weight.data();
-  p.gu_s = mx(gu) ? gu.scales.data_as<uint8_t>() : nullptr;
-  p.gu_b = gu.bias.defined() ? gu.bias.data_as<float>() : nullptr;
-  p.dn_w = dn.weight.data();
-  p.dn_s = mx(dn) ? dn.scales.data_as<uint8_t>() : nullptr;
-  p.dn_b = dn.bias.defined() ? dn.bias.data_as<float>() : nullptr;
-  // Sized once for the largest step (reserve), before any graph capture.
-  const int32_t rows = std::max<int32_t>(max_tokens_, int32_t(T));
-  const int64_t bytes = cuda::moe_scratch_bytes(rows, p.E, p.K, p.F, p.O);
-  if (!moe_scratch_.defined() || moe_scratch_.numel() < bytes) {
-    INFERD_CHECK(!ctx_.capturing(), "fused_moe scratch must exist before graph capture");
-    moe_scratch_ = ctx_.alloc(DType::kU8, std::initializer_list<int64_t>{bytes});
-  }
-  p.scratch = moe_scratch_.data();
-  CU_CHECK(cuda::launch_fused_moe(p, stream()));
-}
 
 CudaBackend& as_cuda(Backend& b) {
   auto* c = dynamic_cast<CudaBackend*>(&b);

@@ -12,10 +12,22 @@ cuda::MoeWeightsView view_of(const MoeExperts& w) {
   cuda::MoeWeightsView v;
   v.w13 = w.w13.data();
   v.w2 = w.w2.data();
-  v.fp8 = w.format == MoeExperts::Format::kFp8;
-  if (v.fp8) {
-    v.w13_scale = w.w13_scale.data_as<float>();
-    v.w2_scale = w.w2_scale.data_as<float>();
+  switch (w.format) {
+    case MoeExperts::Format::kDense:
+      v.format = cuda::MoeWeightFormat::kBf16;
+      break;
+    case MoeExperts::Format::kFp8:
+      v.format = cuda::MoeWeightFormat::kFp8;
+      v.w13_scale = w.w13_scale.data_as<float>();
+      v.w2_scale = w.w2_scale.data_as<float>();
+      break;
+    case MoeExperts::Format::kMxfp4:
+      v.format = cuda::MoeWeightFormat::kMxfp4;
+      v.w13 = w.w13_blocks.data();
+      v.w2 = w.w2_blocks.data();
+      v.w13_mx = w.w13_scales.data_as<uint8_t>();
+      v.w2_mx = w.w2_scales.data_as<uint8_t>();
+      break;
   }
   v.w13_bias = w.w13_bias.defined() ? w.w13_bias.data_as<float>() : nullptr;
   v.w2_bias = w.w2_bias.defined() ? w.w2_bias.data_as<float>() : nullptr;
@@ -35,7 +47,9 @@ MoeExperts CudaMoe::make_experts(MoeExpertTensors t, int64_t H, int64_t F) {
   MoeExperts w;
   w.hidden = H;
   w.intermediate = F;
-  if (t.w13.defined()) {
+  if (t.w13_blocks.defined()) {
+    place_mxfp4(t, w);
+  } else if (t.w13.defined()) {
     INFERD_CHECK(t.w13.ndim() == 3 && t.w2.ndim() == 3 && t.w13.size(1) == 2 * F &&
                      t.w13.size(2) == H && t.w2.size(0) == t.w13.size(0) && t.w2.size(1) == H &&
                      t.w2.size(2) == F && t.w13.is_contiguous() && t.w2.is_contiguous(),
@@ -86,6 +100,31 @@ MoeExperts CudaMoe::make_experts(MoeExpertTensors t, int64_t H, int64_t F) {
   return w;
 }
 
+void CudaMoe::place_mxfp4(const MoeExpertTensors& t, MoeExperts& w) {
+  const int64_t H = w.hidden, F = w.intermediate;
+  INFERD_CHECK(t.w13_blocks.ndim() == 3 && t.w2_blocks.defined() && t.w13_scales.defined() &&
+                   t.w2_scales.defined() && H % 32 == 0 && F % 32 == 0,
+               "MXFP4 experts: blocks {} for hidden {} intermediate {} (multiples of 32)",
+               t.w13_blocks.shape_str(), H, F);
+  const int64_t E = t.w13_blocks.size(0);
+  // Each of the four: u8, contiguous, `numel` bytes, copied as it is.
+  auto place = [&](const Tensor& a, int64_t rows, int64_t cols, const char* what) {
+    INFERD_CHECK(a.dtype() == DType::kU8 && a.is_contiguous() && a.numel() == E * rows * cols &&
+                     a.device() == Device::kCPU,
+                 "MXFP4 experts: {} {} ({}) for [{}, {}, {}] u8", what, a.shape_str(),
+                 dtype_name(a.dtype()), E, rows, cols);
+    Tensor d = ctx_.alloc(DType::kU8, {E, rows, cols});
+    CU_CHECK(cudaMemcpy(d.data(), a.data(), a.nbytes(), cudaMemcpyHostToDevice));
+    return d;
+  };
+  w.num_experts = E;
+  w.format = MoeExperts::Format::kMxfp4;
+  w.w13_blocks = place(t.w13_blocks, 2 * F, H / 2, "w13 blocks");
+  w.w13_scales = place(t.w13_scales, 2 * F, H / 32, "w13 scales");
+  w.w2_blocks = place(t.w2_blocks, H, F / 2, "w2 blocks");
+  w.w2_scales = place(t.w2_scales, H, F / 32, "w2 scales");
+}
+
 void CudaMoe::quantize_fp8(MoeExperts& w) {
   INFERD_CHECK(w.format == MoeExperts::Format::kDense && w.w13.dtype() == DType::kBF16,
                "quantize_moe_experts_fp8: bf16 experts placed by this backend expected");
@@ -126,8 +165,9 @@ void CudaMoe::topk(const Tensor& logits, const MoeRouting& r, Tensor ids, Tensor
 
 void CudaMoe::experts(const Tensor& x, const MoeExperts& w, const Tensor& ids,
                       const Tensor& weights, Tensor scratch, Tensor counts, Tensor out) {
-  INFERD_CHECK(w.format != MoeExperts::Format::kMxfp4 && w.w13.device() == Device::kCUDA,
-               "moe_experts: dense or FP8 experts placed by this backend expected");
+  const Tensor& w13 = w.format == MoeExperts::Format::kMxfp4 ? w.w13_blocks : w.w13;
+  INFERD_CHECK(w13.defined() && w13.device() == Device::kCUDA,
+               "moe_experts: experts placed by this backend expected");
   check_dtype(x, DType::kBF16, "moe_experts x");
   check_dtype(out, DType::kBF16, "moe_experts out");
   const Mat xm = as_matrix(x, "moe_experts x"), om = as_matrix(out, "moe_experts out");

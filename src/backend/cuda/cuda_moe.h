@@ -1,5 +1,6 @@
 // Mixture-of-experts on the CUDA backend (issue 27): placement of one layer's experts (stacked
-// [E, 2F, H] and [E, H, F] in bf16, or rounded to FP8 per expert and output row), and the host
+// [E, 2F, H] and [E, H, F] in bf16, rounded to FP8 per expert and output row, or MXFP4 blocks and
+// scales as the checkpoint packs them), and the host
 // side of the MoE ops (operand checks, the decode or batched path, moe.cu's launchers).
 #pragma once
 
@@ -20,6 +21,9 @@ class CudaMoe {
                Tensor scratch, Tensor counts, Tensor out);
 
  private:
+  // MXFP4 experts (t.w13_blocks and the rest, host u8): copied as they are.
+  void place_mxfp4(const MoeExpertTensors& t, MoeExperts& w);
+
   CudaContext& ctx_;
   CudaWeights& weights_;
 };

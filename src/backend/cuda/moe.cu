@@ -2,16 +2,21 @@
 //  - moe_topk_kernel: 4 warps a block, one warp a token; each lane holds E / 32 logits in
 //    registers; softmax by warp reductions; K rounds of a warp arg-max (ties: lower index).
 //  - decode: gate_up_gemv_kernel, grid (T * K slots, F / 16): 4 warps, each 4 activation columns
-//    = 8 weight rows (gate and up), 16-byte loads of the weight rows (8 in flight a lane), the
-//    activation fused; down_combine_gemv_kernel, grid (T, H / 32): each warp 8 output rows, the
-//    token's K choices summed in choice order.
+//    = 8 weight rows (gate and up), 16-byte loads of the weight rows (8 in flight a lane; a lane
+//    covers 8 values a load, 32 for MXFP4: one scale group, its codes looked up in a 16-entry
+//    shared-memory table), the activation fused;
+//    down_combine_gemv_kernel, grid (T, H / 32): each warp 8 output rows, the token's K choices
+//    summed in choice order.
 //  - batched: moe_permute_kernel (one block: shared-memory counts, offsets, per-expert tile
 //    offsets, slot positions by shared atomics); grouped_gemm_kernel, grid (max tiles, N tiles):
 //    a CTA finds its expert by binary search over the tile offsets (tiles past the last exit),
 //    4 warps, a 64 x 64 tile (gate+up: 32 activation columns, their gate and up rows side by side
 //    so the epilogue applies the activation), BK 32, register-staged double buffer, bf16
-//    mma.sync m16n8k16 with fp32 accumulation; float8 weights are converted to bf16 as they are
-//    stored to shared memory and their row scales applied in the epilogue; moe_combine_kernel.
+//    mma.sync m16n8k16 with fp32 accumulation; float8 and MXFP4 weights are converted to bf16 in
+//    the load stage (MXFP4: e2m1 codes times their group's e8m0 scale, exact in bf16), float8
+//    row scales applied in the epilogue; moe_combine_kernel.
+//  Weight formats (MoeWeightFormat) are a template parameter of the two GEMV and the two grouped
+//  GEMM kernels: 12 instantiations.
 // Measured: not yet (written without a GPU at hand; the lead's H100 run fills this in).
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -21,6 +26,7 @@
 
 #include "backend/cuda/mma.cuh"
 #include "backend/cuda/moe.h"
+#include "backend/cuda/mxfp4_decode.h"
 
 namespace inferd::cuda {
 
@@ -121,10 +127,22 @@ __global__ void __launch_bounds__(128)
 
 // ---- weights: 8 consecutive values of a row as floats -----------------------------------------
 
-template <bool kFp8>
-__device__ __forceinline__ void load8(const void* base, int64_t idx, float* f) {
-  if constexpr (kFp8) {
-    const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(base) + idx);
+using Fmt = MoeWeightFormat;
+
+// Bytes of one expert's [rows, cols] weight (cols a multiple of 32 for MXFP4).
+template <Fmt kFmt>
+__device__ __forceinline__ size_t expert_bytes(int64_t rows, int64_t cols) {
+  if constexpr (kFmt == Fmt::kMxfp4) return size_t(rows * cols / 2);
+  return size_t(rows * cols) * (kFmt == Fmt::kFp8 ? 1 : 2);
+}
+
+// Values [k, k + 8) of row `row` of an expert's weight (row length K) as floats: `we` the
+// expert's weight base, `scales` its e8m0 scales (MXFP4 only). k is a multiple of 8.
+template <Fmt kFmt>
+__device__ __forceinline__ void load8(const void* we, const uint8_t* scales, int64_t row, int64_t K,
+                                      int64_t k, float* f) {
+  if constexpr (kFmt == Fmt::kFp8) {
+    const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(we) + row * K + k);
     const __nv_fp8x2_storage_t* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&u);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -133,8 +151,15 @@ __device__ __forceinline__ void load8(const void* base, int64_t idx, float* f) {
       f[2 * j] = t.x;
       f[2 * j + 1] = t.y;
     }
+  } else if constexpr (kFmt == Fmt::kMxfp4) {
+    // Byte i holds element 2i in its low nibble: element j is bits [4j, 4j + 4) of the word.
+    const uint32_t u =
+        *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(we) + (row * K + k) / 2);
+    const float scale = mx::e8m0_scale(scales[(row * K + k) / 32]);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = mx::e2m1_value(mx::code_of(u, j)) * scale;
   } else {
-    bf16x8_to_float(*reinterpret_cast<const uint4*>(static_cast<const bf16*>(base) + idx), f);
+    bf16x8_to_float(*reinterpret_cast<const uint4*>(static_cast<const bf16*>(we) + row * K + k), f);
   }
 }
 
@@ -160,7 +185,81 @@ __device__ __forceinline__ int64_t up_row(const MoeWeightsView& w, int64_t f) {
 constexpr int kGemvColsPerWarp = 4;
 constexpr int kGemvWarps = 4;
 
-template <bool kFp8>
+// One lane's load of a weight row in the GEMVs: 8 values (bf16: 16 bytes, fp8: 8 bytes) or, for
+// MXFP4, 32 (16 bytes of codes: exactly one scale group), so that MXFP4 keeps as many bytes in
+// flight a lane as bf16 does.
+template <Fmt kFmt>
+struct GemvChunk {
+  static constexpr int kVals = kFmt == Fmt::kMxfp4 ? 32 : 8;
+  uint4 raw;
+  uint32_t scale;  // MXFP4: the group's e8m0 byte
+
+  // Values [k, k + kVals) of row `row` (length K) of the expert at `we` (`mx`: its scales).
+  __device__ __forceinline__ void load(const void* we, const uint8_t* mx, int64_t row, int64_t K,
+                                       int64_t k) {
+    const uint8_t* b = static_cast<const uint8_t*>(we);
+    if constexpr (kFmt == Fmt::kMxfp4) {
+      raw = *reinterpret_cast<const uint4*>(b + (row * K + k) / 2);
+      scale = mx[(row * K + k) / 32];
+    } else if constexpr (kFmt == Fmt::kFp8) {
+      const uint2 u = *reinterpret_cast<const uint2*>(b + row * K + k);
+      raw = make_uint4(u.x, u.y, 0u, 0u);
+    } else {
+      raw = *reinterpret_cast<const uint4*>(b + (row * K + k) * 2);
+    }
+  }
+
+  // sum_j value_j * x[j] over the chunk; `lut` (shared memory, MXFP4 only): the 16 e2m1 values,
+  // one load a code instead of building the float from its bits.
+  __device__ __forceinline__ float dot(const float* x, const float* lut) const {
+    float acc = 0.f;
+    if constexpr (kFmt == Fmt::kMxfp4) {
+      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc = fmaf(lut[mx::code_of(words[i], j)], x[8 * i + j], acc);
+      return acc * mx::e8m0_scale(scale);  // the group's scale, once
+    } else if constexpr (kFmt == Fmt::kFp8) {
+      (void)lut;
+      const __nv_fp8x2_storage_t* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&raw);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(p[j], __NV_E4M3);
+        const float2 t = __half22float2(*reinterpret_cast<const __half2*>(&h));
+        acc = fmaf(t.x, x[2 * j], acc);
+        acc = fmaf(t.y, x[2 * j + 1], acc);
+      }
+    } else {
+      (void)lut;
+      float w[8];
+      bf16x8_to_float(raw, w);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc = fmaf(w[j], x[j], acc);
+    }
+    return acc;
+  }
+};
+
+// The 16 e2m1 values in shared memory (MXFP4's GEMV lookups); every thread of the block must call
+// it before any returns.
+template <Fmt kFmt>
+__device__ __forceinline__ void fill_e2m1_lut(float* lut) {
+  if constexpr (kFmt == Fmt::kMxfp4) {
+    if (threadIdx.x < 16) lut[threadIdx.x] = mx::e2m1_value(threadIdx.x);
+    __syncthreads();
+  }
+}
+
+// kVals consecutive bf16 values of x from x[k] on, as floats.
+template <int kVals>
+__device__ __forceinline__ void load_x(const bf16* x, int64_t k, float* f) {
+#pragma unroll
+  for (int i = 0; i < kVals / 8; ++i)
+    bf16x8_to_float(*reinterpret_cast<const uint4*>(x + k + 8 * i), f + 8 * i);
+}
+
+template <Fmt kFmt>
 __global__ void __launch_bounds__(128)
     gate_up_gemv_kernel(const bf16* __restrict__ x, int64_t ld_x, int32_t K,
                         const int32_t* __restrict__ ids, MoeWeightsView w, bf16* __restrict__ act,
@@ -170,10 +269,12 @@ __global__ void __launch_bounds__(128)
   const int64_t H = w.hidden, F = w.inter;
   const int32_t e = min(max(ids[slot], 0), w.num_experts - 1);
   if (counts && blockIdx.y == 0 && threadIdx.x == 0) atomicAdd(counts + e, 1);
+  __shared__ float lut[16];
+  fill_e2m1_lut<kFmt>(lut);
   const int64_t f0 = (int64_t(blockIdx.y) * kGemvWarps + warp) * kGemvColsPerWarp;
   if (f0 >= F) return;
-  const size_t esize = kFp8 ? 1 : 2;
-  const char* we = static_cast<const char*>(w.w13) + size_t(e) * size_t(2 * F * H) * esize;
+  const char* we = static_cast<const char*>(w.w13) + size_t(e) * expert_bytes<kFmt>(2 * F, H);
+  const uint8_t* wmx = w.w13_mx + (kFmt == Fmt::kMxfp4 ? size_t(e) * size_t(2 * F * (H / 32)) : 0);
   int64_t rows[2 * kGemvColsPerWarp];
 #pragma unroll
   for (int c = 0; c < kGemvColsPerWarp; ++c) {
@@ -183,16 +284,15 @@ __global__ void __launch_bounds__(128)
   }
   float acc[2 * kGemvColsPerWarp] = {};
   const bf16* xr = x + int64_t(t) * ld_x;
-  for (int64_t k0 = int64_t(lane) * 8; k0 < H; k0 += 256) {
-    float xv[8];
-    bf16x8_to_float(*reinterpret_cast<const uint4*>(xr + k0), xv);
+  constexpr int V = GemvChunk<kFmt>::kVals;
+  for (int64_t k0 = int64_t(lane) * V; k0 < H; k0 += 32 * V) {
+    GemvChunk<kFmt> c[2 * kGemvColsPerWarp];
 #pragma unroll
-    for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) {
-      float wv[8];
-      load8<kFp8>(we, rows[r] * H + k0, wv);
+    for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) c[r].load(we, wmx, rows[r], H, k0);
+    float xv[V];
+    load_x<V>(xr, k0, xv);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc[r] = fmaf(wv[j], xv[j], acc[r]);
-    }
+    for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) acc[r] += c[r].dot(xv, lut);
   }
 #pragma unroll
   for (int r = 0; r < 2 * kGemvColsPerWarp; ++r) acc[r] = warp_sum(acc[r]);
@@ -205,7 +305,7 @@ __global__ void __launch_bounds__(128)
         u = acc[2 * c + 1];
       }
     const int64_t gr = gate_row(w, f0 + lane), ur = up_row(w, f0 + lane);
-    if (kFp8) {
+    if (kFmt == Fmt::kFp8) {
       g *= w.w13_scale[int64_t(e) * 2 * F + gr];
       u *= w.w13_scale[int64_t(e) * 2 * F + ur];
     }
@@ -219,7 +319,7 @@ __global__ void __launch_bounds__(128)
 
 constexpr int kDownRowsPerWarp = 8;
 
-template <bool kFp8>
+template <Fmt kFmt>
 __global__ void __launch_bounds__(128)
     down_combine_gemv_kernel(const bf16* __restrict__ act, int32_t K,
                              const int32_t* __restrict__ ids, const float* __restrict__ weights,
@@ -228,32 +328,33 @@ __global__ void __launch_bounds__(128)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t H = w.hidden, F = w.inter;
   const int64_t n0 = (int64_t(blockIdx.y) * kGemvWarps + warp) * kDownRowsPerWarp;
+  __shared__ float lut[16];
+  fill_e2m1_lut<kFmt>(lut);
   if (n0 >= H) return;
-  const size_t esize = kFp8 ? 1 : 2;
   float total[kDownRowsPerWarp] = {};
   for (int j = 0; j < K; ++j) {
     const int32_t slot = t * K + j;
     const int32_t e = min(max(ids[slot], 0), w.num_experts - 1);
-    const char* we = static_cast<const char*>(w.w2) + size_t(e) * size_t(H * F) * esize;
+    const char* we = static_cast<const char*>(w.w2) + size_t(e) * expert_bytes<kFmt>(H, F);
+    const uint8_t* wmx = w.w2_mx + (kFmt == Fmt::kMxfp4 ? size_t(e) * size_t(H * (F / 32)) : 0);
     const bf16* ar = act + int64_t(slot) * F;
     float acc[kDownRowsPerWarp] = {};
-    for (int64_t k0 = int64_t(lane) * 8; k0 < F; k0 += 256) {
-      float av[8];
-      bf16x8_to_float(*reinterpret_cast<const uint4*>(ar + k0), av);
+    constexpr int V = GemvChunk<kFmt>::kVals;
+    for (int64_t k0 = int64_t(lane) * V; k0 < F; k0 += 32 * V) {
+      GemvChunk<kFmt> c[kDownRowsPerWarp];
 #pragma unroll
-      for (int r = 0; r < kDownRowsPerWarp; ++r) {
-        float wv[8];
-        load8<kFp8>(we, min(n0 + r, H - 1) * F + k0, wv);
+      for (int r = 0; r < kDownRowsPerWarp; ++r) c[r].load(we, wmx, min(n0 + r, H - 1), F, k0);
+      float av[V];
+      load_x<V>(ar, k0, av);
 #pragma unroll
-        for (int q = 0; q < 8; ++q) acc[r] = fmaf(wv[q], av[q], acc[r]);
-      }
+      for (int r = 0; r < kDownRowsPerWarp; ++r) acc[r] += c[r].dot(av, lut);
     }
     const float wt = weights[slot];
 #pragma unroll
     for (int r = 0; r < kDownRowsPerWarp; ++r) {
       float y = warp_sum(acc[r]);
       const int64_t n = min(n0 + r, H - 1);
-      if (kFp8) y *= w.w2_scale[int64_t(e) * H + n];
+      if (kFmt == Fmt::kFp8) y *= w.w2_scale[int64_t(e) * H + n];
       if (w.w2_bias) y += w.w2_bias[int64_t(e) * H + n];
       // The expert's output rounded to bf16 (as a bf16 model keeps it), then weighted in fp32.
       total[r] = fmaf(wt, __bfloat162float(__float2bfloat16(y)), total[r]);
@@ -337,8 +438,8 @@ __device__ __forceinline__ int32_t expert_of_tile(const int32_t* tile_off, int32
 }
 
 // The grouped GEMM's epilogue: this thread's accumulators (two n8 tiles of each 16-row m tile)
-// scaled (FP8), biased, through the activation (kSwiglu: the gate and up tiles of one column
-// block) and stored as bf16 rows m0 + r < m0 + rows.
+// scaled (FP8 row scales), biased, through the activation (kSwiglu: the gate and up tiles of one
+// column block) and stored as bf16 rows m0 + r < m0 + rows.
 template <bool kFp8, bool kSwiglu>
 __device__ __forceinline__ void store_tile(const float (&acc)[kMoeTileM / 16][2][4],
                                            const MoeWeightsView& w, int32_t e, int32_t m0,
@@ -388,7 +489,7 @@ constexpr int kBN = 64, kBK = 32, kPad = 8, kLd = kBK + kPad;
 // C [rows, N] = A W_e^T over every expert's tiles. kSwiglu: A rows are token rows x[perm[r] / K]
 // (ld_a), W = w13, out = act [n, F] with the activation applied; else A = act rows (contiguous),
 // W = w2, out = y [n, H].
-template <bool kFp8, bool kSwiglu>
+template <Fmt kFmt, bool kSwiglu>
 __global__ void __launch_bounds__(128)
     grouped_gemm_kernel(const bf16* __restrict__ a, int64_t ld_a, int32_t topk,
                         const int32_t* __restrict__ offsets, const int32_t* __restrict__ tile_off,
@@ -406,9 +507,10 @@ __global__ void __launch_bounds__(128)
   const int64_t Kd = kSwiglu ? H : F;      // reduction length
   const int64_t Nw = kSwiglu ? 2 * F : H;  // rows of W_e
   const int64_t n0 = int64_t(blockIdx.y) * (kSwiglu ? kBN / 2 : kBN);
-  const size_t esize = kFp8 ? 1 : 2;
   const char* we =
-      static_cast<const char*>(kSwiglu ? w.w13 : w.w2) + size_t(e) * size_t(Nw * Kd) * esize;
+      static_cast<const char*>(kSwiglu ? w.w13 : w.w2) + size_t(e) * expert_bytes<kFmt>(Nw, Kd);
+  const uint8_t* wmx = (kSwiglu ? w.w13_mx : w.w2_mx) +
+                       (kFmt == Fmt::kMxfp4 ? size_t(e) * size_t(Nw * (Kd / 32)) : 0);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
 
   // The W row of B-tile row i (-1: outside).
@@ -446,9 +548,9 @@ __global__ void __launch_bounds__(128)
                                   : make_uint4(0, 0, 0, 0);
       if (brow[c] < 0 || !kin) {
         rb[c] = make_uint4(0, 0, 0, 0);
-      } else if constexpr (kFp8) {
+      } else if constexpr (kFmt != Fmt::kBf16) {
         float f[8];
-        load8<true>(we, brow[c] * Kd + k, f);
+        load8<kFmt>(we, wmx, brow[c], Kd, k, f);
         rb[c] = make_uint4(pack_bf16x2(f[0], f[1]), pack_bf16x2(f[2], f[3]),
                            pack_bf16x2(f[4], f[5]), pack_bf16x2(f[6], f[7]));
       } else {
@@ -497,7 +599,7 @@ __global__ void __launch_bounds__(128)
     if (kt + 1 < ktiles) store(buf ^ 1);
     __syncthreads();
   }
-  store_tile<kFp8, kSwiglu>(acc, w, e, m0, rows, n0, warp, g, tq, out);
+  store_tile<kFmt == Fmt::kFp8, kSwiglu>(acc, w, e, m0, rows, n0, warp, g, tq, out);
 }
 
 // out[t, :] = sum_j weights[t, j] * y[slot_row[t K + j], :] (choice order, fp32).
@@ -517,10 +619,30 @@ __global__ void __launch_bounds__(256)
 }
 
 bool shapes_ok(const MoeWeightsView& w, int32_t top_k) {
-  const int64_t align = w.fp8 ? 16 : 8;
+  const bool fp8 = w.format == Fmt::kFp8, mx = w.format == Fmt::kMxfp4;
+  const int64_t align = mx ? 32 : fp8 ? 16 : 8;
   return w.num_experts > 0 && w.num_experts <= kMoeMaxExperts && top_k > 0 &&
          top_k <= kMoeMaxTopK && top_k <= w.num_experts && w.hidden % align == 0 &&
-         w.inter % align == 0 && w.hidden > 0 && w.inter > 0 && (!w.fp8 || w.w13_scale);
+         w.inter % align == 0 && w.hidden > 0 && w.inter > 0 &&
+         (!fp8 || (w.w13_scale && w.w2_scale)) && (!mx || (w.w13_mx && w.w2_mx));
+}
+
+template <Fmt kFmt>
+void launch_gemv_as(dim3 g1, dim3 g2, const bf16* x, int64_t ld_x, int32_t K, const int32_t* ids,
+                    const float* weights, const MoeWeightsView& w, bf16* act, int32_t* counts,
+                    bf16* out, int64_t ld_out, cudaStream_t stream) {
+  gate_up_gemv_kernel<kFmt><<<g1, 128, 0, stream>>>(x, ld_x, K, ids, w, act, counts);
+  down_combine_gemv_kernel<kFmt><<<g2, 128, 0, stream>>>(act, K, ids, weights, w, out, ld_out);
+}
+
+template <Fmt kFmt>
+void launch_grouped_as(dim3 g1, dim3 g2, const bf16* x, int64_t ld_x, int32_t K,
+                       const int32_t* offsets, const int32_t* tile_off, const int32_t* perm,
+                       const MoeWeightsView& w, bf16* act, bf16* y, cudaStream_t stream) {
+  grouped_gemm_kernel<kFmt, true>
+      <<<g1, 128, 0, stream>>>(x, ld_x, K, offsets, tile_off, perm, w, act);
+  grouped_gemm_kernel<kFmt, false>
+      <<<g2, 128, 0, stream>>>(act, w.inter, K, offsets, tile_off, perm, w, y);
 }
 
 }  // namespace
@@ -549,12 +671,19 @@ cudaError_t launch_moe_gemv(const void* x, int64_t ld_x, int32_t T, int32_t K, c
   const bf16* xb = static_cast<const bf16*>(x);
   bf16* ab = static_cast<bf16*>(act);
   bf16* ob = static_cast<bf16*>(out);
-  if (w.fp8) {
-    gate_up_gemv_kernel<true><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab, expert_counts);
-    down_combine_gemv_kernel<true><<<g2, 128, 0, stream>>>(ab, K, ids, weights, w, ob, ld_out);
-  } else {
-    gate_up_gemv_kernel<false><<<g1, 128, 0, stream>>>(xb, ld_x, K, ids, w, ab, expert_counts);
-    down_combine_gemv_kernel<false><<<g2, 128, 0, stream>>>(ab, K, ids, weights, w, ob, ld_out);
+  switch (w.format) {
+    case Fmt::kBf16:
+      launch_gemv_as<Fmt::kBf16>(g1, g2, xb, ld_x, K, ids, weights, w, ab, expert_counts, ob,
+                                 ld_out, stream);
+      break;
+    case Fmt::kFp8:
+      launch_gemv_as<Fmt::kFp8>(g1, g2, xb, ld_x, K, ids, weights, w, ab, expert_counts, ob, ld_out,
+                                stream);
+      break;
+    case Fmt::kMxfp4:
+      launch_gemv_as<Fmt::kMxfp4>(g1, g2, xb, ld_x, K, ids, weights, w, ab, expert_counts, ob,
+                                  ld_out, stream);
+      break;
   }
   return cudaGetLastError();
 }
@@ -586,16 +715,18 @@ cudaError_t launch_moe_grouped(const void* x, int64_t ld_x, int32_t T, int32_t K
   const dim3 g1(max_tiles, unsigned((w.inter + kBN / 2 - 1) / (kBN / 2)));
   const dim3 g2(max_tiles, unsigned((w.hidden + kBN - 1) / kBN));
   const bf16* xb = static_cast<const bf16*>(x);
-  if (w.fp8) {
-    grouped_gemm_kernel<true, true>
-        <<<g1, 128, 0, stream>>>(xb, ld_x, K, offsets, tile_off, perm, w, act);
-    grouped_gemm_kernel<true, false>
-        <<<g2, 128, 0, stream>>>(act, w.inter, K, offsets, tile_off, perm, w, y);
-  } else {
-    grouped_gemm_kernel<false, true>
-        <<<g1, 128, 0, stream>>>(xb, ld_x, K, offsets, tile_off, perm, w, act);
-    grouped_gemm_kernel<false, false>
-        <<<g2, 128, 0, stream>>>(act, w.inter, K, offsets, tile_off, perm, w, y);
+  switch (w.format) {
+    case Fmt::kBf16:
+      launch_grouped_as<Fmt::kBf16>(g1, g2, xb, ld_x, K, offsets, tile_off, perm, w, act, y,
+                                    stream);
+      break;
+    case Fmt::kFp8:
+      launch_grouped_as<Fmt::kFp8>(g1, g2, xb, ld_x, K, offsets, tile_off, perm, w, act, y, stream);
+      break;
+    case Fmt::kMxfp4:
+      launch_grouped_as<Fmt::kMxfp4>(g1, g2, xb, ld_x, K, offsets, tile_off, perm, w, act, y,
+                                     stream);
+      break;
   }
   moe_combine_kernel<<<unsigned(T), 256, 0, stream>>>(y, w.hidden, K, slot_row, weights,
                                                       static_cast<bf16*>(out), ld_out);

@@ -24,18 +24,29 @@ constexpr int kMoeMaxTopK = 32;
 constexpr int kMoeGemvMaxTokens = 8;
 constexpr int kMoeTileM = 64;  // rows (token slots) per grouped-GEMM tile
 
+// How one layer's expert weights are stored (each load stage converts them to bf16 / fp32).
+enum class MoeWeightFormat : uint8_t {
+  kBf16,
+  kFp8,    // float8 e4m3, fp32 scale per expert and output row (applied in the epilogue)
+  kMxfp4,  // e2m1 pairs a byte (low nibble first), e8m0 scale per 32 inputs of a row
+};
+
 // One layer's experts on the device: w13 [E, 2F, H] (gate rows then up rows, or interleaved
-// pairs), w2 [E, H, F]; bf16, or float8 e4m3 with fp32 scales per expert and output row.
+// pairs), w2 [E, H, F]; bf16, float8 e4m3 with fp32 scales per expert and output row, or MXFP4
+// (w13 / w2 the packed bytes [E, rows, cols / 2], w13_mx / w2_mx the e8m0 scales
+// [E, rows, cols / 32]).
 struct MoeWeightsView {
   const void* w13 = nullptr;
   const void* w2 = nullptr;
   const float* w13_scale = nullptr;  // [E, 2F] (fp8 only)
   const float* w2_scale = nullptr;   // [E, H] (fp8 only)
+  const uint8_t* w13_mx = nullptr;   // [E, 2F, H / 32] (mxfp4 only)
+  const uint8_t* w2_mx = nullptr;    // [E, H, F / 32] (mxfp4 only)
   const float* w13_bias = nullptr;   // [E, 2F] or null
   const float* w2_bias = nullptr;    // [E, H] or null
   int32_t num_experts = 0;
-  int64_t hidden = 0, inter = 0;  // H, F (multiples of 8; of 16 for fp8)
-  bool fp8 = false;
+  int64_t hidden = 0, inter = 0;  // H, F (multiples of 8; of 16 for fp8; of 32 for mxfp4)
+  MoeWeightFormat format = MoeWeightFormat::kBf16;
   bool interleaved = false;
   bool swiglu_clamp = false;  // gpt-oss's activation, else SiLU(gate) * up
   float alpha = 1.702f, limit = 7.0f;

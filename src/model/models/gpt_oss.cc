@@ -5,16 +5,17 @@
 // (gate_up_proj [E, hidden, 2 * inter] with gate and up interleaved, down_proj [E, inter, hidden],
 // each with a bias), the clamped SwiGLU (gate <= limit, |up| <= limit, (up + 1) * gate *
 // sigmoid(alpha * gate)). Experts in bf16 or MXFP4 (quant/mxfp4.cc), as the published checkpoints
-// ship them.
+// ship them, through the shared MoE layer (layers/moe.h: KernelOps::moe_topk / moe_experts).
+#include <algorithm>
+
 #include "core/error.h"
 #include "model/config_parsing.h"
 #include "model/layers/attention.h"
-#include "model/layers/linear.h"
+#include "model/layers/moe.h"
 #include "model/layers/norm.h"
 #include "model/loader/model_loader.h"
 #include "model/models/decoder_base.h"
 #include "model/models/models.h"
-#include "model/quant/experts.h"
 
 namespace inferd {
 
@@ -22,38 +23,32 @@ using namespace config;  // NOLINT: config.json field access
 
 namespace {
 
-// The gpt-oss MLP: router (with bias), top-k then softmax, the fused experts.
-class GptOssMoe {
- public:
-  GptOssMoe(const std::string& prefix, const ModelConfig& c, ModelLoader& loader) {
-    const int64_t E = c.num_experts, H = c.hidden_size, F = c.intermediate_size;
-    router_ = LinearLayer(plain_linear(prefix + "router", E, H, /*bias=*/true), loader);
-    gate_up_ = load_fused_experts({prefix + "experts.gate_up_proj", E, 2 * F, H, true}, loader);
-    down_ = load_fused_experts({prefix + "experts.down_proj", E, H, F, true}, loader);
-    p_.top_k = c.num_experts_per_tok;
-    p_.softmax_before_topk = false;
-    p_.act = MoeParams::Act::kClampedSwiglu;
-    p_.interleaved_gate_up = true;
-    p_.alpha = float(c.swiglu_alpha);
-    p_.limit = float(c.swiglu_limit);
-  }
-  // out [T, hidden]; `logits` [T, E] is workspace.
-  void forward(KernelOps& ops, const Tensor& x, Tensor logits, Tensor out) const {
-    router_.apply(ops, x, logits);
-    ops.fused_moe(x, logits, gate_up_, down_, p_, std::move(out));
-  }
-
- private:
-  LinearLayer router_;
-  ExpertLinear gate_up_, down_;
-  MoeParams p_;
-};
+// The gpt-oss MLP as the shared MoE layer: the router with bias, the top k logits then a softmax
+// over them, the stacked experts (input-major, gate/up interleaved, biases) with the clamped
+// SwiGLU.
+MoeSpec gpt_oss_moe_spec(const std::string& prefix, const ModelConfig& c) {
+  MoeSpec s;
+  s.prefix = prefix;
+  s.router_name = "router";
+  s.hidden = c.hidden_size;
+  s.expert_intermediate = c.intermediate_size;
+  s.num_experts = c.num_experts;
+  s.top_k = c.num_experts_per_tok;
+  s.softmax_before_topk = false;
+  s.renormalize = false;  // moot: the softmax is over the k chosen logits
+  s.router_bias = true;
+  s.expert_bias = true;
+  s.experts_transposed = true;
+  s.gate_up_interleaved = true;
+  s.expert_act = MoeExperts::Act::kSwigluClamp;
+  s.act_alpha = float(c.swiglu_alpha);
+  s.act_limit = float(c.swiglu_limit);
+  return s;
+}
 
 class GptOssModel final : public DecoderBase {
  public:
   GptOssModel(const ModelConfig& c, ModelLoader& loader) : DecoderBase(c, loader) {
-    if (!loader.runtime().supports_moe())
-      fail("{}: {} has no mixture-of-experts kernels", c.architecture, loader.runtime().name());
     layers_.resize(size_t(c.num_layers));
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const std::string p = layer_prefix(i);
@@ -64,21 +59,31 @@ class GptOssModel final : public DecoderBase {
       AttentionSpec spec = attention_spec(i);
       spec.sinks = true;
       L.attn = std::make_unique<Attention>(spec, loader);
-      L.mlp = std::make_unique<GptOssMoe>(p + "mlp.", c, loader);
+      L.mlp = make_moe_layer(gpt_oss_moe_spec(p + "mlp.", c), loader);
     }
   }
 
   std::vector<int64_t> workspace_columns() const override {
     std::vector<int64_t> cols = DecoderBase::workspace_columns();
-    cols.push_back(cfg_.num_experts);  // kRouter
+    int64_t moe = 1;
+    for (const Layer& L : layers_) moe = std::max(moe, L.mlp->workspace_columns());
+    cols.push_back(moe);  // kMoeScratch
     return cols;
+  }
+
+  int64_t num_moe_layers() const override { return int64_t(layers_.size()); }
+
+  void set_expert_counts(const Tensor& counts) override {
+    for (size_t i = 0; i < layers_.size(); ++i)
+      layers_[i].mlp->set_expert_counts(
+          counts.defined() ? counts.slice_rows(int64_t(i), int64_t(i) + 1) : Tensor());
   }
 
   void forward(const ForwardContext& ctx, Tensor h) override {
     KernelOps& ops = ctx.ops;
     const DeviceBatch& b = ctx.batch;
     Tensor x = ctx.buffer(kX), residual = ctx.buffer(kResidual), qkv = ctx.buffer(kQkv);
-    Tensor attn = ctx.buffer(kAttn), logits = ctx.buffer(kRouter);
+    Tensor attn = ctx.buffer(kAttn), scratch = ctx.buffer(kMoeScratch);
     embed_.forward(ops, b, residual);
     for (size_t i = 0; i < layers_.size(); ++i) {
       const Layer& L = layers_[i];
@@ -89,17 +94,17 @@ class GptOssModel final : public DecoderBase {
       }
       L.attn->forward(ops, b, h, qkv, attn, ctx.kv_cache[i], x);
       ops.add_rms_norm(residual, x, L.post_norm.weight, L.post_norm.eps, h);
-      L.mlp->forward(ops, h, logits, x);
+      L.mlp->forward(ops, h, scratch, x);
     }
     ops.add_rms_norm(residual, x, final_norm_.weight, final_norm_.eps, h);
   }
 
  private:
-  static constexpr size_t kRouter = kAct + 1;
+  static constexpr size_t kMoeScratch = kAct + 1;
   struct Layer {
     RmsNorm input_norm, post_norm;
     std::unique_ptr<Attention> attn;
-    std::unique_ptr<GptOssMoe> mlp;
+    std::unique_ptr<MoeLayer> mlp;
   };
   std::vector<Layer> layers_;
 };

@@ -4,13 +4,14 @@
 // float8 expert tensors (FP8 checkpoints: block or channel scales), draws dummy experts stacked on
 // the device, places them (DeviceRuntime::make_moe_experts) and, under --quantization fp8, rounds
 // them to FP8 per expert and output channel (on the device where the backend computes FP8; on the
-// CPU rounded and dequantized, so it computes what FP8 weights hold).
+// CPU rounded and dequantized, so it computes what FP8 weights hold). MXFP4 experts: mxfp4.cc.
 #include <cstring>
 
 #include "core/error.h"
 #include "model/loader/model_loader.h"
 #include "model/loader/safetensors.h"
 #include "model/quant/fp8_weights.h"
+#include "model/quant/mxfp4.h"
 
 namespace inferd {
 
@@ -53,10 +54,39 @@ Tensor expert_view(const Tensor& a, int64_t e) {
                 a.device(), a.holder());
 }
 
+// The gate/up layout and activation the spec names.
+void set_activation(const MoeExpertsSpec& spec, MoeExperts& w) {
+  w.gate_up_interleaved = spec.interleaved;
+  w.act = spec.act;
+  w.act_alpha = spec.act_alpha;
+  w.act_limit = spec.act_limit;
+}
+
 }  // namespace
+
+void load_moe_expert_biases(const MoeExpertsSpec& spec, ModelLoader& loader, MoeExpertTensors& t) {
+  const int64_t E = spec.num_experts, H = spec.hidden, F = spec.intermediate;
+  const std::string ex = spec.prefix + "experts.";
+  if (loader.checkpoint_if_any() == nullptr) {  // dummy: fp32 biases drawn where the weights are
+    const uint64_t seed = loader.options().dummy_seed;
+    const int64_t s13[2] = {E, 2 * F}, s2[2] = {E, H};
+    t.w13_bias = loader.runtime().random_tensor(
+        DType::kF32, s13, dummy_seed_of(seed, ex + "gate_up_proj_bias"), 0.02f, 0.f);
+    t.w2_bias = loader.runtime().random_tensor(
+        DType::kF32, s2, dummy_seed_of(seed, ex + "down_proj_bias"), 0.02f, 0.f);
+    return;
+  }
+  t.w13_bias = loader.weight(ex + "gate_up_proj_bias", {E, 2 * F});
+  t.w2_bias = loader.weight(ex + "down_proj_bias", {E, H});
+}
 
 MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
                                                   ModelLoader& loader) const {
+  if (is_mxfp4_experts(spec, loader)) {
+    MoeExperts w = create_mxfp4_moe_experts(spec, loader);
+    set_activation(spec, w);
+    return w;
+  }
   DeviceRuntime& rt = loader.runtime();
   const int64_t E = spec.num_experts, H = spec.hidden, F = spec.intermediate;
   const std::string ex = spec.prefix + "experts.";
@@ -98,22 +128,9 @@ MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
           read_expert_part(loader, p + spec.down_name + ".weight", H, F, round_on_host));
     }
   }
-  if (spec.bias && st == nullptr) {  // dummy: fp32 biases drawn where the weights are
-    const uint64_t seed = loader.options().dummy_seed;
-    const int64_t s13[2] = {E, 2 * F}, s2[2] = {E, H};
-    t.w13_bias = rt.random_tensor(DType::kF32, s13, dummy_seed_of(seed, ex + "gate_up_proj_bias"),
-                                  0.02f, 0.f);
-    t.w2_bias =
-        rt.random_tensor(DType::kF32, s2, dummy_seed_of(seed, ex + "down_proj_bias"), 0.02f, 0.f);
-  } else if (spec.bias) {
-    t.w13_bias = loader.weight(ex + "gate_up_proj_bias", {E, 2 * F});
-    t.w2_bias = loader.weight(ex + "down_proj_bias", {E, H});
-  }
+  if (spec.bias) load_moe_expert_biases(spec, loader, t);
   MoeExperts w = rt.make_moe_experts(std::move(t), H, F);
-  w.gate_up_interleaved = spec.interleaved;
-  w.act = spec.act;
-  w.act_alpha = spec.act_alpha;
-  w.act_limit = spec.act_limit;
+  set_activation(spec, w);
   if (w.num_experts != E) fail("{}: {} experts placed, {} expected", spec.prefix, w.num_experts, E);
   if (fp8 && rt.supports_fp8()) rt.quantize_moe_experts_fp8(w);
   return w;

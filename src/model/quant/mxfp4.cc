@@ -4,14 +4,14 @@
 // projection `<name>_blocks` uint8 [E, out, in / 32, 16] (byte i of a block holds element 2i in
 // its low nibble and 2i + 1 in the high one) and `<name>_scales` uint8 [E, out, in / 32]
 // (2^(s - 127)). Backends that compute MXFP4 (DeviceRuntime::supports_mxfp4) keep the packed bytes
-// (the GEMM dequantizes as it loads); the others get exact bf16 values at load.
+// (KernelOps::moe_experts dequantizes them as it loads); the others get exact bf16 values at load.
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "model/loader/model_loader.h"
 #include "model/loader/safetensors.h"
-#include "model/quant/experts.h"
+#include "model/quant/mxfp4.h"
 
 namespace inferd {
 
@@ -65,52 +65,59 @@ void dequantize_mxfp4(const uint8_t* blocks, const uint8_t* scales, int64_t rows
   }
 }
 
-ExpertLinear load_mxfp4_experts(const ExpertSpec& s, ModelLoader& loader) {
-  const int64_t E = s.num_experts, O = s.out_features, I = s.in_features;
-  if (I % kGroup != 0)
-    fail("{}: MXFP4 experts need in_features ({}) divisible by {}", s.name, I, kGroup);
+bool is_mxfp4_experts(const MoeExpertsSpec& spec, ModelLoader& loader) {
+  const SafetensorsIndex* st = loader.checkpoint_if_any();
+  return loader.config().quant.method == QuantMethod::kMxfp4 ||
+         (st != nullptr && st->contains(spec.prefix + "experts.gate_up_proj_blocks"));
+}
+
+MoeExperts create_mxfp4_moe_experts(const MoeExpertsSpec& s, ModelLoader& loader) {
+  const int64_t E = s.num_experts, H = s.hidden, F = s.intermediate;
+  const std::string ex = s.prefix + "experts.";
+  if (H % kGroup != 0 || F % kGroup != 0)
+    fail("{}: MXFP4 experts need hidden ({}) and intermediate ({}) sizes divisible by {}", ex, H, F,
+         kGroup);
+  if (loader.gguf() != nullptr) fail("{}: MXFP4 experts from a GGUF file are not supported", ex);
   DeviceRuntime& rt = loader.runtime();
-  ExpertLinear host;
-  host.num_experts = E;
-  host.out_features = O;
-  host.in_features = I;
-  host.bias = load_expert_bias(s, loader);
-  Tensor blocks, scales;
-  if (loader.dummy()) {
-    if (!rt.supports_mxfp4()) {
-      // Dequantized anyway: dense dummy values of the same scale.
-      host.weight = loader.weight(s.name, {E, O, I});
-      return rt.make_experts(host);
+  const bool packed = rt.supports_mxfp4();
+  MoeExpertTensors t;
+  // One projection `name` [E, rows, cols] (output-major, as the checkpoint stores MXFP4 experts).
+  auto read = [&](const std::string& name, int64_t rows, int64_t cols, Tensor& dense,
+                  Tensor& blocks, Tensor& scales) {
+    if (loader.dummy()) {
+      if (!packed) {  // dequantized anyway: dense dummy values of the same scale
+        dense = loader.weight(name, {E, rows, cols});
+        return;
+      }
+      const uint64_t seed = dummy_seed_of(loader.options().dummy_seed, name);
+      blocks = dummy_bytes({E, rows, cols / 2}, seed, false);
+      scales = dummy_bytes({E, rows, cols / kGroup}, seed ^ 0x5ca1e5ull, true);
+      return;
     }
-    const uint64_t seed = dummy_seed_of(loader.options().dummy_seed, s.name);
-    blocks = dummy_bytes({E, O, I / 2}, seed, false);
-    scales = dummy_bytes({E, O, I / kGroup}, seed ^ 0x5ca1e5ull, true);
-  } else {
     const SafetensorsIndex& st = loader.checkpoint();
-    const int64_t bshape[4] = {E, O, I / kGroup, kGroup / 2};
-    const int64_t sshape[3] = {E, O, I / kGroup};
     for (const char* suffix : {"_blocks", "_scales"}) {
-      const std::string n = s.name + suffix;
-      if (!st.contains(n)) fail("tensor '{}' is missing (MXFP4 experts of '{}')", n, s.name);
+      const std::string n = name + suffix;
+      if (!st.contains(n)) fail("tensor '{}' is missing (MXFP4 experts of '{}')", n, name);
       if (st.info(n).dtype != DType::kU8)
         fail("tensor '{}' must be uint8 (MXFP4 {}), got {}", n, suffix + 1,
              dtype_name(st.info(n).dtype));
     }
-    blocks = st.get(s.name + "_blocks", bshape);
-    scales = st.get(s.name + "_scales", sshape);
-    blocks = blocks.view({E, O, I / 2});
-  }
-  if (rt.supports_mxfp4()) {
-    host.format = ExpertLinear::Format::kMxfp4;
-    host.weight = blocks;
-    host.scales = scales;
-    return rt.make_experts(host);
-  }
-  Tensor w = Tensor::empty_host(DType::kBF16, {E, O, I});
-  dequantize_mxfp4(blocks.data_as<uint8_t>(), scales.data_as<uint8_t>(), E * O, I,
-                   w.data_as<uint16_t>());
-  host.weight = w;
-  return rt.make_experts(host);
+    const int64_t bshape[4] = {E, rows, cols / kGroup, kGroup / 2};
+    const int64_t sshape[3] = {E, rows, cols / kGroup};
+    blocks = st.get(name + "_blocks", bshape).view({E, rows, cols / 2});
+    scales = st.get(name + "_scales", sshape);
+    if (packed) return;
+    dense = Tensor::empty_host(DType::kBF16, {E, rows, cols});
+    dequantize_mxfp4(blocks.data_as<uint8_t>(), scales.data_as<uint8_t>(), E * rows, cols,
+                     dense.data_as<uint16_t>());
+    blocks = scales = Tensor();
+  };
+  read(ex + "gate_up_proj", 2 * F, H, t.w13, t.w13_blocks, t.w13_scales);
+  read(ex + "down_proj", H, F, t.w2, t.w2_blocks, t.w2_scales);
+  if (s.bias) load_moe_expert_biases(s, loader, t);
+  MoeExperts w = rt.make_moe_experts(std::move(t), H, F);
+  if (w.num_experts != E) fail("{}: {} experts placed, {} expected", s.prefix, w.num_experts, E);
+  return w;
 }
 
 }  // namespace inferd

@@ -81,6 +81,10 @@ struct MoeExpertsSpec {
   float act_alpha = 1.702f, act_limit = 7.0f;
 };
 
+// The expert biases of `spec` into `t`: `<prefix>experts.gate_up_proj_bias` [E, 2F] and
+// `down_proj_bias` [E, H] (dummy: fp32, drawn on the backend's device). moe_experts.cc.
+void load_moe_expert_biases(const MoeExpertsSpec& spec, ModelLoader& loader, MoeExpertTensors& t);
+
 // A model's quantization scheme (from config.json's quantization_config and --quantization):
 // the method of each linear layer, by its name, and the weights of each MoE layer's experts.
 class QuantizationConfig {
@@ -92,8 +96,8 @@ class QuantizationConfig {
   virtual const LinearMethod& linear_method(const LinearSpec& spec, ModelLoader& loader) const = 0;
   // One MoE layer's experts, read (or drawn, under dummy) and placed (moe_experts.cc: dense
   // weights as stored; float8 checkpoint tensors dequantized; --quantization fp8 rounds them per
-  // expert and channel on backends that compute FP8). A scheme with its own expert format (MXFP4:
-  // MoeExperts::Format::kMxfp4) overrides this.
+  // expert and channel on backends that compute FP8; MXFP4 experts, as the checkpoint's
+  // quantization_config or its `*_blocks` tensors say, through mxfp4.cc).
   virtual MoeExperts create_moe_experts(const MoeExpertsSpec& spec, ModelLoader& loader) const;
 };
 
