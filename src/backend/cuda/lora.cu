@@ -229,10 +229,9 @@ struct PartEnds {
   int64_t end[3];
 };
 
+// The part output n belongs to (static indexing: the ends stay in registers).
 __device__ __forceinline__ int part_of(int64_t n, int num_parts, const PartEnds& parts) {
-  int p = 0;
-  while (p + 1 < num_parts && n >= parts.end[p]) ++p;
-  return p;
+  return int(num_parts > 1 && n >= parts.end[0]) + int(num_parts > 2 && n >= parts.end[1]);
 }
 
 __global__ void __launch_bounds__(kExpandThreads)
@@ -250,15 +249,15 @@ __global__ void __launch_bounds__(kExpandThreads)
   const int64_t cbeg = int64_t(part_of(n0, num_parts, parts)) * mr;
   const int64_t ncols = (int64_t(part_of(n_last, num_parts, parts)) + 1) * mr - cbeg;
   const int64_t ld = ncols + 8;  // reads of a part's last 8 columns may run past it (times 0)
+  const int ldi = int(ld);
   const int64_t bcol = n < N ? int64_t(part_of(n, num_parts, parts)) * mr : cbeg;
   const __nv_bfloat16* br = b + (int64_t(tl.slot) * N + (n < N ? n : 0)) * R + bcol;
   const float* tcol = ts + (bcol - cbeg);
   for (int r0 = 0; r0 < tl.n; r0 += chunk_rows) {
     const int rc = tl.n - r0 < chunk_rows ? tl.n - r0 : chunk_rows;
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < int64_t(rc) * ld; i += blockDim.x) {
-      const int r = int(i / ld);
-      const int64_t c = i % ld;
+    for (int i = threadIdx.x; i < rc * ldi; i += blockDim.x) {
+      const int r = i / ldi, c = i % ldi;
       float s = 0.f;
       if (c < ncols) {
         const float* p = partial + int64_t(tl.rows[r0 + r]) * R + cbeg + c;
