@@ -3,11 +3,13 @@
 // base GEMMs (KernelOps::linear, bf16) against its four KernelOps::lora_add calls (the segmented
 // shrink + expand of backend/cuda/lora.cu, rank-16 slots on all seven projections), us per layer,
 // for decode batches of 1, 8 and 32 rows and a 512-row prefill, with one adapter and with eight
-// (decode rows interleaved over the adapters, prefill rows in eight runs). "ratio" is base /
-// (base + lora) over the four linears only (a whole step adds attention, norms and the lm_head, so
-// its ratio is higher; issue 29 asks >= 0.90 for one decode stream); "lora ms/step" is 32 layers'
-// LoRA. Each figure is timed from a CUDA graph of many calls. Prints a table; asserts nothing.
-// Needs a GPU.
+// (decode rows interleaved over the adapters, prefill rows in eight runs). "lora us" is the four
+// lora_add calls alone (shrink and expand on one stream); "layer us" the four linears with their
+// LoRA as LinearLayer issues them (lora_begin: the shrink on a side stream beside the GEMM, then
+// the expand). "ratio" is base / layer over the four linears only (a whole step adds attention,
+// norms and the lm_head, so its ratio is higher; issue 29 asks >= 0.90 for one decode stream);
+// "lora ms/step" is 32 layers' LoRA. Each figure is timed from a CUDA graph of many calls. Prints a
+// table; asserts nothing. Needs a GPU.
 //   cuda_lora_bench [--device N] [--rank R]
 #include <algorithm>
 #include <chrono>
@@ -130,9 +132,12 @@ int run(int device, int64_t rank) {
       auto lora_fn = [&] {
         for (size_t i = 0; i < projs.size(); ++i) gpu->lora_add(in[i], lora[i], b, out[i]);
       };
-      auto layer_fn = [&] {
-        base_fn();
-        lora_fn();
+      auto layer_fn = [&] {  // as LinearLayer::apply issues them: the shrink beside the GEMM
+        for (size_t i = 0; i < projs.size(); ++i) {
+          gpu->lora_begin(in[i], lora[i], b);
+          gpu->linear(in[i], base[i], out[i]);
+          gpu->lora_add(in[i], lora[i], b, out[i]);
+        }
       };
       const double sb = time_per_call(*gpu, base_fn, key++);
       const double sl = time_per_call(*gpu, lora_fn, key++);

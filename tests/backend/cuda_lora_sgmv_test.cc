@@ -2,8 +2,9 @@
 // reference (KernelOps::lora_add): steps of 1..300 rows mixing base rows and several adapters whose
 // modules have different ranks (rank_pattern: padded to the slot's rank with zeros), on the
 // q/k/v-, gate/up- and down-shaped linears, through both shrink paths (SIMT up to 32 rows, tensor
-// cores above) and the unvectorized tails (K and ranks not multiples of 8); then a CUDA graph
-// captured with one mix and replayed with others. The tile grouping (build_lora_tiles) is checked
+// cores above) and the unvectorized tails (K and ranks not multiples of 8), the shrink on the
+// backend's stream or forked beside it (lora_begin); then a CUDA graph captured with one mix and
+// replayed with others. The tile grouping (build_lora_tiles) is checked
 // on the host and runs everywhere; the kernel tests skip themselves without a GPU.
 #include <gtest/gtest.h>
 
@@ -193,6 +194,7 @@ TEST(CudaLoraSgmv, MixedStepsOfOneTo300RowsMatchTheCpuReference) {
       const DeviceBatch& bg = be.gpu->prepare_batch(test::make_batch({{0, T}}, 16, 32, rng), 16);
       const Tensor xd = cuda_upload(*be.gpu, x, DType::kBF16);
       Tensor od = cuda_upload(*be.gpu, out0, DType::kBF16);
+      if (T % 2 == 1) be.gpu->lora_begin(xd, lg, bg);  // the shrink on the side stream
       be.gpu->lora_add(xd, lg, bg, od);
       const Tensor got = cuda_download_f32(*be.gpu, od);
       const double err = test::rel_err(got, want);
@@ -216,7 +218,10 @@ TEST(CudaLoraSgmv, GraphCapturedWithOneMixReplaysOthers) {
   const LoraLinear lc = make_linear(*be.cpu, sh, S, h);
   const LoraLinear lg = make_linear(*be.gpu, sh, S, h);
   int32_t key = 29000;
-  for (int32_t T : {8, 48}) {  // the SIMT and the tensor-core shrink
+  // The SIMT and the tensor-core shrink, each on the backend's stream and forked beside it
+  // (lora_begin, as LinearLayer issues it: a branch of the graph).
+  for (const auto& [T, fork] :
+       std::vector<std::pair<int32_t, bool>>{{8, false}, {48, false}, {8, true}, {48, true}}) {
     const ForwardBatch fb = test::make_batch({{0, T}}, 16, 32, rng);
     const Tensor x = bf16_host({T, sh.in}, rng);
     const Tensor out0 = bf16_host({T, lg.out_features}, rng);
@@ -228,6 +233,7 @@ TEST(CudaLoraSgmv, GraphCapturedWithOneMixReplaysOthers) {
     const DeviceBatch& b0 = be.gpu->prepare_batch(fb, 16);
     const int32_t* tiles0 = b0.lora_tiles;
     be.gpu->begin_graph_capture();
+    if (fork) be.gpu->lora_begin(xd, lg, b0);
     be.gpu->lora_add(xd, lg, b0, od);
     be.gpu->end_graph_capture(key);
     std::vector<std::vector<int32_t>> mixes = {mixed_rows(T, S, rng), mixed_rows(T, S, rng),
@@ -242,7 +248,7 @@ TEST(CudaLoraSgmv, GraphCapturedWithOneMixReplaysOthers) {
       ASSERT_EQ(b.lora_tiles, tiles0) << "the metadata moved: the graph reads stale rows";
       ASSERT_TRUE(be.gpu->replay_graph(key));
       const Tensor got = cuda_download_f32(*be.gpu, od);
-      EXPECT_LT(test::rel_err(got, want), 1e-2) << "rows " << T;
+      EXPECT_LT(test::rel_err(got, want), 1e-2) << "rows " << T << " fork " << fork;
       expect_base_rows_untouched(rows, got, out0);
     }
     ++key;

@@ -18,12 +18,12 @@
 #include "backend/cuda/cuda_ggml.h"
 #include "backend/cuda/cuda_graphs.h"
 #include "backend/cuda/cuda_int4.h"
+#include "backend/cuda/cuda_lora.h"
 #include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/cuda_step.h"
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/fused_moe.h"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/lora.h"
 #include "core/dtype.h"
 #include "core/logging.h"
 
@@ -148,10 +148,7 @@ class CudaBackend final : public Backend {
     gemm_.reserve(c.max_tokens);
     ggml_.reserve();
     int4_.reserve(c.max_tokens);
-    if (c.max_lora_columns > 0) {
-      lora_tmp_ = ctx_.alloc(
-          DType::kF32, {int64_t(cuda::lora_partial_floats(c.max_tokens, c.max_lora_columns))});
-    }
+    lora_.reserve(c);
   }
   // Mixture of experts (issue 27): bf16 or MXFP4 experts, fused_moe.cu.
   bool supports_moe() const override { return true; }
@@ -170,30 +167,13 @@ class CudaBackend final : public Backend {
                              cudaMemcpyHostToDevice, stream()));
   }
   void set_lora_rows(std::span<const int32_t> slots) override { step_.set_lora_rows(slots); }
-  // Two launches a merged linear whatever the mix of adapters (lora.cu): the segmented shrink into
-  // the split-K scratch, the expand added into `out` in place.
+  // Two launches a merged linear whatever the mix of adapters (lora.cu); lora_begin puts the
+  // shrink beside the base GEMM (cuda_lora.h).
+  void lora_begin(const Tensor& x, const LoraLinear& w, const DeviceBatch& b) override {
+    lora_.begin(x, w, b);
+  }
   void lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, Tensor out) override {
-    if (b.lora_slots == nullptr) return;
-    check_dtype(x, DType::kBF16, "lora x");
-    check_dtype(out, DType::kBF16, "lora out");
-    const Mat xm = as_matrix(x, "lora x"), om = as_matrix(out, "lora out");
-    INFERD_CHECK(xm.cols == w.in_features && om.cols == w.out_features && om.rows == xm.rows &&
-                     xm.rows <= b.num_tokens && b.lora_tiles != nullptr,
-                 "lora x {} out {} A {} B {}", x.shape_str(), out.shape_str(), w.a.shape_str(),
-                 w.b.shape_str());
-    const int32_t T = b.num_tokens;
-    const int32_t tiles = cuda::lora_max_tiles(T, int32_t(w.a.size(0)));
-    const int32_t splits = cuda::lora_shrink_splits(T, tiles, w.in_features, w.rank);
-    INFERD_CHECK(lora_tmp_.defined() && T <= max_tokens_ &&
-                     size_t(splits) * size_t(T) * size_t(w.rank) <= size_t(lora_tmp_.numel()),
-                 "LoRA scratch of {} floats for {} rows of rank {}",
-                 lora_tmp_.defined() ? lora_tmp_.numel() : 0, T, w.rank);
-    float* part = lora_tmp_.data_as<float>();
-    CU_CHECK(cuda::launch_lora_shrink(x.data(), xm.ld, int32_t(xm.rows), w.a.data(), b.lora_tiles,
-                                      T, tiles, w.in_features, w.rank, part, stream()));
-    CU_CHECK(cuda::launch_lora_expand(part, splits, w.b.data(), b.lora_tiles, int32_t(xm.rows), T,
-                                      tiles, w.out_features, w.rank, w.max_rank, w.num_parts,
-                                      w.part_end, out.data(), om.ld, stream()));
+    lora_.add(x, w, b, std::move(out));
   }
   const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
                                    const SamplingBatch* sampling, int32_t pad_to) override {
@@ -506,7 +486,7 @@ class CudaBackend final : public Backend {
   CudaGraphs graphs_;
   CudaStepIo step_;
   CudaMoe moe_;
-  Tensor lora_tmp_;                     // LoRA shrink's split-K partial sums, fp32
+  CudaLora lora_{ctx_};                 // LoRA: scratch, side stream
   std::vector<uint16_t> lora_staging_;  // upload_f32's bf16 copy
   Tensor partial_acc_, partial_m_, partial_l_;
   int64_t partial_hd_ = 0;
