@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(kExpandThreads)
                        int chunk_rows, bool vec) {
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
-  extern __shared__ float ts[];  // [chunk_rows][ld]: the split sums of this block's columns
+  extern __shared__ __align__(16) float ts[];  // [chunk_rows][ld]: the split sums of this block's columns
   const int64_t n0 = int64_t(blockIdx.x) * kExpandThreads;
   const int64_t n = n0 + threadIdx.x;
   const int64_t n_last = (n0 + kExpandThreads < N ? n0 + kExpandThreads : N) - 1;
@@ -277,8 +277,18 @@ __global__ void __launch_bounds__(kExpandThreads)
         for (int j = 0; j < 8; ++j) {
           if (j >= gn) break;
           const float* tr = tcol + (g0 + j) * ld + c;
+          float tv[8];
+          if (vec) {  // ld, the part offsets and c are multiples of 8 floats: 16-byte reads
+            const float4 u = *reinterpret_cast<const float4*>(tr);
+            const float4 v = *reinterpret_cast<const float4*>(tr + 4);
+            tv[0] = u.x, tv[1] = u.y, tv[2] = u.z, tv[3] = u.w;
+            tv[4] = v.x, tv[5] = v.y, tv[6] = v.z, tv[7] = v.w;
+          } else {
 #pragma unroll
-          for (int e = 0; e < 8; ++e) acc[j] += tr[e] * bf[e];
+            for (int e = 0; e < 8; ++e) tv[e] = tr[e];
+          }
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[j] += tv[e] * bf[e];
         }
       }
 #pragma unroll
