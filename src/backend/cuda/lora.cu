@@ -242,8 +242,8 @@ __global__ void __launch_bounds__(kExpandThreads)
                        int chunk_rows, bool vec) {
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
-  extern __shared__ __align__(
-      16) float ts[];  // [chunk_rows][ld]: the split sums of this block's columns
+  // [chunk_rows][ld]: the split sums of this block's columns.
+  extern __shared__ __align__(16) float ts[];
   const int64_t n0 = int64_t(blockIdx.x) * kExpandThreads;
   const int64_t n = n0 + threadIdx.x;
   const int64_t n_last = (n0 + kExpandThreads < N ? n0 + kExpandThreads : N) - 1;
