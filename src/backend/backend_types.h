@@ -126,6 +126,9 @@ struct DeviceBatch {
   // [T] the LoRA slot of each row (-1: the base model), from DeviceRuntime::set_lora_rows; null
   // when LoRA is off. Device backends keep it in device memory, so graphs replay any mix.
   const int32_t* lora_slots = nullptr;
+  // Device backends: the same rows grouped by slot into tiles (backend/cuda/lora.h's layout), built
+  // on the host in the step's metadata upload; null when LoRA is off.
+  const int32_t* lora_tiles = nullptr;
 };
 
 // The largest step the model will run, so a device backend can size its per-step buffers once at

@@ -47,6 +47,14 @@ class KernelOps {
   // b.lora_slots[t] >= 0 (rows of one slot grouped into segments); nothing when b.lora_slots is
   // null. x [T, in], out [T, out] as linear() takes them.
   virtual void lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, Tensor out);
+  // Optional, before the base linear whose output lora_add(x, w, b, out) then adds into: lets a
+  // device backend start the shrink (it reads only x) beside the base GEMM. Each lora_begin is
+  // followed by the lora_add of the same x and w before any other LoRA call. No-op by default.
+  virtual void lora_begin(const Tensor& x, const LoraLinear& w, const DeviceBatch& b) {
+    (void)x;
+    (void)w;
+    (void)b;
+  }
   // Rotary embedding in place on the q and k parts of qkv [T, (nh + 2 nkv) * hd] (rotate-half).
   virtual void rope(Tensor qkv, int64_t num_heads, int64_t num_kv_heads, const RopeTable& rope,
                     const DeviceBatch& b) = 0;

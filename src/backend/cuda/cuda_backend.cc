@@ -18,11 +18,11 @@
 #include "backend/cuda/cuda_ggml.h"
 #include "backend/cuda/cuda_graphs.h"
 #include "backend/cuda/cuda_int4.h"
+#include "backend/cuda/cuda_lora.h"
 #include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/cuda_step.h"
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/lora.h"
 #include "core/dtype.h"
 #include "core/logging.h"
 
@@ -146,9 +146,7 @@ class CudaBackend final : public Backend {
     gemm_.reserve(c.max_tokens);
     ggml_.reserve();
     int4_.reserve(c.max_tokens);
-    if (c.max_lora_columns > 0) {
-      lora_tmp_ = ctx_.alloc(DType::kF32, {int64_t(c.max_tokens), int64_t(c.max_lora_columns)});
-    }
+    lora_.reserve(c);
   }
   bool supports_mxfp4() const override { return true; }  // MoE experts (moe.cu)
   // LoRA (issue 29): slots written between steps, in stream order (a slot the previous step read
@@ -164,24 +162,13 @@ class CudaBackend final : public Backend {
                              cudaMemcpyHostToDevice, stream()));
   }
   void set_lora_rows(std::span<const int32_t> slots) override { step_.set_lora_rows(slots); }
+  // Two launches a merged linear whatever the mix of adapters (lora.cu); lora_begin puts the
+  // shrink beside the base GEMM (cuda_lora.h).
+  void lora_begin(const Tensor& x, const LoraLinear& w, const DeviceBatch& b) override {
+    lora_.begin(x, w, b);
+  }
   void lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, Tensor out) override {
-    if (b.lora_slots == nullptr) return;
-    check_dtype(x, DType::kBF16, "lora x");
-    check_dtype(out, DType::kBF16, "lora out");
-    const Mat xm = as_matrix(x, "lora x"), om = as_matrix(out, "lora out");
-    INFERD_CHECK(xm.cols == w.in_features && om.cols == w.out_features && om.rows == xm.rows &&
-                     xm.rows <= b.num_tokens,
-                 "lora x {} out {} A {} B {}", x.shape_str(), out.shape_str(), w.a.shape_str(),
-                 w.b.shape_str());
-    INFERD_CHECK(lora_tmp_.defined() && xm.rows <= lora_tmp_.size(0) && w.rank <= lora_tmp_.size(1),
-                 "LoRA scratch [{}] for {} rows of rank {}", lora_tmp_.shape_str(), xm.rows,
-                 w.rank);
-    float* tmp = lora_tmp_.data_as<float>();
-    CU_CHECK(cuda::launch_lora_shrink(x.data(), xm.ld, w.a.data(), b.lora_slots, int32_t(xm.rows),
-                                      w.in_features, w.rank, tmp, stream()));
-    CU_CHECK(cuda::launch_lora_expand(tmp, w.b.data(), b.lora_slots, int32_t(xm.rows),
-                                      w.out_features, w.rank, w.max_rank, w.num_parts, w.part_end,
-                                      out.data(), om.ld, stream()));
+    lora_.add(x, w, b, std::move(out));
   }
   const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
                                    const SamplingBatch* sampling, int32_t pad_to) override {
@@ -491,7 +478,7 @@ class CudaBackend final : public Backend {
   CudaGraphs graphs_;
   CudaStepIo step_;
   CudaMoe moe_;
-  Tensor lora_tmp_;                     // LoRA shrink output [max_tokens, max columns], fp32
+  CudaLora lora_{ctx_};                 // LoRA: scratch, side stream
   std::vector<uint16_t> lora_staging_;  // upload_f32's bf16 copy
   Tensor partial_acc_, partial_m_, partial_l_;
   int64_t partial_hd_ = 0;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cuda/lora.h"
 #include "backend/cuda/sampler.h"
 #include "core/logging.h"
 
@@ -35,14 +36,15 @@ CudaStepIo::~CudaStepIo() {
 }
 
 CudaStepIo::Layout CudaStepIo::layout_ints(int32_t T, int32_t S, int32_t R, int32_t stride,
-                                           size_t edits, size_t mask_words) {
+                                           size_t edits, size_t mask_words, bool lora) {
   auto seg = [](size_t n) { return (n + 31) / 32 * 32; };
   Layout o;
   o.ids = kHeaderIntsPadded;
   o.pos = o.ids + seg(size_t(T));
   o.slot = o.pos + seg(size_t(T));
   o.lora = o.slot + seg(size_t(T));
-  o.qs = o.lora + seg(size_t(T));
+  o.ltiles = o.lora + seg(size_t(T));
+  o.qs = o.ltiles + (lora ? seg(cuda::lora_tile_ints(T)) : 0);
   o.kv = o.qs + seg(size_t(S) + 1);
   o.rows = o.kv + seg(size_t(S));
   o.samp = o.rows + seg(size_t(R));
@@ -59,11 +61,13 @@ void CudaStepIo::reserve(const StepCapacity& c) {
   capacity_ = c;
   const size_t need = layout_ints(c.max_tokens, c.max_tokens, c.max_tokens, c.max_blocks_per_seq,
                                   size_t(std::max<int64_t>(0, c.max_edits)),
-                                  size_t(std::max<int64_t>(0, c.max_mask_words)))
+                                  size_t(std::max<int64_t>(0, c.max_mask_words)),
+                                  c.max_lora_columns > 0 || lora_on_)
                           .total;
   if (need > meta_capacity_) grow_metadata(need);
   rows_cap_ = c.max_tokens;
   lora_rows_.reserve(size_t(c.max_tokens));
+  if (c.max_lora_columns > 0) lora_order_.resize(size_t(c.max_tokens));
   record_bytes_ = size_t(cuda::logprob_record_bytes(c.max_top_logprobs));
   tokens_bytes_ = (size_t(rows_cap_) * 4 + 255) / 256 * 256;
   results_bytes_ = tokens_bytes_ + size_t(rows_cap_) * record_bytes_;
@@ -94,7 +98,7 @@ const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t blo
                     : late_masks ? size_t(sampling->num_mask_rows) * size_t(sampling->mask_words)
                                  : sampling->masks.size();
   INFERD_CHECK(MW == 0 || sampling->mask_words > 0, "{} mask words with rows of 0 words", MW);
-  const Layout o = layout_ints(T, S, R, stride, E, MW);
+  const Layout o = layout_ints(T, S, R, stride, E, MW, lora_on_);
   if (o.total > meta_capacity_) {
     if (!graphs_.empty()) {
       LOG_WARN(
@@ -123,6 +127,9 @@ const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t blo
                  lora_rows_.size(), T0);
     std::copy(lora_rows_.begin(), lora_rows_.end(), h + o.lora);
     std::fill(h + o.lora + T0, h + o.lora + T, -1);  // padding rows: the base model
+    if (lora_order_.size() < size_t(T)) lora_order_.resize(size_t(T));
+    cuda::build_lora_tiles(std::span<const int32_t>(h + o.lora, size_t(T)), h + o.ltiles,
+                           lora_order_);
   }
   std::fill(h + o.bt, h + o.bt + size_t(S) * size_t(stride), 0);
   SeqStats st = pack_sequences(fb, o, stride, block_size);
@@ -172,6 +179,7 @@ const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t blo
   b_.max_blocks_per_seq = stride;
   b_.logit_rows = d + o.rows;
   b_.lora_slots = lora_on_ ? d + o.lora : nullptr;
+  b_.lora_tiles = lora_on_ ? d + o.ltiles : nullptr;
   b_.header = d;
   b_.meta = d;
   b_.sampling_rows = reinterpret_cast<const SamplingRow*>(d + o.samp);

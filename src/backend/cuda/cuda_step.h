@@ -54,12 +54,12 @@ class CudaStepIo {
   // a batch size reads the right places; the block-table stride and the offsets of the edits and
   // masks are in the header.
   struct Layout {
-    size_t ids, pos, slot, lora, qs, kv, rows, samp, bt, edits, masks, total;
+    size_t ids, pos, slot, lora, ltiles, qs, kv, rows, samp, bt, edits, masks, total;
   };
   static constexpr size_t kHeaderIntsPadded = 32;
   static_assert(cuda::kHeaderInts <= int(kHeaderIntsPadded));
   static Layout layout_ints(int32_t T, int32_t S, int32_t R, int32_t stride, size_t edits,
-                            size_t mask_words);
+                            size_t mask_words, bool lora);
   // Fills the sequences' part of the metadata (q starts, kv lengths, block tables, slots);
   // returns the most new tokens of a sequence, the longest context and the one-token sequences.
   struct SeqStats {
@@ -80,7 +80,8 @@ class CudaStepIo {
   cudaEvent_t meta_ev_ = nullptr;
   size_t late_mask_offset_ = 0, late_mask_words_ = 0;  // masks upload_masks() still has to copy
   const int32_t* host_ids_ = nullptr;
-  std::vector<int32_t> lora_rows_;  // set_lora_rows (capacity reserved: no allocation per step)
+  std::vector<int32_t> lora_rows_;   // set_lora_rows (capacity reserved: no allocation per step)
+  std::vector<int64_t> lora_order_;  // build_lora_tiles' scratch (reserved likewise)
   bool lora_on_ = false;
   DeviceBatch b_;
   int32_t block_size_ = 0;

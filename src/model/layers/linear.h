@@ -27,6 +27,7 @@ class LinearLayer {
   }
   // The same, then each row's LoRA adapter added when one is attached (issue 29).
   void apply(KernelOps& ops, const Tensor& x, Tensor out, const DeviceBatch& b) const {
+    if (lora_ != nullptr) ops.lora_begin(x, *lora_, b);  // the shrink may run beside the GEMM
     method_->apply(ops, *w_, x, out);
     if (lora_ != nullptr) ops.lora_add(x, *lora_, b, out);
   }
