@@ -99,8 +99,10 @@ void ModelRunner::allocate_workspace() {
   const DType act = be.activation_dtype();
   for (int64_t cols : model_->workspace_columns()) workspace_.push_back(be.alloc(act, {T, cols}));
   hidden_ = be.alloc(act, {T, H});
-  rows_per_pass_ =
-      std::max<int64_t>(kMinLogitRowsPerPass, std::min<int64_t>(opts_.max_num_seqs, T));
+  // Logit rows of one lm_head pass: a step's every row (with speculation, the draft rows too, so
+  // that a verification step is one pass and fits a graph).
+  const int64_t step_rows = int64_t(opts_.max_num_seqs) + std::max(0, opts_.max_extra_logit_rows);
+  rows_per_pass_ = std::max<int64_t>(kMinLogitRowsPerPass, std::min<int64_t>(step_rows, T));
   logits_in_ = be.alloc(act, {rows_per_pass_, H});
   if (be.device() == Device::kCPU) return;
   // fp32 logits: the lm_head GEMM writes them directly, no bf16 rounding before sampling.

@@ -40,7 +40,9 @@ struct RunnerOptions {
   bool enforce_eager = false;     // no CUDA graphs (vLLM's --enforce-eager)
   int32_t max_top_logprobs = 20;  // most top logprobs a row may ask for (device sampling)
   // Speculative decoding: logit rows a step may have beyond one a sequence (the draft rows), so
-  // that the sampler's edits and grammar masks are reserved for them at start.
+  // that the sampler's edits and grammar masks are reserved for them at start and the logits
+  // buffer holds them (a verification step is one lm_head pass: [max_num_seqs + these, vocab]
+  // fp32, at most max_num_batched_tokens rows).
   int32_t max_extra_logit_rows = 0;
   // Speculative verification steps (every row of a sequence sampled, 1..1 + k rows a sequence)
   // replay CUDA graphs captured for k = num_speculative_tokens and 1..max_speculative_seqs
