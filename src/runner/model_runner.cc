@@ -13,6 +13,17 @@ namespace inferd {
 namespace {
 constexpr int64_t kMinLogitRowsPerPass = 128;
 
+// The batch sizes graphs are captured for: 1, 2, 4, then multiples of 8 up to max_n (and max_n).
+std::vector<int32_t> graph_buckets(int32_t max_n) {
+  std::vector<int32_t> sizes;
+  for (int32_t s : {1, 2, 4}) {
+    if (s <= max_n) sizes.push_back(s);
+  }
+  for (int32_t s = 8; s < max_n + 8; s += 8) sizes.push_back(std::min(s, max_n));
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  return sizes;
+}
+
 // Allocations of its scope are tagged `tag` (sleep mode); kOther again after it.
 class MemoryTagScope {
  public:
@@ -428,12 +439,7 @@ int32_t ModelRunner::graph_size_for(const std::vector<int32_t>& sizes, int32_t n
 void ModelRunner::capture_graphs() {
   Backend& be = *backend_;
   const int32_t max_b = std::min(opts_.max_num_seqs, opts_.max_num_batched_tokens);
-  std::vector<int32_t> sizes;
-  for (int32_t s : {1, 2, 4}) {
-    if (s <= max_b) sizes.push_back(s);
-  }
-  for (int32_t s = 8; s < max_b + 8; s += 8) sizes.push_back(std::min(s, max_b));
-  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  const std::vector<int32_t> sizes = graph_buckets(max_b);
   const auto t0 = std::chrono::steady_clock::now();
   // Largest first: the GEMM plans and the attention buffers of every size exist before any
   // capture starts (the warm-up run of each size makes them).
@@ -477,14 +483,7 @@ void ModelRunner::capture_verify_graphs() {
   const int64_t max_rows = std::min<int64_t>(rows_per_pass_, opts_.max_num_batched_tokens);
   const int32_t max_s = int32_t(std::min<int64_t>(
       {int64_t(std::max(opts_.max_speculative_seqs, 0)), opts_.max_num_seqs, max_rows / rows}));
-  std::vector<int32_t> sizes;
-  for (int32_t s : {1, 2, 4}) {
-    if (s <= max_s) sizes.push_back(s);
-  }
-  for (int32_t s = 8; s < max_s + 8; s += 8) {
-    if (max_s >= 8) sizes.push_back(std::min(s, max_s));
-  }
-  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  const std::vector<int32_t> sizes = graph_buckets(max_s);
   if (sizes.empty()) {
     LOG_INFO("no CUDA graphs for verification steps: {} rows a sequence do not fit {} rows a step",
              rows, max_rows);
