@@ -398,5 +398,40 @@ TEST(CudaSpecDecode, VerifyGraphStepMatchesEagerAndWritesNoPaddingKeys) {
   EXPECT_LT(worst, 0.1) << "the graph step changed the cached keys";
 }
 
+// Seeded sampled requests with a draft model (sampled drafts, verified by the device sampler's
+// rejection rule; verification graphs on): the same tokens run after run, and drafts accepted.
+TEST(CudaSpecDraftModel, SeededSampledDraftsReproducibleOnTheDevice) {
+  INFERD_REQUIRE_GPU();
+  RunnerOptions o = graph_options(4);
+  o.max_draft_prob_rows = 8 * 4;
+  auto model = std::make_shared<ModelRunner>(kDemo, o, make_cuda_backend(0));
+  const int32_t V = model->vocab_size();
+  // One draft runner for both runs (a new one would time its GEMM algorithms afresh).
+  const auto draft = std::make_shared<ModelRunner>(kDemo, demo_options(), make_cuda_backend(0));
+  auto run = [&] {
+    EngineConfig c = engine_config(0);
+    c.speculative.method = SpeculativeConfig::Method::kDraftModel;
+    c.speculative.num_speculative_tokens = 4;
+    c.speculative.disable_by_batch_size = 0;
+    c.speculative.draft_executor = draft;
+    Engine spec(model, c);
+    std::vector<GenerateRequest> reqs = demo_requests(V);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      reqs[i].params.temperature = 0.8f;
+      reqs[i].params.top_p = 0.95f;
+      reqs[i].params.seed = 100 + i;
+    }
+    auto out = spec.generate(reqs);
+    EXPECT_GT(spec.stats().spec_num_accepted_tokens, 0);
+    return out;
+  };
+  const int64_t r0 = model->verify_graph_replays();
+  const auto a = run(), b = run();
+  EXPECT_GT(model->verify_graph_replays(), r0);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(a[i].outputs.at(0).token_ids, b[i].outputs.at(0).token_ids) << a[i].request_id;
+}
+
 }  // namespace
 }  // namespace inferd
