@@ -170,7 +170,7 @@ int main(int argc, char** argv) try {
       "# %s on %s, context %d, %d iterations a cell, verification steps %s; median step ms "
       "(ratio to k = 0)\n",
       a.dir.c_str(), a.device.c_str(), a.context, a.iters,
-      a.verify_graphs ? "replaying graphs" : "eager");
+      a.verify_graphs ? "on one runner a k (CUDA: its verification graphs)" : "eager");
   std::printf("%-6s", "batch");
   for (int32_t k = 0; k <= a.max_k; ++k)
     std::printf("  %16s", k == 0 ? "decode" : ("1+" + std::to_string(k)).c_str());
