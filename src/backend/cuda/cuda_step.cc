@@ -130,28 +130,9 @@ const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t blo
                  lora_rows_.size(), T0);
   }
   std::fill(h + o.bt, h + o.bt + size_t(S) * size_t(stride), 0);
-  SeqStats st;
-  if (verify) {
-    st = pack_verify_sequences(fb, o, stride, block_size, rows_per_seq, pad_to);
-  } else {
-    std::copy(fb.token_ids.begin(), fb.token_ids.end(), h + o.ids);
-    std::copy(fb.positions.begin(), fb.positions.end(), h + o.pos);
-    std::fill(h + o.ids + T0, h + o.ids + T, 0);
-    std::fill(h + o.pos + T0, h + o.pos + T, 0);
-    std::fill(h + o.slot + T0, h + o.slot + T, -1);
-    if (lora_on_) {
-      std::copy(lora_rows_.begin(), lora_rows_.end(), h + o.lora);
-      std::fill(h + o.lora + T0, h + o.lora + T, -1);  // padding rows: the base model
-    }
-    st = pack_sequences(fb, o, stride, block_size);
-    for (int32_t j = 0; j < pad; ++j) {  // padding: one sequence per row, no keys
-      h[o.qs + size_t(S0 + j)] = T0 + j;
-      h[o.kv + size_t(S0 + j)] = 0;
-    }
-    h[o.qs + size_t(S)] = T;
-    if (pad > 0) st.max_q = std::max(st.max_q, 1);
-    st.singles += pad;
-  }
+  const SeqStats st = verify
+                          ? pack_verify_sequences(fb, o, stride, block_size, rows_per_seq, pad_to)
+                          : pack_padded_rows(fb, o, stride, block_size, pad);
   for (int32_t r = 0; r < R0; ++r) {
     const int32_t row = fb.logit_rows[size_t(r)];
     INFERD_CHECK(row >= 0 && row < T0, "logit row {} outside {} tokens", row, T0);
@@ -240,6 +221,30 @@ CudaStepIo::SeqStats CudaStepIo::pack_sequences(const ForwardBatch& fb, const La
   }
   INFERD_CHECK(next_row == fb.num_tokens(), "sequences cover {} rows of {}", next_row,
                fb.num_tokens());
+  return st;
+}
+
+CudaStepIo::SeqStats CudaStepIo::pack_padded_rows(const ForwardBatch& fb, const Layout& o,
+                                                  int32_t stride, int32_t block_size, int32_t pad) {
+  int32_t* h = meta_host_;
+  const int32_t T0 = fb.num_tokens(), T = T0 + pad, S0 = int32_t(fb.seqs.size());
+  std::copy(fb.token_ids.begin(), fb.token_ids.end(), h + o.ids);
+  std::copy(fb.positions.begin(), fb.positions.end(), h + o.pos);
+  std::fill(h + o.ids + T0, h + o.ids + T, 0);
+  std::fill(h + o.pos + T0, h + o.pos + T, 0);
+  std::fill(h + o.slot + T0, h + o.slot + T, -1);
+  if (lora_on_) {
+    std::copy(lora_rows_.begin(), lora_rows_.end(), h + o.lora);
+    std::fill(h + o.lora + T0, h + o.lora + T, -1);  // padding rows: the base model
+  }
+  SeqStats st = pack_sequences(fb, o, stride, block_size);
+  for (int32_t j = 0; j < pad; ++j) {  // padding: one sequence per row, no keys
+    h[o.qs + size_t(S0 + j)] = T0 + j;
+    h[o.kv + size_t(S0 + j)] = 0;
+  }
+  h[o.qs + size_t(S0 + pad)] = T;
+  if (pad > 0) st.max_q = std::max(st.max_q, 1);
+  st.singles += pad;
   return st;
 }
 

@@ -68,6 +68,10 @@ class CudaStepIo {
   };
   SeqStats pack_sequences(const ForwardBatch& fb, const Layout& o, int32_t stride,
                           int32_t block_size);
+  // Token ids, positions, slots and LoRA rows of fb as they are, then pack_sequences, then `pad`
+  // padding rows (prepare_batch's pad_to: one sequence each, no keys).
+  SeqStats pack_padded_rows(const ForwardBatch& fb, const Layout& o, int32_t stride,
+                            int32_t block_size, int32_t pad);
   // The same for a verification graph's shape (prepare_batch's rows_per_seq): `num_seqs`
   // sequences of `rps` rows each, token ids, positions and LoRA rows included; row_map_ gets the
   // new row of each of fb's rows.
