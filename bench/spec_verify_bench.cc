@@ -1,10 +1,11 @@
 // Speculative verification step vs decode step (issue 26's table): the time of one runner step
-// in which each of B sequences verifies 1 + k tokens (every row sampled, greedy; the step runs
-// eagerly, as verification steps do) against a decode step of the same B sequences (one token
-// each; a CUDA graph replay when B has one), at a fixed context length. Prints a table of the
-// median step time for k = 0..7 and B = 1, 8, 32, 64, and the ratio to k = 0.
+// in which each of B sequences verifies 1 + k tokens (every row sampled, greedy) against a decode
+// step of the same B sequences (one token each; a CUDA graph replay when B has one), at a fixed
+// context length. Prints a table of the median step time for k = 0..7 and B = 1, 8, 32, 64, and
+// the ratio to k = 0. Verification steps run eagerly, or with --verify-graphs 1 replay the graphs
+// a runner captured for that k (one runner a k: RunnerOptions::num_speculative_tokens).
 //   spec_verify_bench MODEL_DIR [--device cuda|cpu] [--context N] [--iters N] [--batches 1,8,32,64]
-//                     [--max-k 7]        (weights: --load-format dummy)
+//                     [--max-k 7] [--verify-graphs 0|1]       (weights: --load-format dummy)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,6 +29,7 @@ namespace {
 struct Args {
   std::string dir, device = "cuda";
   int32_t context = 512, iters = 20, max_k = 7;
+  bool verify_graphs = false;
   std::vector<int32_t> batches{1, 8, 32, 64};
 };
 
@@ -36,7 +38,7 @@ Args parse(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: %s MODEL_DIR [--device cuda|cpu] [--context N] [--iters N] "
-                 "[--batches 1,8,32,64] [--max-k 7]\n",
+                 "[--batches 1,8,32,64] [--max-k 7] [--verify-graphs 0|1]\n",
                  argv[0]);
     std::exit(2);
   }
@@ -49,6 +51,8 @@ Args parse(int argc, char** argv) {
       a.context = std::atoi(v.c_str());
     } else if (k == "--iters") {
       a.iters = std::atoi(v.c_str());
+    } else if (k == "--verify-graphs") {
+      a.verify_graphs = std::atoi(v.c_str()) != 0;
     } else if (k == "--max-k") {
       a.max_k = std::atoi(v.c_str());
     } else if (k == "--batches") {
@@ -98,6 +102,31 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// The median time of `iters` runner steps (after 3 unmeasured ones).
+double time_step(ModelRunner& runner, const ForwardBatch& fb, const SamplingBatch& sb,
+                 int32_t iters) {
+  std::vector<SampledToken> out(sb.rows.size());
+  std::vector<double> ms;
+  for (int32_t it = 0; it < iters + 3; ++it) {
+    const auto t0 = std::chrono::steady_clock::now();
+    runner.execute(fb, sb, out);
+    const double dt =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (it >= 3) ms.push_back(dt);  // the first runs: lazily loaded kernels, GEMM plans
+  }
+  return median(ms);
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device) {
+  std::unique_ptr<Backend> be;
+#ifdef INFERD_HAVE_CUDA
+  if (device == "cuda") be = make_cuda_backend(0);
+#endif
+  if (device == "cpu") be = make_cpu_backend(0);
+  if (!be) fail("--device {}: not available in this build", device);
+  return be;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -111,43 +140,45 @@ int main(int argc, char** argv) try {
   o.max_model_len = a.context + 64;
   const int32_t blocks_per_seq = (o.max_model_len + o.block_size - 1) / o.block_size;
   o.num_kv_blocks = max_b * blocks_per_seq + 16;
-  std::unique_ptr<Backend> be;
-#ifdef INFERD_HAVE_CUDA
-  if (a.device == "cuda") be = make_cuda_backend(0);
-#endif
-  if (a.device == "cpu") be = make_cpu_backend(0);
-  if (!be) fail("--device {}: not available in this build", a.device);
-  ModelRunner runner(a.dir, o, std::move(be));
-  const int32_t V = runner.vocab_size();
-  std::printf("# %s on %s, context %d, %d iterations a cell; median step ms (ratio to k = 0)\n",
-              a.dir.c_str(), a.device.c_str(), a.context, a.iters);
+  // ms[b][k]: one runner for the decode column and the eager verification steps; with
+  // --verify-graphs one more a k (its graphs captured for that k).
+  std::vector<std::vector<double>> ms(a.batches.size(), std::vector<double>(size_t(a.max_k) + 1));
+  ForwardBatch fb;
+  SamplingBatch sb;
+  int32_t V = 0;
+  {
+    ModelRunner runner(a.dir, o, make_backend(a.device));
+    V = runner.vocab_size();
+    for (size_t bi = 0; bi < a.batches.size(); ++bi) {
+      for (int32_t k = 0; k <= (a.verify_graphs ? 0 : a.max_k); ++k) {
+        make_step(a.batches[bi], k, a.context, o.block_size, V, fb, sb);
+        ms[bi][size_t(k)] = time_step(runner, fb, sb, a.iters);
+      }
+    }
+  }
+  for (int32_t k = 1; a.verify_graphs && k <= a.max_k; ++k) {
+    RunnerOptions ok = o;
+    ok.num_speculative_tokens = k;
+    ok.max_speculative_seqs = max_b;
+    ModelRunner runner(a.dir, ok, make_backend(a.device));
+    for (size_t bi = 0; bi < a.batches.size(); ++bi) {
+      make_step(a.batches[bi], k, a.context, o.block_size, V, fb, sb);
+      ms[bi][size_t(k)] = time_step(runner, fb, sb, a.iters);
+    }
+  }
+  std::printf(
+      "# %s on %s, context %d, %d iterations a cell, verification steps %s; median step ms "
+      "(ratio to k = 0)\n",
+      a.dir.c_str(), a.device.c_str(), a.context, a.iters,
+      a.verify_graphs ? "on one runner a k (CUDA: its verification graphs)" : "eager");
   std::printf("%-6s", "batch");
   for (int32_t k = 0; k <= a.max_k; ++k)
     std::printf("  %16s", k == 0 ? "decode" : ("1+" + std::to_string(k)).c_str());
   std::printf("\n");
-  ForwardBatch fb;
-  SamplingBatch sb;
-  std::vector<SampledToken> out;
-  for (int32_t B : a.batches) {
-    std::printf("%-6d", B);
-    double base = 0;
-    for (int32_t k = 0; k <= a.max_k; ++k) {
-      make_step(B, k, a.context, o.block_size, V, fb, sb);
-      out.assign(sb.rows.size(), SampledToken{});
-      std::vector<double> ms;
-      for (int32_t it = 0; it < a.iters + 3; ++it) {
-        const auto t0 = std::chrono::steady_clock::now();
-        runner.execute(fb, sb, out);
-        const double dt =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        if (it >= 3) ms.push_back(dt);  // the first runs: lazily loaded kernels, GEMM plans
-      }
-      const double m = median(ms);
-      if (k == 0) base = m;
-      std::printf("  %7.3f (%5.2fx)", m, m / base);
-      std::fflush(stdout);
-    }
+  for (size_t bi = 0; bi < a.batches.size(); ++bi) {
+    std::printf("%-6d", a.batches[bi]);
+    for (int32_t k = 0; k <= a.max_k; ++k)
+      std::printf("  %7.3f (%5.2fx)", ms[bi][size_t(k)], ms[bi][size_t(k)] / ms[bi][0]);
     std::printf("\n");
   }
   return 0;

@@ -139,7 +139,10 @@ struct StepCapacity {
   int32_t max_top_logprobs = 0;    // SamplingRow::num_logprobs at most
   int64_t max_edits = 0;           // LogitEdit entries per step (more grows the buffer once)
   int64_t max_mask_words = 0;      // bitmask words per step (structured outputs; rows x words)
-  int32_t max_lora_columns = 0;    // widest LoraLinear::rank (0: LoRA off): the shrink's scratch
+  // fp32 values of the draft distributions per step (SamplingBatch::draft_probs: rows x vocab;
+  // speculative decoding with sampled drafts; more grows the buffer once)
+  int64_t max_draft_floats = 0;
+  int32_t max_lora_columns = 0;  // widest LoraLinear::rank (0: LoRA off): the shrink's scratch
 };
 
 }  // namespace inferd

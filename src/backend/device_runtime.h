@@ -146,9 +146,14 @@ class DeviceRuntime {
   // Valid until the next prepare_batch. pad_to > num_tokens (decode batches of a device backend)
   // appends padding rows, each its own sequence with no keys, its own logit row and a greedy
   // sampling row, so the step has exactly pad_to rows, sequences and logit rows.
+  // rows_per_seq > 0 (speculative verification steps replayed by a graph; device backends): the
+  // step gets exactly pad_to sequences of rows_per_seq rows each (every sequence of `batch` has
+  // 1..rows_per_seq rows), pad_to * rows_per_seq rows and as many logit rows. A sequence's rows
+  // beyond its own repeat its last position and write no keys; padding sequences have no keys;
+  // the batch's logit rows come first (in its order), then the padding rows' (greedy rows).
   virtual const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
                                            const SamplingBatch* sampling = nullptr,
-                                           int32_t pad_to = 0) = 0;
+                                           int32_t pad_to = 0, int32_t rows_per_seq = 0) = 0;
   // The LoRA slot of each row ([T], -1: base) for the next prepare_batch (DeviceBatch::lora_slots);
   // never called while LoRA is off. Padding rows get -1.
   virtual void set_lora_rows(std::span<const int32_t> slots);

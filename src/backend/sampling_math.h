@@ -66,8 +66,8 @@ struct SamplingRow {
   // `draft_token`, drawn from the draft distribution SamplingBatch::draft_probs row `draft_row`
   // (q). The row's token is then the draft with probability min(1, p / q), else a draw from
   // norm(max(0, p - q)) (docs/speculative.md). -1: no draft distribution (a one-hot draft: the
-  // row samples from p as usual). Greedy rows ignore it. Reference sampler only: device executors
-  // sample such rows on the host.
+  // row samples from p as usual). Greedy rows ignore it. Both samplers apply it, with the same
+  // arithmetic (residual_mass below).
   int32_t draft_token = -1;
   int32_t draft_row = -1;
 };
@@ -179,6 +179,48 @@ INFERD_HD float apply_edit(float x, const LogitEdit& e, const SamplingRow& r) {
     x = sub_rn(x, fma_rn(r.frequency_penalty, float(e.count), r.presence_penalty));
   }
   return x;
+}
+
+// ---- double precision, one rounding each (the rejection rule of sampled drafts) -------------
+INFERD_HD double dmul_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+INFERD_HD double dsub_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+INFERD_HD double ddiv_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __ddiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
+// Rejection sampling against a sampled draft x ~ q (SamplingRow::draft_row). p_i = m_i / M, the
+// row's kept masses over their total (inv_total = 1 / M, one division). The draft is accepted
+// when u1 * q(x) < p(x), u1 = uniform53(seed, position, kStreamAccept); else the token is drawn
+// with u0 = uniform53(seed, position, kStreamToken) from the residual max(0, p_i - q_i) in units
+// of 2^-56 (integers: their sums do not depend on the order of additions, so a parallel sum on
+// the device equals the host's), the first id whose running residual exceeds floor(u0 * total).
+constexpr double kResidualScale = 72057594037927936.0;  // 2^56
+
+INFERD_HD double prob_of_mass(uint64_t mass, double inv_total) {
+  return dmul_rn(double(mass), inv_total);
+}
+INFERD_HD bool accept_draft(double u1, float q_x, double p_x) {
+  return dmul_rn(u1, double(q_x)) < p_x;
+}
+INFERD_HD uint64_t residual_mass(uint64_t mass, double inv_total, float q) {
+  const double d = dsub_rn(prob_of_mass(mass, inv_total), double(q));
+  return d > 0.0 ? uint64_t(dmul_rn(d, kResidualScale)) : 0;
 }
 
 // ---- Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3") ------------

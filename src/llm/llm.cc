@@ -84,6 +84,10 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
                              ? std::min(sp.disable_by_batch_size, rc.engine.max_num_seqs)
                              : rc.engine.max_num_seqs;
     o.max_extra_logit_rows = seqs * sp.num_speculative_tokens;
+    o.num_speculative_tokens = sp.num_speculative_tokens;  // verification graphs
+    o.max_speculative_seqs = seqs;
+    if (sp.method == SpeculativeConfig::Method::kDraftModel)
+      o.max_draft_prob_rows = o.max_extra_logit_rows;
   }
   auto m = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
   const ModelConfig& c = m->config();

@@ -13,6 +13,17 @@ namespace inferd {
 namespace {
 constexpr int64_t kMinLogitRowsPerPass = 128;
 
+// The batch sizes graphs are captured for: 1, 2, 4, then multiples of 8 up to max_n (and max_n).
+std::vector<int32_t> graph_buckets(int32_t max_n) {
+  std::vector<int32_t> sizes;
+  for (int32_t s : {1, 2, 4}) {
+    if (s <= max_n) sizes.push_back(s);
+  }
+  for (int32_t s = 8; s < max_n + 8; s += 8) sizes.push_back(std::min(s, max_n));
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  return sizes;
+}
+
 // Allocations of its scope are tagged `tag` (sleep mode); kOther again after it.
 class MemoryTagScope {
  public:
@@ -99,8 +110,10 @@ void ModelRunner::allocate_workspace() {
   const DType act = be.activation_dtype();
   for (int64_t cols : model_->workspace_columns()) workspace_.push_back(be.alloc(act, {T, cols}));
   hidden_ = be.alloc(act, {T, H});
-  rows_per_pass_ =
-      std::max<int64_t>(kMinLogitRowsPerPass, std::min<int64_t>(opts_.max_num_seqs, T));
+  // Logit rows of one lm_head pass: a step's every row (with speculation, the draft rows too, so
+  // that a verification step is one pass and fits a graph).
+  const int64_t step_rows = int64_t(opts_.max_num_seqs) + std::max(0, opts_.max_extra_logit_rows);
+  rows_per_pass_ = std::max<int64_t>(kMinLogitRowsPerPass, std::min<int64_t>(step_rows, T));
   logits_in_ = be.alloc(act, {rows_per_pass_, H});
   if (be.device() == Device::kCPU) return;
   // fp32 logits: the lm_head GEMM writes them directly, no bf16 rounding before sampling.
@@ -115,6 +128,7 @@ void ModelRunner::allocate_workspace() {
   cap.max_edits = rows * 2048;
   // Structured outputs: one bitmask row (vocab / 32 words) per sequence (and draft row).
   cap.max_mask_words = rows * sampling::bitmask_words(int32_t(c.vocab_size));
+  cap.max_draft_floats = int64_t(std::max(0, opts_.max_draft_prob_rows)) * c.vocab_size;
   // LoRA: q/k/v stacked is the widest linear (three parts of max_lora_rank columns).
   if (lora_) cap.max_lora_columns = LoraLinear::kMaxParts * opts_.max_lora_rank;
   be.reserve(cap);
@@ -347,10 +361,6 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
     ModelExecutor::execute(fb, sampling, out);  // forward() counts the step
     return;
   }
-  if (has_sampled_draft(sampling)) {
-    execute_on_host(fb, sampling, out);
-    return;
-  }
   count_step();
   const int32_t T = fb.num_tokens();
   const size_t R = fb.logit_rows.size();
@@ -359,27 +369,40 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
   INFERD_CHECK(sampling.rows.size() == R && out.size() == R,
                "{} logit rows, {} sampling rows, {} outputs", R, sampling.rows.size(), out.size());
   check_batch(fb);
-  // A decode batch (one new token per sequence, each sampled) replays the graph of its size.
-  // (Scoring rows and pooled spans come from prompts: such a step runs eagerly.)
+  check_drafts(sampling);  // rows verifying sampled drafts: the device sampler's rejection rule
+  // A decode batch (one new token per sequence, each sampled) replays the graph of its size, a
+  // verification step (1..1 + k tokens a sequence, each sampled) the verification graph of its
+  // sequence count, its rows padded to 1 + k a sequence. (Scoring rows and pooled spans come
+  // from prompts: such a step runs eagerly.)
   bool decode = size_t(T) == fb.seqs.size() && R == size_t(T) && fb.pool_spans.empty();
   for (size_t i = 0; decode && i < fb.seqs.size(); ++i) decode = fb.seqs[i].q_len == 1;
   for (size_t i = 0; decode && i < R; ++i) decode = sampling.rows[i].score_token < 0;
-  const int32_t g = decode && graphs_enabled_ ? graph_size_for(T) : 0;
+  const bool verify = !decode && verify_shaped(fb, sampling);
+  int32_t g = 0, key = 0, rows_per_seq = 0;
+  if (graphs_enabled_ && decode) {
+    g = key = graph_size_for(graph_sizes_, T);
+  } else if (graphs_enabled_ && verify && !verify_sizes_.empty()) {
+    bool fits = true;
+    for (const SeqBatchInfo& sq : fb.seqs)
+      fits = fits && sq.q_len >= 1 && sq.q_len <= 1 + opts_.num_speculative_tokens;
+    g = fits ? graph_size_for(verify_sizes_, int32_t(fb.seqs.size())) : 0;
+    key = verify_key(g);
+    rows_per_seq = g > 0 ? 1 + opts_.num_speculative_tokens : 0;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   prepare_lora(fb);
-  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &sampling, g);
-  if (g > 0 && be.replay_graph(g)) {
+  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &sampling, g, rows_per_seq);
+  if (g > 0 && be.replay_graph(key)) {
     be.upload_masks(b, sampling);  // built on the host while the graph runs
-    be.sample(logits_.slice_rows(0, b.num_logit_rows), b, 0);
+    // Padding rows are not sampled (their tokens are dropped anyway).
+    be.sample(logits_.slice_rows(0, rows_per_seq > 0 ? b.num_real_rows : b.num_logit_rows), b, 0);
+    if (rows_per_seq > 0) ++verify_replays_;
   } else {
     device_step(b, sampling, fb);
   }
   be.finish_samples(b, sampling, out);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  // Speculative verification: every token sampled (no scoring rows), some sequence has several.
-  bool verify = !decode && R == size_t(T) && fb.pool_spans.empty();
-  for (size_t i = 0; verify && i < R; ++i) verify = sampling.rows[i].score_token < 0;
   if (verify) {
     profile_.add_verify(T, ms);
   } else {
@@ -387,72 +410,99 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
   }
 }
 
-bool ModelRunner::has_sampled_draft(const SamplingBatch& sampling) {
-  for (const SamplingRow& r : sampling.rows)
-    if (r.draft_row >= 0 && !sampling::is_greedy(r)) return true;
-  return false;
-}
-
-// Rows verifying a sampled draft need the general rejection rule, which only the reference
-// sampler has: the step's logits come to the host (late grammar masks filled here) and the
-// reference sampler samples every row. Eager, and a copy of R x vocab floats: drafts from a draft
-// model with a non-greedy target only (issue 26; a device version is future work).
-void ModelRunner::execute_on_host(const ForwardBatch& fb, const SamplingBatch& sampling,
-                                  std::span<SampledToken> out) {
-  if (!sampling.fill_masks) {
-    ModelExecutor::execute(fb, sampling, out);
-    return;
+void ModelRunner::check_drafts(const SamplingBatch& sampling) const {
+  const int64_t V = config().vocab_size;
+  for (size_t r = 0; r < sampling.rows.size(); ++r) {
+    const SamplingRow& row = sampling.rows[r];
+    if (row.draft_row < 0) continue;
+    INFERD_CHECK(row.draft_token >= 0 && row.draft_token < V &&
+                     (int64_t(row.draft_row) + 1) * V <= int64_t(sampling.draft_probs.size()),
+                 "sampling row {}: draft token {} / distribution {} outside the batch's {} values",
+                 r, row.draft_token, row.draft_row, sampling.draft_probs.size());
   }
-  SamplingBatch filled = sampling;
-  filled.fill_masks = nullptr;
-  filled.masks.assign(size_t(sampling.num_mask_rows) * size_t(sampling.mask_words), 0u);
-  sampling.fill_masks(filled.masks.data());
-  ModelExecutor::execute(fb, filled, out);
 }
 
-int32_t ModelRunner::graph_size_for(int32_t n) const {
-  auto it = std::lower_bound(graph_sizes_.begin(), graph_sizes_.end(), n);
-  return it == graph_sizes_.end() ? 0 : *it;
+bool ModelRunner::verify_shaped(const ForwardBatch& fb, const SamplingBatch& sampling) {
+  // Speculative verification: every token sampled (no scoring rows), some sequence has several.
+  const size_t R = fb.logit_rows.size();
+  if (R != size_t(fb.num_tokens()) || !fb.pool_spans.empty() || fb.seqs.empty()) return false;
+  for (size_t i = 0; i < R; ++i)
+    if (sampling.rows[i].score_token >= 0) return false;
+  return true;
+}
+
+int32_t ModelRunner::graph_size_for(const std::vector<int32_t>& sizes, int32_t n) {
+  auto it = std::lower_bound(sizes.begin(), sizes.end(), n);
+  return it == sizes.end() ? 0 : *it;
 }
 
 void ModelRunner::capture_graphs() {
   Backend& be = *backend_;
   const int32_t max_b = std::min(opts_.max_num_seqs, opts_.max_num_batched_tokens);
-  std::vector<int32_t> sizes;
-  for (int32_t s : {1, 2, 4}) {
-    if (s <= max_b) sizes.push_back(s);
-  }
-  for (int32_t s = 8; s < max_b + 8; s += 8) sizes.push_back(std::min(s, max_b));
-  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  const std::vector<int32_t> sizes = graph_buckets(max_b);
   const auto t0 = std::chrono::steady_clock::now();
-  const ForwardBatch empty;
-  const SamplingBatch none;
   // Largest first: the GEMM plans and the attention buffers of every size exist before any
   // capture starts (the warm-up run of each size makes them).
-  for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) {
-    const int32_t n = *it;
-    prepare_lora(empty);  // padding rows only: no adapter, but the slots' kernels are captured
-    const DeviceBatch& b = be.prepare_batch(empty, opts_.block_size, &none, n);
-    be.set_gemm_tuning(true);
-    device_step(b, none, empty);  // warm-up: GEMM algorithm choice, buffers
-    be.set_gemm_tuning(false);
-    be.begin_graph_capture();
-    try {
-      graph_forward(b);
-    } catch (...) {
-      try {
-        be.end_graph_capture(n);
-      } catch (...) {
-      }
-      throw;
-    }
-    be.end_graph_capture(n);
-  }
+  for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) capture_one(*it, *it, 0);
   be.reset_step_timing();
   graph_sizes_ = sizes;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   LOG_INFO("captured {} CUDA graphs for decode batches of 1..{} sequences in {:.2f} s",
            sizes.size(), max_b, s);
+  if (opts_.num_speculative_tokens > 0) capture_verify_graphs();
+}
+
+void ModelRunner::capture_one(int32_t key, int32_t n, int32_t rows_per_seq) {
+  Backend& be = *backend_;
+  const ForwardBatch empty;
+  const SamplingBatch none;
+  prepare_lora(empty);  // padding rows only: no adapter, but the slots' kernels are captured
+  const DeviceBatch& b = be.prepare_batch(empty, opts_.block_size, &none, n, rows_per_seq);
+  be.set_gemm_tuning(true);
+  device_step(b, none, empty);  // warm-up: GEMM algorithm choice, buffers
+  be.set_gemm_tuning(false);
+  be.begin_graph_capture();
+  try {
+    graph_forward(b);
+  } catch (...) {
+    try {
+      be.end_graph_capture(key);
+    } catch (...) {
+    }
+    throw;
+  }
+  be.end_graph_capture(key);
+}
+
+void ModelRunner::capture_verify_graphs() {
+  Backend& be = *backend_;
+  const int32_t k = opts_.num_speculative_tokens, rows = 1 + k;
+  INFERD_CHECK(k > 0 && k < 1024, "num_speculative_tokens {}", k);
+  // Every row of a verification graph is a logit row of one lm_head pass, and a token of the
+  // step's budget.
+  const int64_t max_rows = std::min<int64_t>(rows_per_pass_, opts_.max_num_batched_tokens);
+  const int32_t max_s = int32_t(std::min<int64_t>(
+      {int64_t(std::max(opts_.max_speculative_seqs, 0)), opts_.max_num_seqs, max_rows / rows}));
+  const std::vector<int32_t> sizes = graph_buckets(max_s);
+  if (sizes.empty()) {
+    LOG_INFO("no CUDA graphs for verification steps: {} rows a sequence do not fit {} rows a step",
+             rows, max_rows);
+    return;
+  }
+  int64_t free0 = 0, free1 = 0, total = 0;
+  const bool mem = be.memory_info(&free0, &total);
+  const int64_t alloc0 = be.device_bytes_allocated();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto it = sizes.rbegin(); it != sizes.rend(); ++it) capture_one(verify_key(*it), *it, rows);
+  be.reset_step_timing();
+  verify_sizes_ = sizes;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (mem) (void)be.memory_info(&free1, &total);
+  LOG_INFO(
+      "captured {} CUDA graphs for verification steps of 1..{} sequences x {} tokens (k = {}) in "
+      "{:.2f} s; GPU memory {:.1f} MiB (graphs and buffers; inferd's own allocations {:.1f} MiB)",
+      sizes.size(), sizes.back(), rows, k, s, mem ? double(free0 - free1) / 1048576.0 : 0.0,
+      double(be.device_bytes_allocated() - alloc0) / 1048576.0);
 }
 
 std::vector<int64_t> ModelRunner::read_expert_counts() const {

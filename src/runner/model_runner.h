@@ -40,8 +40,18 @@ struct RunnerOptions {
   bool enforce_eager = false;     // no CUDA graphs (vLLM's --enforce-eager)
   int32_t max_top_logprobs = 20;  // most top logprobs a row may ask for (device sampling)
   // Speculative decoding: logit rows a step may have beyond one a sequence (the draft rows), so
-  // that the sampler's edits and grammar masks are reserved for them at start.
+  // that the sampler's edits and grammar masks are reserved for them at start and the logits
+  // buffer holds them (a verification step is one lm_head pass: [max_num_seqs + these, vocab]
+  // fp32, at most max_num_batched_tokens rows).
   int32_t max_extra_logit_rows = 0;
+  // Speculative verification steps (every row of a sequence sampled, 1..1 + k rows a sequence)
+  // replay CUDA graphs captured for k = num_speculative_tokens and 1..max_speculative_seqs
+  // sequences (0: such steps run eagerly). Rows of sequences with fewer drafts are padded.
+  int32_t num_speculative_tokens = 0;
+  int32_t max_speculative_seqs = 0;
+  // Draft distributions (q rows of the target's vocabulary) a step may carry: sampled drafts of
+  // a draft model, verified by the device sampler's rejection rule. Sizes the step buffer.
+  int32_t max_draft_prob_rows = 0;
   // Test-only (--debug-inject-device-fault after_steps=N): the first N steps run, the next one
   // makes the device fail (DeviceRuntime::inject_device_fault). Negative: never.
   int64_t inject_device_fault_after_steps = -1;
@@ -103,6 +113,10 @@ class ModelRunner final : public ModelExecutor {
   int64_t kv_cache_bytes() const { return kv_bytes_; }
   // Batch sizes with a captured CUDA graph (empty in eager mode or on the CPU).
   const std::vector<int32_t>& graph_batch_sizes() const { return graph_sizes_; }
+  // Sequence counts with a captured verification graph (1 + num_speculative_tokens rows each).
+  const std::vector<int32_t>& verify_graph_batch_sizes() const { return verify_sizes_; }
+  // Verification steps that replayed a graph since the start (tests).
+  int64_t verify_graph_replays() const { return verify_replays_; }
   // Wall time of execute() steps by kind and size since the last reset_step_timing(), and with
   // expert_load_profile the expert load of each MoE layer over the same steps.
   std::string step_profile() const;
@@ -118,6 +132,15 @@ class ModelRunner final : public ModelExecutor {
   void allocate_kv_layers();
   void allocate_kv_cache();
   void capture_graphs();
+  // The graphs of verification steps (options' num_speculative_tokens); capture_graphs' warm-up
+  // and capture of one shape: `n` sequences, rows_per_seq rows each (0: a decode batch of n).
+  void capture_verify_graphs();
+  void capture_one(int32_t key, int32_t n, int32_t rows_per_seq);
+  // The graph key of verification steps of `n` sequences (decode graphs use n itself).
+  int32_t verify_key(int32_t n) const { return ((1 + opts_.num_speculative_tokens) << 20) | n; }
+  // Whether fb (not a decode batch) is a verification step: every row sampled (no scoring rows,
+  // no pooling). A verification graph replays it when no sequence has more than 1 + k rows.
+  static bool verify_shaped(const ForwardBatch& fb, const SamplingBatch& sampling);
   // Rows with unknown adapters (or any adapter while LoRA is off), embedding spans (no model
   // consumes them yet, issue 34).
   void check_batch(const ForwardBatch& fb) const;
@@ -136,12 +159,11 @@ class ModelRunner final : public ModelExecutor {
   // What a decode graph records: run_model and the logits of all rows in one pass (the sampler
   // runs after the replay, so that a step's grammar masks can be built while the graph runs).
   void graph_forward(const DeviceBatch& b);
-  int32_t graph_size_for(int32_t n) const;
-  // Speculative rows with a sampled draft's distribution (SamplingRow::draft_row) are sampled by
-  // the reference sampler on the host.
-  static bool has_sampled_draft(const SamplingBatch& sampling);
-  void execute_on_host(const ForwardBatch& fb, const SamplingBatch& sampling,
-                       std::span<SampledToken> out);  // the smallest captured batch size >= n, or 0
+  // The smallest captured batch size >= n among `sizes`, or 0.
+  static int32_t graph_size_for(const std::vector<int32_t>& sizes, int32_t n);
+  // Rows verifying a sampled draft (SamplingRow::draft_row) name a draft token and a row of
+  // SamplingBatch::draft_probs inside the batch (the device sampler reads them unchecked).
+  void check_drafts(const SamplingBatch& sampling) const;
   // Counts a step; the one after --debug-inject-device-fault's N makes the device fail.
   void count_step();
   // The Error for a KV cache that --gpu-memory-utilization leaves no room for (the numbers and
@@ -166,7 +188,8 @@ class ModelRunner final : public ModelExecutor {
   Tensor hidden_, logits_in_, logits_;
   std::vector<float> pooled_, pool_rows_;  // pooled(); host copy of one span's rows
   std::vector<KvLayer> kv_;
-  std::vector<int32_t> graph_sizes_;
+  std::vector<int32_t> graph_sizes_, verify_sizes_;
+  int64_t verify_replays_ = 0;
   bool graphs_enabled_ = true;
   StepProfile profile_;
   // expert_load_profile: [MoE layers, experts] int32 on the device, and its values at the last

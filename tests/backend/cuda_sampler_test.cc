@@ -2,7 +2,9 @@
 // logits: identical tokens for greedy and seeded rows of every parameter combination (temperature,
 // top-k, top-p, min-p, penalties, logit_bias, banned ids), identical logprob ranks and top ids with
 // logprobs within float rounding; and the drawn distributions of top-k / top-p / min-p rows against
-// the exact ones (chi-square over 10^5 draws). Skips itself where there is no GPU.
+// the exact ones (chi-square over 10^5 draws); rows verifying sampled drafts (the rejection rule of
+// speculative decoding) with the reference's accept / reject decisions and tokens, and their
+// distribution against the target's (chi-square). Skips itself where there is no GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -30,6 +32,7 @@ class CudaSampler : public ::testing::Test {
     c.max_blocks_per_seq = 1;
     c.max_top_logprobs = 20;
     c.max_edits = 1 << 16;
+    c.max_draft_floats = int64_t(1) << 23;  // sampled drafts' distributions
     gpu_->reserve(c);
   }
 
@@ -305,6 +308,134 @@ TEST_F(CudaSampler, FilteredDistributionsMatchChiSquare) {
       ADD_FAILURE() << "token " << t << " must be filtered out";
     ASSERT_GE(cs.df, 1);
     EXPECT_LT(cs.chi2, test::kChi2Crit[cs.df]) << "df " << cs.df;
+  }
+}
+
+// A token drawn from q with the draft's own Philox stream (as the draft proposer draws).
+int32_t draw_from(const float* q, int32_t V, uint64_t seed, uint64_t counter) {
+  const double u = sampling::uniform53(seed, counter, sampling::kStreamDraft);
+  double acc = 0;
+  for (int32_t i = 0; i < V; ++i) {
+    acc += double(q[i]);
+    if (u < acc) return i;
+  }
+  return V - 1;
+}
+
+// Normalised in double, stored as floats.
+void normalise(std::vector<float>& w) {
+  double s = 0;
+  for (float x : w) s += double(x);
+  for (float& x : w) x = float(double(x) / s);
+}
+
+// Rows verifying sampled drafts (issue 26): q close to the row's own distribution (mostly
+// accepted), unrelated to it (mostly rejected: the residual draw), or one-hot; greedy rows and
+// rows without a draft among them. The device's accept / reject decisions and tokens are the
+// reference's, token for token.
+TEST_F(CudaSampler, SampledDraftRowsMatchReference) {
+  TRACE_SEED();
+  for (int32_t V : {50, 1000, 128256}) {
+    SCOPED_TRACE(::testing::Message() << "vocab " << V);
+    const int32_t R = V > 10000 ? 48 : 240;
+    SamplingBatch sb = mixed_rows(R, V, rng_);
+    const std::vector<float> l = random_logits(R, V, 2.0f);
+    std::vector<float> q(static_cast<size_t>(V));
+    for (int32_t i = 0; i < R; ++i) {
+      SamplingRow& row = sb.rows[size_t(i)];
+      if (i % 7 == 6) continue;  // no draft
+      const float* li = l.data() + size_t(i) * size_t(V);
+      const int kind = i % 3;
+      if (kind == 0) {  // near the row's own softmax
+        const float t = sampling::is_greedy(row) ? 1.0f : row.temperature;
+        const float mx = *std::max_element(li, li + V);
+        for (int32_t t2 = 0; t2 < V; ++t2)
+          q[size_t(t2)] = float(std::exp((double(li[t2]) - mx) / t + 0.3 * rng_.normal()));
+      } else if (kind == 1) {  // unrelated and peaked
+        for (auto& x : q) x = float(std::pow(rng_.uniform(), 6.0));
+      } else {  // one-hot on the row's argmax or on a random token
+        std::fill(q.begin(), q.end(), 0.0f);
+        const int32_t at = i % 2 == 0 ? int32_t(std::max_element(li, li + V) - li)
+                                      : int32_t(rng_.next_u64() % uint64_t(V));
+        q[size_t(at)] = 1.0f;
+      }
+      normalise(q);
+      row.draft_token = draw_from(q.data(), V, row.seed, row.counter);
+      row.draft_row = int32_t(sb.draft_probs.size() / size_t(V));
+      sb.draft_probs.insert(sb.draft_probs.end(), q.begin(), q.end());
+    }
+    std::vector<SampledToken> got, want;
+    run(l, V, sb, got, want);
+    expect_same(got, want, sb);
+    int accepted = 0, rejected = 0;
+    for (int32_t i = 0; i < R; ++i) {
+      const SamplingRow& row = sb.rows[size_t(i)];
+      if (row.draft_row < 0 || sampling::is_greedy(row)) continue;
+      (want[size_t(i)].token_id == row.draft_token ? accepted : rejected) += 1;
+    }
+    EXPECT_GT(accepted, 0);
+    EXPECT_GT(rejected, 0);
+    // Padded like a graph step: the real rows' tokens do not change.
+    std::vector<SampledToken> padded;
+    run(l, V, sb, padded, want, R + 7);
+    expect_same(padded, want, sb);
+  }
+}
+
+// The tokens of rows verifying sampled drafts follow the target distribution (after top-k /
+// top-p), whatever q is: chi-square over 102,400 rows on 8 tokens, q with mass on filtered tokens
+// and too little on likely ones.
+TEST_F(CudaSampler, SampledDraftRowsKeepTheTargetDistribution) {
+  TRACE_SEED();
+  const std::vector<float> toy = {1.0f, 2.0f, 0.5f, 3.0f, -1.0f, 2.5f, 0.0f, 1.5f};
+  const int32_t V = int32_t(toy.size());
+  std::vector<float> q = {3.0f, 1.0f, 1.0f, 0.2f, 2.0f, 1.0f, 4.0f, 1.0f};
+  normalise(q);
+  struct Case {
+    float t;
+    int32_t k;
+    float p;
+  };
+  for (const Case c : {Case{1.0f, 0, 1.0f}, Case{0.7f, 3, 1.0f}, Case{1.0f, 0, 0.8f}}) {
+    SCOPED_TRACE(::testing::Message() << "T " << c.t << " top_k " << c.k << " top_p " << c.p);
+    const auto want = test::expected_dist(toy, c.t, c.k, c.p, 0.0f);
+    std::vector<int64_t> counts(size_t(V), 0);
+    const int32_t R = kMaxRows, batches = 100;
+    std::vector<float> l(size_t(R) * size_t(V));
+    for (int32_t r = 0; r < R; ++r) std::copy(toy.begin(), toy.end(), l.begin() + r * V);
+    const uint64_t key = rng_.next_u64();
+    int64_t accepted = 0;
+    for (int32_t bi = 0; bi < batches; ++bi) {
+      SamplingBatch sb;
+      for (int32_t r = 0; r < R; ++r) {
+        SamplingRow row;
+        row.temperature = c.t;
+        row.top_k = c.k;
+        row.top_p = c.p;
+        row.seed = key;
+        row.counter = uint64_t(bi) * uint64_t(R) + uint64_t(r);
+        row.draft_token = draw_from(q.data(), V, row.seed, row.counter);
+        row.draft_row = r;
+        sb.rows.push_back(row);
+        sb.draft_probs.insert(sb.draft_probs.end(), q.begin(), q.end());
+      }
+      std::vector<SampledToken> got, ref;
+      run(l, V, sb, got, ref);
+      if (bi == 0) expect_same(got, ref, sb);
+      for (int32_t r = 0; r < R; ++r) {
+        ++counts[size_t(got[size_t(r)].token_id)];
+        accepted += got[size_t(r)].token_id == sb.rows[size_t(r)].draft_token ? 1 : 0;
+      }
+    }
+    const test::ChiSquare cs = test::chi_square(counts, want);
+    for (int32_t t : cs.drawn_but_filtered)
+      ADD_FAILURE() << "token " << t << " must be filtered out";
+    ASSERT_GE(cs.df, 1);
+    EXPECT_LT(cs.chi2, test::kChi2Crit[cs.df]) << "df " << cs.df;
+    // Acceptance is sum_x min(p(x), q(x)) (within 1 %).
+    double best = 0;
+    for (int32_t t = 0; t < V; ++t) best += std::min(want[size_t(t)], double(q[size_t(t)]));
+    EXPECT_NEAR(double(accepted) / double(R * batches), best, 0.01);
   }
 }
 

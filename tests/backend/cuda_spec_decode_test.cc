@@ -4,11 +4,13 @@
 // drafts before each row) against the reference sampler on the same logits; a draft model
 // (method draft_model: the demo model as its own draft, and a tiny random 1-layer draft, each on
 // a CUDA backend of its own) against no speculation, and rows verifying sampled drafts (the
-// general rejection rule, sampled on the host from the device's logits) against the reference
-// sampler. Skipped without a GPU.
+// general rejection rule, in the device sampler) against the reference sampler on the same
+// logits; verification steps replayed by CUDA graphs (rows padded to 1 + k a sequence) against
+// the same steps run eagerly. Skipped without a GPU.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cuda/cuda_backend.h"
@@ -256,6 +258,179 @@ TEST(CudaSpecDraftModel, SampledDraftRowsSampleLikeTheReference) {
     for (int32_t j = 0; j <= k; ++j)
       EXPECT_EQ(dev[size_t(j)].token_id, ref[size_t(j)].token_id) << "k " << k << " row " << j;
   }
+}
+
+RunnerOptions graph_options(int32_t k) {
+  RunnerOptions o = demo_options();
+  o.num_speculative_tokens = k;
+  o.max_speculative_seqs = 8;
+  return o;
+}
+
+// Greedy tokens equal, or parting only at a near-tie of `want`'s top two; the logprobs of the
+// tokens before that within bf16 noise.
+void expect_same_tokens_and_logprobs(const std::vector<GenerateResult>& want,
+                                     const std::vector<GenerateResult>& got) {
+  expect_same_or_close(want, got);
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    const SequenceResult &a = want[i].outputs.at(0), &b = got[i].outputs.at(0);
+    for (size_t t = 0; t < a.token_ids.size() && t < b.token_ids.size(); ++t) {
+      if (a.token_ids[t] != b.token_ids[t]) break;
+      ASSERT_LT(t, a.logprobs.size());
+      ASSERT_LT(t, b.logprobs.size());
+      EXPECT_NEAR(a.logprobs[t].logprob, b.logprobs[t].logprob, 2e-2)
+          << want[i].request_id << " token " << t;
+    }
+  }
+}
+
+// Verification steps replay the graphs captured for k = 4 (engines with k = 2 and 4: rows with
+// fewer drafts padded); greedy tokens and logprobs as with the same steps run eagerly.
+TEST(CudaSpecDecode, VerifyGraphsMatchEagerWithNgram) {
+  INFERD_REQUIRE_GPU();
+  auto model = std::make_shared<ModelRunner>(kDemo, graph_options(4), make_cuda_backend(0));
+  EXPECT_EQ(model->verify_graph_batch_sizes(), (std::vector<int32_t>{1, 2, 4, 8}));
+  const int32_t V = model->vocab_size();
+  for (int32_t k : {2, 4}) {
+    SCOPED_TRACE(::testing::Message() << "k " << k);
+    model->set_graphs_enabled(true);
+    const int64_t r0 = model->verify_graph_replays();
+    std::vector<GenerateResult> with_graphs, eager;
+    {
+      Engine spec(model, engine_config(k));
+      with_graphs = spec.generate(demo_requests(V));
+      EXPECT_GT(spec.stats().spec_num_accepted_tokens, 0);
+    }
+    const int64_t replays = model->verify_graph_replays() - r0;
+    EXPECT_GT(replays, 0);
+    model->set_graphs_enabled(false);
+    {
+      Engine spec(model, engine_config(k));
+      eager = spec.generate(demo_requests(V));
+    }
+    EXPECT_EQ(model->verify_graph_replays() - r0, replays) << "a replay with graphs off";
+    model->set_graphs_enabled(true);
+    std::printf("[cuda-golden] demo ngram k=%d with verification graphs: %lld replays\n", k,
+                static_cast<long long>(replays));
+    expect_same_tokens_and_logprobs(eager, with_graphs);
+  }
+}
+
+// One verification step of three sequences with 1, 3 and 5 rows (k = 4: padded to 4 sequences of
+// 5 rows) by a graph and eagerly: the same tokens and logprobs, and the padding rows write no
+// keys (the next step's logits, which read every cached position, agree too).
+TEST(CudaSpecDecode, VerifyGraphStepMatchesEagerAndWritesNoPaddingKeys) {
+  INFERD_REQUIRE_GPU();
+  ModelRunner model(kDemo, graph_options(4), make_cuda_backend(0));
+  const int32_t V = model.vocab_size();
+  Rng rng(17);
+  const std::vector<int32_t> ctx = {20, 33, 7}, q = {1, 3, 5};
+  std::vector<std::vector<int32_t>> toks(3);
+  for (size_t s = 0; s < 3; ++s) {
+    toks[s].resize(size_t(ctx[s] + q[s] + 1));
+    for (auto& t : toks[s]) t = int32_t(rng.next_u64() % uint64_t(V));
+  }
+  // Sequence s owns blocks [8 s, 8 s + 8).
+  auto step = [&](bool prefill_part, int32_t extra) {
+    ForwardBatch fb;
+    for (size_t s = 0; s < 3; ++s) {
+      const int32_t begin = prefill_part ? 0 : ctx[s] + (extra > 0 ? q[s] : 0);
+      const int32_t end = prefill_part ? ctx[s] : begin + (extra > 0 ? extra : q[s]);
+      SeqBatchInfo info;
+      info.q_start = fb.num_tokens();
+      info.q_len = end - begin;
+      info.kv_len = end;
+      info.block_table_offset = int32_t(fb.block_tables.size());
+      info.num_blocks = 8;
+      for (int32_t b = 0; b < 8; ++b) fb.block_tables.push_back(int32_t(s) * 8 + b);
+      for (int32_t p = begin; p < end; ++p) {
+        fb.token_ids.push_back(toks[s][size_t(p)]);
+        fb.positions.push_back(p);
+        if (!prefill_part) fb.logit_rows.push_back(fb.num_tokens() - 1);
+      }
+      if (prefill_part) fb.logit_rows.push_back(fb.num_tokens() - 1);
+      fb.seqs.push_back(info);
+    }
+    return fb;
+  };
+  struct Run {
+    std::vector<SampledToken> tokens;
+    std::vector<float> next_logits;
+  };
+  auto run = [&](bool graphs) {
+    model.set_graphs_enabled(graphs);
+    Run r;
+    std::vector<float> scratch(3 * size_t(V));
+    model.forward(step(true, 0), scratch.data());  // the contexts (fresh each run)
+    const ForwardBatch verify = step(false, 0);
+    SamplingBatch sb;
+    for (size_t i = 0; i < verify.logit_rows.size(); ++i) {
+      SamplingRow row;  // greedy
+      row.num_logprobs = 3;
+      row.counter = uint64_t(i);
+      sb.rows.push_back(row);
+    }
+    r.tokens.resize(sb.rows.size());
+    const int64_t before = model.verify_graph_replays();
+    model.execute(verify, sb, r.tokens);
+    EXPECT_EQ(model.verify_graph_replays() - before, graphs ? 1 : 0);
+    const ForwardBatch next = step(false, 1);  // one more token a sequence, after the q rows
+    r.next_logits.resize(3 * size_t(V));
+    model.forward(next, r.next_logits.data());
+    return r;
+  };
+  const Run eager = run(false), graph = run(true);
+  model.set_graphs_enabled(true);
+  ASSERT_EQ(graph.tokens.size(), eager.tokens.size());
+  for (size_t i = 0; i < eager.tokens.size(); ++i) {
+    const SampleLogprobs &a = eager.tokens[i].logprobs, &b = graph.tokens[i].logprobs;
+    EXPECT_NEAR(a.logprob, b.logprob, 2e-2) << "row " << i;
+    if (eager.tokens[i].token_id != graph.tokens[i].token_id) {
+      ASSERT_GE(a.top.size(), 2u);
+      EXPECT_LT(std::fabs(a.top[0].logprob - a.top[1].logprob), 2e-2) << "row " << i;
+    }
+  }
+  double worst = 0;
+  for (size_t i = 0; i < eager.next_logits.size(); ++i)
+    worst = std::max(worst, std::fabs(double(eager.next_logits[i]) - graph.next_logits[i]));
+  std::printf("[cuda-golden] verification graph vs eager: next step's logits differ by %.4f\n",
+              worst);
+  EXPECT_LT(worst, 0.1) << "the graph step changed the cached keys";
+}
+
+// Seeded sampled requests with a draft model (sampled drafts, verified by the device sampler's
+// rejection rule; verification graphs on): the same tokens run after run, and drafts accepted.
+TEST(CudaSpecDraftModel, SeededSampledDraftsReproducibleOnTheDevice) {
+  INFERD_REQUIRE_GPU();
+  RunnerOptions o = graph_options(4);
+  o.max_draft_prob_rows = 8 * 4;
+  auto model = std::make_shared<ModelRunner>(kDemo, o, make_cuda_backend(0));
+  const int32_t V = model->vocab_size();
+  // One draft runner for both runs (a new one would time its GEMM algorithms afresh).
+  const auto draft = std::make_shared<ModelRunner>(kDemo, demo_options(), make_cuda_backend(0));
+  auto run = [&] {
+    EngineConfig c = engine_config(0);
+    c.speculative.method = SpeculativeConfig::Method::kDraftModel;
+    c.speculative.num_speculative_tokens = 4;
+    c.speculative.disable_by_batch_size = 0;
+    c.speculative.draft_executor = draft;
+    Engine spec(model, c);
+    std::vector<GenerateRequest> reqs = demo_requests(V);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      reqs[i].params.temperature = 0.8f;
+      reqs[i].params.top_p = 0.95f;
+      reqs[i].params.seed = 100 + i;
+    }
+    auto out = spec.generate(reqs);
+    EXPECT_GT(spec.stats().spec_num_accepted_tokens, 0);
+    return out;
+  };
+  const int64_t r0 = model->verify_graph_replays();
+  const auto a = run(), b = run();
+  EXPECT_GT(model->verify_graph_replays(), r0);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(a[i].outputs.at(0).token_ids, b[i].outputs.at(0).token_ids) << a[i].request_id;
 }
 
 }  // namespace

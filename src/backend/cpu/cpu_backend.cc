@@ -117,9 +117,11 @@ class CpuBackend final : public Backend {
   }
 
   const DeviceBatch& prepare_batch(const ForwardBatch& fb, int32_t block_size,
-                                   const SamplingBatch* sampling, int32_t pad_to) override {
+                                   const SamplingBatch* sampling, int32_t pad_to,
+                                   int32_t rows_per_seq) override {
     (void)sampling;  // the CPU samples on the host (ModelExecutor::execute)
-    INFERD_CHECK(pad_to <= fb.num_tokens(), "the CPU backend does not pad batches");
+    INFERD_CHECK(pad_to <= fb.num_tokens() && rows_per_seq <= 0,
+                 "the CPU backend does not pad batches");
     const int32_t T = fb.num_tokens();
     const int32_t S = int32_t(fb.seqs.size());
     slots_.resize(size_t(T));

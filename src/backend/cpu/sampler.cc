@@ -129,27 +129,29 @@ int32_t draw(const std::vector<float>& prob, const SamplingRow& row) {
 
 // Rejection sampling against a sampled draft x ~ q (Leviathan et al. 2023, Chen et al. 2023):
 // x with probability min(1, p(x) / q(x)), else a draw from norm(max(0, p - q)). p is the row's
-// kept masses normalised; the sums are in double, in id order.
+// kept masses normalised; the residual is summed in integer units (sampling::residual_mass), in
+// id order, as the CUDA sampler does.
 int32_t draw_with_draft(const std::vector<float>& prob, const SamplingRow& row, const float* q) {
   uint64_t total = 0;
   for (float p : prob) total += sampling::mass_of(p);
   if (total == 0) return draw(prob, row);
-  const double inv = 1.0 / double(total);
+  const double inv = sampling::ddiv_rn(1.0, double(total));
   const size_t x = size_t(row.draft_token);
-  const double px = double(sampling::mass_of(prob[x])) * inv;
   const double u1 = sampling::uniform53(row.seed, row.counter, sampling::kStreamAccept);
-  if (u1 * double(q[x]) < px) return row.draft_token;
-  double residual = 0;
+  if (sampling::accept_draft(u1, q[x], sampling::prob_of_mass(sampling::mass_of(prob[x]), inv)))
+    return row.draft_token;
+  uint64_t residual = 0;
   for (size_t i = 0; i < prob.size(); ++i)
-    residual += std::max(0.0, double(sampling::mass_of(prob[i])) * inv - double(q[i]));
-  if (!(residual > 0)) return draw(prob, row);  // p <= q everywhere: p == q up to rounding
-  const double r = sampling::uniform53(row.seed, row.counter, sampling::kStreamToken) * residual;
-  double acc = 0;
+    residual += sampling::residual_mass(sampling::mass_of(prob[i]), inv, q[i]);
+  if (residual == 0) return draw(prob, row);  // p <= q everywhere: p == q up to rounding
+  const uint64_t r = sampling::draw_threshold(
+      sampling::uniform53(row.seed, row.counter, sampling::kStreamToken), residual);
+  uint64_t acc = 0;
   int32_t last = -1;
   for (size_t i = 0; i < prob.size(); ++i) {
-    const double d = double(sampling::mass_of(prob[i])) * inv - double(q[i]);
-    if (d <= 0) continue;
-    acc += d;
+    const uint64_t m = sampling::residual_mass(sampling::mass_of(prob[i]), inv, q[i]);
+    if (m == 0) continue;
+    acc += m;
     last = int32_t(i);
     if (acc > r) return last;
   }

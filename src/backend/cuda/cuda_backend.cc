@@ -171,8 +171,9 @@ class CudaBackend final : public Backend {
     lora_.add(x, w, b, std::move(out));
   }
   const DeviceBatch& prepare_batch(const ForwardBatch& batch, int32_t block_size,
-                                   const SamplingBatch* sampling, int32_t pad_to) override {
-    return step_.prepare_batch(batch, block_size, sampling, pad_to);
+                                   const SamplingBatch* sampling, int32_t pad_to,
+                                   int32_t rows_per_seq) override {
+    return step_.prepare_batch(batch, block_size, sampling, pad_to, rows_per_seq);
   }
   void copy_to_host_f32(const Tensor& x, float* dst) override { step_.copy_to_host_f32(x, dst); }
   bool samples_on_device() const override { return true; }

@@ -36,7 +36,8 @@ CudaStepIo::~CudaStepIo() {
 }
 
 CudaStepIo::Layout CudaStepIo::layout_ints(int32_t T, int32_t S, int32_t R, int32_t stride,
-                                           size_t edits, size_t mask_words, bool lora) {
+                                           size_t draft_floats, size_t edits, size_t mask_words,
+                                           bool lora) {
   auto seg = [](size_t n) { return (n + 31) / 32 * 32; };
   Layout o;
   o.ids = kHeaderIntsPadded;
@@ -49,7 +50,8 @@ CudaStepIo::Layout CudaStepIo::layout_ints(int32_t T, int32_t S, int32_t R, int3
   o.rows = o.kv + seg(size_t(S));
   o.samp = o.rows + seg(size_t(R));
   o.bt = o.samp + seg(size_t(R) * sizeof(SamplingRow) / 4);
-  o.edits = o.bt + seg(size_t(S) * size_t(stride));
+  o.drafts = o.bt + seg(size_t(S) * size_t(stride));
+  o.edits = o.drafts + seg(draft_floats);
   o.masks = o.edits + seg(edits * sizeof(LogitEdit) / 4);
   o.total = o.masks + seg(mask_words);
   return o;
@@ -60,6 +62,7 @@ void CudaStepIo::reserve(const StepCapacity& c) {
                "reserve: bad capacity");
   capacity_ = c;
   const size_t need = layout_ints(c.max_tokens, c.max_tokens, c.max_tokens, c.max_blocks_per_seq,
+                                  size_t(std::max<int64_t>(0, c.max_draft_floats)),
                                   size_t(std::max<int64_t>(0, c.max_edits)),
                                   size_t(std::max<int64_t>(0, c.max_mask_words)),
                                   c.max_lora_columns > 0 || lora_on_)
@@ -68,6 +71,7 @@ void CudaStepIo::reserve(const StepCapacity& c) {
   rows_cap_ = c.max_tokens;
   lora_rows_.reserve(size_t(c.max_tokens));
   if (c.max_lora_columns > 0) lora_order_.resize(size_t(c.max_tokens));
+  row_map_.reserve(size_t(c.max_tokens));
   record_bytes_ = size_t(cuda::logprob_record_bytes(c.max_top_logprobs));
   tokens_bytes_ = (size_t(rows_cap_) * 4 + 255) / 256 * 256;
   results_bytes_ = tokens_bytes_ + size_t(rows_cap_) * record_bytes_;
@@ -78,14 +82,21 @@ void CudaStepIo::reserve(const StepCapacity& c) {
 }
 
 const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t block_size,
-                                             const SamplingBatch* sampling, int32_t pad_to) {
+                                             const SamplingBatch* sampling, int32_t pad_to,
+                                             int32_t rows_per_seq) {
   CU_CHECK(cudaSetDevice(ctx_.device()));
   INFERD_CHECK(block_size > 0, "block size {}", block_size);
   const int32_t T0 = fb.num_tokens();
   const int32_t S0 = int32_t(fb.seqs.size());
   const int32_t R0 = int32_t(fb.logit_rows.size());
-  const int32_t pad = pad_to > T0 ? pad_to - T0 : 0;
-  const int32_t T = T0 + pad, S = S0 + pad, R = R0 + pad;
+  const bool verify = rows_per_seq > 0;
+  INFERD_CHECK(!verify || (pad_to >= S0 && pad_to > 0 && R0 <= T0),
+               "a verification step of {} sequences ({} logit rows of {}) padded to {}", S0, R0, T0,
+               pad_to);
+  const int32_t pad = !verify && pad_to > T0 ? pad_to - T0 : 0;
+  const int32_t T = verify ? pad_to * rows_per_seq : T0 + pad;
+  const int32_t S = verify ? pad_to : S0 + pad;
+  const int32_t R = verify ? T : R0 + pad;
   INFERD_CHECK(fb.positions.size() == size_t(T0), "{} positions for {} tokens", fb.positions.size(),
                T0);
   INFERD_CHECK(!sampling || sampling->rows.size() == size_t(R0),
@@ -98,7 +109,8 @@ const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t blo
                     : late_masks ? size_t(sampling->num_mask_rows) * size_t(sampling->mask_words)
                                  : sampling->masks.size();
   INFERD_CHECK(MW == 0 || sampling->mask_words > 0, "{} mask words with rows of 0 words", MW);
-  const Layout o = layout_ints(T, S, R, stride, E, MW, lora_on_);
+  const size_t DF = sampling ? sampling->draft_probs.size() : 0;
+  const Layout o = layout_ints(T, S, R, stride, DF, E, MW, lora_on_);
   if (o.total > meta_capacity_) {
     if (!graphs_.empty()) {
       LOG_WARN(
@@ -117,36 +129,29 @@ const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t blo
   h[cuda::kHeaderEditsOffset] = int32_t(o.edits);
   h[cuda::kHeaderMasksOffset] = int32_t(o.masks);
   h[cuda::kHeaderMaskWords] = sampling ? sampling->mask_words : 0;
-  std::copy(fb.token_ids.begin(), fb.token_ids.end(), h + o.ids);
-  std::copy(fb.positions.begin(), fb.positions.end(), h + o.pos);
-  std::fill(h + o.ids + T0, h + o.ids + T, 0);
-  std::fill(h + o.pos + T0, h + o.pos + T, 0);
-  std::fill(h + o.slot + T0, h + o.slot + T, -1);
+  h[cuda::kHeaderDraftsOffset] = int32_t(o.drafts);
   if (lora_on_) {
     INFERD_CHECK(lora_rows_.size() == size_t(T0), "{} LoRA rows for a batch of {}",
                  lora_rows_.size(), T0);
-    std::copy(lora_rows_.begin(), lora_rows_.end(), h + o.lora);
-    std::fill(h + o.lora + T0, h + o.lora + T, -1);  // padding rows: the base model
+  }
+  std::fill(h + o.bt, h + o.bt + size_t(S) * size_t(stride), 0);
+  const SeqStats st = verify
+                          ? pack_verify_sequences(fb, o, stride, block_size, rows_per_seq, pad_to)
+                          : pack_padded_rows(fb, o, stride, block_size, pad);
+  if (lora_on_) {  // the rows' slots (written by the packing above) grouped into tiles
     if (lora_order_.size() < size_t(T)) lora_order_.resize(size_t(T));
     cuda::build_lora_tiles(std::span<const int32_t>(h + o.lora, size_t(T)), h + o.ltiles,
                            lora_order_);
   }
-  std::fill(h + o.bt, h + o.bt + size_t(S) * size_t(stride), 0);
-  SeqStats st = pack_sequences(fb, o, stride, block_size);
-  for (int32_t j = 0; j < pad; ++j) {  // padding: one sequence per row, no keys
-    h[o.qs + size_t(S0 + j)] = T0 + j;
-    h[o.kv + size_t(S0 + j)] = 0;
-  }
-  h[o.qs + size_t(S)] = T;
-  if (pad > 0) st.max_q = std::max(st.max_q, 1);
-  st.singles += pad;
   for (int32_t r = 0; r < R0; ++r) {
     const int32_t row = fb.logit_rows[size_t(r)];
     INFERD_CHECK(row >= 0 && row < T0, "logit row {} outside {} tokens", row, T0);
-    h[o.rows + size_t(r)] = row;
+    h[o.rows + size_t(r)] = verify ? row_map_[size_t(row)] : row;
   }
-  for (int32_t j = 0; j < pad; ++j) h[o.rows + size_t(R0 + j)] = T0 + j;
+  // Padding logit rows: the padding rows (any row would do: their tokens are dropped).
+  for (int32_t j = 0; j < R - R0; ++j) h[o.rows + size_t(R0 + j)] = verify ? j % T : T0 + j;
   pack_sampling(sampling, o, R0, R, E);
+  if (DF > 0) std::memcpy(h + o.drafts, sampling->draft_probs.data(), DF * sizeof(float));
   if (MW > 0 && !late_masks) {
     std::memcpy(h + o.masks, sampling->masks.data(), MW * sizeof(uint32_t));
   }
@@ -227,6 +232,92 @@ CudaStepIo::SeqStats CudaStepIo::pack_sequences(const ForwardBatch& fb, const La
   }
   INFERD_CHECK(next_row == fb.num_tokens(), "sequences cover {} rows of {}", next_row,
                fb.num_tokens());
+  return st;
+}
+
+CudaStepIo::SeqStats CudaStepIo::pack_padded_rows(const ForwardBatch& fb, const Layout& o,
+                                                  int32_t stride, int32_t block_size, int32_t pad) {
+  int32_t* h = meta_host_;
+  const int32_t T0 = fb.num_tokens(), T = T0 + pad, S0 = int32_t(fb.seqs.size());
+  std::copy(fb.token_ids.begin(), fb.token_ids.end(), h + o.ids);
+  std::copy(fb.positions.begin(), fb.positions.end(), h + o.pos);
+  std::fill(h + o.ids + T0, h + o.ids + T, 0);
+  std::fill(h + o.pos + T0, h + o.pos + T, 0);
+  std::fill(h + o.slot + T0, h + o.slot + T, -1);
+  if (lora_on_) {
+    std::copy(lora_rows_.begin(), lora_rows_.end(), h + o.lora);
+    std::fill(h + o.lora + T0, h + o.lora + T, -1);  // padding rows: the base model
+  }
+  SeqStats st = pack_sequences(fb, o, stride, block_size);
+  for (int32_t j = 0; j < pad; ++j) {  // padding: one sequence per row, no keys
+    h[o.qs + size_t(S0 + j)] = T0 + j;
+    h[o.kv + size_t(S0 + j)] = 0;
+  }
+  h[o.qs + size_t(S0 + pad)] = T;
+  if (pad > 0) st.max_q = std::max(st.max_q, 1);
+  st.singles += pad;
+  return st;
+}
+
+CudaStepIo::SeqStats CudaStepIo::pack_verify_sequences(const ForwardBatch& fb, const Layout& o,
+                                                       int32_t stride, int32_t block_size,
+                                                       int32_t rps, int32_t num_seqs) {
+  int32_t* h = meta_host_;
+  row_map_.assign(size_t(fb.num_tokens()), -1);
+  SeqStats st;
+  st.max_q = rps;
+  int32_t next_row = 0;
+  for (int32_t i = 0; i < num_seqs; ++i) {
+    const int32_t base = i * rps;
+    h[o.qs + size_t(i)] = base;
+    if (i >= int32_t(fb.seqs.size())) {  // a padding sequence: no keys, rows at position 0
+      h[o.kv + size_t(i)] = 0;
+      std::fill(h + o.ids + base, h + o.ids + base + rps, 0);
+      std::fill(h + o.pos + base, h + o.pos + base + rps, 0);
+      std::fill(h + o.slot + base, h + o.slot + base + rps, -1);
+      if (lora_on_) std::fill(h + o.lora + base, h + o.lora + base + rps, -1);
+      continue;
+    }
+    const SeqBatchInfo& sq = fb.seqs[size_t(i)];
+    INFERD_CHECK(sq.q_len >= 1 && sq.q_len <= rps && sq.kv_len >= sq.q_len &&
+                     int64_t(sq.num_blocks) * block_size >= sq.kv_len && sq.q_start == next_row,
+                 "verification seq {}: rows [{}, +{}) (expected start {}, at most {} rows), "
+                 "kv_len {}, {} blocks",
+                 i, sq.q_start, sq.q_len, next_row, rps, sq.kv_len, sq.num_blocks);
+    INFERD_CHECK(
+        sq.block_table_offset >= 0 &&
+            size_t(sq.block_table_offset) + size_t(sq.num_blocks) <= fb.block_tables.size(),
+        "seq {}: block table [{}, +{}) outside {}", i, sq.block_table_offset, sq.num_blocks,
+        fb.block_tables.size());
+    next_row += sq.q_len;
+    h[o.kv + size_t(i)] = sq.kv_len;
+    st.max_kv = std::max(st.max_kv, sq.kv_len);
+    const int32_t* bt = fb.block_tables.data() + sq.block_table_offset;
+    std::copy(bt, bt + sq.num_blocks, h + o.bt + size_t(i) * size_t(stride));
+    int32_t last_pos = 0;
+    for (int32_t j = 0; j < rps; ++j) {
+      const size_t dst = size_t(base + j);
+      if (j < sq.q_len) {
+        const int32_t row = sq.q_start + j;
+        const int32_t pos = fb.positions[size_t(row)];
+        INFERD_CHECK(pos >= 0 && pos < sq.kv_len, "position {} outside kv_len {}", pos, sq.kv_len);
+        h[o.ids + dst] = fb.token_ids[size_t(row)];
+        h[o.pos + dst] = pos;
+        h[o.slot + dst] = bt[pos / block_size] * block_size + pos % block_size;
+        if (lora_on_) h[o.lora + dst] = lora_rows_[size_t(row)];
+        row_map_[size_t(row)] = int32_t(dst);
+        last_pos = pos;
+      } else {  // a padding row: the last position again (sees only real keys), writes none
+        h[o.ids + dst] = 0;
+        h[o.pos + dst] = last_pos;
+        h[o.slot + dst] = -1;
+        if (lora_on_) h[o.lora + dst] = -1;
+      }
+    }
+  }
+  INFERD_CHECK(next_row == fb.num_tokens(), "sequences cover {} rows of {}", next_row,
+               fb.num_tokens());
+  h[o.qs + size_t(num_seqs)] = num_seqs * rps;
   return st;
 }
 

@@ -29,7 +29,8 @@ class CudaStepIo {
 
   void reserve(const StepCapacity& c);
   const DeviceBatch& prepare_batch(const ForwardBatch& fb, int32_t block_size,
-                                   const SamplingBatch* sampling, int32_t pad_to);
+                                   const SamplingBatch* sampling, int32_t pad_to,
+                                   int32_t rows_per_seq = 0);
   void upload_masks(const SamplingBatch& sampling);
   // The next prepare_batch's per-row LoRA slots (DeviceBatch::lora_slots; issue 29).
   void set_lora_rows(std::span<const int32_t> slots);
@@ -49,17 +50,17 @@ class CudaStepIo {
 
  private:
   // Int offsets of the metadata segments (each 128-byte aligned): header, token ids, positions,
-  // slots, q starts, kv lengths, logit rows, sampling rows, block tables, edits, masks. Everything
-  // but the edits and masks sits at offsets that depend only on (T, S, R), so a graph captured for
-  // a batch size reads the right places; the block-table stride and the offsets of the edits and
-  // masks are in the header.
+  // slots, q starts, kv lengths, logit rows, sampling rows, block tables, draft distributions
+  // (fp32, SamplingBatch::draft_probs), edits, masks. Everything from the block tables on sits at
+  // offsets that depend on more than (T, S, R), so the kernels a graph records read only what
+  // precedes them, and the block-table stride and the later offsets are in the header.
   struct Layout {
-    size_t ids, pos, slot, lora, ltiles, qs, kv, rows, samp, bt, edits, masks, total;
+    size_t ids, pos, slot, lora, ltiles, qs, kv, rows, samp, bt, drafts, edits, masks, total;
   };
   static constexpr size_t kHeaderIntsPadded = 32;
   static_assert(cuda::kHeaderInts <= int(kHeaderIntsPadded));
-  static Layout layout_ints(int32_t T, int32_t S, int32_t R, int32_t stride, size_t edits,
-                            size_t mask_words, bool lora);
+  static Layout layout_ints(int32_t T, int32_t S, int32_t R, int32_t stride, size_t draft_floats,
+                            size_t edits, size_t mask_words, bool lora);
   // Fills the sequences' part of the metadata (q starts, kv lengths, block tables, slots);
   // returns the most new tokens of a sequence, the longest context and the one-token sequences.
   struct SeqStats {
@@ -67,6 +68,15 @@ class CudaStepIo {
   };
   SeqStats pack_sequences(const ForwardBatch& fb, const Layout& o, int32_t stride,
                           int32_t block_size);
+  // Token ids, positions, slots and LoRA rows of fb as they are, then pack_sequences, then `pad`
+  // padding rows (prepare_batch's pad_to: one sequence each, no keys).
+  SeqStats pack_padded_rows(const ForwardBatch& fb, const Layout& o, int32_t stride,
+                            int32_t block_size, int32_t pad);
+  // The same for a verification graph's shape (prepare_batch's rows_per_seq): `num_seqs`
+  // sequences of `rps` rows each, token ids, positions and LoRA rows included; row_map_ gets the
+  // new row of each of fb's rows.
+  SeqStats pack_verify_sequences(const ForwardBatch& fb, const Layout& o, int32_t stride,
+                                 int32_t block_size, int32_t rps, int32_t num_seqs);
   void pack_sampling(const SamplingBatch* sampling, const Layout& o, int32_t R0, int32_t R,
                      size_t E);
   void grow_metadata(size_t ints);
@@ -82,6 +92,7 @@ class CudaStepIo {
   const int32_t* host_ids_ = nullptr;
   std::vector<int32_t> lora_rows_;   // set_lora_rows (capacity reserved: no allocation per step)
   std::vector<int64_t> lora_order_;  // build_lora_tiles' scratch (reserved likewise)
+  std::vector<int32_t> row_map_;     // pack_verify_sequences (capacity reserved)
   bool lora_on_ = false;
   DeviceBatch b_;
   int32_t block_size_ = 0;

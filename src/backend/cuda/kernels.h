@@ -83,6 +83,7 @@ constexpr int kHeaderBlockTableStride = 0;  // ints per row of the block tables
 constexpr int kHeaderEditsOffset = 1;       // int offset of the sampling edits from the header
 constexpr int kHeaderMasksOffset = 2;       // int offset of the token bitmasks (structured outputs)
 constexpr int kHeaderMaskWords = 3;         // words of one bitmask row
+constexpr int kHeaderDraftsOffset = 4;      // int offset of the draft distributions (fp32 rows)
 constexpr int kHeaderInts = 32;
 
 // Causal paged attention over the cache (bf16 q/k/v/out, fp32 softmax); attention.cu.

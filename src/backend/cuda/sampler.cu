@@ -9,7 +9,8 @@
 // (counts for top-k, fixed-point masses for top-p, warp-aggregated atomics); the draw scans
 // contiguous per-thread chunks in id order with integer masses, so the token never depends on the
 // order of additions. Logprobs: log-sum-exp of the raw row, rank by counting, top-k alternatives
-// by k rounds of a block argmax.
+// by k rounds of a block argmax. A row verifying a sampled draft (SamplingRow::draft_row) applies
+// the rejection rule with the draft distribution from the metadata buffer (draw_with_draft).
 //
 // Cost (H200, commit 3475f50, 128k vocabulary, temperature 1): 53 us for one row, 149 us for 256
 // rows (1.6 % of a batch-256 decode step); top-k / top-p add 4 radix passes each.
@@ -41,8 +42,9 @@ struct Shared {
   float bf;
   double bd;
   int32_t bi, bi2, found;
-  unsigned long long bu, above;
+  unsigned long long bu, above, mass_x;
   uint32_t prefix;
+  int32_t tok2;
 };
 
 __device__ __forceinline__ int lane_id() {
@@ -305,6 +307,61 @@ __device__ void write_logprobs(const SamplerParams& p, Shared& s, const float* l
   }
 }
 
+// Rejection sampling against a sampled draft x ~ q (SamplingRow::draft_row; sampling_math.h,
+// the reference sampler's draw_with_draft): x when u1 q(x) < p(x), else the first id whose running
+// residual mass max(0, p - q) exceeds floor(u0 * residual total). p_i = kept mass / `total`.
+// kept_mass(i, &tie_rank) gives token i's kept mass (0 when dropped) walking this thread's chunk
+// [lo, hi) from tie_base. Returns -1 when the residual is empty (the caller draws from p).
+template <class KeptMass>
+__device__ int32_t draw_with_draft(const SamplingRow& row, const float* q, unsigned long long total,
+                                   int32_t lo, int32_t hi, int32_t tie_base, KeptMass kept_mass,
+                                   Shared& s) {
+  const double inv = sampling::ddiv_rn(1.0, double(total));
+  const int32_t x = row.draft_token;
+  if (threadIdx.x == 0) s.mass_x = 0;
+  __syncthreads();
+  unsigned long long cr = 0;
+  int32_t last = -1;
+  {
+    int32_t tr = tie_base;
+    for (int32_t i = lo; i < hi; ++i) {
+      const unsigned long long m = kept_mass(i, &tr);
+      if (i == x) s.mass_x = m;
+      const unsigned long long rm = sampling::residual_mass(m, inv, q[i]);
+      cr += rm;
+      if (rm > 0) last = i;
+    }
+  }
+  unsigned long long rtotal = 0;
+  const unsigned long long excl = block_exclusive_scan_u64(cr, s, &rtotal);  // syncs: mass_x seen
+  const double u1 = sampling::uniform53(row.seed, row.counter, sampling::kStreamAccept);
+  const bool accept = sampling::accept_draft(u1, q[x], sampling::prob_of_mass(s.mass_x, inv));
+  const int32_t last_res = block_max_int(last, s);  // syncs: every thread read mass_x
+  if (accept) return x;
+  if (rtotal == 0) return -1;
+  const unsigned long long thr = sampling::draw_threshold(
+      sampling::uniform53(row.seed, row.counter, sampling::kStreamToken), rtotal);
+  if (threadIdx.x == 0) s.tok2 = -1;
+  __syncthreads();
+  if (cr > 0 && excl <= thr && thr < excl + cr) {
+    unsigned long long acc = excl;
+    int32_t tr = tie_base;
+    for (int32_t i = lo; i < hi; ++i) {
+      const unsigned long long rm = sampling::residual_mass(kept_mass(i, &tr), inv, q[i]);
+      if (rm == 0) continue;
+      acc += rm;
+      if (acc > thr) {
+        s.tok2 = i;
+        break;
+      }
+    }
+  }
+  __syncthreads();
+  const int32_t t = s.tok2 >= 0 ? s.tok2 : last_res;
+  __syncthreads();
+  return t;
+}
+
 __global__ void __launch_bounds__(kThreads) sampler_kernel(SamplerParams p) {
   __shared__ Shared s;
   const int32_t r = int32_t(blockIdx.x);
@@ -453,11 +510,21 @@ __global__ void __launch_bounds__(kThreads) sampler_kernel(SamplerParams p) {
     unsigned long long total = 0;
     const unsigned long long excl = block_exclusive_scan_u64(cm, s, &total);
     const int32_t last_kept = block_max_int(last, s);
+    int32_t drafted = -1;
+    if (row.draft_row >= 0 && total > 0) {
+      const float* q = reinterpret_cast<const float*>(p.meta + p.header[kHeaderDraftsOffset]) +
+                       int64_t(row.draft_row) * V;
+      auto kept_mass = [&](int32_t i, int32_t* tr) {
+        const float pi = prob(i);
+        return keep2(pi, tr) ? static_cast<unsigned long long>(sampling::mass_of(pi)) : 0ull;
+      };
+      drafted = draw_with_draft(row, q, total, lo, hi, tie_base, kept_mass, s);
+    }
     const unsigned long long thr =
         sampling::draw_threshold(sampling::uniform53(row.seed, row.counter), total);
-    if (threadIdx.x == 0) s.bi = -1;
+    if (threadIdx.x == 0) s.bi = drafted;
     __syncthreads();
-    if (cm > 0 && excl <= thr && thr < excl + cm) {
+    if (drafted < 0 && cm > 0 && excl <= thr && thr < excl + cm) {
       unsigned long long acc = excl;
       int32_t tr = tie_base;
       for (int32_t i = lo; i < hi; ++i) {
