@@ -462,6 +462,51 @@ void download_blob(const Job& job, const RemoteFile& f, const std::string& url) 
   if (ec) fail("cannot rename {} to {}: {}", part.string(), blob.string(), ec.message());
 }
 
+// The safetensors header of weight file `f` into its partial blob, ahead of its turn (the weights
+// come a few files at a time): a GET stopped once the 8-byte length and the JSON header are in, so
+// that the loader knows every shard's tensors at once. The rest is fetched later from there (a
+// Range request, as after a dropped transfer); the final checksum covers these bytes too. Errors
+// are left to that download.
+void fetch_header(const Job& job, const RemoteFile& f, const std::string& url) {
+  const BlobLock lock(job, f.blob);
+  const fs::path part = fs::path(job.rdir) / "blobs" / (f.blob + ".incomplete");
+  if (have_blob(job.rdir, f) || file_size_or_zero(part) > 0) return;  // its download tells
+  const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  uint64_t have = 0, need = 8;
+  char len_bytes[8];
+  HttpRequest req{url, job.opts->token};
+  req.stall_timeout_s = job.opts->stall_timeout_s;
+  const auto sink = [&](const char* p, size_t n, long) {
+    for (size_t i = 0; i < n && have + i < 8; ++i) len_bytes[have + i] = p[i];
+    if (::write(fd, p, n) != static_cast<ssize_t>(n)) return false;
+    have += n;
+    if (need == 8 && have >= 8) {
+      uint64_t len = 0;
+      std::memcpy(&len, len_bytes, 8);
+      need = 8 + std::min<uint64_t>(len, 100u << 20);
+    }
+    return have < need && !job.abort->load();
+  };
+  http_stream(req, 0, sink, job.abort);
+  ::close(fd);
+  if (job.arriving && have >= need) job.arriving->advance(f.rfilename, have);
+}
+
+// fetch_header() of every file in `todo`, up to opts.parallel at once.
+void fetch_headers(const Job& job, const std::vector<const RemoteFile*>& todo) {
+  std::atomic<size_t> next{0};
+  const auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < todo.size() && !job.abort->load();)
+      fetch_header(job, *todo[i],
+                   job.opts->endpoint + "/" + url_escape(job.name->repo, true) + "/resolve/" +
+                       job.commit + "/" + url_escape(todo[i]->rfilename, true));
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < std::min<size_t>(todo.size(), 8); ++t) threads.emplace_back(worker);
+  for (std::thread& t : threads) t.join();
+}
+
 void check_free_space(const Job& job, const std::vector<const RemoteFile*>& todo) {
   uint64_t need = 0;
   for (const RemoteFile* f : todo) {
@@ -629,6 +674,7 @@ std::string pull_files(const HubName& name, const HubOptions& opts,
     auto st = std::make_unique<PendingDownload::State>();
     st->name = name;
     st->opts = opts;
+    st->opts.parallel = std::max(1, opts.weight_streams);  // in order: shard 1 lands first
     st->rdir = rdir;
     st->snapshot = snapshot;
     st->bar =
@@ -639,6 +685,9 @@ std::string pull_files(const HubName& name, const HubOptions& opts,
     st->info = std::move(info);  // `later` points into info.files: find them again
     for (const RemoteFile& f : st->info.files)
       if (st->arriving->expects(f.rfilename) && is_weight_file(f)) st->todo.push_back(&f);
+    std::sort(st->todo.begin(), st->todo.end(), [](const RemoteFile* a, const RemoteFile* b) {
+      return a->rfilename < b->rfilename;  // model-00001-of-... first: the loader reads it first
+    });
     *pending = std::move(st);
     return snapshot;
   }
@@ -671,9 +720,10 @@ Resolved resolve_overlapped(const HubName& name, const HubOptions& opts) {
   out.pending = std::shared_ptr<PendingDownload>(new PendingDownload(std::move(st)));
   s->thread = std::thread([s] {
     try {
-      download_all(Job{&s->name, &s->opts, s->rdir, s->info.commit, s->bar.get(), &s->abort,
-                       s->arriving.get()},
-                   s->todo);
+      const Job job{&s->name,     &s->opts,  s->rdir,          s->info.commit,
+                    s->bar.get(), &s->abort, s->arriving.get()};
+      fetch_headers(job, s->todo);
+      download_all(job, s->todo);
       if (s->abort.load()) fail("the download of {} was stopped", s->name.str());
       s->bar->finish();
       if (s->name.revision != s->info.commit) write_ref(s->rdir, s->name.revision, s->info.commit);

@@ -44,6 +44,9 @@ struct HubOptions {
   int max_retries = 5;                              // resumes of one file after a dropped transfer
   double stall_timeout_s = 60;                      // no byte for this long: retry (resume)
   bool config_only = false;  // no weights: configs and tokenizer files (--load-format dummy)
+  // resolve_overlapped: weight files downloaded at once, in the index's order, so that the
+  // shards the loader reads first land first (INFERD_HUB_WEIGHT_STREAMS; default 2).
+  int weight_streams = 2;
 };
 
 // $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub (huggingface_hub's order).

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <chrono>
+#include <csignal>
 
 #include <algorithm>
 #include <chrono>
@@ -349,6 +350,9 @@ void FakeHub::Impl::serve(tcp::socket& sock) {
 
 FakeHub::FakeHub(std::vector<FakeHubRepo> repos, FakeHubFaults faults, uint16_t port)
     : impl_(std::make_unique<Impl>()) {
+  // A client that stops reading (a download that needs only a file's first bytes) must not kill
+  // the process through sendfile's SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   for (const FakeHubRepo& spec : repos) impl_->repos.push_back(load_repo(spec));
   impl_->faults = std::move(faults);
   const tcp::endpoint ep(net::ip::make_address("127.0.0.1"), port);

@@ -474,3 +474,26 @@ TEST_F(HubTest, AChecksumFailureInALateShardFailsTheLoad) {
   EXPECT_EQ(read_file(fs::path(again.dir) / "model-00003-of-00003.safetensors"),
             read_file(repo_dir_ / "model-00003-of-00003.safetensors"));
 }
+
+// The weights come a few files at a time, in order; every shard's header is fetched first, so
+// that the loader knows all tensors while shard 1 is still on its way.
+TEST_F(HubTest, EveryShardsHeaderComesFirst) {
+  const std::vector<std::string> data = write_three_shards(repo_dir_);
+  FakeHubFaults f;
+  f.delay_ms["model-00001-of-00003.safetensors"] = 1500;
+  auto hub = start(f);
+  opts_.weight_streams = 1;
+  Resolved r = resolve_overlapped({"org/model"}, opts_);
+  ASSERT_TRUE(r.pending);
+  const inferd::SafetensorsIndex idx = inferd::SafetensorsIndex::open_dir(r.dir);
+  EXPECT_EQ(idx.tensors().size(), 3u);
+  EXPECT_EQ(idx.info("c").shape, (std::vector<int64_t>{512, 512}));
+  const std::vector<std::string> ev = r.pending->arriving()->events();
+  EXPECT_EQ(std::count(ev.begin(), ev.end(), "finished model-00001-of-00003.safetensors"), 0)
+      << "shard 1 finished before the other shards' headers were known";
+  EXPECT_EQ(bytes_of(idx.get("c")), data[2]);
+  EXPECT_EQ(bytes_of(idx.get("a")), data[0]);
+  EXPECT_NO_THROW(r.pending->wait());
+  // Shard 3's rest was fetched from where its header ended.
+  EXPECT_GE(count_requests(*hub, "GET /blobs/", " range=bytes="), 2);
+}
