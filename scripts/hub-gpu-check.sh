@@ -18,7 +18,9 @@
 # needed), HUB_CHECK_TOKENIZER (a folder with the Llama 3.1 tokenizer.json; default
 # tests/data/tokenizers/llama3_1 or .carry/tokenizers/llama3_1), HUB_CHECK_CONFIG (the folder of
 # the config.json to shape the checkpoint after; default models/configs/llama-3.1-8b; a Llama-
-# family config), HUB_CHECK_MIN_FREE_GB (34), HUB_CHECK_SERVE_ARGS (extra `inferd serve` flags).
+# family config), HUB_CHECK_MIN_FREE_GB (34), HUB_CHECK_SERVE_ARGS (extra `inferd serve` flags),
+# HUB_CHECK_SHARD_BYTES (5000000000: shards of at most this many bytes); INFERD_HUB_WEIGHT_STREAMS
+# (2) passes through to `inferd serve`: weight files downloaded at once while the model loads.
 # A dry run on a CPU machine: HUB_CHECK_SKIP_CROSS=1 HUB_CHECK_CONFIG=models/demo
 # HUB_CHECK_TOKENIZER=models/demo HUB_CHECK_MIN_FREE_GB=1 HUB_CHECK_SERVE_ARGS="--device cpu"
 # HUB_CHECK_NO_DROP=1 (no dropping of the page cache).
@@ -214,9 +216,9 @@ else
     t0=$(date +%s)
     # Llama-3.1-8B's tensors in bf16, ~5 GB shards and the index, as transformers saves them. The
     # values are random bf16 of magnitude ~0.01 (the high byte keeps the sign and a small exponent).
-    "$PY" - "$BIG" <<'EOF' || { failed "(b) writing the 8B-shaped checkpoint"; exit 1; }
+    "$PY" - "$BIG" "${HUB_CHECK_SHARD_BYTES:-5000000000}" <<'EOF' || { failed "(b) writing the 8B-shaped checkpoint"; exit 1; }
 import json, os, struct, sys
-out = sys.argv[1]
+out, shard_bytes = sys.argv[1], int(sys.argv[2])
 cfg = json.load(open(os.path.join(out, "config.json")))
 H, I, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
 V, NH, KV = cfg["vocab_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
@@ -236,7 +238,7 @@ shards, cur, size = [], [], 0
 for name, shape in tensors:
     n = 2
     for d in shape: n *= d
-    if cur and size + n > 5_000_000_000:
+    if cur and size + n > shard_bytes:
         shards.append(cur); cur, size = [], 0
     cur.append((name, shape, n)); size += n
 shards.append(cur)
@@ -281,6 +283,7 @@ EOF
     wait "${readers[@]}"  # not a bare wait: fake_hub runs in the background too
     t_read=$(since "$t_read0")
     say "read the files in ${t_read} s (caches $CACHES)"
+    say "weight files downloaded at once while loading: ${INFERD_HUB_WEIGHT_STREAMS:-2} (INFERD_HUB_WEIGHT_STREAMS)"
 
     # Cold: an empty cache, `inferd serve org/name` until /ready.
     C3="$W/cache-serve"
