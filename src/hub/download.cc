@@ -493,7 +493,7 @@ void fetch_header(const Job& job, const RemoteFile& f, const std::string& url) {
   if (job.arriving && have >= need) job.arriving->advance(f.rfilename, have);
 }
 
-// fetch_header() of every file in `todo`, up to opts.parallel at once.
+// fetch_header() of every file in `todo`, up to 8 at once.
 void fetch_headers(const Job& job, const std::vector<const RemoteFile*>& todo) {
   std::atomic<size_t> next{0};
   const auto worker = [&] {
