@@ -1,10 +1,12 @@
 # Sourced by the GPU-machine scripts (gpu-check.sh, gpu-ab.sh, sleep-gpu-check.sh,
 # multimodel-gpu-check.sh): the GPU machine lacks some -dev packages CMake requires (PCRE2,
-# utf8proc, libcurl, OpenSSL, libjpeg-turbo, libpng, libwebp). When .carry/debs/ holds Debian packages (fetched on the dev machine,
-# not committed:
+# utf8proc, libcurl, OpenSSL, libjpeg-turbo, libpng, libwebp, yaml-cpp; Ubuntu's yaml-cpp, when
+# there is one, is libyaml-cpp0.8, so Debian's runtime package libyaml-cpp0.7 is carried with its
+# -dev). When .carry/debs/ holds Debian packages (fetched on the dev machine, not committed:
 #   mkdir -p .carry/debs && cd .carry/debs &&
 #   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 libcurl4-openssl-dev \
-#     libssl-dev libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16 libwebp-dev )
+#     libssl-dev libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16 libwebp-dev \
+#     libyaml-cpp-dev libyaml-cpp0.7 )
 # they are unpacked into a private prefix (never into /), and CARRIED_CMAKE_ARGS points CMake at it
 # (empty when nothing is carried). PKG_CONFIG_PATH and LD_LIBRARY_PATH are exported.
 CARRIED_CMAKE_ARGS=()

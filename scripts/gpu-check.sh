@@ -33,7 +33,8 @@
 # Debian packages (fetched on the dev machine, not committed:
 #   mkdir -p .carry/debs && cd .carry/debs &&
 #   apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 \
-#     libcurl4-openssl-dev libssl-dev libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16 libwebp-dev )
+#     libcurl4-openssl-dev libssl-dev libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16 libwebp-dev \
+#     libyaml-cpp-dev libyaml-cpp0.7 )
 # they are unpacked into a private prefix (scripts/carried-debs.sh, never into /) and CMake is pointed at it. libcurl and
 # libcrypto themselves are the host's (Ubuntu's libcurl4t64 / libssl3t64): the carried -dev
 # packages' lib*.so links are pointed at them.

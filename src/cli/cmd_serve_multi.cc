@@ -82,16 +82,7 @@ std::vector<router::ModelEntry> read_models(const MultiServeFlags& f, const CLI:
   if (!in) fail("--models: cannot read '{}'", f.models_file);
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string ext = std::filesystem::path(f.models_file).extension().string();
   const std::string text = ss.str();
-  if ((ext == ".yaml" || ext == ".yml") && !text.empty() &&
-      text.find_first_not_of(" \t\r\n") != std::string::npos &&
-      text[text.find_first_not_of(" \t\r\n")] != '{' &&
-      text[text.find_first_not_of(" \t\r\n")] != '[')
-    fail(
-        "--models '{}': YAML is not supported (no YAML library in this build); write the same "
-        "keys as JSON: {{\"models\": [{{\"name\": ..., \"model\": PATH, ...}}]}}",
-        f.models_file);
   auto known = [&cmd](const std::string& flag) {
     return !front_only_flags().count(flag) && cmd.get_option_no_throw("--" + flag) != nullptr;
   };
@@ -142,7 +133,8 @@ void MultiServeFlags::add_to(CLI::App* cmd) {
                   "GGUF file or ollama:NAME); each is loaded on its first request within "
                   "--memory-budget. One --model alone is the same as the model argument");
   cmd->add_option("--models", models_file,
-                  "Several models from a JSON file: {\"models\": [{\"name\": N, \"model\": PATH, "
+                  "Several models from a YAML (.yaml, .yml) or JSON file: {\"models\": [{\"name\": "
+                  "N, \"model\": PATH, "
                   "\"aliases\": [...], \"memory\": \"20GiB\", <serve flag>: value, ...}]} "
                   "(docs/multi-model.md)");
   cmd->add_option("--memory-budget", memory_budget,

@@ -15,6 +15,10 @@ namespace inferd::server {
 struct HttpConfig;
 }
 
+namespace inferd::hub {
+class PendingDownload;
+}
+
 namespace inferd::cli {
 
 // Flags shared by every command that loads a model (names follow vLLM's), bound to the
@@ -38,6 +42,8 @@ struct ModelFlags {
  private:
   CLI::Option* model_opt_ = nullptr;
   std::string hf_token_;  // --hf-token
+  // The hub model's weights still downloading while it loads (hub::resolve_overlapped).
+  std::shared_ptr<hub::PendingDownload> pending_download_;
 };
 
 // --task and --pooler-config (also as vLLM's older --override-pooler-config), for the commands

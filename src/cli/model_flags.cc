@@ -186,7 +186,10 @@ void ModelFlags::resolve_hub_names() {
     const std::string name = m.model;
     hub::HubOptions opts = hub::options_from_env(hf_token_);
     opts.config_only = m.load_format == "dummy";  // seeded random weights: no download of them
-    m.model = hub::resolve(*hub::parse_hub_name(name), opts);
+    // The weights load as they arrive; LLM::load waits for every file to be checked.
+    hub::Resolved r = hub::resolve_overlapped(*hub::parse_hub_name(name), opts);
+    m.model = r.dir;
+    pending_download_ = std::move(r.pending);
     if (m.served_model_names.empty()) m.served_model_names = {name};
   }
   if (!m.tokenizer.empty() && hub::is_hub_name(m.tokenizer))

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/arriving_files.h"
 #include "core/error.h"
 #include "core/logging.h"
 
@@ -94,6 +95,7 @@ uint64_t available_memory() {
 
 void read_weights_with_progress(const std::string& model, const std::string& load_format) {
   if (load_format == "dummy") return;
+  if (arriving_files(model)) return;  // being downloaded: the download shows its progress
   std::vector<fs::path> files;
   std::error_code ec;
   if (fs::is_directory(model, ec)) {

@@ -14,7 +14,9 @@
 
 namespace inferd {
 
-std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+// Maps `size` bytes of `path` (-1: the file's size).
+std::shared_ptr<MappedFile> MappedFile::map(const std::string& path, int64_t size) {
+  std::shared_ptr<MappedFile> f(new MappedFile());
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open '{}': {}", path, std::strerror(errno));
   struct stat st {};
@@ -23,9 +25,8 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     ::close(fd);
     fail("cannot stat '{}': {}", path, std::strerror(e));
   }
-  std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
-  f->size_ = size_t(st.st_size);
+  f->size_ = size < 0 ? size_t(st.st_size) : size_t(size);
   if (f->size_ > 0) {
     void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
@@ -37,6 +38,14 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   }
   ::close(fd);
   return f;
+}
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+  return map(path, -1);
+}
+
+std::shared_ptr<MappedFile> MappedFile::open_growing(const std::string& path, size_t size) {
+  return map(path, int64_t(size));
 }
 
 MappedFile::~MappedFile() {

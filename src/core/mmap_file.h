@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,9 @@ class MappedFile {
  public:
   // Throws Error naming the path if it cannot be opened or mapped.
   static std::shared_ptr<MappedFile> open(const std::string& path);
+  // Maps `size` bytes of a file still being written (core/arriving_files.h): bytes past its
+  // current end may be read only once they are written (earlier: SIGBUS).
+  static std::shared_ptr<MappedFile> open_growing(const std::string& path, size_t size);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -21,6 +25,7 @@ class MappedFile {
 
  private:
   MappedFile() = default;
+  static std::shared_ptr<MappedFile> map(const std::string& path, int64_t size);  // -1: whole
   void* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;

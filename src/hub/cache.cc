@@ -118,6 +118,12 @@ HubOptions options_from_env(const std::string& token) {
   o.cache_dir = hub_cache_dir();
   o.offline = env_true("HF_HUB_OFFLINE");
   o.progress = isatty(STDERR_FILENO) != 0 && !env_true("HF_HUB_DISABLE_PROGRESS_BARS");
+  if (const char* e = std::getenv("INFERD_HUB_WEIGHT_STREAMS"); e && *e) {
+    const int n = std::atoi(e);
+    if (n < 1 || n > 64)
+      fail("INFERD_HUB_WEIGHT_STREAMS='{}': expected a number of files from 1 to 64", e);
+    o.weight_streams = n;
+  }
   return o;
 }
 

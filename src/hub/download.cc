@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/arriving_files.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "hub/cache.h"
@@ -305,6 +306,7 @@ struct Job {
   std::string rdir, commit;
   ProgressBar* bar;
   std::atomic<bool>* abort;
+  ArrivingFiles* arriving = nullptr;  // told of each file's bytes as they land (overlapped load)
 };
 
 uint64_t file_size_or_zero(const fs::path& p) {
@@ -390,11 +392,23 @@ void download_blob(const Job& job, const RemoteFile& f, const std::string& url) 
   HttpRequest req{url, job.opts->token};
   req.stall_timeout_s = job.opts->stall_timeout_s;
   int write_errno = 0;
+  // The loader may read the bytes in place (Job::arriving) once this run's first response has
+  // kept them (a 206) or started over (a 200): told every 1/16 of the file (64 KiB to 4 MiB).
+  uint64_t told = 0;
+  const uint64_t step = std::clamp<uint64_t>(f.size / 16, 64u << 10, 4u << 20);
+  const auto tell = [&](bool now) {
+    if (job.arriving && (now || have >= told + step)) {
+      job.arriving->advance(f.rfilename, have);
+      told = have;
+    }
+  };
   for (int attempt = 0;; ++attempt) {
     const uint64_t offset = have;
     bool first = true;
     const auto sink = [&](const char* p, size_t n, long status) {
       if (first && status == 200 && offset > 0) {  // the server ignored the Range: start over
+        if (job.arriving) job.arriving->advance(f.rfilename, 0);
+        told = 0;
         if (::ftruncate(fd, 0) != 0) return false;
         pipe.reset(f);
         have = 0;
@@ -412,6 +426,7 @@ void download_blob(const Job& job, const RemoteFile& f, const std::string& url) 
       pipe.update(p, n);
       have += n;
       job.bar->add(n);
+      tell(false);
       return true;
     };
     const HttpResult r = http_stream(req, offset, sink, job.abort);
@@ -429,6 +444,7 @@ void download_blob(const Job& job, const RemoteFile& f, const std::string& url) 
   }
   if (f.size_known && have != f.size)
     fail("{}: downloaded {} bytes, the hub said {}", f.rfilename, have, f.size);
+  tell(true);
   pipe.finish();
   if (check.digest) {
     const std::string got = check.digest->hex();
@@ -444,6 +460,51 @@ void download_blob(const Job& job, const RemoteFile& f, const std::string& url) 
   std::error_code ec;
   fs::rename(part, blob, ec);
   if (ec) fail("cannot rename {} to {}: {}", part.string(), blob.string(), ec.message());
+}
+
+// The safetensors header of weight file `f` into its partial blob, ahead of its turn (the weights
+// come a few files at a time): a GET stopped once the 8-byte length and the JSON header are in, so
+// that the loader knows every shard's tensors at once. The rest is fetched later from there (a
+// Range request, as after a dropped transfer); the final checksum covers these bytes too. Errors
+// are left to that download.
+void fetch_header(const Job& job, const RemoteFile& f, const std::string& url) {
+  const BlobLock lock(job, f.blob);
+  const fs::path part = fs::path(job.rdir) / "blobs" / (f.blob + ".incomplete");
+  if (have_blob(job.rdir, f) || file_size_or_zero(part) > 0) return;  // its download tells
+  const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  uint64_t have = 0, need = 8;
+  char len_bytes[8];
+  HttpRequest req{url, job.opts->token};
+  req.stall_timeout_s = job.opts->stall_timeout_s;
+  const auto sink = [&](const char* p, size_t n, long) {
+    for (size_t i = 0; i < n && have + i < 8; ++i) len_bytes[have + i] = p[i];
+    if (::write(fd, p, n) != static_cast<ssize_t>(n)) return false;
+    have += n;
+    if (need == 8 && have >= 8) {
+      uint64_t len = 0;
+      std::memcpy(&len, len_bytes, 8);
+      need = 8 + std::min<uint64_t>(len, 100u << 20);
+    }
+    return have < need && !job.abort->load();
+  };
+  http_stream(req, 0, sink, job.abort);
+  ::close(fd);
+  if (job.arriving && have >= need) job.arriving->advance(f.rfilename, have);
+}
+
+// fetch_header() of every file in `todo`, up to 8 at once.
+void fetch_headers(const Job& job, const std::vector<const RemoteFile*>& todo) {
+  std::atomic<size_t> next{0};
+  const auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < todo.size() && !job.abort->load();)
+      fetch_header(job, *todo[i],
+                   job.opts->endpoint + "/" + url_escape(job.name->repo, true) + "/resolve/" +
+                       job.commit + "/" + url_escape(todo[i]->rfilename, true));
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < std::min<size_t>(todo.size(), 8); ++t) threads.emplace_back(worker);
+  for (std::thread& t : threads) t.join();
 }
 
 void check_free_space(const Job& job, const std::vector<const RemoteFile*>& todo) {
@@ -476,7 +537,10 @@ void download_all(const Job& job, const std::vector<const RemoteFile*>& todo) {
       try {
         const BlobLock lock(job, f.blob);
         if (!have_blob(job.rdir, f)) download_blob(job, f, url);  // else another process did
-        if (!job.abort->load()) link_snapshot_file(job.rdir, job.commit, f.rfilename, f.blob);
+        if (!job.abort->load()) {
+          link_snapshot_file(job.rdir, job.commit, f.rfilename, f.blob);
+          if (job.arriving) job.arriving->finished(f.rfilename);
+        }
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
         if (!first_error) first_error = std::current_exception();
@@ -494,7 +558,52 @@ void download_all(const Job& job, const std::vector<const RemoteFile*>& todo) {
 
 }  // namespace
 
-std::string pull(const HubName& name, const HubOptions& opts) {
+namespace {
+
+bool is_weight_file(const RemoteFile& f) {
+  return f.rfilename.ends_with(".safetensors") && f.rfilename.find('/') == std::string::npos;
+}
+
+}  // namespace
+
+// The weights of an overlapped download, fetched on a thread of their own (resolve_overlapped).
+struct PendingDownload::State {
+  HubName name;
+  HubOptions opts;
+  RepoInfo info;
+  std::string rdir, snapshot;
+  std::vector<const RemoteFile*> todo;
+  std::unique_ptr<ProgressBar> bar;
+  std::atomic<bool> abort{false};
+  std::shared_ptr<ArrivingFiles> arriving = std::make_shared<ArrivingFiles>();
+  std::thread thread;
+};
+
+PendingDownload::PendingDownload(std::unique_ptr<State> state) : s_(std::move(state)) {}
+
+PendingDownload::~PendingDownload() {
+  s_->abort.store(true);
+  if (s_->thread.joinable()) s_->thread.join();
+  unregister_arriving_files(s_->snapshot);
+}
+
+const std::string& PendingDownload::snapshot_dir() const {
+  return s_->snapshot;
+}
+
+void PendingDownload::wait() {
+  s_->arriving->wait_all();
+}
+
+std::shared_ptr<ArrivingFiles> PendingDownload::arriving() const {
+  return s_->arriving;
+}
+
+namespace {
+
+// pull(); with `pending`, the weights still to download are left to a thread (*pending).
+std::string pull_files(const HubName& name, const HubOptions& opts,
+                       std::unique_ptr<PendingDownload::State>* pending) {
   if (opts.offline) {
     if (auto snap = cached_snapshot(name, opts.cache_dir)) return *snap;
     fail(
@@ -527,8 +636,8 @@ std::string pull(const HubName& name, const HubOptions& opts) {
   fs::create_directories(fs::path(rdir) / "blobs", ec);
   if (ec) fail("cannot create the cache folder {}: {}", rdir, ec.message());
   std::atomic<bool> abort{false};
-  std::vector<const RemoteFile*> todo;
-  uint64_t total = 0;
+  std::vector<const RemoteFile*> todo, later;
+  uint64_t total = 0, later_total = 0;
   for (RemoteFile& f : info.files) {
     if (f.blob.empty()) {
       head_file(f,
@@ -540,20 +649,90 @@ std::string pull(const HubName& name, const HubOptions& opts) {
       link_snapshot_file(rdir, info.commit, f.rfilename, f.blob);
       continue;
     }
-    todo.push_back(&f);
-    total += f.size;
+    // Overlapped: weights of a known size arrive while the model loads.
+    const bool leave = pending && is_weight_file(f) && f.size_known && f.size > 0;
+    (leave ? later : todo).push_back(&f);
+    (leave ? later_total : total) += f.size;
   }
-  ProgressBar bar("Downloading " + name.str(), total, opts.progress);
-  const Job job{&name, &opts, rdir, info.commit, &bar, &abort};
+  const std::string snapshot = (fs::path(rdir) / "snapshots" / info.commit).string();
+  std::vector<const RemoteFile*> all = todo;
+  all.insert(all.end(), later.begin(), later.end());
+  if (!all.empty()) {
+    ProgressBar none("", 0, false);
+    check_free_space(Job{&name, &opts, rdir, info.commit, &none, &abort}, all);
+    LOG_INFO("downloading {} ({} files, {}) into {}{}", name.str(), all.size(),
+             format_bytes(total + later_total), rdir,
+             later.empty() ? "" : "; the weights load as they arrive");
+  }
   if (!todo.empty()) {
-    check_free_space(job, todo);
-    LOG_INFO("downloading {} ({} files, {}) into {}", name.str(), todo.size(), format_bytes(total),
-             rdir);
-    download_all(job, todo);
+    ProgressBar bar("Downloading " + name.str(), total, opts.progress && later.empty());
+    download_all(Job{&name, &opts, rdir, info.commit, &bar, &abort}, todo);
     bar.finish();
   }
+  if (!later.empty()) {
+    fs::create_directories(snapshot, ec);
+    auto st = std::make_unique<PendingDownload::State>();
+    st->name = name;
+    st->opts = opts;
+    st->opts.parallel = std::max(1, opts.weight_streams);  // in order: shard 1 lands first
+    st->rdir = rdir;
+    st->snapshot = snapshot;
+    st->bar =
+        std::make_unique<ProgressBar>("Downloading " + name.str(), later_total, opts.progress);
+    for (const RemoteFile* f : later)
+      st->arriving->expect(
+          f->rfilename, (fs::path(rdir) / "blobs" / (f->blob + ".incomplete")).string(), f->size);
+    st->info = std::move(info);  // `later` points into info.files: find them again
+    for (const RemoteFile& f : st->info.files)
+      if (st->arriving->expects(f.rfilename) && is_weight_file(f)) st->todo.push_back(&f);
+    std::sort(st->todo.begin(), st->todo.end(), [](const RemoteFile* a, const RemoteFile* b) {
+      return a->rfilename < b->rfilename;  // model-00001-of-... first: the loader reads it first
+    });
+    *pending = std::move(st);
+    return snapshot;
+  }
   if (name.revision != info.commit) write_ref(rdir, name.revision, info.commit);
-  return (fs::path(rdir) / "snapshots" / info.commit).string();
+  return snapshot;
+}
+
+}  // namespace
+
+std::string pull(const HubName& name, const HubOptions& opts) {
+  return pull_files(name, opts, nullptr);
+}
+
+Resolved resolve_overlapped(const HubName& name, const HubOptions& opts) {
+  std::unique_ptr<PendingDownload::State> st;
+  Resolved out;
+  try {
+    out.dir = pull_files(name, opts, &st);
+  } catch (const UnreachableError& e) {
+    if (auto snap = cached_snapshot(name, opts.cache_dir)) {
+      LOG_WARN("{}; using the cached snapshot {}", e.what(), *snap);
+      out.dir = *snap;
+      return out;
+    }
+    throw;
+  }
+  if (!st) return out;
+  PendingDownload::State* s = st.get();
+  register_arriving_files(s->snapshot, s->arriving);
+  out.pending = std::shared_ptr<PendingDownload>(new PendingDownload(std::move(st)));
+  s->thread = std::thread([s] {
+    try {
+      const Job job{&s->name,     &s->opts,  s->rdir,          s->info.commit,
+                    s->bar.get(), &s->abort, s->arriving.get()};
+      fetch_headers(job, s->todo);
+      download_all(job, s->todo);
+      if (s->abort.load()) fail("the download of {} was stopped", s->name.str());
+      s->bar->finish();
+      if (s->name.revision != s->info.commit) write_ref(s->rdir, s->name.revision, s->info.commit);
+      s->arriving->all_finished();
+    } catch (...) {
+      s->arriving->failed(std::current_exception());
+    }
+  });
+  return out;
 }
 
 std::string resolve(const HubName& name, const HubOptions& opts) {

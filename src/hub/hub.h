@@ -6,9 +6,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace inferd {
+class ArrivingFiles;
+}
 
 namespace inferd::hub {
 
@@ -39,6 +44,9 @@ struct HubOptions {
   int max_retries = 5;                              // resumes of one file after a dropped transfer
   double stall_timeout_s = 60;                      // no byte for this long: retry (resume)
   bool config_only = false;  // no weights: configs and tokenizer files (--load-format dummy)
+  // resolve_overlapped: weight files downloaded at once, in the index's order, so that the
+  // shards the loader reads first land first (INFERD_HUB_WEIGHT_STREAMS; default 2).
+  int weight_streams = 2;
 };
 
 // $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub (huggingface_hub's order).
@@ -69,6 +77,37 @@ std::optional<std::string> cached_snapshot(const HubName& name, const std::strin
 // Error naming the cache dir when the model is not there). Network failures with a complete
 // cached snapshot of the same revision fall back to it (with a warning).
 std::string resolve(const HubName& name, const HubOptions& opts);
+
+// A download whose weights are still arriving (resolve_overlapped): the *.safetensors files are
+// fetched on a thread of their own, registered as the arriving files of the snapshot directory
+// (core/arriving_files.h) so that the loader reads each shard as its bytes land, each checked
+// (sha256) before wait() returns; LLM::load waits for them all before the model is used. The
+// destructor stops a download still running (its partial files stay, to be resumed).
+class PendingDownload {
+ public:
+  struct State;
+  explicit PendingDownload(std::unique_ptr<State> state);
+  ~PendingDownload();
+  PendingDownload(const PendingDownload&) = delete;
+  PendingDownload& operator=(const PendingDownload&) = delete;
+
+  const std::string& snapshot_dir() const;
+  // Blocks until every weight file is downloaded and checked; rethrows the download's Error.
+  void wait();
+  std::shared_ptr<ArrivingFiles> arriving() const;
+
+ private:
+  std::unique_ptr<State> s_;
+};
+
+struct Resolved {
+  std::string dir;                           // the snapshot directory
+  std::shared_ptr<PendingDownload> pending;  // null: every file is in place
+};
+
+// As resolve(), returning once the files other than the weights are in place (configs,
+// tokenizer, the safetensors index); the weights still missing keep downloading (`pending`).
+Resolved resolve_overlapped(const HubName& name, const HubOptions& opts);
 
 // Downloads (or checks) `name` and returns its snapshot directory: resolve() without the
 // offline fall-back.

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "backend/backend.h"
+#include "core/arriving_files.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "jinja/chat_template.h"
@@ -196,6 +197,9 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
   if (rc.engine.speculative.method == SpeculativeConfig::Method::kDraftModel)
     rc.engine.speculative.draft_executor = load_draft_model(rc);
   LoadedModel m = load_model(rc, make_backend(rc), options.expert_load_profile);
+  // Weights that were still downloading (a hub name, core/arriving_files.h): every file is
+  // complete and its checksum passed before the model is used; else the download's Error.
+  wait_for_arriving_files(args.model.model);
   if (impl->tokenizer && int64_t(impl->tokenizer->id_limit()) > m.executor->vocab_size())
     fail("the tokenizer has ids up to {} but the model's vocabulary has {} entries",
          impl->tokenizer->id_limit(), m.executor->vocab_size());

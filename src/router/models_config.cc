@@ -1,5 +1,5 @@
-// The multi-model configuration: --model values, the --models file (JSON), memory sizes, and the
-// memory need estimate of each model.
+// The multi-model configuration: --model values, the --models file (JSON or YAML), memory sizes,
+// and the memory need estimate of each model.
 #include "router/models_config.h"
 
 #include <fmt/format.h>
@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "router/models_yaml.h"
 
 namespace inferd::router {
 
@@ -204,30 +205,26 @@ ModelEntry model_from_flag(const std::string& value) {
   return m;
 }
 
-std::vector<ModelEntry> parse_models_file(
-    const std::string& text, const std::string& source,
+namespace {
+
+// The line of key `key` of model `index` (-1: a top-level key) in the file.
+using KeyLine = std::function<int(int index, const std::string& key)>;
+
+std::vector<ModelEntry> parse_models_doc(
+    const json& doc, const std::string& source, const KeyLine& key_line,
     const std::function<bool(const std::string&)>& known_flag) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail("{}: not JSON: {}", source, e.what());
-  }
   const json* list = &doc;
   if (doc.is_object()) {
     for (const auto& [k, v] : doc.items())
       if (k != "models")
-        fail("{}:{}: unknown key '{}' at the top: expected \"models\"", source, line_of(text, k, 0),
-             k);
+        fail("{}:{}: unknown key '{}' at the top: expected \"models\"", source, key_line(-1, k), k);
     if (!doc.contains("models")) fail("{}: no \"models\" list", source);
     list = &doc["models"];
   }
   if (!list->is_array() || list->empty())
     fail("{}: \"models\" must be a non-empty list of model objects", source);
   std::vector<ModelEntry> out;
-  const std::vector<size_t> starts = element_starts(text, doc.is_object() ? 2 : 1);
   for (size_t i = 0; i < list->size(); ++i) {
-    const size_t from = i < starts.size() ? starts[i] : 0;  // where its keys are looked for
     const json& o = (*list)[i];
     const std::string where = fmt::format("{}: model {}", source, i + 1);
     if (!o.is_object()) fail("{}: expected an object, got {}", where, o.dump());
@@ -235,14 +232,13 @@ std::vector<ModelEntry> parse_models_file(
     const auto path_key = o.contains("model") ? "model" : "path";
     if (!o.contains(path_key) || !o[path_key].is_string() || o[path_key].get<std::string>().empty())
       fail("{}: \"model\" (its path) must be a non-empty string", where);
-    m.line = line_of(text, path_key, from);
+    m.line = key_line(int(i), path_key);
     if (o.contains("model") && o.contains("path"))
       fail("{}:{}: give \"model\" or \"path\", not both", source, m.line);
     m.path = o[path_key].get<std::string>();
     m.name = name_of_path(m.path);
     for (const auto& [k, v] : o.items()) {
-      const int line = line_of(text, k, from);
-      const std::string at = fmt::format("{}:{}: model '{}'", source, line, m.path);
+      const std::string at = fmt::format("{}:{}: model '{}'", source, key_line(int(i), k), m.path);
       if (k == "model" || k == "path") continue;
       if (k == "name") {
         if (!v.is_string() || v.get<std::string>().empty())
@@ -275,6 +271,41 @@ std::vector<ModelEntry> parse_models_file(
     out.push_back(std::move(m));
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<ModelEntry> parse_models_file(
+    const std::string& text, const std::string& source,
+    const std::function<bool(const std::string&)>& known_flag) {
+  if (is_yaml_models_file(source, text)) {
+    const YamlAsJson y = yaml_to_json(text, source);
+    const bool top = y.doc.is_object();
+    return parse_models_doc(
+        y.doc, source,
+        [&](int index, const std::string& key) {
+          json::json_pointer p;
+          if (index >= 0) p = (top ? p / "models" : p) / size_t(index);
+          const auto it = y.key_lines.find((p / key).to_string());
+          return it == y.key_lines.end() ? 0 : it->second;
+        },
+        known_flag);
+  }
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail("{}: not JSON: {}", source, e.what());
+  }
+  const std::vector<size_t> starts = element_starts(text, doc.is_object() ? 2 : 1);
+  return parse_models_doc(
+      doc, source,
+      [&](int index, const std::string& key) {
+        // A model's keys are looked for from where its object opens.
+        const size_t from = index >= 0 && size_t(index) < starts.size() ? starts[index] : 0;
+        return line_of(text, key, from);
+      },
+      known_flag);
 }
 
 void check_models(const std::vector<ModelEntry>& models) {

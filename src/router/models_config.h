@@ -4,10 +4,14 @@
 // it loads from its files (or, for --load-format dummy, from config.json's shape) and its KV-cache
 // settings.
 //
-// The --models file is JSON (nlohmann-json; no YAML library is among the project's Debian
-// dependencies): {"models": [{"name": "qwen", "model": "/models/qwen3-8b", "aliases": ["q"],
-// "memory": "20GiB", "max_model_len": 8192, "dtype": "bfloat16", ...}, ...]} (or the array
-// alone). Any other key is a serve flag in snake_case or kebab-case.
+// The --models file is JSON (nlohmann-json) or YAML (yaml-cpp, models_yaml.h) with the same keys:
+// {"models": [{"name": "qwen", "model": "/models/qwen3-8b", "aliases": ["q"], "memory": "20GiB",
+// "max_model_len": 8192, "dtype": "bfloat16", ...}, ...]} (or the list alone), or in YAML
+//   models:
+//     - name: qwen
+//       model: /models/qwen3-8b
+//       max_model_len: 8192
+// Any other key is a serve flag in snake_case or kebab-case.
 #pragma once
 
 #include <cstdint>
@@ -40,8 +44,10 @@ int64_t parse_memory_size(const std::string& text, const std::string& what);
 // .gguf).
 ModelEntry model_from_flag(const std::string& value);
 
-// Parses a --models file. `known_flag(name)` says whether `serve` takes --name (name in
-// kebab-case) per model; any other key is an Error naming the file, its line and the key.
+// Parses a --models file: YAML when `source` ends in .yaml or .yml (or, with neither those nor
+// .json, when `text` opens no JSON object or list), else JSON. `known_flag(name)` says whether
+// `serve` takes --name (name in kebab-case) per model; any other key is an Error naming the file,
+// its line and the key.
 std::vector<ModelEntry> parse_models_file(
     const std::string& text, const std::string& source,
     const std::function<bool(const std::string&)>& known_flag);

@@ -8,8 +8,11 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <chrono>
+#include <csignal>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
@@ -220,13 +223,21 @@ void FakeHub::Impl::send_file(int fd, const File& f, const http::request<http::e
       end - begin);
   if (!send_all(fd, h.data(), h.size()) || head) return;
   if (drop) end = begin + (end - begin) / 2;
+  // A late file: its first half goes out, then a pause.
+  const auto delay = faults.delay_ms.find(f.rfilename);
+  uint64_t pause_at = delay == faults.delay_ms.end() ? end : begin + (end - begin) / 2;
   const int file = ::open(f.path.c_str(), O_RDONLY);
   if (file < 0) return;
   const bool corrupt = f.rfilename == faults.corrupt_file;
   const uint64_t bad_at = f.size / 2;
   std::vector<char> buf(corrupt ? 1 << 20 : 0);
+  if (pause_at == begin) pause_at = end;  // nothing to send before it
   for (uint64_t off = begin; off < end;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(end - off, 1 << 26));
+    if (off == pause_at) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay->second));
+      pause_at = end;
+    }
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(pause_at - off, 1 << 26));
     if (corrupt) {
       const ssize_t got =
           ::pread(file, buf.data(), std::min(n, buf.size()), static_cast<off_t>(off));
@@ -339,6 +350,9 @@ void FakeHub::Impl::serve(tcp::socket& sock) {
 
 FakeHub::FakeHub(std::vector<FakeHubRepo> repos, FakeHubFaults faults, uint16_t port)
     : impl_(std::make_unique<Impl>()) {
+  // A client that stops reading (a download that needs only a file's first bytes) must not kill
+  // the process through sendfile's SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   for (const FakeHubRepo& spec : repos) impl_->repos.push_back(load_repo(spec));
   impl_->faults = std::move(faults);
   const tcp::endpoint ep(net::ip::make_address("127.0.0.1"), port);

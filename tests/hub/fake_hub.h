@@ -4,7 +4,8 @@
 // {rev} (sha, siblings with rfilename, size, blobId, lfs.sha256), HEAD/GET {repo}/resolve/{rev}/
 // {file} (LFS files: a 302 to the blob route with X-Repo-Commit, X-Linked-Etag, X-Linked-Size;
 // others: 200 with ETag and X-Repo-Commit), GET /blobs/... with Range (206) — plus faults: a
-// gated repo (401 without the right token), a connection dropped mid-body, a corrupted byte.
+// gated repo (401 without the right token), a connection dropped mid-body, a corrupted byte, a
+// file sent late.
 #pragma once
 
 #include <atomic>
@@ -31,6 +32,8 @@ struct FakeHubFaults {
   bool blob_metadata = true;  // model info lists size, blobId and lfs (false: names only)
   bool ignore_range = false;  // answer Range requests with the whole file (200)
   uint64_t extra_size = 0;    // added to every size the model info lists (a disk too small)
+  // A file's body (each GET) pauses this many milliseconds half-way (a slow later shard).
+  std::map<std::string, int> delay_ms;
 };
 
 class FakeHub {

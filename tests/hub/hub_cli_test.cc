@@ -1,5 +1,6 @@
 // `inferd pull|ls|rm` and a command loading a model by hub name, run as the real binary against a
-// local hub (fake_hub.h) serving a small checkpoint (tests/data/goldens/llama3).
+// local hub (fake_hub.h) serving a small checkpoint (tests/data/goldens/llama3); a corrupt weight
+// file downloading while the model loads fails the start.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -102,4 +103,27 @@ TEST_F(HubCliTest, BadNamesAreRefused) {
   EXPECT_NE(r.output.find("repository test-org/absent or revision 'main' not found"),
             std::string::npos)
       << r.output;
+}
+
+// The weights load as they download (hub::resolve_overlapped); a corrupt one still stops the
+// start with the checksum error, before anything is generated.
+TEST_F(HubCliTest, ACorruptWeightFileFailsTheStart) {
+  inferd::testing::FakeHubFaults f;
+  f.corrupt_file = "model.safetensors";
+  f.delay_ms["model.safetensors"] = 300;
+  hub_ = std::make_unique<FakeHub>(
+      std::vector<inferd::testing::FakeHubRepo>{
+          {"test-org/llama3", std::string(INFERD_TEST_DATA_DIR) + "/goldens/llama3"}},
+      f);
+  Result r = inferd("run test-org/llama3 --prompt-ids 1,2,3 --max-tokens 2 --device cpu");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("checksum mismatch for model.safetensors of test-org/llama3"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(cache_ / "models--test-org--llama3" / "refs" / "main"));
+  // Served right, the same start succeeds (resuming nothing: the corrupt file was removed).
+  hub_ = std::make_unique<FakeHub>(std::vector<inferd::testing::FakeHubRepo>{
+      {"test-org/llama3", std::string(INFERD_TEST_DATA_DIR) + "/goldens/llama3"}});
+  r = inferd("run test-org/llama3 --prompt-ids 1,2,3 --max-tokens 2 --device cpu");
+  EXPECT_EQ(r.status, 0) << r.output;
 }

@@ -1,18 +1,25 @@
 // The hub downloader (src/hub) against a local hub (fake_hub.h): the cache layout huggingface_hub
 // writes (refs, relative snapshot links, blobs named by sha256 / git blob id), only the needed
 // files, resume after a dropped connection and of a partial blob, checksums, gated / missing
-// repos, offline mode, `ls` and `rm`.
+// repos, offline mode, `ls` and `rm`; weights loaded while later shards still download.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
+#include <fmt/format.h>
+
+#include "core/arriving_files.h"
 #include "core/error.h"
+#include "core/tensor.h"
 #include "fake_hub.h"
 #include "hub/hub.h"
+#include "model/loader/safetensors.h"
 
 namespace fs = std::filesystem;
 using inferd::Error;
@@ -374,4 +381,119 @@ TEST_F(HubTest, BlobsAreLockedAsHuggingFaceHubLocksThem) {
       fs::read_symlink(fs::path(snap) / "model-00001-of-00002.safetensors").filename().string();
   EXPECT_TRUE(
       fs::exists(fs::path(opts_.cache_dir) / ".locks" / "models--org--model" / (blob + ".lock")));
+}
+
+namespace {
+
+// Three shards of 1 MiB float tensors a, b, c with their index; returns the tensors' bytes.
+std::vector<std::string> write_three_shards(const fs::path& dir) {
+  std::vector<std::string> data;
+  std::string map;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name(1, char('a' + i));
+    const std::string file = fmt::format("model-0000{}-of-00003.safetensors", i + 1);
+    data.push_back(random_bytes(512 * 512 * 4, 10 + i));
+    inferd::Tensor t = inferd::Tensor::empty_host(inferd::DType::kF32, {512, 512});
+    std::memcpy(t.data(), data.back().data(), data.back().size());
+    inferd::write_safetensors((dir / file).string(), {{name, t}});
+    map += fmt::format("{}\"{}\": \"{}\"", i ? ", " : "", name, file);
+  }
+  fs::remove(dir / "model-00001-of-00002.safetensors");
+  fs::remove(dir / "model-00002-of-00002.safetensors");
+  write_file(dir / "model.safetensors.index.json", "{\"weight_map\": {" + map + "}}");
+  return data;
+}
+
+std::string bytes_of(const inferd::Tensor& t) {
+  return {static_cast<const char*>(t.data()), t.nbytes()};
+}
+
+}  // namespace
+
+TEST_F(HubTest, ShardsLoadWhileLaterShardsDownload) {
+  const std::vector<std::string> data = write_three_shards(repo_dir_);
+  FakeHubFaults f;
+  f.delay_ms["model-00003-of-00003.safetensors"] = 1500;  // half of it, then a pause
+  auto hub = start(f);
+  Resolved r = resolve_overlapped({"org/model"}, opts_);
+  ASSERT_TRUE(r.pending);
+  EXPECT_TRUE(fs::is_regular_file(fs::path(r.dir) / "config.json"));
+  EXPECT_FALSE(fs::exists(repo_cache() / "refs" / "main"));  // written once the weights are in
+  const std::shared_ptr<inferd::ArrivingFiles> arriving = inferd::arriving_files(r.dir);
+  ASSERT_EQ(arriving, r.pending->arriving());
+  const inferd::SafetensorsIndex idx = inferd::SafetensorsIndex::open_dir(r.dir);
+  EXPECT_EQ(bytes_of(idx.get("a")), data[0]);
+  EXPECT_EQ(bytes_of(idx.get("b")), data[1]);
+  // Shards 1 and 2 were read while shard 3 was still on its way.
+  std::vector<std::string> ev = arriving->events();
+  const auto at = [&](const std::string& e) {
+    return std::find(ev.begin(), ev.end(), e) - ev.begin();
+  };
+  EXPECT_LT(at("load model-00001-of-00003.safetensors"), std::ssize(ev));
+  EXPECT_EQ(at("finished model-00003-of-00003.safetensors"), std::ssize(ev))
+      << "shard 3 finished before shards 1 and 2 were read";
+  EXPECT_EQ(bytes_of(idx.get("c")), data[2]);  // waits for its bytes
+  inferd::wait_for_arriving_files(r.dir);
+  ev = arriving->events();
+  EXPECT_LT(at("load model-00001-of-00003.safetensors"),
+            at("finished model-00003-of-00003.safetensors"));
+  EXPECT_TRUE(fs::is_regular_file(repo_cache() / "refs" / "main"));
+  EXPECT_EQ(read_file(fs::path(r.dir) / "model-00003-of-00003.safetensors"),
+            read_file(repo_dir_ / "model-00003-of-00003.safetensors"));
+  r.pending.reset();
+  EXPECT_EQ(inferd::arriving_files(r.dir), nullptr);
+  // Everything in place: nothing is left pending.
+  EXPECT_EQ(resolve_overlapped({"org/model"}, opts_).pending, nullptr);
+}
+
+TEST_F(HubTest, AChecksumFailureInALateShardFailsTheLoad) {
+  write_three_shards(repo_dir_);
+  FakeHubFaults f;
+  f.corrupt_file = "model-00003-of-00003.safetensors";
+  f.delay_ms[f.corrupt_file] = 500;
+  auto hub = start(f);
+  Resolved r = resolve_overlapped({"org/model"}, opts_);
+  ASSERT_TRUE(r.pending);
+  const std::string e = error_of([&] {
+    const inferd::SafetensorsIndex idx = inferd::SafetensorsIndex::open_dir(r.dir);
+    for (const char* t : {"a", "b", "c"}) idx.get(t);
+    inferd::wait_for_arriving_files(r.dir);  // as LLM::load does before the model is used
+  });
+  EXPECT_NE(e.find("checksum mismatch for model-00003-of-00003.safetensors of org/model"),
+            std::string::npos)
+      << e;
+  EXPECT_FALSE(fs::exists(repo_cache() / "refs" / "main"));
+  EXPECT_FALSE(fs::exists(fs::path(r.dir) / "model-00003-of-00003.safetensors"));
+  r.pending.reset();
+  // The next start fetches the shard anew (the corrupt download was removed).
+  hub.reset();
+  hub = start();
+  Resolved again = resolve_overlapped({"org/model"}, opts_);
+  ASSERT_TRUE(again.pending);
+  EXPECT_NO_THROW(again.pending->wait());
+  EXPECT_EQ(read_file(fs::path(again.dir) / "model-00003-of-00003.safetensors"),
+            read_file(repo_dir_ / "model-00003-of-00003.safetensors"));
+}
+
+// The weights come a few files at a time, in order; every shard's header is fetched first, so
+// that the loader knows all tensors while shard 1 is still on its way.
+TEST_F(HubTest, EveryShardsHeaderComesFirst) {
+  const std::vector<std::string> data = write_three_shards(repo_dir_);
+  FakeHubFaults f;
+  f.delay_ms["model-00001-of-00003.safetensors"] = 1500;
+  auto hub = start(f);
+  opts_.weight_streams = 1;
+  Resolved r = resolve_overlapped({"org/model"}, opts_);
+  ASSERT_TRUE(r.pending);
+  const inferd::SafetensorsIndex idx = inferd::SafetensorsIndex::open_dir(r.dir);
+  EXPECT_EQ(idx.tensors().size(), 3u);
+  EXPECT_EQ(idx.info("c").shape, (std::vector<int64_t>{512, 512}));
+  const std::vector<std::string> ev = r.pending->arriving()->events();
+  EXPECT_EQ(std::count(ev.begin(), ev.end(), "finished model-00001-of-00003.safetensors"), 0)
+      << "shard 1 finished before the other shards' headers were known";
+  EXPECT_EQ(bytes_of(idx.get("c")), data[2]);
+  EXPECT_EQ(bytes_of(idx.get("a")), data[0]);
+  EXPECT_NO_THROW(r.pending->wait());
+  // Shard 3's rest was fetched from where its header ended.
+  EXPECT_GE(count_requests(*hub, "GET /blobs/", " range=bytes="), 2);
 }

@@ -134,6 +134,114 @@ TEST(ModelsFile, DuplicateNamesAreRefused) {
   EXPECT_THROW(check_models(ms), Error);
 }
 
+// The same file in YAML (models_yaml.h): the same entries, typed by YAML 1.2's core schema.
+TEST(ModelsYaml, ParsesModelsWithTheirFlags) {
+  const std::string text = R"(# two models
+models:
+  - name: qwen
+    model: /m/qwen
+    aliases: [q, qw]
+    memory: 20GiB
+    max_model_len: 8192
+    dtype: bfloat16
+    enforce_eager: true
+  - path: /m/llama
+    alias: l
+    enforce-eager: false
+    device: "123"
+)";
+  const auto ms = parse_models_file(text, "models.yaml", serve_flag);
+  ASSERT_EQ(ms.size(), 2u);
+  EXPECT_EQ(ms[0].name, "qwen");
+  EXPECT_EQ(ms[0].aliases, (std::vector<std::string>{"q", "qw"}));
+  EXPECT_EQ(ms[0].memory_bytes, 20ll << 30);
+  EXPECT_EQ(to_args(ms[0].flags), (std::vector<std::string>{"--dtype=bfloat16", "--enforce-eager",
+                                                            "--max-model-len=8192"}));
+  EXPECT_EQ(ms[0].line, 4);
+  EXPECT_EQ(ms[1].name, "llama");
+  EXPECT_EQ(ms[1].aliases, std::vector<std::string>{"l"});
+  EXPECT_EQ(to_args(ms[1].flags),
+            (std::vector<std::string>{"--device=123", "--enforce-eager=false"}));
+  EXPECT_EQ(ms[1].line, 10);
+  // A bare list, and a .yml name; JSON text in a file with no extension is still JSON, YAML
+  // text in one is YAML.
+  EXPECT_EQ(parse_models_file("- model: /m/a\n", "m.yml", serve_flag).size(), 1u);
+  EXPECT_EQ(parse_models_file("- model: /m/a\n- model: /m/b\n", "models", serve_flag).size(), 2u);
+  EXPECT_EQ(parse_models_file(R"({"models": [{"model": "/m/a"}]})", "models", serve_flag)[0].path,
+            "/m/a");
+  // JSON is YAML: a .yaml file may hold it.
+  EXPECT_EQ(parse_models_file(R"({"models": [{"model": "/m/a", "dtype": "float32"}]})", "m.yaml",
+                              serve_flag)[0]
+                .flags.size(),
+            1u);
+}
+
+std::string yaml_error_of(const std::string& text) {
+  try {
+    parse_models_file(text, "models.yaml", serve_flag);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+TEST(ModelsYaml, ErrorsNameTheFileLineAndKey) {
+  const std::string unknown = yaml_error_of(R"(models:
+  - model: /m/a
+  - model: /m/b
+    max_model_len: 512
+    temprature: 0.5
+)");
+  EXPECT_NE(unknown.find("models.yaml:5: model '/m/b': unknown key 'temprature'"),
+            std::string::npos)
+      << unknown;
+  // Wrong types: a list where a string goes, a number where a name goes, a mapping in a list.
+  const std::string name = yaml_error_of("models:\n  - model: /m/a\n    name: [x, y]\n");
+  EXPECT_NE(name.find("models.yaml:3: model '/m/a': \"name\" must be a non-empty string"),
+            std::string::npos)
+      << name;
+  EXPECT_NE(yaml_error_of("models:\n  - model: /m/a\n    name: 5\n").find("\"name\" must be"),
+            std::string::npos);
+  const std::string aliases = yaml_error_of("models:\n  - model: /m/a\n    aliases: [{x: 1}]\n");
+  EXPECT_NE(aliases.find("models.yaml:3:"), std::string::npos) << aliases;
+  EXPECT_NE(aliases.find("\"aliases\" must be a string or a list of strings"), std::string::npos)
+      << aliases;
+  EXPECT_NE(yaml_error_of("models:\n  - model: /m/a\n    dtype:\n").find("'dtype' must be"),
+            std::string::npos);
+  EXPECT_NE(yaml_error_of("models:\n  - model: 12\n").find("\"model\" (its path)"),
+            std::string::npos);
+  EXPECT_NE(yaml_error_of("models:\n  - model: /a\n    memory: big\n").find("not a memory size"),
+            std::string::npos);
+  // Not YAML, an unknown top-level key, an empty list, a key given twice.
+  const std::string syntax = yaml_error_of("models:\n  - model: [/m/a\n");
+  EXPECT_NE(syntax.find("models.yaml:"), std::string::npos) << syntax;
+  EXPECT_NE(syntax.find("not YAML"), std::string::npos) << syntax;
+  EXPECT_NE(yaml_error_of("\nmodles: []\n").find("models.yaml:2: unknown key 'modles'"),
+            std::string::npos);
+  EXPECT_NE(yaml_error_of("models: []\n").find("non-empty"), std::string::npos);
+  const std::string twice = yaml_error_of(
+      "models:\n  - model: /m/a\n    dtype: float32\n"
+      "    dtype: bfloat16\n");
+  EXPECT_NE(twice.find("models.yaml:4: duplicate key 'dtype' (given on line 3 already)"),
+            std::string::npos)
+      << twice;
+}
+
+TEST(ModelsYaml, DuplicateModelsAreRefused) {
+  const auto ms =
+      parse_models_file("models:\n  - model: /m/x\n  - model: /n/x\n", "models.yaml", serve_flag);
+  try {
+    check_models(ms);
+    ADD_FAILURE() << "two models named x accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("two models are named 'x'"), std::string::npos);
+  }
+  const auto alias = parse_models_file(
+      "models:\n  - {model: /m/x, name: a}\n  - {model: /m/y, name: b, aliases: [a]}\n",
+      "models.yaml", serve_flag);
+  EXPECT_THROW(check_models(alias), Error);
+}
+
 TEST(Flags, AModelsOwnFlagReplacesTheSharedOne) {
   const std::vector<FlagValue> shared{{"device", "cpu"}, {"max-model-len", "1024"}};
   const std::vector<FlagValue> own{{"max-model-len", "256"}};

@@ -2,8 +2,8 @@
 // CPU: /v1/models states, a model loaded on its first request, the least recently used idle model
 // unloaded when the budget is full, a model with a request in flight never unloaded (the waiting
 // request gets 503 naming why), keep_alive 0 / negative and idle unload, a model that fails to
-// load answering 500 while the server stays up, a bad keep_alive answering 400, the --models file,
-// and one --model behaving as the model argument.
+// load answering 500 while the server stays up, a bad keep_alive answering 400, the --models file
+// (JSON and YAML), and one --model behaving as the model argument.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -257,6 +257,31 @@ TEST(MultiModelServe, ModelsFileAndAliases) {
     }
   }
   EXPECT_EQ(http_request(s.port(), "GET", "/v1/models/tiny").status, 200);
+  std::filesystem::remove(path);
+}
+
+// The same from a YAML file (models_yaml.h).
+TEST(MultiModelServe, ModelsFileInYaml) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("inferd_models_" + std::to_string(::getpid()) + ".yaml"))
+                               .string();
+  std::ofstream(path) << "# two names for the demo model\nmodels:\n  - name: small\n    model: " +
+                             kDemo +
+                             "\n    aliases: [tiny]\n    max_model_len: 256\n"
+                             "  - name: other\n    model: " +
+                             kDemo + "\n    memory: 400MiB\n";
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--models " + path + kCpu + "--memory-budget 1GiB")) << s.log();
+  HttpReply r = complete(s, "tiny");
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_EQ(json::parse(body_of(r))["model"], "small");
+  r = complete(s, "small", "", 300);  // its own max_model_len: 256
+  EXPECT_EQ(r.status, 400) << r.text;
+  for (const json& m : cards(s)) {
+    if (m["id"] == "other") {
+      EXPECT_EQ(m["memory_estimate_bytes"], 400ll << 20);
+    }
+  }
   std::filesystem::remove(path);
 }
 

@@ -1,3 +1,5 @@
+// safetensors files (the format of huggingface/safetensors' README): the header, mmap'd tensors,
+// shards of a directory (the index, or every file), files still arriving from a hub download.
 #include "model/loader/safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/arriving_files.h"
 #include "core/error.h"
 
 namespace inferd {
@@ -139,6 +142,10 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const char* data, siz
 
 void SafetensorsIndex::add_file(const std::string& path) {
   auto f = MappedFile::open(path);
+  add_mapped(path, std::move(f));
+}
+
+void SafetensorsIndex::add_mapped(const std::string& path, std::shared_ptr<MappedFile> f) {
   auto infos = parse_safetensors_header(f->data(), f->size(), path);
   for (auto& [name, ti] : infos) {
     if (tensors_.count(name))
@@ -146,6 +153,37 @@ void SafetensorsIndex::add_file(const std::string& path) {
     tensors_.emplace(name, std::move(ti));
   }
   files_.emplace(path, std::move(f));
+}
+
+void SafetensorsIndex::add_arriving_file(const std::string& path, const std::string& name,
+                                         const std::shared_ptr<ArrivingFiles>& arriving) {
+  arriving->note_load(name);
+  arriving->wait_bytes(name, 8);
+  std::shared_ptr<MappedFile> f;
+  try {
+    f = MappedFile::open_growing(arriving->part_path(name), arriving->size(name));
+  } catch (const Error&) {  // finished and renamed meanwhile: it is in the directory now
+    arriving->wait_finished(name);
+    f = MappedFile::open(path);
+  }
+  uint64_t header_len = 0;
+  if (f->size() >= 8) std::memcpy(&header_len, f->data(), 8);
+  // A header length past the end fails in parse_safetensors_header without waiting.
+  if (header_len <= f->size() - std::min<size_t>(f->size(), 8))
+    arriving->wait_bytes(name, 8 + header_len);
+  try {
+    add_mapped(path, std::move(f));
+  } catch (const Error&) {
+    arriving->wait_finished(name);  // a corrupt download: its checksum error names the cause
+    throw;
+  }
+  arriving_.emplace(path, std::make_pair(arriving, name));
+}
+
+const char* SafetensorsIndex::data_of(const TensorInfo& ti) const {
+  if (const auto it = arriving_.find(ti.file); it != arriving_.end())
+    it->second.first->wait_bytes(it->second.second, ti.offset + ti.nbytes);
+  return files_.at(ti.file)->data() + ti.offset;
 }
 
 SafetensorsIndex SafetensorsIndex::open_file(const std::string& path) {
@@ -157,6 +195,18 @@ SafetensorsIndex SafetensorsIndex::open_file(const std::string& path) {
 SafetensorsIndex SafetensorsIndex::open_dir(const std::string& dir) {
   namespace fs = std::filesystem;
   SafetensorsIndex idx;
+  const std::shared_ptr<ArrivingFiles> arriving = arriving_files(dir);
+  // A shard on disk, or one still arriving (read as its bytes land).
+  const auto add = [&](const fs::path& p) {
+    const std::string name = p.filename().string();
+    if (arriving && arriving->expects(name))
+      idx.add_arriving_file(p.string(), name, arriving);
+    else
+      idx.add_file(p.string());
+  };
+  const auto present = [&](const fs::path& p) {
+    return fs::exists(p) || (arriving && arriving->expects(p.filename().string()));
+  };
   const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
   const fs::path single = fs::path(dir) / "model.safetensors";
   if (fs::exists(index_path)) {
@@ -174,10 +224,10 @@ SafetensorsIndex SafetensorsIndex::open_dir(const std::string& dir) {
     for (auto& [name, file] : j["weight_map"].items()) shards.insert(file.get<std::string>());
     for (const auto& s : shards) {
       const fs::path p = fs::path(dir) / s;
-      if (!fs::exists(p)) {
+      if (!present(p)) {
         fail("shard '{}' listed in '{}' is missing", p.string(), index_path.string());
       }
-      idx.add_file(p.string());
+      add(p);
     }
     for (auto& [name, file] : j["weight_map"].items()) {
       if (!idx.contains(name)) {
@@ -185,8 +235,16 @@ SafetensorsIndex SafetensorsIndex::open_dir(const std::string& dir) {
              file.get<std::string>());
       }
     }
-  } else if (fs::exists(single)) {
-    idx.add_file(single.string());
+  } else if (present(single)) {
+    add(single);
+  } else if (arriving) {  // no index: every *.safetensors file, those arriving too
+    std::set<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".safetensors") files.insert(e.path().string());
+    for (const auto& name : arriving->names())
+      if (fs::path(name).extension() == ".safetensors")
+        files.insert((fs::path(dir) / name).string());
+    for (const auto& f : files) add(f);
   } else {
     std::vector<std::string> files;
     if (fs::is_directory(dir)) {
@@ -236,7 +294,7 @@ Tensor SafetensorsIndex::get_float_2d(const std::string& name,
   for (size_t i = 1; i < ti.shape.size(); ++i) rest *= ti.shape[i];
   const std::array<int64_t, 2> shape{ti.shape[0], rest};
   const auto& f = files_.at(ti.file);
-  void* p = const_cast<char*>(f->data() + ti.offset);
+  void* p = const_cast<char*>(data_of(ti));
   if (reinterpret_cast<uintptr_t>(p) % dtype_size(ti.dtype) != 0) {
     Tensor t = Tensor::empty_host(ti.dtype, shape);
     std::memcpy(t.data(), p, ti.nbytes);
@@ -255,7 +313,7 @@ Tensor SafetensorsIndex::get(const std::string& name, std::span<const int64_t> e
     }
   }
   const auto& f = files_.at(ti.file);
-  void* p = const_cast<char*>(f->data() + ti.offset);
+  void* p = const_cast<char*>(data_of(ti));
   std::shared_ptr<void> holder = f;
   if (reinterpret_cast<uintptr_t>(p) % dtype_size(ti.dtype) != 0) {
     // Misaligned data (allowed by the format): copy it so typed access is valid.

@@ -1,4 +1,5 @@
-// safetensors reading by mmap: tensors are views into the mapping (no copy at load).
+// safetensors reading by mmap: tensors are views into the mapping (no copy at load). A shard still
+// being downloaded (core/arriving_files.h) is read as its bytes land.
 #pragma once
 
 #include <map>
@@ -19,8 +20,11 @@ struct TensorInfo {
   size_t nbytes = 0;
 };
 
+class ArrivingFiles;
+
 // All tensors of a model directory: `model.safetensors`, or the shards listed by
-// `model.safetensors.index.json`, or every `*.safetensors` file in the directory.
+// `model.safetensors.index.json`, or every `*.safetensors` file in the directory; with files
+// arriving in it (arriving_files(dir)), those are read as they land.
 class SafetensorsIndex {
  public:
   static SafetensorsIndex open_dir(const std::string& model_dir);
@@ -46,8 +50,16 @@ class SafetensorsIndex {
 
  private:
   void add_file(const std::string& path);
+  void add_mapped(const std::string& path, std::shared_ptr<MappedFile> f);
+  // A shard still being downloaded (core/arriving_files.h): mapped at its final size, its header
+  // read once it has landed, each tensor's bytes waited for by data_of().
+  void add_arriving_file(const std::string& path, const std::string& name,
+                         const std::shared_ptr<ArrivingFiles>& arriving);
+  const char* data_of(const TensorInfo& ti) const;
   std::map<std::string, TensorInfo> tensors_;
   std::map<std::string, std::shared_ptr<MappedFile>> files_;
+  // Path -> its download and name there, for the shards still arriving when opened.
+  std::map<std::string, std::pair<std::shared_ptr<ArrivingFiles>, std::string>> arriving_;
 };
 
 // Parses the JSON header of a safetensors file held in memory (tests use this directly).
