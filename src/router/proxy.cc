@@ -130,8 +130,13 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
     std::atomic<int64_t>& n;
     ~Active() { --n; }
   } active_guard{active_};
-  // Given back when the request ends, however it ends.
-  const server::ConcurrencyLimiter::Slot slot = std::move(job->slot);
+  // The key's slot is given back before the answer's last bytes go out (finish() and the error
+  // answers below), so a client that sends its next request as soon as it has the answer is not
+  // refused; and at the latest here, however the request ends.
+  struct SlotGuard {
+    ProxyJob& j;
+    ~SlotGuard() { j.slot.release(); }
+  } slot_guard{*job};
   job->conn->on_peer_gone([job] {
     job->client_gone = true;
     if (job->upstream) {
@@ -147,6 +152,7 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
     if (job->client_gone) co_return;
     if (e) {
       job->conn->on_peer_gone(nullptr);
+      job->slot.release();
       metrics_.record_request("none", job->model, e->status());
       LOG_INFO("router request route={} model={} status={} error=\"{}\"", job->ex.route, job->model,
                e->status(), e->what());
@@ -194,6 +200,7 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
     metrics_.record_request(last_replica, job->model, last->status);
     LOG_INFO("router request route={} model={} replica={} status={} attempts={}", job->ex.route,
              job->model, last_replica, last->status, tried.size());
+    job->slot.release();
     front_.send(job->conn, job->ex, std::move(res));
     co_return;
   }
@@ -208,10 +215,14 @@ net::awaitable<void> Router::run(std::shared_ptr<ProxyJob> job) {
   metrics_.record_request(last_replica, job->model, e.status());
   LOG_INFO("router request route={} model={} status={} attempts={} error=\"{}\"", job->ex.route,
            job->model, e.status(), tried.size(), e.what());
+  job->slot.release();
   front_.send_error(job->conn, job->ex, e);
 }
 
+// Called before the answer's last bytes are written: the request counts (metrics, usage) and
+// its key's slot is free by the time the client has the answer.
 void Router::finish(ProxyJob& job, const std::string& replica, int status) {
+  job.slot.release();
   if (job.count_usage && job.usage_tokens > 0)
     front_.limiter().charge(job.api_key, job.usage_tokens);
   job.status = status;

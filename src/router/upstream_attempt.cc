@@ -240,8 +240,8 @@ Router::Attempt Router::conclude(ProxyJob& job, Replica& rep, UpstreamExchange& 
     pool_.put(rep.id(), std::move(up.stream));
   }
   if (r.committed) {
-    job.conn->end_stream();
     finish(job, url, r.status);
+    job.conn->end_stream();
     return Attempt{true};
   }
   const bool queue_full = r.status == 429 && r.held.find("queue_full") != std::string::npos;
@@ -253,6 +253,7 @@ Router::Attempt Router::conclude(ProxyJob& job, Replica& rep, UpstreamExchange& 
     a.headers = std::move(r.headers);
     return a;
   }
+  finish(job, url, r.status);
   if (r.chunked && r.status == 200) {
     // A stream that held only its preamble: pass it on as it is.
     job.conn->begin_stream(http::status(r.status), std::move(r.headers));
@@ -264,7 +265,6 @@ Router::Attempt Router::conclude(ProxyJob& job, Replica& rep, UpstreamExchange& 
     res.body() = std::move(r.held);
     job.conn->respond(std::move(res));
   }
-  finish(job, url, r.status);
   return Attempt{true};
 }
 
@@ -276,11 +276,11 @@ void Router::end_cut_stream(ProxyJob& job, Replica& rep, const beast::error_code
   const ApiError e(
       502, fmt::format("The replica serving this request failed mid-stream ({}).", ec.message()),
       "server_error", std::nullopt, "upstream_error");
+  finish(job, url, 502);
   job.conn->write_chunk("data: " + e.body() + "\n\n");
   job.conn->write_chunk("data: [DONE]\n\n");
   job.conn->end_stream();
   job.conn->on_peer_gone(nullptr);
-  finish(job, url, 502);
 }
 
 }  // namespace inferd::router
