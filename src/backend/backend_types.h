@@ -158,6 +158,10 @@ struct DeviceBatch {
   // [T] the LoRA slot of each row (-1: the base model), from DeviceRuntime::set_lora_rows; null
   // when LoRA is off. Device backends keep it in device memory, so graphs replay any mix.
   const int32_t* lora_slots = nullptr;
+  // [T, 2] or null: row t also attends to positions [lo, hi) of its sequence (the tokens of its
+  // image, issue 34; (pos, pos + 1) for the others), beyond causal (and window) attention. Host
+  // memory, the CPU backend's attention only; every position below hi is in the cache.
+  const int32_t* attend_ranges = nullptr;
 };
 
 // The largest step the model will run, so a device backend can size its per-step buffers once at

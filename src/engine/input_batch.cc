@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "engine/image_spans.h"
 #include "engine/request_state.h"
 
 namespace inferd {
@@ -36,6 +37,9 @@ void InputBatch::build_forward(std::span<const ScheduledSeq> scheduled) {
         draft_index_.push_back(j);
       }
     }
+    if (!q->images.empty() && q->num_computed < q->prompt_len)
+      add_image_spans(forward_, q->images, info.q_start, q->num_computed,
+                      q->num_computed + from_seq);
     add_prompt_rows(q, info);
     forward_.seqs.push_back(info);
   }

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "server/api_error.h"
 
 namespace inferd::server {
@@ -101,6 +102,33 @@ EngineStats EngineGenerator::stats() const {
 }
 void EngineGenerator::shutdown() {
   engine_->shutdown();
+}
+
+void EngineGenerator::enable_images(std::unique_ptr<media::ImageProcessor> processor,
+                                    const media::ImagePromptFormat& format) {
+  image_proc_ = std::move(processor);
+  image_format_ = format;
+}
+
+void enable_model_images(EngineGenerator& gen, const ModelExecutor& exec,
+                         const std::string& model_dir, const std::string& architecture) {
+  std::string why;
+  if (!exec.takes_images(&why)) {
+    if (why.find("no vision tower") == std::string::npos)
+      LOG_WARN("{}: requests with images are refused: {}", architecture, why);
+    return;
+  }
+  std::unique_ptr<media::ImageProcessor> proc = media::load_image_processor(model_dir);
+  if (architecture != "Gemma3ForConditionalGeneration")
+    fail("{}: images are placed in prompts for Gemma3ForConditionalGeneration only (issue 34)",
+         architecture);
+  // Gemma 3: every image takes the same mm_tokens_per_image tokens (one square crop).
+  media::Image probe;
+  probe.width = probe.height = 1;
+  probe.rgb.assign(3, 0);
+  const int32_t tokens = exec.image_tokens(proc->preprocess(probe));
+  LOG_INFO("images: {} ({} tokens an image)", proc->name(), tokens);
+  gen.enable_images(std::move(proc), media::ImagePromptFormat::gemma3(tokens));
 }
 
 }  // namespace inferd::server

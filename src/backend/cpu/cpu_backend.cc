@@ -456,8 +456,13 @@ class CpuBackend final : public Backend {
         const int32_t s = token_seq[size_t(t)];
         const int32_t pos = b.positions[t];
         const int32_t* table = b.block_tables + int64_t(s) * b.max_blocks_per_seq;
-        const int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-        const int64_t n = pos - first + 1;
+        int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+        int64_t last = pos;
+        if (b.attend_ranges != nullptr) {  // the row's image: its tokens see each other
+          first = std::min<int64_t>(first, b.attend_ranges[2 * t]);
+          last = std::max<int64_t>(last, b.attend_ranges[2 * t + 1] - 1);
+        }
+        const int64_t n = last - first + 1;
         scores.resize(size_t(n * G));
         acc.resize(size_t(hd));
         for (int64_t g = 0; g < G; ++g) {
