@@ -616,8 +616,13 @@ def inv_freq(c, rs=None, seq_len=None):
     return inv, 1.0
 
 
-def reference_forward(c, w, ids, dtype=torch.float64):
-    """Logits [L, V] for one sequence, recomputed from scratch (no KV cache)."""
+def reference_forward(c, w, ids, dtype=torch.float64, images=()):
+    """Logits [L, V] for one sequence, recomputed from scratch (no KV cache).
+
+    images (Gemma3ForConditionalGeneration, tools/make_gemma3_vlm_golden.py): (start, embeds)
+    pairs; rows [start, start + len(embeds)) take the image's embeddings (after the text
+    embeddings' scaling) and attend to each other on every layer (transformers' token_type_ids
+    mask or-ed into the causal and sliding-window masks)."""
     g = lambda n: w[n].to(dtype)
     H = c["hidden_size"]
     nh, nkv, hd = c["num_attention_heads"], c["num_key_value_heads"], head_dim(c)
@@ -655,12 +660,16 @@ def reference_forward(c, w, ids, dtype=torch.float64):
     causal = torch.ones(L, L, dtype=torch.bool).tril()
     windows = layer_windows(c)
 
+    same_image = torch.zeros(L, L, dtype=torch.bool)
+    for s, e in images:
+        same_image[s:s + len(e), s:s + len(e)] = True
+
     def mask_of(window):
         if not window:
-            return causal
+            return causal | same_image
         i = torch.arange(L)[:, None]
         j = torch.arange(L)[None, :]
-        return causal & (j > i - window)
+        return (causal & (j > i - window)) | same_image
 
     h = g("model.embed_tokens.weight")[torch.tensor(ids)]
     if is_granite(c):
@@ -668,6 +677,8 @@ def reference_forward(c, w, ids, dtype=torch.float64):
     if gemma:
         # Gemma3TextScaledWordEmbedding: * tensor(sqrt(hidden)) in the weights' dtype (fp32).
         h = h * torch.tensor(H ** 0.5, dtype=torch.float32).to(dtype)
+    for s, e in images:
+        h[s:s + len(e)] = e.to(dtype)
     scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else 1 / math.sqrt(hd)
     if is_granite(c):
         scale = c["attention_multiplier"]

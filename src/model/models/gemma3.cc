@@ -112,6 +112,13 @@ class Gemma3Model final : public DecoderBase {
                                   : "its vision tower is read from safetensors checkpoints only";
       return;
     }
+    const std::string patch = "vision_tower.vision_model.embeddings.patch_embedding.weight";
+    const std::string m = st->contains("model." + patch) ? "model." : "";
+    if (!st->contains(m + patch)) {
+      no_vision_ = "its checkpoint holds no vision tower (" + patch + ")";
+      LOG_WARN("{}: serving the text model only: {}", loader.model_dir(), no_vision_);
+      return;
+    }
     const std::string src = loader.model_dir() + "/config.json";
     std::ifstream in(src);
     if (!in) fail("cannot read {}", src);
@@ -120,8 +127,6 @@ class Gemma3Model final : public DecoderBase {
       fail("{}: Gemma3ForConditionalGeneration needs a vision_config object", src);
     const SiglipVisionConfig vc = SiglipVisionConfig::parse(j["vision_config"], src);
     const int64_t tokens = get_int(j, "mm_tokens_per_image", src, 256);
-    const std::string m =
-        st->contains("model.multi_modal_projector.mm_input_projection_weight") ? "model." : "";
     tower_.emplace(vc, *st, m + "vision_tower.vision_model.");
     projector_.emplace(vc, tokens, cfg_.hidden_size, *st, m + "multi_modal_projector.");
   }
