@@ -59,6 +59,16 @@ void ModelRunner::prepare_images(const ForwardBatch& fb) {
     input_rows_.push_back(
         {s.row, s.num_rows, step_images_[size_t(s.source)]->data() + size_t(s.offset) * H});
     if (!ranges) continue;
+    // The whole image must be cached or in this step (the scheduler never ends a chunk inside
+    // one): its last position is below its sequence's kv_len.
+    const auto seq = std::find_if(fb.seqs.begin(), fb.seqs.end(), [&](const SeqBatchInfo& q) {
+      return s.row >= q.q_start && s.row < q.q_start + q.q_len;
+    });
+    const int32_t image_end = fb.positions[size_t(s.row)] - s.offset + in.num_rows;
+    INFERD_CHECK(seq != fb.seqs.end() && s.row + s.num_rows <= seq->q_start + seq->q_len &&
+                     image_end <= seq->kv_len,
+                 "an image ending at position {} in a step of its sequence up to kv_len {}",
+                 image_end, seq == fb.seqs.end() ? -1 : seq->kv_len);
     for (int32_t j = 0; j < s.num_rows; ++j) {
       const int32_t t = s.row + j, lo = fb.positions[size_t(t)] - (s.offset + j);
       attend_ranges_[size_t(2 * t)] = lo;

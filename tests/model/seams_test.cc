@@ -312,7 +312,9 @@ TEST(Runner, RejectsRowsNoModelConsumesYet) {
   EXPECT_NE(error_of([&] { m.forward(fb, l.data()); }).find("LoRA adapter 3"), std::string::npos);
   fb.seqs[0].adapter_id = -1;
   fb.embedding_spans.push_back({0, 1, 0});
-  EXPECT_NE(error_of([&] { m.forward(fb, l.data()); }).find("input embeddings"), std::string::npos);
+  // A text-only model (issue 34): image embeddings are refused, naming why.
+  EXPECT_NE(error_of([&] { m.forward(fb, l.data()); }).find("has no vision tower"),
+            std::string::npos);
   fb.embedding_spans.clear();
   m.forward(fb, l.data());  // and the plain batch still runs
 }
