@@ -75,6 +75,7 @@ TEST(VlmServe, ChatWithAnImageAndItsErrors) {
   const nlohmann::json ja = body_of(a);
   const std::string text = ja["choices"][0]["message"]["content"].get<std::string>();
   EXPECT_EQ(ja["usage"]["completion_tokens"], 8);
+  EXPECT_GE(text.size(), 4u) << text;
   // "<bos>" "<user>" "\n\n" <start_of_image> 16 x <image_soft_token> <end_of_image> "\n\n"
   // "Describe" "<model>", a token a byte (the template's newline goes: trim_blocks).
   EXPECT_EQ(ja["usage"]["prompt_tokens"], 1 + 6 + 2 + 1 + 16 + 1 + 2 + 8 + 7);
@@ -82,6 +83,19 @@ TEST(VlmServe, ChatWithAnImageAndItsErrors) {
       http_request(p.port(), "POST", "/v1/chat/completions", chat({data_url("photo.jpg")}));
   ASSERT_EQ(again.status, 200) << again.text;
   EXPECT_EQ(body_of(again)["choices"][0]["message"]["content"], text);
+  // The Responses API's input_image: the same prompt, the same text.
+  const nlohmann::json resp_body = {
+      {"model", "tiny"},
+      {"max_output_tokens", 8},
+      {"temperature", 0},
+      {"input",
+       {{{"role", "user"},
+         {"content",
+          {{{"type", "input_image"}, {"image_url", data_url("photo.jpg")}},
+           {{"type", "input_text"}, {"text", "Describe"}}}}}}}};
+  const HttpReply resp = http_request(p.port(), "POST", "/v1/responses", resp_body.dump());
+  ASSERT_EQ(resp.status, 200) << resp.text;
+  EXPECT_THAT(body_of(resp).dump(), HasSubstr(nlohmann::json(text).dump()));
   const HttpReply other =
       http_request(p.port(), "POST", "/v1/chat/completions", chat({data_url("chart.png")}));
   ASSERT_EQ(other.status, 200) << other.text;
