@@ -68,7 +68,10 @@ struct ForwardBatch {
   std::vector<int32_t> logit_rows;               // rows whose logits are wanted, in output order
   std::vector<EmbeddingSpan> embedding_spans;    // empty: every row embeds its token id
   std::vector<EmbeddingInput> embedding_inputs;  // the spans' sources
-  std::vector<PoolSpan> pool_spans;              // sums wanted, in output order
+  // M-RoPE models (Qwen2.5-VL) in a step with images: [3, T] rope positions (temporal, height,
+  // width rows); empty: every row's rope position is its position.
+  std::vector<int32_t> mrope_positions;
+  std::vector<PoolSpan> pool_spans;  // sums wanted, in output order
 
   void clear() {
     token_ids.clear();
@@ -78,6 +81,7 @@ struct ForwardBatch {
     logit_rows.clear();
     embedding_spans.clear();
     embedding_inputs.clear();
+    mrope_positions.clear();
     pool_spans.clear();
   }
   int32_t num_tokens() const { return int32_t(token_ids.size()); }

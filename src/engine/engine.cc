@@ -181,6 +181,7 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
       outputs_(config_.max_model_len, sched_, structured_),
       spec_(config_.speculative, config_.max_model_len, vocab_),
       input_(vocab_) {
+  input_.set_mrope(exec_->uses_mrope());
   publish_stats();
   thread_ = std::thread([this] { run(); });
 }

@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+
+#include "media/image_processor.h"
 
 #include "runner/executor.h"
 
@@ -80,6 +83,37 @@ void add_image_spans(ForwardBatch& fb, std::span<const ImageInput> images, int32
     span.offset = s - im.position;
     fb.embedding_spans.push_back(span);
     fb.embedding_inputs.push_back({im.hash, im.pixels, im.num_tokens});
+  }
+}
+
+void add_mrope_positions(std::vector<int32_t>& t, std::vector<int32_t>& h, std::vector<int32_t>& w,
+                         std::span<const ImageInput> images, int32_t first, int32_t end) {
+  int32_t shift = 0;  // rope position - sequence position, after the images so far
+  size_t next = 0;    // the first image not wholly before p
+  for (int32_t p = first; p < end; ++p) {
+    for (; next < images.size() && images[next].position + images[next].num_tokens <= p; ++next) {
+      const ImageInput& im = images[next];
+      const std::array<int32_t, 3>& g = im.pixels->grid_thw;
+      const int32_t m = int32_t(std::lround(
+          std::sqrt(double(g[0]) * double(g[1]) * double(g[2]) / double(im.num_tokens))));
+      // The image spans max(lh, lw) positions where it takes num_tokens sequence positions.
+      shift += std::max(g[1] / m, g[2] / m) - im.num_tokens;
+    }
+    if (next < images.size() && p >= images[next].position) {
+      const ImageInput& im = images[next];
+      const std::array<int32_t, 3>& g = im.pixels->grid_thw;
+      const int32_t m = int32_t(std::lround(
+          std::sqrt(double(g[0]) * double(g[1]) * double(g[2]) / double(im.num_tokens))));
+      const int32_t lh = g[1] / m, lw = g[2] / m, k = p - im.position;
+      const int32_t base = im.position + shift;
+      t.push_back(base);
+      h.push_back(base + k / lw % lh);
+      w.push_back(base + k % lw);
+      continue;
+    }
+    t.push_back(p + shift);
+    h.push_back(p + shift);
+    w.push_back(p + shift);
   }
 }
 

@@ -38,4 +38,13 @@ BlockHash fold_images(const BlockHash& parent, std::span<const ImageInput> image
 void add_image_spans(ForwardBatch& fb, std::span<const ImageInput> images, int32_t row0,
                      int32_t first, int32_t end);
 
+// M-RoPE (Qwen2-VL / Qwen2.5-VL; transformers' get_rope_index for images): appends the
+// (temporal, height, width) rope positions of sequence positions [first, end) to t, h and w. Text
+// takes one more than the largest position before it in all three; image token k of an image
+// whose merged grid is gt x lh x lw (from its pixels' grid_thw and num_tokens) takes (base,
+// base + k / lw % lh, base + k % lw), base following the text before it. Positions past the
+// prompt's last image keep its shift (rope_delta).
+void add_mrope_positions(std::vector<int32_t>& t, std::vector<int32_t>& h, std::vector<int32_t>& w,
+                         std::span<const ImageInput> images, int32_t first, int32_t end);
+
 }  // namespace inferd

@@ -42,6 +42,9 @@ class ModelExecutor {
   // tokens) image `pv` takes, and `why_not` (when false) says why images are refused.
   virtual bool takes_images(std::string* why_not = nullptr) const;
   virtual int32_t image_tokens(const media::PixelValues& pv) const;
+  // True when the model's rope takes three positions a row (M-RoPE: Qwen2-VL, Qwen2.5-VL): the
+  // engine then fills ForwardBatch::mrope_positions in steps with images.
+  virtual bool uses_mrope() const { return false; }
 
   // Runs the batch, writing KV for every token, and the logits of batch.logit_rows into
   // `logits` (row-major [logit_rows.size(), vocab_size], fp32, host memory).

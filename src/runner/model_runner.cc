@@ -212,6 +212,8 @@ void ModelRunner::check_batch(const ForwardBatch& fb) const {
   std::string why;
   if (!fb.embedding_spans.empty() && !takes_images(&why))
     fail("a batch carries image embeddings, but {}", why);
+  if (!fb.mrope_positions.empty() && backend_->device() != Device::kCPU)
+    fail("M-RoPE positions run on the CPU backend only for now (issue 34)");
 }
 
 void ModelRunner::add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) {
