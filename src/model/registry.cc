@@ -25,6 +25,7 @@ const std::vector<const Architecture*>& registry() {
   static const std::vector<const Architecture*> kFamilies = {
       &llama_architecture(),
       &qwen2_architecture(),
+      &qwen2_5_vl_architecture(),
       &qwen3_architecture(),
       &gemma3_architecture(),
       &phi3_architecture(),

@@ -90,6 +90,7 @@ class ModelRunner final : public ModelExecutor {
   int32_t max_loras() const override { return opts_.max_loras; }
   bool takes_images(std::string* why_not = nullptr) const override;
   int32_t image_tokens(const media::PixelValues& pv) const override;
+  bool uses_mrope() const override { return config().rope.mrope_section[0] > 0; }
   // The image embeddings cache (tests: hits and misses).
   const ImageEmbeddingCache& image_cache() const { return image_cache_; }
   // The slot of each resident adapter (tests): -1 when it waits in host memory.

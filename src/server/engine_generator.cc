@@ -118,10 +118,14 @@ void enable_model_images(EngineGenerator& gen, const ModelExecutor& exec,
       LOG_WARN("{}: requests with images are refused: {}", architecture, why);
     return;
   }
+  if (architecture != "Gemma3ForConditionalGeneration") {
+    LOG_WARN(
+        "{}: requests with images are refused: the server places images in prompts for "
+        "Gemma3ForConditionalGeneration only (issue 34)",
+        architecture);
+    return;
+  }
   std::unique_ptr<media::ImageProcessor> proc = media::load_image_processor(model_dir);
-  if (architecture != "Gemma3ForConditionalGeneration")
-    fail("{}: images are placed in prompts for Gemma3ForConditionalGeneration only (issue 34)",
-         architecture);
   // Gemma 3: every image takes the same mm_tokens_per_image tokens (one square crop).
   media::Image probe;
   probe.width = probe.height = 1;

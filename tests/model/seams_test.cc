@@ -44,15 +44,17 @@ ModelConfig parse(const nlohmann::json& j) {
 
 TEST(Registry, EveryFamilyAndOnlyThoseAreSupported) {
   for (const char* a : {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
-                        "Qwen3ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
-                        "Phi3ForCausalLM", "Olmo2ForCausalLM", "GraniteForCausalLM"}) {
+                        "Qwen2_5_VLForConditionalGeneration", "Qwen3ForCausalLM",
+                        "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration", "Phi3ForCausalLM",
+                        "Olmo2ForCausalLM", "GraniteForCausalLM"}) {
     EXPECT_NE(find_architecture(a), nullptr) << a;
   }
   EXPECT_EQ(find_architecture("GPT2LMHeadModel"), nullptr);
   const std::string e = error_of([] { parse(base_config("Olmo2ForCasualLM")); });
   EXPECT_NE(e.find("unsupported architecture 'Olmo2ForCasualLM': expected one of "
-                   "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
-                   "Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Phi3ForCausalLM, "
+                   "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+                   "Qwen2_5_VLForConditionalGeneration, Qwen3ForCausalLM, Gemma3ForCausalLM, "
+                   "Gemma3ForConditionalGeneration, Phi3ForCausalLM, "
                    "Olmo2ForCausalLM, GraniteForCausalLM"),
             std::string::npos)
       << e;
