@@ -60,18 +60,22 @@ def byte_chars():
     return {b: chr(c) for b, c in zip(bs, cs)}
 
 
-def tokenizer_json():
+GEMMA_SPECIALS = (("<start_of_image>", BOI), ("<end_of_image>", EOI),
+                  ("<image_soft_token>", IMG))
+
+
+def tokenizer_json(specials=GEMMA_SPECIALS):
+    """A byte-level BPE without merges: ids 3..258 the bytes, `specials` (content, id) added."""
     chars = byte_chars()
     vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2}
     for b in range(256):
         vocab[chars[b]] = 3 + b
+    by_id = {i: t for t, i in specials}
     for i in range(259, mg.VOCAB):  # the rest decodes as plain words
-        vocab.setdefault({BOI: "<start_of_image>", EOI: "<end_of_image>",
-                          IMG: "<image_soft_token>"}.get(i, f"w{i}"), i)
+        vocab.setdefault(by_id.get(i, f"w{i}"), i)
     added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
               "normalized": False, "special": True}
-             for t, i in (("<pad>", 0), ("<bos>", 1), ("<eos>", 2), ("<start_of_image>", BOI),
-                          ("<end_of_image>", EOI), ("<image_soft_token>", IMG))]
+             for t, i in (("<pad>", 0), ("<bos>", 1), ("<eos>", 2)) + tuple(specials)]
     return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
             "normalizer": None,
             "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,

@@ -6,6 +6,8 @@ a prompt with two images (tests/data/vlm/photo.jpg and chart.png, preprocessed a
 Qwen2VLImageProcessor does with max_pixels 28 * 28 * 20). Writes tests/data/vlm/qwen25vl_lm_tiny/:
 config.json (the released checkpoints' layout: text fields at the top level, rope_scaling
 {"type": "mrope", "mrope_section"}, tensors under model. and visual.), preprocessor_config.json,
+a byte-level tokenizer.json with a small chat template (make_gemma3_vlm_golden.py's, the Qwen
+image tokens added), generation_config.json,
 model.safetensors (fp32), golden.safetensors (prompt.ids, prompt.logits [L, V], greedy.tokens,
 image{i}.position, image{i}.tokens) and golden.json. Token ids: 300 <|vision_start|>, 301
 <|image_pad|>, 302 <|vision_end|>.
@@ -30,6 +32,7 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import make_gemma3_vlm_golden as g3  # noqa: E402
 import make_goldens as mg  # noqa: E402
 import make_qwen_vl_goldens as mq  # noqa: E402
 from make_vlm_fixtures import pil_reference  # noqa: E402
@@ -38,6 +41,13 @@ DATA = os.path.join(HERE, "..", "tests", "data", "vlm")
 VS, PAD, VE = 300, 301, 302
 SECTION = [2, 3, 3]
 GREEDY = 12
+# The Qwen2.5-VL template's image part, in a small template for the served test.
+TEMPLATE = ("{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>"
+            "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+            "{% for p in m['content'] %}{% if p['type'] == 'image' %}"
+            "<|vision_start|><|image_pad|><|vision_end|>"
+            "{% else %}{{ p['text'] }}{% endif %}{% endfor %}{% endif %}{% endfor %}"
+            "{% if add_generation_prompt %}<model>{% endif %}")
 
 
 def rope_index(ids, grids, merge):
@@ -113,6 +123,14 @@ def main():
         json.dump(config, f, indent=2)
     with open(os.path.join(args.out, "preprocessor_config.json"), "w") as f:
         json.dump(mq.PROC, f, indent=2)
+    with open(os.path.join(args.out, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": 1, "eos_token_id": 2, "do_sample": False}, f, indent=2)
+    with open(os.path.join(args.out, "tokenizer.json"), "w") as f:
+        json.dump(g3.tokenizer_json((("<|vision_start|>", VS), ("<|image_pad|>", PAD),
+                                     ("<|vision_end|>", VE))), f)
+    with open(os.path.join(args.out, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>",
+                   "add_bos_token": False, "chat_template": TEMPLATE}, f, indent=2)
     tensors = {k: v.float() for k, v in w.items()}
     tensors.update({k: v.float() for k, v in vw.items()})
     mg.write_safetensors(os.path.join(args.out, "model.safetensors"), tensors)

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "core/error.h"
@@ -118,21 +120,30 @@ void enable_model_images(EngineGenerator& gen, const ModelExecutor& exec,
       LOG_WARN("{}: requests with images are refused: {}", architecture, why);
     return;
   }
-  if (architecture != "Gemma3ForConditionalGeneration") {
+  const bool gemma = architecture == "Gemma3ForConditionalGeneration";
+  if (!gemma && architecture != "Qwen2_5_VLForConditionalGeneration") {
     LOG_WARN(
         "{}: requests with images are refused: the server places images in prompts for "
-        "Gemma3ForConditionalGeneration only (issue 34)",
+        "Gemma 3 and Qwen2.5-VL only (issue 34)",
         architecture);
     return;
   }
   std::unique_ptr<media::ImageProcessor> proc = media::load_image_processor(model_dir);
-  // Gemma 3: every image takes the same mm_tokens_per_image tokens (one square crop).
+  // A probe image: Gemma 3's every image takes mm_tokens_per_image tokens (one square crop);
+  // Qwen2.5-VL's take grid / merge^2, which gives the merge size.
   media::Image probe;
   probe.width = probe.height = 1;
   probe.rgb.assign(3, 0);
-  const int32_t tokens = exec.image_tokens(proc->preprocess(probe));
-  LOG_INFO("images: {} ({} tokens an image)", proc->name(), tokens);
-  gen.enable_images(std::move(proc), media::ImagePromptFormat::gemma3(tokens));
+  const media::PixelValues pv = proc->preprocess(probe);
+  const int32_t tokens = exec.image_tokens(pv);
+  const auto& g = pv.grid_thw;
+  const int32_t merge =
+      int32_t(std::lround(std::sqrt(double(g[0]) * g[1] * g[2] / std::max(1, tokens))));
+  LOG_INFO("images: {} ({})", proc->name(),
+           gemma ? fmt::format("{} tokens an image", tokens)
+                 : fmt::format("{}x{} patches a token", merge, merge));
+  gen.enable_images(std::move(proc), gemma ? media::ImagePromptFormat::gemma3(tokens)
+                                           : media::ImagePromptFormat::qwen2_vl(merge));
 }
 
 }  // namespace inferd::server

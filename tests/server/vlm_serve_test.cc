@@ -2,7 +2,8 @@
 // of tests/data/vlm/gemma3_vlm_tiny (its byte-level tokenizer and chat template) answers a chat
 // request with a data: URL image with 200 and the same greedy text every time (another image:
 // another text), and the 400s: a corrupt image, more images than --limit-mm-per-prompt, and a
-// model without its vision tower (--load-format dummy) naming the model.
+// model without its vision tower (--load-format dummy) naming the model. The tiny Qwen2.5-VL
+// (tests/data/vlm/qwen25vl_lm_tiny) takes an image the same way.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -121,6 +122,26 @@ TEST(VlmServe, ModelWithoutItsVisionTowerRefusesImagesNamingIt) {
       http_request(p.port(), "POST", "/v1/chat/completions", chat({data_url("photo.jpg")}));
   EXPECT_EQ(r.status, 400) << r.text;
   EXPECT_THAT(r.text, HasSubstr("model 'tiny' takes no images"));
+}
+
+TEST(VlmServe, QwenVlChatWithAnImage) {
+  ServeProcess p;
+  ASSERT_TRUE(p.start(std::string(INFERD_TEST_DATA_DIR) +
+                      "/vlm/qwen25vl_lm_tiny --served-model-name tiny --device cpu --host "
+                      "127.0.0.1 --port 0"))
+      << p.log();
+  const HttpReply a =
+      http_request(p.port(), "POST", "/v1/chat/completions", chat({data_url("photo.jpg")}));
+  ASSERT_EQ(a.status, 200) << a.text << p.log();
+  const nlohmann::json ja = body_of(a);
+  // "<bos>" "<user>" <|vision_start|> 15 x <|image_pad|> (a 6x10 grid, 2x2 merged)
+  // <|vision_end|> "Describe" "<model>".
+  EXPECT_EQ(ja["usage"]["prompt_tokens"], 1 + 6 + 1 + 15 + 1 + 8 + 7);
+  const HttpReply again =
+      http_request(p.port(), "POST", "/v1/chat/completions", chat({data_url("photo.jpg")}));
+  ASSERT_EQ(again.status, 200) << again.text;
+  EXPECT_EQ(body_of(again)["choices"][0]["message"]["content"],
+            ja["choices"][0]["message"]["content"]);
 }
 
 }  // namespace
