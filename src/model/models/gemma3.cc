@@ -107,6 +107,10 @@ class Gemma3Model final : public DecoderBase {
   // "multi_modal_projector.", or the same under "model.").
   void load_vision(ModelLoader& loader) {
     const SafetensorsIndex* st = loader.checkpoint_if_any();
+    if (loader.runtime().device() != Device::kCPU) {  // (its host memory would go unused)
+      no_vision_ = "images run on the CPU backend only for now (issue 34)";
+      return;
+    }
     if (st == nullptr) {
       no_vision_ = loader.dummy() ? "its vision tower is not loaded under --load-format dummy"
                                   : "its vision tower is read from safetensors checkpoints only";

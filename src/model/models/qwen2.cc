@@ -47,6 +47,10 @@ class Qwen25VlModel final : public LlamaModel {
     const SafetensorsIndex* st = loader.checkpoint_if_any();
     const std::string patch = "visual.patch_embed.proj.weight";
     const std::string m = st && st->contains("model." + patch) ? "model." : "";
+    if (loader.runtime().device() != Device::kCPU) {  // (its host memory would go unused)
+      no_vision_ = "images run on the CPU backend only for now (issue 34)";
+      return;
+    }
     if (st == nullptr || !st->contains(m + patch)) {
       no_vision_ = st ? "its checkpoint holds no vision tower (" + patch + ")"
                       : "its vision tower is not loaded without a safetensors checkpoint";
