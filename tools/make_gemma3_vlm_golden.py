@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Golden of a whole tiny Gemma3ForConditionalGeneration (issue 34): the text model of
-make_goldens.py's "gemma3" (4 layers, sliding window 12 on three of them, tied embeddings) with a
+make_goldens.py's "gemma3" cut to 2 layers (sliding window 12, then global; tied embeddings) with a
 tiny SigLIP vision tower and Gemma 3's projector (make_vlm_goldens.py's, at 112x112 pixels: 64
 patches pooled to 16 soft tokens), run on a prompt with two images (tests/data/vlm/photo.jpg and
 chart.png, preprocessed as Gemma3ImageProcessor does). Writes tests/data/vlm/gemma3_vlm_tiny/:
@@ -94,6 +94,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     text = mg.full_config("gemma3")
+    # Two of its layers (one sliding, one global) keep the fixture small.
+    text.update(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"])
     mv.VISION = dict(mv.VISION, image_size=112)
     mv.MM_TOKENS = MM_TOKENS
     mv.TEXT_HIDDEN = text["hidden_size"]

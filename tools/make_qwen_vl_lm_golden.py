@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Golden of a whole tiny Qwen2_5_VLForConditionalGeneration's language side (issue 34): the text
-model of make_goldens.py's "qwen2" (3 layers, head_dim 16) with M-RoPE (mrope_section [2, 3, 3])
+model of make_goldens.py's "qwen2" cut to 2 layers (head_dim 16) with M-RoPE (mrope_section [2, 3, 3])
 and make_qwen_vl_goldens.py's tiny Qwen2.5-VL vision tower (out_hidden_size = the text width), on
 a prompt with two images (tests/data/vlm/photo.jpg and chart.png, preprocessed as
 Qwen2VLImageProcessor does with max_pixels 28 * 28 * 20). Writes tests/data/vlm/qwen25vl_lm_tiny/:
@@ -80,6 +80,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     text = mg.full_config("qwen2")
+    text.update(num_hidden_layers=2)  # (a small fixture)
     mq.VISION = dict(mq.VISION, out_hidden_size=text["hidden_size"])
     gen = torch.Generator().manual_seed(mg.SEED + zlib.crc32(b"qwen25vl_lm") % 100003)
     w = mg.make_weights(text, gen)
