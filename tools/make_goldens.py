@@ -616,8 +616,16 @@ def inv_freq(c, rs=None, seq_len=None):
     return inv, 1.0
 
 
-def reference_forward(c, w, ids, dtype=torch.float64):
-    """Logits [L, V] for one sequence, recomputed from scratch (no KV cache)."""
+def reference_forward(c, w, ids, dtype=torch.float64, images=(), bidirectional=True, mrope=None):
+    """Logits [L, V] for one sequence, recomputed from scratch (no KV cache).
+
+    images (Gemma3ForConditionalGeneration, tools/make_gemma3_vlm_golden.py): (start, embeds)
+    pairs; rows [start, start + len(embeds)) take the image's embeddings (after the text
+    embeddings' scaling) and attend to each other on every layer (transformers' token_type_ids
+    mask or-ed into the causal and sliding-window masks) when `bidirectional`.
+    mrope (Qwen2.5-VL, tools/make_qwen_vl_lm_golden.py): (positions [3, L], mrope_section): rope
+    frequency i turns by the temporal, height or width position as its section says (transformers'
+    apply_multimodal_rotary_pos_emb)."""
     g = lambda n: w[n].to(dtype)
     H = c["hidden_size"]
     nh, nkv, hd = c["num_attention_heads"], c["num_key_value_heads"], head_dim(c)
@@ -635,7 +643,12 @@ def reference_forward(c, w, ids, dtype=torch.float64):
     def cos_sin(rs):
         # longrope: the factors for this sequence's length (transformers' dynamic_rope_update).
         inv, att = inv_freq(c, rs, seq_len=L)
-        freqs = pos[:, None].float() * inv[None, :]  # fp32 as transformers
+        if mrope is not None:
+            p3, sec = mrope
+            which = torch.cat([torch.full((n,), k, dtype=torch.int64) for k, n in enumerate(sec)])
+            freqs = p3[which].T.float() * inv[None, :]  # [L, hd / 2], fp32 as transformers
+        else:
+            freqs = pos[:, None].float() * inv[None, :]  # fp32 as transformers
         emb = torch.cat([freqs, freqs], dim=-1)
         return (emb.cos() * att).to(dtype), (emb.sin() * att).to(dtype)
 
@@ -655,12 +668,16 @@ def reference_forward(c, w, ids, dtype=torch.float64):
     causal = torch.ones(L, L, dtype=torch.bool).tril()
     windows = layer_windows(c)
 
+    same_image = torch.zeros(L, L, dtype=torch.bool)
+    for s, e in images if bidirectional else ():
+        same_image[s:s + len(e), s:s + len(e)] = True
+
     def mask_of(window):
         if not window:
-            return causal
+            return causal | same_image
         i = torch.arange(L)[:, None]
         j = torch.arange(L)[None, :]
-        return causal & (j > i - window)
+        return (causal & (j > i - window)) | same_image
 
     h = g("model.embed_tokens.weight")[torch.tensor(ids)]
     if is_granite(c):
@@ -668,6 +685,8 @@ def reference_forward(c, w, ids, dtype=torch.float64):
     if gemma:
         # Gemma3TextScaledWordEmbedding: * tensor(sqrt(hidden)) in the weights' dtype (fp32).
         h = h * torch.tensor(H ** 0.5, dtype=torch.float32).to(dtype)
+    for s, e in images:
+        h[s:s + len(e)] = e.to(dtype)
     scale = c["query_pre_attn_scalar"] ** -0.5 if gemma else 1 / math.sqrt(hd)
     if is_granite(c):
         scale = c["attention_multiplier"]

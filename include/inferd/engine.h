@@ -32,6 +32,9 @@
 
 namespace inferd {
 
+namespace media {
+struct PixelValues;
+}
 class ModelExecutor;
 struct LoraAdapter;
 class TextDecoder;
@@ -146,6 +149,18 @@ struct EngineConfig {
 
 // ---- Requests ---------------------------------------------------------------------------------
 
+// One image of a prompt (issue 34): prompt tokens [position, position + num_tokens) are its
+// placeholder tokens (Gemma 3's <image_soft_token>s), whose input embeddings the executor replaces
+// by the image's (ModelExecutor::image_tokens says how many rows an image takes). `hash` is
+// media::image_hash(*pixels): the key of the executor's embedding cache and part of the
+// prefix-cache key of the blocks the image's tokens are in.
+struct ImageInput {
+  int32_t position = 0;
+  int32_t num_tokens = 0;
+  std::array<uint8_t, 32> hash{};
+  std::shared_ptr<const media::PixelValues> pixels;
+};
+
 struct GenerateRequest {
   std::string request_id;  // empty: the engine assigns "req-<number>"; must be unique among live
   std::vector<int32_t> prompt_token_ids;
@@ -160,6 +175,9 @@ struct GenerateRequest {
   // The LoRA adapter to run with (issue 29): an id the executor was given with
   // ModelExecutor::add_lora_adapter; -1: the base model.
   int32_t lora_adapter_id = -1;
+  // The prompt's images, by position, not overlapping (an executor with images only:
+  // ModelExecutor::takes_images()).
+  std::vector<ImageInput> images;
 };
 
 // ---- Outputs ----------------------------------------------------------------------------------

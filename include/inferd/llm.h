@@ -45,6 +45,7 @@ struct LLMOptions {
 // What runs, for a start-up line and logs.
 struct ModelSummary {
   std::string architecture;  // config.json's, e.g. "LlamaForCausalLM"
+  std::string model_dir;     // where the model was read from (a directory or a GGUF file)
   int32_t num_layers = 0;
   std::string backend;  // the backend's name, e.g. "cpu (avx512, 16 threads)"
   std::string dtype;    // of the weights: "bfloat16", ... or "as stored"

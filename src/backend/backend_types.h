@@ -3,6 +3,7 @@
 // device (DeviceBatch) and the sizes a device backend reserves for its per-step buffers.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -94,6 +95,10 @@ struct RopeTable {
   Tensor inv_freq;  // [head_dim / 2] fp32 on the device
   int64_t head_dim = 0;
   float attention_scaling = 1.0f;  // cos and sin are multiplied by it (yarn, longrope)
+  // M-RoPE (Qwen2-VL, Qwen2.5-VL): frequencies [0, s0) turn by the temporal position, [s0, s0 +
+  // s1) by the height one, the rest by the width one (DeviceBatch::mrope_positions); all zero:
+  // one position a row.
+  std::array<int32_t, 3> mrope_section{};
 };
 
 // One layer's paged KV cache: [num_blocks, block_size, num_kv_heads, head_dim] each.
@@ -129,6 +134,12 @@ struct DeviceBatch {
   // Device backends: the same rows grouped by slot into tiles (backend/cuda/lora.h's layout), built
   // on the host in the step's metadata upload; null when LoRA is off.
   const int32_t* lora_tiles = nullptr;
+  // [T, 2] or null: row t also attends to positions [lo, hi) of its sequence (the tokens of its
+  // image, issue 34; (pos, pos + 1) for the others), beyond causal (and window) attention. Host
+  // memory, the CPU backend's attention only; every position below hi is in the cache.
+  const int32_t* attend_ranges = nullptr;
+  // [3, T] or null: M-RoPE positions (ForwardBatch::mrope_positions; host memory, the CPU rope).
+  const int32_t* mrope_positions = nullptr;
 };
 
 // The largest step the model will run, so a device backend can size its per-step buffers once at

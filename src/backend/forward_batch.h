@@ -10,10 +10,16 @@
 // k + 1 rows of a speculative verification (every row).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace inferd {
+
+namespace media {
+struct PixelValues;
+}
 
 struct SeqBatchInfo {
   int32_t q_start = 0;             // first row of this sequence in the flat batch
@@ -26,13 +32,25 @@ struct SeqBatchInfo {
   int32_t adapter_id = -1;
 };
 
-// Rows [row, row + num_rows) of the batch take their input embeddings from the step's embedding
-// input `source` (image features; issue 34) instead of the token table. Runners reject spans until
-// a model consumes them.
+// One image of a step (issue 34): its content hash (media::image_hash; the runner's embedding
+// cache key) and its preprocessed pixels, whose vision-tower output is `num_rows` embedding rows.
+struct EmbeddingInput {
+  std::array<uint8_t, 32> hash{};
+  std::shared_ptr<const media::PixelValues> pixels;
+  int32_t num_rows = 0;
+};
+
+// Rows [row, row + num_rows) of the batch take their input embeddings from rows [offset, offset +
+// num_rows) of the step's embedding input `source` (image features; issue 34) instead of the token
+// table. offset > 0: the image's first rows were computed in an earlier step (a prefix-cache hit
+// ending inside the image). Every row of the image is then in the KV cache or in this step: the
+// scheduler never ends a step inside an image, so models whose image tokens attend to each other
+// (Gemma 3) see the whole image.
 struct EmbeddingSpan {
   int32_t row = 0;
   int32_t num_rows = 0;
   int32_t source = 0;
+  int32_t offset = 0;
 };
 
 // Rows [row, row + num_rows) of the batch, pooled: the executor sums their final-normed hidden
@@ -43,13 +61,17 @@ struct PoolSpan {
 };
 
 struct ForwardBatch {
-  std::vector<int32_t> token_ids;              // [T]
-  std::vector<int32_t> positions;              // [T]; for seq s row j: kv_len - q_len + j
-  std::vector<SeqBatchInfo> seqs;              // [S]
-  std::vector<int32_t> block_tables;           // concatenated block tables
-  std::vector<int32_t> logit_rows;             // rows whose logits are wanted, in output order
-  std::vector<EmbeddingSpan> embedding_spans;  // empty: every row embeds its token id
-  std::vector<PoolSpan> pool_spans;            // sums wanted, in output order
+  std::vector<int32_t> token_ids;                // [T]
+  std::vector<int32_t> positions;                // [T]; for seq s row j: kv_len - q_len + j
+  std::vector<SeqBatchInfo> seqs;                // [S]
+  std::vector<int32_t> block_tables;             // concatenated block tables
+  std::vector<int32_t> logit_rows;               // rows whose logits are wanted, in output order
+  std::vector<EmbeddingSpan> embedding_spans;    // empty: every row embeds its token id
+  std::vector<EmbeddingInput> embedding_inputs;  // the spans' sources
+  // M-RoPE models (Qwen2.5-VL) in a step with images: [3, T] rope positions (temporal, height,
+  // width rows); empty: every row's rope position is its position.
+  std::vector<int32_t> mrope_positions;
+  std::vector<PoolSpan> pool_spans;  // sums wanted, in output order
 
   void clear() {
     token_ids.clear();
@@ -58,6 +80,8 @@ struct ForwardBatch {
     block_tables.clear();
     logit_rows.clear();
     embedding_spans.clear();
+    embedding_inputs.clear();
+    mrope_positions.clear();
     pool_spans.clear();
   }
   int32_t num_tokens() const { return int32_t(token_ids.size()); }

@@ -49,7 +49,7 @@ class ChatBackend {
   // A line for the start of the session ("demo-model on cpu" / "http://...: model x").
   virtual std::string describe() const = 0;
   // Whether messages may carry images (image_url parts): a server decides for itself (a 400
-  // names what it refuses); a model loaded here takes none yet (issue 34).
+  // names what it refuses); a model loaded here when it has a vision tower on the CPU (issue 34).
   virtual bool takes_images() const { return false; }
   // Answers the conversation `messages` (OpenAI message objects, the last one the user's),
   // calling on_text with each piece of text as it arrives. Returns early (stopped = true) when

@@ -12,6 +12,8 @@
 #include "cli/weights_progress.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "server/api_error.h"
+#include "server/protocol.h"
 
 namespace inferd::cli {
 
@@ -35,6 +37,11 @@ LocalChat::LocalChat(const ModelFlags& flags, const std::string& chat_template)
   tokenizer_ = llm_->tokenizer();
   template_ = llm_->chat_template();
   engine_ = llm_->engine();
+  if (template_) {
+    gen_ = std::make_shared<server::EngineGenerator>(engine_, tokenizer_, *template_);
+    server::enable_model_images(*gen_, *llm_->executor(), llm_->summary().model_dir,
+                                llm_->summary().architecture);
+  }
 }
 
 LocalChat::~LocalChat() = default;
@@ -85,6 +92,19 @@ ChatAnswer LocalChat::answer(const ojson& messages, const ChatParams& params,
   req.request_id = fmt::format("chat-{}", ++turn_);
   // The template writes the special tokens (BOS) itself, as the server's chat route assumes.
   req.prompt_token_ids = tokenizer_->encode(prompt, /*add_special_tokens=*/false);
+  if (takes_images()) {  // the chat route's reading: image parts decoded and placed
+    server::ValidationContext ctx;
+    ctx.generator = gen_.get();
+    ctx.model_names = {model_dir_};
+    try {
+      server::CompletionRequest r = server::parse_completion_request(
+          nlohmann::json{{"messages", nlohmann::json::parse(messages.dump())}}, true, ctx);
+      req.prompt_token_ids = r.prompts.at(0);
+      req.images = std::move(r.image_inputs);
+    } catch (const server::ApiError& e) {
+      fail("{}", e.what());
+    }
+  }
   req.params = to_sampling(params);
   const std::string id = req.request_id;
   const int64_t max_len = engine_->config().max_model_len;

@@ -9,6 +9,7 @@
 #include "inferd/engine.h"
 #include "inferd/llm.h"
 #include "jinja/chat_template.h"
+#include "server/engine_generator.h"
 #include "tokenizer/tokenizer.h"
 
 namespace inferd::cli {
@@ -21,6 +22,9 @@ class LocalChat final : public ChatBackend {
   ~LocalChat() override;
 
   std::string describe() const override;
+  // A vision-language model on the CPU (issue 34): image_url parts are read as the server's chat
+  // route reads them (decoded, preprocessed, placed in the prompt).
+  bool takes_images() const override { return gen_ && gen_->image_processor() != nullptr; }
   ChatAnswer answer(const ojson& messages, const ChatParams& params,
                     const std::function<void(std::string_view)>& on_text,
                     const std::atomic<bool>& stop) override;
@@ -31,6 +35,7 @@ class LocalChat final : public ChatBackend {
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::shared_ptr<const ChatTemplate> template_;
   std::shared_ptr<Engine> engine_;
+  std::shared_ptr<server::EngineGenerator> gen_;  // the server's prompt path, for images
   uint64_t turn_ = 0;
 };
 

@@ -295,7 +295,7 @@ class Repl {
       if (starts_with_word(t, "/image", &rest)) {
         if (rest.empty()) fail("/image needs a file name: /image FILE");
         if (!backend_.takes_images())
-          fail("/image: the model loaded here takes no images (chat with a server: --url)");
+          fail("/image: this model takes no images (a vision-language model on the CPU does)");
         images_.push_back(media::file_data_url(rest));
         out(dim(fmt::format("{} will be sent with the next message", rest)) + "\n");
         return true;

@@ -55,9 +55,6 @@ void register_chat(CLI::App& app) {
     ojson messages = ojson::array();
     if (!a->system.empty()) messages.push_back({{"role", "system"}, {"content", a->system}});
     std::unique_ptr<ChatBackend> backend;
-    // Checked before a model is loaded here: LocalChat takes no images yet (issue 34).
-    if (!a->images.empty() && a->url.empty())
-      fail("--image: a model loaded here takes no images yet; chat with a server (--url)");
     if (!a->url.empty()) {
       if (!a->chat_template.empty())
         fail(
@@ -67,6 +64,9 @@ void register_chat(CLI::App& app) {
                                              a->model.model_given() ? a->model.model() : "");
     } else {
       backend = std::make_unique<LocalChat>(a->model, a->chat_template);
+      if (!a->images.empty() && !backend->takes_images())
+        fail("--image: {} takes no images here (a vision-language model on the CPU does)",
+             backend->describe());
     }
     std::vector<std::string> images;
     for (const std::string& path : a->images) images.push_back(media::file_data_url(path));

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
 #include "cli/serve_multi.h"
 #include "cli/weights_progress.h"
@@ -273,6 +275,8 @@ void serve(ServeArgs& a, const CLI::App& cmd) {
   std::optional<ChatTemplate> tmpl;
   if (llm->chat_template()) tmpl = *llm->chat_template();
   auto gen = std::make_shared<server::EngineGenerator>(engine, llm->tokenizer(), std::move(tmpl));
+  server::enable_model_images(*gen, *llm->executor(), llm->summary().model_dir,
+                              llm->summary().architecture);
 
   server::ServerConfig sc = server_config(a, *llm);
   sc.api_keys = api_keys;
@@ -360,6 +364,22 @@ void add_media_flags(CLI::App* cmd, server::MediaLimits& m) {
   cmd->add_option("--max-images-per-request", m.max_images, "Most images in one request")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  // vLLM's spelling of the same limit: a JSON object of modality -> count ({"image": 2}).
+  cmd->add_option_function<std::string>(
+      "--limit-mm-per-prompt",
+      [&m](const std::string& s) {
+        const nlohmann::json j = nlohmann::json::parse(s, nullptr, false);
+        if (!j.is_object()) fail("--limit-mm-per-prompt: expected a JSON object, got '{}'", s);
+        for (const auto& [k, v] : j.items()) {
+          if (k != "image")
+            fail("--limit-mm-per-prompt: modality '{}' is not supported (only \"image\")", k);
+          if (!v.is_number_integer() || v.get<int64_t>() < 1)
+            fail("--limit-mm-per-prompt: \"image\" must be a positive integer, got {}", v.dump());
+          m.max_images = v.get<size_t>();
+        }
+      },
+      "Most items of each modality in one prompt, as JSON (vLLM's): {\"image\": N} is "
+      "--max-images-per-request N");
 }
 
 }  // namespace

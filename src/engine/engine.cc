@@ -14,6 +14,7 @@
 
 #include "core/logging.h"
 #include "engine/engine_config.h"
+#include "engine/image_spans.h"
 #include "engine/input_batch.h"
 #include "engine/kv_cache_manager.h"
 #include "engine/output_processor.h"
@@ -37,6 +38,7 @@ class Engine::Impl {
   bool abort(const std::string& id);
   void validate(const GenerateRequest& r) const {
     validate_request(r, bounds_);
+    validate_images(r, *exec_, config_.max_num_batched_tokens);
     if (r.lora_adapter_id < 0) return;
     if (exec_->max_loras() == 0)
       throw InvalidRequestError(
@@ -179,6 +181,7 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
       outputs_(config_.max_model_len, sched_, structured_),
       spec_(config_.speculative, config_.max_model_len, vocab_),
       input_(vocab_) {
+  input_.set_mrope(exec_->uses_mrope());
   publish_stats();
   thread_ = std::thread([this] { run(); });
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "engine/image_spans.h"
 #include "engine/request_state.h"
 
 namespace inferd {
@@ -36,12 +37,32 @@ void InputBatch::build_forward(std::span<const ScheduledSeq> scheduled) {
         draft_index_.push_back(j);
       }
     }
+    if (!q->images.empty() && q->num_computed < q->prompt_len)
+      add_image_spans(forward_, q->images, info.q_start, q->num_computed,
+                      q->num_computed + from_seq);
     add_prompt_rows(q, info);
     forward_.seqs.push_back(info);
   }
+  if (mrope_) add_mrope_rows(scheduled);
   // Scoring rows after the sampling rows (which the grammar masks index).
   for (const PromptRow& r : score_rows_) forward_.logit_rows.push_back(r.row);
   sampling_.clear();
+}
+
+void InputBatch::add_mrope_rows(std::span<const ScheduledSeq> scheduled) {
+  if (forward_.embedding_spans.empty()) {  // no image in this step's rows
+    bool any = false;
+    for (const ScheduledSeq& s : scheduled) any |= !s.seq->images.empty();
+    if (!any) return;  // (rope positions are the positions)
+  }
+  std::vector<int32_t> t, h, w;
+  for (const ScheduledSeq& s : scheduled) {
+    const Sequence& q = *s.seq;
+    add_mrope_positions(t, h, w, q.images, q.num_computed, q.num_computed + s.num_tokens);
+  }
+  forward_.mrope_positions = std::move(t);
+  forward_.mrope_positions.insert(forward_.mrope_positions.end(), h.begin(), h.end());
+  forward_.mrope_positions.insert(forward_.mrope_positions.end(), w.begin(), w.end());
 }
 
 void InputBatch::add_prompt_rows(Sequence* q, const SeqBatchInfo& info) {

@@ -22,6 +22,8 @@ class InputBatch {
   explicit InputBatch(int32_t vocab_size)
       : edit_builder_(vocab_size), edit_builder_vocab_(vocab_size) {}
 
+  // M-RoPE models: steps with images carry ForwardBatch::mrope_positions.
+  void set_mrope(bool on) { mrope_ = on; }
   // Fills the forward batch from this step's scheduled sequences and lists the rows that sample
   // (a sequence whose last token is computed this step); clears the sampling batch.
   void build_forward(std::span<const ScheduledSeq> scheduled);
@@ -51,10 +53,13 @@ class InputBatch {
   void add_sampling_row(const Sequence& q, int32_t draft_index);
   // The last row verifies q's sampled draft draft_index: its draft and q (SamplingRow::draft_row).
   void add_draft_distribution(const Sequence& q, int32_t draft_index);
+  // ForwardBatch::mrope_positions of the scheduled rows, when some sequence has images.
+  void add_mrope_rows(std::span<const ScheduledSeq> scheduled);
   // Scoring rows and pool spans of sequence q's prompt positions in this step.
   void add_prompt_rows(Sequence* q, const SeqBatchInfo& info);
 
   ForwardBatch forward_;
+  bool mrope_ = false;
   std::vector<Sequence*> rows_;  // the sequence each logit row samples for
   std::vector<int32_t> draft_index_;
   std::vector<int32_t> output_scratch_;  // a row's output so far, its drafts included

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "engine/image_spans.h"
 
 namespace inferd {
 
@@ -18,6 +19,14 @@ BlockHash root_hash(const Sequence& seq) {
   return hash_block(kRootBlockHash, tag);
 }
 
+// The parent hash block i chains from: the previous block's (or the root), with the images that
+// have tokens in block i folded in.
+BlockHash parent_of(const Sequence& seq, size_t i, int32_t bs) {
+  const BlockHash p = i == 0 ? root_hash(seq) : seq.block_hashes[i - 1];
+  if (seq.images.empty()) return p;
+  return fold_images(p, seq.images, int32_t(i) * bs, int32_t(i + 1) * bs);
+}
+
 }  // namespace
 
 void KvCacheManager::update_hashes(Sequence& seq) const {
@@ -25,7 +34,7 @@ void KvCacheManager::update_hashes(Sequence& seq) const {
   const size_t full = size_t(seq.num_tokens() / block_size_);
   while (seq.block_hashes.size() < full) {
     const size_t i = seq.block_hashes.size();
-    const BlockHash parent = i == 0 ? root_hash(seq) : seq.block_hashes[i - 1];
+    const BlockHash parent = parent_of(seq, i, block_size_);
     std::span<const int32_t> toks(seq.tokens.data() + i * size_t(block_size_), size_t(block_size_));
     seq.block_hashes.push_back(hash_block(parent, toks));
   }
@@ -38,7 +47,7 @@ void KvCacheManager::find_prefix(const Sequence& seq, std::vector<int32_t>& out)
   if (pool_.caching()) {
     INFERD_CHECK(int32_t(seq.block_hashes.size()) >= max_blocks, "stale block hashes");
     for (int32_t i = 0; i < max_blocks; ++i) {
-      const BlockHash parent = i == 0 ? root_hash(seq) : seq.block_hashes[size_t(i - 1)];
+      const BlockHash parent = parent_of(seq, size_t(i), block_size_);
       std::span<const int32_t> toks(seq.tokens.data() + size_t(i) * size_t(block_size_),
                                     size_t(block_size_));
       const int32_t b = pool_.lookup(seq.block_hashes[size_t(i)], parent, toks);
@@ -83,7 +92,7 @@ void KvCacheManager::register_computed(Sequence& seq) {
   update_hashes(seq);
   const int32_t full = std::min(seq.num_computed / block_size_, int32_t(seq.blocks.size()));
   for (int32_t i = seq.num_registered_blocks; i < full; ++i) {
-    const BlockHash parent = i == 0 ? root_hash(seq) : seq.block_hashes[size_t(i - 1)];
+    const BlockHash parent = parent_of(seq, size_t(i), block_size_);
     std::span<const int32_t> toks(seq.tokens.data() + size_t(i) * size_t(block_size_),
                                   size_t(block_size_));
     pool_.register_block(seq.blocks[size_t(i)], seq.block_hashes[size_t(i)], parent, toks);

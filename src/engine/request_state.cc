@@ -76,6 +76,7 @@ Sequence* add_sequence(RequestState& rs, int32_t index, int64_t seq_id, uint64_t
   const uint64_t base = p.seed ? *p.seed : mix_seed(engine_seed, rs.number);
   seq->sample_key = mix_seed(base, uint64_t(index));
   seq->adapter_id = rs.req.lora_adapter_id;
+  seq->images = rs.req.images;
   // Prompt logprobs, mean and CLS pooling need every prompt position computed (LAST pooling only
   // the last, which admission always computes).
   seq->reuse_prefix = index > 0 || !(p.prompt_logprobs ||

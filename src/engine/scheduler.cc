@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "engine/image_spans.h"
 
 namespace inferd {
 
@@ -70,6 +71,11 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
     if (int32_t(seq->drafts.size()) > budget - 1) seq->drafts.resize(size_t(budget - 1));
     int32_t drafts = int32_t(seq->drafts.size());
     int32_t n = drafts > 0 ? 1 + drafts : std::min(pending, budget);
+    // A chunk never ends inside an image (its tokens may attend to each other).
+    if (n < pending && !seq->images.empty()) {
+      n = cut_before_image(seq->images, seq->num_computed, n);
+      if (n == 0) continue;
+    }
     bool self_preempted = false;
     while (!kv_.allocate(*seq, n)) {
       if (drafts > 0) {  // drafts never cost another sequence its blocks
@@ -112,8 +118,12 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
     }
     const int32_t hit_tokens = int32_t(prefix_scratch_.size()) * kv_.block_size();
     const int32_t pending = seq->num_tokens() - hit_tokens;
-    const int32_t n = std::min(pending, budget);
+    int32_t n = std::min(pending, budget);
     if (!config_.enable_chunked_prefill && n < pending) break;
+    if (n < pending && !seq->images.empty()) {
+      n = cut_before_image(seq->images, hit_tokens, n);
+      if (n == 0) break;  // the image after its prefix-cache hit needs a step of its own
+    }
     seq->num_computed = hit_tokens;
     if (!kv_.allocate(*seq, n, prefix_scratch_)) {
       seq->num_computed = 0;

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "engine/block_pool.h"
+#include "inferd/engine.h"
 
 namespace inferd {
 
@@ -43,6 +45,10 @@ struct Sequence {
   // prefix-cache hashes start from a root of their own: KV computed with one adapter is never
   // reused by another (or by the base).
   int32_t adapter_id = -1;
+  // The prompt's images (GenerateRequest::images, held by its request): their tokens take the
+  // images' embeddings, a prefill chunk never ends inside one, and their hashes are folded into
+  // the prefix-cache hashes of the blocks they are in.
+  std::span<const ImageInput> images;
 
   // Speculative decoding: this step's draft tokens (guesses of the tokens after `tokens`,
   // verified in the step's forward), and the policy's backoff: steps left without drafts, and

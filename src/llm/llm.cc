@@ -97,6 +97,7 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
            m->backend().name());
   LoadedModel out;
   out.summary.architecture = c.architecture;
+  out.summary.model_dir = rc.model_dir;
   out.summary.num_layers = int32_t(c.num_layers);
   out.summary.backend = m->backend().name();
   out.summary.dtype = o.load.format == LoadFormat::kDummy ? std::string(dtype_name(rc.dtype))

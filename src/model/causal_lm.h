@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -17,6 +18,17 @@ namespace inferd {
 
 class ModelLoader;
 class LoraWeights;
+namespace media {
+struct PixelValues;
+}
+
+// Rows [row, row + num_rows) of a batch whose input embeddings are `data` (host fp32, row-major
+// [num_rows, hidden_size]: an image's embeddings, issue 34) instead of their tokens'.
+struct InputRows {
+  int32_t row = 0;
+  int32_t num_rows = 0;
+  const float* data = nullptr;
+};
 
 // One layer's KV cache: [num_blocks, block_size, num_kv_heads, head_dim] for k and for v.
 struct KvCacheSpec {
@@ -33,6 +45,7 @@ struct ForwardContext {
   std::span<const Tensor> workspace;
   std::span<KvLayer> kv_cache;  // one per entry of kv_cache_spec()
   Tensor buffer(size_t i) const { return workspace[i].slice_rows(0, batch.num_tokens); }
+  std::span<const InputRows> input_rows = {};  // rows embedded from images (after the scaling)
 };
 
 class CausalLM {
@@ -59,6 +72,15 @@ class CausalLM {
   // ([num_moe_layers(), num_experts] int32 on the backend's device) while it is defined.
   virtual int64_t num_moe_layers() const { return 0; }
   virtual void set_expert_counts(const Tensor& counts) { (void)counts; }
+  // Vision-language models (issue 34). takes_images(): the model has a vision tower (else
+  // `why_not` says why not); image_tokens(): the rows one image's embeddings take;
+  // embed_image(): those rows [image_tokens, hidden_size] (fp32, host), as the model's embedding
+  // rows of the image's tokens (ForwardContext::input_rows); image_tokens_attend_each_other():
+  // in prefill the tokens of one image attend to each other (DeviceBatch::attend_ranges).
+  virtual bool takes_images(std::string* why_not) const;
+  virtual int32_t image_tokens(const media::PixelValues& pv) const;
+  virtual std::vector<float> embed_image(const media::PixelValues& pv) const;
+  virtual bool image_tokens_attend_each_other() const { return false; }
   // logits [n, vocab] (fp32) of hidden rows [n, hidden_size].
   virtual void compute_logits(KernelOps& ops, const Tensor& hidden_rows, Tensor logits) const = 0;
 

@@ -1,6 +1,8 @@
 // The model registry (registry.h): one line a family.
 #include "model/registry.h"
 
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -23,6 +25,7 @@ const std::vector<const Architecture*>& registry() {
   static const std::vector<const Architecture*> kFamilies = {
       &llama_architecture(),
       &qwen2_architecture(),
+      &qwen2_5_vl_architecture(),
       &qwen3_architecture(),
       &gemma3_architecture(),
       &phi3_architecture(),
@@ -53,6 +56,21 @@ std::string supported_architectures() {
     for (const std::string& n : a->names()) out += (out.empty() ? "" : ", ") + n;
   }
   return out;
+}
+
+bool CausalLM::takes_images(std::string* why_not) const {
+  if (why_not) *why_not = fmt::format("{} has no vision tower", cfg_.architecture);
+  return false;
+}
+
+int32_t CausalLM::image_tokens(const media::PixelValues& pv) const {
+  (void)pv;
+  fail("{} takes no images", cfg_.architecture);
+}
+
+std::vector<float> CausalLM::embed_image(const media::PixelValues& pv) const {
+  (void)pv;
+  fail("{} takes no images", cfg_.architecture);
 }
 
 void CausalLM::attach_lora(const LoraWeights& lora) {

@@ -3,6 +3,7 @@
 // frequencies each gives (computed as transformers computes them, in fp32).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct RopeConfig {
   std::vector<double> short_factor, long_factor;  // longrope, head_dim / 2 each
   // default: inv_freq[i] / freq_factors[i] (llama.cpp's rope_freqs tensor of GGUF files), or empty
   std::vector<double> freq_factors;
+  // M-RoPE (Qwen2-VL, Qwen2.5-VL: rope_scaling.mrope_section): frequencies per position row
+  // (temporal, height, width); all zero: one position a row.
+  std::array<int32_t, 3> mrope_section{};
 };
 
 // The inverse frequencies [head_dim / 2] (fp32, computed as transformers computes them) and the

@@ -28,6 +28,16 @@ void ModelExecutor::execute(const ForwardBatch& batch, const SamplingBatch& samp
   host_sampler_->sample(host_logits_.data(), vocab_size(), sampling, out);
 }
 
+bool ModelExecutor::takes_images(std::string* why_not) const {
+  if (why_not) *why_not = "the model has no vision tower";
+  return false;
+}
+
+int32_t ModelExecutor::image_tokens(const media::PixelValues& pv) const {
+  (void)pv;
+  fail("this model executor takes no images");
+}
+
 void ModelExecutor::add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) {
   (void)id;
   (void)adapter;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backend/forward_batch.h"
@@ -16,6 +17,9 @@
 namespace inferd {
 
 struct LoraAdapter;
+namespace media {
+struct PixelValues;
+}
 
 class ModelExecutor {
  public:
@@ -32,6 +36,15 @@ class ModelExecutor {
   virtual int32_t hidden_size() const { return 0; }
   // True when the model has no lm_head (loaded for embeddings): nothing can be sampled.
   virtual bool pools_only() const { return false; }
+
+  // Vision-language models (issue 34): true when batches may carry image embedding spans
+  // (ForwardBatch::embedding_inputs); image_tokens() is then the number of embedding rows (prompt
+  // tokens) image `pv` takes, and `why_not` (when false) says why images are refused.
+  virtual bool takes_images(std::string* why_not = nullptr) const;
+  virtual int32_t image_tokens(const media::PixelValues& pv) const;
+  // True when the model's rope takes three positions a row (M-RoPE: Qwen2-VL, Qwen2.5-VL): the
+  // engine then fills ForwardBatch::mrope_positions in steps with images.
+  virtual bool uses_mrope() const { return false; }
 
   // Runs the batch, writing KV for every token, and the logits of batch.logit_rows into
   // `logits` (row-major [logit_rows.size(), vocab_size], fp32, host memory).

@@ -223,8 +223,11 @@ void ModelRunner::check_batch(const ForwardBatch& fb) const {
     if (lora_adapters_.count(s.adapter_id) == 0)
       fail("a batch row asks for LoRA adapter {}, which is not loaded", s.adapter_id);
   }
-  if (!fb.embedding_spans.empty())
-    fail("a batch carries input embeddings: no model consumes them yet (issue 34)");
+  std::string why;
+  if (!fb.embedding_spans.empty() && !takes_images(&why))
+    fail("a batch carries image embeddings, but {}", why);
+  if (!fb.mrope_positions.empty() && backend_->device() != Device::kCPU)
+    fail("M-RoPE positions run on the CPU backend only for now (issue 34)");
 }
 
 void ModelRunner::add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) {
@@ -265,8 +268,18 @@ void ModelRunner::prepare_lora(const ForwardBatch& fb) {
 }
 
 void ModelRunner::run_model(const DeviceBatch& b) {
-  const ForwardContext ctx{*backend_, b, workspace_, kv_};
+  if (input_rows_.empty()) {
+    const ForwardContext ctx{*backend_, b, workspace_, kv_};
+    model_->forward(ctx, hidden_.slice_rows(0, b.num_tokens));
+    return;
+  }
+  // A step with images (forward() only: prepare_images ran for this batch).
+  DeviceBatch with = b;
+  if (!attend_ranges_.empty()) with.attend_ranges = attend_ranges_.data();
+  const ForwardContext ctx{*backend_, with, workspace_, kv_, input_rows_};
   model_->forward(ctx, hidden_.slice_rows(0, b.num_tokens));
+  input_rows_.clear();
+  attend_ranges_.clear();
 }
 
 void ModelRunner::pool(const ForwardBatch& fb) {
@@ -299,6 +312,7 @@ void ModelRunner::forward(const ForwardBatch& fb, float* logits) {
                opts_.max_num_batched_tokens);
   check_batch(fb);
   prepare_lora(fb);
+  prepare_images(fb);
   Backend& be = *backend_;
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
   run_model(b);

@@ -19,6 +19,7 @@
 #include "model/loader/model_loader.h"
 #include "model/lora/lora_weights.h"
 #include "runner/executor.h"
+#include "runner/image_embedding_cache.h"
 #include "runner/lora_slots.h"
 #include "runner/step_profile.h"
 
@@ -65,6 +66,8 @@ struct RunnerOptions {
   // MoE models: count the tokens routed to each expert of each sparse layer (on the device; the
   // counts are read back only for step_profile()), for the step profile's expert-load line.
   bool expert_load_profile = false;
+  // Vision-language models (issue 34): bytes of image embeddings kept by image content hash.
+  int64_t image_cache_bytes = int64_t(256) << 20;
 };
 
 class ModelRunner final : public ModelExecutor {
@@ -95,6 +98,11 @@ class ModelRunner final : public ModelExecutor {
   void add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) override;
   void remove_lora_adapter(int32_t id) override;
   int32_t max_loras() const override { return opts_.max_loras; }
+  bool takes_images(std::string* why_not = nullptr) const override;
+  int32_t image_tokens(const media::PixelValues& pv) const override;
+  bool uses_mrope() const override { return config().rope.mrope_section[0] > 0; }
+  // The image embeddings cache (tests: hits and misses).
+  const ImageEmbeddingCache& image_cache() const { return image_cache_; }
   // The slot of each resident adapter (tests): -1 when it waits in host memory.
   int32_t lora_slot_of(int32_t id) const { return lora_slots_ ? lora_slots_->find(id) : -1; }
   StepTiming step_timing() const override { return backend_->step_timing(); }
@@ -147,6 +155,9 @@ class ModelRunner final : public ModelExecutor {
   // Gives every adapter of the batch a slot (loading those not resident into idle slots, LRU) and
   // hands the backend each row's slot; no-op while LoRA is off.
   void prepare_lora(const ForwardBatch& fb);
+  // The embeddings of fb's images (from the cache, or the model's vision tower) as input_rows_,
+  // and each row's attention range (attend_ranges_) when the model's image tokens see each other.
+  void prepare_images(const ForwardBatch& fb);
   // The sums of fb.pool_spans' final hidden states (after run_model) into pooled_.
   void pool(const ForwardBatch& fb);
   // The model over the batch: hidden_ holds the final-normed hidden state of every row.
@@ -175,6 +186,10 @@ class ModelRunner final : public ModelExecutor {
   std::string model_dir_;
   ModelConfig config_;  // the model's (kept while a level-2 sleep has dropped the model)
   std::unique_ptr<Backend> backend_;
+  ImageEmbeddingCache image_cache_{opts_.image_cache_bytes};
+  std::vector<ImageEmbeddingCache::Embeddings> step_images_;  // this step's, by embedding input
+  std::vector<InputRows> input_rows_;
+  std::vector<int32_t> attend_ranges_;  // [T, 2]; empty: causal
   std::unique_ptr<CausalLM> model_;
   std::vector<KvCacheSpec> kv_spec_;
   // Sleep mode: the backend keeps the weights and the KV pool at fixed addresses (CUDA); false:

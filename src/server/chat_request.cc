@@ -6,6 +6,8 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "media/image_hash.h"
+#include "media/image_prompt.h"
 #include "server/tool_request.h"
 
 namespace inferd::server {
@@ -18,6 +20,7 @@ struct ImageSink {
   const Generator* gen = nullptr;
   const MediaLimits* limits = nullptr;
   std::vector<media::PixelValues>* out = nullptr;
+  std::string model;  // the request's model, named when it takes no images
 };
 
 // The url of an image_url part (OpenAI's {"url": ...}; a bare string as vLLM also takes).
@@ -43,13 +46,15 @@ void take_image(const json& part, const std::string& pp, const ImageSink& sink) 
   const std::string& url = image_url_of(part, pp);
   const media::ImageProcessor* proc = sink.gen ? sink.gen->image_processor() : nullptr;
   if (!sink.out || !proc)
-    throw bad_param(pp + ".type",
-                    fmt::format("Invalid '{}.type': content parts of type 'image_url' are not "
-                                "supported by {} (only 'text').",
-                                pp, sink.out ? "this model" : "this endpoint"));
+    throw bad_param(
+        pp + ".type",
+        fmt::format("Invalid '{}.type': content parts of type 'image_url' are not "
+                    "supported by {} (only 'text'){}.",
+                    pp, sink.out ? "this model" : "this endpoint",
+                    sink.out ? fmt::format(": model '{}' takes no images", sink.model) : ""));
   if (sink.out->size() >= sink.limits->max_images)
     throw bad_param(pp, fmt::format("Invalid '{}': more than {} images in one request "
-                                    "(--max-images-per-request).",
+                                    "(--max-images-per-request, --limit-mm-per-prompt).",
                                     pp, sink.limits->max_images));
   try {
     const std::vector<uint8_t> bytes =
@@ -257,6 +262,50 @@ std::vector<int32_t> encode_checked(const Generator& gen, const std::string& tex
 
 namespace {
 
+// The placeholders of the rendered prompt expanded into each image's tokens (as the model's HF
+// processor does), the prompt tokenized, and each image's run of image tokens found: its span.
+void place_images(const Generator& gen, std::string& text, bool add_special, CompletionRequest& r) {
+  const media::ImagePromptFormat* f = gen.image_prompt_format();
+  if (f == nullptr) {  // a generator that places no images (test fakes): the text as rendered
+    r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
+    return;
+  }
+  try {
+    text = media::expand_image_placeholders(text, r.images, *f, "the rendered chat template");
+  } catch (const Error& e) {
+    throw bad_param("messages", fmt::format("Invalid 'messages': {}", e.what()));
+  }
+  std::vector<int32_t> ids = encode_checked(gen, text, add_special, "messages");
+  const std::vector<int32_t> tok = encode_checked(gen, f->image_token(), false, "messages");
+  INFERD_CHECK(tok.size() == 1, "the image token '{}' is {} tokens", f->image_token(), tok.size());
+  size_t i = 0;
+  for (size_t k = 0; k < r.images.size(); ++k) {
+    while (i < ids.size() && ids[i] != tok[0]) ++i;
+    size_t e = i;
+    while (e < ids.size() && ids[e] == tok[0]) ++e;
+    const int64_t want = f->tokens_for(r.images[k]);
+    if (int64_t(e - i) != want)
+      throw bad_param("messages",
+                      fmt::format("Invalid 'messages': image {} takes {} '{}' tokens in the "
+                                  "tokenized prompt where {} were expected (the text holds image "
+                                  "tokens of its own?)",
+                                  k, e - i, f->image_token(), want));
+    ImageInput in;
+    in.position = int32_t(i);
+    in.num_tokens = int32_t(want);
+    in.pixels = std::make_shared<const media::PixelValues>(r.images[k]);
+    in.hash = media::image_hash(*in.pixels);
+    r.image_inputs.push_back(std::move(in));
+    i = e;
+  }
+  while (i < ids.size() && ids[i] != tok[0]) ++i;
+  if (i < ids.size())
+    throw bad_param("messages", fmt::format("Invalid 'messages': the prompt holds more '{}' "
+                                            "tokens than its {} image(s) take",
+                                            f->image_token(), r.images.size()));
+  r.prompts.push_back(std::move(ids));
+}
+
 ojson normalize_all(const json& messages, size_t max_messages, const ImageSink& sink) {
   if (!messages.is_array()) wrong_type("messages", "an array", messages);
   if (messages.empty())
@@ -287,7 +336,7 @@ void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationC
   if (!msgs) throw bad_param("messages", "Missing required parameter: 'messages'.");
   ChatTemplateArgs args;
   args.messages = normalize_all(*msgs, ctx.limits.max_messages,
-                                ImageSink{ctx.generator, &ctx.media, &r.images});
+                                ImageSink{ctx.generator, &ctx.media, &r.images, r.model});
   const std::vector<ToolSpec> tools = parse_tools(body, ordered, ctx.limits, args.tools);
   apply_tool_choice(body, tools, ctx.parsing, gen, r, args);
   template_options(body, args);
@@ -295,7 +344,11 @@ void parse_chat_prompt(const json& body, const ojson* ordered, const ValidationC
   const bool add_special = get_bool(body, "add_special_tokens").value_or(false);
   std::string text = render_template(gen, args);
   if (get_bool(body, "echo").value_or(false)) r.chat_echo = echo_text(args);
-  r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
+  if (r.images.empty()) {
+    r.prompts.push_back(encode_checked(gen, text, add_special, "messages"));
+  } else {
+    place_images(gen, text, add_special, r);
+  }
   if (ctx.parsing.reasoning_parser) start_reasoning(text, *ctx.parsing.reasoning_parser, gen, r);
   // Harmony's channel markers are special tokens: keep them in the text the parser reads.
   if (ctx.parsing.reasoning_parser == ReasoningFormat::kGptOss &&

@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "server/api_error.h"
 
 namespace inferd::server {
@@ -101,6 +104,46 @@ EngineStats EngineGenerator::stats() const {
 }
 void EngineGenerator::shutdown() {
   engine_->shutdown();
+}
+
+void EngineGenerator::enable_images(std::unique_ptr<media::ImageProcessor> processor,
+                                    const media::ImagePromptFormat& format) {
+  image_proc_ = std::move(processor);
+  image_format_ = format;
+}
+
+void enable_model_images(EngineGenerator& gen, const ModelExecutor& exec,
+                         const std::string& model_dir, const std::string& architecture) {
+  std::string why;
+  if (!exec.takes_images(&why)) {
+    if (why.find("no vision tower") == std::string::npos)
+      LOG_WARN("{}: requests with images are refused: {}", architecture, why);
+    return;
+  }
+  const bool gemma = architecture == "Gemma3ForConditionalGeneration";
+  if (!gemma && architecture != "Qwen2_5_VLForConditionalGeneration") {
+    LOG_WARN(
+        "{}: requests with images are refused: the server places images in prompts for "
+        "Gemma 3 and Qwen2.5-VL only (issue 34)",
+        architecture);
+    return;
+  }
+  std::unique_ptr<media::ImageProcessor> proc = media::load_image_processor(model_dir);
+  // A probe image: Gemma 3's every image takes mm_tokens_per_image tokens (one square crop);
+  // Qwen2.5-VL's take grid / merge^2, which gives the merge size.
+  media::Image probe;
+  probe.width = probe.height = 1;
+  probe.rgb.assign(3, 0);
+  const media::PixelValues pv = proc->preprocess(probe);
+  const int32_t tokens = exec.image_tokens(pv);
+  const auto& g = pv.grid_thw;
+  const int32_t merge =
+      int32_t(std::lround(std::sqrt(double(g[0]) * g[1] * g[2] / std::max(1, tokens))));
+  LOG_INFO("images: {} ({})", proc->name(),
+           gemma ? fmt::format("{} tokens an image", tokens)
+                 : fmt::format("{}x{} patches a token", merge, merge));
+  gen.enable_images(std::move(proc), gemma ? media::ImagePromptFormat::gemma3(tokens)
+                                           : media::ImagePromptFormat::qwen2_vl(merge));
 }
 
 }  // namespace inferd::server

@@ -6,6 +6,9 @@
 
 #include "inferd/engine.h"
 #include "jinja/chat_template.h"
+#include "media/image_processor.h"
+#include "media/image_prompt.h"
+#include "runner/executor.h"
 #include "server/generator.h"
 #include "tokenizer/tokenizer.h"
 
@@ -43,10 +46,27 @@ class EngineGenerator final : public Generator {
 
   Engine& engine() { return *engine_; }
 
+  // Images (issue 34): image parts are preprocessed by `processor` and placed in the prompt as
+  // `format` says (the engine's executor must take images).
+  void enable_images(std::unique_ptr<media::ImageProcessor> processor,
+                     const media::ImagePromptFormat& format);
+  const media::ImageProcessor* image_processor() const override { return image_proc_.get(); }
+  const media::ImagePromptFormat* image_prompt_format() const override {
+    return image_proc_ ? &image_format_ : nullptr;
+  }
+
  private:
   std::shared_ptr<Engine> engine_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::optional<ChatTemplate> template_;
+  std::unique_ptr<media::ImageProcessor> image_proc_;
+  media::ImagePromptFormat image_format_;
 };
+
+// Turns images on for `gen` when `exec` takes them (a vision-language model on a backend that runs
+// it): the image processor from <model_dir>/preprocessor_config.json and the placeholder format of
+// `architecture`. Otherwise logs why images stay off (a model with a vision tower only).
+void enable_model_images(EngineGenerator& gen, const ModelExecutor& exec,
+                         const std::string& model_dir, const std::string& architecture);
 
 }  // namespace inferd::server

@@ -60,6 +60,7 @@ void GenerationJob::submit_all() {
     gr.params = req_.params;
     gr.priority = req_.priority;
     gr.lora_adapter_id = req_.lora_adapter_id;
+    gr.images = req_.image_inputs;  // chat: one prompt
     submit(k, std::move(gr));
   }
 }

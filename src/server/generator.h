@@ -14,7 +14,8 @@
 
 namespace inferd::media {
 class ImageProcessor;
-}
+struct ImagePromptFormat;
+}  // namespace inferd::media
 
 namespace inferd::server {
 
@@ -49,6 +50,9 @@ class Generator {
   // The model's image processor when it takes images (issue 34), else null: requests with image
   // parts are then a 400. A generator that returns one consumes CompletionRequest::images.
   virtual const media::ImageProcessor* image_processor() const { return nullptr; }
+  // With an image processor: how the rendered prompt's image placeholders become the image's
+  // tokens (media::expand_image_placeholders), whose embeddings the engine replaces.
+  virtual const media::ImagePromptFormat* image_prompt_format() const { return nullptr; }
   virtual EngineConfig::Pooling pooling() const { return {}; }
 
   // ---- engine side (thread-safe) ----

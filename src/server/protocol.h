@@ -57,6 +57,9 @@ struct CompletionRequest {
   // Chat: the images of the messages' image parts in order, preprocessed by the generator's
   // image processor (empty for a model without one: such parts are a 400).
   std::vector<media::PixelValues> images;
+  // The same images placed in the prompt (chat: prompts[0]): their token spans and hashes, as the
+  // engine request carries them (GenerateRequest::images).
+  std::vector<ImageInput> image_inputs;
 };
 
 // Bounds on the size of request fields (each beyond is a 400 naming the field and the limit).

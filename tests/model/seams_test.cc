@@ -44,15 +44,17 @@ ModelConfig parse(const nlohmann::json& j) {
 
 TEST(Registry, EveryFamilyAndOnlyThoseAreSupported) {
   for (const char* a : {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
-                        "Qwen3ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
-                        "Phi3ForCausalLM", "Olmo2ForCausalLM", "GraniteForCausalLM"}) {
+                        "Qwen2_5_VLForConditionalGeneration", "Qwen3ForCausalLM",
+                        "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration", "Phi3ForCausalLM",
+                        "Olmo2ForCausalLM", "GraniteForCausalLM"}) {
     EXPECT_NE(find_architecture(a), nullptr) << a;
   }
   EXPECT_EQ(find_architecture("GPT2LMHeadModel"), nullptr);
   const std::string e = error_of([] { parse(base_config("Olmo2ForCasualLM")); });
   EXPECT_NE(e.find("unsupported architecture 'Olmo2ForCasualLM': expected one of "
-                   "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
-                   "Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Phi3ForCausalLM, "
+                   "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+                   "Qwen2_5_VLForConditionalGeneration, Qwen3ForCausalLM, Gemma3ForCausalLM, "
+                   "Gemma3ForConditionalGeneration, Phi3ForCausalLM, "
                    "Olmo2ForCausalLM, GraniteForCausalLM"),
             std::string::npos)
       << e;
@@ -312,7 +314,9 @@ TEST(Runner, RejectsRowsNoModelConsumesYet) {
   EXPECT_NE(error_of([&] { m.forward(fb, l.data()); }).find("LoRA adapter 3"), std::string::npos);
   fb.seqs[0].adapter_id = -1;
   fb.embedding_spans.push_back({0, 1, 0});
-  EXPECT_NE(error_of([&] { m.forward(fb, l.data()); }).find("input embeddings"), std::string::npos);
+  // A text-only model (issue 34): image embeddings are refused, naming why.
+  EXPECT_NE(error_of([&] { m.forward(fb, l.data()); }).find("has no vision tower"),
+            std::string::npos);
   fb.embedding_spans.clear();
   m.forward(fb, l.data());  // and the plain batch still runs
 }

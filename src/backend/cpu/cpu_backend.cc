@@ -162,6 +162,11 @@ class CpuBackend final : public Backend {
     b_.block_tables = tables_.data();
     b_.max_blocks_per_seq = max_blocks;
     b_.logit_rows = fb.logit_rows.data();
+    if (!fb.mrope_positions.empty()) {
+      INFERD_CHECK(fb.mrope_positions.size() == size_t(3) * size_t(T), "{} M-RoPE positions for {}",
+                   fb.mrope_positions.size(), T);
+      b_.mrope_positions = fb.mrope_positions.data();
+    }
     if (lora_on_) {
       INFERD_CHECK(lora_rows_.size() == size_t(T), "{} LoRA rows for a batch of {}",
                    lora_rows_.size(), T);
@@ -348,9 +353,14 @@ class CpuBackend final : public Backend {
     const float* inv = fp(rope.inv_freq);
     std::vector<float>& cs = rope_scratch_;
     cs.resize(static_cast<size_t>(hd));
+    const bool mrope = b.mrope_positions != nullptr && rope.mrope_section[0] > 0;
+    const int64_t s0 = rope.mrope_section[0], s01 = s0 + rope.mrope_section[1];
     for (int32_t t = 0; t < b.num_tokens; ++t) {
-      const float pos = float(b.positions[t]);
       for (int64_t i = 0; i < half; ++i) {
+        // M-RoPE: the section of frequency i says which of the row's three positions turns it.
+        const int64_t sec = !mrope ? -1 : i < s0 ? 0 : i < s01 ? 1 : 2;
+        const float pos =
+            float(sec < 0 ? b.positions[t] : b.mrope_positions[sec * b.num_tokens + t]);
         const float ang = pos * inv[i];  // fp32 product, as transformers computes it
         cs[size_t(i)] = float(std::cos(double(ang))) * rope.attention_scaling;
         cs[size_t(half + i)] = float(std::sin(double(ang))) * rope.attention_scaling;
@@ -457,8 +467,13 @@ class CpuBackend final : public Backend {
         const int32_t s = token_seq[size_t(t)];
         const int32_t pos = b.positions[t];
         const int32_t* table = b.block_tables + int64_t(s) * b.max_blocks_per_seq;
-        const int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-        const int64_t n = pos - first + 1;
+        int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+        int64_t last = pos;
+        if (b.attend_ranges != nullptr) {  // the row's image: its tokens see each other
+          first = std::min<int64_t>(first, b.attend_ranges[2 * t]);
+          last = std::max<int64_t>(last, b.attend_ranges[2 * t + 1] - 1);
+        }
+        const int64_t n = last - first + 1;
         scores.resize(size_t(n * G));
         acc.resize(size_t(hd));
         for (int64_t g = 0; g < G; ++g) {

@@ -16,6 +16,7 @@ RopeTable make_rope_table(DeviceRuntime& runtime, const RopeConfig& rc, int64_t 
   t.inv_freq = runtime.make_param(own);
   t.head_dim = head_dim;
   t.attention_scaling = f.attention_scaling;
+  t.mrope_section = rc.mrope_section;
   if (rc.type != RopeType::kDefault) {
     LOG_INFO("rope: {} (theta {}, factor {}, attention scaling {})", rope_type_name(rc.type),
              rc.theta, rc.factor, f.attention_scaling);

@@ -66,7 +66,11 @@ uint64_t dummy_seed_of(uint64_t load_seed, const std::string& name) {
 
 ModelLoader::ModelLoader(const std::string& model_dir, const ModelConfig& config,
                          const LoadOptions& opts, DeviceRuntime& runtime, int64_t max_model_len)
-    : cfg_(config), opts_(opts), rt_(runtime), max_model_len_(max_model_len) {
+    : cfg_(config),
+      opts_(opts),
+      rt_(runtime),
+      max_model_len_(max_model_len),
+      model_dir_(model_dir) {
   const bool gguf = is_gguf_model_path(model_dir);
   if (opts_.format == LoadFormat::kGguf && !gguf)
     fail("--load-format gguf: '{}' is not a GGUF file", model_dir);

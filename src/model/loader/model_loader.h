@@ -59,6 +59,7 @@ class ModelLoader {
   const LoadOptions& options() const { return opts_; }
   DeviceRuntime& runtime() { return rt_; }
   int64_t max_model_len() const { return max_model_len_; }
+  const std::string& model_dir() const { return model_dir_; }
   bool dummy() const { return opts_.format == LoadFormat::kDummy; }
   // The checkpoint's tensors (not under --load-format dummy).
   const SafetensorsIndex& checkpoint() const;
@@ -88,6 +89,7 @@ class ModelLoader {
   LoadOptions opts_;
   DeviceRuntime& rt_;
   int64_t max_model_len_;
+  std::string model_dir_;
   std::unique_ptr<SafetensorsIndex> st_;
   std::unique_ptr<GgufWeights> gguf_;
   std::shared_ptr<const QuantizationConfig> quant_;

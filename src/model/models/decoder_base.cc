@@ -2,6 +2,9 @@
 #include "model/models/decoder_base.h"
 
 #include <cmath>
+#include <cstring>
+
+#include "core/error.h"
 
 #include "model/layers/rope.h"
 #include "model/loader/model_loader.h"
@@ -59,6 +62,20 @@ AttentionSpec DecoderBase::attention_spec(int64_t i) const {
   s.sliding_window = c.window_of(i);
   s.rope = s.sliding_window > 0 && c.has_rope_local ? &rope_local_ : &rope_;
   return s;
+}
+
+void DecoderBase::write_input_rows(const ForwardContext& ctx, Tensor embedded) {
+  if (ctx.input_rows.empty()) return;
+  if (embedded.device() != Device::kCPU || embedded.dtype() != DType::kF32)
+    fail("image embeddings are written on the CPU backend only (issue 34)");
+  const int64_t H = embedded.size(1);
+  for (const InputRows& r : ctx.input_rows) {
+    INFERD_CHECK(r.row >= 0 && r.row + r.num_rows <= embedded.size(0), "input rows [{}, +{})",
+                 r.row, r.num_rows);
+    for (int32_t j = 0; j < r.num_rows; ++j)
+      std::memcpy(static_cast<float*>(embedded.data()) + (r.row + j) * embedded.stride(0),
+                  r.data + int64_t(j) * H, size_t(H) * sizeof(float));
+  }
 }
 
 }  // namespace inferd

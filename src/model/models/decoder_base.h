@@ -30,6 +30,9 @@ class DecoderBase : public CausalLM {
   // Layer i's attention: biases, per-head q/k norms, window, rope (the local one on sliding layers
   // when the config has it), softmax scale (attention_scale, else 1 / sqrt(head_dim)).
   AttentionSpec attention_spec(int64_t i) const;
+  // Writes ctx.input_rows (image embeddings) over their rows of `embedded` (after the token
+  // embedding and its scaling). Host memory only: Error on a device backend.
+  static void write_input_rows(const ForwardContext& ctx, Tensor embedded);
   // "model.layers.<i>."
   static std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
 

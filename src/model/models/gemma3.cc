@@ -3,10 +3,19 @@
 // that scale by (1 + w), embeddings scaled by sqrt(hidden_size) in the weights' dtype, GELU (tanh)
 // gating, per-head q/k norms, interleaved sliding-window and global layers with a rope each, the
 // softmax scale from query_pre_attn_scalar, and final logit soft-capping.
-#include <atomic>
+// Gemma3ForConditionalGeneration (issue 34) adds the SigLIP vision tower and the multimodal
+// projector (model/vision/siglip.h): an image's mm_tokens_per_image soft tokens replace the
+// embeddings of its <image_soft_token>s (unscaled: the sqrt(hidden) scaling is the text tokens'),
+// and in prefill the soft tokens of one image attend to each other (transformers' token_type_ids
+// mask, on sliding and global layers alike).
+#include <fmt/ranges.h>
+
 #include <cmath>
+#include <fstream>
+#include <optional>
 
 #include "core/logging.h"
+#include "media/image_processor.h"
 #include "model/config_parsing.h"
 #include "model/layers/attention.h"
 #include "model/layers/mlp.h"
@@ -14,6 +23,7 @@
 #include "model/loader/model_loader.h"
 #include "model/models/decoder_base.h"
 #include "model/models/models.h"
+#include "model/vision/siglip.h"
 
 namespace inferd {
 
@@ -36,7 +46,26 @@ class Gemma3Model final : public DecoderBase {
       L.mlp = std::make_unique<GatedMlp>(p + "mlp.", c.hidden_size, c.intermediate_size,
                                          Activation::kGeluTanh, false, loader);
     }
+    if (c.architecture == "Gemma3ForConditionalGeneration") load_vision(loader);
   }
+
+  bool takes_images(std::string* why_not) const override {
+    if (tower_) return true;
+    if (why_not) *why_not = no_vision_;
+    return false;
+  }
+  int32_t image_tokens(const media::PixelValues& pv) const override {
+    (void)pv;  // every image is one image_size x image_size crop (no pan-and-scan)
+    return int32_t(projector_->tokens());
+  }
+  std::vector<float> embed_image(const media::PixelValues& pv) const override {
+    const int64_t s = tower_->config().image_size;
+    if (pv.shape != std::vector<int64_t>{3, s, s})
+      fail("Gemma 3 image: pixel values of shape [{}] where the vision tower takes [3, {}, {}]",
+           fmt::join(pv.shape, ", "), s, s);
+    return projector_->forward(tower_->forward(pv.data));
+  }
+  bool image_tokens_attend_each_other() const override { return true; }
 
   void forward(const ForwardContext& ctx, Tensor h) override {
     KernelOps& ops = ctx.ops;
@@ -44,6 +73,7 @@ class Gemma3Model final : public DecoderBase {
     Tensor x = ctx.buffer(kX), residual = ctx.buffer(kResidual), qkv = ctx.buffer(kQkv);
     Tensor attn = ctx.buffer(kAttn), gate_up = ctx.buffer(kGateUp), act = ctx.buffer(kAct);
     embed_.forward(ops, b, residual);
+    write_input_rows(ctx, residual);
     for (size_t i = 0; i < layers_.size(); ++i) {
       const Layer& L = layers_[i];
       if (i == 0) {
@@ -72,13 +102,48 @@ class Gemma3Model final : public DecoderBase {
     return RmsNorm(loader, name, cfg_.hidden_size, cfg_.rms_norm_eps, /*plus_one=*/true);
   }
 
+  // The vision tower and projector of a Gemma3ForConditionalGeneration checkpoint (config.json's
+  // vision_config and mm_tokens_per_image; tensors under "vision_tower.vision_model." and
+  // "multi_modal_projector.", or the same under "model.").
+  void load_vision(ModelLoader& loader) {
+    const SafetensorsIndex* st = loader.checkpoint_if_any();
+    if (loader.runtime().device() != Device::kCPU) {  // (its host memory would go unused)
+      no_vision_ = "images run on the CPU backend only for now (issue 34)";
+      return;
+    }
+    if (st == nullptr) {
+      no_vision_ = loader.dummy() ? "its vision tower is not loaded under --load-format dummy"
+                                  : "its vision tower is read from safetensors checkpoints only";
+      return;
+    }
+    const std::string patch = "vision_tower.vision_model.embeddings.patch_embedding.weight";
+    const std::string m = st->contains("model." + patch) ? "model." : "";
+    if (!st->contains(m + patch)) {
+      no_vision_ = "its checkpoint holds no vision tower (" + patch + ")";
+      LOG_WARN("{}: serving the text model only: {}", loader.model_dir(), no_vision_);
+      return;
+    }
+    const std::string src = loader.model_dir() + "/config.json";
+    std::ifstream in(src);
+    if (!in) fail("cannot read {}", src);
+    const json j = json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.contains("vision_config"))
+      fail("{}: Gemma3ForConditionalGeneration needs a vision_config object", src);
+    const SiglipVisionConfig vc = SiglipVisionConfig::parse(j["vision_config"], src);
+    const int64_t tokens = get_int(j, "mm_tokens_per_image", src, 256);
+    tower_.emplace(vc, *st, m + "vision_tower.vision_model.");
+    projector_.emplace(vc, tokens, cfg_.hidden_size, *st, m + "multi_modal_projector.");
+  }
+
   std::vector<Layer> layers_;
+  std::optional<SiglipVisionTower> tower_;
+  std::optional<Gemma3Projector> projector_;
+  std::string no_vision_;
 };
 
 class Gemma3Architecture final : public Architecture {
  public:
-  // Gemma3ForConditionalGeneration: its text model only, for now (issue 34): requests with images
-  // are refused (the server's generator has no image processor for it).
+  // Gemma3ForConditionalGeneration: the text model with the vision tower (Gemma3Model above).
   std::vector<std::string> names() const override {
     return {"Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"};
   }
@@ -112,12 +177,6 @@ class Gemma3Architecture final : public Architecture {
                           "tie_word_embeddings"})
       if (j.contains(k) && !it->contains(k)) t[k] = j[k];
     t["architectures"] = j["architectures"];
-    static std::atomic<bool> warned{false};  // the config is read more than once a load
-    if (!warned.exchange(true))
-      LOG_WARN(
-          "{}: Gemma3ForConditionalGeneration runs its text model only: its vision tower is not "
-          "wired yet (issue 34), so requests with images are refused",
-          src);
     return t;
   }
   // Gemma3TextConfig: head_dim 256, max_position_embeddings 131072, tied embeddings.

@@ -33,6 +33,7 @@ void LlamaModel::forward(const ForwardContext& ctx, Tensor h) {
   Tensor attn = ctx.buffer(kAttn), gate_up = ctx.buffer(kGateUp), act = ctx.buffer(kAct);
   const float m = float(cfg_.residual_multiplier);
   embed_.forward(ops, b, residual);
+  write_input_rows(ctx, residual);  // image embeddings (vision-language subclasses)
   // Each layer adds its attention and MLP outputs to `residual`; the MLP's output waits in x for
   // the next layer's (or the final) residual add + norm.
   for (size_t i = 0; i < layers_.size(); ++i) {

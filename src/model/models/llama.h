@@ -16,7 +16,7 @@
 
 namespace inferd {
 
-class LlamaModel final : public DecoderBase {
+class LlamaModel : public DecoderBase {
  public:
   LlamaModel(const ModelConfig& config, ModelLoader& loader);
   void forward(const ForwardContext& ctx, Tensor hidden) override;

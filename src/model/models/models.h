@@ -5,15 +5,16 @@
 
 namespace inferd {
 
-const Architecture& llama_architecture();      // LlamaForCausalLM, MistralForCausalLM
-const Architecture& qwen2_architecture();      // Qwen2ForCausalLM
-const Architecture& qwen3_architecture();      // Qwen3ForCausalLM
-const Architecture& gemma3_architecture();     // Gemma3ForCausalLM
-const Architecture& phi3_architecture();       // Phi3ForCausalLM
-const Architecture& olmo2_architecture();      // Olmo2ForCausalLM
-const Architecture& granite_architecture();    // GraniteForCausalLM
-const Architecture& qwen3_moe_architecture();  // Qwen3MoeForCausalLM
-const Architecture& mixtral_architecture();    // MixtralForCausalLM
-const Architecture& gpt_oss_architecture();    // GptOssForCausalLM
+const Architecture& llama_architecture();       // LlamaForCausalLM, MistralForCausalLM
+const Architecture& qwen2_architecture();       // Qwen2ForCausalLM
+const Architecture& qwen2_5_vl_architecture();  // Qwen2_5_VLForConditionalGeneration
+const Architecture& qwen3_architecture();       // Qwen3ForCausalLM
+const Architecture& gemma3_architecture();      // Gemma3ForCausalLM
+const Architecture& phi3_architecture();        // Phi3ForCausalLM
+const Architecture& olmo2_architecture();       // Olmo2ForCausalLM
+const Architecture& granite_architecture();     // GraniteForCausalLM
+const Architecture& qwen3_moe_architecture();   // Qwen3MoeForCausalLM
+const Architecture& mixtral_architecture();     // MixtralForCausalLM
+const Architecture& gpt_oss_architecture();     // GptOssForCausalLM
 
 }  // namespace inferd
