@@ -67,6 +67,16 @@ void DraftProposer::forget_stopped(std::span<Sequence* const> running) {
   }
 }
 
+void DraftProposer::sleep(int level) {
+  for (auto& [id, st] : states_) truncate(st, 0);
+  states_.clear();
+  if (draft_->sleep_level() == 0) draft_->sleep(level);
+}
+
+void DraftProposer::wake_up() {
+  if (draft_->sleep_level() != 0) draft_->wake_up();
+}
+
 void DraftProposer::truncate(State& st, int32_t len) {
   st.tokens.resize(size_t(len));
   const size_t keep = size_t((len + block_size_ - 1) / block_size_);

@@ -48,6 +48,12 @@ class DraftProposer {
   // `running`: every running sequence (the draft KV of the others is freed).
   void propose(std::span<const Item> items, std::span<Sequence* const> running);
 
+  // Sleep mode: the draft model sleeps with the target (at the same level) and wakes with it.
+  // Its KV goes with its memory, so every sequence's draft state is forgotten first (nothing runs
+  // while the engine sleeps; drafting starts over from each prompt after the wake).
+  void sleep(int level);
+  void wake_up();
+
   int32_t num_free_blocks() const { return int32_t(free_blocks_.size()); }  // tests
   int32_t num_states() const { return int32_t(states_.size()); }            // tests
 

@@ -135,7 +135,13 @@ void Engine::Impl::drain_for_sleep() {
     return;
   }
   try {
-    exec_->sleep(level);
+    spec_.sleep(level);  // a draft model first: when the target cannot sleep, it wakes again
+    try {
+      exec_->sleep(level);
+    } catch (...) {
+      spec_.wake_up();
+      throw;
+    }
   } catch (const DeviceFault& e) {
     finish_control(e.what());
     throw;
@@ -161,6 +167,7 @@ void Engine::Impl::drain_for_sleep() {
 
 void Engine::Impl::wake_executor() {
   try {
+    spec_.wake_up();
     exec_->wake_up();
   } catch (const DeviceFault& e) {
     finish_control(e.what());

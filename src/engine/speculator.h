@@ -54,6 +54,14 @@ class Speculator {
 
   void fill_stats(EngineStats& s) const;
 
+  // Sleep mode: a draft model sleeps and wakes with the target (DraftProposer::sleep).
+  void sleep(int level) {
+    if (draft_) draft_->sleep(level);
+  }
+  void wake_up() {
+    if (draft_) draft_->wake_up();
+  }
+
  private:
   static void check_against_grammar(const RequestState& rs, SeqOutputState& so,
                                     std::vector<int32_t>& drafts);

@@ -142,6 +142,7 @@ std::shared_ptr<ModelExecutor> load_draft_model(const ResolvedConfig& rc) {
   o.max_model_len = rc.engine.max_model_len;
   o.max_num_seqs = rc.engine.max_num_seqs;
   o.enforce_eager = rc.enforce_eager;
+  o.enable_sleep_mode = rc.enable_sleep_mode;  // it sleeps and wakes with the target
   const ModelConfig dc = load_model_config(sp.model);
   const int64_t len =
       rc.engine.max_model_len > 0 ? rc.engine.max_model_len : dc.max_position_embeddings;

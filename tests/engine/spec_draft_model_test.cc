@@ -24,8 +24,10 @@
 namespace inferd {
 namespace {
 
-std::shared_ptr<ModelRunner> load(const std::string& dir, bool dummy = false) {
+std::shared_ptr<ModelRunner> load(const std::string& dir, bool dummy = false,
+                                  bool sleep_mode = false) {
   RunnerOptions o;
+  o.enable_sleep_mode = sleep_mode;
   o.num_kv_blocks = 256;
   o.block_size = 16;
   o.max_num_batched_tokens = 256;
@@ -109,6 +111,28 @@ TEST(SpecDraftModel, GreedyOutputsEqualThoseWithoutSpeculation) {
             << s.spec_num_accepted_tokens << " of " << s.spec_num_draft_tokens;
       }
     }
+  }
+}
+
+// Sleep mode puts the draft model to sleep with the target (it would otherwise keep its weights
+// and KV on the device) and wakes it with it; outputs after the wake are those before.
+TEST(SpecDraftModel, DraftSleepsAndWakesWithTheTarget) {
+  const std::string dir = testing_util::goldens_dir();
+  auto target = load(dir + "llama3", false, true);
+  const std::vector<GenerateRequest> reqs = golden_requests(target->vocab_size());
+  for (int level : {1, 2}) {
+    SCOPED_TRACE(level);
+    auto draft = load(dir + "llama3", false, true);
+    Engine spec(target, config(draft, 3, 0));
+    const std::vector<GenerateResult> before = spec.generate(reqs);
+    spec.sleep(level, 10);
+    EXPECT_EQ(target->sleep_level(), level);
+    EXPECT_EQ(draft->sleep_level(), level);
+    spec.wake_up();
+    EXPECT_EQ(target->sleep_level(), 0);
+    EXPECT_EQ(draft->sleep_level(), 0);
+    expect_same(before, spec.generate(reqs));
+    EXPECT_GT(spec.stats().spec_num_accepted_tokens, 0);
   }
 }
 
