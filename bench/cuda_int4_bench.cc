@@ -17,34 +17,12 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "cuda_bench_util.h"
 
 using namespace inferd;
+using bench::time_per_call;
 
 namespace {
-
-// Seconds per call of `fn`, from CUDA graphs of `reps` calls; the best of three replays.
-template <class F>
-double time_per_call(Backend& gpu, F&& fn, int32_t key) {
-  using clock = std::chrono::steady_clock;
-  fn();
-  cuda_synchronize(gpu);
-  auto t0 = clock::now();
-  fn();
-  cuda_synchronize(gpu);
-  const double once = std::chrono::duration<double>(clock::now() - t0).count();
-  const int reps = int(std::clamp(0.02 / std::max(once, 1e-7), 5.0, 200.0));
-  gpu.begin_graph_capture();
-  for (int i = 0; i < reps; ++i) fn();
-  gpu.end_graph_capture(key);
-  double best = 1e30;
-  for (int trial = 0; trial < 3; ++trial) {
-    t0 = clock::now();
-    gpu.replay_graph(key);
-    cuda_synchronize(gpu);
-    best = std::min(best, std::chrono::duration<double>(clock::now() - t0).count() / reps);
-  }
-  return best;
-}
 
 // An act-order copy of a random int4 weight: the host canonical form with a reversed permutation.
 Int4Linear act_order_weight(Backend& gpu, int64_t N, int64_t K) {
@@ -69,22 +47,10 @@ Int4Linear act_order_weight(Backend& gpu, int64_t N, int64_t K) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int device = 0;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--device" && i + 1 < argc) {
-      device = std::atoi(argv[++i]);
-    } else {
-      std::fprintf(stderr, "usage: cuda_int4_bench [--device N]\n");
-      return 2;
-    }
-  }
-  std::unique_ptr<Backend> gpu;
-  try {
-    gpu = make_cuda_backend(device);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "cuda_int4_bench: %s\n", e.what());
-    return 1;
-  }
+  int rc = 0;
+  std::unique_ptr<Backend> gpu =
+      bench::open_cuda_bench(argc, argv, "cuda_int4_bench [--device N]", &rc);
+  if (!gpu) return rc;
   StepCapacity cap;
   cap.max_tokens = 1024;
   cap.max_blocks_per_seq = 1;

@@ -22,33 +22,12 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "cuda_bench_util.h"
 
 using namespace inferd;
+using bench::time_per_call;
 
 namespace {
-
-// Seconds per call of `fn`, from CUDA graphs of `reps` calls; the best of three replays.
-double time_per_call(Backend& gpu, const std::function<void()>& fn, int32_t key) {
-  using clock = std::chrono::steady_clock;
-  fn();
-  cuda_synchronize(gpu);
-  auto t0 = clock::now();
-  fn();
-  cuda_synchronize(gpu);
-  const double once = std::chrono::duration<double>(clock::now() - t0).count();
-  const int reps = int(std::clamp(0.02 / std::max(once, 1e-7), 5.0, 200.0));
-  gpu.begin_graph_capture();
-  for (int i = 0; i < reps; ++i) fn();
-  gpu.end_graph_capture(key);
-  double best = 1e30;
-  for (int trial = 0; trial < 3; ++trial) {
-    t0 = clock::now();
-    gpu.replay_graph(key);
-    cuda_synchronize(gpu);
-    best = std::min(best, std::chrono::duration<double>(clock::now() - t0).count() / reps);
-  }
-  return best;
-}
 
 struct Proj {
   int64_t in = 0;
@@ -89,8 +68,7 @@ ForwardBatch rows_batch(int32_t T) {
   return fb;
 }
 
-int run(int device, int64_t rank) {
-  std::unique_ptr<Backend> gpu = make_cuda_backend(device);
+int run(const std::unique_ptr<Backend>& gpu, int64_t rank) {
   constexpr int32_t kSlots = 8, kMaxT = 512;
   StepCapacity cap;
   cap.max_tokens = kMaxT;
@@ -153,21 +131,18 @@ int run(int device, int64_t rank) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int device = 0;
   int64_t rank = 16;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--device" && i + 1 < argc) {
-      device = std::atoi(argv[++i]);
-    } else if (a == "--rank" && i + 1 < argc) {
-      rank = std::atoll(argv[++i]);
-    } else {
-      std::fprintf(stderr, "usage: cuda_lora_bench [--device N] [--rank R]\n");
-      return 2;
-    }
-  }
+  int rc = 0;
+  std::unique_ptr<Backend> gpu =
+      bench::open_cuda_bench(argc, argv, "cuda_lora_bench [--device N] [--rank R]", &rc,
+                             [&](const std::string& flag, const char* value) {
+                               if (flag != "--rank") return false;
+                               rank = std::atoll(value);
+                               return true;
+                             });
+  if (!gpu) return rc;
   try {
-    return run(device, rank);
+    return run(gpu, rank);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_lora_bench: %s\n", e.what());
     return 1;
