@@ -227,6 +227,8 @@ nlohmann::json config_json(const ServeArgs& a, const ServeOptions& o, size_t num
           {"range_ratio", a.data.opts.range_ratio},
           {"prefix_len", a.data.opts.prefix_len},
           {"num_prefixes", a.data.opts.num_prefixes},
+          {"long_fraction", a.data.opts.long_fraction},
+          {"long_input_len", a.data.opts.long_input_len},
           {"seed", a.seed},
           {"burstiness", a.burstiness},
           {"max_concurrency", a.max_concurrency},

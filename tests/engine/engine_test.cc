@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/rng.h"
+#include "engine/engine_config.h"
 #include "engine/fake_model.h"
 
 namespace inferd {
@@ -186,6 +187,12 @@ TEST(Engine, FairChunkedPrefillGivesIdenticalGreedyTokens) {
   bad.max_num_partial_prefills = 0;
   bad.max_long_partial_prefills = 1;
   EXPECT_THROW(Engine(exec, bad), Error);
+  // More than one partial prefill without a threshold: 4 % of max_model_len, as vLLM.
+  EngineConfig partial = config_with(64, 8);
+  partial.max_num_partial_prefills = 2;
+  const EngineConfig resolved = resolve_config(partial, *exec);
+  EXPECT_EQ(resolved.max_model_len, 512);
+  EXPECT_EQ(resolved.long_prefill_token_threshold, 20);
 }
 
 // ---- Prefix caching ---------------------------------------------------------------------------
