@@ -75,6 +75,12 @@ class Scheduler {
   struct Before {
     bool operator()(const Sequence* a, const Sequence* b) const { return sched_before(a, b); }
   };
+  // 1. The running sequences, most important first, from `budget` (what they leave stays in it);
+  // true when the pool ran out and sequences were preempted.
+  bool schedule_running(std::vector<ScheduledSeq>& out, int32_t& budget,
+                        std::vector<Sequence*>* preempted);
+  // 2. Waiting sequences in order, while the budget and max_num_seqs allow.
+  void admit_waiting(std::vector<ScheduledSeq>& out, int32_t budget);
   void preempt(Sequence* seq);
   void insert_running(Sequence* seq);
   // The LoRA adapters of the running sequences (running_adapters_), and whether a sequence of
@@ -93,6 +99,7 @@ class Scheduler {
   std::vector<int32_t> prefix_scratch_;
   std::vector<int32_t> running_adapters_;
   SchedulerCounters counters_;
+  bool fair_ = false;          // fair chunking on (a threshold, or partial prefills > 1)
   bool others_ = false;        // this step: more than one sequence has work
   int32_t prefills_ = 0;       // this step: prompts given tokens
   int32_t long_prefills_ = 0;  // of those, long ones
