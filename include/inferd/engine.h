@@ -122,6 +122,14 @@ struct EngineConfig {
   int32_t max_model_len = 0;
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;  // off: a prompt is admitted only when it fits one step
+  // Fair chunked prefill (vLLM's names). A prompt with more than long_prefill_token_threshold
+  // tokens left is "long": while other sequences have work it gets at most that many tokens a
+  // step, at most max_long_partial_prefills long prompts get tokens in one step, and running
+  // decodes keep their row. max_num_partial_prefills > 1: at most that many prompts get tokens in
+  // one step (the threshold, when 0, becomes 4 % of max_model_len, as vLLM does). 0 / 1 / 1: off.
+  int32_t long_prefill_token_threshold = 0;
+  int32_t max_num_partial_prefills = 1;
+  int32_t max_long_partial_prefills = 1;
   int32_t max_queue = 4096;  // requests waiting to start; submit fails beyond. 0: no limit
   // Admission by expected wait: submit fails (QueueFullError) when the requests waiting times the
   // recent seconds between request starts (measured while others waited) exceeds this. 0: off.

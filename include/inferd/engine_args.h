@@ -54,9 +54,14 @@ struct SchedulerArgs {
   int32_t max_num_batched_tokens = 2048;  // --max-num-batched-tokens: tokens in one step
   int32_t max_model_len = 0;           // --max-model-len (0: the model's, capped by the KV cache)
   bool enable_chunked_prefill = true;  // off: a prompt runs only when it fits one step
-  int32_t max_queue = 4096;            // --max-queue: requests waiting (0: no limit)
-  double max_queue_wait_ms = 0;        // --max-queue-wait-ms: expected wait bound (0: off)
-  int32_t max_logprobs = 20;           // --max-logprobs: largest logprobs / top_logprobs
+  // Fair chunked prefill (EngineConfig's fields): --long-prefill-token-threshold (0: off),
+  // --max-num-partial-prefills, --max-long-partial-prefills.
+  int32_t long_prefill_token_threshold = 0;
+  int32_t max_num_partial_prefills = 1;
+  int32_t max_long_partial_prefills = 1;
+  int32_t max_queue = 4096;               // --max-queue: requests waiting (0: no limit)
+  double max_queue_wait_ms = 0;           // --max-queue-wait-ms: expected wait bound (0: off)
+  int32_t max_logprobs = 20;              // --max-logprobs: largest logprobs / top_logprobs
   double grammar_compile_timeout_s = 10;  // --grammar-compile-timeout (0: no limit)
   // --sleep-wait-seconds: a request arriving while the model sleeps waits this long for a wake
   // (0: 503 at once). Needs --enable-sleep-mode.

@@ -94,6 +94,7 @@ class Runner {
       results_[i].index = i;
       results_[i].expected_output = reqs[i].output_len;
       results_[i].prompt_tokens = reqs[i].prompt_len;
+      results_[i].long_prompt = reqs[i].long_prompt;
     }
   }
 

@@ -67,6 +67,7 @@ struct RequestResult {
   // -1 when the server did not report it.
   int32_t cached_tokens = -1;
   int32_t expected_output = 0;  // max_tokens asked
+  bool long_prompt = false;     // the dataset's mark (mixed-long)
   // TPOT = (e2e - ttft) / (output_tokens - 1); nullopt for fewer than 2 tokens.
   std::optional<double> tpot_s() const;
 };

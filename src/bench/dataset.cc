@@ -64,6 +64,38 @@ std::vector<LengthPair> sharegpt_like_lengths(int32_t num, uint64_t seed) {
   return out;
 }
 
+std::vector<LengthPair> mixed_long_lengths(int32_t num, double long_fraction,
+                                           int32_t long_input_len, uint64_t seed) {
+  if (!(long_fraction >= 0.0 && long_fraction <= 1.0))
+    fail("--long-fraction must be in [0, 1], got {}", long_fraction);
+  check_positive("--long-input-len", long_input_len);
+  std::vector<LengthPair> out = sharegpt_like_lengths(num, seed);
+  const size_t num_long = size_t(std::llround(double(num) * long_fraction));
+  // A partial Fisher-Yates shuffle of the indices with a generator of its own.
+  std::vector<size_t> idx(out.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  Rng rng(seed ^ 0x9e3779b97f4a7c15ull);
+  for (size_t i = 0; i < num_long; ++i) {
+    const size_t j = i + size_t(rng.next_u64() % uint64_t(idx.size() - i));
+    std::swap(idx[i], idx[j]);
+    out[idx[i]].input = long_input_len;
+    out[idx[i]].long_prompt = true;
+  }
+  return out;
+}
+
+bool is_generated_dataset(const std::string& name) {
+  return name == "random" || name == "sharegpt-like" || name == "mixed-long" ||
+         name == "shared-prefix";
+}
+
+std::vector<LengthPair> dataset_lengths(const DatasetOptions& o) {
+  if (o.name == "sharegpt-like") return sharegpt_like_lengths(o.num_prompts, o.seed);
+  if (o.name == "mixed-long")
+    return mixed_long_lengths(o.num_prompts, o.long_fraction, o.long_input_len, o.seed);
+  return random_lengths(o.num_prompts, o.input_len, o.output_len, o.range_ratio, o.seed);
+}
+
 const std::vector<std::string>& builtin_words() {
   static const std::vector<std::string> words = {
       "the",       "of",       "and",         "to",        "in",         "is",       "was",
@@ -255,20 +287,17 @@ bool is_dataset_file(const std::string& name) {
 std::vector<BenchRequest> make_dataset(const DatasetOptions& opts, TokenCounter* counter) {
   const std::string& name = opts.name;
   if (is_dataset_file(name)) return load_jsonl(name, opts.num_prompts, opts.output_len, counter);
-  if (name != "random" && name != "sharegpt-like" && name != "shared-prefix")
-    fail("--dataset '{}': expected random, sharegpt-like, shared-prefix or a .jsonl file", name);
+  if (!is_generated_dataset(name))
+    fail(
+        "--dataset '{}': expected random, sharegpt-like, mixed-long, shared-prefix or a .jsonl "
+        "file",
+        name);
   if (!counter)
     fail(
         "--dataset {} needs a tokenizer to build prompts of exact lengths (--tokenizer DIR, or "
         "a server with /tokenize)",
         name);
-  std::vector<LengthPair> lens;
-  if (name == "sharegpt-like") {
-    lens = sharegpt_like_lengths(opts.num_prompts, opts.seed);
-  } else {
-    lens = random_lengths(opts.num_prompts, opts.input_len, opts.output_len, opts.range_ratio,
-                          opts.seed);
-  }
+  const std::vector<LengthPair> lens = dataset_lengths(opts);
   PromptBuilder builder(*counter);
   // Texts come from a generator of their own so that lengths do not depend on the tokenizer.
   Rng text_rng(opts.seed ^ 0x5bd1e9955bd1e995ull);
@@ -287,6 +316,7 @@ std::vector<BenchRequest> make_dataset(const DatasetOptions& opts, TokenCounter*
   for (size_t i = 0; i < lens.size(); ++i) {
     BenchRequest& r = out[i];
     r.output_len = lens[i].output;
+    r.long_prompt = lens[i].long_prompt;
     if (prefixes.empty()) {
       r.prompt = builder.build(lens[i].input, text_rng, &r.prompt_len);
     } else {

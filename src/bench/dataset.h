@@ -1,4 +1,5 @@
-// Benchmark datasets: request lengths (random, sharegpt-like, shared-prefix), JSONL prompt files,
+// Benchmark datasets: request lengths (random, sharegpt-like, mixed-long, shared-prefix), JSONL
+// prompt files,
 // and prompts that are real token sequences of an exact length for a target tokenizer.
 #pragma once
 
@@ -19,13 +20,15 @@ struct BenchRequest {
   std::string prompt;                      // the prompt text (chat: the user message)
   std::optional<nlohmann::json> messages;  // a JSONL "messages" array, sent as is (chat)
   std::vector<int32_t> prompt_ids;         // the prompt's token ids, when known
-  int32_t prompt_len = 0;  // tokens as the target tokenizer counts them (0: unknown)
-  int32_t output_len = 0;  // tokens to generate (max_tokens, and min_tokens when forced)
+  int32_t prompt_len = 0;    // tokens as the target tokenizer counts them (0: unknown)
+  int32_t output_len = 0;    // tokens to generate (max_tokens, and min_tokens when forced)
+  bool long_prompt = false;  // mixed-long: one of the long prompts (reported apart)
 };
 
 struct LengthPair {
   int32_t input = 0;
   int32_t output = 0;
+  bool long_prompt = false;  // mixed-long: input is the long length
 };
 
 // `random`: lengths drawn uniformly (integers) from
@@ -44,6 +47,14 @@ inline constexpr double kShareGptOutputSigma = 1.0;
 inline constexpr int32_t kShareGptMinLen = 4;
 inline constexpr int32_t kShareGptMaxLen = 2048;
 std::vector<LengthPair> sharegpt_like_lengths(int32_t num, uint64_t seed);
+
+// `mixed-long`: sharegpt-like lengths (same seed, so the same short requests), of which
+// round(num * long_fraction) requests, picked by a seeded shuffle, get long_input_len prompt
+// tokens instead (their outputs stay sharegpt-like short). long_fraction must be in [0, 1].
+inline constexpr double kDefaultLongFraction = 0.05;
+inline constexpr int32_t kDefaultLongInputLen = 16384;
+std::vector<LengthPair> mixed_long_lengths(int32_t num, double long_fraction,
+                                           int32_t long_input_len, uint64_t seed);
 
 // Counts tokens of texts as the target server or model would (special tokens it adds, such as
 // BOS, included).
@@ -88,15 +99,25 @@ class PromptBuilder {
 };
 
 struct DatasetOptions {
-  std::string name = "random";  // random | sharegpt-like | shared-prefix | a .jsonl path
+  std::string name = "random";  // random | sharegpt-like | mixed-long | shared-prefix | .jsonl
   int32_t num_prompts = 1000;
   int32_t input_len = 1024;
   int32_t output_len = 128;
   double range_ratio = 0.0;
-  int32_t prefix_len = 2000;  // shared-prefix
-  int32_t num_prefixes = 1;   // shared-prefix
+  int32_t prefix_len = 2000;                      // shared-prefix
+  int32_t num_prefixes = 1;                       // shared-prefix
+  double long_fraction = kDefaultLongFraction;    // mixed-long
+  int32_t long_input_len = kDefaultLongInputLen;  // mixed-long
   uint64_t seed = 0;
 };
+
+// True when `name` is one of the generated datasets (random, sharegpt-like, mixed-long,
+// shared-prefix).
+bool is_generated_dataset(const std::string& name);
+
+// The lengths of a generated dataset other than shared-prefix's prefixes (random's rule for
+// random and shared-prefix). Throws Error for bad options.
+std::vector<LengthPair> dataset_lengths(const DatasetOptions& opts);
 
 // True when --dataset names a prompt file (.jsonl or .json) rather than a generator.
 bool is_dataset_file(const std::string& name);

@@ -16,7 +16,7 @@ BenchMetrics compute_metrics(const RunResult& run, const MetricOptions& opts) {
   m.peak_in_flight = run.peak_in_flight;
   m.num_requests = run.requests.size();
   m.duration_s = run.duration_s;
-  std::vector<double> ttft, tpot, itl, e2e;
+  std::vector<double> ttft, tpot, itl, e2e, short_tpot, long_tpot;
   for (const RequestResult& r : run.requests) {
     if (!r.success) {
       ++m.failed;
@@ -36,6 +36,8 @@ BenchMetrics compute_metrics(const RunResult& run, const MetricOptions& opts) {
     e2e.push_back(r.e2e_s * 1e3);
     const std::optional<double> t = r.tpot_s();
     if (t) tpot.push_back(*t * 1e3);
+    if (r.long_prompt) ++m.long_completed;
+    if (t) (r.long_prompt ? long_tpot : short_tpot).push_back(*t * 1e3);
     for (double g : r.itl_s) itl.push_back(g * 1e3);
     if (opts.has_slo()) {
       // A single-token request has no TPOT; vLLM counts it as 0 against the SLO.
@@ -56,6 +58,11 @@ BenchMetrics compute_metrics(const RunResult& run, const MetricOptions& opts) {
   m.tpot_ms = summarize(tpot, opts.percentiles);
   m.itl_ms = summarize(itl, opts.percentiles);
   m.e2e_ms = summarize(e2e, opts.percentiles);
+  m.split_long = opts.split_long;
+  if (m.split_long) {
+    m.short_tpot_ms = summarize(short_tpot, opts.percentiles);
+    m.long_tpot_ms = summarize(long_tpot, opts.percentiles);
+  }
   return m;
 }
 

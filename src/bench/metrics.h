@@ -23,6 +23,8 @@ struct MetricOptions {
   std::optional<double> slo_tpot_ms;
   std::optional<double> slo_e2e_ms;
   bool has_slo() const { return slo_ttft_ms || slo_tpot_ms || slo_e2e_ms; }
+  // mixed-long: TPOT also summarized apart for short and long prompts (RequestResult::long_prompt).
+  bool split_long = false;
 };
 
 struct BenchMetrics {
@@ -51,6 +53,10 @@ struct BenchMetrics {
   std::optional<double> goodput;  // good requests / s when SLOs were given
   size_t good_requests = 0;
   Summary ttft_ms, tpot_ms, itl_ms, e2e_ms;
+  // With MetricOptions::split_long: TPOT of the short-prompt and of the long-prompt requests.
+  bool split_long = false;
+  size_t long_completed = 0;
+  Summary short_tpot_ms, long_tpot_ms;
 };
 
 BenchMetrics compute_metrics(const RunResult& run, const MetricOptions& opts);

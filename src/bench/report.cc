@@ -137,6 +137,11 @@ std::string format_report(const BenchMetrics& m, const MetricOptions& opts) {
   }
   latency_section(out, "Time to First Token", "TTFT", m.ttft_ms);
   latency_section(out, "Time per Output Token (excl. 1st token)", "TPOT", m.tpot_ms);
+  if (m.split_long) {
+    latency_section(out, "TPOT, short prompts", "Short TPOT", m.short_tpot_ms);
+    latency_section(out, fmt::format("TPOT, long prompts ({} requests)", m.long_completed),
+                    "Long TPOT", m.long_tpot_ms);
+  }
   latency_section(out, "Inter-token Latency", "ITL", m.itl_ms);
   latency_section(out, "End-to-end Latency", "E2E", m.e2e_ms);
   if (!m.errors.empty()) {
@@ -196,6 +201,11 @@ nlohmann::json metrics_to_json(const BenchMetrics& m) {
   }
   j["ttft_ms"] = summary_json(m.ttft_ms);
   j["tpot_ms"] = summary_json(m.tpot_ms);
+  if (m.split_long) {
+    j["short_tpot_ms"] = summary_json(m.short_tpot_ms);
+    j["long_tpot_ms"] = summary_json(m.long_tpot_ms);
+    j["long_completed"] = m.long_completed;
+  }
   j["itl_ms"] = summary_json(m.itl_ms);
   j["e2e_ms"] = summary_json(m.e2e_ms);
   return j;

@@ -83,8 +83,8 @@ struct DatasetFlags {
   void add_to(CLI::App* cmd, const char* default_dataset) {
     opts.name = default_dataset;
     cmd->add_option("--dataset,--dataset-name", opts.name,
-                    "random | sharegpt-like | shared-prefix | FILE.jsonl ({\"prompt\" | "
-                    "\"messages\", \"max_tokens\"} per line)")
+                    "random | sharegpt-like | mixed-long | shared-prefix | FILE.jsonl "
+                    "({\"prompt\" | \"messages\", \"max_tokens\"} per line)")
         ->capture_default_str();
     cmd->add_option("--num-prompts", opts.num_prompts, "Requests to send (measured)")
         ->capture_default_str();
@@ -102,6 +102,11 @@ struct DatasetFlags {
         ->capture_default_str();
     cmd->add_option("--num-prefixes", opts.num_prefixes,
                     "shared-prefix: distinct prefixes (request i uses prefix i mod N)")
+        ->capture_default_str();
+    cmd->add_option("--long-fraction", opts.long_fraction,
+                    "mixed-long: share of the sharegpt-like requests given long prompts")
+        ->capture_default_str();
+    cmd->add_option("--long-input-len", opts.long_input_len, "mixed-long: tokens of a long prompt")
         ->capture_default_str();
   }
 };
@@ -168,6 +173,7 @@ MetricOptions metric_options(const ServeArgs& a) {
   mo.slo_ttft_ms = a.slo_ttft_ms;
   mo.slo_tpot_ms = a.slo_tpot_ms;
   mo.slo_e2e_ms = a.slo_e2e_ms;
+  mo.split_long = a.data.opts.name == "mixed-long";
   return mo;
 }
 
@@ -221,6 +227,8 @@ nlohmann::json config_json(const ServeArgs& a, const ServeOptions& o, size_t num
           {"range_ratio", a.data.opts.range_ratio},
           {"prefix_len", a.data.opts.prefix_len},
           {"num_prefixes", a.data.opts.num_prefixes},
+          {"long_fraction", a.data.opts.long_fraction},
+          {"long_input_len", a.data.opts.long_input_len},
           {"seed", a.seed},
           {"burstiness", a.burstiness},
           {"max_concurrency", a.max_concurrency},
@@ -428,8 +436,11 @@ Workload tokenized_workload(const DatasetOptions& d, LocalTokenCounter* counter)
     }
   } else if (is_dataset_file(d.name)) {
     fail("--dataset {}: a prompt file needs --tokenizer DIR to become token ids", d.name);
-  } else if (d.name != "random" && d.name != "sharegpt-like" && d.name != "shared-prefix") {
-    fail("--dataset '{}': expected random, sharegpt-like, shared-prefix or a .jsonl file", d.name);
+  } else if (!is_generated_dataset(d.name)) {
+    fail(
+        "--dataset '{}': expected random, sharegpt-like, mixed-long, shared-prefix or a .jsonl "
+        "file",
+        d.name);
   }
   return w;
 }
@@ -437,10 +448,7 @@ Workload tokenized_workload(const DatasetOptions& d, LocalTokenCounter* counter)
 // Random token ids of the dataset's lengths (no tokenizer needed, e.g. --load-format dummy).
 Workload random_workload(const DatasetOptions& d, int32_t vocab) {
   Workload w;
-  const std::vector<LengthPair> lens =
-      d.name == "sharegpt-like"
-          ? sharegpt_like_lengths(d.num_prompts, d.seed)
-          : random_lengths(d.num_prompts, d.input_len, d.output_len, d.range_ratio, d.seed);
+  const std::vector<LengthPair> lens = dataset_lengths(d);
   std::vector<int32_t> in;
   for (const auto& l : lens) {
     in.push_back(l.input);

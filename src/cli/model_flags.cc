@@ -162,6 +162,17 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
   if (batching) {
     app->add_option("--max-num-seqs", s.max_num_seqs, "Most sequences running at once")
         ->capture_default_str();
+    app->add_option("--long-prefill-token-threshold", s.long_prefill_token_threshold,
+                    "A prompt with more tokens left is long: while others run it gets at most "
+                    "this many tokens a step (0 = off)")
+        ->capture_default_str();
+    app->add_option("--max-num-partial-prefills", s.max_num_partial_prefills,
+                    "Most prompts given tokens in one step (1 = no limit)")
+        ->capture_default_str();
+    app->add_option("--max-long-partial-prefills", s.max_long_partial_prefills,
+                    "With --long-prefill-token-threshold: most long prompts given tokens in one "
+                    "step")
+        ->capture_default_str();
   }
   app->add_option("--quantization", m.quantization,
                   "fp8: quantize the linear weights of a bf16/fp16 model to FP8 per output "

@@ -43,6 +43,18 @@ EngineConfig resolve_config(EngineConfig c, const ModelExecutor& exec) {
         "max_model_len or give the KV cache more memory",
         c.max_model_len, exec.num_kv_blocks(), exec.block_size(), pool_tokens);
   }
+  if (c.long_prefill_token_threshold < 0)
+    fail("long_prefill_token_threshold must be >= 0 (0: off), got {}",
+         c.long_prefill_token_threshold);
+  if (c.max_num_partial_prefills < 1)
+    fail("max_num_partial_prefills must be >= 1, got {}", c.max_num_partial_prefills);
+  if (c.max_long_partial_prefills < 1)
+    fail("max_long_partial_prefills must be >= 1, got {}", c.max_long_partial_prefills);
+  if (c.max_long_partial_prefills > c.max_num_partial_prefills)
+    fail("max_long_partial_prefills ({}) must be <= max_num_partial_prefills ({})",
+         c.max_long_partial_prefills, c.max_num_partial_prefills);
+  if (c.max_num_partial_prefills > 1 && c.long_prefill_token_threshold == 0)
+    c.long_prefill_token_threshold = std::max(1, int32_t(c.max_model_len * 0.04));  // vLLM's
   if (!c.enable_chunked_prefill && c.max_num_batched_tokens < c.max_model_len) {
     fail("without chunked prefill max_num_batched_tokens ({}) must be >= max_model_len ({})",
          c.max_num_batched_tokens, c.max_model_len);

@@ -57,10 +57,42 @@ bool Scheduler::adapter_fits(int32_t id) const {
   return id < 0 || is_running_adapter(id) || int32_t(running_adapters_.size()) < config_.max_loras;
 }
 
+int32_t Scheduler::fair_chunk(int32_t pending, int32_t n) {
+  const int32_t threshold = config_.long_prefill_token_threshold;
+  const bool is_long = threshold > 0 && pending > threshold;
+  if (config_.max_num_partial_prefills > 1 && prefills_ >= config_.max_num_partial_prefills)
+    return 0;
+  if (is_long && others_) {
+    if (long_prefills_ >= config_.max_long_partial_prefills) return 0;
+    n = std::min(n, threshold);
+  }
+  if (n > 0) {
+    ++prefills_;
+    if (is_long) ++long_prefills_;
+  }
+  return n;
+}
+
 void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>* preempted) {
   out.clear();
   int32_t budget = config_.max_num_batched_tokens;
+  fair_ = config_.long_prefill_token_threshold > 0 || config_.max_num_partial_prefills > 1;
+  others_ = running_.size() + waiting_.size() > 1;
+  prefills_ = 0;
+  long_prefills_ = 0;
+  // The running sequences, then the waiting ones unless the running had to preempt (the pool
+  // is full).
+  if (!schedule_running(out, budget, preempted)) admit_waiting(out, budget);
+}
+
+bool Scheduler::schedule_running(std::vector<ScheduledSeq>& out, int32_t& budget,
+                                 std::vector<Sequence*>* preempted) {
   bool preempted_any = false;
+  // Fair chunking: decode rows (one pending token) not yet scheduled; a prompt chunk leaves
+  // room for them.
+  int32_t decodes_left = 0;
+  if (fair_)
+    for (const Sequence* s : running_) decodes_left += s->num_tokens() - s->num_computed == 1;
 
   // 1. Running sequences, most important first; victims come off the back.
   for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
@@ -71,6 +103,11 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
     if (int32_t(seq->drafts.size()) > budget - 1) seq->drafts.resize(size_t(budget - 1));
     int32_t drafts = int32_t(seq->drafts.size());
     int32_t n = drafts > 0 ? 1 + drafts : std::min(pending, budget);
+    if (fair_ && pending == 1) --decodes_left;
+    if (fair_ && pending > 1) {
+      n = fair_chunk(pending, std::max(0, std::min(n, budget - decodes_left)));
+      if (n == 0) continue;
+    }
     // A chunk never ends inside an image (its tokens may attend to each other).
     if (n < pending && !seq->images.empty()) {
       n = cut_before_image(seq->images, seq->num_computed, n);
@@ -98,9 +135,10 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
     out.push_back({seq, n, drafts});
     budget -= n;
   }
+  return preempted_any;
+}
 
-  // 2. Waiting sequences in order, unless this step had to preempt (the pool is full).
-  if (preempted_any) return;
+void Scheduler::admit_waiting(std::vector<ScheduledSeq>& out, int32_t budget) {
   running_adapters_.clear();
   for (const Sequence* r : running_) note_adapter(r->adapter_id);
   for (auto it = waiting_.begin();
@@ -119,6 +157,13 @@ void Scheduler::schedule(std::vector<ScheduledSeq>& out, std::vector<Sequence*>*
     const int32_t hit_tokens = int32_t(prefix_scratch_.size()) * kv_.block_size();
     const int32_t pending = seq->num_tokens() - hit_tokens;
     int32_t n = std::min(pending, budget);
+    if (fair_ && pending > 1) {
+      n = fair_chunk(pending, n);
+      if (n == 0) {
+        ++it;  // a long prompt over max_long_partial_prefills: shorter ones may go first
+        continue;
+      }
+    }
     if (!config_.enable_chunked_prefill && n < pending) break;
     if (n < pending && !seq->images.empty()) {
       n = cut_before_image(seq->images, hit_tokens, n);

@@ -113,6 +113,16 @@ void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
     fail("--max-num-batched-tokens must be positive, got {}", s.max_num_batched_tokens);
   if (s.max_model_len < 0)
     fail("--max-model-len must be >= 0 (0: the model's), got {}", s.max_model_len);
+  if (s.long_prefill_token_threshold < 0)
+    fail("--long-prefill-token-threshold must be >= 0 (0: off), got {}",
+         s.long_prefill_token_threshold);
+  if (s.max_num_partial_prefills < 1)
+    fail("--max-num-partial-prefills must be >= 1, got {}", s.max_num_partial_prefills);
+  if (s.max_long_partial_prefills < 1)
+    fail("--max-long-partial-prefills must be >= 1, got {}", s.max_long_partial_prefills);
+  if (s.max_long_partial_prefills > s.max_num_partial_prefills)
+    fail("--max-long-partial-prefills ({}) must be <= --max-num-partial-prefills ({})",
+         s.max_long_partial_prefills, s.max_num_partial_prefills);
   if (s.max_queue < 0) fail("--max-queue must be >= 0, got {}", s.max_queue);
   if (!(s.max_queue_wait_ms >= 0))
     fail("--max-queue-wait-ms must be >= 0 (0: off), got {}", s.max_queue_wait_ms);
@@ -128,6 +138,9 @@ void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {
   e.max_num_batched_tokens = s.max_num_batched_tokens;
   e.max_model_len = s.max_model_len;
   e.enable_chunked_prefill = s.enable_chunked_prefill;
+  e.long_prefill_token_threshold = s.long_prefill_token_threshold;
+  e.max_num_partial_prefills = s.max_num_partial_prefills;
+  e.max_long_partial_prefills = s.max_long_partial_prefills;
   e.max_queue = s.max_queue;
   e.max_queue_wait_s = s.max_queue_wait_ms / 1e3;
   e.max_logprobs = s.max_logprobs;

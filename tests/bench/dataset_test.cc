@@ -179,6 +179,70 @@ TEST(MakeDataset, RandomPromptsHaveTheRequestedLengthsAndAreDeterministic) {
   EXPECT_THROW(make_dataset(o, nullptr), Error);
 }
 
+TEST(MixedLong, FractionLengthsAndDeterminism) {
+  const int32_t n = 400;
+  const auto lens = mixed_long_lengths(n, 0.05, 16384, 3);
+  const auto base = sharegpt_like_lengths(n, 3);
+  ASSERT_EQ(lens.size(), size_t(n));
+  int32_t num_long = 0;
+  for (size_t i = 0; i < lens.size(); ++i) {
+    // Outputs stay sharegpt-like short; short prompts are exactly the sharegpt-like ones.
+    EXPECT_EQ(lens[i].output, base[i].output);
+    if (lens[i].long_prompt) {
+      ++num_long;
+      EXPECT_EQ(lens[i].input, 16384);
+    } else {
+      EXPECT_EQ(lens[i].input, base[i].input);
+      EXPECT_LE(lens[i].input, kShareGptMaxLen);
+    }
+  }
+  EXPECT_EQ(num_long, 20);  // round(400 * 0.05)
+  // Same seed, same requests; another seed picks other requests.
+  const auto again = mixed_long_lengths(n, 0.05, 16384, 3);
+  const auto other = mixed_long_lengths(n, 0.05, 16384, 4);
+  bool same_pick = true;
+  for (size_t i = 0; i < lens.size(); ++i) {
+    EXPECT_EQ(again[i].input, lens[i].input);
+    EXPECT_EQ(again[i].long_prompt, lens[i].long_prompt);
+    if (other[i].long_prompt != lens[i].long_prompt) same_pick = false;
+  }
+  EXPECT_FALSE(same_pick);
+  // Knobs: another length, no long prompts, all long; bad values are errors.
+  for (const auto& l : mixed_long_lengths(100, 0.1, 5000, 1)) {
+    if (l.long_prompt) {
+      EXPECT_EQ(l.input, 5000);
+    }
+  }
+  for (const auto& l : mixed_long_lengths(100, 0.0, 5000, 1)) EXPECT_FALSE(l.long_prompt);
+  for (const auto& l : mixed_long_lengths(10, 1.0, 64, 1)) EXPECT_TRUE(l.long_prompt);
+  EXPECT_THROW(mixed_long_lengths(100, 1.5, 5000, 1), Error);
+  EXPECT_THROW(mixed_long_lengths(100, -0.1, 5000, 1), Error);
+  EXPECT_THROW(mixed_long_lengths(100, 0.05, 0, 1), Error);
+}
+
+TEST(MakeDataset, MixedLongMarksItsLongPrompts) {
+  WordCounter counter(1, 100);
+  DatasetOptions o;
+  o.name = "mixed-long";
+  o.num_prompts = 40;
+  o.long_fraction = 0.1;
+  o.long_input_len = 3000;
+  o.seed = 2;
+  const auto reqs = make_dataset(o, &counter);
+  const auto lens = mixed_long_lengths(40, 0.1, 3000, 2);
+  ASSERT_EQ(reqs.size(), 40u);
+  int num_long = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    EXPECT_EQ(reqs[i].long_prompt, lens[i].long_prompt);
+    EXPECT_EQ(reqs[i].prompt_len, lens[i].input);
+    EXPECT_EQ(counter.count(reqs[i].prompt), lens[i].input);
+    EXPECT_EQ(reqs[i].output_len, lens[i].output);
+    num_long += reqs[i].long_prompt;
+  }
+  EXPECT_EQ(num_long, 4);
+  EXPECT_TRUE(is_generated_dataset("mixed-long"));
+}
+
 TEST(MakeDataset, SharedPrefix) {
   WordCounter counter(1, 100);
   DatasetOptions o;

@@ -87,6 +87,31 @@ TEST(Report, TableJsonAndGoodput) {
   EXPECT_EQ(nlohmann::json::parse(j.dump()), j);
 }
 
+TEST(Report, MixedLongSplitsTpotOfShortAndLongPrompts) {
+  RunResult run = fake_run(std::numeric_limits<double>::infinity(), 100, 20, 5);
+  // Request 4 had a long prompt and slower tokens.
+  run.requests[4].long_prompt = true;
+  run.requests[4].e2e_s = run.requests[4].ttft_s + 2 * 0.050;
+  MetricOptions mo;
+  BenchMetrics m = compute_metrics(run, mo);
+  EXPECT_FALSE(m.split_long);
+  EXPECT_EQ(format_report(m, mo).find("short prompts"), std::string::npos);
+  mo.split_long = true;
+  m = compute_metrics(run, mo);
+  EXPECT_TRUE(m.split_long);
+  EXPECT_EQ(m.long_completed, 1u);
+  EXPECT_EQ(m.short_tpot_ms.count, 3u);
+  EXPECT_NEAR(m.short_tpot_ms.at(99), 20, 1e-9);
+  EXPECT_NEAR(m.long_tpot_ms.at(99), 50, 1e-9);
+  EXPECT_NEAR(m.tpot_ms.max, 50, 1e-9);
+  const std::string t = format_report(m, mo);
+  EXPECT_NE(t.find("P99 Short TPOT (ms):"), std::string::npos);
+  EXPECT_NE(t.find("P99 Long TPOT (ms):"), std::string::npos);
+  const nlohmann::json j = metrics_to_json(m);
+  EXPECT_NEAR(j["short_tpot_ms"]["p99"].get<double>(), 20, 1e-9);
+  EXPECT_NEAR(j["long_tpot_ms"]["p99"].get<double>(), 50, 1e-9);
+}
+
 TEST(Report, SweepSvgIsWellFormedAndHasOneLinePerPercentilePerPanel) {
   MetricOptions mo;
   std::vector<BenchMetrics> runs;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/rng.h"
+#include "engine/engine_config.h"
 #include "engine/fake_model.h"
 
 namespace inferd {
@@ -139,6 +140,64 @@ TEST(Engine, GreedyTokensAreBatchInvariantWithChunkedPrefillAndStaggeredArrivals
     EXPECT_GT(exec->num_forwards(), 64 / 16);  // the 64-token prompt took several chunks
     expect_pool_drained(engine);
   }
+}
+
+TEST(Engine, FairChunkedPrefillGivesIdenticalGreedyTokens) {
+  // Four short requests decode while a 300-token prompt arrives; with
+  // --long-prefill-token-threshold 16 the prompt is prefilled 16 tokens a step beside them.
+  FakeModelSpec spec;
+  spec.step_delay_us = 200;  // the short requests still decode while the long prompt prefills
+  Rng rng(7);
+  std::vector<GenerateRequest> reqs;
+  std::vector<std::vector<int32_t>> want;
+  for (int i = 0; i < 5; ++i) {
+    const int32_t len = i == 4 ? 300 : 6 + i;
+    const int32_t max_tokens = i == 4 ? 4 : 60;
+    reqs.push_back(
+        greedy_request(random_tokens(rng, len, spec.vocab), max_tokens, "f" + std::to_string(i)));
+    want.push_back(reference_greedy(spec, reqs.back().prompt_token_ids, max_tokens, {}));
+  }
+  for (int32_t threshold : {0, 16}) {
+    auto exec = std::make_shared<FakeExecutor>(spec);
+    EngineConfig cfg = config_with(64, 8);
+    cfg.long_prefill_token_threshold = threshold;
+    Engine engine(exec, cfg);
+    Collector col;
+    for (int i = 0; i < 4; ++i) engine.submit(reqs[size_t(i)], col.cb());
+    col.wait_tokens("f0", 2);
+    engine.submit(reqs[4], col.cb());
+    col.wait_finished(5);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(col.get(reqs[i].request_id).outputs.at(0).token_ids, want[i])
+          << "request " << i << " threshold " << threshold;
+    }
+    // Steps: the four short prompts (30 tokens) at once, then at most 16 prompt tokens beside
+    // four decodes; without the threshold the prompt takes the whole budget.
+    if (threshold > 0) {
+      EXPECT_LE(exec->max_batch_tokens(), 30);
+    } else {
+      EXPECT_EQ(exec->max_batch_tokens(), 64);
+    }
+    expect_pool_drained(engine);
+  }
+  // Bad settings are errors naming them.
+  auto exec = std::make_shared<FakeExecutor>(spec);
+  EngineConfig bad = config_with(64, 8);
+  bad.long_prefill_token_threshold = -1;
+  EXPECT_THROW(Engine(exec, bad), Error);
+  bad.long_prefill_token_threshold = 0;
+  bad.max_num_partial_prefills = 2;
+  bad.max_long_partial_prefills = 3;
+  EXPECT_THROW(Engine(exec, bad), Error);
+  bad.max_num_partial_prefills = 0;
+  bad.max_long_partial_prefills = 1;
+  EXPECT_THROW(Engine(exec, bad), Error);
+  // More than one partial prefill without a threshold: 4 % of max_model_len, as vLLM.
+  EngineConfig partial = config_with(64, 8);
+  partial.max_num_partial_prefills = 2;
+  const EngineConfig resolved = resolve_config(partial, *exec);
+  EXPECT_EQ(resolved.max_model_len, 512);
+  EXPECT_EQ(resolved.long_prefill_token_threshold, 20);
 }
 
 // ---- Prefix caching ---------------------------------------------------------------------------

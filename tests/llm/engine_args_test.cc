@@ -75,6 +75,9 @@ TEST(EngineArgs, EachLimitGoesToTheOneConfig) {
   a.scheduler.enable_chunked_prefill = false;
   a.scheduler.max_queue = 0;
   a.scheduler.max_logprobs = 5;
+  a.scheduler.long_prefill_token_threshold = 256;
+  a.scheduler.max_num_partial_prefills = 4;
+  a.scheduler.max_long_partial_prefills = 2;
   const ResolvedConfig rc = resolve_engine_args(a, 0, false);
   EXPECT_EQ(rc.tokenizer_dir, "/tok");
   EXPECT_FALSE(rc.load_tokenizer);
@@ -94,6 +97,9 @@ TEST(EngineArgs, EachLimitGoesToTheOneConfig) {
   EXPECT_FALSE(e.enable_chunked_prefill);
   EXPECT_EQ(e.max_queue, 0);
   EXPECT_EQ(e.max_logprobs, 5);
+  EXPECT_EQ(e.long_prefill_token_threshold, 256);
+  EXPECT_EQ(e.max_num_partial_prefills, 4);
+  EXPECT_EQ(e.max_long_partial_prefills, 2);
   EXPECT_EQ(e.seed, 7u);
 }
 
@@ -146,6 +152,21 @@ TEST(EngineArgs, EveryErrorNamesTheFlag) {
        "--max-model-len must be >= 0 (0: the model's), got -5"},
       {"--max-queue", [](EngineArgs& a) { a.scheduler.max_queue = -1; },
        "--max-queue must be >= 0, got -1"},
+      {"--long-prefill-token-threshold",
+       [](EngineArgs& a) { a.scheduler.long_prefill_token_threshold = -1; },
+       "--long-prefill-token-threshold must be >= 0 (0: off), got -1"},
+      {"--max-num-partial-prefills",
+       [](EngineArgs& a) { a.scheduler.max_num_partial_prefills = 0; },
+       "--max-num-partial-prefills must be >= 1, got 0"},
+      {"--max-long-partial-prefills",
+       [](EngineArgs& a) { a.scheduler.max_long_partial_prefills = 0; },
+       "--max-long-partial-prefills must be >= 1, got 0"},
+      {"--max-long-partial-prefills",
+       [](EngineArgs& a) {
+         a.scheduler.max_num_partial_prefills = 2;
+         a.scheduler.max_long_partial_prefills = 3;
+       },
+       "--max-long-partial-prefills (3) must be <= --max-num-partial-prefills (2)"},
       {"--max-logprobs", [](EngineArgs& a) { a.scheduler.max_logprobs = -1; },
        "--max-logprobs must be >= 0, got -1"},
       {"--grammar-compile-timeout",
