@@ -120,9 +120,13 @@ std::string file_data_url(const std::string& path) {
   if (!type)
     fail("{}: {} is not an image this server reads: expected JPEG, PNG or WebP", path,
          fmt == ImageFormat::kUnknown ? "the file" : format_name(fmt));
+  return std::string("data:") + type + ";base64," + base64_encode(b);
+}
+
+std::string base64_encode(std::span<const uint8_t> b) {
   static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out = std::string("data:") + type + ";base64,";
-  out.reserve(out.size() + (b.size() + 2) / 3 * 4);
+  std::string out;
+  out.reserve((b.size() + 2) / 3 * 4);
   for (size_t i = 0; i < b.size(); i += 3) {
     const uint32_t v = (uint32_t(b[i]) << 16) | (i + 1 < b.size() ? uint32_t(b[i + 1]) << 8 : 0) |
                        (i + 2 < b.size() ? uint32_t(b[i + 2]) : 0);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,8 @@ std::vector<uint8_t> load_media_bytes(const std::string& url, const MediaFetchOp
 // Standard base64 (RFC 4648, '=' padding optional, whitespace skipped); nullopt-like: false on
 // any other character.
 bool base64_decode(std::string_view in, std::vector<uint8_t>& out);
+// Standard base64 of `bytes` with '=' padding.
+std::string base64_encode(std::span<const uint8_t> bytes);
 
 // The image file `path` as a data: URL (base64) with its media type; Error naming the path when
 // it cannot be read or is not a JPEG, PNG or WebP file (by its first bytes).

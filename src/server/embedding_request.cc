@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "inferd/request_validation.h"
+#include "media/image_source.h"
 #include "server/chat_request.h"
 
 namespace inferd::server {
@@ -308,26 +309,15 @@ EmbeddingRequest parse_embedding_request(const json& body, const ValidationConte
 }
 
 std::string embedding_base64(std::span<const float> v, bool big_endian) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string bytes(v.size() * 4, '\0');
+  std::vector<uint8_t> bytes(v.size() * 4);
   for (size_t i = 0; i < v.size(); ++i) {
-    uint32_t u = std::bit_cast<uint32_t>(v[i]);
+    const uint32_t u = std::bit_cast<uint32_t>(v[i]);
     for (int b = 0; b < 4; ++b) {
       const int shift = big_endian ? 8 * (3 - b) : 8 * b;
-      bytes[i * 4 + size_t(b)] = char((u >> shift) & 0xff);
+      bytes[i * 4 + size_t(b)] = uint8_t((u >> shift) & 0xff);
     }
   }
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    const size_t n = std::min<size_t>(3, bytes.size() - i);
-    uint32_t chunk = 0;
-    for (size_t j = 0; j < 3; ++j)
-      chunk = (chunk << 8) | (j < n ? uint32_t(static_cast<unsigned char>(bytes[i + j])) : 0u);
-    for (size_t j = 0; j < 4; ++j) out += j <= n ? kAlphabet[(chunk >> (18 - 6 * j)) & 63] : '=';
-  }
-  return out;
+  return media::base64_encode(bytes);
 }
 
 }  // namespace inferd::server

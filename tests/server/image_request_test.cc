@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "media/image_processor.h"
+#include "media/image_source.h"
 #include "server/fake_generator.h"
 #include "server/protocol.h"
 #include "server/responses_request.h"
@@ -19,24 +20,9 @@ using testing::FakeConfig;
 using testing::FakeGenerator;
 using ::testing::HasSubstr;
 
-std::string base64(const std::vector<uint8_t>& b) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < b.size(); i += 3) {
-    const uint32_t v = (uint32_t(b[i]) << 16) | (i + 1 < b.size() ? uint32_t(b[i + 1]) << 8 : 0) |
-                       (i + 2 < b.size() ? uint32_t(b[i + 2]) : 0);
-    out += k[(v >> 18) & 63];
-    out += k[(v >> 12) & 63];
-    out += i + 1 < b.size() ? k[(v >> 6) & 63] : '=';
-    out += i + 2 < b.size() ? k[v & 63] : '=';
-  }
-  return out;
-}
-
+// tests/data/vlm/FILE as a data: URL.
 std::string data_url(const std::string& file) {
-  std::ifstream f(std::string(INFERD_TEST_DATA_DIR) + "/vlm/" + file, std::ios::binary);
-  const std::vector<uint8_t> b(std::istreambuf_iterator<char>(f), {});
-  return "data:image/jpeg;base64," + base64(b);
+  return media::file_data_url(std::string(INFERD_TEST_DATA_DIR) + "/vlm/" + file);
 }
 
 constexpr const char* kTemplate =

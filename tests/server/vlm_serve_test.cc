@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "media/image_source.h"
 #include "serve_process_util.h"
 
 namespace inferd {
@@ -24,24 +25,9 @@ using testing_util::ServeProcess;
 
 const std::string kModel = std::string(INFERD_TEST_DATA_DIR) + "/vlm/gemma3_vlm_tiny";
 
-std::string base64(const std::vector<uint8_t>& b) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < b.size(); i += 3) {
-    const uint32_t v = (uint32_t(b[i]) << 16) | (i + 1 < b.size() ? uint32_t(b[i + 1]) << 8 : 0) |
-                       (i + 2 < b.size() ? uint32_t(b[i + 2]) : 0);
-    out += k[(v >> 18) & 63];
-    out += k[(v >> 12) & 63];
-    out += i + 1 < b.size() ? k[(v >> 6) & 63] : '=';
-    out += i + 2 < b.size() ? k[v & 63] : '=';
-  }
-  return out;
-}
-
+// tests/data/vlm/FILE as a data: URL.
 std::string data_url(const std::string& file) {
-  std::ifstream f(std::string(INFERD_TEST_DATA_DIR) + "/vlm/" + file, std::ios::binary);
-  const std::vector<uint8_t> b(std::istreambuf_iterator<char>(f), {});
-  return "data:image/png;base64," + base64(b);
+  return media::file_data_url(std::string(INFERD_TEST_DATA_DIR) + "/vlm/" + file);
 }
 
 nlohmann::json image_part(const std::string& url) {
