@@ -109,5 +109,23 @@ TEST(CudaSleepMode, OffWithoutTheOption) {
   EXPECT_EQ(model.sleep_level(), 0);
 }
 
+// Sleep-mode memory is unmapped when freed, and cuMemUnmap (unlike cudaFree) does not wait for
+// the device: a weight part filled on the device and dropped at once (the parts of a merged
+// linear) must not fault the kernels still queued on it.
+TEST(CudaSleepMode, MemoryFreedWhileKernelsAreQueuedDoesNotFault) {
+  INFERD_REQUIRE_GPU();
+  std::unique_ptr<Backend> be = make_cuda_backend(0);
+  ASSERT_TRUE(be->enable_sleep_mode());
+  be->set_memory_tag(MemoryTag::kWeights);
+  const std::vector<int64_t> big = {8192, 16384};  // 256 MiB of bf16: a fill of ~0.1 ms
+  for (int i = 0; i < 8; ++i) {
+    Tensor t = cuda_random_tensor(*be, DType::kBF16, big, uint64_t(i), 0.02f, 0.0f);
+    Tensor small =
+        cuda_random_tensor(*be, DType::kBF16, std::vector<int64_t>{64, 64}, 7, 0.02f, 0.0f);
+  }  // each freed while its fill may still run
+  be->set_memory_tag(MemoryTag::kOther);
+  EXPECT_NO_THROW(cuda_synchronize(*be));
+}
+
 }  // namespace
 }  // namespace inferd

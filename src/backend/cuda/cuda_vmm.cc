@@ -114,6 +114,9 @@ VmmPool::VmmPool(int device, std::string name) : device_(device), name_(std::mov
 }
 
 VmmPool::~VmmPool() {
+  bool mapped = false;
+  for (const auto& [va, c] : chunks_) mapped = mapped || c.mapped;
+  if (mapped) wait_for_device();
   for (auto& [va, c] : chunks_) {
     if (c.mapped) {
       (void)drv_->unmap(va, c.size);
@@ -122,6 +125,14 @@ VmmPool::~VmmPool() {
     (void)drv_->address_free(va, c.size);
   }
   if (host_) (void)cudaFreeHost(host_);
+}
+
+void VmmPool::wait_for_device() const {
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess) current = -1;
+  if (current != device_) (void)cudaSetDevice(device_);
+  (void)cudaDeviceSynchronize();  // an error here is sticky and reported by the next CUDA call
+  if (current >= 0 && current != device_) (void)cudaSetDevice(current);
 }
 
 void VmmPool::map_chunk(CUdeviceptr va, Chunk& c) {
@@ -209,6 +220,11 @@ void VmmPool::free_at(CUdeviceptr base) {
   if (base == small_) small_ = 0;
   Chunk& c = it->second;
   if (c.mapped) {
+    // cudaFree waits for the device; cuMemUnmap does not: work still queued on any stream that
+    // reads or writes this memory (a weight part filled and copied into a merged linear, then
+    // dropped at once) would fault on the unmapped addresses. Frees of this pool happen at load,
+    // unload and sleep, never in a step or a capture, so waiting here costs nothing that matters.
+    wait_for_device();
     (void)drv_->unmap(base, c.size);
     (void)drv_->release(c.handle);
   }

@@ -63,6 +63,8 @@ class VmmPool : public std::enable_shared_from_this<VmmPool> {
   void map_chunk(CUdeviceptr va, Chunk& c);
   void unmap_chunk(CUdeviceptr va, Chunk& c);
   void free_at(CUdeviceptr chunk_base);
+  // Waits for all work on device_ (before memory is unmapped).
+  void wait_for_device() const;
   std::shared_ptr<void> holder(void* p, CUdeviceptr chunk_base);
 
   int device_;
