@@ -268,7 +268,13 @@ RunnerOptions graph_options(int32_t k) {
 }
 
 // Greedy tokens equal, or parting only at a near-tie of `want`'s top two; the logprobs of the
-// tokens before that within bf16 noise.
+// tokens before that within bf16 noise. A graph step pads rows (a sequence with 2 drafts runs as
+// 1 + 4 rows), so its GEMMs run at another row count, with another cuBLASLt algorithm and another
+// rounding of the bf16 activations than the eager step: on an H100 the demo model's logprobs
+// parted by up to 0.045 over 48 tokens (2026-12-07), i.e. well under the 2e-2 relative logit error
+// the goldens accept (logits of magnitude ~10). 0.08 keeps a margin and still catches a wrong row.
+constexpr double kGraphLogprobTol = 0.08;
+
 void expect_same_tokens_and_logprobs(const std::vector<GenerateResult>& want,
                                      const std::vector<GenerateResult>& got) {
   expect_same_or_close(want, got);
@@ -278,7 +284,7 @@ void expect_same_tokens_and_logprobs(const std::vector<GenerateResult>& want,
       if (a.token_ids[t] != b.token_ids[t]) break;
       ASSERT_LT(t, a.logprobs.size());
       ASSERT_LT(t, b.logprobs.size());
-      EXPECT_NEAR(a.logprobs[t].logprob, b.logprobs[t].logprob, 2e-2)
+      EXPECT_NEAR(a.logprobs[t].logprob, b.logprobs[t].logprob, kGraphLogprobTol)
           << want[i].request_id << " token " << t;
     }
   }

@@ -130,6 +130,22 @@ static nlohmann::json model_info(const FakeHub::Repo& r, const FakeHubFaults& fa
   return info;
 }
 
+// GET /api/models/{repo}/tree/{rev}[/{path}] (huggingface_hub's list_repo_tree, which
+// snapshot_download calls): the files under `path` (all of them: listed as recursive=True asks),
+// as the hub lists them (type, oid = git blob sha1, size, path, lfs with the sha256).
+static nlohmann::json tree_listing(const FakeHub::Repo& r, const std::string& path) {
+  nlohmann::json out = nlohmann::json::array();
+  const std::string prefix = path.empty() ? "" : path + "/";
+  for (const FakeHub::File& f : r.files) {
+    if (f.rfilename.rfind(prefix, 0) != 0) continue;
+    nlohmann::json e = {
+        {"type", "file"}, {"oid", f.git_sha1}, {"size", f.size}, {"path", f.rfilename}};
+    if (f.lfs) e["lfs"] = {{"oid", f.sha256}, {"size", f.size}, {"pointerSize", 134}};
+    out.push_back(e);
+  }
+  return out;
+}
+
 struct FakeHub::Impl {
   std::vector<Repo> repos;
   FakeHubFaults faults;
@@ -285,6 +301,18 @@ void FakeHub::Impl::answer(int fd, const http::request<http::empty_body>& req) {
   };
   if (target.rfind("/api/models/", 0) == 0) {
     const std::string rest = target.substr(12);
+    if (const size_t tree = rest.find("/tree/"); tree != std::string::npos) {
+      const Repo* r = find(rest.substr(0, tree));
+      if (r == nullptr) return error(404, "RepoNotFound", "Repository not found");
+      if (!authorized(*r)) return error(401, "GatedRepo", "Access to this model is restricted");
+      const std::string rev_path = rest.substr(tree + 6);
+      const size_t slash = rev_path.find('/');
+      if (!rev_ok(*r, rev_path.substr(0, slash)))
+        return error(404, "RevisionNotFound", "Invalid rev id");
+      const std::string path = slash == std::string::npos ? "" : rev_path.substr(slash + 1);
+      return send_status(fd, 200, "OK", {{"Content-Type", "application/json"}},
+                         tree_listing(*r, path).dump(), head);
+    }
     const size_t at = rest.find("/revision/");
     const Repo* r = find(rest.substr(0, at));
     if (r == nullptr) return error(404, "RepoNotFound", "Repository not found");

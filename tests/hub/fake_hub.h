@@ -1,7 +1,9 @@
 // A local stand-in for the Hugging Face hub, for the hub downloader's tests and the GPU machine's
 // cold-start check (fake_hub_main.cc): an HTTP/1.1 server on 127.0.0.1 serving repos from
 // directories through the routes huggingface_hub and inferd use — GET /api/models/{repo}/revision/
-// {rev} (sha, siblings with rfilename, size, blobId, lfs.sha256), HEAD/GET {repo}/resolve/{rev}/
+// {rev} (sha, siblings with rfilename, size, blobId, lfs.sha256), GET /api/models/{repo}/tree/{rev}
+// (list_repo_tree's listing, which huggingface_hub's snapshot_download reads), HEAD/GET
+// {repo}/resolve/{rev}/
 // {file} (LFS files: a 302 to the blob route with X-Repo-Commit, X-Linked-Etag, X-Linked-Size;
 // others: 200 with ETag and X-Repo-Commit), GET /blobs/... with Range (206) — plus faults: a
 // gated repo (401 without the right token), a connection dropped mid-body, a corrupted byte, a

@@ -10,9 +10,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include <fmt/format.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 
 #include "core/arriving_files.h"
 #include "core/error.h"
@@ -100,6 +106,25 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "(no error)";
+}
+
+// GET `target` from the hub at `endpoint` ("http://127.0.0.1:PORT"): status and body.
+std::pair<int, std::string> http_get(const std::string& endpoint, const std::string& target) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  const std::string hostport = endpoint.substr(endpoint.find("//") + 2);
+  const size_t colon = hostport.rfind(':');
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  beast::tcp_stream stream(io);
+  stream.connect(resolver.resolve(hostport.substr(0, colon), hostport.substr(colon + 1)));
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, hostport);
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(stream, buf, res);
+  return {int(res.result_int()), res.body()};
 }
 
 }  // namespace
@@ -496,4 +521,40 @@ TEST_F(HubTest, EveryShardsHeaderComesFirst) {
   EXPECT_NO_THROW(r.pending->wait());
   // Shard 3's rest was fetched from where its header ended.
   EXPECT_GE(count_requests(*hub, "GET /blobs/", " range=bytes="), 2);
+}
+
+// huggingface_hub's snapshot_download lists the files with list_repo_tree (GET
+// /api/models/{repo}/tree/{rev}?recursive=True): the fake hub answers it as the hub does, so the
+// GPU machine's cross-check (scripts/hub-gpu-check.sh, part a2) downloads from it.
+TEST_F(HubTest, TheTreeRouteListsTheFilesAsTheHubDoes) {
+  auto hub = start();
+  const fs::path snap = pull({"org/model"}, opts_);
+  auto [status, body] =
+      http_get(hub->endpoint(), "/api/models/org/model/tree/main?recursive=True&expand=False");
+  ASSERT_EQ(status, 200) << body;
+  const nlohmann::json tree = nlohmann::json::parse(body);
+  ASSERT_TRUE(tree.is_array());
+  std::map<std::string, nlohmann::json> by_path;
+  for (const auto& e : tree) {
+    EXPECT_EQ(e.at("type"), "file");
+    EXPECT_EQ(e.at("oid").get<std::string>().size(), 40u);
+    by_path[e.at("path").get<std::string>()] = e;
+  }
+  EXPECT_EQ(by_path.size(), 9u);  // every file of the repo, onnx/model.onnx included
+  ASSERT_TRUE(by_path.count("onnx/model.onnx"));
+  const nlohmann::json& shard = by_path.at("model-00001-of-00002.safetensors");
+  EXPECT_EQ(shard.at("size").get<size_t>(), shard1_.size());
+  ASSERT_TRUE(shard.contains("lfs"));
+  // The LFS oid is the sha256 the blob is stored under in the cache.
+  const std::string sha = shard.at("lfs").at("oid").get<std::string>();
+  EXPECT_TRUE(fs::exists(repo_cache() / "blobs" / sha)) << sha;
+  EXPECT_EQ(read_file(repo_cache() / "blobs" / sha), shard1_);
+  EXPECT_FALSE(by_path.at("config.json").contains("lfs"));
+  // A folder lists what is under it; a wrong revision or repository is a 404.
+  std::tie(status, body) = http_get(hub->endpoint(), "/api/models/org/model/tree/main/onnx");
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(nlohmann::json::parse(body).size(), 1u);
+  EXPECT_EQ(http_get(hub->endpoint(), "/api/models/org/model/tree/nope").first, 404);
+  EXPECT_EQ(http_get(hub->endpoint(), "/api/models/org/missing/tree/main").first, 404);
+  (void)snap;
 }
