@@ -18,7 +18,8 @@ Rounding points (all on by default; --skip drops some, to see what each costs):
   Y      each expert's output before the weighted sum (moe.cu rounds it; the old fused_moe.cu
          kept it in fp32)
 --bug injects a mistake (WIN: window + 1, SINK2: sink counted twice, YARNATT: no YaRN attention
-factor, LIMIT: SwiGLU limit 8, ALPHA: alpha 1.8) to size the errors real bugs make.
+factor, LIMIT: SwiGLU limit 8, ALPHA: alpha 1.8, ZERO: MXFP4 experts all zero, which the placement
+race in cuda_moe.cc produced: 1.361, the H100's 1.36) to size the errors real bugs make.
 
 Usage: tools/gpt_oss_bf16_emulation.py tests/data/goldens/gpt_oss_mxfp4 [--skip Y] [--greedy]
 """
@@ -231,6 +232,8 @@ class GptOss:
         return w13, w2
 
     def mxfp4(self, name, out_f, in_f):
+        if "ZERO" in self.bugs:
+            return [[[0.0] * in_f for _ in range(out_f)] for _ in range(self.E)]
         blocks, scales = self.w[name + "_blocks"][1], self.w[name + "_scales"][1]
         groups = in_f // 32
         out = []
