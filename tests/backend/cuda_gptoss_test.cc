@@ -1,8 +1,9 @@
 // gpt-oss on the CUDA backend (issue 27) against the CPU reference: its MoE through the unified
 // ops (routing, grouping, bf16 and MXFP4 experts on the decode and grouped paths, clamped SwiGLU
 // with interleaved gate/up and SiLU with halves, biases, 1 to 77 rows, shapes that are not
-// multiples of the kernel tiles), attention sinks in
-// the decode (split and unsplit) and prefill attention kernels, and a gpt-oss model with MXFP4
+// multiples of the kernel tiles), MXFP4 experts placed while the stream is busy (as in a model
+// load) and the gpt_oss_mxfp4 golden's experts read through the loader, attention sinks in the
+// decode (split and unsplit) and prefill attention kernels, and a gpt-oss model with MXFP4
 // experts decoding from CUDA graphs as it does eagerly. Whole-model goldens (gpt_oss,
 // gpt_oss_mxfp4) run in cuda_test's CudaGoldens. Skips itself without a GPU.
 #include <gtest/gtest.h>
@@ -15,8 +16,11 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "cuda_test_util.h"
+#include "model/config.h"
 #include "model/golden_util.h"
+#include "model/loader/model_loader.h"
 #include "model/quant/mxfp4.h"
+#include "model/quant/quant_method.h"
 #include "runner/model_runner.h"
 #include "runner/simple_generate.h"
 
@@ -64,6 +68,34 @@ TestExperts make_experts(int64_t E, int64_t H, int64_t F, bool mxfp4, Rng& rng) 
   return t;
 }
 
+// moe_topk + moe_experts on T random tokens (bf16 values; the router logits drawn, the same for
+// both backends) on the GPU against the CPU: the relative error.
+double moe_err_vs_cpu(Backend& gpu, Backend& cpu, const MoeExperts& gw, const MoeExperts& cw,
+                      const MoeRouting& r, int64_t T, Rng& rng) {
+  const int64_t H = cw.hidden, F = cw.intermediate, E = r.num_experts, K = r.top_k;
+  const Tensor x = rand_host({T, H}, rng, 2.f);
+  const Tensor logits = rand_host({T, E}, rng, 3.f);  // bf16 values
+  Tensor ids = Tensor::empty_host(DType::kI32, {T, K});
+  Tensor wts = Tensor::empty_host(DType::kF32, {T, K});
+  Tensor ref = Tensor::empty_host(DType::kF32, {T, H});
+  cpu.moe_topk(logits, r, ids, wts);
+  cpu.moe_experts(x, cw, ids, wts, Tensor(), Tensor(), ref);
+  Tensor dids = gpu.alloc(DType::kI32, {T, K});
+  Tensor dwts = gpu.alloc(DType::kF32, {T, K});
+  Tensor scratch = gpu.alloc(DType::kU8, {T * moe_scratch_bytes_per_row(E, K, H, F)});
+  Tensor out = gpu.alloc(DType::kBF16, {T, H});
+  gpu.moe_topk(cuda_upload(gpu, logits, DType::kBF16), r, dids, dwts);
+  gpu.moe_experts(cuda_upload(gpu, x, DType::kBF16), gw, dids, dwts, scratch, Tensor(), out);
+  return rel_err(cuda_download_f32(gpu, out), ref);
+}
+
+// Keeps the backend's stream busy for a millisecond or more (16 fills of `big`, 256 MiB of f32),
+// as a model load keeps it busy with queued weight uploads: weights placed right after must still
+// land after the zero fill that the allocator queues on the stream.
+void queue_device_work(Backend& gpu, const Tensor& big) {
+  for (uint64_t i = 0; i < 16; ++i) cuda_fill_random(gpu, big, 1000 + i, 1.f);
+}
+
 // gpt-oss's MoE through the unified ops (moe_topk, moe_experts): routing, the decode GEMVs
 // (T <= 8) and the grouped GEMM, bf16 and MXFP4 experts, clamped SwiGLU with interleaved gate/up
 // and SiLU with halves, biases, shapes that are not multiples of the kernel tiles.
@@ -96,23 +128,84 @@ TEST(CudaGptOss, MoeMatchesCpu) {
     for (int64_t T : {1, 3, 8, 9, 77}) {
       SCOPED_TRACE(::testing::Message() << "E " << c.E << " K " << c.K << " H " << c.H << " F "
                                         << c.F << (c.mxfp4 ? " mxfp4" : " bf16") << " T " << T);
-      const Tensor x = rand_host({T, c.H}, rng, 2.f);
-      const Tensor logits = rand_host({T, c.E}, rng, 3.f);  // bf16 values
-      Tensor ids = Tensor::empty_host(DType::kI32, {T, c.K});
-      Tensor wts = Tensor::empty_host(DType::kF32, {T, c.K});
-      Tensor ref = Tensor::empty_host(DType::kF32, {T, c.H});
-      cpu->moe_topk(logits, r, ids, wts);
-      cpu->moe_experts(x, cw, ids, wts, Tensor(), Tensor(), ref);
-      Tensor dids = gpu->alloc(DType::kI32, {T, c.K});
-      Tensor dwts = gpu->alloc(DType::kF32, {T, c.K});
-      Tensor scratch = gpu->alloc(DType::kU8, {T * moe_scratch_bytes_per_row(c.E, c.K, c.H, c.F)});
-      Tensor out = gpu->alloc(DType::kBF16, {T, c.H});
-      gpu->moe_topk(cuda_upload(*gpu, logits, DType::kBF16), r, dids, dwts);
-      gpu->moe_experts(cuda_upload(*gpu, x, DType::kBF16), gw, dids, dwts, scratch, Tensor(), out);
-      const double err = rel_err(cuda_download_f32(*gpu, out), ref);
+      const double err = moe_err_vs_cpu(*gpu, *cpu, gw, cw, r, T, rng);
       std::printf("[cuda-gptoss] moe E %ld K %ld H %ld F %ld %s T %ld: rel err %.3e\n", long(c.E),
                   long(c.K), long(c.H), long(c.F), c.mxfp4 ? "mxfp4" : "bf16", long(T), err);
       EXPECT_LT(err, kBf16Tol);
+    }
+  }
+}
+
+// MXFP4 experts placed while the stream still has work queued, as in a model load, in the
+// gpt_oss_mxfp4 golden's shape (6 experts, top 3, hidden 64, intermediate 64, limit 7): decode
+// (T <= 8) and grouped paths. The bytes were copied by a blocking cudaMemcpy, on the legacy
+// default stream, which does not wait for the backend's non-blocking stream: the allocation's zero
+// fill, still queued there, could land after the copy and zero the experts (the golden's whole
+// model was 1.36 off while tests placing experts on an idle stream passed).
+TEST(CudaGptOss, Mxfp4ExpertsPlacedBehindQueuedWorkMatchCpu) {
+  INFERD_REQUIRE_GPU();
+  auto gpu = make_cuda_backend(0);
+  auto cpu = make_cpu_backend(2);
+  Rng rng(32);
+  const int64_t E = 6, K = 3, H = 64, F = 64;
+  const Tensor big = gpu->alloc(DType::kF32, {int64_t(1) << 26});
+  const TestExperts te = make_experts(E, H, F, /*mxfp4=*/true, rng);
+  MoeExperts cw = cpu->make_moe_experts(te.cpu, H, F);
+  queue_device_work(*gpu, big);
+  MoeExperts gw = gpu->make_moe_experts(te.gpu, H, F);
+  for (MoeExperts* w : {&cw, &gw}) {
+    w->act = MoeExperts::Act::kSwigluClamp;
+    w->gate_up_interleaved = true;
+  }
+  const MoeRouting r{int32_t(E), int32_t(K), false, false};
+  for (int64_t T : {1, 3, 7, 8, 9, 21, 64, 80}) {
+    const double err = moe_err_vs_cpu(*gpu, *cpu, gw, cw, r, T, rng);
+    std::printf("[cuda-gptoss] mxfp4 experts placed behind queued work, T %ld: rel err %.3e\n",
+                long(T), err);
+    EXPECT_LT(err, kBf16Tol) << "T " << T;
+  }
+}
+
+// The gpt_oss_mxfp4 golden's experts as the model loads them: through the loader's quantization
+// config (QuantizationConfig::create_moe_experts: *_blocks / *_scales / biases read from the
+// checkpoint, the layout and activation of gpt-oss's spec), each layer placed on the GPU behind
+// queued work, against the CPU's dequantized copy; T at the golden's prompt lengths and the
+// chunk sizes its tests use (decode GEMVs and grouped GEMMs).
+TEST(CudaGptOss, GoldenMxfp4ExpertsThroughTheLoaderMatchCpu) {
+  INFERD_REQUIRE_GPU();
+  const std::string dir = testing_util::goldens_dir() + "gpt_oss_mxfp4";
+  const ModelConfig c = load_model_config(dir);
+  auto gpu = make_cuda_backend(0);
+  auto cpu = make_cpu_backend(2);
+  ModelLoader gl(dir, c, LoadOptions(), *gpu, 256);
+  ModelLoader cl(dir, c, LoadOptions(), *cpu, 256);
+  const Tensor big = gpu->alloc(DType::kF32, {int64_t(1) << 26});
+  Rng rng(33);
+  const MoeRouting r{int32_t(c.num_experts), int32_t(c.num_experts_per_tok), false, false};
+  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+    MoeExpertsSpec s;  // as gpt_oss.cc's MoE spec says
+    s.prefix = "model.layers." + std::to_string(layer) + ".mlp.";
+    s.num_experts = c.num_experts;
+    s.hidden = c.hidden_size;
+    s.intermediate = c.intermediate_size;
+    s.transposed = true;
+    s.interleaved = true;
+    s.bias = true;
+    s.act = MoeExperts::Act::kSwigluClamp;
+    s.act_alpha = float(c.swiglu_alpha);
+    s.act_limit = float(c.swiglu_limit);
+    const MoeExperts cw = cl.quantization().create_moe_experts(s, cl);
+    queue_device_work(*gpu, big);
+    const MoeExperts gw = gl.quantization().create_moe_experts(s, gl);
+    ASSERT_EQ(gw.format, MoeExperts::Format::kMxfp4);
+    ASSERT_EQ(cw.format, MoeExperts::Format::kDense);
+    ASSERT_TRUE(gw.gate_up_interleaved && gw.act == MoeExperts::Act::kSwigluClamp);
+    ASSERT_EQ(gw.act_limit, cw.act_limit);
+    for (int64_t T : {1, 3, 5, 7, 16, 21, 64, 80}) {
+      const double err = moe_err_vs_cpu(*gpu, *cpu, gw, cw, r, T, rng);
+      std::printf("[cuda-gptoss] golden mxfp4 experts, layer %ld, T %ld: rel err %.3e\n",
+                  long(layer), long(T), err);
+      EXPECT_LT(err, kBf16Tol) << "layer " << layer << " T " << T;
     }
   }
 }

@@ -33,6 +33,17 @@ using testing_util::ints;
 constexpr double kLogitTol = 2e-2;
 constexpr size_t kGreedyTokens = 8;
 
+// The gpt-oss goldens' logits: a bf16 pipeline alone is 2.08e-2 (gpt_oss) and 2.02e-2
+// (gpt_oss_mxfp4) off their fp64 reference. tools/gpt_oss_bf16_emulation.py rounds to bf16 where
+// this backend does and gives the H100's numbers to three digits (2.083e-2; 2.150e-2 for the
+// MXFP4 golden on the fused_moe path, which kept expert outputs in fp32). Their fixtures amplify
+// rounding (experts of gain 4 through the SwiGLU clamps, lm_head gain 3); a window off by one, a
+// sink counted twice, no YaRN attention factor or the clamp at 8 instead of 7 put them 0.14 to
+// 0.48 off.
+double logit_tol(const std::string& golden) {
+  return golden.rfind("gpt_oss", 0) == 0 ? 3e-2 : kLogitTol;
+}
+
 std::unique_ptr<ModelRunner> load_cuda(const std::string& dir, int32_t max_batched) {
   RunnerOptions o;
   o.num_kv_blocks = 64;
@@ -72,8 +83,8 @@ TEST_P(CudaGoldens, LogitsWithinBf16ToleranceAloneAndBatched) {
       ASSERT_EQ(got[i].size(), size_t(refs[i].numel()));
       const double err = test::rel_err(got[i].data(), refs[i].data_as<float>(), got[i].size());
       worst = std::max(worst, err);
-      EXPECT_LT(err, kLogitTol) << GetParam() << " prompt " << i << " (" << prompts[i].size()
-                                << " tokens) chunk " << chunk;
+      EXPECT_LT(err, logit_tol(GetParam())) << GetParam() << " prompt " << i << " ("
+                                            << prompts[i].size() << " tokens) chunk " << chunk;
     }
     std::printf("[cuda-golden] %s logits %s: max rel err %.3e\n", GetParam().c_str(),
                 chunk == 0 ? "alone" : ("batched chunk " + std::to_string(chunk)).c_str(), worst);

@@ -107,14 +107,19 @@ void CudaMoe::place_mxfp4(const MoeExpertTensors& t, MoeExperts& w) {
                "MXFP4 experts: blocks {} for hidden {} intermediate {} (multiples of 32)",
                t.w13_blocks.shape_str(), H, F);
   const int64_t E = t.w13_blocks.size(0);
-  // Each of the four: u8, contiguous, `numel` bytes, copied as it is.
+  // Each of the four: u8, contiguous, `numel` bytes, copied as it is. The copy goes on the
+  // backend's stream, behind the zero fill that ctx_.alloc queues there: a blocking cudaMemcpy
+  // runs on the legacy default stream, which does not wait for our non-blocking stream, so the
+  // fill could land after it and zero the experts (it did in whole-model loads, where the stream
+  // still has uploads queued). make_experts synchronizes before the host bytes can go.
   auto place = [&](const Tensor& a, int64_t rows, int64_t cols, const char* what) {
     INFERD_CHECK(a.dtype() == DType::kU8 && a.is_contiguous() && a.numel() == E * rows * cols &&
                      a.device() == Device::kCPU,
                  "MXFP4 experts: {} {} ({}) for [{}, {}, {}] u8", what, a.shape_str(),
                  dtype_name(a.dtype()), E, rows, cols);
     Tensor d = ctx_.alloc(DType::kU8, {E, rows, cols});
-    CU_CHECK(cudaMemcpy(d.data(), a.data(), a.nbytes(), cudaMemcpyHostToDevice));
+    CU_CHECK(
+        cudaMemcpyAsync(d.data(), a.data(), a.nbytes(), cudaMemcpyHostToDevice, ctx_.stream()));
     return d;
   };
   w.num_experts = E;
