@@ -150,6 +150,8 @@ TEST_F(CudaInt4, GemmMatchesCpuReferenceForEveryGroupSize) {
   for (int64_t group : {32, 64, 128})
     check({random_weight(272, 512, group, false, rng_)}, true, kTokens);
   check({random_weight(64, 1024, 1024, false, rng_)}, false, kTokens);  // per channel
+  // Groups of 48: a group starts inside a 64-wide chunk (the kernel's unaligned path).
+  check({random_weight(96, 768, 48, false, rng_)}, true, kTokens);
 }
 
 TEST_F(CudaInt4, ActOrderPermutationMatchesCpuReference) {
