@@ -1,7 +1,7 @@
 // Int4 weights on the CUDA backend (issue 28): linear_int4 (the tensor-core GEMM of int4_gemm.cu
 // for up to kInt4DequantMinTokens rows, dequantization + cuBLASLt above) against the CPU
 // reference (the canonical weight dequantized, times the bf16 inputs, in float64) for batches of
-// 1, 7, 16, 64, 300 and 600 rows, group sizes 32 / 64 / 128 / per channel, act-order
+// 1, 7, 16, 17, 32, 33, 64, 300 and 600 rows, group sizes 32 / 64 / 128 / per channel, act-order
 // permutations, bias, bf16 and fp32 outputs; a merged linear of parts; dummy weights; and every
 // int4 fixture of tests/data/int4 (AWQ, GPTQ, compressed-tensors) loaded on the GPU against its
 // expected logits. Skips itself without a GPU (timings: bench/cuda_int4_bench).
@@ -143,7 +143,9 @@ class CudaInt4 : public ::testing::Test {
 
 #define TRACE_SEED() SCOPED_TRACE(::testing::Message() << "seed " << seed_)
 
-const std::vector<int32_t> kTokens = {1, 7, 16, 64, 300, 600};
+// Each kernel and both sides of kInt4DequantMinTokens (33): GEMM 16 rows a block (1, 7, 16), 32
+// (17, 32), dequantization + cuBLASLt (33 on).
+const std::vector<int32_t> kTokens = {1, 7, 16, 17, 32, 33, 64, 300, 600};
 
 TEST_F(CudaInt4, GemmMatchesCpuReferenceForEveryGroupSize) {
   TRACE_SEED();
@@ -152,6 +154,35 @@ TEST_F(CudaInt4, GemmMatchesCpuReferenceForEveryGroupSize) {
   check({random_weight(64, 1024, 1024, false, rng_)}, false, kTokens);  // per channel
   // Groups of 48: a group starts inside a 64-wide chunk (the kernel's unaligned path).
   check({random_weight(96, 768, 48, false, rng_)}, true, kTokens);
+}
+
+// linear_int4 dequantizes from kInt4DequantMinTokens rows on; the GEMM kernel itself still takes
+// any T (its 64- and 128-row blocks): called directly, for every group-size path.
+TEST_F(CudaInt4, GemmKernelMatchesCpuReferenceAtEveryBlockHeight) {
+  TRACE_SEED();
+  const std::vector<int32_t> ts = {33, 48, 64, 65, 130, 300};
+  for (int64_t group : {32, 48, 128}) {
+    const IntQuantWeight w = random_weight(112, 768, group, false, rng_);
+    Int4Linear host;
+    ASSERT_TRUE(pack_int4_linear(std::span(&w, 1), &host));
+    host.bias = rand_host({112}, rng_, 0.5f);
+    const Int4Linear lin = gpu_->make_linear_int4(host);
+    const Tensor x_all = rand_host({300, 768}, rng_);
+    const Tensor ref_all = reference({w}, x_all, host.bias);
+    for (int32_t T : ts) {
+      const Tensor dx = cuda_upload(*gpu_, first_rows(x_all, T), DType::kBF16);
+      Tensor dout = gpu_->alloc(DType::kF32, {T, 112});
+      cuda_poison(*gpu_, dout);
+      cuda_synchronize(*gpu_);
+      ASSERT_EQ(cuda::launch_int4_gemm(lin.qweight.data_as<uint32_t>(), lin.scales.data(), 112, 768,
+                                       group, dx.data(), 768, T, lin.bias.data_as<float>(),
+                                       dout.data(), 112, true, nullptr),
+                cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      EXPECT_LT(rel_err(cuda_download_f32(*gpu_, dout), first_rows(ref_all, T)), 1e-2)
+          << "T=" << T << " group " << group;
+    }
+  }
 }
 
 TEST_F(CudaInt4, ActOrderPermutationMatchesCpuReference) {

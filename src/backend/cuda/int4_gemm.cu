@@ -9,8 +9,9 @@
 // fragments of x come straight from global memory (small, they stay in L1/L2) and 2 * kMT
 // mma.sync m16n8k16 run per word (fp32 accumulators). The warps' partial sums meet in shared
 // memory; the epilogue adds the bias and writes bf16 or fp32. kMT = 1 up to 16 rows (decode: the
-// weight bytes stream once), 2 up to 32, 4 up to 64, 8 above; from kInt4DequantMinTokens rows
-// the host side dequantizes to bf16 and calls cuBLASLt instead.
+// weight bytes stream once), 2 up to 32; from kInt4DequantMinTokens rows the host side
+// dequantizes to bf16 (int4_dequantize_kernel: one tile a block, coalesced 16-byte stores) and
+// calls cuBLASLt instead.
 // Performance (H100, before the runs of kU loads and the bf16x2 dequantization): 700-880 GB/s of
 // packed weights at T = 1..16; the new figures are to be measured with bench/cuda_int4_bench.
 #include <cuda_bf16.h>
@@ -217,26 +218,35 @@ __global__ void int4_gather_kernel(const bf16* __restrict__ x, int64_t ld_x, int
     dst[row * k + j] = x[row * ld_x + perm[j]];
 }
 
-// One thread per (output row, 8 inputs): dst[r, 8j .. 8j + 8).
-__global__ void int4_dequantize_kernel(const uint32_t* __restrict__ w,
-                                       const __half2* __restrict__ sz, int64_t n, int64_t k,
-                                       int64_t group_size, int64_t row0, int64_t rows,
-                                       bf16* __restrict__ dst) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= rows * (k / 8)) return;
-  const int64_t r = i / (k / 8), k0 = (i % (k / 8)) * 8;
-  const int64_t nrow = row0 + r;
-  const float2 p = __half22float2(sz[(k0 / group_size) * n + nrow]);
-  bf16 v[8];
+// One block per tile (16 outputs x 64 inputs): its 128 words into shared memory (one coalesced
+// 512-byte read), then thread i writes output row i / 8, inputs 8 (i % 8) .. + 8 of the tile as
+// one 16-byte store (each row's 128 bytes contiguous).
+__global__ void __launch_bounds__(128)
+    int4_dequantize_kernel(const uint32_t* __restrict__ w, const __half2* __restrict__ sz, int n,
+                           int k, int group_size, int row0, bf16* __restrict__ dst) {
+  __shared__ uint32_t tile[128];
+  const int kc = blockIdx.x, nb = row0 / 16 + blockIdx.y;
+  const int kchunks = k / 64;
+  tile[threadIdx.x] = __ldg(w + (int64_t(nb) * kchunks + kc) * 128 + threadIdx.x);
+  __syncthreads();
+  const int r = threadIdx.x / 8, kseg = (threadIdx.x % 8) * 8;
+  const int nrow = nb * 16 + r, k0 = kc * 64 + kseg;
+  const float2 p = __half22float2(sz[int64_t(k0 / group_size) * n + nrow]);
+  const int g = r % 8, hi = r / 8;
+  uint32_t v[4];
 #pragma unroll
-  for (int e = 0; e < 8; ++e) {
-    const int64_t kk = k0 + e;
-    int64_t word;
-    int shift;
-    int4_tile_position(nrow, kk, k, &word, &shift);
-    v[e] = __float2bfloat16_rn((float((w[word] >> shift) & 15u) - p.y) * p.x);
+  for (int e = 0; e < 8; e += 2) {
+    float f[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int kt = kseg + e + h, kk = kt / 16, kr = kt % 16;
+      const int lane = g * 4 + (kr % 8) / 2, nib = (kr % 2) * 4 + hi * 2 + kr / 8;
+      f[h] = (float((tile[lane * 4 + kk] >> (4 * nib)) & 15u) - p.y) * p.x;
+    }
+    v[e / 2] = pack_bf16x2(f[0], f[1]);
   }
-  *reinterpret_cast<uint4*>(dst + r * k + k0) = *reinterpret_cast<const uint4*>(v);
+  *reinterpret_cast<uint4*>(dst + int64_t(nrow - row0) * k + k0) =
+      make_uint4(v[0], v[1], v[2], v[3]);
 }
 
 __host__ __device__ __forceinline__ uint64_t mix64(uint64_t z) {
@@ -297,10 +307,12 @@ cudaError_t launch_int4_dequantize_bf16(const uint32_t* w, const void* sz, int64
   if (!int4_shape_supported(n, k, group_size) || row0 < 0 || rows < 0 || row0 + rows > n ||
       reinterpret_cast<uintptr_t>(dst) % 16 != 0)
     return cudaErrorInvalidValue;
-  const int64_t threads = rows * (k / 8);
-  if (threads == 0) return cudaSuccess;
-  int4_dequantize_kernel<<<unsigned((threads + 255) / 256), 256, 0, stream>>>(
-      w, static_cast<const __half2*>(sz), n, k, group_size, row0, rows, static_cast<bf16*>(dst));
+  if (rows == 0) return cudaSuccess;
+  if (row0 % 16 != 0 || rows % 16 != 0) return cudaErrorInvalidValue;
+  const dim3 grid(unsigned(k / 64), unsigned(rows / 16));
+  int4_dequantize_kernel<<<grid, 128, 0, stream>>>(w, static_cast<const __half2*>(sz), int(n),
+                                                   int(k), int(group_size), int(row0),
+                                                   static_cast<bf16*>(dst));
   return cudaGetLastError();
 }
 
