@@ -2,7 +2,7 @@
 // backend's `linear_int4` (the tensor-core GEMM of int4_gemm.cu below kInt4DequantMinTokens rows,
 // dequantize-to-bf16 + cuBLASLt above; group 128, with and without an act-order permutation)
 // against the dense bf16 `linear` (cuBLASLt) at the Llama-3.1-8B projection shapes for T = 1, 16,
-// 64, 256 and 1024 tokens, with the int4 / bf16 ratio. Each call is timed from a CUDA graph of
+// 32, 48, 64, 256 and 1024 tokens, with the int4 / bf16 ratio. Each call is timed from a CUDA graph of
 // many calls. Prints a table; asserts nothing. Needs a GPU.
 //   cuda_int4_bench [--device N]
 #include <algorithm>
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   cap.max_blocks_per_seq = 1;
   const std::vector<std::pair<int64_t, int64_t>> shapes = {
       {6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
-  const std::vector<int32_t> tokens = {1, 16, 64, 256, 1024};
+  const std::vector<int32_t> tokens = {1, 16, 32, 48, 64, 256, 1024};
   std::printf("%s\n%7s %6s %5s %11s %11s %11s %9s %9s %9s %7s\n", gpu->name().c_str(), "N", "K",
               "T", "bf16 us", "int4 us", "int4-ao us", "bf16 TF/s", "int4 TF/s", "int4 GB/s",
               "ratio");

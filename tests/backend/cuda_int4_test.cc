@@ -1,7 +1,7 @@
 // Int4 weights on the CUDA backend (issue 28): linear_int4 (the tensor-core GEMM of int4_gemm.cu
 // for up to kInt4DequantMinTokens rows, dequantization + cuBLASLt above) against the CPU
 // reference (the canonical weight dequantized, times the bf16 inputs, in float64) for batches of
-// 1, 7, 16, 64, 300 and 600 rows, group sizes 32 / 64 / 128 / per channel, act-order
+// 1, 7, 16, 17, 32, 33, 64, 300 and 600 rows, group sizes 32 / 64 / 128 / per channel, act-order
 // permutations, bias, bf16 and fp32 outputs; a merged linear of parts; dummy weights; and every
 // int4 fixture of tests/data/int4 (AWQ, GPTQ, compressed-tensors) loaded on the GPU against its
 // expected logits. Skips itself without a GPU (timings: bench/cuda_int4_bench).
@@ -71,6 +71,27 @@ Tensor reference(const std::vector<IntQuantWeight>& parts, const Tensor& x, cons
   return ref;
 }
 
+// ref [rows.size(), N] = x[rows] W^T in float64 for one part, dequantizing on the fly (for
+// weights too large to hold dequantized).
+Tensor reference_rows(const IntQuantWeight& w, const Tensor& x, const std::vector<int64_t>& rows) {
+  const int64_t N = w.rows, K = w.cols, R = int64_t(rows.size());
+  Tensor ref = Tensor::empty_host(DType::kF32, {R, N});
+  std::vector<double> wrow(size_t(K), 0.0);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t k = 0; k < K; ++k) {
+      const size_t gi = size_t(w.group_of(k) * N + n);
+      wrow[size_t(k)] = (double(w.q[size_t(n * K + k)]) - double(w.zeros[gi])) * w.scales[gi];
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const float* xr = x.data_as<float>() + rows[size_t(r)] * K;
+      double s = 0.0;
+      for (int64_t k = 0; k < K; ++k) s += wrow[size_t(k)] * double(xr[k]);
+      ref.data_as<float>()[r * N + n] = float(s);
+    }
+  }
+  return ref;
+}
+
 Tensor first_rows(const Tensor& a, int64_t t) {
   Tensor o = Tensor::empty_host(DType::kF32, {t, a.size(1)});
   std::copy(a.data_as<float>(), a.data_as<float>() + t * a.size(1), o.data_as<float>());
@@ -122,13 +143,46 @@ class CudaInt4 : public ::testing::Test {
 
 #define TRACE_SEED() SCOPED_TRACE(::testing::Message() << "seed " << seed_)
 
-const std::vector<int32_t> kTokens = {1, 7, 16, 64, 300, 600};
+// Each kernel and both sides of kInt4DequantMinTokens (33): GEMM 16 rows a block (1, 7, 16), 32
+// (17, 32), dequantization + cuBLASLt (33 on).
+const std::vector<int32_t> kTokens = {1, 7, 16, 17, 32, 33, 64, 300, 600};
 
 TEST_F(CudaInt4, GemmMatchesCpuReferenceForEveryGroupSize) {
   TRACE_SEED();
   for (int64_t group : {32, 64, 128})
     check({random_weight(272, 512, group, false, rng_)}, true, kTokens);
   check({random_weight(64, 1024, 1024, false, rng_)}, false, kTokens);  // per channel
+  // Groups of 48: a group starts inside a 64-wide chunk (the kernel's unaligned path).
+  check({random_weight(96, 768, 48, false, rng_)}, true, kTokens);
+}
+
+// linear_int4 dequantizes from kInt4DequantMinTokens rows on; the GEMM kernel itself still takes
+// any T (its 64- and 128-row blocks): called directly, for every group-size path.
+TEST_F(CudaInt4, GemmKernelMatchesCpuReferenceAtEveryBlockHeight) {
+  TRACE_SEED();
+  const std::vector<int32_t> ts = {33, 48, 64, 65, 130, 300};
+  for (int64_t group : {32, 48, 128}) {
+    const IntQuantWeight w = random_weight(112, 768, group, false, rng_);
+    Int4Linear host;
+    ASSERT_TRUE(pack_int4_linear(std::span(&w, 1), &host));
+    host.bias = rand_host({112}, rng_, 0.5f);
+    const Int4Linear lin = gpu_->make_linear_int4(host);
+    const Tensor x_all = rand_host({300, 768}, rng_);
+    const Tensor ref_all = reference({w}, x_all, host.bias);
+    for (int32_t T : ts) {
+      const Tensor dx = cuda_upload(*gpu_, first_rows(x_all, T), DType::kBF16);
+      Tensor dout = gpu_->alloc(DType::kF32, {T, 112});
+      cuda_poison(*gpu_, dout);
+      cuda_synchronize(*gpu_);
+      ASSERT_EQ(cuda::launch_int4_gemm(lin.qweight.data_as<uint32_t>(), lin.scales.data(), 112, 768,
+                                       group, dx.data(), 768, T, lin.bias.data_as<float>(),
+                                       dout.data(), 112, true, nullptr),
+                cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      EXPECT_LT(rel_err(cuda_download_f32(*gpu_, dout), first_rows(ref_all, T)), 1e-2)
+          << "T=" << T << " group " << group;
+    }
+  }
 }
 
 TEST_F(CudaInt4, ActOrderPermutationMatchesCpuReference) {
@@ -142,6 +196,52 @@ TEST_F(CudaInt4, MergedPartsMatchCpuReference) {
   check({random_weight(256, 512, 128, false, rng_), random_weight(64, 512, 128, false, rng_),
          random_weight(64, 512, 128, false, rng_)},
         true, {1, 7, 16, 64, 300});
+}
+
+// Llama-3.1-8B's down projection [4096, 14336] at T = 1024 (the dequantization + cuBLASLt path),
+// plain and act-order, placed after a narrower act-order weight whose buffers were already
+// reserved for 1024 rows: the act-order gather buffer must grow with the widest input (it did
+// not, and this shape died with cudaErrorIllegalAddress). Sampled rows against the CPU
+// reference, every output finite.
+TEST_F(CudaInt4, DownProjectionShapeAtManyTokensMatchesCpuReference) {
+  TRACE_SEED();
+  constexpr int64_t N = 4096, K = 14336;
+  constexpr int32_t T = 1024;
+  StepCapacity cap;
+  cap.max_tokens = T;
+  cap.max_blocks_per_seq = 1;
+  {
+    const IntQuantWeight narrow = random_weight(64, 4096, 128, true, rng_);
+    Int4Linear host;
+    ASSERT_TRUE(pack_int4_linear(std::span(&narrow, 1), &host));
+    const Int4Linear lin = gpu_->make_linear_int4(host);
+    gpu_->reserve(cap);
+    const Tensor x = rand_host({T, 4096}, rng_);
+    Tensor dout = gpu_->alloc(DType::kBF16, {T, 64});
+    gpu_->linear_int4(cuda_upload(*gpu_, x, DType::kBF16), lin, dout);
+  }
+  const Tensor x = rand_host({T, K}, rng_);
+  const Tensor dx = cuda_upload(*gpu_, x, DType::kBF16);
+  const std::vector<int64_t> rows = {0, 1, 255, 511, 512, 777, 1022, 1023};
+  for (bool act_order : {false, true}) {
+    const IntQuantWeight w = random_weight(N, K, 128, act_order, rng_);
+    Int4Linear host;
+    ASSERT_TRUE(pack_int4_linear(std::span(&w, 1), &host));
+    const Int4Linear lin = gpu_->make_linear_int4(host);
+    gpu_->reserve(cap);
+    const Tensor ref = reference_rows(w, x, rows);
+    Tensor dout = gpu_->alloc(DType::kF32, {T, N});
+    cuda_poison(*gpu_, dout);
+    gpu_->linear_int4(dx, lin, dout);
+    const Tensor out = cuda_download_f32(*gpu_, dout);
+    for (int64_t i = 0; i < out.numel(); ++i)
+      ASSERT_TRUE(std::isfinite(out.data_as<float>()[i])) << i << (act_order ? " act-order" : "");
+    Tensor got = Tensor::empty_host(DType::kF32, {int64_t(rows.size()), N});
+    for (size_t r = 0; r < rows.size(); ++r)
+      std::copy(out.data_as<float>() + rows[r] * N, out.data_as<float>() + (rows[r] + 1) * N,
+                got.data_as<float>() + int64_t(r) * N);
+    EXPECT_LT(rel_err(got, ref), 1e-2) << (act_order ? "act-order" : "plain");
+  }
 }
 
 // The tile layout's position function against the kernel's own reading of it: a weight with a

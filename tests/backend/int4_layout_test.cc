@@ -60,10 +60,10 @@ TEST(Int4Layout, WarpEmulationComputesTheProduct) {
           for (int r = 0; r < 4; ++r)
             for (int h = 0; h < 2; ++h) a[lane][r][h] = x[size_t(rows[r] * K + k0 + cols[r] + h)];
           const uint32_t word = tiles[size_t(((nb * (K / 64) + kc) * 32 + lane) * 4 + kk)];
-          for (int j = 0; j < 2; ++j)      // n8 tile: nibbles 4 j ..
-            for (int r = 0; r < 2; ++r)    // b0 / b1 register: nibbles + 2 r
-              for (int h = 0; h < 2; ++h)  // low / high half
-                b[lane][j][r][h] = double((word >> (4 * (4 * j + 2 * r + h))) & 15u);
+          for (int j = 0; j < 2; ++j)      // n8 tile: pairs 2 j ..
+            for (int r = 0; r < 2; ++r)    // b0 / b1 register: pair 2 j + r
+              for (int h = 0; h < 2; ++h)  // low / high half: nibble + 4 h
+                b[lane][j][r][h] = double((word >> (4 * (2 * j + r + 4 * h))) & 15u);
         }
         // mma.m16n8k16 by the PTX ISA's fragment layouts: A (row-major 16x16): lane 4g+t holds
         // a0,a1 = A[g][2t, 2t+1], a2,a3 = A[g+8][..], a4,a5 = A[g][2t+8, 2t+9], a6,a7 = A[g+8][..];

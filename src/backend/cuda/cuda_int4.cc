@@ -82,15 +82,19 @@ void CudaInt4::reserve(int32_t max_tokens) {
 }
 
 void CudaInt4::ensure_buffers(int64_t tokens) {
-  const bool need_gather = max_perm_k_ > 0 && (!gather_.defined() || gather_tokens_ < tokens);
+  // The gather buffer holds rows x max_perm_k_: a weight with a permutation and a wider input
+  // placed after reserve() needs a larger one even for as many rows.
+  const int64_t rows = std::max(gather_tokens_, tokens);
+  const bool need_gather =
+      max_perm_k_ > 0 && (!gather_.defined() || gather_.numel() < rows * max_perm_k_);
   const bool need_scratch =
       scratch_need_ > 0 && (!scratch_.defined() || scratch_.numel() < scratch_need_);
   if (!need_gather && !need_scratch) return;
   INFERD_CHECK(!ctx_.capturing(), "the int4 buffers must exist before graph capture (reserve())");
   if (need_gather) {
     gather_ = Tensor();
-    gather_ = ctx_.alloc(DType::kBF16, {tokens * max_perm_k_});
-    gather_tokens_ = tokens;
+    gather_ = ctx_.alloc(DType::kBF16, {rows * max_perm_k_});
+    gather_tokens_ = rows;
   }
   if (need_scratch) {
     scratch_ = Tensor();

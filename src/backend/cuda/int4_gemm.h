@@ -13,9 +13,12 @@
 
 namespace inferd::cuda {
 
-// Rows a launch_int4_gemm call handles with the tensor-core kernel; from kInt4DequantMinTokens
-// rows on, the weight is dequantized to bf16 (launch_int4_dequantize_bf16) for a dense GEMM.
-constexpr int32_t kInt4DequantMinTokens = 512;
+// From kInt4DequantMinTokens rows on, CudaInt4::linear dequantizes the weight to bf16
+// (launch_int4_dequantize_bf16) for a dense cuBLASLt GEMM instead of calling launch_int4_gemm
+// (which takes any T). Chosen from H100 timings of the earlier kernels (bench/cuda_int4_bench,
+// [6144, 4096]: tensor-core kernel ~19 us at T = 16 and ~59 us at T = 64, growing with T; the
+// dequantization ~25 us plus the bf16 GEMM's ~20 us): re-measure the crossover (T = 32, 48) there.
+constexpr int32_t kInt4DequantMinTokens = 33;
 
 // out[t, n] = sum_k x[t, k] * W[n, k] (+ bias[n]) for t < T: x bf16 [T, K] (row stride ld_x,
 // even; 4-byte aligned), out bf16 or fp32 [T, N] (row stride ld_out). w: the tile layout of

@@ -4,13 +4,14 @@
 // Device layout of an Int4Linear [N, K] (N % 16 == 0, K % 64 == 0, group_size % 16 == 0): the
 // weight is cut into tiles of 16 outputs x 64 inputs, tile (nb, kc) at word offset
 // (nb * K/64 + kc) * 128; in a tile, lane l (g = l / 4, t = l % 4) owns the 16 bytes at words
-// 4 l .. 4 l + 3, word kk covering inputs 64 kc + 16 kk .. + 16 (one k16 step of mma.m16n8k16):
-// its nibbles 0..3 hold output 16 nb + g at inputs 2t, 2t+1, 2t+8, 2t+9 of that step (the B
-// fragment of mma.sync m16n8k16, bf16 pairs b0 = (2t, 2t+1), b1 = (2t+8, 2t+9)), nibbles 4..7
-// the same for output 16 nb + g + 8. So one coalesced 16-byte load a lane gives a warp the B
-// fragments of 4 k16 steps x 2 n8 tiles. Inputs are in the linear's canonical (act-order) order;
-// the input columns are gathered by perm first. Group scales and zero points: fp16 pairs
-// (scale, zero) [K / group_size, N].
+// 4 l .. 4 l + 3, word kk covering inputs 64 kc + 16 kk .. + 16 (one k16 step of mma.m16n8k16).
+// A lane's B fragments of that step (mma.sync m16n8k16, bf16 pairs b0 = inputs (2t, 2t+1),
+// b1 = (2t+8, 2t+9), for output 16 nb + g in n8 tile 0 and 16 nb + g + 8 in tile 1) are pairs
+// j = 2 * tile + (b0: 0, b1: 1); pair j keeps its low input in nibble j and its high input in
+// nibble j + 4, so (word >> 4 j) & 0x000f000f puts both codes in the mantissas of a bf16x2 at once.
+// So one coalesced 16-byte load a lane gives a warp the B fragments of 4 k16 steps x 2 n8 tiles.
+// Inputs are in the linear's canonical (act-order) order; the input columns are gathered by perm
+// first. Group scales and zero points: fp16 pairs (scale, zero) [K / group_size, N].
 #pragma once
 
 #include <cstdint>
@@ -37,7 +38,7 @@ INFERD_INT4_HD inline void int4_tile_position(int64_t n, int64_t k, int64_t K, i
   const int64_t nr = n % 16, g = nr % 8, hi = nr / 8;
   const int64_t t = (kr % 8) / 2;
   const int64_t lane = g * 4 + t;
-  const int nib = int(hi * 4 + (kr / 8) * 2 + (kr % 2));
+  const int nib = int((kr % 2) * 4 + hi * 2 + kr / 8);
   *word = ((nb * (K / 64) + kc) * 32 + lane) * 4 + kk;
   *shift = 4 * nib;
 }
