@@ -34,7 +34,8 @@ class CudaLora {
 
   CudaContext& ctx_;
   int32_t max_tokens_ = 0;
-  Tensor tmp_;  // the shrink's split-K partial sums, fp32
+  Tensor tmp_;      // the shrink's split-K partial sums, fp32
+  Tensor tickets_;  // the shrink's split tickets, int32, zero between launches
   cudaStream_t side_ = nullptr;
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
   // The shrink begin() issued and add() has not consumed yet.
