@@ -272,7 +272,7 @@ TEST(CudaLoraSgmv, LargeStepsOfUpTo2000RowsOverEightAdaptersMatchTheCpuReference
 TEST(CudaLoraSgmv, GraphCapturedWithOneMixReplaysOthers) {
   INFERD_REQUIRE_GPU();
   const int32_t S = 3;
-  const Shape sh{256, {256, 64, 64}, 16};
+  const Shape sh{2048, {256, 64, 64}, 16};  // K wide enough for several K splits (tickets)
   Pair be = make_pair_backends(64, 3 * 16);
   Rng rng(2902);
   const HostLora h = make_host(sh, S, rng);
@@ -280,7 +280,9 @@ TEST(CudaLoraSgmv, GraphCapturedWithOneMixReplaysOthers) {
   const LoraLinear lg = make_linear(*be.gpu, sh, S, h);
   int32_t key = 29000;
   // The SIMT and the tensor-core shrink, each on the backend's stream and forked beside it
-  // (lora_begin, as LinearLayer issues it: a branch of the graph).
+  // (lora_begin, as LinearLayer issues it: a branch of the graph; 8 rows skip the fork), the
+  // expand a programmatic dependent of the shrink; the split tickets must be left zero by each
+  // replay for the next.
   for (const auto& [T, fork] :
        std::vector<std::pair<int32_t, bool>>{{8, false}, {48, false}, {8, true}, {48, true}}) {
     const ForwardBatch fb = test::make_batch({{0, T}}, 16, 32, rng);

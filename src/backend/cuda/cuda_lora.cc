@@ -59,6 +59,8 @@ void CudaLora::shrink(const Tensor& x, const LoraLinear& w, const DeviceBatch& b
 void CudaLora::begin(const Tensor& x, const LoraLinear& w, const DeviceBatch& b) {
   if (b.lora_slots == nullptr || side_ == nullptr) return;
   INFERD_CHECK(pending_w_ == nullptr, "lora_begin twice without lora_add");
+  // Small steps: the fork and join would cost more than the shrink; lora_add issues it.
+  if (!cuda::lora_fork_shrink(b.num_tokens)) return;
   const Plan p = plan(x, w, b);
   // The side stream starts after everything issued so far (x is ready, the previous expand has
   // read the scratch), and the backend's stream waits for it in add().
@@ -86,7 +88,8 @@ void CudaLora::add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, T
   } else {
     shrink(x, w, b, p, ctx_.stream());
   }
-  CU_CHECK(cuda::launch_lora_expand(tmp_.data_as<float>(), w.b.data(), b.lora_tiles, p.rows,
+  const int32_t splits = cuda::lora_expand_splits(b.num_tokens, p.tiles, w.in_features, w.rank);
+  CU_CHECK(cuda::launch_lora_expand(tmp_.data_as<float>(), splits, w.b.data(), b.lora_tiles, p.rows,
                                     b.num_tokens, p.tiles, w.out_features, w.rank, w.max_rank,
                                     w.num_parts, w.part_end, out.data(), om.ld, ctx_.stream()));
 }

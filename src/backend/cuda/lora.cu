@@ -3,21 +3,24 @@
 // metadata upload), so a slot's A and B are read once per tile, not once per row, and one captured
 // CUDA graph serves any mix of adapters and the base model (its grids depend only on the number of
 // rows and slots; tiles past the step's count return at once).
-// Shrink, x A_s^T over K chunks (split-K: partial sums [splits, T, R] fp32); the last block of a
-// tile's splits to finish (an atomic ticket a (tile, column block), reset by that block, so graph
-// replays find it zero) adds the splits in a fixed order into split 0, so the expand reads one sum:
+// Shrink, x A_s^T over K chunks (split-K: partial sums [splits, T, R] fp32):
 //  - steps of at most 8 rows (decode): SIMT, grid (splits, tiles, R / 32), 8 warps of 4 rank
-//    columns; a block stages its rows' 256-element pieces of x in shared memory, each lane holds 16
-//    bytes of A for its warp's 4 columns and the warp-reduced dot of row r lands in lane r.
+//    columns, x and A read in 16-byte pieces straight into registers, all rows' sums kept in
+//    registers over the split and reduced once (one transposing warp reduction); the expand adds
+//    the splits.
 //  - larger steps (prefill, big decode batches): tensor cores (mma.sync m16n8k16 bf16, fp32
 //    sums), grid (splits, tiles, R / 64), 4 warps of 16 rows x 64 columns, x and A in 64-wide K
 //    steps through shared memory, double-buffered by cp.async; splits enough for ~4 blocks an SM.
+//    The last block of a tile's splits to finish (an atomic ticket a (tile, column block), reset
+//    by that block, so graph replays find it zero) adds the splits in a fixed order into split 0.
 // Expand: tensor cores too, grid (N / 128, tiles); a block stages its tile's shrink sums (only the
 // rank columns of the parts its 128 outputs touch) in shared memory as two bf16 halves (hi + lo:
 // about 16 bits of mantissa, so the expand adds no visible rounding), each warp computes all the
 // tile's rows x 32 outputs with B fragments read straight from global memory, and adds into the
 // base GEMM's bf16 output in place (fp32 sums, one rounding). The output is read and written once,
-// which is what bounds the expand of a large step.
+// which is what bounds the expand of a large step. The expand is the shrink's programmatic
+// dependent (griddepcontrol): it launches while the shrink runs and loads its B fragments before
+// it waits for the shrink's sums, which hides most of a decode step's launch latency.
 // So each merged linear (qkv, o, gate_up, down) costs two launches whatever the mix.
 #include <cuda_bf16.h>
 
@@ -32,7 +35,7 @@ namespace {
 
 constexpr int kSimtMaxRows = 8;  // steps of at most this many rows take the SIMT shrink
 constexpr int kSimtPiece = 256;  // K elements of one SIMT pass (32 lanes x 8)
-constexpr int kSimtMaxSplits = 64;
+constexpr int kSimtMaxSplits = 32;
 constexpr int kSimtCols = 32;    // rank columns a SIMT block computes (8 warps x 4)
 constexpr int kMmaCols = 64;     // rank columns an mma block computes
 constexpr int kMmaK = 64;        // K elements of one mma pass
@@ -136,65 +139,86 @@ __device__ __forceinline__ void finish_splits(float* partial, int32_t* counter, 
   }
 }
 
+// Programmatic dependent launch (sm_90): a shrink lets the expand after it start launching at
+// once; the expand does what reads no earlier kernel's output (tile rows, B), then waits for the
+// shrink's grid to finish and its memory to be visible.
+__device__ __forceinline__ void launch_dependents() {
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+__device__ __forceinline__ void wait_for_primary() {
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+}
+
+// Steps of at most kSimtMaxRows rows: grid (splits, tiles, R / 32), warp w computes columns
+// [32 z + 4 w, +4) for every row of its tile over the split's K chunk, each lane 8 K elements of
+// each 256 (16-byte loads of x and A straight from global memory, fp32 sums in registers); then
+// one transposing warp reduction (31 shuffles for all 8 rows x 4 columns) leaves row l / 4,
+// column l % 4 in lane l, which writes it to its split. The expand adds the splits.
 __global__ void __launch_bounds__(256)
     lora_shrink_simt(const __nv_bfloat16* __restrict__ x, int64_t ld_x, int32_t num_rows,
                      const __nv_bfloat16* __restrict__ a, const int32_t* __restrict__ tiles,
                      int32_t T, int64_t K, int64_t R, int64_t kc, float* __restrict__ partial,
-                     int32_t* __restrict__ counters, int32_t splits, bool vec) {
+                     bool vec) {
+  launch_dependents();
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
-  __shared__ uint4 xs[kSimtMaxRows][kSimtPiece / 8];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t cb = int64_t(blockIdx.z) * kSimtCols;
-  const int64_t c0 = cb + warp * 4;
-  const int nc = int(c0 >= R ? 0 : (R - c0 < 4 ? R - c0 : 4));
+  const int64_t c0 = int64_t(blockIdx.z) * kSimtCols + warp * 4;
+  if (c0 >= R) return;  // no block-wide barrier below
+  const int nc = int(R - c0 < 4 ? R - c0 : 4);
   const int64_t k0 = int64_t(blockIdx.x) * kc, k1 = k0 + kc < K ? k0 + kc : K;
   const __nv_bfloat16* ar = a + (int64_t(tl.slot) * R + c0) * K;
-  float res[4] = {0.f, 0.f, 0.f, 0.f};  // lane r: row r's sums of this warp's columns
-  for (int64_t kp = k0; kp < k1; kp += kSimtPiece) {
-    __syncthreads();
-    for (int i = threadIdx.x; i < tl.n * (kSimtPiece / 8); i += blockDim.x) {
-      const int r = i / (kSimtPiece / 8), q = i % (kSimtPiece / 8);
-      const int32_t t = tl.rows[r];
-      xs[r][q] = t < num_rows ? load8(x + int64_t(t) * ld_x, kp + q * 8, k1, vec) : uint4{};
-    }
-    __syncthreads();
-    if (nc == 0) continue;
+  const __nv_bfloat16* xr[kSimtMaxRows];
+#pragma unroll
+  for (int r = 0; r < kSimtMaxRows; ++r) {
+    const int32_t t = r < tl.n ? tl.rows[r] : num_rows;
+    xr[r] = t < num_rows ? x + int64_t(t) * ld_x : nullptr;
+  }
+  float acc[kSimtMaxRows][4] = {};
+  for (int64_t k = k0 + lane * 8; k < k1; k += kSimtPiece) {
     float af[4][8];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       if (j < nc) {
-        bf16x8_to_float(load8(ar + j * K, kp + lane * 8, k1, vec), af[j]);
+        bf16x8_to_float(load8(ar + j * K, k, k1, vec), af[j]);
       } else {
 #pragma unroll
         for (int e = 0; e < 8; ++e) af[j][e] = 0.f;
       }
     }
-    for (int r = 0; r < tl.n; ++r) {
+#pragma unroll
+    for (int r = 0; r < kSimtMaxRows; ++r) {
+      if (xr[r] == nullptr) continue;
       float xf[8];
-      bf16x8_to_float(xs[r][lane], xf);
+      bf16x8_to_float(load8(xr[r], k, k1, vec), xf);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        float s = 0.f;
 #pragma unroll
-        for (int e = 0; e < 8; ++e) s += xf[e] * af[j][e];
-#pragma unroll
-        for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == r) res[j] += s;
+        for (int e = 0; e < 8; ++e) acc[r][j] += xf[e] * af[j][e];
       }
     }
   }
-  if (lane < tl.n) {
-    const int32_t t = tl.rows[lane];
-    float* pr = partial + (int64_t(blockIdx.x) * T + t) * R + c0;
+  // Value i = 4 r + j. Each step halves the values a lane holds: the lane whose bit o is set
+  // keeps the upper half and sends the lower one, its partner the other way round.
+  float v[4 * kSimtMaxRows];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      if (j < nc) pr[j] = res[j];
+  for (int r = 0; r < kSimtMaxRows; ++r) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) v[4 * r + j] = acc[r][j];
+  }
+  static_assert(4 * kSimtMaxRows == 32, "one value a lane after the reduction");
+#pragma unroll
+  for (int o = 16; o >= 1; o /= 2) {
+    const bool up = (lane & o) != 0;
+#pragma unroll
+    for (int i = 0; i < o; ++i) {
+      const float send = up ? v[i] : v[i + o];
+      const float keep = up ? v[i + o] : v[i];
+      v[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
     }
   }
-  const int ncols = int(R - cb < kSimtCols ? R - cb : kSimtCols);
-  finish_splits(partial, counters + blockIdx.y * gridDim.z + blockIdx.z, splits, T, R, tl, num_rows,
-                cb, ncols);
+  const int r = lane / 4, j = lane % 4;
+  if (r < tl.n && j < nc) partial[(int64_t(blockIdx.x) * T + tl.rows[r]) * R + c0 + j] = v[0];
 }
 
 // kVec: K and ld_x multiples of 8, x and a 16-byte aligned (cp.async copies of 16 bytes).
@@ -204,6 +228,7 @@ __global__ void __launch_bounds__(128)
                     const __nv_bfloat16* __restrict__ a, const int32_t* __restrict__ tiles,
                     int32_t T, int64_t K, int64_t R, int64_t kc, float* __restrict__ partial,
                     int32_t* __restrict__ counters, int32_t splits) {
+  launch_dependents();
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
   constexpr int kLd = kMmaK + 8;  // bf16 row stride: fragment loads without bank conflicts
@@ -312,13 +337,15 @@ __device__ __forceinline__ uint32_t load_b2(const __nv_bfloat16* row, int64_t k,
 
 // vec_b: R and max_rank even, b 4-byte aligned; vec_out: N and ld_out even, out 4-byte aligned.
 __global__ void __launch_bounds__(128)
-    lora_expand_mma(const float* __restrict__ sums, const __nv_bfloat16* __restrict__ b,
-                    const int32_t* __restrict__ tiles, int32_t num_rows, int32_t T, int64_t N,
-                    int64_t R, int64_t mr, int num_parts, PartEnds parts,
-                    __nv_bfloat16* __restrict__ out, int64_t ld_out, bool vec_b, bool vec_out) {
+    lora_expand_mma(const float* __restrict__ sums, int32_t splits,
+                    const __nv_bfloat16* __restrict__ b, const int32_t* __restrict__ tiles,
+                    int32_t num_rows, int32_t T, int64_t N, int64_t R, int64_t mr, int num_parts,
+                    PartEnds parts, __nv_bfloat16* __restrict__ out, int64_t ld_out, bool vec_b,
+                    bool vec_out) {
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
   constexpr int kLd = kExpandK + 8;
+  constexpr int kSteps = kExpandK / 16;
   __shared__ __align__(16) __nv_bfloat16 sh[kLoraTileRows][kLd];  // the sums' bf16 part
   __shared__ __align__(16) __nv_bfloat16 sl[kLoraTileRows][kLd];  // and what it leaves out
   __shared__ int32_t row_of[kLoraTileRows];
@@ -340,15 +367,37 @@ __global__ void __launch_bounds__(128)
     const int64_t n = nw + nb * 8 + g;
     brow[nb] = n < N ? b + (int64_t(tl.slot) * N + n) * R : nullptr;
   }
+  // B fragments of one kExpandK-column chunk: [k step][8 outputs][low, high 8 columns].
+  uint32_t bf[kSteps][4][2];
+  auto load_b = [&](int64_t cc) {
+#pragma unroll
+    for (int ks = 0; ks < kSteps; ++ks) {
+      const int64_t k = cc + ks * 16 + 2 * tq;
+#pragma unroll
+      for (int nb = 0; nb < 4; ++nb) {
+        const bool ok = brow[nb] != nullptr && cc + ks * 16 < cend;
+        bf[ks][nb][0] = ok ? load_b2(brow[nb], k, R, vec_b) : 0u;
+        bf[ks][nb][1] = ok ? load_b2(brow[nb], k + 8, R, vec_b) : 0u;
+      }
+    }
+  };
+  load_b(cbeg);  // weights: no earlier kernel writes them
+  wait_for_primary();
   float acc[4][4][4] = {};  // [row block][8 outputs][C fragment]
+  const int64_t stride = int64_t(T) * R;
   for (int64_t cc = cbeg; cc < cend; cc += kExpandK) {
     const int kw = int(cend - cc < kExpandK ? cend - cc : kExpandK);
     const int kw16 = (kw + 15) / 16 * 16;
+    if (cc != cbeg) load_b(cc);
     __syncthreads();
     for (int i = threadIdx.x; i < nmb * 16 * kw16; i += blockDim.x) {
       const int r = i / kw16, c = i % kw16;
       const int32_t t = row_of[r];
-      const float v = t >= 0 && c < kw ? sums[int64_t(t) * R + cc + c] : 0.f;
+      float v = 0.f;
+      if (t >= 0 && c < kw) {
+        const float* p = sums + int64_t(t) * R + cc + c;
+        for (int32_t j = 0; j < splits; ++j) v += __ldcg(p + j * stride);
+      }
       const __nv_bfloat16 hi = __float2bfloat16(v);
       sh[r][c] = hi;
       sl[r][c] = __float2bfloat16(v - __bfloat162float(hi));
@@ -356,15 +405,9 @@ __global__ void __launch_bounds__(128)
     __syncthreads();
     if (nw >= N) continue;
 #pragma unroll
-    for (int ks = 0; ks < kExpandK / 16; ++ks) {
+    for (int ks = 0; ks < kSteps; ++ks) {
       if (ks * 16 >= kw16) break;
       const int kk = ks * 16 + 2 * tq;
-      uint32_t b0[4], b1[4];
-#pragma unroll
-      for (int nb = 0; nb < 4; ++nb) {
-        b0[nb] = brow[nb] ? load_b2(brow[nb], cc + kk, R, vec_b) : 0u;
-        b1[nb] = brow[nb] ? load_b2(brow[nb], cc + kk + 8, R, vec_b) : 0u;
-      }
 #pragma unroll
       for (int mb = 0; mb < 4; ++mb) {
         if (mb >= nmb) break;
@@ -380,8 +423,8 @@ __global__ void __launch_bounds__(128)
         fl[3] = *reinterpret_cast<const uint32_t*>(&sl[r + 8][kk + 8]);
 #pragma unroll
         for (int nb = 0; nb < 4; ++nb) {
-          mma_m16n8k16(acc[mb][nb], fh, b0[nb], b1[nb]);
-          mma_m16n8k16(acc[mb][nb], fl, b0[nb], b1[nb]);
+          mma_m16n8k16(acc[mb][nb], fh, bf[ks][nb][0], bf[ks][nb][1]);
+          mma_m16n8k16(acc[mb][nb], fl, bf[ks][nb][0], bf[ks][nb][1]);
         }
       }
     }
@@ -474,6 +517,16 @@ size_t lora_partial_floats(int32_t max_tokens, int64_t rank) {
   return size_t(rows) * size_t(std::max<int64_t>(rank, 0));
 }
 
+int32_t lora_expand_splits(int32_t num_tokens, int32_t max_tiles, int64_t in_features,
+                           int64_t rank) {
+  const Plan p = shrink_plan(num_tokens, max_tiles, in_features, rank);
+  return p.simt ? p.splits : 1;
+}
+
+bool lora_fork_shrink(int32_t num_tokens) {
+  return num_tokens > kSimtMaxRows;
+}
+
 size_t lora_ticket_ints(int32_t max_tokens, int64_t rank) {
   return size_t(std::max(max_tokens, 1)) * size_t(std::max<int64_t>(1, (rank + 31) / 32));
 }
@@ -491,8 +544,7 @@ cudaError_t launch_lora_shrink(const void* x, int64_t ld_x, int32_t num_rows, co
     const dim3 grid(unsigned(p.splits), unsigned(max_tiles),
                     unsigned((rank + kSimtCols - 1) / kSimtCols));
     lora_shrink_simt<<<grid, 256, 0, stream>>>(xb, ld_x, num_rows, ab, tiles, num_tokens,
-                                               in_features, rank, p.kc, partial, tickets, p.splits,
-                                               vec);
+                                               in_features, rank, p.kc, partial, vec);
   } else {
     const dim3 grid(unsigned(p.splits), unsigned(max_tiles),
                     unsigned((rank + kMmaCols - 1) / kMmaCols));
@@ -509,23 +561,35 @@ cudaError_t launch_lora_shrink(const void* x, int64_t ld_x, int32_t num_rows, co
   return cudaGetLastError();
 }
 
-cudaError_t launch_lora_expand(const float* sums, const void* b, const int32_t* tiles,
-                               int32_t num_rows, int32_t num_tokens, int32_t max_tiles,
-                               int64_t out_features, int64_t rank, int64_t max_rank,
-                               int32_t num_parts, const int64_t* part_end, void* out,
-                               int64_t ld_out, cudaStream_t stream) {
+cudaError_t launch_lora_expand(const float* partial, int32_t splits, const void* b,
+                               const int32_t* tiles, int32_t num_rows, int32_t num_tokens,
+                               int32_t max_tiles, int64_t out_features, int64_t rank,
+                               int64_t max_rank, int32_t num_parts, const int64_t* part_end,
+                               void* out, int64_t ld_out, cudaStream_t stream) {
   if (num_tokens <= 0 || max_tiles <= 0 || out_features <= 0 || rank <= 0) return cudaSuccess;
-  if (num_parts < 1 || num_parts > 3 || max_rank <= 0 || int64_t(num_parts) * max_rank > rank)
+  if (num_parts < 1 || num_parts > 3 || max_rank <= 0 || int64_t(num_parts) * max_rank > rank ||
+      splits < 1)
     return cudaErrorInvalidValue;
   PartEnds parts{{0, 0, 0}};
   for (int p = 0; p < num_parts; ++p) parts.end[p] = part_end[p];
   const bool vec_b = max_rank % 2 == 0 && rank % 2 == 0 && aligned(b, 4);
   const bool vec_out = out_features % 2 == 0 && ld_out % 2 == 0 && aligned(out, 4);
-  const dim3 grid(unsigned((out_features + kExpandN - 1) / kExpandN), unsigned(max_tiles));
-  lora_expand_mma<<<grid, 128, 0, stream>>>(
-      sums, static_cast<const __nv_bfloat16*>(b), tiles, num_rows, num_tokens, out_features, rank,
-      max_rank, num_parts, parts, static_cast<__nv_bfloat16*>(out), ld_out, vec_b, vec_out);
-  return cudaGetLastError();
+  // A programmatic dependent of the shrink: its launch and its B loads overlap the shrink (the
+  // kernel waits for the shrink's grid before it reads the sums).
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned((out_features + kExpandN - 1) / kExpandN), unsigned(max_tiles));
+  cfg.blockDim = dim3(128);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, lora_expand_mma, partial, splits,
+                            static_cast<const __nv_bfloat16*>(b), tiles, num_rows, num_tokens,
+                            out_features, rank, max_rank, int(num_parts), parts,
+                            static_cast<__nv_bfloat16*>(out), ld_out, vec_b, vec_out);
 }
 
 }  // namespace inferd::cuda
