@@ -6,10 +6,11 @@
 // one adapter and with eight (decode rows interleaved over the adapters, prefill rows in eight
 // runs). "lora us" is the four lora_add calls alone (shrink and expand on one stream); "layer us"
 // the four linears with their LoRA as LinearLayer issues them (lora_begin: the shrink on a side
-// stream beside the GEMM, then the expand). "ratio" is base / layer over the four linears only (a
-// whole step adds attention, norms and the lm_head, so its ratio is higher; issue 29 asks >= 0.90
-// for one decode stream); "lora ms/step" is 32 layers' LoRA. Each figure is timed from a CUDA graph
-// of many calls. Prints a table; asserts nothing. Needs a GPU.
+// stream beside the GEMM, then the expand; steps of at most 8 rows skip the fork). "ratio" is base
+// / layer over the four linears only (a whole step adds attention, norms and the lm_head, so its
+// ratio is higher; issue 29 asks >= 0.90 for one decode stream); "lora ms/step" is 32 layers' LoRA.
+// Each figure is timed from a CUDA graph of many calls. Prints a table; asserts nothing. Needs a
+// GPU.
 //   cuda_lora_bench [--device N] [--rank R]
 #include <algorithm>
 #include <chrono>

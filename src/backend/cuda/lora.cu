@@ -134,7 +134,13 @@ __device__ __forceinline__ void finish_splits(float* partial, int32_t* counter, 
     if (t >= num_rows) continue;
     float* p = partial + int64_t(t) * R + c0 + c;
     float s = 0.f;
-    for (int32_t j = 0; j < splits; ++j) s += __ldcg(p + j * stride);
+    for (int32_t j0 = 0; j0 < splits; j0 += 8) {  // 8 loads in flight, added in split order
+      float l[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) l[u] = j0 + u < splits ? __ldcg(p + (j0 + u) * stride) : 0.f;
+#pragma unroll
+      for (int u = 0; u < 8; ++u) s += l[u];
+    }
     *p = s;
   }
 }
@@ -394,9 +400,15 @@ __global__ void __launch_bounds__(128)
       const int r = i / kw16, c = i % kw16;
       const int32_t t = row_of[r];
       float v = 0.f;
-      if (t >= 0 && c < kw) {
+      if (t >= 0 && c < kw) {  // 16 splits' loads in flight at a time, added in split order
         const float* p = sums + int64_t(t) * R + cc + c;
-        for (int32_t j = 0; j < splits; ++j) v += __ldcg(p + j * stride);
+        for (int32_t j0 = 0; j0 < splits; j0 += 16) {
+          float l[16];
+#pragma unroll
+          for (int u = 0; u < 16; ++u) l[u] = j0 + u < splits ? __ldcg(p + (j0 + u) * stride) : 0.f;
+#pragma unroll
+          for (int u = 0; u < 16; ++u) v += l[u];
+        }
       }
       const __nv_bfloat16 hi = __float2bfloat16(v);
       sh[r][c] = hi;
