@@ -441,8 +441,8 @@ __global__ void __launch_bounds__(128)
       }
     }
   }
+  // out += acc: C fragment rows g and g + 8, outputs 2 tq and 2 tq + 1 of each 8.
   if (nw >= N) return;
-    // out += acc: C fragment rows g and g + 8, outputs 2 tq and 2 tq + 1 of each 8.
 #pragma unroll
   for (int mb = 0; mb < 4; ++mb) {
     if (mb >= nmb) break;
