@@ -155,6 +155,20 @@ __device__ __forceinline__ void wait_for_primary() {
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
 }
 
+// One step of a transposing warp reduction of 32 values a lane: the lane whose bit kO is set keeps
+// the upper half of its first 2 kO values and sends the lower one, its partner the other way
+// round; after the steps 16, 8, 4, 2, 1, v[0] of lane l is the warp's sum of value l.
+template <int kO>
+__device__ __forceinline__ void reduce_step(float (&v)[32], int lane) {
+  const bool up = (lane & kO) != 0;
+#pragma unroll
+  for (int i = 0; i < kO; ++i) {
+    const float send = up ? v[i] : v[i + kO];
+    const float keep = up ? v[i + kO] : v[i];
+    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, kO);
+  }
+}
+
 // Steps of at most kSimtMaxRows rows: grid (splits, tiles, R / 32), warp w computes columns
 // [32 z + 4 w, +4) for every row of its tile over the split's K chunk, each lane 8 K elements of
 // each 256 (16-byte loads of x and A straight from global memory, fp32 sums in registers); then
@@ -204,8 +218,7 @@ __global__ void __launch_bounds__(256)
       }
     }
   }
-  // Value i = 4 r + j. Each step halves the values a lane holds: the lane whose bit o is set
-  // keeps the upper half and sends the lower one, its partner the other way round.
+  // Value i = 4 r + j; reduce_step leaves row l / 4, column l % 4 in lane l.
   float v[4 * kSimtMaxRows];
 #pragma unroll
   for (int r = 0; r < kSimtMaxRows; ++r) {
@@ -213,16 +226,11 @@ __global__ void __launch_bounds__(256)
     for (int j = 0; j < 4; ++j) v[4 * r + j] = acc[r][j];
   }
   static_assert(4 * kSimtMaxRows == 32, "one value a lane after the reduction");
-#pragma unroll
-  for (int o = 16; o >= 1; o /= 2) {
-    const bool up = (lane & o) != 0;
-#pragma unroll
-    for (int i = 0; i < o; ++i) {
-      const float send = up ? v[i] : v[i + o];
-      const float keep = up ? v[i + o] : v[i];
-      v[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
-    }
-  }
+  reduce_step<16>(v, lane);
+  reduce_step<8>(v, lane);
+  reduce_step<4>(v, lane);
+  reduce_step<2>(v, lane);
+  reduce_step<1>(v, lane);
   const int r = lane / 4, j = lane % 4;
   if (r < tl.n && j < nc) partial[(int64_t(blockIdx.x) * T + tl.rows[r]) * R + c0 + j] = v[0];
 }
