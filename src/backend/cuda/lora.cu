@@ -350,6 +350,10 @@ __device__ __forceinline__ uint32_t load_b2(const __nv_bfloat16* row, int64_t k,
 }
 
 // vec_b: R and max_rank even, b 4-byte aligned; vec_out: N and ld_out even, out 4-byte aligned.
+// kPrefetch (small steps, latency-bound): the first chunk's B fragments are loaded before the wait
+// for the shrink; large steps load them as they go (fewer registers, more blocks an SM for the
+// output's read-modify-write).
+template <bool kPrefetch>
 __global__ void __launch_bounds__(128)
     lora_expand_mma(const float* __restrict__ sums, int32_t splits,
                     const __nv_bfloat16* __restrict__ b, const int32_t* __restrict__ tiles,
@@ -381,28 +385,27 @@ __global__ void __launch_bounds__(128)
     const int64_t n = nw + nb * 8 + g;
     brow[nb] = n < N ? b + (int64_t(tl.slot) * N + n) * R : nullptr;
   }
-  // B fragments of one kExpandK-column chunk: [k step][8 outputs][low, high 8 columns].
-  uint32_t bf[kSteps][4][2];
-  auto load_b = [&](int64_t cc) {
+  // The B fragments of k step ks of the chunk at column cc: [8 outputs][low, high 8 columns].
+  auto load_b = [&](int64_t cc, int ks, uint32_t(&f)[4][2]) {
+    const int64_t k = cc + ks * 16 + 2 * tq;
 #pragma unroll
-    for (int ks = 0; ks < kSteps; ++ks) {
-      const int64_t k = cc + ks * 16 + 2 * tq;
-#pragma unroll
-      for (int nb = 0; nb < 4; ++nb) {
-        const bool ok = brow[nb] != nullptr && cc + ks * 16 < cend;
-        bf[ks][nb][0] = ok ? load_b2(brow[nb], k, R, vec_b) : 0u;
-        bf[ks][nb][1] = ok ? load_b2(brow[nb], k + 8, R, vec_b) : 0u;
-      }
+    for (int nb = 0; nb < 4; ++nb) {
+      const bool ok = brow[nb] != nullptr && cc + ks * 16 < cend;
+      f[nb][0] = ok ? load_b2(brow[nb], k, R, vec_b) : 0u;
+      f[nb][1] = ok ? load_b2(brow[nb], k + 8, R, vec_b) : 0u;
     }
   };
-  load_b(cbeg);  // weights: no earlier kernel writes them
+  uint32_t first[kPrefetch ? kSteps : 1][4][2];  // the first chunk's, loaded before the wait
+  if constexpr (kPrefetch) {
+#pragma unroll
+    for (int ks = 0; ks < kSteps; ++ks) load_b(cbeg, ks, first[ks]);  // weights: no kernel writes
+  }
   wait_for_primary();
   float acc[4][4][4] = {};  // [row block][8 outputs][C fragment]
   const int64_t stride = int64_t(T) * R;
   for (int64_t cc = cbeg; cc < cend; cc += kExpandK) {
     const int kw = int(cend - cc < kExpandK ? cend - cc : kExpandK);
     const int kw16 = (kw + 15) / 16 * 16;
-    if (cc != cbeg) load_b(cc);
     __syncthreads();
     for (int i = threadIdx.x; i < nmb * 16 * kw16; i += blockDim.x) {
       const int r = i / kw16, c = i % kw16;
@@ -428,6 +431,16 @@ __global__ void __launch_bounds__(128)
     for (int ks = 0; ks < kSteps; ++ks) {
       if (ks * 16 >= kw16) break;
       const int kk = ks * 16 + 2 * tq;
+      uint32_t bf[4][2];
+      if (kPrefetch && cc == cbeg) {
+#pragma unroll
+        for (int nb = 0; nb < 4; ++nb) {
+          bf[nb][0] = first[kPrefetch ? ks : 0][nb][0];
+          bf[nb][1] = first[kPrefetch ? ks : 0][nb][1];
+        }
+      } else {
+        load_b(cc, ks, bf);
+      }
 #pragma unroll
       for (int mb = 0; mb < 4; ++mb) {
         if (mb >= nmb) break;
@@ -443,8 +456,8 @@ __global__ void __launch_bounds__(128)
         fl[3] = *reinterpret_cast<const uint32_t*>(&sl[r + 8][kk + 8]);
 #pragma unroll
         for (int nb = 0; nb < 4; ++nb) {
-          mma_m16n8k16(acc[mb][nb], fh, bf[ks][nb][0], bf[ks][nb][1]);
-          mma_m16n8k16(acc[mb][nb], fl, bf[ks][nb][0], bf[ks][nb][1]);
+          mma_m16n8k16(acc[mb][nb], fh, bf[nb][0], bf[nb][1]);
+          mma_m16n8k16(acc[mb][nb], fl, bf[nb][0], bf[nb][1]);
         }
       }
     }
@@ -606,10 +619,10 @@ cudaError_t launch_lora_expand(const float* partial, int32_t splits, const void*
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  return cudaLaunchKernelEx(&cfg, lora_expand_mma, partial, splits,
-                            static_cast<const __nv_bfloat16*>(b), tiles, num_rows, num_tokens,
-                            out_features, rank, max_rank, int(num_parts), parts,
-                            static_cast<__nv_bfloat16*>(out), ld_out, vec_b, vec_out);
+  return cudaLaunchKernelEx(
+      &cfg, num_tokens <= kLoraTileRows ? lora_expand_mma<true> : lora_expand_mma<false>, partial,
+      splits, static_cast<const __nv_bfloat16*>(b), tiles, num_rows, num_tokens, out_features, rank,
+      max_rank, int(num_parts), parts, static_cast<__nv_bfloat16*>(out), ld_out, vec_b, vec_out);
 }
 
 }  // namespace inferd::cuda
