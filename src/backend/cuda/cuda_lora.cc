@@ -79,7 +79,8 @@ void CudaLora::add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, T
   const Mat om = as_matrix(out, "lora out");
   INFERD_CHECK(om.cols == w.out_features && om.rows == p.x.rows, "lora x {} out {} B {}",
                x.shape_str(), out.shape_str(), w.b.shape_str());
-  if (pending_w_ != nullptr) {
+  const bool forked = pending_w_ != nullptr;
+  if (forked) {
     const bool same = pending_w_ == &w && pending_x_ == x.data();
     pending_w_ = nullptr;
     pending_x_ = nullptr;
@@ -91,7 +92,8 @@ void CudaLora::add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, T
   const int32_t splits = cuda::lora_expand_splits(b.num_tokens, p.tiles, w.in_features, w.rank);
   CU_CHECK(cuda::launch_lora_expand(tmp_.data_as<float>(), splits, w.b.data(), b.lora_tiles, p.rows,
                                     b.num_tokens, p.tiles, w.out_features, w.rank, w.max_rank,
-                                    w.num_parts, w.part_end, out.data(), om.ld, ctx_.stream()));
+                                    w.num_parts, w.part_end, out.data(), om.ld, !forked,
+                                    ctx_.stream()));
 }
 
 }  // namespace inferd::cuda_impl

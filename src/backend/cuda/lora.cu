@@ -598,7 +598,7 @@ cudaError_t launch_lora_expand(const float* partial, int32_t splits, const void*
                                const int32_t* tiles, int32_t num_rows, int32_t num_tokens,
                                int32_t max_tiles, int64_t out_features, int64_t rank,
                                int64_t max_rank, int32_t num_parts, const int64_t* part_end,
-                               void* out, int64_t ld_out, cudaStream_t stream) {
+                               void* out, int64_t ld_out, bool after_shrink, cudaStream_t stream) {
   if (num_tokens <= 0 || max_tiles <= 0 || out_features <= 0 || rank <= 0) return cudaSuccess;
   if (num_parts < 1 || num_parts > 3 || max_rank <= 0 || int64_t(num_parts) * max_rank > rank ||
       splits < 1)
@@ -618,7 +618,7 @@ cudaError_t launch_lora_expand(const float* partial, int32_t splits, const void*
   cfg.dynamicSmemBytes = 0;
   cfg.stream = stream;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = after_shrink ? 1 : 0;  // else an ordinary launch (the wait is a no-op then)
   return cudaLaunchKernelEx(
       &cfg, num_tokens <= kLoraTileRows ? lora_expand_mma<true> : lora_expand_mma<false>, partial,
       splits, static_cast<const __nv_bfloat16*>(b), tiles, num_rows, num_tokens, out_features, rank,

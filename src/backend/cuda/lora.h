@@ -66,12 +66,14 @@ cudaError_t launch_lora_shrink(const void* x, int64_t ld_x, int32_t num_rows, co
 // B_s^T for the rows of each tile, where output n of part p (part_end[p-1] <= n < part_end[p])
 // reads only columns [p * max_rank, +max_rank) (b [num_slots, N, R] bf16). Tensor cores, the sums
 // split into two bf16 halves (no visible rounding), fp32 sums, one rounding to bf16. In place: the
-// base GEMM's output gets the adapter's contribution added. Launched as a programmatic dependent
-// of the shrink issued right before it on `stream`.
+// base GEMM's output gets the adapter's contribution added. `after_shrink`: the shrink is the
+// kernel issued right before on `stream`, and the expand is launched as its programmatic dependent
+// (it overlaps the shrink until it needs the sums); else (the shrink forked on another stream and
+// joined by an event) an ordinary launch.
 cudaError_t launch_lora_expand(const float* partial, int32_t splits, const void* b,
                                const int32_t* tiles, int32_t num_rows, int32_t num_tokens,
                                int32_t max_tiles, int64_t out_features, int64_t rank,
                                int64_t max_rank, int32_t num_parts, const int64_t* part_end,
-                               void* out, int64_t ld_out, cudaStream_t stream);
+                               void* out, int64_t ld_out, bool after_shrink, cudaStream_t stream);
 
 }  // namespace inferd::cuda
