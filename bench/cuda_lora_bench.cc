@@ -2,14 +2,15 @@
 // (the four merged linears qkv 6144x4096, o 4096x4096, gate_up 28672x4096, down 4096x14336), its
 // base GEMMs (KernelOps::linear, bf16) against its four KernelOps::lora_add calls (the segmented
 // shrink + expand of backend/cuda/lora.cu, rank-16 slots on all seven projections), us per layer,
-// for decode batches of 1, 8 and 32 rows and a 512-row prefill, with one adapter and with eight
-// (decode rows interleaved over the adapters, prefill rows in eight runs). "lora us" is the four
-// lora_add calls alone (shrink and expand on one stream); "layer us" the four linears with their
-// LoRA as LinearLayer issues them (lora_begin: the shrink on a side stream beside the GEMM, then
-// the expand). "ratio" is base / layer over the four linears only (a whole step adds attention,
-// norms and the lm_head, so its ratio is higher; issue 29 asks >= 0.90 for one decode stream);
-// "lora ms/step" is 32 layers' LoRA. Each figure is timed from a CUDA graph of many calls. Prints a
-// table; asserts nothing. Needs a GPU.
+// for decode batches of 1, 8 and 32 rows and prefill/mixed steps of 128, 512 and 2048 rows, with
+// one adapter and with eight (decode rows interleaved over the adapters, prefill rows in eight
+// runs). "lora us" is the four lora_add calls alone (shrink and expand on one stream); "layer us"
+// the four linears with their LoRA as LinearLayer issues them (lora_begin: the shrink on a side
+// stream beside the GEMM, then the expand; steps of at most 8 rows skip the fork). "ratio" is base
+// / layer over the four linears only (a whole step adds attention, norms and the lm_head, so its
+// ratio is higher; issue 29 asks >= 0.90 for one decode stream); "lora ms/step" is 32 layers' LoRA.
+// Each figure is timed from a CUDA graph of many calls. Prints a table; asserts nothing. Needs a
+// GPU.
 //   cuda_lora_bench [--device N] [--rank R]
 #include <algorithm>
 #include <chrono>
@@ -69,7 +70,7 @@ ForwardBatch rows_batch(int32_t T) {
 }
 
 int run(const std::unique_ptr<Backend>& gpu, int64_t rank) {
-  constexpr int32_t kSlots = 8, kMaxT = 512;
+  constexpr int32_t kSlots = 8, kMaxT = 2048;
   StepCapacity cap;
   cap.max_tokens = kMaxT;
   cap.max_blocks_per_seq = kMaxT / 16;
@@ -91,7 +92,7 @@ int run(const std::unique_ptr<Backend>& gpu, int64_t rank) {
               gpu->name().c_str(), (long long)rank, kSlots, "rows", "adapters", "base us",
               "lora us", "layer us", "ratio", "lora ms/step");
   int32_t key = 29100;
-  for (int32_t T : {1, 8, 32, 512}) {
+  for (int32_t T : {1, 8, 32, 128, 512, 2048}) {
     std::vector<Tensor> in, out;
     for (size_t i = 0; i < projs.size(); ++i) {
       const int64_t xs[2] = {T, projs[i].in};

@@ -1,11 +1,12 @@
 // The segmented (SGMV) multi-LoRA kernels of backend/cuda/lora.cu (issue 29) against the CPU
 // reference (KernelOps::lora_add): steps of 1..300 rows mixing base rows and several adapters whose
 // modules have different ranks (rank_pattern: padded to the slot's rank with zeros), on the
-// q/k/v-, gate/up- and down-shaped linears, through both shrink paths (SIMT up to 32 rows, tensor
+// q/k/v-, gate/up- and down-shaped linears, through both shrink paths (SIMT up to 8 rows, tensor
 // cores above) and the unvectorized tails (K and ranks not multiples of 8), the shrink on the
-// backend's stream or forked beside it (lora_begin); then a CUDA graph captured with one mix and
-// replayed with others. The tile grouping (build_lora_tiles) is checked
-// on the host and runs everywhere; the kernel tests skip themselves without a GPU.
+// backend's stream or forked beside it (lora_begin); prefill-sized steps of up to 2000 rows over
+// eight adapters with 8B-wide K (many K splits: the split tickets); then a CUDA graph captured
+// with one mix and replayed with others. The tile grouping (build_lora_tiles) is checked on the
+// host and runs everywhere; the kernel tests skip themselves without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -147,10 +148,17 @@ Pair make_pair_backends(int32_t max_tokens, int64_t max_columns) {
   return p;
 }
 
+// `T` rows as sequences of at most 256 rows (at most 16 blocks of 16 a table; 160 in all).
+std::vector<test::SeqSpec> seqs_of(int32_t T) {
+  std::vector<test::SeqSpec> seqs;
+  for (int32_t t = 0; t < T; t += 256) seqs.push_back({0, std::min(256, T - t)});
+  return seqs;
+}
+
 // out0 + the CPU reference's LoRA for `rows` (fp32 weights equal to the GPU's bf16 ones).
 Tensor cpu_reference(Backend& cpu, const LoraLinear& lc, const std::vector<int32_t>& rows,
                      const Tensor& x, const Tensor& out0, Rng& rng) {
-  const ForwardBatch fb = test::make_batch({{0, int32_t(rows.size())}}, 16, 32, rng);
+  const ForwardBatch fb = test::make_batch(seqs_of(int32_t(rows.size())), 16, 160, rng);
   cpu.set_lora_rows(rows);
   const DeviceBatch& bc = cpu.prepare_batch(fb, 16);
   Tensor want = test::copy_host(out0);
@@ -185,7 +193,7 @@ TEST(CudaLoraSgmv, MixedStepsOfOneTo300RowsMatchTheCpuReference) {
     const HostLora h = make_host(sh, S, rng);
     const LoraLinear lc = make_linear(*be.cpu, sh, S, h);
     const LoraLinear lg = make_linear(*be.gpu, sh, S, h);
-    for (int32_t T : {1, 2, 7, 16, 32, 33, 64, 65, 130, 300}) {
+    for (int32_t T : {1, 2, 7, 8, 9, 16, 32, 33, 64, 65, 130, 300}) {
       const std::vector<int32_t> rows = mixed_rows(T, S, rng);
       const Tensor x = bf16_host({T, sh.in}, rng);
       const Tensor out0 = bf16_host({T, lg.out_features}, rng);
@@ -208,10 +216,63 @@ TEST(CudaLoraSgmv, MixedStepsOfOneTo300RowsMatchTheCpuReference) {
   }
 }
 
+// Prefill and mixed steps: up to 2000 rows over eight adapters and the base, runs of rows of one
+// slot as long as whole prompts (several 64-row tiles of one slot), K as wide as the 8B model's
+// (many K splits, added by the last block of each tile's ticket), the shrink on either stream.
+TEST(CudaLoraSgmv, LargeStepsOfUpTo2000RowsOverEightAdaptersMatchTheCpuReference) {
+  INFERD_REQUIRE_GPU();
+  const int32_t S = 8;
+  const std::vector<Shape> shapes = {
+      {4096, {1024, 256, 256}, 16},  // q/k/v
+      {2048, {1536, 1536}, 16},      // gate/up
+      {14336, {512}, 16},            // down: K of the 8B model
+      {1000, {300, 84}, 12},         // odd part ends and a K that is no multiple of 64
+  };
+  Pair be = make_pair_backends(2048, 3 * 16);
+  Rng rng(2903);
+  for (const Shape& sh : shapes) {
+    const HostLora h = make_host(sh, S, rng);
+    const LoraLinear lc = make_linear(*be.cpu, sh, S, h);
+    const LoraLinear lg = make_linear(*be.gpu, sh, S, h);
+    for (int32_t T : {100, 513, 1000, 2000}) {
+      for (int pattern = 0; pattern < 3; ++pattern) {
+        std::vector<int32_t> rows;
+        if (pattern == 0) {
+          rows = mixed_rows(T, S, rng);
+        } else if (pattern == 1) {
+          rows.assign(size_t(T), 5);  // one prompt of one adapter
+        } else {
+          for (int32_t t = 0; t < T; ++t) rows.push_back(int32_t(t * S / T));  // 8 long runs
+          rows[0] = -1;
+        }
+        if (T == 2000 && pattern != 0) continue;
+        const Tensor x = bf16_host({T, sh.in}, rng);
+        const Tensor out0 = bf16_host({T, lg.out_features}, rng);
+        const Tensor want = cpu_reference(*be.cpu, lc, rows, x, out0, rng);
+        be.gpu->set_lora_rows(rows);
+        const DeviceBatch& bg =
+            be.gpu->prepare_batch(test::make_batch(seqs_of(T), 16, 160, rng), 16);
+        const Tensor xd = cuda_upload(*be.gpu, x, DType::kBF16);
+        Tensor od = cuda_upload(*be.gpu, out0, DType::kBF16);
+        if (pattern == 1) be.gpu->lora_begin(xd, lg, bg);
+        be.gpu->lora_add(xd, lg, bg, od);
+        const Tensor got = cuda_download_f32(*be.gpu, od);
+        const double err = test::rel_err(got, want);
+        EXPECT_LT(err, 1e-2) << "in " << sh.in << " out " << lg.out_features << " rows " << T
+                             << " pattern " << pattern;
+        expect_base_rows_untouched(rows, got, out0);
+        if (pattern == 0)
+          std::printf("[cuda-lora-sgmv] in %ld out %ld rows %d, 8 adapters: rel err %.3e\n",
+                      long(sh.in), long(lg.out_features), T, err);
+      }
+    }
+  }
+}
+
 TEST(CudaLoraSgmv, GraphCapturedWithOneMixReplaysOthers) {
   INFERD_REQUIRE_GPU();
   const int32_t S = 3;
-  const Shape sh{256, {256, 64, 64}, 16};
+  const Shape sh{2048, {256, 64, 64}, 16};  // K wide enough for several K splits (tickets)
   Pair be = make_pair_backends(64, 3 * 16);
   Rng rng(2902);
   const HostLora h = make_host(sh, S, rng);
@@ -219,7 +280,9 @@ TEST(CudaLoraSgmv, GraphCapturedWithOneMixReplaysOthers) {
   const LoraLinear lg = make_linear(*be.gpu, sh, S, h);
   int32_t key = 29000;
   // The SIMT and the tensor-core shrink, each on the backend's stream and forked beside it
-  // (lora_begin, as LinearLayer issues it: a branch of the graph).
+  // (lora_begin, as LinearLayer issues it: a branch of the graph; 8 rows skip the fork), the
+  // expand a programmatic dependent of the shrink; the split tickets must be left zero by each
+  // replay for the next.
   for (const auto& [T, fork] :
        std::vector<std::pair<int32_t, bool>>{{8, false}, {48, false}, {8, true}, {48, true}}) {
     const ForwardBatch fb = test::make_batch({{0, T}}, 16, 32, rng);

@@ -17,6 +17,9 @@ void CudaLora::reserve(const StepCapacity& c) {
   if (c.max_lora_columns <= 0) return;
   tmp_ = ctx_.alloc(DType::kF32,
                     {int64_t(cuda::lora_partial_floats(c.max_tokens, c.max_lora_columns))});
+  tickets_ =
+      ctx_.alloc(DType::kI32, {int64_t(cuda::lora_ticket_ints(c.max_tokens, c.max_lora_columns))});
+  CU_CHECK(cudaMemsetAsync(tickets_.data(), 0, size_t(tickets_.numel()) * 4, ctx_.stream()));
   if (side_ == nullptr) {
     CU_CHECK(cudaSetDevice(ctx_.device()));
     int lo = 0, hi = 0;
@@ -39,6 +42,7 @@ CudaLora::Plan CudaLora::plan(const Tensor& x, const LoraLinear& w, const Device
   p.tiles = cuda::lora_max_tiles(b.num_tokens, int32_t(w.a.size(0)));
   p.splits = cuda::lora_shrink_splits(b.num_tokens, p.tiles, w.in_features, w.rank);
   INFERD_CHECK(tmp_.defined() && b.num_tokens <= max_tokens_ &&
+                   size_t(p.tiles) * size_t((w.rank + 31) / 32) <= size_t(tickets_.numel()) &&
                    size_t(p.splits) * size_t(b.num_tokens) * size_t(w.rank) <= size_t(tmp_.numel()),
                "LoRA scratch of {} floats for {} rows of rank {}",
                tmp_.defined() ? tmp_.numel() : 0, b.num_tokens, w.rank);
@@ -49,12 +53,14 @@ void CudaLora::shrink(const Tensor& x, const LoraLinear& w, const DeviceBatch& b
                       cudaStream_t stream) {
   CU_CHECK(cuda::launch_lora_shrink(x.data(), p.x.ld, p.rows, w.a.data(), b.lora_tiles,
                                     b.num_tokens, p.tiles, w.in_features, w.rank,
-                                    tmp_.data_as<float>(), stream));
+                                    tmp_.data_as<float>(), tickets_.data_as<int32_t>(), stream));
 }
 
 void CudaLora::begin(const Tensor& x, const LoraLinear& w, const DeviceBatch& b) {
   if (b.lora_slots == nullptr || side_ == nullptr) return;
   INFERD_CHECK(pending_w_ == nullptr, "lora_begin twice without lora_add");
+  // Small steps: the fork and join would cost more than the shrink; lora_add issues it.
+  if (!cuda::lora_fork_shrink(b.num_tokens)) return;
   const Plan p = plan(x, w, b);
   // The side stream starts after everything issued so far (x is ready, the previous expand has
   // read the scratch), and the backend's stream waits for it in add().
@@ -73,7 +79,8 @@ void CudaLora::add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, T
   const Mat om = as_matrix(out, "lora out");
   INFERD_CHECK(om.cols == w.out_features && om.rows == p.x.rows, "lora x {} out {} B {}",
                x.shape_str(), out.shape_str(), w.b.shape_str());
-  if (pending_w_ != nullptr) {
+  const bool forked = pending_w_ != nullptr;
+  if (forked) {
     const bool same = pending_w_ == &w && pending_x_ == x.data();
     pending_w_ = nullptr;
     pending_x_ = nullptr;
@@ -82,9 +89,10 @@ void CudaLora::add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, T
   } else {
     shrink(x, w, b, p, ctx_.stream());
   }
-  CU_CHECK(cuda::launch_lora_expand(tmp_.data_as<float>(), p.splits, w.b.data(), b.lora_tiles,
-                                    p.rows, b.num_tokens, p.tiles, w.out_features, w.rank,
-                                    w.max_rank, w.num_parts, w.part_end, out.data(), om.ld,
+  const int32_t splits = cuda::lora_expand_splits(b.num_tokens, p.tiles, w.in_features, w.rank);
+  CU_CHECK(cuda::launch_lora_expand(tmp_.data_as<float>(), splits, w.b.data(), b.lora_tiles, p.rows,
+                                    b.num_tokens, p.tiles, w.out_features, w.rank, w.max_rank,
+                                    w.num_parts, w.part_end, out.data(), om.ld, !forked,
                                     ctx_.stream()));
 }
 

@@ -2,8 +2,9 @@
 // lora_add: operand checks, the split-K scratch, and the overlap of a linear's LoRA shrink with its
 // base GEMM. lora_begin issues the shrink (which reads only x) on a second stream, forked from the
 // backend's stream and joined back by lora_add before the expand, so inside a captured CUDA graph
-// the shrink is a branch beside the GEMM; lora_add alone runs both on the backend's stream. The
-// kernels are lora.cu's.
+// the shrink is a branch beside the GEMM; lora_add alone runs both on the backend's stream. Steps
+// of a few rows (decode) skip the fork (lora_fork_shrink): their shrink is short and the expand
+// overlaps it as its programmatic dependent. The kernels are lora.cu's.
 #pragma once
 
 #include "backend/cuda/cuda_common.h"
@@ -34,7 +35,8 @@ class CudaLora {
 
   CudaContext& ctx_;
   int32_t max_tokens_ = 0;
-  Tensor tmp_;  // the shrink's split-K partial sums, fp32
+  Tensor tmp_;      // the shrink's split-K partial sums, fp32
+  Tensor tickets_;  // the shrink's split tickets, int32, zero between launches
   cudaStream_t side_ = nullptr;
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
   // The shrink begin() issued and add() has not consumed yet.

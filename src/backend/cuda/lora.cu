@@ -3,16 +3,24 @@
 // metadata upload), so a slot's A and B are read once per tile, not once per row, and one captured
 // CUDA graph serves any mix of adapters and the base model (its grids depend only on the number of
 // rows and slots; tiles past the step's count return at once).
-// Shrink, x A_s^T over K chunks (split-K: partial sums [splits, T, R] fp32, added by the expand):
-//  - steps of at most 32 rows (decode): SIMT, grid (splits, tiles, R / 32), 8 warps of 4 rank
-//    columns; a block stages its rows' 256-element pieces of x in shared memory, each lane holds 16
-//    bytes of A for its warp's 4 columns and the warp-reduced dot of row r lands in lane r.
+// Shrink, x A_s^T over K chunks (split-K: partial sums [splits, T, R] fp32):
+//  - steps of at most 8 rows (decode): SIMT, grid (splits, tiles, R / 32), 8 warps of 4 rank
+//    columns, x and A read in 16-byte pieces straight into registers, all rows' sums kept in
+//    registers over the split and reduced once (one transposing warp reduction); the expand adds
+//    the splits.
 //  - larger steps (prefill, big decode batches): tensor cores (mma.sync m16n8k16 bf16, fp32
 //    sums), grid (splits, tiles, R / 64), 4 warps of 16 rows x 64 columns, x and A in 64-wide K
-//    steps through shared memory.
-// Expand: grid (N / 256, tiles); a block sums the splits of its tile's rows (only the parts its
-// 256 outputs touch) into shared memory, each thread one output n, 8 rows at a time, B read in
-// 16-byte pieces; adds into the base GEMM's bf16 output in place (fp32 sums, one rounding).
+//    steps through shared memory, double-buffered by cp.async; splits enough for ~4 blocks an SM.
+//    The last block of a tile's splits to finish (an atomic ticket a (tile, column block), reset
+//    by that block, so graph replays find it zero) adds the splits in a fixed order into split 0.
+// Expand: tensor cores too, grid (N / 128, tiles); a block stages its tile's shrink sums (only the
+// rank columns of the parts its 128 outputs touch) in shared memory as two bf16 halves (hi + lo:
+// about 16 bits of mantissa, so the expand adds no visible rounding), each warp computes all the
+// tile's rows x 32 outputs with B fragments read straight from global memory, and adds into the
+// base GEMM's bf16 output in place (fp32 sums, one rounding). The output is read and written once,
+// which is what bounds the expand of a large step. The expand is the shrink's programmatic
+// dependent (griddepcontrol): it launches while the shrink runs and loads its B fragments before
+// it waits for the shrink's sums, which hides most of a decode step's launch latency.
 // So each merged linear (qkv, o, gate_up, down) costs two launches whatever the mix.
 #include <cuda_bf16.h>
 
@@ -25,16 +33,17 @@ namespace inferd::cuda {
 
 namespace {
 
-constexpr int kSimtMaxRows = 32;  // steps of at most this many rows take the SIMT shrink
-constexpr int kSimtPiece = 256;   // K elements of one SIMT pass (32 lanes x 8)
-constexpr int kSimtMaxSplits = 64;
-constexpr int kSimtCols = 32;  // rank columns a SIMT block computes (8 warps x 4)
-constexpr int kMmaCols = 64;   // rank columns an mma block computes
-constexpr int kMmaK = 64;      // K elements of one mma pass
-constexpr int kMmaMaxSplits = 8;
-constexpr int kMmaSplitRows = 4096;  // splits x rows at most (the partial scratch)
-constexpr int kExpandThreads = 256;
-constexpr int kExpandSmemFloats = 8192;  // 32 KiB of row sums a block
+constexpr int kSimtMaxRows = 8;  // steps of at most this many rows take the SIMT shrink
+constexpr int kSimtPiece = 256;  // K elements of one SIMT pass (32 lanes x 8)
+constexpr int kSimtMaxSplits = 32;
+constexpr int kSimtCols = 32;    // rank columns a SIMT block computes (8 warps x 4)
+constexpr int kMmaCols = 64;     // rank columns an mma block computes
+constexpr int kMmaK = 64;        // K elements of one mma pass
+constexpr int kMmaMinSteps = 4;  // K passes a split covers at least
+constexpr int kMmaMaxSplits = 32;
+constexpr int kMmaSplitRows = 16384;  // splits x rows at most (the partial scratch)
+constexpr int kExpandN = 128;         // outputs of an expand block (4 warps x 32)
+constexpr int kExpandK = 64;          // rank columns an expand block stages at once
 
 struct Plan {
   bool simt = false;
@@ -65,9 +74,9 @@ Plan shrink_plan(int32_t num_tokens, int32_t max_tiles, int64_t K, int64_t R) {
     want = std::min<int64_t>(pieces, kSimtMaxSplits);
   } else {
     const int64_t blocks = int64_t(std::max(max_tiles, 1)) * ((R + kMmaCols - 1) / kMmaCols);
-    want = std::clamp<int64_t>((2 * num_sms() + blocks - 1) / blocks, 1, kMmaMaxSplits);
+    want = std::clamp<int64_t>((4 * num_sms() + blocks - 1) / blocks, 1, kMmaMaxSplits);
     want = std::min<int64_t>(want, std::max<int64_t>(1, kMmaSplitRows / num_tokens));
-    want = std::min(want, pieces);
+    want = std::min(want, std::max<int64_t>(1, pieces / kMmaMinSteps));
   }
   p.kc = (pieces + want - 1) / want * unit;
   p.splits = int32_t((K + p.kc - 1) / p.kc);
@@ -103,126 +112,223 @@ __device__ __forceinline__ uint4 load8(const __nv_bfloat16* p, int64_t k, int64_
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
+// After a shrink block wrote its split of columns [c0, c0 + ncols) for the tile's rows: the last
+// of the tile's `splits` blocks (the ticket `counter`) adds all splits, in split order, into split
+// 0 and sets the ticket back to 0. Every thread of the block calls it.
+__device__ __forceinline__ void finish_splits(float* partial, int32_t* counter, int32_t splits,
+                                              int32_t T, int64_t R, const Tile& tl,
+                                              int32_t num_rows, int64_t c0, int ncols) {
+  if (splits <= 1) return;
+  __shared__ int last;
+  __threadfence();  // this block's partial sums are visible before its ticket
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1) == splits - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  if (threadIdx.x == 0) *counter = 0;
+  const int64_t stride = int64_t(T) * R;
+  for (int i = threadIdx.x; i < tl.n * ncols; i += blockDim.x) {
+    const int r = i / ncols, c = i % ncols;
+    const int32_t t = tl.rows[r];
+    if (t >= num_rows) continue;
+    float* p = partial + int64_t(t) * R + c0 + c;
+    float s = 0.f;
+    for (int32_t j0 = 0; j0 < splits; j0 += 8) {  // 8 loads in flight, added in split order
+      float l[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) l[u] = j0 + u < splits ? __ldcg(p + (j0 + u) * stride) : 0.f;
+#pragma unroll
+      for (int u = 0; u < 8; ++u) s += l[u];
+    }
+    *p = s;
+  }
+}
+
+// Programmatic dependent launch (sm_90): a shrink lets the expand after it start launching at
+// once; the expand does what reads no earlier kernel's output (tile rows, B), then waits for the
+// shrink's grid to finish and its memory to be visible.
+__device__ __forceinline__ void launch_dependents() {
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+__device__ __forceinline__ void wait_for_primary() {
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+}
+
+// One step of a transposing warp reduction of 32 values a lane: the lane whose bit kO is set keeps
+// the upper half of its first 2 kO values and sends the lower one, its partner the other way
+// round; after the steps 16, 8, 4, 2, 1, v[0] of lane l is the warp's sum of value l.
+template <int kO>
+__device__ __forceinline__ void reduce_step(float (&v)[32], int lane) {
+  const bool up = (lane & kO) != 0;
+#pragma unroll
+  for (int i = 0; i < kO; ++i) {
+    const float send = up ? v[i] : v[i + kO];
+    const float keep = up ? v[i + kO] : v[i];
+    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, kO);
+  }
+}
+
+// Steps of at most kSimtMaxRows rows: grid (splits, tiles, R / 32), warp w computes columns
+// [32 z + 4 w, +4) for every row of its tile over the split's K chunk, each lane 8 K elements of
+// each 256 (16-byte loads of x and A straight from global memory, fp32 sums in registers); then
+// one transposing warp reduction (31 shuffles for all 8 rows x 4 columns) leaves row l / 4,
+// column l % 4 in lane l, which writes it to its split. The expand adds the splits.
 __global__ void __launch_bounds__(256)
     lora_shrink_simt(const __nv_bfloat16* __restrict__ x, int64_t ld_x, int32_t num_rows,
                      const __nv_bfloat16* __restrict__ a, const int32_t* __restrict__ tiles,
                      int32_t T, int64_t K, int64_t R, int64_t kc, float* __restrict__ partial,
                      bool vec) {
+  launch_dependents();
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
-  __shared__ uint4 xs[kSimtMaxRows][kSimtPiece / 8];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t c0 = int64_t(blockIdx.z) * kSimtCols + warp * 4;
-  const int nc = int(c0 >= R ? 0 : (R - c0 < 4 ? R - c0 : 4));
+  if (c0 >= R) return;  // no block-wide barrier below
+  const int nc = int(R - c0 < 4 ? R - c0 : 4);
   const int64_t k0 = int64_t(blockIdx.x) * kc, k1 = k0 + kc < K ? k0 + kc : K;
   const __nv_bfloat16* ar = a + (int64_t(tl.slot) * R + c0) * K;
-  float res[4] = {0.f, 0.f, 0.f, 0.f};  // lane r: row r's sums of this warp's columns
-  for (int64_t kp = k0; kp < k1; kp += kSimtPiece) {
-    __syncthreads();
-    for (int i = threadIdx.x; i < tl.n * (kSimtPiece / 8); i += blockDim.x) {
-      const int r = i / (kSimtPiece / 8), q = i % (kSimtPiece / 8);
-      const int32_t t = tl.rows[r];
-      xs[r][q] = t < num_rows ? load8(x + int64_t(t) * ld_x, kp + q * 8, k1, vec) : uint4{};
-    }
-    __syncthreads();
-    if (nc == 0) continue;
+  const __nv_bfloat16* xr[kSimtMaxRows];
+#pragma unroll
+  for (int r = 0; r < kSimtMaxRows; ++r) {
+    const int32_t t = r < tl.n ? tl.rows[r] : num_rows;
+    xr[r] = t < num_rows ? x + int64_t(t) * ld_x : nullptr;
+  }
+  float acc[kSimtMaxRows][4] = {};
+  for (int64_t k = k0 + lane * 8; k < k1; k += kSimtPiece) {
     float af[4][8];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       if (j < nc) {
-        bf16x8_to_float(load8(ar + j * K, kp + lane * 8, k1, vec), af[j]);
+        bf16x8_to_float(load8(ar + j * K, k, k1, vec), af[j]);
       } else {
 #pragma unroll
         for (int e = 0; e < 8; ++e) af[j][e] = 0.f;
       }
     }
-    for (int r = 0; r < tl.n; ++r) {
+#pragma unroll
+    for (int r = 0; r < kSimtMaxRows; ++r) {
+      if (xr[r] == nullptr) continue;
       float xf[8];
-      bf16x8_to_float(xs[r][lane], xf);
+      bf16x8_to_float(load8(xr[r], k, k1, vec), xf);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        float s = 0.f;
 #pragma unroll
-        for (int e = 0; e < 8; ++e) s += xf[e] * af[j][e];
-#pragma unroll
-        for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == r) res[j] += s;
+        for (int e = 0; e < 8; ++e) acc[r][j] += xf[e] * af[j][e];
       }
     }
   }
-  if (lane < tl.n) {
-    const int32_t t = tl.rows[lane];
-    float* pr = partial + (int64_t(blockIdx.x) * T + t) * R + c0;
+  // Value i = 4 r + j; reduce_step leaves row l / 4, column l % 4 in lane l.
+  float v[4 * kSimtMaxRows];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      if (j < nc) pr[j] = res[j];
-    }
+  for (int r = 0; r < kSimtMaxRows; ++r) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) v[4 * r + j] = acc[r][j];
   }
+  static_assert(4 * kSimtMaxRows == 32, "one value a lane after the reduction");
+  reduce_step<16>(v, lane);
+  reduce_step<8>(v, lane);
+  reduce_step<4>(v, lane);
+  reduce_step<2>(v, lane);
+  reduce_step<1>(v, lane);
+  const int r = lane / 4, j = lane % 4;
+  if (r < tl.n && j < nc) partial[(int64_t(blockIdx.x) * T + tl.rows[r]) * R + c0 + j] = v[0];
 }
 
+// kVec: K and ld_x multiples of 8, x and a 16-byte aligned (cp.async copies of 16 bytes).
+template <bool kVec>
 __global__ void __launch_bounds__(128)
     lora_shrink_mma(const __nv_bfloat16* __restrict__ x, int64_t ld_x, int32_t num_rows,
                     const __nv_bfloat16* __restrict__ a, const int32_t* __restrict__ tiles,
                     int32_t T, int64_t K, int64_t R, int64_t kc, float* __restrict__ partial,
-                    bool vec) {
+                    int32_t* __restrict__ counters, int32_t splits) {
+  launch_dependents();
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
   constexpr int kLd = kMmaK + 8;  // bf16 row stride: fragment loads without bank conflicts
-  __shared__ __align__(16) __nv_bfloat16 xs[kLoraTileRows][kLd];
-  __shared__ __align__(16) __nv_bfloat16 as[kMmaCols][kLd];
+  __shared__ __align__(16) __nv_bfloat16 xs[2][kLoraTileRows][kLd];
+  __shared__ __align__(16) __nv_bfloat16 as[2][kMmaCols][kLd];
   __shared__ int32_t row_of[kLoraTileRows];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
   const int64_t c0 = int64_t(blockIdx.z) * kMmaCols;
+  const int ncb = int(R - c0 < kMmaCols ? R - c0 : kMmaCols);  // this block's columns
+  const int nj = (ncb + 7) / 8;
   const int64_t k0 = int64_t(blockIdx.x) * kc, k1 = k0 + kc < K ? k0 + kc : K;
   for (int i = threadIdx.x; i < kLoraTileRows; i += blockDim.x) {
     const int32_t t = i < tl.n ? tl.rows[i] : -1;
     row_of[i] = t < num_rows ? t : -1;
   }
-  const __nv_bfloat16* ab = a + int64_t(tl.slot) * R * K;
-  float acc[kMmaCols / 8][4] = {};
-  const bool busy = warp * 16 < tl.n;
-  for (int64_t kp = k0; kp < k1; kp += kMmaK) {
-    __syncthreads();
+  __syncthreads();
+  const __nv_bfloat16* ab = a + (int64_t(tl.slot) * R + c0) * K;
+  // One K pass of x and A into buffer `buf` (zeros past k1, for rows of no tile row, and for
+  // columns past R).
+  auto stage = [&](int64_t kp, int buf) {
     for (int i = threadIdx.x; i < kLoraTileRows * (kMmaK / 8); i += blockDim.x) {
       const int r = i / (kMmaK / 8), q = i % (kMmaK / 8);
+      const int64_t k = kp + q * 8;
       const int32_t t = row_of[r];
-      *reinterpret_cast<uint4*>(&xs[r][q * 8]) =
-          t >= 0 ? load8(x + int64_t(t) * ld_x, kp + q * 8, k1, vec) : uint4{};
-      const int64_t c = c0 + r;
-      *reinterpret_cast<uint4*>(&as[r][q * 8]) =
-          c < R ? load8(ab + c * K, kp + q * 8, k1, vec) : uint4{};
+      if constexpr (kVec) {
+        const bool okx = t >= 0 && k < k1, oka = r < ncb && k < k1;
+        cp_async16(&xs[buf][r][q * 8], okx ? x + int64_t(t) * ld_x + k : x, okx);
+        cp_async16(&as[buf][r][q * 8], oka ? ab + int64_t(r) * K + k : a, oka);
+      } else {
+        *reinterpret_cast<uint4*>(&xs[buf][r][q * 8]) =
+            t >= 0 ? load8(x + int64_t(t) * ld_x, k, k1, false) : uint4{};
+        *reinterpret_cast<uint4*>(&as[buf][r][q * 8]) =
+            r < ncb ? load8(ab + int64_t(r) * K, k, k1, false) : uint4{};
+      }
+    }
+    if constexpr (kVec) asm volatile("cp.async.commit_group;\n" ::);
+  };
+  float acc[kMmaCols / 8][4] = {};
+  const bool busy = warp * 16 < tl.n;
+  const int64_t steps = (k1 - k0 + kMmaK - 1) / kMmaK;
+  if (steps > 0) stage(k0, 0);
+  for (int64_t s = 0; s < steps; ++s) {
+    const int buf = int(s & 1);
+    if (s + 1 < steps) {
+      stage(k0 + (s + 1) * kMmaK, buf ^ 1);
+      if constexpr (kVec) asm volatile("cp.async.wait_group 1;\n" ::);
+    } else {
+      if constexpr (kVec) asm volatile("cp.async.wait_group 0;\n" ::);
     }
     __syncthreads();
-    if (!busy) continue;
+    if (busy) {
 #pragma unroll
-    for (int ks = 0; ks < kMmaK / 16; ++ks) {
-      const int kk = ks * 16 + 2 * tq;
-      uint32_t fa[4];
-      fa[0] = *reinterpret_cast<const uint32_t*>(&xs[warp * 16 + g][kk]);
-      fa[1] = *reinterpret_cast<const uint32_t*>(&xs[warp * 16 + g + 8][kk]);
-      fa[2] = *reinterpret_cast<const uint32_t*>(&xs[warp * 16 + g][kk + 8]);
-      fa[3] = *reinterpret_cast<const uint32_t*>(&xs[warp * 16 + g + 8][kk + 8]);
+      for (int ks = 0; ks < kMmaK / 16; ++ks) {
+        const int kk = ks * 16 + 2 * tq;
+        uint32_t fa[4];
+        fa[0] = *reinterpret_cast<const uint32_t*>(&xs[buf][warp * 16 + g][kk]);
+        fa[1] = *reinterpret_cast<const uint32_t*>(&xs[buf][warp * 16 + g + 8][kk]);
+        fa[2] = *reinterpret_cast<const uint32_t*>(&xs[buf][warp * 16 + g][kk + 8]);
+        fa[3] = *reinterpret_cast<const uint32_t*>(&xs[buf][warp * 16 + g + 8][kk + 8]);
 #pragma unroll
-      for (int j = 0; j < kMmaCols / 8; ++j) {
-        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(&as[j * 8 + g][kk]);
-        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(&as[j * 8 + g][kk + 8]);
-        mma_m16n8k16(acc[j], fa, b0, b1);
+        for (int j = 0; j < kMmaCols / 8; ++j) {
+          if (j >= nj) break;
+          const uint32_t b0 = *reinterpret_cast<const uint32_t*>(&as[buf][j * 8 + g][kk]);
+          const uint32_t b1 = *reinterpret_cast<const uint32_t*>(&as[buf][j * 8 + g][kk + 8]);
+          mma_m16n8k16(acc[j], fa, b0, b1);
+        }
+      }
+    }
+    __syncthreads();  // the buffer is free for the stage after next
+  }
+  if (busy) {
+    const int32_t t_lo = row_of[warp * 16 + g], t_hi = row_of[warp * 16 + g + 8];
+    float* base = partial + int64_t(blockIdx.x) * T * R;
+#pragma unroll
+    for (int j = 0; j < kMmaCols / 8; ++j) {
+      const int64_t c = c0 + j * 8 + 2 * tq;
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        if (c + e >= R) continue;
+        if (t_lo >= 0) base[int64_t(t_lo) * R + c + e] = acc[j][e];
+        if (t_hi >= 0) base[int64_t(t_hi) * R + c + e] = acc[j][2 + e];
       }
     }
   }
-  if (!busy) return;
-  const int32_t t_lo = row_of[warp * 16 + g], t_hi = row_of[warp * 16 + g + 8];
-  float* base = partial + int64_t(blockIdx.x) * T * R;
-#pragma unroll
-  for (int j = 0; j < kMmaCols / 8; ++j) {
-    const int64_t c = c0 + j * 8 + 2 * tq;
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      if (c + e >= R) continue;
-      if (t_lo >= 0) base[int64_t(t_lo) * R + c + e] = acc[j][e];
-      if (t_hi >= 0) base[int64_t(t_hi) * R + c + e] = acc[j][2 + e];
-    }
-  }
+  finish_splits(partial, counters + blockIdx.y * gridDim.z + blockIdx.z, splits, T, R, tl, num_rows,
+                c0, ncb);
 }
 
 struct PartEnds {
@@ -234,78 +340,170 @@ __device__ __forceinline__ int part_of(int64_t n, int num_parts, const PartEnds&
   return int(num_parts > 1 && n >= parts.end[0]) + int(num_parts > 2 && n >= parts.end[1]);
 }
 
-__global__ void __launch_bounds__(kExpandThreads)
-    lora_expand_kernel(const float* __restrict__ partial, int32_t splits,
-                       const __nv_bfloat16* __restrict__ b, const int32_t* __restrict__ tiles,
-                       int32_t num_rows, int32_t T, int64_t N, int64_t R, int64_t mr, int num_parts,
-                       PartEnds parts, __nv_bfloat16* __restrict__ out, int64_t ld_out,
-                       int chunk_rows, bool vec) {
+// Two consecutive bf16 of B (k, k + 1 of row n) as an mma B register; zeros past R.
+__device__ __forceinline__ uint32_t load_b2(const __nv_bfloat16* row, int64_t k, int64_t R,
+                                            bool vec) {
+  if (vec) return k < R ? __ldg(reinterpret_cast<const unsigned int*>(row + k)) : 0u;
+  const uint32_t lo = k < R ? __bfloat16_as_ushort(row[k]) : 0u;
+  const uint32_t hi = k + 1 < R ? __bfloat16_as_ushort(row[k + 1]) : 0u;
+  return lo | (hi << 16);
+}
+
+// vec_b: R and max_rank even, b 4-byte aligned; vec_out: N and ld_out even, out 4-byte aligned.
+// kPrefetch (small steps, latency-bound): the first chunk's B fragments are loaded before the wait
+// for the shrink; large steps load them as they go (fewer registers, more blocks an SM for the
+// output's read-modify-write).
+template <bool kPrefetch>
+__global__ void __launch_bounds__(128)
+    lora_expand_mma(const float* __restrict__ sums, int32_t splits,
+                    const __nv_bfloat16* __restrict__ b, const int32_t* __restrict__ tiles,
+                    int32_t num_rows, int32_t T, int64_t N, int64_t R, int64_t mr, int num_parts,
+                    PartEnds parts, __nv_bfloat16* __restrict__ out, int64_t ld_out, bool vec_b,
+                    bool vec_out) {
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
-  // [chunk_rows][ld]: the split sums of this block's columns.
-  extern __shared__ __align__(16) float ts[];
-  const int64_t n0 = int64_t(blockIdx.x) * kExpandThreads;
-  const int64_t n = n0 + threadIdx.x;
-  const int64_t n_last = (n0 + kExpandThreads < N ? n0 + kExpandThreads : N) - 1;
+  constexpr int kLd = kExpandK + 8;
+  constexpr int kSteps = kExpandK / 16;
+  __shared__ __align__(16) __nv_bfloat16 sh[kLoraTileRows][kLd];  // the sums' bf16 part
+  __shared__ __align__(16) __nv_bfloat16 sl[kLoraTileRows][kLd];  // and what it leaves out
+  __shared__ int32_t row_of[kLoraTileRows];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
+  const int64_t n0 = int64_t(blockIdx.x) * kExpandN;
+  const int64_t n_last = (n0 + kExpandN < N ? n0 + kExpandN : N) - 1;
+  // Only the rank columns of the parts this block's outputs belong to (B is zero elsewhere).
   const int64_t cbeg = int64_t(part_of(n0, num_parts, parts)) * mr;
-  const int64_t ncols = (int64_t(part_of(n_last, num_parts, parts)) + 1) * mr - cbeg;
-  const int64_t ld = ncols + 8;  // reads of a part's last 8 columns may run past it (times 0)
-  const int ldi = int(ld);
-  const int64_t bcol = n < N ? int64_t(part_of(n, num_parts, parts)) * mr : cbeg;
-  const __nv_bfloat16* br = b + (int64_t(tl.slot) * N + (n < N ? n : 0)) * R + bcol;
-  const float* tcol = ts + (bcol - cbeg);
-  for (int r0 = 0; r0 < tl.n; r0 += chunk_rows) {
-    const int rc = tl.n - r0 < chunk_rows ? tl.n - r0 : chunk_rows;
-    __syncthreads();
-    for (int i = threadIdx.x; i < rc * ldi; i += blockDim.x) {
-      const int r = i / ldi, c = i % ldi;
-      float s = 0.f;
-      if (c < ncols) {
-        const float* p = partial + int64_t(tl.rows[r0 + r]) * R + cbeg + c;
-        for (int j = 0; j < splits; ++j) s += p[int64_t(j) * T * R];
-      }
-      ts[i] = s;
+  const int64_t cend = (int64_t(part_of(n_last, num_parts, parts)) + 1) * mr;
+  for (int i = threadIdx.x; i < kLoraTileRows; i += blockDim.x) {
+    const int32_t t = i < tl.n ? tl.rows[i] : -1;
+    row_of[i] = t < num_rows ? t : -1;
+  }
+  const int nmb = (tl.n + 15) / 16;   // 16-row blocks of the tile
+  const int64_t nw = n0 + warp * 32;  // this warp's first output
+  const __nv_bfloat16* brow[4];
+#pragma unroll
+  for (int nb = 0; nb < 4; ++nb) {
+    const int64_t n = nw + nb * 8 + g;
+    brow[nb] = n < N ? b + (int64_t(tl.slot) * N + n) * R : nullptr;
+  }
+  // The B fragments of k step ks of the chunk at column cc: [8 outputs][low, high 8 columns].
+  auto load_b = [&](int64_t cc, int ks, uint32_t(&f)[4][2]) {
+    const int64_t k = cc + ks * 16 + 2 * tq;
+#pragma unroll
+    for (int nb = 0; nb < 4; ++nb) {
+      const bool ok = brow[nb] != nullptr && cc + ks * 16 < cend;
+      f[nb][0] = ok ? load_b2(brow[nb], k, R, vec_b) : 0u;
+      f[nb][1] = ok ? load_b2(brow[nb], k + 8, R, vec_b) : 0u;
     }
+  };
+  uint32_t first[kPrefetch ? kSteps : 1][4][2];  // the first chunk's, loaded before the wait
+  if constexpr (kPrefetch) {
+#pragma unroll
+    for (int ks = 0; ks < kSteps; ++ks) load_b(cbeg, ks, first[ks]);  // weights: no kernel writes
+  }
+  wait_for_primary();
+  float acc[4][4][4] = {};  // [row block][8 outputs][C fragment]
+  const int64_t stride = int64_t(T) * R;
+  for (int64_t cc = cbeg; cc < cend; cc += kExpandK) {
+    const int kw = int(cend - cc < kExpandK ? cend - cc : kExpandK);
+    const int kw16 = (kw + 15) / 16 * 16;
     __syncthreads();
-    if (n >= N) continue;
-    for (int g0 = 0; g0 < rc; g0 += 8) {
-      float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-      const int gn = rc - g0 < 8 ? rc - g0 : 8;
-      for (int64_t c = 0; c < mr; c += 8) {
-        float bf[8];
-        bf16x8_to_float(load8(br, c, mr, vec), bf);
+    for (int i = threadIdx.x; i < nmb * 16 * kw16; i += blockDim.x) {
+      const int r = i / kw16, c = i % kw16;
+      const int32_t t = row_of[r];
+      float v = 0.f;
+      if (t >= 0 && c < kw) {  // 16 splits' loads in flight at a time, added in split order
+        const float* p = sums + int64_t(t) * R + cc + c;
+        for (int32_t j0 = 0; j0 < splits; j0 += 16) {
+          float l[16];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          if (j >= gn) break;
-          const float* tr = tcol + (g0 + j) * ld + c;
-          float tv[8];
-          if (vec) {  // ld, the part offsets and c are multiples of 8 floats: 16-byte reads
-            const float4 u = *reinterpret_cast<const float4*>(tr);
-            const float4 v = *reinterpret_cast<const float4*>(tr + 4);
-            tv[0] = u.x, tv[1] = u.y, tv[2] = u.z, tv[3] = u.w;
-            tv[4] = v.x, tv[5] = v.y, tv[6] = v.z, tv[7] = v.w;
-          } else {
+          for (int u = 0; u < 16; ++u) l[u] = j0 + u < splits ? __ldcg(p + (j0 + u) * stride) : 0.f;
 #pragma unroll
-            for (int e = 0; e < 8; ++e) tv[e] = tr[e];
-          }
-#pragma unroll
-          for (int e = 0; e < 8; ++e) acc[j] += tv[e] * bf[e];
+          for (int u = 0; u < 16; ++u) v += l[u];
         }
       }
+      const __nv_bfloat16 hi = __float2bfloat16(v);
+      sh[r][c] = hi;
+      sl[r][c] = __float2bfloat16(v - __bfloat162float(hi));
+    }
+    __syncthreads();
+    if (nw >= N) continue;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        if (j >= gn) break;
-        const int32_t t = tl.rows[r0 + g0 + j];
-        if (t >= num_rows) continue;
-        __nv_bfloat16* o = out + int64_t(t) * ld_out + n;
-        *o = __float2bfloat16(__bfloat162float(*o) + acc[j]);
+    for (int ks = 0; ks < kSteps; ++ks) {
+      if (ks * 16 >= kw16) break;
+      const int kk = ks * 16 + 2 * tq;
+      uint32_t bf[4][2];
+      if (kPrefetch && cc == cbeg) {
+#pragma unroll
+        for (int nb = 0; nb < 4; ++nb) {
+          bf[nb][0] = first[kPrefetch ? ks : 0][nb][0];
+          bf[nb][1] = first[kPrefetch ? ks : 0][nb][1];
+        }
+      } else {
+        load_b(cc, ks, bf);
+      }
+#pragma unroll
+      for (int mb = 0; mb < 4; ++mb) {
+        if (mb >= nmb) break;
+        const int r = mb * 16 + g;
+        uint32_t fh[4], fl[4];
+        fh[0] = *reinterpret_cast<const uint32_t*>(&sh[r][kk]);
+        fh[1] = *reinterpret_cast<const uint32_t*>(&sh[r + 8][kk]);
+        fh[2] = *reinterpret_cast<const uint32_t*>(&sh[r][kk + 8]);
+        fh[3] = *reinterpret_cast<const uint32_t*>(&sh[r + 8][kk + 8]);
+        fl[0] = *reinterpret_cast<const uint32_t*>(&sl[r][kk]);
+        fl[1] = *reinterpret_cast<const uint32_t*>(&sl[r + 8][kk]);
+        fl[2] = *reinterpret_cast<const uint32_t*>(&sl[r][kk + 8]);
+        fl[3] = *reinterpret_cast<const uint32_t*>(&sl[r + 8][kk + 8]);
+#pragma unroll
+        for (int nb = 0; nb < 4; ++nb) {
+          mma_m16n8k16(acc[mb][nb], fh, bf[nb][0], bf[nb][1]);
+          mma_m16n8k16(acc[mb][nb], fl, bf[nb][0], bf[nb][1]);
+        }
+      }
+    }
+  }
+  // out += acc: C fragment rows g and g + 8, outputs 2 tq and 2 tq + 1 of each 8.
+  if (nw >= N) return;
+#pragma unroll
+  for (int mb = 0; mb < 4; ++mb) {
+    if (mb >= nmb) break;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int32_t t = row_of[mb * 16 + g + 8 * h];
+      if (t < 0) continue;
+      __nv_bfloat16* orow = out + int64_t(t) * ld_out;
+      if (vec_out) {
+        __nv_bfloat162 old[4] = {};
+#pragma unroll
+        for (int nb = 0; nb < 4; ++nb) {
+          const int64_t n = nw + nb * 8 + 2 * tq;
+          if (n < N) old[nb] = *reinterpret_cast<const __nv_bfloat162*>(orow + n);
+        }
+#pragma unroll
+        for (int nb = 0; nb < 4; ++nb) {
+          const int64_t n = nw + nb * 8 + 2 * tq;
+          if (n >= N) continue;
+          const float2 o = __bfloat1622float2(old[nb]);
+          *reinterpret_cast<__nv_bfloat162*>(orow + n) =
+              __floats2bfloat162_rn(o.x + acc[mb][nb][2 * h], o.y + acc[mb][nb][2 * h + 1]);
+        }
+      } else {
+#pragma unroll
+        for (int nb = 0; nb < 4; ++nb) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int64_t n = nw + nb * 8 + 2 * tq + e;
+            if (n >= N) continue;
+            orow[n] = __float2bfloat16(__bfloat162float(orow[n]) + acc[mb][nb][2 * h + e]);
+          }
+        }
       }
     }
   }
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+bool aligned(const void* p, uintptr_t n) {
+  return reinterpret_cast<uintptr_t>(p) % n == 0;
 }
 
 }  // namespace
@@ -352,13 +550,27 @@ size_t lora_partial_floats(int32_t max_tokens, int64_t rank) {
   return size_t(rows) * size_t(std::max<int64_t>(rank, 0));
 }
 
+int32_t lora_expand_splits(int32_t num_tokens, int32_t max_tiles, int64_t in_features,
+                           int64_t rank) {
+  const Plan p = shrink_plan(num_tokens, max_tiles, in_features, rank);
+  return p.simt ? p.splits : 1;
+}
+
+bool lora_fork_shrink(int32_t num_tokens) {
+  return num_tokens > kSimtMaxRows;
+}
+
+size_t lora_ticket_ints(int32_t max_tokens, int64_t rank) {
+  return size_t(std::max(max_tokens, 1)) * size_t(std::max<int64_t>(1, (rank + 31) / 32));
+}
+
 cudaError_t launch_lora_shrink(const void* x, int64_t ld_x, int32_t num_rows, const void* a,
                                const int32_t* tiles, int32_t num_tokens, int32_t max_tiles,
-                               int64_t in_features, int64_t rank, float* partial,
+                               int64_t in_features, int64_t rank, float* partial, int32_t* tickets,
                                cudaStream_t stream) {
   if (num_tokens <= 0 || max_tiles <= 0 || rank <= 0 || in_features <= 0) return cudaSuccess;
   const Plan p = shrink_plan(num_tokens, max_tiles, in_features, rank);
-  const bool vec = in_features % 8 == 0 && ld_x % 8 == 0 && aligned16(x) && aligned16(a);
+  const bool vec = in_features % 8 == 0 && ld_x % 8 == 0 && aligned(x, 16) && aligned(a, 16);
   const auto* xb = static_cast<const __nv_bfloat16*>(x);
   const auto* ab = static_cast<const __nv_bfloat16*>(a);
   if (p.simt) {
@@ -369,8 +581,15 @@ cudaError_t launch_lora_shrink(const void* x, int64_t ld_x, int32_t num_rows, co
   } else {
     const dim3 grid(unsigned(p.splits), unsigned(max_tiles),
                     unsigned((rank + kMmaCols - 1) / kMmaCols));
-    lora_shrink_mma<<<grid, 128, 0, stream>>>(xb, ld_x, num_rows, ab, tiles, num_tokens,
-                                              in_features, rank, p.kc, partial, vec);
+    if (vec) {
+      lora_shrink_mma<true><<<grid, 128, 0, stream>>>(xb, ld_x, num_rows, ab, tiles, num_tokens,
+                                                      in_features, rank, p.kc, partial, tickets,
+                                                      p.splits);
+    } else {
+      lora_shrink_mma<false><<<grid, 128, 0, stream>>>(xb, ld_x, num_rows, ab, tiles, num_tokens,
+                                                       in_features, rank, p.kc, partial, tickets,
+                                                       p.splits);
+    }
   }
   return cudaGetLastError();
 }
@@ -379,24 +598,31 @@ cudaError_t launch_lora_expand(const float* partial, int32_t splits, const void*
                                const int32_t* tiles, int32_t num_rows, int32_t num_tokens,
                                int32_t max_tiles, int64_t out_features, int64_t rank,
                                int64_t max_rank, int32_t num_parts, const int64_t* part_end,
-                               void* out, int64_t ld_out, cudaStream_t stream) {
+                               void* out, int64_t ld_out, bool after_shrink, cudaStream_t stream) {
   if (num_tokens <= 0 || max_tiles <= 0 || out_features <= 0 || rank <= 0) return cudaSuccess;
-  if (num_parts < 1 || num_parts > 3 || max_rank <= 0 || int64_t(num_parts) * max_rank > rank)
+  if (num_parts < 1 || num_parts > 3 || max_rank <= 0 || int64_t(num_parts) * max_rank > rank ||
+      splits < 1)
     return cudaErrorInvalidValue;
-  const int64_t ld = rank + 8;
-  const int64_t chunk = std::min<int64_t>(kLoraTileRows, kExpandSmemFloats / ld / 8 * 8);
-  if (chunk < 8) return cudaErrorInvalidValue;  // a rank this wide needs more shared memory
   PartEnds parts{{0, 0, 0}};
   for (int p = 0; p < num_parts; ++p) parts.end[p] = part_end[p];
-  const bool vec = max_rank % 8 == 0 && rank % 8 == 0 && aligned16(b);
-  const dim3 grid(unsigned((out_features + kExpandThreads - 1) / kExpandThreads),
-                  unsigned(max_tiles));
-  const size_t smem = size_t(chunk) * size_t(ld) * sizeof(float);
-  lora_expand_kernel<<<grid, kExpandThreads, smem, stream>>>(
-      partial, splits, static_cast<const __nv_bfloat16*>(b), tiles, num_rows, num_tokens,
-      out_features, rank, max_rank, num_parts, parts, static_cast<__nv_bfloat16*>(out), ld_out,
-      int(chunk), vec);
-  return cudaGetLastError();
+  const bool vec_b = max_rank % 2 == 0 && rank % 2 == 0 && aligned(b, 4);
+  const bool vec_out = out_features % 2 == 0 && ld_out % 2 == 0 && aligned(out, 4);
+  // A programmatic dependent of the shrink: its launch and its B loads overlap the shrink (the
+  // kernel waits for the shrink's grid before it reads the sums).
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned((out_features + kExpandN - 1) / kExpandN), unsigned(max_tiles));
+  cfg.blockDim = dim3(128);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = after_shrink ? 1 : 0;  // else an ordinary launch (the wait is a no-op then)
+  return cudaLaunchKernelEx(
+      &cfg, num_tokens <= kLoraTileRows ? lora_expand_mma<true> : lora_expand_mma<false>, partial,
+      splits, static_cast<const __nv_bfloat16*>(b), tiles, num_rows, num_tokens, out_features, rank,
+      max_rank, int(num_parts), parts, static_cast<__nv_bfloat16*>(out), ld_out, vec_b, vec_out);
 }
 
 }  // namespace inferd::cuda
