@@ -10,7 +10,10 @@
 // memory at the end. When too few (token, KV head) pairs exist to fill the GPU (decode at small
 // batch), the key range is split (splits depend only on the number of rows, so a CUDA graph
 // captured for a batch size stays valid) and a second kernel combines the splits' partial results.
-// Sequences with no keys (graph padding rows) give zeros.
+// Sequences with no keys (graph padding rows) give zeros. Batches of at most kMaxSeqBlockRows new
+// tokens a sequence (speculative verification) run the tensor-core kernel with one block per
+// (sequence, KV head, split) for all the sequence's rows (seq_blocks), splits from the sequence
+// count.
 //
 // Speed (H200, commit 3475f50, Llama-3.1-8B shape, ncu): the mma kernel takes 61 us a layer at
 // batch 256 and context ~133 (2.3 TB/s, 53 % of the copy bandwidth: too little in flight per SM at
