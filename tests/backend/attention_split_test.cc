@@ -38,6 +38,37 @@ TEST(AttentionSplit, SplitsCoverTheWindowExactlyOnce) {
   }
 }
 
+// A block computing rows at positions pos_min..pos_max of one sequence (seq_blocks): the splits
+// of the union range, each row masked by row_sees_key, give every row exactly its visible keys.
+TEST(AttentionSplit, SpanSplitsGiveEveryRowItsKeysOnce) {
+  for (int32_t window : {0, 1, 3, 7, 16, 128}) {
+    for (int32_t pos_min = 0; pos_min < 200; pos_min += 7) {
+      for (int32_t rows = 1; rows <= 8; ++rows) {
+        const int32_t pos_max = pos_min + rows - 1;
+        for (int32_t n : {1, 2, 5, 32}) {
+          for (int32_t pos = pos_min; pos <= pos_max; ++pos) {
+            std::vector<int> seen(size_t(pos_max) + 1, 0);
+            for (int32_t s = 0; s < n; ++s) {
+              const cuda::SplitKeys k =
+                  cuda::split_keys_span(pos_min, pos_max, pos_max + 1, window, s, n);
+              for (int32_t key = k.k0; key < k.k1; ++key) {
+                ASSERT_TRUE(key >= 0 && key <= pos_max) << "key " << key;
+                if (cuda::row_sees_key(pos, window, key)) ++seen[size_t(key)];
+              }
+            }
+            for (int32_t key = 0; key <= pos_max; ++key) {
+              const bool visible = key <= pos && (window == 0 || key > pos - window);
+              ASSERT_EQ(seen[size_t(key)], visible ? 1 : 0)
+                  << "window " << window << " rows " << pos_min << ".." << pos_max << " row " << pos
+                  << " splits " << n << " key " << key;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(AttentionSplit, PaddingRowsReadNothing) {
   for (int32_t s = 0; s < 4; ++s) {
     const cuda::SplitKeys k = split_keys(0, 0, 128, s, 4);

@@ -568,6 +568,107 @@ TEST_F(CudaKernels, SplitKvDecodeAttentionMatchesCpu) {
   }
 }
 
+// Speculative verification rows: every sequence computes 1 + k rows (k = 1..7, causal among
+// them) in one block per (sequence, KV head, split) of the split-KV kernel (a batch of at most
+// kMaxSeqBlockRows new tokens a sequence). Against the CPU reference: GQA groups of 1..8, head dims
+// 64/128/256, sliding windows, gpt-oss sinks, split and unsplit key ranges (few / many sequences),
+// batches mixing decode rows, verification rows of several lengths and a sequence with no new
+// tokens; and the same rows packed as a verification graph packs them (1 + k rows a sequence,
+// padding rows and padding sequences), whose padding sequences give zeros.
+TEST_F(CudaKernels, SeqBlockVerificationAttentionMatchesCpu) {
+  TRACE_SEED();
+  struct Case {
+    int32_t nh, nkv, hd, window;
+    bool sinks;
+  };
+  const std::vector<Case> cases = {
+      {32, 8, 128, 0, false}, {8, 1, 128, 0, false}, {14, 2, 64, 300, false},
+      {16, 16, 64, 0, false}, {8, 2, 256, 0, false}, {64, 8, 64, 0, true},
+      {8, 2, 64, 5, true},
+  };
+  const int32_t bs = 16;
+  for (const Case& c : cases) {
+    for (int32_t k = 1; k <= 7; ++k) {
+      for (int32_t nseq : {1, 3, 40}) {
+        for (int32_t variant : {0, 1, 2}) {
+          SCOPED_TRACE(::testing::Message()
+                       << "heads " << c.nh << "/" << c.nkv << " hd " << c.hd << " window "
+                       << c.window << " sinks " << c.sinks << " k " << k << " seqs " << nseq
+                       << " variant " << variant);
+          // Variant 0: 1 + k rows a sequence. 1: sequence i computes 1 + (i % (k + 1)) rows
+          // (decode rows among them; the last 1 + k). 2: as 1, and one more sequence computes
+          // none (eager only: a verification graph packs sequences of 1..1 + k rows).
+          std::vector<SeqSpec> specs;
+          int32_t blocks = 0;
+          for (int32_t i = 0; i < nseq; ++i) {
+            const int32_t q = variant == 0 || i == nseq - 1 ? 1 + k : 1 + i % (k + 1);
+            specs.push_back({int32_t(rng_.next_u64() % (nseq > 8 ? 600 : 3000)), q});
+            blocks += (specs.back().cached + q + bs - 1) / bs;
+          }
+          if (variant == 2) {
+            specs.insert(specs.begin() + nseq / 2, SeqSpec{37, 0});
+            blocks += (37 + bs - 1) / bs;
+          }
+          const int32_t num_blocks = blocks + 5;
+          const ForwardBatch fb = make_batch(specs, bs, num_blocks, rng_);
+          const int32_t T = fb.num_tokens(), S = int32_t(fb.seqs.size());
+          const int64_t W = int64_t(c.nh + 2 * c.nkv) * c.hd, O = int64_t(c.nh) * c.hd;
+          Tensor qkv = rand_host({T, W}, rng_, 2.f);
+          Tensor kc = rand_host({num_blocks, bs, c.nkv, c.hd}, rng_, 2.f);
+          Tensor vc = rand_host({num_blocks, bs, c.nkv, c.hd}, rng_, 2.f);
+          Tensor sinks;
+          if (c.sinks) {
+            sinks = rand_host({c.nh}, rng_, 3.f);
+            sinks.data_as<float>()[0] = 40.f;
+            sinks.data_as<float>()[1] = -40.f;
+          }
+          const Tensor gsinks = c.sinks ? up(sinks, DType::kF32) : Tensor();
+          KvLayer gkv{up(kc), up(vc)};
+          const float scale = 1.0f / std::sqrt(float(c.hd));
+          const DeviceBatch& cb = cpu_->prepare_batch(fb, bs);
+          Tensor ref = host({T, O});
+          cpu_->attention(qkv, c.nh, c.nkv, KvLayer{kc, vc}, scale, c.window, cb, ref, sinks);
+
+          {  // eager: the rows as they are
+            Tensor dout = poisoned(DType::kBF16, {T, O});
+            const DeviceBatch& gb = gpu_->prepare_batch(fb, bs);
+            ASSERT_EQ(gb.max_q_len, 1 + k);
+            gpu_->attention(up(qkv), c.nh, c.nkv, gkv, scale, c.window, gb, dout, gsinks);
+            EXPECT_LT(rel_err(down(dout), ref), kBf16Tol) << "eager";
+          }
+          if (variant == 2) continue;
+          // A verification graph's packing: sequence i's rows at i (1 + k) (padding rows after a
+          // shorter sequence's), two padding sequences.
+          const int32_t rps = 1 + k, padded = S + 2, TP = padded * rps;
+          Tensor qpad = Tensor::empty_host(DType::kF32, {TP, W});
+          std::fill(qpad.data_as<float>(), qpad.data_as<float>() + qpad.numel(), 0.5f);
+          for (int32_t i = 0; i < S; ++i) {
+            const SeqBatchInfo& sq = fb.seqs[size_t(i)];
+            std::copy(qkv.data_as<float>() + int64_t(sq.q_start) * W,
+                      qkv.data_as<float>() + int64_t(sq.q_start + sq.q_len) * W,
+                      qpad.data_as<float>() + int64_t(i) * rps * W);
+          }
+          Tensor dout = poisoned(DType::kBF16, {TP, O});
+          const DeviceBatch& gb = gpu_->prepare_batch(fb, bs, nullptr, padded, rps);
+          ASSERT_EQ(gb.num_tokens, TP);
+          gpu_->attention(up(qpad), c.nh, c.nkv, gkv, scale, c.window, gb, dout, gsinks);
+          Tensor got = down(dout);
+          Tensor real = host({T, O});
+          for (int32_t i = 0; i < S; ++i) {
+            const SeqBatchInfo& sq = fb.seqs[size_t(i)];
+            std::copy(got.data_as<float>() + int64_t(i) * rps * O,
+                      got.data_as<float>() + (int64_t(i) * rps + sq.q_len) * O,
+                      real.data_as<float>() + int64_t(sq.q_start) * O);
+          }
+          EXPECT_LT(rel_err(real, ref), kBf16Tol) << "graph packing";
+          for (int64_t i = int64_t(S) * rps * O; i < got.numel(); ++i)
+            ASSERT_EQ(got.data_as<float>()[i], 0.0f) << "padding sequences must be zero";
+        }
+      }
+    }
+  }
+}
+
 TEST_F(CudaKernels, AttentionRejectsHeadDimOver256) {
   const ForwardBatch fb = make_batch({{0, 2}}, 16, 1, rng_);
   KvLayer kv{gpu_->alloc(DType::kBF16, {1, 16, 1, 512}),

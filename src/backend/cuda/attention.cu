@@ -10,7 +10,10 @@
 // memory at the end. When too few (token, KV head) pairs exist to fill the GPU (decode at small
 // batch), the key range is split (splits depend only on the number of rows, so a CUDA graph
 // captured for a batch size stays valid) and a second kernel combines the splits' partial results.
-// Sequences with no keys (graph padding rows) give zeros.
+// Sequences with no keys (graph padding rows) give zeros. Batches of at most kMaxSeqBlockRows new
+// tokens a sequence (speculative verification) run the tensor-core kernel with one block per
+// (sequence, KV head, split) for all the sequence's rows (seq_blocks), splits from the sequence
+// count.
 //
 // Speed (H200, commit 3475f50, Llama-3.1-8B shape, ncu): the mma kernel takes 61 us a layer at
 // batch 256 and context ~133 (2.3 TB/s, 53 % of the copy bandwidth: too little in flight per SM at
@@ -237,12 +240,15 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(Attention
 
 // ---- tensor-core decode kernel ---------------------------------------------------------------
 // Same contract as paged_attention_kernel for head_dim D (64, 128, 256): one block of 4 warps per
-// (row, KV head, split); the query heads of the KV group are the 16 rows of an mma tile (zeros
-// past the group). Each warp walks every fourth 16-key tile of the split: the tile is gathered
-// from the cache blocks into the warp's own shared memory by 16-byte cp.async copies, one tile
-// ahead of the one being computed (double buffer), S = Q K^T and
-// O += P V run on tensor cores (m16n8k16, bf16 in, fp32 accumulate) with an online softmax in
-// exp2 space, and the four warps merge at the end.
+// (row, KV head, split), or with p.seq_blocks per (sequence, KV head, split) for all the rows of
+// the sequence. The block's query rows x the query heads of the KV group ("virtual rows",
+// row-major: v = row * group + head) are the rows of 16-row mma tiles, a tile at a time (zeros past
+// the last); every tile reads the split's keys, which the block's rows share. Each warp walks every
+// fourth 16-key tile of the split: the tile is gathered from the cache blocks into the warp's own
+// shared memory by 16-byte cp.async copies, one tile ahead of the one being computed (double
+// buffer), S = Q K^T and O += P V run on tensor cores (m16n8k16, bf16 in, fp32 accumulate) with
+// an online softmax in exp2 space (each virtual row masked to the keys its row sees: causal,
+// sliding window), and the four warps merge at the end.
 template <int D>
 __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(AttentionParams p) {
   constexpr int kKT = 16;         // keys per warp tile
@@ -252,14 +258,38 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ float s_m[kWarps][16], s_l[kWarps][16];
 
-  const int32_t t = int32_t(blockIdx.x), h = int32_t(blockIdx.y), split = int32_t(blockIdx.z);
+  const int32_t h = int32_t(blockIdx.y), split = int32_t(blockIdx.z);
   const int32_t num_splits = int32_t(gridDim.z);
   const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, tq = lane & 3;
 
-  const KeyRange range = key_range(p, t, split, num_splits);
-  if (range.skip) return;
-  const int32_t seq = range.seq, k0 = range.k0, k1 = range.k1;
+  // The block's rows [row0, row0 + nrows) of sequence seq, and its split's keys [k0, k1) (the
+  // union of the rows' ranges).
+  int32_t seq, row0, nrows, k0, k1;
+  if (p.seq_blocks) {
+    seq = int32_t(blockIdx.x);
+    row0 = p.seq_q_start[seq];
+    nrows = p.seq_q_start[seq + 1] - row0;
+    if (nrows <= 0) return;
+    int32_t pmin = p.positions[row0], pmax = pmin;
+    for (int32_t j = 1; j < nrows; ++j) {
+      const int32_t pj = p.positions[row0 + j];
+      pmin = min(pmin, pj);
+      pmax = max(pmax, pj);
+    }
+    const SplitKeys k =
+        split_keys_span(pmin, pmax, p.seq_kv_len[seq], p.sliding_window, split, num_splits);
+    k0 = k.k0;
+    k1 = k.k1;
+  } else {
+    const KeyRange range = key_range(p, int32_t(blockIdx.x), split, num_splits);
+    if (range.skip) return;
+    seq = range.seq;
+    row0 = int32_t(blockIdx.x);
+    nrows = 1;
+    k0 = range.k0;
+    k1 = range.k1;
+  }
 
   const int32_t stride = p.header[kHeaderBlockTableStride];
   const int32_t* table = p.block_tables + int64_t(seq) * stride;
@@ -269,24 +299,35 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
   const int32_t bs = p.block_size;
   const int bs_shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;  // power-of-two block sizes
   const int32_t group = p.num_heads / p.num_kv_heads;
+  const int32_t num_virtual = nrows * group;
   const float sl2 = p.scale * kLog2E;
   bf16* tk = reinterpret_cast<bf16*>(smem_raw) + warp * 4 * kKT * kStride;  // 2 x (K, V)
   float* merge = reinterpret_cast<float*>(smem_raw);  // [kWarps][16][D], after the key loop
 
-  for (int32_t g0 = 0; g0 < group; g0 += 16) {
-    const int gn = min(16, int(group - g0));
+  for (int32_t v0 = 0; v0 < num_virtual; v0 += 16) {
+    const int gn = min(16, int(num_virtual - v0));
+    // This thread's two rows of the tile (g and g + 8): their token, query head and position
+    // (-1 past the last virtual row: no key).
+    const bool lo = g < gn, hi = g + 8 < gn;
+    const int32_t t_lo = row0 + (lo ? (v0 + g) / group : 0);
+    const int32_t t_hi = row0 + (hi ? (v0 + g + 8) / group : 0);
+    const int32_t qh_lo = h * group + (v0 + g) % group;
+    const int32_t qh_hi = h * group + (v0 + g + 8) % group;
+    const int32_t pos_lo = lo ? p.positions[t_lo] : -1;
+    const int32_t pos_hi = hi ? p.positions[t_hi] : -1;
     uint32_t qa[kKS][4];
     {
-      const bf16* qb =
-          static_cast<const bf16*>(p.qkv) + int64_t(t) * p.ld_qkv + int64_t(h * group + g0) * D;
-      const bool lo = g < gn, hi = g + 8 < gn;
+      const bf16* q_lo =
+          static_cast<const bf16*>(p.qkv) + int64_t(t_lo) * p.ld_qkv + int64_t(qh_lo) * D;
+      const bf16* q_hi =
+          static_cast<const bf16*>(p.qkv) + int64_t(t_hi) * p.ld_qkv + int64_t(qh_hi) * D;
 #pragma unroll
       for (int ks = 0; ks < kKS; ++ks) {
         const int d0 = 16 * ks + 2 * tq;
-        qa[ks][0] = lo ? *reinterpret_cast<const uint32_t*>(qb + g * D + d0) : 0u;
-        qa[ks][1] = hi ? *reinterpret_cast<const uint32_t*>(qb + (g + 8) * D + d0) : 0u;
-        qa[ks][2] = lo ? *reinterpret_cast<const uint32_t*>(qb + g * D + d0 + 8) : 0u;
-        qa[ks][3] = hi ? *reinterpret_cast<const uint32_t*>(qb + (g + 8) * D + d0 + 8) : 0u;
+        qa[ks][0] = lo ? *reinterpret_cast<const uint32_t*>(q_lo + d0) : 0u;
+        qa[ks][1] = hi ? *reinterpret_cast<const uint32_t*>(q_hi + d0) : 0u;
+        qa[ks][2] = lo ? *reinterpret_cast<const uint32_t*>(q_lo + d0 + 8) : 0u;
+        qa[ks][3] = hi ? *reinterpret_cast<const uint32_t*>(q_hi + d0 + 8) : 0u;
       }
     }
     float o[kDT][4];
@@ -343,7 +384,9 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int32_t key = kt + nt * 8 + 2 * tq + (e & 1);
-          sc[nt][e] = key < k1 ? sc[nt][e] * sl2 : -INFINITY;
+          const int32_t pos = e < 2 ? pos_lo : pos_hi;
+          const bool ok = key < k1 && row_sees_key(pos, p.sliding_window, key);
+          sc[nt][e] = ok ? sc[nt][e] * sl2 : -INFINITY;
         }
       }
       sm.update(sc, o);
@@ -369,14 +412,14 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
       s_l[warp][g + 8] = sm.l_hi;
     }
 #pragma unroll
-    for (int j = 0; j < kDT; ++j) {  // only the rows that are query heads
+    for (int j = 0; j < kDT; ++j) {  // only the tile's virtual rows
       float* r_lo = merge + (size_t(warp) * 16 + g) * D + j * 8 + 2 * tq;
       float* r_hi = r_lo + 8 * D;
-      if (g < gn) {
+      if (lo) {
         r_lo[0] = o[j][0];
         r_lo[1] = o[j][1];
       }
-      if (g + 8 < gn) {
+      if (hi) {
         r_hi[0] = o[j][2];
         r_hi[1] = o[j][3];
       }
@@ -396,7 +439,8 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
           A = fmaf(wt, merge[(size_t(w) * 16 + r) * D + d], A);
         }
       }
-      const int32_t qh = h * group + g0 + r;
+      const int32_t t = row0 + (v0 + r) / group;
+      const int32_t qh = h * group + (v0 + r) % group;
       if (num_splits == 1) {
         L = add_sink(p, qh, mx, L);
         static_cast<bf16*>(p.out)[int64_t(t) * p.ld_out + int64_t(qh) * D + d] =
@@ -410,7 +454,7 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
         }
       }
     }
-    __syncthreads();  // the merge buffer is the next head group's tile buffer
+    __syncthreads();  // the merge buffer is the next tile's key buffer
   }
 }
 
@@ -426,8 +470,9 @@ cudaError_t launch_mma_decode(const AttentionParams& p, cudaStream_t stream) {
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
-  kernel<<<dim3(unsigned(p.num_tokens), unsigned(p.num_kv_heads), unsigned(p.num_splits)),
-           kAttnThreads, smem, stream>>>(p);
+  const unsigned units = unsigned(p.seq_blocks ? p.num_seqs : p.num_tokens);
+  kernel<<<dim3(units, unsigned(p.num_kv_heads), unsigned(p.num_splits)), kAttnThreads, smem,
+           stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -483,6 +528,10 @@ cudaError_t launch_lpk(const AttentionParams& p, int32_t splits, cudaStream_t st
 
 }  // namespace
 
+bool seq_block_attention_supported(int32_t head_dim) {
+  return head_dim == 64 || head_dim == 128 || head_dim == 256;
+}
+
 int32_t attention_splits(int32_t num_tokens, int32_t num_kv_heads, int32_t num_sms) {
   const int64_t blocks = int64_t(num_tokens) * num_kv_heads;
   if (blocks <= 0 || blocks >= num_sms) return 1;
@@ -498,6 +547,8 @@ cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
       p.num_splits > kMaxAttentionSplits)
     return cudaErrorInvalidValue;
   if (p.num_splits > 1 && (!p.partial_acc || !p.partial_m || !p.partial_l))
+    return cudaErrorInvalidValue;
+  if (p.seq_blocks && (!seq_block_attention_supported(p.head_dim) || p.single_token_seqs_only))
     return cudaErrorInvalidValue;
   cudaError_t e;
   if (p.head_dim == 64) {

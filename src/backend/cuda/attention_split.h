@@ -29,16 +29,30 @@ struct SplitKeys {
   int32_t k0, k1;  // [k0, k1); empty when k1 <= k0
 };
 
-INFERD_HOST_DEVICE inline SplitKeys split_keys(int32_t pos, int32_t kv_len, int32_t window,
-                                               int32_t split, int32_t num_splits) {
-  const int32_t first = window > 0 ? (pos - window + 1 > 0 ? pos - window + 1 : 0) : 0;
-  int32_t end = kv_len > 0 ? pos + 1 : 0;
+// The keys of split `split` of the union of the ranges of rows at positions pos_min..pos_max of
+// one sequence (a block that computes several rows of a sequence together: speculative
+// verification, short chunks); each row masks the keys outside its own range.
+INFERD_HOST_DEVICE inline SplitKeys split_keys_span(int32_t pos_min, int32_t pos_max,
+                                                    int32_t kv_len, int32_t window, int32_t split,
+                                                    int32_t num_splits) {
+  const int32_t first = window > 0 ? (pos_min - window + 1 > 0 ? pos_min - window + 1 : 0) : 0;
+  int32_t end = kv_len > 0 ? pos_max + 1 : 0;
   if (end < first) end = first;
   const int32_t chunk = (end - first + num_splits - 1) / num_splits;
   SplitKeys r;
   r.k0 = first + split * chunk;
   r.k1 = end < r.k0 + chunk ? end : r.k0 + chunk;
   return r;
+}
+
+INFERD_HOST_DEVICE inline SplitKeys split_keys(int32_t pos, int32_t kv_len, int32_t window,
+                                               int32_t split, int32_t num_splits) {
+  return split_keys_span(pos, pos, kv_len, window, split, num_splits);
+}
+
+// Whether a row at position `pos` sees key `key` (causal, sliding window).
+INFERD_HOST_DEVICE inline bool row_sees_key(int32_t pos, int32_t window, int32_t key) {
+  return key <= pos && (window <= 0 || key > pos - window);
 }
 
 // L with the sink of a query head joined (`sink` in natural-log units; mx, L in the log2 domain);

@@ -352,13 +352,21 @@ class CudaBackend final : public Backend {
       INFERD_CHECK(sinks.numel() == nh, "attention sinks {} for {} heads", sinks.shape_str(), nh);
       p.sinks = sinks.data_as<float>();
     }
-    // Sequences with several new tokens (prefill chunks) go to the tensor-core kernel, the rest
-    // (decode rows) to the split-KV kernel; a batch may hold both.
-    const bool prefill_kernel = b.max_q_len > 1 && cuda::prefill_attention_supported(p.head_dim);
+    // A batch whose sequences have at most kMaxSeqBlockRows new tokens each (speculative
+    // verification, short chunks) runs on the split-KV kernel, one block per (sequence, KV head,
+    // split) computing all the sequence's rows (its keys read once). Otherwise sequences with
+    // several new tokens (prefill chunks) go to the tensor-core prefill kernel, the rest (decode
+    // rows) to the split-KV kernel, one block per (row, KV head, split); a batch may hold both.
+    const bool seq_blocks = b.max_q_len > 1 && b.max_q_len <= cuda::kMaxSeqBlockRows &&
+                            cuda::seq_block_attention_supported(p.head_dim);
+    const bool prefill_kernel =
+        !seq_blocks && b.max_q_len > 1 && cuda::prefill_attention_supported(p.head_dim);
     if (prefill_kernel) CU_CHECK(cuda::launch_prefill_attention(p, b.max_q_len, stream()));
     if (prefill_kernel && b.num_single_token_seqs == 0) return;
     p.single_token_seqs_only = prefill_kernel;
-    p.num_splits = cuda::attention_splits(b.num_tokens, int32_t(nkv), ctx_.num_sms());
+    p.seq_blocks = seq_blocks;
+    p.num_splits = cuda::attention_splits(seq_blocks ? b.num_seqs : b.num_tokens, int32_t(nkv),
+                                          ctx_.num_sms());
     if (p.num_splits > 1) {
       const int64_t rows = cuda::attention_partial_rows(int32_t(nh), int32_t(nkv), ctx_.num_sms());
       INFERD_CHECK(int64_t(b.num_tokens) * nh * p.num_splits <= rows,

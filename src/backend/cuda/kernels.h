@@ -111,6 +111,10 @@ struct AttentionParams {
   // Decode kernel: leave the rows of sequences with several new tokens alone (the prefill kernel
   // computes them).
   bool single_token_seqs_only = false;
+  // Decode kernel: one block per (sequence, KV head, split) computing all the sequence's rows
+  // (at most kMaxSeqBlockRows: speculative verification, short chunks) with one read of its keys;
+  // num_splits from attention_splits(num_seqs, ...). Head dims 64, 128, 256 only.
+  bool seq_blocks = false;
   float* partial_acc = nullptr;  // [T, num_heads, num_splits, head_dim]
   float* partial_m = nullptr;    // [T, num_heads, num_splits]
   float* partial_l = nullptr;
@@ -122,9 +126,16 @@ constexpr int32_t kMaxAttentionSplits = 32;
 // Splits of the key range for a batch of `num_tokens` rows: enough blocks for about two per SM.
 // Depends only on the row count (and the model), never on the context lengths.
 int32_t attention_splits(int32_t num_tokens, int32_t num_kv_heads, int32_t num_sms);
-// Partial-result rows (T * num_heads * num_splits) any launch of attention_splits() may need.
+// The most rows of one sequence a seq_blocks launch computes together.
+constexpr int32_t kMaxSeqBlockRows = 8;
+// Whether seq_blocks launches exist for this head dim (the tensor-core decode kernel's).
+bool seq_block_attention_supported(int32_t head_dim);
+// Partial-result rows (T * num_heads * num_splits) any launch of attention_splits() may need:
+// splits from the rows (T * nkv < sms) or, seq_blocks, from the sequences (T <= kMaxSeqBlockRows
+// * S, S * nkv < sms): T * nh * splits < kMaxSeqBlockRows * 3 * sms * group.
 inline int64_t attention_partial_rows(int32_t num_heads, int32_t num_kv_heads, int32_t num_sms) {
-  return 3 * int64_t(num_sms) * (num_heads / num_kv_heads) + int64_t(num_heads);
+  return kMaxSeqBlockRows *
+         (3 * int64_t(num_sms) * (num_heads / num_kv_heads) + int64_t(num_heads));
 }
 // Decode / any-row kernel (attention.cu): one block per (row, KV head, split).
 cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream);
