@@ -320,6 +320,11 @@ def is_moe(c):
     return c["architectures"][0] in ("Qwen3MoeForCausalLM", "MixtralForCausalLM")
 
 
+def has_router(c):
+    """A mixture of experts whose routing the prompts must not leave at a near-tie."""
+    return is_moe(c) or is_gpt_oss(c)
+
+
 def moe_sizes(c):
     """(experts, top-k, expert intermediate size, renormalise) of an MoE config."""
     if c["architectures"][0] == "MixtralForCausalLM":
@@ -773,6 +778,7 @@ def gpt_oss_moe(c, g, p, x):
     gate_up (interleaved: gate = even columns, up = odd), the clamped SwiGLU, down; weighted sum."""
     k, limit, alpha = c["num_experts_per_tok"], 7.0, 1.702
     logits = x @ g(p + "router.weight").T + g(p + "router.bias")
+    record_routing_gaps(logits, k)
     top, idx = torch.topk(logits, k, dim=-1)
     weights = torch.softmax(top, dim=-1)
     out = torch.zeros_like(x)
@@ -792,10 +798,7 @@ def moe_block(c, g, p, x):
     config says), each chosen expert's SwiGLU MLP weighted and summed."""
     E, K, F, renorm = moe_sizes(c)
     logits = x @ g(p + "gate.weight").T
-    if ROUTING_GAPS is not None:
-        # Relative to each token's logit spread: bf16 errors scale with the logits.
-        top = logits.topk(K + 1, dim=-1).values
-        ROUTING_GAPS.extend(((top[:, K - 1] - top[:, K]) / logits.std(dim=-1)).tolist())
+    record_routing_gaps(logits, K)
     probs = torch.softmax(logits, dim=-1)
     top_w, top_i = probs.topk(K, dim=-1)
     if renorm:
@@ -815,11 +818,19 @@ def moe_block(c, g, p, x):
 ROUTING_GAPS = None  # a list while routing_gap() records the router's k-th / next gaps
 
 
+def record_routing_gaps(logits, k):
+    """While routing_gap() runs: each token's gap between its k-th and (k+1)-th router logit,
+    relative to the token's logit spread (bf16 errors scale with the logits)."""
+    if ROUTING_GAPS is not None:
+        top = logits.topk(k + 1, dim=-1).values
+        ROUTING_GAPS.extend(((top[:, k - 1] - top[:, k]) / logits.std(dim=-1)).tolist())
+
+
 def routing_gap(c, w, ids):
     """The smallest gap between the k-th and the (k+1)-th router logit over the prompt's tokens
     and MoE layers (inf for a dense model): bf16 on the GPU must choose the same experts."""
     global ROUTING_GAPS
-    if not is_moe(c):
+    if not has_router(c):
         return float("inf")
     ROUTING_GAPS = []
     reference_forward(c, w, ids)
@@ -873,6 +884,11 @@ def draw_greedy_prompt(c, w, n, gen):
         if tries > GREEDY_TRIES:
             break
         m = greedy_margin(c, w, p, GREEDY_CLEAR_TOKENS)
+        if has_router(c) and m >= GREEDY_MARGIN:
+            # The greedy tokens' own positions must route without a near-tie too: a flipped
+            # expert there changes every later token (gpt_oss parted at its third token so).
+            if routing_gap(c, w, p + reference_greedy(c, w, p, GREEDY_CLEAR_TOKENS)) < ROUTING_MIN_GAP:
+                continue
         if m > best_margin:
             best, best_margin = p, m
         if m >= GREEDY_MARGIN:
@@ -933,7 +949,7 @@ def main():
         w = make_weights(c, gen)
         prompts = [torch.randint(3, VOCAB, (n,), generator=gen).tolist()
                    for n in PROMPT_LENS_OF.get(name, PROMPT_LENS)]
-        if is_moe(c):  # no routing near-tie in the prompts (the greedy ones: below)
+        if has_router(c):  # no routing near-tie in the prompts (the greedy ones: below)
             prompts = [p if i in GREEDY_FROM else draw_routed_prompt(c, w, len(p), gen)
                        for i, p in enumerate(prompts)]
         margins = {}
