@@ -340,12 +340,14 @@ __device__ __forceinline__ int part_of(int64_t n, int num_parts, const PartEnds&
   return int(num_parts > 1 && n >= parts.end[0]) + int(num_parts > 2 && n >= parts.end[1]);
 }
 
-// Two consecutive bf16 of B (k, k + 1 of row n) as an mma B register; zeros past R.
-__device__ __forceinline__ uint32_t load_b2(const __nv_bfloat16* row, int64_t k, int64_t R,
-                                            bool vec) {
-  if (vec) return k < R ? __ldg(reinterpret_cast<const unsigned int*>(row + k)) : 0u;
-  const uint32_t lo = k < R ? __bfloat16_as_ushort(row[k]) : 0u;
-  const uint32_t hi = k + 1 < R ? __bfloat16_as_ushort(row[k + 1]) : 0u;
+// Two consecutive bf16 of B (k, k + 1 of row n) as an mma B register; zeros outside the
+// columns [c0, c1) of row n's part (each part's outputs read only its own block of the rank
+// columns, as the CPU reference does; a block of 128 outputs may span two or three parts).
+__device__ __forceinline__ uint32_t load_b2(const __nv_bfloat16* row, int64_t k, int64_t c0,
+                                            int64_t c1, bool vec) {
+  if (vec && k >= c0 && k + 1 < c1) return __ldg(reinterpret_cast<const unsigned int*>(row + k));
+  const uint32_t lo = k >= c0 && k < c1 ? __bfloat16_as_ushort(row[k]) : 0u;
+  const uint32_t hi = k + 1 >= c0 && k + 1 < c1 ? __bfloat16_as_ushort(row[k + 1]) : 0u;
   return lo | (hi << 16);
 }
 
@@ -380,10 +382,12 @@ __global__ void __launch_bounds__(128)
   const int nmb = (tl.n + 15) / 16;   // 16-row blocks of the tile
   const int64_t nw = n0 + warp * 32;  // this warp's first output
   const __nv_bfloat16* brow[4];
+  int64_t bc0[4];  // the rank columns of each row's part: [bc0, bc0 + mr)
 #pragma unroll
   for (int nb = 0; nb < 4; ++nb) {
     const int64_t n = nw + nb * 8 + g;
     brow[nb] = n < N ? b + (int64_t(tl.slot) * N + n) * R : nullptr;
+    bc0[nb] = int64_t(part_of(n < N ? n : N - 1, num_parts, parts)) * mr;
   }
   // The B fragments of k step ks of the chunk at column cc: [8 outputs][low, high 8 columns].
   auto load_b = [&](int64_t cc, int ks, uint32_t(&f)[4][2]) {
@@ -391,8 +395,8 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
     for (int nb = 0; nb < 4; ++nb) {
       const bool ok = brow[nb] != nullptr && cc + ks * 16 < cend;
-      f[nb][0] = ok ? load_b2(brow[nb], k, R, vec_b) : 0u;
-      f[nb][1] = ok ? load_b2(brow[nb], k + 8, R, vec_b) : 0u;
+      f[nb][0] = ok ? load_b2(brow[nb], k, bc0[nb], bc0[nb] + mr, vec_b) : 0u;
+      f[nb][1] = ok ? load_b2(brow[nb], k + 8, bc0[nb], bc0[nb] + mr, vec_b) : 0u;
     }
   };
   uint32_t first[kPrefetch ? kSteps : 1][4][2];  // the first chunk's, loaded before the wait
