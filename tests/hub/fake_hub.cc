@@ -338,7 +338,12 @@ void FakeHub::Impl::answer(int fd, const http::request<http::empty_body>& req) {
   if (r == nullptr) return error(404, "RepoNotFound", "Repository not found");
   if (blob_route) {
     for (const File& f : r->files)
-      if (f.sha256 == rest) return send_file(fd, f, req, head, {{"ETag", "\"" + f.sha256 + "\""}});
+      // X-Repo-Commit as the resolve route sends it: a client that follows the redirect to
+      // this host (the same as the endpoint's, unlike the hub's CDN) still finds the commit
+      // (huggingface_hub 1.33's HEAD of an LFS file did, and stopped without it).
+      if (f.sha256 == rest)
+        return send_file(fd, f, req, head,
+                         {{"ETag", "\"" + f.sha256 + "\""}, {"X-Repo-Commit", r->commit}});
     return error(404, "EntryNotFound", "no such blob");
   }
   if (!authorized(*r)) return error(401, "GatedRepo", "Access to this model is restricted");
