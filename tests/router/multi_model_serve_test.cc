@@ -193,17 +193,19 @@ TEST(MultiModelServe, KeepAliveAndIdleUnload) {
 TEST(MultiModelServe, AModelWithARequestInFlightIsNotUnloaded) {
   ServeProcess s;
   ASSERT_TRUE(s.start("--model a=" + kDemo + " --model b=" + kDemo + kCpu +
-                      "--memory-budget 0.5GiB --model-load-timeout 0.4 --max-model-len 1024"))
+                      "--memory-budget 0.5GiB --model-load-timeout 2 --max-model-len 1024"))
       << s.log();
-  // b loaded (a load under 0.4 s: retried should the first wait run out). The bound is short
-  // because b's 1000 tokens may take only about a second on a fast idle CPU: a's wait must run
-  // out while they are still being generated.
+  // b loaded (a load well under 2 s: retried should the first wait run out). The bound is also
+  // a's wait, which must run out while b still generates: b's request is 8 choices of 1000 tokens
+  // (several seconds even on a fast idle CPU). (With 0.4 s and one choice, a load on the 2-core
+  // CI machine under ctest -j2 sometimes took longer than the bound, and every retry started it
+  // afresh.)
   for (int i = 0; i < 5 && complete(s, "b").status != 200; ++i) {
   }
   ASSERT_EQ(state(s, "b"), "loaded");
-  // A long request on b (1000 tokens: seconds on the CPU).
+  // A long request on b (8 x 1000 tokens: seconds on the CPU).
   auto long_one = std::async(std::launch::async,
-                             [&] { return complete(s, "b", R"(,"ignore_eos":true)", 1000); });
+                             [&] { return complete(s, "b", R"(,"ignore_eos":true,"n":8)", 1000); });
   bool running = false;
   for (int i = 0; i < 200 && !running; ++i) {
     for (const json& m : cards(s))
@@ -211,17 +213,17 @@ TEST(MultiModelServe, AModelWithARequestInFlightIsNotUnloaded) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(running);
-  // a needs b's memory; b is busy: a waits its 0.4 s, then 503 naming a and why.
+  // a needs b's memory; b is busy: a waits its 2 s, then 503 naming a and why.
   const HttpReply r = complete(s, "a");
   EXPECT_EQ(r.status, 503) << r.text;
-  EXPECT_NE(r.text.find("`a` was not ready within 0.4 s"), std::string::npos) << r.text;
+  EXPECT_NE(r.text.find("`a` was not ready within 2 s"), std::string::npos) << r.text;
   EXPECT_NE(r.text.find("busy"), std::string::npos) << r.text;
   EXPECT_NE(r.text.find("b (0.33 GiB, loaded, 1 request(s) in flight)"), std::string::npos)
       << r.text;
   // b's request was never cut.
   const HttpReply done = long_one.get();
   ASSERT_EQ(done.status, 200) << done.text;
-  EXPECT_EQ(json::parse(body_of(done))["usage"]["completion_tokens"], 1000);
+  EXPECT_EQ(json::parse(body_of(done))["usage"]["completion_tokens"], 8000);
   EXPECT_EQ(metrics(s).find(R"(inferd:model_unloads_total{model_name="b")"), std::string::npos);
   // Now b is idle: a takes its place.
   HttpReply again;
