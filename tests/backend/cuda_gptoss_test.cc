@@ -18,7 +18,9 @@
 #include "cuda_test_util.h"
 #include "model/config.h"
 #include "model/golden_util.h"
+#include "model/layers/moe.h"
 #include "model/loader/model_loader.h"
+#include "model/models/models.h"
 #include "model/quant/mxfp4.h"
 #include "model/quant/quant_method.h"
 #include "runner/model_runner.h"
@@ -89,6 +91,14 @@ double moe_err_vs_cpu(Backend& gpu, Backend& cpu, const MoeExperts& gw, const Mo
   return rel_err(cuda_download_f32(gpu, out), ref);
 }
 
+// gpt-oss's expert layout and activation on experts made by make_moe_experts: gate/up
+// interleaved, the clamped SwiGLU at `limit`.
+void as_gpt_oss(MoeExperts& w, float limit) {
+  w.act = MoeExperts::Act::kSwigluClamp;
+  w.gate_up_interleaved = true;
+  w.act_limit = limit;
+}
+
 // Keeps the backend's stream busy for a millisecond or more (16 fills of `big`, 256 MiB of f32),
 // as a model load keeps it busy with queued weight uploads: weights placed right after must still
 // land after the zero fill that the allocator queues on the stream.
@@ -119,11 +129,7 @@ TEST(CudaGptOss, MoeMatchesCpu) {
     MoeRouting r{int32_t(c.E), int32_t(c.K), true, true};
     if (c.gpt_oss) {
       r.softmax_before_topk = r.renormalize = false;
-      for (MoeExperts* w : {&cw, &gw}) {
-        w->act = MoeExperts::Act::kSwigluClamp;
-        w->gate_up_interleaved = true;
-        w->act_limit = 1.0f;  // small, so that the clamps bite on these values
-      }
+      for (MoeExperts* w : {&cw, &gw}) as_gpt_oss(*w, 1.0f);  // small: the clamps bite
     }
     for (int64_t T : {1, 3, 8, 9, 77}) {
       SCOPED_TRACE(::testing::Message() << "E " << c.E << " K " << c.K << " H " << c.H << " F "
@@ -153,10 +159,7 @@ TEST(CudaGptOss, Mxfp4ExpertsPlacedBehindQueuedWorkMatchCpu) {
   MoeExperts cw = cpu->make_moe_experts(te.cpu, H, F);
   queue_device_work(*gpu, big);
   MoeExperts gw = gpu->make_moe_experts(te.gpu, H, F);
-  for (MoeExperts* w : {&cw, &gw}) {
-    w->act = MoeExperts::Act::kSwigluClamp;
-    w->gate_up_interleaved = true;
-  }
+  for (MoeExperts* w : {&cw, &gw}) as_gpt_oss(*w, 7.0f);  // the golden's limit
   const MoeRouting r{int32_t(E), int32_t(K), false, false};
   for (int64_t T : {1, 3, 7, 8, 9, 21, 64, 80}) {
     const double err = moe_err_vs_cpu(*gpu, *cpu, gw, cw, r, T, rng);
@@ -183,17 +186,8 @@ TEST(CudaGptOss, GoldenMxfp4ExpertsThroughTheLoaderMatchCpu) {
   Rng rng(33);
   const MoeRouting r{int32_t(c.num_experts), int32_t(c.num_experts_per_tok), false, false};
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
-    MoeExpertsSpec s;  // as gpt_oss.cc's MoE spec says
-    s.prefix = "model.layers." + std::to_string(layer) + ".mlp.";
-    s.num_experts = c.num_experts;
-    s.hidden = c.hidden_size;
-    s.intermediate = c.intermediate_size;
-    s.transposed = true;
-    s.interleaved = true;
-    s.bias = true;
-    s.act = MoeExperts::Act::kSwigluClamp;
-    s.act_alpha = float(c.swiglu_alpha);
-    s.act_limit = float(c.swiglu_limit);
+    const MoeExpertsSpec s =
+        moe_experts_spec(gpt_oss_moe_spec("model.layers." + std::to_string(layer) + ".mlp.", c));
     const MoeExperts cw = cl.quantization().create_moe_experts(s, cl);
     queue_device_work(*gpu, big);
     const MoeExperts gw = gl.quantization().create_moe_experts(s, gl);
@@ -222,10 +216,7 @@ TEST(CudaGptOss, Mxfp4MoeReplaysFromAGraph) {
   const TestExperts te = make_experts(E, H, F, /*mxfp4=*/true, rng);
   MoeExperts cw = cpu->make_moe_experts(te.cpu, H, F);
   MoeExperts gw = gpu->make_moe_experts(te.gpu, H, F);
-  for (MoeExperts* w : {&cw, &gw}) {
-    w->act = MoeExperts::Act::kSwigluClamp;
-    w->gate_up_interleaved = true;
-  }
+  for (MoeExperts* w : {&cw, &gw}) as_gpt_oss(*w, 7.0f);  // the golden's limit
   const MoeRouting r{int32_t(E), int32_t(K), false, false};
   StepCapacity cap;
   cap.max_tokens = 64;

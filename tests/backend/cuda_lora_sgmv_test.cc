@@ -177,6 +177,26 @@ void expect_base_rows_untouched(const std::vector<int32_t>& rows, const Tensor& 
   }
 }
 
+// One step of `rows` through the GPU's kernels (the shrink forked beside the backend's stream when
+// `fork`: lora_begin) against the CPU reference: the relative error. Base rows must come back
+// untouched.
+double gpu_step_err(Pair& be, const LoraLinear& lc, const LoraLinear& lg, int64_t in,
+                    const std::vector<int32_t>& rows, bool fork, Rng& rng) {
+  const int32_t T = int32_t(rows.size());
+  const Tensor x = bf16_host({T, in}, rng);
+  const Tensor out0 = bf16_host({T, lg.out_features}, rng);
+  const Tensor want = cpu_reference(*be.cpu, lc, rows, x, out0, rng);
+  be.gpu->set_lora_rows(rows);
+  const DeviceBatch& bg = be.gpu->prepare_batch(test::make_batch(seqs_of(T), 16, 160, rng), 16);
+  const Tensor xd = cuda_upload(*be.gpu, x, DType::kBF16);
+  Tensor od = cuda_upload(*be.gpu, out0, DType::kBF16);
+  if (fork) be.gpu->lora_begin(xd, lg, bg);
+  be.gpu->lora_add(xd, lg, bg, od);
+  const Tensor got = cuda_download_f32(*be.gpu, od);
+  expect_base_rows_untouched(rows, got, out0);
+  return test::rel_err(got, want);
+}
+
 TEST(CudaLoraSgmv, MixedStepsOfOneTo300RowsMatchTheCpuReference) {
   INFERD_REQUIRE_GPU();
   const int32_t S = 4;
@@ -195,20 +215,9 @@ TEST(CudaLoraSgmv, MixedStepsOfOneTo300RowsMatchTheCpuReference) {
     const LoraLinear lg = make_linear(*be.gpu, sh, S, h);
     for (int32_t T : {1, 2, 7, 8, 9, 16, 32, 33, 64, 65, 130, 300}) {
       const std::vector<int32_t> rows = mixed_rows(T, S, rng);
-      const Tensor x = bf16_host({T, sh.in}, rng);
-      const Tensor out0 = bf16_host({T, lg.out_features}, rng);
-      const Tensor want = cpu_reference(*be.cpu, lc, rows, x, out0, rng);
-      be.gpu->set_lora_rows(rows);
-      const DeviceBatch& bg = be.gpu->prepare_batch(test::make_batch({{0, T}}, 16, 32, rng), 16);
-      const Tensor xd = cuda_upload(*be.gpu, x, DType::kBF16);
-      Tensor od = cuda_upload(*be.gpu, out0, DType::kBF16);
-      if (T % 2 == 1) be.gpu->lora_begin(xd, lg, bg);  // the shrink on the side stream
-      be.gpu->lora_add(xd, lg, bg, od);
-      const Tensor got = cuda_download_f32(*be.gpu, od);
-      const double err = test::rel_err(got, want);
+      const double err = gpu_step_err(be, lc, lg, sh.in, rows, T % 2 == 1, rng);
       EXPECT_LT(err, 1e-2) << "in " << sh.in << " out " << lg.out_features << " rank "
                            << sh.max_rank << " rows " << T;
-      expect_base_rows_untouched(rows, got, out0);
       if (T == 1 || T == 300)
         std::printf("[cuda-lora-sgmv] in %ld out %ld rank %ld rows %d: rel err %.3e\n", long(sh.in),
                     long(lg.out_features), long(sh.max_rank), T, err);
@@ -246,21 +255,9 @@ TEST(CudaLoraSgmv, LargeStepsOfUpTo2000RowsOverEightAdaptersMatchTheCpuReference
           rows[0] = -1;
         }
         if (T == 2000 && pattern != 0) continue;
-        const Tensor x = bf16_host({T, sh.in}, rng);
-        const Tensor out0 = bf16_host({T, lg.out_features}, rng);
-        const Tensor want = cpu_reference(*be.cpu, lc, rows, x, out0, rng);
-        be.gpu->set_lora_rows(rows);
-        const DeviceBatch& bg =
-            be.gpu->prepare_batch(test::make_batch(seqs_of(T), 16, 160, rng), 16);
-        const Tensor xd = cuda_upload(*be.gpu, x, DType::kBF16);
-        Tensor od = cuda_upload(*be.gpu, out0, DType::kBF16);
-        if (pattern == 1) be.gpu->lora_begin(xd, lg, bg);
-        be.gpu->lora_add(xd, lg, bg, od);
-        const Tensor got = cuda_download_f32(*be.gpu, od);
-        const double err = test::rel_err(got, want);
+        const double err = gpu_step_err(be, lc, lg, sh.in, rows, pattern == 1, rng);
         EXPECT_LT(err, 1e-2) << "in " << sh.in << " out " << lg.out_features << " rows " << T
                              << " pattern " << pattern;
-        expect_base_rows_untouched(rows, got, out0);
         if (pattern == 0)
           std::printf("[cuda-lora-sgmv] in %ld out %ld rows %d, 8 adapters: rel err %.3e\n",
                       long(sh.in), long(lg.out_features), T, err);

@@ -30,21 +30,7 @@ class MoeLayerImpl final : public MoeLayer {
     const LinearSpec router = plain_linear(spec.prefix + spec.router_name, spec.num_experts,
                                            spec.hidden, spec.router_bias);
     router_ = unquantized_linear_method().create_weights(router, loader);
-    MoeExpertsSpec es;
-    es.prefix = spec.prefix;
-    es.num_experts = spec.num_experts;
-    es.hidden = spec.hidden;
-    es.intermediate = spec.expert_intermediate;
-    es.gate_name = spec.gate_name;
-    es.up_name = spec.up_name;
-    es.down_name = spec.down_name;
-    es.transposed = spec.experts_transposed;
-    es.interleaved = spec.gate_up_interleaved;
-    es.bias = spec.expert_bias;
-    es.act = spec.expert_act;
-    es.act_alpha = spec.act_alpha;
-    es.act_limit = spec.act_limit;
-    experts_ = loader.quantization().create_moe_experts(es, loader);
+    experts_ = loader.quantization().create_moe_experts(moe_experts_spec(spec), loader);
     routing_.num_experts = int32_t(spec.num_experts);
     routing_.top_k = int32_t(spec.top_k);
     routing_.softmax_before_topk = spec.softmax_before_topk;
@@ -96,6 +82,24 @@ class MoeLayerImpl final : public MoeLayer {
 };
 
 }  // namespace
+
+MoeExpertsSpec moe_experts_spec(const MoeSpec& spec) {
+  MoeExpertsSpec es;
+  es.prefix = spec.prefix;
+  es.num_experts = spec.num_experts;
+  es.hidden = spec.hidden;
+  es.intermediate = spec.expert_intermediate;
+  es.gate_name = spec.gate_name;
+  es.up_name = spec.up_name;
+  es.down_name = spec.down_name;
+  es.transposed = spec.experts_transposed;
+  es.interleaved = spec.gate_up_interleaved;
+  es.bias = spec.expert_bias;
+  es.act = spec.expert_act;
+  es.act_alpha = spec.act_alpha;
+  es.act_limit = spec.act_limit;
+  return es;
+}
 
 std::unique_ptr<MoeLayer> make_moe_layer(const MoeSpec& spec, ModelLoader& loader) {
   return std::make_unique<MoeLayerImpl>(spec, loader);

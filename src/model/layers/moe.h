@@ -61,4 +61,7 @@ class MoeLayer {
 // loader's quantization config (QuantizationConfig::create_moe_experts).
 std::unique_ptr<MoeLayer> make_moe_layer(const MoeSpec& spec, ModelLoader& loader);
 
+// The experts part of `spec`, as make_moe_layer hands it to the quantization config.
+MoeExpertsSpec moe_experts_spec(const MoeSpec& spec);
+
 }  // namespace inferd

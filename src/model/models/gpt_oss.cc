@@ -21,8 +21,6 @@ namespace inferd {
 
 using namespace config;  // NOLINT: config.json field access
 
-namespace {
-
 // The gpt-oss MLP as the shared MoE layer: the router with bias, the top k logits then a softmax
 // over them, the stacked experts (input-major, gate/up interleaved, biases) with the clamped
 // SwiGLU.
@@ -45,6 +43,8 @@ MoeSpec gpt_oss_moe_spec(const std::string& prefix, const ModelConfig& c) {
   s.act_limit = float(c.swiglu_limit);
   return s;
 }
+
+namespace {
 
 class GptOssModel final : public DecoderBase {
  public:

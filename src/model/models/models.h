@@ -1,6 +1,9 @@
 // The architecture families inferd serves, one file each in this folder; registry.cc lists them.
 #pragma once
 
+#include <string>
+
+#include "model/layers/moe.h"
 #include "model/registry.h"
 
 namespace inferd {
@@ -16,5 +19,9 @@ const Architecture& granite_architecture();     // GraniteForCausalLM
 const Architecture& qwen3_moe_architecture();   // Qwen3MoeForCausalLM
 const Architecture& mixtral_architecture();     // MixtralForCausalLM
 const Architecture& gpt_oss_architecture();     // GptOssForCausalLM
+
+// gpt-oss's MLP at `prefix` ("model.layers.<i>.mlp.") as the shared MoE layer (tests build its
+// experts alone from it, through moe_experts_spec).
+MoeSpec gpt_oss_moe_spec(const std::string& prefix, const ModelConfig& c);
 
 }  // namespace inferd
