@@ -34,9 +34,11 @@ struct LLMOptions {
   // returning leaves the LLM without one (chat_template() is null), throwing (`throw;` rethrows)
   // stops the load. Unset: the load fails with the error.
   std::function<void(const Error&)> on_chat_template_error;
-  // Called once the tokenizer and the chat template are loaded, just before the weights are
-  // (for example to read the weight files ahead with a progress bar).
-  std::function<void(const EngineArgs&)> before_weights;
+  // Called once the tokenizer and the chat template are loaded, just before the weights are. It
+  // may start work that runs beside the load (a read-ahead of the weight files with a progress
+  // bar) and return what finishes it: called once the model is placed (it may throw to fail the
+  // load), or destroyed uncalled when the load fails first (so it must stop the work then too).
+  std::function<std::function<void()>(const EngineArgs&)> before_weights;
   // MoE models: count the tokens routed to each expert, for the step profile's expert-load line
   // (`inferd bench`).
   bool expert_load_profile = false;

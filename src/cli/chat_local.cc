@@ -31,7 +31,7 @@ LocalChat::LocalChat(const ModelFlags& flags, const std::string& chat_template)
     fail("{}: {} (give one with --chat-template)", model_dir_, e.what());
   };
   options.before_weights = [](const EngineArgs& a) {
-    read_weights_with_progress(a.model.model, a.model.load_format);
+    return read_weights_with_progress(a.model.model, a.model.load_format);
   };
   llm_ = LLM::load(args, options);
   tokenizer_ = llm_->tokenizer();

@@ -147,7 +147,7 @@ std::unique_ptr<LLM> load_llm(const ServeArgs& a) {
         e.what());
   };
   options.before_weights = [](const EngineArgs& ea) {
-    read_weights_with_progress(ea.model.model, ea.model.load_format);
+    return read_weights_with_progress(ea.model.model, ea.model.load_format);
   };
   return LLM::load(args, options);
 }

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -43,8 +45,8 @@ class Progress {
  public:
   explicit Progress(uint64_t total) : total_(total), tty_(isatty(STDERR_FILENO) != 0) {}
 
-  void update(uint64_t done, bool last) {
-    const auto now = Clock::now();
+  // `now`: the time the bytes were done (the last line may come later, once the load is).
+  void update(uint64_t done, bool last, Clock::time_point now = Clock::now()) {
     const double el = std::chrono::duration<double>(now - t0_).count();
     const double rate = el > 0 ? double(done) / el : 0;
     if (tty_) {
@@ -91,76 +93,147 @@ uint64_t available_memory() {
   return kib * 1024;
 }
 
+// The read-ahead: chunks of the files in order, taken by a few threads (the files are read in the
+// loader's order with several reads in flight), and a thread showing the progress.
+class Prefetch {
+ public:
+  static constexpr uint64_t kChunk = 32u << 20;
+
+  Prefetch(std::vector<fs::path> files, const std::vector<uint64_t>& sizes, uint64_t total)
+      : files_(std::move(files)), progress_(total), total_(total) {
+    for (size_t i = 0; i < files_.size(); ++i) {
+      const int fd = ::open(files_[i].c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        const std::string why = std::strerror(errno);
+        close_all();
+        fail("cannot open '{}': {}", files_[i].string(), why);
+      }
+      fds_.push_back(fd);
+      ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+      for (uint64_t off = 0; off < sizes[i]; off += kChunk)
+        chunks_.push_back({i, off, std::min(kChunk, sizes[i] - off)});
+    }
+    const size_t n_threads = std::min<size_t>(chunks_.size(), 4);
+    for (size_t t = 0; t < n_threads; ++t) readers_.emplace_back([this] { read(); });
+    shower_ = std::thread([this] { show(); });
+  }
+
+  ~Prefetch() {
+    stop_ = true;
+    join();
+    close_all();
+  }
+
+  Prefetch(const Prefetch&) = delete;
+  Prefetch& operator=(const Prefetch&) = delete;
+
+  // Waits for the read; throws its error.
+  void finish() {
+    join();
+    if (!error_.empty()) fail("{}", error_);
+    progress_.update(std::min<uint64_t>(done_, total_), true, read_end_);
+  }
+
+ private:
+  struct Chunk {
+    size_t file;
+    uint64_t offset, size;
+  };
+
+  void read() {
+    std::vector<char> buf(8u << 20);
+    for (size_t c = next_++; c < chunks_.size() && !stop_; c = next_++) {
+      const Chunk& ch = chunks_[c];
+      for (uint64_t at = 0; at < ch.size && !stop_;) {
+        const ssize_t n =
+            ::pread(fds_[ch.file], buf.data(), std::min<uint64_t>(buf.size(), ch.size - at),
+                    off_t(ch.offset + at));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          const std::string err =
+              n < 0 ? fmt::format("cannot read '{}': {}", files_[ch.file].string(),
+                                  std::strerror(errno))
+                    : fmt::format("cannot read '{}': it ends at {} bytes, short of its size",
+                                  files_[ch.file].string(), ch.offset + at);
+          const std::lock_guard<std::mutex> lock(err_mu_);
+          if (error_.empty()) error_ = err;
+          stop_ = true;
+          return;
+        }
+        at += uint64_t(n);
+        done_ += uint64_t(n);
+      }
+    }
+  }
+
+  void show() {
+    while (!stop_ && done_ < total_) {
+      progress_.update(std::min<uint64_t>(done_, total_), false);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    read_end_ = Clock::now();  // within 20 ms of the last byte
+  }
+
+  void join() {
+    for (std::thread& t : readers_)
+      if (t.joinable()) t.join();
+    stop_ = true;  // the readers are done: the progress thread too
+    if (shower_.joinable()) shower_.join();
+  }
+
+  void close_all() {
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+  }
+
+  std::vector<fs::path> files_;
+  std::vector<int> fds_;
+  std::vector<Chunk> chunks_;
+  Progress progress_;
+  uint64_t total_;
+  std::atomic<size_t> next_{0};
+  std::atomic<uint64_t> done_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex err_mu_;
+  std::string error_;
+  std::vector<std::thread> readers_;
+  std::thread shower_;
+  Clock::time_point read_end_ = Clock::now();
+};
+
 }  // namespace
 
-void read_weights_with_progress(const std::string& model, const std::string& load_format) {
-  if (load_format == "dummy") return;
-  if (arriving_files(model)) return;  // being downloaded: the download shows its progress
+std::function<void()> read_weights_with_progress(const std::string& model,
+                                                 const std::string& load_format) {
+  if (load_format == "dummy") return {};
+  if (arriving_files(model)) return {};  // being downloaded: the download shows its progress
   std::vector<fs::path> files;
   std::error_code ec;
   if (fs::is_directory(model, ec)) {
     for (const auto& e : fs::directory_iterator(model, ec))
       if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path());
-    std::sort(files.begin(), files.end());
+    std::sort(files.begin(), files.end());  // model-00001-of-... first: the loader reads it first
   } else if (fs::is_regular_file(model, ec)) {
     files.push_back(model);
   }
   uint64_t total = 0;
-  for (const auto& f : files) total += fs::file_size(f, ec);
-  if (files.empty() || total == 0) return;
+  std::vector<uint64_t> sizes;
+  for (const auto& f : files) {
+    sizes.push_back(fs::file_size(f, ec));
+    if (ec) sizes.back() = 0;
+    total += sizes.back();
+  }
+  if (files.empty() || total == 0) return {};
   // Reading ahead only helps when the files then stay in the page cache for the model to map.
   if (const uint64_t avail = available_memory(); avail > 0 && total > avail / 10 * 8) {
     LOG_INFO("loading weights: {} ({} of memory available: read while mapping, no progress shown)",
              format_bytes(double(total)), format_bytes(double(avail)));
-    return;
+    return {};
   }
   LOG_INFO("loading weights: {} file{}, {}", files.size(), files.size() == 1 ? "" : "s",
            format_bytes(double(total)));
-  // Shards are read in parallel (a few at a time: one stream per file keeps each read
-  // sequential), the progress line fed from the bytes all readers have done.
-  Progress progress(total);
-  std::atomic<uint64_t> done{0};
-  std::atomic<size_t> next{0};
-  std::mutex err_mu;
-  std::string error;
-  auto reader = [&] {
-    std::vector<char> buf(8u << 20);
-    for (size_t i = next++; i < files.size(); i = next++) {
-      const fs::path& f = files[i];
-      const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
-      std::string err;
-      if (fd < 0) err = fmt::format("cannot open '{}': {}", f.string(), std::strerror(errno));
-      if (fd >= 0) ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-      while (fd >= 0 && err.empty()) {
-        const ssize_t n = ::read(fd, buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) err = fmt::format("cannot read '{}': {}", f.string(), std::strerror(errno));
-        if (n <= 0) break;
-        done += uint64_t(n);
-      }
-      if (fd >= 0) ::close(fd);
-      if (!err.empty()) {
-        const std::lock_guard<std::mutex> lock(err_mu);
-        if (error.empty()) error = err;
-        next = files.size();  // the others stop after their current file
-      }
-    }
-  };
-  const size_t n_threads = std::min<size_t>(files.size(), 4);
-  std::vector<std::thread> threads;
-  for (size_t t = 0; t < n_threads; ++t) threads.emplace_back(reader);
-  std::atomic<bool> finished{false};
-  std::thread waiter([&] {
-    for (auto& t : threads) t.join();
-    finished = true;
-  });
-  while (!finished) {
-    progress.update(std::min<uint64_t>(done, total), false);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  waiter.join();
-  if (!error.empty()) fail("{}", error);
-  progress.update(std::min<uint64_t>(done, total), true);
+  auto p = std::make_shared<Prefetch>(std::move(files), sizes, total);
+  return [p] { p->finish(); };
 }
 
 }  // namespace inferd::cli

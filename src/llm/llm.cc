@@ -4,6 +4,7 @@
 #include "inferd/llm.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "backend/backend.h"
 #include "core/arriving_files.h"
@@ -194,11 +195,13 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
                                      : ModelVocabSource{};
   if (rc.load_tokenizer) impl->tokenizer = std::make_shared<const Tokenizer>(vocab.tokenizer());
   if (options.load_chat_template) impl->chat_template = load_chat_template(rc, vocab, options);
-  if (options.before_weights) options.before_weights(args);
+  std::function<void()> weights_started;
+  if (options.before_weights) weights_started = options.before_weights(args);
 
   if (rc.engine.speculative.method == SpeculativeConfig::Method::kDraftModel)
     rc.engine.speculative.draft_executor = load_draft_model(rc);
   LoadedModel m = load_model(rc, make_backend(rc), options.expert_load_profile);
+  if (weights_started) std::exchange(weights_started, nullptr)();
   // Weights that were still downloading (a hub name, core/arriving_files.h): every file is
   // complete and its checksum passed before the model is used; else the download's Error.
   wait_for_arriving_files(args.model.model);

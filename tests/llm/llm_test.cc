@@ -134,13 +134,15 @@ TEST(LLM, TheTokenizersEosAndChatTemplate) {
   a.cache.kv_cache_memory_gib = 0.01;
   LLMOptions o;
   o.load_chat_template = true;
-  bool before = false;
-  o.before_weights = [&](const EngineArgs& ea) {
+  bool before = false, finished = false;
+  o.before_weights = [&](const EngineArgs& ea) -> std::function<void()> {
     EXPECT_EQ(ea.model.model, kDemo);
     before = true;
+    return [&] { finished = true; };  // run once the model is placed
   };
   const auto llm = LLM::load(a, o);
   EXPECT_TRUE(before);
+  EXPECT_TRUE(finished);
   ASSERT_NE(llm->tokenizer(), nullptr);
   ASSERT_FALSE(llm->tokenizer()->eos_ids().empty());
   EXPECT_EQ(llm->engine()->config().eos_token_ids, llm->tokenizer()->eos_ids());
