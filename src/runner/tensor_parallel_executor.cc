@@ -43,7 +43,13 @@ void TensorParallelExecutor::load(const std::string& model_dir, const RunnerOpti
         tp.make_backend ? tp.make_backend(r) : make_cpu_backend(tp.threads_per_rank);
     ranks_[size_t(r)] = std::make_unique<ModelRunner>(model_dir, o, std::move(be));
   });
-  if (!error.empty()) fail("tensor parallelism: {}", error);
+  if (!error.empty()) {
+    // Every rank refused the same way (the model does not split so): the reason alone.
+    bool same = true;
+    for (const std::string& e : errors_) same = same && e == errors_[0];
+    if (same) fail("{}", errors_[0]);
+    fail("tensor parallelism: {}", error);
+  }
   // The ranks must agree on what the engine sees (they read one config; this catches a bug).
   for (int r = 1; r < n; ++r) {
     const ModelRunner& m = *ranks_[size_t(r)];
@@ -83,6 +89,7 @@ void TensorParallelExecutor::run_rank(int rank, const std::function<void(int)>& 
       std::lock_guard lk(mu_);
       if (first_error_.empty())
         first_error_ = fmt::format("rank {} of {}: {}", rank, size(), e.what());
+      errors_[size_t(rank)] = e.what();
     }
     comms_[size_t(rank)]->abort(e.what());  // after recording: the others' errors come later
   }
@@ -93,6 +100,7 @@ std::string TensorParallelExecutor::run_all(const std::function<void(int)>& task
     std::lock_guard lk(mu_);
     task_ = &task;
     first_error_.clear();
+    errors_.assign(size_t(size()), std::string());
     pending_ = size() - 1;
     ++generation_;
   }

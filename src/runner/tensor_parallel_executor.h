@@ -89,8 +89,9 @@ class TensorParallelExecutor final : public ModelExecutor {
   uint64_t generation_ = 0;                         // bumped for each task (under mu_)
   int pending_ = 0;                                 // worker ranks still running the task
   bool stop_ = false;
-  std::string first_error_;  // the first failure of the current task (under mu_)
-  std::string broken_;       // set once a step failed: every later call throws it
+  std::string first_error_;          // the first failure of the current task (under mu_)
+  std::vector<std::string> errors_;  // each rank's failure of the current task ("": none)
+  std::string broken_;               // set once a step failed: every later call throws it
 };
 
 }  // namespace inferd
