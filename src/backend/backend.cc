@@ -46,6 +46,16 @@ void KernelOps::embedding_ggml(const GgmlLinear::Part& table, const DeviceBatch&
   INFERD_CHECK(false, "this backend does not gather from GGUF block-format tables");
 }
 
+void KernelOps::embedding_shard(const Tensor& table, int64_t vocab_begin, const DeviceBatch& b,
+                                float scale, Tensor out) {
+  (void)table;
+  (void)vocab_begin;
+  (void)b;
+  (void)scale;
+  (void)out;
+  INFERD_CHECK(false, "this backend does not gather from vocabulary-parallel tables");
+}
+
 void KernelOps::lora_add(const Tensor& x, const LoraLinear& w, const DeviceBatch& b, Tensor out) {
   (void)x;
   (void)w;

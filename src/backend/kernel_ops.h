@@ -21,6 +21,11 @@ class KernelOps {
   // dequantized as they are gathered.
   virtual void embedding_ggml(const GgmlLinear::Part& table, const DeviceBatch& b, float scale,
                               Tensor out);
+  // A vocabulary-parallel embedding (tensor parallelism): `table` holds rows [vocab_begin,
+  // vocab_begin + table rows) of the vocabulary; out[t] = table[ids[t] - vocab_begin] * scale for
+  // the ids inside, zeros for the rest (the sum over the ranks is the whole embedding).
+  virtual void embedding_shard(const Tensor& table, int64_t vocab_begin, const DeviceBatch& b,
+                               float scale, Tensor out);
   // out = rms_norm(x) * w (x and out may be the same tensor)
   virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor out) = 0;
   // residual += x * x_scale; out = rms_norm(residual) * w. x_scale is Granite's

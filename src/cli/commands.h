@@ -28,8 +28,8 @@ struct ModelFlags {
 
   // batching: also registers --max-num-seqs (serve and bench, not run). model_optional: the
   // model argument may be left out; it then names the project's demo model (default_model_dir).
-  // Also registers vLLM's flags for what inferd cannot do yet (--tensor-parallel-size,
-  // --speculative-config, the LoRA flags): LLM::load refuses them by name.
+  // Also registers vLLM's flags --tensor-parallel-size, --speculative-config and the LoRA flags:
+  // LLM::load refuses by name what they cannot do yet.
   void add_to(CLI::App* app, bool batching = true, bool model_optional = false);
   // True when the command line named a model (false: the default model is used).
   bool model_given() const { return model_opt_ != nullptr && model_opt_->count() > 0; }

@@ -71,11 +71,14 @@ void expand_vllm_short_flags(std::vector<std::string>& args) {
 
 namespace {
 
-// vLLM's flags for what comes with later issues (accepted by the parser so that LLM::load can
-// refuse them by name instead of the parser calling them unknown), and the LoRA flags.
+// vLLM's flags of the features added by later issues (tensor parallelism, speculative decoding,
+// LoRA): LLM::load refuses by name what they cannot do yet, instead of the parser calling them
+// unknown.
 void add_unsupported_flags(CLI::App* app, EngineArgs& a) {
   app->add_option("--tensor-parallel-size", a.parallel.tensor_parallel_size,
-                  "GPUs to split the model over (-tp; only 1 until tensor parallelism, issue 33)")
+                  "Ranks to split the model over (-tp): each holds its shard of every linear and "
+                  "of the KV heads; on the CPU backend (--device cpu) one thread group a rank, "
+                  "not on GPUs yet (docs/tensor-parallel.md)")
       ->capture_default_str();
   app->add_option("--speculative-config", a.speculative.config,
                   "Speculative decoding as vLLM's JSON, e.g. {\"method\": \"ngram\", "

@@ -22,9 +22,32 @@ void refuse_unsupported(const EngineArgs& a) {
   const ParallelArgs& p = a.parallel;
   if (p.tensor_parallel_size < 1)
     fail("--tensor-parallel-size must be >= 1, got {}", p.tensor_parallel_size);
-  if (p.tensor_parallel_size != 1)
-    fail("--tensor-parallel-size {}: tensor parallelism is not supported yet (issue 33)",
-         p.tensor_parallel_size);
+}
+
+// --tensor-parallel-size: ranks on the CPU backend (threads of this process); what the ranks
+// cannot do yet is refused by name.
+void resolve_parallel(const EngineArgs& a, int gpu_count, ResolvedConfig& rc) {
+  const int32_t n = a.parallel.tensor_parallel_size;
+  if (n > 64) fail("--tensor-parallel-size must be <= 64, got {}", n);
+  rc.tensor_parallel_size = n;
+  if (n == 1) return;
+  if (rc.device == DeviceKind::kCuda) {
+    const std::string gpus =
+        gpu_count < n ? fmt::format("; this machine has {} GPU(s) for {} ranks", gpu_count, n) : "";
+    fail(
+        "--tensor-parallel-size {} with --device {}: tensor parallelism runs on the CPU backend "
+        "only so far (--device cpu); the GPU communicator (NCCL) is not built yet{}",
+        n, a.model.device, gpus);
+  }
+  if (!rc.quantization.empty())
+    fail("--quantization {} with --tensor-parallel-size {}: quantized weights are not sharded yet",
+         rc.quantization, n);
+  if (a.lora.enable_lora)
+    fail("--enable-lora with --tensor-parallel-size {}: LoRA adapters are not sharded yet", n);
+  if (rc.enable_sleep_mode)
+    fail("--enable-sleep-mode with --tensor-parallel-size {}: not supported yet", n);
+  // The machine's threads shared among the ranks.
+  rc.threads = std::max(1, rc.threads / n);
 }
 
 void resolve_lora(const LoraArgs& l, ResolvedConfig& rc) {
@@ -157,6 +180,7 @@ ResolvedConfig resolve_engine_args(const EngineArgs& args, int gpu_count, bool c
   resolve_cache(args.cache, rc);
   resolve_scheduler(args.scheduler, rc);
   resolve_lora(args.lora, rc);
+  resolve_parallel(args, gpu_count, rc);
   rc.engine.seed = args.model.seed;
   rc.engine.speculative = parse_speculative_config(args.speculative.config);
   return rc;

@@ -18,6 +18,7 @@
 #include "model/weight_footprint.h"
 #include "runner/executor.h"
 #include "runner/model_runner.h"
+#include "runner/tensor_parallel_executor.h"
 #include "tokenizer/tokenizer.h"
 #ifdef INFERD_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -91,16 +92,33 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
     if (sp.method == SpeculativeConfig::Method::kDraftModel)
       o.max_draft_prob_rows = o.max_extra_logit_rows;
   }
-  auto m = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
+  // One runner, or (--tensor-parallel-size) one a rank behind one executor.
+  std::shared_ptr<ModelExecutor> exec;
+  ModelRunner* m = nullptr;
+  std::string backend_name;
+  if (rc.tensor_parallel_size > 1) {
+    TensorParallelOptions tpo;
+    tpo.size = rc.tensor_parallel_size;
+    tpo.threads_per_rank = rc.threads;
+    auto tp = std::make_shared<TensorParallelExecutor>(rc.model_dir, o, std::move(tpo));
+    m = &tp->rank(0);
+    backend_name = fmt::format("{} x {} ranks (tensor parallel)", m->backend().name(), tp->size());
+    exec = tp;
+  } else {
+    auto runner = std::make_shared<ModelRunner>(rc.model_dir, o, std::move(backend));
+    m = runner.get();
+    backend_name = m->backend().name();
+    exec = runner;
+  }
   const ModelConfig& c = m->config();
   LOG_INFO("loaded {} ({} layers, hidden {}, {} heads / {} kv heads, vocab {}) on {}",
            c.architecture, c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size,
-           m->backend().name());
+           backend_name);
   LoadedModel out;
   out.summary.architecture = c.architecture;
   out.summary.model_dir = rc.model_dir;
   out.summary.num_layers = int32_t(c.num_layers);
-  out.summary.backend = m->backend().name();
+  out.summary.backend = backend_name;
   out.summary.dtype = o.load.format == LoadFormat::kDummy ? std::string(dtype_name(rc.dtype))
                       : c.dtype.empty()                   ? std::string("as stored")
                                                           : c.dtype;
@@ -119,11 +137,12 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   out.summary.num_experts = c.num_experts;
   out.summary.num_experts_per_tok = c.num_experts_per_tok;
   out.eos_token_ids = c.eos_token_ids;
-  out.step_profile = [m] { return m->step_profile(); };
+  // Rank 0's profile under tensor parallelism (`exec` keeps the runner alive).
+  out.step_profile = [exec, m] { return m->step_profile(); };
   out.read_lora = [cfg = c, rank = rc.max_lora_rank](const std::string& path) {
     return load_peft_adapter(path, cfg, rank);
   };
-  out.executor = std::move(m);
+  out.executor = std::move(exec);
   return out;
 }
 
@@ -200,7 +219,8 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
 
   if (rc.engine.speculative.method == SpeculativeConfig::Method::kDraftModel)
     rc.engine.speculative.draft_executor = load_draft_model(rc);
-  LoadedModel m = load_model(rc, make_backend(rc), options.expert_load_profile);
+  LoadedModel m = load_model(rc, rc.tensor_parallel_size > 1 ? nullptr : make_backend(rc),
+                             options.expert_load_profile);
   if (weights_started) std::exchange(weights_started, nullptr)();
   // Weights that were still downloading (a hub name, core/arriving_files.h): every file is
   // complete and its checksum passed before the model is used; else the download's Error.

@@ -26,7 +26,8 @@ struct ResolvedConfig {
   std::string quantization;
   uint64_t seed = 0;
   DeviceKind device = DeviceKind::kCpu;
-  int32_t threads = 1;  // CPU threads, >= 1
+  int32_t threads = 1;               // CPU threads, >= 1 (a rank's, under tensor parallelism)
+  int32_t tensor_parallel_size = 1;  // ranks (threads of this process, CPU backend)
   bool enforce_eager = false;
   bool enable_sleep_mode = false;
   int64_t inject_device_fault_after_steps = -1;  // test-only (ModelArgs)

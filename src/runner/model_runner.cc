@@ -85,6 +85,8 @@ void ModelRunner::load_weights() {
                      max_model_len_);
   model_ = create_model(loader);
   config_ = model_->config();
+  loaded_sharded_bytes_ = loader.sharded_bytes();
+  loaded_whole_bytes_ = loader.whole_bytes();
   if (opts_.expert_load_profile && model_->num_moe_layers() > 0) {
     expert_counts_ = backend_->alloc(DType::kI32, {model_->num_moe_layers(), config_.num_experts});
     model_->set_expert_counts(expert_counts_);

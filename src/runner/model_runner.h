@@ -119,6 +119,10 @@ class ModelRunner final : public ModelExecutor {
   int sleep_level() const override { return sleep_level_; }
   // The KV pool's bytes.
   int64_t kv_cache_bytes() const { return kv_bytes_; }
+  // Bytes of the weights the loader handed out: slices of sharded tensors (tensor parallelism:
+  // this rank's shard) and whole tensors (ModelLoader::sharded_bytes / whole_bytes).
+  int64_t loaded_sharded_bytes() const { return loaded_sharded_bytes_; }
+  int64_t loaded_whole_bytes() const { return loaded_whole_bytes_; }
   // Batch sizes with a captured CUDA graph (empty in eager mode or on the CPU).
   const std::vector<int32_t>& graph_batch_sizes() const { return graph_sizes_; }
   // Sequence counts with a captured verification graph (1 + num_speculative_tokens rows each).
@@ -220,6 +224,7 @@ class ModelRunner final : public ModelExecutor {
   // Device memory (0 on the CPU): free when the runner started (what the CUDA context and other
   // processes held is total - free), and what the weights and the workspace took.
   int64_t start_free_bytes_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0, kv_bytes_ = 0;
+  int64_t loaded_sharded_bytes_ = 0, loaded_whole_bytes_ = 0;
 };
 
 }  // namespace inferd

@@ -174,8 +174,26 @@ TEST(EngineArgs, EveryErrorNamesTheFlag) {
        "--grammar-compile-timeout must be >= 0 seconds, got -1"},
       {"--tensor-parallel-size", [](EngineArgs& a) { a.parallel.tensor_parallel_size = 0; },
        "--tensor-parallel-size must be >= 1, got 0"},
-      {"--tensor-parallel-size", [](EngineArgs& a) { a.parallel.tensor_parallel_size = 2; },
-       "--tensor-parallel-size 2: tensor parallelism is not supported yet (issue 33)"},
+      {"--tensor-parallel-size", [](EngineArgs& a) { a.parallel.tensor_parallel_size = 65; },
+       "--tensor-parallel-size must be <= 64, got 65"},
+      {"--tensor-parallel-size",
+       [](EngineArgs& a) {
+         a.parallel.tensor_parallel_size = 2;
+         a.model.quantization = "fp8";
+       },
+       "--quantization fp8 with --tensor-parallel-size 2: quantized weights are not sharded yet"},
+      {"--tensor-parallel-size",
+       [](EngineArgs& a) {
+         a.parallel.tensor_parallel_size = 2;
+         a.lora.enable_lora = true;
+       },
+       "--enable-lora with --tensor-parallel-size 2: LoRA adapters are not sharded yet"},
+      {"--tensor-parallel-size",
+       [](EngineArgs& a) {
+         a.parallel.tensor_parallel_size = 2;
+         a.model.enable_sleep_mode = true;
+       },
+       "--enable-sleep-mode with --tensor-parallel-size 2: not supported yet"},
       {"--speculative-config",
        [](EngineArgs& a) { a.speculative.config = R"({"method": "ngram"})"; },
        "--speculative-config: \"num_speculative_tokens\" is missing (1..16)"},
@@ -220,11 +238,32 @@ TEST(EngineArgs, EveryErrorNamesTheFlag) {
   }
 }
 
-TEST(EngineArgs, UnsupportedFeaturesAreRefusedBeforeAnythingElse) {
+TEST(EngineArgs, ABadTensorParallelSizeIsRefusedBeforeAnythingElse) {
   EngineArgs a = args_for("");
-  a.parallel.tensor_parallel_size = 4;
-  EXPECT_EQ(error_of(a),
-            "--tensor-parallel-size 4: tensor parallelism is not supported yet (issue 33)");
+  a.parallel.tensor_parallel_size = 0;
+  EXPECT_EQ(error_of(a), "--tensor-parallel-size must be >= 1, got 0");
+}
+
+TEST(EngineArgs, TensorParallelRanksRunOnTheCpuAndShareItsThreads) {
+  EngineArgs a = args_for();
+  a.parallel.tensor_parallel_size = 2;
+  a.model.threads = 8;
+  const ResolvedConfig rc = resolve_engine_args(a, 0, false);
+  EXPECT_EQ(rc.tensor_parallel_size, 2);
+  EXPECT_EQ(rc.threads, 4);  // a rank's
+  a.model.threads = 1;
+  EXPECT_EQ(resolve_engine_args(a, 0, false).threads, 1);
+  // GPUs: not yet, whatever their number; --device auto names itself too.
+  a.model.device = "cuda";
+  EXPECT_EQ(error_of(a, 1, true),
+            "--tensor-parallel-size 2 with --device cuda: tensor parallelism runs on the CPU "
+            "backend only so far (--device cpu); the GPU communicator (NCCL) is not built yet; "
+            "this machine has 1 GPU(s) for 2 ranks");
+  a.model.device = "auto";
+  EXPECT_EQ(error_of(a, 2, true),
+            "--tensor-parallel-size 2 with --device auto: tensor parallelism runs on the CPU "
+            "backend only so far (--device cpu); the GPU communicator (NCCL) is not built yet");
+  EXPECT_EQ(resolve_engine_args(a, 0, true).tensor_parallel_size, 2);  // auto: the CPU here
 }
 
 TEST(EngineArgs, OneEosRule) {

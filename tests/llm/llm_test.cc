@@ -104,10 +104,14 @@ TEST(LLM, MaxModelLenDefaultsToTheModelsCappedByTheKvCache) {
 }
 
 TEST(LLM, UnsupportedFlagsStopTheLoadByName) {
+  // Tensor parallelism (issue 33): ranks on the CPU; what they cannot do yet stops the load.
   EngineArgs a = tiny();
   a.parallel.tensor_parallel_size = 2;
+  EXPECT_NE(LLM::load(a)->summary().backend.find("x 2 ranks (tensor parallel)"), std::string::npos);
+  a.model.quantization = "fp8";
   EXPECT_EQ(load_error(a),
-            "--tensor-parallel-size 2: tensor parallelism is not supported yet (issue 33)");
+            "--quantization fp8 with --tensor-parallel-size 2: quantized weights are not sharded "
+            "yet");
   // LoRA (issue 29): an adapter that does not exist stops the load naming it.
   a = tiny();
   a.lora.enable_lora = true;

@@ -136,8 +136,9 @@ ProcessResult inferd(const std::string& args) {
 TEST(ModelFlags, TheBinaryRefusesWhatLaterIssuesAddAndBadLoraFlags) {
   const std::string demo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"-tp 2",
-       "error: --tensor-parallel-size 2: tensor parallelism is not supported yet (issue 33)"},
+      {"-tp 2 --quantization fp8",
+       "error: --quantization fp8 with --tensor-parallel-size 2: quantized weights are not "
+       "sharded yet"},
       {"--speculative-config '{\"method\": \"eagle3\", \"model\": \"x\"}'",
        "error: --speculative-config: method \"eagle3\" is not supported yet (issue 26: ngram and "
        "draft_model are built)"},

@@ -191,6 +191,24 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void embedding_shard(const Tensor& table, int64_t vocab_begin, const DeviceBatch& b, float scale,
+                       Tensor out) override {
+    const int64_t H = table.size(1), rows = table.size(0);
+    const size_t es = dtype_size(table.dtype());
+    for (int32_t t = 0; t < b.num_tokens; ++t) {
+      const int64_t id = int64_t(b.token_ids[t]) - vocab_begin;
+      float* o = fp(out) + int64_t(t) * H;
+      if (id < 0 || id >= rows) {
+        std::fill(o, o + H, 0.0f);
+        continue;
+      }
+      k_.to_f32(static_cast<const char*>(table.data()) + size_t(id) * size_t(H) * es, table.dtype(),
+                o, H);
+      if (scale != 1.0f)
+        for (int64_t i = 0; i < H; ++i) o[i] *= scale;
+    }
+  }
+
   void embedding_ggml(const GgmlLinear::Part& table, const DeviceBatch& b, float scale,
                       Tensor out) override {
     const int64_t H = out.size(1), rb = table.data.size(1);

@@ -7,15 +7,27 @@
 namespace inferd {
 
 Attention::Attention(const AttentionSpec& s, ModelLoader& loader)
-    : nh_(s.num_heads),
-      nkv_(s.num_kv_heads),
+    : nh_(loader.options().tp.local_heads(s.num_heads)),
+      nkv_(loader.options().tp.local_kv_heads(s.num_kv_heads)),
       hd_(s.head_dim),
       qk_kind_(s.qk_norm),
       scale_(s.scale),
       window_(s.sliding_window),
       rope_(s.rope) {
   INFERD_CHECK(rope_ != nullptr, "attention {} without a rope table", s.prefix);
-  const int64_t qs = nh_ * hd_, kvs = nkv_ * hd_;
+  // Tensor parallelism: this rank's query heads and the KV heads they read (parallel.h); what
+  // needs all of the heads on one rank is refused.
+  const TensorParallel& tp = loader.options().tp;
+  if (tp.enabled()) {
+    const char* why = s.fused_qkv ? "a fused qkv_proj (Phi-3)"
+                      : s.qk_norm == AttentionSpec::QkNorm::kWholeProjection
+                          ? "q/k norms over the whole projection (OLMo 2)"
+                      : s.sinks ? "attention sinks (gpt-oss)"
+                                : nullptr;
+    if (why != nullptr)
+      fail("--tensor-parallel-size {}: attention with {} is not sharded yet", tp.size, why);
+  }
+  const int64_t qs = s.num_heads * hd_, kvs = s.num_kv_heads * hd_;  // as stored
   if (s.qk_norm == AttentionSpec::QkNorm::kPerHead) {
     q_norm_ = RmsNorm(loader, s.prefix + "q_norm.weight", hd_, s.norm_eps, s.norm_plus_one);
     k_norm_ = RmsNorm(loader, s.prefix + "k_norm.weight", hd_, s.norm_eps, s.norm_plus_one);
@@ -26,11 +38,12 @@ Attention::Attention(const AttentionSpec& s, ModelLoader& loader)
     qkv_ = LinearLayer(merged_column_linear({{s.prefix + "qkv_proj", qs + 2 * kvs}}, s.hidden),
                        loader);
   } else {
-    qkv_ = LinearLayer(
-        merged_column_linear(
-            {{s.prefix + "q_proj", qs}, {s.prefix + "k_proj", kvs}, {s.prefix + "v_proj", kvs}},
-            s.hidden, s.qkv_bias),
-        loader);
+    const Shard kv = tp.kv_shard(s.num_kv_heads);
+    qkv_ = LinearLayer(merged_column_linear({{s.prefix + "q_proj", qs},
+                                             {s.prefix + "k_proj", kvs, kv},
+                                             {s.prefix + "v_proj", kvs, kv}},
+                                            s.hidden, s.qkv_bias),
+                       loader);
   }
   o_ = LinearLayer(row_linear(s.prefix + "o_proj", s.hidden, qs, s.o_bias), loader);
   if (s.sinks) sinks_ = loader.norm(s.prefix + "sinks", nh_);
@@ -43,7 +56,7 @@ Attention::Attention(const AttentionSpec& s, ModelLoader& loader)
 void Attention::forward(KernelOps& ops, const DeviceBatch& b, const Tensor& x, Tensor qkv,
                         Tensor attn, KvLayer& kv, Tensor out) const {
   qkv_.apply(ops, x, qkv, b);
-  const int64_t qs = nh_ * hd_, kvs = nkv_ * hd_;
+  const int64_t qs = nh_ * hd_, kvs = nkv_ * hd_;  // this rank's
   switch (qk_kind_) {
     case AttentionSpec::QkNorm::kNone:
       break;

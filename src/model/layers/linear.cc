@@ -1,12 +1,40 @@
 // Linear layers (linear.h).
 #include "model/layers/linear.h"
 
+#include "core/error.h"
 #include "model/loader/model_loader.h"
 
 namespace inferd {
 
-LinearLayer::LinearLayer(const LinearSpec& spec, ModelLoader& loader)
-    : quant_(loader.quantization_ptr()), method_(&quant_->linear_method(spec, loader)) {
+namespace {
+
+// `s` as this rank holds it: column parts without a shard of their own get 1/size of their rows,
+// a row-parallel linear 1/size of its inputs and (ranks other than 0) no bias.
+LinearSpec rank_spec(LinearSpec s, const TensorParallel& tp) {
+  if (!tp.enabled()) return s;
+  if (s.parallel == LinearSpec::Parallel::kColumn) {
+    for (LinearSpec::Part& p : s.parts)
+      if (p.shard.dim < 0) p.shard = tp.shard(0);
+  } else if (s.parallel == LinearSpec::Parallel::kRow) {
+    if (s.in_shard.dim < 0) s.in_shard = tp.shard(1);
+    if (tp.rank != 0) s.bias = false;  // added once, before the sum
+  }
+  return s;
+}
+
+}  // namespace
+
+LinearLayer::LinearLayer(const LinearSpec& full, ModelLoader& loader)
+    : quant_(loader.quantization_ptr()) {
+  const TensorParallel& tp = loader.options().tp;
+  const LinearSpec spec = rank_spec(full, tp);
+  method_ = &quant_->linear_method(spec, loader);
+  if (spec.sharded() && !method_->supports_shards())
+    fail(
+        "--tensor-parallel-size {}: '{}' is a {} linear, whose weights are not sharded yet "
+        "(tensor parallelism covers unquantized weights)",
+        tp.size, spec.parts[0].name, method_->name());
+  if (spec.parallel == LinearSpec::Parallel::kRow && tp.enabled()) reduce_ = tp.comm;
   w_ = method_->create_weights(spec, loader);
   method_->process_weights_after_loading(*w_, loader.runtime());
 }

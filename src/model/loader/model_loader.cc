@@ -26,10 +26,11 @@ Tensor host_f32(const Tensor& p) {
   return out;
 }
 
-// Part `s.rank` of `s.size` along s.dim of a host [rows, cols] tensor.
+// Part `s.rank` of `s.size` along s.dim of a host [rows, cols] tensor (or of a vector, dim 0).
 Tensor host_shard(const Tensor& t, const Shard& s, const std::string& name) {
-  if (s.dim < 0 || s.size == 1) return t;
-  INFERD_CHECK(t.ndim() == 2 && (s.dim == 0 || s.dim == 1) && s.rank >= 0 && s.rank < s.size,
+  if (s.whole()) return t;
+  INFERD_CHECK((t.ndim() == 2 || (t.ndim() == 1 && s.dim == 0)) && (s.dim == 0 || s.dim == 1) &&
+                   s.rank >= 0 && s.rank < s.size,
                "shard {} of {} along dim {} of '{}' {}", s.rank, s.size, s.dim, name,
                t.shape_str());
   const int64_t n = t.size(s.dim);
@@ -37,6 +38,13 @@ Tensor host_shard(const Tensor& t, const Shard& s, const std::string& name) {
     fail("tensor '{}' has {} entries along dimension {}: not divisible into {} shards", name, n,
          s.dim, s.size);
   const int64_t part = n / s.size, begin = s.rank * part;
+  if (t.ndim() == 1) {
+    const size_t es = dtype_size(t.dtype());
+    Tensor out = Tensor::empty_host(t.dtype(), {part});
+    std::memcpy(out.data(), static_cast<const char*>(t.data()) + size_t(begin) * es,
+                size_t(part) * es);
+    return out;
+  }
   if (s.dim == 0) return t.slice_rows(begin, begin + part);
   const int64_t rows = t.size(0), es = int64_t(dtype_size(t.dtype()));
   Tensor out = Tensor::empty_host(t.dtype(), {rows, part});
@@ -83,6 +91,9 @@ ModelLoader::ModelLoader(const std::string& model_dir, const ModelConfig& config
   } else if (!dummy()) {
     st_ = std::make_unique<SafetensorsIndex>(SafetensorsIndex::open_dir(model_dir));
   }
+  if (opts_.tp.enabled() && gguf)
+    fail("--tensor-parallel-size {}: GGUF files are not sharded yet (their block types)",
+         opts_.tp.size);
   // A vision-language checkpoint (Gemma3ForConditionalGeneration): the text model's tensors under
   // "language_model.model." (older saves) or "model.language_model." (transformers >= 4.52).
   if (st_ && !st_->contains("model.embed_tokens.weight")) {
@@ -106,17 +117,28 @@ const SafetensorsIndex& ModelLoader::checkpoint() const {
   return *st_;
 }
 
+Tensor ModelLoader::count(Tensor t, const Shard& shard) {
+  (shard.whole() ? whole_bytes_ : sharded_bytes_) += int64_t(t.nbytes());
+  return t;
+}
+
 Tensor ModelLoader::weight(const std::string& name, std::span<const int64_t> shape,
                            const Shard& shard) {
   if (dummy()) {
     std::vector<int64_t> sh(shape.begin(), shape.end());
-    if (shard.dim >= 0 && shard.size > 1) sh[size_t(shard.dim)] /= shard.size;
-    return rt_.random_tensor(opts_.dummy_dtype, sh,
-                             dummy_seed_of(opts_.dummy_seed, name) ^ uint64_t(shard.rank), 0.02f,
-                             0.f);
+    if (!shard.whole()) {
+      if (sh[size_t(shard.dim)] % shard.size != 0)
+        fail("tensor '{}' has {} entries along dimension {}: not divisible into {} shards", name,
+             sh[size_t(shard.dim)], shard.dim, shard.size);
+      sh[size_t(shard.dim)] /= shard.size;
+    }
+    return count(
+        rt_.random_tensor(opts_.dummy_dtype, sh,
+                          dummy_seed_of(opts_.dummy_seed, name) ^ uint64_t(shard.rank), 0.02f, 0.f),
+        shard);
   }
-  if (gguf_) return host_shard(gguf_->get_float(name, shape), shard, name);
-  return host_shard(st_->get_float(name, shape), shard, name);
+  if (gguf_) return count(host_shard(gguf_->get_float(name, shape), shard, name), shard);
+  return count(host_shard(st_->get_float(name, shape), shard, name), shard);
 }
 
 Tensor ModelLoader::norm(const std::string& name, int64_t n, bool plus_one) {
@@ -125,7 +147,7 @@ Tensor ModelLoader::norm(const std::string& name, int64_t n, bool plus_one) {
     return rt_.make_param(
         rt_.random_tensor(DType::kF32, shape, dummy_seed_of(opts_.dummy_seed, name), 0.f, 1.f));
   }
-  const Tensor w = gguf_ ? gguf_->get_float(name, shape) : st_->get_float(name, shape);
+  const Tensor w = count(gguf_ ? gguf_->get_float(name, shape) : st_->get_float(name, shape), {});
   // GGUF files of Gemma store the (1 + w) already.
   if (!plus_one || (gguf_ && gguf_->norms_plus_one_folded())) return rt_.make_param(w);
   // transformers computes 1.0 + w.float(): folded in fp32.
@@ -136,21 +158,29 @@ Tensor ModelLoader::norm(const std::string& name, int64_t n, bool plus_one) {
 
 Tensor ModelLoader::bias(const std::vector<LinearSpec::Part>& parts) {
   int64_t n = 0;
-  for (const auto& p : parts) n += p.rows;
+  bool sharded = false;
+  for (const auto& p : parts) {
+    n += p.local_rows();
+    sharded = sharded || !p.shard.whole();
+  }
   const int64_t shape[1] = {n};
   if (dummy()) {
-    return rt_.random_tensor(DType::kF32, shape,
-                             dummy_seed_of(opts_.dummy_seed, parts[0].name + ".bias"), 0.02f, 0.f);
+    return rt_.random_tensor(
+        DType::kF32, shape,
+        dummy_seed_of(opts_.dummy_seed, parts[0].name + ".bias") ^ uint64_t(parts[0].shard.rank),
+        0.02f, 0.f);
   }
   Tensor out = Tensor::empty_host(DType::kF32, shape);
   int64_t off = 0;
   for (const auto& p : parts) {
     const int64_t shape1[1] = {p.rows};
-    const Tensor b = host_f32(gguf_ ? gguf_->get_float(p.name + ".bias", shape1)
-                                    : st_->get_float(p.name + ".bias", shape1));
-    std::copy(b.data_as<float>(), b.data_as<float>() + p.rows, out.data_as<float>() + off);
-    off += p.rows;
+    const std::string name = p.name + ".bias";
+    const Tensor b = host_f32(host_shard(
+        gguf_ ? gguf_->get_float(name, shape1) : st_->get_float(name, shape1), p.shard, name));
+    std::copy(b.data_as<float>(), b.data_as<float>() + p.local_rows(), out.data_as<float>() + off);
+    off += p.local_rows();
   }
+  (sharded ? sharded_bytes_ : whole_bytes_) += int64_t(out.nbytes());
   return out;
 }
 }  // namespace inferd

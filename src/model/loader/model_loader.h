@@ -35,14 +35,9 @@ struct LoadOptions {
   // models have none; compute_logits then fails). Checkpoints saved from the bare decoder (tensor
   // names without the "model." prefix, as embedding models ship) load whatever this says.
   bool pooling_only = false;
-};
-
-// The slice of a tensor this process holds: part `rank` of `size` equal parts along `dim`
-// (-1: the whole tensor).
-struct Shard {
-  int dim = -1;
-  int64_t rank = 0;
-  int64_t size = 1;
+  // Tensor parallelism (issue 33): this copy of the model is one rank of a group, and its
+  // column- and row-parallel linears (and a vocabulary that divides evenly) read their slices.
+  TensorParallel tp;
 };
 
 class ModelLoader {
@@ -81,8 +76,13 @@ class ModelLoader {
   // A norm weight [n] placed for the backend (fp32). `plus_one`: the checkpoint stores w and the
   // norm scales by (1 + w) (Gemma): folded here in fp32 (dummy norms are the neutral 1 already).
   Tensor norm(const std::string& name, int64_t n, bool plus_one = false);
-  // The fp32 bias of a linear made of `parts` ("<name>.bias" each), or undefined.
+  // The fp32 bias of a linear made of `parts` ("<name>.bias" each, each part's shard), or
+  // undefined.
   Tensor bias(const std::vector<LinearSpec::Part>& parts);
+  // Bytes of the tensors weight(), norm() and bias() handed out so far: slices of sharded
+  // tensors, and whole ones (tensor parallelism: each rank reads its shard only; tests).
+  int64_t sharded_bytes() const { return sharded_bytes_; }
+  int64_t whole_bytes() const { return whole_bytes_; }
 
  private:
   ModelConfig cfg_;
@@ -93,6 +93,9 @@ class ModelLoader {
   std::unique_ptr<SafetensorsIndex> st_;
   std::unique_ptr<GgufWeights> gguf_;
   std::shared_ptr<const QuantizationConfig> quant_;
+  int64_t sharded_bytes_ = 0, whole_bytes_ = 0;
+  // Counts t's bytes as sharded (a slice) or whole; returns t.
+  Tensor count(Tensor t, const Shard& shard);
 };
 
 // The seed of the dummy values of tensor `name` (FNV-1a of the name, mixed with the load seed).

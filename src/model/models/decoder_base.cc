@@ -11,8 +11,14 @@
 
 namespace inferd {
 
-DecoderBase::DecoderBase(const ModelConfig& c, ModelLoader& loader) : CausalLM(c) {
+DecoderBase::DecoderBase(const ModelConfig& c, ModelLoader& loader)
+    : CausalLM(c), tp_(loader.options().tp) {
   DeviceRuntime& rt = loader.runtime();
+  if (tp_.enabled() && c.num_experts > 0)
+    fail(
+        "--tensor-parallel-size {}: {} has mixture-of-experts layers, which are not sharded yet "
+        "(expert parallelism and sharded experts come with multi-GPU support, issue 33)",
+        tp_.size, c.architecture);
   rope_ =
       make_rope_table(rt, c.rope, c.head_dim, c.max_position_embeddings, loader.max_model_len());
   if (c.has_rope_local) {
@@ -33,15 +39,22 @@ DecoderBase::DecoderBase(const ModelConfig& c, ModelLoader& loader) : CausalLM(c
 }
 
 std::vector<int64_t> DecoderBase::workspace_columns() const {
-  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size;
+  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size / tp_.size;
+  const int64_t q = tp_.local_heads(cfg_.num_heads) * cfg_.head_dim;
+  const int64_t kv = tp_.local_kv_heads(cfg_.num_kv_heads) * cfg_.head_dim;
   std::vector<int64_t> cols(6);
   cols[kX] = H;
   cols[kResidual] = H;
-  cols[kQkv] = cfg_.q_size() + 2 * cfg_.kv_size();
-  cols[kAttn] = cfg_.q_size();
+  cols[kQkv] = q + 2 * kv;
+  cols[kAttn] = q;
   cols[kGateUp] = 2 * F;
   cols[kAct] = F;
   return cols;
+}
+
+std::vector<KvCacheSpec> DecoderBase::kv_cache_spec() const {
+  return std::vector<KvCacheSpec>(size_t(cfg_.num_layers),
+                                  {tp_.local_kv_heads(cfg_.num_kv_heads), cfg_.head_dim});
 }
 
 AttentionSpec DecoderBase::attention_spec(int64_t i) const {

@@ -11,12 +11,16 @@
 #include "model/layers/attention.h"
 #include "model/layers/embedding.h"
 #include "model/layers/norm.h"
+#include "model/parallel.h"
 
 namespace inferd {
 
 class DecoderBase : public CausalLM {
  public:
+  // This rank's columns (tensor parallelism: its heads, its share of the MLP).
   std::vector<int64_t> workspace_columns() const override;
+  // This rank's KV heads on every layer.
+  std::vector<KvCacheSpec> kv_cache_spec() const override;
   void compute_logits(KernelOps& ops, const Tensor& rows, Tensor logits) const override {
     lm_head_.forward(ops, rows, logits);
   }
@@ -36,6 +40,7 @@ class DecoderBase : public CausalLM {
   // "model.layers.<i>."
   static std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
 
+  TensorParallel tp_;  // the loader's
   RopeTable rope_, rope_local_;
   VocabEmbedding embed_;
   RmsNorm final_norm_;

@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/moe_types.h"
+#include "model/parallel.h"
 
 namespace inferd {
 
@@ -25,20 +26,39 @@ struct LinearSpec {
   // How tensor parallelism (issue 33) splits the layer: a column-parallel linear (q/k/v, gate/up)
   // keeps a slice of the output rows, a row-parallel one (o, down) a slice of the inputs and
   // all-reduces its output; replicated ones (lm_head today) are whole on every rank.
+  // Under tensor parallelism a column-parallel part keeps its `shard` of the rows (dim 0), a
+  // row-parallel linear its `in_shard` of the inputs (dim 1); `rows` and `in_features` are always
+  // the checkpoint's, the local_ functions this rank's.
   enum class Parallel : uint8_t { kReplicated, kColumn, kRow };
   struct Part {
     std::string name;  // e.g. "model.layers.0.self_attn.q_proj"
     int64_t rows = 0;
+    Shard shard = {};
+    int64_t local_rows() const { return shard.whole() ? rows : rows / shard.size; }
   };
   std::vector<Part> parts;
   int64_t in_features = 0;
   bool bias = false;
   Parallel parallel = Parallel::kReplicated;
+  Shard in_shard = {};
+  // This rank's output rows (every row without tensor parallelism).
   int64_t out_features() const {
     int64_t n = 0;
-    for (const Part& p : parts) n += p.rows;
+    for (const Part& p : parts) n += p.local_rows();
     return n;
   }
+  int64_t local_in_features() const {
+    return in_shard.whole() ? in_features : in_features / in_shard.size;
+  }
+  // True when this rank holds a slice of the layer rather than all of it.
+  bool sharded() const {
+    if (!in_shard.whole()) return true;
+    for (const Part& p : parts)
+      if (!p.shard.whole()) return true;
+    return false;
+  }
+  // The slice of part p's weight [rows, in_features] this rank reads.
+  Shard weight_shard(const Part& p) const { return p.shard.whole() ? in_shard : p.shard; }
 };
 
 // The weights of one linear layer, as its method keeps them (each method has its own type).
@@ -50,6 +70,9 @@ class LinearMethod {
  public:
   virtual ~LinearMethod() = default;
   virtual std::string name() const = 0;
+  // True when create_weights reads the slices of a sharded spec (LinearSpec::sharded: tensor
+  // parallelism); a method that does not is refused with tensor parallelism, naming it.
+  virtual bool supports_shards() const { return false; }
   // Reads (or, under --load-format dummy, draws) the layer's tensors and places them.
   virtual std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
                                                         ModelLoader& loader) const = 0;

@@ -16,17 +16,24 @@ struct DenseWeights final : LinearWeights {
 class UnquantizedLinearMethod final : public LinearMethod {
  public:
   std::string name() const override { return "unquantized"; }
+  bool supports_shards() const override { return true; }
   std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
                                                 ModelLoader& loader) const override {
     auto w = std::make_unique<DenseWeights>();
     // Float8 tensors in a checkpoint without quantization_config: read_fp8_weight says so.
     if (stored_as_fp8(spec, loader.checkpoint_if_any())) {
+      if (spec.sharded())
+        fail("--tensor-parallel-size {}: '{}' is stored as float8, which is not sharded yet",
+             loader.options().tp.size, spec.parts[0].name);
       w->w = dequantized_fp8_linear(spec, loader);
       return w;
     }
+    // Each part's slice for this rank (all of it without tensor parallelism).
     std::vector<Tensor> parts;
-    for (const auto& p : spec.parts)
-      parts.push_back(loader.weight(p.name + ".weight", {p.rows, spec.in_features}));
+    for (const auto& p : spec.parts) {
+      const int64_t shape[2] = {p.rows, spec.in_features};
+      parts.push_back(loader.weight(p.name + ".weight", shape, spec.weight_shard(p)));
+    }
     w->w = loader.runtime().make_linear(std::move(parts),
                                         spec.bias ? loader.bias(spec.parts) : Tensor());
     return w;
