@@ -35,6 +35,9 @@ struct LoadOptions {
   // models have none; compute_logits then fails). Checkpoints saved from the bare decoder (tensor
   // names without the "model." prefix, as embedding models ship) load whatever this says.
   bool pooling_only = false;
+  // EAGLE-3 heads (issue 26): the target's token embedding table ([vocab, hidden] on the same
+  // device), which the head embeds its tokens with (published heads carry no embed_tokens).
+  Tensor shared_embedding;
 };
 
 // The slice of a tensor this process holds: part `rank` of `size` equal parts along `dim`

@@ -16,5 +16,6 @@ const Architecture& granite_architecture();     // GraniteForCausalLM
 const Architecture& qwen3_moe_architecture();   // Qwen3MoeForCausalLM
 const Architecture& mixtral_architecture();     // MixtralForCausalLM
 const Architecture& gpt_oss_architecture();     // GptOssForCausalLM
+const Architecture& eagle3_architecture();      // LlamaForCausalLMEagle3 (speculative heads)
 
 }  // namespace inferd
