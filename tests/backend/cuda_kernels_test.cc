@@ -704,7 +704,7 @@ TEST_F(CudaKernels, CopyRowsIntoAndOutOfColumnSlices) {
     Tensor wide = rand_host({T, 3 * H}, rng_);
     Tensor dwide = up(wide);
     gpu_->copy_rows(up(x), dwide.slice_cols(int64_t(J) * H, int64_t(J + 1) * H));
-    Tensor ref = copy_host(wide);
+    Tensor ref = test::copy_host(wide);
     cpu_->copy_rows(x, ref.slice_cols(int64_t(J) * H, int64_t(J + 1) * H));
     EXPECT_EQ(max_abs_diff(down(dwide), ref), 0.0) << T << " x " << H << " into slice " << J;
     Tensor dout = poisoned(DType::kBF16, {T, H});
