@@ -53,6 +53,12 @@ void Eagle3Proposer::take_hidden_states(std::span<const ScheduledSeq> scheduled,
   INFERD_CHECK(states.size() == size_t(fb.num_tokens()) * W,
                "the target handed out {} state values for {} rows of {}", states.size(),
                fb.num_tokens(), W);
+  for (size_t i = 0; i < scheduled.size() && i < fb.seqs.size(); ++i)
+    states_.try_emplace(scheduled[i].seq->id);
+  // Each sequence keeps at most its share of kMaxPendingBytes (64..kMaxPendingStates rows).
+  const int64_t share =
+      kMaxPendingBytes / int64_t(W * sizeof(float)) / std::max<int64_t>(1, int64_t(states_.size()));
+  const int32_t cap = int32_t(std::clamp<int64_t>(share, 64, kMaxPendingStates));
   for (size_t i = 0; i < scheduled.size() && i < fb.seqs.size(); ++i) {
     const SeqBatchInfo& info = fb.seqs[i];
     State& st = states_[scheduled[i].seq->id];
@@ -68,8 +74,8 @@ void Eagle3Proposer::take_hidden_states(std::span<const ScheduledSeq> scheduled,
     const float* src = states.data() + size_t(info.q_start) * W;
     st.aux.insert(st.aux.end(), src, src + size_t(info.q_len) * W);
     const int32_t rows = int32_t(st.aux.size() / W);
-    if (rows > kMaxPendingStates) {
-      const int32_t drop = rows - kMaxPendingStates;
+    if (rows > cap) {
+      const int32_t drop = rows - cap;
       st.aux.erase(st.aux.begin(), st.aux.begin() + std::ptrdiff_t(size_t(drop) * W));
       st.aux_begin += drop;
     }

@@ -22,8 +22,10 @@
 // outside the draft vocabulary), where the rejection rule keeps the target distribution exactly.
 //
 // Positions the target did not compute (prefix-cache hits) have no states: the head reads zeros
-// there (fewer accepted drafts, same outputs). A sequence keeps at most kMaxPendingStates
-// positions of states not yet consumed; older ones are dropped the same way.
+// there (fewer accepted drafts, same outputs). States not yet consumed are bounded: all
+// sequences together keep at most kMaxPendingBytes, each at least 64 and at most
+// kMaxPendingStates positions (a sequence that does not speculate for long, or a long prompt on
+// a wide target, loses its oldest ones the same way).
 #pragma once
 
 #include <cstdint>
@@ -59,6 +61,7 @@ class Eagle3Proposer {
   void forget_stopped(std::span<Sequence* const> running);
 
   static constexpr int32_t kMaxPendingStates = 4096;
+  static constexpr int64_t kMaxPendingBytes = int64_t(1) << 30;
 
   int32_t num_free_blocks() const { return int32_t(free_blocks_.size()); }  // tests
   int32_t num_states() const { return int32_t(states_.size()); }            // tests
