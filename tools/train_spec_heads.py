@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Trains speculative-decoding proposers for the demo model (issue 26): a small draft model that
 shares the demo model's tokenizer (`--speculative-config '{"method": "draft_model", ...}'`) and,
-with --out-eagle3, an EAGLE-3 head in the published layout (inferd cannot run EAGLE-3 heads yet:
-docs/speculative.md).
+with --out-eagle3, an EAGLE-3 head in the published layout (`--speculative-config '{"method":
+"eagle3", ...}'`; docs/speculative.md).
 
 Data: sequences sampled from the target itself (--num-sequences of --seq-len tokens) (from <|begin_of_text|>, half at temperature 1,
 half at 0.7), so no corpus is needed and what the draft learns is exactly the distribution it must
@@ -61,7 +61,7 @@ except ImportError:
 
 _DTYPES = {"F32": (np.float32, torch.float32), "F16": (np.float16, torch.float16),
            "BF16": (np.int16, torch.bfloat16), "I32": (np.int32, torch.int32),
-           "I64": (np.int64, torch.int64)}
+           "I64": (np.int64, torch.int64), "BOOL": (np.bool_, torch.bool)}
 
 
 def read_safetensors(path):
@@ -437,7 +437,10 @@ def train_eagle3(args, tc, tp, device, gen, data, held):
            "num_hidden_layers": 1, "num_attention_heads": tc["num_attention_heads"],
            "num_key_value_heads": tc["num_key_value_heads"], "head_dim": head_dim_of(tc),
            "hidden_act": "silu", "max_position_embeddings": tc["max_position_embeddings"],
-           "rms_norm_eps": tc.get("rms_norm_eps", 1e-5), "rope_theta": 10000.0,
+           "rms_norm_eps": tc.get("rms_norm_eps", 1e-5),
+           # the target's rope, which eagle3_unroll trains the head with
+           "rope_theta": tc.get("rope_theta") or
+           tc.get("rope_parameters", {}).get("rope_theta", 10000.0),
            "tie_word_embeddings": False, "vocab_size": V, "draft_vocab_size": draft_vocab,
            "target_hidden_size": H, "bos_token_id": tc.get("bos_token_id", 0),
            "eos_token_id": tc.get("eos_token_id", 1),

@@ -96,10 +96,12 @@ struct PoolingParams {
 // n-gram (prompt lookup over prompt + output) and a draft model (a second executor sharing the
 // target's vocabulary, with its own KV pool).
 struct SpeculativeConfig {
-  enum class Method { kNone, kNgram, kDraftModel };
+  enum class Method { kNone, kNgram, kDraftModel, kEagle3 };
   Method method = Method::kNone;
   // kDraftModel: the draft's path (--speculative-config "model") and the executor that runs it
   // (LLM::load builds it; an embedder fills it). Its vocab_size must be the target's.
+  // kEagle3: the head's path and executor (ModelExecutor::head_info); the target executor must
+  // hand out the states the head fuses (aux_hidden_states, as wide as the head's fc input).
   std::string model;
   std::shared_ptr<ModelExecutor> draft_executor;
   int32_t num_speculative_tokens = 0;  // k, 1..kMaxSpeculativeTokens when a method is set

@@ -72,6 +72,10 @@ struct ForwardBatch {
   // width rows); empty: every row's rope position is its position.
   std::vector<int32_t> mrope_positions;
   std::vector<PoolSpan> pool_spans;  // sums wanted, in output order
+  // EAGLE-3 heads (issue 26): each row's hidden input, [T, hidden_input_width] fp32 row-major
+  // (ModelExecutor::HeadInfo); empty: none.
+  std::vector<float> hidden_inputs;
+  int32_t hidden_input_width = 0;
 
   void clear() {
     token_ids.clear();
@@ -83,6 +87,8 @@ struct ForwardBatch {
     embedding_inputs.clear();
     mrope_positions.clear();
     pool_spans.clear();
+    hidden_inputs.clear();
+    hidden_input_width = 0;
   }
   int32_t num_tokens() const { return int32_t(token_ids.size()); }
 };

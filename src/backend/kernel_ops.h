@@ -95,6 +95,9 @@ class KernelOps {
   }
   // out [R, H] = x[logit_rows]
   virtual void gather_rows(const Tensor& x, const DeviceBatch& b, Tensor out) = 0;
+  // dst [T, C] = src [T, C], same dtype; either may be a strided view (a column slice): EAGLE-3's
+  // auxiliary hidden states are copied out of the residual stream into one [T, 3H] buffer.
+  virtual void copy_rows(const Tensor& src, Tensor dst) = 0;
   // ---- mixture of experts (issue 27; backends without them throw) ------------------------------
   // Each token's experts: topk_ids [T, k] int32 and topk_weights [T, k] fp32 from router logits
   // [T, E] (activation dtype), as `r` says (moe_types.h), highest weight first.

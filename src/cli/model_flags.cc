@@ -82,8 +82,8 @@ void add_unsupported_flags(CLI::App* app, EngineArgs& a) {
       ->capture_default_str();
   app->add_option("--speculative-config", a.speculative.config,
                   "Speculative decoding as vLLM's JSON, e.g. {\"method\": \"ngram\", "
-                  "\"num_speculative_tokens\": 4}; methods ngram and draft_model (with "
-                  "\"model\": the draft's path)");
+                  "\"num_speculative_tokens\": 4}; methods ngram, draft_model and eagle3 (with "
+                  "\"model\": the draft's or the EAGLE-3 head's path)");
   app->add_flag("--enable-lora", a.lora.enable_lora,
                 "Serve LoRA adapters (PEFT directories): a request's model names one");
   app->add_option("--lora-modules", a.lora.lora_modules,

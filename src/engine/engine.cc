@@ -26,7 +26,7 @@ Engine::Impl::Impl(std::shared_ptr<ModelExecutor> executor, EngineConfig config,
              kv_),
       structured_(vocab_, config_.eos_token_ids, decoder_, config_.grammar_compile_timeout_s),
       outputs_(config_.max_model_len, sched_, structured_),
-      spec_(config_.speculative, config_.max_model_len, vocab_),
+      spec_(config_.speculative, config_.max_model_len, vocab_, exec_->aux_hidden_width()),
       input_(vocab_) {
   input_.set_mrope(exec_->uses_mrope());
   publish_stats();
@@ -254,6 +254,8 @@ void Engine::Impl::step() {
   structured_.prepare_masks(input_.rows(), input_.sampling(), exec_->fills_masks_late());
   input_.build_sampling();
   exec_->execute(input_.forward(), input_.sampling(), input_.sampled());
+  if (spec_.wants_hidden_states())  // EAGLE-3: the states its head fuses
+    spec_.take_hidden_states(scheduled_, input_.forward(), exec_->aux_hidden_states());
   ++num_steps_;
   tokens_computed_ += input_.forward().num_tokens();
   count_step_tokens(input_.forward().num_tokens());

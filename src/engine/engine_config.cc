@@ -84,6 +84,9 @@ EngineConfig resolve_config(EngineConfig c, const ModelExecutor& exec) {
     if (sp.method == SpeculativeConfig::Method::kDraftModel && !sp.draft_executor)
       fail("speculative method draft_model needs the draft model's executor ({})",
            sp.model.empty() ? "no model given" : sp.model);
+    if (sp.method == SpeculativeConfig::Method::kEagle3 && !sp.draft_executor)
+      fail("speculative method eagle3 needs the EAGLE-3 head's executor ({})",
+           sp.model.empty() ? "no model given" : sp.model);
     if (sp.disable_by_batch_size < 0)
       fail("speculative disable_by_batch_size must be >= 0, got {}", sp.disable_by_batch_size);
   }

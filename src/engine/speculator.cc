@@ -17,11 +17,14 @@ constexpr double kMinAcceptedPerDraft = 0.25;
 constexpr int64_t kProbeEvery = 32;
 }  // namespace
 
-Speculator::Speculator(const SpeculativeConfig& config, int32_t max_model_len, int32_t vocab)
+Speculator::Speculator(const SpeculativeConfig& config, int32_t max_model_len, int32_t vocab,
+                       int32_t aux_width)
     : config_(config), max_model_len_(max_model_len) {
   if (config_.enabled() && config_.method == SpeculativeConfig::Method::kDraftModel)
     draft_ = std::make_unique<DraftProposer>(config_.draft_executor, vocab);
-  config_.draft_executor = nullptr;  // draft_ holds it
+  if (config_.enabled() && config_.method == SpeculativeConfig::Method::kEagle3)
+    eagle_ = std::make_unique<Eagle3Proposer>(config_.draft_executor, vocab, aux_width);
+  config_.draft_executor = nullptr;  // draft_ / eagle_ holds it
 }
 
 Speculator::~Speculator() = default;
@@ -35,6 +38,7 @@ void Speculator::propose(std::span<Sequence* const> running) {
     decoding += q->num_tokens() - q->num_computed == 1 ? 1 : 0;
   }
   if (!enabled()) return;
+  if (eagle_) eagle_->forget_stopped(running);
   if (config_.disable_by_batch_size > 0 && decoding > config_.disable_by_batch_size) return;
   if (accepted_avg_ < kMinAcceptedPerDraft && steps_++ % kProbeEvery != 0) return;
   for (Sequence* q : running) {
@@ -59,7 +63,11 @@ void Speculator::propose(std::span<Sequence* const> running) {
     if (k > 0) propose_for(*q, k);
   }
   if (draft_items_.empty()) return;
-  draft_->propose(draft_items_, running);
+  if (draft_) {
+    draft_->propose(draft_items_, running);
+  } else {
+    eagle_->propose(draft_items_, running);
+  }
   for (const DraftProposer::Item& it : draft_items_) {
     RequestState& rs = *it.seq->request;
     SeqOutputState& so = rs.out_of(*it.seq);
@@ -70,7 +78,7 @@ void Speculator::propose(std::span<Sequence* const> running) {
 void Speculator::propose_for(Sequence& q, int32_t k) {
   RequestState& rs = *q.request;
   SeqOutputState& so = rs.out_of(q);
-  if (draft_) {
+  if (draft_ || eagle_) {
     // Structured outputs draft greedily: cutting a sampled draft where the grammar refuses it
     // would bias the rows after it; a one-hot draft may be cut anywhere.
     const float t = so.matcher ? 0.0f : rs.req.params.temperature;

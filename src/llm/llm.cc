@@ -4,6 +4,7 @@
 #include "inferd/llm.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <utility>
 
 #include "backend/backend.h"
@@ -58,12 +59,14 @@ struct LoadedModel {
   std::vector<int64_t> eos_token_ids;  // the model config's
   // Reads a PEFT adapter directory for this model (its shapes, --max-lora-rank).
   std::function<LoraAdapter(const std::string&)> read_lora;
+  Tensor embedding_table;  // the token embedding (an EAGLE-3 head shares it)
 };
 
 LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backend,
-                       bool expert_load_profile) {
+                       bool expert_load_profile, const std::vector<int32_t>& aux_layers) {
   RunnerOptions o;
   o.expert_load_profile = expert_load_profile;
+  o.aux_hidden_layers = aux_layers;  // EAGLE-3: the states its head fuses
   o.load.format = parse_load_format(rc.load_format);
   o.load.dummy_seed = rc.seed;
   o.load.dummy_dtype = rc.dtype;
@@ -89,7 +92,8 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
     o.max_extra_logit_rows = seqs * sp.num_speculative_tokens;
     o.num_speculative_tokens = sp.num_speculative_tokens;  // verification graphs
     o.max_speculative_seqs = seqs;
-    if (sp.method == SpeculativeConfig::Method::kDraftModel)
+    if (sp.method == SpeculativeConfig::Method::kDraftModel ||
+        sp.method == SpeculativeConfig::Method::kEagle3)
       o.max_draft_prob_rows = o.max_extra_logit_rows;
   }
   // One runner, or (--tensor-parallel-size) one a rank behind one executor.
@@ -142,8 +146,97 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   out.read_lora = [cfg = c, rank = rc.max_lora_rank](const std::string& path) {
     return load_peft_adapter(path, cfg, rank);
   };
+  out.embedding_table = m->model().token_embedding_table();
   out.executor = std::move(exec);
   return out;
+}
+
+// The KV blocks of a draft's or a head's own pool: max_model_len tokens for each sequence that
+// may speculate in one step.
+int32_t draft_kv_blocks(const ResolvedConfig& rc, int64_t max_position_embeddings) {
+  const SpeculativeConfig& sp = rc.engine.speculative;
+  const int64_t len =
+      rc.engine.max_model_len > 0 ? rc.engine.max_model_len : max_position_embeddings;
+  const int64_t seqs = sp.disable_by_batch_size > 0
+                           ? std::min(sp.disable_by_batch_size, rc.engine.max_num_seqs)
+                           : rc.engine.max_num_seqs;
+  return int32_t(std::min<int64_t>((len + rc.block_size - 1) / rc.block_size * seqs + 1, 1 << 20));
+}
+
+// --speculative-config method eagle3, before anything loads: the head's config checked against
+// the target's (vocabulary, widths), and the target layers whose input states the head fuses (its
+// eagle_aux_hidden_state_layer_ids, else EAGLE-3's default (2, L / 2, L - 3)).
+std::vector<int32_t> eagle3_aux_layers(const ResolvedConfig& rc) {
+  const SpeculativeConfig& sp = rc.engine.speculative;
+  if (!std::filesystem::is_directory(sp.model))
+    fail("--speculative-config: \"model\" '{}': not a model directory", sp.model);
+  if (rc.enable_sleep_mode)
+    fail("--speculative-config: method eagle3 does not support --enable-sleep-mode yet");
+  if (rc.tensor_parallel_size > 1)
+    fail(
+        "--speculative-config: method eagle3 with --tensor-parallel-size {}: the head shares the "
+        "target's embedding table, which tensor parallelism splits (not supported yet)",
+        rc.tensor_parallel_size);
+  const ModelConfig hc = load_model_config(sp.model);
+  if (hc.architecture != "LlamaForCausalLMEagle3")
+    fail(
+        "--speculative-config: '{}' is not an EAGLE-3 head: its config.json names {} (expected "
+        "LlamaForCausalLMEagle3)",
+        sp.model, hc.architecture);
+  const ModelConfig tc = load_model_config(rc.model_dir);
+  if (hc.target_vocab_size != tc.vocab_size)
+    fail(
+        "--speculative-config: the EAGLE-3 head {} was trained for a vocabulary of {} tokens (its "
+        "vocab_size), the target's has {}",
+        sp.model, hc.target_vocab_size, tc.vocab_size);
+  if (hc.target_hidden_size != tc.hidden_size)
+    fail(
+        "--speculative-config: the EAGLE-3 head {} fuses target hidden states of width {} "
+        "(target_hidden_size), the target's hidden_size is {}",
+        sp.model, hc.target_hidden_size, tc.hidden_size);
+  if (hc.hidden_size != tc.hidden_size)
+    fail(
+        "--speculative-config: the EAGLE-3 head {} has hidden_size {}, but it embeds its tokens "
+        "with the target's embedding table of width {}",
+        sp.model, hc.hidden_size, tc.hidden_size);
+  const int32_t L = int32_t(tc.num_layers);
+  std::vector<int32_t> layers = hc.eagle_aux_layers;
+  if (layers.empty()) layers = {std::min(2, L - 1), L / 2, std::max(0, L - 3)};
+  for (int32_t l : layers)
+    if (l >= L)
+      fail(
+          "--speculative-config: the EAGLE-3 head {} fuses the hidden states entering layer {} "
+          "(eagle_aux_hidden_state_layer_ids), but the target has {} layers",
+          sp.model, l, L);
+  return layers;
+}
+
+// The EAGLE-3 head: its own runner (own KV pool of one layer, workspace) on a backend of the same
+// kind, loaded after the target, whose token embedding it shares. It runs eagerly (forward(); its
+// logits and outputs come to the host each draft step).
+std::shared_ptr<ModelExecutor> load_eagle3_head(const ResolvedConfig& rc, const Tensor& embedding) {
+  const SpeculativeConfig& sp = rc.engine.speculative;
+  if (!embedding.defined())
+    fail(
+        "--speculative-config: the target keeps its token embedding in GGUF blocks; an EAGLE-3 "
+        "head needs a plain table");
+  RunnerOptions o;
+  o.load.format = parse_load_format(rc.load_format);
+  o.load.dummy_seed = rc.seed + 1;
+  o.load.dummy_dtype = rc.dtype;
+  o.load.shared_embedding = embedding;
+  o.block_size = rc.block_size;
+  o.max_num_batched_tokens = rc.engine.max_num_batched_tokens;
+  o.max_model_len = rc.engine.max_model_len;
+  o.max_num_seqs = rc.engine.max_num_seqs;
+  o.enforce_eager = true;
+  const ModelConfig hc = load_model_config(sp.model);
+  o.num_kv_blocks = draft_kv_blocks(rc, hc.max_position_embeddings);
+  auto h = std::make_shared<ModelRunner>(sp.model, o, make_backend(rc));
+  LOG_INFO("loaded EAGLE-3 head {} (hidden {}, draft vocabulary {} of {}, {} KV blocks)", sp.model,
+           h->config().hidden_size, h->config().vocab_size, h->config().target_vocab_size,
+           h->num_kv_blocks());
+  return h;
 }
 
 // The draft model of --speculative-config method draft_model: its own runner (own KV pool,
@@ -164,13 +257,7 @@ std::shared_ptr<ModelExecutor> load_draft_model(const ResolvedConfig& rc) {
   o.enforce_eager = rc.enforce_eager;
   o.enable_sleep_mode = rc.enable_sleep_mode;  // it sleeps and wakes with the target
   const ModelConfig dc = load_model_config(sp.model);
-  const int64_t len =
-      rc.engine.max_model_len > 0 ? rc.engine.max_model_len : dc.max_position_embeddings;
-  const int64_t seqs = sp.disable_by_batch_size > 0
-                           ? std::min(sp.disable_by_batch_size, rc.engine.max_num_seqs)
-                           : rc.engine.max_num_seqs;
-  o.num_kv_blocks =
-      int32_t(std::min<int64_t>((len + rc.block_size - 1) / rc.block_size * seqs + 1, 1 << 20));
+  o.num_kv_blocks = draft_kv_blocks(rc, dc.max_position_embeddings);
   auto d = std::make_shared<ModelRunner>(sp.model, o, make_backend(rc));
   LOG_INFO("loaded draft model {} ({}, {} layers, vocab {}, {} KV blocks)", sp.model,
            d->config().architecture, d->config().num_layers, d->config().vocab_size,
@@ -217,11 +304,14 @@ std::unique_ptr<LLM> LLM::load(const EngineArgs& args, const LLMOptions& options
   std::function<void()> weights_started;
   if (options.before_weights) weights_started = options.before_weights(args);
 
+  const bool eagle3 = rc.engine.speculative.method == SpeculativeConfig::Method::kEagle3;
   if (rc.engine.speculative.method == SpeculativeConfig::Method::kDraftModel)
     rc.engine.speculative.draft_executor = load_draft_model(rc);
   LoadedModel m = load_model(rc, rc.tensor_parallel_size > 1 ? nullptr : make_backend(rc),
-                             options.expert_load_profile);
+                             options.expert_load_profile,
+                             eagle3 ? eagle3_aux_layers(rc) : std::vector<int32_t>{});
   if (weights_started) std::exchange(weights_started, nullptr)();
+  if (eagle3) rc.engine.speculative.draft_executor = load_eagle3_head(rc, m.embedding_table);
   // Weights that were still downloading (a hub name, core/arriving_files.h): every file is
   // complete and its checksum passed before the model is used; else the download's Error.
   wait_for_arriving_files(args.model.model);

@@ -42,13 +42,16 @@ std::optional<int32_t> num_speculative_tokens(const json& j) {
   return k;
 }
 
-SpeculativeConfig draft_model_config(const json& j, const std::string& model) {
-  if (model.empty()) fail("{}: method draft_model needs \"model\" (the draft's path)", kFlag);
+SpeculativeConfig draft_model_config(const json& j, const std::string& model, bool eagle3) {
+  const char* name = eagle3 ? "eagle3" : "draft_model";
+  if (model.empty())
+    fail("{}: method {} needs \"model\" (the {}'s path)", kFlag, name,
+         eagle3 ? "EAGLE-3 head" : "draft");
   for (const char* key : {"prompt_lookup_min", "prompt_lookup_max"})
     if (j.contains(key) && !j[key].is_null())
-      fail("{}: \"{}\" is for method ngram, not draft_model", kFlag, key);
+      fail("{}: \"{}\" is for method ngram, not {}", kFlag, key, name);
   SpeculativeConfig c;
-  c.method = SpeculativeConfig::Method::kDraftModel;
+  c.method = eagle3 ? SpeculativeConfig::Method::kEagle3 : SpeculativeConfig::Method::kDraftModel;
   c.model = model;
   c.num_speculative_tokens = *num_speculative_tokens(j);
   if (auto d = int_field(j, "disable_by_batch_size", 0, 1 << 20)) c.disable_by_batch_size = *d;
@@ -99,10 +102,13 @@ SpeculativeConfig parse_speculative_config(const std::string& json_text) {
         "{}: \"draft_tensor_parallel_size\" {}: only 1 is supported (tensor parallelism is "
         "issue 33)",
         kFlag, *tp);
-  if (method == "eagle3" || method == "eagle")
-    fail("{}: method \"{}\" is not supported yet (issue 26: ngram and draft_model are built)",
-         kFlag, method);
-  if (method == "draft_model") return draft_model_config(j, model);
+  if (method == "eagle")
+    fail(
+        "{}: method \"eagle\" (EAGLE-1/2 heads) is not supported: expected ngram, draft_model "
+        "or eagle3",
+        kFlag);
+  if (method == "draft_model" || method == "eagle3")
+    return draft_model_config(j, model, method == "eagle3");
   if (method != "ngram")
     fail("{}: unknown \"method\" \"{}\": expected ngram, draft_model or eagle3", kFlag, method);
   if (!model.empty() && model != "ngram" && model != "[ngram]")

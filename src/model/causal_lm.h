@@ -46,6 +46,14 @@ struct ForwardContext {
   std::span<KvLayer> kv_cache;  // one per entry of kv_cache_spec()
   Tensor buffer(size_t i) const { return workspace[i].slice_rows(0, batch.num_tokens); }
   std::span<const InputRows> input_rows = {};  // rows embedded from images (after the scaling)
+  // EAGLE-3 (issue 26), the target: when defined ([T, aux_layers.size() * hidden]), the forward
+  // copies the residual stream entering layer aux_layers[j] (the embedding for layer 0) into
+  // columns [j * hidden, (j + 1) * hidden) of every row (supports_aux_hidden_states()).
+  Tensor aux_hidden = {};
+  std::span<const int32_t> aux_layers = {};
+  // EAGLE-3, the head: each row's hidden input ([T, width]: the three target states fc fuses, or
+  // the head's own previous output), or undefined (padding-only steps: the rows are garbage).
+  Tensor hidden_inputs = {};
 };
 
 class CausalLM {
@@ -83,6 +91,19 @@ class CausalLM {
   virtual bool image_tokens_attend_each_other() const { return false; }
   // logits [n, vocab] (fp32) of hidden rows [n, hidden_size].
   virtual void compute_logits(KernelOps& ops, const Tensor& hidden_rows, Tensor logits) const = 0;
+  // EAGLE-3 (issue 26). A target that can hand out the residual stream entering its layers
+  // (ForwardContext::aux_hidden): false by default.
+  virtual bool supports_aux_hidden_states() const { return false; }
+  // The token embedding table ([vocab, hidden], on the device), which an EAGLE-3 head shares;
+  // undefined where the model has none in a plain layout (GGUF blocks).
+  virtual Tensor token_embedding_table() const { return {}; }
+  // A head: the widths its ForwardContext::hidden_inputs may have (largest first), and the
+  // workspace buffer holding each row's pre-norm output after forward() (its next step's input);
+  // -1: not a head.
+  virtual std::vector<int64_t> hidden_input_widths() const { return {}; }
+  virtual int32_t recurrent_buffer() const { return -1; }
+  // A head: the target id of each draft id (the rows of its logits).
+  virtual std::vector<int32_t> draft_to_target() const { return {}; }
 
  protected:
   ModelConfig cfg_;

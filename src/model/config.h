@@ -70,6 +70,14 @@ struct ModelConfig {
   double swiglu_alpha = 1.702, swiglu_limit = 7.0;
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
+  // EAGLE-3 heads (LlamaForCausalLMEagle3, issue 26): vocab_size is the draft vocabulary (the
+  // lm_head's rows, config.json's draft_vocab_size); target_vocab_size is config.json's
+  // vocab_size (the target's), target_hidden_size the width of each target state fc fuses, and
+  // eagle_aux_layers the target layers whose input states those are (empty: the default
+  // (2, L / 2, L - 3) of the target's L layers).
+  int64_t target_vocab_size = 0;
+  int64_t target_hidden_size = 0;
+  std::vector<int32_t> eagle_aux_layers;
 
   int64_t q_size() const { return num_heads * head_dim; }
   int64_t kv_size() const { return num_kv_heads * head_dim; }

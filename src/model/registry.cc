@@ -34,6 +34,7 @@ const std::vector<const Architecture*>& registry() {
       &qwen3_moe_architecture(),
       &mixtral_architecture(),
       &gpt_oss_architecture(),
+      &eagle3_architecture(),
   };
   // clang-format on
 

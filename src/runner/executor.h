@@ -66,6 +66,25 @@ class ModelExecutor {
   // Valid until the next step.
   virtual std::span<const float> pooled() const { return {}; }
 
+  // EAGLE-3 (issue 26), the target: the residual stream entering each of the layers the runner
+  // was asked for (RunnerOptions::aux_hidden_layers), for every row of the last forward() /
+  // execute() in the batch's row order: [num_tokens, aux_hidden_width()] fp32, row-major. Empty
+  // when not asked. Valid until the next step.
+  virtual std::span<const float> aux_hidden_states() const { return {}; }
+  virtual int32_t aux_hidden_width() const { return 0; }
+  // EAGLE-3, the head. ForwardBatch::hidden_inputs may be fused_width wide (the target's states,
+  // through fc) or hidden_size() wide (the head's own output); draft_to_target gives the target id
+  // of each draft id (the logits' columns); target_vocab is the vocabulary it was trained for.
+  struct HeadInfo {
+    int32_t fused_width = 0;  // 0: not a head
+    int32_t target_vocab = 0;
+    std::vector<int32_t> draft_to_target;
+  };
+  virtual HeadInfo head_info() const { return {}; }
+  // A head: each logit row's pre-norm output of the last forward() ([logit rows, hidden_size()]
+  // fp32): the next draft step's hidden input.
+  virtual std::span<const float> recurrent_hidden() const { return {}; }
+
   // Throws DeviceFault when the device can run nothing more (after a step failed, to tell a
   // broken device from a broken step); no-op where there is no device.
   virtual void check_device() {}

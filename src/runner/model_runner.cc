@@ -117,6 +117,24 @@ void ModelRunner::allocate_workspace() {
   const int64_t step_rows = int64_t(opts_.max_num_seqs) + std::max(0, opts_.max_extra_logit_rows);
   rows_per_pass_ = std::max<int64_t>(kMinLogitRowsPerPass, std::min<int64_t>(step_rows, T));
   logits_in_ = be.alloc(act, {rows_per_pass_, H});
+  // EAGLE-3 (issue 26): the target's auxiliary states; a head's hidden inputs and outputs.
+  if (!opts_.aux_hidden_layers.empty()) {
+    if (!model_->supports_aux_hidden_states())
+      fail(
+          "--speculative-config: EAGLE-3 needs the target's hidden states, which {} models do "
+          "not hand out yet",
+          c.architecture);
+    for (int32_t l : opts_.aux_hidden_layers)
+      if (l < 0 || l >= c.num_layers)
+        fail(
+            "--speculative-config: the EAGLE-3 head fuses the hidden states entering layer {}, "
+            "but the target has {} layers",
+            l, c.num_layers);
+    aux_ = be.alloc(act, {T, int64_t(opts_.aux_hidden_layers.size()) * H});
+  }
+  if (const std::vector<int64_t> w = model_->hidden_input_widths(); !w.empty())
+    hidden_in_ = be.alloc(act, {T, *std::max_element(w.begin(), w.end())});
+  if (model_->recurrent_buffer() >= 0) recurrent_rows_ = be.alloc(act, {rows_per_pass_, H});
   if (be.device() == Device::kCPU) return;
   // fp32 logits: the lm_head GEMM writes them directly, no bf16 rounding before sampling.
   logits_ = be.alloc(DType::kF32, {rows_per_pass_, c.vocab_size});
@@ -270,18 +288,75 @@ void ModelRunner::prepare_lora(const ForwardBatch& fb) {
 }
 
 void ModelRunner::run_model(const DeviceBatch& b) {
-  if (input_rows_.empty()) {
-    const ForwardContext ctx{*backend_, b, workspace_, kv_};
-    model_->forward(ctx, hidden_.slice_rows(0, b.num_tokens));
+  // A step with images (forward() only: prepare_images ran for this batch).
+  const bool images = !input_rows_.empty();
+  DeviceBatch with = b;
+  if (images && !attend_ranges_.empty()) with.attend_ranges = attend_ranges_.data();
+  ForwardContext ctx{*backend_, with, workspace_, kv_, input_rows_};
+  if (aux_.defined()) {  // EAGLE-3's target
+    ctx.aux_hidden = aux_.slice_rows(0, b.num_tokens);
+    ctx.aux_layers = opts_.aux_hidden_layers;
+  }
+  ctx.hidden_inputs = hidden_in_view_;  // EAGLE-3's head (forward() only)
+  model_->forward(ctx, hidden_.slice_rows(0, b.num_tokens));
+  if (images) {
+    input_rows_.clear();
+    attend_ranges_.clear();
+  }
+}
+
+void ModelRunner::upload_hidden_inputs(const ForwardBatch& fb) {
+  hidden_in_view_ = Tensor();
+  if (fb.hidden_inputs.empty()) return;
+  const int64_t T = fb.num_tokens(), W = fb.hidden_input_width;
+  const std::vector<int64_t> widths = model_->hidden_input_widths();
+  INFERD_CHECK(hidden_in_.defined() && std::find(widths.begin(), widths.end(), W) != widths.end() &&
+                   int64_t(fb.hidden_inputs.size()) == T * W,
+               "hidden inputs: {} values of width {} for {} rows", fb.hidden_inputs.size(), W, T);
+  hidden_in_view_ = Tensor(hidden_in_.data(), hidden_in_.dtype(), {T, W}, hidden_in_.device());
+  backend_->upload_f32(hidden_in_view_, fb.hidden_inputs);
+}
+
+void ModelRunner::download_aux(const ForwardBatch& fb, int32_t device_rows, int32_t rows_per_seq) {
+  const size_t W = size_t(aux_.size(1)), T = size_t(fb.num_tokens());
+  aux_host_.resize(T * W);
+  if (rows_per_seq == 0) {
+    backend_->copy_to_host_f32(aux_.slice_rows(0, int64_t(T)), aux_host_.data());
     return;
   }
-  // A step with images (forward() only: prepare_images ran for this batch).
-  DeviceBatch with = b;
-  if (!attend_ranges_.empty()) with.attend_ranges = attend_ranges_.data();
-  const ForwardContext ctx{*backend_, with, workspace_, kv_, input_rows_};
-  model_->forward(ctx, hidden_.slice_rows(0, b.num_tokens));
-  input_rows_.clear();
-  attend_ranges_.clear();
+  // A verification graph's rows: sequence s's at s * rows_per_seq + [0, q_len).
+  aux_padded_.resize(size_t(device_rows) * W);
+  backend_->copy_to_host_f32(aux_.slice_rows(0, device_rows), aux_padded_.data());
+  for (size_t s = 0; s < fb.seqs.size(); ++s) {
+    const SeqBatchInfo& q = fb.seqs[s];
+    std::copy_n(aux_padded_.data() + s * size_t(rows_per_seq) * W, size_t(q.q_len) * W,
+                aux_host_.data() + size_t(q.q_start) * W);
+  }
+}
+
+void ModelRunner::download_recurrent(const DeviceBatch& b) {
+  const int64_t R = b.num_logit_rows, H = config().hidden_size;
+  recurrent_host_.resize(size_t(R * H));
+  const Tensor out = workspace_[size_t(model_->recurrent_buffer())].slice_rows(0, b.num_tokens);
+  for (int64_t r0 = 0; r0 < R; r0 += rows_per_pass_) {
+    const int64_t n = std::min(rows_per_pass_, R - r0);
+    DeviceBatch sub = b;
+    sub.logit_rows = b.logit_rows + r0;
+    sub.num_logit_rows = int32_t(n);
+    Tensor rows = recurrent_rows_.slice_rows(0, n);
+    backend_->gather_rows(out, sub, rows);
+    backend_->copy_to_host_f32(rows, recurrent_host_.data() + r0 * H);
+  }
+}
+
+ModelExecutor::HeadInfo ModelRunner::head_info() const {
+  HeadInfo h;
+  const std::vector<int64_t> w = model_->hidden_input_widths();
+  if (w.empty()) return h;
+  h.fused_width = int32_t(w[0]);
+  h.target_vocab = int32_t(config().target_vocab_size);
+  h.draft_to_target = model_->draft_to_target();
+  return h;
 }
 
 void ModelRunner::pool(const ForwardBatch& fb) {
@@ -316,8 +391,12 @@ void ModelRunner::forward(const ForwardBatch& fb, float* logits) {
   prepare_lora(fb);
   prepare_images(fb);
   Backend& be = *backend_;
+  upload_hidden_inputs(fb);
   const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size);
   run_model(b);
+  hidden_in_view_ = Tensor();
+  if (aux_.defined()) download_aux(fb, T, 0);
+  if (recurrent_rows_.defined()) download_recurrent(b);
   if (!fb.pool_spans.empty()) pool(fb);
   // The lm_head only for the rows whose logits are wanted.
   const int64_t R = int64_t(fb.logit_rows.size()), V = config().vocab_size;
@@ -417,6 +496,7 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
     device_step(b, sampling, fb);
   }
   be.finish_samples(b, sampling, out);
+  if (aux_.defined()) download_aux(fb, b.num_tokens, rows_per_seq);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (verify) {

@@ -68,6 +68,10 @@ struct RunnerOptions {
   bool expert_load_profile = false;
   // Vision-language models (issue 34): bytes of image embeddings kept by image content hash.
   int64_t image_cache_bytes = int64_t(256) << 20;
+  // EAGLE-3 (issue 26): the target hands out the residual stream entering these layers for
+  // every row of each step (aux_hidden_states(): one copy to the host a step). Empty: nothing is
+  // copied (a run without EAGLE-3 costs nothing).
+  std::vector<int32_t> aux_hidden_layers;
 };
 
 class ModelRunner final : public ModelExecutor {
@@ -95,6 +99,12 @@ class ModelRunner final : public ModelExecutor {
   void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
                std::span<SampledToken> out) override;
   void check_device() override { backend_->check_device(); }
+  std::span<const float> aux_hidden_states() const override { return aux_host_; }
+  int32_t aux_hidden_width() const override {
+    return int32_t(opts_.aux_hidden_layers.size() * size_t(config().hidden_size));
+  }
+  HeadInfo head_info() const override;
+  std::span<const float> recurrent_hidden() const override { return recurrent_host_; }
   void add_lora_adapter(int32_t id, std::shared_ptr<const LoraAdapter> adapter) override;
   void remove_lora_adapter(int32_t id) override;
   int32_t max_loras() const override { return opts_.max_loras; }
@@ -166,6 +176,13 @@ class ModelRunner final : public ModelExecutor {
   void pool(const ForwardBatch& fb);
   // The model over the batch: hidden_ holds the final-normed hidden state of every row.
   void run_model(const DeviceBatch& b);
+  // EAGLE-3: the hidden inputs of fb uploaded (a head), for run_model's context.
+  void upload_hidden_inputs(const ForwardBatch& fb);
+  // EAGLE-3: the step's auxiliary states to the host (aux_host_), in fb's row order;
+  // rows_per_seq > 0: the device rows were padded to that many a sequence.
+  void download_aux(const ForwardBatch& fb, int32_t device_rows, int32_t rows_per_seq);
+  // EAGLE-3, a head: the pre-norm output of the logit rows to the host (recurrent_host_).
+  void download_recurrent(const DeviceBatch& b);
   // Logits of logit rows [r0, r0 + n) of the batch into out [n, vocab] (gather + lm_head).
   void lm_head_pass(const DeviceBatch& b, int64_t r0, int64_t n, Tensor out);
   // run_model, then (late grammar masks uploaded, built while the layers run) the lm_head and
@@ -206,6 +223,10 @@ class ModelRunner final : public ModelExecutor {
   std::vector<Tensor> workspace_;  // the model's buffers, [max_num_batched_tokens, cols] each
   Tensor hidden_, logits_in_, logits_;
   std::vector<float> pooled_, pool_rows_;  // pooled(); host copy of one span's rows
+  // EAGLE-3: the target's [max tokens, layers x H] states and their host copy; a head's hidden
+  // inputs (the widest it takes; hidden_in_view_ is this step's) and its logit rows' outputs.
+  Tensor aux_, hidden_in_, hidden_in_view_, recurrent_rows_;
+  std::vector<float> aux_host_, aux_padded_, recurrent_host_;
   std::vector<KvLayer> kv_;
   std::vector<int32_t> graph_sizes_, verify_sizes_;
   int64_t verify_replays_ = 0;

@@ -694,6 +694,25 @@ TEST_F(CudaKernels, GatherRowsCopiesTheRequestedRows) {
   }
 }
 
+// EAGLE-3's auxiliary states: rows copied into a column slice of a wider buffer (and out of
+// one), as the CPU does.
+TEST_F(CudaKernels, CopyRowsIntoAndOutOfColumnSlices) {
+  TRACE_SEED();
+  for (auto [T, H, J] :
+       std::vector<std::array<int32_t, 3>>{{1, 64, 0}, {7, 384, 1}, {33, 4096, 2}}) {
+    Tensor x = rand_host({T, H}, rng_);
+    Tensor wide = rand_host({T, 3 * H}, rng_);
+    Tensor dwide = up(wide);
+    gpu_->copy_rows(up(x), dwide.slice_cols(int64_t(J) * H, int64_t(J + 1) * H));
+    Tensor ref = test::copy_host(wide);
+    cpu_->copy_rows(x, ref.slice_cols(int64_t(J) * H, int64_t(J + 1) * H));
+    EXPECT_EQ(max_abs_diff(down(dwide), ref), 0.0) << T << " x " << H << " into slice " << J;
+    Tensor dout = poisoned(DType::kBF16, {T, H});
+    gpu_->copy_rows(dwide.slice_cols(int64_t(J) * H, int64_t(J + 1) * H), dout);
+    EXPECT_EQ(max_abs_diff(down(dout), x), 0.0) << T << " x " << H << " out of slice " << J;
+  }
+}
+
 TEST_F(CudaKernels, CopyToHostHandlesStridedViewsAndF32) {
   Tensor x = rand_host({5, 40}, rng_);
   Tensor view = down(up(x).slice_cols(8, 24));

@@ -6,12 +6,17 @@
 // a CUDA backend of its own) against no speculation, and rows verifying sampled drafts (the
 // general rejection rule, in the device sampler) against the reference sampler on the same
 // logits; verification steps replayed by CUDA graphs (rows padded to 1 + k a sequence) against
-// the same steps run eagerly. Skipped without a GPU.
+// the same steps run eagerly; EAGLE-3 (method eagle3): the target's auxiliary states against the
+// CPU's, a committed head's draft steps against its PyTorch golden, greedy output with the head
+// against none (with and without verification graphs). Skipped without a GPU.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/sampling.h"
@@ -437,6 +442,148 @@ TEST(CudaSpecDraftModel, SeededSampledDraftsReproducibleOnTheDevice) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
     EXPECT_EQ(a[i].outputs.at(0).token_ids, b[i].outputs.at(0).token_ids) << a[i].request_id;
+}
+
+// ---- EAGLE-3 (method eagle3) ----------------------------------------------------------------
+
+const std::string kTinyHead = std::string(INFERD_TEST_DATA_DIR) + "/eagle3_llama3_tiny";
+const std::string kLlama3 = std::string(INFERD_TEST_DATA_DIR) + "/goldens/llama3";
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+std::vector<int32_t> tiny_head_layers() {
+  return read_json(kTinyHead + "/config.json")["eagle_config"]["eagle_aux_hidden_state_layer_ids"]
+      .get<std::vector<int32_t>>();
+}
+
+std::shared_ptr<ModelRunner> tiny_head_on(ModelRunner& target, std::unique_ptr<Backend> be) {
+  RunnerOptions o = demo_options();
+  o.enforce_eager = true;
+  o.load.shared_embedding = target.model().token_embedding_table();
+  return std::make_shared<ModelRunner>(kTinyHead, o, std::move(be));
+}
+
+// The residual stream entering three layers of the demo model, every row of a two-sequence batch
+// (a prefill and a decode-shaped row), on the GPU (bf16) against the CPU (fp32).
+TEST(CudaSpecEagle3, TargetStatesMatchTheCpu) {
+  INFERD_REQUIRE_GPU();
+  RunnerOptions o = demo_options();
+  o.aux_hidden_layers = {2, 3, 5};
+  o.enforce_eager = true;
+  ModelRunner gpu(kDemo, o, make_cuda_backend(0));
+  ModelRunner cpu(kDemo, o, make_cpu_backend(2));
+  ForwardBatch fb;
+  for (int32_t p = 0; p < 37; ++p) {
+    fb.token_ids.push_back(3 + (p * 53) % 4000);
+    fb.positions.push_back(p);
+  }
+  SeqBatchInfo a;
+  a.q_len = 37;
+  a.kv_len = 37;
+  a.num_blocks = 3;
+  fb.seqs.push_back(a);
+  fb.block_tables = {0, 1, 2};
+  fb.logit_rows = {36};
+  std::vector<float> lg(size_t(gpu.vocab_size()));
+  gpu.forward(fb, lg.data());
+  const std::vector<float> g(gpu.aux_hidden_states().begin(), gpu.aux_hidden_states().end());
+  cpu.forward(fb, lg.data());
+  const std::span<const float> c = cpu.aux_hidden_states();
+  ASSERT_EQ(g.size(), size_t(37 * 3 * 384));
+  ASSERT_EQ(c.size(), g.size());
+  EXPECT_LT(test::rel_err(g.data(), c.data(), g.size()), 2e-2);
+}
+
+// The committed head's three draft steps (tools/make_eagle3_tiny_head.py's PyTorch golden) on
+// the GPU, in bf16.
+TEST(CudaSpecEagle3, TinyHeadStepsMatchTheGolden) {
+  INFERD_REQUIRE_GPU();
+  const nlohmann::json g = read_json(kTinyHead + "/golden.json");
+  const std::vector<int32_t> ids = g["ids"].get<std::vector<int32_t>>();
+  const int32_t N = int32_t(ids.size()), H = g["hidden"].get<int32_t>();
+  const int32_t Vd = g["draft_vocab"].get<int32_t>();
+  RunnerOptions to = demo_options();
+  to.enforce_eager = true;
+  ModelRunner target(kLlama3, to, make_cuda_backend(0));
+  auto head = tiny_head_on(target, make_cuda_backend(0));
+  ForwardBatch hb;
+  for (int32_t p = 0; p < N; ++p) {
+    hb.token_ids.push_back(p + 1 < N ? ids[size_t(p + 1)] : 0);
+    hb.positions.push_back(p);
+    hb.logit_rows.push_back(p);
+  }
+  SeqBatchInfo s0;
+  s0.q_len = N;
+  s0.kv_len = N;
+  s0.num_blocks = 1;
+  hb.seqs.push_back(s0);
+  hb.block_tables = {0};
+  hb.hidden_inputs = g["aux"].get<std::vector<float>>();
+  hb.hidden_input_width = 3 * H;
+  std::vector<float> l(size_t(N) * size_t(Vd));
+  head->forward(hb, l.data());
+  std::vector<float> want = g["step0_logits"].get<std::vector<float>>();
+  EXPECT_LT(test::rel_err(l.data(), want.data(), l.size()), 3e-2) << "step 0";
+  std::vector<float> prev(head->recurrent_hidden().end() - H, head->recurrent_hidden().end());
+  for (int32_t s = 1; s <= 2; ++s) {
+    ForwardBatch b;
+    b.token_ids = {0};
+    b.positions = {N - 1 + s};
+    SeqBatchInfo q;
+    q.q_len = 1;
+    q.kv_len = N + s;
+    q.num_blocks = 1;
+    b.seqs.push_back(q);
+    b.block_tables = {0};
+    b.logit_rows = {0};
+    b.hidden_inputs = prev;
+    b.hidden_input_width = H;
+    std::vector<float> ls(static_cast<size_t>(Vd));
+    head->forward(b, ls.data());
+    want = g[fmt::format("step{}_logits", s)].get<std::vector<float>>();
+    EXPECT_LT(test::rel_err(ls.data(), want.data(), ls.size()), 3e-2) << "step " << s;
+    prev.assign(head->recurrent_hidden().begin(), head->recurrent_hidden().end());
+  }
+}
+
+// Greedy output with the committed (random) head on the tiny Llama-3 equals the output without
+// speculation; with k = 4 the target also replays verification graphs (the states of padded
+// rows put back in batch order).
+TEST(CudaSpecEagle3, GreedyIdenticalWithTinyHead) {
+  INFERD_REQUIRE_GPU();
+  RunnerOptions o = demo_options();
+  auto plain_model = std::make_shared<ModelRunner>(kLlama3, o, make_cuda_backend(0));
+  const int32_t V = plain_model->vocab_size();
+  std::vector<GenerateResult> want;
+  {
+    Engine plain(plain_model, engine_config(0));
+    want = plain.generate(demo_requests(V));
+  }
+  for (int32_t k : {1, 4, 7}) {
+    SCOPED_TRACE(::testing::Message() << "k " << k);
+    RunnerOptions to = demo_options();
+    to.aux_hidden_layers = tiny_head_layers();
+    if (k == 4) {
+      to.num_speculative_tokens = k;
+      to.max_speculative_seqs = 8;
+    }
+    auto target = std::make_shared<ModelRunner>(kLlama3, to, make_cuda_backend(0));
+    EngineConfig c = engine_config(0);
+    c.speculative.method = SpeculativeConfig::Method::kEagle3;
+    c.speculative.num_speculative_tokens = k;
+    c.speculative.disable_by_batch_size = 0;
+    c.speculative.draft_executor = tiny_head_on(*target, make_cuda_backend(0));
+    Engine spec(target, c);
+    const auto got = spec.generate(demo_requests(V));
+    EXPECT_GT(spec.stats().spec_num_drafts, 0);
+    if (k == 4) {
+      EXPECT_GT(target->verify_graph_replays(), 0);
+    }
+    expect_same_or_close(want, got);
+  }
 }
 
 }  // namespace

@@ -198,9 +198,9 @@ TEST(EngineArgs, EveryErrorNamesTheFlag) {
        [](EngineArgs& a) { a.speculative.config = R"({"method": "ngram"})"; },
        "--speculative-config: \"num_speculative_tokens\" is missing (1..16)"},
       {"--speculative-config",
-       [](EngineArgs& a) { a.speculative.config = R"({"method": "eagle3", "model": "h"})"; },
-       "--speculative-config: method \"eagle3\" is not supported yet (issue 26: ngram and "
-       "draft_model are built)"},
+       [](EngineArgs& a) { a.speculative.config = R"({"method": "eagle", "model": "h"})"; },
+       "--speculative-config: method \"eagle\" (EAGLE-1/2 heads) is not supported: expected "
+       "ngram, draft_model or eagle3"},
       {"--lora-modules", [](EngineArgs& a) { a.lora.lora_modules = {"sql=/adapters/sql"}; },
        "--lora-modules needs --enable-lora"},
       {"--max-loras", [](EngineArgs& a) { a.lora.max_loras = 4; },

@@ -139,9 +139,9 @@ TEST(ModelFlags, TheBinaryRefusesWhatLaterIssuesAddAndBadLoraFlags) {
       {"-tp 2 --quantization fp8",
        "error: --quantization fp8 with --tensor-parallel-size 2: quantized weights are not "
        "sharded yet"},
-      {"--speculative-config '{\"method\": \"eagle3\", \"model\": \"x\"}'",
-       "error: --speculative-config: method \"eagle3\" is not supported yet (issue 26: ngram and "
-       "draft_model are built)"},
+      {"--speculative-config '{\"method\": \"eagle\", \"model\": \"x\"}'",
+       "error: --speculative-config: method \"eagle\" (EAGLE-1/2 heads) is not supported: "
+       "expected ngram, draft_model or eagle3"},
       {"--max-loras 2", "error: --max-loras needs --enable-lora"},
       {"--enable-lora --lora-modules nopath", "error: --lora-modules 'nopath': expected name=path"},
   };

@@ -55,6 +55,14 @@ TEST(SpeculativeConfig, DraftModel) {
   EXPECT_EQ(c.model, "/e");
 }
 
+TEST(SpeculativeConfig, Eagle3) {
+  const SpeculativeConfig c = parse_speculative_config(
+      R"({"method": "eagle3", "model": "/h", "num_speculative_tokens": 3})");
+  EXPECT_EQ(c.method, SpeculativeConfig::Method::kEagle3);
+  EXPECT_EQ(c.model, "/h");
+  EXPECT_EQ(c.num_speculative_tokens, 3);
+}
+
 TEST(SpeculativeConfig, ErrorsNameTheField) {
   const std::pair<const char*, const char*> cases[] = {
       {"{", "--speculative-config: not valid JSON"},
@@ -82,8 +90,12 @@ TEST(SpeculativeConfig, ErrorsNameTheField) {
       {R"({"method": "draft_model", "model": "/d"})", "\"num_speculative_tokens\" is missing"},
       {R"({"model": "/d", "num_speculative_tokens": 4, "prompt_lookup_max": 3})",
        "\"prompt_lookup_max\" is for method ngram, not draft_model"},
-      {R"({"method": "eagle3", "model": "/h", "num_speculative_tokens": 4})",
-       "method \"eagle3\" is not supported yet"},
+      {R"({"method": "eagle3", "num_speculative_tokens": 4})",
+       "method eagle3 needs \"model\" (the EAGLE-3 head's path)"},
+      {R"({"method": "eagle3", "model": "/h", "num_speculative_tokens": 4, "prompt_lookup_max": 2})",
+       "\"prompt_lookup_max\" is for method ngram, not eagle3"},
+      {R"({"method": "eagle", "model": "/h", "num_speculative_tokens": 4})",
+       "method \"eagle\" (EAGLE-1/2 heads) is not supported"},
       {R"({"method": "ngram", "num_speculative_tokens": 4, "disable_by_batch_size": -1})",
        "\"disable_by_batch_size\" is -1"},
   };

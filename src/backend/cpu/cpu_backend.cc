@@ -530,6 +530,17 @@ class CpuBackend final : public Backend {
       std::memcpy(fp(out) + int64_t(r) * H, fp(x) + int64_t(b.logit_rows[r]) * H, size_t(H) * 4);
   }
 
+  void copy_rows(const Tensor& src, Tensor dst) override {
+    INFERD_CHECK(
+        src.dtype() == dst.dtype() && src.size(0) == dst.size(0) && src.size(1) == dst.size(1),
+        "copy_rows: src {} {}, dst {} {}", dtype_name(src.dtype()), src.shape_str(),
+        dtype_name(dst.dtype()), dst.shape_str());
+    const size_t es = dtype_size(src.dtype()), row = size_t(src.size(1)) * es;
+    for (int64_t t = 0; t < src.size(0); ++t)
+      std::memcpy(static_cast<char*>(dst.data()) + size_t(t * dst.stride(0)) * es,
+                  static_cast<const char*>(src.data()) + size_t(t * src.stride(0)) * es, row);
+  }
+
   MoeExperts make_moe_experts(MoeExpertTensors t, int64_t H, int64_t F) override {
     INFERD_CHECK(!t.w13_blocks.defined() && !t.w2_blocks.defined(),
                  "the CPU computes dense experts: MXFP4 experts are dequantized at load");

@@ -390,6 +390,19 @@ class CudaBackend final : public Backend {
                                       b.num_logit_rows, out.data(), om.ld * es, stream()));
   }
 
+  void copy_rows(const Tensor& src, Tensor dst) override {
+    INFERD_CHECK(src.dtype() == dst.dtype(), "copy_rows: src {} dst {}", dtype_name(src.dtype()),
+                 dtype_name(dst.dtype()));
+    const Mat sm = as_matrix(src, "copy_rows src"), dm = as_matrix(dst, "copy_rows dst");
+    INFERD_CHECK(sm.rows == dm.rows && sm.cols == dm.cols, "copy_rows src {} dst {}",
+                 src.shape_str(), dst.shape_str());
+    if (sm.rows == 0) return;
+    const size_t es = dtype_size(src.dtype());
+    CU_CHECK(cudaMemcpy2DAsync(dst.data(), size_t(dm.ld) * es, src.data(), size_t(sm.ld) * es,
+                               size_t(sm.cols) * es, size_t(sm.rows), cudaMemcpyDeviceToDevice,
+                               stream()));
+  }
+
   void sample(const Tensor& logits, const DeviceBatch& b, int32_t row0) override {
     step_.sample(logits, b, row0);
   }

@@ -42,7 +42,7 @@ Attention::Attention(const AttentionSpec& s, ModelLoader& loader)
     qkv_ = LinearLayer(merged_column_linear({{s.prefix + "q_proj", qs},
                                              {s.prefix + "k_proj", kvs, kv},
                                              {s.prefix + "v_proj", kvs, kv}},
-                                            s.hidden, s.qkv_bias),
+                                            s.input > 0 ? s.input : s.hidden, s.qkv_bias),
                        loader);
   }
   o_ = LinearLayer(row_linear(s.prefix + "o_proj", s.hidden, qs, s.o_bias), loader);

@@ -19,6 +19,7 @@ class ModelLoader;
 struct AttentionSpec {
   std::string prefix;  // "model.layers.<i>.self_attn."
   int64_t hidden = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  int64_t input = 0;  // width of the qkv projection's input (0: hidden; EAGLE-3 heads: 2 hidden)
   bool qkv_bias = false, o_bias = false;
   bool fused_qkv = false;  // the checkpoint holds one qkv_proj (Phi-3)
   enum class QkNorm : uint8_t { kNone, kPerHead, kWholeProjection } qk_norm = QkNorm::kNone;

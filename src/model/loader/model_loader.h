@@ -38,6 +38,9 @@ struct LoadOptions {
   // Tensor parallelism (issue 33): this copy of the model is one rank of a group, and its
   // column- and row-parallel linears (and a vocabulary that divides evenly) read their slices.
   TensorParallel tp;
+  // EAGLE-3 heads (issue 26): the target's token embedding table ([vocab, hidden] on the same
+  // device), which the head embeds its tokens with (published heads carry no embed_tokens).
+  Tensor shared_embedding;
 };
 
 class ModelLoader {

@@ -31,7 +31,7 @@ bool parse_st_dtype(const std::string& s, DType* out) {
     *out = DType::kI32;
   else if (s == "I64")
     *out = DType::kI64;
-  else if (s == "U8")
+  else if (s == "U8" || s == "BOOL")  // BOOL: one byte each (EAGLE-3 heads' t2d)
     *out = DType::kU8;
   else if (s == "I8")
     *out = DType::kI8;

@@ -24,6 +24,7 @@ class DecoderBase : public CausalLM {
   void compute_logits(KernelOps& ops, const Tensor& rows, Tensor logits) const override {
     lm_head_.forward(ops, rows, logits);
   }
+  Tensor token_embedding_table() const override { return embed_.table(); }
 
  protected:
   // Loads the rope tables, embedding, final norm (Gemma's (1 + w) when the config says so) and

@@ -43,6 +43,12 @@ void LlamaModel::forward(const ForwardContext& ctx, Tensor h) {
     } else {
       ops.add_rms_norm(residual, x, m, L.input_norm.weight, L.input_norm.eps, h);
     }
+    // EAGLE-3: `residual` is now the stream entering layer i.
+    for (size_t j = 0; ctx.aux_hidden.defined() && j < ctx.aux_layers.size(); ++j) {
+      if (ctx.aux_layers[j] != int32_t(i)) continue;
+      const int64_t H = cfg_.hidden_size;
+      ops.copy_rows(residual, ctx.aux_hidden.slice_cols(int64_t(j) * H, int64_t(j + 1) * H));
+    }
     L.attn->forward(ops, b, h, qkv, attn, ctx.kv_cache[i], x);
     ops.add_rms_norm(residual, x, m, L.post_norm.weight, L.post_norm.eps, h);
     L.mlp->forward(ops, b, h, gate_up, act, x);

@@ -21,6 +21,7 @@ class LlamaModel : public DecoderBase {
   LlamaModel(const ModelConfig& config, ModelLoader& loader);
   void forward(const ForwardContext& ctx, Tensor hidden) override;
   void attach_lora(const LoraWeights& lora) override;
+  bool supports_aux_hidden_states() const override { return true; }
 
  private:
   struct Layer {

@@ -19,6 +19,7 @@ const Architecture& granite_architecture();     // GraniteForCausalLM
 const Architecture& qwen3_moe_architecture();   // Qwen3MoeForCausalLM
 const Architecture& mixtral_architecture();     // MixtralForCausalLM
 const Architecture& gpt_oss_architecture();     // GptOssForCausalLM
+const Architecture& eagle3_architecture();      // LlamaForCausalLMEagle3 (speculative heads)
 
 // gpt-oss's MLP at `prefix` ("model.layers.<i>.mlp.") as the shared MoE layer (tests build its
 // experts alone from it, through moe_experts_spec).
