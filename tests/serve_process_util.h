@@ -31,13 +31,14 @@ struct HttpReply {
   std::string text;  // the whole response, header and body
 };
 
-// One request on its own connection; reads until the server closes it (30 s at most).
+// One request on its own connection; reads until the server closes it (`timeout_s` at most
+// between two reads).
 inline HttpReply http_request(uint16_t port, const std::string& method, const std::string& path,
-                              const std::string& body = "") {
+                              const std::string& body = "", int timeout_s = 30) {
   HttpReply r;
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return r;
-  timeval tv{30, 0};
+  timeval tv{timeout_s, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in a{};
   a.sin_family = AF_INET;

@@ -62,10 +62,11 @@ bool wait_state(ServeProcess& s, const std::string& name, const std::string& wan
 }
 
 HttpReply complete(ServeProcess& s, const std::string& model, const std::string& extra = "",
-                   int max_tokens = 4) {
+                   int max_tokens = 4, int timeout_s = 30) {
   return http_request(s.port(), "POST", "/v1/completions",
                       R"({"model":")" + model + R"(","prompt":"Hello","max_tokens":)" +
-                          std::to_string(max_tokens) + extra + "}");
+                          std::to_string(max_tokens) + extra + "}",
+                      timeout_s);
 }
 
 std::string metrics(ServeProcess& s) {
@@ -203,9 +204,11 @@ TEST(MultiModelServe, AModelWithARequestInFlightIsNotUnloaded) {
   for (int i = 0; i < 5 && complete(s, "b").status != 200; ++i) {
   }
   ASSERT_EQ(state(s, "b"), "loaded");
-  // A long request on b (8 x 1000 tokens: seconds on the CPU).
-  auto long_one = std::async(std::launch::async,
-                             [&] { return complete(s, "b", R"(,"ignore_eos":true,"n":8)", 1000); });
+  // A long request on b (8 x 1000 tokens: seconds on an idle CPU, past 30 s on the CI machine
+  // under ctest -j2, so the client waits up to 3 minutes).
+  auto long_one = std::async(std::launch::async, [&] {
+    return complete(s, "b", R"(,"ignore_eos":true,"n":8)", 1000, 180);
+  });
   bool running = false;
   for (int i = 0; i < 200 && !running; ++i) {
     for (const json& m : cards(s))
