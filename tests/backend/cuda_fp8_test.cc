@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/fp8.h"
 #include "cuda_test_util.h"
 #include "model/golden_util.h"
 #include "model/loader/safetensors.h"
@@ -111,6 +112,52 @@ TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
       EXPECT_LT(err, out_dt == DType::kF32 ? 5e-4 : 1e-2) << dtype_name(out_dt);
       std::printf("[cuda-fp8] linear T=%d K=%ld N=%ld out %s: rel err %.2e vs host-quantized\n",
                   c.T, long(c.K), long(c.N), std::string(dtype_name(out_dt)).c_str(), err);
+    }
+  }
+}
+
+// Every kernel of the decode GEMV (cuda::set_fp8_gemv_variant: one or several rows a warp, 2..8
+// loads in flight) for 1..8 tokens, on row counts that leave a partial warp and block and a K
+// that is not a multiple of a warp's stride: equal to the fp64 product of the bf16 inputs and the
+// quantized weights.
+TEST_F(CudaFp8, EveryGemvVariantMatchesTheHostProduct) {
+  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
+  struct Shape {
+    int64_t K, N;
+  };
+  const std::vector<Shape> shapes = {{4112, 97}, {1024, 259}, {16, 35}};
+  reserve(8);
+  for (const Shape& sh : shapes) {
+    const Tensor w = rand_host({sh.N, sh.K}, rng_, 0.05f);
+    const Tensor bias = rand_host({sh.N}, rng_, 0.5f);
+    const Fp8Linear lin = gpu_->quantize_linear_fp8(gpu_->make_linear({w}, bias));
+    std::vector<float> wq, ws_scale;
+    quantize_rows_host(w, wq, ws_scale);
+    const Tensor x = rand_host({8, sh.K}, rng_, 2.0f);
+    // The device sees x in bf16: the reference uses the same rounded values.
+    const Tensor xb = cuda_download_f32(*gpu_, cuda_upload(*gpu_, x, DType::kBF16));
+    for (int32_t T = 1; T <= 8; ++T) {
+      Tensor ref = Tensor::empty_host(DType::kF32, {T, sh.N});
+      for (int32_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < sh.N; ++n) {
+          double acc = 0;
+          for (int64_t k = 0; k < sh.K; ++k)
+            acc += double(xb.data_as<float>()[t * sh.K + k]) * double(wq[size_t(n * sh.K + k)]);
+          ref.data_as<float>()[int64_t(t) * sh.N + n] =
+              float(acc * double(ws_scale[size_t(n)]) + double(bias.data_as<float>()[n]));
+        }
+      const Tensor dx = cuda_upload(*gpu_, xb.slice_rows(0, T), DType::kBF16);
+      for (int v = 0; v < cuda::kFp8GemvVariants; ++v) {
+        SCOPED_TRACE(::testing::Message() << "variant " << v << " T=" << T << " K=" << sh.K
+                                          << " N=" << sh.N);
+        const int before = cuda::set_fp8_gemv_variant(v);
+        Tensor dout = gpu_->alloc(DType::kF32, {T, sh.N});
+        cuda_poison(*gpu_, dout);
+        gpu_->linear_fp8(dx, lin, dout);
+        const Tensor got = cuda_download_f32(*gpu_, dout);
+        cuda::set_fp8_gemv_variant(before);
+        EXPECT_LT(rel_err(got, ref), 1e-4);
+      }
     }
   }
 }

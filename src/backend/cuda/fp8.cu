@@ -88,6 +88,9 @@ __device__ __forceinline__ void fp8x16_to_float(const uint4& v, float* f) {
   }
 }
 
+// The first GEMV (variant 0): one warp per output row (8 rows a block); each lane streams 16
+// weights (16 bytes) at a time, four loads in flight (2 KB a warp), and multiplies them with the
+// matching 16 inputs of every token (bf16, cached in L1/L2).
 template <bool kOutF32>
 __global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
     fp8_gemv_kernel(const bf16* __restrict__ x, int64_t ld_x, int num_tokens,
@@ -101,7 +104,6 @@ __global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
   float acc[kFp8GemvMaxTokens];
 #pragma unroll
   for (int t = 0; t < kFp8GemvMaxTokens; ++t) acc[t] = 0.0f;
-  // Four 16-byte weight loads in flight per lane before any math (2 KB a warp).
   constexpr int kChunks = 4;
   for (int64_t base = int64_t(lane) * 16; base < k; base += kChunks * 32 * 16) {
     uint4 wv[kChunks];
@@ -149,6 +151,131 @@ __global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
   }
 }
 
+// The GEMV of variants 1..: kRows output rows a warp (8 warps a block), so that each input load
+// and conversion serves kRows rows and each lane has kRows x kChunks 16-byte weight loads in
+// flight before any math; the token count is a template bound (kMaxT in 1, 2, 4, 8) so that a
+// single-token step carries no code for eight.
+template <int kMaxT, int kRows, int kChunks, bool kOutF32>
+__global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
+    fp8_gemv_rows_kernel(const bf16* __restrict__ x, int64_t ld_x, int num_tokens,
+                         const uint8_t* __restrict__ w, const float* __restrict__ w_scale,
+                         const float* __restrict__ bias, int64_t n_rows, int64_t k,
+                         void* __restrict__ out, int64_t ld_out) {
+  const int lane = threadIdx.x & 31;
+  const int64_t n0 = (int64_t(blockIdx.x) * kGemvRowsPerBlock + (threadIdx.x >> 5)) * kRows;
+  if (n0 >= n_rows) return;
+  const uint8_t* wrow[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) wrow[r] = w + (n0 + r < n_rows ? n0 + r : n_rows - 1) * k;
+  float acc[kRows][kMaxT];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int t = 0; t < kMaxT; ++t) acc[r][t] = 0.0f;
+  for (int64_t base = int64_t(lane) * 16; base < k; base += kChunks * 32 * 16) {
+    uint4 wv[kRows][kChunks];
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u) {
+      const int64_t k0 = base + int64_t(u) * 32 * 16;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+        wv[r][u] = k0 < k ? __ldcs(reinterpret_cast<const uint4*>(wrow[r] + k0))
+                          : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u) {
+      const int64_t k0 = base + int64_t(u) * 32 * 16;
+      if (k0 >= k) break;
+      float wf[kRows][16];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) fp8x16_to_float(wv[r][u], wf[r]);
+#pragma unroll
+      for (int t = 0; t < kMaxT; ++t) {
+        if (t < num_tokens) {
+          const uint4* xp = reinterpret_cast<const uint4*>(x + int64_t(t) * ld_x + k0);
+          float xf[16];
+          bf16x8_to_float(__ldg(xp), xf);
+          bf16x8_to_float(__ldg(xp + 1), xf + 8);
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) {
+            float s = 0.0f;
+#pragma unroll
+            for (int j = 0; j < 16; ++j) s = fmaf(xf[j], wf[r][j], s);
+            acc[r][t] += s;
+          }
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t n = n0 + r;
+    if (n >= n_rows) break;
+    const float scale = w_scale[n], b = bias != nullptr ? bias[n] : 0.0f;
+#pragma unroll
+    for (int t = 0; t < kMaxT; ++t) {
+      if (t < num_tokens) {
+        float v = acc[r][t];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) {
+          v = v * scale + b;
+          if constexpr (kOutF32) {
+            static_cast<float*>(out)[int64_t(t) * ld_out + n] = v;
+          } else {
+            static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(v);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <int kRows, int kChunks, bool kOutF32>
+void launch_rows(const bf16* x, int64_t ld_x, int num_tokens, const uint8_t* w,
+                 const float* w_scale, const float* bias, int64_t n, int64_t k, void* out,
+                 int64_t ld_out, cudaStream_t stream) {
+  const int64_t warps = (n + kRows - 1) / kRows;
+  const unsigned blocks = unsigned((warps + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);
+  constexpr unsigned kBlock = kGemvRowsPerBlock * 32;
+  if (num_tokens == 1) {
+    fp8_gemv_rows_kernel<1, kRows, kChunks, kOutF32><<<blocks, kBlock, 0, stream>>>(
+        x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+  } else if (num_tokens == 2) {
+    fp8_gemv_rows_kernel<2, kRows, kChunks, kOutF32><<<blocks, kBlock, 0, stream>>>(
+        x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+  } else if (num_tokens <= 4) {
+    fp8_gemv_rows_kernel<4, kRows, kChunks, kOutF32><<<blocks, kBlock, 0, stream>>>(
+        x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+  } else {
+    fp8_gemv_rows_kernel<8, kRows, kChunks, kOutF32><<<blocks, kBlock, 0, stream>>>(
+        x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+  }
+}
+
+template <bool kOutF32>
+void launch_variant(int variant, const bf16* x, int64_t ld_x, int num_tokens, const uint8_t* w,
+                    const float* w_scale, const float* bias, int64_t n, int64_t k, void* out,
+                    int64_t ld_out, cudaStream_t stream) {
+  switch (variant) {
+    case 1:
+      launch_rows<1, 8, kOutF32>(x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out, stream);
+      return;
+    case 2:
+      launch_rows<2, 4, kOutF32>(x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out, stream);
+      return;
+    case 3:
+      launch_rows<4, 2, kOutF32>(x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out, stream);
+      return;
+    default: {
+      const unsigned blocks = unsigned((n + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);
+      fp8_gemv_kernel<kOutF32><<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(
+          x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+    }
+  }
+}
+
+int g_gemv_variant = kFp8GemvDefaultVariant;
+
 }  // namespace
 
 cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, const uint8_t* w,
@@ -158,15 +285,21 @@ cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, con
   if (num_tokens > kFp8GemvMaxTokens || k % 16 != 0 || ld_x % 8 != 0 ||
       reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0)
     return cudaErrorInvalidValue;
-  const unsigned blocks = unsigned((n + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);
+  const bf16* xb = static_cast<const bf16*>(x);
   if (out_f32) {
-    fp8_gemv_kernel<true><<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(
-        static_cast<const bf16*>(x), ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+    launch_variant<true>(g_gemv_variant, xb, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out,
+                         stream);
   } else {
-    fp8_gemv_kernel<false><<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(
-        static_cast<const bf16*>(x), ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+    launch_variant<false>(g_gemv_variant, xb, ld_x, num_tokens, w, w_scale, bias, n, k, out,
+                          ld_out, stream);
   }
   return cudaGetLastError();
+}
+
+int set_fp8_gemv_variant(int variant) {
+  const int before = g_gemv_variant;
+  g_gemv_variant = variant >= 0 && variant < kFp8GemvVariants ? variant : kFp8GemvDefaultVariant;
+  return before;
 }
 
 cudaError_t launch_quantize_rows_fp8(const void* x, int64_t ld_x, int64_t rows, int64_t cols,

@@ -25,4 +25,12 @@ cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, con
                             const float* w_scale, const float* bias, int64_t n, int64_t k,
                             void* out, int64_t ld_out, bool out_f32, cudaStream_t stream);
 
+// The GEMV's kernel (bench/cuda_fp8_bench compares them; one process-wide choice, returns the
+// previous): 0, one warp per row with 4 loads of 16 bytes in flight a lane; 1, one row a warp
+// with 8 loads; 2, two rows a warp with 4 loads each; 3, four rows a warp with 2 loads each
+// (1..3 instantiated for at most 1, 2, 4 and 8 tokens). Out of range: the default.
+constexpr int kFp8GemvVariants = 4;
+constexpr int kFp8GemvDefaultVariant = 2;
+int set_fp8_gemv_variant(int variant);
+
 }  // namespace inferd::cuda
