@@ -86,7 +86,8 @@ void CudaGemm::linear_fp8(const Tensor& x, const Fp8Linear& w, Tensor out) {
                "fp8 linear weight was not placed by the CUDA backend");
   if (T == 0) return;
   const bool out_f32 = out.dtype() == DType::kF32;
-  if (T <= cuda::kFp8GemvMaxTokens && xm.ld % 8 == 0 && alignment_of(x.data()) >= 16) {
+  if (T <= cuda::kFp8GemvMaxTokens && cuda::fp8_gemv_variant() != cuda::kFp8GemvCublas &&
+      xm.ld % 8 == 0 && alignment_of(x.data()) >= 16) {
     // Decode-sized: one pass over the FP8 weights, the bf16 inputs as they are.
     CU_CHECK(cuda::launch_fp8_gemv(x.data(), xm.ld, int32_t(T), w.weight.data_as<uint8_t>(),
                                    w.weight_scale.data_as<float>(),

@@ -286,15 +286,18 @@ cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, con
       reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0)
     return cudaErrorInvalidValue;
   const bf16* xb = static_cast<const bf16*>(x);
+  const int v = g_gemv_variant == kFp8GemvCublas ? kFp8GemvDefaultVariant : g_gemv_variant;
   if (out_f32) {
-    launch_variant<true>(g_gemv_variant, xb, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out,
+    launch_variant<true>(v, xb, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out,
                          stream);
   } else {
-    launch_variant<false>(g_gemv_variant, xb, ld_x, num_tokens, w, w_scale, bias, n, k, out,
+    launch_variant<false>(v, xb, ld_x, num_tokens, w, w_scale, bias, n, k, out,
                           ld_out, stream);
   }
   return cudaGetLastError();
 }
+
+int fp8_gemv_variant() { return g_gemv_variant; }
 
 int set_fp8_gemv_variant(int variant) {
   const int before = g_gemv_variant;
