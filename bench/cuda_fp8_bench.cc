@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
     const int64_t wshape[2] = {N, K};
     const double fp8_bytes = double(N) * double(K) + double(N) * 4;
     const double bf16_bytes = double(N) * double(K) * 2;
-    const int nd = int(std::ceil(kMinBytes / bf16_bytes)), nq = int(std::ceil(kMinBytes / fp8_bytes));
+    const int nd = int(std::ceil(kMinBytes / bf16_bytes)),
+              nq = int(std::ceil(kMinBytes / fp8_bytes));
     std::vector<Linear> dense;
     std::vector<Fp8Linear> q;
     for (int i = 0; i < std::max(nd, nq); ++i) {

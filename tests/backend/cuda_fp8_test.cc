@@ -118,8 +118,8 @@ TEST_F(CudaFp8, QuantizedLinearMatchesHostQuantizedProduct) {
 
 // Every kernel of the decode GEMV (cuda::set_fp8_gemv_variant: one or several rows a warp, 2..8
 // loads in flight) for 1..8 tokens, on row counts that leave a partial block (FP8 linears have a
-// multiple of 16 rows) and a K that is not a multiple of a warp's stride: equal to the fp64 product of the bf16 inputs and the
-// quantized weights.
+// multiple of 16 rows) and a K that is not a multiple of a warp's stride: equal to the fp64 product
+// of the bf16 inputs and the quantized weights.
 TEST_F(CudaFp8, EveryGemvVariantMatchesTheHostProduct) {
   SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   struct Shape {
@@ -148,8 +148,8 @@ TEST_F(CudaFp8, EveryGemvVariantMatchesTheHostProduct) {
         }
       const Tensor dx = cuda_upload(*gpu_, xb.slice_rows(0, T), DType::kBF16);
       for (int v = 0; v < cuda::kFp8GemvCublas; ++v) {
-        SCOPED_TRACE(::testing::Message() << "variant " << v << " T=" << T << " K=" << sh.K
-                                          << " N=" << sh.N);
+        SCOPED_TRACE(::testing::Message()
+                     << "variant " << v << " T=" << T << " K=" << sh.K << " N=" << sh.N);
         const int before = cuda::set_fp8_gemv_variant(v);
         Tensor dout = gpu_->alloc(DType::kF32, {T, sh.N});
         cuda_poison(*gpu_, dout);
