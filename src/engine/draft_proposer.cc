@@ -9,9 +9,15 @@
 
 namespace inferd {
 
+namespace {
+const ModelExecutor& checked(const std::shared_ptr<ModelExecutor>& draft) {
+  if (!draft) fail("--speculative-config: method draft_model needs a draft model executor");
+  return *draft;
+}
+}  // namespace
+
 DraftProposer::DraftProposer(std::shared_ptr<ModelExecutor> draft, int32_t target_vocab)
-    : draft_(std::move(draft)) {
-  if (!draft_) fail("--speculative-config: method draft_model needs a draft model executor");
+    : draft_(std::move(draft)), kv_(checked(draft_)) {
   if (draft_->pools_only()) fail("--speculative-config: the draft model has no lm_head");
   vocab_ = draft_->vocab_size();
   if (vocab_ != target_vocab)
@@ -19,16 +25,12 @@ DraftProposer::DraftProposer(std::shared_ptr<ModelExecutor> draft, int32_t targe
         "--speculative-config: the draft model's vocabulary has {} tokens, the target's {}: a "
         "draft model must share the target's vocabulary",
         vocab_, target_vocab);
-  block_size_ = draft_->block_size();
   max_len_ = draft_->max_model_len();
   max_tokens_ = std::max(1, draft_->max_num_batched_tokens());
-  const int32_t n = draft_->num_kv_blocks();
-  free_blocks_.reserve(size_t(n));
-  for (int32_t b = n; b-- > 0;) free_blocks_.push_back(b);
 }
 
 void DraftProposer::propose(std::span<const Item> items, std::span<Sequence* const> running) {
-  forget_stopped(running);
+  kv_.forget_stopped(states_, running);
   std::vector<Work> work;
   work.reserve(items.size());
   for (const Item& it : items) {
@@ -41,59 +43,21 @@ void DraftProposer::propose(std::span<const Item> items, std::span<Sequence* con
     const size_t limit = std::min(st.tokens.size(), q.tokens.size() - 1);
     size_t same = 0;
     while (same < limit && st.tokens[same] == q.tokens[same]) ++same;
-    truncate(st, int32_t(same));
+    kv_.truncate(st, int32_t(same));
     work.push_back({&q, &st, it.k, it.temperature, true});
   }
   while (run_round(work)) {
   }
 }
 
-void DraftProposer::forget_stopped(std::span<Sequence* const> running) {
-  if (states_.empty()) return;
-  size_t kept = 0;
-  for (const Sequence* q : running) kept += states_.count(q->id);
-  if (kept == states_.size()) return;
-  std::vector<int64_t> ids;
-  ids.reserve(running.size());
-  for (const Sequence* q : running) ids.push_back(q->id);
-  std::sort(ids.begin(), ids.end());
-  for (auto it = states_.begin(); it != states_.end();) {
-    if (std::binary_search(ids.begin(), ids.end(), it->first)) {
-      ++it;
-      continue;
-    }
-    truncate(it->second, 0);
-    it = states_.erase(it);
-  }
-}
-
 void DraftProposer::sleep(int level) {
-  for (auto& [id, st] : states_) truncate(st, 0);
+  for (auto& [id, st] : states_) kv_.truncate(st, 0);
   states_.clear();
   if (draft_->sleep_level() == 0) draft_->sleep(level);
 }
 
 void DraftProposer::wake_up() {
   if (draft_->sleep_level() != 0) draft_->wake_up();
-}
-
-void DraftProposer::truncate(State& st, int32_t len) {
-  st.tokens.resize(size_t(len));
-  const size_t keep = size_t((len + block_size_ - 1) / block_size_);
-  while (st.blocks.size() > keep) {
-    free_blocks_.push_back(st.blocks.back());
-    st.blocks.pop_back();
-  }
-}
-
-bool DraftProposer::reserve(State& st, int32_t len) {
-  const size_t need = size_t((len + block_size_ - 1) / block_size_);
-  while (st.blocks.size() < need) {
-    if (free_blocks_.empty()) return false;
-    st.blocks.push_back(free_blocks_.back());
-    free_blocks_.pop_back();
-  }
-  return true;
 }
 
 bool DraftProposer::run_round(std::vector<Work>& work) {
@@ -108,18 +72,11 @@ bool DraftProposer::run_round(std::vector<Work>& work) {
     const int32_t have = int32_t(w.state->tokens.size());
     const int32_t pending = n + int32_t(w.seq->drafts.size()) - have;
     const int32_t chunk = std::min(pending, budget);
-    if (have + chunk > max_len_ || !reserve(*w.state, have + chunk)) {
+    if (have + chunk > max_len_ || !kv_.reserve(*w.state, have + chunk)) {
       w.active = false;  // the draft's context or pool is full: the drafts so far stay
       continue;
     }
-    SeqBatchInfo info;
-    info.q_start = batch_.num_tokens();
-    info.q_len = chunk;
-    info.kv_len = have + chunk;
-    info.block_table_offset = int32_t(batch_.block_tables.size());
-    info.num_blocks = int32_t(w.state->blocks.size());
-    batch_.block_tables.insert(batch_.block_tables.end(), w.state->blocks.begin(),
-                               w.state->blocks.end());
+    ProposerKv::add_rows(batch_, *w.state, have, chunk);
     for (int32_t p = have; p < have + chunk; ++p) {
       const int32_t t = p < n ? toks[size_t(p)] : w.seq->drafts[size_t(p - n)];
       batch_.token_ids.push_back(t);
@@ -127,10 +84,9 @@ bool DraftProposer::run_round(std::vector<Work>& work) {
       w.state->tokens.push_back(t);
     }
     if (chunk == pending) {
-      batch_.logit_rows.push_back(info.q_start + chunk - 1);
+      batch_.logit_rows.push_back(batch_.num_tokens() - 1);
       logit_work_.push_back(i);
     }
-    batch_.seqs.push_back(info);
     budget -= chunk;
   }
   if (batch_.token_ids.empty()) return false;
@@ -182,17 +138,7 @@ void DraftProposer::take_draft(Work& w, const float* l) {
   q.draft_probs.resize(base + size_t(V));
   float* qp = q.draft_probs.data() + base;
   for (int32_t i = 0; i < V; ++i) qp[i] = float(probs_[size_t(i)] / sum);
-  const uint64_t counter = uint64_t(q.num_output()) + uint64_t(q.drafts.size());
-  const double u = sampling::uniform53(q.sample_key, counter, sampling::kStreamDraft);
-  double acc = 0;
-  int32_t token = best;
-  for (int32_t i = 0; i < V; ++i) {
-    if (qp[i] <= 0.0f) continue;
-    acc += double(qp[i]);
-    token = i;
-    if (u < acc) break;
-  }
-  q.drafts.push_back(token);
+  q.drafts.push_back(draw_draft(q, std::span<const float>(qp, size_t(V)), best));
 }
 
 }  // namespace inferd

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "backend/forward_batch.h"
+#include "engine/proposer_common.h"
 #include "engine/sequence.h"
 #include "runner/executor.h"
 
@@ -54,15 +55,12 @@ class DraftProposer {
   void sleep(int level);
   void wake_up();
 
-  int32_t num_free_blocks() const { return int32_t(free_blocks_.size()); }  // tests
-  int32_t num_states() const { return int32_t(states_.size()); }            // tests
+  int32_t num_free_blocks() const { return kv_.num_free_blocks(); }  // tests
+  int32_t num_states() const { return int32_t(states_.size()); }     // tests
 
  private:
   // The draft's KV of one sequence: the tokens it holds (positions 0..), their blocks.
-  struct State {
-    std::vector<int32_t> tokens;
-    std::vector<int32_t> blocks;
-  };
+  using State = ProposerKv::Seq;
   struct Work {
     Sequence* seq = nullptr;
     State* state = nullptr;
@@ -70,18 +68,15 @@ class DraftProposer {
     float temperature = 0.0f;
     bool active = true;
   };
-  void forget_stopped(std::span<Sequence* const> running);
-  void truncate(State& st, int32_t len);
-  bool reserve(State& st, int32_t len);  // blocks for `len` positions; false: pool empty
   // One forward over the active items' pending tokens (at most the draft's batch size); returns
   // false when nothing was pending.
   bool run_round(std::vector<Work>& work);
   void take_draft(Work& w, const float* logits);
 
   std::shared_ptr<ModelExecutor> draft_;
-  int32_t vocab_ = 0, block_size_ = 0, max_len_ = 0, max_tokens_ = 0;
+  int32_t vocab_ = 0, max_len_ = 0, max_tokens_ = 0;
+  ProposerKv kv_;
   std::unordered_map<int64_t, State> states_;  // by Sequence::id
-  std::vector<int32_t> free_blocks_;
   // Per round (kept between calls).
   ForwardBatch batch_;
   std::vector<size_t> logit_work_;  // the work item of each logit row

@@ -9,10 +9,16 @@
 
 namespace inferd {
 
+namespace {
+const ModelExecutor& checked(const std::shared_ptr<ModelExecutor>& head) {
+  if (!head) fail("--speculative-config: method eagle3 needs the EAGLE-3 head's executor");
+  return *head;
+}
+}  // namespace
+
 Eagle3Proposer::Eagle3Proposer(std::shared_ptr<ModelExecutor> head, int32_t target_vocab,
                                int32_t target_aux_width)
-    : head_(std::move(head)) {
-  if (!head_) fail("--speculative-config: method eagle3 needs the EAGLE-3 head's executor");
+    : head_(std::move(head)), kv_(checked(head_)) {
   ModelExecutor::HeadInfo h = head_->head_info();
   if (h.fused_width <= 0)
     fail("--speculative-config: method eagle3: the model given is not an EAGLE-3 head");
@@ -39,12 +45,8 @@ Eagle3Proposer::Eagle3Proposer(std::shared_ptr<ModelExecutor> head, int32_t targ
                d2t_.size(), draft_vocab_);
   for (int32_t t : d2t_)
     INFERD_CHECK(t >= 0 && t < target_vocab_, "d2t target id {} outside {}", t, target_vocab_);
-  block_size_ = head_->block_size();
   max_len_ = head_->max_model_len();
   max_tokens_ = std::max(1, head_->max_num_batched_tokens());
-  const int32_t n = head_->num_kv_blocks();
-  free_blocks_.reserve(size_t(n));
-  for (int32_t b = n; b-- > 0;) free_blocks_.push_back(b);
 }
 
 void Eagle3Proposer::take_hidden_states(std::span<const ScheduledSeq> scheduled,
@@ -99,7 +101,7 @@ void Eagle3Proposer::propose(std::span<const Item> items, std::span<Sequence* co
     const size_t limit = std::min(st.tokens.size(), size_t(nc - 1));
     size_t same = 0;
     while (same < limit && st.tokens[same] == q.tokens[same + 1]) ++same;
-    truncate(st, int32_t(same));
+    kv_.truncate(st, int32_t(same));
     Work w;
     w.seq = &q;
     w.state = &st;
@@ -125,52 +127,7 @@ void Eagle3Proposer::propose(std::span<const Item> items, std::span<Sequence* co
 }
 
 void Eagle3Proposer::forget_stopped(std::span<Sequence* const> running) {
-  if (states_.empty()) return;
-  size_t kept = 0;
-  for (const Sequence* q : running) kept += states_.count(q->id);
-  if (kept == states_.size()) return;
-  std::vector<int64_t> ids;
-  ids.reserve(running.size());
-  for (const Sequence* q : running) ids.push_back(q->id);
-  std::sort(ids.begin(), ids.end());
-  for (auto it = states_.begin(); it != states_.end();) {
-    if (std::binary_search(ids.begin(), ids.end(), it->first)) {
-      ++it;
-      continue;
-    }
-    truncate(it->second, 0);
-    it = states_.erase(it);
-  }
-}
-
-void Eagle3Proposer::truncate(State& st, int32_t len) {
-  st.tokens.resize(size_t(len));
-  const size_t keep = size_t((len + block_size_ - 1) / block_size_);
-  while (st.blocks.size() > keep) {
-    free_blocks_.push_back(st.blocks.back());
-    st.blocks.pop_back();
-  }
-}
-
-bool Eagle3Proposer::reserve(State& st, int32_t len) {
-  const size_t need = size_t((len + block_size_ - 1) / block_size_);
-  while (st.blocks.size() < need) {
-    if (free_blocks_.empty()) return false;
-    st.blocks.push_back(free_blocks_.back());
-    free_blocks_.pop_back();
-  }
-  return true;
-}
-
-void Eagle3Proposer::add_seq_rows(State& st, int32_t first, int32_t count) {
-  SeqBatchInfo info;
-  info.q_start = batch_.num_tokens();
-  info.q_len = count;
-  info.kv_len = first + count;
-  info.block_table_offset = int32_t(batch_.block_tables.size());
-  info.num_blocks = int32_t(st.blocks.size());
-  batch_.block_tables.insert(batch_.block_tables.end(), st.blocks.begin(), st.blocks.end());
-  batch_.seqs.push_back(info);
+  kv_.forget_stopped(states_, running);
 }
 
 bool Eagle3Proposer::run_catch_up(std::vector<Work>& work) {
@@ -186,11 +143,11 @@ bool Eagle3Proposer::run_catch_up(std::vector<Work>& work) {
     const int32_t pending = w.nc - have;
     if (!w.active || pending <= 0) continue;
     const int32_t chunk = std::min(pending, budget);
-    if (have + chunk > max_len_ || !reserve(st, have + chunk)) {
+    if (have + chunk > max_len_ || !kv_.reserve(st, have + chunk)) {
       w.active = false;  // the head's context or pool is full: no drafts
       continue;
     }
-    add_seq_rows(st, have, chunk);
+    ProposerKv::add_rows(batch_, st, have, chunk);
     const int32_t rows = int32_t(st.aux.size() / W);
     for (int32_t p = have; p < have + chunk; ++p) {
       const int32_t t = w.seq->tokens[size_t(p + 1)];
@@ -227,11 +184,11 @@ bool Eagle3Proposer::run_draft_step(std::vector<Work>& work) {
     if (!w.active || j == 0 || j >= w.k || w.hidden.empty()) continue;
     // Draft j at position nc - 1 + j, fed the head's output of the row before it.
     const int32_t pos = w.nc - 1 + j;
-    if (pos + 1 > max_len_ || !reserve(*w.state, pos + 1)) {
+    if (pos + 1 > max_len_ || !kv_.reserve(*w.state, pos + 1)) {
       w.active = false;
       continue;
     }
-    add_seq_rows(*w.state, pos, 1);
+    ProposerKv::add_rows(batch_, *w.state, pos, 1);
     batch_.token_ids.push_back(w.seq->drafts.back());
     batch_.positions.push_back(pos);
     batch_.hidden_inputs.insert(batch_.hidden_inputs.end(), w.hidden.begin(), w.hidden.end());
@@ -286,17 +243,7 @@ void Eagle3Proposer::take_draft(Work& w, const float* l) {
   q.draft_probs.resize(base + size_t(V), 0.0f);
   float* qp = q.draft_probs.data() + base;
   for (int32_t i = 0; i < Vd; ++i) qp[d2t_[size_t(i)]] += float(probs_[size_t(i)] / sum);
-  const uint64_t counter = uint64_t(q.num_output()) + uint64_t(q.drafts.size());
-  const double u = sampling::uniform53(q.sample_key, counter, sampling::kStreamDraft);
-  double acc = 0;
-  int32_t token = d2t_[size_t(best)];
-  for (int32_t i = 0; i < V; ++i) {
-    if (qp[i] <= 0.0f) continue;
-    acc += double(qp[i]);
-    token = i;
-    if (u < acc) break;
-  }
-  q.drafts.push_back(token);
+  q.drafts.push_back(draw_draft(q, std::span<const float>(qp, size_t(V)), d2t_[size_t(best)]));
 }
 
 }  // namespace inferd

@@ -36,6 +36,7 @@
 
 #include "backend/forward_batch.h"
 #include "engine/draft_proposer.h"
+#include "engine/proposer_common.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "runner/executor.h"
@@ -63,13 +64,12 @@ class Eagle3Proposer {
   static constexpr int32_t kMaxPendingStates = 4096;
   static constexpr int64_t kMaxPendingBytes = int64_t(1) << 30;
 
-  int32_t num_free_blocks() const { return int32_t(free_blocks_.size()); }  // tests
-  int32_t num_states() const { return int32_t(states_.size()); }            // tests
+  int32_t num_free_blocks() const { return kv_.num_free_blocks(); }  // tests
+  int32_t num_states() const { return int32_t(states_.size()); }     // tests
 
  private:
-  struct State {
-    std::vector<int32_t> tokens;  // the head's KV: position i was fed tokens[i] (= token i + 1)
-    std::vector<int32_t> blocks;
+  // The head's KV (position i was fed tokens[i] = token i + 1) and the target's states.
+  struct State : ProposerKv::Seq {
     int32_t aux_begin = 0;  // the target's states of positions aux_begin.. (rows of aux_width_)
     std::vector<float> aux;
   };
@@ -82,22 +82,19 @@ class Eagle3Proposer {
     bool active = true;
     std::vector<float> hidden;  // the head's output at the last draft's row
   };
-  void truncate(State& st, int32_t len);
-  bool reserve(State& st, int32_t len);
   // A round of catch-up rows (the target's states through fc; false: none pending) and a round
   // of draft steps (the head's own outputs; false: no item wants more drafts).
   bool run_catch_up(std::vector<Work>& work);
   bool run_draft_step(std::vector<Work>& work);
-  void add_seq_rows(State& st, int32_t first, int32_t count);  // SeqBatchInfo and block table
   void run(std::vector<Work>& work);  // forward, then each logit row's draft and hidden
   void take_draft(Work& w, const float* logits);
 
   std::shared_ptr<ModelExecutor> head_;
   int32_t target_vocab_ = 0, draft_vocab_ = 0, hidden_ = 0, aux_width_ = 0;
-  int32_t block_size_ = 0, max_len_ = 0, max_tokens_ = 0;
+  int32_t max_len_ = 0, max_tokens_ = 0;
   std::vector<int32_t> d2t_;
+  ProposerKv kv_;
   std::unordered_map<int64_t, State> states_;  // by Sequence::id
-  std::vector<int32_t> free_blocks_;
   // Per round (kept between calls).
   ForwardBatch batch_;
   std::vector<size_t> logit_work_;
