@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "backend/backend.h"
+#include "engine/spec_test_util.h"
 #include "inferd/engine.h"
 #include "model/golden_util.h"
 #include "runner/model_runner.h"
@@ -43,20 +44,7 @@ EngineConfig config(int32_t k, int32_t max_model_len = 1024) {
   return c;
 }
 
-void expect_same(const std::vector<GenerateResult>& want, const std::vector<GenerateResult>& got) {
-  ASSERT_EQ(want.size(), got.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    SCOPED_TRACE(want[i].request_id);
-    EXPECT_EQ(got[i].error, want[i].error);
-    ASSERT_EQ(got[i].outputs.size(), want[i].outputs.size());
-    for (size_t s = 0; s < want[i].outputs.size(); ++s) {
-      EXPECT_EQ(got[i].outputs[s].token_ids, want[i].outputs[s].token_ids);
-      EXPECT_EQ(got[i].outputs[s].text, want[i].outputs[s].text);
-      EXPECT_EQ(got[i].outputs[s].finish_reason, want[i].outputs[s].finish_reason);
-      EXPECT_EQ(got[i].outputs[s].stop_string, want[i].outputs[s].stop_string);
-    }
-  }
-}
+using test::expect_same_results;
 
 TEST(SpecDecodeModel, DemoModelOutputsEqualThoseWithoutSpeculation) {
   const std::string demo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
@@ -96,7 +84,7 @@ TEST(SpecDecodeModel, DemoModelOutputsEqualThoseWithoutSpeculation) {
   for (int32_t k = 1; k <= 7; ++k) {
     SCOPED_TRACE(::testing::Message() << "k " << k);
     Engine spec(model, config(k), tok);
-    expect_same(want, spec.generate(reqs));
+    expect_same_results(want, spec.generate(reqs));
     EXPECT_GT(spec.stats().spec_num_accepted_tokens, 0);
   }
 }
@@ -128,7 +116,7 @@ TEST(SpecDecodeModel, GoldenModelsOutputsEqualThoseWithoutSpeculation) {
     for (int32_t k : {1, 2, 4, 7}) {
       SCOPED_TRACE(::testing::Message() << "k " << k);
       Engine spec(model, config(k, 0));
-      expect_same(want, spec.generate(reqs));
+      expect_same_results(want, spec.generate(reqs));
       EXPECT_GT(spec.stats().spec_num_drafts, 0);
     }
   }

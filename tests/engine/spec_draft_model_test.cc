@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
+#include "engine/spec_test_util.h"
 #include "inferd/engine.h"
 #include "llm/speculative_config.h"
 #include "model/golden_util.h"
@@ -56,19 +57,7 @@ EngineConfig config(std::shared_ptr<ModelExecutor> draft, int32_t k, int32_t max
   return c;
 }
 
-void expect_same(const std::vector<GenerateResult>& want, const std::vector<GenerateResult>& got) {
-  ASSERT_EQ(want.size(), got.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    SCOPED_TRACE(want[i].request_id);
-    EXPECT_EQ(got[i].error, want[i].error);
-    ASSERT_EQ(got[i].outputs.size(), want[i].outputs.size());
-    for (size_t s = 0; s < want[i].outputs.size(); ++s) {
-      EXPECT_EQ(got[i].outputs[s].token_ids, want[i].outputs[s].token_ids);
-      EXPECT_EQ(got[i].outputs[s].text, want[i].outputs[s].text);
-      EXPECT_EQ(got[i].outputs[s].finish_reason, want[i].outputs[s].finish_reason);
-    }
-  }
-}
+using test::expect_same_results;
 
 std::vector<GenerateRequest> golden_requests(int32_t V) {
   std::vector<GenerateRequest> reqs;
@@ -102,7 +91,7 @@ TEST(SpecDraftModel, GreedyOutputsEqualThoseWithoutSpeculation) {
     for (int32_t k = 1; k <= 7; ++k) {
       SCOPED_TRACE(::testing::Message() << "k " << k);
       Engine spec(target, config(load(dir + draft_name), k, 0));
-      expect_same(want, spec.generate(reqs));
+      expect_same_results(want, spec.generate(reqs));
       const EngineStats s = spec.stats();
       EXPECT_GT(s.spec_num_drafts, 0);
       if (self) {
@@ -132,7 +121,7 @@ TEST(SpecDraftModel, DraftSleepsAndWakesWithTheTarget) {
     spec.wake_up();
     EXPECT_EQ(target->sleep_level(), 0);
     EXPECT_EQ(draft->sleep_level(), 0);
-    expect_same(before, spec.generate(reqs));
+    expect_same_results(before, spec.generate(reqs));
     EXPECT_GT(spec.stats().spec_num_accepted_tokens, 0);
   }
 }
@@ -166,7 +155,7 @@ TEST(SpecDraftModel, PreemptionAndChunkedCatchUp) {
     EngineConfig c = config(draft, 3, 0);
     c.max_num_batched_tokens = 32;
     Engine spec(target, c);
-    expect_same(want, spec.generate(reqs));
+    expect_same_results(want, spec.generate(reqs));
     EXPECT_GT(spec.stats().preemptions, 0);
     EXPECT_GT(spec.stats().spec_num_drafts, 0);
   }
@@ -203,12 +192,12 @@ TEST(SpecDraftModel, DemoModelWithGrammarAndStopStrings) {
   for (int32_t k : {1, 2, 3, 4, 5, 6, 7}) {
     SCOPED_TRACE(::testing::Message() << "k " << k);
     Engine random_draft(target, config(load(tiny, true), k, 1024), tok);
-    expect_same(want, random_draft.generate(reqs));
+    expect_same_results(want, random_draft.generate(reqs));
   }
   for (int32_t k : {1, 4, 7}) {
     SCOPED_TRACE(::testing::Message() << "self, k " << k);
     Engine self_draft(target, config(load(demo), k, 1024), tok);
-    expect_same(want, self_draft.generate(reqs));
+    expect_same_results(want, self_draft.generate(reqs));
     EXPECT_GT(self_draft.stats().spec_num_accepted_tokens, 0);
   }
   // The committed draft of the demo model (models/demo-draft, trained on the GPU machine): most of
@@ -216,7 +205,7 @@ TEST(SpecDraftModel, DemoModelWithGrammarAndStopStrings) {
   for (int32_t k : {2, 4}) {
     SCOPED_TRACE(::testing::Message() << "demo-draft, k " << k);
     Engine trained(target, config(load(demo + "-draft"), k, 1024), tok);
-    expect_same(want, trained.generate(reqs));
+    expect_same_results(want, trained.generate(reqs));
     const EngineStats st = trained.stats();
     EXPECT_GT(4 * st.spec_num_accepted_tokens, st.spec_num_draft_tokens);  // > 25 %
     std::cout << "demo-draft, k " << k << ": " << st.spec_num_accepted_tokens << " of "
@@ -244,7 +233,7 @@ TEST(SpecDraftModel, SeededSampledRequestsAreReproducible) {
       accepted = spec.stats().spec_num_accepted_tokens;
       drafted = spec.stats().spec_num_draft_tokens;
     } else {
-      expect_same(first, got);
+      expect_same_results(first, got);
     }
   }
   EXPECT_GT(accepted, 0);

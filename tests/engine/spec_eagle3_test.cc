@@ -21,6 +21,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
+#include "engine/spec_test_util.h"
 #include "inferd/engine.h"
 #include "inferd/engine_args.h"
 #include "inferd/llm.h"
@@ -146,19 +147,7 @@ void expect_close(std::span<const float> got, const json& want, const char* what
                         << want[at].get<double>();
 }
 
-void expect_same(const std::vector<GenerateResult>& want, const std::vector<GenerateResult>& got) {
-  ASSERT_EQ(want.size(), got.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    SCOPED_TRACE(want[i].request_id);
-    EXPECT_EQ(got[i].error, want[i].error);
-    ASSERT_EQ(got[i].outputs.size(), want[i].outputs.size());
-    for (size_t s = 0; s < want[i].outputs.size(); ++s) {
-      EXPECT_EQ(got[i].outputs[s].token_ids, want[i].outputs[s].token_ids);
-      EXPECT_EQ(got[i].outputs[s].text, want[i].outputs[s].text);
-      EXPECT_EQ(got[i].outputs[s].finish_reason, want[i].outputs[s].finish_reason);
-    }
-  }
-}
+using test::expect_same_results;
 
 std::vector<GenerateRequest> demo_requests(const Tokenizer& tok) {
   std::vector<GenerateRequest> reqs;
@@ -300,7 +289,7 @@ TEST(SpecEagle3, TinyHeadGreedyOutputsEqualThoseWithoutSpeculation) {
     EngineConfig c = config(head, k);
     c.max_model_len = 0;
     Engine spec(target, c);
-    expect_same(want, spec.generate(tiny_requests()));
+    expect_same_results(want, spec.generate(tiny_requests()));
     EXPECT_GT(spec.stats().spec_num_drafts, 0);
   }
 }
@@ -321,7 +310,7 @@ TEST(SpecEagle3, GreedyOutputsEqualThoseWithoutSpeculation) {
   for (int32_t k = 1; k <= 7; ++k) {
     SCOPED_TRACE(::testing::Message() << "k " << k);
     Engine spec(target, config(trained, k), tok);
-    expect_same(want, spec.generate(reqs));
+    expect_same_results(want, spec.generate(reqs));
     const EngineStats s = spec.stats();
     EXPECT_GT(s.spec_num_drafts, 0);
     accepted += s.spec_num_accepted_tokens;
@@ -335,7 +324,7 @@ TEST(SpecEagle3, GreedyOutputsEqualThoseWithoutSpeculation) {
   for (int32_t k : {1, 4, 7}) {
     SCOPED_TRACE(::testing::Message() << "random head, k " << k);
     Engine spec(target, config(random, k), tok);
-    expect_same(want, spec.generate(reqs));
+    expect_same_results(want, spec.generate(reqs));
     EXPECT_GT(spec.stats().spec_num_drafts, 0);
   }
 }
@@ -357,7 +346,7 @@ TEST(SpecEagle3, PreemptionAndChunkedCatchUp) {
   c.max_num_batched_tokens = 32;
   c.max_model_len = 0;  // what the pool holds
   Engine spec(target, c, tok);
-  expect_same(want, spec.generate(reqs));
+  expect_same_results(want, spec.generate(reqs));
   EXPECT_GT(spec.stats().preemptions, 0);
   EXPECT_GT(spec.stats().spec_num_drafts, 0);
 }
@@ -385,7 +374,7 @@ TEST(SpecEagle3, SeededSampledRequestsAreReproducible) {
       std::cout << "sampled, k 4: " << s.spec_num_accepted_tokens << " of "
                 << s.spec_num_draft_tokens << " drafts accepted\n";
     } else {
-      expect_same(first, got);
+      expect_same_results(first, got);
     }
   }
   for (size_t i = 0; i < first.size(); ++i) {
@@ -413,7 +402,7 @@ TEST(SpecEagle3, WorksThroughLlmLoad) {
     Engine plain(load_target(kDemo, {}), config(nullptr, 0), tok);
     want = plain.generate(reqs);
   }
-  expect_same(want, got);
+  expect_same_results(want, got);
   EXPECT_GT(llm->engine()->stats().spec_num_drafts, 0);
 }
 
