@@ -211,6 +211,23 @@ std::vector<int32_t> eagle3_aux_layers(const ResolvedConfig& rc) {
   return layers;
 }
 
+// What the runner of a proposer's model (a draft model, an EAGLE-3 head) takes from the target's
+// settings: the load format and dtype (dummy weights seeded apart from the target's), the block
+// size and step limits, and a pool sized by draft_kv_blocks for its own context length.
+RunnerOptions proposer_runner_options(const ResolvedConfig& rc) {
+  const SpeculativeConfig& sp = rc.engine.speculative;
+  RunnerOptions o;
+  o.load.format = parse_load_format(rc.load_format);
+  o.load.dummy_seed = rc.seed + 1;
+  o.load.dummy_dtype = rc.dtype;
+  o.block_size = rc.block_size;
+  o.max_num_batched_tokens = rc.engine.max_num_batched_tokens;
+  o.max_model_len = rc.engine.max_model_len;
+  o.max_num_seqs = rc.engine.max_num_seqs;
+  o.num_kv_blocks = draft_kv_blocks(rc, load_model_config(sp.model).max_position_embeddings);
+  return o;
+}
+
 // The EAGLE-3 head: its own runner (own KV pool of one layer, workspace) on a backend of the same
 // kind, loaded after the target, whose token embedding it shares. It runs eagerly (forward(); its
 // logits and outputs come to the host each draft step).
@@ -220,18 +237,9 @@ std::shared_ptr<ModelExecutor> load_eagle3_head(const ResolvedConfig& rc, const 
     fail(
         "--speculative-config: the target keeps its token embedding in GGUF blocks; an EAGLE-3 "
         "head needs a plain table");
-  RunnerOptions o;
-  o.load.format = parse_load_format(rc.load_format);
-  o.load.dummy_seed = rc.seed + 1;
-  o.load.dummy_dtype = rc.dtype;
+  RunnerOptions o = proposer_runner_options(rc);
   o.load.shared_embedding = embedding;
-  o.block_size = rc.block_size;
-  o.max_num_batched_tokens = rc.engine.max_num_batched_tokens;
-  o.max_model_len = rc.engine.max_model_len;
-  o.max_num_seqs = rc.engine.max_num_seqs;
   o.enforce_eager = true;
-  const ModelConfig hc = load_model_config(sp.model);
-  o.num_kv_blocks = draft_kv_blocks(rc, hc.max_position_embeddings);
   auto h = std::make_shared<ModelRunner>(sp.model, o, make_backend(rc));
   LOG_INFO("loaded EAGLE-3 head {} (hidden {}, draft vocabulary {} of {}, {} KV blocks)", sp.model,
            h->config().hidden_size, h->config().vocab_size, h->config().target_vocab_size,
@@ -246,18 +254,9 @@ std::shared_ptr<ModelExecutor> load_eagle3_head(const ResolvedConfig& rc, const 
 std::shared_ptr<ModelExecutor> load_draft_model(const ResolvedConfig& rc) {
   const SpeculativeConfig& sp = rc.engine.speculative;
   check_draft_vocabulary(rc.tokenizer_dir, sp.model);
-  RunnerOptions o;
-  o.load.format = parse_load_format(rc.load_format);
-  o.load.dummy_seed = rc.seed + 1;
-  o.load.dummy_dtype = rc.dtype;
-  o.block_size = rc.block_size;
-  o.max_num_batched_tokens = rc.engine.max_num_batched_tokens;
-  o.max_model_len = rc.engine.max_model_len;
-  o.max_num_seqs = rc.engine.max_num_seqs;
+  RunnerOptions o = proposer_runner_options(rc);
   o.enforce_eager = rc.enforce_eager;
   o.enable_sleep_mode = rc.enable_sleep_mode;  // it sleeps and wakes with the target
-  const ModelConfig dc = load_model_config(sp.model);
-  o.num_kv_blocks = draft_kv_blocks(rc, dc.max_position_embeddings);
   auto d = std::make_shared<ModelRunner>(sp.model, o, make_backend(rc));
   LOG_INFO("loaded draft model {} ({}, {} layers, vocab {}, {} KV blocks)", sp.model,
            d->config().architecture, d->config().num_layers, d->config().vocab_size,
