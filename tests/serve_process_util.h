@@ -62,6 +62,24 @@ inline HttpReply http_request(uint16_t port, const std::string& method, const st
   return r;
 }
 
+// The demo model (models/demo) and a greedy completion request for it, served as "demo":
+// `prompt`, `max_tokens` tokens, EOS ignored.
+inline std::string demo_model_dir() {
+  return std::string(INFERD_SOURCE_DIR) + "/models/demo";
+}
+inline std::string demo_completion(const std::string& prompt, int max_tokens) {
+  return R"({"model": "demo", "prompt": ")" + prompt +
+         R"(", "temperature": 0, "ignore_eos": true, "max_tokens": )" + std::to_string(max_tokens) +
+         "}";
+}
+
+// The first "text" field of a reply ("" when there is none; no JSON unescaping).
+inline std::string completion_text(const HttpReply& r) {
+  const size_t k = r.text.find("\"text\":\"");
+  if (k == std::string::npos) return "";
+  return r.text.substr(k + 8, r.text.find('"', k + 8) - (k + 8));
+}
+
 // `inferd serve ARGS` as a child process, its stdout and stderr in a temporary file. Killed by
 // the destructor when still running.
 class ServeProcess {

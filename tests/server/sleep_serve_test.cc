@@ -20,21 +20,12 @@ using testing_util::http_request;
 using testing_util::HttpReply;
 using testing_util::ServeProcess;
 
-const std::string kDemo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
+const std::string kDemo = testing_util::demo_model_dir();
 const std::string kArgs =
     " --served-model-name demo --device cpu --host 127.0.0.1 --port 0 --enable-sleep-mode";
 
 std::string completion(int max_tokens) {
-  return R"({"model": "demo", "prompt": "Once upon a time", "temperature": 0, "ignore_eos": true, )"
-         R"("max_tokens": )" +
-         std::to_string(max_tokens) + "}";
-}
-
-// The response's "text" field.
-std::string text_of(const HttpReply& r) {
-  const size_t k = r.text.find("\"text\":\"");
-  if (k == std::string::npos) return "";
-  return r.text.substr(k + 8, r.text.find('"', k + 8) - (k + 8));
+  return testing_util::demo_completion("Once upon a time", max_tokens);
 }
 
 TEST(SleepServe, SleepWakeAndRequestsMeanwhile) {
@@ -70,8 +61,8 @@ TEST(SleepServe, SleepWakeAndRequestsMeanwhile) {
     EXPECT_EQ(http_request(p.port(), "GET", "/ready").status, 200);
     const HttpReply after = http_request(p.port(), "POST", "/v1/completions", completion(12));
     ASSERT_EQ(after.status, 200) << after.text;
-    EXPECT_EQ(text_of(after), text_of(before));
-    EXPECT_FALSE(text_of(after).empty()) << after.text;
+    EXPECT_EQ(testing_util::completion_text(after), testing_util::completion_text(before));
+    EXPECT_FALSE(testing_util::completion_text(after).empty()) << after.text;
   }
 }
 
@@ -96,7 +87,7 @@ TEST(SleepServe, SleepWaitsForTheRequestInFlight) {
   EXPECT_EQ(running.wait_for(std::chrono::seconds(0)), std::future_status::ready);
   const HttpReply got = running.get();
   EXPECT_EQ(got.status, 200) << got.text;
-  EXPECT_EQ(text_of(got), text_of(want));
+  EXPECT_EQ(testing_util::completion_text(got), testing_util::completion_text(want));
   EXPECT_EQ(http_request(p.port(), "POST", "/wake_up").status, 200);
 }
 
@@ -112,7 +103,7 @@ TEST(SleepServe, WithSleepWaitARequestWaitsForTheWake) {
   ASSERT_EQ(http_request(p.port(), "POST", "/wake_up").status, 200);
   const HttpReply got = waiting.get();
   EXPECT_EQ(got.status, 200) << got.text;
-  EXPECT_EQ(text_of(got), text_of(want));
+  EXPECT_EQ(testing_util::completion_text(got), testing_util::completion_text(want));
 }
 
 TEST(SleepServe, BadLevelAndUnknownParameterAre400) {

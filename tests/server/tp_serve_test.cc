@@ -16,20 +16,11 @@ using testing_util::http_request;
 using testing_util::HttpReply;
 using testing_util::ServeProcess;
 
-const std::string kDemo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
+const std::string kDemo = testing_util::demo_model_dir();
 const std::string kArgs = " --served-model-name demo --device cpu --host 127.0.0.1 --port 0";
 
 std::string completion(int max_tokens) {
-  return R"({"model": "demo", "prompt": "And God said", "temperature": 0, "ignore_eos": true, )"
-         R"("max_tokens": )" +
-         std::to_string(max_tokens) + "}";
-}
-
-// The response's "text" field.
-std::string text_of(const HttpReply& r) {
-  const size_t k = r.text.find("\"text\":\"");
-  if (k == std::string::npos) return "";
-  return r.text.substr(k + 8, r.text.find('"', k + 8) - (k + 8));
+  return testing_util::demo_completion("And God said", max_tokens);
 }
 
 std::string greedy_text(const std::string& flags) {
@@ -37,7 +28,7 @@ std::string greedy_text(const std::string& flags) {
   EXPECT_TRUE(p.start(kDemo + kArgs + flags)) << p.log();
   const HttpReply r = http_request(p.port(), "POST", "/v1/completions", completion(24));
   EXPECT_EQ(r.status, 200) << r.text;
-  return text_of(r);
+  return testing_util::completion_text(r);
 }
 
 TEST(TensorParallelServe, Tp2ServesTheGreedyTextOfOneRank) {
