@@ -1,6 +1,6 @@
 // CUDA benchmark of the FP8 decode GEMV (issue 24: >= 80 % of the copy bandwidth for <= 8 rows):
 // time per call and weight GB/s of each kernel of cuda::launch_fp8_gemv (set_fp8_gemv_variant)
-// and of cuBLASLt's FP8 GEMM with the inputs quantized per row (the last column pair, v4) against
+// and of cuBLASLt's FP8 GEMM with the inputs quantized per row (the last column pair, v5) against
 // the dense bf16 `linear` (cuBLASLt) at the Llama-3.1-8B projection shapes for T = 1, 2, 4 and 8
 // tokens, and the GEMV variants' largest difference from variant 0. The weights are cycled
 // through enough copies (>= 160 MB) that no call finds them in L2. Each call is timed from a CUDA

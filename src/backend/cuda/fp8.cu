@@ -230,6 +230,90 @@ __global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
   }
 }
 
+// Variant 4: tensor cores, for several tokens (the FMA kernels above convert each weight once but
+// multiply it by every token in fp32: compute-bound from ~4 tokens). A block of kTcWarps warps
+// computes 16 output rows for up to 8 tokens: the warps take the 64-column k-blocks round robin
+// and sum their partial tiles through shared memory. Lane (g, c) (g = lane / 4, c = lane % 4)
+// streams 16 weights of rows g and g + 8 and the matching 16 inputs of token g per k-block, so
+// mma.m16n8k16's k index is a relabelling of the block's 64 columns, the same for A (the weights,
+// e4m3 -> bf16, exact) and B (the bf16 inputs as they are): four mmas a k-block.
+constexpr int kTcWarps = 8;
+constexpr int kTcUnroll = 2;
+
+__device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint16_t v) {
+  const __half2 h(__nv_cvt_fp8x2_to_halfraw2(v, __NV_E4M3));
+  const float2 f = __half22float2(h);
+  return pack_bf16x2(f.x, f.y);
+}
+
+template <bool kOutF32>
+__global__ void __launch_bounds__(kTcWarps * 32)
+    fp8_gemv_tc_kernel(const bf16* __restrict__ x, int64_t ld_x, int num_tokens,
+                       const uint8_t* __restrict__ w, const float* __restrict__ w_scale,
+                       const float* __restrict__ bias, int64_t k, void* __restrict__ out,
+                       int64_t ld_out) {
+  __shared__ float red[kTcWarps][16][8];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, c = lane & 3;
+  const int64_t n0 = int64_t(blockIdx.x) * 16;
+  const uint8_t* w_lo = w + (n0 + g) * k;
+  const uint8_t* w_hi = w + (n0 + g + 8) * k;
+  const bool has_x = g < num_tokens;
+  const bf16* xr = x + int64_t(has_x ? g : 0) * ld_x;
+  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  const int64_t kblocks = (k + 63) / 64;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  for (int64_t kb0 = warp; kb0 < kblocks; kb0 += kTcWarps * kTcUnroll) {
+    uint4 wl[kTcUnroll], wh[kTcUnroll], xv[kTcUnroll][2];
+#pragma unroll
+    for (int u = 0; u < kTcUnroll; ++u) {
+      const int64_t kb = kb0 + int64_t(u) * kTcWarps;
+      const int64_t k0 = kb * 64 + 16 * c;
+      const bool ok = kb < kblocks && k0 < k;  // k is a multiple of 16: a run is all in or out
+      wl[u] = ok ? __ldcs(reinterpret_cast<const uint4*>(w_lo + k0)) : zero;
+      wh[u] = ok ? __ldcs(reinterpret_cast<const uint4*>(w_hi + k0)) : zero;
+      const bool okx = ok && has_x;
+      xv[u][0] = okx ? __ldg(reinterpret_cast<const uint4*>(xr + k0)) : zero;
+      xv[u][1] = okx ? __ldg(reinterpret_cast<const uint4*>(xr + k0 + 8)) : zero;
+    }
+#pragma unroll
+    for (int u = 0; u < kTcUnroll; ++u) {
+      const uint16_t* pl = reinterpret_cast<const uint16_t*>(&wl[u]);
+      const uint16_t* ph = reinterpret_cast<const uint16_t*>(&wh[u]);
+      const uint32_t* px = reinterpret_cast<const uint32_t*>(&xv[u][0]);  // 8 bf16 pairs
+#pragma unroll
+      for (int m = 0; m < 4; ++m) {
+        // Elements 4m, 4m + 1 of the run are the lane's k slots 2c, 2c + 1; 4m + 2, 4m + 3 are
+        // 2c + 8, 2c + 9 (pairs 2m and 2m + 1).
+        const uint32_t a[4] = {e4m3x2_to_bf16x2(pl[2 * m]), e4m3x2_to_bf16x2(ph[2 * m]),
+                               e4m3x2_to_bf16x2(pl[2 * m + 1]), e4m3x2_to_bf16x2(ph[2 * m + 1])};
+        mma_m16n8k16(d, a, px[2 * m], px[2 * m + 1]);
+      }
+    }
+  }
+  // d: rows g and g + 8, tokens 2c and 2c + 1.
+  red[warp][g][2 * c] = d[0];
+  red[warp][g][2 * c + 1] = d[1];
+  red[warp][g + 8][2 * c] = d[2];
+  red[warp][g + 8][2 * c + 1] = d[3];
+  __syncthreads();
+  if (threadIdx.x < 128) {
+    const int r = threadIdx.x >> 3, t = threadIdx.x & 7;
+    if (t < num_tokens) {
+      float v = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kTcWarps; ++i) v += red[i][r][t];
+      const int64_t n = n0 + r;
+      v = v * w_scale[n] + (bias != nullptr ? bias[n] : 0.0f);
+      if constexpr (kOutF32) {
+        static_cast<float*>(out)[int64_t(t) * ld_out + n] = v;
+      } else {
+        static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(v);
+      }
+    }
+  }
+}
+
 template <int kRows, int kChunks, bool kOutF32>
 void launch_rows(const bf16* x, int64_t ld_x, int num_tokens, const uint8_t* w,
                  const float* w_scale, const float* bias, int64_t n, int64_t k, void* out,
@@ -265,6 +349,15 @@ void launch_variant(int variant, const bf16* x, int64_t ld_x, int num_tokens, co
       return;
     case 3:
       launch_rows<4, 2, kOutF32>(x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out, stream);
+      return;
+    case 4:
+      if (n % 16 == 0) {
+        fp8_gemv_tc_kernel<kOutF32><<<unsigned(n / 16), kTcWarps * 32, 0, stream>>>(
+            x, ld_x, num_tokens, w, w_scale, bias, k, out, ld_out);
+      } else {
+        launch_rows<4, 2, kOutF32>(x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out,
+                                   stream);
+      }
       return;
     default: {
       const unsigned blocks = unsigned((n + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);

@@ -28,11 +28,12 @@ cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, con
 // The GEMV's kernel (bench/cuda_fp8_bench compares them; one process-wide choice, returns the
 // previous): 0, one warp per row with 4 loads of 16 bytes in flight a lane; 1, one row a warp
 // with 8 loads; 2, two rows a warp with 4 loads each; 3, four rows a warp with 2 loads each
-// (1..3 instantiated for at most 1, 2, 4 and 8 tokens); kFp8GemvCublas: no GEMV, the inputs
-// quantized per row for cuBLASLt's FP8 GEMM at every row count (CudaGemm::linear_fp8). Out of
-// range: the default.
-constexpr int kFp8GemvVariants = 5;
-constexpr int kFp8GemvCublas = 4;
+// (1..3 instantiated for at most 1, 2, 4 and 8 tokens); 4, tensor cores (16 rows a block of 8
+// warps splitting K, mma.m16n8k16 with the tokens as N; for a row count that is not a multiple of
+// 16, variant 3); kFp8GemvCublas: no GEMV, the inputs quantized per row for cuBLASLt's FP8 GEMM at
+// every row count (CudaGemm::linear_fp8). Out of range: the default.
+constexpr int kFp8GemvVariants = 6;
+constexpr int kFp8GemvCublas = 5;
 constexpr int kFp8GemvDefaultVariant = 3;
 int set_fp8_gemv_variant(int variant);
 int fp8_gemv_variant();
