@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/fake_model.h"
+#include "engine/spec_test_util.h"
 #include "inferd/engine.h"
 #include "tokenizer/tokenizer.h"
 
@@ -103,18 +104,7 @@ TEST(SpecDecodeGrammar, OutputsEqualThoseWithoutSpeculation) {
       SCOPED_TRACE(::testing::Message() << "scripted " << scripted << " k " << k);
       EngineStats stats;
       const auto got = run(scripted, k, requests(), &stats);
-      ASSERT_EQ(got.size(), want.size());
-      for (size_t i = 0; i < want.size(); ++i) {
-        SCOPED_TRACE(want[i].request_id);
-        EXPECT_EQ(got[i].error, want[i].error);
-        ASSERT_EQ(got[i].outputs.size(), want[i].outputs.size());
-        for (size_t s = 0; s < want[i].outputs.size(); ++s) {
-          EXPECT_EQ(got[i].outputs[s].token_ids, want[i].outputs[s].token_ids);
-          EXPECT_EQ(got[i].outputs[s].text, want[i].outputs[s].text);
-          EXPECT_EQ(got[i].outputs[s].finish_reason, want[i].outputs[s].finish_reason);
-          EXPECT_EQ(got[i].outputs[s].logprobs.size(), want[i].outputs[s].logprobs.size());
-        }
-      }
+      test::expect_same_results(want, got);
       EXPECT_GT(stats.spec_num_drafts, 0);
       if (scripted) {
         EXPECT_GT(stats.spec_num_accepted_tokens, 0);

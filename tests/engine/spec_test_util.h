@@ -1,5 +1,6 @@
-// What the speculative-decoding engine tests share (spec_decode_model_test, spec_draft_model_test,
-// spec_eagle3_test): the check that outputs with speculation are those without.
+// What the speculative-decoding engine tests share (spec_decode_model_test,
+// spec_decode_grammar_test, spec_draft_model_test, spec_eagle3_test): the check that outputs with
+// speculation are those without.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,7 +12,7 @@
 namespace inferd::test {
 
 // Same requests, same order: the same error, and per sequence the same token ids, text, finish
-// reason and stop string.
+// reason, stop string and number of logprobs entries.
 inline void expect_same_results(const std::vector<GenerateResult>& want,
                                 const std::vector<GenerateResult>& got) {
   ASSERT_EQ(want.size(), got.size());
@@ -24,6 +25,7 @@ inline void expect_same_results(const std::vector<GenerateResult>& want,
       EXPECT_EQ(got[i].outputs[s].text, want[i].outputs[s].text);
       EXPECT_EQ(got[i].outputs[s].finish_reason, want[i].outputs[s].finish_reason);
       EXPECT_EQ(got[i].outputs[s].stop_string, want[i].outputs[s].stop_string);
+      EXPECT_EQ(got[i].outputs[s].logprobs.size(), want[i].outputs[s].logprobs.size());
     }
   }
 }
