@@ -23,6 +23,7 @@
 #include "core/mmap_file.h"
 #include "inferd/engine.h"
 #include "inferd/llm.h"
+#include "llm/resolved_config.h"
 #include "model/config.h"
 #include "model/lora/peft_adapter.h"
 #include "runner/executor.h"
@@ -716,17 +717,27 @@ void run_latency_cmd(const OfflineArgs& a) {
   }
 }
 
+// Offline throughput on a GPU takes vLLM's defaults for its offline LLM class on 80 GB GPUs for
+// the batch limits not given: 1024 sequences and 16,384-token steps instead of serving's 256 /
+// 2048, which keep TPOT low (one H100, 8B shape, 1000 sharegpt-like: 7,843 vs 7,271 out tok/s;
+// docs/performance.md). The CPU keeps serving's (its workspace and logits buffers grow with both,
+// and nothing there gains from larger steps).
+void apply_offline_gpu_defaults(const CLI::App& cmd, OfflineArgs& a) {
+  SchedulerArgs& s = a.model.args.scheduler;
+  const bool seqs = cmd.get_option("--max-num-seqs")->count() > 0;
+  const bool tokens = cmd.get_option("--max-num-batched-tokens")->count() > 0;
+  if ((seqs && tokens) || resolve_engine_args(a.model.args).device != DeviceKind::kCuda) return;
+  if (!seqs) s.max_num_seqs = 1024;
+  if (!tokens) s.max_num_batched_tokens = 16384;
+}
+
 void register_throughput(CLI::App& bench) {
   auto a = std::make_shared<OfflineArgs>();
   CLI::App* cmd = bench.add_subcommand(
       "throughput",
       "In-process engine throughput (no HTTP): every request submitted at once; output tok/s "
-      "and total tok/s");
-  // Offline defaults for throughput (vLLM's for its offline LLM class on 80 GB GPUs): more
-  // sequences at once and larger prefill chunks than serving's 256 / 2048, which keep TPOT low.
-  // On one H100, 8B shape, 1000 sharegpt-like: 7,843 vs 7,271 out tok/s (docs/performance.md).
-  a->model.args.scheduler.max_num_seqs = 1024;
-  a->model.args.scheduler.max_num_batched_tokens = 16384;
+      "and total tok/s. On a GPU, --max-num-seqs and --max-num-batched-tokens default to 1024 "
+      "and 16384 (vLLM's offline defaults) unless given");
   add_engine_flags(cmd, *a);
   a->data.add_to(cmd, "sharegpt-like");
   cmd->add_option("--tokenizer", a->model.args.model.tokenizer,
@@ -736,7 +747,11 @@ void register_throughput(CLI::App& bench) {
   cmd->add_option("--json-schema", a->json_schema,
                   "A JSON schema file every request's output must follow (structured outputs; "
                   "needs --tokenizer)");
-  cmd->callback([a] { run_throughput_cmd(*a); });
+  cmd->callback([a, cmd] {
+    OfflineArgs args = *a;
+    apply_offline_gpu_defaults(*cmd, args);
+    run_throughput_cmd(args);
+  });
 }
 
 void register_latency(CLI::App& bench) {
