@@ -88,70 +88,7 @@ __device__ __forceinline__ void fp8x16_to_float(const uint4& v, float* f) {
   }
 }
 
-// The first GEMV (variant 0): one warp per output row (8 rows a block); each lane streams 16
-// weights (16 bytes) at a time, four loads in flight (2 KB a warp), and multiplies them with the
-// matching 16 inputs of every token (bf16, cached in L1/L2).
-template <bool kOutF32>
-__global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
-    fp8_gemv_kernel(const bf16* __restrict__ x, int64_t ld_x, int num_tokens,
-                    const uint8_t* __restrict__ w, const float* __restrict__ w_scale,
-                    const float* __restrict__ bias, int64_t n_rows, int64_t k,
-                    void* __restrict__ out, int64_t ld_out) {
-  const int lane = threadIdx.x & 31;
-  const int64_t n = int64_t(blockIdx.x) * kGemvRowsPerBlock + (threadIdx.x >> 5);
-  if (n >= n_rows) return;
-  const uint8_t* wrow = w + n * k;
-  float acc[kFp8GemvMaxTokens];
-#pragma unroll
-  for (int t = 0; t < kFp8GemvMaxTokens; ++t) acc[t] = 0.0f;
-  constexpr int kChunks = 4;
-  for (int64_t base = int64_t(lane) * 16; base < k; base += kChunks * 32 * 16) {
-    uint4 wv[kChunks];
-#pragma unroll
-    for (int u = 0; u < kChunks; ++u) {
-      const int64_t k0 = base + int64_t(u) * 32 * 16;
-      wv[u] = k0 < k ? __ldcs(reinterpret_cast<const uint4*>(wrow + k0)) : make_uint4(0, 0, 0, 0);
-    }
-#pragma unroll
-    for (int u = 0; u < kChunks; ++u) {
-      const int64_t k0 = base + int64_t(u) * 32 * 16;
-      if (k0 >= k) break;
-      float wf[16];
-      fp8x16_to_float(wv[u], wf);
-#pragma unroll
-      for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
-        if (t < num_tokens) {
-          const uint4* xp = reinterpret_cast<const uint4*>(x + int64_t(t) * ld_x + k0);
-          float xf[16];
-          bf16x8_to_float(__ldg(xp), xf);
-          bf16x8_to_float(__ldg(xp + 1), xf + 8);
-          float s = 0.0f;
-#pragma unroll
-          for (int j = 0; j < 16; ++j) s = fmaf(xf[j], wf[j], s);
-          acc[t] += s;
-        }
-      }
-    }
-  }
-  const float scale = w_scale[n], b = bias != nullptr ? bias[n] : 0.0f;
-#pragma unroll
-  for (int t = 0; t < kFp8GemvMaxTokens; ++t) {
-    if (t < num_tokens) {
-      float v = acc[t];
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == 0) {
-        v = v * scale + b;
-        if constexpr (kOutF32) {
-          static_cast<float*>(out)[int64_t(t) * ld_out + n] = v;
-        } else {
-          static_cast<bf16*>(out)[int64_t(t) * ld_out + n] = __float2bfloat16(v);
-        }
-      }
-    }
-  }
-}
-
-// The GEMV of variants 1..: kRows output rows a warp (8 warps a block), so that each input load
+// The GEMV (variants 0..3): kRows output rows a warp (8 warps a block), so that each input load
 // and conversion serves kRows rows and each lane has kRows x kChunks 16-byte weight loads in
 // flight before any math; the token count is a template bound (kMaxT in 1, 2, 4, 8) so that a
 // single-token step carries no code for eight.
@@ -360,9 +297,11 @@ void launch_variant(int variant, const bf16* x, int64_t ld_x, int num_tokens, co
       }
       return;
     default: {
+      // Variant 0, the first GEMV: a warp a row, 4 loads in flight, code for eight tokens always.
       const unsigned blocks = unsigned((n + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);
-      fp8_gemv_kernel<kOutF32><<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(
-          x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+      fp8_gemv_rows_kernel<kFp8GemvMaxTokens, 1, 4, kOutF32>
+          <<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(x, ld_x, num_tokens, w, w_scale, bias, n,
+                                                          k, out, ld_out);
     }
   }
 }
