@@ -73,8 +73,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One warp per output row (8 rows a block): each lane streams 16 weights (16 bytes) at a time and
-// multiplies them with the matching 16 inputs of every token (bf16, cached in L1/L2).
+// The GEMV's blocks: 8 warps, each lane streaming 16 weights (16 bytes) at a time and multiplying
+// them with the matching 16 inputs of every token (bf16, cached in L1/L2).
 constexpr int kGemvRowsPerBlock = 8;
 
 __device__ __forceinline__ void fp8x16_to_float(const uint4& v, float* f) {
