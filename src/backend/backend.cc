@@ -151,6 +151,22 @@ void DeviceRuntime::finish_samples(const DeviceBatch& b, const SamplingBatch& sa
   INFERD_CHECK(false, "backend '{}' does not sample on the device", name());
 }
 
+void DeviceRuntime::advance_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t round) {
+  (void)b;
+  (void)num_seqs;
+  (void)round;
+  INFERD_CHECK(false, "backend '{}' runs no greedy decode chains", name());
+}
+
+void DeviceRuntime::finish_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t rounds,
+                                        std::span<int32_t> out) {
+  (void)b;
+  (void)num_seqs;
+  (void)rounds;
+  (void)out;
+  INFERD_CHECK(false, "backend '{}' runs no greedy decode chains", name());
+}
+
 void DeviceRuntime::begin_graph_capture() {
   INFERD_CHECK(false, "backend '{}' does not capture graphs", name());
 }

@@ -172,6 +172,18 @@ class DeviceRuntime {
   // logit rows (padding rows are dropped).
   virtual void finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,
                               std::span<SampledToken> out);
+  // Greedy decode chains (ModelExecutor::execute_greedy_chain; backends that sample on the device).
+  // After round - 1 of a chain over the decode batch `b` (prepare_batch'ed, `num_seqs` real
+  // sequences, the rest padding) was sampled, advance_decode_chain keeps those argmaxes and makes
+  // them round `round`'s token ids, each real row one position further (kv_len + 1, its slot from
+  // its block table), all on the device. finish_decode_chain keeps the last round's argmaxes, then
+  // copies the rounds' tokens to `out` ([rounds, num_seqs]) in one copy and waits (rounds 0: ends
+  // the step without results). max_decode_chain_rounds(): the most rounds a chain may have (0: no
+  // chains).
+  virtual int32_t max_decode_chain_rounds() const { return 0; }
+  virtual void advance_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t round);
+  virtual void finish_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t rounds,
+                                   std::span<int32_t> out);
   virtual StepTiming step_timing() const { return {}; }
   virtual void reset_step_timing() {}
   // While on, a device backend times its GEMM candidates for every new shape and keeps the fastest

@@ -94,6 +94,8 @@ bool DraftProposer::run_round(std::vector<Work>& work) {
   for (size_t i : logit_work_)
     greedy = greedy && work[i].temperature < sampling::kGreedyTemperature;
   if (greedy) {
+    // A decode round (one pending token an item): the rest of the drafts in one greedy chain.
+    if (batch_.num_tokens() == int32_t(logit_work_.size()) && run_chain(work)) return true;
     // Greedy drafts only: the draft's executor takes the argmax where the logits are (on a GPU,
     // one-token rounds replay its decode graphs; no logits come to the host).
     sampling_.clear();
@@ -108,6 +110,46 @@ bool DraftProposer::run_round(std::vector<Work>& work) {
   draft_->forward(batch_, logits_.data());
   for (size_t r = 0; r < logit_work_.size(); ++r)
     take_draft(work[logit_work_[r]], logits_.data() + r * size_t(vocab_));
+  return true;
+}
+
+bool DraftProposer::run_chain(std::vector<Work>& work) {
+  // As many rounds as the hungriest item wants, as far as every item's context allows. Each item's
+  // pending token (already in its state's tokens) sits at position p0.
+  int32_t rounds = 0;
+  for (size_t i : logit_work_)
+    rounds = std::max(rounds, work[i].k - int32_t(work[i].seq->drafts.size()));
+  for (size_t i : logit_work_)
+    rounds = std::min(rounds, max_len_ - (int32_t(work[i].state->tokens.size()) - 1));
+  if (rounds < 2) return false;
+  for (size_t i : logit_work_) {
+    State& st = *work[i].state;
+    if (!kv_.reserve(st, int32_t(st.tokens.size()) - 1 + rounds)) return false;  // round by round
+  }
+  // The batch again, each block table now reaching the chain's last position.
+  batch_.clear();
+  for (size_t i : logit_work_) {
+    const State& st = *work[i].state;
+    const int32_t p0 = int32_t(st.tokens.size()) - 1;
+    ProposerKv::add_rows(batch_, st, p0, 1);
+    batch_.token_ids.push_back(st.tokens.back());
+    batch_.positions.push_back(p0);
+    batch_.logit_rows.push_back(batch_.num_tokens() - 1);
+  }
+  const size_t S = logit_work_.size();
+  chain_.resize(size_t(rounds) * S);
+  draft_->execute_greedy_chain(batch_, rounds, chain_);
+  // Round j's argmax is draft j of the item; it was round j + 1's input (its KV written) when that
+  // round ran, as the round-by-round path keeps the inputs of the rounds an item wanted.
+  for (size_t s = 0; s < S; ++s) {
+    Work& w = work[logit_work_[s]];
+    const int32_t want = w.k - int32_t(w.seq->drafts.size());
+    for (int32_t j = 0; j < want && j < rounds; ++j) {
+      const int32_t d = chain_[size_t(j) * S + s];
+      w.seq->drafts.push_back(d);
+      if (j + 1 < want && j + 1 < rounds) w.state->tokens.push_back(d);
+    }
+  }
   return true;
 }
 

@@ -13,9 +13,11 @@
 // drafts in that step.
 //
 // Greedy drafts take the draft's argmax (q one-hot: the engine's accept-while-equal rule is exact):
-// a round whose drafts are all greedy runs through the draft's execute() with argmax rows (on a GPU
-// its one-token rounds replay the draft's decode graphs and only token ids come back); a round
-// with a sampled draft runs forward() and brings its logit rows to the host.
+// a round whose drafts are all greedy runs through the draft's execute() with argmax rows, and once
+// every item is down to one pending token the remaining rounds run as one greedy chain
+// (ModelExecutor::execute_greedy_chain: on a GPU the decode graph replays back to back, each
+// round's argmax fed to the next on the device, and the token ids come back once); a round with a
+// sampled draft runs forward() and brings its logit rows to the host.
 // Sampled drafts (a non-greedy request without a grammar) are drawn from q = softmax(draft logits
 // / temperature) with the sequence's Philox key, the draft's output position as counter and the
 // draft stream (sampling::kStreamDraft), so a seeded request stays reproducible; q goes with the
@@ -71,6 +73,11 @@ class DraftProposer {
   // One forward over the active items' pending tokens (at most the draft's batch size); returns
   // false when nothing was pending.
   bool run_round(std::vector<Work>& work);
+  // After run_round built a greedy decode round (one token and one logit row an item): runs the
+  // items' remaining drafts as one greedy chain of the draft executor (on a GPU, on the device
+  // without coming back between rounds); false (nothing run) when fewer than two rounds are
+  // wanted or the draft's pool cannot hold them.
+  bool run_chain(std::vector<Work>& work);
   void take_draft(Work& w, const float* logits);
 
   std::shared_ptr<ModelExecutor> draft_;
@@ -83,6 +90,7 @@ class DraftProposer {
   std::vector<float> logits_;
   SamplingBatch sampling_;  // greedy rounds: argmax rows
   std::vector<SampledToken> sampled_;
+  std::vector<int32_t> chain_;  // run_chain's argmaxes, [rounds, items]
   std::vector<double> probs_;
 };
 

@@ -56,6 +56,16 @@ class ModelExecutor {
   virtual void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
                        std::span<SampledToken> out);
 
+  // Greedy chains (speculative drafts, issue 26): runs the decode batch `batch` (one token per
+  // sequence, each sequence's row its logit row, in order) and then rounds - 1 more one-token steps
+  // in which every sequence takes the argmax it just drew as its next token, one position further
+  // (each sequence's block table must already hold the block of its last position). out[j * S + s]
+  // is round j's argmax for sequence s (S = batch.seqs.size(); out.size() == rounds * S; ties to
+  // the lowest id). The default runs execute() round by round; a device executor runs the rounds
+  // back to back on the device and comes back to the host once.
+  virtual void execute_greedy_chain(const ForwardBatch& batch, int32_t rounds,
+                                    std::span<int32_t> out);
+
   // True when execute() calls SamplingBatch::fill_masks itself while the forward runs on the
   // device (the grammar masks of a step are then built on the host in the shadow of the GPU);
   // false: the caller fills SamplingBatch::masks before execute().
@@ -110,6 +120,11 @@ class ModelExecutor {
   // Device time of the execute() steps so far (zeros where the executor does not measure it).
   virtual StepTiming step_timing() const { return {}; }
   virtual void reset_step_timing() {}
+
+ protected:
+  // Throws Error unless `batch` can start a greedy chain of `rounds` rounds into `out`.
+  void check_greedy_chain(const ForwardBatch& batch, int32_t rounds,
+                          std::span<const int32_t> out) const;
 
  private:
   std::vector<float> host_logits_;

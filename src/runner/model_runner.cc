@@ -513,6 +513,42 @@ void ModelRunner::execute(const ForwardBatch& fb, const SamplingBatch& sampling,
   }
 }
 
+void ModelRunner::execute_greedy_chain(const ForwardBatch& fb, int32_t rounds,
+                                       std::span<int32_t> out) {
+  Backend& be = *backend_;
+  const int32_t S = int32_t(fb.seqs.size());
+  const int32_t g = graphs_enabled_ ? graph_size_for(graph_sizes_, S) : 0;
+  // Eager steps, LoRA rows, a head's hidden inputs and the target's aux states go round by round.
+  if (rounds < 2 || g == 0 || !be.samples_on_device() || rounds > be.max_decode_chain_rounds() ||
+      lora_ || aux_.defined() || head_info().fused_width > 0) {
+    ModelExecutor::execute_greedy_chain(fb, rounds, out);
+    return;
+  }
+  check_greedy_chain(fb, rounds, out);
+  check_batch(fb);
+  chain_sampling_.clear();
+  chain_sampling_.rows.resize(size_t(S));  // temperature 0: argmax, lowest id on ties
+  const auto t0 = std::chrono::steady_clock::now();
+  const DeviceBatch& b = be.prepare_batch(fb, opts_.block_size, &chain_sampling_, g);
+  for (int32_t j = 0; j < rounds; ++j) {
+    count_step();
+    if (j > 0) be.advance_decode_chain(b, S, j);
+    if (!be.replay_graph(g)) {
+      // The graphs were dropped (this chain's metadata grew the buffer): at j == 0 nothing ran
+      // yet, so the chain goes round by round; nothing grows the buffer between rounds.
+      INFERD_CHECK(j == 0, "the decode graph of {} sequences vanished in a greedy chain", g);
+      be.finish_decode_chain(b, S, 0, {});
+      ModelExecutor::execute_greedy_chain(fb, rounds, out);
+      return;
+    }
+    be.sample(logits_.slice_rows(0, b.num_logit_rows), b, 0);
+  }
+  be.finish_decode_chain(b, S, rounds, out);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  for (int32_t j = 0; j < rounds; ++j) profile_.add(true, S, ms / rounds);
+}
+
 void ModelRunner::check_drafts(const SamplingBatch& sampling) const {
   const int64_t V = config().vocab_size;
   for (size_t r = 0; r < sampling.rows.size(); ++r) {

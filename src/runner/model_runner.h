@@ -98,6 +98,10 @@ class ModelRunner final : public ModelExecutor {
   bool fills_masks_late() const override;
   void execute(const ForwardBatch& batch, const SamplingBatch& sampling,
                std::span<SampledToken> out) override;
+  // On a device that samples, with the decode graph of the batch's size: every round replays it,
+  // the argmaxes fed to the next round on the device, one copy to the host at the end.
+  void execute_greedy_chain(const ForwardBatch& batch, int32_t rounds,
+                            std::span<int32_t> out) override;
   void check_device() override { backend_->check_device(); }
   std::span<const float> aux_hidden_states() const override { return aux_host_; }
   int32_t aux_hidden_width() const override {
@@ -230,6 +234,7 @@ class ModelRunner final : public ModelExecutor {
   std::vector<KvLayer> kv_;
   std::vector<int32_t> graph_sizes_, verify_sizes_;
   int64_t verify_replays_ = 0;
+  SamplingBatch chain_sampling_;  // execute_greedy_chain's argmax rows (kept between calls)
   bool graphs_enabled_ = true;
   StepProfile profile_;
   // expert_load_profile: [MoE layers, experts] int32 on the device, and its values at the last

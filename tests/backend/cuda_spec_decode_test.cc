@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/sampling.h"
@@ -219,6 +220,71 @@ TEST(CudaSpecDraftModel, DemoGreedyIdenticalWithDraftModel) {
       expect_same_or_close(want, got);
     }
   }
+}
+
+// A greedy chain on the device (the decode graph replayed round after round, each argmax fed to
+// the next round on the device) against the same chain run round by round through execute(), on
+// the demo model: three sequences (a graph of 4: one padding row), rounds crossing block
+// boundaries; then the device chain again from the same start (its KV rewritten with the same
+// values).
+TEST(CudaSpecDraftModel, GreedyChainOnTheDeviceMatchesRoundByRound) {
+  INFERD_REQUIRE_GPU();
+  ModelRunner runner(kDemo, demo_options(), make_cuda_backend(0));
+  const int32_t V = runner.vocab_size(), per_seq = 8;  // blocks of 16: 128 positions a sequence
+  Rng rng(11);
+  const std::vector<int32_t> lens = {13, 30, 47};
+  const int32_t S = int32_t(lens.size());
+  auto add_seq = [&](ForwardBatch& b, int32_t s, int32_t first, int32_t count) {
+    SeqBatchInfo q;
+    q.q_start = b.num_tokens() - count;
+    q.q_len = count;
+    q.kv_len = first + count;
+    q.block_table_offset = int32_t(b.block_tables.size());
+    q.num_blocks = per_seq;
+    for (int32_t k = 0; k < per_seq; ++k) b.block_tables.push_back(s * per_seq + k);
+    b.seqs.push_back(q);
+  };
+  // The prompts but their last token, written into the KV cache.
+  ForwardBatch pre;
+  for (int32_t s = 0; s < S; ++s) {
+    for (int32_t p = 0; p + 1 < lens[size_t(s)]; ++p) {
+      pre.token_ids.push_back(1 + int32_t(rng.next_u64() % uint64_t(V - 1)));
+      pre.positions.push_back(p);
+    }
+    add_seq(pre, s, 0, lens[size_t(s)] - 1);
+    pre.logit_rows.push_back(pre.num_tokens() - 1);
+  }
+  std::vector<float> logits(size_t(S) * size_t(V));
+  runner.forward(pre, logits.data());
+  // The chain's start: each prompt's last token.
+  ForwardBatch start;
+  for (int32_t s = 0; s < S; ++s) {
+    start.token_ids.push_back(1 + int32_t(rng.next_u64() % uint64_t(V - 1)));
+    start.positions.push_back(lens[size_t(s)] - 1);
+    add_seq(start, s, lens[size_t(s)] - 1, 1);
+    start.logit_rows.push_back(s);
+  }
+  for (int32_t rounds : {2, 9, 16}) {
+    SCOPED_TRACE(rounds);
+    std::vector<int32_t> host(size_t(rounds * S)), device(host.size()), again(host.size());
+    runner.ModelExecutor::execute_greedy_chain(start, rounds, host);
+    runner.execute_greedy_chain(start, rounds, device);
+    EXPECT_EQ(device, host);
+    runner.execute_greedy_chain(start, rounds, again);
+    EXPECT_EQ(again, host);
+    // Not all one token: the rounds really took the tokens before them.
+    if (rounds == 16) {
+      EXPECT_GT(std::set<int32_t>(host.begin(), host.end()).size(), size_t(2));
+    }
+  }
+  // A chain longer than the device runs (16) goes round by round, with the same tokens.
+  std::vector<int32_t> host(size_t(20 * S)), device(host.size());
+  runner.ModelExecutor::execute_greedy_chain(start, 20, host);
+  runner.execute_greedy_chain(start, 20, device);
+  EXPECT_EQ(device, host);
+  // A start that is not a decode batch is refused.
+  std::vector<int32_t> out(size_t(2 * S));
+  EXPECT_THROW(runner.execute_greedy_chain(pre, 2, out), Error);
 }
 
 TEST(CudaSpecDraftModel, SampledDraftRowsSampleLikeTheReference) {

@@ -50,6 +50,75 @@ TEST(DraftProposer, GreedyDraftsFollowTheSequenceAfterPartialAcceptance) {
   }
 }
 
+// Counts the greedy chains the proposer asks for and their rounds (run by the default, round by
+// round on the host).
+class ChainCountingExecutor final : public FakeExecutor {
+ public:
+  using FakeExecutor::FakeExecutor;
+  void execute_greedy_chain(const ForwardBatch& batch, int32_t rounds,
+                            std::span<int32_t> out) override {
+    ++chains;
+    chain_rounds.push_back(rounds);
+    ModelExecutor::execute_greedy_chain(batch, rounds, out);
+  }
+  int chains = 0;
+  std::vector<int32_t> chain_rounds;
+};
+
+TEST(DraftProposer, DecodeRoundsRunAsOneGreedyChain) {
+  FakeModelSpec spec;
+  auto draft = std::make_shared<ChainCountingExecutor>(spec);
+  DraftProposer dp(draft, spec.vocab);
+  Sequence a = make_seq(1, 10, 3), b = make_seq(2, 7, 5), c = make_seq(3, 5, 9);
+  std::vector<Sequence*> running = {&a, &b, &c};
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE(round);
+    draft->chains = 0;
+    draft->chain_rounds.clear();
+    // Different k: the chain runs as long as the hungriest item wants; the others keep theirs.
+    const std::vector<DraftProposer::Item> items = {{&a, 5, 0.0f}, {&b, 2, 0.0f}, {&c, 1, 0.0f}};
+    dp.propose(items, running);
+    EXPECT_EQ(a.drafts, reference_greedy(spec, a.tokens, 5));
+    EXPECT_EQ(b.drafts, reference_greedy(spec, b.tokens, 2));
+    EXPECT_EQ(c.drafts, reference_greedy(spec, c.tokens, 1));
+    // The first time the catch-up round (whole prompts) gives every first draft and a and b go on
+    // in one chain of 4 (c is done); afterwards every item's catch-up is one token (the accepted
+    // drafts' KV is kept), so one chain of 5 gives all the drafts.
+    EXPECT_EQ(draft->chains, 1);
+    EXPECT_EQ(draft->chain_rounds, std::vector<int32_t>{round == 0 ? 4 : 5});
+    // a accepts `round` drafts and takes another token (its stale KV must be cut back), b rejects
+    // all (its next catch-up is one token: the chain starts at once), c accepts its draft.
+    a.tokens.insert(a.tokens.end(), a.drafts.begin(), a.drafts.begin() + round);
+    a.tokens.push_back((a.drafts[size_t(round)] + 1) % spec.vocab);
+    b.tokens.push_back((b.drafts[0] + 3) % spec.vocab);
+    c.tokens.push_back(c.drafts[0]);
+  }
+}
+
+TEST(DraftProposer, AGreedyChainStartsFromADecodeBatchWithBlocksForEveryRound) {
+  FakeModelSpec spec;
+  FakeExecutor ex(spec);
+  ForwardBatch b;
+  b.token_ids = {5, 6};
+  b.positions = {0, 1};
+  b.logit_rows = {1};
+  b.block_tables = {0, 1};
+  b.seqs.push_back({0, 2, 2, 0, 2, -1});  // two tokens of one sequence: not a decode batch
+  std::vector<int32_t> out(2);
+  EXPECT_THROW(ex.execute_greedy_chain(b, 2, out), InternalError);
+  b.token_ids = {6};
+  b.positions = {0};
+  b.logit_rows = {0};
+  b.seqs[0] = {0, 1, 1, 0, 2, -1};  // position 0 of 8 in two blocks of 4
+  out.resize(8);
+  ex.execute_greedy_chain(b, 8, out);  // positions 0..7
+  EXPECT_EQ(out, reference_greedy(spec, {6}, 8));
+  out.resize(9);
+  EXPECT_THROW(ex.execute_greedy_chain(b, 9, out), InternalError);  // position 8 has no block
+  out.resize(3);
+  EXPECT_THROW(ex.execute_greedy_chain(b, 4, out), InternalError);  // outputs for 3 of 4 rounds
+}
+
 TEST(DraftProposer, StoppedSequencesFreeTheirBlocksAndAFullPoolGivesNoDrafts) {
   FakeModelSpec spec;
   spec.num_blocks = 6;  // 24 positions

@@ -185,6 +185,14 @@ class CudaBackend final : public Backend {
                       std::span<SampledToken> out) override {
     step_.finish_samples(b, sampling, out);
   }
+  int32_t max_decode_chain_rounds() const override { return CudaStepIo::kMaxChainRounds; }
+  void advance_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t round) override {
+    step_.advance_decode_chain(b, num_seqs, round);
+  }
+  void finish_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t rounds,
+                           std::span<int32_t> out) override {
+    step_.finish_decode_chain(b, num_seqs, rounds, out);
+  }
   StepTiming step_timing() const override { return step_.step_timing(); }
   void reset_step_timing() override { step_.reset_step_timing(); }
   void set_gemm_tuning(bool on) override { gemm_.set_tuning(on); }

@@ -30,6 +30,7 @@ CudaStepIo::~CudaStepIo() {
     (void)cudaEventDestroy(step_end_[i]);
   }
   if (results_host_) (void)cudaFreeHost(results_host_);
+  if (chain_host_) (void)cudaFreeHost(chain_host_);
   if (meta_host_) (void)cudaFreeHost(meta_host_);
   if (meta_dev_) (void)cudaFree(meta_dev_);
   if (down_host_) (void)cudaFreeHost(down_host_);
@@ -79,6 +80,12 @@ void CudaStepIo::reserve(const StepCapacity& c) {
   if (results_host_) CU_CHECK(cudaFreeHost(results_host_));
   results_host_ = nullptr;
   CU_CHECK(cudaHostAlloc(&results_host_, results_bytes_, cudaHostAllocDefault));
+  const int64_t chain_ints = int64_t(kMaxChainRounds) * rows_cap_;
+  chain_dev_ = ctx_.alloc(DType::kI32, std::initializer_list<int64_t>{chain_ints});
+  if (chain_host_) CU_CHECK(cudaFreeHost(chain_host_));
+  chain_host_ = nullptr;
+  CU_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&chain_host_), size_t(chain_ints) * 4,
+                         cudaHostAllocDefault));
 }
 
 const DeviceBatch& CudaStepIo::prepare_batch(const ForwardBatch& fb, int32_t block_size,
@@ -414,6 +421,44 @@ void CudaStepIo::finish_samples(const DeviceBatch& b, const SamplingBatch& sampl
       std::memcpy(&lp.top[k].logprob, lps + 4 * k, 4);
     }
   }
+}
+
+void CudaStepIo::advance_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t round) {
+  INFERD_CHECK(b.meta == b_.meta && b.token_ids == b_.token_ids,
+               "advance_decode_chain: not the batch prepare_batch returned last");
+  INFERD_CHECK(round >= 1 && round < kMaxChainRounds && num_seqs >= 1 &&
+                   num_seqs <= b.num_real_rows && b.num_tokens == b.num_seqs &&
+                   b.num_logit_rows == b.num_tokens && num_seqs <= rows_cap_,
+               "advance_decode_chain: round {} of {} sequences in a batch of {} rows ({} real)",
+               round, num_seqs, b.num_tokens, b.num_real_rows);
+  // The batch's metadata is ours (meta_dev_): the advance rewrites it in place, behind the round
+  // just queued, for the graph replay that follows.
+  auto mut = [&](const int32_t* p) { return meta_dev_ + (p - b.meta); };
+  CU_CHECK(cuda::launch_advance_decode_chain(
+      reinterpret_cast<const int32_t*>(results_dev_.data()),
+      chain_dev_.data_as<int32_t>() + size_t(round - 1) * size_t(num_seqs), mut(b.token_ids),
+      mut(b.positions), mut(b.slot_mapping), mut(b.seq_kv_len), b.block_tables,
+      b.max_blocks_per_seq, block_size_, num_seqs, ctx_.stream()));
+}
+
+void CudaStepIo::finish_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t rounds,
+                                     std::span<int32_t> out) {
+  INFERD_CHECK(rounds >= 0 && rounds <= kMaxChainRounds && num_seqs >= 1 &&
+                   num_seqs <= b.num_real_rows && out.size() == size_t(rounds) * size_t(num_seqs),
+               "finish_decode_chain: {} rounds of {} sequences into {} outputs", rounds, num_seqs,
+               out.size());
+  const size_t n = out.size();
+  if (rounds > 0) {  // the last round's argmaxes after the others, then all of them home
+    CU_CHECK(cudaMemcpyAsync(chain_dev_.data_as<int32_t>() + size_t(rounds - 1) * size_t(num_seqs),
+                             results_dev_.data(), size_t(num_seqs) * 4, cudaMemcpyDeviceToDevice,
+                             ctx_.stream()));
+    CU_CHECK(cudaMemcpyAsync(chain_host_, chain_dev_.data(), n * 4, cudaMemcpyDeviceToHost,
+                             ctx_.stream()));
+  }
+  CU_CHECK(cudaEventRecord(step_end_[step_idx_], ctx_.stream()));
+  CU_CHECK(cudaEventSynchronize(step_end_[step_idx_]));
+  account_step();
+  std::copy(chain_host_, chain_host_ + n, out.begin());
 }
 
 void CudaStepIo::copy_to_host_f32(const Tensor& x, float* dst) {

@@ -37,6 +37,12 @@ class CudaStepIo {
   void sample(const Tensor& logits, const DeviceBatch& b, int32_t row0);
   void finish_samples(const DeviceBatch& b, const SamplingBatch& sampling,
                       std::span<SampledToken> out);
+  // Greedy decode chains (DeviceRuntime::advance_decode_chain / finish_decode_chain) over the
+  // batch prepare_batch returned last; at most kMaxChainRounds rounds.
+  static constexpr int32_t kMaxChainRounds = 16;
+  void advance_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t round);
+  void finish_decode_chain(const DeviceBatch& b, int32_t num_seqs, int32_t rounds,
+                           std::span<int32_t> out);
   void copy_to_host_f32(const Tensor& x, float* dst);
   StepTiming step_timing() const { return timing_; }
   void reset_step_timing();
@@ -103,8 +109,10 @@ class CudaStepIo {
   StepCapacity capacity_;
   int32_t rows_cap_ = 0;
   size_t record_bytes_ = 0, tokens_bytes_ = 0, results_bytes_ = 0;
-  Tensor results_dev_;            // [tokens | logprob records] of the step
-  void* results_host_ = nullptr;  // pinned twin
+  Tensor results_dev_;             // [tokens | logprob records] of the step
+  void* results_host_ = nullptr;   // pinned twin
+  Tensor chain_dev_;               // [kMaxChainRounds, rows] int32: a chain's argmaxes by round
+  int32_t* chain_host_ = nullptr;  // pinned twin
   cudaEvent_t step_start_[2] = {nullptr, nullptr}, step_end_[2] = {nullptr, nullptr};
   int step_idx_ = 0;
   bool step_open_ = false, have_prev_step_ = false;

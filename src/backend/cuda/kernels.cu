@@ -664,6 +664,36 @@ cudaError_t launch_fill_random(void* dst, int dtype_code, int64_t n, uint64_t se
   return cudaGetLastError();
 }
 
+// One round of a greedy decode chain: row s (< num_seqs, one per sequence) keeps its argmax in
+// `kept` and takes it as its next token, one position further (kv_len + 1, the slot from its
+// block table).
+__global__ void advance_decode_chain_kernel(const int32_t* __restrict__ sampled,
+                                            int32_t* __restrict__ kept, int32_t* ids, int32_t* pos,
+                                            int32_t* slot, int32_t* kv_len,
+                                            const int32_t* __restrict__ block_tables,
+                                            int32_t stride, int32_t block_size, int32_t num_seqs) {
+  const int32_t s = int32_t(blockIdx.x * blockDim.x + threadIdx.x);
+  if (s >= num_seqs) return;
+  const int32_t tok = sampled[s];
+  kept[s] = tok;
+  ids[s] = tok;
+  const int32_t p = pos[s] + 1;
+  pos[s] = p;
+  kv_len[s] = p + 1;
+  slot[s] = block_tables[int64_t(s) * stride + p / block_size] * block_size + p % block_size;
+}
+
+cudaError_t launch_advance_decode_chain(const int32_t* sampled, int32_t* kept, int32_t* ids,
+                                        int32_t* pos, int32_t* slot, int32_t* kv_len,
+                                        const int32_t* block_tables, int32_t stride,
+                                        int32_t block_size, int32_t num_seqs,
+                                        cudaStream_t stream) {
+  if (num_seqs <= 0) return cudaSuccess;
+  advance_decode_chain_kernel<<<(num_seqs + 127) / 128, 128, 0, stream>>>(
+      sampled, kept, ids, pos, slot, kv_len, block_tables, stride, block_size, num_seqs);
+  return cudaGetLastError();
+}
+
 __global__ void illegal_write_kernel(int* p) {
   *p = 1;
 }

@@ -150,6 +150,13 @@ cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t ro
                                const int32_t* rows, int32_t num_rows, void* out,
                                int64_t out_stride_bytes, cudaStream_t stream);
 
+// A greedy decode chain's round (CudaStepIo::advance_decode_chain): for s < num_seqs, kept[s] =
+// ids[s] = sampled[s]; pos[s] + 1, kv_len[s] = pos + 1 and slot[s] from row s of block_tables.
+cudaError_t launch_advance_decode_chain(const int32_t* sampled, int32_t* kept, int32_t* ids,
+                                        int32_t* pos, int32_t* slot, int32_t* kv_len,
+                                        const int32_t* block_tables, int32_t stride,
+                                        int32_t block_size, int32_t num_seqs, cudaStream_t stream);
+
 // Seeded uniform random values with standard deviation `stddev` (or all `fill` when stddev is 0)
 // into n contiguous elements: dtype_code 0 = fp32, 1 = bf16, 2 = f16. Element i depends only on
 // (seed, i).
