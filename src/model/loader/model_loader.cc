@@ -26,36 +26,6 @@ Tensor host_f32(const Tensor& p) {
   return out;
 }
 
-// Part `s.rank` of `s.size` along s.dim of a host [rows, cols] tensor (or of a vector, dim 0).
-Tensor host_shard(const Tensor& t, const Shard& s, const std::string& name) {
-  if (s.whole()) return t;
-  INFERD_CHECK((t.ndim() == 2 || (t.ndim() == 1 && s.dim == 0)) && (s.dim == 0 || s.dim == 1) &&
-                   s.rank >= 0 && s.rank < s.size,
-               "shard {} of {} along dim {} of '{}' {}", s.rank, s.size, s.dim, name,
-               t.shape_str());
-  const int64_t n = t.size(s.dim);
-  if (n % s.size != 0)
-    fail("tensor '{}' has {} entries along dimension {}: not divisible into {} shards", name, n,
-         s.dim, s.size);
-  const int64_t part = n / s.size, begin = s.rank * part;
-  if (t.ndim() == 1) {
-    const size_t es = dtype_size(t.dtype());
-    Tensor out = Tensor::empty_host(t.dtype(), {part});
-    std::memcpy(out.data(), static_cast<const char*>(t.data()) + size_t(begin) * es,
-                size_t(part) * es);
-    return out;
-  }
-  if (s.dim == 0) return t.slice_rows(begin, begin + part);
-  const int64_t rows = t.size(0), es = int64_t(dtype_size(t.dtype()));
-  Tensor out = Tensor::empty_host(t.dtype(), {rows, part});
-  for (int64_t r = 0; r < rows; ++r) {
-    std::memcpy(static_cast<char*>(out.data()) + r * part * es,
-                static_cast<const char*>(t.data()) + (r * t.stride(0) + begin) * es,
-                size_t(part * es));
-  }
-  return out;
-}
-
 }  // namespace
 
 LoadFormat parse_load_format(const std::string& s) {
@@ -115,6 +85,35 @@ ModelLoader::~ModelLoader() = default;
 const SafetensorsIndex& ModelLoader::checkpoint() const {
   INFERD_CHECK(st_ != nullptr, "--load-format dummy has no checkpoint tensors");
   return *st_;
+}
+
+Tensor host_shard(const Tensor& t, const Shard& s, const std::string& name) {
+  if (s.whole()) return t;
+  INFERD_CHECK((t.ndim() == 2 || (t.ndim() == 1 && s.dim == 0)) && (s.dim == 0 || s.dim == 1) &&
+                   s.rank >= 0 && s.rank < s.size,
+               "shard {} of {} along dim {} of '{}' {}", s.rank, s.size, s.dim, name,
+               t.shape_str());
+  const int64_t n = t.size(s.dim);
+  if (n % s.size != 0)
+    fail("tensor '{}' has {} entries along dimension {}: not divisible into {} shards", name, n,
+         s.dim, s.size);
+  const int64_t part = n / s.size, begin = s.rank * part;
+  if (t.ndim() == 1) {
+    const size_t es = dtype_size(t.dtype());
+    Tensor out = Tensor::empty_host(t.dtype(), {part});
+    std::memcpy(out.data(), static_cast<const char*>(t.data()) + size_t(begin) * es,
+                size_t(part) * es);
+    return out;
+  }
+  if (s.dim == 0) return t.slice_rows(begin, begin + part);
+  const int64_t rows = t.size(0), es = int64_t(dtype_size(t.dtype()));
+  Tensor out = Tensor::empty_host(t.dtype(), {rows, part});
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(static_cast<char*>(out.data()) + r * part * es,
+                static_cast<const char*>(t.data()) + (r * t.stride(0) + begin) * es,
+                size_t(part * es));
+  }
+  return out;
 }
 
 Tensor ModelLoader::count(Tensor t, const Shard& shard) {

@@ -101,6 +101,11 @@ class ModelLoader {
   Tensor count(Tensor t, const Shard& shard);
 };
 
+// Part s.rank of s.size along s.dim of a host [rows, cols] tensor of any dtype (or of a vector,
+// dim 0): rows are a view, columns a copy; `t` itself when s is whole. Throws Error naming `name`
+// when the dimension does not divide.
+Tensor host_shard(const Tensor& t, const Shard& s, const std::string& name);
+
 // The seed of the dummy values of tensor `name` (FNV-1a of the name, mixed with the load seed).
 uint64_t dummy_seed_of(uint64_t load_seed, const std::string& name);
 

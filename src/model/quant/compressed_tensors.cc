@@ -6,6 +6,7 @@
 // an FP8 weight holds.
 #include <algorithm>
 
+#include "model/loader/model_loader.h"
 #include "model/loader/safetensors.h"
 #include "model/quant/fp8_linear.h"
 #include "model/quant/fp8_weights.h"
@@ -18,6 +19,9 @@ namespace {
 class CompressedTensorsFp8Method final : public LinearMethod {
  public:
   std::string name() const override { return "compressed-tensors fp8"; }
+  // A rank's slice of the float8 weight with its rows' scales (per tensor or per output channel:
+  // the same values as one rank's), or dequantized and sliced.
+  bool supports_shards() const override { return true; }
 
   std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
                                                 ModelLoader& loader) const override {
@@ -27,8 +31,8 @@ class CompressedTensorsFp8Method final : public LinearMethod {
       w->dense = dequantized_fp8_linear(spec, loader);
       return w;
     }
-    if (!rt.fp8_gemm_supported(spec.out_features(), spec.in_features)) {
-      warn_fp8_shape_fallback(spec.in_features, spec.out_features());
+    if (!rt.fp8_gemm_supported(spec.out_features(), spec.local_in_features())) {
+      warn_fp8_shape_fallback(spec.local_in_features(), spec.out_features());
       w->dense = dequantized_fp8_linear(spec, loader);
       return w;
     }
@@ -36,11 +40,16 @@ class CompressedTensorsFp8Method final : public LinearMethod {
     float act_scale = 0.0f;
     for (const auto& p : spec.parts) {
       const int64_t shape[2] = {p.rows, spec.in_features};
-      Fp8Weight f =
-          read_fp8_weight(loader.checkpoint(), p.name + ".weight", shape, loader.config().quant);
-      Tensor sc = Tensor::empty_host(DType::kF32, {f.out()});
-      std::copy(f.channel_scale.begin(), f.channel_scale.end(), sc.data_as<float>());
-      parts.push_back(f.q);
+      const std::string name = p.name + ".weight";
+      const Fp8Weight f = read_fp8_weight(loader.checkpoint(), name, shape, loader.config().quant);
+      // This rank's rows (with their scales) or inputs (every row's scale) of the weight.
+      const Shard sh = spec.weight_shard(p);
+      const int64_t r0 = sh.whole() || sh.dim != 0 ? 0 : sh.rank * (f.out() / sh.size);
+      const Tensor q = host_shard(f.q, sh, name);
+      Tensor sc = Tensor::empty_host(DType::kF32, {q.size(0)});
+      std::copy(f.channel_scale.begin() + r0, f.channel_scale.begin() + r0 + q.size(0),
+                sc.data_as<float>());
+      parts.push_back(q);
       scales.push_back(sc);
       if (loader.config().quant.static_activations)
         act_scale = std::max(act_scale, static_input_scale(loader, p.name));

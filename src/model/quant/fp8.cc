@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "core/logging.h"
+#include "model/loader/model_loader.h"
 #include "model/loader/safetensors.h"
 #include "model/quant/fp8_linear.h"
 #include "model/quant/fp8_weights.h"
@@ -33,8 +34,12 @@ Linear dequantized_fp8_linear(const LinearSpec& spec, ModelLoader& loader) {
   std::vector<Tensor> parts;
   for (const auto& p : spec.parts) {
     const int64_t shape[2] = {p.rows, spec.in_features};
-    parts.push_back(dequantize_fp8(
-        read_fp8_weight(loader.checkpoint(), p.name + ".weight", shape, loader.config().quant)));
+    const std::string name = p.name + ".weight";
+    // Dequantized whole, then this rank's slice (tensor parallelism): the values of one rank, bit
+    // for bit, whatever the scales' blocks (the slice need not fall on them).
+    parts.push_back(host_shard(
+        dequantize_fp8(read_fp8_weight(loader.checkpoint(), name, shape, loader.config().quant)),
+        spec.weight_shard(p), name));
   }
   return loader.runtime().make_linear(std::move(parts),
                                       spec.bias ? loader.bias(spec.parts) : Tensor());
@@ -53,6 +58,10 @@ namespace {
 class Fp8OnlineMethod final : public LinearMethod {
  public:
   std::string name() const override { return "fp8 (online, per channel)"; }
+  // Scales per output channel over whole rows: a column-parallel rank's rows are whole, and a
+  // row-parallel rank (o, down) quantizes the whole weight on the host and keeps its columns, so
+  // every rank holds exactly the values of one rank (not vLLM's per-shard scales).
+  bool supports_shards() const override { return true; }
   std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
                                                 ModelLoader& loader) const override {
     DeviceRuntime& rt = loader.runtime();
@@ -64,13 +73,24 @@ class Fp8OnlineMethod final : public LinearMethod {
     }
     std::vector<Tensor> parts;
     for (const auto& p : spec.parts) {
-      Tensor t = loader.weight(p.name + ".weight", {p.rows, spec.in_features});
-      if (!rt.supports_fp8()) {
-        if (t.device() != Device::kCPU || t.data() == nullptr)
-          fail("--quantization fp8 with --load-format dummy is not supported on {}", rt.name());
-        t = dequantize_fp8(quantize_fp8_per_channel(t));
+      const int64_t shape[2] = {p.rows, spec.in_features};
+      const std::string name = p.name + ".weight";
+      const Shard sh = spec.weight_shard(p);
+      if (rt.supports_fp8()) {  // quantized on the device after loading, from the rows it holds
+        if (!spec.in_shard.whole())
+          fail(
+              "--tensor-parallel-size {}: '{}' (fp8, online) would need its whole rows' scales on "
+              "{}, which row-parallel shards do not compute yet",
+              loader.options().tp.size, p.name, rt.name());
+        parts.push_back(loader.weight(name, shape, sh));
+        continue;
       }
-      parts.push_back(std::move(t));
+      const Shard rows = sh.dim == 0 ? sh : Shard{};
+      Tensor t = loader.weight(name, shape, rows);
+      if (t.device() != Device::kCPU || t.data() == nullptr)
+        fail("--quantization fp8 with --load-format dummy is not supported on {}", rt.name());
+      parts.push_back(host_shard(dequantize_fp8(quantize_fp8_per_channel(t)),
+                                 sh.dim == 0 ? Shard{} : sh, name));
     }
     w->dense = rt.make_linear(std::move(parts), spec.bias ? loader.bias(spec.parts) : Tensor());
     return w;
@@ -97,6 +117,7 @@ class Fp8BlockMethod final : public LinearMethod {
  public:
   explicit Fp8BlockMethod(std::string arch) : arch_(std::move(arch)) {}
   std::string name() const override { return "fp8 (block scales, dequantized)"; }
+  bool supports_shards() const override { return true; }  // dequantized, then sliced
   std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
                                                 ModelLoader& loader) const override {
     DeviceRuntime& rt = loader.runtime();

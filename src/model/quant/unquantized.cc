@@ -22,9 +22,6 @@ class UnquantizedLinearMethod final : public LinearMethod {
     auto w = std::make_unique<DenseWeights>();
     // Float8 tensors in a checkpoint without quantization_config: read_fp8_weight says so.
     if (stored_as_fp8(spec, loader.checkpoint_if_any())) {
-      if (spec.sharded())
-        fail("--tensor-parallel-size {}: '{}' is stored as float8, which is not sharded yet",
-             loader.options().tp.size, spec.parts[0].name);
       w->w = dequantized_fp8_linear(spec, loader);
       return w;
     }
