@@ -70,9 +70,10 @@ std::vector<std::vector<int32_t>> golden_prompts(const std::string& name) {
 // TP = n against TP = 1 on `prompts`: every position's logits (the prompts batched, in chunks of
 // 5 tokens and of 64), then greedy continuations of each prompt.
 void expect_same_as_one_rank(const std::string& dir, int n,
-                             const std::vector<std::vector<int32_t>>& prompts, int32_t new_tokens) {
-  auto one = load_one(dir);
-  auto tp = load_tp(dir, n);
+                             const std::vector<std::vector<int32_t>>& prompts, int32_t new_tokens,
+                             const RunnerOptions& o = options()) {
+  auto one = load_one(dir, o);
+  auto tp = load_tp(dir, n, o);
   for (int32_t chunk : {64, 5}) {
     const auto want = forward_all(*one, prompts, chunk);
     const auto got = forward_all(*tp, prompts, chunk);
@@ -111,11 +112,14 @@ TEST_P(TensorParallelGoldens, LogitsAndGreedyTokensMatchOneRank) {
 // Llama 3 (2 KV heads: replicated at TP = 4), Qwen2 (qkv biases, tied embeddings), Qwen3 (per-head
 // q/k norms), Mistral (sliding window), Gemma 3 (sandwich norms, scaled tied embedding, its second
 // rope; gemma3_softcap: 1 KV head, soft-capped logits), Granite (multipliers, 1 KV head),
-// llama_linear (4 KV heads: divided at TP = 4).
+// llama_linear (4 KV heads: divided at TP = 4); the mixtures of experts (every expert with 1/N of
+// its intermediate rows, the router whole): Mixtral (experts stacked as transformers 5 saves
+// them), Qwen3-MoE (one tensor an expert, dense layers between).
 INSTANTIATE_TEST_SUITE_P(Sharded, TensorParallelGoldens,
                          ::testing::Combine(::testing::Values("llama3", "qwen2", "qwen3", "mistral",
                                                               "gemma3", "gemma3_softcap", "granite",
-                                                              "llama_linear"),
+                                                              "llama_linear", "mixtral",
+                                                              "qwen3_moe"),
                                             ::testing::Values(2, 4)),
                          [](const ::testing::TestParamInfo<std::tuple<std::string, int>>& i) {
                            return std::get<0>(i.param) + "_tp" +
@@ -178,9 +182,7 @@ TEST(TensorParallel, WhatIsNotShardedYetIsRefusedByName) {
       {kDemo, 3, "the model's 2 KV heads neither divide into 3 ranks nor replicate evenly"},
       {kGoldens + "phi3", 2, "attention with a fused qkv_proj (Phi-3) is not sharded yet"},
       {kGoldens + "olmo2", 2, "q/k norms over the whole projection (OLMo 2)"},
-      {kGoldens + "mixtral", 2, "mixture-of-experts layers, which are not sharded yet"},
-      {kGoldens + "qwen3_moe", 2, "mixture-of-experts layers, which are not sharded yet"},
-      {kGoldens + "gpt_oss", 2, "mixture-of-experts layers, which are not sharded yet"},
+      {kGoldens + "gpt_oss", 2, "(gpt-oss) is not sharded yet"},
   };
   for (const auto& c : cases) {
     const std::string err = load_error(c.dir, c.n);
@@ -210,9 +212,9 @@ TEST(TensorParallel, Fp8CheckpointsMatchOneRank) {
 }
 
 // --quantization fp8 (online, per output channel) on the CPU: the scales come from whole rows
-// (a row-parallel rank quantizes the whole weight and keeps its columns), so TP = 2 and 4 give one
-// rank's logits and greedy tokens; and the weights really are FP8 values (not the unquantized
-// model's logits).
+// (a row-parallel rank quantizes the whole weight and keeps its columns; the experts likewise), so
+// TP = 2 and 4 give one rank's logits and greedy tokens; and the weights really are FP8 values
+// (not the unquantized model's logits).
 TEST(TensorParallel, OnlineFp8MatchesOneRank) {
   RunnerOptions fp8 = options();
   fp8.load.quantization = "fp8";
@@ -228,6 +230,9 @@ TEST(TensorParallel, OnlineFp8MatchesOneRank) {
       EXPECT_EQ(greedy_generate(*tp, prompts[s], 12, 64), greedy_generate(*one, prompts[s], 12, 64))
           << "TP=" << n << " prompt " << s;
   }
+  // The experts too: rounded over whole rows, then sliced (stacked and one tensor an expert).
+  for (const char* name : {"mixtral", "qwen3_moe"})
+    expect_same_as_one_rank(kGoldens + name, 2, golden_prompts(name), 8, fp8);
   auto dense = load_one(kGoldens + "llama3");
   auto one = load_one(kGoldens + "llama3", fp8);
   EXPECT_GT(max_diff(forward_all(*one, prompts, 64)[0], forward_all(*dense, prompts, 64)[0]), 1e-3);

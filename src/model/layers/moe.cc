@@ -3,6 +3,7 @@
 // the router logits, the choices, their weights and the experts op's own scratch.
 #include "model/layers/moe.h"
 
+#include "backend/communicator.h"
 #include "core/error.h"
 #include "model/loader/model_loader.h"
 
@@ -30,7 +31,12 @@ class MoeLayerImpl final : public MoeLayer {
     const LinearSpec router = plain_linear(spec.prefix + spec.router_name, spec.num_experts,
                                            spec.hidden, spec.router_bias);
     router_ = unquantized_linear_method().create_weights(router, loader);
+    // Tensor parallelism: each rank's experts hold 1/N of the intermediate size (the router is
+    // whole), and their outputs are summed over the ranks.
+    const TensorParallel& tp = loader.options().tp;
     experts_ = loader.quantization().create_moe_experts(moe_experts_spec(spec), loader);
+    local_intermediate_ = spec.expert_intermediate / tp.size;
+    if (tp.enabled()) reduce_ = tp.comm;
     routing_.num_experts = int32_t(spec.num_experts);
     routing_.top_k = int32_t(spec.top_k);
     routing_.softmax_before_topk = spec.softmax_before_topk;
@@ -42,7 +48,7 @@ class MoeLayerImpl final : public MoeLayer {
     // and the alignment of four regions (T >= 1 rows carry it).
     const int64_t bytes = 4 * spec_.num_experts + 8 * spec_.top_k + 4 * kAlign +
                           moe_scratch_bytes_per_row(spec_.num_experts, spec_.top_k, spec_.hidden,
-                                                    spec_.expert_intermediate);
+                                                    local_intermediate_);
     return (bytes + 1) / 2;
   }
 
@@ -67,6 +73,7 @@ class MoeLayerImpl final : public MoeLayer {
     unquantized_linear_method().apply(ops, *router_, x, logits);
     ops.moe_topk(logits, routing_, ids, weights);
     ops.moe_experts(x, experts_, ids, weights, rest, counts_, out);
+    if (reduce_ != nullptr) reduce_->all_reduce_sum(out);
   }
 
   void set_expert_counts(Tensor counts) override { counts_ = std::move(counts); }
@@ -78,6 +85,8 @@ class MoeLayerImpl final : public MoeLayer {
   MoeRouting routing_;
   std::unique_ptr<LinearWeights> router_;
   MoeExperts experts_;
+  int64_t local_intermediate_ = 0;  // this rank's share of spec_.expert_intermediate
+  Communicator* reduce_ = nullptr;  // tensor parallelism: the ranks' group
   Tensor counts_;
 };
 

@@ -14,11 +14,6 @@ namespace inferd {
 DecoderBase::DecoderBase(const ModelConfig& c, ModelLoader& loader)
     : CausalLM(c), tp_(loader.options().tp) {
   DeviceRuntime& rt = loader.runtime();
-  if (tp_.enabled() && c.num_experts > 0)
-    fail(
-        "--tensor-parallel-size {}: {} has mixture-of-experts layers, which are not sharded yet "
-        "(expert parallelism and sharded experts come with multi-GPU support, issue 33)",
-        tp_.size, c.architecture);
   rope_ =
       make_rope_table(rt, c.rope, c.head_dim, c.max_position_embeddings, loader.max_model_len());
   if (c.has_rope_local) {

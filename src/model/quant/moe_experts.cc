@@ -17,19 +17,22 @@ namespace inferd {
 
 namespace {
 
-// `name` [rows, cols] as a float host tensor: float8 tensors dequantized with their scales.
+// `name` [rows, cols] as a float host tensor: float8 tensors dequantized with their scales; this
+// rank's `shard` of it (tensor parallelism: gate/up rows, down columns). Rounded to FP8 per output
+// channel over whole rows, then sliced, so that every rank holds one rank's values.
 Tensor read_expert_part(ModelLoader& loader, const std::string& name, int64_t rows, int64_t cols,
-                        bool round_fp8) {
+                        bool round_fp8, const Shard& shard) {
   const int64_t shape[2] = {rows, cols};
   const SafetensorsIndex& st = loader.checkpoint();
-  Tensor t;
   if (st.contains(name) && st.info(name).dtype == DType::kF8E4M3) {
-    t = dequantize_fp8(read_fp8_weight(st, name, shape, loader.config().quant));
-  } else {
-    t = loader.weight(name, shape);
+    Tensor t = dequantize_fp8(read_fp8_weight(st, name, shape, loader.config().quant));
+    if (round_fp8) t = dequantize_fp8(quantize_fp8_per_channel(t));
+    return host_shard(t, shard, name);
   }
+  const Shard rows_first = shard.dim == 0 ? shard : Shard{};
+  Tensor t = loader.weight(name, shape, rows_first);
   if (round_fp8) t = dequantize_fp8(quantize_fp8_per_channel(t));
-  return t;
+  return shard.dim == 0 ? t : host_shard(t, shard, name);
 }
 
 // A stacked host tensor [E, I, O] as a new [E, O, I] one (gpt-oss stores x @ W, input-major).
@@ -82,6 +85,11 @@ void load_moe_expert_biases(const MoeExpertsSpec& spec, ModelLoader& loader, Moe
 
 MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
                                                   ModelLoader& loader) const {
+  if (loader.options().tp.enabled() && (spec.transposed || spec.interleaved || spec.bias))
+    fail(
+        "--tensor-parallel-size {}: {}'s experts (input-major, gate/up interleaved, biases: "
+        "gpt-oss) are not sharded yet",
+        loader.options().tp.size, spec.prefix);
   if (is_mxfp4_experts(spec, loader)) {
     MoeExperts w = create_mxfp4_moe_experts(spec, loader);
     set_activation(spec, w);
@@ -94,9 +102,43 @@ MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
     fail("{}: mixture-of-experts layers from GGUF files are not supported", spec.prefix);
   const bool fp8 = loader.options().quantization == "fp8";
   const bool round_on_host = fp8 && !rt.supports_fp8();
+  // Tensor parallelism (issue 33): every rank keeps all experts, each with its 1/N of the
+  // intermediate size (gate/up rows, down columns: vLLM's sharded experts without expert
+  // parallelism); the layer all-reduces the experts' output.
+  const TensorParallel& tp = loader.options().tp;
+  const Shard rows = tp.shard(0), cols = tp.shard(1);
+  if (tp.enabled()) {
+    if (F % tp.size != 0)
+      fail("--tensor-parallel-size {}: {}'s experts have {} intermediate rows: not divisible",
+           tp.size, spec.prefix, F);
+    if (fp8 && rt.supports_fp8())
+      fail("--tensor-parallel-size {}: FP8 experts on {} are not sharded yet", tp.size, rt.name());
+  }
+  const int64_t Fl = F / tp.size;
   MoeExpertTensors t;
   const SafetensorsIndex* st = loader.checkpoint_if_any();
-  if (st == nullptr || st->contains(ex + "gate_up_proj")) {
+  if (tp.enabled() && st != nullptr && st->contains(ex + "gate_up_proj")) {
+    // Stacked, sharded: per expert its gate rows, its up rows, its down columns.
+    const Tensor w13 = loader.weight(ex + "gate_up_proj", {E, 2 * F, H});
+    const Tensor w2 = loader.weight(ex + "down_proj", {E, H, F});
+    for (int64_t e = 0; e < E; ++e) {
+      Tensor gu = expert_view(w13, e), d = expert_view(w2, e);
+      if (round_on_host) {
+        gu = dequantize_fp8(quantize_fp8_per_channel(gu));
+        d = dequantize_fp8(quantize_fp8_per_channel(d));
+      }
+      t.gate_up.push_back({host_shard(gu.slice_rows(0, F), rows, ex + "gate_up_proj"),
+                           host_shard(gu.slice_rows(F, 2 * F), rows, ex + "gate_up_proj")});
+      t.down.push_back(host_shard(d, cols, ex + "down_proj"));
+    }
+  } else if (tp.enabled() && st == nullptr) {
+    // Dummy: each rank draws its slices stacked on the device (seeded by rank).
+    const int64_t s13[3] = {E, 2 * F, H}, s2[3] = {E, H, F};
+    t.w13 = loader.weight(ex + "gate_up_proj", s13, Shard{1, tp.rank, tp.size});
+    t.w2 = loader.weight(ex + "down_proj", s2, Shard{2, tp.rank, tp.size});
+    if (round_on_host)
+      fail("--quantization fp8 with --load-format dummy is not supported on {}", rt.name());
+  } else if (st == nullptr || st->contains(ex + "gate_up_proj")) {
     // Stacked (transformers 5), or dummy: drawn stacked on the device.
     if (spec.transposed && st != nullptr) {
       t.w13 = transpose_experts(loader.weight(ex + "gate_up_proj", {E, H, 2 * F}));
@@ -122,14 +164,14 @@ MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
     for (int64_t e = 0; e < E; ++e) {
       const std::string p = ex + std::to_string(e) + ".";
       t.gate_up.push_back(
-          {read_expert_part(loader, p + spec.gate_name + ".weight", F, H, round_on_host),
-           read_expert_part(loader, p + spec.up_name + ".weight", F, H, round_on_host)});
+          {read_expert_part(loader, p + spec.gate_name + ".weight", F, H, round_on_host, rows),
+           read_expert_part(loader, p + spec.up_name + ".weight", F, H, round_on_host, rows)});
       t.down.push_back(
-          read_expert_part(loader, p + spec.down_name + ".weight", H, F, round_on_host));
+          read_expert_part(loader, p + spec.down_name + ".weight", H, F, round_on_host, cols));
     }
   }
   if (spec.bias) load_moe_expert_biases(spec, loader, t);
-  MoeExperts w = rt.make_moe_experts(std::move(t), H, F);
+  MoeExperts w = rt.make_moe_experts(std::move(t), H, Fl);
   set_activation(spec, w);
   if (w.num_experts != E) fail("{}: {} experts placed, {} expected", spec.prefix, w.num_experts, E);
   if (fp8 && rt.supports_fp8()) rt.quantize_moe_experts_fp8(w);
