@@ -189,9 +189,6 @@ TEST(TensorParallel, WhatIsNotShardedYetIsRefusedByName) {
     EXPECT_NE(err.find("--tensor-parallel-size " + std::to_string(c.n)), std::string::npos) << err;
     EXPECT_NE(err.find(c.message), std::string::npos) << c.dir << ": " << err;
   }
-  // Int4 checkpoints (AWQ here) are not sharded yet.
-  const std::string awq = load_error(std::string(INFERD_TEST_DATA_DIR) + "/int4/awq_g32", 2);
-  EXPECT_NE(awq.find("whose weights are not sharded yet"), std::string::npos) << awq;
   RunnerOptions lora = options();
   lora.max_loras = 1;
   EXPECT_NE(load_error(kDemo, 2, lora).find("LoRA adapters are not sharded yet"),
@@ -209,6 +206,21 @@ TEST(TensorParallel, Fp8CheckpointsMatchOneRank) {
       expect_same_as_one_rank(std::string(INFERD_TEST_DATA_DIR) + "/fp8/" + name, n, prompts, 12);
     }
   }
+}
+
+// Integer weight-only checkpoints (AWQ, GPTQ with and without act-order, 8-bit, per channel,
+// compressed-tensors): on the CPU each part is dequantized whole and sliced, so TP = 2 and 4 give
+// one rank's logits and greedy tokens whatever the groups, the packing and the act-order.
+TEST(TensorParallel, IntCheckpointsMatchOneRank) {
+  const std::vector<std::vector<int32_t>> prompts = {{1, 17, 250, 3, 99, 42}, {1, 5, 6, 7}};
+  for (const char* name :
+       {"awq_g32", "awq_g64", "gptq_g32_actorder", "gptq_8bit_g32", "gptq_channel_v2",
+        "gptq_g64_sym", "ct_channel_asym", "ct_group_actorder"}) {
+    SCOPED_TRACE(name);
+    expect_same_as_one_rank(std::string(INFERD_TEST_DATA_DIR) + "/int4/" + name, 2, prompts, 8);
+  }
+  expect_same_as_one_rank(std::string(INFERD_TEST_DATA_DIR) + "/int4/gptq_g32_actorder", 4, prompts,
+                          8);
 }
 
 // --quantization fp8 (online, per output channel) on the CPU: the scales come from whole rows

@@ -154,6 +154,29 @@ std::unique_ptr<LinearWeights> IntLinearMethod::create_weights(const LinearSpec&
   const int64_t gs = qc.group_size > 0 ? qc.group_size : K;
   const Tensor bias = spec.bias ? loader.bias(spec.parts) : Tensor();
   auto w = std::make_unique<IntLinearWeights>();
+  if (spec.sharded()) {
+    // Tensor parallelism (issue 33), where the weights are computed dense (the CPU): each part
+    // read and dequantized whole, then this rank's rows or inputs sliced, so every rank holds one
+    // rank's values exactly whatever the groups and the packing. Int4 kernels would take shards of
+    // the codes (group-aligned inputs, act-order kept whole): not yet.
+    if (rt.supports_int4(N, spec.local_in_features(), gs))
+      fail("--tensor-parallel-size {}: {} weights are not sharded yet on '{}'",
+           loader.options().tp.size, name(), rt.name());
+    std::vector<Tensor> dense;
+    for (const auto& p : spec.parts) {
+      const std::string part = p.name + ".weight";
+      if (loader.dummy()) {
+        const int64_t shape[2] = {p.rows, K};
+        dense.push_back(loader.weight(part, shape, spec.weight_shard(p)));
+      } else {
+        dense.push_back(
+            host_shard(dequantize_int_weight(read_part(loader.checkpoint(), p.name, p.rows, K, qc)),
+                       spec.weight_shard(p), part));
+      }
+    }
+    w->dense = rt.make_linear(std::move(dense), bias);
+    return w;
+  }
   if (loader.dummy()) {
     if (qc.bits == 4 && rt.supports_int4(N, K, gs)) {
       w->int4 = rt.random_linear_int4(

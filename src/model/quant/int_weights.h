@@ -73,6 +73,8 @@ struct IntLinearWeights final : LinearWeights {
 // --load-format dummy draws random int4 weights), then packs or dequantizes.
 class IntLinearMethod : public LinearMethod {
  public:
+  // Tensor parallelism: dequantized whole, then sliced (create_weights).
+  bool supports_shards() const override { return true; }
   std::unique_ptr<LinearWeights> create_weights(const LinearSpec& spec,
                                                 ModelLoader& loader) const override;
   void apply(KernelOps& ops, const LinearWeights& w, const Tensor& x, Tensor out) const override;
