@@ -85,12 +85,7 @@ class Fp8OnlineMethod final : public LinearMethod {
         parts.push_back(loader.weight(name, shape, sh));
         continue;
       }
-      const Shard rows = sh.dim == 0 ? sh : Shard{};
-      Tensor t = loader.weight(name, shape, rows);
-      if (t.device() != Device::kCPU || t.data() == nullptr)
-        fail("--quantization fp8 with --load-format dummy is not supported on {}", rt.name());
-      parts.push_back(host_shard(dequantize_fp8(quantize_fp8_per_channel(t)),
-                                 sh.dim == 0 ? Shard{} : sh, name));
+      parts.push_back(read_fp8_rounded(loader, name, shape, sh));
     }
     w->dense = rt.make_linear(std::move(parts), spec.bias ? loader.bias(spec.parts) : Tensor());
     return w;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/loader/model_loader.h"
 
 namespace inferd {
 
@@ -130,6 +131,16 @@ Tensor dequantize_fp8(const Fp8Weight& w) {
   for (int64_t n = 0; n < out; ++n)
     for (int64_t k = 0; k < in; ++k) d[n * in + k] = f8e4m3_to_f32(q[n * in + k]) * w.scale(n, k);
   return t;
+}
+
+Tensor read_fp8_rounded(ModelLoader& loader, const std::string& name,
+                        std::span<const int64_t> shape, const Shard& shard) {
+  const Tensor t = loader.weight(name, shape, shard.dim == 0 ? shard : Shard{});
+  if (t.device() != Device::kCPU || t.data() == nullptr)
+    fail("--quantization fp8 with --load-format dummy is not supported on {}",
+         loader.runtime().name());
+  const Tensor r = dequantize_fp8(quantize_fp8_per_channel(t));
+  return shard.dim == 0 ? r : host_shard(r, shard, name);
 }
 
 }  // namespace inferd

@@ -10,8 +10,11 @@
 #include "core/tensor.h"
 #include "model/config.h"
 #include "model/loader/safetensors.h"
+#include "model/parallel.h"
 
 namespace inferd {
+
+class ModelLoader;
 
 // One [out, in] weight in FP8 with its scales: w[n, k] ~= f8(q[n, k]) * scale(n, k), where
 // scale(n, k) is channel_scale[n] (per channel; a per-tensor scale is repeated) or
@@ -42,5 +45,12 @@ Fp8Weight quantize_fp8_per_channel(const Tensor& w);
 
 // f8(q) * scale as an fp32 [out, in] host tensor.
 Tensor dequantize_fp8(const Fp8Weight& w);
+
+// Weight `name` [shape] through `loader`, rounded to FP8 per output channel and dequantized (what
+// --quantization fp8 holds on a backend without FP8), this rank's `shard` of it (tensor
+// parallelism): rows are read as a slice, columns cut after rounding whole rows, so every rank
+// holds one rank's values. Throws Error under --load-format dummy (no host values to round).
+Tensor read_fp8_rounded(ModelLoader& loader, const std::string& name,
+                        std::span<const int64_t> shape, const Shard& shard);
 
 }  // namespace inferd

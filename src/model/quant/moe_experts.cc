@@ -29,10 +29,8 @@ Tensor read_expert_part(ModelLoader& loader, const std::string& name, int64_t ro
     if (round_fp8) t = dequantize_fp8(quantize_fp8_per_channel(t));
     return host_shard(t, shard, name);
   }
-  const Shard rows_first = shard.dim == 0 ? shard : Shard{};
-  Tensor t = loader.weight(name, shape, rows_first);
-  if (round_fp8) t = dequantize_fp8(quantize_fp8_per_channel(t));
-  return shard.dim == 0 ? t : host_shard(t, shard, name);
+  return round_fp8 ? read_fp8_rounded(loader, name, shape, shard)
+                   : loader.weight(name, shape, shard);
 }
 
 // A stacked host tensor [E, I, O] as a new [E, O, I] one (gpt-oss stores x @ W, input-major).
@@ -131,21 +129,15 @@ MoeExperts QuantizationConfig::create_moe_experts(const MoeExpertsSpec& spec,
                            host_shard(gu.slice_rows(F, 2 * F), rows, ex + "gate_up_proj")});
       t.down.push_back(host_shard(d, cols, ex + "down_proj"));
     }
-  } else if (tp.enabled() && st == nullptr) {
-    // Dummy: each rank draws its slices stacked on the device (seeded by rank).
-    const int64_t s13[3] = {E, 2 * F, H}, s2[3] = {E, H, F};
-    t.w13 = loader.weight(ex + "gate_up_proj", s13, Shard{1, tp.rank, tp.size});
-    t.w2 = loader.weight(ex + "down_proj", s2, Shard{2, tp.rank, tp.size});
-    if (round_on_host)
-      fail("--quantization fp8 with --load-format dummy is not supported on {}", rt.name());
   } else if (st == nullptr || st->contains(ex + "gate_up_proj")) {
     // Stacked (transformers 5), or dummy: drawn stacked on the device.
     if (spec.transposed && st != nullptr) {
       t.w13 = transpose_experts(loader.weight(ex + "gate_up_proj", {E, H, 2 * F}));
       t.w2 = transpose_experts(loader.weight(ex + "down_proj", {E, F, H}));
-    } else {
-      t.w13 = loader.weight(ex + "gate_up_proj", {E, 2 * F, H});
-      t.w2 = loader.weight(ex + "down_proj", {E, H, F});
+    } else {  // a sharded checkpoint went above: only dummy weights are drawn sliced (by rank)
+      const int64_t s13[3] = {E, 2 * F, H}, s2[3] = {E, H, F};
+      t.w13 = loader.weight(ex + "gate_up_proj", s13, tp.shard(1));
+      t.w2 = loader.weight(ex + "down_proj", s2, tp.shard(2));
     }
     if (round_on_host) {
       if (st == nullptr)
