@@ -284,7 +284,7 @@ TEST(CudaSpecDraftModel, GreedyChainOnTheDeviceMatchesRoundByRound) {
   EXPECT_EQ(device, host);
   // A start that is not a decode batch is refused.
   std::vector<int32_t> out(size_t(2 * S));
-  EXPECT_THROW(runner.execute_greedy_chain(pre, 2, out), Error);
+  EXPECT_THROW(runner.execute_greedy_chain(pre, 2, out), InternalError);
 }
 
 TEST(CudaSpecDraftModel, SampledDraftRowsSampleLikeTheReference) {
