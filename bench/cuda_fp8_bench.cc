@@ -1,10 +1,10 @@
 // CUDA benchmark of the FP8 decode GEMV (issue 24: >= 80 % of the copy bandwidth for <= 8 rows):
 // time per call and weight GB/s of each kernel of cuda::launch_fp8_gemv (set_fp8_gemv_variant)
-// and of cuBLASLt's FP8 GEMM with the inputs quantized per row (the last column pair, v5) against
-// the dense bf16 `linear` (cuBLASLt) at the Llama-3.1-8B projection shapes for T = 1, 2, 4 and 8
-// tokens, and the GEMV variants' largest difference from variant 0. The weights are cycled
-// through enough copies (>= 160 MB) that no call finds them in L2. Each call is timed from a CUDA
-// graph of many calls. Prints a table; asserts nothing. Needs a GPU.
+// and of cuBLASLt's FP8 GEMM with the inputs quantized per row (v5) against the dense bf16
+// `linear` (cuBLASLt, and the bf16 GEMV: cuda::launch_bf16_gemv) at the Llama-3.1-8B projection
+// shapes for T = 1, 2, 4 and 8 tokens, and the GEMV variants' largest difference from variant 0.
+// The weights are cycled through enough copies (>= 160 MB) that no call finds them in L2. Each
+// call is timed from a CUDA graph of many calls. Prints a table; asserts nothing. Needs a GPU.
 //   cuda_fp8_bench [--device N]
 #include <algorithm>
 #include <cmath>
@@ -32,8 +32,8 @@ int main(int argc, char** argv) {
       {6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
   const std::vector<int32_t> tokens = {1, 2, 4, 8};
   constexpr double kMinBytes = 160e6;
-  std::printf("%s\n%7s %6s %3s %10s %9s", gpu->name().c_str(), "N", "K", "T", "bf16 us",
-              "bf16 GB/s");
+  std::printf("%s\n%7s %6s %3s %10s %9s %10s %9s", gpu->name().c_str(), "N", "K", "T", "bf16 us",
+              "bf16 GB/s", "bgemv us", "bgemv GB/s");
   for (int v = 0; v < cuda::kFp8GemvVariants; ++v) std::printf("    v%d us  v%d GB/s", v, v);
   std::printf("  GEMVs max|v-v0|/max|v0|\n");
   int32_t key = 7000;
@@ -59,10 +59,16 @@ int main(int argc, char** argv) {
       Tensor dout = gpu->alloc(DType::kBF16, {T, N});
       Tensor f32_out = gpu->alloc(DType::kF32, {T, N});
       size_t i = 0;
+      const int gemv_before = cuda::set_bf16_gemv_max_tokens(0);  // cuBLASLt
       const double sb = time_per_call(
           *gpu, [&] { gpu->linear(dx, dense[i++ % dense.size()], dout); }, key++);
-      std::printf("%7lld %6lld %3d %10.2f %9.0f", (long long)N, (long long)K, T, sb * 1e6,
-                  bf16_bytes / sb / 1e9);
+      cuda::set_bf16_gemv_max_tokens(cuda::kFp8GemvMaxTokens);  // the bf16 GEMV
+      i = 0;
+      const double sg = time_per_call(
+          *gpu, [&] { gpu->linear(dx, dense[i++ % dense.size()], dout); }, key++);
+      cuda::set_bf16_gemv_max_tokens(gemv_before);
+      std::printf("%7lld %6lld %3d %10.2f %9.0f %10.2f %9.0f", (long long)N, (long long)K, T,
+                  sb * 1e6, bf16_bytes / sb / 1e9, sg * 1e6, bf16_bytes / sg / 1e9);
       std::vector<float> ref;
       double worst = 0;
       for (int v = 0; v < cuda::kFp8GemvVariants; ++v) {

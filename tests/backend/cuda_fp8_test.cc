@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -147,7 +148,8 @@ TEST_F(CudaFp8, EveryGemvVariantMatchesTheHostProduct) {
               float(acc * double(ws_scale[size_t(n)]) + double(bias.data_as<float>()[n]));
         }
       const Tensor dx = cuda_upload(*gpu_, xb.slice_rows(0, T), DType::kBF16);
-      for (int v = 0; v < cuda::kFp8GemvCublas; ++v) {
+      for (int v = 0; v < cuda::kFp8GemvVariants; ++v) {
+        if (v == cuda::kFp8GemvCublas) continue;
         SCOPED_TRACE(::testing::Message()
                      << "variant " << v << " T=" << T << " K=" << sh.K << " N=" << sh.N);
         const int before = cuda::set_fp8_gemv_variant(v);
@@ -160,6 +162,53 @@ TEST_F(CudaFp8, EveryGemvVariantMatchesTheHostProduct) {
       }
     }
   }
+}
+
+// The bf16 GEMV (CudaGemm::linear for decode-sized steps) on the same awkward shapes: equal to the
+// fp64 product of the bf16 inputs and weights, and each token's row the same bits whatever the
+// number of tokens beside it (a sequence decodes alike alone and in a verification step).
+TEST_F(CudaFp8, Bf16GemvMatchesTheHostProductAtEveryTokenCount) {
+  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
+  struct Shape {
+    int64_t K, N;
+  };
+  const std::vector<Shape> shapes = {{4112, 112}, {1024, 271}, {8, 48}};
+  reserve(8);
+  const int before = cuda::set_bf16_gemv_max_tokens(cuda::kFp8GemvMaxTokens);
+  for (const Shape& sh : shapes) {
+    const Tensor w = rand_host({sh.N, sh.K}, rng_, 0.05f);
+    const Tensor bias = rand_host({sh.N}, rng_, 0.5f);
+    const Linear lin = gpu_->make_linear({w}, bias);
+    const Tensor wb = cuda_download_f32(*gpu_, cuda_upload(*gpu_, w, DType::kBF16));
+    const Tensor x = rand_host({8, sh.K}, rng_, 2.0f);
+    const Tensor xb = cuda_download_f32(*gpu_, cuda_upload(*gpu_, x, DType::kBF16));
+    Tensor first;  // T = 8
+    for (int32_t T : {8, 1, 2, 3, 4, 5, 6, 7}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " K=" << sh.K << " N=" << sh.N);
+      Tensor ref = Tensor::empty_host(DType::kF32, {T, sh.N});
+      for (int32_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < sh.N; ++n) {
+          double acc = 0;
+          for (int64_t k = 0; k < sh.K; ++k)
+            acc += double(xb.data_as<float>()[t * sh.K + k]) *
+                   double(wb.data_as<float>()[n * sh.K + k]);
+          ref.data_as<float>()[int64_t(t) * sh.N + n] =
+              float(acc + double(bias.data_as<float>()[n]));
+        }
+      const Tensor dx = cuda_upload(*gpu_, xb.slice_rows(0, T), DType::kBF16);
+      Tensor dout = gpu_->alloc(DType::kF32, {T, sh.N});
+      cuda_poison(*gpu_, dout);
+      gpu_->linear(dx, lin, dout);
+      const Tensor got = cuda_download_f32(*gpu_, dout);
+      EXPECT_LT(rel_err(got, ref), 1e-5);
+      if (T == 8) {
+        first = got;
+      } else {
+        EXPECT_EQ(0, std::memcmp(got.data(), first.data(), size_t(T * sh.N) * sizeof(float)));
+      }
+    }
+  }
+  cuda::set_bf16_gemv_max_tokens(before);
 }
 
 // make_linear_fp8 from host parts (the checkpoint path): parts concatenated with their scales.

@@ -28,6 +28,7 @@
 #include "backend/cuda/attention_split.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace inferd::cuda {
 
@@ -262,6 +263,8 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
   const int32_t num_splits = int32_t(gridDim.z);
   const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, tq = lane & 3;
+  pdl_wait();
+  pdl_launch_dependents();
 
   // The block's rows [row0, row0 + nrows) of sequence seq, and its split's keys [k0, k1) (the
   // union of the rows' ranges).
@@ -471,13 +474,14 @@ cudaError_t launch_mma_decode(const AttentionParams& p, cudaStream_t stream) {
     if (e != cudaSuccess) return e;
   }
   const unsigned units = unsigned(p.seq_blocks ? p.num_seqs : p.num_tokens);
-  kernel<<<dim3(units, unsigned(p.num_kv_heads), unsigned(p.num_splits)), kAttnThreads, smem,
-           stream>>>(p);
-  return cudaGetLastError();
+  return launch_pdl(kernel, dim3(units, unsigned(p.num_kv_heads), unsigned(p.num_splits)),
+                    dim3(kAttnThreads), smem, stream, p);
 }
 
 // out[t, qh, :] from the splits' partial (max, sum, unnormalised accumulator).
 __global__ void combine_splits_kernel(AttentionParams p, int32_t num_splits) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int32_t t = int32_t(blockIdx.x), qh = int32_t(blockIdx.y);
   if (p.single_token_seqs_only) {
     const int32_t seq = seq_of_token(p.seq_q_start, p.num_seqs, t);
@@ -566,9 +570,8 @@ cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
   }
   if (e != cudaSuccess || p.num_splits == 1) return e;
   const int threads = p.head_dim < 32 ? 32 : (p.head_dim + 31) / 32 * 32;
-  combine_splits_kernel<<<dim3(unsigned(p.num_tokens), unsigned(p.num_heads)), threads, 0,
-                          stream>>>(p, p.num_splits);
-  return cudaGetLastError();
+  return launch_pdl(combine_splits_kernel, dim3(unsigned(p.num_tokens), unsigned(p.num_heads)),
+                    dim3(unsigned(threads)), 0, stream, p, p.num_splits);
 }
 
 }  // namespace inferd::cuda

@@ -64,6 +64,15 @@ void CudaGemm::linear(const Tensor& x, const Linear& w, Tensor out) {
                "linear weight was not placed by the CUDA backend");
   if (T == 0) return;
   const bool out_f32 = out.dtype() == DType::kF32;
+  if (T <= cuda::bf16_gemv_max_tokens() && K % 8 == 0 && xm.ld % 8 == 0 &&
+      alignment_of(x.data()) >= 16 && alignment_of(w.parts[0].data()) >= 16 &&
+      (!w.bias.defined() || w.bias.dtype() == DType::kF32)) {
+    // Decode-sized: the GEMV (one pass over the weights, launched as a programmatic dependent).
+    CU_CHECK(cuda::launch_bf16_gemv(x.data(), xm.ld, int32_t(T), w.parts[0].data(),
+                                    w.bias.defined() ? w.bias.data_as<float>() : nullptr, N, K,
+                                    out.data(), om.ld, out_f32, ctx_.stream()));
+    return;
+  }
   const Plan& p = plan(N, T, K, K, xm.ld, om.ld, out_f32, w.parts[0].data(), x.data(), out.data(),
                        ScalePtrs{nullptr, nullptr});
   run(p, w.parts[0].data(), x.data(), out.data());

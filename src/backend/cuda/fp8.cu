@@ -2,8 +2,12 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "backend/cuda/fp8.h"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace inferd::cuda {
 
@@ -92,52 +96,74 @@ __device__ __forceinline__ void fp8x16_to_float(const uint4& v, float* f) {
 // and conversion serves kRows rows and each lane has kRows x kChunks 16-byte weight loads in
 // flight before any math; the token count is a template bound (kMaxT in 1, 2, 4, 8) so that a
 // single-token step carries no code for eight.
-template <int kMaxT, int kRows, int kChunks, bool kOutF32>
+// kFp8: float8 weights (16 a 16-byte load) scaled per row; else bf16 weights (8 a load), unscaled
+// (launch_bf16_gemv).
+template <int kMaxT, int kRows, int kChunks, bool kOutF32, bool kFp8 = true>
 __global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
-    fp8_gemv_rows_kernel(const bf16* __restrict__ x, int64_t ld_x, int num_tokens,
-                         const uint8_t* __restrict__ w, const float* __restrict__ w_scale,
-                         const float* __restrict__ bias, int64_t n_rows, int64_t k,
-                         void* __restrict__ out, int64_t ld_out) {
+    gemv_rows_kernel(const bf16* __restrict__ x, int64_t ld_x, int num_tokens,
+                     const uint8_t* __restrict__ w, const float* __restrict__ w_scale,
+                     const float* __restrict__ bias, int64_t n_rows, int64_t k,
+                     void* __restrict__ out, int64_t ld_out) {
+  constexpr int kElems = kFp8 ? 16 : 8;  // weights a 16-byte load
+  constexpr int kBytes = kFp8 ? 1 : 2;   // bytes a weight
   const int lane = threadIdx.x & 31;
   const int64_t n0 = (int64_t(blockIdx.x) * kGemvRowsPerBlock + (threadIdx.x >> 5)) * kRows;
-  if (n0 >= n_rows) return;
+  if (n0 >= n_rows) {
+    pdl_wait();
+    return;
+  }
   const uint8_t* wrow[kRows];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) wrow[r] = w + (n0 + r < n_rows ? n0 + r : n_rows - 1) * k;
+  for (int r = 0; r < kRows; ++r)
+    wrow[r] = w + (n0 + r < n_rows ? n0 + r : n_rows - 1) * k * kBytes;
   float acc[kRows][kMaxT];
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
 #pragma unroll
     for (int t = 0; t < kMaxT; ++t) acc[r][t] = 0.0f;
-  for (int64_t base = int64_t(lane) * 16; base < k; base += kChunks * 32 * 16) {
+  // The first weights into L2 while the kernel before this one finishes (they are no kernel's
+  // output); then the loop as before the programmatic launch (loads first, then the math).
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+    if (int64_t(lane) * kElems < k)
+      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(wrow[r] + int64_t(lane) * kElems * kBytes));
+  pdl_wait();
+  pdl_launch_dependents();
+  for (int64_t base = int64_t(lane) * kElems; base < k; base += kChunks * 32 * kElems) {
     uint4 wv[kRows][kChunks];
 #pragma unroll
     for (int u = 0; u < kChunks; ++u) {
-      const int64_t k0 = base + int64_t(u) * 32 * 16;
+      const int64_t k0 = base + int64_t(u) * 32 * kElems;
 #pragma unroll
       for (int r = 0; r < kRows; ++r)
-        wv[r][u] = k0 < k ? __ldcs(reinterpret_cast<const uint4*>(wrow[r] + k0))
+        wv[r][u] = k0 < k ? __ldcs(reinterpret_cast<const uint4*>(wrow[r] + k0 * kBytes))
                           : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kChunks; ++u) {
-      const int64_t k0 = base + int64_t(u) * 32 * 16;
+      const int64_t k0 = base + int64_t(u) * 32 * kElems;
       if (k0 >= k) break;
-      float wf[kRows][16];
+      float wf[kRows][kElems];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) fp8x16_to_float(wv[r][u], wf[r]);
+      for (int r = 0; r < kRows; ++r) {
+        if constexpr (kFp8) {
+          fp8x16_to_float(wv[r][u], wf[r]);
+        } else {
+          bf16x8_to_float(wv[r][u], wf[r]);
+        }
+      }
 #pragma unroll
       for (int t = 0; t < kMaxT; ++t) {
         if (t < num_tokens) {
           const uint4* xp = reinterpret_cast<const uint4*>(x + int64_t(t) * ld_x + k0);
-          float xf[16];
+          float xf[kElems];
           bf16x8_to_float(__ldg(xp), xf);
-          bf16x8_to_float(__ldg(xp + 1), xf + 8);
+          if constexpr (kFp8) bf16x8_to_float(__ldg(xp + 1), xf + 8);
 #pragma unroll
           for (int r = 0; r < kRows; ++r) {
             float s = 0.0f;
 #pragma unroll
-            for (int j = 0; j < 16; ++j) s = fmaf(xf[j], wf[r][j], s);
+            for (int j = 0; j < kElems; ++j) s = fmaf(xf[j], wf[r][j], s);
             acc[r][t] += s;
           }
         }
@@ -148,7 +174,7 @@ __global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
   for (int r = 0; r < kRows; ++r) {
     const int64_t n = n0 + r;
     if (n >= n_rows) break;
-    const float scale = w_scale[n], b = bias != nullptr ? bias[n] : 0.0f;
+    const float scale = kFp8 ? w_scale[n] : 1.0f, b = bias != nullptr ? bias[n] : 0.0f;
 #pragma unroll
     for (int t = 0; t < kMaxT; ++t) {
       if (t < num_tokens) {
@@ -200,6 +226,17 @@ __global__ void __launch_bounds__(kTcWarps * 32)
   float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   const int64_t kblocks = (k + 63) / 64;
   const uint4 zero = make_uint4(0, 0, 0, 0);
+  // The first k-blocks' weights into L2 while the kernel before this one finishes.
+#pragma unroll
+  for (int u = 0; u < kTcUnroll; ++u) {
+    const int64_t kb = warp + int64_t(u) * kTcWarps, k0 = kb * 64 + 16 * c;
+    if (kb < kblocks && k0 < k) {
+      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(w_lo + k0));
+      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(w_hi + k0));
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
   for (int64_t kb0 = warp; kb0 < kblocks; kb0 += kTcWarps * kTcUnroll) {
     uint4 wl[kTcUnroll], wh[kTcUnroll], xv[kTcUnroll][2];
 #pragma unroll
@@ -251,7 +288,7 @@ __global__ void __launch_bounds__(kTcWarps * 32)
   }
 }
 
-template <int kRows, int kChunks, bool kOutF32>
+template <int kRows, int kChunks, bool kOutF32, bool kFp8 = true>
 void launch_rows(const bf16* x, int64_t ld_x, int num_tokens, const uint8_t* w,
                  const float* w_scale, const float* bias, int64_t n, int64_t k, void* out,
                  int64_t ld_out, cudaStream_t stream) {
@@ -259,17 +296,17 @@ void launch_rows(const bf16* x, int64_t ld_x, int num_tokens, const uint8_t* w,
   const unsigned blocks = unsigned((warps + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);
   constexpr unsigned kBlock = kGemvRowsPerBlock * 32;
   if (num_tokens == 1) {
-    fp8_gemv_rows_kernel<1, kRows, kChunks, kOutF32><<<blocks, kBlock, 0, stream>>>(
-        x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+    launch_pdl(gemv_rows_kernel<1, kRows, kChunks, kOutF32, kFp8>, dim3(blocks), dim3(kBlock), 0,
+               stream, x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
   } else if (num_tokens == 2) {
-    fp8_gemv_rows_kernel<2, kRows, kChunks, kOutF32><<<blocks, kBlock, 0, stream>>>(
-        x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+    launch_pdl(gemv_rows_kernel<2, kRows, kChunks, kOutF32, kFp8>, dim3(blocks), dim3(kBlock), 0,
+               stream, x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
   } else if (num_tokens <= 4) {
-    fp8_gemv_rows_kernel<4, kRows, kChunks, kOutF32><<<blocks, kBlock, 0, stream>>>(
-        x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+    launch_pdl(gemv_rows_kernel<4, kRows, kChunks, kOutF32, kFp8>, dim3(blocks), dim3(kBlock), 0,
+               stream, x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
   } else {
-    fp8_gemv_rows_kernel<8, kRows, kChunks, kOutF32><<<blocks, kBlock, 0, stream>>>(
-        x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
+    launch_pdl(gemv_rows_kernel<8, kRows, kChunks, kOutF32, kFp8>, dim3(blocks), dim3(kBlock), 0,
+               stream, x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out);
   }
 }
 
@@ -287,10 +324,19 @@ void launch_variant(int variant, const bf16* x, int64_t ld_x, int num_tokens, co
     case 3:
       launch_rows<4, 2, kOutF32>(x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out, stream);
       return;
+    case kFp8GemvAuto:
+      // Variant 3 for one token, tensor cores for more (bench/cuda_fp8_bench: v3 leads or ties at
+      // one token; v4 holds 1.8-2.7 TB/s for 2..8 tokens where the FMA kernels fall below 1).
+      if (num_tokens == 1) {
+        launch_rows<4, 2, kOutF32>(x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out,
+                                   stream);
+        return;
+      }
+      [[fallthrough]];
     case 4:
       if (n % 16 == 0) {
-        fp8_gemv_tc_kernel<kOutF32><<<unsigned(n / 16), kTcWarps * 32, 0, stream>>>(
-            x, ld_x, num_tokens, w, w_scale, bias, k, out, ld_out);
+        launch_pdl(fp8_gemv_tc_kernel<kOutF32>, dim3(unsigned(n / 16)), dim3(kTcWarps * 32), 0,
+                   stream, x, ld_x, num_tokens, w, w_scale, bias, k, out, ld_out);
       } else {
         launch_rows<4, 2, kOutF32>(x, ld_x, num_tokens, w, w_scale, bias, n, k, out, ld_out,
                                    stream);
@@ -299,7 +345,7 @@ void launch_variant(int variant, const bf16* x, int64_t ld_x, int num_tokens, co
     default: {
       // Variant 0, the first GEMV: a warp a row, 4 loads in flight, code for eight tokens always.
       const unsigned blocks = unsigned((n + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock);
-      fp8_gemv_rows_kernel<kFp8GemvMaxTokens, 1, 4, kOutF32>
+      gemv_rows_kernel<kFp8GemvMaxTokens, 1, 4, kOutF32>
           <<<blocks, kGemvRowsPerBlock * 32, 0, stream>>>(x, ld_x, num_tokens, w, w_scale, bias, n,
                                                           k, out, ld_out);
     }
@@ -330,6 +376,43 @@ cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, con
 }
 
 int fp8_gemv_variant() { return g_gemv_variant; }
+
+cudaError_t launch_bf16_gemv(const void* x, int64_t ld_x, int32_t num_tokens, const void* w,
+                             const float* bias, int64_t n, int64_t k, void* out, int64_t ld_out,
+                             bool out_f32, cudaStream_t stream) {
+  if (num_tokens <= 0 || n <= 0) return cudaSuccess;
+  if (num_tokens > kFp8GemvMaxTokens || k % 8 != 0 || ld_x % 8 != 0 ||
+      reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0)
+    return cudaErrorInvalidValue;
+  const bf16* xb = static_cast<const bf16*>(x);
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  if (out_f32) {
+    launch_rows<4, 2, true, false>(xb, ld_x, num_tokens, wb, nullptr, bias, n, k, out, ld_out,
+                                   stream);
+  } else {
+    launch_rows<4, 2, false, false>(xb, ld_x, num_tokens, wb, nullptr, bias, n, k, out, ld_out,
+                                    stream);
+  }
+  return cudaGetLastError();
+}
+
+int g_bf16_gemv_max_tokens = -1;  // -1: not read yet
+
+int bf16_gemv_max_tokens() {
+  if (g_bf16_gemv_max_tokens < 0) {
+    const char* env = std::getenv("INFERD_CUDA_BF16_GEMV");
+    g_bf16_gemv_max_tokens = env != nullptr && *env != 0 ? std::atoi(env) : kBf16GemvDefaultMaxTokens;
+    if (g_bf16_gemv_max_tokens < 0) g_bf16_gemv_max_tokens = 0;
+    if (g_bf16_gemv_max_tokens > kFp8GemvMaxTokens) g_bf16_gemv_max_tokens = kFp8GemvMaxTokens;
+  }
+  return g_bf16_gemv_max_tokens;
+}
+
+int set_bf16_gemv_max_tokens(int max_tokens) {
+  const int before = bf16_gemv_max_tokens();
+  g_bf16_gemv_max_tokens = max_tokens < 0 ? 0 : std::min(max_tokens, kFp8GemvMaxTokens);
+  return before;
+}
 
 int set_fp8_gemv_variant(int variant) {
   const int before = g_gemv_variant;

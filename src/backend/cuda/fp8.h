@@ -31,11 +31,25 @@ cudaError_t launch_fp8_gemv(const void* x, int64_t ld_x, int32_t num_tokens, con
 // (1..3 instantiated for at most 1, 2, 4 and 8 tokens); 4, tensor cores (16 rows a block of 8
 // warps splitting K, mma.m16n8k16 with the tokens as N; for a row count that is not a multiple of
 // 16, variant 3); kFp8GemvCublas: no GEMV, the inputs quantized per row for cuBLASLt's FP8 GEMM at
-// every row count (CudaGemm::linear_fp8). Out of range: the default.
-constexpr int kFp8GemvVariants = 6;
+// every row count (CudaGemm::linear_fp8); kFp8GemvAuto (the default): 3 for one token, 4 for
+// more. Out of range: the default.
+constexpr int kFp8GemvVariants = 7;
 constexpr int kFp8GemvCublas = 5;
-constexpr int kFp8GemvDefaultVariant = 3;
+constexpr int kFp8GemvAuto = 6;
+constexpr int kFp8GemvDefaultVariant = kFp8GemvAuto;
 int set_fp8_gemv_variant(int variant);
 int fp8_gemv_variant();
+
+// The same GEMV over bf16 weights [N, K] (variant 3's shape, no scale): out = x W^T (+ bias) for
+// num_tokens <= kFp8GemvMaxTokens; K a multiple of 8, x and W 16-byte aligned, ld_x a multiple of
+// 8. CudaGemm::linear takes it instead of cuBLASLt for at most bf16_gemv_max_tokens() rows:
+// kBf16GemvDefaultMaxTokens, or INFERD_CUDA_BF16_GEMV (0: cuBLASLt always); set_... returns the
+// previous value (benchmarks).
+cudaError_t launch_bf16_gemv(const void* x, int64_t ld_x, int32_t num_tokens, const void* w,
+                             const float* bias, int64_t n, int64_t k, void* out, int64_t ld_out,
+                             bool out_f32, cudaStream_t stream);
+constexpr int kBf16GemvDefaultMaxTokens = 1;
+int bf16_gemv_max_tokens();
+int set_bf16_gemv_max_tokens(int max_tokens);
 
 }  // namespace inferd::cuda

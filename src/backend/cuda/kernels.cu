@@ -12,8 +12,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace inferd::cuda {
 
@@ -340,6 +343,8 @@ __global__ void rms_norm_vec_kernel(Bf16x8* __restrict__ residual, int64_t ld8_r
                                     const Bf16x8* __restrict__ x, int64_t ld8_x, float x_scale,
                                     const float4* __restrict__ w, float eps, int64_t n8,
                                     Bf16x8* __restrict__ out, int64_t ld8_out) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t t = blockIdx.x;
   Bf16x8* rr = residual + t * ld8_res;
   const Bf16x8* xr = x + t * ld8_x;
@@ -377,6 +382,8 @@ template <bool kGelu>
 __global__ void act_mul_vec_kernel(const Bf16x8* __restrict__ gu, int64_t ld8_gu,
                                    int64_t num_tokens, int64_t f8, Bf16x8* __restrict__ out,
                                    int64_t ld8_out) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t total = num_tokens * f8;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -399,6 +406,8 @@ __global__ void rope_write_kv_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int
                                      const int32_t* __restrict__ positions,
                                      const int32_t* __restrict__ slots, bf16* __restrict__ k_cache,
                                      bf16* __restrict__ v_cache) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t t = blockIdx.x;
   const int64_t half = head_dim / 2, h8 = half / 8, d8 = head_dim / 8;
   const float pos = float(positions[t]);
@@ -441,6 +450,8 @@ __global__ void rope_write_kv_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int
 __global__ void gather_rows_vec_kernel(const char* __restrict__ x, int64_t x_stride,
                                        int64_t row_units, const int32_t* __restrict__ rows,
                                        char* __restrict__ out, int64_t out_stride) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t r = blockIdx.x;
   const uint4* src = reinterpret_cast<const uint4*>(x + int64_t(rows[r]) * x_stride);
   uint4* dst = reinterpret_cast<uint4*>(out + r * out_stride);
@@ -478,6 +489,18 @@ __global__ void fill_random_kernel(void* dst, int dtype_code, int64_t n, uint64_
 
 }  // namespace
 
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("INFERD_CUDA_PDL");
+    if (env != nullptr && std::string_view(env) == "0") return false;
+    int dev = 0, major = 0;
+    return cudaGetDevice(&dev) == cudaSuccess &&
+           cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+           major >= 9;
+  }();
+  return on;
+}
+
 cudaError_t launch_embedding(const void* table, int64_t vocab, int64_t hidden, const int32_t* ids,
                              int32_t num_tokens, float scale, void* out, int64_t ld_out,
                              cudaStream_t stream) {
@@ -499,9 +522,10 @@ cudaError_t launch_rms_norm(const void* x, int64_t ld_x, const float* w, float e
                             cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
   if (vec_ok(x, ld_x, hidden) && vec_ok(out, ld_out, hidden) && aligned16(w)) {
-    rms_norm_vec_kernel<false><<<num_tokens, row_threads(hidden / 8), 0, stream>>>(
-        nullptr, 0, static_cast<const Bf16x8*>(x), ld_x / 8, 1.0f,
-        reinterpret_cast<const float4*>(w), eps, hidden / 8, static_cast<Bf16x8*>(out), ld_out / 8);
+    return launch_pdl(rms_norm_vec_kernel<false>, dim3(num_tokens), dim3(row_threads(hidden / 8)),
+                      0, stream, nullptr, int64_t{0}, static_cast<const Bf16x8*>(x), ld_x / 8, 1.0f,
+                      reinterpret_cast<const float4*>(w), eps, hidden / 8,
+                      static_cast<Bf16x8*>(out), ld_out / 8);
   } else {
     rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
         static_cast<const bf16*>(x), ld_x, w, eps, hidden, static_cast<bf16*>(out), ld_out);
@@ -515,10 +539,11 @@ cudaError_t launch_add_rms_norm(void* residual, int64_t ld_res, const void* x, i
   if (num_tokens <= 0) return cudaSuccess;
   if (vec_ok(residual, ld_res, hidden) && vec_ok(x, ld_x, hidden) && vec_ok(out, ld_out, hidden) &&
       aligned16(w)) {
-    rms_norm_vec_kernel<true><<<num_tokens, row_threads(hidden / 8), 0, stream>>>(
-        static_cast<Bf16x8*>(residual), ld_res / 8, static_cast<const Bf16x8*>(x), ld_x / 8,
-        x_scale, reinterpret_cast<const float4*>(w), eps, hidden / 8, static_cast<Bf16x8*>(out),
-        ld_out / 8);
+    return launch_pdl(rms_norm_vec_kernel<true>, dim3(num_tokens), dim3(row_threads(hidden / 8)),
+                      0, stream, static_cast<Bf16x8*>(residual), ld_res / 8,
+                      static_cast<const Bf16x8*>(x), ld_x / 8, x_scale,
+                      reinterpret_cast<const float4*>(w), eps, hidden / 8,
+                      static_cast<Bf16x8*>(out), ld_out / 8);
   } else {
     add_rms_norm_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
         static_cast<bf16*>(residual), ld_res, static_cast<const bf16*>(x), ld_x, x_scale, w, eps,
@@ -572,9 +597,9 @@ cudaError_t launch_act_mul(const void* gate_up, int64_t ld_gate_up, int32_t num_
   const int64_t total = int64_t(num_tokens) * f;
   if (total <= 0) return cudaSuccess;
   if (vec_ok(gate_up, ld_gate_up, f) && vec_ok(out, ld_out, f)) {
-    act_mul_vec_kernel<kGelu><<<grid_for(total / 8, 256), 256, 0, stream>>>(
-        static_cast<const Bf16x8*>(gate_up), ld_gate_up / 8, num_tokens, f / 8,
-        static_cast<Bf16x8*>(out), ld_out / 8);
+    return launch_pdl(act_mul_vec_kernel<kGelu>, dim3(grid_for(total / 8, 256)), dim3(256), 0,
+                      stream, static_cast<const Bf16x8*>(gate_up), ld_gate_up / 8,
+                      int64_t{num_tokens}, f / 8, static_cast<Bf16x8*>(out), ld_out / 8);
   } else {
     act_mul_kernel<kGelu>
         <<<grid_for(total, 256), 256, 0, stream>>>(static_cast<const bf16*>(gate_up), ld_gate_up,
@@ -631,11 +656,10 @@ cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, 
     return cudaErrorInvalidValue;  // the caller runs rope and write_kv separately
   }
   const int64_t items = (num_heads + num_kv_heads) * (head_dim / 16) + num_kv_heads * head_dim / 8;
-  rope_write_kv_kernel<<<num_tokens, row_threads(items), 0, stream>>>(
-      static_cast<bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, inv_freq,
-      attention_scaling, positions, slots, static_cast<bf16*>(k_cache),
-      static_cast<bf16*>(v_cache));
-  return cudaGetLastError();
+  return launch_pdl(rope_write_kv_kernel, dim3(num_tokens), dim3(row_threads(items)), 0, stream,
+                    static_cast<bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, inv_freq,
+                    attention_scaling, positions, slots, static_cast<bf16*>(k_cache),
+                    static_cast<bf16*>(v_cache));
 }
 
 cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t row_bytes,
@@ -645,9 +669,9 @@ cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t ro
   if (row_bytes % 2 != 0) return cudaErrorInvalidValue;
   if (row_bytes % 16 == 0 && x_stride_bytes % 16 == 0 && out_stride_bytes % 16 == 0 &&
       aligned16(x) && aligned16(out)) {
-    gather_rows_vec_kernel<<<num_rows, row_threads(row_bytes / 16), 0, stream>>>(
-        static_cast<const char*>(x), x_stride_bytes, row_bytes / 16, rows, static_cast<char*>(out),
-        out_stride_bytes);
+    return launch_pdl(gather_rows_vec_kernel, dim3(num_rows), dim3(row_threads(row_bytes / 16)), 0,
+                      stream, static_cast<const char*>(x), x_stride_bytes, row_bytes / 16, rows,
+                      static_cast<char*>(out), out_stride_bytes);
   } else {
     gather_rows_kernel<<<num_rows, kRowThreads, 0, stream>>>(
         static_cast<const char*>(x), x_stride_bytes, row_bytes / 2, rows, static_cast<char*>(out),

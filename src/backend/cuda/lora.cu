@@ -28,6 +28,7 @@
 
 #include "backend/cuda/lora.h"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace inferd::cuda {
 
@@ -145,15 +146,9 @@ __device__ __forceinline__ void finish_splits(float* partial, int32_t* counter, 
   }
 }
 
-// Programmatic dependent launch (sm_90): a shrink lets the expand after it start launching at
+// Programmatic dependent launch (pdl.cuh): a shrink lets the expand after it start launching at
 // once; the expand does what reads no earlier kernel's output (tile rows, B), then waits for the
 // shrink's grid to finish and its memory to be visible.
-__device__ __forceinline__ void launch_dependents() {
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-}
-__device__ __forceinline__ void wait_for_primary() {
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-}
 
 // One step of a transposing warp reduction of 32 values a lane: the lane whose bit kO is set keeps
 // the upper half of its first 2 kO values and sends the lower one, its partner the other way
@@ -179,7 +174,7 @@ __global__ void __launch_bounds__(256)
                      const __nv_bfloat16* __restrict__ a, const int32_t* __restrict__ tiles,
                      int32_t T, int64_t K, int64_t R, int64_t kc, float* __restrict__ partial,
                      bool vec) {
-  launch_dependents();
+  pdl_launch_dependents();
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -242,7 +237,7 @@ __global__ void __launch_bounds__(128)
                     const __nv_bfloat16* __restrict__ a, const int32_t* __restrict__ tiles,
                     int32_t T, int64_t K, int64_t R, int64_t kc, float* __restrict__ partial,
                     int32_t* __restrict__ counters, int32_t splits) {
-  launch_dependents();
+  pdl_launch_dependents();
   const Tile tl = read_tile(tiles, T, int32_t(blockIdx.y));
   if (tl.n == 0) return;
   constexpr int kLd = kMmaK + 8;  // bf16 row stride: fragment loads without bank conflicts
@@ -404,7 +399,7 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
     for (int ks = 0; ks < kSteps; ++ks) load_b(cbeg, ks, first[ks]);  // weights: no kernel writes
   }
-  wait_for_primary();
+  pdl_wait();
   float acc[4][4][4] = {};  // [row block][8 outputs][C fragment]
   const int64_t stride = int64_t(T) * R;
   for (int64_t cc = cbeg; cc < cend; cc += kExpandK) {
