@@ -46,6 +46,9 @@ struct CacheArgs {
   double kv_cache_memory_gib = 1.0;     // --kv-cache-memory: the pool's size on the CPU, GiB
   double gpu_memory_utilization = 0.9;  // --gpu-memory-utilization: GPU share for all of it
   bool enable_prefix_caching = true;    // --enable-prefix-caching / --no-enable-prefix-caching
+  // --kv-cache-dtype: auto (the activation dtype) or fp8 / fp8_e4m3 (float8 e4m3 with the
+  // checkpoint's per-tensor k_scale / v_scale, else 1; vLLM's flag).
+  std::string kv_cache_dtype = "auto";
 };
 
 // The scheduler's limits.

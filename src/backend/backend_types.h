@@ -104,6 +104,10 @@ struct RopeTable {
 // One layer's paged KV cache: [num_blocks, block_size, num_kv_heads, head_dim] each.
 struct KvLayer {
   Tensor k, v;
+  // An FP8 cache (k, v of dtype kF8E4M3, --kv-cache-dtype fp8): a stored value is the key or
+  // value divided by its scale, saturated to +-448 (per tensor: the checkpoint's k_scale /
+  // v_scale, else 1). Ignored by caches in the activation dtype.
+  float k_scale = 1.0f, v_scale = 1.0f;
 };
 
 // Batch metadata prepared on the device once per step (see backend/forward_batch.h).

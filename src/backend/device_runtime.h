@@ -114,6 +114,8 @@ class DeviceRuntime {
   virtual bool supports_mxfp4() const { return false; }
   // Whether KernelOps::lora_add, upload and set_lora_rows work here (issue 29).
   virtual bool supports_lora() const { return false; }
+  // Whether write_kv / rope_write_kv / attention take a KV cache of kF8E4M3 (KvLayer's scales).
+  virtual bool supports_fp8_kv_cache() const { return false; }
   // Copies fp32 host values into the contiguous tensor `dst` on this device (dst.numel() of them),
   // converting to dst's dtype. LoRA adapters swapped into their slots (issue 29); never inside a
   // graph capture.

@@ -188,6 +188,7 @@ server::ServerConfig server_config(const ServeArgs& a, const LLM& llm) {
   const ModelSummary m = llm.summary();
   sc.cache_config_info = {
       {"block_size", std::to_string(m.block_size)},
+      {"cache_dtype", a.model.args.cache.kv_cache_dtype},
       {"enable_prefix_caching", a.model.args.cache.enable_prefix_caching ? "True" : "False"},
       {"num_gpu_blocks", std::to_string(m.num_kv_blocks)}};
   sc.responses_store.max_responses = a.max_stored_responses;

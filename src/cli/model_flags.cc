@@ -156,6 +156,10 @@ void ModelFlags::add_to(CLI::App* app, bool batching, bool model_optional) {
   app->add_option("--num-kv-blocks", c.num_kv_blocks,
                   "KV-cache blocks (overrides --kv-cache-memory; 0 = derive)")
       ->capture_default_str();
+  app->add_option("--kv-cache-dtype", c.kv_cache_dtype,
+                  "auto (the activation dtype) or fp8 / fp8_e4m3: keys and values in float8 "
+                  "e4m3 with the checkpoint's k_scale / v_scale (else 1); CPU backend so far")
+      ->capture_default_str();
   app->add_option("--kv-cache-memory", c.kv_cache_memory_gib, "KV-cache size on the CPU, in GiB")
       ->capture_default_str();
   app->add_option("--max-num-batched-tokens", s.max_num_batched_tokens,

@@ -39,9 +39,6 @@ void resolve_parallel(const EngineArgs& a, int gpu_count, ResolvedConfig& rc) {
         "only so far (--device cpu); the GPU communicator (NCCL) is not built yet{}",
         n, a.model.device, gpus);
   }
-  if (!rc.quantization.empty())
-    fail("--quantization {} with --tensor-parallel-size {}: quantized weights are not sharded yet",
-         rc.quantization, n);
   if (a.lora.enable_lora)
     fail("--enable-lora with --tensor-parallel-size {}: LoRA adapters are not sharded yet", n);
   if (rc.enable_sleep_mode)
@@ -128,6 +125,12 @@ void resolve_cache(const CacheArgs& c, ResolvedConfig& rc) {
   rc.kv_cache_bytes = int64_t(c.kv_cache_memory_gib * double(1ll << 30));
   rc.gpu_memory_utilization = c.gpu_memory_utilization;
   rc.engine.enable_prefix_caching = c.enable_prefix_caching;
+  const std::string& kvd = c.kv_cache_dtype;
+  if (kvd == "fp8_e5m2")
+    fail("--kv-cache-dtype fp8_e5m2 is not supported: the FP8 KV cache is e4m3 (fp8, fp8_e4m3)");
+  if (kvd != "auto" && kvd != "fp8" && kvd != "fp8_e4m3")
+    fail("--kv-cache-dtype '{}' is not supported: expected auto, fp8 or fp8_e4m3", kvd);
+  rc.kv_cache_fp8 = kvd != "auto";
 }
 
 void resolve_scheduler(const SchedulerArgs& s, ResolvedConfig& rc) {

@@ -76,6 +76,7 @@ LoadedModel load_model(const ResolvedConfig& rc, std::unique_ptr<Backend> backen
   o.num_kv_blocks = rc.num_kv_blocks;
   o.kv_cache_bytes = rc.kv_cache_bytes;
   o.gpu_memory_utilization = rc.gpu_memory_utilization;
+  o.kv_cache_fp8 = rc.kv_cache_fp8;
   o.max_num_batched_tokens = rc.engine.max_num_batched_tokens;
   o.max_model_len = rc.engine.max_model_len;
   o.max_num_seqs = rc.engine.max_num_seqs;

@@ -41,6 +41,7 @@ struct ResolvedConfig {
   int32_t num_kv_blocks = 0;  // 0: derived from kv_cache_bytes (CPU) or the GPU's free memory
   int64_t kv_cache_bytes = 0;
   double gpu_memory_utilization = 0.9;
+  bool kv_cache_fp8 = false;  // --kv-cache-dtype fp8
   // Scheduler limits, prefix caching and the seed; eos_token_ids is filled at load
   // (default_eos_ids).
   EngineConfig engine;

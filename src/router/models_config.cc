@@ -386,7 +386,8 @@ int64_t estimate_need_bytes(const ModelEntry& m, const std::vector<FlagValue>& f
   int64_t kv = 0;
   int64_t need = 0;
   if (blocks > 0) {
-    kv = int64_t(blocks) * kv_bytes_per_block(c, block, gpu ? 2 : 4);
+    const bool fp8 = flag(flags, "kv-cache-dtype").value_or("auto").rfind("fp8", 0) == 0;
+    kv = int64_t(blocks) * kv_bytes_per_block(c, block, fp8 ? 1 : gpu ? 2 : 4);
     need = weights + kv;
   } else if (gpu) {
     // The process takes this share of the whole GPU (weights, workspace, KV cache).

@@ -94,6 +94,7 @@ void ModelRunner::load_weights() {
   config_ = model_->config();
   loaded_sharded_bytes_ = loader.sharded_bytes();
   loaded_whole_bytes_ = loader.whole_bytes();
+  kv_scales_ = read_kv_cache_scales(loader.checkpoint_if_any(), config_.num_layers);
   if (opts_.expert_load_profile && model_->num_moe_layers() > 0) {
     expert_counts_ = backend_->alloc(DType::kI32, {model_->num_moe_layers(), config_.num_experts});
     model_->set_expert_counts(expert_counts_);
@@ -163,12 +164,29 @@ void ModelRunner::allocate_workspace() {
 
 void ModelRunner::allocate_kv_cache() {
   Backend& be = *backend_;
-  const DType act = be.activation_dtype();
   const std::vector<KvCacheSpec> spec = model_->kv_cache_spec();
+  if (opts_.kv_cache_fp8 && !be.supports_fp8_kv_cache())
+    fail(
+        "--kv-cache-dtype fp8: the {} backend's attention kernels do not read an FP8 KV cache "
+        "yet (the CPU backend does); use --kv-cache-dtype auto",
+        be.name());
+  if (!kv_scales_.empty() && kv_scales_.size() != spec.size())
+    fail("the checkpoint has FP8 KV cache scales for {} layers, the model {} KV caches",
+         kv_scales_.size(), spec.size());
+  if (opts_.kv_cache_fp8) {
+    if (kv_scales_.empty()) {
+      LOG_INFO(
+          "FP8 KV cache with scale 1.0 for keys and values (the checkpoint has no k_scale / "
+          "v_scale): keys and values beyond +-448 saturate");
+    } else {
+      LOG_INFO("FP8 KV cache with the checkpoint's scales (layer 0: k {} v {})", kv_scales_[0].k,
+               kv_scales_[0].v);
+    }
+  }
   int64_t bytes_per_block = 0;
   for (const KvCacheSpec& s : spec)
     bytes_per_block += 2 * int64_t(opts_.block_size) * s.num_kv_heads * s.head_dim;
-  bytes_per_block *= int64_t(dtype_size(act));
+  bytes_per_block *= int64_t(dtype_size(kv_dtype()));
   int64_t kv_bytes = opts_.kv_cache_bytes;
   int64_t free_bytes = 0, total_bytes = 0;
   if (be.memory_info(&free_bytes, &total_bytes)) {
@@ -201,17 +219,26 @@ void ModelRunner::allocate_kv_cache() {
 
 void ModelRunner::allocate_kv_layers() {
   Backend& be = *backend_;
-  const DType act = be.activation_dtype();
+  const DType dt = kv_dtype();
   const MemoryTagScope tag(be, MemoryTag::kKvCache);
   kv_.clear();
-  for (const KvCacheSpec& s : kv_spec_) {
+  for (size_t i = 0; i < kv_spec_.size(); ++i) {
+    const KvCacheSpec& s = kv_spec_[i];
     KvLayer l;
-    l.k = be.alloc(act, {num_blocks_, opts_.block_size, s.num_kv_heads, s.head_dim});
-    l.v = be.alloc(act, {num_blocks_, opts_.block_size, s.num_kv_heads, s.head_dim});
+    l.k = be.alloc(dt, {num_blocks_, opts_.block_size, s.num_kv_heads, s.head_dim});
+    l.v = be.alloc(dt, {num_blocks_, opts_.block_size, s.num_kv_heads, s.head_dim});
+    if (opts_.kv_cache_fp8 && !kv_scales_.empty()) {
+      l.k_scale = kv_scales_[i].k;
+      l.v_scale = kv_scales_[i].v;
+    }
     kv_.push_back(l);
   }
   kv_bytes_ = 0;
   for (const KvLayer& l : kv_) kv_bytes_ += int64_t(l.k.nbytes() + l.v.nbytes());
+}
+
+DType ModelRunner::kv_dtype() const {
+  return opts_.kv_cache_fp8 ? DType::kF8E4M3 : backend_->activation_dtype();
 }
 
 void ModelRunner::fail_kv_memory(int64_t kv_bytes, int64_t bytes_per_block, int64_t free_bytes,

@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "model/causal_lm.h"
+#include "model/loader/kv_cache_scales.h"
 #include "model/loader/model_loader.h"
 #include "model/lora/lora_weights.h"
 #include "runner/executor.h"
@@ -30,6 +31,9 @@ struct RunnerOptions {
   int32_t block_size = 16;
   int32_t num_kv_blocks = 0;           // 0: derive from kv_cache_bytes / gpu_memory_utilization
   int64_t kv_cache_bytes = 1ll << 30;  // pool size when num_kv_blocks is 0 (CPU)
+  // --kv-cache-dtype fp8: keys and values stored as float8 e4m3 with the checkpoint's per-tensor
+  // scales (1 without them); else in the activation dtype. Backends where supports_fp8_kv_cache.
+  bool kv_cache_fp8 = false;
   // GPU: the weights, the workspace and the KV pool together take this fraction of the device's
   // memory (the KV pool gets what is left once the rest is placed).
   double gpu_memory_utilization = 0.9;
@@ -157,6 +161,7 @@ class ModelRunner final : public ModelExecutor {
   // The KV pool's layers for num_blocks_ blocks (sleep mode: under MemoryTag::kKvCache).
   void allocate_kv_layers();
   void allocate_kv_cache();
+  DType kv_dtype() const;  // the KV cache's element type
   void capture_graphs();
   // The graphs of verification steps (options' num_speculative_tokens); capture_graphs' warm-up
   // and capture of one shape: `n` sequences, rows_per_seq rows each (0: a decode batch of n).
@@ -217,6 +222,7 @@ class ModelRunner final : public ModelExecutor {
   std::vector<int32_t> attend_ranges_;  // [T, 2]; empty: causal
   std::unique_ptr<CausalLM> model_;
   std::vector<KvCacheSpec> kv_spec_;
+  std::vector<KvCacheScales> kv_scales_;  // the checkpoint's FP8 KV cache scales (empty: none)
   // Sleep mode: the backend keeps the weights and the KV pool at fixed addresses (CUDA); false:
   // the runner frees the KV pool itself (host memory).
   bool fixed_addresses_ = false;

@@ -176,12 +176,10 @@ TEST(EngineArgs, EveryErrorNamesTheFlag) {
        "--tensor-parallel-size must be >= 1, got 0"},
       {"--tensor-parallel-size", [](EngineArgs& a) { a.parallel.tensor_parallel_size = 65; },
        "--tensor-parallel-size must be <= 64, got 65"},
-      {"--tensor-parallel-size",
-       [](EngineArgs& a) {
-         a.parallel.tensor_parallel_size = 2;
-         a.model.quantization = "fp8";
-       },
-       "--quantization fp8 with --tensor-parallel-size 2: quantized weights are not sharded yet"},
+      {"--kv-cache-dtype", [](EngineArgs& a) { a.cache.kv_cache_dtype = "fp8_e5m2"; },
+       "--kv-cache-dtype fp8_e5m2 is not supported: the FP8 KV cache is e4m3 (fp8, fp8_e4m3)"},
+      {"--kv-cache-dtype", [](EngineArgs& a) { a.cache.kv_cache_dtype = "int8"; },
+       "--kv-cache-dtype 'int8' is not supported: expected auto, fp8 or fp8_e4m3"},
       {"--tensor-parallel-size",
        [](EngineArgs& a) {
          a.parallel.tensor_parallel_size = 2;
@@ -264,6 +262,18 @@ TEST(EngineArgs, TensorParallelRanksRunOnTheCpuAndShareItsThreads) {
             "--tensor-parallel-size 2 with --device auto: tensor parallelism runs on the CPU "
             "backend only so far (--device cpu); the GPU communicator (NCCL) is not built yet");
   EXPECT_EQ(resolve_engine_args(a, 0, true).tensor_parallel_size, 2);  // auto: the CPU here
+}
+
+TEST(EngineArgs, QuantizedWeightsAndAnFp8KvCacheGoToTheRanks) {
+  EngineArgs a = args_for();
+  a.parallel.tensor_parallel_size = 2;
+  a.model.quantization = "fp8";  // sharded on the CPU (tensor_parallel_test)
+  EXPECT_EQ(resolve_engine_args(a, 0, false).quantization, "fp8");
+  EXPECT_FALSE(resolve_engine_args(a, 0, false).kv_cache_fp8);
+  for (const char* d : {"fp8", "fp8_e4m3"}) {
+    a.cache.kv_cache_dtype = d;
+    EXPECT_TRUE(resolve_engine_args(a, 0, false).kv_cache_fp8) << d;
+  }
 }
 
 TEST(EngineArgs, OneEosRule) {

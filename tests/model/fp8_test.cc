@@ -121,7 +121,22 @@ TEST(Fp8, UnsupportedQuantizationConfigsAreNamed) {
       << perr(j);
   j = base;
   j["quantization_config"]["kv_cache_scheme"] = {{"num_bits", 8}};
-  EXPECT_NE(perr(j).find("kv_cache_scheme"), std::string::npos) << perr(j);
+  EXPECT_NE(perr(j).find("kv_cache_scheme: only an 8-bit float"), std::string::npos) << perr(j);
+  // llm-compressor's FP8 KV cache scheme: static per-tensor scales (used by --kv-cache-dtype fp8).
+  j["quantization_config"]["kv_cache_scheme"] = {{"num_bits", 8},
+                                                 {"type", "float"},
+                                                 {"strategy", "tensor"},
+                                                 {"dynamic", false},
+                                                 {"symmetric", true}};
+  EXPECT_EQ(perr(j), "<no error>");
+  j["quantization_config"]["kv_cache_scheme"]["strategy"] = "channel";
+  EXPECT_NE(perr(j).find("kv_cache_scheme.strategy \"channel\" is not supported"),
+            std::string::npos)
+      << perr(j);
+  j["quantization_config"]["kv_cache_scheme"]["strategy"] = "tensor";
+  j["quantization_config"]["kv_cache_scheme"]["dynamic"] = true;
+  EXPECT_NE(perr(j).find("kv_cache_scheme.dynamic true is not supported"), std::string::npos)
+      << perr(j);
   j = nlohmann::json::parse(std::ifstream(kFp8 + "llama3_fp8_block/config.json"));
   j["quantization_config"]["activation_scheme"] = "static";
   EXPECT_NE(perr(j).find("activation_scheme 'static'"), std::string::npos) << perr(j);

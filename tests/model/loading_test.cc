@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
+#include "model/loader/kv_cache_scales.h"
 #include "model/loader/safetensors.h"
 #include "runner/model_runner.h"
 #include "runner/simple_generate.h"
@@ -240,6 +241,52 @@ void copy_with_weights(
   for (const auto& [name, info] : idx.tensors()) ts.emplace_back(name, idx.get(name));
   edit(ts);
   write_safetensors((d / "model.safetensors").string(), ts);
+}
+
+// The FP8 KV cache scales under each name vLLM reads (llm-compressor's k_scale / v_scale,
+// ModelOpt's k_proj.k_scale / v_proj.v_scale, AutoFP8's kv_scale for both), in any float dtype;
+// a checkpoint without them has none; a bad or missing half is an error naming it.
+TEST(Loading, KvCacheScalesUnderEveryName) {
+  TempDir dir;
+  int files = 0;  // each case its own file (a rewritten file may still be mapped)
+  auto file = [&](const std::vector<std::pair<std::string, Tensor>>& tensors) {
+    const std::string path = (dir / ("s" + std::to_string(files++) + ".safetensors")).string();
+    write_safetensors(path, tensors);
+    return SafetensorsIndex::open_file(path);
+  };
+  auto scalar = [](float v, DType dt) {
+    Tensor t = Tensor::empty_host(dt, {1});
+    if (dt == DType::kF32) t.data_as<float>()[0] = v;
+    if (dt == DType::kBF16) t.data_as<uint16_t>()[0] = f32_to_bf16(v);
+    return t;
+  };
+  const std::string a = "model.layers.0.self_attn.", b = "model.layers.1.self_attn.";
+  const SafetensorsIndex st =
+      file({{a + "k_scale", scalar(0.5f, DType::kF32)},
+            {a + "v_scale", scalar(2.0f, DType::kBF16)},
+            {b + "k_proj.k_scale", scalar(0.25f, DType::kF32)},
+            {b + "v_proj.v_scale", scalar(4.0f, DType::kF32)},
+            {"model.layers.2.self_attn.kv_scale", scalar(3.0f, DType::kF32)}});
+  const std::vector<KvCacheScales> s = read_kv_cache_scales(&st, 3);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].k, 0.5f);
+  EXPECT_EQ(s[0].v, 2.0f);
+  EXPECT_EQ(s[1].k, 0.25f);
+  EXPECT_EQ(s[1].v, 4.0f);
+  EXPECT_EQ(s[2].k, 3.0f);
+  EXPECT_EQ(s[2].v, 3.0f);
+  EXPECT_TRUE(read_kv_cache_scales(nullptr, 3).empty());
+  const SafetensorsIndex none = file({{"model.embed_tokens.weight", scalar(1.0f, DType::kF32)}});
+  EXPECT_TRUE(read_kv_cache_scales(&none, 3).empty());
+  const SafetensorsIndex half = file({{a + "k_scale", scalar(1.0f, DType::kF32)}});
+  EXPECT_EQ(error_of([&] { read_kv_cache_scales(&half, 1); }),
+            "layer 0 of the checkpoint has a key scale for its KV cache but no value scale");
+  const SafetensorsIndex bad = file(
+      {{a + "k_scale", scalar(-1.0f, DType::kF32)}, {a + "v_scale", scalar(1.0f, DType::kF32)}});
+  EXPECT_NE(error_of([&] { read_kv_cache_scales(&bad, 1); })
+                .find("tensor 'model.layers.0.self_attn.k_scale' must hold one positive finite "
+                      "value"),
+            std::string::npos);
 }
 
 TEST(Loading, MissingTensorIsNamed) {

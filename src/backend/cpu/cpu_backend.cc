@@ -279,6 +279,7 @@ class CpuBackend final : public Backend {
   }
 
   bool supports_lora() const override { return true; }
+  bool supports_fp8_kv_cache() const override { return true; }
 
   void set_lora_rows(std::span<const int32_t> slots) override {
     lora_on_ = true;
@@ -456,12 +457,33 @@ class CpuBackend final : public Backend {
   void write_kv(const Tensor& qkv, int64_t nh, int64_t nkv, KvLayer& kv,
                 const DeviceBatch& b) override {
     const int64_t hd = kv.k.size(3), ld = qkv.stride(0), kvs = nkv * hd;
+    const bool f8 = check_kv(kv);
     for (int32_t t = 0; t < b.num_tokens; ++t) {
       const float* row = fp(qkv) + int64_t(t) * ld;
       const int64_t slot = b.slot_mapping[t];
-      std::memcpy(fp(kv.k) + slot * kvs, row + nh * hd, size_t(kvs) * 4);
-      std::memcpy(fp(kv.v) + slot * kvs, row + (nh + nkv) * hd, size_t(kvs) * 4);
+      if (!f8) {
+        std::memcpy(fp(kv.k) + slot * kvs, row + nh * hd, size_t(kvs) * 4);
+        std::memcpy(fp(kv.v) + slot * kvs, row + (nh + nkv) * hd, size_t(kvs) * 4);
+        continue;
+      }
+      // FP8: each value divided by its tensor's scale, rounded to e4m3 (saturating at +-448).
+      uint8_t* k8 = kv.k.data_as<uint8_t>() + slot * kvs;
+      uint8_t* v8 = kv.v.data_as<uint8_t>() + slot * kvs;
+      for (int64_t e = 0; e < kvs; ++e) {
+        k8[e] = f32_to_f8e4m3(row[nh * hd + e] / kv.k_scale);
+        v8[e] = f32_to_f8e4m3(row[(nh + nkv) * hd + e] / kv.v_scale);
+      }
     }
+  }
+
+  // Whether the cache is FP8 (else fp32, the CPU's activations); checks the pair.
+  static bool check_kv(const KvLayer& kv) {
+    const bool f8 = kv.k.dtype() == DType::kF8E4M3;
+    INFERD_CHECK((f8 || kv.k.dtype() == DType::kF32) && kv.v.dtype() == kv.k.dtype() &&
+                     (!f8 || (kv.k_scale > 0 && kv.v_scale > 0)),
+                 "KV cache of {} / {} (scales {} / {})", dtype_name(kv.k.dtype()),
+                 dtype_name(kv.v.dtype()), kv.k_scale, kv.v_scale);
+    return f8;
   }
 
   void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,
@@ -471,6 +493,7 @@ class CpuBackend final : public Backend {
     const float* sink = sinks.defined() ? fp(sinks) : nullptr;
     const int64_t hd = kv.k.size(3), ld = qkv.stride(0), kvs = nkv * hd, G = nh / nkv;
     const int64_t bs = block_size_;
+    const bool f8 = check_kv(kv);
     // One task per (sequence token, kv head).
     std::vector<int32_t>& token_seq = token_seq_;
     token_seq.resize(static_cast<size_t>(b.num_tokens));
@@ -479,6 +502,7 @@ class CpuBackend final : public Backend {
     pool_.parallel_for(int64_t(b.num_tokens) * nkv, [&](int64_t t0, int64_t t1, int) {
       thread_local std::vector<float> scores;
       thread_local std::vector<float> acc;
+      thread_local std::vector<float> k_rows, v_rows;  // an FP8 cache's rows, scaled back
       for (int64_t task = t0; task < t1; ++task) {
         const int32_t t = int32_t(task / nkv);
         const int64_t h = task % nkv;
@@ -494,15 +518,38 @@ class CpuBackend final : public Backend {
         const int64_t n = last - first + 1;
         scores.resize(size_t(n * G));
         acc.resize(size_t(hd));
+        // Row j's key and value (the window's position first + j): in the cache, or (FP8) decoded
+        // once here for all G query heads of the group.
+        auto slot_of = [&](int64_t j) {
+          const int64_t p = first + j;
+          return int64_t(table[p / bs]) * bs + p % bs;
+        };
+        if (f8) {
+          k_rows.resize(size_t(n * hd));
+          v_rows.resize(size_t(n * hd));
+          for (int64_t j = 0; j < n; ++j) {
+            const int64_t off = slot_of(j) * kvs + h * hd;
+            const uint8_t* k8 = kv.k.data_as<uint8_t>() + off;
+            const uint8_t* v8 = kv.v.data_as<uint8_t>() + off;
+            for (int64_t d = 0; d < hd; ++d) {
+              k_rows[size_t(j * hd + d)] = f8e4m3_to_f32(k8[d]) * kv.k_scale;
+              v_rows[size_t(j * hd + d)] = f8e4m3_to_f32(v8[d]) * kv.v_scale;
+            }
+          }
+        }
+        auto key = [&](int64_t j) -> const float* {
+          return f8 ? k_rows.data() + j * hd : fp(kv.k) + slot_of(j) * kvs + h * hd;
+        };
+        auto value = [&](int64_t j) -> const float* {
+          return f8 ? v_rows.data() + j * hd : fp(kv.v) + slot_of(j) * kvs + h * hd;
+        };
         for (int64_t g = 0; g < G; ++g) {
           const float* q = fp(qkv) + int64_t(t) * ld + (h * G + g) * hd;
           float* sc = scores.data() + g * n;
           // A sink joins the softmax as one more logit (no value row).
           float mx = sink != nullptr ? sink[h * G + g] : -INFINITY;
           for (int64_t j = 0; j < n; ++j) {
-            const int64_t p = first + j;
-            const int64_t slot = int64_t(table[p / bs]) * bs + p % bs;
-            sc[j] = k_.dot(q, fp(kv.k) + slot * kvs + h * hd, hd) * scale;
+            sc[j] = k_.dot(q, key(j), hd) * scale;
             mx = std::max(mx, sc[j]);
           }
           double sum = sink != nullptr ? std::exp(double(sink[h * G + g] - mx)) : 0.0;
@@ -512,11 +559,7 @@ class CpuBackend final : public Backend {
           }
           const float inv = float(1.0 / sum);
           std::fill(acc.begin(), acc.end(), 0.f);
-          for (int64_t j = 0; j < n; ++j) {
-            const int64_t p = first + j;
-            const int64_t slot = int64_t(table[p / bs]) * bs + p % bs;
-            k_.axpy(sc[j] * inv, fp(kv.v) + slot * kvs + h * hd, acc.data(), hd);
-          }
+          for (int64_t j = 0; j < n; ++j) k_.axpy(sc[j] * inv, value(j), acc.data(), hd);
           std::memcpy(fp(out) + int64_t(t) * out.stride(0) + (h * G + g) * hd, acc.data(),
                       size_t(hd) * 4);
         }

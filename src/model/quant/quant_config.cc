@@ -41,6 +41,32 @@ int64_t group_size_of(const json& v, const std::string& src, const std::string& 
        channel_ok ? " (or -1: one group per output channel)" : "");
 }
 
+// compressed-tensors' kv_cache_scheme (llm-compressor): an FP8 KV cache with one static scale a
+// layer for keys and one for values (self_attn.k_scale / v_scale, read by kv_cache_scales.h and
+// used under --kv-cache-dtype fp8). Anything else is refused by field.
+void check_kv_cache_scheme(const json& q, const std::string& src) {
+  if (!is_set(q, "kv_cache_scheme")) return;
+  const json& s = q["kv_cache_scheme"];
+  const char* where = "quantization_config.kv_cache_scheme";
+  if (!s.is_object()) fail("{}: {} must be an object", src, where);
+  const int64_t bits = s.contains("num_bits") && s["num_bits"].is_number_integer()
+                           ? s["num_bits"].get<int64_t>()
+                           : -1;
+  const std::string type =
+      s.contains("type") && s["type"].is_string() ? s["type"].get<std::string>() : std::string();
+  if (bits != 8 || type != "float")
+    fail("{}: {}: only an 8-bit float (FP8 e4m3) KV cache is supported, got num_bits {} type '{}'",
+         src, where, bits, type);
+  if (is_set(s, "strategy") && s["strategy"] != "tensor")
+    fail("{}: {}.strategy {} is not supported: expected \"tensor\" (one scale a layer)", src, where,
+         s["strategy"].dump());
+  if (is_set(s, "dynamic") && s["dynamic"] != false)
+    fail("{}: {}.dynamic {} is not supported: expected false (the checkpoint's static scales)", src,
+         where, s["dynamic"].dump());
+  if (is_set(s, "symmetric") && s["symmetric"] != true)
+    fail("{}: {}.symmetric {} is not supported: expected true", src, where, s["symmetric"].dump());
+}
+
 void read_ignore(const json& q, const char* key, QuantConfig& qc) {
   if (auto it = q.find(key); it != q.end() && it->is_array())
     for (const auto& e : *it)
@@ -98,8 +124,7 @@ void parse_gptq(const json& q, const std::string& src, QuantConfig& qc) {
 // weights by group or channel, no activation quantization.
 void parse_compressed_tensors_int(const json& q, const std::string& src, QuantConfig& qc) {
   qc.method = QuantMethod::kCompressedTensorsInt;
-  if (is_set(q, "kv_cache_scheme"))
-    fail("{}: quantization_config.kv_cache_scheme is not supported yet", src);
+  check_kv_cache_scheme(q, src);
   const json groups = q.contains("config_groups") ? q["config_groups"] : json();
   if (!groups.is_object() || groups.size() != 1)
     fail("{}: quantization_config.config_groups must hold exactly one group", src);
@@ -165,9 +190,7 @@ QuantConfig parse_quantization(const json& q, const std::string& src) {
     if (format != "float-quantized" && format != "naive-quantized")
       fail("{}: quantization_config.format '{}' is not supported: expected float-quantized", src,
            format);
-    if (is_set(q, "kv_cache_scheme"))
-      fail("{}: quantization_config.kv_cache_scheme is not supported yet (FP8 KV cache scales)",
-           src);
+    check_kv_cache_scheme(q, src);
     const json groups = q.contains("config_groups") ? q["config_groups"] : json();
     if (!groups.is_object() || groups.size() != 1)
       fail("{}: quantization_config.config_groups must hold exactly one group", src);
