@@ -167,8 +167,8 @@ void ModelRunner::allocate_kv_cache() {
   const std::vector<KvCacheSpec> spec = model_->kv_cache_spec();
   if (opts_.kv_cache_fp8 && !be.supports_fp8_kv_cache())
     fail(
-        "--kv-cache-dtype fp8: the {} backend's attention kernels do not read an FP8 KV cache "
-        "yet (the CPU backend does); use --kv-cache-dtype auto",
+        "--kv-cache-dtype fp8 is not supported by the {} backend yet (the CPU backend has it); "
+        "use --kv-cache-dtype auto",
         be.name());
   if (!kv_scales_.empty() && kv_scales_.size() != spec.size())
     fail("the checkpoint has FP8 KV cache scales for {} layers, the model {} KV caches",
@@ -213,8 +213,8 @@ void ModelRunner::allocate_kv_cache() {
                                                 INT32_MAX / 2));
   kv_spec_ = spec;
   allocate_kv_layers();
-  LOG_DEBUG("KV pool: {} blocks of {} tokens ({} MiB)", num_blocks_, opts_.block_size,
-            bytes_per_block * num_blocks_ >> 20);
+  LOG_INFO("KV pool: {} blocks of {} tokens ({} MiB, {})", num_blocks_, opts_.block_size,
+           bytes_per_block * num_blocks_ >> 20, dtype_name(kv_dtype()));
 }
 
 void ModelRunner::allocate_kv_layers() {

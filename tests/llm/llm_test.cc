@@ -109,10 +109,8 @@ TEST(LLM, UnsupportedFlagsStopTheLoadByName) {
   EngineArgs a = tiny();
   a.parallel.tensor_parallel_size = 2;
   EXPECT_NE(LLM::load(a)->summary().backend.find("x 2 ranks (tensor parallel)"), std::string::npos);
-  a.model.quantization = "fp8";
-  EXPECT_EQ(load_error(a),
-            "--quantization fp8 with --tensor-parallel-size 2: quantized weights are not sharded "
-            "yet");
+  a.model.quantization = "fp8";  // weights rounded over whole rows, then sharded (session 11)
+  EXPECT_NE(LLM::load(a)->summary().backend.find("x 2 ranks (tensor parallel)"), std::string::npos);
   // LoRA (issue 29): an adapter that does not exist stops the load naming it.
   a = tiny();
   a.lora.enable_lora = true;

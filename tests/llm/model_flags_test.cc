@@ -60,6 +60,8 @@ TEST(ModelFlags, EveryFlagLandsInItsSection) {
                               "10",
                               "--kv-cache-memory",
                               "2",
+                              "--kv-cache-dtype",
+                              "fp8",
                               "--max-num-batched-tokens",
                               "128",
                               "--seed",
@@ -91,6 +93,7 @@ TEST(ModelFlags, EveryFlagLandsInItsSection) {
   EXPECT_EQ(a.cache.block_size, 32);
   EXPECT_EQ(a.cache.num_kv_blocks, 10);
   EXPECT_EQ(a.cache.kv_cache_memory_gib, 2.0);
+  EXPECT_EQ(a.cache.kv_cache_dtype, "fp8");
   EXPECT_EQ(a.scheduler.max_num_batched_tokens, 128);
   EXPECT_EQ(a.model.seed, 9u);
   EXPECT_EQ(a.scheduler.max_num_seqs, 3);
@@ -136,9 +139,9 @@ ProcessResult inferd(const std::string& args) {
 TEST(ModelFlags, TheBinaryRefusesWhatLaterIssuesAddAndBadLoraFlags) {
   const std::string demo = std::string(INFERD_SOURCE_DIR) + "/models/demo";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"-tp 2 --quantization fp8",
-       "error: --quantization fp8 with --tensor-parallel-size 2: quantized weights are not "
-       "sharded yet"},
+      {"--kv-cache-dtype fp8_e5m2",
+       "error: --kv-cache-dtype fp8_e5m2 is not supported: the FP8 KV cache is e4m3 (fp8, "
+       "fp8_e4m3)"},
       {"--speculative-config '{\"method\": \"eagle\", \"model\": \"x\"}'",
        "error: --speculative-config: method \"eagle\" (EAGLE-1/2 heads) is not supported: "
        "expected ngram, draft_model or eagle3"},

@@ -277,6 +277,15 @@ TEST(Estimate, Dummy8BOnAGpu) {
   EXPECT_GT(blocks, int64_t(16.0e9) + (16ll << 30));
   EXPECT_LT(blocks, int64_t(16.1e9) + (16ll << 30) + (2ll << 30));
   EXPECT_NE(how.find("weights 14.9"), std::string::npos) << how;
+  // An FP8 KV cache: half the bytes a block.
+  const int64_t fp8_blocks = estimate_need_bytes(e,
+                                                 {{"load-format", "dummy"},
+                                                  {"num-kv-blocks", "8192"},
+                                                  {"device", "cuda"},
+                                                  {"kv-cache-dtype", "fp8"}},
+                                                 mm);
+  EXPECT_GT(fp8_blocks, int64_t(16.0e9) + (8ll << 30));
+  EXPECT_LT(fp8_blocks, int64_t(16.1e9) + (8ll << 30) + (2ll << 30));
   // Without blocks: its --gpu-memory-utilization share of the GPU.
   const int64_t share = estimate_need_bytes(
       e, {{"load-format", "dummy"}, {"gpu-memory-utilization", "0.45"}}, mm, &how);
