@@ -250,7 +250,7 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(Attention
 // buffer), S = Q K^T and O += P V run on tensor cores (m16n8k16, bf16 in, fp32 accumulate) with
 // an online softmax in exp2 space (each virtual row masked to the keys its row sees: causal,
 // sliding window), and the four warps merge at the end.
-template <int D>
+template <int D, bool kFp8>
 __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(AttentionParams p) {
   constexpr int kKT = 16;         // keys per warp tile
   constexpr int kStride = D + 8;  // bf16 per K / V row in shared memory
@@ -297,13 +297,18 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
   const int32_t stride = p.header[kHeaderBlockTableStride];
   const int32_t* table = p.block_tables + int64_t(seq) * stride;
   const int64_t row_elems = int64_t(p.num_kv_heads) * D;
+  // Element offsets (bf16 or, FP8 cache, bytes) of this KV head in a cache row.
   const bf16* kc = static_cast<const bf16*>(p.k_cache) + int64_t(h) * D;
   const bf16* vc = static_cast<const bf16*>(p.v_cache) + int64_t(h) * D;
+  const uint8_t* kc8 = static_cast<const uint8_t*>(p.k_cache) + int64_t(h) * D;
+  const uint8_t* vc8 = static_cast<const uint8_t*>(p.v_cache) + int64_t(h) * D;
   const int32_t bs = p.block_size;
   const int bs_shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;  // power-of-two block sizes
   const int32_t group = p.num_heads / p.num_kv_heads;
   const int32_t num_virtual = nrows * group;
-  const float sl2 = p.scale * kLog2E;
+  // An FP8 cache holds key / k_scale and value / v_scale: the scores and the output scale back.
+  const float sl2 = p.scale * kLog2E * (kFp8 ? p.kv.k_scale : 1.0f);
+  const float out_scale = kFp8 ? p.kv.v_scale : 1.0f;
   bf16* tk = reinterpret_cast<bf16*>(smem_raw) + warp * 4 * kKT * kStride;  // 2 x (K, V)
   float* merge = reinterpret_cast<float*>(smem_raw);  // [kWarps][16][D], after the key loop
 
@@ -352,8 +357,16 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
                              : bs_shift >= 0
                                  ? (int64_t(table[key >> bs_shift]) << bs_shift) + (key & (bs - 1))
                                  : int64_t(table[key / bs]) * bs + key % bs;
-        cp_async16(dk + i * kStride + d8, kc + slot * row_elems + d8, ok);
-        cp_async16(dv + i * kStride + d8, vc + slot * row_elems + d8, ok);
+        if constexpr (kFp8) {  // 8 bytes a row piece, decoded into the bf16 tile (not async)
+          const uint2 zero = make_uint2(0, 0);
+          const uint2 k8 = ok ? *reinterpret_cast<const uint2*>(kc8 + slot * row_elems + d8) : zero;
+          const uint2 v8 = ok ? *reinterpret_cast<const uint2*>(vc8 + slot * row_elems + d8) : zero;
+          *reinterpret_cast<uint4*>(dk + i * kStride + d8) = e4m3x8_to_bf16x8(k8);
+          *reinterpret_cast<uint4*>(dv + i * kStride + d8) = e4m3x8_to_bf16x8(v8);
+        } else {
+          cp_async16(dk + i * kStride + d8, kc + slot * row_elems + d8, ok);
+          cp_async16(dv + i * kStride + d8, vc + slot * row_elems + d8, ok);
+        }
       }
       asm volatile("cp.async.commit_group;\n" ::);
     };
@@ -444,6 +457,7 @@ __global__ void __launch_bounds__(kAttnThreads) decode_attention_mma_kernel(Atte
       }
       const int32_t t = row0 + (v0 + r) / group;
       const int32_t qh = h * group + (v0 + r) % group;
+      A *= out_scale;
       if (num_splits == 1) {
         L = add_sink(p, qh, mx, L);
         static_cast<bf16*>(p.out)[int64_t(t) * p.ld_out + int64_t(qh) * D + d] =
@@ -467,7 +481,8 @@ cudaError_t launch_mma_decode(const AttentionParams& p, cudaStream_t stream) {
   const size_t tiles = size_t(kWarps) * 4 * 16 * (D + 8) * sizeof(bf16);
   const size_t merge = size_t(kWarps) * 16 * D * sizeof(float);
   const size_t smem = tiles > merge ? tiles : merge;
-  auto kernel = decode_attention_mma_kernel<D>;
+  auto kernel =
+      p.kv.fp8 ? decode_attention_mma_kernel<D, true> : decode_attention_mma_kernel<D, false>;
   if (smem > 48 * 1024) {
     const cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
@@ -554,6 +569,7 @@ cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
     return cudaErrorInvalidValue;
   if (p.seq_blocks && (!seq_block_attention_supported(p.head_dim) || p.single_token_seqs_only))
     return cudaErrorInvalidValue;
+  if (p.kv.fp8 && !seq_block_attention_supported(p.head_dim)) return cudaErrorInvalidValue;
   cudaError_t e;
   if (p.head_dim == 64) {
     e = launch_mma_decode<64>(p, stream);

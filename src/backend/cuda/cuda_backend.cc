@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
+#include <string_view>
 
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/cuda_gemm.h"
@@ -152,6 +154,16 @@ class CudaBackend final : public Backend {
   // LoRA (issue 29): slots written between steps, in stream order (a slot the previous step read
   // is rewritten only after it); rows' slots travel in the step's metadata.
   bool supports_lora() const override { return true; }
+  // The FP8 KV cache's kernels (write, rope + write, decode and prefill attention for head dims
+  // 64 / 128 / 256) are built but have not run on a GPU yet: the runner takes them only with
+  // INFERD_CUDA_FP8_KV=1 until CudaFp8KvCache.* has passed (tests/backend/cuda_kv_fp8_test.cc).
+  bool supports_fp8_kv_cache() const override {
+    static const bool on = [] {
+      const char* e = std::getenv("INFERD_CUDA_FP8_KV");
+      return e != nullptr && std::string_view(e) == "1";
+    }();
+    return on;
+  }
   void upload_f32(Tensor dst, std::span<const float> src) override {
     INFERD_CHECK(
         dst.is_contiguous() && size_t(dst.numel()) == src.size() && dst.dtype() == DType::kBF16,
@@ -328,7 +340,7 @@ class CudaBackend final : public Backend {
     INFERD_CHECK(q.rows >= b.num_tokens && q.cols >= (nh + 2 * nkv) * hd,
                  "write_kv: qkv {} heads {}+2*{} head_dim {}", qkv.shape_str(), nh, nkv, hd);
     CU_CHECK(cuda::launch_write_kv(qkv.data(), q.ld, b.num_tokens, nh, nkv, hd, b.slot_mapping,
-                                   kv.k.data(), kv.v.data(), stream()));
+                                   kv.k.data(), kv.v.data(), kv_format(kv), stream()));
   }
 
   void rope_write_kv(Tensor qkv, int64_t nh, int64_t nkv, const RopeTable& rope, KvLayer& kv,
@@ -347,9 +359,10 @@ class CudaBackend final : public Backend {
     INFERD_CHECK(q.rows >= b.num_tokens && q.cols >= (nh + 2 * nkv) * hd,
                  "rope_write_kv: qkv {} heads {}+2*{} head_dim {}", qkv.shape_str(), nh, nkv, hd);
     check_vec(rope.inv_freq, hd / 2, "rope inv_freq");
-    CU_CHECK(cuda::launch_rope_write_kv(
-        qkv.data(), q.ld, b.num_tokens, nh, nkv, hd, rope.inv_freq.data_as<float>(),
-        rope.attention_scaling, b.positions, b.slot_mapping, kv.k.data(), kv.v.data(), stream()));
+    CU_CHECK(cuda::launch_rope_write_kv(qkv.data(), q.ld, b.num_tokens, nh, nkv, hd,
+                                        rope.inv_freq.data_as<float>(), rope.attention_scaling,
+                                        b.positions, b.slot_mapping, kv.k.data(), kv.v.data(),
+                                        kv_format(kv), stream()));
   }
 
   void attention(const Tensor& qkv, int64_t nh, int64_t nkv, const KvLayer& kv, float scale,
@@ -476,16 +489,36 @@ class CudaBackend final : public Backend {
     p.block_tables = b.block_tables;
     p.scale = scale;
     p.sliding_window = window > 0 && window < INT32_MAX ? int32_t(window) : 0;
+    p.kv = kv_format(kv);
+    if (p.kv.fp8 && !cuda::seq_block_attention_supported(int32_t(hd)))
+      fail(
+          "--kv-cache-dtype fp8: head_dim {} is not supported by the CUDA attention kernels "
+          "(64, 128 or 256)",
+          hd);
     return p;
   }
 
+  static cuda::KvCacheFormat kv_format(const KvLayer& kv) {
+    cuda::KvCacheFormat f;
+    f.fp8 = kv.k.dtype() == DType::kF8E4M3;
+    if (f.fp8) {
+      f.k_scale = kv.k_scale;
+      f.v_scale = kv.v_scale;
+    }
+    return f;
+  }
+
   void check_kv(const KvLayer& kv, int64_t nkv) const {
+    const bool f8 = kv.k.dtype() == DType::kF8E4M3;
     INFERD_CHECK(kv.k.defined() && kv.v.defined() && kv.k.device() == Device::kCUDA &&
-                     kv.k.dtype() == DType::kBF16 && kv.v.dtype() == DType::kBF16 &&
-                     kv.k.ndim() == 4 && kv.k.size(2) == nkv && kv.k.is_contiguous() &&
-                     kv.v.is_contiguous() && kv.v.numel() == kv.k.numel(),
-                 "KV cache: k {} v {} (expected bf16 [blocks, block_size, {}, head_dim])",
-                 kv.k.shape_str(), kv.v.shape_str(), nkv);
+                     (kv.k.dtype() == DType::kBF16 || f8) && kv.v.dtype() == kv.k.dtype() &&
+                     (!f8 || (kv.k_scale > 0 && kv.v_scale > 0)) && kv.k.ndim() == 4 &&
+                     kv.k.size(2) == nkv && kv.k.is_contiguous() && kv.v.is_contiguous() &&
+                     kv.v.numel() == kv.k.numel(),
+                 "KV cache: k {} {} v {} {} (expected bf16 or fp8 [blocks, block_size, {}, "
+                 "head_dim])",
+                 dtype_name(kv.k.dtype()), kv.k.shape_str(), dtype_name(kv.v.dtype()),
+                 kv.v.shape_str(), nkv);
     INFERD_CHECK(kv.k.size(1) == step_.block_size(), "KV cache block size {} but the batch uses {}",
                  kv.k.size(1), step_.block_size());
   }

@@ -8,6 +8,7 @@
 // cannot compile fmt 9). Attention is in attention.cu, sampling in sampler.cu.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -248,21 +249,33 @@ __global__ void div_scalar_kernel(float* __restrict__ x, int64_t ld, int64_t row
 }
 
 // ---- KV-cache write ----------------------------------------------------------------------
+// An FP8 cache (--kv-cache-dtype fp8) stores e4m3(x / scale), rounded to nearest even and
+// saturated to +-448 (the CPU backend's f32_to_f8e4m3 of the same quotient).
+__device__ __forceinline__ uint8_t to_kv_fp8(float x, float scale) {
+  return uint8_t(__nv_cvt_float_to_fp8(__fdiv_rn(x, scale), __NV_SATFINITE, __NV_E4M3));
+}
+
+template <bool kFp8>
 __global__ void write_kv_kernel(const bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_heads,
                                 int64_t num_kv_heads, int64_t head_dim,
-                                const int32_t* __restrict__ slots, bf16* __restrict__ k_cache,
-                                bf16* __restrict__ v_cache) {
+                                const int32_t* __restrict__ slots, void* __restrict__ k_cache,
+                                void* __restrict__ v_cache, float k_scale, float v_scale) {
   const int64_t t = blockIdx.x;
   const int32_t slot = slots[t];
   if (slot < 0) return;
   const int64_t kvs = num_kv_heads * head_dim;
   const bf16* k = qkv + t * ld_qkv + num_heads * head_dim;
   const bf16* v = k + kvs;
-  bf16* kd = k_cache + int64_t(slot) * kvs;
-  bf16* vd = v_cache + int64_t(slot) * kvs;
   for (int64_t i = threadIdx.x; i < kvs; i += blockDim.x) {
-    kd[i] = k[i];
-    vd[i] = v[i];
+    if constexpr (kFp8) {
+      static_cast<uint8_t*>(k_cache)[int64_t(slot) * kvs + i] =
+          to_kv_fp8(__bfloat162float(k[i]), k_scale);
+      static_cast<uint8_t*>(v_cache)[int64_t(slot) * kvs + i] =
+          to_kv_fp8(__bfloat162float(v[i]), v_scale);
+    } else {
+      static_cast<bf16*>(k_cache)[int64_t(slot) * kvs + i] = k[i];
+      static_cast<bf16*>(v_cache)[int64_t(slot) * kvs + i] = v[i];
+    }
   }
 }
 
@@ -400,12 +413,27 @@ __global__ void act_mul_vec_kernel(const Bf16x8* __restrict__ gu, int64_t ld8_gu
 // One block per token. Work items: (q or k head, 8-wide slice of the first half) rotate the pair
 // of slices (i, i + half); (v head, 8-wide slice) copy. Rotated q goes back into qkv, rotated k
 // and v into the cache.
+// Eight values at element offset e of a KV cache: bf16, or (kFp8) e4m3 of x / scale.
+template <bool kFp8>
+__device__ __forceinline__ void store_kv8(void* cache, int64_t e, const float (&x)[8], float scale) {
+  if constexpr (kFp8) {
+    uint2 q;
+    uint8_t* b = reinterpret_cast<uint8_t*>(&q);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) b[j] = to_kv_fp8(x[j], scale);
+    *reinterpret_cast<uint2*>(static_cast<uint8_t*>(cache) + e) = q;
+  } else {
+    *reinterpret_cast<Bf16x8*>(static_cast<bf16*>(cache) + e) = pack8(x);
+  }
+}
+
+template <bool kFp8>
 __global__ void rope_write_kv_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int64_t num_heads,
                                      int64_t num_kv_heads, int64_t head_dim,
                                      const float* __restrict__ inv_freq, float attention_scaling,
                                      const int32_t* __restrict__ positions,
-                                     const int32_t* __restrict__ slots, bf16* __restrict__ k_cache,
-                                     bf16* __restrict__ v_cache) {
+                                     const int32_t* __restrict__ slots, void* __restrict__ k_cache,
+                                     void* __restrict__ v_cache, float k_scale, float v_scale) {
   pdl_wait();
   pdl_launch_dependents();
   const int64_t t = blockIdx.x;
@@ -435,14 +463,26 @@ __global__ void rope_write_kv_kernel(bf16* __restrict__ qkv, int64_t ld_qkv, int
         y1[j] = x1[j] * cs - x2[j] * sn;
         y2[j] = x2[j] * cs + x1[j] * sn;
       }
-      bf16* dst = is_q ? v : k_cache + int64_t(slot) * kvs + (hh - num_heads) * head_dim;
-      *reinterpret_cast<Bf16x8*>(dst + i0) = pack8(y1);
-      *reinterpret_cast<Bf16x8*>(dst + i0 + half) = pack8(y2);
+      if (is_q) {
+        *reinterpret_cast<Bf16x8*>(v + i0) = pack8(y1);
+        *reinterpret_cast<Bf16x8*>(v + i0 + half) = pack8(y2);
+      } else {
+        // The rotated key rounded once, from fp32 (to bf16, or to FP8 of key / k_scale).
+        const int64_t e = int64_t(slot) * kvs + (hh - num_heads) * head_dim + i0;
+        store_kv8<kFp8>(k_cache, e, y1, k_scale);
+        store_kv8<kFp8>(k_cache, e + half, y2, k_scale);
+      }
     } else {
       const int64_t e = (k - rot_items) * 8;  // element offset within the v part
       const bf16* src = row + (num_heads + num_kv_heads) * head_dim + e;
-      *reinterpret_cast<Bf16x8*>(v_cache + int64_t(slot) * kvs + e) =
-          *reinterpret_cast<const Bf16x8*>(src);
+      if constexpr (kFp8) {
+        float x[8];
+        unpack8(*reinterpret_cast<const Bf16x8*>(src), x);
+        store_kv8<true>(v_cache, int64_t(slot) * kvs + e, x, v_scale);
+      } else {
+        *reinterpret_cast<Bf16x8*>(static_cast<bf16*>(v_cache) + int64_t(slot) * kvs + e) =
+            *reinterpret_cast<const Bf16x8*>(src);
+      }
     }
   }
 }
@@ -637,11 +677,18 @@ cudaError_t launch_div_scalar(float* x, int64_t ld, int32_t rows, int64_t cols, 
 
 cudaError_t launch_write_kv(const void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_heads,
                             int64_t num_kv_heads, int64_t head_dim, const int32_t* slots,
-                            void* k_cache, void* v_cache, cudaStream_t stream) {
+                            void* k_cache, void* v_cache, const KvCacheFormat& f,
+                            cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
-  write_kv_kernel<<<num_tokens, kRowThreads, 0, stream>>>(
-      static_cast<const bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, slots,
-      static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
+  if (f.fp8) {
+    write_kv_kernel<true><<<num_tokens, kRowThreads, 0, stream>>>(
+        static_cast<const bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, slots, k_cache,
+        v_cache, f.k_scale, f.v_scale);
+  } else {
+    write_kv_kernel<false><<<num_tokens, kRowThreads, 0, stream>>>(
+        static_cast<const bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, slots, k_cache,
+        v_cache, 1.0f, 1.0f);
+  }
   return cudaGetLastError();
 }
 
@@ -649,17 +696,17 @@ cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, 
                                  int64_t num_kv_heads, int64_t head_dim, const float* inv_freq,
                                  float attention_scaling, const int32_t* positions,
                                  const int32_t* slots, void* k_cache, void* v_cache,
-                                 cudaStream_t stream) {
+                                 const KvCacheFormat& f, cudaStream_t stream) {
   if (num_tokens <= 0) return cudaSuccess;
   if (head_dim % 16 != 0 || ld_qkv % 8 != 0 || !aligned16(qkv) || !aligned16(k_cache) ||
       !aligned16(v_cache)) {
     return cudaErrorInvalidValue;  // the caller runs rope and write_kv separately
   }
   const int64_t items = (num_heads + num_kv_heads) * (head_dim / 16) + num_kv_heads * head_dim / 8;
-  return launch_pdl(rope_write_kv_kernel, dim3(num_tokens), dim3(row_threads(items)), 0, stream,
+  return launch_pdl(f.fp8 ? rope_write_kv_kernel<true> : rope_write_kv_kernel<false>,
+                    dim3(num_tokens), dim3(row_threads(items)), 0, stream,
                     static_cast<bf16*>(qkv), ld_qkv, num_heads, num_kv_heads, head_dim, inv_freq,
-                    attention_scaling, positions, slots, static_cast<bf16*>(k_cache),
-                    static_cast<bf16*>(v_cache));
+                    attention_scaling, positions, slots, k_cache, v_cache, f.k_scale, f.v_scale);
 }
 
 cudaError_t launch_gather_rows(const void* x, int64_t x_stride_bytes, int64_t row_bytes,

@@ -63,11 +63,19 @@ cudaError_t launch_softcap(float* x, int64_t ld, int32_t rows, int64_t cols, flo
 cudaError_t launch_div_scalar(float* x, int64_t ld, int32_t rows, int64_t cols, float divisor,
                               cudaStream_t stream);
 
-// k_cache/v_cache [num_blocks, block_size, nkv, hd] (bf16): slot slots[t] gets the k and v parts
-// of row t of qkv. Negative slots are skipped.
+// A KV cache's element type: bf16, or (--kv-cache-dtype fp8) float8 e4m3 holding key / k_scale
+// and value / v_scale (per tensor; KvLayer's scales).
+struct KvCacheFormat {
+  bool fp8 = false;
+  float k_scale = 1.0f, v_scale = 1.0f;
+};
+
+// k_cache/v_cache [num_blocks, block_size, nkv, hd] (bf16 or fp8, `f`): slot slots[t] gets the k
+// and v parts of row t of qkv. Negative slots are skipped.
 cudaError_t launch_write_kv(const void* qkv, int64_t ld_qkv, int32_t num_tokens, int64_t num_heads,
                             int64_t num_kv_heads, int64_t head_dim, const int32_t* slots,
-                            void* k_cache, void* v_cache, cudaStream_t stream);
+                            void* k_cache, void* v_cache, const KvCacheFormat& f,
+                            cudaStream_t stream);
 
 // RoPE on the q and k heads of qkv (q rotated in place) fused with the KV-cache write (rotated k,
 // and v, to slot slots[t]; negative slots are skipped). The k part of qkv is left unrotated.
@@ -75,7 +83,7 @@ cudaError_t launch_rope_write_kv(void* qkv, int64_t ld_qkv, int32_t num_tokens, 
                                  int64_t num_kv_heads, int64_t head_dim, const float* inv_freq,
                                  float attention_scaling, const int32_t* positions,
                                  const int32_t* slots, void* k_cache, void* v_cache,
-                                 cudaStream_t stream);
+                                 const KvCacheFormat& f, cudaStream_t stream);
 
 // The per-step metadata the host uploads starts with a small header that kernels read on the
 // device, so that a CUDA graph captured for a batch size stays valid when these values change.
@@ -120,6 +128,9 @@ struct AttentionParams {
   float* partial_l = nullptr;
   // gpt-oss: fp32 [num_heads], one logit per head added to the softmax denominator; null: none.
   const float* sinks = nullptr;
+  // The cache's element type: an FP8 cache's keys are decoded to bf16 exactly (e4m3 fits) and
+  // k_scale folds into the score scale, v_scale into the output. Head dims 64, 128, 256 only.
+  KvCacheFormat kv;
 };
 constexpr int32_t kMaxAttentionHeadDim = 256;
 constexpr int32_t kMaxAttentionSplits = 32;

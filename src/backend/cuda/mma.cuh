@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <cmath>
 #include <cstdint>
@@ -22,6 +24,20 @@ __device__ __forceinline__ void bf16x8_to_float(const uint4& v, float* f) {
     f[2 * j] = t.x;
     f[2 * j + 1] = t.y;
   }
+}
+
+// Eight float8 e4m3 values (8 bytes) as eight bf16 (exact: every e4m3 value is a bf16 value).
+__device__ __forceinline__ uint4 e4m3x8_to_bf16x8(uint2 v) {
+  const __nv_fp8x2_storage_t* p = reinterpret_cast<const __nv_fp8x2_storage_t*>(&v);
+  uint4 out;
+  uint32_t* o = reinterpret_cast<uint32_t*>(&out);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float2 f = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(p[j], __NV_E4M3)));
+    const __nv_bfloat162 b = __floats2bfloat162_rn(f.x, f.y);
+    o[j] = *reinterpret_cast<const uint32_t*>(&b);
+  }
+  return out;
 }
 
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {

@@ -34,8 +34,9 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kBM = 16 * kWarps;  // query rows (tokens) per block
 constexpr float kLog2E = 1.4426950408889634f;
 
-// D: head_dim (64, 128 or 256). BN: keys per tile.
-template <int D, int BN>
+// D: head_dim (64, 128 or 256). BN: keys per tile. kFp8: the cache holds float8 e4m3 (key /
+// k_scale, value / v_scale; decoded into the bf16 tiles, the scales applied to scores and output).
+template <int D, int BN, bool kFp8>
 __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionParams p) {
   constexpr int kKStride = D + 8;  // bf16 per K / V row in shared memory (padding: no conflicts)
   constexpr int kNT = BN / 8;      // n-tiles of S
@@ -90,7 +91,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
 #pragma unroll
   for (int j = 0; j < kDT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
   SoftmaxRows sm;
-  const float sl2 = p.scale * kLog2E;
+  const float sl2 = p.scale * kLog2E * (kFp8 ? p.kv.k_scale : 1.0f);
   const int32_t stride = p.header[kHeaderBlockTableStride];
   const int32_t* table = p.block_tables + int64_t(seq) * stride;
   const int64_t row_elems = int64_t(p.num_kv_heads) * D;
@@ -111,8 +112,16 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
       const int32_t slot = s_slot[i];
       uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
       if (slot >= 0) {
-        kv = *reinterpret_cast<const uint4*>(kc + int64_t(slot) * row_elems + d8);
-        vv = *reinterpret_cast<const uint4*>(vc + int64_t(slot) * row_elems + d8);
+        if constexpr (kFp8) {  // the same element offsets, one byte each
+          const int64_t off = int64_t(slot) * row_elems + int64_t(h) * D + d8;
+          kv = e4m3x8_to_bf16x8(
+              *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(p.k_cache) + off));
+          vv = e4m3x8_to_bf16x8(
+              *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(p.v_cache) + off));
+        } else {
+          kv = *reinterpret_cast<const uint4*>(kc + int64_t(slot) * row_elems + d8);
+          vv = *reinterpret_cast<const uint4*>(vc + int64_t(slot) * row_elems + d8);
+        }
       }
       *reinterpret_cast<uint4*>(sk + i * kKStride + d8) = kv;
       *reinterpret_cast<uint4*>(sv + i * kKStride + d8) = vv;
@@ -168,8 +177,9 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
     if (sm.m_lo != -INFINITY) sm.l_lo += exp2f(s2 - sm.m_lo);
     if (sm.m_hi != -INFINITY) sm.l_hi += exp2f(s2 - sm.m_hi);
   }
-  const float inv_lo = sm.l_lo > 0.f ? 1.f / sm.l_lo : 0.f;
-  const float inv_hi = sm.l_hi > 0.f ? 1.f / sm.l_hi : 0.f;
+  const float vs = kFp8 ? p.kv.v_scale : 1.0f;
+  const float inv_lo = sm.l_lo > 0.f ? vs / sm.l_lo : 0.f;
+  const float inv_hi = sm.l_hi > 0.f ? vs / sm.l_hi : 0.f;
   bf16* out = static_cast<bf16*>(p.out) + int64_t(qh) * D;
 #pragma unroll
   for (int j = 0; j < kDT; ++j) {
@@ -188,7 +198,8 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionPa
 template <int D, int BN>
 cudaError_t launch_d(const AttentionParams& p, int32_t max_q_len, cudaStream_t stream) {
   const size_t smem = 2 * size_t(BN) * (D + 8) * sizeof(bf16);
-  auto kernel = prefill_attention_kernel<D, BN>;
+  auto kernel =
+      p.kv.fp8 ? prefill_attention_kernel<D, BN, true> : prefill_attention_kernel<D, BN, false>;
   if (smem > 48 * 1024) {
     const cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
