@@ -35,33 +35,18 @@ RunnerOptions options(bool fp8, bool eager) {
   return o;
 }
 
-// Logits of every row of one prompt (one forward: the prefill kernel reads the cache it wrote).
-std::vector<float> prompt_logits(ModelRunner& m, const std::vector<int32_t>& ids) {
-  const int32_t n = int32_t(ids.size());
-  ForwardBatch b;
-  SeqBatchInfo s;
-  s.q_start = 0;
-  s.q_len = n;
-  s.kv_len = n;
-  s.block_table_offset = 0;
-  s.num_blocks = (n + m.block_size() - 1) / m.block_size();
-  for (int32_t k = 0; k < s.num_blocks; ++k) b.block_tables.push_back(k);
-  for (int32_t i = 0; i < n; ++i) {
-    b.token_ids.push_back(ids[size_t(i)]);
-    b.positions.push_back(i);
-    b.logit_rows.push_back(i);
-  }
-  b.seqs.push_back(s);
-  std::vector<float> logits(size_t(n) * size_t(m.vocab_size()));
+// Logits of every row of a batch (a prompt in one forward: the prefill kernel reads the cache
+// it wrote).
+std::vector<float> logits_of(ModelRunner& m, const ForwardBatch& b) {
+  std::vector<float> logits(b.logit_rows.size() * size_t(m.vocab_size()));
   m.forward(b, logits.data());
   return logits;
 }
 
-std::vector<int32_t> some_prompt(int32_t n, int32_t vocab) {
-  std::vector<int32_t> ids = {0};
-  Rng rng(5);
-  while (int32_t(ids.size()) < n) ids.push_back(2 + int32_t(rng.next_u64() % uint64_t(vocab - 2)));
-  return ids;
+// One prompt of n random ids (blocks from a shuffled pool of 64).
+ForwardBatch prompt_batch(int32_t n, int32_t vocab, uint64_t seed) {
+  Rng rng(seed);
+  return test::make_batch({{0, n}}, 16, 64, rng, vocab);
 }
 
 class CudaFp8KvCache : public ::testing::Test {
@@ -76,16 +61,16 @@ TEST_F(CudaFp8KvCache, PrefillAndDecodeMatchTheCpuReference) {
   ModelRunner cpu(kDemo, options(true, true), make_cpu_backend(2));
   ModelRunner gpu(kDemo, options(true, false), make_cuda_backend(0));
   ModelRunner gpu_bf16(kDemo, options(false, false), make_cuda_backend(0));
-  const std::vector<int32_t> ids = some_prompt(150, cpu.vocab_size());
-  const std::vector<float> ref = prompt_logits(cpu, ids), got = prompt_logits(gpu, ids),
-                           bf = prompt_logits(gpu_bf16, ids);
+  const ForwardBatch b = prompt_batch(150, cpu.vocab_size(), 5);
+  const std::vector<float> ref = logits_of(cpu, b), got = logits_of(gpu, b),
+                           bf = logits_of(gpu_bf16, b);
   const double err = rel_err(got.data(), ref.data(), ref.size());
   const double err_bf16 = rel_err(bf.data(), ref.data(), ref.size());
   std::printf("[cuda-kv-fp8] prefill logits vs the CPU's fp8 cache: fp8 %.2e, bf16 cache %.2e\n",
               err, err_bf16);
   EXPECT_LT(err, 3e-2);
   // Greedy decoding (decode graphs, then eager): the CPU's tokens.
-  const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 40);
+  const std::vector<int32_t> prompt(b.token_ids.begin(), b.token_ids.begin() + 40);
   const std::vector<int32_t> want = greedy_generate(cpu, prompt, 24, 64);
   EXPECT_EQ(greedy_generate(gpu, prompt, 24, 64), want);
   ModelRunner eager(kDemo, options(true, true), make_cuda_backend(0));
@@ -115,16 +100,16 @@ TEST_F(CudaFp8KvCache, CheckpointScalesMatchTheCpuReference) {
   ModelRunner cpu(dir.string(), options(true, true), make_cpu_backend(2));
   ModelRunner gpu(dir.string(), options(true, false), make_cuda_backend(0));
   ModelRunner plain(kDemo, options(true, true), make_cpu_backend(2));
-  const std::vector<int32_t> ids = some_prompt(90, cpu.vocab_size());
-  const std::vector<float> ref = prompt_logits(cpu, ids), got = prompt_logits(gpu, ids),
-                           unscaled = prompt_logits(plain, ids);
+  const ForwardBatch b = prompt_batch(90, cpu.vocab_size(), 6);
+  const std::vector<float> ref = logits_of(cpu, b), got = logits_of(gpu, b),
+                           unscaled = logits_of(plain, b);
   const double err = rel_err(got.data(), ref.data(), ref.size());
   std::printf(
       "[cuda-kv-fp8] scaled cache (k 0.5, v 0.03): %.2e vs the CPU; scale 1 differs by "
       "%.2e\n",
       err, rel_err(unscaled.data(), ref.data(), ref.size()));
   EXPECT_LT(err, 3e-2);
-  const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 30);
+  const std::vector<int32_t> prompt(b.token_ids.begin(), b.token_ids.begin() + 30);
   EXPECT_EQ(greedy_generate(gpu, prompt, 16, 64), greedy_generate(cpu, prompt, 16, 64));
   fs::remove_all(dir);
 }
