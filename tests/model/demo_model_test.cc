@@ -76,6 +76,31 @@ double line_nll(ModelRunner& m, const std::vector<int32_t>& ids) {
   return nll;
 }
 
+// The first n held-out lines as the training script tokenised them: <|begin_of_text|>, then the
+// line without specials, cut at 1024 ids.
+std::vector<std::vector<int32_t>> heldout_lines(size_t n) {
+  const Tokenizer tok = Tokenizer::from_dir(kDemo);
+  std::ifstream in(kDemo + "/heldout.txt");
+  std::vector<std::vector<int32_t>> lines;
+  for (std::string line; lines.size() < n && std::getline(in, line);) {
+    std::vector<int32_t> ids = {0};
+    for (int32_t id : tok.encode(line, /*add_special_tokens=*/false)) ids.push_back(id);
+    if (ids.size() > 1024) ids.resize(1024);
+    lines.push_back(ids);
+  }
+  return lines;
+}
+
+double perplexity(ModelRunner& m, const std::vector<std::vector<int32_t>>& lines) {
+  double nll = 0;
+  int64_t tokens = 0;
+  for (const auto& l : lines) {
+    nll += line_nll(m, l);
+    tokens += int64_t(l.size()) - 1;
+  }
+  return std::exp(nll / double(tokens));
+}
+
 TEST(DemoModel, GreedyContinuationMatchesTransformers) {
   const auto s = summary();
   const auto& g = s["greedy"];
@@ -96,15 +121,7 @@ TEST(DemoModel, HeldOutPerplexityMatchesTheTrainingScript) {
   const auto s = summary();
   const auto& f = s["eval"]["first64"];
   const auto want_lines = f["per_line_nll"].get<std::vector<double>>();
-  const Tokenizer tok = Tokenizer::from_dir(kDemo);
-  std::ifstream in(kDemo + "/heldout.txt");
-  std::vector<std::vector<int32_t>> lines;
-  for (std::string line; lines.size() < want_lines.size() && std::getline(in, line);) {
-    std::vector<int32_t> ids = {0};  // <|begin_of_text|>, then the line without specials
-    for (int32_t id : tok.encode(line, /*add_special_tokens=*/false)) ids.push_back(id);
-    if (ids.size() > 1024) ids.resize(1024);
-    lines.push_back(ids);
-  }
+  const auto lines = heldout_lines(want_lines.size());
   ASSERT_EQ(lines.size(), want_lines.size());
   auto trained = load(false);
   auto random = load(true);
@@ -131,55 +148,16 @@ TEST(DemoModel, HeldOutPerplexityMatchesTheTrainingScript) {
 // --quantization fp8 (weights rounded to FP8 per output channel; the CPU computes the rest in
 // fp32) costs at most 3% of perplexity on the held-out text (issue 13's bound).
 TEST(DemoModel, Fp8WeightsKeepPerplexityWithinThreePercent) {
-  const Tokenizer tok = Tokenizer::from_dir(kDemo);
-  std::ifstream in(kDemo + "/heldout.txt");
-  std::vector<std::vector<int32_t>> lines;
-  for (std::string line; lines.size() < 64 && std::getline(in, line);) {
-    std::vector<int32_t> ids = {0};
-    for (int32_t id : tok.encode(line, /*add_special_tokens=*/false)) ids.push_back(id);
-    if (ids.size() > 1024) ids.resize(1024);
-    lines.push_back(ids);
-  }
+  const auto lines = heldout_lines(64);
   auto bf16 = load(false);
   auto fp8 = load(false, "fp8");
-  double a = 0, b = 0;
-  int64_t tokens = 0;
-  for (const auto& l : lines) {
-    a += line_nll(*bf16, l);
-    b += line_nll(*fp8, l);
-    tokens += int64_t(l.size()) - 1;
-  }
-  const double ppl = std::exp(a / double(tokens)), ppl8 = std::exp(b / double(tokens));
+  const double ppl = perplexity(*bf16, lines), ppl8 = perplexity(*fp8, lines);
   std::printf(
       "[demo] held-out perplexity, first %zu lines: bf16 weights %.3f, fp8 weights %.3f "
       "(ratio %.4f)\n",
       lines.size(), ppl, ppl8, ppl8 / ppl);
   EXPECT_NE(ppl8, ppl);
   EXPECT_LE(ppl8 / ppl, 1.03);
-}
-
-// The first n held-out lines as the training script tokenised them.
-std::vector<std::vector<int32_t>> heldout_lines(size_t n) {
-  const Tokenizer tok = Tokenizer::from_dir(kDemo);
-  std::ifstream in(kDemo + "/heldout.txt");
-  std::vector<std::vector<int32_t>> lines;
-  for (std::string line; lines.size() < n && std::getline(in, line);) {
-    std::vector<int32_t> ids = {0};
-    for (int32_t id : tok.encode(line, /*add_special_tokens=*/false)) ids.push_back(id);
-    if (ids.size() > 1024) ids.resize(1024);
-    lines.push_back(ids);
-  }
-  return lines;
-}
-
-double perplexity(ModelRunner& m, const std::vector<std::vector<int32_t>>& lines) {
-  double nll = 0;
-  int64_t tokens = 0;
-  for (const auto& l : lines) {
-    nll += line_nll(m, l);
-    tokens += int64_t(l.size()) - 1;
-  }
-  return std::exp(nll / double(tokens));
 }
 
 // --kv-cache-dtype fp8 (keys and values rounded to e4m3 as they are written; every attention

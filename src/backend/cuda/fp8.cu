@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kGemvRowsPerBlock * 32)
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
     if (int64_t(lane) * kElems < k)
-      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(wrow[r] + int64_t(lane) * kElems * kBytes));
+      prefetch_l2(wrow[r] + int64_t(lane) * kElems * kBytes);
   pdl_wait();
   pdl_launch_dependents();
   for (int64_t base = int64_t(lane) * kElems; base < k; base += kChunks * 32 * kElems) {
@@ -231,8 +231,8 @@ __global__ void __launch_bounds__(kTcWarps * 32)
   for (int u = 0; u < kTcUnroll; ++u) {
     const int64_t kb = warp + int64_t(u) * kTcWarps, k0 = kb * 64 + 16 * c;
     if (kb < kblocks && k0 < k) {
-      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(w_lo + k0));
-      asm volatile("prefetch.global.L2 [%0];\n" ::"l"(w_hi + k0));
+      prefetch_l2(w_lo + k0);
+      prefetch_l2(w_hi + k0);
     }
   }
   pdl_wait();
@@ -396,21 +396,22 @@ cudaError_t launch_bf16_gemv(const void* x, int64_t ld_x, int32_t num_tokens, co
   return cudaGetLastError();
 }
 
-int g_bf16_gemv_max_tokens = -1;  // -1: not read yet
+namespace {
+int g_bf16_gemv_max_tokens = -1;  // -1: INFERD_CUDA_BF16_GEMV not read yet
+}  // namespace
 
 int bf16_gemv_max_tokens() {
   if (g_bf16_gemv_max_tokens < 0) {
     const char* env = std::getenv("INFERD_CUDA_BF16_GEMV");
-    g_bf16_gemv_max_tokens = env != nullptr && *env != 0 ? std::atoi(env) : kBf16GemvDefaultMaxTokens;
-    if (g_bf16_gemv_max_tokens < 0) g_bf16_gemv_max_tokens = 0;
-    if (g_bf16_gemv_max_tokens > kFp8GemvMaxTokens) g_bf16_gemv_max_tokens = kFp8GemvMaxTokens;
+    const int want = env != nullptr && *env != 0 ? std::atoi(env) : kBf16GemvDefaultMaxTokens;
+    g_bf16_gemv_max_tokens = std::clamp(want, 0, kFp8GemvMaxTokens);
   }
   return g_bf16_gemv_max_tokens;
 }
 
 int set_bf16_gemv_max_tokens(int max_tokens) {
   const int before = bf16_gemv_max_tokens();
-  g_bf16_gemv_max_tokens = max_tokens < 0 ? 0 : std::min(max_tokens, kFp8GemvMaxTokens);
+  g_bf16_gemv_max_tokens = std::clamp(max_tokens, 0, kFp8GemvMaxTokens);
   return before;
 }
 

@@ -27,6 +27,11 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
+// Brings the line at p into L2 (what a kernel may read before pdl_wait(): weights).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
+
 // Whether launch_pdl sets the attribute: the device is sm_90 or newer and INFERD_CUDA_PDL is not
 // "0" (read once; kernels.cu).
 bool pdl_enabled();

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "model/loader/safetensors.h"
+#include "model/quant/fp8_weights.h"
 
 namespace inferd {
 
@@ -17,16 +18,11 @@ float find_scale(const SafetensorsIndex& st, int64_t layer, const char* which) {
   for (const std::string& name :
        {attn + w + "_scale", attn + w + "_proj." + w + "_scale", attn + "kv_scale"}) {
     if (!st.contains(name)) continue;
-    const Tensor t = st.get_float(name);
-    float s = 0.0f;
-    if (t.numel() == 1) {
-      if (t.dtype() == DType::kF32) s = t.data_as<float>()[0];
-      if (t.dtype() == DType::kBF16) s = bf16_to_f32(t.data_as<uint16_t>()[0]);
-      if (t.dtype() == DType::kF16) s = f16_to_f32(t.data_as<uint16_t>()[0]);
-    }
-    if (t.numel() != 1 || !(s > 0) || !std::isfinite(s))
+    const std::vector<float> v = float_values(st.get_float(name));
+    const float s = v.size() == 1 ? v[0] : 0.0f;
+    if (v.size() != 1 || !(s > 0) || !std::isfinite(s))
       fail("tensor '{}' must hold one positive finite value (an FP8 KV cache scale), got {} values",
-           name, t.numel());
+           name, v.size());
     return s;
   }
   return -1.0f;

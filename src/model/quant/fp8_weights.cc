@@ -8,9 +8,6 @@
 
 namespace inferd {
 
-namespace {
-
-// A scale tensor of any float dtype as fp32 values.
 std::vector<float> float_values(const Tensor& t) {
   std::vector<float> v(size_t(t.numel()));
   for (int64_t i = 0; i < t.numel(); ++i) {
@@ -30,6 +27,8 @@ std::vector<float> float_values(const Tensor& t) {
   }
   return v;
 }
+
+namespace {
 
 float float_at(const Tensor& t, int64_t i) {
   switch (t.dtype()) {

@@ -16,6 +16,9 @@ namespace inferd {
 
 class ModelLoader;
 
+// A scale tensor of any float dtype (f32, bf16, f16) as fp32 values; throws Error otherwise.
+std::vector<float> float_values(const Tensor& t);
+
 // One [out, in] weight in FP8 with its scales: w[n, k] ~= f8(q[n, k]) * scale(n, k), where
 // scale(n, k) is channel_scale[n] (per channel; a per-tensor scale is repeated) or
 // block_scale[n / block_n][k / block_k] (blocks).
